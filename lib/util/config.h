@@ -1,0 +1,102 @@
+/*
+ * The node's config file (INI, one per node; see conf/raftd.conf.example and
+ * raftd.conf(5)). rd_config_load parses and validates it without touching
+ * the data directory: unknown sections or keys, bad values, duplicates and
+ * missing required keys are errors whose message names file, line and key.
+ */
+#ifndef RD_UTIL_CONFIG_H
+#define RD_UTIL_CONFIG_H
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "util/log.h"
+
+#define RD_CONFIG_MAX_PEERS 64
+#define RD_CONFIG_ADDR_LEN 128
+
+/* A "host:port" or "[v6]:port" address, resolved at load time. */
+struct rd_addr {
+	char text[RD_CONFIG_ADDR_LEN];
+	struct sockaddr_storage sa;
+	socklen_t salen;
+};
+
+struct rd_config_peer {
+	uint64_t id;
+	struct rd_addr addr;
+};
+
+enum rd_tls_mode { RD_TLS_MUTUAL = 0, RD_TLS_INSECURE = 1 };
+
+struct rd_config {
+	char path[PATH_MAX];
+
+	/* [node] */
+	uint64_t node_id;
+	char data_dir[PATH_MAX];
+
+	/* [cluster] */
+	struct rd_addr listen;
+	struct rd_config_peer peers[RD_CONFIG_MAX_PEERS];
+	unsigned n_peers;
+	bool has_join;
+	struct rd_addr join;
+	unsigned data_groups;
+	unsigned replication_factor;
+
+	/* [raft] */
+	unsigned tick_ms;
+	unsigned election_ticks;
+	unsigned heartbeat_ticks;
+	unsigned max_inflight_msgs;
+	uint64_t max_msg_bytes;
+	uint64_t snapshot_entries;
+
+	/* [transport] */
+	uint64_t max_frame_bytes;
+	unsigned idle_timeout_ms;
+	unsigned keepalive_ms;
+	unsigned handshake_timeout_ms;
+
+	/* [tls] */
+	enum rd_tls_mode tls_mode;
+	char tls_ca[PATH_MAX];
+	char tls_cert[PATH_MAX];
+	char tls_key[PATH_MAX];
+
+	/* [control] */
+	char socket_path[108]; /* sizeof sun_path */
+	mode_t socket_mode;
+	unsigned request_timeout_ms;
+
+	/* [admin] */
+	bool admin_enabled;
+	struct rd_addr admin_listen;
+
+	/* [log] */
+	enum rd_log_level log_level;
+};
+
+/* Fill `c` with the defaults of every optional key. */
+void rd_config_defaults(struct rd_config *c);
+
+/* Load and validate `path` into `c`. Returns 0, or RD_ECONFIG / RD_EIO with a
+ * message "FILE:LINE: [section] key: what is wrong" in `msg`. */
+int rd_config_load(struct rd_config *c, const char *path, char *msg);
+
+/* Same, from a string (for tests); `name` stands for the file in messages. */
+int rd_config_load_string(struct rd_config *c, const char *name, const char *text,
+			  char *msg);
+
+/* Parse "host:port" / "[v6]:port" into `out`. Returns 0 or RD_EINVAL. */
+int rd_addr_parse(struct rd_addr *out, const char *text, char *msg);
+
+/* The peer with `id`, or NULL. */
+const struct rd_config_peer *rd_config_peer(const struct rd_config *c, uint64_t id);
+
+#endif
