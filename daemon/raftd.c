@@ -4,6 +4,7 @@
  * Everything else lives in libraftd (lib/multiraft/node.h).
  */
 #include <event2/event.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
