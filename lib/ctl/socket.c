@@ -240,8 +240,13 @@ void rd_ctl_server_free(struct rd_ctl_server *s)
 	if (s == NULL)
 		return;
 	rd_ctl_server_stop_accepting(s);
-	while (s->conns != NULL)
+	while (s->conns != NULL) {
+		/* Best effort: hand replies already queued (the answer to
+		 * `raftctl shutdown`) to the kernel before closing. */
+		struct bufferevent *bev = s->conns->bev;
+		evbuffer_write(bufferevent_get_output(bev), bufferevent_getfd(bev));
 		conn_close(s->conns);
+	}
 	free(s);
 }
 

@@ -94,14 +94,16 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 	snprintf(cmd, sizeof cmd, "%s %s/certs %u >/dev/null 2>&1",
 		 rd_h_src_path("conf/raftd-certs"), c->dir, n);
 	cr_assert_eq(system(cmd), 0, "conf/raftd-certs failed");
+	char dir[sizeof c->dir];
+	memcpy(dir, c->dir, sizeof dir);
 	for (unsigned i = 1; i <= n; i++) {
 		struct rd_h_node *nd = &c->nodes[i - 1];
 		nd->id = i;
 		nd->quic_port = rd_h_free_port(true);
 		nd->admin_port = rd_h_free_port(false);
-		snprintf(nd->conf, sizeof nd->conf, "%s/node%u.conf", c->dir, i);
-		snprintf(nd->sock, sizeof nd->sock, "%s/node%u.sock", c->dir, i);
-		snprintf(nd->log, sizeof nd->log, "%s/node%u.log", c->dir, i);
+		snprintf(nd->conf, sizeof nd->conf, "%s/node%u.conf", dir, i);
+		snprintf(nd->sock, sizeof nd->sock, "%s/node%u.sock", dir, i);
+		snprintf(nd->log, sizeof nd->log, "%s/node%u.log", dir, i);
 		size_t l = strlen(peers);
 		snprintf(peers + l, sizeof peers - l, "%s%u@127.0.0.1:%d", i > 1 ? ", " : "", i,
 			 nd->quic_port);
