@@ -63,6 +63,10 @@ STAMP="$DEPS/stamp"
 want="wolfssl[$(echo $WOLFSSL_OPTS)] ngtcp2[$(echo $NGTCP2_OPTS)] arch=$ARCH"
 if [ -f "$STAMP" ] && [ "$(sed -n 2p "$STAMP")" = "$want" ] &&
 	[ -f "$DEPS/lib/libwolfssl.a" ] && [ -f "$DEPS/lib/libngtcp2.a" ]; then
+	# Up to date: refresh the stamp's time so that make, which reran this
+	# script because it is newer than the stamp, does not rerun it (and
+	# regenerate the protobuf code) on every build.
+	touch "$STAMP"
 	exit 0
 fi
 
