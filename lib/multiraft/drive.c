@@ -235,6 +235,7 @@ void rd_drive_iteration(struct rd_node *n)
 	n->loop.iterations++;
 	n->loop.pending_groups = n_active;
 	n->loop.last_iter_ns = rd_node_now_ns() - t0;
+	rd_metrics_hist_observe(&n->loop.iter_hist, (double)n->loop.last_iter_ns / 1e9);
 	if (n->loop.last_iter_ns > n->loop.max_iter_ns)
 		n->loop.max_iter_ns = n->loop.last_iter_ns;
 }

@@ -34,8 +34,10 @@ uint64_t rd_node_now_ns(void)
 
 void rd_node_wake(struct rd_node *n)
 {
-	if (!event_pending(n->drain_ev, EV_ACTIVE, NULL))
+	if (!n->wake_pending) {
+		n->wake_pending = true;
 		event_active(n->drain_ev, 0, 0);
+	}
 }
 
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id)
@@ -45,8 +47,10 @@ struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id)
 
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
+	struct rd_node *n = arg;
 	(void)fd, (void)what;
-	rd_drive_iteration(arg);
+	n->wake_pending = false;
+	rd_drive_iteration(n);
 }
 
 void rd_node_check_ready(struct rd_node *n)
@@ -128,6 +132,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	n->loop.ticks++;
 	n->loop.last_tick_done_ns = rd_node_now_ns();
 	n->loop.last_tick_ns = n->loop.last_tick_done_ns - t0;
+	rd_metrics_hist_observe(&n->loop.tick_hist, (double)n->loop.last_tick_ns / 1e9);
 	if (n->loop.last_tick_ns > n->loop.max_tick_ns)
 		n->loop.max_tick_ns = n->loop.last_tick_ns;
 }
@@ -276,6 +281,10 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct r
 	n->cfg = *cfg;
 	n->base = base;
 	n->started_ns = rd_node_now_ns();
+	rd_metrics_hist_init(&n->loop.iter_hist, rd_metrics_latency_buckets,
+			     rd_metrics_latency_buckets_n);
+	rd_metrics_hist_init(&n->loop.tick_hist, rd_metrics_latency_buckets,
+			     rd_metrics_latency_buckets_n);
 	n->seed = (uint64_t)time(NULL) ^ (cfg->node_id << 32) ^ (uint64_t)getpid();
 	for (unsigned i = 0; i < cfg->n_peers && i < RD_NODE_MAX_MEMBERS; i++) {
 		n->members[i].id = cfg->peers[i].id;

@@ -19,6 +19,7 @@
 #include "multiraft/routing.h"
 #include "raft/raft.h"
 #include "storage/storage.h"
+#include "ctl/metrics.h"
 #include "util/config.h"
 
 struct event;
@@ -94,6 +95,8 @@ struct rd_group {
 	struct rd_waitq props;   /* PROPOSE and APPLIED, ascending index */
 	struct rd_waitq reads;   /* READ, ascending ctx */
 	uint64_t next_ctx;
+	uint64_t proposals; /* appended here as leader */
+	uint64_t forwarded; /* forwarded to the leader from here */
 	struct rd_kv_result *results; /* apply results of the current update */
 	size_t results_cap;
 };
@@ -116,7 +119,8 @@ struct rd_loop_stats {
 	uint64_t proposals;
 	uint64_t forwarded;
 	uint64_t malformed_client;
-	uint64_t fatal;
+	struct rd_metric_hist iter_hist;
+	struct rd_metric_hist tick_hist;
 };
 
 struct rd_node {
@@ -142,6 +146,7 @@ struct rd_node {
 	struct rd_waitq forwards; /* FORWARD */
 	struct rd_waitq ready_waiters;
 
+	bool wake_pending;
 	bool ready;
 	bool ready_target_set;
 	uint64_t ready_target; /* group 0 commit seen when its leader became known */
@@ -221,5 +226,13 @@ void rd_peers_forward(struct rd_node *n, struct rd_waiter *w, uint64_t to);
 void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to);
 void rd_peers_reload(struct rd_node *n, const struct rd_config *cfg);
 bool rd_peers_connected(const struct rd_node *n, uint64_t id, uint64_t *rtt_us);
+/* Per-peer figures for /metrics (all zero for an unknown peer). */
+struct rd_peer_figures {
+	bool connected;
+	uint64_t msgs_out, msgs_in, bytes_out, bytes_in, rtt_us, lost, reconnects;
+};
+void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
+uint64_t rd_peers_unknown_group(const struct rd_node *n);
+uint64_t rd_peers_malformed(const struct rd_node *n);
 
 #endif

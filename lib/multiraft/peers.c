@@ -839,3 +839,34 @@ bool rd_peers_connected(const struct rd_node *n, uint64_t id, uint64_t *rtt_us)
 	*rtt_us = st.rtt_us;
 	return st.connected;
 }
+
+void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f)
+{
+	struct rd_transport_peer_stats st;
+	memset(f, 0, sizeof *f);
+	if (n->peers == NULL || n->peers->t == NULL ||
+	    rd_transport_peer_stats(n->peers->t, id, &st) != 0)
+		return;
+	f->connected = st.connected;
+	f->msgs_out = st.raft_msgs_out;
+	f->msgs_in = st.raft_msgs_in;
+	f->bytes_out = st.bytes_out;
+	f->bytes_in = st.bytes_in;
+	f->rtt_us = st.rtt_us;
+	f->lost = st.lost_packets;
+	f->reconnects = st.reconnects;
+}
+
+uint64_t rd_peers_unknown_group(const struct rd_node *n)
+{
+	return n->peers != NULL ? n->peers->unknown_group : 0;
+}
+
+uint64_t rd_peers_malformed(const struct rd_node *n)
+{
+	struct rd_transport_stats st;
+	if (n->peers == NULL || n->peers->t == NULL)
+		return 0;
+	rd_transport_stats(n->peers->t, &st);
+	return st.malformed;
+}

@@ -139,6 +139,7 @@ static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waite
 	switch (rv) {
 	case 0:
 		n->loop.proposals++;
+		g->proposals++;
 		w->kind = RD_WAIT_PROPOSE;
 		w->index = index;
 		w->term = rd_raft_term(g->raft);
@@ -222,6 +223,8 @@ static void try_forward(struct rd_node *n, struct rd_waiter *w)
 	w->in_flight = true;
 	rd_waitq_push(&n->forwards, w);
 	n->loop.forwarded++;
+	if (rd_node_group(n, w->group) != NULL)
+		rd_node_group(n, w->group)->forwarded++;
 	rd_peers_forward(n, w, to);
 }
 
