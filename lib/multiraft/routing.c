@@ -160,14 +160,3 @@ corrupt:
 	rd_routing_free(r);
 	return rd_errorf(msg, RD_ECORRUPT, "routing table: bad group placement");
 }
-
-uint32_t rd_key_vshard(const void *key, size_t len)
-{
-	const uint8_t *k = key;
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= k[i];
-		h *= 0x100000001b3ull;
-	}
-	return (uint32_t)(h % RD_VSHARDS);
-}

@@ -3,6 +3,8 @@
  * which nodes hold a replica of each group. Group 0 (metadata) is not in it:
  * it lives on every voting node of the topology.
  *
+ * Keys map to vShards with rd_kv_vshard (storage/kv.h: FNV-1a 64 mod 1024).
+ *
  * Bootstrap placement is deterministic, so that every initial node computes
  * the same table from the same config without talking to the others:
  *   - vShard v belongs to group 1 + v * G / 1024 (contiguous, uniform ranges);
@@ -65,9 +67,5 @@ int rd_routing_encode(const struct rd_routing *r, uint8_t **out, size_t *len);
 /* Decode what rd_routing_encode wrote. RD_ECORRUPT on anything malformed
  * (short, unknown format, group numbers out of range). */
 int rd_routing_decode(struct rd_routing *r, const uint8_t *buf, size_t len, char *msg);
-
-/* The vShard of a key: FNV-1a 64-bit over the key bytes (offset basis
- * 0xcbf29ce484222325, prime 0x100000001b3), modulo 1024. */
-uint32_t rd_key_vshard(const void *key, size_t len);
 
 #endif

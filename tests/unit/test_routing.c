@@ -77,10 +77,3 @@ Test(routing, encode_decode_round_trip_and_corruption)
 	free(buf);
 	rd_routing_free(&r);
 }
-
-Test(routing, key_hash_is_fnv1a_mod_1024)
-{
-	/* FNV-1a 64 of "" is the offset basis; of "a" is 0xaf63dc4c8601ec8c. */
-	cr_assert_eq(rd_key_vshard("", 0), 0xcbf29ce484222325ull % 1024);
-	cr_assert_eq(rd_key_vshard("a", 1), 0xaf63dc4c8601ec8cull % 1024);
-}
