@@ -106,8 +106,6 @@ static void resolve_applied(struct rd_group *g)
 
 		while ((w = g->props.head) != NULL && w->index <= e->index) {
 			struct rd_result r = {.group = g->id, .index = w->index};
-			if (w->kind == RD_WAIT_APPLIED && w->index < e->index)
-				break; /* resolved once applied reaches it, below */
 			g->props.head = w->next;
 			if (g->props.head == NULL)
 				g->props.tail = NULL;
