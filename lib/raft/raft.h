@@ -138,9 +138,14 @@ struct rd_raft_config {
 	uint64_t seed; /* randomized election timeout */
 	/* Restored durable state (all zero for a brand-new group). */
 	struct rd_hard_state hard_state;
-	/* Membership. Ignored when snapshot.index > 0 or entries hold conf
-	 * changes: the latest of snapshot.conf and the log's conf entries wins
-	 * (thesis §4.1). For a new group: the initial voters. */
+	/* Bootstrap membership, used only by a brand-new founding node (no
+	 * hard state, snapshot or entries): the core then writes one committed
+	 * add-voter entry of term 1 per voter, in this order, at indexes 1..n
+	 * (every founding node must be given the same list), and hands them out
+	 * in the first update like any entries. A node that joins an existing
+	 * group starts with n_voters = 0 and learns the membership from the
+	 * leader. On restart membership comes from snapshot.conf and the log's
+	 * conf entries (the latest wins, thesis §4.1). */
 	struct rd_conf_state conf;
 	struct rd_snapshot_meta snapshot; /* compaction point (index 0 = none) */
 	const struct rd_entry *entries;   /* snapshot.index+1 .. , copied */
