@@ -27,16 +27,21 @@ int main(int argc, char **argv)
 	}
 	if (one)
 		seeds = 1;
-	uint64_t bad = 0;
+	uint64_t bad = 0, st[RC_SIM_NSTATS] = {0};
 	for (uint64_t s = first; s < first + seeds; s++) {
 		char why[512] = "";
-		if (rc_sim_run(s, verbose, why, sizeof(why)) != 0) {
+		if (rc_sim_run(s, verbose, why, sizeof(why), st) != 0) {
 			bad++;
 			printf("seed %llu FAILED: %s\n  replay: %s --seed %llu -v\n",
 			       (unsigned long long)s, why, argv[0], (unsigned long long)s);
 			fflush(stdout);
 		}
 	}
+	printf("coverage: applied=%llu elections=%llu snapshot_installs=%llu reads=%llu "
+	       "crashes=%llu lost_updates=%llu conf_changes=%llu transfers=%llu compactions=%llu\n",
+	       (unsigned long long)st[0], (unsigned long long)st[1], (unsigned long long)st[2],
+	       (unsigned long long)st[3], (unsigned long long)st[4], (unsigned long long)st[5],
+	       (unsigned long long)st[6], (unsigned long long)st[7], (unsigned long long)st[8]);
 	printf("simulation: %llu seeds, %llu violations\n", (unsigned long long)seeds,
 	       (unsigned long long)bad);
 	return bad ? 1 : 0;

@@ -181,6 +181,8 @@ void rc_crash(struct rc_cluster *c, uint64_t id)
 	rd_raft_free(nd->r);
 	nd->r = NULL;
 	nd->up = false;
+	c->st_crashes++;
+	c->st_lost_updates += nd->holding;
 	nd->holding = false;
 }
 
@@ -401,6 +403,7 @@ static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct r
 			 (unsigned long long)rd_raft_last_index(nd->r),
 			 (unsigned long long)rd_raft_persisted_index(nd->r));
 	if (u->has_snapshot) {
+		c->st_snap_installs++;
 		for (size_t i = 0; i < d->n; i++)
 			free(d->ents[i].e.data);
 		d->n = 0;
@@ -430,6 +433,7 @@ static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct r
 		apply_entry(c, nd, &u->committed[i]);
 	for (size_t i = 0; i < u->n_reads; i++) {
 		const struct rd_read_state *rs = &u->reads[i];
+		c->st_reads++;
 		if (rs->index > nd->sm_index)
 			rc_violation(c, "read %llu served before apply", (unsigned long long)rs->ctx);
 		if (c->out) {
@@ -541,6 +545,7 @@ void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index)
 	memmove(d->ents, d->ents + drop, (d->n - drop) * sizeof(*d->ents));
 	d->n -= drop;
 	d->snap = meta;
+	c->st_compactions++;
 	d->snap_ph = ph;
 	d->snap_sm = nd->sm_hash;
 }
@@ -602,6 +607,7 @@ void rc_check(struct rc_cluster *c)
 		uint64_t last = rd_raft_last_index(r);
 		if (c->leader_of[term] == 0) {
 			c->leader_of[term] = id;
+			c->st_elections++;
 			/* Leader completeness: a new leader holds every committed
 			 * entry (§5.4). */
 			for (uint64_t i = c->max_commit; i >= first && i > 0; i--) {

@@ -86,6 +86,9 @@ struct rc_cluster {
 	FILE *out;    /* scenario transcript; NULL = quiet */
 	bool verbose; /* print delivered messages */
 	uint64_t applied_total;
+	/* coverage counters (reported by the simulation) */
+	uint64_t st_elections, st_snap_installs, st_reads, st_crashes, st_lost_updates;
+	uint64_t st_conf_changes, st_transfers, st_compactions;
 };
 
 void rc_init(struct rc_cluster *c, uint64_t seed);
@@ -116,8 +119,11 @@ void rc_print(struct rc_cluster *c, const char *fmt, ...) __attribute__((format(
 /* Scenario runner: run script text, write the transcript into out. */
 int rc_scenario_run(const char *script, FILE *out, char *err, size_t errlen);
 
-/* Randomized simulation of one seed; returns violations (0 = pass).
- * sanitize_short shortens the run. `why` gets the first violation. */
-uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen);
+/* Randomized simulation of one seed; returns violations (0 = pass). `why`
+ * gets the first violation; `stats` (RC_SIM_NSTATS counters, may be NULL)
+ * accumulates coverage figures: applied, elections, snapshot installs,
+ * reads, crashes, lost updates, conf changes, transfers, compactions. */
+#define RC_SIM_NSTATS 9
+uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint64_t *stats);
 
 #endif

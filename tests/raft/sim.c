@@ -14,7 +14,7 @@
 #include "cluster.h"
 #include "util/err.h"
 
-#define CHAOS_TICKS 300
+#define CHAOS_TICKS 500
 #define LIVE_BOUND_ELECTIONS 30
 
 static uint64_t pick(struct rc_cluster *c, uint64_t n)
@@ -97,7 +97,7 @@ static void leader_actions(struct sim *s, uint64_t lead)
 		rd_raft_read_index(r, ++s->props);
 	if (chance(c, 5)) {
 		uint64_t to = 1 + pick(c, s->n + 1);
-		rd_raft_transfer_leader(r, to);
+		c->st_transfers += rd_raft_transfer_leader(r, to) == 0 && to != lead;
 	}
 	if (chance(c, 10) && s->rm_node == 0) {
 		const struct rd_conf_state *cs = rd_raft_conf(r);
@@ -121,8 +121,9 @@ static void leader_actions(struct sim *s, uint64_t lead)
 		} else {
 			return;
 		}
-		if (rd_raft_propose_conf_change(r, t, node, NULL, 0, &idx) == 0 &&
-		    t == RD_CC_REMOVE) {
+		int rc = rd_raft_propose_conf_change(r, t, node, NULL, 0, &idx);
+		c->st_conf_changes += rc == 0;
+		if (rc == 0 && t == RD_CC_REMOVE) {
 			s->rm_node = node;
 			s->rm_index = idx;
 			s->rm_term = rd_raft_term(r);
@@ -161,6 +162,13 @@ static void chaos_tick(struct sim *s)
 	uint64_t lead = rc_leader(c);
 	if (lead)
 		leader_actions(s, lead);
+	if (chance(c, 10)) {
+		/* Crash a node after it sent what may leave early but before
+		 * its write was durable: the update's writes are lost. */
+		uint64_t id = lead && chance(c, 500) ? lead : 1 + pick(c, nn);
+		if (rc_process_early(c, id))
+			rc_crash(c, id);
+	}
 	for (uint64_t id = 1; id <= nn; id++) {
 		if (c->nodes[id].up && chance(c, 5))
 			rd_raft_read_index(c->nodes[id].r, ++s->props);
@@ -171,7 +179,7 @@ static void chaos_tick(struct sim *s)
 	retire_removed(s);
 }
 
-uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen)
+uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint64_t *stats)
 {
 	struct sim *s = calloc(1, sizeof(*s));
 	struct rc_cluster *c = &s->c;
@@ -239,6 +247,17 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen)
 		rc_violation(c, "liveness: no commit within %llu ticks after healing",
 			     (unsigned long long)bound);
 	uint64_t v = c->violations;
+	if (stats != NULL) {
+		stats[0] += c->applied_total;
+		stats[1] += c->st_elections;
+		stats[2] += c->st_snap_installs;
+		stats[3] += c->st_reads;
+		stats[4] += c->st_crashes;
+		stats[5] += c->st_lost_updates;
+		stats[6] += c->st_conf_changes;
+		stats[7] += c->st_transfers;
+		stats[8] += c->st_compactions;
+	}
 	if (v && why)
 		snprintf(why, whylen, "%s", c->violation);
 	if (verbose)

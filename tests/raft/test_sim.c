@@ -32,7 +32,7 @@ static void run_slice(int slice)
 	uint64_t bad = 0;
 	for (uint64_t seed = lo + 1; seed <= hi; seed++) {
 		char why[512] = "";
-		if (rc_sim_run(seed, false, why, sizeof(why)) != 0) {
+		if (rc_sim_run(seed, false, why, sizeof(why), NULL) != 0) {
 			bad++;
 			cr_log_error("seed %llu: %s; replay: build/tests/raft-sim --seed %llu -v",
 				     (unsigned long long)seed, why, (unsigned long long)seed);
