@@ -56,7 +56,8 @@ static double bench_fdatasync(const char *dir, double secs)
 	long n = 0;
 	double t0 = now_s(), t;
 	do {
-		if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf || fdatasync(fd) != 0) {
+		if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf ||
+		    fdatasync(fd) != 0) {
 			fprintf(stderr, "write/fdatasync: %s\n", strerror(errno));
 			exit(1);
 		}
@@ -105,8 +106,11 @@ static struct run bench_groups(const char *dir, unsigned groups, double secs)
 	double t0 = now_s(), t = t0;
 	while (t - t0 < secs) {
 		for (unsigned g = 0; g < groups; g++) {
-			struct rd_entry e = {.term = 1, .index = index, .type = RD_ENTRY_NORMAL,
-					     .len = ENTRY_BYTES, .data = data};
+			struct rd_entry e = {.term = 1,
+			                     .index = index,
+			                     .type = RD_ENTRY_NORMAL,
+			                     .len = ENTRY_BYTES,
+			                     .data = data};
 			if (rd_storage_batch_append(b, g, &e, 1, msg) != 0) {
 				fprintf(stderr, "append: %s\n", msg);
 				exit(1);
@@ -153,8 +157,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "statfs %s: %s\n", dir, strerror(errno));
 		return 1;
 	}
-	printf("storage bench: data dir %s (fs magic 0x%lx), %ld CPUs, %.1f s per run\n", dir,
-	       (unsigned long)sf.f_type, sysconf(_SC_NPROCESSORS_ONLN), secs);
+	printf("storage bench: data dir %s (fs magic 0x%lx), %ld CPUs, %.1f s per run\n",
+	       dir, (unsigned long)sf.f_type, sysconf(_SC_NPROCESSORS_ONLN), secs);
 	printf("  entries of %d bytes, one per group per batch, one rd_storage_commit "
 	       "(sync=true) per batch\n",
 	       ENTRY_BYTES);
@@ -163,30 +167,34 @@ int main(int argc, char **argv)
 	printf("  raw append+fdatasync (512 B):       %10.0f /s\n", fds);
 	for (int i = 0; i < 3; i++) {
 		runs[i] = bench_groups(dir, groups[i], secs);
-		printf("  %4u groups/batch: %10.0f entries/s  %8.0f batches/s  syncs/batch %.2f  "
+		printf("  %4u groups/batch: %10.0f entries/s  %8.0f batches/s  "
+		       "syncs/batch %.2f  "
 		       "commit p50 %.0f us p99 %.0f us\n",
 		       groups[i], runs[i].entries_per_s, runs[i].batches_per_s,
 		       runs[i].syncs_per_batch, runs[i].p50_us, runs[i].p99_us);
 	}
 	double spb = (runs[0].syncs_per_batch + runs[1].syncs_per_batch +
-		      runs[2].syncs_per_batch) / 3;
+	              runs[2].syncs_per_batch) /
+	             3;
 
 	snprintf(csv, sizeof csv, "%s/storage.csv", out);
 	FILE *f = fopen(csv, "w");
 	if (f != NULL) {
 		fprintf(f, "measure,groups_per_batch,per_s,batches_per_s,syncs_per_batch,"
-			   "commit_p50_us,commit_p99_us\n");
+		           "commit_p50_us,commit_p99_us\n");
 		fprintf(f, "fdatasync,,%.0f,,,,\n", fds);
 		for (int i = 0; i < 3; i++)
 			fprintf(f, "entries,%u,%.0f,%.0f,%.3f,%.1f,%.1f\n", groups[i],
-				runs[i].entries_per_s, runs[i].batches_per_s,
-				runs[i].syncs_per_batch, runs[i].p50_us, runs[i].p99_us);
+			        runs[i].entries_per_s, runs[i].batches_per_s,
+			        runs[i].syncs_per_batch, runs[i].p50_us, runs[i].p99_us);
 		fclose(f);
 		printf("  CSV: %s\n", csv);
 	}
 	rmdir(dir);
-	printf("RESULT storage fdatasync_per_s=%.0f entries_per_s_1g=%.0f entries_per_s_64g=%.0f "
+	printf("RESULT storage fdatasync_per_s=%.0f entries_per_s_1g=%.0f "
+	       "entries_per_s_64g=%.0f "
 	       "entries_per_s_1024g=%.0f syncs_per_batch=%.2f\n",
-	       fds, runs[0].entries_per_s, runs[1].entries_per_s, runs[2].entries_per_s, spb);
+	       fds, runs[0].entries_per_s, runs[1].entries_per_s, runs[2].entries_per_s,
+	       spb);
 	return 0;
 }

@@ -12,8 +12,10 @@
  *   - the applied index matches the state-machine contents exactly (no lost
  *     and no repeated apply).
  *
- * The next child continues from the reopened directory, so recovery of a
- * recovered directory is exercised too; some kills land during the open.
+ * The child also compacts applied prefixes now and then (range deletions
+ * must be as crash-safe as puts). The next child continues from the
+ * reopened directory, so recovery of a recovered directory is exercised
+ * too; some kills land during the open.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -32,10 +34,10 @@
 #include "util/err.h"
 
 #define NGROUPS 12
-#define KILLS 60
-#define NKEYS 7
+#define KILLS   60
+#define NKEYS   7
 
-enum { R_READY = 1, R_OP, R_INTENT, R_DONE };
+enum { R_READY = 1, R_OP, R_COMPACT, R_INTENT, R_DONE };
 
 /* One pipe record; 48 bytes, written atomically (< PIPE_BUF). */
 struct rec {
@@ -47,7 +49,7 @@ struct rec {
 struct gmodel {
 	uint64_t *terms; /* terms[i] for 1 ≤ i ≤ last */
 	size_t cap;
-	uint64_t last, commit, hsterm;
+	uint64_t first, last, commit, hsterm; /* first 0 means 1 */
 };
 
 struct model {
@@ -82,6 +84,7 @@ static void model_copy(struct model *dst, const struct model *src)
 	for (int g = 0; g < NGROUPS; g++) {
 		const struct gmodel *s = &src->g[g];
 		struct gmodel *d = &dst->g[g];
+		d->first = s->first;
 		d->last = s->last;
 		d->commit = s->commit;
 		d->hsterm = s->hsterm;
@@ -97,10 +100,15 @@ static void model_free(struct model *m)
 }
 
 /* Apply one reported group operation: entries [from, to] of `term` replace
- * the log from `from` on; new commit (= applied) and hard-state term. */
+ * the log from `from` on; new commit (= applied) and hard-state term. Or a
+ * compaction up to `from`. */
 static void model_op(struct model *m, const struct rec *r)
 {
 	struct gmodel *g = &m->g[r->group];
+	if (r->kind == R_COMPACT) {
+		g->first = r->from + 1;
+		return;
+	}
 	if (r->to >= r->from) {
 		for (uint64_t i = r->from; i <= r->to; i++)
 			gm_set(g, i, r->term);
@@ -115,8 +123,11 @@ static size_t entry_cmd(uint8_t *buf, uint64_t g, uint64_t i, uint64_t t)
 {
 	char key[8];
 	uint8_t val[24];
-	struct rd_kv_cmd c = {.op = RD_KV_PUT, .key = (uint8_t *)key, .key_len = 2,
-			      .value = val, .value_len = sizeof val};
+	struct rd_kv_cmd c = {.op = RD_KV_PUT,
+	                      .key = (uint8_t *)key,
+	                      .key_len = 2,
+	                      .value = val,
+	                      .value_len = sizeof val};
 	size_t len;
 	snprintf(key, sizeof key, "k%u", (unsigned)(i % NKEYS));
 	th_fill(val, sizeof val, g, i, t);
@@ -126,7 +137,7 @@ static size_t entry_cmd(uint8_t *buf, uint64_t g, uint64_t i, uint64_t t)
 }
 
 static void put_rec(int fd, uint32_t kind, uint64_t g, uint64_t from, uint64_t to,
-		    uint64_t term, uint64_t commit)
+                    uint64_t term, uint64_t commit)
 {
 	struct rec r = {kind, 0, g, from, to, term, commit};
 	if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
@@ -157,11 +168,13 @@ static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 	for (int g = 0; g < NGROUPS; g++) {
 		struct rd_storage_group_info gi;
 		rd_storage_group_info(st, (uint64_t)g, &gi);
+		gm[g].first = gi.first_index;
 		gm[g].last = gi.last_index;
 		gm[g].commit = gi.hs.commit;
 		gm[g].hsterm = gi.hs.term ? gi.hs.term : 1;
-		if (gi.last_index > 0 &&
-		    rd_storage_entries(st, (uint64_t)g, 1, gi.last_index + 1, 0, &eb, msg) != 0)
+		if (gi.last_index >= gi.first_index &&
+		    rd_storage_entries(st, (uint64_t)g, gi.first_index, gi.last_index + 1,
+		                       0, &eb, msg) != 0)
 			_exit(5);
 		for (size_t i = 0; i < eb.n; i++)
 			gm_set(&gm[g], eb.ents[i].index, eb.ents[i].term);
@@ -176,15 +189,18 @@ static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 			struct gmodel *m = &gm[g];
 			uint64_t k = 1 + rnd() % 4, from = m->last + 1, term = m->hsterm;
 			if (m->last > m->commit && rnd() % 6 == 0) {
-				/* A new leader overwrites the uncommitted suffix (§5.3). */
+				/* A new leader overwrites the uncommitted suffix (§5.3).
+				 */
 				from = m->commit + 1 + rnd() % (m->last - m->commit);
 				term = m->hsterm + 1;
 			}
 			for (uint64_t i = 0; i < k; i++) {
-				ents[i] = (struct rd_entry){.term = term, .index = from + i,
-							    .type = RD_ENTRY_NORMAL,
-							    .data = data[i]};
-				ents[i].len = (uint32_t)entry_cmd(data[i], g, from + i, term);
+				ents[i] = (struct rd_entry){.term = term,
+				                            .index = from + i,
+				                            .type = RD_ENTRY_NORMAL,
+				                            .data = data[i]};
+				ents[i].len =
+				    (uint32_t)entry_cmd(data[i], g, from + i, term);
 			}
 			if (rd_storage_batch_append(b, g, ents, k, msg) != 0) {
 				fprintf(stderr, "child append: %s\n", msg);
@@ -195,7 +211,8 @@ static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 			m->last = from + k - 1;
 			m->hsterm = term;
 			uint64_t commit = m->commit + rnd() % (m->last - m->commit + 1);
-			struct rd_hard_state hs = {.term = term, .vote = 1, .commit = commit};
+			struct rd_hard_state hs = {
+			    .term = term, .vote = 1, .commit = commit};
 			if (rd_storage_batch_set_hard_state(b, g, &hs, msg) != 0) {
 				fprintf(stderr, "child hs: %s\n", msg);
 				_exit(7);
@@ -203,13 +220,24 @@ static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 			for (uint64_t i = m->commit + 1; i <= commit; i++) {
 				uint8_t cmd[64];
 				size_t len = entry_cmd(cmd, g, i, m->terms[i]);
-				if (rd_storage_batch_apply_kv(b, g, i, cmd, len, &res, msg) != 0) {
+				if (rd_storage_batch_apply_kv(b, g, i, cmd, len, &res,
+				                              msg) != 0) {
 					fprintf(stderr, "child apply: %s\n", msg);
 					_exit(8);
 				}
 			}
 			m->commit = commit;
 			put_rec(fd, R_OP, g, from, m->last, term, commit);
+			if (m->commit > m->first + 2 && rnd() % 8 == 0) {
+				/* Compact part of the applied prefix (§7). */
+				uint64_t ci = m->first + rnd() % (m->commit - m->first);
+				if (rd_storage_batch_compact(b, g, ci, msg) != 0) {
+					fprintf(stderr, "child compact: %s\n", msg);
+					_exit(9);
+				}
+				m->first = ci + 1;
+				put_rec(fd, R_COMPACT, g, ci, 0, 0, 0);
+			}
 		}
 		put_rec(fd, R_INTENT, seq, 0, 0, 0, 0);
 		rd_storage_commit(st, b);
@@ -229,33 +257,39 @@ static bool matches(struct rd_storage *st, const struct model *m, char *why, siz
 		const struct gmodel *x = &m->g[g];
 		struct rd_storage_group_info gi;
 		rd_storage_group_info(st, g, &gi);
-		if (gi.last_index != x->last || gi.hs.commit != x->commit ||
-		    gi.applied != x->commit || (x->last > 0 && gi.hs.term != x->hsterm)) {
-			snprintf(why, wl,
-				 "group %llu: last %llu/%llu commit %llu/%llu applied %llu term "
-				 "%llu/%llu",
-				 (unsigned long long)g, (unsigned long long)gi.last_index,
-				 (unsigned long long)x->last, (unsigned long long)gi.hs.commit,
-				 (unsigned long long)x->commit, (unsigned long long)gi.applied,
-				 (unsigned long long)gi.hs.term, (unsigned long long)x->hsterm);
+		uint64_t first = x->first ? x->first : 1;
+		if (gi.first_index != first || gi.last_index != x->last ||
+		    gi.hs.commit != x->commit || gi.applied != x->commit ||
+		    (x->last > 0 && gi.hs.term != x->hsterm)) {
+			snprintf(
+			    why, wl,
+			    "group %llu: first %llu/%llu last %llu/%llu commit %llu/%llu "
+			    "applied %llu term "
+			    "%llu/%llu",
+			    (unsigned long long)g, (unsigned long long)gi.first_index,
+			    (unsigned long long)first, (unsigned long long)gi.last_index,
+			    (unsigned long long)x->last, (unsigned long long)gi.hs.commit,
+			    (unsigned long long)x->commit, (unsigned long long)gi.applied,
+			    (unsigned long long)gi.hs.term,
+			    (unsigned long long)x->hsterm);
 			goto out;
 		}
-		if (x->last == 0)
-			continue;
-		if (rd_storage_entries(st, g, 1, x->last + 1, 0, &eb, msg) != 0 ||
-		    eb.n != x->last) {
-			snprintf(why, wl, "group %llu: entries: %.180s", (unsigned long long)g, msg);
+		if (rd_storage_entries(st, g, first, x->last + 1, 0, &eb, msg) != 0 ||
+		    eb.n != x->last + 1 - first) {
+			snprintf(why, wl, "group %llu: entries: %.180s",
+			         (unsigned long long)g, msg);
 			goto out;
 		}
-		for (uint64_t i = 1; i <= x->last; i++) {
-			const struct rd_entry *e = &eb.ents[i - 1];
+		for (uint64_t i = first; i <= x->last; i++) {
+			const struct rd_entry *e = &eb.ents[i - first];
 			size_t len = entry_cmd(want, g, i, x->terms[i]);
 			if (e->index != i || e->term != x->terms[i] || e->len != len ||
 			    memcmp(e->data, want, len) != 0) {
-				snprintf(why, wl, "group %llu index %llu: term %llu, want %llu",
-					 (unsigned long long)g, (unsigned long long)i,
-					 (unsigned long long)e->term,
-					 (unsigned long long)x->terms[i]);
+				snprintf(why, wl,
+				         "group %llu index %llu: term %llu, want %llu",
+				         (unsigned long long)g, (unsigned long long)i,
+				         (unsigned long long)e->term,
+				         (unsigned long long)x->terms[i]);
 				goto out;
 			}
 		}
@@ -268,23 +302,28 @@ static bool matches(struct rd_storage *st, const struct model *m, char *why, siz
 			while (i > 0 && i % NKEYS != j)
 				i--;
 			snprintf(key, sizeof key, "k%u", (unsigned)j);
-			int rv = rd_storage_kv_get(st, g, (uint8_t *)key, 2, &v, &vlen, msg);
+			int rv =
+			    rd_storage_kv_get(st, g, (uint8_t *)key, 2, &v, &vlen, msg);
 			if (i == 0) {
 				free(v);
 				if (rv != RD_ENOTFOUND) {
-					snprintf(why, wl, "group %llu key %s: present, want absent",
-						 (unsigned long long)g, key);
+					snprintf(
+					    why, wl,
+					    "group %llu key %s: present, want absent",
+					    (unsigned long long)g, key);
 					goto out;
 				}
 				continue;
 			}
 			th_fill(expect, sizeof expect, g, i, x->terms[i]);
 			bool same = rv == 0 && vlen == sizeof expect &&
-				    memcmp(v, expect, vlen) == 0;
+			            memcmp(v, expect, vlen) == 0;
 			free(v);
 			if (!same) {
-				snprintf(why, wl, "group %llu key %s: not the value of index %llu",
-					 (unsigned long long)g, key, (unsigned long long)i);
+				snprintf(why, wl,
+				         "group %llu key %s: not the value of index %llu",
+				         (unsigned long long)g, key,
+				         (unsigned long long)i);
 				goto out;
 			}
 		}
@@ -319,7 +358,8 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 
 		/* Kill during the open sometimes, else after a random run. */
 		bool early = rnd() % 8 == 0;
-		unsigned run_ms = early ? (unsigned)(rnd() % 5) : 1 + (unsigned)(rnd() % 30);
+		unsigned run_ms =
+		    early ? (unsigned)(rnd() % 5) : 1 + (unsigned)(rnd() % 30);
 		struct timespec t0, now;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		bool ready = early, have_intent = false;
@@ -328,7 +368,7 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 		for (;;) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			long el = (now.tv_sec - t0.tv_sec) * 1000 +
-				  (now.tv_nsec - t0.tv_nsec) / 1000000;
+			          (now.tv_nsec - t0.tv_nsec) / 1000000;
 			if (ready && el >= (long)run_ms)
 				break;
 			struct pollfd pf = {p[0], POLLIN, 0};
@@ -344,7 +384,7 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 			if (r.kind == R_READY) {
 				ready = true;
 				clock_gettime(CLOCK_MONOTONIC, &t0);
-			} else if (r.kind == R_OP) {
+			} else if (r.kind == R_OP || r.kind == R_COMPACT) {
 				tmp[ntmp++] = r;
 			} else if (r.kind == R_INTENT) {
 				memcpy(ops, tmp, ntmp * sizeof *ops);
@@ -361,7 +401,7 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 		int status;
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
 		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-			  "child ended by itself (status 0x%x)", status);
+		          "child ended by itself (status 0x%x)", status);
 		kills++;
 		/* Drain what the child wrote before it died. */
 		for (;;) {
@@ -369,7 +409,7 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 			ssize_t n = read(p[0], &r, sizeof r);
 			if (n <= 0)
 				break;
-			if (r.kind == R_OP) {
+			if (r.kind == R_OP || r.kind == R_COMPACT) {
 				tmp[ntmp++] = r;
 			} else if (r.kind == R_INTENT) {
 				memcpy(ops, tmp, ntmp * sizeof *ops);
@@ -391,23 +431,27 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 		rd_storage_options_init(&o);
 		o.create_if_missing = true;
 		o.cluster_id = "crash";
-		cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "cycle %d: %s", cycle, msg);
+		cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "cycle %d: %s", cycle,
+		             msg);
 		if (!matches(st, &acked, why, sizeof why)) {
-			cr_assert(have_intent, "cycle %d: acknowledged state lost: %s", cycle, why);
+			cr_assert(have_intent, "cycle %d: acknowledged state lost: %s",
+			          cycle, why);
 			model_copy(&pending, &acked);
 			for (size_t i = 0; i < nops; i++)
 				model_op(&pending, &ops[i]);
 			cr_assert(matches(st, &pending, why, sizeof why),
-				  "cycle %d: neither the acknowledged state nor it plus the batch "
-				  "in flight: %s",
-				  cycle, why);
+			          "cycle %d: neither the acknowledged state nor it plus "
+			          "the batch "
+			          "in flight: %s",
+			          cycle, why);
 			model_copy(&acked, &pending);
 			in_flight_seen++;
 		}
 		rd_storage_close(st);
 	}
-	cr_log_info("crash test: %d kills, %d with the last batch durable but unacknowledged",
-		    kills, in_flight_seen);
+	cr_log_info(
+	    "crash test: %d kills, %d with the last batch durable but unacknowledged",
+	    kills, in_flight_seen);
 	cr_assert_geq(kills, 50);
 	model_free(&acked);
 	model_free(&pending);
