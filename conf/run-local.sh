@@ -2,7 +2,8 @@
 # conf/run-local.sh NODES: what `make run` runs. A local development cluster
 # of NODES raftd processes on loopback, in the foreground:
 #
-#   1. development CA and node certificates (conf/raftd-certs) in RUN/certs,
+#   1. development CA and node certificates (conf/raftd-certs all) in
+#      RUN/certs,
 #      made once and reused while they cover NODES nodes;
 #   2. one config per node, RUN/nodeN/raftd.conf (QUIC on 127.0.0.1:7001..,
 #      admin HTTP on 127.0.0.1:9101.., socket RUN/nodeN/raftd.sock, data in
@@ -75,7 +76,7 @@ mkdir -p "$RUN" || die "cannot create $RUN"
 if ! certs_cover; then
 	[ -x conf/raftd-certs ] || die "conf/raftd-certs is missing: it makes the development CA"
 	say "creating a development CA and $NODES node certificates in $CERTS"
-	conf/raftd-certs "$CERTS" "$NODES" >"$RUN/certs.log" 2>&1 ||
+	conf/raftd-certs all "$CERTS" "$NODES" >"$RUN/certs.log" 2>&1 ||
 		die "conf/raftd-certs failed (see $RUN/certs.log)"
 	certs_cover || die "conf/raftd-certs did not write ca.pem and nodeN.pem/.key in $CERTS"
 fi
