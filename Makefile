@@ -135,12 +135,23 @@ run: $(DAEMONS)
 	bash conf/run-local.sh $(NODES)
 
 PREFIX ?= /usr/local
+MANDIR ?= $(PREFIX)/share/man
 install: $(DAEMONS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/raftd
 	install -m 0755 $(B)/raftd $(B)/raftctl $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)/lib/systemd/system
 	install -m 0644 systemd/raftd.service systemd/raftd@.service $(DESTDIR)/lib/systemd/system/
 	[ -e $(DESTDIR)/etc/raftd/raftd.conf ] || install -m 0640 conf/raftd.conf.example $(DESTDIR)/etc/raftd/raftd.conf
+	sed -i 's|/usr/local/bin/raftd|$(PREFIX)/bin/raftd|' $(DESTDIR)/lib/systemd/system/raftd.service $(DESTDIR)/lib/systemd/system/raftd@.service
+	install -m 0644 conf/raftd.conf.example $(DESTDIR)/etc/raftd/raftd.conf.example
+	install -d $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 systemd/raftd.sysusers $(DESTDIR)/usr/lib/sysusers.d/raftd.conf
+	install -m 0644 conf/man/raftctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 conf/man/raftd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 conf/man/raftd.8 $(DESTDIR)$(MANDIR)/man8/
+	@# On the live system: create the raftd user and let its group read the config.
+	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers /usr/lib/sysusers.d/raftd.conf && chgrp raftd /etc/raftd /etc/raftd/raftd.conf && chmod 0750 /etc/raftd; fi
 
 SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find lib daemon tests -name '*.[ch]')
 format:

@@ -138,10 +138,33 @@ struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
 
 #define ULL(x) ((unsigned long long)(x))
 
-int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
-			    const struct rd_entry *ents, size_t n, char *msg)
+static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t index,
+                     uint64_t *term, char *msg);
+
+/* Delete log keys [from, to] of `group` in the batch. */
+static void delete_log(struct rd_storage_batch *b, uint64_t group, uint64_t from,
+                       uint64_t to)
 {
 	uint8_t key[RD_LOG_KEY_LEN], end[RD_LOG_KEY_LEN];
+
+	if (to - from < POINT_DELETE_MAX) {
+		for (uint64_t i = from; i <= to; i++) {
+			rd_log_key(key, group, i);
+			rocksdb_writebatch_delete_cf(b->wb, b->st->cf[RD_CF_LOG],
+			                             (const char *)key, sizeof key);
+		}
+		return;
+	}
+	rd_log_key(key, group, from);
+	rd_log_key(end, group, to + 1);
+	rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[RD_CF_LOG], (const char *)key,
+	                                   sizeof key, (const char *)end, sizeof end);
+}
+
+int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
+                            const struct rd_entry *ents, size_t n, char *msg)
+{
+	uint8_t key[RD_LOG_KEY_LEN];
 
 	rd__batch_begin(b);
 	if (n == 0)
@@ -149,54 +172,44 @@ int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
 	for (size_t i = 1; i < n; i++) {
 		if (ents[i].index != ents[i - 1].index + 1)
 			return rd_errorf(msg, RD_EINVAL,
-					 "group %llu index %llu: entries not consecutive",
-					 ULL(group), ULL(ents[i].index));
+			                 "group %llu index %llu: entries not consecutive",
+			                 ULL(group), ULL(ents[i].index));
 		if (ents[i].term < ents[i - 1].term)
 			return rd_errorf(msg, RD_EINVAL,
-					 "group %llu index %llu: term decreases",
-					 ULL(group), ULL(ents[i].index));
+			                 "group %llu index %llu: term decreases",
+			                 ULL(group), ULL(ents[i].index));
 	}
 	struct rd_pend *p = rd__pend_get(b, group);
 	uint64_t i0 = ents[0].index, last = ents[n - 1].index;
 	if (i0 < p->first)
 		return rd_errorf(msg, RD_ECOMPACTED,
-				 "group %llu index %llu: below the log start %llu", ULL(group),
-				 ULL(i0), ULL(p->first));
+		                 "group %llu index %llu: below the log start %llu",
+		                 ULL(group), ULL(i0), ULL(p->first));
 	if (i0 > p->last + 1)
-		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu index %llu: would leave a gap after last index %llu",
-				 ULL(group), ULL(i0), ULL(p->last));
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: would leave a gap after last index %llu",
+		    ULL(group), ULL(i0), ULL(p->last));
 	/* Committed entries never change (Raft §5.4, Log Matching). */
 	if (i0 <= p->last && i0 <= p->g->hs.commit)
-		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu index %llu: truncation below the commit index %llu "
-				 "refused",
-				 ULL(group), ULL(i0), ULL(p->g->hs.commit));
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: truncation below the commit index %llu "
+		    "refused",
+		    ULL(group), ULL(i0), ULL(p->g->hs.commit));
 	uint64_t prev_term = i0 == p->last + 1 ? p->last_term
-			     : i0 == p->first   ? p->compact_term
-						: 0;
+	                     : i0 == p->first  ? p->compact_term
+	                                       : 0;
 	if (ents[0].term < prev_term)
-		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu index %llu: term %llu below the previous entry's %llu",
-				 ULL(group), ULL(i0), ULL(ents[0].term), ULL(prev_term));
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: term %llu below the previous entry's %llu",
+		    ULL(group), ULL(i0), ULL(ents[0].term), ULL(prev_term));
 
 	/* Remove the part of a conflicting suffix that the new entries do not
 	 * overwrite (Raft §5.3). */
-	if (p->last > last) {
-		if (p->last - last <= POINT_DELETE_MAX) {
-			for (uint64_t i = last + 1; i <= p->last; i++) {
-				rd_log_key(key, group, i);
-				rocksdb_writebatch_delete_cf(b->wb, b->st->cf[RD_CF_LOG],
-							     (const char *)key, sizeof key);
-			}
-		} else {
-			rd_log_key(key, group, last + 1);
-			rd_log_key(end, group, p->last + 1);
-			rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[RD_CF_LOG],
-							   (const char *)key, sizeof key,
-							   (const char *)end, sizeof end);
-		}
-	}
+	if (p->last > last)
+		delete_log(b, group, last + 1, p->last);
 	if (b->nents + n > b->capents) {
 		while (b->nents + n > b->capents)
 			b->capents = b->capents ? b->capents * 2 : 256;
@@ -209,7 +222,7 @@ int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
 		rd__enc_entry(v, group, e->index, e->term, e->type, e->data, e->len);
 		rd_log_key(key, group, e->index);
 		rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_LOG], (const char *)key,
-					  sizeof key, (const char *)v, vlen);
+		                          sizeof key, (const char *)v, vlen);
 		b->ents[b->nents++] = (struct rd_bent){p->g, e->index, v, e->len};
 	}
 	p->last = last;
@@ -220,40 +233,75 @@ int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
 	return 0;
 }
 
+int rd_storage_batch_truncate(struct rd_storage_batch *b, uint64_t group, uint64_t index,
+                              char *msg)
+{
+	uint64_t term;
+	int rv;
+
+	rd__batch_begin(b);
+	struct rd_pend *p = rd__pend_get(b, group);
+	if (index > p->last)
+		return 0;
+	if (index < p->first)
+		return rd_errorf(msg, RD_ECOMPACTED,
+		                 "group %llu index %llu: below the log start %llu",
+		                 ULL(group), ULL(index), ULL(p->first));
+	if (index <= p->g->hs.commit || index <= p->hs.commit)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: truncation below the commit index %llu "
+		    "refused",
+		    ULL(group), ULL(index), ULL(p->hs.commit));
+	if ((rv = pend_term(b, p, index - 1, &term, msg)) != 0)
+		return rv;
+	delete_log(b, group, index, p->last);
+	p->last = index - 1;
+	p->last_term = term;
+	if (index < p->min_written)
+		p->min_written = index;
+	p->flags |= RD_P_LOG;
+	return 0;
+}
+
 int rd_storage_batch_set_hard_state(struct rd_storage_batch *b, uint64_t group,
-				    const struct rd_hard_state *hs, char *msg)
+                                    const struct rd_hard_state *hs, char *msg)
 {
 	rd__batch_begin(b);
 	struct rd_pend *p = rd__pend_get(b, group);
 
 	if (hs->term < p->hs.term)
-		return rd_errorf(msg, RD_EINVAL, "group %llu: term would go back from %llu to %llu",
-				 ULL(group), ULL(p->hs.term), ULL(hs->term));
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu: term would go back from %llu to %llu",
+		                 ULL(group), ULL(p->hs.term), ULL(hs->term));
 	/* One vote per term (Raft §5.2). */
 	if (hs->term == p->hs.term && p->hs.vote != 0 && hs->vote != p->hs.vote)
 		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu: second vote in term %llu (%llu, then %llu)",
-				 ULL(group), ULL(hs->term), ULL(p->hs.vote), ULL(hs->vote));
+		                 "group %llu: second vote in term %llu (%llu, then %llu)",
+		                 ULL(group), ULL(hs->term), ULL(p->hs.vote),
+		                 ULL(hs->vote));
 	if (hs->commit < p->hs.commit)
 		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu: commit would go back from %llu to %llu", ULL(group),
-				 ULL(p->hs.commit), ULL(hs->commit));
+		                 "group %llu: commit would go back from %llu to %llu",
+		                 ULL(group), ULL(p->hs.commit), ULL(hs->commit));
 	if (hs->commit > p->last)
-		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu index %llu: commit beyond the last index %llu",
-				 ULL(group), ULL(hs->commit), ULL(p->last));
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: commit beyond the last index %llu",
+		    ULL(group), ULL(hs->commit), ULL(p->last));
 	p->hs = *hs;
 	p->flags |= RD_P_HS;
 	return 0;
 }
 
 int rd_storage_batch_set_conf_state(struct rd_storage_batch *b, uint64_t group,
-				    const struct rd_conf_state *cs, char *msg)
+                                    const struct rd_conf_state *cs, char *msg)
 {
 	rd__batch_begin(b);
 	if (cs->n_voters > RD_RAFT_MAX_MEMBERS || cs->n_learners > RD_RAFT_MAX_MEMBERS)
-		return rd_errorf(msg, RD_EINVAL, "group %llu: conf state with too many members",
-				 ULL(group));
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu: conf state with too many members",
+		                 ULL(group));
 	struct rd_pend *p = rd__pend_get(b, group);
 	p->cs = *cs;
 	p->flags |= RD_P_CONF;
@@ -261,17 +309,18 @@ int rd_storage_batch_set_conf_state(struct rd_storage_batch *b, uint64_t group,
 }
 
 int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
-				 uint64_t index, char *msg)
+                                 uint64_t index, char *msg)
 {
 	rd__batch_begin(b);
 	struct rd_pend *p = rd__pend_get(b, group);
 	if (index <= p->applied)
-		return rd_errorf(msg, RD_EINVAL, "group %llu index %llu: already applied (%llu)",
-				 ULL(group), ULL(index), ULL(p->applied));
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu index %llu: already applied (%llu)",
+		                 ULL(group), ULL(index), ULL(p->applied));
 	if (index > p->hs.commit)
 		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu index %llu: not committed (commit %llu)", ULL(group),
-				 ULL(index), ULL(p->hs.commit));
+		                 "group %llu index %llu: not committed (commit %llu)",
+		                 ULL(group), ULL(index), ULL(p->hs.commit));
 	p->applied = index;
 	p->flags |= RD_P_APPLIED;
 	return 0;
@@ -279,7 +328,7 @@ int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
 
 /* Term of `index` as the batch will leave it (index within the log). */
 static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t index,
-		     uint64_t *term, char *msg)
+                     uint64_t *term, char *msg)
 {
 	if (index == p->last) {
 		*term = p->last_term;
@@ -301,7 +350,7 @@ static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t ind
 }
 
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-			     char *msg)
+                             char *msg)
 {
 	uint8_t lo[RD_LOG_KEY_LEN], hi[RD_LOG_KEY_LEN];
 	uint64_t term;
@@ -312,13 +361,14 @@ int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_
 	if (index < p->first)
 		return 0;
 	if (index > p->applied)
-		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu index %llu: cannot compact beyond applied %llu",
-				 ULL(group), ULL(index), ULL(p->applied));
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: cannot compact beyond applied %llu",
+		    ULL(group), ULL(index), ULL(p->applied));
 	if (index > p->last)
 		return rd_errorf(msg, RD_EINVAL,
-				 "group %llu index %llu: cannot compact beyond last %llu",
-				 ULL(group), ULL(index), ULL(p->last));
+		                 "group %llu index %llu: cannot compact beyond last %llu",
+		                 ULL(group), ULL(index), ULL(p->last));
 	if ((rv = pend_term(b, p, index, &term, msg)) != 0)
 		return rv;
 	/* One range deletion for the whole prefix (RocksDB DeleteRange):
@@ -326,7 +376,7 @@ int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_
 	rd_log_key(lo, group, 0);
 	rd_log_key(hi, group, index + 1);
 	rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[RD_CF_LOG], (const char *)lo,
-					   sizeof lo, (const char *)hi, sizeof hi);
+	                                   sizeof lo, (const char *)hi, sizeof hi);
 	p->first = index + 1;
 	p->compact_term = term;
 	p->flags |= RD_P_COMPACT;
@@ -334,7 +384,7 @@ int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_
 }
 
 int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
-				 const uint8_t *data, size_t len, char *msg)
+                                 const uint8_t *data, size_t len, char *msg)
 {
 	int rv;
 
@@ -342,17 +392,17 @@ int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
 	if ((rv = rd__catalog_check_name(name, msg)) != 0)
 		return rv;
 	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_CATALOG], name, strlen(name),
-				  (const char *)data, len);
+	                          (const char *)data, len);
 	return 0;
 }
 
 static void put_state(struct rd_storage_batch *b, uint64_t group, uint8_t kind,
-		      const uint8_t *v, size_t vlen)
+                      const uint8_t *v, size_t vlen)
 {
 	uint8_t k[RD_STATE_KEY_LEN];
 	rd_state_key(k, group, kind);
-	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_STATE], (const char *)k, sizeof k,
-				  (const char *)v, vlen);
+	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_STATE], (const char *)k,
+	                          sizeof k, (const char *)v, vlen);
 }
 
 static void encode_states(struct rd_storage_batch *b)
@@ -368,10 +418,10 @@ static void encode_states(struct rd_storage_batch *b)
 			put_state(b, id, RD_STATE_CONF, v, rd__enc_conf(v, id, &p->cs));
 		if (p->flags & RD_P_APPLIED)
 			put_state(b, id, RD_STATE_APPLIED, v,
-				  rd__enc_u64(v, id, RD_STATE_APPLIED, p->applied));
+			          rd__enc_u64(v, id, RD_STATE_APPLIED, p->applied));
 		if (p->flags & RD_P_COMPACT)
 			put_state(b, id, RD_STATE_LOGSTART, v,
-				  rd__enc_logstart(v, id, p->first - 1, p->compact_term));
+			          rd__enc_logstart(v, id, p->first - 1, p->compact_term));
 	}
 }
 
@@ -426,7 +476,7 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 	for (size_t i = 0; i < b->nents; i++) {
 		const struct rd_bent *e = &b->ents[i];
 		rd__cache_push(st, e->g, e->index, rd_be64_get(e->val + 4), e->val[12],
-			       e->val + RD_LOG_VAL_HDR, e->len);
+		               e->val + RD_LOG_VAL_HDR, e->len);
 	}
 	for (size_t i = 0; i < b->npend; i++) {
 		struct rd_pend *p = &b->pend[i];

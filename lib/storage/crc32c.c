@@ -30,7 +30,7 @@ static void init(void)
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p,
-							  size_t len)
+                                                         size_t len)
 {
 	uint64_t c = crc;
 	while (len >= 8) {

@@ -156,7 +156,7 @@ static void grow(struct rd_cache *c)
 }
 
 void rd__cache_push(struct rd_storage *st, struct rd_sgroup *g, uint64_t index,
-		    uint64_t term, uint8_t type, const uint8_t *data, uint32_t len)
+                    uint64_t term, uint8_t type, const uint8_t *data, uint32_t len)
 {
 	struct rd_cache *c = &g->cache;
 	size_t cost = (size_t)len + RD_CACHE_ENTRY_OVERHEAD;

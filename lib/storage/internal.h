@@ -43,8 +43,8 @@ struct rd_sgroup {
 	uint64_t applied;
 	bool has_snap;
 	struct rd_snapshot_meta snap;
-	uint64_t first;        /* first index held by the log */
-	uint64_t last;         /* last index (first - 1 when empty) */
+	uint64_t first; /* first index held by the log */
+	uint64_t last;  /* last index (first - 1 when empty) */
 	uint64_t last_term;
 	uint64_t compact_term; /* term of entry first - 1 */
 	struct rd_cache cache;
@@ -154,7 +154,7 @@ struct rd_snapshot_writer {
 
 /* Finish an install: see rd_snapshot_writer_finish (install.c). */
 int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
-			 const struct rd_snapshot_meta *m, char *msg);
+                         const struct rd_snapshot_meta *m, char *msg);
 
 /* Count one synced write of `ns` nanoseconds (batch.c). */
 void rd__record_sync(struct rd_storage *st, uint64_t ns);
@@ -167,7 +167,7 @@ void rd__groups_free(struct rd_storage *st);
 
 /* Entry cache (groups.c). */
 void rd__cache_push(struct rd_storage *st, struct rd_sgroup *g, uint64_t index,
-		    uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
+                    uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
 void rd__cache_drop_from(struct rd_sgroup *g, uint64_t index);
 void rd__cache_drop_upto(struct rd_sgroup *g, uint64_t index);
 void rd__cache_clear(struct rd_sgroup *g);
@@ -183,15 +183,15 @@ size_t rd__enc_snap(uint8_t *v, uint64_t group, const struct rd_snapshot_meta *m
 /* Decode a state record of `kind` for `group` into the matching field of g.
  * RD_ECORRUPT on a bad checksum or length. */
 int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t len,
-		  char *msg);
+                  char *msg);
 /* Encode a log value (RD_LOG_VAL_HDR + len bytes) into v. */
 void rd__enc_entry(uint8_t *v, uint64_t group, uint64_t index, uint64_t term,
-		   uint8_t type, const uint8_t *data, uint32_t len);
+                   uint8_t type, const uint8_t *data, uint32_t len);
 /* Check a log value's checksum and split it; RD_ECORRUPT naming group and
  * index on failure. */
 int rd__dec_entry(uint64_t group, uint64_t index, const uint8_t *v, size_t len,
-		  uint64_t *term, uint8_t *type, const uint8_t **data, uint32_t *dlen,
-		  char *msg);
+                  uint64_t *term, uint8_t *type, const uint8_t **data, uint32_t *dlen,
+                  char *msg);
 /* Encode / decode a conf state body (no crc). */
 size_t rd__conf_put(uint8_t *p, const struct rd_conf_state *cs);
 int rd__conf_get(const uint8_t *p, size_t len, struct rd_conf_state *cs, size_t *used);

@@ -8,7 +8,7 @@
 #include "util/err.h"
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
+#define FNV_PRIME  0x100000001b3ull
 
 uint64_t rd_kv_fnv1a64(const uint8_t *key, size_t len)
 {
@@ -55,7 +55,8 @@ static int check_limits(const struct rd_kv_cmd *c)
 			return RD_EINVAL;
 		if (c->op != RD_KV_DELETE && c->value_len > RD_KV_VALUE_MAX)
 			return RD_EINVAL;
-		if (c->op == RD_KV_CAS && c->has_expected && c->expected_len > RD_KV_VALUE_MAX)
+		if (c->op == RD_KV_CAS && c->has_expected &&
+		    c->expected_len > RD_KV_VALUE_MAX)
 			return RD_EINVAL;
 		return 0;
 	case RD_KV_RAW:
@@ -166,7 +167,8 @@ int rd_kv_decode(const uint8_t *data, size_t len, struct rd_kv_cmd *cmd, char *m
 		k.value = c.p;
 		k.value_len = (uint32_t)(len - 1 > UINT32_MAX ? UINT32_MAX : len - 1);
 		if (len - 1 > UINT32_MAX)
-			return rd_errorf(msg, RD_EINVAL, "kv command: raw payload too large");
+			return rd_errorf(msg, RD_EINVAL,
+			                 "kv command: raw payload too large");
 		*cmd = k;
 		return 0;
 	case RD_KV_PUT:
@@ -180,22 +182,25 @@ int rd_kv_decode(const uint8_t *data, size_t len, struct rd_kv_cmd *cmd, char *m
 		return rd_errorf(msg, RD_ECORRUPT, "kv command: truncated key");
 	if (k.op == RD_KV_CAS) {
 		if (c.p == c.end)
-			return rd_errorf(msg, RD_ECORRUPT, "kv command: truncated cas flags");
+			return rd_errorf(msg, RD_ECORRUPT,
+			                 "kv command: truncated cas flags");
 		uint8_t flags = *c.p++;
 		if (flags & ~1u)
-			return rd_errorf(msg, RD_ECORRUPT, "kv command: bad cas flags 0x%x",
-					 flags);
+			return rd_errorf(msg, RD_ECORRUPT,
+			                 "kv command: bad cas flags 0x%x", flags);
 		k.has_expected = flags & 1u;
 		if (k.has_expected && get_bytes(&c, &k.expected_len, &k.expected) != 0)
-			return rd_errorf(msg, RD_ECORRUPT, "kv command: truncated expected value");
+			return rd_errorf(msg, RD_ECORRUPT,
+			                 "kv command: truncated expected value");
 	}
 	if (k.op != RD_KV_DELETE && get_bytes(&c, &k.value_len, &k.value) != 0)
 		return rd_errorf(msg, RD_ECORRUPT, "kv command: truncated value");
 	if (c.p != c.end)
 		return rd_errorf(msg, RD_ECORRUPT, "kv command: %zu trailing bytes",
-				 (size_t)(c.end - c.p));
+		                 (size_t)(c.end - c.p));
 	if (check_limits(&k) != 0)
-		return rd_errorf(msg, RD_EINVAL, "kv command: key or value outside the limits");
+		return rd_errorf(msg, RD_EINVAL,
+		                 "kv command: key or value outside the limits");
 	*cmd = k;
 	return 0;
 }

@@ -35,9 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RD_KV_KEY_MAX 4096u
+#define RD_KV_KEY_MAX   4096u
 #define RD_KV_VALUE_MAX (1u << 20)
-#define RD_KV_VSHARDS 1024u
+#define RD_KV_VSHARDS   1024u
 
 enum rd_kv_op {
 	RD_KV_PUT = 1,

@@ -44,7 +44,7 @@ static void *xcalloc(size_t n, size_t size)
 }
 
 static struct rd_kvrec *lookup(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
-			       size_t klen)
+                               size_t klen)
 {
 	if (b->nkv == 0)
 		return NULL;
@@ -68,7 +68,7 @@ static void slot_insert(struct rd_storage_batch *b, uint64_t h, uint32_t idx)
 
 /* Record the latest value (val NULL: deleted) of a composite key. */
 static void overlay_set(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
-			size_t klen, const uint8_t *val, size_t vlen)
+                        size_t klen, const uint8_t *val, size_t vlen)
 {
 	struct rd_kvrec *r = lookup(b, h, key, klen);
 	if (r != NULL) {
@@ -101,7 +101,7 @@ static void overlay_set(struct rd_storage_batch *b, uint64_t h, const uint8_t *k
 /* The current value of a composite key: overlay first, then RocksDB. The
  * value is copied into the arena (valid until the batch is reset). */
 static bool current(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
-		    size_t klen, const uint8_t **val, size_t *vlen)
+                    size_t klen, const uint8_t **val, size_t *vlen)
 {
 	struct rd_kvrec *r = lookup(b, h, key, klen);
 	char *err = NULL;
@@ -113,7 +113,7 @@ static bool current(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
 	}
 	struct rd_storage *st = b->st;
 	rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(
-		st->db, st->ro, st->cf[RD_CF_KV], (const char *)key, klen, &err);
+	    st->db, st->ro, st->cf[RD_CF_KV], (const char *)key, klen, &err);
 	if (err != NULL)
 		rd__fatal("state machine read while applying", err);
 	if (ps == NULL)
@@ -129,7 +129,7 @@ static bool current(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
 }
 
 static void write_kv(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
-		     size_t klen, const uint8_t *val, size_t vlen, bool del)
+                     size_t klen, const uint8_t *val, size_t vlen, bool del)
 {
 	rocksdb_column_family_handle_t *cf = b->st->cf[RD_CF_KV];
 	if (del) {
@@ -141,13 +141,13 @@ static void write_kv(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
 	if (vlen > 0)
 		memcpy(copy, val, vlen);
 	rocksdb_writebatch_put_cf(b->wb, cf, (const char *)key, klen, (const char *)copy,
-				  vlen);
+	                          vlen);
 	overlay_set(b, h, key, klen, copy, vlen);
 }
 
 int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-			      const uint8_t *data, size_t len, struct rd_kv_result *res,
-			      char *msg)
+                              const uint8_t *data, size_t len, struct rd_kv_result *res,
+                              char *msg)
 {
 	struct rd_kv_cmd cmd;
 	int rv;
@@ -180,10 +180,10 @@ int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64
 		const uint8_t *cur = NULL;
 		size_t clen = 0;
 		bool present = current(b, h, key, klen, &cur, &clen);
-		bool match = cmd.has_expected ? present && clen == cmd.expected_len &&
-							(clen == 0 ||
-							 memcmp(cur, cmd.expected, clen) == 0)
-					      : !present;
+		bool match = cmd.has_expected
+		                 ? present && clen == cmd.expected_len &&
+		                       (clen == 0 || memcmp(cur, cmd.expected, clen) == 0)
+		                 : !present;
 		if (match) {
 			write_kv(b, h, key, klen, cmd.value, cmd.value_len, false);
 		} else {
@@ -201,7 +201,7 @@ int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64
 }
 
 int rd_storage_kv_get(struct rd_storage *st, uint64_t group, const uint8_t *key,
-		      size_t key_len, uint8_t **val, size_t *len, char *msg)
+                      size_t key_len, uint8_t **val, size_t *len, char *msg)
 {
 	uint8_t stackkey[256];
 	uint8_t *k = stackkey;
@@ -216,16 +216,16 @@ int rd_storage_kv_get(struct rd_storage *st, uint64_t group, const uint8_t *key,
 	rd_be64_put(k, group);
 	if (key_len > 0)
 		memcpy(k + RD_KV_KEY_PREFIX, key, key_len);
-	rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(
-		st->db, st->ro, st->cf[RD_CF_KV], (const char *)k, key_len + RD_KV_KEY_PREFIX,
-		&err);
+	rocksdb_pinnableslice_t *ps =
+	    rocksdb_get_pinned_cf(st->db, st->ro, st->cf[RD_CF_KV], (const char *)k,
+	                          key_len + RD_KV_KEY_PREFIX, &err);
 	if (err != NULL) {
 		rv = rd__rocks_err(err, msg, "kv get");
 		goto out;
 	}
 	if (ps == NULL) {
 		rv = rd_errorf(msg, RD_ENOTFOUND, "group %llu: no such key",
-			       (unsigned long long)group);
+		               (unsigned long long)group);
 		goto out;
 	}
 	size_t n;
@@ -247,7 +247,7 @@ out:
 }
 
 int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn fn,
-		       void *arg, char *msg)
+                       void *arg, char *msg)
 {
 	uint8_t prefix[RD_KV_KEY_PREFIX];
 	char *err = NULL;
@@ -255,15 +255,17 @@ int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn f
 
 	rd_be64_put(prefix, group);
 	/* An iterator reads from the implicit snapshot taken at its creation. */
-	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_KV]);
-	for (rocksdb_iter_seek(it, (const char *)prefix, sizeof prefix); rocksdb_iter_valid(it);
-	     rocksdb_iter_next(it)) {
+	rocksdb_iterator_t *it =
+	    rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_KV]);
+	for (rocksdb_iter_seek(it, (const char *)prefix, sizeof prefix);
+	     rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
 		size_t klen, vlen;
 		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
 		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
 		if (klen < RD_KV_KEY_PREFIX || memcmp(k, prefix, sizeof prefix) != 0)
 			break;
-		if ((rv = fn(arg, k + RD_KV_KEY_PREFIX, klen - RD_KV_KEY_PREFIX, v, vlen)) != 0)
+		if ((rv = fn(arg, k + RD_KV_KEY_PREFIX, klen - RD_KV_KEY_PREFIX, v,
+		             vlen)) != 0)
 			goto out;
 	}
 	rocksdb_iter_get_error(it, &err);

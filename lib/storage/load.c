@@ -31,17 +31,19 @@ static int iter_error(rocksdb_iterator_t *it, char *msg, const char *where)
 
 static int load_state(struct rd_storage *st, char *msg)
 {
-	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_STATE]);
+	rocksdb_iterator_t *it =
+	    rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_STATE]);
 	char where[96] = "state scan";
 	int rv = 0;
 
-	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
 		size_t klen, vlen;
 		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
 		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
 		if (klen != RD_STATE_KEY_LEN) {
-			rv = rd_errorf(msg, RD_ECORRUPT, "state record with a %zu-byte key",
-				       klen);
+			rv = rd_errorf(msg, RD_ECORRUPT,
+			               "state record with a %zu-byte key", klen);
 			goto out;
 		}
 		struct rd_sgroup *g = rd__group_get(st, rd_be64_get(k));
@@ -49,7 +51,7 @@ static int load_state(struct rd_storage *st, char *msg)
 		if ((rv = rd__dec_state(g, k[8], v, vlen, msg)) != 0)
 			goto out;
 		snprintf(where, sizeof where, "state scan after group %llu",
-			 (unsigned long long)g->id);
+		         (unsigned long long)g->id);
 	}
 	rv = iter_error(it, msg, where);
 out:
@@ -68,12 +70,14 @@ out:
 
 static int load_log(struct rd_storage *st, char *msg)
 {
-	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_LOG]);
+	rocksdb_iterator_t *it =
+	    rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_LOG]);
 	struct rd_sgroup *g = NULL;
 	char where[96] = "log scan";
 	int rv = 0;
 
-	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
 		size_t klen, vlen;
 		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
 		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
@@ -83,7 +87,8 @@ static int load_log(struct rd_storage *st, char *msg)
 		uint32_t dlen;
 
 		if (klen != RD_LOG_KEY_LEN) {
-			rv = rd_errorf(msg, RD_ECORRUPT, "log record with a %zu-byte key", klen);
+			rv = rd_errorf(msg, RD_ECORRUPT, "log record with a %zu-byte key",
+			               klen);
 			goto out;
 		}
 		uint64_t gid = rd_be64_get(k), index = rd_be64_get(k + 8);
@@ -96,36 +101,39 @@ static int load_log(struct rd_storage *st, char *msg)
 			}
 		}
 		if (index < g->first) {
-			rv = rd_errorf(msg, RD_ECORRUPT,
-				       "group %llu index %llu: entry below the log start %llu",
-				       (unsigned long long)gid, (unsigned long long)index,
-				       (unsigned long long)g->first);
+			rv = rd_errorf(
+			    msg, RD_ECORRUPT,
+			    "group %llu index %llu: entry below the log start %llu",
+			    (unsigned long long)gid, (unsigned long long)index,
+			    (unsigned long long)g->first);
 			goto out;
 		}
 		if (index != g->last + 1) {
-			rv = rd_errorf(msg, RD_ECORRUPT,
-				       "group %llu index %llu: gap in the log, entries %llu..%llu "
-				       "are missing",
-				       (unsigned long long)gid, (unsigned long long)g->last + 1,
-				       (unsigned long long)g->last + 1,
-				       (unsigned long long)index - 1);
+			rv = rd_errorf(
+			    msg, RD_ECORRUPT,
+			    "group %llu index %llu: gap in the log, entries %llu..%llu "
+			    "are missing",
+			    (unsigned long long)gid, (unsigned long long)g->last + 1,
+			    (unsigned long long)g->last + 1,
+			    (unsigned long long)index - 1);
 			goto out;
 		}
-		if ((rv = rd__dec_entry(gid, index, v, vlen, &term, &type, &data, &dlen, msg)) !=
-		    0)
+		if ((rv = rd__dec_entry(gid, index, v, vlen, &term, &type, &data, &dlen,
+		                        msg)) != 0)
 			goto out;
 		if (term < g->last_term) {
-			rv = rd_errorf(msg, RD_ECORRUPT,
-				       "group %llu index %llu: term %llu is below the term %llu "
-				       "before it",
-				       (unsigned long long)gid, (unsigned long long)index,
-				       (unsigned long long)term, (unsigned long long)g->last_term);
+			rv = rd_errorf(
+			    msg, RD_ECORRUPT,
+			    "group %llu index %llu: term %llu is below the term %llu "
+			    "before it",
+			    (unsigned long long)gid, (unsigned long long)index,
+			    (unsigned long long)term, (unsigned long long)g->last_term);
 			goto out;
 		}
 		g->last = index;
 		g->last_term = term;
 		snprintf(where, sizeof where, "log scan after group %llu index %llu",
-			 (unsigned long long)gid, (unsigned long long)index);
+		         (unsigned long long)gid, (unsigned long long)index);
 	}
 	rv = iter_error(it, msg, where);
 out:
@@ -138,23 +146,23 @@ static int check_group(const struct rd_sgroup *g, char *msg)
 	unsigned long long id = (unsigned long long)g->id;
 
 	if (g->hs.commit > g->last)
-		return rd_errorf(msg, RD_ECORRUPT,
-				 "group %llu index %llu: hard state commit is beyond the last "
-				 "log index %llu (committed entries are missing)",
-				 id, (unsigned long long)g->hs.commit,
-				 (unsigned long long)g->last);
+		return rd_errorf(
+		    msg, RD_ECORRUPT,
+		    "group %llu index %llu: hard state commit is beyond the last "
+		    "log index %llu (committed entries are missing)",
+		    id, (unsigned long long)g->hs.commit, (unsigned long long)g->last);
 	if (g->applied > g->hs.commit)
-		return rd_errorf(msg, RD_ECORRUPT,
-				 "group %llu index %llu: applied index is beyond the commit "
-				 "index %llu",
-				 id, (unsigned long long)g->applied,
-				 (unsigned long long)g->hs.commit);
+		return rd_errorf(
+		    msg, RD_ECORRUPT,
+		    "group %llu index %llu: applied index is beyond the commit "
+		    "index %llu",
+		    id, (unsigned long long)g->applied, (unsigned long long)g->hs.commit);
 	if (g->applied < g->first - 1)
-		return rd_errorf(msg, RD_ECORRUPT,
-				 "group %llu index %llu: applied index is below the compaction "
-				 "point %llu (entries were dropped before they were applied)",
-				 id, (unsigned long long)g->applied,
-				 (unsigned long long)g->first - 1);
+		return rd_errorf(
+		    msg, RD_ECORRUPT,
+		    "group %llu index %llu: applied index is below the compaction "
+		    "point %llu (entries were dropped before they were applied)",
+		    id, (unsigned long long)g->applied, (unsigned long long)g->first - 1);
 	return 0;
 }
 

@@ -34,7 +34,7 @@ static void *xrealloc(void *p, size_t n)
 
 /* Append one entry to `b`; its data pointer is fixed up by buf_finish. */
 static void buf_add(struct rd_entry_buf *b, uint64_t index, uint64_t term, uint8_t type,
-		    const uint8_t *data, uint32_t len)
+                    const uint8_t *data, uint32_t len)
 {
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 16;
@@ -64,35 +64,37 @@ static void buf_finish(struct rd_entry_buf *b)
 		b->ents[i].data = b->data + (uintptr_t)b->ents[i].data;
 }
 
-static int check_range(const struct rd_sgroup *g, uint64_t group, uint64_t lo, uint64_t hi,
-		       char *msg)
+static int check_range(const struct rd_sgroup *g, uint64_t group, uint64_t lo,
+                       uint64_t hi, char *msg)
 {
 	uint64_t first = g ? g->first : 1, last = g ? g->last : 0;
 	if (lo > hi)
 		return rd_errorf(msg, RD_EINVAL, "group %llu: bad range [%llu, %llu)",
-				 (unsigned long long)group, (unsigned long long)lo,
-				 (unsigned long long)hi);
+		                 (unsigned long long)group, (unsigned long long)lo,
+		                 (unsigned long long)hi);
 	if (lo < first)
-		return rd_errorf(msg, RD_ECOMPACTED, "group %llu index %llu: compacted (first %llu)",
-				 (unsigned long long)group, (unsigned long long)lo,
-				 (unsigned long long)first);
+		return rd_errorf(msg, RD_ECOMPACTED,
+		                 "group %llu index %llu: compacted (first %llu)",
+		                 (unsigned long long)group, (unsigned long long)lo,
+		                 (unsigned long long)first);
 	if (hi > last + 1)
 		return rd_errorf(msg, RD_EUNAVAILABLE,
-				 "group %llu index %llu: not in the log (last %llu)",
-				 (unsigned long long)group, (unsigned long long)hi - 1,
-				 (unsigned long long)last);
+		                 "group %llu index %llu: not in the log (last %llu)",
+		                 (unsigned long long)group, (unsigned long long)hi - 1,
+		                 (unsigned long long)last);
 	return 0;
 }
 
 /* Iterate records [lo, hi) of `group` from RocksDB, calling fn for each. */
 typedef int (*rec_fn)(void *arg, uint64_t index, uint64_t term, uint8_t type,
-		      const uint8_t *data, uint32_t len);
+                      const uint8_t *data, uint32_t len);
 
 static int db_range(struct rd_storage *st, uint64_t group, uint64_t lo, uint64_t hi,
-		    rec_fn fn, void *arg, char *msg)
+                    rec_fn fn, void *arg, char *msg)
 {
 	uint8_t start[RD_LOG_KEY_LEN];
-	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_LOG]);
+	rocksdb_iterator_t *it =
+	    rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_LOG]);
 	uint64_t want = lo;
 	int rv = 0;
 
@@ -122,10 +124,11 @@ static int db_range(struct rd_storage *st, uint64_t group, uint64_t lo, uint64_t
 	if (err != NULL) {
 		rv = rd__rocks_err(err, msg, "read log");
 		rd_errprefix(msg, "group %llu index %llu: ", (unsigned long long)group,
-			     (unsigned long long)want);
+		             (unsigned long long)want);
 	} else if (want < hi) {
-		rv = rd_errorf(msg, RD_ECORRUPT, "group %llu index %llu: entry missing from the log",
-			       (unsigned long long)group, (unsigned long long)want);
+		rv = rd_errorf(msg, RD_ECORRUPT,
+		               "group %llu index %llu: entry missing from the log",
+		               (unsigned long long)group, (unsigned long long)want);
 	}
 out:
 	rocksdb_iter_destroy(it);
@@ -142,7 +145,7 @@ struct fill {
 #define FILL_FULL 1000
 
 static int fill_one(void *arg, uint64_t index, uint64_t term, uint8_t type,
-		    const uint8_t *data, uint32_t len)
+                    const uint8_t *data, uint32_t len)
 {
 	struct fill *f = arg;
 	if (f->max_bytes != 0 && f->out->n > 0 && f->bytes + len > f->max_bytes)
@@ -153,7 +156,7 @@ static int fill_one(void *arg, uint64_t index, uint64_t term, uint8_t type,
 }
 
 int rd_storage_entries(struct rd_storage *st, uint64_t group, uint64_t lo, uint64_t hi,
-		       uint64_t max_bytes, struct rd_entry_buf *out, char *msg)
+                       uint64_t max_bytes, struct rd_entry_buf *out, char *msg)
 {
 	struct rd_sgroup *g = rd__group_find(st, group);
 	struct fill f = {out, max_bytes, 0};
@@ -184,7 +187,7 @@ int rd_storage_entries(struct rd_storage *st, uint64_t group, uint64_t lo, uint6
 }
 
 static int term_one(void *arg, uint64_t index, uint64_t term, uint8_t type,
-		    const uint8_t *data, uint32_t len)
+                    const uint8_t *data, uint32_t len)
 {
 	(void)index, (void)type, (void)data, (void)len;
 	*(uint64_t *)arg = term;
@@ -192,7 +195,7 @@ static int term_one(void *arg, uint64_t index, uint64_t term, uint8_t type,
 }
 
 int rd_storage_term(struct rd_storage *st, uint64_t group, uint64_t index, uint64_t *term,
-		    char *msg)
+                    char *msg)
 {
 	struct rd_sgroup *g = rd__group_find(st, group);
 	uint64_t first = g ? g->first : 1, last = g ? g->last : 0;
@@ -203,12 +206,12 @@ int rd_storage_term(struct rd_storage *st, uint64_t group, uint64_t index, uint6
 	}
 	if (index + 1 < first)
 		return rd_errorf(msg, RD_ECOMPACTED, "group %llu index %llu: compacted",
-				 (unsigned long long)group, (unsigned long long)index);
+		                 (unsigned long long)group, (unsigned long long)index);
 	if (index > last)
 		return rd_errorf(msg, RD_EUNAVAILABLE,
-				 "group %llu index %llu: not in the log (last %llu)",
-				 (unsigned long long)group, (unsigned long long)index,
-				 (unsigned long long)last);
+		                 "group %llu index %llu: not in the log (last %llu)",
+		                 (unsigned long long)group, (unsigned long long)index,
+		                 (unsigned long long)last);
 	if (index == last) {
 		*term = g->last_term;
 		return 0;
@@ -227,7 +230,7 @@ struct scan {
 };
 
 static int scan_one(void *arg, uint64_t index, uint64_t term, uint8_t type,
-		    const uint8_t *data, uint32_t len)
+                    const uint8_t *data, uint32_t len)
 {
 	struct scan *s = arg;
 	struct rd_entry e = {term, index, type, len, (uint8_t *)(uintptr_t)data};
@@ -235,7 +238,7 @@ static int scan_one(void *arg, uint64_t index, uint64_t term, uint8_t type,
 }
 
 int rd_storage_log_scan(struct rd_storage *st, uint64_t group, uint64_t lo,
-			rd_storage_entry_fn fn, void *arg, char *msg)
+                        rd_storage_entry_fn fn, void *arg, char *msg)
 {
 	struct rd_sgroup *g = rd__group_find(st, group);
 	struct scan s = {fn, arg};

@@ -11,14 +11,16 @@
 #include "util/log.h"
 
 const char *const rd_schema_cf_names[RD_CF_COUNT] = {
-	[RD_CF_DEFAULT] = "default", [RD_CF_LOG] = "log",         [RD_CF_STATE] = "state",
-	[RD_CF_KV] = "kv",           [RD_CF_CATALOG] = "catalog",
+    [RD_CF_DEFAULT] = "default", [RD_CF_LOG] = "log",         [RD_CF_STATE] = "state",
+    [RD_CF_KV] = "kv",           [RD_CF_CATALOG] = "catalog",
 };
 
 static const char *const kind_names[] = {
-	[RD_STATE_HARD] = "hard state",  [RD_STATE_CONF] = "conf state",
-	[RD_STATE_APPLIED] = "applied index", [RD_STATE_LOGSTART] = "log start",
-	[RD_STATE_SNAPSHOT] = "snapshot metadata",
+    [RD_STATE_HARD] = "hard state",
+    [RD_STATE_CONF] = "conf state",
+    [RD_STATE_APPLIED] = "applied index",
+    [RD_STATE_LOGSTART] = "log start",
+    [RD_STATE_SNAPSHOT] = "snapshot metadata",
 };
 
 /* crc over key || body, stored in v[0..4). */
@@ -99,12 +101,12 @@ size_t rd__enc_snap(uint8_t *v, uint64_t group, const struct rd_snapshot_meta *m
 }
 
 int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t len,
-		  char *msg)
+                  char *msg)
 {
 	uint8_t k[RD_STATE_KEY_LEN];
 	const char *name = kind >= RD_STATE_HARD && kind <= RD_STATE_SNAPSHOT
-				   ? kind_names[kind]
-				   : "unknown record";
+	                       ? kind_names[kind]
+	                       : "unknown record";
 	size_t used = 0;
 
 	if (len < 4)
@@ -112,7 +114,7 @@ int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t le
 	rd_state_key(k, g->id, kind);
 	if (rd_crc32c(rd_crc32c(0, k, sizeof k), v + 4, len - 4) != rd_be32_get(v))
 		return rd_errorf(msg, RD_ECORRUPT, "group %llu: %s: checksum mismatch",
-				 (unsigned long long)g->id, name);
+		                 (unsigned long long)g->id, name);
 	v += 4;
 	len -= 4;
 	switch (kind) {
@@ -153,11 +155,11 @@ int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t le
 	}
 bad:
 	return rd_errorf(msg, RD_ECORRUPT, "group %llu: %s: malformed record (%zu bytes)",
-			 (unsigned long long)g->id, name, len);
+	                 (unsigned long long)g->id, name, len);
 }
 
 void rd__enc_entry(uint8_t *v, uint64_t group, uint64_t index, uint64_t term,
-		   uint8_t type, const uint8_t *data, uint32_t len)
+                   uint8_t type, const uint8_t *data, uint32_t len)
 {
 	uint8_t k[RD_LOG_KEY_LEN];
 	rd_log_key(k, group, index);
@@ -170,19 +172,20 @@ void rd__enc_entry(uint8_t *v, uint64_t group, uint64_t index, uint64_t term,
 }
 
 int rd__dec_entry(uint64_t group, uint64_t index, const uint8_t *v, size_t len,
-		  uint64_t *term, uint8_t *type, const uint8_t **data, uint32_t *dlen,
-		  char *msg)
+                  uint64_t *term, uint8_t *type, const uint8_t **data, uint32_t *dlen,
+                  char *msg)
 {
 	uint8_t k[RD_LOG_KEY_LEN];
 
 	if (len < RD_LOG_VAL_HDR || len - RD_LOG_VAL_HDR > UINT32_MAX)
-		return rd_errorf(msg, RD_ECORRUPT, "group %llu index %llu: malformed entry",
-				 (unsigned long long)group, (unsigned long long)index);
+		return rd_errorf(msg, RD_ECORRUPT,
+		                 "group %llu index %llu: malformed entry",
+		                 (unsigned long long)group, (unsigned long long)index);
 	rd_log_key(k, group, index);
 	if (rd_crc32c(rd_crc32c(0, k, sizeof k), v + 4, len - 4) != rd_be32_get(v))
 		return rd_errorf(msg, RD_ECORRUPT,
-				 "group %llu index %llu: entry checksum mismatch",
-				 (unsigned long long)group, (unsigned long long)index);
+		                 "group %llu index %llu: entry checksum mismatch",
+		                 (unsigned long long)group, (unsigned long long)index);
 	*term = rd_be64_get(v + 4);
 	*type = v[12];
 	*data = v + RD_LOG_VAL_HDR;
@@ -205,7 +208,7 @@ int rd__rocks_err(char *err, char *msg, const char *what)
 _Noreturn void rd__fatal(const char *what, char *err)
 {
 	rd_log_err("storage failure, aborting what=\"%s\" error=\"%s\"", what,
-		   err ? err : "(none)");
+	           err ? err : "(none)");
 	abort();
 }
 

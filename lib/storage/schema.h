@@ -64,8 +64,8 @@ enum rd_schema_state_kind {
 	RD_STATE_SNAPSHOT = 5,
 };
 
-#define RD_LOG_KEY_LEN 16u
-#define RD_LOG_VAL_HDR 13u /* crc + term + type */
+#define RD_LOG_KEY_LEN   16u
+#define RD_LOG_VAL_HDR   13u /* crc + term + type */
 #define RD_STATE_KEY_LEN 9u
 #define RD_KV_KEY_PREFIX 8u
 /* Largest state value: crc + index + term + a full conf state. */

@@ -22,12 +22,12 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define MAGIC "RDSN"
+#define MAGIC   "RDSN"
 #define VERSION 1
 #define F_FIRST 1u
-#define F_LAST 2u
+#define F_LAST  2u
 #define TRAILER 12u
-#define ULL(x) ((unsigned long long)(x))
+#define ULL(x)  ((unsigned long long)(x))
 
 struct rd_snapshot_reader {
 	struct rd_storage *st;
@@ -42,18 +42,17 @@ struct rd_snapshot_reader {
 	uint32_t total_crc;
 };
 
-
 /* Read one state record of `g` under `ro` into g (absent: left as is). */
-static int read_state(struct rd_storage *st, rocksdb_readoptions_t *ro, struct rd_sgroup *g,
-		      uint8_t kind, char *msg)
+static int read_state(struct rd_storage *st, rocksdb_readoptions_t *ro,
+                      struct rd_sgroup *g, uint8_t kind, char *msg)
 {
 	uint8_t k[RD_STATE_KEY_LEN];
 	char *err = NULL;
 	size_t vlen;
 
 	rd_state_key(k, g->id, kind);
-	char *v = rocksdb_get_cf(st->db, ro, st->cf[RD_CF_STATE], (const char *)k, sizeof k,
-				 &vlen, &err);
+	char *v = rocksdb_get_cf(st->db, ro, st->cf[RD_CF_STATE], (const char *)k,
+	                         sizeof k, &vlen, &err);
 	if (err != NULL)
 		return rd__rocks_err(err, msg, "snapshot: read state");
 	if (v == NULL)
@@ -83,25 +82,26 @@ static int snap_meta(struct rd_snapshot_reader *r, char *msg)
 	}
 	rd_log_key(k, r->group, g.applied);
 	char *v = rocksdb_get_cf(r->st->db, r->ro, r->st->cf[RD_CF_LOG], (const char *)k,
-				 sizeof k, &vlen, &err);
+	                         sizeof k, &vlen, &err);
 	if (err != NULL)
 		return rd__rocks_err(err, msg, "snapshot: read log");
 	if (v == NULL)
-		return rd_errorf(msg, RD_ECORRUPT,
-				 "group %llu index %llu: applied entry missing from the log",
-				 ULL(r->group), ULL(g.applied));
+		return rd_errorf(
+		    msg, RD_ECORRUPT,
+		    "group %llu index %llu: applied entry missing from the log",
+		    ULL(r->group), ULL(g.applied));
 	uint8_t type;
 	const uint8_t *data;
 	uint32_t dlen;
-	rv = rd__dec_entry(r->group, g.applied, (const uint8_t *)v, vlen, &r->meta.term, &type,
-			   &data, &dlen, msg);
+	rv = rd__dec_entry(r->group, g.applied, (const uint8_t *)v, vlen, &r->meta.term,
+	                   &type, &data, &dlen, msg);
 	rocksdb_free(v);
 	return rv;
 }
 
 int rd_snapshot_reader_open(struct rd_storage *st, uint64_t group,
-			    struct rd_snapshot_reader **out, struct rd_snapshot_meta *meta,
-			    char *msg)
+                            struct rd_snapshot_reader **out,
+                            struct rd_snapshot_meta *meta, char *msg)
 {
 	uint8_t prefix[RD_KV_KEY_PREFIX];
 	int rv;
@@ -141,7 +141,7 @@ void rd_snapshot_reader_close(struct rd_snapshot_reader *r)
 
 /* The iterator's current record if it belongs to the group. */
 static bool cur_rec(struct rd_snapshot_reader *r, const uint8_t **k, size_t *klen,
-		    const uint8_t **v, size_t *vlen)
+                    const uint8_t **v, size_t *vlen)
 {
 	if (!rocksdb_iter_valid(r->it))
 		return false;
@@ -155,7 +155,7 @@ static bool cur_rec(struct rd_snapshot_reader *r, const uint8_t **k, size_t *kle
 }
 
 int rd_snapshot_reader_next(struct rd_snapshot_reader *r, uint8_t *buf, size_t cap,
-			    size_t *len, bool *last, char *msg)
+                            size_t *len, bool *last, char *msg)
 {
 	uint8_t *p = buf + RD_SNAPSHOT_HEADER;
 	const uint8_t *k, *v;
@@ -178,10 +178,11 @@ int rd_snapshot_reader_next(struct rd_snapshot_reader *r, uint8_t *buf, size_t c
 		size_t need = 8 + klen + vlen;
 		if ((size_t)(p - buf - RD_SNAPSHOT_HEADER) + need > room) {
 			if (nrec == 0 && !(flags & F_FIRST))
-				return rd_errorf(msg, RD_ETOOBIG,
-						 "snapshot: a %zu-byte record does not fit a "
-						 "%zu-byte chunk",
-						 need, cap);
+				return rd_errorf(
+				    msg, RD_ETOOBIG,
+				    "snapshot: a %zu-byte record does not fit a "
+				    "%zu-byte chunk",
+				    need, cap);
 			break;
 		}
 		rd_be32_put(p, (uint32_t)klen);
@@ -220,7 +221,7 @@ int rd_snapshot_reader_next(struct rd_snapshot_reader *r, uint8_t *buf, size_t c
 }
 
 int rd_snapshot_writer_open(struct rd_storage *st, struct rd_snapshot_writer **out,
-			    char *msg)
+                            char *msg)
 {
 	struct rd_snapshot_writer *w = calloc(1, sizeof *w);
 	if (w == NULL || (w->key = malloc(RD_KV_KEY_PREFIX + RD_KV_KEY_MAX)) == NULL) {
@@ -247,15 +248,15 @@ static int bad(char *msg, const struct rd_snapshot_writer *w, const char *what)
 	return rd_errorf(msg, RD_ECORRUPT, "snapshot chunk %u: %s", w->next_seq, what);
 }
 
-static int parse_meta(struct rd_snapshot_writer *w, const uint8_t **pp, const uint8_t *end,
-		      char *msg)
+static int parse_meta(struct rd_snapshot_writer *w, const uint8_t **pp,
+                      const uint8_t *end, char *msg)
 {
 	const uint8_t *p = *pp;
 	size_t used;
 	uint8_t lo[RD_KV_KEY_PREFIX], hi[RD_KV_KEY_PREFIX];
 
-	if (end - p < 24 || rd__conf_get(p + 24, (size_t)(end - p - 24), &w->meta.conf,
-					 &used) != 0)
+	if (end - p < 24 ||
+	    rd__conf_get(p + 24, (size_t)(end - p - 24), &w->meta.conf, &used) != 0)
 		return bad(msg, w, "malformed metadata");
 	w->group = rd_be64_get(p);
 	w->meta.index = rd_be64_get(p + 8);
@@ -267,12 +268,12 @@ static int parse_meta(struct rd_snapshot_writer *w, const uint8_t **pp, const ui
 	if (w->group == UINT64_MAX)
 		memset(hi, 0xff, sizeof hi); /* group ids stop below 2^64 - 1 */
 	rocksdb_writebatch_delete_range_cf(w->wb, w->st->cf[RD_CF_KV], (const char *)lo,
-					   sizeof lo, (const char *)hi, sizeof hi);
+	                                   sizeof lo, (const char *)hi, sizeof hi);
 	return 0;
 }
 
 int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *c, size_t len,
-			   char *msg)
+                           char *msg)
 {
 	if (w->done)
 		return bad(msg, w, "data after the last chunk");
@@ -286,7 +287,8 @@ int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *c, size_
 		return bad(msg, w, "out of order");
 	if ((size_t)plen != len - RD_SNAPSHOT_HEADER)
 		return bad(msg, w, "length mismatch");
-	if (rd_crc32c(rd_crc32c(0, c, 16), c + RD_SNAPSHOT_HEADER, plen) != rd_be32_get(c + 16))
+	if (rd_crc32c(rd_crc32c(0, c, 16), c + RD_SNAPSHOT_HEADER, plen) !=
+	    rd_be32_get(c + 16))
 		return bad(msg, w, "checksum mismatch");
 	if (((flags & F_FIRST) != 0) != (seq == 0))
 		return bad(msg, w, "first-chunk flag on the wrong chunk");
@@ -310,15 +312,16 @@ int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *c, size_
 			return bad(msg, w, "malformed record");
 		rd_be64_put(w->key, w->group);
 		memcpy(w->key + RD_KV_KEY_PREFIX, p + 8, klen);
-		rocksdb_writebatch_put_cf(w->wb, w->st->cf[RD_CF_KV], (const char *)w->key,
-					  RD_KV_KEY_PREFIX + klen, (const char *)p + 8 + klen,
-					  vlen);
+		rocksdb_writebatch_put_cf(w->wb, w->st->cf[RD_CF_KV],
+		                          (const char *)w->key, RD_KV_KEY_PREFIX + klen,
+		                          (const char *)p + 8 + klen, vlen);
 		w->count++;
 		p += 8 + (size_t)klen + vlen;
 	}
 	if (flags & F_LAST) {
 		if (rd_be64_get(end) != w->count || rd_be32_get(end + 8) != w->total_crc)
-			return bad(msg, w, "stream trailer mismatch (chunk lost or repeated)");
+			return bad(msg, w,
+			           "stream trailer mismatch (chunk lost or repeated)");
 		w->done = true;
 	}
 	w->next_seq++;

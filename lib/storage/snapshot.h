@@ -37,7 +37,9 @@
 #define RD_SNAPSHOT_HEADER 20u
 /* Smallest chunk capacity a reader accepts: header, metadata with a full
  * membership, one record of maximal key and value (kv.h limits), trailer. */
-#define RD_SNAPSHOT_CHUNK_MIN (RD_SNAPSHOT_HEADER + 40u + 8u * 2u * RD_RAFT_MAX_MEMBERS + 8u + 4096u + (1u << 20) + 12u)
+#define RD_SNAPSHOT_CHUNK_MIN                                                            \
+	(RD_SNAPSHOT_HEADER + 40u + 8u * 2u * RD_RAFT_MAX_MEMBERS + 8u + 4096u +         \
+	 (1u << 20) + 12u)
 
 struct rd_snapshot_reader;
 struct rd_snapshot_writer;
@@ -49,15 +51,15 @@ struct rd_snapshot_writer;
  * rd_snapshot_reader_close. The log is not part of the snapshot.
  */
 int rd_snapshot_reader_open(struct rd_storage *st, uint64_t group,
-			    struct rd_snapshot_reader **out, struct rd_snapshot_meta *meta,
-			    char *msg);
+                            struct rd_snapshot_reader **out,
+                            struct rd_snapshot_meta *meta, char *msg);
 
 /* Write the next chunk into buf[0..cap) (cap ≥ RD_SNAPSHOT_CHUNK_MIN, or
  * smaller when no record is that large: RD_ETOOBIG if one does not fit).
  * *len gets its size, *last is set on the final chunk; after that, further
  * calls return RD_EINVAL. */
 int rd_snapshot_reader_next(struct rd_snapshot_reader *r, uint8_t *buf, size_t cap,
-			    size_t *len, bool *last, char *msg);
+                            size_t *len, bool *last, char *msg);
 
 /* Release the reader and its RocksDB snapshot. NULL is a no-op. */
 void rd_snapshot_reader_close(struct rd_snapshot_reader *r);
@@ -65,13 +67,13 @@ void rd_snapshot_reader_close(struct rd_snapshot_reader *r);
 /* Start installing a snapshot into `st`; the group is named by the first
  * chunk. Nothing is visible until rd_snapshot_writer_finish. */
 int rd_snapshot_writer_open(struct rd_storage *st, struct rd_snapshot_writer **out,
-			    char *msg);
+                            char *msg);
 
 /* Feed the next chunk (copied). Chunks must come in order; a bad checksum,
  * magic, sequence number or record is RD_ECORRUPT and the writer must then
  * be aborted. */
 int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *chunk, size_t len,
-			   char *msg);
+                           char *msg);
 
 /*
  * After the last chunk: atomically (one synced RocksDB write) remove every
@@ -84,7 +86,7 @@ int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *chunk, s
  * called while a batch holds work for the same group.
  */
 int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_meta *meta,
-			      char *msg);
+                              char *msg);
 
 /* Drop an unfinished install. NULL is a no-op. */
 void rd_snapshot_writer_abort(struct rd_snapshot_writer *w);

@@ -22,8 +22,7 @@
 #include "util/log.h"
 
 const double rd_storage_sync_bucket_le[RD_STORAGE_SYNC_BUCKETS] = {
-	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-	0.005,   0.01,   0.025,   0.05,   0.1,   1.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
 };
 
 void rd_storage_options_init(struct rd_storage_options *o)
@@ -118,12 +117,12 @@ void rd_storage_close(struct rd_storage *st)
 
 /* Read catalog record `name` into a malloc'd buffer; RD_ENOTFOUND if absent. */
 static int cat_get(struct rd_storage *st, const char *name, uint8_t **data, size_t *len,
-		   char *msg)
+                   char *msg)
 {
 	char *err = NULL;
 	size_t vlen = 0;
-	char *v = rocksdb_get_cf(st->db, st->ro, st->cf[RD_CF_CATALOG], name, strlen(name),
-				 &vlen, &err);
+	char *v = rocksdb_get_cf(st->db, st->ro, st->cf[RD_CF_CATALOG], name,
+	                         strlen(name), &vlen, &err);
 	if (err != NULL)
 		return rd__rocks_err(err, msg, "read catalog");
 	if (v == NULL)
@@ -134,11 +133,11 @@ static int cat_get(struct rd_storage *st, const char *name, uint8_t **data, size
 }
 
 static int cat_put(struct rd_storage *st, const char *name, const uint8_t *data,
-		   size_t len, char *msg)
+                   size_t len, char *msg)
 {
 	char *err = NULL;
 	rocksdb_put_cf(st->db, st->wo, st->cf[RD_CF_CATALOG], name, strlen(name),
-		       (const char *)data, len, &err);
+	               (const char *)data, len, &err);
 	if (err != NULL)
 		return rd__rocks_err(err, msg, "write catalog");
 	return 0;
@@ -166,12 +165,13 @@ static int init_catalog(struct rd_storage *st, bool create, char *msg)
 		 * catalog write is empty and may be initialised now. */
 		if (!create || !cf_empty(st, RD_CF_LOG) || !cf_empty(st, RD_CF_STATE))
 			return rd_errorf(msg, RD_ECORRUPT,
-					 "%s: not a raftd database (no format record)",
-					 st->dir);
+			                 "%s: not a raftd database (no format record)",
+			                 st->dir);
 		uint64_t inc = 0;
 		while (inc == 0)
 			if (getrandom(&inc, sizeof inc, 0) != sizeof inc)
-				return rd_errorf(msg, RD_EIO, "getrandom: %s", strerror(errno));
+				return rd_errorf(msg, RD_EIO, "getrandom: %s",
+				                 strerror(errno));
 		rd_be64_put(buf, inc);
 		if ((rv = cat_put(st, "incarnation", buf, 8, msg)) != 0)
 			return rv;
@@ -180,7 +180,7 @@ static int init_catalog(struct rd_storage *st, bool create, char *msg)
 		if ((rv = cat_put(st, "format", buf, 4, msg)) != 0)
 			return rv;
 		rd_log_info("storage created dir=%s incarnation=%016llx", st->dir,
-			    (unsigned long long)inc);
+		            (unsigned long long)inc);
 		st->incarnation = inc;
 		return 0;
 	}
@@ -189,11 +189,13 @@ static int init_catalog(struct rd_storage *st, bool create, char *msg)
 	bool ok = len == 4 && rd_be32_get(v) == RD_SCHEMA_FORMAT;
 	free(v);
 	if (!ok)
-		return rd_errorf(msg, RD_ECORRUPT, "%s: unsupported database format", st->dir);
+		return rd_errorf(msg, RD_ECORRUPT, "%s: unsupported database format",
+		                 st->dir);
 	if ((rv = cat_get(st, "incarnation", &v, &len, msg)) != 0)
-		return rv == RD_ENOTFOUND ? rd_errorf(msg, RD_ECORRUPT,
-						      "%s: catalog has no incarnation", st->dir)
-					  : rv;
+		return rv == RD_ENOTFOUND
+		           ? rd_errorf(msg, RD_ECORRUPT, "%s: catalog has no incarnation",
+		                       st->dir)
+		           : rv;
 	ok = len == 8;
 	if (ok)
 		st->incarnation = rd_be64_get(v);
@@ -212,7 +214,8 @@ static int init_cluster_id(struct rd_storage *st, const char *want, char *msg)
 	if (rv == 0) {
 		if (len == 0 || len > RD_STORAGE_CLUSTER_ID_MAX) {
 			free(v);
-			return rd_errorf(msg, RD_ECORRUPT, "%s: malformed cluster id", st->dir);
+			return rd_errorf(msg, RD_ECORRUPT, "%s: malformed cluster id",
+			                 st->dir);
 		}
 		memcpy(st->cluster_id, v, len);
 		st->cluster_id[len] = 0;
@@ -226,7 +229,7 @@ static int init_cluster_id(struct rd_storage *st, const char *want, char *msg)
 }
 
 int rd_storage_open(const char *dir, const struct rd_storage_options *o,
-		    struct rd_storage **out, char *msg)
+                    struct rd_storage **out, char *msg)
 {
 	struct rd_storage_options defaults;
 	struct rd_storage *st;
@@ -242,10 +245,11 @@ int rd_storage_open(const char *dir, const struct rd_storage_options *o,
 	snprintf(current, sizeof current, "%s/CURRENT", dir);
 	bool exists = stat(current, &sb) == 0;
 	if (!exists && !o->create_if_missing)
-		return rd_errorf(msg, RD_ENOTFOUND,
-				 "data directory %s holds no raftd database and this node is "
-				 "not allowed to create one",
-				 dir);
+		return rd_errorf(
+		    msg, RD_ENOTFOUND,
+		    "data directory %s holds no raftd database and this node is "
+		    "not allowed to create one",
+		    dir);
 	if (!exists && mkdir(dir, 0750) != 0 && errno != EEXIST)
 		return rd_errorf(msg, RD_EIO, "mkdir %s: %s", dir, strerror(errno));
 
@@ -255,14 +259,14 @@ int rd_storage_open(const char *dir, const struct rd_storage_options *o,
 		return rd_errorf(msg, RD_ENOMEM, "open %s: out of memory", dir);
 	}
 	st->cache_bytes = o->cache_bytes_per_group ? o->cache_bytes_per_group
-						   : RD_STORAGE_CACHE_DEFAULT;
-	st->block_cache = rocksdb_cache_create_lru(o->block_cache_bytes ? o->block_cache_bytes
-									: 32u << 20);
+	                                           : RD_STORAGE_CACHE_DEFAULT;
+	st->block_cache = rocksdb_cache_create_lru(
+	    o->block_cache_bytes ? o->block_cache_bytes : 32u << 20);
 	set_options(st, !exists);
 
 	st->db = rocksdb_open_column_families(
-		st->opts, dir, RD_CF_COUNT, (const char *const *)rd_schema_cf_names,
-		(const rocksdb_options_t *const *)st->cf_opts, st->cf, &err);
+	    st->opts, dir, RD_CF_COUNT, (const char *const *)rd_schema_cf_names,
+	    (const rocksdb_options_t *const *)st->cf_opts, st->cf, &err);
 	if (err != NULL) {
 		st->db = NULL;
 		memset(st->cf, 0, sizeof st->cf);
@@ -279,7 +283,7 @@ int rd_storage_open(const char *dir, const struct rd_storage_options *o,
 		goto err_after_alloc;
 	}
 	rd_log_info("storage opened dir=%s groups=%zu cluster=%s", dir, st->ngroups,
-		    st->cluster_id[0] ? st->cluster_id : "(unknown)");
+	            st->cluster_id[0] ? st->cluster_id : "(unknown)");
 	*out = st;
 	return 0;
 
@@ -300,13 +304,14 @@ int rd_storage_set_cluster_id(struct rd_storage *st, const char *id, char *msg)
 
 	if (len == 0 || len > RD_STORAGE_CLUSTER_ID_MAX)
 		return rd_errorf(msg, RD_EINVAL, "cluster id must be 1..%d bytes",
-				 RD_STORAGE_CLUSTER_ID_MAX);
+		                 RD_STORAGE_CLUSTER_ID_MAX);
 	if (st->cluster_id[0] != 0) {
 		if (strcmp(st->cluster_id, id) == 0)
 			return 0;
-		return rd_errorf(msg, RD_EMISMATCH,
-				 "data directory %s belongs to cluster \"%s\", not \"%s\"",
-				 st->dir, st->cluster_id, id);
+		return rd_errorf(
+		    msg, RD_EMISMATCH,
+		    "data directory %s belongs to cluster \"%s\", not \"%s\"", st->dir,
+		    st->cluster_id, id);
 	}
 	if ((rv = cat_put(st, "cluster_id", (const uint8_t *)id, len, msg)) != 0)
 		return rv;
@@ -324,7 +329,7 @@ static int check_name(const char *name, char *msg)
 	size_t len = name ? strlen(name) : 0;
 	if (len == 0 || len > RD_STORAGE_CATALOG_NAME_MAX)
 		return rd_errorf(msg, RD_EINVAL, "catalog name must be 1..%d bytes",
-				 RD_STORAGE_CATALOG_NAME_MAX);
+		                 RD_STORAGE_CATALOG_NAME_MAX);
 	if (strcmp(name, "cluster_id") == 0 || strcmp(name, "incarnation") == 0 ||
 	    strcmp(name, "format") == 0)
 		return rd_errorf(msg, RD_EINVAL, "catalog name \"%s\" is reserved", name);
@@ -332,7 +337,7 @@ static int check_name(const char *name, char *msg)
 }
 
 int rd_storage_catalog_get(struct rd_storage *st, const char *name, uint8_t **data,
-			   size_t *len, char *msg)
+                           size_t *len, char *msg)
 {
 	int rv = cat_get(st, name, data, len, msg);
 	if (rv == RD_ENOTFOUND)
@@ -345,7 +350,7 @@ int rd_storage_catalog_get(struct rd_storage *st, const char *name, uint8_t **da
 }
 
 int rd_storage_catalog_put(struct rd_storage *st, const char *name, const uint8_t *data,
-			   size_t len, char *msg)
+                           size_t len, char *msg)
 {
 	int rv = check_name(name, msg);
 	if (rv != 0)
@@ -393,7 +398,7 @@ size_t rd_storage_groups(const struct rd_storage *st, uint64_t *out, size_t cap)
 }
 
 int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
-			  struct rd_storage_group_info *info)
+                          struct rd_storage_group_info *info)
 {
 	const struct rd_sgroup *g = rd__group_find(st, group);
 

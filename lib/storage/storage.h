@@ -33,7 +33,7 @@ struct rd_storage_batch;
 
 /* Catalog names the node runtime uses for its opaque blobs. */
 #define RD_STORAGE_CATALOG_TOPOLOGY "topology"
-#define RD_STORAGE_CATALOG_ROUTING "routing"
+#define RD_STORAGE_CATALOG_ROUTING  "routing"
 
 /* The metadata group. Its user data (`raftctl meta put/get`) lives in the
  * same key-value state machine as the data groups, under group id 0; nothing
@@ -56,7 +56,8 @@ struct rd_storage_options {
 	size_t block_cache_bytes;
 };
 
-#define RD_STORAGE_CACHE_DEFAULT (1u << 20)
+/* Memory for caches is at most groups x this bound. */
+#define RD_STORAGE_CACHE_DEFAULT (256u << 10)
 
 /* Fill `o` with defaults: create_if_missing false, no cluster id. */
 void rd_storage_options_init(struct rd_storage_options *o);
@@ -77,7 +78,7 @@ void rd_storage_options_init(struct rd_storage_options *o);
  * On success *out owns the handle (close with rd_storage_close).
  */
 int rd_storage_open(const char *dir, const struct rd_storage_options *o,
-		    struct rd_storage **out, char *msg);
+                    struct rd_storage **out, char *msg);
 
 /* Close the handle and free everything it owns; NULL is a no-op. Every
  * write already returned by rd_storage_commit is durable; batches must have
@@ -105,12 +106,12 @@ uint64_t rd_storage_incarnation(const struct rd_storage *st);
  * *data is a malloc'd copy (caller frees; NULL when *len is 0) and 0 is
  * returned; RD_ENOTFOUND when absent. */
 int rd_storage_catalog_get(struct rd_storage *st, const char *name, uint8_t **data,
-			   size_t *len, char *msg);
+                           size_t *len, char *msg);
 
 /* Write the catalog blob `name` with its own synced write. Names
  * "cluster_id" and "incarnation" are reserved (RD_EINVAL). */
 int rd_storage_catalog_put(struct rd_storage *st, const char *name, const uint8_t *data,
-			   size_t len, char *msg);
+                           size_t len, char *msg);
 
 /* ---- groups and Raft state (as loaded at open, kept current by commits) -- */
 
@@ -141,7 +142,7 @@ size_t rd_storage_groups(const struct rd_storage *st, uint64_t *out, size_t cap)
  * never been written (then *info still describes an empty group: first 1,
  * last 0, all state zero). */
 int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
-			  struct rd_storage_group_info *info);
+                          struct rd_storage_group_info *info);
 
 /* ---- log reads ------------------------------------------------------------- */
 
@@ -167,12 +168,12 @@ void rd_entry_buf_free(struct rd_entry_buf *b);
  * hi > last_index + 1, RD_EINVAL when lo > hi, RD_ECORRUPT on a bad record.
  */
 int rd_storage_entries(struct rd_storage *st, uint64_t group, uint64_t lo, uint64_t hi,
-		       uint64_t max_bytes, struct rd_entry_buf *out, char *msg);
+                       uint64_t max_bytes, struct rd_entry_buf *out, char *msg);
 
 /* Term of entry `index`: 0 for index 0, compact_term for first_index - 1.
  * RD_ECOMPACTED below that, RD_EUNAVAILABLE beyond last_index. */
 int rd_storage_term(struct rd_storage *st, uint64_t group, uint64_t index, uint64_t *term,
-		    char *msg);
+                    char *msg);
 
 /* First and last index of the group's log (see rd_storage_group_info). */
 uint64_t rd_storage_first_index(const struct rd_storage *st, uint64_t group);
@@ -184,7 +185,7 @@ uint64_t rd_storage_last_index(const struct rd_storage *st, uint64_t group);
  * return from fn stops the scan and is returned. */
 typedef int (*rd_storage_entry_fn)(void *arg, const struct rd_entry *e);
 int rd_storage_log_scan(struct rd_storage *st, uint64_t group, uint64_t lo,
-			rd_storage_entry_fn fn, void *arg, char *msg);
+                        rd_storage_entry_fn fn, void *arg, char *msg);
 
 /* ---- group commit ------------------------------------------------------------ */
 
@@ -213,22 +214,30 @@ bool rd_storage_batch_empty(const struct rd_storage_batch *b);
  * Entry data is copied; the caller keeps ownership of `ents`.
  */
 int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
-			    const struct rd_entry *ents, size_t n, char *msg);
+                            const struct rd_entry *ents, size_t n, char *msg);
+
+/* Delete the log entries of `group` from `index` on (index ≥ first_index).
+ * Refused (RD_EINVAL) when index ≤ the durable commit index: committed
+ * entries are never removed (Raft §5.4). Truncating beyond the last entry
+ * is a no-op. (rd_storage_batch_append already removes a conflicting
+ * suffix; this is for callers that drop a tail without replacing it.) */
+int rd_storage_batch_truncate(struct rd_storage_batch *b, uint64_t group, uint64_t index,
+                              char *msg);
 
 /* Set the group's hard state. Refused (RD_EINVAL) if the term goes below the
  * durable one or the commit index goes backwards. */
 int rd_storage_batch_set_hard_state(struct rd_storage_batch *b, uint64_t group,
-				    const struct rd_hard_state *hs, char *msg);
+                                    const struct rd_hard_state *hs, char *msg);
 
 /* Set the group's conf state (membership). */
 int rd_storage_batch_set_conf_state(struct rd_storage_batch *b, uint64_t group,
-				    const struct rd_conf_state *cs, char *msg);
+                                    const struct rd_conf_state *cs, char *msg);
 
 /* Outcome of one KV command applied by rd_storage_batch_apply_kv. */
 struct rd_kv_result {
-	int status;    /* 0, RD_ECASFAILED, or RD_EINVAL for a malformed command */
-	uint8_t op;    /* enum rd_kv_op of the command, 0 if malformed */
-	bool present;  /* CAS failure: whether the key currently exists */
+	int status;   /* 0, RD_ECASFAILED, or RD_EINVAL for a malformed command */
+	uint8_t op;   /* enum rd_kv_op of the command, 0 if malformed */
+	bool present; /* CAS failure: whether the key currently exists */
 	const uint8_t *current; /* CAS failure: its current value */
 	size_t current_len;
 	/* `current` points into the batch; it stays valid until the batch is
@@ -248,13 +257,13 @@ struct rd_kv_result {
  * index; aborts the process if reading the current value fails.
  */
 int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-			      const uint8_t *data, size_t len, struct rd_kv_result *res,
-			      char *msg);
+                              const uint8_t *data, size_t len, struct rd_kv_result *res,
+                              char *msg);
 
 /* Set applied = index without a state-machine change (no-op and
  * conf-change entries, raw proposals). Same preconditions as apply_kv. */
 int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
-				 uint64_t index, char *msg);
+                                 uint64_t index, char *msg);
 
 /*
  * Compact the log of `group` up to and including `index` (Raft §7): the
@@ -264,11 +273,11 @@ int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
  * Compacting at or below the current compaction point is a no-op.
  */
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-			     char *msg);
+                             char *msg);
 
 /* Put a catalog blob in the batch (see rd_storage_catalog_put). */
 int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
-				 const uint8_t *data, size_t len, char *msg);
+                                 const uint8_t *data, size_t len, char *msg);
 
 /*
  * Write the whole batch with one RocksDB write with sync=true (one fsync for
@@ -286,14 +295,14 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b);
  * is a malloc'd copy the caller frees (NULL when *len is 0); RD_ENOTFOUND
  * when absent; RD_ECORRUPT / RD_EIO when RocksDB fails to read. */
 int rd_storage_kv_get(struct rd_storage *st, uint64_t group, const uint8_t *key,
-		      size_t key_len, uint8_t **val, size_t *len, char *msg);
+                      size_t key_len, uint8_t **val, size_t *len, char *msg);
 
 /* Call `fn` for each key of `group` in key order (a consistent view taken at
  * the call); stops at a non-zero return and passes it up. */
 typedef int (*rd_storage_kv_fn)(void *arg, const uint8_t *key, size_t key_len,
-				const uint8_t *val, size_t val_len);
+                                const uint8_t *val, size_t val_len);
 int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn fn,
-		       void *arg, char *msg);
+                       void *arg, char *msg);
 
 /* ---- metrics ---------------------------------------------------------------- */
 
@@ -310,8 +319,8 @@ struct rd_storage_stats {
 	/* counts per bucket (non-cumulative); [RD_STORAGE_SYNC_BUCKETS] is +Inf */
 	uint64_t sync_buckets[RD_STORAGE_SYNC_BUCKETS + 1];
 	uint64_t entries_written;
-	uint64_t bytes_written;  /* RocksDB batch bytes */
-	uint64_t cache_hits;     /* rd_storage_entries served from the cache */
+	uint64_t bytes_written; /* RocksDB batch bytes */
+	uint64_t cache_hits;    /* rd_storage_entries served from the cache */
 	uint64_t cache_misses;
 };
 

@@ -76,7 +76,7 @@ void th_fill(uint8_t *buf, uint32_t len, uint64_t group, uint64_t index, uint64_
 }
 
 void th_entries(struct rd_entry *ents, uint8_t *data, size_t n, uint64_t group,
-		uint64_t first, uint64_t term, uint32_t len)
+                uint64_t first, uint64_t term, uint32_t len)
 {
 	for (size_t i = 0; i < n; i++) {
 		ents[i].index = first + i;
@@ -89,7 +89,7 @@ void th_entries(struct rd_entry *ents, uint8_t *data, size_t n, uint64_t group,
 }
 
 void th_append(struct rd_storage *st, uint64_t group, uint64_t first, size_t n,
-	       uint64_t term)
+               uint64_t term)
 {
 	struct rd_entry *ents = calloc(n, sizeof *ents);
 	uint8_t *data = malloc(n * 32 + 1);
@@ -115,8 +115,8 @@ void th_raw_open(struct th_raw *r, const char *dir)
 	r->opts = rocksdb_options_create();
 	for (int i = 0; i < 5; i++)
 		cfo[i] = r->opts;
-	r->db = rocksdb_open_column_families(r->opts, dir, 5, (const char *const *)cfn, cfo,
-					     r->cf, &err);
+	r->db = rocksdb_open_column_families(r->opts, dir, 5, (const char *const *)cfn,
+	                                     cfo, r->cf, &err);
 	cr_assert_null(err, "raw open: %s", err);
 }
 
@@ -129,7 +129,7 @@ void th_raw_close(struct th_raw *r)
 }
 
 void th_raw_put(struct th_raw *r, int cf, const void *k, size_t klen, const void *v,
-		size_t vlen)
+                size_t vlen)
 {
 	char *err = NULL;
 	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();

@@ -29,10 +29,10 @@ void th_fill(uint8_t *buf, uint32_t len, uint64_t group, uint64_t index, uint64_
 /* Build n entries [first, first+n) of `term` with th_fill data of `len`
  * bytes each, in caller storage ents[n] and data[n * len]. */
 void th_entries(struct rd_entry *ents, uint8_t *data, size_t n, uint64_t group,
-		uint64_t first, uint64_t term, uint32_t len);
+                uint64_t first, uint64_t term, uint32_t len);
 /* Append [first, first+n) with term and commit (one batch, one commit). */
 void th_append(struct rd_storage *st, uint64_t group, uint64_t first, size_t n,
-	       uint64_t term);
+               uint64_t term);
 
 /* Raw RocksDB access to a closed data directory (all column families). */
 struct th_raw {
@@ -44,7 +44,7 @@ void th_raw_open(struct th_raw *r, const char *dir);
 void th_raw_close(struct th_raw *r);
 /* cf index as in lib/storage/schema.h: 1 log, 2 state, 3 kv, 4 catalog */
 void th_raw_put(struct th_raw *r, int cf, const void *k, size_t klen, const void *v,
-		size_t vlen);
+                size_t vlen);
 void th_raw_delete(struct th_raw *r, int cf, const void *k, size_t klen);
 /* malloc'd value or NULL */
 char *th_raw_get(struct th_raw *r, int cf, const void *k, size_t klen, size_t *vlen);

@@ -57,7 +57,8 @@ Test(batch, one_sync_per_commit_for_many_groups_and_none_when_empty)
 		th_entries(e, data, 2, g, 1, 1, 32);
 		cr_assert_eq(rd_storage_batch_append(b, g, e, 2, msg), 0, "%s", msg);
 		struct rd_hard_state hs = {.term = 1, .vote = 2, .commit = 1};
-		cr_assert_eq(rd_storage_batch_set_hard_state(b, g, &hs, msg), 0, "%s", msg);
+		cr_assert_eq(rd_storage_batch_set_hard_state(b, g, &hs, msg), 0, "%s",
+		             msg);
 	}
 	cr_assert_not(rd_storage_batch_empty(b));
 	rd_storage_commit(st, b);
@@ -147,8 +148,8 @@ Test(batch, commit_may_cover_entries_appended_in_the_same_batch)
 
 Test(batch, conf_state_persists)
 {
-	struct rd_conf_state cs = {.n_voters = 3, .n_learners = 1,
-				   .voters = {1, 2, 3}, .learners = {9}};
+	struct rd_conf_state cs = {
+	    .n_voters = 3, .n_learners = 1, .voters = {1, 2, 3}, .learners = {9}};
 	cr_assert_eq(rd_storage_batch_set_conf_state(b, 2, &cs, msg), 0);
 	rd_storage_commit(st, b);
 	reopen();
@@ -164,8 +165,8 @@ Test(batch, conf_state_persists)
 
 static size_t enc(uint8_t *buf, uint8_t op, const char *k, const char *v, const char *exp)
 {
-	struct rd_kv_cmd c = {.op = op, .key = (const uint8_t *)k,
-			      .key_len = (uint32_t)strlen(k)};
+	struct rd_kv_cmd c = {
+	    .op = op, .key = (const uint8_t *)k, .key_len = (uint32_t)strlen(k)};
 	if (v != NULL) {
 		c.value = (const uint8_t *)v;
 		c.value_len = (uint32_t)strlen(v);
@@ -185,8 +186,11 @@ static void log_commands(uint64_t group, uint8_t cmds[][256], size_t *lens, size
 {
 	struct rd_entry e[16];
 	for (size_t i = 0; i < n; i++)
-		e[i] = (struct rd_entry){.term = 1, .index = i + 1, .type = RD_ENTRY_NORMAL,
-					 .len = (uint32_t)lens[i], .data = cmds[i]};
+		e[i] = (struct rd_entry){.term = 1,
+		                         .index = i + 1,
+		                         .type = RD_ENTRY_NORMAL,
+		                         .len = (uint32_t)lens[i],
+		                         .data = cmds[i]};
 	cr_assert_eq(rd_storage_batch_append(b, group, e, n, msg), 0, "%s", msg);
 	struct rd_hard_state hs = {.term = 1, .vote = 0, .commit = n};
 	cr_assert_eq(rd_storage_batch_set_hard_state(b, group, &hs, msg), 0, "%s", msg);
@@ -197,7 +201,8 @@ static void expect_value(uint64_t group, const char *k, const char *want)
 {
 	uint8_t *v = NULL;
 	size_t len = 0;
-	int rv = rd_storage_kv_get(st, group, (const uint8_t *)k, strlen(k), &v, &len, msg);
+	int rv =
+	    rd_storage_kv_get(st, group, (const uint8_t *)k, strlen(k), &v, &len, msg);
 	if (want == NULL) {
 		cr_assert_eq(rv, RD_ENOTFOUND, "key %s", k);
 		return;
@@ -226,8 +231,9 @@ Test(batch, kv_commands_apply_and_see_earlier_writes_in_the_batch)
 	lens[7] = 9;
 	log_commands(3, cmds, lens, 8);
 	for (uint64_t i = 0; i < 8; i++)
-		cr_assert_eq(rd_storage_batch_apply_kv(b, 3, i + 1, cmds[i], lens[i], &r[i], msg),
-			     0, "%s", msg);
+		cr_assert_eq(
+		    rd_storage_batch_apply_kv(b, 3, i + 1, cmds[i], lens[i], &r[i], msg),
+		    0, "%s", msg);
 	cr_assert_eq(r[0].status, 0);
 	cr_assert_eq(r[1].status, 0);
 	cr_assert_eq(r[2].status, RD_ECASFAILED);
@@ -289,14 +295,17 @@ Test(batch, apply_refuses_reapply_and_uncommitted_entries)
 	cr_assert_eq(rd_storage_batch_apply_kv(b, 1, 1, cmds[0], lens[0], &r, msg), 0);
 	rd_storage_commit(st, b);
 	reopen();
-	cr_assert_eq(rd_storage_batch_apply_kv(b, 1, 1, cmds[1], lens[1], &r, msg), RD_EINVAL);
-	cr_assert_eq(rd_storage_batch_apply_kv(b, 1, 2, cmds[1], lens[1], &r, msg), RD_EINVAL);
+	cr_assert_eq(rd_storage_batch_apply_kv(b, 1, 1, cmds[1], lens[1], &r, msg),
+	             RD_EINVAL);
+	cr_assert_eq(rd_storage_batch_apply_kv(b, 1, 2, cmds[1], lens[1], &r, msg),
+	             RD_EINVAL);
 	cr_assert_eq(rd_storage_batch_set_applied(b, 1, 2, msg), RD_EINVAL);
 	cr_assert(rd_storage_batch_empty(b));
 	expect_value(1, "k", "1");
 }
 
-static int collect(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+static int collect(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+                   size_t vlen)
 {
 	int *n = arg;
 	(void)v, (void)vlen;
@@ -317,7 +326,8 @@ Test(batch, kv_scan_lists_one_groups_keys_in_order)
 		lens[i] = enc(cmds[i], RD_KV_PUT, keys[i], "v", NULL);
 	log_commands(2, cmds, lens, 5);
 	for (uint64_t i = 0; i < 5; i++)
-		cr_assert_eq(rd_storage_batch_apply_kv(b, 2, i + 1, cmds[i], lens[i], &r, msg), 0);
+		cr_assert_eq(
+		    rd_storage_batch_apply_kv(b, 2, i + 1, cmds[i], lens[i], &r, msg), 0);
 	rd_storage_commit(st, b);
 	int n = 0;
 	cr_assert_eq(rd_storage_kv_scan(st, 2, collect, &n, msg), 0);
@@ -334,24 +344,28 @@ Test(batch, catalog_blobs_incarnation_and_cluster_id)
 	uint64_t inc = rd_storage_incarnation(st);
 	cr_assert_neq(inc, 0);
 	cr_assert_str_eq(rd_storage_cluster_id(st), "test");
-	cr_assert_eq(rd_storage_catalog_get(st, RD_STORAGE_CATALOG_TOPOLOGY, &v, &len, msg),
-		     RD_ENOTFOUND);
+	cr_assert_eq(
+	    rd_storage_catalog_get(st, RD_STORAGE_CATALOG_TOPOLOGY, &v, &len, msg),
+	    RD_ENOTFOUND);
 	cr_assert_eq(rd_storage_catalog_put(st, RD_STORAGE_CATALOG_TOPOLOGY,
-					    (const uint8_t *)"topo", 4, msg),
-		     0);
+	                                    (const uint8_t *)"topo", 4, msg),
+	             0);
 	cr_assert_eq(rd_storage_batch_catalog_put(b, RD_STORAGE_CATALOG_ROUTING,
-						  (const uint8_t *)"route", 5, msg),
-		     0);
-	cr_assert_eq(rd_storage_catalog_put(st, "incarnation", (const uint8_t *)"x", 1, msg),
-		     RD_EINVAL);
+	                                          (const uint8_t *)"route", 5, msg),
+	             0);
+	cr_assert_eq(
+	    rd_storage_catalog_put(st, "incarnation", (const uint8_t *)"x", 1, msg),
+	    RD_EINVAL);
 	rd_storage_commit(st, b);
 	reopen();
 	cr_assert_eq(rd_storage_incarnation(st), inc, "incarnation is written once");
-	cr_assert_eq(rd_storage_catalog_get(st, RD_STORAGE_CATALOG_TOPOLOGY, &v, &len, msg), 0);
+	cr_assert_eq(
+	    rd_storage_catalog_get(st, RD_STORAGE_CATALOG_TOPOLOGY, &v, &len, msg), 0);
 	cr_assert_eq(len, 4);
 	cr_assert_eq(memcmp(v, "topo", 4), 0);
 	free(v);
-	cr_assert_eq(rd_storage_catalog_get(st, RD_STORAGE_CATALOG_ROUTING, &v, &len, msg), 0);
+	cr_assert_eq(
+	    rd_storage_catalog_get(st, RD_STORAGE_CATALOG_ROUTING, &v, &len, msg), 0);
 	cr_assert_eq(len, 5);
 	free(v);
 	cr_assert_eq(rd_storage_set_cluster_id(st, "test", msg), 0);
@@ -383,7 +397,8 @@ Test(batch, foreign_cluster_and_missing_directory_are_refused)
 	rd_storage_options_init(&o);
 	o.cluster_id = "another";
 	cr_assert_eq(rd_storage_open(dir, &o, &s2, msg), RD_EMISMATCH);
-	cr_assert(strstr(msg, "test") != NULL && strstr(msg, "another") != NULL, "%s", msg);
+	cr_assert(strstr(msg, "test") != NULL && strstr(msg, "another") != NULL, "%s",
+	          msg);
 	snprintf(d2, sizeof d2, "%s/missing", dir);
 	cr_assert_eq(rd_storage_open(d2, &o, &s2, msg), RD_ENOTFOUND);
 	cr_assert(strstr(msg, d2) != NULL, "%s", msg);

@@ -258,6 +258,6 @@ Test(corrupt, torn_wal_tail_is_tolerated)
 	st = th_open(dir);
 	uint64_t last = rd_storage_last_index(st, 1);
 	cr_assert(last == 196, "the last write (197..200) is gone, the rest intact: %llu",
-		  (unsigned long long)last);
+	          (unsigned long long)last);
 	rd_storage_close(st);
 }

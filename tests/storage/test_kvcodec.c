@@ -48,19 +48,30 @@ static void roundtrip(const struct rd_kv_cmd *c)
 
 Test(kvcodec, every_op_round_trips)
 {
-	struct rd_kv_cmd put = {.op = RD_KV_PUT, .key = B("k"), .key_len = 1,
-				.value = B("value"), .value_len = 5};
+	struct rd_kv_cmd put = {.op = RD_KV_PUT,
+	                        .key = B("k"),
+	                        .key_len = 1,
+	                        .value = B("value"),
+	                        .value_len = 5};
 	struct rd_kv_cmd del = {.op = RD_KV_DELETE, .key = B("key2"), .key_len = 4};
-	struct rd_kv_cmd cas = {.op = RD_KV_CAS, .key = B("k"), .key_len = 1,
-				.value = B("new"), .value_len = 3, .has_expected = true,
-				.expected = B("old"), .expected_len = 3};
-	struct rd_kv_cmd cas0 = {.op = RD_KV_CAS, .key = B("k"), .key_len = 1,
-				 .value = B(""), .value_len = 0};
+	struct rd_kv_cmd cas = {.op = RD_KV_CAS,
+	                        .key = B("k"),
+	                        .key_len = 1,
+	                        .value = B("new"),
+	                        .value_len = 3,
+	                        .has_expected = true,
+	                        .expected = B("old"),
+	                        .expected_len = 3};
+	struct rd_kv_cmd cas0 = {
+	    .op = RD_KV_CAS, .key = B("k"), .key_len = 1, .value = B(""), .value_len = 0};
 	struct rd_kv_cmd raw = {.op = RD_KV_RAW, .value = B("opaque"), .value_len = 6};
 	uint8_t big[200];
 	memset(big, 'x', sizeof big);
-	struct rd_kv_cmd longv = {.op = RD_KV_PUT, .key = big, .key_len = 130,
-				  .value = big, .value_len = 200 - 130};
+	struct rd_kv_cmd longv = {.op = RD_KV_PUT,
+	                          .key = big,
+	                          .key_len = 130,
+	                          .value = big,
+	                          .value_len = 200 - 130};
 	roundtrip(&put);
 	roundtrip(&del);
 	roundtrip(&cas);
@@ -71,13 +82,22 @@ Test(kvcodec, every_op_round_trips)
 
 Test(kvcodec, encoding_is_byte_exact)
 {
-	struct rd_kv_cmd put = {.op = RD_KV_PUT, .key = B("ab"), .key_len = 2,
-				.value = B("xyz"), .value_len = 3};
+	struct rd_kv_cmd put = {.op = RD_KV_PUT,
+	                        .key = B("ab"),
+	                        .key_len = 2,
+	                        .value = B("xyz"),
+	                        .value_len = 3};
 	uint8_t buf[16];
 	size_t len;
 	cr_assert_eq(rd_kv_encode(&put, buf, sizeof buf, &len), 0);
 	cr_assert_eq(len, 8);
-	cr_assert_eq(memcmp(buf, "\x01\x02" "ab" "\x03" "xyz", 8), 0);
+	cr_assert_eq(memcmp(buf,
+	                    "\x01\x02"
+	                    "ab"
+	                    "\x03"
+	                    "xyz",
+	                    8),
+	             0);
 }
 
 Test(kvcodec, decoder_rejects_malformed_input)
@@ -88,8 +108,10 @@ Test(kvcodec, decoder_rejects_malformed_input)
 	cr_assert_eq(rd_kv_decode(B("\x09\x01k"), 3, &d, msg), RD_ECORRUPT); /* op */
 	cr_assert_eq(rd_kv_decode(B("\x01\x05k"), 3, &d, msg), RD_ECORRUPT); /* klen */
 	/* A 6-byte varint and a 5-byte one above 2^32 - 1. */
-	cr_assert_eq(rd_kv_decode(B("\x02\x81\x80\x80\x80\x80\x00"), 7, &d, msg), RD_ECORRUPT);
-	cr_assert_eq(rd_kv_decode(B("\x02\xff\xff\xff\xff\x1f"), 6, &d, msg), RD_ECORRUPT);
+	cr_assert_eq(rd_kv_decode(B("\x02\x81\x80\x80\x80\x80\x00"), 7, &d, msg),
+	             RD_ECORRUPT);
+	cr_assert_eq(rd_kv_decode(B("\x02\xff\xff\xff\xff\x1f"), 6, &d, msg),
+	             RD_ECORRUPT);
 	/* CAS with unknown flag bits. */
 	cr_assert_eq(rd_kv_decode(B("\x03\x01k\x02\x00"), 5, &d, msg), RD_ECORRUPT);
 	/* Empty key is outside the limits. */
@@ -107,8 +129,11 @@ Test(kvcodec, encoder_checks_limits_and_capacity)
 	uint8_t buf[8];
 	size_t len;
 	struct rd_kv_cmd empty = {.op = RD_KV_PUT, .key = B(""), .key_len = 0};
-	struct rd_kv_cmd put = {.op = RD_KV_PUT, .key = B("k"), .key_len = 1,
-				.value = B("0123456789"), .value_len = 10};
+	struct rd_kv_cmd put = {.op = RD_KV_PUT,
+	                        .key = B("k"),
+	                        .key_len = 1,
+	                        .value = B("0123456789"),
+	                        .value_len = 10};
 	struct rd_kv_cmd bad = {.op = 77, .key = B("k"), .key_len = 1};
 	cr_assert_eq(rd_kv_encode(&empty, buf, sizeof buf, &len), RD_EINVAL);
 	cr_assert_eq(rd_kv_encode(&bad, buf, sizeof buf, &len), RD_EINVAL);

@@ -40,11 +40,12 @@ static void expect_range(uint64_t group, uint64_t lo, uint64_t hi, const uint64_
 	for (size_t i = 0; i < eb.n; i++) {
 		struct rd_entry *e = &eb.ents[i];
 		cr_assert_eq(e->index, lo + i);
-		cr_assert_eq(e->term, terms[lo + i], "index %llu", (unsigned long long)e->index);
+		cr_assert_eq(e->term, terms[lo + i], "index %llu",
+		             (unsigned long long)e->index);
 		cr_assert_eq(e->len, 32);
 		th_fill(want, 32, group, e->index, e->term);
 		cr_assert_eq(memcmp(e->data, want, 32), 0, "bytes of index %llu",
-			     (unsigned long long)e->index);
+		             (unsigned long long)e->index);
 	}
 }
 
@@ -314,4 +315,33 @@ Test(log, scan_visits_every_entry_in_order)
 	n = 9;
 	cr_assert_eq(rd_storage_log_scan(st, 1, 10, count_cb, &n, msg), 0);
 	cr_assert_eq(n, 50);
+}
+
+Test(log, truncate_drops_an_uncommitted_tail_but_never_a_committed_entry)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	struct rd_hard_state hs = {.term = 2, .commit = 3};
+	uint64_t terms[5] = {0, 1, 1, 2, 2};
+	th_append(st, 1, 1, 2, 1);
+	th_append(st, 1, 3, 8, 2);
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs, msg), 0);
+	rd_storage_commit(st, b);
+	cr_assert_eq(rd_storage_batch_truncate(b, 1, 3, msg), RD_EINVAL);
+	cr_assert_eq(rd_storage_batch_truncate(b, 1, 11, msg), 0);
+	cr_assert(rd_storage_batch_empty(b));
+	cr_assert_eq(rd_storage_batch_truncate(b, 1, 5, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(rd_storage_last_index(st, 1), 4);
+		uint64_t t;
+		cr_assert_eq(rd_storage_term(st, 1, 4, &t, msg), 0);
+		cr_assert_eq(t, 2);
+		expect_range(1, 1, 5, terms);
+		cr_assert_eq(rd_storage_entries(st, 1, 1, 6, 0, &eb, msg),
+		             RD_EUNAVAILABLE);
+		rd_storage_batch_free(b);
+		st = th_reopen(st, dir);
+		b = rd_storage_batch_new(st);
+	}
+	rd_storage_batch_free(b);
 }

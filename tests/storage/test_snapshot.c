@@ -36,33 +36,38 @@ TestSuite(snapshot, .init = setup, .fini = teardown);
 /* Put n keys "<prefix><i>" = value of vlen bytes into `group` of `s`, as
  * committed and applied log entries of `term`. */
 static void put_keys(struct rd_storage *s, uint64_t group, const char *prefix, int n,
-		     size_t vlen, uint64_t term)
+                     size_t vlen, uint64_t term)
 {
 	struct rd_storage_batch *b = rd_storage_batch_new(s);
 	uint64_t first = rd_storage_last_index(s, group) + 1;
 	struct rd_entry *e = calloc((size_t)n, sizeof *e);
 	uint8_t *val = malloc(vlen + 1);
-	uint8_t (*cmds)[2048] = malloc((size_t)n * 2048);
+	uint8_t(*cmds)[2048] = malloc((size_t)n * 2048);
 	struct rd_kv_result r;
 	memset(val, 'v', vlen);
 	for (int i = 0; i < n; i++) {
 		char k[64];
 		int kl = snprintf(k, sizeof k, "%s%05d", prefix, i);
-		struct rd_kv_cmd c = {.op = RD_KV_PUT, .key = (uint8_t *)k, .key_len = (uint32_t)kl,
-				      .value = val, .value_len = (uint32_t)vlen};
+		struct rd_kv_cmd c = {.op = RD_KV_PUT,
+		                      .key = (uint8_t *)k,
+		                      .key_len = (uint32_t)kl,
+		                      .value = val,
+		                      .value_len = (uint32_t)vlen};
 		size_t len;
 		cr_assert_eq(rd_kv_encode(&c, cmds[i], 2048, &len), 0);
-		e[i] = (struct rd_entry){.term = term, .index = first + (uint64_t)i,
-					 .type = RD_ENTRY_NORMAL, .len = (uint32_t)len,
-					 .data = cmds[i]};
+		e[i] = (struct rd_entry){.term = term,
+		                         .index = first + (uint64_t)i,
+		                         .type = RD_ENTRY_NORMAL,
+		                         .len = (uint32_t)len,
+		                         .data = cmds[i]};
 	}
 	cr_assert_eq(rd_storage_batch_append(b, group, e, (size_t)n, msg), 0, "%s", msg);
 	struct rd_hard_state hs = {.term = term, .commit = first + (uint64_t)n - 1};
 	cr_assert_eq(rd_storage_batch_set_hard_state(b, group, &hs, msg), 0, "%s", msg);
 	for (int i = 0; i < n; i++)
-		cr_assert_eq(rd_storage_batch_apply_kv(b, group, e[i].index, e[i].data, e[i].len,
-						       &r, msg),
-			     0, "%s", msg);
+		cr_assert_eq(rd_storage_batch_apply_kv(b, group, e[i].index, e[i].data,
+		                                       e[i].len, &r, msg),
+		             0, "%s", msg);
 	rd_storage_commit(s, b);
 	rd_storage_batch_free(b);
 	free(e);
@@ -82,19 +87,21 @@ static void produce(struct rd_storage *s, uint64_t group, size_t cap, struct str
 {
 	struct rd_snapshot_reader *r;
 	bool last = false;
-	cr_assert_eq(rd_snapshot_reader_open(s, group, &r, &out->meta, msg), 0, "%s", msg);
+	cr_assert_eq(rd_snapshot_reader_open(s, group, &r, &out->meta, msg), 0, "%s",
+	             msg);
 	out->n = 0;
 	while (!last) {
 		cr_assert_lt(out->n, 4096);
 		out->chunk[out->n] = malloc(cap);
 		cr_assert_eq(rd_snapshot_reader_next(r, out->chunk[out->n], cap,
-						     &out->len[out->n], &last, msg),
-			     0, "%s", msg);
+		                                     &out->len[out->n], &last, msg),
+		             0, "%s", msg);
 		cr_assert_leq(out->len[out->n], cap);
 		out->n++;
 	}
 	size_t l;
-	cr_assert_eq(rd_snapshot_reader_next(r, out->chunk[0], cap, &l, &last, msg), RD_EINVAL);
+	cr_assert_eq(rd_snapshot_reader_next(r, out->chunk[0], cap, &l, &last, msg),
+	             RD_EINVAL);
 	rd_snapshot_reader_close(r);
 }
 
@@ -124,7 +131,8 @@ struct kvlist {
 	size_t vlen[2048];
 };
 
-static int collect(void *arg, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+static int collect(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+                   size_t vlen)
 {
 	struct kvlist *l = arg;
 	(void)v;
@@ -204,8 +212,9 @@ Test(snapshot, reader_sees_a_consistent_view_while_writes_continue)
 	s.meta = meta;
 	while (!last) {
 		s.chunk[s.n] = malloc(1024);
-		cr_assert_eq(rd_snapshot_reader_next(r, s.chunk[s.n], 1024, &s.len[s.n], &last, msg),
-			     0);
+		cr_assert_eq(rd_snapshot_reader_next(r, s.chunk[s.n], 1024, &s.len[s.n],
+		                                     &last, msg),
+		             0);
 		s.n++;
 	}
 	rd_snapshot_reader_close(r);
@@ -322,7 +331,8 @@ Test(snapshot, record_larger_than_the_chunk_is_reported)
 	cr_assert_eq(rd_snapshot_reader_open(a, 1, &r, &meta, msg), 0);
 	cr_assert_eq(rd_snapshot_reader_next(r, buf, sizeof buf, &len, &last, msg), 0);
 	cr_assert_not(last);
-	cr_assert_eq(rd_snapshot_reader_next(r, buf, sizeof buf, &len, &last, msg), RD_ETOOBIG);
+	cr_assert_eq(rd_snapshot_reader_next(r, buf, sizeof buf, &len, &last, msg),
+	             RD_ETOOBIG);
 	rd_snapshot_reader_close(r);
 }
 
