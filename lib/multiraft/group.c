@@ -115,6 +115,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 		goto err_after_load;
 	}
 	load_free(&l);
+	g->fresh = fresh;
 	n->groups[id] = g;
 	rd_log_info("group opened group=%llu term=%llu commit=%llu applied=%llu last=%llu "
 		    "voters=%u%s",

@@ -93,7 +93,7 @@ static void campaign_hinted(struct rd_node *n)
 		struct rd_group *g = n->groups[id];
 		const struct rd_group_placement *p;
 		uint64_t hint;
-		if (g == NULL || rd_raft_term(g->raft) != 0)
+		if (g == NULL || !g->fresh)
 			continue;
 		p = id == 0 ? NULL : rd_routing_placement(&n->routing, (uint32_t)id);
 		hint = p != NULL ? p->replicas[0] : lowest;

@@ -92,6 +92,7 @@ struct rd_group {
 	struct rd_raft_update u;
 	struct rd_conf_state conf_persisted;
 	uint64_t last_leader;
+	bool fresh; /* created by this start (bootstrap) */
 	struct rd_waitq props;   /* PROPOSE and APPLIED, ascending index */
 	struct rd_waitq reads;   /* READ, ascending ctx */
 	uint64_t next_ctx;

@@ -165,7 +165,10 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	if (r->applied > r->commit)
 		r->applied = r->commit;
 	r->applying = r->applied;
-	r->prev_hs = (struct rd_hard_state){r->term, r->vote, r->commit};
+	/* A bootstrapped group's term and commit are new: the first update
+	 * must carry them so the caller persists them with the entries. */
+	r->prev_hs = bootstrap ? (struct rd_hard_state){0, 0, 0}
+			       : (struct rd_hard_state){r->term, r->vote, r->commit};
 	r->role = RD_RAFT_FOLLOWER;
 	rd__reset_timeout(r);
 	*out = r;

@@ -16,7 +16,7 @@ cleanup() {
 trap cleanup EXIT
 
 port() { python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-"$SRC/conf/raftd-certs" "$DIR/certs" 3 >/dev/null
+"$SRC/conf/raftd-certs" all "$DIR/certs" 3 >/dev/null
 P=(); for i in 1 2 3; do P[$i]=$(port); done
 PEERS="1@127.0.0.1:${P[1]}, 2@127.0.0.1:${P[2]}, 3@127.0.0.1:${P[3]}"
 for i in 1 2 3; do

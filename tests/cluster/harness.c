@@ -91,7 +91,7 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 	c->n = n;
 	snprintf(c->dir, sizeof c->dir, "/tmp/rd-cluster-XXXXXX");
 	cr_assert_not_null(mkdtemp(c->dir));
-	snprintf(cmd, sizeof cmd, "%s %s/certs %u >/dev/null 2>&1",
+	snprintf(cmd, sizeof cmd, "%s all %s/certs %u >/dev/null 2>&1",
 		 rd_h_src_path("conf/raftd-certs"), c->dir, n);
 	cr_assert_eq(system(cmd), 0, "conf/raftd-certs failed");
 	char dir[sizeof c->dir];
