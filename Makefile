@@ -118,6 +118,10 @@ $(foreach d,$(TEST_DIRS),$(eval $(call test_bin,$(d))))
 export RD_BUILD := $(abspath $(B))
 export RD_SRC := $(abspath .)
 export RD_DEPS := $(abspath $(DEPS))
+ifeq ($(SANITIZE),1)
+export LSAN_OPTIONS := suppressions=$(abspath tests/lsan.supp):print_suppressions=0
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+endif
 
 $(TEST_DIRS:%=test-%): test-%: $(B)/tests/test-%
 	$< --jobs 2
