@@ -28,6 +28,14 @@ OPT := -O2
 endif
 
 CC ?= gcc
+# Quiet by default; `make V=1` shows every command.
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+endif
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wimplicit-fallthrough \
         -Wstrict-prototypes -Wmissing-prototypes -Werror
 CORE_WARN := -Wconversion
@@ -85,32 +93,39 @@ $(GEN_C) $(GEN_H) &: $(PROTO) $(DEPS_STAMP)
 	protoc-c --proto_path=proto --c_out=$(B)/gen $(PROTO)
 
 $(B)/gen/raftd.pb-c.o: $(GEN_C)
-	$(CC) $(CPPFLAGS_ALL) $(GEN_CFLAGS) -c $< -o $@
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(GEN_CFLAGS) -c $< -o $@
 
 # --- library and programs -------------------------------------------------------
 $(B)/lib/raft/%.o: lib/raft/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(WARN) $(CORE_WARN) -c $< -o $@
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(WARN) $(CORE_WARN) -c $< -o $@
 
 $(B)/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(WARN) -c $< -o $@
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(WARN) -c $< -o $@
 
 $(LIBRAFTD): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call msg,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(B)/raftd: $(B)/daemon/raftd.o $(LIBRAFTD)
-	$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
 $(B)/raftctl: $(B)/daemon/raftctl.o $(LIBRAFTD)
-	$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
 # --- tests -----------------------------------------------------------------------
 define test_bin
 $(B)/tests/test-$(1): $(patsubst %.c,$(B)/%.o,$(wildcard tests/$(1)/*.c)) $(LIBRAFTD) | $(DAEMONS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS_ALL) $$(filter %.o %.a,$$^) $$(LDLIBS_ALL) -lcriterion -o $$@
+	$$(call msg,LD,$$@)
+	$$(Q)$$(CC) $$(LDFLAGS_ALL) $$(filter %.o %.a,$$^) $$(LDLIBS_ALL) -lcriterion -o $$@
 endef
 $(foreach d,$(TEST_DIRS),$(eval $(call test_bin,$(d))))
 

@@ -177,6 +177,28 @@ static void note_role(struct rd_node *n, struct rd_group *g)
 	rd_node_retry_forwards(n);
 }
 
+/* Once a group has applied `snapshot_entries` entries past its compaction
+ * point, drop the log up to half that distance behind the applied index:
+ * the state machine in RocksDB is the snapshot, and a follower that falls
+ * further behind than the kept tail receives it (peers.c). */
+static void compact(struct rd_node *n, struct rd_group *g)
+{
+	uint64_t applied = rd_raft_applied_index(g->raft);
+	uint64_t first = rd_raft_first_index(g->raft);
+	uint64_t keep = n->cfg.snapshot_entries / 2;
+	char msg[RD_ERRMSG_SIZE];
+
+	if (applied < first || applied - first + 1 < n->cfg.snapshot_entries)
+		return;
+	uint64_t upto = applied - keep;
+	if (rd_raft_compact(g->raft, upto, NULL) != 0)
+		return;
+	if (rd_storage_batch_compact(n->batch, g->id, upto, msg) != 0)
+		fatal("compaction refused", g->id, msg);
+	rd_log_debug("log compacted group=%llu upto=%llu", (unsigned long long)g->id,
+		     (unsigned long long)upto);
+}
+
 void rd_drive_iteration(struct rd_node *n)
 {
 	uint64_t t0 = rd_node_now_ns();
@@ -226,6 +248,10 @@ void rd_drive_iteration(struct rd_node *n)
 		if (rd_raft_has_update(g->raft))
 			rd_node_wake(n);
 	}
+	/* Log compaction (Raft §7) goes into the next batch: this one's apply
+	 * results were just handed out and must stay valid until here. */
+	for (size_t i = 0; i < n_active; i++)
+		compact(n, n->active[i]);
 	if (rd_peers_pending(n))
 		rd_node_wake(n);
 	rd_node_check_ready(n);

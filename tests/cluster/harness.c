@@ -86,6 +86,10 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 {
 	char cmd[1024], peers[1024] = "";
 	unsigned groups = o != NULL && o->data_groups ? o->data_groups : 4;
+	const char *level = getenv("RD_TEST_LOG_LEVEL");
+
+	if (level == NULL)
+		level = o != NULL && o->log_level ? o->log_level : "info";
 
 	memset(c, 0, sizeof *c);
 	c->n = n;
@@ -120,9 +124,10 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 			"cert = %s/certs/node%u.pem\nkey = %s/certs/node%u.key\n"
 			"[control]\nsocket = %s\nsocket_mode = 0600\n"
 			"[admin]\nlisten = 127.0.0.1:%d\n"
-			"[log]\nlevel = info\n%s",
+			"[log]\nlevel = %s\n%s",
 			i, c->dir, i, nd->quic_port, peers, groups, c->dir, c->dir, i, c->dir, i,
-			nd->sock, nd->admin_port, o != NULL && o->extra_conf ? o->extra_conf : "");
+			nd->sock, nd->admin_port, level,
+			o != NULL && o->extra_conf ? o->extra_conf : "");
 		fclose(f);
 	}
 }

@@ -341,3 +341,34 @@ Test(cluster, garbage_on_the_client_socket_is_rejected, .fini = teardown, .timeo
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "still", "here", (char *)NULL), 0);
 	expect_get(1, "still", "here");
 }
+
+Test(cluster, lagging_node_catches_up_through_a_snapshot, .fini = teardown, .timeout = 180)
+{
+	struct rd_h_opts o = {.data_groups = 1, .extra_conf = "[raft]\nsnapshot_entries = 40\nmax_inflight_msgs = 2\n"};
+	char out[4096], key[32];
+
+	rd_h_cluster_init(&C, 3, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S));
+	cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "first", "1",
+				    (char *)NULL),
+		     0);
+	int st = rd_h_stop(&C, 3, SIGTERM);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* Enough writes that the others compact their logs past node 3. */
+	for (int i = 0; i < 150; i++) {
+		snprintf(key, sizeof key, "s%d", i);
+		cr_assert_eq(rd_h_ctl_retry(&C, 1 + (unsigned)(i % 2), WAIT_S, out, sizeof out,
+					    "put", key, "z", (char *)NULL),
+			     0);
+	}
+	rd_h_start(&C, 3);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S));
+	expect_get(3, "first", "1");
+	expect_get(3, "s149", "z");
+	cr_assert(hashes_equal(), "state machines differ after the snapshot");
+	/* The node really was caught up by a snapshot. */
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "grep -q 'snapshot installed group=1' %s", C.nodes[2].log);
+	cr_assert_eq(system(cmd), 0, "no snapshot was installed on node 3");
+}
