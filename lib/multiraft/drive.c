@@ -69,15 +69,8 @@ static void persist(struct rd_node *n, struct rd_group *g)
 	}
 	ensure_results(g, u->n_committed);
 	for (size_t i = 0; i < u->n_committed; i++) {
-		const struct rd_entry *e = &u->committed[i];
-		int rv;
-		memset(&g->results[i], 0, sizeof g->results[i]);
-		if (e->type == RD_ENTRY_NORMAL && e->len > 0)
-			rv = rd_storage_batch_apply_kv(n->batch, g->id, e->index, e->data, e->len,
-						       &g->results[i], msg);
-		else
-			rv = rd_storage_batch_set_applied(n->batch, g->id, e->index, msg);
-		if (rv != 0)
+		const struct rd_applier *a = g->applier;
+		if (a->ops->apply(a->ud, n->batch, g->id, &u->committed[i], &g->results[i], msg) != 0)
 			fatal("apply refused", g->id, msg);
 	}
 }

@@ -297,6 +297,8 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct r
 	rv = open_storage(n, msg);
 	if (rv != 0)
 		goto err_after_alloc;
+	n->data_applier = (struct rd_applier){&rd_applier_kv_ops, n->st};
+	n->meta_applier = (struct rd_applier){&rd_applier_meta_ops, n->st};
 	rv = load_routing(n, msg);
 	if (rv != 0)
 		goto err_after_storage;

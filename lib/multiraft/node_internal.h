@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "multiraft/applier.h"
 #include "multiraft/node.h"
 #include "multiraft/routing.h"
 #include "raft/raft.h"
@@ -89,6 +90,7 @@ struct rd_waitq {
 struct rd_group {
 	uint64_t id;
 	struct rd_raft *raft;
+	const struct rd_applier *applier;
 	struct rd_raft_update u;
 	struct rd_conf_state conf_persisted;
 	uint64_t last_leader;
@@ -139,6 +141,8 @@ struct rd_node {
 	struct rd_member members[RD_NODE_MAX_MEMBERS];
 	unsigned n_members;
 	struct rd_routing routing;
+	struct rd_applier data_applier; /* groups 1.. */
+	struct rd_applier meta_applier; /* group 0 */
 
 	struct rd_group **groups; /* [n_slots], indexed by group id; NULL = not hosted */
 	size_t n_slots;

@@ -111,7 +111,9 @@ void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w)
 	char msg[RD_ERRMSG_SIZE];
 	uint8_t *val = NULL;
 	size_t len = 0;
-	int rv = rd_storage_kv_get(n->st, w->group, w->data, w->len, &val, &len, msg);
+	struct rd_group *g = rd_node_group(n, w->group);
+	const struct rd_applier *a = g != NULL ? g->applier : &n->data_applier;
+	int rv = a->ops->read(a->ud, w->group, w->data, w->len, &val, &len, msg);
 
 	if (rv == 0) {
 		r.found = true;
@@ -122,9 +124,7 @@ void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w)
 		r.has_value = false;
 		r.message = msg;
 	}
-	r.index = rd_node_group(n, w->group) != NULL
-			  ? rd_raft_applied_index(rd_node_group(n, w->group)->raft)
-			  : 0;
+	r.index = g != NULL ? rd_raft_applied_index(g->raft) : 0;
 	rd_waiter_finish(w, &r);
 	free(val);
 }
