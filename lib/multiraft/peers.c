@@ -50,11 +50,11 @@ struct rd_peers {
 	uint64_t sw_group, sw_from;
 };
 
-static struct peer_out *peer_out(struct rd_peers *p, uint64_t id)
+static struct peer_out *peer_out(const struct rd_peers *p, uint64_t id)
 {
 	for (unsigned i = 0; i < p->n_out; i++)
 		if (p->out[i].id == id)
-			return &p->out[i];
+			return (struct peer_out *)&p->out[i];
 	return NULL;
 }
 
@@ -848,7 +848,10 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 	    rd_transport_peer_stats(n->peers->t, id, &st) != 0)
 		return;
 	f->connected = st.connected;
-	f->msgs_out = st.raft_msgs_out;
+	/* Batches go to the transport pre-encoded, so it cannot count their
+	 * messages: this side does. */
+	const struct peer_out *o = peer_out(n->peers, id);
+	f->msgs_out = o != NULL ? o->msgs : st.raft_msgs_out;
 	f->msgs_in = st.raft_msgs_in;
 	f->bytes_out = st.bytes_out;
 	f->bytes_in = st.bytes_in;

@@ -35,6 +35,7 @@ struct client {
 static uint64_t *lat;
 static size_t n_lat;
 static uint64_t errors, done_ops;
+static uint64_t errors_by_code[16];
 static uint64_t end_ns;
 static struct event_base *base;
 static uint8_t value[VALUE_LEN];
@@ -85,8 +86,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 		r = raftd__client_response__unpack(NULL, len, p);
 		evbuffer_drain(in, len);
 		uint64_t t = now_ns();
-		if (r == NULL || r->error != RAFTD__ERROR_CODE__OK)
+		if (r == NULL || r->error != RAFTD__ERROR_CODE__OK) {
 			errors++;
+			errors_by_code[r != NULL && r->error < 16 ? r->error : 8]++;
+			if (errors == 1 && r != NULL)
+				fprintf(stderr, "e2e_load: first error: %s\n", r->error_message);
+		}
 		else if (n_lat < MAX_SAMPLES)
 			lat[n_lat++] = t - c->sent_ns;
 		done_ops++;
@@ -172,6 +177,12 @@ int main(int argc, char **argv)
 	       "over %d sockets; put of %d-byte keys and %d-byte values for %u s; %llu "
 	       "errors\n",
 	       clients, argc - 3, KEY_LEN, VALUE_LEN, secs, (unsigned long long)errors);
+	for (int k = 0; k < 16; k++)
+		if (errors_by_code[k] != 0)
+			printf("errors: %s %llu\n",
+			       protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, k)
+				       ->name,
+			       (unsigned long long)errors_by_code[k]);
 	printf("RESULT e2e clients=%u writes_per_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f\n",
 	       clients, (double)n_lat / elapsed, pct(0.50), pct(0.99), pct(0.999));
 	for (unsigned i = 0; i < clients; i++)
