@@ -557,20 +557,14 @@ static int cmd_put(const struct opts *o, int argc, char **argv)
 	return roundtrip(o, &req, print_index);
 }
 
-static int cmd_get(const struct opts *o, int argc, char **argv)
+/* get / meta get: print the value; a missing key is a failed operation
+ * (exit 1) in human output, {"found":false} with --json. */
+static int read_value(const struct opts *o, Raftd__ClientRequest *req, const char *what,
+		      const char *key)
 {
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__GetRequest get = RAFTD__GET_REQUEST__INIT;
 	Raftd__ClientResponse *r;
-	int rv;
+	int rv = call(o, req, 0, &r);
 
-	get.stale = take_flag(&argc, argv, "--stale");
-	if (need(argc, 1, "get"))
-		return EXIT_USAGE;
-	get.key = bin(argv[0]);
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_GET;
-	req.get = &get;
-	rv = call(o, &req, 0, &r);
 	if (rv != 0)
 		return rv;
 	if (r->error != RAFTD__ERROR_CODE__OK) {
@@ -580,12 +574,26 @@ static int cmd_get(const struct opts *o, int argc, char **argv)
 		rv = 0;
 		if (!o->json && (r->result_case != RAFTD__CLIENT_RESPONSE__RESULT_VALUE ||
 				 !r->value->found)) {
-			fprintf(stderr, "raftctl: key '%s' not found\n", argv[0]);
+			fprintf(stderr, "raftctl: %s '%s' not found\n", what, key);
 			rv = EXIT_FAILED;
 		}
 	}
 	raftd__client_response__free_unpacked(r, NULL);
 	return rv;
+}
+
+static int cmd_get(const struct opts *o, int argc, char **argv)
+{
+	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
+	Raftd__GetRequest get = RAFTD__GET_REQUEST__INIT;
+
+	get.stale = take_flag(&argc, argv, "--stale");
+	if (need(argc, 1, "get"))
+		return EXIT_USAGE;
+	get.key = bin(argv[0]);
+	req.op_case = RAFTD__CLIENT_REQUEST__OP_GET;
+	req.get = &get;
+	return read_value(o, &req, "key", argv[0]);
 }
 
 static int cmd_delete(const struct opts *o, int argc, char **argv)
@@ -658,8 +666,6 @@ static int cmd_meta_get(const struct opts *o, int argc, char **argv)
 {
 	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
 	Raftd__MetaGetRequest m = RAFTD__META_GET_REQUEST__INIT;
-	Raftd__ClientResponse *r;
-	int rv;
 
 	m.stale = take_flag(&argc, argv, "--stale");
 	if (need(argc, 1, "meta get"))
@@ -667,22 +673,7 @@ static int cmd_meta_get(const struct opts *o, int argc, char **argv)
 	m.key = bin(argv[0]);
 	req.op_case = RAFTD__CLIENT_REQUEST__OP_META_GET;
 	req.meta_get = &m;
-	rv = call(o, &req, 0, &r);
-	if (rv != 0)
-		return rv;
-	if (r->error != RAFTD__ERROR_CODE__OK) {
-		rv = failed(o, r);
-	} else {
-		print_value(o, r);
-		rv = 0;
-		if (!o->json && (r->result_case != RAFTD__CLIENT_RESPONSE__RESULT_VALUE ||
-				 !r->value->found)) {
-			fprintf(stderr, "raftctl: metadata key '%s' not found\n", argv[0]);
-			rv = EXIT_FAILED;
-		}
-	}
-	raftd__client_response__free_unpacked(r, NULL);
-	return rv;
+	return read_value(o, &req, "metadata key", argv[0]);
 }
 
 static int cmd_status(const struct opts *o, int argc, char **argv)
