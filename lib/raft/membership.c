@@ -41,7 +41,9 @@ static int find(const uint64_t *v, uint32_t n, uint64_t id)
 
 static void remove_at(uint64_t *v, uint32_t *n, int i)
 {
-	v[i] = v[*n - 1];
+	/* Keep the order: membership listings stay stable. */
+	for (uint32_t k = (uint32_t)i; k + 1 < *n; k++)
+		v[k] = v[k + 1];
 	(*n)--;
 }
 
@@ -166,8 +168,11 @@ void rd__leader_conf_committed(struct rd_raft *r)
 {
 	/* Thesis §4.2.2: a leader removed from the configuration manages the
 	 * cluster until the change commits, then steps down. */
-	if (r->role == RD_RAFT_LEADER && r->conf_index <= r->commit && !rd__is_voter(r, r->id))
+	if (r->role == RD_RAFT_LEADER && r->conf_index <= r->commit && !rd__is_voter(r, r->id)) {
+		/* Let the others learn the commit before going quiet. */
+		rd__bcast_append(r);
 		rd__become_follower(r, r->term, 0);
+	}
 }
 
 int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t node,

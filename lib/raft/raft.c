@@ -486,8 +486,8 @@ bool rd_raft_progress(const struct rd_raft *r, uint64_t id, struct rd_progress *
 			continue;
 		out->id = pr->id;
 		out->match = pr->id == r->id ? r->persisted : pr->match;
-		out->next = pr->next;
-		out->state = pr->state;
+		out->next = pr->id == r->id ? rd__log_last(&r->log) + 1 : pr->next;
+		out->state = pr->id == r->id ? RD_PROGRESS_REPLICATE : pr->state;
 		out->learner = pr->learner;
 		out->recent_active = pr->recent_active;
 		out->inflight = pr->infl_count;

@@ -125,6 +125,9 @@ enum rd_cc_type {
  * bytes (e.g. the node's address) that the core ignores. */
 #define RD_RAFT_CC_HEADER 9
 
+/* Per-entry cost counted against max_msg_bytes (index, term, type). */
+#define RD_RAFT_ENTRY_OVERHEAD 24
+
 struct rd_raft_config {
 	uint64_t group;
 	uint64_t id;              /* this node, nonzero */
@@ -132,7 +135,10 @@ struct rd_raft_config {
 	uint32_t heartbeat_ticks; /* < election_ticks */
 	uint32_t max_inflight_msgs;  /* append window per follower, >= 1 */
 	uint64_t max_inflight_bytes; /* 0 = unlimited */
-	uint64_t max_msg_bytes;      /* payload bytes per append (>= 1 entry) */
+	/* Bytes per append: payloads plus RD_RAFT_ENTRY_OVERHEAD per entry; an
+	 * append always carries at least one entry. Also the largest proposal
+	 * accepted. The in-flight byte window counts the same way. */
+	uint64_t max_msg_bytes;
 	bool pre_vote;
 	bool check_quorum;
 	uint64_t seed; /* randomized election timeout */

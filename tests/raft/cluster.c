@@ -83,6 +83,7 @@ void rc_free(struct rc_cluster *c)
 		if (!nd->exists)
 			continue;
 		rd_raft_free(nd->r);
+		free(nd->pend_ents);
 		disk_free(&nd->disk);
 	}
 	for (size_t i = 0; i < c->n_net; i++)
@@ -177,19 +178,31 @@ void rc_crash(struct rc_cluster *c, uint64_t id)
 	struct rc_node *nd = &c->nodes[id];
 	if (!nd->up)
 		return;
-	rc_print(c, "t=%llu crash %llu\n", (unsigned long long)c->now, (unsigned long long)id);
+	if (c->verbose)
+		rc_print(c, "t=%llu crash %llu\n", (unsigned long long)c->now,
+			 (unsigned long long)id);
 	rd_raft_free(nd->r);
 	nd->r = NULL;
 	nd->up = false;
 	c->st_crashes++;
 	c->st_lost_updates += nd->holding;
 	nd->holding = false;
+	free(nd->pend_ents);
+	nd->pend_ents = NULL;
+	size_t keep = 0;
+	for (size_t i = 0; i < c->n_net; i++) {
+		if (c->net[i].held_by == id)
+			free(c->net[i].m.entries);
+		else
+			c->net[keep++] = c->net[i];
+	}
+	c->n_net = keep;
 }
 
 /* --- network --------------------------------------------------------------------- */
 
 static void net_push(struct rc_cluster *c, const struct rd_message *m, uint64_t snap_sm,
-		     uint64_t snap_ph)
+		     uint64_t snap_ph, uint64_t held_by)
 {
 	if (m->to == 0 || m->to > RC_MAX || !c->nodes[m->to].exists)
 		return;
@@ -208,6 +221,7 @@ static void net_push(struct rc_cluster *c, const struct rd_message *m, uint64_t 
 		e->at = c->now + (c->max_delay ? rc_rand(c) % (c->max_delay + 1) : 0);
 		e->snap_sm = snap_sm;
 		e->snap_ph = snap_ph;
+		e->held_by = held_by;
 		e->m.entries = NULL;
 		if (m->n_entries > 0) {
 			/* One block: the entry array followed by every payload. */
@@ -289,7 +303,7 @@ size_t rc_deliver(struct rc_cluster *c, uint64_t to)
 	size_t nd = 0, keep = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct rc_env *e = &c->net[i];
-		if (e->at <= c->now && (to == 0 || e->m.to == to))
+		if (e->at <= c->now && e->held_by == 0 && (to == 0 || e->m.to == to))
 			due[nd++] = *e;
 		else
 			c->net[keep++] = *e;
@@ -298,7 +312,7 @@ size_t rc_deliver(struct rc_cluster *c, uint64_t to)
 	for (size_t i = 0; i < nd; i++) {
 		struct rc_env *e = &due[i];
 		struct rc_node *dst = &c->nodes[e->m.to];
-		bool ok = dst->up && !dst->holding && !c->cut[e->m.from][e->m.to];
+		bool ok = dst->up && !c->cut[e->m.from][e->m.to];
 		if (c->out && c->verbose) {
 			char buf[256];
 			rc_fmt_msg(buf, sizeof(buf), &e->m);
@@ -383,16 +397,15 @@ static void apply_entry(struct rc_cluster *c, struct rc_node *nd, const struct r
 	}
 }
 
-static void handle_early(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
+static void send_all(struct rc_cluster *c, const struct rd_message *m, size_t n,
+		     uint64_t held_by)
 {
-	for (size_t i = 0; i < u->n_msgs; i++)
-		net_push(c, &u->msgs[i], 0, 0);
-	(void)nd;
+	for (size_t i = 0; i < n; i++)
+		net_push(c, &m[i], 0, 0, held_by);
 }
 
-static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
+static void print_update(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
 {
-	struct rc_disk *d = &nd->disk;
 	if (c->out && c->verbose && (u->role_changed || u->hard_state_changed))
 		rc_print(c, "t=%llu n%llu %s term=%llu lead=%llu commit=%llu last=%llu persisted=%llu\n",
 			 (unsigned long long)c->now, (unsigned long long)nd->id,
@@ -402,33 +415,46 @@ static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct r
 			 (unsigned long long)rd_raft_commit(nd->r),
 			 (unsigned long long)rd_raft_last_index(nd->r),
 			 (unsigned long long)rd_raft_persisted_index(nd->r));
-	if (u->has_snapshot) {
+}
+
+/* The write: snapshot, entries, hard state, then tell the core. */
+static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed,
+		       const struct rd_hard_state *hs, bool has_snap,
+		       const struct rd_snapshot_meta *snap, const struct rd_entry *ents, size_t n)
+{
+	struct rc_disk *d = &nd->disk;
+	if (has_snap) {
 		c->st_snap_installs++;
 		for (size_t i = 0; i < d->n; i++)
 			free(d->ents[i].e.data);
 		d->n = 0;
-		d->snap = u->snapshot;
+		d->snap = *snap;
 		/* The data arrived with the message (rc_deliver). */
 		d->snap_sm = nd->rx_snap_sm;
 		d->snap_ph = nd->rx_snap_ph;
 		note_prefix(c, d->snap.index, d->snap.term, d->snap_ph);
-		grow_idx(c, d->snap.index);
-		if (c->sm_at[d->snap.index] && c->sm_at[d->snap.index] != d->snap_sm)
+	}
+	for (size_t i = 0; i < n; i++)
+		disk_append(c, d, &ents[i]);
+	if (hs_changed)
+		d->hs = *hs;
+	if (nd->up && n > 0)
+		rd_raft_persisted(nd->r, ents[n - 1].index, ents[n - 1].term);
+}
+
+/* Apply, serve reads, stream snapshots, advance. */
+static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
+			      const struct rd_raft_update *u)
+{
+	struct rc_disk *d = &nd->disk;
+	if (u->has_snapshot) {
+		grow_idx(c, u->snapshot.index);
+		if (c->sm_at[u->snapshot.index] && c->sm_at[u->snapshot.index] != nd->rx_snap_sm)
 			rc_violation(c, "snapshot state differs at %llu",
-				     (unsigned long long)d->snap.index);
-		nd->sm_hash = d->snap_sm;
-		nd->sm_index = d->snap.index;
+				     (unsigned long long)u->snapshot.index);
+		nd->sm_hash = nd->rx_snap_sm;
+		nd->sm_index = u->snapshot.index;
 	}
-	for (size_t i = 0; i < u->n_entries; i++)
-		disk_append(c, d, &u->entries[i]);
-	if (u->hard_state_changed)
-		d->hs = u->hard_state;
-	if (u->n_entries > 0) {
-		const struct rd_entry *last = &u->entries[u->n_entries - 1];
-		rd_raft_persisted(nd->r, last->index, last->term);
-	}
-	for (size_t i = 0; i < u->n_msgs_after_persist; i++)
-		net_push(c, &u->msgs_after_persist[i], 0, 0);
 	for (size_t i = 0; i < u->n_committed; i++)
 		apply_entry(c, nd, &u->committed[i]);
 	for (size_t i = 0; i < u->n_reads; i++) {
@@ -459,18 +485,16 @@ static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct r
 				       .to = s->to,
 				       .term = s->term,
 				       .snapshot = d->snap};
-		net_push(c, &m, d->snap_sm, d->snap_ph);
+		net_push(c, &m, d->snap_sm, d->snap_ph, 0);
 	}
-	bool report = c->auto_snapshot_reports;
-	size_t nss = u->n_snap_sends;
+	size_t nss = u->n_snap_sends < RC_MAX * 2 ? u->n_snap_sends : RC_MAX * 2;
 	uint64_t tos[RC_MAX * 2];
-	for (size_t i = 0; i < nss && i < RC_MAX * 2; i++)
+	for (size_t i = 0; i < nss; i++)
 		tos[i] = u->snap_sends[i].to;
 	rd_raft_advance(nd->r, u);
-	if (report)
-		for (size_t i = 0; i < nss && i < RC_MAX * 2; i++)
+	if (c->auto_snapshot_reports)
+		for (size_t i = 0; i < nss; i++)
 			rd_raft_report_snapshot(nd->r, tos[i], true);
-	rc_check(c);
 }
 
 bool rc_process(struct rc_cluster *c, uint64_t id)
@@ -482,8 +506,13 @@ bool rc_process(struct rc_cluster *c, uint64_t id)
 	for (int guard = 0; guard < 1000 && rd_raft_has_update(nd->r); guard++) {
 		struct rd_raft_update u;
 		rd_raft_get_update(nd->r, &u);
-		handle_early(c, nd, &u);
-		handle_rest(c, nd, &u);
+		print_update(c, nd, &u);
+		send_all(c, u.msgs, u.n_msgs, 0);
+		write_disk(c, nd, u.hard_state_changed, &u.hard_state, u.has_snapshot, &u.snapshot,
+			   u.entries, u.n_entries);
+		send_all(c, u.msgs_after_persist, u.n_msgs_after_persist, 0);
+		apply_and_advance(c, nd, &u);
+		rc_check(c);
 		any = true;
 	}
 	return any;
@@ -494,9 +523,33 @@ bool rc_process_early(struct rc_cluster *c, uint64_t id)
 	struct rc_node *nd = &c->nodes[id];
 	if (!nd->up || nd->holding || !rd_raft_has_update(nd->r))
 		return false;
-	rd_raft_get_update(nd->r, &nd->held);
-	handle_early(c, nd, &nd->held);
+	struct rd_raft_update u;
+	rd_raft_get_update(nd->r, &u);
+	print_update(c, nd, &u);
+	send_all(c, u.msgs, u.n_msgs, 0);
+	send_all(c, u.msgs_after_persist, u.n_msgs_after_persist, id);
+	/* Copy what the write needs: the update's pointers die at advance. */
+	nd->pend_hs_changed = u.hard_state_changed;
+	nd->pend_hs = u.hard_state;
+	nd->pend_has_snap = u.has_snapshot;
+	nd->pend_snap = u.snapshot;
+	size_t bytes = (u.n_entries + 1) * sizeof(struct rd_entry);
+	for (size_t i = 0; i < u.n_entries; i++)
+		bytes += u.entries[i].len;
+	nd->pend_ents = malloc(bytes);
+	uint8_t *p = (uint8_t *)(nd->pend_ents + u.n_entries);
+	for (size_t i = 0; i < u.n_entries; i++) {
+		nd->pend_ents[i] = u.entries[i];
+		if (u.entries[i].len) {
+			memcpy(p, u.entries[i].data, u.entries[i].len);
+			nd->pend_ents[i].data = p;
+			p += u.entries[i].len;
+		}
+	}
+	nd->pend_n = u.n_entries;
 	nd->holding = true;
+	apply_and_advance(c, nd, &u);
+	rc_check(c);
 	return true;
 }
 
@@ -506,7 +559,14 @@ void rc_finish(struct rc_cluster *c, uint64_t id)
 	if (!nd->holding)
 		return;
 	nd->holding = false;
-	handle_rest(c, nd, &nd->held);
+	write_disk(c, nd, nd->pend_hs_changed, &nd->pend_hs, nd->pend_has_snap, &nd->pend_snap,
+		   nd->pend_ents, nd->pend_n);
+	free(nd->pend_ents);
+	nd->pend_ents = NULL;
+	for (size_t i = 0; i < c->n_net; i++)
+		if (c->net[i].held_by == id)
+			c->net[i].held_by = 0;
+	rc_check(c);
 }
 
 void rc_stabilize(struct rc_cluster *c)
@@ -530,7 +590,13 @@ void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index)
 	/* The toy snapshot is the state machine at the applied index. */
 	if (index == 0 || index > rd_raft_applied_index(nd->r))
 		index = rd_raft_applied_index(nd->r);
-	if (index != nd->sm_index || index <= nd->disk.snap.index)
+	if (index <= nd->disk.snap.index || index > nd->sm_index)
+		return;
+	/* The state at an earlier index is known from the checker's table,
+	 * which every node agreed on (state machine safety). */
+	grow_idx(c, index);
+	uint64_t sm = index == nd->sm_index ? nd->sm_hash : c->sm_at[index];
+	if (sm == 0)
 		return;
 	struct rd_snapshot_meta meta;
 	if (rd_raft_compact(nd->r, index, &meta) != 0) {
@@ -547,7 +613,7 @@ void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index)
 	d->snap = meta;
 	c->st_compactions++;
 	d->snap_ph = ph;
-	d->snap_sm = nd->sm_hash;
+	d->snap_sm = sm;
 }
 
 /* --- safety ------------------------------------------------------------------------- */

@@ -169,6 +169,14 @@ static void chaos_tick(struct sim *s)
 		if (rc_process_early(c, id))
 			rc_crash(c, id);
 	}
+	/* Slow disks: some writes complete asynchronously, while the node
+	 * keeps receiving (the leader counts itself only once durable). */
+	for (uint64_t id = 1; id <= nn; id++) {
+		if (c->nodes[id].holding && chance(c, 400))
+			rc_finish(c, id);
+		else if (chance(c, 60))
+			rc_process_early(c, id);
+	}
 	for (uint64_t id = 1; id <= nn; id++) {
 		if (c->nodes[id].up && chance(c, 5))
 			rd_raft_read_index(c->nodes[id].r, ++s->props);
@@ -195,8 +203,8 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint6
 	c->base.election_ticks = 10;
 	c->base.heartbeat_ticks = 1 + (uint32_t)pick(c, 3);
 	c->base.max_inflight_msgs = 1 + (uint32_t)pick(c, 8);
-	c->base.max_msg_bytes = 8 + pick(c, 40);
-	c->base.max_inflight_bytes = chance(c, 300) ? 64 : 0;
+	c->base.max_msg_bytes = 30 + pick(c, 100);
+	c->base.max_inflight_bytes = chance(c, 300) ? 150 : 0;
 	c->p_drop = (uint32_t)pick(c, 100);
 	c->p_dup = (uint32_t)pick(c, 50);
 	c->max_delay = (uint32_t)pick(c, 4);
