@@ -16,7 +16,7 @@ DEPS=$(cd "$DEPS" && pwd)
 
 PKGS="build-essential pkg-config autoconf automake libtool dpkg-dev openssl
   librocksdb-dev libevent-dev libprotobuf-c-dev protobuf-c-compiler
-  libcriterion-dev libsystemd-dev libinih-dev"
+  libcriterion-dev libsystemd-dev libinih-dev clang-14 libclang-rt-14-dev"
 
 ARCH=$(uname -m)
 WOLFSSL_OPTS="--enable-static --disable-shared --with-pic --enable-quic
@@ -63,6 +63,7 @@ STAMP="$DEPS/stamp"
 want="wolfssl[$(echo $WOLFSSL_OPTS)] ngtcp2[$(echo $NGTCP2_OPTS)] arch=$ARCH"
 if [ -f "$STAMP" ] && [ "$(sed -n 2p "$STAMP")" = "$want" ] &&
 	[ -f "$DEPS/lib/libwolfssl.a" ] && [ -f "$DEPS/lib/libngtcp2.a" ]; then
+	touch "$STAMP" # newer than this script: make sees the deps as done
 	exit 0
 fi
 

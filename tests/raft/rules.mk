@@ -27,7 +27,7 @@ bench-core: $(B)/tests/core-bench
 BENCH_TARGETS += bench-core
 
 # libFuzzer: the core and the harness compiled by clang with coverage.
-FUZZ_CC ?= clang
+FUZZ_CC ?= $(shell command -v clang-14 || echo clang)
 $(B)/fuzz/raft-fuzz: tests/fuzz/raft_fuzz.c $(RAFT_HARNESS_SRC) $(RAFT_CORE_SRC) \
 		tests/raft/cluster.h lib/raft/raft.h lib/raft/core.h
 	@mkdir -p $(dir $@)
