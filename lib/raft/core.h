@@ -140,6 +140,7 @@ struct rd_raft {
 	/* membership (thesis §4.1: latest appended configuration) */
 	struct rd_conf_state conf;
 	struct rd_conf_state snap_conf; /* at the compaction point */
+	struct rd_conf_state prev_conf; /* before the latest conf entry */
 	uint64_t conf_index;            /* entry that produced conf (0 = snapshot) */
 	uint64_t pending_conf_index;    /* leader: no new change until committed */
 	struct rd__pr prs[RD_RAFT_MAX_MEMBERS * 2];
@@ -186,6 +187,7 @@ void rd__become_leader(struct rd_raft *r);
 void rd__reset_timeout(struct rd_raft *r);
 struct rd__pr *rd__pr(struct rd_raft *r, uint64_t id);
 bool rd__is_voter(const struct rd_raft *r, uint64_t id);
+bool rd__promotable(const struct rd_raft *r);
 uint32_t rd__quorum(const struct rd_raft *r);
 
 /* update.c */

@@ -145,6 +145,7 @@ void rd__sync_progress(struct rd_raft *r)
 
 void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
 {
+	r->prev_conf = r->conf;
 	apply_entry(&r->conf, e);
 	r->conf_index = e->index;
 	rd__sync_progress(r);
@@ -153,10 +154,12 @@ void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
 void rd__conf_recompute(struct rd_raft *r)
 {
 	r->conf = r->snap_conf;
+	r->prev_conf = r->snap_conf;
 	r->conf_index = 0;
 	for (uint64_t i = rd__log_first(&r->log); i <= rd__log_last(&r->log); i++) {
 		const struct rd_entry *e = rd__log_at(&r->log, i);
 		if (e->type == RD_ENTRY_CONF_CHANGE) {
+			r->prev_conf = r->conf;
 			apply_entry(&r->conf, e);
 			r->conf_index = i;
 		}
@@ -235,7 +238,7 @@ void rd__handle_timeout_now(struct rd_raft *r, const struct rd_message *m)
 	(void)m;
 	/* Thesis §3.10: start an election at once, skipping pre-vote, and mark
 	 * it so that voters ignore their leader lease. */
-	if (rd__is_voter(r, r->id))
+	if (rd__promotable(r))
 		rd__campaign(r, false, true);
 }
 

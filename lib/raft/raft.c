@@ -53,6 +53,23 @@ bool rd__is_voter(const struct rd_raft *r, uint64_t id)
 	return false;
 }
 
+static bool in_conf(const struct rd_conf_state *cs, uint64_t id)
+{
+	for (uint32_t i = 0; i < cs->n_voters; i++)
+		if (cs->voters[i] == id)
+			return true;
+	return false;
+}
+
+bool rd__promotable(const struct rd_raft *r)
+{
+	/* Thesis §4.2.2: a server removed by a configuration that is not yet
+	 * committed keeps starting elections, as it may still be needed to
+	 * commit that very change (its own vote does not count then). */
+	return in_conf(&r->conf, r->id) ||
+	       (r->conf_index > r->commit && in_conf(&r->prev_conf, r->id));
+}
+
 uint32_t rd__quorum(const struct rd_raft *r)
 {
 	return r->conf.n_voters / 2 + 1;
@@ -75,8 +92,15 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	if (cfg->election_ticks < 2 || cfg->heartbeat_ticks == 0 ||
 	    cfg->heartbeat_ticks >= cfg->election_ticks)
 		return rd_errorf(msg, RD_EINVAL, "need 0 < heartbeat_ticks < election_ticks");
-	if (cfg->max_inflight_msgs == 0 || cfg->max_msg_bytes == 0)
-		return rd_errorf(msg, RD_EINVAL, "max_inflight_msgs and max_msg_bytes must be > 0");
+	if (cfg->max_inflight_msgs == 0 || cfg->max_inflight_msgs > RD_RAFT_MAX_INFLIGHT ||
+	    cfg->max_msg_bytes == 0)
+		return rd_errorf(msg, RD_EINVAL,
+				 "need 0 < max_inflight_msgs <= %d and max_msg_bytes > 0",
+				 RD_RAFT_MAX_INFLIGHT);
+	if (cfg->snapshot.term > cfg->hard_state.term ||
+	    (cfg->n_entries > 0 && cfg->entries[cfg->n_entries - 1].term > cfg->hard_state.term))
+		return rd_errorf(msg, RD_EINVAL, "log has a term above the hard state's term %llu",
+				 (unsigned long long)cfg->hard_state.term);
 	int rc = check_conf(&cfg->conf, msg);
 	if (rc == 0)
 		rc = check_conf(&cfg->snapshot.conf, msg);
@@ -115,8 +139,10 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	rd__log_init(&r->log, cfg->snapshot.index, cfg->snapshot.term);
 	for (size_t i = 0; i < cfg->n_entries; i++) {
 		const struct rd_entry *e = &cfg->entries[i];
-		if (e->index != cfg->snapshot.index + 1 + i) {
-			rc = rd_errorf(msg, RD_EINVAL, "entry %zu has index %llu", i,
+		if (e->index != cfg->snapshot.index + 1 + i ||
+		    e->term < (i > 0 ? cfg->entries[i - 1].term : cfg->snapshot.term) ||
+		    (e->len > 0 && e->data == NULL)) {
+			rc = rd_errorf(msg, RD_EINVAL, "entry %zu (index %llu) out of sequence", i,
 				       (unsigned long long)e->index);
 			goto err_after_log;
 		}
@@ -165,7 +191,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	if (r->applied > r->commit)
 		r->applied = r->commit;
 	r->applying = r->applied;
-	r->prev_hs = (struct rd_hard_state){r->term, r->vote, r->commit};
+	r->prev_hs = cfg->hard_state; /* what is durable: a bootstrap differs */
 	r->role = RD_RAFT_FOLLOWER;
 	rd__reset_timeout(r);
 	*out = r;
@@ -265,7 +291,7 @@ void rd_raft_tick(struct rd_raft *r)
 	assert(!r->in_update);
 	r->election_elapsed++;
 	if (r->role != RD_RAFT_LEADER) {
-		if (rd__is_voter(r, r->id) && r->election_elapsed >= r->randomized_timeout) {
+		if (rd__promotable(r) && r->election_elapsed >= r->randomized_timeout) {
 			r->election_elapsed = 0;
 			rd__campaign(r, r->pre_vote, false);
 		}
@@ -423,6 +449,10 @@ int rd_raft_step(struct rd_raft *r, const struct rd_message *m)
 		return RD_EINVAL;
 	if (m->n_entries > 0 && (m->type != RD_MSG_APPEND || m->entries == NULL))
 		return RD_EPROTO;
+	for (uint32_t i = 0; i < m->n_entries; i++)
+		if ((m->entries[i].len > 0 && m->entries[i].data == NULL) ||
+		    m->entries[i].type > RD_ENTRY_CONF_CHANGE)
+			return RD_EPROTO;
 	bool drop;
 	step_term(r, m, &drop);
 	if (drop)

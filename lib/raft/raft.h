@@ -125,6 +125,9 @@ enum rd_cc_type {
  * bytes (e.g. the node's address) that the core ignores. */
 #define RD_RAFT_CC_HEADER 9
 
+/* Largest in-flight window (messages per follower). */
+#define RD_RAFT_MAX_INFLIGHT 4096
+
 /* Per-entry cost counted against max_msg_bytes (index, term, type). */
 #define RD_RAFT_ENTRY_OVERHEAD 24
 
@@ -133,7 +136,7 @@ struct rd_raft_config {
 	uint64_t id;              /* this node, nonzero */
 	uint32_t election_ticks;  /* timeout drawn from [election, 2*election) */
 	uint32_t heartbeat_ticks; /* < election_ticks */
-	uint32_t max_inflight_msgs;  /* append window per follower, >= 1 */
+	uint32_t max_inflight_msgs;  /* append window per follower, 1..RD_RAFT_MAX_INFLIGHT */
 	uint64_t max_inflight_bytes; /* 0 = unlimited */
 	/* Bytes per append: payloads plus RD_RAFT_ENTRY_OVERHEAD per entry; an
 	 * append always carries at least one entry. Also the largest proposal

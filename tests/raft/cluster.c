@@ -319,12 +319,15 @@ size_t rc_deliver(struct rc_cluster *c, uint64_t to)
 			rc_print(c, "  %s%s\n", buf, ok ? "" : " (dropped)");
 		}
 		if (ok) {
-			if (e->m.type == RD_MSG_SNAPSHOT) {
-				/* The data arrived out of band with the message. */
+			uint64_t before = rd_raft_snapshot(dst->r)->index;
+			rd_raft_step(dst->r, &e->m);
+			if (e->m.type == RD_MSG_SNAPSHOT &&
+			    rd_raft_snapshot(dst->r)->index == e->m.snapshot.index &&
+			    before != e->m.snapshot.index) {
+				/* Installed: the data came out of band with it. */
 				dst->rx_snap_sm = e->snap_sm;
 				dst->rx_snap_ph = e->snap_ph;
 			}
-			rd_raft_step(dst->r, &e->m);
 			done++;
 		}
 		free(e->m.entries);
