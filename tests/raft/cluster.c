@@ -93,6 +93,21 @@ void rc_free(struct rc_cluster *c)
 	free(c->lm);
 	free(c->sm_at);
 	free(c->commit_term);
+	free(c->read_floor);
+}
+
+void rc_note_read(struct rc_cluster *c, uint64_t ctx)
+{
+	if (ctx >= c->n_read_floor) {
+		size_t n = c->n_read_floor ? c->n_read_floor : 256;
+		while (n <= ctx)
+			n *= 2;
+		c->read_floor = realloc(c->read_floor, n * sizeof(*c->read_floor));
+		memset(c->read_floor + c->n_read_floor, 0,
+		       (n - c->n_read_floor) * sizeof(*c->read_floor));
+		c->n_read_floor = n;
+	}
+	c->read_floor[ctx] = c->max_commit;
 }
 
 static void grow_idx(struct rc_cluster *c, uint64_t index)
@@ -465,6 +480,10 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 		c->st_reads++;
 		if (rs->index > nd->sm_index)
 			rc_violation(c, "read %llu served before apply", (unsigned long long)rs->ctx);
+		if (rs->ctx < c->n_read_floor && rs->index < c->read_floor[rs->ctx])
+			rc_violation(c, "stale read %llu at %llu, %llu was committed before it",
+				     (unsigned long long)rs->ctx, (unsigned long long)rs->index,
+				     (unsigned long long)c->read_floor[rs->ctx]);
 		if (c->out) {
 			size_t l = strlen(nd->reads_txt);
 			snprintf(nd->reads_txt + l, sizeof(nd->reads_txt) - l, "%sctx=%llu@%llu",

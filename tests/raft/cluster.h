@@ -89,6 +89,8 @@ struct rc_cluster {
 	uint64_t *commit_term; /* by index: term of the committed entry */
 	size_t n_idx;
 	uint64_t max_commit;
+	uint64_t *read_floor; /* by read ctx: max_commit when the read began */
+	size_t n_read_floor;
 	uint64_t violations;
 	char violation[512];
 	FILE *out;    /* scenario transcript; NULL = quiet */
@@ -121,6 +123,9 @@ void rc_stabilize(struct rc_cluster *c);
 /* Take a snapshot at the applied index and compact the log there. */
 void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index);
 void rc_check(struct rc_cluster *c);
+/* Linearizable reads: remember the commit index observed when read `ctx`
+ * starts; the read must be served at an index at least that high. */
+void rc_note_read(struct rc_cluster *c, uint64_t ctx);
 uint64_t rc_leader(struct rc_cluster *c); /* a live leader with the highest term, 0 none */
 uint64_t rc_rand(struct rc_cluster *c);
 void rc_violation(struct rc_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

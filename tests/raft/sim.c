@@ -93,8 +93,10 @@ static void leader_actions(struct sim *s, uint64_t lead)
 		int l = snprintf(d, sizeof(d), "p%llu", (unsigned long long)++s->props);
 		rd_raft_propose(r, RD_ENTRY_NORMAL, d, (uint32_t)l, &idx);
 	}
-	if (chance(c, 40))
-		rd_raft_read_index(r, ++s->props);
+	if (chance(c, 40)) {
+		rc_note_read(c, ++s->props);
+		rd_raft_read_index(r, s->props);
+	}
 	if (chance(c, 5)) {
 		uint64_t to = 1 + pick(c, s->n + 1);
 		c->st_transfers += rd_raft_transfer_leader(r, to) == 0 && to != lead;
@@ -178,8 +180,10 @@ static void chaos_tick(struct sim *s)
 			rc_process_early(c, id);
 	}
 	for (uint64_t id = 1; id <= nn; id++) {
-		if (c->nodes[id].up && chance(c, 5))
-			rd_raft_read_index(c->nodes[id].r, ++s->props);
+		if (c->nodes[id].up && chance(c, 5)) {
+			rc_note_read(c, ++s->props);
+			rd_raft_read_index(c->nodes[id].r, s->props);
+		}
 		if (chance(c, 15))
 			rc_compact(c, id, 0);
 	}

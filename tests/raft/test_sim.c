@@ -29,7 +29,7 @@ static void run_slice(int slice)
 		char why[512] = "";
 		if (rc_sim_run(seed, false, why, sizeof(why), NULL) != 0) {
 			bad++;
-			cr_log_error("seed %llu: %s; replay: build/tests/raft-sim --seed %llu -v",
+			cr_log_error("seed %llu: %s; replay: make sim SEED=%llu",
 				     (unsigned long long)seed, why, (unsigned long long)seed);
 		}
 	}
