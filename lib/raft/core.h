@@ -3,7 +3,8 @@
  * of the public API (raft/raft.h is).
  *
  *   log.c          in-memory log and payload arena
- *   raft.c         lifecycle, accessors, tick, step dispatch, role changes
+ *   lifecycle.c    create (restore or bootstrap), free, accessors
+ *   raft.c         tick, step dispatch, term rules, role changes
  *   election.c     pre-vote, vote, campaigns (§5.2, thesis §9.6)
  *   replication.c  append, heartbeat, progress, commit, snapshots (§5.3, §7)
  *   membership.c   conf changes, learners, leadership transfer (thesis §4, §3.10)

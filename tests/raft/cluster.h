@@ -123,6 +123,9 @@ void rc_stabilize(struct rc_cluster *c);
 /* Take a snapshot at the applied index and compact the log there. */
 void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index);
 void rc_check(struct rc_cluster *c);
+/* checker.c internals used by cluster.c */
+void rc__grow_idx(struct rc_cluster *c, uint64_t index);
+void rc__note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64_t ph);
 /* Linearizable reads: remember the commit index observed when read `ctx`
  * starts; the read must be served at an index at least that high. */
 void rc_note_read(struct rc_cluster *c, uint64_t ctx);

@@ -1,7 +1,8 @@
 # Raft core tools: the simulation driver (make sim), the core benchmark
 # (make bench-core) and the libFuzzer target (make fuzz-raft).
 
-RAFT_HARNESS_SRC := tests/raft/cluster.c tests/raft/scenario.c tests/raft/sim.c
+RAFT_HARNESS_SRC := tests/raft/cluster.c tests/raft/checker.c tests/raft/scenario.c \
+	tests/raft/sim.c
 RAFT_HARNESS_OBJ := $(RAFT_HARNESS_SRC:%.c=$(B)/%.o)
 RAFT_CORE_SRC := $(sort $(wildcard lib/raft/*.c)) lib/util/err.c
 
