@@ -14,7 +14,7 @@
 #include "cluster.h"
 #include "util/err.h"
 
-#define CHAOS_TICKS 500
+#define CHAOS_TICKS 1000
 #define LIVE_BOUND_ELECTIONS 30
 
 static uint64_t pick(struct rc_cluster *c, uint64_t n)
