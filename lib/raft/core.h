@@ -3,7 +3,8 @@
  * of the public API (raft/raft.h is).
  *
  *   log.c          in-memory log and payload arena
- *   raft.c         lifecycle, accessors, tick, step dispatch, role changes
+ *   lifecycle.c    create (restore or bootstrap), free, accessors
+ *   raft.c         tick, step dispatch, term rules, role changes
  *   election.c     pre-vote, vote, campaigns (§5.2, thesis §9.6)
  *   replication.c  append, heartbeat, progress, commit, snapshots (§5.3, §7)
  *   membership.c   conf changes, learners, leadership transfer (thesis §4, §3.10)
@@ -140,6 +141,7 @@ struct rd_raft {
 	/* membership (thesis §4.1: latest appended configuration) */
 	struct rd_conf_state conf;
 	struct rd_conf_state snap_conf; /* at the compaction point */
+	struct rd_conf_state prev_conf; /* before the latest conf entry */
 	uint64_t conf_index;            /* entry that produced conf (0 = snapshot) */
 	uint64_t pending_conf_index;    /* leader: no new change until committed */
 	struct rd__pr prs[RD_RAFT_MAX_MEMBERS * 2];
@@ -186,6 +188,7 @@ void rd__become_leader(struct rd_raft *r);
 void rd__reset_timeout(struct rd_raft *r);
 struct rd__pr *rd__pr(struct rd_raft *r, uint64_t id);
 bool rd__is_voter(const struct rd_raft *r, uint64_t id);
+bool rd__promotable(const struct rd_raft *r);
 uint32_t rd__quorum(const struct rd_raft *r);
 
 /* update.c */

@@ -9,7 +9,7 @@
 int rd_raft_campaign(struct rd_raft *r)
 {
 	assert(!r->in_update);
-	if (!rd__is_voter(r, r->id))
+	if (!rd__promotable(r))
 		return RD_EINVAL;
 	if (r->role == RD_RAFT_LEADER)
 		return 0;

@@ -41,7 +41,9 @@ static int find(const uint64_t *v, uint32_t n, uint64_t id)
 
 static void remove_at(uint64_t *v, uint32_t *n, int i)
 {
-	v[i] = v[*n - 1];
+	/* Keep the order: membership listings stay stable. */
+	for (uint32_t k = (uint32_t)i; k + 1 < *n; k++)
+		v[k] = v[k + 1];
 	(*n)--;
 }
 
@@ -143,6 +145,7 @@ void rd__sync_progress(struct rd_raft *r)
 
 void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
 {
+	r->prev_conf = r->conf;
 	apply_entry(&r->conf, e);
 	r->conf_index = e->index;
 	rd__sync_progress(r);
@@ -151,10 +154,12 @@ void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
 void rd__conf_recompute(struct rd_raft *r)
 {
 	r->conf = r->snap_conf;
+	r->prev_conf = r->snap_conf;
 	r->conf_index = 0;
 	for (uint64_t i = rd__log_first(&r->log); i <= rd__log_last(&r->log); i++) {
 		const struct rd_entry *e = rd__log_at(&r->log, i);
 		if (e->type == RD_ENTRY_CONF_CHANGE) {
+			r->prev_conf = r->conf;
 			apply_entry(&r->conf, e);
 			r->conf_index = i;
 		}
@@ -166,8 +171,11 @@ void rd__leader_conf_committed(struct rd_raft *r)
 {
 	/* Thesis §4.2.2: a leader removed from the configuration manages the
 	 * cluster until the change commits, then steps down. */
-	if (r->role == RD_RAFT_LEADER && r->conf_index <= r->commit && !rd__is_voter(r, r->id))
+	if (r->role == RD_RAFT_LEADER && r->conf_index <= r->commit && !rd__is_voter(r, r->id)) {
+		/* Let the others learn the commit before going quiet. */
+		rd__bcast_append(r);
 		rd__become_follower(r, r->term, 0);
+	}
 }
 
 int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t node,
@@ -230,7 +238,7 @@ void rd__handle_timeout_now(struct rd_raft *r, const struct rd_message *m)
 	(void)m;
 	/* Thesis §3.10: start an election at once, skipping pre-vote, and mark
 	 * it so that voters ignore their leader lease. */
-	if (rd__is_voter(r, r->id))
+	if (rd__promotable(r))
 		rd__campaign(r, false, true);
 }
 

@@ -1,7 +1,7 @@
 /*
- * Lifecycle, accessors, ticks, role changes and the term rules every message
- * passes through before its type-specific handler (Raft §5.1: a higher term
- * turns anyone into a follower; a stale term is refused).
+ * Ticks, role changes and the term rules every message passes through
+ * before its type-specific handler (Raft §5.1: a higher term turns anyone
+ * into a follower; a stale term is refused). Lifecycle: lifecycle.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,151 +53,28 @@ bool rd__is_voter(const struct rd_raft *r, uint64_t id)
 	return false;
 }
 
+static bool in_conf(const struct rd_conf_state *cs, uint64_t id)
+{
+	for (uint32_t i = 0; i < cs->n_voters; i++)
+		if (cs->voters[i] == id)
+			return true;
+	return false;
+}
+
+bool rd__promotable(const struct rd_raft *r)
+{
+	/* Thesis §4.2.2: a server removed by a configuration that is not yet
+	 * committed keeps starting elections, as it may still be needed to
+	 * commit that very change (its own vote does not count then). */
+	return in_conf(&r->conf, r->id) ||
+	       (r->conf_index > r->commit && in_conf(&r->prev_conf, r->id));
+}
+
 uint32_t rd__quorum(const struct rd_raft *r)
 {
 	return r->conf.n_voters / 2 + 1;
 }
 
-static int check_conf(const struct rd_conf_state *cs, char *msg)
-{
-	if (cs->n_voters > RD_RAFT_MAX_MEMBERS || cs->n_learners > RD_RAFT_MAX_MEMBERS)
-		return rd_errorf(msg, RD_EINVAL, "too many members");
-	for (uint32_t i = 0; i < cs->n_voters; i++)
-		if (cs->voters[i] == 0)
-			return rd_errorf(msg, RD_EINVAL, "voter id 0");
-	return 0;
-}
-
-int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *msg)
-{
-	if (cfg->id == 0)
-		return rd_errorf(msg, RD_EINVAL, "node id must be nonzero");
-	if (cfg->election_ticks < 2 || cfg->heartbeat_ticks == 0 ||
-	    cfg->heartbeat_ticks >= cfg->election_ticks)
-		return rd_errorf(msg, RD_EINVAL, "need 0 < heartbeat_ticks < election_ticks");
-	if (cfg->max_inflight_msgs == 0 || cfg->max_msg_bytes == 0)
-		return rd_errorf(msg, RD_EINVAL, "max_inflight_msgs and max_msg_bytes must be > 0");
-	int rc = check_conf(&cfg->conf, msg);
-	if (rc == 0)
-		rc = check_conf(&cfg->snapshot.conf, msg);
-	if (rc != 0)
-		return rc;
-	uint64_t last = cfg->snapshot.index + cfg->n_entries;
-	if (cfg->hard_state.commit > last)
-		return rd_errorf(msg, RD_EINVAL, "commit %llu beyond last index %llu",
-				 (unsigned long long)cfg->hard_state.commit,
-				 (unsigned long long)last);
-	if (cfg->applied > last)
-		return rd_errorf(msg, RD_EINVAL, "applied beyond last index");
-
-	struct rd_raft *r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		return rd_errorf(msg, RD_ENOMEM, "out of memory");
-	r->infl_pool = calloc((size_t)cfg->max_inflight_msgs * 2 * RD_RAFT_MAX_MEMBERS * 2,
-			      sizeof(uint64_t));
-	if (r->infl_pool == NULL) {
-		rc = rd_errorf(msg, RD_ENOMEM, "out of memory");
-		goto err_after_raft;
-	}
-	r->group = cfg->group;
-	r->id = cfg->id;
-	r->election_ticks = cfg->election_ticks;
-	r->heartbeat_ticks = cfg->heartbeat_ticks;
-	r->max_inflight = cfg->max_inflight_msgs;
-	r->max_inflight_bytes = cfg->max_inflight_bytes;
-	r->max_msg_bytes = cfg->max_msg_bytes;
-	r->pre_vote = cfg->pre_vote;
-	r->check_quorum = cfg->check_quorum;
-	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
-	r->term = cfg->hard_state.term;
-	r->vote = cfg->hard_state.vote;
-
-	rd__log_init(&r->log, cfg->snapshot.index, cfg->snapshot.term);
-	for (size_t i = 0; i < cfg->n_entries; i++) {
-		const struct rd_entry *e = &cfg->entries[i];
-		if (e->index != cfg->snapshot.index + 1 + i) {
-			rc = rd_errorf(msg, RD_EINVAL, "entry %zu has index %llu", i,
-				       (unsigned long long)e->index);
-			goto err_after_log;
-		}
-		rc = rd__log_append(&r->log, e->term, e->type, e->data, e->len);
-		if (rc != 0) {
-			rd_errorf(msg, rc, "out of memory");
-			goto err_after_log;
-		}
-	}
-	r->snap_conf = cfg->snapshot.conf;
-	bool bootstrap = cfg->snapshot.index == 0 && cfg->n_entries == 0 &&
-			 cfg->hard_state.term == 0 && cfg->conf.n_voters > 0;
-	if (bootstrap) {
-		/* A new group writes its initial membership into the log as
-		 * committed add-voter entries of term 1 (as etcd does), so that
-		 * a server added later learns it by replication. Every founding
-		 * node produces the same entries from the same voter list. */
-		r->term = 1;
-		memset(&r->snap_conf, 0, sizeof(r->snap_conf));
-		for (uint32_t i = 0; i < cfg->conf.n_voters; i++) {
-			uint8_t cc[RD_RAFT_CC_HEADER];
-			rd_raft_cc_encode(cc, RD_CC_ADD_VOTER, cfg->conf.voters[i]);
-			rc = rd__log_append(&r->log, 1, RD_ENTRY_CONF_CHANGE, cc, sizeof(cc));
-			if (rc != 0) {
-				rd_errorf(msg, rc, "out of memory");
-				goto err_after_log;
-			}
-		}
-	}
-	rd__conf_recompute(r);
-
-	uint64_t commit = cfg->hard_state.commit;
-	if (commit < cfg->snapshot.index)
-		commit = cfg->snapshot.index;
-	r->handed = last; /* what the caller restored is durable */
-	if (bootstrap) {
-		/* Handed out in the first update; regenerated identically if
-		 * lost, so they count as durable already. */
-		last = rd__log_last(&r->log);
-		commit = last;
-	}
-	r->commit = commit;
-	r->commit_hint = commit;
-	r->persisted = last;
-	r->applied = cfg->applied > cfg->snapshot.index ? cfg->applied : cfg->snapshot.index;
-	if (r->applied > r->commit)
-		r->applied = r->commit;
-	r->applying = r->applied;
-	/* A bootstrapped group's term and commit are new: the first update
-	 * must carry them so the caller persists them with the entries. */
-	r->prev_hs = bootstrap ? (struct rd_hard_state){0, 0, 0}
-			       : (struct rd_hard_state){r->term, r->vote, r->commit};
-	r->role = RD_RAFT_FOLLOWER;
-	rd__reset_timeout(r);
-	*out = r;
-	return 0;
-
-err_after_log:
-	rd__log_free(&r->log);
-	free(r->infl_pool);
-err_after_raft:
-	free(r);
-	return rc;
-}
-
-void rd_raft_free(struct rd_raft *r)
-{
-	if (r == NULL)
-		return;
-	rd__log_free(&r->log);
-	free(r->infl_pool);
-	free(r->reads_pending.v);
-	free(r->reads_ready.v);
-	free(r->reads_out.v);
-	free(r->msgq.v);
-	free(r->out_early.v);
-	free(r->out_late.v);
-	free(r->snap_sends.v);
-	free(r->snap_out.v);
-	free(r);
-}
 
 /* --- role changes -------------------------------------------------------------- */
 
@@ -268,7 +145,7 @@ void rd_raft_tick(struct rd_raft *r)
 	assert(!r->in_update);
 	r->election_elapsed++;
 	if (r->role != RD_RAFT_LEADER) {
-		if (rd__is_voter(r, r->id) && r->election_elapsed >= r->randomized_timeout) {
+		if (rd__promotable(r) && r->election_elapsed >= r->randomized_timeout) {
 			r->election_elapsed = 0;
 			rd__campaign(r, r->pre_vote, false);
 		}
@@ -426,6 +303,10 @@ int rd_raft_step(struct rd_raft *r, const struct rd_message *m)
 		return RD_EINVAL;
 	if (m->n_entries > 0 && (m->type != RD_MSG_APPEND || m->entries == NULL))
 		return RD_EPROTO;
+	for (uint32_t i = 0; i < m->n_entries; i++)
+		if ((m->entries[i].len > 0 && m->entries[i].data == NULL) ||
+		    m->entries[i].type > RD_ENTRY_CONF_CHANGE)
+			return RD_EPROTO;
 	bool drop;
 	step_term(r, m, &drop);
 	if (drop)
@@ -447,80 +328,4 @@ int rd_raft_step(struct rd_raft *r, const struct rd_message *m)
 		break;
 	}
 	return 0;
-}
-
-/* --- accessors -------------------------------------------------------------------- */
-
-enum rd_raft_role rd_raft_role(const struct rd_raft *r) { return r->role; }
-uint64_t rd_raft_id(const struct rd_raft *r) { return r->id; }
-uint64_t rd_raft_group(const struct rd_raft *r) { return r->group; }
-uint64_t rd_raft_leader(const struct rd_raft *r) { return r->lead; }
-uint64_t rd_raft_term(const struct rd_raft *r) { return r->term; }
-uint64_t rd_raft_vote(const struct rd_raft *r) { return r->vote; }
-uint64_t rd_raft_commit(const struct rd_raft *r) { return r->commit; }
-uint64_t rd_raft_applied_index(const struct rd_raft *r) { return r->applied; }
-uint64_t rd_raft_first_index(const struct rd_raft *r) { return rd__log_first(&r->log); }
-uint64_t rd_raft_last_index(const struct rd_raft *r) { return rd__log_last(&r->log); }
-uint64_t rd_raft_persisted_index(const struct rd_raft *r) { return r->persisted; }
-uint64_t rd_raft_transferee(const struct rd_raft *r) { return r->transferee; }
-const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r) { return &r->conf; }
-
-const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r)
-{
-	static _Thread_local struct rd_snapshot_meta meta;
-	meta.index = r->log.snap_index;
-	meta.term = r->log.snap_term;
-	meta.conf = r->snap_conf;
-	return &meta;
-}
-
-uint64_t rd_raft_term_at(const struct rd_raft *r, uint64_t index)
-{
-	return rd__log_term(&r->log, index);
-}
-
-bool rd_raft_progress(const struct rd_raft *r, uint64_t id, struct rd_progress *out)
-{
-	if (r->role != RD_RAFT_LEADER)
-		return false;
-	for (uint32_t i = 0; i < r->n_prs; i++) {
-		const struct rd__pr *pr = &r->prs[i];
-		if (pr->id != id)
-			continue;
-		out->id = pr->id;
-		out->match = pr->id == r->id ? r->persisted : pr->match;
-		out->next = pr->next;
-		out->state = pr->state;
-		out->learner = pr->learner;
-		out->recent_active = pr->recent_active;
-		out->inflight = pr->infl_count;
-		out->inflight_bytes = pr->infl_total;
-		return true;
-	}
-	return false;
-}
-
-const char *rd_raft_role_name(enum rd_raft_role role)
-{
-	switch (role) {
-	case RD_RAFT_FOLLOWER:
-		return "follower";
-	case RD_RAFT_PRE_CANDIDATE:
-		return "pre-candidate";
-	case RD_RAFT_CANDIDATE:
-		return "candidate";
-	case RD_RAFT_LEADER:
-		return "leader";
-	}
-	return "?";
-}
-
-const char *rd_msg_type_name(uint8_t type)
-{
-	static const char *const names[] = {
-		"?",           "Vote",          "VoteResp",   "PreVote",  "PreVoteResp",
-		"App",         "AppResp",       "Heartbeat",  "HeartbeatResp",
-		"TimeoutNow",  "Snap",          "SnapStatus", "ReadIndex", "ReadIndexResp",
-	};
-	return type <= RD_MSG_TYPE_MAX ? names[type] : "?";
 }

@@ -6,30 +6,47 @@
  * what to send, what to apply. Time is the caller's ticks; randomness is a
  * 64-bit seed given at creation, so every run replays exactly.
  *
- * Driving one group (the driver owns the ordering, see DESIGN.md):
+ * Driving one group synchronously (the driver owns the ordering, DESIGN.md):
  *
  *   while (rd_raft_has_update(r)) {
  *       rd_raft_get_update(r, &u);
- *       send(u.msgs);                         // may leave before the write
- *       persist(u.hard_state, u.entries, u.snapshot);   // one synced batch
- *       rd_raft_persisted(r, last entry index, its term);
- *       send(u.msgs_after_persist);           // only once durable
+ *       send(u.msgs);                              // may leave before the write
+ *       persist(u.hard_state, u.snapshot, u.entries);   // one synced batch
+ *       rd_raft_persisted(r, last entry's index, its term);
+ *       send(u.msgs_after_persist);                // only once durable
  *       apply(u.committed); serve(u.reads); stream(u.snap_sends);
  *       rd_raft_advance(r, &u);
  *   }
  *
- * Between rd_raft_get_update and rd_raft_advance the caller must not call
- * any other mutating rd_raft_* function on the same group: the pointers in
- * the update point into the core's log and message queue.
+ * Between rd_raft_get_update and rd_raft_advance the caller may call
+ * rd_raft_persisted and the accessors, nothing else: the update's pointers
+ * point into the core's log and message buffers, valid until advance.
+ *
+ * Asynchronous writes are allowed too: advance does not mean "durable". A
+ * driver may advance before the write completes (copying what it still
+ * needs), keep stepping messages, and call rd_raft_persisted when the write
+ * is durable, provided updates are written in order and each update's
+ * msgs_after_persist are held until its write is durable. The core never
+ * counts undurable entries: commit <= the persisted index, always.
  *
  * Which messages may leave before the update's writes are durable (thesis
- * §10.2.1): `msgs` holds only a leader's APPEND / HEARTBEAT / SNAPSHOT /
- * TIMEOUT_NOW messages, and only when the update carries no new term or vote;
- * everything that acknowledges or depends on durable state (vote and
- * pre-vote requests and responses, append responses, read-index traffic, any
- * message after a term or vote change) is in `msgs_after_persist`. The
- * leader counts its own log toward commit only up to the index passed to
- * rd_raft_persisted.
+ * §10.2.1): `msgs` holds only a leader's APPEND / HEARTBEAT / TIMEOUT_NOW
+ * messages, and only when the update carries no new term or vote; everything
+ * that acknowledges or depends on durable state (vote and pre-vote requests
+ * and responses, append responses, read-index traffic, anything after a term
+ * or vote change) is in `msgs_after_persist`. The leader counts its own log
+ * toward commit only up to the index passed to rd_raft_persisted.
+ *
+ * Snapshots: a follower behind the compaction point appears in `snap_sends`.
+ * The runtime streams its latest snapshot (at or after the requested index)
+ * out of band and, when the follower's runtime has the data, that runtime
+ * steps an RD_MSG_SNAPSHOT carrying only the metadata (term = the leader's
+ * term). If the core accepts it, the follower's next update has
+ * `has_snapshot`: install it (state machine := snapshot) as part of that
+ * update's write. The leader's runtime reports the stream's outcome with
+ * rd_raft_report_snapshot (or the follower's node sends
+ * RD_MSG_SNAPSHOT_STATUS); the follower's append response then moves the
+ * leader on.
  *
  * Threading: none. A group must be used from one thread at a time.
  */
@@ -125,14 +142,23 @@ enum rd_cc_type {
  * bytes (e.g. the node's address) that the core ignores. */
 #define RD_RAFT_CC_HEADER 9
 
+/* Largest in-flight window (messages per follower). */
+#define RD_RAFT_MAX_INFLIGHT 4096
+
+/* Per-entry cost counted against max_msg_bytes (index, term, type). */
+#define RD_RAFT_ENTRY_OVERHEAD 24
+
 struct rd_raft_config {
 	uint64_t group;
 	uint64_t id;              /* this node, nonzero */
 	uint32_t election_ticks;  /* timeout drawn from [election, 2*election) */
 	uint32_t heartbeat_ticks; /* < election_ticks */
-	uint32_t max_inflight_msgs;  /* append window per follower, >= 1 */
+	uint32_t max_inflight_msgs;  /* append window per follower, 1..RD_RAFT_MAX_INFLIGHT */
 	uint64_t max_inflight_bytes; /* 0 = unlimited */
-	uint64_t max_msg_bytes;      /* payload bytes per append (>= 1 entry) */
+	/* Bytes per append: payloads plus RD_RAFT_ENTRY_OVERHEAD per entry; an
+	 * append always carries at least one entry. Also the largest proposal
+	 * accepted. The in-flight byte window counts the same way. */
+	uint64_t max_msg_bytes;
 	bool pre_vote;
 	bool check_quorum;
 	uint64_t seed; /* randomized election timeout */
@@ -201,9 +227,10 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 /* Free a group and everything it owns. NULL is fine. */
 void rd_raft_free(struct rd_raft *r);
 
-/* Step a received message. The caller checks nothing; stale, foreign-group
- * and malformed messages are dropped (RD_EINVAL / RD_EPROTO returned, state
- * unchanged). `m` and its entries are only read during the call. */
+/* Step a received message. The caller checks nothing; foreign-group,
+ * misaddressed and malformed messages are refused (RD_EINVAL / RD_EPROTO,
+ * state unchanged); stale ones are dropped (0). `m` and its entries are only
+ * read during the call (entries and payloads are copied). */
 int rd_raft_step(struct rd_raft *r, const struct rd_message *m);
 
 /* Advance logical time by one tick (election and heartbeat timers). */
@@ -246,18 +273,22 @@ int rd_raft_read_index(struct rd_raft *r, uint64_t ctx);
 int rd_raft_transfer_leader(struct rd_raft *r, uint64_t to);
 
 /* Start an election now (pre-vote first when configured). RD_EINVAL when
- * this node is not a voter; no-op for a leader. */
+ * this node may not campaign (not a voter, unless removed by a change that
+ * is not yet committed, thesis §4.2.2); no-op for a leader. */
 int rd_raft_campaign(struct rd_raft *r);
 
-/* The entries up to `index` (whose term is `term`) are durable. Stale
- * notices (the entry was since replaced) are ignored. */
+/* The entries up to `index` (whose term is `term`) are durable, and so is
+ * everything handed out in the updates before it (hard state, snapshot).
+ * Stale notices (the entry was since replaced) are ignored. May be called at
+ * any time, also between rd_raft_get_update and rd_raft_advance. */
 void rd_raft_persisted(struct rd_raft *r, uint64_t index, uint64_t term);
 
 /* The state machine has applied up to `index` (<= last entry handed out for
  * applying). rd_raft_advance calls this for the update's entries. */
 void rd_raft_applied(struct rd_raft *r, uint64_t index);
 
-/* Leader: the snapshot stream to `to` finished; ok = the follower got it. */
+/* Leader: the snapshot stream to `to` finished; ok = the follower got it
+ * (the leader then waits for its append response), !ok = retry later. */
 void rd_raft_report_snapshot(struct rd_raft *r, uint64_t to, bool ok);
 
 /* Discard the in-memory log up to `index` (<= applied) after the caller took
@@ -269,7 +300,9 @@ int rd_raft_compact(struct rd_raft *r, uint64_t index, struct rd_snapshot_meta *
 /* Is there anything for the caller to do? */
 bool rd_raft_has_update(const struct rd_raft *r);
 
-/* Fill *u with the pending work (see the file comment). */
+/* Fill *u with the pending work (see the file comment). Committed entries
+ * are those up to the commit index not yet handed out; read states are
+ * those whose index is covered once this update's entries are applied. */
 void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u);
 
 /* The caller has done what `u` asked (applied its committed entries; sent

@@ -121,7 +121,7 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 	uint32_t n = 0;
 	uint64_t bytes = 0;
 	while (pr->next + n <= last) {
-		uint32_t len = rd__log_at(&r->log, pr->next + n)->len;
+		uint64_t len = rd__log_at(&r->log, pr->next + n)->len + RD_RAFT_ENTRY_OVERHEAD;
 		if (n > 0 && bytes + len > r->max_msg_bytes)
 			break;
 		bytes += len;
@@ -153,8 +153,13 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 
 void rd__bcast_append(struct rd_raft *r)
 {
-	for (uint32_t i = 0; i < r->n_prs; i++)
-		rd__send_append(r, &r->prs[i], true);
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		struct rd__pr *pr = &r->prs[i];
+		rd__send_append(r, pr, true);
+		/* Pipelining: fill the window with what is left. */
+		while (pr->state == RD_PROGRESS_REPLICATE && rd__send_append(r, pr, false))
+			;
+	}
 }
 
 void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx)
@@ -423,6 +428,8 @@ void rd__handle_append_resp(struct rd_raft *r, const struct rd_message *m)
 	}
 	if (m->index > rd__log_last(&r->log))
 		return; /* acknowledges entries we do not have: stale */
+	bool was_paused = (pr->state == RD_PROGRESS_PROBE && pr->probe_sent) ||
+			  (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr));
 	bool updated = false;
 	if (m->index > pr->match) {
 		pr->match = m->index;
@@ -449,6 +456,9 @@ void rd__handle_append_resp(struct rd_raft *r, const struct rd_message *m)
 	}
 	if (rd__maybe_commit(r))
 		rd__bcast_append(r);
+	else if (was_paused)
+		/* It missed the commit index while paused: tell it now. */
+		rd__send_append(r, pr, true);
 	if (r->role != RD_RAFT_LEADER)
 		return; /* removed itself on commit */
 send_more:

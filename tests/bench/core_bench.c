@@ -57,6 +57,7 @@ void *__wrap_realloc(void *p, size_t n)
 static struct rd_raft *nodes[NODES + 1];
 static unsigned long long applied_on_leader;
 
+static unsigned long long n_msgs_total;
 static void drain(uint64_t id, uint64_t leader)
 {
 	struct rd_raft *r = nodes[id];
@@ -72,6 +73,7 @@ static void drain(uint64_t id, uint64_t leader)
 					  u.entries[u.n_entries - 1].term);
 		for (size_t i = 0; i < u.n_msgs_after_persist; i++)
 			rd_raft_step(nodes[u.msgs_after_persist[i].to], &u.msgs_after_persist[i]);
+		n_msgs_total += u.n_msgs + u.n_msgs_after_persist;
 		if (id == leader)
 			applied_on_leader += u.n_committed;
 		rd_raft_advance(r, &u);
@@ -141,12 +143,13 @@ int main(int argc, char **argv)
 	       "compaction every %llu entries; %llu warm-up, %llu measured entries\n",
 	       NODES, ENTRY_BYTES, BATCH, COMPACT_EVERY, WARMUP, MEASURE);
 	run(WARMUP, 1);
-	unsigned long long a0 = n_allocs, e0 = applied_on_leader;
+	unsigned long long a0 = n_allocs, e0 = applied_on_leader, m0 = n_msgs_total;
 	double t0 = now_s();
 	run(MEASURE, 1);
 	double dt = now_s() - t0;
 	unsigned long long e = applied_on_leader - e0, allocs = n_allocs - a0;
 	double eps = (double)e / dt, ns = dt * 1e9 / (double)e;
+	printf("messages per entry: %.4f\n", (double)(n_msgs_total - m0) / (double)e);
 	double ape = (double)allocs / (double)e;
 	printf("RESULT core entries_per_s=%.0f ns_per_entry=%.1f allocs_per_entry=%.6f\n", eps, ns,
 	       ape);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../raft/cluster.h"
 
@@ -28,12 +29,14 @@ int main(int argc, char **argv)
 	if (one)
 		seeds = 1;
 	uint64_t bad = 0, st[RC_SIM_NSTATS] = {0};
+	time_t t0 = time(NULL);
 	for (uint64_t s = first; s < first + seeds; s++) {
 		char why[512] = "";
 		if (rc_sim_run(s, verbose, why, sizeof(why), st) != 0) {
 			bad++;
-			printf("seed %llu FAILED: %s\n  replay: %s --seed %llu -v\n",
-			       (unsigned long long)s, why, argv[0], (unsigned long long)s);
+			printf("seed %llu FAILED: %s\n  replay: make sim SEED=%llu  (or %s --seed %llu -v)\n",
+			       (unsigned long long)s, why, (unsigned long long)s, argv[0],
+			       (unsigned long long)s);
 			fflush(stdout);
 		}
 	}
@@ -42,6 +45,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st[0], (unsigned long long)st[1], (unsigned long long)st[2],
 	       (unsigned long long)st[3], (unsigned long long)st[4], (unsigned long long)st[5],
 	       (unsigned long long)st[6], (unsigned long long)st[7], (unsigned long long)st[8]);
+	printf("duration: %ld s\n", (long)(time(NULL) - t0));
 	printf("simulation: %llu seeds, %llu violations\n", (unsigned long long)seeds,
 	       (unsigned long long)bad);
 	return bad ? 1 : 0;

@@ -44,16 +44,6 @@ void rc_print(struct rc_cluster *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-void rc_violation(struct rc_cluster *c, const char *fmt, ...)
-{
-	if (c->violations++ == 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(c->violation, sizeof(c->violation), fmt, ap);
-		va_end(ap);
-	}
-	rc_print(c, "VIOLATION: %s\n", c->violation);
-}
 
 void rc_init(struct rc_cluster *c, uint64_t seed)
 {
@@ -83,6 +73,7 @@ void rc_free(struct rc_cluster *c)
 		if (!nd->exists)
 			continue;
 		rd_raft_free(nd->r);
+		free(nd->pend_ents);
 		disk_free(&nd->disk);
 	}
 	for (size_t i = 0; i < c->n_net; i++)
@@ -92,43 +83,9 @@ void rc_free(struct rc_cluster *c)
 	free(c->lm);
 	free(c->sm_at);
 	free(c->commit_term);
+	free(c->read_floor);
 }
 
-static void grow_idx(struct rc_cluster *c, uint64_t index)
-{
-	if (index < c->n_idx)
-		return;
-	size_t n = c->n_idx ? c->n_idx : 256;
-	while (n <= index)
-		n *= 2;
-	c->lm = realloc(c->lm, n * sizeof(*c->lm));
-	c->sm_at = realloc(c->sm_at, n * sizeof(*c->sm_at));
-	c->commit_term = realloc(c->commit_term, n * sizeof(*c->commit_term));
-	memset(c->lm + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->lm));
-	memset(c->sm_at + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->sm_at));
-	memset(c->commit_term + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->commit_term));
-	c->n_idx = n;
-}
-
-/* Log matching (§5.3): same index and term => same prefix. */
-static void note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64_t ph)
-{
-	grow_idx(c, index);
-	struct rc_lm *s = c->lm[index];
-	for (int i = 0; i < 4; i++) {
-		if (s[i].term == term) {
-			if (s[i].ph != ph)
-				rc_violation(c, "log matching: index %llu term %llu differs",
-					     (unsigned long long)index, (unsigned long long)term);
-			return;
-		}
-		if (s[i].term == 0) {
-			s[i].term = term;
-			s[i].ph = ph;
-			return;
-		}
-	}
-}
 
 void rc_add(struct rc_cluster *c, uint64_t id, const uint64_t *voters, uint32_t n)
 {
@@ -177,19 +134,31 @@ void rc_crash(struct rc_cluster *c, uint64_t id)
 	struct rc_node *nd = &c->nodes[id];
 	if (!nd->up)
 		return;
-	rc_print(c, "t=%llu crash %llu\n", (unsigned long long)c->now, (unsigned long long)id);
+	if (c->verbose)
+		rc_print(c, "t=%llu crash %llu\n", (unsigned long long)c->now,
+			 (unsigned long long)id);
 	rd_raft_free(nd->r);
 	nd->r = NULL;
 	nd->up = false;
 	c->st_crashes++;
 	c->st_lost_updates += nd->holding;
 	nd->holding = false;
+	free(nd->pend_ents);
+	nd->pend_ents = NULL;
+	size_t keep = 0;
+	for (size_t i = 0; i < c->n_net; i++) {
+		if (c->net[i].held_by == id)
+			free(c->net[i].m.entries);
+		else
+			c->net[keep++] = c->net[i];
+	}
+	c->n_net = keep;
 }
 
 /* --- network --------------------------------------------------------------------- */
 
 static void net_push(struct rc_cluster *c, const struct rd_message *m, uint64_t snap_sm,
-		     uint64_t snap_ph)
+		     uint64_t snap_ph, uint64_t held_by)
 {
 	if (m->to == 0 || m->to > RC_MAX || !c->nodes[m->to].exists)
 		return;
@@ -208,6 +177,7 @@ static void net_push(struct rc_cluster *c, const struct rd_message *m, uint64_t 
 		e->at = c->now + (c->max_delay ? rc_rand(c) % (c->max_delay + 1) : 0);
 		e->snap_sm = snap_sm;
 		e->snap_ph = snap_ph;
+		e->held_by = held_by;
 		e->m.entries = NULL;
 		if (m->n_entries > 0) {
 			/* One block: the entry array followed by every payload. */
@@ -229,56 +199,6 @@ static void net_push(struct rc_cluster *c, const struct rd_message *m, uint64_t 
 	}
 }
 
-void rc_fmt_msg(char *buf, size_t n, const struct rd_message *m)
-{
-	int k = snprintf(buf, n, "%llu->%llu %s term=%llu", (unsigned long long)m->from,
-			 (unsigned long long)m->to, rd_msg_type_name(m->type),
-			 (unsigned long long)m->term);
-	switch (m->type) {
-	case RD_MSG_VOTE:
-	case RD_MSG_PRE_VOTE:
-		k += snprintf(buf + k, n - (size_t)k, " last=%llu/%llu%s",
-			      (unsigned long long)m->index, (unsigned long long)m->log_term,
-			      m->context == RD_RAFT_CTX_TRANSFER ? " transfer" : "");
-		break;
-	case RD_MSG_VOTE_RESP:
-	case RD_MSG_PRE_VOTE_RESP:
-		k += snprintf(buf + k, n - (size_t)k, "%s", m->reject ? " rejected" : " granted");
-		break;
-	case RD_MSG_APPEND:
-		k += snprintf(buf + k, n - (size_t)k, " prev=%llu/%llu commit=%llu ents=%u",
-			      (unsigned long long)m->index, (unsigned long long)m->log_term,
-			      (unsigned long long)m->commit, m->n_entries);
-		break;
-	case RD_MSG_APPEND_RESP:
-		if (m->reject)
-			k += snprintf(buf + k, n - (size_t)k, " reject idx=%llu hint=%llu/%llu",
-				      (unsigned long long)m->index,
-				      (unsigned long long)m->reject_hint,
-				      (unsigned long long)m->conflict_term);
-		else
-			k += snprintf(buf + k, n - (size_t)k, " idx=%llu",
-				      (unsigned long long)m->index);
-		break;
-	case RD_MSG_HEARTBEAT:
-	case RD_MSG_HEARTBEAT_RESP:
-		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu",
-			      (unsigned long long)m->commit, (unsigned long long)m->context);
-		break;
-	case RD_MSG_SNAPSHOT:
-		k += snprintf(buf + k, n - (size_t)k, " snap=%llu/%llu",
-			      (unsigned long long)m->snapshot.index,
-			      (unsigned long long)m->snapshot.term);
-		break;
-	case RD_MSG_READ_INDEX:
-	case RD_MSG_READ_INDEX_RESP:
-		k += snprintf(buf + k, n - (size_t)k, " ctx=%llu idx=%llu",
-			      (unsigned long long)m->context, (unsigned long long)m->index);
-		break;
-	default:
-		break;
-	}
-}
 
 size_t rc_deliver(struct rc_cluster *c, uint64_t to)
 {
@@ -289,7 +209,7 @@ size_t rc_deliver(struct rc_cluster *c, uint64_t to)
 	size_t nd = 0, keep = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct rc_env *e = &c->net[i];
-		if (e->at <= c->now && (to == 0 || e->m.to == to))
+		if (e->at <= c->now && e->held_by == 0 && (to == 0 || e->m.to == to))
 			due[nd++] = *e;
 		else
 			c->net[keep++] = *e;
@@ -298,19 +218,22 @@ size_t rc_deliver(struct rc_cluster *c, uint64_t to)
 	for (size_t i = 0; i < nd; i++) {
 		struct rc_env *e = &due[i];
 		struct rc_node *dst = &c->nodes[e->m.to];
-		bool ok = dst->up && !dst->holding && !c->cut[e->m.from][e->m.to];
+		bool ok = dst->up && !c->cut[e->m.from][e->m.to];
 		if (c->out && c->verbose) {
 			char buf[256];
 			rc_fmt_msg(buf, sizeof(buf), &e->m);
 			rc_print(c, "  %s%s\n", buf, ok ? "" : " (dropped)");
 		}
 		if (ok) {
-			if (e->m.type == RD_MSG_SNAPSHOT) {
-				/* The data arrived out of band with the message. */
+			uint64_t before = rd_raft_snapshot(dst->r)->index;
+			rd_raft_step(dst->r, &e->m);
+			if (e->m.type == RD_MSG_SNAPSHOT &&
+			    rd_raft_snapshot(dst->r)->index == e->m.snapshot.index &&
+			    before != e->m.snapshot.index) {
+				/* Installed: the data came out of band with it. */
 				dst->rx_snap_sm = e->snap_sm;
 				dst->rx_snap_ph = e->snap_ph;
 			}
-			rd_raft_step(dst->r, &e->m);
 			done++;
 		}
 		free(e->m.entries);
@@ -354,7 +277,7 @@ static void disk_append(struct rc_cluster *c, struct rc_disk *d, const struct rd
 		memcpy(x->e.data, e->data, e->len);
 	}
 	x->ph = mix(disk_ph_at(d, e->index - 1), entry_hash(e));
-	note_prefix(c, e->index, e->term, x->ph);
+	rc__note_prefix(c, e->index, e->term, x->ph);
 }
 
 static void apply_entry(struct rc_cluster *c, struct rc_node *nd, const struct rd_entry *e)
@@ -366,7 +289,7 @@ static void apply_entry(struct rc_cluster *c, struct rc_node *nd, const struct r
 	}
 	nd->sm_hash = mix(nd->sm_hash, entry_hash(e));
 	nd->sm_index = e->index;
-	grow_idx(c, e->index);
+	rc__grow_idx(c, e->index);
 	/* State machine safety: every node applies the same entry at an index. */
 	if (c->sm_at[e->index] == 0)
 		c->sm_at[e->index] = nd->sm_hash;
@@ -383,16 +306,15 @@ static void apply_entry(struct rc_cluster *c, struct rc_node *nd, const struct r
 	}
 }
 
-static void handle_early(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
+static void send_all(struct rc_cluster *c, const struct rd_message *m, size_t n,
+		     uint64_t held_by)
 {
-	for (size_t i = 0; i < u->n_msgs; i++)
-		net_push(c, &u->msgs[i], 0, 0);
-	(void)nd;
+	for (size_t i = 0; i < n; i++)
+		net_push(c, &m[i], 0, 0, held_by);
 }
 
-static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
+static void print_update(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
 {
-	struct rc_disk *d = &nd->disk;
 	if (c->out && c->verbose && (u->role_changed || u->hard_state_changed))
 		rc_print(c, "t=%llu n%llu %s term=%llu lead=%llu commit=%llu last=%llu persisted=%llu\n",
 			 (unsigned long long)c->now, (unsigned long long)nd->id,
@@ -402,33 +324,46 @@ static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct r
 			 (unsigned long long)rd_raft_commit(nd->r),
 			 (unsigned long long)rd_raft_last_index(nd->r),
 			 (unsigned long long)rd_raft_persisted_index(nd->r));
-	if (u->has_snapshot) {
+}
+
+/* The write: snapshot, entries, hard state, then tell the core. */
+static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed,
+		       const struct rd_hard_state *hs, bool has_snap,
+		       const struct rd_snapshot_meta *snap, const struct rd_entry *ents, size_t n)
+{
+	struct rc_disk *d = &nd->disk;
+	if (has_snap) {
 		c->st_snap_installs++;
 		for (size_t i = 0; i < d->n; i++)
 			free(d->ents[i].e.data);
 		d->n = 0;
-		d->snap = u->snapshot;
+		d->snap = *snap;
 		/* The data arrived with the message (rc_deliver). */
 		d->snap_sm = nd->rx_snap_sm;
 		d->snap_ph = nd->rx_snap_ph;
-		note_prefix(c, d->snap.index, d->snap.term, d->snap_ph);
-		grow_idx(c, d->snap.index);
-		if (c->sm_at[d->snap.index] && c->sm_at[d->snap.index] != d->snap_sm)
+		rc__note_prefix(c, d->snap.index, d->snap.term, d->snap_ph);
+	}
+	for (size_t i = 0; i < n; i++)
+		disk_append(c, d, &ents[i]);
+	if (hs_changed)
+		d->hs = *hs;
+	if (nd->up && n > 0)
+		rd_raft_persisted(nd->r, ents[n - 1].index, ents[n - 1].term);
+}
+
+/* Apply, serve reads, stream snapshots, advance. */
+static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
+			      const struct rd_raft_update *u)
+{
+	struct rc_disk *d = &nd->disk;
+	if (u->has_snapshot) {
+		rc__grow_idx(c, u->snapshot.index);
+		if (c->sm_at[u->snapshot.index] && c->sm_at[u->snapshot.index] != nd->rx_snap_sm)
 			rc_violation(c, "snapshot state differs at %llu",
-				     (unsigned long long)d->snap.index);
-		nd->sm_hash = d->snap_sm;
-		nd->sm_index = d->snap.index;
+				     (unsigned long long)u->snapshot.index);
+		nd->sm_hash = nd->rx_snap_sm;
+		nd->sm_index = u->snapshot.index;
 	}
-	for (size_t i = 0; i < u->n_entries; i++)
-		disk_append(c, d, &u->entries[i]);
-	if (u->hard_state_changed)
-		d->hs = u->hard_state;
-	if (u->n_entries > 0) {
-		const struct rd_entry *last = &u->entries[u->n_entries - 1];
-		rd_raft_persisted(nd->r, last->index, last->term);
-	}
-	for (size_t i = 0; i < u->n_msgs_after_persist; i++)
-		net_push(c, &u->msgs_after_persist[i], 0, 0);
 	for (size_t i = 0; i < u->n_committed; i++)
 		apply_entry(c, nd, &u->committed[i]);
 	for (size_t i = 0; i < u->n_reads; i++) {
@@ -436,6 +371,10 @@ static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct r
 		c->st_reads++;
 		if (rs->index > nd->sm_index)
 			rc_violation(c, "read %llu served before apply", (unsigned long long)rs->ctx);
+		if (rs->ctx < c->n_read_floor && rs->index < c->read_floor[rs->ctx])
+			rc_violation(c, "stale read %llu at %llu, %llu was committed before it",
+				     (unsigned long long)rs->ctx, (unsigned long long)rs->index,
+				     (unsigned long long)c->read_floor[rs->ctx]);
 		if (c->out) {
 			size_t l = strlen(nd->reads_txt);
 			snprintf(nd->reads_txt + l, sizeof(nd->reads_txt) - l, "%sctx=%llu@%llu",
@@ -459,18 +398,16 @@ static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct r
 				       .to = s->to,
 				       .term = s->term,
 				       .snapshot = d->snap};
-		net_push(c, &m, d->snap_sm, d->snap_ph);
+		net_push(c, &m, d->snap_sm, d->snap_ph, 0);
 	}
-	bool report = c->auto_snapshot_reports;
-	size_t nss = u->n_snap_sends;
+	size_t nss = u->n_snap_sends < RC_MAX * 2 ? u->n_snap_sends : RC_MAX * 2;
 	uint64_t tos[RC_MAX * 2];
-	for (size_t i = 0; i < nss && i < RC_MAX * 2; i++)
+	for (size_t i = 0; i < nss; i++)
 		tos[i] = u->snap_sends[i].to;
 	rd_raft_advance(nd->r, u);
-	if (report)
-		for (size_t i = 0; i < nss && i < RC_MAX * 2; i++)
+	if (c->auto_snapshot_reports)
+		for (size_t i = 0; i < nss; i++)
 			rd_raft_report_snapshot(nd->r, tos[i], true);
-	rc_check(c);
 }
 
 bool rc_process(struct rc_cluster *c, uint64_t id)
@@ -482,8 +419,13 @@ bool rc_process(struct rc_cluster *c, uint64_t id)
 	for (int guard = 0; guard < 1000 && rd_raft_has_update(nd->r); guard++) {
 		struct rd_raft_update u;
 		rd_raft_get_update(nd->r, &u);
-		handle_early(c, nd, &u);
-		handle_rest(c, nd, &u);
+		print_update(c, nd, &u);
+		send_all(c, u.msgs, u.n_msgs, 0);
+		write_disk(c, nd, u.hard_state_changed, &u.hard_state, u.has_snapshot, &u.snapshot,
+			   u.entries, u.n_entries);
+		send_all(c, u.msgs_after_persist, u.n_msgs_after_persist, 0);
+		apply_and_advance(c, nd, &u);
+		rc_check(c);
 		any = true;
 	}
 	return any;
@@ -494,9 +436,33 @@ bool rc_process_early(struct rc_cluster *c, uint64_t id)
 	struct rc_node *nd = &c->nodes[id];
 	if (!nd->up || nd->holding || !rd_raft_has_update(nd->r))
 		return false;
-	rd_raft_get_update(nd->r, &nd->held);
-	handle_early(c, nd, &nd->held);
+	struct rd_raft_update u;
+	rd_raft_get_update(nd->r, &u);
+	print_update(c, nd, &u);
+	send_all(c, u.msgs, u.n_msgs, 0);
+	send_all(c, u.msgs_after_persist, u.n_msgs_after_persist, id);
+	/* Copy what the write needs: the update's pointers die at advance. */
+	nd->pend_hs_changed = u.hard_state_changed;
+	nd->pend_hs = u.hard_state;
+	nd->pend_has_snap = u.has_snapshot;
+	nd->pend_snap = u.snapshot;
+	size_t bytes = (u.n_entries + 1) * sizeof(struct rd_entry);
+	for (size_t i = 0; i < u.n_entries; i++)
+		bytes += u.entries[i].len;
+	nd->pend_ents = malloc(bytes);
+	uint8_t *p = (uint8_t *)(nd->pend_ents + u.n_entries);
+	for (size_t i = 0; i < u.n_entries; i++) {
+		nd->pend_ents[i] = u.entries[i];
+		if (u.entries[i].len) {
+			memcpy(p, u.entries[i].data, u.entries[i].len);
+			nd->pend_ents[i].data = p;
+			p += u.entries[i].len;
+		}
+	}
+	nd->pend_n = u.n_entries;
 	nd->holding = true;
+	apply_and_advance(c, nd, &u);
+	rc_check(c);
 	return true;
 }
 
@@ -506,7 +472,14 @@ void rc_finish(struct rc_cluster *c, uint64_t id)
 	if (!nd->holding)
 		return;
 	nd->holding = false;
-	handle_rest(c, nd, &nd->held);
+	write_disk(c, nd, nd->pend_hs_changed, &nd->pend_hs, nd->pend_has_snap, &nd->pend_snap,
+		   nd->pend_ents, nd->pend_n);
+	free(nd->pend_ents);
+	nd->pend_ents = NULL;
+	for (size_t i = 0; i < c->n_net; i++)
+		if (c->net[i].held_by == id)
+			c->net[i].held_by = 0;
+	rc_check(c);
 }
 
 void rc_stabilize(struct rc_cluster *c)
@@ -530,7 +503,13 @@ void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index)
 	/* The toy snapshot is the state machine at the applied index. */
 	if (index == 0 || index > rd_raft_applied_index(nd->r))
 		index = rd_raft_applied_index(nd->r);
-	if (index != nd->sm_index || index <= nd->disk.snap.index)
+	if (index <= nd->disk.snap.index || index > nd->sm_index)
+		return;
+	/* The state at an earlier index is known from the checker's table,
+	 * which every node agreed on (state machine safety). */
+	rc__grow_idx(c, index);
+	uint64_t sm = index == nd->sm_index ? nd->sm_hash : c->sm_at[index];
+	if (sm == 0)
 		return;
 	struct rd_snapshot_meta meta;
 	if (rd_raft_compact(nd->r, index, &meta) != 0) {
@@ -547,95 +526,5 @@ void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index)
 	d->snap = meta;
 	c->st_compactions++;
 	d->snap_ph = ph;
-	d->snap_sm = nd->sm_hash;
-}
-
-/* --- safety ------------------------------------------------------------------------- */
-
-uint64_t rc_leader(struct rc_cluster *c)
-{
-	uint64_t best = 0, term = 0;
-	for (uint64_t id = 1; id <= RC_MAX; id++) {
-		struct rc_node *nd = &c->nodes[id];
-		if (nd->up && rd_raft_role(nd->r) == RD_RAFT_LEADER && rd_raft_term(nd->r) >= term) {
-			best = id;
-			term = rd_raft_term(nd->r);
-		}
-	}
-	return best;
-}
-
-void rc_check(struct rc_cluster *c)
-{
-	for (uint64_t id = 1; id <= RC_MAX; id++) {
-		struct rc_node *nd = &c->nodes[id];
-		if (!nd->up)
-			continue;
-		struct rd_raft *r = nd->r;
-		uint64_t term = rd_raft_term(r);
-		/* Committed entries: remember their terms. */
-		uint64_t commit = rd_raft_commit(r);
-		uint64_t first = rd_raft_first_index(r);
-		for (uint64_t i = commit; i >= first && i > 0; i--) {
-			grow_idx(c, i);
-			uint64_t t = rd_raft_term_at(r, i);
-			if (c->commit_term[i] == t)
-				break; /* log matching covers the prefix */
-			if (c->commit_term[i] != 0) {
-				rc_violation(c, "committed entry %llu differs (term %llu vs %llu)",
-					     (unsigned long long)i,
-					     (unsigned long long)c->commit_term[i],
-					     (unsigned long long)t);
-				break;
-			}
-			c->commit_term[i] = t;
-			if (i > c->max_commit)
-				c->max_commit = i;
-		}
-		if (rd_raft_role(r) != RD_RAFT_LEADER)
-			continue;
-		/* Election safety: at most one leader per term. */
-		if (term >= c->n_leader_of) {
-			size_t n = c->n_leader_of ? c->n_leader_of : 64;
-			while (n <= term)
-				n *= 2;
-			c->leader_of = realloc(c->leader_of, n * sizeof(*c->leader_of));
-			memset(c->leader_of + c->n_leader_of, 0,
-			       (n - c->n_leader_of) * sizeof(*c->leader_of));
-			c->n_leader_of = n;
-		}
-		uint64_t last = rd_raft_last_index(r);
-		if (c->leader_of[term] == 0) {
-			c->leader_of[term] = id;
-			c->st_elections++;
-			/* Leader completeness: a new leader holds every committed
-			 * entry (§5.4). */
-			for (uint64_t i = c->max_commit; i >= first && i > 0; i--) {
-				if (c->commit_term[i] == 0)
-					continue;
-				if (rd_raft_term_at(r, i) != c->commit_term[i])
-					rc_violation(c,
-						     "leader completeness: leader %llu term %llu "
-						     "lacks committed %llu",
-						     (unsigned long long)id, (unsigned long long)term,
-						     (unsigned long long)i);
-				break;
-			}
-		} else if (c->leader_of[term] != id) {
-			rc_violation(c, "election safety: term %llu has leaders %llu and %llu",
-				     (unsigned long long)term,
-				     (unsigned long long)c->leader_of[term], (unsigned long long)id);
-		}
-		/* Leader append-only. */
-		if (nd->lead_term == term && nd->lead_last >= first) {
-			if (last < nd->lead_last ||
-			    rd_raft_term_at(r, nd->lead_last) != nd->lead_last_term)
-				rc_violation(c, "leader append-only: %llu rewrote %llu",
-					     (unsigned long long)id,
-					     (unsigned long long)nd->lead_last);
-		}
-		nd->lead_term = term;
-		nd->lead_last = last;
-		nd->lead_last_term = rd_raft_term_at(r, last);
-	}
+	d->snap_sm = sm;
 }

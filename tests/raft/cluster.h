@@ -43,8 +43,15 @@ struct rc_node {
 	struct rd_conf_state boot_conf;
 	uint64_t sm_hash, sm_index;
 	uint64_t rx_snap_sm, rx_snap_ph; /* last snapshot data received */
-	bool holding; /* between rc_process_early and rc_finish */
-	struct rd_raft_update held;
+	/* An asynchronous write in progress (rc_process_early .. rc_finish):
+	 * the update was advanced, its writes are pending, and its
+	 * msgs_after_persist wait in the network marked held. */
+	bool holding;
+	struct rd_hard_state pend_hs;
+	bool pend_hs_changed, pend_has_snap;
+	struct rd_snapshot_meta pend_snap;
+	struct rd_entry *pend_ents; /* one block with payloads */
+	size_t pend_n;
 	/* leader append-only check */
 	uint64_t lead_term, lead_last, lead_last_term;
 	/* what the node applied / read since the last report (scenarios) */
@@ -55,6 +62,7 @@ struct rc_node {
 struct rc_env {
 	struct rd_message m;
 	uint64_t at;
+	uint64_t held_by; /* waits for this node's pending write */
 	uint64_t snap_sm, snap_ph;
 };
 
@@ -81,6 +89,8 @@ struct rc_cluster {
 	uint64_t *commit_term; /* by index: term of the committed entry */
 	size_t n_idx;
 	uint64_t max_commit;
+	uint64_t *read_floor; /* by read ctx: max_commit when the read began */
+	size_t n_read_floor;
 	uint64_t violations;
 	char violation[512];
 	FILE *out;    /* scenario transcript; NULL = quiet */
@@ -99,9 +109,12 @@ void rc_start(struct rc_cluster *c, uint64_t id);
 void rc_crash(struct rc_cluster *c, uint64_t id);
 /* Drain every update of `id` (persist synchronously). True if any. */
 bool rc_process(struct rc_cluster *c, uint64_t id);
-/* Take one update, send what may leave before persisting, hold the rest. */
+/* Asynchronous write: take one update, send what may leave before the
+ * write, apply, advance; the write stays pending (the node keeps stepping
+ * messages but processes no further update) until rc_finish. */
 bool rc_process_early(struct rc_cluster *c, uint64_t id);
-/* Persist the held update, then send and apply the rest. */
+/* The pending write completes: persist, rd_raft_persisted, release the
+ * messages that waited for it. */
 void rc_finish(struct rc_cluster *c, uint64_t id);
 /* Deliver queued messages due now (to == 0: any). Returns how many. */
 size_t rc_deliver(struct rc_cluster *c, uint64_t to);
@@ -110,6 +123,12 @@ void rc_stabilize(struct rc_cluster *c);
 /* Take a snapshot at the applied index and compact the log there. */
 void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index);
 void rc_check(struct rc_cluster *c);
+/* checker.c internals used by cluster.c */
+void rc__grow_idx(struct rc_cluster *c, uint64_t index);
+void rc__note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64_t ph);
+/* Linearizable reads: remember the commit index observed when read `ctx`
+ * starts; the read must be served at an index at least that high. */
+void rc_note_read(struct rc_cluster *c, uint64_t ctx);
 uint64_t rc_leader(struct rc_cluster *c); /* a live leader with the highest term, 0 none */
 uint64_t rc_rand(struct rc_cluster *c);
 void rc_violation(struct rc_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

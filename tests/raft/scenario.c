@@ -224,7 +224,7 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		for (uint64_t i = 0; i < k; i++) {
 			c->now++;
 			for (uint64_t id = 1; id <= RC_MAX; id++)
-				if (node_r(c, id) && !c->nodes[id].holding)
+				if (node_r(c, id))
 					rd_raft_tick(c->nodes[id].r);
 		}
 	} else if (!strcmp(cmd, "process")) {

@@ -14,7 +14,7 @@
 #include "cluster.h"
 #include "util/err.h"
 
-#define CHAOS_TICKS 500
+#define CHAOS_TICKS 1000
 #define LIVE_BOUND_ELECTIONS 30
 
 static uint64_t pick(struct rc_cluster *c, uint64_t n)
@@ -93,8 +93,10 @@ static void leader_actions(struct sim *s, uint64_t lead)
 		int l = snprintf(d, sizeof(d), "p%llu", (unsigned long long)++s->props);
 		rd_raft_propose(r, RD_ENTRY_NORMAL, d, (uint32_t)l, &idx);
 	}
-	if (chance(c, 40))
-		rd_raft_read_index(r, ++s->props);
+	if (chance(c, 40)) {
+		rc_note_read(c, ++s->props);
+		rd_raft_read_index(r, s->props);
+	}
 	if (chance(c, 5)) {
 		uint64_t to = 1 + pick(c, s->n + 1);
 		c->st_transfers += rd_raft_transfer_leader(r, to) == 0 && to != lead;
@@ -169,9 +171,19 @@ static void chaos_tick(struct sim *s)
 		if (rc_process_early(c, id))
 			rc_crash(c, id);
 	}
+	/* Slow disks: some writes complete asynchronously, while the node
+	 * keeps receiving (the leader counts itself only once durable). */
 	for (uint64_t id = 1; id <= nn; id++) {
-		if (c->nodes[id].up && chance(c, 5))
-			rd_raft_read_index(c->nodes[id].r, ++s->props);
+		if (c->nodes[id].holding && chance(c, 400))
+			rc_finish(c, id);
+		else if (chance(c, 60))
+			rc_process_early(c, id);
+	}
+	for (uint64_t id = 1; id <= nn; id++) {
+		if (c->nodes[id].up && chance(c, 5)) {
+			rc_note_read(c, ++s->props);
+			rd_raft_read_index(c->nodes[id].r, s->props);
+		}
 		if (chance(c, 15))
 			rc_compact(c, id, 0);
 	}
@@ -195,8 +207,8 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint6
 	c->base.election_ticks = 10;
 	c->base.heartbeat_ticks = 1 + (uint32_t)pick(c, 3);
 	c->base.max_inflight_msgs = 1 + (uint32_t)pick(c, 8);
-	c->base.max_msg_bytes = 8 + pick(c, 40);
-	c->base.max_inflight_bytes = chance(c, 300) ? 64 : 0;
+	c->base.max_msg_bytes = 30 + pick(c, 100);
+	c->base.max_inflight_bytes = chance(c, 300) ? 150 : 0;
 	c->p_drop = (uint32_t)pick(c, 100);
 	c->p_dup = (uint32_t)pick(c, 50);
 	c->max_delay = (uint32_t)pick(c, 4);
