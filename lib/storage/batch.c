@@ -197,6 +197,13 @@ int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
 		    "group %llu index %llu: truncation below the commit index %llu "
 		    "refused",
 		    ULL(group), ULL(i0), ULL(p->g->hs.commit));
+	/* A commit index set earlier in this batch must stay within the log. */
+	if (last < p->hs.commit)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: would end the log below the commit "
+		    "index %llu",
+		    ULL(group), ULL(last), ULL(p->hs.commit));
 	uint64_t prev_term = i0 == p->last + 1 ? p->last_term
 	                     : i0 == p->first  ? p->compact_term
 	                                       : 0;

@@ -339,6 +339,7 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 	char dir[256], msg[RD_ERRMSG_SIZE], why[256] = "";
 	static struct model acked, pending;
 	static struct rec ops[NGROUPS * 64];
+	struct rd_hard_state seen[NGROUPS] = {{0}};
 	int kills = 0, in_flight_seen = 0;
 
 	th_tmpdir(dir, sizeof dir);
@@ -446,6 +447,16 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 			          cycle, why);
 			model_copy(&acked, &pending);
 			in_flight_seen++;
+		}
+		/* Raft figure 2: currentTerm and commitIndex never go back. */
+		for (uint64_t g = 0; g < NGROUPS; g++) {
+			struct rd_storage_group_info gi;
+			rd_storage_group_info(st, g, &gi);
+			cr_assert_geq(gi.hs.term, seen[g].term, "cycle %d group %llu",
+			              cycle, (unsigned long long)g);
+			cr_assert_geq(gi.hs.commit, seen[g].commit, "cycle %d group %llu",
+			              cycle, (unsigned long long)g);
+			seen[g] = gi.hs;
 		}
 		rd_storage_close(st);
 	}
