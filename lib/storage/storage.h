@@ -217,8 +217,9 @@ bool rd_storage_batch_empty(const struct rd_storage_batch *b);
  * log already holds are replaced and any tail beyond the new last entry is
  * deleted (Raft §5.3: a conflicting suffix is removed). Replacing an entry
  * at or below the durable commit index is refused (RD_EINVAL): committed
- * entries never change (§5.4). Terms must not decrease along the log.
- * Entry data is copied; the caller keeps ownership of `ents`.
+ * entries never change (§5.4); so is a replacement that would end the log
+ * below a commit index set earlier in this batch. Terms must not decrease
+ * along the log. Entry data is copied; the caller keeps ownership of `ents`.
  */
 int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
                             const struct rd_entry *ents, size_t n, char *msg);
