@@ -1,4 +1,7 @@
 /*
+ * Replacing a group's state wholesale: finishing a snapshot install, and
+ * dropping a group.
+ *
  * Finishing a snapshot install: one synced write that replaces the group's
  * state machine, records the snapshot and cuts the log (Raft §7: "if an
  * existing log entry has the same index and term as the snapshot's last
@@ -98,4 +101,44 @@ int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_m
 	}
 	rd_snapshot_writer_abort(w);
 	return rv;
+}
+
+int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
+{
+	uint8_t lo[RD_KV_KEY_PREFIX], hi[RD_KV_KEY_PREFIX];
+	char *err = NULL;
+
+	if (group == UINT64_MAX)
+		return rd_errorf(msg, RD_EINVAL, "group id out of range");
+	/* Every key of every column family starts with the 8-byte group id,
+	 * so [group, group + 1) as 8-byte bounds covers exactly the group. */
+	rd_be64_put(lo, group);
+	rd_be64_put(hi, group + 1);
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	const int cfs[3] = {RD_CF_LOG, RD_CF_STATE, RD_CF_KV};
+	for (int i = 0; i < 3; i++)
+		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
+		                                   sizeof lo, (const char *)hi,
+		                                   sizeof hi);
+	uint64_t t0 = rd__now_ns();
+	rocksdb_write(st->db, st->wo, wb, &err);
+	if (err != NULL)
+		rd__fatal("drop group (synced write)", err);
+	rd__record_sync(st, rd__now_ns() - t0);
+	rocksdb_writebatch_destroy(wb);
+
+	struct rd_sgroup *g = rd__group_find(st, group);
+	if (g != NULL) {
+		rd__cache_clear(g);
+		struct rd_cache c = g->cache;
+		uint64_t epoch = g->batch_epoch;
+		uint32_t slot = g->batch_slot;
+		memset(g, 0, sizeof *g);
+		g->id = group;
+		g->first = 1;
+		g->cache = c;
+		g->batch_epoch = epoch;
+		g->batch_slot = slot;
+	}
+	return 0;
 }

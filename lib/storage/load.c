@@ -70,8 +70,13 @@ out:
 
 static int load_log(struct rd_storage *st, char *msg)
 {
-	rocksdb_iterator_t *it =
-	    rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_LOG]);
+	/* One pass over every group, checksums verified, without filling
+	 * the block cache with the whole log. */
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_total_order_seek(ro, 1);
+	rocksdb_readoptions_set_verify_checksums(ro, 1);
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[RD_CF_LOG]);
 	struct rd_sgroup *g = NULL;
 	char where[96] = "log scan";
 	int rv = 0;
@@ -138,6 +143,7 @@ static int load_log(struct rd_storage *st, char *msg)
 	rv = iter_error(it, msg, where);
 out:
 	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
 	return rv;
 }
 

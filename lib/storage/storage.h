@@ -144,6 +144,13 @@ size_t rd_storage_groups(const struct rd_storage *st, uint64_t *out, size_t cap)
 int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
                           struct rd_storage_group_info *info);
 
+/* Remove every record of `group` (log, Raft state, state machine) with one
+ * synced write, e.g. after this node was removed from the group. Afterwards
+ * the group is absent (rd_storage_group_info returns RD_ENOTFOUND). Must not
+ * be called while a batch holds work for the group. Group ids must be below
+ * 2^64 - 1. Aborts the process if the write fails. */
+int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg);
+
 /* ---- log reads ------------------------------------------------------------- */
 
 /* A reusable buffer of entries. rd_storage_entries fills it; entry data
@@ -210,8 +217,9 @@ bool rd_storage_batch_empty(const struct rd_storage_batch *b);
  * log already holds are replaced and any tail beyond the new last entry is
  * deleted (Raft §5.3: a conflicting suffix is removed). Replacing an entry
  * at or below the durable commit index is refused (RD_EINVAL): committed
- * entries never change (§5.4). Terms must not decrease along the log.
- * Entry data is copied; the caller keeps ownership of `ents`.
+ * entries never change (§5.4); so is a replacement that would end the log
+ * below a commit index set earlier in this batch. Terms must not decrease
+ * along the log. Entry data is copied; the caller keeps ownership of `ents`.
  */
 int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
                             const struct rd_entry *ents, size_t n, char *msg);

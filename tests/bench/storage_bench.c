@@ -7,7 +7,11 @@
  *    batch, for 1, 64 and 1024 groups per batch: entries/s and syncs per
  *    batch (the storage's own sync counter; it should be exactly 1).
  *
- * Usage: storage_bench [OUTDIR [SECONDS]]   (default build/bench, 2 s each)
+ * Each figure is the best of REPEATS runs (the machine may be shared; the
+ * best run is the closest to what the disk and the code can do) and every
+ * run is printed.
+ *
+ * Usage: storage_bench [OUTDIR [SECONDS]]   (default build/bench, 1.5 s a run)
  * The data directory is OUTDIR/storage-data (removed afterwards), unless
  * RD_BENCH_DIR names another directory to measure. Prints the setup, one
  * line per measurement, CSV in OUTDIR/storage.csv, and the RESULT line.
@@ -28,6 +32,7 @@
 #include "util/log.h"
 
 #define ENTRY_BYTES 256
+#define REPEATS     3
 
 static double now_s(void)
 {
@@ -142,7 +147,7 @@ static struct run bench_groups(const char *dir, unsigned groups, double secs)
 int main(int argc, char **argv)
 {
 	const char *out = argc > 1 ? argv[1] : "build/bench";
-	double secs = argc > 2 ? atof(argv[2]) : 2.0;
+	double secs = argc > 2 ? atof(argv[2]) : 1.5;
 	char dir[4096], csv[4200];
 	const char *env = getenv("RD_BENCH_DIR");
 	struct statfs sf;
@@ -157,21 +162,34 @@ int main(int argc, char **argv)
 		fprintf(stderr, "statfs %s: %s\n", dir, strerror(errno));
 		return 1;
 	}
-	printf("storage bench: data dir %s (fs magic 0x%lx), %ld CPUs, %.1f s per run\n",
-	       dir, (unsigned long)sf.f_type, sysconf(_SC_NPROCESSORS_ONLN), secs);
+	printf("storage bench: data dir %s (fs magic 0x%lx), %ld CPUs, %.1f s a run, "
+	       "best of "
+	       "%d runs\n",
+	       dir, (unsigned long)sf.f_type, sysconf(_SC_NPROCESSORS_ONLN), secs,
+	       REPEATS);
 	printf("  entries of %d bytes, one per group per batch, one rd_storage_commit "
 	       "(sync=true) per batch\n",
 	       ENTRY_BYTES);
 
-	double fds = bench_fdatasync(dir, secs);
-	printf("  raw append+fdatasync (512 B):       %10.0f /s\n", fds);
+	double fds = 0;
+	for (int k = 0; k < REPEATS; k++) {
+		double x = bench_fdatasync(dir, secs);
+		printf("  raw append+fdatasync (512 B):       %10.0f /s\n", x);
+		if (x > fds)
+			fds = x;
+	}
 	for (int i = 0; i < 3; i++) {
-		runs[i] = bench_groups(dir, groups[i], secs);
-		printf("  %4u groups/batch: %10.0f entries/s  %8.0f batches/s  "
-		       "syncs/batch %.2f  "
-		       "commit p50 %.0f us p99 %.0f us\n",
-		       groups[i], runs[i].entries_per_s, runs[i].batches_per_s,
-		       runs[i].syncs_per_batch, runs[i].p50_us, runs[i].p99_us);
+		memset(&runs[i], 0, sizeof runs[i]);
+		for (int k = 0; k < REPEATS; k++) {
+			struct run x = bench_groups(dir, groups[i], secs);
+			printf("  %4u groups/batch: %10.0f entries/s  %8.0f batches/s  "
+			       "syncs/batch "
+			       "%.2f  commit p50 %.0f us p99 %.0f us\n",
+			       groups[i], x.entries_per_s, x.batches_per_s,
+			       x.syncs_per_batch, x.p50_us, x.p99_us);
+			if (x.entries_per_s > runs[i].entries_per_s)
+				runs[i] = x;
+		}
 	}
 	double spb = (runs[0].syncs_per_batch + runs[1].syncs_per_batch +
 	              runs[2].syncs_per_batch) /

@@ -11,5 +11,5 @@ $(STORAGE_BENCH): $(B)/tests/bench/storage_bench.o $(LIBRAFTD)
 bench-storage: $(STORAGE_BENCH)
 	$(STORAGE_BENCH) $(B)/bench $(STORAGE_BENCH_SECONDS)
 
-STORAGE_BENCH_SECONDS ?= 2
+STORAGE_BENCH_SECONDS ?= 1.5
 BENCH_TARGETS += bench-storage

@@ -428,3 +428,35 @@ Test(batch, joining_node_learns_its_cluster_id_later)
 	rd_storage_close(s2);
 	th_rmtree(d2);
 }
+
+Test(batch, dropping_a_group_removes_log_state_and_keys)
+{
+	uint8_t cmds[2][256];
+	size_t lens[2];
+	struct rd_kv_result r;
+	lens[0] = enc(cmds[0], RD_KV_PUT, "a", "1", NULL);
+	lens[1] = enc(cmds[1], RD_KV_PUT, "b", "2", NULL);
+	log_commands(3, cmds, lens, 2);
+	log_commands(4, cmds, lens, 2);
+	for (uint64_t g = 3; g <= 4; g++)
+		for (uint64_t i = 0; i < 2; i++)
+			cr_assert_eq(rd_storage_batch_apply_kv(b, g, i + 1, cmds[i],
+			                                       lens[i], &r, msg),
+			             0);
+	rd_storage_commit(st, b);
+	cr_assert_eq(rd_storage_drop_group(st, 3, msg), 0, "%s", msg);
+	for (int pass = 0; pass < 2; pass++) {
+		struct rd_storage_group_info gi;
+		cr_assert_eq(rd_storage_group_info(st, 3, &gi), RD_ENOTFOUND);
+		cr_assert_eq(rd_storage_last_index(st, 3), 0);
+		expect_value(3, "a", NULL);
+		expect_value(4, "a", "1");
+		cr_assert_eq(rd_storage_group_info(st, 4, &gi), 0);
+		cr_assert_eq(gi.applied, 2);
+		cr_assert_eq(rd_storage_group_count(st), 1);
+		reopen();
+	}
+	/* The group can start again from scratch. */
+	th_append(st, 3, 1, 1, 1);
+	cr_assert_eq(rd_storage_last_index(st, 3), 1);
+}

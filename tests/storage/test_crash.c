@@ -339,11 +339,15 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 	char dir[256], msg[RD_ERRMSG_SIZE], why[256] = "";
 	static struct model acked, pending;
 	static struct rec ops[NGROUPS * 64];
+	struct rd_hard_state seen[NGROUPS] = {{0}};
 	int kills = 0, in_flight_seen = 0;
 
 	th_tmpdir(dir, sizeof dir);
-	rng = (uint64_t)time(NULL) | 1;
-	cr_log_info("crash test seed %llu", (unsigned long long)rng);
+	/* RD_CRASH_SEED=<n> replays a run (the kill moments still vary). */
+	const char *env = getenv("RD_CRASH_SEED");
+	rng = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)time(NULL) | 1;
+	unsigned long long seed0 = (unsigned long long)rng;
+	cr_log_info("crash test seed %llu", seed0);
 	for (int cycle = 0; cycle < KILLS; cycle++) {
 		int p[2];
 		cr_assert_eq(pipe(p), 0);
@@ -431,21 +435,32 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 		rd_storage_options_init(&o);
 		o.create_if_missing = true;
 		o.cluster_id = "crash";
-		cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "cycle %d: %s", cycle,
-		             msg);
+		cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0,
+		             "seed %llu cycle %d: %s", seed0, cycle, msg);
 		if (!matches(st, &acked, why, sizeof why)) {
-			cr_assert(have_intent, "cycle %d: acknowledged state lost: %s",
-			          cycle, why);
+			cr_assert(have_intent,
+			          "seed %llu cycle %d: acknowledged state lost: %s",
+			          seed0, cycle, why);
 			model_copy(&pending, &acked);
 			for (size_t i = 0; i < nops; i++)
 				model_op(&pending, &ops[i]);
-			cr_assert(matches(st, &pending, why, sizeof why),
-			          "cycle %d: neither the acknowledged state nor it plus "
-			          "the batch "
-			          "in flight: %s",
-			          cycle, why);
+			cr_assert(
+			    matches(st, &pending, why, sizeof why),
+			    "seed %llu cycle %d: neither the acknowledged state nor it "
+			    "plus the batch in flight: %s",
+			    seed0, cycle, why);
 			model_copy(&acked, &pending);
 			in_flight_seen++;
+		}
+		/* Raft figure 2: currentTerm and commitIndex never go back. */
+		for (uint64_t g = 0; g < NGROUPS; g++) {
+			struct rd_storage_group_info gi;
+			rd_storage_group_info(st, g, &gi);
+			cr_assert_geq(gi.hs.term, seen[g].term, "cycle %d group %llu",
+			              cycle, (unsigned long long)g);
+			cr_assert_geq(gi.hs.commit, seen[g].commit, "cycle %d group %llu",
+			              cycle, (unsigned long long)g);
+			seen[g] = gi.hs;
 		}
 		rd_storage_close(st);
 	}

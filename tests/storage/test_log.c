@@ -345,3 +345,52 @@ Test(log, truncate_drops_an_uncommitted_tail_but_never_a_committed_entry)
 	}
 	rd_storage_batch_free(b);
 }
+
+/* Several appends to one group in one batch compose: the later overwrite
+ * wins, in the cache and in RocksDB alike. */
+Test(log, overwrite_within_one_batch_agrees_in_cache_and_rocksdb)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	struct rd_entry e[5];
+	uint8_t data[5 * 32];
+	uint64_t terms[5] = {0, 1, 1, 2, 2};
+	th_entries(e, data, 5, 6, 1, 1, 32);
+	cr_assert_eq(rd_storage_batch_append(b, 6, e, 5, msg), 0, "%s", msg);
+	th_entries(e, data, 2, 6, 3, 2, 32);
+	cr_assert_eq(rd_storage_batch_append(b, 6, e, 2, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	cr_assert_eq(rd_storage_last_index(st, 6), 4);
+	expect_range(6, 1, 5, terms);
+	struct rd_storage_stats s;
+	rd_storage_get_stats(st, &s);
+	cr_assert_eq(s.cache_hits, 1);
+	st = th_reopen(st, dir);
+	expect_range(6, 1, 5, terms);
+	rd_storage_batch_free(b);
+}
+
+/* Append, commit, apply and compact in one batch: the compaction point's
+ * term comes from the entries of the same batch. */
+Test(log, compaction_of_entries_appended_in_the_same_batch)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	struct rd_entry e[5];
+	uint8_t data[5 * 32];
+	struct rd_hard_state hs = {.term = 3, .commit = 5};
+	uint64_t t, terms[6] = {0, 0, 0, 0, 3, 3};
+	th_entries(e, data, 5, 2, 1, 3, 32);
+	cr_assert_eq(rd_storage_batch_append(b, 2, e, 5, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, &hs, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_set_applied(b, 2, 5, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, 2, 3, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(rd_storage_first_index(st, 2), 4);
+		cr_assert_eq(rd_storage_term(st, 2, 3, &t, msg), 0);
+		cr_assert_eq(t, 3);
+		expect_range(2, 4, 6, terms);
+		cr_assert_eq(rd_storage_entries(st, 2, 3, 6, 0, &eb, msg), RD_ECOMPACTED);
+		st = th_reopen(st, dir);
+	}
+	rd_storage_batch_free(b);
+}
