@@ -100,6 +100,8 @@ struct rd_conn {
 	} shut[RD_T_MAX_PENDING_SHUT];
 	size_t n_shut;
 	uint64_t lost_packets;
+	uint64_t loss_events;
+	uint64_t recovery_ts;     /* last congestion recovery start seen */
 	uint64_t up_at;           /* when it became the peer's connection (ns) */ /* remote uni streams opened so far */
 };
 
@@ -118,6 +120,7 @@ struct rd_peer {
 	bool redial_armed;
 	struct rd_transport_peer_stats st;
 	uint64_t lost_total;      /* lost packets of closed connections */
+	uint64_t loss_events_total;
 	struct rd_peer *next;
 };
 

@@ -156,7 +156,9 @@ void rd_peer_conn_down(struct rd_transport *t, struct rd_conn *c, bool failed)
 	if (p == NULL)
 		return;
 	p->lost_total += c->lost_packets;
+	p->loss_events_total += c->loss_events;
 	c->lost_packets = 0;
+	c->loss_events = 0;
 	/* Frames that never started leaving go to the next connection. */
 	if (c->raft_out)
 		p->st.dropped += rd_squeue_salvage(&c->raft_out->out, &p->pend_raft);
@@ -352,6 +354,7 @@ int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
 	*out = p->st;
 	out->connected = p->conn != NULL;
 	out->lost_packets = p->lost_total;
+	out->loss_events = p->loss_events_total;
 	out->queued_bytes = p->pend_raft.unsent + p->pend_snap.unsent;
 	if (p->conn != NULL) {
 		ngtcp2_conn_stat cs;
@@ -359,6 +362,7 @@ int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
 		out->rtt_us = cs.smoothed_rtt / 1000;
 		out->min_rtt_us = cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt / 1000;
 		out->lost_packets += p->conn->lost_packets;
+		out->loss_events += p->conn->loss_events;
 		if (p->conn->raft_out)
 			out->queued_bytes += p->conn->raft_out->out.unsent;
 		if (p->conn->snap_out)
@@ -367,4 +371,17 @@ int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
 		out->cipher[0] = '\0';
 	}
 	return 0;
+}
+
+int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snapshot,
+			       const uint8_t *bytes, size_t len)
+{
+	struct rd_sbuf *b = malloc(sizeof *b + len);
+
+	if (b == NULL)
+		return RD_ENOMEM;
+	b->next = NULL;
+	b->len = len;
+	memcpy(b->data, bytes, len);
+	return enqueue(t, peer, b, snapshot, NULL);
 }

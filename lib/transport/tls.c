@@ -247,6 +247,10 @@ static int load_credentials(WOLFSSL_CTX *ctx, bool server, struct rd_tls *t,
 	}
 	if (wolfSSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != WOLFSSL_SUCCESS)
 		return rd_errorf(msg, RD_ETLS, "tls.ca %s: cannot load CA certificate", cfg->tls_ca);
+	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			       verify_cb);
+	if (!server && cfg->tls_omit_client_cert)
+		return 0;
 	if (wolfSSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != WOLFSSL_SUCCESS)
 		return rd_errorf(msg, RD_ETLS, "tls.cert %s: cannot load certificate",
 				 cfg->tls_cert);
@@ -256,8 +260,6 @@ static int load_credentials(WOLFSSL_CTX *ctx, bool server, struct rd_tls *t,
 	if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)
 		return rd_errorf(msg, RD_ETLS, "tls.key %s does not match tls.cert %s",
 				 cfg->tls_key, cfg->tls_cert);
-	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-			       verify_cb);
 	return 0;
 }
 
@@ -327,7 +329,7 @@ static int build_both(struct rd_tls *t, const struct rd_transport_config *cfg, c
 		wolfSSL_CTX_free(s);
 		return rv;
 	}
-	if (t->mode == RD_TLS_MUTUAL)
+	if (t->mode == RD_TLS_MUTUAL && !cfg->tls_omit_client_cert)
 		check_own_cert(cfg);
 	/* Sessions hold a reference on their context (wolfSSL refcounts it), so
 	 * connections made with the old credentials keep working. */

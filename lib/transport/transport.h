@@ -78,6 +78,9 @@ struct rd_transport_config {
 	uint64_t max_queue_bytes;      /* per peer, per stream: unsent bytes before
 				        * sends fail with RD_EAGAIN */
 	char alpn[32];                 /* RD_TRANSPORT_ALPN; tests change it */
+	bool tls_omit_client_cert;     /* tests only: dial without a certificate */
+	bool count_lost_packets;       /* per-packet loss count from ngtcp2's qlog
+				        * events: costs ~20% throughput, off by default */
 };
 
 /* Fill `tc` from the node config `c` (transport, tls, cluster.listen and
@@ -177,7 +180,10 @@ struct rd_transport_peer_stats {
 	uint64_t bytes_out, bytes_in;
 	uint64_t calls_out, calls_in;
 	uint64_t rtt_us, min_rtt_us;  /* smoothed and minimum RTT, 0 when unknown */
-	uint64_t lost_packets;        /* QUIC packets declared lost (RFC 9002 §6) */
+	uint64_t lost_packets;        /* QUIC packets declared lost (RFC 9002 §6); counted
+				       * only with config count_lost_packets, else 0 */
+	uint64_t loss_events;         /* congestion recovery periods entered (RFC 9002
+				       * §7.3.2): each began with a loss; always counted */
 	uint64_t connects;            /* connections established */
 	uint64_t reconnects;          /* ... after the first */
 	uint64_t handshake_failures;  /* outbound dials that did not complete */
@@ -207,6 +213,11 @@ struct rd_transport_stats {
 };
 
 void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats *out);
+
+/* Tests only: queue `len` raw bytes (not a frame) on the Raft stream, or
+ * the snapshot stream, to `peer`, as a broken or hostile node would. */
+int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snapshot,
+			       const uint8_t *bytes, size_t len);
 
 /* Re-read the certificate, key and CA named in the config given at
  * creation; new connections use them, established ones keep theirs. On

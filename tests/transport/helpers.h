@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "transport/transport.h"
+#include "util/err.h"
 
 #define TN_MAX 4
 
