@@ -16,7 +16,7 @@ DEPS=$(cd "$DEPS" && pwd)
 
 PKGS="build-essential pkg-config autoconf automake libtool dpkg-dev openssl
   librocksdb-dev libevent-dev libprotobuf-c-dev protobuf-c-compiler
-  libcriterion-dev libsystemd-dev libinih-dev"
+  libcriterion-dev libsystemd-dev libinih-dev clang libclang-rt-14-dev"
 
 ARCH=$(uname -m)
 WOLFSSL_OPTS="--enable-static --disable-shared --with-pic --enable-quic

@@ -15,3 +15,22 @@ bench-transport: $(TRANSPORT_BENCH)
 	$(TRANSPORT_BENCH) $(B)/bench/transport.csv
 
 BENCH_TARGETS += bench-transport
+
+# The frame decoder under libFuzzer (clang 14, libclang-rt-14-dev).
+TRANSPORT_FUZZ := $(B)/fuzz/transport_frame_fuzz
+
+$(TRANSPORT_FUZZ): tests/fuzz/transport_frame_fuzz.c lib/transport/wire.c lib/util/err.c $(GEN_C)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib -I$(B)/gen \
+	  -Wall $(filter %.c,$^) -lprotobuf-c -o $@
+
+fuzz-transport: $(TRANSPORT_FUZZ)
+
+# A short run, for a quick check: make fuzz-transport-run FUZZ_SECONDS=30
+FUZZ_SECONDS ?= 20
+.PHONY: fuzz-transport-run
+fuzz-transport-run: $(TRANSPORT_FUZZ)
+	@mkdir -p $(B)/fuzz/transport-corpus
+	$(TRANSPORT_FUZZ) -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/transport-corpus
+
+FUZZ_TARGETS += fuzz-transport
