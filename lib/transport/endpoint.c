@@ -32,6 +32,7 @@
 
 #define RX_BATCH 32
 #define RX_SLOT 2048
+#define RESETS_PER_S 100
 
 uint64_t rd_t_now(void)
 {
@@ -198,8 +199,18 @@ static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidl
 	size_t randlen;
 	ngtcp2_ssize n;
 
+	uint64_t now = rd_t_now();
+
 	/* Smallest valid reset is 21 bytes + token; stay below the trigger. */
 	if (trigger_len < 43 || dcidlen > NGTCP2_MAX_CIDLEN)
+		return;
+	/* At most RESETS_PER_S a second: resets cost us little but must not
+	 * become an amplifier. */
+	if (now - t->reset_window > NGTCP2_SECONDS) {
+		t->reset_window = now;
+		t->reset_count = 0;
+	}
+	if (++t->reset_count > RESETS_PER_S)
 		return;
 	randlen = trigger_len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1;
 	if (randlen > sizeof rnd)
@@ -212,6 +223,43 @@ static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidl
 	n = ngtcp2_pkt_write_stateless_reset(pkt, sizeof pkt, token, rnd, randlen);
 	if (n > 0 && rd_t_send_pkt(t, to, tolen, pkt, (size_t)n) == 0)
 		t->st.stateless_resets++;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (b->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+	}
+	return false;
+}
+
+/* A stateless reset carries no connection id we chose (RFC 9000 §10.3.1):
+ * offer the packet to the connections with that peer address; ngtcp2
+ * recognises a reset by its trailing token and drains the connection. */
+static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
+		      const struct sockaddr *from, socklen_t fromlen)
+{
+	bool hit = false;
+
+	for (struct rd_conn *c = t->conns; c; c = c->next) {
+		if (c->dead || !same_addr(&c->remote, from))
+			continue;
+		rd_conn_read(c, from, fromlen, pkt, len);
+		if (c->dead) {
+			rd_log_info("transport: stateless reset received peer=%llu addr=%s",
+				    (unsigned long long)(c->peer ? c->peer->id : 0), c->addr_text);
+			hit = true;
+		}
+	}
+	return hit;
 }
 
 static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
@@ -250,7 +298,8 @@ static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
 			rd_conn_read(c, from, fromlen, pkt, len);
 		return;
 	}
-	send_reset(t, vc.dcid, vc.dcidlen, len, from, fromlen);
+	if (!try_reset(t, pkt, len, from, fromlen))
+		send_reset(t, vc.dcid, vc.dcidlen, len, from, fromlen);
 }
 
 static void read_cb(evutil_socket_t fd, short what, void *arg)
@@ -439,6 +488,13 @@ void rd_transport_free(struct rd_transport *t)
 	close(t->fd);
 	rd_tls_free(t->tls);
 	free(t);
+}
+
+void rd_transport_test_abandon(struct rd_transport *t)
+{
+	for (struct rd_conn *c = t->conns; c; c = c->next)
+		c->silent = true;
+	rd_transport_free(t);
 }
 
 void rd_transport_local_addr(const struct rd_transport *t, struct sockaddr_storage *ss,

@@ -166,6 +166,8 @@ struct rd_transport {
 	struct sockaddr_storage saved_to;
 	socklen_t saved_tolen;
 	struct rd_conn *dirty;
+	uint64_t reset_window;    /* start of the current second (ns) */
+	unsigned reset_count;     /* resets sent in it */
 	bool freeing;
 };
 

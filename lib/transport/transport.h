@@ -219,6 +219,10 @@ void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats 
 int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snapshot,
 			       const uint8_t *bytes, size_t len);
 
+/* Tests only: free `t` like a crash would, without telling any peer
+ * (no CONNECTION_CLOSE), so that peers must notice by themselves. */
+void rd_transport_test_abandon(struct rd_transport *t);
+
 /* Re-read the certificate, key and CA named in the config given at
  * creation; new connections use them, established ones keep theirs. On
  * failure the old credentials stay. Returns 0 or RD_ETLS. */

@@ -298,3 +298,39 @@ Test(loopback, simultaneous_dial)
 	cr_expect_eq(a.accepted, 1);
 	tenv_fini(&e);
 }
+
+/* A peer that crashes (no CONNECTION_CLOSE) and restarts on the same address
+ * is noticed through a stateless reset (RFC 9000 §10.3: the restarted node
+ * derives the same reset tokens) and traffic resumes both ways. */
+Test(loopback, crash_restart_recovers)
+{
+	struct tenv e;
+	struct rd_transport_config cfg, cfg2;
+	uint64_t want[2] = {2, 5};
+	uint64_t base1;
+
+	tenv_init(&e, true);
+	tnode_config(&e, 1, false, &cfg);
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, false, &cfg2);
+	tnode_start(&e, 2, &cfg2);
+	tenv_mesh(&e);
+	cr_assert_eq(tsend(&e, 1, 2, 1, 5, 8), 0);
+	cr_assert(trun(&e, got_n, want, 10000));
+	rd_transport_test_abandon(e.n[2].t);
+	e.n[2].t = NULL;
+	memcpy(&cfg2.listen, &e.n[2].addr, e.n[2].addrlen);
+	cfg2.listen_len = e.n[2].addrlen;
+	tnode_start(&e, 2, &cfg2);
+	tnode_add_peer(&e, 2, 1);
+	e.n[2].msgs = 0;
+	base1 = e.n[1].msgs;
+	for (unsigned i = 0; i < 40 && (e.n[2].msgs < 5 || e.n[1].msgs < base1 + 5); i++) {
+		tsend(&e, 1, 2, 100 + 10 * i, 5, 8);
+		tsend(&e, 2, 1, 100 + 10 * i, 5, 8);
+		trun(&e, got_n, want, 250);
+	}
+	cr_expect_geq(e.n[2].msgs, 5, "node 1 -> restarted node 2");
+	cr_expect_geq(e.n[1].msgs, base1 + 5, "restarted node 2 -> node 1");
+	tenv_fini(&e);
+}
