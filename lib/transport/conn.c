@@ -1,6 +1,7 @@
 /*
  * One QUIC connection (RFC 9000) driven by ngtcp2: creation for both roles,
- * the callbacks, reading a packet, the write loop, the timer and closing.
+ * the callbacks and the timer. Reading, writing and closing are in
+ * conn_io.c.
  *
  * Happy path: a packet comes in (endpoint.c found us by connection id),
  * ngtcp2_conn_read_pkt runs our callbacks (stream data is dispatched at
@@ -317,7 +318,7 @@ static struct rd_conn *conn_alloc(struct rd_transport *t, const struct sockaddr 
 	return c;
 }
 
-static ngtcp2_path path_of(struct rd_conn *c)
+ngtcp2_path rd_conn_path(struct rd_conn *c)
 {
 	ngtcp2_path path = {
 		.local = {.addr = (struct sockaddr *)&c->t->local, .addrlen = c->t->local_len},
@@ -347,7 +348,7 @@ struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p)
 	rd_t_rand(scid.data, scid.datalen);
 	settings_for(t, &settings, &dcid);
 	params_for(t, &params);
-	path = path_of(c);
+	path = rd_conn_path(c);
 	c->ssl = rd_tls_session(t->tls, &c->tp);
 	if (c->ssl == NULL)
 		goto err_after_alloc;
@@ -390,7 +391,7 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 							 t->reset_secret, sizeof t->reset_secret,
 							 &scid) != 0)
 		goto err_after_alloc;
-	path = path_of(c);
+	path = rd_conn_path(c);
 	c->ssl = rd_tls_session(t->tls, &c->tp);
 	if (c->ssl == NULL)
 		goto err_after_alloc;
@@ -407,246 +408,6 @@ err_after_alloc:
 	c->dead = true;
 	rd_conn_free(c);
 	return NULL;
-}
-
-static void note_loss_events(struct rd_conn *c);
-
-/* RFC 8446 §6.2 alert descriptions for the refusals raftd meets. */
-static const char *alert_text(uint8_t alert)
-{
-	switch (alert) {
-	case 40:
-		return "handshake_failure";
-	case 42:
-		return "bad_certificate";
-	case 45:
-		return "certificate_expired";
-	case 48:
-		return "unknown_ca: certificate not signed by the cluster CA";
-	case 112:
-		return "unrecognized_name";
-	case 116:
-		return "certificate_required: the peer sent no certificate";
-	case 120:
-		return "no_application_protocol: no common ALPN";
-	default:
-		return NULL;
-	}
-}
-
-static void log_refusal(struct rd_conn *c, int rv)
-{
-	uint8_t alert = ngtcp2_conn_get_tls_alert(c->qc);
-	const char *why = c->tp.reason[0] ? c->tp.reason : alert_text(alert);
-
-	c->t->st.tls_rejected++;
-	rd_log_warn("transport: TLS handshake refused addr=%s peer=%llu side=%s alert=%u "
-		    "reason=\"%s\"",
-		    c->addr_text, (unsigned long long)c->tp.expect_id,
-		    c->tp.client ? "client" : "server", alert, why ? why : ngtcp2_strerror(rv));
-}
-
-void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
-		  const uint8_t *pkt, size_t len)
-{
-	ngtcp2_path path = path_of(c);
-	ngtcp2_pkt_info pi = {0};
-	bool was_established = c->established;
-	int rv;
-
-	path.remote.addr = (struct sockaddr *)from;
-	path.remote.addrlen = fromlen;
-	rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, pkt, len, rd_t_now());
-	if (rv != 0) {
-		switch (rv) {
-		case NGTCP2_ERR_DRAINING:
-			/* The peer closed (RFC 9000 §10.2.2): nothing more to send. */
-			if (!c->established)
-				rd_log_warn("transport: peer closed the connection during the "
-					    "handshake addr=%s peer=%llu",
-					    c->addr_text, (unsigned long long)c->tp.expect_id);
-			c->silent = true;
-			rd_conn_close(c, 0, NULL);
-			return;
-		case NGTCP2_ERR_DROP_CONN:
-			c->silent = true;
-			rd_conn_close(c, 0, NULL);
-			return;
-		case NGTCP2_ERR_CRYPTO:
-			if (!c->ccerr_set) {
-				ngtcp2_connection_close_error_set_transport_error_tls_alert(
-					&c->ccerr, ngtcp2_conn_get_tls_alert(c->qc), NULL, 0);
-				c->ccerr_set = true;
-			}
-			log_refusal(c, rv);
-			rd_conn_close(c, 0, NULL);
-			return;
-		case NGTCP2_ERR_CALLBACK_FAILURE:
-			if (!c->established && c->tp.reason[0])
-				log_refusal(c, rv);
-			rd_conn_close(c, 0, NULL);
-			return;
-		default:
-			if (!c->ccerr_set) {
-				ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, rv,
-											 NULL, 0);
-				c->ccerr_set = true;
-			}
-			rd_conn_close(c, 0, ngtcp2_strerror(rv));
-			return;
-		}
-	}
-	note_loss_events(c);
-	if (!was_established && c->established)
-		rd_peer_conn_up(c->t, c);
-	if (!c->dead)
-		rd_t_mark_dirty(c);
-}
-
-static void pop_wlist(struct rd_conn *c)
-{
-	struct rd_stream *s = c->whead;
-
-	c->whead = s->wnext;
-	if (c->whead == NULL)
-		c->wtail = NULL;
-	s->in_wlist = false;
-	s->wnext = NULL;
-}
-
-/* A new congestion recovery period starts on a loss (RFC 9002 §7.3.2). */
-static void note_loss_events(struct rd_conn *c)
-{
-	ngtcp2_conn_stat cs;
-
-	ngtcp2_conn_get_conn_stat(c->qc, &cs);
-	if (cs.congestion_recovery_start_ts != UINT64_MAX &&
-	    cs.congestion_recovery_start_ts != c->recovery_ts) {
-		c->recovery_ts = cs.congestion_recovery_start_ts;
-		c->loss_events++;
-	}
-}
-
-static void rearm(struct rd_conn *c)
-{
-	ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = rd_t_now();
-	uint64_t ns = expiry > now ? expiry - now : 0;
-	struct timeval tv;
-
-	if (expiry == UINT64_MAX) {
-		evtimer_del(c->timer);
-		return;
-	}
-	tv.tv_sec = (time_t)(ns / NGTCP2_SECONDS);
-	tv.tv_usec = (suseconds_t)((ns % NGTCP2_SECONDS) / 1000);
-	evtimer_add(c->timer, &tv);
-}
-
-void rd_conn_write(struct rd_conn *c)
-{
-	struct rd_transport *t = c->t;
-	uint8_t pkt[RD_T_MAX_PKT];
-	ngtcp2_path_storage ps;
-	ngtcp2_pkt_info pi;
-	ngtcp2_tstamp ts = rd_t_now();
-	unsigned budget = 512;
-
-	if (c->dead)
-		return;
-	for (size_t i = 0; i < c->n_shut; i++)
-		ngtcp2_conn_shutdown_stream(c->qc, c->shut[i].id, c->shut[i].code);
-	c->n_shut = 0;
-	if (c->peer && c->peer->conn == c)
-		rd_rpc_start_waiting(c->peer);
-	ngtcp2_path_storage_zero(&ps);
-	while (!t->blocked) {
-		struct rd_stream *s = c->whead;
-		ngtcp2_vec v[16];
-		size_t nv = 0, total = 0;
-		int64_t sid = -1;
-		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-		ngtcp2_ssize n, ndata = -1;
-
-		if (s != NULL) {
-			nv = rd_squeue_vecs(&s->out, v, 16);
-			for (size_t i = 0; i < nv; i++)
-				total += v[i].len;
-			if (s->out.fin && !s->out.fin_sent && total == s->out.unsent)
-				flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-			if (nv == 0 && !(flags & NGTCP2_WRITE_STREAM_FLAG_FIN)) {
-				pop_wlist(c);
-				continue;
-			}
-			sid = s->id;
-		}
-		n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, pkt, sizeof pkt, &ndata, flags,
-					      sid, nv ? v : NULL, nv, ts);
-		if (s != NULL && ndata >= 0) {
-			rd_squeue_advance(&s->out, (size_t)ndata);
-			if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && (size_t)ndata == total)
-				s->out.fin_sent = true;
-			if (s->out.unsent == 0 && (!s->out.fin || s->out.fin_sent))
-				pop_wlist(c);
-		}
-		if (n < 0) {
-			if (n == NGTCP2_ERR_WRITE_MORE)
-				continue;
-			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
-			    n == NGTCP2_ERR_STREAM_NOT_FOUND) {
-				if (s != NULL && c->whead == s)
-					pop_wlist(c);
-				continue;
-			}
-			ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, (int)n,
-										 NULL, 0);
-			c->ccerr_set = true;
-			rd_conn_close(c, 0, ngtcp2_strerror((int)n));
-			return;
-		}
-		if (n == 0)
-			break;
-		t->st.packets_out++;
-		if (rd_t_send_pkt(t, ps.path.remote.addr, ps.path.remote.addrlen, pkt, (size_t)n) !=
-		    0)
-			break;
-		if (--budget == 0) {
-			/* Let the loop breathe; finish on the next turn. */
-			rd_t_mark_dirty(c);
-			break;
-		}
-	}
-	rearm(c);
-}
-
-void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why)
-{
-	struct rd_transport *t = c->t;
-	uint8_t pkt[RD_T_MAX_PKT];
-	ngtcp2_path_storage ps;
-	ngtcp2_pkt_info pi;
-	ngtcp2_ssize n;
-
-	if (c->dead)
-		return;
-	if (!c->ccerr_set)
-		ngtcp2_connection_close_error_set_application_error(&c->ccerr, app_error, NULL, 0);
-	if (why != NULL)
-		rd_log_info("transport: closing connection peer=%llu addr=%s reason=\"%s\"",
-			    (unsigned long long)(c->peer ? c->peer->id : c->tp.expect_id),
-			    c->addr_text, why);
-	if (c->qc && !c->silent && !ngtcp2_conn_is_in_closing_period(c->qc) &&
-	    !ngtcp2_conn_is_in_draining_period(c->qc)) {
-		ngtcp2_path_storage_zero(&ps);
-		n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, pkt, sizeof pkt,
-						       &c->ccerr, rd_t_now());
-		if (n > 0)
-			rd_t_send_pkt(t, (struct sockaddr *)&c->remote, c->remote_len, pkt,
-				      (size_t)n);
-	}
-	c->dead = true;
-	evtimer_del(c->timer);
-	rd_peer_conn_down(t, c, !c->established);
-	rd_t_mark_dirty(c); /* freed by the flush */
 }
 
 void rd_conn_free(struct rd_conn *c)

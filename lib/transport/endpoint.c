@@ -57,67 +57,6 @@ void rd_t_rand(uint8_t *p, size_t n)
 	}
 }
 
-static unsigned cid_hash(const uint8_t *d, size_t n)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ d[i]) * 16777619u;
-	return h % RD_T_CID_BUCKETS;
-}
-
-int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c)
-{
-	struct rd_cident *e = malloc(sizeof *e);
-	unsigned h = cid_hash(cid->data, cid->datalen);
-
-	if (e == NULL)
-		return RD_ENOMEM;
-	e->cid = *cid;
-	e->conn = c;
-	e->next = t->cids[h];
-	t->cids[h] = e;
-	return 0;
-}
-
-static struct rd_conn *cid_find(struct rd_transport *t, const uint8_t *d, size_t n)
-{
-	for (struct rd_cident *e = t->cids[cid_hash(d, n)]; e; e = e->next)
-		if (e->cid.datalen == n && memcmp(e->cid.data, d, n) == 0)
-			return e->conn;
-	return NULL;
-}
-
-void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid)
-{
-	struct rd_cident **pp = &t->cids[cid_hash(cid->data, cid->datalen)];
-
-	for (; *pp; pp = &(*pp)->next) {
-		if (ngtcp2_cid_eq(&(*pp)->cid, cid)) {
-			struct rd_cident *e = *pp;
-			*pp = e->next;
-			free(e);
-			return;
-		}
-	}
-}
-
-void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c)
-{
-	for (unsigned h = 0; h < RD_T_CID_BUCKETS; h++) {
-		struct rd_cident **pp = &t->cids[h];
-		while (*pp) {
-			if ((*pp)->conn == c) {
-				struct rd_cident *e = *pp;
-				*pp = e->next;
-				free(e);
-			} else {
-				pp = &(*pp)->next;
-			}
-		}
-	}
-}
-
 int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
 		  const uint8_t *pkt, size_t len)
 {
@@ -283,7 +222,7 @@ static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
 	}
 	if (rv != 0)
 		return;
-	c = cid_find(t, vc.dcid, vc.dcidlen);
+	c = rd_t_cid_find(t, vc.dcid, vc.dcidlen);
 	if (c != NULL) {
 		if (!c->dead)
 			rd_conn_read(c, from, fromlen, pkt, len);

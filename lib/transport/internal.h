@@ -3,7 +3,9 @@
  *
  *   endpoint.c  the UDP socket, packet dispatch by connection id, stateless
  *               reset, the deferred flush, rd_transport_new/free
- *   conn.c      one ngtcp2 connection: callbacks, read, write, timer, close
+ *   cidmap.c    connection id -> connection
+ *   conn.c      one ngtcp2 connection: creation, callbacks, timer
+ *   conn_io.c   its read, write loop and close
  *   stream.c    send queues kept until acknowledged, frame dispatch on receipt
  *   peer.c      peers, the connection chosen per peer, backoff, send API
  *   rpc.c       calls with deadlines and responders
@@ -171,11 +173,12 @@ struct rd_transport {
 	bool freeing;
 };
 
-/* endpoint.c */
+/* endpoint.c, cidmap.c */
 uint64_t rd_t_now(void); /* CLOCK_MONOTONIC in ns (ngtcp2_tstamp) */
 void rd_t_rand(uint8_t *p, size_t n);
 int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c);
 void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid);
+struct rd_conn *rd_t_cid_find(struct rd_transport *t, const uint8_t *id, size_t len);
 void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c);
 /* Send one packet; RD_EAGAIN when the socket is full (the packet is kept
  * and sent first when it drains). */
@@ -196,6 +199,8 @@ void rd_conn_write(struct rd_conn *c);
 /* Close with an application error: CONNECTION_CLOSE is sent and the
  * connection becomes dead. */
 void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why);
+/* The path (our socket address, the peer's) of `c`. */
+ngtcp2_path rd_conn_path(struct rd_conn *c);
 /* Free a dead connection (after the peer was told). */
 void rd_conn_free(struct rd_conn *c);
 
