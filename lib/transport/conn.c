@@ -49,7 +49,7 @@ static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 }
 
 static int new_cid_cb(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token, size_t cidlen,
-		      void *ud)
+                      void *ud)
 {
 	struct rd_conn *c = conn_of(ud);
 
@@ -58,8 +58,8 @@ static int new_cid_cb(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token, size_t c
 	cid->datalen = cidlen;
 	/* Tokens derive from a secret that survives restarts (endpoint.c), so
 	 * a restarted node can reset connections its previous life held. */
-	if (ngtcp2_crypto_generate_stateless_reset_token(token, c->t->reset_secret,
-							 sizeof c->t->reset_secret, cid) != 0)
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        token, c->t->reset_secret, sizeof c->t->reset_secret, cid) != 0)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	if (rd_t_cid_add(c->t, cid, c) != 0)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -81,15 +81,19 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 
 	(void)qc;
 	if (!rd_tls_alpn_ok(t->tls, c->ssl)) {
-		snprintf(c->tp.reason, sizeof c->tp.reason, "ALPN %s not negotiated", t->cfg.alpn);
+		snprintf(c->tp.reason, sizeof c->tp.reason, "ALPN %s not negotiated",
+		         t->cfg.alpn);
 		/* no_application_protocol, RFC 9001 §8.1 */
-		ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr, 120, NULL, 0);
+		ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr,
+		                                                            120, NULL, 0);
 		c->ccerr_set = true;
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	if (c->tp.auth_id == 0 || c->tp.auth_id == t->cfg.node_id) {
-		snprintf(c->tp.reason, sizeof c->tp.reason, "peer identity not established");
-		ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr, 42, NULL, 0);
+		snprintf(c->tp.reason, sizeof c->tp.reason,
+		         "peer identity not established");
+		ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr, 42,
+		                                                            NULL, 0);
 		c->ccerr_set = true;
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
@@ -112,13 +116,14 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 	}
 	c->established = true;
 	if (t->cfg.keepalive_ms)
-		ngtcp2_conn_set_keep_alive_timeout(c->qc,
-						   (ngtcp2_duration)t->cfg.keepalive_ms * NGTCP2_MILLISECONDS);
+		ngtcp2_conn_set_keep_alive_timeout(
+		    c->qc, (ngtcp2_duration)t->cfg.keepalive_ms * NGTCP2_MILLISECONDS);
 	return 0;
 }
 
-static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id, uint64_t offset,
-			       const uint8_t *data, size_t len, void *ud, void *sud)
+static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id,
+                               uint64_t offset, const uint8_t *data, size_t len, void *ud,
+                               void *sud)
 {
 	struct rd_stream *s = sud;
 	int rv = 0;
@@ -126,7 +131,8 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id, uint
 	(void)offset;
 	(void)ud;
 	if (s != NULL)
-		rv = rd_stream_recv(s, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+		rv = rd_stream_recv(s, data, len,
+		                    (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
 	/* Bytes are consumed as they arrive (copied into the frame reader), so
 	 * credit goes back at once; the reader bounds memory to one frame. */
 	ngtcp2_conn_extend_max_stream_offset(qc, id, len);
@@ -135,7 +141,7 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id, uint
 }
 
 static int acked_cb(ngtcp2_conn *qc, int64_t id, uint64_t offset, uint64_t len, void *ud,
-		    void *sud)
+                    void *sud)
 {
 	struct rd_stream *s = sud;
 
@@ -162,8 +168,8 @@ static int stream_open_cb(ngtcp2_conn *qc, int64_t id, void *ud)
 	return rd_stream_new(c, id, kind) ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
-static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id, uint64_t app_error,
-			   void *ud, void *sud)
+static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id,
+                           uint64_t app_error, void *ud, void *sud)
 {
 	struct rd_stream *s = sud;
 
@@ -174,7 +180,7 @@ static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id, uint64_t
 }
 
 static int extend_max_stream_data_cb(ngtcp2_conn *qc, int64_t id, uint64_t max, void *ud,
-				     void *sud)
+                                     void *sud)
 {
 	struct rd_stream *s = sud;
 
@@ -213,7 +219,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	rv = ngtcp2_conn_handle_expiry(c->qc, rd_t_now());
 	if (rv == NGTCP2_ERR_IDLE_CLOSE) {
 		rd_log_info("transport: connection idle, closed peer=%llu addr=%s",
-			    (unsigned long long)(c->peer ? c->peer->id : 0), c->addr_text);
+		            (unsigned long long)(c->peer ? c->peer->id : 0),
+		            c->addr_text);
 		c->silent = true; /* nothing is sent on idle close (RFC 9000 §10.1) */
 		rd_conn_close(c, 0, NULL);
 		return;
@@ -221,9 +228,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (rv != 0) {
 		if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
 			rd_log_warn("transport: handshake timed out peer=%llu addr=%s",
-				    (unsigned long long)(c->peer ? c->peer->id : 0),
-				    c->addr_text);
-		ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, rv, NULL, 0);
+			            (unsigned long long)(c->peer ? c->peer->id : 0),
+			            c->addr_text);
+		ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, rv,
+		                                                         NULL, 0);
 		c->ccerr_set = true;
 		rd_conn_close(c, 0, ngtcp2_strerror(rv));
 		return;
@@ -232,33 +240,35 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static const ngtcp2_callbacks callbacks_template = {
-	.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-	.handshake_completed = handshake_completed_cb,
-	.encrypt = ngtcp2_crypto_encrypt_cb,
-	.decrypt = ngtcp2_crypto_decrypt_cb,
-	.hp_mask = ngtcp2_crypto_hp_mask_cb,
-	.recv_stream_data = recv_stream_data_cb,
-	.acked_stream_data_offset = acked_cb,
-	.stream_open = stream_open_cb,
-	.stream_close = stream_close_cb,
-	.recv_retry = ngtcp2_crypto_recv_retry_cb,
-	.extend_max_local_streams_bidi = extend_max_bidi_cb,
-	.rand = rand_cb,
-	.get_new_connection_id = new_cid_cb,
-	.remove_connection_id = remove_cid_cb,
-	.update_key = ngtcp2_crypto_update_key_cb,
-	.extend_max_stream_data = extend_max_stream_data_cb,
-	.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-	.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-	.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-	.version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .handshake_completed = handshake_completed_cb,
+    .encrypt = ngtcp2_crypto_encrypt_cb,
+    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .hp_mask = ngtcp2_crypto_hp_mask_cb,
+    .recv_stream_data = recv_stream_data_cb,
+    .acked_stream_data_offset = acked_cb,
+    .stream_open = stream_open_cb,
+    .stream_close = stream_close_cb,
+    .recv_retry = ngtcp2_crypto_recv_retry_cb,
+    .extend_max_local_streams_bidi = extend_max_bidi_cb,
+    .rand = rand_cb,
+    .get_new_connection_id = new_cid_cb,
+    .remove_connection_id = remove_cid_cb,
+    .update_key = ngtcp2_crypto_update_key_cb,
+    .extend_max_stream_data = extend_max_stream_data_cb,
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
 };
 
-static void settings_for(struct rd_transport *t, ngtcp2_settings *s, const ngtcp2_cid *odcid)
+static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
+                         const ngtcp2_cid *odcid)
 {
 	ngtcp2_settings_default(s);
 	s->initial_ts = rd_t_now();
-	s->handshake_timeout = (ngtcp2_duration)t->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
+	s->handshake_timeout =
+	    (ngtcp2_duration)t->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
 	s->max_window = 64u << 20;
 	s->max_stream_window = 32u << 20;
 	/* ngtcp2 formats every packet as JSON once qlog is on (about a fifth of
@@ -277,11 +287,12 @@ static void params_for(struct rd_transport *t, ngtcp2_transport_params *p)
 	p->initial_max_stream_data_uni = 8u << 20;
 	p->initial_max_streams_bidi = 1024;
 	p->initial_max_streams_uni = 3; /* Raft, snapshot, and one to refuse */
-	p->max_idle_timeout = (ngtcp2_duration)t->cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
+	p->max_idle_timeout =
+	    (ngtcp2_duration)t->cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
 }
 
 static struct rd_conn *conn_alloc(struct rd_transport *t, const struct sockaddr *remote,
-				  socklen_t remote_len)
+                                  socklen_t remote_len)
 {
 	struct rd_conn *c = calloc(1, sizeof *c);
 	char host[INET6_ADDRSTRLEN] = "?";
@@ -321,8 +332,9 @@ static struct rd_conn *conn_alloc(struct rd_transport *t, const struct sockaddr 
 ngtcp2_path rd_conn_path(struct rd_conn *c)
 {
 	ngtcp2_path path = {
-		.local = {.addr = (struct sockaddr *)&c->t->local, .addrlen = c->t->local_len},
-		.remote = {.addr = (struct sockaddr *)&c->remote, .addrlen = c->remote_len},
+	    .local = {.addr = (struct sockaddr *)&c->t->local,
+	              .addrlen = c->t->local_len},
+	    .remote = {.addr = (struct sockaddr *)&c->remote, .addrlen = c->remote_len},
 	};
 	return path;
 }
@@ -354,7 +366,7 @@ struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p)
 		goto err_after_alloc;
 	cbs.client_initial = ngtcp2_crypto_client_initial_cb;
 	if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cbs,
-				   &settings, &params, NULL, c) != 0)
+	                           &settings, &params, NULL, c) != 0)
 		goto err_after_alloc;
 	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
 	if (rd_t_cid_add(t, &scid, c) != 0)
@@ -369,7 +381,7 @@ err_after_alloc:
 }
 
 struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
-			       const struct sockaddr *from, socklen_t fromlen)
+                               const struct sockaddr *from, socklen_t fromlen)
 {
 	struct rd_conn *c = conn_alloc(t, from, fromlen);
 	ngtcp2_callbacks cbs = callbacks_template;
@@ -387,16 +399,16 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 	params_for(t, &params);
 	params.original_dcid = hd->dcid;
 	params.stateless_reset_token_present = 1;
-	if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token,
-							 t->reset_secret, sizeof t->reset_secret,
-							 &scid) != 0)
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        params.stateless_reset_token, t->reset_secret, sizeof t->reset_secret,
+	        &scid) != 0)
 		goto err_after_alloc;
 	path = rd_conn_path(c);
 	c->ssl = rd_tls_session(t->tls, &c->tp);
 	if (c->ssl == NULL)
 		goto err_after_alloc;
-	if (ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &cbs, &settings,
-				   &params, NULL, c) != 0)
+	if (ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &cbs,
+	                           &settings, &params, NULL, c) != 0)
 		goto err_after_alloc;
 	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
 	/* The client keeps using the original DCID until it hears from us. */

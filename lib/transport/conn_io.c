@@ -64,13 +64,14 @@ static void log_refusal(struct rd_conn *c, int rv)
 
 	c->t->st.tls_rejected++;
 	rd_log_warn("transport: TLS handshake refused addr=%s peer=%llu side=%s alert=%u "
-		    "reason=\"%s\"",
-		    c->addr_text, (unsigned long long)c->tp.expect_id,
-		    c->tp.client ? "client" : "server", alert, why ? why : ngtcp2_strerror(rv));
+	            "reason=\"%s\"",
+	            c->addr_text, (unsigned long long)c->tp.expect_id,
+	            c->tp.client ? "client" : "server", alert,
+	            why ? why : ngtcp2_strerror(rv));
 }
 
 void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
-		  const uint8_t *pkt, size_t len)
+                  const uint8_t *pkt, size_t len)
 {
 	ngtcp2_path path = rd_conn_path(c);
 	ngtcp2_pkt_info pi = {0};
@@ -85,9 +86,10 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 		case NGTCP2_ERR_DRAINING:
 			/* The peer closed (RFC 9000 §10.2.2): nothing more to send. */
 			if (!c->established)
-				rd_log_warn("transport: peer closed the connection during the "
-					    "handshake addr=%s peer=%llu",
-					    c->addr_text, (unsigned long long)c->tp.expect_id);
+				rd_log_warn(
+				    "transport: peer closed the connection during the "
+				    "handshake addr=%s peer=%llu",
+				    c->addr_text, (unsigned long long)c->tp.expect_id);
 			c->silent = true;
 			rd_conn_close(c, 0, NULL);
 			return;
@@ -98,7 +100,7 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 		case NGTCP2_ERR_CRYPTO:
 			if (!c->ccerr_set) {
 				ngtcp2_connection_close_error_set_transport_error_tls_alert(
-					&c->ccerr, ngtcp2_conn_get_tls_alert(c->qc), NULL, 0);
+				    &c->ccerr, ngtcp2_conn_get_tls_alert(c->qc), NULL, 0);
 				c->ccerr_set = true;
 			}
 			log_refusal(c, rv);
@@ -111,8 +113,8 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 			return;
 		default:
 			if (!c->ccerr_set) {
-				ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, rv,
-											 NULL, 0);
+				ngtcp2_connection_close_error_set_transport_error_liberr(
+				    &c->ccerr, rv, NULL, 0);
 				c->ccerr_set = true;
 			}
 			rd_conn_close(c, 0, ngtcp2_strerror(rv));
@@ -189,11 +191,12 @@ void rd_conn_write(struct rd_conn *c)
 			}
 			sid = s->id;
 		}
-		n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, pkt, sizeof pkt, &ndata, flags,
-					      sid, nv ? v : NULL, nv, ts);
+		n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, pkt, sizeof pkt,
+		                              &ndata, flags, sid, nv ? v : NULL, nv, ts);
 		if (s != NULL && ndata >= 0) {
 			rd_squeue_advance(&s->out, (size_t)ndata);
-			if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && (size_t)ndata == total)
+			if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) &&
+			    (size_t)ndata == total)
 				s->out.fin_sent = true;
 			if (s->out.unsent == 0 && (!s->out.fin || s->out.fin_sent))
 				pop_wlist(c);
@@ -201,14 +204,15 @@ void rd_conn_write(struct rd_conn *c)
 		if (n < 0) {
 			if (n == NGTCP2_ERR_WRITE_MORE)
 				continue;
-			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
+			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
+			    n == NGTCP2_ERR_STREAM_SHUT_WR ||
 			    n == NGTCP2_ERR_STREAM_NOT_FOUND) {
 				if (s != NULL && c->whead == s)
 					pop_wlist(c);
 				continue;
 			}
-			ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, (int)n,
-										 NULL, 0);
+			ngtcp2_connection_close_error_set_transport_error_liberr(
+			    &c->ccerr, (int)n, NULL, 0);
 			c->ccerr_set = true;
 			rd_conn_close(c, 0, ngtcp2_strerror((int)n));
 			return;
@@ -216,8 +220,8 @@ void rd_conn_write(struct rd_conn *c)
 		if (n == 0)
 			break;
 		t->st.packets_out++;
-		if (rd_t_send_pkt(t, ps.path.remote.addr, ps.path.remote.addrlen, pkt, (size_t)n) !=
-		    0)
+		if (rd_t_send_pkt(t, ps.path.remote.addr, ps.path.remote.addrlen, pkt,
+		                  (size_t)n) != 0)
 			break;
 		if (--budget == 0) {
 			/* Let the loop breathe; finish on the next turn. */
@@ -239,23 +243,24 @@ void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why)
 	if (c->dead)
 		return;
 	if (!c->ccerr_set)
-		ngtcp2_connection_close_error_set_application_error(&c->ccerr, app_error, NULL, 0);
+		ngtcp2_connection_close_error_set_application_error(&c->ccerr, app_error,
+		                                                    NULL, 0);
 	if (why != NULL)
-		rd_log_info("transport: closing connection peer=%llu addr=%s reason=\"%s\"",
-			    (unsigned long long)(c->peer ? c->peer->id : c->tp.expect_id),
-			    c->addr_text, why);
+		rd_log_info(
+		    "transport: closing connection peer=%llu addr=%s reason=\"%s\"",
+		    (unsigned long long)(c->peer ? c->peer->id : c->tp.expect_id),
+		    c->addr_text, why);
 	if (c->qc && !c->silent && !ngtcp2_conn_is_in_closing_period(c->qc) &&
 	    !ngtcp2_conn_is_in_draining_period(c->qc)) {
 		ngtcp2_path_storage_zero(&ps);
-		n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, pkt, sizeof pkt,
-						       &c->ccerr, rd_t_now());
+		n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, pkt,
+		                                       sizeof pkt, &c->ccerr, rd_t_now());
 		if (n > 0)
-			rd_t_send_pkt(t, (struct sockaddr *)&c->remote, c->remote_len, pkt,
-				      (size_t)n);
+			rd_t_send_pkt(t, (struct sockaddr *)&c->remote, c->remote_len,
+			              pkt, (size_t)n);
 	}
 	c->dead = true;
 	evtimer_del(c->timer);
 	rd_peer_conn_down(t, c, !c->established);
 	rd_t_mark_dirty(c); /* freed by the flush */
 }
-

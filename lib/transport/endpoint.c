@@ -30,8 +30,8 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define RX_BATCH 32
-#define RX_SLOT 2048
+#define RX_BATCH     32
+#define RX_SLOT      2048
 #define RESETS_PER_S 100
 
 uint64_t rd_t_now(void)
@@ -58,7 +58,7 @@ void rd_t_rand(uint8_t *p, size_t n)
 }
 
 int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
-		  const uint8_t *pkt, size_t len)
+                  const uint8_t *pkt, size_t len)
 {
 	ssize_t n;
 
@@ -120,7 +120,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd, (void)what;
 	n = sendto(t->fd, t->saved_pkt, t->saved_len, 0, (struct sockaddr *)&t->saved_to,
-		   t->saved_tolen);
+	           t->saved_tolen);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
 		event_add(t->wev, NULL);
 		return;
@@ -131,7 +131,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidlen,
-		       size_t trigger_len, const struct sockaddr *to, socklen_t tolen)
+                       size_t trigger_len, const struct sockaddr *to, socklen_t tolen)
 {
 	uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64], pkt[128];
 	ngtcp2_cid cid;
@@ -155,8 +155,8 @@ static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidl
 	if (randlen > sizeof rnd)
 		randlen = sizeof rnd;
 	ngtcp2_cid_init(&cid, dcid, dcidlen);
-	if (ngtcp2_crypto_generate_stateless_reset_token(token, t->reset_secret,
-							 sizeof t->reset_secret, &cid) != 0)
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        token, t->reset_secret, sizeof t->reset_secret, &cid) != 0)
 		return;
 	rd_t_rand(rnd, randlen);
 	n = ngtcp2_pkt_write_stateless_reset(pkt, sizeof pkt, token, rnd, randlen);
@@ -170,7 +170,8 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b
 		return false;
 	if (b->sa_family == AF_INET) {
 		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
 	}
 	if (b->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
@@ -184,7 +185,7 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b
  * offer the packet to the connections with that peer address; ngtcp2
  * recognises a reset by its trailing token and drains the connection. */
 static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
-		      const struct sockaddr *from, socklen_t fromlen)
+                      const struct sockaddr *from, socklen_t fromlen)
 {
 	bool hit = false;
 
@@ -193,8 +194,10 @@ static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
 			continue;
 		rd_conn_read(c, from, fromlen, pkt, len);
 		if (c->dead) {
-			rd_log_info("transport: stateless reset received peer=%llu addr=%s",
-				    (unsigned long long)(c->peer ? c->peer->id : 0), c->addr_text);
+			rd_log_info(
+			    "transport: stateless reset received peer=%llu addr=%s",
+			    (unsigned long long)(c->peer ? c->peer->id : 0),
+			    c->addr_text);
 			hit = true;
 		}
 	}
@@ -202,7 +205,7 @@ static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
 }
 
 static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
-		     const struct sockaddr *from, socklen_t fromlen)
+                     const struct sockaddr *from, socklen_t fromlen)
 {
 	ngtcp2_version_cid vc;
 	ngtcp2_pkt_hd hd;
@@ -215,7 +218,7 @@ static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
 		uint8_t out[256];
 		uint32_t sv[] = {NGTCP2_PROTO_VER_V1};
 		ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
-			out, sizeof out, 0, vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, sv, 1);
+		    out, sizeof out, 0, vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, sv, 1);
 		if (n > 0)
 			rd_t_send_pkt(t, from, fromlen, out, (size_t)n);
 		return;
@@ -269,7 +272,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 			if (m[i].msg_hdr.msg_flags & MSG_TRUNC)
 				continue;
 			dispatch(t, bufs[i], m[i].msg_len, (struct sockaddr *)&addrs[i],
-				 m[i].msg_hdr.msg_namelen);
+			         m[i].msg_hdr.msg_namelen);
 		}
 		if (n < RX_BATCH)
 			return;
@@ -293,7 +296,7 @@ static void derive_reset_secret(struct rd_transport *t)
 		close(fd);
 	}
 	n += (size_t)snprintf((char *)buf + n, 32, "raftd-reset-%llu",
-			      (unsigned long long)t->cfg.node_id);
+	                      (unsigned long long)t->cfg.node_id);
 	wc_Sha256Hash(buf, (word32)n, t->reset_secret);
 	memset(buf, 0, sizeof buf);
 }
@@ -338,7 +341,8 @@ static int open_socket(struct rd_transport *t, char *msg)
 {
 	int fd, one = 1, bufsz = 8 << 20;
 
-	fd = socket(t->cfg.listen.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd =
+	    socket(t->cfg.listen.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return rd_errorf(msg, RD_EIO, "socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -357,8 +361,8 @@ static int open_socket(struct rd_transport *t, char *msg)
 }
 
 int rd_transport_new(struct rd_transport **out, struct event_base *base,
-		     const struct rd_transport_config *cfg,
-		     const struct rd_transport_callbacks *cbs, char *msg)
+                     const struct rd_transport_config *cfg,
+                     const struct rd_transport_callbacks *cbs, char *msg)
 {
 	struct rd_transport *t;
 	int rv;
@@ -387,9 +391,10 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 		goto err_after_events;
 	}
 	if (cfg->tls_mode == RD_TLS_INSECURE)
-		rd_log_warn("transport: tls.mode = insecure: ephemeral self-signed certificate, "
-			    "NO peer verification; for development only node=%llu",
-			    (unsigned long long)cfg->node_id);
+		rd_log_warn(
+		    "transport: tls.mode = insecure: ephemeral self-signed certificate, "
+		    "NO peer verification; for development only node=%llu",
+		    (unsigned long long)cfg->node_id);
 	*out = t;
 	return 0;
 err_after_events:
@@ -437,7 +442,7 @@ void rd_transport_test_abandon(struct rd_transport *t)
 }
 
 void rd_transport_local_addr(const struct rd_transport *t, struct sockaddr_storage *ss,
-			     socklen_t *len)
+                             socklen_t *len)
 {
 	memcpy(ss, &t->local, t->local_len);
 	*len = t->local_len;
@@ -457,6 +462,7 @@ int rd_transport_reload_tls(struct rd_transport *t, char *msg)
 	int rv = rd_tls_reload(t->tls, &t->cfg, msg);
 
 	if (rv == 0)
-		rd_log_info("transport: TLS credentials reloaded cert=%s", t->cfg.tls_cert);
+		rd_log_info("transport: TLS credentials reloaded cert=%s",
+		            t->cfg.tls_cert);
 	return rv;
 }

@@ -24,7 +24,7 @@
 #include "util/log.h"
 
 #define BENCH_SECONDS 2.0
-#define QUEUE_CAP (8u << 20)
+#define QUEUE_CAP     (8u << 20)
 
 struct node {
 	struct rd_transport *t;
@@ -73,16 +73,18 @@ static void die(const char *what, const char *msg)
 static void start(uint64_t id)
 {
 	struct rd_transport_config cfg;
-	struct rd_transport_callbacks cbs = {.on_batch = on_batch, .on_peer = on_peer,
-					     .arg = &nodes[id]};
+	struct rd_transport_callbacks cbs = {
+	    .on_batch = on_batch, .on_peer = on_peer, .arg = &nodes[id]};
 	char msg[RD_ERRMSG_SIZE];
 
 	rd_transport_config_init(&cfg, NULL);
 	cfg.node_id = id;
 	cfg.tls_mode = RD_TLS_MUTUAL;
 	snprintf(cfg.tls_ca, sizeof cfg.tls_ca, "%s/ca.pem", dir);
-	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/node%llu.pem", dir, (unsigned long long)id);
-	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/node%llu.key", dir, (unsigned long long)id);
+	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/node%llu.pem", dir,
+	         (unsigned long long)id);
+	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/node%llu.key", dir,
+	         (unsigned long long)id);
 	cfg.backoff_min_ms = 1;
 	cfg.backoff_max_ms = 10;
 	if (rd_transport_new(&nodes[id].t, base, &cfg, &cbs, msg) != 0)
@@ -95,7 +97,7 @@ static void add_peer(uint64_t at, uint64_t id)
 	char msg[RD_ERRMSG_SIZE];
 
 	if (rd_transport_peer_add(nodes[at].t, id, (struct sockaddr *)&nodes[id].addr,
-				  nodes[id].len, msg) != 0)
+	                          nodes[id].len, msg) != 0)
 		die("peer_add", msg);
 }
 
@@ -172,7 +174,7 @@ static double stream_phase(unsigned per_batch, size_t size, bool bytes)
 		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	}
 	return bytes ? (double)(nodes[2].bytes - b0) / (t1 - t0)
-		     : (double)(nodes[2].msgs - m0) / (t1 - t0);
+	             : (double)(nodes[2].msgs - m0) / (t1 - t0);
 }
 
 static double handshake_phase(void)
@@ -218,10 +220,11 @@ int main(int argc, char **argv)
 	rd_transport_peer_stats(nodes[1].t, 2, &st);
 	snprintf(cipher, sizeof cipher, "%s", st.cipher);
 
-	printf("transport bench: 2 endpoints, 1 process, 1 libevent loop, loopback UDP, "
-	       "QUIC v1 + TLS 1.3 mutual (ECDSA P-256), %.0f s per phase, send queue cap %u "
-	       "MiB\n",
-	       BENCH_SECONDS, QUEUE_CAP >> 20);
+	printf(
+	    "transport bench: 2 endpoints, 1 process, 1 libevent loop, loopback UDP, "
+	    "QUIC v1 + TLS 1.3 mutual (ECDSA P-256), %.0f s per phase, send queue cap %u "
+	    "MiB\n",
+	    BENCH_SECONDS, QUEUE_CAP >> 20);
 	msgs = stream_phase(64, 256, false);
 	printf("  256 B messages, 64 per batch frame:   %12.0f msgs/s\n", msgs);
 	single = stream_phase(1, 256, false);
@@ -233,15 +236,18 @@ int main(int argc, char **argv)
 	rd_transport_peer_stats(nodes[1].t, 2, &st);
 	printf("  loss events (node 1 -> 2, all phases): %llu, smoothed rtt %llu us\n",
 	       (unsigned long long)st.loss_events, (unsigned long long)st.rtt_us);
-	printf("RESULT transport msgs_per_s_256b=%.0f mb_per_s_64kib=%.1f handshakes_per_s=%.0f "
+	printf("RESULT transport msgs_per_s_256b=%.0f mb_per_s_64kib=%.1f "
+	       "handshakes_per_s=%.0f "
 	       "cipher=%s\n",
 	       msgs, mbps, hs, cipher);
 
 	f = fopen(csv, "w");
 	if (f != NULL) {
-		fprintf(f, "msgs_per_s_256b,msgs_per_s_256b_single,mb_per_s_64kib,handshakes_per_s,"
-			   "cipher\n%.0f,%.0f,%.1f,%.0f,%s\n",
-			msgs, single, mbps, hs, cipher);
+		fprintf(f,
+		        "msgs_per_s_256b,msgs_per_s_256b_single,mb_per_s_64kib,"
+		        "handshakes_per_s,"
+		        "cipher\n%.0f,%.0f,%.1f,%.0f,%s\n",
+		        msgs, single, mbps, hs, cipher);
 		fclose(f);
 	}
 	rd_transport_free(nodes[1].t);

@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A small limit makes the over-limit path reachable. */
 	rd_wire_reader_init(&r, 1u << 16);
 	if (rd_wire_reader_feed(&r, data + 1, split, on_frame, NULL) == 0)
-		rd_wire_reader_feed(&r, data + 1 + split, size - 1 - split, on_frame, NULL);
+		rd_wire_reader_feed(&r, data + 1 + split, size - 1 - split, on_frame,
+		                    NULL);
 	rd_wire_reader_close(&r);
 	return 0;
 }

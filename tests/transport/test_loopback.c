@@ -30,7 +30,7 @@ Test(loopback, batches_in_order_mutual)
 	for (unsigned i = 0; i < 10; i++)
 		cr_assert_eq(tsend(&e, 1, 2, 1 + 5 * i, 5, 100), 0);
 	cr_assert(trun(&e, got_msgs, &want, 10000), "got %llu messages",
-		  (unsigned long long)e.n[2].msgs);
+	          (unsigned long long)e.n[2].msgs);
 	cr_expect_not(e.n[2].out_of_order);
 	cr_expect_eq(e.n[2].batches, 10);
 	struct rd_transport_peer_stats st = tstats(&e, 1, 2);
@@ -63,7 +63,8 @@ Test(loopback, ten_thousand_messages)
 	e.n[2].next_index[1] = 1;
 	for (unsigned i = 0; i < 100; i++)
 		cr_assert_eq(tsend(&e, 1, 2, 1 + 100 * i, 100, 64), 0);
-	cr_assert(trun(&e, got_n, want, 30000), "got %llu", (unsigned long long)e.n[2].msgs);
+	cr_assert(trun(&e, got_n, want, 30000), "got %llu",
+	          (unsigned long long)e.n[2].msgs);
 	cr_expect_eq(e.n[2].msgs, 10000);
 	cr_expect_not(e.n[2].out_of_order);
 	cr_expect_eq(tstats(&e, 2, 1).raft_msgs_in, 10000);
@@ -126,7 +127,8 @@ Test(loopback, three_endpoints_mesh)
 		for (uint64_t a = 1; a <= 3; a++)
 			for (uint64_t b = 1; b <= 3; b++)
 				if (a != b)
-					cr_assert_eq(tsend(&e, a, b, 1 + 20 * r, 20, 32), 0);
+					cr_assert_eq(tsend(&e, a, b, 1 + 20 * r, 20, 32),
+					             0);
 	cr_assert(trun(&e, all_got, &want, 20000));
 	trun_for(&e, 200);
 	for (uint64_t i = 1; i <= 3; i++) {
@@ -134,7 +136,7 @@ Test(loopback, three_endpoints_mesh)
 		cr_expect_not(e.n[i].out_of_order);
 		rd_transport_stats(e.n[i].t, &st);
 		cr_expect_eq(st.established, 2, "node %llu has %llu connections",
-			     (unsigned long long)i, (unsigned long long)st.established);
+		             (unsigned long long)i, (unsigned long long)st.established);
 	}
 	tenv_fini(&e);
 }
@@ -180,7 +182,8 @@ Test(loopback, request_response)
 	ping.topology_version = 41;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
 	req.ping = &ping;
-	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 5000, on_reply, &r, msg), 0, "%s", msg);
+	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 5000, on_reply, &r, msg), 0,
+	             "%s", msg);
 	cr_expect_eq(r.calls, 0, "never called back from inside rd_transport_call");
 	cr_assert(trun(&e, replied, &r, 10000));
 	cr_expect_eq(r.err, 0);
@@ -325,7 +328,8 @@ Test(loopback, crash_restart_recovers)
 	tnode_add_peer(&e, 2, 1);
 	e.n[2].msgs = 0;
 	base1 = e.n[1].msgs;
-	for (unsigned i = 0; i < 40 && (e.n[2].msgs < 5 || e.n[1].msgs < base1 + 5); i++) {
+	for (unsigned i = 0; i < 40 && (e.n[2].msgs < 5 || e.n[1].msgs < base1 + 5);
+	     i++) {
 		tsend(&e, 1, 2, 100 + 10 * i, 5, 8);
 		tsend(&e, 2, 1, 100 + 10 * i, 5, 8);
 		trun(&e, got_n, want, 250);

@@ -68,7 +68,8 @@ Test(malformed, oversized_length_closes_connection)
 Test(malformed, garbage_closes_connection)
 {
 	struct tenv e;
-	const uint8_t raw[] = {0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	const uint8_t raw[] = {0,    0,    0,    8,    0xff, 0xff,
+	                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 	setup(&e);
 	cr_assert_eq(rd_transport_test_send_raw(e.n[1].t, 2, false, raw, sizeof raw), 0);

@@ -13,58 +13,58 @@
 #include "util/err.h"
 
 static const ProtobufCMessageDescriptor *all[] = {
-	&raftd__entry__descriptor,
-	&raftd__conf_change__descriptor,
-	&raftd__snapshot_meta__descriptor,
-	&raftd__raft_message__descriptor,
-	&raftd__coalesced_heartbeat__descriptor,
-	&raftd__raft_batch__descriptor,
-	&raftd__snapshot_chunk__descriptor,
-	&raftd__snapshot_ack__descriptor,
-	&raftd__metadata_propose_request__descriptor,
-	&raftd__metadata_propose_response__descriptor,
-	&raftd__data_propose_request__descriptor,
-	&raftd__data_propose_response__descriptor,
-	&raftd__read_index_request__descriptor,
-	&raftd__read_index_response__descriptor,
-	&raftd__join_request__descriptor,
-	&raftd__join_response__descriptor,
-	&raftd__member__descriptor,
-	&raftd__topology__descriptor,
-	&raftd__topology_update__descriptor,
-	&raftd__topology_ack__descriptor,
-	&raftd__ping__descriptor,
-	&raftd__pong__descriptor,
-	&raftd__vshard_envelope__descriptor,
-	&raftd__vshard_reply__descriptor,
-	&raftd__peer_request__descriptor,
-	&raftd__peer_response__descriptor,
-	&raftd__peer_frame__descriptor,
-	&raftd__put_request__descriptor,
-	&raftd__get_request__descriptor,
-	&raftd__delete_request__descriptor,
-	&raftd__cas_request__descriptor,
-	&raftd__propose_request__descriptor,
-	&raftd__meta_put_request__descriptor,
-	&raftd__meta_get_request__descriptor,
-	&raftd__status_request__descriptor,
-	&raftd__groups_request__descriptor,
-	&raftd__members_request__descriptor,
-	&raftd__members_add_request__descriptor,
-	&raftd__members_remove_request__descriptor,
-	&raftd__transfer_leader_request__descriptor,
-	&raftd__ready_request__descriptor,
-	&raftd__shutdown_request__descriptor,
-	&raftd__client_request__descriptor,
-	&raftd__value_result__descriptor,
-	&raftd__index_result__descriptor,
-	&raftd__loop_stats__descriptor,
-	&raftd__status_result__descriptor,
-	&raftd__group_row__descriptor,
-	&raftd__groups_result__descriptor,
-	&raftd__member_row__descriptor,
-	&raftd__members_result__descriptor,
-	&raftd__client_response__descriptor,
+    &raftd__entry__descriptor,
+    &raftd__conf_change__descriptor,
+    &raftd__snapshot_meta__descriptor,
+    &raftd__raft_message__descriptor,
+    &raftd__coalesced_heartbeat__descriptor,
+    &raftd__raft_batch__descriptor,
+    &raftd__snapshot_chunk__descriptor,
+    &raftd__snapshot_ack__descriptor,
+    &raftd__metadata_propose_request__descriptor,
+    &raftd__metadata_propose_response__descriptor,
+    &raftd__data_propose_request__descriptor,
+    &raftd__data_propose_response__descriptor,
+    &raftd__read_index_request__descriptor,
+    &raftd__read_index_response__descriptor,
+    &raftd__join_request__descriptor,
+    &raftd__join_response__descriptor,
+    &raftd__member__descriptor,
+    &raftd__topology__descriptor,
+    &raftd__topology_update__descriptor,
+    &raftd__topology_ack__descriptor,
+    &raftd__ping__descriptor,
+    &raftd__pong__descriptor,
+    &raftd__vshard_envelope__descriptor,
+    &raftd__vshard_reply__descriptor,
+    &raftd__peer_request__descriptor,
+    &raftd__peer_response__descriptor,
+    &raftd__peer_frame__descriptor,
+    &raftd__put_request__descriptor,
+    &raftd__get_request__descriptor,
+    &raftd__delete_request__descriptor,
+    &raftd__cas_request__descriptor,
+    &raftd__propose_request__descriptor,
+    &raftd__meta_put_request__descriptor,
+    &raftd__meta_get_request__descriptor,
+    &raftd__status_request__descriptor,
+    &raftd__groups_request__descriptor,
+    &raftd__members_request__descriptor,
+    &raftd__members_add_request__descriptor,
+    &raftd__members_remove_request__descriptor,
+    &raftd__transfer_leader_request__descriptor,
+    &raftd__ready_request__descriptor,
+    &raftd__shutdown_request__descriptor,
+    &raftd__client_request__descriptor,
+    &raftd__value_result__descriptor,
+    &raftd__index_result__descriptor,
+    &raftd__loop_stats__descriptor,
+    &raftd__status_result__descriptor,
+    &raftd__group_row__descriptor,
+    &raftd__groups_result__descriptor,
+    &raftd__member_row__descriptor,
+    &raftd__members_result__descriptor,
+    &raftd__client_response__descriptor,
 };
 
 /* A bump arena: the filled messages are freed all at once. */
@@ -80,9 +80,11 @@ static void *alloc(size_t n)
 	return p;
 }
 
-static void fill(ProtobufCMessage *m, const ProtobufCMessageDescriptor *d, int depth, unsigned v);
+static void fill(ProtobufCMessage *m, const ProtobufCMessageDescriptor *d, int depth,
+                 unsigned v);
 
-static void set_value(void *slot, const ProtobufCFieldDescriptor *f, int depth, unsigned v)
+static void set_value(void *slot, const ProtobufCFieldDescriptor *f, int depth,
+                      unsigned v)
 {
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_ENUM: {
@@ -168,7 +170,8 @@ static bool oneof_pick(const ProtobufCMessageDescriptor *d, unsigned i, unsigned
 	return my == v % n;
 }
 
-static void fill(ProtobufCMessage *m, const ProtobufCMessageDescriptor *d, int depth, unsigned v)
+static void fill(ProtobufCMessage *m, const ProtobufCMessageDescriptor *d, int depth,
+                 unsigned v)
 {
 	uint8_t *base = (uint8_t *)m;
 
@@ -204,7 +207,8 @@ static unsigned variants(const ProtobufCMessageDescriptor *d)
 			continue;
 		for (unsigned j = 0; j < d->n_fields; j++)
 			if ((d->fields[j].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-			    d->fields[j].quantifier_offset == d->fields[i].quantifier_offset)
+			    d->fields[j].quantifier_offset ==
+			        d->fields[i].quantifier_offset)
 				n++;
 		if (n > most)
 			most = n;
@@ -231,13 +235,16 @@ Test(proto, every_message_round_trips)
 			a = malloc(n + 1);
 			protobuf_c_message_pack(m, a);
 			back = protobuf_c_message_unpack(d, NULL, n, a);
-			cr_assert_not_null(back, "%s variant %u does not decode", d->name, v);
+			cr_assert_not_null(back, "%s variant %u does not decode", d->name,
+			                   v);
 			n2 = protobuf_c_message_get_packed_size(back);
-			cr_assert_eq(n2, n, "%s variant %u: size %zu -> %zu", d->name, v, n, n2);
+			cr_assert_eq(n2, n, "%s variant %u: size %zu -> %zu", d->name, v,
+			             n, n2);
 			b = malloc(n2 + 1);
 			protobuf_c_message_pack(back, b);
-			cr_assert_eq(memcmp(a, b, n), 0, "%s variant %u differs after a round trip",
-				     d->name, v);
+			cr_assert_eq(memcmp(a, b, n), 0,
+			             "%s variant %u differs after a round trip", d->name,
+			             v);
 			protobuf_c_message_free_unpacked(back, NULL);
 			free(a);
 			free(b);
@@ -259,7 +266,8 @@ Test(proto, raft_message_fields)
 
 	m.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_APPEND_RESP;
 	m.group = 17, m.from = 2, m.to = 3, m.term = 9, m.log_term = 8, m.index = 100;
-	m.commit = 99, m.reject = 1, m.reject_hint = 50, m.conflict_term = 7, m.context = 0xabc;
+	m.commit = 99, m.reject = 1, m.reject_hint = 50, m.conflict_term = 7,
+	m.context = 0xabc;
 	e.term = 9, e.index = 101, e.type = RAFTD__ENTRY_TYPE__ENTRY_CONF_CHANGE;
 	e.data.data = (uint8_t *)"xyz", e.data.len = 3;
 	m.n_entries = 1, m.entries = ents;
@@ -280,7 +288,7 @@ Test(proto, raft_message_fields)
 }
 
 static Raftd__PeerFrame *sample_frame(Raftd__PeerFrame *f, Raftd__RaftBatch *b,
-				      Raftd__RaftMessage *m, Raftd__RaftMessage **mp)
+                                      Raftd__RaftMessage *m, Raftd__RaftMessage **mp)
 {
 	raftd__peer_frame__init(f);
 	raftd__raft_batch__init(b);
@@ -315,11 +323,13 @@ Test(proto, frames_reassemble_from_any_split)
 	size_t n;
 	int frames = 0;
 
-	cr_assert_eq(rd_wire_encode(sample_frame(&f, &b, &m, &mp), 1024, &buf, &n, NULL), 0);
+	cr_assert_eq(rd_wire_encode(sample_frame(&f, &b, &m, &mp), 1024, &buf, &n, NULL),
+	             0);
 	rd_wire_reader_init(&r, 1024);
 	for (int rep = 0; rep < 3; rep++)
 		for (size_t i = 0; i < n; i++)
-			cr_assert_eq(rd_wire_reader_feed(&r, buf + i, 1, count_cb, &frames), 0);
+			cr_assert_eq(
+			    rd_wire_reader_feed(&r, buf + i, 1, count_cb, &frames), 0);
 	cr_expect_eq(frames, 3);
 	cr_expect_not(rd_wire_reader_partial(&r));
 	rd_wire_reader_close(&r);
@@ -337,11 +347,13 @@ Test(proto, truncated_frames_refused)
 	size_t n;
 	int frames = 0;
 
-	cr_assert_eq(rd_wire_encode(sample_frame(&f, &b, &m, &mp), 1024, &buf, &n, NULL), 0);
+	cr_assert_eq(rd_wire_encode(sample_frame(&f, &b, &m, &mp), 1024, &buf, &n, NULL),
+	             0);
 	/* Payload = tag, length, batch: any cut after the length is short. */
 	for (size_t k = RD_WIRE_HEADER + 2; k < n; k++)
-		cr_expect_eq(rd_wire_decode(buf + RD_WIRE_HEADER, k - RD_WIRE_HEADER, &out, NULL),
-			     RD_EPROTO, "cut at %zu", k);
+		cr_expect_eq(
+		    rd_wire_decode(buf + RD_WIRE_HEADER, k - RD_WIRE_HEADER, &out, NULL),
+		    RD_EPROTO, "cut at %zu", k);
 	/* A stream ending inside a frame leaves it partial, delivering nothing. */
 	rd_wire_reader_init(&r, 1024);
 	cr_assert_eq(rd_wire_reader_feed(&r, buf, n - 1, count_cb, &frames), 0);
@@ -363,12 +375,14 @@ Test(proto, garbage_refused)
 	cr_expect_eq(rd_wire_decode(junk, sizeof junk, &out, NULL), RD_EPROTO);
 	cr_expect_eq(rd_wire_decode(junk, 0, &out, NULL), RD_EPROTO, "no kind set");
 	/* A known field of the wrong wire type. */
-	cr_expect_eq(rd_wire_decode((const uint8_t *)"\x08\x01", 2, &out, NULL), RD_EPROTO);
+	cr_expect_eq(rd_wire_decode((const uint8_t *)"\x08\x01", 2, &out, NULL),
+	             RD_EPROTO);
 	/* Announced length over the limit: refused before any allocation. */
 	rd_wire_reader_init(&r, 1024);
-	cr_expect_eq(rd_wire_reader_feed(&r, big, sizeof big, count_cb, &frames), RD_ETOOBIG);
+	cr_expect_eq(rd_wire_reader_feed(&r, big, sizeof big, count_cb, &frames),
+	             RD_ETOOBIG);
 	cr_expect_eq(rd_wire_reader_feed(&r, junk, 4, count_cb, &frames), RD_EPROTO,
-		     "a failed reader stays failed");
+	             "a failed reader stays failed");
 	rd_wire_reader_close(&r);
 }
 
@@ -384,6 +398,7 @@ Test(proto, unknown_raft_type_refused)
 	sample_frame(&f, &b, &m, &mp);
 	m.type = 99;
 	cr_assert_eq(rd_wire_encode(&f, 1024, &buf, &n, NULL), 0);
-	cr_expect_eq(rd_wire_decode(buf + RD_WIRE_HEADER, n - RD_WIRE_HEADER, &out, NULL), RD_EPROTO);
+	cr_expect_eq(rd_wire_decode(buf + RD_WIRE_HEADER, n - RD_WIRE_HEADER, &out, NULL),
+	             RD_EPROTO);
 	free(buf);
 }

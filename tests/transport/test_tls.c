@@ -73,8 +73,9 @@ Test(tls, other_ca_refused)
 	char cmd[1024];
 
 	tenv_init(&e, true);
-	snprintf(cmd, sizeof cmd, "%s/conf/raftd-certs ca %s/other && %s/conf/raftd-certs node %s/other 2",
-		 getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir);
+	snprintf(cmd, sizeof cmd,
+	         "%s/conf/raftd-certs ca %s/other && %s/conf/raftd-certs node %s/other 2",
+	         getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir);
 	cr_assert_eq(system(cmd), 0);
 	tnode_config(&e, 2, false, &bad);
 	snprintf(bad.tls_ca, sizeof bad.tls_ca, "%s/other/ca.pem", e.dir);
