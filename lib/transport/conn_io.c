@@ -80,7 +80,14 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 
 	path.remote.addr = (struct sockaddr *)from;
 	path.remote.addrlen = fromlen;
+	c->in_read = true;
 	rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, pkt, len, rd_t_now());
+	c->in_read = false;
+	if (rv == 0 && c->close_pending) {
+		/* A callback (the application's) asked to close meanwhile. */
+		rd_conn_close(c, c->close_code, "closed from a callback");
+		return;
+	}
 	if (rv != 0) {
 		switch (rv) {
 		case NGTCP2_ERR_DRAINING:
@@ -242,6 +249,12 @@ void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why)
 
 	if (c->dead)
 		return;
+	if (c->in_read) {
+		/* Inside ngtcp2_conn_read_pkt: writing now is not allowed. */
+		c->close_pending = true;
+		c->close_code = app_error;
+		return;
+	}
 	if (!c->ccerr_set)
 		ngtcp2_connection_close_error_set_application_error(&c->ccerr, app_error,
 		                                                    NULL, 0);

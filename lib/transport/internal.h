@@ -88,6 +88,9 @@ struct rd_conn {
 	bool dead;            /* closed: freed at the end of the flush */
 	bool ccerr_set;       /* ccerr holds our reason to close */
 	bool silent;          /* close without sending CONNECTION_CLOSE */
+	bool in_read;         /* inside ngtcp2_conn_read_pkt */
+	bool close_pending;   /* rd_conn_close was called during the read */
+	uint64_t close_code;
 	ngtcp2_connection_close_error ccerr;
 	struct event *timer;
 	struct rd_stream *streams;
