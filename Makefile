@@ -6,7 +6,7 @@
 #   build/             normal build (objects, libraftd.a, raftd, raftctl, tests)
 #   build/asan/        the same with ASan + UBSan (make ... SANITIZE=1)
 #
-# Areas may add their own targets in a fragment `tests/<dir>/rules.mk`,
+# Areas may add their own targets in fragments `tests/<dir>/*.mk`,
 # appending to TEST_TARGETS, BENCH_TARGETS or FUZZ_TARGETS.
 
 .DEFAULT_GOAL := all
@@ -28,6 +28,14 @@ OPT := -O2
 endif
 
 CC ?= gcc
+# Quiet by default; `make V=1` shows every command.
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+endif
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wimplicit-fallthrough \
         -Wstrict-prototypes -Wmissing-prototypes -Werror
 CORE_WARN := -Wconversion
@@ -58,7 +66,7 @@ TEST_TARGETS := $(TEST_DIRS:%=test-%)
 BENCH_TARGETS :=
 FUZZ_TARGETS :=
 
--include $(sort $(wildcard tests/*/rules.mk))
+-include $(sort $(wildcard tests/*/*.mk))
 
 .PHONY: all deps test bench fuzz run install format format-check lint clean help \
         $(TEST_DIRS:%=test-%)
@@ -85,32 +93,39 @@ $(GEN_C) $(GEN_H) &: $(PROTO) $(DEPS_STAMP)
 	protoc-c --proto_path=proto --c_out=$(B)/gen $(PROTO)
 
 $(B)/gen/raftd.pb-c.o: $(GEN_C)
-	$(CC) $(CPPFLAGS_ALL) $(GEN_CFLAGS) -c $< -o $@
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(GEN_CFLAGS) -c $< -o $@
 
 # --- library and programs -------------------------------------------------------
 $(B)/lib/raft/%.o: lib/raft/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(WARN) $(CORE_WARN) -c $< -o $@
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(WARN) $(CORE_WARN) -c $< -o $@
 
 $(B)/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(WARN) -c $< -o $@
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(WARN) -c $< -o $@
 
 $(LIBRAFTD): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call msg,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(B)/raftd: $(B)/daemon/raftd.o $(LIBRAFTD)
-	$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
 $(B)/raftctl: $(B)/daemon/raftctl.o $(LIBRAFTD)
-	$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
 # --- tests -----------------------------------------------------------------------
 define test_bin
 $(B)/tests/test-$(1): $(patsubst %.c,$(B)/%.o,$(wildcard tests/$(1)/*.c)) $(LIBRAFTD) | $(DAEMONS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS_ALL) $$(filter %.o %.a,$$^) $$(LDLIBS_ALL) -lcriterion -o $$@
+	$$(call msg,LD,$$@)
+	$$(Q)$$(CC) $$(LDFLAGS_ALL) $$(filter %.o %.a,$$^) $$(LDLIBS_ALL) -lcriterion -o $$@
 endef
 $(foreach d,$(TEST_DIRS),$(eval $(call test_bin,$(d))))
 
@@ -118,6 +133,10 @@ $(foreach d,$(TEST_DIRS),$(eval $(call test_bin,$(d))))
 export RD_BUILD := $(abspath $(B))
 export RD_SRC := $(abspath .)
 export RD_DEPS := $(abspath $(DEPS))
+ifeq ($(SANITIZE),1)
+export LSAN_OPTIONS := suppressions=$(abspath tests/lsan.supp):print_suppressions=0
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+endif
 
 $(TEST_DIRS:%=test-%): test-%: $(B)/tests/test-%
 	$< --jobs 2
@@ -135,12 +154,23 @@ run: $(DAEMONS)
 	bash conf/run-local.sh $(NODES)
 
 PREFIX ?= /usr/local
+MANDIR ?= $(PREFIX)/share/man
 install: $(DAEMONS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/raftd
 	install -m 0755 $(B)/raftd $(B)/raftctl $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)/lib/systemd/system
 	install -m 0644 systemd/raftd.service systemd/raftd@.service $(DESTDIR)/lib/systemd/system/
 	[ -e $(DESTDIR)/etc/raftd/raftd.conf ] || install -m 0640 conf/raftd.conf.example $(DESTDIR)/etc/raftd/raftd.conf
+	sed -i 's|/usr/local/bin/raftd|$(PREFIX)/bin/raftd|' $(DESTDIR)/lib/systemd/system/raftd.service $(DESTDIR)/lib/systemd/system/raftd@.service
+	install -m 0644 conf/raftd.conf.example $(DESTDIR)/etc/raftd/raftd.conf.example
+	install -d $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 systemd/raftd.sysusers $(DESTDIR)/usr/lib/sysusers.d/raftd.conf
+	install -m 0644 conf/man/raftctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 conf/man/raftd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 conf/man/raftd.8 $(DESTDIR)$(MANDIR)/man8/
+	@# On the live system: create the raftd user and let its group read the config.
+	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers /usr/lib/sysusers.d/raftd.conf && chgrp raftd /etc/raftd /etc/raftd/raftd.conf && chmod 0750 /etc/raftd; fi
 
 SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find lib daemon tests -name '*.[ch]')
 format:

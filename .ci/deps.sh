@@ -16,7 +16,8 @@ DEPS=$(cd "$DEPS" && pwd)
 
 PKGS="build-essential pkg-config autoconf automake libtool dpkg-dev openssl
   librocksdb-dev libevent-dev libprotobuf-c-dev protobuf-c-compiler
-  libcriterion-dev libsystemd-dev libinih-dev clang libclang-rt-14-dev"
+  libcriterion-dev libsystemd-dev libinih-dev systemd man-db groff-base
+  clang libclang-rt-14-dev"
 
 ARCH=$(uname -m)
 WOLFSSL_OPTS="--enable-static --disable-shared --with-pic --enable-quic
@@ -63,6 +64,10 @@ STAMP="$DEPS/stamp"
 want="wolfssl[$(echo $WOLFSSL_OPTS)] ngtcp2[$(echo $NGTCP2_OPTS)] arch=$ARCH"
 if [ -f "$STAMP" ] && [ "$(sed -n 2p "$STAMP")" = "$want" ] &&
 	[ -f "$DEPS/lib/libwolfssl.a" ] && [ -f "$DEPS/lib/libngtcp2.a" ]; then
+	# Up to date: refresh the stamp's time so that make, which reran this
+	# script because it is newer than the stamp, does not rerun it (and
+	# regenerate the protobuf code) on every build.
+	touch "$STAMP"
 	exit 0
 fi
 

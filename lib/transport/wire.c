@@ -50,7 +50,7 @@ static int validate_raft_message(const Raftd__RaftMessage *m, char *msg)
 	if (m == NULL)
 		return rd_errorf(msg, RD_EPROTO, "empty Raft message");
 	if (m->type <= RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_UNSPECIFIED ||
-	    m->type > RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT_STATUS)
+	    m->type > RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_READ_INDEX_RESP)
 		return rd_errorf(msg, RD_EPROTO, "unknown Raft message type %d",
 		                 (int)m->type);
 	for (size_t i = 0; i < m->n_entries; i++) {

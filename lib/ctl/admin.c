@@ -1,0 +1,389 @@
+/*
+ * Admin HTTP server on evhttp.
+ *
+ * Happy path: evhttp accepts on a listener bound to [admin] listen, parses
+ * one request, on_request routes it by exact path, the handler asks the
+ * node through rd_admin_ops and answers with a complete body and an
+ * explicit Content-Type. Nothing is kept between requests.
+ *
+ * Failure modes: a bind failure is returned to the caller (the node then
+ * refuses to start, like any other bad listen address); a callback that
+ * fails turns into 500 with the error's name; malformed HTTP, oversized
+ * headers or an idle client are handled inside evhttp (400 or a closed
+ * connection) and never reach the node. Every other method than GET and
+ * HEAD is allowed through evhttp on purpose so that it reaches on_request
+ * and gets a proper 405 with an Allow header instead of evhttp's 501.
+ */
+#include "ctl/admin.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/err.h"
+
+/* Slow or idle admin clients are dropped after this many seconds. */
+#define ADMIN_TIMEOUT_SECS 10
+#define ADMIN_MAX_HEADERS  8192
+#define ADMIN_MAX_BODY     1024
+
+#define CT_TEXT "text/plain; charset=utf-8"
+#define CT_JSON "application/json"
+/* The content type Prometheus expects for the text format. */
+#define CT_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+
+struct rd_admin {
+	struct evhttp *http;
+	const struct rd_admin_ops *ops;
+	void *ud;
+	struct rd_admin_opts opts;
+	uint64_t started_ns;
+	uint16_t port;
+};
+
+uint64_t rd_admin_monotonic_ns(void *unused)
+{
+	struct timespec ts;
+	(void)unused;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(const struct rd_admin *a)
+{
+	return a->opts.clock(a->opts.clock_ud);
+}
+
+static const char *reason_phrase(int code)
+{
+	switch (code) {
+	case 200:
+		return "OK";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	}
+	return NULL;
+}
+
+/* Send `body` (may be NULL for an empty one) with `code`. */
+static void reply(struct evhttp_request *req, int code, const char *ctype,
+                  struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", ctype);
+	/* Probes and scrapes must see the current state, never a cached one. */
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* evhttp would send the body after the headers of a HEAD answer:
+		 * announce its length (RFC 9110 section 8.6) and send none. */
+		char len[24];
+		snprintf(len, sizeof len, "%zu",
+		         body != NULL ? evbuffer_get_length(body) : 0);
+		evhttp_add_header(h, "Content-Length", len);
+		evhttp_send_reply(req, code, reason_phrase(code), NULL);
+		return;
+	}
+	evhttp_send_reply(req, code, reason_phrase(code), body);
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reply_text(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+	struct evbuffer *body = evbuffer_new();
+	va_list ap;
+
+	if (body == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(body, fmt, ap);
+	va_end(ap);
+	reply(req, code, CT_TEXT, body);
+	evbuffer_free(body);
+}
+
+/* Liveness is about the tick loop only: it fails when no tick completed for
+ * RD_ADMIN_LIVEZ_TICKS intervals, so that a supervisor restarts a node
+ * whose loop turns but no longer makes progress. Before the first tick the
+ * server's start time stands in for it. */
+static void serve_livez(struct rd_admin *a, struct evhttp_request *req)
+{
+	uint64_t last = a->ops->last_tick_ns(a->ud);
+	uint64_t ref = last != 0 ? last : a->started_ns;
+	uint64_t now = now_ns(a);
+	uint64_t limit = RD_ADMIN_LIVEZ_TICKS * a->opts.tick_interval_ns;
+
+	if (now > ref && now - ref > limit) {
+		reply_text(req, 503,
+		           "stalled: no tick completed for %" PRIu64 " ms (limit %" PRIu64
+		           " ms)\n",
+		           (now - ref) / 1000000u, limit / 1000000u);
+		return;
+	}
+	reply_text(req, 200, "ok\n");
+}
+
+static void serve_readyz(struct rd_admin *a, struct evhttp_request *req)
+{
+	const char *reason = NULL;
+
+	if (a->ops->ready(a->ud, &reason)) {
+		reply_text(req, 200, "ready\n");
+		return;
+	}
+	reply_text(req, 503, "not ready: %s\n", reason != NULL ? reason : "not ready");
+}
+
+/* /status and /metrics: the node writes the whole body; a failure discards
+ * what it wrote so that a client never parses half a document. */
+static void serve_document(struct rd_admin *a, struct evhttp_request *req,
+                           int (*write)(void *, struct evbuffer *), const char *ctype)
+{
+	struct evbuffer *body = evbuffer_new();
+	int rv;
+
+	if (body == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	rv = write(a->ud, body);
+	if (rv != 0) {
+		evbuffer_free(body);
+		reply_text(req, 500, "error: %s (%s)\n", rd_strerror(rv), rd_errname(rv));
+		return;
+	}
+	reply(req, 200, ctype, body);
+	evbuffer_free(body);
+}
+
+static void serve_status(struct rd_admin *a, struct evhttp_request *req)
+{
+	serve_document(a, req, a->ops->write_status_json, CT_JSON);
+}
+
+static void serve_metrics(struct rd_admin *a, struct evhttp_request *req)
+{
+	serve_document(a, req, a->ops->write_metrics, CT_PROMETHEUS);
+}
+
+static const struct {
+	const char *path;
+	void (*serve)(struct rd_admin *, struct evhttp_request *);
+} routes[] = {
+    {"/livez", serve_livez},
+    {"/readyz", serve_readyz},
+    {"/status", serve_status},
+    {"/metrics", serve_metrics},
+};
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct rd_admin *a = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+
+	if (path == NULL)
+		path = "";
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		if (strcmp(path, routes[i].path) != 0)
+			continue;
+		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+			/* RFC 9110 section 15.5.6: a 405 lists the allowed methods. */
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+			                  "GET, HEAD");
+			reply_text(req, 405, "method not allowed: use GET\n");
+			return;
+		}
+		routes[i].serve(a, req);
+		return;
+	}
+	reply_text(req, 404, "not found; try /livez /readyz /status /metrics\n");
+}
+
+static uint16_t bound_port(struct evconnlistener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+int rd_admin_start(struct event_base *base, const struct sockaddr *addr,
+                   socklen_t addrlen, const struct rd_admin_ops *ops, void *ud,
+                   const struct rd_admin_opts *opts, struct rd_admin **out, char *msg)
+{
+	struct rd_admin *a;
+	struct evconnlistener *l;
+	int rv;
+
+	a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return rd_errorf(msg, RD_ENOMEM, "admin server: out of memory");
+	a->ops = ops;
+	a->ud = ud;
+	a->opts = *opts;
+	if (a->opts.clock == NULL)
+		a->opts.clock = rd_admin_monotonic_ns;
+	a->started_ns = now_ns(a);
+
+	a->http = evhttp_new(base);
+	if (a->http == NULL) {
+		rv = rd_errorf(msg, RD_ENOMEM, "admin server: cannot create evhttp");
+		goto err_after_alloc;
+	}
+	evhttp_set_timeout(a->http, ADMIN_TIMEOUT_SECS);
+	evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
+	evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
+	evhttp_set_allowed_methods(
+	    a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+	                 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	                 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(a->http, on_request, a);
+
+	l = evconnlistener_new_bind(base, NULL, NULL,
+	                            LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+	                                LEV_OPT_CLOSE_ON_EXEC,
+	                            -1, addr, (int)addrlen);
+	if (l == NULL) {
+		rv = rd_errorf(msg, RD_EIO, "admin server: cannot listen: %s",
+		               strerror(errno));
+		goto err_after_http;
+	}
+	/* From here the listener belongs to the evhttp (freed with it). */
+	if (evhttp_bind_listener(a->http, l) == NULL) {
+		evconnlistener_free(l);
+		rv =
+		    rd_errorf(msg, RD_ENOMEM, "admin server: cannot attach the listener");
+		goto err_after_http;
+	}
+	a->port = bound_port(l);
+	*out = a;
+	return 0;
+
+err_after_http:
+	evhttp_free(a->http);
+err_after_alloc:
+	free(a);
+	return rv;
+}
+
+uint16_t rd_admin_port(const struct rd_admin *a)
+{
+	return a->port;
+}
+
+void rd_admin_stop(struct rd_admin *a)
+{
+	if (a == NULL)
+		return;
+	evhttp_free(a->http);
+	free(a);
+}
+
+/* Length of the valid UTF-8 sequence at `s` (RFC 3629 section 4: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t need;
+	uint32_t cp, min;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xE0) == 0xC0)
+		need = 2, cp = s[0] & 0x1Fu, min = 0x80;
+	else if ((s[0] & 0xF0) == 0xE0)
+		need = 3, cp = s[0] & 0x0Fu, min = 0x800;
+	else if ((s[0] & 0xF8) == 0xF0)
+		need = 4, cp = s[0] & 0x07u, min = 0x10000;
+	else
+		return 0;
+	if (n < need)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3Fu);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return need;
+}
+
+void rd_admin_json_string_n(struct evbuffer *out, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, run = 0;
+
+	evbuffer_add(out, "\"", 1);
+	while (i < len) {
+		unsigned char c = p[i];
+		const char *esc = NULL;
+		char hex[8];
+		size_t n = 1;
+
+		if (c == '"')
+			esc = "\\\"";
+		else if (c == '\\')
+			esc = "\\\\";
+		else if (c == '\n')
+			esc = "\\n";
+		else if (c == '\r')
+			esc = "\\r";
+		else if (c == '\t')
+			esc = "\\t";
+		else if (c < 0x20) {
+			snprintf(hex, sizeof hex, "\\u%04x", c);
+			esc = hex;
+		} else if (c >= 0x80) {
+			n = utf8_seq(p + i, len - i);
+			if (n == 0) {
+				esc = "\\ufffd";
+				n = 1;
+			}
+		}
+		if (esc != NULL) {
+			evbuffer_add(out, p + run, i - run);
+			evbuffer_add(out, esc, strlen(esc));
+			run = i + n;
+		}
+		i += n;
+	}
+	evbuffer_add(out, p + run, len - run);
+	evbuffer_add(out, "\"", 1);
+}
+
+void rd_admin_json_string(struct evbuffer *out, const char *s)
+{
+	if (s == NULL) {
+		evbuffer_add(out, "null", 4);
+		return;
+	}
+	rd_admin_json_string_n(out, s, strlen(s));
+}

@@ -1,0 +1,90 @@
+/*
+ * The admin HTTP server ([admin] listen, loopback by default), on libevent's
+ * evhttp and the node's event base:
+ *
+ *   GET /livez    200 "ok" while ticks complete; 503 when no tick completed
+ *                 for RD_ADMIN_LIVEZ_TICKS tick intervals
+ *   GET /readyz   200 "ready", or 503 with a one-line reason
+ *   GET /status   200 application/json, written by the node
+ *   GET /metrics  200 Prometheus text format 0.0.4, written by the node
+ *   other paths   404;  methods other than GET and HEAD: 405 (Allow: GET, HEAD)
+ *
+ * The server knows nothing of the node's internals: everything it serves
+ * comes from the callbacks in struct rd_admin_ops, called on the event
+ * base's thread while a request is handled. HEAD is answered like GET
+ * without a body (RFC 9110 section 9.3.2).
+ *
+ * Since the server runs on the same loop as the ticks, a loop that is
+ * blocked entirely does not answer at all; a probe's timeout covers that
+ * case, /livez covers a loop that turns but no longer ticks.
+ */
+#ifndef RD_CTL_ADMIN_H
+#define RD_CTL_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct evbuffer;
+struct rd_admin;
+
+/* /livez fails after this many tick intervals without a completed tick. */
+#define RD_ADMIN_LIVEZ_TICKS 5
+
+struct rd_admin_ops {
+	/* True when the node is ready. When not, set *reason to a short text
+	 * ("no leader for the metadata group") that stays valid until the
+	 * next call; NULL is answered as "not ready". */
+	bool (*ready)(void *ud, const char **reason);
+	/* Monotonic time (ns, same clock as rd_admin_clock_fn) at which the
+	 * last tick completed; 0 when none has yet. */
+	uint64_t (*last_tick_ns)(void *ud);
+	/* Append the /status JSON document to `out`. Return 0, or an RD_E*
+	 * code to answer 500 (whatever was appended is discarded). */
+	int (*write_status_json)(void *ud, struct evbuffer *out);
+	/* Append the /metrics text to `out` (see ctl/metrics.h). Return as
+	 * above. */
+	int (*write_metrics)(void *ud, struct evbuffer *out);
+};
+
+/* A monotonic clock in nanoseconds. */
+typedef uint64_t (*rd_admin_clock_fn)(void *clock_ud);
+
+struct rd_admin_opts {
+	uint64_t tick_interval_ns; /* the node's tick_ms in ns; > 0 */
+	rd_admin_clock_fn clock;   /* NULL: CLOCK_MONOTONIC */
+	void *clock_ud;
+};
+
+/* CLOCK_MONOTONIC in nanoseconds (the default clock). */
+uint64_t rd_admin_monotonic_ns(void *unused);
+
+/* Listen on `addr` (port 0 picks a free one, see rd_admin_port) and serve on
+ * `base`. `ops` and `ud` are borrowed and must outlive the server; `opts` is
+ * copied. A node that has not ticked yet counts as live for
+ * RD_ADMIN_LIVEZ_TICKS intervals from this call. Returns 0 and *out, or
+ * RD_EIO (cannot bind: address in use, permission) / RD_ENOMEM with a
+ * message naming the address. */
+int rd_admin_start(struct event_base *base, const struct sockaddr *addr,
+                   socklen_t addrlen, const struct rd_admin_ops *ops, void *ud,
+                   const struct rd_admin_opts *opts, struct rd_admin **out, char *msg);
+
+/* The TCP port actually bound. */
+uint16_t rd_admin_port(const struct rd_admin *a);
+
+/* Stop listening, drop open admin connections and free `a`. NULL is fine. */
+void rd_admin_stop(struct rd_admin *a);
+
+/* --- JSON helpers for write_status_json ------------------------------------ */
+
+/* Append `s` (`len` bytes) as a JSON string, with its quotes: '"', '\' and
+ * control characters escaped (RFC 8259 section 7), invalid UTF-8 replaced
+ * by U+FFFD so that the document always parses. */
+void rd_admin_json_string_n(struct evbuffer *out, const char *s, size_t len);
+
+/* The same for a NUL-terminated `s`; NULL writes null. */
+void rd_admin_json_string(struct evbuffer *out, const char *s);
+
+#endif

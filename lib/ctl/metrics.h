@@ -1,0 +1,184 @@
+/*
+ * Prometheus text exposition format (version 0.0.4) helpers for /metrics.
+ *
+ * The node keeps its counters, gauges and histograms in its own structs and,
+ * when /metrics is scraped, writes them with these functions into an
+ * evbuffer: one family header (# HELP, # TYPE) followed by its samples.
+ *
+ *   rd_metrics_family(out, RD_METRIC_GROUP_TERM);
+ *   for each group:
+ *           rd_metrics_gauge_u64(out, "raft_group_term", RD_METRICS_L1("group", id), t);
+ *
+ * Names follow the Prometheus conventions: base units (seconds, bytes),
+ * counters end in _total, a metric's samples follow its header without
+ * interruption. Every metric raftd exports is listed once in
+ * RD_METRICS_CATALOG with its type and help text, so that the HELP lines,
+ * the man page and the tests agree.
+ *
+ * Histograms have a fixed array of buckets: observing a value never
+ * allocates and costs one short search, so it can sit on the tick and sync
+ * paths. Counts are kept per bucket and made cumulative only when written.
+ */
+#ifndef RD_CTL_METRICS_H
+#define RD_CTL_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+enum rd_metric_type {
+	RD_METRIC_COUNTER,
+	RD_METRIC_GAUGE,
+	RD_METRIC_HISTOGRAM,
+};
+
+/* X(ID, name, type, label names separated by commas, help). The node writes
+ * every one of these; tests check that each is present in /metrics. */
+#define RD_METRICS_CATALOG(X)                                                            \
+	X(TICK_LOOP_ITERATIONS, "raft_tick_loop_iterations_total", COUNTER, "",          \
+	  "Event-loop iterations that drained ready state (sync, send, apply).")         \
+	X(TICK_LOOP_LAST_DURATION, "raft_tick_loop_last_iteration_duration_seconds",     \
+	  GAUGE, "", "Duration of the most recent tick-loop iteration.")                 \
+	X(TICK_LOOP_DURATION, "raft_tick_loop_iteration_duration_seconds", HISTOGRAM,    \
+	  "", "Distribution of tick-loop iteration durations.")                          \
+	X(TICK_DURATION, "raft_tick_duration_seconds", HISTOGRAM, "",                    \
+	  "Distribution of the time taken to tick every group once.")                    \
+	X(TICK_LOOP_UP, "raft_tick_loop_up", GAUGE, "",                                  \
+	  "1 while the tick loop completes ticks on time, 0 when it is stalled.")        \
+	X(TICK_LOOP_ERRORS, "raft_tick_loop_errors_total", COUNTER, "kind",              \
+	  "Errors met by the tick loop, by kind.")                                       \
+	X(TICK_LOOP_PENDING_GROUPS, "raft_tick_loop_pending_groups", GAUGE, "",          \
+	  "Groups with ready state waiting for the next iteration.")                     \
+	X(NODE_READY, "raft_node_ready", GAUGE, "",                                      \
+	  "1 when this node serves requests (metadata leader known, caught up).")        \
+	X(NODE_UPTIME, "raft_node_uptime_seconds", GAUGE, "",                            \
+	  "Seconds since this raftd process started.")                                   \
+	X(GROUP_TERM, "raft_group_term", GAUGE, "group",                                 \
+	  "Current Raft term of the group.")                                             \
+	X(GROUP_COMMIT_INDEX, "raft_group_commit_index", GAUGE, "group",                 \
+	  "Highest log index known to be committed in the group.")                       \
+	X(GROUP_APPLIED_INDEX, "raft_group_applied_index", GAUGE, "group",               \
+	  "Highest log index applied to the group's state machine on this node.")        \
+	X(GROUP_IS_LEADER, "raft_group_is_leader", GAUGE, "group",                       \
+	  "1 when this node leads the group, else 0.")                                   \
+	X(GROUP_LEADER, "raft_group_leader_id", GAUGE, "group",                          \
+	  "Node id of the group's known leader, 0 when none is known.")                  \
+	X(GROUP_ROLE, "raft_group_role", GAUGE, "group,role",                            \
+	  "1 for this node's current role in the group.")                                \
+	X(GROUP_PROPOSALS, "raft_group_proposals_total", COUNTER, "group",               \
+	  "Proposals appended by this node as the group's leader.")                      \
+	X(GROUP_FORWARDED_PROPOSALS, "raft_group_forwarded_proposals_total", COUNTER,    \
+	  "group", "Proposals this node forwarded to the group's leader.")               \
+	X(PEER_CONNECTED, "raft_peer_connected", GAUGE, "peer",                          \
+	  "1 while a QUIC connection to the peer is established.")                       \
+	X(PEER_MESSAGES_SENT, "raft_peer_messages_sent_total", COUNTER, "peer",          \
+	  "Raft messages sent to the peer.")                                             \
+	X(PEER_MESSAGES_RECEIVED, "raft_peer_messages_received_total", COUNTER, "peer",  \
+	  "Raft messages received from the peer.")                                       \
+	X(PEER_BYTES_SENT, "raft_peer_bytes_sent_total", COUNTER, "peer",                \
+	  "Frame bytes sent to the peer.")                                               \
+	X(PEER_BYTES_RECEIVED, "raft_peer_bytes_received_total", COUNTER, "peer",        \
+	  "Frame bytes received from the peer.")                                         \
+	X(PEER_RTT, "raft_peer_rtt_seconds", GAUGE, "peer",                              \
+	  "Smoothed QUIC round-trip time to the peer (RFC 9002 section 5.3).")           \
+	X(PEER_LOST_PACKETS, "raft_peer_lost_packets_total", COUNTER, "peer",            \
+	  "QUIC packets to the peer declared lost.")                                     \
+	X(PEER_RECONNECTS, "raft_peer_reconnects_total", COUNTER, "peer",                \
+	  "Connections to the peer established again after a loss.")                     \
+	X(STORAGE_SYNC_DURATION, "raft_storage_sync_duration_seconds", HISTOGRAM, "",    \
+	  "Duration of synced RocksDB write batches (one per loop iteration).")
+
+enum rd_metric_id {
+#define RD__METRIC_ENUM(id, name, type, labels, help) RD_METRIC_##id,
+	RD_METRICS_CATALOG(RD__METRIC_ENUM)
+#undef RD__METRIC_ENUM
+	    RD_METRIC_COUNT
+};
+
+struct rd_metric_desc {
+	const char *name;
+	enum rd_metric_type type;
+	const char *labels; /* "" or "group" or "group,role" */
+	const char *help;
+};
+
+/* The catalog entry of `id` (id < RD_METRIC_COUNT). */
+const struct rd_metric_desc *rd_metrics_desc(enum rd_metric_id id);
+
+/* Up to two labels on one sample. Values are escaped when written; names
+ * must match [a-zA-Z_][a-zA-Z0-9_]* and not be "le" (asserted). The strings
+ * are borrowed for the duration of the call. */
+struct rd_metric_labels {
+	unsigned n;
+	const char *name[2];
+	const char *value[2];
+};
+
+#define RD_METRICS_L0       ((struct rd_metric_labels){0})
+#define RD_METRICS_L1(k, v) ((struct rd_metric_labels){1, {(k), NULL}, {(v), NULL}})
+#define RD_METRICS_L2(k1, v1, k2, v2)                                                    \
+	((struct rd_metric_labels){2, {(k1), (k2)}, {(v1), (v2)}})
+
+/* A label value from a number ("group" => "3"): formats `v` into `buf`
+ * (at least 21 bytes) and returns `buf`. */
+const char *rd_metrics_u64_str(char *buf, uint64_t v);
+
+/* True when `name` is a valid metric name: [a-zA-Z_:][a-zA-Z0-9_:]*. */
+bool rd_metrics_name_valid(const char *name);
+
+/* Write "# HELP name help" and "# TYPE name type" for `id`. */
+void rd_metrics_family(struct evbuffer *out, enum rd_metric_id id);
+
+/* The same for a metric outside the catalog. `help` is escaped (backslash,
+ * newline) as the format requires. */
+void rd_metrics_header(struct evbuffer *out, const char *name, enum rd_metric_type type,
+                       const char *help);
+
+/* One sample line "name{labels} value". Use after the family header. */
+void rd_metrics_counter(struct evbuffer *out, const char *name, struct rd_metric_labels l,
+                        uint64_t value);
+void rd_metrics_gauge_u64(struct evbuffer *out, const char *name,
+                          struct rd_metric_labels l, uint64_t value);
+void rd_metrics_gauge(struct evbuffer *out, const char *name, struct rd_metric_labels l,
+                      double value);
+
+/* Format `v` the shortest way that reads back exactly, or +Inf, -Inf, NaN.
+ * `buf` holds at least 32 bytes. Returns `buf`. */
+const char *rd_metrics_fmt_double(char *buf, double v);
+
+/* --- histograms ---------------------------------------------------------- */
+
+#define RD_METRICS_MAX_BUCKETS 24
+
+struct rd_metric_hist {
+	const double *bounds; /* RD_METRICS_MAX_BUCKETS at most, ascending */
+	unsigned n_bounds;
+	/* counts[i]: observations <= bounds[i] and > bounds[i-1];
+	 * counts[n_bounds]: above the last bound (the +Inf bucket's share). */
+	uint64_t counts[RD_METRICS_MAX_BUCKETS + 1];
+	uint64_t count;
+	double sum;
+};
+
+/* Latency bucket bounds in seconds, 50 us to 10 s, fit for tick-loop
+ * iterations and fsyncs alike. */
+extern const double rd_metrics_latency_buckets[];
+extern const unsigned rd_metrics_latency_buckets_n;
+
+/* Zero `h` and use `bounds` (borrowed: must outlive `h`; strictly ascending,
+ * finite, at most RD_METRICS_MAX_BUCKETS, asserted). */
+void rd_metrics_hist_init(struct rd_metric_hist *h, const double *bounds,
+                          unsigned n_bounds);
+
+/* Count one observation. Never allocates. NaN is ignored. */
+void rd_metrics_hist_observe(struct rd_metric_hist *h, double v);
+
+/* Write the histogram's samples: cumulative name_bucket{...,le="B"} lines
+ * ending with le="+Inf", then name_sum and name_count, all with labels `l`
+ * (at most two, le is appended last). */
+void rd_metrics_histogram(struct evbuffer *out, const char *name,
+                          struct rd_metric_labels l, const struct rd_metric_hist *h);
+
+#endif

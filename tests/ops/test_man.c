@@ -1,0 +1,143 @@
+/* Manual pages: raftd(8), raftctl(1) and raftd.conf(5) render with
+ * `man --warnings -l` (and with every groff warning enabled) without a
+ * single warning; raftd.conf(5) documents every key the parser accepts, in
+ * its section; raftd(8) lists every metric of the catalog. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/metrics.h"
+#include "sh.h"
+
+static const char *const pages[] = {
+    "conf/man/raftd.8",
+    "conf/man/raftctl.1",
+    "conf/man/raftd.conf.5",
+};
+
+/* Render `path` and return groff's complaints (stderr) in `out`. */
+static int render(const char *path, const char *warnings, char *out, size_t size)
+{
+	return ops_sh(out, size,
+	              "MANWIDTH=80 LC_ALL=C.UTF-8 MAN_KEEP_FORMATTING= man %s -l '%s' "
+	              "2>&1 >/dev/null",
+	              warnings, path);
+}
+
+static void need_man(void)
+{
+	cr_assert_eq(
+	    ops_sh(NULL, 0, "command -v man >/dev/null && command -v groff >/dev/null"),
+	    0, "man or groff is missing: install 'man-db' and 'groff-base' (make deps)");
+}
+
+/* "--warnings" is man-db's default set (-wmac); "--warnings=w" turns on
+ * every groff warning. */
+Test(man, pages_render_without_warnings, .timeout = 60)
+{
+	char out[8192];
+
+	need_man();
+	for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+		const char *w[] = {"--warnings", "--warnings=w"};
+		for (size_t j = 0; j < 2; j++) {
+			int rv = render(ops_src(pages[i]), w[j], out, sizeof out);
+			cr_assert_eq(rv, 0, "man %s -l %s failed:\n%s", w[j], pages[i],
+			             out);
+			cr_assert_str_empty(out, "man %s -l %s:\n%s", w[j], pages[i],
+			                    out);
+		}
+	}
+}
+
+/* The check is live: an undefined macro is reported. */
+Test(man, a_broken_page_is_reported)
+{
+	char dir[256], path[512], out[8192];
+
+	need_man();
+	ops_mkdtemp(dir);
+	snprintf(path, sizeof path, "%s/broken.1", dir);
+	ops_write_file(path, ".TH BROKEN 1\n.SH NAME\nbroken \\- a test\n.NOSUCHMACRO\n");
+	render(path, "--warnings", out, sizeof out);
+	ops_rmrf(dir);
+	cr_assert_not_null(strstr(out, "NOSUCHMACRO"), "no warning: '%s'", out);
+}
+
+/* Each page has the sections a reader looks for. */
+Test(man, pages_have_the_usual_sections)
+{
+	const char *const sections[] = {".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION",
+	                                "SEE ALSO"};
+	for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+		char *text = ops_read_file(ops_src(pages[i]));
+		cr_assert_not_null(text, "%s", pages[i]);
+		for (size_t j = 0; j < sizeof sections / sizeof sections[0]; j++)
+			cr_assert_not_null(strstr(text, sections[j]), "%s lacks %s",
+			                   pages[i], sections[j]);
+		free(text);
+	}
+}
+
+/* Calls `fn(section, key)` for every key of the KEYS table in
+ * lib/util/config.c, the single list of what the parser accepts. */
+static unsigned each_config_key(void (*fn)(const char *, const char *, void *), void *arg)
+{
+	char *src = ops_read_file(ops_src("lib/util/config.c"));
+	unsigned n = 0;
+
+	cr_assert_not_null(src);
+	for (char *line = strtok(src, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		char sec[64], key[64];
+		if (sscanf(line, " X(%63[a-z_], %63[a-z_])", sec, key) == 2) {
+			fn(sec, key, arg);
+			n++;
+		}
+	}
+	free(src);
+	return n;
+}
+
+static void key_in_man(const char *sec, const char *key, void *arg)
+{
+	const char *text = arg;
+	char head[96], entry[96];
+	const char *start, *end;
+
+	snprintf(head, sizeof head, ".SH \"[%s] SECTION\"", sec);
+	start = strstr(text, head);
+	cr_assert_not_null(start, "raftd.conf(5) has no section for [%s]", sec);
+	end = strstr(start + 1, "\n.SH ");
+	snprintf(entry, sizeof entry, "\n.BI %s \" = \"", key);
+	const char *at = strstr(start, entry);
+	cr_assert(at != NULL && (end == NULL || at < end),
+	          "raftd.conf(5) does not document [%s] %s in its section", sec, key);
+}
+
+/* Every key the parser accepts has an entry in its section of
+ * raftd.conf(5). */
+Test(man, config_page_documents_every_key)
+{
+	char *text = ops_read_file(ops_src("conf/man/raftd.conf.5"));
+	cr_assert_not_null(text);
+	cr_assert_geq(each_config_key(key_in_man, text), 20);
+	free(text);
+}
+
+/* Every metric of RD_METRICS_CATALOG is described in raftd(8). */
+Test(man, daemon_page_lists_every_metric)
+{
+	char *text = ops_read_file(ops_src("conf/man/raftd.8"));
+	cr_assert_not_null(text);
+	for (unsigned i = 0; i < RD_METRIC_COUNT; i++) {
+		const char *name = rd_metrics_desc(i)->name;
+		size_t n = strlen(name);
+		bool found = false;
+		for (const char *p = strstr(text, name); p != NULL && !found;
+		     p = strstr(p + n, name))
+			found = p[n] == '\n' || p[n] == '{' || p[n] == ' ';
+		cr_assert(found, "raftd(8) does not list %s", name);
+	}
+	free(text);
+}
