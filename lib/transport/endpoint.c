@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,21 +58,50 @@ void rd_t_rand(uint8_t *p, size_t n)
 	}
 }
 
-int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
-                  const uint8_t *pkt, size_t len)
+/* One sendmsg; with seg < len the kernel cuts the buffer into datagrams of
+ * `seg` bytes (UDP GSO, Linux 4.18+), the last one possibly shorter. */
+static ssize_t send_once(struct rd_transport *t, const struct sockaddr *to,
+                         socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
 {
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr m = {.msg_name = (void *)to,
+	                   .msg_namelen = tolen,
+	                   .msg_iov = &iov,
+	                   .msg_iovlen = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl;
 	ssize_t n;
 
+	if (seg < len) {
+		struct cmsghdr *cm;
+		memset(&ctl, 0, sizeof ctl);
+		m.msg_control = ctl.buf;
+		m.msg_controllen = sizeof ctl.buf;
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		*(uint16_t *)(void *)CMSG_DATA(cm) = (uint16_t)seg;
+	}
+	do
+		n = sendmsg(t->fd, &m, 0);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int rd_t_send_batch(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
+                    const uint8_t *buf, size_t len, size_t seg)
+{
 	if (t->blocked)
 		return RD_EAGAIN;
-	do
-		n = sendto(t->fd, pkt, len, 0, to, tolen);
-	while (n < 0 && errno == EINTR);
-	if (n >= 0)
+	if (send_once(t, to, tolen, buf, len, seg) >= 0)
 		return 0;
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-		memcpy(t->saved_pkt, pkt, len);
+		memcpy(t->saved_pkt, buf, len);
 		t->saved_len = len;
+		t->saved_seg = seg;
 		memcpy(&t->saved_to, to, tolen);
 		t->saved_tolen = tolen;
 		t->blocked = true;
@@ -79,8 +109,23 @@ int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t t
 		event_add(t->wev, NULL);
 		return RD_EAGAIN;
 	}
-	rd_log_debug("transport: sendto failed errno=%d", errno);
+	if (seg < len && !t->no_gso) {
+		/* No GSO on this path: from now on one datagram per call. The
+		 * batch is dropped; QUIC loss recovery resends it. */
+		rd_log_info(
+		    "transport: UDP GSO unavailable (errno %d), sending datagrams singly",
+		    errno);
+		t->no_gso = true;
+		return 0;
+	}
+	rd_log_debug("transport: sendmsg failed errno=%d", errno);
 	return 0; /* dropped: QUIC loss recovery resends */
+}
+
+int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
+                  const uint8_t *pkt, size_t len)
+{
+	return rd_t_send_batch(t, to, tolen, pkt, len, len);
 }
 
 void rd_t_mark_dirty(struct rd_conn *c)
@@ -119,8 +164,8 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)fd, (void)what;
-	n = sendto(t->fd, t->saved_pkt, t->saved_len, 0, (struct sockaddr *)&t->saved_to,
-	           t->saved_tolen);
+	n = send_once(t, (struct sockaddr *)&t->saved_to, t->saved_tolen, t->saved_pkt,
+	              t->saved_len, t->saved_seg);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
 		event_add(t->wev, NULL);
 		return;

@@ -28,6 +28,8 @@
 #define RD_T_MAX_PKT          NGTCP2_MAX_PMTUD_UDP_PAYLOAD_SIZE
 #define RD_T_CID_BUCKETS      256
 #define RD_T_MAX_PENDING_SHUT 32
+#define RD_T_TX_MAX           65000 /* one GSO batch: under the 64 KiB UDP limit */
+#define RD_T_GSO_SEGS         44    /* datagrams per batch (kernel limit: 64) */
 
 /* One frame (header + payload) waiting to be sent or acknowledged. */
 struct rd_sbuf {
@@ -166,8 +168,11 @@ struct rd_transport {
 	uint8_t reset_secret[32];
 	struct rd_transport_stats st;
 	bool blocked; /* socket said EAGAIN: wait for writability */
-	uint8_t saved_pkt[RD_T_MAX_PKT];
+	uint8_t saved_pkt[RD_T_TX_MAX];
 	size_t saved_len;
+	size_t saved_seg;
+	uint8_t txbuf[RD_T_TX_MAX]; /* packets being batched by rd_conn_write */
+	bool no_gso;
 	struct sockaddr_storage saved_to;
 	socklen_t saved_tolen;
 	struct rd_conn *dirty;
@@ -185,6 +190,8 @@ struct rd_conn *rd_t_cid_find(struct rd_transport *t, const uint8_t *id, size_t 
 void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c);
 /* Send one packet; RD_EAGAIN when the socket is full (the packet is kept
  * and sent first when it drains). */
+int rd_t_send_batch(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
+                    const uint8_t *buf, size_t len, size_t seg);
 int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
                   const uint8_t *pkt, size_t len);
 /* Write `c` at the end of this loop turn (coalesces sends). */
