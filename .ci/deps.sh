@@ -17,7 +17,7 @@ DEPS=$(cd "$DEPS" && pwd)
 PKGS="build-essential pkg-config autoconf automake libtool dpkg-dev openssl
   librocksdb-dev libevent-dev libprotobuf-c-dev protobuf-c-compiler
   libcriterion-dev libsystemd-dev libinih-dev systemd man-db groff-base
-  clang-14 libclang-rt-14-dev"
+  clang clang-14 libclang-rt-14-dev"
 
 ARCH=$(uname -m)
 WOLFSSL_OPTS="--enable-static --disable-shared --with-pic --enable-quic

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,8 +31,9 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define RX_BATCH 32
-#define RX_SLOT 2048
+#define RX_BATCH     32
+#define RX_SLOT      2048
+#define RESETS_PER_S 100
 
 uint64_t rd_t_now(void)
 {
@@ -56,82 +58,50 @@ void rd_t_rand(uint8_t *p, size_t n)
 	}
 }
 
-static unsigned cid_hash(const uint8_t *d, size_t n)
+/* One sendmsg; with seg < len the kernel cuts the buffer into datagrams of
+ * `seg` bytes (UDP GSO, Linux 4.18+), the last one possibly shorter. */
+static ssize_t send_once(struct rd_transport *t, const struct sockaddr *to,
+                         socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
 {
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ d[i]) * 16777619u;
-	return h % RD_T_CID_BUCKETS;
-}
-
-int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c)
-{
-	struct rd_cident *e = malloc(sizeof *e);
-	unsigned h = cid_hash(cid->data, cid->datalen);
-
-	if (e == NULL)
-		return RD_ENOMEM;
-	e->cid = *cid;
-	e->conn = c;
-	e->next = t->cids[h];
-	t->cids[h] = e;
-	return 0;
-}
-
-static struct rd_conn *cid_find(struct rd_transport *t, const uint8_t *d, size_t n)
-{
-	for (struct rd_cident *e = t->cids[cid_hash(d, n)]; e; e = e->next)
-		if (e->cid.datalen == n && memcmp(e->cid.data, d, n) == 0)
-			return e->conn;
-	return NULL;
-}
-
-void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid)
-{
-	struct rd_cident **pp = &t->cids[cid_hash(cid->data, cid->datalen)];
-
-	for (; *pp; pp = &(*pp)->next) {
-		if (ngtcp2_cid_eq(&(*pp)->cid, cid)) {
-			struct rd_cident *e = *pp;
-			*pp = e->next;
-			free(e);
-			return;
-		}
-	}
-}
-
-void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c)
-{
-	for (unsigned h = 0; h < RD_T_CID_BUCKETS; h++) {
-		struct rd_cident **pp = &t->cids[h];
-		while (*pp) {
-			if ((*pp)->conn == c) {
-				struct rd_cident *e = *pp;
-				*pp = e->next;
-				free(e);
-			} else {
-				pp = &(*pp)->next;
-			}
-		}
-	}
-}
-
-int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
-		  const uint8_t *pkt, size_t len)
-{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr m = {.msg_name = (void *)to,
+	                   .msg_namelen = tolen,
+	                   .msg_iov = &iov,
+	                   .msg_iovlen = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl;
 	ssize_t n;
 
+	if (seg < len) {
+		struct cmsghdr *cm;
+		memset(&ctl, 0, sizeof ctl);
+		m.msg_control = ctl.buf;
+		m.msg_controllen = sizeof ctl.buf;
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		*(uint16_t *)(void *)CMSG_DATA(cm) = (uint16_t)seg;
+	}
+	do
+		n = sendmsg(t->fd, &m, 0);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int rd_t_send_batch(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
+                    const uint8_t *buf, size_t len, size_t seg)
+{
 	if (t->blocked)
 		return RD_EAGAIN;
-	do
-		n = sendto(t->fd, pkt, len, 0, to, tolen);
-	while (n < 0 && errno == EINTR);
-	if (n >= 0)
+	if (send_once(t, to, tolen, buf, len, seg) >= 0)
 		return 0;
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-		memcpy(t->saved_pkt, pkt, len);
+		memcpy(t->saved_pkt, buf, len);
 		t->saved_len = len;
+		t->saved_seg = seg;
 		memcpy(&t->saved_to, to, tolen);
 		t->saved_tolen = tolen;
 		t->blocked = true;
@@ -139,8 +109,23 @@ int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t t
 		event_add(t->wev, NULL);
 		return RD_EAGAIN;
 	}
-	rd_log_debug("transport: sendto failed errno=%d", errno);
+	if (seg < len && !t->no_gso) {
+		/* No GSO on this path: from now on one datagram per call. The
+		 * batch is dropped; QUIC loss recovery resends it. */
+		rd_log_info(
+		    "transport: UDP GSO unavailable (errno %d), sending datagrams singly",
+		    errno);
+		t->no_gso = true;
+		return 0;
+	}
+	rd_log_debug("transport: sendmsg failed errno=%d", errno);
 	return 0; /* dropped: QUIC loss recovery resends */
+}
+
+int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
+                  const uint8_t *pkt, size_t len)
+{
+	return rd_t_send_batch(t, to, tolen, pkt, len, len);
 }
 
 void rd_t_mark_dirty(struct rd_conn *c)
@@ -179,8 +164,8 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)fd, (void)what;
-	n = sendto(t->fd, t->saved_pkt, t->saved_len, 0, (struct sockaddr *)&t->saved_to,
-		   t->saved_tolen);
+	n = send_once(t, (struct sockaddr *)&t->saved_to, t->saved_tolen, t->saved_pkt,
+	              t->saved_len, t->saved_seg);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
 		event_add(t->wev, NULL);
 		return;
@@ -191,22 +176,32 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidlen,
-		       size_t trigger_len, const struct sockaddr *to, socklen_t tolen)
+                       size_t trigger_len, const struct sockaddr *to, socklen_t tolen)
 {
 	uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64], pkt[128];
 	ngtcp2_cid cid;
 	size_t randlen;
 	ngtcp2_ssize n;
 
+	uint64_t now = rd_t_now();
+
 	/* Smallest valid reset is 21 bytes + token; stay below the trigger. */
 	if (trigger_len < 43 || dcidlen > NGTCP2_MAX_CIDLEN)
+		return;
+	/* At most RESETS_PER_S a second: resets cost us little but must not
+	 * become an amplifier. */
+	if (now - t->reset_window > NGTCP2_SECONDS) {
+		t->reset_window = now;
+		t->reset_count = 0;
+	}
+	if (++t->reset_count > RESETS_PER_S)
 		return;
 	randlen = trigger_len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1;
 	if (randlen > sizeof rnd)
 		randlen = sizeof rnd;
 	ngtcp2_cid_init(&cid, dcid, dcidlen);
-	if (ngtcp2_crypto_generate_stateless_reset_token(token, t->reset_secret,
-							 sizeof t->reset_secret, &cid) != 0)
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        token, t->reset_secret, sizeof t->reset_secret, &cid) != 0)
 		return;
 	rd_t_rand(rnd, randlen);
 	n = ngtcp2_pkt_write_stateless_reset(pkt, sizeof pkt, token, rnd, randlen);
@@ -214,8 +209,48 @@ static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidl
 		t->st.stateless_resets++;
 }
 
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (b->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+	}
+	return false;
+}
+
+/* A stateless reset carries no connection id we chose (RFC 9000 §10.3.1):
+ * offer the packet to the connections with that peer address; ngtcp2
+ * recognises a reset by its trailing token and drains the connection. */
+static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
+                      const struct sockaddr *from, socklen_t fromlen)
+{
+	bool hit = false;
+
+	for (struct rd_conn *c = t->conns; c; c = c->next) {
+		if (c->dead || !same_addr(&c->remote, from))
+			continue;
+		rd_conn_read(c, from, fromlen, pkt, len);
+		if (c->dead) {
+			rd_log_info(
+			    "transport: stateless reset received peer=%llu addr=%s",
+			    (unsigned long long)(c->peer ? c->peer->id : 0),
+			    c->addr_text);
+			hit = true;
+		}
+	}
+	return hit;
+}
+
 static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
-		     const struct sockaddr *from, socklen_t fromlen)
+                     const struct sockaddr *from, socklen_t fromlen)
 {
 	ngtcp2_version_cid vc;
 	ngtcp2_pkt_hd hd;
@@ -228,14 +263,14 @@ static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
 		uint8_t out[256];
 		uint32_t sv[] = {NGTCP2_PROTO_VER_V1};
 		ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
-			out, sizeof out, 0, vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, sv, 1);
+		    out, sizeof out, 0, vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, sv, 1);
 		if (n > 0)
 			rd_t_send_pkt(t, from, fromlen, out, (size_t)n);
 		return;
 	}
 	if (rv != 0)
 		return;
-	c = cid_find(t, vc.dcid, vc.dcidlen);
+	c = rd_t_cid_find(t, vc.dcid, vc.dcidlen);
 	if (c != NULL) {
 		if (!c->dead)
 			rd_conn_read(c, from, fromlen, pkt, len);
@@ -250,7 +285,8 @@ static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
 			rd_conn_read(c, from, fromlen, pkt, len);
 		return;
 	}
-	send_reset(t, vc.dcid, vc.dcidlen, len, from, fromlen);
+	if (!try_reset(t, pkt, len, from, fromlen))
+		send_reset(t, vc.dcid, vc.dcidlen, len, from, fromlen);
 }
 
 static void read_cb(evutil_socket_t fd, short what, void *arg)
@@ -281,7 +317,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 			if (m[i].msg_hdr.msg_flags & MSG_TRUNC)
 				continue;
 			dispatch(t, bufs[i], m[i].msg_len, (struct sockaddr *)&addrs[i],
-				 m[i].msg_hdr.msg_namelen);
+			         m[i].msg_hdr.msg_namelen);
 		}
 		if (n < RX_BATCH)
 			return;
@@ -305,7 +341,7 @@ static void derive_reset_secret(struct rd_transport *t)
 		close(fd);
 	}
 	n += (size_t)snprintf((char *)buf + n, 32, "raftd-reset-%llu",
-			      (unsigned long long)t->cfg.node_id);
+	                      (unsigned long long)t->cfg.node_id);
 	wc_Sha256Hash(buf, (word32)n, t->reset_secret);
 	memset(buf, 0, sizeof buf);
 }
@@ -350,7 +386,8 @@ static int open_socket(struct rd_transport *t, char *msg)
 {
 	int fd, one = 1, bufsz = 8 << 20;
 
-	fd = socket(t->cfg.listen.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd =
+	    socket(t->cfg.listen.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return rd_errorf(msg, RD_EIO, "socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -369,8 +406,8 @@ static int open_socket(struct rd_transport *t, char *msg)
 }
 
 int rd_transport_new(struct rd_transport **out, struct event_base *base,
-		     const struct rd_transport_config *cfg,
-		     const struct rd_transport_callbacks *cbs, char *msg)
+                     const struct rd_transport_config *cfg,
+                     const struct rd_transport_callbacks *cbs, char *msg)
 {
 	struct rd_transport *t;
 	int rv;
@@ -399,9 +436,10 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 		goto err_after_events;
 	}
 	if (cfg->tls_mode == RD_TLS_INSECURE)
-		rd_log_warn("transport: tls.mode = insecure: ephemeral self-signed certificate, "
-			    "NO peer verification; for development only node=%llu",
-			    (unsigned long long)cfg->node_id);
+		rd_log_warn(
+		    "transport: tls.mode = insecure: ephemeral self-signed certificate, "
+		    "NO peer verification; for development only node=%llu",
+		    (unsigned long long)cfg->node_id);
 	*out = t;
 	return 0;
 err_after_events:
@@ -441,8 +479,15 @@ void rd_transport_free(struct rd_transport *t)
 	free(t);
 }
 
+void rd_transport_test_abandon(struct rd_transport *t)
+{
+	for (struct rd_conn *c = t->conns; c; c = c->next)
+		c->silent = true;
+	rd_transport_free(t);
+}
+
 void rd_transport_local_addr(const struct rd_transport *t, struct sockaddr_storage *ss,
-			     socklen_t *len)
+                             socklen_t *len)
 {
 	memcpy(ss, &t->local, t->local_len);
 	*len = t->local_len;
@@ -462,6 +507,7 @@ int rd_transport_reload_tls(struct rd_transport *t, char *msg)
 	int rv = rd_tls_reload(t->tls, &t->cfg, msg);
 
 	if (rv == 0)
-		rd_log_info("transport: TLS credentials reloaded cert=%s", t->cfg.tls_cert);
+		rd_log_info("transport: TLS credentials reloaded cert=%s",
+		            t->cfg.tls_cert);
 	return rv;
 }

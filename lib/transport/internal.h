@@ -3,7 +3,9 @@
  *
  *   endpoint.c  the UDP socket, packet dispatch by connection id, stateless
  *               reset, the deferred flush, rd_transport_new/free
- *   conn.c      one ngtcp2 connection: callbacks, read, write, timer, close
+ *   cidmap.c    connection id -> connection
+ *   conn.c      one ngtcp2 connection: creation, callbacks, timer
+ *   conn_io.c   its read, write loop and close
  *   stream.c    send queues kept until acknowledged, frame dispatch on receipt
  *   peer.c      peers, the connection chosen per peer, backoff, send API
  *   rpc.c       calls with deadlines and responders
@@ -22,10 +24,12 @@
 #include "transport/transport.h"
 #include "transport/wire.h"
 
-#define RD_T_SCID_LEN 16
-#define RD_T_MAX_PKT NGTCP2_MAX_PMTUD_UDP_PAYLOAD_SIZE
-#define RD_T_CID_BUCKETS 256
+#define RD_T_SCID_LEN         16
+#define RD_T_MAX_PKT          NGTCP2_MAX_PMTUD_UDP_PAYLOAD_SIZE
+#define RD_T_CID_BUCKETS      256
 #define RD_T_MAX_PENDING_SHUT 32
+#define RD_T_TX_MAX           65000 /* one GSO batch: under the 64 KiB UDP limit */
+#define RD_T_GSO_SEGS         44    /* datagrams per batch (kernel limit: 64) */
 
 /* One frame (header + payload) waiting to be sent or acknowledged. */
 struct rd_sbuf {
@@ -48,13 +52,13 @@ struct rd_squeue {
 };
 
 enum rd_stream_kind {
-	RD_S_RAFT_OUT,  /* our unidirectional Raft stream */
-	RD_S_SNAP_OUT,  /* our unidirectional snapshot stream */
-	RD_S_RAFT_IN,   /* the peer's Raft stream (its first uni stream) */
-	RD_S_SNAP_IN,   /* the peer's snapshot stream (its second) */
-	RD_S_OTHER_IN,  /* any further uni stream: refused */
-	RD_S_CALL,      /* bidirectional, opened by us for a call */
-	RD_S_SERVE,     /* bidirectional, opened by the peer: a request to us */
+	RD_S_RAFT_OUT, /* our unidirectional Raft stream */
+	RD_S_SNAP_OUT, /* our unidirectional snapshot stream */
+	RD_S_RAFT_IN,  /* the peer's Raft stream (its first uni stream) */
+	RD_S_SNAP_IN,  /* the peer's snapshot stream (its second) */
+	RD_S_OTHER_IN, /* any further uni stream: refused */
+	RD_S_CALL,     /* bidirectional, opened by us for a call */
+	RD_S_SERVE,    /* bidirectional, opened by the peer: a request to us */
 };
 
 struct rd_stream {
@@ -63,12 +67,12 @@ struct rd_stream {
 	struct rd_conn *conn;
 	struct rd_squeue out;
 	struct rd_wire_reader in;
-	struct rd_stream *next, *prev;   /* conn->streams */
-	struct rd_stream *wnext;         /* conn's list of streams with data to send */
+	struct rd_stream *next, *prev; /* conn->streams */
+	struct rd_stream *wnext;       /* conn's list of streams with data to send */
 	bool in_wlist;
-	bool read_dead;                  /* input refused: ignore further bytes */
-	bool got_request;                /* RD_S_SERVE: the request arrived */
-	struct rd_call *call;            /* RD_S_CALL */
+	bool read_dead;                      /* input refused: ignore further bytes */
+	bool got_request;                    /* RD_S_SERVE: the request arrived */
+	struct rd_call *call;                /* RD_S_CALL */
 	struct rd_transport_responder *resp; /* RD_S_SERVE, while unanswered */
 };
 
@@ -80,19 +84,22 @@ struct rd_conn {
 	struct sockaddr_storage remote;
 	socklen_t remote_len;
 	char addr_text[64];
-	struct rd_peer *peer;     /* NULL until the server side knows who it is */
-	uint64_t dialer;          /* node id of the side that dialed */
-	bool established;         /* handshake done and identity checked */
-	bool dead;                /* closed: freed at the end of the flush */
-	bool ccerr_set;           /* ccerr holds our reason to close */
-	bool silent;              /* close without sending CONNECTION_CLOSE */
+	struct rd_peer *peer; /* NULL until the server side knows who it is */
+	uint64_t dialer;      /* node id of the side that dialed */
+	bool established;     /* handshake done and identity checked */
+	bool dead;            /* closed: freed at the end of the flush */
+	bool ccerr_set;       /* ccerr holds our reason to close */
+	bool silent;          /* close without sending CONNECTION_CLOSE */
+	bool in_read;         /* inside ngtcp2_conn_read_pkt */
+	bool close_pending;   /* rd_conn_close was called during the read */
+	uint64_t close_code;
 	ngtcp2_connection_close_error ccerr;
 	struct event *timer;
 	struct rd_stream *streams;
 	struct rd_stream *raft_out, *snap_out;
 	struct rd_stream *whead, *wtail;
-	struct rd_conn *next, *prev;  /* t->conns */
-	struct rd_conn *dnext;        /* t->dirty list */
+	struct rd_conn *next, *prev; /* t->conns */
+	struct rd_conn *dnext;       /* t->dirty list */
 	bool dirty;
 	struct {
 		int64_t id;
@@ -100,24 +107,27 @@ struct rd_conn {
 	} shut[RD_T_MAX_PENDING_SHUT];
 	size_t n_shut;
 	uint64_t lost_packets;
-	uint64_t up_at;           /* when it became the peer's connection (ns) */ /* remote uni streams opened so far */
+	uint64_t loss_events;
+	uint64_t recovery_ts; /* last congestion recovery start seen */
+	uint64_t up_at;       /* when it became the peer's connection (ns) */
 };
 
 struct rd_peer {
 	struct rd_transport *t;
 	uint64_t id;
-	bool registered;          /* added by the caller (else: an inbound stranger) */
+	bool registered; /* added by the caller (else: an inbound stranger) */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	struct rd_conn *conn;     /* established connection in use */
-	struct rd_conn *dialing;  /* our outbound attempt */
-	struct rd_squeue pend_raft, pend_snap; /* frames waiting for a connection */
+	struct rd_conn *conn;                    /* established connection in use */
+	struct rd_conn *dialing;                 /* our outbound attempt */
+	struct rd_squeue pend_raft, pend_snap;   /* frames waiting for a connection */
 	struct rd_call *calls_head, *calls_tail; /* calls waiting for a stream */
-	unsigned failures;        /* consecutive failed dials, for backoff */
+	unsigned failures; /* consecutive failed dials, for backoff */
 	struct event *redial;
 	bool redial_armed;
 	struct rd_transport_peer_stats st;
-	uint64_t lost_total;      /* lost packets of closed connections */
+	uint64_t lost_total; /* lost packets of closed connections */
+	uint64_t loss_events_total;
 	struct rd_peer *next;
 };
 
@@ -157,40 +167,50 @@ struct rd_transport {
 	struct rd_cident *cids[RD_T_CID_BUCKETS];
 	uint8_t reset_secret[32];
 	struct rd_transport_stats st;
-	bool blocked;             /* socket said EAGAIN: wait for writability */
-	uint8_t saved_pkt[RD_T_MAX_PKT];
+	bool blocked; /* socket said EAGAIN: wait for writability */
+	uint8_t saved_pkt[RD_T_TX_MAX];
 	size_t saved_len;
+	size_t saved_seg;
+	uint8_t txbuf[RD_T_TX_MAX]; /* packets being batched by rd_conn_write */
+	bool no_gso;
 	struct sockaddr_storage saved_to;
 	socklen_t saved_tolen;
 	struct rd_conn *dirty;
+	uint64_t reset_window; /* start of the current second (ns) */
+	unsigned reset_count;  /* resets sent in it */
 	bool freeing;
 };
 
-/* endpoint.c */
+/* endpoint.c, cidmap.c */
 uint64_t rd_t_now(void); /* CLOCK_MONOTONIC in ns (ngtcp2_tstamp) */
 void rd_t_rand(uint8_t *p, size_t n);
 int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c);
 void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid);
+struct rd_conn *rd_t_cid_find(struct rd_transport *t, const uint8_t *id, size_t len);
 void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c);
 /* Send one packet; RD_EAGAIN when the socket is full (the packet is kept
  * and sent first when it drains). */
+int rd_t_send_batch(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
+                    const uint8_t *buf, size_t len, size_t seg);
 int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
-		  const uint8_t *pkt, size_t len);
+                  const uint8_t *pkt, size_t len);
 /* Write `c` at the end of this loop turn (coalesces sends). */
 void rd_t_mark_dirty(struct rd_conn *c);
 
 /* conn.c */
 struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p);
 struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
-			       const struct sockaddr *from, socklen_t fromlen);
+                               const struct sockaddr *from, socklen_t fromlen);
 /* Feed one packet. A fatal error closes the connection (it becomes dead). */
 void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
-		  const uint8_t *pkt, size_t len);
+                  const uint8_t *pkt, size_t len);
 /* Write what can be written now and re-arm the timer. */
 void rd_conn_write(struct rd_conn *c);
 /* Close with an application error: CONNECTION_CLOSE is sent and the
  * connection becomes dead. */
 void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why);
+/* The path (our socket address, the peer's) of `c`. */
+ngtcp2_path rd_conn_path(struct rd_conn *c);
 /* Free a dead connection (after the peer was told). */
 void rd_conn_free(struct rd_conn *c);
 
@@ -229,7 +249,7 @@ void rd_peer_count_malformed(struct rd_conn *c);
 /* Open streams for the calls waiting on `p` while the connection allows. */
 void rd_rpc_start_waiting(struct rd_peer *p);
 void rd_rpc_finish(struct rd_call *call, int err, const Raftd__PeerResponse *resp,
-		   const char *errmsg);
+                   const char *errmsg);
 void rd_rpc_deliver_request(struct rd_stream *s, Raftd__PeerFrame *f);
 
 #endif

@@ -52,7 +52,8 @@ void rd_peer_kick(struct rd_transport *t, struct rd_peer *p)
 
 	if (t->freeing || !p->registered || p->conn || p->dialing || p->redial_armed)
 		return;
-	if (p->pend_raft.head == NULL && p->pend_snap.head == NULL && p->calls_head == NULL)
+	if (p->pend_raft.head == NULL && p->pend_snap.head == NULL &&
+	    p->calls_head == NULL)
 		return;
 	if (p->failures == 0) {
 		dial(t, p);
@@ -66,7 +67,7 @@ void rd_peer_kick(struct rd_transport *t, struct rd_peer *p)
 	half = delay / 2;
 	rd_t_rand(r, sizeof r);
 	delay = half + ((uint64_t)r[0] << 24 | (uint64_t)r[1] << 16 | r[2] << 8 | r[3]) %
-			       (delay - half + 1);
+	                   (delay - half + 1);
 	if (p->redial == NULL && (p->redial = evtimer_new(t->base, redial_cb, p)) == NULL)
 		return;
 	p->redial_armed = true;
@@ -112,12 +113,12 @@ void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c)
 		t->st.duplicates_closed++;
 		if (!keep_new) {
 			rd_conn_close(c, RD_TRANSPORT_APP_DUPLICATE,
-				      "second connection to the peer (tie-break)");
+			              "second connection to the peer (tie-break)");
 			return;
 		}
 		p->conn = c; /* so that closing `other` does not report the peer down */
 		rd_conn_close(other, RD_TRANSPORT_APP_DUPLICATE,
-			      "second connection to the peer (tie-break)");
+		              "second connection to the peer (tie-break)");
 	}
 	p->conn = c;
 	c->up_at = rd_t_now();
@@ -142,8 +143,8 @@ void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c)
 			rd_stream_want_write(c->snap_out);
 	}
 	rd_log_info("transport: connected peer=%llu addr=%s dialer=%llu cipher=%s",
-		    (unsigned long long)p->id, c->addr_text, (unsigned long long)c->dialer,
-		    p->st.cipher);
+	            (unsigned long long)p->id, c->addr_text,
+	            (unsigned long long)c->dialer, p->st.cipher);
 	rd_t_mark_dirty(c);
 	if (t->cbs.on_peer)
 		t->cbs.on_peer(t->cbs.arg, p->id, true);
@@ -156,7 +157,9 @@ void rd_peer_conn_down(struct rd_transport *t, struct rd_conn *c, bool failed)
 	if (p == NULL)
 		return;
 	p->lost_total += c->lost_packets;
+	p->loss_events_total += c->loss_events;
 	c->lost_packets = 0;
+	c->loss_events = 0;
 	/* Frames that never started leaving go to the next connection. */
 	if (c->raft_out)
 		p->st.dropped += rd_squeue_salvage(&c->raft_out->out, &p->pend_raft);
@@ -179,7 +182,7 @@ void rd_peer_conn_down(struct rd_transport *t, struct rd_conn *c, bool failed)
 			p->failures++;
 		p->conn = NULL;
 		rd_log_info("transport: disconnected peer=%llu addr=%s",
-			    (unsigned long long)p->id, c->addr_text);
+		            (unsigned long long)p->id, c->addr_text);
 		if (t->cbs.on_peer && !t->freeing)
 			t->cbs.on_peer(t->cbs.arg, p->id, false);
 	}
@@ -191,7 +194,8 @@ void rd_peer_free(struct rd_transport *t, struct rd_peer *p, int err)
 	(void)t;
 	while (p->calls_head)
 		rd_rpc_finish(p->calls_head, err, NULL,
-			      err == RD_ESHUTDOWN ? "transport shutting down" : "peer removed");
+		              err == RD_ESHUTDOWN ? "transport shutting down"
+		                                  : "peer removed");
 	rd_squeue_clear(&p->pend_raft);
 	rd_squeue_clear(&p->pend_snap);
 	if (p->redial)
@@ -207,21 +211,22 @@ void rd_peer_count_malformed(struct rd_conn *c)
 }
 
 int rd_transport_peer_add(struct rd_transport *t, uint64_t id, const struct sockaddr *sa,
-			  socklen_t salen, char *msg)
+                          socklen_t salen, char *msg)
 {
 	struct rd_peer *p;
 
 	if (id == 0 || id == t->cfg.node_id)
 		return rd_errorf(msg, RD_EINVAL, "peer id %llu is not another node",
-				 (unsigned long long)id);
+		                 (unsigned long long)id);
 	if (salen > sizeof p->addr)
 		return rd_errorf(msg, RD_EINVAL, "peer %llu: address too long",
-				 (unsigned long long)id);
+		                 (unsigned long long)id);
 	p = rd_peer_find(t, id);
 	if (p == NULL) {
 		p = calloc(1, sizeof *p);
 		if (p == NULL)
-			return rd_errorf(msg, RD_ENOMEM, "peer %llu", (unsigned long long)id);
+			return rd_errorf(msg, RD_ENOMEM, "peer %llu",
+			                 (unsigned long long)id);
 		p->id = id;
 		p->t = t;
 		p->next = t->peers;
@@ -256,7 +261,7 @@ int rd_transport_peer_remove(struct rd_transport *t, uint64_t id)
 }
 
 static int enqueue(struct rd_transport *t, uint64_t peer, struct rd_sbuf *b, bool snap,
-		   char *msg)
+                   char *msg)
 {
 	struct rd_peer *p = rd_peer_find(t, peer);
 	struct rd_stream *s = NULL;
@@ -265,7 +270,7 @@ static int enqueue(struct rd_transport *t, uint64_t peer, struct rd_sbuf *b, boo
 	if (p == NULL || (!p->registered && p->conn == NULL)) {
 		free(b);
 		return rd_errorf(msg, RD_ENOTFOUND, "peer %llu is not registered",
-				 (unsigned long long)peer);
+		                 (unsigned long long)peer);
 	}
 	if (p->conn != NULL)
 		s = snap ? p->conn->snap_out : p->conn->raft_out;
@@ -274,7 +279,7 @@ static int enqueue(struct rd_transport *t, uint64_t peer, struct rd_sbuf *b, boo
 		free(b);
 		p->st.dropped++;
 		return rd_errorf(msg, RD_EAGAIN, "peer %llu: %llu bytes already queued",
-				 (unsigned long long)peer, (unsigned long long)q->unsent);
+		                 (unsigned long long)peer, (unsigned long long)q->unsent);
 	}
 	p->st.frames_out++;
 	p->st.bytes_out += b->len;
@@ -286,8 +291,8 @@ static int enqueue(struct rd_transport *t, uint64_t peer, struct rd_sbuf *b, boo
 	return 0;
 }
 
-int rd_transport_send_batch(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *batch,
-			    char *msg)
+int rd_transport_send_batch(struct rd_transport *t, uint64_t peer,
+                            const Raftd__RaftBatch *batch, char *msg)
 {
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
 	struct rd_peer *p;
@@ -301,18 +306,19 @@ int rd_transport_send_batch(struct rd_transport *t, uint64_t peer, const Raftd__
 		return rv;
 	rv = enqueue(t, peer, b, false, msg);
 	if (rv == 0 && (p = rd_peer_find(t, peer)) != NULL)
-		p->st.raft_msgs_out += batch->n_messages + batch->n_heartbeats +
-				       batch->n_heartbeat_resps;
+		p->st.raft_msgs_out +=
+		    batch->n_messages + batch->n_heartbeats + batch->n_heartbeat_resps;
 	return rv;
 }
 
-int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer, const uint8_t *payload,
-			      size_t len, char *msg)
+int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
+                              const uint8_t *payload, size_t len, char *msg)
 {
 	struct rd_sbuf *b;
 
 	if (len > t->cfg.max_frame_bytes || len > UINT32_MAX)
-		return rd_errorf(msg, RD_ETOOBIG, "frame of %zu bytes exceeds the limit", len);
+		return rd_errorf(msg, RD_ETOOBIG, "frame of %zu bytes exceeds the limit",
+		                 len);
 	b = malloc(sizeof *b + RD_WIRE_HEADER + len);
 	if (b == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "frame of %zu bytes", len);
@@ -328,7 +334,7 @@ int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer, const uint8
 }
 
 int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,
-			       const Raftd__PeerFrame *frame, char *msg)
+                               const Raftd__PeerFrame *frame, char *msg)
 {
 	struct rd_sbuf *b;
 	int rv;
@@ -343,7 +349,7 @@ int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,
 }
 
 int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
-			    struct rd_transport_peer_stats *out)
+                            struct rd_transport_peer_stats *out)
 {
 	const struct rd_peer *p = rd_peer_find(t, peer);
 
@@ -352,6 +358,7 @@ int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
 	*out = p->st;
 	out->connected = p->conn != NULL;
 	out->lost_packets = p->lost_total;
+	out->loss_events = p->loss_events_total;
 	out->queued_bytes = p->pend_raft.unsent + p->pend_snap.unsent;
 	if (p->conn != NULL) {
 		ngtcp2_conn_stat cs;
@@ -359,6 +366,7 @@ int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
 		out->rtt_us = cs.smoothed_rtt / 1000;
 		out->min_rtt_us = cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt / 1000;
 		out->lost_packets += p->conn->lost_packets;
+		out->loss_events += p->conn->loss_events;
 		if (p->conn->raft_out)
 			out->queued_bytes += p->conn->raft_out->out.unsent;
 		if (p->conn->snap_out)
@@ -367,4 +375,17 @@ int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
 		out->cipher[0] = '\0';
 	}
 	return 0;
+}
+
+int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snapshot,
+                               const uint8_t *bytes, size_t len)
+{
+	struct rd_sbuf *b = malloc(sizeof *b + len);
+
+	if (b == NULL)
+		return RD_ENOMEM;
+	b->next = NULL;
+	b->len = len;
+	memcpy(b->data, bytes, len);
+	return enqueue(t, peer, b, snapshot, NULL);
 }

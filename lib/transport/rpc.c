@@ -38,7 +38,7 @@ static void unlink_waiting(struct rd_call *call)
 }
 
 void rd_rpc_finish(struct rd_call *call, int err, const Raftd__PeerResponse *resp,
-		   const char *errmsg)
+                   const char *errmsg)
 {
 	if (call->peer != NULL)
 		unlink_waiting(call);
@@ -67,8 +67,9 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	rd_rpc_finish(call, RD_ETIMEDOUT, NULL, "deadline passed before the response");
 }
 
-int rd_transport_call(struct rd_transport *t, uint64_t peer, const Raftd__PeerRequest *req,
-		      unsigned deadline_ms, rd_transport_reply_cb cb, void *arg, char *msg)
+int rd_transport_call(struct rd_transport *t, uint64_t peer,
+                      const Raftd__PeerRequest *req, unsigned deadline_ms,
+                      rd_transport_reply_cb cb, void *arg, char *msg)
 {
 	struct rd_peer *p = rd_peer_find(t, peer);
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
@@ -79,7 +80,7 @@ int rd_transport_call(struct rd_transport *t, uint64_t peer, const Raftd__PeerRe
 
 	if (p == NULL || (!p->registered && p->conn == NULL))
 		return rd_errorf(msg, RD_ENOTFOUND, "peer %llu is not registered",
-				 (unsigned long long)peer);
+		                 (unsigned long long)peer);
 	call = calloc(1, sizeof *call);
 	if (call == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "call");
@@ -181,7 +182,8 @@ void rd_rpc_deliver_request(struct rd_stream *s, Raftd__PeerFrame *f)
 	rd_wire_free(f);
 }
 
-int rd_transport_respond(struct rd_transport_responder *r, const Raftd__PeerResponse *resp)
+int rd_transport_respond(struct rd_transport_responder *r,
+                         const Raftd__PeerResponse *resp)
 {
 	struct rd_stream *s = r->stream;
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;

@@ -42,8 +42,8 @@ struct rd_sbuf *rd_sbuf_frame(const Raftd__PeerFrame *f, size_t max, char *msg, 
 	struct rd_sbuf *b;
 
 	if (n > max || n > UINT32_MAX) {
-		*rv = rd_errorf(msg, RD_ETOOBIG, "frame of %zu bytes exceeds the limit of %zu", n,
-				max);
+		*rv = rd_errorf(msg, RD_ETOOBIG,
+		                "frame of %zu bytes exceeds the limit of %zu", n, max);
 		return NULL;
 	}
 	b = malloc(sizeof *b + RD_WIRE_HEADER + n);
@@ -218,7 +218,7 @@ void rd_stream_free(struct rd_stream *s, int err)
 		s->call = NULL;
 		call->stream = NULL;
 		rd_rpc_finish(call, err ? err : RD_ECLOSED, NULL,
-			      "stream closed before a response arrived");
+		              "stream closed before a response arrived");
 	}
 	if (s->resp) {
 		s->resp->stream = NULL;
@@ -271,14 +271,16 @@ static int refuse(struct rd_stream *s, uint64_t code, int err, const char *why)
 	struct rd_conn *c = s->conn;
 	uint64_t peer = c->peer ? c->peer->id : 0;
 
-	rd_log_warn("transport: refused frame peer=%llu addr=%s stream=%lld kind=%s error=%s "
-		    "reason=\"%s\"",
-		    (unsigned long long)peer, c->addr_text, (long long)s->id, kind_name(s->kind),
-		    rd_errname(err), why);
+	rd_log_warn(
+	    "transport: refused frame peer=%llu addr=%s stream=%lld kind=%s error=%s "
+	    "reason=\"%s\"",
+	    (unsigned long long)peer, c->addr_text, (long long)s->id, kind_name(s->kind),
+	    rd_errname(err), why);
 	rd_peer_count_malformed(c);
 	s->read_dead = true;
 	if (s->kind == RD_S_RAFT_IN) {
-		ngtcp2_connection_close_error_set_application_error(&c->ccerr, code, NULL, 0);
+		ngtcp2_connection_close_error_set_application_error(&c->ccerr, code, NULL,
+		                                                    0);
 		c->ccerr_set = true;
 		return -1;
 	}
@@ -294,7 +296,8 @@ static void filter_batch(struct rd_conn *c, Raftd__RaftBatch *b)
 	size_t keep = 0;
 
 	if (b->from != peer || b->to != me) {
-		c->peer->st.foreign_from += b->n_messages + b->n_heartbeats + b->n_heartbeat_resps + 1;
+		c->peer->st.foreign_from +=
+		    b->n_messages + b->n_heartbeats + b->n_heartbeat_resps + 1;
 		for (size_t i = 0; i < b->n_messages; i++)
 			raftd__raft_message__free_unpacked(b->messages[i], NULL);
 		b->n_messages = 0;
@@ -302,7 +305,8 @@ static void filter_batch(struct rd_conn *c, Raftd__RaftBatch *b)
 			raftd__coalesced_heartbeat__free_unpacked(b->heartbeats[i], NULL);
 		b->n_heartbeats = 0;
 		for (size_t i = 0; i < b->n_heartbeat_resps; i++)
-			raftd__coalesced_heartbeat__free_unpacked(b->heartbeat_resps[i], NULL);
+			raftd__coalesced_heartbeat__free_unpacked(b->heartbeat_resps[i],
+			                                          NULL);
 		b->n_heartbeat_resps = 0;
 		return;
 	}
@@ -329,7 +333,8 @@ static int on_frame(void *arg, const uint8_t *payload, size_t len)
 	int rv = rd_wire_decode(payload, len, &f, msg);
 
 	if (rv != 0)
-		return refuse(s, RD_TRANSPORT_APP_MALFORMED, rv, msg) ? RD_EPROTO : RD_ECLOSED;
+		return refuse(s, RD_TRANSPORT_APP_MALFORMED, rv, msg) ? RD_EPROTO
+		                                                      : RD_ECLOSED;
 	p->st.frames_in++;
 	p->st.bytes_in += RD_WIRE_HEADER + len;
 	switch (s->kind) {
@@ -338,7 +343,7 @@ static int on_frame(void *arg, const uint8_t *payload, size_t len)
 			break;
 		filter_batch(c, f->batch);
 		p->st.raft_msgs_in += f->batch->n_messages + f->batch->n_heartbeats +
-				      f->batch->n_heartbeat_resps;
+		                      f->batch->n_heartbeat_resps;
 		if (t->cbs.on_batch)
 			t->cbs.on_batch(t->cbs.arg, p->id, f->batch);
 		rd_wire_free(f);
@@ -383,10 +388,11 @@ static int on_frame(void *arg, const uint8_t *payload, size_t len)
 	default:
 		break;
 	}
-	snprintf(msg, sizeof msg, "frame kind %d not allowed on a %s stream", (int)f->kind_case,
-		 kind_name(s->kind));
+	snprintf(msg, sizeof msg, "frame kind %d not allowed on a %s stream",
+	         (int)f->kind_case, kind_name(s->kind));
 	rd_wire_free(f);
-	return refuse(s, RD_TRANSPORT_APP_WRONG_TYPE, RD_EPROTO, msg) ? RD_EPROTO : RD_ECLOSED;
+	return refuse(s, RD_TRANSPORT_APP_WRONG_TYPE, RD_EPROTO, msg) ? RD_EPROTO
+	                                                              : RD_ECLOSED;
 }
 
 int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin)
@@ -398,27 +404,29 @@ int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fi
 		return 0;
 	if (s->conn->peer == NULL) {
 		ngtcp2_connection_close_error_set_application_error(
-			&s->conn->ccerr, RD_TRANSPORT_APP_MALFORMED, NULL, 0);
+		    &s->conn->ccerr, RD_TRANSPORT_APP_MALFORMED, NULL, 0);
 		s->conn->ccerr_set = true;
 		return -1;
 	}
 	if (s->kind == RD_S_OTHER_IN)
 		return refuse(s, RD_TRANSPORT_APP_WRONG_TYPE, RD_EPROTO,
-			      "only two unidirectional streams are allowed");
+		              "only two unidirectional streams are allowed");
 	rv = rd_wire_reader_feed(&s->in, data, len, on_frame, s);
 	if (rv == RD_EPROTO)
 		return -1; /* refuse() closed the connection */
 	if (rv == RD_ECLOSED)
 		return 0; /* refuse() shut the stream */
 	if (rv == RD_ETOOBIG) {
-		snprintf(msg, sizeof msg, "announced frame length over the limit of %llu bytes",
-			 (unsigned long long)s->in.max);
+		snprintf(msg, sizeof msg,
+		         "announced frame length over the limit of %llu bytes",
+		         (unsigned long long)s->in.max);
 		return refuse(s, RD_TRANSPORT_APP_TOO_BIG, rv, msg);
 	}
 	if (rv != 0)
-		return refuse(s, RD_TRANSPORT_APP_INTERNAL, rv, "cannot buffer the frame");
+		return refuse(s, RD_TRANSPORT_APP_INTERNAL, rv,
+		              "cannot buffer the frame");
 	if (fin && rd_wire_reader_partial(&s->in))
 		return refuse(s, RD_TRANSPORT_APP_MALFORMED, RD_EPROTO,
-			      "stream ended inside a frame");
+		              "stream ended inside a frame");
 	return 0;
 }

@@ -40,7 +40,7 @@ struct rd_tls {
 	uint64_t node_id;
 	uint8_t alpn_wire[33]; /* length-prefixed, as ALPN travels */
 	char alpn[33];
-	char sni[40];          /* "raftd-node-<our id>" */
+	char sni[40];                /* "raftd-node-<our id>" */
 	uint8_t *eph_cert, *eph_key; /* insecure mode: DER, made once */
 	size_t eph_cert_len, eph_key_len;
 };
@@ -75,8 +75,8 @@ static uint64_t cert_node_id(WOLFSSL_X509 *x)
 			id = rd_tls_parse_node_name(alt, strlen(alt));
 	if (id != 0)
 		return id;
-	n = wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(x), NID_commonName,
-					      cn, (int)sizeof cn);
+	n = wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(x),
+	                                      NID_commonName, cn, (int)sizeof cn);
 	if (n <= 0)
 		return 0;
 	return rd_tls_parse_node_name(cn, (size_t)n);
@@ -122,8 +122,8 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *st)
 		p->expect_id = sni_claim(ssl);
 		if (p->expect_id == 0 || p->expect_id == p->tls->node_id) {
 			snprintf(p->reason, sizeof p->reason,
-				 "client did not name itself as another node in SNI (" NODE_PREFIX
-				 "<id>)");
+			         "client did not name itself as another node in SNI "
+			         "(" NODE_PREFIX "<id>)");
 			return 0;
 		}
 	}
@@ -135,7 +135,7 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *st)
 	}
 	if (!preverify) {
 		snprintf(p->reason, sizeof p->reason, "%s (chain depth %d)",
-			 verify_error_text(wolfSSL_X509_STORE_CTX_get_error(st)), depth);
+		         verify_error_text(wolfSSL_X509_STORE_CTX_get_error(st)), depth);
 		return 0;
 	}
 	if (depth != 0)
@@ -144,14 +144,16 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *st)
 	id = x ? cert_node_id(x) : 0;
 	if (id == 0) {
 		snprintf(p->reason, sizeof p->reason,
-			 "certificate names no node (want SAN or CN " NODE_PREFIX "<id>)");
+		         "certificate names no node (want SAN or CN " NODE_PREFIX
+		         "<id>)");
 		return 0;
 	}
 	if (id != p->expect_id) {
 		snprintf(p->reason, sizeof p->reason,
-			 "certificate names node %llu but the peer %s node %llu",
-			 (unsigned long long)id, p->client ? "was dialed as" : "claims to be",
-			 (unsigned long long)p->expect_id);
+		         "certificate names node %llu but the peer %s node %llu",
+		         (unsigned long long)id,
+		         p->client ? "was dialed as" : "claims to be",
+		         (unsigned long long)p->expect_id);
 		return 0;
 	}
 	p->auth_id = id;
@@ -178,9 +180,9 @@ static const char *cipher_list(void)
 	aesni = __builtin_cpu_supports("aes");
 #endif
 	return aesni ? "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"
-		       "TLS13-CHACHA20-POLY1305-SHA256"
-		     : "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:"
-		       "TLS13-AES256-GCM-SHA384";
+	               "TLS13-CHACHA20-POLY1305-SHA256"
+	             : "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:"
+	               "TLS13-AES256-GCM-SHA384";
 }
 
 static int make_ephemeral(struct rd_tls *t, char *msg)
@@ -199,7 +201,7 @@ static int make_ephemeral(struct rd_tls *t, char *msg)
 		goto err_after_key;
 	wc_InitCert(&cert);
 	snprintf(cert.subject.commonName, CTC_NAME_SIZE, NODE_PREFIX "%llu",
-		 (unsigned long long)t->node_id);
+	         (unsigned long long)t->node_id);
 	cert.sigType = CTC_SHA256wECDSA;
 	cert.daysValid = 3650;
 	cert.isCA = 0;
@@ -229,14 +231,17 @@ err_after_rng:
 }
 
 static int load_credentials(WOLFSSL_CTX *ctx, bool server, struct rd_tls *t,
-			    const struct rd_transport_config *cfg, char *msg)
+                            const struct rd_transport_config *cfg, char *msg)
 {
 	if (t->mode == RD_TLS_INSECURE) {
-		if (wolfSSL_CTX_use_certificate_buffer(ctx, t->eph_cert, (long)t->eph_cert_len,
-						       WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS ||
-		    wolfSSL_CTX_use_PrivateKey_buffer(ctx, t->eph_key, (long)t->eph_key_len,
-						      WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS)
-			return rd_errorf(msg, RD_ETLS, "insecure mode: ephemeral certificate refused");
+		if (wolfSSL_CTX_use_certificate_buffer(
+		        ctx, t->eph_cert, (long)t->eph_cert_len, WOLFSSL_FILETYPE_ASN1) !=
+		        WOLFSSL_SUCCESS ||
+		    wolfSSL_CTX_use_PrivateKey_buffer(
+		        ctx, t->eph_key, (long)t->eph_key_len, WOLFSSL_FILETYPE_ASN1) !=
+		        WOLFSSL_SUCCESS)
+			return rd_errorf(msg, RD_ETLS,
+			                 "insecure mode: ephemeral certificate refused");
 		/* The server still asks for the client's (ephemeral) certificate:
 		 * the verify callback is where it reads the client's claimed id. */
 		if (server)
@@ -246,32 +251,37 @@ static int load_credentials(WOLFSSL_CTX *ctx, bool server, struct rd_tls *t,
 		return 0;
 	}
 	if (wolfSSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != WOLFSSL_SUCCESS)
-		return rd_errorf(msg, RD_ETLS, "tls.ca %s: cannot load CA certificate", cfg->tls_ca);
+		return rd_errorf(msg, RD_ETLS, "tls.ca %s: cannot load CA certificate",
+		                 cfg->tls_ca);
+	wolfSSL_CTX_set_verify(
+	    ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	if (!server && cfg->tls_omit_client_cert)
+		return 0;
 	if (wolfSSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != WOLFSSL_SUCCESS)
 		return rd_errorf(msg, RD_ETLS, "tls.cert %s: cannot load certificate",
-				 cfg->tls_cert);
+		                 cfg->tls_cert);
 	if (wolfSSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, WOLFSSL_FILETYPE_PEM) !=
 	    WOLFSSL_SUCCESS)
-		return rd_errorf(msg, RD_ETLS, "tls.key %s: cannot load private key", cfg->tls_key);
+		return rd_errorf(msg, RD_ETLS, "tls.key %s: cannot load private key",
+		                 cfg->tls_key);
 	if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)
 		return rd_errorf(msg, RD_ETLS, "tls.key %s does not match tls.cert %s",
-				 cfg->tls_key, cfg->tls_cert);
-	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-			       verify_cb);
+		                 cfg->tls_key, cfg->tls_cert);
 	return 0;
 }
 
 static int build_ctx(struct rd_tls *t, bool server, const struct rd_transport_config *cfg,
-		     WOLFSSL_CTX **out, char *msg)
+                     WOLFSSL_CTX **out, char *msg)
 {
 	WOLFSSL_CTX *ctx;
 	int rv;
 
-	ctx = wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method());
+	ctx = wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method()
+	                             : wolfTLSv1_3_client_method());
 	if (ctx == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "wolfSSL_CTX_new failed");
 	if ((server ? ngtcp2_crypto_wolfssl_configure_server_context(ctx)
-		    : ngtcp2_crypto_wolfssl_configure_client_context(ctx)) != 0) {
+	            : ngtcp2_crypto_wolfssl_configure_client_context(ctx)) != 0) {
 		rv = rd_errorf(msg, RD_ETLS, "cannot configure wolfSSL for QUIC");
 		goto err_after_ctx;
 	}
@@ -284,12 +294,13 @@ static int build_ctx(struct rd_tls *t, bool server, const struct rd_transport_co
 	if (server) {
 		/* Any name the client sends is kept (and read in verify_cb). */
 		if (wolfSSL_CTX_UseSNI(ctx, WOLFSSL_SNI_HOST_NAME, t->sni,
-				       (unsigned short)strlen(t->sni)) != WOLFSSL_SUCCESS) {
+		                       (unsigned short)strlen(t->sni)) !=
+		    WOLFSSL_SUCCESS) {
 			rv = rd_errorf(msg, RD_ETLS, "cannot enable SNI");
 			goto err_after_ctx;
 		}
 		wolfSSL_CTX_SNI_SetOptions(ctx, WOLFSSL_SNI_HOST_NAME,
-					   WOLFSSL_SNI_ANSWER_ON_MISMATCH);
+		                           WOLFSSL_SNI_ANSWER_ON_MISMATCH);
 	}
 	*out = ctx;
 	return 0;
@@ -302,17 +313,19 @@ err_after_ctx:
  * peers will refuse a mismatched certificate anyway. */
 static void check_own_cert(const struct rd_transport_config *cfg)
 {
-	WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_file(cfg->tls_cert, WOLFSSL_FILETYPE_PEM);
+	WOLFSSL_X509 *x =
+	    wolfSSL_X509_load_certificate_file(cfg->tls_cert, WOLFSSL_FILETYPE_PEM);
 	uint64_t id;
 
 	if (x == NULL)
 		return;
 	id = cert_node_id(x);
 	if (id != cfg->node_id)
-		rd_log_warn("transport: tls.cert names node %llu but this is node %llu; peers "
-			    "will refuse it cert=%s",
-			    (unsigned long long)id, (unsigned long long)cfg->node_id,
-			    cfg->tls_cert);
+		rd_log_warn(
+		    "transport: tls.cert names node %llu but this is node %llu; peers "
+		    "will refuse it cert=%s",
+		    (unsigned long long)id, (unsigned long long)cfg->node_id,
+		    cfg->tls_cert);
 	wolfSSL_X509_free(x);
 }
 
@@ -327,7 +340,7 @@ static int build_both(struct rd_tls *t, const struct rd_transport_config *cfg, c
 		wolfSSL_CTX_free(s);
 		return rv;
 	}
-	if (t->mode == RD_TLS_MUTUAL)
+	if (t->mode == RD_TLS_MUTUAL && !cfg->tls_omit_client_cert)
 		check_own_cert(cfg);
 	/* Sessions hold a reference on their context (wolfSSL refcounts it), so
 	 * connections made with the old credentials keep working. */
@@ -360,7 +373,8 @@ int rd_tls_new(struct rd_tls **out, const struct rd_transport_config *cfg, char 
 	t->alpn_wire[0] = (uint8_t)alen;
 	memcpy(t->alpn_wire + 1, cfg->alpn, alen);
 	memcpy(t->alpn, cfg->alpn, alen);
-	snprintf(t->sni, sizeof t->sni, NODE_PREFIX "%llu", (unsigned long long)cfg->node_id);
+	snprintf(t->sni, sizeof t->sni, NODE_PREFIX "%llu",
+	         (unsigned long long)cfg->node_id);
 	if (t->mode == RD_TLS_INSECURE && (rv = make_ephemeral(t, msg)) != 0)
 		goto err_after_alloc;
 	if ((rv = build_both(t, cfg, msg)) != 0)
@@ -404,9 +418,9 @@ WOLFSSL *rd_tls_session(struct rd_tls *t, struct rd_tls_peer *p)
 	if (p->client) {
 		wolfSSL_set_connect_state(ssl);
 		if (wolfSSL_UseALPN(ssl, t->alpn, (unsigned)strlen(t->alpn),
-				    WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS ||
-		    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, t->sni, (unsigned short)strlen(t->sni)) !=
-			    WOLFSSL_SUCCESS) {
+		                    WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS ||
+		    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, t->sni,
+		                   (unsigned short)strlen(t->sni)) != WOLFSSL_SUCCESS) {
 			wolfSSL_free(ssl);
 			return NULL;
 		}
@@ -416,7 +430,7 @@ WOLFSSL *rd_tls_session(struct rd_tls *t, struct rd_tls_peer *p)
 		wolfSSL_set_accept_state(ssl);
 		/* A client that offers no matching ALPN gets no_application_protocol. */
 		if (wolfSSL_UseALPN(ssl, t->alpn, (unsigned)strlen(t->alpn),
-				    WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS) {
+		                    WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS) {
 			wolfSSL_free(ssl);
 			return NULL;
 		}

@@ -76,8 +76,11 @@ struct rd_transport_config {
 	unsigned backoff_min_ms;       /* first redial delay after a failure */
 	unsigned backoff_max_ms;       /* redial delay cap */
 	uint64_t max_queue_bytes;      /* per peer, per stream: unsent bytes before
-				        * sends fail with RD_EAGAIN */
+	                                * sends fail with RD_EAGAIN */
 	char alpn[32];                 /* RD_TRANSPORT_ALPN; tests change it */
+	bool tls_omit_client_cert;     /* tests only: dial without a certificate */
+	bool count_lost_packets;       /* per-packet loss count from ngtcp2's qlog
+	                                * events: costs ~20% throughput, off by default */
 };
 
 /* Fill `tc` from the node config `c` (transport, tls, cluster.listen and
@@ -95,7 +98,7 @@ struct rd_transport_callbacks {
 	 * eventually call rd_transport_respond or rd_transport_responder_drop
 	 * (also after the connection died: then those just free it). */
 	void (*on_request)(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
-			   struct rd_transport_responder *r);
+	                   struct rd_transport_responder *r);
 	/* The connection to `peer` came up or went down. May be NULL. */
 	void (*on_peer)(void *arg, uint64_t peer, bool connected);
 	void *arg;
@@ -105,8 +108,8 @@ struct rd_transport_callbacks {
  * Returns 0, RD_EIO (socket), RD_ETLS (certificates), RD_ENOMEM. In insecure
  * mode a warning is logged. */
 int rd_transport_new(struct rd_transport **out, struct event_base *base,
-		     const struct rd_transport_config *cfg,
-		     const struct rd_transport_callbacks *cbs, char *msg);
+                     const struct rd_transport_config *cfg,
+                     const struct rd_transport_callbacks *cbs, char *msg);
 
 /* Close every connection (CONNECTION_CLOSE with APP_SHUTDOWN), fail pending
  * calls with RD_ESHUTDOWN, drop responders' streams and free everything.
@@ -115,12 +118,12 @@ void rd_transport_free(struct rd_transport *t);
 
 /* The bound UDP address (after binding port 0). */
 void rd_transport_local_addr(const struct rd_transport *t, struct sockaddr_storage *ss,
-			     socklen_t *len);
+                             socklen_t *len);
 
 /* Register or update peer `id` at `sa`. The connection is dialed when
  * something is to be sent. Returns 0, RD_EINVAL (id 0 or this node). */
 int rd_transport_peer_add(struct rd_transport *t, uint64_t id, const struct sockaddr *sa,
-			  socklen_t salen, char *msg);
+                          socklen_t salen, char *msg);
 
 /* Forget peer `id`: its connection is closed (APP_REMOVED), queued frames
  * dropped, waiting calls failed with RD_ECLOSED. RD_ENOTFOUND if unknown. */
@@ -131,18 +134,18 @@ int rd_transport_peer_remove(struct rd_transport *t, uint64_t id);
  * when a connection is lost are dropped and counted (Raft retransmits).
  * Returns 0, RD_ENOTFOUND (unregistered peer), RD_ETOOBIG (over
  * max_frame_bytes), RD_EAGAIN (more than max_queue_bytes unsent: dropped). */
-int rd_transport_send_batch(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *batch,
-			    char *msg);
+int rd_transport_send_batch(struct rd_transport *t, uint64_t peer,
+                            const Raftd__RaftBatch *batch, char *msg);
 
 /* Queue an already encoded PeerFrame payload (no length header) holding a
  * batch. Same contract as rd_transport_send_batch; the bytes are copied. */
-int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer, const uint8_t *payload,
-			      size_t len, char *msg);
+int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
+                              const uint8_t *payload, size_t len, char *msg);
 
 /* Queue a frame holding a snapshot_chunk or snapshot_ack on the snapshot
  * stream. Same return values; RD_EINVAL for any other kind. */
 int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,
-			       const Raftd__PeerFrame *frame, char *msg);
+                               const Raftd__PeerFrame *frame, char *msg);
 
 /* Outcome of a call: err is 0 and `resp` the decoded response (borrowed,
  * valid during the call), or err is RD_ETIMEDOUT (deadline), RD_ECLOSED
@@ -151,19 +154,21 @@ int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,
  * removed), with resp NULL and a reason in `errmsg`. Called exactly once,
  * never from inside rd_transport_call. */
 typedef void (*rd_transport_reply_cb)(void *arg, int err, const Raftd__PeerResponse *resp,
-				      const char *errmsg);
+                                      const char *errmsg);
 
 /* Send `req` to `peer` on a new stream; `req->from` and `req->deadline_ms`
  * are filled in by the transport. `cb(arg, ...)` is called once with the
  * response or an error at the latest `deadline_ms` from now. Returns 0, or
  * RD_ENOTFOUND / RD_ETOOBIG / RD_ENOMEM without calling `cb`. */
-int rd_transport_call(struct rd_transport *t, uint64_t peer, const Raftd__PeerRequest *req,
-		      unsigned deadline_ms, rd_transport_reply_cb cb, void *arg, char *msg);
+int rd_transport_call(struct rd_transport *t, uint64_t peer,
+                      const Raftd__PeerRequest *req, unsigned deadline_ms,
+                      rd_transport_reply_cb cb, void *arg, char *msg);
 
 /* Answer the request `r` was handed with, and free `r`. Returns 0, or
  * RD_ECLOSED when the stream is gone (caller gave up, connection lost):
  * the answer is then discarded. */
-int rd_transport_respond(struct rd_transport_responder *r, const Raftd__PeerResponse *resp);
+int rd_transport_respond(struct rd_transport_responder *r,
+                         const Raftd__PeerResponse *resp);
 
 /* Free `r` without answering (the caller sees its stream reset). */
 void rd_transport_responder_drop(struct rd_transport_responder *r);
@@ -176,37 +181,49 @@ struct rd_transport_peer_stats {
 	uint64_t raft_msgs_out, raft_msgs_in; /* Raft messages + coalesced heartbeats */
 	uint64_t bytes_out, bytes_in;
 	uint64_t calls_out, calls_in;
-	uint64_t rtt_us, min_rtt_us;  /* smoothed and minimum RTT, 0 when unknown */
-	uint64_t lost_packets;        /* QUIC packets declared lost (RFC 9002 §6) */
-	uint64_t connects;            /* connections established */
-	uint64_t reconnects;          /* ... after the first */
-	uint64_t handshake_failures;  /* outbound dials that did not complete */
-	uint64_t malformed;           /* frames rejected (too big, undecodable, wrong type) */
-	uint64_t foreign_from;        /* messages dropped: `from` not the authenticated peer */
-	uint64_t dropped;             /* frames dropped unsent (queue full, connection lost) */
-	uint64_t queued_bytes;        /* unsent bytes queued for the peer now */
-	char cipher[48];              /* negotiated TLS cipher suite, "" when down */
+	uint64_t rtt_us, min_rtt_us; /* smoothed and minimum RTT, 0 when unknown */
+	uint64_t lost_packets;       /* QUIC packets declared lost (RFC 9002 §6); counted
+	                              * only with config count_lost_packets, else 0 */
+	uint64_t loss_events;        /* congestion recovery periods entered (RFC 9002
+	                              * §7.3.2): each began with a loss; always counted */
+	uint64_t connects;           /* connections established */
+	uint64_t reconnects;         /* ... after the first */
+	uint64_t handshake_failures; /* outbound dials that did not complete */
+	uint64_t malformed;    /* frames rejected (too big, undecodable, wrong type) */
+	uint64_t foreign_from; /* messages dropped: `from` not the authenticated peer */
+	uint64_t dropped;      /* frames dropped unsent (queue full, connection lost) */
+	uint64_t queued_bytes; /* unsent bytes queued for the peer now */
+	char cipher[48];       /* negotiated TLS cipher suite, "" when down */
 };
 
 /* Returns 0 or RD_ENOTFOUND. */
 int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
-			    struct rd_transport_peer_stats *out);
+                            struct rd_transport_peer_stats *out);
 
 /* Endpoint-wide counters. */
 struct rd_transport_stats {
-	uint64_t conns;              /* connections open now (any state) */
-	uint64_t established;        /* ... of which established */
-	uint64_t accepted;           /* inbound connections created */
-	uint64_t dialed;             /* outbound connections created */
-	uint64_t tls_rejected;       /* handshakes refused (alert sent or received) */
-	uint64_t duplicates_closed;  /* connections closed by the tie-break */
-	uint64_t malformed;          /* frames rejected, all peers */
+	uint64_t conns;             /* connections open now (any state) */
+	uint64_t established;       /* ... of which established */
+	uint64_t accepted;          /* inbound connections created */
+	uint64_t dialed;            /* outbound connections created */
+	uint64_t tls_rejected;      /* handshakes refused (alert sent or received) */
+	uint64_t duplicates_closed; /* connections closed by the tie-break */
+	uint64_t malformed;         /* frames rejected, all peers */
 	uint64_t packets_in, packets_out;
-	uint64_t stateless_resets;   /* sent */
-	uint64_t send_blocked;       /* times the socket said EAGAIN */
+	uint64_t stateless_resets; /* sent */
+	uint64_t send_blocked;     /* times the socket said EAGAIN */
 };
 
 void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats *out);
+
+/* Tests only: queue `len` raw bytes (not a frame) on the Raft stream, or
+ * the snapshot stream, to `peer`, as a broken or hostile node would. */
+int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snapshot,
+                               const uint8_t *bytes, size_t len);
+
+/* Tests only: free `t` like a crash would, without telling any peer
+ * (no CONNECTION_CLOSE), so that peers must notice by themselves. */
+void rd_transport_test_abandon(struct rd_transport *t);
 
 /* Re-read the certificate, key and CA named in the config given at
  * creation; new connections use them, established ones keep theirs. On

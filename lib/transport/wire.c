@@ -26,15 +26,15 @@ static uint32_t get_be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out, size_t *outlen,
-		   char *msg)
+int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out,
+                   size_t *outlen, char *msg)
 {
 	size_t n = raftd__peer_frame__get_packed_size(frame);
 	uint8_t *buf;
 
 	if (n > max || n > UINT32_MAX)
-		return rd_errorf(msg, RD_ETOOBIG, "frame of %zu bytes exceeds the limit of %zu", n,
-				 max);
+		return rd_errorf(msg, RD_ETOOBIG,
+		                 "frame of %zu bytes exceeds the limit of %zu", n, max);
 	buf = malloc(RD_WIRE_HEADER + n);
 	if (buf == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "frame of %zu bytes", n);
@@ -51,17 +51,20 @@ static int validate_raft_message(const Raftd__RaftMessage *m, char *msg)
 		return rd_errorf(msg, RD_EPROTO, "empty Raft message");
 	if (m->type <= RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_UNSPECIFIED ||
 	    m->type > RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_READ_INDEX_RESP)
-		return rd_errorf(msg, RD_EPROTO, "unknown Raft message type %d", (int)m->type);
+		return rd_errorf(msg, RD_EPROTO, "unknown Raft message type %d",
+		                 (int)m->type);
 	for (size_t i = 0; i < m->n_entries; i++) {
 		const Raftd__Entry *e = m->entries[i];
 		if (e == NULL || e->type < RAFTD__ENTRY_TYPE__ENTRY_NORMAL ||
 		    e->type > RAFTD__ENTRY_TYPE__ENTRY_CONF_CHANGE)
-			return rd_errorf(msg, RD_EPROTO, "group %llu: entry %zu has unknown type",
-					 (unsigned long long)m->group, i);
+			return rd_errorf(msg, RD_EPROTO,
+			                 "group %llu: entry %zu has unknown type",
+			                 (unsigned long long)m->group, i);
 	}
 	if (m->type == RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT && m->snapshot == NULL)
-		return rd_errorf(msg, RD_EPROTO, "group %llu: snapshot message without metadata",
-				 (unsigned long long)m->group);
+		return rd_errorf(msg, RD_EPROTO,
+		                 "group %llu: snapshot message without metadata",
+		                 (unsigned long long)m->group);
 	return 0;
 }
 
@@ -79,11 +82,13 @@ int rd_wire_validate(const Raftd__PeerFrame *f, char *msg)
 				return rd_errorf(msg, RD_EPROTO, "empty heartbeat");
 		for (size_t i = 0; i < f->batch->n_heartbeat_resps; i++)
 			if (f->batch->heartbeat_resps[i] == NULL)
-				return rd_errorf(msg, RD_EPROTO, "empty heartbeat response");
+				return rd_errorf(msg, RD_EPROTO,
+				                 "empty heartbeat response");
 		return 0;
 	case RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK:
 		if (f->snapshot_chunk->meta == NULL)
-			return rd_errorf(msg, RD_EPROTO, "snapshot chunk without metadata");
+			return rd_errorf(msg, RD_EPROTO,
+			                 "snapshot chunk without metadata");
 		if (f->snapshot_chunk->message != NULL)
 			return validate_raft_message(f->snapshot_chunk->message, msg);
 		return 0;
@@ -96,10 +101,12 @@ int rd_wire_validate(const Raftd__PeerFrame *f, char *msg)
 	case RAFTD__PEER_FRAME__KIND_RESPONSE:
 		if (f->response->body_case == RAFTD__PEER_RESPONSE__BODY__NOT_SET &&
 		    f->response->error == RAFTD__ERROR_CODE__OK)
-			return rd_errorf(msg, RD_EPROTO, "successful response without a body");
+			return rd_errorf(msg, RD_EPROTO,
+			                 "successful response without a body");
 		return 0;
 	default:
-		return rd_errorf(msg, RD_EPROTO, "frame of unknown kind %d", (int)f->kind_case);
+		return rd_errorf(msg, RD_EPROTO, "frame of unknown kind %d",
+		                 (int)f->kind_case);
 	}
 }
 
@@ -109,8 +116,8 @@ int rd_wire_decode(const uint8_t *buf, size_t len, Raftd__PeerFrame **out, char 
 	int rv;
 
 	if (f == NULL)
-		return rd_errorf(msg, RD_EPROTO, "frame of %zu bytes does not decode as PeerFrame",
-				 len);
+		return rd_errorf(msg, RD_EPROTO,
+		                 "frame of %zu bytes does not decode as PeerFrame", len);
 	if ((rv = rd_wire_validate(f, msg)) != 0) {
 		raftd__peer_frame__free_unpacked(f, NULL);
 		return rv;
@@ -144,7 +151,7 @@ bool rd_wire_reader_partial(const struct rd_wire_reader *r)
 }
 
 int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t len,
-			rd_wire_frame_cb cb, void *arg)
+                        rd_wire_frame_cb cb, void *arg)
 {
 	int rv;
 
@@ -167,7 +174,8 @@ int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t le
 				break;
 			r->need = get_be32(r->hdr);
 			if (r->need > r->max) {
-				/* Checked before allocating: a hostile length costs nothing. */
+				/* Checked before allocating: a hostile length costs
+				 * nothing. */
 				r->failed = true;
 				return RD_ETOOBIG;
 			}

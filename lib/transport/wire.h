@@ -21,14 +21,14 @@
 
 #include "raftd.pb-c.h"
 
-#define RD_WIRE_HEADER 4
+#define RD_WIRE_HEADER            4
 #define RD_WIRE_DEFAULT_MAX_FRAME (64u << 20)
 
 /* Encode `frame` into a new buffer holding header + payload. On success
  * *out is malloc'd and owned by the caller (free()). Returns 0, RD_ETOOBIG
  * when the payload exceeds `max`, RD_ENOMEM. */
-int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out, size_t *outlen,
-		   char *msg);
+int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out,
+                   size_t *outlen, char *msg);
 
 /* Decode and validate one payload (without the header). On success *out is
  * owned by the caller, to be released with rd_wire_free(). Returns 0 or
@@ -43,13 +43,13 @@ void rd_wire_free(Raftd__PeerFrame *frame);
 
 /* Reassembles frames from a byte stream. */
 struct rd_wire_reader {
-	size_t max;       /* largest payload accepted */
+	size_t max; /* largest payload accepted */
 	uint8_t hdr[RD_WIRE_HEADER];
-	size_t hdr_have;  /* header bytes collected */
-	uint8_t *buf;     /* payload being collected (malloc'd), NULL between frames */
-	size_t need;      /* payload length announced by the header */
-	size_t have;      /* payload bytes collected */
-	bool failed;      /* a fatal error was seen; further input is ignored */
+	size_t hdr_have; /* header bytes collected */
+	uint8_t *buf;    /* payload being collected (malloc'd), NULL between frames */
+	size_t need;     /* payload length announced by the header */
+	size_t have;     /* payload bytes collected */
+	bool failed;     /* a fatal error was seen; further input is ignored */
 };
 
 /* Called once per complete payload; the bytes are valid only during the
@@ -66,7 +66,7 @@ void rd_wire_reader_close(struct rd_wire_reader *r);
  * RD_ETOOBIG (announced length over `max`; the reader is then failed),
  * RD_ENOMEM, or the first non-zero value `cb` returned. */
 int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t len,
-			rd_wire_frame_cb cb, void *arg);
+                        rd_wire_frame_cb cb, void *arg);
 
 /* True when the reader holds a partial frame (a stream ending now was cut). */
 bool rd_wire_reader_partial(const struct rd_wire_reader *r);

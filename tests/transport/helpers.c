@@ -35,7 +35,7 @@ static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 }
 
 static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
-		       struct rd_transport_responder *r)
+                       struct rd_transport_responder *r)
 {
 	struct tnode *n = arg;
 	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
@@ -80,7 +80,7 @@ void tenv_certs(struct tenv *e, const char *args)
 		char sub[32], rest[512] = "";
 		if (sscanf(args, "%31s %511[^\n]", sub, rest) >= 1)
 			snprintf(cmd, sizeof cmd, "%s/conf/raftd-certs %s %s %s",
-				 src ? src : ".", sub, e->dir, rest);
+			         src ? src : ".", sub, e->dir, rest);
 	}
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
@@ -116,16 +116,17 @@ void tenv_fini(struct tenv *e)
 		fprintf(stderr, "cannot remove %s\n", e->dir);
 }
 
-void tnode_config(struct tenv *e, uint64_t id, bool insecure, struct rd_transport_config *cfg)
+void tnode_config(struct tenv *e, uint64_t id, bool insecure,
+                  struct rd_transport_config *cfg)
 {
 	rd_transport_config_init(cfg, NULL);
 	cfg->node_id = id;
 	cfg->tls_mode = insecure ? RD_TLS_INSECURE : RD_TLS_MUTUAL;
 	snprintf(cfg->tls_ca, sizeof cfg->tls_ca, "%s/ca.pem", e->dir);
 	snprintf(cfg->tls_cert, sizeof cfg->tls_cert, "%s/node%llu.pem", e->dir,
-		 (unsigned long long)id);
+	         (unsigned long long)id);
 	snprintf(cfg->tls_key, sizeof cfg->tls_key, "%s/node%llu.key", e->dir,
-		 (unsigned long long)id);
+	         (unsigned long long)id);
 	cfg->handshake_timeout_ms = 3000;
 	cfg->backoff_min_ms = 20;
 	cfg->backoff_max_ms = 300;
@@ -135,11 +136,11 @@ void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *
 {
 	struct tnode *n = &e->n[id];
 	struct rd_transport_callbacks cbs = {
-		.on_batch = on_batch,
-		.on_snapshot = on_snapshot,
-		.on_request = on_request,
-		.on_peer = on_peer,
-		.arg = n,
+	    .on_batch = on_batch,
+	    .on_snapshot = on_snapshot,
+	    .on_request = on_request,
+	    .on_peer = on_peer,
+	    .arg = n,
 	};
 	char msg[RD_ERRMSG_SIZE] = "";
 	int rv;
@@ -166,9 +167,10 @@ void tnode_add_peer(struct tenv *e, uint64_t at, uint64_t peer)
 {
 	char msg[RD_ERRMSG_SIZE];
 
-	cr_assert_eq(rd_transport_peer_add(e->n[at].t, peer, (struct sockaddr *)&e->n[peer].addr,
-					   e->n[peer].addrlen, msg),
-		     0, "%s", msg);
+	cr_assert_eq(rd_transport_peer_add(e->n[at].t, peer,
+	                                   (struct sockaddr *)&e->n[peer].addr,
+	                                   e->n[peer].addrlen, msg),
+	             0, "%s", msg);
 }
 
 void tenv_mesh(struct tenv *e)
@@ -180,7 +182,7 @@ void tenv_mesh(struct tenv *e)
 }
 
 int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n,
-	  size_t payload)
+          size_t payload)
 {
 	Raftd__RaftBatch b = RAFTD__RAFT_BATCH__INIT;
 	Raftd__RaftMessage *ms = calloc(n, sizeof *ms), **mp = calloc(n, sizeof *mp);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "transport/transport.h"
+#include "util/err.h"
 
 #define TN_MAX 4
 
@@ -29,7 +30,7 @@ struct tnode {
 	uint64_t snapshots;
 	uint64_t requests;
 	uint64_t ups, downs;
-	bool hold_requests;               /* keep responders instead of answering */
+	bool hold_requests; /* keep responders instead of answering */
 	struct rd_transport_responder *held[16];
 	unsigned n_held;
 };
@@ -48,7 +49,8 @@ void tenv_fini(struct tenv *e);
 void tenv_certs(struct tenv *e, const char *args);
 
 /* A config for node `id`: mutual with DIR/node<id>.pem unless `insecure`. */
-void tnode_config(struct tenv *e, uint64_t id, bool insecure, struct rd_transport_config *cfg);
+void tnode_config(struct tenv *e, uint64_t id, bool insecure,
+                  struct rd_transport_config *cfg);
 /* Start node `id` with `cfg` (its listen address may be port 0). */
 void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *cfg);
 void tnode_stop(struct tenv *e, uint64_t id);
@@ -58,7 +60,7 @@ void tnode_add_peer(struct tenv *e, uint64_t at, uint64_t peer);
 
 /* Send a batch of `n` messages from `from` to `to`, indices starting at `first`. */
 int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n,
-	  size_t payload);
+          size_t payload);
 
 /* Run the loop until pred(arg) or `ms` milliseconds; returns pred(arg). */
 bool trun(struct tenv *e, bool (*pred)(struct tenv *, void *), void *arg, unsigned ms);

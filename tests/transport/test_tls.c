@@ -1,0 +1,193 @@
+/*
+ * Mutual TLS (issue 5; DESIGN.md "Wire protocol"): certificates from the
+ * cluster CA naming the right node are accepted; another CA, a certificate
+ * naming another node, an expired certificate, no client certificate and a
+ * wrong ALPN all end the handshake, and the endpoint keeps serving good
+ * peers afterwards. Node 1 is the endpoint under test, node 3 a good peer,
+ * node 2 the bad one.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+static bool node1_got(struct tenv *e, void *arg)
+{
+	return e->n[1].msgs >= *(uint64_t *)arg;
+}
+
+/* Node 2 (configured by the caller) must not get through to node 1; then
+ * node 3 must. */
+static void expect_refused(struct tenv *e, const struct rd_transport_config *bad)
+{
+	struct rd_transport_config cfg;
+	struct rd_transport_stats s1, s2;
+	uint64_t want = 5;
+
+	tnode_config(e, 1, false, &cfg);
+	tnode_start(e, 1, &cfg);
+	tnode_start(e, 2, bad);
+	tnode_config(e, 3, false, &cfg);
+	tnode_start(e, 3, &cfg);
+	tenv_mesh(e);
+	cr_assert_eq(tsend(e, 2, 1, 1, 5, 8), 0);
+	trun_for(e, 1500);
+	cr_expect_eq(e->n[1].msgs, 0, "no message from the refused peer");
+	rd_transport_stats(e->n[1].t, &s1);
+	rd_transport_stats(e->n[2].t, &s2);
+	cr_expect_geq(s1.tls_rejected + s2.tls_rejected, 1, "a handshake was refused");
+	cr_expect_eq(s1.established, 0);
+	cr_expect_not(tstats(e, 2, 1).connected);
+	/* The endpoint still serves a good peer. */
+	cr_assert_eq(tsend(e, 3, 1, 1, 5, 8), 0);
+	cr_expect(trun(e, node1_got, &want, 10000), "good peer served after a refusal");
+	cr_expect(tstats(e, 1, 3).connected);
+	tenv_fini(e);
+}
+
+/* Same CA, right names: accepted in both directions. */
+Test(tls, same_ca_accepted)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	uint64_t want = 5;
+
+	tenv_init(&e, true);
+	tnode_config(&e, 1, false, &cfg);
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, false, &cfg);
+	tnode_start(&e, 2, &cfg);
+	tenv_mesh(&e);
+	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
+	cr_assert(trun(&e, node1_got, &want, 10000));
+	cr_expect(tstats(&e, 1, 2).connected);
+	cr_expect(tstats(&e, 2, 1).connected);
+	tenv_fini(&e);
+}
+
+Test(tls, other_ca_refused)
+{
+	struct tenv e;
+	struct rd_transport_config bad;
+	char cmd[1024];
+
+	tenv_init(&e, true);
+	snprintf(cmd, sizeof cmd,
+	         "%s/conf/raftd-certs ca %s/other && %s/conf/raftd-certs node %s/other 2",
+	         getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir);
+	cr_assert_eq(system(cmd), 0);
+	tnode_config(&e, 2, false, &bad);
+	snprintf(bad.tls_ca, sizeof bad.tls_ca, "%s/other/ca.pem", e.dir);
+	snprintf(bad.tls_cert, sizeof bad.tls_cert, "%s/other/node2.pem", e.dir);
+	snprintf(bad.tls_key, sizeof bad.tls_key, "%s/other/node2.key", e.dir);
+	expect_refused(&e, &bad);
+}
+
+/* Node 2 presents node 3's (valid) certificate: its claim (2) and its
+ * certificate (3) disagree. */
+Test(tls, wrong_node_id_refused)
+{
+	struct tenv e;
+	struct rd_transport_config bad;
+
+	tenv_init(&e, true);
+	tnode_config(&e, 2, false, &bad);
+	snprintf(bad.tls_cert, sizeof bad.tls_cert, "%s/node3.pem", e.dir);
+	snprintf(bad.tls_key, sizeof bad.tls_key, "%s/node3.key", e.dir);
+	expect_refused(&e, &bad);
+}
+
+/* The dialing side checks the server too: node 1 dials "node 2" whose
+ * endpoint presents node 3's certificate. */
+Test(tls, server_with_wrong_node_id_refused)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	struct rd_transport_stats s1;
+
+	tenv_init(&e, true);
+	tnode_config(&e, 1, false, &cfg);
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, false, &cfg);
+	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/node3.pem", e.dir);
+	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/node3.key", e.dir);
+	tnode_start(&e, 2, &cfg);
+	tnode_add_peer(&e, 1, 2);
+	cr_assert_eq(tsend(&e, 1, 2, 1, 5, 8), 0);
+	trun_for(&e, 1500);
+	cr_expect_eq(e.n[2].msgs, 0);
+	rd_transport_stats(e.n[1].t, &s1);
+	cr_expect_geq(s1.tls_rejected, 1);
+	cr_expect_geq(tstats(&e, 1, 2).handshake_failures, 1);
+	tenv_fini(&e);
+}
+
+Test(tls, expired_certificate_refused)
+{
+	struct tenv e;
+	struct rd_transport_config bad;
+
+	tenv_init(&e, true);
+	tenv_certs(&e, "node 2 --expired --name exp2");
+	tnode_config(&e, 2, false, &bad);
+	snprintf(bad.tls_cert, sizeof bad.tls_cert, "%s/exp2.pem", e.dir);
+	snprintf(bad.tls_key, sizeof bad.tls_key, "%s/exp2.key", e.dir);
+	expect_refused(&e, &bad);
+}
+
+Test(tls, no_client_certificate_refused)
+{
+	struct tenv e;
+	struct rd_transport_config bad;
+
+	tenv_init(&e, true);
+	tnode_config(&e, 2, false, &bad);
+	bad.tls_omit_client_cert = true;
+	expect_refused(&e, &bad);
+}
+
+Test(tls, wrong_alpn_refused)
+{
+	struct tenv e;
+	struct rd_transport_config bad;
+
+	tenv_init(&e, true);
+	tnode_config(&e, 2, false, &bad);
+	snprintf(bad.alpn, sizeof bad.alpn, "raftd/2");
+	expect_refused(&e, &bad);
+}
+
+/* Identity comes from the CN when the certificate has no SAN. */
+Test(tls, cn_only_certificate_accepted)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	uint64_t want = 5;
+
+	tenv_init(&e, true);
+	tenv_certs(&e, "node 2 --cn-only");
+	tnode_config(&e, 1, false, &cfg);
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, false, &cfg);
+	tnode_start(&e, 2, &cfg);
+	tenv_mesh(&e);
+	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
+	cr_expect(trun(&e, node1_got, &want, 10000));
+	tenv_fini(&e);
+}
+
+/* Reloading credentials keeps the endpoint working; a broken file is
+ * refused and the old credentials stay. */
+Test(tls, reload)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	char msg[RD_ERRMSG_SIZE];
+
+	tenv_init(&e, true);
+	tnode_config(&e, 1, false, &cfg);
+	tnode_start(&e, 1, &cfg);
+	cr_expect_eq(rd_transport_reload_tls(e.n[1].t, msg), 0, "%s", msg);
+	tenv_fini(&e);
+}
