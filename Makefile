@@ -6,7 +6,7 @@
 #   build/             normal build (objects, libraftd.a, raftd, raftctl, tests)
 #   build/asan/        the same with ASan + UBSan (make ... SANITIZE=1)
 #
-# Areas may add their own targets in a fragment `tests/<dir>/rules.mk`,
+# Areas may add their own targets in fragments `tests/<dir>/*.mk`,
 # appending to TEST_TARGETS, BENCH_TARGETS or FUZZ_TARGETS.
 
 .DEFAULT_GOAL := all
@@ -58,7 +58,7 @@ TEST_TARGETS := $(TEST_DIRS:%=test-%)
 BENCH_TARGETS :=
 FUZZ_TARGETS :=
 
--include $(sort $(wildcard tests/*/rules.mk))
+-include $(sort $(wildcard tests/*/*.mk))
 
 .PHONY: all deps test bench fuzz run install format format-check lint clean help \
         $(TEST_DIRS:%=test-%)
@@ -118,6 +118,10 @@ $(foreach d,$(TEST_DIRS),$(eval $(call test_bin,$(d))))
 export RD_BUILD := $(abspath $(B))
 export RD_SRC := $(abspath .)
 export RD_DEPS := $(abspath $(DEPS))
+ifeq ($(SANITIZE),1)
+export LSAN_OPTIONS := suppressions=$(abspath tests/lsan.supp):print_suppressions=0
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+endif
 
 $(TEST_DIRS:%=test-%): test-%: $(B)/tests/test-%
 	$< --jobs 2

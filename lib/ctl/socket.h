@@ -1,0 +1,69 @@
+/*
+ * The local client socket: a Unix stream socket speaking framed protobuf
+ * (proto/raftd.proto, ClientRequest / ClientResponse). This layer owns the
+ * socket file, connections and framing; it hands each whole frame to the
+ * `on_frame` callback and sends back whatever the handler answers, possibly
+ * much later (a write is answered once it has applied).
+ *
+ * Happy path: accept -> read frames -> on_frame -> rd_ctl_reply (any time).
+ * Failure modes: a frame longer than `max_frame` closes that connection and
+ * counts it; a client that disconnects with requests still pending leaves
+ * its connection object alive (as a zombie) until every pending reply has
+ * been released, so handlers never touch freed memory.
+ */
+#ifndef RD_CTL_SOCKET_H
+#define RD_CTL_SOCKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+struct rd_ctl_server;
+struct rd_ctl_conn;
+
+/* Called with one whole request frame. `frame` is valid only during the
+ * call. The handler must eventually call rd_ctl_reply or rd_ctl_release on
+ * `conn` exactly once per frame it was given (it holds one reference). */
+typedef void (*rd_ctl_frame_cb)(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
+				size_t len);
+
+struct rd_ctl_stats {
+	uint64_t accepted;
+	uint64_t frames;
+	uint64_t oversized; /* connections closed for a frame over max_frame */
+	uint64_t open;      /* connections currently open */
+};
+
+/* Create the socket file at `path` with permissions `mode` and listen.
+ * A stale socket file (nobody accepting) is replaced; a live one is
+ * RD_EEXIST ("another raftd is running"). Returns 0 or an RD_E* code with a
+ * message. */
+int rd_ctl_server_start(struct event_base *base, const char *path, mode_t mode,
+			size_t max_frame, rd_ctl_frame_cb on_frame, void *ud,
+			struct rd_ctl_server **out, char *msg);
+
+/* Stop accepting new connections (shutdown, first step). Existing ones
+ * stay until rd_ctl_server_free. */
+void rd_ctl_server_stop_accepting(struct rd_ctl_server *s);
+
+/* Close every connection, remove the socket file and free the server.
+ * Pending references stay valid: replies on them are dropped. */
+void rd_ctl_server_free(struct rd_ctl_server *s);
+
+const struct rd_ctl_stats *rd_ctl_server_stats(const struct rd_ctl_server *s);
+
+/* Send one response frame on `conn` and drop the reference the handler
+ * held. The bytes are copied. A reply on a closed connection is dropped. */
+void rd_ctl_reply(struct rd_ctl_conn *conn, const uint8_t *buf, size_t len);
+
+/* Take an extra reference (for a request that fans out), or drop one
+ * without replying. */
+void rd_ctl_retain(struct rd_ctl_conn *conn);
+void rd_ctl_release(struct rd_ctl_conn *conn);
+
+/* The peer's credentials, from SO_PEERCRED at accept time. */
+pid_t rd_ctl_conn_pid(const struct rd_ctl_conn *conn);
+uid_t rd_ctl_conn_uid(const struct rd_ctl_conn *conn);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * Hosting one Raft group on this node: restore it from storage (hard state,
+ * membership, compaction point, log) or create it at bootstrap with its
+ * initial voters.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "multiraft/node_internal.h"
+#include "util/err.h"
+#include "util/log.h"
+
+struct load {
+	struct rd_entry *ents;
+	size_t n, cap;
+	uint8_t **datas;
+};
+
+static int collect(void *arg, const struct rd_entry *e)
+{
+	struct load *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		struct rd_entry *ents = realloc(l->ents, cap * sizeof *ents);
+		if (ents == NULL)
+			return RD_ENOMEM;
+		l->ents = ents;
+		l->cap = cap;
+	}
+	l->ents[l->n] = *e;
+	l->ents[l->n].data = NULL;
+	if (e->len > 0) {
+		l->ents[l->n].data = malloc(e->len);
+		if (l->ents[l->n].data == NULL)
+			return RD_ENOMEM;
+		memcpy(l->ents[l->n].data, e->data, e->len);
+	}
+	l->n++;
+	return 0;
+}
+
+static void load_free(struct load *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ents[i].data);
+	free(l->ents);
+}
+
+int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t n_voters,
+		  char *msg)
+{
+	struct rd_storage_group_info info;
+	struct rd_raft_config rc;
+	struct load l = {0};
+	struct rd_group *g;
+	bool fresh;
+	int rv;
+
+	if (id >= n->n_slots)
+		return rd_errorf(msg, RD_EINVAL, "group %llu out of range",
+				 (unsigned long long)id);
+	g = calloc(1, sizeof *g);
+	if (g == NULL)
+		return rd_errorf(msg, RD_ENOMEM, "out of memory");
+	g->id = id;
+	g->next_ctx = 1;
+
+	fresh = rd_storage_group_info(n->st, id, &info) == RD_ENOTFOUND;
+	memset(&rc, 0, sizeof rc);
+	rc.group = id;
+	rc.id = n->cfg.node_id;
+	rc.election_ticks = n->cfg.election_ticks;
+	rc.heartbeat_ticks = n->cfg.heartbeat_ticks;
+	rc.max_inflight_msgs = n->cfg.max_inflight_msgs;
+	rc.max_msg_bytes = n->cfg.max_msg_bytes;
+	rc.pre_vote = true;
+	rc.check_quorum = true;
+	rc.seed = n->seed ^ (id * 0x9e3779b97f4a7c15ull);
+	if (fresh || info.conf.n_voters == 0) {
+		if (n_voters > RD_RAFT_MAX_MEMBERS) {
+			rv = rd_errorf(msg, RD_EINVAL, "group %llu: too many voters",
+				       (unsigned long long)id);
+			goto err_after_alloc;
+		}
+		rc.conf.n_voters = (uint32_t)n_voters;
+		memcpy(rc.conf.voters, voters, n_voters * sizeof *voters);
+	} else {
+		rc.conf = info.conf;
+		g->conf_persisted = info.conf;
+	}
+	if (!fresh) {
+		rc.hard_state = info.hs;
+		rc.applied = info.applied;
+		if (info.has_snapshot || info.first_index > 1) {
+			rc.snapshot.index = info.first_index - 1;
+			rc.snapshot.term = info.compact_term;
+			rc.snapshot.conf = info.has_snapshot ? info.snap.conf : rc.conf;
+		}
+		if (info.last_index >= info.first_index) {
+			rv = rd_storage_log_scan(n->st, id, info.first_index, collect, &l, msg);
+			if (rv != 0) {
+				rd_errprefix(msg, "group %llu: loading the log: ",
+					     (unsigned long long)id);
+				goto err_after_load;
+			}
+		}
+		rc.entries = l.ents;
+		rc.n_entries = l.n;
+		if (rc.applied < rc.snapshot.index)
+			rc.applied = rc.snapshot.index;
+	}
+	rv = rd_raft_new(&rc, &g->raft, msg);
+	if (rv != 0) {
+		rd_errprefix(msg, "group %llu: ", (unsigned long long)id);
+		goto err_after_load;
+	}
+	load_free(&l);
+	g->fresh = fresh;
+	n->groups[id] = g;
+	rd_log_info("group opened group=%llu term=%llu commit=%llu applied=%llu last=%llu "
+		    "voters=%u%s",
+		    (unsigned long long)id, (unsigned long long)rd_raft_term(g->raft),
+		    (unsigned long long)rd_raft_commit(g->raft),
+		    (unsigned long long)rd_raft_applied_index(g->raft),
+		    (unsigned long long)rd_raft_last_index(g->raft),
+		    rd_raft_conf(g->raft)->n_voters, fresh ? " new=1" : "");
+	return 0;
+
+err_after_load:
+	load_free(&l);
+err_after_alloc:
+	free(g);
+	return rv;
+}
+
+void rd_group_free(struct rd_group *g)
+{
+	if (g == NULL)
+		return;
+	rd_raft_free(g->raft);
+	free(g->results);
+	free(g);
+}

@@ -1,0 +1,436 @@
+/*
+ * Node lifecycle: start (storage, groups, transport, client socket, admin
+ * HTTP), the tick timer, readiness, systemd notifications and shutdown.
+ * The per-iteration work is in drive.c.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl/socket.h"
+#include "multiraft/node_internal.h"
+#include "raftd.pb-c.h"
+#include "storage/kv.h"
+#include "util/err.h"
+#include "util/log.h"
+
+/* Event priorities: inputs run first; the drain pass last in an iteration. */
+#define PRIO_INPUT 1
+#define PRIO_DRAIN 2
+#define N_PRIOS 3
+
+uint64_t rd_node_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void rd_node_wake(struct rd_node *n)
+{
+	if (!n->wake_pending) {
+		n->wake_pending = true;
+		event_active(n->drain_ev, 0, 0);
+	}
+}
+
+struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id)
+{
+	return id < n->n_slots ? n->groups[id] : NULL;
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_node *n = arg;
+	(void)fd, (void)what;
+	n->wake_pending = false;
+	rd_drive_iteration(n);
+}
+
+void rd_node_check_ready(struct rd_node *n)
+{
+	struct rd_group *g0 = rd_node_group(n, 0);
+	char status[128];
+
+	if (n->ready || g0 == NULL || rd_raft_leader(g0->raft) == 0)
+		return;
+	if (!n->ready_target_set) {
+		n->ready_target = rd_raft_commit(g0->raft);
+		n->ready_target_set = true;
+	}
+	if (rd_raft_applied_index(g0->raft) < n->ready_target)
+		return;
+	n->ready = true;
+	size_t hosted = 0;
+	for (size_t i = 0; i < n->n_slots; i++)
+		hosted += n->groups[i] != NULL;
+	snprintf(status, sizeof status, "READY=1\nSTATUS=ready with %zu groups", hosted);
+	sd_notify(0, status);
+	rd_log_notice("node ready node=%llu groups=%zu metadata_leader=%llu",
+		      (unsigned long long)n->cfg.node_id, hosted,
+		      (unsigned long long)rd_raft_leader(g0->raft));
+	struct rd_result ok = {.code = RAFTD__ERROR_CODE__OK};
+	rd_waitq_fail_all(&n->ready_waiters, &ok);
+}
+
+/* At bootstrap every group has a leadership hint (routing.h): the hinted
+ * node campaigns at once instead of waiting for an election timeout, which
+ * spreads leadership evenly and makes start-up fast. Group 0's hint is the
+ * lowest node id. */
+static void campaign_hinted(struct rd_node *n)
+{
+	uint64_t lowest = UINT64_MAX;
+	for (unsigned i = 0; i < n->n_members; i++)
+		if (n->members[i].id < lowest)
+			lowest = n->members[i].id;
+	for (size_t id = 0; id < n->n_slots; id++) {
+		struct rd_group *g = n->groups[id];
+		const struct rd_group_placement *p;
+		uint64_t hint;
+		if (g == NULL || !g->fresh)
+			continue;
+		p = id == 0 ? NULL : rd_routing_placement(&n->routing, (uint32_t)id);
+		hint = p != NULL ? p->replicas[0] : lowest;
+		if (hint == n->cfg.node_id)
+			rd_raft_campaign(g->raft);
+	}
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_node *n = arg;
+	uint64_t t0 = rd_node_now_ns();
+	bool work = false;
+
+	(void)fd, (void)what;
+	if (!n->bootstrapped) {
+		n->bootstrapped = true;
+		campaign_hinted(n);
+	}
+	for (size_t id = 0; id < n->n_slots; id++) {
+		struct rd_group *g = n->groups[id];
+		if (g == NULL)
+			continue;
+		rd_raft_tick(g->raft);
+		work |= rd_raft_has_update(g->raft);
+		rd_waitq_expire(&g->props, t0);
+		rd_waitq_expire(&g->reads, t0);
+	}
+	rd_waitq_expire(&n->forwards, t0);
+	rd_waitq_expire(&n->ready_waiters, t0);
+	rd_node_retry_forwards(n);
+	if (work)
+		rd_node_wake(n);
+	if (n->watchdog)
+		sd_notify(0, "WATCHDOG=1");
+	n->loop.ticks++;
+	n->loop.last_tick_done_ns = rd_node_now_ns();
+	n->loop.last_tick_ns = n->loop.last_tick_done_ns - t0;
+	rd_metrics_hist_observe(&n->loop.tick_hist, (double)n->loop.last_tick_ns / 1e9);
+	if (n->loop.last_tick_ns > n->loop.max_tick_ns)
+		n->loop.max_tick_ns = n->loop.last_tick_ns;
+}
+
+/* The cluster id of a bootstrapped cluster: "raftd-" and the FNV-1a 64
+ * hash of the sorted initial member ids, so that a data directory of
+ * another cluster is recognised and refused. */
+static void cluster_id(const struct rd_node *n, char *out, size_t size)
+{
+	uint64_t ids[RD_NODE_MAX_MEMBERS], h;
+	unsigned k = n->n_members;
+
+	for (unsigned i = 0; i < k; i++)
+		ids[i] = n->members[i].id;
+	for (unsigned i = 1; i < k; i++)
+		for (unsigned j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+			uint64_t t = ids[j];
+			ids[j] = ids[j - 1];
+			ids[j - 1] = t;
+		}
+	h = rd_kv_fnv1a64((const uint8_t *)ids, k * sizeof *ids);
+	snprintf(out, size, "raftd-%016llx", (unsigned long long)h);
+}
+
+static int mkdirs(const char *path, char *msg)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return rd_errorf(msg, RD_EIO, "mkdir %s: %s", buf, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		return rd_errorf(msg, RD_EIO, "mkdir %s: %s", buf, strerror(errno));
+	return 0;
+}
+
+static int open_storage(struct rd_node *n, char *msg)
+{
+	struct rd_storage_options o;
+	char cid[64];
+	int rv;
+
+	rv = mkdirs(n->cfg.data_dir, msg);
+	if (rv != 0)
+		return rv;
+	cluster_id(n, cid, sizeof cid);
+	rd_storage_options_init(&o);
+	o.create_if_missing = true;
+	o.cluster_id = cid;
+	rv = rd_storage_open(n->cfg.data_dir, &o, &n->st, msg);
+	if (rv != 0) {
+		rd_errprefix(msg, "data directory %s: ", n->cfg.data_dir);
+		return rv;
+	}
+	n->batch = rd_storage_batch_new(n->st);
+	if (n->batch == NULL)
+		return rd_errorf(msg, RD_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Routing: from the catalog, or computed at bootstrap and recorded. */
+static int load_routing(struct rd_node *n, char *msg)
+{
+	uint64_t ids[RD_NODE_MAX_MEMBERS];
+	uint8_t *buf;
+	size_t len;
+	int rv;
+
+	rv = rd_storage_catalog_get(n->st, RD_STORAGE_CATALOG_ROUTING, &buf, &len, msg);
+	if (rv == 0) {
+		rv = rd_routing_decode(&n->routing, buf, len, msg);
+		free(buf);
+		if (rv != 0)
+			rd_errprefix(msg, "catalog: ");
+		return rv;
+	}
+	if (rv != RD_ENOTFOUND)
+		return rv;
+	for (unsigned i = 0; i < n->n_members; i++)
+		ids[i] = n->members[i].id;
+	rv = rd_routing_bootstrap(&n->routing, n->cfg.data_groups, n->cfg.replication_factor,
+				  ids, n->n_members);
+	if (rv != 0)
+		return rd_errorf(msg, rv, "cannot compute the routing table");
+	rv = rd_routing_encode(&n->routing, &buf, &len);
+	if (rv != 0)
+		return rd_errorf(msg, rv, "out of memory");
+	rv = rd_storage_catalog_put(n->st, RD_STORAGE_CATALOG_ROUTING, buf, len, msg);
+	free(buf);
+	if (rv == 0)
+		rd_log_info("bootstrap: routing table computed groups=%u replicas=%u nodes=%u",
+			    n->routing.n_groups, rd_routing_placement(&n->routing, 1)->n_replicas,
+			    n->n_members);
+	return rv;
+}
+
+static int open_groups(struct rd_node *n, char *msg)
+{
+	uint64_t voters[RD_NODE_MAX_MEMBERS];
+	int rv;
+
+	n->n_slots = (size_t)n->routing.n_groups + 1;
+	n->groups = calloc(n->n_slots, sizeof *n->groups);
+	n->active = calloc(n->n_slots, sizeof *n->active);
+	if (n->groups == NULL || n->active == NULL)
+		return rd_errorf(msg, RD_ENOMEM, "out of memory");
+	for (unsigned i = 0; i < n->n_members; i++)
+		voters[i] = n->members[i].id;
+	rv = rd_group_open(n, 0, voters, n->n_members < RD_RAFT_MAX_MEMBERS ? n->n_members
+									  : RD_RAFT_MAX_MEMBERS,
+			   msg);
+	if (rv != 0)
+		return rv;
+	for (uint32_t g = 1; g <= n->routing.n_groups; g++) {
+		const struct rd_group_placement *p = rd_routing_placement(&n->routing, g);
+		if (!rd_routing_has_replica(&n->routing, g, n->cfg.node_id))
+			continue;
+		rv = rd_group_open(n, g, p->replicas, p->n_replicas, msg);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct rd_node **out,
+		  char *msg)
+{
+	struct rd_node *n;
+	struct timeval tv;
+	uint64_t usec;
+	int rv;
+
+	if (cfg->has_join)
+		return rd_errorf(msg, RD_ECONFIG,
+				 "%s: [cluster] join: joining a running cluster is not supported "
+				 "by this version; list every node in [cluster] peers",
+				 cfg->path);
+	n = calloc(1, sizeof *n);
+	if (n == NULL)
+		return rd_errorf(msg, RD_ENOMEM, "out of memory");
+	n->cfg = *cfg;
+	n->base = base;
+	n->started_ns = rd_node_now_ns();
+	rd_metrics_hist_init(&n->loop.iter_hist, rd_metrics_latency_buckets,
+			     rd_metrics_latency_buckets_n);
+	rd_metrics_hist_init(&n->loop.tick_hist, rd_metrics_latency_buckets,
+			     rd_metrics_latency_buckets_n);
+	n->seed = (uint64_t)time(NULL) ^ (cfg->node_id << 32) ^ (uint64_t)getpid();
+	for (unsigned i = 0; i < cfg->n_peers && i < RD_NODE_MAX_MEMBERS; i++) {
+		n->members[i].id = cfg->peers[i].id;
+		n->members[i].addr = cfg->peers[i].addr;
+	}
+	n->n_members = cfg->n_peers < RD_NODE_MAX_MEMBERS ? cfg->n_peers : RD_NODE_MAX_MEMBERS;
+	sd_notify(0, "STATUS=bootstrapping");
+
+	event_base_priority_init(base, N_PRIOS);
+	rv = open_storage(n, msg);
+	if (rv != 0)
+		goto err_after_alloc;
+	rv = load_routing(n, msg);
+	if (rv != 0)
+		goto err_after_storage;
+	rv = open_groups(n, msg);
+	if (rv != 0)
+		goto err_after_groups;
+	n->drain_ev = event_new(base, -1, 0, on_drain, n);
+	event_priority_set(n->drain_ev, PRIO_DRAIN);
+	n->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, n);
+	event_priority_set(n->tick_ev, PRIO_INPUT);
+	tv.tv_sec = cfg->tick_ms / 1000;
+	tv.tv_usec = (cfg->tick_ms % 1000) * 1000;
+	event_add(n->tick_ev, &tv);
+	n->watchdog = sd_watchdog_enabled(0, &usec) > 0;
+
+	rv = rd_peers_start(n, msg);
+	if (rv != 0)
+		goto err_after_events;
+	rv = rd_ctl_server_start(base, cfg->socket_path, cfg->socket_mode, 1u << 20,
+				 rd_requests_on_frame, n, &n->ctl, msg);
+	if (rv != 0) {
+		rd_errprefix(msg, "%s: [control] socket: ", cfg->path);
+		goto err_after_peers;
+	}
+	rv = rd_node_admin_start(n, msg);
+	if (rv != 0)
+		goto err_after_ctl;
+	rd_log_notice("started node=%llu listen=%s socket=%s groups=%zu version=%s",
+		      (unsigned long long)cfg->node_id, cfg->listen.text, cfg->socket_path,
+		      n->n_slots, RD_VERSION);
+	*out = n;
+	return 0;
+
+err_after_ctl:
+	rd_ctl_server_free(n->ctl);
+err_after_peers:
+	rd_peers_free(n);
+err_after_events:
+	event_free(n->tick_ev);
+	event_free(n->drain_ev);
+err_after_groups:
+	for (size_t i = 0; i < n->n_slots; i++)
+		rd_group_free(n->groups[i]);
+	free(n->groups);
+	free(n->active);
+	rd_routing_free(&n->routing);
+err_after_storage:
+	rd_storage_batch_free(n->batch);
+	rd_storage_close(n->st);
+err_after_alloc:
+	free(n);
+	return rv;
+}
+
+static void fail_everything(struct rd_node *n, const struct rd_result *r)
+{
+	for (size_t id = 0; id < n->n_slots; id++) {
+		struct rd_group *g = n->groups[id];
+		if (g == NULL)
+			continue;
+		rd_waitq_fail_all(&g->props, r);
+		rd_waitq_fail_all(&g->reads, r);
+	}
+	rd_waitq_fail_all(&n->forwards, r);
+	rd_waitq_fail_all(&n->ready_waiters, r);
+}
+
+/* The last steps of a graceful shutdown, once the iteration that was
+ * running when it began has finished. */
+static void on_finish(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_node *n = arg;
+	struct rd_result r = {.code = RAFTD__ERROR_CODE__SHUTTING_DOWN,
+			      .message = "node is shutting down"};
+
+	(void)fd, (void)what;
+	/* Flush: whatever the cores produced is persisted and sent. */
+	rd_drive_iteration(n);
+	/* Close peers first: forwards still in flight are answered by it. */
+	rd_peers_stop(n);
+	fail_everything(n, &r);
+	rd_node_admin_stop(n);
+	rd_ctl_server_free(n->ctl);
+	n->ctl = NULL;
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+	rd_log_notice("shutdown complete node=%llu", (unsigned long long)n->cfg.node_id);
+	event_base_loopexit(n->base, NULL);
+}
+
+void rd_node_shutdown(struct rd_node *n)
+{
+	struct timeval now = {0, 0};
+
+	if (n->stopping)
+		return;
+	n->stopping = true;
+	rd_log_notice("shutting down node=%llu", (unsigned long long)n->cfg.node_id);
+	rd_ctl_server_stop_accepting(n->ctl);
+	event_del(n->tick_ev);
+	/* Lowest priority: runs after the current iteration's inputs and drain. */
+	struct event *ev = evtimer_new(n->base, on_finish, n);
+	event_priority_set(ev, PRIO_DRAIN);
+	event_add(ev, &now);
+	n->finish_ev = ev;
+}
+
+void rd_node_reload(struct rd_node *n, const struct rd_config *cfg)
+{
+	n->cfg.log_level = cfg->log_level;
+	rd_peers_reload(n, cfg);
+}
+
+int rd_node_exit_code(const struct rd_node *n)
+{
+	return n->exit_code;
+}
+
+void rd_node_free(struct rd_node *n)
+{
+	if (n == NULL)
+		return;
+	rd_node_admin_stop(n);
+	rd_ctl_server_free(n->ctl);
+	rd_peers_free(n);
+	if (n->finish_ev != NULL)
+		event_free(n->finish_ev);
+	event_free(n->tick_ev);
+	event_free(n->drain_ev);
+	for (size_t i = 0; i < n->n_slots; i++)
+		rd_group_free(n->groups[i]);
+	free(n->groups);
+	free(n->active);
+	rd_routing_free(&n->routing);
+	rd_storage_batch_free(n->batch);
+	rd_storage_close(n->st);
+	free(n);
+}

@@ -1,0 +1,48 @@
+/*
+ * The node runtime: one per raftd process. It hosts group 0 (metadata) and
+ * the data groups the routing table places here, and drives them from one
+ * libevent base:
+ *
+ *   inputs (peer frames, client requests, proposals) are handled as they
+ *   arrive and only mark groups dirty; once per loop iteration a low-priority
+ *   "drain" event runs after every input of that iteration and
+ *     1. collects every dirty group's update,
+ *     2. writes all of them with one synced RocksDB batch (group commit),
+ *     3. sends the messages, coalesced into one frame per peer,
+ *     4. applies committed entries and answers the clients waiting on them.
+ *   A persistent timer ticks every group every tick_ms.
+ *
+ * This is the only place where the persist-before-send ordering lives.
+ */
+#ifndef RD_MULTIRAFT_NODE_H
+#define RD_MULTIRAFT_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct rd_config;
+struct rd_node;
+
+/* Open storage, restore or bootstrap the groups, start the transport, the
+ * client socket and the admin HTTP server on `base`. `cfg` is copied.
+ * Returns 0, or an RD_E* code with a message naming what failed. */
+int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct rd_node **out,
+		  char *msg);
+
+/* Begin a graceful shutdown: stop accepting clients, finish the current
+ * iteration, flush storage, close peer connections, remove the socket,
+ * notify systemd, then leave the event loop. Idempotent. */
+void rd_node_shutdown(struct rd_node *n);
+
+/* Apply a reloaded config: log level (done by the caller) and TLS files. A
+ * reload that fails keeps the old settings and logs why. */
+void rd_node_reload(struct rd_node *n, const struct rd_config *cfg);
+
+/* 0 after a clean shutdown, 1 after a fatal error. */
+int rd_node_exit_code(const struct rd_node *n);
+
+/* Release everything. Call after the event loop has returned. */
+void rd_node_free(struct rd_node *n);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * Local client requests (proto/raftd.proto ClientRequest) -> the node.
+ * Data requests need readiness; status, groups, members, ready and
+ * shutdown are always answered. Malformed frames get an INVALID response
+ * and are counted; the connection stays usable.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/socket.h"
+#include "multiraft/node_internal.h"
+#include "raftd.pb-c.h"
+#include "storage/kv.h"
+#include "util/err.h"
+#include "util/log.h"
+
+/* Reply target for local clients: ud is the connection. */
+static void reply_client(void *ud, uint64_t request_id, const struct rd_result *res)
+{
+	struct rd_ctl_conn *conn = ud;
+	Raftd__ClientResponse resp = RAFTD__CLIENT_RESPONSE__INIT;
+	Raftd__ValueResult val = RAFTD__VALUE_RESULT__INIT;
+	Raftd__IndexResult idx = RAFTD__INDEX_RESULT__INIT;
+	uint8_t stackbuf[512], *buf = stackbuf;
+	size_t len;
+
+	resp.request_id = request_id;
+	resp.error = (Raftd__ErrorCode)res->code;
+	resp.error_message = (char *)(res->message != NULL ? res->message : "");
+	resp.leader_hint = res->leader_hint;
+	if (res->has_value) {
+		val.found = res->found;
+		val.value.data = (uint8_t *)res->value;
+		val.value.len = res->value_len;
+		resp.result_case = RAFTD__CLIENT_RESPONSE__RESULT_VALUE;
+		resp.value = &val;
+	} else if (res->index != 0) {
+		idx.group = res->group;
+		idx.index = res->index;
+		resp.result_case = RAFTD__CLIENT_RESPONSE__RESULT_INDEX;
+		resp.index = &idx;
+	}
+	len = raftd__client_response__get_packed_size(&resp);
+	if (len > sizeof stackbuf) {
+		buf = malloc(len);
+		if (buf == NULL) {
+			rd_ctl_release(conn);
+			return;
+		}
+	}
+	raftd__client_response__pack(&resp, buf);
+	rd_ctl_reply(conn, buf, len);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+static void reply_code(struct rd_ctl_conn *conn, uint64_t id, int code, const char *message)
+{
+	struct rd_result r = {.code = code, .message = message};
+	reply_client(conn, id, &r);
+}
+
+static void reply_msg(struct rd_ctl_conn *conn, Raftd__ClientResponse *resp)
+{
+	size_t len = raftd__client_response__get_packed_size(resp);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL) {
+		rd_ctl_release(conn);
+		return;
+	}
+	raftd__client_response__pack(resp, buf);
+	rd_ctl_reply(conn, buf, len);
+	free(buf);
+}
+
+static uint64_t deadline(const struct rd_node *n, const Raftd__ClientRequest *req)
+{
+	uint32_t ms = req->deadline_ms ? req->deadline_ms : n->cfg.request_timeout_ms;
+	return rd_node_now_ns() + (uint64_t)ms * 1000000ull;
+}
+
+/* Encode a KV command and submit it as a write to `group`. */
+static void submit_write(struct rd_node *n, struct rd_ctl_conn *conn,
+			 const Raftd__ClientRequest *req, uint64_t group,
+			 const struct rd_kv_cmd *cmd)
+{
+	size_t size = rd_kv_encoded_size(cmd), len;
+	struct rd_waiter *w = rd_waiter_new(RD_WAIT_FORWARD, reply_client, conn,
+					    req->request_id, deadline(n, req));
+	if (w == NULL || (w->data = malloc(size)) == NULL) {
+		free(w);
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL, "out of memory");
+		return;
+	}
+	if (rd_kv_encode(cmd, w->data, size, &len) != 0) {
+		free(w->data);
+		free(w);
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
+			   "key must be 1..4096 bytes and value at most 1 MiB");
+		return;
+	}
+	w->len = len;
+	w->group = group;
+	w->op = RD_OP_WRITE;
+	rd_node_submit(n, w);
+}
+
+static void submit_read(struct rd_node *n, struct rd_ctl_conn *conn,
+			const Raftd__ClientRequest *req, uint64_t group,
+			const ProtobufCBinaryData *key, bool stale)
+{
+	struct rd_waiter *w;
+
+	if (key->len == 0 || key->len > RD_KV_KEY_MAX) {
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
+			   "key must be 1..4096 bytes");
+		return;
+	}
+	w = rd_waiter_new(RD_WAIT_FORWARD, reply_client, conn, req->request_id,
+			  deadline(n, req));
+	if (w == NULL || (w->data = malloc(key->len)) == NULL) {
+		free(w);
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL, "out of memory");
+		return;
+	}
+	memcpy(w->data, key->data, key->len);
+	w->len = key->len;
+	w->group = group;
+	w->op = stale ? RD_OP_STALE_READ : RD_OP_READ;
+	rd_node_submit(n, w);
+}
+
+static uint64_t group_of_key(const struct rd_node *n, const ProtobufCBinaryData *key)
+{
+	return rd_routing_group_of(&n->routing, rd_kv_vshard(key->data, key->len));
+}
+
+static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
+			 const Raftd__ClientRequest *req)
+{
+	struct rd_kv_cmd cmd = {0};
+
+	switch (req->op_case) {
+	case RAFTD__CLIENT_REQUEST__OP_PUT:
+		cmd.op = RD_KV_PUT;
+		cmd.key = req->put->key.data;
+		cmd.key_len = (uint32_t)req->put->key.len;
+		cmd.value = req->put->value.data;
+		cmd.value_len = (uint32_t)req->put->value.len;
+		submit_write(n, conn, req, group_of_key(n, &req->put->key), &cmd);
+		return;
+	case RAFTD__CLIENT_REQUEST__OP_DELETE:
+		cmd.op = RD_KV_DELETE;
+		cmd.key = req->delete_->key.data;
+		cmd.key_len = (uint32_t)req->delete_->key.len;
+		submit_write(n, conn, req, group_of_key(n, &req->delete_->key), &cmd);
+		return;
+	case RAFTD__CLIENT_REQUEST__OP_CAS:
+		cmd.op = RD_KV_CAS;
+		cmd.key = req->cas->key.data;
+		cmd.key_len = (uint32_t)req->cas->key.len;
+		cmd.value = req->cas->value.data;
+		cmd.value_len = (uint32_t)req->cas->value.len;
+		cmd.has_expected = !req->cas->expected_absent;
+		cmd.expected = req->cas->expected.data;
+		cmd.expected_len = (uint32_t)req->cas->expected.len;
+		submit_write(n, conn, req, group_of_key(n, &req->cas->key), &cmd);
+		return;
+	case RAFTD__CLIENT_REQUEST__OP_PROPOSE:
+		if (req->propose->vshard >= RD_VSHARDS) {
+			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
+				   "vshard must be 0..1023");
+			return;
+		}
+		cmd.op = RD_KV_RAW;
+		cmd.value = req->propose->data.data;
+		cmd.value_len = (uint32_t)req->propose->data.len;
+		submit_write(n, conn, req, rd_routing_group_of(&n->routing, req->propose->vshard),
+			     &cmd);
+		return;
+	case RAFTD__CLIENT_REQUEST__OP_META_PUT:
+		cmd.op = RD_KV_PUT;
+		cmd.key = req->meta_put->key.data;
+		cmd.key_len = (uint32_t)req->meta_put->key.len;
+		cmd.value = req->meta_put->value.data;
+		cmd.value_len = (uint32_t)req->meta_put->value.len;
+		submit_write(n, conn, req, 0, &cmd);
+		return;
+	case RAFTD__CLIENT_REQUEST__OP_GET:
+		submit_read(n, conn, req, group_of_key(n, &req->get->key), &req->get->key,
+			    req->get->stale);
+		return;
+	case RAFTD__CLIENT_REQUEST__OP_META_GET:
+		submit_read(n, conn, req, 0, &req->meta_get->key, req->meta_get->stale);
+		return;
+	default:
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID, "unknown request");
+	}
+}
+
+static void ready_request(struct rd_node *n, struct rd_ctl_conn *conn,
+			  const Raftd__ClientRequest *req)
+{
+	struct rd_waiter *w;
+
+	if (n->ready) {
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
+		return;
+	}
+	w = rd_waiter_new(RD_WAIT_READY, reply_client, conn, req->request_id,
+			  rd_node_now_ns() + (uint64_t)req->deadline_ms * 1000000ull);
+	if (w == NULL) {
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL, "out of memory");
+		return;
+	}
+	rd_waitq_push(&n->ready_waiters, w);
+}
+
+static void transfer_request(struct rd_node *n, struct rd_ctl_conn *conn,
+			     const Raftd__ClientRequest *req)
+{
+	struct rd_group *g = rd_node_group(n, req->transfer_leader->group);
+	int rv;
+
+	if (g == NULL) {
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_FOUND,
+			   "group not hosted on this node");
+		return;
+	}
+	rv = rd_raft_transfer_leader(g->raft, req->transfer_leader->node_id);
+	if (rv == RD_ENOTLEADER) {
+		struct rd_result r = {.code = RAFTD__ERROR_CODE__NOT_LEADER,
+				      .leader_hint = rd_raft_leader(g->raft),
+				      .message = "ask the group's leader"};
+		reply_client(conn, req->request_id, &r);
+		return;
+	}
+	if (rv != 0) {
+		reply_code(conn, req->request_id,
+			   rv == RD_EBUSY ? RAFTD__ERROR_CODE__BUSY : RAFTD__ERROR_CODE__INVALID,
+			   rv == RD_EBUSY ? "a transfer is already in progress"
+					  : "the target is not a voter of the group");
+		return;
+	}
+	rd_log_info("leadership transfer started group=%llu to=%llu",
+		    (unsigned long long)g->id, (unsigned long long)req->transfer_leader->node_id);
+	rd_node_wake(n);
+	reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
+}
+
+void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
+			  size_t len)
+{
+	struct rd_node *n = ud;
+	Raftd__ClientRequest *req = raftd__client_request__unpack(NULL, len, frame);
+	Raftd__ClientResponse resp = RAFTD__CLIENT_RESPONSE__INIT;
+
+	if (req == NULL) {
+		n->loop.malformed_client++;
+		rd_log_warn("ctl: malformed request pid=%d bytes=%zu", (int)rd_ctl_conn_pid(conn),
+			    len);
+		reply_code(conn, 0, RAFTD__ERROR_CODE__INVALID, "request does not decode");
+		return;
+	}
+	resp.request_id = req->request_id;
+	switch (req->op_case) {
+	case RAFTD__CLIENT_REQUEST__OP_STATUS:
+		rd_requests_status(n, &resp, reply_msg, conn);
+		break;
+	case RAFTD__CLIENT_REQUEST__OP_GROUPS:
+		rd_requests_groups(n, &resp, reply_msg, conn);
+		break;
+	case RAFTD__CLIENT_REQUEST__OP_MEMBERS:
+		rd_requests_members(n, &resp, reply_msg, conn);
+		break;
+	case RAFTD__CLIENT_REQUEST__OP_READY:
+		ready_request(n, conn, req);
+		break;
+	case RAFTD__CLIENT_REQUEST__OP_SHUTDOWN:
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
+		rd_log_notice("shutdown requested by client pid=%d", (int)rd_ctl_conn_pid(conn));
+		rd_node_shutdown(n);
+		break;
+	case RAFTD__CLIENT_REQUEST__OP_TRANSFER_LEADER:
+		transfer_request(n, conn, req);
+		break;
+	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD:
+	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_REMOVE:
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__UNAVAILABLE,
+			   "membership changes are not supported by this version of raftd");
+		break;
+	case RAFTD__CLIENT_REQUEST__OP__NOT_SET:
+		n->loop.malformed_client++;
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID, "no operation set");
+		break;
+	default:
+		if (n->stopping)
+			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__SHUTTING_DOWN,
+				   "node is shutting down");
+		else if (!n->ready)
+			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_READY,
+				   "node has not caught up with the metadata group yet");
+		else
+			data_request(n, conn, req);
+		break;
+	}
+	raftd__client_request__free_unpacked(req, NULL);
+}

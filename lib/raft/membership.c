@@ -1,0 +1,258 @@
+/*
+ * Membership: single-server changes (thesis §4.1) with learners, the rule
+ * that a configuration takes effect as soon as its entry is appended (and is
+ * undone if that entry is truncated), at most one uncommitted change, a
+ * leader that steps down once its own removal commits (thesis §4.2.2),
+ * leadership transfer (thesis §3.10) and log compaction (§7).
+ */
+#include <string.h>
+
+#include "raft/core.h"
+#include "util/err.h"
+
+void rd_raft_cc_encode(uint8_t out[RD_RAFT_CC_HEADER], uint8_t cc_type, uint64_t node)
+{
+	out[0] = cc_type;
+	for (int i = 0; i < 8; i++)
+		out[1 + i] = (uint8_t)(node >> (8 * i));
+}
+
+int rd_raft_cc_decode(const uint8_t *data, uint32_t len, uint8_t *cc_type, uint64_t *node)
+{
+	if (data == NULL || len < RD_RAFT_CC_HEADER || data[0] > RD_CC_REMOVE)
+		return RD_EINVAL;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)data[1 + i] << (8 * i);
+	if (v == 0)
+		return RD_EINVAL;
+	*cc_type = data[0];
+	*node = v;
+	return 0;
+}
+
+static int find(const uint64_t *v, uint32_t n, uint64_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (v[i] == id)
+			return (int)i;
+	return -1;
+}
+
+static void remove_at(uint64_t *v, uint32_t *n, int i)
+{
+	v[i] = v[*n - 1];
+	(*n)--;
+}
+
+int rd_raft_conf_apply(struct rd_conf_state *cs, uint8_t cc_type, uint64_t node)
+{
+	int v = find(cs->voters, cs->n_voters, node);
+	int l = find(cs->learners, cs->n_learners, node);
+	switch (cc_type) {
+	case RD_CC_ADD_VOTER:
+		if (v >= 0 || l >= 0 || cs->n_voters >= RD_RAFT_MAX_MEMBERS)
+			return RD_EINVAL;
+		cs->voters[cs->n_voters++] = node;
+		return 0;
+	case RD_CC_ADD_LEARNER:
+		if (v >= 0 || l >= 0 || cs->n_learners >= RD_RAFT_MAX_MEMBERS)
+			return RD_EINVAL;
+		cs->learners[cs->n_learners++] = node;
+		return 0;
+	case RD_CC_PROMOTE_LEARNER:
+		if (l < 0 || cs->n_voters >= RD_RAFT_MAX_MEMBERS)
+			return RD_EINVAL;
+		remove_at(cs->learners, &cs->n_learners, l);
+		cs->voters[cs->n_voters++] = node;
+		return 0;
+	case RD_CC_REMOVE:
+		if (v >= 0) {
+			if (cs->n_voters == 1)
+				return RD_EINVAL; /* a group needs a voter */
+			remove_at(cs->voters, &cs->n_voters, v);
+			return 0;
+		}
+		if (l >= 0) {
+			remove_at(cs->learners, &cs->n_learners, l);
+			return 0;
+		}
+		return RD_EINVAL;
+	default:
+		return RD_EINVAL;
+	}
+}
+
+static void apply_entry(struct rd_conf_state *cs, const struct rd_entry *e)
+{
+	uint8_t t;
+	uint64_t node;
+	/* Invalid changes are skipped identically on every node (same log). */
+	if (rd_raft_cc_decode(e->data, e->len, &t, &node) == 0)
+		(void)rd_raft_conf_apply(cs, t, node);
+}
+
+static uint64_t *free_infl_slot(struct rd_raft *r)
+{
+	size_t stride = (size_t)r->max_inflight * 2;
+	for (size_t s = 0; s < RD_RAFT_MAX_MEMBERS * 2; s++) {
+		uint64_t *p = r->infl_pool + s * stride;
+		bool used = false;
+		for (uint32_t i = 0; i < r->n_prs && !used; i++)
+			used = r->prs[i].infl_idx == p;
+		if (!used)
+			return p;
+	}
+	return NULL;
+}
+
+void rd__sync_progress(struct rd_raft *r)
+{
+	const struct rd_conf_state *cs = &r->conf;
+	for (uint32_t i = 0; i < r->n_prs;) {
+		struct rd__pr *pr = &r->prs[i];
+		bool voter = find(cs->voters, cs->n_voters, pr->id) >= 0;
+		bool learner = find(cs->learners, cs->n_learners, pr->id) >= 0;
+		if (voter || learner) {
+			pr->learner = learner;
+			i++;
+			continue;
+		}
+		if (pr->id == r->transferee)
+			r->transferee = 0;
+		r->prs[i] = r->prs[--r->n_prs];
+	}
+	for (uint32_t k = 0; k < cs->n_voters + cs->n_learners; k++) {
+		bool learner = k >= cs->n_voters;
+		uint64_t id = learner ? cs->learners[k - cs->n_voters] : cs->voters[k];
+		if (rd__pr(r, id) != NULL)
+			continue;
+		struct rd__pr *pr = &r->prs[r->n_prs];
+		memset(pr, 0, sizeof(*pr));
+		pr->id = id;
+		pr->learner = learner;
+		pr->infl_idx = free_infl_slot(r);
+		assert(pr->infl_idx != NULL);
+		pr->infl_bytes = pr->infl_idx + r->max_inflight;
+		r->n_prs++;
+		rd__pr_reset(r, pr);
+		if (r->role == RD_RAFT_LEADER)
+			r->bcast_pending = true;
+	}
+}
+
+void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
+{
+	apply_entry(&r->conf, e);
+	r->conf_index = e->index;
+	rd__sync_progress(r);
+}
+
+void rd__conf_recompute(struct rd_raft *r)
+{
+	r->conf = r->snap_conf;
+	r->conf_index = 0;
+	for (uint64_t i = rd__log_first(&r->log); i <= rd__log_last(&r->log); i++) {
+		const struct rd_entry *e = rd__log_at(&r->log, i);
+		if (e->type == RD_ENTRY_CONF_CHANGE) {
+			apply_entry(&r->conf, e);
+			r->conf_index = i;
+		}
+	}
+	rd__sync_progress(r);
+}
+
+void rd__leader_conf_committed(struct rd_raft *r)
+{
+	/* Thesis §4.2.2: a leader removed from the configuration manages the
+	 * cluster until the change commits, then steps down. */
+	if (r->role == RD_RAFT_LEADER && r->conf_index <= r->commit && !rd__is_voter(r, r->id))
+		rd__become_follower(r, r->term, 0);
+}
+
+int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t node,
+				const void *ctx, uint32_t len, uint64_t *index_out)
+{
+	assert(!r->in_update);
+	uint8_t buf[RD_RAFT_CC_HEADER + 256];
+	if (r->role != RD_RAFT_LEADER)
+		return RD_ENOTLEADER;
+	if (r->transferee != 0 || r->pending_conf_index > r->commit)
+		return RD_EBUSY;
+	if (len > sizeof(buf) - RD_RAFT_CC_HEADER)
+		return RD_ETOOBIG;
+	struct rd_conf_state next = r->conf;
+	if (node == 0 || rd_raft_conf_apply(&next, cc_type, node) != 0)
+		return RD_EINVAL;
+	rd_raft_cc_encode(buf, cc_type, node);
+	if (len > 0)
+		memcpy(buf + RD_RAFT_CC_HEADER, ctx, len);
+	uint64_t idx;
+	int rc = rd__append_local(r, RD_ENTRY_CONF_CHANGE, buf, RD_RAFT_CC_HEADER + len, &idx);
+	if (rc != 0)
+		return rc;
+	r->pending_conf_index = idx;
+	r->bcast_pending = true;
+	/* A smaller quorum may commit earlier entries right away. */
+	rd__maybe_commit(r);
+	if (index_out != NULL)
+		*index_out = idx;
+	return 0;
+}
+
+int rd_raft_transfer_leader(struct rd_raft *r, uint64_t to)
+{
+	assert(!r->in_update);
+	if (r->role != RD_RAFT_LEADER)
+		return RD_ENOTLEADER;
+	if (r->transferee != 0)
+		return r->transferee == to ? 0 : RD_EBUSY;
+	if (to == r->id)
+		return 0;
+	struct rd__pr *pr = rd__pr(r, to);
+	if (pr == NULL || !rd__is_voter(r, to))
+		return RD_EINVAL;
+	r->transferee = to;
+	/* The transfer is abandoned after an election timeout (raft.c). */
+	r->election_elapsed = 0;
+	if (pr->match == rd__log_last(&r->log)) {
+		struct rd_message m = {.type = RD_MSG_TIMEOUT_NOW, .to = to};
+		rd__send(r, &m, 0);
+	} else {
+		/* Catch it up first; TimeoutNow follows its acknowledgement. */
+		rd__send_append(r, pr, true);
+	}
+	return 0;
+}
+
+void rd__handle_timeout_now(struct rd_raft *r, const struct rd_message *m)
+{
+	(void)m;
+	/* Thesis §3.10: start an election at once, skipping pre-vote, and mark
+	 * it so that voters ignore their leader lease. */
+	if (rd__is_voter(r, r->id))
+		rd__campaign(r, false, true);
+}
+
+int rd_raft_compact(struct rd_raft *r, uint64_t index, struct rd_snapshot_meta *meta_out)
+{
+	assert(!r->in_update);
+	if (index > r->applied)
+		return RD_EINVAL;
+	if (index > r->log.snap_index) {
+		struct rd_conf_state cs = r->snap_conf;
+		for (uint64_t i = rd__log_first(&r->log); i <= index; i++) {
+			const struct rd_entry *e = rd__log_at(&r->log, i);
+			if (e->type == RD_ENTRY_CONF_CHANGE)
+				apply_entry(&cs, e);
+		}
+		r->snap_conf = cs;
+		rd__log_compact(&r->log, index);
+	}
+	if (meta_out != NULL) {
+		meta_out->index = r->log.snap_index;
+		meta_out->term = r->log.snap_term;
+		meta_out->conf = r->snap_conf;
+	}
+	return 0;
+}

@@ -1,0 +1,302 @@
+/*
+ * The pure Raft core: one `struct rd_raft` per group, no I/O, no clock, no
+ * random source of its own. The caller feeds events in (received messages,
+ * proposals, ticks, "persisted up to", "applied up to", read requests) and
+ * takes back an update (`struct rd_raft_update`) holding what to persist,
+ * what to send, what to apply. Time is the caller's ticks; randomness is a
+ * 64-bit seed given at creation, so every run replays exactly.
+ *
+ * Driving one group (the driver owns the ordering, see DESIGN.md):
+ *
+ *   while (rd_raft_has_update(r)) {
+ *       rd_raft_get_update(r, &u);
+ *       send(u.msgs);                         // may leave before the write
+ *       persist(u.hard_state, u.entries, u.snapshot);   // one synced batch
+ *       rd_raft_persisted(r, last entry index, its term);
+ *       send(u.msgs_after_persist);           // only once durable
+ *       apply(u.committed); serve(u.reads); stream(u.snap_sends);
+ *       rd_raft_advance(r, &u);
+ *   }
+ *
+ * Between rd_raft_get_update and rd_raft_advance the caller must not call
+ * any other mutating rd_raft_* function on the same group: the pointers in
+ * the update point into the core's log and message queue.
+ *
+ * Which messages may leave before the update's writes are durable (thesis
+ * §10.2.1): `msgs` holds only a leader's APPEND / HEARTBEAT / SNAPSHOT /
+ * TIMEOUT_NOW messages, and only when the update carries no new term or vote;
+ * everything that acknowledges or depends on durable state (vote and
+ * pre-vote requests and responses, append responses, read-index traffic, any
+ * message after a term or vote change) is in `msgs_after_persist`. The
+ * leader counts its own log toward commit only up to the index passed to
+ * rd_raft_persisted.
+ *
+ * Threading: none. A group must be used from one thread at a time.
+ */
+#ifndef RD_RAFT_RAFT_H
+#define RD_RAFT_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/types.h"
+
+/* Message kinds. Values mirror RaftMessageType in proto/raftd.proto. */
+enum rd_msg_type {
+	RD_MSG_VOTE = 1,           /* RequestVote (§5.2) */
+	RD_MSG_VOTE_RESP = 2,      /* reject = not granted */
+	RD_MSG_PRE_VOTE = 3,       /* thesis §9.6; term = term it would use */
+	RD_MSG_PRE_VOTE_RESP = 4,  /* term = the request's term when granted */
+	RD_MSG_APPEND = 5,         /* AppendEntries (§5.3) */
+	RD_MSG_APPEND_RESP = 6,    /* index = last matching index, or rejected */
+	RD_MSG_HEARTBEAT = 7,      /* commit, context = ReadIndex round */
+	RD_MSG_HEARTBEAT_RESP = 8, /* context echoed */
+	RD_MSG_TIMEOUT_NOW = 9,    /* leadership transfer (thesis §3.10) */
+	RD_MSG_SNAPSHOT = 10,      /* InstallSnapshot: meta only, data out of band */
+	RD_MSG_SNAPSHOT_STATUS = 11, /* to the leader: snapshot sent (reject = failed) */
+	RD_MSG_READ_INDEX = 12,    /* follower -> leader: context = caller's read ctx */
+	RD_MSG_READ_INDEX_RESP = 13, /* leader -> follower: index; reject = failed */
+};
+#define RD_MSG_TYPE_MAX 13
+
+/* VOTE / PRE_VOTE `context` value marking a campaign started by TimeoutNow:
+ * voters then ignore their leader lease (thesis §3.10, §4.2.3). */
+#define RD_RAFT_CTX_TRANSFER 1
+
+/* One Raft message. Plain data: maps 1:1 to RaftMessage in the proto. Fields
+ * unused by a type are 0. `entries` points at `n_entries` entries; when the
+ * core hands a message out they stay valid until rd_raft_advance; when the
+ * caller steps one in they need only stay valid for the call (copied). */
+struct rd_message {
+	uint8_t type; /* enum rd_msg_type */
+	bool reject;
+	uint64_t group;
+	uint64_t from;
+	uint64_t to;
+	uint64_t term;
+	uint64_t log_term;
+	uint64_t index;
+	uint64_t commit;
+	uint64_t reject_hint;   /* APPEND_RESP reject: follower's last index */
+	uint64_t conflict_term; /* APPEND_RESP reject: term at reject_hint (0 = none) */
+	uint64_t context;       /* heartbeat round / read ctx / transfer mark */
+	struct rd_entry *entries;
+	uint32_t n_entries;
+	struct rd_snapshot_meta snapshot; /* SNAPSHOT only */
+};
+
+enum rd_raft_role {
+	RD_RAFT_FOLLOWER = 0,
+	RD_RAFT_PRE_CANDIDATE = 1,
+	RD_RAFT_CANDIDATE = 2,
+	RD_RAFT_LEADER = 3,
+};
+
+/* Per-follower replication state on the leader (etcd's probe/replicate). */
+enum rd_progress_state {
+	RD_PROGRESS_PROBE = 0,     /* one append at a time until a match is found */
+	RD_PROGRESS_REPLICATE = 1, /* pipelined within the in-flight window */
+	RD_PROGRESS_SNAPSHOT = 2,  /* waiting for a snapshot to be sent */
+};
+
+struct rd_progress {
+	uint64_t id;
+	uint64_t match;
+	uint64_t next;
+	uint8_t state; /* enum rd_progress_state */
+	bool learner;
+	bool recent_active; /* heard from since the last check-quorum round */
+	uint32_t inflight;  /* append messages in flight */
+	uint64_t inflight_bytes;
+};
+
+/* Membership change kinds (thesis §4.1, one server at a time); values mirror
+ * ConfChangeType in the proto. */
+enum rd_cc_type {
+	RD_CC_ADD_VOTER = 0,
+	RD_CC_ADD_LEARNER = 1,
+	RD_CC_PROMOTE_LEARNER = 2,
+	RD_CC_REMOVE = 3,
+};
+
+/* Encoded form of a CONF_CHANGE entry's data, as the core reads it: byte 0
+ * the rd_cc_type, bytes 1..8 the node id little-endian, then opaque context
+ * bytes (e.g. the node's address) that the core ignores. */
+#define RD_RAFT_CC_HEADER 9
+
+struct rd_raft_config {
+	uint64_t group;
+	uint64_t id;              /* this node, nonzero */
+	uint32_t election_ticks;  /* timeout drawn from [election, 2*election) */
+	uint32_t heartbeat_ticks; /* < election_ticks */
+	uint32_t max_inflight_msgs;  /* append window per follower, >= 1 */
+	uint64_t max_inflight_bytes; /* 0 = unlimited */
+	uint64_t max_msg_bytes;      /* payload bytes per append (>= 1 entry) */
+	bool pre_vote;
+	bool check_quorum;
+	uint64_t seed; /* randomized election timeout */
+	/* Restored durable state (all zero for a brand-new group). */
+	struct rd_hard_state hard_state;
+	/* Bootstrap membership, used only by a brand-new founding node (no
+	 * hard state, snapshot or entries): the core then writes one committed
+	 * add-voter entry of term 1 per voter, in this order, at indexes 1..n
+	 * (every founding node must be given the same list), and hands them out
+	 * in the first update like any entries. A node that joins an existing
+	 * group starts with n_voters = 0 and learns the membership from the
+	 * leader. On restart membership comes from snapshot.conf and the log's
+	 * conf entries (the latest wins, thesis §4.1). */
+	struct rd_conf_state conf;
+	struct rd_snapshot_meta snapshot; /* compaction point (index 0 = none) */
+	const struct rd_entry *entries;   /* snapshot.index+1 .. , copied */
+	size_t n_entries;
+	uint64_t applied; /* state machine applied index, >= snapshot.index */
+};
+
+struct rd_raft;
+
+/* A ready read: the read with `ctx` may be served once the local state
+ * machine has applied `index` (it has, when it is handed out). */
+struct rd_read_state {
+	uint64_t ctx;
+	uint64_t index;
+};
+
+/* "Stream the snapshot at meta to node `to`", then step a SNAPSHOT message
+ * carrying only `meta` into that follower (see rd_raft_report_snapshot). */
+struct rd_snap_send {
+	uint64_t to;
+	uint64_t term;
+	struct rd_snapshot_meta meta;
+};
+
+/* What the caller must do. Every pointer stays valid until rd_raft_advance.
+ * Entries in `entries` are to be appended to the durable log, replacing any
+ * durable entries at the same or higher indexes. */
+struct rd_raft_update {
+	bool hard_state_changed;
+	struct rd_hard_state hard_state;
+	const struct rd_entry *entries; /* to persist */
+	size_t n_entries;
+	bool has_snapshot; /* install `snapshot` (data received out of band) */
+	struct rd_snapshot_meta snapshot;
+	const struct rd_message *msgs; /* may be sent before the write */
+	size_t n_msgs;
+	const struct rd_message *msgs_after_persist; /* only after it */
+	size_t n_msgs_after_persist;
+	const struct rd_entry *committed; /* to apply, in order */
+	size_t n_committed;
+	const struct rd_read_state *reads;
+	size_t n_reads;
+	const struct rd_snap_send *snap_sends;
+	size_t n_snap_sends;
+	bool role_changed; /* informational: role or leader changed */
+};
+
+/* Create a group from `cfg` (which need not outlive the call; entries and
+ * their data are copied). On success stores the group in *out and returns
+ * 0; RD_EINVAL for a bad config (msg says why), RD_ENOMEM. */
+int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *msg);
+
+/* Free a group and everything it owns. NULL is fine. */
+void rd_raft_free(struct rd_raft *r);
+
+/* Step a received message. The caller checks nothing; stale, foreign-group
+ * and malformed messages are dropped (RD_EINVAL / RD_EPROTO returned, state
+ * unchanged). `m` and its entries are only read during the call. */
+int rd_raft_step(struct rd_raft *r, const struct rd_message *m);
+
+/* Advance logical time by one tick (election and heartbeat timers). */
+void rd_raft_tick(struct rd_raft *r);
+
+/* Propose an entry (RD_ENTRY_NORMAL; `data` copied). On success the entry's
+ * index is stored in *index_out (may be NULL). RD_ENOTLEADER (see
+ * rd_raft_leader), RD_EBUSY during a leadership transfer, RD_ETOOBIG over
+ * max_msg_bytes. */
+int rd_raft_propose(struct rd_raft *r, uint8_t type, const void *data, uint32_t len,
+		    uint64_t *index_out);
+
+/* Propose a membership change (thesis §4.1). `ctx` (len bytes, may be NULL)
+ * is stored after the header and ignored by the core. RD_EBUSY while another
+ * change is uncommitted or before the leader committed an entry of its term;
+ * RD_EINVAL for a change that does not apply (adding a member, removing a
+ * stranger, promoting a non-learner, removing the last voter). */
+int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t node,
+				const void *ctx, uint32_t len, uint64_t *index_out);
+
+/* Encode / decode a conf change entry payload (RD_RAFT_CC_HEADER bytes).
+ * decode returns RD_EINVAL on a short or unknown payload. */
+void rd_raft_cc_encode(uint8_t out[RD_RAFT_CC_HEADER], uint8_t cc_type, uint64_t node);
+int rd_raft_cc_decode(const uint8_t *data, uint32_t len, uint8_t *cc_type, uint64_t *node);
+
+/* Apply a conf change to `cs` (pure; used by the core and by callers who
+ * track membership). RD_EINVAL when it does not apply. */
+int rd_raft_conf_apply(struct rd_conf_state *cs, uint8_t cc_type, uint64_t node);
+
+/* Request a linearizable read (thesis §6.4). When it is safe, a read state
+ * {ctx, index} appears in an update, handed out only once applied >= index.
+ * Followers forward to the leader. RD_ENOLEADER when no leader is known. A
+ * read whose confirmation is lost (leader change) never appears: the caller
+ * times it out. */
+int rd_raft_read_index(struct rd_raft *r, uint64_t ctx);
+
+/* Leader: transfer leadership to `to` (thesis §3.10). Proposals are refused
+ * (RD_EBUSY) until it completes or aborts after an election timeout.
+ * RD_ENOTLEADER, RD_EINVAL (not a voter), RD_EBUSY (already transferring). */
+int rd_raft_transfer_leader(struct rd_raft *r, uint64_t to);
+
+/* Start an election now (pre-vote first when configured). RD_EINVAL when
+ * this node is not a voter; no-op for a leader. */
+int rd_raft_campaign(struct rd_raft *r);
+
+/* The entries up to `index` (whose term is `term`) are durable. Stale
+ * notices (the entry was since replaced) are ignored. */
+void rd_raft_persisted(struct rd_raft *r, uint64_t index, uint64_t term);
+
+/* The state machine has applied up to `index` (<= last entry handed out for
+ * applying). rd_raft_advance calls this for the update's entries. */
+void rd_raft_applied(struct rd_raft *r, uint64_t index);
+
+/* Leader: the snapshot stream to `to` finished; ok = the follower got it. */
+void rd_raft_report_snapshot(struct rd_raft *r, uint64_t to, bool ok);
+
+/* Discard the in-memory log up to `index` (<= applied) after the caller took
+ * a snapshot there; stores the new compaction point in *meta_out (may be
+ * NULL) for the caller to persist with its snapshot. RD_EINVAL past
+ * applied; 0 (no-op) at or before the current compaction point. */
+int rd_raft_compact(struct rd_raft *r, uint64_t index, struct rd_snapshot_meta *meta_out);
+
+/* Is there anything for the caller to do? */
+bool rd_raft_has_update(const struct rd_raft *r);
+
+/* Fill *u with the pending work (see the file comment). */
+void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u);
+
+/* The caller has done what `u` asked (applied its committed entries; sent
+ * its messages). Frees the update's buffers for reuse. Durability is
+ * reported separately with rd_raft_persisted. */
+void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u);
+
+/* Accessors. */
+enum rd_raft_role rd_raft_role(const struct rd_raft *r);
+uint64_t rd_raft_id(const struct rd_raft *r);
+uint64_t rd_raft_group(const struct rd_raft *r);
+uint64_t rd_raft_leader(const struct rd_raft *r); /* 0 = unknown */
+uint64_t rd_raft_term(const struct rd_raft *r);
+uint64_t rd_raft_vote(const struct rd_raft *r);
+uint64_t rd_raft_commit(const struct rd_raft *r);
+uint64_t rd_raft_applied_index(const struct rd_raft *r);
+uint64_t rd_raft_first_index(const struct rd_raft *r);
+uint64_t rd_raft_last_index(const struct rd_raft *r);
+uint64_t rd_raft_persisted_index(const struct rd_raft *r);
+uint64_t rd_raft_transferee(const struct rd_raft *r); /* 0 = none */
+const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r);
+const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r);
+/* Term of the entry at `index`; 0 when compacted away or beyond the log. */
+uint64_t rd_raft_term_at(const struct rd_raft *r, uint64_t index);
+/* Leader only: copy the progress of member `id` into *out. false otherwise. */
+bool rd_raft_progress(const struct rd_raft *r, uint64_t id, struct rd_progress *out);
+const char *rd_raft_role_name(enum rd_raft_role role);
+const char *rd_msg_type_name(uint8_t type);
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * The hand-out: outbound messages are queued as they are produced (with
+ * their entries as a log range, resolved to pointers only when handed out so
+ * that appends and truncations in between cannot leave them dangling), and
+ * rd_raft_get_update packs everything pending into one update. Messages are
+ * split by whether they may leave before the update's writes are durable
+ * (thesis §10.2.1; see raft.h).
+ */
+#include <string.h>
+
+#include "raft/core.h"
+#include "util/err.h"
+
+void rd__send(struct rd_raft *r, const struct rd_message *m, uint64_t ent_lo)
+{
+	struct rd__qmsg q = {.m = *m, .gen = r->log.gen, .ent_lo = ent_lo};
+	q.m.group = r->group;
+	q.m.from = r->id;
+	if (q.m.term == 0)
+		q.m.term = r->term;
+	q.m.entries = NULL;
+	/* A message that cannot be queued is lost, which Raft tolerates. */
+	(void)RD__VEC_PUSH(r->msgq, q);
+}
+
+static bool read_ready(const struct rd_raft *r, uint64_t upto)
+{
+	for (size_t i = 0; i < r->reads_ready.n; i++)
+		if (r->reads_ready.v[i].index <= upto)
+			return true;
+	return false;
+}
+
+bool rd_raft_has_update(const struct rd_raft *r)
+{
+	return r->bcast_pending || r->msgq.n > 0 || r->snap_sends.n > 0 ||
+	       r->has_pending_snapshot || r->handed < rd__log_last(&r->log) ||
+	       r->applying < r->commit || r->prev_hs.term != r->term ||
+	       r->prev_hs.vote != r->vote || r->prev_hs.commit != r->commit ||
+	       read_ready(r, r->commit) || r->role_changed;
+}
+
+static bool may_go_early(uint8_t type)
+{
+	return type == RD_MSG_APPEND || type == RD_MSG_HEARTBEAT || type == RD_MSG_SNAPSHOT ||
+	       type == RD_MSG_TIMEOUT_NOW;
+}
+
+void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
+{
+	assert(!r->in_update);
+	/* Invariants (figure 2, thesis §10.2.1). */
+	assert(r->applied <= r->commit);
+	assert(r->commit <= r->persisted);
+	assert(r->persisted <= rd__log_last(&r->log));
+	assert(r->vote == 0 || r->term > 0);
+	memset(u, 0, sizeof(*u));
+	if (r->bcast_pending) {
+		r->bcast_pending = false;
+		if (r->role == RD_RAFT_LEADER)
+			rd__bcast_append(r);
+	}
+
+	struct rd_hard_state hs = {r->term, r->vote, r->commit};
+	bool durable_first = hs.term != r->prev_hs.term || hs.vote != r->prev_hs.vote;
+	if (durable_first || hs.commit != r->prev_hs.commit) {
+		u->hard_state_changed = true;
+		u->hard_state = hs;
+		r->prev_hs = hs;
+	}
+
+	uint64_t last = rd__log_last(&r->log);
+	if (r->handed < last) {
+		u->entries = rd__log_at(&r->log, r->handed + 1);
+		u->n_entries = (size_t)(last - r->handed);
+		r->handed = last;
+	}
+	if (r->has_pending_snapshot) {
+		u->has_snapshot = true;
+		u->snapshot = r->pending_snapshot;
+		r->has_pending_snapshot = false;
+	}
+
+	r->out_early.n = 0;
+	r->out_late.n = 0;
+	for (size_t i = 0; i < r->msgq.n; i++) {
+		struct rd__qmsg *q = &r->msgq.v[i];
+		if (q->m.n_entries > 0) {
+			uint64_t hi = q->ent_lo + q->m.n_entries - 1;
+			if (q->gen != r->log.gen || q->ent_lo < rd__log_first(&r->log) ||
+			    hi > last)
+				continue; /* its entries are gone: drop, like a loss */
+			q->m.entries = rd__log_at(&r->log, q->ent_lo);
+		}
+		if (!durable_first && may_go_early(q->m.type))
+			(void)RD__VEC_PUSH(r->out_early, q->m);
+		else
+			(void)RD__VEC_PUSH(r->out_late, q->m);
+	}
+	r->msgq.n = 0;
+	u->msgs = r->out_early.v;
+	u->n_msgs = r->out_early.n;
+	u->msgs_after_persist = r->out_late.v;
+	u->n_msgs_after_persist = r->out_late.n;
+
+	if (r->applying < r->commit) {
+		u->committed = rd__log_at(&r->log, r->applying + 1);
+		u->n_committed = (size_t)(r->commit - r->applying);
+		r->applying = r->commit;
+	}
+
+	/* Reads are served after this update's entries are applied. */
+	r->reads_out.n = 0;
+	size_t keep = 0;
+	for (size_t i = 0; i < r->reads_ready.n; i++) {
+		struct rd_read_state rs = r->reads_ready.v[i];
+		if (rs.index <= r->applying && RD__VEC_PUSH(r->reads_out, rs))
+			continue;
+		r->reads_ready.v[keep++] = rs;
+	}
+	r->reads_ready.n = keep;
+	u->reads = r->reads_out.v;
+	u->n_reads = r->reads_out.n;
+
+	/* Swap the snapshot requests out so that new ones can queue. */
+	struct rd_snap_send *sv = r->snap_out.v;
+	size_t scap = r->snap_out.cap;
+	r->snap_out.v = r->snap_sends.v;
+	r->snap_out.n = r->snap_sends.n;
+	r->snap_out.cap = r->snap_sends.cap;
+	r->snap_sends.v = sv;
+	r->snap_sends.cap = scap;
+	r->snap_sends.n = 0;
+	u->snap_sends = r->snap_out.v;
+	u->n_snap_sends = r->snap_out.n;
+
+	u->role_changed = r->role_changed;
+	r->role_changed = false;
+	r->in_update = true;
+}
+
+void rd_raft_applied(struct rd_raft *r, uint64_t index)
+{
+	assert(index <= r->applying);
+	if (index > r->applying)
+		index = r->applying;
+	if (index > r->applied)
+		r->applied = index;
+	assert(r->applied <= r->commit);
+}
+
+void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u)
+{
+	assert(r->in_update);
+	r->in_update = false;
+	if (u->has_snapshot && u->snapshot.index > r->applied)
+		r->applied = u->snapshot.index;
+	if (u->n_committed > 0)
+		rd_raft_applied(r, u->committed[u->n_committed - 1].index);
+	r->out_early.n = 0;
+	r->out_late.n = 0;
+	r->reads_out.n = 0;
+	r->snap_out.n = 0;
+}

@@ -1,0 +1,488 @@
+/*
+ * Group commit (DESIGN.md "Durability"): one rd_storage_batch collects the
+ * persist work of every group for one loop iteration (entries, hard state,
+ * conf state, applied KV commands, compaction) and rd_storage_commit writes
+ * it with a single RocksDB write with sync=true: one fdatasync for all.
+ *
+ * While the batch is filled, each touched group has a pending view
+ * (struct rd_pend) so that later calls in the same batch see earlier ones
+ * (append then set commit, put then cas). State records are encoded once,
+ * at commit, from the pending view. The in-memory durable state and the
+ * entry caches change only after the write returned.
+ *
+ * Failure modes: a call that would break a Raft invariant is refused with
+ * RD_EINVAL/RD_ECOMPACTED and leaves the batch as it was; a failed write is
+ * fatal (logged, abort()): nothing is retried and then acknowledged.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/internal.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define ARENA_BLOCK (256u << 10)
+/* Above this many entries a truncated suffix is removed with one range
+ * deletion instead of point deletions. */
+#define POINT_DELETE_MAX 64u
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+	if (q == NULL) {
+		rd_log_err("storage: out of memory");
+		abort();
+	}
+	return q;
+}
+
+uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n)
+{
+	n = (n + 7) & ~(size_t)7;
+	while (b->curblock < b->nblocks) {
+		struct rd_arena_block *k = &b->blocks[b->curblock];
+		if (k->cap - k->used >= n) {
+			uint8_t *p = k->p + k->used;
+			k->used += n;
+			return p;
+		}
+		b->curblock++;
+	}
+	b->blocks = xrealloc(b->blocks, (b->nblocks + 1) * sizeof *b->blocks);
+	struct rd_arena_block *k = &b->blocks[b->nblocks++];
+	k->cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+	k->p = xrealloc(NULL, k->cap);
+	k->used = n;
+	b->curblock = b->nblocks - 1;
+	return k->p;
+}
+
+struct rd_storage_batch *rd_storage_batch_new(struct rd_storage *st)
+{
+	struct rd_storage_batch *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return NULL;
+	b->st = st;
+	b->wb = rocksdb_writebatch_create();
+	rd_storage_batch_reset(b);
+	return b;
+}
+
+void rd_storage_batch_free(struct rd_storage_batch *b)
+{
+	if (b == NULL)
+		return;
+	rocksdb_writebatch_destroy(b->wb);
+	for (size_t i = 0; i < b->nblocks; i++)
+		free(b->blocks[i].p);
+	free(b->blocks);
+	free(b->pend);
+	free(b->ents);
+	rd__kv_free(b);
+	free(b);
+}
+
+void rd_storage_batch_reset(struct rd_storage_batch *b)
+{
+	rocksdb_writebatch_clear(b->wb);
+	b->npend = 0;
+	b->nents = 0;
+	for (size_t i = 0; i < b->nblocks; i++)
+		b->blocks[i].used = 0;
+	b->curblock = 0;
+	rd__kv_reset(b);
+	b->epoch = ++b->st->epoch;
+	b->committed = false;
+}
+
+void rd__batch_begin(struct rd_storage_batch *b)
+{
+	if (b->committed)
+		rd_storage_batch_reset(b);
+}
+
+bool rd_storage_batch_empty(const struct rd_storage_batch *b)
+{
+	if (b->committed)
+		return true;
+	for (size_t i = 0; i < b->npend; i++)
+		if (b->pend[i].flags != 0)
+			return false;
+	return rocksdb_writebatch_count(b->wb) == 0;
+}
+
+struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
+{
+	struct rd_sgroup *g = rd__group_get(b->st, group);
+	if (g->batch_epoch == b->epoch)
+		return &b->pend[g->batch_slot];
+	if (b->npend == b->cappend) {
+		b->cappend = b->cappend ? b->cappend * 2 : 64;
+		b->pend = xrealloc(b->pend, b->cappend * sizeof *b->pend);
+	}
+	struct rd_pend *p = &b->pend[b->npend];
+	g->batch_epoch = b->epoch;
+	g->batch_slot = (uint32_t)b->npend++;
+	p->g = g;
+	p->flags = 0;
+	p->first = g->first;
+	p->last = g->last;
+	p->last_term = g->last_term;
+	p->compact_term = g->compact_term;
+	p->min_written = UINT64_MAX;
+	p->hs = g->hs;
+	p->cs = g->conf;
+	p->applied = g->applied;
+	return p;
+}
+
+#define ULL(x) ((unsigned long long)(x))
+
+static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t index,
+                     uint64_t *term, char *msg);
+
+/* Delete log keys [from, to] of `group` in the batch. */
+static void delete_log(struct rd_storage_batch *b, uint64_t group, uint64_t from,
+                       uint64_t to)
+{
+	uint8_t key[RD_LOG_KEY_LEN], end[RD_LOG_KEY_LEN];
+
+	if (to - from < POINT_DELETE_MAX) {
+		for (uint64_t i = from; i <= to; i++) {
+			rd_log_key(key, group, i);
+			rocksdb_writebatch_delete_cf(b->wb, b->st->cf[RD_CF_LOG],
+			                             (const char *)key, sizeof key);
+		}
+		return;
+	}
+	rd_log_key(key, group, from);
+	rd_log_key(end, group, to + 1);
+	rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[RD_CF_LOG], (const char *)key,
+	                                   sizeof key, (const char *)end, sizeof end);
+}
+
+int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
+                            const struct rd_entry *ents, size_t n, char *msg)
+{
+	uint8_t key[RD_LOG_KEY_LEN];
+
+	rd__batch_begin(b);
+	if (n == 0)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if (ents[i].index != ents[i - 1].index + 1)
+			return rd_errorf(msg, RD_EINVAL,
+			                 "group %llu index %llu: entries not consecutive",
+			                 ULL(group), ULL(ents[i].index));
+		if (ents[i].term < ents[i - 1].term)
+			return rd_errorf(msg, RD_EINVAL,
+			                 "group %llu index %llu: term decreases",
+			                 ULL(group), ULL(ents[i].index));
+	}
+	struct rd_pend *p = rd__pend_get(b, group);
+	uint64_t i0 = ents[0].index, last = ents[n - 1].index;
+	if (i0 < p->first)
+		return rd_errorf(msg, RD_ECOMPACTED,
+		                 "group %llu index %llu: below the log start %llu",
+		                 ULL(group), ULL(i0), ULL(p->first));
+	if (i0 > p->last + 1)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: would leave a gap after last index %llu",
+		    ULL(group), ULL(i0), ULL(p->last));
+	/* Committed entries never change (Raft §5.4, Log Matching). */
+	if (i0 <= p->last && i0 <= p->g->hs.commit)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: truncation below the commit index %llu "
+		    "refused",
+		    ULL(group), ULL(i0), ULL(p->g->hs.commit));
+	uint64_t prev_term = i0 == p->last + 1 ? p->last_term
+	                     : i0 == p->first  ? p->compact_term
+	                                       : 0;
+	if (ents[0].term < prev_term)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: term %llu below the previous entry's %llu",
+		    ULL(group), ULL(i0), ULL(ents[0].term), ULL(prev_term));
+
+	/* Remove the part of a conflicting suffix that the new entries do not
+	 * overwrite (Raft §5.3). */
+	if (p->last > last)
+		delete_log(b, group, last + 1, p->last);
+	if (b->nents + n > b->capents) {
+		while (b->nents + n > b->capents)
+			b->capents = b->capents ? b->capents * 2 : 256;
+		b->ents = xrealloc(b->ents, b->capents * sizeof *b->ents);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct rd_entry *e = &ents[i];
+		size_t vlen = RD_LOG_VAL_HDR + (size_t)e->len;
+		uint8_t *v = rd__arena_alloc(b, vlen);
+		rd__enc_entry(v, group, e->index, e->term, e->type, e->data, e->len);
+		rd_log_key(key, group, e->index);
+		rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_LOG], (const char *)key,
+		                          sizeof key, (const char *)v, vlen);
+		b->ents[b->nents++] = (struct rd_bent){p->g, e->index, v, e->len};
+	}
+	p->last = last;
+	p->last_term = ents[n - 1].term;
+	if (i0 < p->min_written)
+		p->min_written = i0;
+	p->flags |= RD_P_LOG;
+	return 0;
+}
+
+int rd_storage_batch_truncate(struct rd_storage_batch *b, uint64_t group, uint64_t index,
+                              char *msg)
+{
+	uint64_t term;
+	int rv;
+
+	rd__batch_begin(b);
+	struct rd_pend *p = rd__pend_get(b, group);
+	if (index > p->last)
+		return 0;
+	if (index < p->first)
+		return rd_errorf(msg, RD_ECOMPACTED,
+		                 "group %llu index %llu: below the log start %llu",
+		                 ULL(group), ULL(index), ULL(p->first));
+	if (index <= p->g->hs.commit || index <= p->hs.commit)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: truncation below the commit index %llu "
+		    "refused",
+		    ULL(group), ULL(index), ULL(p->hs.commit));
+	if ((rv = pend_term(b, p, index - 1, &term, msg)) != 0)
+		return rv;
+	delete_log(b, group, index, p->last);
+	p->last = index - 1;
+	p->last_term = term;
+	if (index < p->min_written)
+		p->min_written = index;
+	p->flags |= RD_P_LOG;
+	return 0;
+}
+
+int rd_storage_batch_set_hard_state(struct rd_storage_batch *b, uint64_t group,
+                                    const struct rd_hard_state *hs, char *msg)
+{
+	rd__batch_begin(b);
+	struct rd_pend *p = rd__pend_get(b, group);
+
+	if (hs->term < p->hs.term)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu: term would go back from %llu to %llu",
+		                 ULL(group), ULL(p->hs.term), ULL(hs->term));
+	/* One vote per term (Raft §5.2). */
+	if (hs->term == p->hs.term && p->hs.vote != 0 && hs->vote != p->hs.vote)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu: second vote in term %llu (%llu, then %llu)",
+		                 ULL(group), ULL(hs->term), ULL(p->hs.vote),
+		                 ULL(hs->vote));
+	if (hs->commit < p->hs.commit)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu: commit would go back from %llu to %llu",
+		                 ULL(group), ULL(p->hs.commit), ULL(hs->commit));
+	if (hs->commit > p->last)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: commit beyond the last index %llu",
+		    ULL(group), ULL(hs->commit), ULL(p->last));
+	p->hs = *hs;
+	p->flags |= RD_P_HS;
+	return 0;
+}
+
+int rd_storage_batch_set_conf_state(struct rd_storage_batch *b, uint64_t group,
+                                    const struct rd_conf_state *cs, char *msg)
+{
+	rd__batch_begin(b);
+	if (cs->n_voters > RD_RAFT_MAX_MEMBERS || cs->n_learners > RD_RAFT_MAX_MEMBERS)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu: conf state with too many members",
+		                 ULL(group));
+	struct rd_pend *p = rd__pend_get(b, group);
+	p->cs = *cs;
+	p->flags |= RD_P_CONF;
+	return 0;
+}
+
+int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
+                                 uint64_t index, char *msg)
+{
+	rd__batch_begin(b);
+	struct rd_pend *p = rd__pend_get(b, group);
+	if (index <= p->applied)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu index %llu: already applied (%llu)",
+		                 ULL(group), ULL(index), ULL(p->applied));
+	if (index > p->hs.commit)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu index %llu: not committed (commit %llu)",
+		                 ULL(group), ULL(index), ULL(p->hs.commit));
+	p->applied = index;
+	p->flags |= RD_P_APPLIED;
+	return 0;
+}
+
+/* Term of `index` as the batch will leave it (index within the log). */
+static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t index,
+                     uint64_t *term, char *msg)
+{
+	if (index == p->last) {
+		*term = p->last_term;
+		return 0;
+	}
+	if (index + 1 == p->first) {
+		*term = p->compact_term;
+		return 0;
+	}
+	if (index >= p->min_written) {
+		for (size_t i = b->nents; i-- > 0;) {
+			if (b->ents[i].g == p->g && b->ents[i].index == index) {
+				*term = rd_be64_get(b->ents[i].val + 4);
+				return 0;
+			}
+		}
+	}
+	return rd_storage_term(b->st, p->g->id, index, term, msg);
+}
+
+int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
+                             char *msg)
+{
+	uint8_t lo[RD_LOG_KEY_LEN], hi[RD_LOG_KEY_LEN];
+	uint64_t term;
+	int rv;
+
+	rd__batch_begin(b);
+	struct rd_pend *p = rd__pend_get(b, group);
+	if (index < p->first)
+		return 0;
+	if (index > p->applied)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: cannot compact beyond applied %llu",
+		    ULL(group), ULL(index), ULL(p->applied));
+	if (index > p->last)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu index %llu: cannot compact beyond last %llu",
+		                 ULL(group), ULL(index), ULL(p->last));
+	if ((rv = pend_term(b, p, index, &term, msg)) != 0)
+		return rv;
+	/* One range deletion for the whole prefix (RocksDB DeleteRange):
+	 * constant work however long the compacted part is. */
+	rd_log_key(lo, group, 0);
+	rd_log_key(hi, group, index + 1);
+	rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[RD_CF_LOG], (const char *)lo,
+	                                   sizeof lo, (const char *)hi, sizeof hi);
+	p->first = index + 1;
+	p->compact_term = term;
+	p->flags |= RD_P_COMPACT;
+	return 0;
+}
+
+int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
+                                 const uint8_t *data, size_t len, char *msg)
+{
+	int rv;
+
+	rd__batch_begin(b);
+	if ((rv = rd__catalog_check_name(name, msg)) != 0)
+		return rv;
+	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_CATALOG], name, strlen(name),
+	                          (const char *)data, len);
+	return 0;
+}
+
+static void put_state(struct rd_storage_batch *b, uint64_t group, uint8_t kind,
+                      const uint8_t *v, size_t vlen)
+{
+	uint8_t k[RD_STATE_KEY_LEN];
+	rd_state_key(k, group, kind);
+	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_STATE], (const char *)k,
+	                          sizeof k, (const char *)v, vlen);
+}
+
+static void encode_states(struct rd_storage_batch *b)
+{
+	uint8_t v[RD_STATE_VAL_MAX];
+
+	for (size_t i = 0; i < b->npend; i++) {
+		struct rd_pend *p = &b->pend[i];
+		uint64_t id = p->g->id;
+		if (p->flags & RD_P_HS)
+			put_state(b, id, RD_STATE_HARD, v, rd__enc_hard(v, id, &p->hs));
+		if (p->flags & RD_P_CONF)
+			put_state(b, id, RD_STATE_CONF, v, rd__enc_conf(v, id, &p->cs));
+		if (p->flags & RD_P_APPLIED)
+			put_state(b, id, RD_STATE_APPLIED, v,
+			          rd__enc_u64(v, id, RD_STATE_APPLIED, p->applied));
+		if (p->flags & RD_P_COMPACT)
+			put_state(b, id, RD_STATE_LOGSTART, v,
+			          rd__enc_logstart(v, id, p->first - 1, p->compact_term));
+	}
+}
+
+void rd__record_sync(struct rd_storage *st, uint64_t ns)
+{
+	struct rd_storage_stats *s = &st->stats;
+	double sec = (double)ns / 1e9;
+	size_t k = 0;
+
+	while (k < RD_STORAGE_SYNC_BUCKETS && sec > rd_storage_sync_bucket_le[k])
+		k++;
+	s->sync_buckets[k]++;
+	s->syncs++;
+	s->sync_ns_total += ns;
+	s->sync_ns_last = ns;
+}
+
+void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
+{
+	char *err = NULL;
+	size_t wlen = 0;
+
+	if (rd_storage_batch_empty(b)) {
+		b->committed = true;
+		return;
+	}
+	encode_states(b);
+	rocksdb_writebatch_data(b->wb, &wlen);
+	uint64_t t0 = rd__now_ns();
+	rocksdb_write(st->db, st->wo, b->wb, &err);
+	if (err != NULL)
+		rd__fatal("group commit (synced write)", err);
+	rd__record_sync(st, rd__now_ns() - t0);
+	st->stats.entries_written += b->nents;
+	st->stats.bytes_written += wlen;
+
+	/* Durable now: publish the new state, then feed the caches. */
+	for (size_t i = 0; i < b->npend; i++) {
+		struct rd_pend *p = &b->pend[i];
+		struct rd_sgroup *g = p->g;
+		if (p->flags == 0)
+			continue;
+		g->present = true;
+		g->hs = p->hs;
+		g->conf = p->cs;
+		g->applied = p->applied;
+		g->first = p->first;
+		g->last = p->last;
+		g->last_term = p->last_term;
+		g->compact_term = p->compact_term;
+	}
+	for (size_t i = 0; i < b->nents; i++) {
+		const struct rd_bent *e = &b->ents[i];
+		rd__cache_push(st, e->g, e->index, rd_be64_get(e->val + 4), e->val[12],
+		               e->val + RD_LOG_VAL_HDR, e->len);
+	}
+	for (size_t i = 0; i < b->npend; i++) {
+		struct rd_pend *p = &b->pend[i];
+		if (p->flags & RD_P_COMPACT)
+			rd__cache_drop_upto(p->g, p->first - 1);
+		rd__cache_drop_from(p->g, p->last + 1);
+	}
+	b->committed = true;
+}

@@ -1,0 +1,101 @@
+/*
+ * Finishing a snapshot install: one synced write that replaces the group's
+ * state machine, records the snapshot and cuts the log (Raft §7: "if an
+ * existing log entry has the same index and term as the snapshot's last
+ * included entry, retain log entries following it"; otherwise discard the
+ * whole log).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/internal.h"
+#include "storage/snapshot.h"
+#include "util/err.h"
+
+#define ULL(x) ((unsigned long long)(x))
+
+static void put_state(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
+                      uint8_t kind, const uint8_t *v, size_t vlen)
+{
+	uint8_t k[RD_STATE_KEY_LEN];
+	rd_state_key(k, group, kind);
+	rocksdb_writebatch_put_cf(wb, st->cf[RD_CF_STATE], (const char *)k, sizeof k,
+	                          (const char *)v, vlen);
+}
+
+int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
+                         const struct rd_snapshot_meta *m, char *msg)
+{
+	struct rd_sgroup *g = rd__group_get(st, group);
+	uint8_t lo[RD_LOG_KEY_LEN], hi[RD_LOG_KEY_LEN], v[RD_STATE_VAL_MAX];
+	uint64_t t = 0;
+	char *err = NULL;
+
+	if (g->present && m->index <= g->applied)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "group %llu index %llu: snapshot is not newer than applied %llu",
+		    ULL(group), ULL(m->index), ULL(g->applied));
+	bool keep = m->index <= g->last &&
+	            rd_storage_term(st, group, m->index, &t, NULL) == 0 && t == m->term;
+	rd_log_key(lo, group, 0);
+	rd_log_key(hi, group, keep ? m->index + 1 : UINT64_MAX);
+	rocksdb_writebatch_delete_range_cf(wb, st->cf[RD_CF_LOG], (const char *)lo,
+	                                   sizeof lo, (const char *)hi, sizeof hi);
+
+	struct rd_hard_state hs = g->hs;
+	if (hs.term < m->term) {
+		hs.term = m->term;
+		hs.vote = 0;
+	}
+	if (hs.commit < m->index)
+		hs.commit = m->index;
+	put_state(st, wb, group, RD_STATE_HARD, v, rd__enc_hard(v, group, &hs));
+	put_state(st, wb, group, RD_STATE_CONF, v, rd__enc_conf(v, group, &m->conf));
+	put_state(st, wb, group, RD_STATE_APPLIED, v,
+	          rd__enc_u64(v, group, RD_STATE_APPLIED, m->index));
+	put_state(st, wb, group, RD_STATE_LOGSTART, v,
+	          rd__enc_logstart(v, group, m->index, m->term));
+	put_state(st, wb, group, RD_STATE_SNAPSHOT, v, rd__enc_snap(v, group, m));
+
+	uint64_t t0 = rd__now_ns();
+	rocksdb_write(st->db, st->wo, wb, &err);
+	if (err != NULL)
+		rd__fatal("snapshot install (synced write)", err);
+	rd__record_sync(st, rd__now_ns() - t0);
+
+	g->present = true;
+	g->hs = hs;
+	g->conf = m->conf;
+	g->applied = m->index;
+	g->has_snap = true;
+	g->snap = *m;
+	g->first = m->index + 1;
+	g->compact_term = m->term;
+	if (keep) {
+		rd__cache_drop_upto(g, m->index);
+	} else {
+		g->last = m->index;
+		g->last_term = m->term;
+		rd__cache_clear(g);
+	}
+	return 0;
+}
+
+int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_meta *meta,
+                              char *msg)
+{
+	const struct rd_snapshot_writer *v = w;
+	int rv;
+
+	if (!v->done) {
+		rv = rd_errorf(msg, RD_EINVAL, "snapshot: stream incomplete (%u chunks)",
+		               v->next_seq);
+	} else {
+		rv = rd__snapshot_install(v->st, v->wb, v->group, &v->meta, msg);
+		if (rv == 0 && meta != NULL)
+			*meta = v->meta;
+	}
+	rd_snapshot_writer_abort(w);
+	return rv;
+}

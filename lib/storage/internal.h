@@ -1,0 +1,215 @@
+/*
+ * Shared internals of lib/storage: the storage handle, the in-memory state
+ * of each group (what is durable), its entry cache, and the batch.
+ */
+#ifndef RD_STORAGE_INTERNAL_H
+#define RD_STORAGE_INTERNAL_H
+
+#include <rocksdb/c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/schema.h"
+#include "storage/storage.h"
+
+/* One cached entry; `data` is malloc'd and owned by the cache. */
+struct rd_centry {
+	uint64_t term;
+	uint8_t type;
+	uint32_t len;
+	uint8_t *data;
+};
+
+/* Recent consecutive entries [first, first + n) of one group, in a ring. */
+struct rd_cache {
+	struct rd_centry *ring;
+	size_t cap; /* power of two or 0 */
+	size_t head;
+	size_t n;
+	uint64_t first;
+	size_t bytes;
+};
+
+/* Per-entry bookkeeping charged to the cache bound on top of the data. */
+#define RD_CACHE_ENTRY_OVERHEAD 48u
+
+/* What is durable for one group. */
+struct rd_sgroup {
+	uint64_t id;
+	bool present; /* has any record on disk */
+	struct rd_hard_state hs;
+	struct rd_conf_state conf;
+	uint64_t applied;
+	bool has_snap;
+	struct rd_snapshot_meta snap;
+	uint64_t first; /* first index held by the log */
+	uint64_t last;  /* last index (first - 1 when empty) */
+	uint64_t last_term;
+	uint64_t compact_term; /* term of entry first - 1 */
+	struct rd_cache cache;
+	/* Link to the batch being filled: pend[batch_slot] when batch_epoch
+	 * equals that batch's epoch. */
+	uint64_t batch_epoch;
+	uint32_t batch_slot;
+};
+
+struct rd_storage {
+	rocksdb_t *db;
+	rocksdb_options_t *opts;
+	rocksdb_options_t *cf_opts[RD_CF_COUNT];
+	rocksdb_block_based_table_options_t *table_opts;
+	rocksdb_cache_t *block_cache;
+	rocksdb_column_family_handle_t *cf[RD_CF_COUNT];
+	rocksdb_readoptions_t *ro;
+	rocksdb_writeoptions_t *wo;
+	char *dir;
+	char cluster_id[RD_STORAGE_CLUSTER_ID_MAX + 1];
+	uint64_t incarnation;
+	size_t cache_bytes;
+	/* open-addressing table of groups; slots hold pointers or NULL */
+	struct rd_sgroup **slots;
+	size_t nslots, ngroups;
+	uint64_t epoch;
+	struct rd_storage_stats stats;
+};
+
+/* ---- the batch (batch.c, kvsm.c) ---- */
+
+enum { RD_P_HS = 1, RD_P_CONF = 2, RD_P_APPLIED = 4, RD_P_COMPACT = 8, RD_P_LOG = 16 };
+
+/* A group's state as it will be once the batch commits. */
+struct rd_pend {
+	struct rd_sgroup *g;
+	unsigned flags;
+	uint64_t first, last, last_term, compact_term;
+	uint64_t min_written; /* lowest index appended in this batch, or UINT64_MAX */
+	struct rd_hard_state hs;
+	struct rd_conf_state cs;
+	uint64_t applied;
+};
+
+/* An entry appended in this batch; `val` is its encoded log value. */
+struct rd_bent {
+	struct rd_sgroup *g;
+	uint64_t index;
+	const uint8_t *val;
+	uint32_t len; /* data bytes (val holds RD_LOG_VAL_HDR more) */
+};
+
+/* A KV write in this batch: the latest value of a (group, key). */
+struct rd_kvrec {
+	uint64_t hash;
+	const uint8_t *key; /* group prefix + user key */
+	size_t klen;
+	const uint8_t *val; /* NULL: deleted */
+	size_t vlen;
+};
+
+/* Memory handed out stays put until the batch is reset. */
+struct rd_arena_block {
+	uint8_t *p;
+	size_t cap, used;
+};
+
+struct rd_storage_batch {
+	struct rd_storage *st;
+	rocksdb_writebatch_t *wb;
+	bool committed;
+	uint64_t epoch;
+	struct rd_pend *pend;
+	size_t npend, cappend;
+	struct rd_bent *ents;
+	size_t nents, capents;
+	struct rd_arena_block *blocks;
+	size_t nblocks, curblock;
+	struct rd_kvrec *kv;
+	size_t nkv, capkv;
+	uint32_t *kvslots; /* index + 1 into kv, 0 = free */
+	size_t nkvslots;
+};
+
+/* Arena memory of the batch (batch.c); aborts on out-of-memory. */
+uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n);
+/* Reset the batch if it was committed (first mutation after a commit). */
+void rd__batch_begin(struct rd_storage_batch *b);
+/* The pending state of `group` in the batch, created from the durable one. */
+struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group);
+/* Forget the KV overlay (kvsm.c). */
+void rd__kv_reset(struct rd_storage_batch *b);
+void rd__kv_free(struct rd_storage_batch *b);
+
+/* A snapshot being installed (snapshot.c, install.c). */
+struct rd_snapshot_writer {
+	struct rd_storage *st;
+	rocksdb_writebatch_t *wb;
+	uint32_t next_seq;
+	bool done;
+	struct rd_snapshot_meta meta;
+	uint64_t group;
+	uint64_t count;
+	uint32_t total_crc;
+	uint8_t *key; /* scratch for composite keys */
+};
+
+/* Finish an install: see rd_snapshot_writer_finish (install.c). */
+int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
+                         const struct rd_snapshot_meta *m, char *msg);
+
+/* Count one synced write of `ns` nanoseconds (batch.c). */
+void rd__record_sync(struct rd_storage *st, uint64_t ns);
+
+/* Group table (groups.c). */
+struct rd_sgroup *rd__group_find(const struct rd_storage *st, uint64_t id);
+/* Find or create (empty: first 1, last 0). Aborts on out-of-memory. */
+struct rd_sgroup *rd__group_get(struct rd_storage *st, uint64_t id);
+void rd__groups_free(struct rd_storage *st);
+
+/* Entry cache (groups.c). */
+void rd__cache_push(struct rd_storage *st, struct rd_sgroup *g, uint64_t index,
+                    uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
+void rd__cache_drop_from(struct rd_sgroup *g, uint64_t index);
+void rd__cache_drop_upto(struct rd_sgroup *g, uint64_t index);
+void rd__cache_clear(struct rd_sgroup *g);
+/* The cached entry at `index` or NULL. */
+const struct rd_centry *rd__cache_get(const struct rd_sgroup *g, uint64_t index);
+
+/* Record encodings (records.c). */
+size_t rd__enc_hard(uint8_t *v, uint64_t group, const struct rd_hard_state *hs);
+size_t rd__enc_conf(uint8_t *v, uint64_t group, const struct rd_conf_state *cs);
+size_t rd__enc_u64(uint8_t *v, uint64_t group, uint8_t kind, uint64_t x);
+size_t rd__enc_logstart(uint8_t *v, uint64_t group, uint64_t index, uint64_t term);
+size_t rd__enc_snap(uint8_t *v, uint64_t group, const struct rd_snapshot_meta *m);
+/* Decode a state record of `kind` for `group` into the matching field of g.
+ * RD_ECORRUPT on a bad checksum or length. */
+int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t len,
+                  char *msg);
+/* Encode a log value (RD_LOG_VAL_HDR + len bytes) into v. */
+void rd__enc_entry(uint8_t *v, uint64_t group, uint64_t index, uint64_t term,
+                   uint8_t type, const uint8_t *data, uint32_t len);
+/* Check a log value's checksum and split it; RD_ECORRUPT naming group and
+ * index on failure. */
+int rd__dec_entry(uint64_t group, uint64_t index, const uint8_t *v, size_t len,
+                  uint64_t *term, uint8_t *type, const uint8_t **data, uint32_t *dlen,
+                  char *msg);
+/* Encode / decode a conf state body (no crc). */
+size_t rd__conf_put(uint8_t *p, const struct rd_conf_state *cs);
+int rd__conf_get(const uint8_t *p, size_t len, struct rd_conf_state *cs, size_t *used);
+
+/* Translate a RocksDB error string (freed here) into an RD_E* code and a
+ * message with `what` as context. */
+int rd__rocks_err(char *err, char *msg, const char *what);
+
+/* RD_EINVAL for an empty, too long or reserved catalog name (storage.c). */
+int rd__catalog_check_name(const char *name, char *msg);
+
+/* Open-time scan of the state and log column families (load.c). */
+int rd__load(struct rd_storage *st, char *msg);
+
+/* Log a fatal RocksDB failure and abort (no retry-then-acknowledge). */
+_Noreturn void rd__fatal(const char *what, char *err);
+
+/* Monotonic nanoseconds. */
+uint64_t rd__now_ns(void);
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * The on-disk schema of raftd's RocksDB database (internal to lib/storage).
+ *
+ * Column families and their keys, byte by byte. All integers are big-endian
+ * so that RocksDB's bytewise key order is numeric order.
+ *
+ * "default"  unused (RocksDB requires it).
+ *
+ * "log"      one record per Raft log entry.
+ *            key   (16)  group u64 | index u64
+ *            value       crc u32 | term u64 | type u8 | data...
+ *            crc = CRC-32C over key (16 bytes) then value bytes [4, end), so
+ *            a record moved to another key or flipped in place is caught.
+ *
+ * "state"    per-group Raft state, one record per kind.
+ *            key   (9)   group u64 | kind u8
+ *            value       crc u32 | body, crc over key then body:
+ *              kind 1 hard state    term u64 | vote u64 | commit u64
+ *              kind 2 conf state    n_voters u32 | n_learners u32 |
+ *                                   voters u64 x n | learners u64 x n
+ *              kind 3 applied       index u64
+ *              kind 4 log start     index u64 | term u64: entries up to
+ *                                   `index` were compacted (or replaced by a
+ *                                   snapshot); `term` is that entry's term
+ *              kind 5 snapshot      index u64 | term u64 | conf state body
+ *
+ * "kv"       the key-value state machine of every group.
+ *            key         group u64 | user key bytes
+ *            value       user value bytes
+ *            (RocksDB's block checksums cover these; every read verifies.)
+ *
+ * "catalog"  node-wide records.
+ *            key         ASCII name, no terminator:
+ *              "format"       u32 version, currently 1
+ *              "incarnation"  u64, random, written once at creation
+ *              "cluster_id"   the cluster id bytes (absent until known)
+ *              anything else  opaque blobs of the node runtime
+ *                             ("topology", "routing")
+ */
+#ifndef RD_STORAGE_SCHEMA_H
+#define RD_STORAGE_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/types.h"
+
+#define RD_SCHEMA_FORMAT 1u
+
+enum rd_schema_cf {
+	RD_CF_DEFAULT = 0,
+	RD_CF_LOG,
+	RD_CF_STATE,
+	RD_CF_KV,
+	RD_CF_CATALOG,
+	RD_CF_COUNT
+};
+
+enum rd_schema_state_kind {
+	RD_STATE_HARD = 1,
+	RD_STATE_CONF = 2,
+	RD_STATE_APPLIED = 3,
+	RD_STATE_LOGSTART = 4,
+	RD_STATE_SNAPSHOT = 5,
+};
+
+#define RD_LOG_KEY_LEN   16u
+#define RD_LOG_VAL_HDR   13u /* crc + term + type */
+#define RD_STATE_KEY_LEN 9u
+#define RD_KV_KEY_PREFIX 8u
+/* Largest state value: crc + index + term + a full conf state. */
+#define RD_STATE_VAL_MAX (4u + 16u + 8u + 16u * RD_RAFT_MAX_MEMBERS)
+
+extern const char *const rd_schema_cf_names[RD_CF_COUNT];
+
+static inline void rd_be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t rd_be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void rd_be32_put(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline uint32_t rd_be32_get(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void rd_log_key(uint8_t k[RD_LOG_KEY_LEN], uint64_t group, uint64_t index)
+{
+	rd_be64_put(k, group);
+	rd_be64_put(k + 8, index);
+}
+
+static inline void rd_state_key(uint8_t k[RD_STATE_KEY_LEN], uint64_t group, uint8_t kind)
+{
+	rd_be64_put(k, group);
+	k[8] = kind;
+}
+
+/* CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), as in iSCSI and
+ * RocksDB. Start with crc = 0; chain calls to cover several buffers. */
+uint32_t rd_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * Durable storage for one raftd node: one RocksDB instance holding every
+ * group's Raft log, Raft state, key-value state machine and the node catalog
+ * (DESIGN.md "Durability"). The byte-by-byte key schema is in
+ * lib/storage/schema.h.
+ *
+ * Threading: a storage handle is used from the node's event-loop thread only;
+ * nothing here locks. At most one rd_storage_batch is being filled at a time.
+ *
+ * Reads (log, Raft state, KV) see what the last rd_storage_commit made
+ * durable, never what a batch still holds.
+ *
+ * Failure policy: a failed RocksDB write or sync is fatal. rd_storage_commit
+ * logs the RocksDB error and calls abort(); it never returns a failure that
+ * a caller could retry and then acknowledge (DESIGN.md "Durability").
+ */
+#ifndef RD_STORAGE_STORAGE_H
+#define RD_STORAGE_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/types.h"
+
+struct rd_storage;
+struct rd_storage_batch;
+
+/* Longest cluster id (bytes, excluding the NUL). */
+#define RD_STORAGE_CLUSTER_ID_MAX 64
+/* Longest catalog name (bytes, excluding the NUL). */
+#define RD_STORAGE_CATALOG_NAME_MAX 64
+
+/* Catalog names the node runtime uses for its opaque blobs. */
+#define RD_STORAGE_CATALOG_TOPOLOGY "topology"
+#define RD_STORAGE_CATALOG_ROUTING  "routing"
+
+/* The metadata group. Its user data (`raftctl meta put/get`) lives in the
+ * same key-value state machine as the data groups, under group id 0; nothing
+ * about it is special to storage. */
+#define RD_STORAGE_META_GROUP 0
+
+struct rd_storage_options {
+	/* Create the data directory and a fresh database when none exists.
+	 * When false, a missing directory or database is refused (RD_ENOTFOUND). */
+	bool create_if_missing;
+	/* The cluster this node belongs to, NUL-terminated, or NULL / "" when
+	 * not known yet (a joining node). A database that records a different
+	 * cluster id is refused (RD_EMISMATCH). A database without one records
+	 * this one. */
+	const char *cluster_id;
+	/* Bound of the per-group cache of recent log entries (data bytes plus
+	 * a fixed per-entry overhead); 0 picks RD_STORAGE_CACHE_DEFAULT. */
+	size_t cache_bytes_per_group;
+	/* RocksDB block cache for reads; 0 picks 32 MiB. */
+	size_t block_cache_bytes;
+};
+
+/* Memory for caches is at most groups x this bound. */
+#define RD_STORAGE_CACHE_DEFAULT (256u << 10)
+
+/* Fill `o` with defaults: create_if_missing false, no cluster id. */
+void rd_storage_options_init(struct rd_storage_options *o);
+
+/*
+ * Open (and with o->create_if_missing, create) the database in `dir`, check
+ * it, and load every group's Raft state into memory.
+ *
+ * Checked at open, each refusal naming what and where in `msg`:
+ *   - RocksDB reports corruption (WAL in the middle, SST checksums): RD_ECORRUPT
+ *   - a log entry or state record whose own checksum fails: RD_ECORRUPT,
+ *     "group G index I: ..."
+ *   - a gap in a group's log, a term that decreases along the log: RD_ECORRUPT
+ *   - a hard state whose commit is beyond the group's last index, an applied
+ *     index beyond commit: RD_ECORRUPT, naming group and indexes
+ *   - missing directory / database without create_if_missing: RD_ENOTFOUND
+ *   - a different cluster id: RD_EMISMATCH
+ * On success *out owns the handle (close with rd_storage_close).
+ */
+int rd_storage_open(const char *dir, const struct rd_storage_options *o,
+                    struct rd_storage **out, char *msg);
+
+/* Close the handle and free everything it owns; NULL is a no-op. Every
+ * write already returned by rd_storage_commit is durable; batches must have
+ * been freed first. */
+void rd_storage_close(struct rd_storage *st);
+
+/* ---- catalog ------------------------------------------------------------- */
+
+/* The cluster id recorded in the database ("" when none yet). The string is
+ * owned by the handle. */
+const char *rd_storage_cluster_id(const struct rd_storage *st);
+
+/* Record the cluster id once it becomes known (a joining node). Returns 0 if
+ * it is recorded now or was already this one, RD_EMISMATCH if another one is
+ * recorded, RD_EINVAL if empty or longer than RD_STORAGE_CLUSTER_ID_MAX.
+ * Synced write. */
+int rd_storage_set_cluster_id(struct rd_storage *st, const char *cluster_id, char *msg);
+
+/* This node's incarnation: a random non-zero 64-bit value written once when
+ * the database is created and never changed; a peer that sees a different
+ * incarnation for the same node id knows the node lost its disk. */
+uint64_t rd_storage_incarnation(const struct rd_storage *st);
+
+/* Read the catalog blob `name` (e.g. RD_STORAGE_CATALOG_TOPOLOGY). On success
+ * *data is a malloc'd copy (caller frees; NULL when *len is 0) and 0 is
+ * returned; RD_ENOTFOUND when absent. */
+int rd_storage_catalog_get(struct rd_storage *st, const char *name, uint8_t **data,
+                           size_t *len, char *msg);
+
+/* Write the catalog blob `name` with its own synced write. Names
+ * "cluster_id" and "incarnation" are reserved (RD_EINVAL). */
+int rd_storage_catalog_put(struct rd_storage *st, const char *name, const uint8_t *data,
+                           size_t len, char *msg);
+
+/* ---- groups and Raft state (as loaded at open, kept current by commits) -- */
+
+struct rd_storage_group_info {
+	uint64_t group;
+	struct rd_hard_state hs;   /* zero when never written */
+	struct rd_conf_state conf; /* zero members when never written */
+	uint64_t applied;          /* last entry applied to the state machine */
+	bool has_snapshot;         /* a snapshot was installed or recorded */
+	struct rd_snapshot_meta snap;
+	/* The log holds [first_index, last_index]; it is empty when
+	 * first_index == last_index + 1. Entries up to first_index - 1 were
+	 * compacted away; that entry's term is compact_term. */
+	uint64_t first_index;
+	uint64_t last_index;
+	uint64_t last_term;
+	uint64_t compact_term;
+};
+
+/* Number of groups that have any state or log. */
+size_t rd_storage_group_count(const struct rd_storage *st);
+
+/* Copy up to `cap` group ids, ascending, into `out`; returns how many groups
+ * exist (may be more than cap). */
+size_t rd_storage_groups(const struct rd_storage *st, uint64_t *out, size_t cap);
+
+/* Fill *info for `group`. Returns 0, or RD_ENOTFOUND for a group that has
+ * never been written (then *info still describes an empty group: first 1,
+ * last 0, all state zero). */
+int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
+                          struct rd_storage_group_info *info);
+
+/* ---- log reads ------------------------------------------------------------- */
+
+/* A reusable buffer of entries. rd_storage_entries fills it; entry data
+ * points into `data`, valid until the next fill or rd_entry_buf_free. */
+struct rd_entry_buf {
+	struct rd_entry *ents;
+	size_t n, cap;
+	uint8_t *data;
+	size_t data_len, data_cap;
+};
+
+/* Release the buffer's memory; the struct may be reused (all zero). */
+void rd_entry_buf_free(struct rd_entry_buf *b);
+
+/*
+ * Entries [lo, hi) of `group` into `out` (replacing its contents), stopping
+ * before the entry that would take the total data size past max_bytes, but
+ * always at least one entry when lo < hi (as etcd-raft's Storage.Entries).
+ * max_bytes 0 means no limit. Served from the per-group cache when it holds
+ * [lo, ...), else from RocksDB.
+ * Errors: RD_ECOMPACTED when lo < first_index, RD_EUNAVAILABLE when
+ * hi > last_index + 1, RD_EINVAL when lo > hi, RD_ECORRUPT on a bad record.
+ */
+int rd_storage_entries(struct rd_storage *st, uint64_t group, uint64_t lo, uint64_t hi,
+                       uint64_t max_bytes, struct rd_entry_buf *out, char *msg);
+
+/* Term of entry `index`: 0 for index 0, compact_term for first_index - 1.
+ * RD_ECOMPACTED below that, RD_EUNAVAILABLE beyond last_index. */
+int rd_storage_term(struct rd_storage *st, uint64_t group, uint64_t index, uint64_t *term,
+                    char *msg);
+
+/* First and last index of the group's log (see rd_storage_group_info). */
+uint64_t rd_storage_first_index(const struct rd_storage *st, uint64_t group);
+uint64_t rd_storage_last_index(const struct rd_storage *st, uint64_t group);
+
+/* Call `fn` for each entry of `group` from `lo` (≥ first_index) to the last,
+ * in order, without holding more than one entry in memory (for loading the
+ * log at start). The entry's data is valid during the call only. A non-zero
+ * return from fn stops the scan and is returned. */
+typedef int (*rd_storage_entry_fn)(void *arg, const struct rd_entry *e);
+int rd_storage_log_scan(struct rd_storage *st, uint64_t group, uint64_t lo,
+                        rd_storage_entry_fn fn, void *arg, char *msg);
+
+/* ---- group commit ------------------------------------------------------------ */
+
+/* Create a batch for `st` (allocates; reused across loop iterations without
+ * further allocation once its buffers have grown to the working size). */
+struct rd_storage_batch *rd_storage_batch_new(struct rd_storage *st);
+
+/* Free a batch; uncommitted work in it is dropped. NULL is a no-op. */
+void rd_storage_batch_free(struct rd_storage_batch *b);
+
+/* Drop everything in the batch (and the results of its KV applies). The
+ * first mutation after rd_storage_commit resets implicitly. */
+void rd_storage_batch_reset(struct rd_storage_batch *b);
+
+/* True when the batch holds no work. */
+bool rd_storage_batch_empty(const struct rd_storage_batch *b);
+
+/*
+ * Append `n` entries to the log of `group`. Their indexes must be
+ * consecutive, with ents[0].index ≤ last + 1 (last as left by earlier calls
+ * in this batch) and ≥ first_index. Entries from ents[0].index on that the
+ * log already holds are replaced and any tail beyond the new last entry is
+ * deleted (Raft §5.3: a conflicting suffix is removed). Replacing an entry
+ * at or below the durable commit index is refused (RD_EINVAL): committed
+ * entries never change (§5.4). Terms must not decrease along the log.
+ * Entry data is copied; the caller keeps ownership of `ents`.
+ */
+int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
+                            const struct rd_entry *ents, size_t n, char *msg);
+
+/* Delete the log entries of `group` from `index` on (index ≥ first_index).
+ * Refused (RD_EINVAL) when index ≤ the durable commit index: committed
+ * entries are never removed (Raft §5.4). Truncating beyond the last entry
+ * is a no-op. (rd_storage_batch_append already removes a conflicting
+ * suffix; this is for callers that drop a tail without replacing it.) */
+int rd_storage_batch_truncate(struct rd_storage_batch *b, uint64_t group, uint64_t index,
+                              char *msg);
+
+/* Set the group's hard state. Refused (RD_EINVAL) if the term goes below the
+ * durable one or the commit index goes backwards. */
+int rd_storage_batch_set_hard_state(struct rd_storage_batch *b, uint64_t group,
+                                    const struct rd_hard_state *hs, char *msg);
+
+/* Set the group's conf state (membership). */
+int rd_storage_batch_set_conf_state(struct rd_storage_batch *b, uint64_t group,
+                                    const struct rd_conf_state *cs, char *msg);
+
+/* Outcome of one KV command applied by rd_storage_batch_apply_kv. */
+struct rd_kv_result {
+	int status;   /* 0, RD_ECASFAILED, or RD_EINVAL for a malformed command */
+	uint8_t op;   /* enum rd_kv_op of the command, 0 if malformed */
+	bool present; /* CAS failure: whether the key currently exists */
+	const uint8_t *current; /* CAS failure: its current value */
+	size_t current_len;
+	/* `current` points into the batch; it stays valid until the batch is
+	 * reset (explicitly or by the first mutation after the commit). */
+};
+
+/*
+ * Apply the committed entry `index` of `group`, whose data is a KV command
+ * (lib/storage/kv.h), to the state machine and set applied = index, in this
+ * batch. `index` must be above the applied index (durable or set earlier in
+ * this batch; RD_EINVAL otherwise: an entry is never applied twice) and at
+ * most the commit index (durable or set in this batch). The command sees the
+ * writes of earlier commands in the same batch (put then cas on one key).
+ * A malformed command changes nothing but still advances applied: it is
+ * committed and every replica skips it the same way (res->status
+ * RD_EINVAL). Returns 0 with the outcome in *res, or RD_EINVAL for a bad
+ * index; aborts the process if reading the current value fails.
+ */
+int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64_t index,
+                              const uint8_t *data, size_t len, struct rd_kv_result *res,
+                              char *msg);
+
+/* Set applied = index without a state-machine change (no-op and
+ * conf-change entries, raw proposals). Same preconditions as apply_kv. */
+int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
+                                 uint64_t index, char *msg);
+
+/*
+ * Compact the log of `group` up to and including `index` (Raft §7): the
+ * entries ≤ index are deleted with one range deletion and first_index
+ * becomes index + 1; term(index) stays known. `index` must be ≤ the applied
+ * index and ≤ last; compacting to the last index leaves an empty log.
+ * Compacting at or below the current compaction point is a no-op.
+ */
+int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
+                             char *msg);
+
+/* Put a catalog blob in the batch (see rd_storage_catalog_put). */
+int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
+                                 const uint8_t *data, size_t len, char *msg);
+
+/*
+ * Write the whole batch with one RocksDB write with sync=true (one fsync for
+ * every group in it), then update the in-memory state and caches. When it
+ * returns, everything in the batch is durable; only then may the caller
+ * send messages or replies that depend on it. An empty batch writes nothing
+ * and does not sync. A failed write aborts the process after logging the
+ * RocksDB error.
+ */
+void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b);
+
+/* ---- state machine reads --------------------------------------------------- */
+
+/* Read `key` of `group` from the durable state machine. On success (0) *val
+ * is a malloc'd copy the caller frees (NULL when *len is 0); RD_ENOTFOUND
+ * when absent; RD_ECORRUPT / RD_EIO when RocksDB fails to read. */
+int rd_storage_kv_get(struct rd_storage *st, uint64_t group, const uint8_t *key,
+                      size_t key_len, uint8_t **val, size_t *len, char *msg);
+
+/* Call `fn` for each key of `group` in key order (a consistent view taken at
+ * the call); stops at a non-zero return and passes it up. */
+typedef int (*rd_storage_kv_fn)(void *arg, const uint8_t *key, size_t key_len,
+                                const uint8_t *val, size_t val_len);
+int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn fn,
+                       void *arg, char *msg);
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+/* Upper bounds (seconds) of the sync-latency histogram buckets, for the
+ * Prometheus metric raft_storage_sync_duration_seconds; the last bucket is
+ * +Inf and not listed. */
+#define RD_STORAGE_SYNC_BUCKETS 12
+extern const double rd_storage_sync_bucket_le[RD_STORAGE_SYNC_BUCKETS];
+
+struct rd_storage_stats {
+	uint64_t syncs;         /* synced writes done (one per non-empty commit) */
+	uint64_t sync_ns_total; /* sum of their durations */
+	uint64_t sync_ns_last;
+	/* counts per bucket (non-cumulative); [RD_STORAGE_SYNC_BUCKETS] is +Inf */
+	uint64_t sync_buckets[RD_STORAGE_SYNC_BUCKETS + 1];
+	uint64_t entries_written;
+	uint64_t bytes_written; /* RocksDB batch bytes */
+	uint64_t cache_hits;    /* rd_storage_entries served from the cache */
+	uint64_t cache_misses;
+};
+
+/* Snapshot of the counters. */
+void rd_storage_get_stats(const struct rd_storage *st, struct rd_storage_stats *out);
+
+#endif

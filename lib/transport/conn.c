@@ -1,0 +1,631 @@
+/*
+ * One QUIC connection (RFC 9000) driven by ngtcp2: creation for both roles,
+ * the callbacks, reading a packet, the write loop, the timer and closing.
+ *
+ * Happy path: a packet comes in (endpoint.c found us by connection id),
+ * ngtcp2_conn_read_pkt runs our callbacks (stream data is dispatched at
+ * once), then the connection is marked dirty and written at the end of the
+ * loop turn: streams with queued data are drained into packets with
+ * NGTCP2_WRITE_STREAM_FLAG_MORE so that several streams share a packet, and
+ * the one timer is re-armed from ngtcp2_conn_get_expiry.
+ *
+ * Failure modes: any fatal ngtcp2 result (handshake timeout, idle timeout,
+ * TLS alert, protocol violation, our own refusal of a frame on the Raft
+ * stream) ends in rd_conn_close: CONNECTION_CLOSE is written when the
+ * connection is not already closing or draining, the peer is told the
+ * connection is gone, and the object is freed at the end of the turn. The
+ * closing period of RFC 9000 §10.2 is not kept: a late packet for a freed
+ * connection gets a stateless reset instead.
+ *
+ * Our callbacks never call back into ngtcp2's write functions: decisions
+ * that need a write (tie-break, stream refusal, close) are recorded and
+ * carried out after ngtcp2_conn_read_pkt returns.
+ */
+#include <arpa/inet.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport/internal.h"
+#include "util/err.h"
+#include "util/log.h"
+
+static struct rd_conn *conn_of(void *user_data)
+{
+	return user_data;
+}
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+	return ((struct rd_conn *)ref->user_data)->qc;
+}
+
+static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+{
+	(void)ctx;
+	rd_t_rand(dest, len);
+}
+
+static int new_cid_cb(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token, size_t cidlen,
+		      void *ud)
+{
+	struct rd_conn *c = conn_of(ud);
+
+	(void)qc;
+	rd_t_rand(cid->data, cidlen);
+	cid->datalen = cidlen;
+	/* Tokens derive from a secret that survives restarts (endpoint.c), so
+	 * a restarted node can reset connections its previous life held. */
+	if (ngtcp2_crypto_generate_stateless_reset_token(token, c->t->reset_secret,
+							 sizeof c->t->reset_secret, cid) != 0)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	if (rd_t_cid_add(c->t, cid, c) != 0)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	return 0;
+}
+
+static int remove_cid_cb(ngtcp2_conn *qc, const ngtcp2_cid *cid, void *ud)
+{
+	(void)qc;
+	rd_t_cid_del(conn_of(ud)->t, cid);
+	return 0;
+}
+
+static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
+{
+	struct rd_conn *c = conn_of(ud);
+	struct rd_transport *t = c->t;
+	struct rd_peer *p;
+
+	(void)qc;
+	if (!rd_tls_alpn_ok(t->tls, c->ssl)) {
+		snprintf(c->tp.reason, sizeof c->tp.reason, "ALPN %s not negotiated", t->cfg.alpn);
+		/* no_application_protocol, RFC 9001 §8.1 */
+		ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr, 120, NULL, 0);
+		c->ccerr_set = true;
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	}
+	if (c->tp.auth_id == 0 || c->tp.auth_id == t->cfg.node_id) {
+		snprintf(c->tp.reason, sizeof c->tp.reason, "peer identity not established");
+		ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr, 42, NULL, 0);
+		c->ccerr_set = true;
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	}
+	if (c->peer == NULL) {
+		/* Server side: attach to the peer now so that stream data in the
+		 * same datagram is accepted; the tie-break runs after the read. */
+		p = rd_peer_find(t, c->tp.auth_id);
+		if (p == NULL) {
+			p = calloc(1, sizeof *p);
+			if (p == NULL)
+				return NGTCP2_ERR_CALLBACK_FAILURE;
+			p->id = c->tp.auth_id;
+			p->t = t;
+			memcpy(&p->addr, &c->remote, c->remote_len);
+			p->addrlen = c->remote_len;
+			p->next = t->peers;
+			t->peers = p;
+		}
+		c->peer = p;
+	}
+	c->established = true;
+	if (t->cfg.keepalive_ms)
+		ngtcp2_conn_set_keep_alive_timeout(c->qc,
+						   (ngtcp2_duration)t->cfg.keepalive_ms * NGTCP2_MILLISECONDS);
+	return 0;
+}
+
+static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id, uint64_t offset,
+			       const uint8_t *data, size_t len, void *ud, void *sud)
+{
+	struct rd_stream *s = sud;
+	int rv = 0;
+
+	(void)offset;
+	(void)ud;
+	if (s != NULL)
+		rv = rd_stream_recv(s, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+	/* Bytes are consumed as they arrive (copied into the frame reader), so
+	 * credit goes back at once; the reader bounds memory to one frame. */
+	ngtcp2_conn_extend_max_stream_offset(qc, id, len);
+	ngtcp2_conn_extend_max_offset(qc, len);
+	return rv < 0 ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+static int acked_cb(ngtcp2_conn *qc, int64_t id, uint64_t offset, uint64_t len, void *ud,
+		    void *sud)
+{
+	struct rd_stream *s = sud;
+
+	(void)qc, (void)id, (void)offset, (void)ud;
+	if (s != NULL)
+		rd_squeue_ack(&s->out, len);
+	return 0;
+}
+
+static int stream_open_cb(ngtcp2_conn *qc, int64_t id, void *ud)
+{
+	struct rd_conn *c = conn_of(ud);
+	enum rd_stream_kind kind;
+
+	(void)qc;
+	if ((id & 0x2) == 0)
+		kind = RD_S_SERVE;
+	else if ((id >> 2) == 0)
+		kind = RD_S_RAFT_IN;
+	else if ((id >> 2) == 1)
+		kind = RD_S_SNAP_IN;
+	else
+		kind = RD_S_OTHER_IN;
+	return rd_stream_new(c, id, kind) ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id, uint64_t app_error,
+			   void *ud, void *sud)
+{
+	struct rd_stream *s = sud;
+
+	(void)qc, (void)flags, (void)id, (void)app_error, (void)ud;
+	if (s != NULL)
+		rd_stream_free(s, RD_ECLOSED);
+	return 0;
+}
+
+static int extend_max_stream_data_cb(ngtcp2_conn *qc, int64_t id, uint64_t max, void *ud,
+				     void *sud)
+{
+	struct rd_stream *s = sud;
+
+	(void)qc, (void)id, (void)max, (void)ud;
+	if (s != NULL && s->out.unsent > 0)
+		rd_stream_want_write(s);
+	return 0;
+}
+
+static int extend_max_bidi_cb(ngtcp2_conn *qc, uint64_t max, void *ud)
+{
+	(void)qc, (void)max;
+	rd_t_mark_dirty(conn_of(ud));
+	return 0;
+}
+
+/* RFC 9002 §6 losses, counted from ngtcp2's qlog events: 0.12 exposes no
+ * counter. Only the short "packet_lost" records are looked at. */
+static void qlog_cb(void *ud, uint32_t flags, const void *data, size_t len)
+{
+	static const char needle[] = "recovery:packet_lost";
+
+	(void)flags;
+	if (len < 256 && memmem(data, len, needle, sizeof needle - 1) != NULL)
+		conn_of(ud)->lost_packets++;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_conn *c = arg;
+	int rv;
+
+	(void)fd, (void)what;
+	if (c->dead)
+		return;
+	rv = ngtcp2_conn_handle_expiry(c->qc, rd_t_now());
+	if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+		rd_log_info("transport: connection idle, closed peer=%llu addr=%s",
+			    (unsigned long long)(c->peer ? c->peer->id : 0), c->addr_text);
+		c->silent = true; /* nothing is sent on idle close (RFC 9000 §10.1) */
+		rd_conn_close(c, 0, NULL);
+		return;
+	}
+	if (rv != 0) {
+		if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
+			rd_log_warn("transport: handshake timed out peer=%llu addr=%s",
+				    (unsigned long long)(c->peer ? c->peer->id : 0),
+				    c->addr_text);
+		ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, rv, NULL, 0);
+		c->ccerr_set = true;
+		rd_conn_close(c, 0, ngtcp2_strerror(rv));
+		return;
+	}
+	rd_conn_write(c);
+}
+
+static const ngtcp2_callbacks callbacks_template = {
+	.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+	.handshake_completed = handshake_completed_cb,
+	.encrypt = ngtcp2_crypto_encrypt_cb,
+	.decrypt = ngtcp2_crypto_decrypt_cb,
+	.hp_mask = ngtcp2_crypto_hp_mask_cb,
+	.recv_stream_data = recv_stream_data_cb,
+	.acked_stream_data_offset = acked_cb,
+	.stream_open = stream_open_cb,
+	.stream_close = stream_close_cb,
+	.recv_retry = ngtcp2_crypto_recv_retry_cb,
+	.extend_max_local_streams_bidi = extend_max_bidi_cb,
+	.rand = rand_cb,
+	.get_new_connection_id = new_cid_cb,
+	.remove_connection_id = remove_cid_cb,
+	.update_key = ngtcp2_crypto_update_key_cb,
+	.extend_max_stream_data = extend_max_stream_data_cb,
+	.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+	.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+	.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+	.version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+};
+
+static void settings_for(struct rd_transport *t, ngtcp2_settings *s, const ngtcp2_cid *odcid)
+{
+	ngtcp2_settings_default(s);
+	s->initial_ts = rd_t_now();
+	s->handshake_timeout = (ngtcp2_duration)t->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
+	s->max_window = 64u << 20;
+	s->max_stream_window = 32u << 20;
+	s->qlog.write = qlog_cb;
+	s->qlog.odcid = *odcid;
+}
+
+static void params_for(struct rd_transport *t, ngtcp2_transport_params *p)
+{
+	ngtcp2_transport_params_default(p);
+	p->initial_max_data = 16u << 20;
+	p->initial_max_stream_data_bidi_local = 4u << 20;
+	p->initial_max_stream_data_bidi_remote = 4u << 20;
+	p->initial_max_stream_data_uni = 8u << 20;
+	p->initial_max_streams_bidi = 1024;
+	p->initial_max_streams_uni = 3; /* Raft, snapshot, and one to refuse */
+	p->max_idle_timeout = (ngtcp2_duration)t->cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
+}
+
+static struct rd_conn *conn_alloc(struct rd_transport *t, const struct sockaddr *remote,
+				  socklen_t remote_len)
+{
+	struct rd_conn *c = calloc(1, sizeof *c);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (c == NULL)
+		return NULL;
+	c->t = t;
+	c->tp.ref.get_conn = get_conn;
+	c->tp.ref.user_data = c;
+	memcpy(&c->remote, remote, remote_len);
+	c->remote_len = remote_len;
+	if (remote->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)remote;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		port = ntohs(in->sin_port);
+	} else if (remote->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)remote;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(c->addr_text, sizeof c->addr_text, "%s:%u", host, port);
+	ngtcp2_connection_close_error_default(&c->ccerr);
+	c->timer = evtimer_new(t->base, timer_cb, c);
+	if (c->timer == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->next = t->conns;
+	if (t->conns)
+		t->conns->prev = c;
+	t->conns = c;
+	t->st.conns++;
+	return c;
+}
+
+static ngtcp2_path path_of(struct rd_conn *c)
+{
+	ngtcp2_path path = {
+		.local = {.addr = (struct sockaddr *)&c->t->local, .addrlen = c->t->local_len},
+		.remote = {.addr = (struct sockaddr *)&c->remote, .addrlen = c->remote_len},
+	};
+	return path;
+}
+
+struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p)
+{
+	struct rd_conn *c = conn_alloc(t, (const struct sockaddr *)&p->addr, p->addrlen);
+	ngtcp2_callbacks cbs = callbacks_template;
+	ngtcp2_cid dcid, scid;
+	ngtcp2_settings settings;
+	ngtcp2_transport_params params;
+	ngtcp2_path path;
+
+	if (c == NULL)
+		return NULL;
+	c->peer = p;
+	c->dialer = t->cfg.node_id;
+	c->tp.client = true;
+	c->tp.expect_id = p->id;
+	dcid.datalen = 18;
+	rd_t_rand(dcid.data, dcid.datalen);
+	scid.datalen = RD_T_SCID_LEN;
+	rd_t_rand(scid.data, scid.datalen);
+	settings_for(t, &settings, &dcid);
+	params_for(t, &params);
+	path = path_of(c);
+	c->ssl = rd_tls_session(t->tls, &c->tp);
+	if (c->ssl == NULL)
+		goto err_after_alloc;
+	cbs.client_initial = ngtcp2_crypto_client_initial_cb;
+	if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cbs,
+				   &settings, &params, NULL, c) != 0)
+		goto err_after_alloc;
+	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
+	if (rd_t_cid_add(t, &scid, c) != 0)
+		goto err_after_alloc;
+	t->st.dialed++;
+	rd_t_mark_dirty(c);
+	return c;
+err_after_alloc:
+	c->dead = true;
+	rd_conn_free(c);
+	return NULL;
+}
+
+struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
+			       const struct sockaddr *from, socklen_t fromlen)
+{
+	struct rd_conn *c = conn_alloc(t, from, fromlen);
+	ngtcp2_callbacks cbs = callbacks_template;
+	ngtcp2_cid scid;
+	ngtcp2_settings settings;
+	ngtcp2_transport_params params;
+	ngtcp2_path path;
+
+	if (c == NULL)
+		return NULL;
+	cbs.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+	scid.datalen = RD_T_SCID_LEN;
+	rd_t_rand(scid.data, scid.datalen);
+	settings_for(t, &settings, &hd->dcid);
+	params_for(t, &params);
+	params.original_dcid = hd->dcid;
+	params.stateless_reset_token_present = 1;
+	if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token,
+							 t->reset_secret, sizeof t->reset_secret,
+							 &scid) != 0)
+		goto err_after_alloc;
+	path = path_of(c);
+	c->ssl = rd_tls_session(t->tls, &c->tp);
+	if (c->ssl == NULL)
+		goto err_after_alloc;
+	if (ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &cbs, &settings,
+				   &params, NULL, c) != 0)
+		goto err_after_alloc;
+	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
+	/* The client keeps using the original DCID until it hears from us. */
+	if (rd_t_cid_add(t, &scid, c) != 0 || rd_t_cid_add(t, &hd->dcid, c) != 0)
+		goto err_after_alloc;
+	t->st.accepted++;
+	return c;
+err_after_alloc:
+	c->dead = true;
+	rd_conn_free(c);
+	return NULL;
+}
+
+static void log_refusal(struct rd_conn *c, int rv)
+{
+	uint8_t alert = ngtcp2_conn_get_tls_alert(c->qc);
+
+	c->t->st.tls_rejected++;
+	rd_log_warn("transport: TLS handshake refused addr=%s peer=%llu side=%s alert=%u "
+		    "reason=\"%s\"",
+		    c->addr_text, (unsigned long long)c->tp.expect_id,
+		    c->tp.client ? "client" : "server", alert,
+		    c->tp.reason[0] ? c->tp.reason : ngtcp2_strerror(rv));
+}
+
+void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
+		  const uint8_t *pkt, size_t len)
+{
+	ngtcp2_path path = path_of(c);
+	ngtcp2_pkt_info pi = {0};
+	bool was_established = c->established;
+	int rv;
+
+	path.remote.addr = (struct sockaddr *)from;
+	path.remote.addrlen = fromlen;
+	rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, pkt, len, rd_t_now());
+	if (rv != 0) {
+		switch (rv) {
+		case NGTCP2_ERR_DRAINING:
+			/* The peer closed (RFC 9000 §10.2.2): nothing more to send. */
+			if (!c->established)
+				rd_log_warn("transport: peer closed the connection during the "
+					    "handshake addr=%s peer=%llu",
+					    c->addr_text, (unsigned long long)c->tp.expect_id);
+			c->silent = true;
+			rd_conn_close(c, 0, NULL);
+			return;
+		case NGTCP2_ERR_DROP_CONN:
+			c->silent = true;
+			rd_conn_close(c, 0, NULL);
+			return;
+		case NGTCP2_ERR_CRYPTO:
+			if (!c->ccerr_set) {
+				ngtcp2_connection_close_error_set_transport_error_tls_alert(
+					&c->ccerr, ngtcp2_conn_get_tls_alert(c->qc), NULL, 0);
+				c->ccerr_set = true;
+			}
+			log_refusal(c, rv);
+			rd_conn_close(c, 0, NULL);
+			return;
+		case NGTCP2_ERR_CALLBACK_FAILURE:
+			if (!c->established && c->tp.reason[0])
+				log_refusal(c, rv);
+			rd_conn_close(c, 0, NULL);
+			return;
+		default:
+			if (!c->ccerr_set) {
+				ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, rv,
+											 NULL, 0);
+				c->ccerr_set = true;
+			}
+			rd_conn_close(c, 0, ngtcp2_strerror(rv));
+			return;
+		}
+	}
+	if (!was_established && c->established)
+		rd_peer_conn_up(c->t, c);
+	if (!c->dead)
+		rd_t_mark_dirty(c);
+}
+
+static void pop_wlist(struct rd_conn *c)
+{
+	struct rd_stream *s = c->whead;
+
+	c->whead = s->wnext;
+	if (c->whead == NULL)
+		c->wtail = NULL;
+	s->in_wlist = false;
+	s->wnext = NULL;
+}
+
+static void rearm(struct rd_conn *c)
+{
+	ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = rd_t_now();
+	uint64_t ns = expiry > now ? expiry - now : 0;
+	struct timeval tv;
+
+	if (expiry == UINT64_MAX) {
+		evtimer_del(c->timer);
+		return;
+	}
+	tv.tv_sec = (time_t)(ns / NGTCP2_SECONDS);
+	tv.tv_usec = (suseconds_t)((ns % NGTCP2_SECONDS) / 1000);
+	evtimer_add(c->timer, &tv);
+}
+
+void rd_conn_write(struct rd_conn *c)
+{
+	struct rd_transport *t = c->t;
+	uint8_t pkt[RD_T_MAX_PKT];
+	ngtcp2_path_storage ps;
+	ngtcp2_pkt_info pi;
+	ngtcp2_tstamp ts = rd_t_now();
+	unsigned budget = 512;
+
+	if (c->dead)
+		return;
+	for (size_t i = 0; i < c->n_shut; i++)
+		ngtcp2_conn_shutdown_stream(c->qc, c->shut[i].id, c->shut[i].code);
+	c->n_shut = 0;
+	if (c->peer && c->peer->conn == c)
+		rd_rpc_start_waiting(c->peer);
+	ngtcp2_path_storage_zero(&ps);
+	while (!t->blocked) {
+		struct rd_stream *s = c->whead;
+		ngtcp2_vec v[16];
+		size_t nv = 0, total = 0;
+		int64_t sid = -1;
+		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+		ngtcp2_ssize n, ndata = -1;
+
+		if (s != NULL) {
+			nv = rd_squeue_vecs(&s->out, v, 16);
+			for (size_t i = 0; i < nv; i++)
+				total += v[i].len;
+			if (s->out.fin && !s->out.fin_sent && total == s->out.unsent)
+				flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+			if (nv == 0 && !(flags & NGTCP2_WRITE_STREAM_FLAG_FIN)) {
+				pop_wlist(c);
+				continue;
+			}
+			sid = s->id;
+		}
+		n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, pkt, sizeof pkt, &ndata, flags,
+					      sid, nv ? v : NULL, nv, ts);
+		if (s != NULL && ndata >= 0) {
+			rd_squeue_advance(&s->out, (size_t)ndata);
+			if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && (size_t)ndata == total)
+				s->out.fin_sent = true;
+			if (s->out.unsent == 0 && (!s->out.fin || s->out.fin_sent))
+				pop_wlist(c);
+		}
+		if (n < 0) {
+			if (n == NGTCP2_ERR_WRITE_MORE)
+				continue;
+			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
+			    n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+				if (s != NULL && c->whead == s)
+					pop_wlist(c);
+				continue;
+			}
+			ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, (int)n,
+										 NULL, 0);
+			c->ccerr_set = true;
+			rd_conn_close(c, 0, ngtcp2_strerror((int)n));
+			return;
+		}
+		if (n == 0)
+			break;
+		t->st.packets_out++;
+		if (rd_t_send_pkt(t, ps.path.remote.addr, ps.path.remote.addrlen, pkt, (size_t)n) !=
+		    0)
+			break;
+		if (--budget == 0) {
+			/* Let the loop breathe; finish on the next turn. */
+			rd_t_mark_dirty(c);
+			break;
+		}
+	}
+	rearm(c);
+}
+
+void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why)
+{
+	struct rd_transport *t = c->t;
+	uint8_t pkt[RD_T_MAX_PKT];
+	ngtcp2_path_storage ps;
+	ngtcp2_pkt_info pi;
+	ngtcp2_ssize n;
+
+	if (c->dead)
+		return;
+	if (!c->ccerr_set)
+		ngtcp2_connection_close_error_set_application_error(&c->ccerr, app_error, NULL, 0);
+	if (why != NULL)
+		rd_log_info("transport: closing connection peer=%llu addr=%s reason=\"%s\"",
+			    (unsigned long long)(c->peer ? c->peer->id : c->tp.expect_id),
+			    c->addr_text, why);
+	if (c->qc && !c->silent && !ngtcp2_conn_is_in_closing_period(c->qc) &&
+	    !ngtcp2_conn_is_in_draining_period(c->qc)) {
+		ngtcp2_path_storage_zero(&ps);
+		n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, pkt, sizeof pkt,
+						       &c->ccerr, rd_t_now());
+		if (n > 0)
+			rd_t_send_pkt(t, (struct sockaddr *)&c->remote, c->remote_len, pkt,
+				      (size_t)n);
+	}
+	c->dead = true;
+	evtimer_del(c->timer);
+	rd_peer_conn_down(t, c, !c->established);
+	rd_t_mark_dirty(c); /* freed by the flush */
+}
+
+void rd_conn_free(struct rd_conn *c)
+{
+	struct rd_transport *t = c->t;
+
+	while (c->streams)
+		rd_stream_free(c->streams, t->freeing ? RD_ESHUTDOWN : RD_ECLOSED);
+	rd_t_cid_del_conn(t, c);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->qc)
+		ngtcp2_conn_del(c->qc);
+	if (c->ssl)
+		wolfSSL_free(c->ssl);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		t->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	t->st.conns--;
+	free(c);
+}

@@ -1,0 +1,467 @@
+/*
+ * The endpoint: one UDP socket on the caller's libevent base, the
+ * connection-id map, packet dispatch, stateless resets and the flush that
+ * writes every connection touched during a loop turn.
+ *
+ * Happy path: the socket becomes readable, up to a batch of datagrams is
+ * read with recvmmsg, each is routed by its destination connection id to a
+ * connection (or, for an Initial packet with an unknown id, a new server
+ * connection); connections marked dirty are written by one deferred event
+ * at the end of the turn, so that one turn's frames share packets.
+ *
+ * Failure modes: a send that would block keeps the packet (only one: every
+ * connection stops writing until the socket drains, then all are written
+ * again); other send errors drop the packet, which QUIC recovers like a
+ * loss. A short-header packet for an unknown connection gets a stateless
+ * reset (RFC 9000 §10.3), smaller than the packet that caused it (§10.3.3).
+ */
+#include "transport/internal.h" /* first: wolfssl/options.h */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+#include "util/err.h"
+#include "util/log.h"
+
+#define RX_BATCH 32
+#define RX_SLOT 2048
+
+uint64_t rd_t_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NGTCP2_SECONDS + (uint64_t)ts.tv_nsec;
+}
+
+void rd_t_rand(uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t got = getrandom(p, n, 0);
+		if (got <= 0) {
+			/* getrandom only fails before the pool is seeded at boot. */
+			for (size_t i = 0; i < n; i++)
+				p[i] = (uint8_t)rand();
+			return;
+		}
+		p += got;
+		n -= (size_t)got;
+	}
+}
+
+static unsigned cid_hash(const uint8_t *d, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ d[i]) * 16777619u;
+	return h % RD_T_CID_BUCKETS;
+}
+
+int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c)
+{
+	struct rd_cident *e = malloc(sizeof *e);
+	unsigned h = cid_hash(cid->data, cid->datalen);
+
+	if (e == NULL)
+		return RD_ENOMEM;
+	e->cid = *cid;
+	e->conn = c;
+	e->next = t->cids[h];
+	t->cids[h] = e;
+	return 0;
+}
+
+static struct rd_conn *cid_find(struct rd_transport *t, const uint8_t *d, size_t n)
+{
+	for (struct rd_cident *e = t->cids[cid_hash(d, n)]; e; e = e->next)
+		if (e->cid.datalen == n && memcmp(e->cid.data, d, n) == 0)
+			return e->conn;
+	return NULL;
+}
+
+void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid)
+{
+	struct rd_cident **pp = &t->cids[cid_hash(cid->data, cid->datalen)];
+
+	for (; *pp; pp = &(*pp)->next) {
+		if (ngtcp2_cid_eq(&(*pp)->cid, cid)) {
+			struct rd_cident *e = *pp;
+			*pp = e->next;
+			free(e);
+			return;
+		}
+	}
+}
+
+void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c)
+{
+	for (unsigned h = 0; h < RD_T_CID_BUCKETS; h++) {
+		struct rd_cident **pp = &t->cids[h];
+		while (*pp) {
+			if ((*pp)->conn == c) {
+				struct rd_cident *e = *pp;
+				*pp = e->next;
+				free(e);
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+	}
+}
+
+int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
+		  const uint8_t *pkt, size_t len)
+{
+	ssize_t n;
+
+	if (t->blocked)
+		return RD_EAGAIN;
+	do
+		n = sendto(t->fd, pkt, len, 0, to, tolen);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+		memcpy(t->saved_pkt, pkt, len);
+		t->saved_len = len;
+		memcpy(&t->saved_to, to, tolen);
+		t->saved_tolen = tolen;
+		t->blocked = true;
+		t->st.send_blocked++;
+		event_add(t->wev, NULL);
+		return RD_EAGAIN;
+	}
+	rd_log_debug("transport: sendto failed errno=%d", errno);
+	return 0; /* dropped: QUIC loss recovery resends */
+}
+
+void rd_t_mark_dirty(struct rd_conn *c)
+{
+	struct rd_transport *t = c->t;
+
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dnext = t->dirty;
+	t->dirty = c;
+	if (!t->freeing)
+		event_active(t->flush_ev, 0, 0);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_transport *t = arg;
+	struct rd_conn *list = t->dirty, *c;
+
+	(void)fd, (void)what;
+	t->dirty = NULL;
+	while ((c = list) != NULL) {
+		list = c->dnext;
+		c->dirty = false;
+		if (c->dead)
+			rd_conn_free(c);
+		else
+			rd_conn_write(c);
+	}
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_transport *t = arg;
+	ssize_t n;
+
+	(void)fd, (void)what;
+	n = sendto(t->fd, t->saved_pkt, t->saved_len, 0, (struct sockaddr *)&t->saved_to,
+		   t->saved_tolen);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+		event_add(t->wev, NULL);
+		return;
+	}
+	t->blocked = false;
+	for (struct rd_conn *c = t->conns; c; c = c->next)
+		rd_t_mark_dirty(c);
+}
+
+static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidlen,
+		       size_t trigger_len, const struct sockaddr *to, socklen_t tolen)
+{
+	uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64], pkt[128];
+	ngtcp2_cid cid;
+	size_t randlen;
+	ngtcp2_ssize n;
+
+	/* Smallest valid reset is 21 bytes + token; stay below the trigger. */
+	if (trigger_len < 43 || dcidlen > NGTCP2_MAX_CIDLEN)
+		return;
+	randlen = trigger_len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN - 1;
+	if (randlen > sizeof rnd)
+		randlen = sizeof rnd;
+	ngtcp2_cid_init(&cid, dcid, dcidlen);
+	if (ngtcp2_crypto_generate_stateless_reset_token(token, t->reset_secret,
+							 sizeof t->reset_secret, &cid) != 0)
+		return;
+	rd_t_rand(rnd, randlen);
+	n = ngtcp2_pkt_write_stateless_reset(pkt, sizeof pkt, token, rnd, randlen);
+	if (n > 0 && rd_t_send_pkt(t, to, tolen, pkt, (size_t)n) == 0)
+		t->st.stateless_resets++;
+}
+
+static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
+		     const struct sockaddr *from, socklen_t fromlen)
+{
+	ngtcp2_version_cid vc;
+	ngtcp2_pkt_hd hd;
+	struct rd_conn *c;
+	int rv;
+
+	t->st.packets_in++;
+	rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, RD_T_SCID_LEN);
+	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+		uint8_t out[256];
+		uint32_t sv[] = {NGTCP2_PROTO_VER_V1};
+		ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
+			out, sizeof out, 0, vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, sv, 1);
+		if (n > 0)
+			rd_t_send_pkt(t, from, fromlen, out, (size_t)n);
+		return;
+	}
+	if (rv != 0)
+		return;
+	c = cid_find(t, vc.dcid, vc.dcidlen);
+	if (c != NULL) {
+		if (!c->dead)
+			rd_conn_read(c, from, fromlen, pkt, len);
+		return;
+	}
+	if (pkt[0] & 0x80) {
+		/* Long header, unknown id: only an Initial may open a connection. */
+		if (ngtcp2_accept(&hd, pkt, len) != 0)
+			return;
+		c = rd_conn_accept(t, &hd, from, fromlen);
+		if (c != NULL)
+			rd_conn_read(c, from, fromlen, pkt, len);
+		return;
+	}
+	send_reset(t, vc.dcid, vc.dcidlen, len, from, fromlen);
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_transport *t = arg;
+	static uint8_t bufs[RX_BATCH][RX_SLOT];
+	struct sockaddr_storage addrs[RX_BATCH];
+	struct mmsghdr m[RX_BATCH];
+	struct iovec iov[RX_BATCH];
+
+	(void)what;
+	for (unsigned round = 0; round < 8; round++) {
+		int n;
+
+		for (unsigned i = 0; i < RX_BATCH; i++) {
+			iov[i].iov_base = bufs[i];
+			iov[i].iov_len = RX_SLOT;
+			memset(&m[i].msg_hdr, 0, sizeof m[i].msg_hdr);
+			m[i].msg_hdr.msg_name = &addrs[i];
+			m[i].msg_hdr.msg_namelen = sizeof addrs[i];
+			m[i].msg_hdr.msg_iov = &iov[i];
+			m[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(fd, m, RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (int i = 0; i < n; i++) {
+			if (m[i].msg_hdr.msg_flags & MSG_TRUNC)
+				continue;
+			dispatch(t, bufs[i], m[i].msg_len, (struct sockaddr *)&addrs[i],
+				 m[i].msg_hdr.msg_namelen);
+		}
+		if (n < RX_BATCH)
+			return;
+	}
+}
+
+/* The stateless reset secret must survive restarts (RFC 9000 §10.3.2) so
+ * that a restarted node can reset the connections its previous life held:
+ * derived from the private key in mutual mode, from the identity otherwise. */
+static void derive_reset_secret(struct rd_transport *t)
+{
+	uint8_t buf[8192];
+	size_t n = 0;
+	int fd = -1;
+
+	if (t->cfg.tls_mode == RD_TLS_MUTUAL)
+		fd = open(t->cfg.tls_key, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t got = read(fd, buf, sizeof buf - 32);
+		n = got > 0 ? (size_t)got : 0;
+		close(fd);
+	}
+	n += (size_t)snprintf((char *)buf + n, 32, "raftd-reset-%llu",
+			      (unsigned long long)t->cfg.node_id);
+	wc_Sha256Hash(buf, (word32)n, t->reset_secret);
+	memset(buf, 0, sizeof buf);
+}
+
+void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_config *c)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)&tc->listen;
+
+	memset(tc, 0, sizeof *tc);
+	in->sin_family = AF_INET;
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	tc->listen_len = sizeof *in;
+	tc->tls_mode = RD_TLS_INSECURE;
+	tc->max_frame_bytes = RD_WIRE_DEFAULT_MAX_FRAME;
+	tc->idle_timeout_ms = 30000;
+	tc->keepalive_ms = 5000;
+	tc->handshake_timeout_ms = 10000;
+	tc->backoff_min_ms = 50;
+	tc->backoff_max_ms = 5000;
+	tc->max_queue_bytes = 256u << 20;
+	snprintf(tc->alpn, sizeof tc->alpn, "%s", RD_TRANSPORT_ALPN);
+	if (c == NULL)
+		return;
+	tc->node_id = c->node_id;
+	memcpy(&tc->listen, &c->listen.sa, c->listen.salen);
+	tc->listen_len = c->listen.salen;
+	tc->tls_mode = c->tls_mode;
+	snprintf(tc->tls_ca, sizeof tc->tls_ca, "%s", c->tls_ca);
+	snprintf(tc->tls_cert, sizeof tc->tls_cert, "%s", c->tls_cert);
+	snprintf(tc->tls_key, sizeof tc->tls_key, "%s", c->tls_key);
+	if (c->max_frame_bytes)
+		tc->max_frame_bytes = c->max_frame_bytes;
+	if (c->idle_timeout_ms)
+		tc->idle_timeout_ms = c->idle_timeout_ms;
+	if (c->keepalive_ms)
+		tc->keepalive_ms = c->keepalive_ms;
+	if (c->handshake_timeout_ms)
+		tc->handshake_timeout_ms = c->handshake_timeout_ms;
+}
+
+static int open_socket(struct rd_transport *t, char *msg)
+{
+	int fd, one = 1, bufsz = 8 << 20;
+
+	fd = socket(t->cfg.listen.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rd_errorf(msg, RD_EIO, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	/* Larger buffers absorb bursts of a whole congestion window. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
+	if (bind(fd, (struct sockaddr *)&t->cfg.listen, t->cfg.listen_len) != 0) {
+		int e = errno;
+		close(fd);
+		return rd_errorf(msg, RD_EIO, "bind UDP: %s", strerror(e));
+	}
+	t->local_len = sizeof t->local;
+	getsockname(fd, (struct sockaddr *)&t->local, &t->local_len);
+	t->fd = fd;
+	return 0;
+}
+
+int rd_transport_new(struct rd_transport **out, struct event_base *base,
+		     const struct rd_transport_config *cfg,
+		     const struct rd_transport_callbacks *cbs, char *msg)
+{
+	struct rd_transport *t;
+	int rv;
+
+	if (cfg->node_id == 0)
+		return rd_errorf(msg, RD_EINVAL, "transport: node id 0");
+	t = calloc(1, sizeof *t);
+	if (t == NULL)
+		return rd_errorf(msg, RD_ENOMEM, "transport");
+	t->base = base;
+	t->cfg = *cfg;
+	if (cbs)
+		t->cbs = *cbs;
+	t->fd = -1;
+	if ((rv = rd_tls_new(&t->tls, cfg, msg)) != 0)
+		goto err_after_alloc;
+	if ((rv = open_socket(t, msg)) != 0)
+		goto err_after_tls;
+	derive_reset_secret(t);
+	t->rev = event_new(base, t->fd, EV_READ | EV_PERSIST, read_cb, t);
+	t->wev = event_new(base, t->fd, EV_WRITE, write_cb, t);
+	t->flush_ev = event_new(base, -1, 0, flush_cb, t);
+	if (t->rev == NULL || t->wev == NULL || t->flush_ev == NULL ||
+	    event_add(t->rev, NULL) != 0) {
+		rv = rd_errorf(msg, RD_ENOMEM, "transport events");
+		goto err_after_events;
+	}
+	if (cfg->tls_mode == RD_TLS_INSECURE)
+		rd_log_warn("transport: tls.mode = insecure: ephemeral self-signed certificate, "
+			    "NO peer verification; for development only node=%llu",
+			    (unsigned long long)cfg->node_id);
+	*out = t;
+	return 0;
+err_after_events:
+	if (t->rev)
+		event_free(t->rev);
+	if (t->wev)
+		event_free(t->wev);
+	if (t->flush_ev)
+		event_free(t->flush_ev);
+	close(t->fd);
+err_after_tls:
+	rd_tls_free(t->tls);
+err_after_alloc:
+	free(t);
+	return rv;
+}
+
+void rd_transport_free(struct rd_transport *t)
+{
+	if (t == NULL)
+		return;
+	t->freeing = true;
+	for (struct rd_conn *c = t->conns; c; c = c->next)
+		rd_conn_close(c, RD_TRANSPORT_APP_SHUTDOWN, NULL);
+	while (t->conns)
+		rd_conn_free(t->conns);
+	while (t->peers) {
+		struct rd_peer *p = t->peers;
+		t->peers = p->next;
+		rd_peer_free(t, p, RD_ESHUTDOWN);
+	}
+	event_free(t->rev);
+	event_free(t->wev);
+	event_free(t->flush_ev);
+	close(t->fd);
+	rd_tls_free(t->tls);
+	free(t);
+}
+
+void rd_transport_local_addr(const struct rd_transport *t, struct sockaddr_storage *ss,
+			     socklen_t *len)
+{
+	memcpy(ss, &t->local, t->local_len);
+	*len = t->local_len;
+}
+
+void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats *out)
+{
+	*out = t->st;
+	out->established = 0;
+	for (const struct rd_conn *c = t->conns; c; c = c->next)
+		if (c->established && !c->dead)
+			out->established++;
+}
+
+int rd_transport_reload_tls(struct rd_transport *t, char *msg)
+{
+	int rv = rd_tls_reload(t->tls, &t->cfg, msg);
+
+	if (rv == 0)
+		rd_log_info("transport: TLS credentials reloaded cert=%s", t->cfg.tls_cert);
+	return rv;
+}

@@ -1,0 +1,235 @@
+/*
+ * Private structures of lib/transport, shared by its files:
+ *
+ *   endpoint.c  the UDP socket, packet dispatch by connection id, stateless
+ *               reset, the deferred flush, rd_transport_new/free
+ *   conn.c      one ngtcp2 connection: callbacks, read, write, timer, close
+ *   stream.c    send queues kept until acknowledged, frame dispatch on receipt
+ *   peer.c      peers, the connection chosen per peer, backoff, send API
+ *   rpc.c       calls with deadlines and responders
+ *   tls.c, wire.c  see their headers
+ */
+#ifndef RD_TRANSPORT_INTERNAL_H
+#define RD_TRANSPORT_INTERNAL_H
+
+#include "transport/tls.h" /* first: wolfssl/options.h before other wolfSSL headers */
+
+#include <event2/event.h>
+#include <ngtcp2/ngtcp2.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "transport/transport.h"
+#include "transport/wire.h"
+
+#define RD_T_SCID_LEN 16
+#define RD_T_MAX_PKT NGTCP2_MAX_PMTUD_UDP_PAYLOAD_SIZE
+#define RD_T_CID_BUCKETS 256
+#define RD_T_MAX_PENDING_SHUT 32
+
+/* One frame (header + payload) waiting to be sent or acknowledged. */
+struct rd_sbuf {
+	struct rd_sbuf *next;
+	size_t len;
+	uint8_t data[];
+};
+
+/* The sending half of a stream. ngtcp2 does not copy stream data, so bytes
+ * stay here until ngtcp2 reports them acknowledged (STYLE.md item 7). */
+struct rd_squeue {
+	struct rd_sbuf *head, *tail; /* head: oldest not fully acknowledged */
+	struct rd_sbuf *cur;         /* first buffer with unsent bytes, NULL: all sent */
+	size_t cur_off;              /* bytes of `cur` already handed to ngtcp2 */
+	size_t head_acked;           /* bytes of `head` acknowledged */
+	uint64_t unsent;             /* bytes not yet handed to ngtcp2 */
+	uint64_t frames_unsent;      /* buffers not started */
+	bool fin;                    /* end the stream after the last byte */
+	bool fin_sent;
+};
+
+enum rd_stream_kind {
+	RD_S_RAFT_OUT,  /* our unidirectional Raft stream */
+	RD_S_SNAP_OUT,  /* our unidirectional snapshot stream */
+	RD_S_RAFT_IN,   /* the peer's Raft stream (its first uni stream) */
+	RD_S_SNAP_IN,   /* the peer's snapshot stream (its second) */
+	RD_S_OTHER_IN,  /* any further uni stream: refused */
+	RD_S_CALL,      /* bidirectional, opened by us for a call */
+	RD_S_SERVE,     /* bidirectional, opened by the peer: a request to us */
+};
+
+struct rd_stream {
+	int64_t id;
+	enum rd_stream_kind kind;
+	struct rd_conn *conn;
+	struct rd_squeue out;
+	struct rd_wire_reader in;
+	struct rd_stream *next, *prev;   /* conn->streams */
+	struct rd_stream *wnext;         /* conn's list of streams with data to send */
+	bool in_wlist;
+	bool read_dead;                  /* input refused: ignore further bytes */
+	bool got_request;                /* RD_S_SERVE: the request arrived */
+	struct rd_call *call;            /* RD_S_CALL */
+	struct rd_transport_responder *resp; /* RD_S_SERVE, while unanswered */
+};
+
+struct rd_conn {
+	struct rd_tls_peer tp; /* first: WOLFSSL app data, ngtcp2_crypto_conn_ref */
+	struct rd_transport *t;
+	ngtcp2_conn *qc;
+	WOLFSSL *ssl;
+	struct sockaddr_storage remote;
+	socklen_t remote_len;
+	char addr_text[64];
+	struct rd_peer *peer;     /* NULL until the server side knows who it is */
+	uint64_t dialer;          /* node id of the side that dialed */
+	bool established;         /* handshake done and identity checked */
+	bool dead;                /* closed: freed at the end of the flush */
+	bool ccerr_set;           /* ccerr holds our reason to close */
+	bool silent;              /* close without sending CONNECTION_CLOSE */
+	ngtcp2_connection_close_error ccerr;
+	struct event *timer;
+	struct rd_stream *streams;
+	struct rd_stream *raft_out, *snap_out;
+	struct rd_stream *whead, *wtail;
+	struct rd_conn *next, *prev;  /* t->conns */
+	struct rd_conn *dnext;        /* t->dirty list */
+	bool dirty;
+	struct {
+		int64_t id;
+		uint64_t code;
+	} shut[RD_T_MAX_PENDING_SHUT];
+	size_t n_shut;
+	uint64_t lost_packets;
+	uint64_t up_at;           /* when it became the peer's connection (ns) */ /* remote uni streams opened so far */
+};
+
+struct rd_peer {
+	struct rd_transport *t;
+	uint64_t id;
+	bool registered;          /* added by the caller (else: an inbound stranger) */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct rd_conn *conn;     /* established connection in use */
+	struct rd_conn *dialing;  /* our outbound attempt */
+	struct rd_squeue pend_raft, pend_snap; /* frames waiting for a connection */
+	struct rd_call *calls_head, *calls_tail; /* calls waiting for a stream */
+	unsigned failures;        /* consecutive failed dials, for backoff */
+	struct event *redial;
+	bool redial_armed;
+	struct rd_transport_peer_stats st;
+	uint64_t lost_total;      /* lost packets of closed connections */
+	struct rd_peer *next;
+};
+
+struct rd_call {
+	struct rd_transport *t;
+	uint64_t peer_id;
+	struct rd_peer *peer;     /* while waiting in the peer's list */
+	struct rd_stream *stream; /* once sent */
+	struct rd_sbuf *req;      /* the encoded request until handed to a stream */
+	struct event *deadline;
+	rd_transport_reply_cb cb;
+	void *arg;
+	struct rd_call *next;
+};
+
+struct rd_transport_responder {
+	struct rd_stream *stream; /* NULL once the stream is gone */
+};
+
+struct rd_cident {
+	ngtcp2_cid cid;
+	struct rd_conn *conn;
+	struct rd_cident *next;
+};
+
+struct rd_transport {
+	struct event_base *base;
+	struct rd_transport_config cfg;
+	struct rd_transport_callbacks cbs;
+	struct rd_tls *tls;
+	int fd;
+	struct sockaddr_storage local;
+	socklen_t local_len;
+	struct event *rev, *wev, *flush_ev;
+	struct rd_conn *conns;
+	struct rd_peer *peers;
+	struct rd_cident *cids[RD_T_CID_BUCKETS];
+	uint8_t reset_secret[32];
+	struct rd_transport_stats st;
+	bool blocked;             /* socket said EAGAIN: wait for writability */
+	uint8_t saved_pkt[RD_T_MAX_PKT];
+	size_t saved_len;
+	struct sockaddr_storage saved_to;
+	socklen_t saved_tolen;
+	struct rd_conn *dirty;
+	bool freeing;
+};
+
+/* endpoint.c */
+uint64_t rd_t_now(void); /* CLOCK_MONOTONIC in ns (ngtcp2_tstamp) */
+void rd_t_rand(uint8_t *p, size_t n);
+int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c);
+void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid);
+void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c);
+/* Send one packet; RD_EAGAIN when the socket is full (the packet is kept
+ * and sent first when it drains). */
+int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
+		  const uint8_t *pkt, size_t len);
+/* Write `c` at the end of this loop turn (coalesces sends). */
+void rd_t_mark_dirty(struct rd_conn *c);
+
+/* conn.c */
+struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p);
+struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
+			       const struct sockaddr *from, socklen_t fromlen);
+/* Feed one packet. A fatal error closes the connection (it becomes dead). */
+void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
+		  const uint8_t *pkt, size_t len);
+/* Write what can be written now and re-arm the timer. */
+void rd_conn_write(struct rd_conn *c);
+/* Close with an application error: CONNECTION_CLOSE is sent and the
+ * connection becomes dead. */
+void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why);
+/* Free a dead connection (after the peer was told). */
+void rd_conn_free(struct rd_conn *c);
+
+/* stream.c */
+struct rd_stream *rd_stream_new(struct rd_conn *c, int64_t id, enum rd_stream_kind kind);
+void rd_stream_free(struct rd_stream *s, int err);
+void rd_squeue_push(struct rd_squeue *q, struct rd_sbuf *b);
+void rd_squeue_ack(struct rd_squeue *q, uint64_t len);
+/* Up to `max` vectors over the unsent bytes, from `cur` on. */
+size_t rd_squeue_vecs(const struct rd_squeue *q, ngtcp2_vec *v, size_t max);
+/* `n` more bytes were handed to ngtcp2. */
+void rd_squeue_advance(struct rd_squeue *q, size_t n);
+/* Drop everything; returns the number of frames that never left in full. */
+uint64_t rd_squeue_clear(struct rd_squeue *q);
+/* Move buffers not yet started from `from` to the end of `to`; returns
+ * the number of frames lost (partially sent, unacknowledged). */
+uint64_t rd_squeue_salvage(struct rd_squeue *from, struct rd_squeue *to);
+void rd_stream_want_write(struct rd_stream *s);
+int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin);
+/* Ask for a stream to be reset (applied after the current ngtcp2 call). */
+void rd_stream_shut(struct rd_stream *s, uint64_t code);
+struct rd_sbuf *rd_sbuf_frame(const Raftd__PeerFrame *f, size_t max, char *msg, int *rv);
+
+/* peer.c */
+struct rd_peer *rd_peer_find(const struct rd_transport *t, uint64_t id);
+/* A connection finished its handshake and identity check: choose. */
+void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c);
+/* A connection is going away (called once, before it is freed). */
+void rd_peer_conn_down(struct rd_transport *t, struct rd_conn *c, bool failed);
+/* Start or schedule a dial when something waits for `p`. */
+void rd_peer_kick(struct rd_transport *t, struct rd_peer *p);
+void rd_peer_free(struct rd_transport *t, struct rd_peer *p, int err);
+void rd_peer_count_malformed(struct rd_conn *c);
+
+/* rpc.c */
+/* Open streams for the calls waiting on `p` while the connection allows. */
+void rd_rpc_start_waiting(struct rd_peer *p);
+void rd_rpc_finish(struct rd_call *call, int err, const Raftd__PeerResponse *resp,
+		   const char *errmsg);
+void rd_rpc_deliver_request(struct rd_stream *s, Raftd__PeerFrame *f);
+
+#endif

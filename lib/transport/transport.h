@@ -1,0 +1,216 @@
+/*
+ * The QUIC transport between raftd nodes (DESIGN.md "Wire protocol"):
+ * one UDP socket, one QUIC connection per pair of nodes, TLS 1.3 through
+ * wolfSSL with ALPN "raftd/1", driven by the caller's libevent base.
+ *
+ * What the node runtime sees, without knowing QUIC:
+ *   - rd_transport_peer_add: node id -> address;
+ *   - rd_transport_send_batch: at most one RaftBatch per peer per loop
+ *     iteration, carried on a long-lived unidirectional stream per
+ *     direction, delivered in order while the connection lives;
+ *   - rd_transport_send_snapshot: snapshot chunks and acks on their own
+ *     stream, so that a large snapshot never delays heartbeats;
+ *   - rd_transport_call: one request, one response or an error, with a
+ *     deadline, on a fresh bidirectional stream;
+ *   - callbacks for received batches, snapshot frames and requests; a
+ *     request is answered later through its responder handle;
+ *   - per-peer counters.
+ *
+ * Identity: in mutual mode each side's node id comes from its certificate
+ * (SAN DNS "raftd-node-<id>", else CN) verified against the cluster CA. The
+ * dialer names the node it expects (the id registered for the address) and
+ * rejects a server whose certificate names another; the dialer names itself
+ * in SNI ("raftd-node-<id>") and the server rejects a client whose
+ * certificate names another. Either mismatch, an unknown CA, an expired
+ * certificate, a missing client certificate or a wrong ALPN ends the
+ * handshake with a TLS alert and a log line with the address and reason.
+ * Messages whose `from` is not the authenticated peer are dropped and counted.
+ *
+ * Threading: everything runs on the libevent base's thread. Callbacks must
+ * not call rd_transport_free.
+ */
+#ifndef RD_TRANSPORT_TRANSPORT_H
+#define RD_TRANSPORT_TRANSPORT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "raftd.pb-c.h"
+#include "util/config.h"
+
+struct event_base;
+struct rd_transport;
+struct rd_transport_responder;
+
+#define RD_TRANSPORT_ALPN "raftd/1"
+
+/* QUIC application error codes (RFC 9000 §20.2) raftd sends in
+ * CONNECTION_CLOSE, RESET_STREAM and STOP_SENDING. */
+enum rd_transport_app_error {
+	RD_TRANSPORT_APP_NO_ERROR = 0,   /* orderly close */
+	RD_TRANSPORT_APP_SHUTDOWN = 1,   /* the node is stopping */
+	RD_TRANSPORT_APP_DUPLICATE = 2,  /* lost the simultaneous-dial tie-break */
+	RD_TRANSPORT_APP_TOO_BIG = 3,    /* frame length over max_frame_bytes */
+	RD_TRANSPORT_APP_MALFORMED = 4,  /* frame does not decode / breaks a rule */
+	RD_TRANSPORT_APP_WRONG_TYPE = 5, /* valid frame of a kind not allowed there */
+	RD_TRANSPORT_APP_CANCELLED = 6,  /* the caller gave up (deadline) */
+	RD_TRANSPORT_APP_INTERNAL = 7,   /* local failure (memory) */
+	RD_TRANSPORT_APP_REMOVED = 8,    /* the peer was unregistered */
+};
+
+struct rd_transport_config {
+	uint64_t node_id;
+	struct sockaddr_storage listen; /* UDP address to bind (port 0: ephemeral) */
+	socklen_t listen_len;
+	enum rd_tls_mode tls_mode;
+	char tls_ca[PATH_MAX];
+	char tls_cert[PATH_MAX];
+	char tls_key[PATH_MAX];
+	uint64_t max_frame_bytes;      /* largest frame payload accepted and sent */
+	unsigned idle_timeout_ms;      /* QUIC max_idle_timeout */
+	unsigned keepalive_ms;         /* PING after this much silence (0: never) */
+	unsigned handshake_timeout_ms; /* give up on a handshake after this */
+	unsigned backoff_min_ms;       /* first redial delay after a failure */
+	unsigned backoff_max_ms;       /* redial delay cap */
+	uint64_t max_queue_bytes;      /* per peer, per stream: unsent bytes before
+				        * sends fail with RD_EAGAIN */
+	char alpn[32];                 /* RD_TRANSPORT_ALPN; tests change it */
+};
+
+/* Fill `tc` from the node config `c` (transport, tls, cluster.listen and
+ * node.id); with c == NULL, defaults only (listen 127.0.0.1:0, insecure). */
+void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_config *c);
+
+/* Callbacks. Decoded messages are borrowed: valid only during the call. */
+struct rd_transport_callbacks {
+	/* A RaftBatch from `peer`; messages with a foreign `from` are already
+	 * removed. */
+	void (*on_batch)(void *arg, uint64_t peer, const Raftd__RaftBatch *batch);
+	/* A SnapshotChunk or SnapshotAck frame from `peer`. */
+	void (*on_snapshot)(void *arg, uint64_t peer, const Raftd__PeerFrame *frame);
+	/* A request from `peer`. Ownership of `r` passes to the callee, who must
+	 * eventually call rd_transport_respond or rd_transport_responder_drop
+	 * (also after the connection died: then those just free it). */
+	void (*on_request)(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
+			   struct rd_transport_responder *r);
+	/* The connection to `peer` came up or went down. May be NULL. */
+	void (*on_peer)(void *arg, uint64_t peer, bool connected);
+	void *arg;
+};
+
+/* Bind the socket, build the TLS contexts and start reading on `base`.
+ * Returns 0, RD_EIO (socket), RD_ETLS (certificates), RD_ENOMEM. In insecure
+ * mode a warning is logged. */
+int rd_transport_new(struct rd_transport **out, struct event_base *base,
+		     const struct rd_transport_config *cfg,
+		     const struct rd_transport_callbacks *cbs, char *msg);
+
+/* Close every connection (CONNECTION_CLOSE with APP_SHUTDOWN), fail pending
+ * calls with RD_ESHUTDOWN, drop responders' streams and free everything.
+ * Responders still held by the caller stay valid until answered/dropped. */
+void rd_transport_free(struct rd_transport *t);
+
+/* The bound UDP address (after binding port 0). */
+void rd_transport_local_addr(const struct rd_transport *t, struct sockaddr_storage *ss,
+			     socklen_t *len);
+
+/* Register or update peer `id` at `sa`. The connection is dialed when
+ * something is to be sent. Returns 0, RD_EINVAL (id 0 or this node). */
+int rd_transport_peer_add(struct rd_transport *t, uint64_t id, const struct sockaddr *sa,
+			  socklen_t salen, char *msg);
+
+/* Forget peer `id`: its connection is closed (APP_REMOVED), queued frames
+ * dropped, waiting calls failed with RD_ECLOSED. RD_ENOTFOUND if unknown. */
+int rd_transport_peer_remove(struct rd_transport *t, uint64_t id);
+
+/* Queue `batch` for `peer` (copied: encoded before returning). Frames to one
+ * peer are delivered in order while a connection lives; frames still queued
+ * when a connection is lost are dropped and counted (Raft retransmits).
+ * Returns 0, RD_ENOTFOUND (unregistered peer), RD_ETOOBIG (over
+ * max_frame_bytes), RD_EAGAIN (more than max_queue_bytes unsent: dropped). */
+int rd_transport_send_batch(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *batch,
+			    char *msg);
+
+/* Queue an already encoded PeerFrame payload (no length header) holding a
+ * batch. Same contract as rd_transport_send_batch; the bytes are copied. */
+int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer, const uint8_t *payload,
+			      size_t len, char *msg);
+
+/* Queue a frame holding a snapshot_chunk or snapshot_ack on the snapshot
+ * stream. Same return values; RD_EINVAL for any other kind. */
+int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,
+			       const Raftd__PeerFrame *frame, char *msg);
+
+/* Outcome of a call: err is 0 and `resp` the decoded response (borrowed,
+ * valid during the call), or err is RD_ETIMEDOUT (deadline), RD_ECLOSED
+ * (connection lost or stream reset after the request left), RD_EPROTO
+ * (malformed response), RD_ESHUTDOWN (transport freed) or RD_ENOTFOUND (peer
+ * removed), with resp NULL and a reason in `errmsg`. Called exactly once,
+ * never from inside rd_transport_call. */
+typedef void (*rd_transport_reply_cb)(void *arg, int err, const Raftd__PeerResponse *resp,
+				      const char *errmsg);
+
+/* Send `req` to `peer` on a new stream; `req->from` and `req->deadline_ms`
+ * are filled in by the transport. `cb(arg, ...)` is called once with the
+ * response or an error at the latest `deadline_ms` from now. Returns 0, or
+ * RD_ENOTFOUND / RD_ETOOBIG / RD_ENOMEM without calling `cb`. */
+int rd_transport_call(struct rd_transport *t, uint64_t peer, const Raftd__PeerRequest *req,
+		      unsigned deadline_ms, rd_transport_reply_cb cb, void *arg, char *msg);
+
+/* Answer the request `r` was handed with, and free `r`. Returns 0, or
+ * RD_ECLOSED when the stream is gone (caller gave up, connection lost):
+ * the answer is then discarded. */
+int rd_transport_respond(struct rd_transport_responder *r, const Raftd__PeerResponse *resp);
+
+/* Free `r` without answering (the caller sees its stream reset). */
+void rd_transport_responder_drop(struct rd_transport_responder *r);
+
+/* Per-peer counters (frames and bytes are at the frame level, header
+ * included; RTT and loss come from the QUIC connection). */
+struct rd_transport_peer_stats {
+	bool connected;
+	uint64_t frames_out, frames_in;       /* frames of every kind */
+	uint64_t raft_msgs_out, raft_msgs_in; /* Raft messages + coalesced heartbeats */
+	uint64_t bytes_out, bytes_in;
+	uint64_t calls_out, calls_in;
+	uint64_t rtt_us, min_rtt_us;  /* smoothed and minimum RTT, 0 when unknown */
+	uint64_t lost_packets;        /* QUIC packets declared lost (RFC 9002 §6) */
+	uint64_t connects;            /* connections established */
+	uint64_t reconnects;          /* ... after the first */
+	uint64_t handshake_failures;  /* outbound dials that did not complete */
+	uint64_t malformed;           /* frames rejected (too big, undecodable, wrong type) */
+	uint64_t foreign_from;        /* messages dropped: `from` not the authenticated peer */
+	uint64_t dropped;             /* frames dropped unsent (queue full, connection lost) */
+	uint64_t queued_bytes;        /* unsent bytes queued for the peer now */
+	char cipher[48];              /* negotiated TLS cipher suite, "" when down */
+};
+
+/* Returns 0 or RD_ENOTFOUND. */
+int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
+			    struct rd_transport_peer_stats *out);
+
+/* Endpoint-wide counters. */
+struct rd_transport_stats {
+	uint64_t conns;              /* connections open now (any state) */
+	uint64_t established;        /* ... of which established */
+	uint64_t accepted;           /* inbound connections created */
+	uint64_t dialed;             /* outbound connections created */
+	uint64_t tls_rejected;       /* handshakes refused (alert sent or received) */
+	uint64_t duplicates_closed;  /* connections closed by the tie-break */
+	uint64_t malformed;          /* frames rejected, all peers */
+	uint64_t packets_in, packets_out;
+	uint64_t stateless_resets;   /* sent */
+	uint64_t send_blocked;       /* times the socket said EAGAIN */
+};
+
+void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats *out);
+
+/* Re-read the certificate, key and CA named in the config given at
+ * creation; new connections use them, established ones keep theirs. On
+ * failure the old credentials stay. Returns 0 or RD_ETLS. */
+int rd_transport_reload_tls(struct rd_transport *t, char *msg);
+
+#endif

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# End-to-end write benchmark: starts 3 raftd nodes on loopback with mutual
+# TLS and fsync on, runs tests/bench/e2e_load with 1 and 500 clients, prints
+# the RESULT lines and writes them to build/bench/e2e.csv.
+set -euo pipefail
+B=${1:?build dir}
+SECS=${2:-10}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+DIR=$(mktemp -d /tmp/rd-bench-e2e-XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+"$SRC/conf/raftd-certs" all "$DIR/certs" 3 >/dev/null
+P=(); for i in 1 2 3; do P[$i]=$(port); done
+PEERS="1@127.0.0.1:${P[1]}, 2@127.0.0.1:${P[2]}, 3@127.0.0.1:${P[3]}"
+for i in 1 2 3; do
+	cat >"$DIR/node$i.conf" <<CONF
+[node]
+id = $i
+data_dir = $DIR/data$i
+[cluster]
+listen = 127.0.0.1:${P[$i]}
+peers = $PEERS
+data_groups = 16
+replication_factor = 3
+[tls]
+mode = mutual
+ca = $DIR/certs/ca.pem
+cert = $DIR/certs/node$i.pem
+key = $DIR/certs/node$i.key
+[control]
+socket = $DIR/node$i.sock
+[admin]
+listen = off
+[log]
+level = warning
+CONF
+	"$B/raftd" --config "$DIR/node$i.conf" 2>>"$DIR/node$i.log" &
+	PIDS+=($!)
+done
+for i in 1 2 3; do "$B/raftctl" -s "$DIR/node$i.sock" ready --wait 30 >/dev/null; done
+mkdir -p "$B/bench"
+echo "bench-e2e: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), ${SECS}s per run"
+{
+	"$B/bench/e2e_load" 1 "$SECS" "$DIR/node1.sock" "$DIR/node2.sock" "$DIR/node3.sock"
+	"$B/bench/e2e_load" 500 "$SECS" "$DIR/node1.sock" "$DIR/node2.sock" "$DIR/node3.sock"
+} | tee "$DIR/out"
+grep '^RESULT' "$DIR/out" | sed 's/^RESULT e2e //; s/ /,/g' >"$B/bench/e2e.csv"

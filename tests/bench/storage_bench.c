@@ -1,0 +1,200 @@
+/*
+ * make bench-storage: what group commit buys on this machine's disk.
+ *
+ * 1. The raw fdatasync(2) rate of the data directory's file system: append
+ *    512 bytes to a file, fdatasync, repeat (what a WAL append costs).
+ * 2. rd_storage group commits of 256-byte entries, one entry per group per
+ *    batch, for 1, 64 and 1024 groups per batch: entries/s and syncs per
+ *    batch (the storage's own sync counter; it should be exactly 1).
+ *
+ * Usage: storage_bench [OUTDIR [SECONDS]]   (default build/bench, 2 s each)
+ * The data directory is OUTDIR/storage-data (removed afterwards), unless
+ * RD_BENCH_DIR names another directory to measure. Prints the setup, one
+ * line per measurement, CSV in OUTDIR/storage.csv, and the RESULT line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/storage.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define ENTRY_BYTES 256
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static double bench_fdatasync(const char *dir, double secs)
+{
+	char path[4200];
+	char buf[512];
+	snprintf(path, sizeof path, "%s/fdatasync.bench", dir);
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "open %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	memset(buf, 0xab, sizeof buf);
+	long n = 0;
+	double t0 = now_s(), t;
+	do {
+		if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf ||
+		    fdatasync(fd) != 0) {
+			fprintf(stderr, "write/fdatasync: %s\n", strerror(errno));
+			exit(1);
+		}
+		n++;
+		t = now_s();
+	} while (t - t0 < secs);
+	close(fd);
+	unlink(path);
+	return (double)n / (t - t0);
+}
+
+struct run {
+	double entries_per_s, batches_per_s, syncs_per_batch, p50_us, p99_us;
+};
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static struct run bench_groups(const char *dir, unsigned groups, double secs)
+{
+	char path[4200], msg[RD_ERRMSG_SIZE];
+	struct rd_storage_options o;
+	struct rd_storage *st;
+	struct rd_storage_stats s0, s1;
+	struct run r = {0};
+
+	snprintf(path, sizeof path, "%s/db-%u", dir, groups);
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rd_storage_options_init(&o);
+	o.create_if_missing = true;
+	o.cluster_id = "bench";
+	if (rd_storage_open(path, &o, &st, msg) != 0) {
+		fprintf(stderr, "open: %s\n", msg);
+		exit(1);
+	}
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	uint8_t data[ENTRY_BYTES];
+	memset(data, 0x5c, sizeof data);
+	size_t cap = 1 << 16, nlat = 0;
+	double *lat = malloc(cap * sizeof *lat);
+	uint64_t index = 1, batches = 0;
+	rd_storage_get_stats(st, &s0);
+	double t0 = now_s(), t = t0;
+	while (t - t0 < secs) {
+		for (unsigned g = 0; g < groups; g++) {
+			struct rd_entry e = {.term = 1,
+			                     .index = index,
+			                     .type = RD_ENTRY_NORMAL,
+			                     .len = ENTRY_BYTES,
+			                     .data = data};
+			if (rd_storage_batch_append(b, g, &e, 1, msg) != 0) {
+				fprintf(stderr, "append: %s\n", msg);
+				exit(1);
+			}
+		}
+		double a = now_s();
+		rd_storage_commit(st, b);
+		t = now_s();
+		if (nlat == cap)
+			lat = realloc(lat, (cap *= 2) * sizeof *lat);
+		lat[nlat++] = (t - a) * 1e6;
+		index++;
+		batches++;
+	}
+	rd_storage_get_stats(st, &s1);
+	qsort(lat, nlat, sizeof *lat, cmp_d);
+	r.batches_per_s = (double)batches / (t - t0);
+	r.entries_per_s = r.batches_per_s * groups;
+	r.syncs_per_batch = (double)(s1.syncs - s0.syncs) / (double)batches;
+	r.p50_us = lat[nlat / 2];
+	r.p99_us = lat[nlat * 99 / 100];
+	free(lat);
+	rd_storage_batch_free(b);
+	rd_storage_close(st);
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	const char *out = argc > 1 ? argv[1] : "build/bench";
+	double secs = argc > 2 ? atof(argv[2]) : 2.0;
+	char dir[4096], csv[4200];
+	const char *env = getenv("RD_BENCH_DIR");
+	struct statfs sf;
+	static const unsigned groups[3] = {1, 64, 1024};
+	struct run runs[3];
+
+	rd_log_set_level(RD_LOG_WARNING);
+	mkdir(out, 0755);
+	snprintf(dir, sizeof dir, "%s/storage-data", env && *env ? env : out);
+	mkdir(dir, 0755);
+	if (statfs(dir, &sf) != 0) {
+		fprintf(stderr, "statfs %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	printf("storage bench: data dir %s (fs magic 0x%lx), %ld CPUs, %.1f s per run\n",
+	       dir, (unsigned long)sf.f_type, sysconf(_SC_NPROCESSORS_ONLN), secs);
+	printf("  entries of %d bytes, one per group per batch, one rd_storage_commit "
+	       "(sync=true) per batch\n",
+	       ENTRY_BYTES);
+
+	double fds = bench_fdatasync(dir, secs);
+	printf("  raw append+fdatasync (512 B):       %10.0f /s\n", fds);
+	for (int i = 0; i < 3; i++) {
+		runs[i] = bench_groups(dir, groups[i], secs);
+		printf("  %4u groups/batch: %10.0f entries/s  %8.0f batches/s  "
+		       "syncs/batch %.2f  "
+		       "commit p50 %.0f us p99 %.0f us\n",
+		       groups[i], runs[i].entries_per_s, runs[i].batches_per_s,
+		       runs[i].syncs_per_batch, runs[i].p50_us, runs[i].p99_us);
+	}
+	double spb = (runs[0].syncs_per_batch + runs[1].syncs_per_batch +
+	              runs[2].syncs_per_batch) /
+	             3;
+
+	snprintf(csv, sizeof csv, "%s/storage.csv", out);
+	FILE *f = fopen(csv, "w");
+	if (f != NULL) {
+		fprintf(f, "measure,groups_per_batch,per_s,batches_per_s,syncs_per_batch,"
+		           "commit_p50_us,commit_p99_us\n");
+		fprintf(f, "fdatasync,,%.0f,,,,\n", fds);
+		for (int i = 0; i < 3; i++)
+			fprintf(f, "entries,%u,%.0f,%.0f,%.3f,%.1f,%.1f\n", groups[i],
+			        runs[i].entries_per_s, runs[i].batches_per_s,
+			        runs[i].syncs_per_batch, runs[i].p50_us, runs[i].p99_us);
+		fclose(f);
+		printf("  CSV: %s\n", csv);
+	}
+	rmdir(dir);
+	printf("RESULT storage fdatasync_per_s=%.0f entries_per_s_1g=%.0f "
+	       "entries_per_s_64g=%.0f "
+	       "entries_per_s_1024g=%.0f syncs_per_batch=%.2f\n",
+	       fds, runs[0].entries_per_s, runs[1].entries_per_s, runs[2].entries_per_s,
+	       spb);
+	return 0;
+}

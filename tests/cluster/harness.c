@@ -1,0 +1,263 @@
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *rd_h_build_path(const char *name)
+{
+	static char buf[4][512];
+	static int k;
+	const char *b = getenv("RD_BUILD");
+	char *p = buf[k++ % 4];
+	snprintf(p, 512, "%s/%s", b != NULL ? b : "build", name);
+	return p;
+}
+
+const char *rd_h_src_path(const char *name)
+{
+	static char buf[4][512];
+	static int k;
+	const char *s = getenv("RD_SRC");
+	char *p = buf[k++ % 4];
+	snprintf(p, 512, "%s/%s", s != NULL ? s : ".", name);
+	return p;
+}
+
+int rd_h_free_port(bool udp)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static int run(const char *const argv[], char *out, size_t size, const char *errpath)
+{
+	int pipefd[2], status;
+	size_t got = 0;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pipefd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int e = open(errpath != NULL ? errpath : "/dev/null",
+			     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(pipefd[1], 1);
+		dup2(e, 2);
+		close(pipefd[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		ssize_t r = read(pipefd[0], out + got, size - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (got == size - 1)
+			break;
+	}
+	out[got] = '\0';
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opts *o)
+{
+	char cmd[1024], peers[1024] = "";
+	unsigned groups = o != NULL && o->data_groups ? o->data_groups : 4;
+
+	memset(c, 0, sizeof *c);
+	c->n = n;
+	snprintf(c->dir, sizeof c->dir, "/tmp/rd-cluster-XXXXXX");
+	cr_assert_not_null(mkdtemp(c->dir));
+	snprintf(cmd, sizeof cmd, "%s all %s/certs %u >/dev/null 2>&1",
+		 rd_h_src_path("conf/raftd-certs"), c->dir, n);
+	cr_assert_eq(system(cmd), 0, "conf/raftd-certs failed");
+	char dir[sizeof c->dir];
+	memcpy(dir, c->dir, sizeof dir);
+	for (unsigned i = 1; i <= n; i++) {
+		struct rd_h_node *nd = &c->nodes[i - 1];
+		nd->id = i;
+		nd->quic_port = rd_h_free_port(true);
+		nd->admin_port = rd_h_free_port(false);
+		snprintf(nd->conf, sizeof nd->conf, "%s/node%u.conf", dir, i);
+		snprintf(nd->sock, sizeof nd->sock, "%s/node%u.sock", dir, i);
+		snprintf(nd->log, sizeof nd->log, "%s/node%u.log", dir, i);
+		size_t l = strlen(peers);
+		snprintf(peers + l, sizeof peers - l, "%s%u@127.0.0.1:%d", i > 1 ? ", " : "", i,
+			 nd->quic_port);
+	}
+	for (unsigned i = 1; i <= n; i++) {
+		struct rd_h_node *nd = &c->nodes[i - 1];
+		FILE *f = fopen(nd->conf, "w");
+		cr_assert_not_null(f);
+		fprintf(f,
+			"[node]\nid = %u\ndata_dir = %s/data%u\n"
+			"[cluster]\nlisten = 127.0.0.1:%d\npeers = %s\ndata_groups = %u\n"
+			"replication_factor = 3\n"
+			"[tls]\nmode = mutual\nca = %s/certs/ca.pem\n"
+			"cert = %s/certs/node%u.pem\nkey = %s/certs/node%u.key\n"
+			"[control]\nsocket = %s\nsocket_mode = 0600\n"
+			"[admin]\nlisten = 127.0.0.1:%d\n"
+			"[log]\nlevel = info\n%s",
+			i, c->dir, i, nd->quic_port, peers, groups, c->dir, c->dir, i, c->dir, i,
+			nd->sock, nd->admin_port, o != NULL && o->extra_conf ? o->extra_conf : "");
+		fclose(f);
+	}
+}
+
+void rd_h_start(struct rd_h_cluster *c, unsigned i)
+{
+	struct rd_h_node *nd = &c->nodes[i - 1];
+	pid_t pid;
+
+	cr_assert_eq(nd->pid, 0, "node %u already running", i);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int e = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(e, 2);
+		dup2(e, 1);
+		execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf, (char *)NULL);
+		_exit(127);
+	}
+	nd->pid = pid;
+}
+
+void rd_h_start_all(struct rd_h_cluster *c)
+{
+	for (unsigned i = 1; i <= c->n; i++)
+		rd_h_start(c, i);
+}
+
+int rd_h_stop(struct rd_h_cluster *c, unsigned i, int sig)
+{
+	struct rd_h_node *nd = &c->nodes[i - 1];
+	int status = 0;
+
+	if (nd->pid == 0)
+		return 0;
+	kill(nd->pid, sig);
+	while (waitpid(nd->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	nd->pid = 0;
+	return status;
+}
+
+static void vctl(struct rd_h_cluster *c, unsigned i, const char **argv, va_list ap)
+{
+	int k = 0;
+	const char *a;
+	argv[k++] = rd_h_build_path("raftctl");
+	argv[k++] = "-s";
+	argv[k++] = c->nodes[i - 1].sock;
+	while ((a = va_arg(ap, const char *)) != NULL && k < 30)
+		argv[k++] = a;
+	argv[k] = NULL;
+}
+
+int rd_h_ctl(struct rd_h_cluster *c, unsigned i, char *out, size_t size, ...)
+{
+	const char *argv[32];
+	va_list ap;
+	va_start(ap, size);
+	vctl(c, i, argv, ap);
+	va_end(ap);
+	return run(argv, out, size, NULL);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out, size_t size,
+		   ...)
+{
+	const char *argv[32];
+	double end = now_s() + secs;
+	va_list ap;
+	int rv;
+
+	va_start(ap, size);
+	vctl(c, i, argv, ap);
+	va_end(ap);
+	for (;;) {
+		rv = run(argv, out, size, NULL);
+		if ((rv != 1 && rv != 3) || now_s() > end)
+			return rv;
+		usleep(100 * 1000);
+	}
+}
+
+bool rd_h_wait_ready(struct rd_h_cluster *c, unsigned secs)
+{
+	double end = now_s() + secs;
+	char out[256];
+
+	for (unsigned i = 1; i <= c->n; i++) {
+		if (c->nodes[i - 1].pid == 0)
+			continue;
+		while (rd_h_ctl(c, i, out, sizeof out, "ready", (char *)NULL) != 0) {
+			if (now_s() > end)
+				return false;
+			usleep(100 * 1000);
+		}
+	}
+	return true;
+}
+
+int rd_h_raftd(char *err, size_t size, const char *arg1, const char *arg2)
+{
+	char errpath[] = "/tmp/rd-raftd-err-XXXXXX";
+	const char *argv[] = {rd_h_build_path("raftd"), arg1, arg2, NULL};
+	char out[256];
+	int fd = mkstemp(errpath), rv;
+	FILE *f;
+	size_t n;
+
+	close(fd);
+	rv = run(argv, out, sizeof out, errpath);
+	f = fopen(errpath, "r");
+	n = f != NULL ? fread(err, 1, size - 1, f) : 0;
+	err[n] = '\0';
+	if (f != NULL)
+		fclose(f);
+	unlink(errpath);
+	return rv;
+}
+
+void rd_h_cluster_free(struct rd_h_cluster *c)
+{
+	char cmd[256];
+	for (unsigned i = 1; i <= c->n; i++)
+		rd_h_stop(c, i, SIGKILL);
+	if (getenv("RD_KEEP_TMP") == NULL && c->dir[0] != '\0') {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", c->dir);
+	}
+}

@@ -1,0 +1,70 @@
+/*
+ * Multi-process test harness: real raftd processes on loopback, with
+ * ephemeral ports, a temporary directory per cluster, development
+ * certificates from conf/raftd-certs, and raftctl run as a child process.
+ * Everything is cleaned up by rd_h_cluster_free (processes killed, the
+ * directory removed).
+ */
+#ifndef RD_TESTS_CLUSTER_HARNESS_H
+#define RD_TESTS_CLUSTER_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define RD_H_MAX_NODES 5
+
+struct rd_h_node {
+	unsigned id;
+	pid_t pid; /* 0 when not running */
+	int quic_port;
+	int admin_port;
+	char conf[256];
+	char sock[256];
+	char log[256];
+};
+
+struct rd_h_cluster {
+	char dir[128];
+	unsigned n;
+	struct rd_h_node nodes[RD_H_MAX_NODES];
+};
+
+struct rd_h_opts {
+	unsigned data_groups;   /* default 4 */
+	const char *extra_conf; /* appended to every node's config */
+};
+
+/* Write configs and certificates for `n` nodes (does not start them). */
+void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opts *o);
+/* Start node i (1-based) / all nodes. */
+void rd_h_start(struct rd_h_cluster *c, unsigned i);
+void rd_h_start_all(struct rd_h_cluster *c);
+/* Send `sig` to node i and wait for it; returns its exit status as from
+ * waitpid (use WIFEXITED etc.). */
+int rd_h_stop(struct rd_h_cluster *c, unsigned i, int sig);
+/* Wait until every running node answers `raftctl ready`, at most `secs`. */
+bool rd_h_wait_ready(struct rd_h_cluster *c, unsigned secs);
+/* Kill everything and remove the directory. */
+void rd_h_cluster_free(struct rd_h_cluster *c);
+
+/* Run `raftctl -s <node i socket> args...` (NULL-terminated); capture
+ * stdout into `out` (size `size`, NUL-terminated). Returns the exit code. */
+int rd_h_ctl(struct rd_h_cluster *c, unsigned i, char *out, size_t size, ...);
+
+/* Same as rd_h_ctl, retrying while the exit code is 1 (a failed operation,
+ * e.g. no leader yet) for at most `secs`. */
+int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out, size_t size,
+		   ...);
+
+/* Run `raftd` with arbitrary arguments, capture stderr into `err`. */
+int rd_h_raftd(char *err, size_t size, const char *arg1, const char *arg2);
+
+/* An unused loopback port (UDP when `udp`, else TCP). */
+int rd_h_free_port(bool udp);
+
+/* Path of a built program ("raftd", "raftctl") or a source file. */
+const char *rd_h_build_path(const char *name);
+const char *rd_h_src_path(const char *name);
+
+#endif

@@ -1,0 +1,641 @@
+/*
+ * Simulated cluster: see cluster.h. The driver follows the ordering the core
+ * documents: send `msgs`, persist, rd_raft_persisted, send
+ * `msgs_after_persist`, apply, advance. A crash between taking an update and
+ * persisting it loses that update's writes, as a real crash would.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "util/err.h"
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 33);
+}
+
+static uint64_t entry_hash(const struct rd_entry *e)
+{
+	uint64_t h = mix(mix(mix(1, e->term), e->index), e->type);
+	for (uint32_t i = 0; i < e->len; i++)
+		h = mix(h, e->data[i]);
+	return h;
+}
+
+uint64_t rc_rand(struct rc_cluster *c)
+{
+	uint64_t z = (c->rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void rc_print(struct rc_cluster *c, const char *fmt, ...)
+{
+	if (c->out == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(c->out, fmt, ap);
+	va_end(ap);
+}
+
+void rc_violation(struct rc_cluster *c, const char *fmt, ...)
+{
+	if (c->violations++ == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(c->violation, sizeof(c->violation), fmt, ap);
+		va_end(ap);
+	}
+	rc_print(c, "VIOLATION: %s\n", c->violation);
+}
+
+void rc_init(struct rc_cluster *c, uint64_t seed)
+{
+	memset(c, 0, sizeof(*c));
+	c->rng = seed;
+	c->base.election_ticks = 10;
+	c->base.heartbeat_ticks = 1;
+	c->base.max_inflight_msgs = 16;
+	c->base.max_msg_bytes = 1 << 20;
+	c->base.pre_vote = false;
+	c->base.check_quorum = false;
+	c->auto_snapshot_reports = true;
+}
+
+static void disk_free(struct rc_disk *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ents[i].e.data);
+	free(d->ents);
+	memset(d, 0, sizeof(*d));
+}
+
+void rc_free(struct rc_cluster *c)
+{
+	for (uint64_t id = 1; id <= RC_MAX; id++) {
+		struct rc_node *nd = &c->nodes[id];
+		if (!nd->exists)
+			continue;
+		rd_raft_free(nd->r);
+		disk_free(&nd->disk);
+	}
+	for (size_t i = 0; i < c->n_net; i++)
+		free(c->net[i].m.entries);
+	free(c->net);
+	free(c->leader_of);
+	free(c->lm);
+	free(c->sm_at);
+	free(c->commit_term);
+}
+
+static void grow_idx(struct rc_cluster *c, uint64_t index)
+{
+	if (index < c->n_idx)
+		return;
+	size_t n = c->n_idx ? c->n_idx : 256;
+	while (n <= index)
+		n *= 2;
+	c->lm = realloc(c->lm, n * sizeof(*c->lm));
+	c->sm_at = realloc(c->sm_at, n * sizeof(*c->sm_at));
+	c->commit_term = realloc(c->commit_term, n * sizeof(*c->commit_term));
+	memset(c->lm + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->lm));
+	memset(c->sm_at + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->sm_at));
+	memset(c->commit_term + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->commit_term));
+	c->n_idx = n;
+}
+
+/* Log matching (§5.3): same index and term => same prefix. */
+static void note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64_t ph)
+{
+	grow_idx(c, index);
+	struct rc_lm *s = c->lm[index];
+	for (int i = 0; i < 4; i++) {
+		if (s[i].term == term) {
+			if (s[i].ph != ph)
+				rc_violation(c, "log matching: index %llu term %llu differs",
+					     (unsigned long long)index, (unsigned long long)term);
+			return;
+		}
+		if (s[i].term == 0) {
+			s[i].term = term;
+			s[i].ph = ph;
+			return;
+		}
+	}
+}
+
+void rc_add(struct rc_cluster *c, uint64_t id, const uint64_t *voters, uint32_t n)
+{
+	struct rc_node *nd = &c->nodes[id];
+	memset(nd, 0, sizeof(*nd));
+	nd->id = id;
+	nd->exists = true;
+	nd->boot_conf.n_voters = n;
+	for (uint32_t i = 0; i < n; i++)
+		nd->boot_conf.voters[i] = voters[i];
+	rc_start(c, id);
+}
+
+void rc_start(struct rc_cluster *c, uint64_t id)
+{
+	struct rc_node *nd = &c->nodes[id];
+	if (nd->up || nd->retired)
+		return;
+	struct rd_raft_config cfg = c->base;
+	cfg.id = id;
+	cfg.seed = rc_rand(c);
+	cfg.hard_state = nd->disk.hs;
+	cfg.conf = nd->boot_conf;
+	cfg.snapshot = nd->disk.snap;
+	cfg.applied = nd->disk.snap.index;
+	struct rd_entry *ents = calloc(nd->disk.n + 1, sizeof(*ents));
+	for (size_t i = 0; i < nd->disk.n; i++)
+		ents[i] = nd->disk.ents[i].e;
+	cfg.entries = ents;
+	cfg.n_entries = nd->disk.n;
+	char msg[RD_ERRMSG_SIZE] = "";
+	int rc = rd_raft_new(&cfg, &nd->r, msg);
+	free(ents);
+	if (rc != 0) {
+		rc_violation(c, "restart of %llu failed: %s", (unsigned long long)id, msg);
+		return;
+	}
+	nd->up = true;
+	nd->sm_hash = nd->disk.snap_sm;
+	nd->sm_index = nd->disk.snap.index;
+	nd->lead_term = 0;
+}
+
+void rc_crash(struct rc_cluster *c, uint64_t id)
+{
+	struct rc_node *nd = &c->nodes[id];
+	if (!nd->up)
+		return;
+	rc_print(c, "t=%llu crash %llu\n", (unsigned long long)c->now, (unsigned long long)id);
+	rd_raft_free(nd->r);
+	nd->r = NULL;
+	nd->up = false;
+	c->st_crashes++;
+	c->st_lost_updates += nd->holding;
+	nd->holding = false;
+}
+
+/* --- network --------------------------------------------------------------------- */
+
+static void net_push(struct rc_cluster *c, const struct rd_message *m, uint64_t snap_sm,
+		     uint64_t snap_ph)
+{
+	if (m->to == 0 || m->to > RC_MAX || !c->nodes[m->to].exists)
+		return;
+	int copies = 1;
+	if (c->p_drop && rc_rand(c) % 1000 < c->p_drop)
+		copies = 0;
+	else if (c->p_dup && rc_rand(c) % 1000 < c->p_dup)
+		copies = 2;
+	for (int k = 0; k < copies; k++) {
+		if (c->n_net == c->cap_net) {
+			c->cap_net = c->cap_net ? c->cap_net * 2 : 64;
+			c->net = realloc(c->net, c->cap_net * sizeof(*c->net));
+		}
+		struct rc_env *e = &c->net[c->n_net++];
+		e->m = *m;
+		e->at = c->now + (c->max_delay ? rc_rand(c) % (c->max_delay + 1) : 0);
+		e->snap_sm = snap_sm;
+		e->snap_ph = snap_ph;
+		e->m.entries = NULL;
+		if (m->n_entries > 0) {
+			/* One block: the entry array followed by every payload. */
+			size_t bytes = m->n_entries * sizeof(struct rd_entry);
+			for (uint32_t i = 0; i < m->n_entries; i++)
+				bytes += m->entries[i].len;
+			struct rd_entry *ents = malloc(bytes);
+			uint8_t *p = (uint8_t *)(ents + m->n_entries);
+			for (uint32_t i = 0; i < m->n_entries; i++) {
+				ents[i] = m->entries[i];
+				if (ents[i].len) {
+					memcpy(p, m->entries[i].data, ents[i].len);
+					ents[i].data = p;
+					p += ents[i].len;
+				}
+			}
+			e->m.entries = ents;
+		}
+	}
+}
+
+void rc_fmt_msg(char *buf, size_t n, const struct rd_message *m)
+{
+	int k = snprintf(buf, n, "%llu->%llu %s term=%llu", (unsigned long long)m->from,
+			 (unsigned long long)m->to, rd_msg_type_name(m->type),
+			 (unsigned long long)m->term);
+	switch (m->type) {
+	case RD_MSG_VOTE:
+	case RD_MSG_PRE_VOTE:
+		k += snprintf(buf + k, n - (size_t)k, " last=%llu/%llu%s",
+			      (unsigned long long)m->index, (unsigned long long)m->log_term,
+			      m->context == RD_RAFT_CTX_TRANSFER ? " transfer" : "");
+		break;
+	case RD_MSG_VOTE_RESP:
+	case RD_MSG_PRE_VOTE_RESP:
+		k += snprintf(buf + k, n - (size_t)k, "%s", m->reject ? " rejected" : " granted");
+		break;
+	case RD_MSG_APPEND:
+		k += snprintf(buf + k, n - (size_t)k, " prev=%llu/%llu commit=%llu ents=%u",
+			      (unsigned long long)m->index, (unsigned long long)m->log_term,
+			      (unsigned long long)m->commit, m->n_entries);
+		break;
+	case RD_MSG_APPEND_RESP:
+		if (m->reject)
+			k += snprintf(buf + k, n - (size_t)k, " reject idx=%llu hint=%llu/%llu",
+				      (unsigned long long)m->index,
+				      (unsigned long long)m->reject_hint,
+				      (unsigned long long)m->conflict_term);
+		else
+			k += snprintf(buf + k, n - (size_t)k, " idx=%llu",
+				      (unsigned long long)m->index);
+		break;
+	case RD_MSG_HEARTBEAT:
+	case RD_MSG_HEARTBEAT_RESP:
+		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu",
+			      (unsigned long long)m->commit, (unsigned long long)m->context);
+		break;
+	case RD_MSG_SNAPSHOT:
+		k += snprintf(buf + k, n - (size_t)k, " snap=%llu/%llu",
+			      (unsigned long long)m->snapshot.index,
+			      (unsigned long long)m->snapshot.term);
+		break;
+	case RD_MSG_READ_INDEX:
+	case RD_MSG_READ_INDEX_RESP:
+		k += snprintf(buf + k, n - (size_t)k, " ctx=%llu idx=%llu",
+			      (unsigned long long)m->context, (unsigned long long)m->index);
+		break;
+	default:
+		break;
+	}
+}
+
+size_t rc_deliver(struct rc_cluster *c, uint64_t to)
+{
+	size_t done = 0;
+	/* Take the due messages out first: stepping produces new ones. */
+	size_t n = c->n_net;
+	struct rc_env *due = malloc((n + 1) * sizeof(*due));
+	size_t nd = 0, keep = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct rc_env *e = &c->net[i];
+		if (e->at <= c->now && (to == 0 || e->m.to == to))
+			due[nd++] = *e;
+		else
+			c->net[keep++] = *e;
+	}
+	c->n_net = keep;
+	for (size_t i = 0; i < nd; i++) {
+		struct rc_env *e = &due[i];
+		struct rc_node *dst = &c->nodes[e->m.to];
+		bool ok = dst->up && !dst->holding && !c->cut[e->m.from][e->m.to];
+		if (c->out && c->verbose) {
+			char buf[256];
+			rc_fmt_msg(buf, sizeof(buf), &e->m);
+			rc_print(c, "  %s%s\n", buf, ok ? "" : " (dropped)");
+		}
+		if (ok) {
+			if (e->m.type == RD_MSG_SNAPSHOT) {
+				/* The data arrived out of band with the message. */
+				dst->rx_snap_sm = e->snap_sm;
+				dst->rx_snap_ph = e->snap_ph;
+			}
+			rd_raft_step(dst->r, &e->m);
+			done++;
+		}
+		free(e->m.entries);
+	}
+	free(due);
+	return done;
+}
+
+/* --- disk and application ---------------------------------------------------------- */
+
+static uint64_t disk_ph_at(const struct rc_disk *d, uint64_t index)
+{
+	if (index == d->snap.index)
+		return d->snap_ph;
+	return d->ents[index - d->snap.index - 1].ph;
+}
+
+static void disk_append(struct rc_cluster *c, struct rc_disk *d, const struct rd_entry *e)
+{
+	if (e->index <= d->snap.index)
+		return;
+	size_t pos = (size_t)(e->index - d->snap.index - 1);
+	for (size_t i = pos; i < d->n; i++)
+		free(d->ents[i].e.data);
+	if (pos < d->n)
+		d->n = pos;
+	if (pos != d->n) {
+		rc_violation(c, "persist gap: entry %llu after %zu", (unsigned long long)e->index,
+			     d->n);
+		return;
+	}
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 64;
+		d->ents = realloc(d->ents, d->cap * sizeof(*d->ents));
+	}
+	struct rc_entry *x = &d->ents[d->n++];
+	x->e = *e;
+	x->e.data = NULL;
+	if (e->len) {
+		x->e.data = malloc(e->len);
+		memcpy(x->e.data, e->data, e->len);
+	}
+	x->ph = mix(disk_ph_at(d, e->index - 1), entry_hash(e));
+	note_prefix(c, e->index, e->term, x->ph);
+}
+
+static void apply_entry(struct rc_cluster *c, struct rc_node *nd, const struct rd_entry *e)
+{
+	if (e->index != nd->sm_index + 1) {
+		rc_violation(c, "node %llu applies %llu after %llu", (unsigned long long)nd->id,
+			     (unsigned long long)e->index, (unsigned long long)nd->sm_index);
+		return;
+	}
+	nd->sm_hash = mix(nd->sm_hash, entry_hash(e));
+	nd->sm_index = e->index;
+	grow_idx(c, e->index);
+	/* State machine safety: every node applies the same entry at an index. */
+	if (c->sm_at[e->index] == 0)
+		c->sm_at[e->index] = nd->sm_hash;
+	else if (c->sm_at[e->index] != nd->sm_hash)
+		rc_violation(c, "state machine safety: node %llu index %llu",
+			     (unsigned long long)nd->id, (unsigned long long)e->index);
+	c->applied_total++;
+	if (c->out && e->type == RD_ENTRY_NORMAL) {
+		size_t l = strlen(nd->applied_txt);
+		if (l + e->len + 24 < sizeof(nd->applied_txt))
+			snprintf(nd->applied_txt + l, sizeof(nd->applied_txt) - l, "%s%llu:%.*s",
+				 l ? " " : "", (unsigned long long)e->index, (int)e->len,
+				 (const char *)e->data);
+	}
+}
+
+static void handle_early(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
+{
+	for (size_t i = 0; i < u->n_msgs; i++)
+		net_push(c, &u->msgs[i], 0, 0);
+	(void)nd;
+}
+
+static void handle_rest(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
+{
+	struct rc_disk *d = &nd->disk;
+	if (c->out && c->verbose && (u->role_changed || u->hard_state_changed))
+		rc_print(c, "t=%llu n%llu %s term=%llu lead=%llu commit=%llu last=%llu persisted=%llu\n",
+			 (unsigned long long)c->now, (unsigned long long)nd->id,
+			 rd_raft_role_name(rd_raft_role(nd->r)),
+			 (unsigned long long)rd_raft_term(nd->r),
+			 (unsigned long long)rd_raft_leader(nd->r),
+			 (unsigned long long)rd_raft_commit(nd->r),
+			 (unsigned long long)rd_raft_last_index(nd->r),
+			 (unsigned long long)rd_raft_persisted_index(nd->r));
+	if (u->has_snapshot) {
+		c->st_snap_installs++;
+		for (size_t i = 0; i < d->n; i++)
+			free(d->ents[i].e.data);
+		d->n = 0;
+		d->snap = u->snapshot;
+		/* The data arrived with the message (rc_deliver). */
+		d->snap_sm = nd->rx_snap_sm;
+		d->snap_ph = nd->rx_snap_ph;
+		note_prefix(c, d->snap.index, d->snap.term, d->snap_ph);
+		grow_idx(c, d->snap.index);
+		if (c->sm_at[d->snap.index] && c->sm_at[d->snap.index] != d->snap_sm)
+			rc_violation(c, "snapshot state differs at %llu",
+				     (unsigned long long)d->snap.index);
+		nd->sm_hash = d->snap_sm;
+		nd->sm_index = d->snap.index;
+	}
+	for (size_t i = 0; i < u->n_entries; i++)
+		disk_append(c, d, &u->entries[i]);
+	if (u->hard_state_changed)
+		d->hs = u->hard_state;
+	if (u->n_entries > 0) {
+		const struct rd_entry *last = &u->entries[u->n_entries - 1];
+		rd_raft_persisted(nd->r, last->index, last->term);
+	}
+	for (size_t i = 0; i < u->n_msgs_after_persist; i++)
+		net_push(c, &u->msgs_after_persist[i], 0, 0);
+	for (size_t i = 0; i < u->n_committed; i++)
+		apply_entry(c, nd, &u->committed[i]);
+	for (size_t i = 0; i < u->n_reads; i++) {
+		const struct rd_read_state *rs = &u->reads[i];
+		c->st_reads++;
+		if (rs->index > nd->sm_index)
+			rc_violation(c, "read %llu served before apply", (unsigned long long)rs->ctx);
+		if (c->out) {
+			size_t l = strlen(nd->reads_txt);
+			snprintf(nd->reads_txt + l, sizeof(nd->reads_txt) - l, "%sctx=%llu@%llu",
+				 l ? " " : "", (unsigned long long)rs->ctx,
+				 (unsigned long long)rs->index);
+		}
+	}
+	for (size_t i = 0; i < u->n_snap_sends; i++) {
+		const struct rd_snap_send *s = &u->snap_sends[i];
+		/* The runtime sends its latest snapshot, which may be newer
+		 * than the request if it compacted since. */
+		if (d->snap.index < s->meta.index) {
+			rc_violation(c, "snapshot request at %llu but disk has %llu",
+				     (unsigned long long)s->meta.index,
+				     (unsigned long long)d->snap.index);
+			continue;
+		}
+		struct rd_message m = {.type = RD_MSG_SNAPSHOT,
+				       .group = rd_raft_group(nd->r),
+				       .from = nd->id,
+				       .to = s->to,
+				       .term = s->term,
+				       .snapshot = d->snap};
+		net_push(c, &m, d->snap_sm, d->snap_ph);
+	}
+	bool report = c->auto_snapshot_reports;
+	size_t nss = u->n_snap_sends;
+	uint64_t tos[RC_MAX * 2];
+	for (size_t i = 0; i < nss && i < RC_MAX * 2; i++)
+		tos[i] = u->snap_sends[i].to;
+	rd_raft_advance(nd->r, u);
+	if (report)
+		for (size_t i = 0; i < nss && i < RC_MAX * 2; i++)
+			rd_raft_report_snapshot(nd->r, tos[i], true);
+	rc_check(c);
+}
+
+bool rc_process(struct rc_cluster *c, uint64_t id)
+{
+	struct rc_node *nd = &c->nodes[id];
+	bool any = false;
+	if (!nd->up || nd->holding)
+		return false;
+	for (int guard = 0; guard < 1000 && rd_raft_has_update(nd->r); guard++) {
+		struct rd_raft_update u;
+		rd_raft_get_update(nd->r, &u);
+		handle_early(c, nd, &u);
+		handle_rest(c, nd, &u);
+		any = true;
+	}
+	return any;
+}
+
+bool rc_process_early(struct rc_cluster *c, uint64_t id)
+{
+	struct rc_node *nd = &c->nodes[id];
+	if (!nd->up || nd->holding || !rd_raft_has_update(nd->r))
+		return false;
+	rd_raft_get_update(nd->r, &nd->held);
+	handle_early(c, nd, &nd->held);
+	nd->holding = true;
+	return true;
+}
+
+void rc_finish(struct rc_cluster *c, uint64_t id)
+{
+	struct rc_node *nd = &c->nodes[id];
+	if (!nd->holding)
+		return;
+	nd->holding = false;
+	handle_rest(c, nd, &nd->held);
+}
+
+void rc_stabilize(struct rc_cluster *c)
+{
+	for (int round = 0; round < 200; round++) {
+		bool any = false;
+		for (uint64_t id = 1; id <= RC_MAX; id++)
+			if (c->nodes[id].exists)
+				any |= rc_process(c, id);
+		any |= rc_deliver(c, 0) > 0;
+		if (!any)
+			break;
+	}
+}
+
+void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index)
+{
+	struct rc_node *nd = &c->nodes[id];
+	if (!nd->up || nd->holding)
+		return;
+	/* The toy snapshot is the state machine at the applied index. */
+	if (index == 0 || index > rd_raft_applied_index(nd->r))
+		index = rd_raft_applied_index(nd->r);
+	if (index != nd->sm_index || index <= nd->disk.snap.index)
+		return;
+	struct rd_snapshot_meta meta;
+	if (rd_raft_compact(nd->r, index, &meta) != 0) {
+		rc_violation(c, "compact %llu refused", (unsigned long long)index);
+		return;
+	}
+	struct rc_disk *d = &nd->disk;
+	uint64_t ph = disk_ph_at(d, index);
+	size_t drop = (size_t)(index - d->snap.index);
+	for (size_t i = 0; i < drop; i++)
+		free(d->ents[i].e.data);
+	memmove(d->ents, d->ents + drop, (d->n - drop) * sizeof(*d->ents));
+	d->n -= drop;
+	d->snap = meta;
+	c->st_compactions++;
+	d->snap_ph = ph;
+	d->snap_sm = nd->sm_hash;
+}
+
+/* --- safety ------------------------------------------------------------------------- */
+
+uint64_t rc_leader(struct rc_cluster *c)
+{
+	uint64_t best = 0, term = 0;
+	for (uint64_t id = 1; id <= RC_MAX; id++) {
+		struct rc_node *nd = &c->nodes[id];
+		if (nd->up && rd_raft_role(nd->r) == RD_RAFT_LEADER && rd_raft_term(nd->r) >= term) {
+			best = id;
+			term = rd_raft_term(nd->r);
+		}
+	}
+	return best;
+}
+
+void rc_check(struct rc_cluster *c)
+{
+	for (uint64_t id = 1; id <= RC_MAX; id++) {
+		struct rc_node *nd = &c->nodes[id];
+		if (!nd->up)
+			continue;
+		struct rd_raft *r = nd->r;
+		uint64_t term = rd_raft_term(r);
+		/* Committed entries: remember their terms. */
+		uint64_t commit = rd_raft_commit(r);
+		uint64_t first = rd_raft_first_index(r);
+		for (uint64_t i = commit; i >= first && i > 0; i--) {
+			grow_idx(c, i);
+			uint64_t t = rd_raft_term_at(r, i);
+			if (c->commit_term[i] == t)
+				break; /* log matching covers the prefix */
+			if (c->commit_term[i] != 0) {
+				rc_violation(c, "committed entry %llu differs (term %llu vs %llu)",
+					     (unsigned long long)i,
+					     (unsigned long long)c->commit_term[i],
+					     (unsigned long long)t);
+				break;
+			}
+			c->commit_term[i] = t;
+			if (i > c->max_commit)
+				c->max_commit = i;
+		}
+		if (rd_raft_role(r) != RD_RAFT_LEADER)
+			continue;
+		/* Election safety: at most one leader per term. */
+		if (term >= c->n_leader_of) {
+			size_t n = c->n_leader_of ? c->n_leader_of : 64;
+			while (n <= term)
+				n *= 2;
+			c->leader_of = realloc(c->leader_of, n * sizeof(*c->leader_of));
+			memset(c->leader_of + c->n_leader_of, 0,
+			       (n - c->n_leader_of) * sizeof(*c->leader_of));
+			c->n_leader_of = n;
+		}
+		uint64_t last = rd_raft_last_index(r);
+		if (c->leader_of[term] == 0) {
+			c->leader_of[term] = id;
+			c->st_elections++;
+			/* Leader completeness: a new leader holds every committed
+			 * entry (§5.4). */
+			for (uint64_t i = c->max_commit; i >= first && i > 0; i--) {
+				if (c->commit_term[i] == 0)
+					continue;
+				if (rd_raft_term_at(r, i) != c->commit_term[i])
+					rc_violation(c,
+						     "leader completeness: leader %llu term %llu "
+						     "lacks committed %llu",
+						     (unsigned long long)id, (unsigned long long)term,
+						     (unsigned long long)i);
+				break;
+			}
+		} else if (c->leader_of[term] != id) {
+			rc_violation(c, "election safety: term %llu has leaders %llu and %llu",
+				     (unsigned long long)term,
+				     (unsigned long long)c->leader_of[term], (unsigned long long)id);
+		}
+		/* Leader append-only. */
+		if (nd->lead_term == term && nd->lead_last >= first) {
+			if (last < nd->lead_last ||
+			    rd_raft_term_at(r, nd->lead_last) != nd->lead_last_term)
+				rc_violation(c, "leader append-only: %llu rewrote %llu",
+					     (unsigned long long)id,
+					     (unsigned long long)nd->lead_last);
+		}
+		nd->lead_term = term;
+		nd->lead_last = last;
+		nd->lead_last_term = rd_raft_term_at(r, last);
+	}
+}

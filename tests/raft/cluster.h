@@ -1,0 +1,129 @@
+/*
+ * A simulated cluster for the Raft core: nodes with a fake disk (hard state,
+ * log, snapshot), a fake network (queue with delivery times, drops,
+ * duplicates, partitions), crash and restart, a toy state machine (a hash
+ * chain of applied entries), and a checker of Raft's five safety properties
+ * (paper figure 3) run after every processing step.
+ *
+ * Shared by the scenario runner, the randomized simulation, the paper tests,
+ * the fuzzer and (not the bench) — no Criterion in here, so tools link it.
+ */
+#ifndef RD_TESTS_RAFT_CLUSTER_H
+#define RD_TESTS_RAFT_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "raft/raft.h"
+
+#define RC_MAX 8 /* node ids 1..RC_MAX */
+
+struct rc_entry {
+	struct rd_entry e; /* data owned */
+	uint64_t ph;       /* prefix hash through this entry */
+};
+
+struct rc_disk {
+	struct rd_hard_state hs;
+	struct rd_snapshot_meta snap;
+	uint64_t snap_sm; /* state machine hash at snap.index */
+	uint64_t snap_ph; /* prefix hash at snap.index */
+	struct rc_entry *ents; /* snap.index+1 .. */
+	size_t n, cap;
+};
+
+struct rc_node {
+	uint64_t id;
+	bool exists;
+	bool up;
+	bool retired; /* removed from the group and stopped for good */
+	struct rd_raft *r;
+	struct rc_disk disk;
+	struct rd_conf_state boot_conf;
+	uint64_t sm_hash, sm_index;
+	uint64_t rx_snap_sm, rx_snap_ph; /* last snapshot data received */
+	bool holding; /* between rc_process_early and rc_finish */
+	struct rd_raft_update held;
+	/* leader append-only check */
+	uint64_t lead_term, lead_last, lead_last_term;
+	/* what the node applied / read since the last report (scenarios) */
+	char applied_txt[4096];
+	char reads_txt[1024];
+};
+
+struct rc_env {
+	struct rd_message m;
+	uint64_t at;
+	uint64_t snap_sm, snap_ph;
+};
+
+struct rc_lm {
+	uint64_t term, ph;
+};
+
+struct rc_cluster {
+	struct rc_node nodes[RC_MAX + 1];
+	struct rd_raft_config base; /* parameters for every node */
+	struct rc_env *net;
+	size_t n_net, cap_net;
+	bool cut[RC_MAX + 1][RC_MAX + 1];
+	uint64_t now;
+	uint64_t rng;
+	uint32_t p_drop, p_dup; /* per mille */
+	uint32_t max_delay;     /* ticks */
+	bool auto_snapshot_reports;
+	/* safety tables */
+	uint64_t *leader_of; /* by term */
+	size_t n_leader_of;
+	struct rc_lm (*lm)[4]; /* by index: up to 4 (term, prefix hash) */
+	uint64_t *sm_at;      /* by index: state machine hash, 0 = unknown */
+	uint64_t *commit_term; /* by index: term of the committed entry */
+	size_t n_idx;
+	uint64_t max_commit;
+	uint64_t violations;
+	char violation[512];
+	FILE *out;    /* scenario transcript; NULL = quiet */
+	bool verbose; /* print delivered messages */
+	uint64_t applied_total;
+	/* coverage counters (reported by the simulation) */
+	uint64_t st_elections, st_snap_installs, st_reads, st_crashes, st_lost_updates;
+	uint64_t st_conf_changes, st_transfers, st_compactions;
+};
+
+void rc_init(struct rc_cluster *c, uint64_t seed);
+void rc_free(struct rc_cluster *c);
+/* A node whose bootstrap conf is `voters` (n may be 0: a blank joiner). */
+void rc_add(struct rc_cluster *c, uint64_t id, const uint64_t *voters, uint32_t n);
+void rc_start(struct rc_cluster *c, uint64_t id);
+void rc_crash(struct rc_cluster *c, uint64_t id);
+/* Drain every update of `id` (persist synchronously). True if any. */
+bool rc_process(struct rc_cluster *c, uint64_t id);
+/* Take one update, send what may leave before persisting, hold the rest. */
+bool rc_process_early(struct rc_cluster *c, uint64_t id);
+/* Persist the held update, then send and apply the rest. */
+void rc_finish(struct rc_cluster *c, uint64_t id);
+/* Deliver queued messages due now (to == 0: any). Returns how many. */
+size_t rc_deliver(struct rc_cluster *c, uint64_t to);
+/* process + deliver until nothing moves (bounded). */
+void rc_stabilize(struct rc_cluster *c);
+/* Take a snapshot at the applied index and compact the log there. */
+void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index);
+void rc_check(struct rc_cluster *c);
+uint64_t rc_leader(struct rc_cluster *c); /* a live leader with the highest term, 0 none */
+uint64_t rc_rand(struct rc_cluster *c);
+void rc_violation(struct rc_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rc_fmt_msg(char *buf, size_t n, const struct rd_message *m);
+void rc_print(struct rc_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Scenario runner: run script text, write the transcript into out. */
+int rc_scenario_run(const char *script, FILE *out, char *err, size_t errlen);
+
+/* Randomized simulation of one seed; returns violations (0 = pass). `why`
+ * gets the first violation; `stats` (RC_SIM_NSTATS counters, may be NULL)
+ * accumulates coverage figures: applied, elections, snapshot installs,
+ * reads, crashes, lost updates, conf changes, transfers, compactions. */
+#define RC_SIM_NSTATS 9
+uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint64_t *stats);
+
+#endif

@@ -1,0 +1,172 @@
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/schema.h"
+#include "util/err.h"
+#include "util/log.h"
+
+void th_tmpdir(char *out, size_t cap)
+{
+	const char *t = getenv("TMPDIR");
+	snprintf(out, cap, "%s/rd-storage-XXXXXX", t && *t ? t : "/tmp");
+	cr_assert_not_null(mkdtemp(out));
+	rd_log_set_level(RD_LOG_WARNING);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+void th_rmtree(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct rd_storage *th_open(const char *dir)
+{
+	struct rd_storage_options o;
+	struct rd_storage *st = NULL;
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	rd_storage_options_init(&o);
+	o.create_if_missing = true;
+	o.cluster_id = "test";
+	o.block_cache_bytes = 1u << 20;
+	int rv = rd_storage_open(dir, &o, &st, msg);
+	cr_assert_eq(rv, 0, "open %s: %s", dir, msg);
+	return st;
+}
+
+struct rd_storage *th_reopen(struct rd_storage *st, const char *dir)
+{
+	rd_storage_close(st);
+	return th_open(dir);
+}
+
+int th_try_open(const char *dir, char *msg)
+{
+	struct rd_storage_options o;
+	struct rd_storage *st = NULL;
+
+	rd_storage_options_init(&o);
+	o.cluster_id = "test";
+	int rv = rd_storage_open(dir, &o, &st, msg);
+	if (rv == 0)
+		rd_storage_close(st);
+	return rv;
+}
+
+void th_fill(uint8_t *buf, uint32_t len, uint64_t group, uint64_t index, uint64_t term)
+{
+	uint64_t x = group * 0x9e3779b97f4a7c15ull ^ index * 0xc2b2ae3d27d4eb4full ^ term;
+	for (uint32_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)x;
+	}
+}
+
+void th_entries(struct rd_entry *ents, uint8_t *data, size_t n, uint64_t group,
+                uint64_t first, uint64_t term, uint32_t len)
+{
+	for (size_t i = 0; i < n; i++) {
+		ents[i].index = first + i;
+		ents[i].term = term;
+		ents[i].type = RD_ENTRY_NORMAL;
+		ents[i].len = len;
+		ents[i].data = data + i * len;
+		th_fill(ents[i].data, len, group, first + i, term);
+	}
+}
+
+void th_append(struct rd_storage *st, uint64_t group, uint64_t first, size_t n,
+               uint64_t term)
+{
+	struct rd_entry *ents = calloc(n, sizeof *ents);
+	uint8_t *data = malloc(n * 32 + 1);
+	char msg[RD_ERRMSG_SIZE] = "";
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+
+	th_entries(ents, data, n, group, first, term, 32);
+	int rv = rd_storage_batch_append(b, group, ents, n, msg);
+	cr_assert_eq(rv, 0, "append: %s", msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_free(b);
+	free(ents);
+	free(data);
+}
+
+static const char *const cfn[5] = {"default", "log", "state", "kv", "catalog"};
+
+void th_raw_open(struct th_raw *r, const char *dir)
+{
+	char *err = NULL;
+	const rocksdb_options_t *cfo[5];
+
+	r->opts = rocksdb_options_create();
+	for (int i = 0; i < 5; i++)
+		cfo[i] = r->opts;
+	r->db = rocksdb_open_column_families(r->opts, dir, 5, (const char *const *)cfn,
+	                                     cfo, r->cf, &err);
+	cr_assert_null(err, "raw open: %s", err);
+}
+
+void th_raw_close(struct th_raw *r)
+{
+	for (int i = 0; i < 5; i++)
+		rocksdb_column_family_handle_destroy(r->cf[i]);
+	rocksdb_close(r->db);
+	rocksdb_options_destroy(r->opts);
+}
+
+void th_raw_put(struct th_raw *r, int cf, const void *k, size_t klen, const void *v,
+                size_t vlen)
+{
+	char *err = NULL;
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(wo, 1);
+	rocksdb_put_cf(r->db, wo, r->cf[cf], k, klen, v, vlen, &err);
+	rocksdb_writeoptions_destroy(wo);
+	cr_assert_null(err, "raw put: %s", err);
+}
+
+void th_raw_delete(struct th_raw *r, int cf, const void *k, size_t klen)
+{
+	char *err = NULL;
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(wo, 1);
+	rocksdb_delete_cf(r->db, wo, r->cf[cf], k, klen, &err);
+	rocksdb_writeoptions_destroy(wo);
+	cr_assert_null(err, "raw delete: %s", err);
+}
+
+char *th_raw_get(struct th_raw *r, int cf, const void *k, size_t klen, size_t *vlen)
+{
+	char *err = NULL;
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	char *v = rocksdb_get_cf(r->db, ro, r->cf[cf], k, klen, vlen, &err);
+	rocksdb_readoptions_destroy(ro);
+	cr_assert_null(err, "raw get: %s", err);
+	return v;
+}
+
+void th_raw_flush(struct th_raw *r)
+{
+	char *err = NULL;
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	rocksdb_flushoptions_set_wait(fo, 1);
+	for (int i = 0; i < 5; i++) {
+		rocksdb_flush_cf(r->db, fo, r->cf[i], &err);
+		cr_assert_null(err, "flush: %s", err);
+	}
+	rocksdb_flushoptions_destroy(fo);
+}

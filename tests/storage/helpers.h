@@ -1,0 +1,54 @@
+/* Shared helpers of the storage tests: temporary data directories, opening
+ * and reopening a storage handle, entry construction, raw RocksDB access
+ * for the corruption tests. */
+#ifndef RD_TESTS_STORAGE_HELPERS_H
+#define RD_TESTS_STORAGE_HELPERS_H
+
+#include <rocksdb/c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/types.h"
+#include "storage/storage.h"
+
+/* Create a fresh directory under $TMPDIR (or /tmp); its path goes to out. */
+void th_tmpdir(char *out, size_t cap);
+/* rm -rf */
+void th_rmtree(const char *path);
+
+/* Open `dir` (creating), cluster id "test"; asserts success. */
+struct rd_storage *th_open(const char *dir);
+/* Close and open again (asserts success). */
+struct rd_storage *th_reopen(struct rd_storage *st, const char *dir);
+/* Try to open an existing directory; returns the code, message in msg. */
+int th_try_open(const char *dir, char *msg);
+
+/* Deterministic entry data for (group, index, term): `len` bytes. */
+void th_fill(uint8_t *buf, uint32_t len, uint64_t group, uint64_t index, uint64_t term);
+/* Build n entries [first, first+n) of `term` with th_fill data of `len`
+ * bytes each, in caller storage ents[n] and data[n * len]. */
+void th_entries(struct rd_entry *ents, uint8_t *data, size_t n, uint64_t group,
+                uint64_t first, uint64_t term, uint32_t len);
+/* Append [first, first+n) with term and commit (one batch, one commit). */
+void th_append(struct rd_storage *st, uint64_t group, uint64_t first, size_t n,
+               uint64_t term);
+
+/* Raw RocksDB access to a closed data directory (all column families). */
+struct th_raw {
+	rocksdb_t *db;
+	rocksdb_options_t *opts;
+	rocksdb_column_family_handle_t *cf[5];
+};
+void th_raw_open(struct th_raw *r, const char *dir);
+void th_raw_close(struct th_raw *r);
+/* cf index as in lib/storage/schema.h: 1 log, 2 state, 3 kv, 4 catalog */
+void th_raw_put(struct th_raw *r, int cf, const void *k, size_t klen, const void *v,
+                size_t vlen);
+void th_raw_delete(struct th_raw *r, int cf, const void *k, size_t klen);
+/* malloc'd value or NULL */
+char *th_raw_get(struct th_raw *r, int cf, const void *k, size_t klen, size_t *vlen);
+/* Flush memtables into SST files. */
+void th_raw_flush(struct th_raw *r);
+
+#endif

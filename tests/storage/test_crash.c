@@ -1,0 +1,459 @@
+/*
+ * Crash test (issue 4): a child process appends in group-commit batches
+ * across many groups, applies committed KV commands and reports over a pipe
+ * what it is about to commit and what commit returned. The parent SIGKILLs
+ * it at random moments, reopens the directory and checks:
+ *
+ *   - every entry the child was told is durable is present with the right
+ *     term and bytes, and nothing else is (the state equals either the last
+ *     acknowledged batch or, if one was in flight, that batch applied whole:
+ *     a group-commit write is atomic across groups);
+ *   - the hard state never went backwards;
+ *   - the applied index matches the state-machine contents exactly (no lost
+ *     and no repeated apply).
+ *
+ * The child also compacts applied prefixes now and then (range deletions
+ * must be as crash-safe as puts). The next child continues from the
+ * reopened directory, so recovery of a recovered directory is exercised
+ * too; some kills land during the open.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "storage/kv.h"
+#include "storage/storage.h"
+#include "util/err.h"
+
+#define NGROUPS 12
+#define KILLS   60
+#define NKEYS   7
+
+enum { R_READY = 1, R_OP, R_COMPACT, R_INTENT, R_DONE };
+
+/* One pipe record; 48 bytes, written atomically (< PIPE_BUF). */
+struct rec {
+	uint32_t kind;
+	uint32_t pad;
+	uint64_t group, from, to, term, commit;
+};
+
+struct gmodel {
+	uint64_t *terms; /* terms[i] for 1 ≤ i ≤ last */
+	size_t cap;
+	uint64_t first, last, commit, hsterm; /* first 0 means 1 */
+};
+
+struct model {
+	struct gmodel g[NGROUPS];
+};
+
+static uint64_t rng;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static void gm_set(struct gmodel *m, uint64_t index, uint64_t term)
+{
+	if (index >= m->cap) {
+		size_t c = m->cap ? m->cap * 2 : 256;
+		while (c <= index)
+			c *= 2;
+		m->terms = realloc(m->terms, c * sizeof *m->terms);
+		memset(m->terms + m->cap, 0, (c - m->cap) * sizeof *m->terms);
+		m->cap = c;
+	}
+	m->terms[index] = term;
+}
+
+static void model_copy(struct model *dst, const struct model *src)
+{
+	for (int g = 0; g < NGROUPS; g++) {
+		const struct gmodel *s = &src->g[g];
+		struct gmodel *d = &dst->g[g];
+		d->first = s->first;
+		d->last = s->last;
+		d->commit = s->commit;
+		d->hsterm = s->hsterm;
+		for (uint64_t i = 1; i <= s->last; i++)
+			gm_set(d, i, s->terms[i]);
+	}
+}
+
+static void model_free(struct model *m)
+{
+	for (int g = 0; g < NGROUPS; g++)
+		free(m->g[g].terms);
+}
+
+/* Apply one reported group operation: entries [from, to] of `term` replace
+ * the log from `from` on; new commit (= applied) and hard-state term. Or a
+ * compaction up to `from`. */
+static void model_op(struct model *m, const struct rec *r)
+{
+	struct gmodel *g = &m->g[r->group];
+	if (r->kind == R_COMPACT) {
+		g->first = r->from + 1;
+		return;
+	}
+	if (r->to >= r->from) {
+		for (uint64_t i = r->from; i <= r->to; i++)
+			gm_set(g, i, r->term);
+		g->last = r->to;
+	}
+	g->commit = r->commit;
+	g->hsterm = r->term;
+}
+
+/* Entry data: a KV put of key "k<index % 7>" with 24 bytes from (g, i, t). */
+static size_t entry_cmd(uint8_t *buf, uint64_t g, uint64_t i, uint64_t t)
+{
+	char key[8];
+	uint8_t val[24];
+	struct rd_kv_cmd c = {.op = RD_KV_PUT,
+	                      .key = (uint8_t *)key,
+	                      .key_len = 2,
+	                      .value = val,
+	                      .value_len = sizeof val};
+	size_t len;
+	snprintf(key, sizeof key, "k%u", (unsigned)(i % NKEYS));
+	th_fill(val, sizeof val, g, i, t);
+	if (rd_kv_encode(&c, buf, 64, &len) != 0)
+		abort();
+	return len;
+}
+
+static void put_rec(int fd, uint32_t kind, uint64_t g, uint64_t from, uint64_t to,
+                    uint64_t term, uint64_t commit)
+{
+	struct rec r = {kind, 0, g, from, to, term, commit};
+	if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
+		_exit(4);
+}
+
+/* The child: continue the groups found in `dir` until killed. */
+static _Noreturn void child(const char *dir, int fd, uint64_t seed)
+{
+	struct rd_storage *st;
+	struct rd_storage_options o;
+	char msg[RD_ERRMSG_SIZE];
+	struct gmodel gm[NGROUPS] = {{0}};
+	struct rd_entry ents[4];
+	uint8_t data[4][64];
+	struct rd_kv_result res;
+	struct rd_entry_buf eb = {0};
+
+	rng = seed;
+	rd_storage_options_init(&o);
+	o.create_if_missing = true;
+	o.cluster_id = "crash";
+	o.block_cache_bytes = 1u << 20;
+	if (rd_storage_open(dir, &o, &st, msg) != 0) {
+		fprintf(stderr, "child open: %s\n", msg);
+		_exit(3);
+	}
+	for (int g = 0; g < NGROUPS; g++) {
+		struct rd_storage_group_info gi;
+		rd_storage_group_info(st, (uint64_t)g, &gi);
+		gm[g].first = gi.first_index;
+		gm[g].last = gi.last_index;
+		gm[g].commit = gi.hs.commit;
+		gm[g].hsterm = gi.hs.term ? gi.hs.term : 1;
+		if (gi.last_index >= gi.first_index &&
+		    rd_storage_entries(st, (uint64_t)g, gi.first_index, gi.last_index + 1,
+		                       0, &eb, msg) != 0)
+			_exit(5);
+		for (size_t i = 0; i < eb.n; i++)
+			gm_set(&gm[g], eb.ents[i].index, eb.ents[i].term);
+	}
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	put_rec(fd, R_READY, 0, 0, 0, 0, 0);
+	for (uint64_t seq = 1;; seq++) {
+		uint64_t mask = rnd() % (1u << NGROUPS);
+		for (uint64_t g = 0; g < NGROUPS; g++) {
+			if (!(mask & (1u << g)))
+				continue;
+			struct gmodel *m = &gm[g];
+			uint64_t k = 1 + rnd() % 4, from = m->last + 1, term = m->hsterm;
+			if (m->last > m->commit && rnd() % 6 == 0) {
+				/* A new leader overwrites the uncommitted suffix (§5.3).
+				 */
+				from = m->commit + 1 + rnd() % (m->last - m->commit);
+				term = m->hsterm + 1;
+			}
+			for (uint64_t i = 0; i < k; i++) {
+				ents[i] = (struct rd_entry){.term = term,
+				                            .index = from + i,
+				                            .type = RD_ENTRY_NORMAL,
+				                            .data = data[i]};
+				ents[i].len =
+				    (uint32_t)entry_cmd(data[i], g, from + i, term);
+			}
+			if (rd_storage_batch_append(b, g, ents, k, msg) != 0) {
+				fprintf(stderr, "child append: %s\n", msg);
+				_exit(6);
+			}
+			for (uint64_t i = 0; i < k; i++)
+				gm_set(m, from + i, term);
+			m->last = from + k - 1;
+			m->hsterm = term;
+			uint64_t commit = m->commit + rnd() % (m->last - m->commit + 1);
+			struct rd_hard_state hs = {
+			    .term = term, .vote = 1, .commit = commit};
+			if (rd_storage_batch_set_hard_state(b, g, &hs, msg) != 0) {
+				fprintf(stderr, "child hs: %s\n", msg);
+				_exit(7);
+			}
+			for (uint64_t i = m->commit + 1; i <= commit; i++) {
+				uint8_t cmd[64];
+				size_t len = entry_cmd(cmd, g, i, m->terms[i]);
+				if (rd_storage_batch_apply_kv(b, g, i, cmd, len, &res,
+				                              msg) != 0) {
+					fprintf(stderr, "child apply: %s\n", msg);
+					_exit(8);
+				}
+			}
+			m->commit = commit;
+			put_rec(fd, R_OP, g, from, m->last, term, commit);
+			if (m->commit > m->first + 2 && rnd() % 8 == 0) {
+				/* Compact part of the applied prefix (§7). */
+				uint64_t ci = m->first + rnd() % (m->commit - m->first);
+				if (rd_storage_batch_compact(b, g, ci, msg) != 0) {
+					fprintf(stderr, "child compact: %s\n", msg);
+					_exit(9);
+				}
+				m->first = ci + 1;
+				put_rec(fd, R_COMPACT, g, ci, 0, 0, 0);
+			}
+		}
+		put_rec(fd, R_INTENT, seq, 0, 0, 0, 0);
+		rd_storage_commit(st, b);
+		put_rec(fd, R_DONE, seq, 0, 0, 0, 0);
+	}
+}
+
+/* Does the reopened directory hold exactly model m? */
+static bool matches(struct rd_storage *st, const struct model *m, char *why, size_t wl)
+{
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_entry_buf eb = {0};
+	uint8_t want[64];
+	bool ok = false;
+
+	for (uint64_t g = 0; g < NGROUPS; g++) {
+		const struct gmodel *x = &m->g[g];
+		struct rd_storage_group_info gi;
+		rd_storage_group_info(st, g, &gi);
+		uint64_t first = x->first ? x->first : 1;
+		if (gi.first_index != first || gi.last_index != x->last ||
+		    gi.hs.commit != x->commit || gi.applied != x->commit ||
+		    (x->last > 0 && gi.hs.term != x->hsterm)) {
+			snprintf(
+			    why, wl,
+			    "group %llu: first %llu/%llu last %llu/%llu commit %llu/%llu "
+			    "applied %llu term "
+			    "%llu/%llu",
+			    (unsigned long long)g, (unsigned long long)gi.first_index,
+			    (unsigned long long)first, (unsigned long long)gi.last_index,
+			    (unsigned long long)x->last, (unsigned long long)gi.hs.commit,
+			    (unsigned long long)x->commit, (unsigned long long)gi.applied,
+			    (unsigned long long)gi.hs.term,
+			    (unsigned long long)x->hsterm);
+			goto out;
+		}
+		if (rd_storage_entries(st, g, first, x->last + 1, 0, &eb, msg) != 0 ||
+		    eb.n != x->last + 1 - first) {
+			snprintf(why, wl, "group %llu: entries: %.180s",
+			         (unsigned long long)g, msg);
+			goto out;
+		}
+		for (uint64_t i = first; i <= x->last; i++) {
+			const struct rd_entry *e = &eb.ents[i - first];
+			size_t len = entry_cmd(want, g, i, x->terms[i]);
+			if (e->index != i || e->term != x->terms[i] || e->len != len ||
+			    memcmp(e->data, want, len) != 0) {
+				snprintf(why, wl,
+				         "group %llu index %llu: term %llu, want %llu",
+				         (unsigned long long)g, (unsigned long long)i,
+				         (unsigned long long)e->term,
+				         (unsigned long long)x->terms[i]);
+				goto out;
+			}
+		}
+		/* State machine = replay of entries 1..applied. */
+		for (uint64_t j = 0; j < NKEYS; j++) {
+			char key[8];
+			uint8_t *v = NULL, expect[24];
+			size_t vlen = 0;
+			uint64_t i = x->commit;
+			while (i > 0 && i % NKEYS != j)
+				i--;
+			snprintf(key, sizeof key, "k%u", (unsigned)j);
+			int rv =
+			    rd_storage_kv_get(st, g, (uint8_t *)key, 2, &v, &vlen, msg);
+			if (i == 0) {
+				free(v);
+				if (rv != RD_ENOTFOUND) {
+					snprintf(
+					    why, wl,
+					    "group %llu key %s: present, want absent",
+					    (unsigned long long)g, key);
+					goto out;
+				}
+				continue;
+			}
+			th_fill(expect, sizeof expect, g, i, x->terms[i]);
+			bool same = rv == 0 && vlen == sizeof expect &&
+			            memcmp(v, expect, vlen) == 0;
+			free(v);
+			if (!same) {
+				snprintf(why, wl,
+				         "group %llu key %s: not the value of index %llu",
+				         (unsigned long long)g, key,
+				         (unsigned long long)i);
+				goto out;
+			}
+		}
+	}
+	ok = true;
+out:
+	rd_entry_buf_free(&eb);
+	return ok;
+}
+
+Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 600)
+{
+	char dir[256], msg[RD_ERRMSG_SIZE], why[256] = "";
+	static struct model acked, pending;
+	static struct rec ops[NGROUPS * 64];
+	int kills = 0, in_flight_seen = 0;
+
+	th_tmpdir(dir, sizeof dir);
+	rng = (uint64_t)time(NULL) | 1;
+	cr_log_info("crash test seed %llu", (unsigned long long)rng);
+	for (int cycle = 0; cycle < KILLS; cycle++) {
+		int p[2];
+		cr_assert_eq(pipe(p), 0);
+		uint64_t seed = rnd() | 1;
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			close(p[0]);
+			child(dir, p[1], seed);
+		}
+		close(p[1]);
+
+		/* Kill during the open sometimes, else after a random run. */
+		bool early = rnd() % 8 == 0;
+		unsigned run_ms =
+		    early ? (unsigned)(rnd() % 5) : 1 + (unsigned)(rnd() % 30);
+		struct timespec t0, now;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		bool ready = early, have_intent = false;
+		size_t nops = 0, ntmp = 0;
+		static struct rec tmp[NGROUPS * 64];
+		for (;;) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long el = (now.tv_sec - t0.tv_sec) * 1000 +
+			          (now.tv_nsec - t0.tv_nsec) / 1000000;
+			if (ready && el >= (long)run_ms)
+				break;
+			struct pollfd pf = {p[0], POLLIN, 0};
+			if (poll(&pf, 1, 1) <= 0) {
+				cr_assert_lt(el, 60000, "child never got ready");
+				continue;
+			}
+			struct rec r;
+			ssize_t n = read(p[0], &r, sizeof r);
+			if (n == 0)
+				break; /* child died on its own: checked below */
+			cr_assert_eq(n, (ssize_t)sizeof r);
+			if (r.kind == R_READY) {
+				ready = true;
+				clock_gettime(CLOCK_MONOTONIC, &t0);
+			} else if (r.kind == R_OP || r.kind == R_COMPACT) {
+				tmp[ntmp++] = r;
+			} else if (r.kind == R_INTENT) {
+				memcpy(ops, tmp, ntmp * sizeof *ops);
+				nops = ntmp;
+				ntmp = 0;
+				have_intent = true;
+			} else if (r.kind == R_DONE) {
+				for (size_t i = 0; i < nops; i++)
+					model_op(&acked, &ops[i]);
+				have_intent = false;
+			}
+		}
+		kill(pid, SIGKILL);
+		int status;
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		          "child ended by itself (status 0x%x)", status);
+		kills++;
+		/* Drain what the child wrote before it died. */
+		for (;;) {
+			struct rec r;
+			ssize_t n = read(p[0], &r, sizeof r);
+			if (n <= 0)
+				break;
+			if (r.kind == R_OP || r.kind == R_COMPACT) {
+				tmp[ntmp++] = r;
+			} else if (r.kind == R_INTENT) {
+				memcpy(ops, tmp, ntmp * sizeof *ops);
+				nops = ntmp;
+				ntmp = 0;
+				have_intent = true;
+			} else if (r.kind == R_DONE) {
+				for (size_t i = 0; i < nops; i++)
+					model_op(&acked, &ops[i]);
+				have_intent = false;
+			}
+		}
+		close(p[0]);
+
+		/* Reopen as the restarted node would (creating the database if the
+		 * kill came before the child created it). */
+		struct rd_storage_options o;
+		struct rd_storage *st;
+		rd_storage_options_init(&o);
+		o.create_if_missing = true;
+		o.cluster_id = "crash";
+		cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "cycle %d: %s", cycle,
+		             msg);
+		if (!matches(st, &acked, why, sizeof why)) {
+			cr_assert(have_intent, "cycle %d: acknowledged state lost: %s",
+			          cycle, why);
+			model_copy(&pending, &acked);
+			for (size_t i = 0; i < nops; i++)
+				model_op(&pending, &ops[i]);
+			cr_assert(matches(st, &pending, why, sizeof why),
+			          "cycle %d: neither the acknowledged state nor it plus "
+			          "the batch "
+			          "in flight: %s",
+			          cycle, why);
+			model_copy(&acked, &pending);
+			in_flight_seen++;
+		}
+		rd_storage_close(st);
+	}
+	cr_log_info(
+	    "crash test: %d kills, %d with the last batch durable but unacknowledged",
+	    kills, in_flight_seen);
+	cr_assert_geq(kills, 50);
+	model_free(&acked);
+	model_free(&pending);
+	th_rmtree(dir);
+}

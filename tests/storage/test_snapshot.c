@@ -1,0 +1,356 @@
+/* Snapshots (Raft §7): a consistent stream of checksummed chunks, installed
+ * atomically; the log is cut as §7 says. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "storage/kv.h"
+#include "storage/snapshot.h"
+#include "storage/storage.h"
+#include "util/err.h"
+
+static char dira[256], dirb[256];
+static struct rd_storage *a, *bst;
+static char msg[RD_ERRMSG_SIZE];
+
+static void setup(void)
+{
+	th_tmpdir(dira, sizeof dira);
+	th_tmpdir(dirb, sizeof dirb);
+	a = th_open(dira);
+	bst = th_open(dirb);
+}
+
+static void teardown(void)
+{
+	rd_storage_close(a);
+	rd_storage_close(bst);
+	th_rmtree(dira);
+	th_rmtree(dirb);
+}
+
+TestSuite(snapshot, .init = setup, .fini = teardown);
+
+/* Put n keys "<prefix><i>" = value of vlen bytes into `group` of `s`, as
+ * committed and applied log entries of `term`. */
+static void put_keys(struct rd_storage *s, uint64_t group, const char *prefix, int n,
+                     size_t vlen, uint64_t term)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(s);
+	uint64_t first = rd_storage_last_index(s, group) + 1;
+	struct rd_entry *e = calloc((size_t)n, sizeof *e);
+	uint8_t *val = malloc(vlen + 1);
+	uint8_t(*cmds)[2048] = malloc((size_t)n * 2048);
+	struct rd_kv_result r;
+	memset(val, 'v', vlen);
+	for (int i = 0; i < n; i++) {
+		char k[64];
+		int kl = snprintf(k, sizeof k, "%s%05d", prefix, i);
+		struct rd_kv_cmd c = {.op = RD_KV_PUT,
+		                      .key = (uint8_t *)k,
+		                      .key_len = (uint32_t)kl,
+		                      .value = val,
+		                      .value_len = (uint32_t)vlen};
+		size_t len;
+		cr_assert_eq(rd_kv_encode(&c, cmds[i], 2048, &len), 0);
+		e[i] = (struct rd_entry){.term = term,
+		                         .index = first + (uint64_t)i,
+		                         .type = RD_ENTRY_NORMAL,
+		                         .len = (uint32_t)len,
+		                         .data = cmds[i]};
+	}
+	cr_assert_eq(rd_storage_batch_append(b, group, e, (size_t)n, msg), 0, "%s", msg);
+	struct rd_hard_state hs = {.term = term, .commit = first + (uint64_t)n - 1};
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, group, &hs, msg), 0, "%s", msg);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(rd_storage_batch_apply_kv(b, group, e[i].index, e[i].data,
+		                                       e[i].len, &r, msg),
+		             0, "%s", msg);
+	rd_storage_commit(s, b);
+	rd_storage_batch_free(b);
+	free(e);
+	free(val);
+	free(cmds);
+}
+
+/* The stream of `group` of `s` as chunks of at most `cap` bytes. */
+struct stream {
+	uint8_t *chunk[4096];
+	size_t len[4096];
+	size_t n;
+	struct rd_snapshot_meta meta;
+};
+
+static void produce(struct rd_storage *s, uint64_t group, size_t cap, struct stream *out)
+{
+	struct rd_snapshot_reader *r;
+	bool last = false;
+	cr_assert_eq(rd_snapshot_reader_open(s, group, &r, &out->meta, msg), 0, "%s",
+	             msg);
+	out->n = 0;
+	while (!last) {
+		cr_assert_lt(out->n, 4096);
+		out->chunk[out->n] = malloc(cap);
+		cr_assert_eq(rd_snapshot_reader_next(r, out->chunk[out->n], cap,
+		                                     &out->len[out->n], &last, msg),
+		             0, "%s", msg);
+		cr_assert_leq(out->len[out->n], cap);
+		out->n++;
+	}
+	size_t l;
+	cr_assert_eq(rd_snapshot_reader_next(r, out->chunk[0], cap, &l, &last, msg),
+	             RD_EINVAL);
+	rd_snapshot_reader_close(r);
+}
+
+static void stream_free(struct stream *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->chunk[i]);
+}
+
+static int install(struct rd_storage *s, struct stream *in, struct rd_snapshot_meta *m)
+{
+	struct rd_snapshot_writer *w;
+	cr_assert_eq(rd_snapshot_writer_open(s, &w, msg), 0);
+	for (size_t i = 0; i < in->n; i++) {
+		int rv = rd_snapshot_writer_add(w, in->chunk[i], in->len[i], msg);
+		if (rv != 0) {
+			rd_snapshot_writer_abort(w);
+			return rv;
+		}
+	}
+	return rd_snapshot_writer_finish(w, m, msg);
+}
+
+struct kvlist {
+	int n;
+	char keys[2048][16];
+	size_t vlen[2048];
+};
+
+static int collect(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
+                   size_t vlen)
+{
+	struct kvlist *l = arg;
+	(void)v;
+	cr_assert_lt(klen, 16);
+	memcpy(l->keys[l->n], k, klen);
+	l->keys[l->n][klen] = 0;
+	l->vlen[l->n++] = vlen;
+	return 0;
+}
+
+static void same_kv(struct rd_storage *x, struct rd_storage *y, uint64_t group)
+{
+	static struct kvlist lx, ly;
+	lx.n = ly.n = 0;
+	cr_assert_eq(rd_storage_kv_scan(x, group, collect, &lx, msg), 0);
+	cr_assert_eq(rd_storage_kv_scan(y, group, collect, &ly, msg), 0);
+	cr_assert_eq(lx.n, ly.n);
+	for (int i = 0; i < lx.n; i++) {
+		cr_assert_str_eq(lx.keys[i], ly.keys[i]);
+		cr_assert_eq(lx.vlen[i], ly.vlen[i]);
+	}
+}
+
+Test(snapshot, stream_installs_into_an_empty_node_and_survives_reopen)
+{
+	static struct stream s;
+	struct rd_snapshot_meta m;
+	struct rd_conf_state cs = {.n_voters = 3, .voters = {1, 2, 3}};
+	struct rd_storage_batch *b = rd_storage_batch_new(a);
+	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &cs, msg), 0);
+	rd_storage_commit(a, b);
+	rd_storage_batch_free(b);
+	put_keys(a, 5, "k", 600, 100, 2);
+	put_keys(a, 6, "other", 10, 10, 1);
+	produce(a, 5, 2048, &s);
+	cr_assert_gt(s.n, 10, "bounded chunks: %zu", s.n);
+	cr_assert_eq(s.meta.index, 600);
+	cr_assert_eq(s.meta.term, 2);
+	cr_assert_eq(s.meta.conf.n_voters, 3);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	cr_assert_eq(m.index, 600);
+	for (int pass = 0; pass < 2; pass++) {
+		same_kv(a, bst, 5);
+		struct rd_storage_group_info gi;
+		cr_assert_eq(rd_storage_group_info(bst, 5, &gi), 0);
+		cr_assert_eq(gi.applied, 600);
+		cr_assert_eq(gi.first_index, 601);
+		cr_assert_eq(gi.last_index, 600);
+		cr_assert_eq(gi.last_term, 2);
+		cr_assert_eq(gi.hs.commit, 600);
+		cr_assert(gi.has_snapshot);
+		cr_assert_eq(gi.snap.index, 600);
+		cr_assert_eq(gi.conf.n_voters, 3);
+		struct kvlist *l = calloc(1, sizeof *l);
+		rd_storage_kv_scan(bst, 6, collect, l, msg);
+		cr_assert_eq(l->n, 0, "other groups are not part of the snapshot");
+		free(l);
+		bst = th_reopen(bst, dirb);
+	}
+	/* The log continues after the snapshot. */
+	put_keys(bst, 5, "z", 1, 1, 3);
+	cr_assert_eq(rd_storage_last_index(bst, 5), 601);
+	stream_free(&s);
+}
+
+/* The stream reflects the moment the reader was opened. */
+Test(snapshot, reader_sees_a_consistent_view_while_writes_continue)
+{
+	struct rd_snapshot_reader *r;
+	struct rd_snapshot_meta meta, m;
+	static struct stream s;
+	bool last = false;
+	put_keys(a, 1, "a", 100, 10, 1);
+	cr_assert_eq(rd_snapshot_reader_open(a, 1, &r, &meta, msg), 0);
+	put_keys(a, 1, "b", 100, 10, 1);
+	s.n = 0;
+	s.meta = meta;
+	while (!last) {
+		s.chunk[s.n] = malloc(1024);
+		cr_assert_eq(rd_snapshot_reader_next(r, s.chunk[s.n], 1024, &s.len[s.n],
+		                                     &last, msg),
+		             0);
+		s.n++;
+	}
+	rd_snapshot_reader_close(r);
+	cr_assert_eq(meta.index, 100);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	struct kvlist *l = calloc(1, sizeof *l);
+	rd_storage_kv_scan(bst, 1, collect, l, msg);
+	cr_assert_eq(l->n, 100);
+	cr_assert_str_eq(l->keys[99], "a00099");
+	free(l);
+	stream_free(&s);
+}
+
+/* Atomic install: old keys of the group are gone, other groups untouched;
+ * a broken stream changes nothing. */
+Test(snapshot, install_replaces_keys_and_a_broken_stream_changes_nothing)
+{
+	static struct stream s;
+	struct rd_snapshot_meta m;
+	put_keys(a, 2, "new", 50, 10, 3);
+	put_keys(bst, 2, "old", 20, 10, 1);
+	put_keys(bst, 3, "keep", 5, 10, 1);
+	produce(a, 2, 400, &s);
+	cr_assert_gt(s.n, 3);
+
+	/* flipped byte */
+	s.chunk[1][RD_SNAPSHOT_HEADER + 3] ^= 0x40;
+	cr_assert_eq(install(bst, &s, &m), RD_ECORRUPT);
+	cr_assert(strstr(msg, "checksum") != NULL, "%s", msg);
+	s.chunk[1][RD_SNAPSHOT_HEADER + 3] ^= 0x40;
+	/* a chunk lost */
+	uint8_t *c1 = s.chunk[1];
+	size_t l1 = s.len[1];
+	memmove(&s.chunk[1], &s.chunk[2], (s.n - 2) * sizeof s.chunk[0]);
+	memmove(&s.len[1], &s.len[2], (s.n - 2) * sizeof s.len[0]);
+	s.n--;
+	cr_assert_eq(install(bst, &s, &m), RD_ECORRUPT);
+	cr_assert(strstr(msg, "order") != NULL, "%s", msg);
+	/* the last chunk missing: incomplete */
+	cr_assert_eq(install(bst, &s, &m) == 0, false);
+	memmove(&s.chunk[2], &s.chunk[1], (s.n - 1) * sizeof s.chunk[0]);
+	memmove(&s.len[2], &s.len[1], (s.n - 1) * sizeof s.len[0]);
+	s.chunk[1] = c1;
+	s.len[1] = l1;
+	s.n++;
+	size_t n = s.n;
+	s.n = n - 1;
+	cr_assert_eq(install(bst, &s, &m), RD_EINVAL);
+	cr_assert(strstr(msg, "incomplete") != NULL, "%s", msg);
+	s.n = n;
+
+	struct kvlist *l = calloc(1, sizeof *l);
+	rd_storage_kv_scan(bst, 2, collect, l, msg);
+	cr_assert_eq(l->n, 20);
+	cr_assert_str_eq(l->keys[0], "old00000");
+
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	bst = th_reopen(bst, dirb);
+	l->n = 0;
+	rd_storage_kv_scan(bst, 2, collect, l, msg);
+	cr_assert_eq(l->n, 50);
+	cr_assert_str_eq(l->keys[0], "new00000");
+	l->n = 0;
+	rd_storage_kv_scan(bst, 3, collect, l, msg);
+	cr_assert_eq(l->n, 5);
+	free(l);
+	stream_free(&s);
+}
+
+/* Raft §7: an existing entry with the snapshot's index and term keeps the
+ * log after it; otherwise the whole log is discarded. */
+Test(snapshot, log_suffix_kept_only_when_index_and_term_match)
+{
+	static struct stream s;
+	struct rd_snapshot_meta m;
+	put_keys(a, 4, "k", 6, 5, 1);
+	produce(a, 4, 1024, &s);
+	/* bst: 10 entries of term 1, only 2 committed and applied */
+	put_keys(bst, 4, "x", 2, 5, 1);
+	th_append(bst, 4, 3, 8, 1);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	cr_assert_eq(rd_storage_first_index(bst, 4), 7);
+	cr_assert_eq(rd_storage_last_index(bst, 4), 10);
+	bst = th_reopen(bst, dirb);
+	cr_assert_eq(rd_storage_last_index(bst, 4), 10);
+	stream_free(&s);
+
+	/* group 8: the node's entry 6 has term 1, the snapshot's term 2 */
+	put_keys(a, 8, "k", 6, 5, 2);
+	produce(a, 8, 1024, &s);
+	put_keys(bst, 8, "x", 2, 5, 1);
+	th_append(bst, 8, 3, 8, 1);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	cr_assert_eq(rd_storage_first_index(bst, 8), 7);
+	cr_assert_eq(rd_storage_last_index(bst, 8), 6);
+	bst = th_reopen(bst, dirb);
+	cr_assert_eq(rd_storage_last_index(bst, 8), 6);
+	uint64_t t;
+	cr_assert_eq(rd_storage_term(bst, 8, 6, &t, msg), 0);
+	cr_assert_eq(t, 2);
+	/* an older snapshot is refused */
+	cr_assert_eq(install(bst, &s, &m), RD_EINVAL);
+	stream_free(&s);
+}
+
+Test(snapshot, record_larger_than_the_chunk_is_reported)
+{
+	struct rd_snapshot_reader *r;
+	struct rd_snapshot_meta meta;
+	uint8_t buf[1024];
+	size_t len;
+	bool last;
+	put_keys(a, 1, "big", 1, 1500, 1);
+	cr_assert_eq(rd_snapshot_reader_open(a, 1, &r, &meta, msg), 0);
+	cr_assert_eq(rd_snapshot_reader_next(r, buf, sizeof buf, &len, &last, msg), 0);
+	cr_assert_not(last);
+	cr_assert_eq(rd_snapshot_reader_next(r, buf, sizeof buf, &len, &last, msg),
+	             RD_ETOOBIG);
+	rd_snapshot_reader_close(r);
+}
+
+Test(snapshot, empty_group_snapshot)
+{
+	static struct stream s;
+	struct rd_snapshot_meta m;
+	struct rd_storage_batch *b = rd_storage_batch_new(a);
+	th_append(a, 9, 1, 1, 1);
+	struct rd_hard_state hs = {.term = 1, .commit = 1};
+	rd_storage_batch_set_hard_state(b, 9, &hs, msg);
+	rd_storage_batch_set_applied(b, 9, 1, msg);
+	rd_storage_commit(a, b);
+	rd_storage_batch_free(b);
+	produce(a, 9, 512, &s);
+	cr_assert_eq(s.n, 1);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	cr_assert_eq(m.index, 1);
+	cr_assert_eq(m.term, 1);
+	stream_free(&s);
+}

@@ -1,0 +1,258 @@
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/err.h"
+#include "util/log.h"
+
+static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
+{
+	struct tnode *n = arg;
+
+	n->batches++;
+	for (size_t i = 0; i < b->n_messages; i++) {
+		uint64_t idx = b->messages[i]->index;
+		if (peer <= TN_MAX) {
+			if (idx != n->next_index[peer])
+				n->out_of_order = true;
+			n->next_index[peer] = idx + 1;
+		}
+		n->msgs++;
+	}
+}
+
+static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
+{
+	struct tnode *n = arg;
+
+	(void)peer, (void)f;
+	n->snapshots++;
+}
+
+static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
+		       struct rd_transport_responder *r)
+{
+	struct tnode *n = arg;
+	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
+	Raftd__Pong pong = RAFTD__PONG__INIT;
+
+	(void)peer;
+	n->requests++;
+	if (n->hold_requests && n->n_held < 16) {
+		n->held[n->n_held++] = r;
+		return;
+	}
+	if (req->body_case == RAFTD__PEER_REQUEST__BODY_PING) {
+		pong.topology_version = req->ping->topology_version + 1;
+		pong.sent_us = req->ping->sent_us;
+		resp.body_case = RAFTD__PEER_RESPONSE__BODY_PONG;
+		resp.pong = &pong;
+	} else {
+		resp.error = RAFTD__ERROR_CODE__INVALID;
+	}
+	rd_transport_respond(r, &resp);
+}
+
+static void on_peer(void *arg, uint64_t peer, bool up)
+{
+	struct tnode *n = arg;
+
+	(void)peer;
+	if (up)
+		n->ups++;
+	else
+		n->downs++;
+}
+
+void tenv_certs(struct tenv *e, const char *args)
+{
+	char cmd[1024];
+	const char *src = getenv("RD_SRC");
+
+	snprintf(cmd, sizeof cmd, "%s/conf/raftd-certs %s", src ? src : ".", args);
+	/* The first word after the command is the subcommand; DIR follows it. */
+	{
+		char sub[32], rest[512] = "";
+		if (sscanf(args, "%31s %511[^\n]", sub, rest) >= 1)
+			snprintf(cmd, sizeof cmd, "%s/conf/raftd-certs %s %s %s",
+				 src ? src : ".", sub, e->dir, rest);
+	}
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+void tenv_init(struct tenv *e, bool certs)
+{
+	memset(e, 0, sizeof *e);
+	rd_log_set_level(getenv("RD_TEST_DEBUG") ? RD_LOG_DEBUG : RD_LOG_ERR);
+	e->base = event_base_new();
+	cr_assert_not_null(e->base);
+	snprintf(e->dir, sizeof e->dir, "/tmp/rd-transport-XXXXXX");
+	cr_assert_not_null(mkdtemp(e->dir));
+	if (certs) {
+		tenv_certs(e, "ca");
+		for (int i = 1; i <= 3; i++) {
+			char a[32];
+			snprintf(a, sizeof a, "node %d", i);
+			tenv_certs(e, a);
+		}
+	}
+}
+
+void tenv_fini(struct tenv *e)
+{
+	char cmd[512];
+
+	for (int i = 0; i <= TN_MAX; i++)
+		if (e->n[i].t)
+			tnode_stop(e, (uint64_t)i);
+	event_base_free(e->base);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", e->dir);
+}
+
+void tnode_config(struct tenv *e, uint64_t id, bool insecure, struct rd_transport_config *cfg)
+{
+	rd_transport_config_init(cfg, NULL);
+	cfg->node_id = id;
+	cfg->tls_mode = insecure ? RD_TLS_INSECURE : RD_TLS_MUTUAL;
+	snprintf(cfg->tls_ca, sizeof cfg->tls_ca, "%s/ca.pem", e->dir);
+	snprintf(cfg->tls_cert, sizeof cfg->tls_cert, "%s/node%llu.pem", e->dir,
+		 (unsigned long long)id);
+	snprintf(cfg->tls_key, sizeof cfg->tls_key, "%s/node%llu.key", e->dir,
+		 (unsigned long long)id);
+	cfg->handshake_timeout_ms = 3000;
+	cfg->backoff_min_ms = 20;
+	cfg->backoff_max_ms = 300;
+}
+
+void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *cfg)
+{
+	struct tnode *n = &e->n[id];
+	struct rd_transport_callbacks cbs = {
+		.on_batch = on_batch,
+		.on_snapshot = on_snapshot,
+		.on_request = on_request,
+		.on_peer = on_peer,
+		.arg = n,
+	};
+	char msg[RD_ERRMSG_SIZE] = "";
+	int rv;
+
+	n->env = e;
+	n->id = id;
+	rv = rd_transport_new(&n->t, e->base, cfg, &cbs, msg);
+	cr_assert_eq(rv, 0, "node %llu: %s", (unsigned long long)id, msg);
+	rd_transport_local_addr(n->t, &n->addr, &n->addrlen);
+}
+
+void tnode_stop(struct tenv *e, uint64_t id)
+{
+	struct tnode *n = &e->n[id];
+
+	for (unsigned i = 0; i < n->n_held; i++)
+		rd_transport_responder_drop(n->held[i]);
+	n->n_held = 0;
+	rd_transport_free(n->t);
+	n->t = NULL;
+}
+
+void tnode_add_peer(struct tenv *e, uint64_t at, uint64_t peer)
+{
+	char msg[RD_ERRMSG_SIZE];
+
+	cr_assert_eq(rd_transport_peer_add(e->n[at].t, peer, (struct sockaddr *)&e->n[peer].addr,
+					   e->n[peer].addrlen, msg),
+		     0, "%s", msg);
+}
+
+void tenv_mesh(struct tenv *e)
+{
+	for (uint64_t a = 1; a <= TN_MAX; a++)
+		for (uint64_t b = 1; b <= TN_MAX; b++)
+			if (a != b && e->n[a].t && e->n[b].t)
+				tnode_add_peer(e, a, b);
+}
+
+int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n,
+	  size_t payload)
+{
+	Raftd__RaftBatch b = RAFTD__RAFT_BATCH__INIT;
+	Raftd__RaftMessage *ms = calloc(n, sizeof *ms), **mp = calloc(n, sizeof *mp);
+	Raftd__Entry ent = RAFTD__ENTRY__INIT, *ents[1] = {&ent};
+	uint8_t *data = payload ? calloc(1, payload) : NULL;
+	char msg[RD_ERRMSG_SIZE];
+	int rv;
+
+	ent.term = 1;
+	ent.data.data = data;
+	ent.data.len = payload;
+	b.from = from;
+	b.to = to;
+	for (unsigned i = 0; i < n; i++) {
+		raftd__raft_message__init(&ms[i]);
+		ms[i].type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_APPEND;
+		ms[i].group = i % 7;
+		ms[i].from = from;
+		ms[i].to = to;
+		ms[i].term = 1;
+		ms[i].index = first + i;
+		if (payload) {
+			ms[i].n_entries = 1;
+			ms[i].entries = ents;
+		}
+		mp[i] = &ms[i];
+	}
+	b.n_messages = n;
+	b.messages = mp;
+	rv = rd_transport_send_batch(e->n[from].t, to, &b, msg);
+	free(ms);
+	free(mp);
+	free(data);
+	return rv;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool trun(struct tenv *e, bool (*pred)(struct tenv *, void *), void *arg, unsigned ms)
+{
+	struct event *tick = event_new(e->base, -1, EV_PERSIST, tick_cb, NULL);
+	struct timeval tv = {0, 5000};
+	uint64_t end = now_ms() + ms;
+	bool ok = false;
+
+	event_add(tick, &tv);
+	while (!(ok = pred ? pred(e, arg) : false) && now_ms() < end)
+		event_base_loop(e->base, EVLOOP_ONCE);
+	event_free(tick);
+	return ok;
+}
+
+void trun_for(struct tenv *e, unsigned ms)
+{
+	trun(e, NULL, NULL, ms);
+}
+
+struct rd_transport_peer_stats tstats(struct tenv *e, uint64_t at, uint64_t peer)
+{
+	struct rd_transport_peer_stats st;
+
+	memset(&st, 0, sizeof st);
+	rd_transport_peer_stats(e->n[at].t, peer, &st);
+	return st;
+}

@@ -1,0 +1,70 @@
+/*
+ * Helpers for the transport tests: endpoints on loopback with ephemeral
+ * ports, certificates made by conf/raftd-certs in a temporary directory,
+ * and a loop runner that stops on a condition or a generous time bound
+ * (the bound only stops a broken test; nothing asserts on time).
+ */
+#ifndef RD_TESTS_TRANSPORT_HELPERS_H
+#define RD_TESTS_TRANSPORT_HELPERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "transport/transport.h"
+
+#define TN_MAX 4
+
+struct tenv;
+
+struct tnode {
+	struct tenv *env;
+	struct rd_transport *t;
+	uint64_t id;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	/* What arrived. */
+	uint64_t batches, msgs;
+	uint64_t next_index[TN_MAX + 1]; /* per sender: next expected RaftMessage.index */
+	bool out_of_order;
+	uint64_t snapshots;
+	uint64_t requests;
+	uint64_t ups, downs;
+	bool hold_requests;               /* keep responders instead of answering */
+	struct rd_transport_responder *held[16];
+	unsigned n_held;
+};
+
+struct tenv {
+	struct event_base *base;
+	char dir[256];
+	struct tnode n[TN_MAX + 1]; /* index = node id */
+};
+
+/* Make a base and (if `certs`) a CA and node certificates 1..3 in a temp dir. */
+void tenv_init(struct tenv *e, bool certs);
+/* Free every endpoint, the base, and remove the temp dir. */
+void tenv_fini(struct tenv *e);
+/* Run a raftd-certs command line in the env's directory ("node 3 --expired"). */
+void tenv_certs(struct tenv *e, const char *args);
+
+/* A config for node `id`: mutual with DIR/node<id>.pem unless `insecure`. */
+void tnode_config(struct tenv *e, uint64_t id, bool insecure, struct rd_transport_config *cfg);
+/* Start node `id` with `cfg` (its listen address may be port 0). */
+void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *cfg);
+void tnode_stop(struct tenv *e, uint64_t id);
+/* Register every running node with every other. */
+void tenv_mesh(struct tenv *e);
+void tnode_add_peer(struct tenv *e, uint64_t at, uint64_t peer);
+
+/* Send a batch of `n` messages from `from` to `to`, indices starting at `first`. */
+int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n,
+	  size_t payload);
+
+/* Run the loop until pred(arg) or `ms` milliseconds; returns pred(arg). */
+bool trun(struct tenv *e, bool (*pred)(struct tenv *, void *), void *arg, unsigned ms);
+/* Run the loop for `ms` milliseconds. */
+void trun_for(struct tenv *e, unsigned ms);
+
+struct rd_transport_peer_stats tstats(struct tenv *e, uint64_t at, uint64_t peer);
+
+#endif
