@@ -41,18 +41,29 @@ static void setup(void)
 
 static void teardown(void)
 {
-	/* After a failed assertion: stop the script and the fake nodes (they
-	 * run in their own sessions), by the pids they recorded, and only
-	 * processes that still run the fake. */
+	/* After a failed assertion: let the script stop its nodes (SIGTERM,
+	 * bounded by its own stop timeout), then kill what is left. The nodes
+	 * run in their own sessions: they are found by the pids the script
+	 * logged, and killed only while their command line still names this
+	 * test's run directory. */
 	if (script_pid > 0 && waitpid(script_pid, NULL, WNOHANG) == 0) {
-		kill(script_pid, SIGKILL);
-		waitpid(script_pid, NULL, 0);
+		bool reaped = false;
+		kill(script_pid, SIGTERM);
+		for (int i = 0; i < 450 && !reaped; i++) {
+			reaped = waitpid(script_pid, NULL, WNOHANG) == script_pid;
+			if (!reaped)
+				usleep(100 * 1000);
+		}
+		if (!reaped) {
+			kill(script_pid, SIGKILL);
+			waitpid(script_pid, NULL, 0);
+		}
 		ops_sh(NULL, 0,
-		       "for f in '%s'/node*/pid; do p=$(cat \"$f\") && "
-		       "grep -qF '%s/raftd' /proc/$p/cmdline && kill -KILL $p; done "
-		       "2>/dev/null; "
-		       "true",
-		       run, bin);
+		       "for p in $(sed -n 's/^\\[run\\] started .* pids //p' "
+		       "'%s/out.log'); do "
+		       "grep -qF '%s/' /proc/$p/cmdline && kill -KILL $p; done "
+		       "2>/dev/null; true",
+		       dir, run);
 	}
 	script_pid = 0;
 	ops_rmrf(dir);
