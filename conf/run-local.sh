@@ -216,15 +216,19 @@ for ((i = 1; i <= NODES; i++)); do
 	done
 done
 
-S1="$RUN/node1/raftd.sock"
-S2="$RUN/node$((NODES > 1 ? 2 : 1))/raftd.sock"
+# The hints are for a shell in the repository root: paths below it are
+# shown relative (make exports RD_BUILD as an absolute path).
+rel() { printf '%s' "${1#"$PWD"/}"; }
+CTL=$(rel "$RAFTCTL")
+S1=$(rel "$RUN/node1/raftd.sock")
+S2=$(rel "$RUN/node$((NODES > 1 ? 2 : 1))/raftd.sock")
 cat <<EOF
-[run] all $NODES nodes are ready. Try, in another terminal:
-[run]   $RAFTCTL -s $S1 put greeting hello
-[run]   $RAFTCTL -s $S2 get greeting
-[run]   $RAFTCTL -s $S1 groups
-[run]   $RAFTCTL -s $S1 members
-[run]   $RAFTCTL -s $S1 status --json
+[run] all $NODES nodes are ready. Try, in another terminal (in $PWD):
+[run]   $CTL -s $S1 put greeting hello
+[run]   $CTL -s $S2 get greeting
+[run]   $CTL -s $S1 groups
+[run]   $CTL -s $S1 members
+[run]   $CTL -s $S1 status --json
 [run]   curl -s http://127.0.0.1:$ADMIN/metrics
 [run] Press Ctrl-C to stop all $NODES nodes.
 EOF

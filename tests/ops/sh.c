@@ -122,7 +122,10 @@ void ops_rmrf(const char *dir)
 {
 	if (dir[0] == '\0' || strstr(dir, "/raftd-ops-") == NULL)
 		return;
-	ops_sh(NULL, 0, "rm -rf '%s'", dir);
+	/* Again while something (a dying daemon) still writes into it. */
+	ops_sh(NULL, 0,
+	       "for i in 1 2 3 4 5; do rm -rf '%s'; [ -e '%s' ] || break; sleep 1; done",
+	       dir, dir);
 }
 
 char *ops_replace(const char *text, const char *from, const char *to)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ctl/admin.h"
+#include "ctl/check.h"
 #include "ctl/metrics.h"
 #include "util/err.h"
 
@@ -230,8 +231,13 @@ Test(admin, livez_follows_tick_progress)
 /* /status is the node's JSON document, as application/json. */
 Test(admin, status_is_json)
 {
+	struct resp r;
+	char msg[RD_ERRMSG_SIZE] = "";
+
 	expect("GET", "/status", 200, "application/json",
 	       "{\"node\":1,\"name\":\"n\\\"1\"}");
+	http("GET", "/status", &r);
+	cr_assert_eq(rd_check_json(r.body, r.body_len, msg), 0, "%s", msg);
 }
 
 /* A failing status writer gives 500 and none of its partial output. */
@@ -251,10 +257,15 @@ Test(admin, metrics_text_format)
 {
 	expect("GET", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8",
 	       "# HELP raft_tick_loop_up 1 while the tick loop completes ticks on time, "
-	       "0 when "
-	       "it is stalled.\n"
+	       "0 when it is stalled.\n"
 	       "# TYPE raft_tick_loop_up gauge\n"
 	       "raft_tick_loop_up 1\n");
+
+	struct resp r;
+	char msg[RD_ERRMSG_SIZE] = "";
+	http("GET", "/metrics", &r);
+	cr_assert_eq(rd_check_prometheus(r.body, r.body_len, msg), 0, "%s", msg);
+	cr_assert(rd_check_prometheus_has(r.body, "raft_tick_loop_up"));
 }
 
 /* The query string does not change the route. */

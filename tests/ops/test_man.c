@@ -3,6 +3,7 @@
  * single warning; raftd.conf(5) documents every key the parser accepts, in
  * its section; raftd(8) lists every metric of the catalog. */
 #include <criterion/criterion.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +141,73 @@ Test(man, daemon_page_lists_every_metric)
 		cr_assert(found, "raftd(8) does not list %s", name);
 	}
 	free(text);
+}
+
+/* The page rendered as plain text, 200 columns wide (malloc'ed). */
+static char *rendered(const char *page)
+{
+	char *out = malloc(1 << 18);
+	cr_assert_not_null(out);
+	cr_assert_eq(ops_sh(out, 1 << 18,
+	                    "MANWIDTH=200 LC_ALL=C.UTF-8 man -l '%s' 2>/dev/null",
+	                    ops_src(page)),
+	             0);
+	return out;
+}
+
+/* True when a tagged paragraph of `text` starts with `tag` (seven spaces of
+ * indent, then the tag and a blank or the end of the line). */
+static bool has_tag(const char *text, const char *tag)
+{
+	size_t n = strlen(tag);
+	for (const char *p = strstr(text, "\n       "); p != NULL;
+	     p = strstr(p + 1, "\n       "))
+		if (strncmp(p + 8, tag, n) == 0 && (p[8 + n] == ' ' || p[8 + n] == '\n'))
+			return true;
+	return false;
+}
+
+/* Every command that `raftctl --help` lists has its entry in raftctl(1). */
+Test(man, raftctl_page_documents_every_command)
+{
+	char help[8192];
+	char *page;
+	unsigned n = 0;
+
+	need_man();
+	cr_assert_eq(ops_sh(help, sizeof help, "'%s' --help", ops_build("raftctl")), 0,
+	             "%s", help);
+	if (strstr(help, "commands:") == NULL)
+		cr_skip_test("this raftctl lists no commands yet");
+	page = rendered("conf/man/raftctl.1");
+	for (char *line = strtok(strstr(help, "commands:"), "\n"); line != NULL;
+	     line = strtok(NULL, "\n")) {
+		char name[64];
+		size_t len;
+		if (strncmp(line, "  ", 2) != 0 || line[2] == ' ')
+			continue;
+		/* The name ends at the first run of two blanks ("meta put  KEY"). */
+		len = (size_t)(strstr(line + 2, "  ") != NULL
+		                   ? strstr(line + 2, "  ") - (line + 2)
+		                   : (ptrdiff_t)strlen(line + 2));
+		snprintf(name, sizeof name, "%.*s", (int)len, line + 2);
+		cr_assert(has_tag(page, name), "raftctl(1) does not document '%s'", name);
+		n++;
+	}
+	cr_assert_geq(n, 10, "parsed only %u commands from:\n%s", n, help);
+	free(page);
+}
+
+/* raftd(8) documents every option. */
+Test(man, raftd_page_documents_every_option)
+{
+	char *page;
+	const char *opts[] = {"--config FILE", "--check-config FILE", "--version"};
+
+	need_man();
+	page = rendered("conf/man/raftd.8");
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+		cr_assert(has_tag(page, opts[i]), "raftd(8) does not document %s",
+		          opts[i]);
+	free(page);
 }

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <event2/buffer.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,9 @@ Test(metrics, double_formatting)
 	cr_assert_str_eq(rd_metrics_fmt_double(b, 0.25), "0.25");
 	cr_assert_str_eq(rd_metrics_fmt_double(b, 1e-3), "0.001");
 	cr_assert_str_eq(rd_metrics_fmt_double(b, 12), "12");
+	cr_assert_str_eq(rd_metrics_fmt_double(b, -3), "-3");
+	cr_assert_str_eq(rd_metrics_fmt_double(b, 1e15), "1e+15");
+	cr_assert_str_eq(rd_metrics_fmt_double(b, 123456789012345.0), "123456789012345");
 	cr_assert_eq(strtod(rd_metrics_fmt_double(b, 0.1 + 0.2), NULL), 0.1 + 0.2);
 }
 
@@ -192,4 +196,24 @@ Test(metrics, name_validation)
 	cr_assert_not(rd_metrics_name_valid("9a"));
 	cr_assert_not(rd_metrics_name_valid("a-b"));
 	cr_assert_not(rd_metrics_name_valid("a b"));
+}
+
+/* A label value longer than the line buffer is written whole, escaped. */
+Test(metrics, long_label_value)
+{
+	char v[2001], want[4200];
+	size_t n = 0;
+
+	for (int i = 0; i < 2000; i++)
+		v[i] = i % 100 == 99 ? '"' : 'a' + i % 26;
+	v[2000] = '\0';
+	n += (size_t)snprintf(want + n, sizeof want - n, "x{k=\"");
+	for (int i = 0; i < 2000; i++) {
+		if (v[i] == '"')
+			want[n++] = '\\';
+		want[n++] = v[i];
+	}
+	snprintf(want + n, sizeof want - n, "\"} 1\n");
+	rd_metrics_counter(buf, "x", RD_METRICS_L1("k", v), 1);
+	expect(want);
 }

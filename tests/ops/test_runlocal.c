@@ -23,7 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl/check.h"
+#include "ctl/metrics.h"
 #include "sh.h"
+#include "util/err.h"
 
 static char dir[256];
 static char run[320], bin[320];
@@ -38,18 +41,29 @@ static void setup(void)
 
 static void teardown(void)
 {
-	/* After a failed assertion: stop the script and the fake nodes (they
-	 * run in their own sessions), by the pids they recorded, and only
-	 * processes that still run the fake. */
+	/* After a failed assertion: let the script stop its nodes (SIGTERM,
+	 * bounded by its own stop timeout), then kill what is left. The nodes
+	 * run in their own sessions: they are found by the pids the script
+	 * logged, and killed only while their command line still names this
+	 * test's run directory. */
 	if (script_pid > 0 && waitpid(script_pid, NULL, WNOHANG) == 0) {
-		kill(script_pid, SIGKILL);
-		waitpid(script_pid, NULL, 0);
+		bool reaped = false;
+		kill(script_pid, SIGTERM);
+		for (int i = 0; i < 450 && !reaped; i++) {
+			reaped = waitpid(script_pid, NULL, WNOHANG) == script_pid;
+			if (!reaped)
+				usleep(100 * 1000);
+		}
+		if (!reaped) {
+			kill(script_pid, SIGKILL);
+			waitpid(script_pid, NULL, 0);
+		}
 		ops_sh(NULL, 0,
-		       "for f in '%s'/node*/pid; do p=$(cat \"$f\") && "
-		       "grep -qF '%s/raftd' /proc/$p/cmdline && kill -KILL $p; done "
-		       "2>/dev/null; "
-		       "true",
-		       run, bin);
+		       "for p in $(sed -n 's/^\\[run\\] started .* pids //p' "
+		       "'%s/out.log'); do "
+		       "grep -qF '%s/' /proc/$p/cmdline && kill -KILL $p; done "
+		       "2>/dev/null; true",
+		       dir, run);
 	}
 	script_pid = 0;
 	ops_rmrf(dir);
@@ -226,14 +240,14 @@ static void install_fakes(void)
 	cr_assert_eq(chmod(path, 0755), 0);
 }
 
-/* The first of `n` consecutive free loopback TCP ports (for the admin
- * addresses, which the script probes). */
-static int free_tcp_ports(int n)
+/* The first of `n` consecutive free loopback ports of `type` (SOCK_STREAM
+ * for the admin addresses, which the script probes; SOCK_DGRAM for QUIC). */
+static int free_ports(int n, int type)
 {
 	for (int attempt = 0; attempt < 50; attempt++) {
 		struct sockaddr_in sin = {.sin_family = AF_INET};
 		socklen_t len = sizeof sin;
-		int fd = socket(AF_INET, SOCK_STREAM, 0), base, ok = 1;
+		int fd = socket(AF_INET, type, 0), base, ok = 1;
 
 		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
@@ -243,7 +257,7 @@ static int free_tcp_ports(int n)
 		if (base + n > 65535)
 			continue;
 		for (int i = 0; i < n && ok; i++) {
-			fd = socket(AF_INET, SOCK_STREAM, 0);
+			fd = socket(AF_INET, type, 0);
 			sin.sin_port = htons((uint16_t)(base + i));
 			ok = bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0;
 			close(fd);
@@ -255,17 +269,23 @@ static int free_tcp_ports(int n)
 	return 0;
 }
 
-/* Start the script in the background, its output into dir/out.log. */
-static pid_t spawn_script(unsigned nodes, const char *fail_node)
+static int admin_base;
+
+/* Start the script in the background, its output into dir/out.log: with the
+ * fakes in `bin`, or with the real programs when `real`. */
+static pid_t spawn_script(unsigned nodes, const char *fail_node, bool real)
 {
-	char log[512], n[16], port[16], real[512];
+	char log[512], n[16], port[16], quic[16], real_raftd[512], build[512];
 	pid_t pid;
 
 	snprintf(log, sizeof log, "%s/out.log", dir);
 	snprintf(n, sizeof n, "%u", nodes);
-	snprintf(port, sizeof port, "%d", free_tcp_ports((int)nodes));
+	admin_base = free_ports((int)nodes, SOCK_STREAM);
+	snprintf(port, sizeof port, "%d", admin_base);
+	snprintf(quic, sizeof quic, "%d", free_ports((int)nodes, SOCK_DGRAM));
 	/* Before RD_BUILD is pointed at the fakes. */
-	snprintf(real, sizeof real, "%s", ops_build("raftd"));
+	snprintf(real_raftd, sizeof real_raftd, "%s", ops_build("raftd"));
+	snprintf(build, sizeof build, "%s", real ? ops_build("") : bin);
 	fflush(NULL);
 	pid = fork();
 	cr_assert_geq(pid, 0);
@@ -279,11 +299,12 @@ static pid_t spawn_script(unsigned nodes, const char *fail_node)
 		setsid();
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
-		setenv("RD_BUILD", bin, 1);
+		setenv("RD_BUILD", build, 1);
 		setenv("RD_RUN_DIR", run, 1);
+		setenv("RD_RUN_BASE_PORT", quic, 1);
 		setenv("RD_RUN_ADMIN_PORT", port, 1);
-		setenv("RD_RUN_READY_TIMEOUT", "30", 1);
-		setenv("REAL_RAFTD", real, 1);
+		setenv("RD_RUN_READY_TIMEOUT", real ? "90" : "30", 1);
+		setenv("REAL_RAFTD", real_raftd, 1);
 		if (fail_node != NULL)
 			setenv("FAKE_FAIL_NODE", fail_node, 1);
 		execlp("bash", "bash", ops_src("conf/run-local.sh"), n, (char *)NULL);
@@ -301,14 +322,20 @@ static char *read_log(void)
 	return t != NULL ? t : strdup("");
 }
 
-/* Wait until the script's output contains `what` (the deadline only guards
- * against a hang). */
+/* Wait until the script's output contains `what`; fail when the script
+ * exits first (the deadline only guards against a hang). */
 static void await_output(const char *what)
 {
-	time_t deadline = time(NULL) + 60;
+	time_t deadline = time(NULL) + 150;
 	for (;;) {
 		char *t = read_log();
 		bool found = strstr(t, what) != NULL;
+		int st;
+		if (!found && waitpid(script_pid, &st, WNOHANG) == script_pid) {
+			script_pid = 0;
+			cr_assert_fail("the script exited (status 0x%x) before '%s':\n%s",
+			               st, what, t);
+		}
 		if (found || time(NULL) > deadline) {
 			cr_assert(found, "no '%s' in:\n%s", what, t);
 			free(t);
@@ -350,7 +377,7 @@ Test(runlocal, sigint_stops_every_node_once)
 
 	install_fakes();
 	dummy_certs(3);
-	pid = spawn_script(3, NULL);
+	pid = spawn_script(3, NULL, false);
 	await_output("[run] all 3 nodes are ready");
 	char *t = read_log();
 	for (unsigned i = 1; i <= 3; i++) {
@@ -385,7 +412,7 @@ Test(runlocal, sigterm_stops_every_node_once)
 
 	install_fakes();
 	dummy_certs(2);
-	pid = spawn_script(2, NULL);
+	pid = spawn_script(2, NULL, false);
 	await_output("[run] all 2 nodes are ready");
 	cr_assert_eq(kill(pid, SIGTERM), 0);
 	cr_assert_eq(wait_exit(pid), 0, "%s", read_log());
@@ -401,7 +428,7 @@ Test(runlocal, failing_node_stops_the_others)
 
 	install_fakes();
 	dummy_certs(3);
-	pid = spawn_script(3, "node2");
+	pid = spawn_script(3, "node2", false);
 	cr_assert_eq(wait_exit(pid), 1, "%s", read_log());
 	char *t = read_log();
 	cr_assert_not_null(strstr(t, "[node2] <3>fake failing"), "%s", t);
@@ -410,4 +437,97 @@ Test(runlocal, failing_node_stops_the_others)
 	free(t);
 	expect_signals(1, "TERM\n");
 	expect_signals(3, "TERM\n");
+}
+
+/* --- the real cluster ---------------------------------------------------------- */
+
+/* GET http://127.0.0.1:port/path with a blocking client; returns the
+ * status code, the body in `body`. */
+static int admin_get(int port, const char *path, char *body, size_t size)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	                          .sin_port = htons((uint16_t)port)};
+	char *raw = malloc(1 << 20), req[256];
+	size_t got = 0;
+	int fd, code = 0, n;
+
+	cr_assert_not_null(raw);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0, "admin port %d",
+	             port);
+	n = snprintf(req, sizeof req,
+	             "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+	cr_assert_eq(write(fd, req, (size_t)n), n);
+	for (ssize_t k; (k = read(fd, raw + got, (1 << 20) - 1 - got)) > 0;)
+		got += (size_t)k;
+	close(fd);
+	raw[got] = '\0';
+	sscanf(raw, "HTTP/1.1 %d", &code);
+	char *b = strstr(raw, "\r\n\r\n");
+	snprintf(body, size, "%s", b != NULL ? b + 4 : "");
+	free(raw);
+	return code;
+}
+
+/* raftctl against node i; stdout into `out`. */
+static int ctl(unsigned i, char *out, size_t size, const char *args)
+{
+	return ops_sh(out, size, "'%s' -s '%s/node%u/raftd.sock' %s 2>&1",
+	              ops_build("raftctl"), run, i, args);
+}
+
+/* Issue 7: make run's script, headless, with the real raftd and raftctl:
+ * three nodes start and all become ready; a write on one node is read on
+ * another; raftctl groups answers; every node's admin server says ready,
+ * serves JSON status and valid metrics with every catalog family; and a
+ * Ctrl-C stops all three with exit status 0. */
+Test(runlocal, real_three_node_cluster, .timeout = 240)
+{
+	char out[65536], *body = malloc(1 << 20);
+	char msg[RD_ERRMSG_SIZE] = "";
+	pid_t pid;
+
+	if (access(ops_src("lib/multiraft/node.c"), F_OK) != 0 ||
+	    access(ops_src("conf/raftd-certs"), X_OK) != 0) {
+		ops_rmrf(dir); /* .fini does not run for a skipped test */
+		cr_skip_test(
+		    "the node runtime or conf/raftd-certs is not in this tree yet");
+	}
+	cr_assert_not_null(body);
+	pid = spawn_script(3, NULL, true);
+	await_output("[run] all 3 nodes are ready");
+
+	cr_assert_eq(ctl(1, out, sizeof out, "put greeting hello"), 0, "%s", out);
+	cr_assert_eq(ctl(2, out, sizeof out, "get greeting"), 0, "%s", out);
+	cr_assert_str_eq(out, "hello\n");
+	cr_assert_eq(ctl(3, out, sizeof out, "groups"), 0, "%s", out);
+	cr_log_info("raftctl groups on node 3:\n%s", out);
+
+	for (unsigned i = 0; i < 3; i++) {
+		int port = admin_base + (int)i;
+		cr_assert_eq(admin_get(port, "/livez", body, 1 << 20), 200, "%s", body);
+		cr_assert_eq(admin_get(port, "/readyz", body, 1 << 20), 200, "%s", body);
+		cr_assert_eq(admin_get(port, "/status", body, 1 << 20), 200, "%s", body);
+		cr_assert_eq(rd_check_json(body, strlen(body), msg), 0, "%s\n%s", msg,
+		             body);
+		cr_assert_eq(admin_get(port, "/metrics", body, 1 << 20), 200, "%s", body);
+		cr_assert_eq(rd_check_prometheus(body, strlen(body), msg), 0, "%s", msg);
+		for (unsigned m = 0; m < RD_METRIC_COUNT; m++)
+			cr_assert(rd_check_prometheus_has(body, rd_metrics_desc(m)->name),
+			          "node%u /metrics lacks %s", i + 1,
+			          rd_metrics_desc(m)->name);
+		cr_assert_eq(admin_get(port, "/nope", body, 1 << 20), 404);
+	}
+	free(body);
+
+	cr_assert_eq(kill(-pid, SIGINT), 0);
+	cr_assert_eq(wait_exit(pid), 0, "%s", read_log());
+	char *t = read_log();
+	for (unsigned i = 1; i <= 3; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "[run] node%u exited with status 0\n", i);
+		cr_assert_not_null(strstr(t, want), "%s", t);
+	}
+	free(t);
 }
