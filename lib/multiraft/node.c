@@ -113,6 +113,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		n->bootstrapped = true;
 		campaign_hinted(n);
 	}
+	if (n->loop.ticks % (1000 / n->cfg.tick_ms + 1) == 0)
+		rd_peers_keepalive(n);
 	for (size_t id = 0; id < n->n_slots; id++) {
 		struct rd_group *g = n->groups[id];
 		if (g == NULL)

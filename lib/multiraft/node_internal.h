@@ -229,6 +229,8 @@ bool rd_peers_pending(const struct rd_node *n);
 void rd_peers_forward(struct rd_node *n, struct rd_waiter *w, uint64_t to);
 /* Stream group g's snapshot to `to`; reports the outcome to the core. */
 void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to);
+/* Ping peers without an established connection (called every second). */
+void rd_peers_keepalive(struct rd_node *n);
 void rd_peers_reload(struct rd_node *n, const struct rd_config *cfg);
 bool rd_peers_connected(const struct rd_node *n, uint64_t id, uint64_t *rtt_us);
 /* Per-peer figures for /metrics (all zero for an unknown peer). */

@@ -873,3 +873,37 @@ uint64_t rd_peers_malformed(const struct rd_node *n)
 	rd_transport_stats(n->peers->t, &st);
 	return st.malformed;
 }
+
+/* ---- keeping connections up ------------------------------------------------------ */
+
+static void on_pong(void *arg, int err, const Raftd__PeerResponse *resp, const char *errmsg)
+{
+	(void)arg, (void)resp;
+	if (err != 0)
+		rd_log_debug("ping failed: %s", errmsg);
+}
+
+/* Ping every peer that has no established connection. Connections are
+ * otherwise dialed on first use; pinging at start and then every second
+ * brings them up (and settles the simultaneous-dial tie-break) before
+ * client requests are forwarded over them. */
+void rd_peers_keepalive(struct rd_node *n)
+{
+	struct rd_peers *p = n->peers;
+	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
+	Raftd__Ping ping = RAFTD__PING__INIT;
+	char msg[RD_ERRMSG_SIZE];
+
+	if (p == NULL || p->t == NULL)
+		return;
+	ping.topology_version = n->routing.version;
+	ping.sent_us = rd_node_now_ns() / 1000;
+	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
+	req.ping = &ping;
+	for (unsigned i = 0; i < p->n_out; i++) {
+		struct rd_transport_peer_stats st;
+		if (rd_transport_peer_stats(p->t, p->out[i].id, &st) == 0 && st.connected)
+			continue;
+		rd_transport_call(p->t, p->out[i].id, &req, 1000, on_pong, NULL, msg);
+	}
+}

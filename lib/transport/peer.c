@@ -122,6 +122,17 @@ void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c)
 	}
 	p->conn = c;
 	c->up_at = rd_t_now();
+	/* Our own dial still in its handshake can only lose a later tie-break
+	 * against this working connection and take its streams down with it.
+	 * A client completes its handshake before the server does, so the
+	 * peer has not seen that dial complete either: abandoning it now
+	 * keeps both ends on this connection. */
+	if (p->dialing != NULL && p->dialing != c && !p->dialing->established) {
+		struct rd_conn *d = p->dialing;
+		p->dialing = NULL;
+		rd_conn_close(d, RD_TRANSPORT_APP_DUPLICATE,
+		              "dial abandoned: the peer's connection came up first");
+	}
 	if (p->redial_armed) {
 		evtimer_del(p->redial);
 		p->redial_armed = false;
