@@ -173,7 +173,16 @@ static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id,
 {
 	struct rd_stream *s = sud;
 
-	(void)qc, (void)flags, (void)id, (void)app_error, (void)ud;
+	(void)flags, (void)app_error, (void)ud;
+	/* ngtcp2 returns stream credit by itself only for reset streams: give
+	 * the peer one more stream of the kind it just finished (RFC 9000
+	 * §4.6), or its RPCs stall once initial_max_streams_bidi are used. */
+	if (!ngtcp2_conn_is_local_stream(qc, id)) {
+		if (ngtcp2_is_bidi_stream(id))
+			ngtcp2_conn_extend_max_streams_bidi(qc, 1);
+		else
+			ngtcp2_conn_extend_max_streams_uni(qc, 1);
+	}
 	if (s != NULL)
 		rd_stream_free(s, RD_ECLOSED);
 	return 0;

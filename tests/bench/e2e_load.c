@@ -30,6 +30,8 @@ struct client {
 	unsigned id;
 	uint64_t seq;
 	uint64_t sent_ns;
+	uint64_t done;
+	uint64_t lat_sum;
 };
 
 static uint64_t *lat;
@@ -95,6 +97,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 		else if (n_lat < MAX_SAMPLES)
 			lat[n_lat++] = t - c->sent_ns;
 		done_ops++;
+		c->done++;
+		c->lat_sum += t - c->sent_ns;
 		if (r != NULL)
 			raftd__client_response__free_unpacked(r, NULL);
 		if (t < end_ns)
@@ -185,6 +189,17 @@ int main(int argc, char **argv)
 			       (unsigned long long)errors_by_code[k]);
 	printf("RESULT e2e clients=%u writes_per_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f\n",
 	       clients, (double)n_lat / elapsed, pct(0.50), pct(0.99), pct(0.999));
+	uint64_t dmin = UINT64_MAX, dmax = 0;
+	for (unsigned i = 0; i < clients; i++) {
+		dmin = cs[i].done < dmin ? cs[i].done : dmin;
+		dmax = cs[i].done > dmax ? cs[i].done : dmax;
+	}
+	uint64_t lsum = 0, dsum = 0;
+	for (unsigned i = 0; i < clients; i++)
+		lsum += cs[i].lat_sum, dsum += cs[i].done;
+	fprintf(stderr, "e2e_load: requests per client min=%llu max=%llu, mean latency %.1f ms\n",
+		(unsigned long long)dmin, (unsigned long long)dmax,
+		dsum ? (double)lsum / (double)dsum / 1e6 : 0.0);
 	for (unsigned i = 0; i < clients; i++)
 		bufferevent_free(cs[i].bev);
 	event_base_free(base);
