@@ -82,6 +82,7 @@ void rd__groups_free(struct rd_storage *st)
 			continue;
 		rd__cache_clear(st->slots[i]);
 		free(st->slots[i]->cache.ring);
+		free(st->slots[i]->cache.spare);
 		free(st->slots[i]);
 	}
 	free(st->slots);
@@ -94,11 +95,23 @@ static struct rd_centry *at(const struct rd_cache *c, size_t i)
 	return &c->ring[(c->head + i) & (c->cap - 1)];
 }
 
+/* Keep the larger of the spare buffer and `p` for reuse, free the other. */
+static void keep_spare(struct rd_cache *c, uint8_t *p, uint32_t cap)
+{
+	if (c->spare == NULL || cap > c->spare_cap) {
+		free(c->spare);
+		c->spare = p;
+		c->spare_cap = cap;
+	} else {
+		free(p);
+	}
+}
+
 static void pop_front(struct rd_cache *c)
 {
 	struct rd_centry *e = at(c, 0);
 	c->bytes -= e->len + RD_CACHE_ENTRY_OVERHEAD;
-	free(e->data);
+	keep_spare(c, e->data, e->cap);
 	e->data = NULL;
 	c->head = (c->head + 1) & (c->cap - 1);
 	c->n--;
@@ -180,10 +193,18 @@ void rd__cache_push(struct rd_storage *st, struct rd_sgroup *g, uint64_t index,
 	e->term = term;
 	e->type = type;
 	e->len = len;
-	e->data = malloc(len ? len : 1);
-	if (e->data == NULL) {
-		rd_log_err("storage: out of memory");
-		abort();
+	if (c->spare != NULL && c->spare_cap >= len) {
+		e->data = c->spare;
+		e->cap = c->spare_cap;
+		c->spare = NULL;
+		c->spare_cap = 0;
+	} else {
+		e->cap = len ? len : 1;
+		e->data = malloc(e->cap);
+		if (e->data == NULL) {
+			rd_log_err("storage: out of memory");
+			abort();
+		}
 	}
 	if (len > 0)
 		memcpy(e->data, data, len);

@@ -13,15 +13,19 @@
 #include "storage/schema.h"
 #include "storage/storage.h"
 
-/* One cached entry; `data` is malloc'd and owned by the cache. */
+/* One cached entry; `data` (capacity `cap`) is malloc'd and owned by the
+ * cache. */
 struct rd_centry {
 	uint64_t term;
 	uint8_t type;
 	uint32_t len;
+	uint32_t cap;
 	uint8_t *data;
 };
 
-/* Recent consecutive entries [first, first + n) of one group, in a ring. */
+/* Recent consecutive entries [first, first + n) of one group, in a ring.
+ * The buffer of the entry evicted last is kept in `spare` and reused by the
+ * next push, so a full cache in steady state does not allocate. */
 struct rd_cache {
 	struct rd_centry *ring;
 	size_t cap; /* power of two or 0 */
@@ -29,6 +33,8 @@ struct rd_cache {
 	size_t n;
 	uint64_t first;
 	size_t bytes;
+	uint8_t *spare;
+	uint32_t spare_cap;
 };
 
 /* Per-entry bookkeeping charged to the cache bound on top of the data. */

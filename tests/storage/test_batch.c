@@ -460,3 +460,37 @@ Test(batch, dropping_a_group_removes_log_state_and_keys)
 	th_append(st, 3, 1, 1, 1);
 	cr_assert_eq(rd_storage_last_index(st, 3), 1);
 }
+
+/* Keys up to RD_KV_KEY_MAX work end to end (the read path copies long
+ * composite keys to the heap). */
+Test(batch, long_keys_round_trip)
+{
+	static uint8_t key[RD_KV_KEY_MAX], cmd[RD_KV_KEY_MAX + 64];
+	struct rd_kv_cmd c = {.op = RD_KV_PUT,
+	                      .key = key,
+	                      .key_len = RD_KV_KEY_MAX,
+	                      .value = (const uint8_t *)"v",
+	                      .value_len = 1};
+	struct rd_entry e = {.term = 1, .index = 1, .type = RD_ENTRY_NORMAL, .data = cmd};
+	struct rd_hard_state hs = {.term = 1, .commit = 1};
+	struct rd_kv_result r;
+	size_t len;
+	memset(key, 'k', sizeof key);
+	cr_assert_eq(rd_kv_encode(&c, cmd, sizeof cmd, &len), 0);
+	e.len = (uint32_t)len;
+	cr_assert_eq(rd_storage_batch_append(b, 1, &e, 1, msg), 0);
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs, msg), 0);
+	cr_assert_eq(rd_storage_batch_apply_kv(b, 1, 1, cmd, len, &r, msg), 0);
+	cr_assert_eq(r.status, 0);
+	rd_storage_commit(st, b);
+	uint8_t *v;
+	size_t vlen;
+	cr_assert_eq(rd_storage_kv_get(st, 1, key, sizeof key, &v, &vlen, msg), 0, "%s",
+	             msg);
+	cr_assert_eq(vlen, 1);
+	cr_assert_eq(v[0], 'v');
+	free(v);
+	key[0] = 'x';
+	cr_assert_eq(rd_storage_kv_get(st, 1, key, sizeof key, &v, &vlen, msg),
+	             RD_ENOTFOUND);
+}
