@@ -241,11 +241,14 @@ static void to_meta(struct rd_snapshot_meta *out, const Raftd__SnapshotMeta *sm)
 	out->term = sm->term;
 	out->conf.n_voters = (uint32_t)(sm->n_voters < RD_RAFT_MAX_MEMBERS ? sm->n_voters
 									 : RD_RAFT_MAX_MEMBERS);
-	memcpy(out->conf.voters, sm->voters, out->conf.n_voters * sizeof(uint64_t));
+	if (out->conf.n_voters > 0)
+		memcpy(out->conf.voters, sm->voters, out->conf.n_voters * sizeof(uint64_t));
 	out->conf.n_learners = (uint32_t)(sm->n_learners < RD_RAFT_MAX_MEMBERS
 						  ? sm->n_learners
 						  : RD_RAFT_MAX_MEMBERS);
-	memcpy(out->conf.learners, sm->learners, out->conf.n_learners * sizeof(uint64_t));
+	if (out->conf.n_learners > 0)
+		memcpy(out->conf.learners, sm->learners,
+		       out->conf.n_learners * sizeof(uint64_t));
 }
 
 static void from_proto(const Raftd__RaftMessage *rm, struct rd_message *m)
