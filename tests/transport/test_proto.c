@@ -5,6 +5,7 @@
  * by the frame decoder.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -405,4 +406,24 @@ Test(proto, unknown_raft_type_refused)
 	cr_expect_eq(rd_wire_decode(buf + RD_WIRE_HEADER, n - RD_WIRE_HEADER, &out, NULL),
 	             RD_EPROTO);
 	free(buf);
+}
+
+/* The list above covers every message the generated code declares (a new
+ * message in proto/raftd.proto must be added to `all`). */
+Test(proto, list_covers_every_message)
+{
+	char path[4096], line[512];
+	const char *b = getenv("RD_BUILD");
+	unsigned n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/gen/raftd.pb-c.h", b ? b : "build");
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	while (fgets(line, sizeof line, f))
+		if (strstr(line, "extern const ProtobufCMessageDescriptor raftd__"))
+			n++;
+	fclose(f);
+	cr_expect_eq(n, sizeof all / sizeof all[0], "%u messages declared, %zu listed", n,
+	             sizeof all / sizeof all[0]);
 }
