@@ -126,7 +126,8 @@ int rd_transport_peer_add(struct rd_transport *t, uint64_t id, const struct sock
                           socklen_t salen, char *msg);
 
 /* Forget peer `id`: its connection is closed (APP_REMOVED), queued frames
- * dropped, waiting calls failed with RD_ECLOSED. RD_ENOTFOUND if unknown. */
+ * dropped, calls not yet sent fail with RD_ENOTFOUND, calls in flight with
+ * RD_ECLOSED. May be called from the callbacks. RD_ENOTFOUND if unknown. */
 int rd_transport_peer_remove(struct rd_transport *t, uint64_t id);
 
 /* Queue `batch` for `peer` (copied: encoded before returning). Frames to one

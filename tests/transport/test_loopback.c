@@ -441,3 +441,28 @@ Test(loopback, idle_timeout_and_keepalive)
 	cr_expect(tstats(&e, 1, 2).connected);
 	tenv_fini(&e);
 }
+
+/* Removing a peer from inside its own batch callback is safe: later frames
+ * of the same packet are not delivered, the connection closes, the sender
+ * sees it go down. */
+Test(loopback, peer_removed_from_callback)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+
+	tenv_init(&e, false);
+	tnode_config(&e, 1, true, &cfg);
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, true, &cfg);
+	tnode_start(&e, 2, &cfg);
+	tenv_mesh(&e);
+	e.n[2].remove_on_batch = true;
+	for (unsigned i = 0; i < 5; i++)
+		cr_assert_eq(tsend(&e, 1, 2, 1 + i, 1, 8), 0);
+	cr_expect(trun(&e, node1_down, NULL, 10000), "sender saw the connection close");
+	cr_expect_eq(e.n[2].batches, 1, "nothing delivered after the removal");
+	cr_expect_eq(
+	    rd_transport_peer_stats(e.n[2].t, 1, &(struct rd_transport_peer_stats){0}),
+	    RD_ENOTFOUND);
+	tenv_fini(&e);
+}
