@@ -280,8 +280,8 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
 	    (ngtcp2_duration)t->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
 	s->max_window = 64u << 20;
 	s->max_stream_window = 32u << 20;
-	/* ngtcp2 formats every packet as JSON once qlog is on (about a fifth of
-	 * the throughput), so per-packet loss counting is opt-in. */
+	/* ngtcp2 formats every packet as JSON once qlog is on (it costs a part
+	 * of the throughput, see make bench-transport), hence the switch. */
 	if (t->cfg.count_lost_packets)
 		s->qlog.write = qlog_cb;
 	s->qlog.odcid = *odcid;

@@ -362,6 +362,7 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	tc->backoff_min_ms = 50;
 	tc->backoff_max_ms = 5000;
 	tc->max_queue_bytes = 256u << 20;
+	tc->count_lost_packets = true;
 	snprintf(tc->alpn, sizeof tc->alpn, "%s", RD_TRANSPORT_ALPN);
 	if (c == NULL)
 		return;

@@ -330,8 +330,12 @@ static int on_frame(void *arg, const uint8_t *payload, size_t len)
 	struct rd_peer *p = c->peer;
 	Raftd__PeerFrame *f = NULL;
 	char msg[RD_ERRMSG_SIZE];
-	int rv = rd_wire_decode(payload, len, &f, msg);
+	int rv;
 
+	/* A callback for an earlier frame of this packet removed the peer. */
+	if (p == NULL)
+		return RD_ECLOSED;
+	rv = rd_wire_decode(payload, len, &f, msg);
 	if (rv != 0)
 		return refuse(s, RD_TRANSPORT_APP_MALFORMED, rv, msg) ? RD_EPROTO
 		                                                      : RD_ECLOSED;

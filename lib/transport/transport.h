@@ -79,8 +79,8 @@ struct rd_transport_config {
 	                                * sends fail with RD_EAGAIN */
 	char alpn[32];                 /* RD_TRANSPORT_ALPN; tests change it */
 	bool tls_omit_client_cert;     /* tests only: dial without a certificate */
-	bool count_lost_packets;       /* per-packet loss count from ngtcp2's qlog
-	                                * events: costs ~20% throughput, off by default */
+	bool count_lost_packets;       /* per-packet loss count from ngtcp2's qlog events
+	                                * (on by default; costs some throughput) */
 };
 
 /* Fill `tc` from the node config `c` (transport, tls, cluster.listen and
@@ -126,7 +126,8 @@ int rd_transport_peer_add(struct rd_transport *t, uint64_t id, const struct sock
                           socklen_t salen, char *msg);
 
 /* Forget peer `id`: its connection is closed (APP_REMOVED), queued frames
- * dropped, waiting calls failed with RD_ECLOSED. RD_ENOTFOUND if unknown. */
+ * dropped, calls not yet sent fail with RD_ENOTFOUND, calls in flight with
+ * RD_ECLOSED. May be called from the callbacks. RD_ENOTFOUND if unknown. */
 int rd_transport_peer_remove(struct rd_transport *t, uint64_t id);
 
 /* Queue `batch` for `peer` (copied: encoded before returning). Frames to one
@@ -182,12 +183,12 @@ struct rd_transport_peer_stats {
 	uint64_t bytes_out, bytes_in;
 	uint64_t calls_out, calls_in;
 	uint64_t rtt_us, min_rtt_us; /* smoothed and minimum RTT, 0 when unknown */
-	uint64_t lost_packets;       /* QUIC packets declared lost (RFC 9002 §6); counted
-	                              * only with config count_lost_packets, else 0 */
-	uint64_t loss_events;        /* congestion recovery periods entered (RFC 9002
-	                              * §7.3.2): each began with a loss; always counted */
-	uint64_t connects;           /* connections established */
-	uint64_t reconnects;         /* ... after the first */
+	uint64_t lost_packets; /* QUIC packets declared lost (RFC 9002 §6.1); 0 when
+	                        * config count_lost_packets is off */
+	uint64_t loss_events;  /* congestion recovery periods entered (RFC 9002
+	                        * §7.3.2): each began with a loss; always counted */
+	uint64_t connects;     /* connections established */
+	uint64_t reconnects;   /* ... after the first */
 	uint64_t handshake_failures; /* outbound dials that did not complete */
 	uint64_t malformed;    /* frames rejected (too big, undecodable, wrong type) */
 	uint64_t foreign_from; /* messages dropped: `from` not the authenticated peer */

@@ -24,6 +24,8 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 		}
 		n->msgs++;
 	}
+	if (n->remove_on_batch)
+		rd_transport_peer_remove(n->t, peer);
 }
 
 static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)

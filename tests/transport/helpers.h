@@ -30,7 +30,8 @@ struct tnode {
 	uint64_t snapshots;
 	uint64_t requests;
 	uint64_t ups, downs;
-	bool hold_requests; /* keep responders instead of answering */
+	bool hold_requests;   /* keep responders instead of answering */
+	bool remove_on_batch; /* unregister the sender from on_batch */
 	struct rd_transport_responder *held[16];
 	unsigned n_held;
 };

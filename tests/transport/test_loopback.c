@@ -394,3 +394,75 @@ Test(loopback, snapshot_stream)
 	cr_expect_not(e.n[2].out_of_order);
 	tenv_fini(&e);
 }
+
+static bool node1_down(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return e->n[1].downs >= 1;
+}
+
+/* Without keep-alive a silent connection ends at the idle timeout (RFC 9000
+ * §10.1); with keep-alive shorter than it, the connection stays up. */
+Test(loopback, idle_timeout_and_keepalive)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	uint64_t want[2] = {2, 1};
+
+	tenv_init(&e, false);
+	tnode_config(&e, 1, true, &cfg);
+	cfg.keepalive_ms = 0;
+	cfg.idle_timeout_ms = 300;
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, true, &cfg);
+	cfg.keepalive_ms = 0;
+	cfg.idle_timeout_ms = 300;
+	tnode_start(&e, 2, &cfg);
+	tenv_mesh(&e);
+	cr_assert_eq(tsend(&e, 1, 2, 1, 1, 8), 0);
+	cr_assert(trun(&e, got_n, want, 10000));
+	cr_expect(trun(&e, node1_down, NULL, 5000), "idle connection closed");
+	tenv_fini(&e);
+
+	tenv_init(&e, false);
+	tnode_config(&e, 1, true, &cfg);
+	cfg.keepalive_ms = 50;
+	cfg.idle_timeout_ms = 300;
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, true, &cfg);
+	cfg.keepalive_ms = 50;
+	cfg.idle_timeout_ms = 300;
+	tnode_start(&e, 2, &cfg);
+	tenv_mesh(&e);
+	cr_assert_eq(tsend(&e, 1, 2, 1, 1, 8), 0);
+	cr_assert(trun(&e, got_n, want, 10000));
+	trun_for(&e, 1200);
+	cr_expect_eq(e.n[1].downs, 0, "keep-alive kept the connection");
+	cr_expect(tstats(&e, 1, 2).connected);
+	tenv_fini(&e);
+}
+
+/* Removing a peer from inside its own batch callback is safe: later frames
+ * of the same packet are not delivered, the connection closes, the sender
+ * sees it go down. */
+Test(loopback, peer_removed_from_callback)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+
+	tenv_init(&e, false);
+	tnode_config(&e, 1, true, &cfg);
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, true, &cfg);
+	tnode_start(&e, 2, &cfg);
+	tenv_mesh(&e);
+	e.n[2].remove_on_batch = true;
+	for (unsigned i = 0; i < 5; i++)
+		cr_assert_eq(tsend(&e, 1, 2, 1 + i, 1, 8), 0);
+	cr_expect(trun(&e, node1_down, NULL, 10000), "sender saw the connection close");
+	cr_expect_eq(e.n[2].batches, 1, "nothing delivered after the removal");
+	cr_expect_eq(
+	    rd_transport_peer_stats(e.n[2].t, 1, &(struct rd_transport_peer_stats){0}),
+	    RD_ENOTFOUND);
+	tenv_fini(&e);
+}

@@ -5,6 +5,7 @@
  * by the frame decoder.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,60 +16,60 @@
 /* Every message of proto/raftd.proto: keep in step with the file (the
  * generated header lists them as raftd__*__descriptor). */
 static const ProtobufCMessageDescriptor *all[] = {
-	&raftd__entry__descriptor,
-	&raftd__conf_change__descriptor,
-	&raftd__snapshot_meta__descriptor,
-	&raftd__raft_message__descriptor,
-	&raftd__coalesced_heartbeat__descriptor,
-	&raftd__raft_batch__descriptor,
-	&raftd__snapshot_chunk__descriptor,
-	&raftd__snapshot_ack__descriptor,
-	&raftd__metadata_propose_request__descriptor,
-	&raftd__metadata_propose_response__descriptor,
-	&raftd__data_propose_request__descriptor,
-	&raftd__data_propose_response__descriptor,
-	&raftd__read_index_request__descriptor,
-	&raftd__read_index_response__descriptor,
-	&raftd__kv_read_request__descriptor,
-	&raftd__kv_read_response__descriptor,
-	&raftd__join_request__descriptor,
-	&raftd__join_response__descriptor,
-	&raftd__member__descriptor,
-	&raftd__topology__descriptor,
-	&raftd__topology_update__descriptor,
-	&raftd__topology_ack__descriptor,
-	&raftd__ping__descriptor,
-	&raftd__pong__descriptor,
-	&raftd__vshard_envelope__descriptor,
-	&raftd__vshard_reply__descriptor,
-	&raftd__peer_request__descriptor,
-	&raftd__peer_response__descriptor,
-	&raftd__peer_frame__descriptor,
-	&raftd__put_request__descriptor,
-	&raftd__get_request__descriptor,
-	&raftd__delete_request__descriptor,
-	&raftd__cas_request__descriptor,
-	&raftd__propose_request__descriptor,
-	&raftd__meta_put_request__descriptor,
-	&raftd__meta_get_request__descriptor,
-	&raftd__status_request__descriptor,
-	&raftd__groups_request__descriptor,
-	&raftd__members_request__descriptor,
-	&raftd__members_add_request__descriptor,
-	&raftd__members_remove_request__descriptor,
-	&raftd__transfer_leader_request__descriptor,
-	&raftd__ready_request__descriptor,
-	&raftd__shutdown_request__descriptor,
-	&raftd__client_request__descriptor,
-	&raftd__value_result__descriptor,
-	&raftd__index_result__descriptor,
-	&raftd__loop_stats__descriptor,
-	&raftd__status_result__descriptor,
-	&raftd__group_row__descriptor,
-	&raftd__groups_result__descriptor,
-	&raftd__member_row__descriptor,
-	&raftd__members_result__descriptor,
-	&raftd__client_response__descriptor,
+    &raftd__entry__descriptor,
+    &raftd__conf_change__descriptor,
+    &raftd__snapshot_meta__descriptor,
+    &raftd__raft_message__descriptor,
+    &raftd__coalesced_heartbeat__descriptor,
+    &raftd__raft_batch__descriptor,
+    &raftd__snapshot_chunk__descriptor,
+    &raftd__snapshot_ack__descriptor,
+    &raftd__metadata_propose_request__descriptor,
+    &raftd__metadata_propose_response__descriptor,
+    &raftd__data_propose_request__descriptor,
+    &raftd__data_propose_response__descriptor,
+    &raftd__read_index_request__descriptor,
+    &raftd__read_index_response__descriptor,
+    &raftd__kv_read_request__descriptor,
+    &raftd__kv_read_response__descriptor,
+    &raftd__join_request__descriptor,
+    &raftd__join_response__descriptor,
+    &raftd__member__descriptor,
+    &raftd__topology__descriptor,
+    &raftd__topology_update__descriptor,
+    &raftd__topology_ack__descriptor,
+    &raftd__ping__descriptor,
+    &raftd__pong__descriptor,
+    &raftd__vshard_envelope__descriptor,
+    &raftd__vshard_reply__descriptor,
+    &raftd__peer_request__descriptor,
+    &raftd__peer_response__descriptor,
+    &raftd__peer_frame__descriptor,
+    &raftd__put_request__descriptor,
+    &raftd__get_request__descriptor,
+    &raftd__delete_request__descriptor,
+    &raftd__cas_request__descriptor,
+    &raftd__propose_request__descriptor,
+    &raftd__meta_put_request__descriptor,
+    &raftd__meta_get_request__descriptor,
+    &raftd__status_request__descriptor,
+    &raftd__groups_request__descriptor,
+    &raftd__members_request__descriptor,
+    &raftd__members_add_request__descriptor,
+    &raftd__members_remove_request__descriptor,
+    &raftd__transfer_leader_request__descriptor,
+    &raftd__ready_request__descriptor,
+    &raftd__shutdown_request__descriptor,
+    &raftd__client_request__descriptor,
+    &raftd__value_result__descriptor,
+    &raftd__index_result__descriptor,
+    &raftd__loop_stats__descriptor,
+    &raftd__status_result__descriptor,
+    &raftd__group_row__descriptor,
+    &raftd__groups_result__descriptor,
+    &raftd__member_row__descriptor,
+    &raftd__members_result__descriptor,
+    &raftd__client_response__descriptor,
 };
 
 /* A bump arena: the filled messages are freed all at once. */
@@ -405,4 +406,24 @@ Test(proto, unknown_raft_type_refused)
 	cr_expect_eq(rd_wire_decode(buf + RD_WIRE_HEADER, n - RD_WIRE_HEADER, &out, NULL),
 	             RD_EPROTO);
 	free(buf);
+}
+
+/* The list above covers every message the generated code declares (a new
+ * message in proto/raftd.proto must be added to `all`). */
+Test(proto, list_covers_every_message)
+{
+	char path[4096], line[512];
+	const char *b = getenv("RD_BUILD");
+	unsigned n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/gen/raftd.pb-c.h", b ? b : "build");
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	while (fgets(line, sizeof line, f))
+		if (strstr(line, "extern const ProtobufCMessageDescriptor raftd__"))
+			n++;
+	fclose(f);
+	cr_expect_eq(n, sizeof all / sizeof all[0], "%u messages declared, %zu listed", n,
+	             sizeof all / sizeof all[0]);
 }

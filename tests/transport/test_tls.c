@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "util/err.h"
+
 #include "helpers.h"
 
 static bool node1_got(struct tenv *e, void *arg)
@@ -189,5 +191,45 @@ Test(tls, reload)
 	tnode_config(&e, 1, false, &cfg);
 	tnode_start(&e, 1, &cfg);
 	cr_expect_eq(rd_transport_reload_tls(e.n[1].t, msg), 0, "%s", msg);
+	tenv_fini(&e);
+}
+
+/* After a reload, new connections use the new credentials while the
+ * established one keeps its own: node 1 switches to a certificate from
+ * another CA; node 2, already connected, keeps talking; node 3, dialing
+ * afterwards, refuses node 1's new certificate. */
+Test(tls, reload_applies_to_new_connections)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	char cmd[4096], msg[RD_ERRMSG_SIZE];
+	uint64_t want;
+
+	tenv_init(&e, true);
+	tnode_config(&e, 1, false, &cfg);
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, false, &cfg);
+	tnode_start(&e, 2, &cfg);
+	tnode_config(&e, 3, false, &cfg);
+	tnode_start(&e, 3, &cfg);
+	tenv_mesh(&e);
+	want = 5;
+	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
+	cr_assert(trun(&e, node1_got, &want, 10000));
+	/* Rotate node 1 onto another CA, in place. */
+	snprintf(
+	    cmd, sizeof cmd,
+	    "%s/conf/raftd-certs ca %s/other && %s/conf/raftd-certs node %s/other 1 && "
+	    "cp %s/other/node1.pem %s/other/node1.key %s/",
+	    getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir, e.dir, e.dir, e.dir);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rd_transport_reload_tls(e.n[1].t, msg), 0, "%s", msg);
+	want = 10;
+	cr_assert_eq(tsend(&e, 2, 1, 6, 5, 8), 0);
+	cr_expect(trun(&e, node1_got, &want, 10000), "established connection unaffected");
+	cr_assert_eq(tsend(&e, 3, 1, 1, 5, 8), 0);
+	trun_for(&e, 1000);
+	cr_expect_eq(e.n[1].msgs, 10, "new connection with the new certificate refused");
+	cr_expect_not(tstats(&e, 3, 1).connected);
 	tenv_fini(&e);
 }
