@@ -22,11 +22,11 @@
 #include "util/frame.h"
 #include "util/json.h"
 
-#define EXIT_FAILED 1
-#define EXIT_USAGE 2
+#define EXIT_FAILED      1
+#define EXIT_USAGE       2
 #define EXIT_UNREACHABLE 3
-#define DEFAULT_SOCKET "/run/raftd/raftd.sock"
-#define MAX_RESPONSE (64u << 20)
+#define DEFAULT_SOCKET   "/run/raftd/raftd.sock"
+#define MAX_RESPONSE     (64u << 20)
 
 struct opts {
 	const char *socket;
@@ -45,14 +45,16 @@ static const struct cmd commands[];
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: raftctl [-s SOCKET] [--json] [--timeout MS] COMMAND [ARGS]\n\n"
-		     "commands:\n");
+	fprintf(out,
+	        "usage: raftctl [-s SOCKET] [--json] [--timeout MS] COMMAND [ARGS]\n\n"
+	        "commands:\n");
 	for (const struct cmd *c = commands; c->name != NULL; c++)
 		fprintf(out, "  %-16s %-26s %s\n", c->name, c->args, c->help);
-	fprintf(out, "\nSOCKET defaults to $RAFTD_SOCKET, else %s.\n"
-		     "Exit codes: 0 ok, 1 operation failed, 2 usage, 3 raftd unreachable.\n"
-		     "'raftctl COMMAND --help' describes one command.\n",
-		DEFAULT_SOCKET);
+	fprintf(out,
+	        "\nSOCKET defaults to $RAFTD_SOCKET, else %s.\n"
+	        "Exit codes: 0 ok, 1 operation failed, 2 usage, 3 raftd unreachable.\n"
+	        "'raftctl COMMAND --help' describes one command.\n",
+	        DEFAULT_SOCKET);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -98,10 +100,11 @@ static int dial(const char *path)
 
 static int unreachable(const char *path, const char *what)
 {
-	fprintf(stderr,
-		"raftctl: no raftd at %s (%s): is it running? see `systemctl status raftd`, "
-		"or pass -s SOCKET\n",
-		path, what);
+	fprintf(
+	    stderr,
+	    "raftctl: no raftd at %s (%s): is it running? see `systemctl status raftd`, "
+	    "or pass -s SOCKET\n",
+	    path, what);
 	return EXIT_UNREACHABLE;
 }
 
@@ -109,7 +112,7 @@ static int unreachable(const char *path, const char *what)
  * raftd__client_response__free_unpacked) or an exit code. `retry_ms` > 0
  * keeps trying to connect that long (ready --wait). */
 static int call(const struct opts *o, Raftd__ClientRequest *req, unsigned retry_ms,
-		Raftd__ClientResponse **resp)
+                Raftd__ClientResponse **resp)
 {
 	uint64_t until = now_ms() + retry_ms;
 	uint8_t *buf, *in;
@@ -140,21 +143,42 @@ static int call(const struct opts *o, Raftd__ClientRequest *req, unsigned retry_
 	rv = rd_frame_read_fd(fd, MAX_RESPONSE, &in, &inlen);
 	close(fd);
 	if (rv != 0)
-		return unreachable(o->socket, rv == RD_ECLOSED ? "connection closed before a reply"
-							     : rd_strerror(rv));
+		return unreachable(o->socket, rv == RD_ECLOSED
+		                                  ? "connection closed before a reply"
+		                                  : rd_strerror(rv));
 	*resp = raftd__client_response__unpack(NULL, inlen, in);
 	free(in);
 	if (*resp == NULL) {
-		fprintf(stderr, "raftctl: the reply from %s could not be decoded\n", o->socket);
+		fprintf(stderr, "raftctl: the reply from %s could not be decoded\n",
+		        o->socket);
 		return EXIT_FAILED;
 	}
 	return 0;
 }
 
+/* "key": value, for the flat fields of --json output. */
+static void ju64(struct rd_json *j, const char *key, uint64_t v)
+{
+	rd_json_key(j, key);
+	rd_json_u64(j, v);
+}
+
+static void jstr(struct rd_json *j, const char *key, const char *v)
+{
+	rd_json_key(j, key);
+	rd_json_str(j, v);
+}
+
+static void jbool(struct rd_json *j, const char *key, int v)
+{
+	rd_json_key(j, key);
+	rd_json_bool(j, v);
+}
+
 static const char *code_name(Raftd__ErrorCode c)
 {
 	const ProtobufCEnumValue *v =
-		protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, (int)c);
+	    protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, (int)c);
 	return v != NULL ? v->name : "UNKNOWN";
 }
 
@@ -165,17 +189,13 @@ static int failed(const struct opts *o, const Raftd__ClientResponse *r)
 		struct rd_json j;
 		rd_json_init(&j);
 		rd_json_obj_begin(&j);
-		rd_json_key(&j, "error");
-		rd_json_str(&j, code_name(r->error));
-		rd_json_key(&j, "message");
-		rd_json_str(&j, r->error_message);
+		jstr(&j, "error", code_name(r->error));
+		jstr(&j, "message", r->error_message);
 		if (r->leader_hint) {
-			rd_json_key(&j, "leader_hint");
-			rd_json_u64(&j, r->leader_hint);
+			ju64(&j, "leader_hint", r->leader_hint);
 		}
 		if (r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_VALUE) {
-			rd_json_key(&j, "found");
-			rd_json_bool(&j, r->value->found);
+			jbool(&j, "found", r->value->found);
 			rd_json_key(&j, "value");
 			rd_json_bytes(&j, r->value->value.data, r->value->value.len);
 		}
@@ -192,19 +212,21 @@ static int failed(const struct opts *o, const Raftd__ClientResponse *r)
 	    r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_VALUE) {
 		if (r->value->found)
 			fprintf(stderr, "; current value: %.*s", (int)r->value->value.len,
-				(const char *)r->value->value.data);
+			        (const char *)r->value->value.data);
 		else
 			fprintf(stderr, "; the key does not exist");
 	}
 	if (r->error == RAFTD__ERROR_CODE__NOT_READY)
-		fprintf(stderr, " (the node is still catching up; try 'raftctl ready --wait 10')");
+		fprintf(
+		    stderr,
+		    " (the node is still catching up; try 'raftctl ready --wait 10')");
 	fprintf(stderr, "\n");
 	return EXIT_FAILED;
 }
 
 /* Run one request and hand a successful response to `print`. */
 static int roundtrip(const struct opts *o, Raftd__ClientRequest *req,
-		     void (*print)(const struct opts *, const Raftd__ClientResponse *))
+                     void (*print)(const struct opts *, const Raftd__ClientResponse *))
 {
 	Raftd__ClientResponse *r;
 	int rv = call(o, req, 0, &r);
@@ -243,7 +265,8 @@ static void print_index(const struct opts *o, const Raftd__ClientResponse *r)
 	if (r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_INDEX)
 		g = r->index->group, i = r->index->index;
 	if (o->json)
-		printf("{\"ok\":true,\"group\":%" PRIu64 ",\"index\":%" PRIu64 "}\n", g, i);
+		printf("{\"ok\":true,\"group\":%" PRIu64 ",\"index\":%" PRIu64 "}\n", g,
+		       i);
 	else
 		printf("OK group=%" PRIu64 " index=%" PRIu64 "\n", g, i);
 }
@@ -251,13 +274,12 @@ static void print_index(const struct opts *o, const Raftd__ClientResponse *r)
 static void print_value(const struct opts *o, const Raftd__ClientResponse *r)
 {
 	const Raftd__ValueResult *v =
-		r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_VALUE ? r->value : NULL;
+	    r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_VALUE ? r->value : NULL;
 	if (o->json) {
 		struct rd_json j;
 		rd_json_init(&j);
 		rd_json_obj_begin(&j);
-		rd_json_key(&j, "found");
-		rd_json_bool(&j, v != NULL && v->found);
+		jbool(&j, "found", v != NULL && v->found);
 		rd_json_key(&j, "value");
 		if (v != NULL && v->found)
 			rd_json_bytes(&j, v->value.data, v->value.len);
@@ -298,7 +320,7 @@ static const char *member_role(Raftd__MemberRole role)
 {
 	return role == RAFTD__MEMBER_ROLE__MEMBER_LEARNER   ? "learner"
 	       : role == RAFTD__MEMBER_ROLE__MEMBER_REMOVED ? "removed"
-							    : "voter";
+	                                                    : "voter";
 }
 
 static void ids(char *out, size_t size, const uint64_t *v, size_t n)
@@ -306,7 +328,8 @@ static void ids(char *out, size_t size, const uint64_t *v, size_t n)
 	size_t l = 0;
 	out[0] = '\0';
 	for (size_t i = 0; i < n && l + 1 < size; i++)
-		l += (size_t)snprintf(out + l, size - l, "%s%" PRIu64, i ? "," : "", v[i]);
+		l +=
+		    (size_t)snprintf(out + l, size - l, "%s%" PRIu64, i ? "," : "", v[i]);
 	if (n == 0)
 		snprintf(out, size, "-");
 }
@@ -334,24 +357,16 @@ static void print_groups(const struct opts *o, const Raftd__ClientResponse *r)
 		for (size_t i = 0; i < g->n_groups; i++) {
 			const Raftd__GroupRow *row = g->groups[i];
 			rd_json_obj_begin(&j);
-			rd_json_key(&j, "group");
-			rd_json_u64(&j, row->group);
-			rd_json_key(&j, "role");
-			rd_json_str(&j, role_name(row->role));
-			rd_json_key(&j, "leader");
-			rd_json_u64(&j, row->leader);
-			rd_json_key(&j, "term");
-			rd_json_u64(&j, row->term);
-			rd_json_key(&j, "commit");
-			rd_json_u64(&j, row->commit);
-			rd_json_key(&j, "applied");
-			rd_json_u64(&j, row->applied);
-			rd_json_key(&j, "last_index");
-			rd_json_u64(&j, row->last_index);
+			ju64(&j, "group", row->group);
+			jstr(&j, "role", role_name(row->role));
+			ju64(&j, "leader", row->leader);
+			ju64(&j, "term", row->term);
+			ju64(&j, "commit", row->commit);
+			ju64(&j, "applied", row->applied);
+			ju64(&j, "last_index", row->last_index);
 			json_ids(&j, "voters", row->voters, row->n_voters);
 			json_ids(&j, "learners", row->learners, row->n_learners);
-			rd_json_key(&j, "vshards");
-			rd_json_u64(&j, row->n_vshards);
+			ju64(&j, "vshards", row->n_vshards);
 			rd_json_obj_end(&j);
 		}
 		rd_json_arr_end(&j);
@@ -359,16 +374,16 @@ static void print_groups(const struct opts *o, const Raftd__ClientResponse *r)
 		rd_json_free(&j);
 		return;
 	}
-	printf("%-6s %-13s %-7s %-6s %-8s %-8s %-12s %-8s %s\n", "GROUP", "ROLE", "LEADER",
-	       "TERM", "COMMIT", "APPLIED", "VOTERS", "LEARNERS", "VSHARDS");
+	printf("%-6s %-13s %-7s %-6s %-8s %-8s %-12s %-8s %s\n", "GROUP", "ROLE",
+	       "LEADER", "TERM", "COMMIT", "APPLIED", "VOTERS", "LEARNERS", "VSHARDS");
 	for (size_t i = 0; i < g->n_groups; i++) {
 		const Raftd__GroupRow *row = g->groups[i];
 		ids(voters, sizeof voters, row->voters, row->n_voters);
 		ids(learners, sizeof learners, row->learners, row->n_learners);
 		printf("%-6" PRIu64 " %-13s %-7" PRIu64 " %-6" PRIu64 " %-8" PRIu64
 		       " %-8" PRIu64 " %-12s %-8s %zu\n",
-		       row->group, role_name(row->role), row->leader, row->term, row->commit,
-		       row->applied, voters, learners, row->n_vshards);
+		       row->group, role_name(row->role), row->leader, row->term,
+		       row->commit, row->applied, voters, learners, row->n_vshards);
 	}
 }
 
@@ -382,24 +397,17 @@ static void print_members(const struct opts *o, const Raftd__ClientResponse *r)
 		struct rd_json j;
 		rd_json_init(&j);
 		rd_json_obj_begin(&j);
-		rd_json_key(&j, "topology_version");
-		rd_json_u64(&j, m->topology_version);
+		ju64(&j, "topology_version", m->topology_version);
 		rd_json_key(&j, "members");
 		rd_json_arr_begin(&j);
 		for (size_t i = 0; i < m->n_members; i++) {
 			rd_json_obj_begin(&j);
-			rd_json_key(&j, "id");
-			rd_json_u64(&j, m->members[i]->id);
-			rd_json_key(&j, "address");
-			rd_json_str(&j, m->members[i]->address);
-			rd_json_key(&j, "role");
-			rd_json_str(&j, member_role(m->members[i]->role));
-			rd_json_key(&j, "self");
-			rd_json_bool(&j, m->members[i]->self);
-			rd_json_key(&j, "connected");
-			rd_json_bool(&j, m->members[i]->connected);
-			rd_json_key(&j, "rtt_us");
-			rd_json_u64(&j, m->members[i]->rtt_us);
+			ju64(&j, "id", m->members[i]->id);
+			jstr(&j, "address", m->members[i]->address);
+			jstr(&j, "role", member_role(m->members[i]->role));
+			jbool(&j, "self", m->members[i]->self);
+			jbool(&j, "connected", m->members[i]->connected);
+			ju64(&j, "rtt_us", m->members[i]->rtt_us);
 			rd_json_obj_end(&j);
 		}
 		rd_json_arr_end(&j);
@@ -419,7 +427,10 @@ static void print_members(const struct opts *o, const Raftd__ClientResponse *r)
 		else
 			snprintf(rtt, sizeof rtt, "-");
 		printf("%-6" PRIu64 " %-24s %-8s %-10s %s\n", row->id, row->address,
-		       member_role(row->role), row->self ? "-" : row->connected ? "yes" : "no",
+		       member_role(row->role),
+		       row->self        ? "-"
+		       : row->connected ? "yes"
+		                        : "no",
 		       rtt);
 	}
 }
@@ -438,46 +449,32 @@ static void print_status(const struct opts *o, const Raftd__ClientResponse *r)
 		struct rd_json j;
 		rd_json_init(&j);
 		rd_json_obj_begin(&j);
-		rd_json_key(&j, "node_id");
-		rd_json_u64(&j, s->node_id);
-		rd_json_key(&j, "version");
-		rd_json_str(&j, s->version);
-		rd_json_key(&j, "ready");
-		rd_json_bool(&j, s->ready);
-		rd_json_key(&j, "meta_leader");
-		rd_json_u64(&j, s->meta_leader);
-		rd_json_key(&j, "uptime_ms");
-		rd_json_u64(&j, s->uptime_ms);
-		rd_json_key(&j, "state_machine_hash");
-		rd_json_u64(&j, s->state_machine_hash);
-		rd_json_key(&j, "topology_version");
-		rd_json_u64(&j, s->topology != NULL ? s->topology->version : 0);
+		ju64(&j, "node_id", s->node_id);
+		jstr(&j, "version", s->version);
+		jbool(&j, "ready", s->ready);
+		ju64(&j, "meta_leader", s->meta_leader);
+		ju64(&j, "uptime_ms", s->uptime_ms);
+		ju64(&j, "state_machine_hash", s->state_machine_hash);
+		ju64(&j, "topology_version",
+		     s->topology != NULL ? s->topology->version : 0);
 		rd_json_key(&j, "members");
 		rd_json_arr_begin(&j);
 		for (size_t i = 0; i < n_members; i++) {
 			rd_json_obj_begin(&j);
-			rd_json_key(&j, "id");
-			rd_json_u64(&j, s->topology->members[i]->id);
-			rd_json_key(&j, "address");
-			rd_json_str(&j, s->topology->members[i]->address);
+			ju64(&j, "id", s->topology->members[i]->id);
+			jstr(&j, "address", s->topology->members[i]->address);
 			rd_json_obj_end(&j);
 		}
 		rd_json_arr_end(&j);
 		if (l != NULL) {
 			rd_json_key(&j, "loop");
 			rd_json_obj_begin(&j);
-			rd_json_key(&j, "iterations");
-			rd_json_u64(&j, l->iterations);
-			rd_json_key(&j, "ticks");
-			rd_json_u64(&j, l->ticks);
-			rd_json_key(&j, "last_iteration_us");
-			rd_json_u64(&j, l->last_iteration_us);
-			rd_json_key(&j, "max_iteration_us");
-			rd_json_u64(&j, l->max_iteration_us);
-			rd_json_key(&j, "last_tick_us");
-			rd_json_u64(&j, l->last_tick_us);
-			rd_json_key(&j, "max_tick_us");
-			rd_json_u64(&j, l->max_tick_us);
+			ju64(&j, "iterations", l->iterations);
+			ju64(&j, "ticks", l->ticks);
+			ju64(&j, "last_iteration_us", l->last_iteration_us);
+			ju64(&j, "max_iteration_us", l->max_iteration_us);
+			ju64(&j, "last_tick_us", l->last_tick_us);
+			ju64(&j, "max_tick_us", l->max_tick_us);
 			rd_json_obj_end(&j);
 		}
 		rd_json_obj_end(&j);
@@ -500,8 +497,8 @@ static void print_status(const struct opts *o, const Raftd__ClientResponse *r)
 		printf("%-20s %" PRIu64 " (last %" PRIu64 "us, max %" PRIu64 "us)\n",
 		       "loop iterations", l->iterations, l->last_iteration_us,
 		       l->max_iteration_us);
-		printf("%-20s %" PRIu64 " (last %" PRIu64 "us, max %" PRIu64 "us)\n", "ticks",
-		       l->ticks, l->last_tick_us, l->max_tick_us);
+		printf("%-20s %" PRIu64 " (last %" PRIu64 "us, max %" PRIu64 "us)\n",
+		       "ticks", l->ticks, l->last_tick_us, l->max_tick_us);
 	}
 }
 
@@ -511,7 +508,7 @@ static int need(int argc, int want, const char *cmd)
 {
 	if (argc != want)
 		return usage_error("'%s' takes %d argument%s, got %d", cmd, want,
-				   want == 1 ? "" : "s", argc);
+		                   want == 1 ? "" : "s", argc);
 	return 0;
 }
 
@@ -520,7 +517,8 @@ static bool take_flag(int *argc, char **argv, const char *flag)
 {
 	for (int i = 0; i < *argc; i++) {
 		if (strcmp(argv[i], flag) == 0) {
-			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i - 1) * sizeof *argv);
+			memmove(&argv[i], &argv[i + 1],
+			        (size_t)(*argc - i - 1) * sizeof *argv);
 			(*argc)--;
 			return true;
 		}
@@ -536,7 +534,8 @@ static const char *take_opt(int *argc, char **argv, const char *flag)
 		if (strcmp(argv[i], flag) == 0) {
 			const char *v = i + 1 < *argc ? argv[i + 1] : "";
 			int n = i + 1 < *argc ? 2 : 1;
-			memmove(&argv[i], &argv[i + n], (size_t)(*argc - i - n) * sizeof *argv);
+			memmove(&argv[i], &argv[i + n],
+			        (size_t)(*argc - i - n) * sizeof *argv);
 			*argc -= n;
 			return v;
 		}
@@ -560,7 +559,7 @@ static int cmd_put(const struct opts *o, int argc, char **argv)
 /* get / meta get: print the value; a missing key is a failed operation
  * (exit 1) in human output, {"found":false} with --json. */
 static int read_value(const struct opts *o, Raftd__ClientRequest *req, const char *what,
-		      const char *key)
+                      const char *key)
 {
 	Raftd__ClientResponse *r;
 	int rv = call(o, req, 0, &r);
@@ -573,7 +572,7 @@ static int read_value(const struct opts *o, Raftd__ClientRequest *req, const cha
 		print_value(o, r);
 		rv = 0;
 		if (!o->json && (r->result_case != RAFTD__CLIENT_RESPONSE__RESULT_VALUE ||
-				 !r->value->found)) {
+		                 !r->value->found)) {
 			fprintf(stderr, "raftctl: %s '%s' not found\n", what, key);
 			rv = EXIT_FAILED;
 		}
@@ -806,26 +805,26 @@ static int cmd_shutdown(const struct opts *o, int argc, char **argv)
 }
 
 static const struct cmd commands[] = {
-	{"put", "KEY VALUE", "linearizable write; returns once applied", cmd_put},
-	{"get", "KEY [--stale]", "linearizable read (ReadIndex) unless --stale", cmd_get},
-	{"delete", "KEY", "linearizable delete", cmd_delete},
-	{"cas", "KEY EXPECTED NEW", "compare-and-set (--absent KEY NEW: only if absent)",
-	 cmd_cas},
-	{"propose", "--vshard V DATA", "raw proposal to the group owning vShard V",
-	 cmd_propose},
-	{"meta put", "KEY VALUE", "write to the metadata group", cmd_meta_put},
-	{"meta get", "KEY [--stale]", "read from the metadata group", cmd_meta_get},
-	{"status", "", "node, readiness, metadata leader, topology, loop figures",
-	 cmd_status},
-	{"groups", "", "one row per group hosted here", cmd_groups},
-	{"members", "", "cluster members", cmd_members},
-	{"members add", "ID ADDR [--learner]", "add a node to the cluster", cmd_members_add},
-	{"members remove", "ID", "remove a node from the cluster", cmd_members_remove},
-	{"transfer-leader", "GROUP NODE", "move a group's leadership to NODE", cmd_transfer},
-	{"ready", "[--wait SECONDS]", "exit 0 when ready, 1 when not (after waiting)",
-	 cmd_ready},
-	{"shutdown", "", "graceful shutdown of the node", cmd_shutdown},
-	{NULL, NULL, NULL, NULL},
+    {"put", "KEY VALUE", "linearizable write; returns once applied", cmd_put},
+    {"get", "KEY [--stale]", "linearizable read (ReadIndex) unless --stale", cmd_get},
+    {"delete", "KEY", "linearizable delete", cmd_delete},
+    {"cas", "KEY EXPECTED NEW", "compare-and-set (--absent KEY NEW: only if absent)",
+     cmd_cas},
+    {"propose", "--vshard V DATA", "raw proposal to the group owning vShard V",
+     cmd_propose},
+    {"meta put", "KEY VALUE", "write to the metadata group", cmd_meta_put},
+    {"meta get", "KEY [--stale]", "read from the metadata group", cmd_meta_get},
+    {"status", "", "node, readiness, metadata leader, topology, loop figures",
+     cmd_status},
+    {"groups", "", "one row per group hosted here", cmd_groups},
+    {"members", "", "cluster members", cmd_members},
+    {"members add", "ID ADDR [--learner]", "add a node to the cluster", cmd_members_add},
+    {"members remove", "ID", "remove a node from the cluster", cmd_members_remove},
+    {"transfer-leader", "GROUP NODE", "move a group's leadership to NODE", cmd_transfer},
+    {"ready", "[--wait SECONDS]", "exit 0 when ready, 1 when not (after waiting)",
+     cmd_ready},
+    {"shutdown", "", "graceful shutdown of the node", cmd_shutdown},
+    {NULL, NULL, NULL, NULL},
 };
 
 int main(int argc, char **argv)
@@ -845,7 +844,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
 			uint64_t t;
 			if (!parse_u64(argv[++i], &t) || t == 0 || t > 3600000)
-				return usage_error("--timeout takes milliseconds (1..3600000)");
+				return usage_error(
+				    "--timeout takes milliseconds (1..3600000)");
 			o.timeout_ms = (unsigned)t;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
@@ -868,7 +868,8 @@ int main(int argc, char **argv)
 			continue;
 		if (c->name[l] == '\0' && match == NULL)
 			match = c;
-		else if (c->name[l] == ' ' && i + 1 < argc && strcmp(c->name + l + 1, argv[i + 1]) == 0)
+		else if (c->name[l] == ' ' && i + 1 < argc &&
+		         strcmp(c->name + l + 1, argv[i + 1]) == 0)
 			match = c;
 	}
 	if (match == NULL)
@@ -876,8 +877,8 @@ int main(int argc, char **argv)
 	i += strchr(match->name, ' ') != NULL ? 2 : 1;
 	for (int k = i; k < argc; k++) {
 		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
-			printf("usage: raftctl [-s SOCKET] [--json] %s %s\n  %s\n", match->name,
-			       match->args, match->help);
+			printf("usage: raftctl [-s SOCKET] [--json] %s %s\n  %s\n",
+			       match->name, match->args, match->help);
 			return 0;
 		}
 	}
