@@ -25,8 +25,8 @@ struct daemon {
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: raftd --config FILE        run the node in the foreground\n"
-		     "       raftd --check-config FILE  validate FILE and exit\n"
-		     "       raftd --version\n");
+	             "       raftd --check-config FILE  validate FILE and exit\n"
+	             "       raftd --version\n");
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -58,7 +58,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		rd_log_set_level(cfg->log_level);
 		rd_node_reload(d->node, cfg);
 		rd_log_notice("config reloaded path=%s level=%s", d->config_path,
-			      rd_log_level_name(cfg->log_level));
+		              rd_log_level_name(cfg->log_level));
 	}
 	free(cfg);
 }
@@ -79,8 +79,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (argc != 3 ||
-	    (strcmp(argv[1], "--config") != 0 && strcmp(argv[1], "--check-config") != 0)) {
+	if (argc != 3 || (strcmp(argv[1], "--config") != 0 &&
+	                  strcmp(argv[1], "--check-config") != 0)) {
 		usage(stderr);
 		return 2;
 	}

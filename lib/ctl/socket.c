@@ -95,8 +95,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 	}
 	if (c->bev != NULL && rv == RD_ETOOBIG) {
 		s->stats.oversized++;
-		rd_log_warn("ctl: request frame over %zu bytes, closing pid=%d", s->max_frame,
-			    (int)c->pid);
+		rd_log_warn("ctl: request frame over %zu bytes, closing pid=%d",
+		            s->max_frame, (int)c->pid);
 		conn_close(c);
 	}
 }
@@ -109,7 +109,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+                      int salen, void *arg)
 {
 	struct rd_ctl_server *s = arg;
 	struct rd_ctl_conn *c;
@@ -122,7 +122,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		close(fd);
 		return;
 	}
-	c->bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev =
+	    bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		close(fd);
 		free(c);
@@ -132,7 +133,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		c->pid = cred.pid;
 		c->uid = cred.uid;
 		rd_log_debug("ctl: client connected pid=%d uid=%u gid=%u", (int)cred.pid,
-			     (unsigned)cred.uid, (unsigned)cred.gid);
+		             (unsigned)cred.uid, (unsigned)cred.gid);
 	}
 	c->server = s;
 	c->refs = 1;
@@ -162,8 +163,8 @@ static bool socket_is_live(const char *path)
 }
 
 int rd_ctl_server_start(struct event_base *base, const char *path, mode_t mode,
-			size_t max_frame, rd_ctl_frame_cb on_frame, void *ud,
-			struct rd_ctl_server **out, char *msg)
+                        size_t max_frame, rd_ctl_frame_cb on_frame, void *ud,
+                        struct rd_ctl_server **out, char *msg)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct rd_ctl_server *s;
@@ -174,10 +175,11 @@ int rd_ctl_server_start(struct event_base *base, const char *path, mode_t mode,
 		return rd_errorf(msg, RD_EINVAL, "socket path '%s' is too long", path);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
-			return rd_errorf(msg, RD_EEXIST, "%s exists and is not a socket", path);
+			return rd_errorf(msg, RD_EEXIST, "%s exists and is not a socket",
+			                 path);
 		if (socket_is_live(path))
 			return rd_errorf(msg, RD_EEXIST,
-					 "%s is in use: another raftd is running", path);
+			                 "%s is in use: another raftd is running", path);
 		rd_log_notice("ctl: replacing stale socket file path=%s", path);
 		unlink(path);
 	}
@@ -208,8 +210,8 @@ int rd_ctl_server_start(struct event_base *base, const char *path, mode_t mode,
 		rv = rd_errorf(msg, RD_EIO, "chmod %s: %s", path, strerror(errno));
 		goto err_after_bind;
 	}
-	s->listener = evconnlistener_new(base, on_accept, s,
-					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
+	s->listener = evconnlistener_new(
+	    base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
 	if (s->listener == NULL) {
 		rv = rd_errorf(msg, RD_EIO, "listen %s: %s", path, strerror(errno));
 		goto err_after_bind;

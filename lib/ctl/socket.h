@@ -26,7 +26,7 @@ struct rd_ctl_conn;
  * call. The handler must eventually call rd_ctl_reply or rd_ctl_release on
  * `conn` exactly once per frame it was given (it holds one reference). */
 typedef void (*rd_ctl_frame_cb)(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
-				size_t len);
+                                size_t len);
 
 struct rd_ctl_stats {
 	uint64_t accepted;
@@ -40,8 +40,8 @@ struct rd_ctl_stats {
  * RD_EEXIST ("another raftd is running"). Returns 0 or an RD_E* code with a
  * message. */
 int rd_ctl_server_start(struct event_base *base, const char *path, mode_t mode,
-			size_t max_frame, rd_ctl_frame_cb on_frame, void *ud,
-			struct rd_ctl_server **out, char *msg);
+                        size_t max_frame, rd_ctl_frame_cb on_frame, void *ud,
+                        struct rd_ctl_server **out, char *msg);
 
 /* Stop accepting new connections (shutdown, first step). Existing ones
  * stay until rd_ctl_server_free. */

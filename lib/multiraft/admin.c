@@ -53,28 +53,28 @@ static int status_json(void *ud, struct evbuffer *out)
 	bool first = true;
 
 	evbuffer_add_printf(out,
-			    "{\"node\":%" PRIu64 ",\"incarnation\":\"%016" PRIx64
-			    "\",\"version\":\"%s\",\"ready\":%s,\"uptime_seconds\":%.3f,"
-			    "\"metadata_leader\":%" PRIu64 ",\"groups\":[",
-			    n->cfg.node_id, rd_storage_incarnation(n->st), RD_VERSION,
-			    n->ready ? "true" : "false",
-			    (double)(rd_node_now_ns() - n->started_ns) / 1e9,
-			    g0 != NULL ? rd_raft_leader(g0->raft) : 0);
+	                    "{\"node\":%" PRIu64 ",\"incarnation\":\"%016" PRIx64
+	                    "\",\"version\":\"%s\",\"ready\":%s,\"uptime_seconds\":%.3f,"
+	                    "\"metadata_leader\":%" PRIu64 ",\"groups\":[",
+	                    n->cfg.node_id, rd_storage_incarnation(n->st), RD_VERSION,
+	                    n->ready ? "true" : "false",
+	                    (double)(rd_node_now_ns() - n->started_ns) / 1e9,
+	                    g0 != NULL ? rd_raft_leader(g0->raft) : 0);
 	for (size_t id = 0; id < n->n_slots; id++) {
 		struct rd_group *g = n->groups[id];
 		const struct rd_conf_state *cs;
 		if (g == NULL)
 			continue;
 		cs = rd_raft_conf(g->raft);
-		evbuffer_add_printf(out,
-				    "%s{\"group\":%zu,\"role\":\"%s\",\"leader\":%" PRIu64
-				    ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
-				    ",\"applied\":%" PRIu64 ",\"last_index\":%" PRIu64
-				    ",\"vshards\":%u,\"voters\":",
-				    first ? "" : ",", id, role_name(g), rd_raft_leader(g->raft),
-				    rd_raft_term(g->raft), rd_raft_commit(g->raft),
-				    rd_raft_applied_index(g->raft), rd_raft_last_index(g->raft),
-				    id == 0 ? 0 : rd_routing_vshard_count(&n->routing, (uint32_t)id));
+		evbuffer_add_printf(
+		    out,
+		    "%s{\"group\":%zu,\"role\":\"%s\",\"leader\":%" PRIu64
+		    ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64
+		    ",\"last_index\":%" PRIu64 ",\"vshards\":%u,\"voters\":",
+		    first ? "" : ",", id, role_name(g), rd_raft_leader(g->raft),
+		    rd_raft_term(g->raft), rd_raft_commit(g->raft),
+		    rd_raft_applied_index(g->raft), rd_raft_last_index(g->raft),
+		    id == 0 ? 0 : rd_routing_vshard_count(&n->routing, (uint32_t)id));
 		json_ids(out, cs->voters, cs->n_voters);
 		evbuffer_add_printf(out, ",\"learners\":");
 		json_ids(out, cs->learners, cs->n_learners);
@@ -89,11 +89,11 @@ static int status_json(void *ud, struct evbuffer *out)
 		if (n->members[i].id == n->cfg.node_id)
 			continue;
 		up = rd_peers_connected(n, n->members[i].id, &rtt);
-		evbuffer_add_printf(out, "%s{\"id\":%" PRIu64 ",\"address\":", first ? "" : ",",
-				    n->members[i].id);
+		evbuffer_add_printf(out, "%s{\"id\":%" PRIu64 ",\"address\":",
+		                    first ? "" : ",", n->members[i].id);
 		rd_admin_json_string(out, n->members[i].addr.text);
 		evbuffer_add_printf(out, ",\"connected\":%s,\"rtt_seconds\":%.6f}",
-				    up ? "true" : "false", (double)rtt / 1e6);
+		                    up ? "true" : "false", (double)rtt / 1e6);
 		first = false;
 	}
 	evbuffer_add_printf(out, "]}\n");
@@ -120,11 +120,12 @@ static void per_group(struct evbuffer *out, struct rd_node *n, enum rd_metric_id
 			rd_metrics_gauge_u64(out, name, l, rd_raft_commit(g->raft));
 			break;
 		case RD_METRIC_GROUP_APPLIED_INDEX:
-			rd_metrics_gauge_u64(out, name, l, rd_raft_applied_index(g->raft));
+			rd_metrics_gauge_u64(out, name, l,
+			                     rd_raft_applied_index(g->raft));
 			break;
 		case RD_METRIC_GROUP_IS_LEADER:
 			rd_metrics_gauge_u64(out, name, l,
-					     rd_raft_role(g->raft) == RD_RAFT_LEADER);
+			                     rd_raft_role(g->raft) == RD_RAFT_LEADER);
 			break;
 		case RD_METRIC_GROUP_LEADER:
 			rd_metrics_gauge_u64(out, name, l, rd_raft_leader(g->raft));
@@ -136,8 +137,9 @@ static void per_group(struct evbuffer *out, struct rd_node *n, enum rd_metric_id
 			rd_metrics_counter(out, name, l, g->forwarded);
 			break;
 		case RD_METRIC_GROUP_ROLE:
-			rd_metrics_gauge_u64(out, name,
-					     RD_METRICS_L2("group", gs, "role", role_name(g)), 1);
+			rd_metrics_gauge_u64(
+			    out, name, RD_METRICS_L2("group", gs, "role", role_name(g)),
+			    1);
 			break;
 		default:
 			break;
@@ -196,44 +198,45 @@ static int metrics(void *ud, struct evbuffer *out)
 	struct rd_metric_hist sync;
 	uint64_t now = rd_node_now_ns();
 	bool up = n->loop.last_tick_done_ns != 0 &&
-		  now - n->loop.last_tick_done_ns <
-			  (uint64_t)RD_ADMIN_LIVEZ_TICKS * n->cfg.tick_ms * 1000000ull;
+	          now - n->loop.last_tick_done_ns <
+	              (uint64_t)RD_ADMIN_LIVEZ_TICKS * n->cfg.tick_ms * 1000000ull;
 	struct {
 		const char *kind;
 		uint64_t v;
 	} errors[] = {
-		{"malformed_client_request", n->loop.malformed_client},
-		{"unknown_group_message", rd_peers_unknown_group(n)},
-		{"malformed_peer_frame", rd_peers_malformed(n)},
+	    {"malformed_client_request", n->loop.malformed_client},
+	    {"unknown_group_message", rd_peers_unknown_group(n)},
+	    {"malformed_peer_frame", rd_peers_malformed(n)},
 	};
 
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_ITERATIONS);
 	rd_metrics_counter(out, "raft_tick_loop_iterations_total", RD_METRICS_L0,
-			   n->loop.iterations);
+	                   n->loop.iterations);
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_LAST_DURATION);
-	rd_metrics_gauge(out, "raft_tick_loop_last_iteration_duration_seconds", RD_METRICS_L0,
-			 (double)n->loop.last_iter_ns / 1e9);
+	rd_metrics_gauge(out, "raft_tick_loop_last_iteration_duration_seconds",
+	                 RD_METRICS_L0, (double)n->loop.last_iter_ns / 1e9);
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_DURATION);
-	rd_metrics_histogram(out, "raft_tick_loop_iteration_duration_seconds", RD_METRICS_L0,
-			     &n->loop.iter_hist);
+	rd_metrics_histogram(out, "raft_tick_loop_iteration_duration_seconds",
+	                     RD_METRICS_L0, &n->loop.iter_hist);
 	rd_metrics_family(out, RD_METRIC_TICK_DURATION);
 	rd_metrics_histogram(out, "raft_tick_duration_seconds", RD_METRICS_L0,
-			     &n->loop.tick_hist);
+	                     &n->loop.tick_hist);
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_UP);
 	rd_metrics_gauge_u64(out, "raft_tick_loop_up", RD_METRICS_L0, up);
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_ERRORS);
 	for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
 		rd_metrics_counter(out, "raft_tick_loop_errors_total",
-				   RD_METRICS_L1("kind", errors[i].kind), errors[i].v);
+		                   RD_METRICS_L1("kind", errors[i].kind), errors[i].v);
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_PENDING_GROUPS);
 	rd_metrics_gauge_u64(out, "raft_tick_loop_pending_groups", RD_METRICS_L0,
-			     n->loop.pending_groups);
+	                     n->loop.pending_groups);
 	rd_metrics_family(out, RD_METRIC_NODE_READY);
 	rd_metrics_gauge_u64(out, "raft_node_ready", RD_METRICS_L0, n->ready);
 	rd_metrics_family(out, RD_METRIC_NODE_UPTIME);
 	rd_metrics_gauge(out, "raft_node_uptime_seconds", RD_METRICS_L0,
-			 (double)(now - n->started_ns) / 1e9);
-	for (int id = RD_METRIC_GROUP_TERM; id <= RD_METRIC_GROUP_FORWARDED_PROPOSALS; id++)
+	                 (double)(now - n->started_ns) / 1e9);
+	for (int id = RD_METRIC_GROUP_TERM; id <= RD_METRIC_GROUP_FORWARDED_PROPOSALS;
+	     id++)
 		per_group(out, n, (enum rd_metric_id)id);
 	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_RECONNECTS; id++)
 		per_peer(out, n, (enum rd_metric_id)id);
@@ -244,26 +247,28 @@ static int metrics(void *ud, struct evbuffer *out)
 	sync.count = ss.syncs;
 	sync.sum = (double)ss.sync_ns_total / 1e9;
 	rd_metrics_family(out, RD_METRIC_STORAGE_SYNC_DURATION);
-	rd_metrics_histogram(out, "raft_storage_sync_duration_seconds", RD_METRICS_L0, &sync);
+	rd_metrics_histogram(out, "raft_storage_sync_duration_seconds", RD_METRICS_L0,
+	                     &sync);
 	return 0;
 }
 
 static const struct rd_admin_ops ops = {
-	.ready = ready,
-	.last_tick_ns = last_tick_ns,
-	.write_status_json = status_json,
-	.write_metrics = metrics,
+    .ready = ready,
+    .last_tick_ns = last_tick_ns,
+    .write_status_json = status_json,
+    .write_metrics = metrics,
 };
 
 int rd_node_admin_start(struct rd_node *n, char *msg)
 {
-	struct rd_admin_opts o = {.tick_interval_ns = (uint64_t)n->cfg.tick_ms * 1000000ull};
+	struct rd_admin_opts o = {.tick_interval_ns =
+	                              (uint64_t)n->cfg.tick_ms * 1000000ull};
 	int rv;
 
 	if (!n->cfg.admin_enabled)
 		return 0;
 	rv = rd_admin_start(n->base, (const struct sockaddr *)&n->cfg.admin_listen.sa,
-			    n->cfg.admin_listen.salen, &ops, n, &o, &n->admin, msg);
+	                    n->cfg.admin_listen.salen, &ops, n, &o, &n->admin, msg);
 	if (rv != 0)
 		rd_errprefix(msg, "%s: [admin] listen: ", n->cfg.path);
 	return rv;

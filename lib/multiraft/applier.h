@@ -26,11 +26,11 @@ struct rd_applier_ops {
 	 * index to e->index) and describe the outcome in *res. Returns 0, or
 	 * an RD_E* code for a refusal the driver treats as fatal. */
 	int (*apply)(void *ud, struct rd_storage_batch *b, uint64_t group,
-		     const struct rd_entry *e, struct rd_kv_result *res, char *msg);
+	             const struct rd_entry *e, struct rd_kv_result *res, char *msg);
 	/* Read `key` from the durable state of `group`: 0 with a malloc'd copy
 	 * in *val (caller frees), RD_ENOTFOUND, or another RD_E* code. */
-	int (*read)(void *ud, uint64_t group, const uint8_t *key, size_t key_len, uint8_t **val,
-		    size_t *len, char *msg);
+	int (*read)(void *ud, uint64_t group, const uint8_t *key, size_t key_len,
+	            uint8_t **val, size_t *len, char *msg);
 };
 
 struct rd_applier {

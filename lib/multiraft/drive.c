@@ -70,7 +70,8 @@ static void persist(struct rd_node *n, struct rd_group *g)
 	ensure_results(g, u->n_committed);
 	for (size_t i = 0; i < u->n_committed; i++) {
 		const struct rd_applier *a = g->applier;
-		if (a->ops->apply(a->ud, n->batch, g->id, &u->committed[i], &g->results[i], msg) != 0)
+		if (a->ops->apply(a->ud, n->batch, g->id, &u->committed[i],
+		                  &g->results[i], msg) != 0)
 			fatal("apply refused", g->id, msg);
 	}
 }
@@ -131,7 +132,8 @@ static void resolve_applied(struct rd_group *g)
 	if (u->n_committed > 0)
 		applied = u->committed[u->n_committed - 1].index;
 	struct rd_waiter *w;
-	while ((w = g->props.head) != NULL && w->kind == RD_WAIT_APPLIED && w->index <= applied) {
+	while ((w = g->props.head) != NULL && w->kind == RD_WAIT_APPLIED &&
+	       w->index <= applied) {
 		g->props.head = w->next;
 		if (g->props.head == NULL)
 			g->props.tail = NULL;
@@ -159,12 +161,14 @@ static void note_role(struct rd_node *n, struct rd_group *g)
 		return;
 	if (leader == n->cfg.node_id)
 		rd_log_info("leader elected group=%llu term=%llu node=%llu",
-			    (unsigned long long)g->id, (unsigned long long)rd_raft_term(g->raft),
-			    (unsigned long long)leader);
+		            (unsigned long long)g->id,
+		            (unsigned long long)rd_raft_term(g->raft),
+		            (unsigned long long)leader);
 	else
 		rd_log_info("leader changed group=%llu term=%llu leader=%llu",
-			    (unsigned long long)g->id, (unsigned long long)rd_raft_term(g->raft),
-			    (unsigned long long)leader);
+		            (unsigned long long)g->id,
+		            (unsigned long long)rd_raft_term(g->raft),
+		            (unsigned long long)leader);
 	g->last_leader = leader;
 	/* Forwards that waited for a leader can go now. */
 	rd_node_retry_forwards(n);
@@ -189,7 +193,7 @@ static void compact(struct rd_node *n, struct rd_group *g)
 	if (rd_storage_batch_compact(n->batch, g->id, upto, msg) != 0)
 		fatal("compaction refused", g->id, msg);
 	rd_log_debug("log compacted group=%llu upto=%llu", (unsigned long long)g->id,
-		     (unsigned long long)upto);
+	             (unsigned long long)upto);
 }
 
 void rd_drive_iteration(struct rd_node *n)
@@ -224,14 +228,15 @@ void rd_drive_iteration(struct rd_node *n)
 
 		if (u->n_entries > 0)
 			rd_raft_persisted(g->raft, u->entries[u->n_entries - 1].index,
-					  u->entries[u->n_entries - 1].term);
+			                  u->entries[u->n_entries - 1].term);
 		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
 		resolve_applied(g);
 		serve_reads(n, g);
 		uint64_t snap_to[RD_RAFT_MAX_MEMBERS];
 		size_t n_snap = 0;
-		for (size_t k = 0; k < u->n_snap_sends && n_snap < RD_RAFT_MAX_MEMBERS; k++)
+		for (size_t k = 0; k < u->n_snap_sends && n_snap < RD_RAFT_MAX_MEMBERS;
+		     k++)
 			snap_to[n_snap++] = u->snap_sends[k].to;
 		rd_raft_advance(g->raft, u);
 		for (size_t k = 0; k < n_snap; k++)

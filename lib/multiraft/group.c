@@ -47,7 +47,7 @@ static void load_free(struct load *l)
 }
 
 int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t n_voters,
-		  char *msg)
+                  char *msg)
 {
 	struct rd_storage_group_info info;
 	struct rd_raft_config rc;
@@ -58,7 +58,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 
 	if (id >= n->n_slots)
 		return rd_errorf(msg, RD_EINVAL, "group %llu out of range",
-				 (unsigned long long)id);
+		                 (unsigned long long)id);
 	g = calloc(1, sizeof *g);
 	if (g == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
@@ -79,7 +79,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	if (fresh || info.conf.n_voters == 0) {
 		if (n_voters > RD_RAFT_MAX_MEMBERS) {
 			rv = rd_errorf(msg, RD_EINVAL, "group %llu: too many voters",
-				       (unsigned long long)id);
+			               (unsigned long long)id);
 			goto err_after_alloc;
 		}
 		rc.conf.n_voters = (uint32_t)n_voters;
@@ -97,10 +97,11 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 			rc.snapshot.conf = info.has_snapshot ? info.snap.conf : rc.conf;
 		}
 		if (info.last_index >= info.first_index) {
-			rv = rd_storage_log_scan(n->st, id, info.first_index, collect, &l, msg);
+			rv = rd_storage_log_scan(n->st, id, info.first_index, collect, &l,
+			                         msg);
 			if (rv != 0) {
 				rd_errprefix(msg, "group %llu: loading the log: ",
-					     (unsigned long long)id);
+				             (unsigned long long)id);
 				goto err_after_load;
 			}
 		}
@@ -118,13 +119,14 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	g->fresh = fresh;
 	g->applier = id == 0 ? &n->meta_applier : &n->data_applier;
 	n->groups[id] = g;
-	rd_log_info("group opened group=%llu term=%llu commit=%llu applied=%llu last=%llu "
-		    "voters=%u%s",
-		    (unsigned long long)id, (unsigned long long)rd_raft_term(g->raft),
-		    (unsigned long long)rd_raft_commit(g->raft),
-		    (unsigned long long)rd_raft_applied_index(g->raft),
-		    (unsigned long long)rd_raft_last_index(g->raft),
-		    rd_raft_conf(g->raft)->n_voters, fresh ? " new=1" : "");
+	rd_log_info(
+	    "group opened group=%llu term=%llu commit=%llu applied=%llu last=%llu "
+	    "voters=%u%s",
+	    (unsigned long long)id, (unsigned long long)rd_raft_term(g->raft),
+	    (unsigned long long)rd_raft_commit(g->raft),
+	    (unsigned long long)rd_raft_applied_index(g->raft),
+	    (unsigned long long)rd_raft_last_index(g->raft),
+	    rd_raft_conf(g->raft)->n_voters, fresh ? " new=1" : "");
 	return 0;
 
 err_after_load:

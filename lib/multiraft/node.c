@@ -23,7 +23,7 @@
 /* Event priorities: inputs run first; the drain pass last in an iteration. */
 #define PRIO_INPUT 1
 #define PRIO_DRAIN 2
-#define N_PRIOS 3
+#define N_PRIOS    3
 
 uint64_t rd_node_now_ns(void)
 {
@@ -73,8 +73,8 @@ void rd_node_check_ready(struct rd_node *n)
 	snprintf(status, sizeof status, "READY=1\nSTATUS=ready with %zu groups", hosted);
 	sd_notify(0, status);
 	rd_log_notice("node ready node=%llu groups=%zu metadata_leader=%llu",
-		      (unsigned long long)n->cfg.node_id, hosted,
-		      (unsigned long long)rd_raft_leader(g0->raft));
+	              (unsigned long long)n->cfg.node_id, hosted,
+	              (unsigned long long)rd_raft_leader(g0->raft));
 	struct rd_result ok = {.code = RAFTD__ERROR_CODE__OK};
 	rd_waitq_fail_all(&n->ready_waiters, &ok);
 }
@@ -168,7 +168,8 @@ static int mkdirs(const char *path, char *msg)
 			continue;
 		*p = '\0';
 		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-			return rd_errorf(msg, RD_EIO, "mkdir %s: %s", buf, strerror(errno));
+			return rd_errorf(msg, RD_EIO, "mkdir %s: %s", buf,
+			                 strerror(errno));
 		*p = '/';
 	}
 	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
@@ -220,8 +221,8 @@ static int load_routing(struct rd_node *n, char *msg)
 		return rv;
 	for (unsigned i = 0; i < n->n_members; i++)
 		ids[i] = n->members[i].id;
-	rv = rd_routing_bootstrap(&n->routing, n->cfg.data_groups, n->cfg.replication_factor,
-				  ids, n->n_members);
+	rv = rd_routing_bootstrap(&n->routing, n->cfg.data_groups,
+	                          n->cfg.replication_factor, ids, n->n_members);
 	if (rv != 0)
 		return rd_errorf(msg, rv, "cannot compute the routing table");
 	rv = rd_routing_encode(&n->routing, &buf, &len);
@@ -230,9 +231,10 @@ static int load_routing(struct rd_node *n, char *msg)
 	rv = rd_storage_catalog_put(n->st, RD_STORAGE_CATALOG_ROUTING, buf, len, msg);
 	free(buf);
 	if (rv == 0)
-		rd_log_info("bootstrap: routing table computed groups=%u replicas=%u nodes=%u",
-			    n->routing.n_groups, rd_routing_placement(&n->routing, 1)->n_replicas,
-			    n->n_members);
+		rd_log_info(
+		    "bootstrap: routing table computed groups=%u replicas=%u nodes=%u",
+		    n->routing.n_groups, rd_routing_placement(&n->routing, 1)->n_replicas,
+		    n->n_members);
 	return rv;
 }
 
@@ -248,9 +250,9 @@ static int open_groups(struct rd_node *n, char *msg)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
 	for (unsigned i = 0; i < n->n_members; i++)
 		voters[i] = n->members[i].id;
-	rv = rd_group_open(n, 0, voters, n->n_members < RD_RAFT_MAX_MEMBERS ? n->n_members
-									  : RD_RAFT_MAX_MEMBERS,
-			   msg);
+	rv = rd_group_open(
+	    n, 0, voters,
+	    n->n_members < RD_RAFT_MAX_MEMBERS ? n->n_members : RD_RAFT_MAX_MEMBERS, msg);
 	if (rv != 0)
 		return rv;
 	for (uint32_t g = 1; g <= n->routing.n_groups; g++) {
@@ -264,8 +266,8 @@ static int open_groups(struct rd_node *n, char *msg)
 	return 0;
 }
 
-int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct rd_node **out,
-		  char *msg)
+int rd_node_start(const struct rd_config *cfg, struct event_base *base,
+                  struct rd_node **out, char *msg)
 {
 	struct rd_node *n;
 	struct timeval tv;
@@ -273,10 +275,11 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct r
 	int rv;
 
 	if (cfg->has_join)
-		return rd_errorf(msg, RD_ECONFIG,
-				 "%s: [cluster] join: joining a running cluster is not supported "
-				 "by this version; list every node in [cluster] peers",
-				 cfg->path);
+		return rd_errorf(
+		    msg, RD_ECONFIG,
+		    "%s: [cluster] join: joining a running cluster is not supported "
+		    "by this version; list every node in [cluster] peers",
+		    cfg->path);
 	n = calloc(1, sizeof *n);
 	if (n == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
@@ -284,15 +287,16 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct r
 	n->base = base;
 	n->started_ns = rd_node_now_ns();
 	rd_metrics_hist_init(&n->loop.iter_hist, rd_metrics_latency_buckets,
-			     rd_metrics_latency_buckets_n);
+	                     rd_metrics_latency_buckets_n);
 	rd_metrics_hist_init(&n->loop.tick_hist, rd_metrics_latency_buckets,
-			     rd_metrics_latency_buckets_n);
+	                     rd_metrics_latency_buckets_n);
 	n->seed = (uint64_t)time(NULL) ^ (cfg->node_id << 32) ^ (uint64_t)getpid();
 	for (unsigned i = 0; i < cfg->n_peers && i < RD_NODE_MAX_MEMBERS; i++) {
 		n->members[i].id = cfg->peers[i].id;
 		n->members[i].addr = cfg->peers[i].addr;
 	}
-	n->n_members = cfg->n_peers < RD_NODE_MAX_MEMBERS ? cfg->n_peers : RD_NODE_MAX_MEMBERS;
+	n->n_members =
+	    cfg->n_peers < RD_NODE_MAX_MEMBERS ? cfg->n_peers : RD_NODE_MAX_MEMBERS;
 	sd_notify(0, "STATUS=bootstrapping");
 
 	event_base_priority_init(base, N_PRIOS);
@@ -320,7 +324,7 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct r
 	if (rv != 0)
 		goto err_after_events;
 	rv = rd_ctl_server_start(base, cfg->socket_path, cfg->socket_mode, 1u << 20,
-				 rd_requests_on_frame, n, &n->ctl, msg);
+	                         rd_requests_on_frame, n, &n->ctl, msg);
 	if (rv != 0) {
 		rd_errprefix(msg, "%s: [control] socket: ", cfg->path);
 		goto err_after_peers;
@@ -329,8 +333,8 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct r
 	if (rv != 0)
 		goto err_after_ctl;
 	rd_log_notice("started node=%llu listen=%s socket=%s groups=%zu version=%s",
-		      (unsigned long long)cfg->node_id, cfg->listen.text, cfg->socket_path,
-		      n->n_slots, RD_VERSION);
+	              (unsigned long long)cfg->node_id, cfg->listen.text,
+	              cfg->socket_path, n->n_slots, RD_VERSION);
 	*out = n;
 	return 0;
 
@@ -374,7 +378,7 @@ static void on_finish(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
 	struct rd_result r = {.code = RAFTD__ERROR_CODE__SHUTTING_DOWN,
-			      .message = "node is shutting down"};
+	                      .message = "node is shutting down"};
 
 	(void)fd, (void)what;
 	/* Flush: whatever the cores produced is persisted and sent. */

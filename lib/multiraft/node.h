@@ -27,8 +27,8 @@ struct rd_node;
 /* Open storage, restore or bootstrap the groups, start the transport, the
  * client socket and the admin HTTP server on `base`. `cfg` is copied.
  * Returns 0, or an RD_E* code with a message naming what failed. */
-int rd_node_start(const struct rd_config *cfg, struct event_base *base, struct rd_node **out,
-		  char *msg);
+int rd_node_start(const struct rd_config *cfg, struct event_base *base,
+                  struct rd_node **out, char *msg);
 
 /* Begin a graceful shutdown: stop accepting clients, finish the current
  * iteration, flush storage, close peer connections, remove the socket,

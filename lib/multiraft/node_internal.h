@@ -29,7 +29,7 @@ struct rd_ctl_conn;
 struct rd_admin;
 struct rd_peers;
 
-#define RD_NODE_MAX_MEMBERS 64
+#define RD_NODE_MAX_MEMBERS  64
 #define RD_NODE_FORWARD_HOPS 3
 
 /* The outcome of a request, whoever asked (a local client or a peer that
@@ -47,11 +47,11 @@ struct rd_result {
 };
 
 enum rd_waiter_kind {
-	RD_WAIT_PROPOSE,  /* local proposal: resolved when (group, index) applies */
-	RD_WAIT_APPLIED,  /* forwarded proposal done remotely: wait for local apply */
-	RD_WAIT_READ,     /* ReadIndex: resolved by a read state with ctx >= ours */
-	RD_WAIT_FORWARD,  /* waiting for a leader to forward to, or for its answer */
-	RD_WAIT_READY,    /* raftctl ready --wait */
+	RD_WAIT_PROPOSE, /* local proposal: resolved when (group, index) applies */
+	RD_WAIT_APPLIED, /* forwarded proposal done remotely: wait for local apply */
+	RD_WAIT_READ,    /* ReadIndex: resolved by a read state with ctx >= ours */
+	RD_WAIT_FORWARD, /* waiting for a leader to forward to, or for its answer */
+	RD_WAIT_READY,   /* raftctl ready --wait */
 };
 
 /* Where the answer goes. */
@@ -94,12 +94,12 @@ struct rd_group {
 	struct rd_raft_update u;
 	struct rd_conf_state conf_persisted;
 	uint64_t last_leader;
-	bool fresh; /* created by this start (bootstrap) */
-	struct rd_waitq props;   /* PROPOSE and APPLIED, ascending index */
-	struct rd_waitq reads;   /* READ, ascending ctx */
+	bool fresh;            /* created by this start (bootstrap) */
+	struct rd_waitq props; /* PROPOSE and APPLIED, ascending index */
+	struct rd_waitq reads; /* READ, ascending ctx */
 	uint64_t next_ctx;
-	uint64_t proposals; /* appended here as leader */
-	uint64_t forwarded; /* forwarded to the leader from here */
+	uint64_t proposals;           /* appended here as leader */
+	uint64_t forwarded;           /* forwarded to the leader from here */
 	struct rd_kv_result *results; /* apply results of the current update */
 	size_t results_cap;
 };
@@ -176,7 +176,7 @@ void rd_node_admin_stop(struct rd_node *n);
 
 /* group.c */
 int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t n_voters,
-		  char *msg);
+                  char *msg);
 void rd_group_free(struct rd_group *g);
 
 /* drive.c: one iteration (persist, send, apply). */
@@ -184,7 +184,7 @@ void rd_drive_iteration(struct rd_node *n);
 
 /* waiter.c */
 struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, void *ud,
-				uint64_t request_id, uint64_t deadline_ns);
+                                uint64_t request_id, uint64_t deadline_ns);
 void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res);
 void rd_waitq_push(struct rd_waitq *q, struct rd_waiter *w);
 /* Resolve every waiter of `q` whose deadline passed with TIMEOUT. */
@@ -203,20 +203,21 @@ void rd_node_retry_forwards(struct rd_node *n);
 /* status.c: status, groups and members answers. `send` packs and sends
  * the response (which the builders fill) to `conn`. */
 struct Raftd__ClientResponse;
-typedef void (*rd_send_resp_fn)(struct rd_ctl_conn *conn, struct Raftd__ClientResponse *r);
+typedef void (*rd_send_resp_fn)(struct rd_ctl_conn *conn,
+                                struct Raftd__ClientResponse *r);
 void rd_requests_status(struct rd_node *n, struct Raftd__ClientResponse *resp,
-			rd_send_resp_fn send, struct rd_ctl_conn *conn);
+                        rd_send_resp_fn send, struct rd_ctl_conn *conn);
 void rd_requests_groups(struct rd_node *n, struct Raftd__ClientResponse *resp,
-			rd_send_resp_fn send, struct rd_ctl_conn *conn);
+                        rd_send_resp_fn send, struct rd_ctl_conn *conn);
 void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
-			 rd_send_resp_fn send, struct rd_ctl_conn *conn);
+                         rd_send_resp_fn send, struct rd_ctl_conn *conn);
 /* FNV-1a 64 over every (group, key, value) of the hosted groups, in group
  * and key order: equal on replicas that applied the same entries. */
 uint64_t rd_node_state_hash(struct rd_node *n);
 
 /* requests.c */
 void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
-			  size_t len);
+                          size_t len);
 
 /* peers.c */
 int rd_peers_start(struct rd_node *n, char *msg);

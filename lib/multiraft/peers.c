@@ -94,13 +94,13 @@ void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 
 	if (o == NULL) {
 		rd_log_debug("raft message to unknown node to=%llu group=%llu",
-			     (unsigned long long)m->to, (unsigned long long)m->group);
+		             (unsigned long long)m->to, (unsigned long long)m->group);
 		return;
 	}
 	/* Heartbeats and their responses travel in the compact form: one
 	 * CoalescedHeartbeat per group inside the peer's single batch. */
-	if ((m->type == RD_MSG_HEARTBEAT || m->type == RD_MSG_HEARTBEAT_RESP) && !m->reject &&
-	    m->n_entries == 0 && m->index == 0 && m->log_term == 0) {
+	if ((m->type == RD_MSG_HEARTBEAT || m->type == RD_MSG_HEARTBEAT_RESP) &&
+	    !m->reject && m->n_entries == 0 && m->index == 0 && m->log_term == 0) {
 		Raftd__CoalescedHeartbeat hb = RAFTD__COALESCED_HEARTBEAT__INIT;
 		hb.group = m->group;
 		hb.term = m->term;
@@ -109,7 +109,8 @@ void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 		size = raftd__coalesced_heartbeat__get_packed_size(&hb);
 		if (reserve(&o->buf, &o->cap, o->len + size + 11) != 0)
 			return;
-		o->buf[o->len++] = m->type == RD_MSG_HEARTBEAT ? (4 << 3 | 2) : (5 << 3 | 2);
+		o->buf[o->len++] =
+		    m->type == RD_MSG_HEARTBEAT ? (4 << 3 | 2) : (5 << 3 | 2);
 		o->len += put_varint(o->buf + o->len, size);
 		o->len += raftd__coalesced_heartbeat__pack(&hb, o->buf + o->len);
 		o->msgs++;
@@ -210,8 +211,8 @@ void rd_peers_flush(struct rd_node *n)
 		memcpy(p->frame + hl + fl, o->buf, o->len);
 		if (rd_transport_send_encoded(p->t, o->id, p->frame, total, msg) != 0) {
 			o->dropped++;
-			rd_log_debug("raft batch dropped peer=%llu: %s", (unsigned long long)o->id,
-				     msg);
+			rd_log_debug("raft batch dropped peer=%llu: %s",
+			             (unsigned long long)o->id, msg);
 		}
 		o->len = 0;
 	}
@@ -239,13 +240,15 @@ static void to_meta(struct rd_snapshot_meta *out, const Raftd__SnapshotMeta *sm)
 		return;
 	out->index = sm->index;
 	out->term = sm->term;
-	out->conf.n_voters = (uint32_t)(sm->n_voters < RD_RAFT_MAX_MEMBERS ? sm->n_voters
-									 : RD_RAFT_MAX_MEMBERS);
+	out->conf.n_voters =
+	    (uint32_t)(sm->n_voters < RD_RAFT_MAX_MEMBERS ? sm->n_voters
+	                                                  : RD_RAFT_MAX_MEMBERS);
 	if (out->conf.n_voters > 0)
-		memcpy(out->conf.voters, sm->voters, out->conf.n_voters * sizeof(uint64_t));
-	out->conf.n_learners = (uint32_t)(sm->n_learners < RD_RAFT_MAX_MEMBERS
-						  ? sm->n_learners
-						  : RD_RAFT_MAX_MEMBERS);
+		memcpy(out->conf.voters, sm->voters,
+		       out->conf.n_voters * sizeof(uint64_t));
+	out->conf.n_learners =
+	    (uint32_t)(sm->n_learners < RD_RAFT_MAX_MEMBERS ? sm->n_learners
+	                                                    : RD_RAFT_MAX_MEMBERS);
 	if (out->conf.n_learners > 0)
 		memcpy(out->conf.learners, sm->learners,
 		       out->conf.n_learners * sizeof(uint64_t));
@@ -303,7 +306,8 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	}
 	for (int kind = 0; kind < 2; kind++) {
 		size_t cnt = kind == 0 ? b->n_heartbeats : b->n_heartbeat_resps;
-		Raftd__CoalescedHeartbeat **hbs = kind == 0 ? b->heartbeats : b->heartbeat_resps;
+		Raftd__CoalescedHeartbeat **hbs =
+		    kind == 0 ? b->heartbeats : b->heartbeat_resps;
 		for (size_t i = 0; i < cnt; i++) {
 			memset(&m, 0, sizeof m);
 			m.type = kind == 0 ? RD_MSG_HEARTBEAT : RD_MSG_HEARTBEAT_RESP;
@@ -339,7 +343,7 @@ void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to)
 		goto out;
 	if (rd_snapshot_reader_open(n->st, g->id, &r, &meta, msg) != 0) {
 		rd_log_warn("snapshot not produced group=%llu to=%llu: %s",
-			    (unsigned long long)g->id, (unsigned long long)to, msg);
+		            (unsigned long long)g->id, (unsigned long long)to, msg);
 		goto out;
 	}
 	while (!last) {
@@ -349,8 +353,8 @@ void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to)
 		Raftd__RaftMessage rm = RAFTD__RAFT_MESSAGE__INIT;
 		size_t len;
 		if (rd_snapshot_reader_next(r, buf, SNAP_CHUNK, &len, &last, msg) != 0) {
-			rd_log_warn("snapshot read failed group=%llu: %s", (unsigned long long)g->id,
-				    msg);
+			rd_log_warn("snapshot read failed group=%llu: %s",
+			            (unsigned long long)g->id, msg);
 			break;
 		}
 		c.group = g->id;
@@ -381,7 +385,8 @@ void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to)
 		f.snapshot_chunk = &c;
 		if (rd_transport_send_snapshot(p->t, to, &f, msg) != 0) {
 			rd_log_warn("snapshot send failed group=%llu to=%llu: %s",
-				    (unsigned long long)g->id, (unsigned long long)to, msg);
+			            (unsigned long long)g->id, (unsigned long long)to,
+			            msg);
 			break;
 		}
 		offset += len;
@@ -390,8 +395,8 @@ void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to)
 	rd_snapshot_reader_close(r);
 	if (ok)
 		rd_log_info("snapshot sent group=%llu to=%llu index=%llu bytes=%llu",
-			    (unsigned long long)g->id, (unsigned long long)to,
-			    (unsigned long long)meta.index, (unsigned long long)offset);
+		            (unsigned long long)g->id, (unsigned long long)to,
+		            (unsigned long long)meta.index, (unsigned long long)offset);
 out:
 	free(buf);
 	rd_raft_report_snapshot(g->raft, to, ok);
@@ -417,7 +422,7 @@ static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 		p->sw = NULL;
 		if (rd_snapshot_writer_open(n->st, &p->sw, msg) != 0) {
 			rd_log_warn("snapshot receive failed group=%llu: %s",
-				    (unsigned long long)c->group, msg);
+			            (unsigned long long)c->group, msg);
 			return;
 		}
 		p->sw_group = c->group;
@@ -427,7 +432,7 @@ static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 		return;
 	if (rd_snapshot_writer_add(p->sw, c->data.data, c->data.len, msg) != 0) {
 		rd_log_warn("snapshot chunk rejected group=%llu from=%llu: %s",
-			    (unsigned long long)c->group, (unsigned long long)peer, msg);
+		            (unsigned long long)c->group, (unsigned long long)peer, msg);
 		rd_snapshot_writer_abort(p->sw);
 		p->sw = NULL;
 		return;
@@ -438,13 +443,13 @@ static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 	int rv = rd_snapshot_writer_finish(p->sw, &meta, msg);
 	p->sw = NULL;
 	if (rv != 0) {
-		rd_log_warn("snapshot install failed group=%llu: %s", (unsigned long long)c->group,
-			    msg);
+		rd_log_warn("snapshot install failed group=%llu: %s",
+		            (unsigned long long)c->group, msg);
 		return;
 	}
 	rd_log_info("snapshot installed group=%llu from=%llu index=%llu term=%llu",
-		    (unsigned long long)c->group, (unsigned long long)peer,
-		    (unsigned long long)meta.index, (unsigned long long)meta.term);
+	            (unsigned long long)c->group, (unsigned long long)peer,
+	            (unsigned long long)meta.index, (unsigned long long)meta.term);
 	if (c->message != NULL) {
 		from_proto(c->message, &m);
 		m.snapshot = meta;
@@ -460,7 +465,7 @@ struct fwd {
 };
 
 static void on_forward_reply(void *arg, int err, const Raftd__PeerResponse *resp,
-			     const char *errmsg);
+                             const char *errmsg);
 
 void rd_peers_forward(struct rd_node *n, struct rd_waiter *w, uint64_t to)
 {
@@ -470,7 +475,8 @@ void rd_peers_forward(struct rd_node *n, struct rd_waiter *w, uint64_t to)
 	Raftd__KvReadRequest kr = RAFTD__KV_READ_REQUEST__INIT;
 	struct fwd *f = malloc(sizeof *f);
 	uint64_t now = rd_node_now_ns();
-	unsigned ms = w->deadline_ns > now ? (unsigned)((w->deadline_ns - now) / 1000000) : 0;
+	unsigned ms =
+	    w->deadline_ns > now ? (unsigned)((w->deadline_ns - now) / 1000000) : 0;
 	char msg[RD_ERRMSG_SIZE];
 
 	if (f == NULL || ms == 0)
@@ -527,7 +533,7 @@ static void wait_local_apply(struct rd_group *g, struct rd_waiter *w)
 }
 
 static void on_forward_reply(void *arg, int err, const Raftd__PeerResponse *resp,
-			     const char *errmsg)
+                             const char *errmsg)
 {
 	struct fwd *f = arg;
 	struct rd_node *n = f->n;
@@ -539,9 +545,9 @@ static void on_forward_reply(void *arg, int err, const Raftd__PeerResponse *resp
 	rd_waitq_remove(&n->forwards, w);
 	w->in_flight = false;
 	if (err != 0 || n->stopping) {
-		r.code = n->stopping		? RAFTD__ERROR_CODE__SHUTTING_DOWN
-			 : err == RD_ETIMEDOUT ? RAFTD__ERROR_CODE__TIMEOUT
-					       : RAFTD__ERROR_CODE__UNAVAILABLE;
+		r.code = n->stopping           ? RAFTD__ERROR_CODE__SHUTTING_DOWN
+		         : err == RD_ETIMEDOUT ? RAFTD__ERROR_CODE__TIMEOUT
+		                               : RAFTD__ERROR_CODE__UNAVAILABLE;
 		r.message = errmsg;
 		rd_waiter_finish(w, &r);
 		return;
@@ -588,9 +594,11 @@ static void on_forward_reply(void *arg, int err, const Raftd__PeerResponse *resp
 		r.message = "unexpected answer from the leader";
 		break;
 	}
-	if (r.code == RAFTD__ERROR_CODE__NOT_LEADER || r.code == RAFTD__ERROR_CODE__NO_LEADER) {
+	if (r.code == RAFTD__ERROR_CODE__NOT_LEADER ||
+	    r.code == RAFTD__ERROR_CODE__NO_LEADER) {
 		w->target = 0;
-		if (hint != 0 && hint != n->cfg.node_id && w->hops + 1 < RD_NODE_FORWARD_HOPS) {
+		if (hint != 0 && hint != n->cfg.node_id &&
+		    w->hops + 1 < RD_NODE_FORWARD_HOPS) {
 			w->hops++;
 			w->target = hint;
 			w->in_flight = true;
@@ -681,7 +689,7 @@ static void reply_peer(void *ud, uint64_t request_id, const struct rd_result *re
 }
 
 static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
-		       struct rd_transport_responder *r)
+                       struct rd_transport_responder *r)
 {
 	struct rd_node *n = arg;
 	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
@@ -708,7 +716,8 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	case RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE:
 		group = req->data_propose->group;
 		if (group == 0 && req->data_propose->vshard < RD_VSHARDS)
-			group = rd_routing_group_of(&n->routing, req->data_propose->vshard);
+			group =
+			    rd_routing_group_of(&n->routing, req->data_propose->vshard);
 		data = &req->data_propose->data;
 		break;
 	case RAFTD__PEER_REQUEST__BODY_KV_READ:
@@ -724,17 +733,18 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	}
 	if (!n->ready || n->stopping) {
 		resp.error = n->stopping ? RAFTD__ERROR_CODE__SHUTTING_DOWN
-					 : RAFTD__ERROR_CODE__NOT_READY;
+		                         : RAFTD__ERROR_CODE__NOT_READY;
 		rd_transport_respond(r, &resp);
 		return;
 	}
 	pr = malloc(sizeof *pr);
 	w = pr != NULL ? rd_waiter_new(RD_WAIT_FORWARD, reply_peer, pr, 0,
-				       rd_node_now_ns() +
-					       (uint64_t)(req->deadline_ms ? req->deadline_ms
-									   : n->cfg.request_timeout_ms) *
-						       1000000ull)
-		       : NULL;
+	                               rd_node_now_ns() +
+	                                   (uint64_t)(req->deadline_ms
+	                                                  ? req->deadline_ms
+	                                                  : n->cfg.request_timeout_ms) *
+	                                       1000000ull)
+	               : NULL;
 	if (w == NULL || (data->len > 0 && (w->data = malloc(data->len)) == NULL)) {
 		free(w);
 		free(pr);
@@ -759,17 +769,17 @@ static void on_peer(void *arg, uint64_t peer, bool connected)
 {
 	(void)arg;
 	rd_log_info("peer %s peer=%llu", connected ? "connected" : "disconnected",
-		    (unsigned long long)peer);
+	            (unsigned long long)peer);
 }
 
 int rd_peers_start(struct rd_node *n, char *msg)
 {
 	struct rd_transport_config tc;
 	struct rd_transport_callbacks cbs = {.on_batch = on_batch,
-					     .on_snapshot = on_snapshot,
-					     .on_request = on_request,
-					     .on_peer = on_peer,
-					     .arg = n};
+	                                     .on_snapshot = on_snapshot,
+	                                     .on_request = on_request,
+	                                     .on_peer = on_peer,
+	                                     .arg = n};
 	struct rd_peers *p = calloc(1, sizeof *p);
 	int rv;
 
@@ -787,8 +797,9 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		const struct rd_member *m = &n->members[i];
 		if (m->id == n->cfg.node_id)
 			continue;
-		rv = rd_transport_peer_add(p->t, m->id, (const struct sockaddr *)&m->addr.sa,
-					   m->addr.salen, msg);
+		rv = rd_transport_peer_add(p->t, m->id,
+		                           (const struct sockaddr *)&m->addr.sa,
+		                           m->addr.salen, msg);
 		if (rv != 0)
 			return rv;
 		p->out[p->n_out++].id = m->id;
@@ -828,7 +839,8 @@ void rd_peers_reload(struct rd_node *n, const struct rd_config *cfg)
 	if (n->peers == NULL || n->peers->t == NULL)
 		return;
 	if (rd_transport_reload_tls(n->peers->t, msg) != 0)
-		rd_log_err("TLS reload failed, keeping the current certificates: %s", msg);
+		rd_log_err("TLS reload failed, keeping the current certificates: %s",
+		           msg);
 	else
 		rd_log_notice("TLS certificates reloaded");
 }
@@ -879,7 +891,8 @@ uint64_t rd_peers_malformed(const struct rd_node *n)
 
 /* ---- keeping connections up ------------------------------------------------------ */
 
-static void on_pong(void *arg, int err, const Raftd__PeerResponse *resp, const char *errmsg)
+static void on_pong(void *arg, int err, const Raftd__PeerResponse *resp,
+                    const char *errmsg)
 {
 	(void)arg, (void)resp;
 	if (err != 0)

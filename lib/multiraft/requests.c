@@ -54,7 +54,8 @@ static void reply_client(void *ud, uint64_t request_id, const struct rd_result *
 		free(buf);
 }
 
-static void reply_code(struct rd_ctl_conn *conn, uint64_t id, int code, const char *message)
+static void reply_code(struct rd_ctl_conn *conn, uint64_t id, int code,
+                       const char *message)
 {
 	struct rd_result r = {.code = code, .message = message};
 	reply_client(conn, id, &r);
@@ -81,22 +82,23 @@ static uint64_t deadline(const struct rd_node *n, const Raftd__ClientRequest *re
 
 /* Encode a KV command and submit it as a write to `group`. */
 static void submit_write(struct rd_node *n, struct rd_ctl_conn *conn,
-			 const Raftd__ClientRequest *req, uint64_t group,
-			 const struct rd_kv_cmd *cmd)
+                         const Raftd__ClientRequest *req, uint64_t group,
+                         const struct rd_kv_cmd *cmd)
 {
 	size_t size = rd_kv_encoded_size(cmd), len;
 	struct rd_waiter *w = rd_waiter_new(RD_WAIT_FORWARD, reply_client, conn,
-					    req->request_id, deadline(n, req));
+	                                    req->request_id, deadline(n, req));
 	if (w == NULL || (w->data = malloc(size)) == NULL) {
 		free(w);
-		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL, "out of memory");
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL,
+		           "out of memory");
 		return;
 	}
 	if (rd_kv_encode(cmd, w->data, size, &len) != 0) {
 		free(w->data);
 		free(w);
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
-			   "key must be 1..4096 bytes and value at most 1 MiB");
+		           "key must be 1..4096 bytes and value at most 1 MiB");
 		return;
 	}
 	w->len = len;
@@ -106,21 +108,22 @@ static void submit_write(struct rd_node *n, struct rd_ctl_conn *conn,
 }
 
 static void submit_read(struct rd_node *n, struct rd_ctl_conn *conn,
-			const Raftd__ClientRequest *req, uint64_t group,
-			const ProtobufCBinaryData *key, bool stale)
+                        const Raftd__ClientRequest *req, uint64_t group,
+                        const ProtobufCBinaryData *key, bool stale)
 {
 	struct rd_waiter *w;
 
 	if (key->len == 0 || key->len > RD_KV_KEY_MAX) {
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
-			   "key must be 1..4096 bytes");
+		           "key must be 1..4096 bytes");
 		return;
 	}
 	w = rd_waiter_new(RD_WAIT_FORWARD, reply_client, conn, req->request_id,
-			  deadline(n, req));
+	                  deadline(n, req));
 	if (w == NULL || (w->data = malloc(key->len)) == NULL) {
 		free(w);
-		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL, "out of memory");
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL,
+		           "out of memory");
 		return;
 	}
 	memcpy(w->data, key->data, key->len);
@@ -136,7 +139,7 @@ static uint64_t group_of_key(const struct rd_node *n, const ProtobufCBinaryData 
 }
 
 static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
-			 const Raftd__ClientRequest *req)
+                         const Raftd__ClientRequest *req)
 {
 	struct rd_kv_cmd cmd = {0};
 
@@ -169,14 +172,15 @@ static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
 	case RAFTD__CLIENT_REQUEST__OP_PROPOSE:
 		if (req->propose->vshard >= RD_VSHARDS) {
 			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
-				   "vshard must be 0..1023");
+			           "vshard must be 0..1023");
 			return;
 		}
 		cmd.op = RD_KV_RAW;
 		cmd.value = req->propose->data.data;
 		cmd.value_len = (uint32_t)req->propose->data.len;
-		submit_write(n, conn, req, rd_routing_group_of(&n->routing, req->propose->vshard),
-			     &cmd);
+		submit_write(n, conn, req,
+		             rd_routing_group_of(&n->routing, req->propose->vshard),
+		             &cmd);
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_META_PUT:
 		cmd.op = RD_KV_PUT;
@@ -188,18 +192,19 @@ static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_GET:
 		submit_read(n, conn, req, group_of_key(n, &req->get->key), &req->get->key,
-			    req->get->stale);
+		            req->get->stale);
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_META_GET:
 		submit_read(n, conn, req, 0, &req->meta_get->key, req->meta_get->stale);
 		return;
 	default:
-		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID, "unknown request");
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
+		           "unknown request");
 	}
 }
 
 static void ready_request(struct rd_node *n, struct rd_ctl_conn *conn,
-			  const Raftd__ClientRequest *req)
+                          const Raftd__ClientRequest *req)
 {
 	struct rd_waiter *w;
 
@@ -208,48 +213,51 @@ static void ready_request(struct rd_node *n, struct rd_ctl_conn *conn,
 		return;
 	}
 	w = rd_waiter_new(RD_WAIT_READY, reply_client, conn, req->request_id,
-			  rd_node_now_ns() + (uint64_t)req->deadline_ms * 1000000ull);
+	                  rd_node_now_ns() + (uint64_t)req->deadline_ms * 1000000ull);
 	if (w == NULL) {
-		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL, "out of memory");
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL,
+		           "out of memory");
 		return;
 	}
 	rd_waitq_push(&n->ready_waiters, w);
 }
 
 static void transfer_request(struct rd_node *n, struct rd_ctl_conn *conn,
-			     const Raftd__ClientRequest *req)
+                             const Raftd__ClientRequest *req)
 {
 	struct rd_group *g = rd_node_group(n, req->transfer_leader->group);
 	int rv;
 
 	if (g == NULL) {
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_FOUND,
-			   "group not hosted on this node");
+		           "group not hosted on this node");
 		return;
 	}
 	rv = rd_raft_transfer_leader(g->raft, req->transfer_leader->node_id);
 	if (rv == RD_ENOTLEADER) {
 		struct rd_result r = {.code = RAFTD__ERROR_CODE__NOT_LEADER,
-				      .leader_hint = rd_raft_leader(g->raft),
-				      .message = "ask the group's leader"};
+		                      .leader_hint = rd_raft_leader(g->raft),
+		                      .message = "ask the group's leader"};
 		reply_client(conn, req->request_id, &r);
 		return;
 	}
 	if (rv != 0) {
 		reply_code(conn, req->request_id,
-			   rv == RD_EBUSY ? RAFTD__ERROR_CODE__BUSY : RAFTD__ERROR_CODE__INVALID,
-			   rv == RD_EBUSY ? "a transfer is already in progress"
-					  : "the target is not a voter of the group");
+		           rv == RD_EBUSY ? RAFTD__ERROR_CODE__BUSY
+		                          : RAFTD__ERROR_CODE__INVALID,
+		           rv == RD_EBUSY ? "a transfer is already in progress"
+		                          : "the target is not a voter of the group");
 		return;
 	}
 	rd_log_info("leadership transfer started group=%llu to=%llu",
-		    (unsigned long long)g->id, (unsigned long long)req->transfer_leader->node_id);
+	            (unsigned long long)g->id,
+	            (unsigned long long)req->transfer_leader->node_id);
 	rd_node_wake(n);
 	reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
 }
 
 void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
-			  size_t len)
+                          size_t len)
 {
 	struct rd_node *n = ud;
 	Raftd__ClientRequest *req = raftd__client_request__unpack(NULL, len, frame);
@@ -257,9 +265,10 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 
 	if (req == NULL) {
 		n->loop.malformed_client++;
-		rd_log_warn("ctl: malformed request pid=%d bytes=%zu", (int)rd_ctl_conn_pid(conn),
-			    len);
-		reply_code(conn, 0, RAFTD__ERROR_CODE__INVALID, "request does not decode");
+		rd_log_warn("ctl: malformed request pid=%d bytes=%zu",
+		            (int)rd_ctl_conn_pid(conn), len);
+		reply_code(conn, 0, RAFTD__ERROR_CODE__INVALID,
+		           "request does not decode");
 		return;
 	}
 	resp.request_id = req->request_id;
@@ -278,7 +287,8 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_SHUTDOWN:
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
-		rd_log_notice("shutdown requested by client pid=%d", (int)rd_ctl_conn_pid(conn));
+		rd_log_notice("shutdown requested by client pid=%d",
+		              (int)rd_ctl_conn_pid(conn));
 		rd_node_shutdown(n);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_TRANSFER_LEADER:
@@ -286,20 +296,23 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD:
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_REMOVE:
-		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__UNAVAILABLE,
-			   "membership changes are not supported by this version of raftd");
+		reply_code(
+		    conn, req->request_id, RAFTD__ERROR_CODE__UNAVAILABLE,
+		    "membership changes are not supported by this version of raftd");
 		break;
 	case RAFTD__CLIENT_REQUEST__OP__NOT_SET:
 		n->loop.malformed_client++;
-		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID, "no operation set");
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
+		           "no operation set");
 		break;
 	default:
 		if (n->stopping)
-			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__SHUTTING_DOWN,
-				   "node is shutting down");
+			reply_code(conn, req->request_id,
+			           RAFTD__ERROR_CODE__SHUTTING_DOWN,
+			           "node is shutting down");
 		else if (!n->ready)
 			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_READY,
-				   "node has not caught up with the metadata group yet");
+			           "node has not caught up with the metadata group yet");
 		else
 			data_request(n, conn, req);
 		break;

@@ -12,7 +12,8 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 int rd_routing_bootstrap(struct rd_routing *r, uint32_t n_groups,
-			 uint32_t replication_factor, const uint64_t *nodes, size_t n_nodes)
+                         uint32_t replication_factor, const uint64_t *nodes,
+                         size_t n_nodes)
 {
 	uint64_t sorted[RD_ROUTING_MAX_GROUPS];
 	uint32_t reps;
@@ -54,7 +55,8 @@ uint32_t rd_routing_group_of(const struct rd_routing *r, uint32_t vshard)
 	return r->vshard[vshard % RD_VSHARDS];
 }
 
-const struct rd_group_placement *rd_routing_placement(const struct rd_routing *r, uint32_t g)
+const struct rd_group_placement *rd_routing_placement(const struct rd_routing *r,
+                                                      uint32_t g)
 {
 	if (g == 0 || g > r->n_groups)
 		return NULL;
@@ -138,8 +140,9 @@ int rd_routing_decode(struct rd_routing *r, const uint8_t *buf, size_t len, char
 	for (uint32_t v = 0; v < RD_VSHARDS; v++) {
 		r->vshard[v] = (uint32_t)get_be(buf + 13 + 4 * v, 4);
 		if (r->vshard[v] == 0 || r->vshard[v] > n_groups)
-			return rd_errorf(msg, RD_ECORRUPT, "routing table: vshard %u -> group %u",
-					 v, r->vshard[v]);
+			return rd_errorf(msg, RD_ECORRUPT,
+			                 "routing table: vshard %u -> group %u", v,
+			                 r->vshard[v]);
 	}
 	r->groups = calloc(n_groups, sizeof *r->groups);
 	if (r->groups == NULL)

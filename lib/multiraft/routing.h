@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RD_VSHARDS 1024
-#define RD_ROUTING_MAX_GROUPS 4096
+#define RD_VSHARDS              1024
+#define RD_ROUTING_MAX_GROUPS   4096
 #define RD_ROUTING_MAX_REPLICAS 7
 
 struct rd_group_placement {
@@ -30,8 +30,8 @@ struct rd_group_placement {
 };
 
 struct rd_routing {
-	uint64_t version;   /* bumped by every change applied through group 0 */
-	uint32_t n_groups;  /* data groups 1..n_groups */
+	uint64_t version;  /* bumped by every change applied through group 0 */
+	uint32_t n_groups; /* data groups 1..n_groups */
 	uint32_t vshard[RD_VSHARDS];
 	struct rd_group_placement *groups; /* [n_groups], index g - 1 */
 };
@@ -41,7 +41,8 @@ struct rd_routing {
  * The replica count is min(replication_factor, n_nodes). On success the
  * caller owns r->groups (free with rd_routing_free). */
 int rd_routing_bootstrap(struct rd_routing *r, uint32_t n_groups,
-			 uint32_t replication_factor, const uint64_t *nodes, size_t n_nodes);
+                         uint32_t replication_factor, const uint64_t *nodes,
+                         size_t n_nodes);
 
 void rd_routing_free(struct rd_routing *r);
 
@@ -49,7 +50,8 @@ void rd_routing_free(struct rd_routing *r);
 uint32_t rd_routing_group_of(const struct rd_routing *r, uint32_t vshard);
 
 /* The placement of data group `g` (1..n_groups), or NULL. */
-const struct rd_group_placement *rd_routing_placement(const struct rd_routing *r, uint32_t g);
+const struct rd_group_placement *rd_routing_placement(const struct rd_routing *r,
+                                                      uint32_t g);
 
 /* Does `node` hold a replica of group `g`? */
 int rd_routing_has_replica(const struct rd_routing *r, uint32_t g, uint64_t node);

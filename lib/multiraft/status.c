@@ -22,7 +22,7 @@ static void fnv(struct hash_ctx *c, const void *p, size_t len)
 }
 
 static int hash_kv(void *arg, const uint8_t *key, size_t key_len, const uint8_t *val,
-		   size_t val_len)
+                   size_t val_len)
 {
 	struct hash_ctx *c = arg;
 	uint32_t kl = (uint32_t)key_len, vl = (uint32_t)val_len;
@@ -58,7 +58,7 @@ static Raftd__GroupRole role_of(const struct rd_group *g)
 }
 
 void rd_requests_status(struct rd_node *n, struct Raftd__ClientResponse *resp,
-			rd_send_resp_fn send, struct rd_ctl_conn *conn)
+                        rd_send_resp_fn send, struct rd_ctl_conn *conn)
 {
 	Raftd__StatusResult st = RAFTD__STATUS_RESULT__INIT;
 	Raftd__Topology topo = RAFTD__TOPOLOGY__INIT;
@@ -100,7 +100,7 @@ void rd_requests_status(struct rd_node *n, struct Raftd__ClientResponse *resp,
 }
 
 void rd_requests_groups(struct rd_node *n, struct Raftd__ClientResponse *resp,
-			rd_send_resp_fn send, struct rd_ctl_conn *conn)
+                        rd_send_resp_fn send, struct rd_ctl_conn *conn)
 {
 	Raftd__GroupsResult res = RAFTD__GROUPS_RESULT__INIT;
 	Raftd__GroupRow *rows = calloc(n->n_slots, sizeof *rows);
@@ -147,7 +147,7 @@ out:
 }
 
 void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
-			 rd_send_resp_fn send, struct rd_ctl_conn *conn)
+                         rd_send_resp_fn send, struct rd_ctl_conn *conn)
 {
 	Raftd__MembersResult res = RAFTD__MEMBERS_RESULT__INIT;
 	Raftd__MemberRow rows[RD_NODE_MAX_MEMBERS], *rowp[RD_NODE_MAX_MEMBERS];
@@ -159,7 +159,8 @@ void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
 		rows[i].role = RAFTD__MEMBER_ROLE__MEMBER_VOTER;
 		rows[i].self = n->members[i].id == n->cfg.node_id;
 		if (!rows[i].self)
-			rows[i].connected = rd_peers_connected(n, rows[i].id, &rows[i].rtt_us);
+			rows[i].connected =
+			    rd_peers_connected(n, rows[i].id, &rows[i].rtt_us);
 		rowp[i] = &rows[i];
 	}
 	res.topology_version = n->routing.version;

@@ -15,7 +15,7 @@
 #include "util/log.h"
 
 struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, void *ud,
-				uint64_t request_id, uint64_t deadline_ns)
+                                uint64_t request_id, uint64_t deadline_ns)
 {
 	struct rd_waiter *w = calloc(1, sizeof *w);
 	if (w == NULL)
@@ -76,13 +76,14 @@ void rd_waitq_expire(struct rd_waitq *q, uint64_t now_ns)
 		/* A forward whose RPC is outstanding is resolved by the RPC's own
 		 * deadline, which the transport enforces. */
 		if (w->deadline_ns <= now_ns && !w->in_flight) {
-			struct rd_result r = {.code = w->kind == RD_WAIT_READY
-							      ? RAFTD__ERROR_CODE__NOT_READY
-							      : RAFTD__ERROR_CODE__TIMEOUT,
-					      .message = w->kind == RD_WAIT_FORWARD && w->target == 0
-								 ? "no leader known before the deadline"
-								 : "deadline passed",
-					      .group = w->group};
+			struct rd_result r = {
+			    .code = w->kind == RD_WAIT_READY
+			                ? RAFTD__ERROR_CODE__NOT_READY
+			                : RAFTD__ERROR_CODE__TIMEOUT,
+			    .message = w->kind == RD_WAIT_FORWARD && w->target == 0
+			                   ? "no leader known before the deadline"
+			                   : "deadline passed",
+			    .group = w->group};
 			if (w->kind == RD_WAIT_FORWARD && w->target == 0)
 				r.code = RAFTD__ERROR_CODE__NO_LEADER;
 			unlink_after(q, prev, w);
@@ -107,7 +108,8 @@ void rd_waitq_fail_all(struct rd_waitq *q, const struct rd_result *res)
 
 void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w)
 {
-	struct rd_result r = {.code = RAFTD__ERROR_CODE__OK, .group = w->group, .has_value = true};
+	struct rd_result r = {
+	    .code = RAFTD__ERROR_CODE__OK, .group = w->group, .has_value = true};
 	char msg[RD_ERRMSG_SIZE];
 	uint8_t *val = NULL;
 	size_t len = 0;
@@ -134,7 +136,8 @@ static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waite
 {
 	struct rd_result r = {.group = g->id};
 	uint64_t index;
-	int rv = rd_raft_propose(g->raft, RD_ENTRY_NORMAL, w->data, (uint32_t)w->len, &index);
+	int rv =
+	    rd_raft_propose(g->raft, RD_ENTRY_NORMAL, w->data, (uint32_t)w->len, &index);
 
 	switch (rv) {
 	case 0:
@@ -172,8 +175,8 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 	rv = rd_raft_read_index(g->raft, w->ctx);
 	if (rv != 0) {
 		struct rd_result r = {.code = RAFTD__ERROR_CODE__NO_LEADER,
-				      .group = g->id,
-				      .message = "no leader known"};
+		                      .group = g->id,
+		                      .message = "no leader known"};
 		rd_waiter_finish(w, &r);
 		return;
 	}
@@ -207,10 +210,11 @@ static void try_forward(struct rd_node *n, struct rd_waiter *w)
 	w->target = to;
 	if (w->no_forward) {
 		struct rd_result r = {.code = to != 0 ? RAFTD__ERROR_CODE__NOT_LEADER
-						      : RAFTD__ERROR_CODE__NO_LEADER,
-				      .leader_hint = to,
-				      .group = w->group,
-				      .message = to != 0 ? "not the leader" : "no leader known"};
+		                                      : RAFTD__ERROR_CODE__NO_LEADER,
+		                      .leader_hint = to,
+		                      .group = w->group,
+		                      .message =
+		                          to != 0 ? "not the leader" : "no leader known"};
 		rd_waiter_finish(w, &r);
 		return;
 	}
@@ -234,7 +238,7 @@ void rd_node_submit(struct rd_node *n, struct rd_waiter *w)
 
 	if (n->stopping) {
 		struct rd_result r = {.code = RAFTD__ERROR_CODE__SHUTTING_DOWN,
-				      .message = "node is shutting down"};
+		                      .message = "node is shutting down"};
 		rd_waiter_finish(w, &r);
 		return;
 	}

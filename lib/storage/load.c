@@ -76,7 +76,8 @@ static int load_log(struct rd_storage *st, char *msg)
 	rocksdb_readoptions_set_total_order_seek(ro, 1);
 	rocksdb_readoptions_set_verify_checksums(ro, 1);
 	rocksdb_readoptions_set_fill_cache(ro, 0);
-	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[RD_CF_LOG]);
+	rocksdb_iterator_t *it =
+	    rocksdb_create_iterator_cf(st->db, ro, st->cf[RD_CF_LOG]);
 	struct rd_sgroup *g = NULL;
 	char where[96] = "log scan";
 	int rv = 0;

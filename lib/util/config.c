@@ -49,7 +49,7 @@ enum key_id {
 #define X(s, k) K_##s##_##k,
 	KEYS(X)
 #undef X
-	K_COUNT
+	    K_COUNT
 };
 
 static const struct {
@@ -57,7 +57,7 @@ static const struct {
 	const char *key;
 } key_names[K_COUNT] = {
 #define X(s, k) [K_##s##_##k] = {#s, #k},
-	KEYS(X)
+    KEYS(X)
 #undef X
 };
 
@@ -98,7 +98,7 @@ static char *reader(char *buf, int size, void *stream)
 }
 
 static int fail(struct parse *p, int k, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Record an error about key `k` at the line where it was set; returns 0 so
  * that the inih handler stops. */
@@ -111,8 +111,8 @@ static int fail(struct parse *p, int k, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	p->err = rd_errorf(p->msg, RD_ECONFIG, "%s:%d: [%s] %s: %s", p->name,
-			   p->lines[k] ? p->lines[k] : p->line, key_names[k].section,
-			   key_names[k].key, what);
+	                   p->lines[k] ? p->lines[k] : p->line, key_names[k].section,
+	                   key_names[k].key, what);
 	return 0;
 }
 
@@ -186,8 +186,8 @@ int rd_addr_parse(struct rd_addr *out, const char *text, char *msg)
 	hints.ai_flags = AI_NUMERICSERV;
 	rv = getaddrinfo(host, port, &hints, &res);
 	if (rv != 0)
-		return rd_errorf(msg, RD_EINVAL, "'%s': cannot resolve host '%s': %s", text,
-				 host, gai_strerror(rv));
+		return rd_errorf(msg, RD_EINVAL, "'%s': cannot resolve host '%s': %s",
+		                 text, host, gai_strerror(rv));
 	memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
 	out->salen = res->ai_addrlen;
 	freeaddrinfo(res);
@@ -223,7 +223,8 @@ static int set_peers(struct parse *p, const char *v)
 	if (strlen(v) >= sizeof buf)
 		return fail(p, k, "%s", "value too long");
 	strcpy(buf, v);
-	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
 		char *at, *end;
 		uint64_t id;
 		struct rd_config_peer *peer;
@@ -283,7 +284,8 @@ static int set_value(struct parse *p, int k, const char *v)
 		return 1;
 	case K_raft_tick_ms:
 		if (!parse_uint(v, 1, 1000, &c->tick_ms))
-			return fail(p, k, "'%s' is not a number of milliseconds in 1..1000", v);
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 1..1000", v);
 		return 1;
 	case K_raft_election_ticks:
 		if (!parse_uint(v, 2, 100000, &c->election_ticks))
@@ -311,15 +313,21 @@ static int set_value(struct parse *p, int k, const char *v)
 		return 1;
 	case K_transport_idle_timeout_ms:
 		if (!parse_uint(v, 100, 3600000, &c->idle_timeout_ms))
-			return fail(p, k, "'%s' is not a number of milliseconds in 100..3600000", v);
+			return fail(
+			    p, k, "'%s' is not a number of milliseconds in 100..3600000",
+			    v);
 		return 1;
 	case K_transport_keepalive_ms:
 		if (!parse_uint(v, 10, 3600000, &c->keepalive_ms))
-			return fail(p, k, "'%s' is not a number of milliseconds in 10..3600000", v);
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 10..3600000",
+			            v);
 		return 1;
 	case K_transport_handshake_timeout_ms:
 		if (!parse_uint(v, 100, 600000, &c->handshake_timeout_ms))
-			return fail(p, k, "'%s' is not a number of milliseconds in 100..600000", v);
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 100..600000",
+			            v);
 		return 1;
 	case K_tls_mode:
 		if (strcmp(v, "mutual") == 0)
@@ -348,7 +356,9 @@ static int set_value(struct parse *p, int k, const char *v)
 	}
 	case K_control_request_timeout_ms:
 		if (!parse_uint(v, 1, 3600000, &c->request_timeout_ms))
-			return fail(p, k, "'%s' is not a number of milliseconds in 1..3600000", v);
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 1..3600000",
+			            v);
 		return 1;
 	case K_admin_listen:
 		if (strcmp(v, "off") == 0) {
@@ -359,8 +369,9 @@ static int set_value(struct parse *p, int k, const char *v)
 		return set_addr(p, k, &c->admin_listen, v);
 	case K_log_level:
 		if (!rd_log_parse_level(v, &c->log_level))
-			return fail(p, k, "'%s' is not one of error, warning, notice, info, debug",
-				    v);
+			return fail(
+			    p, k,
+			    "'%s' is not one of error, warning, notice, info, debug", v);
 		return 1;
 	case K_COUNT:
 		break;
@@ -398,11 +409,13 @@ static int handler(void *user, const char *section, const char *name, const char
 		for (int i = 0; i < K_COUNT; i++)
 			known_section |= strcmp(section, key_names[i].section) == 0;
 		if (!known_section)
-			p->err = rd_errorf(p->msg, RD_ECONFIG, "%s:%d: unknown section [%s]",
-					   p->name, p->line, section);
+			p->err =
+			    rd_errorf(p->msg, RD_ECONFIG, "%s:%d: unknown section [%s]",
+			              p->name, p->line, section);
 		else
-			p->err = rd_errorf(p->msg, RD_ECONFIG, "%s:%d: [%s] %s: unknown key",
-					   p->name, p->line, section, name);
+			p->err =
+			    rd_errorf(p->msg, RD_ECONFIG, "%s:%d: [%s] %s: unknown key",
+			              p->name, p->line, section, name);
 		return 0;
 	}
 	if (p->lines[k] != 0) {
@@ -443,8 +456,8 @@ static int require(struct parse *p, int k)
 {
 	if (p->lines[k] != 0)
 		return 1;
-	p->err = rd_errorf(p->msg, RD_ECONFIG, "%s: [%s] %s: required key is missing", p->name,
-			   key_names[k].section, key_names[k].key);
+	p->err = rd_errorf(p->msg, RD_ECONFIG, "%s: [%s] %s: required key is missing",
+	                   p->name, key_names[k].section, key_names[k].key);
 	return 0;
 }
 
@@ -453,8 +466,8 @@ static int check_file(struct parse *p, int k, const char *path)
 	if (access(path, R_OK) == 0)
 		return 1;
 	p->err = rd_errorf(p->msg, RD_ECONFIG, "%s:%d: [%s] %s: cannot read '%s': %s",
-			   p->name, p->lines[k], key_names[k].section, key_names[k].key, path,
-			   strerror(errno));
+	                   p->name, p->lines[k], key_names[k].section, key_names[k].key,
+	                   path, strerror(errno));
 	return 0;
 }
 
@@ -469,9 +482,10 @@ static int validate(struct parse *p)
 		return require(p, K_cluster_peers);
 	if (p->lines[K_cluster_peers] != 0 && c->has_join) {
 		p->err = rd_errorf(p->msg, RD_ECONFIG,
-				   "%s:%d: [cluster] join: 'peers' (line %d) and 'join' "
-				   "exclude each other",
-				   p->name, p->lines[K_cluster_join], p->lines[K_cluster_peers]);
+		                   "%s:%d: [cluster] join: 'peers' (line %d) and 'join' "
+		                   "exclude each other",
+		                   p->name, p->lines[K_cluster_join],
+		                   p->lines[K_cluster_peers]);
 		return 0;
 	}
 	if (c->n_peers > 0 && rd_config_peer(c, c->node_id) == NULL) {
@@ -481,12 +495,13 @@ static int validate(struct parse *p)
 	}
 	if (c->heartbeat_ticks >= c->election_ticks)
 		return fail(p, K_raft_heartbeat_ticks, "%s",
-			    "must be smaller than [raft] election_ticks");
+		            "must be smaller than [raft] election_ticks");
 	if (c->keepalive_ms >= c->idle_timeout_ms)
 		return fail(p, K_transport_keepalive_ms, "%s",
-			    "must be smaller than [transport] idle_timeout_ms");
+		            "must be smaller than [transport] idle_timeout_ms");
 	if (c->tls_mode == RD_TLS_MUTUAL) {
-		if (!require(p, K_tls_ca) || !require(p, K_tls_cert) || !require(p, K_tls_key))
+		if (!require(p, K_tls_ca) || !require(p, K_tls_cert) ||
+		    !require(p, K_tls_key))
 			return 0;
 		if (!check_file(p, K_tls_ca, c->tls_ca) ||
 		    !check_file(p, K_tls_cert, c->tls_cert) ||
@@ -519,14 +534,15 @@ int rd_config_load(struct rd_config *c, const char *path, char *msg)
 
 	p.fp = fopen(path, "r");
 	if (p.fp == NULL)
-		return rd_errorf(msg, RD_EIO, "%s: cannot open: %s", path, strerror(errno));
+		return rd_errorf(msg, RD_EIO, "%s: cannot open: %s", path,
+		                 strerror(errno));
 	rv = load(c, &p);
 	fclose(p.fp);
 	return rv;
 }
 
 int rd_config_load_string(struct rd_config *c, const char *name, const char *text,
-			  char *msg)
+                          char *msg)
 {
 	struct parse p = {.c = c, .name = name, .str = text, .msg = msg};
 	return load(c, &p);

@@ -17,7 +17,7 @@
 #include "util/log.h"
 
 #define RD_CONFIG_MAX_PEERS 64
-#define RD_CONFIG_ADDR_LEN 128
+#define RD_CONFIG_ADDR_LEN  128
 
 /* A "host:port" or "[v6]:port" address, resolved at load time. */
 struct rd_addr {
@@ -91,7 +91,7 @@ int rd_config_load(struct rd_config *c, const char *path, char *msg);
 
 /* Same, from a string (for tests); `name` stands for the file in messages. */
 int rd_config_load_string(struct rd_config *c, const char *name, const char *text,
-			  char *msg);
+                          char *msg);
 
 /* Parse "host:port" / "[v6]:port" into `out`. Returns 0 or RD_EINVAL. */
 int rd_addr_parse(struct rd_addr *out, const char *text, char *msg);

@@ -4,17 +4,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const descs[RD_ERR_COUNT] = {
-	[RD_OK] = "success",
+static const char *const descs[RD_ERR_COUNT] = {[RD_OK] = "success",
 #define X(name, desc) [RD_##name] = desc,
-	RD_ERR_MAP(X)
+                                                RD_ERR_MAP(X)
 #undef X
 };
 
-static const char *const names[RD_ERR_COUNT] = {
-	[RD_OK] = "OK",
+static const char *const names[RD_ERR_COUNT] = {[RD_OK] = "OK",
 #define X(name, desc) [RD_##name] = #name,
-	RD_ERR_MAP(X)
+                                                RD_ERR_MAP(X)
 #undef X
 };
 

@@ -45,7 +45,7 @@ enum rd_err {
 #define RD__ERR_ENUM(name, desc) RD_##name,
 	RD_ERR_MAP(RD__ERR_ENUM)
 #undef RD__ERR_ENUM
-	RD_ERR_COUNT
+	    RD_ERR_COUNT
 };
 
 /* The constant description of `code`; "unknown error" for codes outside the
@@ -58,7 +58,7 @@ const char *rd_errname(int code);
 /* Format a message into `msg` (RD_ERRMSG_SIZE bytes, may be NULL) and return
  * `code`, so that callers can write `return rd_errorf(msg, RD_EIO, ...)`. */
 int rd_errorf(char *msg, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prepend context to the message already in `msg` ("open /x: " + old). */
 void rd_errprefix(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

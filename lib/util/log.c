@@ -11,8 +11,8 @@ static const struct {
 	const char *name;
 	enum rd_log_level level;
 } levels[] = {
-	{"error", RD_LOG_ERR},   {"warning", RD_LOG_WARNING}, {"notice", RD_LOG_NOTICE},
-	{"info", RD_LOG_INFO},   {"debug", RD_LOG_DEBUG},
+    {"error", RD_LOG_ERR}, {"warning", RD_LOG_WARNING}, {"notice", RD_LOG_NOTICE},
+    {"info", RD_LOG_INFO}, {"debug", RD_LOG_DEBUG},
 };
 
 void rd_log_set_level(enum rd_log_level level)

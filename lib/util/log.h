@@ -35,12 +35,13 @@ const char *rd_log_level_name(enum rd_log_level level);
 bool rd_log_enabled(enum rd_log_level level);
 
 /* Write one line. The text must not contain newlines; they are replaced. */
-void rd_log(enum rd_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rd_log(enum rd_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-#define rd_log_err(...) rd_log(RD_LOG_ERR, __VA_ARGS__)
-#define rd_log_warn(...) rd_log(RD_LOG_WARNING, __VA_ARGS__)
+#define rd_log_err(...)    rd_log(RD_LOG_ERR, __VA_ARGS__)
+#define rd_log_warn(...)   rd_log(RD_LOG_WARNING, __VA_ARGS__)
 #define rd_log_notice(...) rd_log(RD_LOG_NOTICE, __VA_ARGS__)
-#define rd_log_info(...) rd_log(RD_LOG_INFO, __VA_ARGS__)
+#define rd_log_info(...)   rd_log(RD_LOG_INFO, __VA_ARGS__)
 #define rd_log_debug(...)                                                                \
 	do {                                                                             \
 		if (rd_log_enabled(RD_LOG_DEBUG))                                        \

@@ -46,13 +46,13 @@ void *__wrap_realloc(void *p, size_t n)
 	return __real_realloc(p, n);
 }
 
-#define NODES 3
-#define ENTRY_BYTES 64
-#define BATCH 256
-#define WARMUP 500000ULL
-#define MEASURE 5000000ULL
+#define NODES         3
+#define ENTRY_BYTES   64
+#define BATCH         256
+#define WARMUP        500000ULL
+#define MEASURE       5000000ULL
 #define COMPACT_EVERY 65536ULL
-#define KEEP 1024ULL
+#define KEEP          1024ULL
 
 static struct rd_raft *nodes[NODES + 1];
 static unsigned long long applied_on_leader;
@@ -70,9 +70,10 @@ static void drain(uint64_t id, uint64_t leader)
 			rd_raft_step(nodes[u.msgs[i].to], &u.msgs[i]);
 		if (u.n_entries > 0)
 			rd_raft_persisted(r, u.entries[u.n_entries - 1].index,
-					  u.entries[u.n_entries - 1].term);
+			                  u.entries[u.n_entries - 1].term);
 		for (size_t i = 0; i < u.n_msgs_after_persist; i++)
-			rd_raft_step(nodes[u.msgs_after_persist[i].to], &u.msgs_after_persist[i]);
+			rd_raft_step(nodes[u.msgs_after_persist[i].to],
+			             &u.msgs_after_persist[i]);
 		n_msgs_total += u.n_msgs + u.n_msgs_after_persist;
 		if (id == leader)
 			applied_on_leader += u.n_committed;
@@ -97,8 +98,8 @@ static void run(unsigned long long entries, uint64_t leader)
 	while (applied_on_leader < target) {
 		for (int i = 0; i < BATCH; i++) {
 			memset(payload, i, sizeof(payload));
-			if (rd_raft_propose(nodes[leader], RD_ENTRY_NORMAL, payload, ENTRY_BYTES,
-					    NULL) != 0) {
+			if (rd_raft_propose(nodes[leader], RD_ENTRY_NORMAL, payload,
+			                    ENTRY_BYTES, NULL) != 0) {
 				fprintf(stderr, "propose failed\n");
 				exit(1);
 			}
@@ -114,16 +115,16 @@ int main(int argc, char **argv)
 	char msg[RD_ERRMSG_SIZE];
 	for (uint64_t id = 1; id <= NODES; id++) {
 		struct rd_raft_config cfg = {
-			.group = 1,
-			.id = id,
-			.election_ticks = 10,
-			.heartbeat_ticks = 1,
-			.max_inflight_msgs = 256,
-			.max_msg_bytes = 1 << 20,
-			.pre_vote = true,
-			.check_quorum = true,
-			.seed = id,
-			.conf = {.n_voters = NODES, .voters = {1, 2, 3}},
+		    .group = 1,
+		    .id = id,
+		    .election_ticks = 10,
+		    .heartbeat_ticks = 1,
+		    .max_inflight_msgs = 256,
+		    .max_msg_bytes = 1 << 20,
+		    .pre_vote = true,
+		    .check_quorum = true,
+		    .seed = id,
+		    .conf = {.n_voters = NODES, .voters = {1, 2, 3}},
 		};
 		if (rd_raft_new(&cfg, &nodes[id], msg) != 0) {
 			fprintf(stderr, "rd_raft_new: %s\n", msg);
@@ -138,7 +139,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "node 1 did not become leader\n");
 		return 1;
 	}
-	printf("bench-core: %d nodes in one process, one core; %d-byte entries, proposals in "
+	printf("bench-core: %d nodes in one process, one core; %d-byte entries, "
+	       "proposals in "
 	       "batches of %d;\n  instant disk and network; inflight window 256 msgs; "
 	       "compaction every %llu entries; %llu warm-up, %llu measured entries\n",
 	       NODES, ENTRY_BYTES, BATCH, COMPACT_EVERY, WARMUP, MEASURE);
@@ -151,14 +153,17 @@ int main(int argc, char **argv)
 	double eps = (double)e / dt, ns = dt * 1e9 / (double)e;
 	printf("messages per entry: %.4f\n", (double)(n_msgs_total - m0) / (double)e);
 	double ape = (double)allocs / (double)e;
-	printf("RESULT core entries_per_s=%.0f ns_per_entry=%.1f allocs_per_entry=%.6f\n", eps, ns,
-	       ape);
+	printf("RESULT core entries_per_s=%.0f ns_per_entry=%.1f allocs_per_entry=%.6f\n",
+	       eps, ns, ape);
 	if (argc > 1) {
 		FILE *f = fopen(argv[1], "a");
 		if (f != NULL) {
-			fprintf(f, "time,nodes,entry_bytes,batch,entries,entries_per_s,ns_per_entry,"
-				   "allocs_per_entry\n%ld,%d,%d,%d,%llu,%.0f,%.1f,%.6f\n",
-				(long)time(NULL), NODES, ENTRY_BYTES, BATCH, e, eps, ns, ape);
+			fprintf(f,
+			        "time,nodes,entry_bytes,batch,entries,entries_per_s,ns_"
+			        "per_entry,"
+			        "allocs_per_entry\n%ld,%d,%d,%d,%llu,%.0f,%.1f,%.6f\n",
+			        (long)time(NULL), NODES, ENTRY_BYTES, BATCH, e, eps, ns,
+			        ape);
 			fclose(f);
 		}
 	}

@@ -21,8 +21,8 @@
 #include "raftd.pb-c.h"
 #include "util/frame.h"
 
-#define KEY_LEN 256
-#define VALUE_LEN 1024
+#define KEY_LEN     256
+#define VALUE_LEN   1024
 #define MAX_SAMPLES (8u << 20)
 
 struct client {
@@ -57,7 +57,8 @@ static void send_put(struct client *c)
 	size_t len;
 
 	memset(key, 'k', sizeof key);
-	snprintf((char *)key, sizeof key, "c%u-%llu", c->id, (unsigned long long)c->seq++);
+	snprintf((char *)key, sizeof key, "c%u-%llu", c->id,
+	         (unsigned long long)c->seq++);
 	key[strlen((char *)key)] = 'k';
 	put.key.data = key;
 	put.key.len = KEY_LEN;
@@ -92,9 +93,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 			errors++;
 			errors_by_code[r != NULL && r->error < 16 ? r->error : 8]++;
 			if (errors == 1 && r != NULL)
-				fprintf(stderr, "e2e_load: first error: %s\n", r->error_message);
-		}
-		else if (n_lat < MAX_SAMPLES)
+				fprintf(stderr, "e2e_load: first error: %s\n",
+				        r->error_message);
+		} else if (n_lat < MAX_SAMPLES)
 			lat[n_lat++] = t - c->sent_ns;
 		done_ops++;
 		c->done++;
@@ -158,7 +159,8 @@ int main(int argc, char **argv)
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
 		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-			fprintf(stderr, "e2e_load: connect %s: %s\n", path, strerror(errno));
+			fprintf(stderr, "e2e_load: connect %s: %s\n", path,
+			        strerror(errno));
 			return 3;
 		}
 		evutil_make_socket_nonblocking(fd);
@@ -177,17 +179,20 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 	double elapsed = (double)(now_ns() - t0) / 1e9;
 	qsort(lat, n_lat, sizeof *lat, cmp);
-	printf("setup: 3 raftd nodes on loopback, mutual TLS, fsync on; %u closed-loop clients "
+	printf("setup: 3 raftd nodes on loopback, mutual TLS, fsync on; %u closed-loop "
+	       "clients "
 	       "over %d sockets; put of %d-byte keys and %d-byte values for %u s; %llu "
 	       "errors\n",
 	       clients, argc - 3, KEY_LEN, VALUE_LEN, secs, (unsigned long long)errors);
 	for (int k = 0; k < 16; k++)
 		if (errors_by_code[k] != 0)
 			printf("errors: %s %llu\n",
-			       protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, k)
-				       ->name,
+			       protobuf_c_enum_descriptor_get_value(
+			           &raftd__error_code__descriptor, k)
+			           ->name,
 			       (unsigned long long)errors_by_code[k]);
-	printf("RESULT e2e clients=%u writes_per_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f\n",
+	printf("RESULT e2e clients=%u writes_per_s=%.0f p50_ms=%.3f p99_ms=%.3f "
+	       "p999_ms=%.3f\n",
 	       clients, (double)n_lat / elapsed, pct(0.50), pct(0.99), pct(0.999));
 	uint64_t dmin = UINT64_MAX, dmax = 0;
 	for (unsigned i = 0; i < clients; i++) {
@@ -197,9 +202,10 @@ int main(int argc, char **argv)
 	uint64_t lsum = 0, dsum = 0;
 	for (unsigned i = 0; i < clients; i++)
 		lsum += cs[i].lat_sum, dsum += cs[i].done;
-	fprintf(stderr, "e2e_load: requests per client min=%llu max=%llu, mean latency %.1f ms\n",
-		(unsigned long long)dmin, (unsigned long long)dmax,
-		dsum ? (double)lsum / (double)dsum / 1e6 : 0.0);
+	fprintf(stderr,
+	        "e2e_load: requests per client min=%llu max=%llu, mean latency %.1f ms\n",
+	        (unsigned long long)dmin, (unsigned long long)dmax,
+	        dsum ? (double)lsum / (double)dsum / 1e6 : 0.0);
 	for (unsigned i = 0; i < clients; i++)
 		bufferevent_free(cs[i].bev);
 	event_base_free(base);

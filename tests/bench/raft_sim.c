@@ -22,7 +22,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "-v"))
 			verbose = true;
 		else {
-			fprintf(stderr, "usage: %s [--seeds N | --seed S] [-v]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--seeds N | --seed S] [-v]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
@@ -34,17 +35,21 @@ int main(int argc, char **argv)
 		char why[512] = "";
 		if (rc_sim_run(s, verbose, why, sizeof(why), st) != 0) {
 			bad++;
-			printf("seed %llu FAILED: %s\n  replay: make sim SEED=%llu  (or %s --seed %llu -v)\n",
+			printf("seed %llu FAILED: %s\n  replay: make sim SEED=%llu  (or "
+			       "%s --seed %llu -v)\n",
 			       (unsigned long long)s, why, (unsigned long long)s, argv[0],
 			       (unsigned long long)s);
 			fflush(stdout);
 		}
 	}
 	printf("coverage: applied=%llu elections=%llu snapshot_installs=%llu reads=%llu "
-	       "crashes=%llu lost_updates=%llu conf_changes=%llu transfers=%llu compactions=%llu\n",
-	       (unsigned long long)st[0], (unsigned long long)st[1], (unsigned long long)st[2],
-	       (unsigned long long)st[3], (unsigned long long)st[4], (unsigned long long)st[5],
-	       (unsigned long long)st[6], (unsigned long long)st[7], (unsigned long long)st[8]);
+	       "crashes=%llu lost_updates=%llu conf_changes=%llu transfers=%llu "
+	       "compactions=%llu\n",
+	       (unsigned long long)st[0], (unsigned long long)st[1],
+	       (unsigned long long)st[2], (unsigned long long)st[3],
+	       (unsigned long long)st[4], (unsigned long long)st[5],
+	       (unsigned long long)st[6], (unsigned long long)st[7],
+	       (unsigned long long)st[8]);
 	printf("duration: %ld s\n", (long)(time(NULL) - t0));
 	printf("simulation: %llu seeds, %llu violations\n", (unsigned long long)seeds,
 	       (unsigned long long)bad);

@@ -36,7 +36,8 @@ const char *rd_h_src_path(const char *name)
 
 int rd_h_free_port(bool udp)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_addr.s_addr = htonl(0x7f000001)};
 	socklen_t len = sizeof sa;
 	int fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
 	cr_assert_geq(fd, 0);
@@ -57,7 +58,7 @@ static int run(const char *const argv[], char *out, size_t size, const char *err
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		int e = open(errpath != NULL ? errpath : "/dev/null",
-			     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		             O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(pipefd[1], 1);
 		dup2(e, 2);
 		close(pipefd[0]);
@@ -96,7 +97,7 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 	snprintf(c->dir, sizeof c->dir, "/tmp/rd-cluster-XXXXXX");
 	cr_assert_not_null(mkdtemp(c->dir));
 	snprintf(cmd, sizeof cmd, "%s all %s/certs %u >/dev/null 2>&1",
-		 rd_h_src_path("conf/raftd-certs"), c->dir, n);
+	         rd_h_src_path("conf/raftd-certs"), c->dir, n);
 	cr_assert_eq(system(cmd), 0, "conf/raftd-certs failed");
 	char dir[sizeof c->dir];
 	memcpy(dir, c->dir, sizeof dir);
@@ -109,25 +110,25 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 		snprintf(nd->sock, sizeof nd->sock, "%s/node%u.sock", dir, i);
 		snprintf(nd->log, sizeof nd->log, "%s/node%u.log", dir, i);
 		size_t l = strlen(peers);
-		snprintf(peers + l, sizeof peers - l, "%s%u@127.0.0.1:%d", i > 1 ? ", " : "", i,
-			 nd->quic_port);
+		snprintf(peers + l, sizeof peers - l, "%s%u@127.0.0.1:%d",
+		         i > 1 ? ", " : "", i, nd->quic_port);
 	}
 	for (unsigned i = 1; i <= n; i++) {
 		struct rd_h_node *nd = &c->nodes[i - 1];
 		FILE *f = fopen(nd->conf, "w");
 		cr_assert_not_null(f);
 		fprintf(f,
-			"[node]\nid = %u\ndata_dir = %s/data%u\n"
-			"[cluster]\nlisten = 127.0.0.1:%d\npeers = %s\ndata_groups = %u\n"
-			"replication_factor = 3\n"
-			"[tls]\nmode = mutual\nca = %s/certs/ca.pem\n"
-			"cert = %s/certs/node%u.pem\nkey = %s/certs/node%u.key\n"
-			"[control]\nsocket = %s\nsocket_mode = 0600\n"
-			"[admin]\nlisten = 127.0.0.1:%d\n"
-			"[log]\nlevel = %s\n%s",
-			i, c->dir, i, nd->quic_port, peers, groups, c->dir, c->dir, i, c->dir, i,
-			nd->sock, nd->admin_port, level,
-			o != NULL && o->extra_conf ? o->extra_conf : "");
+		        "[node]\nid = %u\ndata_dir = %s/data%u\n"
+		        "[cluster]\nlisten = 127.0.0.1:%d\npeers = %s\ndata_groups = %u\n"
+		        "replication_factor = 3\n"
+		        "[tls]\nmode = mutual\nca = %s/certs/ca.pem\n"
+		        "cert = %s/certs/node%u.pem\nkey = %s/certs/node%u.key\n"
+		        "[control]\nsocket = %s\nsocket_mode = 0600\n"
+		        "[admin]\nlisten = 127.0.0.1:%d\n"
+		        "[log]\nlevel = %s\n%s",
+		        i, c->dir, i, nd->quic_port, peers, groups, c->dir, c->dir, i,
+		        c->dir, i, nd->sock, nd->admin_port, level,
+		        o != NULL && o->extra_conf ? o->extra_conf : "");
 		fclose(f);
 	}
 }
@@ -144,7 +145,8 @@ void rd_h_start(struct rd_h_cluster *c, unsigned i)
 		int e = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(e, 2);
 		dup2(e, 1);
-		execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf, (char *)NULL);
+		execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
+		      (char *)NULL);
 		_exit(127);
 	}
 	nd->pid = pid;
@@ -199,8 +201,8 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out, size_t size,
-		   ...)
+int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out,
+                   size_t size, ...)
 {
 	const char *argv[32];
 	double end = now_s() + secs;

@@ -55,8 +55,8 @@ int rd_h_ctl(struct rd_h_cluster *c, unsigned i, char *out, size_t size, ...);
 
 /* Same as rd_h_ctl, retrying while the exit code is 1 (a failed operation,
  * e.g. no leader yet) for at most `secs`. */
-int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out, size_t size,
-		   ...);
+int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out,
+                   size_t size, ...);
 
 /* Run `raftd` with arbitrary arguments, capture stderr into `err`. */
 int rd_h_raftd(char *err, size_t size, const char *arg1, const char *arg2);

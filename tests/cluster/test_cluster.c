@@ -33,7 +33,8 @@ static void start(unsigned n, unsigned groups)
 static void expect_get(unsigned node, const char *key, const char *want)
 {
 	char out[4096], expect[4096];
-	int rv = rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "get", key, (char *)NULL);
+	int rv =
+	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "get", key, (char *)NULL);
 	cr_assert_eq(rv, 0, "get %s on node %u: exit %d", key, node, rv);
 	snprintf(expect, sizeof expect, "%s\n", want);
 	cr_assert_str_eq(out, expect, "node %u", node);
@@ -50,9 +51,11 @@ static unsigned groups_of(unsigned node, struct row *rows, unsigned cap)
 	char out[16384], *line, *save = NULL;
 	unsigned k = 0;
 	cr_assert_eq(rd_h_ctl(&C, node, out, sizeof out, "groups", (char *)NULL), 0);
-	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
 		struct row r;
-		if (sscanf(line, "%u %15s %u %u", &r.group, r.role, &r.leader, &r.term) == 4 &&
+		if (sscanf(line, "%u %15s %u %u", &r.group, r.role, &r.leader, &r.term) ==
+		        4 &&
 		    k < cap)
 			rows[k++] = r;
 	}
@@ -103,9 +106,9 @@ Test(cluster, three_nodes_replicate_writes_and_reads, .fini = teardown, .timeout
 		char key[16], val[16];
 		snprintf(key, sizeof key, "k%u", i);
 		snprintf(val, sizeof val, "v%u", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, i, WAIT_S, out, sizeof out, "put", key, val,
-					    (char *)NULL),
-			     0, "put on node %u", i);
+		cr_assert_eq(rd_h_ctl_retry(&C, i, WAIT_S, out, sizeof out, "put", key,
+		                            val, (char *)NULL),
+		             0, "put on node %u", i);
 	}
 	for (unsigned i = 1; i <= 3; i++)
 		for (unsigned k = 1; k <= 3; k++) {
@@ -117,11 +120,12 @@ Test(cluster, three_nodes_replicate_writes_and_reads, .fini = teardown, .timeout
 	/* Missing keys: exit 1. */
 	cr_assert_eq(rd_h_ctl(&C, 2, out, sizeof out, "get", "nope", (char *)NULL), 1);
 	/* Compare-and-set: success, then failure with the current value. */
-	cr_assert_eq(rd_h_ctl(&C, 2, out, sizeof out, "cas", "k1", "v1", "w1", (char *)NULL), 0);
+	cr_assert_eq(
+	    rd_h_ctl(&C, 2, out, sizeof out, "cas", "k1", "v1", "w1", (char *)NULL), 0);
 	expect_get(3, "k1", "w1");
 	cr_assert_eq(rd_h_ctl(&C, 3, out, sizeof out, "--json", "cas", "k1", "v1", "x1",
-			      (char *)NULL),
-		     1);
+	                      (char *)NULL),
+	             1);
 	cr_assert(strstr(out, "\"error\":\"CAS_FAILED\"") != NULL, "%s", out);
 	cr_assert(strstr(out, "\"value\":\"w1\"") != NULL, "%s", out);
 	expect_get(1, "k1", "w1");
@@ -130,22 +134,24 @@ Test(cluster, three_nodes_replicate_writes_and_reads, .fini = teardown, .timeout
 	cr_assert_eq(rd_h_ctl(&C, 3, out, sizeof out, "get", "k2", (char *)NULL), 1);
 	/* Metadata group: a follower's write reaches group 0's leader. */
 	for (unsigned i = 1; i <= 3; i++)
-		cr_assert_eq(rd_h_ctl(&C, i, out, sizeof out, "meta", "put", "owner", "ops",
-				      (char *)NULL),
-			     0, "meta put on node %u", i);
+		cr_assert_eq(rd_h_ctl(&C, i, out, sizeof out, "meta", "put", "owner",
+		                      "ops", (char *)NULL),
+		             0, "meta put on node %u", i);
 	for (unsigned i = 1; i <= 3; i++) {
-		cr_assert_eq(rd_h_ctl(&C, i, out, sizeof out, "meta", "get", "owner", (char *)NULL),
-			     0);
+		cr_assert_eq(rd_h_ctl(&C, i, out, sizeof out, "meta", "get", "owner",
+		                      (char *)NULL),
+		             0);
 		cr_assert_str_eq(out, "ops\n");
 	}
 	/* Raw proposal to a vShard: answered with group and index. */
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "propose", "--vshard", "7", "blob",
-			      (char *)NULL),
-		     0);
+	                      (char *)NULL),
+	             0);
 	cr_assert(strstr(out, "group=1 index=") != NULL, "%s", out);
 }
 
-Test(cluster, one_node_with_16_groups_elects_every_leader, .fini = teardown, .timeout = 120)
+Test(cluster, one_node_with_16_groups_elects_every_leader, .fini = teardown,
+     .timeout = 120)
 {
 	struct row rows[64];
 	char out[256];
@@ -161,7 +167,8 @@ Test(cluster, one_node_with_16_groups_elects_every_leader, .fini = teardown, .ti
 	expect_get(1, "a", "b");
 }
 
-Test(cluster, three_nodes_with_16_groups_agree_on_leaders, .fini = teardown, .timeout = 120)
+Test(cluster, three_nodes_with_16_groups_agree_on_leaders, .fini = teardown,
+     .timeout = 120)
 {
 	struct row rows[64];
 	unsigned leads[4] = {0};
@@ -195,7 +202,8 @@ Test(cluster, killed_leaders_are_replaced_and_the_node_catches_up, .fini = teard
 
 	start(3, 2);
 	cr_assert(wait_leaders(2));
-	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "before", "1", (char *)NULL), 0);
+	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "before", "1", (char *)NULL),
+	             0);
 	/* Kill the leader of group 0 (and whatever data groups it leads). */
 	victim = leader_of(1, 0);
 	cr_assert_neq(victim, 0);
@@ -205,13 +213,13 @@ Test(cluster, killed_leaders_are_replaced_and_the_node_catches_up, .fini = teard
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "during%d", i);
 		snprintf(val, sizeof val, "%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, other, WAIT_S, out, sizeof out, "put", key, val,
-					    (char *)NULL),
-			     0, "put %s after the kill", key);
+		cr_assert_eq(rd_h_ctl_retry(&C, other, WAIT_S, out, sizeof out, "put",
+		                            key, val, (char *)NULL),
+		             0, "put %s after the kill", key);
 	}
-	cr_assert_eq(rd_h_ctl_retry(&C, other, WAIT_S, out, sizeof out, "meta", "put", "m", "1",
-				    (char *)NULL),
-		     0);
+	cr_assert_eq(rd_h_ctl_retry(&C, other, WAIT_S, out, sizeof out, "meta", "put",
+	                            "m", "1", (char *)NULL),
+	             0);
 	unsigned new_leader = leader_of(other, 0);
 	cr_assert(new_leader != 0 && new_leader != victim);
 	/* The killed node restarts from its data directory and catches up. */
@@ -230,7 +238,8 @@ static unsigned long long state_hash(unsigned node)
 {
 	char out[65536];
 	const char *p;
-	cr_assert_eq(rd_h_ctl(&C, node, out, sizeof out, "--json", "status", (char *)NULL), 0);
+	cr_assert_eq(
+	    rd_h_ctl(&C, node, out, sizeof out, "--json", "status", (char *)NULL), 0);
 	p = strstr(out, "\"state_machine_hash\":");
 	cr_assert_not_null(p, "%s", out);
 	return strtoull(p + strlen("\"state_machine_hash\":"), NULL, 10);
@@ -247,24 +256,25 @@ static bool hashes_equal(void)
 	return false;
 }
 
-Test(cluster, restarted_node_catches_up_to_identical_state, .fini = teardown, .timeout = 180)
+Test(cluster, restarted_node_catches_up_to_identical_state, .fini = teardown,
+     .timeout = 180)
 {
 	char out[4096], key[32];
 
 	start(3, 4);
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key, "x",
-					    (char *)NULL),
-			     0);
+		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
+		                            "x", (char *)NULL),
+		             0);
 	}
 	int st = rd_h_stop(&C, 3, SIGTERM);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	for (int i = 0; i < 50; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1 + (unsigned)(i % 2), WAIT_S, out, sizeof out,
-					    "put", key, "y", (char *)NULL),
-			     0);
+		cr_assert_eq(rd_h_ctl_retry(&C, 1 + (unsigned)(i % 2), WAIT_S, out,
+		                            sizeof out, "put", key, "y", (char *)NULL),
+		             0);
 	}
 	rd_h_start(&C, 3);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
@@ -303,7 +313,8 @@ Test(cluster, not_ready_before_quorum_then_ready, .fini = teardown, .timeout = 1
 	rd_h_cluster_init(&C, 3, &o);
 	/* One node of three: no quorum, so no metadata leader: not ready. */
 	rd_h_start(&C, 1);
-	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "ready", "--wait", "2", (char *)NULL), 1);
+	cr_assert_eq(
+	    rd_h_ctl(&C, 1, out, sizeof out, "ready", "--wait", "2", (char *)NULL), 1);
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "k", "v", (char *)NULL), 1);
 	rd_h_start(&C, 2);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
@@ -338,29 +349,33 @@ Test(cluster, garbage_on_the_client_socket_is_rejected, .fini = teardown, .timeo
 	cr_assert_eq(read(fd, buf, sizeof buf), 0);
 	close(fd);
 	/* The daemon keeps serving. */
-	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "still", "here", (char *)NULL), 0);
+	cr_assert_eq(
+	    rd_h_ctl(&C, 1, out, sizeof out, "put", "still", "here", (char *)NULL), 0);
 	expect_get(1, "still", "here");
 }
 
-Test(cluster, lagging_node_catches_up_through_a_snapshot, .fini = teardown, .timeout = 180)
+Test(cluster, lagging_node_catches_up_through_a_snapshot, .fini = teardown,
+     .timeout = 180)
 {
-	struct rd_h_opts o = {.data_groups = 1, .extra_conf = "[raft]\nsnapshot_entries = 40\nmax_inflight_msgs = 2\n"};
+	struct rd_h_opts o = {
+	    .data_groups = 1,
+	    .extra_conf = "[raft]\nsnapshot_entries = 40\nmax_inflight_msgs = 2\n"};
 	char out[4096], key[32];
 
 	rd_h_cluster_init(&C, 3, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
 	cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "first", "1",
-				    (char *)NULL),
-		     0);
+	                            (char *)NULL),
+	             0);
 	int st = rd_h_stop(&C, 3, SIGTERM);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* Enough writes that the others compact their logs past node 3. */
 	for (int i = 0; i < 150; i++) {
 		snprintf(key, sizeof key, "s%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1 + (unsigned)(i % 2), WAIT_S, out, sizeof out,
-					    "put", key, "z", (char *)NULL),
-			     0);
+		cr_assert_eq(rd_h_ctl_retry(&C, 1 + (unsigned)(i % 2), WAIT_S, out,
+		                            sizeof out, "put", key, "z", (char *)NULL),
+		             0);
 	}
 	rd_h_start(&C, 3);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
@@ -369,6 +384,7 @@ Test(cluster, lagging_node_catches_up_through_a_snapshot, .fini = teardown, .tim
 	cr_assert(hashes_equal(), "state machines differ after the snapshot");
 	/* The node really was caught up by a snapshot. */
 	char cmd[512];
-	snprintf(cmd, sizeof cmd, "grep -q 'snapshot installed group=1' %s", C.nodes[2].log);
+	snprintf(cmd, sizeof cmd, "grep -q 'snapshot installed group=1' %s",
+	         C.nodes[2].log);
 	cr_assert_eq(system(cmd), 0, "no snapshot was installed on node 3");
 }

@@ -52,9 +52,10 @@ static void expect_config_error(const char *body, const char *want)
 
 Test(daemon_args, unknown_key_is_named_with_line, .init = setup, .fini = teardown)
 {
-	expect_config_error("[cluster]\nlisten = 127.0.0.1:7001\npeers = 1@127.0.0.1:7001\n"
-			    "[tls]\nmode = insecure\nfoo = bar\n",
-			    ":9: [tls] foo: unknown key");
+	expect_config_error(
+	    "[cluster]\nlisten = 127.0.0.1:7001\npeers = 1@127.0.0.1:7001\n"
+	    "[tls]\nmode = insecure\nfoo = bar\n",
+	    ":9: [tls] foo: unknown key");
 }
 
 Test(daemon_args, bad_address, .init = setup, .fini = teardown)
@@ -66,9 +67,9 @@ Test(daemon_args, missing_certificate_file, .init = setup, .fini = teardown)
 {
 	char body[512];
 	snprintf(body, sizeof body,
-		 "[cluster]\nlisten = 127.0.0.1:7001\npeers = 1@127.0.0.1:7001\n"
-		 "[tls]\nca = %s/none-ca.pem\ncert = %s/c.pem\nkey = %s/k.pem\n",
-		 dir, dir, dir);
+	         "[cluster]\nlisten = 127.0.0.1:7001\npeers = 1@127.0.0.1:7001\n"
+	         "[tls]\nca = %s/none-ca.pem\ncert = %s/c.pem\nkey = %s/k.pem\n",
+	         dir, dir, dir);
 	expect_config_error(body, ":8: [tls] ca: cannot read");
 }
 

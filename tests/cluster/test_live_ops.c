@@ -26,8 +26,9 @@ static void teardown(void)
 /* GET `path` from 127.0.0.1:port; returns the status code, body in `out`. */
 static int http_get(int port, const char *path, char *out, size_t size)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(0x7f000001)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)port),
+	                         .sin_addr.s_addr = htonl(0x7f000001)};
 	char req[256];
 	size_t got = 0;
 	int fd = socket(AF_INET, SOCK_STREAM, 0), code = 0;
@@ -37,7 +38,8 @@ static int http_get(int port, const char *path, char *out, size_t size)
 		close(fd);
 		return -1;
 	}
-	snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+	snprintf(req, sizeof req,
+	         "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
 	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
 	while (got + 1 < size && (r = read(fd, out + got, size - 1 - got)) > 0)
 		got += (size_t)r;
@@ -135,7 +137,8 @@ Test(live_ops, admin_endpoints_on_a_running_node, .fini = teardown, .timeout = 1
 	port = C.nodes[0].admin_port;
 	rd_h_start(&C, 1);
 	/* Alone, node 1 has no metadata leader: live but not ready. */
-	for (int i = 0; i < 100 && http_get(port, "/livez", resp, sizeof resp) != 200; i++)
+	for (int i = 0; i < 100 && http_get(port, "/livez", resp, sizeof resp) != 200;
+	     i++)
 		usleep(50 * 1000);
 	cr_assert_eq(http_get(port, "/livez", resp, sizeof resp), 200);
 	cr_assert_eq(http_get(port, "/readyz", resp, sizeof resp), 503);
@@ -148,7 +151,8 @@ Test(live_ops, admin_endpoints_on_a_running_node, .fini = teardown, .timeout = 1
 	cr_assert_eq(http_get(port, "/status", resp, sizeof resp), 200);
 	cr_assert(strstr(resp, "application/json") != NULL);
 	cr_assert(json_valid(body(resp)), "not JSON: %s", body(resp));
-	cr_assert(strstr(body(resp), "\"groups\":[{\"group\":0") != NULL, "%s", body(resp));
+	cr_assert(strstr(body(resp), "\"groups\":[{\"group\":0") != NULL, "%s",
+	          body(resp));
 	cr_assert(strstr(body(resp), "\"connected\":true") != NULL, "%s", body(resp));
 
 	cr_assert_eq(http_get(port, "/metrics", resp, sizeof resp), 200);
@@ -157,7 +161,7 @@ Test(live_ops, admin_endpoints_on_a_running_node, .fini = teardown, .timeout = 1
 		char want[160];
 		snprintf(want, sizeof want, "# TYPE %s ", rd_metrics_desc(id)->name);
 		cr_assert(strstr(body(resp), want) != NULL, "metric %s missing",
-			  rd_metrics_desc(id)->name);
+		          rd_metrics_desc(id)->name);
 	}
 	cr_assert(strstr(body(resp), "raft_group_is_leader{group=\"0\"}") != NULL);
 	cr_assert(strstr(body(resp), "raft_peer_connected{peer=\"2\"} 1") != NULL);
@@ -175,15 +179,16 @@ Test(live_ops, sighup_with_a_bad_certificate_keeps_the_node_serving, .fini = tea
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, 30));
 	/* Point the certificate at a file that does not exist, then reload. */
-	snprintf(cmd, sizeof cmd, "sed -i 's|^cert = .*|cert = %s/missing.pem|' %s", C.dir,
-		 C.nodes[0].conf);
+	snprintf(cmd, sizeof cmd, "sed -i 's|^cert = .*|cert = %s/missing.pem|' %s",
+	         C.dir, C.nodes[0].conf);
 	cr_assert_eq(system(cmd), 0);
 	kill(C.nodes[0].pid, SIGHUP);
 	usleep(300 * 1000);
 	cr_assert_eq(waitpid(C.nodes[0].pid, NULL, WNOHANG), 0, "raftd exited on SIGHUP");
 	snprintf(cmd, sizeof cmd, "grep -q 'reload failed, keeping' %s", C.nodes[0].log);
 	cr_assert_eq(system(cmd), 0, "no log line about the failed reload");
-	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "after", "hup", (char *)NULL), 0);
+	cr_assert_eq(
+	    rd_h_ctl(&C, 1, out, sizeof out, "put", "after", "hup", (char *)NULL), 0);
 }
 
 Test(live_ops, make_run_script_starts_serves_and_stops, .timeout = 180)
@@ -205,18 +210,20 @@ Test(live_ops, make_run_script_starts_serves_and_stops, .timeout = 180)
 		snprintf(cmd, sizeof cmd, "%s/run.log", dir);
 		freopen(cmd, "w", stdout);
 		freopen(cmd, "a", stderr);
-		execl("/bin/bash", "bash", rd_h_src_path("conf/run-local.sh"), "3", (char *)NULL);
+		execl("/bin/bash", "bash", rd_h_src_path("conf/run-local.sh"), "3",
+		      (char *)NULL);
 		_exit(127);
 	}
 	snprintf(sock, sizeof sock, "%s/node3/raftd.sock", dir);
-	snprintf(cmd, sizeof cmd, "%s -s %s ready --wait 60 >/dev/null", rd_h_build_path("raftctl"),
-		 sock);
+	snprintf(cmd, sizeof cmd, "%s -s %s ready --wait 60 >/dev/null",
+	         rd_h_build_path("raftctl"), sock);
 	cr_assert_eq(system(cmd), 0, "make run's cluster never became ready");
-	snprintf(cmd, sizeof cmd, "%s -s %s/node1/raftd.sock put greeting hello >/dev/null",
-		 rd_h_build_path("raftctl"), dir);
+	snprintf(cmd, sizeof cmd,
+	         "%s -s %s/node1/raftd.sock put greeting hello >/dev/null",
+	         rd_h_build_path("raftctl"), dir);
 	cr_assert_eq(system(cmd), 0);
 	snprintf(cmd, sizeof cmd, "%s -s %s get greeting > %s/get.out",
-		 rd_h_build_path("raftctl"), sock, dir);
+	         rd_h_build_path("raftctl"), sock, dir);
 	cr_assert_eq(system(cmd), 0);
 	snprintf(cmd, sizeof cmd, "%s/get.out", dir);
 	FILE *f = fopen(cmd, "r");
@@ -226,7 +233,8 @@ Test(live_ops, make_run_script_starts_serves_and_stops, .timeout = 180)
 	kill(pid, SIGINT);
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "run-local.sh status %d", st);
-	snprintf(cmd, sizeof cmd, "grep -c 'exited with status 0' %s/run.log | grep -q 3", dir);
+	snprintf(cmd, sizeof cmd, "grep -c 'exited with status 0' %s/run.log | grep -q 3",
+	         dir);
 	cr_assert_eq(system(cmd), 0, "not every node exited 0");
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);

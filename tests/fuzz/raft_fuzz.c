@@ -84,7 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 12:
 			if (r)
 				rd_raft_propose_conf_change(r, (uint8_t)((arg >> 2) % 4),
-							    1 + (arg >> 4) % 4, NULL, 0, NULL);
+				                            1 + (arg >> 4) % 4, NULL, 0,
+				                            NULL);
 			break;
 		case 13:
 			if (r)

@@ -42,10 +42,11 @@ Test(stream_credit, calls_beyond_the_initial_stream_limit_complete)
 	for (int round = 0; round < 10; round++) {
 		struct many r = {0};
 		for (int i = 0; i < 250; i++)
-			cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 20000, on_reply, &r, msg),
-				     0, "%s", msg);
-		cr_assert(trun(&e, all_done, &r, 30000), "round %d: %u of 250 answered", round,
-			  r.done);
+			cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 20000, on_reply,
+			                               &r, msg),
+			             0, "%s", msg);
+		cr_assert(trun(&e, all_done, &r, 30000), "round %d: %u of 250 answered",
+		          round, r.done);
 		cr_assert_eq(r.ok, 250, "round %d: %u of 250 succeeded", round, r.ok);
 	}
 	tenv_fini(&e);

@@ -8,19 +8,19 @@
 #include "util/err.h"
 
 static const char *good = "[node]\n"
-			  "id = 2\n"
-			  "data_dir = /tmp/raftd-test\n"
-			  "\n"
-			  "[cluster]\n"
-			  "listen = 127.0.0.1:7002   # QUIC\n"
-			  "peers = 1@127.0.0.1:7001, 2@127.0.0.1:7002, 3@[::1]:7003\n"
-			  "data_groups = 8\n"
-			  "[tls]\n"
-			  "mode = insecure\n"
-			  "[control]\n"
-			  "socket_mode = 0600\n"
-			  "[log]\n"
-			  "level = debug\n";
+                          "id = 2\n"
+                          "data_dir = /tmp/raftd-test\n"
+                          "\n"
+                          "[cluster]\n"
+                          "listen = 127.0.0.1:7002   # QUIC\n"
+                          "peers = 1@127.0.0.1:7001, 2@127.0.0.1:7002, 3@[::1]:7003\n"
+                          "data_groups = 8\n"
+                          "[tls]\n"
+                          "mode = insecure\n"
+                          "[control]\n"
+                          "socket_mode = 0600\n"
+                          "[log]\n"
+                          "level = debug\n";
 
 Test(config, good_file_loads_with_defaults)
 {
@@ -48,17 +48,17 @@ static void expect_error(const char *text, const char *want)
 	struct rd_config c;
 	char msg[RD_ERRMSG_SIZE] = "";
 	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), RD_ECONFIG,
-		     "accepted: %s", text);
+	             "accepted: %s", text);
 	cr_assert(strstr(msg, want) != NULL, "message '%s' lacks '%s'", msg, want);
 }
 
-#define BASE "[node]\nid = 1\ndata_dir = /d\n[cluster]\nlisten = 127.0.0.1:1\n"
+#define BASE  "[node]\nid = 1\ndata_dir = /d\n[cluster]\nlisten = 127.0.0.1:1\n"
 #define PEERS "peers = 1@127.0.0.1:1\n[tls]\nmode = insecure\n"
 
 Test(config, unknown_key_names_file_line_and_key)
 {
 	expect_error(BASE PEERS "[raft]\nelection_tick = 5\n",
-		     "x.conf:10: [raft] election_tick: unknown key");
+	             "x.conf:10: [raft] election_tick: unknown key");
 }
 
 Test(config, unknown_section)
@@ -71,26 +71,29 @@ Test(config, bad_values)
 	expect_error(BASE "peers = 1@127.0.0.1:99999\n", "x.conf:6: [cluster] peers:");
 	expect_error("[node]\nid = zero\n", "x.conf:2: [node] id: 'zero'");
 	expect_error(BASE PEERS "[log]\nlevel = loud\n", "x.conf:10: [log] level:");
-	expect_error(BASE PEERS "[control]\nsocket_mode = 0999\n", "[control] socket_mode");
+	expect_error(BASE PEERS "[control]\nsocket_mode = 0999\n",
+	             "[control] socket_mode");
 	expect_error(BASE PEERS "[raft]\nheartbeat_ticks = 40\n",
-		     "x.conf:10: [raft] heartbeat_ticks: must be smaller");
+	             "x.conf:10: [raft] heartbeat_ticks: must be smaller");
 	expect_error(BASE "peers = 1@nohost.invalid:5\n", "cannot resolve host");
 }
 
 Test(config, missing_required_and_duplicates)
 {
 	expect_error("[node]\nid = 1\n", "[node] data_dir: required key is missing");
-	expect_error(BASE "[tls]\nmode = insecure\n", "[cluster] peers: required key is missing");
-	expect_error(BASE PEERS "[node]\nid = 1\n", "x.conf:10: [node] id: set twice (first on line 2)");
+	expect_error(BASE "[tls]\nmode = insecure\n",
+	             "[cluster] peers: required key is missing");
+	expect_error(BASE PEERS "[node]\nid = 1\n",
+	             "x.conf:10: [node] id: set twice (first on line 2)");
 	expect_error(BASE "peers = 2@127.0.0.1:1\n[tls]\nmode = insecure\n",
-		     "this node's id 1 is not listed");
+	             "this node's id 1 is not listed");
 }
 
 Test(config, mutual_tls_needs_readable_files)
 {
 	expect_error(BASE "peers = 1@127.0.0.1:1\n[tls]\nca = /nonexistent/ca.pem\n"
-			  "cert = /nonexistent/c.pem\nkey = /nonexistent/k.pem\n",
-		     "x.conf:8: [tls] ca: cannot read '/nonexistent/ca.pem'");
+	                  "cert = /nonexistent/c.pem\nkey = /nonexistent/k.pem\n",
+	             "x.conf:8: [tls] ca: cannot read '/nonexistent/ca.pem'");
 }
 
 Test(config, missing_file)

@@ -49,7 +49,8 @@ static int client(void)
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	strcpy(sun.sun_path, path);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0, "%s", strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0, "%s",
+	             strerror(errno));
 	return fd;
 }
 
@@ -67,8 +68,8 @@ Test(ctl_socket, pipelined_requests_get_replies_in_order, .init = setup, .fini =
 	size_t len;
 	struct stat st;
 
-	cr_assert_eq(rd_ctl_server_start(base, path, 0600, 1024, echo, NULL, &s, msg), 0, "%s",
-		     msg);
+	cr_assert_eq(rd_ctl_server_start(base, path, 0600, 1024, echo, NULL, &s, msg), 0,
+	             "%s", msg);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600);
 	int fd = client();
@@ -116,7 +117,8 @@ Test(ctl_socket, oversized_frame_closes_connection, .init = setup, .fini = teard
 	rd_ctl_server_free(s);
 }
 
-Test(ctl_socket, live_socket_refused_stale_socket_replaced, .init = setup, .fini = teardown)
+Test(ctl_socket, live_socket_refused_stale_socket_replaced, .init = setup,
+     .fini = teardown)
 {
 	struct rd_ctl_server *s, *s2;
 	char msg[RD_ERRMSG_SIZE];
@@ -124,7 +126,8 @@ Test(ctl_socket, live_socket_refused_stale_socket_replaced, .init = setup, .fini
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
 	cr_assert_eq(rd_ctl_server_start(base, path, 0660, 16, echo, NULL, &s, msg), 0);
-	cr_assert_eq(rd_ctl_server_start(base, path, 0660, 16, echo, NULL, &s2, msg), RD_EEXIST);
+	cr_assert_eq(rd_ctl_server_start(base, path, 0660, 16, echo, NULL, &s2, msg),
+	             RD_EEXIST);
 	cr_assert(strstr(msg, "another raftd is running") != NULL, "%s", msg);
 	rd_ctl_server_free(s);
 
@@ -133,8 +136,8 @@ Test(ctl_socket, live_socket_refused_stale_socket_replaced, .init = setup, .fini
 	strcpy(sun.sun_path, path);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
 	close(fd);
-	cr_assert_eq(rd_ctl_server_start(base, path, 0660, 16, echo, NULL, &s, msg), 0, "%s",
-		     msg);
+	cr_assert_eq(rd_ctl_server_start(base, path, 0660, 16, echo, NULL, &s, msg), 0,
+	             "%s", msg);
 	rd_ctl_server_free(s);
 }
 

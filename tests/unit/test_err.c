@@ -11,7 +11,8 @@ Test(err, every_code_has_a_name_and_description)
 		cr_assert_not_null(rd_strerror(c));
 		cr_assert_neq(strcmp(rd_strerror(c), "unknown error"), 0, "code %d", c);
 		for (int d = c + 1; d < RD_ERR_COUNT; d++)
-			cr_assert_neq(strcmp(rd_errname(c), rd_errname(d)), 0, "%d vs %d", c, d);
+			cr_assert_neq(strcmp(rd_errname(c), rd_errname(d)), 0, "%d vs %d",
+			              c, d);
 	}
 	cr_assert_str_eq(rd_errname(RD_ECORRUPT), "ECORRUPT");
 	cr_assert_str_eq(rd_strerror(RD_OK), "success");

@@ -21,6 +21,6 @@ Test(json, nested_structure_and_escaping)
 	rd_json_obj_end(&j);
 	rd_json_obj_end(&j);
 	cr_assert_str_eq(j.buf, "{\"a\":18446744073709551615,\"b\":[true,null,"
-				"\"q\\\"\\\\\\u000a\\u0001\\u00ff\"],\"c\":{}}");
+	                        "\"q\\\"\\\\\\u000a\\u0001\\u00ff\"],\"c\":{}}");
 	rd_json_free(&j);
 }
