@@ -51,12 +51,6 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	struct rd_raft *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
-	r->infl_pool = calloc((size_t)cfg->max_inflight_msgs * 2 * RD_RAFT_MAX_MEMBERS * 2,
-			      sizeof(uint64_t));
-	if (r->infl_pool == NULL) {
-		rc = rd_errorf(msg, RD_ENOMEM, "out of memory");
-		goto err_after_raft;
-	}
 	r->group = cfg->group;
 	r->id = cfg->id;
 	r->election_ticks = cfg->election_ticks;
@@ -132,9 +126,9 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	return 0;
 
 err_after_log:
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		free(r->prs[i].infl_idx);
 	rd__log_free(&r->log);
-	free(r->infl_pool);
-err_after_raft:
 	free(r);
 	return rc;
 }
@@ -144,7 +138,8 @@ void rd_raft_free(struct rd_raft *r)
 	if (r == NULL)
 		return;
 	rd__log_free(&r->log);
-	free(r->infl_pool);
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		free(r->prs[i].infl_idx);
 	free(r->reads_pending.v);
 	free(r->reads_ready.v);
 	free(r->reads_out.v);

@@ -80,6 +80,13 @@ static void become_probe(struct rd_raft *r, struct rd__pr *pr)
 
 static void become_replicate(struct rd__pr *pr)
 {
+	if (pr->infl_idx == NULL) {
+		/* No window memory: keep probing one append at a time. */
+		pr->state = RD_PROGRESS_PROBE;
+		pr->next = pr->match + 1;
+		pr->probe_sent = false;
+		return;
+	}
 	pr->state = RD_PROGRESS_REPLICATE;
 	pr->next = pr->match + 1;
 	pr->probe_sent = false;
