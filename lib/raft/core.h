@@ -39,8 +39,9 @@ struct rd__log {
 	struct rd__chunk *chunks; /* FIFO, chunks[0] oldest */
 	size_t n_chunks;
 	size_t cap_chunks;
-	struct rd__chunk spare[4]; /* recycled buffers */
+	struct rd__chunk spare[4]; /* recycled buffers (at most 4 MiB kept) */
 	size_t n_spare;
+	size_t chunk_target; /* size of the next new chunk */
 	uint64_t gen; /* bumped on every truncation or reset */
 };
 
@@ -83,7 +84,9 @@ struct rd__pr {
 	bool probe_sent;   /* probe: an append is outstanding */
 	uint64_t pending_snapshot;
 	uint64_t read_ack; /* highest ReadIndex round acknowledged */
-	/* in-flight window: ring of (last index, bytes) */
+	/* in-flight window: ring of (last index, bytes), allocated when the
+	 * member is added (NULL if that failed: the follower then stays in
+	 * probe, one append at a time) */
 	uint64_t *infl_idx;
 	uint64_t *infl_bytes;
 	uint32_t infl_start;
@@ -146,7 +149,6 @@ struct rd_raft {
 	uint64_t pending_conf_index;    /* leader: no new change until committed */
 	struct rd__pr prs[RD_RAFT_MAX_MEMBERS * 2];
 	uint32_t n_prs;
-	uint64_t *infl_pool;
 
 	/* timers */
 	uint32_t election_elapsed;

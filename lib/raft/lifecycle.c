@@ -31,10 +31,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 		return rd_errorf(msg, RD_EINVAL,
 				 "need 0 < max_inflight_msgs <= %d and max_msg_bytes > 0",
 				 RD_RAFT_MAX_INFLIGHT);
-	if (cfg->snapshot.term > cfg->hard_state.term ||
-	    (cfg->n_entries > 0 && cfg->entries[cfg->n_entries - 1].term > cfg->hard_state.term))
-		return rd_errorf(msg, RD_EINVAL, "log has a term above the hard state's term %llu",
-				 (unsigned long long)cfg->hard_state.term);
+
 	int rc = check_conf(&cfg->conf, msg);
 	if (rc == 0)
 		rc = check_conf(&cfg->snapshot.conf, msg);
@@ -51,12 +48,6 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	struct rd_raft *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
-	r->infl_pool = calloc((size_t)cfg->max_inflight_msgs * 2 * RD_RAFT_MAX_MEMBERS * 2,
-			      sizeof(uint64_t));
-	if (r->infl_pool == NULL) {
-		rc = rd_errorf(msg, RD_ENOMEM, "out of memory");
-		goto err_after_raft;
-	}
 	r->group = cfg->group;
 	r->id = cfg->id;
 	r->election_ticks = cfg->election_ticks;
@@ -69,6 +60,16 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
 	r->term = cfg->hard_state.term;
 	r->vote = cfg->hard_state.vote;
+	/* A crash between installing a snapshot (or writing entries) and
+	 * writing the hard state can leave the log ahead of the term. Adopt the
+	 * log's term with no vote: a vote in it was never durable, so none was
+	 * sent (§5.2 one vote per term still holds). */
+	uint64_t log_term = cfg->n_entries > 0 ? cfg->entries[cfg->n_entries - 1].term
+					       : cfg->snapshot.term;
+	if (log_term > r->term) {
+		r->term = log_term;
+		r->vote = 0;
+	}
 
 	rd__log_init(&r->log, cfg->snapshot.index, cfg->snapshot.term);
 	for (size_t i = 0; i < cfg->n_entries; i++) {
@@ -132,9 +133,9 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	return 0;
 
 err_after_log:
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		free(r->prs[i].infl_idx);
 	rd__log_free(&r->log);
-	free(r->infl_pool);
-err_after_raft:
 	free(r);
 	return rc;
 }
@@ -144,7 +145,8 @@ void rd_raft_free(struct rd_raft *r)
 	if (r == NULL)
 		return;
 	rd__log_free(&r->log);
-	free(r->infl_pool);
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		free(r->prs[i].infl_idx);
 	free(r->reads_pending.v);
 	free(r->reads_ready.v);
 	free(r->reads_out.v);

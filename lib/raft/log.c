@@ -13,7 +13,10 @@
 #include "raft/core.h"
 #include "util/err.h"
 
-#define CHUNK_SIZE ((size_t)1 << 20)
+/* Chunks start small (a group that sees little traffic stays small) and
+ * double up to CHUNK_MAX as the group writes more. */
+#define CHUNK_MIN ((size_t)4 << 10)
+#define CHUNK_MAX ((size_t)1 << 20)
 
 void rd__log_init(struct rd__log *l, uint64_t snap_index, uint64_t snap_term)
 {
@@ -45,7 +48,7 @@ uint64_t rd__log_term(const struct rd__log *l, uint64_t i)
 /* Give a chunk back: keep a few for reuse, free the rest. */
 static void release_chunk(struct rd__log *l, struct rd__chunk *c)
 {
-	if (l->n_spare < sizeof(l->spare) / sizeof(l->spare[0]) && c->cap == CHUNK_SIZE) {
+	if (l->n_spare < sizeof(l->spare) / sizeof(l->spare[0]) && c->cap >= l->chunk_target) {
 		c->used = 0;
 		c->last_index = 0;
 		l->spare[l->n_spare++] = *c;
@@ -67,13 +70,17 @@ static uint8_t *alloc_payload(struct rd__log *l, uint32_t len, uint64_t index)
 			l->cap_chunks = nc;
 		}
 		struct rd__chunk nw = {0};
-		if (len <= CHUNK_SIZE && l->n_spare > 0) {
+		if (l->n_spare > 0 && l->spare[l->n_spare - 1].cap >= len) {
 			nw = l->spare[--l->n_spare];
 		} else {
-			nw.cap = len > CHUNK_SIZE ? len : CHUNK_SIZE;
+			if (l->chunk_target < CHUNK_MIN)
+				l->chunk_target = CHUNK_MIN;
+			nw.cap = len > l->chunk_target ? len : l->chunk_target;
 			nw.buf = malloc(nw.cap);
 			if (nw.buf == NULL)
 				return NULL;
+			if (l->chunk_target < CHUNK_MAX)
+				l->chunk_target *= 2;
 		}
 		l->chunks[l->n_chunks++] = nw;
 		c = &l->chunks[l->n_chunks - 1];
@@ -93,7 +100,7 @@ int rd__log_append(struct rd__log *l, uint64_t term, uint8_t type, const void *d
 			memmove(l->ents, l->ents + l->head, l->n * sizeof(*l->ents));
 			l->head = 0;
 		} else {
-			size_t nc = l->cap ? l->cap * 2 : 1024;
+			size_t nc = l->cap ? l->cap * 2 : 64;
 			struct rd_entry *p = realloc(l->ents, nc * sizeof(*p));
 			if (p == NULL)
 				return RD_ENOMEM;

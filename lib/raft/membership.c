@@ -5,6 +5,7 @@
  * leader that steps down once its own removal commits (thesis §4.2.2),
  * leadership transfer (thesis §3.10) and log compaction (§7).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "raft/core.h"
@@ -94,20 +95,6 @@ static void apply_entry(struct rd_conf_state *cs, const struct rd_entry *e)
 		(void)rd_raft_conf_apply(cs, t, node);
 }
 
-static uint64_t *free_infl_slot(struct rd_raft *r)
-{
-	size_t stride = (size_t)r->max_inflight * 2;
-	for (size_t s = 0; s < RD_RAFT_MAX_MEMBERS * 2; s++) {
-		uint64_t *p = r->infl_pool + s * stride;
-		bool used = false;
-		for (uint32_t i = 0; i < r->n_prs && !used; i++)
-			used = r->prs[i].infl_idx == p;
-		if (!used)
-			return p;
-	}
-	return NULL;
-}
-
 void rd__sync_progress(struct rd_raft *r)
 {
 	const struct rd_conf_state *cs = &r->conf;
@@ -122,6 +109,7 @@ void rd__sync_progress(struct rd_raft *r)
 		}
 		if (pr->id == r->transferee)
 			r->transferee = 0;
+		free(pr->infl_idx);
 		r->prs[i] = r->prs[--r->n_prs];
 	}
 	for (uint32_t k = 0; k < cs->n_voters + cs->n_learners; k++) {
@@ -133,9 +121,9 @@ void rd__sync_progress(struct rd_raft *r)
 		memset(pr, 0, sizeof(*pr));
 		pr->id = id;
 		pr->learner = learner;
-		pr->infl_idx = free_infl_slot(r);
-		assert(pr->infl_idx != NULL);
-		pr->infl_bytes = pr->infl_idx + r->max_inflight;
+		/* Allocated only on membership changes, never per entry. */
+		pr->infl_idx = calloc((size_t)r->max_inflight * 2, sizeof(uint64_t));
+		pr->infl_bytes = pr->infl_idx ? pr->infl_idx + r->max_inflight : NULL;
 		r->n_prs++;
 		rd__pr_reset(r, pr);
 		if (r->role == RD_RAFT_LEADER)

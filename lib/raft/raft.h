@@ -41,9 +41,10 @@
  * The runtime streams its latest snapshot (at or after the requested index)
  * out of band and, when the follower's runtime has the data, that runtime
  * steps an RD_MSG_SNAPSHOT carrying only the metadata (term = the leader's
- * term). If the core accepts it, the follower's next update has
- * `has_snapshot`: install it (state machine := snapshot) as part of that
- * update's write. The leader's runtime reports the stream's outcome with
+ * term). If the core accepts it (rd_raft_snapshot_acceptable), the
+ * follower's next update has `has_snapshot`: install it (state machine :=
+ * snapshot, log emptied up to it) as part of that update's write, or, if the
+ * runtime installed it before stepping, just persist the update. The leader's runtime reports the stream's outcome with
  * rd_raft_report_snapshot (or the follower's node sends
  * RD_MSG_SNAPSHOT_STATUS); the follower's append response then moves the
  * leader on.
@@ -286,6 +287,16 @@ void rd_raft_persisted(struct rd_raft *r, uint64_t index, uint64_t term);
 /* The state machine has applied up to `index` (<= last entry handed out for
  * applying). rd_raft_advance calls this for the update's entries. */
 void rd_raft_applied(struct rd_raft *r, uint64_t index);
+
+/* Follower: would stepping an RD_MSG_SNAPSHOT of leader term `term` with
+ * `meta` install it? True iff term >= our term and meta->index > commit.
+ * A runtime that installs the snapshot data into its state machine before
+ * stepping the message must ask this first (and discard the data when
+ * false): a snapshot the core does not take would leave the state machine
+ * ahead of or behind the core's applied index. Stepping it right after a
+ * true answer always installs (has_snapshot in the next update). */
+bool rd_raft_snapshot_acceptable(const struct rd_raft *r, uint64_t term,
+				 const struct rd_snapshot_meta *meta);
 
 /* Leader: the snapshot stream to `to` finished; ok = the follower got it
  * (the leader then waits for its append response), !ok = retry later. */

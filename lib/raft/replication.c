@@ -80,6 +80,13 @@ static void become_probe(struct rd_raft *r, struct rd__pr *pr)
 
 static void become_replicate(struct rd__pr *pr)
 {
+	if (pr->infl_idx == NULL) {
+		/* No window memory: keep probing one append at a time. */
+		pr->state = RD_PROGRESS_PROBE;
+		pr->next = pr->match + 1;
+		pr->probe_sent = false;
+		return;
+	}
 	pr->state = RD_PROGRESS_REPLICATE;
 	pr->next = pr->match + 1;
 	pr->probe_sent = false;
@@ -359,15 +366,11 @@ void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m)
 	struct rd_message out = {.type = RD_MSG_APPEND_RESP, .to = m->from};
 	if (s->index <= r->commit) {
 		out.index = r->commit;
-	} else if (rd__log_term(&r->log, s->index) == s->term) {
-		/* We already hold the entry: the snapshot only tells us it is
-		 * committed. */
-		if (s->index > r->commit_hint)
-			r->commit_hint = s->index;
-		rd__follower_commit(r);
-		out.index = s->index;
 	} else {
-		/* Install: the snapshot replaces the log and the membership. */
+		/* Install: the snapshot replaces the log and the membership,
+		 * also when the log already holds entry s->index (the runtime
+		 * may have installed the data before stepping this, see
+		 * rd_raft_snapshot_acceptable). */
 		rd__log_reset(&r->log, s->index, s->term);
 		r->snap_conf = s->conf;
 		r->persisted = s->index;
@@ -486,6 +489,14 @@ void rd__handle_heartbeat_resp(struct rd_raft *r, const struct rd_message *m)
 		pr->read_ack = m->context;
 		rd__reads_advance(r);
 	}
+}
+
+bool rd_raft_snapshot_acceptable(const struct rd_raft *r, uint64_t term,
+				 const struct rd_snapshot_meta *meta)
+{
+	/* Exactly the cases in which stepping the SNAPSHOT message installs
+	 * it: not from an old term, and beyond our commit index. */
+	return term >= r->term && meta->index > r->commit;
 }
 
 void rd_raft_report_snapshot(struct rd_raft *r, uint64_t to, bool ok)

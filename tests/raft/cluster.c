@@ -329,7 +329,8 @@ static void print_update(struct rc_cluster *c, struct rc_node *nd, const struct 
 /* The write: snapshot, entries, hard state, then tell the core. */
 static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed,
 		       const struct rd_hard_state *hs, bool has_snap,
-		       const struct rd_snapshot_meta *snap, const struct rd_entry *ents, size_t n)
+		       const struct rd_snapshot_meta *snap, uint64_t snap_sm, uint64_t snap_ph,
+		       const struct rd_entry *ents, size_t n)
 {
 	struct rc_disk *d = &nd->disk;
 	if (has_snap) {
@@ -338,9 +339,8 @@ static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed
 			free(d->ents[i].e.data);
 		d->n = 0;
 		d->snap = *snap;
-		/* The data arrived with the message (rc_deliver). */
-		d->snap_sm = nd->rx_snap_sm;
-		d->snap_ph = nd->rx_snap_ph;
+		d->snap_sm = snap_sm;
+		d->snap_ph = snap_ph;
 		rc__note_prefix(c, d->snap.index, d->snap.term, d->snap_ph);
 	}
 	for (size_t i = 0; i < n; i++)
@@ -421,8 +421,9 @@ bool rc_process(struct rc_cluster *c, uint64_t id)
 		rd_raft_get_update(nd->r, &u);
 		print_update(c, nd, &u);
 		send_all(c, u.msgs, u.n_msgs, 0);
+		/* Snapshot data arrived with the message (rc_deliver). */
 		write_disk(c, nd, u.hard_state_changed, &u.hard_state, u.has_snapshot, &u.snapshot,
-			   u.entries, u.n_entries);
+			   nd->rx_snap_sm, nd->rx_snap_ph, u.entries, u.n_entries);
 		send_all(c, u.msgs_after_persist, u.n_msgs_after_persist, 0);
 		apply_and_advance(c, nd, &u);
 		rc_check(c);
@@ -446,6 +447,8 @@ bool rc_process_early(struct rc_cluster *c, uint64_t id)
 	nd->pend_hs = u.hard_state;
 	nd->pend_has_snap = u.has_snapshot;
 	nd->pend_snap = u.snapshot;
+	nd->pend_snap_sm = nd->rx_snap_sm; /* later snapshots may arrive meanwhile */
+	nd->pend_snap_ph = nd->rx_snap_ph;
 	size_t bytes = (u.n_entries + 1) * sizeof(struct rd_entry);
 	for (size_t i = 0; i < u.n_entries; i++)
 		bytes += u.entries[i].len;
@@ -473,7 +476,7 @@ void rc_finish(struct rc_cluster *c, uint64_t id)
 		return;
 	nd->holding = false;
 	write_disk(c, nd, nd->pend_hs_changed, &nd->pend_hs, nd->pend_has_snap, &nd->pend_snap,
-		   nd->pend_ents, nd->pend_n);
+		   nd->pend_snap_sm, nd->pend_snap_ph, nd->pend_ents, nd->pend_n);
 	free(nd->pend_ents);
 	nd->pend_ents = NULL;
 	for (size_t i = 0; i < c->n_net; i++)

@@ -50,6 +50,7 @@ struct rc_node {
 	struct rd_hard_state pend_hs;
 	bool pend_hs_changed, pend_has_snap;
 	struct rd_snapshot_meta pend_snap;
+	uint64_t pend_snap_sm, pend_snap_ph;
 	struct rd_entry *pend_ents; /* one block with payloads */
 	size_t pend_n;
 	/* leader append-only check */

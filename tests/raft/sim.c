@@ -1,12 +1,13 @@
 /*
  * Randomized simulation of one seed. 3 or 5 voters plus one spare node that
  * may join as a learner and be promoted; a lossy network (drop, duplicate,
- * delay, hence reorder), partitions, crashes (sometimes between taking an
- * update and persisting it, losing its writes) and restarts, proposals,
- * reads, membership changes, leadership transfers and compactions. The five
- * safety properties are checked after every processing step (cluster.c).
- * Then the network heals and every node restarts: a leader must be elected
- * and a proposal must commit within a bound of simulated time (liveness).
+ * delay, hence reorder), partitions (some one-way), crashes (sometimes
+ * between taking an update and persisting it, losing its writes), slow
+ * asynchronous writes, restarts, proposals, reads, membership changes,
+ * leadership transfers and compactions. The safety properties are checked
+ * after every processing step (checker.c). Then the network heals and every
+ * node restarts: a leader must be elected and a proposal must commit within
+ * a bound of simulated time (liveness).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -151,10 +152,13 @@ static void chaos_tick(struct sim *s)
 			rc_start(c, id);
 	}
 	if (chance(c, 8)) {
+		/* A random bipartition; sometimes only one direction is cut. */
 		uint64_t mask = rc_rand(c);
+		bool one_way = chance(c, 300);
 		for (uint64_t x = 1; x <= nn; x++)
 			for (uint64_t y = 1; y <= nn; y++)
-				c->cut[x][y] = ((mask >> x) & 1) != ((mask >> y) & 1);
+				c->cut[x][y] = ((mask >> x) & 1) != ((mask >> y) & 1) &&
+					       (!one_way || ((mask >> x) & 1));
 	}
 	if (chance(c, 15))
 		memset(c->cut, 0, sizeof(c->cut));

@@ -727,3 +727,52 @@ Test(api, log_payloads_survive_compaction_and_truncation)
 	cr_assert_geq(c.nodes[2].sm_index, 3000);
 	done(&c);
 }
+
+Test(api, snapshot_acceptable_predicts_install)
+{
+	struct rd_raft *r = node(2, 3, false, false);
+	struct rd_message out[16];
+	drain(r, out, 16);
+	struct rd_snapshot_meta meta = {.index = 3, .term = 1};
+	cr_assert_not(rd_raft_snapshot_acceptable(r, 2, &meta), "not beyond commit");
+	meta.index = 9;
+	meta.term = 2;
+	cr_assert_not(rd_raft_snapshot_acceptable(r, 0, &meta), "stale leader term");
+	cr_assert(rd_raft_snapshot_acceptable(r, 2, &meta));
+	struct rd_message s = msg(RD_MSG_SNAPSHOT, 1, 2, 2);
+	s.snapshot = meta;
+	s.snapshot.conf.n_voters = 3;
+	s.snapshot.conf.voters[0] = 1;
+	s.snapshot.conf.voters[1] = 2;
+	s.snapshot.conf.voters[2] = 3;
+	rd_raft_step(r, &s);
+	struct rd_raft_update u;
+	rd_raft_get_update(r, &u);
+	cr_assert(u.has_snapshot, "a true answer means the step installs it");
+	rd_raft_advance(r, &u);
+	cr_assert_not(rd_raft_snapshot_acceptable(r, 2, &meta), "now it is behind commit");
+	rd_raft_free(r);
+}
+
+Test(api, restart_adopts_a_log_term_above_the_hard_state)
+{
+	/* A crash after a snapshot install but before the hard state write. */
+	struct rd_raft_config cfg = {.group = 7, .id = 2, .election_ticks = 10,
+				     .heartbeat_ticks = 1, .max_inflight_msgs = 4,
+				     .max_msg_bytes = 1024};
+	cfg.hard_state = (struct rd_hard_state){.term = 2, .vote = 3, .commit = 4};
+	cfg.snapshot.index = 20;
+	cfg.snapshot.term = 5;
+	cfg.snapshot.conf.n_voters = 3;
+	cfg.snapshot.conf.voters[0] = 1;
+	cfg.snapshot.conf.voters[1] = 2;
+	cfg.snapshot.conf.voters[2] = 3;
+	struct rd_raft *r = NULL;
+	char m[RD_ERRMSG_SIZE];
+	cr_assert_eq(rd_raft_new(&cfg, &r, m), 0, "%s", m);
+	cr_assert_eq(rd_raft_term(r), 5);
+	cr_assert_eq(rd_raft_vote(r), 0, "the old term's vote does not carry over");
+	cr_assert_eq(rd_raft_commit(r), 20);
+	cr_assert_eq(rd_raft_applied_index(r), 20);
+	rd_raft_free(r);
+}

@@ -29,12 +29,18 @@ static char *slurp(const char *path)
 static void first_diff(const char *want, const char *got, char *out, size_t n)
 {
 	int line = 1;
+	const char *w0 = want, *g0 = got;
 	while (*want && *want == *got) {
-		if (*want == '\n')
+		if (*want == '\n') {
 			line++;
+			w0 = want + 1;
+			g0 = got + 1;
+		}
 		want++;
 		got++;
 	}
+	want = w0; /* show whole lines */
+	got = g0;
 	const char *we = strchr(want, '\n'), *ge = strchr(got, '\n');
 	snprintf(out, n, "line %d of the output:\n  want: %.*s\n  got:  %.*s", line,
 		 (int)(we ? we - want : (long)strlen(want)), want,
