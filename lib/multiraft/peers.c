@@ -415,8 +415,20 @@ static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 
 	if (f->kind_case != RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK || n->stopping)
 		return;
-	if (rd_node_group(n, c->group) == NULL)
+	struct rd_group *g = rd_node_group(n, c->group);
+	struct rd_snapshot_meta offered;
+	if (g == NULL)
 		return;
+	/* The data replaces the state machine before the core sees the
+	 * message, so take only a snapshot the core will install. */
+	to_meta(&offered, c->meta);
+	if (!rd_raft_snapshot_acceptable(g->raft, c->term, &offered)) {
+		if (p->sw != NULL && p->sw_group == c->group) {
+			rd_snapshot_writer_abort(p->sw);
+			p->sw = NULL;
+		}
+		return;
+	}
 	if (c->offset == 0) {
 		rd_snapshot_writer_abort(p->sw);
 		p->sw = NULL;
