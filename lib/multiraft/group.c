@@ -82,8 +82,17 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 			               (unsigned long long)id);
 			goto err_after_alloc;
 		}
+		/* A new group writes its voters into the log as entries 1..n
+		 * (lib/raft): every founding node must list them in the same
+		 * order, whatever order its config gave, or the logs diverge. */
 		rc.conf.n_voters = (uint32_t)n_voters;
 		memcpy(rc.conf.voters, voters, n_voters * sizeof *voters);
+		for (uint32_t i = 1; i < rc.conf.n_voters; i++)
+			for (uint32_t j = i; j > 0 && rc.conf.voters[j - 1] > rc.conf.voters[j]; j--) {
+				uint64_t t = rc.conf.voters[j];
+				rc.conf.voters[j] = rc.conf.voters[j - 1];
+				rc.conf.voters[j - 1] = t;
+			}
 	} else {
 		rc.conf = info.conf;
 		g->conf_persisted = info.conf;

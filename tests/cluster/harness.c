@@ -109,13 +109,17 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 		snprintf(nd->conf, sizeof nd->conf, "%s/node%u.conf", dir, i);
 		snprintf(nd->sock, sizeof nd->sock, "%s/node%u.sock", dir, i);
 		snprintf(nd->log, sizeof nd->log, "%s/node%u.log", dir, i);
-		size_t l = strlen(peers);
-		snprintf(peers + l, sizeof peers - l, "%s%u@127.0.0.1:%d",
-		         i > 1 ? ", " : "", i, nd->quic_port);
 	}
 	for (unsigned i = 1; i <= n; i++) {
 		struct rd_h_node *nd = &c->nodes[i - 1];
 		FILE *f = fopen(nd->conf, "w");
+		size_t l = 0;
+		peers[0] = '\0';
+		for (unsigned k = 0; k < n; k++) {
+			unsigned id = o != NULL && o->rotate_peers ? (i - 1 + k) % n + 1 : k + 1;
+			l += (size_t)snprintf(peers + l, sizeof peers - l, "%s%u@127.0.0.1:%d",
+					      k > 0 ? ", " : "", id, c->nodes[id - 1].quic_port);
+		}
 		cr_assert_not_null(f);
 		fprintf(f,
 		        "[node]\nid = %u\ndata_dir = %s/data%u\n"

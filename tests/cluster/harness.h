@@ -34,6 +34,7 @@ struct rd_h_opts {
 	unsigned data_groups;   /* default 4 */
 	const char *extra_conf; /* appended to every node's config */
 	const char *log_level;  /* default "info"; env RD_TEST_LOG_LEVEL overrides */
+	bool rotate_peers;      /* node i lists the peers starting at node i */
 };
 
 /* Write configs and certificates for `n` nodes (does not start them). */
