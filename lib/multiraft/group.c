@@ -88,7 +88,8 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 		rc.conf.n_voters = (uint32_t)n_voters;
 		memcpy(rc.conf.voters, voters, n_voters * sizeof *voters);
 		for (uint32_t i = 1; i < rc.conf.n_voters; i++)
-			for (uint32_t j = i; j > 0 && rc.conf.voters[j - 1] > rc.conf.voters[j]; j--) {
+			for (uint32_t j = i;
+			     j > 0 && rc.conf.voters[j - 1] > rc.conf.voters[j]; j--) {
 				uint64_t t = rc.conf.voters[j];
 				rc.conf.voters[j] = rc.conf.voters[j - 1];
 				rc.conf.voters[j - 1] = t;

@@ -42,7 +42,7 @@ struct rd__log {
 	struct rd__chunk spare[4]; /* recycled buffers (at most 4 MiB kept) */
 	size_t n_spare;
 	size_t chunk_target; /* size of the next new chunk */
-	uint64_t gen; /* bumped on every truncation or reset */
+	uint64_t gen;        /* bumped on every truncation or reset */
 };
 
 void rd__log_init(struct rd__log *l, uint64_t snap_index, uint64_t snap_term);
@@ -64,7 +64,7 @@ static inline struct rd_entry *rd__log_at(const struct rd__log *l, uint64_t i)
 uint64_t rd__log_term(const struct rd__log *l, uint64_t i);
 /* Append a copy of e (payload copied) at index last+1. */
 int rd__log_append(struct rd__log *l, uint64_t term, uint8_t type, const void *data,
-		   uint32_t len);
+                   uint32_t len);
 /* Remove entries >= from. */
 void rd__log_truncate(struct rd__log *l, uint64_t from);
 /* Remove entries <= to (to <= last). */
@@ -81,7 +81,7 @@ struct rd__pr {
 	uint8_t state;
 	bool learner;
 	bool recent_active;
-	bool probe_sent;   /* probe: an append is outstanding */
+	bool probe_sent; /* probe: an append is outstanding */
 	uint64_t pending_snapshot;
 	uint64_t read_ack; /* highest ReadIndex round acknowledged */
 	/* in-flight window: ring of (last index, bytes), allocated when the
@@ -97,7 +97,7 @@ struct rd__pr {
 
 struct rd__qmsg {
 	struct rd_message m;
-	uint64_t gen;   /* log generation the entries refer to */
+	uint64_t gen;    /* log generation the entries refer to */
 	uint64_t ent_lo; /* first entry index, when n_entries > 0 */
 };
 
@@ -109,10 +109,10 @@ struct rd__read {
 };
 
 #define RD__VEC(T)                                                                       \
-	struct {                                                                           \
-		T *v;                                                                      \
-		size_t n;                                                                  \
-		size_t cap;                                                                \
+	struct {                                                                         \
+		T *v;                                                                    \
+		size_t n;                                                                \
+		size_t cap;                                                              \
 	}
 
 struct rd_raft {
@@ -180,9 +180,9 @@ struct rd_raft {
 /* Grow a vector to hold one more element; false on ENOMEM. */
 bool rd__vec_grow(void **v, size_t *cap, size_t n, size_t elem);
 #define RD__VEC_PUSH(vec, val)                                                           \
-	(rd__vec_grow((void **)&(vec).v, &(vec).cap, (vec).n, sizeof(*(vec).v))            \
-		 ? ((vec).v[(vec).n++] = (val), true)                                      \
-		 : false)
+	(rd__vec_grow((void **)&(vec).v, &(vec).cap, (vec).n, sizeof(*(vec).v))          \
+	     ? ((vec).v[(vec).n++] = (val), true)                                        \
+	     : false)
 
 /* raft.c */
 void rd__become_follower(struct rd_raft *r, uint64_t term, uint64_t lead);
@@ -214,7 +214,7 @@ void rd__handle_heartbeat_resp(struct rd_raft *r, const struct rd_message *m);
 void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m);
 void rd__pr_reset(struct rd_raft *r, struct rd__pr *pr);
 int rd__append_local(struct rd_raft *r, uint8_t type, const void *data, uint32_t len,
-		     uint64_t *index_out);
+                     uint64_t *index_out);
 
 /* membership.c */
 void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e);

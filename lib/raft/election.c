@@ -64,12 +64,12 @@ void rd__campaign(struct rd_raft *r, bool pre, bool transfer)
 		if (id == r->id)
 			continue;
 		struct rd_message m = {
-			.type = pre ? RD_MSG_PRE_VOTE : RD_MSG_VOTE,
-			.to = id,
-			.term = pre ? r->term + 1 : r->term,
-			.index = last,
-			.log_term = rd__log_term(&r->log, last),
-			.context = transfer ? RD_RAFT_CTX_TRANSFER : 0,
+		    .type = pre ? RD_MSG_PRE_VOTE : RD_MSG_VOTE,
+		    .to = id,
+		    .term = pre ? r->term + 1 : r->term,
+		    .index = last,
+		    .log_term = rd__log_term(&r->log, last),
+		    .context = transfer ? RD_RAFT_CTX_TRANSFER : 0,
 		};
 		rd__send(r, &m, 0);
 	}
@@ -90,9 +90,9 @@ void rd__handle_vote(struct rd_raft *r, const struct rd_message *m)
 	 * when free and no leader is known. A pre-vote for a later term may be
 	 * granted whatever our vote in this term. */
 	bool can = r->vote == m->from || (r->vote == 0 && r->lead == 0) ||
-		   (pre && m->term > r->term);
+	           (pre && m->term > r->term);
 	struct rd_message out = {.type = pre ? RD_MSG_PRE_VOTE_RESP : RD_MSG_VOTE_RESP,
-				 .to = m->from};
+	                         .to = m->from};
 	if (can && up_to_date(r, m->log_term, m->index)) {
 		/* The response carries the request's term so that the
 		 * candidate counts it (for pre-vote it is our term + 1). */

@@ -25,12 +25,13 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 		return rd_errorf(msg, RD_EINVAL, "node id must be nonzero");
 	if (cfg->election_ticks < 2 || cfg->heartbeat_ticks == 0 ||
 	    cfg->heartbeat_ticks >= cfg->election_ticks)
-		return rd_errorf(msg, RD_EINVAL, "need 0 < heartbeat_ticks < election_ticks");
-	if (cfg->max_inflight_msgs == 0 || cfg->max_inflight_msgs > RD_RAFT_MAX_INFLIGHT ||
-	    cfg->max_msg_bytes == 0)
 		return rd_errorf(msg, RD_EINVAL,
-				 "need 0 < max_inflight_msgs <= %d and max_msg_bytes > 0",
-				 RD_RAFT_MAX_INFLIGHT);
+		                 "need 0 < heartbeat_ticks < election_ticks");
+	if (cfg->max_inflight_msgs == 0 ||
+	    cfg->max_inflight_msgs > RD_RAFT_MAX_INFLIGHT || cfg->max_msg_bytes == 0)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "need 0 < max_inflight_msgs <= %d and max_msg_bytes > 0",
+		                 RD_RAFT_MAX_INFLIGHT);
 
 	int rc = check_conf(&cfg->conf, msg);
 	if (rc == 0)
@@ -40,8 +41,8 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	uint64_t last = cfg->snapshot.index + cfg->n_entries;
 	if (cfg->hard_state.commit > last)
 		return rd_errorf(msg, RD_EINVAL, "commit %llu beyond last index %llu",
-				 (unsigned long long)cfg->hard_state.commit,
-				 (unsigned long long)last);
+		                 (unsigned long long)cfg->hard_state.commit,
+		                 (unsigned long long)last);
 	if (cfg->applied > last)
 		return rd_errorf(msg, RD_EINVAL, "applied beyond last index");
 
@@ -65,7 +66,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	 * log's term with no vote: a vote in it was never durable, so none was
 	 * sent (§5.2 one vote per term still holds). */
 	uint64_t log_term = cfg->n_entries > 0 ? cfg->entries[cfg->n_entries - 1].term
-					       : cfg->snapshot.term;
+	                                       : cfg->snapshot.term;
 	if (log_term > r->term) {
 		r->term = log_term;
 		r->vote = 0;
@@ -77,8 +78,9 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 		if (e->index != cfg->snapshot.index + 1 + i ||
 		    e->term < (i > 0 ? cfg->entries[i - 1].term : cfg->snapshot.term) ||
 		    (e->len > 0 && e->data == NULL)) {
-			rc = rd_errorf(msg, RD_EINVAL, "entry %zu (index %llu) out of sequence", i,
-				       (unsigned long long)e->index);
+			rc = rd_errorf(msg, RD_EINVAL,
+			               "entry %zu (index %llu) out of sequence", i,
+			               (unsigned long long)e->index);
 			goto err_after_log;
 		}
 		rc = rd__log_append(&r->log, e->term, e->type, e->data, e->len);
@@ -89,7 +91,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	}
 	r->snap_conf = cfg->snapshot.conf;
 	bool bootstrap = cfg->snapshot.index == 0 && cfg->n_entries == 0 &&
-			 cfg->hard_state.term == 0 && cfg->conf.n_voters > 0;
+	                 cfg->hard_state.term == 0 && cfg->conf.n_voters > 0;
 	if (bootstrap) {
 		/* A new group writes its initial membership into the log as
 		 * committed add-voter entries of term 1 (as etcd does), so that
@@ -100,7 +102,8 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 		for (uint32_t i = 0; i < cfg->conf.n_voters; i++) {
 			uint8_t cc[RD_RAFT_CC_HEADER];
 			rd_raft_cc_encode(cc, RD_CC_ADD_VOTER, cfg->conf.voters[i]);
-			rc = rd__log_append(&r->log, 1, RD_ENTRY_CONF_CHANGE, cc, sizeof(cc));
+			rc = rd__log_append(&r->log, 1, RD_ENTRY_CONF_CHANGE, cc,
+			                    sizeof(cc));
 			if (rc != 0) {
 				rd_errorf(msg, rc, "out of memory");
 				goto err_after_log;
@@ -122,7 +125,8 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	r->commit = commit;
 	r->commit_hint = commit;
 	r->persisted = last;
-	r->applied = cfg->applied > cfg->snapshot.index ? cfg->applied : cfg->snapshot.index;
+	r->applied =
+	    cfg->applied > cfg->snapshot.index ? cfg->applied : cfg->snapshot.index;
 	if (r->applied > r->commit)
 		r->applied = r->commit;
 	r->applying = r->applied;
@@ -160,19 +164,58 @@ void rd_raft_free(struct rd_raft *r)
 
 /* --- accessors -------------------------------------------------------------------- */
 
-enum rd_raft_role rd_raft_role(const struct rd_raft *r) { return r->role; }
-uint64_t rd_raft_id(const struct rd_raft *r) { return r->id; }
-uint64_t rd_raft_group(const struct rd_raft *r) { return r->group; }
-uint64_t rd_raft_leader(const struct rd_raft *r) { return r->lead; }
-uint64_t rd_raft_term(const struct rd_raft *r) { return r->term; }
-uint64_t rd_raft_vote(const struct rd_raft *r) { return r->vote; }
-uint64_t rd_raft_commit(const struct rd_raft *r) { return r->commit; }
-uint64_t rd_raft_applied_index(const struct rd_raft *r) { return r->applied; }
-uint64_t rd_raft_first_index(const struct rd_raft *r) { return rd__log_first(&r->log); }
-uint64_t rd_raft_last_index(const struct rd_raft *r) { return rd__log_last(&r->log); }
-uint64_t rd_raft_persisted_index(const struct rd_raft *r) { return r->persisted; }
-uint64_t rd_raft_transferee(const struct rd_raft *r) { return r->transferee; }
-const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r) { return &r->conf; }
+enum rd_raft_role rd_raft_role(const struct rd_raft *r)
+{
+	return r->role;
+}
+uint64_t rd_raft_id(const struct rd_raft *r)
+{
+	return r->id;
+}
+uint64_t rd_raft_group(const struct rd_raft *r)
+{
+	return r->group;
+}
+uint64_t rd_raft_leader(const struct rd_raft *r)
+{
+	return r->lead;
+}
+uint64_t rd_raft_term(const struct rd_raft *r)
+{
+	return r->term;
+}
+uint64_t rd_raft_vote(const struct rd_raft *r)
+{
+	return r->vote;
+}
+uint64_t rd_raft_commit(const struct rd_raft *r)
+{
+	return r->commit;
+}
+uint64_t rd_raft_applied_index(const struct rd_raft *r)
+{
+	return r->applied;
+}
+uint64_t rd_raft_first_index(const struct rd_raft *r)
+{
+	return rd__log_first(&r->log);
+}
+uint64_t rd_raft_last_index(const struct rd_raft *r)
+{
+	return rd__log_last(&r->log);
+}
+uint64_t rd_raft_persisted_index(const struct rd_raft *r)
+{
+	return r->persisted;
+}
+uint64_t rd_raft_transferee(const struct rd_raft *r)
+{
+	return r->transferee;
+}
+const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r)
+{
+	return &r->conf;
+}
 
 const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r)
 {
@@ -227,9 +270,9 @@ const char *rd_raft_role_name(enum rd_raft_role role)
 const char *rd_msg_type_name(uint8_t type)
 {
 	static const char *const names[] = {
-		"?",           "Vote",          "VoteResp",   "PreVote",  "PreVoteResp",
-		"App",         "AppResp",       "Heartbeat",  "HeartbeatResp",
-		"TimeoutNow",  "Snap",          "SnapStatus", "ReadIndex", "ReadIndexResp",
+	    "?",    "Vote",       "VoteResp",  "PreVote",       "PreVoteResp",
+	    "App",  "AppResp",    "Heartbeat", "HeartbeatResp", "TimeoutNow",
+	    "Snap", "SnapStatus", "ReadIndex", "ReadIndexResp",
 	};
 	return type <= RD_MSG_TYPE_MAX ? names[type] : "?";
 }

@@ -48,7 +48,8 @@ uint64_t rd__log_term(const struct rd__log *l, uint64_t i)
 /* Give a chunk back: keep a few for reuse, free the rest. */
 static void release_chunk(struct rd__log *l, struct rd__chunk *c)
 {
-	if (l->n_spare < sizeof(l->spare) / sizeof(l->spare[0]) && c->cap >= l->chunk_target) {
+	if (l->n_spare < sizeof(l->spare) / sizeof(l->spare[0]) &&
+	    c->cap >= l->chunk_target) {
 		c->used = 0;
 		c->last_index = 0;
 		l->spare[l->n_spare++] = *c;
@@ -92,7 +93,7 @@ static uint8_t *alloc_payload(struct rd__log *l, uint32_t len, uint64_t index)
 }
 
 int rd__log_append(struct rd__log *l, uint64_t term, uint8_t type, const void *data,
-		   uint32_t len)
+                   uint32_t len)
 {
 	assert(term >= rd__log_term(l, rd__log_last(l)));
 	if (l->head + l->n == l->cap) {

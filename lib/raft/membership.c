@@ -159,7 +159,8 @@ void rd__leader_conf_committed(struct rd_raft *r)
 {
 	/* Thesis §4.2.2: a leader removed from the configuration manages the
 	 * cluster until the change commits, then steps down. */
-	if (r->role == RD_RAFT_LEADER && r->conf_index <= r->commit && !rd__is_voter(r, r->id)) {
+	if (r->role == RD_RAFT_LEADER && r->conf_index <= r->commit &&
+	    !rd__is_voter(r, r->id)) {
 		/* Let the others learn the commit before going quiet. */
 		rd__bcast_append(r);
 		rd__become_follower(r, r->term, 0);
@@ -167,7 +168,7 @@ void rd__leader_conf_committed(struct rd_raft *r)
 }
 
 int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t node,
-				const void *ctx, uint32_t len, uint64_t *index_out)
+                                const void *ctx, uint32_t len, uint64_t *index_out)
 {
 	assert(!r->in_update);
 	uint8_t buf[RD_RAFT_CC_HEADER + 256];
@@ -184,7 +185,8 @@ int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t nod
 	if (len > 0)
 		memcpy(buf + RD_RAFT_CC_HEADER, ctx, len);
 	uint64_t idx;
-	int rc = rd__append_local(r, RD_ENTRY_CONF_CHANGE, buf, RD_RAFT_CC_HEADER + len, &idx);
+	int rc =
+	    rd__append_local(r, RD_ENTRY_CONF_CHANGE, buf, RD_RAFT_CC_HEADER + len, &idx);
 	if (rc != 0)
 		return rc;
 	r->pending_conf_index = idx;

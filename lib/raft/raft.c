@@ -21,7 +21,8 @@ static uint64_t rng_next(uint64_t *s)
 void rd__reset_timeout(struct rd_raft *r)
 {
 	/* §5.2: randomized in [T, 2T) so that split votes are rare. */
-	r->randomized_timeout = r->election_ticks + (uint32_t)(rng_next(&r->rng) % r->election_ticks);
+	r->randomized_timeout =
+	    r->election_ticks + (uint32_t)(rng_next(&r->rng) % r->election_ticks);
 }
 
 bool rd__vec_grow(void **v, size_t *cap, size_t n, size_t elem)
@@ -74,7 +75,6 @@ uint32_t rd__quorum(const struct rd_raft *r)
 {
 	return r->conf.n_voters / 2 + 1;
 }
-
 
 /* --- role changes -------------------------------------------------------------- */
 
@@ -172,7 +172,8 @@ void rd_raft_tick(struct rd_raft *r)
 
 /* --- step ------------------------------------------------------------------------- */
 
-static void respond(struct rd_raft *r, const struct rd_message *m, uint8_t type, bool reject)
+static void respond(struct rd_raft *r, const struct rd_message *m, uint8_t type,
+                    bool reject)
 {
 	struct rd_message out = {.type = type, .to = m->from, .reject = reject};
 	rd__send(r, &out, 0);
@@ -187,7 +188,7 @@ static int step_term(struct rd_raft *r, const struct rd_message *m, bool *drop)
 			 * from, a vote request from a disruptive server is ignored
 			 * unless it comes from a leadership transfer. */
 			bool in_lease = r->check_quorum && r->lead != 0 &&
-					r->election_elapsed < r->election_ticks;
+			                r->election_elapsed < r->election_ticks;
 			if (in_lease && m->context != RD_RAFT_CTX_TRANSFER) {
 				*drop = true;
 				return 0;
@@ -197,8 +198,9 @@ static int step_term(struct rd_raft *r, const struct rd_message *m, bool *drop)
 			return 0; /* pre-vote never changes our term (thesis §9.6) */
 		if (m->type == RD_MSG_PRE_VOTE_RESP && !m->reject)
 			return 0; /* granted at the term we would use */
-		bool from_leader = m->type == RD_MSG_APPEND || m->type == RD_MSG_HEARTBEAT ||
-				   m->type == RD_MSG_SNAPSHOT;
+		bool from_leader = m->type == RD_MSG_APPEND ||
+		                   m->type == RD_MSG_HEARTBEAT ||
+		                   m->type == RD_MSG_SNAPSHOT;
 		rd__become_follower(r, m->term, from_leader ? m->from : 0);
 		return 0;
 	}

@@ -44,8 +44,8 @@
  * term). If the core accepts it (rd_raft_snapshot_acceptable), the
  * follower's next update has `has_snapshot`: install it (state machine :=
  * snapshot, log emptied up to it) as part of that update's write, or, if the
- * runtime installed it before stepping, just persist the update. The leader's runtime reports the stream's outcome with
- * rd_raft_report_snapshot (or the follower's node sends
+ * runtime installed it before stepping, just persist the update. The leader's runtime
+ * reports the stream's outcome with rd_raft_report_snapshot (or the follower's node sends
  * RD_MSG_SNAPSHOT_STATUS); the follower's append response then moves the
  * leader on.
  *
@@ -62,18 +62,18 @@
 
 /* Message kinds. Values mirror RaftMessageType in proto/raftd.proto. */
 enum rd_msg_type {
-	RD_MSG_VOTE = 1,           /* RequestVote (§5.2) */
-	RD_MSG_VOTE_RESP = 2,      /* reject = not granted */
-	RD_MSG_PRE_VOTE = 3,       /* thesis §9.6; term = term it would use */
-	RD_MSG_PRE_VOTE_RESP = 4,  /* term = the request's term when granted */
-	RD_MSG_APPEND = 5,         /* AppendEntries (§5.3) */
-	RD_MSG_APPEND_RESP = 6,    /* index = last matching index, or rejected */
-	RD_MSG_HEARTBEAT = 7,      /* commit, context = ReadIndex round */
-	RD_MSG_HEARTBEAT_RESP = 8, /* context echoed */
-	RD_MSG_TIMEOUT_NOW = 9,    /* leadership transfer (thesis §3.10) */
-	RD_MSG_SNAPSHOT = 10,      /* InstallSnapshot: meta only, data out of band */
+	RD_MSG_VOTE = 1,             /* RequestVote (§5.2) */
+	RD_MSG_VOTE_RESP = 2,        /* reject = not granted */
+	RD_MSG_PRE_VOTE = 3,         /* thesis §9.6; term = term it would use */
+	RD_MSG_PRE_VOTE_RESP = 4,    /* term = the request's term when granted */
+	RD_MSG_APPEND = 5,           /* AppendEntries (§5.3) */
+	RD_MSG_APPEND_RESP = 6,      /* index = last matching index, or rejected */
+	RD_MSG_HEARTBEAT = 7,        /* commit, context = ReadIndex round */
+	RD_MSG_HEARTBEAT_RESP = 8,   /* context echoed */
+	RD_MSG_TIMEOUT_NOW = 9,      /* leadership transfer (thesis §3.10) */
+	RD_MSG_SNAPSHOT = 10,        /* InstallSnapshot: meta only, data out of band */
 	RD_MSG_SNAPSHOT_STATUS = 11, /* to the leader: snapshot sent (reject = failed) */
-	RD_MSG_READ_INDEX = 12,    /* follower -> leader: context = caller's read ctx */
+	RD_MSG_READ_INDEX = 12,      /* follower -> leader: context = caller's read ctx */
 	RD_MSG_READ_INDEX_RESP = 13, /* leader -> follower: index; reject = failed */
 };
 #define RD_MSG_TYPE_MAX 13
@@ -154,7 +154,8 @@ struct rd_raft_config {
 	uint64_t id;              /* this node, nonzero */
 	uint32_t election_ticks;  /* timeout drawn from [election, 2*election) */
 	uint32_t heartbeat_ticks; /* < election_ticks */
-	uint32_t max_inflight_msgs;  /* append window per follower, 1..RD_RAFT_MAX_INFLIGHT */
+	uint32_t
+	    max_inflight_msgs; /* append window per follower, 1..RD_RAFT_MAX_INFLIGHT */
 	uint64_t max_inflight_bytes; /* 0 = unlimited */
 	/* Bytes per append: payloads plus RD_RAFT_ENTRY_OVERHEAD per entry; an
 	 * append always carries at least one entry. Also the largest proposal
@@ -242,7 +243,7 @@ void rd_raft_tick(struct rd_raft *r);
  * rd_raft_leader), RD_EBUSY during a leadership transfer, RD_ETOOBIG over
  * max_msg_bytes. */
 int rd_raft_propose(struct rd_raft *r, uint8_t type, const void *data, uint32_t len,
-		    uint64_t *index_out);
+                    uint64_t *index_out);
 
 /* Propose a membership change (thesis §4.1). `ctx` (len bytes, may be NULL)
  * is stored after the header and ignored by the core. RD_EBUSY while another
@@ -250,12 +251,13 @@ int rd_raft_propose(struct rd_raft *r, uint8_t type, const void *data, uint32_t 
  * RD_EINVAL for a change that does not apply (adding a member, removing a
  * stranger, promoting a non-learner, removing the last voter). */
 int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t node,
-				const void *ctx, uint32_t len, uint64_t *index_out);
+                                const void *ctx, uint32_t len, uint64_t *index_out);
 
 /* Encode / decode a conf change entry payload (RD_RAFT_CC_HEADER bytes).
  * decode returns RD_EINVAL on a short or unknown payload. */
 void rd_raft_cc_encode(uint8_t out[RD_RAFT_CC_HEADER], uint8_t cc_type, uint64_t node);
-int rd_raft_cc_decode(const uint8_t *data, uint32_t len, uint8_t *cc_type, uint64_t *node);
+int rd_raft_cc_decode(const uint8_t *data, uint32_t len, uint8_t *cc_type,
+                      uint64_t *node);
 
 /* Apply a conf change to `cs` (pure; used by the core and by callers who
  * track membership). RD_EINVAL when it does not apply. */
@@ -296,7 +298,7 @@ void rd_raft_applied(struct rd_raft *r, uint64_t index);
  * ahead of or behind the core's applied index. Stepping it right after a
  * true answer always installs (has_snapshot in the next update). */
 bool rd_raft_snapshot_acceptable(const struct rd_raft *r, uint64_t term,
-				 const struct rd_snapshot_meta *meta);
+                                 const struct rd_snapshot_meta *meta);
 
 /* Leader: the snapshot stream to `to` finished; ok = the follower got it
  * (the leader then waits for its append response), !ok = retry later. */

@@ -20,9 +20,9 @@ static void deliver(struct rd_raft *r, const struct rd__read *rd)
 		(void)RD__VEC_PUSH(r->reads_ready, rs);
 	} else {
 		struct rd_message m = {.type = RD_MSG_READ_INDEX_RESP,
-				       .to = rd->from,
-				       .context = rd->ctx,
-				       .index = rd->index};
+		                       .to = rd->from,
+		                       .context = rd->ctx,
+		                       .index = rd->index};
 		rd__send(r, &m, 0);
 	}
 }
@@ -48,7 +48,7 @@ void rd__reads_advance(struct rd_raft *r)
 	}
 	if (done > 0) {
 		memmove(r->reads_pending.v, r->reads_pending.v + done,
-			(r->reads_pending.n - done) * sizeof(*r->reads_pending.v));
+		        (r->reads_pending.n - done) * sizeof(*r->reads_pending.v));
 		r->reads_pending.n -= done;
 	}
 }
@@ -72,10 +72,10 @@ void rd__reads_reset(struct rd_raft *r)
 void rd__handle_read_index(struct rd_raft *r, uint64_t from, uint64_t ctx)
 {
 	struct rd__read rd = {
-		.seq = ++r->read_seq,
-		.ctx = ctx,
-		.from = from,
-		.index = rd__log_term(&r->log, r->commit) == r->term ? r->commit : 0,
+	    .seq = ++r->read_seq,
+	    .ctx = ctx,
+	    .from = from,
+	    .index = rd__log_term(&r->log, r->commit) == r->term ? r->commit : 0,
 	};
 	if (!RD__VEC_PUSH(r->reads_pending, rd))
 		return;

@@ -98,9 +98,11 @@ static void become_replicate(struct rd__pr *pr)
 static void send_snapshot(struct rd_raft *r, struct rd__pr *pr)
 {
 	struct rd_snap_send s = {
-		.to = pr->id,
-		.term = r->term,
-		.meta = {.index = r->log.snap_index, .term = r->log.snap_term, .conf = r->snap_conf},
+	    .to = pr->id,
+	    .term = r->term,
+	    .meta = {.index = r->log.snap_index,
+	             .term = r->log.snap_term,
+	             .conf = r->snap_conf},
 	};
 	if (!RD__VEC_PUSH(r->snap_sends, s))
 		return;
@@ -128,7 +130,8 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 	uint32_t n = 0;
 	uint64_t bytes = 0;
 	while (pr->next + n <= last) {
-		uint64_t len = rd__log_at(&r->log, pr->next + n)->len + RD_RAFT_ENTRY_OVERHEAD;
+		uint64_t len =
+		    rd__log_at(&r->log, pr->next + n)->len + RD_RAFT_ENTRY_OVERHEAD;
 		if (n > 0 && bytes + len > r->max_msg_bytes)
 			break;
 		bytes += len;
@@ -137,12 +140,12 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 	if (n == 0 && !send_if_empty)
 		return false;
 	struct rd_message m = {
-		.type = RD_MSG_APPEND,
-		.to = pr->id,
-		.index = prev,
-		.log_term = rd__log_term(&r->log, prev),
-		.commit = r->commit,
-		.n_entries = n,
+	    .type = RD_MSG_APPEND,
+	    .to = pr->id,
+	    .index = prev,
+	    .log_term = rd__log_term(&r->log, prev),
+	    .commit = r->commit,
+	    .n_entries = n,
 	};
 	rd__send(r, &m, pr->next);
 	if (pr->state == RD_PROGRESS_REPLICATE) {
@@ -164,7 +167,8 @@ void rd__bcast_append(struct rd_raft *r)
 		struct rd__pr *pr = &r->prs[i];
 		rd__send_append(r, pr, true);
 		/* Pipelining: fill the window with what is left. */
-		while (pr->state == RD_PROGRESS_REPLICATE && rd__send_append(r, pr, false))
+		while (pr->state == RD_PROGRESS_REPLICATE &&
+		       rd__send_append(r, pr, false))
 			;
 	}
 }
@@ -178,16 +182,17 @@ void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx)
 		/* Only what the follower is known to hold may be declared
 		 * committed to it. */
 		struct rd_message m = {
-			.type = RD_MSG_HEARTBEAT,
-			.to = pr->id,
-			.commit = pr->match < r->commit ? pr->match : r->commit,
-			.context = ctx,
+		    .type = RD_MSG_HEARTBEAT,
+		    .to = pr->id,
+		    .commit = pr->match < r->commit ? pr->match : r->commit,
+		    .context = ctx,
 		};
 		rd__send(r, &m, 0);
 	}
 }
 
-/* --- commit --------------------------------------------------------------------------- */
+/* --- commit ---------------------------------------------------------------------------
+ */
 
 static void sort_desc(uint64_t *v, uint32_t n)
 {
@@ -250,10 +255,11 @@ void rd__follower_commit(struct rd_raft *r)
 		set_commit(r, c);
 }
 
-/* --- leader: local appends ------------------------------------------------------------- */
+/* --- leader: local appends -------------------------------------------------------------
+ */
 
 int rd__append_local(struct rd_raft *r, uint8_t type, const void *data, uint32_t len,
-		     uint64_t *index_out)
+                     uint64_t *index_out)
 {
 	int rc = rd__log_append(&r->log, r->term, type, data, len);
 	if (rc != 0)
@@ -267,7 +273,7 @@ int rd__append_local(struct rd_raft *r, uint8_t type, const void *data, uint32_t
 }
 
 int rd_raft_propose(struct rd_raft *r, uint8_t type, const void *data, uint32_t len,
-		    uint64_t *index_out)
+                    uint64_t *index_out)
 {
 	assert(!r->in_update);
 	if (r->role != RD_RAFT_LEADER)
@@ -284,7 +290,8 @@ int rd_raft_propose(struct rd_raft *r, uint8_t type, const void *data, uint32_t 
 	return rc;
 }
 
-/* --- follower: AppendEntries ---------------------------------------------------------- */
+/* --- follower: AppendEntries ----------------------------------------------------------
+ */
 
 static void truncate_from(struct rd_raft *r, uint64_t idx)
 {
@@ -356,7 +363,8 @@ void rd__handle_heartbeat(struct rd_raft *r, const struct rd_message *m)
 	if (c > r->commit_hint)
 		r->commit_hint = c;
 	rd__follower_commit(r);
-	struct rd_message out = {.type = RD_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
+	struct rd_message out = {
+	    .type = RD_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
 	rd__send(r, &out, 0);
 }
 
@@ -402,7 +410,8 @@ static bool maybe_decr(struct rd_raft *r, struct rd__pr *pr, const struct rd_mes
 	if (m->conflict_term > 0) {
 		/* Skip every entry of ours whose term the follower cannot hold
 		 * at that position (thesis §5.3 optimization). */
-		while (h > r->log.snap_index && rd__log_term(&r->log, h) > m->conflict_term)
+		while (h > r->log.snap_index &&
+		       rd__log_term(&r->log, h) > m->conflict_term)
 			h--;
 	}
 	uint64_t next = m->index < h + 1 ? m->index : h + 1;
@@ -432,7 +441,7 @@ void rd__handle_append_resp(struct rd_raft *r, const struct rd_message *m)
 	if (m->index > rd__log_last(&r->log))
 		return; /* acknowledges entries we do not have: stale */
 	bool was_paused = (pr->state == RD_PROGRESS_PROBE && pr->probe_sent) ||
-			  (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr));
+	                  (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr));
 	bool updated = false;
 	if (m->index > pr->match) {
 		pr->match = m->index;
@@ -492,7 +501,7 @@ void rd__handle_heartbeat_resp(struct rd_raft *r, const struct rd_message *m)
 }
 
 bool rd_raft_snapshot_acceptable(const struct rd_raft *r, uint64_t term,
-				 const struct rd_snapshot_meta *meta)
+                                 const struct rd_snapshot_meta *meta)
 {
 	/* Exactly the cases in which stepping the SNAPSHOT message installs
 	 * it: not from an old term, and beyond our commit index. */

@@ -42,8 +42,8 @@ bool rd_raft_has_update(const struct rd_raft *r)
 
 static bool may_go_early(uint8_t type)
 {
-	return type == RD_MSG_APPEND || type == RD_MSG_HEARTBEAT || type == RD_MSG_SNAPSHOT ||
-	       type == RD_MSG_TIMEOUT_NOW;
+	return type == RD_MSG_APPEND || type == RD_MSG_HEARTBEAT ||
+	       type == RD_MSG_SNAPSHOT || type == RD_MSG_TIMEOUT_NOW;
 }
 
 void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)

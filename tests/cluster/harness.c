@@ -116,9 +116,11 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 		size_t l = 0;
 		peers[0] = '\0';
 		for (unsigned k = 0; k < n; k++) {
-			unsigned id = o != NULL && o->rotate_peers ? (i - 1 + k) % n + 1 : k + 1;
-			l += (size_t)snprintf(peers + l, sizeof peers - l, "%s%u@127.0.0.1:%d",
-					      k > 0 ? ", " : "", id, c->nodes[id - 1].quic_port);
+			unsigned id =
+			    o != NULL && o->rotate_peers ? (i - 1 + k) % n + 1 : k + 1;
+			l += (size_t)snprintf(peers + l, sizeof peers - l,
+			                      "%s%u@127.0.0.1:%d", k > 0 ? ", " : "", id,
+			                      c->nodes[id - 1].quic_port);
 		}
 		cr_assert_not_null(f);
 		fprintf(f,

@@ -402,12 +402,12 @@ Test(cluster, peers_listed_in_different_orders_form_one_cluster, .fini = teardow
 	rd_h_cluster_init(&C, 3, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
-	cr_assert_eq(rd_h_ctl_retry(&C, 2, WAIT_S, out, sizeof out, "meta", "put", "x", "1",
-				    (char *)NULL),
-		     0);
-	cr_assert_eq(rd_h_ctl_retry(&C, 3, WAIT_S, out, sizeof out, "put", "y", "2",
-				    (char *)NULL),
-		     0);
+	cr_assert_eq(rd_h_ctl_retry(&C, 2, WAIT_S, out, sizeof out, "meta", "put", "x",
+	                            "1", (char *)NULL),
+	             0);
+	cr_assert_eq(
+	    rd_h_ctl_retry(&C, 3, WAIT_S, out, sizeof out, "put", "y", "2", (char *)NULL),
+	    0);
 	expect_get(1, "y", "2");
 	cr_assert(hashes_equal(), "state machines differ");
 }

@@ -56,7 +56,6 @@ void rc__grow_idx(struct rc_cluster *c, uint64_t index)
 	c->n_idx = n;
 }
 
-
 /* Log matching (§5.3): same index and term => same prefix. */
 void rc__note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64_t ph)
 {
@@ -65,8 +64,9 @@ void rc__note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64
 	for (int i = 0; i < 4; i++) {
 		if (s[i].term == term) {
 			if (s[i].ph != ph)
-				rc_violation(c, "log matching: index %llu term %llu differs",
-					     (unsigned long long)index, (unsigned long long)term);
+				rc_violation(
+				    c, "log matching: index %llu term %llu differs",
+				    (unsigned long long)index, (unsigned long long)term);
 			return;
 		}
 		if (s[i].term == 0) {
@@ -80,48 +80,54 @@ void rc__note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64
 void rc_fmt_msg(char *buf, size_t n, const struct rd_message *m)
 {
 	int k = snprintf(buf, n, "%llu->%llu %s term=%llu", (unsigned long long)m->from,
-			 (unsigned long long)m->to, rd_msg_type_name(m->type),
-			 (unsigned long long)m->term);
+	                 (unsigned long long)m->to, rd_msg_type_name(m->type),
+	                 (unsigned long long)m->term);
 	switch (m->type) {
 	case RD_MSG_VOTE:
 	case RD_MSG_PRE_VOTE:
 		k += snprintf(buf + k, n - (size_t)k, " last=%llu/%llu%s",
-			      (unsigned long long)m->index, (unsigned long long)m->log_term,
-			      m->context == RD_RAFT_CTX_TRANSFER ? " transfer" : "");
+		              (unsigned long long)m->index,
+		              (unsigned long long)m->log_term,
+		              m->context == RD_RAFT_CTX_TRANSFER ? " transfer" : "");
 		break;
 	case RD_MSG_VOTE_RESP:
 	case RD_MSG_PRE_VOTE_RESP:
-		k += snprintf(buf + k, n - (size_t)k, "%s", m->reject ? " rejected" : " granted");
+		k += snprintf(buf + k, n - (size_t)k, "%s",
+		              m->reject ? " rejected" : " granted");
 		break;
 	case RD_MSG_APPEND:
-		k += snprintf(buf + k, n - (size_t)k, " prev=%llu/%llu commit=%llu ents=%u",
-			      (unsigned long long)m->index, (unsigned long long)m->log_term,
-			      (unsigned long long)m->commit, m->n_entries);
+		k += snprintf(
+		    buf + k, n - (size_t)k, " prev=%llu/%llu commit=%llu ents=%u",
+		    (unsigned long long)m->index, (unsigned long long)m->log_term,
+		    (unsigned long long)m->commit, m->n_entries);
 		break;
 	case RD_MSG_APPEND_RESP:
 		if (m->reject)
-			k += snprintf(buf + k, n - (size_t)k, " reject idx=%llu hint=%llu/%llu",
-				      (unsigned long long)m->index,
-				      (unsigned long long)m->reject_hint,
-				      (unsigned long long)m->conflict_term);
+			k += snprintf(buf + k, n - (size_t)k,
+			              " reject idx=%llu hint=%llu/%llu",
+			              (unsigned long long)m->index,
+			              (unsigned long long)m->reject_hint,
+			              (unsigned long long)m->conflict_term);
 		else
 			k += snprintf(buf + k, n - (size_t)k, " idx=%llu",
-				      (unsigned long long)m->index);
+			              (unsigned long long)m->index);
 		break;
 	case RD_MSG_HEARTBEAT:
 	case RD_MSG_HEARTBEAT_RESP:
 		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu",
-			      (unsigned long long)m->commit, (unsigned long long)m->context);
+		              (unsigned long long)m->commit,
+		              (unsigned long long)m->context);
 		break;
 	case RD_MSG_SNAPSHOT:
 		k += snprintf(buf + k, n - (size_t)k, " snap=%llu/%llu",
-			      (unsigned long long)m->snapshot.index,
-			      (unsigned long long)m->snapshot.term);
+		              (unsigned long long)m->snapshot.index,
+		              (unsigned long long)m->snapshot.term);
 		break;
 	case RD_MSG_READ_INDEX:
 	case RD_MSG_READ_INDEX_RESP:
 		k += snprintf(buf + k, n - (size_t)k, " ctx=%llu idx=%llu",
-			      (unsigned long long)m->context, (unsigned long long)m->index);
+		              (unsigned long long)m->context,
+		              (unsigned long long)m->index);
 		break;
 	default:
 		break;
@@ -135,7 +141,8 @@ uint64_t rc_leader(struct rc_cluster *c)
 	uint64_t best = 0, term = 0;
 	for (uint64_t id = 1; id <= RC_MAX; id++) {
 		struct rc_node *nd = &c->nodes[id];
-		if (nd->up && rd_raft_role(nd->r) == RD_RAFT_LEADER && rd_raft_term(nd->r) >= term) {
+		if (nd->up && rd_raft_role(nd->r) == RD_RAFT_LEADER &&
+		    rd_raft_term(nd->r) >= term) {
 			best = id;
 			term = rd_raft_term(nd->r);
 		}
@@ -160,10 +167,11 @@ void rc_check(struct rc_cluster *c)
 			if (c->commit_term[i] == t)
 				break; /* log matching covers the prefix */
 			if (c->commit_term[i] != 0) {
-				rc_violation(c, "committed entry %llu differs (term %llu vs %llu)",
-					     (unsigned long long)i,
-					     (unsigned long long)c->commit_term[i],
-					     (unsigned long long)t);
+				rc_violation(
+				    c, "committed entry %llu differs (term %llu vs %llu)",
+				    (unsigned long long)i,
+				    (unsigned long long)c->commit_term[i],
+				    (unsigned long long)t);
 				break;
 			}
 			c->commit_term[i] = t;
@@ -192,25 +200,29 @@ void rc_check(struct rc_cluster *c)
 				if (c->commit_term[i] == 0)
 					continue;
 				if (rd_raft_term_at(r, i) != c->commit_term[i])
-					rc_violation(c,
-						     "leader completeness: leader %llu term %llu "
-						     "lacks committed %llu",
-						     (unsigned long long)id, (unsigned long long)term,
-						     (unsigned long long)i);
+					rc_violation(
+					    c,
+					    "leader completeness: leader %llu term %llu "
+					    "lacks committed %llu",
+					    (unsigned long long)id,
+					    (unsigned long long)term,
+					    (unsigned long long)i);
 				break;
 			}
 		} else if (c->leader_of[term] != id) {
-			rc_violation(c, "election safety: term %llu has leaders %llu and %llu",
-				     (unsigned long long)term,
-				     (unsigned long long)c->leader_of[term], (unsigned long long)id);
+			rc_violation(
+			    c, "election safety: term %llu has leaders %llu and %llu",
+			    (unsigned long long)term,
+			    (unsigned long long)c->leader_of[term],
+			    (unsigned long long)id);
 		}
 		/* Leader append-only. */
 		if (nd->lead_term == term && nd->lead_last >= first) {
 			if (last < nd->lead_last ||
 			    rd_raft_term_at(r, nd->lead_last) != nd->lead_last_term)
 				rc_violation(c, "leader append-only: %llu rewrote %llu",
-					     (unsigned long long)id,
-					     (unsigned long long)nd->lead_last);
+				             (unsigned long long)id,
+				             (unsigned long long)nd->lead_last);
 		}
 		nd->lead_term = term;
 		nd->lead_last = last;

@@ -44,7 +44,6 @@ void rc_print(struct rc_cluster *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-
 void rc_init(struct rc_cluster *c, uint64_t seed)
 {
 	memset(c, 0, sizeof(*c));
@@ -86,7 +85,6 @@ void rc_free(struct rc_cluster *c)
 	free(c->read_floor);
 }
 
-
 void rc_add(struct rc_cluster *c, uint64_t id, const uint64_t *voters, uint32_t n)
 {
 	struct rc_node *nd = &c->nodes[id];
@@ -120,7 +118,8 @@ void rc_start(struct rc_cluster *c, uint64_t id)
 	int rc = rd_raft_new(&cfg, &nd->r, msg);
 	free(ents);
 	if (rc != 0) {
-		rc_violation(c, "restart of %llu failed: %s", (unsigned long long)id, msg);
+		rc_violation(c, "restart of %llu failed: %s", (unsigned long long)id,
+		             msg);
 		return;
 	}
 	nd->up = true;
@@ -136,7 +135,7 @@ void rc_crash(struct rc_cluster *c, uint64_t id)
 		return;
 	if (c->verbose)
 		rc_print(c, "t=%llu crash %llu\n", (unsigned long long)c->now,
-			 (unsigned long long)id);
+		         (unsigned long long)id);
 	rd_raft_free(nd->r);
 	nd->r = NULL;
 	nd->up = false;
@@ -158,7 +157,7 @@ void rc_crash(struct rc_cluster *c, uint64_t id)
 /* --- network --------------------------------------------------------------------- */
 
 static void net_push(struct rc_cluster *c, const struct rd_message *m, uint64_t snap_sm,
-		     uint64_t snap_ph, uint64_t held_by)
+                     uint64_t snap_ph, uint64_t held_by)
 {
 	if (m->to == 0 || m->to > RC_MAX || !c->nodes[m->to].exists)
 		return;
@@ -198,7 +197,6 @@ static void net_push(struct rc_cluster *c, const struct rd_message *m, uint64_t 
 		}
 	}
 }
-
 
 size_t rc_deliver(struct rc_cluster *c, uint64_t to)
 {
@@ -261,8 +259,8 @@ static void disk_append(struct rc_cluster *c, struct rc_disk *d, const struct rd
 	if (pos < d->n)
 		d->n = pos;
 	if (pos != d->n) {
-		rc_violation(c, "persist gap: entry %llu after %zu", (unsigned long long)e->index,
-			     d->n);
+		rc_violation(c, "persist gap: entry %llu after %zu",
+		             (unsigned long long)e->index, d->n);
 		return;
 	}
 	if (d->n == d->cap) {
@@ -280,11 +278,13 @@ static void disk_append(struct rc_cluster *c, struct rc_disk *d, const struct rd
 	rc__note_prefix(c, e->index, e->term, x->ph);
 }
 
-static void apply_entry(struct rc_cluster *c, struct rc_node *nd, const struct rd_entry *e)
+static void apply_entry(struct rc_cluster *c, struct rc_node *nd,
+                        const struct rd_entry *e)
 {
 	if (e->index != nd->sm_index + 1) {
-		rc_violation(c, "node %llu applies %llu after %llu", (unsigned long long)nd->id,
-			     (unsigned long long)e->index, (unsigned long long)nd->sm_index);
+		rc_violation(c, "node %llu applies %llu after %llu",
+		             (unsigned long long)nd->id, (unsigned long long)e->index,
+		             (unsigned long long)nd->sm_index);
 		return;
 	}
 	nd->sm_hash = mix(nd->sm_hash, entry_hash(e));
@@ -295,42 +295,46 @@ static void apply_entry(struct rc_cluster *c, struct rc_node *nd, const struct r
 		c->sm_at[e->index] = nd->sm_hash;
 	else if (c->sm_at[e->index] != nd->sm_hash)
 		rc_violation(c, "state machine safety: node %llu index %llu",
-			     (unsigned long long)nd->id, (unsigned long long)e->index);
+		             (unsigned long long)nd->id, (unsigned long long)e->index);
 	c->applied_total++;
 	if (c->out && e->type == RD_ENTRY_NORMAL) {
 		size_t l = strlen(nd->applied_txt);
 		if (l + e->len + 24 < sizeof(nd->applied_txt))
-			snprintf(nd->applied_txt + l, sizeof(nd->applied_txt) - l, "%s%llu:%.*s",
-				 l ? " " : "", (unsigned long long)e->index, (int)e->len,
-				 (const char *)e->data);
+			snprintf(nd->applied_txt + l, sizeof(nd->applied_txt) - l,
+			         "%s%llu:%.*s", l ? " " : "",
+			         (unsigned long long)e->index, (int)e->len,
+			         (const char *)e->data);
 	}
 }
 
 static void send_all(struct rc_cluster *c, const struct rd_message *m, size_t n,
-		     uint64_t held_by)
+                     uint64_t held_by)
 {
 	for (size_t i = 0; i < n; i++)
 		net_push(c, &m[i], 0, 0, held_by);
 }
 
-static void print_update(struct rc_cluster *c, struct rc_node *nd, const struct rd_raft_update *u)
+static void print_update(struct rc_cluster *c, struct rc_node *nd,
+                         const struct rd_raft_update *u)
 {
 	if (c->out && c->verbose && (u->role_changed || u->hard_state_changed))
-		rc_print(c, "t=%llu n%llu %s term=%llu lead=%llu commit=%llu last=%llu persisted=%llu\n",
-			 (unsigned long long)c->now, (unsigned long long)nd->id,
-			 rd_raft_role_name(rd_raft_role(nd->r)),
-			 (unsigned long long)rd_raft_term(nd->r),
-			 (unsigned long long)rd_raft_leader(nd->r),
-			 (unsigned long long)rd_raft_commit(nd->r),
-			 (unsigned long long)rd_raft_last_index(nd->r),
-			 (unsigned long long)rd_raft_persisted_index(nd->r));
+		rc_print(c,
+		         "t=%llu n%llu %s term=%llu lead=%llu commit=%llu last=%llu "
+		         "persisted=%llu\n",
+		         (unsigned long long)c->now, (unsigned long long)nd->id,
+		         rd_raft_role_name(rd_raft_role(nd->r)),
+		         (unsigned long long)rd_raft_term(nd->r),
+		         (unsigned long long)rd_raft_leader(nd->r),
+		         (unsigned long long)rd_raft_commit(nd->r),
+		         (unsigned long long)rd_raft_last_index(nd->r),
+		         (unsigned long long)rd_raft_persisted_index(nd->r));
 }
 
 /* The write: snapshot, entries, hard state, then tell the core. */
 static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed,
-		       const struct rd_hard_state *hs, bool has_snap,
-		       const struct rd_snapshot_meta *snap, uint64_t snap_sm, uint64_t snap_ph,
-		       const struct rd_entry *ents, size_t n)
+                       const struct rd_hard_state *hs, bool has_snap,
+                       const struct rd_snapshot_meta *snap, uint64_t snap_sm,
+                       uint64_t snap_ph, const struct rd_entry *ents, size_t n)
 {
 	struct rc_disk *d = &nd->disk;
 	if (has_snap) {
@@ -353,14 +357,15 @@ static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed
 
 /* Apply, serve reads, stream snapshots, advance. */
 static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
-			      const struct rd_raft_update *u)
+                              const struct rd_raft_update *u)
 {
 	struct rc_disk *d = &nd->disk;
 	if (u->has_snapshot) {
 		rc__grow_idx(c, u->snapshot.index);
-		if (c->sm_at[u->snapshot.index] && c->sm_at[u->snapshot.index] != nd->rx_snap_sm)
+		if (c->sm_at[u->snapshot.index] &&
+		    c->sm_at[u->snapshot.index] != nd->rx_snap_sm)
 			rc_violation(c, "snapshot state differs at %llu",
-				     (unsigned long long)u->snapshot.index);
+			             (unsigned long long)u->snapshot.index);
 		nd->sm_hash = nd->rx_snap_sm;
 		nd->sm_index = u->snapshot.index;
 	}
@@ -370,16 +375,19 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 		const struct rd_read_state *rs = &u->reads[i];
 		c->st_reads++;
 		if (rs->index > nd->sm_index)
-			rc_violation(c, "read %llu served before apply", (unsigned long long)rs->ctx);
+			rc_violation(c, "read %llu served before apply",
+			             (unsigned long long)rs->ctx);
 		if (rs->ctx < c->n_read_floor && rs->index < c->read_floor[rs->ctx])
-			rc_violation(c, "stale read %llu at %llu, %llu was committed before it",
-				     (unsigned long long)rs->ctx, (unsigned long long)rs->index,
-				     (unsigned long long)c->read_floor[rs->ctx]);
+			rc_violation(
+			    c, "stale read %llu at %llu, %llu was committed before it",
+			    (unsigned long long)rs->ctx, (unsigned long long)rs->index,
+			    (unsigned long long)c->read_floor[rs->ctx]);
 		if (c->out) {
 			size_t l = strlen(nd->reads_txt);
-			snprintf(nd->reads_txt + l, sizeof(nd->reads_txt) - l, "%sctx=%llu@%llu",
-				 l ? " " : "", (unsigned long long)rs->ctx,
-				 (unsigned long long)rs->index);
+			snprintf(nd->reads_txt + l, sizeof(nd->reads_txt) - l,
+			         "%sctx=%llu@%llu", l ? " " : "",
+			         (unsigned long long)rs->ctx,
+			         (unsigned long long)rs->index);
 		}
 	}
 	for (size_t i = 0; i < u->n_snap_sends; i++) {
@@ -388,16 +396,16 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 		 * than the request if it compacted since. */
 		if (d->snap.index < s->meta.index) {
 			rc_violation(c, "snapshot request at %llu but disk has %llu",
-				     (unsigned long long)s->meta.index,
-				     (unsigned long long)d->snap.index);
+			             (unsigned long long)s->meta.index,
+			             (unsigned long long)d->snap.index);
 			continue;
 		}
 		struct rd_message m = {.type = RD_MSG_SNAPSHOT,
-				       .group = rd_raft_group(nd->r),
-				       .from = nd->id,
-				       .to = s->to,
-				       .term = s->term,
-				       .snapshot = d->snap};
+		                       .group = rd_raft_group(nd->r),
+		                       .from = nd->id,
+		                       .to = s->to,
+		                       .term = s->term,
+		                       .snapshot = d->snap};
 		net_push(c, &m, d->snap_sm, d->snap_ph, 0);
 	}
 	size_t nss = u->n_snap_sends < RC_MAX * 2 ? u->n_snap_sends : RC_MAX * 2;
@@ -422,8 +430,9 @@ bool rc_process(struct rc_cluster *c, uint64_t id)
 		print_update(c, nd, &u);
 		send_all(c, u.msgs, u.n_msgs, 0);
 		/* Snapshot data arrived with the message (rc_deliver). */
-		write_disk(c, nd, u.hard_state_changed, &u.hard_state, u.has_snapshot, &u.snapshot,
-			   nd->rx_snap_sm, nd->rx_snap_ph, u.entries, u.n_entries);
+		write_disk(c, nd, u.hard_state_changed, &u.hard_state, u.has_snapshot,
+		           &u.snapshot, nd->rx_snap_sm, nd->rx_snap_ph, u.entries,
+		           u.n_entries);
 		send_all(c, u.msgs_after_persist, u.n_msgs_after_persist, 0);
 		apply_and_advance(c, nd, &u);
 		rc_check(c);
@@ -475,8 +484,9 @@ void rc_finish(struct rc_cluster *c, uint64_t id)
 	if (!nd->holding)
 		return;
 	nd->holding = false;
-	write_disk(c, nd, nd->pend_hs_changed, &nd->pend_hs, nd->pend_has_snap, &nd->pend_snap,
-		   nd->pend_snap_sm, nd->pend_snap_ph, nd->pend_ents, nd->pend_n);
+	write_disk(c, nd, nd->pend_hs_changed, &nd->pend_hs, nd->pend_has_snap,
+	           &nd->pend_snap, nd->pend_snap_sm, nd->pend_snap_ph, nd->pend_ents,
+	           nd->pend_n);
 	free(nd->pend_ents);
 	nd->pend_ents = NULL;
 	for (size_t i = 0; i < c->n_net; i++)

@@ -27,8 +27,8 @@ struct rc_entry {
 struct rc_disk {
 	struct rd_hard_state hs;
 	struct rd_snapshot_meta snap;
-	uint64_t snap_sm; /* state machine hash at snap.index */
-	uint64_t snap_ph; /* prefix hash at snap.index */
+	uint64_t snap_sm;      /* state machine hash at snap.index */
+	uint64_t snap_ph;      /* prefix hash at snap.index */
 	struct rc_entry *ents; /* snap.index+1 .. */
 	size_t n, cap;
 };
@@ -86,7 +86,7 @@ struct rc_cluster {
 	uint64_t *leader_of; /* by term */
 	size_t n_leader_of;
 	struct rc_lm (*lm)[4]; /* by index: up to 4 (term, prefix hash) */
-	uint64_t *sm_at;      /* by index: state machine hash, 0 = unknown */
+	uint64_t *sm_at;       /* by index: state machine hash, 0 = unknown */
 	uint64_t *commit_term; /* by index: term of the committed entry */
 	size_t n_idx;
 	uint64_t max_commit;
@@ -130,11 +130,14 @@ void rc__note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64
 /* Linearizable reads: remember the commit index observed when read `ctx`
  * starts; the read must be served at an index at least that high. */
 void rc_note_read(struct rc_cluster *c, uint64_t ctx);
-uint64_t rc_leader(struct rc_cluster *c); /* a live leader with the highest term, 0 none */
+uint64_t
+rc_leader(struct rc_cluster *c); /* a live leader with the highest term, 0 none */
 uint64_t rc_rand(struct rc_cluster *c);
-void rc_violation(struct rc_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rc_violation(struct rc_cluster *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void rc_fmt_msg(char *buf, size_t n, const struct rd_message *m);
-void rc_print(struct rc_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rc_print(struct rc_cluster *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Scenario runner: run script text, write the transcript into out. */
 int rc_scenario_run(const char *script, FILE *out, char *err, size_t errlen);
@@ -144,6 +147,7 @@ int rc_scenario_run(const char *script, FILE *out, char *err, size_t errlen);
  * accumulates coverage figures: applied, elections, snapshot installs,
  * reads, crashes, lost updates, conf changes, transfers, compactions. */
 #define RC_SIM_NSTATS 9
-uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint64_t *stats);
+uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
+                    uint64_t *stats);
 
 #endif

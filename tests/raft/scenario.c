@@ -45,7 +45,8 @@ static void print_status(struct rc_cluster *c, uint64_t id)
 	if (!nd->exists)
 		return;
 	if (!nd->up) {
-		rc_print(c, "%llu: %s\n", (unsigned long long)id, nd->retired ? "retired" : "down");
+		rc_print(c, "%llu: %s\n", (unsigned long long)id,
+		         nd->retired ? "retired" : "down");
 		return;
 	}
 	struct rd_raft *r = nd->r;
@@ -54,23 +55,27 @@ static void print_status(struct rc_cluster *c, uint64_t id)
 	size_t l = 0;
 	for (uint32_t i = 0; i < cs->n_voters; i++)
 		l += (size_t)snprintf(conf + l, sizeof(conf) - l, "%s%llu", i ? "," : "",
-				      (unsigned long long)cs->voters[i]);
+		                      (unsigned long long)cs->voters[i]);
 	for (uint32_t i = 0; i < cs->n_learners; i++)
 		l += (size_t)snprintf(conf + l, sizeof(conf) - l, "%s%llul",
-				      (i || cs->n_voters) ? "," : "",
-				      (unsigned long long)cs->learners[i]);
-	rc_print(c, "%llu: %s term=%llu vote=%llu lead=%llu commit=%llu applied=%llu last=%llu "
-		    "conf=%s\n",
-		 (unsigned long long)id, rd_raft_role_name(rd_raft_role(r)),
-		 (unsigned long long)rd_raft_term(r), (unsigned long long)rd_raft_vote(r),
-		 (unsigned long long)rd_raft_leader(r), (unsigned long long)rd_raft_commit(r),
-		 (unsigned long long)rd_raft_applied_index(r),
-		 (unsigned long long)rd_raft_last_index(r), conf);
+		                      (i || cs->n_voters) ? "," : "",
+		                      (unsigned long long)cs->learners[i]);
+	rc_print(
+	    c,
+	    "%llu: %s term=%llu vote=%llu lead=%llu commit=%llu applied=%llu last=%llu "
+	    "conf=%s\n",
+	    (unsigned long long)id, rd_raft_role_name(rd_raft_role(r)),
+	    (unsigned long long)rd_raft_term(r), (unsigned long long)rd_raft_vote(r),
+	    (unsigned long long)rd_raft_leader(r), (unsigned long long)rd_raft_commit(r),
+	    (unsigned long long)rd_raft_applied_index(r),
+	    (unsigned long long)rd_raft_last_index(r), conf);
 }
 
 static const char *entry_type(uint8_t t)
 {
-	return t == RD_ENTRY_NOOP ? "noop" : t == RD_ENTRY_CONF_CHANGE ? "conf" : "normal";
+	return t == RD_ENTRY_NOOP          ? "noop"
+	       : t == RD_ENTRY_CONF_CHANGE ? "conf"
+	                                   : "normal";
 }
 
 static void print_log(struct rc_cluster *c, uint64_t id)
@@ -81,13 +86,13 @@ static void print_log(struct rc_cluster *c, uint64_t id)
 	struct rd_raft *r = nd->r;
 	uint64_t first = rd_raft_first_index(r), last = rd_raft_last_index(r);
 	rc_print(c, "log %llu: first=%llu last=%llu\n", (unsigned long long)id,
-		 (unsigned long long)first, (unsigned long long)last);
+	         (unsigned long long)first, (unsigned long long)last);
 	/* Payloads are shown from the node's disk (the core has the same). */
 	struct rc_disk *d = &nd->disk;
 	for (size_t i = 0; i < d->n; i++) {
 		const struct rd_entry *e = &d->ents[i].e;
 		rc_print(c, "  %llu/%llu %s", (unsigned long long)e->index,
-			 (unsigned long long)e->term, entry_type(e->type));
+		         (unsigned long long)e->term, entry_type(e->type));
 		if (e->type == RD_ENTRY_NORMAL)
 			rc_print(c, " %.*s", (int)e->len, (const char *)e->data);
 		if (e->type == RD_ENTRY_CONF_CHANGE) {
@@ -95,17 +100,17 @@ static void print_log(struct rc_cluster *c, uint64_t id)
 			uint64_t node;
 			if (rd_raft_cc_decode(e->data, e->len, &t, &node) == 0)
 				rc_print(c, " %s %llu",
-					 t == RD_CC_ADD_VOTER	? "add-voter"
-					 : t == RD_CC_ADD_LEARNER ? "add-learner"
-					 : t == RD_CC_PROMOTE_LEARNER ? "promote"
-								      : "remove",
-					 (unsigned long long)node);
+				         t == RD_CC_ADD_VOTER         ? "add-voter"
+				         : t == RD_CC_ADD_LEARNER     ? "add-learner"
+				         : t == RD_CC_PROMOTE_LEARNER ? "promote"
+				                                      : "remove",
+				         (unsigned long long)node);
 		}
 		rc_print(c, "\n");
 	}
 	if (d->n != last - first + 1)
 		rc_print(c, "  (%llu entries not yet persisted)\n",
-			 (unsigned long long)(last - first + 1 - d->n));
+		         (unsigned long long)(last - first + 1 - d->n));
 }
 
 static void print_progress(struct rc_cluster *c, uint64_t id)
@@ -119,9 +124,9 @@ static void print_progress(struct rc_cluster *c, uint64_t id)
 		if (!rd_raft_progress(nd->r, p, &pr))
 			continue;
 		rc_print(c, "  %llu: match=%llu next=%llu %s%s inflight=%u\n",
-			 (unsigned long long)p, (unsigned long long)pr.match,
-			 (unsigned long long)pr.next, st[pr.state], pr.learner ? " learner" : "",
-			 pr.inflight);
+		         (unsigned long long)p, (unsigned long long)pr.match,
+		         (unsigned long long)pr.next, st[pr.state],
+		         pr.learner ? " learner" : "", pr.inflight);
 	}
 }
 
@@ -159,9 +164,9 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 	uint64_t a = n > 1 ? num(tok[1]) : 0;
 	struct rd_raft *r = node_r(c, a);
 	bool needs_node = !strcmp(cmd, "campaign") || !strcmp(cmd, "tick") ||
-			  !strcmp(cmd, "propose") || !strcmp(cmd, "propose-n") ||
-			  !strcmp(cmd, "conf") || !strcmp(cmd, "transfer") || !strcmp(cmd, "read") ||
-			  !strcmp(cmd, "report-snapshot");
+	                  !strcmp(cmd, "propose") || !strcmp(cmd, "propose-n") ||
+	                  !strcmp(cmd, "conf") || !strcmp(cmd, "transfer") ||
+	                  !strcmp(cmd, "read") || !strcmp(cmd, "report-snapshot");
 	if (needs_node && r == NULL) {
 		rc_print(c, "node %llu is not running\n", (unsigned long long)a);
 		return 0;
@@ -255,16 +260,19 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 	} else if (!strcmp(cmd, "propose")) {
 		uint64_t idx = 0;
 		const char *d = n > 2 ? tok[2] : "";
-		int rc = rd_raft_propose(r, RD_ENTRY_NORMAL, d, (uint32_t)strlen(d), &idx);
+		int rc =
+		    rd_raft_propose(r, RD_ENTRY_NORMAL, d, (uint32_t)strlen(d), &idx);
 		result(c, rc, "index", idx);
 		if (rc == RD_ENOTLEADER)
-			rc_print(c, "leader hint %llu\n", (unsigned long long)rd_raft_leader(r));
+			rc_print(c, "leader hint %llu\n",
+			         (unsigned long long)rd_raft_leader(r));
 	} else if (!strcmp(cmd, "propose-n")) {
 		uint64_t k = n > 2 ? num(tok[2]) : 1, idx = 0;
 		int rc = 0;
 		for (uint64_t i = 0; i < k && rc == 0; i++) {
 			char d[32];
-			int l = snprintf(d, sizeof(d), "v%llu", (unsigned long long)(i + 1));
+			int l =
+			    snprintf(d, sizeof(d), "v%llu", (unsigned long long)(i + 1));
 			rc = rd_raft_propose(r, RD_ENTRY_NORMAL, d, (uint32_t)l, &idx);
 		}
 		result(c, rc, "last index", idx);
@@ -272,8 +280,8 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		if (n < 4 || cc_type(tok[2]) < 0)
 			goto bad;
 		uint64_t idx = 0;
-		int rc = rd_raft_propose_conf_change(r, (uint8_t)cc_type(tok[2]), num(tok[3]), NULL,
-						     0, &idx);
+		int rc = rd_raft_propose_conf_change(r, (uint8_t)cc_type(tok[2]),
+		                                     num(tok[3]), NULL, 0, &idx);
 		result(c, rc, "index", idx);
 	} else if (!strcmp(cmd, "transfer")) {
 		result(c, rd_raft_transfer_leader(r, n > 2 ? num(tok[2]) : 0), "ok", 0);
@@ -321,11 +329,12 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		rc_compact(c, a, n > 2 ? num(tok[2]) : 0);
 		if (node_r(c, a))
 			rc_print(c, "first index %llu\n",
-				 (unsigned long long)rd_raft_first_index(node_r(c, a)));
+			         (unsigned long long)rd_raft_first_index(node_r(c, a)));
 	} else if (!strcmp(cmd, "no-snapshot-report")) {
 		c->auto_snapshot_reports = false;
 	} else if (!strcmp(cmd, "report-snapshot")) {
-		rd_raft_report_snapshot(r, n > 2 ? num(tok[2]) : 0, n > 3 && !strcmp(tok[3], "ok"));
+		rd_raft_report_snapshot(r, n > 2 ? num(tok[2]) : 0,
+		                        n > 3 && !strcmp(tok[3], "ok"));
 	} else if (!strcmp(cmd, "status")) {
 		for (uint64_t id = 1; id <= RC_MAX; id++) {
 			bool sel = n == 1;
@@ -339,12 +348,14 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 	} else if (!strcmp(cmd, "applied")) {
 		if (a == 0 || a > RC_MAX)
 			goto bad;
-		rc_print(c, "applied %llu: %s\n", (unsigned long long)a, c->nodes[a].applied_txt);
+		rc_print(c, "applied %llu: %s\n", (unsigned long long)a,
+		         c->nodes[a].applied_txt);
 		c->nodes[a].applied_txt[0] = 0;
 	} else if (!strcmp(cmd, "reads")) {
 		if (a == 0 || a > RC_MAX)
 			goto bad;
-		rc_print(c, "reads %llu: %s\n", (unsigned long long)a, c->nodes[a].reads_txt);
+		rc_print(c, "reads %llu: %s\n", (unsigned long long)a,
+		         c->nodes[a].reads_txt);
 		c->nodes[a].reads_txt[0] = 0;
 	} else if (!strcmp(cmd, "progress")) {
 		print_progress(c, a);
@@ -384,7 +395,7 @@ int rc_scenario_run(const char *script, FILE *out, char *err, size_t errlen)
 	}
 	if (rc == 0 && c->violations > 0) {
 		snprintf(err, errlen, "%llu safety violations, first: %s",
-			 (unsigned long long)c->violations, c->violation);
+		         (unsigned long long)c->violations, c->violation);
 		rc = -1;
 	}
 	free(copy);

@@ -15,7 +15,7 @@
 #include "cluster.h"
 #include "util/err.h"
 
-#define CHAOS_TICKS 1000
+#define CHAOS_TICKS          1000
 #define LIVE_BOUND_ELECTIONS 30
 
 static uint64_t pick(struct rc_cluster *c, uint64_t n)
@@ -30,7 +30,7 @@ static bool chance(struct rc_cluster *c, uint32_t per_mille)
 
 struct sim {
 	struct rc_cluster c;
-	uint64_t n;        /* initial voters 1..n; node n+1 is the spare */
+	uint64_t n; /* initial voters 1..n; node n+1 is the spare */
 	uint64_t props;
 	uint64_t rm_node, rm_index, rm_term; /* a pending removal */
 	bool verbose;
@@ -74,8 +74,9 @@ static void retire_removed(struct sim *s)
 					continue;
 			}
 			if (s->verbose)
-				fprintf(stderr, "t=%llu retire %llu\n", (unsigned long long)c->now,
-					(unsigned long long)s->rm_node);
+				fprintf(stderr, "t=%llu retire %llu\n",
+				        (unsigned long long)c->now,
+				        (unsigned long long)s->rm_node);
 			rc_crash(c, s->rm_node);
 			c->nodes[s->rm_node].retired = true;
 			s->rm_node = 0;
@@ -158,7 +159,7 @@ static void chaos_tick(struct sim *s)
 		for (uint64_t x = 1; x <= nn; x++)
 			for (uint64_t y = 1; y <= nn; y++)
 				c->cut[x][y] = ((mask >> x) & 1) != ((mask >> y) & 1) &&
-					       (!one_way || ((mask >> x) & 1));
+				               (!one_way || ((mask >> x) & 1));
 	}
 	if (chance(c, 15))
 		memset(c->cut, 0, sizeof(c->cut));
@@ -195,7 +196,8 @@ static void chaos_tick(struct sim *s)
 	retire_removed(s);
 }
 
-uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint64_t *stats)
+uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
+                    uint64_t *stats)
 {
 	struct sim *s = calloc(1, sizeof(*s));
 	struct rc_cluster *c = &s->c;
@@ -250,7 +252,8 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint6
 			continue;
 		struct rd_raft *r = c->nodes[lead].r;
 		if (want_node != lead || rd_raft_term(r) != want_term) {
-			if (rd_raft_propose(r, RD_ENTRY_NORMAL, "live", 4, &want_index) == 0) {
+			if (rd_raft_propose(r, RD_ENTRY_NORMAL, "live", 4, &want_index) ==
+			    0) {
 				want_node = lead;
 				want_term = rd_raft_term(r);
 			}
@@ -261,7 +264,7 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint6
 	}
 	if (!live && c->violations == 0)
 		rc_violation(c, "liveness: no commit within %llu ticks after healing",
-			     (unsigned long long)bound);
+		             (unsigned long long)bound);
 	uint64_t v = c->violations;
 	if (stats != NULL) {
 		stats[0] += c->applied_total;
@@ -277,10 +280,12 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen, uint6
 	if (v && why)
 		snprintf(why, whylen, "%s", c->violation);
 	if (verbose)
-		fprintf(stderr, "seed %llu: n=%llu prevote=%d checkquorum=%d applied=%llu v=%llu\n",
-			(unsigned long long)seed, (unsigned long long)s->n, c->base.pre_vote,
-			c->base.check_quorum, (unsigned long long)c->applied_total,
-			(unsigned long long)v);
+		fprintf(
+		    stderr,
+		    "seed %llu: n=%llu prevote=%d checkquorum=%d applied=%llu v=%llu\n",
+		    (unsigned long long)seed, (unsigned long long)s->n, c->base.pre_vote,
+		    c->base.check_quorum, (unsigned long long)c->applied_total,
+		    (unsigned long long)v);
 	rc_free(c);
 	free(s);
 	return v;

@@ -13,18 +13,19 @@
 
 /* --- helpers ------------------------------------------------------------------ */
 
-static struct rd_raft *node(uint64_t id, uint32_t n_voters, bool pre_vote, bool check_quorum)
+static struct rd_raft *node(uint64_t id, uint32_t n_voters, bool pre_vote,
+                            bool check_quorum)
 {
 	struct rd_raft_config cfg = {
-		.group = 7,
-		.id = id,
-		.election_ticks = 10,
-		.heartbeat_ticks = 1,
-		.max_inflight_msgs = 4,
-		.max_msg_bytes = 1 << 16,
-		.pre_vote = pre_vote,
-		.check_quorum = check_quorum,
-		.seed = 42,
+	    .group = 7,
+	    .id = id,
+	    .election_ticks = 10,
+	    .heartbeat_ticks = 1,
+	    .max_inflight_msgs = 4,
+	    .max_msg_bytes = 1 << 16,
+	    .pre_vote = pre_vote,
+	    .check_quorum = check_quorum,
+	    .seed = 42,
 	};
 	cfg.conf.n_voters = n_voters;
 	for (uint32_t i = 0; i < n_voters; i++)
@@ -46,7 +47,7 @@ static size_t drain(struct rd_raft *r, struct rd_message *out, size_t cap)
 			out[n++] = u.msgs[i];
 		if (u.n_entries)
 			rd_raft_persisted(r, u.entries[u.n_entries - 1].index,
-					  u.entries[u.n_entries - 1].term);
+			                  u.entries[u.n_entries - 1].term);
 		for (size_t i = 0; i < u.n_msgs_after_persist && n < cap; i++)
 			out[n++] = u.msgs_after_persist[i];
 		for (size_t i = 0; i < n; i++)
@@ -58,7 +59,8 @@ static size_t drain(struct rd_raft *r, struct rd_message *out, size_t cap)
 
 static struct rd_message msg(uint8_t type, uint64_t from, uint64_t to, uint64_t term)
 {
-	struct rd_message m = {.type = type, .group = 7, .from = from, .to = to, .term = term};
+	struct rd_message m = {
+	    .type = type, .group = 7, .from = from, .to = to, .term = term};
 	return m;
 }
 
@@ -144,7 +146,8 @@ Test(paper, s5_2_follower_campaigns_after_randomized_timeout)
 	cr_assert_eq(rd_raft_term(r), 2);
 	cr_assert_eq(rd_raft_vote(r), 1, "a candidate votes for itself");
 	size_t n = drain(r, out, 16);
-	cr_assert_eq(count(out, n, RD_MSG_VOTE), 2, "RequestVote goes to every other voter");
+	cr_assert_eq(count(out, n, RD_MSG_VOTE), 2,
+	             "RequestVote goes to every other voter");
 	rd_raft_free(r);
 }
 
@@ -220,7 +223,8 @@ Test(paper, s5_2_split_vote_retries_in_a_new_term)
 	drain(r, out, 16);
 	for (int i = 0; i < 20 && rd_raft_term(r) == 2; i++)
 		rd_raft_tick(r);
-	cr_assert_eq(rd_raft_term(r), 3, "an unresolved election times out into a new one");
+	cr_assert_eq(rd_raft_term(r), 3,
+	             "an unresolved election times out into a new one");
 	cr_assert_eq(rd_raft_role(r), RD_RAFT_CANDIDATE);
 	rd_raft_free(r);
 }
@@ -245,7 +249,8 @@ Test(paper, s5_2_one_vote_per_term)
 	v.from = 2;
 	rd_raft_step(r, &v);
 	n = drain(r, out, 16);
-	cr_assert_not(out[0].reject, "the same candidate asking again gets the same answer");
+	cr_assert_not(out[0].reject,
+	              "the same candidate asking again gets the same answer");
 	rd_raft_free(r);
 }
 
@@ -292,7 +297,7 @@ Test(paper, s5_3_follower_deletes_conflicting_suffix)
 	struct rd_message out[16];
 	drain(r, out, 16);
 	struct rd_entry e[3] = {
-		{.term = 2, .index = 4}, {.term = 2, .index = 5}, {.term = 2, .index = 6}};
+	    {.term = 2, .index = 4}, {.term = 2, .index = 5}, {.term = 2, .index = 6}};
 	struct rd_message a = msg(RD_MSG_APPEND, 1, 2, 2);
 	a.index = 3;
 	a.log_term = 1;
@@ -309,7 +314,8 @@ Test(paper, s5_3_follower_deletes_conflicting_suffix)
 	b.n_entries = 1;
 	rd_raft_step(r, &b);
 	drain(r, out, 16);
-	cr_assert_eq(rd_raft_last_index(r), 5, "entry 6 followed the conflict and is gone");
+	cr_assert_eq(rd_raft_last_index(r), 5,
+	             "entry 6 followed the conflict and is gone");
 	cr_assert_eq(rd_raft_term_at(r, 5), 3);
 	cr_assert_eq(rd_raft_term_at(r, 4), 2, "the matching prefix stays");
 	rd_raft_free(r);
@@ -330,7 +336,8 @@ Test(paper, s5_3_follower_commit_is_min_of_leader_commit_and_last_new)
 	rd_raft_step(r, &a);
 	drain(r, out, 16);
 	cr_assert_eq(rd_raft_commit(r), 4);
-	cr_assert_eq(rd_raft_applied_index(r), 4, "committed entries are handed out to apply");
+	cr_assert_eq(rd_raft_applied_index(r), 4,
+	             "committed entries are handed out to apply");
 	rd_raft_free(r);
 }
 
@@ -416,7 +423,8 @@ Test(paper, s5_4_2_no_commit_of_old_term_entry_by_counting)
 	rd_raft_free(r);
 }
 
-/* --- §7 snapshots -------------------------------------------------------------------- */
+/* --- §7 snapshots --------------------------------------------------------------------
+ */
 
 Test(paper, s7_snapshot_replaces_log_and_membership)
 {
@@ -463,7 +471,8 @@ Test(paper, s7_compaction_only_up_to_applied)
 	done(&c);
 }
 
-/* --- thesis rules ---------------------------------------------------------------------- */
+/* --- thesis rules ----------------------------------------------------------------------
+ */
 
 Test(paper, t9_6_pre_vote_does_not_raise_the_term)
 {
@@ -528,7 +537,8 @@ Test(paper, t3_10_transfer_refuses_proposals_and_completes)
 	cluster(&c, 3);
 	elect(&c, 1);
 	cr_assert_eq(rd_raft_transfer_leader(c.nodes[1].r, 3), 0);
-	cr_assert_eq(rd_raft_propose(c.nodes[1].r, RD_ENTRY_NORMAL, "x", 1, NULL), RD_EBUSY);
+	cr_assert_eq(rd_raft_propose(c.nodes[1].r, RD_ENTRY_NORMAL, "x", 1, NULL),
+	             RD_EBUSY);
 	rc_stabilize(&c);
 	cr_assert_eq(rd_raft_role(c.nodes[3].r), RD_RAFT_LEADER);
 	cr_assert_eq(rd_raft_role(c.nodes[1].r), RD_RAFT_FOLLOWER);
@@ -625,11 +635,13 @@ Test(paper, t4_1_configuration_takes_effect_when_appended)
 	cluster(&c, 3);
 	elect(&c, 1);
 	uint64_t idx;
-	cr_assert_eq(rd_raft_propose_conf_change(c.nodes[1].r, RD_CC_ADD_VOTER, 4, NULL, 0, &idx),
-		     0);
+	cr_assert_eq(
+	    rd_raft_propose_conf_change(c.nodes[1].r, RD_CC_ADD_VOTER, 4, NULL, 0, &idx),
+	    0);
 	cr_assert_eq(rd_raft_conf(c.nodes[1].r)->n_voters, 4, "before it commits");
-	cr_assert_eq(rd_raft_propose_conf_change(c.nodes[1].r, RD_CC_REMOVE, 2, NULL, 0, NULL),
-		     RD_EBUSY, "one change at a time");
+	cr_assert_eq(
+	    rd_raft_propose_conf_change(c.nodes[1].r, RD_CC_REMOVE, 2, NULL, 0, NULL),
+	    RD_EBUSY, "one change at a time");
 	done(&c);
 }
 
@@ -644,12 +656,14 @@ Test(paper, t4_2_1_learners_neither_vote_nor_count)
 	cr_assert_eq(rd_raft_conf(c.nodes[4].r)->n_learners, 1);
 	for (int i = 0; i < 100; i++)
 		rd_raft_tick(c.nodes[4].r);
-	cr_assert_eq(rd_raft_role(c.nodes[4].r), RD_RAFT_FOLLOWER, "a learner never campaigns");
+	cr_assert_eq(rd_raft_role(c.nodes[4].r), RD_RAFT_FOLLOWER,
+	             "a learner never campaigns");
 	cr_assert_eq(rd_raft_campaign(c.nodes[4].r), RD_EINVAL);
 	done(&c);
 }
 
-/* --- API contracts ------------------------------------------------------------------- */
+/* --- API contracts -------------------------------------------------------------------
+ */
 
 Test(api, conf_change_encoding_round_trips)
 {
@@ -668,7 +682,8 @@ Test(api, conf_change_encoding_round_trips)
 Test(api, conf_apply_rules)
 {
 	struct rd_conf_state cs = {.n_voters = 1, .voters = {1}};
-	cr_assert_eq(rd_raft_conf_apply(&cs, RD_CC_REMOVE, 1), RD_EINVAL, "last voter stays");
+	cr_assert_eq(rd_raft_conf_apply(&cs, RD_CC_REMOVE, 1), RD_EINVAL,
+	             "last voter stays");
 	cr_assert_eq(rd_raft_conf_apply(&cs, RD_CC_ADD_LEARNER, 2), 0);
 	cr_assert_eq(rd_raft_conf_apply(&cs, RD_CC_ADD_VOTER, 2), RD_EINVAL);
 	cr_assert_eq(rd_raft_conf_apply(&cs, RD_CC_PROMOTE_LEARNER, 2), 0);
@@ -697,8 +712,11 @@ Test(api, foreign_group_and_malformed_messages_are_refused)
 
 Test(api, bad_config_is_refused_with_a_message)
 {
-	struct rd_raft_config cfg = {.id = 1, .election_ticks = 5, .heartbeat_ticks = 5,
-				     .max_inflight_msgs = 1, .max_msg_bytes = 1};
+	struct rd_raft_config cfg = {.id = 1,
+	                             .election_ticks = 5,
+	                             .heartbeat_ticks = 5,
+	                             .max_inflight_msgs = 1,
+	                             .max_msg_bytes = 1};
 	struct rd_raft *r = NULL;
 	char m[RD_ERRMSG_SIZE] = "";
 	cr_assert_eq(rd_raft_new(&cfg, &r, m), RD_EINVAL);
@@ -715,7 +733,8 @@ Test(api, log_payloads_survive_compaction_and_truncation)
 	for (int i = 0; i < 3000; i++) {
 		uint32_t len = (uint32_t)(i * 7919) % sizeof(buf);
 		memset(buf, 'a' + i % 26, len);
-		cr_assert_eq(rd_raft_propose(c.nodes[1].r, RD_ENTRY_NORMAL, buf, len, NULL), 0);
+		cr_assert_eq(
+		    rd_raft_propose(c.nodes[1].r, RD_ENTRY_NORMAL, buf, len, NULL), 0);
 		if (i % 97 == 0) {
 			rc_stabilize(&c);
 			rc_compact(&c, 1 + (uint64_t)(i % 3), 0);
@@ -750,16 +769,20 @@ Test(api, snapshot_acceptable_predicts_install)
 	rd_raft_get_update(r, &u);
 	cr_assert(u.has_snapshot, "a true answer means the step installs it");
 	rd_raft_advance(r, &u);
-	cr_assert_not(rd_raft_snapshot_acceptable(r, 2, &meta), "now it is behind commit");
+	cr_assert_not(rd_raft_snapshot_acceptable(r, 2, &meta),
+	              "now it is behind commit");
 	rd_raft_free(r);
 }
 
 Test(api, restart_adopts_a_log_term_above_the_hard_state)
 {
 	/* A crash after a snapshot install but before the hard state write. */
-	struct rd_raft_config cfg = {.group = 7, .id = 2, .election_ticks = 10,
-				     .heartbeat_ticks = 1, .max_inflight_msgs = 4,
-				     .max_msg_bytes = 1024};
+	struct rd_raft_config cfg = {.group = 7,
+	                             .id = 2,
+	                             .election_ticks = 10,
+	                             .heartbeat_ticks = 1,
+	                             .max_inflight_msgs = 4,
+	                             .max_msg_bytes = 1024};
 	cfg.hard_state = (struct rd_hard_state){.term = 2, .vote = 3, .commit = 4};
 	cfg.snapshot.index = 20;
 	cfg.snapshot.term = 5;

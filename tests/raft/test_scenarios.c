@@ -43,8 +43,8 @@ static void first_diff(const char *want, const char *got, char *out, size_t n)
 	got = g0;
 	const char *we = strchr(want, '\n'), *ge = strchr(got, '\n');
 	snprintf(out, n, "line %d of the output:\n  want: %.*s\n  got:  %.*s", line,
-		 (int)(we ? we - want : (long)strlen(want)), want,
-		 (int)(ge ? ge - got : (long)strlen(got)), got);
+	         (int)(we ? we - want : (long)strlen(want)), want,
+	         (int)(ge ? ge - got : (long)strlen(got)), got);
 }
 
 static int run_file(const char *path, bool rewrite)
@@ -80,8 +80,9 @@ static int run_file(const char *path, bool rewrite)
 	} else if (strcmp(want, got) != 0) {
 		char d[1024];
 		first_diff(want, got, d, sizeof(d));
-		cr_log_error("%s: transcript differs at %s\n(RD_SCENARIO_REWRITE=1 rewrites)", path,
-			     d);
+		cr_log_error(
+		    "%s: transcript differs at %s\n(RD_SCENARIO_REWRITE=1 rewrites)",
+		    path, d);
 		bad = 1;
 	}
 	free(got);
@@ -93,9 +94,11 @@ Test(scenarios, every_file_matches_its_golden_transcript, .timeout = 120)
 {
 	const char *src = getenv("RD_SRC");
 	char pattern[1024];
-	snprintf(pattern, sizeof(pattern), "%s/tests/raft/scenarios/*.txt", src ? src : ".");
+	snprintf(pattern, sizeof(pattern), "%s/tests/raft/scenarios/*.txt",
+	         src ? src : ".");
 	glob_t g;
-	cr_assert_eq(glob(pattern, 0, NULL, &g), 0, "no scenario files under %s", pattern);
+	cr_assert_eq(glob(pattern, 0, NULL, &g), 0, "no scenario files under %s",
+	             pattern);
 	const char *rw = getenv("RD_SCENARIO_REWRITE");
 	bool rewrite = rw != NULL && strcmp(rw, "1") == 0;
 	int bad = 0;

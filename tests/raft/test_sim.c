@@ -30,21 +30,47 @@ static void run_slice(int slice)
 		if (rc_sim_run(seed, false, why, sizeof(why), NULL) != 0) {
 			bad++;
 			cr_log_error("seed %llu: %s; replay: make sim SEED=%llu",
-				     (unsigned long long)seed, why, (unsigned long long)seed);
+			             (unsigned long long)seed, why,
+			             (unsigned long long)seed);
 		}
 	}
 	if (slice == 0)
 		fprintf(stderr, "simulation: %llu seeds in %d slices\n",
-			(unsigned long long)total, SLICES);
+		        (unsigned long long)total, SLICES);
 	cr_assert_eq(bad, 0, "%llu of seeds %llu..%llu violated safety or liveness",
-		     (unsigned long long)bad, (unsigned long long)lo + 1, (unsigned long long)hi);
+	             (unsigned long long)bad, (unsigned long long)lo + 1,
+	             (unsigned long long)hi);
 }
 
-Test(sim, seeds_slice_0, .timeout = 600) { run_slice(0); }
-Test(sim, seeds_slice_1, .timeout = 600) { run_slice(1); }
-Test(sim, seeds_slice_2, .timeout = 600) { run_slice(2); }
-Test(sim, seeds_slice_3, .timeout = 600) { run_slice(3); }
-Test(sim, seeds_slice_4, .timeout = 600) { run_slice(4); }
-Test(sim, seeds_slice_5, .timeout = 600) { run_slice(5); }
-Test(sim, seeds_slice_6, .timeout = 600) { run_slice(6); }
-Test(sim, seeds_slice_7, .timeout = 600) { run_slice(7); }
+Test(sim, seeds_slice_0, .timeout = 600)
+{
+	run_slice(0);
+}
+Test(sim, seeds_slice_1, .timeout = 600)
+{
+	run_slice(1);
+}
+Test(sim, seeds_slice_2, .timeout = 600)
+{
+	run_slice(2);
+}
+Test(sim, seeds_slice_3, .timeout = 600)
+{
+	run_slice(3);
+}
+Test(sim, seeds_slice_4, .timeout = 600)
+{
+	run_slice(4);
+}
+Test(sim, seeds_slice_5, .timeout = 600)
+{
+	run_slice(5);
+}
+Test(sim, seeds_slice_6, .timeout = 600)
+{
+	run_slice(6);
+}
+Test(sim, seeds_slice_7, .timeout = 600)
+{
+	run_slice(7);
+}
