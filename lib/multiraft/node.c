@@ -45,12 +45,34 @@ struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id)
 	return id < n->n_slots ? n->groups[id] : NULL;
 }
 
+/* Log an iteration or tick that took longer than 5 tick intervals (what
+ * /livez tolerates), at most once a second so a sick disk cannot flood the
+ * log. */
+static void note_slow(struct rd_node *n, const char *what, uint64_t ns)
+{
+	uint64_t limit = 5ull * n->cfg.tick_ms * 1000000ull, now;
+
+	if (ns < limit)
+		return;
+	now = rd_node_now_ns();
+	if (now - n->last_slow_log_ns < 1000000000ull)
+		return;
+	n->last_slow_log_ns = now;
+	rd_log_warn("slow %s duration_ms=%.1f limit_ms=%u pending_groups=%llu", what,
+	            (double)ns / 1e6, 5 * n->cfg.tick_ms,
+	            (unsigned long long)n->loop.pending_groups);
+}
+
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
+	uint64_t before = n->loop.iterations;
+
 	(void)fd, (void)what;
 	n->wake_pending = false;
 	rd_drive_iteration(n);
+	if (n->loop.iterations != before)
+		note_slow(n, "loop iteration", n->loop.last_iter_ns);
 }
 
 void rd_node_check_ready(struct rd_node *n)
@@ -135,6 +157,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	n->loop.last_tick_done_ns = rd_node_now_ns();
 	n->loop.last_tick_ns = n->loop.last_tick_done_ns - t0;
 	rd_metrics_hist_observe(&n->loop.tick_hist, (double)n->loop.last_tick_ns / 1e9);
+	note_slow(n, "tick", n->loop.last_tick_ns);
 	if (n->loop.last_tick_ns > n->loop.max_tick_ns)
 		n->loop.max_tick_ns = n->loop.last_tick_ns;
 }

@@ -160,6 +160,7 @@ struct rd_node {
 	bool bootstrapped; /* hinted campaigns done */
 	int exit_code;
 	uint64_t started_ns;
+	uint64_t last_slow_log_ns;
 	uint64_t seed;
 	struct rd_loop_stats loop;
 };
