@@ -15,7 +15,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# A free UDP port: asked from the kernel where python3 exists, else a
+# random high port that `ss` does not list as bound.
+port() {
+	if command -v python3 >/dev/null; then
+		python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+		return
+	fi
+	local p
+	while p=$((20000 + RANDOM % 40000)); ss -Hlun "sport = :$p" | grep -q .; do :; done
+	echo "$p"
+}
 "$SRC/conf/raftd-certs" all "$DIR/certs" 3 >/dev/null
 P=(); for i in 1 2 3; do P[$i]=$(port); done
 PEERS="1@127.0.0.1:${P[1]}, 2@127.0.0.1:${P[2]}, 3@127.0.0.1:${P[3]}"
