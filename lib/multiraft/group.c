@@ -9,6 +9,7 @@
 #include "multiraft/node_internal.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/sort.h"
 
 struct load {
 	struct rd_entry *ents;
@@ -87,13 +88,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 		 * order, whatever order its config gave, or the logs diverge. */
 		rc.conf.n_voters = (uint32_t)n_voters;
 		memcpy(rc.conf.voters, voters, n_voters * sizeof *voters);
-		for (uint32_t i = 1; i < rc.conf.n_voters; i++)
-			for (uint32_t j = i;
-			     j > 0 && rc.conf.voters[j - 1] > rc.conf.voters[j]; j--) {
-				uint64_t t = rc.conf.voters[j];
-				rc.conf.voters[j] = rc.conf.voters[j - 1];
-				rc.conf.voters[j - 1] = t;
-			}
+		rd_sort_u64(rc.conf.voters, rc.conf.n_voters);
 	} else {
 		rc.conf = info.conf;
 		g->conf_persisted = info.conf;

@@ -19,6 +19,7 @@
 #include "storage/kv.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/sort.h"
 
 /* Event priorities: inputs run first; the drain pass last in an iteration. */
 #define PRIO_INPUT 1
@@ -172,12 +173,7 @@ static void cluster_id(const struct rd_node *n, char *out, size_t size)
 
 	for (unsigned i = 0; i < k; i++)
 		ids[i] = n->members[i].id;
-	for (unsigned i = 1; i < k; i++)
-		for (unsigned j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
-			uint64_t t = ids[j];
-			ids[j] = ids[j - 1];
-			ids[j - 1] = t;
-		}
+	rd_sort_u64(ids, k);
 	h = rd_kv_fnv1a64((const uint8_t *)ids, k * sizeof *ids);
 	snprintf(out, size, "raftd-%016llx", (unsigned long long)h);
 }

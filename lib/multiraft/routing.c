@@ -4,12 +4,7 @@
 #include <string.h>
 
 #include "util/err.h"
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
+#include "util/sort.h"
 
 int rd_routing_bootstrap(struct rd_routing *r, uint32_t n_groups,
                          uint32_t replication_factor, const uint64_t *nodes,
@@ -28,7 +23,7 @@ int rd_routing_bootstrap(struct rd_routing *r, uint32_t n_groups,
 	r->version = 1;
 	r->n_groups = n_groups;
 	memcpy(sorted, nodes, n_nodes * sizeof *nodes);
-	qsort(sorted, n_nodes, sizeof *sorted, cmp_u64);
+	rd_sort_u64(sorted, n_nodes);
 	reps = replication_factor < n_nodes ? replication_factor : (uint32_t)n_nodes;
 	if (reps > RD_ROUTING_MAX_REPLICAS)
 		reps = RD_ROUTING_MAX_REPLICAS;

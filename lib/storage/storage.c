@@ -20,6 +20,7 @@
 #include "storage/internal.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/sort.h"
 
 const double rd_storage_sync_bucket_le[RD_STORAGE_SYNC_BUCKETS] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
@@ -372,12 +373,6 @@ size_t rd_storage_group_count(const struct rd_storage *st)
 	return n;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 size_t rd_storage_groups(const struct rd_storage *st, uint64_t *out, size_t cap)
 {
 	size_t n = rd_storage_group_count(st);
@@ -391,7 +386,7 @@ size_t rd_storage_groups(const struct rd_storage *st, uint64_t *out, size_t cap)
 	for (size_t i = 0; i < st->nslots; i++)
 		if (st->slots[i] != NULL && st->slots[i]->present)
 			all[k++] = st->slots[i]->id;
-	qsort(all, n, sizeof *all, cmp_u64);
+	rd_sort_u64(all, n);
 	memcpy(out, all, (n < cap ? n : cap) * sizeof *all);
 	free(all);
 	return n;
