@@ -23,11 +23,16 @@
 #include "util/log.h"
 
 #define SNAP_CHUNK (2u << 20)
+/* Room kept at the front of a peer's batch for the frame's head
+ * (PeerFrame.batch tag and length, RaftBatch.from and .to: at most
+ * 1 + 10 + 2 * 11 bytes), so that the frame is handed to the transport
+ * from the batch buffer itself, without another copy. */
+#define BATCH_HEAD 40
 
 struct peer_out {
 	uint64_t id;
-	uint8_t *buf; /* RaftBatch fields 3..5, encoded */
-	size_t len, cap;
+	uint8_t *buf;    /* [BATCH_HEAD room][RaftBatch fields 3..5, encoded] */
+	size_t len, cap; /* len >= BATCH_HEAD once the buffer exists */
 	uint64_t msgs;
 	uint64_t dropped;
 };
@@ -42,8 +47,6 @@ struct rd_peers {
 	Raftd__Entry *ents;
 	Raftd__Entry **entp;
 	size_t ents_cap;
-	uint8_t *frame;
-	size_t frame_cap;
 	uint64_t unknown_group;
 	/* Snapshot being received, one at a time. */
 	struct rd_snapshot_writer *sw;
@@ -189,32 +192,30 @@ void rd_peers_flush(struct rd_node *n)
 		return;
 	for (unsigned i = 0; i < p->n_out; i++) {
 		struct peer_out *o = &p->out[i];
-		uint8_t head[32];
-		size_t hl = 0, body, total;
-		if (o->len == 0)
+		uint8_t head[BATCH_HEAD];
+		size_t hl = 0, fl = 0, body;
+		uint8_t ft[24];
+
+		if (o->len <= BATCH_HEAD)
 			continue;
 		/* PeerFrame{ batch(1): RaftBatch{ from(1), to(2), <queued> } } */
-		uint8_t ft[24];
-		size_t fl = 0;
 		ft[fl++] = 1 << 3;
 		fl += put_varint(ft + fl, n->cfg.node_id);
 		ft[fl++] = 2 << 3;
 		fl += put_varint(ft + fl, o->id);
-		body = fl + o->len;
+		body = fl + o->len - BATCH_HEAD;
 		head[hl++] = 1 << 3 | 2;
 		hl += put_varint(head + hl, body);
-		total = hl + body;
-		if (reserve(&p->frame, &p->frame_cap, total) != 0)
-			continue;
-		memcpy(p->frame, head, hl);
-		memcpy(p->frame + hl, ft, fl);
-		memcpy(p->frame + hl + fl, o->buf, o->len);
-		if (rd_transport_send_encoded(p->t, o->id, p->frame, total, msg) != 0) {
+		memcpy(head + hl, ft, fl);
+		hl += fl;
+		memcpy(o->buf + BATCH_HEAD - hl, head, hl);
+		if (rd_transport_send_encoded(p->t, o->id, o->buf + BATCH_HEAD - hl,
+		                              o->len - BATCH_HEAD + hl, msg) != 0) {
 			o->dropped++;
 			rd_log_debug("raft batch dropped peer=%llu: %s",
 			             (unsigned long long)o->id, msg);
 		}
-		o->len = 0;
+		o->len = BATCH_HEAD;
 	}
 	p->pending = false;
 }
@@ -814,7 +815,8 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		                           m->addr.salen, msg);
 		if (rv != 0)
 			return rv;
-		p->out[p->n_out++].id = m->id;
+		p->out[p->n_out].id = m->id;
+		p->out[p->n_out++].len = BATCH_HEAD;
 	}
 	return 0;
 }
@@ -839,7 +841,6 @@ void rd_peers_free(struct rd_node *n)
 		free(p->out[i].buf);
 	free(p->ents);
 	free(p->entp);
-	free(p->frame);
 	free(p);
 	n->peers = NULL;
 }
