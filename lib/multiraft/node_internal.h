@@ -73,7 +73,6 @@ struct rd_waiter {
 	size_t len;
 	uint8_t op;      /* RD_OP_* below */
 	uint32_t hops;   /* forwards done so far */
-	bool in_flight;  /* a forward RPC is outstanding */
 	bool no_forward; /* asked by a peer: answer NOT_LEADER rather than forward */
 	uint64_t target; /* node forwarded to */
 	/* A result computed remotely, kept until the local apply (APPLIED). */
@@ -196,8 +195,6 @@ void rd_waitq_fail_all(struct rd_waitq *q, const struct rd_result *res);
 void rd_node_submit(struct rd_node *n, struct rd_waiter *w);
 /* Serve a linearizable or stale read of w->data in w->group now. */
 void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w);
-/* Remove w from q if it is there; true when it was. */
-bool rd_waitq_remove(struct rd_waitq *q, struct rd_waiter *w);
 /* Retry forwards that wait for a leader; called every tick. */
 void rd_node_retry_forwards(struct rd_node *n);
 

@@ -523,9 +523,16 @@ void rd_peers_forward(struct rd_node *n, struct rd_waiter *w, uint64_t to)
 	rd_log_debug("forward to node %llu failed: %s", (unsigned long long)to, msg);
 err:
 	free(f);
-	/* Try again on the next tick, or time out. */
-	w->in_flight = false;
 	w->target = 0;
+	if (ms == 0) {
+		struct rd_result r = {.code = RAFTD__ERROR_CODE__TIMEOUT,
+		                      .group = w->group,
+		                      .message = "deadline passed"};
+		rd_waiter_finish(w, &r);
+		return;
+	}
+	/* Try again on the next tick, or time out. */
+	rd_waitq_push(&n->forwards, w);
 }
 
 /* Put a write that applied remotely in the group's apply queue, by index,
@@ -555,8 +562,6 @@ static void on_forward_reply(void *arg, int err, const Raftd__PeerResponse *resp
 	uint64_t hint = 0;
 
 	free(f);
-	rd_waitq_remove(&n->forwards, w);
-	w->in_flight = false;
 	if (err != 0 || n->stopping) {
 		r.code = n->stopping           ? RAFTD__ERROR_CODE__SHUTTING_DOWN
 		         : err == RD_ETIMEDOUT ? RAFTD__ERROR_CODE__TIMEOUT
@@ -614,8 +619,6 @@ static void on_forward_reply(void *arg, int err, const Raftd__PeerResponse *resp
 		    w->hops + 1 < RD_NODE_FORWARD_HOPS) {
 			w->hops++;
 			w->target = hint;
-			w->in_flight = true;
-			rd_waitq_push(&n->forwards, w);
 			rd_peers_forward(n, w, hint);
 			return;
 		}

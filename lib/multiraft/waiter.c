@@ -56,26 +56,12 @@ static void unlink_after(struct rd_waitq *q, struct rd_waiter *prev, struct rd_w
 		q->tail = prev;
 }
 
-bool rd_waitq_remove(struct rd_waitq *q, struct rd_waiter *w)
-{
-	struct rd_waiter *prev = NULL;
-	for (struct rd_waiter *it = q->head; it != NULL; prev = it, it = it->next) {
-		if (it == w) {
-			unlink_after(q, prev, w);
-			return true;
-		}
-	}
-	return false;
-}
-
 void rd_waitq_expire(struct rd_waitq *q, uint64_t now_ns)
 {
 	struct rd_waiter *prev = NULL, *w = q->head;
 	while (w != NULL) {
 		struct rd_waiter *next = w->next;
-		/* A forward whose RPC is outstanding is resolved by the RPC's own
-		 * deadline, which the transport enforces. */
-		if (w->deadline_ns <= now_ns && !w->in_flight) {
+		if (w->deadline_ns <= now_ns) {
 			struct rd_result r = {
 			    .code = w->kind == RD_WAIT_READY
 			                ? RAFTD__ERROR_CODE__NOT_READY
@@ -224,8 +210,8 @@ static void try_forward(struct rd_node *n, struct rd_waiter *w)
 		rd_waitq_push(&n->forwards, w);
 		return;
 	}
-	w->in_flight = true;
-	rd_waitq_push(&n->forwards, w);
+	/* While its RPC is out, the waiter belongs to the RPC's callback and
+	 * sits in no queue; the RPC's deadline ends it. */
 	n->loop.forwarded++;
 	if (rd_node_group(n, w->group) != NULL)
 		rd_node_group(n, w->group)->forwarded++;
@@ -264,16 +250,17 @@ void rd_node_submit(struct rd_node *n, struct rd_waiter *w)
 
 void rd_node_retry_forwards(struct rd_node *n)
 {
-	struct rd_waiter *prev = NULL, *w = n->forwards.head;
+	/* Take the queue as it is now: a retry that fails again goes back into
+	 * the queue and waits for the next tick rather than spinning here. */
+	struct rd_waiter *w = n->forwards.head;
 
+	n->forwards.head = n->forwards.tail = NULL;
 	while (w != NULL) {
 		struct rd_waiter *next = w->next;
-		if (!w->in_flight && w->target == 0 && forward_target(n, w->group) != 0) {
-			unlink_after(&n->forwards, prev, w);
+		if (w->target == 0 && forward_target(n, w->group) != 0)
 			rd_node_submit(n, w);
-		} else {
-			prev = w;
-		}
+		else
+			rd_waitq_push(&n->forwards, w);
 		w = next;
 	}
 }
