@@ -36,28 +36,8 @@ NGTCP2_OPTS="--enable-static --disable-shared --with-pic --enable-lib-only
 say() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-		sudo "$@"
-	else
-		die "need root to run: $*  (run it yourself, then 'make deps' again)"
-	fi
-}
-
 # --- 1. Debian packages ---------------------------------------------------
-missing=""
-for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-		missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	say "installing:$missing"
-	as_root apt-get update -qq || die "apt-get update failed"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing ||
-		die "apt-get install failed for:$missing"
-fi
+bash "$(dirname "$0")/pkgs.sh" $PKGS
 
 # --- 2. the stamp -----------------------------------------------------------
 STAMP="$DEPS/stamp"
