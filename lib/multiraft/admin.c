@@ -74,7 +74,8 @@ static int status_json(void *ud, struct evbuffer *out)
 		    first ? "" : ",", id, role_name(g), rd_raft_leader(g->raft),
 		    rd_raft_term(g->raft), rd_raft_commit(g->raft),
 		    rd_raft_applied_index(g->raft), rd_raft_last_index(g->raft),
-		    id == 0 ? 0 : rd_routing_vshard_count(&n->routing, (uint32_t)id));
+		    id == 0 ? 0
+		            : rd_routing_vshard_count(&n->topo.routing, (uint32_t)id));
 		json_ids(out, cs->voters, cs->n_voters);
 		evbuffer_add_printf(out, ",\"learners\":");
 		json_ids(out, cs->learners, cs->n_learners);
@@ -83,15 +84,15 @@ static int status_json(void *ud, struct evbuffer *out)
 	}
 	evbuffer_add_printf(out, "],\"peers\":[");
 	first = true;
-	for (unsigned i = 0; i < n->n_members; i++) {
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		uint64_t rtt = 0;
 		bool up;
-		if (n->members[i].id == n->cfg.node_id)
+		if (n->topo.members[i].id == n->cfg.node_id)
 			continue;
-		up = rd_peers_connected(n, n->members[i].id, &rtt);
+		up = rd_peers_connected(n, n->topo.members[i].id, &rtt);
 		evbuffer_add_printf(out, "%s{\"id\":%" PRIu64 ",\"address\":",
-		                    first ? "" : ",", n->members[i].id);
-		rd_admin_json_string(out, n->members[i].addr.text);
+		                    first ? "" : ",", n->topo.members[i].id);
+		rd_admin_json_string(out, n->topo.members[i].addr.text);
 		evbuffer_add_printf(out, ",\"connected\":%s,\"rtt_seconds\":%.6f}",
 		                    up ? "true" : "false", (double)rtt / 1e6);
 		first = false;
@@ -153,13 +154,13 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 	char ps[24];
 
 	rd_metrics_family(out, id);
-	for (unsigned i = 0; i < n->n_members; i++) {
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		struct rd_peer_figures f;
 		struct rd_metric_labels l;
-		if (n->members[i].id == n->cfg.node_id)
+		if (n->topo.members[i].id == n->cfg.node_id)
 			continue;
-		rd_peers_figures(n, n->members[i].id, &f);
-		l = RD_METRICS_L1("peer", rd_metrics_u64_str(ps, n->members[i].id));
+		rd_peers_figures(n, n->topo.members[i].id, &f);
+		l = RD_METRICS_L1("peer", rd_metrics_u64_str(ps, n->topo.members[i].id));
 		switch (id) {
 		case RD_METRIC_PEER_CONNECTED:
 			rd_metrics_gauge_u64(out, name, l, f.connected);

@@ -16,10 +16,8 @@
 #include "ctl/socket.h"
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
-#include "storage/kv.h"
 #include "util/err.h"
 #include "util/log.h"
-#include "util/sort.h"
 
 /* Event priorities: inputs run first; the drain pass last in an iteration. */
 #define PRIO_INPUT 1
@@ -102,23 +100,20 @@ void rd_node_check_ready(struct rd_node *n)
 	rd_waitq_fail_all(&n->ready_waiters, &ok);
 }
 
-/* At bootstrap every group has a leadership hint (routing.h): the hinted
+/* At bootstrap every group has a leadership hint (cluster/topology.h): the hinted
  * node campaigns at once instead of waiting for an election timeout, which
  * spreads leadership evenly and makes start-up fast. Group 0's hint is the
  * lowest node id. */
 static void campaign_hinted(struct rd_node *n)
 {
-	uint64_t lowest = UINT64_MAX;
-	for (unsigned i = 0; i < n->n_members; i++)
-		if (n->members[i].id < lowest)
-			lowest = n->members[i].id;
+	uint64_t lowest = rd_topology_lowest_member(&n->topo);
 	for (size_t id = 0; id < n->n_slots; id++) {
 		struct rd_group *g = n->groups[id];
 		const struct rd_group_placement *p;
 		uint64_t hint;
 		if (g == NULL || !g->fresh)
 			continue;
-		p = id == 0 ? NULL : rd_routing_placement(&n->routing, (uint32_t)id);
+		p = id == 0 ? NULL : rd_routing_placement(&n->topo.routing, (uint32_t)id);
 		hint = p != NULL ? p->replicas[0] : lowest;
 		if (hint == n->cfg.node_id)
 			rd_raft_campaign(g->raft);
@@ -163,21 +158,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		n->loop.max_tick_ns = n->loop.last_tick_ns;
 }
 
-/* The cluster id of a bootstrapped cluster: "raftd-" and the FNV-1a 64
- * hash of the sorted initial member ids, so that a data directory of
- * another cluster is recognised and refused. */
-static void cluster_id(const struct rd_node *n, char *out, size_t size)
-{
-	uint64_t ids[RD_NODE_MAX_MEMBERS], h;
-	unsigned k = n->n_members;
-
-	for (unsigned i = 0; i < k; i++)
-		ids[i] = n->members[i].id;
-	rd_sort_u64(ids, k);
-	h = rd_kv_fnv1a64((const uint8_t *)ids, k * sizeof *ids);
-	snprintf(out, size, "raftd-%016llx", (unsigned long long)h);
-}
-
 static int mkdirs(const char *path, char *msg)
 {
 	char buf[PATH_MAX];
@@ -205,7 +185,7 @@ static int open_storage(struct rd_node *n, char *msg)
 	rv = mkdirs(n->cfg.data_dir, msg);
 	if (rv != 0)
 		return rv;
-	cluster_id(n, cid, sizeof cid);
+	rd_topology_cluster_id(&n->topo, cid, sizeof cid);
 	rd_storage_options_init(&o);
 	o.create_if_missing = true;
 	o.cluster_id = cid;
@@ -220,63 +200,28 @@ static int open_storage(struct rd_node *n, char *msg)
 	return 0;
 }
 
-/* Routing: from the catalog, or computed at bootstrap and recorded. */
-static int load_routing(struct rd_node *n, char *msg)
-{
-	uint64_t ids[RD_NODE_MAX_MEMBERS];
-	uint8_t *buf;
-	size_t len;
-	int rv;
-
-	rv = rd_storage_catalog_get(n->st, RD_STORAGE_CATALOG_ROUTING, &buf, &len, msg);
-	if (rv == 0) {
-		rv = rd_routing_decode(&n->routing, buf, len, msg);
-		free(buf);
-		if (rv != 0)
-			rd_errprefix(msg, "catalog: ");
-		return rv;
-	}
-	if (rv != RD_ENOTFOUND)
-		return rv;
-	for (unsigned i = 0; i < n->n_members; i++)
-		ids[i] = n->members[i].id;
-	rv = rd_routing_bootstrap(&n->routing, n->cfg.data_groups,
-	                          n->cfg.replication_factor, ids, n->n_members);
-	if (rv != 0)
-		return rd_errorf(msg, rv, "cannot compute the routing table");
-	rv = rd_routing_encode(&n->routing, &buf, &len);
-	if (rv != 0)
-		return rd_errorf(msg, rv, "out of memory");
-	rv = rd_storage_catalog_put(n->st, RD_STORAGE_CATALOG_ROUTING, buf, len, msg);
-	free(buf);
-	if (rv == 0)
-		rd_log_info(
-		    "bootstrap: routing table computed groups=%u replicas=%u nodes=%u",
-		    n->routing.n_groups, rd_routing_placement(&n->routing, 1)->n_replicas,
-		    n->n_members);
-	return rv;
-}
-
 static int open_groups(struct rd_node *n, char *msg)
 {
 	uint64_t voters[RD_NODE_MAX_MEMBERS];
 	int rv;
 
-	n->n_slots = (size_t)n->routing.n_groups + 1;
+	n->n_slots = (size_t)n->topo.routing.n_groups + 1;
 	n->groups = calloc(n->n_slots, sizeof *n->groups);
 	n->active = calloc(n->n_slots, sizeof *n->active);
 	if (n->groups == NULL || n->active == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
-	for (unsigned i = 0; i < n->n_members; i++)
-		voters[i] = n->members[i].id;
-	rv = rd_group_open(
-	    n, 0, voters,
-	    n->n_members < RD_RAFT_MAX_MEMBERS ? n->n_members : RD_RAFT_MAX_MEMBERS, msg);
+	for (unsigned i = 0; i < n->topo.n_members; i++)
+		voters[i] = n->topo.members[i].id;
+	rv = rd_group_open(n, 0, voters,
+	                   n->topo.n_members < RD_RAFT_MAX_MEMBERS ? n->topo.n_members
+	                                                           : RD_RAFT_MAX_MEMBERS,
+	                   msg);
 	if (rv != 0)
 		return rv;
-	for (uint32_t g = 1; g <= n->routing.n_groups; g++) {
-		const struct rd_group_placement *p = rd_routing_placement(&n->routing, g);
-		if (!rd_routing_has_replica(&n->routing, g, n->cfg.node_id))
+	for (uint32_t g = 1; g <= n->topo.routing.n_groups; g++) {
+		const struct rd_group_placement *p =
+		    rd_routing_placement(&n->topo.routing, g);
+		if (!rd_routing_has_replica(&n->topo.routing, g, n->cfg.node_id))
 			continue;
 		rv = rd_group_open(n, g, p->replicas, p->n_replicas, msg);
 		if (rv != 0)
@@ -310,12 +255,7 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	rd_metrics_hist_init(&n->loop.tick_hist, rd_metrics_latency_buckets,
 	                     rd_metrics_latency_buckets_n);
 	n->seed = (uint64_t)time(NULL) ^ (cfg->node_id << 32) ^ (uint64_t)getpid();
-	for (unsigned i = 0; i < cfg->n_peers && i < RD_NODE_MAX_MEMBERS; i++) {
-		n->members[i].id = cfg->peers[i].id;
-		n->members[i].addr = cfg->peers[i].addr;
-	}
-	n->n_members =
-	    cfg->n_peers < RD_NODE_MAX_MEMBERS ? cfg->n_peers : RD_NODE_MAX_MEMBERS;
+	rd_topology_init(&n->topo, cfg);
 	sd_notify(0, "STATUS=bootstrapping");
 
 	event_base_priority_init(base, N_PRIOS);
@@ -324,7 +264,8 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 		goto err_after_alloc;
 	n->data_applier = (struct rd_applier){&rd_applier_kv_ops, n->st};
 	n->meta_applier = (struct rd_applier){&rd_applier_meta_ops, n->st};
-	rv = load_routing(n, msg);
+	rv = rd_topology_load(&n->topo, n->st, n->cfg.data_groups,
+	                      n->cfg.replication_factor, msg);
 	if (rv != 0)
 		goto err_after_storage;
 	rv = open_groups(n, msg);
@@ -369,7 +310,7 @@ err_after_groups:
 		rd_group_free(n->groups[i]);
 	free(n->groups);
 	free(n->active);
-	rd_routing_free(&n->routing);
+	rd_topology_free(&n->topo);
 err_after_storage:
 	rd_storage_batch_free(n->batch);
 	rd_storage_close(n->st);
@@ -456,7 +397,7 @@ void rd_node_free(struct rd_node *n)
 		rd_group_free(n->groups[i]);
 	free(n->groups);
 	free(n->active);
-	rd_routing_free(&n->routing);
+	rd_topology_free(&n->topo);
 	rd_storage_batch_free(n->batch);
 	rd_storage_close(n->st);
 	free(n);

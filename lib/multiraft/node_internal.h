@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/topology.h"
 #include "multiraft/applier.h"
 #include "multiraft/node.h"
-#include "multiraft/routing.h"
 #include "raft/raft.h"
 #include "storage/storage.h"
 #include "ctl/metrics.h"
@@ -29,7 +29,7 @@ struct rd_ctl_conn;
 struct rd_admin;
 struct rd_peers;
 
-#define RD_NODE_MAX_MEMBERS  64
+#define RD_NODE_MAX_MEMBERS  RD_TOPOLOGY_MAX_MEMBERS
 #define RD_NODE_FORWARD_HOPS 3
 
 /* The outcome of a request, whoever asked (a local client or a peer that
@@ -103,11 +103,6 @@ struct rd_group {
 	size_t results_cap;
 };
 
-struct rd_member {
-	uint64_t id;
-	struct rd_addr addr;
-};
-
 /* Tick-loop figures, for `raftctl status` and /metrics. */
 struct rd_loop_stats {
 	uint64_t iterations;
@@ -137,9 +132,7 @@ struct rd_node {
 	struct rd_storage *st;
 	struct rd_storage_batch *batch;
 
-	struct rd_member members[RD_NODE_MAX_MEMBERS];
-	unsigned n_members;
-	struct rd_routing routing;
+	struct rd_topology topo;        /* members and routing table */
 	struct rd_applier data_applier; /* groups 1.. */
 	struct rd_applier meta_applier; /* group 0 */
 

@@ -719,7 +719,7 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	(void)peer;
 	switch (req->body_case) {
 	case RAFTD__PEER_REQUEST__BODY_PING:
-		pong.topology_version = n->routing.version;
+		pong.topology_version = n->topo.routing.version;
 		pong.sent_us = req->ping->sent_us;
 		resp.body_case = RAFTD__PEER_RESPONSE__BODY_PONG;
 		resp.pong = &pong;
@@ -732,8 +732,8 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	case RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE:
 		group = req->data_propose->group;
 		if (group == 0 && req->data_propose->vshard < RD_VSHARDS)
-			group =
-			    rd_routing_group_of(&n->routing, req->data_propose->vshard);
+			group = rd_routing_group_of(&n->topo.routing,
+			                            req->data_propose->vshard);
 		data = &req->data_propose->data;
 		break;
 	case RAFTD__PEER_REQUEST__BODY_KV_READ:
@@ -809,8 +809,8 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		rd_errprefix(msg, "transport: ");
 		return rv;
 	}
-	for (unsigned i = 0; i < n->n_members; i++) {
-		const struct rd_member *m = &n->members[i];
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
+		const struct rd_member *m = &n->topo.members[i];
 		if (m->id == n->cfg.node_id)
 			continue;
 		rv = rd_transport_peer_add(p->t, m->id,
@@ -928,7 +928,7 @@ void rd_peers_keepalive(struct rd_node *n)
 
 	if (p == NULL || p->t == NULL)
 		return;
-	ping.topology_version = n->routing.version;
+	ping.topology_version = n->topo.routing.version;
 	ping.sent_us = rd_node_now_ns() / 1000;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
 	req.ping = &ping;

@@ -135,7 +135,7 @@ static void submit_read(struct rd_node *n, struct rd_ctl_conn *conn,
 
 static uint64_t group_of_key(const struct rd_node *n, const ProtobufCBinaryData *key)
 {
-	return rd_routing_group_of(&n->routing, rd_kv_vshard(key->data, key->len));
+	return rd_routing_group_of(&n->topo.routing, rd_kv_vshard(key->data, key->len));
 }
 
 static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
@@ -179,7 +179,7 @@ static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
 		cmd.value = req->propose->data.data;
 		cmd.value_len = (uint32_t)req->propose->data.len;
 		submit_write(n, conn, req,
-		             rd_routing_group_of(&n->routing, req->propose->vshard),
+		             rd_routing_group_of(&n->topo.routing, req->propose->vshard),
 		             &cmd);
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_META_PUT:

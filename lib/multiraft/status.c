@@ -73,16 +73,16 @@ void rd_requests_status(struct rd_node *n, struct Raftd__ClientResponse *resp,
 	st.version = (char *)RD_VERSION;
 	st.uptime_ms = (rd_node_now_ns() - n->started_ns) / 1000000ull;
 	st.state_machine_hash = rd_node_state_hash(n);
-	for (unsigned i = 0; i < n->n_members; i++) {
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		raftd__member__init(&mem[i]);
-		mem[i].id = n->members[i].id;
-		mem[i].address = n->members[i].addr.text;
+		mem[i].id = n->topo.members[i].id;
+		mem[i].address = n->topo.members[i].addr.text;
 		memp[i] = &mem[i];
 	}
 	for (unsigned v = 0; v < RD_VSHARDS; v++)
-		routing[v] = n->routing.vshard[v];
-	topo.version = n->routing.version;
-	topo.n_members = n->n_members;
+		routing[v] = n->topo.routing.vshard[v];
+	topo.version = n->topo.routing.version;
+	topo.n_members = n->topo.n_members;
 	topo.members = memp;
 	topo.n_routing = RD_VSHARDS;
 	topo.routing = routing;
@@ -131,7 +131,7 @@ void rd_requests_groups(struct rd_node *n, struct Raftd__ClientResponse *resp,
 		row->learners = (uint64_t *)cs->learners;
 		row->vshards = &vshards[k * RD_VSHARDS];
 		for (uint32_t v = 0; id > 0 && v < RD_VSHARDS; v++)
-			if (n->routing.vshard[v] == id)
+			if (n->topo.routing.vshard[v] == id)
 				row->vshards[row->n_vshards++] = v;
 		rowp[k++] = row;
 	}
@@ -152,19 +152,19 @@ void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
 	Raftd__MembersResult res = RAFTD__MEMBERS_RESULT__INIT;
 	Raftd__MemberRow rows[RD_NODE_MAX_MEMBERS], *rowp[RD_NODE_MAX_MEMBERS];
 
-	for (unsigned i = 0; i < n->n_members; i++) {
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		raftd__member_row__init(&rows[i]);
-		rows[i].id = n->members[i].id;
-		rows[i].address = n->members[i].addr.text;
+		rows[i].id = n->topo.members[i].id;
+		rows[i].address = n->topo.members[i].addr.text;
 		rows[i].role = RAFTD__MEMBER_ROLE__MEMBER_VOTER;
-		rows[i].self = n->members[i].id == n->cfg.node_id;
+		rows[i].self = n->topo.members[i].id == n->cfg.node_id;
 		if (!rows[i].self)
 			rows[i].connected =
 			    rd_peers_connected(n, rows[i].id, &rows[i].rtt_us);
 		rowp[i] = &rows[i];
 	}
-	res.topology_version = n->routing.version;
-	res.n_members = n->n_members;
+	res.topology_version = n->topo.routing.version;
+	res.n_members = n->topo.n_members;
 	res.members = rowp;
 	resp->result_case = RAFTD__CLIENT_RESPONSE__RESULT_MEMBERS;
 	resp->members = &res;

@@ -182,7 +182,7 @@ static uint64_t forward_target(const struct rd_node *n, uint64_t group)
 	if (g != NULL) {
 		to = rd_raft_leader(g->raft);
 	} else {
-		p = rd_routing_placement(&n->routing, (uint32_t)group);
+		p = rd_routing_placement(&n->topo.routing, (uint32_t)group);
 		to = p != NULL ? p->replicas[0] : 0;
 	}
 	return to == n->cfg.node_id ? 0 : to;

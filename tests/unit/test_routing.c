@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "multiraft/routing.h"
+#include "cluster/topology.h"
 #include "util/err.h"
 
 Test(routing, vshards_are_spread_uniformly_and_contiguously)

@@ -1,9 +1,19 @@
-#include "multiraft/routing.h"
+/*
+ * Members, cluster id and routing table: see topology.h. The routing table
+ * is the one piece that is persisted (storage catalog, format in
+ * topology.h); members come from the config until membership changes go
+ * through group 0.
+ */
+#include "cluster/topology.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/kv.h"
+#include "storage/storage.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/sort.h"
 
 int rd_routing_bootstrap(struct rd_routing *r, uint32_t n_groups,
@@ -157,4 +167,78 @@ int rd_routing_decode(struct rd_routing *r, const uint8_t *buf, size_t len, char
 corrupt:
 	rd_routing_free(r);
 	return rd_errorf(msg, RD_ECORRUPT, "routing table: bad group placement");
+}
+
+void rd_topology_init(struct rd_topology *t, const struct rd_config *cfg)
+{
+	memset(t, 0, sizeof *t);
+	for (unsigned i = 0; i < cfg->n_peers && i < RD_TOPOLOGY_MAX_MEMBERS; i++) {
+		t->members[i].id = cfg->peers[i].id;
+		t->members[i].addr = cfg->peers[i].addr;
+	}
+	t->n_members = cfg->n_peers < RD_TOPOLOGY_MAX_MEMBERS ? cfg->n_peers
+	                                                      : RD_TOPOLOGY_MAX_MEMBERS;
+}
+
+void rd_topology_cluster_id(const struct rd_topology *t, char *out, size_t size)
+{
+	uint64_t ids[RD_TOPOLOGY_MAX_MEMBERS], h;
+	unsigned k = t->n_members;
+
+	for (unsigned i = 0; i < k; i++)
+		ids[i] = t->members[i].id;
+	rd_sort_u64(ids, k);
+	h = rd_kv_fnv1a64((const uint8_t *)ids, k * sizeof *ids);
+	snprintf(out, size, "raftd-%016llx", (unsigned long long)h);
+}
+
+int rd_topology_load(struct rd_topology *t, struct rd_storage *st, uint32_t data_groups,
+                     uint32_t replication_factor, char *msg)
+{
+	uint64_t ids[RD_TOPOLOGY_MAX_MEMBERS];
+	uint8_t *buf;
+	size_t len;
+	int rv;
+
+	rv = rd_storage_catalog_get(st, RD_STORAGE_CATALOG_ROUTING, &buf, &len, msg);
+	if (rv == 0) {
+		rv = rd_routing_decode(&t->routing, buf, len, msg);
+		free(buf);
+		if (rv != 0)
+			rd_errprefix(msg, "catalog: ");
+		return rv;
+	}
+	if (rv != RD_ENOTFOUND)
+		return rv;
+	for (unsigned i = 0; i < t->n_members; i++)
+		ids[i] = t->members[i].id;
+	rv = rd_routing_bootstrap(&t->routing, data_groups, replication_factor, ids,
+	                          t->n_members);
+	if (rv != 0)
+		return rd_errorf(msg, rv, "cannot compute the routing table");
+	rv = rd_routing_encode(&t->routing, &buf, &len);
+	if (rv != 0)
+		return rd_errorf(msg, rv, "out of memory");
+	rv = rd_storage_catalog_put(st, RD_STORAGE_CATALOG_ROUTING, buf, len, msg);
+	free(buf);
+	if (rv == 0)
+		rd_log_info(
+		    "bootstrap: routing table computed groups=%u replicas=%u nodes=%u",
+		    t->routing.n_groups, rd_routing_placement(&t->routing, 1)->n_replicas,
+		    t->n_members);
+	return rv;
+}
+
+uint64_t rd_topology_lowest_member(const struct rd_topology *t)
+{
+	uint64_t lowest = UINT64_MAX;
+	for (unsigned i = 0; i < t->n_members; i++)
+		if (t->members[i].id < lowest)
+			lowest = t->members[i].id;
+	return lowest;
+}
+
+void rd_topology_free(struct rd_topology *t)
+{
+	rd_routing_free(&t->routing);
 }
