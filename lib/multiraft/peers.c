@@ -19,21 +19,16 @@
 #include "raftd.pb-c.h"
 #include "storage/snapshot.h"
 #include "transport/transport.h"
+#include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
 
 #define SNAP_CHUNK (2u << 20)
-/* Room kept at the front of a peer's batch for the frame's head
- * (PeerFrame.batch tag and length, RaftBatch.from and .to: at most
- * 1 + 10 + 2 * 11 bytes), so that the frame is handed to the transport
- * from the batch buffer itself, without another copy. */
-#define BATCH_HEAD 40
 
 struct peer_out {
 	uint64_t id;
-	uint8_t *buf;    /* [BATCH_HEAD room][RaftBatch fields 3..5, encoded] */
-	size_t len, cap; /* len >= BATCH_HEAD once the buffer exists */
-	uint64_t msgs;
+	struct rd_wire_batch b; /* this iteration's messages, encoded */
+	uint64_t msgs;          /* messages queued, ever */
 	uint64_t dropped;
 };
 
@@ -43,10 +38,7 @@ struct rd_peers {
 	struct peer_out out[RD_NODE_MAX_MEMBERS];
 	unsigned n_out;
 	bool pending;
-	/* Reused encoding scratch: no allocation per message in steady state. */
-	Raftd__Entry *ents;
-	Raftd__Entry **entp;
-	size_t ents_cap;
+	struct rd_wire_scratch scratch;
 	uint64_t unknown_group;
 	/* Snapshot being received, one at a time. */
 	struct rd_snapshot_writer *sw;
@@ -61,39 +53,12 @@ static struct peer_out *peer_out(const struct rd_peers *p, uint64_t id)
 	return NULL;
 }
 
-static int reserve(uint8_t **buf, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 4096;
-	while (c < need)
-		c *= 2;
-	uint8_t *b = realloc(*buf, c);
-	if (b == NULL)
-		return RD_ENOMEM;
-	*buf = b;
-	*cap = c;
-	return 0;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 /* ---- outgoing Raft traffic ------------------------------------------------- */
 
 void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 {
 	struct rd_peers *p = n->peers;
 	struct peer_out *o = peer_out(p, m->to);
-	size_t size;
 
 	if (o == NULL) {
 		rd_log_debug("raft message to unknown node to=%llu group=%llu",
@@ -102,78 +67,8 @@ void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 	}
 	/* Heartbeats and their responses travel in the compact form: one
 	 * CoalescedHeartbeat per group inside the peer's single batch. */
-	if ((m->type == RD_MSG_HEARTBEAT || m->type == RD_MSG_HEARTBEAT_RESP) &&
-	    !m->reject && m->n_entries == 0 && m->index == 0 && m->log_term == 0) {
-		Raftd__CoalescedHeartbeat hb = RAFTD__COALESCED_HEARTBEAT__INIT;
-		hb.group = m->group;
-		hb.term = m->term;
-		hb.commit = m->commit;
-		hb.context = m->context;
-		size = raftd__coalesced_heartbeat__get_packed_size(&hb);
-		if (reserve(&o->buf, &o->cap, o->len + size + 11) != 0)
-			return;
-		o->buf[o->len++] =
-		    m->type == RD_MSG_HEARTBEAT ? (4 << 3 | 2) : (5 << 3 | 2);
-		o->len += put_varint(o->buf + o->len, size);
-		o->len += raftd__coalesced_heartbeat__pack(&hb, o->buf + o->len);
-		o->msgs++;
-		p->pending = true;
+	if (rd_wire_batch_add_msg(&o->b, &p->scratch, m) != 0)
 		return;
-	}
-	Raftd__RaftMessage rm = RAFTD__RAFT_MESSAGE__INIT;
-	Raftd__SnapshotMeta sm = RAFTD__SNAPSHOT_META__INIT;
-	rm.type = (Raftd__RaftMessageType)m->type;
-	rm.group = m->group;
-	rm.from = m->from;
-	rm.to = m->to;
-	rm.term = m->term;
-	rm.log_term = m->log_term;
-	rm.index = m->index;
-	rm.commit = m->commit;
-	rm.reject = m->reject;
-	rm.reject_hint = m->reject_hint;
-	rm.conflict_term = m->conflict_term;
-	rm.context = m->context;
-	if (m->n_entries > p->ents_cap) {
-		size_t cap = p->ents_cap ? p->ents_cap : 64;
-		while (cap < m->n_entries)
-			cap *= 2;
-		Raftd__Entry *e = realloc(p->ents, cap * sizeof *e);
-		Raftd__Entry **ep = e != NULL ? realloc(p->entp, cap * sizeof *ep) : NULL;
-		if (e != NULL)
-			p->ents = e;
-		if (ep == NULL)
-			return;
-		p->entp = ep;
-		p->ents_cap = cap;
-	}
-	for (uint32_t i = 0; i < m->n_entries; i++) {
-		Raftd__Entry *e = &p->ents[i];
-		raftd__entry__init(e);
-		e->term = m->entries[i].term;
-		e->index = m->entries[i].index;
-		e->type = (Raftd__EntryType)m->entries[i].type;
-		e->data.data = m->entries[i].data;
-		e->data.len = m->entries[i].len;
-		p->entp[i] = e;
-	}
-	rm.n_entries = m->n_entries;
-	rm.entries = p->entp;
-	if (m->type == RD_MSG_SNAPSHOT) {
-		sm.index = m->snapshot.index;
-		sm.term = m->snapshot.term;
-		sm.n_voters = m->snapshot.conf.n_voters;
-		sm.voters = (uint64_t *)m->snapshot.conf.voters;
-		sm.n_learners = m->snapshot.conf.n_learners;
-		sm.learners = (uint64_t *)m->snapshot.conf.learners;
-		rm.snapshot = &sm;
-	}
-	size = raftd__raft_message__get_packed_size(&rm);
-	if (reserve(&o->buf, &o->cap, o->len + size + 11) != 0)
-		return;
-	o->buf[o->len++] = 3 << 3 | 2;
-	o->len += put_varint(o->buf + o->len, size);
-	o->len += raftd__raft_message__pack(&rm, o->buf + o->len);
 	o->msgs++;
 	p->pending = true;
 }
@@ -192,30 +87,19 @@ void rd_peers_flush(struct rd_node *n)
 		return;
 	for (unsigned i = 0; i < p->n_out; i++) {
 		struct peer_out *o = &p->out[i];
-		uint8_t head[BATCH_HEAD];
-		size_t hl = 0, fl = 0, body;
-		uint8_t ft[24];
+		const uint8_t *frame;
+		size_t len;
 
-		if (o->len <= BATCH_HEAD)
+		if (rd_wire_batch_empty(&o->b))
 			continue;
-		/* PeerFrame{ batch(1): RaftBatch{ from(1), to(2), <queued> } } */
-		ft[fl++] = 1 << 3;
-		fl += put_varint(ft + fl, n->cfg.node_id);
-		ft[fl++] = 2 << 3;
-		fl += put_varint(ft + fl, o->id);
-		body = fl + o->len - BATCH_HEAD;
-		head[hl++] = 1 << 3 | 2;
-		hl += put_varint(head + hl, body);
-		memcpy(head + hl, ft, fl);
-		hl += fl;
-		memcpy(o->buf + BATCH_HEAD - hl, head, hl);
-		if (rd_transport_send_encoded(p->t, o->id, o->buf + BATCH_HEAD - hl,
-		                              o->len - BATCH_HEAD + hl, msg) != 0) {
+		frame = rd_wire_batch_seal(&o->b, n->cfg.node_id, o->id, &len);
+		if (rd_transport_send_encoded(p->t, o->id, frame, len, o->b.msgs, msg) !=
+		    0) {
 			o->dropped++;
 			rd_log_debug("raft batch dropped peer=%llu: %s",
 			             (unsigned long long)o->id, msg);
 		}
-		o->len = BATCH_HEAD;
+		rd_wire_batch_reset(&o->b);
 	}
 	p->pending = false;
 }
@@ -234,47 +118,6 @@ static void step(struct rd_node *n, const struct rd_message *m)
 		rd_node_wake(n);
 }
 
-static void to_meta(struct rd_snapshot_meta *out, const Raftd__SnapshotMeta *sm)
-{
-	memset(out, 0, sizeof *out);
-	if (sm == NULL)
-		return;
-	out->index = sm->index;
-	out->term = sm->term;
-	out->conf.n_voters =
-	    (uint32_t)(sm->n_voters < RD_RAFT_MAX_MEMBERS ? sm->n_voters
-	                                                  : RD_RAFT_MAX_MEMBERS);
-	if (out->conf.n_voters > 0)
-		memcpy(out->conf.voters, sm->voters,
-		       out->conf.n_voters * sizeof(uint64_t));
-	out->conf.n_learners =
-	    (uint32_t)(sm->n_learners < RD_RAFT_MAX_MEMBERS ? sm->n_learners
-	                                                    : RD_RAFT_MAX_MEMBERS);
-	if (out->conf.n_learners > 0)
-		memcpy(out->conf.learners, sm->learners,
-		       out->conf.n_learners * sizeof(uint64_t));
-}
-
-static void from_proto(const Raftd__RaftMessage *rm, struct rd_message *m)
-{
-	memset(m, 0, sizeof *m);
-	m->type = (uint8_t)rm->type;
-	m->group = rm->group;
-	m->from = rm->from;
-	m->to = rm->to;
-	m->term = rm->term;
-	m->log_term = rm->log_term;
-	m->index = rm->index;
-	m->commit = rm->commit;
-	m->reject = rm->reject;
-	m->reject_hint = rm->reject_hint;
-	m->conflict_term = rm->conflict_term;
-	m->context = rm->context;
-	if (rm->type == RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT)
-		to_meta(&m->snapshot, rm->snapshot);
-	m->n_entries = (uint32_t)rm->n_entries;
-}
-
 static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 {
 	struct rd_node *n = arg;
@@ -284,42 +127,24 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 		return;
 	for (size_t i = 0; i < b->n_messages; i++) {
 		const Raftd__RaftMessage *rm = b->messages[i];
-		struct rd_entry stack[64], *ents = stack;
+		struct rd_entry stack[64];
 		if (rm->to != n->cfg.node_id)
 			continue;
-		from_proto(rm, &m);
-		if (rm->n_entries > 64) {
-			ents = malloc(rm->n_entries * sizeof *ents);
-			if (ents == NULL)
-				continue;
-		}
-		for (size_t k = 0; k < rm->n_entries; k++) {
-			ents[k].term = rm->entries[k]->term;
-			ents[k].index = rm->entries[k]->index;
-			ents[k].type = (uint8_t)rm->entries[k]->type;
-			ents[k].len = (uint32_t)rm->entries[k]->data.len;
-			ents[k].data = rm->entries[k]->data.data;
-		}
-		m.entries = rm->n_entries ? ents : NULL;
+		if (rd_wire_msg_from_proto(rm, &m, stack, 64) != 0)
+			continue;
 		step(n, &m);
-		if (ents != stack)
-			free(ents);
+		if (m.entries != NULL && m.entries != stack)
+			free(m.entries);
 	}
-	for (int kind = 0; kind < 2; kind++) {
-		size_t cnt = kind == 0 ? b->n_heartbeats : b->n_heartbeat_resps;
-		Raftd__CoalescedHeartbeat **hbs =
-		    kind == 0 ? b->heartbeats : b->heartbeat_resps;
-		for (size_t i = 0; i < cnt; i++) {
-			memset(&m, 0, sizeof m);
-			m.type = kind == 0 ? RD_MSG_HEARTBEAT : RD_MSG_HEARTBEAT_RESP;
-			m.group = hbs[i]->group;
-			m.from = peer;
-			m.to = n->cfg.node_id;
-			m.term = hbs[i]->term;
-			m.commit = hbs[i]->commit;
-			m.context = hbs[i]->context;
-			step(n, &m);
-		}
+	for (size_t i = 0; i < b->n_heartbeats; i++) {
+		rd_wire_heartbeat_from_proto(b->heartbeats[i], false, peer,
+		                             n->cfg.node_id, &m);
+		step(n, &m);
+	}
+	for (size_t i = 0; i < b->n_heartbeat_resps; i++) {
+		rd_wire_heartbeat_from_proto(b->heartbeat_resps[i], true, peer,
+		                             n->cfg.node_id, &m);
+		step(n, &m);
 	}
 }
 
@@ -350,7 +175,7 @@ void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to)
 	while (!last) {
 		Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
 		Raftd__SnapshotChunk c = RAFTD__SNAPSHOT_CHUNK__INIT;
-		Raftd__SnapshotMeta sm = RAFTD__SNAPSHOT_META__INIT;
+		Raftd__SnapshotMeta sm;
 		Raftd__RaftMessage rm = RAFTD__RAFT_MESSAGE__INIT;
 		size_t len;
 		if (rd_snapshot_reader_next(r, buf, SNAP_CHUNK, &len, &last, msg) != 0) {
@@ -362,12 +187,7 @@ void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to)
 		c.from = n->cfg.node_id;
 		c.to = to;
 		c.term = rd_raft_term(g->raft);
-		sm.index = meta.index;
-		sm.term = meta.term;
-		sm.n_voters = meta.conf.n_voters;
-		sm.voters = meta.conf.voters;
-		sm.n_learners = meta.conf.n_learners;
-		sm.learners = meta.conf.learners;
+		rd_wire_meta_to_proto(&sm, &meta);
 		c.meta = &sm;
 		c.offset = offset;
 		c.data.data = buf;
@@ -422,7 +242,7 @@ static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 		return;
 	/* The data replaces the state machine before the core sees the
 	 * message, so take only a snapshot the core will install. */
-	to_meta(&offered, c->meta);
+	rd_wire_meta_from_proto(&offered, c->meta);
 	if (!rd_raft_snapshot_acceptable(g->raft, c->term, &offered)) {
 		if (p->sw != NULL && p->sw_group == c->group) {
 			rd_snapshot_writer_abort(p->sw);
@@ -464,7 +284,12 @@ static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 	            (unsigned long long)c->group, (unsigned long long)peer,
 	            (unsigned long long)meta.index, (unsigned long long)meta.term);
 	if (c->message != NULL) {
-		from_proto(c->message, &m);
+		if (rd_wire_msg_from_proto(c->message, &m, NULL, 0) != 0)
+			return;
+		/* A SNAPSHOT message carries no entries: ignore any. */
+		free(m.entries);
+		m.entries = NULL;
+		m.n_entries = 0;
 		m.snapshot = meta;
 		step(n, &m);
 	}
@@ -819,7 +644,7 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		if (rv != 0)
 			return rv;
 		p->out[p->n_out].id = m->id;
-		p->out[p->n_out++].len = BATCH_HEAD;
+		rd_wire_batch_init(&p->out[p->n_out++].b);
 	}
 	return 0;
 }
@@ -841,9 +666,8 @@ void rd_peers_free(struct rd_node *n)
 	rd_peers_stop(n);
 	rd_snapshot_writer_abort(p->sw);
 	for (unsigned i = 0; i < p->n_out; i++)
-		free(p->out[i].buf);
-	free(p->ents);
-	free(p->entp);
+		rd_wire_batch_free(&p->out[i].b);
+	rd_wire_scratch_free(&p->scratch);
 	free(p);
 	n->peers = NULL;
 }

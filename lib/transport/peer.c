@@ -302,30 +302,13 @@ static int enqueue(struct rd_transport *t, uint64_t peer, struct rd_sbuf *b, boo
 	return 0;
 }
 
-int rd_transport_send_batch(struct rd_transport *t, uint64_t peer,
-                            const Raftd__RaftBatch *batch, char *msg)
+int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
+                              const uint8_t *payload, size_t len, uint64_t n_msgs,
+                              char *msg)
 {
-	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
 	struct rd_peer *p;
 	struct rd_sbuf *b;
 	int rv;
-
-	f.kind_case = RAFTD__PEER_FRAME__KIND_BATCH;
-	f.batch = (Raftd__RaftBatch *)batch;
-	b = rd_sbuf_frame(&f, t->cfg.max_frame_bytes, msg, &rv);
-	if (b == NULL)
-		return rv;
-	rv = enqueue(t, peer, b, false, msg);
-	if (rv == 0 && (p = rd_peer_find(t, peer)) != NULL)
-		p->st.raft_msgs_out +=
-		    batch->n_messages + batch->n_heartbeats + batch->n_heartbeat_resps;
-	return rv;
-}
-
-int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
-                              const uint8_t *payload, size_t len, char *msg)
-{
-	struct rd_sbuf *b;
 
 	if (len > t->cfg.max_frame_bytes || len > UINT32_MAX)
 		return rd_errorf(msg, RD_ETOOBIG, "frame of %zu bytes exceeds the limit",
@@ -341,7 +324,10 @@ int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
 	b->data[3] = (uint8_t)len;
 	if (len > 0)
 		memcpy(b->data + RD_WIRE_HEADER, payload, len);
-	return enqueue(t, peer, b, false, msg);
+	rv = enqueue(t, peer, b, false, msg);
+	if (rv == 0 && (p = rd_peer_find(t, peer)) != NULL)
+		p->st.raft_msgs_out += n_msgs;
+	return rv;
 }
 
 int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,

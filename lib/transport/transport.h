@@ -5,9 +5,9 @@
  *
  * What the node runtime sees, without knowing QUIC:
  *   - rd_transport_peer_add: node id -> address;
- *   - rd_transport_send_batch: at most one RaftBatch per peer per loop
- *     iteration, carried on a long-lived unidirectional stream per
- *     direction, delivered in order while the connection lives;
+ *   - rd_transport_send_encoded: at most one RaftBatch per peer per loop
+ *     iteration (encoded by wire.h's rd_wire_batch_*), carried on a long-lived
+ * unidirectional stream per direction, delivered in order while the connection lives;
  *   - rd_transport_send_snapshot: snapshot chunks and acks on their own
  *     stream, so that a large snapshot never delays heartbeats;
  *   - rd_transport_call: one request, one response or an error, with a
@@ -130,18 +130,16 @@ int rd_transport_peer_add(struct rd_transport *t, uint64_t id, const struct sock
  * RD_ECLOSED. May be called from the callbacks. RD_ENOTFOUND if unknown. */
 int rd_transport_peer_remove(struct rd_transport *t, uint64_t id);
 
-/* Queue `batch` for `peer` (copied: encoded before returning). Frames to one
- * peer are delivered in order while a connection lives; frames still queued
- * when a connection is lost are dropped and counted (Raft retransmits).
- * Returns 0, RD_ENOTFOUND (unregistered peer), RD_ETOOBIG (over
- * max_frame_bytes), RD_EAGAIN (more than max_queue_bytes unsent: dropped). */
-int rd_transport_send_batch(struct rd_transport *t, uint64_t peer,
-                            const Raftd__RaftBatch *batch, char *msg);
-
 /* Queue an already encoded PeerFrame payload (no length header) holding a
- * batch. Same contract as rd_transport_send_batch; the bytes are copied. */
+ * batch of `n_msgs` Raft messages and heartbeats (rd_wire_batch_seal
+ * builds one), for `peer`; the bytes are copied. Frames to one peer are
+ * delivered in order while a connection lives; frames still queued when a
+ * connection is lost are dropped and counted (Raft retransmits). Returns
+ * 0, RD_ENOTFOUND (unregistered peer), RD_ETOOBIG (over max_frame_bytes),
+ * RD_EAGAIN (more than max_queue_bytes unsent: dropped). */
 int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
-                              const uint8_t *payload, size_t len, char *msg);
+                              const uint8_t *payload, size_t len, uint64_t n_msgs,
+                              char *msg);
 
 /* Queue a frame holding a snapshot_chunk or snapshot_ack on the snapshot
  * stream. Same return values; RD_EINVAL for any other kind. */

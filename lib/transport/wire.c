@@ -1,10 +1,10 @@
 /*
- * Frame codec: see wire.h. Happy path: a stream's bytes are fed in whatever
- * pieces QUIC delivers them; the header is collected first (it may itself be
- * split), then exactly `need` payload bytes into a buffer sized by the
- * header, then the callback sees the payload and the reader starts over.
- * Failure modes: an announced length over `max` fails the reader for good
- * (no allocation is made for it); allocation failure is RD_ENOMEM.
+ * Frame codec and batch encoder: see wire.h. Happy path (reading): a stream's bytes are
+ * fed in whatever pieces QUIC delivers them; the header is collected first (it may itself
+ * be split), then exactly `need` payload bytes into a buffer sized by the header, then
+ * the callback sees the payload and the reader starts over. Failure modes: an announced
+ * length over `max` fails the reader for good (no allocation is made for it); allocation
+ * failure is RD_ENOMEM.
  */
 #include "transport/wire.h"
 
@@ -44,6 +44,273 @@ int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out,
 	*outlen = RD_WIRE_HEADER + n;
 	return 0;
 }
+
+/* ---- RaftBatch ------------------------------------------------------------- */
+
+static int reserve(struct rd_wire_batch *b, size_t need)
+{
+	if (need <= b->cap)
+		return 0;
+	size_t c = b->cap ? b->cap : 4096;
+	while (c < need)
+		c *= 2;
+	uint8_t *nb = realloc(b->buf, c);
+	if (nb == NULL)
+		return RD_ENOMEM;
+	b->buf = nb;
+	b->cap = c;
+	return 0;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* A key of a field numbered below 16: one byte. */
+static uint8_t key(unsigned field, unsigned type)
+{
+	return (uint8_t)(field << 3 | type);
+}
+
+void rd_wire_batch_init(struct rd_wire_batch *b)
+{
+	memset(b, 0, sizeof *b);
+	b->len = RD_WIRE_BATCH_HEAD;
+}
+
+bool rd_wire_batch_empty(const struct rd_wire_batch *b)
+{
+	return b->len <= RD_WIRE_BATCH_HEAD;
+}
+
+void rd_wire_batch_reset(struct rd_wire_batch *b)
+{
+	b->len = RD_WIRE_BATCH_HEAD;
+	b->msgs = 0;
+}
+
+void rd_wire_batch_free(struct rd_wire_batch *b)
+{
+	free(b->buf);
+	rd_wire_batch_init(b);
+}
+
+void rd_wire_scratch_free(struct rd_wire_scratch *s)
+{
+	free(s->ents);
+	free(s->entp);
+	memset(s, 0, sizeof *s);
+}
+
+/* Append one length-delimited field: key, length (at most 10 bytes), body
+ * packed in place by `pack`. */
+#define APPEND_FIELD(b, field, size, pack_call)                                          \
+	do {                                                                             \
+		if (reserve((b), (b)->len + (size) + 11) != 0)                           \
+			return RD_ENOMEM;                                                \
+		(b)->buf[(b)->len++] = key((field), RD_WIRE_TYPE_LEN);                   \
+		(b)->len += put_varint((b)->buf + (b)->len, (size));                     \
+		(b)->len += (pack_call);                                                 \
+		(b)->msgs++;                                                             \
+	} while (0)
+
+int rd_wire_batch_add_heartbeat(struct rd_wire_batch *b, const struct rd_message *m)
+{
+	Raftd__CoalescedHeartbeat hb = RAFTD__COALESCED_HEARTBEAT__INIT;
+	unsigned field = m->type == RD_MSG_HEARTBEAT ? RD_WIRE_BATCH_HEARTBEATS
+	                                             : RD_WIRE_BATCH_HEARTBEAT_RESPS;
+	size_t size;
+
+	hb.group = m->group;
+	hb.term = m->term;
+	hb.commit = m->commit;
+	hb.context = m->context;
+	size = raftd__coalesced_heartbeat__get_packed_size(&hb);
+	APPEND_FIELD(b, field, size,
+	             raftd__coalesced_heartbeat__pack(&hb, b->buf + b->len));
+	return 0;
+}
+
+static int scratch_reserve(struct rd_wire_scratch *s, size_t n)
+{
+	if (n <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap : 64;
+	while (cap < n)
+		cap *= 2;
+	Raftd__Entry *e = realloc(s->ents, cap * sizeof *e);
+	if (e == NULL)
+		return RD_ENOMEM;
+	s->ents = e;
+	Raftd__Entry **ep = realloc(s->entp, cap * sizeof *ep);
+	if (ep == NULL)
+		return RD_ENOMEM;
+	s->entp = ep;
+	s->cap = cap;
+	return 0;
+}
+
+int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
+                          const struct rd_message *m)
+{
+	Raftd__RaftMessage rm = RAFTD__RAFT_MESSAGE__INIT;
+	Raftd__SnapshotMeta sm;
+	size_t size;
+
+	if ((m->type == RD_MSG_HEARTBEAT || m->type == RD_MSG_HEARTBEAT_RESP) &&
+	    !m->reject && m->n_entries == 0 && m->index == 0 && m->log_term == 0)
+		return rd_wire_batch_add_heartbeat(b, m);
+	rm.type = (Raftd__RaftMessageType)m->type;
+	rm.group = m->group;
+	rm.from = m->from;
+	rm.to = m->to;
+	rm.term = m->term;
+	rm.log_term = m->log_term;
+	rm.index = m->index;
+	rm.commit = m->commit;
+	rm.reject = m->reject;
+	rm.reject_hint = m->reject_hint;
+	rm.conflict_term = m->conflict_term;
+	rm.context = m->context;
+	if (scratch_reserve(s, m->n_entries) != 0)
+		return RD_ENOMEM;
+	for (uint32_t i = 0; i < m->n_entries; i++) {
+		Raftd__Entry *e = &s->ents[i];
+		raftd__entry__init(e);
+		e->term = m->entries[i].term;
+		e->index = m->entries[i].index;
+		e->type = (Raftd__EntryType)m->entries[i].type;
+		e->data.data = m->entries[i].data;
+		e->data.len = m->entries[i].len;
+		s->entp[i] = e;
+	}
+	rm.n_entries = m->n_entries;
+	rm.entries = s->entp;
+	if (m->type == RD_MSG_SNAPSHOT) {
+		rd_wire_meta_to_proto(&sm, &m->snapshot);
+		rm.snapshot = &sm;
+	}
+	size = raftd__raft_message__get_packed_size(&rm);
+	APPEND_FIELD(b, RD_WIRE_BATCH_MESSAGES, size,
+	             raftd__raft_message__pack(&rm, b->buf + b->len));
+	return 0;
+}
+
+const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64_t to,
+                                  size_t *len)
+{
+	uint8_t head[RD_WIRE_BATCH_HEAD], ft[24];
+	size_t hl = 0, fl = 0, body;
+
+	/* PeerFrame{ batch: RaftBatch{ from, to, <added> } } */
+	ft[fl++] = key(RD_WIRE_BATCH_FROM, RD_WIRE_TYPE_VARINT);
+	fl += put_varint(ft + fl, from);
+	ft[fl++] = key(RD_WIRE_BATCH_TO, RD_WIRE_TYPE_VARINT);
+	fl += put_varint(ft + fl, to);
+	body = fl + b->len - RD_WIRE_BATCH_HEAD;
+	head[hl++] = key(RD_WIRE_FRAME_BATCH, RD_WIRE_TYPE_LEN);
+	hl += put_varint(head + hl, body);
+	memcpy(head + hl, ft, fl);
+	hl += fl;
+	memcpy(b->buf + RD_WIRE_BATCH_HEAD - hl, head, hl);
+	*len = b->len - RD_WIRE_BATCH_HEAD + hl;
+	return b->buf + RD_WIRE_BATCH_HEAD - hl;
+}
+
+/* ---- conversions ------------------------------------------------------------ */
+
+void rd_wire_meta_from_proto(struct rd_snapshot_meta *out, const Raftd__SnapshotMeta *sm)
+{
+	memset(out, 0, sizeof *out);
+	if (sm == NULL)
+		return;
+	out->index = sm->index;
+	out->term = sm->term;
+	out->conf.n_voters =
+	    (uint32_t)(sm->n_voters < RD_RAFT_MAX_MEMBERS ? sm->n_voters
+	                                                  : RD_RAFT_MAX_MEMBERS);
+	if (out->conf.n_voters > 0)
+		memcpy(out->conf.voters, sm->voters,
+		       out->conf.n_voters * sizeof(uint64_t));
+	out->conf.n_learners =
+	    (uint32_t)(sm->n_learners < RD_RAFT_MAX_MEMBERS ? sm->n_learners
+	                                                    : RD_RAFT_MAX_MEMBERS);
+	if (out->conf.n_learners > 0)
+		memcpy(out->conf.learners, sm->learners,
+		       out->conf.n_learners * sizeof(uint64_t));
+}
+
+void rd_wire_meta_to_proto(Raftd__SnapshotMeta *sm, const struct rd_snapshot_meta *meta)
+{
+	raftd__snapshot_meta__init(sm);
+	sm->index = meta->index;
+	sm->term = meta->term;
+	sm->n_voters = meta->conf.n_voters;
+	sm->voters = (uint64_t *)meta->conf.voters;
+	sm->n_learners = meta->conf.n_learners;
+	sm->learners = (uint64_t *)meta->conf.learners;
+}
+
+int rd_wire_msg_from_proto(const Raftd__RaftMessage *rm, struct rd_message *m,
+                           struct rd_entry *stack, size_t n_stack)
+{
+	struct rd_entry *ents = stack;
+
+	memset(m, 0, sizeof *m);
+	m->type = (uint8_t)rm->type;
+	m->group = rm->group;
+	m->from = rm->from;
+	m->to = rm->to;
+	m->term = rm->term;
+	m->log_term = rm->log_term;
+	m->index = rm->index;
+	m->commit = rm->commit;
+	m->reject = rm->reject;
+	m->reject_hint = rm->reject_hint;
+	m->conflict_term = rm->conflict_term;
+	m->context = rm->context;
+	if (rm->type == RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT)
+		rd_wire_meta_from_proto(&m->snapshot, rm->snapshot);
+	m->n_entries = (uint32_t)rm->n_entries;
+	if (rm->n_entries == 0)
+		return 0;
+	if (rm->n_entries > n_stack) {
+		ents = malloc(rm->n_entries * sizeof *ents);
+		if (ents == NULL)
+			return RD_ENOMEM;
+	}
+	for (size_t k = 0; k < rm->n_entries; k++) {
+		ents[k].term = rm->entries[k]->term;
+		ents[k].index = rm->entries[k]->index;
+		ents[k].type = (uint8_t)rm->entries[k]->type;
+		ents[k].len = (uint32_t)rm->entries[k]->data.len;
+		ents[k].data = rm->entries[k]->data.data;
+	}
+	m->entries = ents;
+	return 0;
+}
+
+void rd_wire_heartbeat_from_proto(const Raftd__CoalescedHeartbeat *hb, bool resp,
+                                  uint64_t from, uint64_t to, struct rd_message *m)
+{
+	memset(m, 0, sizeof *m);
+	m->type = resp ? RD_MSG_HEARTBEAT_RESP : RD_MSG_HEARTBEAT;
+	m->group = hb->group;
+	m->from = from;
+	m->to = to;
+	m->term = hb->term;
+	m->commit = hb->commit;
+	m->context = hb->context;
+}
+
+/* ---- decoding ---------------------------------------------------------------- */
 
 static int validate_raft_message(const Raftd__RaftMessage *m, char *msg)
 {

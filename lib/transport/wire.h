@@ -1,12 +1,14 @@
 /*
- * Peer framing (proto/raftd.proto, "Wire protocol" in DESIGN.md): every
+ * Peer framing (proto/raftd.proto): every
  * frame on a QUIC stream is a 4-byte big-endian length N followed by N bytes
  * of one protobuf `PeerFrame`.
  *
- * This file owns the byte-level part: encoding a frame into one malloc'd
- * buffer, reassembling frames from stream data that arrives in arbitrary
- * pieces, decoding and validating one payload. It knows nothing of QUIC, so
- * the fuzzer (tests/fuzz/transport_frame_fuzz.c) drives it directly.
+ * This file owns the wire format: encoding a frame into one malloc'd
+ * buffer, building a RaftBatch message by message, reassembling frames from
+ * stream data that arrives in arbitrary pieces, decoding and validating one
+ * payload, and converting between the Raft core's types and the generated
+ * protobuf-c ones. No other file writes a protobuf key by hand. It knows nothing of QUIC,
+ * so the fuzzer (tests/fuzz/transport_frame_fuzz.c) drives it directly.
  *
  * Failure modes: a length over the configured maximum (RD_ETOOBIG) leaves
  * the reader unusable, because the stream cannot be resynchronised; a
@@ -19,10 +21,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raft/raft.h"
 #include "raftd.pb-c.h"
 
 #define RD_WIRE_HEADER            4
 #define RD_WIRE_DEFAULT_MAX_FRAME (64u << 20)
+
+/* Field numbers of proto/raftd.proto that the batch encoder below writes
+ * by hand (a protobuf key is field << 3 | wire type). */
+#define RD_WIRE_FRAME_BATCH           1 /* PeerFrame.batch */
+#define RD_WIRE_BATCH_FROM            1 /* RaftBatch.from */
+#define RD_WIRE_BATCH_TO              2 /* RaftBatch.to */
+#define RD_WIRE_BATCH_MESSAGES        3 /* RaftBatch.messages */
+#define RD_WIRE_BATCH_HEARTBEATS      4 /* RaftBatch.heartbeats */
+#define RD_WIRE_BATCH_HEARTBEAT_RESPS 5 /* RaftBatch.heartbeat_resps */
+#define RD_WIRE_TYPE_VARINT           0
+#define RD_WIRE_TYPE_LEN              2
+
+/* Room kept at the front of a batch buffer for the frame's head
+ * (PeerFrame.batch key and length, RaftBatch.from and .to: at most
+ * 1 + 10 + 2 * 11 bytes), so that the sealed frame is handed to the
+ * transport from the batch buffer itself, without another copy. */
+#define RD_WIRE_BATCH_HEAD 40
 
 /* Encode `frame` into a new buffer holding header + payload. On success
  * *out is malloc'd and owned by the caller (free()). Returns 0, RD_ETOOBIG
@@ -39,7 +59,81 @@ int rd_wire_decode(const uint8_t *buf, size_t len, Raftd__PeerFrame **out, char 
  * Raft message types are known, required sub-messages are present. */
 int rd_wire_validate(const Raftd__PeerFrame *frame, char *msg);
 
+/* Free a frame rd_wire_decode returned (NULL is fine). */
 void rd_wire_free(Raftd__PeerFrame *frame);
+
+/* ---- RaftBatch, encoded incrementally -------------------------------------
+
+ * A batch to one peer is built message by message as the driver produces
+ * them (so the core's buffers may be reused at once), then sealed into one
+ * PeerFrame payload: PeerFrame{ batch: RaftBatch{ from, to, <added> } }.
+ * The result decodes with raftd__peer_frame__unpack like any other frame. */
+struct rd_wire_batch {
+	uint8_t *buf;    /* [RD_WIRE_BATCH_HEAD room][RaftBatch fields 3..5] */
+	size_t len, cap; /* len >= RD_WIRE_BATCH_HEAD once buf exists */
+	uint64_t msgs;   /* messages and heartbeats added since the last reset */
+};
+
+/* Reused conversion space, so that adding a message allocates nothing in
+ * steady state. Zero-initialise; free with rd_wire_scratch_free. */
+struct rd_wire_scratch {
+	Raftd__Entry *ents;
+	Raftd__Entry **entp;
+	size_t cap;
+};
+
+/* An empty batch (no allocation until the first message). */
+void rd_wire_batch_init(struct rd_wire_batch *b);
+
+/* Append `m` to `b`: a heartbeat or heartbeat response that carries
+ * nothing but group, term, commit and context goes in the coalesced form
+ * (rd_wire_batch_add_heartbeat), anything else as a RaftMessage. The bytes
+ * of `m` (entries included) are copied. Returns 0 or RD_ENOMEM (then `b`
+ * is unchanged and the message is lost; Raft retransmits). */
+int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
+                          const struct rd_message *m);
+
+/* Append heartbeat (or heartbeat response) `m` as a CoalescedHeartbeat;
+ * only group, term, commit and context travel. Precondition: m->type is
+ * RD_MSG_HEARTBEAT or RD_MSG_HEARTBEAT_RESP. 0 or RD_ENOMEM. */
+int rd_wire_batch_add_heartbeat(struct rd_wire_batch *b, const struct rd_message *m);
+
+/* True when nothing was added since the last reset. */
+bool rd_wire_batch_empty(const struct rd_wire_batch *b);
+
+/* Write the frame head (`from`, `to`) into the reserved room and return
+ * the PeerFrame payload (no length header; *len its size), which stays
+ * valid until the next add, reset or free. Precondition: not empty. */
+const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64_t to,
+                                  size_t *len);
+
+/* Forget the messages added (the buffer is kept for the next batch). */
+void rd_wire_batch_reset(struct rd_wire_batch *b);
+
+void rd_wire_batch_free(struct rd_wire_batch *b);
+void rd_wire_scratch_free(struct rd_wire_scratch *s);
+
+/* ---- conversions between the core's types and the generated ones --------- */
+
+/* Fill `out` from `sm` (zeroed when `sm` is NULL); member lists longer than
+ * RD_RAFT_MAX_MEMBERS are cut. */
+void rd_wire_meta_from_proto(struct rd_snapshot_meta *out, const Raftd__SnapshotMeta *sm);
+
+/* Point `sm` (initialised here) at `meta`'s fields: `meta` must outlive
+ * every use of `sm`. */
+void rd_wire_meta_to_proto(Raftd__SnapshotMeta *sm, const struct rd_snapshot_meta *meta);
+
+/* Fill `m` from `rm`, entries included: they point into `rm`'s data (valid
+ * as long as `rm`) from an array that is `stack` when it holds `n_stack`
+ * entries or more, else malloc'd (free m->entries when it is not `stack`).
+ * Returns 0 or RD_ENOMEM. Precondition: `rm` passed rd_wire_validate. */
+int rd_wire_msg_from_proto(const Raftd__RaftMessage *rm, struct rd_message *m,
+                           struct rd_entry *stack, size_t n_stack);
+
+/* Fill `m` from coalesced heartbeat `hb` (`resp`: a heartbeat response)
+ * sent by `from` to `to`. */
+void rd_wire_heartbeat_from_proto(const Raftd__CoalescedHeartbeat *hb, bool resp,
+                                  uint64_t from, uint64_t to, struct rd_message *m);
 
 /* Reassembles frames from a byte stream. */
 struct rd_wire_reader {
@@ -56,6 +150,7 @@ struct rd_wire_reader {
  * call. A non-zero return stops rd_wire_reader_feed, which returns it. */
 typedef int (*rd_wire_frame_cb)(void *arg, const uint8_t *payload, size_t len);
 
+/* An empty reader accepting payloads of at most `max` bytes. */
 void rd_wire_reader_init(struct rd_wire_reader *r, size_t max);
 
 /* Release the partial frame, if any. The reader may be fed again after

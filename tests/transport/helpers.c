@@ -183,6 +183,29 @@ void tenv_mesh(struct tenv *e)
 				tnode_add_peer(e, a, b);
 }
 
+/* Pack `b` as a PeerFrame payload and queue it for `peer`. */
+int tsend_batch(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *b,
+                char *msg)
+{
+	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
+	uint8_t *buf;
+	size_t len;
+	int rv;
+
+	f.kind_case = RAFTD__PEER_FRAME__KIND_BATCH;
+	f.batch = (Raftd__RaftBatch *)b;
+	len = raftd__peer_frame__get_packed_size(&f);
+	buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return RD_ENOMEM;
+	raftd__peer_frame__pack(&f, buf);
+	rv = rd_transport_send_encoded(
+	    t, peer, buf, len, b->n_messages + b->n_heartbeats + b->n_heartbeat_resps,
+	    msg);
+	free(buf);
+	return rv;
+}
+
 int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n,
           size_t payload)
 {
@@ -214,7 +237,7 @@ int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n
 	}
 	b.n_messages = n;
 	b.messages = mp;
-	rv = rd_transport_send_batch(e->n[from].t, to, &b, msg);
+	rv = tsend_batch(e->n[from].t, to, &b, msg);
 	free(ms);
 	free(mp);
 	free(data);

@@ -59,6 +59,10 @@ void tnode_stop(struct tenv *e, uint64_t id);
 void tenv_mesh(struct tenv *e);
 void tnode_add_peer(struct tenv *e, uint64_t at, uint64_t peer);
 
+/* Queue batch `b` for `peer` the way the runtime does: one encoded
+ * PeerFrame through rd_transport_send_encoded. */
+int tsend_batch(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *b,
+                char *msg);
 /* Send a batch of `n` messages from `from` to `to`, indices starting at `first`. */
 int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n,
           size_t payload);

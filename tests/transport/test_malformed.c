@@ -92,7 +92,7 @@ Test(malformed, wrong_kind_on_raft_stream_closes_connection)
 	f.kind_case = RAFTD__PEER_FRAME__KIND_REQUEST;
 	f.request = &req;
 	n = raftd__peer_frame__pack(&f, buf);
-	cr_assert_eq(rd_transport_send_encoded(e.n[1].t, 2, buf, n, NULL), 0);
+	cr_assert_eq(rd_transport_send_encoded(e.n[1].t, 2, buf, n, 0, NULL), 0);
 	expect_conn_closed(&e);
 }
 
@@ -136,7 +136,7 @@ Test(malformed, foreign_from_dropped)
 		b.to = 2;
 		b.n_messages = 1;
 		b.messages = &mp;
-		cr_assert_eq(rd_transport_send_batch(e.n[1].t, 2, &b, NULL), 0);
+		cr_assert_eq(tsend_batch(e.n[1].t, 2, &b, NULL), 0);
 	}
 	cr_assert(trun(&e, node2_got, &want, 10000));
 	trun_for(&e, 100);
