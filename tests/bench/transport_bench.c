@@ -34,7 +34,7 @@ struct node {
 };
 
 /* Pack `b` as a PeerFrame payload and queue it for `peer`. */
-static int send_batch(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *b,
+static int send_frame(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *b,
                       char *msg)
 {
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
@@ -168,7 +168,7 @@ static int send_batch(unsigned n, size_t size)
 	b.to = 2;
 	b.n_messages = n;
 	b.messages = mp;
-	return send_batch(nodes[1].t, 2, &b, msg);
+	return send_frame(nodes[1].t, 2, &b, msg);
 }
 
 static uint64_t queued(void)
