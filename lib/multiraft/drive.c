@@ -177,7 +177,7 @@ static void note_role(struct rd_node *n, struct rd_group *g)
 /* Once a group has applied `snapshot_entries` entries past its compaction
  * point, drop the log up to half that distance behind the applied index:
  * the state machine in RocksDB is the snapshot, and a follower that falls
- * further behind than the kept tail receives it (peers.c). */
+ * further behind than the kept tail receives it (snapshots.c). */
 static void compact(struct rd_node *n, struct rd_group *g)
 {
 	uint64_t applied = rd_raft_applied_index(g->raft);
@@ -240,7 +240,7 @@ void rd_drive_iteration(struct rd_node *n)
 			snap_to[n_snap++] = u->snap_sends[k].to;
 		rd_raft_advance(g->raft, u);
 		for (size_t k = 0; k < n_snap; k++)
-			rd_peers_send_snapshot(n, g, snap_to[k]);
+			rd_snapshots_send(n, g, snap_to[k]);
 		if (u->role_changed)
 			note_role(n, g);
 		if (rd_raft_has_update(g->raft))

@@ -6,6 +6,7 @@
  *   waiter.c    requests waiting for an apply, a read index or readiness
  *   requests.c  local client requests (ClientRequest -> ClientResponse)
  *   peers.c     the transport glue: batches to peers, forwarded requests
+ *   snapshots.c snapshot streaming, both sides
  * Not a public interface.
  */
 #ifndef RD_MULTIRAFT_NODE_INTERNAL_H
@@ -28,6 +29,8 @@ struct rd_ctl_server;
 struct rd_ctl_conn;
 struct rd_admin;
 struct rd_peers;
+struct rd_snapshot_writer;
+struct rd_transport;
 
 #define RD_NODE_MAX_MEMBERS  RD_TOPOLOGY_MAX_MEMBERS
 #define RD_NODE_FORWARD_HOPS 3
@@ -120,6 +123,12 @@ struct rd_loop_stats {
 	struct rd_metric_hist tick_hist;
 };
 
+/* The snapshot being received (one at a time; snapshots.c). */
+struct rd_snap_in {
+	struct rd_snapshot_writer *sw;
+	uint64_t sw_group, sw_from;
+};
+
 struct rd_node {
 	struct rd_config cfg;
 	struct event_base *base;
@@ -129,6 +138,7 @@ struct rd_node {
 	struct rd_ctl_server *ctl;
 	struct rd_admin *admin;
 	struct rd_peers *peers;
+	struct rd_snap_in snap_in;
 	struct rd_storage *st;
 	struct rd_storage_batch *batch;
 
@@ -219,8 +229,12 @@ void rd_peers_flush(struct rd_node *n);
 bool rd_peers_pending(const struct rd_node *n);
 /* Forward w (a write or read) to node `to`; the answer resolves w. */
 void rd_peers_forward(struct rd_node *n, struct rd_waiter *w, uint64_t to);
-/* Stream group g's snapshot to `to`; reports the outcome to the core. */
-void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to);
+/* Step `m` (addressed to this node) into its group's core and wake the
+ * loop; a message for a group not hosted here is counted and dropped. */
+void rd_peers_step(struct rd_node *n, const struct rd_message *m);
+/* The node's transport; NULL before rd_peers_start and after
+ * rd_peers_stop. */
+struct rd_transport *rd_peers_transport(const struct rd_node *n);
 /* Ping peers without an established connection (called every second). */
 void rd_peers_keepalive(struct rd_node *n);
 void rd_peers_reload(struct rd_node *n, const struct rd_config *cfg);
@@ -233,5 +247,16 @@ struct rd_peer_figures {
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 uint64_t rd_peers_unknown_group(const struct rd_node *n);
 uint64_t rd_peers_malformed(const struct rd_node *n);
+
+/* snapshots.c */
+/* Leader side: stream group g's current snapshot to `to`, then report the
+ * outcome to the core (rd_raft_report_snapshot) and wake the loop. Call
+ * after rd_raft_advance of the update that asked for the send. */
+void rd_snapshots_send(struct rd_node *n, struct rd_group *g, uint64_t to);
+/* Follower side: the transport's on_snapshot callback (`arg` is the node). */
+struct Raftd__PeerFrame;
+void rd_snapshots_on_frame(void *arg, uint64_t peer, const struct Raftd__PeerFrame *f);
+/* Abort a receive in progress. */
+void rd_snapshots_free(struct rd_node *n);
 
 #endif

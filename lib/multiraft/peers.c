@@ -1,7 +1,8 @@
 /*
  * The node's side of the transport: Raft messages out (one RaftBatch frame
  * per peer per iteration, heartbeats in coalesced form), Raft messages in,
- * forwarded proposals and reads (both directions), snapshot streaming.
+ * forwarded proposals and reads (both directions). Snapshots travel
+ * through snapshots.c.
  *
  * Happy path (out): drive.c queues core messages with rd_peers_queue, which
  * encodes each into the peer's open batch at once (so the core's buffers
@@ -17,13 +18,10 @@
 
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
-#include "storage/snapshot.h"
 #include "transport/transport.h"
 #include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
-
-#define SNAP_CHUNK (2u << 20)
 
 struct peer_out {
 	uint64_t id;
@@ -40,9 +38,6 @@ struct rd_peers {
 	bool pending;
 	struct rd_wire_scratch scratch;
 	uint64_t unknown_group;
-	/* Snapshot being received, one at a time. */
-	struct rd_snapshot_writer *sw;
-	uint64_t sw_group, sw_from;
 };
 
 static struct peer_out *peer_out(const struct rd_peers *p, uint64_t id)
@@ -106,7 +101,7 @@ void rd_peers_flush(struct rd_node *n)
 
 /* ---- incoming Raft traffic ------------------------------------------------- */
 
-static void step(struct rd_node *n, const struct rd_message *m)
+void rd_peers_step(struct rd_node *n, const struct rd_message *m)
 {
 	struct rd_group *g = rd_node_group(n, m->group);
 	if (g == NULL) {
@@ -132,166 +127,19 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 			continue;
 		if (rd_wire_msg_from_proto(rm, &m, stack, 64) != 0)
 			continue;
-		step(n, &m);
+		rd_peers_step(n, &m);
 		if (m.entries != NULL && m.entries != stack)
 			free(m.entries);
 	}
 	for (size_t i = 0; i < b->n_heartbeats; i++) {
 		rd_wire_heartbeat_from_proto(b->heartbeats[i], false, peer,
 		                             n->cfg.node_id, &m);
-		step(n, &m);
+		rd_peers_step(n, &m);
 	}
 	for (size_t i = 0; i < b->n_heartbeat_resps; i++) {
 		rd_wire_heartbeat_from_proto(b->heartbeat_resps[i], true, peer,
 		                             n->cfg.node_id, &m);
-		step(n, &m);
-	}
-}
-
-/* ---- snapshots -------------------------------------------------------------- */
-
-/* Leader side: stream group g's current snapshot to `to` as SnapshotChunk
- * frames on the snapshot stream; the last one carries the SNAPSHOT message
- * the follower steps once it has installed the data. The core learns the
- * outcome of the send at once (the transport queues it whole); the
- * follower's answer to the SNAPSHOT message moves its progress. */
-void rd_peers_send_snapshot(struct rd_node *n, struct rd_group *g, uint64_t to)
-{
-	struct rd_peers *p = n->peers;
-	struct rd_snapshot_reader *r;
-	struct rd_snapshot_meta meta;
-	char msg[RD_ERRMSG_SIZE];
-	uint8_t *buf = malloc(SNAP_CHUNK);
-	uint64_t offset = 0;
-	bool last = false, ok = false;
-
-	if (buf == NULL)
-		goto out;
-	if (rd_snapshot_reader_open(n->st, g->id, &r, &meta, msg) != 0) {
-		rd_log_warn("snapshot not produced group=%llu to=%llu: %s",
-		            (unsigned long long)g->id, (unsigned long long)to, msg);
-		goto out;
-	}
-	while (!last) {
-		Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-		Raftd__SnapshotChunk c = RAFTD__SNAPSHOT_CHUNK__INIT;
-		Raftd__SnapshotMeta sm;
-		Raftd__RaftMessage rm = RAFTD__RAFT_MESSAGE__INIT;
-		size_t len;
-		if (rd_snapshot_reader_next(r, buf, SNAP_CHUNK, &len, &last, msg) != 0) {
-			rd_log_warn("snapshot read failed group=%llu: %s",
-			            (unsigned long long)g->id, msg);
-			break;
-		}
-		c.group = g->id;
-		c.from = n->cfg.node_id;
-		c.to = to;
-		c.term = rd_raft_term(g->raft);
-		rd_wire_meta_to_proto(&sm, &meta);
-		c.meta = &sm;
-		c.offset = offset;
-		c.data.data = buf;
-		c.data.len = len;
-		c.last = last;
-		if (last) {
-			rm.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT;
-			rm.group = g->id;
-			rm.from = n->cfg.node_id;
-			rm.to = to;
-			rm.term = rd_raft_term(g->raft);
-			rm.snapshot = &sm;
-			c.message = &rm;
-		}
-		f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
-		f.snapshot_chunk = &c;
-		if (rd_transport_send_snapshot(p->t, to, &f, msg) != 0) {
-			rd_log_warn("snapshot send failed group=%llu to=%llu: %s",
-			            (unsigned long long)g->id, (unsigned long long)to,
-			            msg);
-			break;
-		}
-		offset += len;
-		ok = last;
-	}
-	rd_snapshot_reader_close(r);
-	if (ok)
-		rd_log_info("snapshot sent group=%llu to=%llu index=%llu bytes=%llu",
-		            (unsigned long long)g->id, (unsigned long long)to,
-		            (unsigned long long)meta.index, (unsigned long long)offset);
-out:
-	free(buf);
-	rd_raft_report_snapshot(g->raft, to, ok);
-	rd_node_wake(n);
-}
-
-/* Follower side: chunks in order into a storage writer; the last one
- * installs the snapshot atomically and steps the SNAPSHOT message. */
-static void on_snapshot(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
-{
-	struct rd_node *n = arg;
-	struct rd_peers *p = n->peers;
-	const Raftd__SnapshotChunk *c = f->snapshot_chunk;
-	char msg[RD_ERRMSG_SIZE];
-	struct rd_message m;
-
-	if (f->kind_case != RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK || n->stopping)
-		return;
-	struct rd_group *g = rd_node_group(n, c->group);
-	struct rd_snapshot_meta offered;
-	if (g == NULL)
-		return;
-	/* The data replaces the state machine before the core sees the
-	 * message, so take only a snapshot the core will install. */
-	rd_wire_meta_from_proto(&offered, c->meta);
-	if (!rd_raft_snapshot_acceptable(g->raft, c->term, &offered)) {
-		if (p->sw != NULL && p->sw_group == c->group) {
-			rd_snapshot_writer_abort(p->sw);
-			p->sw = NULL;
-		}
-		return;
-	}
-	if (c->offset == 0) {
-		rd_snapshot_writer_abort(p->sw);
-		p->sw = NULL;
-		if (rd_snapshot_writer_open(n->st, &p->sw, msg) != 0) {
-			rd_log_warn("snapshot receive failed group=%llu: %s",
-			            (unsigned long long)c->group, msg);
-			return;
-		}
-		p->sw_group = c->group;
-		p->sw_from = peer;
-	}
-	if (p->sw == NULL || p->sw_group != c->group || p->sw_from != peer)
-		return;
-	if (rd_snapshot_writer_add(p->sw, c->data.data, c->data.len, msg) != 0) {
-		rd_log_warn("snapshot chunk rejected group=%llu from=%llu: %s",
-		            (unsigned long long)c->group, (unsigned long long)peer, msg);
-		rd_snapshot_writer_abort(p->sw);
-		p->sw = NULL;
-		return;
-	}
-	if (!c->last)
-		return;
-	struct rd_snapshot_meta meta;
-	int rv = rd_snapshot_writer_finish(p->sw, &meta, msg);
-	p->sw = NULL;
-	if (rv != 0) {
-		rd_log_warn("snapshot install failed group=%llu: %s",
-		            (unsigned long long)c->group, msg);
-		return;
-	}
-	rd_log_info("snapshot installed group=%llu from=%llu index=%llu term=%llu",
-	            (unsigned long long)c->group, (unsigned long long)peer,
-	            (unsigned long long)meta.index, (unsigned long long)meta.term);
-	if (c->message != NULL) {
-		if (rd_wire_msg_from_proto(c->message, &m, NULL, 0) != 0)
-			return;
-		/* A SNAPSHOT message carries no entries: ignore any. */
-		free(m.entries);
-		m.entries = NULL;
-		m.n_entries = 0;
-		m.snapshot = meta;
-		step(n, &m);
+		rd_peers_step(n, &m);
 	}
 }
 
@@ -617,7 +465,7 @@ int rd_peers_start(struct rd_node *n, char *msg)
 {
 	struct rd_transport_config tc;
 	struct rd_transport_callbacks cbs = {.on_batch = on_batch,
-	                                     .on_snapshot = on_snapshot,
+	                                     .on_snapshot = rd_snapshots_on_frame,
 	                                     .on_request = on_request,
 	                                     .on_peer = on_peer,
 	                                     .arg = n};
@@ -664,7 +512,7 @@ void rd_peers_free(struct rd_node *n)
 	if (p == NULL)
 		return;
 	rd_peers_stop(n);
-	rd_snapshot_writer_abort(p->sw);
+	rd_snapshots_free(n);
 	for (unsigned i = 0; i < p->n_out; i++)
 		rd_wire_batch_free(&p->out[i].b);
 	rd_wire_scratch_free(&p->scratch);
@@ -683,6 +531,11 @@ void rd_peers_reload(struct rd_node *n, const struct rd_config *cfg)
 		           msg);
 	else
 		rd_log_notice("TLS certificates reloaded");
+}
+
+struct rd_transport *rd_peers_transport(const struct rd_node *n)
+{
+	return n->peers != NULL ? n->peers->t : NULL;
 }
 
 bool rd_peers_connected(const struct rd_node *n, uint64_t id, uint64_t *rtt_us)

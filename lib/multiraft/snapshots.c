@@ -1,0 +1,179 @@
+/*
+ * Snapshot streaming between peers (Raft thesis §5.1 and §3.10's
+ * InstallSnapshot, carried on the transport's snapshot stream so that a
+ * large snapshot never delays heartbeats).
+ *
+ * Happy path: the leader's driver asks for a send (drive.c, from the
+ * update's snap_sends); rd_snapshots_send reads the group's state in
+ * SNAP_CHUNK pieces and queues one SnapshotChunk frame per piece, the last
+ * carrying the SNAPSHOT message. The follower writes the chunks, in order,
+ * into a storage snapshot writer; the last one installs the data
+ * atomically and steps the SNAPSHOT message into the core.
+ * Failure modes: a read or send failure reports the send as failed to the
+ * core (which retries later); a chunk out of order, from another sender
+ * or another group, or for a snapshot the core would refuse, aborts the
+ * receive; one snapshot is received at a time.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "multiraft/node_internal.h"
+#include "raftd.pb-c.h"
+#include "storage/snapshot.h"
+#include "transport/transport.h"
+#include "transport/wire.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define SNAP_CHUNK (2u << 20)
+
+/* Leader side: stream group g's current snapshot to `to` as SnapshotChunk
+ * frames on the snapshot stream; the last one carries the SNAPSHOT message
+ * the follower steps once it has installed the data. The core learns the
+ * outcome of the send at once (the transport queues it whole); the
+ * follower's answer to the SNAPSHOT message moves its progress. */
+void rd_snapshots_send(struct rd_node *n, struct rd_group *g, uint64_t to)
+{
+	struct rd_transport *t = rd_peers_transport(n);
+	struct rd_snapshot_reader *r;
+	struct rd_snapshot_meta meta;
+	char msg[RD_ERRMSG_SIZE];
+	uint8_t *buf = malloc(SNAP_CHUNK);
+	uint64_t offset = 0;
+	bool last = false, ok = false;
+
+	if (buf == NULL || t == NULL)
+		goto out;
+	if (rd_snapshot_reader_open(n->st, g->id, &r, &meta, msg) != 0) {
+		rd_log_warn("snapshot not produced group=%llu to=%llu: %s",
+		            (unsigned long long)g->id, (unsigned long long)to, msg);
+		goto out;
+	}
+	while (!last) {
+		Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
+		Raftd__SnapshotChunk c = RAFTD__SNAPSHOT_CHUNK__INIT;
+		Raftd__SnapshotMeta sm;
+		Raftd__RaftMessage rm = RAFTD__RAFT_MESSAGE__INIT;
+		size_t len;
+		if (rd_snapshot_reader_next(r, buf, SNAP_CHUNK, &len, &last, msg) != 0) {
+			rd_log_warn("snapshot read failed group=%llu: %s",
+			            (unsigned long long)g->id, msg);
+			break;
+		}
+		c.group = g->id;
+		c.from = n->cfg.node_id;
+		c.to = to;
+		c.term = rd_raft_term(g->raft);
+		rd_wire_meta_to_proto(&sm, &meta);
+		c.meta = &sm;
+		c.offset = offset;
+		c.data.data = buf;
+		c.data.len = len;
+		c.last = last;
+		if (last) {
+			rm.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT;
+			rm.group = g->id;
+			rm.from = n->cfg.node_id;
+			rm.to = to;
+			rm.term = rd_raft_term(g->raft);
+			rm.snapshot = &sm;
+			c.message = &rm;
+		}
+		f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
+		f.snapshot_chunk = &c;
+		if (rd_transport_send_snapshot(t, to, &f, msg) != 0) {
+			rd_log_warn("snapshot send failed group=%llu to=%llu: %s",
+			            (unsigned long long)g->id, (unsigned long long)to,
+			            msg);
+			break;
+		}
+		offset += len;
+		ok = last;
+	}
+	rd_snapshot_reader_close(r);
+	if (ok)
+		rd_log_info("snapshot sent group=%llu to=%llu index=%llu bytes=%llu",
+		            (unsigned long long)g->id, (unsigned long long)to,
+		            (unsigned long long)meta.index, (unsigned long long)offset);
+out:
+	free(buf);
+	rd_raft_report_snapshot(g->raft, to, ok);
+	rd_node_wake(n);
+}
+
+/* Follower side: chunks in order into a storage writer; the last one
+ * installs the snapshot atomically and steps the SNAPSHOT message. */
+void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
+{
+	struct rd_node *n = arg;
+	struct rd_snap_in *p = &n->snap_in;
+	const Raftd__SnapshotChunk *c = f->snapshot_chunk;
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_message m;
+
+	if (f->kind_case != RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK || n->stopping)
+		return;
+	struct rd_group *g = rd_node_group(n, c->group);
+	struct rd_snapshot_meta offered;
+	if (g == NULL)
+		return;
+	/* The data replaces the state machine before the core sees the
+	 * message, so take only a snapshot the core will install. */
+	rd_wire_meta_from_proto(&offered, c->meta);
+	if (!rd_raft_snapshot_acceptable(g->raft, c->term, &offered)) {
+		if (p->sw != NULL && p->sw_group == c->group) {
+			rd_snapshot_writer_abort(p->sw);
+			p->sw = NULL;
+		}
+		return;
+	}
+	if (c->offset == 0) {
+		rd_snapshot_writer_abort(p->sw);
+		p->sw = NULL;
+		if (rd_snapshot_writer_open(n->st, &p->sw, msg) != 0) {
+			rd_log_warn("snapshot receive failed group=%llu: %s",
+			            (unsigned long long)c->group, msg);
+			return;
+		}
+		p->sw_group = c->group;
+		p->sw_from = peer;
+	}
+	if (p->sw == NULL || p->sw_group != c->group || p->sw_from != peer)
+		return;
+	if (rd_snapshot_writer_add(p->sw, c->data.data, c->data.len, msg) != 0) {
+		rd_log_warn("snapshot chunk rejected group=%llu from=%llu: %s",
+		            (unsigned long long)c->group, (unsigned long long)peer, msg);
+		rd_snapshot_writer_abort(p->sw);
+		p->sw = NULL;
+		return;
+	}
+	if (!c->last)
+		return;
+	struct rd_snapshot_meta meta;
+	int rv = rd_snapshot_writer_finish(p->sw, &meta, msg);
+	p->sw = NULL;
+	if (rv != 0) {
+		rd_log_warn("snapshot install failed group=%llu: %s",
+		            (unsigned long long)c->group, msg);
+		return;
+	}
+	rd_log_info("snapshot installed group=%llu from=%llu index=%llu term=%llu",
+	            (unsigned long long)c->group, (unsigned long long)peer,
+	            (unsigned long long)meta.index, (unsigned long long)meta.term);
+	if (c->message != NULL) {
+		if (rd_wire_msg_from_proto(c->message, &m, NULL, 0) != 0)
+			return;
+		/* A SNAPSHOT message carries no entries: ignore any. */
+		free(m.entries);
+		m.entries = NULL;
+		m.n_entries = 0;
+		m.snapshot = meta;
+		rd_peers_step(n, &m);
+	}
+}
+
+void rd_snapshots_free(struct rd_node *n)
+{
+	rd_snapshot_writer_abort(n->snap_in.sw);
+	n->snap_in.sw = NULL;
+}
