@@ -171,7 +171,7 @@ static void note_role(struct rd_node *n, struct rd_group *g)
 		            (unsigned long long)leader);
 	g->last_leader = leader;
 	/* Forwards that waited for a leader can go now. */
-	rd_node_retry_forwards(n);
+	rd_forward_retry(&n->fwd);
 }
 
 /* Once a group has applied `snapshot_entries` entries past its compaction

@@ -142,9 +142,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		rd_waitq_expire(&g->props, t0);
 		rd_waitq_expire(&g->reads, t0);
 	}
-	rd_waitq_expire(&n->forwards, t0);
+	rd_forward_expire(&n->fwd, t0);
 	rd_waitq_expire(&n->ready_waiters, t0);
-	rd_node_retry_forwards(n);
+	rd_forward_retry(&n->fwd);
 	if (work)
 		rd_node_wake(n);
 	if (n->watchdog)
@@ -280,6 +280,8 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	event_add(n->tick_ev, &tv);
 	n->watchdog = sd_watchdog_enabled(0, &usec) > 0;
 
+	rd_forward_init(&n->fwd, &rd_node_forward_ops, n, cfg->node_id, &n->topo,
+	                cfg->request_timeout_ms);
 	rv = rd_peers_start(n, msg);
 	if (rv != 0)
 		goto err_after_events;
@@ -328,7 +330,7 @@ static void fail_everything(struct rd_node *n, const struct rd_result *r)
 		rd_waitq_fail_all(&g->props, r);
 		rd_waitq_fail_all(&g->reads, r);
 	}
-	rd_waitq_fail_all(&n->forwards, r);
+	rd_forward_fail_all(&n->fwd, r);
 	rd_waitq_fail_all(&n->ready_waiters, r);
 }
 
@@ -361,6 +363,7 @@ void rd_node_shutdown(struct rd_node *n)
 	if (n->stopping)
 		return;
 	n->stopping = true;
+	rd_forward_shutdown(&n->fwd);
 	rd_log_notice("shutting down node=%llu", (unsigned long long)n->cfg.node_id);
 	rd_ctl_server_stop_accepting(n->ctl);
 	event_del(n->tick_ev);

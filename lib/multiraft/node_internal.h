@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/forward.h"
 #include "cluster/topology.h"
 #include "multiraft/applier.h"
 #include "multiraft/node.h"
@@ -32,22 +33,7 @@ struct rd_peers;
 struct rd_snapshot_writer;
 struct rd_transport;
 
-#define RD_NODE_MAX_MEMBERS  RD_TOPOLOGY_MAX_MEMBERS
-#define RD_NODE_FORWARD_HOPS 3
-
-/* The outcome of a request, whoever asked (a local client or a peer that
- * forwarded it). `code` is a Raftd__ErrorCode value. */
-struct rd_result {
-	int code;
-	const char *message; /* static or valid during the reply call */
-	uint64_t leader_hint;
-	uint64_t group;
-	uint64_t index;
-	bool has_value;
-	bool found;
-	const uint8_t *value;
-	size_t value_len;
-};
+#define RD_NODE_MAX_MEMBERS RD_TOPOLOGY_MAX_MEMBERS
 
 enum rd_waiter_kind {
 	RD_WAIT_PROPOSE, /* local proposal: resolved when (group, index) applies */
@@ -74,16 +60,13 @@ struct rd_waiter {
 	/* Reads: the key; forwards: the command. Owned by the waiter. */
 	uint8_t *data;
 	size_t len;
-	uint8_t op;      /* RD_OP_* below */
-	uint32_t hops;   /* forwards done so far */
-	bool no_forward; /* asked by a peer: answer NOT_LEADER rather than forward */
-	uint64_t target; /* node forwarded to */
+	uint8_t op; /* RD_OP_* (cluster/forward.h) */
+	/* FORWARD: the request as the forwarder sees it. */
+	struct rd_forward fw;
 	/* A result computed remotely, kept until the local apply (APPLIED). */
 	struct rd_result remote;
 	uint8_t *remote_value;
 };
-
-enum { RD_OP_WRITE = 1, RD_OP_READ = 2, RD_OP_STALE_READ = 3 };
 
 struct rd_waitq {
 	struct rd_waiter *head, *tail;
@@ -150,7 +133,7 @@ struct rd_node {
 	size_t n_slots;
 	struct rd_group **active; /* groups with an update this iteration */
 
-	struct rd_waitq forwards; /* FORWARD */
+	struct rd_forwarder fwd; /* FORWARD waiters, through their `fw` */
 	struct rd_waitq ready_waiters;
 
 	bool wake_pending;
@@ -198,8 +181,9 @@ void rd_waitq_fail_all(struct rd_waitq *q, const struct rd_result *res);
 void rd_node_submit(struct rd_node *n, struct rd_waiter *w);
 /* Serve a linearizable or stale read of w->data in w->group now. */
 void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w);
-/* Retry forwards that wait for a leader; called every tick. */
-void rd_node_retry_forwards(struct rd_node *n);
+/* The forwarder's view of the runtime (waiter.c): rd_forward_init gets
+ * these with the node as `ud`. */
+extern const struct rd_forward_ops rd_node_forward_ops;
 
 /* status.c: status, groups and members answers. `send` packs and sends
  * the response (which the builders fill) to `conn`. */
@@ -227,8 +211,6 @@ void rd_peers_free(struct rd_node *n);
 void rd_peers_queue(struct rd_node *n, const struct rd_message *m);
 void rd_peers_flush(struct rd_node *n);
 bool rd_peers_pending(const struct rd_node *n);
-/* Forward w (a write or read) to node `to`; the answer resolves w. */
-void rd_peers_forward(struct rd_node *n, struct rd_waiter *w, uint64_t to);
 /* Step `m` (addressed to this node) into its group's core and wake the
  * loop; a message for a group not hosted here is counted and dropped. */
 void rd_peers_step(struct rd_node *n, const struct rd_message *m);

@@ -1,8 +1,8 @@
 /*
  * The node's side of the transport: Raft messages out (one RaftBatch frame
  * per peer per iteration, heartbeats in coalesced form), Raft messages in,
- * forwarded proposals and reads (both directions). Snapshots travel
- * through snapshots.c.
+ * peer requests handed to cluster/forward.c. Snapshots travel through
+ * snapshots.c.
  *
  * Happy path (out): drive.c queues core messages with rd_peers_queue, which
  * encodes each into the peer's open batch at once (so the core's buffers
@@ -143,313 +143,13 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	}
 }
 
-/* ---- forwarding: the asking side ---------------------------------------------- */
-
-struct fwd {
-	struct rd_node *n;
-	struct rd_waiter *w;
-};
-
-static void on_forward_reply(void *arg, int err, const Raftd__PeerResponse *resp,
-                             const char *errmsg);
-
-void rd_peers_forward(struct rd_node *n, struct rd_waiter *w, uint64_t to)
-{
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__MetadataProposeRequest mp = RAFTD__METADATA_PROPOSE_REQUEST__INIT;
-	Raftd__DataProposeRequest dp = RAFTD__DATA_PROPOSE_REQUEST__INIT;
-	Raftd__KvReadRequest kr = RAFTD__KV_READ_REQUEST__INIT;
-	struct fwd *f = malloc(sizeof *f);
-	uint64_t now = rd_node_now_ns();
-	unsigned ms =
-	    w->deadline_ns > now ? (unsigned)((w->deadline_ns - now) / 1000000) : 0;
-	char msg[RD_ERRMSG_SIZE];
-
-	if (f == NULL || ms == 0)
-		goto err;
-	f->n = n;
-	f->w = w;
-	if (w->op == RD_OP_WRITE && w->group == 0) {
-		mp.data.data = w->data;
-		mp.data.len = w->len;
-		mp.hops = w->hops;
-		req.body_case = RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE;
-		req.metadata_propose = &mp;
-	} else if (w->op == RD_OP_WRITE) {
-		dp.group = w->group;
-		dp.data.data = w->data;
-		dp.data.len = w->len;
-		dp.hops = w->hops;
-		req.body_case = RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE;
-		req.data_propose = &dp;
-	} else {
-		kr.group = w->group;
-		kr.key.data = w->data;
-		kr.key.len = w->len;
-		kr.stale = w->op == RD_OP_STALE_READ;
-		kr.hops = w->hops;
-		req.body_case = RAFTD__PEER_REQUEST__BODY_KV_READ;
-		req.kv_read = &kr;
-	}
-	if (rd_transport_call(n->peers->t, to, &req, ms, on_forward_reply, f, msg) == 0)
-		return;
-	rd_log_debug("forward to node %llu failed: %s", (unsigned long long)to, msg);
-err:
-	free(f);
-	w->target = 0;
-	if (ms == 0) {
-		struct rd_result r = {.code = RAFTD__ERROR_CODE__TIMEOUT,
-		                      .group = w->group,
-		                      .message = "deadline passed"};
-		rd_waiter_finish(w, &r);
-		return;
-	}
-	/* Try again on the next tick, or time out. */
-	rd_waitq_push(&n->forwards, w);
-}
-
-/* Put a write that applied remotely in the group's apply queue, by index,
- * to be answered once this node has applied it too (read-your-writes on
- * the node the client asked). */
-static void wait_local_apply(struct rd_group *g, struct rd_waiter *w)
-{
-	struct rd_waiter **pp = &g->props.head, *prev = NULL;
-	while (*pp != NULL && (*pp)->index <= w->index) {
-		prev = *pp;
-		pp = &(*pp)->next;
-	}
-	w->next = *pp;
-	*pp = w;
-	if (w->next == NULL)
-		g->props.tail = w;
-	(void)prev;
-}
-
-static void on_forward_reply(void *arg, int err, const Raftd__PeerResponse *resp,
-                             const char *errmsg)
-{
-	struct fwd *f = arg;
-	struct rd_node *n = f->n;
-	struct rd_waiter *w = f->w;
-	struct rd_result r = {.group = w->group};
-	uint64_t hint = 0;
-
-	free(f);
-	if (err != 0 || n->stopping) {
-		r.code = n->stopping           ? RAFTD__ERROR_CODE__SHUTTING_DOWN
-		         : err == RD_ETIMEDOUT ? RAFTD__ERROR_CODE__TIMEOUT
-		                               : RAFTD__ERROR_CODE__UNAVAILABLE;
-		r.message = errmsg;
-		rd_waiter_finish(w, &r);
-		return;
-	}
-	if (resp->error != RAFTD__ERROR_CODE__OK) {
-		r.code = resp->error;
-		r.message = resp->error_message;
-		rd_waiter_finish(w, &r);
-		return;
-	}
-	switch (resp->body_case) {
-	case RAFTD__PEER_RESPONSE__BODY_METADATA_PROPOSE:
-		r.code = resp->metadata_propose->error;
-		r.message = resp->metadata_propose->error_message;
-		hint = resp->metadata_propose->leader_hint;
-		r.index = resp->metadata_propose->index;
-		r.group = 0;
-		break;
-	case RAFTD__PEER_RESPONSE__BODY_DATA_PROPOSE:
-		r.code = resp->data_propose->error;
-		r.message = resp->data_propose->error_message;
-		hint = resp->data_propose->leader_hint;
-		r.index = resp->data_propose->index;
-		if (r.code == RAFTD__ERROR_CODE__CAS_FAILED &&
-		    resp->data_propose->result.len >= 1) {
-			r.has_value = true;
-			r.found = resp->data_propose->result.data[0] != 0;
-			r.value = resp->data_propose->result.data + 1;
-			r.value_len = resp->data_propose->result.len - 1;
-		}
-		break;
-	case RAFTD__PEER_RESPONSE__BODY_KV_READ:
-		r.code = resp->kv_read->error;
-		r.message = resp->kv_read->error_message;
-		hint = resp->kv_read->leader_hint;
-		r.index = resp->kv_read->index;
-		r.has_value = r.code == RAFTD__ERROR_CODE__OK;
-		r.found = resp->kv_read->found;
-		r.value = resp->kv_read->value.data;
-		r.value_len = resp->kv_read->value.len;
-		break;
-	default:
-		r.code = RAFTD__ERROR_CODE__INTERNAL;
-		r.message = "unexpected answer from the leader";
-		break;
-	}
-	if (r.code == RAFTD__ERROR_CODE__NOT_LEADER ||
-	    r.code == RAFTD__ERROR_CODE__NO_LEADER) {
-		w->target = 0;
-		if (hint != 0 && hint != n->cfg.node_id &&
-		    w->hops + 1 < RD_NODE_FORWARD_HOPS) {
-			w->hops++;
-			w->target = hint;
-			rd_peers_forward(n, w, hint);
-			return;
-		}
-		if (w->hops + 1 < RD_NODE_FORWARD_HOPS) {
-			/* Wait for a leader to be known, then retry (tick). */
-			w->hops++;
-			rd_waitq_push(&n->forwards, w);
-			return;
-		}
-		r.leader_hint = hint;
-		rd_waiter_finish(w, &r);
-		return;
-	}
-	struct rd_group *g = rd_node_group(n, w->group);
-	if (r.code == RAFTD__ERROR_CODE__OK && w->op == RD_OP_WRITE && g != NULL &&
-	    rd_raft_applied_index(g->raft) < r.index) {
-		w->kind = RD_WAIT_APPLIED;
-		w->index = r.index;
-		w->remote = r;
-		w->remote.message = NULL;
-		wait_local_apply(g, w);
-		return;
-	}
-	rd_waiter_finish(w, &r);
-}
-
-/* ---- forwarding: the leader's side ----------------------------------------------- */
-
-struct peer_reply {
-	struct rd_transport_responder *r;
-	Raftd__PeerRequest__BodyCase kind;
-};
-
-static void reply_peer(void *ud, uint64_t request_id, const struct rd_result *res)
-{
-	struct peer_reply *pr = ud;
-	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
-	Raftd__MetadataProposeResponse mp = RAFTD__METADATA_PROPOSE_RESPONSE__INIT;
-	Raftd__DataProposeResponse dp = RAFTD__DATA_PROPOSE_RESPONSE__INIT;
-	Raftd__KvReadResponse kr = RAFTD__KV_READ_RESPONSE__INIT;
-	char *msgtxt = (char *)(res->message != NULL ? res->message : "");
-	uint8_t *result = NULL;
-
-	(void)request_id;
-	switch (pr->kind) {
-	case RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE:
-		mp.error = (Raftd__ErrorCode)res->code;
-		mp.error_message = msgtxt;
-		mp.leader_hint = res->leader_hint;
-		mp.index = res->index;
-		resp.body_case = RAFTD__PEER_RESPONSE__BODY_METADATA_PROPOSE;
-		resp.metadata_propose = &mp;
-		break;
-	case RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE:
-		dp.error = (Raftd__ErrorCode)res->code;
-		dp.error_message = msgtxt;
-		dp.leader_hint = res->leader_hint;
-		dp.group = res->group;
-		dp.index = res->index;
-		if (res->has_value && (result = malloc(res->value_len + 1)) != NULL) {
-			result[0] = res->found;
-			memcpy(result + 1, res->value, res->value_len);
-			dp.result.data = result;
-			dp.result.len = res->value_len + 1;
-		}
-		resp.body_case = RAFTD__PEER_RESPONSE__BODY_DATA_PROPOSE;
-		resp.data_propose = &dp;
-		break;
-	default:
-		kr.error = (Raftd__ErrorCode)res->code;
-		kr.error_message = msgtxt;
-		kr.leader_hint = res->leader_hint;
-		kr.found = res->found;
-		kr.value.data = (uint8_t *)res->value;
-		kr.value.len = res->value_len;
-		kr.index = res->index;
-		resp.body_case = RAFTD__PEER_RESPONSE__BODY_KV_READ;
-		resp.kv_read = &kr;
-		break;
-	}
-	rd_transport_respond(pr->r, &resp);
-	free(result);
-	free(pr);
-}
+/* ---- requests from peers (cluster/forward.c serves them) ---------------- */
 
 static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
                        struct rd_transport_responder *r)
 {
 	struct rd_node *n = arg;
-	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
-	Raftd__Pong pong = RAFTD__PONG__INIT;
-	const ProtobufCBinaryData *data;
-	struct peer_reply *pr;
-	struct rd_waiter *w;
-	uint64_t group;
-	uint8_t op = RD_OP_WRITE;
-
-	(void)peer;
-	switch (req->body_case) {
-	case RAFTD__PEER_REQUEST__BODY_PING:
-		pong.topology_version = n->topo.routing.version;
-		pong.sent_us = req->ping->sent_us;
-		resp.body_case = RAFTD__PEER_RESPONSE__BODY_PONG;
-		resp.pong = &pong;
-		rd_transport_respond(r, &resp);
-		return;
-	case RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE:
-		group = 0;
-		data = &req->metadata_propose->data;
-		break;
-	case RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE:
-		group = req->data_propose->group;
-		if (group == 0 && req->data_propose->vshard < RD_VSHARDS)
-			group = rd_routing_group_of(&n->topo.routing,
-			                            req->data_propose->vshard);
-		data = &req->data_propose->data;
-		break;
-	case RAFTD__PEER_REQUEST__BODY_KV_READ:
-		group = req->kv_read->group;
-		data = &req->kv_read->key;
-		op = req->kv_read->stale ? RD_OP_STALE_READ : RD_OP_READ;
-		break;
-	default:
-		resp.error = RAFTD__ERROR_CODE__INVALID;
-		resp.error_message = (char *)"request kind not served by this node";
-		rd_transport_respond(r, &resp);
-		return;
-	}
-	if (!n->ready || n->stopping) {
-		resp.error = n->stopping ? RAFTD__ERROR_CODE__SHUTTING_DOWN
-		                         : RAFTD__ERROR_CODE__NOT_READY;
-		rd_transport_respond(r, &resp);
-		return;
-	}
-	pr = malloc(sizeof *pr);
-	w = pr != NULL ? rd_waiter_new(RD_WAIT_FORWARD, reply_peer, pr, 0,
-	                               rd_node_now_ns() +
-	                                   (uint64_t)(req->deadline_ms
-	                                                  ? req->deadline_ms
-	                                                  : n->cfg.request_timeout_ms) *
-	                                       1000000ull)
-	               : NULL;
-	if (w == NULL || (data->len > 0 && (w->data = malloc(data->len)) == NULL)) {
-		free(w);
-		free(pr);
-		resp.error = RAFTD__ERROR_CODE__INTERNAL;
-		rd_transport_respond(r, &resp);
-		return;
-	}
-	pr->r = r;
-	pr->kind = req->body_case;
-	if (data->len > 0)
-		memcpy(w->data, data->data, data->len);
-	w->len = data->len;
-	w->group = group;
-	w->op = op;
-	w->no_forward = true;
-	rd_node_submit(n, w);
+	rd_forward_on_request(&n->fwd, peer, req, r);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */
@@ -482,6 +182,7 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		rd_errprefix(msg, "transport: ");
 		return rv;
 	}
+	rd_forward_attach(&n->fwd, p->t);
 	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		const struct rd_member *m = &n->topo.members[i];
 		if (m->id == n->cfg.node_id)
@@ -502,6 +203,7 @@ void rd_peers_stop(struct rd_node *n)
 	struct rd_peers *p = n->peers;
 	if (p == NULL || p->t == NULL)
 		return;
+	rd_forward_attach(&n->fwd, NULL);
 	rd_transport_free(p->t);
 	p->t = NULL;
 }

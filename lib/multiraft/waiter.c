@@ -6,6 +6,7 @@
  * event (apply, read state, answer) or by its deadline (TIMEOUT), or by
  * shutdown (SHUTTING_DOWN).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,16 +63,11 @@ void rd_waitq_expire(struct rd_waitq *q, uint64_t now_ns)
 	while (w != NULL) {
 		struct rd_waiter *next = w->next;
 		if (w->deadline_ns <= now_ns) {
-			struct rd_result r = {
-			    .code = w->kind == RD_WAIT_READY
-			                ? RAFTD__ERROR_CODE__NOT_READY
-			                : RAFTD__ERROR_CODE__TIMEOUT,
-			    .message = w->kind == RD_WAIT_FORWARD && w->target == 0
-			                   ? "no leader known before the deadline"
-			                   : "deadline passed",
-			    .group = w->group};
-			if (w->kind == RD_WAIT_FORWARD && w->target == 0)
-				r.code = RAFTD__ERROR_CODE__NO_LEADER;
+			struct rd_result r = {.code = w->kind == RD_WAIT_READY
+			                                  ? RAFTD__ERROR_CODE__NOT_READY
+			                                  : RAFTD__ERROR_CODE__TIMEOUT,
+			                      .message = "deadline passed",
+			                      .group = w->group};
 			unlink_after(q, prev, w);
 			rd_waiter_finish(w, &r);
 		} else {
@@ -172,11 +168,11 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 
 /* Whom to forward to: the group's leader as this node sees it, or, for a
  * group not hosted here, its placement's leadership hint. */
-static uint64_t forward_target(const struct rd_node *n, uint64_t group)
+static uint64_t forward_target(void *ud, uint64_t group)
 {
+	const struct rd_node *n = ud;
 	const struct rd_group *g = rd_node_group(n, group);
 	const struct rd_group_placement *p;
-
 	uint64_t to;
 
 	if (g != NULL) {
@@ -190,32 +186,20 @@ static uint64_t forward_target(const struct rd_node *n, uint64_t group)
 
 static void try_forward(struct rd_node *n, struct rd_waiter *w)
 {
-	uint64_t to = forward_target(n, w->group);
+	struct rd_group *g = rd_node_group(n, w->group);
 
 	w->kind = RD_WAIT_FORWARD;
-	w->target = to;
-	if (w->no_forward) {
-		struct rd_result r = {.code = to != 0 ? RAFTD__ERROR_CODE__NOT_LEADER
-		                                      : RAFTD__ERROR_CODE__NO_LEADER,
-		                      .leader_hint = to,
-		                      .group = w->group,
-		                      .message =
-		                          to != 0 ? "not the leader" : "no leader known"};
-		rd_waiter_finish(w, &r);
-		return;
+	w->fw.group = w->group;
+	w->fw.op = w->op;
+	w->fw.data = w->data;
+	w->fw.len = w->len;
+	w->fw.deadline_ns = w->deadline_ns;
+	/* w may be resolved before this returns: use only g afterwards. */
+	if (rd_forward_start(&n->fwd, &w->fw)) {
+		n->loop.forwarded++;
+		if (g != NULL)
+			g->forwarded++;
 	}
-	if (to == 0) {
-		/* No leader known (or we are mid-election): wait for one. */
-		w->target = 0;
-		rd_waitq_push(&n->forwards, w);
-		return;
-	}
-	/* While its RPC is out, the waiter belongs to the RPC's callback and
-	 * sits in no queue; the RPC's deadline ends it. */
-	n->loop.forwarded++;
-	if (rd_node_group(n, w->group) != NULL)
-		rd_node_group(n, w->group)->forwarded++;
-	rd_peers_forward(n, w, to);
 }
 
 void rd_node_submit(struct rd_node *n, struct rd_waiter *w)
@@ -248,19 +232,86 @@ void rd_node_submit(struct rd_node *n, struct rd_waiter *w)
 	try_forward(n, w);
 }
 
-void rd_node_retry_forwards(struct rd_node *n)
-{
-	/* Take the queue as it is now: a retry that fails again goes back into
-	 * the queue and waits for the next tick rather than spinning here. */
-	struct rd_waiter *w = n->forwards.head;
+/* ---- the forwarder's callbacks (cluster/forward.h) ------------------------ */
 
-	n->forwards.head = n->forwards.tail = NULL;
-	while (w != NULL) {
-		struct rd_waiter *next = w->next;
-		if (w->target == 0 && forward_target(n, w->group) != 0)
-			rd_node_submit(n, w);
-		else
-			rd_waitq_push(&n->forwards, w);
-		w = next;
-	}
+static struct rd_waiter *waiter_of(struct rd_forward *fw)
+{
+	return (struct rd_waiter *)((char *)fw - offsetof(struct rd_waiter, fw));
 }
+
+/* Put a write that applied remotely in the group's apply queue, by index,
+ * to be answered once this node has applied it too (read-your-writes on
+ * the node the client asked). */
+static void wait_local_apply(struct rd_group *g, struct rd_waiter *w)
+{
+	struct rd_waiter **pp = &g->props.head;
+	while (*pp != NULL && (*pp)->index <= w->index)
+		pp = &(*pp)->next;
+	w->next = *pp;
+	*pp = w;
+	if (w->next == NULL)
+		g->props.tail = w;
+}
+
+static void forward_done(void *ud, struct rd_forward *fw, const struct rd_result *res)
+{
+	struct rd_node *n = ud;
+	struct rd_waiter *w = waiter_of(fw);
+	struct rd_group *g = rd_node_group(n, w->group);
+
+	if (res->code == RAFTD__ERROR_CODE__OK && w->op == RD_OP_WRITE && g != NULL &&
+	    rd_raft_applied_index(g->raft) < res->index) {
+		w->kind = RD_WAIT_APPLIED;
+		w->index = res->index;
+		w->remote = *res;
+		w->remote.message = NULL;
+		wait_local_apply(g, w);
+		return;
+	}
+	rd_waiter_finish(w, res);
+}
+
+static void forward_resubmit(void *ud, struct rd_forward *fw)
+{
+	rd_node_submit(ud, waiter_of(fw));
+}
+
+/* A peer's request: served like a local client's, except that it is never
+ * forwarded again from here (the asking node follows the hint). */
+static int forward_serve(void *ud, const struct rd_forward_request *req,
+                         struct rd_forward_reply *reply)
+{
+	struct rd_node *n = ud;
+	struct rd_waiter *w;
+
+	if (!n->ready || n->stopping)
+		return n->stopping ? RAFTD__ERROR_CODE__SHUTTING_DOWN
+		                   : RAFTD__ERROR_CODE__NOT_READY;
+	w = rd_waiter_new(RD_WAIT_FORWARD, rd_forward_answer, reply, 0, req->deadline_ns);
+	if (w == NULL || (req->len > 0 && (w->data = malloc(req->len)) == NULL)) {
+		free(w);
+		return RAFTD__ERROR_CODE__INTERNAL;
+	}
+	if (req->len > 0)
+		memcpy(w->data, req->data, req->len);
+	w->len = req->len;
+	w->group = req->group;
+	w->op = req->op;
+	w->fw.no_forward = true;
+	rd_node_submit(n, w);
+	return RAFTD__ERROR_CODE__OK;
+}
+
+static uint64_t forward_now(void *ud)
+{
+	(void)ud;
+	return rd_node_now_ns();
+}
+
+const struct rd_forward_ops rd_node_forward_ops = {
+    .target = forward_target,
+    .done = forward_done,
+    .resubmit = forward_resubmit,
+    .serve = forward_serve,
+    .now_ns = forward_now,
+};

@@ -1,0 +1,175 @@
+/*
+ * Forwarding: sending a client's write or read to the leader of its group
+ * on another node, and getting the answer back; and, on the leader's side,
+ * turning a peer's request into a request for the local runtime and its
+ * outcome into the peer's answer.
+ *
+ * The runtime (lib/multiraft) owns the requests; this code sees each one
+ * only as the `struct rd_forward` embedded in it, and reaches the runtime
+ * only through `struct rd_forward_ops` (see lib/README.md, "Layers"):
+ *
+ *   runtime                          forwarder
+ *   rd_forward_start(fw)  ------->   target(group) known? send : wait
+ *                         <-------   done(fw, result)        (answered)
+ *                         <-------   resubmit(fw)            (leader known now)
+ *   rd_forward_retry / _expire       (called every tick)
+ *   transport on_request  ------->   rd_forward_on_request
+ *                         <-------   serve(request, reply)
+ *   rd_forward_answer(reply, result) (once the runtime has the outcome)
+ *
+ * A forward is in one of three states: waiting for a leader (in the
+ * forwarder's wait queue, fw->target == 0), out to fw->target (its RPC's
+ * callback owns it; listed in the in-flight list), or done (handed back
+ * through ops->done, never touched again by this code). The RPC of an
+ * in-flight forward goes through a small call record that points back at
+ * the forward; detaching it (fw->call = NULL, call->fw = NULL) makes a late
+ * answer harmless, which is what re-sending to a new leader needs.
+ *
+ * Failure modes: a connection lost or a deadline passed with the request
+ * out answers UNAVAILABLE or TIMEOUT; NOT_LEADER or NO_LEADER from the
+ * asked node follows its hint, or waits for a leader, for at most
+ * RD_FORWARD_HOPS hops; a forward still waiting for a leader at its
+ * deadline answers NO_LEADER.
+ */
+#ifndef RD_CLUSTER_FORWARD_H
+#define RD_CLUSTER_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rd_topology;
+struct rd_transport;
+struct rd_transport_responder;
+struct Raftd__PeerRequest;
+
+#define RD_FORWARD_HOPS 3
+
+/* What a request asks for. */
+enum { RD_OP_WRITE = 1, RD_OP_READ = 2, RD_OP_STALE_READ = 3 };
+
+/* The outcome of a request, whoever asked (a local client or a peer that
+ * forwarded it). `code` is a Raftd__ErrorCode value. */
+struct rd_result {
+	int code;
+	const char *message; /* static or valid during the reply call */
+	uint64_t leader_hint;
+	uint64_t group;
+	uint64_t index;
+	bool has_value;
+	bool found;
+	const uint8_t *value;
+	size_t value_len;
+};
+
+struct rd_forward_call;
+
+/* One request on its way to a leader, embedded in the runtime's request
+ * object. The runtime fills the first block before rd_forward_start; the
+ * second is this code's. */
+struct rd_forward {
+	uint64_t group;
+	uint8_t op;          /* RD_OP_* */
+	const uint8_t *data; /* command or key, owned by the runtime until done */
+	size_t len;
+	uint64_t deadline_ns;
+	bool no_forward; /* asked by a peer: answer NOT_LEADER rather than forward */
+
+	uint32_t hops;                /* forwards done so far */
+	uint64_t target;              /* node the request is out to; 0 = waiting */
+	struct rd_forward_call *call; /* the RPC while in flight */
+	struct rd_forward *next, *prev;
+};
+
+/* A request a peer sent to this node, as the runtime serves it. The bytes
+ * are valid during the serve call only. */
+struct rd_forward_request {
+	uint64_t group;
+	uint8_t op; /* RD_OP_* */
+	const uint8_t *data;
+	size_t len;
+	uint64_t deadline_ns;
+};
+
+/* Where the answer to a peer's request goes (see rd_forward_answer). */
+struct rd_forward_reply;
+
+struct rd_forward_ops {
+	/* The node to send `group`'s requests to: its leader as this node
+	 * sees it, or the placement's hint for a group not hosted here; 0
+	 * when none is known or when it is this node. */
+	uint64_t (*target)(void *ud, uint64_t group);
+	/* `fw` is done with `res` (valid during the call). The forwarder has
+	 * let go of `fw`: the runtime may free it. */
+	void (*done)(void *ud, struct rd_forward *fw, const struct rd_result *res);
+	/* A waiting forward whose group has a leader now: the forwarder has
+	 * let go of `fw`; the runtime submits its request again (it may be
+	 * served locally now) and calls rd_forward_start if it still has to be
+	 * forwarded. */
+	void (*resubmit)(void *ud, struct rd_forward *fw);
+	/* Serve a peer's request: return 0 after taking it (then call
+	 * rd_forward_answer(reply, ...) exactly once, later or at once), or a
+	 * Raftd__ErrorCode to refuse it (the forwarder answers and frees
+	 * `reply`). */
+	int (*serve)(void *ud, const struct rd_forward_request *req,
+	             struct rd_forward_reply *reply);
+	/* Monotonic time in nanoseconds. */
+	uint64_t (*now_ns)(void *ud);
+};
+
+struct rd_forwarder {
+	const struct rd_forward_ops *ops;
+	void *ud;
+	uint64_t self;                  /* this node's id */
+	unsigned default_timeout_ms;    /* for peer requests without a deadline */
+	const struct rd_topology *topo; /* owned by the runtime */
+	struct rd_transport *t;         /* NULL while stopped */
+	struct rd_forward *wait_head, *wait_tail; /* waiting for a leader, FIFO */
+	struct rd_forward *in_flight;             /* out to a node, doubly linked */
+	bool stopping;
+};
+
+/* Set up `f`. `topo` and `ud` must outlive it; the transport is attached
+ * later (rd_forward_attach). Nothing is allocated. */
+void rd_forward_init(struct rd_forwarder *f, const struct rd_forward_ops *ops, void *ud,
+                     uint64_t self, const struct rd_topology *topo,
+                     unsigned default_timeout_ms);
+
+/* Use transport `t` (NULL to detach before freeing the transport). */
+void rd_forward_attach(struct rd_forwarder *f, struct rd_transport *t);
+
+/* The node is shutting down: answers that arrive from now on resolve their
+ * forwards with SHUTTING_DOWN. */
+void rd_forward_shutdown(struct rd_forwarder *f);
+
+/* Forward fw's request to the group's leader, or queue it until one is
+ * known. Precondition: fw's request fields are set and fw is not already
+ * held by the forwarder. ops->done may run before this returns (a peer's
+ * request that must not be forwarded, a deadline already passed). Returns
+ * true when a send to a known leader was attempted (for the counters). */
+bool rd_forward_start(struct rd_forwarder *f, struct rd_forward *fw);
+
+/* Hand every waiting forward whose group has a leader now back through
+ * ops->resubmit (the queue is taken as it is: one that waits again stays
+ * for the next call). Called every tick and when a leader changes. */
+void rd_forward_retry(struct rd_forwarder *f);
+
+/* Resolve every waiting forward whose deadline passed with NO_LEADER.
+ * In-flight forwards end with their RPC's deadline. */
+void rd_forward_expire(struct rd_forwarder *f, uint64_t now_ns);
+
+/* Resolve every waiting forward with `res` (shutdown). */
+void rd_forward_fail_all(struct rd_forwarder *f, const struct rd_result *res);
+
+/* The transport's on_request callback body: answer a ping, or decode a
+ * forwarded write or read and hand it to ops->serve. `r` is answered
+ * exactly once, now or through rd_forward_answer. */
+void rd_forward_on_request(struct rd_forwarder *f, uint64_t peer,
+                           const struct Raftd__PeerRequest *req,
+                           struct rd_transport_responder *r);
+
+/* Answer the peer request `reply` stands for with `res` and free `reply`.
+ * Has the shape of the runtime's reply callbacks (`request_id` unused). */
+void rd_forward_answer(void *reply, uint64_t request_id, const struct rd_result *res);
+
+#endif
