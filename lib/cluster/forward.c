@@ -17,6 +17,7 @@
 #include "cluster/topology.h"
 #include "raftd.pb-c.h"
 #include "transport/transport.h"
+#include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -247,9 +248,11 @@ static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
 
 	struct rd_result r = {.group = fw->group};
 	if (err != 0 || f->stopping) {
-		r.code = f->stopping           ? RAFTD__ERROR_CODE__SHUTTING_DOWN
-		         : err == RD_ETIMEDOUT ? RAFTD__ERROR_CODE__TIMEOUT
-		                               : RAFTD__ERROR_CODE__UNAVAILABLE;
+		/* A call that failed for any reason but its deadline counts as
+		 * a lost connection: the peer is unavailable. */
+		r.code = rd_err_to_wire(f->stopping           ? RD_ESHUTDOWN
+		                        : err == RD_ETIMEDOUT ? RD_ETIMEDOUT
+		                                              : RD_ECLOSED);
 		r.message = errmsg;
 		finish(f, fw, &r);
 		return;

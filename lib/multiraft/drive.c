@@ -26,6 +26,7 @@
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
 #include "storage/kv.h"
+#include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -76,18 +77,6 @@ static void persist(struct rd_node *n, struct rd_group *g)
 	}
 }
 
-static int result_code(const struct rd_kv_result *kr)
-{
-	switch (kr->status) {
-	case 0:
-		return RAFTD__ERROR_CODE__OK;
-	case RD_ECASFAILED:
-		return RAFTD__ERROR_CODE__CAS_FAILED;
-	default:
-		return RAFTD__ERROR_CODE__INVALID;
-	}
-}
-
 /* Answer the proposals whose entries applied in this update. */
 static void resolve_applied(struct rd_group *g)
 {
@@ -114,7 +103,7 @@ static void resolve_applied(struct rd_group *g)
 				r.leader_hint = rd_raft_leader(g->raft);
 			} else {
 				const struct rd_kv_result *kr = &g->results[i];
-				r.code = result_code(kr);
+				r.code = rd_err_to_wire(kr->status);
 				if (kr->status == RD_ECASFAILED) {
 					r.has_value = true;
 					r.found = kr->present;

@@ -11,6 +11,7 @@
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
 #include "storage/kv.h"
+#include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -235,16 +236,14 @@ static void transfer_request(struct rd_node *n, struct rd_ctl_conn *conn,
 	}
 	rv = rd_raft_transfer_leader(g->raft, req->transfer_leader->node_id);
 	if (rv == RD_ENOTLEADER) {
-		struct rd_result r = {.code = RAFTD__ERROR_CODE__NOT_LEADER,
+		struct rd_result r = {.code = rd_err_to_wire(rv),
 		                      .leader_hint = rd_raft_leader(g->raft),
 		                      .message = "ask the group's leader"};
 		reply_client(conn, req->request_id, &r);
 		return;
 	}
 	if (rv != 0) {
-		reply_code(conn, req->request_id,
-		           rv == RD_EBUSY ? RAFTD__ERROR_CODE__BUSY
-		                          : RAFTD__ERROR_CODE__INVALID,
+		reply_code(conn, req->request_id, rd_err_to_wire(rv),
 		           rv == RD_EBUSY ? "a transfer is already in progress"
 		                          : "the target is not a voter of the group");
 		return;

@@ -12,6 +12,7 @@
 
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
+#include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -104,7 +105,7 @@ void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w)
 		r.value = val;
 		r.value_len = len;
 	} else if (rv != RD_ENOTFOUND) {
-		r.code = RAFTD__ERROR_CODE__INTERNAL;
+		r.code = rd_err_to_wire(rv);
 		r.has_value = false;
 		r.message = msg;
 	}
@@ -121,8 +122,7 @@ static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waite
 	int rv =
 	    rd_raft_propose(g->raft, RD_ENTRY_NORMAL, w->data, (uint32_t)w->len, &index);
 
-	switch (rv) {
-	case 0:
+	if (rv == 0) {
 		n->loop.proposals++;
 		g->proposals++;
 		w->kind = RD_WAIT_PROPOSE;
@@ -131,16 +131,16 @@ static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waite
 		rd_waitq_push(&g->props, w);
 		rd_node_wake(n);
 		return;
+	}
+	r.code = rd_err_to_wire(rv);
+	switch (rv) {
 	case RD_EBUSY:
-		r.code = RAFTD__ERROR_CODE__BUSY;
 		r.message = "leadership transfer in progress";
 		break;
 	case RD_ETOOBIG:
-		r.code = RAFTD__ERROR_CODE__TOO_LARGE;
 		r.message = "command larger than [raft] max_msg_bytes";
 		break;
 	default:
-		r.code = RAFTD__ERROR_CODE__NOT_LEADER;
 		r.leader_hint = rd_raft_leader(g->raft);
 		r.message = rd_strerror(rv);
 		break;
@@ -156,9 +156,9 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 	w->ctx = g->next_ctx++;
 	rv = rd_raft_read_index(g->raft, w->ctx);
 	if (rv != 0) {
-		struct rd_result r = {.code = RAFTD__ERROR_CODE__NO_LEADER,
+		struct rd_result r = {.code = rd_err_to_wire(rv),
 		                      .group = g->id,
-		                      .message = "no leader known"};
+		                      .message = rd_strerror(rv)};
 		rd_waiter_finish(w, &r);
 		return;
 	}

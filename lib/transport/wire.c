@@ -224,6 +224,21 @@ const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64
 	return b->buf + RD_WIRE_BATCH_HEAD - hl;
 }
 
+/* ---- error codes -------------------------------------------------------------- */
+
+static const int wire_codes[RD_ERR_COUNT] = {[RD_OK] = RAFTD__ERROR_CODE__OK,
+#define X(name, wire, desc) [RD_##name] = RAFTD__ERROR_CODE__##wire,
+                                             RD_ERR_MAP(X)
+#undef X
+};
+
+int rd_err_to_wire(int err)
+{
+	if (err < 0 || err >= RD_ERR_COUNT)
+		return RAFTD__ERROR_CODE__INTERNAL;
+	return wire_codes[err];
+}
+
 /* ---- conversions ------------------------------------------------------------ */
 
 void rd_wire_meta_from_proto(struct rd_snapshot_meta *out, const Raftd__SnapshotMeta *sm)

@@ -113,6 +113,11 @@ void rd_wire_batch_reset(struct rd_wire_batch *b);
 void rd_wire_batch_free(struct rd_wire_batch *b);
 void rd_wire_scratch_free(struct rd_wire_scratch *s);
 
+/* The ErrorCode (Raftd__ErrorCode value) a client or peer sees for RD_E*
+ * code `err` (the wire column of RD_ERR_MAP in util/err.h): OK for 0,
+ * INTERNAL for a code outside the table. */
+int rd_err_to_wire(int err);
+
 /* ---- conversions between the core's types and the generated ones --------- */
 
 /* Fill `out` from `sm` (zeroed when `sm` is NULL); member lists longer than

@@ -5,13 +5,13 @@
 #include <string.h>
 
 static const char *const descs[RD_ERR_COUNT] = {[RD_OK] = "success",
-#define X(name, desc) [RD_##name] = desc,
+#define X(name, wire, desc) [RD_##name] = desc,
                                                 RD_ERR_MAP(X)
 #undef X
 };
 
 static const char *const names[RD_ERR_COUNT] = {[RD_OK] = "OK",
-#define X(name, desc) [RD_##name] = #name,
+#define X(name, wire, desc) [RD_##name] = #name,
                                                 RD_ERR_MAP(X)
 #undef X
 };

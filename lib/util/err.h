@@ -15,34 +15,37 @@
 
 #define RD_ERRMSG_SIZE 256
 
-/* X(name, description) */
+/* X(name, wire code, description). The wire code is the ErrorCode of
+ * proto/raftd.proto (without its RAFTD__ERROR_CODE__ prefix) that a client
+ * or peer sees for the error: rd_err_to_wire (transport/wire.h) is the one
+ * place that turns an RD_E* code into it. */
 #define RD_ERR_MAP(X)                                                                    \
-	X(EAGAIN, "resource temporarily unavailable, try again")                         \
-	X(ENOMEM, "out of memory")                                                       \
-	X(EINVAL, "invalid argument")                                                    \
-	X(ECONFIG, "invalid configuration")                                              \
-	X(EIO, "input/output error")                                                     \
-	X(ECORRUPT, "corrupt data")                                                      \
-	X(ENOTFOUND, "not found")                                                        \
-	X(EEXIST, "already exists")                                                      \
-	X(ENOTLEADER, "not the leader")                                                  \
-	X(ENOLEADER, "no leader known")                                                  \
-	X(ENOTREADY, "node not ready")                                                   \
-	X(ETIMEDOUT, "timed out")                                                        \
-	X(ECASFAILED, "compare-and-set failed")                                          \
-	X(EBUSY, "busy: another operation is in progress")                               \
-	X(ECOMPACTED, "entry compacted away")                                            \
-	X(EUNAVAILABLE, "entry not available yet")                                       \
-	X(EPROTO, "protocol error")                                                      \
-	X(ETOOBIG, "message too large")                                                  \
-	X(ECLOSED, "connection closed")                                                  \
-	X(ETLS, "TLS failure")                                                           \
-	X(EMISMATCH, "identity mismatch")                                                \
-	X(ESHUTDOWN, "shutting down")
+	X(EAGAIN, UNAVAILABLE, "resource temporarily unavailable, try again")            \
+	X(ENOMEM, INTERNAL, "out of memory")                                             \
+	X(EINVAL, INVALID, "invalid argument")                                           \
+	X(ECONFIG, INVALID, "invalid configuration")                                     \
+	X(EIO, INTERNAL, "input/output error")                                           \
+	X(ECORRUPT, INTERNAL, "corrupt data")                                            \
+	X(ENOTFOUND, NOT_FOUND, "not found")                                             \
+	X(EEXIST, INVALID, "already exists")                                             \
+	X(ENOTLEADER, NOT_LEADER, "not the leader")                                      \
+	X(ENOLEADER, NO_LEADER, "no leader known")                                       \
+	X(ENOTREADY, NOT_READY, "node not ready")                                        \
+	X(ETIMEDOUT, TIMEOUT, "timed out")                                               \
+	X(ECASFAILED, CAS_FAILED, "compare-and-set failed")                              \
+	X(EBUSY, BUSY, "busy: another operation is in progress")                         \
+	X(ECOMPACTED, INTERNAL, "entry compacted away")                                  \
+	X(EUNAVAILABLE, UNAVAILABLE, "entry not available yet")                          \
+	X(EPROTO, INVALID, "protocol error")                                             \
+	X(ETOOBIG, TOO_LARGE, "message too large")                                       \
+	X(ECLOSED, UNAVAILABLE, "connection closed")                                     \
+	X(ETLS, UNAVAILABLE, "TLS failure")                                              \
+	X(EMISMATCH, INVALID, "identity mismatch")                                       \
+	X(ESHUTDOWN, SHUTTING_DOWN, "shutting down")
 
 enum rd_err {
 	RD_OK = 0,
-#define RD__ERR_ENUM(name, desc) RD_##name,
+#define RD__ERR_ENUM(name, wire, desc) RD_##name,
 	RD_ERR_MAP(RD__ERR_ENUM)
 #undef RD__ERR_ENUM
 	    RD_ERR_COUNT

@@ -148,3 +148,27 @@ Test(wire_batch, messages_and_heartbeats_round_trip)
 	rd_wire_batch_free(&b);
 	rd_wire_scratch_free(&s);
 }
+
+/* Errors cross to the wire in one place: every RD_E* code has an ErrorCode,
+ * and the ones clients act on keep their meaning. */
+Test(wire_errors, every_code_maps_to_a_wire_code)
+{
+	cr_expect_eq(rd_err_to_wire(0), RAFTD__ERROR_CODE__OK);
+	for (int e = 1; e < RD_ERR_COUNT; e++) {
+		int w = rd_err_to_wire(e);
+		cr_expect(w > RAFTD__ERROR_CODE__OK && w <= RAFTD__ERROR_CODE__BUSY,
+		          "%s maps to %d", rd_errname(e), w);
+	}
+	cr_expect_eq(rd_err_to_wire(RD_ENOTLEADER), RAFTD__ERROR_CODE__NOT_LEADER);
+	cr_expect_eq(rd_err_to_wire(RD_ENOLEADER), RAFTD__ERROR_CODE__NO_LEADER);
+	cr_expect_eq(rd_err_to_wire(RD_ECASFAILED), RAFTD__ERROR_CODE__CAS_FAILED);
+	cr_expect_eq(rd_err_to_wire(RD_EINVAL), RAFTD__ERROR_CODE__INVALID);
+	cr_expect_eq(rd_err_to_wire(RD_EBUSY), RAFTD__ERROR_CODE__BUSY);
+	cr_expect_eq(rd_err_to_wire(RD_ETOOBIG), RAFTD__ERROR_CODE__TOO_LARGE);
+	cr_expect_eq(rd_err_to_wire(RD_ETIMEDOUT), RAFTD__ERROR_CODE__TIMEOUT);
+	cr_expect_eq(rd_err_to_wire(RD_ECLOSED), RAFTD__ERROR_CODE__UNAVAILABLE);
+	cr_expect_eq(rd_err_to_wire(RD_ESHUTDOWN), RAFTD__ERROR_CODE__SHUTTING_DOWN);
+	cr_expect_eq(rd_err_to_wire(RD_ENOTFOUND), RAFTD__ERROR_CODE__NOT_FOUND);
+	cr_expect_eq(rd_err_to_wire(RD_ERR_COUNT), RAFTD__ERROR_CODE__INTERNAL);
+	cr_expect_eq(rd_err_to_wire(-1), RAFTD__ERROR_CODE__INTERNAL);
+}
