@@ -1,6 +1,6 @@
 /*
  * One iteration of the node loop: the only place where the ordering rule
- * lives (DESIGN.md "Durability", STYLE.md item 2).
+ * lives (lib/README.md, "The ordering rule").
  *
  *   1. collect every group's update;
  *   2. flush one frame per peer: the messages that may leave before this

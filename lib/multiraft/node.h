@@ -5,14 +5,18 @@
  *
  *   inputs (peer frames, client requests, proposals) are handled as they
  *   arrive and only mark groups dirty; once per loop iteration a low-priority
- *   "drain" event runs after every input of that iteration and
+ *   "drain" event runs after every input of that iteration and (drive.c)
  *     1. collects every dirty group's update,
- *     2. writes all of them with one synced RocksDB batch (group commit),
- *     3. sends the messages, coalesced into one frame per peer,
- *     4. applies committed entries and answers the clients waiting on them.
+ *     2. sends, coalesced into one frame per peer, the messages that may
+ *        leave before the write (thesis §10.2.1) and those that waited for
+ *        the previous iteration's write,
+ *     3. writes all updates with one synced RocksDB batch (group commit),
+ *     4. tells the cores what is durable, queues the messages that waited
+ *        for it, applies committed entries and answers the clients waiting
+ *        on them.
  *   A persistent timer ticks every group every tick_ms.
  *
- * This is the only place where the persist-before-send ordering lives.
+ * drive.c is the only place where this ordering lives (lib/README.md).
  */
 #ifndef RD_MULTIRAFT_NODE_H
 #define RD_MULTIRAFT_NODE_H

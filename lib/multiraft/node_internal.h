@@ -2,11 +2,14 @@
  * The node runtime's internal state, shared by the files of lib/multiraft:
  *   node.c      lifecycle, tick timer, readiness, shutdown
  *   group.c     hosting a group: restore from storage or bootstrap
- *   drive.c     one loop iteration: persist, send, apply (the ordering rule)
- *   waiter.c    requests waiting for an apply, a read index or readiness
+ *   drive.c     one loop iteration: collect, send, persist, apply (the
+ *               ordering rule)
+ *   waiter.c    requests waiting for an apply, a read index, readiness or
+ *               a leader (the forwarder's callbacks)
  *   requests.c  local client requests (ClientRequest -> ClientResponse)
- *   peers.c     the transport glue: batches to peers, forwarded requests
+ *   peers.c     the transport glue: batches to peers, peer lifecycle
  *   snapshots.c snapshot streaming, both sides
+ * Topology and forwarding are in lib/cluster (lib/README.md, "Layers").
  * Not a public interface.
  */
 #ifndef RD_MULTIRAFT_NODE_INTERNAL_H
@@ -150,43 +153,92 @@ struct rd_node {
 	struct rd_loop_stats loop;
 };
 
-/* node.c */
+/* ---- node.c ---- */
+
+/* Monotonic time in nanoseconds (CLOCK_MONOTONIC). */
 uint64_t rd_node_now_ns(void);
+
+/* Schedule a drain pass (one rd_drive_iteration) after this iteration's
+ * inputs; idempotent until the pass runs. Call whenever a core may have
+ * an update. */
 void rd_node_wake(struct rd_node *n);
+
+/* The hosted group `id`, or NULL when it is not hosted here. */
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id);
+
+/* Become ready (systemd READY=1, ready waiters answered OK) once group 0
+ * has a leader and has applied the commit index seen when it got one.
+ * Cheap once ready; called after every iteration. */
 void rd_node_check_ready(struct rd_node *n);
 
-/* admin.c: the admin HTTP server's view of the node */
+/* ---- admin.c: the admin HTTP server's view of the node ---- */
+
+/* Start the admin HTTP server on [admin] listen, if configured. Returns 0
+ * or an RD_E* code with a message naming the config key. */
 int rd_node_admin_start(struct rd_node *n, char *msg);
+
+/* Stop the admin server; idempotent. */
 void rd_node_admin_stop(struct rd_node *n);
 
-/* group.c */
+/* ---- group.c ---- */
+
+/* Host group `id`: restore it from storage, or create it with `voters`
+ * (n_voters <= RD_RAFT_MAX_MEMBERS) when storage has no state for it.
+ * Precondition: storage is open and n->groups has a slot for `id`. Returns
+ * 0 or an RD_E* code with a message. */
 int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t n_voters,
                   char *msg);
+
+/* Free a group and its core (NULL is fine). Its waiters must have been
+ * resolved. */
 void rd_group_free(struct rd_group *g);
 
-/* drive.c: one iteration (persist, send, apply). */
+/* ---- drive.c ---- */
+
+/* One loop iteration: collect, send, persist, apply (the ordering rule,
+ * lib/README.md). Does nothing when no group has an update and no batch
+ * is pending. */
 void rd_drive_iteration(struct rd_node *n);
 
-/* waiter.c */
+/* ---- waiter.c ---- */
+
+/* A waiter of `kind` answered through reply(ud, request_id, ...) by
+ * `deadline_ns` at the latest; NULL when out of memory. The caller fills
+ * group, op and data (malloc'd; the waiter frees it). */
 struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, void *ud,
                                 uint64_t request_id, uint64_t deadline_ns);
+
+/* Answer `w` with `res` and free it. Precondition: `w` is in no queue. */
 void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res);
+
+/* Append `w` (in no queue) to `q`. */
 void rd_waitq_push(struct rd_waitq *q, struct rd_waiter *w);
-/* Resolve every waiter of `q` whose deadline passed with TIMEOUT. */
+
+/* Resolve every waiter of `q` whose deadline passed with TIMEOUT
+ * (NOT_READY for a readiness wait). */
 void rd_waitq_expire(struct rd_waitq *q, uint64_t now_ns);
-/* Resolve every waiter of `q` with `res`. */
+
+/* Resolve every waiter of `q` with `res`; `q` is empty afterwards. */
 void rd_waitq_fail_all(struct rd_waitq *q, const struct rd_result *res);
-/* A read or write: propose / read locally, or forward. Takes ownership of w. */
+
+/* A read or write: serve a stale read or propose / read locally when this
+ * node can, else forward (cluster/forward.h). Takes ownership of w, which
+ * may be answered before this returns. */
 void rd_node_submit(struct rd_node *n, struct rd_waiter *w);
-/* Serve a linearizable or stale read of w->data in w->group now. */
+
+/* Serve a read of w->data in w->group from the applied state now, and
+ * answer w. Precondition: the read's index is applied (or it is stale). */
 void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w);
-/* The forwarder's view of the runtime (waiter.c): rd_forward_init gets
- * these with the node as `ud`. */
+
+/* The forwarder's view of the runtime: rd_forward_init gets these with
+ * the node as `ud`. A forwarded waiter is the struct rd_forward inside
+ * it. */
 extern const struct rd_forward_ops rd_node_forward_ops;
 
-/* status.c: status, groups and members answers. `send` packs and sends
- * the response (which the builders fill) to `conn`. */
+/* ---- status.c ---- */
+
+/* The status, groups and members answers. `send` packs and sends the
+ * response (which the builders fill) to `conn` before they return. */
 struct Raftd__ClientResponse;
 typedef void (*rd_send_resp_fn)(struct rd_ctl_conn *conn,
                                 struct Raftd__ClientResponse *r);
@@ -200,37 +252,71 @@ void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
  * and key order: equal on replicas that applied the same entries. */
 uint64_t rd_node_state_hash(struct rd_node *n);
 
-/* requests.c */
+/* ---- requests.c ---- */
+
+/* The client socket's frame callback (`ud` is the node): decode one
+ * ClientRequest and answer it on `conn`, now or when its outcome is known. */
 void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
                           size_t len);
 
-/* peers.c */
+/* ---- peers.c ---- */
+
+/* Create the transport, attach it to the forwarder and register every
+ * other member as a peer. Returns 0 or an RD_E* code with a message. */
 int rd_peers_start(struct rd_node *n, char *msg);
+
+/* Free the transport (calls in flight are answered with RD_ESHUTDOWN);
+ * idempotent. */
 void rd_peers_stop(struct rd_node *n);
+
+/* rd_peers_stop, then free the batches and the snapshot receive state. */
 void rd_peers_free(struct rd_node *n);
+
+/* Encode core message `m` into its destination's batch at once (the
+ * core's buffers may be reused after this returns). A message to an
+ * unknown node is logged and dropped. */
 void rd_peers_queue(struct rd_node *n, const struct rd_message *m);
+
+/* Hand every non-empty batch to the transport as one frame; a frame the
+ * transport refuses is counted and dropped (Raft retransmits). */
 void rd_peers_flush(struct rd_node *n);
+
+/* True when a batch holds messages not yet flushed. */
 bool rd_peers_pending(const struct rd_node *n);
+
 /* Step `m` (addressed to this node) into its group's core and wake the
  * loop; a message for a group not hosted here is counted and dropped. */
 void rd_peers_step(struct rd_node *n, const struct rd_message *m);
+
 /* The node's transport; NULL before rd_peers_start and after
  * rd_peers_stop. */
 struct rd_transport *rd_peers_transport(const struct rd_node *n);
+
 /* Ping peers without an established connection (called every second). */
 void rd_peers_keepalive(struct rd_node *n);
+
+/* Reload the TLS files; a failure keeps the current ones and is logged. */
 void rd_peers_reload(struct rd_node *n, const struct rd_config *cfg);
+
+/* Whether peer `id` has an established connection; its RTT in *rtt_us
+ * when it does. */
 bool rd_peers_connected(const struct rd_node *n, uint64_t id, uint64_t *rtt_us);
+
 /* Per-peer figures for /metrics (all zero for an unknown peer). */
 struct rd_peer_figures {
 	bool connected;
 	uint64_t msgs_out, msgs_in, bytes_out, bytes_in, rtt_us, lost, reconnects;
 };
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
+
+/* Raft messages dropped because their group is not hosted here. */
 uint64_t rd_peers_unknown_group(const struct rd_node *n);
+
+/* Frames the transport refused as malformed. */
 uint64_t rd_peers_malformed(const struct rd_node *n);
 
-/* snapshots.c */
+/* ---- snapshots.c ---- */
+
 /* Leader side: stream group g's current snapshot to `to`, then report the
  * outcome to the core (rd_raft_report_snapshot) and wake the loop. Call
  * after rd_raft_advance of the update that asked for the send. */

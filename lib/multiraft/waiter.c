@@ -2,9 +2,16 @@
  * Requests in flight: proposals waiting to apply, reads waiting for a read
  * index, forwards waiting for a leader or its answer, readiness waits.
  *
- * A waiter lives in exactly one queue and is resolved exactly once: by its
- * event (apply, read state, answer) or by its deadline (TIMEOUT), or by
- * shutdown (SHUTTING_DOWN).
+ * A waiter sits in at most one queue: its group's props or reads, the
+ * ready queue, or, while forwarded, the forwarder's wait queue
+ * (cluster/forward.h) or none at all while its RPC is out (the RPC's
+ * callback holds it then). It is resolved exactly once: by its event
+ * (apply, read state, answer), by its deadline (TIMEOUT), or by shutdown
+ * (SHUTTING_DOWN).
+ *
+ * The forwarder's callbacks (rd_node_forward_ops) live here too: a
+ * forwarded waiter is the runtime object the cluster code sees only as
+ * the struct rd_forward inside it.
  */
 #include <stddef.h>
 #include <stdlib.h>

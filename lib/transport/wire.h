@@ -110,7 +110,10 @@ const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64
 /* Forget the messages added (the buffer is kept for the next batch). */
 void rd_wire_batch_reset(struct rd_wire_batch *b);
 
+/* Release b's buffer; `b` is an empty batch again afterwards. */
 void rd_wire_batch_free(struct rd_wire_batch *b);
+
+/* Release s's arrays; `s` is zeroed afterwards. */
 void rd_wire_scratch_free(struct rd_wire_scratch *s);
 
 /* The ErrorCode (Raftd__ErrorCode value) a client or peer sees for RD_E*
