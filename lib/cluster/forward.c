@@ -42,6 +42,7 @@ void rd_forward_init(struct rd_forwarder *f, const struct rd_forward_ops *ops, v
 	f->self = self;
 	f->topo = topo;
 	f->default_timeout_ms = default_timeout_ms;
+	f->wait_link = &f->wait_head;
 }
 
 void rd_forward_attach(struct rd_forwarder *f, struct rd_transport *t)
@@ -60,32 +61,17 @@ static void wait_push(struct rd_forwarder *f, struct rd_forward *fw)
 {
 	fw->target = 0;
 	fw->next = NULL;
-	fw->prev = NULL;
-	if (f->wait_tail != NULL)
-		f->wait_tail->next = fw;
-	else
-		f->wait_head = fw;
-	f->wait_tail = fw;
+	*f->wait_link = fw;
+	f->wait_link = &fw->next;
 }
 
-static void flight_add(struct rd_forwarder *f, struct rd_forward *fw)
+/* Take the whole wait queue, leaving it empty. */
+static struct rd_forward *wait_take(struct rd_forwarder *f)
 {
-	fw->prev = NULL;
-	fw->next = f->in_flight;
-	if (f->in_flight != NULL)
-		f->in_flight->prev = fw;
-	f->in_flight = fw;
-}
-
-static void flight_remove(struct rd_forwarder *f, struct rd_forward *fw)
-{
-	if (fw->prev != NULL)
-		fw->prev->next = fw->next;
-	else
-		f->in_flight = fw->next;
-	if (fw->next != NULL)
-		fw->next->prev = fw->prev;
-	fw->next = fw->prev = NULL;
+	struct rd_forward *fw = f->wait_head;
+	f->wait_head = NULL;
+	f->wait_link = &f->wait_head;
+	return fw;
 }
 
 static void finish(struct rd_forwarder *f, struct rd_forward *fw,
@@ -108,6 +94,8 @@ static void send_to(struct rd_forwarder *f, struct rd_forward *fw, uint64_t to)
 	Raftd__MetadataProposeRequest mp = RAFTD__METADATA_PROPOSE_REQUEST__INIT;
 	Raftd__DataProposeRequest dp = RAFTD__DATA_PROPOSE_REQUEST__INIT;
 	Raftd__KvReadRequest kr = RAFTD__KV_READ_REQUEST__INIT;
+	ProtobufCBinaryData *body;
+	uint32_t *hops;
 	struct rd_forward_call *c = malloc(sizeof *c);
 	uint64_t now = f->ops->now_ns(f->ud);
 	unsigned ms =
@@ -118,36 +106,34 @@ static void send_to(struct rd_forwarder *f, struct rd_forward *fw, uint64_t to)
 		goto err;
 	c->f = f;
 	c->fw = fw;
-	if (fw->op == RD_OP_WRITE && fw->group == 0) {
-		mp.data.data = (uint8_t *)fw->data;
-		mp.data.len = fw->len;
-		mp.hops = fw->hops;
-		req.body_case = RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE;
-		req.metadata_propose = &mp;
-	} else if (fw->op == RD_OP_WRITE) {
-		dp.group = fw->group;
-		dp.data.data = (uint8_t *)fw->data;
-		dp.data.len = fw->len;
-		dp.hops = fw->hops;
-		req.body_case = RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE;
-		req.data_propose = &dp;
-	} else {
+	if (fw->op != RD_OP_WRITE) {
 		kr.group = fw->group;
-		kr.key.data = (uint8_t *)fw->data;
-		kr.key.len = fw->len;
 		kr.stale = fw->op == RD_OP_STALE_READ;
-		kr.hops = fw->hops;
 		req.body_case = RAFTD__PEER_REQUEST__BODY_KV_READ;
 		req.kv_read = &kr;
+		body = &kr.key;
+		hops = &kr.hops;
+	} else if (fw->group == 0) {
+		req.body_case = RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE;
+		req.metadata_propose = &mp;
+		body = &mp.data;
+		hops = &mp.hops;
+	} else {
+		dp.group = fw->group;
+		req.body_case = RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE;
+		req.data_propose = &dp;
+		body = &dp.data;
+		hops = &dp.hops;
 	}
+	body->data = (uint8_t *)fw->data;
+	body->len = fw->len;
+	*hops = fw->hops;
 	/* While its RPC is out, the forward belongs to the RPC's callback
 	 * (through the call record); the RPC's deadline ends it. */
 	fw->target = to;
 	fw->call = c;
-	flight_add(f, fw);
 	if (rd_transport_call(f->t, to, &req, ms, on_reply, c, msg) == 0)
 		return;
-	flight_remove(f, fw);
 	fw->call = NULL;
 	rd_log_debug("forward to node %llu failed: %s", (unsigned long long)to, msg);
 err:
@@ -188,41 +174,47 @@ bool rd_forward_start(struct rd_forwarder *f, struct rd_forward *fw)
 	return true;
 }
 
+/* The fields every answer body carries; returns the leader hint. */
+static uint64_t answer_head(struct rd_result *r, Raftd__ErrorCode code,
+                            const char *message, uint64_t hint, uint64_t index)
+{
+	r->code = code;
+	r->message = message;
+	r->index = index;
+	return hint;
+}
+
 /* Decode the leader's answer into *r; returns the leader hint it gave. */
 static uint64_t decode_answer(const Raftd__PeerResponse *resp, struct rd_result *r)
 {
+	const Raftd__MetadataProposeResponse *mp = resp->metadata_propose;
+	const Raftd__DataProposeResponse *dp = resp->data_propose;
+	const Raftd__KvReadResponse *kr = resp->kv_read;
 	uint64_t hint = 0;
 
 	switch (resp->body_case) {
 	case RAFTD__PEER_RESPONSE__BODY_METADATA_PROPOSE:
-		r->code = resp->metadata_propose->error;
-		r->message = resp->metadata_propose->error_message;
-		hint = resp->metadata_propose->leader_hint;
-		r->index = resp->metadata_propose->index;
+		hint = answer_head(r, mp->error, mp->error_message, mp->leader_hint,
+		                   mp->index);
 		r->group = 0;
 		break;
 	case RAFTD__PEER_RESPONSE__BODY_DATA_PROPOSE:
-		r->code = resp->data_propose->error;
-		r->message = resp->data_propose->error_message;
-		hint = resp->data_propose->leader_hint;
-		r->index = resp->data_propose->index;
-		if (r->code == RAFTD__ERROR_CODE__CAS_FAILED &&
-		    resp->data_propose->result.len >= 1) {
+		hint = answer_head(r, dp->error, dp->error_message, dp->leader_hint,
+		                   dp->index);
+		if (r->code == RAFTD__ERROR_CODE__CAS_FAILED && dp->result.len >= 1) {
 			r->has_value = true;
-			r->found = resp->data_propose->result.data[0] != 0;
-			r->value = resp->data_propose->result.data + 1;
-			r->value_len = resp->data_propose->result.len - 1;
+			r->found = dp->result.data[0] != 0;
+			r->value = dp->result.data + 1;
+			r->value_len = dp->result.len - 1;
 		}
 		break;
 	case RAFTD__PEER_RESPONSE__BODY_KV_READ:
-		r->code = resp->kv_read->error;
-		r->message = resp->kv_read->error_message;
-		hint = resp->kv_read->leader_hint;
-		r->index = resp->kv_read->index;
+		hint = answer_head(r, kr->error, kr->error_message, kr->leader_hint,
+		                   kr->index);
 		r->has_value = r->code == RAFTD__ERROR_CODE__OK;
-		r->found = resp->kv_read->found;
-		r->value = resp->kv_read->value.data;
-		r->value_len = resp->kv_read->value.len;
+		r->found = kr->found;
+		r->value = kr->value.data;
+		r->value_len = kr->value.len;
 		break;
 	default:
 		r->code = RAFTD__ERROR_CODE__INTERNAL;
@@ -243,7 +235,6 @@ static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
 	free(c);
 	if (fw == NULL)
 		return; /* detached: the forward went on without this call */
-	flight_remove(f, fw);
 	fw->call = NULL;
 
 	struct rd_result r = {.group = fw->group};
@@ -283,17 +274,25 @@ static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
 	finish(f, fw, &r);
 }
 
-void rd_forward_retry(struct rd_forwarder *f)
+/* One pass over the wait queue, taken as it is now (a forward that waits
+ * again stays for the next pass rather than spinning here): with
+ * `resubmit`, hand those whose group has a leader now back to the runtime;
+ * without, end those whose deadline is at or before `now_ns` with
+ * NO_LEADER. */
+static void sweep(struct rd_forwarder *f, uint64_t now_ns, bool resubmit)
 {
-	/* Take the queue as it is now: a retry that fails again goes back into
-	 * the queue and waits for the next call rather than spinning here. */
-	struct rd_forward *fw = f->wait_head;
+	struct rd_forward *fw = wait_take(f);
 
-	f->wait_head = f->wait_tail = NULL;
 	while (fw != NULL) {
 		struct rd_forward *next = fw->next;
-		if (f->ops->target(f->ud, fw->group) != 0) {
-			fw->next = NULL;
+		fw->next = NULL;
+		if (!resubmit && fw->deadline_ns <= now_ns) {
+			struct rd_result r = {.code = RAFTD__ERROR_CODE__NO_LEADER,
+			                      .message =
+			                          "no leader known before the deadline",
+			                      .group = fw->group};
+			finish(f, fw, &r);
+		} else if (resubmit && f->ops->target(f->ud, fw->group) != 0) {
 			f->ops->resubmit(f->ud, fw);
 		} else {
 			wait_push(f, fw);
@@ -302,36 +301,20 @@ void rd_forward_retry(struct rd_forwarder *f)
 	}
 }
 
+void rd_forward_retry(struct rd_forwarder *f)
+{
+	sweep(f, 0, true);
+}
+
 void rd_forward_expire(struct rd_forwarder *f, uint64_t now_ns)
 {
-	struct rd_forward *prev = NULL, *fw = f->wait_head;
-
-	while (fw != NULL) {
-		struct rd_forward *next = fw->next;
-		if (fw->deadline_ns <= now_ns) {
-			struct rd_result r = {.code = RAFTD__ERROR_CODE__NO_LEADER,
-			                      .message =
-			                          "no leader known before the deadline",
-			                      .group = fw->group};
-			if (prev != NULL)
-				prev->next = next;
-			else
-				f->wait_head = next;
-			if (f->wait_tail == fw)
-				f->wait_tail = prev;
-			finish(f, fw, &r);
-		} else {
-			prev = fw;
-		}
-		fw = next;
-	}
+	sweep(f, now_ns, false);
 }
 
 void rd_forward_fail_all(struct rd_forwarder *f, const struct rd_result *res)
 {
-	struct rd_forward *fw = f->wait_head;
+	struct rd_forward *fw = wait_take(f);
 
-	f->wait_head = f->wait_tail = NULL;
 	while (fw != NULL) {
 		struct rd_forward *next = fw->next;
 		finish(f, fw, res);

@@ -19,11 +19,13 @@
  *
  * A forward is in one of three states: waiting for a leader (in the
  * forwarder's wait queue, fw->target == 0), out to fw->target (its RPC's
- * callback owns it; listed in the in-flight list), or done (handed back
- * through ops->done, never touched again by this code). The RPC of an
- * in-flight forward goes through a small call record that points back at
- * the forward; detaching it (fw->call = NULL, call->fw = NULL) makes a late
- * answer harmless, which is what re-sending to a new leader needs.
+ * callback owns it), or done (handed back through ops->done, never touched
+ * again by this code). The RPC of an in-flight forward goes through a
+ * small call record that points back at the forward; detaching it
+ * (fw->call->fw = NULL, fw->call = NULL) makes a late answer harmless.
+ * That is what re-sending to a new leader needs (a leader change seen
+ * here, a lost connection, NOT_LEADER): keep in-flight forwards in a list
+ * (fw->next is free while in flight), detach, and send again.
  *
  * Failure modes: a connection lost or a deadline passed with the request
  * out answers UNAVAILABLE or TIMEOUT; NOT_LEADER or NO_LEADER from the
@@ -78,7 +80,7 @@ struct rd_forward {
 	uint32_t hops;                /* forwards done so far */
 	uint64_t target;              /* node the request is out to; 0 = waiting */
 	struct rd_forward_call *call; /* the RPC while in flight */
-	struct rd_forward *next, *prev;
+	struct rd_forward *next;      /* in the wait queue */
 };
 
 /* A request a peer sent to this node, as the runtime serves it. The bytes
@@ -124,8 +126,8 @@ struct rd_forwarder {
 	unsigned default_timeout_ms;    /* for peer requests without a deadline */
 	const struct rd_topology *topo; /* owned by the runtime */
 	struct rd_transport *t;         /* NULL while stopped */
-	struct rd_forward *wait_head, *wait_tail; /* waiting for a leader, FIFO */
-	struct rd_forward *in_flight;             /* out to a node, doubly linked */
+	struct rd_forward *wait_head;   /* waiting for a leader, FIFO */
+	struct rd_forward **wait_link;  /* where the next one is linked */
 	bool stopping;
 };
 

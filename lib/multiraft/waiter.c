@@ -316,9 +316,4 @@ static uint64_t forward_now(void *ud)
 }
 
 const struct rd_forward_ops rd_node_forward_ops = {
-    .target = forward_target,
-    .done = forward_done,
-    .resubmit = forward_resubmit,
-    .serve = forward_serve,
-    .now_ns = forward_now,
-};
+    forward_target, forward_done, forward_resubmit, forward_serve, forward_now};

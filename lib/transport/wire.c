@@ -47,18 +47,29 @@ int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out,
 
 /* ---- RaftBatch ------------------------------------------------------------- */
 
+/* `buf` grown to hold `need` (> *cap) items of `size` bytes (capacity
+ * *cap items, doubling from `first`), or NULL when out of memory (`buf`
+ * still valid). */
+static void *grow(void *buf, size_t *cap, size_t need, size_t size, size_t first)
+{
+	size_t c = *cap ? *cap : first;
+	void *nb;
+
+	while (c < need)
+		c *= 2;
+	if ((nb = realloc(buf, c * size)) != NULL)
+		*cap = c;
+	return nb;
+}
+
 static int reserve(struct rd_wire_batch *b, size_t need)
 {
 	if (need <= b->cap)
 		return 0;
-	size_t c = b->cap ? b->cap : 4096;
-	while (c < need)
-		c *= 2;
-	uint8_t *nb = realloc(b->buf, c);
+	uint8_t *nb = grow(b->buf, &b->cap, need, 1, 4096);
 	if (nb == NULL)
 		return RD_ENOMEM;
 	b->buf = nb;
-	b->cap = c;
 	return 0;
 }
 
@@ -140,20 +151,16 @@ int rd_wire_batch_add_heartbeat(struct rd_wire_batch *b, const struct rd_message
 
 static int scratch_reserve(struct rd_wire_scratch *s, size_t n)
 {
-	if (n <= s->cap)
+	if (n <= s->ents_cap && n <= s->entp_cap)
 		return 0;
-	size_t cap = s->cap ? s->cap : 64;
-	while (cap < n)
-		cap *= 2;
-	Raftd__Entry *e = realloc(s->ents, cap * sizeof *e);
+	Raftd__Entry *e = grow(s->ents, &s->ents_cap, n, sizeof *e, 64);
 	if (e == NULL)
 		return RD_ENOMEM;
 	s->ents = e;
-	Raftd__Entry **ep = realloc(s->entp, cap * sizeof *ep);
+	Raftd__Entry **ep = grow(s->entp, &s->entp_cap, n, sizeof *ep, 64);
 	if (ep == NULL)
 		return RD_ENOMEM;
 	s->entp = ep;
-	s->cap = cap;
 	return 0;
 }
 
@@ -241,6 +248,16 @@ int rd_err_to_wire(int err)
 
 /* ---- conversions ------------------------------------------------------------ */
 
+/* Copy at most RD_RAFT_MAX_MEMBERS of the `n` ids at `src`; the count. */
+static uint32_t copy_ids(uint64_t *dst, const uint64_t *src, size_t n)
+{
+	if (n > RD_RAFT_MAX_MEMBERS)
+		n = RD_RAFT_MAX_MEMBERS;
+	if (n > 0)
+		memcpy(dst, src, n * sizeof *dst);
+	return (uint32_t)n;
+}
+
 void rd_wire_meta_from_proto(struct rd_snapshot_meta *out, const Raftd__SnapshotMeta *sm)
 {
 	memset(out, 0, sizeof *out);
@@ -248,18 +265,8 @@ void rd_wire_meta_from_proto(struct rd_snapshot_meta *out, const Raftd__Snapshot
 		return;
 	out->index = sm->index;
 	out->term = sm->term;
-	out->conf.n_voters =
-	    (uint32_t)(sm->n_voters < RD_RAFT_MAX_MEMBERS ? sm->n_voters
-	                                                  : RD_RAFT_MAX_MEMBERS);
-	if (out->conf.n_voters > 0)
-		memcpy(out->conf.voters, sm->voters,
-		       out->conf.n_voters * sizeof(uint64_t));
-	out->conf.n_learners =
-	    (uint32_t)(sm->n_learners < RD_RAFT_MAX_MEMBERS ? sm->n_learners
-	                                                    : RD_RAFT_MAX_MEMBERS);
-	if (out->conf.n_learners > 0)
-		memcpy(out->conf.learners, sm->learners,
-		       out->conf.n_learners * sizeof(uint64_t));
+	out->conf.n_voters = copy_ids(out->conf.voters, sm->voters, sm->n_voters);
+	out->conf.n_learners = copy_ids(out->conf.learners, sm->learners, sm->n_learners);
 }
 
 void rd_wire_meta_to_proto(Raftd__SnapshotMeta *sm, const struct rd_snapshot_meta *meta)

@@ -79,7 +79,7 @@ struct rd_wire_batch {
 struct rd_wire_scratch {
 	Raftd__Entry *ents;
 	Raftd__Entry **entp;
-	size_t cap;
+	size_t ents_cap, entp_cap; /* in items */
 };
 
 /* An empty batch (no allocation until the first message). */

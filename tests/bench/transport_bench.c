@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "transport/transport.h"
+#include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -32,29 +33,6 @@ struct node {
 	socklen_t len;
 	uint64_t msgs, bytes, ups;
 };
-
-/* Pack `b` as a PeerFrame payload and queue it for `peer`. */
-static int send_frame(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *b,
-                      char *msg)
-{
-	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-	uint8_t *buf;
-	size_t len;
-	int rv;
-
-	f.kind_case = RAFTD__PEER_FRAME__KIND_BATCH;
-	f.batch = (Raftd__RaftBatch *)b;
-	len = raftd__peer_frame__get_packed_size(&f);
-	buf = malloc(len ? len : 1);
-	if (buf == NULL)
-		return RD_ENOMEM;
-	raftd__peer_frame__pack(&f, buf);
-	rv = rd_transport_send_encoded(
-	    t, peer, buf, len, b->n_messages + b->n_heartbeats + b->n_heartbeat_resps,
-	    msg);
-	free(buf);
-	return rv;
-}
 
 static struct node nodes[3];
 static struct event_base *base;
@@ -128,15 +106,18 @@ static void add_peer(uint64_t at, uint64_t id)
 		die("peer_add", msg);
 }
 
-/* A batch of `n` APPEND messages with one `size`-byte entry each. */
+/* A batch of `n` APPEND messages with one `size`-byte entry each, encoded
+ * the way the node runtime does it (transport/wire.h). */
 static int send_batch(unsigned n, size_t size)
 {
-	static Raftd__RaftMessage ms[64];
-	static Raftd__RaftMessage *mp[64];
-	static Raftd__Entry ent, *ents[1];
+	static struct rd_wire_batch b;
+	static struct rd_wire_scratch scratch;
 	static uint8_t *data;
 	static size_t data_len;
-	Raftd__RaftBatch b = RAFTD__RAFT_BATCH__INIT;
+	struct rd_entry ent = {.term = 7, .index = 100, .type = RD_ENTRY_NORMAL};
+	struct rd_message m = {.type = RD_MSG_APPEND, .from = 1, .to = 2, .term = 7};
+	const uint8_t *frame;
+	size_t len;
 	char msg[RD_ERRMSG_SIZE];
 
 	if (data_len < size) {
@@ -144,31 +125,23 @@ static int send_batch(unsigned n, size_t size)
 		data = calloc(1, size);
 		data_len = size;
 	}
-	raftd__entry__init(&ent);
-	ent.term = 7;
-	ent.index = 100;
-	ent.data.data = data;
-	ent.data.len = size;
-	ents[0] = &ent;
+	ent.data = data;
+	ent.len = (uint32_t)size;
+	m.log_term = 7;
+	m.index = 99;
+	m.commit = 98;
+	m.entries = &ent;
+	m.n_entries = 1;
+	if (b.len == 0)
+		rd_wire_batch_init(&b);
+	rd_wire_batch_reset(&b);
 	for (unsigned i = 0; i < n; i++) {
-		raftd__raft_message__init(&ms[i]);
-		ms[i].type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_APPEND;
-		ms[i].group = i + 1;
-		ms[i].from = 1;
-		ms[i].to = 2;
-		ms[i].term = 7;
-		ms[i].log_term = 7;
-		ms[i].index = 99;
-		ms[i].commit = 98;
-		ms[i].n_entries = 1;
-		ms[i].entries = ents;
-		mp[i] = &ms[i];
+		m.group = i + 1;
+		if (rd_wire_batch_add_msg(&b, &scratch, &m) != 0)
+			return RD_ENOMEM;
 	}
-	b.from = 1;
-	b.to = 2;
-	b.n_messages = n;
-	b.messages = mp;
-	return send_frame(nodes[1].t, 2, &b, msg);
+	frame = rd_wire_batch_seal(&b, 1, 2, &len);
+	return rd_transport_send_encoded(nodes[1].t, 2, frame, len, b.msgs, msg);
 }
 
 static uint64_t queued(void)

@@ -54,23 +54,25 @@ static uint64_t f_now(void *ud)
 
 static const struct rd_forward_ops ops = {f_target, f_done, f_resubmit, f_serve, f_now};
 
-static void setup(struct rd_forwarder *f, struct fake *k, struct rd_topology *topo)
+static struct rd_forwarder f;
+static struct fake k;
+static struct rd_topology topo;
+
+static void setup(void)
 {
-	memset(k, 0, sizeof *k);
-	memset(topo, 0, sizeof *topo);
-	k->now = 1000000000ull;
-	rd_forward_init(f, &ops, k, 1, topo, 5000);
+	memset(&k, 0, sizeof k);
+	memset(&topo, 0, sizeof topo);
+	k.now = 1000000000ull;
+	rd_forward_init(&f, &ops, &k, 1, &topo, 5000);
 }
+
+TestSuite(forward, .init = setup);
 
 Test(forward, waits_for_a_leader_then_goes_back_to_the_runtime)
 {
-	struct rd_forwarder f;
-	struct fake k;
-	struct rd_topology topo;
 	struct rd_forward fw = {
 	    .group = 3, .op = RD_OP_WRITE, .deadline_ns = 5000000000ull};
 
-	setup(&f, &k, &topo);
 	cr_assert_not(rd_forward_start(&f, &fw), "nothing sent without a leader");
 	cr_expect_eq(k.dones, 0);
 	rd_forward_retry(&f);
@@ -86,15 +88,12 @@ Test(forward, waits_for_a_leader_then_goes_back_to_the_runtime)
 
 Test(forward, waiting_past_the_deadline_ends_no_leader)
 {
-	struct rd_forwarder f;
-	struct fake k;
-	struct rd_topology topo;
 	struct rd_forward a = {
 	    .group = 1, .op = RD_OP_READ, .deadline_ns = 2000000000ull};
 	struct rd_forward b = {
 	    .group = 1, .op = RD_OP_READ, .deadline_ns = 9000000000ull};
+	struct rd_result bye = {.code = RAFTD__ERROR_CODE__SHUTTING_DOWN};
 
-	setup(&f, &k, &topo);
 	rd_forward_start(&f, &a);
 	rd_forward_start(&f, &b);
 	rd_forward_expire(&f, 3000000000ull);
@@ -102,7 +101,6 @@ Test(forward, waiting_past_the_deadline_ends_no_leader)
 	cr_expect_eq(k.done_fw, &a);
 	cr_expect_eq(k.res.code, RAFTD__ERROR_CODE__NO_LEADER);
 	cr_expect_eq(k.res.group, 1);
-	struct rd_result bye = {.code = RAFTD__ERROR_CODE__SHUTTING_DOWN};
 	rd_forward_fail_all(&f, &bye);
 	cr_assert_eq(k.dones, 2);
 	cr_expect_eq(k.done_fw, &b);
@@ -111,12 +109,8 @@ Test(forward, waiting_past_the_deadline_ends_no_leader)
 
 Test(forward, a_peers_request_is_not_forwarded_again)
 {
-	struct rd_forwarder f;
-	struct fake k;
-	struct rd_topology topo;
 	struct rd_forward fw = {.group = 4, .no_forward = true, .deadline_ns = ~0ull};
 
-	setup(&f, &k, &topo);
 	k.leader = 3;
 	cr_expect_not(rd_forward_start(&f, &fw));
 	cr_assert_eq(k.dones, 1);
@@ -128,16 +122,13 @@ Test(forward, a_peers_request_is_not_forwarded_again)
 	cr_expect_eq(k.res.code, RAFTD__ERROR_CODE__NO_LEADER);
 }
 
+/* No transport is attached: a send to a known leader cannot leave. */
 Test(forward, a_send_that_cannot_leave_waits_or_times_out)
 {
-	struct rd_forwarder f;
-	struct fake k;
-	struct rd_topology topo;
 	struct rd_forward fw = {
 	    .group = 2, .op = RD_OP_WRITE, .deadline_ns = 9000000000ull};
 	struct rd_forward late = {.group = 2, .op = RD_OP_WRITE, .deadline_ns = 10};
 
-	setup(&f, &k, &topo); /* no transport attached */
 	k.leader = 2;
 	cr_expect(rd_forward_start(&f, &fw), "a send to the leader was attempted");
 	cr_expect_eq(k.dones, 0, "waits for the next retry");
