@@ -186,4 +186,4 @@ lint: $(GEN_H)
 clean:
 	rm -rf build/tests build/lib build/daemon build/gen build/asan build/*.a build/raftd build/raftctl
 
--include $(shell find $(B) -path build/deps -prune -o -name '*.d' -type f -print 2>/dev/null)
+-include $(shell find $(B) -path build/deps -prune -o -path build/systemd -prune -o -name '*.d' -type f -print 2>/dev/null)
