@@ -152,7 +152,7 @@ static bool has_line(const char *text, const char *line)
 
 static const char *const required[] = {
     "Type=notify",
-    "ExecReload=/bin/kill -HUP $MAINPID",
+    "ExecReload=/bin/sh -c 'kill -HUP \"$MAINPID\"'",
     "Restart=on-failure",
     /* config errors (raftd's exit status 78) are not retried, and a crash
      * loop ends (tests/cluster/test_daemon_args.c ties 78 to raftd) */
