@@ -191,7 +191,19 @@ check journal.err_parsed "the failed check is not at priority 3 (err)" \
 	eval 'journal raftd -p 3..3 | grep -q "invalid config: .*no_such_key: unknown key"'
 cp /tmp/good.conf /etc/raftd/raftd.conf
 
-# --- 4. the watchdog: a stopped process is killed and restarted, data kept
+# --- 4. a crash loop ends (raftd@clash, started in step 1). Checked before
+# any daemon-reload: systemd 252 forgets a unit's start count on a reload.
+check crashloop.ends 'raftd@clash: $(prop raftd@clash ActiveState), NRestarts $(prop raftd@clash NRestarts)' \
+	wait_until 60 eval 'state_is raftd@clash failed &&
+	                    in_journal raftd@clash "Start request repeated too quickly"'
+starts() { journalctl -b -q --no-pager -o cat _SYSTEMD_UNIT=raftd@clash.service | grep -c 'cannot start'; }
+n=$(starts)
+sleep 3
+check crashloop.stays_failed 'raftd@clash: $(prop raftd@clash ActiveState), $n starts, then $(starts)' \
+	eval 'state_is raftd@clash failed && [ "$(starts)" = "$n" ] && [ "$n" -le 5 ]'
+info "crashloop: raftd@clash started $n times, then no more"
+
+# --- 5. the watchdog: a stopped process is killed and restarted, data kept
 mkdir -p /run/systemd/system/raftd.service.d
 printf '[Service]\nWatchdogSec=2s\n' >/run/systemd/system/raftd.service.d/watchdog.conf
 systemctl daemon-reload
@@ -212,7 +224,7 @@ check watchdog.data_survives 'get wd: $(ctl $SOCK get wd 2>&1)' \
 rm -f /run/systemd/system/raftd.service.d/watchdog.conf
 systemctl daemon-reload
 
-# --- 5. raftd.service and an instance side by side
+# --- 6. raftd.service and an instance side by side
 check side.instance_starts "systemctl start raftd@solo failed" \
 	timeout 60 systemctl start raftd@solo.service
 ctl_retry 20 $SOLO put where solo >/dev/null
@@ -228,7 +240,7 @@ systemctl stop raftd@solo.service
 check side.service_serves_on 'get on raftd.service: $(ctl $SOCK get greeting 2>&1)' \
 	eval '[ -S $SOCK ] && [ "$(ctl_retry 20 $SOCK get greeting >/dev/null; cat /tmp/ctl.out)" = hello ]'
 
-# --- 6. stop: exit 0, the socket removed by raftd itself
+# --- 7. stop: exit 0, the socket removed by raftd itself
 # The runtime directory is kept, so that a missing socket is raftd's doing;
 # the exit status is recorded as the unit stops (a stopped unit is unloaded,
 # and systemctl show then tells nothing).
@@ -248,24 +260,13 @@ check stop.logged "no 'shutdown complete'" in_journal raftd 'shutdown complete'
 rm -f /run/systemd/system/raftd.service.d/stop.conf
 systemctl daemon-reload
 
-# --- 7. a config error: failed at once, never restarted
+# --- 8. a config error: failed at once, never restarted
 systemctl start raftd@bad.service 2>/dev/null
 sleep 5 # two RestartSec= periods: a restart would show
 check badconfig.failed 'raftd@bad: $(prop raftd@bad ActiveState), NRestarts $(prop raftd@bad NRestarts), status $(prop raftd@bad ExecMainStatus)' \
 	eval 'state_is raftd@bad failed && [ "$(prop raftd@bad NRestarts)" = 0 ] &&
 	      [ "$(prop raftd@bad ExecMainStatus)" = 78 ]'
 check badconfig.named "no file/key in the journal" in_journal raftd@bad 'bad.conf:.*unknown key'
-
-# --- 8. a crash loop ends (started in step 1)
-check crashloop.ends 'raftd@clash: $(prop raftd@clash ActiveState), NRestarts $(prop raftd@clash NRestarts)' \
-	wait_until 60 eval 'state_is raftd@clash failed &&
-	                    in_journal raftd@clash "Start request repeated too quickly"'
-starts() { journalctl -b -q --no-pager -o cat _SYSTEMD_UNIT=raftd@clash.service | grep -c 'cannot start'; }
-n=$(starts)
-sleep 3
-check crashloop.stays_failed 'raftd@clash: $(prop raftd@clash ActiveState), $n starts, then $(starts)' \
-	eval 'state_is raftd@clash failed && [ "$(starts)" = "$n" ] && [ "$n" -le 5 ]'
-info "crashloop: raftd@clash started $n times, then no more"
 
 # --- 9. over the whole run
 check journal.no_raw_prefixes "a '<N>' prefix reached the journal" \
