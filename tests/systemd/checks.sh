@@ -145,6 +145,10 @@ check sandbox.no_capabilities '$(grep -E ^Cap $st | tr -s [:space:] \ )' \
 	eval '[ "$(grep -cE "^Cap(Eff|Prm|Bnd):[[:space:]]+0+$" $st)" = 3 ]'
 check sandbox.no_new_privs '$(grep NoNewPrivs $st)' grep -qE '^NoNewPrivs:[[:space:]]+1' $st
 check sandbox.seccomp '$(grep ^Seccomp: $st)' grep -qE '^Seccomp:[[:space:]]+2' $st
+# run.sh's drop-in: a call outside the filter kills raftd instead of EPERM
+# (systemd shows "kill" as 2147483646).
+check sandbox.filter_kills 'SystemCallErrorNumber=$(prop raftd SystemCallErrorNumber)' \
+	eval 'case $(prop raftd SystemCallErrorNumber) in kill | 2147483646) ;; *) false ;; esac'
 check limits.core '$(grep core /proc/$pid/limits)' \
 	grep -qE '^Max core file size +0 +0 ' /proc/$pid/limits
 check limits.tasks_memory 'TasksMax=$(prop raftd TasksMax) MemoryMax=$(prop raftd MemoryMax)' \
