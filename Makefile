@@ -7,7 +7,8 @@
 #   build/asan/        the same with ASan + UBSan (make ... SANITIZE=1)
 #
 # Areas may add their own targets in fragments `tests/<dir>/*.mk`,
-# appending to TEST_TARGETS, BENCH_TARGETS or FUZZ_TARGETS.
+# appending to TEST_TARGETS, BENCH_TARGETS or FUZZ_TARGETS, and for targets
+# of their own to SUITE_HELP (one quoted line each, shown by `make help`).
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -65,6 +66,7 @@ TEST_BINS := $(TEST_DIRS:%=$(B)/tests/test-%)
 TEST_TARGETS := $(TEST_DIRS:%=test-%)
 BENCH_TARGETS :=
 FUZZ_TARGETS :=
+SUITE_HELP :=
 
 -include $(sort $(wildcard tests/*/*.mk))
 
@@ -82,6 +84,7 @@ help:
 	@echo "make fuzz          build the libFuzzer targets ($(FUZZ_TARGETS))"
 	@echo "make install       PREFIX=/usr/local DESTDIR="
 	@echo "make format | format-check | lint | clean"
+	@for l in $(SUITE_HELP); do echo "$$l"; done
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): .ci/deps.sh
@@ -186,4 +189,4 @@ lint: $(GEN_H)
 clean:
 	rm -rf build/tests build/lib build/daemon build/gen build/asan build/*.a build/raftd build/raftctl
 
--include $(shell find $(B) -path build/deps -prune -o -name '*.d' -type f -print 2>/dev/null)
+-include $(shell find $(B) -path build/deps -prune -o -path build/systemd -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -15,6 +15,13 @@
 #include "util/err.h"
 #include "util/log.h"
 
+/* The exit status for a config that does not load or that the node refuses
+ * at start (EX_CONFIG in BSD's sysexits.h, which systemd names "CONFIG").
+ * Retrying cannot fix it, so systemd/raftd.service lists it in
+ * RestartPreventExitStatus= and the unit settles in "failed" instead of
+ * restarting; every other failure exits 1. */
+#define RAFTD_EXIT_CONFIG 78
+
 struct daemon {
 	const char *config_path;
 	struct event_base *base;
@@ -90,7 +97,7 @@ int main(int argc, char **argv)
 	if (rd_config_load(cfg, argv[2], msg) != 0) {
 		rd_log_err("invalid config: %s", msg);
 		free(cfg);
-		return 1;
+		return RAFTD_EXIT_CONFIG;
 	}
 	if (strcmp(argv[1], "--check-config") == 0) {
 		printf("%s: ok\n", argv[2]);
@@ -109,7 +116,7 @@ int main(int argc, char **argv)
 	if (rv != 0) {
 		rd_log_err("cannot start: %s", msg);
 		event_base_free(d.base);
-		return 1;
+		return rv == RD_ECONFIG ? RAFTD_EXIT_CONFIG : 1;
 	}
 	ev_term = evsignal_new(d.base, SIGTERM, on_stop_signal, &d);
 	ev_int = evsignal_new(d.base, SIGINT, on_stop_signal, &d);

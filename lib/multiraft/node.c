@@ -147,8 +147,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	rd_forward_retry(&n->fwd);
 	if (work)
 		rd_node_wake(n);
-	if (n->watchdog)
-		sd_notify(0, "WATCHDOG=1");
+	rd_watchdog_kick(&n->watchdog, t0);
 	n->loop.ticks++;
 	n->loop.last_tick_done_ns = rd_node_now_ns();
 	n->loop.last_tick_ns = n->loop.last_tick_done_ns - t0;
@@ -235,7 +234,6 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 {
 	struct rd_node *n;
 	struct timeval tv;
-	uint64_t usec;
 	int rv;
 
 	if (cfg->has_join)
@@ -278,7 +276,7 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	tv.tv_sec = cfg->tick_ms / 1000;
 	tv.tv_usec = (cfg->tick_ms % 1000) * 1000;
 	event_add(n->tick_ev, &tv);
-	n->watchdog = sd_watchdog_enabled(0, &usec) > 0;
+	rd_watchdog_init(&n->watchdog);
 
 	rd_forward_init(&n->fwd, &rd_node_forward_ops, n, cfg->node_id, &n->topo,
 	                cfg->request_timeout_ms);

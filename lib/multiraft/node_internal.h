@@ -27,6 +27,7 @@
 #include "storage/storage.h"
 #include "ctl/metrics.h"
 #include "util/config.h"
+#include "util/watchdog.h"
 
 struct event;
 struct rd_ctl_server;
@@ -144,8 +145,8 @@ struct rd_node {
 	bool ready_target_set;
 	uint64_t ready_target; /* group 0 commit seen when its leader became known */
 	bool stopping;
-	bool watchdog;
-	bool bootstrapped; /* hinted campaigns done */
+	struct rd_watchdog watchdog; /* WATCHDOG=1, paced */
+	bool bootstrapped;           /* hinted campaigns done */
 	int exit_code;
 	uint64_t started_ns;
 	uint64_t last_slow_log_ns;

@@ -1,5 +1,7 @@
-/* raftd's command line and config errors: a bad config exits 1 with a
- * FILE:LINE message before touching the data directory. */
+/* raftd's command line and config errors: a bad config exits with the
+ * status systemd/raftd.service lists in RestartPreventExitStatus= (so that
+ * systemd does not restart it in a loop) and a FILE:LINE message, before
+ * touching the data directory. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,18 +38,38 @@ static const char *write_conf(const char *body)
 	return path;
 }
 
+/* The number in "RestartPreventExitStatus=N" of a unit file. */
+static int prevent_status(const char *unit)
+{
+	char line[256];
+	const char *key = "RestartPreventExitStatus=";
+	FILE *f = fopen(rd_h_src_path(unit), "r");
+	int status = -1;
+
+	cr_assert_not_null(f, "cannot open %s", unit);
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, key, strlen(key)) == 0)
+			status = atoi(line + strlen(key));
+	fclose(f);
+	cr_assert_gt(status, 2, "%s: no RestartPreventExitStatus= above 2", unit);
+	return status;
+}
+
 static void expect_config_error(const char *body, const char *want)
 {
 	char err[2048], datadir[128];
 	const char *path = write_conf(body);
+	int status = prevent_status("systemd/raftd.service");
 	struct stat st;
 
-	cr_assert_eq(rd_h_raftd(err, sizeof err, "--config", path), 1, "stderr: %s", err);
+	cr_assert_eq(prevent_status("systemd/raftd@.service"), status);
+	cr_assert_eq(rd_h_raftd(err, sizeof err, "--config", path), status, "stderr: %s",
+	             err);
 	cr_assert(strstr(err, path) != NULL, "no file name in: %s", err);
 	cr_assert(strstr(err, want) != NULL, "'%s' not in: %s", want, err);
 	snprintf(datadir, sizeof datadir, "%s/data", dir);
 	cr_assert_neq(stat(datadir, &st), 0, "data dir was created");
-	cr_assert_eq(rd_h_raftd(err, sizeof err, "--check-config", path), 1);
+	cr_assert_eq(rd_h_raftd(err, sizeof err, "--check-config", path), status);
 }
 
 Test(daemon_args, unknown_key_is_named_with_line, .init = setup, .fini = teardown)
@@ -79,4 +101,19 @@ Test(daemon_args, version_and_usage)
 	cr_assert_eq(rd_h_raftd(err, sizeof err, "--version", NULL), 0);
 	cr_assert_eq(rd_h_raftd(err, sizeof err, "--bogus", "x"), 2);
 	cr_assert(strstr(err, "usage") != NULL);
+}
+
+/* A config that loads but that the node refuses at start (joining a running
+ * cluster) is a config error too: the same status, so systemd does not
+ * retry it either, while --check-config accepts the file. */
+Test(daemon_args, refused_at_start_is_a_config_error, .init = setup, .fini = teardown)
+{
+	char err[2048];
+	const char *path = write_conf("[cluster]\nlisten = 127.0.0.1:7001\n"
+	                              "join = 127.0.0.1:7002\n[tls]\nmode = insecure\n");
+
+	cr_assert_eq(rd_h_raftd(err, sizeof err, "--check-config", path), 0, "%s", err);
+	cr_assert_eq(rd_h_raftd(err, sizeof err, "--config", path),
+	             prevent_status("systemd/raftd.service"), "stderr: %s", err);
+	cr_assert(strstr(err, "[cluster] join") != NULL, "%s", err);
 }
