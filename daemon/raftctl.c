@@ -21,6 +21,7 @@
 #include "util/err.h"
 #include "util/frame.h"
 #include "util/json.h"
+#include "util/clock.h"
 
 #define EXIT_FAILED      1
 #define EXIT_USAGE       2
@@ -69,13 +70,6 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int dial(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -114,13 +108,13 @@ static int unreachable(const char *path, const char *what)
 static int call(const struct opts *o, Raftd__ClientRequest *req, unsigned retry_ms,
                 Raftd__ClientResponse **resp)
 {
-	uint64_t until = now_ms() + retry_ms;
+	uint64_t until = rd_clock_now_ms() + retry_ms;
 	uint8_t *buf, *in;
 	size_t len, inlen;
 	int fd, rv;
 
 	while ((fd = dial(o->socket)) < 0) {
-		if (now_ms() >= until)
+		if (rd_clock_now_ms() >= until)
 			return unreachable(o->socket, strerror(errno));
 		usleep(100 * 1000);
 	}

@@ -12,6 +12,8 @@
 
 #include "storage/schema.h"
 #include "storage/storage.h"
+#include "util/clock.h"
+#include "util/fatal.h"
 
 /* One cached entry; `data` (capacity `cap`) is malloc'd and owned by the
  * cache. */
@@ -212,10 +214,9 @@ int rd__catalog_check_name(const char *name, char *msg);
 /* Open-time scan of the state and log column families (load.c). */
 int rd__load(struct rd_storage *st, char *msg);
 
-/* Log a fatal RocksDB failure and abort (no retry-then-acknowledge). */
-_Noreturn void rd__fatal(const char *what, char *err);
-
-/* Monotonic nanoseconds. */
-uint64_t rd__now_ns(void);
+/* The line a failed RocksDB write or read while applying logs before the
+ * process aborts: rd_fatal(RD_STORAGE_FATAL_FMT, what, err). Nothing is
+ * retried and then acknowledged (storage.h, "Failure policy"). */
+#define RD_STORAGE_FATAL_FMT "storage failure, aborting what=\"%s\" error=\"%s\""
 
 #endif

@@ -35,14 +35,6 @@
 #define RX_SLOT      2048
 #define RESETS_PER_S 100
 
-uint64_t rd_t_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NGTCP2_SECONDS + (uint64_t)ts.tv_nsec;
-}
-
 void rd_t_rand(uint8_t *p, size_t n)
 {
 	while (n > 0) {
@@ -183,7 +175,7 @@ static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidl
 	size_t randlen;
 	ngtcp2_ssize n;
 
-	uint64_t now = rd_t_now();
+	uint64_t now = rd_clock_now_ns();
 
 	/* Smallest valid reset is 21 bytes + token; stay below the trigger. */
 	if (trigger_len < 43 || dcidlen > NGTCP2_MAX_CIDLEN)

@@ -23,6 +23,7 @@
 
 #include "transport/transport.h"
 #include "transport/wire.h"
+#include "util/clock.h" /* rd_clock_now_ns: ngtcp2 timestamps are its ns */
 
 #define RD_T_SCID_LEN         16
 #define RD_T_MAX_PKT          NGTCP2_MAX_PMTUD_UDP_PAYLOAD_SIZE
@@ -182,7 +183,6 @@ struct rd_transport {
 };
 
 /* endpoint.c, cidmap.c */
-uint64_t rd_t_now(void); /* CLOCK_MONOTONIC in ns (ngtcp2_tstamp) */
 void rd_t_rand(uint8_t *p, size_t n);
 int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c);
 void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid);

@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "util/clock.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -202,9 +203,7 @@ int rd_h_ctl(struct rd_h_cluster *c, unsigned i, char *out, size_t size, ...)
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)rd_clock_now_ns() / 1e9;
 }
 
 int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out,
