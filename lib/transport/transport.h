@@ -84,7 +84,10 @@ struct rd_transport_config {
 };
 
 /* Fill `tc` from the node config `c` (transport, tls, cluster.listen and
- * node.id); with c == NULL, defaults only (listen 127.0.0.1:0, insecure). */
+ * node.id). With c == NULL: listen 127.0.0.1:0, insecure, and the timeouts
+ * and frame limit of rd_config_defaults (util/config.c), the one source of
+ * defaults, so a transport built without a config runs as production does.
+ * A field `c` leaves 0 takes the same default. `c` is only read. */
 void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_config *c);
 
 /* Callbacks. Decoded messages are borrowed: valid only during the call. */
