@@ -218,6 +218,8 @@ struct rd_transport_stats {
 	uint64_t send_blocked;     /* times the socket said EAGAIN */
 };
 
+/* Copy the transport-wide counters of `t` into *out (a snapshot; the
+ * counters only grow). Cheap, for /metrics and raftctl status. */
 void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats *out);
 
 /* Tests only: queue `len` raw bytes (not a frame) on the Raft stream, or

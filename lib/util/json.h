@@ -52,9 +52,13 @@ void rd_json_free(struct rd_json *j);
  * object every value follows an rd_json_key. After an allocation failure
  * `j->failed` is set and further writes do nothing. */
 
+/* Open an object (a value: a comma goes before it when needed). */
 void rd_json_obj_begin(struct rd_json *j);
+/* Close the innermost open object. */
 void rd_json_obj_end(struct rd_json *j);
+/* Open an array. */
 void rd_json_arr_begin(struct rd_json *j);
+/* Close the innermost open array. */
 void rd_json_arr_end(struct rd_json *j);
 /* An object key; the next value follows it. */
 void rd_json_key(struct rd_json *j, const char *key);
@@ -62,9 +66,14 @@ void rd_json_key(struct rd_json *j, const char *key);
 void rd_json_str(struct rd_json *j, const char *s);
 /* `len` bytes at `s` as a string, escaped as RD_JSON_BYTES. */
 void rd_json_bytes(struct rd_json *j, const uint8_t *s, size_t len);
+/* An unsigned integer, in decimal (all 64 bits: readers that parse numbers
+ * as doubles lose precision above 2^53). */
 void rd_json_u64(struct rd_json *j, uint64_t v);
+/* A number with 9 significant digits (%.9g); `v` must be finite. */
 void rd_json_double(struct rd_json *j, double v);
+/* true when `v` is non-zero, else false. */
 void rd_json_bool(struct rd_json *j, int v);
+/* null. */
 void rd_json_null(struct rd_json *j);
 
 #endif
