@@ -6,7 +6,8 @@
  * what to send, what to apply. Time is the caller's ticks; randomness is a
  * 64-bit seed given at creation, so every run replays exactly.
  *
- * Driving one group synchronously (the driver owns the ordering, DESIGN.md):
+ * Driving one group synchronously (the driver owns the ordering: persist,
+ * send, apply; lib/README.md and lib/multiraft/drive.c):
  *
  *   while (rd_raft_has_update(r)) {
  *       rd_raft_get_update(r, &u);

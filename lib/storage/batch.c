@@ -1,5 +1,5 @@
 /*
- * Group commit (DESIGN.md "Durability"): one rd_storage_batch collects the
+ * Group commit (storage.h, "Failure policy"): one rd_storage_batch collects the
  * persist work of every group for one loop iteration (entries, hard state,
  * conf state, applied KV commands, compaction) and rd_storage_commit writes
  * it with a single RocksDB write with sync=true: one fdatasync for all.

@@ -1,7 +1,8 @@
 /*
  * One connection's I/O: feeding a packet to ngtcp2, the write loop that
  * drains the streams' queues into packets, the timer re-armed from
- * ngtcp2_conn_get_expiry after every read and write (STYLE.md item 10), and
+ * ngtcp2_conn_get_expiry after every read and write (as ngtcp2's
+ * examples/server.cc does), and
  * closing.
  *
  * Happy path: after a read the connection is marked dirty; the flush calls

@@ -40,7 +40,8 @@ struct rd_sbuf {
 };
 
 /* The sending half of a stream. ngtcp2 does not copy stream data, so bytes
- * stay here until ngtcp2 reports them acknowledged (STYLE.md item 7). */
+ * stay here until ngtcp2 reports them acknowledged (ngtcp2.h,
+ * acked_stream_data_offset). */
 struct rd_squeue {
 	struct rd_sbuf *head, *tail; /* head: oldest not fully acknowledged */
 	struct rd_sbuf *cur;         /* first buffer with unsent bytes, NULL: all sent */

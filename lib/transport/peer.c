@@ -3,7 +3,7 @@
  * frames waiting for a connection, redial with backoff, counters, and the
  * public send functions.
  *
- * One connection per pair (DESIGN.md): when a second connection to the
+ * One connection per pair of nodes: when a second connection to the
  * same peer completes its handshake, both ends apply the same rule, so they
  * agree without talking: keep the connection dialed by the lower node id;
  * between two dialed by the same node keep the newer (that node abandoned

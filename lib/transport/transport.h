@@ -1,5 +1,6 @@
 /*
- * The QUIC transport between raftd nodes (DESIGN.md "Wire protocol"):
+ * The QUIC transport between raftd nodes (frames: lib/transport/wire.h and
+ * proto/raftd.proto):
  * one UDP socket, one QUIC connection per pair of nodes, TLS 1.3 through
  * wolfSSL with ALPN "raftd/1", driven by the caller's libevent base.
  *

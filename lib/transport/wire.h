@@ -1,5 +1,5 @@
 /*
- * Peer framing (proto/raftd.proto, "Wire protocol" in DESIGN.md): every
+ * Peer framing (proto/raftd.proto): every
  * frame on a QUIC stream is a 4-byte big-endian length N followed by N bytes
  * of one protobuf `PeerFrame`.
  *

@@ -1,6 +1,6 @@
 /* systemd units: both pass `systemd-analyze verify` (which also checks that
  * ExecStart= names an executable and that the man pages in Documentation=
- * exist), carry every setting issue 7 asks for, and keep their sandboxing:
+ * exist), carry every setting listed below, and keep their sandboxing:
  * `systemd-analyze security --offline` rates them at most 2.0 ("OK").
  *
  * verify needs the ExecStart binary to exist, so the units are copied into
@@ -191,7 +191,7 @@ static void check_settings(const char *unit, const char *exec, const char *state
 	free(text);
 }
 
-/* Issue 7's list of settings, in both units. */
+/* The settings both units must carry (Type=notify, sandboxing, limits). */
 Test(systemd, units_have_the_required_settings)
 {
 	check_settings("systemd/raftd.service",

@@ -1,5 +1,5 @@
 /*
- * Crash test (issue 4): a child process appends in group-commit batches
+ * Crash test: a child process appends in group-commit batches
  * across many groups, applies committed KV commands and reports over a pipe
  * what it is about to commit and what commit returned. The parent SIGKILLs
  * it at random moments, reopens the directory and checks:
