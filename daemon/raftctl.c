@@ -37,7 +37,7 @@ struct cmd {
 	const char *help;
 	Raftd__ClientRequest__OpCase op;
 	int (*build)(const struct cmd *c, struct rc_request *rq, int argc, char **argv);
-	rc_print_fn print;
+	enum rc_output out;
 };
 
 static const struct cmd commands[];
@@ -204,67 +204,19 @@ static const char *take_opt(int *argc, char **argv, const char *flag)
 	return NULL;
 }
 
-/* Set the request's operation to `c->op`, carrying the message in `rq->op`
- * that the builder filled in. */
-static void set_op(const struct cmd *c, struct rc_request *rq)
+/* Make `c->op` the request's operation: its message lives in rq->op, is
+ * initialised to its defaults, and is returned for the builder to fill. The
+ * oneof member is found through the generated descriptor (protobuf-c makes
+ * op_case the field number), so no builder names the envelope's field. */
+static void *op_msg(const struct cmd *c, struct rc_request *rq)
 {
-	Raftd__ClientRequest *req = &rq->req;
+	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+	    &raftd__client_request__descriptor, (unsigned)c->op);
 
-	req->op_case = c->op;
-	switch (c->op) {
-	case RAFTD__CLIENT_REQUEST__OP_PUT:
-		req->put = &rq->op.put;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_GET:
-		req->get = &rq->op.get;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_DELETE:
-		req->delete_ = &rq->op.del;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_CAS:
-		req->cas = &rq->op.cas;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_PROPOSE:
-		req->propose = &rq->op.propose;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_META_PUT:
-		req->meta_put = &rq->op.meta_put;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_META_GET:
-		req->meta_get = &rq->op.meta_get;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_STATUS:
-		raftd__status_request__init(&rq->op.status);
-		req->status = &rq->op.status;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_GROUPS:
-		raftd__groups_request__init(&rq->op.groups);
-		req->groups = &rq->op.groups;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_MEMBERS:
-		raftd__members_request__init(&rq->op.members);
-		req->members = &rq->op.members;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD:
-		req->members_add = &rq->op.members_add;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_REMOVE:
-		req->members_remove = &rq->op.members_remove;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_TRANSFER_LEADER:
-		req->transfer_leader = &rq->op.transfer;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_READY:
-		raftd__ready_request__init(&rq->op.ready);
-		req->ready = &rq->op.ready;
-		break;
-	case RAFTD__CLIENT_REQUEST__OP_SHUTDOWN:
-		raftd__shutdown_request__init(&rq->op.shutdown);
-		req->shutdown = &rq->op.shutdown;
-		break;
-	default:
-		break;
-	}
+	protobuf_c_message_init(f->descriptor, &rq->op);
+	rq->req.op_case = c->op;
+	*(void **)((char *)&rq->req + f->offset) = &rq->op;
+	return &rq->op;
 }
 
 /* status, groups, members, shutdown: no arguments, an empty message. */
@@ -273,76 +225,69 @@ static int build_plain(const struct cmd *c, struct rc_request *rq, int argc, cha
 	(void)argv;
 	if (need(argc, 0, c->name))
 		return EXIT_USAGE;
-	set_op(c, rq);
+	op_msg(c, rq);
 	return 0;
 }
 
 static int build_put(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
-	Raftd__PutRequest *put = &rq->op.put;
+	Raftd__PutRequest *put = op_msg(c, rq);
 
-	raftd__put_request__init(put);
 	if (need(argc, 2, c->name))
 		return EXIT_USAGE;
 	put->key = bin(argv[0]);
 	put->value = bin(argv[1]);
-	set_op(c, rq);
 	return 0;
 }
 
 static int build_meta_put(const struct cmd *c, struct rc_request *rq, int argc,
                           char **argv)
 {
-	Raftd__MetaPutRequest *m = &rq->op.meta_put;
+	Raftd__MetaPutRequest *m = op_msg(c, rq);
 
-	raftd__meta_put_request__init(m);
 	if (need(argc, 2, c->name))
 		return EXIT_USAGE;
 	m->key = bin(argv[0]);
 	m->value = bin(argv[1]);
-	set_op(c, rq);
 	return 0;
 }
 
 /* get / meta get: a missing key is a failed operation (exit 1) in human
- * output, {"found":false} with --json (rc_print_value). */
+ * output, {"found":false} with --json (RC_OUT_VALUE). */
 static int build_get(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
 	bool stale = take_flag(&argc, argv, "--stale");
 
 	if (need(argc, 1, c->name))
 		return EXIT_USAGE;
+	op_msg(c, rq);
 	if (c->op == RAFTD__CLIENT_REQUEST__OP_GET) {
-		raftd__get_request__init(&rq->op.get);
 		rq->op.get.stale = stale;
 		rq->op.get.key = bin(argv[0]);
 		rq->what = "key";
 	} else {
-		raftd__meta_get_request__init(&rq->op.meta_get);
 		rq->op.meta_get.stale = stale;
 		rq->op.meta_get.key = bin(argv[0]);
 		rq->what = "metadata key";
 	}
 	rq->key = argv[0];
-	set_op(c, rq);
 	return 0;
 }
 
 static int build_delete(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
-	raftd__delete_request__init(&rq->op.del);
+	Raftd__DeleteRequest *del = op_msg(c, rq);
+
 	if (need(argc, 1, c->name))
 		return EXIT_USAGE;
-	rq->op.del.key = bin(argv[0]);
-	set_op(c, rq);
+	del->key = bin(argv[0]);
 	return 0;
 }
 
 static int build_cas(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
-	Raftd__CasRequest *cas = &rq->op.cas;
+	Raftd__CasRequest *cas = op_msg(c, rq);
 
-	raftd__cas_request__init(cas);
 	cas->expected_absent = take_flag(&argc, argv, "--absent");
 	if (cas->expected_absent) {
 		if (need(argc, 2, "cas --absent"))
@@ -356,25 +301,22 @@ static int build_cas(const struct cmd *c, struct rc_request *rq, int argc, char 
 		cas->expected = bin(argv[1]);
 		cas->value = bin(argv[2]);
 	}
-	set_op(c, rq);
 	return 0;
 }
 
 static int build_propose(const struct cmd *c, struct rc_request *rq, int argc,
                          char **argv)
 {
-	Raftd__ProposeRequest *p = &rq->op.propose;
+	Raftd__ProposeRequest *p = op_msg(c, rq);
 	const char *v = take_opt(&argc, argv, "--vshard");
 	uint64_t vs;
 
-	raftd__propose_request__init(p);
 	if (v == NULL || !parse_u64(v, &vs) || vs >= 1024)
 		return usage_error("propose needs --vshard V with V in 0..1023");
 	if (need(argc, 1, c->name))
 		return EXIT_USAGE;
 	p->vshard = (uint32_t)vs;
 	p->data = bin(argv[0]);
-	set_op(c, rq);
 	return 0;
 }
 
@@ -389,45 +331,39 @@ static int node_id(const char *s, uint64_t *id)
 static int build_members_add(const struct cmd *c, struct rc_request *rq, int argc,
                              char **argv)
 {
-	Raftd__MembersAddRequest *m = &rq->op.members_add;
+	Raftd__MembersAddRequest *m = op_msg(c, rq);
 
-	raftd__members_add_request__init(m);
 	m->learner = take_flag(&argc, argv, "--learner");
 	if (need(argc, 2, c->name))
 		return EXIT_USAGE;
 	if (node_id(argv[0], &m->node_id) != 0)
 		return EXIT_USAGE;
 	m->address = argv[1];
-	set_op(c, rq);
 	return 0;
 }
 
 static int build_members_remove(const struct cmd *c, struct rc_request *rq, int argc,
                                 char **argv)
 {
-	Raftd__MembersRemoveRequest *m = &rq->op.members_remove;
+	Raftd__MembersRemoveRequest *m = op_msg(c, rq);
 
-	raftd__members_remove_request__init(m);
 	if (need(argc, 1, c->name))
 		return EXIT_USAGE;
 	if (node_id(argv[0], &m->node_id) != 0)
 		return EXIT_USAGE;
-	set_op(c, rq);
 	return 0;
 }
 
 static int build_transfer(const struct cmd *c, struct rc_request *rq, int argc,
                           char **argv)
 {
-	Raftd__TransferLeaderRequest *t = &rq->op.transfer;
+	Raftd__TransferLeaderRequest *t = op_msg(c, rq);
 
-	raftd__transfer_leader_request__init(t);
 	if (need(argc, 2, c->name))
 		return EXIT_USAGE;
 	if (!parse_u64(argv[0], &t->group) || !parse_u64(argv[1], &t->node_id) ||
 	    t->node_id == 0)
 		return usage_error("transfer-leader takes a group number and a node id");
-	set_op(c, rq);
 	return 0;
 }
 
@@ -444,7 +380,7 @@ static int build_ready(const struct cmd *c, struct rc_request *rq, int argc, cha
 		return usage_error("--wait takes a number of seconds");
 	if (need(argc, 0, c->name))
 		return EXIT_USAGE;
-	set_op(c, rq);
+	op_msg(c, rq);
 	rq->req.deadline_ms = wait_s > 0 ? (uint32_t)(wait_s * 1000) : 1;
 	rq->retry_ms = (unsigned)(wait_s * 1000);
 	rq->prints_errors = true;
@@ -455,34 +391,34 @@ static int build_ready(const struct cmd *c, struct rc_request *rq, int argc, cha
 
 static const struct cmd commands[] = {
     {"put", "KEY VALUE", "linearizable write; returns once applied", OP(PUT), build_put,
-     rc_print_index},
+     RC_OUT_INDEX},
     {"get", "KEY [--stale]", "linearizable read (ReadIndex) unless --stale", OP(GET),
-     build_get, rc_print_value},
-    {"delete", "KEY", "linearizable delete", OP(DELETE), build_delete, rc_print_index},
+     build_get, RC_OUT_VALUE},
+    {"delete", "KEY", "linearizable delete", OP(DELETE), build_delete, RC_OUT_INDEX},
     {"cas", "KEY EXPECTED NEW", "compare-and-set (--absent KEY NEW: only if absent)",
-     OP(CAS), build_cas, rc_print_index},
+     OP(CAS), build_cas, RC_OUT_INDEX},
     {"propose", "--vshard V DATA", "raw proposal to the group owning vShard V",
-     OP(PROPOSE), build_propose, rc_print_index},
+     OP(PROPOSE), build_propose, RC_OUT_INDEX},
     {"meta put", "KEY VALUE", "write to the metadata group", OP(META_PUT), build_meta_put,
-     rc_print_index},
+     RC_OUT_INDEX},
     {"meta get", "KEY [--stale]", "read from the metadata group", OP(META_GET), build_get,
-     rc_print_value},
+     RC_OUT_VALUE},
     {"status", "", "node, readiness, metadata leader, topology, loop figures", OP(STATUS),
-     build_plain, rc_print_status},
+     build_plain, RC_OUT_STATUS},
     {"groups", "", "one row per group hosted here", OP(GROUPS), build_plain,
-     rc_print_groups},
-    {"members", "", "cluster members", OP(MEMBERS), build_plain, rc_print_members},
+     RC_OUT_GROUPS},
+    {"members", "", "cluster members", OP(MEMBERS), build_plain, RC_OUT_MEMBERS},
     {"members add", "ID ADDR [--learner]", "add a node to the cluster", OP(MEMBERS_ADD),
-     build_members_add, rc_print_index},
+     build_members_add, RC_OUT_INDEX},
     {"members remove", "ID", "remove a node from the cluster", OP(MEMBERS_REMOVE),
-     build_members_remove, rc_print_index},
+     build_members_remove, RC_OUT_INDEX},
     {"transfer-leader", "GROUP NODE", "move a group's leadership to NODE",
-     OP(TRANSFER_LEADER), build_transfer, rc_print_ok},
+     OP(TRANSFER_LEADER), build_transfer, RC_OUT_OK},
     {"ready", "[--wait SECONDS]", "exit 0 when ready, 1 when not (after waiting)",
-     OP(READY), build_ready, rc_print_ready},
+     OP(READY), build_ready, RC_OUT_READY},
     {"shutdown", "", "graceful shutdown of the node", OP(SHUTDOWN), build_plain,
-     rc_print_ok},
-    {NULL, NULL, NULL, 0, NULL, NULL},
+     RC_OUT_OK},
+    {NULL, NULL, NULL, 0, NULL, 0},
 };
 
 /* Build `c`'s request from its arguments, send it, print the answer. */
@@ -500,7 +436,7 @@ static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **ar
 	if (r->error != RAFTD__ERROR_CODE__OK && !rq.prints_errors)
 		rv = rc_print_failed(o, r);
 	else
-		rv = c->print(o, &rq, r);
+		rv = rc_print(c->out, o, &rq, r);
 	raftd__client_response__free_unpacked(r, NULL);
 	return rv;
 }

@@ -48,37 +48,27 @@ struct rc_request {
 	bool prints_errors; /* the printer also handles error responses */
 };
 
-/* A printer: writes the response `r` to `rq` on stdout (JSON when o->json)
- * and returns the exit code (0, or RC_EXIT_FAILED when the answer means the
- * operation did not succeed). `r` is borrowed for the call. Printers are
- * called for responses with error OK, unless rq->prints_errors. */
-typedef int (*rc_print_fn)(const struct rc_opts *o, const struct rc_request *rq,
-                           const Raftd__ClientResponse *r);
+/* How a command's answer is printed (daemon/raftctl_print.c). */
+enum rc_output {
+	RC_OUT_INDEX,   /* a write: "OK group=G index=I" */
+	RC_OUT_VALUE,   /* get / meta get: the value; a missing key fails */
+	RC_OUT_OK,      /* no result: "OK" */
+	RC_OUT_STATUS,  /* raftctl status: node, topology, loop figures */
+	RC_OUT_GROUPS,  /* raftctl groups: one row per hosted group */
+	RC_OUT_MEMBERS, /* raftctl members: one row per member */
+	RC_OUT_READY,   /* raftctl ready: "ready" / "not ready", any error */
+};
 
-/* Write index and group of a write ("OK group=G index=I"). */
-int rc_print_index(const struct rc_opts *o, const struct rc_request *rq,
-                   const Raftd__ClientResponse *r);
-/* Write a value read by get / meta get; a missing key is RC_EXIT_FAILED in
- * human output (with a line on stderr naming rq->what and rq->key) and
- * {"found":false,"value":null} with --json. */
-int rc_print_value(const struct rc_opts *o, const struct rc_request *rq,
-                   const Raftd__ClientResponse *r);
-/* "OK" for an operation with no result. */
-int rc_print_ok(const struct rc_opts *o, const struct rc_request *rq,
-                const Raftd__ClientResponse *r);
-/* `raftctl status`: node, readiness, topology and loop figures. */
-int rc_print_status(const struct rc_opts *o, const struct rc_request *rq,
-                    const Raftd__ClientResponse *r);
-/* `raftctl groups`: one row per hosted group. */
-int rc_print_groups(const struct rc_opts *o, const struct rc_request *rq,
-                    const Raftd__ClientResponse *r);
-/* `raftctl members`: one row per cluster member. */
-int rc_print_members(const struct rc_opts *o, const struct rc_request *rq,
-                     const Raftd__ClientResponse *r);
-/* `raftctl ready`: "ready" / "not ready" for any response (needs
- * rq->prints_errors); RC_EXIT_FAILED unless the error is OK. */
-int rc_print_ready(const struct rc_opts *o, const struct rc_request *rq,
-                   const Raftd__ClientResponse *r);
+/* Print the answer `r` to request `rq` as `out` on stdout (one JSON
+ * document when o->json) and return the exit code: 0, or RC_EXIT_FAILED
+ * when the answer means the operation did not succeed (RC_OUT_VALUE: a
+ * missing key in human output, with a line on stderr naming rq->what and
+ * rq->key; RC_OUT_READY: any error but OK). `r` is borrowed for the call.
+ * Called for answers whose error is OK, and for every answer when
+ * rq->prints_errors. */
+int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_request *rq,
+             const Raftd__ClientResponse *r);
+
 /* A response whose error is not OK: JSON on stdout with --json, and always
  * the error, message and hints on stderr. Returns RC_EXIT_FAILED. */
 int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r);

@@ -83,8 +83,8 @@ int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r)
 	return RC_EXIT_FAILED;
 }
 
-int rc_print_index(const struct rc_opts *o, const struct rc_request *rq,
-                   const Raftd__ClientResponse *r)
+static int print_index(const struct rc_opts *o, const struct rc_request *rq,
+                       const Raftd__ClientResponse *r)
 {
 	uint64_t g = 0, i = 0;
 
@@ -106,8 +106,8 @@ int rc_print_index(const struct rc_opts *o, const struct rc_request *rq,
 	return 0;
 }
 
-int rc_print_value(const struct rc_opts *o, const struct rc_request *rq,
-                   const Raftd__ClientResponse *r)
+static int print_value(const struct rc_opts *o, const struct rc_request *rq,
+                       const Raftd__ClientResponse *r)
 {
 	const Raftd__ValueResult *v =
 	    r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_VALUE ? r->value : NULL;
@@ -150,16 +150,16 @@ static void one_bool(const struct rc_opts *o, const char *key, int v, const char
 	}
 }
 
-int rc_print_ok(const struct rc_opts *o, const struct rc_request *rq,
-                const Raftd__ClientResponse *r)
+static int print_ok(const struct rc_opts *o, const struct rc_request *rq,
+                    const Raftd__ClientResponse *r)
 {
 	(void)rq, (void)r;
 	one_bool(o, "ok", 1, "OK");
 	return 0;
 }
 
-int rc_print_ready(const struct rc_opts *o, const struct rc_request *rq,
-                   const Raftd__ClientResponse *r)
+static int print_ready(const struct rc_opts *o, const struct rc_request *rq,
+                       const Raftd__ClientResponse *r)
 {
 	int ready = r->error == RAFTD__ERROR_CODE__OK;
 
@@ -391,23 +391,36 @@ static const struct view members_view = {RAFTD__CLIENT_RESPONSE__RESULT_MEMBERS,
 static const struct view status_view = {RAFTD__CLIENT_RESPONSE__RESULT_STATUS,
                                         status_json, status_table};
 
-int rc_print_groups(const struct rc_opts *o, const struct rc_request *rq,
-                    const Raftd__ClientResponse *r)
+static int print_groups(const struct rc_opts *o, const struct rc_request *rq,
+                        const Raftd__ClientResponse *r)
 {
 	(void)rq;
 	return show(o, r, &groups_view);
 }
 
-int rc_print_members(const struct rc_opts *o, const struct rc_request *rq,
-                     const Raftd__ClientResponse *r)
+static int print_members(const struct rc_opts *o, const struct rc_request *rq,
+                         const Raftd__ClientResponse *r)
 {
 	(void)rq;
 	return show(o, r, &members_view);
 }
 
-int rc_print_status(const struct rc_opts *o, const struct rc_request *rq,
-                    const Raftd__ClientResponse *r)
+static int print_status(const struct rc_opts *o, const struct rc_request *rq,
+                        const Raftd__ClientResponse *r)
 {
 	(void)rq;
 	return show(o, r, &status_view);
+}
+
+int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_request *rq,
+             const Raftd__ClientResponse *r)
+{
+	static int (*const printers[])(const struct rc_opts *, const struct rc_request *,
+	                               const Raftd__ClientResponse *) = {
+	    [RC_OUT_INDEX] = print_index,   [RC_OUT_VALUE] = print_value,
+	    [RC_OUT_OK] = print_ok,         [RC_OUT_STATUS] = print_status,
+	    [RC_OUT_GROUPS] = print_groups, [RC_OUT_MEMBERS] = print_members,
+	    [RC_OUT_READY] = print_ready,
+	};
+	return printers[out](o, rq, r);
 }
