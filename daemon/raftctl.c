@@ -5,6 +5,7 @@
  * Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage
  * error, 3 the daemon could not be reached.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -30,7 +31,8 @@
 
 /* One command: how it is typed and described, how its request is built
  * from the arguments after the command name, and how the answer is printed.
- * A builder returns 0, or an exit code after a usage message. */
+ * A builder returns 0, or an exit code after a usage message. build_fields
+ * needs no code per command: it reads `fields` and `flag`. */
 struct cmd {
 	const char *name; /* "meta put" for two-word commands */
 	const char *args;
@@ -38,6 +40,9 @@ struct cmd {
 	Raftd__ClientRequest__OpCase op;
 	int (*build)(const struct cmd *c, struct rc_request *rq, int argc, char **argv);
 	enum rc_output out;
+	const char *const *fields; /* build_fields: bytes fields, one per argument */
+	const char *flag;          /* build_fields: "--NAME" sets bool field NAME */
+	const char *what;          /* RC_OUT_VALUE: what a missing key is called */
 };
 
 static const struct cmd commands[];
@@ -219,68 +224,41 @@ static void *op_msg(const struct cmd *c, struct rc_request *rq)
 	return &rq->op;
 }
 
-/* status, groups, members, shutdown: no arguments, an empty message. */
-static int build_plain(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
+/* The field `name` of the operation message in rq->op (a field the
+ * generated code has, of type `type`: a mismatch is a bug in the table). */
+static void *field(struct rc_request *rq, const char *name, ProtobufCType type)
 {
-	(void)argv;
-	if (need(argc, 0, c->name))
-		return EXIT_USAGE;
+	const ProtobufCMessageDescriptor *d = ((ProtobufCMessage *)&rq->op)->descriptor;
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(d, name);
+
+	assert(f != NULL && f->type == type);
+	return (char *)&rq->op + f->offset;
+}
+
+/* The commands whose arguments are bytes fields in order (put, get,
+ * delete, meta put, meta get) or nothing at all (status, groups, members,
+ * shutdown), with at most one boolean flag (--stale). */
+static int build_fields(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
+{
+	int n = 0;
+
 	op_msg(c, rq);
-	return 0;
-}
-
-static int build_put(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
-{
-	Raftd__PutRequest *put = op_msg(c, rq);
-
-	if (need(argc, 2, c->name))
-		return EXIT_USAGE;
-	put->key = bin(argv[0]);
-	put->value = bin(argv[1]);
-	return 0;
-}
-
-static int build_meta_put(const struct cmd *c, struct rc_request *rq, int argc,
-                          char **argv)
-{
-	Raftd__MetaPutRequest *m = op_msg(c, rq);
-
-	if (need(argc, 2, c->name))
-		return EXIT_USAGE;
-	m->key = bin(argv[0]);
-	m->value = bin(argv[1]);
-	return 0;
-}
-
-/* get / meta get: a missing key is a failed operation (exit 1) in human
- * output, {"found":false} with --json (RC_OUT_VALUE). */
-static int build_get(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
-{
-	bool stale = take_flag(&argc, argv, "--stale");
-
-	if (need(argc, 1, c->name))
-		return EXIT_USAGE;
-	op_msg(c, rq);
-	if (c->op == RAFTD__CLIENT_REQUEST__OP_GET) {
-		rq->op.get.stale = stale;
-		rq->op.get.key = bin(argv[0]);
-		rq->what = "key";
-	} else {
-		rq->op.meta_get.stale = stale;
-		rq->op.meta_get.key = bin(argv[0]);
-		rq->what = "metadata key";
+	while (c->fields != NULL && c->fields[n] != NULL)
+		n++;
+	if (c->flag != NULL) {
+		char flag[32];
+		snprintf(flag, sizeof flag, "--%s", c->flag);
+		*(protobuf_c_boolean *)field(rq, c->flag, PROTOBUF_C_TYPE_BOOL) =
+		    take_flag(&argc, argv, flag);
 	}
-	rq->key = argv[0];
-	return 0;
-}
-
-static int build_delete(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
-{
-	Raftd__DeleteRequest *del = op_msg(c, rq);
-
-	if (need(argc, 1, c->name))
+	if (need(argc, n, c->name))
 		return EXIT_USAGE;
-	del->key = bin(argv[0]);
+	for (int i = 0; i < n; i++)
+		*(ProtobufCBinaryData *)field(rq, c->fields[i], PROTOBUF_C_TYPE_BYTES) =
+		    bin(argv[i]);
+	rq->what = c->what;
+	rq->key = n > 0 ? argv[0] : NULL;
 	return 0;
 }
 
@@ -328,29 +306,25 @@ static int node_id(const char *s, uint64_t *id)
 	return 0;
 }
 
-static int build_members_add(const struct cmd *c, struct rc_request *rq, int argc,
-                             char **argv)
+/* members add ID ADDR [--learner] / members remove ID. */
+static int build_member(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
-	Raftd__MembersAddRequest *m = op_msg(c, rq);
+	bool add = c->op == RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD;
+	bool learner = add && take_flag(&argc, argv, "--learner");
+	uint64_t id;
 
-	m->learner = take_flag(&argc, argv, "--learner");
-	if (need(argc, 2, c->name))
+	if (need(argc, add ? 2 : 1, c->name))
 		return EXIT_USAGE;
-	if (node_id(argv[0], &m->node_id) != 0)
+	if (node_id(argv[0], &id) != 0)
 		return EXIT_USAGE;
-	m->address = argv[1];
-	return 0;
-}
-
-static int build_members_remove(const struct cmd *c, struct rc_request *rq, int argc,
-                                char **argv)
-{
-	Raftd__MembersRemoveRequest *m = op_msg(c, rq);
-
-	if (need(argc, 1, c->name))
-		return EXIT_USAGE;
-	if (node_id(argv[0], &m->node_id) != 0)
-		return EXIT_USAGE;
+	op_msg(c, rq);
+	if (add) {
+		rq->op.members_add.node_id = id;
+		rq->op.members_add.address = argv[1];
+		rq->op.members_add.learner = learner;
+	} else {
+		rq->op.members_remove.node_id = id;
+	}
 	return 0;
 }
 
@@ -387,38 +361,50 @@ static int build_ready(const struct cmd *c, struct rc_request *rq, int argc, cha
 	return 0;
 }
 
-#define OP(x) RAFTD__CLIENT_REQUEST__OP_##x
+static const char *const key[] = {"key", NULL};
+static const char *const key_value[] = {"key", "value", NULL};
+
+/* The positional part of a table row; the build_fields extras follow it
+ * by name. */
+#define CMD(n, a, h, o, b, p)                                                            \
+	.name = (n), .args = (a), .help = (h), .op = RAFTD__CLIENT_REQUEST__OP_##o,      \
+	.build = (b), .out = (p)
 
 static const struct cmd commands[] = {
-    {"put", "KEY VALUE", "linearizable write; returns once applied", OP(PUT), build_put,
-     RC_OUT_INDEX},
-    {"get", "KEY [--stale]", "linearizable read (ReadIndex) unless --stale", OP(GET),
-     build_get, RC_OUT_VALUE},
-    {"delete", "KEY", "linearizable delete", OP(DELETE), build_delete, RC_OUT_INDEX},
-    {"cas", "KEY EXPECTED NEW", "compare-and-set (--absent KEY NEW: only if absent)",
-     OP(CAS), build_cas, RC_OUT_INDEX},
-    {"propose", "--vshard V DATA", "raw proposal to the group owning vShard V",
-     OP(PROPOSE), build_propose, RC_OUT_INDEX},
-    {"meta put", "KEY VALUE", "write to the metadata group", OP(META_PUT), build_meta_put,
-     RC_OUT_INDEX},
-    {"meta get", "KEY [--stale]", "read from the metadata group", OP(META_GET), build_get,
-     RC_OUT_VALUE},
-    {"status", "", "node, readiness, metadata leader, topology, loop figures", OP(STATUS),
-     build_plain, RC_OUT_STATUS},
-    {"groups", "", "one row per group hosted here", OP(GROUPS), build_plain,
-     RC_OUT_GROUPS},
-    {"members", "", "cluster members", OP(MEMBERS), build_plain, RC_OUT_MEMBERS},
-    {"members add", "ID ADDR [--learner]", "add a node to the cluster", OP(MEMBERS_ADD),
-     build_members_add, RC_OUT_INDEX},
-    {"members remove", "ID", "remove a node from the cluster", OP(MEMBERS_REMOVE),
-     build_members_remove, RC_OUT_INDEX},
-    {"transfer-leader", "GROUP NODE", "move a group's leadership to NODE",
-     OP(TRANSFER_LEADER), build_transfer, RC_OUT_OK},
-    {"ready", "[--wait SECONDS]", "exit 0 when ready, 1 when not (after waiting)",
-     OP(READY), build_ready, RC_OUT_READY},
-    {"shutdown", "", "graceful shutdown of the node", OP(SHUTDOWN), build_plain,
-     RC_OUT_OK},
-    {NULL, NULL, NULL, 0, NULL, 0},
+    {CMD("put", "KEY VALUE", "linearizable write; returns once applied", PUT,
+         build_fields, RC_OUT_INDEX),
+     .fields = key_value},
+    {CMD("get", "KEY [--stale]", "linearizable read (ReadIndex) unless --stale", GET,
+         build_fields, RC_OUT_VALUE),
+     .fields = key, .flag = "stale", .what = "key"},
+    {CMD("delete", "KEY", "linearizable delete", DELETE, build_fields, RC_OUT_INDEX),
+     .fields = key},
+    {CMD("cas", "KEY EXPECTED NEW", "compare-and-set (--absent KEY NEW: only if absent)",
+         CAS, build_cas, RC_OUT_INDEX)},
+    {CMD("propose", "--vshard V DATA", "raw proposal to the group owning vShard V",
+         PROPOSE, build_propose, RC_OUT_INDEX)},
+    {CMD("meta put", "KEY VALUE", "write to the metadata group", META_PUT, build_fields,
+         RC_OUT_INDEX),
+     .fields = key_value},
+    {CMD("meta get", "KEY [--stale]", "read from the metadata group", META_GET,
+         build_fields, RC_OUT_VALUE),
+     .fields = key, .flag = "stale", .what = "metadata key"},
+    {CMD("status", "", "node, readiness, metadata leader, topology, loop figures", STATUS,
+         build_fields, RC_OUT_STATUS)},
+    {CMD("groups", "", "one row per group hosted here", GROUPS, build_fields,
+         RC_OUT_GROUPS)},
+    {CMD("members", "", "cluster members", MEMBERS, build_fields, RC_OUT_MEMBERS)},
+    {CMD("members add", "ID ADDR [--learner]", "add a node to the cluster", MEMBERS_ADD,
+         build_member, RC_OUT_INDEX)},
+    {CMD("members remove", "ID", "remove a node from the cluster", MEMBERS_REMOVE,
+         build_member, RC_OUT_INDEX)},
+    {CMD("transfer-leader", "GROUP NODE", "move a group's leadership to NODE",
+         TRANSFER_LEADER, build_transfer, RC_OUT_OK)},
+    {CMD("ready", "[--wait SECONDS]", "exit 0 when ready, 1 when not (after waiting)",
+         READY, build_ready, RC_OUT_READY)},
+    {CMD("shutdown", "", "graceful shutdown of the node", SHUTDOWN, build_fields,
+         RC_OUT_OK)},
+    {.name = NULL},
 };
 
 /* Build `c`'s request from its arguments, send it, print the answer. */
