@@ -228,6 +228,15 @@ size_t rd__conf_put(uint8_t *p, const struct rd_conf_state *cs);
  * length; RD_ECORRUPT when it is truncated or its counts exceed the limits. */
 int rd__conf_get(const uint8_t *p, size_t len, struct rd_conf_state *cs, size_t *used);
 
+/* The key and value under iterator `it` (valid: rocksdb_iter_valid), as
+ * bytes owned by the iterator until it moves. */
+static inline void rd__iter_kv(rocksdb_iterator_t *it, const uint8_t **k, size_t *klen,
+                               const uint8_t **v, size_t *vlen)
+{
+	*k = (const uint8_t *)rocksdb_iter_key(it, klen);
+	*v = (const uint8_t *)rocksdb_iter_value(it, vlen);
+}
+
 /* Translate a RocksDB error string (freed here) into an RD_E* code and a
  * message with `what` as context. */
 int rd__rocks_err(char *err, char *msg, const char *what);

@@ -245,8 +245,8 @@ int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn f
 	for (rocksdb_iter_seek(it, (const char *)prefix, sizeof prefix);
 	     rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
 		size_t klen, vlen;
-		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+		const uint8_t *k, *v;
+		rd__iter_kv(it, &k, &klen, &v, &vlen);
 		if (klen < RD_KV_KEY_PREFIX || memcmp(k, prefix, sizeof prefix) != 0)
 			break;
 		if ((rv = fn(arg, k + RD_KV_KEY_PREFIX, klen - RD_KV_KEY_PREFIX, v,

@@ -92,8 +92,8 @@ static int db_range(struct rd_storage *st, uint64_t group, uint64_t lo, uint64_t
 	for (rocksdb_iter_seek(it, (const char *)start, sizeof start);
 	     want < hi && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
 		size_t klen, vlen;
-		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+		const uint8_t *k, *v;
+		rd__iter_kv(it, &k, &klen, &v, &vlen);
 		uint64_t term;
 		uint8_t type;
 		const uint8_t *data;
