@@ -44,30 +44,39 @@ static void value_start(struct rd_json *j)
 	j->need_comma = 1;
 }
 
-void rd_json_obj_begin(struct rd_json *j)
+/* Open an object or array with `ch`: a value, then nothing to separate. */
+static void open_with(struct rd_json *j, const char *ch)
 {
 	value_start(j);
-	put(j, "{", 1);
+	put(j, ch, 1);
 	j->need_comma = 0;
+}
+
+/* Close with `ch`: what follows is the next value of the enclosing one. */
+static void close_with(struct rd_json *j, const char *ch)
+{
+	put(j, ch, 1);
+	j->need_comma = 1;
+}
+
+void rd_json_obj_begin(struct rd_json *j)
+{
+	open_with(j, "{");
 }
 
 void rd_json_obj_end(struct rd_json *j)
 {
-	put(j, "}", 1);
-	j->need_comma = 1;
+	close_with(j, "}");
 }
 
 void rd_json_arr_begin(struct rd_json *j)
 {
-	value_start(j);
-	put(j, "[", 1);
-	j->need_comma = 0;
+	open_with(j, "[");
 }
 
 void rd_json_arr_end(struct rd_json *j)
 {
-	put(j, "]", 1);
-	j->need_comma = 1;
+	close_with(j, "]");
 }
 
 /* Length of the valid UTF-8 sequence at `s` (RFC 3629 section 4: no
