@@ -7,16 +7,32 @@
 #   build/asan/        the same with ASan + UBSan (make ... SANITIZE=1)
 #
 # Areas may add their own targets in fragments `tests/<dir>/*.mk`,
-# appending to TEST_TARGETS, BENCH_TARGETS or FUZZ_TARGETS, and for targets
-# of their own to SUITE_HELP (one quoted line each, shown by `make help`).
+# appending to TEST_TARGETS, BENCH_TARGETS, FUZZ_TARGETS or TOOL_TARGETS and
+# setting HELP_<target> to the line `make help` prints for it. Fragment
+# rules use $(call msg,...) and $(Q) like the rules here, and the macros
+# bench_prog (tests/bench/rules.mk) and fuzz_target (below).
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
 
+# --- defaults: every knob of every target, set here and nowhere else ------------
 DEPS ?= build/deps
-DEPS_STAMP := $(DEPS)/stamp
 SANITIZE ?= 0
+# make run: cluster size. make sim: seeds 1..SEEDS (SEED=S replays one).
+NODES ?= 3
+SEEDS ?= 2000
+# make fuzz-X: seconds of fuzzing (0: build only), and the compiler.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= $(shell command -v clang-14 || echo clang)
+# make bench-e2e: load duration; make bench-storage: seconds per case.
+E2E_SECONDS ?= 10
+STORAGE_BENCH_SECONDS ?= 1.5
+PREFIX ?= /usr/local
+MANDIR ?= $(PREFIX)/share/man
+
+DEPS_STAMP := $(DEPS)/stamp
 VERSION := 0.1.0
+comma := ,
 
 ifeq ($(SANITIZE),1)
 B := build/asan
@@ -66,7 +82,27 @@ TEST_BINS := $(TEST_DIRS:%=$(B)/tests/test-%)
 TEST_TARGETS := $(TEST_DIRS:%=test-%)
 BENCH_TARGETS :=
 FUZZ_TARGETS :=
-SUITE_HELP :=
+FUZZ_BINS :=
+TOOL_TARGETS :=
+$(foreach d,$(TEST_DIRS),$(eval HELP_test-$(d) := the tests/$(d)/ suite))
+
+# libFuzzer: every target is compiled by $(FUZZ_CC) with these flags.
+FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+        -Wall -Ilib -I$(B)/gen
+
+# fuzz_target(name, binary, extra libFuzzer options): make fuzz-<name> builds
+# <binary> and fuzzes it for FUZZ_SECONDS on $(B)/fuzz/<name>-corpus;
+# make fuzz builds every such binary.
+define fuzz_target
+FUZZ_TARGETS += fuzz-$(1)
+FUZZ_BINS += $(2)
+.PHONY: fuzz-$(1)
+fuzz-$(1): $(2)
+	@mkdir -p $(B)/fuzz/$(1)-corpus
+	$$(call msg,FUZZ,$(1))
+	$$(Q)if [ "$$(FUZZ_SECONDS)" != 0 ]; then \
+	  $(2) -max_total_time=$$(FUZZ_SECONDS) $(3) $(B)/fuzz/$(1)-corpus; fi
+endef
 
 -include $(sort $(wildcard tests/*/*.mk))
 
@@ -75,16 +111,26 @@ SUITE_HELP :=
 
 all: $(DAEMONS)
 
+# One line per target; the lists come from the fragments.
+define help_line
+	@printf 'make %-21s %s\n' '$(1)' '$(HELP_$(1))'
+
+endef
 help:
-	@echo "make deps          install packages, build wolfSSL+ngtcp2 into $(DEPS)"
-	@echo "make [all]         build raftd and raftctl into $(B)/"
-	@echo "make test          build and run every test (SANITIZE=1: ASan+UBSan)"
-	@echo "make run           local 3-node cluster on loopback (NODES=5 for five)"
-	@echo "make bench         every benchmark ($(BENCH_TARGETS))"
-	@echo "make fuzz          build the libFuzzer targets ($(FUZZ_TARGETS))"
-	@echo "make install       PREFIX=/usr/local DESTDIR="
+	@echo "make deps                  install packages, build wolfSSL+ngtcp2 into $(DEPS)"
+	@echo "make [all]                 build raftd and raftctl into $(B)/"
+	@echo "make test                  build and run every suite (SANITIZE=1: ASan+UBSan)"
+	$(foreach t,$(TEST_TARGETS),$(call help_line,$(t)))
+	@echo "make bench                 every benchmark below"
+	$(foreach t,$(BENCH_TARGETS),$(call help_line,$(t)))
+	@echo "make fuzz                  build every libFuzzer target below"
+	$(foreach t,$(FUZZ_TARGETS),$(call help_line,$(t)))
+	$(foreach t,$(TOOL_TARGETS),$(call help_line,$(t)))
+	@echo "make run                   local cluster on loopback (NODES=$(NODES))"
+	@echo "make install               PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make format | format-check | lint | clean"
-	@for l in $(SUITE_HELP); do echo "$$l"; done
+	@echo "defaults: SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) SEEDS=$(SEEDS)"
+	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) V=1: show commands"
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): .ci/deps.sh
@@ -93,7 +139,8 @@ $(DEPS_STAMP): .ci/deps.sh
 # --- protobuf -----------------------------------------------------------------
 $(GEN_C) $(GEN_H) &: $(PROTO) $(DEPS_STAMP)
 	@mkdir -p $(B)/gen
-	protoc-c --proto_path=proto --c_out=$(B)/gen $(PROTO)
+	$(call msg,PROTOC,$(PROTO))
+	$(Q)protoc-c --proto_path=proto --c_out=$(B)/gen $(PROTO)
 
 $(B)/gen/raftd.pb-c.o: $(GEN_C)
 	$(call msg,CC,$<)
@@ -119,7 +166,7 @@ $(B)/raftd: $(B)/daemon/raftd.o $(LIBRAFTD)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
-$(B)/raftctl: $(B)/daemon/raftctl.o $(LIBRAFTD)
+$(B)/raftctl: $(B)/daemon/raftctl.o $(B)/daemon/raftctl_print.o $(LIBRAFTD)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
@@ -149,15 +196,12 @@ test: $(TEST_TARGETS)
 
 bench: $(BENCH_TARGETS)
 
-fuzz: $(FUZZ_TARGETS)
+fuzz: $(FUZZ_BINS)
 
 # --- operating ---------------------------------------------------------------------
-NODES ?= 3
 run: $(DAEMONS)
 	bash conf/run-local.sh $(NODES)
 
-PREFIX ?= /usr/local
-MANDIR ?= $(PREFIX)/share/man
 install: $(DAEMONS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/raftd
 	install -m 0755 $(B)/raftd $(B)/raftctl $(DESTDIR)$(PREFIX)/bin/
@@ -177,12 +221,15 @@ install: $(DAEMONS)
 
 SRC_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find lib daemon tests -name '*.[ch]')
 format:
-	clang-format -i $(SRC_FILES)
+	$(call msg,FORMAT,C sources)
+	$(Q)clang-format -i $(SRC_FILES)
 format-check:
-	clang-format --dry-run --Werror $(SRC_FILES)
+	$(call msg,FORMAT,check)
+	$(Q)clang-format --dry-run --Werror $(SRC_FILES)
 
 lint: $(GEN_H)
-	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
+	$(call msg,LINT,lib daemon)
+	$(Q)cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 	  --enable=warning,portability --suppress=missingIncludeSystem \
 	  -Ilib -I$(B)/gen lib daemon
 

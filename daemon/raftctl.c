@@ -5,6 +5,7 @@
  * Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage
  * error, 3 the daemon could not be reached.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -14,31 +15,34 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "raftctl.h"
 #include "raftd.pb-c.h"
 #include "util/err.h"
 #include "util/frame.h"
-#include "util/json.h"
+#include "util/clock.h"
 
-#define EXIT_FAILED      1
-#define EXIT_USAGE       2
-#define EXIT_UNREACHABLE 3
+#define EXIT_FAILED      RC_EXIT_FAILED
+#define EXIT_USAGE       RC_EXIT_USAGE
+#define EXIT_UNREACHABLE RC_EXIT_UNREACHABLE
 #define DEFAULT_SOCKET   "/run/raftd/raftd.sock"
 #define MAX_RESPONSE     (64u << 20)
 
-struct opts {
-	const char *socket;
-	bool json;
-	unsigned timeout_ms;
-};
-
+/* One command: how it is typed and described, how its request is built
+ * from the arguments after the command name, and how the answer is printed.
+ * A builder returns 0, or an exit code after a usage message. build_fields
+ * needs no code per command: it reads `fields` and `flag`. */
 struct cmd {
 	const char *name; /* "meta put" for two-word commands */
 	const char *args;
 	const char *help;
-	int (*run)(const struct opts *o, int argc, char **argv);
+	Raftd__ClientRequest__OpCase op;
+	int (*build)(const struct cmd *c, struct rc_request *rq, int argc, char **argv);
+	enum rc_output out;
+	const char *const *fields; /* build_fields: bytes fields, one per argument */
+	const char *flag;          /* build_fields: "--NAME" sets bool field NAME */
+	const char *what;          /* RC_OUT_VALUE: what a missing key is called */
 };
 
 static const struct cmd commands[];
@@ -67,13 +71,6 @@ static int usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n(see 'raftctl --help')\n");
 	return EXIT_USAGE;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int dial(const char *path)
@@ -111,16 +108,16 @@ static int unreachable(const char *path, const char *what)
 /* Send `req`, wait for its response. Returns 0 with *resp set (free with
  * raftd__client_response__free_unpacked) or an exit code. `retry_ms` > 0
  * keeps trying to connect that long (ready --wait). */
-static int call(const struct opts *o, Raftd__ClientRequest *req, unsigned retry_ms,
+static int call(const struct rc_opts *o, Raftd__ClientRequest *req, unsigned retry_ms,
                 Raftd__ClientResponse **resp)
 {
-	uint64_t until = now_ms() + retry_ms;
+	uint64_t until = rd_clock_now_ms() + retry_ms;
 	uint8_t *buf, *in;
 	size_t len, inlen;
 	int fd, rv;
 
 	while ((fd = dial(o->socket)) < 0) {
-		if (now_ms() >= until)
+		if (rd_clock_now_ms() >= until)
 			return unreachable(o->socket, strerror(errno));
 		usleep(100 * 1000);
 	}
@@ -156,92 +153,6 @@ static int call(const struct opts *o, Raftd__ClientRequest *req, unsigned retry_
 	return 0;
 }
 
-/* "key": value, for the flat fields of --json output. */
-static void ju64(struct rd_json *j, const char *key, uint64_t v)
-{
-	rd_json_key(j, key);
-	rd_json_u64(j, v);
-}
-
-static void jstr(struct rd_json *j, const char *key, const char *v)
-{
-	rd_json_key(j, key);
-	rd_json_str(j, v);
-}
-
-static void jbool(struct rd_json *j, const char *key, int v)
-{
-	rd_json_key(j, key);
-	rd_json_bool(j, v);
-}
-
-static const char *code_name(Raftd__ErrorCode c)
-{
-	const ProtobufCEnumValue *v =
-	    protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, (int)c);
-	return v != NULL ? v->name : "UNKNOWN";
-}
-
-/* Print a failed response; returns EXIT_FAILED. */
-static int failed(const struct opts *o, const Raftd__ClientResponse *r)
-{
-	if (o->json) {
-		struct rd_json j;
-		rd_json_init(&j);
-		rd_json_obj_begin(&j);
-		jstr(&j, "error", code_name(r->error));
-		jstr(&j, "message", r->error_message);
-		if (r->leader_hint) {
-			ju64(&j, "leader_hint", r->leader_hint);
-		}
-		if (r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_VALUE) {
-			jbool(&j, "found", r->value->found);
-			rd_json_key(&j, "value");
-			rd_json_bytes(&j, r->value->value.data, r->value->value.len);
-		}
-		rd_json_obj_end(&j);
-		printf("%s\n", j.buf);
-		rd_json_free(&j);
-	}
-	fprintf(stderr, "raftctl: %s", code_name(r->error));
-	if (r->error_message[0] != '\0')
-		fprintf(stderr, ": %s", r->error_message);
-	if (r->leader_hint)
-		fprintf(stderr, " (leader is node %" PRIu64 ")", r->leader_hint);
-	if (r->error == RAFTD__ERROR_CODE__CAS_FAILED &&
-	    r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_VALUE) {
-		if (r->value->found)
-			fprintf(stderr, "; current value: %.*s", (int)r->value->value.len,
-			        (const char *)r->value->value.data);
-		else
-			fprintf(stderr, "; the key does not exist");
-	}
-	if (r->error == RAFTD__ERROR_CODE__NOT_READY)
-		fprintf(
-		    stderr,
-		    " (the node is still catching up; try 'raftctl ready --wait 10')");
-	fprintf(stderr, "\n");
-	return EXIT_FAILED;
-}
-
-/* Run one request and hand a successful response to `print`. */
-static int roundtrip(const struct opts *o, Raftd__ClientRequest *req,
-                     void (*print)(const struct opts *, const Raftd__ClientResponse *))
-{
-	Raftd__ClientResponse *r;
-	int rv = call(o, req, 0, &r);
-	if (rv != 0)
-		return rv;
-	if (r->error != RAFTD__ERROR_CODE__OK) {
-		rv = failed(o, r);
-	} else {
-		print(o, r);
-		rv = 0;
-	}
-	raftd__client_response__free_unpacked(r, NULL);
-	return rv;
-}
-
 static ProtobufCBinaryData bin(const char *s)
 {
 	return (ProtobufCBinaryData){.len = strlen(s), .data = (uint8_t *)s};
@@ -257,252 +168,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return errno == 0 && *end == '\0';
 }
 
-/* ---- printers ------------------------------------------------------------- */
-
-static void print_index(const struct opts *o, const Raftd__ClientResponse *r)
-{
-	uint64_t g = 0, i = 0;
-	if (r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_INDEX)
-		g = r->index->group, i = r->index->index;
-	if (o->json)
-		printf("{\"ok\":true,\"group\":%" PRIu64 ",\"index\":%" PRIu64 "}\n", g,
-		       i);
-	else
-		printf("OK group=%" PRIu64 " index=%" PRIu64 "\n", g, i);
-}
-
-static void print_value(const struct opts *o, const Raftd__ClientResponse *r)
-{
-	const Raftd__ValueResult *v =
-	    r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_VALUE ? r->value : NULL;
-	if (o->json) {
-		struct rd_json j;
-		rd_json_init(&j);
-		rd_json_obj_begin(&j);
-		jbool(&j, "found", v != NULL && v->found);
-		rd_json_key(&j, "value");
-		if (v != NULL && v->found)
-			rd_json_bytes(&j, v->value.data, v->value.len);
-		else
-			rd_json_null(&j);
-		rd_json_obj_end(&j);
-		printf("%s\n", j.buf);
-		rd_json_free(&j);
-	} else if (v != NULL && v->found) {
-		fwrite(v->value.data, 1, v->value.len, stdout);
-		putchar('\n');
-	}
-}
-
-static void print_ok(const struct opts *o, const Raftd__ClientResponse *r)
-{
-	(void)r;
-	printf(o->json ? "{\"ok\":true}\n" : "OK\n");
-}
-
-static const char *role_name(Raftd__GroupRole role)
-{
-	switch (role) {
-	case RAFTD__GROUP_ROLE__ROLE_LEADER:
-		return "leader";
-	case RAFTD__GROUP_ROLE__ROLE_CANDIDATE:
-		return "candidate";
-	case RAFTD__GROUP_ROLE__ROLE_PRE_CANDIDATE:
-		return "pre-candidate";
-	case RAFTD__GROUP_ROLE__ROLE_LEARNER:
-		return "learner";
-	default:
-		return "follower";
-	}
-}
-
-static const char *member_role(Raftd__MemberRole role)
-{
-	return role == RAFTD__MEMBER_ROLE__MEMBER_LEARNER   ? "learner"
-	       : role == RAFTD__MEMBER_ROLE__MEMBER_REMOVED ? "removed"
-	                                                    : "voter";
-}
-
-static void ids(char *out, size_t size, const uint64_t *v, size_t n)
-{
-	size_t l = 0;
-	out[0] = '\0';
-	for (size_t i = 0; i < n && l + 1 < size; i++)
-		l +=
-		    (size_t)snprintf(out + l, size - l, "%s%" PRIu64, i ? "," : "", v[i]);
-	if (n == 0)
-		snprintf(out, size, "-");
-}
-
-static void json_ids(struct rd_json *j, const char *key, const uint64_t *v, size_t n)
-{
-	rd_json_key(j, key);
-	rd_json_arr_begin(j);
-	for (size_t i = 0; i < n; i++)
-		rd_json_u64(j, v[i]);
-	rd_json_arr_end(j);
-}
-
-static void print_groups(const struct opts *o, const Raftd__ClientResponse *r)
-{
-	const Raftd__GroupsResult *g = r->groups;
-	char voters[256], learners[256];
-
-	if (r->result_case != RAFTD__CLIENT_RESPONSE__RESULT_GROUPS)
-		return;
-	if (o->json) {
-		struct rd_json j;
-		rd_json_init(&j);
-		rd_json_arr_begin(&j);
-		for (size_t i = 0; i < g->n_groups; i++) {
-			const Raftd__GroupRow *row = g->groups[i];
-			rd_json_obj_begin(&j);
-			ju64(&j, "group", row->group);
-			jstr(&j, "role", role_name(row->role));
-			ju64(&j, "leader", row->leader);
-			ju64(&j, "term", row->term);
-			ju64(&j, "commit", row->commit);
-			ju64(&j, "applied", row->applied);
-			ju64(&j, "last_index", row->last_index);
-			json_ids(&j, "voters", row->voters, row->n_voters);
-			json_ids(&j, "learners", row->learners, row->n_learners);
-			ju64(&j, "vshards", row->n_vshards);
-			rd_json_obj_end(&j);
-		}
-		rd_json_arr_end(&j);
-		printf("%s\n", j.buf);
-		rd_json_free(&j);
-		return;
-	}
-	printf("%-6s %-13s %-7s %-6s %-8s %-8s %-12s %-8s %s\n", "GROUP", "ROLE",
-	       "LEADER", "TERM", "COMMIT", "APPLIED", "VOTERS", "LEARNERS", "VSHARDS");
-	for (size_t i = 0; i < g->n_groups; i++) {
-		const Raftd__GroupRow *row = g->groups[i];
-		ids(voters, sizeof voters, row->voters, row->n_voters);
-		ids(learners, sizeof learners, row->learners, row->n_learners);
-		printf("%-6" PRIu64 " %-13s %-7" PRIu64 " %-6" PRIu64 " %-8" PRIu64
-		       " %-8" PRIu64 " %-12s %-8s %zu\n",
-		       row->group, role_name(row->role), row->leader, row->term,
-		       row->commit, row->applied, voters, learners, row->n_vshards);
-	}
-}
-
-static void print_members(const struct opts *o, const Raftd__ClientResponse *r)
-{
-	const Raftd__MembersResult *m = r->members;
-
-	if (r->result_case != RAFTD__CLIENT_RESPONSE__RESULT_MEMBERS)
-		return;
-	if (o->json) {
-		struct rd_json j;
-		rd_json_init(&j);
-		rd_json_obj_begin(&j);
-		ju64(&j, "topology_version", m->topology_version);
-		rd_json_key(&j, "members");
-		rd_json_arr_begin(&j);
-		for (size_t i = 0; i < m->n_members; i++) {
-			rd_json_obj_begin(&j);
-			ju64(&j, "id", m->members[i]->id);
-			jstr(&j, "address", m->members[i]->address);
-			jstr(&j, "role", member_role(m->members[i]->role));
-			jbool(&j, "self", m->members[i]->self);
-			jbool(&j, "connected", m->members[i]->connected);
-			ju64(&j, "rtt_us", m->members[i]->rtt_us);
-			rd_json_obj_end(&j);
-		}
-		rd_json_arr_end(&j);
-		rd_json_obj_end(&j);
-		printf("%s\n", j.buf);
-		rd_json_free(&j);
-		return;
-	}
-	printf("%-6s %-24s %-8s %-10s %s\n", "ID", "ADDRESS", "ROLE", "CONNECTED", "RTT");
-	for (size_t i = 0; i < m->n_members; i++) {
-		const Raftd__MemberRow *row = m->members[i];
-		char rtt[32];
-		if (row->self)
-			snprintf(rtt, sizeof rtt, "(self)");
-		else if (row->rtt_us)
-			snprintf(rtt, sizeof rtt, "%.2fms", (double)row->rtt_us / 1000.0);
-		else
-			snprintf(rtt, sizeof rtt, "-");
-		printf("%-6" PRIu64 " %-24s %-8s %-10s %s\n", row->id, row->address,
-		       member_role(row->role),
-		       row->self        ? "-"
-		       : row->connected ? "yes"
-		                        : "no",
-		       rtt);
-	}
-}
-
-static void print_status(const struct opts *o, const Raftd__ClientResponse *r)
-{
-	const Raftd__StatusResult *s = r->status;
-	const Raftd__LoopStats *l;
-	size_t n_members;
-
-	if (r->result_case != RAFTD__CLIENT_RESPONSE__RESULT_STATUS)
-		return;
-	l = s->loop;
-	n_members = s->topology != NULL ? s->topology->n_members : 0;
-	if (o->json) {
-		struct rd_json j;
-		rd_json_init(&j);
-		rd_json_obj_begin(&j);
-		ju64(&j, "node_id", s->node_id);
-		jstr(&j, "version", s->version);
-		jbool(&j, "ready", s->ready);
-		ju64(&j, "meta_leader", s->meta_leader);
-		ju64(&j, "uptime_ms", s->uptime_ms);
-		ju64(&j, "state_machine_hash", s->state_machine_hash);
-		ju64(&j, "topology_version",
-		     s->topology != NULL ? s->topology->version : 0);
-		rd_json_key(&j, "members");
-		rd_json_arr_begin(&j);
-		for (size_t i = 0; i < n_members; i++) {
-			rd_json_obj_begin(&j);
-			ju64(&j, "id", s->topology->members[i]->id);
-			jstr(&j, "address", s->topology->members[i]->address);
-			rd_json_obj_end(&j);
-		}
-		rd_json_arr_end(&j);
-		if (l != NULL) {
-			rd_json_key(&j, "loop");
-			rd_json_obj_begin(&j);
-			ju64(&j, "iterations", l->iterations);
-			ju64(&j, "ticks", l->ticks);
-			ju64(&j, "last_iteration_us", l->last_iteration_us);
-			ju64(&j, "max_iteration_us", l->max_iteration_us);
-			ju64(&j, "last_tick_us", l->last_tick_us);
-			ju64(&j, "max_tick_us", l->max_tick_us);
-			rd_json_obj_end(&j);
-		}
-		rd_json_obj_end(&j);
-		printf("%s\n", j.buf);
-		rd_json_free(&j);
-		return;
-	}
-	printf("%-20s %" PRIu64 "\n", "node", s->node_id);
-	printf("%-20s %s\n", "version", s->version);
-	printf("%-20s %s\n", "ready", s->ready ? "yes" : "no");
-	printf("%-20s %" PRIu64 "\n", "metadata leader", s->meta_leader);
-	printf("%-20s %.1fs\n", "uptime", (double)s->uptime_ms / 1000.0);
-	printf("%-20s %016" PRIx64 "\n", "state machine hash", s->state_machine_hash);
-	printf("%-20s %zu (version %" PRIu64 ")\n", "members", n_members,
-	       s->topology != NULL ? s->topology->version : 0);
-	for (size_t i = 0; i < n_members; i++)
-		printf("%-20s %" PRIu64 " %s\n", "", s->topology->members[i]->id,
-		       s->topology->members[i]->address);
-	if (l != NULL) {
-		printf("%-20s %" PRIu64 " (last %" PRIu64 "us, max %" PRIu64 "us)\n",
-		       "loop iterations", l->iterations, l->last_iteration_us,
-		       l->max_iteration_us);
-		printf("%-20s %" PRIu64 " (last %" PRIu64 "us, max %" PRIu64 "us)\n",
-		       "ticks", l->ticks, l->last_tick_us, l->max_tick_us);
-	}
-}
-
-/* ---- commands --------------------------------------------------------------- */
+/* ---- request builders ---------------------------------------------------- */
 
 static int need(int argc, int want, const char *cmd)
 {
@@ -543,293 +209,227 @@ static const char *take_opt(int *argc, char **argv, const char *flag)
 	return NULL;
 }
 
-static int cmd_put(const struct opts *o, int argc, char **argv)
+/* Make `c->op` the request's operation: its message lives in rq->op, is
+ * initialised to its defaults, and is returned for the builder to fill. The
+ * oneof member is found through the generated descriptor (protobuf-c makes
+ * op_case the field number), so no builder names the envelope's field. */
+static void *op_msg(const struct cmd *c, struct rc_request *rq)
 {
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__PutRequest put = RAFTD__PUT_REQUEST__INIT;
-	if (need(argc, 2, "put"))
-		return EXIT_USAGE;
-	put.key = bin(argv[0]);
-	put.value = bin(argv[1]);
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_PUT;
-	req.put = &put;
-	return roundtrip(o, &req, print_index);
+	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+	    &raftd__client_request__descriptor, (unsigned)c->op);
+
+	protobuf_c_message_init(f->descriptor, &rq->op);
+	rq->req.op_case = c->op;
+	*(void **)((char *)&rq->req + f->offset) = &rq->op;
+	return &rq->op;
 }
 
-/* get / meta get: print the value; a missing key is a failed operation
- * (exit 1) in human output, {"found":false} with --json. */
-static int read_value(const struct opts *o, Raftd__ClientRequest *req, const char *what,
-                      const char *key)
+/* The field `name` of the operation message in rq->op (a field the
+ * generated code has, of type `type`: a mismatch is a bug in the table). */
+static void *field(struct rc_request *rq, const char *name, ProtobufCType type)
 {
-	Raftd__ClientResponse *r;
-	int rv = call(o, req, 0, &r);
+	const ProtobufCMessageDescriptor *d = ((ProtobufCMessage *)&rq->op)->descriptor;
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(d, name);
 
-	if (rv != 0)
-		return rv;
-	if (r->error != RAFTD__ERROR_CODE__OK) {
-		rv = failed(o, r);
-	} else {
-		print_value(o, r);
-		rv = 0;
-		if (!o->json && (r->result_case != RAFTD__CLIENT_RESPONSE__RESULT_VALUE ||
-		                 !r->value->found)) {
-			fprintf(stderr, "raftctl: %s '%s' not found\n", what, key);
-			rv = EXIT_FAILED;
-		}
+	assert(f != NULL && f->type == type);
+	return (char *)&rq->op + f->offset;
+}
+
+/* The commands whose arguments are bytes fields in order (put, get,
+ * delete, meta put, meta get) or nothing at all (status, groups, members,
+ * shutdown), with at most one boolean flag (--stale). */
+static int build_fields(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
+{
+	int n = 0;
+
+	op_msg(c, rq);
+	while (c->fields != NULL && c->fields[n] != NULL)
+		n++;
+	if (c->flag != NULL) {
+		char flag[32];
+		snprintf(flag, sizeof flag, "--%s", c->flag);
+		*(protobuf_c_boolean *)field(rq, c->flag, PROTOBUF_C_TYPE_BOOL) =
+		    take_flag(&argc, argv, flag);
 	}
-	raftd__client_response__free_unpacked(r, NULL);
-	return rv;
-}
-
-static int cmd_get(const struct opts *o, int argc, char **argv)
-{
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__GetRequest get = RAFTD__GET_REQUEST__INIT;
-
-	get.stale = take_flag(&argc, argv, "--stale");
-	if (need(argc, 1, "get"))
+	if (need(argc, n, c->name))
 		return EXIT_USAGE;
-	get.key = bin(argv[0]);
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_GET;
-	req.get = &get;
-	return read_value(o, &req, "key", argv[0]);
+	for (int i = 0; i < n; i++)
+		*(ProtobufCBinaryData *)field(rq, c->fields[i], PROTOBUF_C_TYPE_BYTES) =
+		    bin(argv[i]);
+	rq->what = c->what;
+	rq->key = n > 0 ? argv[0] : NULL;
+	return 0;
 }
 
-static int cmd_delete(const struct opts *o, int argc, char **argv)
+static int build_cas(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__DeleteRequest del = RAFTD__DELETE_REQUEST__INIT;
-	if (need(argc, 1, "delete"))
-		return EXIT_USAGE;
-	del.key = bin(argv[0]);
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_DELETE;
-	req.delete_ = &del;
-	return roundtrip(o, &req, print_index);
-}
+	Raftd__CasRequest *cas = op_msg(c, rq);
 
-static int cmd_cas(const struct opts *o, int argc, char **argv)
-{
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__CasRequest cas = RAFTD__CAS_REQUEST__INIT;
-
-	cas.expected_absent = take_flag(&argc, argv, "--absent");
-	if (cas.expected_absent) {
+	cas->expected_absent = take_flag(&argc, argv, "--absent");
+	if (cas->expected_absent) {
 		if (need(argc, 2, "cas --absent"))
 			return EXIT_USAGE;
-		cas.key = bin(argv[0]);
-		cas.value = bin(argv[1]);
+		cas->key = bin(argv[0]);
+		cas->value = bin(argv[1]);
 	} else {
-		if (need(argc, 3, "cas"))
+		if (need(argc, 3, c->name))
 			return EXIT_USAGE;
-		cas.key = bin(argv[0]);
-		cas.expected = bin(argv[1]);
-		cas.value = bin(argv[2]);
+		cas->key = bin(argv[0]);
+		cas->expected = bin(argv[1]);
+		cas->value = bin(argv[2]);
 	}
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_CAS;
-	req.cas = &cas;
-	return roundtrip(o, &req, print_index);
+	return 0;
 }
 
-static int cmd_propose(const struct opts *o, int argc, char **argv)
+static int build_propose(const struct cmd *c, struct rc_request *rq, int argc,
+                         char **argv)
 {
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__ProposeRequest p = RAFTD__PROPOSE_REQUEST__INIT;
+	Raftd__ProposeRequest *p = op_msg(c, rq);
 	const char *v = take_opt(&argc, argv, "--vshard");
 	uint64_t vs;
 
 	if (v == NULL || !parse_u64(v, &vs) || vs >= 1024)
 		return usage_error("propose needs --vshard V with V in 0..1023");
-	if (need(argc, 1, "propose"))
+	if (need(argc, 1, c->name))
 		return EXIT_USAGE;
-	p.vshard = (uint32_t)vs;
-	p.data = bin(argv[0]);
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_PROPOSE;
-	req.propose = &p;
-	return roundtrip(o, &req, print_index);
+	p->vshard = (uint32_t)vs;
+	p->data = bin(argv[0]);
+	return 0;
 }
 
-static int cmd_meta_put(const struct opts *o, int argc, char **argv)
+/* A positive node id, or a usage error. */
+static int node_id(const char *s, uint64_t *id)
 {
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__MetaPutRequest m = RAFTD__META_PUT_REQUEST__INIT;
-	if (need(argc, 2, "meta put"))
-		return EXIT_USAGE;
-	m.key = bin(argv[0]);
-	m.value = bin(argv[1]);
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_META_PUT;
-	req.meta_put = &m;
-	return roundtrip(o, &req, print_index);
+	if (!parse_u64(s, id) || *id == 0)
+		return usage_error("node id '%s' is not a positive integer", s);
+	return 0;
 }
 
-static int cmd_meta_get(const struct opts *o, int argc, char **argv)
+/* members add ID ADDR [--learner] / members remove ID. */
+static int build_member(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__MetaGetRequest m = RAFTD__META_GET_REQUEST__INIT;
-
-	m.stale = take_flag(&argc, argv, "--stale");
-	if (need(argc, 1, "meta get"))
-		return EXIT_USAGE;
-	m.key = bin(argv[0]);
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_META_GET;
-	req.meta_get = &m;
-	return read_value(o, &req, "metadata key", argv[0]);
-}
-
-static int cmd_status(const struct opts *o, int argc, char **argv)
-{
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__StatusRequest s = RAFTD__STATUS_REQUEST__INIT;
-	(void)argv;
-	if (need(argc, 0, "status"))
-		return EXIT_USAGE;
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_STATUS;
-	req.status = &s;
-	return roundtrip(o, &req, print_status);
-}
-
-static int cmd_groups(const struct opts *o, int argc, char **argv)
-{
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__GroupsRequest g = RAFTD__GROUPS_REQUEST__INIT;
-	(void)argv;
-	if (need(argc, 0, "groups"))
-		return EXIT_USAGE;
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_GROUPS;
-	req.groups = &g;
-	return roundtrip(o, &req, print_groups);
-}
-
-static int cmd_members(const struct opts *o, int argc, char **argv)
-{
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__MembersRequest m = RAFTD__MEMBERS_REQUEST__INIT;
-	(void)argv;
-	if (need(argc, 0, "members"))
-		return EXIT_USAGE;
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_MEMBERS;
-	req.members = &m;
-	return roundtrip(o, &req, print_members);
-}
-
-static int cmd_members_add(const struct opts *o, int argc, char **argv)
-{
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__MembersAddRequest m = RAFTD__MEMBERS_ADD_REQUEST__INIT;
+	bool add = c->op == RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD;
+	bool learner = add && take_flag(&argc, argv, "--learner");
 	uint64_t id;
 
-	m.learner = take_flag(&argc, argv, "--learner");
-	if (need(argc, 2, "members add"))
+	if (need(argc, add ? 2 : 1, c->name))
 		return EXIT_USAGE;
-	if (!parse_u64(argv[0], &id) || id == 0)
-		return usage_error("node id '%s' is not a positive integer", argv[0]);
-	m.node_id = id;
-	m.address = argv[1];
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD;
-	req.members_add = &m;
-	return roundtrip(o, &req, print_index);
+	if (node_id(argv[0], &id) != 0)
+		return EXIT_USAGE;
+	op_msg(c, rq);
+	if (add) {
+		rq->op.members_add.node_id = id;
+		rq->op.members_add.address = argv[1];
+		rq->op.members_add.learner = learner;
+	} else {
+		rq->op.members_remove.node_id = id;
+	}
+	return 0;
 }
 
-static int cmd_members_remove(const struct opts *o, int argc, char **argv)
+static int build_transfer(const struct cmd *c, struct rc_request *rq, int argc,
+                          char **argv)
 {
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__MembersRemoveRequest m = RAFTD__MEMBERS_REMOVE_REQUEST__INIT;
-	uint64_t id;
+	Raftd__TransferLeaderRequest *t = op_msg(c, rq);
 
-	if (need(argc, 1, "members remove"))
+	if (need(argc, 2, c->name))
 		return EXIT_USAGE;
-	if (!parse_u64(argv[0], &id) || id == 0)
-		return usage_error("node id '%s' is not a positive integer", argv[0]);
-	m.node_id = id;
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_MEMBERS_REMOVE;
-	req.members_remove = &m;
-	return roundtrip(o, &req, print_index);
-}
-
-static int cmd_transfer(const struct opts *o, int argc, char **argv)
-{
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__TransferLeaderRequest t = RAFTD__TRANSFER_LEADER_REQUEST__INIT;
-	uint64_t g, n;
-
-	if (need(argc, 2, "transfer-leader"))
-		return EXIT_USAGE;
-	if (!parse_u64(argv[0], &g) || !parse_u64(argv[1], &n) || n == 0)
+	if (!parse_u64(argv[0], &t->group) || !parse_u64(argv[1], &t->node_id) ||
+	    t->node_id == 0)
 		return usage_error("transfer-leader takes a group number and a node id");
-	t.group = g;
-	t.node_id = n;
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_TRANSFER_LEADER;
-	req.transfer_leader = &t;
-	return roundtrip(o, &req, print_ok);
+	return 0;
 }
 
-static int cmd_ready(const struct opts *o, int argc, char **argv)
+/* ready [--wait S]: the node may hold the answer back up to S seconds
+ * (deadline_ms), and the connection is retried as long; the answer is
+ * printed whatever its error. */
+static int build_ready(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__ReadyRequest rr = RAFTD__READY_REQUEST__INIT;
-	Raftd__ClientResponse *r;
 	const char *w = take_opt(&argc, argv, "--wait");
 	uint64_t wait_s = 0;
-	int rv;
 
 	(void)argv;
 	if (w != NULL && !parse_u64(w, &wait_s))
 		return usage_error("--wait takes a number of seconds");
-	if (need(argc, 0, "ready"))
+	if (need(argc, 0, c->name))
 		return EXIT_USAGE;
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_READY;
-	req.ready = &rr;
-	/* deadline_ms = how long the node may hold the answer back. */
-	req.deadline_ms = wait_s > 0 ? (uint32_t)(wait_s * 1000) : 1;
-	rv = call(o, &req, (unsigned)(wait_s * 1000), &r);
+	op_msg(c, rq);
+	rq->req.deadline_ms = wait_s > 0 ? (uint32_t)(wait_s * 1000) : 1;
+	rq->retry_ms = (unsigned)(wait_s * 1000);
+	rq->prints_errors = true;
+	return 0;
+}
+
+static const char *const key[] = {"key", NULL};
+static const char *const key_value[] = {"key", "value", NULL};
+
+/* The positional part of a table row; the build_fields extras follow it
+ * by name. */
+#define CMD(n, a, h, o, b, p)                                                            \
+	.name = (n), .args = (a), .help = (h), .op = RAFTD__CLIENT_REQUEST__OP_##o,      \
+	.build = (b), .out = (p)
+
+static const struct cmd commands[] = {
+    {CMD("put", "KEY VALUE", "linearizable write; returns once applied", PUT,
+         build_fields, RC_OUT_INDEX),
+     .fields = key_value},
+    {CMD("get", "KEY [--stale]", "linearizable read (ReadIndex) unless --stale", GET,
+         build_fields, RC_OUT_VALUE),
+     .fields = key, .flag = "stale", .what = "key"},
+    {CMD("delete", "KEY", "linearizable delete", DELETE, build_fields, RC_OUT_INDEX),
+     .fields = key},
+    {CMD("cas", "KEY EXPECTED NEW", "compare-and-set (--absent KEY NEW: only if absent)",
+         CAS, build_cas, RC_OUT_INDEX)},
+    {CMD("propose", "--vshard V DATA", "raw proposal to the group owning vShard V",
+         PROPOSE, build_propose, RC_OUT_INDEX)},
+    {CMD("meta put", "KEY VALUE", "write to the metadata group", META_PUT, build_fields,
+         RC_OUT_INDEX),
+     .fields = key_value},
+    {CMD("meta get", "KEY [--stale]", "read from the metadata group", META_GET,
+         build_fields, RC_OUT_VALUE),
+     .fields = key, .flag = "stale", .what = "metadata key"},
+    {CMD("status", "", "node, readiness, metadata leader, topology, loop figures", STATUS,
+         build_fields, RC_OUT_STATUS)},
+    {CMD("groups", "", "one row per group hosted here", GROUPS, build_fields,
+         RC_OUT_GROUPS)},
+    {CMD("members", "", "cluster members", MEMBERS, build_fields, RC_OUT_MEMBERS)},
+    {CMD("members add", "ID ADDR [--learner]", "add a node to the cluster", MEMBERS_ADD,
+         build_member, RC_OUT_INDEX)},
+    {CMD("members remove", "ID", "remove a node from the cluster", MEMBERS_REMOVE,
+         build_member, RC_OUT_INDEX)},
+    {CMD("transfer-leader", "GROUP NODE", "move a group's leadership to NODE",
+         TRANSFER_LEADER, build_transfer, RC_OUT_OK)},
+    {CMD("ready", "[--wait SECONDS]", "exit 0 when ready, 1 when not (after waiting)",
+         READY, build_ready, RC_OUT_READY)},
+    {CMD("shutdown", "", "graceful shutdown of the node", SHUTDOWN, build_fields,
+         RC_OUT_OK)},
+    {.name = NULL},
+};
+
+/* Build `c`'s request from its arguments, send it, print the answer. */
+static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **argv)
+{
+	struct rc_request rq = {.req = RAFTD__CLIENT_REQUEST__INIT};
+	Raftd__ClientResponse *r;
+	int rv = c->build(c, &rq, argc, argv);
+
 	if (rv != 0)
 		return rv;
-	rv = r->error == RAFTD__ERROR_CODE__OK ? 0 : EXIT_FAILED;
-	if (o->json)
-		printf("{\"ready\":%s}\n", rv == 0 ? "true" : "false");
+	rv = call(o, &rq.req, rq.retry_ms, &r);
+	if (rv != 0)
+		return rv;
+	if (r->error != RAFTD__ERROR_CODE__OK && !rq.prints_errors)
+		rv = rc_print_failed(o, r);
 	else
-		printf("%s\n", rv == 0 ? "ready" : "not ready");
+		rv = rc_print(c->out, o, &rq, r);
 	raftd__client_response__free_unpacked(r, NULL);
 	return rv;
 }
 
-static int cmd_shutdown(const struct opts *o, int argc, char **argv)
-{
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__ShutdownRequest s = RAFTD__SHUTDOWN_REQUEST__INIT;
-	(void)argv;
-	if (need(argc, 0, "shutdown"))
-		return EXIT_USAGE;
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_SHUTDOWN;
-	req.shutdown = &s;
-	return roundtrip(o, &req, print_ok);
-}
-
-static const struct cmd commands[] = {
-    {"put", "KEY VALUE", "linearizable write; returns once applied", cmd_put},
-    {"get", "KEY [--stale]", "linearizable read (ReadIndex) unless --stale", cmd_get},
-    {"delete", "KEY", "linearizable delete", cmd_delete},
-    {"cas", "KEY EXPECTED NEW", "compare-and-set (--absent KEY NEW: only if absent)",
-     cmd_cas},
-    {"propose", "--vshard V DATA", "raw proposal to the group owning vShard V",
-     cmd_propose},
-    {"meta put", "KEY VALUE", "write to the metadata group", cmd_meta_put},
-    {"meta get", "KEY [--stale]", "read from the metadata group", cmd_meta_get},
-    {"status", "", "node, readiness, metadata leader, topology, loop figures",
-     cmd_status},
-    {"groups", "", "one row per group hosted here", cmd_groups},
-    {"members", "", "cluster members", cmd_members},
-    {"members add", "ID ADDR [--learner]", "add a node to the cluster", cmd_members_add},
-    {"members remove", "ID", "remove a node from the cluster", cmd_members_remove},
-    {"transfer-leader", "GROUP NODE", "move a group's leadership to NODE", cmd_transfer},
-    {"ready", "[--wait SECONDS]", "exit 0 when ready, 1 when not (after waiting)",
-     cmd_ready},
-    {"shutdown", "", "graceful shutdown of the node", cmd_shutdown},
-    {NULL, NULL, NULL, NULL},
-};
-
 int main(int argc, char **argv)
 {
-	struct opts o = {.socket = getenv("RAFTD_SOCKET"), .timeout_ms = 5000};
+	struct rc_opts o = {.socket = getenv("RAFTD_SOCKET"), .timeout_ms = 5000};
 	const struct cmd *c, *match = NULL;
 	int i = 1;
 
@@ -886,5 +486,5 @@ int main(int argc, char **argv)
 	int n = argc - i;
 	if (take_flag(&n, argv + i, "--json"))
 		o.json = true;
-	return match->run(&o, n, argv + i);
+	return run(&o, match, n, argv + i);
 }

@@ -28,9 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "util/clock.h"
 #include "util/err.h"
+#include "util/json.h"
 
 /* Slow or idle admin clients are dropped after this many seconds. */
 #define ADMIN_TIMEOUT_SECS 10
@@ -51,12 +52,11 @@ struct rd_admin {
 	uint16_t port;
 };
 
-uint64_t rd_admin_monotonic_ns(void *unused)
+/* The default clock: util/clock.h's, behind the rd_admin_clock_fn shape. */
+static uint64_t monotonic_ns(void *unused)
 {
-	struct timespec ts;
 	(void)unused;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return rd_clock_now_ns();
 }
 
 static uint64_t now_ns(const struct rd_admin *a)
@@ -250,7 +250,7 @@ int rd_admin_start(struct event_base *base, const struct sockaddr *addr,
 	a->ud = ud;
 	a->opts = *opts;
 	if (a->opts.clock == NULL)
-		a->opts.clock = rd_admin_monotonic_ns;
+		a->opts.clock = monotonic_ns;
 	a->started_ns = now_ns(a);
 
 	a->http = evhttp_new(base);
@@ -307,76 +307,9 @@ void rd_admin_stop(struct rd_admin *a)
 	free(a);
 }
 
-/* Length of the valid UTF-8 sequence at `s` (RFC 3629 section 4: no
- * overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+static void put_evbuffer(void *ctx, const char *p, size_t n)
 {
-	size_t need;
-	uint32_t cp, min;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xE0) == 0xC0)
-		need = 2, cp = s[0] & 0x1Fu, min = 0x80;
-	else if ((s[0] & 0xF0) == 0xE0)
-		need = 3, cp = s[0] & 0x0Fu, min = 0x800;
-	else if ((s[0] & 0xF8) == 0xF0)
-		need = 4, cp = s[0] & 0x07u, min = 0x10000;
-	else
-		return 0;
-	if (n < need)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3Fu);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return need;
-}
-
-void rd_admin_json_string_n(struct evbuffer *out, const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run = 0;
-
-	evbuffer_add(out, "\"", 1);
-	while (i < len) {
-		unsigned char c = p[i];
-		const char *esc = NULL;
-		char hex[8];
-		size_t n = 1;
-
-		if (c == '"')
-			esc = "\\\"";
-		else if (c == '\\')
-			esc = "\\\\";
-		else if (c == '\n')
-			esc = "\\n";
-		else if (c == '\r')
-			esc = "\\r";
-		else if (c == '\t')
-			esc = "\\t";
-		else if (c < 0x20) {
-			snprintf(hex, sizeof hex, "\\u%04x", c);
-			esc = hex;
-		} else if (c >= 0x80) {
-			n = utf8_seq(p + i, len - i);
-			if (n == 0) {
-				esc = "\\ufffd";
-				n = 1;
-			}
-		}
-		if (esc != NULL) {
-			evbuffer_add(out, p + run, i - run);
-			evbuffer_add(out, esc, strlen(esc));
-			run = i + n;
-		}
-		i += n;
-	}
-	evbuffer_add(out, p + run, len - run);
-	evbuffer_add(out, "\"", 1);
+	evbuffer_add(ctx, p, n);
 }
 
 void rd_admin_json_string(struct evbuffer *out, const char *s)
@@ -385,5 +318,5 @@ void rd_admin_json_string(struct evbuffer *out, const char *s)
 		evbuffer_add(out, "null", 4);
 		return;
 	}
-	rd_admin_json_string_n(out, s, strlen(s));
+	rd_json_escape(s, strlen(s), RD_JSON_UTF8, put_evbuffer, out);
 }

@@ -58,9 +58,6 @@ struct rd_admin_opts {
 	void *clock_ud;
 };
 
-/* CLOCK_MONOTONIC in nanoseconds (the default clock). */
-uint64_t rd_admin_monotonic_ns(void *unused);
-
 /* Listen on `addr` (port 0 picks a free one, see rd_admin_port) and serve on
  * `base`. `ops` and `ud` are borrowed and must outlive the server; `opts` is
  * copied. A node that has not ticked yet counts as live for
@@ -77,14 +74,11 @@ uint16_t rd_admin_port(const struct rd_admin *a);
 /* Stop listening, drop open admin connections and free `a`. NULL is fine. */
 void rd_admin_stop(struct rd_admin *a);
 
-/* --- JSON helpers for write_status_json ------------------------------------ */
+/* --- JSON for write_status_json --------------------------------------------- */
 
-/* Append `s` (`len` bytes) as a JSON string, with its quotes: '"', '\' and
- * control characters escaped (RFC 8259 section 7), invalid UTF-8 replaced
- * by U+FFFD so that the document always parses. */
-void rd_admin_json_string_n(struct evbuffer *out, const char *s, size_t len);
-
-/* The same for a NUL-terminated `s`; NULL writes null. */
+/* Append the NUL-terminated `s` to `out` as a JSON string, with its quotes,
+ * escaped by util/json.h's rd_json_escape in RD_JSON_UTF8 mode (the one
+ * escaper); NULL writes null. Only the evbuffer adapter lives here. */
 void rd_admin_json_string(struct evbuffer *out, const char *s);
 
 #endif

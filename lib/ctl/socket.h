@@ -51,6 +51,8 @@ void rd_ctl_server_stop_accepting(struct rd_ctl_server *s);
  * Pending references stay valid: replies on them are dropped. */
 void rd_ctl_server_free(struct rd_ctl_server *s);
 
+/* The server's counters (accepted, frames, oversized, open), owned by `s`
+ * and valid until rd_ctl_server_free; they change as the loop runs. */
 const struct rd_ctl_stats *rd_ctl_server_stats(const struct rd_ctl_server *s);
 
 /* Send one response frame on `conn` and drop the reference the handler

@@ -45,7 +45,12 @@ struct rd__log {
 	uint64_t gen;        /* bumped on every truncation or reset */
 };
 
+/* Initialise `l` as an empty log that starts after (snap_index, snap_term):
+ * the next append gets index snap_index + 1. `l` need not be initialised;
+ * nothing is allocated until the first append. */
 void rd__log_init(struct rd__log *l, uint64_t snap_index, uint64_t snap_term);
+/* Free every entry and payload chunk of `l` and zero it; entry pointers
+ * taken from it are invalid afterwards. `l` was initialised. */
 void rd__log_free(struct rd__log *l);
 static inline uint64_t rd__log_last(const struct rd__log *l)
 {
@@ -60,16 +65,30 @@ static inline struct rd_entry *rd__log_at(const struct rd__log *l, uint64_t i)
 	assert(i > l->snap_index && i <= rd__log_last(l));
 	return &l->ents[l->head + (size_t)(i - l->snap_index - 1)];
 }
-/* Term at i: snap_term at the compaction point, 0 outside the log. */
+/* The term of entry `i`: snap_term when i is the compaction point, 0 when
+ * i is before it or past the last entry (so a 0 never matches a real term,
+ * which starts at 1). Any i is allowed. */
 uint64_t rd__log_term(const struct rd__log *l, uint64_t i);
-/* Append a copy of e (payload copied) at index last+1. */
+/* Append an entry (term, type, len bytes of data copied into the log's
+ * arena) at index last + 1. Precondition (asserted): `term` is not below
+ * the last entry's term (§5.3, terms in a log never decrease). `data` may be
+ * NULL when len is 0. Returns 0 or RD_ENOMEM, in which case `l` is
+ * unchanged. Pointers from rd__log_at stay valid until truncate, compact or
+ * reset drops the entry. */
 int rd__log_append(struct rd__log *l, uint64_t term, uint8_t type, const void *data,
                    uint32_t len);
-/* Remove entries >= from. */
+/* Remove entries from `from` on (a conflicting suffix, §5.3) and bump the
+ * log generation so queued messages that refer to them are dropped.
+ * Precondition (asserted): from > snap_index, since committed entries that
+ * were compacted are never truncated; from past the last entry is a no-op. */
 void rd__log_truncate(struct rd__log *l, uint64_t from);
-/* Remove entries <= to (to <= last). */
+/* Remove entries up to and including `to` (§7 log compaction); their term
+ * becomes snap_term. to <= snap_index is a no-op; otherwise `to` must not
+ * pass the last entry (asserted). Payload chunks wholly before `to` are
+ * recycled. */
 void rd__log_compact(struct rd__log *l, uint64_t to);
-/* Drop everything; the log restarts after (index, term). */
+/* Drop every entry: the log restarts after (index, term), as after
+ * installing a snapshot (§7). Bumps the generation like truncate. */
 void rd__log_reset(struct rd__log *l, uint64_t index, uint64_t term);
 
 /* --- the group --------------------------------------------------------------- */
@@ -177,56 +196,172 @@ struct rd_raft {
 	bool bcast_pending; /* proposals since the last hand-out: batch them */
 };
 
-/* Grow a vector to hold one more element; false on ENOMEM. */
+/* Grow the vector (*v, *cap) holding `n` elements of `elem` bytes so that
+ * it can take one more: no-op while n < *cap, else doubles (16 at first).
+ * Returns false on ENOMEM, leaving the vector as it was. */
 bool rd__vec_grow(void **v, size_t *cap, size_t n, size_t elem);
 #define RD__VEC_PUSH(vec, val)                                                           \
 	(rd__vec_grow((void **)&(vec).v, &(vec).cap, (vec).n, sizeof(*(vec).v))          \
 	     ? ((vec).v[(vec).n++] = (val), true)                                        \
 	     : false)
 
-/* raft.c */
+/*
+ * Every function below takes a group `r` created by rd_raft_new and is
+ * called from inside the public API (raft/raft.h: step, tick, propose, ...).
+ * None blocks, reads a clock or does I/O: messages go to r->msgq and
+ * entries to r->log, and leave in the next update.
+ */
+
+/* --- raft.c --- */
+
+/* Become a follower of `lead` (0: unknown) in `term`. Precondition
+ * (asserted): term >= r->term, the term never decreases (§5.1); a higher
+ * term clears the vote. Resets the election timer and drops pending reads
+ * and a leadership transfer. */
 void rd__become_follower(struct rd_raft *r, uint64_t term, uint64_t lead);
+/* Become leader of the current term: reset every follower's progress to
+ * probe from the end of the log, append the no-op of §5.4.2 and §8 so
+ * that earlier terms can commit, and block conf changes until it commits
+ * (thesis §4.1). Precondition (asserted): r is a candidate that won the
+ * vote. Falls back to follower if the no-op cannot be allocated. */
 void rd__become_leader(struct rd_raft *r);
+/* Draw a new randomized election timeout in [election_ticks,
+ * 2 * election_ticks) from the group's seeded generator (§5.2). */
 void rd__reset_timeout(struct rd_raft *r);
+/* The progress of member `id` (voter or learner, self included), or NULL
+ * when `id` is not in the configuration. Valid until the configuration
+ * changes (rd__sync_progress moves entries). */
 struct rd__pr *rd__pr(struct rd_raft *r, uint64_t id);
+/* True when `id` is a voter of the latest configuration (thesis §4.1:
+ * the latest appended one, committed or not). */
 bool rd__is_voter(const struct rd_raft *r, uint64_t id);
+/* True when this node may start an election: it is a voter, or it was one
+ * before a removal that has not committed yet (thesis §4.2.2). */
 bool rd__promotable(const struct rd_raft *r);
+/* Votes or acknowledgements needed: a majority of the latest
+ * configuration's voters (§5.2, thesis §4.1). At least 1. */
 uint32_t rd__quorum(const struct rd_raft *r);
 
-/* update.c */
+/* --- update.c --- */
+
+/* Queue `m` for the next update, stamped with the group, this node as
+ * sender and the current term unless m->term is set. For an append,
+ * `ent_lo` is the index of its first entry: the entries are attached from
+ * the log when the update is handed out, and the message is dropped if the
+ * log was truncated in between (generation check). m->entries is ignored.
+ * A message that cannot be queued (ENOMEM) is lost, which Raft tolerates. */
 void rd__send(struct rd_raft *r, const struct rd_message *m, uint64_t ent_lo);
 
-/* election.c */
+/* --- election.c --- */
+
+/* Start an election (pre = true: a pre-vote round for term + 1, thesis
+ * §9.6, that changes no state on the voters) and ask every voter. A
+ * single-voter group wins at once. `transfer` marks a campaign started by
+ * TIMEOUT_NOW (thesis §3.10), which voters grant despite a known leader.
+ * Precondition: rd__promotable(r). */
 void rd__campaign(struct rd_raft *r, bool pre, bool transfer);
+/* Answer a (pre-)vote request `m` whose term was already reconciled by
+ * the step dispatch: grant at most one vote per term (§5.2) to a candidate
+ * whose log is at least as up to date (§5.4.1). */
 void rd__handle_vote(struct rd_raft *r, const struct rd_message *m);
+/* Count a (pre-)vote answer `m` for the current campaign; ignored unless
+ * r is (pre-)candidate for that round. A quorum of grants moves on (pre-vote
+ * to vote, vote to leader); a quorum of rejections ends as follower. */
 void rd__handle_vote_resp(struct rd_raft *r, const struct rd_message *m);
 
-/* replication.c */
+/* --- replication.c --- */
+
+/* Leader only: send `pr` the next append (up to max_msg_bytes of entries
+ * from pr->next), or a snapshot when the entries it needs are compacted
+ * (§7). `send_if_empty` sends an empty append (a probe or commit update)
+ * when there is nothing new. Returns false when nothing was sent: not
+ * leader, `pr` is self, the in-flight window is full, a probe is
+ * outstanding or a snapshot is being sent. */
 bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty);
+/* Leader only: rd__send_append to every member, then fill each replicating
+ * member's window (pipelining). */
 void rd__bcast_append(struct rd_raft *r);
+/* Leader only: a heartbeat to every other member, carrying a commit index
+ * no higher than what that member is known to hold, and `ctx` (the
+ * ReadIndex round, thesis §6.4; 0: none). */
 void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx);
+/* Leader only: advance commit to the highest index durable on a quorum
+ * (this node counts with its persisted prefix, never more: §10.2.1), if that
+ * entry is of the current term (§5.4.2). Returns true when commit moved;
+ * then completes reads waiting on it and handles a committed removal of
+ * this leader. */
 bool rd__maybe_commit(struct rd_raft *r);
+/* Follower: commit up to the leader's commit hint, but never past this
+ * node's persisted prefix or last entry (invariant: commit <= durable). */
 void rd__follower_commit(struct rd_raft *r);
+/* Follower: handle an append `m` from the leader of the current term (the
+ * dispatch checked the term): the §5.3 consistency check on (index,
+ * log_term), truncation of a conflicting suffix, append, commit hint, and
+ * the answer (a reject carries a hint for fast backtracking). */
 void rd__handle_append(struct rd_raft *r, const struct rd_message *m);
+/* Leader: handle an append answer `m`: on reject step pr->next back and
+ * probe again; on success advance match/next, maybe commit, and keep
+ * sending. Answers from non-members are ignored. */
 void rd__handle_append_resp(struct rd_raft *r, const struct rd_message *m);
+/* Follower: take the commit of heartbeat `m` (bounded by the log) and
+ * answer with its context, which acknowledges a ReadIndex round. */
 void rd__handle_heartbeat(struct rd_raft *r, const struct rd_message *m);
+/* Leader: a heartbeat answer `m` marks the member active, acknowledges
+ * its ReadIndex round and resumes sending if it lags; ignored from
+ * non-members. */
 void rd__handle_heartbeat_resp(struct rd_raft *r, const struct rd_message *m);
+/* Follower: install the snapshot of `m` unless it is not newer than commit
+ * (§7): the log restarts after it and the membership becomes the
+ * snapshot's. Answers with the resulting last index. */
 void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m);
+/* Reset `pr` to probe from the end of the leader's log, nothing matched,
+ * nothing in flight (on election and when a member is added). */
 void rd__pr_reset(struct rd_raft *r, struct rd__pr *pr);
+/* Leader: append one entry of the current term to the local log (a conf
+ * change also becomes the latest configuration, thesis §4.1) and set
+ * *index_out (may be NULL) to its index. Returns 0 or RD_ENOMEM. The entry
+ * is sent by the caller's next broadcast and committed once a quorum,
+ * this node's durable prefix included, holds it. */
 int rd__append_local(struct rd_raft *r, uint8_t type, const void *data, uint32_t len,
                      uint64_t *index_out);
 
-/* membership.c */
+/* --- membership.c --- */
+
+/* A conf-change entry `e` was just appended to the log (by the leader or
+ * a follower): it becomes the latest configuration at once, committed or
+ * not (thesis §4.1), the previous one is kept for rd__promotable, and
+ * progress entries follow. `e` must be the last entry of the log. */
 void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e);
+/* Rebuild the configuration from the snapshot's and the conf entries still
+ * in the log, after a truncation removed some (thesis §4.1: a server falls
+ * back to the previous configuration then). */
 void rd__conf_recompute(struct rd_raft *r);
+/* Make r->prs hold exactly the members of r->conf: add progress for new
+ * members (reset to probe), drop removed ones, update learner flags. */
 void rd__sync_progress(struct rd_raft *r);
+/* Called when commit advanced on a leader: if the latest configuration is
+ * committed and no longer has this node as a voter, broadcast the commit
+ * and step down (thesis §4.2.2). */
 void rd__leader_conf_committed(struct rd_raft *r);
+/* TIMEOUT_NOW from the current leader (thesis §3.10): campaign at once,
+ * skipping pre-vote, if this node may be elected. */
 void rd__handle_timeout_now(struct rd_raft *r, const struct rd_message *m);
 
-/* readindex.c */
+/* --- readindex.c --- */
+
+/* Leader: start a ReadIndex round (thesis §6.4) for context `ctx` asked by
+ * member `from` (self for a local read). The read index is commit once an
+ * entry of this term has committed, else it waits for that; a heartbeat
+ * round confirms leadership. Dropped silently on ENOMEM (the asker times
+ * out). */
 void rd__handle_read_index(struct rd_raft *r, uint64_t from, uint64_t ctx);
+/* Leader: deliver, in order, the pending reads whose index is known and
+ * whose heartbeat round a quorum acknowledged. */
 void rd__reads_advance(struct rd_raft *r);
+/* Leader, after commit advanced: once the commit is of this term, pending
+ * reads without an index take it; then rd__reads_advance. */
 void rd__reads_on_commit(struct rd_raft *r);
+/* Drop every unconfirmed read (leadership lost); the callers time out. */
 void rd__reads_reset(struct rd_raft *r);
 
 #endif

@@ -6,7 +6,8 @@
  * what to send, what to apply. Time is the caller's ticks; randomness is a
  * 64-bit seed given at creation, so every run replays exactly.
  *
- * Driving one group synchronously (the driver owns the ordering, DESIGN.md):
+ * Driving one group synchronously (the driver owns the ordering: persist,
+ * send, apply; lib/README.md and lib/multiraft/drive.c):
  *
  *   while (rd_raft_has_update(r)) {
  *       rd_raft_get_update(r, &u);
@@ -323,7 +324,9 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u);
  * reported separately with rd_raft_persisted. */
 void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u);
 
-/* Accessors. */
+/* Accessors: read-only views of the group's state as the core sees it
+ * now, callable at any time; of the log, only up to rd_raft_persisted_index
+ * is known to be durable. */
 enum rd_raft_role rd_raft_role(const struct rd_raft *r);
 uint64_t rd_raft_id(const struct rd_raft *r);
 uint64_t rd_raft_group(const struct rd_raft *r);
@@ -342,6 +345,8 @@ const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r);
 uint64_t rd_raft_term_at(const struct rd_raft *r, uint64_t index);
 /* Leader only: copy the progress of member `id` into *out. false otherwise. */
 bool rd_raft_progress(const struct rd_raft *r, uint64_t id, struct rd_progress *out);
+/* Static names for logs and traces ("leader", ...); an unknown value
+ * gets "?", never NULL. */
 const char *rd_raft_role_name(enum rd_raft_role role);
 const char *rd_msg_type_name(uint8_t type);
 

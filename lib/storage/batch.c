@@ -1,5 +1,5 @@
 /*
- * Group commit (DESIGN.md "Durability"): one rd_storage_batch collects the
+ * Group commit (storage.h, "Failure policy"): one rd_storage_batch collects the
  * persist work of every group for one loop iteration (entries, hard state,
  * conf state, applied KV commands, compaction) and rd_storage_commit writes
  * it with a single RocksDB write with sync=true: one fdatasync for all.
@@ -26,16 +26,6 @@
  * deletion instead of point deletions. */
 #define POINT_DELETE_MAX 64u
 
-static void *xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n);
-	if (q == NULL) {
-		rd_log_err("storage: out of memory");
-		abort();
-	}
-	return q;
-}
-
 uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
@@ -48,10 +38,10 @@ uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n)
 		}
 		b->curblock++;
 	}
-	b->blocks = xrealloc(b->blocks, (b->nblocks + 1) * sizeof *b->blocks);
+	b->blocks = rd_xrealloc(b->blocks, (b->nblocks + 1) * sizeof *b->blocks);
 	struct rd_arena_block *k = &b->blocks[b->nblocks++];
 	k->cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-	k->p = xrealloc(NULL, k->cap);
+	k->p = rd_xrealloc(NULL, k->cap);
 	k->used = n;
 	b->curblock = b->nblocks - 1;
 	return k->p;
@@ -123,7 +113,7 @@ struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
 		return &b->pend[g->batch_slot];
 	if (b->npend == b->cappend) {
 		b->cappend = b->cappend ? b->cappend * 2 : 64;
-		b->pend = xrealloc(b->pend, b->cappend * sizeof *b->pend);
+		b->pend = rd_xrealloc(b->pend, b->cappend * sizeof *b->pend);
 	}
 	struct rd_pend *p = &b->pend[b->npend];
 	g->batch_epoch = b->epoch;
@@ -225,7 +215,7 @@ int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
 	if (b->nents + n > b->capents) {
 		while (b->nents + n > b->capents)
 			b->capents = b->capents ? b->capents * 2 : 256;
-		b->ents = xrealloc(b->ents, b->capents * sizeof *b->ents);
+		b->ents = rd_xrealloc(b->ents, b->capents * sizeof *b->ents);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct rd_entry *e = &ents[i];
@@ -462,11 +452,11 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 	}
 	encode_states(b);
 	rocksdb_writebatch_data(b->wb, &wlen);
-	uint64_t t0 = rd__now_ns();
+	uint64_t t0 = rd_clock_now_ns();
 	rocksdb_write(st->db, st->wo, b->wb, &err);
 	if (err != NULL)
-		rd__fatal("group commit (synced write)", err);
-	rd__record_sync(st, rd__now_ns() - t0);
+		rd_fatal(RD_STORAGE_FATAL_FMT, "group commit (synced write)", err);
+	rd__record_sync(st, rd_clock_now_ns() - t0);
 	st->stats.entries_written += b->nents;
 	st->stats.bytes_written += wlen;
 

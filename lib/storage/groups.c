@@ -33,16 +33,6 @@ struct rd_sgroup *rd__group_find(const struct rd_storage *st, uint64_t id)
 	}
 }
 
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-	if (p == NULL) {
-		rd_log_err("storage: out of memory");
-		abort();
-	}
-	return p;
-}
-
 static void insert(struct rd_sgroup **slots, size_t nslots, struct rd_sgroup *g)
 {
 	size_t i = slot_of(g->id, nslots);
@@ -58,7 +48,7 @@ struct rd_sgroup *rd__group_get(struct rd_storage *st, uint64_t id)
 		return g;
 	if ((st->ngroups + 1) * 2 > st->nslots) {
 		size_t n = st->nslots ? st->nslots * 2 : 64;
-		struct rd_sgroup **s = xcalloc(n, sizeof *s);
+		struct rd_sgroup **s = rd_xcalloc(n, sizeof *s);
 		for (size_t i = 0; i < st->nslots; i++)
 			if (st->slots[i] != NULL)
 				insert(s, n, st->slots[i]);
@@ -66,7 +56,7 @@ struct rd_sgroup *rd__group_get(struct rd_storage *st, uint64_t id)
 		st->slots = s;
 		st->nslots = n;
 	}
-	g = xcalloc(1, sizeof *g);
+	g = rd_xcalloc(1, sizeof *g);
 	g->id = id;
 	g->first = 1;
 	g->last = 0;
@@ -159,7 +149,7 @@ const struct rd_centry *rd__cache_get(const struct rd_sgroup *g, uint64_t index)
 static void grow(struct rd_cache *c)
 {
 	size_t n = c->cap ? c->cap * 2 : 16;
-	struct rd_centry *r = xcalloc(n, sizeof *r);
+	struct rd_centry *r = rd_xcalloc(n, sizeof *r);
 	for (size_t i = 0; i < c->n; i++)
 		r[i] = *at(c, i);
 	free(c->ring);
@@ -200,11 +190,7 @@ void rd__cache_push(struct rd_storage *st, struct rd_sgroup *g, uint64_t index,
 		c->spare_cap = 0;
 	} else {
 		e->cap = len ? len : 1;
-		e->data = malloc(e->cap);
-		if (e->data == NULL) {
-			rd_log_err("storage: out of memory");
-			abort();
-		}
+		e->data = rd_xrealloc(NULL, e->cap);
 	}
 	if (len > 0)
 		memcpy(e->data, data, len);

@@ -61,11 +61,11 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	          rd__enc_logstart(v, group, m->index, m->term));
 	put_state(st, wb, group, RD_STATE_SNAPSHOT, v, rd__enc_snap(v, group, m));
 
-	uint64_t t0 = rd__now_ns();
+	uint64_t t0 = rd_clock_now_ns();
 	rocksdb_write(st->db, st->wo, wb, &err);
 	if (err != NULL)
-		rd__fatal("snapshot install (synced write)", err);
-	rd__record_sync(st, rd__now_ns() - t0);
+		rd_fatal(RD_STORAGE_FATAL_FMT, "snapshot install (synced write)", err);
+	rd__record_sync(st, rd_clock_now_ns() - t0);
 
 	g->present = true;
 	g->hs = hs;
@@ -120,11 +120,11 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
 		                                   sizeof lo, (const char *)hi,
 		                                   sizeof hi);
-	uint64_t t0 = rd__now_ns();
+	uint64_t t0 = rd_clock_now_ns();
 	rocksdb_write(st->db, st->wo, wb, &err);
 	if (err != NULL)
-		rd__fatal("drop group (synced write)", err);
-	rd__record_sync(st, rd__now_ns() - t0);
+		rd_fatal(RD_STORAGE_FATAL_FMT, "drop group (synced write)", err);
+	rd__record_sync(st, rd_clock_now_ns() - t0);
 	rocksdb_writebatch_destroy(wb);
 
 	struct rd_sgroup *g = rd__group_find(st, group);

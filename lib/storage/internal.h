@@ -12,6 +12,8 @@
 
 #include "storage/schema.h"
 #include "storage/storage.h"
+#include "util/clock.h"
+#include "util/fatal.h"
 
 /* One cached entry; `data` (capacity `cap`) is malloc'd and owned by the
  * cache. */
@@ -141,8 +143,10 @@ uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n);
 void rd__batch_begin(struct rd_storage_batch *b);
 /* The pending state of `group` in the batch, created from the durable one. */
 struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group);
-/* Forget the KV overlay (kvsm.c). */
+/* Forget the KV overlay (kvsm.c): the batch's uncommitted writes are no
+ * longer visible to reads while applying. Keeps the buffers for reuse. */
 void rd__kv_reset(struct rd_storage_batch *b);
+/* Free the KV overlay's buffers (when the batch itself is freed). */
 void rd__kv_free(struct rd_storage_batch *b);
 
 /* A snapshot being installed (snapshot.c, install.c). */
@@ -165,26 +169,45 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 /* Count one synced write of `ns` nanoseconds (batch.c). */
 void rd__record_sync(struct rd_storage *st, uint64_t ns);
 
-/* Group table (groups.c). */
+/* Group table (groups.c): the in-memory state of a group, found by id in
+ * an open-addressing table. NULL when `st` holds no group `id`. */
 struct rd_sgroup *rd__group_find(const struct rd_storage *st, uint64_t id);
 /* Find or create (empty: first 1, last 0). Aborts on out-of-memory. */
 struct rd_sgroup *rd__group_get(struct rd_storage *st, uint64_t id);
+/* Free every group and its entry cache (at close); the table is empty
+ * afterwards. */
 void rd__groups_free(struct rd_storage *st);
 
-/* Entry cache (groups.c). */
+/* Entry cache (groups.c): the newest durable entries of each group, held
+ * consecutively so that followers are fed without reading RocksDB. */
+/* Cache entry `index` (data copied). Entries from `index` on are dropped
+ * first (a rewritten suffix); a gap before `index` empties the cache; an
+ * entry larger than the budget (st->cache_bytes, per group) empties the
+ * cache and is not cached. The group's oldest entries are evicted to make
+ * room. Aborts on out-of-memory. */
 void rd__cache_push(struct rd_storage *st, struct rd_sgroup *g, uint64_t index,
                     uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
+/* Drop cached entries from `index` on (log truncation). */
 void rd__cache_drop_from(struct rd_sgroup *g, uint64_t index);
+/* Drop cached entries up to and including `index` (log compaction). */
 void rd__cache_drop_upto(struct rd_sgroup *g, uint64_t index);
+/* Drop every cached entry of `g` (snapshot install, group drop, close). */
 void rd__cache_clear(struct rd_sgroup *g);
 /* The cached entry at `index` or NULL. */
 const struct rd_centry *rd__cache_get(const struct rd_sgroup *g, uint64_t index);
 
-/* Record encodings (records.c). */
+/* Record encodings (records.c), laid out in schema.h. Each rd__enc_* writes
+ * one state value for `group` into `v` (RD_STATE_VAL_MAX bytes of room),
+ * CRC first (it covers the key too), and returns its length. */
+/* The hard state (term, vote, commit). */
 size_t rd__enc_hard(uint8_t *v, uint64_t group, const struct rd_hard_state *hs);
+/* The conf state (voters and learners). */
 size_t rd__enc_conf(uint8_t *v, uint64_t group, const struct rd_conf_state *cs);
+/* A one-number state record of `kind` (e.g. applied index). */
 size_t rd__enc_u64(uint8_t *v, uint64_t group, uint8_t kind, uint64_t x);
+/* The log start: (index, term) of the entry before the first one kept. */
 size_t rd__enc_logstart(uint8_t *v, uint64_t group, uint64_t index, uint64_t term);
+/* The metadata of the latest snapshot. */
 size_t rd__enc_snap(uint8_t *v, uint64_t group, const struct rd_snapshot_meta *m);
 /* Decode a state record of `kind` for `group` into the matching field of g.
  * RD_ECORRUPT on a bad checksum or length. */
@@ -198,9 +221,21 @@ void rd__enc_entry(uint8_t *v, uint64_t group, uint64_t index, uint64_t term,
 int rd__dec_entry(uint64_t group, uint64_t index, const uint8_t *v, size_t len,
                   uint64_t *term, uint8_t *type, const uint8_t **data, uint32_t *dlen,
                   char *msg);
-/* Encode / decode a conf state body (no crc). */
+/* Encode the conf state body (counts, then ids; no CRC) at `p`, which has
+ * room for RD_RAFT_MAX_MEMBERS voters and learners; returns its length. */
 size_t rd__conf_put(uint8_t *p, const struct rd_conf_state *cs);
+/* Decode a conf state body from p[0..len) into *cs and set *used to its
+ * length; RD_ECORRUPT when it is truncated or its counts exceed the limits. */
 int rd__conf_get(const uint8_t *p, size_t len, struct rd_conf_state *cs, size_t *used);
+
+/* The key and value under iterator `it` (valid: rocksdb_iter_valid), as
+ * bytes owned by the iterator until it moves. */
+static inline void rd__iter_kv(rocksdb_iterator_t *it, const uint8_t **k, size_t *klen,
+                               const uint8_t **v, size_t *vlen)
+{
+	*k = (const uint8_t *)rocksdb_iter_key(it, klen);
+	*v = (const uint8_t *)rocksdb_iter_value(it, vlen);
+}
 
 /* Translate a RocksDB error string (freed here) into an RD_E* code and a
  * message with `what` as context. */
@@ -212,10 +247,9 @@ int rd__catalog_check_name(const char *name, char *msg);
 /* Open-time scan of the state and log column families (load.c). */
 int rd__load(struct rd_storage *st, char *msg);
 
-/* Log a fatal RocksDB failure and abort (no retry-then-acknowledge). */
-_Noreturn void rd__fatal(const char *what, char *err);
-
-/* Monotonic nanoseconds. */
-uint64_t rd__now_ns(void);
+/* The line a failed RocksDB write or read while applying logs before the
+ * process aborts: rd_fatal(RD_STORAGE_FATAL_FMT, what, err). Nothing is
+ * retried and then acknowledged (storage.h, "Failure policy"). */
+#define RD_STORAGE_FATAL_FMT "storage failure, aborting what=\"%s\" error=\"%s\""
 
 #endif

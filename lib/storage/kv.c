@@ -6,23 +6,11 @@
 #include "storage/kv.h"
 
 #include "util/err.h"
-
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME  0x100000001b3ull
-
-uint64_t rd_kv_fnv1a64(const uint8_t *key, size_t len)
-{
-	uint64_t h = FNV_OFFSET;
-	for (size_t i = 0; i < len; i++) {
-		h ^= key[i];
-		h *= FNV_PRIME;
-	}
-	return h;
-}
+#include "util/hash.h"
 
 uint32_t rd_kv_vshard(const uint8_t *key, size_t len)
 {
-	return (uint32_t)(rd_kv_fnv1a64(key, len) % RD_KV_VSHARDS);
+	return (uint32_t)(rd_fnv1a64(key, len) % RD_KV_VSHARDS);
 }
 
 static size_t varint_size(uint32_t v)

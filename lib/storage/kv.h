@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/hash.h"
+
 #define RD_KV_KEY_MAX   4096u
 #define RD_KV_VALUE_MAX (1u << 20)
 #define RD_KV_VSHARDS   1024u
@@ -82,7 +84,11 @@ int rd_kv_decode(const uint8_t *data, size_t len, struct rd_kv_cmd *cmd, char *m
  */
 uint32_t rd_kv_vshard(const uint8_t *key, size_t len);
 
-/* The full 64-bit FNV-1a hash used above. */
-uint64_t rd_kv_fnv1a64(const uint8_t *key, size_t len);
+/* The full 64-bit hash used above: util/hash.h's rd_fnv1a64, under the
+ * name lib/multiraft/node.c still calls (the cluster id). */
+static inline uint64_t rd_kv_fnv1a64(const uint8_t *key, size_t len)
+{
+	return rd_fnv1a64(key, len);
+}
 
 #endif

@@ -33,16 +33,6 @@ void rd__kv_free(struct rd_storage_batch *b)
 	free(b->kvslots);
 }
 
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-	if (p == NULL) {
-		rd_log_err("storage: out of memory");
-		abort();
-	}
-	return p;
-}
-
 static struct rd_kvrec *lookup(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
                                size_t klen)
 {
@@ -79,19 +69,14 @@ static void overlay_set(struct rd_storage_batch *b, uint64_t h, const uint8_t *k
 	if ((b->nkv + 1) * 2 > b->nkvslots) {
 		size_t n = b->nkvslots ? b->nkvslots * 2 : 256;
 		free(b->kvslots);
-		b->kvslots = xcalloc(n, sizeof *b->kvslots);
+		b->kvslots = rd_xcalloc(n, sizeof *b->kvslots);
 		b->nkvslots = n;
 		for (size_t i = 0; i < b->nkv; i++)
 			slot_insert(b, b->kv[i].hash, (uint32_t)i);
 	}
 	if (b->nkv == b->capkv) {
 		b->capkv = b->capkv ? b->capkv * 2 : 128;
-		struct rd_kvrec *kv = realloc(b->kv, b->capkv * sizeof *kv);
-		if (kv == NULL) {
-			rd_log_err("storage: out of memory");
-			abort();
-		}
-		b->kv = kv;
+		b->kv = rd_xrealloc(b->kv, b->capkv * sizeof *b->kv);
 	}
 	b->kv[b->nkv] = (struct rd_kvrec){h, key, klen, val, vlen};
 	slot_insert(b, h, (uint32_t)b->nkv);
@@ -115,7 +100,7 @@ static bool current(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
 	rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(
 	    st->db, st->ro, st->cf[RD_CF_KV], (const char *)key, klen, &err);
 	if (err != NULL)
-		rd__fatal("state machine read while applying", err);
+		rd_fatal(RD_STORAGE_FATAL_FMT, "state machine read while applying", err);
 	if (ps == NULL)
 		return false;
 	size_t n;
@@ -167,7 +152,7 @@ int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64
 	uint8_t *key = rd__arena_alloc(b, klen);
 	rd_be64_put(key, group);
 	memcpy(key + RD_KV_KEY_PREFIX, cmd.key, cmd.key_len);
-	uint64_t h = rd_kv_fnv1a64(key, klen);
+	uint64_t h = rd_fnv1a64(key, klen);
 
 	switch (cmd.op) {
 	case RD_KV_PUT:
@@ -260,8 +245,8 @@ int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn f
 	for (rocksdb_iter_seek(it, (const char *)prefix, sizeof prefix);
 	     rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
 		size_t klen, vlen;
-		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+		const uint8_t *k, *v;
+		rd__iter_kv(it, &k, &klen, &v, &vlen);
 		if (klen < RD_KV_KEY_PREFIX || memcmp(k, prefix, sizeof prefix) != 0)
 			break;
 		if ((rv = fn(arg, k + RD_KV_KEY_PREFIX, klen - RD_KV_KEY_PREFIX, v,

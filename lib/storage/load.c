@@ -39,8 +39,8 @@ static int load_state(struct rd_storage *st, char *msg)
 	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
 	     rocksdb_iter_next(it)) {
 		size_t klen, vlen;
-		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+		const uint8_t *k, *v;
+		rd__iter_kv(it, &k, &klen, &v, &vlen);
 		if (klen != RD_STATE_KEY_LEN) {
 			rv = rd_errorf(msg, RD_ECORRUPT,
 			               "state record with a %zu-byte key", klen);
@@ -85,8 +85,8 @@ static int load_log(struct rd_storage *st, char *msg)
 	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
 	     rocksdb_iter_next(it)) {
 		size_t klen, vlen;
-		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+		const uint8_t *k, *v;
+		rd__iter_kv(it, &k, &klen, &v, &vlen);
 		uint64_t term;
 		uint8_t type;
 		const uint8_t *data;

@@ -22,29 +22,19 @@ void rd_entry_buf_free(struct rd_entry_buf *b)
 	memset(b, 0, sizeof *b);
 }
 
-static void *xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-	if (q == NULL) {
-		rd_log_err("storage: out of memory");
-		abort();
-	}
-	return q;
-}
-
 /* Append one entry to `b`; its data pointer is fixed up by buf_finish. */
 static void buf_add(struct rd_entry_buf *b, uint64_t index, uint64_t term, uint8_t type,
                     const uint8_t *data, uint32_t len)
 {
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 16;
-		b->ents = xrealloc(b->ents, b->cap * sizeof *b->ents);
+		b->ents = rd_xrealloc(b->ents, b->cap * sizeof *b->ents);
 	}
 	if (b->data_len + len > b->data_cap) {
 		size_t c = b->data_cap ? b->data_cap : 4096;
 		while (c < b->data_len + len)
 			c *= 2;
-		b->data = xrealloc(b->data, c);
+		b->data = rd_xrealloc(b->data, c);
 		b->data_cap = c;
 	}
 	if (len > 0)
@@ -102,8 +92,8 @@ static int db_range(struct rd_storage *st, uint64_t group, uint64_t lo, uint64_t
 	for (rocksdb_iter_seek(it, (const char *)start, sizeof start);
 	     want < hi && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
 		size_t klen, vlen;
-		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
+		const uint8_t *k, *v;
+		rd__iter_kv(it, &k, &klen, &v, &vlen);
 		uint64_t term;
 		uint8_t type;
 		const uint8_t *data;

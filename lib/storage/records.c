@@ -4,7 +4,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "storage/internal.h"
 #include "util/err.h"
@@ -203,18 +202,4 @@ int rd__rocks_err(char *err, char *msg, const char *what)
 	rd_errorf(msg, code, "%s: rocksdb: %s", what, err);
 	rocksdb_free(err);
 	return code;
-}
-
-_Noreturn void rd__fatal(const char *what, char *err)
-{
-	rd_log_err("storage failure, aborting what=\"%s\" error=\"%s\"", what,
-	           err ? err : "(none)");
-	abort();
-}
-
-uint64_t rd__now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

@@ -376,13 +376,9 @@ size_t rd_storage_group_count(const struct rd_storage *st)
 size_t rd_storage_groups(const struct rd_storage *st, uint64_t *out, size_t cap)
 {
 	size_t n = rd_storage_group_count(st);
-	uint64_t *all = malloc((n ? n : 1) * sizeof *all);
+	uint64_t *all = rd_xcalloc(n, sizeof *all);
 	size_t k = 0;
 
-	if (all == NULL) {
-		rd_log_err("storage: out of memory");
-		abort();
-	}
 	for (size_t i = 0; i < st->nslots; i++)
 		if (st->slots[i] != NULL && st->slots[i]->present)
 			all[k++] = st->slots[i]->id;

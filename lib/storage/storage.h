@@ -1,7 +1,7 @@
 /*
  * Durable storage for one raftd node: one RocksDB instance holding every
  * group's Raft log, Raft state, key-value state machine and the node catalog
- * (DESIGN.md "Durability"). The byte-by-byte key schema is in
+ * (durability rules under "Failure policy" below). The byte-by-byte key schema is in
  * lib/storage/schema.h.
  *
  * Threading: a storage handle is used from the node's event-loop thread only;
@@ -12,7 +12,8 @@
  *
  * Failure policy: a failed RocksDB write or sync is fatal. rd_storage_commit
  * logs the RocksDB error and calls abort(); it never returns a failure that
- * a caller could retry and then acknowledge (DESIGN.md "Durability").
+ * a caller could retry and then acknowledge (Raft thesis §3.8: state must
+ * be on stable storage before the message that depends on it is sent).
  */
 #ifndef RD_STORAGE_STORAGE_H
 #define RD_STORAGE_STORAGE_H

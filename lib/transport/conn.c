@@ -225,7 +225,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	if (c->dead)
 		return;
-	rv = ngtcp2_conn_handle_expiry(c->qc, rd_t_now());
+	rv = ngtcp2_conn_handle_expiry(c->qc, rd_clock_now_ns());
 	if (rv == NGTCP2_ERR_IDLE_CLOSE) {
 		rd_log_info("transport: connection idle, closed peer=%llu addr=%s",
 		            (unsigned long long)(c->peer ? c->peer->id : 0),
@@ -275,7 +275,7 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
                          const ngtcp2_cid *odcid)
 {
 	ngtcp2_settings_default(s);
-	s->initial_ts = rd_t_now();
+	s->initial_ts = rd_clock_now_ns();
 	s->handshake_timeout =
 	    (ngtcp2_duration)t->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
 	s->max_window = 64u << 20;

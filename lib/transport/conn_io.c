@@ -1,7 +1,8 @@
 /*
  * One connection's I/O: feeding a packet to ngtcp2, the write loop that
  * drains the streams' queues into packets, the timer re-armed from
- * ngtcp2_conn_get_expiry after every read and write (STYLE.md item 10), and
+ * ngtcp2_conn_get_expiry after every read and write (as ngtcp2's
+ * examples/server.cc does), and
  * closing.
  *
  * Happy path: after a read the connection is marked dirty; the flush calls
@@ -81,7 +82,7 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 	path.remote.addr = (struct sockaddr *)from;
 	path.remote.addrlen = fromlen;
 	c->in_read = true;
-	rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, pkt, len, rd_t_now());
+	rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, pkt, len, rd_clock_now_ns());
 	c->in_read = false;
 	if (rv == 0 && c->close_pending) {
 		/* A callback (the application's) asked to close meanwhile. */
@@ -148,7 +149,7 @@ static void pop_wlist(struct rd_conn *c)
 
 static void rearm(struct rd_conn *c)
 {
-	ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = rd_t_now();
+	ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = rd_clock_now_ns();
 	uint64_t ns = expiry > now ? expiry - now : 0;
 	struct timeval tv;
 
@@ -182,7 +183,7 @@ void rd_conn_write(struct rd_conn *c)
 	unsigned nseg = 0, max_segs = t->no_gso ? 1 : RD_T_GSO_SEGS;
 	ngtcp2_path_storage ps;
 	ngtcp2_pkt_info pi;
-	ngtcp2_tstamp ts = rd_t_now();
+	ngtcp2_tstamp ts = rd_clock_now_ns();
 	unsigned budget = 512;
 
 	if (c->dead)
@@ -291,8 +292,8 @@ void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why)
 	if (c->qc && !c->silent && !ngtcp2_conn_is_in_closing_period(c->qc) &&
 	    !ngtcp2_conn_is_in_draining_period(c->qc)) {
 		ngtcp2_path_storage_zero(&ps);
-		n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, pkt,
-		                                       sizeof pkt, &c->ccerr, rd_t_now());
+		n = ngtcp2_conn_write_connection_close(
+		    c->qc, &ps.path, &pi, pkt, sizeof pkt, &c->ccerr, rd_clock_now_ns());
 		if (n > 0)
 			rd_t_send_pkt(t, (struct sockaddr *)&c->remote, c->remote_len,
 			              pkt, (size_t)n);

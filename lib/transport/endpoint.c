@@ -35,14 +35,6 @@
 #define RX_SLOT      2048
 #define RESETS_PER_S 100
 
-uint64_t rd_t_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NGTCP2_SECONDS + (uint64_t)ts.tv_nsec;
-}
-
 void rd_t_rand(uint8_t *p, size_t n)
 {
 	while (n > 0) {
@@ -183,7 +175,7 @@ static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidl
 	size_t randlen;
 	ngtcp2_ssize n;
 
-	uint64_t now = rd_t_now();
+	uint64_t now = rd_clock_now_ns();
 
 	/* Smallest valid reset is 21 bytes + token; stay below the trigger. */
 	if (trigger_len < 43 || dcidlen > NGTCP2_MAX_CIDLEN)
@@ -346,21 +338,40 @@ static void derive_reset_secret(struct rd_transport *t)
 	memset(buf, 0, sizeof buf);
 }
 
+/* Redial backoff (peer.c); not configurable, so not in the config. */
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 5000
+
+/* A timeout or size from `c`, or the config's default when `c` leaves it 0
+ * (a caller that zeroed its rd_config rather than calling rd_config_defaults). */
+static uint64_t pick(uint64_t v, uint64_t dflt)
+{
+	return v ? v : dflt;
+}
+
 void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_config *c)
 {
 	struct sockaddr_in *in = (struct sockaddr_in *)&tc->listen;
+	struct rd_config d;
+	const struct rd_config *k;
 
+	/* One source of defaults: the config's (util/config.c), so that a
+	 * transport set up without a config file, as the tests do, runs on the
+	 * values production uses. */
+	rd_config_defaults(&d);
+	k = c != NULL ? c : &d;
 	memset(tc, 0, sizeof *tc);
 	in->sin_family = AF_INET;
 	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	tc->listen_len = sizeof *in;
 	tc->tls_mode = RD_TLS_INSECURE;
-	tc->max_frame_bytes = RD_WIRE_DEFAULT_MAX_FRAME;
-	tc->idle_timeout_ms = 30000;
-	tc->keepalive_ms = 5000;
-	tc->handshake_timeout_ms = 10000;
-	tc->backoff_min_ms = 50;
-	tc->backoff_max_ms = 5000;
+	tc->max_frame_bytes = pick(k->max_frame_bytes, d.max_frame_bytes);
+	tc->idle_timeout_ms = (unsigned)pick(k->idle_timeout_ms, d.idle_timeout_ms);
+	tc->keepalive_ms = (unsigned)pick(k->keepalive_ms, d.keepalive_ms);
+	tc->handshake_timeout_ms =
+	    (unsigned)pick(k->handshake_timeout_ms, d.handshake_timeout_ms);
+	tc->backoff_min_ms = BACKOFF_MIN_MS;
+	tc->backoff_max_ms = BACKOFF_MAX_MS;
 	tc->max_queue_bytes = 256u << 20;
 	tc->count_lost_packets = true;
 	snprintf(tc->alpn, sizeof tc->alpn, "%s", RD_TRANSPORT_ALPN);
@@ -373,14 +384,6 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	snprintf(tc->tls_ca, sizeof tc->tls_ca, "%s", c->tls_ca);
 	snprintf(tc->tls_cert, sizeof tc->tls_cert, "%s", c->tls_cert);
 	snprintf(tc->tls_key, sizeof tc->tls_key, "%s", c->tls_key);
-	if (c->max_frame_bytes)
-		tc->max_frame_bytes = c->max_frame_bytes;
-	if (c->idle_timeout_ms)
-		tc->idle_timeout_ms = c->idle_timeout_ms;
-	if (c->keepalive_ms)
-		tc->keepalive_ms = c->keepalive_ms;
-	if (c->handshake_timeout_ms)
-		tc->handshake_timeout_ms = c->handshake_timeout_ms;
 }
 
 static int open_socket(struct rd_transport *t, char *msg)

@@ -23,6 +23,7 @@
 
 #include "transport/transport.h"
 #include "transport/wire.h"
+#include "util/clock.h" /* rd_clock_now_ns: ngtcp2 timestamps are its ns */
 
 #define RD_T_SCID_LEN         16
 #define RD_T_MAX_PKT          NGTCP2_MAX_PMTUD_UDP_PAYLOAD_SIZE
@@ -39,7 +40,8 @@ struct rd_sbuf {
 };
 
 /* The sending half of a stream. ngtcp2 does not copy stream data, so bytes
- * stay here until ngtcp2 reports them acknowledged (STYLE.md item 7). */
+ * stay here until ngtcp2 reports them acknowledged (ngtcp2.h,
+ * acked_stream_data_offset). */
 struct rd_squeue {
 	struct rd_sbuf *head, *tail; /* head: oldest not fully acknowledged */
 	struct rd_sbuf *cur;         /* first buffer with unsent bytes, NULL: all sent */
@@ -182,23 +184,44 @@ struct rd_transport {
 };
 
 /* endpoint.c, cidmap.c */
-uint64_t rd_t_now(void); /* CLOCK_MONOTONIC in ns (ngtcp2_tstamp) */
+/* Fill p[0..n) with random bytes from getrandom(2) (connection ids,
+ * stateless-reset tokens); falls back to rand() only before the kernel pool
+ * is seeded at boot. Never fails. */
 void rd_t_rand(uint8_t *p, size_t n);
+/* Map connection id `cid` to `c` (RFC 9000 §5.1: every id we issued routes
+ * incoming packets to its connection). Returns 0 or RD_ENOMEM. The id must
+ * not be mapped yet. */
 int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c);
+/* Forget connection id `cid` (retired by ngtcp2); unknown ids are ignored. */
 void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid);
+/* The connection that owns the `len`-byte id at `id` (a packet's
+ * destination id), or NULL. */
 struct rd_conn *rd_t_cid_find(struct rd_transport *t, const uint8_t *id, size_t len);
+/* Forget every id that maps to `c`; called before `c` is freed. */
 void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c);
-/* Send one packet; RD_EAGAIN when the socket is full (the packet is kept
- * and sent first when it drains). */
+/* Send `len` bytes as UDP datagrams of `seg` bytes (GSO when seg < len) to
+ * `to`. Returns 0 when sent or dropped (QUIC loss recovery resends), or
+ * RD_EAGAIN when the socket is full: the packets are kept (len must fit the
+ * saved-packet buffer) and sent first when it drains, and nothing else is
+ * sent until then. */
 int rd_t_send_batch(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
                     const uint8_t *buf, size_t len, size_t seg);
+/* rd_t_send_batch for one packet of `len` bytes. */
 int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t tolen,
                   const uint8_t *pkt, size_t len);
 /* Write `c` at the end of this loop turn (coalesces sends). */
 void rd_t_mark_dirty(struct rd_conn *c);
 
 /* conn.c */
+/* Open a client connection to `p` (random ids, TLS session expecting p's
+ * node id) and schedule its first flight. Returns the connection, owned by
+ * the transport and linked to `p`, or NULL when any step fails (nothing is
+ * left behind). */
 struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p);
+/* Accept a client Initial with header `hd` from `from`: a server
+ * connection whose ids (ours and the client's chosen destination id) are
+ * mapped. Returns it, or NULL on failure (the packet is then dropped). The
+ * peer is known only after the handshake's identity check. */
 struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
                                const struct sockaddr *from, socklen_t fromlen);
 /* Feed one packet. A fatal error closes the connection (it becomes dead). */
@@ -215,9 +238,22 @@ ngtcp2_path rd_conn_path(struct rd_conn *c);
 void rd_conn_free(struct rd_conn *c);
 
 /* stream.c */
+/* A stream object for ngtcp2 stream `id` of `c`, linked into c's list and
+ * set as ngtcp2's stream user data; `kind` says what it carries. Returns
+ * NULL on ENOMEM. The stream must already exist in ngtcp2 (opened by us or
+ * by the peer). */
 struct rd_stream *rd_stream_new(struct rd_conn *c, int64_t id, enum rd_stream_kind kind);
+/* Unlink and free `s`: a call waiting on it fails with `err` (RD_ECLOSED
+ * when 0), unsent frames are dropped (and counted for Raft and snapshot
+ * streams), a responder loses its stream. Safe while `c` is being torn down. */
 void rd_stream_free(struct rd_stream *s, int err);
+/* Append buffer `b` to the send queue `q`; ownership of `b` passes to the
+ * queue, which frees it once ngtcp2 reports every byte acknowledged (bytes
+ * handed to ngtcp2 stay alive until then). */
 void rd_squeue_push(struct rd_squeue *q, struct rd_sbuf *b);
+/* `len` more bytes at the head of `q` were acknowledged by the peer: free
+ * the buffers now wholly acknowledged. Only bytes already handed out
+ * (before `cur`) can be acknowledged. */
 void rd_squeue_ack(struct rd_squeue *q, uint64_t len);
 /* Up to `max` vectors over the unsent bytes, from `cur` on. */
 size_t rd_squeue_vecs(const struct rd_squeue *q, ngtcp2_vec *v, size_t max);
@@ -228,13 +264,23 @@ uint64_t rd_squeue_clear(struct rd_squeue *q);
 /* Move buffers not yet started from `from` to the end of `to`; returns
  * the number of frames lost (partially sent, unacknowledged). */
 uint64_t rd_squeue_salvage(struct rd_squeue *from, struct rd_squeue *to);
+/* Put `s` on its connection's write list (once) and mark the connection
+ * dirty, so its queue is drained at the end of this loop turn. */
 void rd_stream_want_write(struct rd_stream *s);
+/* Feed `len` bytes received on `s` (fin: the peer's last ones) to its
+ * frame reader; every complete frame is checked and delivered. Returns 0
+ * (also when the stream alone was refused and shut) or -1 when the whole
+ * connection must close (the close error is already set in c->ccerr). */
 int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin);
 /* Ask for a stream to be reset (applied after the current ngtcp2 call). */
 void rd_stream_shut(struct rd_stream *s, uint64_t code);
+/* `f` packed into a new send buffer behind the wire header (lib/transport/
+ * wire.h). Returns the buffer (the caller owns it until rd_squeue_push), or
+ * NULL with *rv = RD_ETOOBIG (over `max` bytes) or RD_ENOMEM and `msg` set. */
 struct rd_sbuf *rd_sbuf_frame(const Raftd__PeerFrame *f, size_t max, char *msg, int *rv);
 
 /* peer.c */
+/* The peer with node id `id`, or NULL when it was never added. */
 struct rd_peer *rd_peer_find(const struct rd_transport *t, uint64_t id);
 /* A connection finished its handshake and identity check: choose. */
 void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c);
@@ -242,14 +288,26 @@ void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c);
 void rd_peer_conn_down(struct rd_transport *t, struct rd_conn *c, bool failed);
 /* Start or schedule a dial when something waits for `p`. */
 void rd_peer_kick(struct rd_transport *t, struct rd_peer *p);
+/* Free `p`: its waiting calls fail with `err` (RD_ESHUTDOWN on transport
+ * shutdown, else "peer removed"), queued frames are dropped, the redial
+ * timer goes. `p` must already be unlinked and have no connection. */
 void rd_peer_free(struct rd_transport *t, struct rd_peer *p, int err);
+/* Count a malformed input on `c` in the transport's and (when known) its
+ * peer's statistics. */
 void rd_peer_count_malformed(struct rd_conn *c);
 
 /* rpc.c */
 /* Open streams for the calls waiting on `p` while the connection allows. */
 void rd_rpc_start_waiting(struct rd_peer *p);
+/* Complete `call` exactly once: unlink it from its peer and stream, cancel
+ * its deadline, run its callback with (err, resp, errmsg) and free it.
+ * `resp` (NULL on error) is borrowed for the callback only. */
 void rd_rpc_finish(struct rd_call *call, int err, const Raftd__PeerResponse *resp,
                    const char *errmsg);
+/* A request frame `f` arrived on incoming RPC stream `s`: check its sender
+ * against the connection's authenticated peer, then hand it to
+ * cbs.on_request with a responder (or answer UNAVAILABLE when none is
+ * set). Takes ownership of `f` and frees it. */
 void rd_rpc_deliver_request(struct rd_stream *s, Raftd__PeerFrame *f);
 
 #endif

@@ -3,7 +3,7 @@
  * frames waiting for a connection, redial with backoff, counters, and the
  * public send functions.
  *
- * One connection per pair (DESIGN.md): when a second connection to the
+ * One connection per pair of nodes: when a second connection to the
  * same peer completes its handshake, both ends apply the same rule, so they
  * agree without talking: keep the connection dialed by the lower node id;
  * between two dialed by the same node keep the newer (that node abandoned
@@ -121,7 +121,7 @@ void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c)
 		              "second connection to the peer (tie-break)");
 	}
 	p->conn = c;
-	c->up_at = rd_t_now();
+	c->up_at = rd_clock_now_ns();
 	/* Our own dial still in its handshake can only lose a later tie-break
 	 * against this working connection and take its streams down with it.
 	 * A client completes its handshake before the server does, so the
@@ -187,7 +187,7 @@ void rd_peer_conn_down(struct rd_transport *t, struct rd_conn *c, bool failed)
 		/* A connection that lived a while resets the backoff; one closed
 		 * right after it came up (refused as a duplicate, say) counts as a
 		 * failure, so that dialing cannot spin. */
-		if (rd_t_now() - c->up_at >= NGTCP2_SECONDS)
+		if (rd_clock_now_ns() - c->up_at >= NGTCP2_SECONDS)
 			p->failures = 0;
 		else
 			p->failures++;

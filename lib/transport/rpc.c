@@ -1,6 +1,7 @@
 /*
- * Request/response RPCs: one bidirectional stream per call (DESIGN.md: a
- * large snapshot or a slow proposal never blocks Raft traffic).
+ * Request/response RPCs: one bidirectional stream per call (RFC 9000 §2:
+ * streams are independent, so a large snapshot or a slow proposal never
+ * blocks Raft traffic).
  *
  * Happy path (caller): rd_transport_call encodes the request and queues the
  * call on the peer; when the peer's connection has stream credit, the call

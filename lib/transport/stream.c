@@ -7,10 +7,10 @@
  * arrives in order, RFC 9000 §2.2 allows no other use of the memory before).
  *
  * Receiving: bytes go through the stream's wire reader; each complete frame
- * is decoded and dispatched by stream kind. Failure modes (DESIGN.md "Wire
- * protocol"): a frame over the limit, one that does not decode or one of a
- * kind not allowed on the stream is logged with the peer id and counted; on
- * the Raft stream it closes the connection, elsewhere only the stream.
+ * is decoded and dispatched by stream kind. Failure modes (the close codes
+ * are RD_TRANSPORT_APP_* in transport.h): a frame over the limit, one that does not
+ * decode or one of a kind not allowed on the stream is logged with the peer id and
+ * counted; on the Raft stream it closes the connection, elsewhere only the stream.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -289,7 +289,8 @@ static int refuse(struct rd_stream *s, uint64_t code, int err, const char *why)
 }
 
 /* Messages not from the authenticated peer, or not for us, are dropped
- * (DESIGN.md: "every message whose from differs ... is dropped and counted"). */
+ * and counted: a node speaks only for itself (the peer id is the one its
+ * certificate proved, tls.h). */
 static void filter_batch(struct rd_conn *c, Raftd__RaftBatch *b)
 {
 	uint64_t me = c->t->cfg.node_id, peer = c->peer->id;

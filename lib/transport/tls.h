@@ -31,6 +31,8 @@ struct rd_tls_peer {
 
 /* Build both contexts from `cfg`. Returns 0, RD_ETLS, RD_ENOMEM. */
 int rd_tls_new(struct rd_tls **out, const struct rd_transport_config *cfg, char *msg);
+/* Free both contexts of `t` and its ephemeral credentials (NULL is fine),
+ * then release wolfSSL. Sessions made from them must be freed first. */
 void rd_tls_free(struct rd_tls *t);
 
 /* Rebuild the contexts from the files in `cfg`; on failure keep the old. */

@@ -1,5 +1,6 @@
 /*
- * The QUIC transport between raftd nodes (DESIGN.md "Wire protocol"):
+ * The QUIC transport between raftd nodes (frames: lib/transport/wire.h and
+ * proto/raftd.proto):
  * one UDP socket, one QUIC connection per pair of nodes, TLS 1.3 through
  * wolfSSL with ALPN "raftd/1", driven by the caller's libevent base.
  *
@@ -84,7 +85,10 @@ struct rd_transport_config {
 };
 
 /* Fill `tc` from the node config `c` (transport, tls, cluster.listen and
- * node.id); with c == NULL, defaults only (listen 127.0.0.1:0, insecure). */
+ * node.id). With c == NULL: listen 127.0.0.1:0, insecure, and the timeouts
+ * and frame limit of rd_config_defaults (util/config.c), the one source of
+ * defaults, so a transport built without a config runs as production does.
+ * A field `c` leaves 0 takes the same default. `c` is only read. */
 void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_config *c);
 
 /* Callbacks. Decoded messages are borrowed: valid only during the call. */
@@ -213,6 +217,8 @@ struct rd_transport_stats {
 	uint64_t send_blocked;     /* times the socket said EAGAIN */
 };
 
+/* Copy the transport-wide counters of `t` into *out (a snapshot; the
+ * counters only grow). Cheap, for /metrics and raftctl status. */
 void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats *out);
 
 /* Tests only: queue `len` raw bytes (not a frame) on the Raft stream, or

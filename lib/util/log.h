@@ -20,8 +20,11 @@ enum rd_log_level {
 	RD_LOG_DEBUG = 7,
 };
 
-/* Messages with a priority numerically above `level` are dropped. */
+/* Messages with a priority numerically above `level` are dropped. The level
+ * is a plain variable: set it from the thread that logs (the loop), as the
+ * SIGHUP reload does. */
 void rd_log_set_level(enum rd_log_level level);
+/* The level set last (RD_LOG_INFO until rd_log_set_level is called). */
 enum rd_log_level rd_log_get_level(void);
 
 /* Parse "error", "warning", "notice", "info" or "debug". Returns false for

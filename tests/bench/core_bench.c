@@ -18,6 +18,7 @@
 
 #include "raft/raft.h"
 #include "util/err.h"
+#include "util/clock.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
@@ -86,9 +87,7 @@ static void drain(uint64_t id, uint64_t leader)
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)rd_clock_now_ns() / 1e9;
 }
 
 static void run(unsigned long long entries, uint64_t leader)

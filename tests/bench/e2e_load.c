@@ -20,6 +20,7 @@
 
 #include "raftd.pb-c.h"
 #include "util/frame.h"
+#include "util/clock.h"
 
 #define KEY_LEN     256
 #define VALUE_LEN   1024
@@ -44,9 +45,7 @@ static uint8_t value[VALUE_LEN];
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return rd_clock_now_ns();
 }
 
 static void send_put(struct client *c)

@@ -30,15 +30,14 @@
 #include "storage/storage.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 #define ENTRY_BYTES 256
 #define REPEATS     3
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)rd_clock_now_ns() / 1e9;
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -23,6 +23,7 @@
 #include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 #define BENCH_SECONDS 2.0
 #define QUEUE_CAP     (8u << 20)
@@ -40,9 +41,7 @@ static char dir[256];
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)rd_clock_now_ns() / 1e9;
 }
 
 static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)

@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "util/clock.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,24 +15,26 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *rd_h_build_path(const char *name)
+/* `name` under the directory in environment variable `env` (else `dflt`),
+ * in one of four rotating buffers so a call can take a few at once. */
+static const char *path_under(const char *env, const char *dflt, const char *name)
 {
 	static char buf[4][512];
 	static int k;
-	const char *b = getenv("RD_BUILD");
+	const char *d = getenv(env);
 	char *p = buf[k++ % 4];
-	snprintf(p, 512, "%s/%s", b != NULL ? b : "build", name);
+	snprintf(p, 512, "%s/%s", d != NULL ? d : dflt, name);
 	return p;
+}
+
+const char *rd_h_build_path(const char *name)
+{
+	return path_under("RD_BUILD", "build", name);
 }
 
 const char *rd_h_src_path(const char *name)
 {
-	static char buf[4][512];
-	static int k;
-	const char *s = getenv("RD_SRC");
-	char *p = buf[k++ % 4];
-	snprintf(p, 512, "%s/%s", s != NULL ? s : ".", name);
-	return p;
+	return path_under("RD_SRC", ".", name);
 }
 
 int rd_h_free_port(bool udp)
@@ -202,9 +205,7 @@ int rd_h_ctl(struct rd_h_cluster *c, unsigned i, char *out, size_t size, ...)
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)rd_clock_now_ns() / 1e9;
 }
 
 int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out,

@@ -1,5 +1,5 @@
 /* Multi-process clusters on loopback with mutual TLS: the behaviour a user
- * of raftctl sees (DESIGN.md "Local client protocol", issue 6). */
+ * of raftctl sees (proto/raftd.proto ClientRequest, conf/man/raftctl.1). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-/* Operating a running raftd (issue 7): the admin HTTP endpoints against a
+/* Operating a running raftd (conf/man/raftd.8): the admin HTTP endpoints against a
  * real node, SIGHUP with a broken certificate path, and `make run`'s script
  * end to end. */
 #include <arpa/inet.h>

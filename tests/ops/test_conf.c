@@ -2,7 +2,8 @@
  * under its own section with a comment above it, shows the true default of
  * every optional key, and loads; the local cluster configs load; and
  * `make install` puts binaries, units, manual pages and the config where
- * issue 7 says, never overwriting an existing raftd.conf. */
+ * the Makefile's install target and conf/man/raftd.8 say, never overwriting
+ * an existing raftd.conf. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,6 +8,12 @@
 #include <string.h>
 
 #include "ctl/admin.h"
+#include "util/json.h"
+
+static void put(void *ctx, const char *p, size_t n)
+{
+	evbuffer_add(ctx, p, n);
+}
 
 static void check_n(const char *in, size_t len, const char *want)
 {
@@ -15,7 +21,7 @@ static void check_n(const char *in, size_t len, const char *want)
 	size_t n;
 	char *s;
 
-	rd_admin_json_string_n(b, in, len);
+	rd_json_escape(in, len, RD_JSON_UTF8, put, b);
 	n = evbuffer_get_length(b);
 	s = malloc(n + 1);
 	evbuffer_remove(b, s, n);

@@ -477,7 +477,7 @@ static int ctl(unsigned i, char *out, size_t size, const char *args)
 	              ops_build("raftctl"), run, i, args);
 }
 
-/* Issue 7: make run's script, headless, with the real raftd and raftctl:
+/* make run's script (conf/run-local.sh), headless, with the real raftd and raftctl:
  * three nodes start and all become ready; a write on one node is read on
  * another; raftctl groups answers; every node's admin server says ready,
  * serves JSON status and valid metrics with every catalog family; and a

@@ -1,4 +1,4 @@
-/* Randomized simulation sweep (issue 3): the five safety properties of Raft
+/* Randomized simulation sweep (tests/raft/sim.c): the five safety properties of Raft
  * (paper figure 3: election safety, leader append-only, log matching, leader
  * completeness, state machine safety) hold at every step, and after healing
  * a leader is elected and a proposal commits within a bound (liveness).

@@ -46,7 +46,7 @@ static uint64_t syncs(void)
 	return s.syncs;
 }
 
-/* DESIGN.md "Durability": one synced write per loop iteration for every
+/* Group commit (lib/storage/batch.c): one synced write per loop iteration for every
  * group; an empty iteration does not sync. */
 Test(batch, one_sync_per_commit_for_many_groups_and_none_when_empty)
 {
@@ -382,7 +382,7 @@ Test(batch, a_new_directory_gets_a_new_incarnation)
 	th_rmtree(d2);
 }
 
-/* DESIGN.md "Durability" / issue: another cluster's directory, or a missing
+/* The node catalog (lib/storage/storage.h): another cluster's directory, or a missing
  * one when the node may not create it, is refused with a clear message. */
 Test(batch, foreign_cluster_and_missing_directory_are_refused)
 {

@@ -1,6 +1,6 @@
 /* Corruption found at open refuses to start with a message that names the
- * group and index (DESIGN.md "Durability"); never a crash, never a silent
- * truncation. */
+ * group and index (lib/storage/storage.h, "Failure policy"); never a crash, never a
+ * silent truncation. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /*
- * Crash test (issue 4): a child process appends in group-commit batches
+ * Crash test: a child process appends in group-commit batches
  * across many groups, applies committed KV commands and reports over a pipe
  * what it is about to commit and what commit returned. The parent SIGKILLs
  * it at random moments, reopens the directory and checks:
@@ -31,6 +31,7 @@
 #include "helpers.h"
 #include "storage/kv.h"
 #include "storage/storage.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #define NGROUPS 12
@@ -334,11 +335,38 @@ out:
 	return ok;
 }
 
+/* What the parent heard from the child in one cycle: records since the
+ * last intent, the batch the last intent announced, and whether its DONE
+ * (the acknowledgement) is still awaited. */
+struct heard {
+	struct rec tmp[NGROUPS * 64], ops[NGROUPS * 64];
+	size_t ntmp, nops;
+	bool have_intent;
+};
+
+/* Take one record: an intent announces the batch about to be committed, a
+ * DONE acknowledges it into `acked`. */
+static void hear(struct heard *h, const struct rec *r, struct model *acked)
+{
+	if (r->kind == R_OP || r->kind == R_COMPACT) {
+		h->tmp[h->ntmp++] = *r;
+	} else if (r->kind == R_INTENT) {
+		memcpy(h->ops, h->tmp, h->ntmp * sizeof *h->ops);
+		h->nops = h->ntmp;
+		h->ntmp = 0;
+		h->have_intent = true;
+	} else if (r->kind == R_DONE) {
+		for (size_t i = 0; i < h->nops; i++)
+			model_op(acked, &h->ops[i]);
+		h->have_intent = false;
+	}
+}
+
 Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 600)
 {
 	char dir[256], msg[RD_ERRMSG_SIZE], why[256] = "";
 	static struct model acked, pending;
-	static struct rec ops[NGROUPS * 64];
+	static struct heard h;
 	struct rd_hard_state seen[NGROUPS] = {{0}};
 	int kills = 0, in_flight_seen = 0;
 
@@ -364,15 +392,12 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 		bool early = rnd() % 8 == 0;
 		unsigned run_ms =
 		    early ? (unsigned)(rnd() % 5) : 1 + (unsigned)(rnd() % 30);
-		struct timespec t0, now;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		bool ready = early, have_intent = false;
-		size_t nops = 0, ntmp = 0;
-		static struct rec tmp[NGROUPS * 64];
+		uint64_t t0 = rd_clock_now_ms();
+		bool ready = early;
+		h.ntmp = h.nops = 0;
+		h.have_intent = false;
 		for (;;) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			long el = (now.tv_sec - t0.tv_sec) * 1000 +
-			          (now.tv_nsec - t0.tv_nsec) / 1000000;
+			long el = (long)(rd_clock_now_ms() - t0);
 			if (ready && el >= (long)run_ms)
 				break;
 			struct pollfd pf = {p[0], POLLIN, 0};
@@ -387,18 +412,9 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 			cr_assert_eq(n, (ssize_t)sizeof r);
 			if (r.kind == R_READY) {
 				ready = true;
-				clock_gettime(CLOCK_MONOTONIC, &t0);
-			} else if (r.kind == R_OP || r.kind == R_COMPACT) {
-				tmp[ntmp++] = r;
-			} else if (r.kind == R_INTENT) {
-				memcpy(ops, tmp, ntmp * sizeof *ops);
-				nops = ntmp;
-				ntmp = 0;
-				have_intent = true;
-			} else if (r.kind == R_DONE) {
-				for (size_t i = 0; i < nops; i++)
-					model_op(&acked, &ops[i]);
-				have_intent = false;
+				t0 = rd_clock_now_ms();
+			} else {
+				hear(&h, &r, &acked);
 			}
 		}
 		kill(pid, SIGKILL);
@@ -413,18 +429,7 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 			ssize_t n = read(p[0], &r, sizeof r);
 			if (n <= 0)
 				break;
-			if (r.kind == R_OP || r.kind == R_COMPACT) {
-				tmp[ntmp++] = r;
-			} else if (r.kind == R_INTENT) {
-				memcpy(ops, tmp, ntmp * sizeof *ops);
-				nops = ntmp;
-				ntmp = 0;
-				have_intent = true;
-			} else if (r.kind == R_DONE) {
-				for (size_t i = 0; i < nops; i++)
-					model_op(&acked, &ops[i]);
-				have_intent = false;
-			}
+			hear(&h, &r, &acked);
 		}
 		close(p[0]);
 
@@ -438,12 +443,12 @@ Test(crash, sigkill_during_group_commit_loses_nothing_acknowledged, .timeout = 6
 		cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0,
 		             "seed %llu cycle %d: %s", seed0, cycle, msg);
 		if (!matches(st, &acked, why, sizeof why)) {
-			cr_assert(have_intent,
+			cr_assert(h.have_intent,
 			          "seed %llu cycle %d: acknowledged state lost: %s",
 			          seed0, cycle, why);
 			model_copy(&pending, &acked);
-			for (size_t i = 0; i < nops; i++)
-				model_op(&pending, &ops[i]);
+			for (size_t i = 0; i < h.nops; i++)
+				model_op(&pending, &h.ops[i]);
 			cr_assert(
 			    matches(st, &pending, why, sizeof why),
 			    "seed %llu cycle %d: neither the acknowledged state nor it "

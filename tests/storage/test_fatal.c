@@ -1,4 +1,5 @@
-/* A failed write or sync is fatal (DESIGN.md "Durability"): the process
+/* A failed write or sync is fatal (lib/storage/storage.h, "Failure
+ * policy"): the process
  * logs the RocksDB error and aborts, never returning to a caller that could
  * retry and then acknowledge. The failure is provoked with RLIMIT_FSIZE, so
  * that RocksDB's WAL append fails with EFBIG. */

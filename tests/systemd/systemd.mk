@@ -5,4 +5,5 @@
 test-systemd: $(DAEMONS)
 	bash tests/systemd/run.sh $(B)
 
-SUITE_HELP += "make test-systemd  raftd under systemd in a container (root; tests/systemd/)"
+TOOL_TARGETS += test-systemd
+HELP_test-systemd := raftd under systemd in a container (root; tests/systemd/)

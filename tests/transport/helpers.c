@@ -9,6 +9,7 @@
 
 #include "util/err.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 {
@@ -251,9 +252,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return rd_clock_now_ms();
 }
 
 bool trun(struct tenv *e, bool (*pred)(struct tenv *, void *), void *arg, unsigned ms)

@@ -1,5 +1,5 @@
 /*
- * Endpoints on loopback (issue 5, "Two and three endpoints on loopback").
+ * Two and three transport endpoints on loopback (lib/transport/transport.h).
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -346,7 +346,7 @@ static bool snap_and_msgs(struct tenv *e, void *arg)
 }
 
 /* Snapshot chunks and acks travel on their own stream next to Raft traffic
- * (DESIGN.md: RPCs and snapshots on their own streams); both arrive. */
+ * (transport.h: RPCs and snapshots on their own streams); both arrive. */
 Test(loopback, snapshot_stream)
 {
 	struct tenv e;

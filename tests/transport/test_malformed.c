@@ -1,5 +1,5 @@
 /*
- * Malformed input (issue 5; DESIGN.md "Wire protocol"): a frame whose
+ * Malformed input (lib/transport/wire.h, stream.c): a frame whose
  * announced length is over the limit, bytes that do not decode, or a valid
  * frame of the wrong kind close the Raft stream's connection (other
  * streams: only the stream) with an application error, are counted against

@@ -1,5 +1,5 @@
 /*
- * proto/raftd.proto round trips (issue 5): every message type, each oneof
+ * proto/raftd.proto round trips: every message type, each oneof
  * variant in turn, filled with non-default values, survives encode ->
  * decode -> encode byte for byte; truncated and garbage frames are refused
  * by the frame decoder.

@@ -1,5 +1,5 @@
 /*
- * Mutual TLS (issue 5; DESIGN.md "Wire protocol"): certificates from the
+ * Mutual TLS (lib/transport/tls.h): certificates from the
  * cluster CA naming the right node are accepted; another CA, a certificate
  * naming another node, an expired certificate, no client certificate and a
  * wrong ALPN all end the handshake, and the endpoint keeps serving good

@@ -19,12 +19,11 @@
 
 #include "ctl/check.h"
 #include "ctl/metrics.h"
+#include "util/clock.h"
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)rd_clock_now_ns() / 1e9;
 }
 
 static struct rd_metric_hist hists[3];

@@ -1,0 +1,76 @@
+/*
+ * raftctl's pieces: daemon/raftctl.c holds the command table (name,
+ * request builder, printer), argument parsing and the round trip over the
+ * Unix socket; daemon/raftctl_print.c turns responses into the human and
+ * --json output. JSON is written only through util/json.h.
+ */
+#ifndef RD_DAEMON_RAFTCTL_H
+#define RD_DAEMON_RAFTCTL_H
+
+#include <stdbool.h>
+
+#include "raftd.pb-c.h"
+
+#define RC_EXIT_FAILED      1
+#define RC_EXIT_USAGE       2
+#define RC_EXIT_UNREACHABLE 3
+
+struct rc_opts {
+	const char *socket;
+	bool json;
+	unsigned timeout_ms;
+};
+
+/* One request being built: the envelope, storage for whichever operation
+ * message it carries, and what the printer needs to know about it. */
+struct rc_request {
+	Raftd__ClientRequest req;
+	union {
+		Raftd__PutRequest put;
+		Raftd__GetRequest get;
+		Raftd__DeleteRequest del;
+		Raftd__CasRequest cas;
+		Raftd__ProposeRequest propose;
+		Raftd__MetaPutRequest meta_put;
+		Raftd__MetaGetRequest meta_get;
+		Raftd__StatusRequest status;
+		Raftd__GroupsRequest groups;
+		Raftd__MembersRequest members;
+		Raftd__MembersAddRequest members_add;
+		Raftd__MembersRemoveRequest members_remove;
+		Raftd__TransferLeaderRequest transfer;
+		Raftd__ReadyRequest ready;
+		Raftd__ShutdownRequest shutdown;
+	} op;
+	unsigned retry_ms;  /* > 0: keep trying to connect this long */
+	const char *what;   /* get, meta get: "key" / "metadata key" */
+	const char *key;    /* get, meta get: the key, for "not found" */
+	bool prints_errors; /* the printer also handles error responses */
+};
+
+/* How a command's answer is printed (daemon/raftctl_print.c). */
+enum rc_output {
+	RC_OUT_INDEX,   /* a write: "OK group=G index=I" */
+	RC_OUT_VALUE,   /* get / meta get: the value; a missing key fails */
+	RC_OUT_OK,      /* no result: "OK" */
+	RC_OUT_STATUS,  /* raftctl status: node, topology, loop figures */
+	RC_OUT_GROUPS,  /* raftctl groups: one row per hosted group */
+	RC_OUT_MEMBERS, /* raftctl members: one row per member */
+	RC_OUT_READY,   /* raftctl ready: "ready" / "not ready", any error */
+};
+
+/* Print the answer `r` to request `rq` as `out` on stdout (one JSON
+ * document when o->json) and return the exit code: 0, or RC_EXIT_FAILED
+ * when the answer means the operation did not succeed (RC_OUT_VALUE: a
+ * missing key in human output, with a line on stderr naming rq->what and
+ * rq->key; RC_OUT_READY: any error but OK). `r` is borrowed for the call.
+ * Called for answers whose error is OK, and for every answer when
+ * rq->prints_errors. */
+int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_request *rq,
+             const Raftd__ClientResponse *r);
+
+/* A response whose error is not OK: JSON on stdout with --json, and always
+ * the error, message and hints on stderr. Returns RC_EXIT_FAILED. */
+int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r);
+
+#endif

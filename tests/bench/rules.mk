@@ -1,0 +1,47 @@
+# Benchmarks: one program each under tests/bench/, built against libraftd
+# and run by `make bench-X` (all of them: `make bench`). Each prints its
+# setup with its figures; none is part of `make test`.
+
+# bench_prog(name, extra link flags): $(B)/bench/<name> from
+# tests/bench/<name>.c and libraftd.
+define bench_prog
+$(B)/bench/$(1): $(B)/tests/bench/$(1).o $(LIBRAFTD)
+	@mkdir -p $$(dir $$@)
+	$$(call msg,LD,$$@)
+	$$(Q)$$(CC) $$(LDFLAGS_ALL) $(2) $$(filter %.o %.a,$$^) $$(LDLIBS_ALL) -o $$@
+endef
+
+$(eval $(call bench_prog,core_bench,-Wl$(comma)--wrap=malloc -Wl$(comma)--wrap=calloc -Wl$(comma)--wrap=realloc))
+$(eval $(call bench_prog,storage_bench,))
+$(eval $(call bench_prog,transport_bench,))
+$(eval $(call bench_prog,metrics_bench,))
+$(eval $(call bench_prog,e2e_load,))
+
+.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e
+
+HELP_bench-core := the Raft core alone: entries/s, allocations per entry
+bench-core: $(B)/bench/core_bench
+	$(call msg,RUN,$@)
+	$(Q)$< $(B)/bench/core.csv
+
+HELP_bench-storage := fdatasync rate and group commit on RocksDB (STORAGE_BENCH_SECONDS per case)
+bench-storage: $(B)/bench/storage_bench
+	$(call msg,RUN,$@)
+	$(Q)$< $(B)/bench $(STORAGE_BENCH_SECONDS)
+
+HELP_bench-transport := two QUIC endpoints on loopback: messages/s and MB/s
+bench-transport: $(B)/bench/transport_bench
+	$(call msg,RUN,$@)
+	$(Q)$< $(B)/bench/transport.csv
+
+HELP_bench-metrics := the cost of rendering /metrics
+bench-metrics: $(B)/bench/metrics_bench
+	$(call msg,RUN,$@)
+	$(Q)$< $(B)/bench/metrics.csv
+
+HELP_bench-e2e := 3 local raftd nodes (mutual TLS, fsync) under put load (E2E_SECONDS)
+bench-e2e: $(DAEMONS) $(B)/bench/e2e_load
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/e2e.sh $(abspath $(B)) $(E2E_SECONDS)
+
+BENCH_TARGETS += bench-core bench-storage bench-transport bench-metrics bench-e2e
