@@ -12,6 +12,7 @@
 
 #include "storage/kv.h"
 #include "storage/storage.h"
+#include "util/hash.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/sort.h"
@@ -188,7 +189,7 @@ void rd_topology_cluster_id(const struct rd_topology *t, char *out, size_t size)
 	for (unsigned i = 0; i < k; i++)
 		ids[i] = t->members[i].id;
 	rd_sort_u64(ids, k);
-	h = rd_kv_fnv1a64((const uint8_t *)ids, k * sizeof *ids);
+	h = rd_fnv1a64((const uint8_t *)ids, k * sizeof *ids);
 	snprintf(out, size, "raftd-%016llx", (unsigned long long)h);
 }
 

@@ -58,7 +58,7 @@ static int status_json(void *ud, struct evbuffer *out)
 	                    "\"metadata_leader\":%" PRIu64 ",\"groups\":[",
 	                    n->cfg.node_id, rd_storage_incarnation(n->st), RD_VERSION,
 	                    n->ready ? "true" : "false",
-	                    (double)(rd_node_now_ns() - n->started_ns) / 1e9,
+	                    (double)(rd_clock_now_ns() - n->started_ns) / 1e9,
 	                    g0 != NULL ? rd_raft_leader(g0->raft) : 0);
 	for (size_t id = 0; id < n->n_slots; id++) {
 		struct rd_group *g = n->groups[id];
@@ -197,7 +197,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	struct rd_node *n = ud;
 	struct rd_storage_stats ss;
 	struct rd_metric_hist sync;
-	uint64_t now = rd_node_now_ns();
+	uint64_t now = rd_clock_now_ns();
 	bool up = n->loop.last_tick_done_ns != 0 &&
 	          now - n->loop.last_tick_done_ns <
 	              (uint64_t)RD_ADMIN_LIVEZ_TICKS * n->cfg.tick_ms * 1000000ull;

@@ -27,14 +27,10 @@
 #include "raftd.pb-c.h"
 #include "storage/kv.h"
 #include "transport/wire.h"
+#include "util/clock.h"
 #include "util/err.h"
+#include "util/fatal.h"
 #include "util/log.h"
-
-static void fatal(const char *what, uint64_t group, const char *msg)
-{
-	rd_log_err("fatal: %s group=%llu: %s", what, (unsigned long long)group, msg);
-	abort();
-}
 
 static void ensure_results(struct rd_group *g, size_t n)
 {
@@ -43,10 +39,7 @@ static void ensure_results(struct rd_group *g, size_t n)
 	size_t cap = g->results_cap ? g->results_cap : 64;
 	while (cap < n)
 		cap *= 2;
-	struct rd_kv_result *r = realloc(g->results, cap * sizeof *r);
-	if (r == NULL)
-		fatal("out of memory for apply results", g->id, "");
-	g->results = r;
+	g->results = rd_xrealloc(g->results, cap * sizeof *g->results);
 	g->results_cap = cap;
 }
 
@@ -59,13 +52,16 @@ static void persist(struct rd_node *n, struct rd_group *g)
 
 	if (u->n_entries > 0 &&
 	    rd_storage_batch_append(n->batch, g->id, u->entries, u->n_entries, msg) != 0)
-		fatal("append refused", g->id, msg);
+		rd_fatal("fatal: append refused group=%llu: %s",
+		         (unsigned long long)g->id, msg);
 	if (u->hard_state_changed &&
 	    rd_storage_batch_set_hard_state(n->batch, g->id, &u->hard_state, msg) != 0)
-		fatal("hard state refused", g->id, msg);
+		rd_fatal("fatal: hard state refused group=%llu: %s",
+		         (unsigned long long)g->id, msg);
 	if (memcmp(conf, &g->conf_persisted, sizeof *conf) != 0) {
 		if (rd_storage_batch_set_conf_state(n->batch, g->id, conf, msg) != 0)
-			fatal("conf state refused", g->id, msg);
+			rd_fatal("fatal: conf state refused group=%llu: %s",
+			         (unsigned long long)g->id, msg);
 		g->conf_persisted = *conf;
 	}
 	ensure_results(g, u->n_committed);
@@ -73,7 +69,8 @@ static void persist(struct rd_node *n, struct rd_group *g)
 		const struct rd_applier *a = g->applier;
 		if (a->ops->apply(a->ud, n->batch, g->id, &u->committed[i],
 		                  &g->results[i], msg) != 0)
-			fatal("apply refused", g->id, msg);
+			rd_fatal("fatal: apply refused group=%llu: %s",
+			         (unsigned long long)g->id, msg);
 	}
 }
 
@@ -180,14 +177,15 @@ static void compact(struct rd_node *n, struct rd_group *g)
 	if (rd_raft_compact(g->raft, upto, NULL) != 0)
 		return;
 	if (rd_storage_batch_compact(n->batch, g->id, upto, msg) != 0)
-		fatal("compaction refused", g->id, msg);
+		rd_fatal("fatal: compaction refused group=%llu: %s",
+		         (unsigned long long)g->id, msg);
 	rd_log_debug("log compacted group=%llu upto=%llu", (unsigned long long)g->id,
 	             (unsigned long long)upto);
 }
 
 void rd_drive_iteration(struct rd_node *n)
 {
-	uint64_t t0 = rd_node_now_ns();
+	uint64_t t0 = rd_clock_now_ns();
 	size_t n_active = 0;
 
 	for (size_t id = 0; id < n->n_slots; id++) {
@@ -245,7 +243,7 @@ void rd_drive_iteration(struct rd_node *n)
 
 	n->loop.iterations++;
 	n->loop.pending_groups = n_active;
-	n->loop.last_iter_ns = rd_node_now_ns() - t0;
+	n->loop.last_iter_ns = rd_clock_now_ns() - t0;
 	rd_metrics_hist_observe(&n->loop.iter_hist, (double)n->loop.last_iter_ns / 1e9);
 	if (n->loop.last_iter_ns > n->loop.max_iter_ns)
 		n->loop.max_iter_ns = n->loop.last_iter_ns;

@@ -24,13 +24,6 @@
 #define PRIO_DRAIN 2
 #define N_PRIOS    3
 
-uint64_t rd_node_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void rd_node_wake(struct rd_node *n)
 {
 	if (!n->wake_pending) {
@@ -53,7 +46,7 @@ static void note_slow(struct rd_node *n, const char *what, uint64_t ns)
 
 	if (ns < limit)
 		return;
-	now = rd_node_now_ns();
+	now = rd_clock_now_ns();
 	if (now - n->last_slow_log_ns < 1000000000ull)
 		return;
 	n->last_slow_log_ns = now;
@@ -123,7 +116,7 @@ static void campaign_hinted(struct rd_node *n)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
-	uint64_t t0 = rd_node_now_ns();
+	uint64_t t0 = rd_clock_now_ns();
 	bool work = false;
 
 	(void)fd, (void)what;
@@ -149,7 +142,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		rd_node_wake(n);
 	rd_watchdog_kick(&n->watchdog, t0);
 	n->loop.ticks++;
-	n->loop.last_tick_done_ns = rd_node_now_ns();
+	n->loop.last_tick_done_ns = rd_clock_now_ns();
 	n->loop.last_tick_ns = n->loop.last_tick_done_ns - t0;
 	rd_metrics_hist_observe(&n->loop.tick_hist, (double)n->loop.last_tick_ns / 1e9);
 	note_slow(n, "tick", n->loop.last_tick_ns);
@@ -247,7 +240,7 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
 	n->cfg = *cfg;
 	n->base = base;
-	n->started_ns = rd_node_now_ns();
+	n->started_ns = rd_clock_now_ns();
 	rd_metrics_hist_init(&n->loop.iter_hist, rd_metrics_latency_buckets,
 	                     rd_metrics_latency_buckets_n);
 	rd_metrics_hist_init(&n->loop.tick_hist, rd_metrics_latency_buckets,

@@ -26,6 +26,7 @@
 #include "raft/raft.h"
 #include "storage/storage.h"
 #include "ctl/metrics.h"
+#include "util/clock.h"
 #include "util/config.h"
 #include "util/watchdog.h"
 
@@ -155,9 +156,6 @@ struct rd_node {
 };
 
 /* ---- node.c ---- */
-
-/* Monotonic time in nanoseconds (CLOCK_MONOTONIC). */
-uint64_t rd_node_now_ns(void);
 
 /* Schedule a drain pass (one rd_drive_iteration) after this iteration's
  * inputs; idempotent until the pass runs. Call whenever a core may have

@@ -308,7 +308,7 @@ void rd_peers_keepalive(struct rd_node *n)
 	if (p == NULL || p->t == NULL)
 		return;
 	ping.topology_version = n->topo.routing.version;
-	ping.sent_us = rd_node_now_ns() / 1000;
+	ping.sent_us = rd_clock_now_ns() / 1000;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
 	req.ping = &ping;
 	for (unsigned i = 0; i < p->n_out; i++) {

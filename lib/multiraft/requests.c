@@ -78,7 +78,7 @@ static void reply_msg(struct rd_ctl_conn *conn, Raftd__ClientResponse *resp)
 static uint64_t deadline(const struct rd_node *n, const Raftd__ClientRequest *req)
 {
 	uint32_t ms = req->deadline_ms ? req->deadline_ms : n->cfg.request_timeout_ms;
-	return rd_node_now_ns() + (uint64_t)ms * 1000000ull;
+	return rd_clock_now_ns() + (uint64_t)ms * 1000000ull;
 }
 
 /* Encode a KV command and submit it as a write to `group`. */
@@ -214,7 +214,7 @@ static void ready_request(struct rd_node *n, struct rd_ctl_conn *conn,
 		return;
 	}
 	w = rd_waiter_new(RD_WAIT_READY, reply_client, conn, req->request_id,
-	                  rd_node_now_ns() + (uint64_t)req->deadline_ms * 1000000ull);
+	                  rd_clock_now_ns() + (uint64_t)req->deadline_ms * 1000000ull);
 	if (w == NULL) {
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL,
 		           "out of memory");

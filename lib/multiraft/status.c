@@ -6,6 +6,7 @@
 
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
+#include "util/hash.h"
 #include "util/err.h"
 
 struct hash_ctx {
@@ -14,11 +15,7 @@ struct hash_ctx {
 
 static void fnv(struct hash_ctx *c, const void *p, size_t len)
 {
-	const uint8_t *b = p;
-	for (size_t i = 0; i < len; i++) {
-		c->h ^= b[i];
-		c->h *= 0x100000001b3ull;
-	}
+	c->h = rd_fnv1a64_update(c->h, p, len);
 }
 
 static int hash_kv(void *arg, const uint8_t *key, size_t key_len, const uint8_t *val,
@@ -35,7 +32,7 @@ static int hash_kv(void *arg, const uint8_t *key, size_t key_len, const uint8_t 
 
 uint64_t rd_node_state_hash(struct rd_node *n)
 {
-	struct hash_ctx c = {.h = 0xcbf29ce484222325ull};
+	struct hash_ctx c = {.h = RD_FNV1A64_INIT};
 	char msg[RD_ERRMSG_SIZE];
 
 	for (uint64_t id = 0; id < n->n_slots; id++) {
@@ -71,7 +68,7 @@ void rd_requests_status(struct rd_node *n, struct Raftd__ClientResponse *resp,
 	st.ready = n->ready;
 	st.meta_leader = g0 != NULL ? rd_raft_leader(g0->raft) : 0;
 	st.version = (char *)RD_VERSION;
-	st.uptime_ms = (rd_node_now_ns() - n->started_ns) / 1000000ull;
+	st.uptime_ms = (rd_clock_now_ns() - n->started_ns) / 1000000ull;
 	st.state_machine_hash = rd_node_state_hash(n);
 	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		raftd__member__init(&mem[i]);

@@ -312,7 +312,7 @@ static int forward_serve(void *ud, const struct rd_forward_request *req,
 static uint64_t forward_now(void *ud)
 {
 	(void)ud;
-	return rd_node_now_ns();
+	return rd_clock_now_ns();
 }
 
 const struct rd_forward_ops rd_node_forward_ops = {

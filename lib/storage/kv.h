@@ -84,11 +84,4 @@ int rd_kv_decode(const uint8_t *data, size_t len, struct rd_kv_cmd *cmd, char *m
  */
 uint32_t rd_kv_vshard(const uint8_t *key, size_t len);
 
-/* The full 64-bit hash used above: util/hash.h's rd_fnv1a64, under the
- * name lib/multiraft/node.c still calls (the cluster id). */
-static inline uint64_t rd_kv_fnv1a64(const uint8_t *key, size_t len)
-{
-	return rd_fnv1a64(key, len);
-}
-
 #endif
