@@ -73,6 +73,7 @@ void rc_free(struct rc_cluster *c)
 			continue;
 		rd_raft_free(nd->r);
 		free(nd->pend_ents);
+		free(nd->asked);
 		disk_free(&nd->disk);
 	}
 	for (size_t i = 0; i < c->n_net; i++)
@@ -123,6 +124,7 @@ void rc_start(struct rc_cluster *c, uint64_t id)
 		return;
 	}
 	nd->up = true;
+	nd->n_asked = 0; /* a new instance has asked for nothing yet */
 	nd->sm_hash = nd->disk.snap_sm;
 	nd->sm_index = nd->disk.snap.index;
 	nd->lead_term = 0;
@@ -355,6 +357,36 @@ static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed
 		rd_raft_persisted(nd->r, ents[n - 1].index, ents[n - 1].term);
 }
 
+int rc_read(struct rc_cluster *c, uint64_t id, uint64_t ctx)
+{
+	struct rc_node *nd = &c->nodes[id];
+	int rv = rd_raft_read_index(nd->r, ctx);
+	(void)c;
+	if (rv == 0) {
+		if (nd->n_asked == nd->cap_asked) {
+			nd->cap_asked = nd->cap_asked ? nd->cap_asked * 2 : 16;
+			nd->asked = realloc(nd->asked, nd->cap_asked * sizeof(*nd->asked));
+		}
+		nd->asked[nd->n_asked++] = ctx;
+	}
+	return rv;
+}
+
+/* A read state or failure for `ctx` is handed out: it must answer a
+ * request of this instance that has no answer yet. */
+static void answered(struct rc_cluster *c, struct rc_node *nd, uint64_t ctx,
+                     const char *what)
+{
+	for (size_t i = 0; i < nd->n_asked; i++) {
+		if (nd->asked[i] == ctx) {
+			nd->asked[i] = nd->asked[--nd->n_asked];
+			return;
+		}
+	}
+	rc_violation(c, "node %llu %s read %llu it has not asked for since its start",
+	             (unsigned long long)nd->id, what, (unsigned long long)ctx);
+}
+
 /* Apply, serve reads, stream snapshots, advance. */
 static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
                               const struct rd_raft_update *u)
@@ -374,6 +406,7 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 	for (size_t i = 0; i < u->n_reads; i++) {
 		const struct rd_read_state *rs = &u->reads[i];
 		c->st_reads++;
+		answered(c, nd, rs->ctx, "served");
 		if (rs->index > nd->sm_index)
 			rc_violation(c, "read %llu served before apply",
 			             (unsigned long long)rs->ctx);
@@ -388,6 +421,15 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 			         "%sctx=%llu@%llu", l ? " " : "",
 			         (unsigned long long)rs->ctx,
 			         (unsigned long long)rs->index);
+		}
+	}
+	for (size_t i = 0; i < u->n_reads_failed; i++) {
+		answered(c, nd, u->reads_failed[i], "failed");
+		if (c->out) {
+			size_t l = strlen(nd->reads_txt);
+			snprintf(nd->reads_txt + l, sizeof(nd->reads_txt) - l,
+			         "%sctx=%llu failed", l ? " " : "",
+			         (unsigned long long)u->reads_failed[i]);
 		}
 	}
 	for (size_t i = 0; i < u->n_snap_sends; i++) {

@@ -9,6 +9,7 @@
  *   add ID... [voters=A,B]   new nodes (voters default to the listed ids;
  *                            "voters=" for a blank joiner)
  *   campaign ID | tick ID [N] | tick-all [N]
+ *   run N                    N times: tick every node once, then stabilize
  *   process [ID...] | deliver [ID...] | stabilize [-v]
  *   process-early ID | finish ID          split an update around its write
  *   propose ID DATA | propose-n ID N | conf ID add-voter|add-learner|promote|remove N
@@ -232,6 +233,17 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 				if (node_r(c, id))
 					rd_raft_tick(c->nodes[id].r);
 		}
+	} else if (!strcmp(cmd, "run")) {
+		bool v = c->verbose;
+		c->verbose = false;
+		for (uint64_t i = 0; i < a; i++) {
+			c->now++;
+			for (uint64_t id = 1; id <= RC_MAX; id++)
+				if (node_r(c, id))
+					rd_raft_tick(c->nodes[id].r);
+			rc_stabilize(c);
+		}
+		c->verbose = v;
 	} else if (!strcmp(cmd, "process")) {
 		for (uint64_t id = 1; id <= RC_MAX; id++) {
 			bool sel = n == 1;
@@ -286,7 +298,7 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 	} else if (!strcmp(cmd, "transfer")) {
 		result(c, rd_raft_transfer_leader(r, n > 2 ? num(tok[2]) : 0), "ok", 0);
 	} else if (!strcmp(cmd, "read")) {
-		result(c, rd_raft_read_index(r, n > 2 ? num(tok[2]) : 0), "ok", 0);
+		result(c, rc_read(c, a, n > 2 ? num(tok[2]) : 0), "ok", 0);
 	} else if (!strcmp(cmd, "partition")) {
 		int grp[RC_MAX + 1] = {0};
 		int g = 1;
