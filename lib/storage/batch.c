@@ -77,6 +77,8 @@ void rd_storage_batch_free(struct rd_storage_batch *b)
 {
 	if (b == NULL)
 		return;
+	if (b->st->filling == b)
+		b->st->filling = NULL;
 	rocksdb_writebatch_destroy(b->wb);
 	for (size_t i = 0; i < b->nblocks; i++)
 		free(b->blocks[i].p);
@@ -98,6 +100,14 @@ void rd_storage_batch_reset(struct rd_storage_batch *b)
 	rd__kv_reset(b);
 	b->epoch = ++b->st->epoch;
 	b->committed = false;
+	b->st->filling = b;
+}
+
+bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g)
+{
+	const struct rd_storage_batch *b = st->filling;
+	return b != NULL && !b->committed && g->batch_epoch == b->epoch &&
+	       b->pend[g->batch_slot].flags != 0;
 }
 
 void rd__batch_begin(struct rd_storage_batch *b)

@@ -34,6 +34,14 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	uint64_t t = 0;
 	char *err = NULL;
 
+	/* The batch being filled was built on the state this install
+	 * replaces; committing it afterwards would publish that state back
+	 * (log start, applied index, entries below the snapshot). */
+	if (rd__batch_holds(st, g))
+		return rd_errorf(msg, RD_EAGAIN,
+		                 "group %llu: a batch holds uncommitted work for the "
+		                 "group; install after it commits",
+		                 ULL(group));
 	if (g->present && m->index <= g->applied)
 		return rd_errorf(
 		    msg, RD_EINVAL,
@@ -96,6 +104,8 @@ int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_m
 		               v->next_seq);
 	} else {
 		rv = rd__snapshot_install(v->st, v->wb, v->group, &v->meta, msg);
+		if (rv == RD_EAGAIN)
+			return rv; /* nothing written; the writer stays for a retry */
 		if (rv == 0 && meta != NULL)
 			*meta = v->meta;
 	}
@@ -110,6 +120,12 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 
 	if (group == UINT64_MAX)
 		return rd_errorf(msg, RD_EINVAL, "group id out of range");
+	struct rd_sgroup *held = rd__group_find(st, group);
+	if (held != NULL && rd__batch_holds(st, held))
+		return rd_errorf(msg, RD_EAGAIN,
+		                 "group %llu: a batch holds uncommitted work for the "
+		                 "group; drop it after it commits",
+		                 ULL(group));
 	/* Every key of every column family starts with the 8-byte group id,
 	 * so [group, group + 1) as 8-byte bounds covers exactly the group. */
 	rd_be64_put(lo, group);

@@ -77,6 +77,8 @@ struct rd_storage {
 	struct rd_sgroup **slots;
 	size_t nslots, ngroups;
 	uint64_t epoch;
+	/* The batch reset last (the one being filled, if not committed). */
+	const struct rd_storage_batch *filling;
 	struct rd_storage_stats stats;
 };
 
@@ -135,6 +137,8 @@ struct rd_storage_batch {
 	size_t nkvslots;
 };
 
+/* Does the batch being filled hold work for g (batch.c)? */
+bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g);
 /* Arena memory of the batch (batch.c); aborts on out-of-memory. */
 uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n);
 /* Reset the batch if it was committed (first mutation after a commit). */

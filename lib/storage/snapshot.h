@@ -82,8 +82,14 @@ int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *chunk, s
  * below, and cut the log: if the log holds entry `index` with the
  * snapshot's term, entries after it are kept (Raft §7), else the whole log
  * is discarded and the log restarts after `index`. *meta (may be NULL) gets
- * the installed metadata. Frees the writer in every case. Must not be
- * called while a batch holds work for the same group.
+ * the installed metadata.
+ *
+ * Refused with RD_EAGAIN, writing nothing and keeping the writer (call
+ * finish again, or abort), while the batch being filled holds work for the
+ * same group: that batch was built on the state the install replaces, and
+ * committing it afterwards would publish the old log start and applied
+ * index back over the snapshot. Commit the batch first. In every other
+ * case the writer is freed.
  */
 int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_meta *meta,
                               char *msg);

@@ -146,8 +146,9 @@ int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
 
 /* Remove every record of `group` (log, Raft state, state machine) with one
  * synced write, e.g. after this node was removed from the group. Afterwards
- * the group is absent (rd_storage_group_info returns RD_ENOTFOUND). Must not
- * be called while a batch holds work for the group. Group ids must be below
+ * the group is absent (rd_storage_group_info returns RD_ENOTFOUND). Refused
+ * (RD_EAGAIN, nothing written) while the batch being filled holds work for
+ * the group: commit it first. Group ids must be below
  * 2^64 - 1. Aborts the process if the write fails. */
 int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg);
 

@@ -365,7 +365,8 @@ int rc_read(struct rc_cluster *c, uint64_t id, uint64_t ctx)
 	if (rv == 0) {
 		if (nd->n_asked == nd->cap_asked) {
 			nd->cap_asked = nd->cap_asked ? nd->cap_asked * 2 : 16;
-			nd->asked = realloc(nd->asked, nd->cap_asked * sizeof(*nd->asked));
+			nd->asked =
+			    realloc(nd->asked, nd->cap_asked * sizeof(*nd->asked));
 		}
 		nd->asked[nd->n_asked++] = ctx;
 	}
