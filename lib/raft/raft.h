@@ -43,7 +43,9 @@
  * steps an RD_MSG_SNAPSHOT carrying only the metadata (term = the leader's
  * term). If the core accepts it (rd_raft_snapshot_acceptable), the
  * follower's next update has `has_snapshot`: install it (state machine :=
- * snapshot, log emptied up to it) as part of that update's write, or, if the
+ * snapshot; the log is cut up to it, and emptied unless it holds the
+ * snapshot's last entry with its term, Raft §7) as part of that update's
+ * write, or, if the
  * runtime installed it before stepping, just persist the update. The leader's runtime
  * reports the stream's outcome with rd_raft_report_snapshot (or the follower's node sends
  * RD_MSG_SNAPSHOT_STATUS); the follower's append response then moves the

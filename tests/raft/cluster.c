@@ -341,9 +341,16 @@ static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed
 	struct rc_disk *d = &nd->disk;
 	if (has_snap) {
 		c->st_snap_installs++;
-		for (size_t i = 0; i < d->n; i++)
+		/* Raft §7, as lib/storage does: entries after the snapshot stay
+		 * when the log holds its last entry with its term. */
+		size_t drop = d->n;
+		if (snap->index > d->snap.index && snap->index <= d->snap.index + d->n &&
+		    d->ents[snap->index - d->snap.index - 1].e.term == snap->term)
+			drop = (size_t)(snap->index - d->snap.index);
+		for (size_t i = 0; i < drop; i++)
 			free(d->ents[i].e.data);
-		d->n = 0;
+		memmove(d->ents, d->ents + drop, (d->n - drop) * sizeof(*d->ents));
+		d->n -= drop;
 		d->snap = *snap;
 		d->snap_sm = snap_sm;
 		d->snap_ph = snap_ph;
@@ -583,4 +590,18 @@ void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index)
 	c->st_compactions++;
 	d->snap_ph = ph;
 	d->snap_sm = sm;
+}
+
+void rc_send_snapshot(struct rc_cluster *c, uint64_t from, uint64_t to)
+{
+	struct rc_node *nd = &c->nodes[from];
+	if (!nd->up)
+		return;
+	struct rd_message m = {.type = RD_MSG_SNAPSHOT,
+	                       .group = rd_raft_group(nd->r),
+	                       .from = from,
+	                       .to = to,
+	                       .term = rd_raft_term(nd->r),
+	                       .snapshot = nd->disk.snap};
+	net_push(c, &m, nd->disk.snap_sm, nd->disk.snap_ph, 0);
 }

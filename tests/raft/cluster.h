@@ -129,6 +129,9 @@ void rc_stabilize(struct rc_cluster *c);
  * hands out a read state (or a failure) for a context it did not ask for
  * since its start, or twice for one request, is a violation. */
 int rc_read(struct rc_cluster *c, uint64_t id, uint64_t ctx);
+/* Queue node `from`'s latest snapshot (with its data) to `to`, as a
+ * leader's runtime streams it. */
+void rc_send_snapshot(struct rc_cluster *c, uint64_t from, uint64_t to);
 /* Take a snapshot at the applied index and compact the log there. */
 void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index);
 void rc_check(struct rc_cluster *c);

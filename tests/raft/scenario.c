@@ -17,6 +17,7 @@
  *   partition A B / C | cut A B | heal | drop-msgs [ID] | msgs
  *   crash ID | restart ID | compact ID [INDEX]
  *   no-snapshot-report | report-snapshot ID TO ok|fail
+ *   send-snapshot ID TO      queue ID's latest snapshot to TO
  *   status [ID...] | log ID | applied ID | reads ID | progress ID
  */
 #include <stdlib.h>
@@ -342,6 +343,11 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		if (node_r(c, a))
 			rc_print(c, "first index %llu\n",
 			         (unsigned long long)rd_raft_first_index(node_r(c, a)));
+	} else if (!strcmp(cmd, "send-snapshot")) {
+		if (a == 0 || a > RC_MAX || n < 3 || num(tok[2]) == 0 ||
+		    num(tok[2]) > RC_MAX)
+			goto bad;
+		rc_send_snapshot(c, a, num(tok[2]));
 	} else if (!strcmp(cmd, "no-snapshot-report")) {
 		c->auto_snapshot_reports = false;
 	} else if (!strcmp(cmd, "report-snapshot")) {
