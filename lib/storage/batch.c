@@ -86,6 +86,7 @@ void rd_storage_batch_free(struct rd_storage_batch *b)
 	free(b->pend);
 	free(b->ents);
 	rd__kv_free(b);
+	rd__session_batch_free(b);
 	free(b);
 }
 
@@ -98,6 +99,7 @@ void rd_storage_batch_reset(struct rd_storage_batch *b)
 		b->blocks[i].used = 0;
 	b->curblock = 0;
 	rd__kv_reset(b);
+	rd__session_reset(b);
 	b->epoch = ++b->st->epoch;
 	b->committed = false;
 	b->st->filling = b;
@@ -148,6 +150,9 @@ struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
 	p->hs = g->hs;
 	p->cs = g->conf;
 	p->applied = g->applied;
+	p->n_sessions = g->sessions.count;
+	p->sop_head = p->sop_tail = p->sop_cursor = 0;
+	p->dur_cursor = g->sessions.oldest;
 	return p;
 }
 
@@ -495,6 +500,7 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 		g->last_term = p->last_term;
 		g->compact_term = p->compact_term;
 	}
+	rd__session_publish(b);
 	for (size_t i = 0; i < b->nents; i++) {
 		const struct rd_bent *e = &b->ents[i];
 		rd__cache_push(st, e->g, e->index, rd_be64_get(e->val + 4), e->val[12],

@@ -27,7 +27,8 @@ static void put_state(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t 
 }
 
 int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
-                         const struct rd_snapshot_meta *m, char *msg)
+                         const struct rd_snapshot_meta *m, const uint64_t *sess,
+                         size_t nsess, char *msg)
 {
 	struct rd_sgroup *g = rd__group_get(st, group);
 	uint8_t lo[RD_LOG_KEY_LEN], hi[RD_LOG_KEY_LEN], v[RD_STATE_VAL_MAX];
@@ -83,6 +84,11 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	g->snap = *m;
 	g->first = m->index + 1;
 	g->compact_term = m->term;
+	/* The session table is part of the state machine: the snapshot's. */
+	rd__sessions_clear(g);
+	for (size_t i = 0; i + 2 < nsess; i += 3)
+		rd__session_put(g, sess[i], sess[i + 1], sess[i + 2]);
+	rd__sessions_sort(g);
 	if (keep) {
 		rd__cache_drop_upto(g, m->index);
 	} else {
@@ -103,7 +109,8 @@ int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_m
 		rv = rd_errorf(msg, RD_EINVAL, "snapshot: stream incomplete (%u chunks)",
 		               v->next_seq);
 	} else {
-		rv = rd__snapshot_install(v->st, v->wb, v->group, &v->meta, msg);
+		rv = rd__snapshot_install(v->st, v->wb, v->group, &v->meta, v->sess,
+		                          v->nsess, msg);
 		if (rv == RD_EAGAIN)
 			return rv; /* nothing written; the writer stays for a retry */
 		if (rv == 0 && meta != NULL)
@@ -131,8 +138,8 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 	rd_be64_put(lo, group);
 	rd_be64_put(hi, group + 1);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	const int cfs[3] = {RD_CF_LOG, RD_CF_STATE, RD_CF_KV};
-	for (int i = 0; i < 3; i++)
+	const int cfs[4] = {RD_CF_LOG, RD_CF_STATE, RD_CF_KV, RD_CF_SESSION};
+	for (int i = 0; i < 4; i++)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
 		                                   sizeof lo, (const char *)hi,
 		                                   sizeof hi);
@@ -146,6 +153,7 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 	struct rd_sgroup *g = rd__group_find(st, group);
 	if (g != NULL) {
 		rd__cache_clear(g);
+		rd__sessions_clear(g);
 		struct rd_cache c = g->cache;
 		uint64_t epoch = g->batch_epoch;
 		uint32_t slot = g->batch_slot;

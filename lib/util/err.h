@@ -38,7 +38,8 @@
 	X(ECLOSED, "connection closed")                                                  \
 	X(ETLS, "TLS failure")                                                           \
 	X(EMISMATCH, "identity mismatch")                                                \
-	X(ESHUTDOWN, "shutting down")
+	X(ESHUTDOWN, "shutting down")                                                    \
+	X(EOLDSEQ, "sequence older than the client's last applied one: not applied")
 
 enum rd_err {
 	RD_OK = 0,
