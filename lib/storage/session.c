@@ -246,6 +246,12 @@ out:
 	return rv;
 }
 
+size_t rd_storage_sessions(const struct rd_storage *st, uint64_t group)
+{
+	const struct rd_sgroup *g = rd__group_find(st, group);
+	return g != NULL ? g->sessions.count : 0;
+}
+
 /* ---- the batch's ops ------------------------------------------------------------ */
 
 static struct rd_sop *sop_latest(const struct rd_storage_batch *b,

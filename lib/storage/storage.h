@@ -338,6 +338,9 @@ typedef int (*rd_storage_kv_fn)(void *arg, const uint8_t *key, size_t key_len,
 int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn fn,
                        void *arg, char *msg);
 
+/* Client sessions `group` holds (durable; at most the session_max bound). */
+size_t rd_storage_sessions(const struct rd_storage *st, uint64_t group);
+
 /* ---- metrics ---------------------------------------------------------------- */
 
 /* Upper bounds (seconds) of the sync-latency histogram buckets, for the
