@@ -14,7 +14,8 @@
  *       persist(u.hard_state, u.snapshot, u.entries);   // one synced batch
  *       rd_raft_persisted(r, last entry's index, its term);
  *       send(u.msgs_after_persist);                // only once durable
- *       apply(u.committed); serve(u.reads); stream(u.snap_sends);
+ *       apply(u.committed); serve(u.reads); fail(u.reads_failed);
+ *       stream(u.snap_sends);
  *       rd_raft_advance(r, &u);
  *   }
  *

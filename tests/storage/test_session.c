@@ -350,7 +350,7 @@ Test(session, the_table_never_holds_more_than_the_bound)
 	a = open_with(dira, 3, 1000);
 	bst = open_with(dirb, 3, 1000);
 	struct cmd cmds[8];
-	char keys[8][4];
+	char keys[8][16];
 	for (int i = 0; i < 8; i++) {
 		snprintf(keys[i], sizeof keys[i], "k%d", i);
 		/* clients 1..6, then client 4 again, then client 7 */
