@@ -349,7 +349,9 @@ static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed
 			drop = (size_t)(snap->index - d->snap.index);
 		for (size_t i = 0; i < drop; i++)
 			free(d->ents[i].e.data);
-		memmove(d->ents, d->ents + drop, (d->n - drop) * sizeof(*d->ents));
+		if (drop < d->n)
+			memmove(d->ents, d->ents + drop,
+			        (d->n - drop) * sizeof(*d->ents));
 		d->n -= drop;
 		d->snap = *snap;
 		d->snap_sm = snap_sm;
