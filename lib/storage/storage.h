@@ -213,7 +213,8 @@ int rd_storage_log_scan(struct rd_storage *st, uint64_t group, uint64_t lo,
  * further allocation once its buffers have grown to the working size). */
 struct rd_storage_batch *rd_storage_batch_new(struct rd_storage *st);
 
-/* Free a batch; uncommitted work in it is dropped. NULL is a no-op. */
+/* Free a batch; uncommitted work in it is dropped. NULL is a no-op. Call it
+ * before rd_storage_close of the batch's handle (it touches the handle). */
 void rd_storage_batch_free(struct rd_storage_batch *b);
 
 /* Drop everything in the batch (and the results of its KV applies). The
