@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "multiraft/node_internal.h"
 #include "util/err.h"
@@ -64,7 +65,11 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	if (g == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
 	g->id = id;
-	g->next_ctx = 1;
+	/* Read contexts never repeat across starts (a random base below 2^63,
+	 * so the increasing ctx that waiter.c matches by never wraps). */
+	if (getrandom(&g->next_ctx, sizeof g->next_ctx, 0) != sizeof g->next_ctx)
+		g->next_ctx = n->seed ^ (uint64_t)rd_clock_now_ns();
+	g->next_ctx = (g->next_ctx >> 2) | (1ull << 62);
 
 	fresh = rd_storage_group_info(n->st, id, &info) == RD_ENOTFOUND;
 	memset(&rc, 0, sizeof rc);

@@ -181,6 +181,8 @@ static int open_storage(struct rd_node *n, char *msg)
 	rd_storage_options_init(&o);
 	o.create_if_missing = true;
 	o.cluster_id = cid;
+	o.session_max = n->cfg.session_max;
+	o.session_expiry = n->cfg.session_expiry;
 	rv = rd_storage_open(n->cfg.data_dir, &o, &n->st, msg);
 	if (rv != 0) {
 		rd_errprefix(msg, "data directory %s: ", n->cfg.data_dir);

@@ -151,7 +151,8 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 		return;
 	struct rd_snapshot_meta meta;
 	int rv = rd_snapshot_writer_finish(p->sw, &meta, msg);
-	p->sw = NULL;
+	if (rv != RD_EAGAIN) /* kept on EAGAIN (storage/snapshot.h) */
+		p->sw = NULL;
 	if (rv != 0) {
 		rd_log_warn("snapshot install failed group=%llu: %s",
 		            (unsigned long long)c->group, msg);

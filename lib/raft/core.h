@@ -125,6 +125,13 @@ struct rd__read {
 	uint64_t ctx;
 	uint64_t from;
 	uint64_t index; /* 0 = not yet known (no commit in this term yet) */
+	uint64_t tick;  /* r->ticks when it arrived (expiry) */
+};
+
+/* A read this node forwarded to the leader and has no answer for yet. */
+struct rd__sent_read {
+	uint64_t ctx;
+	uint64_t tick; /* r->ticks when it was sent */
 };
 
 #define RD__VEC(T)                                                                       \
@@ -173,6 +180,7 @@ struct rd_raft {
 	uint32_t election_elapsed;
 	uint32_t heartbeat_elapsed;
 	uint32_t randomized_timeout;
+	uint64_t ticks; /* ticks since this instance was created */
 	uint64_t transferee;
 	bool transfer_campaign;
 
@@ -181,6 +189,12 @@ struct rd_raft {
 	RD__VEC(struct rd__read) reads_pending; /* leader: awaiting quorum */
 	RD__VEC(struct rd_read_state) reads_ready;
 	RD__VEC(struct rd_read_state) reads_out;
+	/* Forwarded reads awaiting the leader's answer, oldest first from
+	 * reads_sent_head; answered ones in the middle have ctx 0. */
+	RD__VEC(struct rd__sent_read) reads_sent;
+	size_t reads_sent_head;
+	RD__VEC(uint64_t) reads_failed; /* ctxs to report as failed */
+	RD__VEC(uint64_t) reads_failed_out;
 
 	/* outputs */
 	RD__VEC(struct rd__qmsg) msgq;
@@ -363,5 +377,7 @@ void rd__reads_advance(struct rd_raft *r);
 void rd__reads_on_commit(struct rd_raft *r);
 /* Drop every unconfirmed read (leadership lost); the callers time out. */
 void rd__reads_reset(struct rd_raft *r);
+void rd__reads_tick(struct rd_raft *r);
+void rd__handle_read_index_resp(struct rd_raft *r, const struct rd_message *m);
 
 #endif

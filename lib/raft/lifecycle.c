@@ -154,6 +154,9 @@ void rd_raft_free(struct rd_raft *r)
 	free(r->reads_pending.v);
 	free(r->reads_ready.v);
 	free(r->reads_out.v);
+	free(r->reads_sent.v);
+	free(r->reads_failed.v);
+	free(r->reads_failed_out.v);
 	free(r->msgq.v);
 	free(r->out_early.v);
 	free(r->out_late.v);

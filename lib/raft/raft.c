@@ -143,7 +143,9 @@ static bool quorum_active(struct rd_raft *r)
 void rd_raft_tick(struct rd_raft *r)
 {
 	assert(!r->in_update);
+	r->ticks++;
 	r->election_elapsed++;
+	rd__reads_tick(r);
 	if (r->role != RD_RAFT_LEADER) {
 		if (rd__promotable(r) && r->election_elapsed >= r->randomized_timeout) {
 			r->election_elapsed = 0;
@@ -285,10 +287,7 @@ static void step_follower(struct rd_raft *r, const struct rd_message *m)
 		rd__handle_timeout_now(r, m);
 		break;
 	case RD_MSG_READ_INDEX_RESP:
-		if (!m->reject) {
-			struct rd_read_state rs = {m->context, m->index};
-			(void)RD__VEC_PUSH(r->reads_ready, rs);
-		}
+		rd__handle_read_index_resp(r, m);
 		break;
 	default:
 		break;

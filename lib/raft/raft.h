@@ -15,7 +15,8 @@
  *       persist(u.hard_state, u.snapshot, u.entries);   // one synced batch
  *       rd_raft_persisted(r, last entry's index, its term);
  *       send(u.msgs_after_persist);                // only once durable
- *       apply(u.committed); serve(u.reads); stream(u.snap_sends);
+ *       apply(u.committed); serve(u.reads); fail(u.reads_failed);
+ *       stream(u.snap_sends);
  *       rd_raft_advance(r, &u);
  *   }
  *
@@ -44,7 +45,9 @@
  * steps an RD_MSG_SNAPSHOT carrying only the metadata (term = the leader's
  * term). If the core accepts it (rd_raft_snapshot_acceptable), the
  * follower's next update has `has_snapshot`: install it (state machine :=
- * snapshot, log emptied up to it) as part of that update's write, or, if the
+ * snapshot; the log is cut up to it, and emptied unless it holds the
+ * snapshot's last entry with its term, Raft §7) as part of that update's
+ * write, or, if the
  * runtime installed it before stepping, just persist the update. The leader's runtime
  * reports the stream's outcome with rd_raft_report_snapshot (or the follower's node sends
  * RD_MSG_SNAPSHOT_STATUS); the follower's append response then moves the
@@ -217,6 +220,11 @@ struct rd_raft_update {
 	size_t n_committed;
 	const struct rd_read_state *reads;
 	size_t n_reads;
+	/* Contexts of reads that will not be served (rd_raft_read_index):
+	 * fail their waiters. A context appears at most once, in reads or
+	 * here, and never both. */
+	const uint64_t *reads_failed;
+	size_t n_reads_failed;
 	const struct rd_snap_send *snap_sends;
 	size_t n_snap_sends;
 	bool role_changed; /* informational: role or leader changed */
@@ -266,9 +274,17 @@ int rd_raft_conf_apply(struct rd_conf_state *cs, uint8_t cc_type, uint64_t node)
 
 /* Request a linearizable read (thesis §6.4). When it is safe, a read state
  * {ctx, index} appears in an update, handed out only once applied >= index.
- * Followers forward to the leader. RD_ENOLEADER when no leader is known. A
- * read whose confirmation is lost (leader change) never appears: the caller
- * times it out. */
+ * Followers forward to the leader. RD_ENOLEADER when no leader is known,
+ * RD_EINVAL for ctx 0. A read that cannot be confirmed appears in an
+ * update's reads_failed instead: the leader lost its leadership, or did not
+ * hear from a quorum within election_ticks, or (forwarded) no answer came
+ * within 2 x election_ticks (ticks of this node).
+ *
+ * `ctx` is the caller's: the core takes an answer from the leader only for
+ * a context this instance sent and has no answer for yet, so answers to an
+ * earlier instance of the group (a restart: the network may deliver them
+ * late) and duplicates are dropped. The caller should still not reuse a
+ * context across instances, e.g. by drawing a random start per process. */
 int rd_raft_read_index(struct rd_raft *r, uint64_t ctx);
 
 /* Leader: transfer leadership to `to` (thesis §3.10). Proposals are refused

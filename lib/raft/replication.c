@@ -375,14 +375,27 @@ void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m)
 	if (s->index <= r->commit) {
 		out.index = r->commit;
 	} else {
-		/* Install: the snapshot replaces the log and the membership,
-		 * also when the log already holds entry s->index (the runtime
-		 * may have installed the data before stepping this, see
-		 * rd_raft_snapshot_acceptable). */
-		rd__log_reset(&r->log, s->index, s->term);
+		/* Install: the snapshot replaces the state machine and the
+		 * membership. Raft §7: "if an existing log entry has the same
+		 * index and term as the snapshot's last included entry, retain
+		 * log entries following it", as storage does on disk
+		 * (storage/snapshot.h) and etcd's raft `restore`; otherwise the
+		 * whole log goes. Entries kept that were handed out stay so:
+		 * those up to `persisted` are durable, the rest are in writes
+		 * that land before this update's. */
+		if (s->index <= rd__log_last(&r->log) &&
+		    rd__log_term(&r->log, s->index) == s->term) {
+			rd__log_compact(&r->log, s->index);
+			if (r->persisted < s->index)
+				r->persisted = s->index;
+			if (r->handed < s->index)
+				r->handed = s->index;
+		} else {
+			rd__log_reset(&r->log, s->index, s->term);
+			r->persisted = s->index;
+			r->handed = s->index;
+		}
 		r->snap_conf = s->conf;
-		r->persisted = s->index;
-		r->handed = s->index;
 		r->commit_hint = s->index;
 		set_commit(r, s->index);
 		r->applying = s->index;

@@ -37,7 +37,7 @@ bool rd_raft_has_update(const struct rd_raft *r)
 	       r->has_pending_snapshot || r->handed < rd__log_last(&r->log) ||
 	       r->applying < r->commit || r->prev_hs.term != r->term ||
 	       r->prev_hs.vote != r->vote || r->prev_hs.commit != r->commit ||
-	       read_ready(r, r->commit) || r->role_changed;
+	       read_ready(r, r->commit) || r->reads_failed.n > 0 || r->role_changed;
 }
 
 static bool may_go_early(uint8_t type)
@@ -122,6 +122,18 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 	u->reads = r->reads_out.v;
 	u->n_reads = r->reads_out.n;
 
+	/* Swap the failed reads out (as the snapshot requests below). */
+	uint64_t *fv = r->reads_failed_out.v;
+	size_t fcap = r->reads_failed_out.cap;
+	r->reads_failed_out.v = r->reads_failed.v;
+	r->reads_failed_out.n = r->reads_failed.n;
+	r->reads_failed_out.cap = r->reads_failed.cap;
+	r->reads_failed.v = fv;
+	r->reads_failed.cap = fcap;
+	r->reads_failed.n = 0;
+	u->reads_failed = r->reads_failed_out.v;
+	u->n_reads_failed = r->reads_failed_out.n;
+
 	/* Swap the snapshot requests out so that new ones can queue. */
 	struct rd_snap_send *sv = r->snap_out.v;
 	size_t scap = r->snap_out.cap;
@@ -160,5 +172,6 @@ void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u)
 	r->out_early.n = 0;
 	r->out_late.n = 0;
 	r->reads_out.n = 0;
+	r->reads_failed_out.n = 0;
 	r->snap_out.n = 0;
 }

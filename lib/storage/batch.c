@@ -67,6 +67,8 @@ void rd_storage_batch_free(struct rd_storage_batch *b)
 {
 	if (b == NULL)
 		return;
+	if (b->st->filling == b)
+		b->st->filling = NULL;
 	rocksdb_writebatch_destroy(b->wb);
 	for (size_t i = 0; i < b->nblocks; i++)
 		free(b->blocks[i].p);
@@ -74,6 +76,7 @@ void rd_storage_batch_free(struct rd_storage_batch *b)
 	free(b->pend);
 	free(b->ents);
 	rd__kv_free(b);
+	rd__session_batch_free(b);
 	free(b);
 }
 
@@ -86,8 +89,17 @@ void rd_storage_batch_reset(struct rd_storage_batch *b)
 		b->blocks[i].used = 0;
 	b->curblock = 0;
 	rd__kv_reset(b);
+	rd__session_reset(b);
 	b->epoch = ++b->st->epoch;
 	b->committed = false;
+	b->st->filling = b;
+}
+
+bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g)
+{
+	const struct rd_storage_batch *b = st->filling;
+	return b != NULL && !b->committed && g->batch_epoch == b->epoch &&
+	       b->pend[g->batch_slot].flags != 0;
 }
 
 void rd__batch_begin(struct rd_storage_batch *b)
@@ -128,6 +140,9 @@ struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
 	p->hs = g->hs;
 	p->cs = g->conf;
 	p->applied = g->applied;
+	p->n_sessions = g->sessions.count;
+	p->sop_head = p->sop_tail = p->sop_cursor = 0;
+	p->dur_cursor = g->sessions.oldest;
 	return p;
 }
 
@@ -475,6 +490,7 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 		g->last_term = p->last_term;
 		g->compact_term = p->compact_term;
 	}
+	rd__session_publish(b);
 	for (size_t i = 0; i < b->nents; i++) {
 		const struct rd_bent *e = &b->ents[i];
 		rd__cache_push(st, e->g, e->index, rd_be64_get(e->val + 4), e->val[12],

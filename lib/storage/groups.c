@@ -71,6 +71,7 @@ void rd__groups_free(struct rd_storage *st)
 		if (st->slots[i] == NULL)
 			continue;
 		rd__cache_clear(st->slots[i]);
+		rd__sessions_clear(st->slots[i]);
 		free(st->slots[i]->cache.ring);
 		free(st->slots[i]->cache.spare);
 		free(st->slots[i]);

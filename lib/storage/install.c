@@ -27,13 +27,22 @@ static void put_state(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t 
 }
 
 int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
-                         const struct rd_snapshot_meta *m, char *msg)
+                         const struct rd_snapshot_meta *m, const uint64_t *sess,
+                         size_t nsess, char *msg)
 {
 	struct rd_sgroup *g = rd__group_get(st, group);
 	uint8_t lo[RD_LOG_KEY_LEN], hi[RD_LOG_KEY_LEN], v[RD_STATE_VAL_MAX];
 	uint64_t t = 0;
 	char *err = NULL;
 
+	/* The batch being filled was built on the state this install
+	 * replaces; committing it afterwards would publish that state back
+	 * (log start, applied index, entries below the snapshot). */
+	if (rd__batch_holds(st, g))
+		return rd_errorf(msg, RD_EAGAIN,
+		                 "group %llu: a batch holds uncommitted work for the "
+		                 "group; install after it commits",
+		                 ULL(group));
 	if (g->present && m->index <= g->applied)
 		return rd_errorf(
 		    msg, RD_EINVAL,
@@ -75,6 +84,11 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	g->snap = *m;
 	g->first = m->index + 1;
 	g->compact_term = m->term;
+	/* The session table is part of the state machine: the snapshot's. */
+	rd__sessions_clear(g);
+	for (size_t i = 0; i + 2 < nsess; i += 3)
+		rd__session_put(g, sess[i], sess[i + 1], sess[i + 2]);
+	rd__sessions_sort(g);
 	if (keep) {
 		rd__cache_drop_upto(g, m->index);
 	} else {
@@ -95,7 +109,10 @@ int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_m
 		rv = rd_errorf(msg, RD_EINVAL, "snapshot: stream incomplete (%u chunks)",
 		               v->next_seq);
 	} else {
-		rv = rd__snapshot_install(v->st, v->wb, v->group, &v->meta, msg);
+		rv = rd__snapshot_install(v->st, v->wb, v->group, &v->meta, v->sess,
+		                          v->nsess, msg);
+		if (rv == RD_EAGAIN)
+			return rv; /* nothing written; the writer stays for a retry */
 		if (rv == 0 && meta != NULL)
 			*meta = v->meta;
 	}
@@ -110,13 +127,19 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 
 	if (group == UINT64_MAX)
 		return rd_errorf(msg, RD_EINVAL, "group id out of range");
+	struct rd_sgroup *held = rd__group_find(st, group);
+	if (held != NULL && rd__batch_holds(st, held))
+		return rd_errorf(msg, RD_EAGAIN,
+		                 "group %llu: a batch holds uncommitted work for the "
+		                 "group; drop it after it commits",
+		                 ULL(group));
 	/* Every key of every column family starts with the 8-byte group id,
 	 * so [group, group + 1) as 8-byte bounds covers exactly the group. */
 	rd_be64_put(lo, group);
 	rd_be64_put(hi, group + 1);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	const int cfs[3] = {RD_CF_LOG, RD_CF_STATE, RD_CF_KV};
-	for (int i = 0; i < 3; i++)
+	const int cfs[4] = {RD_CF_LOG, RD_CF_STATE, RD_CF_KV, RD_CF_SESSION};
+	for (int i = 0; i < 4; i++)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
 		                                   sizeof lo, (const char *)hi,
 		                                   sizeof hi);
@@ -130,6 +153,7 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 	struct rd_sgroup *g = rd__group_find(st, group);
 	if (g != NULL) {
 		rd__cache_clear(g);
+		rd__sessions_clear(g);
 		struct rd_cache c = g->cache;
 		uint64_t epoch = g->batch_epoch;
 		uint32_t slot = g->batch_slot;

@@ -42,6 +42,24 @@ struct rd_cache {
 /* Per-entry bookkeeping charged to the cache bound on top of the data. */
 #define RD_CACHE_ENTRY_OVERHEAD 48u
 
+/* One client session of a group as durable (session.c, thesis §6.3). */
+struct rd_session {
+	uint64_t client;
+	uint64_t seq;                     /* highest applied sequence */
+	uint64_t last_index;              /* entry that applied it */
+	struct rd_session *older, *newer; /* list by last_index */
+	struct rd_session *hnext;         /* hash chain */
+};
+
+/* A group's durable session table: a hash by client and a list ordered by
+ * last_index (oldest first), which is the order of expiry and eviction. */
+struct rd_sessions {
+	struct rd_session **buckets;
+	size_t nbuckets; /* power of two, or 0 */
+	size_t count;
+	struct rd_session *oldest, *newest;
+};
+
 /* What is durable for one group. */
 struct rd_sgroup {
 	uint64_t id;
@@ -56,6 +74,7 @@ struct rd_sgroup {
 	uint64_t last_term;
 	uint64_t compact_term; /* term of entry first - 1 */
 	struct rd_cache cache;
+	struct rd_sessions sessions;
 	/* Link to the batch being filled: pend[batch_slot] when batch_epoch
 	 * equals that batch's epoch. */
 	uint64_t batch_epoch;
@@ -79,6 +98,10 @@ struct rd_storage {
 	struct rd_sgroup **slots;
 	size_t nslots, ngroups;
 	uint64_t epoch;
+	uint64_t session_max;    /* sessions kept per group */
+	uint64_t session_expiry; /* applied entries a session lives unseen */
+	/* The batch reset last (the one being filled, if not committed). */
+	const struct rd_storage_batch *filling;
 	struct rd_storage_stats stats;
 };
 
@@ -95,6 +118,26 @@ struct rd_pend {
 	struct rd_hard_state hs;
 	struct rd_conf_state cs;
 	uint64_t applied;
+	/* sessions as the batch leaves them (session.c) */
+	size_t n_sessions;
+	uint32_t sop_head, sop_tail;         /* the group's ops: index + 1 */
+	uint32_t sop_cursor;                 /* expiry walk: index + 1 */
+	const struct rd_session *dur_cursor; /* expiry walk of the durable list */
+};
+
+/* A session change in the batch, in apply order: the session of `client`
+ * is (re)written with this sequence and result, or deleted. */
+struct rd_sop {
+	struct rd_sgroup *g;
+	uint64_t client;
+	uint64_t seq;
+	uint64_t last_index;
+	bool deleted;
+	uint8_t status;       /* RD_SESSION_OK / RD_SESSION_CAS_FAILED */
+	bool present;         /* CAS failure: the key existed */
+	const uint8_t *value; /* CAS failure: its value (arena) */
+	size_t vlen;
+	uint32_t next; /* the group's next op: index + 1, 0 = none */
 };
 
 /* An entry appended in this batch; `val` is its encoded log value. */
@@ -135,8 +178,14 @@ struct rd_storage_batch {
 	size_t nkv, capkv;
 	uint32_t *kvslots; /* index + 1 into kv, 0 = free */
 	size_t nkvslots;
+	struct rd_sop *sops;
+	size_t nsops, capsops;
+	uint32_t *sslots; /* (group, client) -> latest op: index + 1, 0 = free */
+	size_t nsslots;
 };
 
+/* Does the batch being filled hold work for g (batch.c)? */
+bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g);
 /* Arena memory of the batch (batch.c); aborts on out-of-memory. */
 uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n);
 /* Reset the batch if it was committed (first mutation after a commit). */
@@ -149,6 +198,34 @@ void rd__kv_reset(struct rd_storage_batch *b);
 /* Free the KV overlay's buffers (when the batch itself is freed). */
 void rd__kv_free(struct rd_storage_batch *b);
 
+/* Sessions (session.c). A command with a session is checked first:
+ * RD_SESSION_NEW (apply it, then rd__session_record), RD_SESSION_DUP (*res
+ * holds the recorded result) or RD_SESSION_OLD (refused). */
+enum { RD_SESSION_NEW, RD_SESSION_DUP, RD_SESSION_OLD };
+/* Expire the sessions not seen for session_expiry entries at `index`. */
+void rd__session_expire(struct rd_storage_batch *b, struct rd_pend *p, uint64_t index);
+int rd__session_check(struct rd_storage_batch *b, struct rd_pend *p, uint64_t client,
+                      uint64_t seq, struct rd_kv_result *res);
+void rd__session_record(struct rd_storage_batch *b, struct rd_pend *p, uint64_t client,
+                        uint64_t seq, uint64_t index, const struct rd_kv_result *res);
+/* After the batch's write: publish its session ops to the tables. */
+void rd__session_publish(struct rd_storage_batch *b);
+void rd__session_reset(struct rd_storage_batch *b);
+void rd__session_batch_free(struct rd_storage_batch *b);
+/* Durable tables: add (load, install), clear, order by last_index. */
+void rd__session_put(struct rd_sgroup *g, uint64_t client, uint64_t seq,
+                     uint64_t last_index);
+void rd__sessions_clear(struct rd_sgroup *g);
+void rd__sessions_sort(struct rd_sgroup *g);
+/* Open-time load of the "session" column family (load.c calls it). */
+int rd__session_load(struct rd_storage *st, char *msg);
+/* Session value layout (schema.h): encode into v (RD_SESSION_VAL_HDR + vlen
+ * bytes) / decode; RD_ECORRUPT on a short value or unknown status. */
+void rd__session_enc(uint8_t *v, uint64_t seq, uint64_t last_index, uint8_t status,
+                     bool present);
+int rd__session_dec(const uint8_t *v, size_t len, uint64_t *seq, uint64_t *last_index,
+                    uint8_t *status, bool *present);
+
 /* A snapshot being installed (snapshot.c, install.c). */
 struct rd_snapshot_writer {
 	struct rd_storage *st;
@@ -159,12 +236,17 @@ struct rd_snapshot_writer {
 	uint64_t group;
 	uint64_t count;
 	uint32_t total_crc;
-	uint8_t *key; /* scratch for composite keys */
+	uint8_t version; /* of the stream's chunks */
+	uint8_t *key;    /* scratch for composite keys */
+	/* session records staged (client, seq, last_index each) */
+	uint64_t *sess;
+	size_t nsess, capsess;
 };
 
 /* Finish an install: see rd_snapshot_writer_finish (install.c). */
 int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
-                         const struct rd_snapshot_meta *m, char *msg);
+                         const struct rd_snapshot_meta *m, const uint64_t *sess,
+                         size_t nsess, char *msg);
 
 /* Count one synced write of `ns` nanoseconds (batch.c). */
 void rd__record_sync(struct rd_storage *st, uint64_t ns);

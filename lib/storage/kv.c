@@ -56,7 +56,7 @@ static int check_limits(const struct rd_kv_cmd *c)
 
 size_t rd_kv_encoded_size(const struct rd_kv_cmd *c)
 {
-	size_t n = 1;
+	size_t n = c->client_id != 0 ? RD_KV_SESSION_HDR + 1 : 1;
 
 	if (c->op == RD_KV_RAW)
 		return n + c->value_len;
@@ -82,10 +82,17 @@ int rd_kv_encode(const struct rd_kv_cmd *c, uint8_t *buf, size_t cap, size_t *le
 {
 	uint8_t *p = buf;
 
-	if (check_limits(c) != 0)
+	if (check_limits(c) != 0 || (c->client_id != 0 && c->sequence == 0))
 		return RD_EINVAL;
 	if (rd_kv_encoded_size(c) > cap)
 		return RD_ETOOBIG;
+	if (c->client_id != 0) {
+		*p++ = RD_KV_SESSION;
+		for (int i = 7; i >= 0; i--)
+			*p++ = (uint8_t)(c->client_id >> (8 * i));
+		for (int i = 7; i >= 0; i--)
+			*p++ = (uint8_t)(c->sequence >> (8 * i));
+	}
 	*p++ = c->op;
 	if (c->op == RD_KV_RAW) {
 		p = bytes_put(p, c->value, c->value_len);
@@ -142,10 +149,32 @@ static int get_bytes(struct cursor *c, uint32_t *len, const uint8_t **out)
 	return 0;
 }
 
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
 int rd_kv_decode(const uint8_t *data, size_t len, struct rd_kv_cmd *cmd, char *msg)
 {
-	struct cursor c = {data, data + len};
 	struct rd_kv_cmd k = {0};
+
+	if (len > 0 && data[0] == RD_KV_SESSION) {
+		if (len < RD_KV_SESSION_HDR + 1)
+			return rd_errorf(msg, RD_ECORRUPT,
+			                 "kv command: truncated session header");
+		k.client_id = be64(data + 1);
+		k.sequence = be64(data + 9);
+		if (k.client_id == 0 || k.sequence == 0)
+			return rd_errorf(msg, RD_ECORRUPT,
+			                 "kv command: session with a zero client id or "
+			                 "sequence");
+		data += RD_KV_SESSION_HDR;
+		len -= RD_KV_SESSION_HDR;
+	}
+	struct cursor c = {data, data + len};
 
 	if (len == 0)
 		return rd_errorf(msg, RD_ECORRUPT, "kv command: empty");

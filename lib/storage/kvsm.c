@@ -130,33 +130,19 @@ static void write_kv(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
 	overlay_set(b, h, key, klen, copy, vlen);
 }
 
-int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-                              const uint8_t *data, size_t len, struct rd_kv_result *res,
-                              char *msg)
+/* Apply a decoded PUT, DELETE or CAS of `group`. */
+static void apply_cmd(struct rd_storage_batch *b, uint64_t group,
+                      const struct rd_kv_cmd *c, struct rd_kv_result *res)
 {
-	struct rd_kv_cmd cmd;
-	int rv;
-
-	memset(res, 0, sizeof *res);
-	if ((rv = rd_storage_batch_set_applied(b, group, index, msg)) != 0)
-		return rv;
-	if (rd_kv_decode(data, len, &cmd, NULL) != 0) {
-		res->status = RD_EINVAL;
-		return 0;
-	}
-	res->op = cmd.op;
-	if (cmd.op == RD_KV_RAW)
-		return 0;
-
-	size_t klen = RD_KV_KEY_PREFIX + cmd.key_len;
+	size_t klen = RD_KV_KEY_PREFIX + c->key_len;
 	uint8_t *key = rd__arena_alloc(b, klen);
 	rd_be64_put(key, group);
-	memcpy(key + RD_KV_KEY_PREFIX, cmd.key, cmd.key_len);
+	memcpy(key + RD_KV_KEY_PREFIX, c->key, c->key_len);
 	uint64_t h = rd_fnv1a64(key, klen);
 
-	switch (cmd.op) {
+	switch (c->op) {
 	case RD_KV_PUT:
-		write_kv(b, h, key, klen, cmd.value, cmd.value_len, false);
+		write_kv(b, h, key, klen, c->value, c->value_len, false);
 		break;
 	case RD_KV_DELETE:
 		write_kv(b, h, key, klen, NULL, 0, true);
@@ -165,12 +151,12 @@ int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64
 		const uint8_t *cur = NULL;
 		size_t clen = 0;
 		bool present = current(b, h, key, klen, &cur, &clen);
-		bool match = cmd.has_expected
-		                 ? present && clen == cmd.expected_len &&
-		                       (clen == 0 || memcmp(cur, cmd.expected, clen) == 0)
+		bool match = c->has_expected
+		                 ? present && clen == c->expected_len &&
+		                       (clen == 0 || memcmp(cur, c->expected, clen) == 0)
 		                 : !present;
 		if (match) {
-			write_kv(b, h, key, klen, cmd.value, cmd.value_len, false);
+			write_kv(b, h, key, klen, c->value, c->value_len, false);
 		} else {
 			res->status = RD_ECASFAILED;
 			res->present = present;
@@ -182,6 +168,34 @@ int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64
 	default:
 		break;
 	}
+}
+
+int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64_t index,
+                              const uint8_t *data, size_t len, struct rd_kv_result *res,
+                              char *msg)
+{
+	struct rd_kv_cmd cmd;
+	int rv;
+
+	memset(res, 0, sizeof *res);
+	if ((rv = rd_storage_batch_set_applied(b, group, index, msg)) != 0)
+		return rv;
+	struct rd_pend *p = rd__pend_get(b, group);
+	rd__session_expire(b, p, index);
+	if (rd_kv_decode(data, len, &cmd, NULL) != 0) {
+		res->status = RD_EINVAL;
+		return 0;
+	}
+	res->op = cmd.op;
+	/* Thesis §6.3: a command already applied for this client is answered
+	 * from the session, an older one is refused; neither changes a key. */
+	if (cmd.client_id != 0 &&
+	    rd__session_check(b, p, cmd.client_id, cmd.sequence, res) != RD_SESSION_NEW)
+		return 0;
+	if (cmd.op != RD_KV_RAW)
+		apply_cmd(b, group, &cmd, res);
+	if (cmd.client_id != 0)
+		rd__session_record(b, p, cmd.client_id, cmd.sequence, index, res);
 	return 0;
 }
 

@@ -11,6 +11,8 @@
  *   - applied ≤ commit, and applied ≥ the compaction point (entries are
  *     compacted only after they are applied).
  *
+ * Then the client sessions are loaded into each group's table (session.c).
+ *
  * Any failure refuses the open with a message naming group and index; the
  * scan never truncates or repairs.
  */
@@ -180,6 +182,8 @@ int rd__load(struct rd_storage *st, char *msg)
 	if ((rv = load_state(st, msg)) != 0)
 		return rv;
 	if ((rv = load_log(st, msg)) != 0)
+		return rv;
+	if ((rv = rd__session_load(st, msg)) != 0)
 		return rv;
 	for (size_t i = 0; i < st->nslots; i++)
 		if (st->slots[i] != NULL && (rv = check_group(st->slots[i], msg)) != 0)

@@ -29,6 +29,21 @@
  *            value       user value bytes
  *            (RocksDB's block checksums cover these; every read verifies.)
  *
+ * "session"  client sessions of every group (thesis §6.3; kvsm.c, session.c):
+ *            per (group, client) the highest applied sequence and its result.
+ *            key   (16)  group u64 | client_id u64 (never 0)
+ *            value       seq u64 | last_index u64 | status u8 | flags u8 |
+ *                        current value bytes
+ *              seq         the highest sequence applied for this client
+ *              last_index  the log index of the entry that applied it (the
+ *                          session expires when the group applies entry
+ *                          last_index + [sessions] expiry_entries)
+ *              status      result of that command: 0 OK, 1 CAS_FAILED
+ *              flags       bit 0: CAS_FAILED and the key existed; the value
+ *                          bytes that follow are its value then (else none)
+ *            Written in the same batch as the apply it records; part of the
+ *            group's state machine, so snapshots carry it (snapshot.h).
+ *
  * "catalog"  node-wide records.
  *            key         ASCII name, no terminator:
  *              "format"       u32 version, currently 1
@@ -53,6 +68,7 @@ enum rd_schema_cf {
 	RD_CF_STATE,
 	RD_CF_KV,
 	RD_CF_CATALOG,
+	RD_CF_SESSION,
 	RD_CF_COUNT
 };
 
@@ -64,10 +80,14 @@ enum rd_schema_state_kind {
 	RD_STATE_SNAPSHOT = 5,
 };
 
-#define RD_LOG_KEY_LEN   16u
-#define RD_LOG_VAL_HDR   13u /* crc + term + type */
-#define RD_STATE_KEY_LEN 9u
-#define RD_KV_KEY_PREFIX 8u
+#define RD_LOG_KEY_LEN     16u
+#define RD_LOG_VAL_HDR     13u /* crc + term + type */
+#define RD_STATE_KEY_LEN   9u
+#define RD_KV_KEY_PREFIX   8u
+#define RD_SESSION_KEY_LEN 16u
+#define RD_SESSION_VAL_HDR 18u
+enum { RD_SESSION_OK = 0, RD_SESSION_CAS_FAILED = 1 };
+#define RD_SESSION_F_PRESENT 1u
 /* Largest state value: crc + index + term + a full conf state. */
 #define RD_STATE_VAL_MAX (4u + 16u + 8u + 16u * RD_RAFT_MAX_MEMBERS)
 

@@ -23,7 +23,7 @@
 #include "util/log.h"
 
 #define MAGIC   "RDSN"
-#define VERSION 1
+#define VERSION 2
 #define F_FIRST 1u
 #define F_LAST  2u
 #define TRAILER 12u
@@ -34,7 +34,9 @@ struct rd_snapshot_reader {
 	uint64_t group;
 	const rocksdb_snapshot_t *snap;
 	rocksdb_readoptions_t *ro;
-	rocksdb_iterator_t *it;
+	rocksdb_iterator_t *it;  /* the group's keys ("kv") */
+	rocksdb_iterator_t *sit; /* then its sessions ("session") */
+	bool in_sessions;
 	struct rd_snapshot_meta meta;
 	uint32_t seq;
 	bool done;
@@ -121,8 +123,10 @@ int rd_snapshot_reader_open(struct rd_storage *st, uint64_t group,
 		return rv;
 	}
 	r->it = rocksdb_create_iterator_cf(st->db, r->ro, st->cf[RD_CF_KV]);
+	r->sit = rocksdb_create_iterator_cf(st->db, r->ro, st->cf[RD_CF_SESSION]);
 	rd_be64_put(prefix, group);
 	rocksdb_iter_seek(r->it, (const char *)prefix, sizeof prefix);
+	rocksdb_iter_seek(r->sit, (const char *)prefix, sizeof prefix);
 	*meta = r->meta;
 	*out = r;
 	return 0;
@@ -134,24 +138,49 @@ void rd_snapshot_reader_close(struct rd_snapshot_reader *r)
 		return;
 	if (r->it != NULL)
 		rocksdb_iter_destroy(r->it);
+	if (r->sit != NULL)
+		rocksdb_iter_destroy(r->sit);
 	rocksdb_readoptions_destroy(r->ro);
 	rocksdb_release_snapshot(r->st->db, r->snap);
 	free(r);
 }
 
-/* The iterator's current record if it belongs to the group. */
-static bool cur_rec(struct rd_snapshot_reader *r, const uint8_t **k, size_t *klen,
-                    const uint8_t **v, size_t *vlen)
+/* The current record of `it` if it belongs to the group (key without the
+ * group prefix). */
+static bool it_rec(rocksdb_iterator_t *it, uint64_t group, const uint8_t **k,
+                   size_t *klen, const uint8_t **v, size_t *vlen)
 {
-	if (!rocksdb_iter_valid(r->it))
+	if (!rocksdb_iter_valid(it))
 		return false;
-	*k = (const uint8_t *)rocksdb_iter_key(r->it, klen);
-	if (*klen < RD_KV_KEY_PREFIX || rd_be64_get(*k) != r->group)
+	*k = (const uint8_t *)rocksdb_iter_key(it, klen);
+	if (*klen < RD_KV_KEY_PREFIX || rd_be64_get(*k) != group)
 		return false;
-	*v = (const uint8_t *)rocksdb_iter_value(r->it, vlen);
+	*v = (const uint8_t *)rocksdb_iter_value(it, vlen);
 	*k += RD_KV_KEY_PREFIX;
 	*klen -= RD_KV_KEY_PREFIX;
 	return true;
+}
+
+/* The next record of the stream: the group's keys, then its sessions. */
+static bool cur_rec(struct rd_snapshot_reader *r, uint8_t *kind, const uint8_t **k,
+                    size_t *klen, const uint8_t **v, size_t *vlen)
+{
+	if (!r->in_sessions && it_rec(r->it, r->group, k, klen, v, vlen)) {
+		*kind = 0;
+		return true;
+	}
+	r->in_sessions = true;
+	*kind = 1;
+	return it_rec(r->sit, r->group, k, klen, v, vlen);
+}
+
+static int iter_err(struct rd_snapshot_reader *r, char *msg)
+{
+	char *err = NULL;
+	rocksdb_iter_get_error(r->it, &err);
+	if (err == NULL)
+		rocksdb_iter_get_error(r->sit, &err);
+	return err != NULL ? rd__rocks_err(err, msg, "snapshot: read state machine") : 0;
 }
 
 int rd_snapshot_reader_next(struct rd_snapshot_reader *r, uint8_t *buf, size_t cap,
@@ -160,7 +189,7 @@ int rd_snapshot_reader_next(struct rd_snapshot_reader *r, uint8_t *buf, size_t c
 	uint8_t *p = buf + RD_SNAPSHOT_HEADER;
 	const uint8_t *k, *v;
 	size_t klen, vlen, nrec = 0;
-	char *err = NULL;
+	int rv;
 	uint8_t flags = r->seq == 0 ? F_FIRST : 0;
 
 	if (r->done)
@@ -174,8 +203,9 @@ int rd_snapshot_reader_next(struct rd_snapshot_reader *r, uint8_t *buf, size_t c
 		rd_be64_put(p + 16, r->meta.term);
 		p += 24 + rd__conf_put(p + 24, &r->meta.conf);
 	}
-	while (cur_rec(r, &k, &klen, &v, &vlen)) {
-		size_t need = 8 + klen + vlen;
+	uint8_t kind;
+	while (cur_rec(r, &kind, &k, &klen, &v, &vlen)) {
+		size_t need = 9 + klen + vlen;
 		if ((size_t)(p - buf - RD_SNAPSHOT_HEADER) + need > room) {
 			if (nrec == 0 && !(flags & F_FIRST))
 				return rd_errorf(
@@ -185,22 +215,24 @@ int rd_snapshot_reader_next(struct rd_snapshot_reader *r, uint8_t *buf, size_t c
 				    need, cap);
 			break;
 		}
-		rd_be32_put(p, (uint32_t)klen);
-		rd_be32_put(p + 4, (uint32_t)vlen);
-		memcpy(p + 8, k, klen);
+		p[0] = kind;
+		rd_be32_put(p + 1, (uint32_t)klen);
+		rd_be32_put(p + 5, (uint32_t)vlen);
+		memcpy(p + 9, k, klen);
 		if (vlen > 0)
-			memcpy(p + 8 + klen, v, vlen);
+			memcpy(p + 9 + klen, v, vlen);
 		p += need;
 		nrec++;
 		r->count++;
-		rocksdb_iter_next(r->it);
+		rocksdb_iter_next(kind == 0 ? r->it : r->sit);
 	}
-	rocksdb_iter_get_error(r->it, &err);
-	if (err != NULL)
-		return rd__rocks_err(err, msg, "snapshot: read state machine");
+	if ((rv = iter_err(r, msg)) != 0)
+		return rv;
 	size_t plen = (size_t)(p - buf - RD_SNAPSHOT_HEADER);
 	r->total_crc = rd_crc32c(r->total_crc, buf + RD_SNAPSHOT_HEADER, plen);
-	if (!cur_rec(r, &k, &klen, &v, &vlen)) {
+	if (!cur_rec(r, &kind, &k, &klen, &v, &vlen)) {
+		if ((rv = iter_err(r, msg)) != 0)
+			return rv;
 		flags |= F_LAST;
 		rd_be64_put(p, r->count);
 		rd_be32_put(p + 8, r->total_crc);
@@ -240,6 +272,7 @@ void rd_snapshot_writer_abort(struct rd_snapshot_writer *w)
 		return;
 	rocksdb_writebatch_destroy(w->wb);
 	free(w->key);
+	free(w->sess);
 	free(w);
 }
 
@@ -269,6 +302,38 @@ static int parse_meta(struct rd_snapshot_writer *w, const uint8_t **pp,
 		memset(hi, 0xff, sizeof hi); /* group ids stop below 2^64 - 1 */
 	rocksdb_writebatch_delete_range_cf(w->wb, w->st->cf[RD_CF_KV], (const char *)lo,
 	                                   sizeof lo, (const char *)hi, sizeof hi);
+	rocksdb_writebatch_delete_range_cf(w->wb, w->st->cf[RD_CF_SESSION],
+	                                   (const char *)lo, sizeof lo, (const char *)hi,
+	                                   sizeof hi);
+	return 0;
+}
+
+/* Stage a session record (kind 1). */
+static int add_session(struct rd_snapshot_writer *w, const uint8_t *k, uint32_t klen,
+                       const uint8_t *v, uint32_t vlen, char *msg)
+{
+	uint64_t seq, last;
+	uint8_t status;
+	bool present;
+	if (klen != 8 || rd__session_dec(v, vlen, &seq, &last, &status, &present) != 0 ||
+	    rd_be64_get(k) == 0 || (!present && vlen != RD_SESSION_VAL_HDR))
+		return bad(msg, w, "malformed session record");
+	if (w->nsess + 3 > w->capsess) {
+		size_t cap = w->capsess ? w->capsess * 2 : 96;
+		uint64_t *s = realloc(w->sess, cap * sizeof *s);
+		if (s == NULL)
+			return rd_errorf(msg, RD_ENOMEM, "snapshot: out of memory");
+		w->sess = s;
+		w->capsess = cap;
+	}
+	w->sess[w->nsess++] = rd_be64_get(k);
+	w->sess[w->nsess++] = seq;
+	w->sess[w->nsess++] = last;
+	uint8_t key[RD_SESSION_KEY_LEN];
+	rd_be64_put(key, w->group);
+	memcpy(key + 8, k, 8);
+	rocksdb_writebatch_put_cf(w->wb, w->st->cf[RD_CF_SESSION], (const char *)key,
+	                          sizeof key, (const char *)v, vlen);
 	return 0;
 }
 
@@ -277,8 +342,10 @@ int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *c, size_
 {
 	if (w->done)
 		return bad(msg, w, "data after the last chunk");
-	if (len < RD_SNAPSHOT_HEADER || memcmp(c, MAGIC, 4) != 0 || c[4] != VERSION)
+	if (len < RD_SNAPSHOT_HEADER || memcmp(c, MAGIC, 4) != 0 || c[4] < 1 ||
+	    c[4] > VERSION || (w->next_seq > 0 && c[4] != w->version))
 		return bad(msg, w, "bad header");
+	w->version = c[4];
 	uint8_t flags = c[5];
 	uint32_t seq = rd_be32_get(c + 8), plen = rd_be32_get(c + 12);
 	if ((flags & ~(F_FIRST | F_LAST)) != 0 || c[6] != 0 || c[7] != 0)
@@ -303,20 +370,30 @@ int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *c, size_
 	int rv;
 	if ((flags & F_FIRST) && (rv = parse_meta(w, &p, end, msg)) != 0)
 		return rv;
+	size_t tag = w->version >= 2 ? 1 : 0;
 	while (p < end) {
-		if (end - p < 8)
+		if ((size_t)(end - p) < 8 + tag)
 			return bad(msg, w, "truncated record");
-		uint32_t klen = rd_be32_get(p), vlen = rd_be32_get(p + 4);
-		if (klen == 0 || klen > RD_KV_KEY_MAX || vlen > RD_KV_VALUE_MAX ||
-		    (size_t)(end - p - 8) < (size_t)klen + vlen)
+		uint8_t kind = tag ? p[0] : 0;
+		uint32_t klen = rd_be32_get(p + tag), vlen = rd_be32_get(p + tag + 4);
+		const uint8_t *k = p + tag + 8;
+		if (kind > 1 || klen == 0 || klen > RD_KV_KEY_MAX ||
+		    vlen > RD_SESSION_VAL_HDR + RD_KV_VALUE_MAX ||
+		    (kind == 0 && vlen > RD_KV_VALUE_MAX) ||
+		    (size_t)(end - k) < (size_t)klen + vlen)
 			return bad(msg, w, "malformed record");
-		rd_be64_put(w->key, w->group);
-		memcpy(w->key + RD_KV_KEY_PREFIX, p + 8, klen);
-		rocksdb_writebatch_put_cf(w->wb, w->st->cf[RD_CF_KV],
-		                          (const char *)w->key, RD_KV_KEY_PREFIX + klen,
-		                          (const char *)p + 8 + klen, vlen);
+		if (kind == 1) {
+			if ((rv = add_session(w, k, klen, k + klen, vlen, msg)) != 0)
+				return rv;
+		} else {
+			rd_be64_put(w->key, w->group);
+			memcpy(w->key + RD_KV_KEY_PREFIX, k, klen);
+			rocksdb_writebatch_put_cf(
+			    w->wb, w->st->cf[RD_CF_KV], (const char *)w->key,
+			    RD_KV_KEY_PREFIX + klen, (const char *)k + klen, vlen);
+		}
 		w->count++;
-		p += 8 + (size_t)klen + vlen;
+		p = k + klen + vlen;
 	}
 	if (flags & F_LAST) {
 		if (rd_be64_get(end) != w->count || rd_be32_get(end + 8) != w->total_crc)

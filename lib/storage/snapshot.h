@@ -7,7 +7,8 @@
  *
  *   off  size  field
  *   0    4     magic "RDSN"
- *   4    1     version (1)
+ *   4    1     version (2; a reader accepts 1, every chunk of a stream has
+ *              the same)
  *   5    1     flags: bit 0 = first chunk, bit 1 = last chunk
  *   6    2     reserved, zero
  *   8    4     seq: chunk number, 0, 1, 2, ... in stream order
@@ -19,7 +20,11 @@
  *   group u64, index u64, term u64, n_voters u32, n_learners u32,
  *   voters u64 x n_voters, learners u64 x n_learners
  * and every payload then carries whole records:
- *   key length u32, value length u32, key, value
+ *   version 2: kind u8, key length u32, value length u32, key, value
+ *   version 1: key length u32, value length u32, key, value (kind 0)
+ * kind 0: a key of the group's state machine ("kv", the user key) and its
+ * value; kind 1: a client session ("session" in schema.h), key = client_id
+ * u64, value = the session value as stored. Sessions follow the keys.
  * The last chunk ends with a trailer: record count u64 and a CRC-32C over
  * the concatenation of every payload before the trailer (so that a chunk
  * dropped or repeated whole is caught even though each chunk checks itself).
@@ -38,7 +43,7 @@
 /* Smallest chunk capacity a reader accepts: header, metadata with a full
  * membership, one record of maximal key and value (kv.h limits), trailer. */
 #define RD_SNAPSHOT_CHUNK_MIN                                                            \
-	(RD_SNAPSHOT_HEADER + 40u + 8u * 2u * RD_RAFT_MAX_MEMBERS + 8u + 4096u +         \
+	(RD_SNAPSHOT_HEADER + 40u + 8u * 2u * RD_RAFT_MAX_MEMBERS + 9u + 4096u +         \
 	 (1u << 20) + 12u)
 
 struct rd_snapshot_reader;
@@ -77,13 +82,20 @@ int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *chunk, s
 
 /*
  * After the last chunk: atomically (one synced RocksDB write) remove every
- * key of the group, write the snapshot's keys, set applied = index, the conf
+ * key and session of the group, write the snapshot's keys and sessions (the
+ * group's session table then is the snapshot's), set applied = index, the conf
  * state and the snapshot metadata, raise the hard state's commit to index if
  * below, and cut the log: if the log holds entry `index` with the
  * snapshot's term, entries after it are kept (Raft §7), else the whole log
  * is discarded and the log restarts after `index`. *meta (may be NULL) gets
- * the installed metadata. Frees the writer in every case. Must not be
- * called while a batch holds work for the same group.
+ * the installed metadata.
+ *
+ * Refused with RD_EAGAIN, writing nothing and keeping the writer (call
+ * finish again, or abort), while the batch being filled holds work for the
+ * same group: that batch was built on the state the install replaces, and
+ * committing it afterwards would publish the old log start and applied
+ * index back over the snapshot. Commit the batch first. In every other
+ * case the writer is freed.
  */
 int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_meta *meta,
                               char *msg);

@@ -57,7 +57,8 @@ static void set_options(struct rd_storage *st, bool create)
 	rocksdb_options_t *o = rocksdb_options_create();
 
 	rocksdb_options_set_create_if_missing(o, create);
-	rocksdb_options_set_create_missing_column_families(o, create);
+	/* A database from before a column family existed gets it empty. */
+	rocksdb_options_set_create_missing_column_families(o, 1);
 	rocksdb_options_set_paranoid_checks(o, 1);
 	rocksdb_options_set_wal_recovery_mode(o, 0 /* kTolerateCorruptedTailRecords */);
 	rocksdb_options_set_use_fsync(o, 0);
@@ -259,6 +260,10 @@ int rd_storage_open(const char *dir, const struct rd_storage_options *o,
 		free(st);
 		return rd_errorf(msg, RD_ENOMEM, "open %s: out of memory", dir);
 	}
+	st->session_max =
+	    o->session_max ? o->session_max : RD_STORAGE_SESSION_MAX_DEFAULT;
+	st->session_expiry =
+	    o->session_expiry ? o->session_expiry : RD_STORAGE_SESSION_EXPIRY_DEFAULT;
 	st->cache_bytes = o->cache_bytes_per_group ? o->cache_bytes_per_group
 	                                           : RD_STORAGE_CACHE_DEFAULT;
 	st->block_cache = rocksdb_cache_create_lru(

@@ -55,7 +55,19 @@ struct rd_storage_options {
 	size_t cache_bytes_per_group;
 	/* RocksDB block cache for reads; 0 picks 32 MiB. */
 	size_t block_cache_bytes;
+	/* Client sessions (kv.h, thesis §6.3): at most session_max per group
+	 * (the least recently applied one goes first; 0 picks
+	 * RD_STORAGE_SESSION_MAX_DEFAULT), and a session not seen for
+	 * session_expiry applied entries of its group expires (0 picks
+	 * RD_STORAGE_SESSION_EXPIRY_DEFAULT). Both decide what the state
+	 * machine answers to a retried command, so every node of a cluster
+	 * must use the same values. */
+	uint64_t session_max;
+	uint64_t session_expiry;
 };
+
+#define RD_STORAGE_SESSION_MAX_DEFAULT    10000u
+#define RD_STORAGE_SESSION_EXPIRY_DEFAULT 100000u
 
 /* Memory for caches is at most groups x this bound. */
 #define RD_STORAGE_CACHE_DEFAULT (256u << 10)
@@ -147,8 +159,9 @@ int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
 
 /* Remove every record of `group` (log, Raft state, state machine) with one
  * synced write, e.g. after this node was removed from the group. Afterwards
- * the group is absent (rd_storage_group_info returns RD_ENOTFOUND). Must not
- * be called while a batch holds work for the group. Group ids must be below
+ * the group is absent (rd_storage_group_info returns RD_ENOTFOUND). Refused
+ * (RD_EAGAIN, nothing written) while the batch being filled holds work for
+ * the group: commit it first. Group ids must be below
  * 2^64 - 1. Aborts the process if the write fails. */
 int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg);
 
@@ -201,7 +214,8 @@ int rd_storage_log_scan(struct rd_storage *st, uint64_t group, uint64_t lo,
  * further allocation once its buffers have grown to the working size). */
 struct rd_storage_batch *rd_storage_batch_new(struct rd_storage *st);
 
-/* Free a batch; uncommitted work in it is dropped. NULL is a no-op. */
+/* Free a batch; uncommitted work in it is dropped. NULL is a no-op. Call it
+ * before rd_storage_close of the batch's handle (it touches the handle). */
 void rd_storage_batch_free(struct rd_storage_batch *b);
 
 /* Drop everything in the batch (and the results of its KV applies). The
@@ -244,9 +258,12 @@ int rd_storage_batch_set_conf_state(struct rd_storage_batch *b, uint64_t group,
 
 /* Outcome of one KV command applied by rd_storage_batch_apply_kv. */
 struct rd_kv_result {
-	int status;   /* 0, RD_ECASFAILED, or RD_EINVAL for a malformed command */
-	uint8_t op;   /* enum rd_kv_op of the command, 0 if malformed */
-	bool present; /* CAS failure: whether the key currently exists */
+	/* 0, RD_ECASFAILED, RD_EINVAL for a malformed command, RD_EOLDSEQ for
+	 * a session command older than the client's last applied one */
+	int status;
+	uint8_t op;             /* enum rd_kv_op of the command, 0 if malformed */
+	bool duplicate;         /* a retry: status and value are the recorded ones */
+	bool present;           /* CAS failure: whether the key currently exists */
 	const uint8_t *current; /* CAS failure: its current value */
 	size_t current_len;
 	/* `current` points into the batch; it stays valid until the batch is
@@ -264,6 +281,16 @@ struct rd_kv_result {
  * committed and every replica skips it the same way (res->status
  * RD_EINVAL). Returns 0 with the outcome in *res, or RD_EINVAL for a bad
  * index; aborts the process if reading the current value fails.
+ *
+ * Sessions (thesis §6.3): a command with a client id (kv.h) is applied only
+ * if its sequence is above the one recorded for (group, client); then its
+ * sequence and result are recorded in this batch (schema.h, "session").
+ * Equal: nothing changes and *res is the recorded result (res->duplicate).
+ * Lower: nothing changes, res->status RD_EOLDSEQ ("not applied"). Before
+ * each command the sessions last seen session_expiry or more entries ago
+ * expire; beyond session_max sessions the least recently seen goes. A
+ * client whose session expired starts a new one with its next command, so
+ * a retry is recognised only within those bounds.
  */
 int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64_t index,
                               const uint8_t *data, size_t len, struct rd_kv_result *res,
@@ -312,6 +339,9 @@ typedef int (*rd_storage_kv_fn)(void *arg, const uint8_t *key, size_t key_len,
                                 const uint8_t *val, size_t val_len);
 int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn fn,
                        void *arg, char *msg);
+
+/* Client sessions `group` holds (durable; at most the session_max bound). */
+size_t rd_storage_sessions(const struct rd_storage *st, uint64_t group);
 
 /* ---- metrics ---------------------------------------------------------------- */
 

@@ -33,6 +33,8 @@ enum key_id {
 	X(raft, max_inflight_msgs)                                                       \
 	X(raft, max_msg_bytes)                                                           \
 	X(raft, snapshot_entries)                                                        \
+	X(sessions, max_per_group)                                                       \
+	X(sessions, expiry_entries)                                                      \
 	X(transport, max_frame_bytes)                                                    \
 	X(transport, idle_timeout_ms)                                                    \
 	X(transport, keepalive_ms)                                                       \
@@ -307,6 +309,14 @@ static int set_value(struct parse *p, int k, const char *v)
 		if (!parse_u64(v, 1, UINT64_MAX, &c->snapshot_entries))
 			return fail(p, k, "'%s' is not a positive integer", v);
 		return 1;
+	case K_sessions_max_per_group:
+		if (!parse_u64(v, 1, UINT64_MAX, &c->session_max))
+			return fail(p, k, "'%s' is not a positive integer", v);
+		return 1;
+	case K_sessions_expiry_entries:
+		if (!parse_u64(v, 1, UINT64_MAX, &c->session_expiry))
+			return fail(p, k, "'%s' is not a positive integer", v);
+		return 1;
 	case K_transport_max_frame_bytes:
 		if (!parse_u64(v, 4096, 1ull << 30, &c->max_frame_bytes))
 			return fail(p, k, "'%s' is not a size in 4KiB..1GiB", v);
@@ -439,6 +449,8 @@ void rd_config_defaults(struct rd_config *c)
 	c->max_inflight_msgs = 256;
 	c->max_msg_bytes = 1u << 20;
 	c->snapshot_entries = 10000;
+	c->session_max = 10000;
+	c->session_expiry = 100000;
 	c->max_frame_bytes = 64u << 20;
 	c->idle_timeout_ms = 30000;
 	c->keepalive_ms = 1000;

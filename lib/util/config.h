@@ -56,6 +56,10 @@ struct rd_config {
 	unsigned max_inflight_msgs;
 	uint64_t max_msg_bytes;
 	uint64_t snapshot_entries;
+	/* [sessions]: client sessions kept per group, and applied entries of
+	 * a group after which an unseen session expires (storage.h) */
+	uint64_t session_max;
+	uint64_t session_expiry;
 
 	/* [transport] */
 	uint64_t max_frame_bytes;

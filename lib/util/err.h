@@ -41,7 +41,9 @@
 	X(ECLOSED, UNAVAILABLE, "connection closed")                                     \
 	X(ETLS, UNAVAILABLE, "TLS failure")                                              \
 	X(EMISMATCH, INVALID, "identity mismatch")                                       \
-	X(ESHUTDOWN, SHUTTING_DOWN, "shutting down")
+	X(ESHUTDOWN, SHUTTING_DOWN, "shutting down")                                     \
+	X(EOLDSEQ, SEQUENCE_TOO_OLD,                                                     \
+	  "sequence older than the client's last applied one: not applied")
 
 enum rd_err {
 	RD_OK = 0,

@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 14:
 			if (r)
-				rd_raft_read_index(r, k);
+				rc_read(c, id, k);
 			break;
 		case 15:
 			if (c->nodes[id].holding)

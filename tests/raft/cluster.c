@@ -73,6 +73,7 @@ void rc_free(struct rc_cluster *c)
 			continue;
 		rd_raft_free(nd->r);
 		free(nd->pend_ents);
+		free(nd->asked);
 		disk_free(&nd->disk);
 	}
 	for (size_t i = 0; i < c->n_net; i++)
@@ -123,6 +124,7 @@ void rc_start(struct rc_cluster *c, uint64_t id)
 		return;
 	}
 	nd->up = true;
+	nd->n_asked = 0; /* a new instance has asked for nothing yet */
 	nd->sm_hash = nd->disk.snap_sm;
 	nd->sm_index = nd->disk.snap.index;
 	nd->lead_term = 0;
@@ -339,9 +341,18 @@ static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed
 	struct rc_disk *d = &nd->disk;
 	if (has_snap) {
 		c->st_snap_installs++;
-		for (size_t i = 0; i < d->n; i++)
+		/* Raft §7, as lib/storage does: entries after the snapshot stay
+		 * when the log holds its last entry with its term. */
+		size_t drop = d->n;
+		if (snap->index > d->snap.index && snap->index <= d->snap.index + d->n &&
+		    d->ents[snap->index - d->snap.index - 1].e.term == snap->term)
+			drop = (size_t)(snap->index - d->snap.index);
+		for (size_t i = 0; i < drop; i++)
 			free(d->ents[i].e.data);
-		d->n = 0;
+		if (drop < d->n)
+			memmove(d->ents, d->ents + drop,
+			        (d->n - drop) * sizeof(*d->ents));
+		d->n -= drop;
 		d->snap = *snap;
 		d->snap_sm = snap_sm;
 		d->snap_ph = snap_ph;
@@ -353,6 +364,37 @@ static void write_disk(struct rc_cluster *c, struct rc_node *nd, bool hs_changed
 		d->hs = *hs;
 	if (nd->up && n > 0)
 		rd_raft_persisted(nd->r, ents[n - 1].index, ents[n - 1].term);
+}
+
+int rc_read(struct rc_cluster *c, uint64_t id, uint64_t ctx)
+{
+	struct rc_node *nd = &c->nodes[id];
+	int rv = rd_raft_read_index(nd->r, ctx);
+	(void)c;
+	if (rv == 0) {
+		if (nd->n_asked == nd->cap_asked) {
+			nd->cap_asked = nd->cap_asked ? nd->cap_asked * 2 : 16;
+			nd->asked =
+			    realloc(nd->asked, nd->cap_asked * sizeof(*nd->asked));
+		}
+		nd->asked[nd->n_asked++] = ctx;
+	}
+	return rv;
+}
+
+/* A read state or failure for `ctx` is handed out: it must answer a
+ * request of this instance that has no answer yet. */
+static void answered(struct rc_cluster *c, struct rc_node *nd, uint64_t ctx,
+                     const char *what)
+{
+	for (size_t i = 0; i < nd->n_asked; i++) {
+		if (nd->asked[i] == ctx) {
+			nd->asked[i] = nd->asked[--nd->n_asked];
+			return;
+		}
+	}
+	rc_violation(c, "node %llu %s read %llu it has not asked for since its start",
+	             (unsigned long long)nd->id, what, (unsigned long long)ctx);
 }
 
 /* Apply, serve reads, stream snapshots, advance. */
@@ -374,6 +416,7 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 	for (size_t i = 0; i < u->n_reads; i++) {
 		const struct rd_read_state *rs = &u->reads[i];
 		c->st_reads++;
+		answered(c, nd, rs->ctx, "served");
 		if (rs->index > nd->sm_index)
 			rc_violation(c, "read %llu served before apply",
 			             (unsigned long long)rs->ctx);
@@ -388,6 +431,15 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 			         "%sctx=%llu@%llu", l ? " " : "",
 			         (unsigned long long)rs->ctx,
 			         (unsigned long long)rs->index);
+		}
+	}
+	for (size_t i = 0; i < u->n_reads_failed; i++) {
+		answered(c, nd, u->reads_failed[i], "failed");
+		if (c->out) {
+			size_t l = strlen(nd->reads_txt);
+			snprintf(nd->reads_txt + l, sizeof(nd->reads_txt) - l,
+			         "%sctx=%llu failed", l ? " " : "",
+			         (unsigned long long)u->reads_failed[i]);
 		}
 	}
 	for (size_t i = 0; i < u->n_snap_sends; i++) {
@@ -540,4 +592,18 @@ void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index)
 	c->st_compactions++;
 	d->snap_ph = ph;
 	d->snap_sm = sm;
+}
+
+void rc_send_snapshot(struct rc_cluster *c, uint64_t from, uint64_t to)
+{
+	struct rc_node *nd = &c->nodes[from];
+	if (!nd->up)
+		return;
+	struct rd_message m = {.type = RD_MSG_SNAPSHOT,
+	                       .group = rd_raft_group(nd->r),
+	                       .from = from,
+	                       .to = to,
+	                       .term = rd_raft_term(nd->r),
+	                       .snapshot = nd->disk.snap};
+	net_push(c, &m, nd->disk.snap_sm, nd->disk.snap_ph, 0);
 }

@@ -55,6 +55,10 @@ struct rc_node {
 	size_t pend_n;
 	/* leader append-only check */
 	uint64_t lead_term, lead_last, lead_last_term;
+	/* reads this instance asked for and got no answer for yet (a
+	 * multiset: callers may reuse a context) */
+	uint64_t *asked;
+	size_t n_asked, cap_asked;
 	/* what the node applied / read since the last report (scenarios) */
 	char applied_txt[4096];
 	char reads_txt[1024];
@@ -121,6 +125,13 @@ void rc_finish(struct rc_cluster *c, uint64_t id);
 size_t rc_deliver(struct rc_cluster *c, uint64_t to);
 /* process + deliver until nothing moves (bounded). */
 void rc_stabilize(struct rc_cluster *c);
+/* rd_raft_read_index on node `id`, remembering the context: a node that
+ * hands out a read state (or a failure) for a context it did not ask for
+ * since its start, or twice for one request, is a violation. */
+int rc_read(struct rc_cluster *c, uint64_t id, uint64_t ctx);
+/* Queue node `from`'s latest snapshot (with its data) to `to`, as a
+ * leader's runtime streams it. */
+void rc_send_snapshot(struct rc_cluster *c, uint64_t from, uint64_t to);
 /* Take a snapshot at the applied index and compact the log there. */
 void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index);
 void rc_check(struct rc_cluster *c);

@@ -9,6 +9,7 @@
  *   add ID... [voters=A,B]   new nodes (voters default to the listed ids;
  *                            "voters=" for a blank joiner)
  *   campaign ID | tick ID [N] | tick-all [N]
+ *   run N                    N times: tick every node once, then stabilize
  *   process [ID...] | deliver [ID...] | stabilize [-v]
  *   process-early ID | finish ID          split an update around its write
  *   propose ID DATA | propose-n ID N | conf ID add-voter|add-learner|promote|remove N
@@ -16,6 +17,7 @@
  *   partition A B / C | cut A B | heal | drop-msgs [ID] | msgs
  *   crash ID | restart ID | compact ID [INDEX]
  *   no-snapshot-report | report-snapshot ID TO ok|fail
+ *   send-snapshot ID TO      queue ID's latest snapshot to TO
  *   status [ID...] | log ID | applied ID | reads ID | progress ID
  */
 #include <stdlib.h>
@@ -232,6 +234,17 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 				if (node_r(c, id))
 					rd_raft_tick(c->nodes[id].r);
 		}
+	} else if (!strcmp(cmd, "run")) {
+		bool v = c->verbose;
+		c->verbose = false;
+		for (uint64_t i = 0; i < a; i++) {
+			c->now++;
+			for (uint64_t id = 1; id <= RC_MAX; id++)
+				if (node_r(c, id))
+					rd_raft_tick(c->nodes[id].r);
+			rc_stabilize(c);
+		}
+		c->verbose = v;
 	} else if (!strcmp(cmd, "process")) {
 		for (uint64_t id = 1; id <= RC_MAX; id++) {
 			bool sel = n == 1;
@@ -286,7 +299,7 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 	} else if (!strcmp(cmd, "transfer")) {
 		result(c, rd_raft_transfer_leader(r, n > 2 ? num(tok[2]) : 0), "ok", 0);
 	} else if (!strcmp(cmd, "read")) {
-		result(c, rd_raft_read_index(r, n > 2 ? num(tok[2]) : 0), "ok", 0);
+		result(c, rc_read(c, a, n > 2 ? num(tok[2]) : 0), "ok", 0);
 	} else if (!strcmp(cmd, "partition")) {
 		int grp[RC_MAX + 1] = {0};
 		int g = 1;
@@ -330,6 +343,11 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		if (node_r(c, a))
 			rc_print(c, "first index %llu\n",
 			         (unsigned long long)rd_raft_first_index(node_r(c, a)));
+	} else if (!strcmp(cmd, "send-snapshot")) {
+		if (a == 0 || a > RC_MAX || n < 3 || num(tok[2]) == 0 ||
+		    num(tok[2]) > RC_MAX)
+			goto bad;
+		rc_send_snapshot(c, a, num(tok[2]));
 	} else if (!strcmp(cmd, "no-snapshot-report")) {
 		c->auto_snapshot_reports = false;
 	} else if (!strcmp(cmd, "report-snapshot")) {

@@ -97,7 +97,7 @@ static void leader_actions(struct sim *s, uint64_t lead)
 	}
 	if (chance(c, 40)) {
 		rc_note_read(c, ++s->props);
-		rd_raft_read_index(r, s->props);
+		rc_read(c, lead, s->props);
 	}
 	if (chance(c, 5)) {
 		uint64_t to = 1 + pick(c, s->n + 1);
@@ -187,7 +187,7 @@ static void chaos_tick(struct sim *s)
 	for (uint64_t id = 1; id <= nn; id++) {
 		if (c->nodes[id].up && chance(c, 5)) {
 			rc_note_read(c, ++s->props);
-			rd_raft_read_index(c->nodes[id].r, s->props);
+			rc_read(c, id, s->props);
 		}
 		if (chance(c, 15))
 			rc_compact(c, id, 0);

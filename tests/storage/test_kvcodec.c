@@ -31,6 +31,8 @@ static void roundtrip(const struct rd_kv_cmd *c)
 		cr_assert_eq(d.value_len, c->value_len);
 		cr_assert_eq(memcmp(d.value, c->value, c->value_len), 0);
 	}
+	cr_assert_eq(d.client_id, c->client_id);
+	cr_assert_eq(d.sequence, c->client_id != 0 ? c->sequence : 0);
 	cr_assert_eq(d.has_expected, c->op == RD_KV_CAS && c->has_expected);
 	if (d.has_expected) {
 		cr_assert_eq(d.expected_len, c->expected_len);
@@ -153,4 +155,60 @@ Test(kvcodec, vshard_hash_is_fnv1a64_mod_1024)
 		int n = snprintf(k, sizeof k, "key%d", i);
 		cr_assert_lt(rd_kv_vshard(B(k), (size_t)n), RD_KV_VSHARDS);
 	}
+}
+
+/* Version 2 (kv.h): a session header in front of a version-1 command; a
+ * command without a session keeps its version-1 bytes. */
+Test(kvcodec, session_header_round_trips_and_is_byte_exact)
+{
+	struct rd_kv_cmd c = {.op = RD_KV_PUT,
+	                      .key = B("k"),
+	                      .key_len = 1,
+	                      .value = B("v"),
+	                      .value_len = 1,
+	                      .client_id = 0x0102030405060708ull,
+	                      .sequence = 9};
+	uint8_t buf[64];
+	size_t len;
+	roundtrip(&c);
+	cr_assert_eq(rd_kv_encode(&c, buf, sizeof buf, &len), 0);
+	const uint8_t want[] = {0x80, 1, 2, 3, 4, 5, 6,         7, 8,   0, 0,
+	                        0,    0, 0, 0, 0, 9, RD_KV_PUT, 1, 'k', 1, 'v'};
+	cr_assert_eq(len, sizeof want);
+	cr_assert_arr_eq(buf, want, len);
+	/* Without a session: exactly the version-1 bytes. */
+	c.client_id = 0;
+	cr_assert_eq(rd_kv_encode(&c, buf, sizeof buf, &len), 0);
+	cr_assert_eq(len, sizeof want - RD_KV_SESSION_HDR);
+	cr_assert_arr_eq(buf, want + RD_KV_SESSION_HDR, len);
+	struct rd_kv_cmd raw = {.op = RD_KV_RAW,
+	                        .value = B("xy"),
+	                        .value_len = 2,
+	                        .client_id = 5,
+	                        .sequence = 1};
+	roundtrip(&raw);
+	/* A session needs a sequence. */
+	c.client_id = 4;
+	c.sequence = 0;
+	cr_assert_eq(rd_kv_encode(&c, buf, sizeof buf, &len), RD_EINVAL);
+}
+
+Test(kvcodec, decoder_rejects_malformed_session_headers)
+{
+	struct rd_kv_cmd d;
+	uint8_t m[40] = {0x80,         0, 0,  0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1,
+	                 RD_KV_DELETE, 1, 'k'};
+	cr_assert_eq(rd_kv_decode(m, 20, &d, NULL), 0);
+	cr_assert_eq(d.client_id, 1);
+	cr_assert_eq(d.sequence, 1);
+	cr_assert_eq(rd_kv_decode(m, 17, &d, NULL), RD_ECORRUPT, "no command");
+	m[8] = 0;
+	cr_assert_eq(rd_kv_decode(m, 20, &d, NULL), RD_ECORRUPT, "client 0");
+	m[8] = 1;
+	m[16] = 0;
+	cr_assert_eq(rd_kv_decode(m, 20, &d, NULL), RD_ECORRUPT, "sequence 0");
+	m[16] = 1;
+	/* A header after a header is an unknown op. */
+	memmove(m + 17, m, 20);
+	cr_assert_eq(rd_kv_decode(m, 37, &d, NULL), RD_ECORRUPT);
 }

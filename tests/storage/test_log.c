@@ -364,9 +364,9 @@ Test(log, overwrite_within_one_batch_agrees_in_cache_and_rocksdb)
 	struct rd_storage_stats s;
 	rd_storage_get_stats(st, &s);
 	cr_assert_eq(s.cache_hits, 1);
+	rd_storage_batch_free(b); /* before the close (storage.h) */
 	st = th_reopen(st, dir);
 	expect_range(6, 1, 5, terms);
-	rd_storage_batch_free(b);
 }
 
 /* Append, commit, apply and compact in one batch: the compaction point's
@@ -384,6 +384,7 @@ Test(log, compaction_of_entries_appended_in_the_same_batch)
 	cr_assert_eq(rd_storage_batch_set_applied(b, 2, 5, msg), 0, "%s", msg);
 	cr_assert_eq(rd_storage_batch_compact(b, 2, 3, msg), 0, "%s", msg);
 	rd_storage_commit(st, b);
+	rd_storage_batch_free(b); /* before the close (storage.h) */
 	for (int pass = 0; pass < 2; pass++) {
 		cr_assert_eq(rd_storage_first_index(st, 2), 4);
 		cr_assert_eq(rd_storage_term(st, 2, 3, &t, msg), 0);
@@ -392,5 +393,4 @@ Test(log, compaction_of_entries_appended_in_the_same_batch)
 		cr_assert_eq(rd_storage_entries(st, 2, 3, 6, 0, &eb, msg), RD_ECOMPACTED);
 		st = th_reopen(st, dir);
 	}
-	rd_storage_batch_free(b);
 }

@@ -103,3 +103,24 @@ Test(config, missing_file)
 	cr_assert_eq(rd_config_load(&c, "/nonexistent/raftd.conf", msg), RD_EIO);
 	cr_assert(strstr(msg, "/nonexistent/raftd.conf") != NULL);
 }
+
+/* [sessions] (raftd.conf(5)): defaults, values, refusals naming the key. */
+Test(config, sessions_section)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+	cr_assert_eq(rd_config_load_string(&c, "n2.conf", good, msg), 0, "%s", msg);
+	cr_assert_eq(c.session_max, 10000);
+	cr_assert_eq(c.session_expiry, 100000);
+	cr_assert_eq(rd_config_load_string(
+	                 &c, "s.conf",
+	                 BASE PEERS "[sessions]\nmax_per_group = 5\nexpiry_entries = 7\n",
+	                 msg),
+	             0, "%s", msg);
+	cr_assert_eq(c.session_max, 5);
+	cr_assert_eq(c.session_expiry, 7);
+	expect_error(BASE PEERS "[sessions]\nmax_per_group = 0\n",
+	             "x.conf:10: [sessions] max_per_group: '0'");
+	expect_error(BASE PEERS "[sessions]\nexpiry_entries = -1\n",
+	             "x.conf:10: [sessions] expiry_entries:");
+}
