@@ -142,8 +142,10 @@ Test(wire_errors, every_code_maps_to_a_wire_code)
 	cr_expect_eq(rd_err_to_wire(0), RAFTD__ERROR_CODE__OK);
 	for (int e = 1; e < RD_ERR_COUNT; e++) {
 		int w = rd_err_to_wire(e);
-		cr_expect(w > RAFTD__ERROR_CODE__OK && w <= RAFTD__ERROR_CODE__BUSY,
-		          "%s maps to %d", rd_errname(e), w);
+		cr_expect(w != RAFTD__ERROR_CODE__OK &&
+		              protobuf_c_enum_descriptor_get_value(
+		                  &raftd__error_code__descriptor, w) != NULL,
+		          "%s maps to %d, not an ErrorCode", rd_errname(e), w);
 	}
 	cr_expect_eq(rd_err_to_wire(RD_ENOTLEADER), RAFTD__ERROR_CODE__NOT_LEADER);
 	cr_expect_eq(rd_err_to_wire(RD_ENOLEADER), RAFTD__ERROR_CODE__NO_LEADER);
@@ -155,6 +157,7 @@ Test(wire_errors, every_code_maps_to_a_wire_code)
 	cr_expect_eq(rd_err_to_wire(RD_ECLOSED), RAFTD__ERROR_CODE__UNAVAILABLE);
 	cr_expect_eq(rd_err_to_wire(RD_ESHUTDOWN), RAFTD__ERROR_CODE__SHUTTING_DOWN);
 	cr_expect_eq(rd_err_to_wire(RD_ENOTFOUND), RAFTD__ERROR_CODE__NOT_FOUND);
+	cr_expect_eq(rd_err_to_wire(RD_EOLDSEQ), RAFTD__ERROR_CODE__SEQUENCE_TOO_OLD);
 	cr_expect_eq(rd_err_to_wire(RD_ERR_COUNT), RAFTD__ERROR_CODE__INTERNAL);
 	cr_expect_eq(rd_err_to_wire(-1), RAFTD__ERROR_CODE__INTERNAL);
 }
