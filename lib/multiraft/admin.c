@@ -207,6 +207,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	    {"malformed_client_request", n->loop.malformed_client},
 	    {"unknown_group_message", rd_peers_unknown_group(n)},
 	    {"malformed_peer_frame", rd_peers_malformed(n)},
+	    {"peer_not_member", rd_peers_not_member(n)},
 	};
 
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_ITERATIONS);

@@ -240,5 +240,7 @@ struct rd_peer_figures {
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 uint64_t rd_peers_unknown_group(const struct rd_node *n);
 uint64_t rd_peers_malformed(const struct rd_node *n);
+/* Connections refused because the peer's certificate names a non-member. */
+uint64_t rd_peers_not_member(const struct rd_node *n);
 
 #endif

@@ -22,7 +22,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define SNAP_CHUNK (2u << 20)
+#define SNAP_CHUNK RD_TRANSPORT_SNAPSHOT_CHUNK
 /* Room kept at the front of a peer's batch for the frame's head
  * (PeerFrame.batch tag and length, RaftBatch.from and .to: at most
  * 1 + 10 + 2 * 11 bytes), so that the frame is handed to the transport
@@ -788,6 +788,18 @@ static void on_peer(void *arg, uint64_t peer, bool connected)
 	            (unsigned long long)peer);
 }
 
+/* Only members speak Raft: for now the founding peers of [cluster] peers
+ * (n->members). */
+static bool is_member(void *arg, uint64_t peer)
+{
+	const struct rd_node *n = arg;
+
+	for (unsigned i = 0; i < n->n_members; i++)
+		if (n->members[i].id == peer)
+			return true;
+	return false;
+}
+
 int rd_peers_start(struct rd_node *n, char *msg)
 {
 	struct rd_transport_config tc;
@@ -795,6 +807,7 @@ int rd_peers_start(struct rd_node *n, char *msg)
 	                                     .on_snapshot = on_snapshot,
 	                                     .on_request = on_request,
 	                                     .on_peer = on_peer,
+	                                     .is_member = is_member,
 	                                     .arg = n};
 	struct rd_peers *p = calloc(1, sizeof *p);
 	int rv;
@@ -903,6 +916,15 @@ uint64_t rd_peers_malformed(const struct rd_node *n)
 		return 0;
 	rd_transport_stats(n->peers->t, &st);
 	return st.malformed;
+}
+
+uint64_t rd_peers_not_member(const struct rd_node *n)
+{
+	struct rd_transport_stats st;
+	if (n->peers == NULL || n->peers->t == NULL)
+		return 0;
+	rd_transport_stats(n->peers->t, &st);
+	return st.nonmember_refused;
 }
 
 /* ---- keeping connections up ------------------------------------------------------ */

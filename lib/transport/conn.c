@@ -98,9 +98,17 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	if (c->peer == NULL) {
-		/* Server side: attach to the peer now so that stream data in the
-		 * same datagram is accepted; the tie-break runs after the read. */
+		/* Server side: a CA-signed certificate is not enough, the id must
+		 * be a member (a decommissioned node, a certificate issued early
+		 * and never used): refused before any stream data is read. */
 		p = rd_peer_find(t, c->tp.auth_id);
+		if ((p == NULL || !p->registered) && t->cbs.is_member != NULL &&
+		    !t->cbs.is_member(t->cbs.arg, c->tp.auth_id)) {
+			/* Closed by rd_conn_read once ngtcp2 returns: closing
+			 * from inside this callback is not allowed. */
+			c->refused = true;
+			return 0;
+		}
 		if (p == NULL) {
 			p = calloc(1, sizeof *p);
 			if (p == NULL)
@@ -127,16 +135,21 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id,
 {
 	struct rd_stream *s = sud;
 	int rv = 0;
+	size_t consumed = len;
 
 	(void)offset;
-	(void)ud;
 	if (s != NULL)
-		rv = rd_stream_recv(s, data, len,
-		                    (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
-	/* Bytes are consumed as they arrive (copied into the frame reader), so
-	 * credit goes back at once; the reader bounds memory to one frame. */
-	ngtcp2_conn_extend_max_stream_offset(qc, id, len);
-	ngtcp2_conn_extend_max_offset(qc, len);
+		rv = rd_stream_recv(
+		    s, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0, &consumed);
+	/* Credit goes back only for bytes of frames that were handed on (or
+	 * discarded): bytes of a partial frame stay counted against the
+	 * stream and connection windows (RFC 9000 §4.1), so that the windows,
+	 * not the sender, bound what a peer can make us hold. */
+	if (rv >= 0 && consumed > 0) {
+		ngtcp2_conn_extend_max_stream_offset(qc, id, consumed);
+		ngtcp2_conn_extend_max_offset(qc, consumed);
+	}
+	(void)ud;
 	return rv < 0 ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
 }
 
@@ -278,8 +291,10 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
 	s->initial_ts = rd_t_now();
 	s->handshake_timeout =
 	    (ngtcp2_duration)t->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
-	s->max_window = 64u << 20;
-	s->max_stream_window = 32u << 20;
+	/* No window auto-tuning past the initial windows (params_for): they
+	 * are the memory bound. */
+	s->max_window = t->cfg.max_partial_bytes;
+	s->max_stream_window = t->cfg.max_frame_bytes + RD_WIRE_HEADER;
 	/* ngtcp2 formats every packet as JSON once qlog is on (it costs a part
 	 * of the throughput, see make bench-transport), hence the switch. */
 	if (t->cfg.count_lost_packets)
@@ -290,10 +305,15 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
 static void params_for(struct rd_transport *t, ngtcp2_transport_params *p)
 {
 	ngtcp2_transport_params_default(p);
-	p->initial_max_data = 16u << 20;
-	p->initial_max_stream_data_bidi_local = 4u << 20;
-	p->initial_max_stream_data_bidi_remote = 4u << 20;
-	p->initial_max_stream_data_uni = 8u << 20;
+	/* Credit comes back only as frames are consumed (recv_stream_data_cb),
+	 * so these windows are what a peer can make us hold: the connection's
+	 * is the partial-frame budget, a stream's fits its largest frame. */
+	p->initial_max_data = t->cfg.max_partial_bytes;
+	p->initial_max_stream_data_bidi_local =
+	    t->cfg.max_rpc_frame_bytes + RD_WIRE_HEADER;
+	p->initial_max_stream_data_bidi_remote =
+	    t->cfg.max_rpc_frame_bytes + RD_WIRE_HEADER;
+	p->initial_max_stream_data_uni = t->cfg.max_frame_bytes + RD_WIRE_HEADER;
 	p->initial_max_streams_bidi = 1024;
 	p->initial_max_streams_uni = 3; /* Raft, snapshot, and one to refuse */
 	p->max_idle_timeout =

@@ -70,6 +70,25 @@ static void log_refusal(struct rd_conn *c, int rv)
 	            why ? why : ngtcp2_strerror(rv));
 }
 
+/* The handshake proved an identity that is not a member: application
+ * error APP_REMOVED, "peer removed", as for a member that was removed. */
+static void refuse_nonmember(struct rd_conn *c)
+{
+	static const char reason[] = "peer removed";
+	struct rd_transport *t = c->t;
+
+	t->st.nonmember_refused++;
+	if (rd_t_log_ok(t))
+		rd_log_warn(
+		    "transport: refused peer=%llu addr=%s reason=\"not a member\"",
+		    (unsigned long long)c->tp.auth_id, c->addr_text);
+	ngtcp2_connection_close_error_set_application_error(
+	    &c->ccerr, RD_TRANSPORT_APP_REMOVED, (const uint8_t *)reason,
+	    sizeof reason - 1);
+	c->ccerr_set = true;
+	rd_conn_close(c, RD_TRANSPORT_APP_REMOVED, NULL);
+}
+
 void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
                   const uint8_t *pkt, size_t len)
 {
@@ -127,6 +146,10 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 			rd_conn_close(c, 0, ngtcp2_strerror(rv));
 			return;
 		}
+	}
+	if (c->refused) {
+		refuse_nonmember(c);
+		return;
 	}
 	note_loss_events(c);
 	if (!was_established && c->established)

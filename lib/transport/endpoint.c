@@ -209,6 +209,26 @@ static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidl
 		t->st.stateless_resets++;
 }
 
+bool rd_t_log_ok(struct rd_transport *t)
+{
+	uint64_t now = rd_t_now();
+
+	if (now - t->log_window > NGTCP2_SECONDS) {
+		if (t->log_held > 0)
+			rd_log_warn("transport: %llu more refusals not logged",
+			            (unsigned long long)t->log_held);
+		t->log_window = now;
+		t->log_count = 0;
+		t->log_held = 0;
+	}
+	if (t->log_count >= RD_T_LOGS_PER_S) {
+		t->log_held++;
+		return false;
+	}
+	t->log_count++;
+	return true;
+}
+
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
 {
 	if (a->ss_family != b->sa_family)
@@ -356,6 +376,9 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	tc->listen_len = sizeof *in;
 	tc->tls_mode = RD_TLS_INSECURE;
 	tc->max_frame_bytes = RD_WIRE_DEFAULT_MAX_FRAME;
+	tc->max_rpc_frame_bytes = (1u << 20) + RD_TRANSPORT_FRAME_HEADROOM;
+	tc->max_snapshot_frame_bytes =
+	    RD_TRANSPORT_SNAPSHOT_CHUNK + RD_TRANSPORT_FRAME_HEADROOM;
 	tc->idle_timeout_ms = 30000;
 	tc->keepalive_ms = 5000;
 	tc->handshake_timeout_ms = 10000;
@@ -375,6 +398,9 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	snprintf(tc->tls_key, sizeof tc->tls_key, "%s", c->tls_key);
 	if (c->max_frame_bytes)
 		tc->max_frame_bytes = c->max_frame_bytes;
+	/* A request carries one proposal or read of at most max_msg_bytes. */
+	if (c->max_msg_bytes)
+		tc->max_rpc_frame_bytes = c->max_msg_bytes + RD_TRANSPORT_FRAME_HEADROOM;
 	if (c->idle_timeout_ms)
 		tc->idle_timeout_ms = c->idle_timeout_ms;
 	if (c->keepalive_ms)
@@ -420,6 +446,18 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 		return rd_errorf(msg, RD_ENOMEM, "transport");
 	t->base = base;
 	t->cfg = *cfg;
+	if (t->cfg.max_rpc_frame_bytes == 0 ||
+	    t->cfg.max_rpc_frame_bytes > cfg->max_frame_bytes)
+		t->cfg.max_rpc_frame_bytes = cfg->max_frame_bytes;
+	if (t->cfg.max_snapshot_frame_bytes == 0 ||
+	    t->cfg.max_snapshot_frame_bytes > cfg->max_frame_bytes)
+		t->cfg.max_snapshot_frame_bytes = cfg->max_frame_bytes;
+	/* Room for one frame of each stream kind at its largest, in flight at
+	 * once (two requests: one each way). */
+	if (t->cfg.max_partial_bytes == 0)
+		t->cfg.max_partial_bytes = t->cfg.max_frame_bytes +
+		                           t->cfg.max_snapshot_frame_bytes +
+		                           2 * t->cfg.max_rpc_frame_bytes;
 	if (cbs)
 		t->cbs = *cbs;
 	t->fd = -1;
@@ -498,9 +536,12 @@ void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats 
 {
 	*out = t->st;
 	out->established = 0;
-	for (const struct rd_conn *c = t->conns; c; c = c->next)
+	out->partial_bytes = 0;
+	for (const struct rd_conn *c = t->conns; c; c = c->next) {
 		if (c->established && !c->dead)
 			out->established++;
+		out->partial_bytes += c->held;
+	}
 }
 
 int rd_transport_reload_tls(struct rd_transport *t, char *msg)

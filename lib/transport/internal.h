@@ -30,6 +30,7 @@
 #define RD_T_MAX_PENDING_SHUT 32
 #define RD_T_TX_MAX           65000 /* one GSO batch: under the 64 KiB UDP limit */
 #define RD_T_GSO_SEGS         44    /* datagrams per batch (kernel limit: 64) */
+#define RD_T_LOGS_PER_S       10    /* refusal warnings per second */
 
 /* One frame (header + payload) waiting to be sent or acknowledged. */
 struct rd_sbuf {
@@ -87,6 +88,7 @@ struct rd_conn {
 	struct rd_peer *peer; /* NULL until the server side knows who it is */
 	uint64_t dialer;      /* node id of the side that dialed */
 	bool established;     /* handshake done and identity checked */
+	bool refused;         /* identity is not a member: to be closed */
 	bool dead;            /* closed: freed at the end of the flush */
 	bool ccerr_set;       /* ccerr holds our reason to close */
 	bool silent;          /* close without sending CONNECTION_CLOSE */
@@ -110,6 +112,7 @@ struct rd_conn {
 	uint64_t loss_events;
 	uint64_t recovery_ts; /* last congestion recovery start seen */
 	uint64_t up_at;       /* when it became the peer's connection (ns) */
+	uint64_t held;        /* bytes of partial frames held by its streams */
 };
 
 struct rd_peer {
@@ -140,6 +143,7 @@ struct rd_call {
 	struct event *deadline;
 	rd_transport_reply_cb cb;
 	void *arg;
+	bool no_fin; /* tests: leave the request stream open */
 	struct rd_call *next;
 };
 
@@ -178,6 +182,9 @@ struct rd_transport {
 	struct rd_conn *dirty;
 	uint64_t reset_window; /* start of the current second (ns) */
 	unsigned reset_count;  /* resets sent in it */
+	uint64_t log_window;   /* start of the current second for refusal logs */
+	unsigned log_count;    /* refusal warnings logged in it */
+	uint64_t log_held;     /* ... and held back */
 	bool freeing;
 };
 
@@ -196,6 +203,9 @@ int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t t
                   const uint8_t *pkt, size_t len);
 /* Write `c` at the end of this loop turn (coalesces sends). */
 void rd_t_mark_dirty(struct rd_conn *c);
+/* May a warning about a refused stranger be logged now? At most
+ * RD_T_LOGS_PER_S a second; the number held back is logged with the next. */
+bool rd_t_log_ok(struct rd_transport *t);
 
 /* conn.c */
 struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p);
@@ -229,7 +239,11 @@ uint64_t rd_squeue_clear(struct rd_squeue *q);
  * the number of frames lost (partially sent, unacknowledged). */
 uint64_t rd_squeue_salvage(struct rd_squeue *from, struct rd_squeue *to);
 void rd_stream_want_write(struct rd_stream *s);
-int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin);
+/* Feed stream data; *consumed is set to the bytes no longer held (frames
+ * handed on, or input discarded), for which flow-control credit may be
+ * returned. Returns -1 when the connection must close (ccerr set). */
+int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin,
+                   size_t *consumed);
 /* Ask for a stream to be reset (applied after the current ngtcp2 call). */
 void rd_stream_shut(struct rd_stream *s, uint64_t code);
 struct rd_sbuf *rd_sbuf_frame(const Raftd__PeerFrame *f, size_t max, char *msg, int *rv);

@@ -353,7 +353,7 @@ int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,
 	if (frame->kind_case != RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK &&
 	    frame->kind_case != RAFTD__PEER_FRAME__KIND_SNAPSHOT_ACK)
 		return rd_errorf(msg, RD_EINVAL, "not a snapshot frame");
-	b = rd_sbuf_frame(frame, t->cfg.max_frame_bytes, msg, &rv);
+	b = rd_sbuf_frame(frame, t->cfg.max_snapshot_frame_bytes, msg, &rv);
 	if (b == NULL)
 		return rv;
 	return enqueue(t, peer, b, true, msg);

@@ -60,6 +60,34 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	rd_transport_respond(r, &resp);
 }
 
+static bool is_member(void *arg, uint64_t peer)
+{
+	struct tnode *n = arg;
+
+	return n->members == 0 || (peer < 64 && (n->members >> peer) & 1);
+}
+
+void treply_count(void *arg, int err, const Raftd__PeerResponse *resp, const char *errmsg)
+{
+	struct tnode *n = arg;
+
+	(void)resp;
+	if (getenv("TDEBUG"))
+		fprintf(stderr, "reply err=%d %s\n", err, errmsg ? errmsg : "");
+	if (err == 0)
+		n->replies++;
+	else
+		n->reply_errors++;
+}
+
+struct rd_transport_stats tstats_all(struct tenv *e, uint64_t at)
+{
+	struct rd_transport_stats st;
+
+	rd_transport_stats(e->n[at].t, &st);
+	return st;
+}
+
 static void on_peer(void *arg, uint64_t peer, bool up)
 {
 	struct tnode *n = arg;
@@ -142,6 +170,7 @@ void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *
 	    .on_snapshot = on_snapshot,
 	    .on_request = on_request,
 	    .on_peer = on_peer,
+	    .is_member = is_member,
 	    .arg = n,
 	};
 	char msg[RD_ERRMSG_SIZE] = "";

@@ -1,0 +1,248 @@
+/*
+ * Hostile peers that hold a certificate the cluster CA signed: a node that
+ * is not a member is refused at the end of the handshake; a member cannot
+ * step a message in another node's name through a snapshot chunk, cannot
+ * make the receiver hold more than its partial-frame budget, and cannot
+ * make protobuf-c allocate without bound. Each test checks that the
+ * endpoint keeps serving the well-behaved peers.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "transport/wire.h"
+
+static bool got_msgs(struct tenv *e, void *arg)
+{
+	return e->n[1].msgs >= *(uint64_t *)arg;
+}
+
+static bool refused_and_down(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return tstats_all(e, 1).nonmember_refused >= 1 && e->n[3].downs >= 1;
+}
+
+/* A certificate for node 3, signed by the cluster CA, while node 1's
+ * members are {1, 2}: the handshake completes (the identity is genuine)
+ * but node 1 closes the connection with APP_REMOVED before reading any
+ * stream, keeps no peer for it, and keeps serving node 2. */
+Test(hostile, nonmember_refused_after_handshake)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	struct rd_transport_peer_stats ps;
+	uint64_t want = 3;
+
+	tenv_init(&e, true);
+	for (uint64_t i = 1; i <= 3; i++) {
+		tnode_config(&e, i, false, &cfg);
+		tnode_start(&e, i, &cfg);
+	}
+	e.n[1].members = 1u << 1 | 1u << 2;
+	tnode_add_peer(&e, 2, 1);
+	tnode_add_peer(&e, 3, 1);
+	e.n[1].next_index[2] = 1;
+	cr_assert_eq(tsend(&e, 3, 1, 1, 3, 8), 0);
+	cr_assert(trun(&e, refused_and_down, NULL, 20000), "refused: %llu",
+	          (unsigned long long)tstats_all(&e, 1).nonmember_refused);
+	cr_expect_eq(e.n[1].msgs, 0, "nothing from node 3 was delivered");
+	cr_expect_eq(rd_transport_peer_stats(e.n[1].t, 3, &ps), RD_ENOTFOUND,
+	             "no peer kept for a non-member");
+	cr_assert_eq(tsend(&e, 2, 1, 1, 3, 8), 0);
+	cr_expect(trun(&e, got_msgs, &want, 20000), "node 1 serves node 2");
+	cr_expect_eq(e.n[1].msgs, 3);
+	tenv_fini(&e);
+}
+
+static bool snaps_2(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return e->n[2].snapshots >= 1;
+}
+
+/* The Raft message a snapshot chunk carries is stepped after the install:
+ * its `from` must be the authenticated peer, its `to` this node, its group
+ * the chunk's; the chunk itself must be for this node. Frames on one
+ * stream arrive in order, so once the good chunk is in, the bad ones
+ * before it have been judged. */
+Test(hostile, snapshot_chunk_message_checked)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
+	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
+	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
+	Raftd__RaftMessage m = RAFTD__RAFT_MESSAGE__INIT;
+	char msg[RD_ERRMSG_SIZE];
+	struct {
+		uint64_t ch_to, m_from, m_to, m_group;
+	} bad[] = {
+	    {2, 3, 2, 4}, /* message in node 3's name */
+	    {3, 1, 3, 4}, /* chunk for node 3 */
+	    {2, 1, 3, 4}, /* message for node 3 */
+	    {2, 1, 2, 5}, /* message for another group */
+	};
+
+	tenv_init(&e, false);
+	for (uint64_t i = 1; i <= 3; i++) {
+		tnode_config(&e, i, true, &cfg);
+		tnode_start(&e, i, &cfg);
+	}
+	tenv_mesh(&e);
+	meta.index = 10;
+	meta.term = 2;
+	m.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT;
+	m.term = 2;
+	m.snapshot = &meta;
+	ch.group = 4;
+	ch.from = 1;
+	ch.meta = &meta;
+	ch.last = true;
+	ch.message = &m;
+	f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
+	f.snapshot_chunk = &ch;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ch.to = bad[i].ch_to;
+		m.from = bad[i].m_from;
+		m.to = bad[i].m_to;
+		m.group = bad[i].m_group;
+		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s",
+		             msg);
+	}
+	ch.to = 2;
+	m.from = 1;
+	m.to = 2;
+	m.group = 4;
+	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s", msg);
+	cr_assert(trun(&e, snaps_2, NULL, 20000));
+	cr_expect_eq(e.n[2].snapshots, 1, "only the well-formed chunk is delivered");
+	cr_expect_eq(tstats(&e, 2, 1).foreign_from, 4);
+	tenv_fini(&e);
+}
+
+static bool call_failed(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return e->n[1].reply_errors >= 1;
+}
+
+static bool replied(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return e->n[1].replies >= 1;
+}
+
+static void ping(struct tenv *e, uint64_t from, uint64_t to)
+{
+	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
+	Raftd__Ping p = RAFTD__PING__INIT;
+	char msg[RD_ERRMSG_SIZE];
+
+	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
+	req.ping = &p;
+	cr_assert_eq(rd_transport_call(e->n[from].t, to, &req, 10000, treply_count,
+	                               &e->n[from], msg),
+	             0, "%s", msg);
+}
+
+/* A request stream accepts a frame about one proposal, not max_frame_bytes:
+ * announcing 64 MiB there resets that stream only (counted), before any
+ * memory is set aside for it; the connection keeps answering. */
+Test(hostile, rpc_stream_frame_cap)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	const uint8_t raw[] = {0x04, 0x00, 0x00, 0x00, 0x22, 0x00};
+
+	tenv_init(&e, false);
+	for (uint64_t i = 1; i <= 2; i++) {
+		tnode_config(&e, i, true, &cfg);
+		tnode_start(&e, i, &cfg);
+	}
+	tenv_mesh(&e);
+	ping(&e, 1, 2);
+	cr_assert(trun(&e, replied, NULL, 20000));
+	cr_assert_eq(rd_transport_test_call_raw(e.n[1].t, 2, raw, sizeof raw, 10000,
+	                                        treply_count, &e.n[1]),
+	             0);
+	cr_assert(trun(&e, call_failed, NULL, 20000), "the oversized call is refused");
+	cr_expect_geq(tstats(&e, 2, 1).malformed, 1);
+	cr_expect_eq(tstats_all(&e, 2).partial_bytes, 0);
+	e.n[1].replies = 0;
+	ping(&e, 1, 2);
+	cr_expect(trun(&e, replied, NULL, 20000), "the connection still serves");
+	cr_expect(tstats(&e, 1, 2).connected);
+	tenv_fini(&e);
+}
+
+static bool held_at_least(struct tenv *e, void *arg)
+{
+	return tstats_all(e, 2).partial_bytes >= *(uint64_t *)arg;
+}
+
+/* Flow-control credit comes back only for frames handed on: requests that
+ * announce 1 MiB and never finish are held only up to the receiver's
+ * partial-frame budget (its connection window); the rest stays with the
+ * sender. Credit returned on arrival would let all 8 MiB in. */
+Test(hostile, stalled_frames_bounded_by_window)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	const size_t frame = 1u << 20, sent = frame - 1, budget = 3u << 20;
+	uint8_t *raw = calloc(1, RD_WIRE_HEADER + sent);
+	uint64_t want = budget - 64 * 1024;
+
+	cr_assert_not_null(raw);
+	raw[1] = (uint8_t)(frame >> 16);
+	tenv_init(&e, false);
+	tnode_config(&e, 1, true, &cfg);
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, true, &cfg);
+	cfg.max_partial_bytes = budget;
+	tnode_start(&e, 2, &cfg);
+	tenv_mesh(&e);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(rd_transport_test_call_raw(e.n[1].t, 2, raw,
+		                                        RD_WIRE_HEADER + sent, 60000,
+		                                        treply_count, &e.n[1]),
+		             0);
+	cr_assert(trun(&e, held_at_least, &want, 20000),
+	          "held %llu connected %d errors %llu requests %llu bytes_in %llu",
+	          (unsigned long long)tstats_all(&e, 2).partial_bytes,
+	          tstats(&e, 1, 2).connected, (unsigned long long)e.n[1].reply_errors,
+	          (unsigned long long)e.n[2].requests,
+	          (unsigned long long)tstats(&e, 2, 1).bytes_in);
+	trun_for(&e, 300);
+	cr_expect_leq(tstats_all(&e, 2).partial_bytes, budget);
+	cr_expect_eq(e.n[1].reply_errors, 0, "no call was refused: they wait");
+	free(raw);
+	tenv_fini(&e);
+}
+
+/* "1a 00" is an empty RaftMessage: 2 bytes on the wire, ~150 bytes once
+ * unpacked. A batch of them stops decoding at the allocation budget
+ * instead of building millions of structs. */
+Test(hostile, decode_allocation_bounded)
+{
+	size_t k = 4u << 20, len = 1 + 4 + 2 * k;
+	uint8_t *p = malloc(len);
+	Raftd__PeerFrame *f = NULL;
+	char msg[RD_ERRMSG_SIZE] = "";
+	size_t inner = 2 * k;
+
+	cr_assert_not_null(p);
+	p[0] = 0x0a; /* PeerFrame.batch, length-delimited */
+	p[1] = (uint8_t)(0x80 | (inner & 0x7f));
+	p[2] = (uint8_t)(0x80 | ((inner >> 7) & 0x7f));
+	p[3] = (uint8_t)(0x80 | ((inner >> 14) & 0x7f));
+	p[4] = (uint8_t)(inner >> 21);
+	for (size_t i = 0; i < k; i++) {
+		p[5 + 2 * i] = 0x1a;
+		p[6 + 2 * i] = 0x00;
+	}
+	cr_assert_eq(rd_wire_decode(p, len, &f, msg), RD_EPROTO);
+	cr_expect_not_null(strstr(msg, "needs more than"), "%s", msg);
+	free(p);
+}
