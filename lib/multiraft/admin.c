@@ -263,7 +263,9 @@ static const struct rd_admin_ops ops = {
 int rd_node_admin_start(struct rd_node *n, char *msg)
 {
 	struct rd_admin_opts o = {.tick_interval_ns =
-	                              (uint64_t)n->cfg.tick_ms * 1000000ull};
+	                              (uint64_t)n->cfg.tick_ms * 1000000ull,
+	                          .max_conns = n->cfg.admin_max_conns,
+	                          .timeout_ms = n->cfg.admin_timeout_ms};
 	int rv;
 
 	if (!n->cfg.admin_enabled)

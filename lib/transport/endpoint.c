@@ -407,6 +407,7 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 		tc->keepalive_ms = c->keepalive_ms;
 	if (c->handshake_timeout_ms)
 		tc->handshake_timeout_ms = c->handshake_timeout_ms;
+	tc->max_partial_bytes = c->max_partial_bytes;
 }
 
 static int open_socket(struct rd_transport *t, char *msg)

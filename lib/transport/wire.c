@@ -8,11 +8,9 @@
  * Failure modes: an announced length over `max` fails the reader for good
  * (no allocation is made for it); allocation failure is RD_ENOMEM.
  *
- * Decoding goes through a counting protobuf-c allocator: protobuf-c builds
- * one struct per embedded message, so a payload of empty sub-messages
- * ("1a 00" repeated) would otherwise cost ~100 bytes of memory per 2 bytes
- * of input before any rule could be checked. Unpacking stops (RD_EPROTO)
- * once the allocations pass RD_WIRE_DECODE_BUDGET(len).
+ * Decoding goes through a counting protobuf-c allocator (util/pbbudget.h):
+ * unpacking stops (RD_EPROTO) once the allocations pass
+ * RD_WIRE_DECODE_BUDGET(len).
  */
 #include "transport/wire.h"
 
@@ -20,6 +18,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/pbbudget.h"
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -118,39 +117,14 @@ int rd_wire_validate(const Raftd__PeerFrame *f, char *msg)
 	}
 }
 
-struct budget {
-	size_t left;
-	bool spent;
-};
-
-static void *budget_alloc(void *arg, size_t size)
-{
-	struct budget *b = arg;
-
-	if (size > b->left) {
-		b->spent = true;
-		return NULL;
-	}
-	b->left -= size;
-	return malloc(size);
-}
-
-/* Plain free: what was unpacked is released later with the default
- * allocator (rd_wire_free), so the two must agree. */
-static void budget_free(void *arg, void *p)
-{
-	(void)arg;
-	free(p);
-}
-
 int rd_wire_decode(const uint8_t *buf, size_t len, Raftd__PeerFrame **out, char *msg)
 {
-	struct budget b = {.left = RD_WIRE_DECODE_BUDGET(len)};
-	ProtobufCAllocator a = {
-	    .alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
-	Raftd__PeerFrame *f = raftd__peer_frame__unpack(&a, len, buf);
+	struct rd_pb_budget b;
+	Raftd__PeerFrame *f;
 	int rv;
 
+	rd_pb_budget_init(&b, RD_WIRE_DECODE_BUDGET(len));
+	f = raftd__peer_frame__unpack(&b.a, len, buf);
 	if (f == NULL && b.spent)
 		return rd_errorf(msg, RD_EPROTO,
 		                 "frame of %zu bytes needs more than %zu bytes to decode",

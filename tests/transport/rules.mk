@@ -19,7 +19,7 @@ BENCH_TARGETS += bench-transport
 # The frame decoder under libFuzzer (clang 14, libclang-rt-14-dev).
 TRANSPORT_FUZZ := $(B)/fuzz/transport_frame_fuzz
 
-$(TRANSPORT_FUZZ): tests/fuzz/transport_frame_fuzz.c lib/transport/wire.c lib/util/err.c $(GEN_C)
+$(TRANSPORT_FUZZ): tests/fuzz/transport_frame_fuzz.c lib/transport/wire.c lib/util/err.c lib/util/pbbudget.c $(GEN_C)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib -I$(B)/gen \
 	  -Wall $(filter %.c,$^) -lprotobuf-c -o $@
