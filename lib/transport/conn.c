@@ -248,7 +248,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (rv != 0) {
-		if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
+		if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT &&
+		    (c->tp.client || rd_t_log_ok(c->t)))
 			rd_log_warn("transport: handshake timed out peer=%llu addr=%s",
 			            (unsigned long long)(c->peer ? c->peer->id : 0),
 			            c->addr_text);
@@ -410,7 +411,8 @@ err_after_alloc:
 }
 
 struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
-                               const struct sockaddr *from, socklen_t fromlen)
+                               const ngtcp2_cid *odcid, const struct sockaddr *from,
+                               socklen_t fromlen)
 {
 	struct rd_conn *c = conn_alloc(t, from, fromlen);
 	ngtcp2_callbacks cbs = callbacks_template;
@@ -424,9 +426,15 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 	cbs.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
 	scid.datalen = RD_T_SCID_LEN;
 	rd_t_rand(scid.data, scid.datalen);
-	settings_for(t, &settings, &hd->dcid);
+	settings_for(t, &settings, odcid ? odcid : &hd->dcid);
 	params_for(t, &params);
-	params.original_dcid = hd->dcid;
+	params.original_dcid = odcid ? *odcid : hd->dcid;
+	if (odcid != NULL) {
+		/* RFC 9000 §7.3: the id our Retry chose is authenticated too. */
+		params.retry_scid = hd->dcid;
+		params.retry_scid_present = 1;
+		settings.token = hd->token;
+	}
 	params.stateless_reset_token_present = 1;
 	if (ngtcp2_crypto_generate_stateless_reset_token(
 	        params.stateless_reset_token, t->reset_secret, sizeof t->reset_secret,
@@ -444,6 +452,8 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 	if (rd_t_cid_add(t, &scid, c) != 0 || rd_t_cid_add(t, &hd->dcid, c) != 0)
 		goto err_after_alloc;
 	t->st.accepted++;
+	c->half_open = true;
+	t->half_open++;
 	return c;
 err_after_alloc:
 	c->dead = true;
@@ -457,6 +467,10 @@ void rd_conn_free(struct rd_conn *c)
 
 	while (c->streams)
 		rd_stream_free(c->streams, t->freeing ? RD_ESHUTDOWN : RD_ECLOSED);
+	if (c->half_open) {
+		c->half_open = false;
+		t->half_open--;
+	}
 	rd_t_cid_del_conn(t, c);
 	if (c->timer)
 		event_free(c->timer);

@@ -63,6 +63,8 @@ static void log_refusal(struct rd_conn *c, int rv)
 	const char *why = c->tp.reason[0] ? c->tp.reason : alert_text(alert);
 
 	c->t->st.tls_rejected++;
+	if (!c->tp.client && !rd_t_log_ok(c->t))
+		return;
 	rd_log_warn("transport: TLS handshake refused addr=%s peer=%llu side=%s alert=%u "
 	            "reason=\"%s\"",
 	            c->addr_text, (unsigned long long)c->tp.expect_id,
@@ -152,6 +154,10 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 		return;
 	}
 	note_loss_events(c);
+	if (c->half_open && c->established) {
+		c->half_open = false;
+		c->t->half_open--;
+	}
 	if (!was_established && c->established)
 		rd_peer_conn_up(c->t, c);
 	if (!c->dead)

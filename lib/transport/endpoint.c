@@ -18,6 +18,7 @@
 #include "transport/internal.h" /* first: wolfssl/options.h */
 
 #include <errno.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,8 +255,11 @@ static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
 {
 	bool hit = false;
 
+	/* Established connections only: feeding garbage to a handshake in
+	 * progress could end it, and a reset can only end an established one
+	 * anyway (the token arrives with the handshake). */
 	for (struct rd_conn *c = t->conns; c; c = c->next) {
-		if (c->dead || !same_addr(&c->remote, from))
+		if (c->dead || !c->established || !same_addr(&c->remote, from))
 			continue;
 		rd_conn_read(c, from, fromlen, pkt, len);
 		if (c->dead) {
@@ -269,11 +273,102 @@ static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
 	return hit;
 }
 
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+		              &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+		              16) == 0;
+	return false;
+}
+
+static unsigned half_open_from(const struct rd_transport *t, const struct sockaddr *from)
+{
+	unsigned n = 0;
+
+	for (const struct rd_conn *c = t->conns; c; c = c->next)
+		if (c->half_open && same_host(&c->remote, from))
+			n++;
+	return n;
+}
+
+/* Answer an Initial with a Retry (RFC 9000 §8.1.2): no state is kept; a
+ * client at a real address comes back with the token. */
+static void send_retry(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
+                       const struct sockaddr *from, socklen_t fromlen)
+{
+	uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN], pkt[256];
+	ngtcp2_cid scid;
+	ngtcp2_ssize tl, n;
+
+	scid.datalen = RD_T_SCID_LEN;
+	rd_t_rand(scid.data, scid.datalen);
+	tl = ngtcp2_crypto_generate_retry_token(token, t->token_secret,
+	                                        sizeof t->token_secret, hd->version, from,
+	                                        fromlen, &scid, &hd->dcid, rd_t_now());
+	if (tl < 0)
+		return;
+	n = ngtcp2_crypto_write_retry(pkt, sizeof pkt, hd->version, &hd->scid, &scid,
+	                              &hd->dcid, token, (size_t)tl);
+	if (n > 0 && rd_t_send_pkt(t, from, fromlen, pkt, (size_t)n) == 0)
+		t->st.retries_sent++;
+}
+
+/* A long-header packet for no connection of ours: only an Initial may open
+ * one. Past retry_threshold half-open connections a client must prove its
+ * address with a Retry token first; past max_half_open in all, or
+ * max_half_open_per_source from one host, the Initial is dropped (the
+ * client retransmits it; a peer that is a member gets in once the flood's
+ * connections time out). */
+static void accept_initial(struct rd_transport *t, const uint8_t *pkt, size_t len,
+                           const struct sockaddr *from, socklen_t fromlen)
+{
+	ngtcp2_pkt_hd hd;
+	ngtcp2_cid odcid;
+	bool validated = false;
+	struct rd_conn *c;
+	int rv = ngtcp2_accept(&hd, pkt, len);
+
+	if ((rv != 0 && rv != NGTCP2_ERR_RETRY) || hd.type != NGTCP2_PKT_INITIAL)
+		return;
+	if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+		if (ngtcp2_crypto_verify_retry_token(
+		        &odcid, hd.token.base, hd.token.len, t->token_secret,
+		        sizeof t->token_secret, hd.version, from, fromlen, &hd.dcid,
+		        RD_T_RETRY_TOKEN_S * NGTCP2_SECONDS, rd_t_now()) != 0) {
+			t->st.initials_dropped++;
+			return;
+		}
+		validated = true;
+	}
+	if (!validated && t->half_open >= t->cfg.retry_threshold) {
+		send_retry(t, &hd, from, fromlen);
+		return;
+	}
+	if (t->half_open >= t->cfg.max_half_open ||
+	    half_open_from(t, from) >= t->cfg.max_half_open_per_source) {
+		t->st.initials_dropped++;
+		if (rd_t_log_ok(t))
+			rd_log_warn("transport: Initial dropped: %u connections in their "
+			            "handshake (max_half_open %u, per source %u)",
+			            t->half_open, t->cfg.max_half_open,
+			            t->cfg.max_half_open_per_source);
+		return;
+	}
+	c = rd_conn_accept(t, &hd, validated ? &odcid : NULL, from, fromlen);
+	if (c != NULL)
+		rd_conn_read(c, from, fromlen, pkt, len);
+}
+
 static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
                      const struct sockaddr *from, socklen_t fromlen)
 {
 	ngtcp2_version_cid vc;
-	ngtcp2_pkt_hd hd;
 	struct rd_conn *c;
 	int rv;
 
@@ -297,12 +392,7 @@ static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
 		return;
 	}
 	if (pkt[0] & 0x80) {
-		/* Long header, unknown id: only an Initial may open a connection. */
-		if (ngtcp2_accept(&hd, pkt, len) != 0)
-			return;
-		c = rd_conn_accept(t, &hd, from, fromlen);
-		if (c != NULL)
-			rd_conn_read(c, from, fromlen, pkt, len);
+		accept_initial(t, pkt, len, from, fromlen);
 		return;
 	}
 	if (!try_reset(t, pkt, len, from, fromlen))
@@ -385,6 +475,9 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	tc->backoff_min_ms = 50;
 	tc->backoff_max_ms = 5000;
 	tc->max_queue_bytes = 256u << 20;
+	tc->max_half_open = 256;
+	tc->max_half_open_per_source = 8;
+	tc->retry_threshold = 16;
 	tc->count_lost_packets = true;
 	snprintf(tc->alpn, sizeof tc->alpn, "%s", RD_TRANSPORT_ALPN);
 	if (c == NULL)
@@ -408,6 +501,12 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	if (c->handshake_timeout_ms)
 		tc->handshake_timeout_ms = c->handshake_timeout_ms;
 	tc->max_partial_bytes = c->max_partial_bytes;
+	if (c->max_half_open)
+		tc->max_half_open = c->max_half_open;
+	if (c->max_half_open_per_source)
+		tc->max_half_open_per_source = c->max_half_open_per_source;
+	if (c->retry_threshold)
+		tc->retry_threshold = c->retry_threshold;
 }
 
 static int open_socket(struct rd_transport *t, char *msg)
@@ -467,6 +566,8 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 	if ((rv = open_socket(t, msg)) != 0)
 		goto err_after_tls;
 	derive_reset_secret(t);
+	rd_t_rand(t->cid_key, sizeof t->cid_key);
+	rd_t_rand(t->token_secret, sizeof t->token_secret);
 	t->rev = event_new(base, t->fd, EV_READ | EV_PERSIST, read_cb, t);
 	t->wev = event_new(base, t->fd, EV_WRITE, write_cb, t);
 	t->flush_ev = event_new(base, -1, 0, flush_cb, t);
@@ -537,6 +638,7 @@ void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats 
 {
 	*out = t->st;
 	out->established = 0;
+	out->half_open = t->half_open;
 	out->partial_bytes = 0;
 	for (const struct rd_conn *c = t->conns; c; c = c->next) {
 		if (c->established && !c->dead)

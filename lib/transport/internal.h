@@ -31,6 +31,7 @@
 #define RD_T_TX_MAX           65000 /* one GSO batch: under the 64 KiB UDP limit */
 #define RD_T_GSO_SEGS         44    /* datagrams per batch (kernel limit: 64) */
 #define RD_T_LOGS_PER_S       10    /* refusal warnings per second */
+#define RD_T_RETRY_TOKEN_S    10    /* a Retry token is valid this long */
 
 /* One frame (header + payload) waiting to be sent or acknowledged. */
 struct rd_sbuf {
@@ -100,6 +101,8 @@ struct rd_conn {
 	struct rd_stream *streams;
 	struct rd_stream *raft_out, *snap_out;
 	struct rd_stream *whead, *wtail;
+	struct rd_cident *cids;      /* its entries in the connection-id map */
+	bool half_open;              /* accepted, handshake not done: counted */
 	struct rd_conn *next, *prev; /* t->conns */
 	struct rd_conn *dnext;       /* t->dirty list */
 	bool dirty;
@@ -154,7 +157,8 @@ struct rd_transport_responder {
 struct rd_cident {
 	ngtcp2_cid cid;
 	struct rd_conn *conn;
-	struct rd_cident *next;
+	struct rd_cident *next;  /* same bucket */
+	struct rd_cident *cnext; /* same connection */
 };
 
 struct rd_transport {
@@ -169,6 +173,9 @@ struct rd_transport {
 	struct rd_conn *conns;
 	struct rd_peer *peers;
 	struct rd_cident *cids[RD_T_CID_BUCKETS];
+	uint8_t cid_key[16];      /* SipHash key of the map, random */
+	uint8_t token_secret[32]; /* Retry tokens, random */
+	unsigned half_open;       /* server connections in their handshake */
 	uint8_t reset_secret[32];
 	struct rd_transport_stats st;
 	bool blocked; /* socket said EAGAIN: wait for writability */
@@ -209,8 +216,11 @@ bool rd_t_log_ok(struct rd_transport *t);
 
 /* conn.c */
 struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p);
+/* `odcid`: the client's first destination id when `hd` carries a valid
+ * Retry token (then hd->dcid is the id our Retry chose), else NULL. */
 struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
-                               const struct sockaddr *from, socklen_t fromlen);
+                               const ngtcp2_cid *odcid, const struct sockaddr *from,
+                               socklen_t fromlen);
 /* Feed one packet. A fatal error closes the connection (it becomes dead). */
 void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
                   const uint8_t *pkt, size_t len);

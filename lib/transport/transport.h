@@ -98,6 +98,11 @@ struct rd_transport_config {
 	unsigned backoff_max_ms;           /* redial delay cap */
 	uint64_t max_queue_bytes;          /* per peer, per stream: unsent bytes before
 	                                    * sends fail with RD_EAGAIN */
+	unsigned max_half_open;            /* inbound handshakes in progress */
+	unsigned max_half_open_per_source; /* ... from one host */
+	unsigned retry_threshold;          /* beyond this many, an Initial without
+	                                    * a Retry token gets a Retry
+	                                    * (RFC 9000 §8.1.2) */
 	char alpn[32];                     /* RD_TRANSPORT_ALPN; tests change it */
 	bool tls_omit_client_cert;         /* tests only: dial without a certificate */
 	bool count_lost_packets; /* per-packet loss count from ngtcp2's qlog events
@@ -236,6 +241,9 @@ struct rd_transport_stats {
 	uint64_t tls_rejected;      /* handshakes refused (alert sent or received) */
 	uint64_t nonmember_refused; /* authenticated, but not a member: closed */
 	uint64_t partial_bytes;     /* bytes of incomplete frames held now */
+	uint64_t half_open;         /* inbound handshakes in progress now */
+	uint64_t retries_sent;      /* Retry packets sent */
+	uint64_t initials_dropped;  /* Initials refused: caps, bad token */
 	uint64_t duplicates_closed; /* connections closed by the tie-break */
 	uint64_t malformed;         /* frames rejected, all peers */
 	uint64_t packets_in, packets_out;

@@ -38,6 +38,9 @@ enum key_id {
 	X(transport, keepalive_ms)                                                       \
 	X(transport, handshake_timeout_ms)                                               \
 	X(transport, max_partial_bytes)                                                  \
+	X(transport, max_half_open)                                                      \
+	X(transport, max_half_open_per_source)                                           \
+	X(transport, retry_threshold)                                                    \
 	X(tls, mode)                                                                     \
 	X(tls, ca)                                                                       \
 	X(tls, cert)                                                                     \
@@ -412,6 +415,18 @@ static int set_value(struct parse *p, int k, const char *v)
 			            "'%s' is not a number of milliseconds in 1..3600000",
 			            v);
 		return 1;
+	case K_transport_max_half_open:
+		if (!parse_uint(v, 1, 1000000, &c->max_half_open))
+			return fail(p, k, "'%s' is not a number in 1..1000000", v);
+		return 1;
+	case K_transport_max_half_open_per_source:
+		if (!parse_uint(v, 1, 1000000, &c->max_half_open_per_source))
+			return fail(p, k, "'%s' is not a number in 1..1000000", v);
+		return 1;
+	case K_transport_retry_threshold:
+		if (!parse_uint(v, 0, 1000000, &c->retry_threshold))
+			return fail(p, k, "'%s' is not a number in 0..1000000", v);
+		return 1;
 	case K_transport_max_partial_bytes:
 		if (!parse_u64(v, 1u << 20, 1ull << 34, &c->max_partial_bytes))
 			return fail(p, k, "'%s' is not a number of bytes in 2^20..2^34",
@@ -500,6 +515,9 @@ void rd_config_defaults(struct rd_config *c)
 	c->idle_timeout_ms = 30000;
 	c->keepalive_ms = 1000;
 	c->handshake_timeout_ms = 5000;
+	c->max_half_open = 256;
+	c->max_half_open_per_source = 8;
+	c->retry_threshold = 16;
 	c->tls_mode = RD_TLS_MUTUAL;
 	snprintf(c->socket_path, sizeof c->socket_path, "/run/raftd/raftd.sock");
 	c->socket_mode = 0660;

@@ -63,6 +63,9 @@ struct rd_config {
 	unsigned keepalive_ms;
 	unsigned handshake_timeout_ms;
 	uint64_t max_partial_bytes; /* 0: derived from the frame caps */
+	unsigned max_half_open;
+	unsigned max_half_open_per_source;
+	unsigned retry_threshold;
 
 	/* [tls] */
 	enum rd_tls_mode tls_mode;

@@ -321,6 +321,62 @@ Test(hostile, stalled_streams_stay_bounded, .fini = teardown, .timeout = 300)
 	put_get(2, "after", "a");
 }
 
+/* A datagram that passes for a client's first Initial (RFC 9000 §17.2.2):
+ * header fields right, random payload that never decrypts. */
+static size_t junk_initial(uint8_t *p)
+{
+	size_t n = 0, rest;
+
+	p[n++] = 0xc3; /* long header, fixed bit, Initial, 4-byte packet number */
+	p[n++] = 0, p[n++] = 0, p[n++] = 0, p[n++] = 1;
+	p[n++] = 8;
+	for (int i = 0; i < 8; i++)
+		p[n++] = (uint8_t)rand();
+	p[n++] = 8;
+	for (int i = 0; i < 8; i++)
+		p[n++] = (uint8_t)rand();
+	p[n++] = 0; /* no token */
+	rest = 1200 - n - 2;
+	p[n++] = (uint8_t)(0x40 | rest >> 8);
+	p[n++] = (uint8_t)rest;
+	while (n < 1200)
+		p[n++] = (uint8_t)rand();
+	return n;
+}
+
+/* 20,000 Initials that would each have cost a connection, a TLS object and
+ * a handshake: past the Retry threshold they get a stateless Retry, past
+ * the caps they are dropped, so RSS stays within the bound and the node
+ * keeps serving (its peers are established and unaffected). */
+Test(hostile, initial_flood_stays_bounded, .fini = teardown, .timeout = 300)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_addr.s_addr = htonl(0x7f000001)};
+	uint8_t pkt[1200];
+	long before, after;
+	int fd;
+
+	start(NULL);
+	put_get(1, "k", "v");
+	sa.sin_port = htons((uint16_t)C.nodes[0].quic_port);
+	before = rss_kb(C.nodes[0].pid);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	for (unsigned i = 0; i < 20000; i++) {
+		size_t n = junk_initial(pkt);
+		sendto(fd, pkt, n, 0, (struct sockaddr *)&sa, sizeof sa);
+		if (i % 64 == 63)
+			usleep(1000); /* stay under the socket's receive buffer */
+	}
+	close(fd);
+	sleep(1);
+	after = rss_kb(C.nodes[0].pid);
+	cr_log_info("Initial flood: RSS %ld -> %ld kB", before, after);
+	cr_expect_lt(after - before, RSS_BOUND_KB, "RSS grew by %ld kB", after - before);
+	put_get(1, "after", "a");
+	put_get(2, "after2", "b");
+}
+
 /* ---- raw Unix-socket clients -------------------------------------------------- */
 
 static int unix_connect(unsigned node)

@@ -7,8 +7,11 @@
  * endpoint keeps serving the well-behaved peers.
  */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "transport/wire.h"
@@ -245,4 +248,111 @@ Test(hostile, decode_allocation_bounded)
 	cr_assert_eq(rd_wire_decode(p, len, &f, msg), RD_EPROTO);
 	cr_expect_not_null(strstr(msg, "needs more than"), "%s", msg);
 	free(p);
+}
+
+/* A datagram that passes for a client's first Initial (RFC 9000 §17.2.2):
+ * header fields right, random payload that will never decrypt. */
+static size_t junk_initial(uint8_t *p, size_t size)
+{
+	size_t n = 0, rest;
+
+	cr_assert_geq(size, 1200);
+	p[n++] = 0xc3; /* long header, fixed bit, Initial, 4-byte packet number */
+	p[n++] = 0, p[n++] = 0, p[n++] = 0, p[n++] = 1;
+	p[n++] = 8;
+	for (int i = 0; i < 8; i++)
+		p[n++] = (uint8_t)rand();
+	p[n++] = 8;
+	for (int i = 0; i < 8; i++)
+		p[n++] = (uint8_t)rand();
+	p[n++] = 0; /* no token */
+	rest = 1200 - n - 2;
+	p[n++] = (uint8_t)(0x40 | rest >> 8);
+	p[n++] = (uint8_t)rest;
+	while (n < 1200)
+		p[n++] = (uint8_t)rand();
+	return n;
+}
+
+static void flood(struct tenv *e, uint64_t at, unsigned count)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	uint8_t pkt[1200];
+
+	cr_assert_geq(fd, 0);
+	for (unsigned i = 0; i < count; i++) {
+		size_t n = junk_initial(pkt, sizeof pkt);
+		sendto(fd, pkt, n, 0, (struct sockaddr *)&e->n[at].addr,
+		       e->n[at].addrlen);
+		if (i % 32 == 31)
+			trun_for(e, 1); /* let the endpoint read */
+	}
+	close(fd);
+}
+
+static bool one_connected(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return e->n[1].msgs >= 1;
+}
+
+/* Junk Initials from one host: at most max_half_open_per_source of them get
+ * a connection, the rest are dropped without state (counted); once those
+ * time out, a real node from the same host gets in. */
+Test(hostile, initial_flood_capped_per_source)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	struct rd_transport_stats st;
+
+	tenv_init(&e, false);
+	tnode_config(&e, 1, true, &cfg);
+	cfg.retry_threshold = 1000000; /* caps only */
+	cfg.max_half_open_per_source = 4;
+	cfg.handshake_timeout_ms = 500;
+	tnode_start(&e, 1, &cfg);
+	flood(&e, 1, 200);
+	trun_for(&e, 50);
+	st = tstats_all(&e, 1);
+	cr_expect_leq(st.half_open, 4);
+	cr_expect_geq(st.initials_dropped, 100, "dropped %llu",
+	              (unsigned long long)st.initials_dropped);
+	tnode_config(&e, 2, true, &cfg);
+	tnode_start(&e, 2, &cfg);
+	tnode_add_peer(&e, 2, 1);
+	e.n[1].next_index[2] = 1;
+	for (unsigned i = 0; i < 40 && e.n[1].msgs == 0; i++) {
+		tsend(&e, 2, 1, 1, 1, 8);
+		trun(&e, one_connected, NULL, 500);
+	}
+	cr_expect_geq(e.n[1].msgs, 1, "node 2 got in after the flood timed out");
+	tenv_fini(&e);
+}
+
+/* Past retry_threshold handshakes, an Initial without a token gets a Retry
+ * (RFC 9000 §8.1.2) and costs no state; a real client comes back with the
+ * token and completes. Threshold 0: every new connection goes through it. */
+Test(hostile, retry_above_threshold)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	struct rd_transport_stats st;
+	uint64_t want = 3;
+
+	tenv_init(&e, false);
+	tnode_config(&e, 1, true, &cfg);
+	cfg.retry_threshold = 0;
+	tnode_start(&e, 1, &cfg);
+	tnode_config(&e, 2, true, &cfg);
+	tnode_start(&e, 2, &cfg);
+	tnode_add_peer(&e, 2, 1);
+	flood(&e, 1, 100);
+	trun_for(&e, 50);
+	st = tstats_all(&e, 1);
+	cr_expect_eq(st.half_open, 0, "no junk Initial got a connection");
+	cr_expect_geq(st.retries_sent, 100);
+	e.n[1].next_index[2] = 1;
+	cr_assert_eq(tsend(&e, 2, 1, 1, 3, 8), 0);
+	cr_expect(trun(&e, got_msgs, &want, 20000), "node 2 connects through a Retry");
+	tenv_fini(&e);
 }
