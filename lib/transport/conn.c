@@ -286,7 +286,7 @@ static const ngtcp2_callbacks callbacks_template = {
 };
 
 static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
-                         const ngtcp2_cid *odcid)
+                         const ngtcp2_cid *odcid, bool client)
 {
 	ngtcp2_settings_default(s);
 	s->initial_ts = rd_t_now();
@@ -297,8 +297,10 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
 	s->max_window = t->cfg.max_partial_bytes;
 	s->max_stream_window = t->cfg.max_frame_bytes + RD_WIRE_HEADER;
 	/* ngtcp2 formats every packet as JSON once qlog is on (it costs a part
-	 * of the throughput, see make bench-transport), hence the switch. */
-	if (t->cfg.count_lost_packets)
+	 * of the throughput, see make bench-transport), hence the switch; and
+	 * only on connections we dialed, so that no stranger's handshake makes
+	 * us format anything. */
+	if (t->cfg.count_lost_packets && client)
 		s->qlog.write = qlog_cb;
 	s->qlog.odcid = *odcid;
 }
@@ -388,7 +390,7 @@ struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p)
 	rd_t_rand(dcid.data, dcid.datalen);
 	scid.datalen = RD_T_SCID_LEN;
 	rd_t_rand(scid.data, scid.datalen);
-	settings_for(t, &settings, &dcid);
+	settings_for(t, &settings, &dcid, true);
 	params_for(t, &params);
 	path = rd_conn_path(c);
 	c->ssl = rd_tls_session(t->tls, &c->tp);
@@ -426,7 +428,7 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 	cbs.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
 	scid.datalen = RD_T_SCID_LEN;
 	rd_t_rand(scid.data, scid.datalen);
-	settings_for(t, &settings, odcid ? odcid : &hd->dcid);
+	settings_for(t, &settings, odcid ? odcid : &hd->dcid, false);
 	params_for(t, &params);
 	params.original_dcid = odcid ? *odcid : hd->dcid;
 	if (odcid != NULL) {

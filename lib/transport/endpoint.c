@@ -27,7 +27,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-#include <wolfssl/wolfcrypt/sha256.h>
 
 #include "util/err.h"
 #include "util/log.h"
@@ -435,25 +434,46 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The stateless reset secret must survive restarts (RFC 9000 §10.3.2) so
- * that a restarted node can reset the connections its previous life held:
- * derived from the private key in mutual mode, from the identity otherwise. */
-static void derive_reset_secret(struct rd_transport *t)
+ * that a restarted node can reset the connections its previous life held,
+ * and must be unknown to others (§10.3.2: whoever knows it can end our
+ * connections): 32 random bytes kept in the data directory, made on first
+ * use. Without a file (tests), a random one per process. */
+static void load_reset_secret(struct rd_transport *t)
 {
-	uint8_t buf[8192];
-	size_t n = 0;
-	int fd = -1;
+	const char *path = t->cfg.reset_secret_file;
+	char tmp[PATH_MAX + 8];
+	ssize_t got = -1;
+	int fd;
 
-	if (t->cfg.tls_mode == RD_TLS_MUTUAL)
-		fd = open(t->cfg.tls_key, O_RDONLY | O_CLOEXEC);
+	rd_t_rand(t->reset_secret, sizeof t->reset_secret);
+	if (path[0] == '\0')
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		ssize_t got = read(fd, buf, sizeof buf - 32);
-		n = got > 0 ? (size_t)got : 0;
+		got = read(fd, t->reset_secret, sizeof t->reset_secret);
 		close(fd);
+		if (got == (ssize_t)sizeof t->reset_secret)
+			return;
+		rd_log_warn("transport: %s is not a 32-byte reset secret: replaced",
+		            path);
+		rd_t_rand(t->reset_secret, sizeof t->reset_secret);
 	}
-	n += (size_t)snprintf((char *)buf + n, 32, "raftd-reset-%llu",
-	                      (unsigned long long)t->cfg.node_id);
-	wc_Sha256Hash(buf, (word32)n, t->reset_secret);
-	memset(buf, 0, sizeof buf);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 ||
+	    write(fd, t->reset_secret, sizeof t->reset_secret) !=
+	        (ssize_t)sizeof t->reset_secret ||
+	    fsync(fd) != 0 || rename(tmp, path) != 0) {
+		rd_log_warn(
+		    "transport: cannot keep the reset secret in %s: %s; a restart "
+		    "will not reset old connections",
+		    path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		return;
+	}
+	close(fd);
 }
 
 void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_config *c)
@@ -478,7 +498,7 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	tc->max_half_open = 256;
 	tc->max_half_open_per_source = 8;
 	tc->retry_threshold = 16;
-	tc->count_lost_packets = true;
+	tc->count_lost_packets = false;
 	snprintf(tc->alpn, sizeof tc->alpn, "%s", RD_TRANSPORT_ALPN);
 	if (c == NULL)
 		return;
@@ -501,6 +521,10 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	if (c->handshake_timeout_ms)
 		tc->handshake_timeout_ms = c->handshake_timeout_ms;
 	tc->max_partial_bytes = c->max_partial_bytes;
+	if (c->data_dir[0] != '\0')
+		snprintf(tc->reset_secret_file, sizeof tc->reset_secret_file,
+		         "%.*s/quic-reset-secret", PATH_MAX - 20, c->data_dir);
+	tc->count_lost_packets = c->count_lost_packets;
 	if (c->max_half_open)
 		tc->max_half_open = c->max_half_open;
 	if (c->max_half_open_per_source)
@@ -565,7 +589,7 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 		goto err_after_alloc;
 	if ((rv = open_socket(t, msg)) != 0)
 		goto err_after_tls;
-	derive_reset_secret(t);
+	load_reset_secret(t);
 	rd_t_rand(t->cid_key, sizeof t->cid_key);
 	rd_t_rand(t->token_secret, sizeof t->token_secret);
 	t->rev = event_new(base, t->fd, EV_READ | EV_PERSIST, read_cb, t);

@@ -400,3 +400,16 @@ int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snaps
 	memcpy(b->data, bytes, len);
 	return enqueue(t, peer, b, snapshot, NULL);
 }
+
+int rd_transport_test_got_ticket(const struct rd_transport *t, uint64_t peer)
+{
+	const struct rd_peer *p = rd_peer_find(t, peer);
+	unsigned char buf[2048];
+	word32 n = sizeof buf;
+
+	if (p == NULL || p->conn == NULL)
+		return -1;
+	if (wolfSSL_get_SessionTicket(p->conn->ssl, buf, &n) != WOLFSSL_SUCCESS)
+		return 0;
+	return n > 0;
+}

@@ -469,7 +469,9 @@ static int feed(struct rd_stream *s, const uint8_t *data, size_t len, bool fin)
 	char msg[RD_ERRMSG_SIZE];
 	int rv;
 
-	if (s->conn->peer == NULL) {
+	/* Stream data only once the handshake is done and the identity checked
+	 * (no 0-RTT or 0.5-RTT data is accepted). */
+	if (s->conn->peer == NULL || !s->conn->established) {
 		ngtcp2_connection_close_error_set_application_error(
 		    &s->conn->ccerr, RD_TRANSPORT_APP_MALFORMED, NULL, 0);
 		s->conn->ccerr_set = true;

@@ -291,6 +291,18 @@ static int build_ctx(struct rd_tls *t, bool server, const struct rd_transport_co
 	}
 	if ((rv = load_credentials(ctx, server, t, cfg, msg)) != 0)
 		goto err_after_ctx;
+	/* No resumption and no 0-RTT, explicitly (the build has both): a
+	 * resumed session would skip the certificate check that binds the node
+	 * id, and 0-RTT data is replayable (RFC 9001 §4.6, RFC 8446 §8). */
+	if (server && wolfSSL_CTX_set_max_early_data(ctx, 0) < 0) {
+		rv = rd_errorf(msg, RD_ETLS, "cannot turn early data off");
+		goto err_after_ctx;
+	}
+	wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_NO_TICKET);
+	if (server && wolfSSL_CTX_no_ticket_TLSv13(ctx) < 0) {
+		rv = rd_errorf(msg, RD_ETLS, "cannot turn session tickets off");
+		goto err_after_ctx;
+	}
 	if (server) {
 		/* Any name the client sends is kept (and read in verify_cb). */
 		if (wolfSSL_CTX_UseSNI(ctx, WOLFSSL_SNI_HOST_NAME, t->sni,

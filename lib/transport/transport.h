@@ -85,6 +85,7 @@ struct rd_transport_config {
 	char tls_ca[PATH_MAX];
 	char tls_cert[PATH_MAX];
 	char tls_key[PATH_MAX];
+	char reset_secret_file[PATH_MAX];  /* "": a random secret per process */
 	uint64_t max_frame_bytes;          /* largest frame payload accepted and sent
 	                                    * (on the Raft stream) */
 	uint64_t max_rpc_frame_bytes;      /* largest request or response accepted */
@@ -105,8 +106,9 @@ struct rd_transport_config {
 	                                    * (RFC 9000 §8.1.2) */
 	char alpn[32];                     /* RD_TRANSPORT_ALPN; tests change it */
 	bool tls_omit_client_cert;         /* tests only: dial without a certificate */
-	bool count_lost_packets; /* per-packet loss count from ngtcp2's qlog events
-	                          * (on by default; costs some throughput) */
+	bool count_lost_packets;           /* per-packet loss count from ngtcp2's qlog
+	                                    * events on dialed connections (off by
+	                                    * default; costs some throughput) */
 };
 
 /* Fill `tc` from the node config `c` (transport, tls, cluster.listen and
@@ -264,6 +266,10 @@ int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snaps
 int rd_transport_test_call_raw(struct rd_transport *t, uint64_t peer,
                                const uint8_t *bytes, size_t len, unsigned deadline_ms,
                                rd_transport_reply_cb cb, void *arg);
+
+/* Tests only: 1 when the TLS session of the connection to `peer` holds a
+ * session ticket from it, 0 when not, -1 without a connection. */
+int rd_transport_test_got_ticket(const struct rd_transport *t, uint64_t peer);
 
 /* Tests only: free `t` like a crash would, without telling any peer
  * (no CONNECTION_CLOSE), so that peers must notice by themselves. */

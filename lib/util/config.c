@@ -6,6 +6,7 @@
  */
 #include "util/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -41,10 +42,12 @@ enum key_id {
 	X(transport, max_half_open)                                                      \
 	X(transport, max_half_open_per_source)                                           \
 	X(transport, retry_threshold)                                                    \
+	X(transport, count_lost_packets)                                                 \
 	X(tls, mode)                                                                     \
 	X(tls, ca)                                                                       \
 	X(tls, cert)                                                                     \
 	X(tls, key)                                                                      \
+	X(tls, allow_insecure_remote)                                                    \
 	X(control, socket)                                                               \
 	X(control, socket_mode)                                                          \
 	X(control, request_timeout_ms)                                                   \
@@ -365,6 +368,10 @@ static int set_value(struct parse *p, int k, const char *v)
 		return set_path(p, k, c->tls_cert, sizeof c->tls_cert, v);
 	case K_tls_key:
 		return set_path(p, k, c->tls_key, sizeof c->tls_key, v);
+	case K_tls_allow_insecure_remote:
+		if (!parse_bool(v, &c->tls_insecure_remote))
+			return fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
+		return 1;
 	case K_control_socket:
 		return set_path(p, k, c->socket_path, sizeof c->socket_path, v);
 	case K_control_socket_mode: {
@@ -426,6 +433,10 @@ static int set_value(struct parse *p, int k, const char *v)
 	case K_transport_retry_threshold:
 		if (!parse_uint(v, 0, 1000000, &c->retry_threshold))
 			return fail(p, k, "'%s' is not a number in 0..1000000", v);
+		return 1;
+	case K_transport_count_lost_packets:
+		if (!parse_bool(v, &c->count_lost_packets))
+			return fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
 		return 1;
 	case K_transport_max_partial_bytes:
 		if (!parse_u64(v, 1u << 20, 1ull << 34, &c->max_partial_bytes))
@@ -552,6 +563,18 @@ static int check_file(struct parse *p, int k, const char *path)
 	return 0;
 }
 
+static bool addr_is_loopback(const struct rd_addr *a)
+{
+	if (a->sa.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)&a->sa)
+		                  ->sin_addr.s_addr) >>
+		        24) == 127;
+	if (a->sa.ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(
+		    &((const struct sockaddr_in6 *)(const void *)&a->sa)->sin6_addr);
+	return false;
+}
+
 static int validate(struct parse *p)
 {
 	struct rd_config *c = p->c;
@@ -580,6 +603,13 @@ static int validate(struct parse *p)
 	if (c->keepalive_ms >= c->idle_timeout_ms)
 		return fail(p, K_transport_keepalive_ms, "%s",
 		            "must be smaller than [transport] idle_timeout_ms");
+	/* Without verification anyone who can reach the port is a peer. */
+	if (c->tls_mode == RD_TLS_INSECURE && !addr_is_loopback(&c->listen) &&
+	    !c->tls_insecure_remote)
+		return fail(p, K_tls_mode,
+		            "insecure mode on the non-loopback address %s; set [tls] "
+		            "allow_insecure_remote = yes to mean it",
+		            c->listen.text);
 	/* A frame must fit in the window that holds it until it is whole. */
 	if (c->max_partial_bytes != 0 && c->max_partial_bytes < c->max_frame_bytes + 4)
 		return fail(p, K_transport_max_partial_bytes, "%s",

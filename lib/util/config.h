@@ -66,12 +66,14 @@ struct rd_config {
 	unsigned max_half_open;
 	unsigned max_half_open_per_source;
 	unsigned retry_threshold;
+	bool count_lost_packets;
 
 	/* [tls] */
 	enum rd_tls_mode tls_mode;
 	char tls_ca[PATH_MAX];
 	char tls_cert[PATH_MAX];
 	char tls_key[PATH_MAX];
+	bool tls_insecure_remote; /* allow_insecure_remote */
 
 	/* [control] */
 	char socket_path[108]; /* sizeof sun_path */

@@ -157,6 +157,9 @@ void tnode_config(struct tenv *e, uint64_t id, bool insecure,
 	         (unsigned long long)id);
 	snprintf(cfg->tls_key, sizeof cfg->tls_key, "%s/node%llu.key", e->dir,
 	         (unsigned long long)id);
+	/* As a node keeps it in its data directory: the same across restarts. */
+	snprintf(cfg->reset_secret_file, sizeof cfg->reset_secret_file,
+	         "%s/reset-secret-%llu", e->dir, (unsigned long long)id);
 	cfg->handshake_timeout_ms = 3000;
 	cfg->backoff_min_ms = 20;
 	cfg->backoff_max_ms = 300;

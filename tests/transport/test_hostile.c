@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -354,5 +355,73 @@ Test(hostile, retry_above_threshold)
 	e.n[1].next_index[2] = 1;
 	cr_assert_eq(tsend(&e, 2, 1, 1, 3, 8), 0);
 	cr_expect(trun(&e, got_msgs, &want, 20000), "node 2 connects through a Retry");
+	tenv_fini(&e);
+}
+
+static bool two_up(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return tstats(e, 1, 2).connected && tstats(e, 2, 1).connected;
+}
+
+/* Sessions are never resumed (a resumed session skips the certificate
+ * check that binds the node id) and 0-RTT is off: the server issues no
+ * session ticket, so a client has nothing to resume or send early with. */
+Test(hostile, no_session_tickets)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+
+	tenv_init(&e, true);
+	for (uint64_t i = 1; i <= 2; i++) {
+		tnode_config(&e, i, false, &cfg);
+		tnode_start(&e, i, &cfg);
+	}
+	tenv_mesh(&e);
+	cr_assert_eq(tsend(&e, 1, 2, 1, 1, 8), 0);
+	cr_assert(trun(&e, two_up, NULL, 20000));
+	trun_for(&e, 300); /* tickets come after the handshake */
+	cr_expect_eq(rd_transport_test_got_ticket(e.n[1].t, 2) +
+	                 rd_transport_test_got_ticket(e.n[2].t, 1),
+	             0, "a session ticket was issued");
+	tenv_fini(&e);
+}
+
+/* The stateless-reset secret is random and kept in the data directory: two
+ * nodes never share it (whoever knows it can reset our connections), one
+ * node keeps it across restarts (RFC 9000 §10.3.2). */
+Test(hostile, reset_secret_random_and_kept)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	uint8_t a[32], b[32], a2[32];
+	char path[512];
+	FILE *f;
+
+	tenv_init(&e, false);
+	for (uint64_t i = 1; i <= 2; i++) {
+		tnode_config(&e, i, true, &cfg);
+		tnode_start(&e, i, &cfg);
+	}
+	snprintf(path, sizeof path, "%s/reset-secret-1", e.dir);
+	f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fread(a, 1, sizeof a, f), sizeof a);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/reset-secret-2", e.dir);
+	f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fread(b, 1, sizeof b, f), sizeof b);
+	fclose(f);
+	cr_expect_neq(memcmp(a, b, sizeof a), 0, "two nodes share a reset secret");
+	tnode_stop(&e, 1);
+	tnode_config(&e, 1, true, &cfg);
+	tnode_start(&e, 1, &cfg);
+	snprintf(path, sizeof path, "%s/reset-secret-1", e.dir);
+	f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fread(a2, 1, sizeof a2, f), sizeof a2);
+	fclose(f);
+	cr_expect_eq(memcmp(a, a2, sizeof a), 0, "the secret changed across a restart");
 	tenv_fini(&e);
 }

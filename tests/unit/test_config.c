@@ -148,3 +148,20 @@ Test(config, hostile_client_limits)
 	expect_error(BASE PEERS "[transport]\nmax_partial_bytes = 2MiB\n",
 	             "x.conf:10: [transport] max_partial_bytes: must be larger");
 }
+
+/* Insecure mode verifies no one: on an address others can reach it needs a
+ * second, explicit key. */
+Test(config, insecure_mode_off_loopback_needs_explicit_key)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+	const char *remote = "[node]\nid = 1\ndata_dir = /d\n[cluster]\n"
+	                     "listen = 0.0.0.0:7001\npeers = 1@127.0.0.1:7001\n"
+	                     "[tls]\nmode = insecure\n";
+	char text[512];
+
+	expect_error(remote, "x.conf:8: [tls] mode: insecure mode on the non-loopback");
+	snprintf(text, sizeof text, "%sallow_insecure_remote = yes\n", remote);
+	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), 0, "%s", msg);
+	cr_assert(c.tls_insecure_remote);
+}
