@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "transport/tls.h"
 #include "transport/wire.h"
 
 static bool got_msgs(struct tenv *e, void *arg)
@@ -424,4 +425,57 @@ Test(hostile, reset_secret_random_and_kept)
 	fclose(f);
 	cr_expect_eq(memcmp(a, a2, sizeof a), 0, "the secret changed across a restart");
 	tenv_fini(&e);
+}
+
+static bool refused_at_1(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return tstats_all(e, 1).tls_rejected >= 1;
+}
+
+/* Node 2 presents a CA-signed certificate with the given extra raftd-certs
+ * options; node 1 must refuse it and never see its messages. */
+static void expect_identity_refused(const char *certopts)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	char args[256];
+
+	tenv_init(&e, true);
+	snprintf(args, sizeof args, "node 2 %s", certopts);
+	tenv_certs(&e, args);
+	for (uint64_t i = 1; i <= 2; i++) {
+		tnode_config(&e, i, false, &cfg);
+		tnode_start(&e, i, &cfg);
+	}
+	tnode_add_peer(&e, 2, 1);
+	cr_assert_eq(tsend(&e, 2, 1, 1, 1, 8), 0);
+	cr_expect(trun(&e, refused_at_1, NULL, 20000), "certificate %s accepted",
+	          certopts);
+	trun_for(&e, 200);
+	cr_expect_eq(e.n[1].msgs, 0, "certificate %s let messages in", certopts);
+	tenv_fini(&e);
+}
+
+/* Identity comes from DNS SANs only, byte for byte, in canonical decimal,
+ * and a certificate may name one node only; the CN counts only without a
+ * SAN. */
+Test(hostile, certificate_identity_strict)
+{
+	expect_identity_refused("--san DNS:raftd-node-2,DNS:raftd-node-3");
+	expect_identity_refused("--san DNS:raftd-node-02");
+	expect_identity_refused("--san IP:127.0.0.1");      /* CN raftd-node-2 ignored */
+	expect_identity_refused("--san DNS:node2.example"); /* CN ignored too */
+}
+
+Test(hostile, node_name_parsing)
+{
+	cr_expect_eq(rd_tls_parse_node_name("raftd-node-2", 12), 2);
+	cr_expect_eq(rd_tls_parse_node_name("raftd-node-02", 13), 0);
+	cr_expect_eq(rd_tls_parse_node_name("raftd-node-0", 12), 0);
+	cr_expect_eq(rd_tls_parse_node_name("raftd-node-2\0.evil", 18), 0);
+	cr_expect_eq(rd_tls_parse_node_name("raftd-node-2x", 13), 0);
+	cr_expect_eq(rd_tls_parse_node_name("raftd-node-1844674407370955161", 30),
+	             1844674407370955161ull);
+	cr_expect_eq(rd_tls_parse_node_name("raftd-node-18446744073709551616", 31), 0);
 }
