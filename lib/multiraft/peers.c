@@ -864,10 +864,11 @@ void rd_peers_free(struct rd_node *n)
 void rd_peers_reload(struct rd_node *n, const struct rd_config *cfg)
 {
 	char msg[RD_ERRMSG_SIZE];
-	(void)cfg;
+	struct rd_transport_config tc;
 	if (n->peers == NULL || n->peers->t == NULL)
 		return;
-	if (rd_transport_reload_tls(n->peers->t, msg) != 0)
+	rd_transport_config_init(&tc, cfg);
+	if (rd_transport_reload(n->peers->t, &tc, msg) != 0)
 		rd_log_err("TLS reload failed, keeping the current certificates: %s",
 		           msg);
 	else

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "transport/internal.h"
 #include "util/err.h"
@@ -463,6 +464,48 @@ err_after_alloc:
 	return NULL;
 }
 
+static void cert_expired_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_conn *c = arg;
+	struct timeval tv = {1, 0};
+	int64_t now = (int64_t)time(NULL);
+
+	(void)fd, (void)what;
+	if (c->dead)
+		return;
+	if (now < c->cert_not_after) {
+		/* Woken early (a timer is relative, the certificate's date is
+		 * absolute): look again in a second. */
+		evtimer_add(c->cert_ev, &tv);
+		return;
+	}
+	c->t->st.cert_closed++;
+	rd_log_warn("transport: peer certificate expired, closing peer=%llu addr=%s",
+	            (unsigned long long)(c->peer ? c->peer->id : 0), c->addr_text);
+	rd_conn_close(c, RD_TRANSPORT_APP_CERT, "peer certificate expired");
+}
+
+void rd_conn_watch_cert(struct rd_conn *c)
+{
+	struct timeval tv;
+	int64_t left;
+
+	if (c->t->cfg.tls_mode != RD_TLS_MUTUAL)
+		return;
+	c->cert_not_after = rd_tls_peer_not_after(c->ssl);
+	if (c->cert_not_after < 0)
+		return;
+	left = c->cert_not_after - (int64_t)time(NULL);
+	if (left < 0)
+		left = 0;
+	if (c->cert_ev == NULL &&
+	    (c->cert_ev = evtimer_new(c->t->base, cert_expired_cb, c)) == NULL)
+		return;
+	tv.tv_sec = (time_t)left + 1;
+	tv.tv_usec = 0;
+	evtimer_add(c->cert_ev, &tv);
+}
+
 void rd_conn_free(struct rd_conn *c)
 {
 	struct rd_transport *t = c->t;
@@ -476,6 +519,8 @@ void rd_conn_free(struct rd_conn *c)
 	rd_t_cid_del_conn(t, c);
 	if (c->timer)
 		event_free(c->timer);
+	if (c->cert_ev)
+		event_free(c->cert_ev);
 	if (c->qc)
 		ngtcp2_conn_del(c->qc);
 	if (c->ssl)

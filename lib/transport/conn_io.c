@@ -158,8 +158,10 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 		c->half_open = false;
 		c->t->half_open--;
 	}
-	if (!was_established && c->established)
+	if (!was_established && c->established) {
+		rd_conn_watch_cert(c);
 		rd_peer_conn_up(c->t, c);
+	}
 	if (!c->dead)
 		rd_t_mark_dirty(c);
 }

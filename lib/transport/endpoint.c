@@ -673,10 +673,47 @@ void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats 
 
 int rd_transport_reload_tls(struct rd_transport *t, char *msg)
 {
-	int rv = rd_tls_reload(t->tls, &t->cfg, msg);
+	return rd_transport_reload(t, &t->cfg, msg);
+}
 
-	if (rv == 0)
-		rd_log_info("transport: TLS credentials reloaded cert=%s",
-		            t->cfg.tls_cert);
-	return rv;
+int rd_transport_reload(struct rd_transport *t, const struct rd_transport_config *cfg,
+                        char *msg)
+{
+	struct rd_transport_config next = t->cfg;
+	char why[RD_ERRMSG_SIZE];
+	unsigned closed = 0;
+	int rv;
+
+	next.tls_mode = cfg->tls_mode;
+	memcpy(next.tls_ca, cfg->tls_ca, sizeof next.tls_ca);
+	memcpy(next.tls_cert, cfg->tls_cert, sizeof next.tls_cert);
+	memcpy(next.tls_key, cfg->tls_key, sizeof next.tls_key);
+	rv = rd_tls_reload(t->tls, &next, msg);
+	if (rv != 0)
+		return rv;
+	if (strcmp(next.tls_ca, t->cfg.tls_ca) != 0 ||
+	    strcmp(next.tls_cert, t->cfg.tls_cert) != 0 ||
+	    strcmp(next.tls_key, t->cfg.tls_key) != 0)
+		rd_log_notice("transport: TLS files changed ca=%s cert=%s key=%s",
+		              next.tls_ca, next.tls_cert, next.tls_key);
+	t->cfg = next;
+	/* The CA may have changed: a peer whose certificate the new CA does
+	 * not sign (or that has expired) loses its connection now rather than
+	 * keeping it until the next reconnect. */
+	for (struct rd_conn *c = t->conns; c; c = c->next) {
+		if (!c->established || c->dead ||
+		    rd_tls_peer_still_valid(t->tls, c->ssl, t->cfg.tls_ca, why) == 0)
+			continue;
+		closed++;
+		t->st.cert_closed++;
+		rd_log_warn("transport: peer certificate no longer accepted peer=%llu "
+		            "addr=%s reason=\"%s\"",
+		            (unsigned long long)(c->peer ? c->peer->id : 0), c->addr_text,
+		            why);
+		rd_conn_close(c, RD_TRANSPORT_APP_CERT,
+		              "peer certificate no longer accepted");
+	}
+	rd_log_info("transport: TLS credentials reloaded cert=%s connections_closed=%u",
+	            t->cfg.tls_cert, closed);
+	return 0;
 }

@@ -113,9 +113,11 @@ struct rd_conn {
 	size_t n_shut;
 	uint64_t lost_packets;
 	uint64_t loss_events;
-	uint64_t recovery_ts; /* last congestion recovery start seen */
-	uint64_t up_at;       /* when it became the peer's connection (ns) */
-	uint64_t held;        /* bytes of partial frames held by its streams */
+	uint64_t recovery_ts;   /* last congestion recovery start seen */
+	uint64_t up_at;         /* when it became the peer's connection (ns) */
+	uint64_t held;          /* bytes of partial frames held by its streams */
+	struct event *cert_ev;  /* fires when the peer certificate expires */
+	int64_t cert_not_after; /* its notAfter (Unix time), -1 unknown */
 };
 
 struct rd_peer {
@@ -231,6 +233,9 @@ void rd_conn_write(struct rd_conn *c);
 void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why);
 /* The path (our socket address, the peer's) of `c`. */
 ngtcp2_path rd_conn_path(struct rd_conn *c);
+/* Established, mutual mode: close the connection when the peer's
+ * certificate expires. */
+void rd_conn_watch_cert(struct rd_conn *c);
 /* Free a dead connection (after the peer was told). */
 void rd_conn_free(struct rd_conn *c);
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
@@ -443,9 +444,109 @@ err_after_init:
 	return rv;
 }
 
+/* A certificate manager trusting only `ca` (NULL on failure). */
+static WOLFSSL_CERT_MANAGER *ca_manager(const char *ca)
+{
+	WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
+
+	if (cm != NULL && wolfSSL_CertManagerLoadCA(cm, ca, NULL) != WOLFSSL_SUCCESS) {
+		wolfSSL_CertManagerFree(cm);
+		cm = NULL;
+	}
+	return cm;
+}
+
+/* Before new credentials replace working ones: the certificate names this
+ * node, is within its dates and chains to the (new) CA, so that a reload
+ * never swaps in something every peer would refuse. */
+static int check_new_cert(const struct rd_transport_config *cfg, char *msg)
+{
+	WOLFSSL_CERT_MANAGER *cm = ca_manager(cfg->tls_ca);
+	WOLFSSL_X509 *x;
+	const char *why;
+	uint64_t id;
+	int rv;
+
+	if (cm == NULL)
+		return rd_errorf(msg, RD_ETLS, "tls.ca %s: cannot load CA certificate",
+		                 cfg->tls_ca);
+	rv = wolfSSL_CertManagerVerify(cm, cfg->tls_cert, WOLFSSL_FILETYPE_PEM);
+	wolfSSL_CertManagerFree(cm);
+	if (rv != WOLFSSL_SUCCESS)
+		return rd_errorf(msg, RD_ETLS,
+		                 "tls.cert %s does not verify against tls.ca %s: %s",
+		                 cfg->tls_cert, cfg->tls_ca, verify_error_text(rv));
+	x = wolfSSL_X509_load_certificate_file(cfg->tls_cert, WOLFSSL_FILETYPE_PEM);
+	if (x == NULL)
+		return rd_errorf(msg, RD_ETLS, "tls.cert %s: cannot load certificate",
+		                 cfg->tls_cert);
+	id = cert_node_id(x, &why);
+	wolfSSL_X509_free(x);
+	if (id != cfg->node_id)
+		return rd_errorf(msg, RD_ETLS,
+		                 "tls.cert %s names node %llu, not this node %llu (%s)",
+		                 cfg->tls_cert, (unsigned long long)id,
+		                 (unsigned long long)cfg->node_id, id ? "" : why);
+	return 0;
+}
+
 int rd_tls_reload(struct rd_tls *t, const struct rd_transport_config *cfg, char *msg)
 {
+	int rv;
+
+	if (cfg->tls_mode != t->mode)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "tls.mode cannot change while running (%s -> %s): restart "
+		    "the node",
+		    t->mode == RD_TLS_MUTUAL ? "mutual" : "insecure",
+		    cfg->tls_mode == RD_TLS_MUTUAL ? "mutual" : "insecure");
+	if (t->mode == RD_TLS_MUTUAL && !cfg->tls_omit_client_cert &&
+	    (rv = check_new_cert(cfg, msg)) != 0)
+		return rv;
 	return build_both(t, cfg, msg);
+}
+
+int rd_tls_peer_still_valid(struct rd_tls *t, WOLFSSL *ssl, const char *ca, char *msg)
+{
+	WOLFSSL_CERT_MANAGER *cm;
+	WOLFSSL_X509 *x;
+	const unsigned char *der;
+	int n, rv;
+
+	if (t->mode != RD_TLS_MUTUAL)
+		return 0;
+	x = wolfSSL_get_peer_certificate(ssl);
+	if (x == NULL)
+		return rd_errorf(msg, RD_ETLS, "no peer certificate kept");
+	der = wolfSSL_X509_get_der(x, &n);
+	cm = ca_manager(ca);
+	rv = cm != NULL && der != NULL
+	         ? wolfSSL_CertManagerVerifyBuffer(cm, der, n, WOLFSSL_FILETYPE_ASN1)
+	         : WOLFSSL_FAILURE;
+	if (cm != NULL)
+		wolfSSL_CertManagerFree(cm);
+	wolfSSL_X509_free(x);
+	if (rv != WOLFSSL_SUCCESS)
+		return rd_errorf(msg, RD_ETLS, "%s", verify_error_text(rv));
+	return 0;
+}
+
+int64_t rd_tls_peer_not_after(WOLFSSL *ssl)
+{
+	WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+	const WOLFSSL_ASN1_TIME *na;
+	struct tm tm;
+	int64_t when = -1;
+
+	if (x == NULL)
+		return -1;
+	na = wolfSSL_X509_get_notAfter(x);
+	memset(&tm, 0, sizeof tm);
+	if (na != NULL && wolfSSL_ASN1_TIME_to_tm(na, &tm) == WOLFSSL_SUCCESS)
+		when = (int64_t)timegm(&tm);
+	wolfSSL_X509_free(x);
+	return when;
 }
 
 void rd_tls_free(struct rd_tls *t)

@@ -73,6 +73,8 @@ enum rd_transport_app_error {
 	RD_TRANSPORT_APP_WRONG_TYPE = 5, /* valid frame of a kind not allowed there */
 	RD_TRANSPORT_APP_CANCELLED = 6,  /* the caller gave up (deadline) */
 	RD_TRANSPORT_APP_INTERNAL = 7,   /* local failure (memory) */
+	RD_TRANSPORT_APP_CERT = 9,       /* the peer's certificate expired or no
+	                                  * longer verifies (after a CA reload) */
 	RD_TRANSPORT_APP_REMOVED = 8,    /* the peer was unregistered, or is not a
 	                                  * member ("peer removed") */
 };
@@ -243,6 +245,8 @@ struct rd_transport_stats {
 	uint64_t tls_rejected;      /* handshakes refused (alert sent or received) */
 	uint64_t nonmember_refused; /* authenticated, but not a member: closed */
 	uint64_t partial_bytes;     /* bytes of incomplete frames held now */
+	uint64_t cert_closed;       /* closed: peer certificate expired or no
+	                             * longer verifies */
 	uint64_t half_open;         /* inbound handshakes in progress now */
 	uint64_t retries_sent;      /* Retry packets sent */
 	uint64_t initials_dropped;  /* Initials refused: caps, bad token */
@@ -276,8 +280,17 @@ int rd_transport_test_got_ticket(const struct rd_transport *t, uint64_t peer);
 void rd_transport_test_abandon(struct rd_transport *t);
 
 /* Re-read the certificate, key and CA named in the config given at
- * creation; new connections use them, established ones keep theirs. On
- * failure the old credentials stay. Returns 0 or RD_ETLS. */
+ * creation: rd_transport_reload with that config. */
 int rd_transport_reload_tls(struct rd_transport *t, char *msg);
+
+/* SIGHUP: take the TLS mode and files of `cfg` (other fields are ignored).
+ * Refused with RD_EINVAL when the mode changes; in mutual mode the new
+ * certificate must name this node, be within its dates and chain to the new
+ * CA, else RD_ETLS; on refusal the old credentials stay. New connections
+ * use the new credentials; every established connection whose peer
+ * certificate no longer verifies against the new CA is closed
+ * (APP_CERT). */
+int rd_transport_reload(struct rd_transport *t, const struct rd_transport_config *cfg,
+                        char *msg);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -478,4 +479,107 @@ Test(hostile, node_name_parsing)
 	cr_expect_eq(rd_tls_parse_node_name("raftd-node-1844674407370955161", 30),
 	             1844674407370955161ull);
 	cr_expect_eq(rd_tls_parse_node_name("raftd-node-18446744073709551616", 31), 0);
+}
+
+static bool node2_got_at_least(struct tenv *e, void *arg)
+{
+	return e->n[2].msgs >= *(uint64_t *)arg;
+}
+
+static bool connected_1_2(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return tstats(e, 1, 2).connected;
+}
+
+static bool cert_closed_at_1(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return tstats_all(e, 1).cert_closed >= 1;
+}
+
+static void mesh_up(struct tenv *e)
+{
+	for (uint64_t i = 1; i <= 2; i++) {
+		struct rd_transport_config cfg;
+		tnode_config(e, i, false, &cfg);
+		tnode_start(e, i, &cfg);
+	}
+	tenv_mesh(e);
+	cr_assert_eq(tsend(e, 1, 2, 1, 1, 8), 0);
+	cr_assert(trun(e, connected_1_2, NULL, 20000));
+}
+
+/* SIGHUP: a new certificate is checked before it replaces the working one
+ * (it must name this node and chain to the CA), a mode change is refused,
+ * and the node keeps its connections and credentials in both cases. */
+Test(hostile, reload_checks_new_certificate)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	char msg[RD_ERRMSG_SIZE] = "";
+	uint64_t want;
+
+	tenv_init(&e, true);
+	mesh_up(&e);
+	tnode_config(&e, 1, false, &cfg);
+	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/node2.pem", e.dir);
+	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/node2.key", e.dir);
+	cr_expect_eq(rd_transport_reload(e.n[1].t, &cfg, msg), RD_ETLS);
+	cr_expect_not_null(strstr(msg, "names node 2"), "%s", msg);
+	tnode_config(&e, 1, true, &cfg);
+	cr_expect_eq(rd_transport_reload(e.n[1].t, &cfg, msg), RD_EINVAL);
+	cr_expect_not_null(strstr(msg, "tls.mode cannot change"), "%s", msg);
+	e.n[2].next_index[1] = 2;
+	want = e.n[2].msgs + 1;
+	cr_assert_eq(tsend(&e, 1, 2, 2, 1, 8), 0);
+	cr_expect(trun(&e, node2_got_at_least, &want, 20000), "still connected");
+	tenv_fini(&e);
+}
+
+/* After a reload to another CA, a peer whose certificate the new CA did
+ * not sign loses its established connection at once. */
+Test(hostile, reload_to_new_ca_closes_unverified_peers)
+{
+	struct tenv e;
+	struct rd_transport_config cfg;
+	char msg[RD_ERRMSG_SIZE] = "", cmd[1024];
+
+	tenv_init(&e, true);
+	mesh_up(&e);
+	snprintf(cmd, sizeof cmd,
+	         "%s/conf/raftd-certs ca %s/other >/dev/null && %s/conf/raftd-certs node "
+	         "%s/other 1 >/dev/null",
+	         getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir);
+	cr_assert_eq(system(cmd), 0);
+	tnode_config(&e, 1, false, &cfg);
+	snprintf(cfg.tls_ca, sizeof cfg.tls_ca, "%s/other/ca.pem", e.dir);
+	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/other/node1.pem", e.dir);
+	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/other/node1.key", e.dir);
+	cr_assert_eq(rd_transport_reload(e.n[1].t, &cfg, msg), 0, "%s", msg);
+	cr_expect(trun(&e, cert_closed_at_1, NULL, 20000));
+	trun_for(&e, 200);
+	cr_expect_not(tstats(&e, 1, 2).connected);
+	tenv_fini(&e);
+}
+
+/* A peer certificate that expires while its connection is up ends that
+ * connection (and the next handshake is refused). */
+Test(hostile, peer_certificate_expiring_mid_connection)
+{
+	struct tenv e;
+	char args[128];
+	time_t end = time(NULL) + 4;
+	struct tm tm;
+
+	gmtime_r(&end, &tm);
+	tenv_init(&e, true);
+	strftime(args, sizeof args, "node 2 --enddate %Y%m%d%H%M%SZ", &tm);
+	tenv_certs(&e, args);
+	mesh_up(&e);
+	cr_expect(trun(&e, cert_closed_at_1, NULL, 30000), "connection outlived the "
+	                                                   "certificate");
+	trun_for(&e, 500);
+	cr_expect_not(tstats(&e, 1, 2).connected);
+	tenv_fini(&e);
 }
