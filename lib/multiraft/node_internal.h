@@ -240,7 +240,8 @@ struct rd_peer_figures {
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 uint64_t rd_peers_unknown_group(const struct rd_node *n);
 uint64_t rd_peers_malformed(const struct rd_node *n);
-/* Connections refused because the peer's certificate names a non-member. */
-uint64_t rd_peers_not_member(const struct rd_node *n);
+struct rd_transport_stats;
+/* The transport's endpoint-wide counters (zero before it starts). */
+void rd_peers_transport_stats(const struct rd_node *n, struct rd_transport_stats *st);
 
 #endif

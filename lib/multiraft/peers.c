@@ -919,13 +919,11 @@ uint64_t rd_peers_malformed(const struct rd_node *n)
 	return st.malformed;
 }
 
-uint64_t rd_peers_not_member(const struct rd_node *n)
+void rd_peers_transport_stats(const struct rd_node *n, struct rd_transport_stats *st)
 {
-	struct rd_transport_stats st;
-	if (n->peers == NULL || n->peers->t == NULL)
-		return 0;
-	rd_transport_stats(n->peers->t, &st);
-	return st.nonmember_refused;
+	memset(st, 0, sizeof *st);
+	if (n->peers != NULL && n->peers->t != NULL)
+		rd_transport_stats(n->peers->t, st);
 }
 
 /* ---- keeping connections up ------------------------------------------------------ */
