@@ -413,3 +413,27 @@ int rd_transport_test_got_ticket(const struct rd_transport *t, uint64_t peer)
 		return 0;
 	return n > 0;
 }
+
+int rd_transport_test_dial_flood(struct rd_transport *t, const struct sockaddr *to,
+                                 socklen_t tolen, uint64_t as_id, unsigned count)
+{
+	struct rd_peer p;
+
+	memset(&p, 0, sizeof p);
+	p.t = t;
+	p.id = as_id;
+	memcpy(&p.addr, to, tolen);
+	p.addrlen = tolen;
+	for (unsigned i = 0; i < count; i++) {
+		struct rd_conn *c = rd_conn_dial(t, &p);
+		if (c == NULL)
+			return RD_ENOMEM;
+		rd_conn_write(c); /* the Initial leaves now */
+		/* Abandoned without a word; the flush frees it. */
+		c->peer = NULL;
+		c->silent = true;
+		c->dead = true;
+		rd_t_mark_dirty(c);
+	}
+	return 0;
+}

@@ -275,6 +275,13 @@ int rd_transport_test_call_raw(struct rd_transport *t, uint64_t peer,
  * session ticket from it, 0 when not, -1 without a connection. */
 int rd_transport_test_got_ticket(const struct rd_transport *t, uint64_t peer);
 
+/* Tests only: start `count` handshakes with `to` (as if dialing node
+ * `as_id`) and abandon each right after its first Initial left: the
+ * handshake flood of a client that never finishes. The connections are
+ * freed at the end of the loop turn. */
+int rd_transport_test_dial_flood(struct rd_transport *t, const struct sockaddr *to,
+                                 socklen_t tolen, uint64_t as_id, unsigned count);
+
 /* Tests only: free `t` like a crash would, without telling any peer
  * (no CONNECTION_CLOSE), so that peers must notice by themselves. */
 void rd_transport_test_abandon(struct rd_transport *t);

@@ -353,16 +353,19 @@ static size_t junk_initial(uint8_t *p)
 	return n;
 }
 
-/* 20,000 Initials that would each have cost a connection, a TLS object and
- * a handshake: past the Retry threshold they get a stateless Retry, past
- * the caps they are dropped, so RSS stays within the bound and the node
- * keeps serving (its peers are established and unaffected). */
+/* 20,000 Initials, each of which would cost a connection, a TLS object and
+ * a handshake: 10,000 real ClientHellos from clients that never finish and
+ * 10,000 that do not even decrypt. Past the Retry threshold they get a
+ * stateless Retry, past the caps they are dropped, so RSS stays within the
+ * bound and the node keeps serving (its peers are established and
+ * unaffected). */
 Test(hostile, initial_flood_stays_bounded, .fini = teardown, .timeout = 300)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET,
 	                         .sin_addr.s_addr = htonl(0x7f000001)};
 	uint8_t pkt[1200];
 	long before, after;
+	struct evil e;
 	int fd;
 
 	start(NULL);
@@ -371,16 +374,26 @@ Test(hostile, initial_flood_stays_bounded, .fini = teardown, .timeout = 300)
 	before = rss_kb(C.nodes[0].pid);
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0);
-	for (unsigned i = 0; i < 20000; i++) {
+	for (unsigned i = 0; i < 10000; i++) {
 		size_t n = junk_initial(pkt);
 		sendto(fd, pkt, n, 0, (struct sockaddr *)&sa, sizeof sa);
 		if (i % 64 == 63)
 			usleep(1000); /* stay under the socket's receive buffer */
 	}
 	close(fd);
-	sleep(1);
+	evil_start(&e, 3); /* its credentials are never checked: no handshake ends */
+	for (unsigned i = 0; i < 100; i++) {
+		cr_assert_eq(rd_transport_test_dial_flood(e.t, (struct sockaddr *)&sa,
+		                                          sizeof sa, 1, 100),
+		             0);
+		evil_run(&e, 5);
+	}
+	evil_run(&e, 1000);
+	evil_free(&e);
 	after = rss_kb(C.nodes[0].pid);
-	cr_log_info("Initial flood: RSS %ld -> %ld kB", before, after);
+	cr_log_info(
+	    "Initial flood: RSS %ld -> %ld kB, %llu Initials dropped", before, after,
+	    metric(1, "raft_tick_loop_errors_total{kind=\"quic_initial_dropped\"}"));
 	cr_expect_lt(after - before, RSS_BOUND_KB, "RSS grew by %ld kB", after - before);
 	put_get(1, "after", "a");
 	put_get(2, "after2", "b");
@@ -651,5 +664,38 @@ Test(hostile, admin_host_check_and_slow_headers, .fini = teardown, .timeout = 24
 	                      "Connection: close\r\n\r\n",
 	                      out, sizeof out),
 	             200);
+	put_get(1, "k", "v");
+}
+
+/* Past [admin] max_connections, accepting pauses: with both slots held by
+ * clients that send nothing, a third client is answered only after the
+ * request timeout has closed one of them (an order, not a duration). */
+Test(hostile, admin_connection_cap, .fini = teardown, .timeout = 240)
+{
+	static char out[1 << 16];
+	const char *req =
+	    "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	int port, idle[2], third;
+	size_t got = 0;
+	ssize_t r;
+	bool idle_closed;
+
+	start("[admin]\nmax_connections = 2\nrequest_timeout_ms = 1500\n");
+	port = C.nodes[0].admin_port;
+	for (int i = 0; i < 2; i++)
+		idle[i] = tcp_connect(port);
+	usleep(200 * 1000); /* let the node accept both */
+	third = tcp_connect(port);
+	write_all(third, (const uint8_t *)req, strlen(req));
+	while (got + 1 < sizeof out &&
+	       (r = read(third, out + got, sizeof out - 1 - got)) > 0)
+		got += (size_t)r;
+	out[got] = '\0';
+	idle_closed = closed_by_peer(idle[0], 0) || closed_by_peer(idle[1], 0);
+	cr_expect_not_null(strstr(out, "200 OK"), "%s", out);
+	cr_expect(idle_closed, "the third client was served while both slots were held");
+	close(third);
+	close(idle[0]);
+	close(idle[1]);
 	put_get(1, "k", "v");
 }
