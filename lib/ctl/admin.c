@@ -16,8 +16,10 @@
  */
 #include "ctl/admin.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -28,14 +30,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/json.h"
+#include "util/log.h"
 
-/* Slow or idle admin clients are dropped after this many seconds. */
+/* Idle admin clients are dropped after this many seconds (evhttp's timer,
+ * restarted by every byte; the whole-connection limit is opts.timeout_ms). */
 #define ADMIN_TIMEOUT_SECS 10
 #define ADMIN_MAX_HEADERS  8192
+#define ADMIN_READ_HIGH    (64u << 10) /* input buffered per connection */
+#define ADMIN_SWEEP_MS     100
 #define ADMIN_MAX_BODY     1024
 
 #define CT_TEXT "text/plain; charset=utf-8"
@@ -43,13 +52,28 @@
 /* The content type Prometheus expects for the text format. */
 #define CT_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
 
+/* One accepted connection. We create its bufferevent (evhttp_set_bevcb)
+ * and hold a reference on it, so that it stays valid after evhttp freed it
+ * (evhttp then clears its callbacks, which is how we notice). */
+struct admin_conn {
+	struct bufferevent *bev;
+	uint64_t deadline_ns;
+	struct admin_conn *next;
+};
+
 struct rd_admin {
 	struct evhttp *http;
+	struct evconnlistener *listener;
 	const struct rd_admin_ops *ops;
 	void *ud;
 	struct rd_admin_opts opts;
 	uint64_t started_ns;
 	uint16_t port;
+	struct admin_conn *conns;
+	unsigned n_conns;
+	bool paused; /* accepting stopped at max_conns */
+	struct event *sweep;
+	uint64_t closed_slow; /* connections closed at their deadline */
 };
 
 /* The default clock: util/clock.h's, behind the rd_admin_clock_fn shape. */
@@ -69,6 +93,8 @@ static const char *reason_phrase(int code)
 	switch (code) {
 	case 200:
 		return "OK";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -154,6 +180,8 @@ static void serve_readyz(struct rd_admin *a, struct evhttp_request *req)
 	reply_text(req, 503, "not ready: %s\n", reason != NULL ? reason : "not ready");
 }
 
+static bool host_ok(struct evhttp_request *req);
+
 /* /status and /metrics: the node writes the whole body; a failure discards
  * what it wrote so that a client never parses half a document. */
 static void serve_document(struct rd_admin *a, struct evhttp_request *req,
@@ -178,6 +206,11 @@ static void serve_document(struct rd_admin *a, struct evhttp_request *req,
 
 static void serve_status(struct rd_admin *a, struct evhttp_request *req)
 {
+	if (!host_ok(req)) {
+		reply_text(req, 403,
+		           "forbidden: Host must be localhost or an IP address\n");
+		return;
+	}
 	serve_document(a, req, a->ops->write_status_json, CT_JSON);
 }
 
@@ -221,6 +254,120 @@ static void on_request(struct evhttp_request *req, void *arg)
 	reply_text(req, 404, "not found; try /livez /readyz /status /metrics\n");
 }
 
+static bool gone(struct bufferevent *bev)
+{
+	bufferevent_event_cb ecb;
+
+	bufferevent_getcb(bev, NULL, NULL, &ecb, NULL);
+	return ecb == NULL;
+}
+
+/* Drop connections evhttp has freed; end those past their deadline by
+ * shutting the socket down (evhttp then sees EOF and frees its side). */
+static void sweep(struct rd_admin *a)
+{
+	uint64_t now = now_ns(a);
+
+	for (struct admin_conn **pp = &a->conns, *c; (c = *pp) != NULL;) {
+		if (gone(c->bev)) {
+			*pp = c->next;
+			bufferevent_decref(c->bev);
+			free(c);
+			a->n_conns--;
+			continue;
+		}
+		if (now >= c->deadline_ns) {
+			int fd = (int)bufferevent_getfd(c->bev);
+			if (fd >= 0 && shutdown(fd, SHUT_RDWR) == 0)
+				a->closed_slow++;
+			c->deadline_ns = UINT64_MAX; /* once */
+		}
+		pp = &c->next;
+	}
+	if (a->paused && a->n_conns < a->opts.max_conns) {
+		a->paused = false;
+		evconnlistener_enable(a->listener);
+	}
+	if (a->conns != NULL) {
+		struct timeval tv = {0, ADMIN_SWEEP_MS * 1000};
+		evtimer_add(a->sweep, &tv);
+	}
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sweep(arg);
+}
+
+static struct bufferevent *new_conn(struct event_base *base, void *arg)
+{
+	struct rd_admin *a = arg;
+	struct admin_conn *c = calloc(1, sizeof *c);
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+	if (c == NULL || bev == NULL) {
+		free(c);
+		return bev; /* untracked: still served, still timed out by evhttp */
+	}
+	bufferevent_incref(bev);
+	bufferevent_setwatermark(bev, EV_READ, 0, ADMIN_READ_HIGH);
+	c->bev = bev;
+	c->deadline_ns = now_ns(a) + (uint64_t)a->opts.timeout_ms * 1000000u;
+	c->next = a->conns;
+	a->conns = c;
+	if (++a->n_conns >= a->opts.max_conns && !a->paused) {
+		a->paused = true;
+		evconnlistener_disable(a->listener);
+	}
+	if (!evtimer_pending(a->sweep, NULL)) {
+		struct timeval tv = {0, ADMIN_SWEEP_MS * 1000};
+		evtimer_add(a->sweep, &tv);
+	}
+	return bev;
+}
+
+/* Host header of a request to /status: absent, "localhost" or an IP literal,
+ * with or without a port. */
+static bool host_ok(struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+	char name[256];
+	size_t n;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (h == NULL)
+		return true;
+	if (h[0] == '[') {
+		const char *end = strchr(h, ']');
+		n = end != NULL ? (size_t)(end - h - 1) : 0;
+		if (end == NULL || n >= sizeof name || (end[1] != '\0' && end[1] != ':'))
+			return false;
+		memcpy(name, h + 1, n);
+		name[n] = '\0';
+		return inet_pton(AF_INET6, name, &a6) == 1;
+	}
+	n = strcspn(h, ":");
+	if (n >= sizeof name)
+		return false;
+	memcpy(name, h, n);
+	name[n] = '\0';
+	return strcasecmp(name, "localhost") == 0 || inet_pton(AF_INET, name, &a4) == 1;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)
+		                  ->sin_addr.s_addr) >>
+		        24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+	return false;
+}
+
 static uint16_t bound_port(struct evconnlistener *l)
 {
 	struct sockaddr_storage ss;
@@ -251,7 +398,16 @@ int rd_admin_start(struct event_base *base, const struct sockaddr *addr,
 	a->opts = *opts;
 	if (a->opts.clock == NULL)
 		a->opts.clock = monotonic_ns;
+	if (a->opts.max_conns == 0)
+		a->opts.max_conns = RD_ADMIN_MAX_CONNS;
+	if (a->opts.timeout_ms == 0)
+		a->opts.timeout_ms = RD_ADMIN_TIMEOUT_MS;
 	a->started_ns = now_ns(a);
+	a->sweep = evtimer_new(base, on_sweep, a);
+	if (a->sweep == NULL) {
+		free(a);
+		return rd_errorf(msg, RD_ENOMEM, "admin server: out of memory");
+	}
 
 	a->http = evhttp_new(base);
 	if (a->http == NULL) {
@@ -266,6 +422,7 @@ int rd_admin_start(struct event_base *base, const struct sockaddr *addr,
 	                 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 	                 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(a->http, on_request, a);
+	evhttp_set_bevcb(a->http, new_conn, a);
 
 	l = evconnlistener_new_bind(base, NULL, NULL,
 	                            LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
@@ -283,13 +440,20 @@ int rd_admin_start(struct event_base *base, const struct sockaddr *addr,
 		    rd_errorf(msg, RD_ENOMEM, "admin server: cannot attach the listener");
 		goto err_after_http;
 	}
+	a->listener = l;
 	a->port = bound_port(l);
+	if (!is_loopback(addr))
+		rd_log_warn(
+		    "admin: listening on a non-loopback address (port %u): /metrics "
+		    "and /status are readable by anyone who can reach it",
+		    (unsigned)a->port);
 	*out = a;
 	return 0;
 
 err_after_http:
 	evhttp_free(a->http);
 err_after_alloc:
+	event_free(a->sweep);
 	free(a);
 	return rv;
 }
@@ -304,6 +468,13 @@ void rd_admin_stop(struct rd_admin *a)
 	if (a == NULL)
 		return;
 	evhttp_free(a->http);
+	while (a->conns != NULL) {
+		struct admin_conn *c = a->conns;
+		a->conns = c->next;
+		bufferevent_decref(c->bev);
+		free(c);
+	}
+	event_free(a->sweep);
 	free(a);
 }
 

@@ -56,7 +56,20 @@ struct rd_admin_opts {
 	uint64_t tick_interval_ns; /* the node's tick_ms in ns; > 0 */
 	rd_admin_clock_fn clock;   /* NULL: CLOCK_MONOTONIC */
 	void *clock_ud;
+	unsigned max_conns;  /* open connections; 0: RD_ADMIN_MAX_CONNS */
+	unsigned timeout_ms; /* connection lifetime; 0: RD_ADMIN_TIMEOUT_MS */
 };
+
+/* Limits, so that slow or numerous clients cannot hold the server: at most
+ * max_conns connections are open (beyond, new ones wait in the kernel's
+ * backlog: accepting pauses); every connection is closed timeout_ms after
+ * it was accepted whatever it is doing, so headers sent a byte at a time
+ * cannot keep it open (evhttp's own timeout restarts with every byte).
+ * /status, which names hosts and addresses, is answered only when the Host
+ * header is absent, "localhost" or an IP literal (a DNS-rebinding page
+ * sends its own hostname): 403 otherwise. */
+#define RD_ADMIN_MAX_CONNS  16
+#define RD_ADMIN_TIMEOUT_MS 5000
 
 /* Listen on `addr` (port 0 picks a free one, see rd_admin_port) and serve on
  * `base`. `ops` and `ud` are borrowed and must outlive the server; `opts` is

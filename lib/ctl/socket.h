@@ -10,10 +10,22 @@
  * counts it; a client that disconnects with requests still pending leaves
  * its connection object alive (as a zombie) until every pending reply has
  * been released, so handlers never touch freed memory.
+ *
+ * Limits (struct rd_ctl_limits), so that one local client cannot take the
+ * daemon's memory or loop: past `max_conns` open connections a new one is
+ * closed at once; with `max_inflight` requests of a connection unanswered,
+ * further ones are answered BUSY by this layer; once a connection's unread
+ * answers pass `high_water` bytes, reading from it stops until the client
+ * has read them down to half of that; a partial frame that makes no
+ * progress (no frame completed) for `partial_timeout_ms` closes the
+ * connection; accept failing for want of descriptors pauses accepting for
+ * 100 ms instead of spinning. Memory per connection is thus bounded by
+ * high_water + max_inflight answers + one frame of input.
  */
 #ifndef RD_CTL_SOCKET_H
 #define RD_CTL_SOCKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -31,9 +43,24 @@ typedef void (*rd_ctl_frame_cb)(void *ud, struct rd_ctl_conn *conn, const uint8_
 struct rd_ctl_stats {
 	uint64_t accepted;
 	uint64_t frames;
-	uint64_t oversized; /* connections closed for a frame over max_frame */
-	uint64_t open;      /* connections currently open */
+	uint64_t oversized;     /* connections closed for a frame over max_frame */
+	uint64_t open;          /* connections currently open */
+	uint64_t refused;       /* connections closed at accept: max_conns */
+	uint64_t busy;          /* requests answered BUSY: max_inflight */
+	uint64_t paused;        /* times reading stopped at the high-water mark */
+	uint64_t timeouts;      /* connections closed: partial frame stalled */
+	uint64_t accept_errors; /* accept() failures (EMFILE, ...) */
 };
+
+struct rd_ctl_limits {
+	unsigned max_conns;          /* open connections */
+	unsigned max_inflight;       /* unanswered requests per connection */
+	size_t high_water;           /* unread answer bytes before reading stops */
+	unsigned partial_timeout_ms; /* a partial frame must progress within */
+};
+
+/* The defaults: 64 connections, 64 in flight, 4 MiB, 10 s. */
+void rd_ctl_limits_default(struct rd_ctl_limits *l);
 
 /* Create the socket file at `path` with permissions `mode` and listen.
  * A stale socket file (nobody accepting) is replaced; a live one is
@@ -42,6 +69,9 @@ struct rd_ctl_stats {
 int rd_ctl_server_start(struct event_base *base, const char *path, mode_t mode,
                         size_t max_frame, rd_ctl_frame_cb on_frame, void *ud,
                         struct rd_ctl_server **out, char *msg);
+
+/* Replace the limits (rd_ctl_limits_default until called). */
+void rd_ctl_server_set_limits(struct rd_ctl_server *s, const struct rd_ctl_limits *l);
 
 /* Stop accepting new connections (shutdown, first step). Existing ones
  * stay until rd_ctl_server_free. */
@@ -63,6 +93,10 @@ void rd_ctl_reply(struct rd_ctl_conn *conn, const uint8_t *buf, size_t len);
  * without replying. */
 void rd_ctl_retain(struct rd_ctl_conn *conn);
 void rd_ctl_release(struct rd_ctl_conn *conn);
+
+/* True the first time it is called for `conn`: lets the handler log the
+ * client's uid with its first write request. */
+bool rd_ctl_conn_first_write(struct rd_ctl_conn *conn);
 
 /* The peer's credentials, from SO_PEERCRED at accept time. */
 pid_t rd_ctl_conn_pid(const struct rd_ctl_conn *conn);

@@ -9,7 +9,9 @@
 
 #include "ctl/admin.h"
 #include "ctl/metrics.h"
+#include "ctl/socket.h"
 #include "multiraft/node_internal.h"
+#include "transport/transport.h"
 #include "util/err.h"
 
 static bool ready(void *ud, const char **reason)
@@ -192,6 +194,14 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 	}
 }
 
+static struct rd_transport_stats transport_stats(const struct rd_node *n)
+{
+	struct rd_transport_stats st;
+
+	rd_peers_transport_stats(n, &st);
+	return st;
+}
+
 static int metrics(void *ud, struct evbuffer *out)
 {
 	struct rd_node *n = ud;
@@ -201,6 +211,9 @@ static int metrics(void *ud, struct evbuffer *out)
 	bool up = n->loop.last_tick_done_ns != 0 &&
 	          now - n->loop.last_tick_done_ns <
 	              (uint64_t)RD_ADMIN_LIVEZ_TICKS * n->cfg.tick_ms * 1000000ull;
+	struct rd_transport_stats ts = transport_stats(n);
+	const struct rd_ctl_stats *cs =
+	    n->ctl != NULL ? rd_ctl_server_stats(n->ctl) : NULL;
 	struct {
 		const char *kind;
 		uint64_t v;
@@ -208,6 +221,12 @@ static int metrics(void *ud, struct evbuffer *out)
 	    {"malformed_client_request", n->loop.malformed_client},
 	    {"unknown_group_message", rd_peers_unknown_group(n)},
 	    {"malformed_peer_frame", rd_peers_malformed(n)},
+	    {"peer_not_member", ts.nonmember_refused},
+	    {"peer_certificate_closed", ts.cert_closed},
+	    {"quic_initial_dropped", ts.initials_dropped},
+	    {"client_busy", cs != NULL ? cs->busy : 0},
+	    {"client_connection_refused", cs != NULL ? cs->refused : 0},
+	    {"client_slow_frame", cs != NULL ? cs->timeouts : 0},
 	};
 
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_ITERATIONS);
@@ -263,7 +282,9 @@ static const struct rd_admin_ops ops = {
 int rd_node_admin_start(struct rd_node *n, char *msg)
 {
 	struct rd_admin_opts o = {.tick_interval_ns =
-	                              (uint64_t)n->cfg.tick_ms * 1000000ull};
+	                              (uint64_t)n->cfg.tick_ms * 1000000ull,
+	                          .max_conns = n->cfg.admin_max_conns,
+	                          .timeout_ms = n->cfg.admin_timeout_ms};
 	int rv;
 
 	if (!n->cfg.admin_enabled)

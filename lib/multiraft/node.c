@@ -284,6 +284,10 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 		rd_errprefix(msg, "%s: [control] socket: ", cfg->path);
 		goto err_after_peers;
 	}
+	rd_ctl_server_set_limits(
+	    n->ctl,
+	    &(struct rd_ctl_limits){cfg->ctl_max_conns, cfg->ctl_max_inflight,
+	                            cfg->ctl_high_water, cfg->ctl_partial_timeout_ms});
 	rv = rd_node_admin_start(n, msg);
 	if (rv != 0)
 		goto err_after_ctl;

@@ -313,6 +313,9 @@ uint64_t rd_peers_unknown_group(const struct rd_node *n);
 
 /* Frames the transport refused as malformed. */
 uint64_t rd_peers_malformed(const struct rd_node *n);
+struct rd_transport_stats;
+/* The transport's endpoint-wide counters (zero before it starts). */
+void rd_peers_transport_stats(const struct rd_node *n, struct rd_transport_stats *st);
 
 /* ---- snapshots.c ---- */
 

@@ -161,6 +161,17 @@ static void on_peer(void *arg, uint64_t peer, bool connected)
 	            (unsigned long long)peer);
 }
 
+/* Only members speak Raft: the members of the topology (n->topo). */
+static bool is_member(void *arg, uint64_t peer)
+{
+	const struct rd_node *n = arg;
+
+	for (unsigned i = 0; i < n->topo.n_members; i++)
+		if (n->topo.members[i].id == peer)
+			return true;
+	return false;
+}
+
 int rd_peers_start(struct rd_node *n, char *msg)
 {
 	struct rd_transport_config tc;
@@ -168,6 +179,7 @@ int rd_peers_start(struct rd_node *n, char *msg)
 	                                     .on_snapshot = rd_snapshots_on_frame,
 	                                     .on_request = on_request,
 	                                     .on_peer = on_peer,
+	                                     .is_member = is_member,
 	                                     .arg = n};
 	struct rd_peers *p = calloc(1, sizeof *p);
 	int rv;
@@ -225,10 +237,11 @@ void rd_peers_free(struct rd_node *n)
 void rd_peers_reload(struct rd_node *n, const struct rd_config *cfg)
 {
 	char msg[RD_ERRMSG_SIZE];
-	(void)cfg;
+	struct rd_transport_config tc;
 	if (n->peers == NULL || n->peers->t == NULL)
 		return;
-	if (rd_transport_reload_tls(n->peers->t, msg) != 0)
+	rd_transport_config_init(&tc, cfg);
+	if (rd_transport_reload(n->peers->t, &tc, msg) != 0)
 		rd_log_err("TLS reload failed, keeping the current certificates: %s",
 		           msg);
 	else
@@ -282,6 +295,13 @@ uint64_t rd_peers_malformed(const struct rd_node *n)
 		return 0;
 	rd_transport_stats(n->peers->t, &st);
 	return st.malformed;
+}
+
+void rd_peers_transport_stats(const struct rd_node *n, struct rd_transport_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	if (n->peers != NULL && n->peers->t != NULL)
+		rd_transport_stats(n->peers->t, st);
 }
 
 /* ---- keeping connections up ------------------------------------------------------ */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl/request.h"
 #include "ctl/socket.h"
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
@@ -255,19 +256,29 @@ static void transfer_request(struct rd_node *n, struct rd_ctl_conn *conn,
 	reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
 }
 
+static bool is_write(Raftd__ClientRequest__OpCase op)
+{
+	return op == RAFTD__CLIENT_REQUEST__OP_PUT ||
+	       op == RAFTD__CLIENT_REQUEST__OP_DELETE ||
+	       op == RAFTD__CLIENT_REQUEST__OP_CAS ||
+	       op == RAFTD__CLIENT_REQUEST__OP_PROPOSE ||
+	       op == RAFTD__CLIENT_REQUEST__OP_META_PUT;
+}
+
 void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
                           size_t len)
 {
 	struct rd_node *n = ud;
-	Raftd__ClientRequest *req = raftd__client_request__unpack(NULL, len, frame);
+	Raftd__ClientRequest *req = NULL;
 	Raftd__ClientResponse resp = RAFTD__CLIENT_RESPONSE__INIT;
+	char msg[RD_ERRMSG_SIZE];
 
-	if (req == NULL) {
+	if (rd_ctl_request_decode(frame, len, &req, msg) != 0) {
 		n->loop.malformed_client++;
-		rd_log_warn("ctl: malformed request pid=%d bytes=%zu",
-		            (int)rd_ctl_conn_pid(conn), len);
-		reply_code(conn, 0, RAFTD__ERROR_CODE__INVALID,
-		           "request does not decode");
+		rd_log_warn("ctl: malformed request pid=%d uid=%u bytes=%zu: %s",
+		            (int)rd_ctl_conn_pid(conn), (unsigned)rd_ctl_conn_uid(conn),
+		            len, msg);
+		reply_code(conn, 0, RAFTD__ERROR_CODE__INVALID, msg);
 		return;
 	}
 	resp.request_id = req->request_id;
@@ -286,11 +297,15 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_SHUTDOWN:
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
-		rd_log_notice("shutdown requested by client pid=%d",
-		              (int)rd_ctl_conn_pid(conn));
+		rd_log_notice("shutdown requested by client pid=%d uid=%u",
+		              (int)rd_ctl_conn_pid(conn),
+		              (unsigned)rd_ctl_conn_uid(conn));
 		rd_node_shutdown(n);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_TRANSFER_LEADER:
+		rd_log_notice("leadership transfer requested by client pid=%d uid=%u",
+		              (int)rd_ctl_conn_pid(conn),
+		              (unsigned)rd_ctl_conn_uid(conn));
 		transfer_request(n, conn, req);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD:
@@ -312,9 +327,14 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		else if (!n->ready)
 			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_READY,
 			           "node has not caught up with the metadata group yet");
-		else
+		else {
+			if (is_write(req->op_case) && rd_ctl_conn_first_write(conn))
+				rd_log_info("ctl: writes from client pid=%d uid=%u",
+				            (int)rd_ctl_conn_pid(conn),
+				            (unsigned)rd_ctl_conn_uid(conn));
 			data_request(n, conn, req);
+		}
 		break;
 	}
-	raftd__client_request__free_unpacked(req, NULL);
+	rd_ctl_request_free(req);
 }

@@ -25,7 +25,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define SNAP_CHUNK (2u << 20)
+#define SNAP_CHUNK RD_TRANSPORT_SNAPSHOT_CHUNK
 
 /* Leader side: stream group g's current snapshot to `to` as SnapshotChunk
  * frames on the snapshot stream; the last one carries the SNAPSHOT message

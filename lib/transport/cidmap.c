@@ -2,8 +2,13 @@
  * The connection-id map: every connection id we issued (and, for a server
  * connection, the client's original destination id, which it keeps using
  * until it hears from us: RFC 9000 §7.2) points at its connection, so that
- * a packet finds its connection by the id it carries (§5.2). A chained hash
- * table: ids are random, a few per connection, and connections are few.
+ * a packet finds its connection by the id it carries (§5.2).
+ *
+ * A chained hash table keyed with SipHash-2-4 under a random key drawn at
+ * startup: destination ids of Initial packets are chosen by whoever sends
+ * them, and with an unkeyed hash a sender could aim every lookup at one
+ * chain. Each connection also lists its own entries, so that freeing it
+ * touches only its chains, not the whole table.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,19 +16,77 @@
 #include "transport/internal.h"
 #include "util/err.h"
 
-static unsigned cid_hash(const uint8_t *d, size_t n)
-{
-	uint32_t h = 2166136261u;
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ d[i]) * 16777619u;
-	return h % RD_T_CID_BUCKETS;
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast short-input PRF",
+ * 2012) of `n` bytes under the 16-byte key `k`. */
+static uint64_t siphash(const uint8_t k[16], const uint8_t *d, size_t n)
+{
+	uint64_t k0 = le64(k), k1 = le64(k + 8);
+	uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+	uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+	uint64_t m, b = (uint64_t)n << 56;
+	size_t i;
+	uint8_t tail[8] = {0};
+
+#define SIPROUND                                                                         \
+	do {                                                                             \
+		v0 += v1;                                                                \
+		v1 = ROTL(v1, 13);                                                       \
+		v1 ^= v0;                                                                \
+		v0 = ROTL(v0, 32);                                                       \
+		v2 += v3;                                                                \
+		v3 = ROTL(v3, 16);                                                       \
+		v3 ^= v2;                                                                \
+		v0 += v3;                                                                \
+		v3 = ROTL(v3, 21);                                                       \
+		v3 ^= v0;                                                                \
+		v2 += v1;                                                                \
+		v1 = ROTL(v1, 17);                                                       \
+		v1 ^= v2;                                                                \
+		v2 = ROTL(v2, 32);                                                       \
+	} while (0)
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		m = le64(d + i);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	memcpy(tail, d + i, n - i);
+	b |= le64(tail);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+#undef SIPROUND
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static unsigned cid_hash(const struct rd_transport *t, const uint8_t *d, size_t n)
+{
+	return (unsigned)(siphash(t->cid_key, d, n) % RD_T_CID_BUCKETS);
 }
 
 int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *c)
 {
 	struct rd_cident *e = malloc(sizeof *e);
-	unsigned h = cid_hash(cid->data, cid->datalen);
+	unsigned h = cid_hash(t, cid->data, cid->datalen);
 
 	if (e == NULL)
 		return RD_ENOMEM;
@@ -31,43 +94,57 @@ int rd_t_cid_add(struct rd_transport *t, const ngtcp2_cid *cid, struct rd_conn *
 	e->conn = c;
 	e->next = t->cids[h];
 	t->cids[h] = e;
+	e->cnext = c->cids;
+	c->cids = e;
 	return 0;
 }
 
 struct rd_conn *rd_t_cid_find(struct rd_transport *t, const uint8_t *d, size_t n)
 {
-	for (struct rd_cident *e = t->cids[cid_hash(d, n)]; e; e = e->next)
+	for (struct rd_cident *e = t->cids[cid_hash(t, d, n)]; e; e = e->next)
 		if (e->cid.datalen == n && memcmp(e->cid.data, d, n) == 0)
 			return e->conn;
 	return NULL;
 }
 
-void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid)
+/* Unlink `e` from its chain (not from its connection's list). */
+static void unchain(struct rd_transport *t, struct rd_cident *e)
 {
-	struct rd_cident **pp = &t->cids[cid_hash(cid->data, cid->datalen)];
+	struct rd_cident **pp = &t->cids[cid_hash(t, e->cid.data, e->cid.datalen)];
 
 	for (; *pp; pp = &(*pp)->next) {
-		if (ngtcp2_cid_eq(&(*pp)->cid, cid)) {
-			struct rd_cident *e = *pp;
+		if (*pp == e) {
 			*pp = e->next;
-			free(e);
 			return;
 		}
 	}
 }
 
+void rd_t_cid_del(struct rd_transport *t, const ngtcp2_cid *cid)
+{
+	struct rd_cident *e = t->cids[cid_hash(t, cid->data, cid->datalen)];
+
+	for (; e; e = e->next)
+		if (ngtcp2_cid_eq(&e->cid, cid))
+			break;
+	if (e == NULL)
+		return;
+	unchain(t, e);
+	for (struct rd_cident **pp = &e->conn->cids; *pp; pp = &(*pp)->cnext) {
+		if (*pp == e) {
+			*pp = e->cnext;
+			break;
+		}
+	}
+	free(e);
+}
+
 void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c)
 {
-	for (unsigned h = 0; h < RD_T_CID_BUCKETS; h++) {
-		struct rd_cident **pp = &t->cids[h];
-		while (*pp) {
-			if ((*pp)->conn == c) {
-				struct rd_cident *e = *pp;
-				*pp = e->next;
-				free(e);
-			} else {
-				pp = &(*pp)->next;
-			}
-		}
+	while (c->cids) {
+		struct rd_cident *e = c->cids;
+		c->cids = e->cnext;
+		unchain(t, e);
+		free(e);
 	}
 }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "transport/internal.h"
 #include "util/err.h"
@@ -98,9 +99,17 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	if (c->peer == NULL) {
-		/* Server side: attach to the peer now so that stream data in the
-		 * same datagram is accepted; the tie-break runs after the read. */
+		/* Server side: a CA-signed certificate is not enough, the id must
+		 * be a member (a decommissioned node, a certificate issued early
+		 * and never used): refused before any stream data is read. */
 		p = rd_peer_find(t, c->tp.auth_id);
+		if ((p == NULL || !p->registered) && t->cbs.is_member != NULL &&
+		    !t->cbs.is_member(t->cbs.arg, c->tp.auth_id)) {
+			/* Closed by rd_conn_read once ngtcp2 returns: closing
+			 * from inside this callback is not allowed. */
+			c->refused = true;
+			return 0;
+		}
 		if (p == NULL) {
 			p = calloc(1, sizeof *p);
 			if (p == NULL)
@@ -127,16 +136,21 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id,
 {
 	struct rd_stream *s = sud;
 	int rv = 0;
+	size_t consumed = len;
 
 	(void)offset;
-	(void)ud;
 	if (s != NULL)
-		rv = rd_stream_recv(s, data, len,
-		                    (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
-	/* Bytes are consumed as they arrive (copied into the frame reader), so
-	 * credit goes back at once; the reader bounds memory to one frame. */
-	ngtcp2_conn_extend_max_stream_offset(qc, id, len);
-	ngtcp2_conn_extend_max_offset(qc, len);
+		rv = rd_stream_recv(
+		    s, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0, &consumed);
+	/* Credit goes back only for bytes of frames that were handed on (or
+	 * discarded): bytes of a partial frame stay counted against the
+	 * stream and connection windows (RFC 9000 §4.1), so that the windows,
+	 * not the sender, bound what a peer can make us hold. */
+	if (rv >= 0 && consumed > 0) {
+		ngtcp2_conn_extend_max_stream_offset(qc, id, consumed);
+		ngtcp2_conn_extend_max_offset(qc, consumed);
+	}
+	(void)ud;
 	return rv < 0 ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
 }
 
@@ -235,7 +249,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (rv != 0) {
-		if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
+		if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT &&
+		    (c->tp.client || rd_t_log_ok(c->t)))
 			rd_log_warn("transport: handshake timed out peer=%llu addr=%s",
 			            (unsigned long long)(c->peer ? c->peer->id : 0),
 			            c->addr_text);
@@ -272,17 +287,21 @@ static const ngtcp2_callbacks callbacks_template = {
 };
 
 static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
-                         const ngtcp2_cid *odcid)
+                         const ngtcp2_cid *odcid, bool client)
 {
 	ngtcp2_settings_default(s);
 	s->initial_ts = rd_clock_now_ns();
 	s->handshake_timeout =
 	    (ngtcp2_duration)t->cfg.handshake_timeout_ms * NGTCP2_MILLISECONDS;
-	s->max_window = 64u << 20;
-	s->max_stream_window = 32u << 20;
+	/* No window auto-tuning past the initial windows (params_for): they
+	 * are the memory bound. */
+	s->max_window = t->cfg.max_partial_bytes;
+	s->max_stream_window = t->cfg.max_frame_bytes + RD_WIRE_HEADER;
 	/* ngtcp2 formats every packet as JSON once qlog is on (it costs a part
-	 * of the throughput, see make bench-transport), hence the switch. */
-	if (t->cfg.count_lost_packets)
+	 * of the throughput, see make bench-transport), hence the switch; and
+	 * only on connections we dialed, so that no stranger's handshake makes
+	 * us format anything. */
+	if (t->cfg.count_lost_packets && client)
 		s->qlog.write = qlog_cb;
 	s->qlog.odcid = *odcid;
 }
@@ -290,10 +309,15 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
 static void params_for(struct rd_transport *t, ngtcp2_transport_params *p)
 {
 	ngtcp2_transport_params_default(p);
-	p->initial_max_data = 16u << 20;
-	p->initial_max_stream_data_bidi_local = 4u << 20;
-	p->initial_max_stream_data_bidi_remote = 4u << 20;
-	p->initial_max_stream_data_uni = 8u << 20;
+	/* Credit comes back only as frames are consumed (recv_stream_data_cb),
+	 * so these windows are what a peer can make us hold: the connection's
+	 * is the partial-frame budget, a stream's fits its largest frame. */
+	p->initial_max_data = t->cfg.max_partial_bytes;
+	p->initial_max_stream_data_bidi_local =
+	    t->cfg.max_rpc_frame_bytes + RD_WIRE_HEADER;
+	p->initial_max_stream_data_bidi_remote =
+	    t->cfg.max_rpc_frame_bytes + RD_WIRE_HEADER;
+	p->initial_max_stream_data_uni = t->cfg.max_frame_bytes + RD_WIRE_HEADER;
 	p->initial_max_streams_bidi = 1024;
 	p->initial_max_streams_uni = 3; /* Raft, snapshot, and one to refuse */
 	p->max_idle_timeout =
@@ -367,7 +391,7 @@ struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p)
 	rd_t_rand(dcid.data, dcid.datalen);
 	scid.datalen = RD_T_SCID_LEN;
 	rd_t_rand(scid.data, scid.datalen);
-	settings_for(t, &settings, &dcid);
+	settings_for(t, &settings, &dcid, true);
 	params_for(t, &params);
 	path = rd_conn_path(c);
 	c->ssl = rd_tls_session(t->tls, &c->tp);
@@ -390,7 +414,8 @@ err_after_alloc:
 }
 
 struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
-                               const struct sockaddr *from, socklen_t fromlen)
+                               const ngtcp2_cid *odcid, const struct sockaddr *from,
+                               socklen_t fromlen)
 {
 	struct rd_conn *c = conn_alloc(t, from, fromlen);
 	ngtcp2_callbacks cbs = callbacks_template;
@@ -404,9 +429,15 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 	cbs.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
 	scid.datalen = RD_T_SCID_LEN;
 	rd_t_rand(scid.data, scid.datalen);
-	settings_for(t, &settings, &hd->dcid);
+	settings_for(t, &settings, odcid ? odcid : &hd->dcid, false);
 	params_for(t, &params);
-	params.original_dcid = hd->dcid;
+	params.original_dcid = odcid ? *odcid : hd->dcid;
+	if (odcid != NULL) {
+		/* RFC 9000 §7.3: the id our Retry chose is authenticated too. */
+		params.retry_scid = hd->dcid;
+		params.retry_scid_present = 1;
+		settings.token = hd->token;
+	}
 	params.stateless_reset_token_present = 1;
 	if (ngtcp2_crypto_generate_stateless_reset_token(
 	        params.stateless_reset_token, t->reset_secret, sizeof t->reset_secret,
@@ -424,11 +455,55 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 	if (rd_t_cid_add(t, &scid, c) != 0 || rd_t_cid_add(t, &hd->dcid, c) != 0)
 		goto err_after_alloc;
 	t->st.accepted++;
+	c->half_open = true;
+	t->half_open++;
 	return c;
 err_after_alloc:
 	c->dead = true;
 	rd_conn_free(c);
 	return NULL;
+}
+
+static void cert_expired_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_conn *c = arg;
+	struct timeval tv = {1, 0};
+	int64_t now = (int64_t)time(NULL);
+
+	(void)fd, (void)what;
+	if (c->dead)
+		return;
+	if (now < c->cert_not_after) {
+		/* Woken early (a timer is relative, the certificate's date is
+		 * absolute): look again in a second. */
+		evtimer_add(c->cert_ev, &tv);
+		return;
+	}
+	c->t->st.cert_closed++;
+	rd_log_warn("transport: peer certificate expired, closing peer=%llu addr=%s",
+	            (unsigned long long)(c->peer ? c->peer->id : 0), c->addr_text);
+	rd_conn_close(c, RD_TRANSPORT_APP_CERT, "peer certificate expired");
+}
+
+void rd_conn_watch_cert(struct rd_conn *c)
+{
+	struct timeval tv;
+	int64_t left;
+
+	if (c->t->cfg.tls_mode != RD_TLS_MUTUAL)
+		return;
+	c->cert_not_after = rd_tls_peer_not_after(c->ssl);
+	if (c->cert_not_after < 0)
+		return;
+	left = c->cert_not_after - (int64_t)time(NULL);
+	if (left < 0)
+		left = 0;
+	if (c->cert_ev == NULL &&
+	    (c->cert_ev = evtimer_new(c->t->base, cert_expired_cb, c)) == NULL)
+		return;
+	tv.tv_sec = (time_t)left + 1;
+	tv.tv_usec = 0;
+	evtimer_add(c->cert_ev, &tv);
 }
 
 void rd_conn_free(struct rd_conn *c)
@@ -437,9 +512,15 @@ void rd_conn_free(struct rd_conn *c)
 
 	while (c->streams)
 		rd_stream_free(c->streams, t->freeing ? RD_ESHUTDOWN : RD_ECLOSED);
+	if (c->half_open) {
+		c->half_open = false;
+		t->half_open--;
+	}
 	rd_t_cid_del_conn(t, c);
 	if (c->timer)
 		event_free(c->timer);
+	if (c->cert_ev)
+		event_free(c->cert_ev);
 	if (c->qc)
 		ngtcp2_conn_del(c->qc);
 	if (c->ssl)

@@ -64,11 +64,32 @@ static void log_refusal(struct rd_conn *c, int rv)
 	const char *why = c->tp.reason[0] ? c->tp.reason : alert_text(alert);
 
 	c->t->st.tls_rejected++;
+	if (!c->tp.client && !rd_t_log_ok(c->t))
+		return;
 	rd_log_warn("transport: TLS handshake refused addr=%s peer=%llu side=%s alert=%u "
 	            "reason=\"%s\"",
 	            c->addr_text, (unsigned long long)c->tp.expect_id,
 	            c->tp.client ? "client" : "server", alert,
 	            why ? why : ngtcp2_strerror(rv));
+}
+
+/* The handshake proved an identity that is not a member: application
+ * error APP_REMOVED, "peer removed", as for a member that was removed. */
+static void refuse_nonmember(struct rd_conn *c)
+{
+	static const char reason[] = "peer removed";
+	struct rd_transport *t = c->t;
+
+	t->st.nonmember_refused++;
+	if (rd_t_log_ok(t))
+		rd_log_warn(
+		    "transport: refused peer=%llu addr=%s reason=\"not a member\"",
+		    (unsigned long long)c->tp.auth_id, c->addr_text);
+	ngtcp2_connection_close_error_set_application_error(
+	    &c->ccerr, RD_TRANSPORT_APP_REMOVED, (const uint8_t *)reason,
+	    sizeof reason - 1);
+	c->ccerr_set = true;
+	rd_conn_close(c, RD_TRANSPORT_APP_REMOVED, NULL);
 }
 
 void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
@@ -129,9 +150,19 @@ void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t from
 			return;
 		}
 	}
+	if (c->refused) {
+		refuse_nonmember(c);
+		return;
+	}
 	note_loss_events(c);
-	if (!was_established && c->established)
+	if (c->half_open && c->established) {
+		c->half_open = false;
+		c->t->half_open--;
+	}
+	if (!was_established && c->established) {
+		rd_conn_watch_cert(c);
 		rd_peer_conn_up(c->t, c);
+	}
 	if (!c->dead)
 		rd_t_mark_dirty(c);
 }

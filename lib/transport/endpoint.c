@@ -18,6 +18,7 @@
 #include "transport/internal.h" /* first: wolfssl/options.h */
 
 #include <errno.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-#include <wolfssl/wolfcrypt/sha256.h>
 
 #include "util/err.h"
 #include "util/log.h"
@@ -201,6 +201,26 @@ static void send_reset(struct rd_transport *t, const uint8_t *dcid, size_t dcidl
 		t->st.stateless_resets++;
 }
 
+bool rd_t_log_ok(struct rd_transport *t)
+{
+	uint64_t now = rd_clock_now_ns();
+
+	if (now - t->log_window > NGTCP2_SECONDS) {
+		if (t->log_held > 0)
+			rd_log_warn("transport: %llu more refusals not logged",
+			            (unsigned long long)t->log_held);
+		t->log_window = now;
+		t->log_count = 0;
+		t->log_held = 0;
+	}
+	if (t->log_count >= RD_T_LOGS_PER_S) {
+		t->log_held++;
+		return false;
+	}
+	t->log_count++;
+	return true;
+}
+
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
 {
 	if (a->ss_family != b->sa_family)
@@ -226,8 +246,11 @@ static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
 {
 	bool hit = false;
 
+	/* Established connections only: feeding garbage to a handshake in
+	 * progress could end it, and a reset can only end an established one
+	 * anyway (the token arrives with the handshake). */
 	for (struct rd_conn *c = t->conns; c; c = c->next) {
-		if (c->dead || !same_addr(&c->remote, from))
+		if (c->dead || !c->established || !same_addr(&c->remote, from))
 			continue;
 		rd_conn_read(c, from, fromlen, pkt, len);
 		if (c->dead) {
@@ -241,11 +264,102 @@ static bool try_reset(struct rd_transport *t, const uint8_t *pkt, size_t len,
 	return hit;
 }
 
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+		              &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+		              16) == 0;
+	return false;
+}
+
+static unsigned half_open_from(const struct rd_transport *t, const struct sockaddr *from)
+{
+	unsigned n = 0;
+
+	for (const struct rd_conn *c = t->conns; c; c = c->next)
+		if (c->half_open && same_host(&c->remote, from))
+			n++;
+	return n;
+}
+
+/* Answer an Initial with a Retry (RFC 9000 §8.1.2): no state is kept; a
+ * client at a real address comes back with the token. */
+static void send_retry(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
+                       const struct sockaddr *from, socklen_t fromlen)
+{
+	uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN], pkt[256];
+	ngtcp2_cid scid;
+	ngtcp2_ssize tl, n;
+
+	scid.datalen = RD_T_SCID_LEN;
+	rd_t_rand(scid.data, scid.datalen);
+	tl = ngtcp2_crypto_generate_retry_token(token, t->token_secret,
+	                                        sizeof t->token_secret, hd->version, from,
+	                                        fromlen, &scid, &hd->dcid, rd_clock_now_ns());
+	if (tl < 0)
+		return;
+	n = ngtcp2_crypto_write_retry(pkt, sizeof pkt, hd->version, &hd->scid, &scid,
+	                              &hd->dcid, token, (size_t)tl);
+	if (n > 0 && rd_t_send_pkt(t, from, fromlen, pkt, (size_t)n) == 0)
+		t->st.retries_sent++;
+}
+
+/* A long-header packet for no connection of ours: only an Initial may open
+ * one. Past retry_threshold half-open connections a client must prove its
+ * address with a Retry token first; past max_half_open in all, or
+ * max_half_open_per_source from one host, the Initial is dropped (the
+ * client retransmits it; a peer that is a member gets in once the flood's
+ * connections time out). */
+static void accept_initial(struct rd_transport *t, const uint8_t *pkt, size_t len,
+                           const struct sockaddr *from, socklen_t fromlen)
+{
+	ngtcp2_pkt_hd hd;
+	ngtcp2_cid odcid;
+	bool validated = false;
+	struct rd_conn *c;
+	int rv = ngtcp2_accept(&hd, pkt, len);
+
+	if ((rv != 0 && rv != NGTCP2_ERR_RETRY) || hd.type != NGTCP2_PKT_INITIAL)
+		return;
+	if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+		if (ngtcp2_crypto_verify_retry_token(
+		        &odcid, hd.token.base, hd.token.len, t->token_secret,
+		        sizeof t->token_secret, hd.version, from, fromlen, &hd.dcid,
+		        RD_T_RETRY_TOKEN_S * NGTCP2_SECONDS, rd_clock_now_ns()) != 0) {
+			t->st.initials_dropped++;
+			return;
+		}
+		validated = true;
+	}
+	if (!validated && t->half_open >= t->cfg.retry_threshold) {
+		send_retry(t, &hd, from, fromlen);
+		return;
+	}
+	if (t->half_open >= t->cfg.max_half_open ||
+	    half_open_from(t, from) >= t->cfg.max_half_open_per_source) {
+		t->st.initials_dropped++;
+		if (rd_t_log_ok(t))
+			rd_log_warn("transport: Initial dropped: %u connections in their "
+			            "handshake (max_half_open %u, per source %u)",
+			            t->half_open, t->cfg.max_half_open,
+			            t->cfg.max_half_open_per_source);
+		return;
+	}
+	c = rd_conn_accept(t, &hd, validated ? &odcid : NULL, from, fromlen);
+	if (c != NULL)
+		rd_conn_read(c, from, fromlen, pkt, len);
+}
+
 static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
                      const struct sockaddr *from, socklen_t fromlen)
 {
 	ngtcp2_version_cid vc;
-	ngtcp2_pkt_hd hd;
 	struct rd_conn *c;
 	int rv;
 
@@ -269,12 +383,7 @@ static void dispatch(struct rd_transport *t, const uint8_t *pkt, size_t len,
 		return;
 	}
 	if (pkt[0] & 0x80) {
-		/* Long header, unknown id: only an Initial may open a connection. */
-		if (ngtcp2_accept(&hd, pkt, len) != 0)
-			return;
-		c = rd_conn_accept(t, &hd, from, fromlen);
-		if (c != NULL)
-			rd_conn_read(c, from, fromlen, pkt, len);
+		accept_initial(t, pkt, len, from, fromlen);
 		return;
 	}
 	if (!try_reset(t, pkt, len, from, fromlen))
@@ -317,25 +426,46 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The stateless reset secret must survive restarts (RFC 9000 §10.3.2) so
- * that a restarted node can reset the connections its previous life held:
- * derived from the private key in mutual mode, from the identity otherwise. */
-static void derive_reset_secret(struct rd_transport *t)
+ * that a restarted node can reset the connections its previous life held,
+ * and must be unknown to others (§10.3.2: whoever knows it can end our
+ * connections): 32 random bytes kept in the data directory, made on first
+ * use. Without a file (tests), a random one per process. */
+static void load_reset_secret(struct rd_transport *t)
 {
-	uint8_t buf[8192];
-	size_t n = 0;
-	int fd = -1;
+	const char *path = t->cfg.reset_secret_file;
+	char tmp[PATH_MAX + 8];
+	ssize_t got = -1;
+	int fd;
 
-	if (t->cfg.tls_mode == RD_TLS_MUTUAL)
-		fd = open(t->cfg.tls_key, O_RDONLY | O_CLOEXEC);
+	rd_t_rand(t->reset_secret, sizeof t->reset_secret);
+	if (path[0] == '\0')
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		ssize_t got = read(fd, buf, sizeof buf - 32);
-		n = got > 0 ? (size_t)got : 0;
+		got = read(fd, t->reset_secret, sizeof t->reset_secret);
 		close(fd);
+		if (got == (ssize_t)sizeof t->reset_secret)
+			return;
+		rd_log_warn("transport: %s is not a 32-byte reset secret: replaced",
+		            path);
+		rd_t_rand(t->reset_secret, sizeof t->reset_secret);
 	}
-	n += (size_t)snprintf((char *)buf + n, 32, "raftd-reset-%llu",
-	                      (unsigned long long)t->cfg.node_id);
-	wc_Sha256Hash(buf, (word32)n, t->reset_secret);
-	memset(buf, 0, sizeof buf);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 ||
+	    write(fd, t->reset_secret, sizeof t->reset_secret) !=
+	        (ssize_t)sizeof t->reset_secret ||
+	    fsync(fd) != 0 || rename(tmp, path) != 0) {
+		rd_log_warn(
+		    "transport: cannot keep the reset secret in %s: %s; a restart "
+		    "will not reset old connections",
+		    path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		return;
+	}
+	close(fd);
 }
 
 /* Redial backoff (peer.c); not configurable, so not in the config. */
@@ -366,6 +496,12 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	tc->listen_len = sizeof *in;
 	tc->tls_mode = RD_TLS_INSECURE;
 	tc->max_frame_bytes = pick(k->max_frame_bytes, d.max_frame_bytes);
+	/* A request carries one proposal or read of at most max_msg_bytes; a
+	 * snapshot frame one chunk. */
+	tc->max_rpc_frame_bytes =
+	    pick(k->max_msg_bytes, d.max_msg_bytes) + RD_TRANSPORT_FRAME_HEADROOM;
+	tc->max_snapshot_frame_bytes =
+	    RD_TRANSPORT_SNAPSHOT_CHUNK + RD_TRANSPORT_FRAME_HEADROOM;
 	tc->idle_timeout_ms = (unsigned)pick(k->idle_timeout_ms, d.idle_timeout_ms);
 	tc->keepalive_ms = (unsigned)pick(k->keepalive_ms, d.keepalive_ms);
 	tc->handshake_timeout_ms =
@@ -373,7 +509,11 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	tc->backoff_min_ms = BACKOFF_MIN_MS;
 	tc->backoff_max_ms = BACKOFF_MAX_MS;
 	tc->max_queue_bytes = 256u << 20;
-	tc->count_lost_packets = true;
+	tc->max_half_open = (unsigned)pick(k->max_half_open, d.max_half_open);
+	tc->max_half_open_per_source =
+	    (unsigned)pick(k->max_half_open_per_source, d.max_half_open_per_source);
+	tc->retry_threshold = (unsigned)pick(k->retry_threshold, d.retry_threshold);
+	tc->count_lost_packets = d.count_lost_packets;
 	snprintf(tc->alpn, sizeof tc->alpn, "%s", RD_TRANSPORT_ALPN);
 	if (c == NULL)
 		return;
@@ -384,6 +524,11 @@ void rd_transport_config_init(struct rd_transport_config *tc, const struct rd_co
 	snprintf(tc->tls_ca, sizeof tc->tls_ca, "%s", c->tls_ca);
 	snprintf(tc->tls_cert, sizeof tc->tls_cert, "%s", c->tls_cert);
 	snprintf(tc->tls_key, sizeof tc->tls_key, "%s", c->tls_key);
+	tc->max_partial_bytes = c->max_partial_bytes;
+	if (c->data_dir[0] != '\0')
+		snprintf(tc->reset_secret_file, sizeof tc->reset_secret_file,
+		         "%.*s/quic-reset-secret", PATH_MAX - 20, c->data_dir);
+	tc->count_lost_packets = c->count_lost_packets;
 }
 
 static int open_socket(struct rd_transport *t, char *msg)
@@ -423,6 +568,18 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 		return rd_errorf(msg, RD_ENOMEM, "transport");
 	t->base = base;
 	t->cfg = *cfg;
+	if (t->cfg.max_rpc_frame_bytes == 0 ||
+	    t->cfg.max_rpc_frame_bytes > cfg->max_frame_bytes)
+		t->cfg.max_rpc_frame_bytes = cfg->max_frame_bytes;
+	if (t->cfg.max_snapshot_frame_bytes == 0 ||
+	    t->cfg.max_snapshot_frame_bytes > cfg->max_frame_bytes)
+		t->cfg.max_snapshot_frame_bytes = cfg->max_frame_bytes;
+	/* Room for one frame of each stream kind at its largest, in flight at
+	 * once (two requests: one each way). */
+	if (t->cfg.max_partial_bytes == 0)
+		t->cfg.max_partial_bytes = t->cfg.max_frame_bytes +
+		                           t->cfg.max_snapshot_frame_bytes +
+		                           2 * t->cfg.max_rpc_frame_bytes;
 	if (cbs)
 		t->cbs = *cbs;
 	t->fd = -1;
@@ -430,7 +587,9 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 		goto err_after_alloc;
 	if ((rv = open_socket(t, msg)) != 0)
 		goto err_after_tls;
-	derive_reset_secret(t);
+	load_reset_secret(t);
+	rd_t_rand(t->cid_key, sizeof t->cid_key);
+	rd_t_rand(t->token_secret, sizeof t->token_secret);
 	t->rev = event_new(base, t->fd, EV_READ | EV_PERSIST, read_cb, t);
 	t->wev = event_new(base, t->fd, EV_WRITE, write_cb, t);
 	t->flush_ev = event_new(base, -1, 0, flush_cb, t);
@@ -501,17 +660,58 @@ void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats 
 {
 	*out = t->st;
 	out->established = 0;
-	for (const struct rd_conn *c = t->conns; c; c = c->next)
+	out->half_open = t->half_open;
+	out->partial_bytes = 0;
+	for (const struct rd_conn *c = t->conns; c; c = c->next) {
 		if (c->established && !c->dead)
 			out->established++;
+		out->partial_bytes += c->held;
+	}
 }
 
 int rd_transport_reload_tls(struct rd_transport *t, char *msg)
 {
-	int rv = rd_tls_reload(t->tls, &t->cfg, msg);
+	return rd_transport_reload(t, &t->cfg, msg);
+}
 
-	if (rv == 0)
-		rd_log_info("transport: TLS credentials reloaded cert=%s",
-		            t->cfg.tls_cert);
-	return rv;
+int rd_transport_reload(struct rd_transport *t, const struct rd_transport_config *cfg,
+                        char *msg)
+{
+	struct rd_transport_config next = t->cfg;
+	char why[RD_ERRMSG_SIZE];
+	unsigned closed = 0;
+	int rv;
+
+	next.tls_mode = cfg->tls_mode;
+	memcpy(next.tls_ca, cfg->tls_ca, sizeof next.tls_ca);
+	memcpy(next.tls_cert, cfg->tls_cert, sizeof next.tls_cert);
+	memcpy(next.tls_key, cfg->tls_key, sizeof next.tls_key);
+	rv = rd_tls_reload(t->tls, &next, msg);
+	if (rv != 0)
+		return rv;
+	if (strcmp(next.tls_ca, t->cfg.tls_ca) != 0 ||
+	    strcmp(next.tls_cert, t->cfg.tls_cert) != 0 ||
+	    strcmp(next.tls_key, t->cfg.tls_key) != 0)
+		rd_log_notice("transport: TLS files changed ca=%s cert=%s key=%s",
+		              next.tls_ca, next.tls_cert, next.tls_key);
+	t->cfg = next;
+	/* The CA may have changed: a peer whose certificate the new CA does
+	 * not sign (or that has expired) loses its connection now rather than
+	 * keeping it until the next reconnect. */
+	for (struct rd_conn *c = t->conns; c; c = c->next) {
+		if (!c->established || c->dead ||
+		    rd_tls_peer_still_valid(t->tls, c->ssl, t->cfg.tls_ca, why) == 0)
+			continue;
+		closed++;
+		t->st.cert_closed++;
+		rd_log_warn("transport: peer certificate no longer accepted peer=%llu "
+		            "addr=%s reason=\"%s\"",
+		            (unsigned long long)(c->peer ? c->peer->id : 0), c->addr_text,
+		            why);
+		rd_conn_close(c, RD_TRANSPORT_APP_CERT,
+		              "peer certificate no longer accepted");
+	}
+	rd_log_info("transport: TLS credentials reloaded cert=%s connections_closed=%u",
+	            t->cfg.tls_cert, closed);
+	return 0;
 }

@@ -31,6 +31,8 @@
 #define RD_T_MAX_PENDING_SHUT 32
 #define RD_T_TX_MAX           65000 /* one GSO batch: under the 64 KiB UDP limit */
 #define RD_T_GSO_SEGS         44    /* datagrams per batch (kernel limit: 64) */
+#define RD_T_LOGS_PER_S       10    /* refusal warnings per second */
+#define RD_T_RETRY_TOKEN_S    10    /* a Retry token is valid this long */
 
 /* One frame (header + payload) waiting to be sent or acknowledged. */
 struct rd_sbuf {
@@ -89,6 +91,7 @@ struct rd_conn {
 	struct rd_peer *peer; /* NULL until the server side knows who it is */
 	uint64_t dialer;      /* node id of the side that dialed */
 	bool established;     /* handshake done and identity checked */
+	bool refused;         /* identity is not a member: to be closed */
 	bool dead;            /* closed: freed at the end of the flush */
 	bool ccerr_set;       /* ccerr holds our reason to close */
 	bool silent;          /* close without sending CONNECTION_CLOSE */
@@ -100,6 +103,8 @@ struct rd_conn {
 	struct rd_stream *streams;
 	struct rd_stream *raft_out, *snap_out;
 	struct rd_stream *whead, *wtail;
+	struct rd_cident *cids;      /* its entries in the connection-id map */
+	bool half_open;              /* accepted, handshake not done: counted */
 	struct rd_conn *next, *prev; /* t->conns */
 	struct rd_conn *dnext;       /* t->dirty list */
 	bool dirty;
@@ -110,8 +115,11 @@ struct rd_conn {
 	size_t n_shut;
 	uint64_t lost_packets;
 	uint64_t loss_events;
-	uint64_t recovery_ts; /* last congestion recovery start seen */
-	uint64_t up_at;       /* when it became the peer's connection (ns) */
+	uint64_t recovery_ts;   /* last congestion recovery start seen */
+	uint64_t up_at;         /* when it became the peer's connection (ns) */
+	uint64_t held;          /* bytes of partial frames held by its streams */
+	struct event *cert_ev;  /* fires when the peer certificate expires */
+	int64_t cert_not_after; /* its notAfter (Unix time), -1 unknown */
 };
 
 struct rd_peer {
@@ -142,6 +150,7 @@ struct rd_call {
 	struct event *deadline;
 	rd_transport_reply_cb cb;
 	void *arg;
+	bool no_fin; /* tests: leave the request stream open */
 	struct rd_call *next;
 };
 
@@ -152,7 +161,8 @@ struct rd_transport_responder {
 struct rd_cident {
 	ngtcp2_cid cid;
 	struct rd_conn *conn;
-	struct rd_cident *next;
+	struct rd_cident *next;  /* same bucket */
+	struct rd_cident *cnext; /* same connection */
 };
 
 struct rd_transport {
@@ -167,6 +177,9 @@ struct rd_transport {
 	struct rd_conn *conns;
 	struct rd_peer *peers;
 	struct rd_cident *cids[RD_T_CID_BUCKETS];
+	uint8_t cid_key[16];      /* SipHash key of the map, random */
+	uint8_t token_secret[32]; /* Retry tokens, random */
+	unsigned half_open;       /* server connections in their handshake */
 	uint8_t reset_secret[32];
 	struct rd_transport_stats st;
 	bool blocked; /* socket said EAGAIN: wait for writability */
@@ -180,6 +193,9 @@ struct rd_transport {
 	struct rd_conn *dirty;
 	uint64_t reset_window; /* start of the current second (ns) */
 	unsigned reset_count;  /* resets sent in it */
+	uint64_t log_window;   /* start of the current second for refusal logs */
+	unsigned log_count;    /* refusal warnings logged in it */
+	uint64_t log_held;     /* ... and held back */
 	bool freeing;
 };
 
@@ -211,6 +227,9 @@ int rd_t_send_pkt(struct rd_transport *t, const struct sockaddr *to, socklen_t t
                   const uint8_t *pkt, size_t len);
 /* Write `c` at the end of this loop turn (coalesces sends). */
 void rd_t_mark_dirty(struct rd_conn *c);
+/* May a warning about a refused stranger be logged now? At most
+ * RD_T_LOGS_PER_S a second; the number held back is logged with the next. */
+bool rd_t_log_ok(struct rd_transport *t);
 
 /* conn.c */
 /* Open a client connection to `p` (random ids, TLS session expecting p's
@@ -220,10 +239,13 @@ void rd_t_mark_dirty(struct rd_conn *c);
 struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p);
 /* Accept a client Initial with header `hd` from `from`: a server
  * connection whose ids (ours and the client's chosen destination id) are
- * mapped. Returns it, or NULL on failure (the packet is then dropped). The
- * peer is known only after the handshake's identity check. */
+ * mapped. `odcid`: the client's first destination id when `hd` carries a
+ * valid Retry token (then hd->dcid is the id our Retry chose), else NULL.
+ * Returns it, or NULL on failure (the packet is then dropped). The peer is
+ * known only after the handshake's identity check. */
 struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
-                               const struct sockaddr *from, socklen_t fromlen);
+                               const ngtcp2_cid *odcid, const struct sockaddr *from,
+                               socklen_t fromlen);
 /* Feed one packet. A fatal error closes the connection (it becomes dead). */
 void rd_conn_read(struct rd_conn *c, const struct sockaddr *from, socklen_t fromlen,
                   const uint8_t *pkt, size_t len);
@@ -234,6 +256,9 @@ void rd_conn_write(struct rd_conn *c);
 void rd_conn_close(struct rd_conn *c, uint64_t app_error, const char *why);
 /* The path (our socket address, the peer's) of `c`. */
 ngtcp2_path rd_conn_path(struct rd_conn *c);
+/* Established, mutual mode: close the connection when the peer's
+ * certificate expires. */
+void rd_conn_watch_cert(struct rd_conn *c);
 /* Free a dead connection (after the peer was told). */
 void rd_conn_free(struct rd_conn *c);
 
@@ -268,10 +293,13 @@ uint64_t rd_squeue_salvage(struct rd_squeue *from, struct rd_squeue *to);
  * dirty, so its queue is drained at the end of this loop turn. */
 void rd_stream_want_write(struct rd_stream *s);
 /* Feed `len` bytes received on `s` (fin: the peer's last ones) to its
- * frame reader; every complete frame is checked and delivered. Returns 0
- * (also when the stream alone was refused and shut) or -1 when the whole
- * connection must close (the close error is already set in c->ccerr). */
-int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin);
+ * frame reader; every complete frame is checked and delivered. *consumed is
+ * set to the bytes no longer held (frames handed on, or input discarded),
+ * for which flow-control credit may be returned. Returns 0 (also when the
+ * stream alone was refused and shut) or -1 when the whole connection must
+ * close (the close error is already set in c->ccerr). */
+int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin,
+                   size_t *consumed);
 /* Ask for a stream to be reset (applied after the current ngtcp2 call). */
 void rd_stream_shut(struct rd_stream *s, uint64_t code);
 /* `f` packed into a new send buffer behind the wire header (lib/transport/

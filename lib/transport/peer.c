@@ -339,7 +339,7 @@ int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,
 	if (frame->kind_case != RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK &&
 	    frame->kind_case != RAFTD__PEER_FRAME__KIND_SNAPSHOT_ACK)
 		return rd_errorf(msg, RD_EINVAL, "not a snapshot frame");
-	b = rd_sbuf_frame(frame, t->cfg.max_frame_bytes, msg, &rv);
+	b = rd_sbuf_frame(frame, t->cfg.max_snapshot_frame_bytes, msg, &rv);
 	if (b == NULL)
 		return rv;
 	return enqueue(t, peer, b, true, msg);
@@ -385,4 +385,41 @@ int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snaps
 	b->len = len;
 	memcpy(b->data, bytes, len);
 	return enqueue(t, peer, b, snapshot, NULL);
+}
+
+int rd_transport_test_got_ticket(const struct rd_transport *t, uint64_t peer)
+{
+	const struct rd_peer *p = rd_peer_find(t, peer);
+	unsigned char buf[2048];
+	word32 n = sizeof buf;
+
+	if (p == NULL || p->conn == NULL)
+		return -1;
+	if (wolfSSL_get_SessionTicket(p->conn->ssl, buf, &n) != WOLFSSL_SUCCESS)
+		return 0;
+	return n > 0;
+}
+
+int rd_transport_test_dial_flood(struct rd_transport *t, const struct sockaddr *to,
+                                 socklen_t tolen, uint64_t as_id, unsigned count)
+{
+	struct rd_peer p;
+
+	memset(&p, 0, sizeof p);
+	p.t = t;
+	p.id = as_id;
+	memcpy(&p.addr, to, tolen);
+	p.addrlen = tolen;
+	for (unsigned i = 0; i < count; i++) {
+		struct rd_conn *c = rd_conn_dial(t, &p);
+		if (c == NULL)
+			return RD_ENOMEM;
+		rd_conn_write(c); /* the Initial leaves now */
+		/* Abandoned without a word; the flush frees it. */
+		c->peer = NULL;
+		c->silent = true;
+		c->dead = true;
+		rd_t_mark_dirty(c);
+	}
+	return 0;
 }

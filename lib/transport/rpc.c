@@ -68,40 +68,30 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	rd_rpc_finish(call, RD_ETIMEDOUT, NULL, "deadline passed before the response");
 }
 
-int rd_transport_call(struct rd_transport *t, uint64_t peer,
-                      const Raftd__PeerRequest *req, unsigned deadline_ms,
-                      rd_transport_reply_cb cb, void *arg, char *msg)
+/* Queue a call whose encoded request is `req` (ownership passes here). */
+static int call_start(struct rd_transport *t, struct rd_peer *p, struct rd_sbuf *req,
+                      unsigned deadline_ms, rd_transport_reply_cb cb, void *arg,
+                      char *msg)
 {
-	struct rd_peer *p = rd_peer_find(t, peer);
-	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-	Raftd__PeerRequest r = *req;
-	struct rd_call *call;
+	struct rd_call *call = calloc(1, sizeof *call);
 	struct timeval tv;
 	int rv;
 
-	if (p == NULL || (!p->registered && p->conn == NULL))
-		return rd_errorf(msg, RD_ENOTFOUND, "peer %llu is not registered",
-		                 (unsigned long long)peer);
-	call = calloc(1, sizeof *call);
-	if (call == NULL)
+	if (call == NULL) {
+		free(req);
 		return rd_errorf(msg, RD_ENOMEM, "call");
-	r.from = t->cfg.node_id;
-	r.deadline_ms = deadline_ms;
-	f.kind_case = RAFTD__PEER_FRAME__KIND_REQUEST;
-	f.request = &r;
-	call->req = rd_sbuf_frame(&f, t->cfg.max_frame_bytes, msg, &rv);
-	if (call->req == NULL)
-		goto err_after_call;
+	}
+	call->req = req;
 	call->deadline = evtimer_new(t->base, deadline_cb, call);
 	if (call->deadline == NULL) {
 		rv = rd_errorf(msg, RD_ENOMEM, "call deadline");
-		goto err_after_req;
+		goto err_after_call;
 	}
 	tv.tv_sec = deadline_ms / 1000;
 	tv.tv_usec = (suseconds_t)(deadline_ms % 1000) * 1000;
 	evtimer_add(call->deadline, &tv);
 	call->t = t;
-	call->peer_id = peer;
+	call->peer_id = p->id;
 	call->cb = cb;
 	call->arg = arg;
 	call->peer = p;
@@ -116,10 +106,54 @@ int rd_transport_call(struct rd_transport *t, uint64_t peer,
 	else
 		rd_peer_kick(t, p);
 	return 0;
-err_after_req:
-	free(call->req);
 err_after_call:
+	free(call->req);
 	free(call);
+	return rv;
+}
+
+int rd_transport_call(struct rd_transport *t, uint64_t peer,
+                      const Raftd__PeerRequest *req, unsigned deadline_ms,
+                      rd_transport_reply_cb cb, void *arg, char *msg)
+{
+	struct rd_peer *p = rd_peer_find(t, peer);
+	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
+	Raftd__PeerRequest r = *req;
+	struct rd_sbuf *b;
+	int rv;
+
+	if (p == NULL || (!p->registered && p->conn == NULL))
+		return rd_errorf(msg, RD_ENOTFOUND, "peer %llu is not registered",
+		                 (unsigned long long)peer);
+	r.from = t->cfg.node_id;
+	r.deadline_ms = deadline_ms;
+	f.kind_case = RAFTD__PEER_FRAME__KIND_REQUEST;
+	f.request = &r;
+	b = rd_sbuf_frame(&f, t->cfg.max_rpc_frame_bytes, msg, &rv);
+	if (b == NULL)
+		return rv;
+	return call_start(t, p, b, deadline_ms, cb, arg, msg);
+}
+
+int rd_transport_test_call_raw(struct rd_transport *t, uint64_t peer,
+                               const uint8_t *bytes, size_t len, unsigned deadline_ms,
+                               rd_transport_reply_cb cb, void *arg)
+{
+	struct rd_peer *p = rd_peer_find(t, peer);
+	struct rd_sbuf *b;
+	int rv;
+
+	if (p == NULL || !p->registered)
+		return RD_ENOTFOUND;
+	b = malloc(sizeof *b + len);
+	if (b == NULL)
+		return RD_ENOMEM;
+	b->next = NULL;
+	b->len = len;
+	memcpy(b->data, bytes, len);
+	rv = call_start(t, p, b, deadline_ms, cb, arg, NULL);
+	if (rv == 0)
+		p->calls_tail->no_fin = true; /* a stalled request stays open */
 	return rv;
 }
 
@@ -142,7 +176,7 @@ void rd_rpc_start_waiting(struct rd_peer *p)
 		unlink_waiting(call);
 		s->call = call;
 		call->stream = s;
-		s->out.fin = true;
+		s->out.fin = !call->no_fin;
 		p->st.frames_out++;
 		p->st.bytes_out += call->req->len;
 		rd_squeue_push(&s->out, call->req);
@@ -197,7 +231,7 @@ int rd_transport_respond(struct rd_transport_responder *r,
 	s->resp = NULL;
 	f.kind_case = RAFTD__PEER_FRAME__KIND_RESPONSE;
 	f.response = (Raftd__PeerResponse *)resp;
-	b = rd_sbuf_frame(&f, s->conn->t->cfg.max_frame_bytes, NULL, &rv);
+	b = rd_sbuf_frame(&f, s->conn->t->cfg.max_rpc_frame_bytes, NULL, &rv);
 	if (b == NULL) {
 		rd_stream_shut(s, RD_TRANSPORT_APP_INTERNAL);
 		return rv;

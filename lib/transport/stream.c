@@ -169,6 +169,24 @@ uint64_t rd_squeue_salvage(struct rd_squeue *from, struct rd_squeue *to)
 	return lost;
 }
 
+/* Largest frame each kind of stream accepts: a Raft batch may carry many
+ * groups' messages; a snapshot frame is one chunk; a request or response
+ * about one proposal or read. */
+static size_t frame_cap(const struct rd_transport_config *cfg, enum rd_stream_kind k)
+{
+	switch (k) {
+	case RD_S_RAFT_IN:
+		return cfg->max_frame_bytes;
+	case RD_S_SNAP_IN:
+		return cfg->max_snapshot_frame_bytes;
+	case RD_S_CALL:
+	case RD_S_SERVE:
+		return cfg->max_rpc_frame_bytes;
+	default:
+		return 0;
+	}
+}
+
 struct rd_stream *rd_stream_new(struct rd_conn *c, int64_t id, enum rd_stream_kind kind)
 {
 	struct rd_stream *s = calloc(1, sizeof *s);
@@ -178,7 +196,7 @@ struct rd_stream *rd_stream_new(struct rd_conn *c, int64_t id, enum rd_stream_ki
 	s->id = id;
 	s->kind = kind;
 	s->conn = c;
-	rd_wire_reader_init(&s->in, c->t->cfg.max_frame_bytes);
+	rd_wire_reader_init(&s->in, frame_cap(&c->t->cfg, kind));
 	s->next = c->streams;
 	if (c->streams)
 		c->streams->prev = s;
@@ -228,6 +246,7 @@ void rd_stream_free(struct rd_stream *s, int err)
 		c->peer->st.dropped += rd_squeue_clear(&s->out);
 	else
 		rd_squeue_clear(&s->out);
+	c->held -= rd_wire_reader_held(&s->in);
 	rd_wire_reader_close(&s->in);
 	if (c->qc)
 		ngtcp2_conn_set_stream_user_data(c->qc, s->id, NULL);
@@ -323,6 +342,20 @@ static void filter_batch(struct rd_conn *c, Raftd__RaftBatch *b)
 	b->n_messages = keep;
 }
 
+/* A snapshot chunk is from the authenticated peer, for us, and the Raft
+ * message it carries (stepped after the install) says the same, for the
+ * same group: otherwise a peer could step a message in another's name. */
+static bool chunk_ok(const Raftd__SnapshotChunk *ch, uint64_t peer, uint64_t me)
+{
+	const Raftd__RaftMessage *m = ch->message;
+
+	if (ch->from != peer || ch->to != me)
+		return false;
+	return m == NULL || (m->from == peer && m->to == me && m->group == ch->group);
+}
+
+static int feed(struct rd_stream *s, const uint8_t *data, size_t len, bool fin);
+
 static int on_frame(void *arg, const uint8_t *payload, size_t len)
 {
 	struct rd_stream *s = arg;
@@ -355,13 +388,14 @@ static int on_frame(void *arg, const uint8_t *payload, size_t len)
 		return 0;
 	case RD_S_SNAP_IN:
 		if (f->kind_case == RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK) {
-			if (f->snapshot_chunk->from != p->id) {
+			if (!chunk_ok(f->snapshot_chunk, p->id, t->cfg.node_id)) {
 				p->st.foreign_from++;
 				rd_wire_free(f);
 				return 0;
 			}
 		} else if (f->kind_case == RAFTD__PEER_FRAME__KIND_SNAPSHOT_ACK) {
-			if (f->snapshot_ack->from != p->id) {
+			if (f->snapshot_ack->from != p->id ||
+			    f->snapshot_ack->to != t->cfg.node_id) {
 				p->st.foreign_from++;
 				rd_wire_free(f);
 				return 0;
@@ -400,14 +434,45 @@ static int on_frame(void *arg, const uint8_t *payload, size_t len)
 	                                                              : RD_ECLOSED;
 }
 
-int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin)
+int rd_stream_recv(struct rd_stream *s, const uint8_t *data, size_t len, bool fin,
+                   size_t *consumed)
+{
+	struct rd_conn *c = s->conn;
+	size_t before = rd_wire_reader_held(&s->in), after;
+	int rv;
+
+	*consumed = len;
+	if (s->read_dead || c->refused)
+		return 0; /* discarded */
+	rv = feed(s, data, len, fin);
+	after = s->read_dead ? 0 : rd_wire_reader_held(&s->in);
+	if (s->read_dead)
+		rd_wire_reader_close(&s->in);
+	/* Held bytes moved from `before` to `after`: the rest was consumed. */
+	*consumed = before + len - after;
+	c->held = c->held - before + after;
+	if (rv >= 0 && c->held > c->t->cfg.max_partial_bytes) {
+		ngtcp2_connection_close_error_set_application_error(
+		    &c->ccerr, RD_TRANSPORT_APP_TOO_BIG, NULL, 0);
+		c->ccerr_set = true;
+		rd_log_warn("transport: partial frames over %llu bytes peer=%llu addr=%s",
+		            (unsigned long long)c->t->cfg.max_partial_bytes,
+		            (unsigned long long)(c->peer ? c->peer->id : 0),
+		            c->addr_text);
+		rd_peer_count_malformed(c);
+		return -1;
+	}
+	return rv;
+}
+
+static int feed(struct rd_stream *s, const uint8_t *data, size_t len, bool fin)
 {
 	char msg[RD_ERRMSG_SIZE];
 	int rv;
 
-	if (s->read_dead)
-		return 0;
-	if (s->conn->peer == NULL) {
+	/* Stream data only once the handshake is done and the identity checked
+	 * (no 0-RTT or 0.5-RTT data is accepted). */
+	if (s->conn->peer == NULL || !s->conn->established) {
 		ngtcp2_connection_close_error_set_application_error(
 		    &s->conn->ccerr, RD_TRANSPORT_APP_MALFORMED, NULL, 0);
 		s->conn->ccerr_set = true;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
@@ -50,7 +51,10 @@ uint64_t rd_tls_parse_node_name(const char *s, size_t len)
 	const size_t plen = sizeof NODE_PREFIX - 1;
 	uint64_t id = 0;
 
-	if (len <= plen || len > plen + 20 || memcmp(s, NODE_PREFIX, plen) != 0)
+	/* Exactly the prefix and canonical decimal digits, to the byte: no
+	 * leading zero ("raftd-node-02" is not node 2), no NUL or suffix. */
+	if (len <= plen || len > plen + 20 || memcmp(s, NODE_PREFIX, plen) != 0 ||
+	    s[plen] == '0')
 		return 0;
 	for (size_t i = plen; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
@@ -62,24 +66,62 @@ uint64_t rd_tls_parse_node_name(const char *s, size_t len)
 	return id;
 }
 
-/* SAN DNS names first (RFC 6125 §6.4.4 prefers them), then the CN. */
-static uint64_t cert_node_id(WOLFSSL_X509 *x)
+static uint64_t asn1_node_id(WOLFSSL_ASN1_STRING *a)
 {
-	char cn[128];
-	char *alt;
-	uint64_t id = 0;
-	int n;
+	int len = a ? wolfSSL_ASN1_STRING_length(a) : 0;
+	const unsigned char *d = a ? wolfSSL_ASN1_STRING_data(a) : NULL;
 
-	while ((alt = wolfSSL_X509_get_next_altname(x)) != NULL)
-		if (id == 0)
-			id = rd_tls_parse_node_name(alt, strlen(alt));
-	if (id != 0)
+	return d != NULL && len > 0 ? rd_tls_parse_node_name((const char *)d, (size_t)len)
+	                            : 0;
+}
+
+/* The one node id a certificate names, or 0 (with the reason in `why`):
+ * DNS names of the subject alternative name only (RFC 6125 §6.4.4), the
+ * subject CN only when the certificate has no SAN at all, and never two
+ * different ids. Lengths come from the ASN.1 strings, not strlen. */
+static uint64_t cert_node_id(WOLFSSL_X509 *x, const char **why)
+{
+	WOLFSSL_STACK *sans =
+	    wolfSSL_X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	WOLFSSL_X509_NAME *subj;
+	uint64_t id = 0;
+	int idx, next;
+
+	*why = "certificate names no node (want SAN DNS or CN " NODE_PREFIX "<id>)";
+	if (sans != NULL) {
+		int n = wolfSSL_sk_GENERAL_NAME_num(sans);
+		for (int i = 0; i < n; i++) {
+			WOLFSSL_GENERAL_NAME *gn = wolfSSL_sk_GENERAL_NAME_value(sans, i);
+			uint64_t v;
+			if (gn == NULL ||
+			    gn->type != 2 /* GEN_DNS, RFC 5280 dNSName [2] */)
+				continue;
+			v = asn1_node_id(gn->d.dNSName);
+			if (v != 0 && id != 0 && v != id) {
+				*why = "certificate names more than one node";
+				id = 0;
+				break;
+			}
+			if (v != 0)
+				id = v;
+		}
+		wolfSSL_sk_GENERAL_NAME_pop_free(sans, wolfSSL_GENERAL_NAME_free);
 		return id;
-	n = wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(x),
-	                                      NID_commonName, cn, (int)sizeof cn);
-	if (n <= 0)
+	}
+	/* A SAN without DNS names (wolfSSL then builds no list): no CN. */
+	if (wolfSSL_X509_get_ext_by_NID(x, NID_subject_alt_name, -1) >= 0)
 		return 0;
-	return rd_tls_parse_node_name(cn, (size_t)n);
+	subj = wolfSSL_X509_get_subject_name(x);
+	idx = wolfSSL_X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+	if (idx < 0)
+		return 0;
+	next = wolfSSL_X509_NAME_get_index_by_NID(subj, NID_commonName, idx);
+	if (next >= 0) {
+		*why = "certificate has more than one CN";
+		return 0;
+	}
+	return asn1_node_id(
+	    wolfSSL_X509_NAME_ENTRY_get_data(wolfSSL_X509_NAME_get_entry(subj, idx)));
 }
 
 static const char *verify_error_text(int err)
@@ -114,6 +156,7 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *st)
 	struct rd_tls_peer *p = ssl ? wolfSSL_get_app_data(ssl) : NULL;
 	int depth = wolfSSL_X509_STORE_CTX_get_error_depth(st);
 	WOLFSSL_X509 *x;
+	const char *why = "";
 	uint64_t id;
 
 	if (p == NULL)
@@ -141,11 +184,9 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *st)
 	if (depth != 0)
 		return 1;
 	x = wolfSSL_X509_STORE_CTX_get_current_cert(st);
-	id = x ? cert_node_id(x) : 0;
+	id = x ? cert_node_id(x, &why) : 0;
 	if (id == 0) {
-		snprintf(p->reason, sizeof p->reason,
-		         "certificate names no node (want SAN or CN " NODE_PREFIX
-		         "<id>)");
+		snprintf(p->reason, sizeof p->reason, "%s", why);
 		return 0;
 	}
 	if (id != p->expect_id) {
@@ -291,6 +332,18 @@ static int build_ctx(struct rd_tls *t, bool server, const struct rd_transport_co
 	}
 	if ((rv = load_credentials(ctx, server, t, cfg, msg)) != 0)
 		goto err_after_ctx;
+	/* No resumption and no 0-RTT, explicitly (the build has both): a
+	 * resumed session would skip the certificate check that binds the node
+	 * id, and 0-RTT data is replayable (RFC 9001 §4.6, RFC 8446 §8). */
+	if (server && wolfSSL_CTX_set_max_early_data(ctx, 0) < 0) {
+		rv = rd_errorf(msg, RD_ETLS, "cannot turn early data off");
+		goto err_after_ctx;
+	}
+	wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_NO_TICKET);
+	if (server && wolfSSL_CTX_no_ticket_TLSv13(ctx) < 0) {
+		rv = rd_errorf(msg, RD_ETLS, "cannot turn session tickets off");
+		goto err_after_ctx;
+	}
 	if (server) {
 		/* Any name the client sends is kept (and read in verify_cb). */
 		if (wolfSSL_CTX_UseSNI(ctx, WOLFSSL_SNI_HOST_NAME, t->sni,
@@ -315,11 +368,12 @@ static void check_own_cert(const struct rd_transport_config *cfg)
 {
 	WOLFSSL_X509 *x =
 	    wolfSSL_X509_load_certificate_file(cfg->tls_cert, WOLFSSL_FILETYPE_PEM);
+	const char *why;
 	uint64_t id;
 
 	if (x == NULL)
 		return;
-	id = cert_node_id(x);
+	id = cert_node_id(x, &why);
 	if (id != cfg->node_id)
 		rd_log_warn(
 		    "transport: tls.cert names node %llu but this is node %llu; peers "
@@ -390,9 +444,109 @@ err_after_init:
 	return rv;
 }
 
+/* A certificate manager trusting only `ca` (NULL on failure). */
+static WOLFSSL_CERT_MANAGER *ca_manager(const char *ca)
+{
+	WOLFSSL_CERT_MANAGER *cm = wolfSSL_CertManagerNew();
+
+	if (cm != NULL && wolfSSL_CertManagerLoadCA(cm, ca, NULL) != WOLFSSL_SUCCESS) {
+		wolfSSL_CertManagerFree(cm);
+		cm = NULL;
+	}
+	return cm;
+}
+
+/* Before new credentials replace working ones: the certificate names this
+ * node, is within its dates and chains to the (new) CA, so that a reload
+ * never swaps in something every peer would refuse. */
+static int check_new_cert(const struct rd_transport_config *cfg, char *msg)
+{
+	WOLFSSL_CERT_MANAGER *cm = ca_manager(cfg->tls_ca);
+	WOLFSSL_X509 *x;
+	const char *why;
+	uint64_t id;
+	int rv;
+
+	if (cm == NULL)
+		return rd_errorf(msg, RD_ETLS, "tls.ca %s: cannot load CA certificate",
+		                 cfg->tls_ca);
+	rv = wolfSSL_CertManagerVerify(cm, cfg->tls_cert, WOLFSSL_FILETYPE_PEM);
+	wolfSSL_CertManagerFree(cm);
+	if (rv != WOLFSSL_SUCCESS)
+		return rd_errorf(msg, RD_ETLS,
+		                 "tls.cert %s does not verify against tls.ca %s: %s",
+		                 cfg->tls_cert, cfg->tls_ca, verify_error_text(rv));
+	x = wolfSSL_X509_load_certificate_file(cfg->tls_cert, WOLFSSL_FILETYPE_PEM);
+	if (x == NULL)
+		return rd_errorf(msg, RD_ETLS, "tls.cert %s: cannot load certificate",
+		                 cfg->tls_cert);
+	id = cert_node_id(x, &why);
+	wolfSSL_X509_free(x);
+	if (id != cfg->node_id)
+		return rd_errorf(msg, RD_ETLS,
+		                 "tls.cert %s names node %llu, not this node %llu (%s)",
+		                 cfg->tls_cert, (unsigned long long)id,
+		                 (unsigned long long)cfg->node_id, id ? "" : why);
+	return 0;
+}
+
 int rd_tls_reload(struct rd_tls *t, const struct rd_transport_config *cfg, char *msg)
 {
+	int rv;
+
+	if (cfg->tls_mode != t->mode)
+		return rd_errorf(
+		    msg, RD_EINVAL,
+		    "tls.mode cannot change while running (%s -> %s): restart "
+		    "the node",
+		    t->mode == RD_TLS_MUTUAL ? "mutual" : "insecure",
+		    cfg->tls_mode == RD_TLS_MUTUAL ? "mutual" : "insecure");
+	if (t->mode == RD_TLS_MUTUAL && !cfg->tls_omit_client_cert &&
+	    (rv = check_new_cert(cfg, msg)) != 0)
+		return rv;
 	return build_both(t, cfg, msg);
+}
+
+int rd_tls_peer_still_valid(struct rd_tls *t, WOLFSSL *ssl, const char *ca, char *msg)
+{
+	WOLFSSL_CERT_MANAGER *cm;
+	WOLFSSL_X509 *x;
+	const unsigned char *der;
+	int n, rv;
+
+	if (t->mode != RD_TLS_MUTUAL)
+		return 0;
+	x = wolfSSL_get_peer_certificate(ssl);
+	if (x == NULL)
+		return rd_errorf(msg, RD_ETLS, "no peer certificate kept");
+	der = wolfSSL_X509_get_der(x, &n);
+	cm = ca_manager(ca);
+	rv = cm != NULL && der != NULL
+	         ? wolfSSL_CertManagerVerifyBuffer(cm, der, n, WOLFSSL_FILETYPE_ASN1)
+	         : WOLFSSL_FAILURE;
+	if (cm != NULL)
+		wolfSSL_CertManagerFree(cm);
+	wolfSSL_X509_free(x);
+	if (rv != WOLFSSL_SUCCESS)
+		return rd_errorf(msg, RD_ETLS, "%s", verify_error_text(rv));
+	return 0;
+}
+
+int64_t rd_tls_peer_not_after(WOLFSSL *ssl)
+{
+	WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+	const WOLFSSL_ASN1_TIME *na;
+	struct tm tm;
+	int64_t when = -1;
+
+	if (x == NULL)
+		return -1;
+	na = wolfSSL_X509_get_notAfter(x);
+	memset(&tm, 0, sizeof tm);
+	if (na != NULL && wolfSSL_ASN1_TIME_to_tm(na, &tm) == WOLFSSL_SUCCESS)
+		when = (int64_t)timegm(&tm);
+	wolfSSL_X509_free(x);
+	return when;
 }
 
 void rd_tls_free(struct rd_tls *t)

@@ -35,8 +35,19 @@ int rd_tls_new(struct rd_tls **out, const struct rd_transport_config *cfg, char 
  * then release wolfSSL. Sessions made from them must be freed first. */
 void rd_tls_free(struct rd_tls *t);
 
-/* Rebuild the contexts from the files in `cfg`; on failure keep the old. */
+/* Rebuild the contexts from the files in `cfg`; on failure keep the old.
+ * Refused (RD_EINVAL) when the mode changes; in mutual mode the new
+ * certificate must name this node, be within its dates and chain to the
+ * new CA (RD_ETLS otherwise). */
 int rd_tls_reload(struct rd_tls *t, const struct rd_transport_config *cfg, char *msg);
+
+/* Does the peer certificate of an established session still verify against
+ * the CA file `ca` (dates included)? 0, or RD_ETLS with the reason. Always
+ * 0 in insecure mode. */
+int rd_tls_peer_still_valid(struct rd_tls *t, WOLFSSL *ssl, const char *ca, char *msg);
+
+/* The peer certificate's notAfter as a Unix time, -1 when unknown. */
+int64_t rd_tls_peer_not_after(WOLFSSL *ssl);
 
 /* A session for one connection, its app data set to `p` (whose client,
  * expect_id and tls fields the caller fills first). NULL on failure. The

@@ -26,6 +26,15 @@
  * certificate, a missing client certificate or a wrong ALPN ends the
  * handshake with a TLS alert and a log line with the address and reason.
  * Messages whose `from` is not the authenticated peer are dropped and counted.
+ * A server-side connection whose proven identity is not a member (the
+ * is_member callback) is closed right after the handshake with APP_REMOVED.
+ *
+ * Memory a peer can make us hold: one partial frame per stream, at most the
+ * stream kind's cap (Raft: max_frame_bytes; snapshot: one chunk plus
+ * headroom; requests: max_rpc_frame_bytes), buffers growing only as bytes
+ * arrive, and all of them within the connection's flow-control window
+ * (max_partial_bytes), since credit is returned only as frames are consumed.
+ * Decoding one frame allocates at most RD_WIRE_DECODE_BUDGET of its length.
  *
  * Threading: everything runs on the libevent base's thread. Callbacks must
  * not call rd_transport_free.
@@ -48,6 +57,12 @@ struct rd_transport_responder;
 
 #define RD_TRANSPORT_ALPN "raftd/1"
 
+/* Largest snapshot data carried by one chunk (the sender cuts snapshots
+ * into chunks of this size; the receiver accepts a chunk frame of this
+ * plus RD_TRANSPORT_FRAME_HEADROOM). */
+#define RD_TRANSPORT_SNAPSHOT_CHUNK (2u << 20)
+#define RD_TRANSPORT_FRAME_HEADROOM (1u << 20)
+
 /* QUIC application error codes (RFC 9000 §20.2) raftd sends in
  * CONNECTION_CLOSE, RESET_STREAM and STOP_SENDING. */
 enum rd_transport_app_error {
@@ -59,7 +74,10 @@ enum rd_transport_app_error {
 	RD_TRANSPORT_APP_WRONG_TYPE = 5, /* valid frame of a kind not allowed there */
 	RD_TRANSPORT_APP_CANCELLED = 6,  /* the caller gave up (deadline) */
 	RD_TRANSPORT_APP_INTERNAL = 7,   /* local failure (memory) */
-	RD_TRANSPORT_APP_REMOVED = 8,    /* the peer was unregistered */
+	RD_TRANSPORT_APP_CERT = 9,       /* the peer's certificate expired or no
+	                                  * longer verifies (after a CA reload) */
+	RD_TRANSPORT_APP_REMOVED = 8,    /* the peer was unregistered, or is not a
+	                                  * member ("peer removed") */
 };
 
 struct rd_transport_config {
@@ -70,18 +88,30 @@ struct rd_transport_config {
 	char tls_ca[PATH_MAX];
 	char tls_cert[PATH_MAX];
 	char tls_key[PATH_MAX];
-	uint64_t max_frame_bytes;      /* largest frame payload accepted and sent */
-	unsigned idle_timeout_ms;      /* QUIC max_idle_timeout */
-	unsigned keepalive_ms;         /* PING after this much silence (0: never) */
-	unsigned handshake_timeout_ms; /* give up on a handshake after this */
-	unsigned backoff_min_ms;       /* first redial delay after a failure */
-	unsigned backoff_max_ms;       /* redial delay cap */
-	uint64_t max_queue_bytes;      /* per peer, per stream: unsent bytes before
-	                                * sends fail with RD_EAGAIN */
-	char alpn[32];                 /* RD_TRANSPORT_ALPN; tests change it */
-	bool tls_omit_client_cert;     /* tests only: dial without a certificate */
-	bool count_lost_packets;       /* per-packet loss count from ngtcp2's qlog events
-	                                * (on by default; costs some throughput) */
+	char reset_secret_file[PATH_MAX];  /* "": a random secret per process */
+	uint64_t max_frame_bytes;          /* largest frame payload accepted and sent
+	                                    * (on the Raft stream) */
+	uint64_t max_rpc_frame_bytes;      /* largest request or response accepted */
+	uint64_t max_snapshot_frame_bytes; /* largest snapshot frame accepted */
+	uint64_t max_partial_bytes;        /* per connection: bytes of frames not yet
+	                                    * complete; also its flow-control window */
+	unsigned idle_timeout_ms;          /* QUIC max_idle_timeout */
+	unsigned keepalive_ms;             /* PING after this much silence (0: never) */
+	unsigned handshake_timeout_ms;     /* give up on a handshake after this */
+	unsigned backoff_min_ms;           /* first redial delay after a failure */
+	unsigned backoff_max_ms;           /* redial delay cap */
+	uint64_t max_queue_bytes;          /* per peer, per stream: unsent bytes before
+	                                    * sends fail with RD_EAGAIN */
+	unsigned max_half_open;            /* inbound handshakes in progress */
+	unsigned max_half_open_per_source; /* ... from one host */
+	unsigned retry_threshold;          /* beyond this many, an Initial without
+	                                    * a Retry token gets a Retry
+	                                    * (RFC 9000 §8.1.2) */
+	char alpn[32];                     /* RD_TRANSPORT_ALPN; tests change it */
+	bool tls_omit_client_cert;         /* tests only: dial without a certificate */
+	bool count_lost_packets;           /* per-packet loss count from ngtcp2's qlog
+	                                    * events on dialed connections (off by
+	                                    * default; costs some throughput) */
 };
 
 /* Fill `tc` from the node config `c` (transport, tls, cluster.listen and
@@ -103,6 +133,11 @@ struct rd_transport_callbacks {
 	 * (also after the connection died: then those just free it). */
 	void (*on_request)(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	                   struct rd_transport_responder *r);
+	/* Is `peer` a member of the cluster? Asked when a connection from a
+	 * node that was not registered with rd_transport_peer_add completes
+	 * its handshake; false refuses it (CONNECTION_CLOSE with APP_REMOVED,
+	 * "peer removed"). NULL: every authenticated node is accepted. */
+	bool (*is_member)(void *arg, uint64_t peer);
 	/* The connection to `peer` came up or went down. May be NULL. */
 	void (*on_peer)(void *arg, uint64_t peer, bool connected);
 	void *arg;
@@ -210,6 +245,13 @@ struct rd_transport_stats {
 	uint64_t accepted;          /* inbound connections created */
 	uint64_t dialed;            /* outbound connections created */
 	uint64_t tls_rejected;      /* handshakes refused (alert sent or received) */
+	uint64_t nonmember_refused; /* authenticated, but not a member: closed */
+	uint64_t partial_bytes;     /* bytes of incomplete frames held now */
+	uint64_t cert_closed;       /* closed: peer certificate expired or no
+	                             * longer verifies */
+	uint64_t half_open;         /* inbound handshakes in progress now */
+	uint64_t retries_sent;      /* Retry packets sent */
+	uint64_t initials_dropped;  /* Initials refused: caps, bad token */
 	uint64_t duplicates_closed; /* connections closed by the tie-break */
 	uint64_t malformed;         /* frames rejected, all peers */
 	uint64_t packets_in, packets_out;
@@ -226,13 +268,40 @@ void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats 
 int rd_transport_test_send_raw(struct rd_transport *t, uint64_t peer, bool snapshot,
                                const uint8_t *bytes, size_t len);
 
+/* Tests only: a call whose request is `len` raw bytes (not necessarily a
+ * frame), on a stream of its own left open (no FIN), as a hostile node
+ * would send it. */
+int rd_transport_test_call_raw(struct rd_transport *t, uint64_t peer,
+                               const uint8_t *bytes, size_t len, unsigned deadline_ms,
+                               rd_transport_reply_cb cb, void *arg);
+
+/* Tests only: 1 when the TLS session of the connection to `peer` holds a
+ * session ticket from it, 0 when not, -1 without a connection. */
+int rd_transport_test_got_ticket(const struct rd_transport *t, uint64_t peer);
+
+/* Tests only: start `count` handshakes with `to` (as if dialing node
+ * `as_id`) and abandon each right after its first Initial left: the
+ * handshake flood of a client that never finishes. The connections are
+ * freed at the end of the loop turn. */
+int rd_transport_test_dial_flood(struct rd_transport *t, const struct sockaddr *to,
+                                 socklen_t tolen, uint64_t as_id, unsigned count);
+
 /* Tests only: free `t` like a crash would, without telling any peer
  * (no CONNECTION_CLOSE), so that peers must notice by themselves. */
 void rd_transport_test_abandon(struct rd_transport *t);
 
 /* Re-read the certificate, key and CA named in the config given at
- * creation; new connections use them, established ones keep theirs. On
- * failure the old credentials stay. Returns 0 or RD_ETLS. */
+ * creation: rd_transport_reload with that config. */
 int rd_transport_reload_tls(struct rd_transport *t, char *msg);
+
+/* SIGHUP: take the TLS mode and files of `cfg` (other fields are ignored).
+ * Refused with RD_EINVAL when the mode changes; in mutual mode the new
+ * certificate must name this node, be within its dates and chain to the new
+ * CA, else RD_ETLS; on refusal the old credentials stay. New connections
+ * use the new credentials; every established connection whose peer
+ * certificate no longer verifies against the new CA is closed
+ * (APP_CERT). */
+int rd_transport_reload(struct rd_transport *t, const struct rd_transport_config *cfg,
+                        char *msg);
 
 #endif

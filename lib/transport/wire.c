@@ -1,10 +1,16 @@
 /*
- * Frame codec and batch encoder: see wire.h. Happy path (reading): a stream's bytes are
- * fed in whatever pieces QUIC delivers them; the header is collected first (it may itself
- * be split), then exactly `need` payload bytes into a buffer sized by the header, then
- * the callback sees the payload and the reader starts over. Failure modes: an announced
- * length over `max` fails the reader for good (no allocation is made for it); allocation
- * failure is RD_ENOMEM.
+ * Frame codec and batch encoder: see wire.h. Reading: Happy path: a stream's bytes are fed in whatever
+ * pieces QUIC delivers them; the header is collected first (it may itself be
+ * split), then exactly `need` payload bytes into a buffer that grows as
+ * they arrive (doubling, never past `need`), so that a header announcing a
+ * large frame costs nothing until the bytes are actually sent; then the
+ * callback sees the payload and the reader starts over.
+ * Failure modes: an announced length over `max` fails the reader for good
+ * (no allocation is made for it); allocation failure is RD_ENOMEM.
+ *
+ * Decoding goes through a counting protobuf-c allocator (util/pbbudget.h):
+ * unpacking stops (RD_EPROTO) once the allocations pass
+ * RD_WIRE_DECODE_BUDGET(len).
  */
 #include "transport/wire.h"
 
@@ -12,6 +18,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/pbbudget.h"
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -401,9 +408,16 @@ int rd_wire_validate(const Raftd__PeerFrame *f, char *msg)
 
 int rd_wire_decode(const uint8_t *buf, size_t len, Raftd__PeerFrame **out, char *msg)
 {
-	Raftd__PeerFrame *f = raftd__peer_frame__unpack(NULL, len, buf);
+	struct rd_pb_budget b;
+	Raftd__PeerFrame *f;
 	int rv;
 
+	rd_pb_budget_init(&b, RD_WIRE_DECODE_BUDGET(len));
+	f = raftd__peer_frame__unpack(&b.a, len, buf);
+	if (f == NULL && b.spent)
+		return rd_errorf(msg, RD_EPROTO,
+		                 "frame of %zu bytes needs more than %zu bytes to decode",
+		                 len, (size_t)RD_WIRE_DECODE_BUDGET(len));
 	if (f == NULL)
 		return rd_errorf(msg, RD_EPROTO,
 		                 "frame of %zu bytes does not decode as PeerFrame", len);
@@ -431,12 +445,37 @@ void rd_wire_reader_close(struct rd_wire_reader *r)
 {
 	free(r->buf);
 	r->buf = NULL;
-	r->hdr_have = r->need = r->have = 0;
+	r->hdr_have = r->need = r->have = r->cap = 0;
 }
 
 bool rd_wire_reader_partial(const struct rd_wire_reader *r)
 {
 	return r->hdr_have > 0;
+}
+
+size_t rd_wire_reader_held(const struct rd_wire_reader *r)
+{
+	return r->hdr_have + r->have;
+}
+
+/* Room for `want` payload bytes, growing by doubling from a small start. */
+static int reader_reserve(struct rd_wire_reader *r, size_t want)
+{
+	size_t cap = r->cap ? r->cap : RD_WIRE_READER_START;
+	uint8_t *nb;
+
+	if (want <= r->cap)
+		return 0;
+	while (cap < want)
+		cap *= 2;
+	if (cap > r->need)
+		cap = r->need;
+	nb = realloc(r->buf, cap ? cap : 1);
+	if (nb == NULL)
+		return RD_ENOMEM;
+	r->buf = nb;
+	r->cap = cap;
+	return 0;
 }
 
 int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t len,
@@ -469,15 +508,15 @@ int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t le
 				return RD_ETOOBIG;
 			}
 			r->have = 0;
-			r->buf = malloc(r->need ? r->need : 1);
-			if (r->buf == NULL) {
-				r->failed = true;
-				return RD_ENOMEM;
-			}
+			r->cap = 0;
 		}
 		take = r->need - r->have;
 		if (take > len)
 			take = len;
+		if (reader_reserve(r, r->have + take) != 0) {
+			r->failed = true;
+			return RD_ENOMEM;
+		}
 		if (take > 0)
 			memcpy(r->buf + r->have, data, take);
 		r->have += take;
@@ -488,7 +527,7 @@ int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t le
 		rv = cb(arg, r->buf, r->need);
 		free(r->buf);
 		r->buf = NULL;
-		r->hdr_have = 0;
+		r->hdr_have = r->have = r->cap = 0;
 		if (rv != 0)
 			return rv;
 	}

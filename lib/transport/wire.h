@@ -10,6 +10,8 @@
  * protobuf-c ones. No other file writes a protobuf key by hand. It knows nothing of QUIC,
  * so the fuzzer (tests/fuzz/transport_frame_fuzz.c) drives it directly.
  *
+ * Decoding allocates at most RD_WIRE_DECODE_BUDGET(len) bytes.
+ *
  * Failure modes: a length over the configured maximum (RD_ETOOBIG) leaves
  * the reader unusable, because the stream cannot be resynchronised; a
  * payload that does not decode or breaks a protocol rule is RD_EPROTO.
@@ -26,6 +28,12 @@
 
 #define RD_WIRE_HEADER            4
 #define RD_WIRE_DEFAULT_MAX_FRAME (64u << 20)
+#define RD_WIRE_READER_START      (16u << 10) /* first payload buffer */
+/* What protobuf-c may allocate to unpack a payload of `len` bytes: large
+ * frames are dominated by entry data (about 1x); tiny entries and
+ * heartbeats cost up to ~11x their wire size in structs, which the
+ * constant covers for any batch under ~1 MiB. */
+#define RD_WIRE_DECODE_BUDGET(len) ((size_t)(len)*6 + (16u << 20))
 
 /* Field numbers of proto/raftd.proto that the batch encoder below writes
  * by hand (a protobuf key is field << 3 | wire type). */
@@ -149,6 +157,7 @@ struct rd_wire_reader {
 	uint8_t hdr[RD_WIRE_HEADER];
 	size_t hdr_have; /* header bytes collected */
 	uint8_t *buf;    /* payload being collected (malloc'd), NULL between frames */
+	size_t cap;      /* bytes allocated at `buf` (grows with `have`) */
 	size_t need;     /* payload length announced by the header */
 	size_t have;     /* payload bytes collected */
 	bool failed;     /* a fatal error was seen; further input is ignored */
@@ -173,5 +182,9 @@ int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t le
 
 /* True when the reader holds a partial frame (a stream ending now was cut). */
 bool rd_wire_reader_partial(const struct rd_wire_reader *r);
+
+/* Bytes of the partial frame held (header included): what was fed but not
+ * yet handed to the callback. Flow-control credit for these is withheld. */
+size_t rd_wire_reader_held(const struct rd_wire_reader *r);
 
 #endif

@@ -6,6 +6,7 @@
  */
 #include "util/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -39,14 +40,27 @@ enum key_id {
 	X(transport, idle_timeout_ms)                                                    \
 	X(transport, keepalive_ms)                                                       \
 	X(transport, handshake_timeout_ms)                                               \
+	X(transport, max_partial_bytes)                                                  \
+	X(transport, max_half_open)                                                      \
+	X(transport, max_half_open_per_source)                                           \
+	X(transport, retry_threshold)                                                    \
+	X(transport, count_lost_packets)                                                 \
 	X(tls, mode)                                                                     \
 	X(tls, ca)                                                                       \
 	X(tls, cert)                                                                     \
 	X(tls, key)                                                                      \
+	X(tls, allow_insecure_remote)                                                    \
 	X(control, socket)                                                               \
 	X(control, socket_mode)                                                          \
 	X(control, request_timeout_ms)                                                   \
+	X(control, allow_world_access)                                                   \
+	X(control, max_connections)                                                      \
+	X(control, max_requests_in_flight)                                               \
+	X(control, output_high_water_bytes)                                              \
+	X(control, partial_frame_timeout_ms)                                             \
 	X(admin, listen)                                                                 \
+	X(admin, max_connections)                                                        \
+	X(admin, request_timeout_ms)                                                     \
 	X(log, level)
 #define X(s, k) K_##s##_##k,
 	KEYS(X)
@@ -257,6 +271,17 @@ static int set_peers(struct parse *p, const char *v)
 	return 1;
 }
 
+static bool parse_bool(const char *v, bool *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+		*out = true;
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
 static int set_value(struct parse *p, int k, const char *v)
 {
 	struct rd_config *c = p->c;
@@ -353,6 +378,10 @@ static int set_value(struct parse *p, int k, const char *v)
 		return set_path(p, k, c->tls_cert, sizeof c->tls_cert, v);
 	case K_tls_key:
 		return set_path(p, k, c->tls_key, sizeof c->tls_key, v);
+	case K_tls_allow_insecure_remote:
+		if (!parse_bool(v, &c->tls_insecure_remote))
+			return fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
+		return 1;
 	case K_control_socket:
 		return set_path(p, k, c->socket_path, sizeof c->socket_path, v);
 	case K_control_socket_mode: {
@@ -368,6 +397,60 @@ static int set_value(struct parse *p, int k, const char *v)
 		if (!parse_uint(v, 1, 3600000, &c->request_timeout_ms))
 			return fail(p, k,
 			            "'%s' is not a number of milliseconds in 1..3600000",
+			            v);
+		return 1;
+	case K_control_allow_world_access:
+		if (!parse_bool(v, &c->socket_world))
+			return fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
+		return 1;
+	case K_control_max_connections:
+		if (!parse_uint(v, 1, 65536, &c->ctl_max_conns))
+			return fail(p, k, "'%s' is not a number in 1..65536", v);
+		return 1;
+	case K_control_max_requests_in_flight:
+		if (!parse_uint(v, 1, 65536, &c->ctl_max_inflight))
+			return fail(p, k, "'%s' is not a number in 1..65536", v);
+		return 1;
+	case K_control_output_high_water_bytes:
+		if (!parse_u64(v, 4096, 1ull << 30, &c->ctl_high_water))
+			return fail(p, k, "'%s' is not a number of bytes in 4096..2^30",
+			            v);
+		return 1;
+	case K_control_partial_frame_timeout_ms:
+		if (!parse_uint(v, 1, 3600000, &c->ctl_partial_timeout_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 1..3600000",
+			            v);
+		return 1;
+	case K_admin_max_connections:
+		if (!parse_uint(v, 1, 65536, &c->admin_max_conns))
+			return fail(p, k, "'%s' is not a number in 1..65536", v);
+		return 1;
+	case K_admin_request_timeout_ms:
+		if (!parse_uint(v, 1, 3600000, &c->admin_timeout_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 1..3600000",
+			            v);
+		return 1;
+	case K_transport_max_half_open:
+		if (!parse_uint(v, 1, 1000000, &c->max_half_open))
+			return fail(p, k, "'%s' is not a number in 1..1000000", v);
+		return 1;
+	case K_transport_max_half_open_per_source:
+		if (!parse_uint(v, 1, 1000000, &c->max_half_open_per_source))
+			return fail(p, k, "'%s' is not a number in 1..1000000", v);
+		return 1;
+	case K_transport_retry_threshold:
+		if (!parse_uint(v, 0, 1000000, &c->retry_threshold))
+			return fail(p, k, "'%s' is not a number in 0..1000000", v);
+		return 1;
+	case K_transport_count_lost_packets:
+		if (!parse_bool(v, &c->count_lost_packets))
+			return fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
+		return 1;
+	case K_transport_max_partial_bytes:
+		if (!parse_u64(v, 1u << 20, 1ull << 34, &c->max_partial_bytes))
+			return fail(p, k, "'%s' is not a number of bytes in 2^20..2^34",
 			            v);
 		return 1;
 	case K_admin_listen:
@@ -455,11 +538,20 @@ void rd_config_defaults(struct rd_config *c)
 	c->idle_timeout_ms = 30000;
 	c->keepalive_ms = 1000;
 	c->handshake_timeout_ms = 5000;
+	c->max_half_open = 256;
+	c->max_half_open_per_source = 8;
+	c->retry_threshold = 16;
 	c->tls_mode = RD_TLS_MUTUAL;
 	snprintf(c->socket_path, sizeof c->socket_path, "/run/raftd/raftd.sock");
 	c->socket_mode = 0660;
 	c->request_timeout_ms = 5000;
+	c->ctl_max_conns = 64;
+	c->ctl_max_inflight = 64;
+	c->ctl_high_water = 4u << 20;
+	c->ctl_partial_timeout_ms = 10000;
 	c->admin_enabled = true;
+	c->admin_max_conns = 16;
+	c->admin_timeout_ms = 5000;
 	rd_addr_parse(&c->admin_listen, "127.0.0.1:9101", NULL);
 	c->log_level = RD_LOG_INFO;
 }
@@ -481,6 +573,18 @@ static int check_file(struct parse *p, int k, const char *path)
 	                   p->name, p->lines[k], key_names[k].section, key_names[k].key,
 	                   path, strerror(errno));
 	return 0;
+}
+
+static bool addr_is_loopback(const struct rd_addr *a)
+{
+	if (a->sa.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)&a->sa)
+		                  ->sin_addr.s_addr) >>
+		        24) == 127;
+	if (a->sa.ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(
+		    &((const struct sockaddr_in6 *)(const void *)&a->sa)->sin6_addr);
+	return false;
 }
 
 static int validate(struct parse *p)
@@ -511,6 +615,23 @@ static int validate(struct parse *p)
 	if (c->keepalive_ms >= c->idle_timeout_ms)
 		return fail(p, K_transport_keepalive_ms, "%s",
 		            "must be smaller than [transport] idle_timeout_ms");
+	/* Without verification anyone who can reach the port is a peer. */
+	if (c->tls_mode == RD_TLS_INSECURE && !addr_is_loopback(&c->listen) &&
+	    !c->tls_insecure_remote)
+		return fail(p, K_tls_mode,
+		            "insecure mode on the non-loopback address %s; set [tls] "
+		            "allow_insecure_remote = yes to mean it",
+		            c->listen.text);
+	/* A frame must fit in the window that holds it until it is whole. */
+	if (c->max_partial_bytes != 0 && c->max_partial_bytes < c->max_frame_bytes + 4)
+		return fail(p, K_transport_max_partial_bytes, "%s",
+		            "must be larger than [transport] max_frame_bytes");
+	/* Anyone on the host could then write to the cluster. */
+	if ((c->socket_mode & 0007) != 0 && !c->socket_world)
+		return fail(p, K_control_socket_mode,
+		            "mode %04o lets every local user in; set [control] "
+		            "allow_world_access = yes to mean it",
+		            (unsigned)c->socket_mode);
 	if (c->tls_mode == RD_TLS_MUTUAL) {
 		if (!require(p, K_tls_ca) || !require(p, K_tls_cert) ||
 		    !require(p, K_tls_key))

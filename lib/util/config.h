@@ -66,21 +66,34 @@ struct rd_config {
 	unsigned idle_timeout_ms;
 	unsigned keepalive_ms;
 	unsigned handshake_timeout_ms;
+	uint64_t max_partial_bytes; /* 0: derived from the frame caps */
+	unsigned max_half_open;
+	unsigned max_half_open_per_source;
+	unsigned retry_threshold;
+	bool count_lost_packets;
 
 	/* [tls] */
 	enum rd_tls_mode tls_mode;
 	char tls_ca[PATH_MAX];
 	char tls_cert[PATH_MAX];
 	char tls_key[PATH_MAX];
+	bool tls_insecure_remote; /* allow_insecure_remote */
 
 	/* [control] */
 	char socket_path[108]; /* sizeof sun_path */
 	mode_t socket_mode;
 	unsigned request_timeout_ms;
+	bool socket_world;               /* allow_world_access */
+	unsigned ctl_max_conns;          /* max_connections */
+	unsigned ctl_max_inflight;       /* max_requests_in_flight, per connection */
+	uint64_t ctl_high_water;         /* output_high_water_bytes */
+	unsigned ctl_partial_timeout_ms; /* partial_frame_timeout_ms */
 
 	/* [admin] */
 	bool admin_enabled;
 	struct rd_addr admin_listen;
+	unsigned admin_max_conns;  /* max_connections */
+	unsigned admin_timeout_ms; /* request_timeout_ms: whole request */
 
 	/* [log] */
 	enum rd_log_level log_level;

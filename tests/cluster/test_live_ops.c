@@ -39,7 +39,7 @@ static int http_get(int port, const char *path, char *out, size_t size)
 		return -1;
 	}
 	snprintf(req, sizeof req,
-	         "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+	         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
 	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
 	while (got + 1 < size && (r = read(fd, out + got, size - 1 - got)) > 0)
 		got += (size_t)r;

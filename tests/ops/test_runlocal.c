@@ -457,7 +457,8 @@ static int admin_get(int port, const char *path, char *body, size_t size)
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0, "admin port %d",
 	             port);
 	n = snprintf(req, sizeof req,
-	             "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+	             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+	             path);
 	cr_assert_eq(write(fd, req, (size_t)n), n);
 	for (ssize_t k; (k = read(fd, raw + got, (1 << 20) - 1 - got)) > 0;)
 		got += (size_t)k;

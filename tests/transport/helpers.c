@@ -61,6 +61,34 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	rd_transport_respond(r, &resp);
 }
 
+static bool is_member(void *arg, uint64_t peer)
+{
+	struct tnode *n = arg;
+
+	return n->members == 0 || (peer < 64 && (n->members >> peer) & 1);
+}
+
+void treply_count(void *arg, int err, const Raftd__PeerResponse *resp, const char *errmsg)
+{
+	struct tnode *n = arg;
+
+	(void)resp;
+	if (getenv("TDEBUG"))
+		fprintf(stderr, "reply err=%d %s\n", err, errmsg ? errmsg : "");
+	if (err == 0)
+		n->replies++;
+	else
+		n->reply_errors++;
+}
+
+struct rd_transport_stats tstats_all(struct tenv *e, uint64_t at)
+{
+	struct rd_transport_stats st;
+
+	rd_transport_stats(e->n[at].t, &st);
+	return st;
+}
+
 static void on_peer(void *arg, uint64_t peer, bool up)
 {
 	struct tnode *n = arg;
@@ -130,6 +158,9 @@ void tnode_config(struct tenv *e, uint64_t id, bool insecure,
 	         (unsigned long long)id);
 	snprintf(cfg->tls_key, sizeof cfg->tls_key, "%s/node%llu.key", e->dir,
 	         (unsigned long long)id);
+	/* As a node keeps it in its data directory: the same across restarts. */
+	snprintf(cfg->reset_secret_file, sizeof cfg->reset_secret_file,
+	         "%s/reset-secret-%llu", e->dir, (unsigned long long)id);
 	cfg->handshake_timeout_ms = 3000;
 	cfg->backoff_min_ms = 20;
 	cfg->backoff_max_ms = 300;
@@ -143,6 +174,7 @@ void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *
 	    .on_snapshot = on_snapshot,
 	    .on_request = on_request,
 	    .on_peer = on_peer,
+	    .is_member = is_member,
 	    .arg = n,
 	};
 	char msg[RD_ERRMSG_SIZE] = "";

@@ -32,6 +32,8 @@ struct tnode {
 	uint64_t ups, downs;
 	bool hold_requests;   /* keep responders instead of answering */
 	bool remove_on_batch; /* unregister the sender from on_batch */
+	uint64_t members;     /* bit i: node i is a member; 0: no membership check */
+	uint64_t replies, reply_errors; /* calls answered / failed */
 	struct rd_transport_responder *held[16];
 	unsigned n_held;
 };
@@ -73,5 +75,9 @@ bool trun(struct tenv *e, bool (*pred)(struct tenv *, void *), void *arg, unsign
 void trun_for(struct tenv *e, unsigned ms);
 
 struct rd_transport_peer_stats tstats(struct tenv *e, uint64_t at, uint64_t peer);
+struct rd_transport_stats tstats_all(struct tenv *e, uint64_t at);
+/* Reply callback counting into the tnode passed as `arg`. */
+void treply_count(void *arg, int err, const Raftd__PeerResponse *resp,
+                  const char *errmsg);
 
 #endif

@@ -355,7 +355,7 @@ Test(loopback, snapshot_stream)
 	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
 	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
 	Raftd__SnapshotAck ack = RAFTD__SNAPSHOT_ACK__INIT;
-	static uint8_t big[4 << 20];
+	static uint8_t big[RD_TRANSPORT_SNAPSHOT_CHUNK];
 	char msg[RD_ERRMSG_SIZE];
 
 	tenv_init(&e, false);

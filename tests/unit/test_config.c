@@ -124,3 +124,65 @@ Test(config, sessions_section)
 	expect_error(BASE PEERS "[sessions]\nexpiry_entries = -1\n",
 	             "x.conf:10: [sessions] expiry_entries:");
 }
+
+/* A socket every local user may write to lets any of them change the
+ * cluster: refused unless the operator says so in a second key. */
+Test(config, world_accessible_socket_needs_explicit_key)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	expect_error(BASE PEERS "[control]\nsocket_mode = 0666\n",
+	             "x.conf:10: [control] socket_mode: mode 0666 lets every local user");
+	expect_error(BASE PEERS "[control]\nsocket_mode = 0662\n",
+	             "[control] socket_mode");
+	cr_assert_eq(rd_config_load_string(&c, "x.conf",
+	                                   BASE PEERS "[control]\nsocket_mode = 0666\n"
+	                                              "allow_world_access = yes\n",
+	                                   msg),
+	             0, "%s", msg);
+	cr_assert_eq(c.socket_mode, 0666);
+}
+
+Test(config, hostile_client_limits)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	cr_assert_eq(rd_config_load_string(&c, "x.conf",
+	                                   BASE PEERS "[control]\nmax_connections = 3\n"
+	                                              "max_requests_in_flight = 2\n"
+	                                              "output_high_water_bytes = 64KiB\n"
+	                                              "partial_frame_timeout_ms = 50\n"
+	                                              "[admin]\nmax_connections = 4\n"
+	                                              "request_timeout_ms = 70\n",
+	                                   msg),
+	             0, "%s", msg);
+	cr_assert_eq(c.ctl_max_conns, 3);
+	cr_assert_eq(c.ctl_max_inflight, 2);
+	cr_assert_eq(c.ctl_high_water, 64u << 10);
+	cr_assert_eq(c.ctl_partial_timeout_ms, 50);
+	cr_assert_eq(c.admin_max_conns, 4);
+	cr_assert_eq(c.admin_timeout_ms, 70);
+	expect_error(BASE PEERS "[control]\nmax_connections = 0\n",
+	             "x.conf:10: [control] max_connections");
+	expect_error(BASE PEERS "[transport]\nmax_partial_bytes = 2MiB\n",
+	             "x.conf:10: [transport] max_partial_bytes: must be larger");
+}
+
+/* Insecure mode verifies no one: on an address others can reach it needs a
+ * second, explicit key. */
+Test(config, insecure_mode_off_loopback_needs_explicit_key)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+	const char *remote = "[node]\nid = 1\ndata_dir = /d\n[cluster]\n"
+	                     "listen = 0.0.0.0:7001\npeers = 1@127.0.0.1:7001\n"
+	                     "[tls]\nmode = insecure\n";
+	char text[512];
+
+	expect_error(remote, "x.conf:8: [tls] mode: insecure mode on the non-loopback");
+	snprintf(text, sizeof text, "%sallow_insecure_remote = yes\n", remote);
+	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), 0, "%s", msg);
+	cr_assert(c.tls_insecure_remote);
+}
