@@ -299,9 +299,9 @@ static void send_retry(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 
 	scid.datalen = RD_T_SCID_LEN;
 	rd_t_rand(scid.data, scid.datalen);
-	tl = ngtcp2_crypto_generate_retry_token(token, t->token_secret,
-	                                        sizeof t->token_secret, hd->version, from,
-	                                        fromlen, &scid, &hd->dcid, rd_clock_now_ns());
+	tl = ngtcp2_crypto_generate_retry_token(
+	    token, t->token_secret, sizeof t->token_secret, hd->version, from, fromlen,
+	    &scid, &hd->dcid, rd_clock_now_ns());
 	if (tl < 0)
 		return;
 	n = ngtcp2_crypto_write_retry(pkt, sizeof pkt, hd->version, &hd->scid, &scid,
