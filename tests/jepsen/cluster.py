@@ -239,15 +239,28 @@ class Cluster:
         for a, b in sorted(pairs):
             rules.append(
                 "add rule inet %s input ip saddr 127.0.0.1 ip daddr 127.0.0.1 "
-                "udp sport %d udp dport %d drop" %
+                "udp sport %d udp dport %d counter drop" %
                 (self.table, self.node(a).port, self.node(b).port))
         self._nft("\n".join(rules) + "\n")
         self.cut = set(pairs)
 
+    def dropped(self):
+        """Datagrams the current partition rules have dropped so far."""
+        if not self.nft_ready or not self.cut:
+            return 0
+        out = subprocess.run(["nft", "list", "chain", "inet", self.table,
+                              "input"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL).stdout.decode()
+        return sum(int(w.split()[0]) for w in
+                   out.split("counter packets ")[1:] if w.split())
+
     def heal_net(self):
+        """Remove every partition rule; returns the datagrams they dropped."""
+        n = self.dropped()
         if self.nft_ready:
             self._nft("flush chain inet %s input\n" % self.table)
         self.cut = set()
+        return n
 
     @_locked
     def close(self):

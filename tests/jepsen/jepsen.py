@@ -128,6 +128,7 @@ def run_one(args, seed, idx):
     rng = random.Random(seed)
     wl = list(workloads.WORKLOADS) if args.workload == "all" else [args.workload]
     workdir = tempfile.mkdtemp(prefix="rd-jepsen-")
+    WORKDIRS.append(workdir)
     lines = []
 
     def log(text):
@@ -167,7 +168,7 @@ def run_one(args, seed, idx):
             w = wl[k % len(wl)]
             workers.append(workloads.Worker(
                 k, w, c, k % args.nodes + 1, hist, keys[w], seed, stop,
-                args.clients))
+                args.clients, stale=args.stale_reads))
         nem = nemesismod.Nemesis(c, seed, log)
         nt = threading.Thread(target=nem.run,
                               args=(sched, t_start / 1e9, stop), daemon=True)
@@ -180,6 +181,8 @@ def run_one(args, seed, idx):
             c.reap(hist.now())
         stop.set()
         nt.join()
+        if nem.error:
+            problems.append(nem.error)
         for w in workers:
             w.join(30)
         # 3. heal
@@ -215,8 +218,9 @@ def run_one(args, seed, idx):
         for t, what in nd.deaths:
             problems.append("n%d %s at %.2fs; its log ends:\n    %s" % (
                 nd.id, what, t / 1e9, "\n    ".join(
-                    last_lines(nd.log, 3, ["Assertion", "<2>", "<3>",
-                                           "ERROR", "Sanitizer"]) or
+                    last_lines(nd.log, 3, ["Assertion", "runtime error",
+                                           "Sanitizer", "<0>", "<1>", "<2>",
+                                           "<3>"]) or
                     last_lines(nd.log, 3))))
     for i, st in sorted(stopped.items()):
         if st != 0:
@@ -245,9 +249,11 @@ def run_one(args, seed, idx):
             problems.append("no operation succeeded")
         report.append("checked %d keys in %.1fs" % (len(results),
                                                     time.monotonic() - t0))
-    say("  ops: %d (ok %d, fail %d, unknown %d); faults %d" % (
-        sum(counts.values()), counts["ok"], counts["fail"], counts["unknown"],
-        nem.faults if nem else 0))
+    say("  ops: %d (ok %d, fail %d, unknown %d); faults %d (partitions "
+        "dropped %d datagrams)" % (
+            sum(counts.values()), counts["ok"], counts["fail"],
+            counts["unknown"], nem.faults if nem else 0,
+            nem.dropped if nem else 0))
     if hist is not None:
         ap = collections.Counter(a["outcome"] for a in hist.appends)
         ic = collections.Counter(a["outcome"] for a in hist.incrs)
@@ -287,6 +293,9 @@ class _Abort(Exception):
     pass
 
 
+WORKDIRS = []  # run directories, removed however the suite ends
+
+
 def main():
     env = os.environ.get
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -304,6 +313,10 @@ def main():
     ap.add_argument("--keys", type=int, default=int(env("JEPSEN_KEYS", "6")),
                     help="keys per workload")
     ap.add_argument("--groups", type=int, default=4, help="data groups")
+    ap.add_argument("--stale-reads", action="store_true",
+                    help="register reads with stale=true: a check of the "
+                    "suite itself (expect the checker to fail such runs "
+                    "under partitions)")
     ap.add_argument("--build", default=env("RD_BUILD", "build"))
     ap.add_argument("--src", default=env("RD_SRC", "."))
     ap.add_argument("--out", default=None)
@@ -325,7 +338,10 @@ def main():
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt("signal %d" % signum)
+    # Also SIGINT: a shell that starts the suite in the background leaves
+    # SIGINT ignored, and Python then installs no handler of its own.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
     if args.seed is not None:
         seeds = [args.seed + i for i in range(args.runs)]
@@ -340,6 +356,10 @@ def main():
         say("jepsen: interrupted; cleaning up")
         clustermod.close_all()
         return 130
+    finally:
+        clustermod.close_all()
+        for d in WORKDIRS:
+            shutil.rmtree(d, ignore_errors=True)
     failed = [r for r in results if not r["ok"]]
     say("jepsen: %d runs, %d failed%s; %d operations, %d unknown, %d faults" % (
         len(results), len(failed),

@@ -117,6 +117,7 @@ class Nemesis:
         self.log = log  # log(text): one line of the run's schedule
         self.undo = []  # what heal() still has to do
         self.faults = 0
+        self.dropped = 0  # datagrams dropped by partitions
 
     def _pick(self, choice):
         return int(choice * self.c.n) + 1
@@ -196,13 +197,22 @@ class Nemesis:
             elif what == "resume":
                 self.c.resume(i)
             elif what == "net":
-                self.c.heal_net()
+                self.dropped += self.c.heal_net()
             elif what == "fast":
                 self.c.set_slow(i, 0)
 
     def run(self, sched, t_start, stop):
         """Play `sched` (times relative to t_start, a time.monotonic()
-        value) until done or stop (a threading.Event) is set."""
+        value) until done or stop (a threading.Event) is set. An exception
+        is kept in self.error for the verdict."""
+        self.error = None
+        try:
+            self._run(sched, t_start, stop)
+        except Exception as e:  # reported as a problem of the run
+            self.error = "nemesis failed: %r" % e
+            self.heal()
+
+    def _run(self, sched, t_start, stop):
         for at, kind, dur, choice in sched:
             if stop.wait(max(0.0, t_start + at - time.monotonic())):
                 break

@@ -49,10 +49,12 @@ def _s(b):
 
 
 def invoke(hist, client, proc, node, f, key, value=None, expected=None,
-           absent=False, timeout=None):
+           absent=False, timeout=None, stale=False):
     """Run one primitive operation and record it."""
     op = {"proc": proc, "node": node, "f": f, "key": key, "t0": hist.now()}
     kw = {"key": key.encode()}
+    if stale:
+        op["stale"] = kw["stale"] = True
     if f in ("put", "cas"):
         op["value"] = value
         kw["value"] = value.encode()
@@ -85,7 +87,7 @@ def invoke(hist, client, proc, node, f, key, value=None, expected=None,
 
 class Worker(threading.Thread):
     def __init__(self, k, workload, cluster, node, hist, keys, seed, stop,
-                 nworkers):
+                 nworkers, stale=False):
         super().__init__(daemon=True, name="worker-%d" % k)
         self.k, self.workload, self.node = k, workload, node
         self.cluster, self.hist, self.keys, self.stop = cluster, hist, keys, stop
@@ -94,6 +96,7 @@ class Worker(threading.Thread):
         self.n = 0
         self.client = cluster.client(node, timeout=4.0, deadline_ms=2500)
         self.last = {}  # key -> last value this worker saw
+        self.stale = stale
 
     def uniq(self):
         self.n += 1
@@ -119,7 +122,7 @@ class Worker(threading.Thread):
         key = self.rng.choice(self.keys)
         r = self.rng.random()
         if r < 0.4:
-            self.op("get", key)
+            self.op("get", key, stale=self.stale)
         elif r < 0.7:
             self.op("put", key, value=self.uniq())
         elif r < 0.95:
