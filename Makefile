@@ -80,6 +80,8 @@ help:
 	@echo "make run           local 3-node cluster on loopback (NODES=5 for five)"
 	@echo "make bench         every benchmark ($(BENCH_TARGETS))"
 	@echo "make fuzz          build the libFuzzer targets ($(FUZZ_TARGETS))"
+	@echo "make test-SUITE    one suite ($(TEST_TARGETS))"
+	@echo "make jepsen        Jepsen-style fault runs: JEPSEN_RUNS, JEPSEN_SECONDS, JEPSEN_NEMESIS, JEPSEN_SEED"
 	@echo "make install       PREFIX=/usr/local DESTDIR="
 	@echo "make format | format-check | lint | clean"
 

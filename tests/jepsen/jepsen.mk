@@ -32,11 +32,21 @@ test-jepsen-checker: $(JEPSEN_CODEC)
 
 JEPSEN_TEST_RUNS ?= 2
 JEPSEN_TEST_SECONDS ?= 30
-test-jepsen: test-jepsen-checker jepsen-tools
-	$(JEPSEN_PY) -B tests/jepsen/jepsen.py --runs $(JEPSEN_TEST_RUNS) \
-	  --seconds $(JEPSEN_TEST_SECONDS) --nemesis mixed
+test-jepsen: test-jepsen-checker $(if $(filter 0,$(JEPSEN_TEST_RUNS)),,jepsen-tools)
+	$(if $(filter 0,$(JEPSEN_TEST_RUNS)),@echo "test-jepsen: JEPSEN_TEST_RUNS=0: no fault runs",\
+	  $(JEPSEN_PY) -B tests/jepsen/jepsen.py --runs $(JEPSEN_TEST_RUNS) \
+	  --seconds $(JEPSEN_TEST_SECONDS) --nemesis mixed)
 
+JEPSEN_RUNS ?= 1
+JEPSEN_SECONDS ?= 30
+JEPSEN_NEMESIS ?= mixed
+JEPSEN_NODES ?= 3
+JEPSEN_WORKLOAD ?= all
+export JEPSEN_CLIENTS JEPSEN_KEYS JEPSEN_EXTRA_CONF JEPSEN_SNAPSHOT_ENTRIES JEPSEN_KEEP
 jepsen: jepsen-tools
-	$(JEPSEN_PY) -B tests/jepsen/jepsen.py
+	$(JEPSEN_PY) -B tests/jepsen/jepsen.py --runs $(JEPSEN_RUNS) \
+	  --seconds $(JEPSEN_SECONDS) --nemesis '$(JEPSEN_NEMESIS)' \
+	  --nodes $(JEPSEN_NODES) --workload $(JEPSEN_WORKLOAD) \
+	  $(if $(JEPSEN_SEED),--seed $(JEPSEN_SEED))
 
 TEST_TARGETS += test-jepsen

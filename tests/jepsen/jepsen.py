@@ -139,14 +139,19 @@ def run_one(args, seed, idx):
         "clients=%d" % (idx + 1, args.runs, seed, args.nodes, args.seconds,
                         args.nemesis, args.workload, args.clients))
     say("  replay: make jepsen JEPSEN_SEED=%d JEPSEN_SECONDS=%g "
-        "JEPSEN_NEMESIS=%s JEPSEN_NODES=%d JEPSEN_WORKLOAD=%s" % (
-            seed, args.seconds, args.nemesis, args.nodes, args.workload))
+        "JEPSEN_NEMESIS=%s JEPSEN_NODES=%d JEPSEN_WORKLOAD=%s%s" % (
+            seed, args.seconds, args.nemesis, args.nodes, args.workload,
+            " JEPSEN_SNAPSHOT_ENTRIES=%d" % args.snapshot_entries
+            if args.snapshot_entries else ""))
     say("  schedule: %s" % ("; ".join("%.2fs %s %.2fs" % (t, k, d)
                                       for t, k, d, _ in sched) or "none"))
+    extra = args.extra_conf
+    if args.snapshot_entries:
+        extra = "[raft]\nsnapshot_entries = %d\n%s" % (args.snapshot_entries,
+                                                        extra)
     c = clustermod.Cluster(args.nodes, args.build, args.src, workdir,
                            "%d" % idx, data_groups=args.groups,
-                           log_level=args.log_level,
-                           extra_conf=args.extra_conf)
+                           log_level=args.log_level, extra_conf=extra)
     problems = []
     hist = None
     nem = None
@@ -269,7 +274,7 @@ def run_one(args, seed, idx):
                               " (%d problems)" % len(problems)))
     for p in problems:
         say("    " + p.replace("\n", "\n    "))
-    if problems:
+    if problems or args.keep:
         keep = os.path.join(args.out, "run-%d" % seed)
         shutil.rmtree(keep, ignore_errors=True)
         os.makedirs(keep)
@@ -297,7 +302,8 @@ WORKDIRS = []  # run directories, removed however the suite ends
 
 
 def main():
-    env = os.environ.get
+    def env(name, default=None):
+        return os.environ.get(name) or default  # empty (make export): unset
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=int(env("JEPSEN_RUNS", "1")))
     ap.add_argument("--seconds", type=float,
@@ -313,6 +319,11 @@ def main():
     ap.add_argument("--keys", type=int, default=int(env("JEPSEN_KEYS", "6")),
                     help="keys per workload")
     ap.add_argument("--groups", type=int, default=4, help="data groups")
+    ap.add_argument("--snapshot-entries", type=int,
+                    default=int(env("JEPSEN_SNAPSHOT_ENTRIES", "500")),
+                    help="[raft] snapshot_entries of every node, low so that "
+                    "runs install snapshots (0: the "
+                    "node's default)")
     ap.add_argument("--stale-reads", action="store_true",
                     help="register reads with stale=true: a check of the "
                     "suite itself (expect the checker to fail such runs "
@@ -321,6 +332,9 @@ def main():
     ap.add_argument("--src", default=env("RD_SRC", "."))
     ap.add_argument("--out", default=None)
     ap.add_argument("--log-level", default="info")
+    ap.add_argument("--keep", action="store_true",
+                    default=bool(env("JEPSEN_KEEP")),
+                    help="keep history and logs of passing runs too")
     ap.add_argument("--extra-conf", default=env("JEPSEN_EXTRA_CONF", ""))
     ap.add_argument("--ready-timeout", type=int, default=60)
     ap.add_argument("--max-steps", type=int, default=5_000_000)
