@@ -91,34 +91,100 @@ def final_reads(c, hist, keys, secs):
     return final, problems
 
 
-def converge(c, secs):
-    """Step 5: wait until every node reports the same state-machine hash.
-    Returns [problems]."""
+def vshard(key):
+    """The key's vShard: FNV-1a 64 of its bytes modulo 1024, as
+    lib/storage/kv.c computes it."""
+    h = 0xcbf29ce484222325
+    for b in key.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h % 1024
+
+
+def _snapshot(c):
+    """{node: (state hash, {group: (applied, commit)}, {vshard: group})}
+    from every node's status and groups (None for a node that fails)."""
+    seen = {}
+    for nd in c.nodes:
+        cl = c.client(nd.id, timeout=3.0)
+        st = cl.call("status")
+        gr = cl.call("groups")
+        cl.close()
+        if "status" not in st or "groups" not in gr:
+            seen[nd.id] = None
+            continue
+        groups = {g["group"]: (g["applied"], g["commit"]) for g in gr["groups"]}
+        route = {v: g["group"] for g in gr["groups"] for v in g["vshards"]}
+        seen[nd.id] = (st["status"]["state_machine_hash"], groups, route)
+    return seen
+
+
+def _diverged(c, keys, final):
+    """Replicas that disagree, or [] once they agree:
+      - every replica of a group has applied its commit index, and all
+        replicas report the same commit index;
+      - nodes that host the same groups report the same state-machine hash
+        (the hash covers every group a node hosts: with 3 nodes and 3
+        replicas, every node);
+      - every replica of each key's group serves the key (a stale read:
+        its own state machine) as the linearizable final read saw it."""
+    seen = _snapshot(c)
+    out = []
+    for i, v in sorted(seen.items()):
+        if v is None:
+            out.append("n%d answers no status or groups" % i)
+    if out:
+        return out
+    commits = {}
+    for i, (_, groups, _) in seen.items():
+        for g, (applied, commit) in groups.items():
+            if applied != commit:
+                out.append("n%d group %d applied %d of commit %d" % (
+                    i, g, applied, commit))
+            commits.setdefault(g, set()).add(commit)
+    for g, cs in sorted(commits.items()):
+        if len(cs) > 1:
+            out.append("group %d: replicas at commit %s" % (g, sorted(cs)))
+    by_set = {}
+    for i, (h, groups, _) in seen.items():
+        by_set.setdefault(tuple(sorted(groups)), {})[i] = h
+    for gs, hs in sorted(by_set.items()):
+        if len(set(hs.values())) > 1:
+            out.append("nodes hosting groups %s: state hashes %s" % (
+                list(gs), ", ".join("n%d %016x" % kv for kv in
+                                    sorted(hs.items()))))
+    if out:
+        return out
+    route = next(iter(seen.values()))[2]
+    for key in keys:
+        g = route.get(vshard(key))
+        for i, (_, groups, _) in sorted(seen.items()):
+            if g not in groups:
+                continue
+            cl = c.client(i, timeout=3.0)
+            r = cl.call("get", key=key.encode(), stale=True)
+            cl.close()
+            if r["error"] != "OK" or "value" not in r:
+                out.append("n%d: stale read of %s: %s" % (i, key, r["error"]))
+                continue
+            v = r["value"]["value"].decode() if r["value"]["found"] else None
+            if v != final.get(key):
+                out.append("n%d (replica of group %d) holds %s = %r, the "
+                           "final read saw %r" % (i, g, key, v,
+                                                  final.get(key)))
+    return out
+
+
+def converge(c, keys, final, secs):
+    """Step 5: wait until the replicas agree (_diverged). Returns
+    [problems]."""
     end = time.monotonic() + secs
     while True:
-        seen = {}
-        for nd in c.nodes:
-            cl = c.client(nd.id, timeout=3.0)
-            st = cl.call("status")
-            gr = cl.call("groups")
-            cl.close()
-            if st["error"] != "OK" or "status" not in st:
-                seen[nd.id] = ("no status: %s" % st["error"], None)
-                continue
-            applied = {g["group"]: (g["applied"], g["commit"])
-                       for g in gr.get("groups", [])}
-            seen[nd.id] = (st["status"]["state_machine_hash"], applied)
-        hashes = set(h for h, _ in seen.values())
-        if len(hashes) == 1 and not isinstance(next(iter(hashes)), str):
+        out = _diverged(c, keys, final)
+        if not out:
             return []
         if time.monotonic() > end:
-            out = ["replicas did not converge in %ds:" % secs]
-            for i, (h, applied) in sorted(seen.items()):
-                out.append("  n%d hash %s applied/commit %s" % (
-                    i, "%016x" % h if isinstance(h, int) else h,
-                    " ".join("g%d=%d/%d" % (g, a, cm) for g, (a, cm) in
-                             sorted((applied or {}).items()))))
-            return ["\n".join(out)]
+            return ["replicas did not converge in %ds:\n  %s" % (
+                secs, "\n  ".join(out))]
         time.sleep(0.5)
 
 
@@ -206,7 +272,7 @@ def run_one(args, seed, idx):
         allkeys = [k for w in wl for k in keys[w]]
         final, p = final_reads(c, hist, allkeys, args.ready_timeout)
         problems += p
-        problems += converge(c, args.ready_timeout)
+        problems += converge(c, allkeys, final, args.ready_timeout)
         c.reap(hist.now())
     except _Abort:
         pass
