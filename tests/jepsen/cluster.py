@@ -57,6 +57,7 @@ class Node:
         self.log = os.path.join(d, "node%d.log" % i)
         self.data = os.path.join(d, "data%d" % i)
         self.slow = os.path.join(d, "slow%d" % i)
+        self.slow_count = os.path.join(d, "slow%d.count" % i)
         self.proc = None
         self.paused = False
         self.deaths = []  # (time, description) of exits nobody asked for
@@ -109,6 +110,7 @@ class Cluster:
         env = dict(os.environ)
         env["LD_PRELOAD"] = self.shim
         env["RD_JEPSEN_SLOW_FILE"] = nd.slow
+        env["RD_JEPSEN_SLOW_COUNT"] = nd.slow_count
         # An ASan build wants its runtime first in the library list; the
         # shim only interposes libc's sync calls, so let it go second.
         env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
@@ -179,6 +181,13 @@ class Cluster:
     def set_slow(self, i, ms):
         with open(self.node(i).slow, "w") as f:
             f.write("%d\n" % ms)
+
+    def slowed(self, i):
+        """How many syncs of node i the shim has delayed so far."""
+        try:
+            return os.path.getsize(self.node(i).slow_count)
+        except OSError:
+            return 0
 
     @_locked
     def stop_all(self, timeout=30):

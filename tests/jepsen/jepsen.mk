@@ -27,8 +27,8 @@ $(JEPSEN_CODEC): tests/jepsen/codec.c $(B)/gen/raftd.pb-c.o
 jepsen-tools: $(DAEMONS) $(JEPSEN_SHIM) $(JEPSEN_CODEC)
 	@bash .ci/pkgs.sh nftables
 
-test-jepsen-checker: $(JEPSEN_CODEC)
-	cd tests/jepsen && $(JEPSEN_PY) -B -m unittest test_checker test_codec
+test-jepsen-checker: $(JEPSEN_CODEC) $(JEPSEN_SHIM)
+	cd tests/jepsen && $(JEPSEN_PY) -B -m unittest test_checker test_codec test_slowfs
 
 JEPSEN_TEST_RUNS ?= 2
 JEPSEN_TEST_SECONDS ?= 30
@@ -42,7 +42,8 @@ JEPSEN_SECONDS ?= 30
 JEPSEN_NEMESIS ?= mixed
 JEPSEN_NODES ?= 3
 JEPSEN_WORKLOAD ?= all
-export JEPSEN_CLIENTS JEPSEN_KEYS JEPSEN_EXTRA_CONF JEPSEN_SNAPSHOT_ENTRIES JEPSEN_KEEP
+export JEPSEN_CLIENTS JEPSEN_KEYS JEPSEN_EXTRA_CONF JEPSEN_SNAPSHOT_ENTRIES JEPSEN_KEEP \
+  JEPSEN_THINK_MS
 jepsen: jepsen-tools
 	$(JEPSEN_PY) -B tests/jepsen/jepsen.py --runs $(JEPSEN_RUNS) \
 	  --seconds $(JEPSEN_SECONDS) --nemesis '$(JEPSEN_NEMESIS)' \

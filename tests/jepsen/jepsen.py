@@ -239,7 +239,8 @@ def run_one(args, seed, idx):
             w = wl[k % len(wl)]
             workers.append(workloads.Worker(
                 k, w, c, k % args.nodes + 1, hist, keys[w], seed, stop,
-                args.clients, stale=args.stale_reads))
+                args.clients, stale=args.stale_reads,
+                think_ms=args.think_ms))
         nem = nemesismod.Nemesis(c, seed, log)
         nt = threading.Thread(target=nem.run,
                               args=(sched, t_start / 1e9, stop), daemon=True)
@@ -321,10 +322,10 @@ def run_one(args, seed, idx):
         report.append("checked %d keys in %.1fs" % (len(results),
                                                     time.monotonic() - t0))
     say("  ops: %d (ok %d, fail %d, unknown %d); faults %d (partitions "
-        "dropped %d datagrams)" % (
+        "dropped %d datagrams, slow disks delayed %d syncs)" % (
             sum(counts.values()), counts["ok"], counts["fail"],
             counts["unknown"], nem.faults if nem else 0,
-            nem.dropped if nem else 0))
+            nem.dropped if nem else 0, nem.slowed if nem else 0))
     if hist is not None:
         ap = collections.Counter(a["outcome"] for a in hist.appends)
         ic = collections.Counter(a["outcome"] for a in hist.incrs)
@@ -382,6 +383,9 @@ def main():
                     choices=("all",) + workloads.WORKLOADS)
     ap.add_argument("--clients", type=int,
                     default=int(env("JEPSEN_CLIENTS", "9")))
+    ap.add_argument("--think-ms", type=float,
+                    default=float(env("JEPSEN_THINK_MS", "2")),
+                    help="mean pause of a client between operations")
     ap.add_argument("--keys", type=int, default=int(env("JEPSEN_KEYS", "6")),
                     help="keys per workload")
     ap.add_argument("--groups", type=int, default=4, help="data groups")

@@ -118,6 +118,7 @@ class Nemesis:
         self.undo = []  # what heal() still has to do
         self.faults = 0
         self.dropped = 0  # datagrams dropped by partitions
+        self.slowed = 0  # syncs delayed by the slow-disk shim
 
     def _pick(self, choice):
         return int(choice * self.c.n) + 1
@@ -200,6 +201,8 @@ class Nemesis:
                 self.dropped += self.c.heal_net()
             elif what == "fast":
                 self.c.set_slow(i, 0)
+                self.slowed = sum(self.c.slowed(j) for j in
+                                  range(1, self.c.n + 1))
 
     def run(self, sched, t_start, stop):
         """Play `sched` (times relative to t_start, a time.monotonic()

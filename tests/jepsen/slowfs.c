@@ -8,6 +8,8 @@
  * with the shim loaded from its first start and the nemesis switches the
  * delay on and off by rewriting the file (tests/jepsen/nemesis.py). The
  * data is still synced: the shim only makes the disk slow, never unsafe.
+ * When RD_JEPSEN_SLOW_COUNT names a file, every delayed call appends one
+ * byte to it, so that the suite can tell how many syncs it slowed.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -45,12 +47,30 @@ static long delay_ms(void)
 	return ms > 60000 ? 60000 : ms;
 }
 
+static void count(void)
+{
+	const char *path = getenv("RD_JEPSEN_SLOW_COUNT");
+	int fd;
+
+	if (path == NULL)
+		return;
+	fd = (int)syscall(SYS_openat, AT_FDCWD, path,
+	                  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	(void)syscall(SYS_write, fd, "s", 1); /* a lost count only lowers the figure */
+	syscall(SYS_close, fd);
+}
+
 static void slow(void)
 {
 	long ms = delay_ms();
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 
-	while (ms > 0 && nanosleep(&ts, &ts) != 0)
+	if (ms <= 0)
+		return;
+	count();
+	while (nanosleep(&ts, &ts) != 0)
 		;
 }
 

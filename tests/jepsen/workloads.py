@@ -87,7 +87,7 @@ def invoke(hist, client, proc, node, f, key, value=None, expected=None,
 
 class Worker(threading.Thread):
     def __init__(self, k, workload, cluster, node, hist, keys, seed, stop,
-                 nworkers, stale=False):
+                 nworkers, stale=False, think_ms=0):
         super().__init__(daemon=True, name="worker-%d" % k)
         self.k, self.workload, self.node = k, workload, node
         self.cluster, self.hist, self.keys, self.stop = cluster, hist, keys, stop
@@ -97,6 +97,7 @@ class Worker(threading.Thread):
         self.client = cluster.client(node, timeout=4.0, deadline_ms=2500)
         self.last = {}  # key -> last value this worker saw
         self.stale = stale
+        self.think = think_ms / 1000.0
 
     def uniq(self):
         self.n += 1
@@ -181,6 +182,8 @@ class Worker(threading.Thread):
         try:
             while not self.stop.is_set():
                 body()
+                if self.think:
+                    time.sleep(self.rng.uniform(0, 2 * self.think))
         finally:
             self.client.close()
 
