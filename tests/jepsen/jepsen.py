@@ -194,7 +194,6 @@ def converge(c, keys, secs):
 def run_one(args, seed, idx):
     kinds = nemesismod.parse(args.nemesis)
     sched = nemesismod.schedule(seed, args.seconds, kinds)
-    rng = random.Random(seed)
     wl = list(workloads.WORKLOADS) if args.workload == "all" else [args.workload]
     workdir = tempfile.mkdtemp(prefix="rd-jepsen-")
     WORKDIRS.append(workdir)
