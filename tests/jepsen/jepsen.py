@@ -290,8 +290,10 @@ def run_one(args, seed, idx):
     report = []
     for nd in c.nodes:
         for t, what in nd.deaths:
-            problems.append("n%d %s at %.2fs; its log ends:\n    %s" % (
-                nd.id, what, t / 1e9, "\n    ".join(
+            dur = nem.during(t / 1e9) if nem else ""
+            problems.append("n%d %s at %.2fs%s; its log ends:\n    %s" % (
+                nd.id, what, t / 1e9, " (during %s)" % dur if dur else "",
+                "\n    ".join(
                     last_lines(nd.log, 3, ["Assertion", "runtime error",
                                            "Sanitizer", "<0>", "<1>", "<2>",
                                            "<3>"]) or

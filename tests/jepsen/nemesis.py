@@ -119,6 +119,7 @@ class Nemesis:
         self.faults = 0
         self.dropped = 0  # datagrams dropped by partitions
         self.slowed = 0  # syncs delayed by the slow-disk shim
+        self.played = []  # [start s, end s or None, kind, what]
 
     def _pick(self, choice):
         return int(choice * self.c.n) + 1
@@ -219,10 +220,22 @@ class Nemesis:
         for at, kind, dur, choice in sched:
             if stop.wait(max(0.0, t_start + at - time.monotonic())):
                 break
+            t0 = time.monotonic() - t_start
             what = self.start(kind, choice)
-            self.log("%6.2fs %-22s %-45s for %.2fs" % (
-                time.monotonic() - t_start, kind, what, dur))
-            if stop.wait(dur):
-                break
+            self.log("%6.2fs %-22s %-45s for %.2fs" % (t0, kind, what, dur))
+            self.played.append([t0, None, kind, what])
+            stopped = stop.wait(dur)
             self.heal()
+            self.played[-1][1] = time.monotonic() - t_start
+            if stopped:
+                break
         self.heal()
+
+    def during(self, t):
+        """The fault in effect at t seconds (or healed less than a second
+        before), as text; "" when none."""
+        for t0, t1, kind, what in reversed(self.played):
+            if t0 <= t and (t1 is None or t <= t1 + 1.0):
+                return "%s: %s%s" % (kind, what, "" if t1 is None or t <= t1
+                                     else ", healed %.2fs before" % (t - t1))
+        return ""
