@@ -30,6 +30,7 @@ order, not necessarily the same interleaving.
 import argparse
 import atexit
 import collections
+import gzip
 import json
 import os
 import random
@@ -352,7 +353,7 @@ def run_one(args, seed, idx):
         for nd in c.nodes:
             if os.path.exists(nd.log):
                 shutil.copy(nd.log, keep)
-        with open(os.path.join(keep, "history.jsonl"), "w") as f:
+        with gzip.open(os.path.join(keep, "history.jsonl.gz"), "wt") as f:
             for op in (hist.ops if hist else []):
                 f.write(json.dumps(op) + "\n")
         with open(os.path.join(keep, "report.txt"), "w") as f:
