@@ -352,7 +352,8 @@ void rd_forward_answer(void *reply, uint64_t request_id, const struct rd_result 
 		dp.index = res->index;
 		if (res->has_value && (result = malloc(res->value_len + 1)) != NULL) {
 			result[0] = res->found;
-			memcpy(result + 1, res->value, res->value_len);
+			if (res->value_len > 0) /* an absent key has no value */
+				memcpy(result + 1, res->value, res->value_len);
 			dp.result.data = result;
 			dp.result.len = res->value_len + 1;
 		}

@@ -129,6 +129,17 @@ Test(cluster, three_nodes_replicate_writes_and_reads, .fini = teardown, .timeout
 	cr_assert(strstr(out, "\"error\":\"CAS_FAILED\"") != NULL, "%s", out);
 	cr_assert(strstr(out, "\"value\":\"w1\"") != NULL, "%s", out);
 	expect_get(1, "k1", "w1");
+	/* A cas on an absent key fails with no current value; forwarded from
+	 * the followers, the leader's answer carries none (an empty result must
+	 * not be copied from a NULL value: UBSan aborted the leader here). */
+	for (unsigned i = 1; i <= 3; i++) {
+		cr_assert_eq(rd_h_ctl(&C, i, out, sizeof out, "--json", "cas", "absent",
+		                      "v", "w", (char *)NULL),
+		             1, "cas on node %u", i);
+		cr_assert(strstr(out, "\"error\":\"CAS_FAILED\"") != NULL, "%s", out);
+	}
+	for (unsigned i = 1; i <= 3; i++)
+		expect_get(i, "k1", "w1");
 	/* Delete. */
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "delete", "k2", (char *)NULL), 0);
 	cr_assert_eq(rd_h_ctl(&C, 3, out, sizeof out, "get", "k2", (char *)NULL), 1);

@@ -1,0 +1,291 @@
+"""N raftd processes on loopback for one run, and the nftables table that
+partitions them.
+
+Every node gets its own QUIC (UDP) port on 127.0.0.1, a config written
+here, development certificates from conf/raftd-certs, a data directory,
+a socket and a log file, all under the run's temporary directory. Every
+node runs with the slow-disk shim (tests/jepsen/slowfs.c) preloaded; its
+delay file starts empty (no delay).
+
+Partitions: one nftables table per run, named raftd_jepsen_<pid>_<run>,
+with one input chain whose rules drop UDP datagrams between two of this
+run's QUIC ports (source port and destination port both ours, both on
+127.0.0.1), so that other traffic on the machine is never touched. The
+table is deleted on every exit path (Cluster.close, called from finally
+blocks, atexit and the SIGINT/SIGTERM handlers of jepsen.py).
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from client import Client
+
+_LIVE = set()  # every Cluster not yet closed, for the exit handlers
+
+
+def _locked(fn):
+    def wrap(self, *a, **kw):
+        with self.lock:
+            return fn(self, *a, **kw)
+    wrap.__doc__ = fn.__doc__
+    return wrap
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def close_all():
+    for c in list(_LIVE):
+        c.close()
+
+
+class Node:
+    def __init__(self, i, d, port):
+        self.id = i
+        self.port = port
+        self.conf = os.path.join(d, "node%d.conf" % i)
+        self.sock = os.path.join(d, "n%d.sock" % i)
+        self.log = os.path.join(d, "node%d.log" % i)
+        self.data = os.path.join(d, "data%d" % i)
+        self.slow = os.path.join(d, "slow%d" % i)
+        self.slow_count = os.path.join(d, "slow%d.count" % i)
+        self.proc = None
+        self.paused = False
+        self.deaths = []  # (time, description) of exits nobody asked for
+
+
+class Cluster:
+    def __init__(self, n, build, src, workdir, tag, data_groups=4,
+                 log_level="info", extra_conf=""):
+        self.n, self.build, self.src, self.dir = n, build, src, workdir
+        self.table = "raftd_jepsen_%d_%s" % (os.getpid(), tag)
+        self.nft_ready = False
+        # Held by whoever starts, stops, signals or reaps a process, so that
+        # an exit the nemesis caused is never taken for a crash.
+        self.lock = threading.RLock()
+        self.cut = set()  # directed (from, to) node pairs dropped
+        self.nodes = [Node(i, workdir, free_udp_port())
+                      for i in range(1, n + 1)]
+        subprocess.run([os.path.join(src, "conf/raftd-certs"), "all",
+                        os.path.join(workdir, "certs"), str(n)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peers = ", ".join("%d@127.0.0.1:%d" % (nd.id, nd.port)
+                          for nd in self.nodes)
+        certs = os.path.join(workdir, "certs")
+        for nd in self.nodes:
+            with open(nd.conf, "w") as f:
+                f.write(
+                    "[node]\nid = %d\ndata_dir = %s\n"
+                    "[cluster]\nlisten = 127.0.0.1:%d\npeers = %s\n"
+                    "data_groups = %d\nreplication_factor = %d\n"
+                    "[tls]\nmode = mutual\nca = %s/ca.pem\n"
+                    "cert = %s/node%d.pem\nkey = %s/node%d.key\n"
+                    "[control]\nsocket = %s\nsocket_mode = 0600\n"
+                    "[admin]\nlisten = off\n[log]\nlevel = %s\n%s" %
+                    (nd.id, nd.data, nd.port, peers, data_groups, min(3, n),
+                     certs, certs, nd.id, certs, nd.id, nd.sock, log_level,
+                     extra_conf))
+            open(nd.slow, "w").close()
+        self.shim = os.path.join(build, "jepsen/slowfs.so")
+        _LIVE.add(self)
+
+    def node(self, i):
+        return self.nodes[i - 1]
+
+    # --- processes --------------------------------------------------------
+
+    @_locked
+    def start(self, i):
+        nd = self.node(i)
+        assert nd.proc is None
+        env = dict(os.environ)
+        env["LD_PRELOAD"] = self.shim
+        env["RD_JEPSEN_SLOW_FILE"] = nd.slow
+        env["RD_JEPSEN_SLOW_COUNT"] = nd.slow_count
+        # An ASan build wants its runtime first in the library list; the
+        # shim only interposes libc's sync calls, so let it go second.
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
+                               ":verify_asan_link_order=0").lstrip(":")
+        with open(nd.log, "ab") as log:
+            log.write(b"=== jepsen: start node %d at %.3f\n" %
+                      (i, time.monotonic()))
+            log.flush()
+            nd.proc = subprocess.Popen(
+                [os.path.join(self.build, "raftd"), "--config", nd.conf],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                start_new_session=True)
+        nd.paused = False
+
+    def start_all(self):
+        for nd in self.nodes:
+            self.start(nd.id)
+
+    def running(self, i):
+        nd = self.node(i)
+        return nd.proc is not None and nd.proc.poll() is None
+
+    @_locked
+    def reap(self, t):
+        """Notice nodes that exited by themselves (an abort, an assertion):
+        record them, so the verdict names them."""
+        for nd in self.nodes:
+            if nd.proc is not None and nd.proc.poll() is not None:
+                rc = nd.proc.returncode
+                nd.deaths.append((t, "exited %s" % (
+                    "by signal %d" % -rc if rc < 0 else "with status %d" % rc)))
+                with open(nd.log, "ab") as log:
+                    log.write(b"=== jepsen: node %d exited rc=%d\n" %
+                              (nd.id, rc))
+                nd.proc = None
+                nd.paused = False
+
+    @_locked
+    def kill(self, i, sig=signal.SIGKILL):
+        nd = self.node(i)
+        if nd.proc is None:
+            return
+        if nd.paused:
+            os.kill(nd.proc.pid, signal.SIGCONT)
+        nd.proc.send_signal(sig)
+        try:
+            nd.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            nd.proc.kill()
+            nd.proc.wait()
+        nd.proc = None
+        nd.paused = False
+
+    @_locked
+    def pause(self, i):
+        nd = self.node(i)
+        if nd.proc is not None and not nd.paused:
+            os.kill(nd.proc.pid, signal.SIGSTOP)
+            nd.paused = True
+
+    @_locked
+    def resume(self, i):
+        nd = self.node(i)
+        if nd.proc is not None and nd.paused:
+            os.kill(nd.proc.pid, signal.SIGCONT)
+            nd.paused = False
+
+    def set_slow(self, i, ms):
+        with open(self.node(i).slow, "w") as f:
+            f.write("%d\n" % ms)
+
+    def slowed(self, i):
+        """How many syncs of node i the shim has delayed so far."""
+        try:
+            return os.path.getsize(self.node(i).slow_count)
+        except OSError:
+            return 0
+
+    @_locked
+    def stop_all(self, timeout=30):
+        """Graceful stop (SIGTERM); returns {node: exit status}."""
+        out = {}
+        for nd in self.nodes:
+            self.resume(nd.id)
+            if nd.proc is not None:
+                nd.proc.send_signal(signal.SIGTERM)
+        for nd in self.nodes:
+            if nd.proc is None:
+                continue
+            try:
+                out[nd.id] = nd.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                nd.proc.kill()
+                out[nd.id] = "no exit %ds after SIGTERM" % timeout
+                nd.proc.wait()
+            nd.proc = None
+        return out
+
+    def client(self, i, **kw):
+        return Client(self.node(i).sock, **kw)
+
+    def wait_ready(self, secs):
+        end = time.monotonic() + secs
+        for nd in self.nodes:
+            if nd.proc is None:
+                continue
+            c = Client(nd.sock, timeout=2)
+            while True:
+                r = c.call("ready", deadline_ms=1000)
+                if r["error"] == "OK":
+                    break
+                if time.monotonic() > end:
+                    c.close()
+                    return False
+                time.sleep(0.1)
+            c.close()
+        return True
+
+    # --- network -----------------------------------------------------------
+
+    def _nft(self, script):
+        subprocess.run(["nft", "-f", "-"], input=script.encode(), check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def net_init(self):
+        self._nft("table inet %s {\n chain input {\n"
+                  "  type filter hook input priority -10; policy accept;\n"
+                  " }\n}\n" % self.table)
+        self.nft_ready = True
+
+    def partition(self, pairs):
+        """Drop every datagram from node a to node b for (a, b) in pairs
+        (directed); replaces the previous rules."""
+        rules = ["flush chain inet %s input" % self.table]
+        for a, b in sorted(pairs):
+            rules.append(
+                "add rule inet %s input ip saddr 127.0.0.1 ip daddr 127.0.0.1 "
+                "udp sport %d udp dport %d counter drop" %
+                (self.table, self.node(a).port, self.node(b).port))
+        self._nft("\n".join(rules) + "\n")
+        self.cut = set(pairs)
+
+    def dropped(self):
+        """Datagrams the current partition rules have dropped so far."""
+        if not self.nft_ready or not self.cut:
+            return 0
+        out = subprocess.run(["nft", "list", "chain", "inet", self.table,
+                              "input"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL).stdout.decode()
+        return sum(int(w.split()[0]) for w in
+                   out.split("counter packets ")[1:] if w.split())
+
+    def heal_net(self):
+        """Remove every partition rule; returns the datagrams they dropped."""
+        n = self.dropped()
+        if self.nft_ready:
+            self._nft("flush chain inet %s input\n" % self.table)
+        self.cut = set()
+        return n
+
+    @_locked
+    def close(self):
+        """Kill every node and delete the table; safe to call twice."""
+        for nd in self.nodes:
+            try:
+                if nd.proc is not None:
+                    if nd.paused:
+                        os.kill(nd.proc.pid, signal.SIGCONT)
+                    nd.proc.kill()
+                    nd.proc.wait()
+                    nd.proc = None
+            except OSError:
+                pass
+        if self.nft_ready:
+            subprocess.run(["nft", "delete", "table", "inet", self.table],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.nft_ready = False
+        _LIVE.discard(self)

@@ -1,0 +1,241 @@
+"""Faults on a seeded schedule.
+
+A schedule is a list of (start s, kind, duration s, choice) drawn from the
+run's seed before the run starts, so a seed names the same faults in the
+same order (the targets that depend on who leads are resolved when the
+fault starts, and printed). One fault at a time; each is undone when its
+duration ends (killed nodes restarted, paused ones continued, the network
+healed, the disk made fast again), and heal() undoes whatever is left.
+
+Kinds:
+  kill                  SIGKILL a random node; restart it afterwards
+  kill-leader           the same, aimed at the leader of group 0 or of a
+                        data group
+  pause                 SIGSTOP a random node; SIGCONT afterwards
+  pause-leader          the same, aimed at a leader
+  partition-one         isolate a random node (both directions)
+  partition-leader0     isolate the leader of group 0
+  partition-leader-data isolate the leader of a random data group
+  partition-majority    split the nodes into a minority and a majority
+  partition-oneway      one node's datagrams to the others are dropped, or
+                        the others' to it (it still hears, or still talks)
+  slowdisk              one node's fsync/fdatasync sleep 20..300 ms first
+                        (tests/jepsen/slowfs.c)
+  membership            add/remove/replace a node while writing: a hook
+                        only; raftd answers members add/remove UNAVAILABLE
+                        today, so asking for it stops the run with a clear
+                        message (see membership() below)
+
+JEPSEN_NEMESIS names a family (none, kill, pause, partition, slowdisk,
+mixed) or a comma-separated list of families and kinds.
+"""
+
+import random
+import time
+
+from client import Client
+
+FAMILIES = {
+    "none": [],
+    "kill": ["kill", "kill-leader"],
+    "pause": ["pause", "pause-leader"],
+    "partition": ["partition-one", "partition-leader0", "partition-leader-data",
+                  "partition-majority", "partition-oneway"],
+    "slowdisk": ["slowdisk"],
+    "membership": ["membership"],
+}
+FAMILIES["mixed"] = (FAMILIES["kill"] + FAMILIES["pause"] +
+                     FAMILIES["partition"] + FAMILIES["slowdisk"])
+KINDS = sorted(set(k for v in FAMILIES.values() for k in v))
+
+
+def parse(spec):
+    kinds = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part in FAMILIES:
+            kinds += FAMILIES[part]
+        elif part in KINDS:
+            kinds.append(part)
+        else:
+            raise ValueError("unknown nemesis %r (families: %s; kinds: %s)" %
+                             (part, ", ".join(sorted(FAMILIES)),
+                              ", ".join(KINDS)))
+    if "membership" in kinds:
+        membership()
+    return sorted(set(kinds), key=kinds.index)
+
+
+def membership():
+    """The membership nemesis: while clients write, add a node (start a
+    fresh node with [cluster] join, raftctl members add), remove one
+    (members remove; the node exits 0), or replace one (kill it, wipe its
+    data directory, restart it: it must rejoin as a new replica). raftd
+    cannot change membership yet (members add/remove answer UNAVAILABLE),
+    so this refuses to run rather than pretend."""
+    raise SystemExit("jepsen: the membership nemesis needs membership changes "
+                     "in raftd, which this version does not support "
+                     "(raftctl members add/remove answer UNAVAILABLE)")
+
+
+def schedule(seed, seconds, kinds):
+    """The run's faults: [(start, kind, duration, choice)]; choice in [0, 1)
+    picks the target."""
+    rng = random.Random(seed * 7919 + 17)
+    out = []
+    if not kinds:
+        return out
+    t = rng.uniform(1.0, 2.5)
+    while t < seconds - 3.0:
+        kind = rng.choice(kinds)
+        dur = min(rng.uniform(1.5, 5.0), max(1.0, seconds - 1.5 - t))
+        out.append((round(t, 2), kind, round(dur, 2), rng.random()))
+        t += dur + rng.uniform(1.0, 3.0)
+    return out
+
+
+def leaders(cluster):
+    """{group: leader} as the first answering node sees them (asked over
+    the client protocol: the rows of raftctl groups)."""
+    for nd in cluster.nodes:
+        if nd.proc is None or nd.paused:
+            continue
+        c = Client(nd.sock, timeout=1.0)
+        r = c.call("groups")
+        c.close()
+        if r["error"] == "OK" and "groups" in r:
+            got = {g["group"]: g["leader"] for g in r["groups"] if g["leader"]}
+            if got:
+                return got
+    return {}
+
+
+class Nemesis:
+    def __init__(self, cluster, seed, log):
+        self.c = cluster
+        self.rng = random.Random(seed * 104729 + 3)
+        self.log = log  # log(text): one line of the run's schedule
+        self.undo = []  # what heal() still has to do
+        self.faults = 0
+        self.dropped = 0  # datagrams dropped by partitions
+        self.slowed = 0  # syncs delayed by the slow-disk shim
+        self.played = []  # [start s, end s or None, kind, what]
+
+    def _pick(self, choice):
+        return int(choice * self.c.n) + 1
+
+    def _leader(self, choice, data):
+        ls = leaders(self.c)
+        if data:
+            groups = sorted(g for g in ls if g != 0)
+            if groups:
+                g = groups[int(choice * len(groups))]
+                return ls[g], "leader of group %d" % g
+        elif 0 in ls:
+            return ls[0], "leader of group 0"
+        return self._pick(choice), "no leader known: random"
+
+    def start(self, kind, choice):
+        c, n = self.c, self.c.n
+        self.faults += 1
+        if kind in ("kill", "kill-leader", "pause", "pause-leader"):
+            if kind.endswith("leader"):
+                i, why = self._leader(choice, self.rng.random() < 0.5)
+            else:
+                i, why = self._pick(choice), "random"
+            if kind.startswith("kill"):
+                c.kill(i)
+                self.undo.append(("start", i))
+                return "SIGKILL n%d (%s)" % (i, why)
+            c.pause(i)
+            self.undo.append(("resume", i))
+            return "SIGSTOP n%d (%s)" % (i, why)
+        if kind in ("partition-one", "partition-leader0",
+                    "partition-leader-data", "partition-oneway"):
+            if kind == "partition-leader0":
+                i, why = self._leader(choice, False)
+            elif kind == "partition-leader-data":
+                i, why = self._leader(choice, True)
+            else:
+                i, why = self._pick(choice), "random"
+            others = [j for j in range(1, n + 1) if j != i]
+            if kind == "partition-oneway":
+                if self.rng.random() < 0.5:
+                    pairs = {(i, j) for j in others}
+                    what = "n%d -> others dropped (%s)" % (i, why)
+                else:
+                    pairs = {(j, i) for j in others}
+                    what = "others -> n%d dropped (%s)" % (i, why)
+            else:
+                pairs = {(i, j) for j in others} | {(j, i) for j in others}
+                what = "isolate n%d (%s)" % (i, why)
+            c.partition(pairs)
+            self.undo.append(("net", None))
+            return what
+        if kind == "partition-majority":
+            ids = list(range(1, n + 1))
+            self.rng.shuffle(ids)
+            minority, majority = ids[:(n - 1) // 2], ids[(n - 1) // 2:]
+            pairs = {(a, b) for a in minority for b in majority}
+            pairs |= {(b, a) for a, b in pairs}
+            c.partition(pairs)
+            self.undo.append(("net", None))
+            return "split %s | %s" % (sorted(minority), sorted(majority))
+        if kind == "slowdisk":
+            i = self._pick(choice)
+            ms = self.rng.choice([20, 50, 100, 300])
+            c.set_slow(i, ms)
+            self.undo.append(("fast", i))
+            return "slow disk n%d: %d ms per fsync" % (i, ms)
+        raise ValueError(kind)
+
+    def heal(self):
+        """Undo every fault still in effect (in reverse order)."""
+        while self.undo:
+            what, i = self.undo.pop()
+            if what == "start":
+                if not self.c.running(i):
+                    self.c.start(i)
+            elif what == "resume":
+                self.c.resume(i)
+            elif what == "net":
+                self.dropped += self.c.heal_net()
+            elif what == "fast":
+                self.c.set_slow(i, 0)
+                self.slowed = sum(self.c.slowed(j) for j in
+                                  range(1, self.c.n + 1))
+
+    def run(self, sched, t_start, stop):
+        """Play `sched` (times relative to t_start, a time.monotonic()
+        value) until done or stop (a threading.Event) is set. An exception
+        is kept in self.error for the verdict."""
+        self.error = None
+        try:
+            self._run(sched, t_start, stop)
+        except Exception as e:  # reported as a problem of the run
+            self.error = "nemesis failed: %r" % e
+            self.heal()
+
+    def _run(self, sched, t_start, stop):
+        for at, kind, dur, choice in sched:
+            if stop.wait(max(0.0, t_start + at - time.monotonic())):
+                break
+            t0 = time.monotonic() - t_start
+            what = self.start(kind, choice)
+            self.log("%6.2fs %-22s %-45s for %.2fs" % (t0, kind, what, dur))
+            self.played.append([t0, None, kind, what])
+            stopped = stop.wait(dur)
+            self.heal()
+            self.played[-1][1] = time.monotonic() - t_start
+            if stopped:
+                break
+        self.heal()
+
+    def during(self, t):
+        """The fault in effect at t seconds (or healed less than a second
+        before), as text; "" when none."""
+        for t0, t1, kind, what in reversed(self.played):
+            if t0 <= t and (t1 is None or t <= t1 + 1.0):
+                return "%s: %s%s" % (kind, what, "" if t1 is None or t <= t1
+                                     else ", healed %.2fs before" % (t - t1))
+        return ""
