@@ -384,9 +384,10 @@ Test(cluster, lagging_node_catches_up_through_a_snapshot, .fini = teardown,
 	/* Enough writes that the others compact their logs past node 3. */
 	for (int i = 0; i < 150; i++) {
 		snprintf(key, sizeof key, "s%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1 + (unsigned)(i % 2), WAIT_S, out,
-		                            sizeof out, "put", key, "z", (char *)NULL),
-		             0);
+		int rv = rd_h_ctl_retry(&C, 1 + (unsigned)(i % 2), WAIT_S, out,
+		                        sizeof out, "put", key, "z", (char *)NULL);
+		cr_assert_eq(rv, 0, "put %s on node %u: exit %d: %s", key,
+		             1 + (unsigned)(i % 2), rv, out);
 	}
 	rd_h_start(&C, 3);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
