@@ -231,6 +231,18 @@ void rd_t_mark_dirty(struct rd_conn *c);
  * RD_T_LOGS_PER_S a second; the number held back is logged with the next. */
 bool rd_t_log_ok(struct rd_transport *t);
 
+/* stranger.c */
+/* A packet from `from` whose destination id `dcid` maps to no connection:
+ * an Initial may open one (within the half-open caps, after a Retry past
+ * retry_threshold); anything else gets a stateless reset unless it is one
+ * for an established connection to that address. */
+void rd_t_stranger(struct rd_transport *t, const uint8_t *pkt, size_t len,
+                   const uint8_t *dcid, size_t dcidlen, const struct sockaddr *from,
+                   socklen_t fromlen);
+/* Fill t->reset_secret: from t->cfg.reset_secret_file when it holds one,
+ * else random (and kept in that file when one is named). */
+void rd_t_load_reset_secret(struct rd_transport *t);
+
 /* conn.c */
 /* Open a client connection to `p` (random ids, TLS session expecting p's
  * node id) and schedule its first flight. Returns the connection, owned by
