@@ -66,6 +66,9 @@ struct rd_waiter {
 	uint8_t *data;
 	size_t len;
 	uint8_t op; /* RD_OP_* (cluster/forward.h) */
+	/* Writes: the client session of the command (0 = none), kv.h. */
+	uint64_t client_id;
+	uint64_t sequence;
 	/* FORWARD: the request as the forwarder sees it. */
 	struct rd_forward fw;
 	/* A result computed remotely, kept until the local apply (APPLIED). */
@@ -115,6 +118,14 @@ struct rd_loop_stats {
 struct rd_snap_in {
 	struct rd_snapshot_writer *sw;
 	uint64_t sw_group, sw_from;
+	/* An install storage refused with RD_EAGAIN (the batch held work for
+	 * the group): finished after the next commit (rd_snapshots_retry),
+	 * then `msg` (no entries) is stepped. */
+	bool pending;
+	uint64_t term;
+	struct rd_snapshot_meta offered;
+	bool has_msg;
+	struct rd_message msg;
 };
 
 struct rd_node {
@@ -140,8 +151,10 @@ struct rd_node {
 
 	struct rd_forwarder fwd; /* FORWARD waiters, through their `fw` */
 	struct rd_waitq ready_waiters;
+	struct rd_waitq resubmit; /* handed back by the per-group pass (drive.c) */
 
 	bool wake_pending;
+	bool retry_forwards; /* a leader changed in this iteration's pass */
 	bool ready;
 	bool ready_target_set;
 	uint64_t ready_target; /* group 0 commit seen when its leader became known */
@@ -209,6 +222,10 @@ struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, voi
 
 /* Answer `w` with `res` and free it. Precondition: `w` is in no queue. */
 void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res);
+
+/* Insert `w` (in no queue) into `q` after every waiter with an index at or
+ * below w->index (a queue kept in ascending index order stays so). */
+void rd_waitq_insert(struct rd_waitq *q, struct rd_waiter *w);
 
 /* Append `w` (in no queue) to `q`. */
 void rd_waitq_push(struct rd_waitq *q, struct rd_waiter *w);
@@ -323,6 +340,9 @@ void rd_snapshots_send(struct rd_node *n, struct rd_group *g, uint64_t to);
 /* Follower side: the transport's on_snapshot callback (`arg` is the node). */
 struct Raftd__PeerFrame;
 void rd_snapshots_on_frame(void *arg, uint64_t peer, const struct Raftd__PeerFrame *f);
+/* Finish an install that storage refused with RD_EAGAIN, now that the
+ * batch is committed (drive.c, after step 4); then step its message. */
+void rd_snapshots_retry(struct rd_node *n);
 /* Abort a receive in progress. */
 void rd_snapshots_free(struct rd_node *n);
 
