@@ -314,6 +314,11 @@ void rd_drive_iteration(struct rd_node *n)
 		persist(n, n->active[i]);
 	rd_storage_commit(n->st, n->batch);
 
+	/* Step 4 is the per-group pass: a group between get_update and
+	 * advance takes no proposal or read (raft.h), so nothing in it
+	 * submits a request (rd_node_submit asserts it); what it hands back
+	 * waits for resubmit_after_pass. */
+	n->in_pass = true;
 	for (size_t i = 0; i < n_active; i++) {
 		struct rd_group *g = n->active[i];
 		const struct rd_raft_update *u = &g->u;
@@ -339,6 +344,7 @@ void rd_drive_iteration(struct rd_node *n)
 		if (rd_raft_has_update(g->raft))
 			rd_node_wake(n);
 	}
+	n->in_pass = false;
 	/* Every group is advanced: requests may enter the cores again, and
 	 * the batch is empty, so a snapshot install that found work for its
 	 * group in it can finish now (storage/snapshot.h). */

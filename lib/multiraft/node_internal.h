@@ -155,6 +155,7 @@ struct rd_node {
 
 	bool wake_pending;
 	bool retry_forwards; /* a leader changed in this iteration's pass */
+	bool in_pass;        /* drive.c step 4 runs: no request may enter a core */
 	bool ready;
 	bool ready_target_set;
 	uint64_t ready_target; /* group 0 commit seen when its leader became known */

@@ -13,6 +13,7 @@
  * forwarded waiter is the runtime object the cluster code sees only as
  * the struct rd_forward inside it.
  */
+#include <assert.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,8 @@ void rd_node_submit(struct rd_node *n, struct rd_waiter *w)
 {
 	struct rd_group *g = rd_node_group(n, w->group);
 
+	/* Never from inside drive.c's per-group pass (see there). */
+	assert(!n->in_pass);
 	if (n->stopping) {
 		struct rd_result r = {.code = RAFTD__ERROR_CODE__SHUTTING_DOWN,
 		                      .message = "node is shutting down"};
