@@ -139,10 +139,10 @@ static void answer_skipped(struct rd_group *g, struct rd_waiter *w)
 	rd_waiter_finish(w, &r);
 }
 
-/* Answer the proposals whose entries applied in this update. The queue
- * is in index order (rd_waitq_insert); several waiters may share an index
- * (proposed in different terms), only one of them can match its entry. */
-static void resolve_applied(struct rd_group *g)
+/* The queue is in index order (rd_waiter_track); several waiters may
+ * share an index (proposed in different terms): only one of them can
+ * match its entry. */
+void rd_drive_resolve_applied(struct rd_group *g)
 {
 	const struct rd_raft_update *u = &g->u;
 	struct rd_waiter *w;
@@ -328,7 +328,7 @@ void rd_drive_iteration(struct rd_node *n)
 			                  u->entries[u->n_entries - 1].term);
 		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
-		resolve_applied(g);
+		rd_drive_resolve_applied(g);
 		serve_reads(n, g);
 		requeue_failed_reads(n, g);
 		uint64_t snap_to[RD_RAFT_MAX_MEMBERS];

@@ -213,6 +213,14 @@ void rd_group_free(struct rd_group *g);
  * is pending. */
 void rd_drive_iteration(struct rd_node *n);
 
+/* Answer the proposals of g whose entries are in g->u.committed (results
+ * in g->results) or covered by g->u's snapshot, and the forwarded writes
+ * now applied here: the entry's result when its term is the proposal's,
+ * NOT_LEADER (not applied) when another term's entry took the index, and
+ * "outcome unknown" (UNAVAILABLE) for an index a snapshot install covered.
+ * Precondition: g->u is the current update, not yet advanced. */
+void rd_drive_resolve_applied(struct rd_group *g);
+
 /* ---- waiter.c ---- */
 
 /* A waiter of `kind` answered through reply(ud, request_id, ...) by
@@ -227,6 +235,11 @@ void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res);
 /* Insert `w` (in no queue) into `q` after every waiter with an index at or
  * below w->index (a queue kept in ascending index order stays so). */
 void rd_waitq_insert(struct rd_waitq *q, struct rd_waiter *w);
+
+/* A proposal of `w`'s command is in g's log at `index` in `term`: `w`
+ * waits in g->props (in index order) for that entry to apply. */
+void rd_waiter_track(struct rd_group *g, struct rd_waiter *w, uint64_t index,
+                     uint64_t term);
 
 /* Append `w` (in no queue) to `q`. */
 void rd_waitq_push(struct rd_waitq *q, struct rd_waiter *w);

@@ -145,6 +145,18 @@ void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w)
 	free(val);
 }
 
+void rd_waiter_track(struct rd_group *g, struct rd_waiter *w, uint64_t index,
+                     uint64_t term)
+{
+	w->kind = RD_WAIT_PROPOSE;
+	w->index = index;
+	w->term = term;
+	/* In index order: a leader that lost its term and won again may
+	 * propose below a waiter of its earlier term, whose entry the new one
+	 * replaced (rd_drive_resolve_applied relies on the order). */
+	rd_waitq_insert(&g->props, w);
+}
+
 /* Start a local proposal on group g, whose leader this node is. */
 static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *w)
 {
@@ -156,13 +168,7 @@ static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waite
 	if (rv == 0) {
 		n->loop.proposals++;
 		g->proposals++;
-		w->kind = RD_WAIT_PROPOSE;
-		w->index = index;
-		w->term = rd_raft_term(g->raft);
-		/* In index order: a leader that lost its term and won again
-		 * may propose below a waiter of its earlier term, whose entry
-		 * the new one replaced (drive.c resolve_applied relies on it). */
-		rd_waitq_insert(&g->props, w);
+		rd_waiter_track(g, w, index, rd_raft_term(g->raft));
 		rd_node_wake(n);
 		return;
 	}
