@@ -315,7 +315,8 @@ void rd_peers_flush(struct rd_node *n);
 bool rd_peers_pending(const struct rd_node *n);
 
 /* Step `m` (addressed to this node) into its group's core and wake the
- * loop; a message for a group not hosted here is counted and dropped. */
+ * loop; a message for a group not hosted here, or from a node that is not
+ * a member of the group's non-empty configuration, is counted and dropped. */
 void rd_peers_step(struct rd_node *n, const struct rd_message *m);
 
 /* The node's transport; NULL before rd_peers_start and after
@@ -341,6 +342,10 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 
 /* Raft messages dropped because their group is not hosted here. */
 uint64_t rd_peers_unknown_group(const struct rd_node *n);
+
+/* Raft messages dropped because their sender is not a member of the
+ * group's configuration (rd_peers_step). */
+uint64_t rd_peers_nonmember(const struct rd_node *n);
 
 /* Frames the transport refused as malformed. */
 uint64_t rd_peers_malformed(const struct rd_node *n);
