@@ -339,8 +339,9 @@ void rd_drive_iteration(struct rd_node *n)
 		rd_raft_advance(g->raft, u);
 		for (size_t k = 0; k < n_snap; k++)
 			rd_snapshots_send(n, g, snap_to[k]);
-		if (u->role_changed)
-			note_role(n, g);
+		/* Not only on role_changed: a follower learns a new leader
+		 * from its first append or heartbeat without changing role. */
+		note_role(n, g);
 		if (rd_raft_has_update(g->raft))
 			rd_node_wake(n);
 	}
