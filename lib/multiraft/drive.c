@@ -126,9 +126,14 @@ static void answer_applied(struct rd_group *g, struct rd_waiter *w,
 }
 
 /* A proposal whose index an installed snapshot covered: its entry may be
- * in the snapshot or may have been replaced, and the snapshot does not
- * say which (it carries state, not entries). */
-static void answer_skipped(struct rd_group *g, struct rd_waiter *w)
+ * in the snapshot or may have been replaced, and the snapshot carries
+ * state, not entries. A write with a session whose sequence the installed
+ * session table records as applied did apply (thesis §6.3); for a put,
+ * delete or raw proposal that is the whole answer. Otherwise (no session,
+ * a cas whose recorded result only the state machine holds, or a session
+ * that moved on or expired) the outcome is unknown. */
+static void answer_skipped(const struct rd_storage *st, struct rd_group *g,
+                           struct rd_waiter *w)
 {
 	struct rd_result r = {
 	    .code = RAFTD__ERROR_CODE__UNAVAILABLE,
@@ -136,13 +141,24 @@ static void answer_skipped(struct rd_group *g, struct rd_waiter *w)
 	    .message = "entry covered by a snapshot install: outcome unknown; retry "
 	               "with the same session to learn it",
 	};
+	struct rd_kv_cmd cmd;
+	uint64_t seq;
+
+	if (st != NULL && w->data != NULL &&
+	    rd_kv_decode(w->data, w->len, &cmd, NULL) == 0 && cmd.client_id != 0 &&
+	    cmd.op != RD_KV_CAS &&
+	    rd_storage_session_seq(st, g->id, cmd.client_id, &seq) &&
+	    seq == cmd.sequence) {
+		r.code = RAFTD__ERROR_CODE__OK;
+		r.message = "applied (recorded by the client's session)";
+	}
 	rd_waiter_finish(w, &r);
 }
 
 /* The queue is in index order (rd_waiter_track); several waiters may
  * share an index (proposed in different terms): only one of them can
  * match its entry. */
-void rd_drive_resolve_applied(struct rd_group *g)
+void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_group *g)
 {
 	const struct rd_raft_update *u = &g->u;
 	struct rd_waiter *w;
@@ -153,7 +169,7 @@ void rd_drive_resolve_applied(struct rd_group *g)
 			if (w->kind == RD_WAIT_APPLIED)
 				rd_waiter_finish(w, &w->remote);
 			else
-				answer_skipped(g, w);
+				answer_skipped(st, g, w);
 		}
 	}
 	for (size_t i = 0; i < u->n_committed; i++) {
@@ -162,7 +178,7 @@ void rd_drive_resolve_applied(struct rd_group *g)
 			if (w->kind == RD_WAIT_APPLIED)
 				rd_waiter_finish(w, &w->remote);
 			else if (w->index < e->index)
-				answer_skipped(g, w); /* not handed out: none left */
+				answer_skipped(st, g, w); /* not handed out: none left */
 			else
 				answer_applied(g, w, e, &g->results[i]);
 		}
@@ -328,7 +344,7 @@ void rd_drive_iteration(struct rd_node *n)
 			                  u->entries[u->n_entries - 1].term);
 		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
-		rd_drive_resolve_applied(g);
+		rd_drive_resolve_applied(n->st, g);
 		serve_reads(n, g);
 		requeue_failed_reads(n, g);
 		uint64_t snap_to[RD_RAFT_MAX_MEMBERS];

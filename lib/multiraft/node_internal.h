@@ -217,9 +217,11 @@ void rd_drive_iteration(struct rd_node *n);
  * in g->results) or covered by g->u's snapshot, and the forwarded writes
  * now applied here: the entry's result when its term is the proposal's,
  * NOT_LEADER (not applied) when another term's entry took the index, and
- * "outcome unknown" (UNAVAILABLE) for an index a snapshot install covered.
+ * for an index a snapshot install covered OK when `st`'s session table
+ * records the write's (client, sequence) as applied, else "outcome
+ * unknown" (UNAVAILABLE). `st` may be NULL (no session lookups).
  * Precondition: g->u is the current update, not yet advanced. */
-void rd_drive_resolve_applied(struct rd_group *g);
+void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_group *g);
 
 /* ---- waiter.c ---- */
 

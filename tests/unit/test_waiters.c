@@ -10,10 +10,13 @@
  * snapshot and a NOT_LEADER would make the asking node send it again.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
+#include "storage/kv.h"
 #include "util/err.h"
 
 #define MAX_ANSWERS 8
@@ -95,7 +98,7 @@ Test(waiters, a_committed_write_below_an_older_proposal_gets_its_result)
 	track(2, 99, 7);
 	g.u.committed = ents;
 	g.u.n_committed = 2;
-	rd_drive_resolve_applied(&g);
+	rd_drive_resolve_applied(NULL, &g);
 	cr_assert_eq(n_answers, 2);
 	cr_expect_eq(code_of(2), RAFTD__ERROR_CODE__OK, "the write at 99 committed");
 	cr_expect_eq(code_of(1), RAFTD__ERROR_CODE__NOT_LEADER,
@@ -113,7 +116,7 @@ Test(waiters, an_entry_of_the_same_index_and_term_is_the_proposal)
 	results[0].status = RD_ECASFAILED;
 	g.u.committed = &e;
 	g.u.n_committed = 1;
-	rd_drive_resolve_applied(&g);
+	rd_drive_resolve_applied(NULL, &g);
 	cr_assert_eq(n_answers, 2);
 	cr_expect_eq(code_of(1), RAFTD__ERROR_CODE__NOT_LEADER);
 	cr_expect_eq(code_of(2), RAFTD__ERROR_CODE__CAS_FAILED, "its own result");
@@ -134,7 +137,7 @@ Test(waiters, an_index_covered_by_a_snapshot_is_outcome_unknown)
 	g.u.snapshot.term = 3;
 	g.u.committed = &e;
 	g.u.n_committed = 1;
-	rd_drive_resolve_applied(&g);
+	rd_drive_resolve_applied(NULL, &g);
 	cr_assert_eq(n_answers, 3);
 	cr_expect_eq(code_of(1), RAFTD__ERROR_CODE__UNAVAILABLE);
 	cr_expect_eq(code_of(2), RAFTD__ERROR_CODE__UNAVAILABLE);
@@ -156,4 +159,71 @@ Test(waiters, the_queue_stays_in_index_order)
 	}
 	cr_expect_eq(n, 6);
 	rd_waitq_fail_all(&g.props, &(struct rd_result){.code = 0});
+}
+
+/* With a session, the installed state says more: the session table (thesis
+ * §6.3) records the client's applied sequence, so a put covered by the
+ * snapshot is known applied; a put of a sequence the table does not hold
+ * stays "outcome unknown". The table here is built by applying the
+ * commands, as the leader's snapshot would carry it. */
+static uint8_t *session_put(uint64_t client, uint64_t seq, size_t *len)
+{
+	struct rd_kv_cmd k = {.op = RD_KV_PUT,
+	                      .key = (const uint8_t *)"k",
+	                      .key_len = 1,
+	                      .value = (const uint8_t *)"v",
+	                      .value_len = 1,
+	                      .client_id = client,
+	                      .sequence = seq};
+	uint8_t *buf = malloc(64);
+	cr_assert_eq(rd_kv_encode(&k, buf, 64, len), 0);
+	return buf;
+}
+
+Test(waiters, a_snapshot_covered_session_write_is_answered_from_the_session_table)
+{
+	char dir[] = "/tmp/rd-waiters-XXXXXX", msg[RD_ERRMSG_SIZE];
+	struct rd_storage_options o;
+	struct rd_storage *st;
+	size_t len;
+
+	cr_assert_not_null(mkdtemp(dir));
+	rd_storage_options_init(&o);
+	o.create_if_missing = true;
+	cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "%s", msg);
+	/* Client 9 applied sequence 4 at index 1. */
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	uint8_t *data = session_put(9, 4, &len);
+	struct rd_entry e = {.term = 1,
+	                     .index = 1,
+	                     .type = RD_ENTRY_NORMAL,
+	                     .len = (uint32_t)len,
+	                     .data = data};
+	struct rd_hard_state hs = {.term = 1, .commit = 1};
+	struct rd_kv_result kr;
+	cr_assert_eq(rd_storage_batch_append(b, 1, &e, 1, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_apply_kv(b, 1, 1, data, len, &kr, msg), 0, "%s",
+	             msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_free(b);
+
+	struct rd_waiter *w4 = rd_waiter_new(RD_WAIT_PROPOSE, record, NULL, 4, ~0ull);
+	struct rd_waiter *w5 = rd_waiter_new(RD_WAIT_PROPOSE, record, NULL, 5, ~0ull);
+	w4->data = data;
+	w4->len = len;
+	w5->data = session_put(9, 5, &w5->len);
+	rd_waiter_track(&g, w4, 1, 1);
+	rd_waiter_track(&g, w5, 2, 1);
+	g.u.has_snapshot = true;
+	g.u.snapshot.index = 2;
+	g.u.snapshot.term = 1;
+	rd_drive_resolve_applied(st, &g);
+	cr_assert_eq(n_answers, 2);
+	cr_expect_eq(code_of(4), RAFTD__ERROR_CODE__OK, "sequence 4 is recorded");
+	cr_expect_eq(code_of(5), RAFTD__ERROR_CODE__UNAVAILABLE, "sequence 5 is not");
+	rd_storage_close(st);
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
 }
