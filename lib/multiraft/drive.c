@@ -88,15 +88,22 @@ static struct rd_waiter *take_upto(struct rd_group *g, uint64_t upto)
 }
 
 /* The answer to a proposal whose entry `e` applied with result `kr`. */
-static void answer_applied(struct rd_group *g, struct rd_waiter *w,
-                           const struct rd_entry *e, const struct rd_kv_result *kr)
+static void answer_applied(struct rd_waitq *again, struct rd_group *g,
+                           struct rd_waiter *w, const struct rd_entry *e,
+                           const struct rd_kv_result *kr)
 {
 	struct rd_result r = {.group = g->id, .index = w->index};
 
 	if (w->term != e->term) {
 		/* Another leader's entry took this index (§5.3): by Log
 		 * Matching ours is in no log that can commit, so it never
-		 * applies. */
+		 * applies, and proposing it again cannot apply it twice, with
+		 * or without a session: it goes to the current leader. */
+		if (again != NULL) {
+			w->kind = RD_WAIT_FORWARD;
+			rd_waitq_push(again, w);
+			return;
+		}
 		r.code = RAFTD__ERROR_CODE__NOT_LEADER;
 		r.message = "proposal replaced by a new leader's entry: not applied";
 		r.leader_hint = rd_raft_leader(g->raft);
@@ -158,7 +165,8 @@ static void answer_skipped(const struct rd_storage *st, struct rd_group *g,
 /* The queue is in index order (rd_waiter_track); several waiters may
  * share an index (proposed in different terms): only one of them can
  * match its entry. */
-void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_group *g)
+void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_waitq *again,
+                              struct rd_group *g)
 {
 	const struct rd_raft_update *u = &g->u;
 	struct rd_waiter *w;
@@ -180,7 +188,7 @@ void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_group *g)
 			else if (w->index < e->index)
 				answer_skipped(st, g, w); /* not handed out: none left */
 			else
-				answer_applied(g, w, e, &g->results[i]);
+				answer_applied(again, g, w, e, &g->results[i]);
 		}
 	}
 	/* Forwarded writes that applied remotely wait for the local apply. */
@@ -344,7 +352,7 @@ void rd_drive_iteration(struct rd_node *n)
 			                  u->entries[u->n_entries - 1].term);
 		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
-		rd_drive_resolve_applied(n->st, g);
+		rd_drive_resolve_applied(n->st, &n->resubmit, g);
 		serve_reads(n, g);
 		requeue_failed_reads(n, g);
 		uint64_t snap_to[RD_RAFT_MAX_MEMBERS];

@@ -215,13 +215,16 @@ void rd_drive_iteration(struct rd_node *n);
 
 /* Answer the proposals of g whose entries are in g->u.committed (results
  * in g->results) or covered by g->u's snapshot, and the forwarded writes
- * now applied here: the entry's result when its term is the proposal's,
- * NOT_LEADER (not applied) when another term's entry took the index, and
+ * now applied here: the entry's result when its term is the proposal's;
+ * when another term's entry took the index the proposal was not applied:
+ * it goes to `again` to be submitted anew after the pass (NOT_LEADER when
+ * `again` is NULL); and
  * for an index a snapshot install covered OK when `st`'s session table
  * records the write's (client, sequence) as applied, else "outcome
  * unknown" (UNAVAILABLE). `st` may be NULL (no session lookups).
  * Precondition: g->u is the current update, not yet advanced. */
-void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_group *g);
+void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_waitq *again,
+                              struct rd_group *g);
 
 /* ---- waiter.c ---- */
 

@@ -98,12 +98,30 @@ Test(waiters, a_committed_write_below_an_older_proposal_gets_its_result)
 	track(2, 99, 7);
 	g.u.committed = ents;
 	g.u.n_committed = 2;
-	rd_drive_resolve_applied(NULL, &g);
+	rd_drive_resolve_applied(NULL, NULL, &g);
 	cr_assert_eq(n_answers, 2);
 	cr_expect_eq(code_of(2), RAFTD__ERROR_CODE__OK, "the write at 99 committed");
 	cr_expect_eq(code_of(1), RAFTD__ERROR_CODE__NOT_LEADER,
 	             "100 holds another term's entry: not applied");
 	cr_expect_null(g.props.head);
+}
+
+/* In the runtime a replaced proposal is not answered but submitted again
+ * (to the leader known after the pass). */
+Test(waiters, a_replaced_proposal_goes_back_to_be_submitted_again)
+{
+	struct rd_entry e = {.index = 7, .term = 9, .type = RD_ENTRY_NORMAL};
+	struct rd_waitq again = {0};
+
+	track(1, 7, 8);
+	g.u.committed = &e;
+	g.u.n_committed = 1;
+	rd_drive_resolve_applied(NULL, &again, &g);
+	cr_expect_eq(n_answers, 0, "not answered");
+	cr_assert_not_null(again.head);
+	cr_expect_eq(again.head->request_id, 1);
+	cr_expect_null(g.props.head);
+	rd_waitq_fail_all(&again, &(struct rd_result){.code = 0});
 }
 
 Test(waiters, an_entry_of_the_same_index_and_term_is_the_proposal)
@@ -116,7 +134,7 @@ Test(waiters, an_entry_of_the_same_index_and_term_is_the_proposal)
 	results[0].status = RD_ECASFAILED;
 	g.u.committed = &e;
 	g.u.n_committed = 1;
-	rd_drive_resolve_applied(NULL, &g);
+	rd_drive_resolve_applied(NULL, NULL, &g);
 	cr_assert_eq(n_answers, 2);
 	cr_expect_eq(code_of(1), RAFTD__ERROR_CODE__NOT_LEADER);
 	cr_expect_eq(code_of(2), RAFTD__ERROR_CODE__CAS_FAILED, "its own result");
@@ -137,7 +155,7 @@ Test(waiters, an_index_covered_by_a_snapshot_is_outcome_unknown)
 	g.u.snapshot.term = 3;
 	g.u.committed = &e;
 	g.u.n_committed = 1;
-	rd_drive_resolve_applied(NULL, &g);
+	rd_drive_resolve_applied(NULL, NULL, &g);
 	cr_assert_eq(n_answers, 3);
 	cr_expect_eq(code_of(1), RAFTD__ERROR_CODE__UNAVAILABLE);
 	cr_expect_eq(code_of(2), RAFTD__ERROR_CODE__UNAVAILABLE);
@@ -218,7 +236,7 @@ Test(waiters, a_snapshot_covered_session_write_is_answered_from_the_session_tabl
 	g.u.has_snapshot = true;
 	g.u.snapshot.index = 2;
 	g.u.snapshot.term = 1;
-	rd_drive_resolve_applied(st, &g);
+	rd_drive_resolve_applied(st, NULL, &g);
 	cr_assert_eq(n_answers, 2);
 	cr_expect_eq(code_of(4), RAFTD__ERROR_CODE__OK, "sequence 4 is recorded");
 	cr_expect_eq(code_of(5), RAFTD__ERROR_CODE__UNAVAILABLE, "sequence 5 is not");
