@@ -378,10 +378,12 @@ void rd_drive_iteration(struct rd_node *n)
 	rd_snapshots_retry(n);
 	/* Log compaction (Raft §7) goes into the next batch: this one's apply
 	 * results were just handed out and must stay valid until here. A
-	 * group whose install is still pending is not compacted, so that the
-	 * next attempt finds the batch free of its work. */
+	 * group whose install was pending is not compacted in this iteration:
+	 * if the install is still pending the next attempt must find the
+	 * batch free of its work, and if it just finished its core has yet to
+	 * take the snapshot (the next update). */
 	for (size_t i = 0; i < n_active; i++)
-		if (n->active[i]->id != installing || !n->snap_in.pending)
+		if (n->active[i]->id != installing)
 			compact(n, n->active[i]);
 	if (rd_peers_pending(n))
 		rd_node_wake(n);
