@@ -2,8 +2,15 @@
  * raftctl: the command-line client of a local raftd (proto/raftd.proto,
  * ClientRequest/ClientResponse over the Unix socket).
  *
- * Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage
- * error, 3 the daemon could not be reached.
+ * Exit codes: 0 success, 1 the operation failed and was not applied
+ * (message on stderr), 2 usage error, 3 the daemon could not be reached, 4
+ * the operation failed and its outcome is unknown (a write may have
+ * applied; transport/wire.h rd_wire_outcome is the classification).
+ *
+ * Every write carries a client session (proto/raftd.proto, ClientRequest):
+ * a random client id per invocation and sequence 1, so that the node may
+ * re-send it to a new leader without applying it twice; --client-id and
+ * --sequence repeat one on purpose.
  */
 #include <assert.h>
 #include <errno.h>
@@ -13,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -50,15 +58,20 @@ static const struct cmd commands[];
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: raftctl [-s SOCKET] [--json] [--timeout MS] COMMAND [ARGS]\n\n"
+	        "usage: raftctl [-s SOCKET] [--json] [--timeout MS] [--client-id ID]\n"
+	        "               [--sequence N] COMMAND [ARGS]\n\n"
 	        "commands:\n");
 	for (const struct cmd *c = commands; c->name != NULL; c++)
 		fprintf(out, "  %-16s %-26s %s\n", c->name, c->args, c->help);
-	fprintf(out,
-	        "\nSOCKET defaults to $RAFTD_SOCKET, else %s.\n"
-	        "Exit codes: 0 ok, 1 operation failed, 2 usage, 3 raftd unreachable.\n"
-	        "'raftctl COMMAND --help' describes one command.\n",
-	        DEFAULT_SOCKET);
+	fprintf(
+	    out,
+	    "\nSOCKET defaults to $RAFTD_SOCKET, else %s.\n"
+	    "Writes carry a client session: a random client id (or --client-id) and\n"
+	    "sequence 1 (or --sequence), so a write is applied at most once.\n"
+	    "Exit codes: 0 ok, 1 failed and not applied, 2 usage, 3 raftd unreachable,\n"
+	    "4 failed with the outcome unknown (a write may have applied).\n"
+	    "'raftctl COMMAND --help' describes one command.\n",
+	    DEFAULT_SOCKET);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -407,6 +420,25 @@ static const struct cmd commands[] = {
     {.name = NULL},
 };
 
+static bool is_write(Raftd__ClientRequest__OpCase op)
+{
+	return op == RAFTD__CLIENT_REQUEST__OP_PUT ||
+	       op == RAFTD__CLIENT_REQUEST__OP_DELETE ||
+	       op == RAFTD__CLIENT_REQUEST__OP_CAS ||
+	       op == RAFTD__CLIENT_REQUEST__OP_PROPOSE ||
+	       op == RAFTD__CLIENT_REQUEST__OP_META_PUT;
+}
+
+/* A random non-zero client id: a new session per invocation. */
+static uint64_t random_client_id(void)
+{
+	uint64_t id = 0;
+	while (id == 0)
+		if (getrandom(&id, sizeof id, 0) != sizeof id)
+			id = rd_clock_now_ns() ^ ((uint64_t)getpid() << 32);
+	return id;
+}
+
 /* Build `c`'s request from its arguments, send it, print the answer. */
 static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **argv)
 {
@@ -416,6 +448,10 @@ static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **ar
 
 	if (rv != 0)
 		return rv;
+	if (is_write(c->op)) {
+		rq.req.client_id = o->client_id;
+		rq.req.sequence = o->sequence;
+	}
 	rv = call(o, &rq.req, rq.retry_ms, &r);
 	if (rv != 0)
 		return rv;
@@ -447,6 +483,13 @@ int main(int argc, char **argv)
 				return usage_error(
 				    "--timeout takes milliseconds (1..3600000)");
 			o.timeout_ms = (unsigned)t;
+		} else if (strcmp(argv[i], "--client-id") == 0 && i + 1 < argc) {
+			if (!parse_u64(argv[++i], &o.client_id) || o.client_id == 0)
+				return usage_error(
+				    "--client-id takes a non-zero integer");
+		} else if (strcmp(argv[i], "--sequence") == 0 && i + 1 < argc) {
+			if (!parse_u64(argv[++i], &o.sequence) || o.sequence == 0)
+				return usage_error("--sequence takes a non-zero integer");
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
@@ -457,6 +500,10 @@ int main(int argc, char **argv)
 			return usage_error("unknown option '%s'", argv[i]);
 		}
 	}
+	if (o.client_id == 0)
+		o.client_id = random_client_id();
+	if (o.sequence == 0)
+		o.sequence = 1;
 	if (i == argc) {
 		usage(stderr);
 		return EXIT_USAGE;

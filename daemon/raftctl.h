@@ -8,17 +8,21 @@
 #define RD_DAEMON_RAFTCTL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "raftd.pb-c.h"
 
 #define RC_EXIT_FAILED      1
 #define RC_EXIT_USAGE       2
 #define RC_EXIT_UNREACHABLE 3
+#define RC_EXIT_UNKNOWN     4 /* failed with outcome unknown (transport/wire.h) */
 
 struct rc_opts {
 	const char *socket;
 	bool json;
 	unsigned timeout_ms;
+	uint64_t client_id; /* writes: the session (0: a random one per run) */
+	uint64_t sequence;  /* writes: 1 unless --sequence */
 };
 
 /* One request being built: the envelope, storage for whichever operation
@@ -70,7 +74,9 @@ int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_reques
              const Raftd__ClientResponse *r);
 
 /* A response whose error is not OK: JSON on stdout with --json, and always
- * the error, message and hints on stderr. Returns RC_EXIT_FAILED. */
+ * the error, message, whether the request was applied (rd_wire_outcome)
+ * and hints on stderr. Returns RC_EXIT_FAILED when the request was not
+ * applied, RC_EXIT_UNKNOWN when its outcome is unknown. */
 int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "raftctl.h"
+#include "transport/wire.h"
 #include "util/json.h"
 
 /* Print the finished document `j` and a newline, then free it. */
@@ -51,6 +52,7 @@ int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r)
 		rd_json_obj_begin(&j);
 		jstr(&j, "error", code_name(r->error));
 		jstr(&j, "message", r->error_message);
+		jstr(&j, "outcome", rd_wire_outcome_name(rd_wire_outcome(r->error)));
 		if (r->leader_hint) {
 			ju64(&j, "leader_hint", r->leader_hint);
 		}
@@ -79,8 +81,9 @@ int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r)
 		fprintf(
 		    stderr,
 		    " (the node is still catching up; try 'raftctl ready --wait 10')");
-	fprintf(stderr, "\n");
-	return RC_EXIT_FAILED;
+	enum rd_outcome oc = rd_wire_outcome(r->error);
+	fprintf(stderr, " [%s]\n", rd_wire_outcome_name(oc));
+	return oc == RD_OUTCOME_NOT_APPLIED ? RC_EXIT_FAILED : RC_EXIT_UNKNOWN;
 }
 
 static int print_index(const struct rc_opts *o, const struct rc_request *rq,

@@ -57,6 +57,26 @@ void rd_forward_shutdown(struct rd_forwarder *f)
 
 /* ---- the lists ---------------------------------------------------------------- */
 
+static void inflight_link(struct rd_forwarder *f, struct rd_forward *fw)
+{
+	fw->fl_prev = NULL;
+	fw->fl_next = f->inflight;
+	if (f->inflight != NULL)
+		f->inflight->fl_prev = fw;
+	f->inflight = fw;
+}
+
+static void inflight_unlink(struct rd_forwarder *f, struct rd_forward *fw)
+{
+	if (fw->fl_prev != NULL)
+		fw->fl_prev->fl_next = fw->fl_next;
+	else
+		f->inflight = fw->fl_next;
+	if (fw->fl_next != NULL)
+		fw->fl_next->fl_prev = fw->fl_prev;
+	fw->fl_prev = fw->fl_next = NULL;
+}
+
 static void wait_push(struct rd_forwarder *f, struct rd_forward *fw)
 {
 	fw->target = 0;
@@ -132,8 +152,10 @@ static void send_to(struct rd_forwarder *f, struct rd_forward *fw, uint64_t to)
 	 * (through the call record); the RPC's deadline ends it. */
 	fw->target = to;
 	fw->call = c;
-	if (rd_transport_call(f->t, to, &req, ms, on_reply, c, msg) == 0)
+	if (rd_transport_call(f->t, to, &req, ms, on_reply, c, msg) == 0) {
+		inflight_link(f, fw);
 		return;
+	}
 	fw->call = NULL;
 	rd_log_debug("forward to node %llu failed: %s", (unsigned long long)to, msg);
 err:
@@ -154,6 +176,8 @@ bool rd_forward_start(struct rd_forwarder *f, struct rd_forward *fw)
 {
 	uint64_t to = f->ops->target(f->ud, fw->group);
 
+	if (to == f->self)
+		to = 0; /* the runtime serves it on the next retry */
 	fw->target = to;
 	if (fw->no_forward) {
 		struct rd_result r = {.code = to != 0 ? RAFTD__ERROR_CODE__NOT_LEADER
@@ -224,6 +248,44 @@ static uint64_t decode_answer(const Raftd__PeerResponse *resp, struct rd_result 
 	return hint;
 }
 
+static void set_hint(struct rd_forwarder *f, uint64_t group, uint64_t hint)
+{
+	if (group >= f->n_hints) {
+		size_t n = f->n_hints ? f->n_hints : 16;
+		while (n <= group)
+			n *= 2;
+		uint64_t *h = realloc(f->hints, n * sizeof *h);
+		if (h == NULL)
+			return; /* only a hint */
+		memset(h + f->n_hints, 0, (n - f->n_hints) * sizeof *h);
+		f->hints = h;
+		f->n_hints = n;
+	}
+	f->hints[group] = hint;
+}
+
+uint64_t rd_forward_hint(const struct rd_forwarder *f, uint64_t group)
+{
+	return group < f->n_hints ? f->hints[group] : 0;
+}
+
+void rd_forward_free(struct rd_forwarder *f)
+{
+	free(f->hints);
+	f->hints = NULL;
+	f->n_hints = 0;
+}
+
+/* Whether an answer code says the asked node did not apply the request
+ * (it never proposed it, or its entry lost to another leader's), so that
+ * sending it again, even without a session, cannot apply it twice. */
+static bool not_applied_retry(int code)
+{
+	return code == RAFTD__ERROR_CODE__NOT_LEADER ||
+	       code == RAFTD__ERROR_CODE__NO_LEADER ||
+	       code == RAFTD__ERROR_CODE__NOT_READY;
+}
+
 static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
                      const char *errmsg)
 {
@@ -236,11 +298,20 @@ static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
 	if (fw == NULL)
 		return; /* detached: the forward went on without this call */
 	fw->call = NULL;
+	inflight_unlink(f, fw);
 
 	struct rd_result r = {.group = fw->group};
 	if (err != 0 || f->stopping) {
-		/* A call that failed for any reason but its deadline counts as
-		 * a lost connection: the peer is unavailable. */
+		/* A lost connection (any failure but the deadline): the
+		 * outcome is unknown. A retry-safe forward waits for a leader
+		 * (this one, reconnected, or a new one) and goes again. */
+		if (!f->stopping && err != RD_ETIMEDOUT && fw->retry_safe &&
+		    fw->deadline_ns > f->ops->now_ns(f->ud)) {
+			fw->unknown = true;
+			fw->hops = 0;
+			wait_push(f, fw);
+			return;
+		}
 		r.code = rd_err_to_wire(f->stopping           ? RD_ESHUTDOWN
 		                        : err == RD_ETIMEDOUT ? RD_ETIMEDOUT
 		                                              : RD_ECLOSED);
@@ -249,29 +320,53 @@ static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
 		return;
 	}
 	if (resp->error != RAFTD__ERROR_CODE__OK) {
+		/* Refused before serving (NOT_READY, SHUTTING_DOWN): not applied. */
+		if (resp->error == RAFTD__ERROR_CODE__NOT_READY ||
+		    resp->error == RAFTD__ERROR_CODE__SHUTTING_DOWN) {
+			fw->hops = 0;
+			wait_push(f, fw);
+			return;
+		}
 		r.code = resp->error;
 		r.message = resp->error_message;
 		finish(f, fw, &r);
 		return;
 	}
 	hint = decode_answer(resp, &r);
-	if (r.code == RAFTD__ERROR_CODE__NOT_LEADER ||
-	    r.code == RAFTD__ERROR_CODE__NO_LEADER) {
-		fw->target = 0;
-		if (hint != 0 && hint != f->self && fw->hops + 1 < RD_FORWARD_HOPS) {
+	if (not_applied_retry(r.code)) {
+		set_hint(f, fw->group, hint != f->self ? hint : 0);
+		if (hint != 0 && hint != f->self && hint != fw->target &&
+		    fw->hops + 1 < RD_FORWARD_HOPS) {
 			fw->hops++;
 			send_to(f, fw, hint);
 			return;
 		}
-		if (fw->hops + 1 < RD_FORWARD_HOPS) {
-			/* Wait for a leader to be known, then retry (tick). */
-			fw->hops++;
-			wait_push(f, fw);
-			return;
-		}
-		r.leader_hint = hint;
+		/* Wait for a leader to be known, then go again (retry): the
+		 * deadline bounds the waiting. */
+		fw->hops = 0;
+		wait_push(f, fw);
+		return;
 	}
 	finish(f, fw, &r);
+}
+
+void rd_forward_leader_changed(struct rd_forwarder *f, uint64_t group)
+{
+	struct rd_forward *fw = f->inflight;
+	uint64_t leader = f->ops->target(f->ud, group);
+
+	while (fw != NULL) {
+		struct rd_forward *next = fw->fl_next;
+		if (fw->group == group && fw->retry_safe && fw->target != leader) {
+			fw->call->fw = NULL; /* a late answer is dropped */
+			fw->call = NULL;
+			inflight_unlink(f, fw);
+			fw->unknown = true;
+			fw->hops = 0;
+			wait_push(f, fw);
+		}
+		fw = next;
+	}
 }
 
 /* One pass over the wait queue, taken as it is now (a forward that waits
@@ -287,10 +382,16 @@ static void sweep(struct rd_forwarder *f, uint64_t now_ns, bool resubmit)
 		struct rd_forward *next = fw->next;
 		fw->next = NULL;
 		if (!resubmit && fw->deadline_ns <= now_ns) {
-			struct rd_result r = {.code = RAFTD__ERROR_CODE__NO_LEADER,
-			                      .message =
-			                          "no leader known before the deadline",
-			                      .group = fw->group};
+			/* NO_LEADER says "not applied": only true when no
+			 * attempt may have reached a leader. */
+			struct rd_result r = {
+			    .code = fw->unknown ? RAFTD__ERROR_CODE__TIMEOUT
+			                        : RAFTD__ERROR_CODE__NO_LEADER,
+			    .message = fw->unknown
+			                   ? "deadline passed while following the "
+			                     "leader; outcome unknown"
+			                   : "no leader known before the deadline",
+			    .group = fw->group};
 			finish(f, fw, &r);
 		} else if (resubmit && f->ops->target(f->ud, fw->group) != 0) {
 			f->ops->resubmit(f->ud, fw);

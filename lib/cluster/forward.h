@@ -18,20 +18,38 @@
  *   rd_forward_answer(reply, result) (once the runtime has the outcome)
  *
  * A forward is in one of three states: waiting for a leader (in the
- * forwarder's wait queue, fw->target == 0), out to fw->target (its RPC's
- * callback owns it), or done (handed back through ops->done, never touched
- * again by this code). The RPC of an in-flight forward goes through a
- * small call record that points back at the forward; detaching it
- * (fw->call->fw = NULL, fw->call = NULL) makes a late answer harmless.
- * That is what re-sending to a new leader needs (a leader change seen
- * here, a lost connection, NOT_LEADER): keep in-flight forwards in a list
- * (fw->next is free while in flight), detach, and send again.
+ * forwarder's wait queue, fw->target == 0), out to fw->target (in the
+ * in-flight list; its RPC's call record points back at it), or done
+ * (handed back through ops->done, never touched again by this code).
+ * Detaching the call record (fw->call->fw = NULL) makes a late answer
+ * harmless, which is how a forward follows the leader: when its target
+ * stops being the group's leader (rd_forward_leader_changed, a lost
+ * connection, a NOT_LEADER answer) it is detached and waits for the next
+ * rd_forward_retry, which hands it back to the runtime to be sent to the
+ * leader known then.
  *
- * Failure modes: a connection lost or a deadline passed with the request
- * out answers UNAVAILABLE or TIMEOUT; NOT_LEADER or NO_LEADER from the
- * asked node follows its hint, or waits for a leader, for at most
- * RD_FORWARD_HOPS hops; a forward still waiting for a leader at its
- * deadline answers NO_LEADER.
+ * Re-sending is safe only when the request cannot apply twice: a read, or
+ * a write with a client session (the state machine answers a retried
+ * (client_id, sequence) with its recorded result, thesis §6.3). The
+ * runtime says so in fw->retry_safe. A write without a session is re-sent
+ * only after an answer that says it was not applied (NOT_LEADER,
+ * NO_LEADER, NOT_READY: the asked node never proposed it, or its entry
+ * lost to another leader's); after a leader change or a lost connection
+ * its outcome is unknown, so it waits for its RPC (which the old leader
+ * may still answer) or ends with UNAVAILABLE.
+ *
+ * ops->resubmit runs only from rd_forward_retry, never from an answer or
+ * from rd_forward_leader_changed: the runtime calls rd_forward_retry where
+ * it may enter the Raft cores (outside a loop iteration's per-group pass;
+ * see lib/multiraft/drive.c).
+ *
+ * Failure modes: a deadline passed with the request out answers TIMEOUT;
+ * a lost connection re-sends a retry-safe forward and answers UNAVAILABLE
+ * otherwise; NOT_LEADER or NO_LEADER from the asked node follows its hint
+ * (at most RD_FORWARD_HOPS hops in a row), else waits for a leader; a
+ * forward still waiting for a leader at its deadline answers NO_LEADER.
+ * Leader hints from answers are remembered per group (rd_forward_hint) for
+ * groups this node does not host.
  */
 #ifndef RD_CLUSTER_FORWARD_H
 #define RD_CLUSTER_FORWARD_H
@@ -76,11 +94,14 @@ struct rd_forward {
 	size_t len;
 	uint64_t deadline_ns;
 	bool no_forward; /* asked by a peer: answer NOT_LEADER rather than forward */
+	bool retry_safe; /* a read or a write with a session: may be sent twice */
 
-	uint32_t hops;                /* forwards done so far */
+	uint32_t hops;                /* hint-following sends in a row */
+	bool unknown;                 /* an earlier attempt's outcome is unknown */
 	uint64_t target;              /* node the request is out to; 0 = waiting */
 	struct rd_forward_call *call; /* the RPC while in flight */
 	struct rd_forward *next;      /* in the wait queue */
+	struct rd_forward *fl_prev, *fl_next; /* in the in-flight list */
 };
 
 /* A request a peer sent to this node, as the runtime serves it. The bytes
@@ -97,9 +118,9 @@ struct rd_forward_request {
 struct rd_forward_reply;
 
 struct rd_forward_ops {
-	/* The node to send `group`'s requests to: its leader as this node
-	 * sees it, or the placement's hint for a group not hosted here; 0
-	 * when none is known or when it is this node. */
+	/* The leader of `group` as this node sees it (this node's own id when
+	 * it leads), or for a group not hosted here the last hint an answer
+	 * gave (rd_forward_hint) or the placement's; 0 when none is known. */
 	uint64_t (*target)(void *ud, uint64_t group);
 	/* `fw` is done with `res` (valid during the call). The forwarder has
 	 * let go of `fw`: the runtime may free it. */
@@ -128,6 +149,9 @@ struct rd_forwarder {
 	struct rd_transport *t;         /* NULL while stopped */
 	struct rd_forward *wait_head;   /* waiting for a leader, FIFO */
 	struct rd_forward **wait_link;  /* where the next one is linked */
+	struct rd_forward *inflight;    /* out to a node, doubly linked */
+	uint64_t *hints;                /* [n_hints]: leader hint per group, 0 = none */
+	size_t n_hints;
 	bool stopping;
 };
 
@@ -155,6 +179,18 @@ bool rd_forward_start(struct rd_forwarder *f, struct rd_forward *fw);
  * ops->resubmit (the queue is taken as it is: one that waits again stays
  * for the next call). Called every tick and when a leader changes. */
 void rd_forward_retry(struct rd_forwarder *f);
+
+/* The leader of `group` changed as this node sees it: every in-flight
+ * retry-safe forward of the group whose target is no longer the leader is
+ * detached and waits for the next rd_forward_retry. Never calls the
+ * runtime back. */
+void rd_forward_leader_changed(struct rd_forwarder *f, uint64_t group);
+
+/* The leader of `group` the last answer from a peer named (0 = none). */
+uint64_t rd_forward_hint(const struct rd_forwarder *f, uint64_t group);
+
+/* Free the hint table (the forwarder must hold no forwards). */
+void rd_forward_free(struct rd_forwarder *f);
 
 /* Resolve every waiting forward whose deadline passed with NO_LEADER.
  * In-flight forwards end with their RPC's deadline. */

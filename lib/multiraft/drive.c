@@ -20,6 +20,7 @@
  * a core/storage disagreement (an append storage refuses) is a bug and also
  * aborts, after logging the group and index.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,56 +75,160 @@ static void persist(struct rd_node *n, struct rd_group *g)
 	}
 }
 
-/* Answer the proposals whose entries applied in this update. */
-static void resolve_applied(struct rd_group *g)
+/* Take the head of g's proposal queue if its index is at or below `upto`. */
+static struct rd_waiter *take_upto(struct rd_group *g, uint64_t upto)
+{
+	struct rd_waiter *w = g->props.head;
+	if (w == NULL || w->index > upto)
+		return NULL;
+	g->props.head = w->next;
+	if (g->props.head == NULL)
+		g->props.tail = NULL;
+	return w;
+}
+
+/* The answer to a proposal whose entry `e` applied with result `kr`. */
+static void answer_applied(struct rd_waitq *again, struct rd_group *g,
+                           struct rd_waiter *w, const struct rd_entry *e,
+                           const struct rd_kv_result *kr)
+{
+	struct rd_result r = {.group = g->id, .index = w->index};
+
+	if (w->term != e->term) {
+		/* Another leader's entry took this index (§5.3): by Log
+		 * Matching ours is in no log that can commit, so it never
+		 * applies, and proposing it again cannot apply it twice, with
+		 * or without a session: it goes to the current leader. */
+		if (again != NULL) {
+			w->kind = RD_WAIT_FORWARD;
+			rd_waitq_push(again, w);
+			return;
+		}
+		r.code = RAFTD__ERROR_CODE__NOT_LEADER;
+		r.message = "proposal replaced by a new leader's entry: not applied";
+		r.leader_hint = rd_raft_leader(g->raft);
+		rd_waiter_finish(w, &r);
+		return;
+	}
+	r.code = rd_err_to_wire(kr->status);
+	switch (kr->status) {
+	case 0:
+		break;
+	case RD_ECASFAILED:
+		r.has_value = true;
+		r.found = kr->present;
+		r.value = kr->current;
+		r.value_len = kr->current_len;
+		break;
+	case RD_EOLDSEQ:
+		r.message = rd_strerror(RD_EOLDSEQ);
+		break;
+	default:
+		r.message = "malformed command";
+		break;
+	}
+	if (kr->duplicate && r.message == NULL)
+		r.message = "a retry: the recorded result of its first apply";
+	rd_waiter_finish(w, &r);
+}
+
+/* A proposal whose index an installed snapshot covered: its entry may be
+ * in the snapshot or may have been replaced, and the snapshot carries
+ * state, not entries. A write with a session whose sequence the installed
+ * session table records as applied did apply (thesis §6.3); for a put,
+ * delete or raw proposal that is the whole answer. Otherwise (no session,
+ * a cas whose recorded result only the state machine holds, or a session
+ * that moved on or expired) the outcome is unknown. */
+static void answer_skipped(const struct rd_storage *st, struct rd_group *g,
+                           struct rd_waiter *w)
+{
+	struct rd_result r = {
+	    .code = RAFTD__ERROR_CODE__UNAVAILABLE,
+	    .group = g->id,
+	    .message = "entry covered by a snapshot install: outcome unknown; retry "
+	               "with the same session to learn it",
+	};
+	struct rd_kv_cmd cmd;
+	uint64_t seq;
+
+	if (st != NULL && w->data != NULL &&
+	    rd_kv_decode(w->data, w->len, &cmd, NULL) == 0 && cmd.client_id != 0 &&
+	    cmd.op != RD_KV_CAS &&
+	    rd_storage_session_seq(st, g->id, cmd.client_id, &seq) &&
+	    seq == cmd.sequence) {
+		r.code = RAFTD__ERROR_CODE__OK;
+		r.message = "applied (recorded by the client's session)";
+	}
+	rd_waiter_finish(w, &r);
+}
+
+/* The queue is in index order (rd_waiter_track); several waiters may
+ * share an index (proposed in different terms): only one of them can
+ * match its entry. */
+void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_waitq *again,
+                              struct rd_group *g)
 {
 	const struct rd_raft_update *u = &g->u;
+	struct rd_waiter *w;
 	uint64_t applied;
 
+	if (u->has_snapshot) {
+		while ((w = take_upto(g, u->snapshot.index)) != NULL) {
+			if (w->kind == RD_WAIT_APPLIED)
+				rd_waiter_finish(w, &w->remote);
+			else
+				answer_skipped(st, g, w);
+		}
+	}
 	for (size_t i = 0; i < u->n_committed; i++) {
 		const struct rd_entry *e = &u->committed[i];
-		struct rd_waiter *w;
-
-		while ((w = g->props.head) != NULL && w->index <= e->index) {
-			struct rd_result r = {.group = g->id, .index = w->index};
-			g->props.head = w->next;
-			if (g->props.head == NULL)
-				g->props.tail = NULL;
-			if (w->kind == RD_WAIT_APPLIED) {
+		while ((w = take_upto(g, e->index)) != NULL) {
+			if (w->kind == RD_WAIT_APPLIED)
 				rd_waiter_finish(w, &w->remote);
-				continue;
-			}
-			if (w->index != e->index || w->term != e->term) {
-				/* Another leader's entry took this index (§5.3). */
-				r.code = RAFTD__ERROR_CODE__NOT_LEADER;
-				r.message = "proposal dropped by a leader change; retry";
-				r.leader_hint = rd_raft_leader(g->raft);
-			} else {
-				const struct rd_kv_result *kr = &g->results[i];
-				r.code = rd_err_to_wire(kr->status);
-				if (kr->status == RD_ECASFAILED) {
-					r.has_value = true;
-					r.found = kr->present;
-					r.value = kr->current;
-					r.value_len = kr->current_len;
-				} else if (kr->status != 0) {
-					r.message = "malformed command";
-				}
-			}
-			rd_waiter_finish(w, &r);
+			else if (w->index < e->index)
+				answer_skipped(st, g, w); /* not handed out: none left */
+			else
+				answer_applied(again, g, w, e, &g->results[i]);
 		}
 	}
 	/* Forwarded writes that applied remotely wait for the local apply. */
 	applied = rd_raft_applied_index(g->raft);
 	if (u->n_committed > 0)
 		applied = u->committed[u->n_committed - 1].index;
-	struct rd_waiter *w;
+	if (u->has_snapshot && u->snapshot.index > applied)
+		applied = u->snapshot.index;
 	while ((w = g->props.head) != NULL && w->kind == RD_WAIT_APPLIED &&
 	       w->index <= applied) {
 		g->props.head = w->next;
 		if (g->props.head == NULL)
 			g->props.tail = NULL;
 		rd_waiter_finish(w, &w->remote);
+	}
+}
+
+/* Reads the core will not serve (the leader lost its leadership or its
+ * quorum, or the leader's answer did not come, raft.h rd_raft_read_index)
+ * go back to the runtime: they change nothing, so running them again is
+ * safe, and after the per-group pass (rd_drive_iteration) they reach the
+ * leader known then. */
+static void requeue_failed_reads(struct rd_node *n, struct rd_group *g)
+{
+	for (size_t i = 0; i < g->u.n_reads_failed; i++) {
+		struct rd_waiter *prev = NULL, *w = g->reads.head;
+		while (w != NULL && w->ctx != g->u.reads_failed[i]) {
+			prev = w;
+			w = w->next;
+		}
+		if (w == NULL)
+			continue;
+		if (prev != NULL)
+			prev->next = w->next;
+		else
+			g->reads.head = w->next;
+		if (g->reads.tail == w)
+			g->reads.tail = prev;
+		w->kind = RD_WAIT_FORWARD;
+		rd_waitq_push(&n->resubmit, w);
 	}
 }
 
@@ -156,8 +261,32 @@ static void note_role(struct rd_node *n, struct rd_group *g)
 		            (unsigned long long)rd_raft_term(g->raft),
 		            (unsigned long long)leader);
 	g->last_leader = leader;
-	/* Forwards that waited for a leader can go now. */
-	rd_forward_retry(&n->fwd);
+	/* Forwards out to the old leader go to the new one; those that
+	 * waited for a leader can go now. Both only after the per-group
+	 * pass: a resubmitted request may propose or read on any group, and
+	 * a group between get_update and advance takes neither (raft.h). */
+	rd_forward_leader_changed(&n->fwd, g->id);
+	n->retry_forwards = true;
+}
+
+/* After every group of the iteration is advanced: the requests that the
+ * pass handed back (failed reads, forwards whose leader changed) enter the
+ * cores again. */
+static void resubmit_after_pass(struct rd_node *n)
+{
+	struct rd_waiter *w = n->resubmit.head;
+
+	n->resubmit.head = n->resubmit.tail = NULL;
+	while (w != NULL) {
+		struct rd_waiter *next = w->next;
+		w->next = NULL;
+		rd_node_submit(n, w);
+		w = next;
+	}
+	if (n->retry_forwards) {
+		n->retry_forwards = false;
+		rd_forward_retry(&n->fwd);
+	}
 }
 
 /* Once a group has applied `snapshot_entries` entries past its compaction
@@ -195,7 +324,7 @@ void rd_drive_iteration(struct rd_node *n)
 			n->active[n_active++] = g;
 		}
 	}
-	if (n_active == 0 && !rd_peers_pending(n))
+	if (n_active == 0 && !rd_peers_pending(n) && !n->snap_in.pending)
 		return;
 
 	for (size_t i = 0; i < n_active; i++) {
@@ -209,6 +338,11 @@ void rd_drive_iteration(struct rd_node *n)
 		persist(n, n->active[i]);
 	rd_storage_commit(n->st, n->batch);
 
+	/* Step 4 is the per-group pass: a group between get_update and
+	 * advance takes no proposal or read (raft.h), so nothing in it
+	 * submits a request (rd_node_submit asserts it); what it hands back
+	 * waits for resubmit_after_pass. */
+	n->in_pass = true;
 	for (size_t i = 0; i < n_active; i++) {
 		struct rd_group *g = n->active[i];
 		const struct rd_raft_update *u = &g->u;
@@ -218,8 +352,9 @@ void rd_drive_iteration(struct rd_node *n)
 			                  u->entries[u->n_entries - 1].term);
 		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
-		resolve_applied(g);
+		rd_drive_resolve_applied(n->st, &n->resubmit, g);
 		serve_reads(n, g);
+		requeue_failed_reads(n, g);
 		uint64_t snap_to[RD_RAFT_MAX_MEMBERS];
 		size_t n_snap = 0;
 		for (size_t k = 0; k < u->n_snap_sends && n_snap < RD_RAFT_MAX_MEMBERS;
@@ -228,15 +363,28 @@ void rd_drive_iteration(struct rd_node *n)
 		rd_raft_advance(g->raft, u);
 		for (size_t k = 0; k < n_snap; k++)
 			rd_snapshots_send(n, g, snap_to[k]);
-		if (u->role_changed)
-			note_role(n, g);
+		/* Not only on role_changed: a follower learns a new leader
+		 * from its first append or heartbeat without changing role. */
+		note_role(n, g);
 		if (rd_raft_has_update(g->raft))
 			rd_node_wake(n);
 	}
+	n->in_pass = false;
+	/* Every group is advanced: requests may enter the cores again, and
+	 * the batch is empty, so a snapshot install that found work for its
+	 * group in it can finish now (storage/snapshot.h). */
+	resubmit_after_pass(n);
+	uint64_t installing = n->snap_in.pending ? n->snap_in.sw_group : UINT64_MAX;
+	rd_snapshots_retry(n);
 	/* Log compaction (Raft §7) goes into the next batch: this one's apply
-	 * results were just handed out and must stay valid until here. */
+	 * results were just handed out and must stay valid until here. A
+	 * group whose install was pending is not compacted in this iteration:
+	 * if the install is still pending the next attempt must find the
+	 * batch free of its work, and if it just finished its core has yet to
+	 * take the snapshot (the next update). */
 	for (size_t i = 0; i < n_active; i++)
-		compact(n, n->active[i]);
+		if (n->active[i]->id != installing)
+			compact(n, n->active[i]);
 	if (rd_peers_pending(n))
 		rd_node_wake(n);
 	rd_node_check_ready(n);

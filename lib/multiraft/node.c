@@ -329,6 +329,7 @@ static void fail_everything(struct rd_node *n, const struct rd_result *r)
 	}
 	rd_forward_fail_all(&n->fwd, r);
 	rd_waitq_fail_all(&n->ready_waiters, r);
+	rd_waitq_fail_all(&n->resubmit, r);
 }
 
 /* The last steps of a graceful shutdown, once the iteration that was
@@ -397,6 +398,7 @@ void rd_node_free(struct rd_node *n)
 		rd_group_free(n->groups[i]);
 	free(n->groups);
 	free(n->active);
+	rd_forward_free(&n->fwd);
 	rd_topology_free(&n->topo);
 	rd_storage_batch_free(n->batch);
 	rd_storage_close(n->st);

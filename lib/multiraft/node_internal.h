@@ -66,6 +66,9 @@ struct rd_waiter {
 	uint8_t *data;
 	size_t len;
 	uint8_t op; /* RD_OP_* (cluster/forward.h) */
+	/* Writes: the client session of the command (0 = none), kv.h. */
+	uint64_t client_id;
+	uint64_t sequence;
 	/* FORWARD: the request as the forwarder sees it. */
 	struct rd_forward fw;
 	/* A result computed remotely, kept until the local apply (APPLIED). */
@@ -115,6 +118,14 @@ struct rd_loop_stats {
 struct rd_snap_in {
 	struct rd_snapshot_writer *sw;
 	uint64_t sw_group, sw_from;
+	/* An install storage refused with RD_EAGAIN (the batch held work for
+	 * the group): finished after the next commit (rd_snapshots_retry),
+	 * then `msg` (no entries) is stepped. */
+	bool pending;
+	uint64_t term;
+	struct rd_snapshot_meta offered;
+	bool has_msg;
+	struct rd_message msg;
 };
 
 struct rd_node {
@@ -140,8 +151,11 @@ struct rd_node {
 
 	struct rd_forwarder fwd; /* FORWARD waiters, through their `fw` */
 	struct rd_waitq ready_waiters;
+	struct rd_waitq resubmit; /* handed back by the per-group pass (drive.c) */
 
 	bool wake_pending;
+	bool retry_forwards; /* a leader changed in this iteration's pass */
+	bool in_pass;        /* drive.c step 4 runs: no request may enter a core */
 	bool ready;
 	bool ready_target_set;
 	uint64_t ready_target; /* group 0 commit seen when its leader became known */
@@ -199,6 +213,19 @@ void rd_group_free(struct rd_group *g);
  * is pending. */
 void rd_drive_iteration(struct rd_node *n);
 
+/* Answer the proposals of g whose entries are in g->u.committed (results
+ * in g->results) or covered by g->u's snapshot, and the forwarded writes
+ * now applied here: the entry's result when its term is the proposal's;
+ * when another term's entry took the index the proposal was not applied:
+ * it goes to `again` to be submitted anew after the pass (NOT_LEADER when
+ * `again` is NULL); and
+ * for an index a snapshot install covered OK when `st`'s session table
+ * records the write's (client, sequence) as applied, else "outcome
+ * unknown" (UNAVAILABLE). `st` may be NULL (no session lookups).
+ * Precondition: g->u is the current update, not yet advanced. */
+void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_waitq *again,
+                              struct rd_group *g);
+
 /* ---- waiter.c ---- */
 
 /* A waiter of `kind` answered through reply(ud, request_id, ...) by
@@ -209,6 +236,15 @@ struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, voi
 
 /* Answer `w` with `res` and free it. Precondition: `w` is in no queue. */
 void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res);
+
+/* Insert `w` (in no queue) into `q` after every waiter with an index at or
+ * below w->index (a queue kept in ascending index order stays so). */
+void rd_waitq_insert(struct rd_waitq *q, struct rd_waiter *w);
+
+/* A proposal of `w`'s command is in g's log at `index` in `term`: `w`
+ * waits in g->props (in index order) for that entry to apply. */
+void rd_waiter_track(struct rd_group *g, struct rd_waiter *w, uint64_t index,
+                     uint64_t term);
 
 /* Append `w` (in no queue) to `q`. */
 void rd_waitq_push(struct rd_waitq *q, struct rd_waiter *w);
@@ -284,7 +320,8 @@ void rd_peers_flush(struct rd_node *n);
 bool rd_peers_pending(const struct rd_node *n);
 
 /* Step `m` (addressed to this node) into its group's core and wake the
- * loop; a message for a group not hosted here is counted and dropped. */
+ * loop; a message for a group not hosted here, or from a node that is not
+ * a member of the group's non-empty configuration, is counted and dropped. */
 void rd_peers_step(struct rd_node *n, const struct rd_message *m);
 
 /* The node's transport; NULL before rd_peers_start and after
@@ -311,6 +348,10 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 /* Raft messages dropped because their group is not hosted here. */
 uint64_t rd_peers_unknown_group(const struct rd_node *n);
 
+/* Raft messages dropped because their sender is not a member of the
+ * group's configuration (rd_peers_step). */
+uint64_t rd_peers_nonmember(const struct rd_node *n);
+
 /* Frames the transport refused as malformed. */
 uint64_t rd_peers_malformed(const struct rd_node *n);
 struct rd_transport_stats;
@@ -326,6 +367,9 @@ void rd_snapshots_send(struct rd_node *n, struct rd_group *g, uint64_t to);
 /* Follower side: the transport's on_snapshot callback (`arg` is the node). */
 struct Raftd__PeerFrame;
 void rd_snapshots_on_frame(void *arg, uint64_t peer, const struct Raftd__PeerFrame *f);
+/* Finish an install that storage refused with RD_EAGAIN, now that the
+ * batch is committed (drive.c, after step 4); then step its message. */
+void rd_snapshots_retry(struct rd_node *n);
 /* Abort a receive in progress. */
 void rd_snapshots_free(struct rd_node *n);
 

@@ -38,6 +38,7 @@ struct rd_peers {
 	bool pending;
 	struct rd_wire_scratch scratch;
 	uint64_t unknown_group;
+	uint64_t nonmember; /* Raft messages whose sender is not in the group */
 };
 
 static struct peer_out *peer_out(const struct rd_peers *p, uint64_t id)
@@ -101,11 +102,40 @@ void rd_peers_flush(struct rd_node *n)
 
 /* ---- incoming Raft traffic ------------------------------------------------- */
 
+/* Whether `from` may talk to g: a voter or learner of g's configuration as
+ * this replica knows it. A removed server keeps campaigning with higher
+ * terms once it stops hearing from the leader (thesis §4.2.3, disruptive
+ * servers) and a stale node may send anything: both are dropped here. A
+ * replica with an empty configuration (created to catch up, before the
+ * leader's log or snapshot told it the members) must still take its
+ * leader's appends and snapshots, so it accepts everyone. */
+static bool from_member(const struct rd_group *g, uint64_t from)
+{
+	const struct rd_conf_state *cs = rd_raft_conf(g->raft);
+
+	if (cs->n_voters == 0 && cs->n_learners == 0)
+		return true;
+	for (uint32_t i = 0; i < cs->n_voters; i++)
+		if (cs->voters[i] == from)
+			return true;
+	for (uint32_t i = 0; i < cs->n_learners; i++)
+		if (cs->learners[i] == from)
+			return true;
+	return false;
+}
+
 void rd_peers_step(struct rd_node *n, const struct rd_message *m)
 {
 	struct rd_group *g = rd_node_group(n, m->group);
 	if (g == NULL) {
 		n->peers->unknown_group++;
+		return;
+	}
+	if (!from_member(g, m->from)) {
+		n->peers->nonmember++;
+		rd_log_debug(
+		    "raft message from a non-member dropped group=%llu from=%llu",
+		    (unsigned long long)m->group, (unsigned long long)m->from);
 		return;
 	}
 	rd_raft_step(g->raft, m);
@@ -281,6 +311,11 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 	f->rtt_us = st.rtt_us;
 	f->lost = st.lost_packets;
 	f->reconnects = st.reconnects;
+}
+
+uint64_t rd_peers_nonmember(const struct rd_node *n)
+{
+	return n->peers != NULL ? n->peers->nonmember : 0;
 }
 
 uint64_t rd_peers_unknown_group(const struct rd_node *n)

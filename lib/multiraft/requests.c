@@ -83,13 +83,27 @@ static uint64_t deadline(const struct rd_node *n, const Raftd__ClientRequest *re
 }
 
 /* Encode a KV command and submit it as a write to `group`. */
+/* Encode a KV command, with the request's client session (kv.h: the
+ * session travels inside the command, so a forwarded write carries it to
+ * the leader's state machine unchanged), and submit it as a write to
+ * `group`. */
 static void submit_write(struct rd_node *n, struct rd_ctl_conn *conn,
                          const Raftd__ClientRequest *req, uint64_t group,
-                         const struct rd_kv_cmd *cmd)
+                         struct rd_kv_cmd *cmd)
 {
-	size_t size = rd_kv_encoded_size(cmd), len;
-	struct rd_waiter *w = rd_waiter_new(RD_WAIT_FORWARD, reply_client, conn,
-	                                    req->request_id, deadline(n, req));
+	size_t size, len;
+	struct rd_waiter *w;
+
+	if (req->client_id != 0 && req->sequence == 0) {
+		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
+		           "a request with a client_id needs a sequence from 1");
+		return;
+	}
+	cmd->client_id = req->client_id;
+	cmd->sequence = req->client_id != 0 ? req->sequence : 0;
+	size = rd_kv_encoded_size(cmd);
+	w = rd_waiter_new(RD_WAIT_FORWARD, reply_client, conn, req->request_id,
+	                  deadline(n, req));
 	if (w == NULL || (w->data = malloc(size)) == NULL) {
 		free(w);
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL,
@@ -103,6 +117,8 @@ static void submit_write(struct rd_node *n, struct rd_ctl_conn *conn,
 		           "key must be 1..4096 bytes and value at most 1 MiB");
 		return;
 	}
+	w->client_id = cmd->client_id;
+	w->sequence = cmd->sequence;
 	w->len = len;
 	w->group = group;
 	w->op = RD_OP_WRITE;

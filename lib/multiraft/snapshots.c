@@ -101,6 +101,8 @@ out:
 	rd_node_wake(n);
 }
 
+static void finish_install(struct rd_node *n);
+
 /* Follower side: chunks in order into a storage writer; the last one
  * installs the snapshot atomically and steps the SNAPSHOT message. */
 void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
@@ -124,12 +126,14 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 		if (p->sw != NULL && p->sw_group == c->group) {
 			rd_snapshot_writer_abort(p->sw);
 			p->sw = NULL;
+			p->pending = false;
 		}
 		return;
 	}
 	if (c->offset == 0) {
 		rd_snapshot_writer_abort(p->sw);
 		p->sw = NULL;
+		p->pending = false;
 		if (rd_snapshot_writer_open(n->st, &p->sw, msg) != 0) {
 			rd_log_warn("snapshot receive failed group=%llu: %s",
 			            (unsigned long long)c->group, msg);
@@ -149,32 +153,80 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 	}
 	if (!c->last)
 		return;
-	struct rd_snapshot_meta meta;
-	int rv = rd_snapshot_writer_finish(p->sw, &meta, msg);
-	if (rv != RD_EAGAIN) /* kept on EAGAIN (storage/snapshot.h) */
-		p->sw = NULL;
-	if (rv != 0) {
-		rd_log_warn("snapshot install failed group=%llu: %s",
-		            (unsigned long long)c->group, msg);
-		return;
-	}
-	rd_log_info("snapshot installed group=%llu from=%llu index=%llu term=%llu",
-	            (unsigned long long)c->group, (unsigned long long)peer,
-	            (unsigned long long)meta.index, (unsigned long long)meta.term);
+	p->pending = true;
+	p->term = c->term;
+	p->offered = offered;
+	p->has_msg = false;
 	if (c->message != NULL) {
-		if (rd_wire_msg_from_proto(c->message, &m, NULL, 0) != 0)
+		if (rd_wire_msg_from_proto(c->message, &m, NULL, 0) != 0) {
+			rd_snapshot_writer_abort(p->sw);
+			p->sw = NULL;
+			p->pending = false;
 			return;
+		}
 		/* A SNAPSHOT message carries no entries: ignore any. */
 		free(m.entries);
 		m.entries = NULL;
 		m.n_entries = 0;
-		m.snapshot = meta;
-		rd_peers_step(n, &m);
+		p->msg = m;
+		p->has_msg = true;
 	}
+	finish_install(n);
+}
+
+/* Install the received snapshot and step its message, unless storage
+ * refuses for now (RD_EAGAIN: the batch holds work for the group, and
+ * committing that batch afterwards would publish the replaced state back,
+ * storage/snapshot.h): then the writer is kept and rd_snapshots_retry
+ * finishes after the next commit. */
+static void finish_install(struct rd_node *n)
+{
+	struct rd_snap_in *p = &n->snap_in;
+	struct rd_group *g = rd_node_group(n, p->sw_group);
+	struct rd_snapshot_meta meta;
+	char msg[RD_ERRMSG_SIZE];
+	int rv;
+
+	if (g == NULL || !rd_raft_snapshot_acceptable(g->raft, p->term, &p->offered)) {
+		/* The core moved past it while the install waited. */
+		rd_snapshot_writer_abort(p->sw);
+		p->sw = NULL;
+		p->pending = false;
+		return;
+	}
+	rv = rd_snapshot_writer_finish(p->sw, &meta, msg);
+	if (rv == RD_EAGAIN) {
+		rd_log_debug("snapshot install deferred group=%llu: %s",
+		             (unsigned long long)p->sw_group, msg);
+		rd_node_wake(n);
+		return; /* writer kept (storage/snapshot.h) */
+	}
+	p->sw = NULL;
+	p->pending = false;
+	if (rv != 0) {
+		rd_log_warn("snapshot install failed group=%llu: %s",
+		            (unsigned long long)p->sw_group, msg);
+		return;
+	}
+	rd_log_info("snapshot installed group=%llu from=%llu index=%llu term=%llu",
+	            (unsigned long long)p->sw_group, (unsigned long long)p->sw_from,
+	            (unsigned long long)meta.index, (unsigned long long)meta.term);
+	if (p->has_msg) {
+		p->msg.snapshot = meta;
+		p->has_msg = false;
+		rd_peers_step(n, &p->msg);
+	}
+}
+
+void rd_snapshots_retry(struct rd_node *n)
+{
+	if (n->snap_in.pending && n->snap_in.sw != NULL)
+		finish_install(n);
 }
 
 void rd_snapshots_free(struct rd_node *n)
 {
 	rd_snapshot_writer_abort(n->snap_in.sw);
 	n->snap_in.sw = NULL;
+	n->snap_in.pending = false;
 }

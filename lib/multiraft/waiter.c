@@ -13,6 +13,7 @@
  * forwarded waiter is the runtime object the cluster code sees only as
  * the struct rd_forward inside it.
  */
+#include <assert.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,29 @@ void rd_waitq_push(struct rd_waitq *q, struct rd_waiter *w)
 	else
 		q->head = w;
 	q->tail = w;
+}
+
+void rd_waitq_insert(struct rd_waitq *q, struct rd_waiter *w)
+{
+	struct rd_waiter *prev = NULL, *cur = q->head;
+
+	/* Almost always at the tail: walk only when the tail is past w. */
+	if (q->tail != NULL && q->tail->index > w->index) {
+		while (cur != NULL && cur->index <= w->index) {
+			prev = cur;
+			cur = cur->next;
+		}
+	} else {
+		prev = q->tail;
+		cur = NULL;
+	}
+	w->next = cur;
+	if (prev != NULL)
+		prev->next = w;
+	else
+		q->head = w;
+	if (cur == NULL)
+		q->tail = w;
 }
 
 static void unlink_after(struct rd_waitq *q, struct rd_waiter *prev, struct rd_waiter *w)
@@ -121,6 +145,18 @@ void rd_node_serve_read(struct rd_node *n, struct rd_waiter *w)
 	free(val);
 }
 
+void rd_waiter_track(struct rd_group *g, struct rd_waiter *w, uint64_t index,
+                     uint64_t term)
+{
+	w->kind = RD_WAIT_PROPOSE;
+	w->index = index;
+	w->term = term;
+	/* In index order: a leader that lost its term and won again may
+	 * propose below a waiter of its earlier term, whose entry the new one
+	 * replaced (rd_drive_resolve_applied relies on the order). */
+	rd_waitq_insert(&g->props, w);
+}
+
 /* Start a local proposal on group g, whose leader this node is. */
 static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *w)
 {
@@ -132,10 +168,7 @@ static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waite
 	if (rv == 0) {
 		n->loop.proposals++;
 		g->proposals++;
-		w->kind = RD_WAIT_PROPOSE;
-		w->index = index;
-		w->term = rd_raft_term(g->raft);
-		rd_waitq_push(&g->props, w);
+		rd_waiter_track(g, w, index, rd_raft_term(g->raft));
 		rd_node_wake(n);
 		return;
 	}
@@ -173,8 +206,10 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 	rd_node_wake(n);
 }
 
-/* Whom to forward to: the group's leader as this node sees it, or, for a
- * group not hosted here, its placement's leadership hint. */
+/* Whom to forward to: the group's leader as this node sees it (this node
+ * itself when it leads: a waiting request is then resubmitted and served
+ * here), or, for a group not hosted here, the last leader an answer named,
+ * else its placement's leadership hint. */
 static uint64_t forward_target(void *ud, uint64_t group)
 {
 	const struct rd_node *n = ud;
@@ -182,13 +217,14 @@ static uint64_t forward_target(void *ud, uint64_t group)
 	const struct rd_group_placement *p;
 	uint64_t to;
 
-	if (g != NULL) {
-		to = rd_raft_leader(g->raft);
-	} else {
+	if (g != NULL)
+		return rd_raft_leader(g->raft);
+	to = rd_forward_hint(&n->fwd, group);
+	if (to == 0) {
 		p = rd_routing_placement(&n->topo.routing, (uint32_t)group);
 		to = p != NULL ? p->replicas[0] : 0;
 	}
-	return to == n->cfg.node_id ? 0 : to;
+	return to;
 }
 
 static void try_forward(struct rd_node *n, struct rd_waiter *w)
@@ -201,6 +237,9 @@ static void try_forward(struct rd_node *n, struct rd_waiter *w)
 	w->fw.data = w->data;
 	w->fw.len = w->len;
 	w->fw.deadline_ns = w->deadline_ns;
+	/* Sending twice is harmless for a read and for a write with a
+	 * session (thesis §6.3): those follow the leader (forward.h). */
+	w->fw.retry_safe = w->op != RD_OP_WRITE || w->client_id != 0;
 	/* w may be resolved before this returns: use only g afterwards. */
 	if (rd_forward_start(&n->fwd, &w->fw)) {
 		n->loop.forwarded++;
@@ -213,6 +252,8 @@ void rd_node_submit(struct rd_node *n, struct rd_waiter *w)
 {
 	struct rd_group *g = rd_node_group(n, w->group);
 
+	/* Never from inside drive.c's per-group pass (see there). */
+	assert(!n->in_pass);
 	if (n->stopping) {
 		struct rd_result r = {.code = RAFTD__ERROR_CODE__SHUTTING_DOWN,
 		                      .message = "node is shutting down"};
@@ -246,20 +287,6 @@ static struct rd_waiter *waiter_of(struct rd_forward *fw)
 	return (struct rd_waiter *)((char *)fw - offsetof(struct rd_waiter, fw));
 }
 
-/* Put a write that applied remotely in the group's apply queue, by index,
- * to be answered once this node has applied it too (read-your-writes on
- * the node the client asked). */
-static void wait_local_apply(struct rd_group *g, struct rd_waiter *w)
-{
-	struct rd_waiter **pp = &g->props.head;
-	while (*pp != NULL && (*pp)->index <= w->index)
-		pp = &(*pp)->next;
-	w->next = *pp;
-	*pp = w;
-	if (w->next == NULL)
-		g->props.tail = w;
-}
-
 static void forward_done(void *ud, struct rd_forward *fw, const struct rd_result *res)
 {
 	struct rd_node *n = ud;
@@ -272,7 +299,9 @@ static void forward_done(void *ud, struct rd_forward *fw, const struct rd_result
 		w->index = res->index;
 		w->remote = *res;
 		w->remote.message = NULL;
-		wait_local_apply(g, w);
+		/* Answered once this node has applied it too (read-your-writes
+		 * on the node the client asked). */
+		rd_waitq_insert(&g->props, w);
 		return;
 	}
 	rd_waiter_finish(w, res);

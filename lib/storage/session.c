@@ -239,6 +239,17 @@ size_t rd_storage_sessions(const struct rd_storage *st, uint64_t group)
 	return g != NULL ? g->sessions.count : 0;
 }
 
+bool rd_storage_session_seq(const struct rd_storage *st, uint64_t group, uint64_t client,
+                            uint64_t *seq)
+{
+	const struct rd_sgroup *g = rd__group_find(st, group);
+	const struct rd_session *s = g != NULL ? dur_find(g, client) : NULL;
+	if (s == NULL)
+		return false;
+	*seq = s->seq;
+	return true;
+}
+
 /* ---- the batch's ops ------------------------------------------------------------ */
 
 static struct rd_sop *sop_latest(const struct rd_storage_batch *b,

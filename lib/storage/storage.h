@@ -343,6 +343,12 @@ int rd_storage_kv_scan(struct rd_storage *st, uint64_t group, rd_storage_kv_fn f
 /* Client sessions `group` holds (durable; at most the session_max bound). */
 size_t rd_storage_sessions(const struct rd_storage *st, uint64_t group);
 
+/* The highest applied sequence of `client`'s durable session in `group`
+ * (in *seq), or false when the group holds no session for it (never seen,
+ * or expired). */
+bool rd_storage_session_seq(const struct rd_storage *st, uint64_t group, uint64_t client,
+                            uint64_t *seq);
+
 /* ---- metrics ---------------------------------------------------------------- */
 
 /* Upper bounds (seconds) of the sync-latency histogram buckets, for the

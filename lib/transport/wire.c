@@ -253,6 +253,31 @@ int rd_err_to_wire(int err)
 	return wire_codes[err];
 }
 
+enum rd_outcome rd_wire_outcome(int code)
+{
+	switch (code) {
+#define RD__OUTCOME_CASE(c, o)                                                           \
+	case RAFTD__ERROR_CODE__##c:                                                     \
+		return RD_OUTCOME_##o;
+		RD_WIRE_OUTCOME_MAP(RD__OUTCOME_CASE)
+#undef RD__OUTCOME_CASE
+	default:
+		return RD_OUTCOME_UNKNOWN;
+	}
+}
+
+const char *rd_wire_outcome_name(enum rd_outcome o)
+{
+	switch (o) {
+	case RD_OUTCOME_OK:
+		return "ok";
+	case RD_OUTCOME_NOT_APPLIED:
+		return "not applied";
+	default:
+		return "outcome unknown";
+	}
+}
+
 /* ---- conversions ------------------------------------------------------------ */
 
 /* Copy at most RD_RAFT_MAX_MEMBERS of the `n` ids at `src`; the count. */

@@ -129,6 +129,42 @@ void rd_wire_scratch_free(struct rd_wire_scratch *s);
  * INTERNAL for a code outside the table. */
 int rd_err_to_wire(int err);
 
+/* What an error answer tells a client about its request (proto/raftd.proto,
+ * ErrorCode): the request was certainly not applied (retrying it, even
+ * without a session, cannot apply it twice), or its outcome is unknown (a
+ * write may have applied; retry with the same client session to learn the
+ * outcome without applying it twice). The one copy of this classification:
+ * raftctl's messages and exit codes read it. */
+enum rd_outcome {
+	RD_OUTCOME_OK = 0,
+	RD_OUTCOME_NOT_APPLIED = 1,
+	RD_OUTCOME_UNKNOWN = 2,
+};
+
+/* X(ErrorCode without its RAFTD__ERROR_CODE__ prefix, outcome). */
+#define RD_WIRE_OUTCOME_MAP(X)                                                           \
+	X(OK, OK)                                                                        \
+	X(NOT_READY, NOT_APPLIED)                                                        \
+	X(NOT_LEADER, NOT_APPLIED)                                                       \
+	X(NO_LEADER, NOT_APPLIED)                                                        \
+	X(TIMEOUT, UNKNOWN)                                                              \
+	X(CAS_FAILED, NOT_APPLIED)                                                       \
+	X(INVALID, NOT_APPLIED)                                                          \
+	X(NOT_FOUND, NOT_APPLIED)                                                        \
+	X(INTERNAL, UNKNOWN)                                                             \
+	X(UNAVAILABLE, UNKNOWN)                                                          \
+	X(TOO_LARGE, NOT_APPLIED)                                                        \
+	X(SHUTTING_DOWN, UNKNOWN)                                                        \
+	X(BUSY, NOT_APPLIED)                                                             \
+	X(SEQUENCE_TOO_OLD, NOT_APPLIED)
+
+/* The outcome class of ErrorCode `code`; RD_OUTCOME_UNKNOWN for a code
+ * outside the table (a newer server's). */
+enum rd_outcome rd_wire_outcome(int code);
+
+/* "not applied" / "outcome unknown" / "ok". */
+const char *rd_wire_outcome_name(enum rd_outcome o);
+
 /* ---- conversions between the core's types and the generated ones --------- */
 
 /* Fill `out` from `sm` (zeroed when `sm` is NULL); member lists longer than

@@ -16,8 +16,9 @@ $(eval $(call bench_prog,storage_bench,))
 $(eval $(call bench_prog,transport_bench,))
 $(eval $(call bench_prog,metrics_bench,))
 $(eval $(call bench_prog,e2e_load,))
+$(eval $(call bench_prog,failover_bench,))
 
-.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e
+.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover
 
 HELP_bench-core := the Raft core alone: entries/s, allocations per entry
 bench-core: $(B)/bench/core_bench
@@ -44,4 +45,13 @@ bench-e2e: $(DAEMONS) $(B)/bench/e2e_load
 	$(call msg,RUN,$@)
 	$(Q)bash tests/bench/e2e.sh $(abspath $(B)) $(E2E_SECONDS)
 
-BENCH_TARGETS += bench-core bench-storage bench-transport bench-metrics bench-e2e
+# make bench-failover: kill rounds (two kills each) and writers.
+FAILOVER_ROUNDS ?= 5
+FAILOVER_CLIENTS ?= 50
+
+HELP_bench-failover := 3 nodes, FAILOVER_CLIENTS session writers, FAILOVER_ROUNDS x kill the leaders of group 0 and the busiest data group
+bench-failover: $(DAEMONS) $(B)/bench/failover_bench
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/failover.sh $(abspath $(B)) $(FAILOVER_ROUNDS) $(FAILOVER_CLIENTS)
+
+BENCH_TARGETS += bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover
