@@ -30,7 +30,7 @@ jepsen-tools: $(DAEMONS) $(JEPSEN_SHIM) $(JEPSEN_CODEC)
 test-jepsen-checker: $(JEPSEN_CODEC) $(JEPSEN_SHIM)
 	cd tests/jepsen && $(JEPSEN_PY) -B -m unittest test_checker test_codec test_slowfs
 
-JEPSEN_TEST_RUNS ?= 0
+JEPSEN_TEST_RUNS ?= 2
 JEPSEN_TEST_SECONDS ?= 30
 test-jepsen: test-jepsen-checker $(if $(filter 0,$(JEPSEN_TEST_RUNS)),,jepsen-tools)
 	$(if $(filter 0,$(JEPSEN_TEST_RUNS)),@echo "test-jepsen: JEPSEN_TEST_RUNS=0: no fault runs",\
