@@ -47,6 +47,11 @@ enum key_id {
 	X(control, socket_mode)                                                          \
 	X(control, request_timeout_ms)                                                   \
 	X(admin, listen)                                                                 \
+	X(health, disk_slow_ms)                                                          \
+	X(health, disk_slow_window_ms)                                                   \
+	X(health, disk_recover_ms)                                                       \
+	X(health, disk_stall_ms)                                                         \
+	X(health, canary_interval_ms)                                                    \
 	X(log, level)
 #define X(s, k) K_##s##_##k,
 	KEYS(X)
@@ -370,6 +375,39 @@ static int set_value(struct parse *p, int k, const char *v)
 			            "'%s' is not a number of milliseconds in 1..3600000",
 			            v);
 		return 1;
+	case K_health_disk_slow_ms:
+		if (!parse_uint(v, 0, 3600000, &c->disk_slow_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 0..3600000 "
+			            "(0 turns evacuation off)",
+			            v);
+		return 1;
+	case K_health_disk_slow_window_ms:
+		if (!parse_uint(v, 100, 3600000, &c->disk_slow_window_ms))
+			return fail(
+			    p, k, "'%s' is not a number of milliseconds in 100..3600000",
+			    v);
+		return 1;
+	case K_health_disk_recover_ms:
+		if (!parse_uint(v, 100, 3600000, &c->disk_recover_ms))
+			return fail(
+			    p, k, "'%s' is not a number of milliseconds in 100..3600000",
+			    v);
+		return 1;
+	case K_health_disk_stall_ms:
+		if (!parse_uint(v, 0, 3600000, &c->disk_stall_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 0..3600000 "
+			            "(0 turns the guard off)",
+			            v);
+		return 1;
+	case K_health_canary_interval_ms:
+		if (!parse_uint(v, 0, 3600000, &c->canary_interval_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 0..3600000 "
+			            "(0 turns the canary off)",
+			            v);
+		return 1;
 	case K_admin_listen:
 		if (strcmp(v, "off") == 0) {
 			c->admin_enabled = false;
@@ -459,6 +497,11 @@ void rd_config_defaults(struct rd_config *c)
 	snprintf(c->socket_path, sizeof c->socket_path, "/run/raftd/raftd.sock");
 	c->socket_mode = 0660;
 	c->request_timeout_ms = 5000;
+	c->disk_slow_ms = 100;
+	c->disk_slow_window_ms = 5000;
+	c->disk_recover_ms = 30000;
+	c->disk_stall_ms = 60000;
+	c->canary_interval_ms = 10000;
 	c->admin_enabled = true;
 	rd_addr_parse(&c->admin_listen, "127.0.0.1:9101", NULL);
 	c->log_level = RD_LOG_INFO;
@@ -508,6 +551,9 @@ static int validate(struct parse *p)
 	if (c->heartbeat_ticks >= c->election_ticks)
 		return fail(p, K_raft_heartbeat_ticks, "%s",
 		            "must be smaller than [raft] election_ticks");
+	if (c->disk_slow_ms != 0 && c->disk_recover_ms < c->disk_slow_window_ms)
+		return fail(p, K_health_disk_recover_ms, "%s",
+		            "must be at least [health] disk_slow_window_ms");
 	if (c->keepalive_ms >= c->idle_timeout_ms)
 		return fail(p, K_transport_keepalive_ms, "%s",
 		            "must be smaller than [transport] idle_timeout_ms");
