@@ -168,6 +168,10 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 	cr_assert_gt(led, 0, "node 1 leads nothing before the fault");
 	cr_assert_eq(status_u64(1, "disk_slow"), 0);
 
+	/* The benchmark lets every group's canary run first, so that the
+	 * disk has a healthy record before it turns slow. */
+	if (bench)
+		sleep(12);
 	snprintf(what, sizeof what, "delay %u", delay_ms);
 	set_fault(1, what);
 	double t0 = now_s(), t_gone = 0;
