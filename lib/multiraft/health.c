@@ -19,14 +19,18 @@
  * TIMEOUT_NOW once that voter has caught up), and forbids its cores to
  * campaign (rd_raft_set_campaign): election timeouts and TIMEOUT_NOW start
  * nothing, so leadership does not come back to it, whether by an election
- * or by a peer's transfer, until it recovers. Each change is logged once
- * and counted (raftd_disk_slow, raftd_disk_evacuations_total).
+ * or by a peer's transfer, until it recovers. Its Raft batches carry the
+ * verdict (RaftBatch.flags), so that peers neither pick it as the target
+ * of their own evacuations nor start an operator's transfer to it. Each
+ * change is logged once and counted (raftd_disk_slow,
+ * raftd_disk_evacuations_total).
  *
  * Progress. WATCHDOG=1 and /livez mean "the loop turned recently and no
  * storage write is stuck" (rd_health_alive); a stalled write beyond
  * [health] disk_stall_ms ends the process (lib/storage/stall.c).
  */
 #include "multiraft/node_internal.h"
+#include "transport/wire.h"
 #include "util/log.h"
 
 enum { SLOT_EMPTY = 0, SLOT_HEALTHY = 1, SLOT_SLOW = 2 };
@@ -54,7 +58,8 @@ static uint64_t pick_target(struct rd_node *n, struct rd_group *g)
 	for (uint32_t i = 0; i < cs->n_voters; i++) {
 		struct rd_progress pr;
 		uint64_t id = cs->voters[i], rtt;
-		if (id == n->cfg.node_id || !rd_peers_connected(n, id, &rtt) ||
+		if (id == n->cfg.node_id || rd_health_peer_slow(n, id) ||
+		    !rd_peers_connected(n, id, &rtt) ||
 		    !rd_raft_progress(g->raft, id, &pr))
 			continue;
 		if (best == 0 || pr.match > best_match) {
@@ -168,6 +173,38 @@ void rd_health_tick(struct rd_node *n, uint64_t now)
 	/* Groups hosted since the node turned slow get the same rule. */
 	set_campaign_all(n, false);
 	evacuate(n);
+}
+
+uint32_t rd_health_batch_flags(const struct rd_node *n)
+{
+	return n->health.slow ? RD_WIRE_BATCH_F_DISK_SLOW : 0;
+}
+
+void rd_health_peer_flags(struct rd_node *n, uint64_t peer, uint32_t flags)
+{
+	struct rd_health *h = &n->health;
+	bool slow = (flags & RD_WIRE_BATCH_F_DISK_SLOW) != 0;
+
+	for (unsigned i = 0; i < h->n_slow_peers; i++) {
+		if (h->slow_peers[i] != peer)
+			continue;
+		if (!slow)
+			h->slow_peers[i] = h->slow_peers[--h->n_slow_peers];
+		return;
+	}
+	if (!slow || h->n_slow_peers == RD_NODE_MAX_MEMBERS)
+		return;
+	h->slow_peers[h->n_slow_peers++] = peer;
+	rd_log_info("peer reports a slow disk; no leadership goes to it peer=%llu",
+	            (unsigned long long)peer);
+}
+
+bool rd_health_peer_slow(const struct rd_node *n, uint64_t peer)
+{
+	for (unsigned i = 0; i < n->health.n_slow_peers; i++)
+		if (n->health.slow_peers[i] == peer)
+			return true;
+	return false;
 }
 
 bool rd_health_alive(const struct rd_node *n, uint64_t now, uint64_t limit_ns)

@@ -131,6 +131,9 @@ struct rd_health {
 	uint64_t evacuations;  /* times the node turned slow */
 	uint64_t transfers;    /* leadership transfers started while slow */
 	uint64_t last_evac_ns; /* last evacuation pass */
+	/* Peers whose last Raft batch said their disk is slow. */
+	uint64_t slow_peers[RD_NODE_MAX_MEMBERS];
+	unsigned n_slow_peers;
 };
 
 /* The canary of one data group (canary.c). */
@@ -272,6 +275,16 @@ void rd_health_tick(struct rd_node *n, uint64_t now_ns);
  * `limit_ns` and no synced write has been outstanding longer than that.
  * WATCHDOG=1 and /livez follow it. */
 bool rd_health_alive(const struct rd_node *n, uint64_t now_ns, uint64_t limit_ns);
+
+/* RaftBatch.flags for the batches this node sends (RD_WIRE_BATCH_F_*). */
+uint32_t rd_health_batch_flags(const struct rd_node *n);
+
+/* Peer `peer` sent a batch with `flags`: remember whether it is slow. */
+void rd_health_peer_flags(struct rd_node *n, uint64_t peer, uint32_t flags);
+
+/* Whether peer `peer` said in its last batch that its disk is slow; such
+ * a peer is no target for a leadership transfer. */
+bool rd_health_peer_slow(const struct rd_node *n, uint64_t peer);
 
 /* Log the phase (and group) that made the last iteration slow. */
 void rd_health_note_iteration(struct rd_node *n, uint64_t limit_ns);
