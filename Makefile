@@ -26,8 +26,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= $(shell command -v clang-14 || echo clang)
 # make bench-e2e: load duration; make bench-storage: seconds per case.
 E2E_SECONDS ?= 10
-# make bench-gray: the fsync delays (ms) injected on one node, one run each.
+# make bench-gray: the fsync delays (ms) injected on one node, and the
+# [raft] election_ticks values, one run per pair.
 GRAY_DELAYS_MS ?= 150 400
+GRAY_ELECTION_TICKS ?= 30 300
 STORAGE_BENCH_SECONDS ?= 1.5
 PREFIX ?= /usr/local
 MANDIR ?= $(PREFIX)/share/man

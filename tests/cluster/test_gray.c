@@ -138,7 +138,8 @@ static bool log_has(unsigned i, const char *needle)
  * it. RD_GRAY_BENCH=1 (make bench-gray) runs it with the default
  * thresholds and prints the time from "disk turned slow" to "no
  * leadership left on that node"; RD_GRAY_DELAY_MS sets the injected delay
- * (default 300). The test itself asserts no duration. */
+ * (default 300), RD_GRAY_ELECTION_TICKS [raft] election_ticks. The test
+ * itself asserts no duration. */
 Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown,
      .timeout = 300)
 {
@@ -148,6 +149,13 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 	                           "disk_slow_window_ms = 1000\n"
 	                           "disk_recover_ms = 600000\n"
 	                           "canary_interval_ms = 500\n";
+	const char *et = getenv("RD_GRAY_ELECTION_TICKS");
+	char confbuf[512];
+	if (et != NULL) {
+		snprintf(confbuf, sizeof confbuf, "%s[raft]\nelection_ticks = %s\n", conf,
+		         et);
+		conf = confbuf;
+	}
 	struct rd_h_opts o = {.data_groups = 16, .extra_conf = conf};
 	const char *d = getenv("RD_GRAY_DELAY_MS");
 	unsigned leaderless = 0, delay_ms = d != NULL ? (unsigned)atoi(d) : 300;
@@ -194,12 +202,14 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 	cr_assert_geq(status_u64(1, "disk_evacuations"), 1);
 	cr_assert(log_has(1, "disk slow:"), "no 'disk slow' line in %s", C.nodes[0].log);
 	if (bench)
-		printf("bench-gray: 3 nodes, 16 data groups, node 1 led %d of 17 groups; "
-		       "every fsync on node 1 made %u ms slower; default thresholds "
-		       "(p99 over 100 ms for 5 s, election timeout 300-600 ms): node 1 "
-		       "judged its disk slow after %.2f s; no leadership left on node 1 "
-		       "(for good) after %.2f s\n",
-		       led_at_fault, delay_ms, t_slow - t0, t_gone - t0);
+		printf(
+		    "bench-gray: 3 nodes, 16 data groups, node 1 led %d of 17 groups; "
+		    "every fsync on node 1 made %u ms slower; default thresholds "
+		    "(p99 over 100 ms for 5 s), election_ticks %s (10 ms ticks): node 1 "
+		    "judged its disk slow after %.2f s; no leadership left on node 1 "
+		    "(for good) after %.2f s\n",
+		    led_at_fault, delay_ms, et != NULL ? et : "30", t_slow - t0,
+		    t_gone - t0);
 
 	/* Its batches told the peers: a transfer aimed at it is refused by
 	 * the leader (and one that started anyway would be ignored by the
