@@ -135,6 +135,7 @@ help:
 	@echo "make format | format-check | lint | clean"
 	@echo "defaults: SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) SEEDS=$(SEEDS)"
 	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) V=1: show commands"
+	@echo "          GRAY_DELAYS_MS=\"$(GRAY_DELAYS_MS)\" GRAY_ELECTION_TICKS=\"$(GRAY_ELECTION_TICKS)\""
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): .ci/deps.sh

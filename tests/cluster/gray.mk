@@ -9,7 +9,7 @@
 
 .PHONY: bench-gray
 BENCH_TARGETS += bench-gray
-HELP_bench-gray := slow-disk evacuation: 3 nodes, 16 groups, time until the slow node leads nothing (GRAY_DELAYS_MS)
+HELP_bench-gray := slow-disk evacuation: 3 nodes, 16 groups, time until the slow node leads nothing (GRAY_DELAYS_MS x GRAY_ELECTION_TICKS)
 bench-gray: $(B)/tests/test-cluster
 	$(call msg,RUN,$@)
 	$(Q)for e in $(GRAY_ELECTION_TICKS); do for d in $(GRAY_DELAYS_MS); do \
