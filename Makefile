@@ -26,6 +26,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= $(shell command -v clang-14 || echo clang)
 # make bench-e2e: load duration; make bench-storage: seconds per case.
 E2E_SECONDS ?= 10
+# make bench-gray: the fsync delays (ms) injected on one node, and the
+# [raft] election_ticks values, one run per pair.
+GRAY_DELAYS_MS ?= 150 400
+GRAY_ELECTION_TICKS ?= 30 300
 STORAGE_BENCH_SECONDS ?= 1.5
 PREFIX ?= /usr/local
 MANDIR ?= $(PREFIX)/share/man
@@ -131,6 +135,7 @@ help:
 	@echo "make format | format-check | lint | clean"
 	@echo "defaults: SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) SEEDS=$(SEEDS)"
 	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) V=1: show commands"
+	@echo "          GRAY_DELAYS_MS=\"$(GRAY_DELAYS_MS)\" GRAY_ELECTION_TICKS=\"$(GRAY_ELECTION_TICKS)\""
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): .ci/deps.sh

@@ -338,6 +338,10 @@ static void status_json(struct rd_json *j, const Raftd__ClientResponse *r)
 	ju64(j, "uptime_ms", s->uptime_ms);
 	ju64(j, "state_machine_hash", s->state_machine_hash);
 	ju64(j, "topology_version", s->topology != NULL ? s->topology->version : 0);
+	jbool(j, "disk_slow", s->disk_slow);
+	ju64(j, "disk_evacuations", s->disk_evacuations);
+	ju64(j, "canary_checks", s->canary_checks);
+	ju64(j, "canary_violations", s->canary_violations);
 	rd_json_key(j, "members");
 	rd_json_arr_begin(j);
 	for (size_t i = 0; i < n_members; i++) {
@@ -373,6 +377,10 @@ static void status_table(const Raftd__ClientResponse *r)
 	printf("%-20s %" PRIu64 "\n", "metadata leader", s->meta_leader);
 	printf("%-20s %.1fs\n", "uptime", (double)s->uptime_ms / 1000.0);
 	printf("%-20s %016" PRIx64 "\n", "state machine hash", s->state_machine_hash);
+	printf("%-20s %s (evacuations %" PRIu64 ")\n", "disk",
+	       s->disk_slow ? "slow: leadership moved away" : "ok", s->disk_evacuations);
+	printf("%-20s %" PRIu64 " checks, %" PRIu64 " violations\n", "canary",
+	       s->canary_checks, s->canary_violations);
 	printf("%-20s %zu (version %" PRIu64 ")\n", "members", n_members,
 	       s->topology != NULL ? s->topology->version : 0);
 	for (size_t i = 0; i < n_members; i++)

@@ -148,10 +148,11 @@ static void reply_text(struct evhttp_request *req, int code, const char *fmt, ..
 	evbuffer_free(body);
 }
 
-/* Liveness is about the tick loop only: it fails when no tick completed for
- * RD_ADMIN_LIVEZ_TICKS intervals, so that a supervisor restarts a node
- * whose loop turns but no longer makes progress. Before the first tick the
- * server's start time stands in for it. */
+/* Liveness is progress: it fails when no tick completed for
+ * RD_ADMIN_LIVEZ_TICKS intervals, or a storage write has been outstanding
+ * that long, so that a supervisor restarts a node whose loop turns but no
+ * longer makes progress. Before the first tick the server's start time
+ * stands in for it. */
 static void serve_livez(struct rd_admin *a, struct evhttp_request *req)
 {
 	uint64_t last = a->ops->last_tick_ns(a->ud);
@@ -159,11 +160,22 @@ static void serve_livez(struct rd_admin *a, struct evhttp_request *req)
 	uint64_t now = now_ns(a);
 	uint64_t limit = RD_ADMIN_LIVEZ_TICKS * a->opts.tick_interval_ns;
 
+	uint64_t since = a->ops->write_outstanding_since != NULL
+	                     ? a->ops->write_outstanding_since(a->ud)
+	                     : 0;
+
 	if (now > ref && now - ref > limit) {
 		reply_text(req, 503,
 		           "stalled: no tick completed for %" PRIu64 " ms (limit %" PRIu64
 		           " ms)\n",
 		           (now - ref) / 1000000u, limit / 1000000u);
+		return;
+	}
+	if (since != 0 && now > since && now - since > limit) {
+		reply_text(req, 503,
+		           "stalled: a storage write has been outstanding for %" PRIu64
+		           " ms (limit %" PRIu64 " ms)\n",
+		           (now - since) / 1000000u, limit / 1000000u);
 		return;
 	}
 	reply_text(req, 200, "ok\n");

@@ -3,7 +3,8 @@
  * evhttp and the node's event base:
  *
  *   GET /livez    200 "ok" while ticks complete; 503 when no tick completed
- *                 for RD_ADMIN_LIVEZ_TICKS tick intervals
+ *                 for RD_ADMIN_LIVEZ_TICKS tick intervals, or a storage
+ *                 write has been outstanding that long
  *   GET /readyz   200 "ready", or 503 with a one-line reason
  *   GET /status   200 application/json, written by the node
  *   GET /metrics  200 Prometheus text format 0.0.4, written by the node
@@ -41,6 +42,10 @@ struct rd_admin_ops {
 	/* Monotonic time (ns, same clock as rd_admin_clock_fn) at which the
 	 * last tick completed; 0 when none has yet. */
 	uint64_t (*last_tick_ns)(void *ud);
+	/* Start time (same clock) of the storage write in progress, 0 when
+	 * none is; may be NULL. /livez fails while one has been outstanding
+	 * for RD_ADMIN_LIVEZ_TICKS intervals, as for a missing tick. */
+	uint64_t (*write_outstanding_since)(void *ud);
 	/* Append the /status JSON document to `out`. Return 0, or an RD_E*
 	 * code to answer 500 (whatever was appended is discarded). */
 	int (*write_status_json)(void *ud, struct evbuffer *out);

@@ -88,7 +88,18 @@ enum rd_metric_type {
 	X(PEER_RECONNECTS, "raft_peer_reconnects_total", COUNTER, "peer",                \
 	  "Connections to the peer established again after a loss.")                     \
 	X(STORAGE_SYNC_DURATION, "raft_storage_sync_duration_seconds", HISTOGRAM, "",    \
-	  "Duration of synced RocksDB write batches (one per loop iteration).")
+	  "Duration of synced RocksDB write batches (one per loop iteration).")          \
+	X(DISK_SLOW, "raftd_disk_slow", GAUGE, "",                                       \
+	  "1 while this node judges its disk slow and keeps no leadership.")             \
+	X(DISK_EVACUATIONS, "raftd_disk_evacuations_total", COUNTER, "",                 \
+	  "Times this node turned slow and moved its leaderships away.")                 \
+	X(DISK_TRANSFERS, "raftd_disk_evacuation_transfers_total", COUNTER, "",          \
+	  "Leadership transfers started because the disk was slow.")                     \
+	X(CANARY_CHECKS, "raftd_canary_checks_total", COUNTER, "",                       \
+	  "Canary read-backs compared with the acknowledged canary write.")              \
+	X(CANARY_VIOLATIONS, "raftd_canary_violations_total", COUNTER, "",               \
+	  "Canary reads older than an acknowledged canary write (lost write or stale "   \
+	  "read).")
 
 enum rd_metric_id {
 #define RD__METRIC_ENUM(id, name, type, labels, help) RD_METRIC_##id,

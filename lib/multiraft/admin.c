@@ -35,6 +35,11 @@ static uint64_t last_tick_ns(void *ud)
 	return ((struct rd_node *)ud)->loop.last_tick_done_ns;
 }
 
+static uint64_t write_outstanding_since(void *ud)
+{
+	return rd_storage_sync_outstanding_since(((struct rd_node *)ud)->st);
+}
+
 static const char *role_name(const struct rd_group *g)
 {
 	return rd_raft_role_name(rd_raft_role(g->raft));
@@ -57,11 +62,15 @@ static int status_json(void *ud, struct evbuffer *out)
 	evbuffer_add_printf(out,
 	                    "{\"node\":%" PRIu64 ",\"incarnation\":\"%016" PRIx64
 	                    "\",\"version\":\"%s\",\"ready\":%s,\"uptime_seconds\":%.3f,"
-	                    "\"metadata_leader\":%" PRIu64 ",\"groups\":[",
+	                    "\"metadata_leader\":%" PRIu64 ",\"disk_slow\":%s,"
+	                    "\"disk_evacuations\":%" PRIu64 ",\"canary_checks\":%" PRIu64
+	                    ",\"canary_violations\":%" PRIu64 ",\"groups\":[",
 	                    n->cfg.node_id, rd_storage_incarnation(n->st), RD_VERSION,
 	                    n->ready ? "true" : "false",
 	                    (double)(rd_clock_now_ns() - n->started_ns) / 1e9,
-	                    g0 != NULL ? rd_raft_leader(g0->raft) : 0);
+	                    g0 != NULL ? rd_raft_leader(g0->raft) : 0,
+	                    n->health.slow ? "true" : "false", n->health.evacuations,
+	                    n->canary.checks, n->canary.violations);
 	for (size_t id = 0; id < n->n_slots; id++) {
 		struct rd_group *g = n->groups[id];
 		const struct rd_conf_state *cs;
@@ -270,12 +279,27 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_family(out, RD_METRIC_STORAGE_SYNC_DURATION);
 	rd_metrics_histogram(out, "raft_storage_sync_duration_seconds", RD_METRICS_L0,
 	                     &sync);
+	rd_metrics_family(out, RD_METRIC_DISK_SLOW);
+	rd_metrics_gauge_u64(out, "raftd_disk_slow", RD_METRICS_L0, n->health.slow);
+	rd_metrics_family(out, RD_METRIC_DISK_EVACUATIONS);
+	rd_metrics_counter(out, "raftd_disk_evacuations_total", RD_METRICS_L0,
+	                   n->health.evacuations);
+	rd_metrics_family(out, RD_METRIC_DISK_TRANSFERS);
+	rd_metrics_counter(out, "raftd_disk_evacuation_transfers_total", RD_METRICS_L0,
+	                   n->health.transfers);
+	rd_metrics_family(out, RD_METRIC_CANARY_CHECKS);
+	rd_metrics_counter(out, "raftd_canary_checks_total", RD_METRICS_L0,
+	                   n->canary.checks);
+	rd_metrics_family(out, RD_METRIC_CANARY_VIOLATIONS);
+	rd_metrics_counter(out, "raftd_canary_violations_total", RD_METRICS_L0,
+	                   n->canary.violations);
 	return 0;
 }
 
 static const struct rd_admin_ops ops = {
     .ready = ready,
     .last_tick_ns = last_tick_ns,
+    .write_outstanding_since = write_outstanding_since,
     .write_status_json = status_json,
     .write_metrics = metrics,
 };

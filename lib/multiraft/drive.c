@@ -312,9 +312,24 @@ static void compact(struct rd_node *n, struct rd_group *g)
 	             (unsigned long long)upto);
 }
 
+/* Charge the time since *t to `phase` (and to group `g` when it is the
+ * slowest there yet); *t becomes now. For the slow-iteration log. */
+static void mark(struct rd_iter_trace *tr, enum rd_phase phase, uint64_t g, uint64_t *t)
+{
+	uint64_t now = rd_clock_now_ns(), d = now - *t;
+
+	tr->ns[phase] += d;
+	if (g != 0 && d > tr->worst_ns[phase]) {
+		tr->worst_ns[phase] = d;
+		tr->worst_group[phase] = g;
+	}
+	*t = now;
+}
+
 void rd_drive_iteration(struct rd_node *n)
 {
-	uint64_t t0 = rd_clock_now_ns();
+	uint64_t t0 = rd_clock_now_ns(), t = t0;
+	struct rd_iter_trace tr = {0};
 	size_t n_active = 0;
 
 	for (size_t id = 0; id < n->n_slots; id++) {
@@ -326,6 +341,7 @@ void rd_drive_iteration(struct rd_node *n)
 	}
 	if (n_active == 0 && !rd_peers_pending(n) && !n->snap_in.pending)
 		return;
+	mark(&tr, RD_PHASE_COLLECT, 0, &t);
 
 	for (size_t i = 0; i < n_active; i++) {
 		const struct rd_raft_update *u = &n->active[i]->u;
@@ -333,10 +349,16 @@ void rd_drive_iteration(struct rd_node *n)
 			rd_peers_queue(n, &u->msgs[k]);
 	}
 	rd_peers_flush(n);
+	mark(&tr, RD_PHASE_SEND, 0, &t);
 
-	for (size_t i = 0; i < n_active; i++)
+	/* Filling the batch runs the state machines (apply); the synced
+	 * write is the write. */
+	for (size_t i = 0; i < n_active; i++) {
 		persist(n, n->active[i]);
+		mark(&tr, RD_PHASE_APPLY, n->active[i]->id, &t);
+	}
 	rd_storage_commit(n->st, n->batch);
+	mark(&tr, RD_PHASE_WRITE, 0, &t);
 
 	/* Step 4 is the per-group pass: a group between get_update and
 	 * advance takes no proposal or read (raft.h), so nothing in it
@@ -352,9 +374,11 @@ void rd_drive_iteration(struct rd_node *n)
 			                  u->entries[u->n_entries - 1].term);
 		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
+		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 		rd_drive_resolve_applied(n->st, &n->resubmit, g);
 		serve_reads(n, g);
 		requeue_failed_reads(n, g);
+		mark(&tr, RD_PHASE_ANSWER, g->id, &t);
 		uint64_t snap_to[RD_RAFT_MAX_MEMBERS];
 		size_t n_snap = 0;
 		for (size_t k = 0; k < u->n_snap_sends && n_snap < RD_RAFT_MAX_MEMBERS;
@@ -368,6 +392,7 @@ void rd_drive_iteration(struct rd_node *n)
 		note_role(n, g);
 		if (rd_raft_has_update(g->raft))
 			rd_node_wake(n);
+		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 	}
 	n->in_pass = false;
 	/* Every group is advanced: requests may enter the cores again, and
@@ -385,6 +410,7 @@ void rd_drive_iteration(struct rd_node *n)
 	for (size_t i = 0; i < n_active; i++)
 		if (n->active[i]->id != installing)
 			compact(n, n->active[i]);
+	mark(&tr, RD_PHASE_APPLY, 0, &t);
 	if (rd_peers_pending(n))
 		rd_node_wake(n);
 	rd_node_check_ready(n);
@@ -392,6 +418,7 @@ void rd_drive_iteration(struct rd_node *n)
 	n->loop.iterations++;
 	n->loop.pending_groups = n_active;
 	n->loop.last_iter_ns = rd_clock_now_ns() - t0;
+	n->loop.trace = tr;
 	rd_metrics_hist_observe(&n->loop.iter_hist, (double)n->loop.last_iter_ns / 1e9);
 	if (n->loop.last_iter_ns > n->loop.max_iter_ns)
 		n->loop.max_iter_ns = n->loop.last_iter_ns;

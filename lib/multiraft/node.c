@@ -59,12 +59,20 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
 	uint64_t before = n->loop.iterations;
+	uint64_t limit = 5ull * n->cfg.tick_ms * 1000000ull, now;
 
 	(void)fd, (void)what;
 	n->wake_pending = false;
 	rd_drive_iteration(n);
-	if (n->loop.iterations != before)
-		note_slow(n, "loop iteration", n->loop.last_iter_ns);
+	if (n->loop.iterations == before || n->loop.last_iter_ns < limit)
+		return;
+	/* Say which phase and group took the time (health.c), at most once a
+	 * second. */
+	now = rd_clock_now_ns();
+	if (now - n->last_slow_log_ns < 1000000000ull)
+		return;
+	n->last_slow_log_ns = now;
+	rd_health_note_iteration(n, limit);
 }
 
 void rd_node_check_ready(struct rd_node *n)
@@ -138,9 +146,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	rd_forward_expire(&n->fwd, t0);
 	rd_waitq_expire(&n->ready_waiters, t0);
 	rd_forward_retry(&n->fwd);
+	rd_health_tick(n, t0);
+	rd_canary_tick(n, t0);
 	if (work)
 		rd_node_wake(n);
-	rd_watchdog_kick(&n->watchdog, t0);
+	/* WATCHDOG=1 only while the node makes progress (health.c): the loop
+	 * turned within the period and no write is stuck. */
+	if (rd_health_alive(n, t0, n->watchdog.interval_ns * 4))
+		rd_watchdog_kick(&n->watchdog, t0);
 	n->loop.ticks++;
 	n->loop.last_tick_done_ns = rd_clock_now_ns();
 	n->loop.last_tick_ns = n->loop.last_tick_done_ns - t0;
@@ -272,6 +285,11 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	tv.tv_usec = (cfg->tick_ms % 1000) * 1000;
 	event_add(n->tick_ev, &tv);
 	rd_watchdog_init(&n->watchdog);
+	rv = rd_storage_stall_guard(n->st, cfg->disk_stall_ms, msg);
+	if (rv == 0)
+		rv = rd_canary_init(n, msg);
+	if (rv != 0)
+		goto err_after_events;
 
 	rd_forward_init(&n->fwd, &rd_node_forward_ops, n, cfg->node_id, &n->topo,
 	                cfg->request_timeout_ms);
@@ -302,6 +320,7 @@ err_after_ctl:
 err_after_peers:
 	rd_peers_free(n);
 err_after_events:
+	rd_canary_free(n);
 	event_free(n->tick_ev);
 	event_free(n->drain_ev);
 err_after_groups:
@@ -396,6 +415,7 @@ void rd_node_free(struct rd_node *n)
 	event_free(n->drain_ev);
 	for (size_t i = 0; i < n->n_slots; i++)
 		rd_group_free(n->groups[i]);
+	rd_canary_free(n);
 	free(n->groups);
 	free(n->active);
 	rd_forward_free(&n->fwd);

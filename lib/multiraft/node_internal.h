@@ -9,6 +9,8 @@
  *   requests.c  local client requests (ClientRequest -> ClientResponse)
  *   peers.c     the transport glue: batches to peers, peer lifecycle
  *   snapshots.c snapshot streaming, both sides
+ *   health.c    gray failures: slow-disk evacuation, progress-tied liveness
+ *   canary.c    the linearizability self-check per data group
  * Topology and forwarding are in lib/cluster (lib/README.md, "Layers").
  * Not a public interface.
  */
@@ -97,6 +99,66 @@ struct rd_group {
 	size_t results_cap;
 };
 
+/* The phases of one loop iteration (drive.c), for the slow-iteration log. */
+enum rd_phase {
+	RD_PHASE_COLLECT,
+	RD_PHASE_SEND,
+	RD_PHASE_WRITE,
+	RD_PHASE_APPLY,
+	RD_PHASE_ANSWER,
+	RD_PHASE_COUNT
+};
+
+/* Where the last iteration spent its time: per phase the total and the
+ * group that took longest in it (0 ns and group 0 for the phases that are
+ * one call for all groups: send, write). */
+struct rd_iter_trace {
+	uint64_t ns[RD_PHASE_COUNT];
+	uint64_t worst_group[RD_PHASE_COUNT];
+	uint64_t worst_ns[RD_PHASE_COUNT];
+};
+
+/* Slow-disk detection (health.c): the window is cut in RD_HEALTH_SLOTS
+ * slots, each judged healthy, slow or empty when it closes. */
+#define RD_HEALTH_SLOTS 5
+struct rd_health {
+	uint64_t sync_cursor; /* rd_storage_sync_recent position */
+	uint64_t slot_start_ns;
+	uint32_t slot_n, slot_over;    /* syncs in the open slot, and how many slow */
+	bool slot_stuck;               /* a sync outstanding past the threshold */
+	uint8_t hist[RD_HEALTH_SLOTS]; /* closed slots, [0] newest */
+	bool slow;
+	uint64_t changed_ns;   /* when `slow` last changed */
+	uint64_t last_bad_ns;  /* when the last slow slot closed */
+	uint64_t last_good_ns; /* when the last healthy slot closed */
+	uint64_t evacuations;  /* times the node turned slow */
+	uint64_t transfers;    /* leadership transfers started while slow */
+	uint64_t last_evac_ns; /* last evacuation pass */
+	/* Peers whose last Raft batch said their disk is slow. */
+	uint64_t slow_peers[RD_NODE_MAX_MEMBERS];
+	unsigned n_slow_peers;
+};
+
+/* The canary of one data group (canary.c). */
+struct rd_canary_slot {
+	struct rd_node *n;
+	uint64_t group;
+	uint64_t next_ns;    /* next write */
+	uint8_t busy;        /* a write or its read-back is in flight (canary.c) */
+	uint64_t seq;        /* value of the write in flight */
+	uint64_t acked;      /* highest value whose write was acknowledged */
+	uint64_t unknown[4]; /* writes with an unknown outcome (may apply late) */
+	uint8_t key[48];
+	size_t key_len;
+};
+
+struct rd_canary {
+	struct rd_canary_slot *slots; /* [n_slots], by group id */
+	uint64_t next_seq;
+	bool stale_hook; /* test-only: read answers are taken one older */
+	uint64_t writes, checks, violations;
+};
+
 /* Tick-loop figures, for `raftctl status` and /metrics. */
 struct rd_loop_stats {
 	uint64_t iterations;
@@ -112,6 +174,7 @@ struct rd_loop_stats {
 	uint64_t malformed_client;
 	struct rd_metric_hist iter_hist;
 	struct rd_metric_hist tick_hist;
+	struct rd_iter_trace trace; /* the last iteration's phases */
 };
 
 /* The snapshot being received (one at a time; snapshots.c). */
@@ -167,6 +230,8 @@ struct rd_node {
 	uint64_t last_slow_log_ns;
 	uint64_t seed;
 	struct rd_loop_stats loop;
+	struct rd_health health;
+	struct rd_canary canary;
 };
 
 /* ---- node.c ---- */
@@ -225,6 +290,43 @@ void rd_drive_iteration(struct rd_node *n);
  * Precondition: g->u is the current update, not yet advanced. */
 void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_waitq *again,
                               struct rd_group *g);
+
+/* ---- health.c ---- */
+
+/* Once per tick: judge the disk from the recent syncs (lib/storage
+ * stall.c), turn slow or healthy, and while slow move leadership away and
+ * keep every group from campaigning. */
+void rd_health_tick(struct rd_node *n, uint64_t now_ns);
+
+/* Whether the node makes progress at `now_ns`: a tick completed within
+ * `limit_ns` and no synced write has been outstanding longer than that.
+ * WATCHDOG=1 and /livez follow it. */
+bool rd_health_alive(const struct rd_node *n, uint64_t now_ns, uint64_t limit_ns);
+
+/* RaftBatch.flags for the batches this node sends (RD_WIRE_BATCH_F_*). */
+uint32_t rd_health_batch_flags(const struct rd_node *n);
+
+/* Peer `peer` sent a batch with `flags`: remember whether it is slow. */
+void rd_health_peer_flags(struct rd_node *n, uint64_t peer, uint32_t flags);
+
+/* Whether peer `peer` said in its last batch that its disk is slow; such
+ * a peer is no target for a leadership transfer. */
+bool rd_health_peer_slow(const struct rd_node *n, uint64_t peer);
+
+/* Log the phase (and group) that made the last iteration slow. */
+void rd_health_note_iteration(struct rd_node *n, uint64_t limit_ns);
+
+/* ---- canary.c ---- */
+
+/* Set up the canary (nothing runs while [health] canary_interval_ms is 0).
+ * Returns 0 or RD_ENOMEM. */
+int rd_canary_init(struct rd_node *n, char *msg);
+
+/* Once per tick: start the canary writes that are due (when ready). */
+void rd_canary_tick(struct rd_node *n, uint64_t now_ns);
+
+/* Free the canary state. Its requests must have been answered. */
+void rd_canary_free(struct rd_node *n);
 
 /* ---- waiter.c ---- */
 

@@ -88,7 +88,8 @@ void rd_peers_flush(struct rd_node *n)
 
 		if (rd_wire_batch_empty(&o->b))
 			continue;
-		frame = rd_wire_batch_seal(&o->b, n->cfg.node_id, o->id, &len);
+		frame = rd_wire_batch_seal_flags(&o->b, n->cfg.node_id, o->id,
+		                                 rd_health_batch_flags(n), &len);
 		if (rd_transport_send_encoded(p->t, o->id, frame, len, o->b.msgs, msg) !=
 		    0) {
 			o->dropped++;
@@ -150,6 +151,7 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 
 	if (n->stopping)
 		return;
+	rd_health_peer_flags(n, peer, b->flags);
 	for (size_t i = 0; i < b->n_messages; i++) {
 		const Raftd__RaftMessage *rm = b->messages[i];
 		struct rd_entry stack[64];

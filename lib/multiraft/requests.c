@@ -251,6 +251,11 @@ static void transfer_request(struct rd_node *n, struct rd_ctl_conn *conn,
 		           "group not hosted on this node");
 		return;
 	}
+	if (rd_health_peer_slow(n, req->transfer_leader->node_id)) {
+		reply_code(conn, req->request_id, rd_err_to_wire(RD_EBUSY),
+		           "the target reports a slow disk and takes no leadership");
+		return;
+	}
 	rv = rd_raft_transfer_leader(g->raft, req->transfer_leader->node_id);
 	if (rv == RD_ENOTLEADER) {
 		struct rd_result r = {.code = rd_err_to_wire(rv),

@@ -91,6 +91,10 @@ void rd_requests_status(struct rd_node *n, struct Raftd__ClientResponse *resp,
 	loop.last_tick_us = n->loop.last_tick_ns / 1000;
 	loop.max_tick_us = n->loop.max_tick_ns / 1000;
 	st.loop = &loop;
+	st.disk_slow = n->health.slow;
+	st.disk_evacuations = n->health.evacuations;
+	st.canary_checks = n->canary.checks;
+	st.canary_violations = n->canary.violations;
 	resp->result_case = RAFTD__CLIENT_RESPONSE__RESULT_STATUS;
 	resp->status = &st;
 	send(conn, resp);

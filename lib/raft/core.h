@@ -183,6 +183,7 @@ struct rd_raft {
 	uint64_t ticks; /* ticks since this instance was created */
 	uint64_t transferee;
 	bool transfer_campaign;
+	bool no_campaign; /* the caller forbade campaigns (rd_raft_set_campaign) */
 
 	/* ReadIndex */
 	uint64_t read_seq;

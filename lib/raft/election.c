@@ -13,8 +13,20 @@ int rd_raft_campaign(struct rd_raft *r)
 		return RD_EINVAL;
 	if (r->role == RD_RAFT_LEADER)
 		return 0;
+	if (r->no_campaign)
+		return RD_EBUSY;
 	rd__campaign(r, r->pre_vote, false);
 	return 0;
+}
+
+void rd_raft_set_campaign(struct rd_raft *r, bool allowed)
+{
+	r->no_campaign = !allowed;
+}
+
+bool rd_raft_campaign_allowed(const struct rd_raft *r)
+{
+	return !r->no_campaign;
 }
 
 static uint32_t tally(struct rd_raft *r, int want)

@@ -227,8 +227,10 @@ void rd__handle_timeout_now(struct rd_raft *r, const struct rd_message *m)
 {
 	(void)m;
 	/* Thesis §3.10: start an election at once, skipping pre-vote, and mark
-	 * it so that voters ignore their leader lease. */
-	if (rd__promotable(r))
+	 * it so that voters ignore their leader lease. A node told not to
+	 * campaign ignores it; the leader abandons the transfer after an
+	 * election timeout and stays. */
+	if (rd__promotable(r) && !r->no_campaign)
 		rd__campaign(r, false, true);
 }
 

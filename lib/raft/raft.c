@@ -147,7 +147,8 @@ void rd_raft_tick(struct rd_raft *r)
 	r->election_elapsed++;
 	rd__reads_tick(r);
 	if (r->role != RD_RAFT_LEADER) {
-		if (rd__promotable(r) && r->election_elapsed >= r->randomized_timeout) {
+		if (rd__promotable(r) && !r->no_campaign &&
+		    r->election_elapsed >= r->randomized_timeout) {
 			r->election_elapsed = 0;
 			rd__campaign(r, r->pre_vote, false);
 		}

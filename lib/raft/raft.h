@@ -297,6 +297,17 @@ int rd_raft_transfer_leader(struct rd_raft *r, uint64_t to);
  * is not yet committed, thesis §4.2.2); no-op for a leader. */
 int rd_raft_campaign(struct rd_raft *r);
 
+/* Allow or forbid this node to campaign (allowed at creation). While
+ * forbidden, election timeouts and TIMEOUT_NOW start no election and
+ * rd_raft_campaign returns RD_EBUSY; the node still votes, replicates and,
+ * if it leads, keeps leading. The runtime forbids campaigns on a node whose
+ * disk is slow, so that leadership it moved away does not come back.
+ * Liveness: a group whose other voters cannot win an election (down, or
+ * behind this node's log, §5.4.1) stays without a leader until it is
+ * allowed again. */
+void rd_raft_set_campaign(struct rd_raft *r, bool allowed);
+bool rd_raft_campaign_allowed(const struct rd_raft *r);
+
 /* The entries up to `index` (whose term is `term`) are durable, and so is
  * everything handed out in the updates before it (hard state, snapshot).
  * Stale notices (the entry was since replaced) are ignored. May be called at

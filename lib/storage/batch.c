@@ -448,6 +448,7 @@ void rd__record_sync(struct rd_storage *st, uint64_t ns)
 	double sec = (double)ns / 1e9;
 	size_t k = 0;
 
+	rd__sync_end(st, ns);
 	while (k < RD_STORAGE_SYNC_BUCKETS && sec > rd_storage_sync_bucket_le[k])
 		k++;
 	s->sync_buckets[k]++;
@@ -467,7 +468,7 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 	}
 	encode_states(b);
 	rocksdb_writebatch_data(b->wb, &wlen);
-	uint64_t t0 = rd_clock_now_ns();
+	uint64_t t0 = rd__sync_begin(st);
 	rocksdb_write(st->db, st->wo, b->wb, &err);
 	if (err != NULL)
 		rd_fatal(RD_STORAGE_FATAL_FMT, "group commit (synced write)", err);

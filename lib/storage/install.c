@@ -70,7 +70,7 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	          rd__enc_logstart(v, group, m->index, m->term));
 	put_state(st, wb, group, RD_STATE_SNAPSHOT, v, rd__enc_snap(v, group, m));
 
-	uint64_t t0 = rd_clock_now_ns();
+	uint64_t t0 = rd__sync_begin(st);
 	rocksdb_write(st->db, st->wo, wb, &err);
 	if (err != NULL)
 		rd_fatal(RD_STORAGE_FATAL_FMT, "snapshot install (synced write)", err);
@@ -143,7 +143,7 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
 		                                   sizeof lo, (const char *)hi,
 		                                   sizeof hi);
-	uint64_t t0 = rd_clock_now_ns();
+	uint64_t t0 = rd__sync_begin(st);
 	rocksdb_write(st->db, st->wo, wb, &err);
 	if (err != NULL)
 		rd_fatal(RD_STORAGE_FATAL_FMT, "drop group (synced write)", err);

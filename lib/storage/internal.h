@@ -103,6 +103,7 @@ struct rd_storage {
 	/* The batch reset last (the one being filled, if not committed). */
 	const struct rd_storage_batch *filling;
 	struct rd_storage_stats stats;
+	struct rd__sync_track *track; /* synced writes in flight (stall.c) */
 };
 
 /* ---- the batch (batch.c, kvsm.c) ---- */
@@ -250,6 +251,17 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 
 /* Count one synced write of `ns` nanoseconds (batch.c). */
 void rd__record_sync(struct rd_storage *st, uint64_t ns);
+
+/* ---- stall.c: every synced write is bracketed by these ---- */
+
+/* Set up / tear down the tracking of st (and stop its stall guard). */
+int rd__sync_track_open(struct rd_storage *st, char *msg);
+void rd__sync_track_close(struct rd_storage *st);
+/* Call right before a synced write: marks it outstanding (and applies the
+ * test-only fault hook) and returns its start time for rd__record_sync. */
+uint64_t rd__sync_begin(struct rd_storage *st);
+/* Called by rd__record_sync: the write of `ns` nanoseconds returned. */
+void rd__sync_end(struct rd_storage *st, uint64_t ns);
 
 /* Group table (groups.c): the in-memory state of a group, found by id in
  * an open-addressing table. NULL when `st` holds no group `id`. */

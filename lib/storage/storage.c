@@ -107,6 +107,7 @@ static void free_handle(struct rd_storage *st)
 	if (st->wo != NULL)
 		rocksdb_writeoptions_destroy(st->wo);
 	rd__groups_free(st);
+	rd__sync_track_close(st);
 	free(st->dir);
 	free(st);
 }
@@ -268,6 +269,10 @@ int rd_storage_open(const char *dir, const struct rd_storage_options *o,
 	                                           : RD_STORAGE_CACHE_DEFAULT;
 	st->block_cache = rocksdb_cache_create_lru(
 	    o->block_cache_bytes ? o->block_cache_bytes : 32u << 20);
+	if ((rv = rd__sync_track_open(st, msg)) != 0) {
+		free_handle(st);
+		return rv;
+	}
 	set_options(st, !exists);
 
 	st->db = rocksdb_open_column_families(

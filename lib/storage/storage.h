@@ -372,4 +372,24 @@ struct rd_storage_stats {
 /* Snapshot of the counters. */
 void rd_storage_get_stats(const struct rd_storage *st, struct rd_storage_stats *out);
 
+/* ---- synced writes in flight (stall.c) ---------------------------------------- */
+
+/* Start time (rd_clock_now_ns) of the synced write in progress, 0 when
+ * none is. Safe from any thread. */
+uint64_t rd_storage_sync_outstanding_since(const struct rd_storage *st);
+
+/* The durations (ns) of the synced writes finished since *cursor (0 at
+ * first), oldest first, into ns[0..max): at most the last 256 and at most
+ * `max` of them (the newest). Advances *cursor; returns how many. Call from
+ * the thread that commits. */
+size_t rd_storage_sync_recent(const struct rd_storage *st, uint64_t *cursor, uint64_t *ns,
+                              size_t max);
+
+/* Start a thread that aborts the process, after one line at crit level,
+ * when a synced write stays outstanding longer than `limit_ms` (0: no
+ * guard). A hung disk ends the process instead of hanging it: peers elect,
+ * the supervisor restarts it. Idempotent; stopped by rd_storage_close.
+ * Returns 0 or RD_EIO. */
+int rd_storage_stall_guard(struct rd_storage *st, uint64_t limit_ms, char *msg);
+
 #endif

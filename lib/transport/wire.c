@@ -220,14 +220,24 @@ int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
 const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64_t to,
                                   size_t *len)
 {
-	uint8_t head[RD_WIRE_BATCH_HEAD], ft[24];
+	return rd_wire_batch_seal_flags(b, from, to, 0, len);
+}
+
+const uint8_t *rd_wire_batch_seal_flags(struct rd_wire_batch *b, uint64_t from,
+                                        uint64_t to, uint32_t flags, size_t *len)
+{
+	uint8_t head[RD_WIRE_BATCH_HEAD], ft[30];
 	size_t hl = 0, fl = 0, body;
 
-	/* PeerFrame{ batch: RaftBatch{ from, to, <added> } } */
+	/* PeerFrame{ batch: RaftBatch{ from, to, [flags,] <added> } } */
 	ft[fl++] = key(RD_WIRE_BATCH_FROM, RD_WIRE_TYPE_VARINT);
 	fl += put_varint(ft + fl, from);
 	ft[fl++] = key(RD_WIRE_BATCH_TO, RD_WIRE_TYPE_VARINT);
 	fl += put_varint(ft + fl, to);
+	if (flags != 0) {
+		ft[fl++] = key(RD_WIRE_BATCH_FLAGS, RD_WIRE_TYPE_VARINT);
+		fl += put_varint(ft + fl, flags);
+	}
 	body = fl + b->len - RD_WIRE_BATCH_HEAD;
 	head[hl++] = key(RD_WIRE_FRAME_BATCH, RD_WIRE_TYPE_LEN);
 	hl += put_varint(head + hl, body);

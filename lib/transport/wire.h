@@ -37,18 +37,20 @@
 
 /* Field numbers of proto/raftd.proto that the batch encoder below writes
  * by hand (a protobuf key is field << 3 | wire type). */
-#define RD_WIRE_FRAME_BATCH           1 /* PeerFrame.batch */
-#define RD_WIRE_BATCH_FROM            1 /* RaftBatch.from */
-#define RD_WIRE_BATCH_TO              2 /* RaftBatch.to */
-#define RD_WIRE_BATCH_MESSAGES        3 /* RaftBatch.messages */
-#define RD_WIRE_BATCH_HEARTBEATS      4 /* RaftBatch.heartbeats */
-#define RD_WIRE_BATCH_HEARTBEAT_RESPS 5 /* RaftBatch.heartbeat_resps */
+#define RD_WIRE_FRAME_BATCH           1  /* PeerFrame.batch */
+#define RD_WIRE_BATCH_FROM            1  /* RaftBatch.from */
+#define RD_WIRE_BATCH_TO              2  /* RaftBatch.to */
+#define RD_WIRE_BATCH_MESSAGES        3  /* RaftBatch.messages */
+#define RD_WIRE_BATCH_HEARTBEATS      4  /* RaftBatch.heartbeats */
+#define RD_WIRE_BATCH_HEARTBEAT_RESPS 5  /* RaftBatch.heartbeat_resps */
+#define RD_WIRE_BATCH_FLAGS           6  /* RaftBatch.flags */
+#define RD_WIRE_BATCH_F_DISK_SLOW     1u /* the sender's disk is slow */
 #define RD_WIRE_TYPE_VARINT           0
 #define RD_WIRE_TYPE_LEN              2
 
 /* Room kept at the front of a batch buffer for the frame's head
- * (PeerFrame.batch key and length, RaftBatch.from and .to: at most
- * 1 + 10 + 2 * 11 bytes), so that the sealed frame is handed to the
+ * (PeerFrame.batch key and length, RaftBatch.from and .to, and .flags
+ * when set: at most 1 + 10 + 2 * 11 + 6 bytes), so that the sealed frame is handed to the
  * transport from the batch buffer itself, without another copy. */
 #define RD_WIRE_BATCH_HEAD 40
 
@@ -114,6 +116,10 @@ bool rd_wire_batch_empty(const struct rd_wire_batch *b);
  * valid until the next add, reset or free. Precondition: not empty. */
 const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64_t to,
                                   size_t *len);
+
+/* The same with RaftBatch.flags (RD_WIRE_BATCH_F_*; 0 writes no field). */
+const uint8_t *rd_wire_batch_seal_flags(struct rd_wire_batch *b, uint64_t from,
+                                        uint64_t to, uint32_t flags, size_t *len);
 
 /* Forget the messages added (the buffer is kept for the next batch). */
 void rd_wire_batch_reset(struct rd_wire_batch *b);

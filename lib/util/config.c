@@ -61,6 +61,11 @@ enum key_id {
 	X(admin, listen)                                                                 \
 	X(admin, max_connections)                                                        \
 	X(admin, request_timeout_ms)                                                     \
+	X(health, disk_slow_ms)                                                          \
+	X(health, disk_slow_window_ms)                                                   \
+	X(health, disk_recover_ms)                                                       \
+	X(health, disk_stall_ms)                                                         \
+	X(health, canary_interval_ms)                                                    \
 	X(log, level)
 #define X(s, k) K_##s##_##k,
 	KEYS(X)
@@ -453,6 +458,39 @@ static int set_value(struct parse *p, int k, const char *v)
 			return fail(p, k, "'%s' is not a number of bytes in 2^20..2^34",
 			            v);
 		return 1;
+	case K_health_disk_slow_ms:
+		if (!parse_uint(v, 0, 3600000, &c->disk_slow_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 0..3600000 "
+			            "(0 turns evacuation off)",
+			            v);
+		return 1;
+	case K_health_disk_slow_window_ms:
+		if (!parse_uint(v, 100, 3600000, &c->disk_slow_window_ms))
+			return fail(
+			    p, k, "'%s' is not a number of milliseconds in 100..3600000",
+			    v);
+		return 1;
+	case K_health_disk_recover_ms:
+		if (!parse_uint(v, 100, 3600000, &c->disk_recover_ms))
+			return fail(
+			    p, k, "'%s' is not a number of milliseconds in 100..3600000",
+			    v);
+		return 1;
+	case K_health_disk_stall_ms:
+		if (!parse_uint(v, 0, 3600000, &c->disk_stall_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 0..3600000 "
+			            "(0 turns the guard off)",
+			            v);
+		return 1;
+	case K_health_canary_interval_ms:
+		if (!parse_uint(v, 0, 3600000, &c->canary_interval_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 0..3600000 "
+			            "(0 turns the canary off)",
+			            v);
+		return 1;
 	case K_admin_listen:
 		if (strcmp(v, "off") == 0) {
 			c->admin_enabled = false;
@@ -549,6 +587,11 @@ void rd_config_defaults(struct rd_config *c)
 	c->ctl_max_inflight = 64;
 	c->ctl_high_water = 4u << 20;
 	c->ctl_partial_timeout_ms = 10000;
+	c->disk_slow_ms = 100;
+	c->disk_slow_window_ms = 5000;
+	c->disk_recover_ms = 30000;
+	c->disk_stall_ms = 60000;
+	c->canary_interval_ms = 10000;
 	c->admin_enabled = true;
 	c->admin_max_conns = 16;
 	c->admin_timeout_ms = 5000;
@@ -612,6 +655,9 @@ static int validate(struct parse *p)
 	if (c->heartbeat_ticks >= c->election_ticks)
 		return fail(p, K_raft_heartbeat_ticks, "%s",
 		            "must be smaller than [raft] election_ticks");
+	if (c->disk_slow_ms != 0 && c->disk_recover_ms < c->disk_slow_window_ms)
+		return fail(p, K_health_disk_recover_ms, "%s",
+		            "must be at least [health] disk_slow_window_ms");
 	if (c->keepalive_ms >= c->idle_timeout_ms)
 		return fail(p, K_transport_keepalive_ms, "%s",
 		            "must be smaller than [transport] idle_timeout_ms");

@@ -95,6 +95,13 @@ struct rd_config {
 	unsigned admin_max_conns;  /* max_connections */
 	unsigned admin_timeout_ms; /* request_timeout_ms: whole request */
 
+	/* [health]: gray failures (lib/multiraft/health.c, lib/storage/stall.c) */
+	unsigned disk_slow_ms;        /* sync p99 above this is slow; 0: off */
+	unsigned disk_slow_window_ms; /* ... for this long: evacuate leaders */
+	unsigned disk_recover_ms;     /* below it this long: campaign again */
+	unsigned disk_stall_ms;       /* one sync outstanding this long: abort */
+	unsigned canary_interval_ms;  /* per data group; 0: no canary */
+
 	/* [log] */
 	enum rd_log_level log_level;
 };

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 enum rd_log_level {
+	RD_LOG_CRIT = 2, /* the node found itself broken (canary, stalled disk) */
 	RD_LOG_ERR = 3,
 	RD_LOG_WARNING = 4,
 	RD_LOG_NOTICE = 5,
@@ -41,6 +42,7 @@ bool rd_log_enabled(enum rd_log_level level);
 void rd_log(enum rd_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+#define rd_log_crit(...)   rd_log(RD_LOG_CRIT, __VA_ARGS__)
 #define rd_log_err(...)    rd_log(RD_LOG_ERR, __VA_ARGS__)
 #define rd_log_warn(...)   rd_log(RD_LOG_WARNING, __VA_ARGS__)
 #define rd_log_notice(...) rd_log(RD_LOG_NOTICE, __VA_ARGS__)

@@ -170,7 +170,8 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Prometheus naming: valid names, "raft_" namespace, counters and only
+/* Prometheus naming: valid names, "raft_" namespace ("raftd_" for the
+ * node's own health: disk verdict, canary), counters and only
  * counters end in _total, durations are in seconds, every help text is a
  * sentence, no name appears twice. */
 Test(metrics, catalog_follows_naming_conventions)
@@ -178,7 +179,10 @@ Test(metrics, catalog_follows_naming_conventions)
 	for (unsigned i = 0; i < RD_METRIC_COUNT; i++) {
 		const struct rd_metric_desc *d = rd_metrics_desc(i);
 		cr_assert(rd_metrics_name_valid(d->name), "%s", d->name);
-		cr_assert_eq(strncmp(d->name, "raft_", 5), 0, "%s", d->name);
+		cr_assert(strncmp(d->name, "raft_", 5) == 0 ||
+		              strncmp(d->name, "raftd_disk_", 11) == 0 ||
+		              strncmp(d->name, "raftd_canary_", 13) == 0,
+		          "%s", d->name);
 		cr_assert_eq(ends_with(d->name, "_total"), d->type == RD_METRIC_COUNTER,
 		             "%s", d->name);
 		if (strstr(d->name, "duration") != NULL || strstr(d->name, "rtt") != NULL)

@@ -531,6 +531,48 @@ Test(paper, t4_2_3_lease_ignores_disruptive_votes)
 	rd_raft_free(r);
 }
 
+/* A node forbidden to campaign (the runtime does it while its disk is
+ * slow) starts no election on its timeout, nor on TIMEOUT_NOW (§3.10):
+ * the transfer is abandoned after an election timeout and the leader stays.
+ * Allowed again, it campaigns as usual. */
+Test(paper, t3_10_a_node_forbidden_to_campaign_ignores_timeouts_and_timeout_now)
+{
+	struct rd_raft *r = node(1, 3, false, false);
+	struct rd_message out[16];
+	drain(r, out, 16);
+	rd_raft_set_campaign(r, false);
+	cr_assert_not(rd_raft_campaign_allowed(r));
+	for (int i = 0; i < 100; i++)
+		rd_raft_tick(r);
+	cr_assert_eq(rd_raft_role(r), RD_RAFT_FOLLOWER);
+	cr_assert_eq(rd_raft_campaign(r), RD_EBUSY);
+	struct rd_message tn = msg(RD_MSG_TIMEOUT_NOW, 2, 1, 1);
+	cr_assert_eq(rd_raft_step(r, &tn), 0);
+	cr_assert_eq(rd_raft_role(r), RD_RAFT_FOLLOWER);
+	cr_assert_eq(rd_raft_term(r), 1);
+	rd_raft_set_campaign(r, true);
+	for (int i = 0; i < 20 && rd_raft_role(r) == RD_RAFT_FOLLOWER; i++)
+		rd_raft_tick(r);
+	cr_assert_eq(rd_raft_role(r), RD_RAFT_CANDIDATE);
+	rd_raft_free(r);
+
+	struct rc_cluster c;
+	cluster(&c, 3);
+	elect(&c, 1);
+	rd_raft_set_campaign(c.nodes[3].r, false);
+	cr_assert_eq(rd_raft_transfer_leader(c.nodes[1].r, 3), 0);
+	rc_stabilize(&c);
+	cr_assert_eq(rd_raft_role(c.nodes[3].r), RD_RAFT_FOLLOWER);
+	for (int i = 0; i < 30; i++) {
+		rd_raft_tick(c.nodes[1].r);
+		rc_stabilize(&c);
+	}
+	cr_assert_eq(rd_raft_role(c.nodes[1].r), RD_RAFT_LEADER);
+	cr_assert_eq(rd_raft_transferee(c.nodes[1].r), 0, "the transfer was abandoned");
+	cr_assert_eq(rd_raft_propose(c.nodes[1].r, RD_ENTRY_NORMAL, "x", 1, NULL), 0);
+	done(&c);
+}
+
 Test(paper, t3_10_transfer_refuses_proposals_and_completes)
 {
 	struct rc_cluster c;

@@ -182,3 +182,33 @@ Test(wire_batch, a_message_without_entries_on_fresh_scratch)
 	rd_wire_batch_free(&b);
 	rd_wire_scratch_free(&s);
 }
+
+/* RaftBatch.flags (the sender's disk is slow) travels in the frame head
+ * when set, with the largest ids, and is absent (0) otherwise; the
+ * messages after it are unchanged. */
+Test(wire_batch, flags_travel_in_the_head)
+{
+	struct rd_wire_batch b;
+	struct rd_wire_scratch s = {0};
+	struct rd_message hb = {.type = RD_MSG_HEARTBEAT, .group = 9, .term = 2};
+	size_t len;
+
+	rd_wire_batch_init(&b);
+	cr_assert_eq(rd_wire_batch_add_msg(&b, &s, &hb), 0);
+	const uint8_t *p = rd_wire_batch_seal_flags(&b, UINT64_MAX, UINT64_MAX - 1,
+	                                            RD_WIRE_BATCH_F_DISK_SLOW, &len);
+	Raftd__PeerFrame *f = raftd__peer_frame__unpack(NULL, len, p);
+	cr_assert_not_null(f);
+	cr_assert_eq(f->batch->flags, RD_WIRE_BATCH_F_DISK_SLOW);
+	cr_assert_eq(f->batch->from, UINT64_MAX);
+	cr_assert_eq(f->batch->to, UINT64_MAX - 1);
+	cr_assert_eq(f->batch->n_heartbeats, 1);
+	cr_assert_eq(f->batch->heartbeats[0]->group, 9);
+	raftd__peer_frame__free_unpacked(f, NULL);
+	f = seal_and_unpack(&b, 1, 2);
+	cr_assert_eq(f->batch->flags, 0);
+	cr_assert_eq(f->batch->n_heartbeats, 1);
+	raftd__peer_frame__free_unpacked(f, NULL);
+	rd_wire_batch_free(&b);
+	rd_wire_scratch_free(&s);
+}

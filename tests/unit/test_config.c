@@ -186,3 +186,34 @@ Test(config, insecure_mode_off_loopback_needs_explicit_key)
 	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), 0, "%s", msg);
 	cr_assert(c.tls_insecure_remote);
 }
+
+/* [health]: defaults that a healthy SSD and a busy shared disk both pass
+ * (raftd.conf(5)); 0 turns each mechanism off; a recovery window shorter
+ * than the detection window is refused, naming the key. */
+Test(config, health_section)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+	cr_assert_eq(rd_config_load_string(&c, "n2.conf", good, msg), 0, "%s", msg);
+	cr_assert_eq(c.disk_slow_ms, 100);
+	cr_assert_eq(c.disk_slow_window_ms, 5000);
+	cr_assert_eq(c.disk_recover_ms, 30000);
+	cr_assert_eq(c.disk_stall_ms, 60000);
+	cr_assert_eq(c.canary_interval_ms, 10000);
+	cr_assert_eq(rd_config_load_string(&c, "h.conf",
+	                                   BASE PEERS "[health]\ndisk_slow_ms = 0\n"
+	                                              "disk_stall_ms = 0\n"
+	                                              "canary_interval_ms = 0\n",
+	                                   msg),
+	             0, "%s", msg);
+	cr_assert_eq(c.disk_slow_ms, 0);
+	cr_assert_eq(c.disk_stall_ms, 0);
+	cr_assert_eq(c.canary_interval_ms, 0);
+	expect_error(BASE PEERS "[health]\ndisk_slow_window_ms = 50\n",
+	             "x.conf:10: [health] disk_slow_window_ms: '50'");
+	expect_error(BASE PEERS "[health]\ndisk_slow_window_ms = 5000\n"
+	                        "disk_recover_ms = 1000\n",
+	             "x.conf:11: [health] disk_recover_ms: must be at least");
+	expect_error(BASE PEERS "[health]\ncanary_interval_ms = x\n",
+	             "x.conf:10: [health] canary_interval_ms: 'x'");
+}
