@@ -14,6 +14,7 @@
 #define RC_EXIT_FAILED      1
 #define RC_EXIT_USAGE       2
 #define RC_EXIT_UNREACHABLE 3
+#define RC_EXIT_STREAM_END  4 /* tail / watch: the node ended the stream */
 
 struct rc_opts {
 	const char *socket;
@@ -72,5 +73,12 @@ int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_reques
 /* A response whose error is not OK: JSON on stdout with --json, and always
  * the error, message and hints on stderr. Returns RC_EXIT_FAILED. */
 int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r);
+
+/* raftctl tail / watch (daemon/raftctl_stream.c): send `sub` on the
+ * connected socket `fd` (closed on return), print entries until a signal,
+ * the end of the stream or `count` entries (0: no limit). Returns the exit
+ * code. */
+int rc_stream(const struct rc_opts *o, int fd, Raftd__SubscribeRequest *sub,
+              uint64_t count);
 
 #endif

@@ -88,7 +88,15 @@ enum rd_metric_type {
 	X(PEER_RECONNECTS, "raft_peer_reconnects_total", COUNTER, "peer",                \
 	  "Connections to the peer established again after a loss.")                     \
 	X(STORAGE_SYNC_DURATION, "raft_storage_sync_duration_seconds", HISTOGRAM, "",    \
-	  "Duration of synced RocksDB write batches (one per loop iteration).")
+	  "Duration of synced RocksDB write batches (one per loop iteration).")          \
+	X(STREAM_SUBSCRIPTIONS, "raft_stream_subscriptions", GAUGE, "kind",              \
+	  "Open commit-stream subscriptions by kind (group, all, meta, watch).")         \
+	X(STREAM_DELIVERED, "raft_stream_entries_delivered_total", COUNTER, "",          \
+	  "Entries and watch events sent to subscribers.")                               \
+	X(STREAM_CUT_OFF, "raft_stream_subscribers_cut_off_total", COUNTER, "",          \
+	  "Subscribers cut off because they stopped reading.")                           \
+	X(STREAM_JOURNAL_BYTES, "raft_stream_journal_bytes", GAUGE, "group",             \
+	  "Bytes held in the group's journal of applied commands.")
 
 enum rd_metric_id {
 #define RD__METRIC_ENUM(id, name, type, labels, help) RD_METRIC_##id,

@@ -71,6 +71,7 @@ static void persist(struct rd_node *n, struct rd_group *g)
 		                  &g->results[i], msg) != 0)
 			rd_fatal("fatal: apply refused group=%llu: %s",
 			         (unsigned long long)g->id, msg);
+		rd_subs_journal(n, g, &u->committed[i], &g->results[i]);
 	}
 }
 
@@ -233,6 +234,8 @@ void rd_drive_iteration(struct rd_node *n)
 		if (rd_raft_has_update(g->raft))
 			rd_node_wake(n);
 	}
+	/* Subscribers get what this batch made durable (subscribe.h). */
+	rd_subs_applied(n);
 	/* Log compaction (Raft §7) goes into the next batch: this one's apply
 	 * results were just handed out and must stay valid until here. */
 	for (size_t i = 0; i < n_active; i++)

@@ -23,6 +23,7 @@
 #include "cluster/topology.h"
 #include "multiraft/applier.h"
 #include "multiraft/node.h"
+#include "multiraft/subscribe.h"
 #include "raft/raft.h"
 #include "storage/storage.h"
 #include "ctl/metrics.h"
@@ -153,6 +154,7 @@ struct rd_node {
 	uint64_t last_slow_log_ns;
 	uint64_t seed;
 	struct rd_loop_stats loop;
+	struct rd_subs *subs; /* commit streams (subscribe.h) */
 };
 
 /* ---- node.c ---- */

@@ -158,6 +158,7 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 		            (unsigned long long)c->group, msg);
 		return;
 	}
+	rd_subs_snapshot_installed(n, c->group, meta.index);
 	rd_log_info("snapshot installed group=%llu from=%llu index=%llu term=%llu",
 	            (unsigned long long)c->group, (unsigned long long)peer,
 	            (unsigned long long)meta.index, (unsigned long long)meta.term);
