@@ -453,7 +453,11 @@ void rd_ctl_server_free(struct rd_ctl_server *s)
 		/* Best effort: hand replies already queued (the answer to
 		 * `raftctl shutdown`) to the kernel before closing. */
 		struct bufferevent *bev = s->conns->bev;
-		evbuffer_write(bufferevent_get_output(bev), bufferevent_getfd(bev));
+		struct evbuffer *out = bufferevent_get_output(bev);
+		/* A bufferevent freezes the front of its output (only it
+		 * drains it): thaw it to write here. */
+		evbuffer_unfreeze(out, 1);
+		evbuffer_write(out, bufferevent_getfd(bev));
 		conn_close(s->conns);
 	}
 	event_free(s->relisten);
