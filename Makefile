@@ -26,6 +26,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= $(shell command -v clang-14 || echo clang)
 # make bench-e2e: load duration; make bench-storage: seconds per case.
 E2E_SECONDS ?= 10
+# make bench-tail: seconds of writing while one subscriber tails.
+TAIL_SECONDS ?= 5
 STORAGE_BENCH_SECONDS ?= 1.5
 PREFIX ?= /usr/local
 MANDIR ?= $(PREFIX)/share/man
@@ -130,7 +132,7 @@ help:
 	@echo "make install               PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make format | format-check | lint | clean"
 	@echo "defaults: SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) SEEDS=$(SEEDS)"
-	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) V=1: show commands"
+	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) TAIL_SECONDS=$(TAIL_SECONDS) V=1: show commands"
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): .ci/deps.sh

@@ -45,3 +45,11 @@ bench-e2e: $(DAEMONS) $(B)/bench/e2e_load
 	$(Q)bash tests/bench/e2e.sh $(abspath $(B)) $(E2E_SECONDS)
 
 BENCH_TARGETS += bench-core bench-storage bench-transport bench-metrics bench-e2e
+
+$(eval $(call bench_prog,tail_bench,))
+.PHONY: bench-tail
+HELP_bench-tail := 3 local raftd nodes: entries/s to one subscriber, propose-to-delivery p50/p99
+bench-tail: $(DAEMONS) $(B)/bench/tail_bench
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/tail.sh $(abspath $(B)) $(TAIL_SECONDS)
+BENCH_TARGETS += bench-tail
