@@ -30,6 +30,8 @@ E2E_SECONDS ?= 10
 # [raft] election_ticks values, one run per pair.
 GRAY_DELAYS_MS ?= 150 400
 GRAY_ELECTION_TICKS ?= 30 300
+# make bench-tail: seconds of writing while one subscriber tails.
+TAIL_SECONDS ?= 5
 STORAGE_BENCH_SECONDS ?= 1.5
 PREFIX ?= /usr/local
 MANDIR ?= $(PREFIX)/share/man
@@ -134,7 +136,7 @@ help:
 	@echo "make install               PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make format | format-check | lint | clean"
 	@echo "defaults: SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) SEEDS=$(SEEDS)"
-	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) V=1: show commands"
+	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) TAIL_SECONDS=$(TAIL_SECONDS) V=1: show commands"
 	@echo "          GRAY_DELAYS_MS=\"$(GRAY_DELAYS_MS)\" GRAY_ELECTION_TICKS=\"$(GRAY_ELECTION_TICKS)\""
 
 deps: $(DEPS_STAMP)
@@ -171,7 +173,8 @@ $(B)/raftd: $(B)/daemon/raftd.o $(LIBRAFTD)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
-$(B)/raftctl: $(B)/daemon/raftctl.o $(B)/daemon/raftctl_print.o $(LIBRAFTD)
+$(B)/raftctl: $(B)/daemon/raftctl.o $(B)/daemon/raftctl_print.o \
+        $(B)/daemon/raftctl_stream.o $(LIBRAFTD)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 

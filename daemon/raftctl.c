@@ -5,7 +5,8 @@
  * Exit codes: 0 success, 1 the operation failed and was not applied
  * (message on stderr), 2 usage error, 3 the daemon could not be reached, 4
  * the operation failed and its outcome is unknown (a write may have
- * applied; transport/wire.h rd_wire_outcome is the classification).
+ * applied; transport/wire.h rd_wire_outcome is the classification), 5 a
+ * stream (tail, watch) was ended by the node.
  *
  * Every write carries a client session (proto/raftd.proto, ClientRequest):
  * a random client id per invocation and sequence 1, so that the node may
@@ -69,7 +70,8 @@ static void usage(FILE *out)
 	    "Writes carry a client session: a random client id (or --client-id) and\n"
 	    "sequence 1 (or --sequence), so a write is applied at most once.\n"
 	    "Exit codes: 0 ok, 1 failed and not applied, 2 usage, 3 raftd unreachable,\n"
-	    "4 failed with the outcome unknown (a write may have applied).\n"
+	    "4 failed with the outcome unknown (a write may have applied),\n"
+	    "5 stream ended by the server (tail, watch).\n"
 	    "'raftctl COMMAND --help' describes one command.\n",
 	    DEFAULT_SOCKET);
 }
@@ -374,6 +376,64 @@ static int build_ready(const struct cmd *c, struct rc_request *rq, int argc, cha
 	return 0;
 }
 
+/* tail and watch are streams, not one round trip: they build a
+ * SubscribeRequest and run it in rc_stream. */
+static int stream_cmd(const struct rc_opts *o, const struct cmd *c, int argc, char **argv)
+{
+	Raftd__SubscribeRequest sub = RAFTD__SUBSCRIBE_REQUEST__INIT;
+	const char *v;
+	uint64_t x, count = 0;
+	int fd, scopes = 0;
+
+	if ((v = take_opt(&argc, argv, "--count")) != NULL &&
+	    (!parse_u64(v, &count) || count == 0))
+		return usage_error("--count takes a positive number of entries");
+	if (strcmp(c->name, "watch") == 0) {
+		sub.watch = true;
+		sub.scope = RAFTD__SUBSCRIBE_SCOPE__SCOPE_ALL_DATA;
+		sub.from_oldest = !take_flag(&argc, argv, "--from-now");
+		if (argc != 1)
+			return usage_error(
+			    "watch takes one PREFIX (\"\" watches every key)");
+		sub.prefix = bin(argv[0]);
+	} else {
+		if ((v = take_opt(&argc, argv, "--vshard")) != NULL) {
+			if (!parse_u64(v, &x) || x > 1023)
+				return usage_error("--vshard takes V in 0..1023");
+			sub.scope = RAFTD__SUBSCRIBE_SCOPE__SCOPE_VSHARD;
+			sub.vshard = (uint32_t)x;
+			scopes++;
+		}
+		if ((v = take_opt(&argc, argv, "--group")) != NULL) {
+			if (!parse_u64(v, &x))
+				return usage_error("--group takes a group number");
+			sub.scope = RAFTD__SUBSCRIBE_SCOPE__SCOPE_GROUP;
+			sub.group = x;
+			scopes++;
+		}
+		if (take_flag(&argc, argv, "--meta")) {
+			sub.scope = RAFTD__SUBSCRIBE_SCOPE__SCOPE_META;
+			scopes++;
+		}
+		if (take_flag(&argc, argv, "--all")) {
+			sub.scope = RAFTD__SUBSCRIBE_SCOPE__SCOPE_ALL_DATA;
+			scopes++;
+		}
+		if ((v = take_opt(&argc, argv, "--from")) != NULL) {
+			if (!parse_u64(v, &x) || x == 0)
+				return usage_error("--from takes an index >= 1");
+			sub.from_index = x;
+		}
+		if (scopes != 1 || argc != 0)
+			return usage_error(
+			    "tail takes one of --vshard V, --group G, --meta, --all");
+	}
+	fd = dial(o->socket);
+	if (fd < 0)
+		return unreachable(o->socket, strerror(errno));
+	return rc_stream(o, fd, &sub, count);
+}
+
 static const char *const key[] = {"key", NULL};
 static const char *const key_value[] = {"key", "value", NULL};
 
@@ -417,6 +477,10 @@ static const struct cmd commands[] = {
          READY, build_ready, RC_OUT_READY)},
     {CMD("shutdown", "", "graceful shutdown of the node", SHUTDOWN, build_fields,
          RC_OUT_OK)},
+    {CMD("tail", "(--vshard V|--group G|--meta|--all) [--from I] [--count N]",
+         "print committed entries as they apply", SUBSCRIBE, NULL, RC_OUT_OK)},
+    {CMD("watch", "PREFIX [--from-now] [--count N]",
+         "print KV changes on keys starting with PREFIX", SUBSCRIBE, NULL, RC_OUT_OK)},
     {.name = NULL},
 };
 
@@ -444,7 +508,11 @@ static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **ar
 {
 	struct rc_request rq = {.req = RAFTD__CLIENT_REQUEST__INIT};
 	Raftd__ClientResponse *r;
-	int rv = c->build(c, &rq, argc, argv);
+	int rv;
+
+	if (c->build == NULL)
+		return stream_cmd(o, c, argc, argv);
+	rv = c->build(c, &rq, argc, argv);
 
 	if (rv != 0)
 		return rv;

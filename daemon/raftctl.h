@@ -16,6 +16,7 @@
 #define RC_EXIT_USAGE       2
 #define RC_EXIT_UNREACHABLE 3
 #define RC_EXIT_UNKNOWN     4 /* failed with outcome unknown (transport/wire.h) */
+#define RC_EXIT_STREAM_END  5 /* tail / watch: the node ended the stream */
 
 struct rc_opts {
 	const char *socket;
@@ -78,5 +79,12 @@ int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_reques
  * and hints on stderr. Returns RC_EXIT_FAILED when the request was not
  * applied, RC_EXIT_UNKNOWN when its outcome is unknown. */
 int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r);
+
+/* raftctl tail / watch (daemon/raftctl_stream.c): send `sub` on the
+ * connected socket `fd` (closed on return), print entries until a signal,
+ * the end of the stream or `count` entries (0: no limit). Returns the exit
+ * code. */
+int rc_stream(const struct rc_opts *o, int fd, Raftd__SubscribeRequest *sub,
+              uint64_t count);
 
 #endif

@@ -99,7 +99,15 @@ enum rd_metric_type {
 	  "Canary read-backs compared with the acknowledged canary write.")              \
 	X(CANARY_VIOLATIONS, "raftd_canary_violations_total", COUNTER, "",               \
 	  "Canary reads older than an acknowledged canary write (lost write or stale "   \
-	  "read).")
+	  "read).") \
+	X(STREAM_SUBSCRIPTIONS, "raft_stream_subscriptions", GAUGE, "kind",              \
+	  "Open commit-stream subscriptions by kind (group, all, meta, watch).")         \
+	X(STREAM_DELIVERED, "raft_stream_entries_delivered_total", COUNTER, "",          \
+	  "Entries and watch events sent to subscribers.")                               \
+	X(STREAM_CUT_OFF, "raft_stream_subscribers_cut_off_total", COUNTER, "",          \
+	  "Subscribers cut off because they stopped reading.")                           \
+	X(STREAM_JOURNAL_BYTES, "raft_stream_journal_bytes", GAUGE, "group",             \
+	  "Bytes held in the group's journal of applied commands.")
 
 enum rd_metric_id {
 #define RD__METRIC_ENUM(id, name, type, labels, help) RD_METRIC_##id,

@@ -33,6 +33,8 @@ struct rd_ctl_conn {
 	struct event *partial; /* a partial frame must complete before it fires */
 	uint64_t frames;       /* frames read so far (progress, for `partial`) */
 	uint64_t frames_at_arm;
+	const struct rd_ctl_stream_ops *stream; /* a streaming handler's watch */
+	void *stream_ud;
 	pid_t pid;
 	uid_t uid;
 };
@@ -90,6 +92,13 @@ static void conn_close(struct rd_ctl_conn *c)
 		s->stats.open--;
 	}
 	c->server = NULL;
+	if (c->stream != NULL) {
+		const struct rd_ctl_stream_ops *ops = c->stream;
+		c->stream = NULL;
+		c->refs++; /* `closed` may drop the handler's references */
+		ops->closed(c->stream_ud, c);
+		c->refs--;
+	}
 	conn_unref(c);
 }
 
@@ -225,6 +234,14 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct rd_ctl_conn *c = arg;
 
+	if (c->stream != NULL && c->server != NULL) {
+		c->refs++;
+		c->stream->drained(c->stream_ud, c);
+		bool gone = c->bev == NULL;
+		conn_unref(c);
+		if (gone)
+			return;
+	}
 	if (!c->paused || c->server == NULL)
 		return;
 	c->paused = false;
@@ -436,7 +453,11 @@ void rd_ctl_server_free(struct rd_ctl_server *s)
 		/* Best effort: hand replies already queued (the answer to
 		 * `raftctl shutdown`) to the kernel before closing. */
 		struct bufferevent *bev = s->conns->bev;
-		evbuffer_write(bufferevent_get_output(bev), bufferevent_getfd(bev));
+		struct evbuffer *out = bufferevent_get_output(bev);
+		/* A bufferevent freezes the front of its output (only it
+		 * drains it): thaw it to write here. */
+		evbuffer_unfreeze(out, 1);
+		evbuffer_write(out, bufferevent_getfd(bev));
 		conn_close(s->conns);
 	}
 	event_free(s->relisten);
@@ -461,6 +482,44 @@ void rd_ctl_reply(struct rd_ctl_conn *c, const uint8_t *buf, size_t len)
 			pause_reading(c);
 	}
 	conn_unref(c);
+}
+
+void rd_ctl_stream_watch(struct rd_ctl_conn *c, const struct rd_ctl_stream_ops *ops,
+                         void *ud)
+{
+	c->stream = c->bev != NULL ? ops : NULL;
+	c->stream_ud = ud;
+}
+
+void rd_ctl_send(struct rd_ctl_conn *c, const uint8_t *buf, size_t len)
+{
+	uint8_t hdr[RD_FRAME_HEADER];
+
+	if (c->bev == NULL)
+		return;
+	rd_frame_header(hdr, (uint32_t)len);
+	bufferevent_write(c->bev, hdr, sizeof hdr);
+	bufferevent_write(c->bev, buf, len);
+}
+
+size_t rd_ctl_unsent(const struct rd_ctl_conn *c)
+{
+	return c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+}
+
+size_t rd_ctl_high_water(const struct rd_ctl_conn *c)
+{
+	return c->server != NULL ? c->server->lim.high_water : 0;
+}
+
+bool rd_ctl_conn_open(const struct rd_ctl_conn *c)
+{
+	return c->bev != NULL;
+}
+
+void rd_ctl_conn_close(struct rd_ctl_conn *c)
+{
+	conn_close(c);
 }
 
 void rd_ctl_retain(struct rd_ctl_conn *c)

@@ -98,6 +98,42 @@ void rd_ctl_release(struct rd_ctl_conn *conn);
  * client's uid with its first write request. */
 bool rd_ctl_conn_first_write(struct rd_ctl_conn *conn);
 
+/*
+ * Streaming answers (commit streams): a handler that answers one request
+ * with many frames sends them with rd_ctl_send, which keeps its reference,
+ * and ends with rd_ctl_reply or rd_ctl_release as usual. It watches the
+ * connection through `struct rd_ctl_stream_ops`: `drained` when the unread
+ * answers fell to half the high-water mark after having been above it (or
+ * any write completed), `closed` once when the connection closes (the
+ * handler then drops its references). The bytes a stream may queue are the
+ * handler's to bound: rd_ctl_unsent says how many are unread.
+ */
+struct rd_ctl_stream_ops {
+	void (*drained)(void *ud, struct rd_ctl_conn *conn);
+	void (*closed)(void *ud, struct rd_ctl_conn *conn);
+};
+
+/* Watch `conn` (one watcher per connection; NULL ops stop watching). */
+void rd_ctl_stream_watch(struct rd_ctl_conn *conn, const struct rd_ctl_stream_ops *ops,
+                         void *ud);
+
+/* Queue one frame on `conn` without dropping a reference; dropped when the
+ * connection is closed. */
+void rd_ctl_send(struct rd_ctl_conn *conn, const uint8_t *buf, size_t len);
+
+/* Bytes queued on `conn` that the client has not read (0 once closed). */
+size_t rd_ctl_unsent(const struct rd_ctl_conn *conn);
+
+/* The high-water mark of unread answer bytes (struct rd_ctl_limits). */
+size_t rd_ctl_high_water(const struct rd_ctl_conn *conn);
+
+/* True while the connection is open. */
+bool rd_ctl_conn_open(const struct rd_ctl_conn *conn);
+
+/* Close `conn` now (a subscriber cut off); queued bytes are dropped. The
+ * stream watcher's `closed` runs; references stay valid. */
+void rd_ctl_conn_close(struct rd_ctl_conn *conn);
+
 /* The peer's credentials, from SO_PEERCRED at accept time. */
 pid_t rd_ctl_conn_pid(const struct rd_ctl_conn *conn);
 uid_t rd_ctl_conn_uid(const struct rd_ctl_conn *conn);

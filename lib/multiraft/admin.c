@@ -211,6 +211,33 @@ static struct rd_transport_stats transport_stats(const struct rd_node *n)
 	return st;
 }
 
+static void stream_metrics(struct evbuffer *out, struct rd_node *n)
+{
+	static const char *const kinds[RD_SUB_KINDS] = {"group", "all", "meta", "watch"};
+	struct rd_subs_stats s;
+	char gs[24];
+
+	rd_subs_stats(n, &s);
+	rd_metrics_family(out, RD_METRIC_STREAM_SUBSCRIPTIONS);
+	for (int k = 0; k < RD_SUB_KINDS; k++)
+		rd_metrics_gauge_u64(out, "raft_stream_subscriptions",
+		                     RD_METRICS_L1("kind", kinds[k]), s.open[k]);
+	rd_metrics_family(out, RD_METRIC_STREAM_DELIVERED);
+	rd_metrics_counter(out, "raft_stream_entries_delivered_total", RD_METRICS_L0,
+	                   s.delivered);
+	rd_metrics_family(out, RD_METRIC_STREAM_CUT_OFF);
+	rd_metrics_counter(out, "raft_stream_subscribers_cut_off_total", RD_METRICS_L0,
+	                   s.cut_off);
+	rd_metrics_family(out, RD_METRIC_STREAM_JOURNAL_BYTES);
+	for (size_t gid = 0; gid < n->n_slots; gid++) {
+		if (n->groups[gid] == NULL)
+			continue;
+		rd_metrics_gauge_u64(out, "raft_stream_journal_bytes",
+		                     RD_METRICS_L1("group", rd_metrics_u64_str(gs, gid)),
+		                     rd_subs_journal_bytes(n, gid));
+	}
+}
+
 static int metrics(void *ud, struct evbuffer *out)
 {
 	struct rd_node *n = ud;
@@ -293,6 +320,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_family(out, RD_METRIC_CANARY_VIOLATIONS);
 	rd_metrics_counter(out, "raftd_canary_violations_total", RD_METRICS_L0,
 	                   n->canary.violations);
+	stream_metrics(out, n);
 	return 0;
 }
 

@@ -72,6 +72,7 @@ static void persist(struct rd_node *n, struct rd_group *g)
 		                  &g->results[i], msg) != 0)
 			rd_fatal("fatal: apply refused group=%llu: %s",
 			         (unsigned long long)g->id, msg);
+		rd_subs_journal(n, g, &u->committed[i], &g->results[i]);
 	}
 }
 
@@ -399,6 +400,8 @@ void rd_drive_iteration(struct rd_node *n)
 	 * the batch is empty, so a snapshot install that found work for its
 	 * group in it can finish now (storage/snapshot.h). */
 	resubmit_after_pass(n);
+	/* Subscribers get what this batch made durable (subscribe.h). */
+	rd_subs_applied(n);
 	uint64_t installing = n->snap_in.pending ? n->snap_in.sw_group : UINT64_MAX;
 	rd_snapshots_retry(n);
 	/* Log compaction (Raft §7) goes into the next batch: this one's apply

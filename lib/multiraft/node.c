@@ -277,6 +277,9 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	rv = open_groups(n, msg);
 	if (rv != 0)
 		goto err_after_groups;
+	rv = rd_subs_start(n, msg);
+	if (rv != 0)
+		goto err_after_groups;
 	n->drain_ev = event_new(base, -1, 0, on_drain, n);
 	event_priority_set(n->drain_ev, PRIO_DRAIN);
 	n->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, n);
@@ -324,6 +327,7 @@ err_after_events:
 	event_free(n->tick_ev);
 	event_free(n->drain_ev);
 err_after_groups:
+	rd_subs_free(n);
 	for (size_t i = 0; i < n->n_slots; i++)
 		rd_group_free(n->groups[i]);
 	free(n->groups);
@@ -365,6 +369,7 @@ static void on_finish(evutil_socket_t fd, short what, void *arg)
 	/* Close peers first: forwards still in flight are answered by it. */
 	rd_peers_stop(n);
 	fail_everything(n, &r);
+	rd_subs_shutdown(n);
 	rd_node_admin_stop(n);
 	rd_ctl_server_free(n->ctl);
 	n->ctl = NULL;
@@ -408,6 +413,7 @@ void rd_node_free(struct rd_node *n)
 		return;
 	rd_node_admin_stop(n);
 	rd_ctl_server_free(n->ctl);
+	rd_subs_free(n);
 	rd_peers_free(n);
 	if (n->finish_ev != NULL)
 		event_free(n->finish_ev);

@@ -25,6 +25,7 @@
 #include "cluster/topology.h"
 #include "multiraft/applier.h"
 #include "multiraft/node.h"
+#include "multiraft/subscribe.h"
 #include "raft/raft.h"
 #include "storage/storage.h"
 #include "ctl/metrics.h"
@@ -232,6 +233,7 @@ struct rd_node {
 	struct rd_loop_stats loop;
 	struct rd_health health;
 	struct rd_canary canary;
+	struct rd_subs *subs; /* commit streams (subscribe.h) */
 };
 
 /* ---- node.c ---- */

@@ -335,6 +335,20 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		    conn, req->request_id, RAFTD__ERROR_CODE__UNAVAILABLE,
 		    "membership changes are not supported by this version of raftd");
 		break;
+	case RAFTD__CLIENT_REQUEST__OP_CREDIT:
+		rd_subs_credit(n, conn, req);
+		break;
+	case RAFTD__CLIENT_REQUEST__OP_SUBSCRIBE:
+		if (n->stopping)
+			reply_code(conn, req->request_id,
+			           RAFTD__ERROR_CODE__SHUTTING_DOWN,
+			           "node is shutting down");
+		else if (!n->ready)
+			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_READY,
+			           "node has not caught up with the metadata group yet");
+		else
+			rd_subs_subscribe(n, conn, req);
+		break;
 	case RAFTD__CLIENT_REQUEST__OP__NOT_SET:
 		n->loop.malformed_client++;
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,

@@ -208,6 +208,7 @@ static void finish_install(struct rd_node *n)
 		            (unsigned long long)p->sw_group, msg);
 		return;
 	}
+	rd_subs_snapshot_installed(n, p->sw_group, meta.index);
 	rd_log_info("snapshot installed group=%llu from=%llu index=%llu term=%llu",
 	            (unsigned long long)p->sw_group, (unsigned long long)p->sw_from,
 	            (unsigned long long)meta.index, (unsigned long long)meta.term);

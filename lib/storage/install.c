@@ -69,6 +69,9 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	put_state(st, wb, group, RD_STATE_LOGSTART, v,
 	          rd__enc_logstart(v, group, m->index, m->term));
 	put_state(st, wb, group, RD_STATE_SNAPSHOT, v, rd__enc_snap(v, group, m));
+	/* The entries the snapshot covers were never applied here one by one:
+	 * the journal restarts after it (journal.h). */
+	rd__journal_restart(st, wb, group, m->index + 1);
 
 	uint64_t t0 = rd__sync_begin(st);
 	rocksdb_write(st->db, st->wo, wb, &err);
@@ -138,8 +141,9 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 	rd_be64_put(lo, group);
 	rd_be64_put(hi, group + 1);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	const int cfs[4] = {RD_CF_LOG, RD_CF_STATE, RD_CF_KV, RD_CF_SESSION};
-	for (int i = 0; i < 4; i++)
+	const int cfs[5] = {RD_CF_LOG, RD_CF_STATE, RD_CF_KV, RD_CF_SESSION,
+	                    RD_CF_JOURNAL};
+	for (int i = 0; i < 5; i++)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
 		                                   sizeof lo, (const char *)hi,
 		                                   sizeof hi);

@@ -185,6 +185,10 @@ struct rd_storage_batch {
 	size_t nsslots;
 };
 
+/* Drop group's journal and record `start` as its start (journal.c). */
+void rd__journal_restart(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
+                         uint64_t start);
+
 /* Does the batch being filled hold work for g (batch.c)? */
 bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g);
 /* Arena memory of the batch (batch.c); aborts on out-of-memory. */

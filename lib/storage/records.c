@@ -12,6 +12,7 @@
 const char *const rd_schema_cf_names[RD_CF_COUNT] = {
     [RD_CF_DEFAULT] = "default", [RD_CF_LOG] = "log",         [RD_CF_STATE] = "state",
     [RD_CF_KV] = "kv",           [RD_CF_CATALOG] = "catalog", [RD_CF_SESSION] = "session",
+    [RD_CF_JOURNAL] = "journal",
 };
 
 static const char *const kind_names[] = {

@@ -44,6 +44,22 @@
  *            Written in the same batch as the apply it records; part of the
  *            group's state machine, so snapshots carry it (snapshot.h).
  *
+ * "journal"  per group, the applied entries that carry a command, kept for
+ *            subscribers (journal.h, [streams] retention): written in the
+ *            same batch as the apply of the entry, trimmed from the oldest.
+ *            key   (16)  group u64 | index u64
+ *            index 0: the start record (absent = start 1)
+ *            value (12)  crc u32 | start u64: every journaled entry from
+ *                        `start` on is held; below it they were trimmed
+ *                        (retention) or never held (a snapshot install)
+ *            index >= 1: one entry
+ *            value       crc u32 | term u64 | kind u8 | status u8 | data...
+ *              kind    1 raw proposal, 2 KV write, 3 group-0 command
+ *              status  0 applied; 1 CAS failed; 2 malformed (not applied)
+ *              data    the entry's data as in the log (kv.h encoding)
+ *            crc = CRC-32C over key (16 bytes) then value bytes [4, end).
+ *            Not part of the state machine: snapshots do not carry it.
+ *
  * "catalog"  node-wide records.
  *            key         ASCII name, no terminator:
  *              "format"       u32 version, currently 1
@@ -69,6 +85,7 @@ enum rd_schema_cf {
 	RD_CF_KV,
 	RD_CF_CATALOG,
 	RD_CF_SESSION,
+	RD_CF_JOURNAL,
 	RD_CF_COUNT
 };
 
@@ -85,6 +102,7 @@ enum rd_schema_state_kind {
 #define RD_STATE_KEY_LEN   9u
 #define RD_KV_KEY_PREFIX   8u
 #define RD_SESSION_KEY_LEN 16u
+#define RD_JOURNAL_VAL_HDR 14u /* crc + term + kind + status */
 #define RD_SESSION_VAL_HDR 18u
 enum { RD_SESSION_OK = 0, RD_SESSION_CAS_FAILED = 1 };
 #define RD_SESSION_F_PRESENT 1u

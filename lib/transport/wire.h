@@ -162,7 +162,9 @@ enum rd_outcome {
 	X(TOO_LARGE, NOT_APPLIED)                                                        \
 	X(SHUTTING_DOWN, UNKNOWN)                                                        \
 	X(BUSY, NOT_APPLIED)                                                             \
-	X(SEQUENCE_TOO_OLD, NOT_APPLIED)
+	X(SEQUENCE_TOO_OLD, NOT_APPLIED)                                                 \
+	X(COMPACTED, NOT_APPLIED)                                                        \
+	X(CUT_OFF, NOT_APPLIED)
 
 /* The outcome class of ErrorCode `code`; RD_OUTCOME_UNKNOWN for a code
  * outside the table (a newer server's). */

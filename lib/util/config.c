@@ -36,6 +36,10 @@ enum key_id {
 	X(raft, snapshot_entries)                                                        \
 	X(sessions, max_per_group)                                                       \
 	X(sessions, expiry_entries)                                                      \
+	X(streams, retention_entries)                                                    \
+	X(streams, retention_bytes)                                                      \
+	X(streams, max_credit)                                                           \
+	X(streams, stall_timeout_ms)                                                     \
 	X(transport, max_frame_bytes)                                                    \
 	X(transport, idle_timeout_ms)                                                    \
 	X(transport, keepalive_ms)                                                       \
@@ -347,6 +351,24 @@ static int set_value(struct parse *p, int k, const char *v)
 		if (!parse_u64(v, 1, UINT64_MAX, &c->session_expiry))
 			return fail(p, k, "'%s' is not a positive integer", v);
 		return 1;
+	case K_streams_retention_entries:
+		if (!parse_u64(v, 0, UINT64_MAX, &c->journal_entries))
+			return fail(p, k, "'%s' is not a number of entries", v);
+		return 1;
+	case K_streams_retention_bytes:
+		if (!parse_u64(v, 0, UINT64_MAX, &c->journal_bytes))
+			return fail(p, k, "'%s' is not a number of bytes", v);
+		return 1;
+	case K_streams_max_credit:
+		if (!parse_uint(v, 1, 1000000, &c->stream_max_credit))
+			return fail(p, k, "'%s' is not a number in 1..1000000", v);
+		return 1;
+	case K_streams_stall_timeout_ms:
+		if (!parse_uint(v, 10, 3600000, &c->stream_stall_ms))
+			return fail(p, k,
+			            "'%s' is not a number of milliseconds in 10..3600000",
+			            v);
+		return 1;
 	case K_transport_max_frame_bytes:
 		if (!parse_u64(v, 4096, 1ull << 30, &c->max_frame_bytes))
 			return fail(p, k, "'%s' is not a size in 4KiB..1GiB", v);
@@ -572,6 +594,10 @@ void rd_config_defaults(struct rd_config *c)
 	c->snapshot_entries = 10000;
 	c->session_max = 10000;
 	c->session_expiry = 100000;
+	c->journal_entries = 100000;
+	c->journal_bytes = 64u << 20;
+	c->stream_max_credit = 4096;
+	c->stream_stall_ms = 10000;
 	c->max_frame_bytes = 64u << 20;
 	c->idle_timeout_ms = 30000;
 	c->keepalive_ms = 1000;

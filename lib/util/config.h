@@ -61,6 +61,13 @@ struct rd_config {
 	uint64_t session_max;
 	uint64_t session_expiry;
 
+	/* [streams]: the journal kept per group for subscribers (entries and
+	 * bytes; 0 = no journal) and flow control of subscriptions */
+	uint64_t journal_entries;   /* retention_entries */
+	uint64_t journal_bytes;     /* retention_bytes */
+	unsigned stream_max_credit; /* max_credit */
+	unsigned stream_stall_ms;   /* stall_timeout_ms */
+
 	/* [transport] */
 	uint64_t max_frame_bytes;
 	unsigned idle_timeout_ms;

@@ -34,7 +34,7 @@
 	X(ETIMEDOUT, TIMEOUT, "timed out")                                               \
 	X(ECASFAILED, CAS_FAILED, "compare-and-set failed")                              \
 	X(EBUSY, BUSY, "busy: another operation is in progress")                         \
-	X(ECOMPACTED, INTERNAL, "entry compacted away")                                  \
+	X(ECOMPACTED, COMPACTED, "entry compacted away")                                 \
 	X(EUNAVAILABLE, UNAVAILABLE, "entry not available yet")                          \
 	X(EPROTO, INVALID, "protocol error")                                             \
 	X(ETOOBIG, TOO_LARGE, "message too large")                                       \
@@ -43,7 +43,8 @@
 	X(EMISMATCH, INVALID, "identity mismatch")                                       \
 	X(ESHUTDOWN, SHUTTING_DOWN, "shutting down")                                     \
 	X(EOLDSEQ, SEQUENCE_TOO_OLD,                                                     \
-	  "sequence older than the client's last applied one: not applied")
+	  "sequence older than the client's last applied one: not applied")              \
+	X(ECUTOFF, CUT_OFF, "subscriber cut off: it stopped reading")
 
 enum rd_err {
 	RD_OK = 0,

@@ -55,3 +55,10 @@ bench-failover: $(DAEMONS) $(B)/bench/failover_bench
 	$(Q)bash tests/bench/failover.sh $(abspath $(B)) $(FAILOVER_ROUNDS) $(FAILOVER_CLIENTS)
 
 BENCH_TARGETS += bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover
+$(eval $(call bench_prog,tail_bench,))
+.PHONY: bench-tail
+HELP_bench-tail := 3 local raftd nodes: entries/s to one subscriber, propose-to-delivery p50/p99
+bench-tail: $(DAEMONS) $(B)/bench/tail_bench
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/tail.sh $(abspath $(B)) $(TAIL_SECONDS)
+BENCH_TARGETS += bench-tail

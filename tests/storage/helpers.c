@@ -105,24 +105,25 @@ void th_append(struct rd_storage *st, uint64_t group, uint64_t first, size_t n,
 	free(data);
 }
 
-static const char *const cfn[6] = {"default", "log", "state", "kv", "catalog", "session"};
+static const char *const cfn[7] = {"default", "log",     "state",  "kv",
+                                   "catalog", "session", "journal"};
 
 void th_raw_open(struct th_raw *r, const char *dir)
 {
 	char *err = NULL;
-	const rocksdb_options_t *cfo[6];
+	const rocksdb_options_t *cfo[7];
 
 	r->opts = rocksdb_options_create();
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		cfo[i] = r->opts;
-	r->db = rocksdb_open_column_families(r->opts, dir, 6, (const char *const *)cfn,
+	r->db = rocksdb_open_column_families(r->opts, dir, 7, (const char *const *)cfn,
 	                                     cfo, r->cf, &err);
 	cr_assert_null(err, "raw open: %s", err);
 }
 
 void th_raw_close(struct th_raw *r)
 {
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		rocksdb_column_family_handle_destroy(r->cf[i]);
 	rocksdb_close(r->db);
 	rocksdb_options_destroy(r->opts);
@@ -164,7 +165,7 @@ void th_raw_flush(struct th_raw *r)
 	char *err = NULL;
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
 	rocksdb_flushoptions_set_wait(fo, 1);
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		rocksdb_flush_cf(r->db, fo, r->cf[i], &err);
 		cr_assert_null(err, "flush: %s", err);
 	}

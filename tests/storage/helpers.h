@@ -38,11 +38,12 @@ void th_append(struct rd_storage *st, uint64_t group, uint64_t first, size_t n,
 struct th_raw {
 	rocksdb_t *db;
 	rocksdb_options_t *opts;
-	rocksdb_column_family_handle_t *cf[6];
+	rocksdb_column_family_handle_t *cf[7];
 };
 void th_raw_open(struct th_raw *r, const char *dir);
 void th_raw_close(struct th_raw *r);
-/* cf index as in lib/storage/schema.h: 1 log, 2 state, 3 kv, 4 catalog, 5 session */
+/* cf index as in lib/storage/schema.h: 1 log, 2 state, 3 kv, 4 catalog, 5 session,
+ * 6 journal */
 void th_raw_put(struct th_raw *r, int cf, const void *k, size_t klen, const void *v,
                 size_t vlen);
 void th_raw_delete(struct th_raw *r, int cf, const void *k, size_t klen);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "storage/journal.h"
 #include "storage/kv.h"
 #include "storage/snapshot.h"
 #include "storage/storage.h"
@@ -422,5 +423,33 @@ Test(snapshot, install_waits_for_a_batch_that_holds_work_for_the_group)
 	cr_assert_eq(l->n, 5);
 	cr_assert_eq(rd_storage_drop_group(bst, 3, msg), 0, "%s", msg);
 	free(l);
+	stream_free(&s);
+}
+
+/* The journal of applied commands is not state-machine state: an install
+ * drops the receiver's and restarts it after the snapshot (journal.h), so
+ * a subscriber never reads across the entries it did not apply. */
+Test(snapshot, install_restarts_the_journal_after_the_snapshot)
+{
+	static struct stream s;
+	struct rd_snapshot_meta m;
+	struct rd_journal_info in;
+	struct rd_storage_batch *b = rd_storage_batch_new(bst);
+	struct rd_journal_rec r = {.group = 5,
+	                           .index = 3,
+	                           .term = 1,
+	                           .kind = RD_JOURNAL_RAW,
+	                           .data = (const uint8_t *)"x",
+	                           .len = 1};
+
+	cr_assert_eq(rd_storage_batch_journal_put(b, &r, msg), 0);
+	rd_storage_commit(bst, b);
+	rd_storage_batch_free(b);
+	put_keys(a, 5, "k", 50, 10, 2);
+	produce(a, 5, 4096, &s);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	cr_assert_eq(rd_storage_journal_info(bst, 5, &in, msg), 0, "%s", msg);
+	cr_assert_eq(in.start, 51);
+	cr_assert_eq(in.count, 0, "the receiver's old journal entries are gone");
 	stream_free(&s);
 }

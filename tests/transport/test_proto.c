@@ -69,6 +69,11 @@ static const ProtobufCMessageDescriptor *all[] = {
     &raftd__groups_result__descriptor,
     &raftd__member_row__descriptor,
     &raftd__members_result__descriptor,
+    &raftd__kv_change__descriptor,
+    &raftd__subscribe_request__descriptor,
+    &raftd__credit_request__descriptor,
+    &raftd__stream_entry__descriptor,
+    &raftd__stream_end__descriptor,
     &raftd__client_response__descriptor,
 };
 
