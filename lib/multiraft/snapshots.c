@@ -149,10 +149,19 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 	}
 	if (!c->last)
 		return;
+	/* Install, then step: the core moves to the snapshot only once its data
+	 * is durable, and the hard state it persists next is checked against
+	 * the installed log (a fresh view in the next batch). Peer input runs
+	 * between loop iterations, when the node's batch holds no work
+	 * (drive.c compacts into the batch it commits), so storage's "batch
+	 * holds work for the group" refusal (RD_EAGAIN, storage/snapshot.h)
+	 * means a bug, not a race: drop the writer and let the leader send the
+	 * snapshot again rather than keep a writer nothing would finish. */
 	struct rd_snapshot_meta meta;
 	int rv = rd_snapshot_writer_finish(p->sw, &meta, msg);
-	if (rv != RD_EAGAIN) /* kept on EAGAIN (storage/snapshot.h) */
-		p->sw = NULL;
+	if (rv == RD_EAGAIN)
+		rd_snapshot_writer_abort(p->sw);
+	p->sw = NULL;
 	if (rv != 0) {
 		rd_log_warn("snapshot install failed group=%llu: %s",
 		            (unsigned long long)c->group, msg);
