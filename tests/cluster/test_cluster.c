@@ -435,7 +435,11 @@ Test(cluster, snapshot_installs_right_after_compactions_succeed, .fini = teardow
 			}
 		}
 	}
-	for (int round = 0; round < 50; round++) {
+	/* At least 50 pauses, and more (bounded) until node 3 has installed a
+	 * snapshot: a slow machine writes less per pause. */
+	snprintf(cmd, sizeof cmd, "grep -q 'snapshot installed group=' %s",
+	         C.nodes[2].log);
+	for (int round = 0; round < 50 || (round < 400 && system(cmd) != 0); round++) {
 		cr_assert_eq(kill(C.nodes[2].pid, SIGSTOP), 0);
 		usleep(150 * 1000);
 		cr_assert_eq(kill(C.nodes[2].pid, SIGCONT), 0);
