@@ -293,7 +293,18 @@ static void resubmit_after_pass(struct rd_node *n)
 /* Once a group has applied `snapshot_entries` entries past its compaction
  * point, drop the log up to half that distance behind the applied index:
  * the state machine in RocksDB is the snapshot, and a follower that falls
- * further behind than the kept tail receives it (snapshots.c). */
+ * further behind than the kept tail receives it (snapshots.c).
+ *
+ * Called for a group with an update, before the update is taken (the
+ * update's entries live in the core's log) and so into the batch this
+ * iteration commits in step 3: the batch never holds work between
+ * iterations, when peer input runs. A snapshot install arriving there
+ * (snapshots.c) must find no batch built on the state it replaces
+ * (storage/snapshot.h); a compaction left over for the next iteration was
+ * such a batch, and an install under it either published the old log start
+ * back or, with the batch's view of the old log, refused the next hard
+ * state ("commit beyond the last index"). The previous iteration's apply
+ * results, which point into the batch, were handed out by then. */
 static void compact(struct rd_node *n, struct rd_group *g)
 {
 	uint64_t applied = rd_raft_applied_index(g->raft);
@@ -336,6 +347,7 @@ void rd_drive_iteration(struct rd_node *n)
 	for (size_t id = 0; id < n->n_slots; id++) {
 		struct rd_group *g = n->groups[id];
 		if (g != NULL && rd_raft_has_update(g->raft)) {
+			compact(n, g);
 			rd_raft_get_update(g->raft, &g->u);
 			n->active[n_active++] = g;
 		}
@@ -402,17 +414,7 @@ void rd_drive_iteration(struct rd_node *n)
 	resubmit_after_pass(n);
 	/* Subscribers get what this batch made durable (subscribe.h). */
 	rd_subs_applied(n);
-	uint64_t installing = n->snap_in.pending ? n->snap_in.sw_group : UINT64_MAX;
 	rd_snapshots_retry(n);
-	/* Log compaction (Raft §7) goes into the next batch: this one's apply
-	 * results were just handed out and must stay valid until here. A
-	 * group whose install was pending is not compacted in this iteration:
-	 * if the install is still pending the next attempt must find the
-	 * batch free of its work, and if it just finished its core has yet to
-	 * take the snapshot (the next update). */
-	for (size_t i = 0; i < n_active; i++)
-		if (n->active[i]->id != installing)
-			compact(n, n->active[i]);
 	mark(&tr, RD_PHASE_APPLY, 0, &t);
 	if (rd_peers_pending(n))
 		rd_node_wake(n);

@@ -102,6 +102,13 @@ bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g)
 	       b->pend[g->batch_slot].flags != 0;
 }
 
+void rd__batch_forget(struct rd_sgroup *g)
+{
+	/* Epochs start at 1 (rd_storage_batch_reset): 0 matches no batch, and
+	 * the old slot, with no flags, is skipped at commit. */
+	g->batch_epoch = 0;
+}
+
 void rd__batch_begin(struct rd_storage_batch *b)
 {
 	if (b->committed)

@@ -79,6 +79,7 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 		rd_fatal(RD_STORAGE_FATAL_FMT, "snapshot install (synced write)", err);
 	rd__record_sync(st, rd_clock_now_ns() - t0);
 
+	rd__batch_forget(g);
 	g->present = true;
 	g->hs = hs;
 	g->conf = m->conf;
@@ -159,14 +160,10 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		rd__cache_clear(g);
 		rd__sessions_clear(g);
 		struct rd_cache c = g->cache;
-		uint64_t epoch = g->batch_epoch;
-		uint32_t slot = g->batch_slot;
-		memset(g, 0, sizeof *g);
+		memset(g, 0, sizeof *g); /* also unlinks a batch's view (batch_epoch 0) */
 		g->id = group;
 		g->first = 1;
 		g->cache = c;
-		g->batch_epoch = epoch;
-		g->batch_slot = slot;
 	}
 	return 0;
 }

@@ -191,6 +191,12 @@ void rd__journal_restart(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 
 /* Does the batch being filled hold work for g (batch.c)? */
 bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g);
+/* Unlink g from the batch's view of it, taken from g's durable state by a
+ * call that left no work (a compaction already done, a truncation past the
+ * end): after g's durable state is replaced (snapshot install, group drop)
+ * the next call of the batch takes a fresh view. Precondition: the batch
+ * holds no work for g (rd__batch_holds is false). */
+void rd__batch_forget(struct rd_sgroup *g);
 /* Arena memory of the batch (batch.c); aborts on out-of-memory. */
 uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n);
 /* Reset the batch if it was committed (first mutation after a commit). */

@@ -334,6 +334,7 @@ static struct rd_conn *conn_alloc(struct rd_transport *t, const struct sockaddr 
 	if (c == NULL)
 		return NULL;
 	c->t = t;
+	rd_t_mem_init(&c->mem);
 	c->tp.ref.get_conn = get_conn;
 	c->tp.ref.user_data = c;
 	memcpy(&c->remote, remote, remote_len);
@@ -399,7 +400,7 @@ struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p)
 		goto err_after_alloc;
 	cbs.client_initial = ngtcp2_crypto_client_initial_cb;
 	if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cbs,
-	                           &settings, &params, NULL, c) != 0)
+	                           &settings, &params, &c->mem.mem, c) != 0)
 		goto err_after_alloc;
 	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
 	if (rd_t_cid_add(t, &scid, c) != 0)
@@ -448,7 +449,7 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 	if (c->ssl == NULL)
 		goto err_after_alloc;
 	if (ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &cbs,
-	                           &settings, &params, NULL, c) != 0)
+	                           &settings, &params, &c->mem.mem, c) != 0)
 		goto err_after_alloc;
 	ngtcp2_conn_set_tls_native_handle(c->qc, c->ssl);
 	/* The client keeps using the original DCID until it hears from us. */
@@ -523,6 +524,12 @@ void rd_conn_free(struct rd_conn *c)
 		event_free(c->cert_ev);
 	if (c->qc)
 		ngtcp2_conn_del(c->qc);
+	size_t left = rd_t_mem_release(&c->mem); /* what ngtcp2 lost (mem.c) */
+	if (left > 0) {
+		t->st.ngtcp2_blocks_reclaimed += left;
+		rd_log_debug("transport: freed %zu blocks ngtcp2 left peer=%llu", left,
+		             (unsigned long long)(c->peer ? c->peer->id : 0));
+	}
 	if (c->ssl)
 		wolfSSL_free(c->ssl);
 	if (c->prev)

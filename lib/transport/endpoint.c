@@ -87,6 +87,8 @@ int rd_t_send_batch(struct rd_transport *t, const struct sockaddr *to, socklen_t
 {
 	if (t->blocked)
 		return RD_EAGAIN;
+	if (t->test_drop_every != 0 && ++t->test_sends % t->test_drop_every == 0)
+		return 0; /* a lossy path (tests only) */
 	if (send_once(t, to, tolen, buf, len, seg) >= 0)
 		return 0;
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
@@ -422,6 +424,11 @@ void rd_transport_free(struct rd_transport *t)
 	close(t->fd);
 	rd_tls_free(t->tls);
 	free(t);
+}
+
+void rd_transport_test_drop(struct rd_transport *t, unsigned every)
+{
+	t->test_drop_every = every;
 }
 
 void rd_transport_test_abandon(struct rd_transport *t)

@@ -80,10 +80,27 @@ struct rd_stream {
 	struct rd_transport_responder *resp; /* RD_S_SERVE, while unanswered */
 };
 
+/* A connection's allocator for ngtcp2 (mem.c): the C library's, with each
+ * block listed so that rd_t_mem_release, after ngtcp2_conn_del, frees what
+ * ngtcp2 failed to. Must not move while ngtcp2 uses it. */
+struct rd_t_blk {
+	struct rd_t_blk *prev, *next;
+};
+struct rd_t_mem {
+	ngtcp2_mem mem; /* user_data = this */
+	struct rd_t_blk head;
+	size_t live; /* blocks allocated and not freed */
+};
+void rd_t_mem_init(struct rd_t_mem *m);
+/* Free every block still listed; returns how many there were. Call only
+ * once nothing (ngtcp2_conn_del done) refers to them. */
+size_t rd_t_mem_release(struct rd_t_mem *m);
+
 struct rd_conn {
 	struct rd_tls_peer tp; /* first: WOLFSSL app data, ngtcp2_crypto_conn_ref */
 	struct rd_transport *t;
 	ngtcp2_conn *qc;
+	struct rd_t_mem mem; /* qc's allocator */
 	WOLFSSL *ssl;
 	struct sockaddr_storage remote;
 	socklen_t remote_len;
@@ -167,6 +184,8 @@ struct rd_cident {
 
 struct rd_transport {
 	struct event_base *base;
+	unsigned test_drop_every; /* rd_transport_test_drop; 0 = none */
+	uint64_t test_sends;
 	struct rd_transport_config cfg;
 	struct rd_transport_callbacks cbs;
 	struct rd_tls *tls;

@@ -240,10 +240,12 @@ int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
 
 /* Endpoint-wide counters. */
 struct rd_transport_stats {
-	uint64_t conns;             /* connections open now (any state) */
-	uint64_t established;       /* ... of which established */
-	uint64_t accepted;          /* inbound connections created */
-	uint64_t dialed;            /* outbound connections created */
+	uint64_t conns;                   /* connections open now (any state) */
+	uint64_t established;             /* ... of which established */
+	uint64_t accepted;                /* inbound connections created */
+	uint64_t dialed;                  /* outbound connections created */
+	uint64_t ngtcp2_blocks_reclaimed; /* blocks ngtcp2 still held at a
+	                                   * connection's deletion (mem.c) */
 	uint64_t tls_rejected;      /* handshakes refused (alert sent or received) */
 	uint64_t nonmember_refused; /* authenticated, but not a member: closed */
 	uint64_t partial_bytes;     /* bytes of incomplete frames held now */
@@ -285,6 +287,10 @@ int rd_transport_test_got_ticket(const struct rd_transport *t, uint64_t peer);
  * freed at the end of the loop turn. */
 int rd_transport_test_dial_flood(struct rd_transport *t, const struct sockaddr *to,
                                  socklen_t tolen, uint64_t as_id, unsigned count);
+
+/* Tests only: drop every `every`-th send (a datagram, or a batch of them)
+ * as a lossy path would; 0 stops dropping. */
+void rd_transport_test_drop(struct rd_transport *t, unsigned every);
 
 /* Tests only: free `t` like a crash would, without telling any peer
  * (no CONNECTION_CLOSE), so that peers must notice by themselves. */

@@ -1,11 +1,10 @@
 /*
- * Frame codec and batch encoder: see wire.h. Reading: Happy path: a stream's bytes are fed in whatever
- * pieces QUIC delivers them; the header is collected first (it may itself be
- * split), then exactly `need` payload bytes into a buffer that grows as
- * they arrive (doubling, never past `need`), so that a header announcing a
- * large frame costs nothing until the bytes are actually sent; then the
- * callback sees the payload and the reader starts over.
- * Failure modes: an announced length over `max` fails the reader for good
+ * Frame codec and batch encoder: see wire.h. Reading: Happy path: a stream's bytes are
+ * fed in whatever pieces QUIC delivers them; the header is collected first (it may itself
+ * be split), then exactly `need` payload bytes into a buffer that grows as they arrive
+ * (doubling, never past `need`), so that a header announcing a large frame costs nothing
+ * until the bytes are actually sent; then the callback sees the payload and the reader
+ * starts over. Failure modes: an announced length over `max` fails the reader for good
  * (no allocation is made for it); allocation failure is RD_ENOMEM.
  *
  * Decoding goes through a counting protobuf-c allocator (util/pbbudget.h):

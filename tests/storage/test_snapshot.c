@@ -453,3 +453,51 @@ Test(snapshot, install_restarts_the_journal_after_the_snapshot)
 	cr_assert_eq(in.count, 0, "the receiver's old journal entries are gone");
 	stream_free(&s);
 }
+
+/* A batch call that leaves no work (here a compaction below the log start)
+ * still gives the batch a view of the group, taken from its durable state.
+ * An install is allowed under it (the batch holds no work for the group),
+ * but the batch's later calls for the group must see the installed log: a
+ * core that stepped the snapshot persists commit = the snapshot's index
+ * next, and a view of the old log refused it ("commit beyond the last
+ * index", then an abort in the node). The same holds after a group drop. */
+Test(snapshot, batch_calls_after_an_install_see_the_installed_log)
+{
+	static struct stream s;
+	struct rd_snapshot_meta m;
+	struct rd_storage_group_info gi;
+
+	put_keys(a, 7, "new", 50, 10, 2);
+	produce(a, 7, 1024, &s);
+	put_keys(bst, 7, "old", 20, 10, 1);
+
+	struct rd_storage_batch *b = rd_storage_batch_new(bst);
+	cr_assert_eq(rd_storage_batch_compact(b, 7, 0, msg), 0, "%s", msg);
+	cr_assert(rd_storage_batch_empty(b));
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	cr_assert_eq(m.index, 50);
+	struct rd_hard_state hs = {.term = 2, .commit = 50};
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 7, &hs, msg), 0, "%s", msg);
+	rd_storage_commit(bst, b);
+	rd_storage_batch_free(b);
+	cr_assert_eq(rd_storage_group_info(bst, 7, &gi), 0);
+	cr_assert_eq(gi.first_index, 51);
+	cr_assert_eq(gi.last_index, 50);
+	bst = th_reopen(bst, dirb);
+	cr_assert_eq(rd_storage_group_info(bst, 7, &gi), 0);
+	cr_assert_eq(gi.applied, 50);
+	cr_assert_eq(gi.first_index, 51);
+
+	/* A drop: the batch's view of the dropped group is not reused. */
+	b = rd_storage_batch_new(bst);
+	cr_assert_eq(rd_storage_batch_truncate(b, 7, 99, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_drop_group(bst, 7, msg), 0, "%s", msg);
+	struct rd_entry e[1];
+	uint8_t data[64];
+	th_entries(e, data, 1, 7, 1, 1, 32);
+	cr_assert_eq(rd_storage_batch_append(b, 7, e, 1, msg), 0, "%s", msg);
+	rd_storage_commit(bst, b);
+	rd_storage_batch_free(b);
+	cr_assert_eq(rd_storage_last_index(bst, 7), 1);
+	stream_free(&s);
+}

@@ -168,6 +168,12 @@ void tnode_config(struct tenv *e, uint64_t id, bool insecure,
 
 void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *cfg)
 {
+	tnode_start_on(e, id, cfg, e->base);
+}
+
+void tnode_start_on(struct tenv *e, uint64_t id, const struct rd_transport_config *cfg,
+                    struct event_base *base)
+{
 	struct tnode *n = &e->n[id];
 	struct rd_transport_callbacks cbs = {
 	    .on_batch = on_batch,
@@ -182,7 +188,7 @@ void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *
 
 	n->env = e;
 	n->id = id;
-	rv = rd_transport_new(&n->t, e->base, cfg, &cbs, msg);
+	rv = rd_transport_new(&n->t, base, cfg, &cbs, msg);
 	cr_assert_eq(rv, 0, "node %llu: %s", (unsigned long long)id, msg);
 	rd_transport_local_addr(n->t, &n->addr, &n->addrlen);
 }

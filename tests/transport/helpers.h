@@ -56,6 +56,10 @@ void tnode_config(struct tenv *e, uint64_t id, bool insecure,
                   struct rd_transport_config *cfg);
 /* Start node `id` with `cfg` (its listen address may be port 0). */
 void tnode_start(struct tenv *e, uint64_t id, const struct rd_transport_config *cfg);
+/* The same on another base, which the caller runs (and frees after
+ * tnode_stop): a node whose loop runs only when the caller says. */
+void tnode_start_on(struct tenv *e, uint64_t id, const struct rd_transport_config *cfg,
+                    struct event_base *base);
 void tnode_stop(struct tenv *e, uint64_t id);
 /* Register every running node with every other. */
 void tenv_mesh(struct tenv *e);
