@@ -17,7 +17,7 @@ $(eval $(call bench_prog,transport_bench,))
 $(eval $(call bench_prog,metrics_bench,))
 $(eval $(call bench_prog,e2e_load,))
 
-.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e
+.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-vs-etcd
 
 HELP_bench-core := the Raft core alone: entries/s, allocations per entry
 bench-core: $(B)/bench/core_bench
@@ -44,4 +44,11 @@ bench-e2e: $(DAEMONS) $(B)/bench/e2e_load
 	$(call msg,RUN,$@)
 	$(Q)bash tests/bench/e2e.sh $(abspath $(B)) $(E2E_SECONDS)
 
+HELP_bench-vs-etcd := etcd x3 (etcdctl check perf --load=l) then bench-e2e at 500 clients: both and the ratio
+bench-vs-etcd: $(DAEMONS) $(B)/bench/e2e_load
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/vs_etcd.sh $(abspath $(B)) $(E2E_SECONDS)
+
 BENCH_TARGETS += bench-core bench-storage bench-transport bench-metrics bench-e2e
+# Not part of `make bench`: it installs etcd, which nothing else needs.
+TOOL_TARGETS += bench-vs-etcd
