@@ -69,6 +69,10 @@ struct rd_storage_options {
 #define RD_STORAGE_SESSION_MAX_DEFAULT    10000u
 #define RD_STORAGE_SESSION_EXPIRY_DEFAULT 100000u
 
+/* RocksDB's max_total_wal_size: above it the families holding the oldest
+ * WAL file are flushed, which bounds the WAL replayed at open. */
+#define RD_STORAGE_WAL_MAX (256u << 20)
+
 /* Memory for caches is at most groups x this bound. */
 #define RD_STORAGE_CACHE_DEFAULT (256u << 10)
 
