@@ -193,8 +193,7 @@ int main(int argc, char **argv)
 			       (unsigned long long)errors_by_code[k]);
 	printf("RESULT e2e clients=%u writes=%zu writes_per_s=%.0f p50_ms=%.3f "
 	       "p99_ms=%.3f p999_ms=%.3f\n",
-	       clients, n_lat, (double)n_lat / elapsed, pct(0.50), pct(0.99),
-	       pct(0.999));
+	       clients, n_lat, (double)n_lat / elapsed, pct(0.50), pct(0.99), pct(0.999));
 	uint64_t dmin = UINT64_MAX, dmax = 0;
 	for (unsigned i = 0; i < clients; i++) {
 		dmin = cs[i].done < dmin ? cs[i].done : dmin;
