@@ -22,10 +22,6 @@
 #include "util/log.h"
 
 #define ARENA_BLOCK (256u << 10)
-/* Above this many entries a truncated suffix is removed with one range
- * deletion instead of point deletions. */
-#define POINT_DELETE_MAX 64u
-
 uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
@@ -158,24 +154,23 @@ struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
 static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t index,
                      uint64_t *term, char *msg);
 
+void rd__log_delete(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
+                    uint64_t from, uint64_t to)
+{
+	uint8_t key[RD_LOG_KEY_LEN];
+
+	for (uint64_t i = from; i <= to && i >= from; i++) {
+		rd_log_key(key, group, i);
+		rocksdb_writebatch_delete_cf(wb, st->cf[RD_CF_LOG], (const char *)key,
+		                             sizeof key);
+	}
+}
+
 /* Delete log keys [from, to] of `group` in the batch. */
 static void delete_log(struct rd_storage_batch *b, uint64_t group, uint64_t from,
                        uint64_t to)
 {
-	uint8_t key[RD_LOG_KEY_LEN], end[RD_LOG_KEY_LEN];
-
-	if (to - from < POINT_DELETE_MAX) {
-		for (uint64_t i = from; i <= to; i++) {
-			rd_log_key(key, group, i);
-			rocksdb_writebatch_delete_cf(b->wb, b->st->cf[RD_CF_LOG],
-			                             (const char *)key, sizeof key);
-		}
-		return;
-	}
-	rd_log_key(key, group, from);
-	rd_log_key(end, group, to + 1);
-	rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[RD_CF_LOG], (const char *)key,
-	                                   sizeof key, (const char *)end, sizeof end);
+	rd__log_delete(b->st, b->wb, group, from, to);
 }
 
 int rd_storage_batch_append(struct rd_storage_batch *b, uint64_t group,
@@ -376,7 +371,6 @@ static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t ind
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
                              char *msg)
 {
-	uint8_t lo[RD_LOG_KEY_LEN], hi[RD_LOG_KEY_LEN];
 	uint64_t term;
 	int rv;
 
@@ -395,12 +389,9 @@ int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_
 		                 ULL(group), ULL(index), ULL(p->last));
 	if ((rv = pend_term(b, p, index, &term, msg)) != 0)
 		return rv;
-	/* One range deletion for the whole prefix (RocksDB DeleteRange):
-	 * constant work however long the compacted part is. */
-	rd_log_key(lo, group, 0);
-	rd_log_key(hi, group, index + 1);
-	rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[RD_CF_LOG], (const char *)lo,
-	                                   sizeof lo, (const char *)hi, sizeof hi);
+	/* The log holds exactly [first, last]: one point deletion per
+	 * compacted entry, each entry deleted once in its life. */
+	delete_log(b, group, p->first, index);
 	p->first = index + 1;
 	p->compact_term = term;
 	p->flags |= RD_P_COMPACT;

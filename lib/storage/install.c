@@ -31,7 +31,7 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
                          size_t nsess, char *msg)
 {
 	struct rd_sgroup *g = rd__group_get(st, group);
-	uint8_t lo[RD_LOG_KEY_LEN], hi[RD_LOG_KEY_LEN], v[RD_STATE_VAL_MAX];
+	uint8_t v[RD_STATE_VAL_MAX];
 	uint64_t t = 0;
 	char *err = NULL;
 
@@ -50,10 +50,9 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 		    ULL(group), ULL(m->index), ULL(g->applied));
 	bool keep = m->index <= g->last &&
 	            rd_storage_term(st, group, m->index, &t, NULL) == 0 && t == m->term;
-	rd_log_key(lo, group, 0);
-	rd_log_key(hi, group, keep ? m->index + 1 : UINT64_MAX);
-	rocksdb_writebatch_delete_range_cf(wb, st->cf[RD_CF_LOG], (const char *)lo,
-	                                   sizeof lo, (const char *)hi, sizeof hi);
+	/* The log holds exactly [first, last] (load.c checks it at open). */
+	if (g->present && g->last >= g->first)
+		rd__log_delete(st, wb, group, g->first, keep ? m->index : g->last);
 
 	struct rd_hard_state hs = g->hs;
 	if (hs.term < m->term) {
@@ -138,13 +137,16 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		                 "group; drop it after it commits",
 		                 ULL(group));
 	/* Every key of every column family starts with the 8-byte group id,
-	 * so [group, group + 1) as 8-byte bounds covers exactly the group. */
+	 * so [group, group + 1) as 8-byte bounds covers exactly the group; the
+	 * log, which holds exactly [first, last], by point deletions
+	 * (rd__log_delete says why). */
 	rd_be64_put(lo, group);
 	rd_be64_put(hi, group + 1);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	const int cfs[5] = {RD_CF_LOG, RD_CF_STATE, RD_CF_KV, RD_CF_SESSION,
-	                    RD_CF_JOURNAL};
-	for (int i = 0; i < 5; i++)
+	const int cfs[4] = {RD_CF_STATE, RD_CF_KV, RD_CF_SESSION, RD_CF_JOURNAL};
+	if (held != NULL && held->present && held->last >= held->first)
+		rd__log_delete(st, wb, group, held->first, held->last);
+	for (int i = 0; i < 4; i++)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
 		                                   sizeof lo, (const char *)hi,
 		                                   sizeof hi);

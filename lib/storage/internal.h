@@ -199,6 +199,13 @@ bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g);
 void rd__batch_forget(struct rd_sgroup *g);
 /* Arena memory of the batch (batch.c); aborts on out-of-memory. */
 uint8_t *rd__arena_alloc(struct rd_storage_batch *b, size_t n);
+/* Delete log keys [from, to] of `group` into `wb`, one point deletion each.
+ * Never a range deletion on the log family: RocksDB 7.8 keeps one memtable
+ * insert hint per key prefix for the point and the range-deletion tables
+ * alike, so a range deletion there would splice into the wrong skiplist
+ * (storage.c, with_hint). */
+void rd__log_delete(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64_t group,
+                    uint64_t from, uint64_t to);
 /* Reset the batch if it was committed (first mutation after a commit). */
 void rd__batch_begin(struct rd_storage_batch *b);
 /* The pending state of `group` in the batch, created from the durable one. */

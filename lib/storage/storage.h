@@ -69,6 +69,10 @@ struct rd_storage_options {
 #define RD_STORAGE_SESSION_MAX_DEFAULT    10000u
 #define RD_STORAGE_SESSION_EXPIRY_DEFAULT 100000u
 
+/* RocksDB's max_total_wal_size: above it the families holding the oldest
+ * WAL file are flushed, which bounds the WAL replayed at open. */
+#define RD_STORAGE_WAL_MAX (256u << 20)
+
 /* Memory for caches is at most groups x this bound. */
 #define RD_STORAGE_CACHE_DEFAULT (256u << 10)
 
@@ -303,10 +307,10 @@ int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
 
 /*
  * Compact the log of `group` up to and including `index` (Raft §7): the
- * entries ≤ index are deleted with one range deletion and first_index
- * becomes index + 1; term(index) stays known. `index` must be ≤ the applied
- * index and ≤ last; compacting to the last index leaves an empty log.
- * Compacting at or below the current compaction point is a no-op.
+ * entries [first_index, index] are deleted (one point deletion each; see
+ * rd__log_delete in internal.h) and first_index becomes index + 1; term(index) stays
+ * known. `index` must be ≤ the applied index and ≤ last; compacting to the last index
+ * leaves an empty log. Compacting at or below the current compaction point is a no-op.
  */
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
                              char *msg);

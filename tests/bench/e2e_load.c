@@ -2,7 +2,8 @@
  * End-to-end load generator for `make bench-e2e`: C closed-loop clients
  * spread over the given raftd sockets, each with one `put` in flight
  * (1 KiB value, 256-byte key), for D seconds. Prints
- *   RESULT e2e clients=<c> writes_per_s=<n> p50_ms=<x> p99_ms=<x> p999_ms=<x>
+ *   RESULT e2e clients=<c> writes=<acknowledged> writes_per_s=<n> p50_ms=<x>
+ *              p99_ms=<x> p999_ms=<x>
  *
  * usage: e2e_load CLIENTS SECONDS SOCKET [SOCKET...]
  */
@@ -190,9 +191,9 @@ int main(int argc, char **argv)
 			           &raftd__error_code__descriptor, k)
 			           ->name,
 			       (unsigned long long)errors_by_code[k]);
-	printf("RESULT e2e clients=%u writes_per_s=%.0f p50_ms=%.3f p99_ms=%.3f "
-	       "p999_ms=%.3f\n",
-	       clients, (double)n_lat / elapsed, pct(0.50), pct(0.99), pct(0.999));
+	printf("RESULT e2e clients=%u writes=%zu writes_per_s=%.0f p50_ms=%.3f "
+	       "p99_ms=%.3f p999_ms=%.3f\n",
+	       clients, n_lat, (double)n_lat / elapsed, pct(0.50), pct(0.99), pct(0.999));
 	uint64_t dmin = UINT64_MAX, dmax = 0;
 	for (unsigned i = 0; i < clients; i++) {
 		dmin = cs[i].done < dmin ? cs[i].done : dmin;

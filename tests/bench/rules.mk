@@ -18,7 +18,7 @@ $(eval $(call bench_prog,metrics_bench,))
 $(eval $(call bench_prog,e2e_load,))
 $(eval $(call bench_prog,failover_bench,))
 
-.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover
+.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover bench-vs-etcd
 
 HELP_bench-core := the Raft core alone: entries/s, allocations per entry
 bench-core: $(B)/bench/core_bench
@@ -62,3 +62,11 @@ bench-tail: $(DAEMONS) $(B)/bench/tail_bench
 	$(call msg,RUN,$@)
 	$(Q)bash tests/bench/tail.sh $(abspath $(B)) $(TAIL_SECONDS)
 BENCH_TARGETS += bench-tail
+
+HELP_bench-vs-etcd := etcd x3 (etcdctl check perf --load=l) then bench-e2e at 500 clients: both and the ratio
+bench-vs-etcd: $(DAEMONS) $(B)/bench/e2e_load
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/vs_etcd.sh $(abspath $(B)) $(E2E_SECONDS)
+
+# Not part of `make bench`: it installs etcd, which nothing else needs.
+TOOL_TARGETS += bench-vs-etcd

@@ -121,7 +121,7 @@ Test(log, overwrite_removes_conflicting_suffix)
 	expect_range(3, 1, 6, terms);
 }
 
-Test(log, long_suffix_truncation_uses_range_delete_and_survives_reopen)
+Test(log, long_suffix_truncation_survives_reopen)
 {
 	uint64_t *terms = calloc(301, sizeof *terms);
 	th_append(st, 3, 1, 300, 1);
