@@ -9,6 +9,7 @@
  *   requests.c  local client requests (ClientRequest -> ClientResponse)
  *   peers.c     the transport glue: batches to peers, peer lifecycle
  *   snapshots.c snapshot streaming, both sides
+ *   envelopes.c envelope handlers and deliveries (cluster/envelope.h)
  * Topology and forwarding are in lib/cluster (lib/README.md, "Layers").
  * Not a public interface.
  */
