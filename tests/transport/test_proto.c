@@ -69,6 +69,11 @@ static const ProtobufCMessageDescriptor *all[] = {
     &raftd__groups_result__descriptor,
     &raftd__member_row__descriptor,
     &raftd__members_result__descriptor,
+    &raftd__send_request__descriptor,
+    &raftd__handle_request__descriptor,
+    &raftd__delivery_reply__descriptor,
+    &raftd__envelope_result__descriptor,
+    &raftd__delivery__descriptor,
     &raftd__client_response__descriptor,
 };
 
