@@ -426,6 +426,14 @@ void rd_node_envelope_reply(struct rd_node *n, struct rd_ctl_conn *conn,
 		d = d->next;
 	if (d == NULL) {
 		reg->fig.late_replies++;
+	} else if (dr->payload.len > n->cfg.env_max_payload) {
+		/* It would not fit the peer RPC back to the sender. */
+		struct rd_envelope_result r = {
+		    .code = RAFTD__ERROR_CODE__APP_ERROR,
+		    .message =
+		        "the handler's reply is over [envelopes] max_payload_bytes",
+		    .node = n->cfg.node_id};
+		delivery_end(reg, d, &r);
 	} else if (dr->error != NULL && dr->error[0] != '\0') {
 		struct rd_envelope_result r = {.code = RAFTD__ERROR_CODE__APP_ERROR,
 		                               .message = dr->error,

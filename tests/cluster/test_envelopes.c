@@ -242,6 +242,19 @@ Test(envelopes, no_handler_oversize_app_error_and_handler_exit_are_errors,
 	cr_assert(strstr(out, "no such thing") != NULL, "%s", out);
 	stop_handler(h, vs);
 
+	/* A reply over the payload cap: delivered, answered APP_ERROR. */
+	h = start_handler(l, "cat >/dev/null; head -c 150 /dev/zero | tr '\\0' r");
+	for (int tries = 0; tries < WAIT_S * 10; tries++) {
+		rd_h_ctl(&C, 2, out, sizeof out, "--json", "send", "--vshard", vs, "x",
+		         (char *)NULL);
+		if (strstr(out, "NO_HANDLER") == NULL)
+			break;
+		usleep(100 * 1000);
+	}
+	cr_assert(strstr(out, "\"error\":\"APP_ERROR\"") != NULL, "%s", out);
+	cr_assert(strstr(out, "max_payload_bytes") != NULL, "%s", out);
+	stop_handler(h, vs);
+
 	/* The handler process dies mid-delivery: the sender gets an error
 	 * (outcome unknown) well before its deadline is the only way out. */
 	snprintf(marker, sizeof marker, "%s/delivering", C.dir);
