@@ -174,7 +174,7 @@ $(B)/raftd: $(B)/daemon/raftd.o $(LIBRAFTD)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
 $(B)/raftctl: $(B)/daemon/raftctl.o $(B)/daemon/raftctl_print.o \
-        $(B)/daemon/raftctl_stream.o $(LIBRAFTD)
+        $(B)/daemon/raftctl_stream.o $(B)/daemon/raftctl_handle.o $(LIBRAFTD)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 

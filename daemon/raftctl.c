@@ -52,6 +52,10 @@ struct cmd {
 	const char *const *fields; /* build_fields: bytes fields, one per argument */
 	const char *flag;          /* build_fields: "--NAME" sets bool field NAME */
 	const char *what;          /* RC_OUT_VALUE: what a missing key is called */
+	/* A command that is not one request and one answer (handle): runs
+	 * instead of build + call + print, with the arguments after "--"
+	 * left alone. */
+	int (*run)(const struct rc_opts *o, int argc, char **argv);
 };
 
 static const struct cmd commands[];
@@ -434,6 +438,28 @@ static int stream_cmd(const struct rc_opts *o, const struct cmd *c, int argc, ch
 	return rc_stream(o, fd, &sub, count);
 }
 
+/* send (--vshard V | --key KEY) DATA. */
+static int build_send(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
+{
+	Raftd__SendRequest *p = op_msg(c, rq);
+	const char *v = take_opt(&argc, argv, "--vshard");
+	const char *k = take_opt(&argc, argv, "--key");
+	uint64_t vs = 0;
+
+	if ((v == NULL) == (k == NULL) ||
+	    (v != NULL && (!parse_u64(v, &vs) || vs >= 1024)) ||
+	    (k != NULL && k[0] == '\0'))
+		return usage_error("send needs --vshard V (0..1023) or --key KEY");
+	if (need(argc, 1, c->name))
+		return EXIT_USAGE;
+	p->vshard = (uint32_t)vs;
+	if (k != NULL)
+		p->key = bin(k);
+	p->payload = bin(argv[0]);
+	rq->prints_errors = true;
+	return 0;
+}
+
 static const char *const key[] = {"key", NULL};
 static const char *const key_value[] = {"key", "value", NULL};
 
@@ -473,6 +499,13 @@ static const struct cmd commands[] = {
          build_member, RC_OUT_INDEX)},
     {CMD("transfer-leader", "GROUP NODE", "move a group's leadership to NODE",
          TRANSFER_LEADER, build_transfer, RC_OUT_OK)},
+    {CMD("send", "(--vshard V | --key KEY) DATA",
+         "send an envelope to the node leading V's group; print the reply", SEND,
+         build_send, RC_OUT_ENVELOPE)},
+    {CMD("handle", "[--vshard V ...] -- CMD ARGS...",
+         "serve envelopes: run CMD per delivery (payload on stdin)", HANDLE, NULL,
+         RC_OUT_OK),
+     .run = rc_handle},
     {CMD("ready", "[--wait SECONDS]", "exit 0 when ready, 1 when not (after waiting)",
          READY, build_ready, RC_OUT_READY)},
     {CMD("shutdown", "", "graceful shutdown of the node", SHUTDOWN, build_fields,
@@ -590,13 +623,15 @@ int main(int argc, char **argv)
 	if (match == NULL)
 		return usage_error("unknown command '%s'", argv[i]);
 	i += strchr(match->name, ' ') != NULL ? 2 : 1;
-	for (int k = i; k < argc; k++) {
+	for (int k = i; k < argc && strcmp(argv[k], "--") != 0; k++) {
 		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
 			printf("usage: raftctl [-s SOCKET] [--json] %s %s\n  %s\n",
 			       match->name, match->args, match->help);
 			return 0;
 		}
 	}
+	if (match->run != NULL)
+		return match->run(&o, argc - i, argv + i);
 	/* Accept --json after the command too. */
 	int n = argc - i;
 	if (take_flag(&n, argv + i, "--json"))

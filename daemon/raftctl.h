@@ -46,6 +46,7 @@ struct rc_request {
 		Raftd__TransferLeaderRequest transfer;
 		Raftd__ReadyRequest ready;
 		Raftd__ShutdownRequest shutdown;
+		Raftd__SendRequest send;
 	} op;
 	unsigned retry_ms;  /* > 0: keep trying to connect this long */
 	const char *what;   /* get, meta get: "key" / "metadata key" */
@@ -55,13 +56,15 @@ struct rc_request {
 
 /* How a command's answer is printed (daemon/raftctl_print.c). */
 enum rc_output {
-	RC_OUT_INDEX,   /* a write: "OK group=G index=I" */
-	RC_OUT_VALUE,   /* get / meta get: the value; a missing key fails */
-	RC_OUT_OK,      /* no result: "OK" */
-	RC_OUT_STATUS,  /* raftctl status: node, topology, loop figures */
-	RC_OUT_GROUPS,  /* raftctl groups: one row per hosted group */
-	RC_OUT_MEMBERS, /* raftctl members: one row per member */
-	RC_OUT_READY,   /* raftctl ready: "ready" / "not ready", any error */
+	RC_OUT_INDEX,    /* a write: "OK group=G index=I" */
+	RC_OUT_VALUE,    /* get / meta get: the value; a missing key fails */
+	RC_OUT_OK,       /* no result: "OK" */
+	RC_OUT_STATUS,   /* raftctl status: node, topology, loop figures */
+	RC_OUT_GROUPS,   /* raftctl groups: one row per hosted group */
+	RC_OUT_MEMBERS,  /* raftctl members: one row per member */
+	RC_OUT_READY,    /* raftctl ready: "ready" / "not ready", any error */
+	RC_OUT_ENVELOPE, /* raftctl send: the reply payload, or the error and
+	                  * whether the envelope was delivered */
 };
 
 /* Print the answer `r` to request `rq` as `out` on stdout (one JSON
@@ -86,5 +89,10 @@ int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r);
  * code. */
 int rc_stream(const struct rc_opts *o, int fd, Raftd__SubscribeRequest *sub,
               uint64_t count);
+
+/* raftctl handle [--vshard V ...] -- CMD ARGS... (daemon/raftctl_handle.c):
+ * serve envelopes until the node closes the connection; returns the exit
+ * code. */
+int rc_handle(const struct rc_opts *o, int argc, char **argv);
 
 #endif

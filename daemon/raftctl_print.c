@@ -423,6 +423,52 @@ static int print_status(const struct rc_opts *o, const struct rc_request *rq,
 	return show(o, r, &status_view);
 }
 
+/* Whether an envelope that failed with `c` reached a handler. */
+static const char *delivery_outcome(Raftd__ErrorCode c)
+{
+	switch (c) {
+	case RAFTD__ERROR_CODE__APP_ERROR:
+		return "delivered: the handler answered with an error";
+	case RAFTD__ERROR_CODE__TIMEOUT:
+	case RAFTD__ERROR_CODE__UNAVAILABLE:
+	case RAFTD__ERROR_CODE__INTERNAL:
+		return "outcome unknown: the envelope may have been delivered";
+	default:
+		return "not delivered";
+	}
+}
+
+static int print_envelope(const struct rc_opts *o, const struct rc_request *rq,
+                          const Raftd__ClientResponse *r)
+{
+	const Raftd__EnvelopeResult *e =
+	    r->result_case == RAFTD__CLIENT_RESPONSE__RESULT_ENVELOPE ? r->envelope
+	                                                              : NULL;
+
+	(void)rq;
+	if (r->error != RAFTD__ERROR_CODE__OK) {
+		rc_print_failed(o, r);
+		fprintf(stderr, "raftctl: %s\n", delivery_outcome(r->error));
+		return RC_EXIT_FAILED;
+	}
+	if (o->json) {
+		struct rd_json j;
+		rd_json_init(&j);
+		rd_json_obj_begin(&j);
+		jbool(&j, "ok", 1);
+		ju64(&j, "node", e != NULL ? e->node : 0);
+		ju64(&j, "group", e != NULL ? e->group : 0);
+		rd_json_key(&j, "payload");
+		rd_json_bytes(&j, e != NULL ? e->payload.data : NULL,
+		              e != NULL ? e->payload.len : 0);
+		rd_json_obj_end(&j);
+		emit(&j);
+	} else if (e != NULL) {
+		fwrite(e->payload.data, 1, e->payload.len, stdout);
+	}
+	return 0;
+}
+
 int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_request *rq,
              const Raftd__ClientResponse *r)
 {
@@ -431,7 +477,7 @@ int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_reques
 	    [RC_OUT_INDEX] = print_index,   [RC_OUT_VALUE] = print_value,
 	    [RC_OUT_OK] = print_ok,         [RC_OUT_STATUS] = print_status,
 	    [RC_OUT_GROUPS] = print_groups, [RC_OUT_MEMBERS] = print_members,
-	    [RC_OUT_READY] = print_ready,
+	    [RC_OUT_READY] = print_ready,   [RC_OUT_ENVELOPE] = print_envelope,
 	};
 	return printers[out](o, rq, r);
 }

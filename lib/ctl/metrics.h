@@ -107,7 +107,17 @@ enum rd_metric_type {
 	X(STREAM_CUT_OFF, "raft_stream_subscribers_cut_off_total", COUNTER, "",          \
 	  "Subscribers cut off because they stopped reading.")                           \
 	X(STREAM_JOURNAL_BYTES, "raft_stream_journal_bytes", GAUGE, "group",             \
-	  "Bytes held in the group's journal of applied commands.")
+	  "Bytes held in the group's journal of applied commands.") \
+	X(ENVELOPES_SENT, "raft_envelopes_sent_total", COUNTER, "",                      \
+	  "Envelopes local clients sent through this node.")                             \
+	X(ENVELOPES_DELIVERED, "raft_envelopes_delivered_total", COUNTER, "",            \
+	  "Envelopes a local handler answered (reply or application error).")            \
+	X(ENVELOPES_FAILED, "raft_envelopes_failed_total", COUNTER, "code",              \
+	  "Envelopes sent through this node that did not end OK, by error code.")        \
+	X(ENVELOPE_HANDLERS, "raft_envelope_handler_connections", GAUGE, "",             \
+	  "Envelope handler connections registered on this node.")                       \
+	X(ENVELOPE_DELIVERY_DURATION, "raft_envelope_delivery_duration_seconds",         \
+	  HISTOGRAM, "", "Time from delivery to a local handler to its answer.")
 
 enum rd_metric_id {
 #define RD__METRIC_ENUM(id, name, type, labels, help) RD_METRIC_##id,

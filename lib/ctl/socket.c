@@ -37,6 +37,8 @@ struct rd_ctl_conn {
 	void *stream_ud;
 	pid_t pid;
 	uid_t uid;
+	rd_ctl_close_cb on_close; /* long-lived users (rd_ctl_conn_on_close) */
+	void *close_arg;
 };
 
 struct rd_ctl_server {
@@ -98,6 +100,12 @@ static void conn_close(struct rd_ctl_conn *c)
 		c->refs++; /* `closed` may drop the handler's references */
 		ops->closed(c->stream_ud, c);
 		c->refs--;
+	}
+	if (c->on_close != NULL) {
+		/* The connection's own reference keeps `c` valid through it. */
+		rd_ctl_close_cb cb = c->on_close;
+		c->on_close = NULL;
+		cb(c->close_arg, c);
 	}
 	conn_unref(c);
 }
@@ -491,17 +499,6 @@ void rd_ctl_stream_watch(struct rd_ctl_conn *c, const struct rd_ctl_stream_ops *
 	c->stream_ud = ud;
 }
 
-void rd_ctl_send(struct rd_ctl_conn *c, const uint8_t *buf, size_t len)
-{
-	uint8_t hdr[RD_FRAME_HEADER];
-
-	if (c->bev == NULL)
-		return;
-	rd_frame_header(hdr, (uint32_t)len);
-	bufferevent_write(c->bev, hdr, sizeof hdr);
-	bufferevent_write(c->bev, buf, len);
-}
-
 size_t rd_ctl_unsent(const struct rd_ctl_conn *c)
 {
 	return c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
@@ -533,6 +530,31 @@ void rd_ctl_release(struct rd_ctl_conn *c)
 	if (c->inflight > 0)
 		c->inflight--;
 	conn_unref(c);
+}
+
+bool rd_ctl_send(struct rd_ctl_conn *c, const uint8_t *buf, size_t len)
+{
+	uint8_t hdr[RD_FRAME_HEADER];
+
+	if (c->bev == NULL)
+		return false;
+	rd_frame_header(hdr, (uint32_t)len);
+	bufferevent_write(c->bev, hdr, sizeof hdr);
+	bufferevent_write(c->bev, buf, len);
+	/* No pause here: the peer's answers to these frames must stay
+	 * readable; the producer checks rd_ctl_conn_writable instead. */
+	return true;
+}
+
+bool rd_ctl_conn_writable(const struct rd_ctl_conn *c)
+{
+	return c->bev != NULL && c->server != NULL && !over_high_water(c);
+}
+
+void rd_ctl_conn_on_close(struct rd_ctl_conn *c, rd_ctl_close_cb cb, void *arg)
+{
+	c->on_close = cb;
+	c->close_arg = arg;
 }
 
 bool rd_ctl_conn_first_write(struct rd_ctl_conn *c)

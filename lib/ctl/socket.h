@@ -94,6 +94,24 @@ void rd_ctl_reply(struct rd_ctl_conn *conn, const uint8_t *buf, size_t len);
 void rd_ctl_retain(struct rd_ctl_conn *conn);
 void rd_ctl_release(struct rd_ctl_conn *conn);
 
+/* Long-lived connections (an envelope handler, a commit stream): a frame
+ * sent without answering a request, and a callback when the connection
+ * closes.
+ *
+ * rd_ctl_send queues one frame on `conn` (bytes copied) and keeps every
+ * reference as it is. Returns false, sending nothing, when the connection
+ * is closed. */
+bool rd_ctl_send(struct rd_ctl_conn *conn, const uint8_t *buf, size_t len);
+
+/* True when `conn` is open and its unread output is under the high-water
+ * mark: a producer of unsolicited frames sends only then. */
+bool rd_ctl_conn_writable(const struct rd_ctl_conn *conn);
+
+/* Call cb(arg, conn) once when `conn` closes (peer gone, server freed);
+ * NULL clears it. One callback per connection. */
+typedef void (*rd_ctl_close_cb)(void *arg, struct rd_ctl_conn *conn);
+void rd_ctl_conn_on_close(struct rd_ctl_conn *conn, rd_ctl_close_cb cb, void *arg);
+
 /* True the first time it is called for `conn`: lets the handler log the
  * client's uid with its first write request. */
 bool rd_ctl_conn_first_write(struct rd_ctl_conn *conn);
@@ -116,10 +134,6 @@ struct rd_ctl_stream_ops {
 /* Watch `conn` (one watcher per connection; NULL ops stop watching). */
 void rd_ctl_stream_watch(struct rd_ctl_conn *conn, const struct rd_ctl_stream_ops *ops,
                          void *ud);
-
-/* Queue one frame on `conn` without dropping a reference; dropped when the
- * connection is closed. */
-void rd_ctl_send(struct rd_ctl_conn *conn, const uint8_t *buf, size_t len);
 
 /* Bytes queued on `conn` that the client has not read (0 once closed). */
 size_t rd_ctl_unsent(const struct rd_ctl_conn *conn);

@@ -203,6 +203,33 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 	}
 }
 
+static void envelope_metrics(struct evbuffer *out, const struct rd_node *n)
+{
+	const struct rd_envelope_stats *es = &n->env.stats;
+	const struct rd_env_figures *ef = rd_node_envelope_figures(n);
+
+	rd_metrics_family(out, RD_METRIC_ENVELOPES_SENT);
+	rd_metrics_counter(out, "raft_envelopes_sent_total", RD_METRICS_L0, es->sent);
+	rd_metrics_family(out, RD_METRIC_ENVELOPES_DELIVERED);
+	rd_metrics_counter(out, "raft_envelopes_delivered_total", RD_METRICS_L0,
+	                   ef->delivered);
+	rd_metrics_family(out, RD_METRIC_ENVELOPES_FAILED);
+	for (int code = 1; code < RD_ENVELOPE_CODES; code++) {
+		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+		    &raftd__error_code__descriptor, code);
+		if (v != NULL)
+			rd_metrics_counter(out, "raft_envelopes_failed_total",
+			                   RD_METRICS_L1("code", v->name),
+			                   es->failed[code]);
+	}
+	rd_metrics_family(out, RD_METRIC_ENVELOPE_HANDLERS);
+	rd_metrics_gauge_u64(out, "raft_envelope_handler_connections", RD_METRICS_L0,
+	                     ef->handlers);
+	rd_metrics_family(out, RD_METRIC_ENVELOPE_DELIVERY_DURATION);
+	rd_metrics_histogram(out, "raft_envelope_delivery_duration_seconds",
+	                     RD_METRICS_L0, &ef->latency);
+}
+
 static struct rd_transport_stats transport_stats(const struct rd_node *n)
 {
 	struct rd_transport_stats st;
@@ -321,6 +348,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_counter(out, "raftd_canary_violations_total", RD_METRICS_L0,
 	                   n->canary.violations);
 	stream_metrics(out, n);
+	envelope_metrics(out, n);
 	return 0;
 }
 

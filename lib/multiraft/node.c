@@ -148,6 +148,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	rd_forward_retry(&n->fwd);
 	rd_health_tick(n, t0);
 	rd_canary_tick(n, t0);
+	rd_node_envelopes_tick(n, t0);
 	if (work)
 		rd_node_wake(n);
 	/* WATCHDOG=1 only while the node makes progress (health.c): the loop
@@ -296,9 +297,14 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 
 	rd_forward_init(&n->fwd, &rd_node_forward_ops, n, cfg->node_id, &n->topo,
 	                cfg->request_timeout_ms);
+	rv = rd_node_envelopes_init(n);
+	if (rv != 0) {
+		rd_errorf(msg, rv, "out of memory");
+		goto err_after_events;
+	}
 	rv = rd_peers_start(n, msg);
 	if (rv != 0)
-		goto err_after_events;
+		goto err_after_envelopes;
 	rv = rd_ctl_server_start(base, cfg->socket_path, cfg->socket_mode, 1u << 20,
 	                         rd_requests_on_frame, n, &n->ctl, msg);
 	if (rv != 0) {
@@ -322,6 +328,8 @@ err_after_ctl:
 	rd_ctl_server_free(n->ctl);
 err_after_peers:
 	rd_peers_free(n);
+err_after_envelopes:
+	rd_node_envelopes_free(n);
 err_after_events:
 	rd_canary_free(n);
 	event_free(n->tick_ev);
@@ -386,6 +394,7 @@ void rd_node_shutdown(struct rd_node *n)
 		return;
 	n->stopping = true;
 	rd_forward_shutdown(&n->fwd);
+	rd_envelope_shutdown(&n->env);
 	rd_log_notice("shutting down node=%llu", (unsigned long long)n->cfg.node_id);
 	rd_ctl_server_stop_accepting(n->ctl);
 	event_del(n->tick_ev);
@@ -415,6 +424,7 @@ void rd_node_free(struct rd_node *n)
 	rd_ctl_server_free(n->ctl);
 	rd_subs_free(n);
 	rd_peers_free(n);
+	rd_node_envelopes_free(n);
 	if (n->finish_ev != NULL)
 		event_free(n->finish_ev);
 	event_free(n->tick_ev);

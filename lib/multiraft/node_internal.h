@@ -11,6 +11,7 @@
  *   snapshots.c snapshot streaming, both sides
  *   health.c    gray failures: slow-disk evacuation, progress-tied liveness
  *   canary.c    the linearizability self-check per data group
+ *   envelopes.c envelope handlers and deliveries (cluster/envelope.h)
  * Topology and forwarding are in lib/cluster (lib/README.md, "Layers").
  * Not a public interface.
  */
@@ -21,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/envelope.h"
 #include "cluster/forward.h"
 #include "cluster/topology.h"
 #include "multiraft/applier.h"
@@ -213,7 +215,9 @@ struct rd_node {
 	size_t n_slots;
 	struct rd_group **active; /* groups with an update this iteration */
 
-	struct rd_forwarder fwd; /* FORWARD waiters, through their `fw` */
+	struct rd_forwarder fwd;        /* FORWARD waiters, through their `fw` */
+	struct rd_envelopes env;        /* envelope routing (cluster/envelope.h) */
+	struct rd_env_registry *envreg; /* handlers and deliveries (envelopes.c) */
 	struct rd_waitq ready_waiters;
 	struct rd_waitq resubmit; /* handed back by the per-group pass (drive.c) */
 
@@ -397,6 +401,39 @@ uint64_t rd_node_state_hash(struct rd_node *n);
  * ClientRequest and answer it on `conn`, now or when its outcome is known. */
 void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
                           size_t len);
+
+/* ---- envelopes.c: handlers and deliveries of envelopes ---- */
+
+struct Raftd__ClientRequest;
+
+/* Figures for /metrics. */
+struct rd_env_figures {
+	uint64_t handlers;             /* handler connections registered now */
+	uint64_t delivered;            /* answered by a handler (reply or app error) */
+	uint64_t late_replies;         /* replies to no delivery (late, unknown id) */
+	struct rd_metric_hist latency; /* delivery to handler's answer, seconds */
+};
+
+/* Set up n->env (the router) and n->envreg. Returns 0 or RD_ENOMEM. */
+int rd_node_envelopes_init(struct rd_node *n);
+
+/* Free n->envreg. Precondition: the socket is freed (no handlers left). */
+void rd_node_envelopes_free(struct rd_node *n);
+
+/* Every tick: deliveries past their deadline end with TIMEOUT; the
+ * router's waiting envelopes are retried or expired. */
+void rd_node_envelopes_tick(struct rd_node *n, uint64_t now_ns);
+
+/* ClientRequest.send, .handle, .delivery_reply on `conn` (which holds one
+ * reference for the request; each of these disposes of it). */
+void rd_node_envelope_send(struct rd_node *n, struct rd_ctl_conn *conn,
+                           const struct Raftd__ClientRequest *req, uint64_t deadline_ns);
+void rd_node_envelope_handle(struct rd_node *n, struct rd_ctl_conn *conn,
+                             const struct Raftd__ClientRequest *req);
+void rd_node_envelope_reply(struct rd_node *n, struct rd_ctl_conn *conn,
+                            const struct Raftd__ClientRequest *req);
+
+const struct rd_env_figures *rd_node_envelope_figures(const struct rd_node *n);
 
 /* ---- peers.c ---- */
 

@@ -181,7 +181,10 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
                        struct rd_transport_responder *r)
 {
 	struct rd_node *n = arg;
-	rd_forward_on_request(&n->fwd, peer, req, r);
+	if (req->body_case == RAFTD__PEER_REQUEST__BODY_VSHARD)
+		rd_envelope_on_request(&n->env, peer, req, r);
+	else
+		rd_forward_on_request(&n->fwd, peer, req, r);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */
@@ -227,6 +230,7 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		return rv;
 	}
 	rd_forward_attach(&n->fwd, p->t);
+	rd_envelope_attach(&n->env, p->t);
 	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		const struct rd_member *m = &n->topo.members[i];
 		if (m->id == n->cfg.node_id)
@@ -248,6 +252,7 @@ void rd_peers_stop(struct rd_node *n)
 	if (p == NULL || p->t == NULL)
 		return;
 	rd_forward_attach(&n->fwd, NULL);
+	rd_envelope_attach(&n->env, NULL);
 	rd_transport_free(p->t);
 	p->t = NULL;
 }

@@ -208,6 +208,12 @@ static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
 		cmd.value_len = (uint32_t)req->meta_put->value.len;
 		submit_write(n, conn, req, 0, &cmd);
 		return;
+	case RAFTD__CLIENT_REQUEST__OP_SEND:
+		rd_node_envelope_send(n, conn, req, deadline(n, req));
+		return;
+	case RAFTD__CLIENT_REQUEST__OP_HANDLE:
+		rd_node_envelope_handle(n, conn, req);
+		return;
 	case RAFTD__CLIENT_REQUEST__OP_GET:
 		submit_read(n, conn, req, group_of_key(n, &req->get->key), &req->get->key,
 		            req->get->stale);
@@ -348,6 +354,9 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 			           "node has not caught up with the metadata group yet");
 		else
 			rd_subs_subscribe(n, conn, req);
+		break;
+	case RAFTD__CLIENT_REQUEST__OP_DELIVERY_REPLY:
+		rd_node_envelope_reply(n, conn, req);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP__NOT_SET:
 		n->loop.malformed_client++;

@@ -164,7 +164,9 @@ enum rd_outcome {
 	X(BUSY, NOT_APPLIED)                                                             \
 	X(SEQUENCE_TOO_OLD, NOT_APPLIED)                                                 \
 	X(COMPACTED, NOT_APPLIED)                                                        \
-	X(CUT_OFF, NOT_APPLIED)
+	X(CUT_OFF, NOT_APPLIED)                                                          \
+	X(NO_HANDLER, NOT_APPLIED)                                                       \
+	X(APP_ERROR, NOT_APPLIED) /* an envelope's handler answered with an error */
 
 /* The outcome class of ErrorCode `code`; RD_OUTCOME_UNKNOWN for a code
  * outside the table (a newer server's). */

@@ -62,6 +62,9 @@ enum key_id {
 	X(control, max_requests_in_flight)                                               \
 	X(control, output_high_water_bytes)                                              \
 	X(control, partial_frame_timeout_ms)                                             \
+	X(envelopes, max_payload_bytes)                                                  \
+	X(envelopes, max_in_flight)                                                      \
+	X(envelopes, max_in_flight_per_connection)                                       \
 	X(admin, listen)                                                                 \
 	X(admin, max_connections)                                                        \
 	X(admin, request_timeout_ms)                                                     \
@@ -449,6 +452,19 @@ static int set_value(struct parse *p, int k, const char *v)
 			            "'%s' is not a number of milliseconds in 1..3600000",
 			            v);
 		return 1;
+	case K_envelopes_max_payload_bytes:
+		if (!parse_u64(v, 1, RD_CONFIG_ENV_PAYLOAD_MAX, &c->env_max_payload))
+			return fail(p, k, "'%s' is not a number of bytes in 1..%u", v,
+			            RD_CONFIG_ENV_PAYLOAD_MAX);
+		return 1;
+	case K_envelopes_max_in_flight:
+		if (!parse_uint(v, 1, 1000000, &c->env_max_inflight))
+			return fail(p, k, "'%s' is not a number in 1..1000000", v);
+		return 1;
+	case K_envelopes_max_in_flight_per_connection:
+		if (!parse_uint(v, 1, 65536, &c->env_max_inflight_conn))
+			return fail(p, k, "'%s' is not a number in 1..65536", v);
+		return 1;
 	case K_admin_max_connections:
 		if (!parse_uint(v, 1, 65536, &c->admin_max_conns))
 			return fail(p, k, "'%s' is not a number in 1..65536", v);
@@ -518,6 +534,9 @@ static int set_value(struct parse *p, int k, const char *v)
 			c->admin_enabled = false;
 			return 1;
 		}
+		c->env_max_payload = 256u << 10;
+		c->env_max_inflight = 4096;
+		c->env_max_inflight_conn = 16;
 		c->admin_enabled = true;
 		return set_addr(p, k, &c->admin_listen, v);
 	case K_log_level:
@@ -618,6 +637,9 @@ void rd_config_defaults(struct rd_config *c)
 	c->disk_recover_ms = 30000;
 	c->disk_stall_ms = 60000;
 	c->canary_interval_ms = 10000;
+	c->env_max_payload = 256u << 10;
+	c->env_max_inflight = 4096;
+	c->env_max_inflight_conn = 16;
 	c->admin_enabled = true;
 	c->admin_max_conns = 16;
 	c->admin_timeout_ms = 5000;
@@ -698,6 +720,14 @@ static int validate(struct parse *p)
 	if (c->max_partial_bytes != 0 && c->max_partial_bytes < c->max_frame_bytes + 4)
 		return fail(p, K_transport_max_partial_bytes, "%s",
 		            "must be larger than [transport] max_frame_bytes");
+	/* An envelope travels between nodes in one RPC frame, whose cap
+	 * comes from [raft] max_msg_bytes. */
+	if (c->env_max_payload > c->max_msg_bytes &&
+	    p->lines[K_envelopes_max_payload_bytes] == 0)
+		c->env_max_payload = c->max_msg_bytes;
+	if (c->env_max_payload > c->max_msg_bytes)
+		return fail(p, K_envelopes_max_payload_bytes, "%s",
+		            "must not be larger than [raft] max_msg_bytes");
 	/* Anyone on the host could then write to the cluster. */
 	if ((c->socket_mode & 0007) != 0 && !c->socket_world)
 		return fail(p, K_control_socket_mode,

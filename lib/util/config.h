@@ -18,6 +18,9 @@
 
 #define RD_CONFIG_MAX_PEERS 64
 #define RD_CONFIG_ADDR_LEN  128
+/* [envelopes] max_payload_bytes at most: an envelope and its reply travel in
+ * one client-socket frame (1 MiB) with room for the other fields. */
+#define RD_CONFIG_ENV_PAYLOAD_MAX (1000u * 1024)
 
 /* A "host:port" or "[v6]:port" address, resolved at load time. */
 struct rd_addr {
@@ -95,6 +98,11 @@ struct rd_config {
 	unsigned ctl_max_inflight;       /* max_requests_in_flight, per connection */
 	uint64_t ctl_high_water;         /* output_high_water_bytes */
 	unsigned ctl_partial_timeout_ms; /* partial_frame_timeout_ms */
+
+	/* [envelopes] */
+	uint64_t env_max_payload;       /* max_payload_bytes */
+	unsigned env_max_inflight;      /* max_in_flight, per node */
+	unsigned env_max_inflight_conn; /* max_in_flight_per_connection */
 
 	/* [admin] */
 	bool admin_enabled;

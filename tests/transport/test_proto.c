@@ -74,6 +74,11 @@ static const ProtobufCMessageDescriptor *all[] = {
     &raftd__credit_request__descriptor,
     &raftd__stream_entry__descriptor,
     &raftd__stream_end__descriptor,
+    &raftd__send_request__descriptor,
+    &raftd__handle_request__descriptor,
+    &raftd__delivery_reply__descriptor,
+    &raftd__envelope_result__descriptor,
+    &raftd__delivery__descriptor,
     &raftd__client_response__descriptor,
 };
 

@@ -217,3 +217,45 @@ Test(config, health_section)
 	expect_error(BASE PEERS "[health]\ncanary_interval_ms = x\n",
 	             "x.conf:10: [health] canary_interval_ms: 'x'");
 }
+
+/* [envelopes]: payload size and in-flight caps, with file, line and key in
+ * every error; an envelope must fit in one peer RPC frame. */
+Test(config, envelopes_section)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	cr_assert_eq(rd_config_load_string(&c, "x.conf", BASE PEERS, msg), 0, "%s", msg);
+	cr_assert_eq(c.env_max_payload, 256u << 10);
+	cr_assert_eq(c.env_max_inflight, 4096);
+	cr_assert_eq(c.env_max_inflight_conn, 16);
+	cr_assert_eq(rd_config_load_string(&c, "x.conf",
+	                                   BASE PEERS
+	                                   "[envelopes]\n"
+	                                   "max_payload_bytes = 64KiB\n"
+	                                   "max_in_flight = 10\n"
+	                                   "max_in_flight_per_connection = 2\n",
+	                                   msg),
+	             0, "%s", msg);
+	cr_assert_eq(c.env_max_payload, 64u << 10);
+	cr_assert_eq(c.env_max_inflight, 10);
+	cr_assert_eq(c.env_max_inflight_conn, 2);
+	expect_error(BASE PEERS "[envelopes]\nmax_payload_bytes = 0\n",
+	             "x.conf:10: [envelopes] max_payload_bytes:");
+	expect_error(BASE PEERS "[envelopes]\nmax_payload_bytes = 2MiB\n",
+	             "[envelopes] max_payload_bytes: '2MiB' is not a number of bytes");
+	expect_error(BASE PEERS "[envelopes]\nmax_in_flight = none\n",
+	             "x.conf:10: [envelopes] max_in_flight:");
+	expect_error(BASE PEERS "[envelopes]\nmax_in_flight_per_connection = 0\n",
+	             "[envelopes] max_in_flight_per_connection:");
+	expect_error(BASE PEERS "[raft]\nmax_msg_bytes = 100000\n"
+	                        "[envelopes]\nmax_payload_bytes = 200000\n",
+	             "x.conf:12: [envelopes] max_payload_bytes: must not be larger than "
+	             "[raft] max_msg_bytes");
+	/* Not set: the default follows a smaller [raft] max_msg_bytes. */
+	cr_assert_eq(rd_config_load_string(&c, "x.conf",
+	                                   BASE PEERS "[raft]\nmax_msg_bytes = 100000\n",
+	                                   msg),
+	             0, "%s", msg);
+	cr_assert_eq(c.env_max_payload, 100000);
+}

@@ -164,3 +164,56 @@ Test(ctl_socket, reply_after_client_left_is_dropped, .init = setup, .fini = tear
 	rd_ctl_reply(held, (const uint8_t *)"late", 4); /* must not crash (ASan) */
 	rd_ctl_server_free(s);
 }
+
+/* A long-lived connection (an envelope handler): frames sent without
+ * answering keep the request's reference; the close callback runs once when
+ * the client goes, and the holder can then let go of its reference. */
+static struct rd_ctl_conn *longlived;
+static int closes;
+
+static void on_closed(void *arg, struct rd_ctl_conn *conn)
+{
+	cr_assert_eq(arg, &closes);
+	cr_assert_eq(conn, longlived);
+	closes++;
+	rd_ctl_release(conn);
+}
+
+static void keep(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame, size_t len)
+{
+	(void)ud, (void)frame, (void)len;
+	longlived = conn;
+	rd_ctl_conn_on_close(conn, on_closed, &closes);
+}
+
+Test(ctl_socket, long_lived_connection_sends_frames_and_hears_its_close, .init = setup,
+     .fini = teardown)
+{
+	struct rd_ctl_server *s;
+	char msg[RD_ERRMSG_SIZE];
+	uint8_t *buf;
+	size_t len;
+
+	cr_assert_eq(rd_ctl_server_start(base, path, 0600, 16, keep, NULL, &s, msg), 0);
+	int fd = client();
+	cr_assert_eq(rd_frame_write_fd(fd, (const uint8_t *)"h", 1), 0);
+	spin();
+	cr_assert_not_null(longlived);
+	cr_assert(rd_ctl_conn_writable(longlived));
+	cr_assert(rd_ctl_send(longlived, (const uint8_t *)"one", 3));
+	cr_assert(rd_ctl_send(longlived, (const uint8_t *)"two", 3));
+	spin();
+	cr_assert_eq(rd_frame_read_fd(fd, 16, &buf, &len), 0);
+	cr_assert(len == 3 && memcmp(buf, "one", 3) == 0);
+	free(buf);
+	cr_assert_eq(rd_frame_read_fd(fd, 16, &buf, &len), 0);
+	cr_assert(len == 3 && memcmp(buf, "two", 3) == 0);
+	free(buf);
+	cr_assert_eq(closes, 0);
+	close(fd);
+	spin();
+	cr_assert_eq(closes, 1);
+	cr_assert_eq(rd_ctl_server_stats(s)->open, 0);
+	rd_ctl_server_free(s);
+	cr_assert_eq(closes, 1); /* once, not again when the server goes */
+}
