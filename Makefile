@@ -166,7 +166,8 @@ $(B)/raftd: $(B)/daemon/raftd.o $(LIBRAFTD)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
-$(B)/raftctl: $(B)/daemon/raftctl.o $(B)/daemon/raftctl_print.o $(LIBRAFTD)
+$(B)/raftctl: $(B)/daemon/raftctl.o $(B)/daemon/raftctl_print.o $(B)/daemon/raftctl_backup.o \
+             $(LIBRAFTD)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 

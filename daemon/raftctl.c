@@ -43,6 +43,9 @@ struct cmd {
 	const char *const *fields; /* build_fields: bytes fields, one per argument */
 	const char *flag;          /* build_fields: "--NAME" sets bool field NAME */
 	const char *what;          /* RC_OUT_VALUE: what a missing key is called */
+	/* Commands that are more than one request and one answer (backup):
+	 * the whole command, given the arguments; `build` is then unused. */
+	int (*exec)(const struct rc_opts *o, const char *arg);
 };
 
 static const struct cmd commands[];
@@ -73,7 +76,7 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static int dial(const char *path)
+int rc_dial(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int fd;
@@ -95,7 +98,7 @@ static int dial(const char *path)
 	return fd;
 }
 
-static int unreachable(const char *path, const char *what)
+int rc_unreachable(const char *path, const char *what)
 {
 	fprintf(
 	    stderr,
@@ -116,9 +119,9 @@ static int call(const struct rc_opts *o, Raftd__ClientRequest *req, unsigned ret
 	size_t len, inlen;
 	int fd, rv;
 
-	while ((fd = dial(o->socket)) < 0) {
+	while ((fd = rc_dial(o->socket)) < 0) {
 		if (rd_clock_now_ms() >= until)
-			return unreachable(o->socket, strerror(errno));
+			return rc_unreachable(o->socket, strerror(errno));
 		usleep(100 * 1000);
 	}
 	req->request_id = 1;
@@ -135,14 +138,14 @@ static int call(const struct rc_opts *o, Raftd__ClientRequest *req, unsigned ret
 	free(buf);
 	if (rv != 0) {
 		close(fd);
-		return unreachable(o->socket, strerror(errno));
+		return rc_unreachable(o->socket, strerror(errno));
 	}
 	rv = rd_frame_read_fd(fd, MAX_RESPONSE, &in, &inlen);
 	close(fd);
 	if (rv != 0)
-		return unreachable(o->socket, rv == RD_ECLOSED
-		                                  ? "connection closed before a reply"
-		                                  : rd_strerror(rv));
+		return rc_unreachable(o->socket, rv == RD_ECLOSED
+		                                     ? "connection closed before a reply"
+		                                     : rd_strerror(rv));
 	*resp = raftd__client_response__unpack(NULL, inlen, in);
 	free(in);
 	if (*resp == NULL) {
@@ -404,6 +407,12 @@ static const struct cmd commands[] = {
          READY, build_ready, RC_OUT_READY)},
     {CMD("shutdown", "", "graceful shutdown of the node", SHUTDOWN, build_fields,
          RC_OUT_OK)},
+    {CMD("backup save", "FILE", "stream a backup of every group into FILE", BACKUP, NULL,
+         RC_OUT_OK),
+     .exec = rc_backup_save},
+    {CMD("backup inspect", "FILE", "verify every checksum of FILE, print its manifest",
+         BACKUP, NULL, RC_OUT_OK),
+     .exec = rc_backup_inspect},
     {.name = NULL},
 };
 
@@ -412,8 +421,14 @@ static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **ar
 {
 	struct rc_request rq = {.req = RAFTD__CLIENT_REQUEST__INIT};
 	Raftd__ClientResponse *r;
-	int rv = c->build(c, &rq, argc, argv);
+	int rv;
 
+	if (c->exec != NULL) {
+		if (need(argc, 1, c->name))
+			return EXIT_USAGE;
+		return c->exec(o, argv[0]);
+	}
+	rv = c->build(c, &rq, argc, argv);
 	if (rv != 0)
 		return rv;
 	rv = call(o, &rq.req, rq.retry_ms, &r);

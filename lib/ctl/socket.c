@@ -35,6 +35,8 @@ struct rd_ctl_conn {
 	uint64_t frames_at_arm;
 	pid_t pid;
 	uid_t uid;
+	void (*drain_cb)(void *); /* a streamed answer waits for the client */
+	void *drain_arg;
 };
 
 struct rd_ctl_server {
@@ -68,12 +70,24 @@ static void conn_unref(struct rd_ctl_conn *c)
 		free(c);
 }
 
+/* Tell a waiting producer that the output drained or the connection is
+ * gone. */
+static void fire_drain(struct rd_ctl_conn *c)
+{
+	void (*cb)(void *) = c->drain_cb;
+
+	c->drain_cb = NULL;
+	if (cb != NULL)
+		cb(c->drain_arg);
+}
+
 static void conn_close(struct rd_ctl_conn *c)
 {
 	struct rd_ctl_server *s = c->server;
 
 	if (c->bev == NULL)
 		return;
+	fire_drain(c);
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	if (c->partial != NULL) {
@@ -225,7 +239,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct rd_ctl_conn *c = arg;
 
-	if (!c->paused || c->server == NULL)
+	fire_drain(c);
+	if (!c->paused || c->server == NULL || c->bev == NULL)
 		return;
 	c->paused = false;
 	bufferevent_enable(bev, EV_READ);
@@ -461,6 +476,38 @@ void rd_ctl_reply(struct rd_ctl_conn *c, const uint8_t *buf, size_t len)
 			pause_reading(c);
 	}
 	conn_unref(c);
+}
+
+void rd_ctl_send(struct rd_ctl_conn *c, const uint8_t *buf, size_t len)
+{
+	uint8_t hdr[RD_FRAME_HEADER];
+
+	if (c->bev == NULL)
+		return;
+	rd_frame_header(hdr, (uint32_t)len);
+	bufferevent_write(c->bev, hdr, sizeof hdr);
+	bufferevent_write(c->bev, buf, len);
+}
+
+size_t rd_ctl_conn_queued(const struct rd_ctl_conn *c)
+{
+	return c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+}
+
+size_t rd_ctl_conn_low_water(const struct rd_ctl_conn *c)
+{
+	return c->server != NULL ? c->server->lim.high_water / 2 : 0;
+}
+
+bool rd_ctl_conn_open(const struct rd_ctl_conn *c)
+{
+	return c->bev != NULL;
+}
+
+void rd_ctl_conn_on_drain(struct rd_ctl_conn *c, void (*cb)(void *), void *arg)
+{
+	c->drain_cb = cb;
+	c->drain_arg = arg;
 }
 
 void rd_ctl_retain(struct rd_ctl_conn *c)

@@ -89,6 +89,31 @@ const struct rd_ctl_stats *rd_ctl_server_stats(const struct rd_ctl_server *s);
  * held. The bytes are copied. A reply on a closed connection is dropped. */
 void rd_ctl_reply(struct rd_ctl_conn *conn, const uint8_t *buf, size_t len);
 
+/*
+ * Streamed answers (a backup: many frames for one request). rd_ctl_send
+ * sends one frame and keeps the handler's reference; the last frame goes
+ * with rd_ctl_reply (or rd_ctl_release). A producer keeps memory bounded
+ * by sending only while rd_ctl_conn_queued is at most rd_ctl_conn_low_water,
+ * and otherwise asks for a call when the client has read down to it.
+ */
+void rd_ctl_send(struct rd_ctl_conn *conn, const uint8_t *buf, size_t len);
+
+/* Answer bytes queued on `conn` that the client has not read (0 once
+ * closed). */
+size_t rd_ctl_conn_queued(const struct rd_ctl_conn *conn);
+
+/* Half the high-water mark: where a paused connection reads again. */
+size_t rd_ctl_conn_low_water(const struct rd_ctl_conn *conn);
+
+/* Whether `conn` is still open (a reference keeps the object, not the
+ * connection). */
+bool rd_ctl_conn_open(const struct rd_ctl_conn *conn);
+
+/* Call cb(arg) once, when the queued answers of `conn` have drained to the
+ * low-water mark or the connection closes; cb NULL cancels. One callback
+ * per connection. */
+void rd_ctl_conn_on_drain(struct rd_ctl_conn *conn, void (*cb)(void *), void *arg);
+
 /* Take an extra reference (for a request that fans out), or drop one
  * without replying. */
 void rd_ctl_retain(struct rd_ctl_conn *conn);

@@ -99,6 +99,12 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	return 0;
 }
 
+void rd_snapshot_writer_set_conf(struct rd_snapshot_writer *w,
+                                 const struct rd_conf_state *conf)
+{
+	w->meta.conf = *conf;
+}
+
 int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_meta *meta,
                               char *msg)
 {

@@ -154,8 +154,12 @@ void rd_h_start(struct rd_h_cluster *c, unsigned i)
 		int e = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(e, 2);
 		dup2(e, 1);
-		execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
-		      (char *)NULL);
+		if (nd->restore[0] != '\0')
+			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
+			      "--restore", nd->restore, (char *)NULL);
+		else
+			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
+			      (char *)NULL);
 		_exit(127);
 	}
 	nd->pid = pid;

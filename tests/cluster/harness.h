@@ -22,6 +22,7 @@ struct rd_h_node {
 	char conf[256];
 	char sock[256];
 	char log[256];
+	char restore[256]; /* non-empty: rd_h_start passes --restore FILE */
 };
 
 struct rd_h_cluster {

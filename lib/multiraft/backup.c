@@ -1,0 +1,358 @@
+/*
+ * `raftctl backup save`: the node streams a backup of every group over the
+ * client socket (file format in storage/backup.h, the stream in
+ * proto/raftd.proto, BackupRequest).
+ *
+ * Happy path, per group in ascending id: a ReadIndex read (thesis §6.4:
+ * the read is linearizable once the node has applied up to the read index),
+ * then, once it is served, a storage snapshot reader opened at that moment,
+ * whose applied index is therefore at least the read index: everything
+ * acknowledged before the save asked for the group is in the backup. The
+ * reader's chunks go out one record per response frame, one frame per loop
+ * turn of a low-priority event, so ticks, peer traffic and other clients run
+ * between two chunks (heartbeats keep flowing while a large group is read).
+ * A frame is produced only while the connection's unread output is under
+ * its low-water mark (ctl/socket.h): memory is one record buffer and the
+ * socket's high-water mark, whatever the size of the state.
+ *
+ * Failure modes: a read index that fails or times out, a group this node
+ * does not host, a storage read error, or shutdown end the stream with an
+ * error response naming the group; a client that disconnects ends the save
+ * silently. raftctl writes to a temporary file and renames it only after
+ * the last part, so a failed save never leaves a file that looks complete.
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl/request.h"
+#include "ctl/socket.h"
+#include "multiraft/node_internal.h"
+#include "raftd.pb-c.h"
+#include "storage/backup.h"
+#include "storage/snapshot.h"
+#include "transport/wire.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define ULL(x) ((unsigned long long)(x))
+
+struct rd_backup_save {
+	struct rd_backup_save *next;
+	struct rd_node *n;
+	struct rd_ctl_conn *conn; /* holds the request's reference */
+	uint64_t request_id;
+	uint32_t deadline_ms;
+	struct event *ev;
+	uint32_t seq;        /* next record number */
+	uint64_t next_group; /* next group to read */
+	uint32_t total;      /* groups in the backup */
+	bool reading;        /* a read index is outstanding */
+	struct rd_snapshot_reader *r;
+	struct rd_backup_group cur;
+	struct rd_backup_manifest m; /* groups appended as they complete */
+	uint8_t *rec;                /* one record */
+	uint8_t *out;                /* one response frame */
+	uint64_t bytes;
+	uint64_t started_ns;
+	int failed; /* an RD_E* code once the save has failed */
+	char err[RD_ERRMSG_SIZE];
+};
+
+static void schedule(struct rd_backup_save *s)
+{
+	event_active(s->ev, 0, 0);
+}
+
+static void on_drain(void *arg)
+{
+	schedule(arg);
+}
+
+static void save_free(struct rd_backup_save *s)
+{
+	struct rd_backup_save **pp = &s->n->backups;
+
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp == s)
+		*pp = s->next;
+	rd_ctl_conn_on_drain(s->conn, NULL, NULL);
+	rd_snapshot_reader_close(s->r);
+	rd_backup_manifest_free(&s->m);
+	event_free(s->ev);
+	free(s->rec);
+	free(s->out);
+	free(s);
+}
+
+/* End the stream with an error response and free the save. */
+static void finish_error(struct rd_backup_save *s)
+{
+	size_t len;
+	uint8_t *buf =
+	    rd_ctl_error_response(s->request_id, rd_err_to_wire(s->failed), s->err, &len);
+
+	rd_log_warn("backup failed pid=%d: %s", (int)rd_ctl_conn_pid(s->conn), s->err);
+	if (buf != NULL) {
+		rd_ctl_reply(s->conn, buf, len);
+		free(buf);
+	} else {
+		rd_ctl_release(s->conn);
+	}
+	save_free(s);
+}
+
+static void fail(struct rd_backup_save *s, int code)
+{
+	if (!s->failed)
+		s->failed = code;
+	schedule(s);
+}
+
+/* Send the record in s->rec (`len` bytes) as one BackupPart; the last one
+ * ends the request. */
+static void send_part(struct rd_backup_save *s, size_t len, bool last)
+{
+	Raftd__ClientResponse resp = RAFTD__CLIENT_RESPONSE__INIT;
+	Raftd__BackupPart part = RAFTD__BACKUP_PART__INIT;
+
+	s->bytes += len;
+	part.data.data = s->rec;
+	part.data.len = len;
+	part.groups_done = (uint32_t)s->m.n_groups;
+	part.groups_total = s->total;
+	part.bytes_done = s->bytes;
+	part.last = last;
+	resp.request_id = s->request_id;
+	resp.result_case = RAFTD__CLIENT_RESPONSE__RESULT_BACKUP_PART;
+	resp.backup_part = &part;
+	size_t n = raftd__client_response__pack(&resp, s->out);
+	if (last)
+		rd_ctl_reply(s->conn, s->out, n);
+	else
+		rd_ctl_send(s->conn, s->out, n);
+}
+
+/* The read index of group s->next_group is served: the node has applied
+ * at least up to it, so a storage snapshot taken now holds every write
+ * acknowledged before the read began. */
+static void on_read(void *ud, uint64_t request_id, const struct rd_result *res)
+{
+	struct rd_backup_save *s = ud;
+	struct rd_snapshot_meta meta;
+	uint64_t group = s->next_group;
+
+	(void)request_id;
+	s->reading = false;
+	if (s->failed) {
+		schedule(s);
+		return;
+	}
+	if (res->code != RAFTD__ERROR_CODE__OK) {
+		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
+		    &raftd__error_code__descriptor, (int)res->code);
+		snprintf(s->err, sizeof s->err, "group %llu: read index failed: %s%s%s",
+		         ULL(group), ev != NULL ? ev->name : "error",
+		         res->message != NULL && res->message[0] ? ": " : "",
+		         res->message != NULL ? res->message : "");
+		fail(s, RD_EUNAVAILABLE);
+		return;
+	}
+	int rv = rd_snapshot_reader_open(s->n->st, group, &s->r, &meta, s->err);
+	if (rv == 0 && meta.index < res->index)
+		rv = rd_errorf(s->err, RD_EIO,
+		               "storage applied index %llu is behind the read index %llu",
+		               ULL(meta.index), ULL(res->index));
+	if (rv != 0) {
+		rd_errprefix(s->err, "group %llu: ", ULL(group));
+		fail(s, rv);
+		return;
+	}
+	memset(&s->cur, 0, sizeof s->cur);
+	s->cur.group = group;
+	s->cur.index = meta.index;
+	s->cur.term = meta.term;
+	schedule(s);
+}
+
+static void start_read(struct rd_backup_save *s)
+{
+	struct rd_node *n = s->n;
+	uint64_t group = s->next_group;
+	uint32_t ms = s->deadline_ms ? s->deadline_ms : n->cfg.request_timeout_ms;
+
+	if (rd_node_group(n, group) == NULL) {
+		snprintf(s->err, sizeof s->err,
+		         "group %llu is not hosted on this node: run the save on a node "
+		         "that hosts every group",
+		         ULL(group));
+		fail(s, RD_ENOTFOUND);
+		return;
+	}
+	struct rd_waiter *w =
+	    rd_waiter_new(RD_WAIT_FORWARD, on_read, s, 0,
+	                  rd_clock_now_ns() + (uint64_t)ms * 1000000ull);
+	if (w == NULL || (w->data = malloc(1)) == NULL) {
+		free(w);
+		snprintf(s->err, sizeof s->err, "out of memory");
+		fail(s, RD_ENOMEM);
+		return;
+	}
+	/* The key read is irrelevant: what counts is that the read is served
+	 * at or after the group's read index. */
+	w->data[0] = 0;
+	w->len = 1;
+	w->group = group;
+	w->op = RD_OP_READ;
+	s->reading = true;
+	rd_node_submit(n, w); /* may answer before it returns */
+}
+
+/* The next chunk of the current group into a record; after the last, the
+ * group's end record too. */
+static int produce_chunk(struct rd_backup_save *s)
+{
+	uint8_t *p = s->rec + RD_BACKUP_REC_HEADER;
+	size_t len;
+	bool last;
+	int rv = rd_snapshot_reader_next(s->r, p, RD_BACKUP_CHUNK, &len, &last, s->err);
+
+	if (rv != 0) {
+		rd_errprefix(s->err, "group %llu: ", ULL(s->cur.group));
+		return rv;
+	}
+	s->cur.crc = rd_backup_crc(s->cur.crc, p, len);
+	s->cur.bytes += len;
+	s->cur.chunks++;
+	send_part(s, rd_backup_record(s->rec, RD_BACKUP_CHUNK_REC, s->seq++, len), false);
+	if (!last)
+		return 0;
+	rd_snapshot_reader_close(s->r);
+	s->r = NULL;
+	struct rd_backup_group *gs =
+	    realloc(s->m.groups, (s->m.n_groups + 1) * sizeof *gs);
+	if (gs == NULL)
+		return rd_errorf(s->err, RD_ENOMEM, "out of memory");
+	s->m.groups = gs;
+	gs[s->m.n_groups++] = s->cur;
+	len = rd_backup_group_put(p, &s->cur);
+	send_part(s, rd_backup_record(s->rec, RD_BACKUP_GROUP_END, s->seq++, len), false);
+	rd_log_info("backup group=%llu index=%llu term=%llu bytes=%llu",
+	            ULL(s->cur.group), ULL(s->cur.index), ULL(s->cur.term),
+	            ULL(s->cur.bytes));
+	s->next_group++;
+	return 0;
+}
+
+static void step(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_backup_save *s = arg;
+	uint8_t *p = s->rec + RD_BACKUP_REC_HEADER;
+	size_t len;
+
+	(void)fd, (void)what;
+	if (s->reading)
+		return; /* the read's answer schedules the next step */
+	if (!rd_ctl_conn_open(s->conn)) {
+		rd_log_info("backup abandoned by its client");
+		rd_ctl_release(s->conn);
+		save_free(s);
+		return;
+	}
+	if (s->failed) {
+		finish_error(s);
+		return;
+	}
+	if (rd_ctl_conn_queued(s->conn) > rd_ctl_conn_low_water(s->conn)) {
+		rd_ctl_conn_on_drain(s->conn, on_drain, s);
+		return;
+	}
+	if (s->seq == 0) {
+		len = rd_backup_header_put(p, &s->m);
+		send_part(s, rd_backup_record(s->rec, RD_BACKUP_HEADER, s->seq++, len),
+		          false);
+		schedule(s);
+	} else if (s->r != NULL) {
+		int rv = produce_chunk(s);
+		if (rv != 0)
+			fail(s, rv);
+		else
+			schedule(s);
+	} else if (s->next_group < s->total) {
+		start_read(s);
+	} else {
+		len = rd_backup_manifest_put(p, &s->m);
+		send_part(s, rd_backup_record(s->rec, RD_BACKUP_MANIFEST, s->seq++, len),
+		          true);
+		rd_log_notice("backup complete groups=%u bytes=%llu seconds=%.1f",
+		              s->total, ULL(s->bytes),
+		              (double)(rd_clock_now_ns() - s->started_ns) / 1e9);
+		save_free(s);
+	}
+}
+
+void rd_backup_start(struct rd_node *n, struct rd_ctl_conn *conn,
+                     const Raftd__ClientRequest *req)
+{
+	struct rd_backup_save *s = calloc(1, sizeof *s);
+	uint8_t *buf;
+	size_t len;
+
+	if (s == NULL || (s->rec = malloc(RD_BACKUP_REC_MAX)) == NULL ||
+	    (s->out = malloc(RD_BACKUP_REC_MAX + 64)) == NULL ||
+	    (s->ev = event_new(n->base, -1, 0, step, s)) == NULL) {
+		if (s != NULL) {
+			free(s->rec);
+			free(s->out);
+		}
+		free(s);
+		buf = rd_ctl_error_response(req->request_id, RAFTD__ERROR_CODE__INTERNAL,
+		                            "out of memory", &len);
+		if (buf != NULL)
+			rd_ctl_reply(conn, buf, len);
+		else
+			rd_ctl_release(conn);
+		free(buf);
+		return;
+	}
+	event_priority_set(s->ev, RD_NODE_PRIO_LOW);
+	s->n = n;
+	s->conn = conn;
+	s->request_id = req->request_id;
+	s->deadline_ms = req->deadline_ms;
+	s->total = n->topo.routing.n_groups + 1;
+	s->started_ns = rd_clock_now_ns();
+	s->m.version = RD_BACKUP_VERSION;
+	s->m.created_ms = (uint64_t)time(NULL) * 1000;
+	s->m.node = n->cfg.node_id;
+	s->m.data_groups = n->topo.routing.n_groups;
+	snprintf(s->m.cluster_id, sizeof s->m.cluster_id, "%s",
+	         rd_storage_cluster_id(n->st));
+	s->next = n->backups;
+	n->backups = s;
+	rd_log_notice("backup started by client pid=%d uid=%u groups=%u",
+	              (int)rd_ctl_conn_pid(conn), (unsigned)rd_ctl_conn_uid(conn),
+	              s->total);
+	schedule(s);
+}
+
+void rd_backup_fail_all(struct rd_node *n, const char *why)
+{
+	while (n->backups != NULL) {
+		struct rd_backup_save *s = n->backups;
+		/* Read waiters are resolved before this (node.c); one that is
+		 * still out would answer a freed save. */
+		if (s->reading) {
+			n->backups = s->next;
+			continue;
+		}
+		if (!s->failed) {
+			s->failed = RD_ESHUTDOWN;
+			snprintf(s->err, sizeof s->err, "%s", why);
+		}
+		finish_error(s);
+	}
+}
