@@ -27,6 +27,8 @@ FUZZ_CC ?= $(shell command -v clang-14 || echo clang)
 # make bench-e2e: load duration; make bench-storage: seconds per case.
 E2E_SECONDS ?= 10
 STORAGE_BENCH_SECONDS ?= 1.5
+# make bench-backup: megabytes of state saved and restored.
+BACKUP_MB ?= 1024
 PREFIX ?= /usr/local
 MANDIR ?= $(PREFIX)/share/man
 
@@ -130,7 +132,7 @@ help:
 	@echo "make install               PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make format | format-check | lint | clean"
 	@echo "defaults: SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) SEEDS=$(SEEDS)"
-	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) V=1: show commands"
+	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) BACKUP_MB=$(BACKUP_MB) V=1: show commands"
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): .ci/deps.sh

@@ -16,8 +16,9 @@ $(eval $(call bench_prog,storage_bench,))
 $(eval $(call bench_prog,transport_bench,))
 $(eval $(call bench_prog,metrics_bench,))
 $(eval $(call bench_prog,e2e_load,))
+$(eval $(call bench_prog,backup_load,))
 
-.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e
+.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-backup
 
 HELP_bench-core := the Raft core alone: entries/s, allocations per entry
 bench-core: $(B)/bench/core_bench
@@ -44,4 +45,10 @@ bench-e2e: $(DAEMONS) $(B)/bench/e2e_load
 	$(call msg,RUN,$@)
 	$(Q)bash tests/bench/e2e.sh $(abspath $(B)) $(E2E_SECONDS)
 
-BENCH_TARGETS += bench-core bench-storage bench-transport bench-metrics bench-e2e
+HELP_bench-backup := backup save and restore of BACKUP_MB MB of state: MB/s, daemon RSS
+bench-backup: $(DAEMONS) $(B)/bench/backup_load
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/backup.sh $(abspath $(B)) $(BACKUP_MB)
+
+BENCH_TARGETS += bench-core bench-storage bench-transport bench-metrics bench-e2e \
+                 bench-backup
