@@ -33,6 +33,7 @@
 #include "raftd.pb-c.h"
 #include "storage/backup.h"
 #include "storage/snapshot.h"
+#include "transport/transport.h"
 #include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -46,11 +47,17 @@ struct rd_backup_save {
 	uint64_t request_id;
 	uint32_t deadline_ms;
 	struct event *ev;
-	uint32_t seq;        /* next record number */
-	uint64_t next_group; /* next group to read */
-	uint32_t total;      /* groups in the backup */
-	bool reading;        /* a read index is outstanding */
-	struct rd_snapshot_reader *r;
+	uint32_t seq;                 /* next record number */
+	uint64_t next_group;          /* next group to read */
+	uint32_t total;               /* groups in the backup */
+	bool reading;                 /* a read index is outstanding */
+	bool calling;                 /* a BackupFetch call is outstanding */
+	bool dead;                    /* freed while a read or call was out */
+	struct rd_snapshot_reader *r; /* the current group, hosted here */
+	/* The current group, fetched from a replica (backup_fetch.c). */
+	bool remote;
+	uint64_t peer, session;
+	uint32_t fetch_seq;
 	struct rd_backup_group cur;
 	struct rd_backup_manifest m; /* groups appended as they complete */
 	uint8_t *rec;                /* one record */
@@ -66,11 +73,22 @@ static void schedule(struct rd_backup_save *s)
 	event_active(s->ev, 0, 0);
 }
 
+static const char *code_name(int code)
+{
+	const ProtobufCEnumValue *ev =
+	    protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, code);
+	return ev != NULL ? ev->name : "error";
+}
+
+static void start_fetch(struct rd_backup_save *s);
+
 static void on_drain(void *arg)
 {
 	schedule(arg);
 }
 
+/* Unlink the save and free it; while a read or a call is out, its
+ * callback frees it instead (it sees `dead`). */
 static void save_free(struct rd_backup_save *s)
 {
 	struct rd_backup_save **pp = &s->n->backups;
@@ -79,7 +97,11 @@ static void save_free(struct rd_backup_save *s)
 		pp = &(*pp)->next;
 	if (*pp == s)
 		*pp = s->next;
-	rd_ctl_conn_on_drain(s->conn, NULL, NULL);
+	if (!s->dead)
+		rd_ctl_conn_on_drain(s->conn, NULL, NULL);
+	s->dead = true;
+	if (s->reading || s->calling)
+		return;
 	rd_snapshot_reader_close(s->r);
 	rd_backup_manifest_free(&s->m);
 	event_free(s->ev);
@@ -147,15 +169,17 @@ static void on_read(void *ud, uint64_t request_id, const struct rd_result *res)
 
 	(void)request_id;
 	s->reading = false;
+	if (s->dead) {
+		save_free(s);
+		return;
+	}
 	if (s->failed) {
 		schedule(s);
 		return;
 	}
 	if (res->code != RAFTD__ERROR_CODE__OK) {
-		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
-		    &raftd__error_code__descriptor, (int)res->code);
 		snprintf(s->err, sizeof s->err, "group %llu: read index failed: %s%s%s",
-		         ULL(group), ev != NULL ? ev->name : "error",
+		         ULL(group), code_name((int)res->code),
 		         res->message != NULL && res->message[0] ? ": " : "",
 		         res->message != NULL ? res->message : "");
 		fail(s, RD_EUNAVAILABLE);
@@ -185,11 +209,7 @@ static void start_read(struct rd_backup_save *s)
 	uint32_t ms = s->deadline_ms ? s->deadline_ms : n->cfg.request_timeout_ms;
 
 	if (rd_node_group(n, group) == NULL) {
-		snprintf(s->err, sizeof s->err,
-		         "group %llu is not hosted on this node: run the save on a node "
-		         "that hosts every group",
-		         ULL(group));
-		fail(s, RD_ENOTFOUND);
+		start_fetch(s);
 		return;
 	}
 	struct rd_waiter *w =
@@ -211,27 +231,18 @@ static void start_read(struct rd_backup_save *s)
 	rd_node_submit(n, w); /* may answer before it returns */
 }
 
-/* The next chunk of the current group into a record; after the last, the
- * group's end record too. */
-static int produce_chunk(struct rd_backup_save *s)
+/* The chunk at s->rec + 20 (`len` bytes) goes out as a record; after the
+ * group's last chunk, its group-end record too. */
+static int emit_chunk(struct rd_backup_save *s, size_t len, bool last)
 {
 	uint8_t *p = s->rec + RD_BACKUP_REC_HEADER;
-	size_t len;
-	bool last;
-	int rv = rd_snapshot_reader_next(s->r, p, RD_BACKUP_CHUNK, &len, &last, s->err);
 
-	if (rv != 0) {
-		rd_errprefix(s->err, "group %llu: ", ULL(s->cur.group));
-		return rv;
-	}
 	s->cur.crc = rd_backup_crc(s->cur.crc, p, len);
 	s->cur.bytes += len;
 	s->cur.chunks++;
 	send_part(s, rd_backup_record(s->rec, RD_BACKUP_CHUNK_REC, s->seq++, len), false);
 	if (!last)
 		return 0;
-	rd_snapshot_reader_close(s->r);
-	s->r = NULL;
 	struct rd_backup_group *gs =
 	    realloc(s->m.groups, (s->m.n_groups + 1) * sizeof *gs);
 	if (gs == NULL)
@@ -240,11 +251,156 @@ static int produce_chunk(struct rd_backup_save *s)
 	gs[s->m.n_groups++] = s->cur;
 	len = rd_backup_group_put(p, &s->cur);
 	send_part(s, rd_backup_record(s->rec, RD_BACKUP_GROUP_END, s->seq++, len), false);
-	rd_log_info("backup group=%llu index=%llu term=%llu bytes=%llu",
+	rd_log_info("backup group=%llu index=%llu term=%llu bytes=%llu from=%llu",
 	            ULL(s->cur.group), ULL(s->cur.index), ULL(s->cur.term),
-	            ULL(s->cur.bytes));
+	            ULL(s->cur.bytes), ULL(s->remote ? s->peer : s->n->cfg.node_id));
 	s->next_group++;
 	return 0;
+}
+
+/* The next chunk of a group hosted here. */
+static int produce_chunk(struct rd_backup_save *s)
+{
+	size_t len;
+	bool last;
+	int rv = rd_snapshot_reader_next(s->r, s->rec + RD_BACKUP_REC_HEADER,
+	                                 RD_BACKUP_CHUNK, &len, &last, s->err);
+
+	if (rv != 0) {
+		rd_errprefix(s->err, "group %llu: ", ULL(s->cur.group));
+		return rv;
+	}
+	if (last) {
+		rd_snapshot_reader_close(s->r);
+		s->r = NULL;
+	}
+	return emit_chunk(s, len, last);
+}
+
+/* A chunk of a group fetched from a replica (or why not). */
+static void on_fetch(void *arg, int err, const Raftd__PeerResponse *resp,
+                     const char *errmsg)
+{
+	struct rd_backup_save *s = arg;
+	const Raftd__BackupFetchResponse *b = NULL;
+	uint64_t group = s->cur.group;
+
+	s->calling = false;
+	if (s->dead) {
+		save_free(s);
+		return;
+	}
+	if (err == 0 && resp->error != RAFTD__ERROR_CODE__OK) {
+		err = RD_EUNAVAILABLE;
+		errmsg = resp->error_message;
+	} else if (err == 0 &&
+	           resp->body_case != RAFTD__PEER_RESPONSE__BODY_BACKUP_FETCH) {
+		err = RD_EPROTO;
+		errmsg = "unexpected answer";
+	}
+	if (err == 0)
+		b = resp->backup_fetch;
+	if (err == 0 && b->error != RAFTD__ERROR_CODE__OK) {
+		snprintf(s->err, sizeof s->err, "group %llu from node %llu: %s: %s",
+		         ULL(group), ULL(s->peer), code_name((int)b->error),
+		         b->error_message);
+		fail(s, RD_EUNAVAILABLE);
+		return;
+	}
+	if (err == 0 &&
+	    (b->chunk.len > RD_BACKUP_CHUNK || b->chunk.len < RD_SNAPSHOT_HEADER + 24 ||
+	     (s->fetch_seq > 0 && b->session != s->session))) {
+		err = RD_EPROTO;
+		errmsg = "malformed chunk";
+	}
+	if (err != 0) {
+		snprintf(s->err, sizeof s->err, "group %llu from node %llu: %s",
+		         ULL(group), ULL(s->peer),
+		         errmsg != NULL ? errmsg : rd_strerror(err));
+		fail(s, err);
+		return;
+	}
+	uint8_t *p = s->rec + RD_BACKUP_REC_HEADER;
+	memcpy(p, b->chunk.data, b->chunk.len);
+	if (s->fetch_seq == 0) {
+		/* snapshot.h: the first payload opens with group, index, term */
+		const uint8_t *m = p + RD_SNAPSHOT_HEADER;
+		uint64_t g = 0, idx = 0, term = 0;
+		for (int i = 0; i < 8; i++) {
+			g = g << 8 | m[i];
+			idx = idx << 8 | m[8 + i];
+			term = term << 8 | m[16 + i];
+		}
+		if (g != group) {
+			snprintf(s->err, sizeof s->err,
+			         "group %llu from node %llu: a chunk of group %llu",
+			         ULL(group), ULL(s->peer), ULL(g));
+			fail(s, RD_EPROTO);
+			return;
+		}
+		s->cur.index = idx;
+		s->cur.term = term;
+		s->session = b->session;
+	}
+	s->fetch_seq++;
+	if (b->last)
+		s->remote = false;
+	int rv = emit_chunk(s, b->chunk.len, b->last);
+	if (rv != 0)
+		fail(s, rv);
+	else
+		schedule(s);
+}
+
+static void fetch_next(struct rd_backup_save *s)
+{
+	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
+	Raftd__BackupFetchRequest b = RAFTD__BACKUP_FETCH_REQUEST__INIT;
+	struct rd_transport *t = rd_peers_transport(s->n);
+	uint32_t ms = s->deadline_ms ? s->deadline_ms : s->n->cfg.request_timeout_ms;
+	int rv;
+
+	b.group = s->cur.group;
+	b.session = s->session;
+	b.seq = s->fetch_seq;
+	req.body_case = RAFTD__PEER_REQUEST__BODY_BACKUP_FETCH;
+	req.backup_fetch = &b;
+	rv = t == NULL ? rd_errorf(s->err, RD_ESHUTDOWN, "transport stopped")
+	               : rd_transport_call(t, s->peer, &req, ms, on_fetch, s, s->err);
+	if (rv != 0) {
+		rd_errprefix(s->err, "group %llu from node %llu: ", ULL(s->cur.group),
+		             ULL(s->peer));
+		fail(s, rv);
+		return;
+	}
+	s->calling = true;
+}
+
+/* A group this node does not host: pull it from a replica, starting with
+ * its placement's leadership hint. */
+static void start_fetch(struct rd_backup_save *s)
+{
+	const struct rd_group_placement *p =
+	    rd_routing_placement(&s->n->topo.routing, (uint32_t)s->next_group);
+	uint64_t peer = 0;
+
+	for (unsigned i = 0; p != NULL && i < p->n_replicas && peer == 0; i++)
+		if (p->replicas[i] != s->n->cfg.node_id)
+			peer = p->replicas[i];
+	if (peer == 0) {
+		snprintf(s->err, sizeof s->err,
+		         "group %llu has no replica to fetch it from",
+		         ULL(s->next_group));
+		fail(s, RD_ENOTFOUND);
+		return;
+	}
+	memset(&s->cur, 0, sizeof s->cur);
+	s->cur.group = s->next_group;
+	s->remote = true;
+	s->peer = peer;
+	s->session = 0;
+	s->fetch_seq = 0;
+	fetch_next(s);
 }
 
 static void step(evutil_socket_t fd, short what, void *arg)
@@ -254,8 +410,8 @@ static void step(evutil_socket_t fd, short what, void *arg)
 	size_t len;
 
 	(void)fd, (void)what;
-	if (s->reading)
-		return; /* the read's answer schedules the next step */
+	if (s->reading || s->calling)
+		return; /* the answer schedules the next step */
 	if (!rd_ctl_conn_open(s->conn)) {
 		rd_log_info("backup abandoned by its client");
 		rd_ctl_release(s->conn);
@@ -275,6 +431,8 @@ static void step(evutil_socket_t fd, short what, void *arg)
 		send_part(s, rd_backup_record(s->rec, RD_BACKUP_HEADER, s->seq++, len),
 		          false);
 		schedule(s);
+	} else if (s->remote) {
+		fetch_next(s);
 	} else if (s->r != NULL) {
 		int rv = produce_chunk(s);
 		if (rv != 0)
@@ -343,12 +501,6 @@ void rd_backup_fail_all(struct rd_node *n, const char *why)
 {
 	while (n->backups != NULL) {
 		struct rd_backup_save *s = n->backups;
-		/* Read waiters are resolved before this (node.c); one that is
-		 * still out would answer a freed save. */
-		if (s->reading) {
-			n->backups = s->next;
-			continue;
-		}
 		if (!s->failed) {
 			s->failed = RD_ESHUTDOWN;
 			snprintf(s->err, sizeof s->err, "%s", why);

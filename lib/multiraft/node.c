@@ -392,6 +392,7 @@ void rd_node_free(struct rd_node *n)
 	rd_backup_fail_all(n, "node is shutting down");
 	rd_ctl_server_free(n->ctl);
 	rd_peers_free(n);
+	rd_backup_fetch_free_all(n);
 	if (n->finish_ev != NULL)
 		event_free(n->finish_ev);
 	event_free(n->tick_ev);

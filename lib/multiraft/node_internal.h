@@ -10,6 +10,7 @@
  *   peers.c     the transport glue: batches to peers, peer lifecycle
  *   snapshots.c snapshot streaming, both sides
  *   backup.c    raftctl backup save: every group streamed to a client
+ *   backup_fetch.c  the BackupFetch peer RPC: a group pulled by a saving node
  *   restore.c   raftd --restore: a new cluster's data from a backup file
  * Topology and forwarding are in lib/cluster (lib/README.md, "Layers").
  * Not a public interface.
@@ -48,6 +49,8 @@ struct rd_transport;
 #define RD_NODE_N_PRIOS    3
 
 struct rd_backup_save;
+struct rd_backup_serve;
+struct rd_transport_responder;
 
 enum rd_waiter_kind {
 	RD_WAIT_PROPOSE, /* local proposal: resolved when (group, index) applies */
@@ -149,7 +152,8 @@ struct rd_node {
 
 	struct rd_forwarder fwd; /* FORWARD waiters, through their `fw` */
 	struct rd_waitq ready_waiters;
-	struct rd_backup_save *backups; /* saves streaming (backup.c) */
+	struct rd_backup_save *backups;        /* saves streaming (backup.c) */
+	struct rd_backup_serve *backup_serves; /* fetches served (backup_fetch.c) */
 
 	bool wake_pending;
 	bool ready;
@@ -275,6 +279,18 @@ void rd_backup_start(struct rd_node *n, struct rd_ctl_conn *conn,
 /* End every save in progress with SHUTTING_DOWN (`why`). Call after the
  * groups' read waiters have been resolved. */
 void rd_backup_fail_all(struct rd_node *n, const char *why);
+
+/* ---- backup_fetch.c ---- */
+
+/* A BackupFetch request from `peer` (the transport's on_request, for that
+ * body): answered through `r`, now or once the read index is served. */
+struct Raftd__PeerRequest;
+void rd_backup_fetch_serve(struct rd_node *n, uint64_t peer,
+                           const struct Raftd__PeerRequest *req,
+                           struct rd_transport_responder *r);
+
+/* Close every fetch session whose read is not out (node free). */
+void rd_backup_fetch_free_all(struct rd_node *n);
 
 /* ---- restore.c ---- */
 

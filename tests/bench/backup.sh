@@ -14,7 +14,7 @@ PID=
 cleanup() {
 	[ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null || true
 	wait 2>/dev/null || true
-	rm -rf "$DIR"
+	if [ -n "${KEEP:-}" ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT
 port() {

@@ -289,3 +289,52 @@ Test(backup, truncated_and_bit_flipped_backups_are_refused, .fini = teardown,
 	              0);
 	cr_assert(strstr(out, "newer") != NULL, "%s", out);
 }
+
+/* A node that does not host every group pulls the others from their
+ * replicas over QUIC (the BackupFetch peer RPC), and the restored cluster,
+ * placed the same way, holds every group's data. */
+Test(backup, groups_not_hosted_here_are_fetched_from_a_replica, .fini = teardown,
+     .timeout = 300)
+{
+	struct rd_h_opts o = {.data_groups = 3, .replication = 1};
+	char out[16384], key[32], val[32], file[128];
+
+	snprintf(dir, sizeof dir, "/tmp/rd-backup-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(file, sizeof file, "%s/rf1.rdbk", dir);
+	rd_h_cluster_init(&C, 3, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	for (int i = 0; i < KEYS; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(val, sizeof val, "v%d", i);
+		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
+		                            val, (char *)NULL),
+		             0);
+	}
+	/* Node 1 hosts one data group of three. */
+	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "groups", (char *)NULL), 0);
+	unsigned rows = 0;
+	for (char *l = strchr(out, '\n'); l != NULL; l = strchr(l + 1, '\n'))
+		rows++;
+	cr_assert_lt(rows, 1 + 4, "node 1 hosts every group:\n%s", out);
+	cr_assert_eq(
+	    rd_h_ctl(&C, 1, out, sizeof out, "backup", "save", file, (char *)NULL), 0,
+	    "backup save: %s (logs in %s)", out, C.dir);
+	cr_assert(strstr(out, "groups=4") != NULL, "%s", out);
+	cr_assert_eq(sh(out, sizeof out, "grep -h 'backup fetch done' %s/*.log", C.dir),
+	             0, "no group was fetched from a peer");
+	rd_h_cluster_free(&C);
+
+	rd_h_cluster_init(&D, 3, &o);
+	for (unsigned i = 0; i < 3; i++)
+		snprintf(D.nodes[i].restore, sizeof D.nodes[i].restore, "%s", file);
+	rd_h_start_all(&D);
+	cr_assert(rd_h_wait_ready(&D, WAIT_S), "restored cluster not ready (logs in %s)",
+	          D.dir);
+	for (int i = 0; i < KEYS; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(val, sizeof val, "v%d", i);
+		expect_get(&D, 1 + (unsigned)(i % 3), key, val);
+	}
+}
