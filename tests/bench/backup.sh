@@ -42,7 +42,7 @@ socket = $DIR/$1.sock
 [admin]
 listen = off
 [log]
-level = warning
+level = notice
 CONF
 }
 now() { date +%s.%N; }
@@ -52,13 +52,15 @@ PID=$!
 "$B/raftctl" -s "$DIR/old.sock" ready --wait 30 >/dev/null
 echo "bench-backup: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), 1 node, 4 data groups, ${MB} MB of state in 256 KiB values"
 "$B/bench/backup_load" "$DIR/old.sock" "$MB"
+# Let the node settle (RocksDB flushes and compactions after the load).
+for _ in $(seq 60); do "$B/raftctl" -s "$DIR/old.sock" --timeout 60000 get bk00000000 >/dev/null 2>&1 && break; sleep 1; done
 RSS0=$(awk '/VmRSS/{print $2}' /proc/$PID/status)
 ( peak=0; while kill -0 "$PID" 2>/dev/null && [ ! -e "$DIR/saved" ]; do
 	r=$(awk '/VmRSS/{print $2}' /proc/$PID/status 2>/dev/null || echo 0)
 	[ "$r" -gt "$peak" ] && peak=$r; echo "$peak" >"$DIR/peak"; sleep 0.05; done ) &
 SAMPLER=$!
 T0=$(now)
-"$B/raftctl" -s "$DIR/old.sock" backup save "$DIR/cluster.rdbk" >/dev/null
+"$B/raftctl" -s "$DIR/old.sock" --timeout 60000 backup save "$DIR/cluster.rdbk" >/dev/null
 T1=$(now)
 touch "$DIR/saved"; wait "$SAMPLER" || true
 BYTES=$(stat -c %s "$DIR/cluster.rdbk")
