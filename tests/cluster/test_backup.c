@@ -10,11 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "raftd.pb-c.h"
+#include "util/frame.h"
 #include "storage/backup.h"
 
 #define WAIT_S 30
@@ -337,4 +342,93 @@ Test(backup, groups_not_hosted_here_are_fetched_from_a_replica, .fini = teardown
 		snprintf(val, sizeof val, "v%d", i);
 		expect_get(&D, 1 + (unsigned)(i % 3), key, val);
 	}
+}
+
+/* Bounded resources: a client that stops reading a save stops the save
+ * (the node produces a chunk only while the connection's output is under
+ * its low-water mark), and meanwhile the node keeps serving, electing no
+ * one new (heartbeats flow), and finishes the stream once it reads on. */
+Test(backup, a_client_that_stops_reading_holds_the_save_back, .fini = teardown,
+     .timeout = 300)
+{
+	struct rd_h_opts o = {.data_groups = 1,
+	                      .extra_conf =
+	                          "[control]\noutput_high_water_bytes = 1048576\n"};
+	char out[16384], key[32], terms[2][16384];
+	static char value[100 * 1024 + 1];
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	rd_h_cluster_init(&C, 3, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S));
+	memset(value, 'x', sizeof value - 1);
+	for (int i = 0; i < 160; i++) { /* 16 MB in group 1 */
+		snprintf(key, sizeof key, "big%d", i);
+		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
+		                            value, (char *)NULL),
+		             0);
+	}
+	cr_assert_eq(rd_h_ctl(&C, 2, terms[0], sizeof terms[0], "groups", (char *)NULL),
+	             0);
+
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_lt(strlen(C.nodes[1].sock), sizeof sun.sun_path);
+	memcpy(sun.sun_path, C.nodes[1].sock, strlen(C.nodes[1].sock) + 1);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
+	Raftd__BackupRequest b = RAFTD__BACKUP_REQUEST__INIT;
+	uint8_t buf[64];
+	req.request_id = 7;
+	req.op_case = RAFTD__CLIENT_REQUEST__OP_BACKUP;
+	req.backup = &b;
+	size_t len = raftd__client_request__pack(&req, buf);
+	cr_assert_eq(rd_frame_write_fd(fd, buf, len), 0);
+	sleep(3);
+	/* The node is not stalled: writes and reads are served. */
+	cr_assert_eq(rd_h_ctl_retry(&C, 2, WAIT_S, out, sizeof out, "put", "during",
+	                            "save", (char *)NULL),
+	             0);
+	expect_get(&C, 2, "during", "save");
+	/* What waits for the client is bounded by the high-water mark, one
+	 * record and the kernel's socket buffer, far below the state. */
+	int queued = 0;
+	cr_assert_eq(ioctl(fd, FIONREAD, &queued), 0);
+	cr_assert_lt(queued, 4 << 20, "%d bytes queued", queued);
+	cr_assert_gt(queued, 0);
+	/* No new term in any group: leaders kept their heartbeats going. */
+	cr_assert_eq(rd_h_ctl(&C, 2, terms[1], sizeof terms[1], "groups", (char *)NULL),
+	             0);
+	for (int k = 0; k < 2; k++) { /* keep GROUP ROLE LEADER TERM */
+		char keep[4096] = "", *save = NULL;
+		for (char *l = strtok_r(terms[k], "\n", &save); l != NULL;
+		     l = strtok_r(NULL, "\n", &save)) {
+			unsigned g, leader, term;
+			char role[16], row[64];
+			if (sscanf(l, "%u %15s %u %u", &g, role, &leader, &term) == 4) {
+				snprintf(row, sizeof row, "%u %u %u;", g, leader, term);
+				strncat(keep, row, sizeof keep - strlen(keep) - 1);
+			}
+		}
+		snprintf(terms[k], sizeof terms[k], "%s", keep);
+	}
+	cr_assert_str_eq(terms[0], terms[1]);
+	/* Reading on, the stream completes. */
+	uint64_t total = 0;
+	for (bool last = false; !last;) {
+		uint8_t *in;
+		size_t inlen;
+		cr_assert_eq(rd_frame_read_fd(fd, 8u << 20, &in, &inlen), 0);
+		Raftd__ClientResponse *r =
+		    raftd__client_response__unpack(NULL, inlen, in);
+		free(in);
+		cr_assert_not_null(r);
+		cr_assert_eq(r->error, RAFTD__ERROR_CODE__OK, "%s", r->error_message);
+		cr_assert_eq(r->request_id, 7);
+		cr_assert_eq(r->result_case, RAFTD__CLIENT_RESPONSE__RESULT_BACKUP_PART);
+		total += r->backup_part->data.len;
+		last = r->backup_part->last;
+		raftd__client_response__free_unpacked(r, NULL);
+	}
+	close(fd);
+	cr_assert_gt(total, 16000000u, "%llu bytes", (unsigned long long)total);
 }
