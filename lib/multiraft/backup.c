@@ -88,7 +88,8 @@ static void on_drain(void *arg)
 }
 
 /* Unlink the save and free it; while a read or a call is out, its
- * callback frees it instead (it sees `dead`). */
+ * callback frees it instead (it sees `dead`). The connection reference
+ * must be gone already (end_stream). */
 static void save_free(struct rd_backup_save *s)
 {
 	struct rd_backup_save **pp = &s->n->backups;
@@ -97,8 +98,6 @@ static void save_free(struct rd_backup_save *s)
 		pp = &(*pp)->next;
 	if (*pp == s)
 		*pp = s->next;
-	if (!s->dead)
-		rd_ctl_conn_on_drain(s->conn, NULL, NULL);
 	s->dead = true;
 	if (s->reading || s->calling)
 		return;
@@ -110,6 +109,17 @@ static void save_free(struct rd_backup_save *s)
 	free(s);
 }
 
+/* Give the request's connection reference back with a last frame (or
+ * none): the drain callback goes first, while `conn` is surely alive. */
+static void end_stream(struct rd_backup_save *s, const uint8_t *buf, size_t len)
+{
+	rd_ctl_conn_on_drain(s->conn, NULL, NULL);
+	if (buf != NULL)
+		rd_ctl_reply(s->conn, buf, len);
+	else
+		rd_ctl_release(s->conn);
+}
+
 /* End the stream with an error response and free the save. */
 static void finish_error(struct rd_backup_save *s)
 {
@@ -118,12 +128,8 @@ static void finish_error(struct rd_backup_save *s)
 	    rd_ctl_error_response(s->request_id, rd_err_to_wire(s->failed), s->err, &len);
 
 	rd_log_warn("backup failed pid=%d: %s", (int)rd_ctl_conn_pid(s->conn), s->err);
-	if (buf != NULL) {
-		rd_ctl_reply(s->conn, buf, len);
-		free(buf);
-	} else {
-		rd_ctl_release(s->conn);
-	}
+	end_stream(s, buf, len);
+	free(buf);
 	save_free(s);
 }
 
@@ -153,7 +159,7 @@ static void send_part(struct rd_backup_save *s, size_t len, bool last)
 	resp.backup_part = &part;
 	size_t n = raftd__client_response__pack(&resp, s->out);
 	if (last)
-		rd_ctl_reply(s->conn, s->out, n);
+		end_stream(s, s->out, n);
 	else
 		rd_ctl_send(s->conn, s->out, n);
 }
@@ -414,7 +420,7 @@ static void step(evutil_socket_t fd, short what, void *arg)
 		return; /* the answer schedules the next step */
 	if (!rd_ctl_conn_open(s->conn)) {
 		rd_log_info("backup abandoned by its client");
-		rd_ctl_release(s->conn);
+		end_stream(s, NULL, 0);
 		save_free(s);
 		return;
 	}
