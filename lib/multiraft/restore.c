@@ -100,7 +100,12 @@ struct install {
 	uint64_t node;
 	struct rd_snapshot_writer *w;
 	uint64_t groups;
+	unsigned staged; /* chunks staged since the last spill */
 };
+
+/* Chunks staged before they are written out (about 1 MiB each): restore
+ * memory stays near this much, whatever the size of a group. */
+#define SPILL_CHUNKS 32
 
 /* The new members of `group`: group 0 the founding members (up to the
  * core's limit), a data group its bootstrap placement; sorted, as a fresh
@@ -141,8 +146,18 @@ static int install_chunk(void *arg, uint64_t group, const uint8_t *chunk, size_t
 		return rv;
 	if ((rv = rd_snapshot_writer_add(in->w, chunk, len, msg)) != 0)
 		goto err_after_writer;
-	if (!last)
+	if (!last) {
+		/* The data directory is new and unused until the restore
+		 * returns: the install need not be atomic (a crash means
+		 * starting the restore over, raftd(8)). */
+		if (++in->staged >= SPILL_CHUNKS) {
+			in->staged = 0;
+			if ((rv = rd_snapshot_writer_spill(in->w, msg)) != 0)
+				goto err_after_writer;
+		}
 		return 0;
+	}
+	in->staged = 0;
 	rd_snapshot_writer_set_conf(in->w, &conf);
 	rv = rd_snapshot_writer_finish(in->w, &meta, msg);
 	in->w = NULL;

@@ -136,6 +136,7 @@ struct restore {
 	struct rd_snapshot_writer *w;
 	struct rd_conf_state conf;
 	unsigned groups, chunks;
+	bool spill; /* write staged keys out after every chunk (restore.c) */
 };
 
 static int install(void *arg, uint64_t group, const uint8_t *chunk, size_t len, bool last,
@@ -147,6 +148,8 @@ static int install(void *arg, uint64_t group, const uint8_t *chunk, size_t len, 
 	if (r->w == NULL)
 		cr_assert_eq(rd_snapshot_writer_open(r->st, &r->w, m), 0);
 	int rv = rd_snapshot_writer_add(r->w, chunk, len, m);
+	if (rv == 0 && !last && r->spill)
+		rv = rd_snapshot_writer_spill(r->w, m);
 	if (rv != 0 || !last)
 		return rv;
 	rd_snapshot_writer_set_conf(r->w, &r->conf);
@@ -183,7 +186,8 @@ static long size_of(const char *path)
 Test(backup, groups_round_trip_under_new_members)
 {
 	struct rd_backup_manifest m;
-	struct restore r = {.st = bst, .conf = {.n_voters = 2, .voters = {7, 9}}};
+	struct restore r = {
+	    .st = bst, .conf = {.n_voters = 2, .voters = {7, 9}}, .spill = true};
 	struct rd_storage_group_info info;
 	uint8_t *v;
 	size_t vlen;
@@ -207,6 +211,11 @@ Test(backup, groups_round_trip_under_new_members)
 	    rd_storage_kv_get(bst, 1, (const uint8_t *)"one00299", 8, &v, &vlen, msg), 0,
 	    "%s", msg);
 	cr_assert_eq(vlen, 1000);
+	free(v);
+	/* Keys of the first chunk, written out early by the spill. */
+	cr_assert_eq(
+	    rd_storage_kv_get(bst, 1, (const uint8_t *)"one00000", 8, &v, &vlen, msg), 0,
+	    "%s", msg);
 	free(v);
 	cr_assert_eq(
 	    rd_storage_kv_get(bst, 0, (const uint8_t *)"meta00002", 9, &v, &vlen, msg), 0,
