@@ -3,7 +3,8 @@
 # data groups) loaded with BACKUP_MB MB of KV state (256 KiB values), then
 # `raftctl backup save` (MB/s, the daemon's peak RSS sampled every 50 ms
 # during the save) and `raftd --restore` into a fresh data directory (MB/s
-# from start until the node is ready: verify pass, install pass, start).
+# from start until the node is ready: verify pass, install pass, start;
+# the restoring daemon's peak RSS).
 # Prints RESULT lines and writes them to build/bench/backup.csv.
 set -euo pipefail
 B=${1:?build dir}
@@ -69,16 +70,21 @@ conf new "$DIR/new"
 T2=$(now)
 "$B/raftd" --config "$DIR/new.conf" --restore "$DIR/cluster.rdbk" 2>>"$DIR/new.log" &
 PID=$!
+( peak=0; while kill -0 "$PID" 2>/dev/null && [ ! -e "$DIR/restored" ]; do
+	r=$(awk '/VmRSS/{print $2}' /proc/$PID/status 2>/dev/null || echo 0)
+	[ "$r" -gt "$peak" ] && peak=$r; echo "$peak" >"$DIR/rpeak"; sleep 0.05; done ) &
+SAMPLER=$!
 "$B/raftctl" -s "$DIR/new.sock" ready --wait 600 >/dev/null
 T3=$(now)
+touch "$DIR/restored"; wait "$SAMPLER" || true
 "$B/raftctl" -s "$DIR/new.sock" get bk00000000 >/dev/null
 mkdir -p "$B/bench"
-python3 - "$BYTES" "$T0" "$T1" "$T2" "$T3" "$RSS0" "$(cat "$DIR/peak")" <<'PY' | tee "$B/bench/backup.csv"
+python3 - "$BYTES" "$T0" "$T1" "$T2" "$T3" "$RSS0" "$(cat "$DIR/peak")" "$(cat "$DIR/rpeak")" <<'PY' | tee "$B/bench/backup.csv"
 import sys
-b, t0, t1, t2, t3, rss0, peak = sys.argv[1:]
+b, t0, t1, t2, t3, rss0, peak, rpeak = sys.argv[1:]
 b = int(b); mb = b / 1e6
 save, rest = float(t1) - float(t0), float(t3) - float(t2)
 print(f"RESULT backup file_mb={mb:.0f} save_s={save:.1f} save_mb_s={mb/save:.1f} "
       f"rss_before_save_mb={int(rss0)/1024:.0f} rss_peak_during_save_mb={int(peak)/1024:.0f} "
-      f"restore_s={rest:.1f} restore_mb_s={mb/rest:.1f}")
+      f"restore_s={rest:.1f} restore_mb_s={mb/rest:.1f} rss_peak_during_restore_mb={int(rpeak)/1024:.0f}")
 PY
