@@ -432,3 +432,60 @@ Test(backup, a_client_that_stops_reading_holds_the_save_back, .fini = teardown,
 	close(fd);
 	cr_assert_gt(total, 16000000u, "%llu bytes", (unsigned long long)total);
 }
+
+/* A client that goes away in the middle of a save ends it; the node goes
+ * on (the save gives its connection back and frees itself once). */
+Test(backup, a_client_that_goes_away_ends_the_save, .fini = teardown, .timeout = 300)
+{
+	struct rd_h_opts o = {.data_groups = 1,
+	                      .extra_conf =
+	                          "[control]\noutput_high_water_bytes = 1048576\n"};
+	char out[16384], key[32];
+	static char value[100 * 1024 + 1];
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	snprintf(dir, sizeof dir, "/tmp/rd-backup-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	rd_h_cluster_init(&C, 1, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S));
+	memset(value, 'x', sizeof value - 1);
+	for (int i = 0; i < 60; i++) { /* 6 MB: more than the output may hold */
+		snprintf(key, sizeof key, "big%d", i);
+		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
+		                            value, (char *)NULL),
+		             0);
+	}
+	for (int round = 0; round < 3; round++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		cr_assert_lt(strlen(C.nodes[0].sock), sizeof sun.sun_path);
+		memcpy(sun.sun_path, C.nodes[0].sock, strlen(C.nodes[0].sock) + 1);
+		cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+		Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
+		Raftd__BackupRequest b = RAFTD__BACKUP_REQUEST__INIT;
+		uint8_t buf[64], *in;
+		size_t len, inlen;
+		req.request_id = 1;
+		req.op_case = RAFTD__CLIENT_REQUEST__OP_BACKUP;
+		req.backup = &b;
+		len = raftd__client_request__pack(&req, buf);
+		cr_assert_eq(rd_frame_write_fd(fd, buf, len), 0);
+		cr_assert_eq(rd_frame_read_fd(fd, 8u << 20, &in, &inlen), 0);
+		free(in);
+		usleep(500 * 1000);
+		close(fd);
+		usleep(500 * 1000);
+	}
+	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "status", (char *)NULL), 0,
+	             "node gone (logs in %s)", C.dir);
+	cr_assert_eq(sh(out, sizeof out, "grep -c 'backup abandoned by its client' %s",
+	                C.nodes[0].log),
+	             0);
+	cr_assert_eq(atoi(out), 3, "%s", out);
+	/* And a later save completes. */
+	char file[128];
+	snprintf(file, sizeof file, "%s/after.rdbk", dir);
+	cr_assert_eq(
+	    rd_h_ctl(&C, 1, out, sizeof out, "backup", "save", file, (char *)NULL), 0,
+	    "%s", out);
+}
