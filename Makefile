@@ -33,6 +33,8 @@ GRAY_ELECTION_TICKS ?= 30 300
 # make bench-tail: seconds of writing while one subscriber tails.
 TAIL_SECONDS ?= 5
 STORAGE_BENCH_SECONDS ?= 1.5
+# make bench-backup: megabytes of state saved and restored.
+BACKUP_MB ?= 1024
 PREFIX ?= /usr/local
 MANDIR ?= $(PREFIX)/share/man
 
@@ -136,7 +138,7 @@ help:
 	@echo "make install               PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make format | format-check | lint | clean"
 	@echo "defaults: SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) SEEDS=$(SEEDS)"
-	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) TAIL_SECONDS=$(TAIL_SECONDS) V=1: show commands"
+	@echo "          E2E_SECONDS=$(E2E_SECONDS) STORAGE_BENCH_SECONDS=$(STORAGE_BENCH_SECONDS) TAIL_SECONDS=$(TAIL_SECONDS) BACKUP_MB=$(BACKUP_MB) V=1: show commands"
 	@echo "          GRAY_DELAYS_MS=\"$(GRAY_DELAYS_MS)\" GRAY_ELECTION_TICKS=\"$(GRAY_ELECTION_TICKS)\""
 
 deps: $(DEPS_STAMP)
@@ -174,7 +176,8 @@ $(B)/raftd: $(B)/daemon/raftd.o $(LIBRAFTD)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
 $(B)/raftctl: $(B)/daemon/raftctl.o $(B)/daemon/raftctl_print.o \
-        $(B)/daemon/raftctl_stream.o $(B)/daemon/raftctl_handle.o $(LIBRAFTD)
+        $(B)/daemon/raftctl_stream.o $(B)/daemon/raftctl_handle.o \
+        $(B)/daemon/raftctl_backup.o $(LIBRAFTD)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 

@@ -56,6 +56,9 @@ struct cmd {
 	 * instead of build + call + print, with the arguments after "--"
 	 * left alone. */
 	int (*run)(const struct rc_opts *o, int argc, char **argv);
+	/* Commands that are more than one request and one answer (backup):
+	 * the whole command, given the arguments; `build` is then unused. */
+	int (*exec)(const struct rc_opts *o, const char *arg);
 };
 
 static const struct cmd commands[];
@@ -92,7 +95,7 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static int dial(const char *path)
+int rc_dial(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int fd;
@@ -114,7 +117,7 @@ static int dial(const char *path)
 	return fd;
 }
 
-static int unreachable(const char *path, const char *what)
+int rc_unreachable(const char *path, const char *what)
 {
 	fprintf(
 	    stderr,
@@ -135,9 +138,9 @@ static int call(const struct rc_opts *o, Raftd__ClientRequest *req, unsigned ret
 	size_t len, inlen;
 	int fd, rv;
 
-	while ((fd = dial(o->socket)) < 0) {
+	while ((fd = rc_dial(o->socket)) < 0) {
 		if (rd_clock_now_ms() >= until)
-			return unreachable(o->socket, strerror(errno));
+			return rc_unreachable(o->socket, strerror(errno));
 		usleep(100 * 1000);
 	}
 	req->request_id = 1;
@@ -154,14 +157,14 @@ static int call(const struct rc_opts *o, Raftd__ClientRequest *req, unsigned ret
 	free(buf);
 	if (rv != 0) {
 		close(fd);
-		return unreachable(o->socket, strerror(errno));
+		return rc_unreachable(o->socket, strerror(errno));
 	}
 	rv = rd_frame_read_fd(fd, MAX_RESPONSE, &in, &inlen);
 	close(fd);
 	if (rv != 0)
-		return unreachable(o->socket, rv == RD_ECLOSED
-		                                  ? "connection closed before a reply"
-		                                  : rd_strerror(rv));
+		return rc_unreachable(o->socket, rv == RD_ECLOSED
+		                                     ? "connection closed before a reply"
+		                                     : rd_strerror(rv));
 	*resp = raftd__client_response__unpack(NULL, inlen, in);
 	free(in);
 	if (*resp == NULL) {
@@ -432,9 +435,9 @@ static int stream_cmd(const struct rc_opts *o, const struct cmd *c, int argc, ch
 			return usage_error(
 			    "tail takes one of --vshard V, --group G, --meta, --all");
 	}
-	fd = dial(o->socket);
+	fd = rc_dial(o->socket);
 	if (fd < 0)
-		return unreachable(o->socket, strerror(errno));
+		return rc_unreachable(o->socket, strerror(errno));
 	return rc_stream(o, fd, &sub, count);
 }
 
@@ -514,6 +517,12 @@ static const struct cmd commands[] = {
          "print committed entries as they apply", SUBSCRIBE, NULL, RC_OUT_OK)},
     {CMD("watch", "PREFIX [--from-now] [--count N]",
          "print KV changes on keys starting with PREFIX", SUBSCRIBE, NULL, RC_OUT_OK)},
+    {CMD("backup save", "FILE", "stream a backup of every group into FILE", BACKUP, NULL,
+         RC_OUT_OK),
+     .exec = rc_backup_save},
+    {CMD("backup inspect", "FILE", "verify every checksum of FILE, print its manifest",
+         BACKUP, NULL, RC_OUT_OK),
+     .exec = rc_backup_inspect},
     {.name = NULL},
 };
 
@@ -543,10 +552,15 @@ static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **ar
 	Raftd__ClientResponse *r;
 	int rv;
 
-	if (c->build == NULL)
+	if (c->build == NULL && c->exec == NULL)
 		return stream_cmd(o, c, argc, argv);
-	rv = c->build(c, &rq, argc, argv);
 
+	if (c->exec != NULL) {
+		if (need(argc, 1, c->name))
+			return EXIT_USAGE;
+		return c->exec(o, argv[0]);
+	}
+	rv = c->build(c, &rq, argc, argv);
 	if (rv != 0)
 		return rv;
 	if (is_write(c->op)) {

@@ -12,6 +12,8 @@
 
 #include "raftd.pb-c.h"
 
+struct rd_backup_manifest;
+
 #define RC_EXIT_FAILED      1
 #define RC_EXIT_USAGE       2
 #define RC_EXIT_UNREACHABLE 3
@@ -47,6 +49,7 @@ struct rc_request {
 		Raftd__ReadyRequest ready;
 		Raftd__ShutdownRequest shutdown;
 		Raftd__SendRequest send;
+		Raftd__BackupRequest backup;
 	} op;
 	unsigned retry_ms;  /* > 0: keep trying to connect this long */
 	const char *what;   /* get, meta get: "key" / "metadata key" */
@@ -94,5 +97,24 @@ int rc_stream(const struct rc_opts *o, int fd, Raftd__SubscribeRequest *sub,
  * serve envelopes until the node closes the connection; returns the exit
  * code. */
 int rc_handle(const struct rc_opts *o, int argc, char **argv);
+
+/* Connect to o->socket: a descriptor, or -1 with errno set. */
+int rc_dial(const char *path);
+
+/* "no raftd at ...": the message for a daemon that cannot be reached;
+ * returns RC_EXIT_UNREACHABLE. */
+int rc_unreachable(const char *path, const char *what);
+
+/* raftctl backup save FILE / backup inspect FILE (daemon/raftctl_backup.c):
+ * the whole command; returns the exit code. */
+int rc_backup_save(const struct rc_opts *o, const char *file);
+int rc_backup_inspect(const struct rc_opts *o, const char *file);
+
+/* Their output (raftctl_print.c): a completed save, and a verified file's
+ * manifest. */
+void rc_print_backup_saved(const struct rc_opts *o, const char *file, uint32_t groups,
+                           uint64_t bytes, double seconds);
+void rc_print_manifest(const struct rc_opts *o, const char *file, uint64_t size,
+                       const struct rd_backup_manifest *m);
 
 #endif

@@ -66,28 +66,6 @@ static void buf_add(struct buf *b, const uint8_t *d, size_t n, size_t limit)
 	b->len += n;
 }
 
-static int dial(const char *path)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof sun.sun_path) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sun.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
 static int send_request(int fd, Raftd__ClientRequest *req)
 {
 	size_t len = raftd__client_request__get_packed_size(req);
@@ -287,7 +265,7 @@ int rc_handle(const struct rc_opts *o, int argc, char **argv)
 	}
 	hr.vshards = vshards;
 	signal(SIGPIPE, SIG_IGN);
-	if ((fd = dial(o->socket)) < 0) {
+	if ((fd = rc_dial(o->socket)) < 0) {
 		fprintf(stderr, "raftctl: no raftd at %s (%s): is it running?\n",
 		        o->socket, strerror(errno));
 		return RC_EXIT_UNREACHABLE;

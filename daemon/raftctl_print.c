@@ -6,9 +6,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "raftctl.h"
 #include "transport/wire.h"
+#include "storage/backup.h"
 #include "util/json.h"
 
 /* Print the finished document `j` and a newline, then free it. */
@@ -480,4 +482,85 @@ int rc_print(enum rc_output out, const struct rc_opts *o, const struct rc_reques
 	    [RC_OUT_READY] = print_ready,   [RC_OUT_ENVELOPE] = print_envelope,
 	};
 	return printers[out](o, rq, r);
+}
+
+/* ---- backup --------------------------------------------------------------- */
+
+void rc_print_backup_saved(const struct rc_opts *o, const char *file, uint32_t groups,
+                           uint64_t bytes, double seconds)
+{
+	if (o->json) {
+		struct rd_json j;
+		rd_json_init(&j);
+		rd_json_obj_begin(&j);
+		jstr(&j, "file", file);
+		ju64(&j, "groups", groups);
+		ju64(&j, "bytes", bytes);
+		rd_json_key(&j, "seconds");
+		rd_json_double(&j, seconds);
+		rd_json_obj_end(&j);
+		emit(&j);
+		return;
+	}
+	printf("OK %s groups=%u bytes=%" PRIu64 " seconds=%.1f\n", file, groups, bytes,
+	       seconds);
+}
+
+void rc_print_manifest(const struct rc_opts *o, const char *file, uint64_t size,
+                       const struct rd_backup_manifest *m)
+{
+	time_t t = (time_t)(m->created_ms / 1000);
+	struct tm tm;
+	char when[32];
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (o->json) {
+		struct rd_json j;
+		rd_json_init(&j);
+		rd_json_obj_begin(&j);
+		jstr(&j, "file", file);
+		jbool(&j, "verified", 1);
+		ju64(&j, "bytes", size);
+		ju64(&j, "format", m->version);
+		jstr(&j, "cluster_id", m->cluster_id);
+		jstr(&j, "created", when);
+		ju64(&j, "created_ms", m->created_ms);
+		ju64(&j, "node", m->node);
+		ju64(&j, "data_groups", m->data_groups);
+		rd_json_key(&j, "groups");
+		rd_json_arr_begin(&j);
+		for (size_t i = 0; i < m->n_groups; i++) {
+			const struct rd_backup_group *g = &m->groups[i];
+			rd_json_obj_begin(&j);
+			ju64(&j, "group", g->group);
+			ju64(&j, "index", g->index);
+			ju64(&j, "term", g->term);
+			ju64(&j, "bytes", g->bytes);
+			ju64(&j, "chunks", g->chunks);
+			ju64(&j, "hash", g->crc);
+			rd_json_obj_end(&j);
+		}
+		rd_json_arr_end(&j);
+		rd_json_obj_end(&j);
+		emit(&j);
+		return;
+	}
+	printf("file         %s\n"
+	       "verified     every checksum\n"
+	       "bytes        %" PRIu64 "\n"
+	       "format       %u\n"
+	       "cluster      %s\n"
+	       "created      %s\n"
+	       "saved by     node %" PRIu64 "\n"
+	       "data groups  %u\n\n",
+	       file, size, m->version, m->cluster_id, when, m->node, m->data_groups);
+	printf("%-6s %-10s %-6s %-12s %-7s %s\n", "GROUP", "INDEX", "TERM", "BYTES",
+	       "CHUNKS", "HASH");
+	for (size_t i = 0; i < m->n_groups; i++) {
+		const struct rd_backup_group *g = &m->groups[i];
+		printf("%-6" PRIu64 " %-10" PRIu64 " %-6" PRIu64 " %-12" PRIu64
+		       " %-7u %08x\n",
+		       g->group, g->index, g->term, g->bytes, g->chunks, g->crc);
+	}
 }

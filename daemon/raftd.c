@@ -31,9 +31,13 @@ struct daemon {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: raftd --config FILE        run the node in the foreground\n"
-	             "       raftd --check-config FILE  validate FILE and exit\n"
-	             "       raftd --version\n");
+	fprintf(out,
+	        "usage: raftd --config FILE        run the node in the foreground\n"
+	        "       raftd --config FILE --restore BACKUP\n"
+	        "                                  found a new cluster from BACKUP\n"
+	        "                                  (empty data directory), then run\n"
+	        "       raftd --check-config FILE  validate FILE and exit\n"
+	        "       raftd --version\n");
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -86,6 +90,12 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	const char *restore = NULL;
+	if (argc == 5 && strcmp(argv[1], "--config") == 0 &&
+	    strcmp(argv[3], "--restore") == 0) {
+		restore = argv[4];
+		argc = 3;
+	}
 	if (argc != 3 || (strcmp(argv[1], "--config") != 0 &&
 	                  strcmp(argv[1], "--check-config") != 0)) {
 		usage(stderr);
@@ -105,6 +115,11 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	rd_log_set_level(cfg->log_level);
+	if (restore != NULL && (rv = rd_node_restore(cfg, restore, msg)) != 0) {
+		rd_log_err("cannot restore: %s", msg);
+		free(cfg);
+		return rv == RD_ECONFIG ? RAFTD_EXIT_CONFIG : 1;
+	}
 	d.config_path = argv[2];
 	d.base = event_base_new();
 	if (d.base == NULL) {

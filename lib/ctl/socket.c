@@ -72,6 +72,8 @@ static void conn_unref(struct rd_ctl_conn *c)
 		free(c);
 }
 
+/* Tell a waiting producer that the output drained or the connection is
+ * gone. */
 static void conn_close(struct rd_ctl_conn *c)
 {
 	struct rd_ctl_server *s = c->server;

@@ -20,9 +20,9 @@
 #include "util/log.h"
 
 /* Event priorities: inputs run first; the drain pass last in an iteration. */
-#define PRIO_INPUT 1
-#define PRIO_DRAIN 2
-#define N_PRIOS    3
+#define PRIO_INPUT RD_NODE_PRIO_INPUT
+#define PRIO_DRAIN RD_NODE_PRIO_LOW
+#define N_PRIOS    RD_NODE_N_PRIOS
 
 void rd_node_wake(struct rd_node *n)
 {
@@ -164,7 +164,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		n->loop.max_tick_ns = n->loop.last_tick_ns;
 }
 
-static int mkdirs(const char *path, char *msg)
+int rd_node_mkdirs(const char *path, char *msg)
 {
 	char buf[PATH_MAX];
 	snprintf(buf, sizeof buf, "%s", path);
@@ -188,16 +188,17 @@ static int open_storage(struct rd_node *n, char *msg)
 	char cid[64];
 	int rv;
 
-	rv = mkdirs(n->cfg.data_dir, msg);
+	rv = rd_node_mkdirs(n->cfg.data_dir, msg);
 	if (rv != 0)
 		return rv;
 	rd_topology_cluster_id(&n->topo, cid, sizeof cid);
 	rd_storage_options_init(&o);
 	o.create_if_missing = true;
-	o.cluster_id = cid;
 	o.session_max = n->cfg.session_max;
 	o.session_expiry = n->cfg.session_expiry;
 	rv = rd_storage_open(n->cfg.data_dir, &o, &n->st, msg);
+	if (rv == 0)
+		rv = rd_restore_check_cluster_id(n->st, cid, msg);
 	if (rv != 0) {
 		rd_errprefix(msg, "data directory %s: ", n->cfg.data_dir);
 		return rv;
@@ -361,6 +362,7 @@ static void fail_everything(struct rd_node *n, const struct rd_result *r)
 	rd_forward_fail_all(&n->fwd, r);
 	rd_waitq_fail_all(&n->ready_waiters, r);
 	rd_waitq_fail_all(&n->resubmit, r);
+	rd_backup_fail_all(n, r->message);
 }
 
 /* The last steps of a graceful shutdown, once the iteration that was
@@ -421,10 +423,12 @@ void rd_node_free(struct rd_node *n)
 	if (n == NULL)
 		return;
 	rd_node_admin_stop(n);
+	rd_backup_fail_all(n, "node is shutting down");
 	rd_ctl_server_free(n->ctl);
 	rd_subs_free(n);
 	rd_peers_free(n);
 	rd_node_envelopes_free(n);
+	rd_backup_fetch_free_all(n);
 	if (n->finish_ev != NULL)
 		event_free(n->finish_ev);
 	event_free(n->tick_ev);

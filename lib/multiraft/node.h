@@ -34,6 +34,14 @@ struct rd_node;
 int rd_node_start(const struct rd_config *cfg, struct event_base *base,
                   struct rd_node **out, char *msg);
 
+/* raftd --restore (restore.c): make the empty data directory of cfg a
+ * founding node of a new cluster holding the state of the backup file
+ * `backup`; call before rd_node_start, which then starts it as usual.
+ * Refuses (writing nothing) a data directory that is not empty, a file
+ * that does not verify, a newer backup format, or another number of data
+ * groups. Returns 0 or an RD_E* code with a message. */
+int rd_node_restore(const struct rd_config *cfg, const char *backup, char *msg);
+
 /* Begin a graceful shutdown: stop accepting clients, finish the current
  * iteration, flush storage, close peer connections, remove the socket,
  * notify systemd, then leave the event loop. Idempotent. */

@@ -12,6 +12,9 @@
  *   health.c    gray failures: slow-disk evacuation, progress-tied liveness
  *   canary.c    the linearizability self-check per data group
  *   envelopes.c envelope handlers and deliveries (cluster/envelope.h)
+ *   backup.c    raftctl backup save: every group streamed to a client
+ *   backup_fetch.c  the BackupFetch peer RPC: a group pulled by a saving node
+ *   restore.c   raftd --restore: a new cluster's data from a backup file
  * Topology and forwarding are in lib/cluster (lib/README.md, "Layers").
  * Not a public interface.
  */
@@ -44,6 +47,15 @@ struct rd_snapshot_writer;
 struct rd_transport;
 
 #define RD_NODE_MAX_MEMBERS RD_TOPOLOGY_MAX_MEMBERS
+/* Event priorities (node.c): inputs first, then the drain pass and
+ * background work such as a backup's next chunk. */
+#define RD_NODE_PRIO_INPUT 1
+#define RD_NODE_PRIO_LOW   2
+#define RD_NODE_N_PRIOS    3
+
+struct rd_backup_save;
+struct rd_backup_serve;
+struct rd_transport_responder;
 
 enum rd_waiter_kind {
 	RD_WAIT_PROPOSE, /* local proposal: resolved when (group, index) applies */
@@ -219,7 +231,9 @@ struct rd_node {
 	struct rd_envelopes env;        /* envelope routing (cluster/envelope.h) */
 	struct rd_env_registry *envreg; /* handlers and deliveries (envelopes.c) */
 	struct rd_waitq ready_waiters;
-	struct rd_waitq resubmit; /* handed back by the per-group pass (drive.c) */
+	struct rd_waitq resubmit;       /* handed back by the per-group pass (drive.c) */
+	struct rd_backup_save *backups; /* saves streaming (backup.c) */
+	struct rd_backup_serve *backup_serves; /* fetches served (backup_fetch.c) */
 
 	bool wake_pending;
 	bool retry_forwards; /* a leader changed in this iteration's pass */
@@ -254,6 +268,9 @@ struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id);
  * has a leader and has applied the commit index seen when it got one.
  * Cheap once ready; called after every iteration. */
 void rd_node_check_ready(struct rd_node *n);
+
+/* mkdir -p with mode 0700. Returns 0 or RD_EIO with a message. */
+int rd_node_mkdirs(const char *path, char *msg);
 
 /* ---- admin.c: the admin HTTP server's view of the node ---- */
 
@@ -394,6 +411,38 @@ void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
 /* FNV-1a 64 over every (group, key, value) of the hosted groups, in group
  * and key order: equal on replicas that applied the same entries. */
 uint64_t rd_node_state_hash(struct rd_node *n);
+
+/* ---- backup.c ---- */
+
+/* Stream a backup of every group to `conn` (which holds the request's
+ * reference until the stream ends). Precondition: the node is ready. */
+struct Raftd__ClientRequest;
+void rd_backup_start(struct rd_node *n, struct rd_ctl_conn *conn,
+                     const struct Raftd__ClientRequest *req);
+
+/* End every save in progress with SHUTTING_DOWN (`why`). Call after the
+ * groups' read waiters have been resolved. */
+void rd_backup_fail_all(struct rd_node *n, const char *why);
+
+/* ---- backup_fetch.c ---- */
+
+/* A BackupFetch request from `peer` (the transport's on_request, for that
+ * body): answered through `r`, now or once the read index is served. */
+struct Raftd__PeerRequest;
+void rd_backup_fetch_serve(struct rd_node *n, uint64_t peer,
+                           const struct Raftd__PeerRequest *req,
+                           struct rd_transport_responder *r);
+
+/* Close every fetch session whose read is not out (node free). */
+void rd_backup_fetch_free_all(struct rd_node *n);
+
+/* ---- restore.c ---- */
+
+/* The cluster id check at start: record `derived` (the id of the members
+ * listed in the config) in a database that has none; accept a database
+ * that records it, or the id of a cluster restored from a backup by those
+ * members; refuse any other with RD_EMISMATCH. */
+int rd_restore_check_cluster_id(struct rd_storage *st, const char *derived, char *msg);
 
 /* ---- requests.c ---- */
 

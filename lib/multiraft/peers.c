@@ -183,6 +183,8 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	struct rd_node *n = arg;
 	if (req->body_case == RAFTD__PEER_REQUEST__BODY_VSHARD)
 		rd_envelope_on_request(&n->env, peer, req, r);
+	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_BACKUP_FETCH)
+		rd_backup_fetch_serve(n, peer, req, r);
 	else
 		rd_forward_on_request(&n->fwd, peer, req, r);
 }

@@ -221,6 +221,9 @@ static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
 	case RAFTD__CLIENT_REQUEST__OP_META_GET:
 		submit_read(n, conn, req, 0, &req->meta_get->key, req->meta_get->stale);
 		return;
+	case RAFTD__CLIENT_REQUEST__OP_BACKUP:
+		rd_backup_start(n, conn, req);
+		return;
 	default:
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
 		           "unknown request");

@@ -102,6 +102,25 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	return 0;
 }
 
+void rd_snapshot_writer_set_conf(struct rd_snapshot_writer *w,
+                                 const struct rd_conf_state *conf)
+{
+	w->meta.conf = *conf;
+}
+
+int rd_snapshot_writer_spill(struct rd_snapshot_writer *w, char *msg)
+{
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	char *err = NULL;
+
+	rocksdb_write(w->st->db, wo, w->wb, &err);
+	rocksdb_writeoptions_destroy(wo);
+	if (err != NULL)
+		return rd__rocks_err(err, msg, "snapshot: spill staged keys");
+	rocksdb_writebatch_clear(w->wb);
+	return 0;
+}
+
 int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_meta *meta,
                               char *msg)
 {

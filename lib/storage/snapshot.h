@@ -100,6 +100,21 @@ int rd_snapshot_writer_add(struct rd_snapshot_writer *w, const uint8_t *chunk, s
 int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_meta *meta,
                               char *msg);
 
+/* Replace the membership the install records (the conf state and the
+ * snapshot's) with `conf`: a restore founding a new cluster from a backup
+ * (raftd --restore) installs the old data under the new members. Call
+ * after the first chunk, before rd_snapshot_writer_finish. */
+void rd_snapshot_writer_set_conf(struct rd_snapshot_writer *w,
+                                 const struct rd_conf_state *conf);
+
+/* Write the keys staged so far now (not synced) and start staging anew,
+ * so that memory stays bounded however large the group. This gives up the
+ * install's atomicity: only for a database nothing else uses until the
+ * install finishes (raftd --restore into an empty data directory, which is
+ * started over after a crash). The synced write of
+ * rd_snapshot_writer_finish makes everything durable. */
+int rd_snapshot_writer_spill(struct rd_snapshot_writer *w, char *msg);
+
 /* Drop an unfinished install. NULL is a no-op. */
 void rd_snapshot_writer_abort(struct rd_snapshot_writer *w);
 

@@ -17,8 +17,9 @@ $(eval $(call bench_prog,transport_bench,))
 $(eval $(call bench_prog,metrics_bench,))
 $(eval $(call bench_prog,e2e_load,))
 $(eval $(call bench_prog,failover_bench,))
+$(eval $(call bench_prog,backup_load,))
 
-.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover bench-vs-etcd
+.PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover bench-vs-etcd bench-backup
 
 HELP_bench-core := the Raft core alone: entries/s, allocations per entry
 bench-core: $(B)/bench/core_bench
@@ -70,3 +71,10 @@ bench-vs-etcd: $(DAEMONS) $(B)/bench/e2e_load
 
 # Not part of `make bench`: it installs etcd, which nothing else needs.
 TOOL_TARGETS += bench-vs-etcd
+
+HELP_bench-backup := backup save and restore of BACKUP_MB MB of state: MB/s, daemon RSS
+bench-backup: $(DAEMONS) $(B)/bench/backup_load
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/backup.sh $(abspath $(B)) $(BACKUP_MB)
+
+BENCH_TARGETS += bench-backup

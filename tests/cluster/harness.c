@@ -129,14 +129,15 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 		fprintf(f,
 		        "[node]\nid = %u\ndata_dir = %s/data%u\n"
 		        "[cluster]\nlisten = 127.0.0.1:%d\npeers = %s\ndata_groups = %u\n"
-		        "replication_factor = 3\n"
+		        "replication_factor = %u\n"
 		        "[tls]\nmode = mutual\nca = %s/certs/ca.pem\n"
 		        "cert = %s/certs/node%u.pem\nkey = %s/certs/node%u.key\n"
 		        "[control]\nsocket = %s\nsocket_mode = 0600\n"
 		        "[admin]\nlisten = 127.0.0.1:%d\n"
 		        "[log]\nlevel = %s\n%s",
-		        i, c->dir, i, nd->quic_port, peers, groups, c->dir, c->dir, i,
-		        c->dir, i, nd->sock, nd->admin_port, level,
+		        i, c->dir, i, nd->quic_port, peers, groups,
+		        o != NULL && o->replication ? o->replication : 3u, c->dir, c->dir,
+		        i, c->dir, i, nd->sock, nd->admin_port, level,
 		        o != NULL && o->extra_conf ? o->extra_conf : "");
 		fclose(f);
 	}
@@ -154,8 +155,12 @@ void rd_h_start(struct rd_h_cluster *c, unsigned i)
 		int e = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(e, 2);
 		dup2(e, 1);
-		execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
-		      (char *)NULL);
+		if (nd->restore[0] != '\0')
+			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
+			      "--restore", nd->restore, (char *)NULL);
+		else
+			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
+			      (char *)NULL);
 		_exit(127);
 	}
 	nd->pid = pid;

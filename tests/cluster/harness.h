@@ -22,6 +22,7 @@ struct rd_h_node {
 	char conf[256];
 	char sock[256];
 	char log[256];
+	char restore[256]; /* non-empty: rd_h_start passes --restore FILE */
 };
 
 struct rd_h_cluster {
@@ -32,6 +33,7 @@ struct rd_h_cluster {
 
 struct rd_h_opts {
 	unsigned data_groups;   /* default 4 */
+	unsigned replication;   /* [cluster] replication_factor, default 3 */
 	const char *extra_conf; /* appended to every node's config */
 	const char *log_level;  /* default "info"; env RD_TEST_LOG_LEVEL overrides */
 	bool rotate_peers;      /* node i lists the peers starting at node i */

@@ -202,7 +202,8 @@ Test(man, raftctl_page_documents_every_command)
 Test(man, raftd_page_documents_every_option)
 {
 	char *page;
-	const char *opts[] = {"--config FILE", "--check-config FILE", "--version"};
+	const char *opts[] = {"--config FILE", "--config FILE --restore BACKUP",
+	                      "--check-config FILE", "--version"};
 
 	need_man();
 	page = rendered("conf/man/raftd.8");
