@@ -121,6 +121,36 @@ static void campaign_hinted(struct rd_node *n)
 	}
 }
 
+/* Leader balancing at bootstrap: a node that won a fresh data group whose
+ * hint is another node (the hinted node started later, or campaigned
+ * later) hands the leadership over once, when the hinted node has the
+ * whole log (Raft thesis §3.10) and is not slow (health.c). */
+static void hand_to_hints(struct rd_node *n)
+{
+	for (size_t id = 1; id < n->n_slots; id++) {
+		struct rd_group *g = n->groups[id];
+		const struct rd_group_placement *p;
+		if (g == NULL || !g->fresh || g->hint_handed ||
+		    rd_raft_role(g->raft) != RD_RAFT_LEADER)
+			continue;
+		p = rd_routing_placement(&n->topo.routing, (uint32_t)id);
+		if (p == NULL || p->replicas[0] == n->cfg.node_id) {
+			g->hint_handed = true;
+			continue;
+		}
+		if (!rd_health_peer_slow(n, p->replicas[0]) &&
+		    rd_raft_match(g->raft, p->replicas[0]) ==
+		        rd_raft_last_index(g->raft) &&
+		    rd_raft_transfer_leader(g->raft, p->replicas[0]) == 0) {
+			g->hint_handed = true;
+			rd_log_info(
+			    "leadership handed to the hinted node group=%zu to=%llu", id,
+			    (unsigned long long)p->replicas[0]);
+			rd_node_wake(n);
+		}
+	}
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
@@ -132,8 +162,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		n->bootstrapped = true;
 		campaign_hinted(n);
 	}
-	if (n->loop.ticks % (1000 / n->cfg.tick_ms + 1) == 0)
+	if (n->loop.ticks % (1000 / n->cfg.tick_ms + 1) == 0) {
 		rd_peers_keepalive(n);
+		hand_to_hints(n);
+	}
 	for (size_t id = 0; id < n->n_slots; id++) {
 		struct rd_group *g = n->groups[id];
 		if (g == NULL)

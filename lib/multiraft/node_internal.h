@@ -105,6 +105,7 @@ struct rd_group {
 	struct rd_conf_state conf_persisted;
 	uint64_t last_leader;
 	bool fresh;            /* created by this start (bootstrap) */
+	bool hint_handed;      /* bootstrap leadership hint honoured (node.c) */
 	struct rd_waitq props; /* PROPOSE and APPLIED, ascending index */
 	struct rd_waitq reads; /* READ, ascending ctx */
 	uint64_t next_ctx;

@@ -215,6 +215,16 @@ uint64_t rd_raft_transferee(const struct rd_raft *r)
 {
 	return r->transferee;
 }
+uint64_t rd_raft_match(const struct rd_raft *r, uint64_t id)
+{
+	const struct rd__pr *pr;
+	if (r->role != RD_RAFT_LEADER)
+		return 0;
+	if (id == r->id)
+		return rd__log_last(&r->log);
+	pr = rd__pr((struct rd_raft *)r, id);
+	return pr != NULL ? pr->match : 0;
+}
 const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r)
 {
 	return &r->conf;

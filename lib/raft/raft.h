@@ -366,6 +366,9 @@ uint64_t rd_raft_first_index(const struct rd_raft *r);
 uint64_t rd_raft_last_index(const struct rd_raft *r);
 uint64_t rd_raft_persisted_index(const struct rd_raft *r);
 uint64_t rd_raft_transferee(const struct rd_raft *r); /* 0 = none */
+/* Leader: the highest index known replicated on `id` (its own last index
+ * for itself); 0 for a stranger or when not leading. */
+uint64_t rd_raft_match(const struct rd_raft *r, uint64_t id);
 const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r);
 const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r);
 /* Term of the entry at `index`; 0 when compacted away or beyond the log. */
