@@ -103,6 +103,9 @@ struct rd__pr {
 	bool probe_sent; /* probe: an append is outstanding */
 	uint64_t pending_snapshot;
 	uint64_t read_ack; /* highest ReadIndex round acknowledged */
+	/* first tick at which a heartbeat response may resume sending to a
+	 * paused follower again (rd__handle_heartbeat_resp) */
+	uint64_t resume_tick;
 	/* in-flight window: ring of (last index, bytes), allocated when the
 	 * member is added (NULL if that failed: the follower then stays in
 	 * probe, one append at a time) */

@@ -60,6 +60,7 @@ void rd__pr_reset(struct rd_raft *r, struct rd__pr *pr)
 	pr->pending_snapshot = 0;
 	pr->recent_active = false;
 	pr->read_ack = 0;
+	pr->resume_tick = 0;
 	infl_reset(pr);
 }
 
@@ -501,12 +502,24 @@ void rd__handle_heartbeat_resp(struct rd_raft *r, const struct rd_message *m)
 	if (pr == NULL)
 		return;
 	pr->recent_active = true;
-	pr->probe_sent = false;
-	/* A lost append must not stall a full window forever. */
-	if (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr))
-		infl_free_first(r, pr);
-	if (pr->match < rd__log_last(&r->log) || pr->state == RD_PROGRESS_PROBE)
-		rd__send_append(r, pr, true);
+	/* A heartbeat response resumes a follower that may have lost what it
+	 * was sent (a probe, or the appends filling its window), as in
+	 * etcd-raft, but at most once per heartbeat interval: each resumption
+	 * sends up to max_msg_bytes again, and heartbeats queued for a peer
+	 * that was down arrive together once it is back (duplicated or
+	 * delayed, §5.3 allows both), so answering every response would
+	 * send the same entries once per queued heartbeat, a burst that
+	 * grows past what the transport carries and takes the real
+	 * heartbeats down with it. */
+	if (r->ticks >= pr->resume_tick) {
+		pr->resume_tick = r->ticks + r->heartbeat_ticks;
+		pr->probe_sent = false;
+		/* A lost append must not stall a full window forever. */
+		if (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr))
+			infl_free_first(r, pr);
+		if (pr->match < rd__log_last(&r->log) || pr->state == RD_PROGRESS_PROBE)
+			rd__send_append(r, pr, true);
+	}
 	if (m->context > pr->read_ack) {
 		pr->read_ack = m->context;
 		rd__reads_advance(r);

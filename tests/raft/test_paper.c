@@ -291,6 +291,49 @@ Test(paper, s5_3_follower_rejects_append_without_matching_prev)
 	rd_raft_free(r);
 }
 
+/* A heartbeat response resumes sending to a follower whose probe may have
+ * been lost, but responses to duplicated or delayed heartbeats (§5.3: the
+ * network may duplicate and delay messages; a backlog queued while the
+ * follower was down arrives at once) resume it once per heartbeat interval,
+ * not once each: every resumption resends up to max_msg_bytes. */
+static size_t appends_to(const struct rd_message *m, size_t n, uint64_t to)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += m[i].type == RD_MSG_APPEND && m[i].to == to;
+	return k;
+}
+
+Test(paper, s5_3_duplicated_heartbeat_responses_resend_a_probe_once)
+{
+	struct rd_raft *r = node(1, 3, false, false);
+	struct rd_message out[256];
+	drain(r, out, 256);
+	rd_raft_campaign(r);
+	drain(r, out, 256);
+	struct rd_message v = msg(RD_MSG_VOTE_RESP, 2, 1, rd_raft_term(r));
+	rd_raft_step(r, &v);
+	cr_assert_eq(rd_raft_role(r), RD_RAFT_LEADER);
+	size_t n = drain(r, out, 256);
+	cr_assert_eq(appends_to(out, n, 3), 1, "the first probe to the silent follower");
+
+	for (int i = 0; i < 50; i++) {
+		struct rd_message hr = msg(RD_MSG_HEARTBEAT_RESP, 3, 1, rd_raft_term(r));
+		rd_raft_step(r, &hr);
+	}
+	n = drain(r, out, 256);
+	cr_assert_eq(appends_to(out, n, 3), 1,
+	             "50 responses in one heartbeat interval resend the probe once");
+
+	rd_raft_tick(r); /* heartbeat_ticks = 1: the next interval */
+	drain(r, out, 256);
+	struct rd_message hr = msg(RD_MSG_HEARTBEAT_RESP, 3, 1, rd_raft_term(r));
+	rd_raft_step(r, &hr);
+	n = drain(r, out, 256);
+	cr_assert_eq(appends_to(out, n, 3), 1, "a later interval resends it again");
+	rd_raft_free(r);
+}
+
 Test(paper, s5_3_follower_deletes_conflicting_suffix)
 {
 	struct rd_raft *r = node(2, 3, false, false);
