@@ -54,4 +54,4 @@ TEST_TARGETS += test-jepsen
 TOOL_TARGETS += jepsen test-jepsen-checker
 HELP_test-jepsen := the bounded Jepsen-style run (JEPSEN_TEST_RUNS x JEPSEN_TEST_SECONDS, mixed nemeses)
 HELP_jepsen := Jepsen-style fault runs: JEPSEN_RUNS, JEPSEN_SECONDS, JEPSEN_NEMESIS, JEPSEN_SEED
-HELP_test-jepsen-checker := the checker's, codec's and shim's own tests
+HELP_test-jepsen-checker := the own tests of the checker, the codec and the slow-disk shim
