@@ -262,6 +262,11 @@ static void note_role(struct rd_node *n, struct rd_group *g)
 		            (unsigned long long)rd_raft_term(g->raft),
 		            (unsigned long long)leader);
 	g->last_leader = leader;
+	/* The bootstrap hand-off (node.c hand_to_hints) is for the first
+	 * leader only: once another node was seen leading, a later leadership
+	 * here (an operator's transfer) is kept. */
+	if (leader != 0 && leader != n->cfg.node_id)
+		g->hint_handed = true;
 	/* Forwards out to the old leader go to the new one; those that
 	 * waited for a leader can go now. Both only after the per-group
 	 * pass: a resubmitted request may propose or read on any group, and

@@ -121,10 +121,12 @@ static void campaign_hinted(struct rd_node *n)
 	}
 }
 
-/* Leader balancing at bootstrap: a node that won a fresh data group whose
- * hint is another node (the hinted node started later, or campaigned
- * later) hands the leadership over once, when the hinted node has the
- * whole log (Raft thesis §3.10) and is not slow (health.c). */
+/* Leader balancing at bootstrap: a node that won the first election of a
+ * fresh data group whose hint is another node (the hinted node started
+ * later, or campaigned later) hands the leadership over once, when the
+ * hinted node has the whole log (Raft thesis §3.10) and is not slow
+ * (health.c). A node that saw another leader first never does (drive.c
+ * note_role), so an operator's transfer is not undone. */
 static void hand_to_hints(struct rd_node *n)
 {
 	for (size_t id = 1; id < n->n_slots; id++) {
