@@ -51,11 +51,11 @@ static const char *find_key(const char *text, const char *sec, const char *key)
 	return NULL;
 }
 
-/* Every key of the KEYS table in lib/util/config.c is in the template, in
+/* Every key of the KEYS table in lib/util/config_keys.h is in the template, in
  * its section, after a comment line. */
 Test(conf, template_has_every_key_with_a_comment)
 {
-	char *src = ops_read_file(ops_src("lib/util/config.c"));
+	char *src = ops_read_file(ops_src("lib/util/config_keys.h"));
 	char *text = ops_read_file(ops_src("conf/raftd.conf.example"));
 	unsigned n = 0;
 

@@ -82,10 +82,10 @@ Test(man, pages_have_the_usual_sections)
 }
 
 /* Calls `fn(section, key)` for every key of the KEYS table in
- * lib/util/config.c, the single list of what the parser accepts. */
+ * lib/util/config_keys.h, the single list of what the parser accepts. */
 static unsigned each_config_key(void (*fn)(const char *, const char *, void *), void *arg)
 {
-	char *src = ops_read_file(ops_src("lib/util/config.c"));
+	char *src = ops_read_file(ops_src("lib/util/config_keys.h"));
 	unsigned n = 0;
 
 	cr_assert_not_null(src);

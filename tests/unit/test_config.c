@@ -259,3 +259,26 @@ Test(config, envelopes_section)
 	             0, "%s", msg);
 	cr_assert_eq(c.env_max_payload, 100000);
 }
+
+/* Keys are independent of their order in the file: an [admin] section after
+ * [envelopes] leaves the envelope limits as the file set them. */
+Test(config, admin_after_envelopes_keeps_envelope_keys)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	cr_assert_eq(rd_config_load_string(&c, "x.conf",
+	                                   BASE PEERS "[envelopes]\n"
+	                                              "max_payload_bytes = 64KiB\n"
+	                                              "max_in_flight = 10\n"
+	                                              "max_in_flight_per_connection = 2\n"
+	                                              "[admin]\n"
+	                                              "listen = 127.0.0.1:9109\n",
+	                                   msg),
+	             0, "%s", msg);
+	cr_assert(c.admin_enabled);
+	cr_assert_str_eq(c.admin_listen.text, "127.0.0.1:9109");
+	cr_assert_eq(c.env_max_payload, 64u << 10);
+	cr_assert_eq(c.env_max_inflight, 10);
+	cr_assert_eq(c.env_max_inflight_conn, 2);
+}
