@@ -84,7 +84,10 @@ LIBRAFTD := $(B)/libraftd.a
 DAEMONS := $(B)/raftd $(B)/raftctl
 
 # One Criterion binary per test directory that holds test_*.c files; every
-# other .c file in that directory is a helper linked into the same binary.
+# other .c file in that directory is a helper linked into the same binary,
+# and so is every file of tests/common/ (helpers more than one suite uses,
+# included as "common/NAME.h").
+TEST_COMMON_SRC := $(sort $(wildcard tests/common/*.c))
 TEST_DIRS := $(sort $(patsubst tests/%/,%,$(dir $(wildcard tests/*/test_*.c))))
 TEST_BINS := $(TEST_DIRS:%=$(B)/tests/test-%)
 TEST_TARGETS := $(TEST_DIRS:%=test-%)
@@ -182,8 +185,9 @@ $(B)/raftctl: $(B)/daemon/raftctl.o $(B)/daemon/raftctl_print.o \
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LDLIBS_ALL) -o $@
 
 # --- tests -----------------------------------------------------------------------
+$(B)/tests/%.o: CPPFLAGS_ALL += -Itests
 define test_bin
-$(B)/tests/test-$(1): $(patsubst %.c,$(B)/%.o,$(wildcard tests/$(1)/*.c)) $(LIBRAFTD) | $(DAEMONS)
+$(B)/tests/test-$(1): $(patsubst %.c,$(B)/%.o,$(wildcard tests/$(1)/*.c) $(TEST_COMMON_SRC)) $(LIBRAFTD) | $(DAEMONS)
 	@mkdir -p $$(dir $$@)
 	$$(call msg,LD,$$@)
 	$$(Q)$$(CC) $$(LDFLAGS_ALL) $$(filter %.o %.a,$$^) $$(LDLIBS_ALL) -lcriterion -o $$@

@@ -9,72 +9,51 @@
 set -euo pipefail
 B=${1:?build dir}
 MB=${2:-1024}
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-DIR=$(mktemp -d /tmp/rd-bench-backup-XXXXXX)
-PID=
-cleanup() {
-	[ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [ -n "${KEEP:-}" ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
+. "$(dirname "$0")/cluster.sh"
+BENCH_KEEP=${BENCH_KEEP:-${KEEP:-}}
+bench_init backup
+bench_certs 1
+conf() { # conf NAME: a one-node cluster, data in DIR/NAME
+	local p
+	p=$(bench_port)
+	bench_conf "$1" 1 "$p" "1@127.0.0.1:$p" 4 1 notice
 }
-trap cleanup EXIT
-port() {
-	python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
-"$SRC/conf/raftd-certs" all "$DIR/certs" 1 >/dev/null
-conf() { # conf NAME DATA_DIR
-	local p; p=$(port)
-	cat >"$DIR/$1.conf" <<CONF
-[node]
-id = 1
-data_dir = $2
-[cluster]
-listen = 127.0.0.1:$p
-peers = 1@127.0.0.1:$p
-data_groups = 4
-replication_factor = 1
-[tls]
-mode = mutual
-ca = $DIR/certs/ca.pem
-cert = $DIR/certs/node1.pem
-key = $DIR/certs/node1.key
-[control]
-socket = $DIR/$1.sock
-[admin]
-listen = off
-[log]
-level = notice
-CONF
+# peak_rss PID UNTIL OUT: the largest VmRSS (KiB) of PID, sampled every
+# 50 ms into OUT until PID ends or the file UNTIL exists.
+peak_rss() {
+	local peak=0 r
+	while kill -0 "$1" 2>/dev/null && [ ! -e "$2" ]; do
+		r=$(awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+		[ "$r" -gt "$peak" ] && peak=$r
+		echo "$peak" >"$3"
+		sleep 0.05
+	done
 }
 now() { date +%s.%N; }
-conf old "$DIR/old"
-"$B/raftd" --config "$DIR/old.conf" 2>>"$DIR/old.log" &
-PID=$!
-"$B/raftctl" -s "$DIR/old.sock" ready --wait 30 >/dev/null
-echo "bench-backup: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), 1 node, 4 data groups, ${MB} MB of state in 256 KiB values"
+conf old
+bench_start old
+PID=${PIDS[-1]}
+bench_ready old
+echo "bench-backup: $(nproc) cores, data on $(bench_data_fs), 1 node, 4 data groups, ${MB} MB of state in 256 KiB values"
 "$B/bench/backup_load" "$DIR/old.sock" "$MB"
 # Let the node settle (RocksDB flushes and compactions after the load).
 for _ in $(seq 60); do "$B/raftctl" -s "$DIR/old.sock" --timeout 60000 get bk00000000 >/dev/null 2>&1 && break; sleep 1; done
 RSS0=$(awk '/VmRSS/{print $2}' /proc/$PID/status)
-( peak=0; while kill -0 "$PID" 2>/dev/null && [ ! -e "$DIR/saved" ]; do
-	r=$(awk '/VmRSS/{print $2}' /proc/$PID/status 2>/dev/null || echo 0)
-	[ "$r" -gt "$peak" ] && peak=$r; echo "$peak" >"$DIR/peak"; sleep 0.05; done ) &
+peak_rss "$PID" "$DIR/saved" "$DIR/peak" &
 SAMPLER=$!
 T0=$(now)
 "$B/raftctl" -s "$DIR/old.sock" --timeout 60000 backup save "$DIR/cluster.rdbk" >/dev/null
 T1=$(now)
 touch "$DIR/saved"; wait "$SAMPLER" || true
 BYTES=$(stat -c %s "$DIR/cluster.rdbk")
-kill -TERM "$PID"; wait "$PID" || true; PID=
-conf new "$DIR/new"
+bench_stop
+conf new
 T2=$(now)
-"$B/raftd" --config "$DIR/new.conf" --restore "$DIR/cluster.rdbk" 2>>"$DIR/new.log" &
-PID=$!
-( peak=0; while kill -0 "$PID" 2>/dev/null && [ ! -e "$DIR/restored" ]; do
-	r=$(awk '/VmRSS/{print $2}' /proc/$PID/status 2>/dev/null || echo 0)
-	[ "$r" -gt "$peak" ] && peak=$r; echo "$peak" >"$DIR/rpeak"; sleep 0.05; done ) &
+bench_start new --restore "$DIR/cluster.rdbk"
+PID=${PIDS[-1]}
+peak_rss "$PID" "$DIR/restored" "$DIR/rpeak" &
 SAMPLER=$!
-"$B/raftctl" -s "$DIR/new.sock" ready --wait 600 >/dev/null
+bench_ready new 600
 T3=$(now)
 touch "$DIR/restored"; wait "$SAMPLER" || true
 "$B/raftctl" -s "$DIR/new.sock" get bk00000000 >/dev/null

@@ -13,58 +13,11 @@ SECS=${2:-10}
 shift $(($# < 2 ? $# : 2))
 CLIENTS=("$@")
 [ ${#CLIENTS[@]} -gt 0 ] || CLIENTS=(1 500)
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-DIR=$(mktemp -d /tmp/rd-bench-e2e-XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-# A free UDP port: asked from the kernel where python3 exists, else a
-# random high port that `ss` does not list as bound.
-port() {
-	if command -v python3 >/dev/null; then
-		python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-		return
-	fi
-	local p
-	while p=$((20000 + RANDOM % 40000)); ss -Hlun "sport = :$p" | grep -q .; do :; done
-	echo "$p"
-}
-"$SRC/conf/raftd-certs" all "$DIR/certs" 3 >/dev/null
-P=(); for i in 1 2 3; do P[$i]=$(port); done
-PEERS="1@127.0.0.1:${P[1]}, 2@127.0.0.1:${P[2]}, 3@127.0.0.1:${P[3]}"
-for i in 1 2 3; do
-	cat >"$DIR/node$i.conf" <<CONF
-[node]
-id = $i
-data_dir = $DIR/data$i
-[cluster]
-listen = 127.0.0.1:${P[$i]}
-peers = $PEERS
-data_groups = 16
-replication_factor = 3
-[tls]
-mode = mutual
-ca = $DIR/certs/ca.pem
-cert = $DIR/certs/node$i.pem
-key = $DIR/certs/node$i.key
-[control]
-socket = $DIR/node$i.sock
-[admin]
-listen = off
-[log]
-level = warning
-CONF
-	"$B/raftd" --config "$DIR/node$i.conf" 2>>"$DIR/node$i.log" &
-	PIDS+=($!)
-done
-for i in 1 2 3; do "$B/raftctl" -s "$DIR/node$i.sock" ready --wait 30 >/dev/null; done
+. "$(dirname "$0")/cluster.sh"
+bench_init e2e
+bench_cluster_start 16 warning
 mkdir -p "$B/bench"
-echo "bench-e2e: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), ${SECS}s per run"
+echo "bench-e2e: $(nproc) cores, data on $(bench_data_fs), ${SECS}s per run"
 
 # CPU ticks (utime + stime, fields 14 and 15 of /proc/PID/stat; the command
 # name in field 2 may hold spaces, so count from after its ")") summed over

@@ -11,24 +11,13 @@
 set -euo pipefail
 B=${1:?build dir}
 SECS=${2:-10}
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/cluster.sh"
 bash "$SRC/.ci/pkgs.sh" etcd-server etcd-client
-DIR=$(mktemp -d /tmp/rd-bench-etcd-XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
+bench_init etcd
 
-# A free TCP port, asked from the kernel.
-port() {
-	python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-}
 C=(); P=(); CLUSTER=""; EPS=""
 for i in 1 2 3; do
-	C[$i]=$(port); P[$i]=$(port)
+	C[$i]=$(bench_port tcp); P[$i]=$(bench_port tcp)
 	CLUSTER+="${CLUSTER:+,}m$i=http://127.0.0.1:${P[$i]}"
 	EPS+="${EPS:+,}127.0.0.1:${C[$i]}"
 done
@@ -49,7 +38,7 @@ for _ in $(seq 60); do
 	sleep 0.5
 done
 etcdctl --endpoints="$EPS" endpoint health >/dev/null 2>&1 || { echo "bench-vs-etcd: etcd did not become healthy" >&2; exit 1; }
-echo "bench-vs-etcd: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'); $(etcd --version | head -1), 3 members on loopback; etcdctl check perf --load=l"
+echo "bench-vs-etcd: $(nproc) cores, data on $(bench_data_fs); $(etcd --version | head -1), 3 members on loopback; etcdctl check perf --load=l"
 # A check that fails before measuring (a request timing out on a loaded
 # machine) is tried again, at most three times in all.
 ETCD=""
@@ -60,9 +49,7 @@ for _ in 1 2 3; do
 	[ -z "$ETCD" ] || break
 done
 [ -n "$ETCD" ] || { echo "bench-vs-etcd: no throughput in etcdctl's output" >&2; exit 1; }
-for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-wait 2>/dev/null || true
-PIDS=()
+bench_stop
 
 bash "$SRC/tests/bench/e2e.sh" "$B" "$SECS" 500 | tee "$DIR/raftd.out"
 RAFTD=$(sed -n 's/^RESULT .* writes_per_s=\([0-9]*\).*/\1/p' "$DIR/raftd.out")

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/http.h"
+#include "common/quic.h"
 #include "harness.h"
 #include "raftd.pb-c.h"
 #include "transport/transport.h"
@@ -109,45 +111,24 @@ static long rss_kb(pid_t pid)
 
 /* ---- raw HTTP ------------------------------------------------------------- */
 
+/* A connection to the admin port; the test fails when it is refused. */
 static int tcp_connect(int port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)port),
-	                         .sin_addr.s_addr = htonl(0x7f000001)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = rd_t_tcp_connect(port);
 
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "%s",
-	             strerror(errno));
+	cr_assert_geq(fd, 0, "%s", strerror(errno));
 	return fd;
-}
-
-/* Send `req` whole, read to EOF; returns the status code (0: none). */
-static int http_raw(int port, const char *req, char *out, size_t size)
-{
-	int fd = tcp_connect(port), code = 0;
-	size_t got = 0;
-	ssize_t r;
-
-	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	while (got + 1 < size && (r = read(fd, out + got, size - 1 - got)) > 0)
-		got += (size_t)r;
-	out[got] = '\0';
-	close(fd);
-	sscanf(out, "HTTP/1.1 %d", &code);
-	return code;
 }
 
 static unsigned long long metric(unsigned node, const char *name)
 {
 	static char out[1 << 20];
-	char req[128];
 	const char *p;
 	unsigned long long v = 0;
 
-	snprintf(req, sizeof req,
-	         "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-	cr_assert_eq(http_raw(C.nodes[node - 1].admin_port, req, out, sizeof out), 200);
+	cr_assert_eq(
+	    rd_t_http_get(C.nodes[node - 1].admin_port, "/metrics", out, sizeof out),
+	    200);
 	p = strstr(out, name);
 	if (p != NULL)
 		sscanf(p + strlen(name), " %llu", &v);
@@ -352,29 +333,6 @@ Test(hostile, stalled_streams_stay_bounded, .fini = teardown, .timeout = 300)
 	put_get(2, "after", "a");
 }
 
-/* A datagram that passes for a client's first Initial (RFC 9000 §17.2.2):
- * header fields right, random payload that never decrypts. */
-static size_t junk_initial(uint8_t *p)
-{
-	size_t n = 0, rest;
-
-	p[n++] = 0xc3; /* long header, fixed bit, Initial, 4-byte packet number */
-	p[n++] = 0, p[n++] = 0, p[n++] = 0, p[n++] = 1;
-	p[n++] = 8;
-	for (int i = 0; i < 8; i++)
-		p[n++] = (uint8_t)rand();
-	p[n++] = 8;
-	for (int i = 0; i < 8; i++)
-		p[n++] = (uint8_t)rand();
-	p[n++] = 0; /* no token */
-	rest = 1200 - n - 2;
-	p[n++] = (uint8_t)(0x40 | rest >> 8);
-	p[n++] = (uint8_t)rest;
-	while (n < 1200)
-		p[n++] = (uint8_t)rand();
-	return n;
-}
-
 /* 20,000 Initials, each of which would cost a connection, a TLS object and
  * a handshake: 10,000 real ClientHellos from clients that never finish and
  * 10,000 that do not even decrypt. Past the Retry threshold they get a
@@ -397,7 +355,7 @@ Test(hostile, initial_flood_stays_bounded, .fini = teardown, .timeout = 300)
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0);
 	for (unsigned i = 0; i < 10000; i++) {
-		size_t n = junk_initial(pkt);
+		size_t n = rd_t_junk_initial(pkt, sizeof pkt);
 		sendto(fd, pkt, n, 0, (struct sockaddr *)&sa, sizeof sa);
 		if (i % 64 == 63)
 			usleep(1000); /* stay under the socket's receive buffer */
@@ -661,30 +619,30 @@ Test(hostile, admin_host_check_and_slow_headers, .fini = teardown, .timeout = 24
 
 	start("[admin]\nrequest_timeout_ms = 500\n");
 	port = C.nodes[0].admin_port;
-	cr_expect_eq(http_raw(port,
-	                      "GET /status HTTP/1.1\r\nHost: rebind.example:9101\r\n"
-	                      "Connection: close\r\n\r\n",
-	                      out, sizeof out),
+	cr_expect_eq(rd_t_http_raw(port,
+	                           "GET /status HTTP/1.1\r\nHost: rebind.example:9101\r\n"
+	                           "Connection: close\r\n\r\n",
+	                           out, sizeof out),
 	             403, "%s", out);
-	cr_expect_eq(http_raw(port,
-	                      "GET /status HTTP/1.1\r\nHost: localhost:9101\r\n"
-	                      "Connection: close\r\n\r\n",
-	                      out, sizeof out),
+	cr_expect_eq(rd_t_http_raw(port,
+	                           "GET /status HTTP/1.1\r\nHost: localhost:9101\r\n"
+	                           "Connection: close\r\n\r\n",
+	                           out, sizeof out),
 	             200, "%s", out);
-	cr_expect_eq(http_raw(port,
-	                      "GET /metrics HTTP/1.1\r\nHost: rebind.example\r\n"
-	                      "Connection: close\r\n\r\n",
-	                      out, sizeof out),
+	cr_expect_eq(rd_t_http_raw(port,
+	                           "GET /metrics HTTP/1.1\r\nHost: rebind.example\r\n"
+	                           "Connection: close\r\n\r\n",
+	                           out, sizeof out),
 	             200);
 	fd = tcp_connect(port);
 	write_all(fd, (const uint8_t *)head, strlen(head));
 	closed = dribble_until_closed(fd, 300, 'X');
 	cr_expect(closed, "the byte-at-a-time request was cut off");
 	close(fd);
-	cr_expect_eq(http_raw(port,
-	                      "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-	                      "Connection: close\r\n\r\n",
-	                      out, sizeof out),
+	cr_expect_eq(rd_t_http_raw(port,
+	                           "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	                           "Connection: close\r\n\r\n",
+	                           out, sizeof out),
 	             200);
 	put_get(1, "k", "v");
 }

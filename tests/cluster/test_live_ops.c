@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ctl/metrics.h"
+#include "common/http.h"
 #include "harness.h"
 
 static struct rd_h_cluster C;
@@ -21,32 +22,6 @@ static struct rd_h_cluster C;
 static void teardown(void)
 {
 	rd_h_cluster_free(&C);
-}
-
-/* GET `path` from 127.0.0.1:port; returns the status code, body in `out`. */
-static int http_get(int port, const char *path, char *out, size_t size)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)port),
-	                         .sin_addr.s_addr = htonl(0x7f000001)};
-	char req[256];
-	size_t got = 0;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), code = 0;
-	ssize_t r;
-
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(fd);
-		return -1;
-	}
-	snprintf(req, sizeof req,
-	         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	while (got + 1 < size && (r = read(fd, out + got, size - 1 - got)) > 0)
-		got += (size_t)r;
-	out[got] = '\0';
-	close(fd);
-	sscanf(out, "HTTP/1.1 %d", &code);
-	return code;
 }
 
 static const char *body(const char *resp)
@@ -137,25 +112,25 @@ Test(live_ops, admin_endpoints_on_a_running_node, .fini = teardown, .timeout = 1
 	port = C.nodes[0].admin_port;
 	rd_h_start(&C, 1);
 	/* Alone, node 1 has no metadata leader: live but not ready. */
-	for (int i = 0; i < 100 && http_get(port, "/livez", resp, sizeof resp) != 200;
-	     i++)
+	for (int i = 0;
+	     i < 100 && rd_t_http_get(port, "/livez", resp, sizeof resp) != 200; i++)
 		usleep(50 * 1000);
-	cr_assert_eq(http_get(port, "/livez", resp, sizeof resp), 200);
-	cr_assert_eq(http_get(port, "/readyz", resp, sizeof resp), 503);
+	cr_assert_eq(rd_t_http_get(port, "/livez", resp, sizeof resp), 200);
+	cr_assert_eq(rd_t_http_get(port, "/readyz", resp, sizeof resp), 503);
 	cr_assert(strstr(body(resp), "metadata group") != NULL, "%s", resp);
 	rd_h_start(&C, 2);
 	rd_h_start(&C, 3);
 	cr_assert(rd_h_wait_ready(&C, 30));
-	cr_assert_eq(http_get(port, "/readyz", resp, sizeof resp), 200);
+	cr_assert_eq(rd_t_http_get(port, "/readyz", resp, sizeof resp), 200);
 
-	cr_assert_eq(http_get(port, "/status", resp, sizeof resp), 200);
+	cr_assert_eq(rd_t_http_get(port, "/status", resp, sizeof resp), 200);
 	cr_assert(strstr(resp, "application/json") != NULL);
 	cr_assert(json_valid(body(resp)), "not JSON: %s", body(resp));
 	cr_assert(strstr(body(resp), "\"groups\":[{\"group\":0") != NULL, "%s",
 	          body(resp));
 	cr_assert(strstr(body(resp), "\"connected\":true") != NULL, "%s", body(resp));
 
-	cr_assert_eq(http_get(port, "/metrics", resp, sizeof resp), 200);
+	cr_assert_eq(rd_t_http_get(port, "/metrics", resp, sizeof resp), 200);
 	cr_assert(strstr(resp, "text/plain; version=0.0.4") != NULL);
 	for (int id = 0; id < RD_METRIC_COUNT; id++) {
 		char want[160];
@@ -166,7 +141,7 @@ Test(live_ops, admin_endpoints_on_a_running_node, .fini = teardown, .timeout = 1
 	cr_assert(strstr(body(resp), "raft_group_is_leader{group=\"0\"}") != NULL);
 	cr_assert(strstr(body(resp), "raft_peer_connected{peer=\"2\"} 1") != NULL);
 	cr_assert(strstr(body(resp), "raft_node_ready 1") != NULL);
-	cr_assert_eq(http_get(port, "/nope", resp, sizeof resp), 404);
+	cr_assert_eq(rd_t_http_get(port, "/nope", resp, sizeof resp), 404);
 }
 
 Test(live_ops, sighup_with_a_bad_certificate_keeps_the_node_serving, .fini = teardown,

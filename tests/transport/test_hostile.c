@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/quic.h"
 #include "helpers.h"
 #include "transport/tls.h"
 #include "transport/wire.h"
@@ -253,30 +254,6 @@ Test(hostile, decode_allocation_bounded)
 	free(p);
 }
 
-/* A datagram that passes for a client's first Initial (RFC 9000 §17.2.2):
- * header fields right, random payload that will never decrypt. */
-static size_t junk_initial(uint8_t *p, size_t size)
-{
-	size_t n = 0, rest;
-
-	cr_assert_geq(size, 1200);
-	p[n++] = 0xc3; /* long header, fixed bit, Initial, 4-byte packet number */
-	p[n++] = 0, p[n++] = 0, p[n++] = 0, p[n++] = 1;
-	p[n++] = 8;
-	for (int i = 0; i < 8; i++)
-		p[n++] = (uint8_t)rand();
-	p[n++] = 8;
-	for (int i = 0; i < 8; i++)
-		p[n++] = (uint8_t)rand();
-	p[n++] = 0; /* no token */
-	rest = 1200 - n - 2;
-	p[n++] = (uint8_t)(0x40 | rest >> 8);
-	p[n++] = (uint8_t)rest;
-	while (n < 1200)
-		p[n++] = (uint8_t)rand();
-	return n;
-}
-
 static void flood(struct tenv *e, uint64_t at, unsigned count)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -284,7 +261,7 @@ static void flood(struct tenv *e, uint64_t at, unsigned count)
 
 	cr_assert_geq(fd, 0);
 	for (unsigned i = 0; i < count; i++) {
-		size_t n = junk_initial(pkt, sizeof pkt);
+		size_t n = rd_t_junk_initial(pkt, sizeof pkt);
 		sendto(fd, pkt, n, 0, (struct sockaddr *)&e->n[at].addr,
 		       e->n[at].addrlen);
 		if (i % 32 == 31)
