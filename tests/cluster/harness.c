@@ -249,6 +249,15 @@ bool rd_h_wait_ready(struct rd_h_cluster *c, unsigned secs)
 	return true;
 }
 
+void rd_h_cluster_up(struct rd_h_cluster *c, unsigned n, unsigned groups, unsigned secs)
+{
+	struct rd_h_opts o = {.data_groups = groups};
+
+	rd_h_cluster_init(c, n, &o);
+	rd_h_start_all(c);
+	cr_assert(rd_h_wait_ready(c, secs), "cluster not ready (logs in %s)", c->dir);
+}
+
 int rd_h_raftd(char *err, size_t size, const char *arg1, const char *arg2)
 {
 	char errpath[] = "/tmp/rd-raftd-err-XXXXXX";

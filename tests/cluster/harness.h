@@ -51,6 +51,10 @@ int rd_h_stop(struct rd_h_cluster *c, unsigned i, int sig);
 bool rd_h_wait_ready(struct rd_h_cluster *c, unsigned secs);
 /* Kill everything and remove the directory. */
 void rd_h_cluster_free(struct rd_h_cluster *c);
+/* rd_h_cluster_init with `groups` data groups and the other options at
+ * their defaults, rd_h_start_all, then fail the test unless every node is
+ * ready within `secs` (the message names the directory with the logs). */
+void rd_h_cluster_up(struct rd_h_cluster *c, unsigned n, unsigned groups, unsigned secs);
 
 /* Run `raftctl -s <node i socket> args...` (NULL-terminated); capture
  * stdout into `out` (size `size`, NUL-terminated). Returns the exit code. */

@@ -97,6 +97,25 @@ static void expect_get(struct rd_h_cluster *c, unsigned node, const char *key,
 	cr_assert_str_eq(out, expect, "node %u key %s", node, key);
 }
 
+/* D := a new cluster of three founded from backup `file`, ready; every key
+ * the writers of these tests wrote ("k<i>" = "v<i>") reads back on it. */
+static void restore_three(const struct rd_h_opts *o, const char *file)
+{
+	char key[32], val[32];
+
+	rd_h_cluster_init(&D, 3, o);
+	for (unsigned i = 0; i < 3; i++)
+		snprintf(D.nodes[i].restore, sizeof D.nodes[i].restore, "%s", file);
+	rd_h_start_all(&D);
+	cr_assert(rd_h_wait_ready(&D, WAIT_S), "restored cluster not ready (logs in %s)",
+	          D.dir);
+	for (int i = 0; i < KEYS; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(val, sizeof val, "v%d", i);
+		expect_get(&D, 1 + (unsigned)(i % 3), key, val);
+	}
+}
+
 Test(backup, save_under_writes_then_restore_into_a_new_cluster, .fini = teardown,
      .timeout = 300)
 {
@@ -142,17 +161,7 @@ Test(backup, save_under_writes_then_restore_into_a_new_cluster, .fini = teardown
 	rd_h_cluster_free(&C);
 
 	/* A new cluster of three founded from the file. */
-	rd_h_cluster_init(&D, 3, &o);
-	for (unsigned i = 0; i < 3; i++)
-		snprintf(D.nodes[i].restore, sizeof D.nodes[i].restore, "%s", file);
-	rd_h_start_all(&D);
-	cr_assert(rd_h_wait_ready(&D, WAIT_S), "restored cluster not ready (logs in %s)",
-	          D.dir);
-	for (int i = 0; i < KEYS; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		snprintf(val, sizeof val, "v%d", i);
-		expect_get(&D, 1 + (unsigned)(i % 3), key, val);
-	}
+	restore_three(&o, file);
 	cr_assert_eq(rd_h_ctl_retry(&D, 3, WAIT_S, out, sizeof out, "meta", "get",
 	                            "owner", (char *)NULL),
 	             0);
@@ -331,17 +340,7 @@ Test(backup, groups_not_hosted_here_are_fetched_from_a_replica, .fini = teardown
 	             0, "no group was fetched from a peer");
 	rd_h_cluster_free(&C);
 
-	rd_h_cluster_init(&D, 3, &o);
-	for (unsigned i = 0; i < 3; i++)
-		snprintf(D.nodes[i].restore, sizeof D.nodes[i].restore, "%s", file);
-	rd_h_start_all(&D);
-	cr_assert(rd_h_wait_ready(&D, WAIT_S), "restored cluster not ready (logs in %s)",
-	          D.dir);
-	for (int i = 0; i < KEYS; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		snprintf(val, sizeof val, "v%d", i);
-		expect_get(&D, 1 + (unsigned)(i % 3), key, val);
-	}
+	restore_three(&o, file);
 }
 
 /* Bounded resources: a client that stops reading a save stops the save

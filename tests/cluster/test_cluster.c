@@ -22,14 +22,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-static void start(unsigned n, unsigned groups)
-{
-	struct rd_h_opts o = {.data_groups = groups};
-	rd_h_cluster_init(&C, n, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-}
-
 static void expect_get(unsigned node, const char *key, const char *want)
 {
 	char out[4096], expect[4096];
@@ -100,7 +92,7 @@ Test(cluster, three_nodes_replicate_writes_and_reads, .fini = teardown, .timeout
 {
 	char out[4096];
 
-	start(3, 4);
+	rd_h_cluster_up(&C, 3, 4, WAIT_S);
 	/* A write on any node (leader or follower) is readable everywhere. */
 	for (unsigned i = 1; i <= 3; i++) {
 		char key[16], val[16];
@@ -167,7 +159,7 @@ Test(cluster, one_node_with_16_groups_elects_every_leader, .fini = teardown,
 	struct row rows[64];
 	char out[256];
 
-	start(1, 16);
+	rd_h_cluster_up(&C, 1, 16, WAIT_S);
 	cr_assert(wait_leaders(16));
 	cr_assert_eq(groups_of(1, rows, 64), 17);
 	for (unsigned g = 0; g < 17; g++) {
@@ -184,7 +176,7 @@ Test(cluster, three_nodes_with_16_groups_agree_on_leaders, .fini = teardown,
 	struct row rows[64];
 	unsigned leads[4] = {0};
 
-	start(3, 16);
+	rd_h_cluster_up(&C, 3, 16, WAIT_S);
 	cr_assert(wait_leaders(16), "leaders never agreed");
 	cr_assert_eq(groups_of(1, rows, 64), 17);
 	for (unsigned g = 0; g < 17; g++)
@@ -211,7 +203,7 @@ Test(cluster, killed_leaders_are_replaced_and_the_node_catches_up, .fini = teard
 	char out[4096], key[32], val[32];
 	unsigned victim, other;
 
-	start(3, 2);
+	rd_h_cluster_up(&C, 3, 2, WAIT_S);
 	cr_assert(wait_leaders(2));
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "before", "1", (char *)NULL),
 	             0);
@@ -272,7 +264,7 @@ Test(cluster, restarted_node_catches_up_to_identical_state, .fini = teardown,
 {
 	char out[4096], key[32];
 
-	start(3, 4);
+	rd_h_cluster_up(&C, 3, 4, WAIT_S);
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "a%d", i);
 		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
@@ -299,7 +291,7 @@ Test(cluster, sigterm_exits_0_removes_socket_and_restart_works, .fini = teardown
 	char out[256];
 	int st;
 
-	start(1, 2);
+	rd_h_cluster_up(&C, 1, 2, WAIT_S);
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "p", "1", (char *)NULL), 0);
 	st = rd_h_stop(&C, 1, SIGTERM);
 	cr_assert(WIFEXITED(st), "not exited");
@@ -342,7 +334,7 @@ Test(cluster, garbage_on_the_client_socket_is_rejected, .fini = teardown, .timeo
 	int fd;
 	ssize_t r;
 
-	start(1, 1);
+	rd_h_cluster_up(&C, 1, 1, WAIT_S);
 	strcpy(sun.sun_path, C.nodes[0].sock);
 	/* A frame that does not decode: an INVALID answer (error = 6). */
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);

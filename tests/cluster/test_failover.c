@@ -23,14 +23,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-static void start(unsigned n, unsigned groups)
-{
-	struct rd_h_opts o = {.data_groups = groups};
-	rd_h_cluster_init(&C, n, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-}
-
 /* The value of `key` read on `node` (linearizable), retried while the
  * read fails; the trailing newline removed. */
 static void get(unsigned node, const char *key, char *out, size_t size)
@@ -85,7 +77,7 @@ Test(failover, a_retried_session_write_applies_once_also_through_another_node,
 {
 	char out[4096];
 
-	start(3, 2);
+	rd_h_cluster_up(&C, 3, 2, WAIT_S);
 	cr_assert_eq(
 	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "n", "0", (char *)NULL),
 	    0);
@@ -122,7 +114,7 @@ Test(failover, a_write_waiting_for_a_leader_goes_when_this_node_leads, .fini = t
 {
 	char out[4096], key[32];
 
-	start(1, 16);
+	rd_h_cluster_up(&C, 1, 16, WAIT_S);
 	for (int round = 0; round < 2; round++) {
 		cr_assert_eq(rd_h_stop(&C, 1, SIGTERM), 0);
 		rd_h_start(&C, 1);
@@ -150,7 +142,7 @@ Test(failover, reads_waiting_for_leaders_are_resubmitted_after_the_pass, .fini =
 {
 	char out[4096], key[32];
 
-	start(1, 16);
+	rd_h_cluster_up(&C, 1, 16, WAIT_S);
 	for (int i = 0; i < 32; i++) {
 		snprintf(key, sizeof key, "k%d", i);
 		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
@@ -199,7 +191,7 @@ Test(failover, reads_through_an_election_of_many_groups_do_not_abort_a_survivor,
 {
 	char out[4096], key[32];
 
-	start(3, 16);
+	rd_h_cluster_up(&C, 3, 16, WAIT_S);
 	for (int i = 0; i < 48; i++) {
 		snprintf(key, sizeof key, "k%d", i);
 		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
@@ -271,7 +263,7 @@ Test(failover, every_acknowledged_write_is_present_once_after_a_leader_kill,
 	unsigned seq = 0, victim, a, b;
 
 	memset(acked, 0, sizeof acked);
-	start(3, 1);
+	rd_h_cluster_up(&C, 3, 1, WAIT_S);
 	cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "list", ",",
 	                            (char *)NULL),
 	             0);
