@@ -52,13 +52,10 @@ struct cmd {
 	const char *const *fields; /* build_fields: bytes fields, one per argument */
 	const char *flag;          /* build_fields: "--NAME" sets bool field NAME */
 	const char *what;          /* RC_OUT_VALUE: what a missing key is called */
-	/* A command that is not one request and one answer (handle): runs
-	 * instead of build + call + print, with the arguments after "--"
-	 * left alone. */
+	/* A command that is not one request and one answer (handle, backup):
+	 * the whole command, given the arguments after its name (a --json
+	 * before any "--" already taken out); `build` is then unused. */
 	int (*run)(const struct rc_opts *o, int argc, char **argv);
-	/* Commands that are more than one request and one answer (backup):
-	 * the whole command, given the arguments; `build` is then unused. */
-	int (*exec)(const struct rc_opts *o, const char *arg);
 };
 
 static const struct cmd commands[];
@@ -192,7 +189,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 /* ---- request builders ---------------------------------------------------- */
 
-static int need(int argc, int want, const char *cmd)
+int rc_need(int argc, int want, const char *cmd)
 {
 	if (argc != want)
 		return usage_error("'%s' takes %d argument%s, got %d", cmd, want,
@@ -274,7 +271,7 @@ static int build_fields(const struct cmd *c, struct rc_request *rq, int argc, ch
 		*(protobuf_c_boolean *)field(rq, c->flag, PROTOBUF_C_TYPE_BOOL) =
 		    take_flag(&argc, argv, flag);
 	}
-	if (need(argc, n, c->name))
+	if (rc_need(argc, n, c->name))
 		return EXIT_USAGE;
 	for (int i = 0; i < n; i++)
 		*(ProtobufCBinaryData *)field(rq, c->fields[i], PROTOBUF_C_TYPE_BYTES) =
@@ -290,12 +287,12 @@ static int build_cas(const struct cmd *c, struct rc_request *rq, int argc, char 
 
 	cas->expected_absent = take_flag(&argc, argv, "--absent");
 	if (cas->expected_absent) {
-		if (need(argc, 2, "cas --absent"))
+		if (rc_need(argc, 2, "cas --absent"))
 			return EXIT_USAGE;
 		cas->key = bin(argv[0]);
 		cas->value = bin(argv[1]);
 	} else {
-		if (need(argc, 3, c->name))
+		if (rc_need(argc, 3, c->name))
 			return EXIT_USAGE;
 		cas->key = bin(argv[0]);
 		cas->expected = bin(argv[1]);
@@ -313,7 +310,7 @@ static int build_propose(const struct cmd *c, struct rc_request *rq, int argc,
 
 	if (v == NULL || !parse_u64(v, &vs) || vs >= 1024)
 		return usage_error("propose needs --vshard V with V in 0..1023");
-	if (need(argc, 1, c->name))
+	if (rc_need(argc, 1, c->name))
 		return EXIT_USAGE;
 	p->vshard = (uint32_t)vs;
 	p->data = bin(argv[0]);
@@ -335,7 +332,7 @@ static int build_member(const struct cmd *c, struct rc_request *rq, int argc, ch
 	bool learner = add && take_flag(&argc, argv, "--learner");
 	uint64_t id;
 
-	if (need(argc, add ? 2 : 1, c->name))
+	if (rc_need(argc, add ? 2 : 1, c->name))
 		return EXIT_USAGE;
 	if (node_id(argv[0], &id) != 0)
 		return EXIT_USAGE;
@@ -355,7 +352,7 @@ static int build_transfer(const struct cmd *c, struct rc_request *rq, int argc,
 {
 	Raftd__TransferLeaderRequest *t = op_msg(c, rq);
 
-	if (need(argc, 2, c->name))
+	if (rc_need(argc, 2, c->name))
 		return EXIT_USAGE;
 	if (!parse_u64(argv[0], &t->group) || !parse_u64(argv[1], &t->node_id) ||
 	    t->node_id == 0)
@@ -374,7 +371,7 @@ static int build_ready(const struct cmd *c, struct rc_request *rq, int argc, cha
 	(void)argv;
 	if (w != NULL && !parse_u64(w, &wait_s))
 		return usage_error("--wait takes a number of seconds");
-	if (need(argc, 0, c->name))
+	if (rc_need(argc, 0, c->name))
 		return EXIT_USAGE;
 	op_msg(c, rq);
 	rq->req.deadline_ms = wait_s > 0 ? (uint32_t)(wait_s * 1000) : 1;
@@ -453,7 +450,7 @@ static int build_send(const struct cmd *c, struct rc_request *rq, int argc, char
 	    (v != NULL && (!parse_u64(v, &vs) || vs >= 1024)) ||
 	    (k != NULL && k[0] == '\0'))
 		return usage_error("send needs --vshard V (0..1023) or --key KEY");
-	if (need(argc, 1, c->name))
+	if (rc_need(argc, 1, c->name))
 		return EXIT_USAGE;
 	p->vshard = (uint32_t)vs;
 	if (k != NULL)
@@ -519,10 +516,10 @@ static const struct cmd commands[] = {
          "print KV changes on keys starting with PREFIX", SUBSCRIBE, NULL, RC_OUT_OK)},
     {CMD("backup save", "FILE", "stream a backup of every group into FILE", BACKUP, NULL,
          RC_OUT_OK),
-     .exec = rc_backup_save},
+     .run = rc_backup_save},
     {CMD("backup inspect", "FILE", "verify every checksum of FILE, print its manifest",
          BACKUP, NULL, RC_OUT_OK),
-     .exec = rc_backup_inspect},
+     .run = rc_backup_inspect},
     {.name = NULL},
 };
 
@@ -552,14 +549,10 @@ static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **ar
 	Raftd__ClientResponse *r;
 	int rv;
 
-	if (c->build == NULL && c->exec == NULL)
+	if (c->run != NULL)
+		return c->run(o, argc, argv);
+	if (c->build == NULL)
 		return stream_cmd(o, c, argc, argv);
-
-	if (c->exec != NULL) {
-		if (need(argc, 1, c->name))
-			return EXIT_USAGE;
-		return c->exec(o, argv[0]);
-	}
 	rv = c->build(c, &rq, argc, argv);
 	if (rv != 0)
 		return rv;
@@ -644,11 +637,16 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	}
-	if (match->run != NULL)
-		return match->run(&o, argc - i, argv + i);
-	/* Accept --json after the command too. */
-	int n = argc - i;
-	if (take_flag(&n, argv + i, "--json"))
+	/* Accept --json after the command too, but not among the arguments
+	 * after "--" (handle's CMD ARGS are the handler's own). */
+	int n = argc - i, before = 0;
+	while (before < n && strcmp(argv[i + before], "--") != 0)
+		before++;
+	if (take_flag(&before, argv + i, "--json")) {
 		o.json = true;
+		memmove(&argv[i + before], &argv[i + before + 1],
+		        (size_t)(n - before - 1) * sizeof *argv);
+		n--;
+	}
 	return run(&o, match, n, argv + i);
 }

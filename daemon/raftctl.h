@@ -106,9 +106,14 @@ int rc_dial(const char *path);
 int rc_unreachable(const char *path, const char *what);
 
 /* raftctl backup save FILE / backup inspect FILE (daemon/raftctl_backup.c):
- * the whole command; returns the exit code. */
-int rc_backup_save(const struct rc_opts *o, const char *file);
-int rc_backup_inspect(const struct rc_opts *o, const char *file);
+ * the whole command, given the arguments after its name; returns the exit
+ * code. */
+int rc_backup_save(const struct rc_opts *o, int argc, char **argv);
+int rc_backup_inspect(const struct rc_opts *o, int argc, char **argv);
+
+/* 0 when a command got `want` arguments, else a usage message naming
+ * `cmd` on stderr and RC_EXIT_USAGE. */
+int rc_need(int argc, int want, const char *cmd);
 
 /* Their output (raftctl_print.c): a completed save, and a verified file's
  * manifest. */

@@ -145,7 +145,7 @@ static int receive(const struct rc_opts *o, int sock, int fd, uint32_t *groups,
 	}
 }
 
-int rc_backup_save(const struct rc_opts *o, const char *file)
+int rc_backup_save(const struct rc_opts *o, int argc, char **argv)
 {
 	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
 	Raftd__BackupRequest b = RAFTD__BACKUP_REQUEST__INIT;
@@ -154,6 +154,11 @@ int rc_backup_save(const struct rc_opts *o, const char *file)
 	uint8_t *buf;
 	size_t len;
 	int sock, fd, rv;
+	const char *file;
+
+	if (rc_need(argc, 1, "backup save"))
+		return RC_EXIT_USAGE;
+	file = argv[0];
 
 	sock = rc_dial(o->socket);
 	if (sock < 0)
@@ -214,11 +219,16 @@ out:
 	return rv;
 }
 
-int rc_backup_inspect(const struct rc_opts *o, const char *file)
+int rc_backup_inspect(const struct rc_opts *o, int argc, char **argv)
 {
 	struct rd_backup_manifest m;
 	char msg[RD_ERRMSG_SIZE];
 	struct stat st;
+	const char *file;
+
+	if (rc_need(argc, 1, "backup inspect"))
+		return RC_EXIT_USAGE;
+	file = argv[0];
 
 	if (rd_backup_read(file, NULL, NULL, &m, msg) != 0) {
 		fprintf(stderr, "raftctl: backup %s: %s\n", file, msg);
