@@ -220,6 +220,22 @@ Test(config, health_section)
 
 /* [envelopes]: payload size and in-flight caps, with file, line and key in
  * every error; an envelope must fit in one peer RPC frame. */
+#define ENVELOPES                                                                        \
+	"[envelopes]\nmax_payload_bytes = 64KiB\nmax_in_flight = 10\n"                   \
+	"max_in_flight_per_connection = 2\n"
+
+/* `text` loads with the limits ENVELOPES sets. */
+static void expect_envelopes(const char *text)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), 0, "%s", msg);
+	cr_assert_eq(c.env_max_payload, 64u << 10);
+	cr_assert_eq(c.env_max_inflight, 10);
+	cr_assert_eq(c.env_max_inflight_conn, 2);
+}
+
 Test(config, envelopes_section)
 {
 	struct rd_config c;
@@ -229,17 +245,7 @@ Test(config, envelopes_section)
 	cr_assert_eq(c.env_max_payload, 256u << 10);
 	cr_assert_eq(c.env_max_inflight, 4096);
 	cr_assert_eq(c.env_max_inflight_conn, 16);
-	cr_assert_eq(rd_config_load_string(&c, "x.conf",
-	                                   BASE PEERS
-	                                   "[envelopes]\n"
-	                                   "max_payload_bytes = 64KiB\n"
-	                                   "max_in_flight = 10\n"
-	                                   "max_in_flight_per_connection = 2\n",
-	                                   msg),
-	             0, "%s", msg);
-	cr_assert_eq(c.env_max_payload, 64u << 10);
-	cr_assert_eq(c.env_max_inflight, 10);
-	cr_assert_eq(c.env_max_inflight_conn, 2);
+	expect_envelopes(BASE PEERS ENVELOPES);
 	expect_error(BASE PEERS "[envelopes]\nmax_payload_bytes = 0\n",
 	             "x.conf:10: [envelopes] max_payload_bytes:");
 	expect_error(BASE PEERS "[envelopes]\nmax_payload_bytes = 2MiB\n",
@@ -266,19 +272,10 @@ Test(config, admin_after_envelopes_keeps_envelope_keys)
 {
 	struct rd_config c;
 	char msg[RD_ERRMSG_SIZE] = "";
+	const char *text = BASE PEERS ENVELOPES "[admin]\nlisten = 127.0.0.1:9109\n";
 
-	cr_assert_eq(rd_config_load_string(&c, "x.conf",
-	                                   BASE PEERS "[envelopes]\n"
-	                                              "max_payload_bytes = 64KiB\n"
-	                                              "max_in_flight = 10\n"
-	                                              "max_in_flight_per_connection = 2\n"
-	                                              "[admin]\n"
-	                                              "listen = 127.0.0.1:9109\n",
-	                                   msg),
-	             0, "%s", msg);
+	expect_envelopes(text);
+	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), 0, "%s", msg);
 	cr_assert(c.admin_enabled);
 	cr_assert_str_eq(c.admin_listen.text, "127.0.0.1:9109");
-	cr_assert_eq(c.env_max_payload, 64u << 10);
-	cr_assert_eq(c.env_max_inflight, 10);
-	cr_assert_eq(c.env_max_inflight_conn, 2);
 }
