@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/kv.h"
 #include "storage/schema.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -170,4 +171,45 @@ void th_raw_flush(struct th_raw *r)
 		cr_assert_null(err, "flush: %s", err);
 	}
 	rocksdb_flushoptions_destroy(fo);
+}
+
+void th_put_keys(struct rd_storage *s, uint64_t group, const char *prefix, int n,
+                 size_t vlen, uint64_t term)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(s);
+	uint64_t first = rd_storage_last_index(s, group) + 1;
+	struct rd_entry *e = calloc((size_t)n, sizeof *e);
+	uint8_t *val = malloc(vlen + 1);
+	uint8_t(*cmds)[2048] = malloc((size_t)n * 2048);
+	struct rd_kv_result r;
+	char msg[RD_ERRMSG_SIZE];
+	memset(val, 'v', vlen);
+	for (int i = 0; i < n; i++) {
+		char k[64];
+		int kl = snprintf(k, sizeof k, "%s%05d", prefix, i);
+		struct rd_kv_cmd c = {.op = RD_KV_PUT,
+		                      .key = (uint8_t *)k,
+		                      .key_len = (uint32_t)kl,
+		                      .value = val,
+		                      .value_len = (uint32_t)vlen};
+		size_t len;
+		cr_assert_eq(rd_kv_encode(&c, cmds[i], 2048, &len), 0);
+		e[i] = (struct rd_entry){.term = term,
+		                         .index = first + (uint64_t)i,
+		                         .type = RD_ENTRY_NORMAL,
+		                         .len = (uint32_t)len,
+		                         .data = cmds[i]};
+	}
+	cr_assert_eq(rd_storage_batch_append(b, group, e, (size_t)n, msg), 0, "%s", msg);
+	struct rd_hard_state hs = {.term = term, .commit = first + (uint64_t)n - 1};
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, group, &hs, msg), 0, "%s", msg);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(rd_storage_batch_apply_kv(b, group, e[i].index, e[i].data,
+		                                       e[i].len, &r, msg),
+		             0, "%s", msg);
+	rd_storage_commit(s, b);
+	rd_storage_batch_free(b);
+	free(e);
+	free(val);
+	free(cmds);
 }

@@ -34,6 +34,12 @@ void th_entries(struct rd_entry *ents, uint8_t *data, size_t n, uint64_t group,
 void th_append(struct rd_storage *st, uint64_t group, uint64_t first, size_t n,
                uint64_t term);
 
+/* Put n keys "<prefix><i>" = value of vlen bytes into `group` of `s`, as
+ * committed and applied log entries of `term` after its last index, in one
+ * batch (asserts success). */
+void th_put_keys(struct rd_storage *s, uint64_t group, const char *prefix, int n,
+                 size_t vlen, uint64_t term);
+
 /* Raw RocksDB access to a closed data directory (all column families). */
 struct th_raw {
 	rocksdb_t *db;

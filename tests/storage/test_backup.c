@@ -37,47 +37,6 @@ static void teardown(void)
 
 TestSuite(backup, .init = setup, .fini = teardown);
 
-/* n keys "<prefix><i>" = vlen bytes, as committed and applied entries. */
-static void put_keys(struct rd_storage *s, uint64_t group, const char *prefix, int n,
-                     size_t vlen)
-{
-	struct rd_storage_batch *b = rd_storage_batch_new(s);
-	uint64_t first = rd_storage_last_index(s, group) + 1;
-	uint8_t *val = malloc(vlen + 1), (*cmd)[2048] = malloc((size_t)n * 2048);
-	struct rd_entry *e = calloc((size_t)n, sizeof *e);
-	struct rd_kv_result r;
-
-	memset(val, 'v', vlen);
-	for (int i = 0; i < n; i++) {
-		char k[64];
-		int kl = snprintf(k, sizeof k, "%s%05d", prefix, i);
-		struct rd_kv_cmd c = {.op = RD_KV_PUT,
-		                      .key = (uint8_t *)k,
-		                      .key_len = (uint32_t)kl,
-		                      .value = val,
-		                      .value_len = (uint32_t)vlen};
-		size_t len;
-		cr_assert_eq(rd_kv_encode(&c, cmd[i], 2048, &len), 0);
-		e[i] = (struct rd_entry){.term = 2,
-		                         .index = first + (uint64_t)i,
-		                         .type = RD_ENTRY_NORMAL,
-		                         .len = (uint32_t)len,
-		                         .data = cmd[i]};
-	}
-	cr_assert_eq(rd_storage_batch_append(b, group, e, (size_t)n, msg), 0, "%s", msg);
-	struct rd_hard_state hs = {.term = 2, .commit = first + (uint64_t)n - 1};
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, group, &hs, msg), 0, "%s", msg);
-	for (int i = 0; i < n; i++)
-		cr_assert_eq(rd_storage_batch_apply_kv(b, group, e[i].index, e[i].data,
-		                                       e[i].len, &r, msg),
-		             0, "%s", msg);
-	rd_storage_commit(s, b);
-	rd_storage_batch_free(b);
-	free(val);
-	free(cmd);
-	free(e);
-}
-
 /* Write groups 0..n-1 of `s` into `path` as raftctl backup save does,
  * with snapshot chunks of at most `cap` bytes. */
 static void save(struct rd_storage *s, unsigned n, size_t cap, const char *path)
@@ -192,9 +151,9 @@ Test(backup, groups_round_trip_under_new_members)
 	uint8_t *v;
 	size_t vlen;
 
-	put_keys(a, 0, "meta", 3, 10);
-	put_keys(a, 1, "one", 300, 1000);
-	put_keys(a, 2, "two", 5, 10);
+	th_put_keys(a, 0, "meta", 3, 10, 2);
+	th_put_keys(a, 1, "one", 300, 1000, 2);
+	th_put_keys(a, 2, "two", 5, 10, 2);
 	/* Small chunks: group 1 spans several. */
 	save(a, 3, RD_SNAPSHOT_HEADER + 40 + 16 * RD_RAFT_MAX_MEMBERS + 12 + 8192, file);
 	cr_assert_eq(rd_backup_read(file, install, &r, &m, msg), 0, "%s", msg);
@@ -234,8 +193,8 @@ Test(backup, every_flipped_byte_and_every_truncation_is_refused, .timeout = 120)
 {
 	struct rd_backup_manifest m;
 
-	put_keys(a, 0, "m", 2, 8);
-	put_keys(a, 1, "k", 4, 8);
+	th_put_keys(a, 0, "m", 2, 8, 2);
+	th_put_keys(a, 1, "k", 4, 8, 2);
 	save(a, 2, RD_SNAPSHOT_CHUNK_MIN, file);
 	long n = size_of(file);
 	cr_assert_eq(rd_backup_read(file, NULL, NULL, &m, msg), 0, "%s", msg);

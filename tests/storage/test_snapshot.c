@@ -34,48 +34,6 @@ static void teardown(void)
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
 
-/* Put n keys "<prefix><i>" = value of vlen bytes into `group` of `s`, as
- * committed and applied log entries of `term`. */
-static void put_keys(struct rd_storage *s, uint64_t group, const char *prefix, int n,
-                     size_t vlen, uint64_t term)
-{
-	struct rd_storage_batch *b = rd_storage_batch_new(s);
-	uint64_t first = rd_storage_last_index(s, group) + 1;
-	struct rd_entry *e = calloc((size_t)n, sizeof *e);
-	uint8_t *val = malloc(vlen + 1);
-	uint8_t(*cmds)[2048] = malloc((size_t)n * 2048);
-	struct rd_kv_result r;
-	memset(val, 'v', vlen);
-	for (int i = 0; i < n; i++) {
-		char k[64];
-		int kl = snprintf(k, sizeof k, "%s%05d", prefix, i);
-		struct rd_kv_cmd c = {.op = RD_KV_PUT,
-		                      .key = (uint8_t *)k,
-		                      .key_len = (uint32_t)kl,
-		                      .value = val,
-		                      .value_len = (uint32_t)vlen};
-		size_t len;
-		cr_assert_eq(rd_kv_encode(&c, cmds[i], 2048, &len), 0);
-		e[i] = (struct rd_entry){.term = term,
-		                         .index = first + (uint64_t)i,
-		                         .type = RD_ENTRY_NORMAL,
-		                         .len = (uint32_t)len,
-		                         .data = cmds[i]};
-	}
-	cr_assert_eq(rd_storage_batch_append(b, group, e, (size_t)n, msg), 0, "%s", msg);
-	struct rd_hard_state hs = {.term = term, .commit = first + (uint64_t)n - 1};
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, group, &hs, msg), 0, "%s", msg);
-	for (int i = 0; i < n; i++)
-		cr_assert_eq(rd_storage_batch_apply_kv(b, group, e[i].index, e[i].data,
-		                                       e[i].len, &r, msg),
-		             0, "%s", msg);
-	rd_storage_commit(s, b);
-	rd_storage_batch_free(b);
-	free(e);
-	free(val);
-	free(cmds);
-}
-
 /* The stream of `group` of `s` as chunks of at most `cap` bytes. */
 struct stream {
 	uint8_t *chunk[4096];
@@ -166,8 +124,8 @@ Test(snapshot, stream_installs_into_an_empty_node_and_survives_reopen)
 	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &cs, msg), 0);
 	rd_storage_commit(a, b);
 	rd_storage_batch_free(b);
-	put_keys(a, 5, "k", 600, 100, 2);
-	put_keys(a, 6, "other", 10, 10, 1);
+	th_put_keys(a, 5, "k", 600, 100, 2);
+	th_put_keys(a, 6, "other", 10, 10, 1);
 	produce(a, 5, 2048, &s);
 	cr_assert_gt(s.n, 10, "bounded chunks: %zu", s.n);
 	cr_assert_eq(s.meta.index, 600);
@@ -194,7 +152,7 @@ Test(snapshot, stream_installs_into_an_empty_node_and_survives_reopen)
 		bst = th_reopen(bst, dirb);
 	}
 	/* The log continues after the snapshot. */
-	put_keys(bst, 5, "z", 1, 1, 3);
+	th_put_keys(bst, 5, "z", 1, 1, 3);
 	cr_assert_eq(rd_storage_last_index(bst, 5), 601);
 	stream_free(&s);
 }
@@ -206,9 +164,9 @@ Test(snapshot, reader_sees_a_consistent_view_while_writes_continue)
 	struct rd_snapshot_meta meta, m;
 	static struct stream s;
 	bool last = false;
-	put_keys(a, 1, "a", 100, 10, 1);
+	th_put_keys(a, 1, "a", 100, 10, 1);
 	cr_assert_eq(rd_snapshot_reader_open(a, 1, &r, &meta, msg), 0);
-	put_keys(a, 1, "b", 100, 10, 1);
+	th_put_keys(a, 1, "b", 100, 10, 1);
 	s.n = 0;
 	s.meta = meta;
 	while (!last) {
@@ -235,9 +193,9 @@ Test(snapshot, install_replaces_keys_and_a_broken_stream_changes_nothing)
 {
 	static struct stream s;
 	struct rd_snapshot_meta m;
-	put_keys(a, 2, "new", 50, 10, 3);
-	put_keys(bst, 2, "old", 20, 10, 1);
-	put_keys(bst, 3, "keep", 5, 10, 1);
+	th_put_keys(a, 2, "new", 50, 10, 3);
+	th_put_keys(bst, 2, "old", 20, 10, 1);
+	th_put_keys(bst, 3, "keep", 5, 10, 1);
 	produce(a, 2, 400, &s);
 	cr_assert_gt(s.n, 3);
 
@@ -291,10 +249,10 @@ Test(snapshot, log_suffix_kept_only_when_index_and_term_match)
 {
 	static struct stream s;
 	struct rd_snapshot_meta m;
-	put_keys(a, 4, "k", 6, 5, 1);
+	th_put_keys(a, 4, "k", 6, 5, 1);
 	produce(a, 4, 1024, &s);
 	/* bst: 10 entries of term 1, only 2 committed and applied */
-	put_keys(bst, 4, "x", 2, 5, 1);
+	th_put_keys(bst, 4, "x", 2, 5, 1);
 	th_append(bst, 4, 3, 8, 1);
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
 	cr_assert_eq(rd_storage_first_index(bst, 4), 7);
@@ -304,9 +262,9 @@ Test(snapshot, log_suffix_kept_only_when_index_and_term_match)
 	stream_free(&s);
 
 	/* group 8: the node's entry 6 has term 1, the snapshot's term 2 */
-	put_keys(a, 8, "k", 6, 5, 2);
+	th_put_keys(a, 8, "k", 6, 5, 2);
 	produce(a, 8, 1024, &s);
-	put_keys(bst, 8, "x", 2, 5, 1);
+	th_put_keys(bst, 8, "x", 2, 5, 1);
 	th_append(bst, 8, 3, 8, 1);
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
 	cr_assert_eq(rd_storage_first_index(bst, 8), 7);
@@ -328,7 +286,7 @@ Test(snapshot, record_larger_than_the_chunk_is_reported)
 	uint8_t buf[1024];
 	size_t len;
 	bool last;
-	put_keys(a, 1, "big", 1, 1500, 1);
+	th_put_keys(a, 1, "big", 1, 1500, 1);
 	cr_assert_eq(rd_snapshot_reader_open(a, 1, &r, &meta, msg), 0);
 	cr_assert_eq(rd_snapshot_reader_next(r, buf, sizeof buf, &len, &last, msg), 0);
 	cr_assert_not(last);
@@ -369,10 +327,10 @@ Test(snapshot, install_waits_for_a_batch_that_holds_work_for_the_group)
 	struct rd_storage_group_info gi;
 	struct kvlist *l = calloc(1, sizeof *l);
 
-	put_keys(a, 7, "new", 50, 10, 2);
+	th_put_keys(a, 7, "new", 50, 10, 2);
 	produce(a, 7, 1024, &s);
-	put_keys(bst, 7, "old", 20, 10, 1);
-	put_keys(bst, 3, "keep", 5, 10, 1);
+	th_put_keys(bst, 7, "old", 20, 10, 1);
+	th_put_keys(bst, 3, "keep", 5, 10, 1);
 
 	struct rd_storage_batch *b = rd_storage_batch_new(bst);
 	cr_assert_eq(rd_storage_batch_compact(b, 7, 10, msg), 0, "%s", msg);
@@ -408,7 +366,7 @@ Test(snapshot, install_waits_for_a_batch_that_holds_work_for_the_group)
 	/* The next batch builds on the installed state, and it all reopens
 	 * (before, the log start went back to 11 while the entries were gone:
 	 * "gap in the log"). */
-	put_keys(bst, 7, "z", 1, 1, 3);
+	th_put_keys(bst, 7, "z", 1, 1, 3);
 	bst = th_reopen(bst, dirb);
 	cr_assert_eq(rd_storage_group_info(bst, 7, &gi), 0);
 	cr_assert_eq(gi.applied, 51);
@@ -445,7 +403,7 @@ Test(snapshot, install_restarts_the_journal_after_the_snapshot)
 	cr_assert_eq(rd_storage_batch_journal_put(b, &r, msg), 0);
 	rd_storage_commit(bst, b);
 	rd_storage_batch_free(b);
-	put_keys(a, 5, "k", 50, 10, 2);
+	th_put_keys(a, 5, "k", 50, 10, 2);
 	produce(a, 5, 4096, &s);
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
 	cr_assert_eq(rd_storage_journal_info(bst, 5, &in, msg), 0, "%s", msg);
@@ -467,9 +425,9 @@ Test(snapshot, batch_calls_after_an_install_see_the_installed_log)
 	struct rd_snapshot_meta m;
 	struct rd_storage_group_info gi;
 
-	put_keys(a, 7, "new", 50, 10, 2);
+	th_put_keys(a, 7, "new", 50, 10, 2);
 	produce(a, 7, 1024, &s);
-	put_keys(bst, 7, "old", 20, 10, 1);
+	th_put_keys(bst, 7, "old", 20, 10, 1);
 
 	struct rd_storage_batch *b = rd_storage_batch_new(bst);
 	cr_assert_eq(rd_storage_batch_compact(b, 7, 0, msg), 0, "%s", msg);
