@@ -532,7 +532,8 @@ bool rd_peers_connected(const struct rd_node *n, uint64_t id, uint64_t *rtt_us);
 /* Per-peer figures for /metrics (all zero for an unknown peer). */
 struct rd_peer_figures {
 	bool connected;
-	uint64_t msgs_out, msgs_in, bytes_out, bytes_in, rtt_us, lost, reconnects;
+	uint64_t msgs_out, msgs_in, frames_out, bytes_out, bytes_in, rtt_us, lost,
+	    reconnects;
 };
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 

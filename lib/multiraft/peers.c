@@ -315,6 +315,7 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 	const struct peer_out *o = peer_out(n->peers, id);
 	f->msgs_out = o != NULL ? o->msgs : st.raft_msgs_out;
 	f->msgs_in = st.raft_msgs_in;
+	f->frames_out = st.frames_out;
 	f->bytes_out = st.bytes_out;
 	f->bytes_in = st.bytes_in;
 	f->rtt_us = st.rtt_us;
