@@ -71,7 +71,7 @@ sleep "$SETTLE"
 mkdir -p "$B/bench"
 REPLICAS=$((GROUPS_N + 1))
 HZ=$(getconf CLK_TCK)
-echo "bench-idle: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), 3 nodes, $GROUPS_N data groups x 3 replicas (+ group 0), canary off, ready + ${SETTLE}s, then ${SECS}s idle; CPU from /proc/PID/stat at ${HZ} ticks/s"
+echo "bench-idle: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), 3 nodes, $GROUPS_N data groups x 3 replicas (+ group 0), canary off, ready + ${SETTLE}s, then ${SECS}s idle; CPU from /proc/PID/stat at ${HZ} ticks/s; load average $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores)"
 
 ticks() { # utime + stime of pid $1 (fields 14, 15; counted after the ")")
 	local rest
@@ -93,6 +93,7 @@ done
 S0=$(date +%s.%N)
 sleep "$SECS"
 S1=$(date +%s.%N)
+echo "bench-idle: load average at the end of the window $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu=0 rss=0 frames=0 msgs=0
 for i in 1 2 3; do
 	pid=${PIDS[$((i - 1))]}
