@@ -140,8 +140,7 @@ void rd_peers_step(struct rd_node *n, const struct rd_message *m)
 		return;
 	}
 	rd_raft_step(g->raft, m);
-	if (rd_raft_has_update(g->raft))
-		rd_node_wake(n);
+	rd_node_touch(n, g);
 }
 
 static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
