@@ -32,6 +32,9 @@ GRAY_DELAYS_MS ?= 150 400
 GRAY_ELECTION_TICKS ?= 30 300
 # make bench-tail: seconds of writing while one subscriber tails.
 TAIL_SECONDS ?= 5
+# make bench-idle: data groups per node and seconds of idleness measured.
+GROUPS ?= 1024
+IDLE_SECONDS ?= 30
 STORAGE_BENCH_SECONDS ?= 1.5
 # make bench-backup: megabytes of state saved and restored.
 BACKUP_MB ?= 1024

@@ -77,6 +77,8 @@ enum rd_metric_type {
 	  "Raft messages sent to the peer.")                                             \
 	X(PEER_MESSAGES_RECEIVED, "raft_peer_messages_received_total", COUNTER, "peer",  \
 	  "Raft messages received from the peer.")                                       \
+	X(PEER_FRAMES_SENT, "raft_peer_frames_sent_total", COUNTER, "peer",              \
+	  "Frames of every kind sent to the peer.")                                      \
 	X(PEER_BYTES_SENT, "raft_peer_bytes_sent_total", COUNTER, "peer",                \
 	  "Frame bytes sent to the peer.")                                               \
 	X(PEER_BYTES_RECEIVED, "raft_peer_bytes_received_total", COUNTER, "peer",        \

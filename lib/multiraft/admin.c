@@ -182,6 +182,9 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 		case RD_METRIC_PEER_MESSAGES_RECEIVED:
 			rd_metrics_counter(out, name, l, f.msgs_in);
 			break;
+		case RD_METRIC_PEER_FRAMES_SENT:
+			rd_metrics_counter(out, name, l, f.frames_out);
+			break;
 		case RD_METRIC_PEER_BYTES_SENT:
 			rd_metrics_counter(out, name, l, f.bytes_out);
 			break;

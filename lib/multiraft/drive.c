@@ -16,6 +16,11 @@
  * Messages queued in step 4 leave in step 2 of the next iteration, which is
  * scheduled at once; so a peer gets at most one frame per iteration.
  *
+ * Step 1 visits only the groups on the node's dirty list (rd_node_touch:
+ * everything that may give a core an update puts its group there), in
+ * group-id order, so an iteration costs what the groups with work cost,
+ * not what the hosted groups number.
+ *
  * Failure modes: the storage layer aborts the process when a write fails;
  * a core/storage disagreement (an append storage refuses) is a bug and also
  * aborts, after logging the group and index.
@@ -343,20 +348,35 @@ static void mark(struct rd_iter_trace *tr, enum rd_phase phase, uint64_t g, uint
 	*t = now;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	const struct rd_group *x = *(struct rd_group *const *)a;
+	const struct rd_group *y = *(struct rd_group *const *)b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
 void rd_drive_iteration(struct rd_node *n)
 {
 	uint64_t t0 = rd_clock_now_ns(), t = t0;
 	struct rd_iter_trace tr = {0};
 	size_t n_active = 0;
 
-	for (size_t id = 0; id < n->n_slots; id++) {
-		struct rd_group *g = n->groups[id];
-		if (g != NULL && rd_raft_has_update(g->raft)) {
+	/* The dirty list empties here; groups touched from now on (in the
+	 * pass below, or by input before the next iteration) fill it again.
+	 * Id order, as a scan of every slot had: the batch and each peer's
+	 * frame hold the groups in that order. */
+	if (n->n_dirty > 1)
+		qsort(n->dirty, n->n_dirty, sizeof *n->dirty, by_id);
+	for (size_t i = 0; i < n->n_dirty; i++) {
+		struct rd_group *g = n->dirty[i];
+		g->dirty = false;
+		if (rd_raft_has_update(g->raft)) {
 			compact(n, g);
 			rd_raft_get_update(g->raft, &g->u);
 			n->active[n_active++] = g;
 		}
 	}
+	n->n_dirty = 0;
 	if (n_active == 0 && !rd_peers_pending(n) && !n->snap_in.pending)
 		return;
 	mark(&tr, RD_PHASE_COLLECT, 0, &t);
@@ -408,8 +428,7 @@ void rd_drive_iteration(struct rd_node *n)
 		/* Not only on role_changed: a follower learns a new leader
 		 * from its first append or heartbeat without changing role. */
 		note_role(n, g);
-		if (rd_raft_has_update(g->raft))
-			rd_node_wake(n);
+		rd_node_touch(n, g);
 		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 	}
 	n->in_pass = false;

@@ -43,8 +43,10 @@ static void set_campaign_all(struct rd_node *n, bool allowed)
 {
 	for (size_t id = 0; id < n->n_slots; id++) {
 		struct rd_group *g = n->groups[id];
-		if (g != NULL && rd_raft_campaign_allowed(g->raft) != allowed)
+		if (g != NULL && rd_raft_campaign_allowed(g->raft) != allowed) {
 			rd_raft_set_campaign(g->raft, allowed);
+			rd_node_touch(n, g);
+		}
 	}
 }
 
@@ -84,6 +86,7 @@ static void evacuate(struct rd_node *n)
 			n->health.transfers++;
 			rd_log_debug("slow disk: leadership transfer group=%zu to=%llu",
 			             id, (unsigned long long)to);
+			rd_node_touch(n, g);
 			rd_node_wake(n);
 		}
 	}

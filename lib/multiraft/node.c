@@ -3,6 +3,7 @@
  * HTTP), the tick timer, readiness, systemd notifications and shutdown.
  * The per-iteration work is in drive.c.
  */
+#include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -30,6 +31,46 @@ void rd_node_wake(struct rd_node *n)
 		n->wake_pending = true;
 		event_active(n->drain_ev, 0, 0);
 	}
+}
+
+/* Put g on the dirty list if its core has an update; true if it has. */
+static bool mark_dirty(struct rd_node *n, struct rd_group *g)
+{
+	if (!rd_raft_has_update(g->raft))
+		return false;
+	if (!g->dirty) {
+		assert(n->n_dirty < n->n_slots);
+		g->dirty = true;
+		n->dirty[n->n_dirty++] = g;
+	}
+	return true;
+}
+
+void rd_node_touch(struct rd_node *n, struct rd_group *g)
+{
+	if (mark_dirty(n, g))
+		rd_node_wake(n);
+}
+
+void rd_node_check_dirty(const struct rd_node *n)
+{
+	assert(!n->in_pass);
+	for (size_t i = 0; i < n->n_ticking; i++) {
+		const struct rd_group *g = n->ticking[i];
+		(void)g;
+		assert(g->dirty || !rd_raft_has_update(g->raft));
+	}
+}
+
+/* A group just opened: tick its core (on_tick visits only these), and
+ * drive what it has from the start (entries committed but not applied
+ * before a restart, a bootstrap configuration) from the first iteration,
+ * which the first tick schedules. */
+static void tick_add(struct rd_node *n, struct rd_group *g)
+{
+	assert(n->n_ticking < n->n_slots);
+	n->ticking[n->n_ticking++] = g;
+	mark_dirty(n, g);
 }
 
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id)
@@ -116,8 +157,10 @@ static void campaign_hinted(struct rd_node *n)
 			continue;
 		p = id == 0 ? NULL : rd_routing_placement(&n->topo.routing, (uint32_t)id);
 		hint = p != NULL ? p->replicas[0] : lowest;
-		if (hint == n->cfg.node_id)
+		if (hint == n->cfg.node_id) {
 			rd_raft_campaign(g->raft);
+			rd_node_touch(n, g);
+		}
 	}
 }
 
@@ -148,6 +191,7 @@ static void hand_to_hints(struct rd_node *n)
 			rd_log_info(
 			    "leadership handed to the hinted node group=%zu to=%llu", id,
 			    (unsigned long long)p->replicas[0]);
+			rd_node_touch(n, g);
 			rd_node_wake(n);
 		}
 	}
@@ -157,7 +201,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
 	uint64_t t0 = rd_clock_now_ns();
-	bool work = false;
 
 	(void)fd, (void)what;
 	if (!n->bootstrapped) {
@@ -167,13 +210,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (n->loop.ticks % (1000 / n->cfg.tick_ms + 1) == 0) {
 		rd_peers_keepalive(n);
 		hand_to_hints(n);
+		rd_node_check_dirty(n);
 	}
-	for (size_t id = 0; id < n->n_slots; id++) {
-		struct rd_group *g = n->groups[id];
-		if (g == NULL)
-			continue;
+	for (size_t i = 0; i < n->n_ticking; i++) {
+		struct rd_group *g = n->ticking[i];
 		rd_raft_tick(g->raft);
-		work |= rd_raft_has_update(g->raft);
+		rd_node_touch(n, g);
 		rd_waitq_expire(&g->props, t0);
 		rd_waitq_expire(&g->reads, t0);
 	}
@@ -183,8 +225,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	rd_health_tick(n, t0);
 	rd_canary_tick(n, t0);
 	rd_node_envelopes_tick(n, t0);
-	if (work)
-		rd_node_wake(n);
 	/* WATCHDOG=1 only while the node makes progress (health.c): the loop
 	 * turned within the period and no write is stuck. */
 	if (rd_health_alive(n, t0, n->watchdog.interval_ns * 4))
@@ -251,7 +291,10 @@ static int open_groups(struct rd_node *n, char *msg)
 	n->n_slots = (size_t)n->topo.routing.n_groups + 1;
 	n->groups = calloc(n->n_slots, sizeof *n->groups);
 	n->active = calloc(n->n_slots, sizeof *n->active);
-	if (n->groups == NULL || n->active == NULL)
+	n->dirty = calloc(n->n_slots, sizeof *n->dirty);
+	n->ticking = calloc(n->n_slots, sizeof *n->ticking);
+	if (n->groups == NULL || n->active == NULL || n->dirty == NULL ||
+	    n->ticking == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
 	for (unsigned i = 0; i < n->topo.n_members; i++)
 		voters[i] = n->topo.members[i].id;
@@ -261,6 +304,7 @@ static int open_groups(struct rd_node *n, char *msg)
 	                   msg);
 	if (rv != 0)
 		return rv;
+	tick_add(n, n->groups[0]);
 	for (uint32_t g = 1; g <= n->topo.routing.n_groups; g++) {
 		const struct rd_group_placement *p =
 		    rd_routing_placement(&n->topo.routing, g);
@@ -269,6 +313,7 @@ static int open_groups(struct rd_node *n, char *msg)
 		rv = rd_group_open(n, g, p->replicas, p->n_replicas, msg);
 		if (rv != 0)
 			return rv;
+		tick_add(n, n->groups[g]);
 	}
 	return 0;
 }
@@ -375,6 +420,8 @@ err_after_groups:
 		rd_group_free(n->groups[i]);
 	free(n->groups);
 	free(n->active);
+	free(n->dirty);
+	free(n->ticking);
 	rd_topology_free(&n->topo);
 err_after_storage:
 	rd_storage_batch_free(n->batch);
@@ -472,6 +519,8 @@ void rd_node_free(struct rd_node *n)
 	rd_canary_free(n);
 	free(n->groups);
 	free(n->active);
+	free(n->dirty);
+	free(n->ticking);
 	rd_forward_free(&n->fwd);
 	rd_topology_free(&n->topo);
 	rd_storage_batch_free(n->batch);

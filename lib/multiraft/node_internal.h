@@ -113,6 +113,7 @@ struct rd_group {
 	uint64_t forwarded;           /* forwarded to the leader from here */
 	struct rd_kv_result *results; /* apply results of the current update */
 	size_t results_cap;
+	bool dirty; /* on the node's dirty list (rd_node_touch) */
 };
 
 /* The phases of one loop iteration (drive.c), for the slow-iteration log. */
@@ -227,6 +228,14 @@ struct rd_node {
 	struct rd_group **groups; /* [n_slots], indexed by group id; NULL = not hosted */
 	size_t n_slots;
 	struct rd_group **active; /* groups with an update this iteration */
+	/* Groups whose core may have an update (rd_node_touch): the loop
+	 * visits these, not every slot. Each group at most once (`dirty`). */
+	struct rd_group **dirty;
+	size_t n_dirty;
+	/* Groups whose core is ticked (node.c on_tick), so that a tick visits
+	 * no empty slot: every hosted group, as no group stops ticking. */
+	struct rd_group **ticking;
+	size_t n_ticking;
 
 	struct rd_forwarder fwd;        /* FORWARD waiters, through their `fw` */
 	struct rd_envelopes env;        /* envelope routing (cluster/envelope.h) */
@@ -261,6 +270,18 @@ struct rd_node {
  * inputs; idempotent until the pass runs. Call whenever a core may have
  * an update. */
 void rd_node_wake(struct rd_node *n);
+
+/* Call after anything that may give group g's core an update (a step,
+ * tick, proposal, read, transfer, campaign, snapshot report): puts g on
+ * the dirty list that the next loop iteration visits (drive.c) and
+ * schedules that iteration. The loop looks at no other group, so a core
+ * changed without this call is not driven until it is touched again:
+ * rd_node_check_dirty asserts the rule once a second. */
+void rd_node_touch(struct rd_node *n, struct rd_group *g);
+
+/* Assert that every hosted group whose core has an update is on the dirty
+ * list (the rule of rd_node_touch). Outside a loop iteration only. */
+void rd_node_check_dirty(const struct rd_node *n);
 
 /* The hosted group `id`, or NULL when it is not hosted here. */
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id);
@@ -532,7 +553,8 @@ bool rd_peers_connected(const struct rd_node *n, uint64_t id, uint64_t *rtt_us);
 /* Per-peer figures for /metrics (all zero for an unknown peer). */
 struct rd_peer_figures {
 	bool connected;
-	uint64_t msgs_out, msgs_in, bytes_out, bytes_in, rtt_us, lost, reconnects;
+	uint64_t msgs_out, msgs_in, frames_out, bytes_out, bytes_in, rtt_us, lost,
+	    reconnects;
 };
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 

@@ -140,8 +140,7 @@ void rd_peers_step(struct rd_node *n, const struct rd_message *m)
 		return;
 	}
 	rd_raft_step(g->raft, m);
-	if (rd_raft_has_update(g->raft))
-		rd_node_wake(n);
+	rd_node_touch(n, g);
 }
 
 static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
@@ -315,6 +314,7 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 	const struct peer_out *o = peer_out(n->peers, id);
 	f->msgs_out = o != NULL ? o->msgs : st.raft_msgs_out;
 	f->msgs_in = st.raft_msgs_in;
+	f->frames_out = st.frames_out;
 	f->bytes_out = st.bytes_out;
 	f->bytes_in = st.bytes_in;
 	f->rtt_us = st.rtt_us;

@@ -282,6 +282,7 @@ static void transfer_request(struct rd_node *n, struct rd_ctl_conn *conn,
 	rd_log_info("leadership transfer started group=%llu to=%llu",
 	            (unsigned long long)g->id,
 	            (unsigned long long)req->transfer_leader->node_id);
+	rd_node_touch(n, g);
 	rd_node_wake(n);
 	reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
 }

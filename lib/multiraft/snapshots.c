@@ -98,6 +98,7 @@ void rd_snapshots_send(struct rd_node *n, struct rd_group *g, uint64_t to)
 out:
 	free(buf);
 	rd_raft_report_snapshot(g->raft, to, ok);
+	rd_node_touch(n, g);
 	rd_node_wake(n);
 }
 

@@ -169,6 +169,7 @@ static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waite
 		n->loop.proposals++;
 		g->proposals++;
 		rd_waiter_track(g, w, index, rd_raft_term(g->raft));
+		rd_node_touch(n, g);
 		rd_node_wake(n);
 		return;
 	}
@@ -203,6 +204,7 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 		return;
 	}
 	rd_waitq_push(&g->reads, w);
+	rd_node_touch(n, g);
 	rd_node_wake(n);
 }
 

@@ -18,6 +18,7 @@ $(eval $(call bench_prog,metrics_bench,))
 $(eval $(call bench_prog,e2e_load,))
 $(eval $(call bench_prog,failover_bench,))
 $(eval $(call bench_prog,backup_load,))
+$(eval $(call bench_prog,idle_first_write,))
 
 .PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover bench-vs-etcd bench-backup
 
@@ -78,3 +79,11 @@ bench-backup: $(DAEMONS) $(B)/bench/backup_load
 	$(Q)bash tests/bench/backup.sh $(abspath $(B)) $(BACKUP_MB)
 
 BENCH_TARGETS += bench-backup
+
+.PHONY: bench-idle
+HELP_bench-idle := 3 nodes x GROUPS data groups idle IDLE_SECONDS: CPU and RSS per replica, frames per peer/s, first write p50/p99
+bench-idle: $(DAEMONS) $(B)/bench/idle_first_write
+	$(call msg,RUN,$@)
+	$(Q)bash tests/bench/idle.sh $(abspath $(B)) $(GROUPS) $(IDLE_SECONDS)
+
+BENCH_TARGETS += bench-idle

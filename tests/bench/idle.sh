@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Idle benchmark: starts 3 raftd nodes on loopback (mutual TLS, fsync,
+# GROUPS data groups, replication factor 3, default timing, the canary off:
+# its periodic writes would keep every group busy), waits until
+# every node is ready and SETTLE seconds more, then leaves them idle for
+# SECS seconds and prints, over that window:
+#   - CPU per replica-second: utime + stime of each node (/proc/PID/stat,
+#     in clock ticks) over the window, divided by the replicas it hosts
+#     (GROUPS data groups + group 0) and the window's length, averaged
+#     over the nodes;
+#   - RSS per replica: VmRSS (/proc/PID/status) at the end over the same
+#     replica count, averaged over the nodes;
+#   - per peer per second, from each node's /metrics: frames sent
+#     (raft_peer_frames_sent_total) and Raft messages sent
+#     (raft_peer_messages_sent_total: heartbeats and their answers when idle);
+# then the latency of the first write to 100 idle groups
+# (tests/bench/idle_first_write.c). RESULT lines go to build/bench/idle.csv.
+#
+# usage: idle.sh BUILD_DIR GROUPS SECS
+set -euo pipefail
+B=${1:?build dir}
+GROUPS_N=${2:-1024}
+SECS=${3:-30}
+SETTLE=5
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+DIR=$(mktemp -d /tmp/rd-bench-idle-XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	[ -n "${IDLE_KEEP:-}" ] || rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# A free port (UDP for QUIC, TCP for admin HTTP), asked from the kernel.
+port() {
+	python3 -c 'import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM if sys.argv[1]=="udp" else socket.SOCK_STREAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])' "$1"
+}
+"$SRC/conf/raftd-certs" all "$DIR/certs" 3 >/dev/null
+P=(); A=(); for i in 1 2 3; do P[$i]=$(port udp); A[$i]=$(port tcp); done
+PEERS="1@127.0.0.1:${P[1]}, 2@127.0.0.1:${P[2]}, 3@127.0.0.1:${P[3]}"
+for i in 1 2 3; do
+	cat >"$DIR/node$i.conf" <<CONF
+[node]
+id = $i
+data_dir = $DIR/data$i
+[cluster]
+listen = 127.0.0.1:${P[$i]}
+peers = $PEERS
+data_groups = $GROUPS_N
+replication_factor = 3
+[tls]
+mode = mutual
+ca = $DIR/certs/ca.pem
+cert = $DIR/certs/node$i.pem
+key = $DIR/certs/node$i.key
+[control]
+socket = $DIR/node$i.sock
+[admin]
+listen = 127.0.0.1:${A[$i]}
+[health]
+canary_interval_ms = 0
+[log]
+level = warning
+CONF
+	"$B/raftd" --config "$DIR/node$i.conf" 2>>"$DIR/node$i.log" &
+	PIDS+=($!)
+done
+for i in 1 2 3; do "$B/raftctl" -s "$DIR/node$i.sock" ready --wait 600 >/dev/null; done
+sleep "$SETTLE"
+mkdir -p "$B/bench"
+REPLICAS=$((GROUPS_N + 1))
+HZ=$(getconf CLK_TCK)
+echo "bench-idle: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), 3 nodes, $GROUPS_N data groups x 3 replicas (+ group 0), canary off, ready + ${SETTLE}s, then ${SECS}s idle; CPU from /proc/PID/stat at ${HZ} ticks/s; load average $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores)"
+
+ticks() { # utime + stime of pid $1 (fields 14, 15; counted after the ")")
+	local rest
+	rest=$(sed 's/^.*) //' "/proc/$1/stat")
+	set -- $rest
+	echo $((${12} + ${13}))
+}
+# Sum over peers of counter $2 in node $1's /metrics.
+counter() {
+	curl -sf "http://127.0.0.1:${A[$1]}/metrics" |
+		awk -v m="$2" '$1 ~ "^"m"\\{" {s += $2} END {printf "%.0f\n", s}'
+}
+declare -A T0 F0 M0
+for i in 1 2 3; do
+	T0[$i]=$(ticks "${PIDS[$((i - 1))]}")
+	F0[$i]=$(counter "$i" raft_peer_frames_sent_total)
+	M0[$i]=$(counter "$i" raft_peer_messages_sent_total)
+done
+S0=$(date +%s.%N)
+sleep "$SECS"
+S1=$(date +%s.%N)
+echo "bench-idle: load average at the end of the window $(cut -d' ' -f1-3 /proc/loadavg)"
+cpu=0 rss=0 frames=0 msgs=0
+for i in 1 2 3; do
+	pid=${PIDS[$((i - 1))]}
+	t=$(($(ticks "$pid") - T0[$i]))
+	f=$(($(counter "$i" raft_peer_frames_sent_total) - F0[$i]))
+	m=$(($(counter "$i" raft_peer_messages_sent_total) - M0[$i]))
+	r=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+	read -r c k fr ms < <(awk -v t="$t" -v hz="$HZ" -v s0="$S0" -v s1="$S1" \
+		-v n="$REPLICAS" -v r="$r" -v f="$f" -v m="$m" 'BEGIN {
+		w = s1 - s0
+		printf "%.1f %.1f %.1f %.1f\n", t / hz * 1e6 / (n * w), r / n, f / 2 / w, m / 2 / w }')
+	echo "node$i: cpu_us_per_replica_s=$c rss_kib_per_replica=$k frames_per_peer_s=$fr msgs_per_peer_s=$ms (rss ${r} KiB, ${t} ticks)"
+	cpu=$(awk -v a="$cpu" -v b="$c" 'BEGIN {print a + b / 3}')
+	rss=$(awk -v a="$rss" -v b="$k" 'BEGIN {print a + b / 3}')
+	frames=$(awk -v a="$frames" -v b="$fr" 'BEGIN {print a + b / 3}')
+	msgs=$(awk -v a="$msgs" -v b="$ms" 'BEGIN {print a + b / 3}')
+done
+"$B/bench/idle_first_write" "$DIR/node1.sock" 100 $((1024 / 100)) | tee "$DIR/fw"
+read -r p50 p99 < <(sed -n 's/.*p50_ms=\([^ ]*\) p99_ms=\([^ ]*\).*/\1 \2/p' "$DIR/fw")
+printf 'RESULT idle groups=%s seconds=%s cpu_us_per_replica_s=%.1f rss_kib_per_replica=%.1f frames_per_peer_s=%.1f msgs_per_peer_s=%.1f first_write_p50_ms=%s first_write_p99_ms=%s\n' \
+	"$GROUPS_N" "$SECS" "$cpu" "$rss" "$frames" "$msgs" "$p50" "$p99" | tee "$DIR/out"
+sed 's/^RESULT idle //; s/ /,/g' "$DIR/out" >>"$B/bench/idle.csv"
