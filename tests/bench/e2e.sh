@@ -54,6 +54,8 @@ cert = $DIR/certs/node$i.pem
 key = $DIR/certs/node$i.key
 [control]
 socket = $DIR/node$i.sock
+# every client its own connection: up to 500 over 3 nodes
+max_connections = 1024
 [admin]
 listen = off
 [log]
