@@ -33,6 +33,7 @@ struct rd_forward_call {
 /* A batch being served: its answers fill in as the items' outcomes come. */
 struct rd_forward_batch {
 	struct rd_transport_responder *r;
+	size_t limit;   /* the answer's encoded size at most */
 	size_t n, left; /* items; outcomes still missing (+1 while serving) */
 	struct rd_forward_answer_msg *a; /* [n] */
 };
@@ -295,35 +296,39 @@ void rd_forward_flush(struct rd_forwarder *f)
 		o->n = 0;
 		pick = rd_xrealloc(NULL, cap * sizeof *pick);
 		ms = rd_xrealloc(NULL, cap * sizeof *ms);
-		/* Cut the queue, in order, into calls within the caps. */
+		/* Cut the queue, in order, into calls within the caps. Only
+		 * writes share a call: a read's answer carries a value of any
+		 * size, so the answers to a batch of reads might not fit one
+		 * frame; each read goes alone. */
+		size_t k = 0, bytes = 0;
 		while (fw != NULL) {
-			size_t k = 0, bytes = 0;
-			while (fw != NULL && k < cap) {
-				struct rd_forward *next = fw->next;
-				size_t b = fw->len + RD_FORWARD_ITEM_OVERHEAD;
-				unsigned left = ms_left(fw, now);
-				if (left == 0) {
-					struct rd_result r = {
-					    .code = RAFTD__ERROR_CODE__TIMEOUT,
-					    .group = fw->group,
-					    .message = "deadline passed"};
-					fw->next = NULL;
-					fw->target = 0;
-					finish(f, fw, &r);
-					fw = next;
-					continue;
+			struct rd_forward *next = fw->next;
+			size_t b = fw->len + RD_FORWARD_ITEM_OVERHEAD;
+			unsigned left = ms_left(fw, now);
+
+			fw->next = NULL;
+			if (left == 0) {
+				struct rd_result r = {.code = RAFTD__ERROR_CODE__TIMEOUT,
+				                      .group = fw->group,
+				                      .message = "deadline passed"};
+				fw->target = 0;
+				finish(f, fw, &r);
+			} else if (fw->op != RD_OP_WRITE) {
+				send_call(f, to, &fw, 1, &left);
+			} else {
+				if (k == cap ||
+				    (k > 0 && bytes + b > f->max_batch_bytes)) {
+					send_call(f, to, pick, k, ms);
+					k = bytes = 0;
 				}
-				if (k > 0 && bytes + b > f->max_batch_bytes)
-					break;
-				fw->next = NULL;
 				bytes += b;
 				ms[k] = left;
 				pick[k++] = fw;
-				fw = next;
 			}
-			if (k > 0)
-				send_call(f, to, pick, k, ms);
+			fw = next;
 		}
+		if (k > 0)
+			send_call(f, to, pick, k, ms);
 		free(pick);
 		free(ms);
 	}
@@ -727,6 +732,17 @@ static void batch_put(struct rd_forward_batch *b)
 	fb.answers = answers;
 	resp.body_case = RAFTD__PEER_RESPONSE__BODY_FORWARD_BATCH;
 	resp.forward_batch = &fb;
+	/* A batch holds writes only (rd_forward_flush), whose answers are
+	 * small but for CAS_FAILED's current value, of any size: when they
+	 * would not fit one frame, values are left out (the outcome, CAS
+	 * failed, stands) until the answer fits. */
+	for (size_t i = 0;
+	     i < b->n && raftd__peer_response__get_packed_size(&resp) > b->limit; i++) {
+		if (b->a[i].dp.result.len > 1) {
+			b->a[i].dp.result.data = NULL;
+			b->a[i].dp.result.len = 0;
+		}
+	}
 	rd_transport_respond(b->r, &resp);
 	free(answers);
 	for (size_t i = 0; i < b->n; i++)
@@ -824,6 +840,7 @@ static void serve_batch(struct rd_forwarder *f, uint64_t peer,
 	}
 	b = rd_xrealloc(NULL, sizeof *b);
 	b->r = r;
+	b->limit = f->max_batch_bytes + RD_TRANSPORT_FRAME_HEADROOM / 2;
 	b->n = fb->n_items;
 	b->left = b->n + 1; /* the loop below holds one */
 	b->a = rd_xcalloc(b->n, sizeof *b->a);

@@ -22,8 +22,11 @@
  * Batches: a send is queued per target node and leaves at the end of the
  * loop iteration (rd_forward_flush, called by the runtime after every
  * iteration): everything queued for one node goes in one RPC, a
- * ForwardBatchRequest (proto/raftd.proto) when it holds two or more, cut
- * at RD_FORWARD_BATCH_MAX items or max_batch_bytes. The leader serves each
+ * ForwardBatchRequest (proto/raftd.proto) when it holds two or more
+ * writes, cut at RD_FORWARD_BATCH_MAX items or max_batch_bytes (a read
+ * goes alone: its answer's value may be of any size). A CAS_FAILED answer
+ * in a batch leaves its current value out when the batch's answer would
+ * not fit one frame otherwise. The leader serves each
  * item as it would a lone request, with the item's own deadline, and
  * answers once every item has its outcome, in one ForwardBatchResponse.
  * Each item keeps its own session, deadline and outcome class: the batch

@@ -27,6 +27,8 @@ struct side {
 	struct rd_forward *done[SLOTS];
 	int code[SLOTS];
 	uint64_t index[SLOTS];
+	bool has_value[SLOTS];
+	size_t value_len[SLOTS];
 	/* Leader side: what serve() saw; with `hold`, the replies it kept. */
 	int served;
 	bool hold;
@@ -49,6 +51,8 @@ static void s_done(void *ud, struct rd_forward *fw, const struct rd_result *res)
 	s->done[s->dones] = fw;
 	s->code[s->dones] = res->code;
 	s->index[s->dones] = res->index;
+	s->has_value[s->dones] = res->has_value;
+	s->value_len[s->dones] = res->value_len;
 	s->dones++;
 }
 
@@ -151,9 +155,9 @@ static bool held_reach(struct tenv *env, void *arg)
 
 TestSuite(forward_batch, .init = start, .fini = stop, .timeout = 60);
 
-/* Four forwards queued for one leader leave as one RPC; each comes back
- * with its own answer, and an item refused before serving (NOT_READY: not
- * applied) waits to go again, as a lone request would. */
+/* Three writes queued for one leader leave as one RPC (a read goes alone);
+ * each comes back with its own answer, and an item refused before serving
+ * (NOT_READY: not applied) waits to go again, as a lone request would. */
 Test(forward_batch, one_rpc_per_leader_and_an_answer_per_item)
 {
 	uint64_t dl = rd_clock_now_ns() + 30000000000ull;
@@ -170,9 +174,9 @@ Test(forward_batch, one_rpc_per_leader_and_an_answer_per_item)
 	cr_expect_eq(e.n[2].requests, 0, "nothing leaves before the flush");
 	rd_forward_flush(&s1.f);
 	cr_expect_eq(s1.f.stats.batches_sent, 1);
-	cr_expect_eq(s1.f.stats.batched_items, 4);
+	cr_expect_eq(s1.f.stats.batched_items, 3);
 	cr_assert(trun(&e, dones_reach, &want, 20000));
-	cr_expect_eq(e.n[2].requests, 1, "one RPC carried all four");
+	cr_expect_eq(e.n[2].requests, 2, "one RPC for the writes, one for the read");
 	cr_expect_eq(s2.served, 4);
 	int w = done_at(&s1, &fw[0]), r = done_at(&s1, &fw[1]), m = done_at(&s1, &fw[3]);
 	cr_assert(w >= 0 && r >= 0 && m >= 0);
@@ -314,4 +318,40 @@ Test(forward_batch, a_malformed_answer_is_dropped_and_counted)
 	cr_expect_eq(s1.code[0], RAFTD__ERROR_CODE__UNAVAILABLE);
 	cr_expect_eq(safe.target, 0, "the retry-safe one waits to go again");
 	cr_expect(safe.unknown);
+}
+
+/* CAS_FAILED answers carry the current value: when a batch's answers
+ * would not fit one frame, values are left out until they do, and every
+ * item still ends CAS_FAILED. */
+Test(forward_batch, cas_values_are_left_out_of_an_answer_too_large)
+{
+	static uint8_t big[400u << 10];
+	uint64_t dl = rd_clock_now_ns() + 30000000000ull;
+	struct rd_forward a = {.group = 1, .op = RD_OP_WRITE, .deadline_ns = dl};
+	struct rd_forward b = {.group = 2, .op = RD_OP_WRITE, .deadline_ns = dl};
+	int two = 2;
+
+	s2.hold = true;
+	s2.f.max_batch_bytes = 1000; /* answer limit: this + half the headroom */
+	rd_forward_start(&s1.f, &a);
+	rd_forward_start(&s1.f, &b);
+	rd_forward_flush(&s1.f);
+	cr_assert(trun(&e, held_reach, &two, 20000));
+	for (int i = 0; i < 2; i++) {
+		struct rd_result r = {.code = RAFTD__ERROR_CODE__CAS_FAILED,
+		                      .group = s2.held_group[i],
+		                      .has_value = true,
+		                      .found = true,
+		                      .value = big,
+		                      .value_len = sizeof big};
+		rd_forward_answer(s2.held[i], 0, &r);
+	}
+	cr_assert(trun(&e, dones_reach, &two, 20000));
+	int ia = done_at(&s1, &a), ib = done_at(&s1, &b);
+	cr_assert(ia >= 0 && ib >= 0);
+	cr_expect_eq(s1.code[ia], RAFTD__ERROR_CODE__CAS_FAILED);
+	cr_expect_eq(s1.code[ib], RAFTD__ERROR_CODE__CAS_FAILED);
+	cr_expect_not(s1.has_value[ia], "the first value is left out");
+	cr_expect(s1.has_value[ib], "the rest fits");
+	cr_expect_eq(s1.value_len[ib], sizeof big);
 }
