@@ -19,17 +19,41 @@
 #include "transport/transport.h"
 #include "transport/wire.h"
 #include "util/err.h"
+#include "util/fatal.h"
 #include "util/log.h"
 
-/* The context of one RPC; outlives its forward when detached. */
+/* The context of one RPC; outlives its forwards when detached. */
 struct rd_forward_call {
 	struct rd_forwarder *f;
-	struct rd_forward *fw; /* NULL once detached: the answer is ignored */
+	bool batch;              /* sent as a ForwardBatchRequest */
+	size_t n;                /* items */
+	struct rd_forward *fw[]; /* [n]; a slot is NULL once detached */
+};
+
+/* A batch being served: its answers fill in as the items' outcomes come. */
+struct rd_forward_batch {
+	struct rd_transport_responder *r;
+	size_t limit;   /* the answer's encoded size at most */
+	size_t n, left; /* items; outcomes still missing (+1 while serving) */
+	struct rd_forward_answer_msg *a; /* [n] */
+};
+
+/* One answer as protobuf-c wants it, with what it owns. */
+struct rd_forward_answer_msg {
+	Raftd__PeerResponse resp;
+	Raftd__MetadataProposeResponse mp;
+	Raftd__DataProposeResponse dp;
+	Raftd__KvReadResponse kr;
+	uint8_t *result; /* dp.result's bytes, owned */
+	uint8_t *value;  /* kr.value's bytes, owned when copied */
+	char *message;   /* the error message, owned when copied */
 };
 
 struct rd_forward_reply {
-	struct rd_transport_responder *r;
+	struct rd_transport_responder *r; /* a lone request; NULL in a batch */
 	Raftd__PeerRequest__BodyCase kind;
+	struct rd_forward_batch *b; /* the batch the item is in, or NULL */
+	size_t slot;
 };
 
 void rd_forward_init(struct rd_forwarder *f, const struct rd_forward_ops *ops, void *ud,
@@ -43,6 +67,7 @@ void rd_forward_init(struct rd_forwarder *f, const struct rd_forward_ops *ops, v
 	f->topo = topo;
 	f->default_timeout_ms = default_timeout_ms;
 	f->wait_link = &f->wait_head;
+	f->max_batch_bytes = 1u << 20;
 }
 
 void rd_forward_attach(struct rd_forwarder *f, struct rd_transport *t)
@@ -106,70 +131,207 @@ static void finish(struct rd_forwarder *f, struct rd_forward *fw,
 static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
                      const char *errmsg);
 
-/* Send fw to node `to`; on a local failure, wait for the next retry or end
- * with TIMEOUT. */
-static void send_to(struct rd_forwarder *f, struct rd_forward *fw, uint64_t to)
+/* The request message of one forward, with its body. */
+struct item_msg {
+	Raftd__PeerRequest req;
+	Raftd__MetadataProposeRequest mp;
+	Raftd__DataProposeRequest dp;
+	Raftd__KvReadRequest kr;
+};
+
+/* Fill m with fw's request (borrowing fw's bytes) and relative deadline. */
+static void fill_request(struct item_msg *m, const struct rd_forward *fw, unsigned ms)
 {
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__MetadataProposeRequest mp = RAFTD__METADATA_PROPOSE_REQUEST__INIT;
-	Raftd__DataProposeRequest dp = RAFTD__DATA_PROPOSE_REQUEST__INIT;
-	Raftd__KvReadRequest kr = RAFTD__KV_READ_REQUEST__INIT;
 	ProtobufCBinaryData *body;
 	uint32_t *hops;
-	struct rd_forward_call *c = malloc(sizeof *c);
-	uint64_t now = f->ops->now_ns(f->ud);
-	unsigned ms =
-	    fw->deadline_ns > now ? (unsigned)((fw->deadline_ns - now) / 1000000) : 0;
-	char msg[RD_ERRMSG_SIZE];
 
-	if (c == NULL || ms == 0 || f->t == NULL)
-		goto err;
-	c->f = f;
-	c->fw = fw;
+	raftd__peer_request__init(&m->req);
+	raftd__metadata_propose_request__init(&m->mp);
+	raftd__data_propose_request__init(&m->dp);
+	raftd__kv_read_request__init(&m->kr);
+	m->req.deadline_ms = ms;
 	if (fw->op != RD_OP_WRITE) {
-		kr.group = fw->group;
-		kr.stale = fw->op == RD_OP_STALE_READ;
-		req.body_case = RAFTD__PEER_REQUEST__BODY_KV_READ;
-		req.kv_read = &kr;
-		body = &kr.key;
-		hops = &kr.hops;
+		m->kr.group = fw->group;
+		m->kr.stale = fw->op == RD_OP_STALE_READ;
+		m->req.body_case = RAFTD__PEER_REQUEST__BODY_KV_READ;
+		m->req.kv_read = &m->kr;
+		body = &m->kr.key;
+		hops = &m->kr.hops;
 	} else if (fw->group == 0) {
-		req.body_case = RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE;
-		req.metadata_propose = &mp;
-		body = &mp.data;
-		hops = &mp.hops;
+		m->req.body_case = RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE;
+		m->req.metadata_propose = &m->mp;
+		body = &m->mp.data;
+		hops = &m->mp.hops;
 	} else {
-		dp.group = fw->group;
-		req.body_case = RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE;
-		req.data_propose = &dp;
-		body = &dp.data;
-		hops = &dp.hops;
+		m->dp.group = fw->group;
+		m->req.body_case = RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE;
+		m->req.data_propose = &m->dp;
+		body = &m->dp.data;
+		hops = &m->dp.hops;
 	}
 	body->data = (uint8_t *)fw->data;
 	body->len = fw->len;
 	*hops = fw->hops;
-	/* While its RPC is out, the forward belongs to the RPC's callback
-	 * (through the call record); the RPC's deadline ends it. */
+}
+
+/* The send queue for node `to`, made on first use. */
+static struct rd_forward_out *out_of(struct rd_forwarder *f, uint64_t to)
+{
+	for (size_t i = 0; i < f->n_out; i++)
+		if (f->out[i].to == to)
+			return &f->out[i];
+	f->out = rd_xrealloc(f->out, (f->n_out + 1) * sizeof *f->out);
+	struct rd_forward_out *o = &f->out[f->n_out++];
+	o->to = to;
+	o->head = o->tail = NULL;
+	o->n = 0;
+	return o;
+}
+
+/* Queue fw for node `to`; it leaves at the next rd_forward_flush. */
+static void send_to(struct rd_forwarder *f, struct rd_forward *fw, uint64_t to)
+{
+	struct rd_forward_out *o = out_of(f, to);
+
 	fw->target = to;
-	fw->call = c;
-	if (rd_transport_call(f->t, to, &req, ms, on_reply, c, msg) == 0) {
-		inflight_link(f, fw);
-		return;
-	}
 	fw->call = NULL;
-	rd_log_debug("forward to node %llu failed: %s", (unsigned long long)to, msg);
-err:
-	free(c);
-	fw->target = 0;
-	if (ms == 0) {
-		struct rd_result r = {.code = RAFTD__ERROR_CODE__TIMEOUT,
-		                      .group = fw->group,
-		                      .message = "deadline passed"};
-		finish(f, fw, &r);
+	fw->next = NULL;
+	if (o->tail != NULL)
+		o->tail->next = fw;
+	else
+		o->head = fw;
+	o->tail = fw;
+	o->n++;
+	if (f->ops->wake != NULL)
+		f->ops->wake(f->ud);
+}
+
+static unsigned ms_left(const struct rd_forward *fw, uint64_t now)
+{
+	uint64_t ms = fw->deadline_ns > now ? (fw->deadline_ns - now) / 1000000 : 0;
+	return ms > UINT32_MAX ? UINT32_MAX : (unsigned)ms;
+}
+
+/* Send fw[0..n) (n >= 1, every one with time left) to node `to` in one
+ * RPC: a lone request for one, a ForwardBatchRequest for more. On a local
+ * failure each waits for the next retry. */
+static void send_call(struct rd_forwarder *f, uint64_t to, struct rd_forward **fw,
+                      size_t n, const unsigned *ms)
+{
+	struct rd_forward_call *c = rd_xrealloc(NULL, sizeof *c + n * sizeof *c->fw);
+	struct item_msg *m = rd_xrealloc(NULL, n * sizeof *m);
+	Raftd__PeerRequest **items = NULL, batch = RAFTD__PEER_REQUEST__INIT;
+	Raftd__ForwardBatchRequest fb = RAFTD__FORWARD_BATCH_REQUEST__INIT;
+	const Raftd__PeerRequest *req = &m[0].req;
+	unsigned call_ms = 0;
+	char msg[RD_ERRMSG_SIZE];
+
+	c->f = f;
+	c->batch = n > 1;
+	c->n = n;
+	for (size_t i = 0; i < n; i++) {
+		fill_request(&m[i], fw[i], ms[i]);
+		if (ms[i] > call_ms)
+			call_ms = ms[i];
+		c->fw[i] = fw[i];
+		fw[i]->target = to;
+		fw[i]->call = c;
+		fw[i]->slot = (uint32_t)i;
+	}
+	if (c->batch) {
+		items = rd_xrealloc(NULL, n * sizeof *items);
+		for (size_t i = 0; i < n; i++)
+			items[i] = &m[i].req;
+		fb.n_items = n;
+		fb.items = items;
+		batch.body_case = RAFTD__PEER_REQUEST__BODY_FORWARD_BATCH;
+		batch.forward_batch = &fb;
+		req = &batch;
+	}
+	/* While its RPC is out, a forward belongs to the RPC's callback
+	 * (through the call record); the RPC's deadline, the latest of its
+	 * items', ends it at the latest (rd_forward_expire ends an item
+	 * sooner). */
+	int rv = f->t != NULL
+	             ? rd_transport_call(f->t, to, req, call_ms, on_reply, c, msg)
+	             : RD_ECLOSED;
+	free(items);
+	free(m);
+	if (rv == 0) {
+		for (size_t i = 0; i < n; i++)
+			inflight_link(f, fw[i]);
+		if (c->batch) {
+			f->stats.batches_sent++;
+			f->stats.batched_items += n;
+		}
 		return;
 	}
-	/* Try again on the next tick, or time out. */
-	wait_push(f, fw);
+	if (f->t != NULL)
+		rd_log_debug("forward to node %llu failed: %s", (unsigned long long)to,
+		             msg);
+	free(c);
+	for (size_t i = 0; i < n; i++) {
+		fw[i]->call = NULL;
+		wait_push(f, fw[i]); /* try again on the next tick, or time out */
+	}
+}
+
+void rd_forward_flush(struct rd_forwarder *f)
+{
+	uint64_t now = f->ops->now_ns(f->ud);
+
+	for (size_t i = 0; i < f->n_out; i++) {
+		/* Taken whole: what a callback queues meanwhile (f->out may
+		 * move) waits for the next flush. */
+		struct rd_forward_out *o = &f->out[i];
+		struct rd_forward *fw = o->head;
+		uint64_t to = o->to;
+		size_t cap = o->n < RD_FORWARD_BATCH_MAX ? o->n : RD_FORWARD_BATCH_MAX;
+		struct rd_forward **pick;
+		unsigned *ms;
+
+		if (fw == NULL)
+			continue;
+		o->head = o->tail = NULL;
+		o->n = 0;
+		pick = rd_xrealloc(NULL, cap * sizeof *pick);
+		ms = rd_xrealloc(NULL, cap * sizeof *ms);
+		/* Cut the queue, in order, into calls within the caps. Only
+		 * writes share a call: a read's answer carries a value of any
+		 * size, so the answers to a batch of reads might not fit one
+		 * frame; each read goes alone. */
+		size_t k = 0, bytes = 0;
+		while (fw != NULL) {
+			struct rd_forward *next = fw->next;
+			size_t b = fw->len + RD_FORWARD_ITEM_OVERHEAD;
+			unsigned left = ms_left(fw, now);
+
+			fw->next = NULL;
+			if (left == 0) {
+				struct rd_result r = {.code = RAFTD__ERROR_CODE__TIMEOUT,
+				                      .group = fw->group,
+				                      .message = "deadline passed"};
+				fw->target = 0;
+				finish(f, fw, &r);
+			} else if (fw->op != RD_OP_WRITE) {
+				send_call(f, to, &fw, 1, &left);
+			} else {
+				if (k == cap ||
+				    (k > 0 && bytes + b > f->max_batch_bytes)) {
+					send_call(f, to, pick, k, ms);
+					k = bytes = 0;
+				}
+				bytes += b;
+				ms[k] = left;
+				pick[k++] = fw;
+			}
+			fw = next;
+		}
+		if (k > 0)
+			send_call(f, to, pick, k, ms);
+		free(pick);
+		free(ms);
+	}
 }
 
 bool rd_forward_start(struct rd_forwarder *f, struct rd_forward *fw)
@@ -274,6 +436,9 @@ void rd_forward_free(struct rd_forwarder *f)
 	free(f->hints);
 	f->hints = NULL;
 	f->n_hints = 0;
+	free(f->out);
+	f->out = NULL;
+	f->n_out = 0;
 }
 
 /* Whether an answer code says the asked node did not apply the request
@@ -286,21 +451,14 @@ static bool not_applied_retry(int code)
 	       code == RAFTD__ERROR_CODE__NOT_READY;
 }
 
-static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
-                     const char *errmsg)
+/* The outcome of fw's attempt: err and errmsg as the transport gave them,
+ * or err 0 and `resp`, the answer to fw's own request. */
+static void settle(struct rd_forwarder *f, struct rd_forward *fw, int err,
+                   const Raftd__PeerResponse *resp, const char *errmsg)
 {
-	struct rd_forward_call *c = arg;
-	struct rd_forwarder *f = c->f;
-	struct rd_forward *fw = c->fw;
 	uint64_t hint;
-
-	free(c);
-	if (fw == NULL)
-		return; /* detached: the forward went on without this call */
-	fw->call = NULL;
-	inflight_unlink(f, fw);
-
 	struct rd_result r = {.group = fw->group};
+
 	if (err != 0 || f->stopping) {
 		/* A lost connection (any failure but the deadline): the
 		 * outcome is unknown. A retry-safe forward waits for a leader
@@ -350,6 +508,42 @@ static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
 	finish(f, fw, &r);
 }
 
+static void on_reply(void *arg, int err, const Raftd__PeerResponse *resp,
+                     const char *errmsg)
+{
+	struct rd_forward_call *c = arg;
+	struct rd_forwarder *f = c->f;
+	const Raftd__ForwardBatchResponse *fb = NULL;
+
+	/* A batch's answer holds one answer per item, in order; any other
+	 * shape is a peer's bug or hostility: every item's outcome is then
+	 * unknown, as with a malformed response (RD_EPROTO). A refusal of
+	 * the whole batch (resp->error) is every item's. */
+	if (err == 0 && c->batch && resp->error == RAFTD__ERROR_CODE__OK) {
+		fb = resp->body_case == RAFTD__PEER_RESPONSE__BODY_FORWARD_BATCH
+		         ? resp->forward_batch
+		         : NULL;
+		if (fb == NULL || fb->n_answers != c->n) {
+			f->stats.batches_rejected++;
+			rd_log_warn(
+			    "forward batch answer malformed: items=%zu answers=%zu", c->n,
+			    fb != NULL ? fb->n_answers : 0);
+			err = RD_EPROTO;
+			errmsg = "malformed batch answer";
+			fb = NULL;
+		}
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		struct rd_forward *fw = c->fw[i];
+		if (fw == NULL)
+			continue; /* detached: the forward went on without this call */
+		fw->call = NULL;
+		inflight_unlink(f, fw);
+		settle(f, fw, err, fb != NULL ? fb->answers[i] : resp, errmsg);
+	}
+	free(c);
+}
+
 void rd_forward_leader_changed(struct rd_forwarder *f, uint64_t group)
 {
 	struct rd_forward *fw = f->inflight;
@@ -358,7 +552,7 @@ void rd_forward_leader_changed(struct rd_forwarder *f, uint64_t group)
 	while (fw != NULL) {
 		struct rd_forward *next = fw->fl_next;
 		if (fw->group == group && fw->retry_safe && fw->target != leader) {
-			fw->call->fw = NULL; /* a late answer is dropped */
+			fw->call->fw[fw->slot] = NULL; /* a late answer is dropped */
 			fw->call = NULL;
 			inflight_unlink(f, fw);
 			fw->unknown = true;
@@ -409,7 +603,26 @@ void rd_forward_retry(struct rd_forwarder *f)
 
 void rd_forward_expire(struct rd_forwarder *f, uint64_t now_ns)
 {
+	struct rd_forward *fw = f->inflight;
+
 	sweep(f, now_ns, false);
+	/* A batch's RPC lasts as long as its latest item: an item past its
+	 * own deadline ends now, its outcome unknown like a lone request's
+	 * at its RPC's deadline. */
+	while (fw != NULL) {
+		struct rd_forward *next = fw->fl_next;
+		if (fw->call->batch && fw->deadline_ns <= now_ns) {
+			struct rd_result r = {
+			    .code = rd_err_to_wire(RD_ETIMEDOUT),
+			    .group = fw->group,
+			    .message = "deadline passed waiting for the leader's answer"};
+			fw->call->fw[fw->slot] = NULL;
+			inflight_unlink(f, fw);
+			fw->target = 0;
+			finish(f, fw, &r);
+		}
+		fw = next;
+	}
 }
 
 void rd_forward_fail_all(struct rd_forwarder *f, const struct rd_result *res)
@@ -421,83 +634,164 @@ void rd_forward_fail_all(struct rd_forwarder *f, const struct rd_result *res)
 		finish(f, fw, res);
 		fw = next;
 	}
+	for (size_t i = 0; i < f->n_out; i++) {
+		fw = f->out[i].head;
+		f->out[i].head = f->out[i].tail = NULL;
+		f->out[i].n = 0;
+		while (fw != NULL) {
+			struct rd_forward *next = fw->next;
+			fw->next = NULL;
+			fw->target = 0;
+			finish(f, fw, res);
+			fw = next;
+		}
+	}
 }
 
 /* ---- the leader's side ------------------------------------------------------------ */
 
+/* Fill a with the answer to a request of `kind` with outcome res; with
+ * `copy`, a's message and bytes are its own (res is valid only now). */
+static void fill_answer(struct rd_forward_answer_msg *a,
+                        Raftd__PeerRequest__BodyCase kind, const struct rd_result *res,
+                        bool copy)
+{
+	const char *text = res->message != NULL ? res->message : "";
+	char *msgtxt = copy && *text != '\0' ? (a->message = strdup(text)) : NULL;
+
+	if (msgtxt == NULL)
+		msgtxt = (char *)(copy ? "" : text);
+	raftd__peer_response__init(&a->resp);
+	switch (kind) {
+	case RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE:
+		raftd__metadata_propose_response__init(&a->mp);
+		a->mp.error = (Raftd__ErrorCode)res->code;
+		a->mp.error_message = msgtxt;
+		a->mp.leader_hint = res->leader_hint;
+		a->mp.index = res->index;
+		a->resp.body_case = RAFTD__PEER_RESPONSE__BODY_METADATA_PROPOSE;
+		a->resp.metadata_propose = &a->mp;
+		break;
+	case RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE:
+		raftd__data_propose_response__init(&a->dp);
+		a->dp.error = (Raftd__ErrorCode)res->code;
+		a->dp.error_message = msgtxt;
+		a->dp.leader_hint = res->leader_hint;
+		a->dp.group = res->group;
+		a->dp.index = res->index;
+		if (res->has_value && (a->result = malloc(res->value_len + 1)) != NULL) {
+			a->result[0] = res->found;
+			if (res->value_len > 0) /* an absent key has no value */
+				memcpy(a->result + 1, res->value, res->value_len);
+			a->dp.result.data = a->result;
+			a->dp.result.len = res->value_len + 1;
+		}
+		a->resp.body_case = RAFTD__PEER_RESPONSE__BODY_DATA_PROPOSE;
+		a->resp.data_propose = &a->dp;
+		break;
+	default:
+		raftd__kv_read_response__init(&a->kr);
+		a->kr.error = (Raftd__ErrorCode)res->code;
+		a->kr.error_message = msgtxt;
+		a->kr.leader_hint = res->leader_hint;
+		a->kr.found = res->found;
+		a->kr.value.data = (uint8_t *)res->value;
+		a->kr.value.len = res->value_len;
+		if (copy && res->value_len > 0) {
+			a->value = rd_xrealloc(NULL, res->value_len);
+			memcpy(a->value, res->value, res->value_len);
+			a->kr.value.data = a->value;
+		}
+		a->kr.index = res->index;
+		a->resp.body_case = RAFTD__PEER_RESPONSE__BODY_KV_READ;
+		a->resp.kv_read = &a->kr;
+		break;
+	}
+}
+
+static void answer_free(struct rd_forward_answer_msg *a)
+{
+	free(a->result);
+	free(a->value);
+	free(a->message);
+}
+
+/* One outcome of batch b is in: answer the batch once it has them all. */
+static void batch_put(struct rd_forward_batch *b)
+{
+	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
+	Raftd__ForwardBatchResponse fb = RAFTD__FORWARD_BATCH_RESPONSE__INIT;
+	Raftd__PeerResponse **answers;
+
+	if (--b->left > 0)
+		return;
+	answers = rd_xrealloc(NULL, b->n * sizeof *answers);
+	for (size_t i = 0; i < b->n; i++)
+		answers[i] = &b->a[i].resp;
+	fb.n_answers = b->n;
+	fb.answers = answers;
+	resp.body_case = RAFTD__PEER_RESPONSE__BODY_FORWARD_BATCH;
+	resp.forward_batch = &fb;
+	/* A batch holds writes only (rd_forward_flush), whose answers are
+	 * small but for CAS_FAILED's current value, of any size: when they
+	 * would not fit one frame, values are left out (the outcome, CAS
+	 * failed, stands) until the answer fits. */
+	for (size_t i = 0;
+	     i < b->n && raftd__peer_response__get_packed_size(&resp) > b->limit; i++) {
+		if (b->a[i].dp.result.len > 1) {
+			b->a[i].dp.result.data = NULL;
+			b->a[i].dp.result.len = 0;
+		}
+	}
+	rd_transport_respond(b->r, &resp);
+	free(answers);
+	for (size_t i = 0; i < b->n; i++)
+		answer_free(&b->a[i]);
+	free(b->a);
+	free(b);
+}
+
 void rd_forward_answer(void *reply, uint64_t request_id, const struct rd_result *res)
 {
 	struct rd_forward_reply *pr = reply;
-	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
-	Raftd__MetadataProposeResponse mp = RAFTD__METADATA_PROPOSE_RESPONSE__INIT;
-	Raftd__DataProposeResponse dp = RAFTD__DATA_PROPOSE_RESPONSE__INIT;
-	Raftd__KvReadResponse kr = RAFTD__KV_READ_RESPONSE__INIT;
-	char *msgtxt = (char *)(res->message != NULL ? res->message : "");
-	uint8_t *result = NULL;
+	struct rd_forward_batch *b = pr->b;
 
 	(void)request_id;
-	switch (pr->kind) {
-	case RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE:
-		mp.error = (Raftd__ErrorCode)res->code;
-		mp.error_message = msgtxt;
-		mp.leader_hint = res->leader_hint;
-		mp.index = res->index;
-		resp.body_case = RAFTD__PEER_RESPONSE__BODY_METADATA_PROPOSE;
-		resp.metadata_propose = &mp;
-		break;
-	case RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE:
-		dp.error = (Raftd__ErrorCode)res->code;
-		dp.error_message = msgtxt;
-		dp.leader_hint = res->leader_hint;
-		dp.group = res->group;
-		dp.index = res->index;
-		if (res->has_value && (result = malloc(res->value_len + 1)) != NULL) {
-			result[0] = res->found;
-			if (res->value_len > 0) /* an absent key has no value */
-				memcpy(result + 1, res->value, res->value_len);
-			dp.result.data = result;
-			dp.result.len = res->value_len + 1;
-		}
-		resp.body_case = RAFTD__PEER_RESPONSE__BODY_DATA_PROPOSE;
-		resp.data_propose = &dp;
-		break;
-	default:
-		kr.error = (Raftd__ErrorCode)res->code;
-		kr.error_message = msgtxt;
-		kr.leader_hint = res->leader_hint;
-		kr.found = res->found;
-		kr.value.data = (uint8_t *)res->value;
-		kr.value.len = res->value_len;
-		kr.index = res->index;
-		resp.body_case = RAFTD__PEER_RESPONSE__BODY_KV_READ;
-		resp.kv_read = &kr;
-		break;
+	if (b != NULL) {
+		fill_answer(&b->a[pr->slot], pr->kind, res, true);
+		free(pr);
+		batch_put(b);
+		return;
 	}
-	rd_transport_respond(pr->r, &resp);
-	free(result);
+	struct rd_forward_answer_msg a = {0};
+	fill_answer(&a, pr->kind, res, false);
+	rd_transport_respond(pr->r, &a.resp);
+	answer_free(&a);
 	free(pr);
 }
 
-void rd_forward_on_request(struct rd_forwarder *f, uint64_t peer,
-                           const Raftd__PeerRequest *req,
-                           struct rd_transport_responder *r)
+/* Whether a peer request's body is a forwarded write or read. */
+static bool is_forwarded(const Raftd__PeerRequest *req)
 {
-	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
-	Raftd__Pong pong = RAFTD__PONG__INIT;
+	return (req->body_case == RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE &&
+	        req->metadata_propose != NULL) ||
+	       (req->body_case == RAFTD__PEER_REQUEST__BODY_DATA_PROPOSE &&
+	        req->data_propose != NULL) ||
+	       (req->body_case == RAFTD__PEER_REQUEST__BODY_KV_READ &&
+	        req->kv_read != NULL);
+}
+
+/* Hand one forwarded write or read (is_forwarded) to ops->serve; its
+ * answer goes to pr, which the runtime now owns, or the refusal code is
+ * returned and pr is still the caller's. `deadline_ms` 0 means the
+ * node's default. */
+static int serve_one(struct rd_forwarder *f, const Raftd__PeerRequest *req,
+                     uint32_t deadline_ms, struct rd_forward_reply *pr)
+{
 	const ProtobufCBinaryData *data;
 	struct rd_forward_request fr = {.op = RD_OP_WRITE};
-	struct rd_forward_reply *pr;
-	int code;
 
-	(void)peer;
 	switch (req->body_case) {
-	case RAFTD__PEER_REQUEST__BODY_PING:
-		pong.topology_version = f->topo->routing.version;
-		pong.sent_us = req->ping->sent_us;
-		resp.body_case = RAFTD__PEER_RESPONSE__BODY_PONG;
-		resp.pong = &pong;
-		rd_transport_respond(r, &resp);
-		return;
 	case RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE:
 		fr.group = 0;
 		data = &req->metadata_propose->data;
@@ -509,23 +803,99 @@ void rd_forward_on_request(struct rd_forwarder *f, uint64_t peer,
 			                               req->data_propose->vshard);
 		data = &req->data_propose->data;
 		break;
-	case RAFTD__PEER_REQUEST__BODY_KV_READ:
+	default:
 		fr.group = req->kv_read->group;
 		data = &req->kv_read->key;
 		fr.op = req->kv_read->stale ? RD_OP_STALE_READ : RD_OP_READ;
 		break;
-	default:
-		resp.error = RAFTD__ERROR_CODE__INVALID;
-		resp.error_message = (char *)"request kind not served by this node";
-		rd_transport_respond(r, &resp);
-		return;
 	}
 	fr.data = data->data;
 	fr.len = data->len;
 	fr.deadline_ns =
 	    f->ops->now_ns(f->ud) +
-	    (uint64_t)(req->deadline_ms ? req->deadline_ms : f->default_timeout_ms) *
-	        1000000ull;
+	    (uint64_t)(deadline_ms ? deadline_ms : f->default_timeout_ms) * 1000000ull;
+	pr->kind = req->body_case;
+	return f->ops->serve(f->ud, &fr, pr);
+}
+
+/* A ForwardBatchRequest: check it whole, then serve every item. */
+static void serve_batch(struct rd_forwarder *f, uint64_t peer,
+                        const Raftd__PeerRequest *req, struct rd_transport_responder *r)
+{
+	const Raftd__ForwardBatchRequest *fb = req->forward_batch;
+	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
+	struct rd_forward_batch *b;
+	bool ok = fb != NULL && fb->n_items > 0 && fb->n_items <= RD_FORWARD_BATCH_MAX;
+
+	for (size_t i = 0; ok && i < fb->n_items; i++)
+		ok = is_forwarded(fb->items[i]);
+	if (!ok) {
+		f->stats.batches_rejected++;
+		rd_log_warn("forward batch from node %llu refused: items=%zu",
+		            (unsigned long long)peer, fb != NULL ? fb->n_items : 0);
+		resp.error = RAFTD__ERROR_CODE__INVALID;
+		resp.error_message = (char *)"malformed forward batch";
+		rd_transport_respond(r, &resp);
+		return;
+	}
+	b = rd_xrealloc(NULL, sizeof *b);
+	b->r = r;
+	b->limit = f->max_batch_bytes + RD_TRANSPORT_FRAME_HEADROOM / 2;
+	b->n = fb->n_items;
+	b->left = b->n + 1; /* the loop below holds one */
+	b->a = rd_xcalloc(b->n, sizeof *b->a);
+	for (size_t i = 0; i < fb->n_items; i++) {
+		const Raftd__PeerRequest *item = fb->items[i];
+		struct rd_forward_reply *pr = rd_xrealloc(NULL, sizeof *pr);
+		int code;
+
+		pr->r = NULL;
+		pr->b = b;
+		pr->slot = i;
+		code = serve_one(f, item,
+		                 item->deadline_ms ? item->deadline_ms : req->deadline_ms,
+		                 pr);
+		if (code != RAFTD__ERROR_CODE__OK) {
+			/* Refused before serving: the item's own top-level error,
+			 * as a lone request's would be. */
+			fill_answer(&b->a[i], item->body_case,
+			            &(struct rd_result){.code = RAFTD__ERROR_CODE__OK},
+			            true);
+			b->a[i].resp.error = (Raftd__ErrorCode)code;
+			free(pr);
+			batch_put(b);
+		}
+	}
+	batch_put(b);
+}
+
+void rd_forward_on_request(struct rd_forwarder *f, uint64_t peer,
+                           const Raftd__PeerRequest *req,
+                           struct rd_transport_responder *r)
+{
+	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
+	Raftd__Pong pong = RAFTD__PONG__INIT;
+	struct rd_forward_reply *pr;
+	int code;
+
+	if (req->body_case == RAFTD__PEER_REQUEST__BODY_PING) {
+		pong.topology_version = f->topo->routing.version;
+		pong.sent_us = req->ping->sent_us;
+		resp.body_case = RAFTD__PEER_RESPONSE__BODY_PONG;
+		resp.pong = &pong;
+		rd_transport_respond(r, &resp);
+		return;
+	}
+	if (req->body_case == RAFTD__PEER_REQUEST__BODY_FORWARD_BATCH) {
+		serve_batch(f, peer, req, r);
+		return;
+	}
+	if (!is_forwarded(req)) {
+		resp.error = RAFTD__ERROR_CODE__INVALID;
+		resp.error_message = (char *)"request kind not served by this node";
+		rd_transport_respond(r, &resp);
+		return;
+	}
 	pr = malloc(sizeof *pr);
 	if (pr == NULL) {
 		resp.error = RAFTD__ERROR_CODE__INTERNAL;
@@ -533,8 +903,9 @@ void rd_forward_on_request(struct rd_forwarder *f, uint64_t peer,
 		return;
 	}
 	pr->r = r;
-	pr->kind = req->body_case;
-	code = f->ops->serve(f->ud, &fr, pr);
+	pr->b = NULL;
+	pr->slot = 0;
+	code = serve_one(f, req, req->deadline_ms, pr);
 	if (code != RAFTD__ERROR_CODE__OK) {
 		free(pr);
 		resp.error = (Raftd__ErrorCode)code;

@@ -9,7 +9,9 @@
  * only through `struct rd_forward_ops` (see lib/README.md, "Layers"):
  *
  *   runtime                          forwarder
- *   rd_forward_start(fw)  ------->   target(group) known? send : wait
+ *   rd_forward_start(fw)  ------->   target(group) known? queue : wait
+ *                         <-------   wake()                  (queued a send)
+ *   rd_forward_flush      ------->   one RPC per target      (end of iteration)
  *                         <-------   done(fw, result)        (answered)
  *                         <-------   resubmit(fw)            (leader known now)
  *   rd_forward_retry / _expire       (called every tick)
@@ -17,11 +19,26 @@
  *                         <-------   serve(request, reply)
  *   rd_forward_answer(reply, result) (once the runtime has the outcome)
  *
- * A forward is in one of three states: waiting for a leader (in the
- * forwarder's wait queue, fw->target == 0), out to fw->target (in the
- * in-flight list; its RPC's call record points back at it), or done
- * (handed back through ops->done, never touched again by this code).
- * Detaching the call record (fw->call->fw = NULL) makes a late answer
+ * Batches: a send is queued per target node and leaves at the end of the
+ * loop iteration (rd_forward_flush, called by the runtime after every
+ * iteration): everything queued for one node goes in one RPC, a
+ * ForwardBatchRequest (proto/raftd.proto) when it holds two or more
+ * writes, cut at RD_FORWARD_BATCH_MAX items or max_batch_bytes (a read
+ * goes alone: its answer's value may be of any size). A CAS_FAILED answer
+ * in a batch leaves its current value out when the batch's answer would
+ * not fit one frame otherwise. The leader serves each
+ * item as it would a lone request, with the item's own deadline, and
+ * answers once every item has its outcome, in one ForwardBatchResponse.
+ * Each item keeps its own session, deadline and outcome class: the batch
+ * is only how the bytes travel. An in-flight item whose deadline passes
+ * before the batch's answer ends TIMEOUT at the next rd_forward_expire.
+ *
+ * A forward is in one of four states: waiting for a leader (in the
+ * forwarder's wait queue, fw->target == 0), queued for fw->target (in its
+ * send queue, fw->call == NULL), out to fw->target (in the in-flight list;
+ * its RPC's call record points back at it), or done (handed back through
+ * ops->done, never touched again by this code).
+ * Detaching the call record (its slot for fw set to NULL) makes a late answer
  * harmless, which is how a forward follows the leader: when its target
  * stops being the group's leader (rd_forward_leader_changed, a lost
  * connection, a NOT_LEADER answer) it is detached and waits for the next
@@ -65,6 +82,14 @@ struct Raftd__PeerRequest;
 
 #define RD_FORWARD_HOPS 3
 
+/* Most items in one ForwardBatchRequest, both sides: a larger batch is
+ * cut on sending and refused on receiving. */
+#define RD_FORWARD_BATCH_MAX 1024
+
+/* What one item costs in a batch besides its bytes, for the byte cap (an
+ * over-estimate of its protobuf keys, lengths and integers). */
+#define RD_FORWARD_ITEM_OVERHEAD 64
+
 /* What a request asks for. */
 enum { RD_OP_WRITE = 1, RD_OP_READ = 2, RD_OP_STALE_READ = 3 };
 
@@ -100,7 +125,8 @@ struct rd_forward {
 	bool unknown;                 /* an earlier attempt's outcome is unknown */
 	uint64_t target;              /* node the request is out to; 0 = waiting */
 	struct rd_forward_call *call; /* the RPC while in flight */
-	struct rd_forward *next;      /* in the wait queue */
+	uint32_t slot;                /* fw's place in the call's items */
+	struct rd_forward *next;      /* in the wait queue or a send queue */
 	struct rd_forward *fl_prev, *fl_next; /* in the in-flight list */
 };
 
@@ -138,6 +164,22 @@ struct rd_forward_ops {
 	             struct rd_forward_reply *reply);
 	/* Monotonic time in nanoseconds. */
 	uint64_t (*now_ns)(void *ud);
+	/* A send was queued: make sure rd_forward_flush runs at the end of
+	 * this loop iteration (NULL: the caller flushes itself). */
+	void (*wake)(void *ud);
+};
+
+/* The sends queued for one node, in order. */
+struct rd_forward_out {
+	uint64_t to;
+	struct rd_forward *head, *tail; /* (a tail, not a link: the array moves) */
+	size_t n;
+};
+
+struct rd_forward_stats {
+	uint64_t batches_sent;     /* ForwardBatchRequests that left */
+	uint64_t batched_items;    /* the items they carried */
+	uint64_t batches_rejected; /* malformed batches refused, or answers dropped */
 };
 
 struct rd_forwarder {
@@ -152,11 +194,18 @@ struct rd_forwarder {
 	struct rd_forward *inflight;    /* out to a node, doubly linked */
 	uint64_t *hints;                /* [n_hints]: leader hint per group, 0 = none */
 	size_t n_hints;
+	struct rd_forward_out *out; /* [n_out]: send queues, one per node seen */
+	size_t n_out;
+	size_t max_batch_bytes; /* item bytes (and overheads) per batch */
+	struct rd_forward_stats stats;
 	bool stopping;
 };
 
 /* Set up `f`. `topo` and `ud` must outlive it; the transport is attached
- * later (rd_forward_attach). Nothing is allocated. */
+ * later (rd_forward_attach). Nothing is allocated. A batch holds at most
+ * max_batch_bytes of items (RD_FORWARD_ITEM_OVERHEAD each included; the
+ * runtime sets it from [raft] max_msg_bytes, which the RPC frame cap
+ * allows, transport.h); one item larger than that goes alone. */
 void rd_forward_init(struct rd_forwarder *f, const struct rd_forward_ops *ops, void *ud,
                      uint64_t self, const struct rd_topology *topo,
                      unsigned default_timeout_ms);
@@ -168,12 +217,20 @@ void rd_forward_attach(struct rd_forwarder *f, struct rd_transport *t);
  * forwards with SHUTTING_DOWN. */
 void rd_forward_shutdown(struct rd_forwarder *f);
 
-/* Forward fw's request to the group's leader, or queue it until one is
- * known. Precondition: fw's request fields are set and fw is not already
- * held by the forwarder. ops->done may run before this returns (a peer's
- * request that must not be forwarded, a deadline already passed). Returns
- * true when a send to a known leader was attempted (for the counters). */
+/* Forward fw's request to the group's leader (queued for the next
+ * rd_forward_flush), or wait until one is known. Precondition: fw's
+ * request fields are set and fw is not already held by the forwarder.
+ * ops->done may run before this returns (a peer's request that must not be
+ * forwarded). Returns true when a send to a known leader was queued (for
+ * the counters). */
 bool rd_forward_start(struct rd_forwarder *f, struct rd_forward *fw);
+
+/* Send everything queued: one RPC per target node (a ForwardBatchRequest
+ * when it holds two or more items, cut at the caps). A forward whose
+ * deadline passed ends TIMEOUT; one that cannot leave (no transport, a
+ * local failure) waits for the next rd_forward_retry. Called by the
+ * runtime at the end of every loop iteration; may call ops->done. */
+void rd_forward_flush(struct rd_forwarder *f);
 
 /* Hand every waiting forward whose group has a leader now back through
  * ops->resubmit (the queue is taken as it is: one that waits again stays
@@ -189,19 +246,25 @@ void rd_forward_leader_changed(struct rd_forwarder *f, uint64_t group);
 /* The leader of `group` the last answer from a peer named (0 = none). */
 uint64_t rd_forward_hint(const struct rd_forwarder *f, uint64_t group);
 
-/* Free the hint table (the forwarder must hold no forwards). */
+/* Free the hint table and send queues (the forwarder must hold no
+ * forwards). */
 void rd_forward_free(struct rd_forwarder *f);
 
-/* Resolve every waiting forward whose deadline passed with NO_LEADER.
- * In-flight forwards end with their RPC's deadline. */
+/* Resolve every waiting forward whose deadline passed with NO_LEADER
+ * (TIMEOUT when an earlier attempt's outcome is unknown). A lone in-flight
+ * forward ends with its RPC's deadline; an item of a batch whose deadline
+ * passed is detached and ends TIMEOUT here. */
 void rd_forward_expire(struct rd_forwarder *f, uint64_t now_ns);
 
-/* Resolve every waiting forward with `res` (shutdown). */
+/* Resolve every waiting or queued forward with `res` (shutdown). */
 void rd_forward_fail_all(struct rd_forwarder *f, const struct rd_result *res);
 
 /* The transport's on_request callback body: answer a ping, or decode a
- * forwarded write or read and hand it to ops->serve. `r` is answered
- * exactly once, now or through rd_forward_answer. */
+ * forwarded write or read, or a batch of them, and hand each to
+ * ops->serve. A batch is answered once all its items are; a malformed one
+ * (empty, over RD_FORWARD_BATCH_MAX, an item of another kind) is refused
+ * whole with INVALID and counted in stats.batches_rejected. `r` is
+ * answered exactly once, now or through rd_forward_answer. */
 void rd_forward_on_request(struct rd_forwarder *f, uint64_t peer,
                            const struct Raftd__PeerRequest *req,
                            struct rd_transport_responder *r);

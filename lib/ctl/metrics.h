@@ -101,7 +101,7 @@ enum rd_metric_type {
 	  "Canary read-backs compared with the acknowledged canary write.")              \
 	X(CANARY_VIOLATIONS, "raftd_canary_violations_total", COUNTER, "",               \
 	  "Canary reads older than an acknowledged canary write (lost write or stale "   \
-	  "read).") \
+	  "read).")                                                                      \
 	X(STREAM_SUBSCRIPTIONS, "raft_stream_subscriptions", GAUGE, "kind",              \
 	  "Open commit-stream subscriptions by kind (group, all, meta, watch).")         \
 	X(STREAM_DELIVERED, "raft_stream_entries_delivered_total", COUNTER, "",          \
@@ -109,7 +109,7 @@ enum rd_metric_type {
 	X(STREAM_CUT_OFF, "raft_stream_subscribers_cut_off_total", COUNTER, "",          \
 	  "Subscribers cut off because they stopped reading.")                           \
 	X(STREAM_JOURNAL_BYTES, "raft_stream_journal_bytes", GAUGE, "group",             \
-	  "Bytes held in the group's journal of applied commands.") \
+	  "Bytes held in the group's journal of applied commands.")                      \
 	X(ENVELOPES_SENT, "raft_envelopes_sent_total", COUNTER, "",                      \
 	  "Envelopes local clients sent through this node.")                             \
 	X(ENVELOPES_DELIVERED, "raft_envelopes_delivered_total", COUNTER, "",            \
@@ -119,7 +119,13 @@ enum rd_metric_type {
 	X(ENVELOPE_HANDLERS, "raft_envelope_handler_connections", GAUGE, "",             \
 	  "Envelope handler connections registered on this node.")                       \
 	X(ENVELOPE_DELIVERY_DURATION, "raft_envelope_delivery_duration_seconds",         \
-	  HISTOGRAM, "", "Time from delivery to a local handler to its answer.")
+	  HISTOGRAM, "", "Time from delivery to a local handler to its answer.")         \
+	X(FORWARD_BATCHES, "raft_forward_batches_sent_total", COUNTER, "",               \
+	  "RPCs that carried two or more forwarded requests to a leader.")               \
+	X(FORWARD_BATCHED, "raft_forward_batched_requests_total", COUNTER, "",           \
+	  "Forwarded requests that left in such a batch.")                               \
+	X(FORWARD_BATCHES_REJECTED, "raft_forward_batches_rejected_total", COUNTER, "",  \
+	  "Malformed forward batches refused, or batch answers dropped.")
 
 enum rd_metric_id {
 #define RD__METRIC_ENUM(id, name, type, labels, help) RD_METRIC_##id,

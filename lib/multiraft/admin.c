@@ -233,6 +233,21 @@ static void envelope_metrics(struct evbuffer *out, const struct rd_node *n)
 	                     RD_METRICS_L0, &ef->latency);
 }
 
+static void forward_metrics(struct evbuffer *out, const struct rd_node *n)
+{
+	const struct rd_forward_stats *fs = &n->fwd.stats;
+
+	rd_metrics_family(out, RD_METRIC_FORWARD_BATCHES);
+	rd_metrics_counter(out, "raft_forward_batches_sent_total", RD_METRICS_L0,
+	                   fs->batches_sent);
+	rd_metrics_family(out, RD_METRIC_FORWARD_BATCHED);
+	rd_metrics_counter(out, "raft_forward_batched_requests_total", RD_METRICS_L0,
+	                   fs->batched_items);
+	rd_metrics_family(out, RD_METRIC_FORWARD_BATCHES_REJECTED);
+	rd_metrics_counter(out, "raft_forward_batches_rejected_total", RD_METRICS_L0,
+	                   fs->batches_rejected);
+}
+
 static struct rd_transport_stats transport_stats(const struct rd_node *n)
 {
 	struct rd_transport_stats st;
@@ -352,6 +367,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	                   n->canary.violations);
 	stream_metrics(out, n);
 	envelope_metrics(out, n);
+	forward_metrics(out, n);
 	return 0;
 }
 

@@ -105,6 +105,9 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	n->wake_pending = false;
 	rd_drive_iteration(n);
+	/* What this iteration's inputs and pass forwarded leaves now, one RPC
+	 * per leader (cluster/forward.h, "Batches"). */
+	rd_forward_flush(&n->fwd);
 	if (n->loop.iterations == before || n->loop.last_iter_ns < limit)
 		return;
 	/* Say which phase and group took the time (health.c), at most once a
@@ -377,6 +380,7 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 
 	rd_forward_init(&n->fwd, &rd_node_forward_ops, n, cfg->node_id, &n->topo,
 	                cfg->request_timeout_ms);
+	n->fwd.max_batch_bytes = cfg->max_msg_bytes;
 	rv = rd_node_envelopes_init(n);
 	if (rv != 0) {
 		rd_errorf(msg, rv, "out of memory");

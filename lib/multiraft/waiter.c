@@ -346,5 +346,13 @@ static uint64_t forward_now(void *ud)
 	return rd_clock_now_ns();
 }
 
-const struct rd_forward_ops rd_node_forward_ops = {
-    forward_target, forward_done, forward_resubmit, forward_serve, forward_now};
+/* A forward was queued: the drain pass that flushes it (node.c on_drain)
+ * runs at the end of this loop iteration. */
+static void forward_wake(void *ud)
+{
+	rd_node_wake(ud);
+}
+
+const struct rd_forward_ops rd_node_forward_ops = {forward_target,   forward_done,
+                                                   forward_resubmit, forward_serve,
+                                                   forward_now,      forward_wake};

@@ -297,6 +297,12 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
 	 * are the memory bound. */
 	s->max_window = t->cfg.max_partial_bytes;
 	s->max_stream_window = t->cfg.max_frame_bytes + RD_WIRE_HEADER;
+	/* Raft traffic flows both ways (appends one way, acknowledgements
+	 * the other), so most ACKs ride on packets we send anyway: an ACK of
+	 * its own after every second packet costs a datagram each way at
+	 * load. RFC 9000 §13.2.2 makes "after two" a SHOULD and allows
+	 * fewer ACKs; loss detection still gets one within max_ack_delay. */
+	s->ack_thresh = RD_T_ACK_THRESH;
 	/* ngtcp2 formats every packet as JSON once qlog is on (it costs a part
 	 * of the throughput, see make bench-transport), hence the switch; and
 	 * only on connections we dialed, so that no stranger's handshake makes

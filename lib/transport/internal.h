@@ -33,6 +33,10 @@
 #define RD_T_GSO_SEGS         44    /* datagrams per batch (kernel limit: 64) */
 #define RD_T_LOGS_PER_S       10    /* refusal warnings per second */
 #define RD_T_RETRY_TOKEN_S    10    /* a Retry token is valid this long */
+/* Ack-eliciting packets received before an ACK goes at once (ngtcp2's
+ * default is 2, RFC 9000 §13.2.2); short of it, an ACK waits for the next
+ * packet we send or the peer's max_ack_delay. */
+#define RD_T_ACK_THRESH 8
 
 /* One frame (header + payload) waiting to be sent or acknowledged. */
 struct rd_sbuf {

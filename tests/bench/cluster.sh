@@ -80,6 +80,8 @@ cert = $DIR/certs/node$2.pem
 key = $DIR/certs/node$2.key
 [control]
 socket = $DIR/$1.sock
+# every client its own connection: up to 500 over 3 nodes (default 64)
+max_connections = 1024
 [admin]
 listen = off
 [log]

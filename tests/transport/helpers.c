@@ -46,6 +46,10 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 
 	(void)peer;
 	n->requests++;
+	if (n->on_request != NULL) {
+		n->on_request(n->on_request_arg, peer, req, r);
+		return;
+	}
 	if (n->hold_requests && n->n_held < 16) {
 		n->held[n->n_held++] = r;
 		return;

@@ -36,6 +36,10 @@ struct tnode {
 	uint64_t replies, reply_errors; /* calls answered / failed */
 	struct rd_transport_responder *held[16];
 	unsigned n_held;
+	/* When set, requests go here instead (after counting). */
+	void (*on_request)(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
+	                   struct rd_transport_responder *r);
+	void *on_request_arg;
 };
 
 struct tenv {

@@ -32,6 +32,8 @@ static const ProtobufCMessageDescriptor *all[] = {
     &raftd__read_index_response__descriptor,
     &raftd__kv_read_request__descriptor,
     &raftd__kv_read_response__descriptor,
+    &raftd__forward_batch_request__descriptor,
+    &raftd__forward_batch_response__descriptor,
     &raftd__backup_fetch_request__descriptor,
     &raftd__backup_fetch_response__descriptor,
     &raftd__join_request__descriptor,

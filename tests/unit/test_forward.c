@@ -16,7 +16,7 @@ struct fake {
 	uint64_t now;
 	struct rd_forward *done_fw, *resubmitted;
 	struct rd_result res;
-	int dones, resubmits;
+	int dones, resubmits, wakes;
 };
 
 static uint64_t f_target(void *ud, uint64_t group)
@@ -52,7 +52,13 @@ static uint64_t f_now(void *ud)
 	return ((struct fake *)ud)->now;
 }
 
-static const struct rd_forward_ops ops = {f_target, f_done, f_resubmit, f_serve, f_now};
+static void f_wake(void *ud)
+{
+	((struct fake *)ud)->wakes++;
+}
+
+static const struct rd_forward_ops ops = {f_target, f_done, f_resubmit,
+                                          f_serve,  f_now,  f_wake};
 
 static struct rd_forwarder f;
 static struct fake k;
@@ -122,7 +128,8 @@ Test(forward, a_peers_request_is_not_forwarded_again)
 	cr_expect_eq(k.res.code, RAFTD__ERROR_CODE__NO_LEADER);
 }
 
-/* No transport is attached: a send to a known leader cannot leave. */
+/* No transport is attached: a send to a known leader is queued, and at
+ * the flush cannot leave. */
 Test(forward, a_send_that_cannot_leave_waits_or_times_out)
 {
 	struct rd_forward fw = {
@@ -130,13 +137,58 @@ Test(forward, a_send_that_cannot_leave_waits_or_times_out)
 	struct rd_forward late = {.group = 2, .op = RD_OP_WRITE, .deadline_ns = 10};
 
 	k.leader = 2;
-	cr_expect(rd_forward_start(&f, &fw), "a send to the leader was attempted");
-	cr_expect_eq(k.dones, 0, "waits for the next retry");
-	cr_expect_eq(fw.target, 0);
+	cr_expect(rd_forward_start(&f, &fw), "a send to the leader was queued");
 	cr_expect(rd_forward_start(&f, &late));
+	cr_expect_eq(k.wakes, 2, "each queued send asks for a flush");
+	cr_expect_eq(k.dones, 0, "nothing leaves before the flush");
+	cr_expect_eq(fw.target, 2, "queued for the leader");
+	rd_forward_flush(&f);
 	cr_assert_eq(k.dones, 1);
 	cr_expect_eq(k.done_fw, &late);
 	cr_expect_eq(k.res.code, RAFTD__ERROR_CODE__TIMEOUT);
+	cr_expect_eq(fw.target, 0, "waits for the next retry");
 	rd_forward_retry(&f);
 	cr_expect_eq(k.resubmitted, &fw);
+	cr_expect_eq(f.stats.batches_sent, 0, "nothing left");
+}
+
+/* A node that shuts down with sends still queued (not yet flushed) ends
+ * them with the shutdown's outcome: none is left behind. */
+Test(forward, queued_sends_end_at_shutdown)
+{
+	struct rd_forward a = {.group = 2, .op = RD_OP_WRITE, .deadline_ns = ~0ull};
+	struct rd_forward b = {.group = 5, .op = RD_OP_READ, .deadline_ns = ~0ull};
+	struct rd_result bye = {.code = RAFTD__ERROR_CODE__SHUTTING_DOWN};
+
+	k.leader = 3;
+	rd_forward_start(&f, &a);
+	k.leader = 2;
+	rd_forward_start(&f, &b);
+	rd_forward_fail_all(&f, &bye);
+	cr_assert_eq(k.dones, 2);
+	cr_expect_eq(k.res.code, RAFTD__ERROR_CODE__SHUTTING_DOWN);
+	rd_forward_flush(&f);
+	cr_expect_eq(k.dones, 2, "the queues are empty");
+	rd_forward_free(&f);
+}
+
+/* Sends queued for several nodes, interleaved, all leave at the flush
+ * (here: none can, so each comes back to wait): a queue stays whole when
+ * a new node's queue is added (the first version lost sends after that). */
+Test(forward, queues_for_many_nodes_keep_every_send)
+{
+	struct rd_forward fw[24];
+
+	for (int i = 0; i < 24; i++) {
+		fw[i] = (struct rd_forward){
+		    .group = 1, .op = RD_OP_WRITE, .deadline_ns = ~0ull};
+		k.leader = 2 + (uint64_t)(i % 6);
+		cr_assert(rd_forward_start(&f, &fw[i]));
+	}
+	rd_forward_flush(&f);
+	k.leader = 2;
+	rd_forward_retry(&f);
+	cr_expect_eq(k.resubmits, 24, "every queued send came back");
+	cr_expect_eq(k.dones, 0);
+	rd_forward_free(&f);
 }
