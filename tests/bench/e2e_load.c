@@ -8,6 +8,7 @@
  * usage: e2e_load CLIENTS SECONDS SOCKET [SOCKET...]
  */
 #include <errno.h>
+#include <signal.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -147,6 +148,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: e2e_load CLIENTS SECONDS SOCKET [SOCKET...]\n");
 		return 2;
 	}
+	/* A node that refuses or drops a connection must show up as an error
+	 * line, not as a silent death by SIGPIPE on the next write. */
+	signal(SIGPIPE, SIG_IGN);
 	clients = (unsigned)atoi(argv[1]);
 	secs = (unsigned)atoi(argv[2]);
 	lat = malloc(MAX_SAMPLES * sizeof *lat);
