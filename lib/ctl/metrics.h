@@ -99,7 +99,7 @@ enum rd_metric_type {
 	  "Canary read-backs compared with the acknowledged canary write.")              \
 	X(CANARY_VIOLATIONS, "raftd_canary_violations_total", COUNTER, "",               \
 	  "Canary reads older than an acknowledged canary write (lost write or stale "   \
-	  "read).") \
+	  "read).")                                                                      \
 	X(STREAM_SUBSCRIPTIONS, "raft_stream_subscriptions", GAUGE, "kind",              \
 	  "Open commit-stream subscriptions by kind (group, all, meta, watch).")         \
 	X(STREAM_DELIVERED, "raft_stream_entries_delivered_total", COUNTER, "",          \
@@ -107,7 +107,7 @@ enum rd_metric_type {
 	X(STREAM_CUT_OFF, "raft_stream_subscribers_cut_off_total", COUNTER, "",          \
 	  "Subscribers cut off because they stopped reading.")                           \
 	X(STREAM_JOURNAL_BYTES, "raft_stream_journal_bytes", GAUGE, "group",             \
-	  "Bytes held in the group's journal of applied commands.") \
+	  "Bytes held in the group's journal of applied commands.")                      \
 	X(ENVELOPES_SENT, "raft_envelopes_sent_total", COUNTER, "",                      \
 	  "Envelopes local clients sent through this node.")                             \
 	X(ENVELOPES_DELIVERED, "raft_envelopes_delivered_total", COUNTER, "",            \
