@@ -263,14 +263,15 @@ void rd_membership_tick(struct rd_node *n)
 		return;
 	snprintf(r.addr, sizeof r.addr, "%s", own_addr(n));
 	cmd.key = key;
-	cmd.key_len = (uint32_t)rd_members_key(rd_storage_cluster_id(n->st),
-	                                       n->cfg.node_id, key);
+	cmd.key_len =
+	    (uint32_t)rd_members_key(rd_storage_cluster_id(n->st), n->cfg.node_id, key);
 	cmd.has_expected = false; /* only if absent: the first one wins */
 	cmd.value = val;
 	cmd.value_len = (uint32_t)rd_members_encode(&r, val);
 	size = rd_kv_encoded_size(&cmd);
 	w = rd_waiter_new(RD_WAIT_FORWARD, on_registered, n, 0,
-	                  rd_clock_now_ns() + (uint64_t)n->cfg.request_timeout_ms * 1000000ull);
+	                  rd_clock_now_ns() +
+	                      (uint64_t)n->cfg.request_timeout_ms * 1000000ull);
 	if (w == NULL || (w->data = malloc(size)) == NULL ||
 	    rd_kv_encode(&cmd, w->data, size, &len) != 0) {
 		if (w != NULL)

@@ -43,7 +43,8 @@ Test(members, records_round_trip_and_malformed_ones_are_refused)
 Test(members, keys_are_reserved_and_name_the_cluster)
 {
 	uint8_t a[RD_MEMBERS_KEY_MAX], b[RD_MEMBERS_KEY_MAX];
-	size_t la = rd_members_key("raftd-1", 3, a), lb = rd_members_key("raftd-1-r2", 3, b);
+	size_t la = rd_members_key("raftd-1", 3, a),
+	       lb = rd_members_key("raftd-1-r2", 3, b);
 
 	cr_assert(rd_members_reserved(a, la));
 	cr_assert(rd_members_reserved(b, lb));
@@ -54,7 +55,8 @@ Test(members, keys_are_reserved_and_name_the_cluster)
 	cr_assert_eq(a[la - 1], 3);
 }
 
-static int apply_register(struct rd_storage *st, uint64_t index, uint64_t inc, int *status)
+static int apply_register(struct rd_storage *st, uint64_t index, uint64_t inc,
+                          int *status)
 {
 	uint8_t key[RD_MEMBERS_KEY_MAX], val[RD_MEMBERS_VALUE_MAX], cmdbuf[512];
 	struct rd_member_record r = {.state = RD_MEMBER_VOTER, .incarnation = inc};
