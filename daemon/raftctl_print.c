@@ -295,6 +295,12 @@ static void members_json(struct rd_json *j, const Raftd__ClientResponse *r)
 		jstr(j, "address", m->members[i]->address);
 		jstr(j, "role", member_role(m->members[i]->role));
 		jbool(j, "self", m->members[i]->self);
+		{
+			char inc[17];
+			snprintf(inc, sizeof inc, "%016" PRIx64,
+			         m->members[i]->incarnation);
+			jstr(j, "incarnation", inc);
+		}
 		jbool(j, "connected", m->members[i]->connected);
 		ju64(j, "rtt_us", m->members[i]->rtt_us);
 		rd_json_obj_end(j);
@@ -307,7 +313,8 @@ static void members_table(const Raftd__ClientResponse *r)
 {
 	const Raftd__MembersResult *m = r->members;
 
-	printf("%-6s %-24s %-8s %-10s %s\n", "ID", "ADDRESS", "ROLE", "CONNECTED", "RTT");
+	printf("%-6s %-24s %-8s %-10s %-10s %s\n", "ID", "ADDRESS", "ROLE", "CONNECTED",
+	       "RTT", "INCARNATION");
 	for (size_t i = 0; i < m->n_members; i++) {
 		const Raftd__MemberRow *row = m->members[i];
 		char rtt[32];
@@ -317,12 +324,12 @@ static void members_table(const Raftd__ClientResponse *r)
 			snprintf(rtt, sizeof rtt, "%.2fms", (double)row->rtt_us / 1000.0);
 		else
 			snprintf(rtt, sizeof rtt, "-");
-		printf("%-6" PRIu64 " %-24s %-8s %-10s %s\n", row->id, row->address,
-		       member_role(row->role),
+		printf("%-6" PRIu64 " %-24s %-8s %-10s %-10s %016" PRIx64 "\n", row->id,
+		       row->address, member_role(row->role),
 		       row->self        ? "-"
 		       : row->connected ? "yes"
 		                        : "no",
-		       rtt);
+		       rtt, row->incarnation);
 	}
 }
 

@@ -302,6 +302,8 @@ static int metrics(void *ud, struct evbuffer *out)
 	    {"malformed_client_request", n->loop.malformed_client},
 	    {"unknown_group_message", rd_peers_unknown_group(n)},
 	    {"nonmember_message", rd_peers_nonmember(n)},
+	    {"stale_incarnation_batch", n->members.refused_incarnation},
+	    {"foreign_cluster_batch", n->members.refused_cluster},
 	    {"malformed_peer_frame", rd_peers_malformed(n)},
 	    {"peer_not_member", ts.nonmember_refused},
 	    {"peer_certificate_closed", ts.cert_closed},

@@ -124,7 +124,7 @@ void rd_node_check_ready(struct rd_node *n)
 	struct rd_group *g0 = rd_node_group(n, 0);
 	char status[128];
 
-	if (n->ready || g0 == NULL || rd_raft_leader(g0->raft) == 0)
+	if (n->ready || n->members.foreign || g0 == NULL || rd_raft_leader(g0->raft) == 0)
 		return;
 	if (!n->ready_target_set) {
 		n->ready_target = rd_raft_commit(g0->raft);
@@ -214,6 +214,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		rd_peers_keepalive(n);
 		hand_to_hints(n);
 		rd_node_check_dirty(n);
+		rd_membership_tick(n);
 	}
 	for (size_t i = 0; i < n->n_ticking; i++) {
 		struct rd_group *g = n->ticking[i];

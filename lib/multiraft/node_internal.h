@@ -208,6 +208,26 @@ struct rd_snap_in {
 	struct rd_message msg;
 };
 
+/* A peer's registration as last read (membership.c). */
+struct rd_member_cache {
+	uint64_t id;
+	uint64_t at_applied;  /* group 0's durable applied index when read */
+	uint64_t incarnation; /* 0 = not registered */
+	bool valid;
+};
+
+struct rd_membership {
+	struct rd_member_cache cache[RD_NODE_MAX_MEMBERS];
+	unsigned n_cache;
+	bool registered;     /* this node's incarnation is in the table */
+	bool in_flight;      /* its registration is proposed */
+	bool foreign_logged; /* another incarnation holds this node's id */
+	bool foreign;        /* ... as this node's table or a peer says */
+	uint64_t last_probe_ns;
+	uint64_t refused_incarnation; /* batches from an unregistered incarnation */
+	uint64_t refused_cluster;     /* batches from another cluster */
+};
+
 struct rd_node {
 	struct rd_config cfg;
 	struct event_base *base;
@@ -261,7 +281,8 @@ struct rd_node {
 	struct rd_loop_stats loop;
 	struct rd_health health;
 	struct rd_canary canary;
-	struct rd_subs *subs; /* commit streams (subscribe.h) */
+	struct rd_subs *subs;         /* commit streams (subscribe.h) */
+	struct rd_membership members; /* the member table's view (membership.c) */
 };
 
 /* ---- node.c ---- */
@@ -505,6 +526,28 @@ void rd_node_envelope_reply(struct rd_node *n, struct rd_ctl_conn *conn,
                             const struct Raftd__ClientRequest *req);
 
 const struct rd_env_figures *rd_node_envelope_figures(const struct rd_node *n);
+
+/* ---- membership.c ---- */
+
+/* Propose this node's registration in the member table once group 0 has a
+ * leader and the table has none for it (cluster/members.h); log once when
+ * another incarnation holds its id. Called every second. */
+void rd_membership_tick(struct rd_node *n);
+
+/* Should a RaftBatch from `peer` carrying `incarnation` and `cluster` (not
+ * NUL-terminated; length 0 when absent) be stepped? False, counted, when
+ * the cluster id is another one or the member table registers another
+ * incarnation for `peer`; true when it registers this one or none. */
+bool rd_membership_accept(struct rd_node *n, uint64_t peer, uint64_t incarnation,
+                          const uint8_t *cluster, size_t cluster_len);
+
+/* Answer a peer's MemberProbe (the registration the table holds for it). */
+void rd_membership_serve_probe(struct rd_node *n, uint64_t peer,
+                               struct rd_transport_responder *r);
+
+/* The incarnation the member table registers for `id` (0 when none), as of
+ * group 0's durable applied index. 0 or an RD_E* storage error. */
+int rd_membership_registered(struct rd_node *n, uint64_t id, uint64_t *incarnation);
 
 /* ---- peers.c ---- */
 

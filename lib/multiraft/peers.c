@@ -78,6 +78,8 @@ void rd_peers_flush(struct rd_node *n)
 {
 	struct rd_peers *p = n->peers;
 	char msg[RD_ERRMSG_SIZE];
+	struct rd_wire_ident ident = {.incarnation = rd_storage_incarnation(n->st),
+	                              .cluster = rd_storage_cluster_id(n->st)};
 
 	if (!p->pending)
 		return;
@@ -88,8 +90,8 @@ void rd_peers_flush(struct rd_node *n)
 
 		if (rd_wire_batch_empty(&o->b))
 			continue;
-		frame = rd_wire_batch_seal_flags(&o->b, n->cfg.node_id, o->id,
-		                                 rd_health_batch_flags(n), &len);
+		frame = rd_wire_batch_seal_ident(&o->b, n->cfg.node_id, o->id,
+		                                 rd_health_batch_flags(n), &ident, &len);
 		if (rd_transport_send_encoded(p->t, o->id, frame, len, o->b.msgs, msg) !=
 		    0) {
 			o->dropped++;
@@ -150,6 +152,11 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 
 	if (n->stopping)
 		return;
+	/* A node that lost its data must not vote or acknowledge with its
+	 * forgotten state (membership.c): its whole batch is dropped. */
+	if (!rd_membership_accept(n, peer, b->incarnation, b->cluster.data,
+	                          b->cluster.len))
+		return;
 	rd_health_peer_flags(n, peer, b->flags);
 	for (size_t i = 0; i < b->n_messages; i++) {
 		const Raftd__RaftMessage *rm = b->messages[i];
@@ -184,6 +191,8 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 		rd_envelope_on_request(&n->env, peer, req, r);
 	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_BACKUP_FETCH)
 		rd_backup_fetch_serve(n, peer, req, r);
+	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_MEMBER_PROBE)
+		rd_membership_serve_probe(n, peer, r);
 	else
 		rd_forward_on_request(&n->fwd, peer, req, r);
 }

@@ -9,6 +9,7 @@
 
 #include "ctl/request.h"
 #include "ctl/socket.h"
+#include "cluster/members.h"
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
 #include "storage/kv.h"
@@ -201,6 +202,14 @@ static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
 		             &cmd);
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_META_PUT:
+		if (rd_members_reserved(req->meta_put->key.data,
+		                        req->meta_put->key.len)) {
+			reply_code(
+			    conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
+			    "keys that start with a NUL byte and \"raftd/member/\" "
+			    "hold the member table and are written by raftd only");
+			return;
+		}
 		cmd.op = RD_KV_PUT;
 		cmd.key = req->meta_put->key.data;
 		cmd.key_len = (uint32_t)req->meta_put->key.len;

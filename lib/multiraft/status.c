@@ -159,6 +159,8 @@ void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
 		rows[i].address = n->topo.members[i].addr.text;
 		rows[i].role = RAFTD__MEMBER_ROLE__MEMBER_VOTER;
 		rows[i].self = n->topo.members[i].id == n->cfg.node_id;
+		if (rd_membership_registered(n, rows[i].id, &rows[i].incarnation) != 0)
+			rows[i].incarnation = 0;
 		if (!rows[i].self)
 			rows[i].connected =
 			    rd_peers_connected(n, rows[i].id, &rows[i].rtt_us);

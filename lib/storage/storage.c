@@ -231,11 +231,26 @@ static int init_catalog(struct rd_storage *st, bool create, char *msg)
 	if (!ok)
 		return rd_errorf(msg, RD_ECORRUPT, "%s: unsupported database format",
 		                 st->dir);
-	if ((rv = cat_get(st, "incarnation", &v, &len, msg)) != 0)
-		return rv == RD_ENOTFOUND
-		           ? rd_errorf(msg, RD_ECORRUPT, "%s: catalog has no incarnation",
-		                       st->dir)
-		           : rv;
+	rv = cat_get(st, "incarnation", &v, &len, msg);
+	if (rv == RD_ENOTFOUND) {
+		/* A database written before incarnations existed: it keeps its
+		 * state, so it gets one now (its own synced write) and
+		 * registers it like any member (multiraft/membership.c). */
+		uint64_t inc = 0;
+		while (inc == 0)
+			if (getrandom(&inc, sizeof inc, 0) != sizeof inc)
+				return rd_errorf(msg, RD_EIO, "getrandom: %s",
+				                 strerror(errno));
+		rd_be64_put(buf, inc);
+		if ((rv = cat_put(st, "incarnation", buf, 8, msg)) != 0)
+			return rv;
+		rd_log_notice("storage upgraded dir=%s: incarnation=%016llx assigned",
+		              st->dir, (unsigned long long)inc);
+		st->incarnation = inc;
+		return 0;
+	}
+	if (rv != 0)
+		return rv;
 	ok = len == 8;
 	if (ok)
 		st->incarnation = rd_be64_get(v);

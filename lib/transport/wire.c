@@ -225,10 +225,18 @@ const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64
 const uint8_t *rd_wire_batch_seal_flags(struct rd_wire_batch *b, uint64_t from,
                                         uint64_t to, uint32_t flags, size_t *len)
 {
-	uint8_t head[RD_WIRE_BATCH_HEAD], ft[30];
+	return rd_wire_batch_seal_ident(b, from, to, flags, NULL, len);
+}
+
+const uint8_t *rd_wire_batch_seal_ident(struct rd_wire_batch *b, uint64_t from,
+                                        uint64_t to, uint32_t flags,
+                                        const struct rd_wire_ident *id, size_t *len)
+{
+	uint8_t head[RD_WIRE_BATCH_HEAD], ft[RD_WIRE_BATCH_HEAD - 11];
 	size_t hl = 0, fl = 0, body;
 
-	/* PeerFrame{ batch: RaftBatch{ from, to, [flags,] <added> } } */
+	/* PeerFrame{ batch: RaftBatch{ from, to, [flags,] [incarnation,]
+	 * [cluster,] <added> } } */
 	ft[fl++] = key(RD_WIRE_BATCH_FROM, RD_WIRE_TYPE_VARINT);
 	fl += put_varint(ft + fl, from);
 	ft[fl++] = key(RD_WIRE_BATCH_TO, RD_WIRE_TYPE_VARINT);
@@ -236,6 +244,17 @@ const uint8_t *rd_wire_batch_seal_flags(struct rd_wire_batch *b, uint64_t from,
 	if (flags != 0) {
 		ft[fl++] = key(RD_WIRE_BATCH_FLAGS, RD_WIRE_TYPE_VARINT);
 		fl += put_varint(ft + fl, flags);
+	}
+	if (id != NULL && id->incarnation != 0) {
+		ft[fl++] = key(RD_WIRE_BATCH_INCARNATION, RD_WIRE_TYPE_VARINT);
+		fl += put_varint(ft + fl, id->incarnation);
+	}
+	if (id != NULL && id->cluster != NULL && id->cluster[0] != 0) {
+		size_t cl = strnlen(id->cluster, RD_WIRE_BATCH_CLUSTER_MAX);
+		ft[fl++] = key(RD_WIRE_BATCH_CLUSTER, RD_WIRE_TYPE_LEN);
+		fl += put_varint(ft + fl, cl);
+		memcpy(ft + fl, id->cluster, cl);
+		fl += cl;
 	}
 	body = fl + b->len - RD_WIRE_BATCH_HEAD;
 	head[hl++] = key(RD_WIRE_FRAME_BATCH, RD_WIRE_TYPE_LEN);

@@ -44,15 +44,19 @@
 #define RD_WIRE_BATCH_HEARTBEATS      4  /* RaftBatch.heartbeats */
 #define RD_WIRE_BATCH_HEARTBEAT_RESPS 5  /* RaftBatch.heartbeat_resps */
 #define RD_WIRE_BATCH_FLAGS           6  /* RaftBatch.flags */
+#define RD_WIRE_BATCH_INCARNATION     7  /* RaftBatch.incarnation */
+#define RD_WIRE_BATCH_CLUSTER         8  /* RaftBatch.cluster */
+#define RD_WIRE_BATCH_CLUSTER_MAX     64 /* bytes of RaftBatch.cluster sealed */
 #define RD_WIRE_BATCH_F_DISK_SLOW     1u /* the sender's disk is slow */
 #define RD_WIRE_TYPE_VARINT           0
 #define RD_WIRE_TYPE_LEN              2
 
 /* Room kept at the front of a batch buffer for the frame's head
- * (PeerFrame.batch key and length, RaftBatch.from and .to, and .flags
- * when set: at most 1 + 10 + 2 * 11 + 6 bytes), so that the sealed frame is handed to the
- * transport from the batch buffer itself, without another copy. */
-#define RD_WIRE_BATCH_HEAD 40
+ * (PeerFrame.batch key and length, RaftBatch.from and .to, .flags when
+ * set, .incarnation and .cluster: at most 1 + 10 + 2 * 11 + 6 + 11 + 2 +
+ * RD_WIRE_BATCH_CLUSTER_MAX bytes), so that the sealed frame is handed to
+ * the transport from the batch buffer itself, without another copy. */
+#define RD_WIRE_BATCH_HEAD 128
 
 /* Encode `frame` into a new buffer holding header + payload. On success
  * *out is malloc'd and owned by the caller (free()). Returns 0, RD_ETOOBIG
@@ -120,6 +124,18 @@ const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64
 /* The same with RaftBatch.flags (RD_WIRE_BATCH_F_*; 0 writes no field). */
 const uint8_t *rd_wire_batch_seal_flags(struct rd_wire_batch *b, uint64_t from,
                                         uint64_t to, uint32_t flags, size_t *len);
+
+/* The sender's identity a batch carries (RaftBatch.incarnation, .cluster). */
+struct rd_wire_ident {
+	uint64_t incarnation; /* 0 writes no field */
+	const char *cluster;  /* NULL or "" writes no field; at most
+	                       * RD_WIRE_BATCH_CLUSTER_MAX bytes are sealed */
+};
+
+/* The same with the sender's identity (`id` may be NULL: none). */
+const uint8_t *rd_wire_batch_seal_ident(struct rd_wire_batch *b, uint64_t from,
+                                        uint64_t to, uint32_t flags,
+                                        const struct rd_wire_ident *id, size_t *len);
 
 /* Forget the messages added (the buffer is kept for the next batch). */
 void rd_wire_batch_reset(struct rd_wire_batch *b);

@@ -382,6 +382,34 @@ Test(batch, a_new_directory_gets_a_new_incarnation)
 	th_rmtree(d2);
 }
 
+/* A database written before incarnations existed (no "incarnation" catalog
+ * record) still holds its state: it gets an incarnation at open instead of
+ * being refused, and keeps it from then on; the rest of the state stays. */
+Test(batch, a_directory_without_an_incarnation_gets_one_at_open)
+{
+	struct th_raw raw;
+	uint64_t first;
+
+	th_append(st, 1, 1, 3, 2);
+	rd_storage_batch_free(b);
+	b = NULL;
+	rd_storage_close(st);
+	st = NULL;
+	th_raw_open(&raw, dir);
+	th_raw_delete(&raw, 4, "incarnation", 11);
+	th_raw_close(&raw);
+	st = th_open(dir);
+	first = rd_storage_incarnation(st);
+	cr_assert_neq(first, 0);
+	struct rd_storage_group_info info;
+	cr_assert_eq(rd_storage_group_info(st, 1, &info), 0);
+	cr_assert_eq(info.last_index, 3, "the old state is kept");
+	rd_storage_close(st);
+	st = th_open(dir);
+	cr_assert_eq(rd_storage_incarnation(st), first, "assigned once, then kept");
+	b = rd_storage_batch_new(st);
+}
+
 /* The node catalog (lib/storage/storage.h): another cluster's directory, or a missing
  * one when the node may not create it, is refused with a clear message. */
 Test(batch, foreign_cluster_and_missing_directory_are_refused)

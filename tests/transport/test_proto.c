@@ -36,6 +36,8 @@ static const ProtobufCMessageDescriptor *all[] = {
     &raftd__forward_batch_response__descriptor,
     &raftd__backup_fetch_request__descriptor,
     &raftd__backup_fetch_response__descriptor,
+    &raftd__member_probe__descriptor,
+    &raftd__member_probe_response__descriptor,
     &raftd__join_request__descriptor,
     &raftd__join_response__descriptor,
     &raftd__member__descriptor,

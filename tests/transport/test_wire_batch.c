@@ -212,3 +212,52 @@ Test(wire_batch, flags_travel_in_the_head)
 	rd_wire_batch_free(&b);
 	rd_wire_scratch_free(&s);
 }
+
+/* RaftBatch.incarnation (7) and .cluster (8), next to .flags (6): a peer
+ * refuses a batch of an incarnation the member table does not register
+ * (multiraft/membership.c), so both must reach it unchanged, with the
+ * largest values, and a cluster id over the cap is cut, not overflowed. */
+Test(wire_batch, incarnation_and_cluster_are_sealed)
+{
+	struct rd_wire_batch b;
+	struct rd_wire_scratch s = {0};
+	struct rd_message hb = {.type = RD_MSG_HEARTBEAT, .group = 2, .term = 6};
+	char longid[200];
+	struct rd_wire_ident id = {.incarnation = UINT64_MAX, .cluster = "raftd-0123"};
+	size_t len;
+	const uint8_t *p;
+	Raftd__PeerFrame *f;
+
+	rd_wire_batch_init(&b);
+	cr_assert_eq(rd_wire_batch_add_msg(&b, &s, &hb), 0);
+	p = rd_wire_batch_seal_ident(&b, UINT64_MAX, 2, 1, &id, &len);
+	f = raftd__peer_frame__unpack(NULL, len, p);
+	cr_assert_not_null(f);
+	cr_assert_eq(f->batch->from, UINT64_MAX);
+	cr_assert_eq(f->batch->flags, 1);
+	cr_assert_eq(f->batch->incarnation, UINT64_MAX);
+	cr_assert_eq(f->batch->cluster.len, 10);
+	cr_assert_eq(memcmp(f->batch->cluster.data, "raftd-0123", 10), 0);
+	cr_assert_eq(f->batch->n_heartbeats, 1);
+	raftd__peer_frame__free_unpacked(f, NULL);
+
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = 0;
+	id.cluster = longid;
+	p = rd_wire_batch_seal_ident(&b, 1, 2, 0, &id, &len);
+	f = raftd__peer_frame__unpack(NULL, len, p);
+	cr_assert_not_null(f);
+	cr_assert_eq(f->batch->cluster.len, RD_WIRE_BATCH_CLUSTER_MAX);
+	cr_assert_eq(f->batch->n_heartbeats, 1);
+	raftd__peer_frame__free_unpacked(f, NULL);
+
+	/* Without an identity nothing is written (older senders' shape). */
+	p = rd_wire_batch_seal(&b, 1, 2, &len);
+	f = raftd__peer_frame__unpack(NULL, len, p);
+	cr_assert_not_null(f);
+	cr_assert_eq(f->batch->incarnation, 0);
+	cr_assert_eq(f->batch->cluster.len, 0);
+	raftd__peer_frame__free_unpacked(f, NULL);
+	rd_wire_batch_free(&b);
+	rd_wire_scratch_free(&s);
+}
