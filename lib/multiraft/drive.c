@@ -377,7 +377,7 @@ void rd_drive_iteration(struct rd_node *n)
 		}
 	}
 	n->n_dirty = 0;
-	if (n_active == 0 && !rd_peers_pending(n) && !n->snap_in.pending)
+	if (n_active == 0 && !rd_peers_pending(n) && !rd_snapshots_pending(n))
 		return;
 	mark(&tr, RD_PHASE_COLLECT, 0, &t);
 

@@ -194,10 +194,16 @@ struct rd_loop_stats {
 	struct rd_iter_trace trace; /* the last iteration's phases */
 };
 
-/* The snapshot being received (one at a time; snapshots.c). */
+/* A snapshot being received (snapshots.c). A node receives up to
+ * RD_SNAP_IN_SLOTS at once, one per group: the streams of different
+ * groups' leaders interleave on the wire, and a single slot let each new
+ * stream abort the one before it, so two followers' catch-ups could starve
+ * each other forever. */
+#define RD_SNAP_IN_SLOTS 4
 struct rd_snap_in {
-	struct rd_snapshot_writer *sw;
+	struct rd_snapshot_writer *sw; /* NULL: slot free */
 	uint64_t sw_group, sw_from;
+	uint64_t used; /* n->snap_in_clock at its last chunk, for eviction */
 	/* An install storage refused with RD_EAGAIN (the batch held work for
 	 * the group): finished after the next commit (rd_snapshots_retry),
 	 * then `msg` (no entries) is stepped. */
@@ -237,7 +243,8 @@ struct rd_node {
 	struct rd_ctl_server *ctl;
 	struct rd_admin *admin;
 	struct rd_peers *peers;
-	struct rd_snap_in snap_in;
+	struct rd_snap_in snap_in[RD_SNAP_IN_SLOTS];
+	uint64_t snap_in_clock;
 	struct rd_storage *st;
 	struct rd_storage_batch *batch;
 
@@ -626,6 +633,14 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const struct Raftd__PeerFra
 /* Finish an install that storage refused with RD_EAGAIN, now that the
  * batch is committed (drive.c, after step 4); then step its message. */
 void rd_snapshots_retry(struct rd_node *n);
+/* Whether an install waits for the next commit (rd_snapshots_retry). */
+bool rd_snapshots_pending(const struct rd_node *n);
+/* The slot a stream for `group` starting now takes: the group's own, else a
+ * free one, else the least recently used one that is not waiting to
+ * install; n_slots when every slot waits (the chunk is then dropped and the
+ * leader's core sends again later). The caller aborts what the slot held. */
+size_t rd_snapshots_pick_slot(const struct rd_snap_in *slots, size_t n_slots,
+                              uint64_t group);
 /* Abort a receive in progress. */
 void rd_snapshots_free(struct rd_node *n);
 

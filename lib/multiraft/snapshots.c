@@ -11,8 +11,9 @@
  * atomically and steps the SNAPSHOT message into the core.
  * Failure modes: a read or send failure reports the send as failed to the
  * core (which retries later); a chunk out of order, from another sender
- * or another group, or for a snapshot the core would refuse, aborts the
- * receive; one snapshot is received at a time.
+ * or for a snapshot the core would refuse, aborts that group's receive.
+ * Up to RD_SNAP_IN_SLOTS groups receive at once (node_internal.h), each in
+ * its own slot, so one leader's stream never cancels another's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -102,17 +103,53 @@ out:
 	rd_node_wake(n);
 }
 
-static void finish_install(struct rd_node *n);
+static void finish_install(struct rd_node *n, struct rd_snap_in *p);
 
-/* Follower side: chunks in order into a storage writer; the last one
- * installs the snapshot atomically and steps the SNAPSHOT message. */
+static void slot_clear(struct rd_snap_in *p)
+{
+	rd_snapshot_writer_abort(p->sw);
+	p->sw = NULL;
+	p->pending = false;
+	p->has_msg = false;
+}
+
+size_t rd_snapshots_pick_slot(const struct rd_snap_in *slots, size_t n_slots,
+                              uint64_t group)
+{
+	size_t free_slot = n_slots, lru = n_slots;
+
+	for (size_t i = 0; i < n_slots; i++) {
+		const struct rd_snap_in *p = &slots[i];
+		if (p->sw != NULL && p->sw_group == group)
+			return i; /* a new stream of the group replaces its old one */
+		if (p->sw == NULL) {
+			if (free_slot == n_slots)
+				free_slot = i;
+		} else if (!p->pending && (lru == n_slots || p->used < slots[lru].used)) {
+			lru = i;
+		}
+	}
+	return free_slot != n_slots ? free_slot : lru;
+}
+
+static struct rd_snap_in *slot_of(struct rd_node *n, uint64_t group)
+{
+	for (size_t i = 0; i < RD_SNAP_IN_SLOTS; i++)
+		if (n->snap_in[i].sw != NULL && n->snap_in[i].sw_group == group)
+			return &n->snap_in[i];
+	return NULL;
+}
+
+/* Follower side: chunks in order into a storage writer of the group's slot;
+ * the last one installs the snapshot atomically and steps the SNAPSHOT
+ * message. */
 void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 {
 	struct rd_node *n = arg;
-	struct rd_snap_in *p = &n->snap_in;
 	const Raftd__SnapshotChunk *c = f->snapshot_chunk;
 	char msg[RD_ERRMSG_SIZE];
 	struct rd_message m;
+	struct rd_snap_in *p;
 
 	if (f->kind_case != RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK || n->stopping)
 		return;
@@ -120,21 +157,30 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 	struct rd_snapshot_meta offered;
 	if (g == NULL)
 		return;
+	p = slot_of(n, c->group);
 	/* The data replaces the state machine before the core sees the
 	 * message, so take only a snapshot the core will install. */
 	rd_wire_meta_from_proto(&offered, c->meta);
 	if (!rd_raft_snapshot_acceptable(g->raft, c->term, &offered)) {
-		if (p->sw != NULL && p->sw_group == c->group) {
-			rd_snapshot_writer_abort(p->sw);
-			p->sw = NULL;
-			p->pending = false;
-		}
+		if (p != NULL)
+			slot_clear(p);
 		return;
 	}
 	if (c->offset == 0) {
-		rd_snapshot_writer_abort(p->sw);
-		p->sw = NULL;
-		p->pending = false;
+		size_t i = rd_snapshots_pick_slot(n->snap_in, RD_SNAP_IN_SLOTS, c->group);
+		if (i == RD_SNAP_IN_SLOTS) {
+			rd_log_debug("snapshot receive deferred group=%llu: every slot "
+			             "waits to install",
+			             (unsigned long long)c->group);
+			return;
+		}
+		p = &n->snap_in[i];
+		if (p->sw != NULL && p->sw_group != c->group)
+			rd_log_info("snapshot receive replaced group=%llu by group=%llu "
+			            "(%d at once)",
+			            (unsigned long long)p->sw_group,
+			            (unsigned long long)c->group, RD_SNAP_IN_SLOTS);
+		slot_clear(p);
 		if (rd_snapshot_writer_open(n->st, &p->sw, msg) != 0) {
 			rd_log_warn("snapshot receive failed group=%llu: %s",
 			            (unsigned long long)c->group, msg);
@@ -143,13 +189,13 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 		p->sw_group = c->group;
 		p->sw_from = peer;
 	}
-	if (p->sw == NULL || p->sw_group != c->group || p->sw_from != peer)
+	if (p == NULL || p->sw_from != peer || p->pending)
 		return;
+	p->used = ++n->snap_in_clock;
 	if (rd_snapshot_writer_add(p->sw, c->data.data, c->data.len, msg) != 0) {
 		rd_log_warn("snapshot chunk rejected group=%llu from=%llu: %s",
 		            (unsigned long long)c->group, (unsigned long long)peer, msg);
-		rd_snapshot_writer_abort(p->sw);
-		p->sw = NULL;
+		slot_clear(p);
 		return;
 	}
 	if (!c->last)
@@ -160,9 +206,7 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 	p->has_msg = false;
 	if (c->message != NULL) {
 		if (rd_wire_msg_from_proto(c->message, &m, NULL, 0) != 0) {
-			rd_snapshot_writer_abort(p->sw);
-			p->sw = NULL;
-			p->pending = false;
+			slot_clear(p);
 			return;
 		}
 		/* A SNAPSHOT message carries no entries: ignore any. */
@@ -172,7 +216,7 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 		p->msg = m;
 		p->has_msg = true;
 	}
-	finish_install(n);
+	finish_install(n, p);
 }
 
 /* Install the received snapshot and step its message, unless storage
@@ -180,9 +224,8 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
  * committing that batch afterwards would publish the replaced state back,
  * storage/snapshot.h): then the writer is kept and rd_snapshots_retry
  * finishes after the next commit. */
-static void finish_install(struct rd_node *n)
+static void finish_install(struct rd_node *n, struct rd_snap_in *p)
 {
-	struct rd_snap_in *p = &n->snap_in;
 	struct rd_group *g = rd_node_group(n, p->sw_group);
 	struct rd_snapshot_meta meta;
 	char msg[RD_ERRMSG_SIZE];
@@ -190,9 +233,7 @@ static void finish_install(struct rd_node *n)
 
 	if (g == NULL || !rd_raft_snapshot_acceptable(g->raft, p->term, &p->offered)) {
 		/* The core moved past it while the install waited. */
-		rd_snapshot_writer_abort(p->sw);
-		p->sw = NULL;
-		p->pending = false;
+		slot_clear(p);
 		return;
 	}
 	rv = rd_snapshot_writer_finish(p->sw, &meta, msg);
@@ -202,9 +243,10 @@ static void finish_install(struct rd_node *n)
 		rd_node_wake(n);
 		return; /* writer kept (storage/snapshot.h) */
 	}
-	p->sw = NULL;
+	p->sw = NULL; /* finish consumed the writer */
 	p->pending = false;
 	if (rv != 0) {
+		p->has_msg = false;
 		rd_log_warn("snapshot install failed group=%llu: %s",
 		            (unsigned long long)p->sw_group, msg);
 		return;
@@ -220,15 +262,23 @@ static void finish_install(struct rd_node *n)
 	}
 }
 
+bool rd_snapshots_pending(const struct rd_node *n)
+{
+	for (size_t i = 0; i < RD_SNAP_IN_SLOTS; i++)
+		if (n->snap_in[i].pending && n->snap_in[i].sw != NULL)
+			return true;
+	return false;
+}
+
 void rd_snapshots_retry(struct rd_node *n)
 {
-	if (n->snap_in.pending && n->snap_in.sw != NULL)
-		finish_install(n);
+	for (size_t i = 0; i < RD_SNAP_IN_SLOTS; i++)
+		if (n->snap_in[i].pending && n->snap_in[i].sw != NULL)
+			finish_install(n, &n->snap_in[i]);
 }
 
 void rd_snapshots_free(struct rd_node *n)
 {
-	rd_snapshot_writer_abort(n->snap_in.sw);
-	n->snap_in.sw = NULL;
-	n->snap_in.pending = false;
+	for (size_t i = 0; i < RD_SNAP_IN_SLOTS; i++)
+		slot_clear(&n->snap_in[i]);
 }
