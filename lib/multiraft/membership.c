@@ -12,6 +12,10 @@
  * group; and it cannot register the new incarnation over the old one, since
  * registration is a CAS on an absent key, decided by group 0's log.
  *
+ * A node whose storage has no group 0 (new or wiped directory) asks its
+ * peers before it creates any founding state (rd_membership_ask_tick), so a
+ * wiped node that reaches a peer never holds Raft state at all.
+ *
  * Happy path: once group 0 has a leader, a node whose registration is
  * absent proposes it (a group-0 write, forwarded to the leader when this
  * node is not); retried every second until it applies. The check on an
@@ -30,6 +34,7 @@
 
 #include "cluster/members.h"
 #include "multiraft/node_internal.h"
+#include "multiraft/subscribe.h"
 #include "raftd.pb-c.h"
 #include "storage/kv.h"
 #include "transport/transport.h"
@@ -188,10 +193,13 @@ void rd_membership_serve_probe(struct rd_node *n, uint64_t peer,
 	rd_transport_respond(r, &resp);
 }
 
+#define RD_ASK_PROBE_MS 100
+
 static void on_probe(void *arg, int err, const Raftd__PeerResponse *resp,
                      const char *errmsg)
 {
-	struct rd_node *n = arg;
+	struct rd_member_probe_ctx *ctx = arg;
+	struct rd_node *n = ctx->n;
 	uint64_t have;
 
 	(void)errmsg;
@@ -202,6 +210,8 @@ static void on_probe(void *arg, int err, const Raftd__PeerResponse *resp,
 	have = resp->member_probe->registered;
 	if (have != 0 && have != rd_storage_incarnation(n->st))
 		say_foreign(n, have, "as a peer reports");
+	else if (have == 0)
+		n->members.clear[ctx->idx] = true;
 }
 
 /* While this node's own table does not register it, ask every peer once a
@@ -214,17 +224,105 @@ static void probe_peers(struct rd_node *n)
 	Raftd__MemberProbe mp = RAFTD__MEMBER_PROBE__INIT;
 	char msg[RD_ERRMSG_SIZE];
 	uint64_t now = rd_clock_now_ns();
+	/* Before founding, every RD_ASK_PROBE_MS: the founders of a new
+	 * cluster then open their groups within about that of each other. */
+	uint64_t every = n->members.asking ? RD_ASK_PROBE_MS * 1000000ull
+	                                   : 1000000000ull;
 
-	if (t == NULL || now - n->members.last_probe_ns < 1000000000ull)
+	if (t == NULL || now - n->members.last_probe_ns < every)
 		return;
 	n->members.last_probe_ns = now;
 	mp.incarnation = rd_storage_incarnation(n->st);
 	req.body_case = RAFTD__PEER_REQUEST__BODY_MEMBER_PROBE;
 	req.member_probe = &mp;
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
+		struct rd_member_probe_ctx *ctx = &n->members.probe_ctx[i];
+		if (n->topo.members[i].id == n->cfg.node_id)
+			continue;
+		ctx->n = n;
+		ctx->idx = i;
+		rd_transport_call(t, n->topo.members[i].id, &req, 1000, on_probe, ctx,
+		                  msg);
+	}
+}
+
+/* The bound on asking before founding: [transport] idle_timeout_ms plus
+ * ten election timeouts (33 s with the defaults). A peer still holds its
+ * connection to this node's previous process until the idle timeout and
+ * prefers it to this process's dials, so a probe of a node restarted right
+ * after a wipe may only get through after it; the election timeouts leave
+ * room for one probe round after that. A peer that does not answer within
+ * the bound is taken as one that knows nothing. */
+static uint64_t ask_bound_ms(const struct rd_node *n)
+{
+	return (uint64_t)n->cfg.idle_timeout_ms +
+	       10ull * n->cfg.election_ticks * n->cfg.tick_ms;
+}
+
+bool rd_membership_ask_first(struct rd_node *n)
+{
+	struct rd_storage_group_info info;
+
+	if (n->topo.n_members < 2 ||
+	    rd_storage_group_info(n->st, RD_STORAGE_META_GROUP, &info) != RD_ENOTFOUND)
+		return false;
+	n->members.asking = true;
+	n->members.ask_deadline_ns = rd_clock_now_ns() + ask_bound_ms(n) * 1000000ull;
+	rd_log_notice("no founding state: asking %u peers whether the cluster "
+	              "registers node %llu before founding (up to %llu ms)",
+	              n->topo.n_members - 1, (unsigned long long)n->cfg.node_id,
+	              (unsigned long long)ask_bound_ms(n));
+	return true;
+}
+
+/* Founding state for a node whose data directory has no group 0 (Raft
+ * thesis §3.8: a server that forgot its vote must not vote again): the
+ * groups, which would be created with this node as a founding voter, open
+ * only once every peer answered that its member table registers no
+ * incarnation for this node's id, or once the bound passed without a peer
+ * saying otherwise. A peer that names another incarnation (a running
+ * cluster that registered this node's old data directory) makes this node
+ * open nothing, ever: it holds no hard state, so it can grant no vote and
+ * acknowledge no entry in any group, and it is never ready. */
+void rd_membership_ask_tick(struct rd_node *n)
+{
+	struct rd_membership *m = &n->members;
+	char msg[RD_ERRMSG_SIZE];
+	unsigned pending = 0;
+	uint64_t now = rd_clock_now_ns();
+	int rv;
+
+	if (m->foreign || n->stopping)
+		return;
 	for (unsigned i = 0; i < n->topo.n_members; i++)
-		if (n->topo.members[i].id != n->cfg.node_id)
-			rd_transport_call(t, n->topo.members[i].id, &req, 1000, on_probe,
-			                  n, msg);
+		if (n->topo.members[i].id != n->cfg.node_id && !m->clear[i])
+			pending++;
+	if (pending > 0 && now < m->ask_deadline_ns) {
+		probe_peers(n);
+		return;
+	}
+	m->asking = false;
+	/* node.c holds the bootstrap campaigns until the peers, asking at
+	 * the same pace, have likely opened their groups too. */
+	m->founded_ns = now + 2ull * RD_ASK_PROBE_MS * 1000000ull;
+	if (pending == 0)
+		rd_log_notice("founding: every peer answered that no incarnation "
+		              "holds node %llu",
+		              (unsigned long long)n->cfg.node_id);
+	else
+		rd_log_notice("founding: %u of %u peers did not answer within %llu ms; "
+		              "none said the cluster registers node %llu",
+		              pending, n->topo.n_members - 1,
+		              (unsigned long long)ask_bound_ms(n),
+		              (unsigned long long)n->cfg.node_id);
+	rv = rd_node_open_groups(n, msg);
+	if (rv == 0)
+		rv = rd_subs_scan(n, msg);
+	if (rv != 0) {
+		rd_log_crit("founding failed: %s", msg);
+		n->exit_code = 1;
+		rd_node_shutdown(n);
+	}
 }
 
 static const char *own_addr(const struct rd_node *n)

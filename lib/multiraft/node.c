@@ -206,7 +206,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	uint64_t t0 = rd_clock_now_ns();
 
 	(void)fd, (void)what;
-	if (!n->bootstrapped) {
+	if (n->members.asking)
+		rd_membership_ask_tick(n);
+	if (!n->bootstrapped && !n->members.asking && t0 >= n->members.founded_ns) {
 		n->bootstrapped = true;
 		campaign_hinted(n);
 	}
@@ -287,11 +289,8 @@ static int open_storage(struct rd_node *n, char *msg)
 	return 0;
 }
 
-static int open_groups(struct rd_node *n, char *msg)
+static int alloc_slots(struct rd_node *n, char *msg)
 {
-	uint64_t voters[RD_NODE_MAX_MEMBERS];
-	int rv;
-
 	n->n_slots = (size_t)n->topo.routing.n_groups + 1;
 	n->groups = calloc(n->n_slots, sizeof *n->groups);
 	n->active = calloc(n->n_slots, sizeof *n->active);
@@ -300,6 +299,14 @@ static int open_groups(struct rd_node *n, char *msg)
 	if (n->groups == NULL || n->active == NULL || n->dirty == NULL ||
 	    n->ticking == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
+	return 0;
+}
+
+int rd_node_open_groups(struct rd_node *n, char *msg)
+{
+	uint64_t voters[RD_NODE_MAX_MEMBERS];
+	int rv;
+
 	for (unsigned i = 0; i < n->topo.n_members; i++)
 		voters[i] = n->topo.members[i].id;
 	rv = rd_group_open(n, 0, voters,
@@ -359,7 +366,11 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	                      n->cfg.replication_factor, msg);
 	if (rv != 0)
 		goto err_after_storage;
-	rv = open_groups(n, msg);
+	rv = alloc_slots(n, msg);
+	/* A data directory without group 0 would found the cluster: ask the
+	 * peers first (membership.c); the groups open from the tick. */
+	if (rv == 0 && !rd_membership_ask_first(n))
+		rv = rd_node_open_groups(n, msg);
 	if (rv != 0)
 		goto err_after_groups;
 	rv = rd_subs_start(n, msg);

@@ -230,6 +230,18 @@ struct rd_membership {
 	bool foreign_logged; /* another incarnation holds this node's id */
 	bool foreign;        /* ... as this node's table or a peer says */
 	uint64_t last_probe_ns;
+	/* Asking before founding (membership.c rd_membership_ask_tick): group
+	 * 0 is absent from storage, so opening the groups would create founding
+	 * voter state; the groups stay closed until every peer answered that no
+	 * incarnation holds this node's id, or ask_deadline_ns passed. */
+	bool asking;
+	uint64_t ask_deadline_ns;
+	uint64_t founded_ns; /* bootstrap campaigns not before (node.c) */
+	bool clear[RD_NODE_MAX_MEMBERS]; /* by topo.members index: answered 0 */
+	struct rd_member_probe_ctx {
+		struct rd_node *n;
+		unsigned idx;
+	} probe_ctx[RD_NODE_MAX_MEMBERS];
 	uint64_t refused_incarnation; /* batches from an unregistered incarnation */
 	uint64_t refused_cluster;     /* batches from another cluster */
 };
@@ -540,6 +552,20 @@ const struct rd_env_figures *rd_node_envelope_figures(const struct rd_node *n);
  * leader and the table has none for it (cluster/members.h); log once when
  * another incarnation holds its id. Called every second. */
 void rd_membership_tick(struct rd_node *n);
+
+/* At start, before the groups open: whether this node must ask its peers
+ * before founding (group 0 absent from storage and other members listed);
+ * if so, sets members.asking and its deadline. */
+bool rd_membership_ask_first(struct rd_node *n);
+
+/* Every tick while members.asking: probe the peers; open the groups
+ * (rd_node_open_groups) once every peer answered that no incarnation holds
+ * this node's id, or the deadline passed; never once one answered that
+ * another incarnation holds it. */
+void rd_membership_ask_tick(struct rd_node *n);
+
+/* node.c: open (restore or create) the groups this node hosts. */
+int rd_node_open_groups(struct rd_node *n, char *msg);
 
 /* Should a RaftBatch from `peer` carrying `incarnation` and `cluster` (not
  * NUL-terminated; length 0 when absent) be stepped? False, counted, when

@@ -83,10 +83,17 @@ static struct rd_journal_info *jinfo(struct rd_subs *s, uint64_t group)
 int rd_subs_start(struct rd_node *n, char *msg)
 {
 	struct rd_subs *s = rd_xcalloc(1, sizeof *s);
-	int rv;
 
 	s->n = n;
 	n->subs = s;
+	return rd_subs_scan(n, msg);
+}
+
+int rd_subs_scan(struct rd_node *n, char *msg)
+{
+	struct rd_subs *s = n->subs;
+	int rv;
+
 	for (size_t id = 0; id < n->n_slots; id++) {
 		if (n->groups[id] == NULL)
 			continue;

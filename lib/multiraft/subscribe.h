@@ -36,6 +36,10 @@ struct rd_subs_stats {
  * (a corrupt journal record) with a message. */
 int rd_subs_start(struct rd_node *n, char *msg);
 
+/* Read the journal bounds of every group now hosted (again): for groups
+ * opened after rd_subs_start (membership.c, founding after asking). */
+int rd_subs_scan(struct rd_node *n, char *msg);
+
 /* Free the subscriptions (their connections are gone) and the figures. */
 void rd_subs_free(struct rd_node *n);
 

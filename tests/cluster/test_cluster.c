@@ -310,7 +310,12 @@ Test(cluster, sigterm_exits_0_removes_socket_and_restart_works, .fini = teardown
 
 Test(cluster, not_ready_before_quorum_then_ready, .fini = teardown, .timeout = 120)
 {
-	struct rd_h_opts o = {.data_groups = 2};
+	/* Founders that start empty ask every peer before founding
+	 * (membership.c): with node 3 never started, nodes 1 and 2 found once
+	 * the bound passed, [transport] idle_timeout_ms plus ten election
+	 * timeouts; a short idle timeout keeps that within WAIT_S. */
+	struct rd_h_opts o = {.data_groups = 2,
+	                      .extra_conf = "[transport]\nidle_timeout_ms = 5000\n"};
 	char out[256];
 
 	rd_h_cluster_init(&C, 3, &o);

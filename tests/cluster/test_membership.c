@@ -39,6 +39,21 @@ static bool log_has(unsigned node, const char *needle)
 	return found;
 }
 
+/* Lines of node's log that hold both needles. */
+static unsigned log_count(unsigned node, const char *a, const char *b)
+{
+	char buf[1 << 16];
+	FILE *f = fopen(C.nodes[node - 1].log, "r");
+	unsigned k = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(buf, sizeof buf, f) != NULL)
+		k += strstr(buf, a) != NULL && strstr(buf, b) != NULL;
+	fclose(f);
+	return k;
+}
+
 static bool wait_log(unsigned node, const char *needle)
 {
 	for (int i = 0; i < WAIT_S * 10; i++) {
@@ -133,9 +148,9 @@ static void expect_get(unsigned node, const char *k, const char *want)
 }
 
 /* Kill node 3, wipe its data directory, start it again: it comes back with
- * a new incarnation, learns from its peers that the cluster registers
- * another one and says so in one line; its peers drop its Raft batches
- * (counted); the cluster keeps its writes and accepts new ones; no group
+ * a new incarnation, asks its peers before founding, learns that the
+ * cluster registers another one and says so in one line, and opens no
+ * group (so it sends no Raft traffic at all); the cluster keeps its writes and accepts new ones; no group
  * ever has two leaders in one term as the nodes report them. Then node 1
  * stops too: nodes 2 and 3 must not elect anyone (node 3's vote would be
  * a second vote of a node that forgot its first), and once node 1 is back
@@ -149,12 +164,18 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	struct rd_h_opts o = {.data_groups = 4,
 	                      .extra_conf = "[transport]\nidle_timeout_ms = 5000\n"};
 	char key[32], cmd[512];
-	const char *refused =
-	    "raft_tick_loop_errors_total{kind=\"stale_incarnation_batch\"}";
 
 	rd_h_cluster_init(&C, 3, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	/* Founders that all start empty ask first, then found: group 0 is
+	 * created once on each. */
+	for (unsigned i = 1; i <= 3; i++) {
+		cr_assert(log_has(i, "no founding state: asking"),
+		          "node %u founded without asking (logs in %s)", i, C.dir);
+		cr_assert_eq(log_count(i, "group opened group=0 ", "new=1"), 1,
+		             "node %u (logs in %s)", i, C.dir);
+	}
 	for (unsigned i = 1; i <= 3; i++)
 		cr_assert(wait_log(i, "incarnation registered"),
 		          "node %u did not register its incarnation (logs in %s)", i,
@@ -188,18 +209,21 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	}
 	cr_assert(log_has(3, "this node's data was lost"),
 	          "the wiped node did not say it lost its data (logs in %s)", C.dir);
+	/* It asked before founding and, told another incarnation holds its
+	 * id, created no founding state: no group opened as new since the
+	 * wipe (the one line is its first start's). */
+	cr_assert_eq(log_count(3, "no founding state: asking", ""), 2,
+	             "logs in %s", C.dir);
+	cr_assert_eq(log_count(3, "group opened group=0 ", "new=1"), 1,
+	             "the wiped node created its founding state (logs in %s)",
+	             C.dir);
+	cr_assert_eq(log_count(3, "group opened", ""), 1 + o.data_groups,
+	             "the wiped node opened groups (logs in %s)", C.dir);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "b%d", i);
 		put(1 + (unsigned)(i % 2), key, "after");
 		check_leaders();
 	}
-	bool counted = false;
-	for (int i = 0; i < WAIT_S * 10 && !counted; i++) {
-		counted = metric(1, refused) + metric(2, refused) > 0;
-		if (!counted)
-			usleep(100 * 1000);
-	}
-	cr_assert(counted, "no peer counted a refused batch of the wiped node");
 	char out[4096];
 	cr_assert_neq(rd_h_ctl(&C, 3, out, sizeof out, "ready", (char *)NULL), 0,
 	              "the wiped node must not serve as a member");
@@ -222,4 +246,76 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 		expect_get(1 + (unsigned)(i % 2), key, "after");
 	}
 	check_leaders();
+}
+
+/* Start all three and wait until node 1 applied every registration. */
+static void start_registered(const struct rd_h_opts *o)
+{
+	char mem[4096];
+	bool all = false;
+
+	rd_h_cluster_init(&C, 3, o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	for (int i = 0; i < WAIT_S * 10 && !all; i++) {
+		cr_assert_eq(rd_h_ctl(&C, 1, mem, sizeof mem, "members", (char *)NULL),
+		             0);
+		all = strstr(mem, "0000000000000000") == NULL;
+		if (!all)
+			usleep(100 * 1000);
+	}
+	cr_assert(all, "members without a registered incarnation:\n%s", mem);
+}
+
+/* What asking first does not cover: node 3 is wiped and starts while no
+ * peer runs, so nobody answers its probes and it founds after the bound.
+ * Once its peers are back, they drop its Raft batches (counted), it learns
+ * that the cluster registers another incarnation and says so, it is never
+ * ready, and the cluster keeps its writes and accepts new ones. */
+Test(membership, a_wiped_node_that_founds_alone_is_refused, .fini = teardown,
+     .timeout = 240)
+{
+	struct rd_h_opts o = {.data_groups = 2,
+	                      .extra_conf = "[transport]\nidle_timeout_ms = 5000\n"};
+	const char *refused =
+	    "raft_tick_loop_errors_total{kind=\"stale_incarnation_batch\"}";
+	char key[32], cmd[512], out[4096];
+	int st;
+
+	start_registered(&o);
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "a%d", i);
+		put(1 + (unsigned)(i % 3), key, "before");
+	}
+	st = rd_h_stop(&C, 3, SIGKILL);
+	cr_assert(WIFSIGNALED(st));
+	for (unsigned i = 1; i <= 2; i++)
+		cr_assert(WIFEXITED(rd_h_stop(&C, i, SIGTERM)));
+	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
+	cr_assert_eq(system(cmd), 0);
+	rd_h_start(&C, 3);
+	cr_assert(wait_log(3, "peers did not answer within"),
+	          "the wiped node did not found alone (logs in %s)", C.dir);
+	cr_assert_eq(log_count(3, "group opened group=0 ", "new=1"), 2,
+	             "logs in %s", C.dir);
+	rd_h_start(&C, 1);
+	rd_h_start(&C, 2);
+	cr_assert(wait_log(3, "this node's data was lost"),
+	          "the wiped node did not say it lost its data (logs in %s)", C.dir);
+	bool counted = false;
+	for (int i = 0; i < WAIT_S * 10 && !counted; i++) {
+		counted = metric(1, refused) + metric(2, refused) > 0;
+		if (!counted)
+			usleep(100 * 1000);
+	}
+	cr_assert(counted, "no peer counted a refused batch of the wiped node");
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "a%d", i);
+		expect_get(1 + (unsigned)(i % 2), key, "before");
+		snprintf(key, sizeof key, "b%d", i);
+		put(1 + (unsigned)(i % 2), key, "after");
+		check_leaders();
+	}
+	cr_assert_neq(rd_h_ctl(&C, 3, out, sizeof out, "ready", (char *)NULL), 0,
+	              "the wiped node must not serve as a member");
 }
