@@ -226,8 +226,7 @@ static void probe_peers(struct rd_node *n)
 	uint64_t now = rd_clock_now_ns();
 	/* Before founding, every RD_ASK_PROBE_MS: the founders of a new
 	 * cluster then open their groups within about that of each other. */
-	uint64_t every = n->members.asking ? RD_ASK_PROBE_MS * 1000000ull
-	                                   : 1000000000ull;
+	uint64_t every = n->members.asking ? RD_ASK_PROBE_MS * 1000000ull : 1000000000ull;
 
 	if (t == NULL || now - n->members.last_probe_ns < every)
 		return;

@@ -236,7 +236,7 @@ struct rd_membership {
 	 * incarnation holds this node's id, or ask_deadline_ns passed. */
 	bool asking;
 	uint64_t ask_deadline_ns;
-	uint64_t founded_ns; /* bootstrap campaigns not before (node.c) */
+	uint64_t founded_ns;             /* bootstrap campaigns not before (node.c) */
 	bool clear[RD_NODE_MAX_MEMBERS]; /* by topo.members index: answered 0 */
 	struct rd_member_probe_ctx {
 		struct rd_node *n;
