@@ -183,6 +183,21 @@ static int cat_put(struct rd_storage *st, const char *name, const uint8_t *data,
 	return 0;
 }
 
+/* Draw a random non-zero incarnation for this data directory and write it
+ * to the catalog (its own synced write). */
+static int put_new_incarnation(struct rd_storage *st, uint64_t *out, char *msg)
+{
+	uint8_t buf[8];
+	uint64_t inc = 0;
+
+	while (inc == 0)
+		if (getrandom(&inc, sizeof inc, 0) != sizeof inc)
+			return rd_errorf(msg, RD_EIO, "getrandom: %s", strerror(errno));
+	rd_be64_put(buf, inc);
+	*out = inc;
+	return cat_put(st, "incarnation", buf, sizeof buf, msg);
+}
+
 /* Does the database hold any record in `cf`? */
 static bool cf_empty(struct rd_storage *st, int cf)
 {
@@ -207,13 +222,8 @@ static int init_catalog(struct rd_storage *st, bool create, char *msg)
 			return rd_errorf(msg, RD_ECORRUPT,
 			                 "%s: not a raftd database (no format record)",
 			                 st->dir);
-		uint64_t inc = 0;
-		while (inc == 0)
-			if (getrandom(&inc, sizeof inc, 0) != sizeof inc)
-				return rd_errorf(msg, RD_EIO, "getrandom: %s",
-				                 strerror(errno));
-		rd_be64_put(buf, inc);
-		if ((rv = cat_put(st, "incarnation", buf, 8, msg)) != 0)
+		uint64_t inc;
+		if ((rv = put_new_incarnation(st, &inc, msg)) != 0)
 			return rv;
 		rd_be32_put(buf, RD_SCHEMA_FORMAT);
 		/* Written last: its presence means the catalog is complete. */
@@ -236,13 +246,8 @@ static int init_catalog(struct rd_storage *st, bool create, char *msg)
 		/* A database written before incarnations existed: it keeps its
 		 * state, so it gets one now (its own synced write) and
 		 * registers it like any member (multiraft/membership.c). */
-		uint64_t inc = 0;
-		while (inc == 0)
-			if (getrandom(&inc, sizeof inc, 0) != sizeof inc)
-				return rd_errorf(msg, RD_EIO, "getrandom: %s",
-				                 strerror(errno));
-		rd_be64_put(buf, inc);
-		if ((rv = cat_put(st, "incarnation", buf, 8, msg)) != 0)
+		uint64_t inc;
+		if ((rv = put_new_incarnation(st, &inc, msg)) != 0)
 			return rv;
 		rd_log_notice("storage upgraded dir=%s: incarnation=%016llx assigned",
 		              st->dir, (unsigned long long)inc);
