@@ -289,3 +289,17 @@ void rd_h_cluster_free(struct rd_h_cluster *c)
 			fprintf(stderr, "could not remove %s\n", c->dir);
 	}
 }
+
+bool rd_h_log_has(const struct rd_h_cluster *c, unsigned i, const char *needle)
+{
+	char buf[1 << 16];
+	FILE *f = fopen(c->nodes[i - 1].log, "r");
+	bool found = false;
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(buf, sizeof buf, f) != NULL)
+		found = strstr(buf, needle) != NULL;
+	fclose(f);
+	return found;
+}

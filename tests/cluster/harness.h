@@ -73,6 +73,8 @@ int rd_h_free_port(bool udp);
 
 /* Path of a built program ("raftd", "raftctl") or a source file. */
 const char *rd_h_build_path(const char *name);
+/* Whether node i's (1-based) log file has a line containing `needle`. */
+bool rd_h_log_has(const struct rd_h_cluster *c, unsigned i, const char *needle);
 const char *rd_h_src_path(const char *name);
 
 #endif

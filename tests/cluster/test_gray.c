@@ -118,20 +118,6 @@ static unsigned long long status_u64(unsigned i, const char *field)
 	return v;
 }
 
-static bool log_has(unsigned i, const char *needle)
-{
-	char buf[1 << 16];
-	FILE *f = fopen(C.nodes[i - 1].log, "r");
-	bool found = false;
-
-	if (f == NULL)
-		return false;
-	while (!found && fgets(buf, sizeof buf, f) != NULL)
-		found = strstr(buf, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
 /* The rule (raftd(8), "Gray failures"): a node whose synced writes stay
  * slow transfers every leadership it holds to a caught-up peer and takes
  * none back while slow, neither by election nor by a transfer aimed at
@@ -200,7 +186,8 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 	cr_assert(t_gone != 0, "node 1 still leads %d groups (logs in %s)", led, C.dir);
 	cr_assert(t_slow != 0, "node 1 never judged its disk slow");
 	cr_assert_geq(status_u64(1, "disk_evacuations"), 1);
-	cr_assert(log_has(1, "disk slow:"), "no 'disk slow' line in %s", C.nodes[0].log);
+	cr_assert(rd_h_log_has(&C, 1, "disk slow:"), "no 'disk slow' line in %s",
+	          C.nodes[0].log);
 	if (bench)
 		printf(
 		    "bench-gray: 3 nodes, 16 data groups, node 1 led %d of 17 groups; "
@@ -223,7 +210,8 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 		cr_assert_neq(rv, 0, "node 2 started a transfer of group %u to node 1",
 		              g);
 	}
-	cr_assert(log_has(2, "peer reports a slow disk"), "node 2 never learnt it");
+	cr_assert(rd_h_log_has(&C, 2, "peer reports a slow disk"),
+	          "node 2 never learnt it");
 	/* Several election timeouts: elections, the abandoned transfer. */
 	for (int i = 0; i < 30; i++) {
 		led = led_by(2, 1, &leaderless);
@@ -306,8 +294,8 @@ Test(gray, a_stuck_fsync_aborts_the_process_after_the_limit, .fini = teardown,
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "b", "2", (char *)NULL), 0);
 	cr_assert_eq(wait_exit(1, 3), -1, "the node ended after a slow write");
 	/* That iteration took 10 tick intervals: the log says where. */
-	cr_assert(log_has(1, "slow loop iteration"), "no slow-iteration line");
-	cr_assert(log_has(1, "phase=write"), "the slow phase is not named");
+	cr_assert(rd_h_log_has(&C, 1, "slow loop iteration"), "no slow-iteration line");
+	cr_assert(rd_h_log_has(&C, 1, "phase=write"), "the slow phase is not named");
 
 	set_fault(1, "block");
 	pid_t client = put_async(1, "c");
@@ -316,8 +304,8 @@ Test(gray, a_stuck_fsync_aborts_the_process_after_the_limit, .fini = teardown,
 	cr_assert_neq(st, -1, "the node is still running with a stuck fsync");
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
 	          "expected SIGABRT, wait status %#x", st);
-	cr_assert(log_has(1, "<2>storage stalled, aborting"), "no crit line in %s",
-	          C.nodes[0].log);
+	cr_assert(rd_h_log_has(&C, 1, "<2>storage stalled, aborting"),
+	          "no crit line in %s", C.nodes[0].log);
 }
 
 /* Receive the next datagram on `fd` within `ms`: its length, 0 on timeout. */
@@ -415,6 +403,6 @@ Test(gray, the_canary_counts_a_stale_read, .fini = teardown, .timeout = 180)
 			usleep(100 * 1000);
 	}
 	cr_assert_gt(v, 0, "no canary violation counted (logs in %s)", C.dir);
-	cr_assert(log_has(1, "<2>canary violation"), "no crit line in %s",
+	cr_assert(rd_h_log_has(&C, 1, "<2>canary violation"), "no crit line in %s",
 	          C.nodes[0].log);
 }

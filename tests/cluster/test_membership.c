@@ -25,20 +25,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-static bool log_has(unsigned node, const char *needle)
-{
-	char buf[1 << 16];
-	FILE *f = fopen(C.nodes[node - 1].log, "r");
-	bool found = false;
-
-	if (f == NULL)
-		return false;
-	while (!found && fgets(buf, sizeof buf, f) != NULL)
-		found = strstr(buf, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
 /* Lines of node's log that hold both needles. */
 static unsigned log_count(unsigned node, const char *a, const char *b)
 {
@@ -57,7 +43,7 @@ static unsigned log_count(unsigned node, const char *a, const char *b)
 static bool wait_log(unsigned node, const char *needle)
 {
 	for (int i = 0; i < WAIT_S * 10; i++) {
-		if (log_has(node, needle))
+		if (rd_h_log_has(&C, node, needle))
 			return true;
 		usleep(100 * 1000);
 	}
@@ -150,11 +136,11 @@ static void expect_get(unsigned node, const char *k, const char *want)
 /* Kill node 3, wipe its data directory, start it again: it comes back with
  * a new incarnation, asks its peers before founding, learns that the
  * cluster registers another one and says so in one line, and opens no
- * group (so it sends no Raft traffic at all); the cluster keeps its writes and accepts new ones; no group
- * ever has two leaders in one term as the nodes report them. Then node 1
- * stops too: nodes 2 and 3 must not elect anyone (node 3's vote would be
- * a second vote of a node that forgot its first), and once node 1 is back
- * every write is still there. */
+ * group (so it sends no Raft traffic at all); the cluster keeps its writes and accepts
+ * new ones; no group ever has two leaders in one term as the nodes report them. Then node
+ * 1 stops too: nodes 2 and 3 must not elect anyone (node 3's vote would be a second vote
+ * of a node that forgot its first), and once node 1 is back every write is still there.
+ */
 Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardown,
      .timeout = 240)
 {
@@ -171,7 +157,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	/* Founders that all start empty ask first, then found: group 0 is
 	 * created once on each. */
 	for (unsigned i = 1; i <= 3; i++) {
-		cr_assert(log_has(i, "no founding state: asking"),
+		cr_assert(rd_h_log_has(&C, i, "no founding state: asking"),
 		          "node %u founded without asking (logs in %s)", i, C.dir);
 		cr_assert_eq(log_count(i, "group opened group=0 ", "new=1"), 1,
 		             "node %u (logs in %s)", i, C.dir);
@@ -207,16 +193,15 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 		snprintf(cmd, sizeof cmd, "cp -r %s %s", C.dir, getenv("RD_TEST_KEEP"));
 		cr_assert_eq(system(cmd), 0);
 	}
-	cr_assert(log_has(3, "this node's data was lost"),
+	cr_assert(rd_h_log_has(&C, 3, "this node's data was lost"),
 	          "the wiped node did not say it lost its data (logs in %s)", C.dir);
 	/* It asked before founding and, told another incarnation holds its
 	 * id, created no founding state: no group opened as new since the
 	 * wipe (the one line is its first start's). */
-	cr_assert_eq(log_count(3, "no founding state: asking", ""), 2,
-	             "logs in %s", C.dir);
-	cr_assert_eq(log_count(3, "group opened group=0 ", "new=1"), 1,
-	             "the wiped node created its founding state (logs in %s)",
+	cr_assert_eq(log_count(3, "no founding state: asking", ""), 2, "logs in %s",
 	             C.dir);
+	cr_assert_eq(log_count(3, "group opened group=0 ", "new=1"), 1,
+	             "the wiped node created its founding state (logs in %s)", C.dir);
 	cr_assert_eq(log_count(3, "group opened", ""), 1 + o.data_groups,
 	             "the wiped node opened groups (logs in %s)", C.dir);
 	for (int i = 0; i < 20; i++) {
@@ -296,8 +281,8 @@ Test(membership, a_wiped_node_that_founds_alone_is_refused, .fini = teardown,
 	rd_h_start(&C, 3);
 	cr_assert(wait_log(3, "peers did not answer within"),
 	          "the wiped node did not found alone (logs in %s)", C.dir);
-	cr_assert_eq(log_count(3, "group opened group=0 ", "new=1"), 2,
-	             "logs in %s", C.dir);
+	cr_assert_eq(log_count(3, "group opened group=0 ", "new=1"), 2, "logs in %s",
+	             C.dir);
 	rd_h_start(&C, 1);
 	rd_h_start(&C, 2);
 	cr_assert(wait_log(3, "this node's data was lost"),
