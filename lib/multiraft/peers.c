@@ -1,7 +1,7 @@
 /*
  * The node's side of the transport: Raft messages out (one RaftBatch frame
  * per peer per iteration, heartbeats in coalesced form), Raft messages in,
- * peer requests handed to cluster/forward.c. Snapshots travel through
+ * peer requests handed to cluster/forward_serve.c. Snapshots travel through
  * snapshots.c.
  *
  * Happy path (out): drive.c queues core messages with rd_peers_queue, which
@@ -181,7 +181,7 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	}
 }
 
-/* ---- requests from peers (cluster/forward.c serves them) ---------------- */
+/* ---- requests from peers (cluster/forward_serve.c serves them) ---------------- */
 
 static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
                        struct rd_transport_responder *r)
