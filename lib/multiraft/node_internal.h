@@ -413,6 +413,13 @@ void rd_canary_tick(struct rd_node *n, uint64_t now_ns);
 /* Free the canary state. Its requests must have been answered. */
 void rd_canary_free(struct rd_node *n);
 
+/* Find a canary key of node `node` that data group `group` owns under
+ * `rt`: writes it into key[cap] and its length into *len_out (0 when none
+ * was found). Returns how many candidate keys it tried, 0 when it knew at
+ * once that no key can exist (the group owns no vShard). */
+unsigned rd_canary_find_key(const struct rd_routing *rt, uint64_t node, uint64_t group,
+                            uint8_t *key, size_t cap, size_t *len_out);
+
 /* ---- waiter.c ---- */
 
 /* A waiter of `kind` answered through reply(ud, request_id, ...) by
