@@ -245,7 +245,15 @@ void rd_canary_tick(struct rd_node *n, uint64_t now)
 			start_read(n, s, now);
 			continue;
 		}
-		if (s->busy != IDLE || now < s->next_ns)
+		/* A quiesced group is not probed: its log and state machine
+		 * cannot change while it stays quiesced (any write or read
+		 * wakes it, raft/raft.h), so a lost write or a stale read
+		 * can only show once it is awake, and the probe, kept due,
+		 * runs on the first tick after it wakes. Probing it would
+		 * wake every idle group each interval, the cost quiescence
+		 * removes. */
+		if (s->busy != IDLE || now < s->next_ns ||
+		    rd_raft_quiesced(n->groups[id]->raft))
 			continue;
 		s->next_ns = now + interval;
 		start_write(n, s, now);
