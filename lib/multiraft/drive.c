@@ -414,6 +414,8 @@ void rd_drive_iteration(struct rd_node *n)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
 		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 		rd_drive_resolve_applied(n->st, &n->resubmit, g);
+		if (g->id == RD_STORAGE_META_GROUP)
+			rd_membership_applied(n, g);
 		serve_reads(n, g);
 		requeue_failed_reads(n, g);
 		mark(&tr, RD_PHASE_ANSWER, g->id, &t);

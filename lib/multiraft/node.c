@@ -253,6 +253,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			i++;
 	}
 	rd_liveness_tick(n, t0);
+	rd_membership_ops_tick(n);
 	rd_forward_expire(&n->fwd, t0);
 	rd_waitq_expire(&n->ready_waiters, t0);
 	rd_forward_retry(&n->fwd);
@@ -354,6 +355,8 @@ int rd_node_open_groups(struct rd_node *n, char *msg)
 			return rv;
 		tick_add(n, n->groups[g]);
 	}
+	/* Members added through group 0 since the cluster was founded. */
+	rd_membership_load(n);
 	return 0;
 }
 
@@ -521,6 +524,7 @@ void rd_node_shutdown(struct rd_node *n)
 	if (n->stopping)
 		return;
 	n->stopping = true;
+	rd_membership_shutdown(n);
 	rd_forward_shutdown(&n->fwd);
 	rd_envelope_shutdown(&n->env);
 	rd_log_notice("shutting down node=%llu", (unsigned long long)n->cfg.node_id);

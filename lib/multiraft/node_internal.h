@@ -244,6 +244,28 @@ struct rd_member_cache {
 	bool valid;
 };
 
+/* A membership request in progress (raftctl members add / remove /
+ * promote, from a local client or handed over by a peer), membership.c. */
+#define RD_MEMBER_OPS 8
+struct rd_member_op {
+	bool used;
+	uint8_t kind; /* enum rd_members_kind (cluster/members.h) */
+	uint8_t phase;
+	bool learner;
+	bool transfer_logged;
+	uint64_t node;
+	char addr[256];
+	uint64_t deadline_ns;
+	uint64_t index, term; /* PROPOSED: the conf change entry */
+	/* The answer goes to a local client (reply) or to the peer that
+	 * handed the request over (responder). */
+	rd_reply_fn reply;
+	void *reply_ud;
+	uint64_t request_id;
+	struct rd_transport_responder *responder;
+	struct rd_node *n;
+};
+
 struct rd_membership {
 	struct rd_member_cache cache[RD_NODE_MAX_MEMBERS];
 	unsigned n_cache;
@@ -266,6 +288,9 @@ struct rd_membership {
 	} probe_ctx[RD_NODE_MAX_MEMBERS];
 	uint64_t refused_incarnation; /* batches from an unregistered incarnation */
 	uint64_t refused_cluster;     /* batches from another cluster */
+	struct rd_member_op ops[RD_MEMBER_OPS];
+	bool removed;              /* group 0 removed this node: it exits 0 */
+	uint64_t removed_probe_ns; /* last probe for a removal this node missed */
 };
 
 struct rd_node {
@@ -640,6 +665,34 @@ void rd_membership_serve_probe(struct rd_node *n, uint64_t peer,
  * group 0's durable applied index. 0 or an RD_E* storage error. */
 int rd_membership_registered(struct rd_node *n, uint64_t id, uint64_t *incarnation);
 
+/* A local client's raftctl members add / remove / promote: checked and
+ * proposed by the group-0 leader (handed to it over PeerRequest
+ * members_change when this node does not lead), answered once the conf
+ * change applied here or was refused. */
+void rd_membership_request(struct rd_node *n, rd_reply_fn reply, void *ud,
+                           const struct Raftd__ClientRequest *req);
+
+/* Every tick: move the membership requests in progress on (propose,
+ * hand over, answer, expire). */
+void rd_membership_ops_tick(struct rd_node *n);
+
+/* At shutdown: answer the membership requests in progress. */
+void rd_membership_shutdown(struct rd_node *n);
+
+/* A peer's PeerRequest members_change (this node should lead group 0). */
+void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
+                                const struct Raftd__PeerRequest *req,
+                                struct rd_transport_responder *r);
+
+/* drive.c, in the per-group pass after group 0's entries applied: follow
+ * its conf changes (members join the topology and the transport; this
+ * node's removal makes it exit 0 at the next tick). Submits nothing. */
+void rd_membership_applied(struct rd_node *n, struct rd_group *g0);
+
+/* node.c, once the groups are open: the members the member table lists
+ * beyond the config's peers join the topology (and the transport). */
+void rd_membership_load(struct rd_node *n);
+
 /* ---- peers.c ---- */
 
 /* Create the transport, attach it to the forwarder and register every
@@ -649,6 +702,11 @@ int rd_peers_start(struct rd_node *n, char *msg);
 /* Free the transport (calls in flight are answered with RD_ESHUTDOWN);
  * idempotent. */
 void rd_peers_stop(struct rd_node *n);
+
+/* A member added while running (a group-0 conf change, membership.c): its
+ * transport peer and outgoing batch. No-op before rd_peers_start and for
+ * this node; an address change updates the peer. */
+int rd_peers_add(struct rd_node *n, const struct rd_member *m, char *msg);
 
 /* rd_peers_stop, then free the batches and the snapshot receive state. */
 void rd_peers_free(struct rd_node *n);

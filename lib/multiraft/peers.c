@@ -232,6 +232,8 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 		rd_backup_fetch_serve(n, peer, req, r);
 	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_MEMBER_PROBE)
 		rd_membership_serve_probe(n, peer, r);
+	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_MEMBERS_CHANGE)
+		rd_membership_serve_change(n, peer, req, r);
 	else
 		rd_forward_on_request(&n->fwd, peer, req, r);
 }
@@ -293,6 +295,24 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		rd_wire_batch_init(&p->out[p->n_out].hb);
 		rd_wire_batch_init(&p->out[p->n_out++].b);
 	}
+	return 0;
+}
+
+int rd_peers_add(struct rd_node *n, const struct rd_member *m, char *msg)
+{
+	struct rd_peers *p = n->peers;
+	int rv;
+
+	if (p == NULL || p->t == NULL || m->id == n->cfg.node_id)
+		return 0;
+	rv = rd_transport_peer_add(p->t, m->id, (const struct sockaddr *)&m->addr.sa,
+	                           m->addr.salen, msg);
+	if (rv != 0 || peer_out(p, m->id) != NULL)
+		return rv;
+	if (p->n_out == RD_NODE_MAX_MEMBERS)
+		return rd_errorf(msg, RD_EINVAL, "too many peers");
+	p->out[p->n_out].id = m->id;
+	rd_wire_batch_init(&p->out[p->n_out++].b);
 	return 0;
 }
 

@@ -328,9 +328,11 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD:
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_REMOVE:
-		reply_code(
-		    conn, req->request_id, RAFTD__ERROR_CODE__UNAVAILABLE,
-		    "membership changes are not supported by this version of raftd");
+	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_PROMOTE:
+		rd_log_notice("membership change requested by client pid=%d uid=%u",
+		              (int)rd_ctl_conn_pid(conn),
+		              (unsigned)rd_ctl_conn_uid(conn));
+		rd_membership_request(n, reply_client, conn, req);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_CREDIT:
 		rd_subs_credit(n, conn, req);
