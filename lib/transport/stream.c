@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "transport/internal.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -53,10 +54,7 @@ struct rd_sbuf *rd_sbuf_frame(const Raftd__PeerFrame *f, size_t max, char *msg, 
 	}
 	b->next = NULL;
 	b->len = RD_WIRE_HEADER + n;
-	b->data[0] = (uint8_t)(n >> 24);
-	b->data[1] = (uint8_t)(n >> 16);
-	b->data[2] = (uint8_t)(n >> 8);
-	b->data[3] = (uint8_t)n;
+	rd_be32_put(b->data, (uint32_t)n);
 	raftd__peer_frame__pack(f, b->data + RD_WIRE_HEADER);
 	*rv = 0;
 	return b;
