@@ -1,9 +1,9 @@
 /*
  * Intrusive lists, for the structures that link their elements through
  * fields of their own (connections, handlers, sessions, waiters,
- * forwards): the two operations written the same way everywhere, as
+ * forwards): the operations written the same way everywhere, as
  * macros over the names of the fields, so each structure keeps its own
- * field names and element type. Neither allocates or frees.
+ * field names and element type. None allocates or frees.
  */
 #ifndef RD_UTIL_LIST_H
 #define RD_UTIL_LIST_H
@@ -36,6 +36,24 @@
 		else                                                                     \
 			(head) = (n);                                                    \
 		(tail) = (n);                                                            \
+	} while (0)
+
+/* Remove element `n` of type `type` from the queue that runs from `head`
+ * to `tail` through each element's field `next`, walking it whole so that
+ * `tail` is the last element left (NULL when none is). Removing an
+ * element that is not in the queue changes nothing. */
+#define RD_QUEUE_REMOVE(type, head, tail, n, next)                                       \
+	do {                                                                             \
+		type **rd__pp = &(head);                                                 \
+		(tail) = NULL;                                                           \
+		while (*rd__pp != NULL) {                                                \
+			if (*rd__pp == (n)) {                                            \
+				*rd__pp = (n)->next;                                     \
+			} else {                                                         \
+				(tail) = *rd__pp;                                        \
+				rd__pp = &(*rd__pp)->next;                               \
+			}                                                                \
+		}                                                                        \
 	} while (0)
 
 #endif
