@@ -46,6 +46,18 @@ struct rd_storage *th_open(const char *dir)
 	return st;
 }
 
+struct rd_storage *th_tmp_open(char *dir, size_t cap)
+{
+	th_tmpdir(dir, cap);
+	return th_open(dir);
+}
+
+void th_close_rm(struct rd_storage *st, const char *dir)
+{
+	rd_storage_close(st);
+	th_rmtree(dir);
+}
+
 struct rd_storage *th_reopen(struct rd_storage *st, const char *dir)
 {
 	rd_storage_close(st);

@@ -20,6 +20,10 @@ void th_rmtree(const char *path);
 /* Open `dir` (creating), cluster id "test"; asserts success. */
 struct rd_storage *th_open(const char *dir);
 /* Close and open again (asserts success). */
+/* th_tmpdir into `dir`, then th_open on it. */
+struct rd_storage *th_tmp_open(char *dir, size_t cap);
+/* rd_storage_close(st), then th_rmtree(dir). */
+void th_close_rm(struct rd_storage *st, const char *dir);
 struct rd_storage *th_reopen(struct rd_storage *st, const char *dir);
 /* Try to open an existing directory; returns the code, message in msg. */
 int th_try_open(const char *dir, char *msg);

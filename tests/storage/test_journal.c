@@ -18,14 +18,12 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dir, sizeof dir);
-	st = th_open(dir);
+	st = th_tmp_open(dir, sizeof dir);
 }
 
 static void teardown(void)
 {
-	rd_storage_close(st);
-	th_rmtree(dir);
+	th_close_rm(st, dir);
 }
 
 TestSuite(journal, .init = setup, .fini = teardown);
