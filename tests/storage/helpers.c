@@ -173,6 +173,19 @@ char *th_raw_get(struct th_raw *r, int cf, const void *k, size_t klen, size_t *v
 	return v;
 }
 
+void th_raw_flip(struct th_raw *r, int cf, const void *k, size_t klen, size_t from_end,
+                 uint8_t mask)
+{
+	size_t vlen;
+	char *v = th_raw_get(r, cf, k, klen, &vlen);
+
+	cr_assert_not_null(v);
+	cr_assert_geq(vlen, from_end);
+	v[vlen - from_end] ^= (char)mask;
+	th_raw_put(r, cf, k, klen, v, vlen);
+	free(v);
+}
+
 void th_raw_flush(struct th_raw *r)
 {
 	char *err = NULL;

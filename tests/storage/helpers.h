@@ -59,6 +59,11 @@ void th_raw_put(struct th_raw *r, int cf, const void *k, size_t klen, const void
 void th_raw_delete(struct th_raw *r, int cf, const void *k, size_t klen);
 /* malloc'd value or NULL */
 char *th_raw_get(struct th_raw *r, int cf, const void *k, size_t klen, size_t *vlen);
+/* XOR `mask` into the byte `from_end` bytes before the end of the value
+ * under key k in column family `cf`, and write it back (asserts the key
+ * is there and its value that long). */
+void th_raw_flip(struct th_raw *r, int cf, const void *k, size_t klen, size_t from_end,
+                 uint8_t mask);
 /* Flush memtables into SST files. */
 void th_raw_flush(struct th_raw *r);
 
