@@ -16,16 +16,14 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dir, sizeof dir);
-	st = th_open(dir);
+	st = th_tmp_open(dir, sizeof dir);
 	memset(&eb, 0, sizeof eb);
 }
 
 static void teardown(void)
 {
 	rd_entry_buf_free(&eb);
-	rd_storage_close(st);
-	th_rmtree(dir);
+	th_close_rm(st, dir);
 }
 
 TestSuite(log, .init = setup, .fini = teardown);

@@ -18,18 +18,14 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dira, sizeof dira);
-	th_tmpdir(dirb, sizeof dirb);
-	a = th_open(dira);
-	bst = th_open(dirb);
+	a = th_tmp_open(dira, sizeof dira);
+	bst = th_tmp_open(dirb, sizeof dirb);
 }
 
 static void teardown(void)
 {
-	rd_storage_close(a);
-	rd_storage_close(bst);
-	th_rmtree(dira);
-	th_rmtree(dirb);
+	th_close_rm(a, dira);
+	th_close_rm(bst, dirb);
 }
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
