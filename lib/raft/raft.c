@@ -463,12 +463,23 @@ int rd_raft_step(struct rd_raft *r, const struct rd_message *m)
 		if ((m->entries[i].len > 0 && m->entries[i].data == NULL) ||
 		    m->entries[i].type > RD_ENTRY_CONF_CHANGE)
 			return RD_EPROTO;
-	/* A (pre-)vote request of a later term wakes a quiesced group, even
-	 * one refused below by the lease: a leader must heartbeat a candidate
-	 * that lost it, and a follower must resume its election timer, which
-	 * ends the lease in an election timeout if its leader is gone. */
-	if ((m->type == RD_MSG_VOTE || m->type == RD_MSG_PRE_VOTE) && m->term > r->term)
-		rd__wake(r, RD_WAKE_MESSAGE);
+	/* A (pre-)vote request of a later term wakes a quiesced leader, even
+	 * one refused below by the lease: it must heartbeat a candidate that
+	 * lost it. A quiesced follower wakes only when the candidate is its
+	 * own leader, which thereby says it leads no more: the lease (thesis
+	 * §4.2.3) is over. From anyone else the request is refused under the
+	 * lease while the runtime says the leader's node is live; waking would
+	 * let the follower's timer run while the quiesced leader is silent,
+	 * and it would end the lease of a leader that is alive. */
+	if ((m->type == RD_MSG_VOTE || m->type == RD_MSG_PRE_VOTE) && m->term > r->term &&
+	    r->quiesced) {
+		if (r->role == RD_RAFT_LEADER) {
+			rd__wake(r, RD_WAKE_MESSAGE);
+		} else if (m->from == r->lead) {
+			rd__wake(r, RD_WAKE_MESSAGE);
+			r->election_elapsed = r->election_ticks;
+		}
+	}
 	bool drop;
 	step_term(r, m, &drop);
 	if (drop)
