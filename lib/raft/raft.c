@@ -101,6 +101,10 @@ static void reset(struct rd_raft *r, uint64_t term)
 
 void rd__become_follower(struct rd_raft *r, uint64_t term, uint64_t lead)
 {
+	/* Only a leader pipelines: a follower keeps no in-flight window. */
+	if (r->role == RD_RAFT_LEADER)
+		for (uint32_t i = 0; i < r->n_prs; i++)
+			rd__pr_window_free(&r->prs[i]);
 	reset(r, term);
 	r->role = RD_RAFT_FOLLOWER;
 	r->lead = lead;
@@ -277,6 +281,9 @@ void rd_raft_tick(struct rd_raft *r)
 		if (q) {
 			r->quiesced = true;
 			r->quiesce_changed = true;
+			/* Idle: nothing is in flight, the windows can go. */
+			for (uint32_t i = 0; i < r->n_prs; i++)
+				rd__pr_window_free(&r->prs[i]);
 		}
 	}
 }
