@@ -130,6 +130,16 @@ void rd__become_leader(struct rd_raft *r)
 
 /* --- quiescence (raft.h) ------------------------------------------------------------ */
 
+/* Reads this node forwarded to a leader and has no answer for: their
+ * expiry (rd__reads_tick) needs ticks, so the group must not quiesce. */
+static bool reads_sent_live(const struct rd_raft *r)
+{
+	for (size_t i = r->reads_sent_head; i < r->reads_sent.n; i++)
+		if (r->reads_sent.v[i].ctx != 0)
+			return true;
+	return false;
+}
+
 void rd__wake(struct rd_raft *r, uint8_t cause)
 {
 	if (!r->quiesced)
@@ -155,9 +165,11 @@ bool rd__can_quiesce(const struct rd_raft *r)
 	uint64_t last = rd__log_last(&r->log);
 	uint32_t active = 0;
 
+	/* reads_sent: a read forwarded while it was a follower (to a leader
+	 * that may be gone) fails only once it expires. */
 	if (r->role != RD_RAFT_LEADER || r->transferee != 0 || r->reads_pending.n > 0 ||
-	    r->bcast_pending || r->snap_sends.n > 0 || r->commit != last ||
-	    r->persisted != last)
+	    reads_sent_live(r) || r->bcast_pending || r->snap_sends.n > 0 ||
+	    r->commit != last || r->persisted != last)
 		return false;
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		const struct rd__pr *pr = &r->prs[i];
@@ -362,10 +374,7 @@ static void step_leader(struct rd_raft *r, const struct rd_message *m)
  * waits for an answer (its expiry needs ticks); wake on any other. */
 static void follower_quiesce(struct rd_raft *r, const struct rd_message *m)
 {
-	bool reads = false;
-	for (size_t i = r->reads_sent_head; i < r->reads_sent.n && !reads; i++)
-		reads = r->reads_sent.v[i].ctx != 0;
-	if (!m->quiesce || !r->quiesce_on || reads) {
+	if (!m->quiesce || !r->quiesce_on || reads_sent_live(r)) {
 		rd__wake(r, RD_WAKE_MESSAGE);
 		return;
 	}
