@@ -462,9 +462,9 @@ void rd_liveness_init(struct rd_node *n);
  * Not from inside the drive pass. */
 void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot);
 
-/* Is `peer` live (heard from within an election timeout)? True for a node
- * never heard from until it is, so that nothing wakes for a stranger. */
-bool rd_liveness_live(struct rd_node *n, uint64_t peer);
+/* Is `peer` live (a batch from it within an election timeout)? False for
+ * a node never heard from. */
+bool rd_liveness_live(const struct rd_node *n, uint64_t peer);
 
 /* Once per tick: peers silent for an election timeout stop being live (and
  * every group hears it); the node heartbeats once per interval. */
