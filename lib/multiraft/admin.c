@@ -311,6 +311,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	    {"nonmember_message", rd_peers_nonmember(n)},
 	    {"stale_incarnation_batch", n->members.refused_incarnation},
 	    {"foreign_cluster_batch", n->members.refused_cluster},
+	    {"misaddressed_replica_message", n->members.misaddressed},
 	    {"malformed_peer_frame", rd_peers_malformed(n)},
 	    {"peer_not_member", ts.nonmember_refused},
 	    {"peer_certificate_closed", ts.cert_closed},

@@ -60,6 +60,7 @@ static void persist(struct rd_node *n, struct rd_group *g)
 	    rd_storage_batch_append(n->batch, g->id, u->entries, u->n_entries, msg) != 0)
 		rd_fatal("fatal: append refused group=%llu: %s",
 		         (unsigned long long)g->id, msg);
+	rd_membership_replicas_appended(g, u->entries, u->n_entries);
 	if (u->hard_state_changed &&
 	    rd_storage_batch_set_hard_state(n->batch, g->id, &u->hard_state, msg) != 0)
 		rd_fatal("fatal: hard state refused group=%llu: %s",
@@ -414,6 +415,10 @@ void rd_drive_iteration(struct rd_node *n)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
 		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 		rd_drive_resolve_applied(n->st, &n->resubmit, g);
+		/* The installed state holds the replica identities (and the
+		 * update's entries are durable now). */
+		if (u->has_snapshot)
+			rd_membership_replicas_load(n, g);
 		if (g->id == RD_STORAGE_META_GROUP)
 			rd_membership_applied(n, g);
 		serve_reads(n, g);

@@ -161,14 +161,21 @@ static int scratch_reserve(struct rd_wire_scratch *s, size_t n)
 int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
                           const struct rd_message *m)
 {
+	return rd_wire_batch_add_msg_to(b, s, m, 0);
+}
+
+int rd_wire_batch_add_msg_to(struct rd_wire_batch *b, struct rd_wire_scratch *s,
+                             const struct rd_message *m, uint64_t to_incarnation)
+{
 	Raftd__RaftMessage rm = RAFTD__RAFT_MESSAGE__INIT;
 	Raftd__SnapshotMeta sm;
 	size_t size;
 
 	if ((m->type == RD_MSG_HEARTBEAT || m->type == RD_MSG_HEARTBEAT_RESP) &&
 	    !m->reject && !m->quiesce && m->n_entries == 0 && m->index == 0 &&
-	    m->log_term == 0)
+	    m->log_term == 0 && to_incarnation == 0)
 		return rd_wire_batch_add_heartbeat(b, m);
+	rm.to_incarnation = to_incarnation;
 	rm.type = (Raftd__RaftMessageType)m->type;
 	rm.group = m->group;
 	rm.from = m->from;
