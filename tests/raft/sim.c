@@ -116,6 +116,10 @@ static void leader_actions(struct sim *s, uint64_t lead)
 		if (!c->nodes[spare].retired && !is_voter && !is_learner) {
 			t = RD_CC_ADD_LEARNER;
 			node = spare;
+		} else if (is_learner && chance(c, 200)) {
+			/* a learner removed before its promotion */
+			t = RD_CC_REMOVE;
+			node = spare;
 		} else if (is_learner) {
 			t = RD_CC_PROMOTE_LEARNER;
 			node = spare;
@@ -131,6 +135,17 @@ static void leader_actions(struct sim *s, uint64_t lead)
 			s->rm_node = node;
 			s->rm_index = idx;
 			s->rm_term = rd_raft_term(r);
+		}
+		if (rc == 0 && chance(c, 250)) {
+			/* The change interrupted by a leader crash: before its
+			 * entry left, or after the appends that may go before
+			 * the write (thesis §10.2.1) but before the write. The
+			 * others elect a leader whose log decides whether the
+			 * change survives (thesis §4.1). */
+			if (chance(c, 500))
+				(void)rc_process_early(c, lead);
+			rc_crash(c, lead);
+			c->st_conf_interrupted++;
 		}
 	}
 }
@@ -202,6 +217,7 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
 	struct sim *s = calloc(1, sizeof(*s));
 	struct rc_cluster *c = &s->c;
 	rc_init(c, seed);
+	c->ship_applied = true;
 	s->verbose = verbose;
 	if (verbose) {
 		c->out = stderr;
@@ -276,6 +292,8 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
 		stats[6] += c->st_conf_changes;
 		stats[7] += c->st_transfers;
 		stats[8] += c->st_compactions;
+		stats[9] += c->st_conf_interrupted;
+		stats[10] += c->st_applied_snapshots;
 	}
 	if (v && why)
 		snprintf(why, whylen, "%s", c->violation);
