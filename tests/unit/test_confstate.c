@@ -259,3 +259,31 @@ Test(confstate, a_restart_after_compaction_across_changes_rebuilds_the_configura
 	          (unsigned long long)sm->index);
 	cr_assert_eq(sm->conf.n_voters, 1);
 }
+
+/* raftd --force-new-cluster (multiraft/recover.c): the uncommitted change
+ * (voter 3) is discarded, the committed learner 2 removed, and the node
+ * comes back as the group's only voter, leading it and committing. */
+Test(confstate, force_new_cluster_discards_the_uncommitted_change_and_leaves_one_voter)
+{
+	uint64_t idx = pending_change();
+	uint64_t commit = rd_raft_commit(g1()->raft);
+
+	stop();
+	cr_assert_eq(rd_node_force_new_cluster(&cfg, msg), 0, "%s", msg);
+	start();
+	cr_assert_eq(rd_raft_last_index(g1()->raft), commit + 1,
+	             "entries %llu..%llu discarded, one removal appended",
+	             (unsigned long long)commit + 1, (unsigned long long)idx);
+	cr_assert_eq(rd_raft_commit(g1()->raft), commit + 1);
+	const struct rd_conf_state *cs = rd_raft_conf(g1()->raft);
+	cr_assert_eq(cs->n_voters, 1);
+	cr_assert_eq(cs->voters[0], 1);
+	cr_assert_eq(cs->n_learners, 0);
+	cr_assert(turn_until(leads, 500));
+	want_applied = propose_puts(3);
+	cr_assert(turn_until(applied, 500), "a single voter commits alone");
+	struct rd_storage_group_info gi;
+	cr_assert_eq(rd_storage_group_info(node->st, 1, &gi), 0);
+	cr_assert_eq(gi.conf.n_voters, 1, "the applied membership is stored");
+	cr_assert_eq(gi.conf.n_learners, 0);
+}
