@@ -204,8 +204,19 @@ static void chaos_tick(struct sim *s)
 			rc_note_read(c, ++s->props);
 			rc_read(c, id, s->props);
 		}
-		if (chance(c, 15))
-			rc_compact(c, id, 0);
+		if (chance(c, 15)) {
+			/* At the applied index, or behind it keeping a tail
+			 * as the runtime does: a restart then rebuilds the
+			 * configuration from the compaction point's plus the
+			 * conf changes after it (thesis §4.1). */
+			uint64_t at = 0;
+			if (c->nodes[id].up && chance(c, 500)) {
+				uint64_t a = rd_raft_applied_index(c->nodes[id].r);
+				uint64_t back = pick(c, 8);
+				at = a > back ? a - back : 0;
+			}
+			rc_compact(c, id, at);
+		}
 	}
 	step_all(s);
 	retire_removed(s);
