@@ -53,7 +53,10 @@ static void ensure_results(struct rd_group *g, size_t n)
 static void persist(struct rd_node *n, struct rd_group *g)
 {
 	const struct rd_raft_update *u = &g->u;
-	const struct rd_conf_state *conf = rd_raft_conf(g->raft);
+	/* The membership as of the entries this batch applies (thesis §5.1),
+	 * beside the applied index: a snapshot of the state machine ships it,
+	 * and the latest appended one may still be truncated (thesis §4.1). */
+	const struct rd_conf_state *conf = rd_raft_conf_applied(g->raft);
 	char msg[RD_ERRMSG_SIZE];
 
 	if (u->n_entries > 0 &&
@@ -326,9 +329,12 @@ static void compact(struct rd_node *n, struct rd_group *g)
 	if (applied < first || applied - first + 1 < n->cfg.snapshot_entries)
 		return;
 	uint64_t upto = applied - keep;
-	if (rd_raft_compact(g->raft, upto, NULL) != 0)
+	struct rd_snapshot_meta point;
+	if (rd_raft_compact(g->raft, upto, &point) != 0)
 		return;
-	if (rd_storage_batch_compact(n->batch, g->id, upto, msg) != 0)
+	/* The membership as of `upto` goes with the log start: the conf
+	 * changes compacted away still count at a restart (thesis §4.1). */
+	if (rd_storage_batch_compact(n->batch, g->id, upto, &point.conf, msg) != 0)
 		rd_fatal("fatal: compaction refused group=%llu: %s",
 		         (unsigned long long)g->id, msg);
 	rd_log_debug("log compacted group=%llu upto=%llu", (unsigned long long)g->id,

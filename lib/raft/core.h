@@ -178,7 +178,11 @@ struct rd_raft {
 	struct rd_conf_state snap_conf; /* at the compaction point */
 	struct rd_conf_state prev_conf; /* before the latest conf entry */
 	uint64_t conf_index;            /* entry that produced conf (0 = snapshot) */
-	uint64_t pending_conf_index;    /* leader: no new change until committed */
+	/* As of `applying` (thesis §5.1: a snapshot of the state machine
+	 * carries the configuration as of its last included index, which
+	 * is not the latest appended one while a change is uncommitted). */
+	struct rd_conf_state applied_conf;
+	uint64_t pending_conf_index; /* leader: no new change until committed */
 	struct rd__pr prs[RD_RAFT_MAX_MEMBERS * 2];
 	uint32_t n_prs;
 
@@ -376,6 +380,9 @@ void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e);
  * in the log, after a truncation removed some (thesis §4.1: a server falls
  * back to the previous configuration then). */
 void rd__conf_recompute(struct rd_raft *r);
+/* Advance r->applied_conf over the conf-change entries among `n`
+ * committed entries `e` just handed out for applying. */
+void rd__conf_applying(struct rd_raft *r, const struct rd_entry *e, size_t n);
 /* Make r->prs hold exactly the members of r->conf: add progress for new
  * members (reset to probe), drop removed ones, update learner flags. */
 void rd__sync_progress(struct rd_raft *r);

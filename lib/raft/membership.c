@@ -140,6 +140,13 @@ void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
 	rd__sync_progress(r);
 }
 
+void rd__conf_applying(struct rd_raft *r, const struct rd_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (e[i].type == RD_ENTRY_CONF_CHANGE)
+			apply_entry(&r->applied_conf, &e[i]);
+}
+
 void rd__conf_recompute(struct rd_raft *r)
 {
 	r->conf = r->snap_conf;

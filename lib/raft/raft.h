@@ -455,7 +455,16 @@ uint64_t rd_raft_transferee(const struct rd_raft *r); /* 0 = none */
 /* Leader: the highest index known replicated on `id` (its own last index
  * for itself); 0 for a stranger or when not leading. */
 uint64_t rd_raft_match(const struct rd_raft *r, uint64_t id);
+/* The latest configuration in the log, committed or not: the one this node
+ * uses (thesis §4.1). */
 const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r);
+/* The configuration as of the last entry handed out for applying (or of an
+ * installed snapshot): what the state machine holds once the current
+ * update's committed entries are applied. It is what a snapshot of the
+ * state machine at that index must carry (thesis §5.1) and what the
+ * caller persists beside its applied index; the latest appended one may
+ * still be undone by a truncation (thesis §4.1). */
+const struct rd_conf_state *rd_raft_conf_applied(const struct rd_raft *r);
 const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r);
 /* Term of the entry at `index`; 0 when compacted away or beyond the log. */
 uint64_t rd_raft_term_at(const struct rd_raft *r, uint64_t index);

@@ -425,6 +425,7 @@ void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m)
 		r->commit_hint = s->index;
 		set_commit(r, s->index);
 		r->applying = s->index;
+		r->applied_conf = s->conf;
 		rd__conf_recompute(r);
 		r->has_pending_snapshot = true;
 		r->pending_snapshot = *s;

@@ -129,6 +129,7 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 		u->committed = rd__log_at(&r->log, r->applying + 1);
 		u->n_committed = (size_t)(r->commit - r->applying);
 		r->applying = r->commit;
+		rd__conf_applying(r, u->committed, u->n_committed);
 	}
 
 	/* Reads are served after this update's entries are applied. */

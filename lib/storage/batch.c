@@ -142,6 +142,7 @@ struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
 	p->min_written = UINT64_MAX;
 	p->hs = g->hs;
 	p->cs = g->conf;
+	p->start_conf = g->start_conf;
 	p->applied = g->applied;
 	p->n_sessions = g->sessions.count;
 	p->sop_head = p->sop_tail = p->sop_cursor = 0;
@@ -369,7 +370,7 @@ static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t ind
 }
 
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-                             char *msg)
+                             const struct rd_conf_state *conf, char *msg)
 {
 	uint64_t term;
 	int rv;
@@ -387,6 +388,11 @@ int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_
 		return rd_errorf(msg, RD_EINVAL,
 		                 "group %llu index %llu: cannot compact beyond last %llu",
 		                 ULL(group), ULL(index), ULL(p->last));
+	if (conf->n_voters > RD_RAFT_MAX_MEMBERS ||
+	    conf->n_learners > RD_RAFT_MAX_MEMBERS)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu: conf state with too many members",
+		                 ULL(group));
 	if ((rv = pend_term(b, p, index, &term, msg)) != 0)
 		return rv;
 	/* The log holds exactly [first, last]: one point deletion per
@@ -394,6 +400,7 @@ int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_
 	delete_log(b, group, p->first, index);
 	p->first = index + 1;
 	p->compact_term = term;
+	p->start_conf = *conf;
 	p->flags |= RD_P_COMPACT;
 	return 0;
 }
@@ -436,7 +443,8 @@ static void encode_states(struct rd_storage_batch *b)
 			          rd__enc_u64(v, id, RD_STATE_APPLIED, p->applied));
 		if (p->flags & RD_P_COMPACT)
 			put_state(b, id, RD_STATE_LOGSTART, v,
-			          rd__enc_logstart(v, id, p->first - 1, p->compact_term));
+			          rd__enc_logstart(v, id, p->first - 1, p->compact_term,
+			                           &p->start_conf));
 	}
 }
 
@@ -483,6 +491,10 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 		g->present = true;
 		g->hs = p->hs;
 		g->conf = p->cs;
+		if (p->flags & RD_P_COMPACT) {
+			g->start_conf = p->start_conf;
+			g->start_conf_legacy = false;
+		}
 		g->applied = p->applied;
 		g->first = p->first;
 		g->last = p->last;

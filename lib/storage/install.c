@@ -66,7 +66,7 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	put_state(st, wb, group, RD_STATE_APPLIED, v,
 	          rd__enc_u64(v, group, RD_STATE_APPLIED, m->index));
 	put_state(st, wb, group, RD_STATE_LOGSTART, v,
-	          rd__enc_logstart(v, group, m->index, m->term));
+	          rd__enc_logstart(v, group, m->index, m->term, &m->conf));
 	put_state(st, wb, group, RD_STATE_SNAPSHOT, v, rd__enc_snap(v, group, m));
 	/* The entries the snapshot covers were never applied here one by one:
 	 * the journal restarts after it (journal.h). */
@@ -82,6 +82,8 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	g->present = true;
 	g->hs = hs;
 	g->conf = m->conf;
+	g->start_conf = m->conf;
+	g->start_conf_legacy = false;
 	g->applied = m->index;
 	g->has_snap = true;
 	g->snap = *m;

@@ -69,6 +69,11 @@ struct rd_sgroup {
 	uint64_t applied;
 	bool has_snap;
 	struct rd_snapshot_meta snap;
+	/* Membership as of first - 1 (the log start record); empty for a
+	 * log that starts at 1. start_conf_legacy: the record has no
+	 * membership (written by an older raftd), resolved at open (load.c). */
+	struct rd_conf_state start_conf;
+	bool start_conf_legacy;
 	uint64_t first; /* first index held by the log */
 	uint64_t last;  /* last index (first - 1 when empty) */
 	uint64_t last_term;
@@ -118,6 +123,7 @@ struct rd_pend {
 	uint64_t min_written; /* lowest index appended in this batch, or UINT64_MAX */
 	struct rd_hard_state hs;
 	struct rd_conf_state cs;
+	struct rd_conf_state start_conf; /* as of first - 1 */
 	uint64_t applied;
 	/* sessions as the batch leaves them (session.c) */
 	size_t n_sessions;
@@ -317,7 +323,8 @@ size_t rd__enc_conf(uint8_t *v, uint64_t group, const struct rd_conf_state *cs);
 /* A one-number state record of `kind` (e.g. applied index). */
 size_t rd__enc_u64(uint8_t *v, uint64_t group, uint8_t kind, uint64_t x);
 /* The log start: (index, term) of the entry before the first one kept. */
-size_t rd__enc_logstart(uint8_t *v, uint64_t group, uint64_t index, uint64_t term);
+size_t rd__enc_logstart(uint8_t *v, uint64_t group, uint64_t index, uint64_t term,
+                        const struct rd_conf_state *cs);
 /* The metadata of the latest snapshot. */
 size_t rd__enc_snap(uint8_t *v, uint64_t group, const struct rd_snapshot_meta *m);
 /* Decode a state record of `kind` for `group` into the matching field of g.

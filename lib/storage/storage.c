@@ -470,6 +470,7 @@ int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
 	info->applied = g->applied;
 	info->has_snapshot = g->has_snap;
 	info->snap = g->snap;
+	info->start_conf = g->start_conf;
 	info->first_index = g->first;
 	info->last_index = g->last;
 	info->last_term = g->last_term;

@@ -134,11 +134,18 @@ int rd_storage_catalog_put(struct rd_storage *st, const char *name, const uint8_
 
 struct rd_storage_group_info {
 	uint64_t group;
-	struct rd_hard_state hs;   /* zero when never written */
-	struct rd_conf_state conf; /* zero members when never written */
-	uint64_t applied;          /* last entry applied to the state machine */
-	bool has_snapshot;         /* a snapshot was installed or recorded */
-	struct rd_snapshot_meta snap;
+	struct rd_hard_state hs; /* zero when never written */
+	/* The membership as of `applied` (zero members when never written):
+	 * what a snapshot of the state machine carries (thesis §5.1). */
+	struct rd_conf_state conf;
+	uint64_t applied;             /* last entry applied to the state machine */
+	bool has_snapshot;            /* a snapshot was installed */
+	struct rd_snapshot_meta snap; /* the last one installed */
+	/* The membership as of first_index - 1, the compaction point: the
+	 * base to which the conf changes still in the log apply, in order,
+	 * to give the latest configuration (thesis §4.1). Empty for a log
+	 * that starts at 1. */
+	struct rd_conf_state start_conf;
 	/* The log holds [first_index, last_index]; it is empty when
 	 * first_index == last_index + 1. Entries up to first_index - 1 were
 	 * compacted away; that entry's term is compact_term. */
@@ -256,7 +263,11 @@ int rd_storage_batch_truncate(struct rd_storage_batch *b, uint64_t group, uint64
 int rd_storage_batch_set_hard_state(struct rd_storage_batch *b, uint64_t group,
                                     const struct rd_hard_state *hs, char *msg);
 
-/* Set the group's conf state (membership). */
+/* Set the group's conf state: the membership as of the applied index, set
+ * in the batch that applies the entries that changed it (a snapshot of the
+ * state machine at that index carries it, snapshot.h). Not the latest
+ * appended configuration: that one is in the log, and may yet be cut off
+ * with the uncommitted entry that made it (thesis §4.1). */
 int rd_storage_batch_set_conf_state(struct rd_storage_batch *b, uint64_t group,
                                     const struct rd_conf_state *cs, char *msg);
 
@@ -327,11 +338,15 @@ int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
  * Compact the log of `group` up to and including `index` (Raft §7): the
  * entries [first_index, index] are deleted (one point deletion each; see
  * rd__log_delete in internal.h) and first_index becomes index + 1; term(index) stays
- * known. `index` must be ≤ the applied index and ≤ last; compacting to the last index
- * leaves an empty log. Compacting at or below the current compaction point is a no-op.
+ * known, and so does `conf`, the membership as of `index` (the core's
+ * compaction point, rd_raft_compact), which becomes start_conf: the conf
+ * changes among the deleted entries are gone from the log but not from
+ * the membership a restart rebuilds. `index` must be ≤ the applied index
+ * and ≤ last; compacting to the last index leaves an empty log. Compacting
+ * at or below the current compaction point is a no-op.
  */
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-                             char *msg);
+                             const struct rd_conf_state *conf, char *msg);
 
 /* Put a catalog blob in the batch (see rd_storage_catalog_put). */
 int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,

@@ -58,9 +58,11 @@ void rc__grow_idx(struct rc_cluster *c, uint64_t index)
 	c->lm = realloc(c->lm, n * sizeof(*c->lm));
 	c->sm_at = realloc(c->sm_at, n * sizeof(*c->sm_at));
 	c->commit_term = realloc(c->commit_term, n * sizeof(*c->commit_term));
+	c->conf_at = realloc(c->conf_at, n * sizeof(*c->conf_at));
 	memset(c->lm + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->lm));
 	memset(c->sm_at + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->sm_at));
 	memset(c->commit_term + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->commit_term));
+	memset(c->conf_at + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->conf_at));
 	c->n_idx = n;
 }
 

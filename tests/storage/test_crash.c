@@ -232,7 +232,8 @@ static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 			if (m->commit > m->first + 2 && rnd() % 8 == 0) {
 				/* Compact part of the applied prefix (§7). */
 				uint64_t ci = m->first + rnd() % (m->commit - m->first);
-				if (rd_storage_batch_compact(b, g, ci, msg) != 0) {
+				if (rd_storage_batch_compact(b, g, ci, &no_conf, msg) !=
+				    0) {
 					fprintf(stderr, "child compact: %s\n", msg);
 					_exit(9);
 				}

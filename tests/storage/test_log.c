@@ -202,7 +202,8 @@ static void commit_applied(uint64_t group, uint64_t upto, uint64_t term)
 static void compact(uint64_t group, uint64_t index, int want)
 {
 	struct rd_storage_batch *b = rd_storage_batch_new(st);
-	cr_assert_eq(rd_storage_batch_compact(b, group, index, msg), want, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, group, index, &no_conf, msg), want, "%s",
+	             msg);
 	rd_storage_commit(st, b);
 	rd_storage_batch_free(b);
 }
@@ -380,7 +381,7 @@ Test(log, compaction_of_entries_appended_in_the_same_batch)
 	cr_assert_eq(rd_storage_batch_append(b, 2, e, 5, msg), 0, "%s", msg);
 	cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, &hs, msg), 0, "%s", msg);
 	cr_assert_eq(rd_storage_batch_set_applied(b, 2, 5, msg), 0, "%s", msg);
-	cr_assert_eq(rd_storage_batch_compact(b, 2, 3, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, 2, 3, &no_conf, msg), 0, "%s", msg);
 	rd_storage_commit(st, b);
 	rd_storage_batch_free(b); /* before the close (storage.h) */
 	for (int pass = 0; pass < 2; pass++) {
