@@ -185,8 +185,15 @@ int rd__load(struct rd_storage *st, char *msg)
 		return rv;
 	if ((rv = rd__session_load(st, msg)) != 0)
 		return rv;
-	for (size_t i = 0; i < st->nslots; i++)
-		if (st->slots[i] != NULL && (rv = check_group(st->slots[i], msg)) != 0)
+	for (size_t i = 0; i < st->nslots; i++) {
+		struct rd_sgroup *g = st->slots[i];
+		if (g == NULL)
+			continue;
+		if ((rv = check_group(g, msg)) != 0)
 			return rv;
+		/* What an open finds is on disk (RocksDB flushes the memtables
+		 * it rebuilt from the WAL), the applied index included. */
+		g->durable = g->applied;
+	}
 	return 0;
 }
