@@ -103,6 +103,10 @@ enum rd_metric_type {
 	  "Connections to the peer established again after a loss.")                     \
 	X(STORAGE_SYNC_DURATION, "raft_storage_sync_duration_seconds", HISTOGRAM, "",    \
 	  "Duration of synced RocksDB write batches (one per loop iteration).")          \
+	X(STORAGE_SYNCED_BYTES, "raft_storage_synced_bytes_total", COUNTER, "",          \
+	  "Bytes of synced write batches: log entries and Raft state (the WAL).")        \
+	X(STORAGE_APPLIED_BYTES, "raft_storage_applied_bytes_total", COUNTER, "",        \
+	  "Bytes of write batches without the WAL: what applying entries changed.")      \
 	X(DISK_SLOW, "raftd_disk_slow", GAUGE, "",                                       \
 	  "1 while this node judges its disk slow and keeps no leadership.")             \
 	X(DISK_EVACUATIONS, "raftd_disk_evacuations_total", COUNTER, "",                 \

@@ -377,6 +377,12 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_family(out, RD_METRIC_STORAGE_SYNC_DURATION);
 	rd_metrics_histogram(out, "raft_storage_sync_duration_seconds", RD_METRICS_L0,
 	                     &sync);
+	rd_metrics_family(out, RD_METRIC_STORAGE_SYNCED_BYTES);
+	rd_metrics_counter(out, "raft_storage_synced_bytes_total", RD_METRICS_L0,
+	                   ss.bytes_written);
+	rd_metrics_family(out, RD_METRIC_STORAGE_APPLIED_BYTES);
+	rd_metrics_counter(out, "raft_storage_applied_bytes_total", RD_METRICS_L0,
+	                   ss.state_bytes_written);
 	rd_metrics_family(out, RD_METRIC_DISK_SLOW);
 	rd_metrics_gauge_u64(out, "raftd_disk_slow", RD_METRICS_L0, n->health.slow);
 	rd_metrics_family(out, RD_METRIC_DISK_EVACUATIONS);
