@@ -490,6 +490,7 @@ Test(snapshot, compaction_after_an_install_records_the_membership_of_the_new_sta
 	cr_assert(same_conf(&gi.start_conf, &three), "an install starts the log there");
 
 	th_put_keys(bst, 5, "z", 10, 1, 3); /* 601..610, applied */
+	bst = th_reopen(bst, dirb); /* a close flushes: the apply is on disk */
 	b = rd_storage_batch_new(bst);
 	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &two, msg), 0);
 	cr_assert_eq(rd_storage_batch_compact(b, 5, 605, &two, msg), 0, "%s", msg);
@@ -532,6 +533,7 @@ Test(snapshot, a_log_start_record_without_membership_still_opens)
 	th_put_keys(a, 6, "k", 20, 10, 2);
 	produce(a, 5, 4096, &s);
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg); /* group 5 of bst: at 20 */
+	a = th_reopen(a, dira); /* a close flushes: the apply is on disk */
 	b = rd_storage_batch_new(a);
 	cr_assert_eq(rd_storage_batch_set_conf_state(b, 6, &four, msg), 0);
 	cr_assert_eq(rd_storage_batch_compact(b, 6, 10, &four, msg), 0, "%s", msg);
