@@ -293,9 +293,10 @@ void rd_raft_tick(struct rd_raft *r)
 		if (q) {
 			r->quiesced = true;
 			r->quiesce_changed = true;
-			/* Idle: nothing is in flight, the windows can go. */
+			/* Idle: the windows can go (a down member's in-flight
+			 * appends with them: rd__pr_quiesce). */
 			for (uint32_t i = 0; i < r->n_prs; i++)
-				rd__pr_window_free(&r->prs[i]);
+				rd__pr_quiesce(r, &r->prs[i]);
 		}
 	}
 }
