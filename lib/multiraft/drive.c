@@ -312,6 +312,10 @@ static void resubmit_after_pass(struct rd_node *n)
  * the state machine in RocksDB is the snapshot, and a follower that falls
  * further behind than the kept tail receives it (snapshots.c).
  *
+ * A group whose compaction waits for a flush is called again each tick
+ * with no update (g->compact_wait): an idle one has no next update to
+ * retry from. Returns true when the batch got a compaction to write.
+ *
  * Called for a group with an update, before the update is taken (the
  * update's entries live in the core's log) and so into the batch this
  * iteration commits in step 3: the batch never holds work between
@@ -322,29 +326,38 @@ static void resubmit_after_pass(struct rd_node *n)
  * back or, with the batch's view of the old log, refused the next hard
  * state ("commit beyond the last index"). The previous iteration's apply
  * results, which point into the batch, were handed out by then. */
-static void compact(struct rd_node *n, struct rd_group *g)
+static bool compact(struct rd_node *n, struct rd_group *g)
 {
 	uint64_t applied = rd_raft_applied_index(g->raft);
 	uint64_t first = rd_raft_first_index(g->raft);
 	uint64_t keep = n->cfg.snapshot_entries / 2;
 	char msg[RD_ERRMSG_SIZE];
 
+	bool waited = g->compact_wait;
+	g->compact_wait = false;
 	if (applied < first || applied - first + 1 < n->cfg.snapshot_entries)
-		return;
+		return false;
 	uint64_t upto = applied - keep;
 	/* Only entries whose apply is on disk: the others rebuild the state
 	 * machine after a crash (storage.h rd_storage_commit). Until a flush
 	 * moves the durable applied index, the log keeps them. */
 	uint64_t durable = rd_storage_durable_applied(n->st, g->id);
-	if (upto > durable) {
+	g->compact_wait = upto > durable;
+	if (g->compact_wait) {
+		if (!waited)
+			rd_log_debug("log compaction waits for a flush group=%llu "
+			             "upto=%llu durable=%llu",
+			             (unsigned long long)g->id, (unsigned long long)upto,
+			             (unsigned long long)durable);
 		rd_storage_flush_soon(n->st);
+		rd_node_set_ticking(n, g, true);
 		upto = durable;
 	}
 	if (upto < first)
-		return;
+		return false;
 	struct rd_snapshot_meta point;
 	if (rd_raft_compact(g->raft, upto, &point) != 0)
-		return;
+		return false;
 	/* The membership as of `upto` goes with the log start: the conf
 	 * changes compacted away still count at a restart (thesis §4.1). */
 	if (rd_storage_batch_compact(n->batch, g->id, upto, &point.conf, msg) != 0)
@@ -352,6 +365,7 @@ static void compact(struct rd_node *n, struct rd_group *g)
 		         (unsigned long long)g->id, msg);
 	rd_log_debug("log compacted group=%llu upto=%llu", (unsigned long long)g->id,
 	             (unsigned long long)upto);
+	return true;
 }
 
 /* Charge the time since *t to `phase` (and to group `g` when it is the
@@ -380,6 +394,7 @@ void rd_drive_iteration(struct rd_node *n)
 	uint64_t t0 = rd_clock_now_ns(), t = t0;
 	struct rd_iter_trace tr = {0};
 	size_t n_active = 0;
+	bool compacted = false;
 
 	/* The dirty list empties here; groups touched from now on (in the
 	 * pass below, or by input before the next iteration) fill it again.
@@ -394,10 +409,13 @@ void rd_drive_iteration(struct rd_node *n)
 			compact(n, g);
 			rd_raft_get_update(g->raft, &g->u);
 			n->active[n_active++] = g;
+		} else if (g->compact_wait && compact(n, g)) {
+			compacted = true;
 		}
 	}
 	n->n_dirty = 0;
-	if (n_active == 0 && !rd_peers_pending(n) && !rd_snapshots_pending(n))
+	if (n_active == 0 && !compacted && !rd_peers_pending(n) &&
+	    !rd_snapshots_pending(n))
 		return;
 	mark(&tr, RD_PHASE_COLLECT, 0, &t);
 

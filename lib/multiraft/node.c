@@ -33,10 +33,11 @@ void rd_node_wake(struct rd_node *n)
 	}
 }
 
-/* Put g on the dirty list if its core has an update; true if it has. */
+/* Put g on the dirty list if its core has an update or its compaction
+ * waits for a flush (drive.c compact); true if so. */
 static bool mark_dirty(struct rd_node *n, struct rd_group *g)
 {
-	if (!rd_raft_has_update(g->raft))
+	if (!rd_raft_has_update(g->raft) && !g->compact_wait)
 		return false;
 	if (!g->dirty) {
 		assert(n->n_dirty < n->n_slots);
@@ -76,8 +77,9 @@ void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on)
 {
 	if (on == g->ticking)
 		return;
-	if (!on && (g->props.head != NULL || g->reads.head != NULL))
-		return; /* on_tick takes it off once its requests are answered */
+	if (!on && (g->props.head != NULL || g->reads.head != NULL || g->compact_wait))
+		return; /* on_tick takes it off once its requests are answered
+		         * and its compaction is through */
 	if (on) {
 		assert(n->n_ticking < n->n_slots);
 		g->tick_pos = n->n_ticking;
@@ -244,10 +246,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		rd_waitq_expire(&g->props, t0);
 		rd_waitq_expire(&g->reads, t0);
 		/* A quiesced group stays here while requests wait on it (their
-		 * deadlines are checked here); then it leaves, and the last
-		 * group takes slot i. */
+		 * deadlines are checked here) or its compaction waits for a
+		 * flush; then it leaves, and the last group takes slot i. */
 		if (rd_raft_quiesced(g->raft) && g->props.head == NULL &&
-		    g->reads.head == NULL)
+		    g->reads.head == NULL && !g->compact_wait)
 			rd_node_set_ticking(n, g, false);
 		else
 			i++;

@@ -117,6 +117,10 @@ struct rd_group {
 	bool dirty;      /* on the node's dirty list (rd_node_touch) */
 	bool ticking;    /* on the node's ticking list (quiesced groups are not) */
 	size_t tick_pos; /* its index there */
+	/* A compaction waits for the apply to reach the disk (drive.c
+	 * compact): the group stays on the ticking list, quiesced or not, and
+	 * is visited each tick until the flush lets the compaction through. */
+	bool compact_wait;
 	/* Replica identities (cluster/members.h; membership.c): the
 	 * incarnation of each node this group's log added with one, latest
 	 * add wins; a member not listed is a founding replica (0). */
