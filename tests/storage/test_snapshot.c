@@ -490,7 +490,7 @@ Test(snapshot, compaction_after_an_install_records_the_membership_of_the_new_sta
 	cr_assert(same_conf(&gi.start_conf, &three), "an install starts the log there");
 
 	th_put_keys(bst, 5, "z", 10, 1, 3); /* 601..610, applied */
-	bst = th_reopen(bst, dirb); /* a close flushes: the apply is on disk */
+	bst = th_reopen(bst, dirb);         /* a close flushes: the apply is on disk */
 	b = rd_storage_batch_new(bst);
 	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &two, msg), 0);
 	cr_assert_eq(rd_storage_batch_compact(b, 5, 605, &two, msg), 0, "%s", msg);
