@@ -326,7 +326,7 @@ static int node_id(const char *s, uint64_t *id)
 	return 0;
 }
 
-/* members add ID ADDR [--learner] / members remove ID. */
+/* members add ID ADDR [--learner] / members remove ID / members promote ID. */
 static int build_member(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
 	bool add = c->op == RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD;
@@ -342,6 +342,8 @@ static int build_member(const struct cmd *c, struct rc_request *rq, int argc, ch
 		rq->op.members_add.node_id = id;
 		rq->op.members_add.address = argv[1];
 		rq->op.members_add.learner = learner;
+	} else if (c->op == RAFTD__CLIENT_REQUEST__OP_MEMBERS_PROMOTE) {
+		rq->op.members_promote.node_id = id;
 	} else {
 		rq->op.members_remove.node_id = id;
 	}
@@ -498,6 +500,8 @@ static const struct cmd commands[] = {
          build_member, RC_OUT_INDEX)},
     {CMD("members remove", "ID", "remove a node from the cluster", MEMBERS_REMOVE,
          build_member, RC_OUT_INDEX)},
+    {CMD("members promote", "ID", "make a caught-up learner of group 0 a voter",
+         MEMBERS_PROMOTE, build_member, RC_OUT_INDEX)},
     {CMD("transfer-leader", "GROUP NODE", "move a group's leadership to NODE",
          TRANSFER_LEADER, build_transfer, RC_OUT_OK)},
     {CMD("send", "(--vshard V | --key KEY) DATA",

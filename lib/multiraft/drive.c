@@ -7,8 +7,10 @@
  *      iteration's write (a leader's appends and heartbeats, thesis
  *      §10.2.1) plus the messages that waited for the previous iteration's
  *      write, which is durable by now;
- *   3. write everything (entries, hard states, membership, applied entries
- *      with their applied index) in one RocksDB batch with one fsync;
+ *   3. write everything: entries, hard states and membership in one
+ *      RocksDB batch with one fsync, then applied entries with their
+ *      applied index without the WAL (storage.h rd_storage_commit: they
+ *      are rebuilt from the committed log after a crash);
  *   4. tell the cores what is durable, queue the messages that had to wait
  *      for it (votes, append acknowledgements), answer the clients whose
  *      entries applied and serve the reads whose read index is applied.
@@ -53,13 +55,17 @@ static void ensure_results(struct rd_group *g, size_t n)
 static void persist(struct rd_node *n, struct rd_group *g)
 {
 	const struct rd_raft_update *u = &g->u;
-	const struct rd_conf_state *conf = rd_raft_conf(g->raft);
+	/* The membership as of the entries this batch applies (thesis §5.1),
+	 * beside the applied index: a snapshot of the state machine ships it,
+	 * and the latest appended one may still be truncated (thesis §4.1). */
+	const struct rd_conf_state *conf = rd_raft_conf_applied(g->raft);
 	char msg[RD_ERRMSG_SIZE];
 
 	if (u->n_entries > 0 &&
 	    rd_storage_batch_append(n->batch, g->id, u->entries, u->n_entries, msg) != 0)
 		rd_fatal("fatal: append refused group=%llu: %s",
 		         (unsigned long long)g->id, msg);
+	rd_membership_replicas_appended(g, u->entries, u->n_entries);
 	if (u->hard_state_changed &&
 	    rd_storage_batch_set_hard_state(n->batch, g->id, &u->hard_state, msg) != 0)
 		rd_fatal("fatal: hard state refused group=%llu: %s",
@@ -301,7 +307,8 @@ static void resubmit_after_pass(struct rd_node *n)
 }
 
 /* Once a group has applied `snapshot_entries` entries past its compaction
- * point, drop the log up to half that distance behind the applied index:
+ * point, drop the log up to half that distance behind the applied index (and
+ * never past the applied index on disk):
  * the state machine in RocksDB is the snapshot, and a follower that falls
  * further behind than the kept tail receives it (snapshots.c).
  *
@@ -325,9 +332,22 @@ static void compact(struct rd_node *n, struct rd_group *g)
 	if (applied < first || applied - first + 1 < n->cfg.snapshot_entries)
 		return;
 	uint64_t upto = applied - keep;
-	if (rd_raft_compact(g->raft, upto, NULL) != 0)
+	/* Only entries whose apply is on disk: the others rebuild the state
+	 * machine after a crash (storage.h rd_storage_commit). Until a flush
+	 * moves the durable applied index, the log keeps them. */
+	uint64_t durable = rd_storage_durable_applied(n->st, g->id);
+	if (upto > durable) {
+		rd_storage_flush_soon(n->st);
+		upto = durable;
+	}
+	if (upto < first)
 		return;
-	if (rd_storage_batch_compact(n->batch, g->id, upto, msg) != 0)
+	struct rd_snapshot_meta point;
+	if (rd_raft_compact(g->raft, upto, &point) != 0)
+		return;
+	/* The membership as of `upto` goes with the log start: the conf
+	 * changes compacted away still count at a restart (thesis §4.1). */
+	if (rd_storage_batch_compact(n->batch, g->id, upto, &point.conf, msg) != 0)
 		rd_fatal("fatal: compaction refused group=%llu: %s",
 		         (unsigned long long)g->id, msg);
 	rd_log_debug("log compacted group=%llu upto=%llu", (unsigned long long)g->id,
@@ -414,6 +434,12 @@ void rd_drive_iteration(struct rd_node *n)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
 		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 		rd_drive_resolve_applied(n->st, &n->resubmit, g);
+		/* The installed state holds the replica identities (and the
+		 * update's entries are durable now). */
+		if (u->has_snapshot)
+			rd_membership_replicas_load(n, g);
+		if (g->id == RD_STORAGE_META_GROUP)
+			rd_membership_applied(n, g);
 		serve_reads(n, g);
 		requeue_failed_reads(n, g);
 		mark(&tr, RD_PHASE_ANSWER, g->id, &t);
@@ -422,7 +448,12 @@ void rd_drive_iteration(struct rd_node *n)
 		for (size_t k = 0; k < u->n_snap_sends && n_snap < RD_RAFT_MAX_MEMBERS;
 		     k++)
 			snap_to[n_snap++] = u->snap_sends[k].to;
+		bool qc = u->quiesce_changed, q = u->quiesced;
+		uint8_t cause = u->wake_cause;
+		bool became_leader =
+		    u->role_changed && rd_raft_role(g->raft) == RD_RAFT_LEADER;
 		rd_raft_advance(g->raft, u);
+		rd_liveness_after_update(n, g, qc, q, cause, became_leader);
 		for (size_t k = 0; k < n_snap; k++)
 			rd_snapshots_send(n, g, snap_to[k]);
 		/* Not only on role_changed: a follower learns a new leader

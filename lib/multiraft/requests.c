@@ -161,11 +161,31 @@ static void submit_kv(struct rd_node *n, struct rd_ctl_conn *conn,
 	submit_write(n, conn, req, group, cmd);
 }
 
+/* Every group's state machine keeps its replicas' incarnations under the
+ * reserved prefix (cluster/members.h): clients write no key there. */
+static bool refuse_reserved(struct rd_ctl_conn *conn, const Raftd__ClientRequest *req,
+                            const ProtobufCBinaryData *key)
+{
+	if (!rd_members_reserved(key->data, key->len))
+		return false;
+	reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
+	           "keys that start with a NUL byte and \"raftd/member/\" hold "
+	           "replica identities and are written by raftd only");
+	return true;
+}
+
 static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
                          const Raftd__ClientRequest *req)
 {
 	struct rd_kv_cmd cmd = {0};
 
+	if ((req->op_case == RAFTD__CLIENT_REQUEST__OP_PUT &&
+	     refuse_reserved(conn, req, &req->put->key)) ||
+	    (req->op_case == RAFTD__CLIENT_REQUEST__OP_DELETE &&
+	     refuse_reserved(conn, req, &req->delete_->key)) ||
+	    (req->op_case == RAFTD__CLIENT_REQUEST__OP_CAS &&
+	     refuse_reserved(conn, req, &req->cas->key)))
+		return;
 	switch (req->op_case) {
 	case RAFTD__CLIENT_REQUEST__OP_PUT:
 		submit_kv(n, conn, req, group_of_key(n, &req->put->key), &cmd, RD_KV_PUT,
@@ -346,9 +366,11 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD:
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_REMOVE:
-		reply_code(
-		    conn, req->request_id, RAFTD__ERROR_CODE__UNAVAILABLE,
-		    "membership changes are not supported by this version of raftd");
+	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_PROMOTE:
+		rd_log_notice("membership change requested by client pid=%d uid=%u",
+		              (int)rd_ctl_conn_pid(conn),
+		              (unsigned)rd_ctl_conn_uid(conn));
+		rd_membership_request(n, reply_client, conn, req);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_CREDIT:
 		rd_subs_credit(n, conn, req);

@@ -37,7 +37,8 @@ bool rd_raft_has_update(const struct rd_raft *r)
 	       r->has_pending_snapshot || r->handed < rd__log_last(&r->log) ||
 	       r->applying < r->commit || r->prev_hs.term != r->term ||
 	       r->prev_hs.vote != r->vote || r->prev_hs.commit != r->commit ||
-	       read_ready(r, r->commit) || r->reads_failed.n > 0 || r->role_changed;
+	       read_ready(r, r->commit) || r->reads_failed.n > 0 || r->role_changed ||
+	       r->quiesce_changed;
 }
 
 /* Move the elements of vector `in` into vector `out` of the same element
@@ -128,6 +129,7 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 		u->committed = rd__log_at(&r->log, r->applying + 1);
 		u->n_committed = (size_t)(r->commit - r->applying);
 		r->applying = r->commit;
+		rd__conf_applying(r, u->committed, u->n_committed);
 	}
 
 	/* Reads are served after this update's entries are applied. */
@@ -154,6 +156,11 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 
 	u->role_changed = r->role_changed;
 	r->role_changed = false;
+	u->quiesce_changed = r->quiesce_changed;
+	u->quiesced = r->quiesced;
+	u->wake_cause = r->wake_cause;
+	r->quiesce_changed = false;
+	r->wake_cause = RD_WAKE_NONE;
 	r->in_update = true;
 }
 

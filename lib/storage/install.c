@@ -65,7 +65,7 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	put_state(st, wb, group, RD_STATE_APPLIED, v,
 	          rd__enc_u64(v, group, RD_STATE_APPLIED, m->index));
 	put_state(st, wb, group, RD_STATE_LOGSTART, v,
-	          rd__enc_logstart(v, group, m->index, m->term));
+	          rd__enc_logstart(v, group, m->index, m->term, &m->conf));
 	put_state(st, wb, group, RD_STATE_SNAPSHOT, v, rd__enc_snap(v, group, m));
 	/* The entries the snapshot covers were never applied here one by one:
 	 * the journal restarts after it (journal.h). */
@@ -77,7 +77,15 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	g->present = true;
 	g->hs = hs;
 	g->conf = m->conf;
+	g->start_conf = m->conf;
+	g->start_conf_legacy = false;
 	g->applied = m->index;
+	/* This synced write holds the state machine at m->index, so it is on
+	 * disk. A read of the persisted tier may still return an older flushed
+	 * applied index (below m->index: a snapshot installs only past what
+	 * the group applied), which rd_storage_durable_applied never lets
+	 * lower it. */
+	g->durable = m->index;
 	g->has_snap = true;
 	g->snap = *m;
 	g->first = m->index + 1;
@@ -175,6 +183,10 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		g->id = group;
 		g->first = 1;
 		g->cache = c;
+		/* The dropped group's applied record may be in SST files until a
+		 * flush writes the deletion: never trust the persisted tier for
+		 * this group again in this process (rd_storage_durable_applied). */
+		g->durable_fenced = true;
 	}
 	return 0;
 }

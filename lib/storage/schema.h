@@ -17,11 +17,19 @@
  *            value       crc u32 | body, crc over key then body:
  *              kind 1 hard state    term u64 | vote u64 | commit u64
  *              kind 2 conf state    n_voters u32 | n_learners u32 |
- *                                   voters u64 x n | learners u64 x n
+ *                                   voters u64 x n | learners u64 x n:
+ *                                   the membership as of the applied index
+ *                                   (written with it), which a snapshot
+ *                                   of the state machine carries
  *              kind 3 applied       index u64
- *              kind 4 log start     index u64 | term u64: entries up to
- *                                   `index` were compacted (or replaced by a
- *                                   snapshot); `term` is that entry's term
+ *              kind 4 log start     index u64 | term u64 | conf state body:
+ *                                   entries up to `index` were compacted
+ *                                   (or replaced by a snapshot); `term` is
+ *                                   that entry's term, the conf state the
+ *                                   membership as of it, to which the conf
+ *                                   changes still in the log apply (Raft
+ *                                   thesis §4.1). Written before the conf
+ *                                   body existed: 16 bytes, no membership
  *              kind 5 snapshot      index u64 | term u64 | conf state body
  *
  * "kv"       the key-value state machine of every group.

@@ -342,7 +342,7 @@ static void remove_session(struct rd_storage_batch *b, struct rd_pend *p, uint64
 	struct rd_sop *op = sop_push(b, p, client);
 	op->deleted = true;
 	session_key(k, p->g->id, client);
-	rocksdb_writebatch_delete_cf(b->wb, b->st->cf[RD_CF_SESSION], (const char *)k,
+	rocksdb_writebatch_delete_cf(b->wb2, b->st->cf[RD_CF_SESSION], (const char *)k,
 	                             sizeof k);
 	p->n_sessions--;
 }
@@ -432,7 +432,7 @@ void rd__session_record(struct rd_storage_batch *b, struct rd_pend *p, uint64_t 
 	if (vlen > 0)
 		memcpy(v + RD_SESSION_VAL_HDR, res->current, vlen);
 	session_key(k, p->g->id, client);
-	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_SESSION], (const char *)k,
+	rocksdb_writebatch_put_cf(b->wb2, b->st->cf[RD_CF_SESSION], (const char *)k,
 	                          sizeof k, (const char *)v, RD_SESSION_VAL_HDR + vlen);
 	struct rd_sop *op = sop_push(b, p, client);
 	op->seq = seq;

@@ -158,6 +158,9 @@ void rd_h_start(struct rd_h_cluster *c, unsigned i)
 		if (nd->restore[0] != '\0')
 			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
 			      "--restore", nd->restore, (char *)NULL);
+		else if (nd->force_new)
+			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
+			      "--force-new-cluster", (char *)NULL);
 		else
 			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
 			      (char *)NULL);

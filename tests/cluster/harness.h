@@ -23,6 +23,7 @@ struct rd_h_node {
 	char sock[256];
 	char log[256];
 	char restore[256]; /* non-empty: rd_h_start passes --restore FILE */
+	bool force_new;    /* rd_h_start passes --force-new-cluster */
 };
 
 struct rd_h_cluster {

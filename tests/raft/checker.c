@@ -58,9 +58,11 @@ void rc__grow_idx(struct rc_cluster *c, uint64_t index)
 	c->lm = realloc(c->lm, n * sizeof(*c->lm));
 	c->sm_at = realloc(c->sm_at, n * sizeof(*c->sm_at));
 	c->commit_term = realloc(c->commit_term, n * sizeof(*c->commit_term));
+	c->conf_at = realloc(c->conf_at, n * sizeof(*c->conf_at));
 	memset(c->lm + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->lm));
 	memset(c->sm_at + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->sm_at));
 	memset(c->commit_term + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->commit_term));
+	memset(c->conf_at + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->conf_at));
 	c->n_idx = n;
 }
 
@@ -122,9 +124,10 @@ void rc_fmt_msg(char *buf, size_t n, const struct rd_message *m)
 		break;
 	case RD_MSG_HEARTBEAT:
 	case RD_MSG_HEARTBEAT_RESP:
-		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu",
+		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu%s",
 		              (unsigned long long)m->commit,
-		              (unsigned long long)m->context);
+		              (unsigned long long)m->context,
+		              m->quiesce ? " quiesce" : "");
 		break;
 	case RD_MSG_SNAPSHOT:
 		k += snprintf(buf + k, n - (size_t)k, " snap=%llu/%llu",

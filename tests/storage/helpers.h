@@ -12,6 +12,10 @@
 #include "raft/types.h"
 #include "storage/storage.h"
 
+/* An empty membership, for compactions whose membership a test does not
+ * look at (rd_storage_batch_compact). */
+static const struct rd_conf_state no_conf;
+
 /* Create a fresh directory under $TMPDIR (or /tmp); its path goes to out. */
 void th_tmpdir(char *out, size_t cap);
 /* rm -rf */

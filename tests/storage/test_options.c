@@ -86,3 +86,19 @@ Test(options, wal_capped)
 	cr_expect_str_eq(v, want);
 	th_close_rm(st, dir);
 }
+
+/* What applying changes is written without the WAL (storage.h
+ * rd_storage_commit): it is consistent on disk only because every flush
+ * writes all column families at one point (README.md, "Writing each command
+ * once"). */
+Test(options, atomic_flush_across_the_column_families)
+{
+	char dir[512], v[256];
+	th_tmpdir(dir, sizeof dir);
+	struct rd_storage *st = th_open(dir);
+
+	option(dir, "[DBOptions]", "atomic_flush", v, sizeof v);
+	cr_expect_str_eq(v, "true");
+	rd_storage_close(st);
+	th_rmtree(dir);
+}

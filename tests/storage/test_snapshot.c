@@ -8,6 +8,7 @@
 #include "helpers.h"
 #include "storage/journal.h"
 #include "storage/kv.h"
+#include "storage/schema.h"
 #include "storage/snapshot.h"
 #include "storage/storage.h"
 #include "util/err.h"
@@ -335,9 +336,11 @@ Test(snapshot, install_waits_for_a_batch_that_holds_work_for_the_group)
 	produce(a, 7, 1024, &s);
 	th_put_keys(bst, 7, "old", 20, 10, 1);
 	th_put_keys(bst, 3, "keep", 5, 10, 1);
+	/* A close flushes what was applied: compaction may then reach it. */
+	bst = th_reopen(bst, dirb);
 
 	struct rd_storage_batch *b = rd_storage_batch_new(bst);
-	cr_assert_eq(rd_storage_batch_compact(b, 7, 10, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, 7, 10, &no_conf, msg), 0, "%s", msg);
 	cr_assert_eq(rd_snapshot_writer_open(bst, &w, msg), 0);
 	for (size_t i = 0; i < s.n; i++)
 		cr_assert_eq(rd_snapshot_writer_add(w, s.chunk[i], s.len[i], msg), 0);
@@ -430,7 +433,7 @@ Test(snapshot, batch_calls_after_an_install_see_the_installed_log)
 	th_put_keys(bst, 7, "old", 20, 10, 1);
 
 	struct rd_storage_batch *b = rd_storage_batch_new(bst);
-	cr_assert_eq(rd_storage_batch_compact(b, 7, 0, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, 7, 0, &no_conf, msg), 0, "%s", msg);
 	cr_assert(rd_storage_batch_empty(b));
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
 	cr_assert_eq(m.index, 50);
@@ -457,5 +460,114 @@ Test(snapshot, batch_calls_after_an_install_see_the_installed_log)
 	rd_storage_commit(bst, b);
 	rd_storage_batch_free(b);
 	cr_assert_eq(rd_storage_last_index(bst, 7), 1);
+	stream_free(&s);
+}
+
+static bool same_conf(const struct rd_conf_state *x, const struct rd_conf_state *y)
+{
+	return x->n_voters == y->n_voters && x->n_learners == y->n_learners &&
+	       memcmp(x->voters, y->voters, x->n_voters * sizeof *x->voters) == 0 &&
+	       memcmp(x->learners, y->learners, x->n_learners * sizeof *x->learners) == 0;
+}
+
+/* Thesis §4.1: a restart rebuilds the latest configuration from the one at
+ * the compaction point plus the conf changes still in the log. After an
+ * install at 600 (members {1,2,3}) and a membership change applied at 603
+ * (to {1,2}), compacting to 605 moves the log start past the change: the
+ * start's membership must be {1,2}, not the installed snapshot's, or the
+ * change would be lost at the next start. */
+Test(snapshot, compaction_after_an_install_records_the_membership_of_the_new_start)
+{
+	static struct stream s, s2;
+	struct rd_snapshot_meta m;
+	struct rd_conf_state three = {.n_voters = 3, .voters = {1, 2, 3}};
+	struct rd_conf_state two = {.n_voters = 2, .voters = {1, 2}};
+	struct rd_storage_group_info gi;
+	struct rd_storage_batch *b = rd_storage_batch_new(a);
+	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &three, msg), 0);
+	rd_storage_commit(a, b);
+	rd_storage_batch_free(b);
+	th_put_keys(a, 5, "k", 600, 10, 2);
+	produce(a, 5, 4096, &s);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	cr_assert_eq(rd_storage_group_info(bst, 5, &gi), 0);
+	cr_assert(same_conf(&gi.start_conf, &three), "an install starts the log there");
+
+	th_put_keys(bst, 5, "z", 10, 1, 3); /* 601..610, applied */
+	bst = th_reopen(bst, dirb); /* a close flushes: the apply is on disk */
+	b = rd_storage_batch_new(bst);
+	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &two, msg), 0);
+	cr_assert_eq(rd_storage_batch_compact(b, 5, 605, &two, msg), 0, "%s", msg);
+	rd_storage_commit(bst, b);
+	rd_storage_batch_free(b);
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(rd_storage_group_info(bst, 5, &gi), 0);
+		cr_assert_eq(gi.first_index, 606);
+		cr_assert(gi.has_snapshot);
+		cr_assert_eq(gi.snap.index, 600, "the install is still the last one");
+		cr_assert(
+		    same_conf(&gi.start_conf, &two),
+		    "pass %d: the membership at the log start is {1,2}, got %u voters",
+		    pass, gi.start_conf.n_voters);
+		cr_assert(same_conf(&gi.conf, &two));
+		bst = th_reopen(bst, dirb);
+	}
+	/* And a snapshot of it ships the applied membership. */
+	produce(bst, 5, 4096, &s2);
+	cr_assert_eq(s2.meta.index, 610);
+	cr_assert(same_conf(&s2.meta.conf, &two));
+	stream_free(&s);
+	stream_free(&s2);
+}
+
+/* A log start record from before it carried the membership (16 bytes):
+ * taken from an install at that index, else from the conf state record. */
+Test(snapshot, a_log_start_record_without_membership_still_opens)
+{
+	static struct stream s;
+	struct rd_snapshot_meta m;
+	struct rd_conf_state three = {.n_voters = 3, .voters = {1, 2, 3}};
+	struct rd_conf_state four = {.n_voters = 4, .voters = {1, 2, 3, 4}};
+	struct rd_storage_group_info gi;
+	struct rd_storage_batch *b = rd_storage_batch_new(a);
+	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &three, msg), 0);
+	rd_storage_commit(a, b);
+	rd_storage_batch_free(b);
+	th_put_keys(a, 5, "k", 20, 10, 2);
+	th_put_keys(a, 6, "k", 20, 10, 2);
+	produce(a, 5, 4096, &s);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg); /* group 5 of bst: at 20 */
+	a = th_reopen(a, dira); /* a close flushes: the apply is on disk */
+	b = rd_storage_batch_new(a);
+	cr_assert_eq(rd_storage_batch_set_conf_state(b, 6, &four, msg), 0);
+	cr_assert_eq(rd_storage_batch_compact(b, 6, 10, &four, msg), 0, "%s", msg);
+	rd_storage_commit(a, b);
+	rd_storage_batch_free(b);
+	rd_storage_close(a);
+	rd_storage_close(bst);
+	a = bst = NULL;
+
+	/* Rewrite both log start records in the old 16-byte form. */
+	const char *dirs[2] = {dira, dirb};
+	const uint64_t grp[2] = {6, 5}, idx[2] = {10, 20};
+	for (int i = 0; i < 2; i++) {
+		struct th_raw raw;
+		uint8_t k[RD_STATE_KEY_LEN], v[20];
+		th_raw_open(&raw, dirs[i]);
+		rd_state_key(k, grp[i], RD_STATE_LOGSTART);
+		rd_be64_put(v + 4, idx[i]);
+		rd_be64_put(v + 12, 2);
+		rd_be32_put(v, rd_crc32c(rd_crc32c(0, k, sizeof k), v + 4, 16));
+		th_raw_put(&raw, RD_CF_STATE, k, sizeof k, v, sizeof v);
+		th_raw_close(&raw);
+	}
+	a = th_open(dira);
+	bst = th_open(dirb);
+	cr_assert_eq(rd_storage_group_info(a, 6, &gi), 0);
+	cr_assert_eq(gi.first_index, 11);
+	cr_assert(same_conf(&gi.start_conf, &four), "from the conf state record");
+	cr_assert_eq(rd_storage_group_info(bst, 5, &gi), 0);
+	cr_assert_eq(gi.first_index, 21);
+	cr_assert(same_conf(&gi.start_conf, &three), "from the install at that index");
 	stream_free(&s);
 }
