@@ -125,10 +125,7 @@ Test(snapshot, stream_installs_into_an_empty_node_and_survives_reopen)
 	static struct stream s;
 	struct rd_snapshot_meta m;
 	struct rd_conf_state cs = {.n_voters = 3, .voters = {1, 2, 3}};
-	struct rd_storage_batch *b = rd_storage_batch_new(a);
-	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &cs, msg), 0);
-	rd_storage_commit(a, b);
-	rd_storage_batch_free(b);
+	th_set_conf(a, 5, &cs, 0);
 	th_put_keys(a, 5, "k", 600, 100, 2);
 	th_put_keys(a, 6, "other", 10, 10, 1);
 	produce(a, 5, 2048, &s);
@@ -483,10 +480,7 @@ Test(snapshot, compaction_after_an_install_records_the_membership_of_the_new_sta
 	struct rd_conf_state three = {.n_voters = 3, .voters = {1, 2, 3}};
 	struct rd_conf_state two = {.n_voters = 2, .voters = {1, 2}};
 	struct rd_storage_group_info gi;
-	struct rd_storage_batch *b = rd_storage_batch_new(a);
-	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &three, msg), 0);
-	rd_storage_commit(a, b);
-	rd_storage_batch_free(b);
+	th_set_conf(a, 5, &three, 0);
 	th_put_keys(a, 5, "k", 600, 10, 2);
 	produce(a, 5, 4096, &s);
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
@@ -494,12 +488,8 @@ Test(snapshot, compaction_after_an_install_records_the_membership_of_the_new_sta
 	cr_assert(same_conf(&gi.start_conf, &three), "an install starts the log there");
 
 	th_put_keys(bst, 5, "z", 10, 1, 3); /* 601..610, applied */
-	bst = th_reopen(bst, dirb); /* a close flushes: the apply is on disk */
-	b = rd_storage_batch_new(bst);
-	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &two, msg), 0);
-	cr_assert_eq(rd_storage_batch_compact(b, 5, 605, &two, msg), 0, "%s", msg);
-	rd_storage_commit(bst, b);
-	rd_storage_batch_free(b);
+	bst = th_reopen(bst, dirb);         /* a close flushes: the apply is on disk */
+	th_set_conf(bst, 5, &two, 605);
 	for (int pass = 0; pass < 2; pass++) {
 		cr_assert_eq(rd_storage_group_info(bst, 5, &gi), 0);
 		cr_assert_eq(gi.first_index, 606);
@@ -529,20 +519,13 @@ Test(snapshot, a_log_start_record_without_membership_still_opens)
 	struct rd_conf_state three = {.n_voters = 3, .voters = {1, 2, 3}};
 	struct rd_conf_state four = {.n_voters = 4, .voters = {1, 2, 3, 4}};
 	struct rd_storage_group_info gi;
-	struct rd_storage_batch *b = rd_storage_batch_new(a);
-	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &three, msg), 0);
-	rd_storage_commit(a, b);
-	rd_storage_batch_free(b);
+	th_set_conf(a, 5, &three, 0);
 	th_put_keys(a, 5, "k", 20, 10, 2);
 	th_put_keys(a, 6, "k", 20, 10, 2);
 	produce(a, 5, 4096, &s);
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg); /* group 5 of bst: at 20 */
 	a = th_reopen(a, dira); /* a close flushes: the apply is on disk */
-	b = rd_storage_batch_new(a);
-	cr_assert_eq(rd_storage_batch_set_conf_state(b, 6, &four, msg), 0);
-	cr_assert_eq(rd_storage_batch_compact(b, 6, 10, &four, msg), 0, "%s", msg);
-	rd_storage_commit(a, b);
-	rd_storage_batch_free(b);
+	th_set_conf(a, 6, &four, 10);
 	rd_storage_close(a);
 	rd_storage_close(bst);
 	a = bst = NULL;
