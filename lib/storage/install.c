@@ -33,7 +33,6 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	struct rd_sgroup *g = rd__group_get(st, group);
 	uint8_t v[RD_STATE_VAL_MAX];
 	uint64_t t = 0;
-	char *err = NULL;
 
 	/* The batch being filled was built on the state this install
 	 * replaces; committing it afterwards would publish that state back
@@ -72,11 +71,7 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	 * the journal restarts after it (journal.h). */
 	rd__journal_restart(st, wb, group, m->index + 1);
 
-	uint64_t t0 = rd__sync_begin(st);
-	rocksdb_write(st->db, st->wo, wb, &err);
-	if (err != NULL)
-		rd_fatal(RD_STORAGE_FATAL_FMT, "snapshot install (synced write)", err);
-	rd__record_sync(st, rd_clock_now_ns() - t0);
+	rd__synced_write(st, wb, "snapshot install (synced write)");
 
 	rd__batch_forget(g);
 	g->present = true;
@@ -153,7 +148,6 @@ int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_m
 int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 {
 	uint8_t lo[RD_KV_KEY_PREFIX], hi[RD_KV_KEY_PREFIX];
-	char *err = NULL;
 
 	if (group == UINT64_MAX)
 		return rd_errorf(msg, RD_EINVAL, "group id out of range");
@@ -177,11 +171,7 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
 		                                   sizeof lo, (const char *)hi,
 		                                   sizeof hi);
-	uint64_t t0 = rd__sync_begin(st);
-	rocksdb_write(st->db, st->wo, wb, &err);
-	if (err != NULL)
-		rd_fatal(RD_STORAGE_FATAL_FMT, "drop group (synced write)", err);
-	rd__record_sync(st, rd_clock_now_ns() - t0);
+	rd__synced_write(st, wb, "drop group (synced write)");
 	rocksdb_writebatch_destroy(wb);
 
 	struct rd_sgroup *g = rd__group_find(st, group);

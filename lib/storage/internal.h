@@ -301,6 +301,11 @@ void rd__sync_track_close(struct rd_storage *st);
 /* Call right before a synced write: marks it outstanding (and applies the
  * test-only fault hook) and returns its start time for rd__record_sync. */
 uint64_t rd__sync_begin(struct rd_storage *st);
+/* Write `wb` to st with sync (st->wo), bracketed by rd__sync_begin and
+ * rd__record_sync; a failed write aborts the process (nothing may be
+ * acknowledged on a write that did not reach the disk), `what` naming it
+ * ("drop group (synced write)"). `wb` stays the caller's. */
+void rd__synced_write(struct rd_storage *st, rocksdb_writebatch_t *wb, const char *what);
 /* Called by rd__record_sync: the write of `ns` nanoseconds returned. */
 void rd__sync_end(struct rd_storage *st, uint64_t ns);
 

@@ -46,6 +46,20 @@ struct rd_storage *th_open(const char *dir)
 	return st;
 }
 
+void th_set_conf(struct rd_storage *s, uint64_t group, const struct rd_conf_state *cs,
+                 uint64_t compact_to)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(s);
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	cr_assert_eq(rd_storage_batch_set_conf_state(b, group, cs, msg), 0, "%s", msg);
+	if (compact_to > 0)
+		cr_assert_eq(rd_storage_batch_compact(b, group, compact_to, cs, msg), 0,
+		             "%s", msg);
+	rd_storage_commit(s, b);
+	rd_storage_batch_free(b);
+}
+
 struct rd_storage *th_tmp_open(char *dir, size_t cap)
 {
 	th_tmpdir(dir, cap);

@@ -24,6 +24,11 @@ void th_rmtree(const char *path);
 /* Open `dir` (creating), cluster id "test"; asserts success. */
 struct rd_storage *th_open(const char *dir);
 /* Close and open again (asserts success). */
+/* In one committed batch: set `group`'s membership to cs and, when
+ * compact_to > 0, compact its log up to compact_to with cs as the
+ * membership there (asserts success). */
+void th_set_conf(struct rd_storage *s, uint64_t group, const struct rd_conf_state *cs,
+                 uint64_t compact_to);
 /* th_tmpdir into `dir`, then th_open on it. */
 struct rd_storage *th_tmp_open(char *dir, size_t cap);
 /* rd_storage_close(st), then th_rmtree(dir). */

@@ -243,6 +243,18 @@ void tenv_up(struct tenv *e, bool tls, unsigned n)
 	tenv_start(e, tls, n);
 }
 
+static bool connected_1_2(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return tstats(e, 1, 2).connected;
+}
+
+void tconnect_1_2(struct tenv *e)
+{
+	cr_assert_eq(tsend(e, 1, 2, 1, 1, 8), 0);
+	cr_assert(trun(e, connected_1_2, NULL, 20000));
+}
+
 void tenv_other_ca(struct tenv *e, const char *sub, uint64_t id)
 {
 	const char *src = getenv("RD_SRC") ? getenv("RD_SRC") : ".";

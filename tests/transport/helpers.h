@@ -60,6 +60,9 @@ void tenv_certs(struct tenv *e, const char *args);
 void tenv_start(struct tenv *e, bool tls, unsigned n);
 /* tenv_init(e, tls), then tenv_start(e, tls, n). */
 void tenv_up(struct tenv *e, bool tls, unsigned n);
+/* Send one message from node 1 to node 2 and wait until node 1 has the
+ * connection up (fails the test after 20 s). */
+void tconnect_1_2(struct tenv *e);
 /* Make a second CA in DIR/<sub> and a certificate it signs for node `id`
  * (DIR/<sub>/node<id>.pem and .key). */
 void tenv_other_ca(struct tenv *e, const char *sub, uint64_t id);

@@ -445,28 +445,17 @@ static bool node2_got_at_least(struct tenv *e, void *arg)
 	return e->n[2].msgs >= *(uint64_t *)arg;
 }
 
-static bool connected_1_2(struct tenv *e, void *arg)
-{
-	(void)arg;
-	return tstats(e, 1, 2).connected;
-}
-
 static bool cert_closed_at_1(struct tenv *e, void *arg)
 {
 	(void)arg;
 	return tstats_all(e, 1).cert_closed >= 1;
 }
 
+/* Nodes 1 and 2 with mutual TLS, connected. */
 static void mesh_up(struct tenv *e)
 {
-	for (uint64_t i = 1; i <= 2; i++) {
-		struct rd_transport_config cfg;
-		tnode_config(e, i, false, &cfg);
-		tnode_start(e, i, &cfg);
-	}
-	tenv_mesh(e);
-	cr_assert_eq(tsend(e, 1, 2, 1, 1, 8), 0);
-	cr_assert(trun(e, connected_1_2, NULL, 20000));
+	tenv_start(e, true, 2);
+	tconnect_1_2(e);
 }
 
 /* SIGHUP: a new certificate is checked before it replaces the working one
