@@ -293,9 +293,12 @@ void rd_raft_tick(struct rd_raft *r)
 		if (q) {
 			r->quiesced = true;
 			r->quiesce_changed = true;
-			/* Idle: nothing is in flight, the windows can go. */
+			/* Idle: the windows with nothing in flight can go. A
+			 * member that is down may have appends in flight:
+			 * forgetting them would send it more on every wake. */
 			for (uint32_t i = 0; i < r->n_prs; i++)
-				rd__pr_window_free(&r->prs[i]);
+				if (r->prs[i].infl_count == 0)
+					rd__pr_window_free(&r->prs[i]);
 		}
 	}
 }
