@@ -291,7 +291,8 @@ struct rd_raft_update {
  *    leads no more. A candidate cut off from a live leader wakes only that
  *    leader (pre-vote requests reach it), which heartbeats it back: the
  *    other followers' timers stay still, so they never grant it a vote
- *    against a leader that is alive (scenario 43).
+ *    against a leader that is alive
+ *    (tests/raft/scenarios/43_quiesce_one_cut_link.txt).
  */
 enum rd_raft_wake {
 	RD_WAKE_NONE = 0,
