@@ -10,7 +10,9 @@
  *     random per start); a peer that got no batch for a heartbeat interval
  *     gets an empty one (rd_peers_node_heartbeats);
  *   - a peer is live while a batch from it arrived within an election
- *     timeout (election_ticks x tick_ms, the shortest election timeout);
+ *     timeout, counted in ticks as Raft's timers are (election_ticks, the
+ *     shortest election timeout): a loop that stalls does not tick, so a
+ *     stall here never makes the peers look silent;
  *   - when a peer stops being live, or a batch carries a new boot id (a new
  *     process: it leads nothing it led), every hosted group with that peer
  *     as a member is told (rd_raft_peer_down): quiesced followers of its
@@ -56,8 +58,7 @@ void rd_liveness_init(struct rd_node *n)
 	s = (s ^ (s >> 27)) * 0x94d049bb133111ebull;
 	s ^= s >> 31;
 	n->live.boot = s != 0 ? s : 1;
-	n->live.timeout_ns =
-	    (uint64_t)n->cfg.election_ticks * n->cfg.tick_ms * 1000000ull;
+	n->live.timeout_ticks = n->cfg.election_ticks;
 	n->live.interval_ns =
 	    (uint64_t)n->cfg.heartbeat_ticks * n->cfg.tick_ms * 1000000ull;
 }
@@ -80,7 +81,7 @@ void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot)
 
 	if (p == NULL)
 		return;
-	p->heard_ns = rd_clock_now_ns();
+	p->silent_ticks = 0;
 	if (boot != 0 && p->boot != 0 && boot != p->boot) {
 		rd_log_info("peer restarted peer=%llu: its quiesced groups wake",
 		            (unsigned long long)peer);
@@ -111,14 +112,16 @@ void rd_liveness_tick(struct rd_node *n, uint64_t now)
 
 	for (unsigned i = 0; i < lv->n_peers; i++) {
 		struct rd_live_peer *p = &lv->peers[i];
-		if (!p->live || now - p->heard_ns < lv->timeout_ns)
+		if (p->silent_ticks < UINT32_MAX)
+			p->silent_ticks++;
+		if (!p->live || p->silent_ticks < lv->timeout_ticks)
 			continue;
 		p->live = false;
 		lv->down_events++;
-		rd_log_info("peer not live peer=%llu silent_ms=%llu: its quiesced groups "
-		            "wake",
-		            (unsigned long long)p->id,
-		            (unsigned long long)((now - p->heard_ns) / 1000000ull));
+		rd_log_info(
+		    "peer not live peer=%llu silent_ticks=%u: its quiesced groups "
+		    "wake",
+		    (unsigned long long)p->id, p->silent_ticks);
 		peer_down(n, p->id);
 	}
 	if (now - lv->last_hb_ns >= lv->interval_ns) {

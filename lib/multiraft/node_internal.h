@@ -231,14 +231,15 @@ struct rd_snap_in {
 /* Node liveness (liveness.c). */
 struct rd_live_peer {
 	uint64_t id;
-	uint64_t heard_ns; /* last batch from it */
-	uint64_t boot;     /* its boot id (RaftBatch.boot), 0 = not known */
+	uint32_t silent_ticks; /* ticks since its last batch */
+	uint64_t boot;         /* its boot id (RaftBatch.boot), 0 = not known */
 	bool live;
 };
 
 struct rd_liveness {
-	uint64_t boot; /* this process's boot id */
-	uint64_t timeout_ns, interval_ns;
+	uint64_t boot;          /* this process's boot id */
+	uint32_t timeout_ticks; /* [raft] election_ticks */
+	uint64_t interval_ns;
 	uint64_t last_hb_ns;
 	struct rd_live_peer peers[RD_NODE_MAX_MEMBERS];
 	unsigned n_peers;

@@ -361,9 +361,6 @@ void rd__pr_reset(struct rd_raft *r, struct rd__pr *pr);
  * down, so that only a working leader holds windows. */
 bool rd__pr_window(struct rd_raft *r, struct rd__pr *pr);
 void rd__pr_window_free(struct rd__pr *pr);
-/* At quiescence: free `pr`'s window; a member still behind or with appends
- * in flight (one whose node is down) goes back to probing from its match. */
-void rd__pr_quiesce(struct rd_raft *r, struct rd__pr *pr);
 /* Leader: append one entry of the current term to the local log (a conf
  * change also becomes the latest configuration, thesis §4.1) and set
  * *index_out (may be NULL) to its index. Returns 0 or RD_ENOMEM. The entry

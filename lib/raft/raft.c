@@ -160,6 +160,16 @@ void rd__wake(struct rd_raft *r, uint8_t cause)
 			r->prs[i].recent_active = false;
 }
 
+/* Quiescing: the log's recycled payload buffers (up to four chunks of up
+ * to 1 MiB each after a burst of writes) go back to the allocator, so an
+ * idle group holds only the chunks its entries live in. */
+static void quiesce_trim(struct rd_raft *r)
+{
+	for (size_t i = 0; i < r->log.n_spare; i++)
+		free(r->log.spare[i].buf);
+	r->log.n_spare = 0;
+}
+
 bool rd__can_quiesce(const struct rd_raft *r)
 {
 	uint64_t last = rd__log_last(&r->log);
@@ -293,10 +303,13 @@ void rd_raft_tick(struct rd_raft *r)
 		if (q) {
 			r->quiesced = true;
 			r->quiesce_changed = true;
-			/* Idle: the windows can go (a down member's in-flight
-			 * appends with them: rd__pr_quiesce). */
+			/* Idle: the windows with nothing in flight can go. A
+			 * member that is down may have appends in flight:
+			 * forgetting them would send it more on every wake. */
 			for (uint32_t i = 0; i < r->n_prs; i++)
-				rd__pr_quiesce(r, &r->prs[i]);
+				if (r->prs[i].infl_count == 0)
+					rd__pr_window_free(&r->prs[i]);
+			quiesce_trim(r);
 		}
 	}
 }
@@ -382,6 +395,7 @@ static void follower_quiesce(struct rd_raft *r, const struct rd_message *m)
 	if (!r->quiesced) {
 		r->quiesced = true;
 		r->quiesce_changed = true;
+		quiesce_trim(r);
 	}
 }
 

@@ -243,8 +243,10 @@ struct rd_raft_update {
 /*
  * Quiescence (as CockroachDB's quiesced ranges and TiKV's hibernate
  * regions). A leader with nothing to do (every entry committed and durable
- * here, every member's log matched with nothing in flight, no pending read,
- * transfer or snapshot, and a quorum heard from in this check-quorum round)
+ * here, the log of every member not reported down (rd_raft_peer_down)
+ * matched with nothing in flight, no pending read, transfer or snapshot, no
+ * read of its own forwarded elsewhere unanswered, and a quorum heard from
+ * in this check-quorum round)
  * sends, at a heartbeat time, one last heartbeat flagged `quiesce` and then
  * ignores its ticks; a follower that takes such a heartbeat from its leader
  * (with no forwarded read outstanding) ignores its ticks too: its election
@@ -284,7 +286,13 @@ struct rd_raft_update {
  *    extended by node liveness instead of by heartbeats. When the leader's
  *    node is down, rd_raft_peer_down ends the lease at once (no message
  *    came from it for an election timeout, which is what the lease asks)
- *    and the follower campaigns, pre-vote first, as after any timeout.
+ *    and the follower campaigns, pre-vote first, as after any timeout; so
+ *    does a (pre-)vote request from the leader itself, which says that it
+ *    leads no more. A candidate cut off from a live leader wakes only that
+ *    leader (pre-vote requests reach it), which heartbeats it back: the
+ *    other followers' timers stay still, so they never grant it a vote
+ *    against a leader that is alive
+ *    (tests/raft/scenarios/43_quiesce_one_cut_link.txt).
  */
 enum rd_raft_wake {
 	RD_WAKE_NONE = 0,

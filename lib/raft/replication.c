@@ -91,18 +91,6 @@ bool rd__pr_window(struct rd_raft *r, struct rd__pr *pr)
 	return pr->infl_idx != NULL;
 }
 
-void rd__pr_quiesce(struct rd_raft *r, struct rd__pr *pr)
-{
-	/* A member skipped by rd__can_quiesce (its node is down) may have
-	 * appends in flight that the window no longer counts: it probes again
-	 * from its match index (§5.3's consistency check finds the point), so
-	 * a wake-up sends it one append, not another window. */
-	if (pr->id != r->id && pr->state == RD_PROGRESS_REPLICATE &&
-	    (pr->infl_count > 0 || pr->match != rd__log_last(&r->log)))
-		become_probe(r, pr);
-	rd__pr_window_free(pr);
-}
-
 void rd__pr_window_free(struct rd__pr *pr)
 {
 	free(pr->infl_idx);
