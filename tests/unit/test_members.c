@@ -51,17 +51,24 @@ Test(members, conf_change_contexts_round_trip)
 	uint8_t buf[RD_MEMBERS_CC_CTX_MAX];
 	uint64_t inc;
 	char addr[256];
-	size_t n = rd_members_cc_ctx_encode(0xabcdef, "10.0.0.4:7001", buf);
+	bool joining;
+	size_t n = rd_members_cc_ctx_encode(0xabcdef, "10.0.0.4:7001", false, buf);
 
-	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr), 0);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr, &joining), 0);
 	cr_assert_eq(inc, 0xabcdef);
 	cr_assert_str_eq(addr, "10.0.0.4:7001");
-	cr_assert_eq(rd_members_cc_ctx_decode(buf, n - 1, &inc, addr), RD_ECORRUPT);
-	cr_assert_eq(rd_members_cc_ctx_decode(buf, 0, &inc, addr), 0, "no context");
+	cr_assert_not(joining);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n - 1, &inc, addr, &joining),
+	             RD_ECORRUPT);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, 0, &inc, addr, &joining), 0,
+	             "no context");
 	cr_assert_eq(inc, 0);
 	cr_assert_str_eq(addr, "");
-	buf[0] = 2;
-	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr), RD_ECORRUPT);
+	n = rd_members_cc_ctx_encode(5, "h:1", true, buf);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr, &joining), 0);
+	cr_assert(joining);
+	buf[0] = 3;
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr, &joining), RD_ECORRUPT);
 }
 
 Test(members, a_conf_change_sets_the_record_it_names)
@@ -70,18 +77,22 @@ Test(members, a_conf_change_sets_the_record_it_names)
 	                        out;
 
 	snprintf(cur.addr, sizeof cur.addr, "127.0.0.1:9");
-	rd_members_after_cc(RD_CC_ADD_LEARNER, NULL, 0, "127.0.0.1:5", &out);
+	rd_members_after_cc(RD_CC_ADD_LEARNER, NULL, 0, "127.0.0.1:5", false, &out);
 	cr_assert_eq(out.state, RD_MEMBER_LEARNER);
 	cr_assert_eq(out.incarnation, 0);
+	cr_assert(out.added);
+	rd_members_after_cc(RD_CC_ADD_LEARNER, &cur, 99, "127.0.0.1:5", true, &out);
+	cr_assert_eq(out.state, RD_MEMBER_JOINING, "a replacement joins");
+	cr_assert_eq(out.incarnation, 99);
 	cr_assert_str_eq(out.addr, "127.0.0.1:5");
-	rd_members_after_cc(RD_CC_PROMOTE_LEARNER, &cur, 0, "", &out);
+	rd_members_after_cc(RD_CC_PROMOTE_LEARNER, &cur, 0, "", false, &out);
 	cr_assert_eq(out.state, RD_MEMBER_VOTER);
 	cr_assert_eq(out.incarnation, 77, "promotion keeps the registration");
 	cr_assert_str_eq(out.addr, "127.0.0.1:9");
-	rd_members_after_cc(RD_CC_REMOVE, &cur, 0, "", &out);
+	rd_members_after_cc(RD_CC_REMOVE, &cur, 0, "", false, &out);
 	cr_assert_eq(out.state, RD_MEMBER_REMOVED);
 	cr_assert_eq(out.incarnation, 77, "a removed incarnation is remembered");
-	rd_members_after_cc(RD_CC_ADD_VOTER, &out, 0, "127.0.0.1:6", &out);
+	rd_members_after_cc(RD_CC_ADD_VOTER, &out, 0, "127.0.0.1:6", false, &out);
 	cr_assert_eq(out.state, RD_MEMBER_VOTER, "an id can be added again");
 	cr_assert_eq(out.incarnation, 0);
 }
@@ -106,6 +117,7 @@ static int check(struct view *vw, struct rd_conf_state *cs, uint8_t kind, uint64
                  bool learner, char *msg)
 {
 	struct rd_members_view v = {.conf = cs,
+	                            .max_voters = RD_MEMBERS_MAX_VOTERS,
 	                            .self = 1,
 	                            .last_index = 5000,
 	                            .promote_max_lag = 100,
