@@ -15,12 +15,11 @@
  *
  * Value (bytes, integers big-endian):
  *   u8 format (1: registered by a founder; 2: written by a conf change that
- *   added a replica, rd_member_record.added) | u8 state (enum rd_member_state) | u64 incarnation |
- *   u8 address length | address ("host:port", at most 255 bytes)
- * Incarnation 0: a member added by `raftctl members add` that has not
- * registered yet; its first registration replaces the record with one
- * holding its incarnation (a CAS expecting the record read), and from then
- * on no other incarnation can.
+ *   added a replica, rd_member_record.added) | u8 state (enum rd_member_state) | u64
+ * incarnation | u8 address length | address ("host:port", at most 255 bytes) Incarnation
+ * 0: a member added by `raftctl members add` that has not registered yet; its first
+ * registration replaces the record with one holding its incarnation (a CAS expecting the
+ * record read), and from then on no other incarnation can.
  *
  * Membership changes of group 0 (`raftctl members add / remove /
  * promote`, multiraft/membership.c) are conf-change entries (thesis §4.1,

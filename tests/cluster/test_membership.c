@@ -190,7 +190,8 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
 	cr_assert_eq(system(cmd), 0);
 	rd_h_start(&C, 3);
-	if (!wait_log(3, "rejoining as a new replica") && getenv("RD_TEST_KEEP") != NULL) {
+	if (!wait_log(3, "rejoining as a new replica") &&
+	    getenv("RD_TEST_KEEP") != NULL) {
 		snprintf(cmd, sizeof cmd, "cp -r %s %s", C.dir, getenv("RD_TEST_KEEP"));
 		cr_assert_eq(system(cmd), 0);
 	}

@@ -276,3 +276,68 @@ Test(members, first_registration_wins_and_survives_a_restart)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+/* Commit entry `index` of group 0 (a conf change: no command) whose apply
+ * writes `val` (NULL: deletes) under "k" outside any command, checking the
+ * batch shows the write before the commit. */
+static void apply_raw(struct rd_storage *st, uint64_t index, const char *val)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	struct rd_entry e = {.term = 1, .index = index, .type = RD_ENTRY_CONF_CHANGE};
+	struct rd_hard_state hs = {.term = 1, .commit = index};
+	const uint8_t *v;
+	char msg[RD_ERRMSG_SIZE];
+	size_t vl;
+
+	cr_assert_eq(rd_storage_batch_append(b, 0, &e, 1, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 0, &hs, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_kv_write(b, 0, (const uint8_t *)"k", 1, (const uint8_t *)val,
+	                          val != NULL ? strlen(val) : 0);
+	if (val != NULL) {
+		cr_assert_eq(
+		    rd_storage_batch_kv_get(b, 0, (const uint8_t *)"k", 1, &v, &vl), 0);
+		cr_assert_eq(vl, strlen(val));
+		cr_assert_eq(memcmp(v, val, vl), 0);
+	} else {
+		cr_assert_eq(
+		    rd_storage_batch_kv_get(b, 0, (const uint8_t *)"k", 1, &v, &vl),
+		    RD_ENOTFOUND);
+	}
+	cr_assert_eq(rd_storage_batch_kv_get(b, 1, (const uint8_t *)"k", 1, &v, &vl),
+	             RD_ENOTFOUND, "groups do not share keys");
+	cr_assert_eq(rd_storage_batch_set_applied(b, 0, index, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_free(b);
+}
+
+/* The writes a conf-change entry makes outside any command (a member
+ * record, a replica key, multiraft/applier.c): seen through the batch
+ * before the commit, as a later entry's CAS in the same batch sees them,
+ * durable with the entry's applied index, and a delete hides the key. */
+Test(members, batch_writes_are_read_through_the_batch)
+{
+	char dir[] = "/tmp/rd-members-XXXXXX", msg[RD_ERRMSG_SIZE], cmd[64];
+	struct rd_storage_options o;
+	struct rd_storage *st;
+	uint8_t *dv;
+	size_t vl;
+
+	cr_assert_not_null(mkdtemp(dir));
+	rd_storage_options_init(&o);
+	o.create_if_missing = true;
+	o.cluster_id = "raftd-test";
+	cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "%s", msg);
+	apply_raw(st, 1, "v1");
+	cr_assert_eq(rd_storage_kv_get(st, 0, (const uint8_t *)"k", 1, &dv, &vl, msg), 0,
+	             "%s", msg);
+	cr_assert_eq(vl, 2);
+	cr_assert_eq(memcmp(dv, "v1", 2), 0);
+	free(dv);
+	apply_raw(st, 2, NULL);
+	cr_assert_eq(rd_storage_kv_get(st, 0, (const uint8_t *)"k", 1, &dv, &vl, msg),
+	             RD_ENOTFOUND);
+	rd_storage_close(st);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
