@@ -118,6 +118,21 @@ static unsigned meta_leader(unsigned node)
 	return l;
 }
 
+/* Lines of node i's log holding `needle`. */
+static unsigned count_log(unsigned i, const char *needle)
+{
+	char buf[1 << 16];
+	FILE *f = fopen(C.nodes[i - 1].log, "r");
+	unsigned k = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(buf, sizeof buf, f) != NULL)
+		k += strstr(buf, needle) != NULL;
+	fclose(f);
+	return k;
+}
+
 /* Wait for node i to exit by itself; its wait status, or -1. */
 static int wait_exit(unsigned i, unsigned secs)
 {
@@ -235,6 +250,15 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	          lead, st);
 	cr_assert(rd_h_log_has(&C, lead, "was removed from the cluster"),
 	          "no line saying so (logs in %s)", C.dir);
+
+	/* Started again, it learns its removal again (from its own table, or
+	 * its peers') and exits 0. */
+	rd_h_start(&C, lead);
+	st = wait_exit(lead, WAIT_S);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "removed node %u restarted: status %d (logs in %s)", lead, st, C.dir);
+	cr_assert_eq(count_log(lead, "was removed from the cluster"), 2, "(logs in %s)",
+	             C.dir);
 
 	unsigned a = lead == 1 ? 2 : 1, b = 6 - lead - a;
 	cr_assert(wait_member(a, lead, "removed", true), "(logs in %s)", C.dir);
