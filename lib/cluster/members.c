@@ -49,7 +49,7 @@ size_t rd_members_encode(const struct rd_member_record *r, uint8_t *out)
 {
 	size_t al = strnlen(r->addr, 255), n = 0;
 
-	out[n++] = 1;
+	out[n++] = r->added ? 2 : 1;
 	out[n++] = r->state;
 	for (int i = 7; i >= 0; i--)
 		out[n++] = (uint8_t)(r->incarnation >> (8 * i));
@@ -63,9 +63,10 @@ int rd_members_decode(const uint8_t *buf, size_t len, struct rd_member_record *r
 	size_t al;
 
 	memset(r, 0, sizeof *r);
-	if (len < 11 || buf[0] != 1 || buf[1] < RD_MEMBER_JOINING ||
+	if (len < 11 || (buf[0] != 1 && buf[0] != 2) || buf[1] < RD_MEMBER_JOINING ||
 	    buf[1] > RD_MEMBER_REMOVED)
 		return RD_ECORRUPT;
+	r->added = buf[0] == 2;
 	r->state = buf[1];
 	for (int i = 0; i < 8; i++)
 		r->incarnation = r->incarnation << 8 | buf[2 + i];
@@ -96,11 +97,12 @@ const char *rd_members_state_name(uint8_t state)
 	}
 }
 
-size_t rd_members_cc_ctx_encode(uint64_t incarnation, const char *addr, uint8_t *out)
+size_t rd_members_cc_ctx_encode(uint64_t incarnation, const char *addr, bool joining,
+                                uint8_t *out)
 {
 	size_t al = strnlen(addr, 255), n = 0;
 
-	out[n++] = 1;
+	out[n++] = joining ? 2 : 1;
 	for (int i = 7; i >= 0; i--)
 		out[n++] = (uint8_t)(incarnation >> (8 * i));
 	out[n++] = (uint8_t)al;
@@ -109,16 +111,18 @@ size_t rd_members_cc_ctx_encode(uint64_t incarnation, const char *addr, uint8_t 
 }
 
 int rd_members_cc_ctx_decode(const uint8_t *buf, size_t len, uint64_t *incarnation,
-                             char *addr)
+                             char *addr, bool *joining)
 {
 	size_t al;
 
 	*incarnation = 0;
+	*joining = false;
 	addr[0] = 0;
 	if (len == 0)
 		return 0;
-	if (len < 10 || buf[0] != 1)
+	if (len < 10 || (buf[0] != 1 && buf[0] != 2))
 		return RD_ECORRUPT;
+	*joining = buf[0] == 2;
 	for (int i = 0; i < 8; i++)
 		*incarnation = *incarnation << 8 | buf[1 + i];
 	al = buf[9];
@@ -130,7 +134,7 @@ int rd_members_cc_ctx_decode(const uint8_t *buf, size_t len, uint64_t *incarnati
 }
 
 void rd_members_after_cc(uint8_t cc_type, const struct rd_member_record *cur,
-                         uint64_t incarnation, const char *addr,
+                         uint64_t incarnation, const char *addr, bool joining,
                          struct rd_member_record *out)
 {
 	memset(out, 0, sizeof *out);
@@ -139,9 +143,11 @@ void rd_members_after_cc(uint8_t cc_type, const struct rd_member_record *cur,
 	switch (cc_type) {
 	case RD_CC_ADD_VOTER:
 	case RD_CC_ADD_LEARNER:
-		out->state =
-		    cc_type == RD_CC_ADD_VOTER ? RD_MEMBER_VOTER : RD_MEMBER_LEARNER;
+		out->state = cc_type == RD_CC_ADD_VOTER ? RD_MEMBER_VOTER
+		             : joining                  ? RD_MEMBER_JOINING
+		                                        : RD_MEMBER_LEARNER;
 		out->incarnation = incarnation;
+		out->added = true;
 		snprintf(out->addr, sizeof out->addr, "%s", addr);
 		break;
 	case RD_CC_PROMOTE_LEARNER:
@@ -194,17 +200,16 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 			    (unsigned long long)node, voter ? "voter" : "learner");
 		if (cs->n_voters + cs->n_learners >= RD_RAFT_MAX_MEMBERS)
 			return rd_errorf(msg, RD_EINVAL,
-			                 "group 0 has %u members, the most it can hold",
+			                 "the group has %u members, the most it can hold",
 			                 cs->n_voters + cs->n_learners);
 		if (learner)
 			return 0;
-		if (cs->n_voters >= RD_MEMBERS_MAX_VOTERS)
+		if (cs->n_voters >= v->max_voters)
 			return rd_errorf(
 			    msg, RD_EINVAL,
 			    "group 0 keeps up to %u voters and has %u: add node "
 			    "%llu with --learner",
-			    RD_MEMBERS_MAX_VOTERS, cs->n_voters,
-			    (unsigned long long)node);
+			    v->max_voters, cs->n_voters, (unsigned long long)node);
 		memcpy(next, cs->voters, cs->n_voters * sizeof *next);
 		nn = cs->n_voters;
 		next[nn++] = node;
@@ -226,10 +231,10 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 			return rd_errorf(msg, RD_EINVAL,
 			                 "node %llu is not a learner of group 0",
 			                 (unsigned long long)node);
-		if (cs->n_voters >= RD_MEMBERS_MAX_VOTERS)
+		if (cs->n_voters >= v->max_voters)
 			return rd_errorf(msg, RD_EINVAL,
 			                 "group 0 keeps up to %u voters and has %u",
-			                 RD_MEMBERS_MAX_VOTERS, cs->n_voters);
+			                 v->max_voters, cs->n_voters);
 		m = v->match(v->arg, node);
 		lag = v->last_index > m ? v->last_index - m : 0;
 		if (m == 0)

@@ -14,17 +14,18 @@
  * its backup came from: its nodes register afresh.
  *
  * Value (bytes, integers big-endian):
- *   u8 format (1) | u8 state (enum rd_member_state) | u64 incarnation |
- *   u8 address length | address ("host:port", at most 255 bytes)
- * Incarnation 0: a member added by `raftctl members add` that has not
- * registered yet; its first registration replaces the record with one
- * holding its incarnation (a CAS expecting the record read), and from then
- * on no other incarnation can.
+ *   u8 format (1: registered by a founder; 2: written by a conf change that
+ *   added a replica, rd_member_record.added) | u8 state (enum rd_member_state) | u64
+ * incarnation | u8 address length | address ("host:port", at most 255 bytes) Incarnation
+ * 0: a member added by `raftctl members add` that has not registered yet; its first
+ * registration replaces the record with one holding its incarnation (a CAS expecting the
+ * record read), and from then on no other incarnation can.
  *
  * Membership changes of group 0 (`raftctl members add / remove /
  * promote`, multiraft/membership.c) are conf-change entries (thesis §4.1,
  * one server at a time) whose context, after the core's header, is
- *   u8 format (1) | u64 incarnation | u8 address length | address
+ *   u8 format (1; 2: a joining learner, to be promoted once caught up) |
+ *   u64 incarnation | u8 address length | address
  * and the metadata applier writes the member's record in the same batch as
  * the entry's applied index (rd_members_after_cc), so the member table and
  * group 0's configuration change together, deterministically on every
@@ -66,6 +67,10 @@ enum rd_member_state {
 /* One registration. `addr` is NUL-terminated. */
 struct rd_member_record {
 	uint8_t state; /* enum rd_member_state */
+	/* Written by a conf change that added a replica (value format 2): the
+	 * incarnation is that replica's in every group it is added to, not a
+	 * founding replica's (format 1: registered by the node itself). */
+	bool added;
 	uint64_t incarnation;
 	char addr[256];
 };
@@ -115,22 +120,24 @@ size_t rd_members_replica_key(const char *cluster, uint64_t id, uint8_t *out);
 
 /* Encode the context of a group-0 conf change into `out` (at least
  * RD_MEMBERS_CC_CTX_MAX bytes); returns its length. */
-size_t rd_members_cc_ctx_encode(uint64_t incarnation, const char *addr, uint8_t *out);
+size_t rd_members_cc_ctx_encode(uint64_t incarnation, const char *addr, bool joining,
+                                uint8_t *out);
 
 /* Decode a context rd_members_cc_ctx_encode wrote; an empty one (a conf
  * change without context) gives incarnation 0 and an empty address. 0 or
  * RD_ECORRUPT. `addr` holds 256 bytes. */
 int rd_members_cc_ctx_decode(const uint8_t *buf, size_t len, uint64_t *incarnation,
-                             char *addr);
+                             char *addr, bool *joining);
 
 /* The record a conf change of `cc_type` (enum rd_cc_type, raft/raft.h)
  * leaves for its node, given the current record (`cur`, NULL when absent)
  * and the change's context. Adding writes a new record (state voter or
- * learner, the context's incarnation and address); promoting keeps the
+ * learner, or joining for a learner added to be promoted once caught up,
+ * the context's incarnation and address, `added`); promoting keeps the
  * incarnation and address and sets "voter"; removing keeps them and sets
  * "removed". Pure: every replica computes the same record. */
 void rd_members_after_cc(uint8_t cc_type, const struct rd_member_record *cur,
-                         uint64_t incarnation, const char *addr,
+                         uint64_t incarnation, const char *addr, bool joining,
                          struct rd_member_record *out);
 
 /* A membership request (raftctl members add / remove / promote). */
@@ -147,7 +154,8 @@ struct rd_conf_state;
 
 /* What the group-0 leader knows when it checks a request. */
 struct rd_members_view {
-	const struct rd_conf_state *conf; /* group 0's latest configuration */
+	const struct rd_conf_state *conf; /* the group's latest configuration */
+	uint32_t max_voters;              /* RD_MEMBERS_MAX_VOTERS for group 0 */
 	uint64_t self;                    /* the leader */
 	uint64_t last_index;              /* its last log index */
 	uint64_t promote_max_lag;         /* [cluster] promote_max_lag */

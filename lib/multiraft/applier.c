@@ -57,13 +57,14 @@ static int conf_change(struct rd_storage *st, struct rd_storage_batch *b, uint64
 	size_t kl, cl;
 	uint64_t node, inc;
 	char addr[256];
-	bool have;
+	bool have, joining;
 
 	memset(res, 0, sizeof *res);
 	if (rd_raft_cc_decode(e->data, e->len, &type, &node) != 0 ||
 	    e->len == RD_RAFT_CC_HEADER ||
 	    rd_members_cc_ctx_decode(e->data + RD_RAFT_CC_HEADER,
-	                             e->len - RD_RAFT_CC_HEADER, &inc, addr) != 0)
+	                             e->len - RD_RAFT_CC_HEADER, &inc, addr,
+	                             &joining) != 0)
 		return rd_storage_batch_set_applied(b, group, e->index, msg);
 	kl = rd_members_replica_key(rd_storage_cluster_id(st), node, key);
 	if (type == RD_CC_ADD_VOTER || type == RD_CC_ADD_LEARNER) {
@@ -77,7 +78,7 @@ static int conf_change(struct rd_storage *st, struct rd_storage_batch *b, uint64
 		kl = rd_members_key(rd_storage_cluster_id(st), node, key);
 		have = rd_storage_batch_kv_get(b, group, key, kl, &cv, &cl) == 0 &&
 		       rd_members_decode(cv, cl, &cur) == 0;
-		rd_members_after_cc(type, have ? &cur : NULL, inc, addr, &next);
+		rd_members_after_cc(type, have ? &cur : NULL, inc, addr, joining, &next);
 		rd_storage_batch_kv_write(b, group, key, kl, val,
 		                          rd_members_encode(&next, val));
 	}

@@ -43,6 +43,7 @@
 #include "util/log.h"
 
 static void say_removed(struct rd_node *n, const char *how);
+static void reconcile(struct rd_node *n);
 
 /* Read node `id`'s registration from the durable state machine of group 0.
  * 0 and *r, RD_ENOTFOUND, or another RD_E* code. */
@@ -177,9 +178,13 @@ static void say_foreign(struct rd_node *n, uint64_t have, const char *who)
 	            rd_storage_incarnation(n->st), who);
 }
 
+static void note_replacement(struct rd_node *n, uint64_t peer, uint64_t incarnation);
+
 void rd_membership_serve_probe(struct rd_node *n, uint64_t peer,
+                               const Raftd__PeerRequest *req,
                                struct rd_transport_responder *r)
 {
+	uint64_t incarnation = req->member_probe->incarnation;
 	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 	Raftd__MemberProbeResponse pr = RAFTD__MEMBER_PROBE_RESPONSE__INIT;
 	struct rd_member_record rec;
@@ -193,6 +198,13 @@ void rd_membership_serve_probe(struct rd_node *n, uint64_t peer,
 	} else {
 		pr.registered = have;
 		pr.state = rv == 0 ? rec.state : 0;
+		/* Only a directory that founded nothing can be a new replica:
+		 * one that founded alone holds founding state it forgot
+		 * nothing of, but under an identity the cluster gave another
+		 * directory; it stays refused (say_foreign). */
+		if (rv == 0 && have != 0 && incarnation != 0 && incarnation != have &&
+		    req->member_probe->joined && rec.state != RD_MEMBER_REMOVED)
+			note_replacement(n, peer, incarnation);
 		pr.cluster = (char *)rd_storage_cluster_id(n->st);
 		resp.body_case = RAFTD__PEER_RESPONSE__BODY_MEMBER_PROBE;
 		resp.member_probe = &pr;
@@ -215,6 +227,19 @@ static void on_probe(void *arg, int err, const Raftd__PeerResponse *resp,
 	    strcmp(resp->member_probe->cluster, rd_storage_cluster_id(n->st)) != 0)
 		return;
 	have = resp->member_probe->registered;
+	/* Asking before founding (no Raft state at all): the cluster knows
+	 * another incarnation of this id, so this directory joins as a new
+	 * replica (rd_membership_ask_tick opens the groups for it). */
+	if (n->members.asking && have != 0 && have != rd_storage_incarnation(n->st) &&
+	    resp->member_probe->state != RD_MEMBER_REMOVED) {
+		if (!n->members.rejoin)
+			n->members.rejoin_have = have;
+		n->members.rejoin = true;
+		return;
+	}
+	/* A new replica waits for the group-0 leader to register it. */
+	if (n->members.joined && have != rd_storage_incarnation(n->st))
+		return;
 	if (resp->member_probe->state == RD_MEMBER_REMOVED &&
 	    (have == 0 || have == rd_storage_incarnation(n->st))) {
 		if (!n->members.asking)
@@ -245,6 +270,7 @@ static void probe_peers(struct rd_node *n)
 		return;
 	n->members.last_probe_ns = now;
 	mp.incarnation = rd_storage_incarnation(n->st);
+	mp.joined = n->members.joined;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_MEMBER_PROBE;
 	req.member_probe = &mp;
 	for (unsigned i = 0; i < n->topo.n_members; i++) {
@@ -274,6 +300,13 @@ static uint64_t ask_bound_ms(const struct rd_node *n)
 bool rd_membership_ask_first(struct rd_node *n)
 {
 	struct rd_storage_group_info info;
+	char msg[RD_ERRMSG_SIZE];
+	uint8_t *j = NULL;
+	size_t jl = 0;
+
+	if (rd_storage_catalog_get(n->st, "joined", &j, &jl, msg) == 0)
+		n->members.joined = true;
+	free(j);
 
 	if (n->topo.n_members < 2 ||
 	    rd_storage_group_info(n->st, RD_STORAGE_META_GROUP, &info) != RD_ENOTFOUND)
@@ -285,6 +318,43 @@ bool rd_membership_ask_first(struct rd_node *n)
 	              n->topo.n_members - 1, (unsigned long long)n->cfg.node_id,
 	              (unsigned long long)ask_bound_ms(n));
 	return true;
+}
+
+/* This data directory lost its data and the cluster registers another
+ * incarnation of its id: it takes part again only as a new replica
+ * (lib/README.md, "Replacing a wiped node"). It marks itself joined, for
+ * good, before any Raft state exists (so it never steps a message for a
+ * founding replica, rd_membership_addressed), opens its groups empty (no
+ * founding configuration: the leaders' logs or snapshots give them one),
+ * and keeps probing so that the group-0 leader replaces the old replica. */
+static void rejoin(struct rd_node *n)
+{
+	struct rd_membership *m = &n->members;
+	char msg[RD_ERRMSG_SIZE];
+	int rv;
+
+	m->asking = false;
+	m->rejoin = false;
+	rv = rd_storage_catalog_put(n->st, "joined", (const uint8_t *)"1", 1, msg);
+	if (rv == 0) {
+		m->joined = true;
+		rd_log_notice("data directory lost: rejoining as a new replica of node "
+		              "%llu (incarnation %016" PRIx64 "; the cluster registers "
+		              "%016" PRIx64
+		              "): the group-0 leader removes the old replica "
+		              "from every group and adds this one as a learner, promoted "
+		              "once caught up",
+		              (unsigned long long)n->cfg.node_id,
+		              rd_storage_incarnation(n->st), m->rejoin_have);
+		rv = rd_node_open_groups(n, msg);
+	}
+	if (rv == 0)
+		rv = rd_subs_scan(n, msg);
+	if (rv != 0) {
+		rd_log_crit("rejoining failed: %s", msg);
+		n->exit_code = 1;
+		rd_node_shutdown(n);
+	}
 }
 
 /* Founding state for a node whose data directory has no group 0 (Raft
@@ -306,6 +376,10 @@ void rd_membership_ask_tick(struct rd_node *n)
 
 	if (m->foreign || n->stopping)
 		return;
+	if (m->rejoin) {
+		rejoin(n);
+		return;
+	}
 	for (unsigned i = 0; i < n->topo.n_members; i++)
 		if (n->topo.members[i].id != n->cfg.node_id && !m->clear[i])
 			pending++;
@@ -386,12 +460,23 @@ void rd_membership_tick(struct rd_node *n)
 	if (m->foreign || m->asking)
 		return;
 	check_removed(n, g0);
+	reconcile(n);
 	if (m->registered || m->removed)
 		return;
 	if (rd_membership_registered(n, n->cfg.node_id, &have) != 0)
 		return;
 	if (have == mine) {
 		m->registered = true;
+		if (m->joined)
+			rd_log_notice(
+			    "rejoined: the cluster registers this data directory "
+			    "as node %llu",
+			    (unsigned long long)n->cfg.node_id);
+		return;
+	}
+	if (m->joined) {
+		/* A new replica: the group-0 leader registers it (probes). */
+		probe_peers(n);
 		return;
 	}
 	if (have != 0) {
@@ -466,6 +551,10 @@ void rd_membership_tick(struct rd_node *n)
 
 enum { OP_WAIT = 0, OP_FORWARDED = 1, OP_PROPOSED = 2 };
 
+/* A peer's request is handed on at most this many times (a leader that
+ * changed while it travelled). */
+#define OP_MAX_HOPS 3
+
 static uint8_t op_kind(const Raftd__ClientRequest *req)
 {
 	switch (req->op_case) {
@@ -502,12 +591,14 @@ static void op_finish(struct rd_member_op *op, int code, const char *message,
                       uint64_t index)
 {
 	if (code == RAFTD__ERROR_CODE__OK)
-		rd_log_notice("membership change done: %s node=%llu index=%llu",
-		              kind_name(op->kind), (unsigned long long)op->node,
-		              (unsigned long long)index);
-	else
-		rd_log_info("membership change %s node=%llu not done: %s",
+		rd_log_notice(
+		    "membership change done: %s node=%llu group=%llu index=%llu",
+		    kind_name(op->kind), (unsigned long long)op->node,
+		    (unsigned long long)op->group, (unsigned long long)index);
+	else if (!op->quiet)
+		rd_log_info("membership change %s node=%llu group=%llu not done: %s",
 		            kind_name(op->kind), (unsigned long long)op->node,
+		            (unsigned long long)op->group,
 		            message != NULL ? message : "");
 	if (op->responder != NULL) {
 		Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
@@ -519,10 +610,8 @@ static void op_finish(struct rd_member_op *op, int code, const char *message,
 		resp.members_change = &mc;
 		rd_transport_respond(op->responder, &resp);
 	} else if (op->reply != NULL) {
-		struct rd_result r = {.code = code,
-		                      .message = message,
-		                      .group = RD_STORAGE_META_GROUP,
-		                      .index = index};
+		struct rd_result r = {
+		    .code = code, .message = message, .group = op->group, .index = index};
 		op->reply(op->reply_ud, op->request_id, &r);
 	}
 	op->used = false;
@@ -536,13 +625,13 @@ static bool reachable(const struct rd_node *n, uint64_t id)
 
 struct view_ctx {
 	struct rd_node *n;
-	struct rd_group *g0;
+	struct rd_group *g;
 };
 
 static uint64_t match_of(void *arg, uint64_t id)
 {
 	struct view_ctx *c = arg;
-	return rd_raft_match(c->g0->raft, id);
+	return rd_raft_match(c->g->raft, id);
 }
 
 static bool live_of(void *arg, uint64_t id)
@@ -551,9 +640,10 @@ static bool live_of(void *arg, uint64_t id)
 	return reachable(c->n, id);
 }
 
-/* Removing `node` (not from group 0: it keeps its data-group replicas until
- * they are moved, which this version does not do) must leave every data
- * group it holds a replica of with a reachable majority of its replicas. */
+/* Removing `node` from group 0 (not from the data groups: a replaced
+ * replica is removed from each by its own change, and this version moves
+ * no replica of a node removed by an operator) must leave every data group
+ * it holds a replica of with a reachable majority of its replicas. */
 static int check_data_groups(struct rd_node *n, uint64_t node, char *msg)
 {
 	const struct rd_routing *rt = &n->topo.routing;
@@ -577,17 +667,17 @@ static int check_data_groups(struct rd_node *n, uint64_t node, char *msg)
 	return 0;
 }
 
-/* Leader: hand leadership of group 0 to the reachable voter with the
- * longest log (thesis §3.10), before removing this node. */
-static int hand_over(struct rd_node *n, struct rd_group *g0, char *msg)
+/* Leader: hand leadership of g to the reachable voter with the longest
+ * log (thesis §3.10), before removing this node from it. */
+static int hand_over(struct rd_node *n, struct rd_group *g, char *msg)
 {
-	const struct rd_conf_state *cs = rd_raft_conf(g0->raft);
+	const struct rd_conf_state *cs = rd_raft_conf(g->raft);
 	uint64_t best = 0, best_match = 0;
 
-	if (rd_raft_transferee(g0->raft) != 0)
+	if (rd_raft_transferee(g->raft) != 0)
 		return 0;
 	for (uint32_t i = 0; i < cs->n_voters; i++) {
-		uint64_t id = cs->voters[i], m = rd_raft_match(g0->raft, id);
+		uint64_t id = cs->voters[i], m = rd_raft_match(g->raft, id);
 		if (id == n->cfg.node_id || !reachable(n, id) ||
 		    rd_health_peer_slow(n, id))
 			continue;
@@ -596,14 +686,15 @@ static int hand_over(struct rd_node *n, struct rd_group *g0, char *msg)
 	}
 	if (best == 0)
 		return rd_errorf(msg, RD_EINVAL,
-		                 "no other reachable voter of group 0 to hand its "
+		                 "no other reachable voter of group %llu to hand its "
 		                 "leadership to before removing node %llu",
+		                 (unsigned long long)g->id,
 		                 (unsigned long long)n->cfg.node_id);
-	if (rd_raft_transfer_leader(g0->raft, best) == 0) {
-		rd_log_notice("group 0 leadership handed to node %llu before removing "
+	if (rd_raft_transfer_leader(g->raft, best) == 0) {
+		rd_log_notice("group %llu leadership handed to node %llu before removing "
 		              "this node",
-		              (unsigned long long)best);
-		rd_node_touch(n, g0);
+		              (unsigned long long)g->id, (unsigned long long)best);
+		rd_node_touch(n, g);
 		rd_node_wake(n);
 	}
 	return 0;
@@ -620,7 +711,7 @@ static void on_forwarded(void *arg, int err, const Raftd__PeerResponse *resp,
 	if (err != 0 || resp == NULL || resp->error != RAFTD__ERROR_CODE__OK ||
 	    resp->body_case != RAFTD__PEER_RESPONSE__BODY_MEMBERS_CHANGE) {
 		snprintf(msg, sizeof msg,
-		         "the group-0 leader did not answer (%s): outcome unknown, see "
+		         "the group's leader did not answer (%s): outcome unknown, see "
 		         "raftctl members",
 		         err != 0 ? (errmsg != NULL ? errmsg : rd_strerror(err))
 		         : resp != NULL && resp->error_message != NULL
@@ -654,6 +745,10 @@ static void op_forward(struct rd_node *n, struct rd_member_op *op, uint64_t lead
 	mc.node_id = op->node;
 	mc.address = op->addr;
 	mc.learner = op->learner;
+	mc.group = op->group;
+	mc.incarnation = op->incarnation;
+	mc.joining = op->joining;
+	mc.hops = op->hops + 1;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_MEMBERS_CHANGE;
 	req.members_change = &mc;
 	op->phase = OP_FORWARDED;
@@ -663,13 +758,15 @@ static void op_forward(struct rd_node *n, struct rd_member_op *op, uint64_t lead
 }
 
 /* The leader's part: check, then propose the conf change. */
-static void op_propose(struct rd_node *n, struct rd_member_op *op, struct rd_group *g0)
+static void op_propose(struct rd_node *n, struct rd_member_op *op, struct rd_group *g)
 {
-	struct view_ctx vc = {n, g0};
+	struct view_ctx vc = {n, g};
 	struct rd_members_view v = {
-	    .conf = rd_raft_conf(g0->raft),
+	    .conf = rd_raft_conf(g->raft),
+	    .max_voters = g->id == RD_STORAGE_META_GROUP ? RD_MEMBERS_MAX_VOTERS
+	                                                 : RD_RAFT_MAX_MEMBERS,
 	    .self = n->cfg.node_id,
-	    .last_index = rd_raft_last_index(g0->raft),
+	    .last_index = rd_raft_last_index(g->raft),
 	    .promote_max_lag = n->cfg.promote_max_lag,
 	    .match = match_of,
 	    .live = live_of,
@@ -679,66 +776,79 @@ static void op_propose(struct rd_node *n, struct rd_member_op *op, struct rd_gro
 	struct rd_member_record cur = {0};
 	char msg[RD_ERRMSG_SIZE];
 	struct rd_addr addr;
+	uint64_t inc;
 	size_t len;
 	int rv;
 
-	if (op->kind == RD_MEMBERS_ADD && rd_addr_parse(&addr, op->addr, msg) != 0) {
+	if (op->kind == RD_MEMBERS_ADD && g->id == RD_STORAGE_META_GROUP &&
+	    rd_addr_parse(&addr, op->addr, msg) != 0) {
 		op_finish(op, RAFTD__ERROR_CODE__INVALID, msg, 0);
 		return;
 	}
 	rv = rd_members_check(op->kind, op->node, op->learner, &v, msg);
-	if (rv == 0 && op->kind == RD_MEMBERS_REMOVE)
+	if (rv == 0 && op->kind == RD_MEMBERS_REMOVE && g->id == RD_STORAGE_META_GROUP &&
+	    !op->replace)
 		rv = check_data_groups(n, op->node, msg);
 	if (rv != 0) {
 		op_finish(op, rd_err_to_wire(rv), msg, 0);
 		return;
 	}
 	if (op->kind == RD_MEMBERS_REMOVE && op->node == n->cfg.node_id) {
-		if (hand_over(n, g0, msg) != 0)
+		if (hand_over(n, g, msg) != 0)
 			op_finish(op, RAFTD__ERROR_CODE__INVALID, msg, 0);
 		return; /* proposed by the next leader */
 	}
 	/* Promote and remove keep the registration the table holds. */
-	if (op->kind != RD_MEMBERS_ADD && read_record(n, op->node, &cur) == 0)
+	if (read_record(n, op->node, &cur) == 0 && op->addr[0] == 0)
 		snprintf(op->addr, sizeof op->addr, "%s", cur.addr);
+	/* Removal names the replica it removes (the one the configuration
+	 * has), additions the one they add. */
+	inc = op->incarnation != 0 ? op->incarnation : cur.incarnation;
+	if (op->kind == RD_MEMBERS_REMOVE && g->id != RD_STORAGE_META_GROUP)
+		inc = rd_membership_replica_inc(g, op->node);
+	else if (op->kind == RD_MEMBERS_REMOVE && op->replace)
+		inc = rd_membership_replica_inc(g, op->node) != 0
+		          ? rd_membership_replica_inc(g, op->node)
+		          : cur.incarnation;
 	cc = op->kind == RD_MEMBERS_ADD
 	         ? (op->learner ? RD_CC_ADD_LEARNER : RD_CC_ADD_VOTER)
 	     : op->kind == RD_MEMBERS_REMOVE ? RD_CC_REMOVE
 	                                     : RD_CC_PROMOTE_LEARNER;
-	len = rd_members_cc_ctx_encode(cur.incarnation, op->addr, ctx);
-	rv = rd_raft_propose_conf_change(g0->raft, cc, op->node, ctx, (uint32_t)len,
+	len = rd_members_cc_ctx_encode(inc, op->addr, op->joining, ctx);
+	rv = rd_raft_propose_conf_change(g->raft, cc, op->node, ctx, (uint32_t)len,
 	                                 &op->index);
 	if (rv == RD_EBUSY)
 		return; /* another change is uncommitted, or a transfer runs */
 	if (rv != 0) {
 		op_finish(op, rd_err_to_wire(rv),
-		          rv == RD_ENOTLEADER ? "no longer the group-0 leader"
-		                              : "the change does not apply to group 0",
+		          rv == RD_ENOTLEADER ? "no longer the group's leader"
+		                              : "the change does not apply to the group",
 		          0);
 		return;
 	}
-	op->term = rd_raft_term(g0->raft);
+	op->term = rd_raft_term(g->raft);
 	op->phase = OP_PROPOSED;
-	rd_log_notice("membership change proposed: %s node=%llu%s%s index=%llu",
-	              kind_name(op->kind), (unsigned long long)op->node,
-	              op->kind == RD_MEMBERS_ADD ? " addr=" : "",
-	              op->kind == RD_MEMBERS_ADD ? op->addr : "",
-	              (unsigned long long)op->index);
-	rd_node_touch(n, g0);
+	rd_log_notice(
+	    "membership change proposed: %s node=%llu group=%llu "
+	    "incarnation=%016" PRIx64 "%s%s index=%llu",
+	    kind_name(op->kind), (unsigned long long)op->node, (unsigned long long)g->id,
+	    inc, op->kind == RD_MEMBERS_ADD ? " addr=" : "",
+	    op->kind == RD_MEMBERS_ADD ? op->addr : "", (unsigned long long)op->index);
+	rd_node_touch(n, g);
 	rd_node_wake(n);
 }
 
 static void op_step(struct rd_node *n, struct rd_member_op *op, uint64_t now)
 {
-	struct rd_group *g0 = rd_node_group(n, RD_STORAGE_META_GROUP);
+	struct rd_group *g = rd_node_group(n, op->group);
 	uint64_t leader;
 
 	if (op->phase == OP_FORWARDED)
 		return; /* on_forwarded answers, by the call's deadline */
-	if (op->phase == OP_PROPOSED && g0 != NULL &&
-	    rd_raft_applied_index(g0->raft) >= op->index) {
-		if (rd_raft_term_at(g0->raft, op->index) == op->term ||
-		    rd_raft_term_at(g0->raft, op->index) == 0)
+	if (op->phase == OP_PROPOSED && g != NULL &&
+	    rd_raft_applied_index(g->raft) >= op->index) {
+		if (rd_raft_term_at(g->raft, op->index) == op->term ||
+		    rd_raft_term_at(g->raft, op->index) == 0)
 			op_finish(op, RAFTD__ERROR_CODE__OK, NULL, op->index);
 		else
 			op_finish(op, RAFTD__ERROR_CODE__NOT_LEADER,
@@ -750,21 +860,26 @@ static void op_step(struct rd_node *n, struct rd_member_op *op, uint64_t now)
 		          op->phase == OP_PROPOSED
 		              ? "not applied within the deadline: outcome unknown, see "
 		                "raftctl members"
-		              : "group 0 had no leader that took the change within the "
+		              : "the group had no leader that took the change within the "
 		                "deadline: not applied",
 		          0);
 		return;
 	}
-	if (op->phase == OP_PROPOSED || g0 == NULL || n->in_pass)
+	if (op->phase == OP_PROPOSED || n->in_pass)
 		return;
-	leader = rd_raft_leader(g0->raft);
+	if (g == NULL) {
+		op_finish(op, RAFTD__ERROR_CODE__NOT_FOUND,
+		          "group not hosted on this node", 0);
+		return;
+	}
+	leader = rd_raft_leader(g->raft);
 	if (leader == 0)
 		return;
 	if (leader == n->cfg.node_id)
-		op_propose(n, op, g0);
-	else if (op->responder != NULL)
+		op_propose(n, op, g);
+	else if (op->responder != NULL && op->hops >= OP_MAX_HOPS)
 		op_finish(op, RAFTD__ERROR_CODE__NOT_LEADER,
-		          "this node does not lead group 0", 0);
+		          "this node does not lead the group", 0);
 	else
 		op_forward(n, op, leader, now);
 }
@@ -863,8 +978,153 @@ void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
 		rd_transport_respond(r, &resp);
 		return;
 	}
+	op->group = mc->group;
+	op->incarnation = mc->incarnation;
+	op->joining = mc->joining;
+	op->replace = mc->incarnation != 0 || mc->joining;
+	op->hops = mc->hops;
 	op->responder = r;
 	op_step(n, op, rd_clock_now_ns());
+}
+
+/* ---- replacing a replica (the group-0 leader) ---------------------------- */
+
+/*
+ * The flow (lib/README.md "Replacing a wiped node"): a node whose probes
+ * carry another incarnation than the registered one lost its data
+ * (note_replacement). The group-0 leader then, one change at a time per
+ * group, each proposed by that group's leader (handed over like any
+ * membership request):
+ *   1. group 0: removes the old replica, then adds the new one as a
+ *      joining learner with its incarnation: that entry is the new
+ *      registration (member record: added, joining);
+ *   2. every data group whose placement holds the node: removes the
+ *      replica its configuration has (a founding one, or another
+ *      incarnation), adds the registered incarnation's as a joining
+ *      learner; it catches up from the leader's log or a snapshot;
+ *   3. promotes each such learner once within promote_max_lag (refusals
+ *      are retried), group 0's while it has fewer than 5 voters.
+ * Nothing of it is kept but the groups' own state: a new group-0 leader
+ * picks it up where the logs say it is (reconcile, every second), and the
+ * wiped node probes until its registration applied.
+ */
+
+static void note_replacement(struct rd_node *n, uint64_t peer, uint64_t incarnation)
+{
+	struct rd_membership *m = &n->members;
+	struct rd_group *g0 = rd_node_group(n, RD_STORAGE_META_GROUP);
+
+	if (g0 == NULL || rd_raft_role(g0->raft) != RD_RAFT_LEADER)
+		return;
+	for (unsigned i = 0; i < m->n_replace; i++)
+		if (m->replace[i].node == peer) {
+			m->replace[i].incarnation = incarnation;
+			return;
+		}
+	if (m->n_replace == sizeof m->replace / sizeof m->replace[0])
+		return;
+	m->replace[m->n_replace++] = (struct rd_replace){peer, incarnation};
+	rd_log_notice("node %llu answers with incarnation %016" PRIx64 ", not the "
+	              "registered one: replacing its replicas with new ones",
+	              (unsigned long long)peer, incarnation);
+}
+
+static bool op_busy(const struct rd_node *n, uint64_t group, uint64_t node)
+{
+	for (unsigned i = 0; i < RD_MEMBER_OPS; i++)
+		if (n->members.ops[i].used && n->members.ops[i].group == group &&
+		    n->members.ops[i].node == node)
+			return true;
+	return false;
+}
+
+static void flow_op(struct rd_node *n, uint8_t kind, uint64_t group, uint64_t node,
+                    uint64_t incarnation, const char *addr)
+{
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_member_op *op;
+
+	if (op_busy(n, group, node))
+		return;
+	op = op_start(n, kind, node, addr, kind == RD_MEMBERS_ADD, 0, msg);
+	if (op == NULL)
+		return;
+	op->group = group;
+	op->incarnation = incarnation;
+	op->joining = kind == RD_MEMBERS_ADD;
+	op->replace = true;
+	op->quiet = kind == RD_MEMBERS_PROMOTE;
+	op_step(n, op, rd_clock_now_ns());
+}
+
+static int member_role_in(const struct rd_conf_state *cs, uint64_t id)
+{
+	for (uint32_t i = 0; i < cs->n_voters; i++)
+		if (cs->voters[i] == id)
+			return 2;
+	for (uint32_t i = 0; i < cs->n_learners; i++)
+		if (cs->learners[i] == id)
+			return 1;
+	return 0;
+}
+
+/* One data group g for member `id`, registered as rec (added). */
+static void reconcile_group(struct rd_node *n, struct rd_group *g, uint64_t id,
+                            const struct rd_member_record *rec)
+{
+	const struct rd_conf_state *cs = rd_raft_conf(g->raft);
+	int role = member_role_in(cs, id);
+	bool right = role != 0 && rd_membership_replica_inc(g, id) == rec->incarnation;
+
+	if (role != 0 && !right)
+		flow_op(n, RD_MEMBERS_REMOVE, g->id, id, 0, rec->addr);
+	else if (role == 0)
+		flow_op(n, RD_MEMBERS_ADD, g->id, id, rec->incarnation, rec->addr);
+	else if (role == 1)
+		flow_op(n, RD_MEMBERS_PROMOTE, g->id, id, 0, rec->addr);
+}
+
+static void reconcile(struct rd_node *n)
+{
+	struct rd_membership *m = &n->members;
+	struct rd_group *g0 = rd_node_group(n, RD_STORAGE_META_GROUP);
+	const struct rd_routing *rt = &n->topo.routing;
+	struct rd_member_record rec;
+
+	if (g0 == NULL || rd_raft_role(g0->raft) != RD_RAFT_LEADER)
+		return;
+	/* 1. group 0: old replica out, new one in (its registration). */
+	for (unsigned i = 0; i < m->n_replace;) {
+		struct rd_replace *r = &m->replace[i];
+		if (read_record(n, r->node, &rec) != 0 ||
+		    rec.incarnation == r->incarnation) {
+			m->replace[i] = m->replace[--m->n_replace];
+			continue;
+		}
+		if (member_role_in(rd_raft_conf(g0->raft), r->node) != 0)
+			flow_op(n, RD_MEMBERS_REMOVE, 0, r->node, 0, rec.addr);
+		else
+			flow_op(n, RD_MEMBERS_ADD, 0, r->node, r->incarnation, rec.addr);
+		i++;
+	}
+	/* 2, 3. every registered new replica, in every group it belongs to. */
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
+		uint64_t id = n->topo.members[i].id;
+		if (read_record(n, id, &rec) != 0 || !rec.added || rec.incarnation == 0 ||
+		    rec.state == RD_MEMBER_REMOVED)
+			continue;
+		if (rec.state == RD_MEMBER_JOINING &&
+		    member_role_in(rd_raft_conf(g0->raft), id) == 1 &&
+		    rd_raft_conf(g0->raft)->n_voters < RD_MEMBERS_MAX_VOTERS)
+			flow_op(n, RD_MEMBERS_PROMOTE, 0, id, 0, rec.addr);
+		if (rec.state != RD_MEMBER_JOINING && rec.state != RD_MEMBER_VOTER)
+			continue;
+		for (uint32_t gi = 1; gi <= rt->n_groups; gi++) {
+			struct rd_group *g = rd_node_group(n, gi);
+			if (g != NULL && rd_routing_has_replica(rt, gi, id))
+				reconcile_group(n, g, id, &rec);
+		}
+	}
 }
 
 void rd_membership_shutdown(struct rd_node *n)
@@ -936,13 +1196,16 @@ void rd_membership_applied(struct rd_node *n, struct rd_group *g0)
 		uint8_t type;
 		uint64_t node, inc;
 		char addr[256];
+		bool joining;
 		if (e->type != RD_ENTRY_CONF_CHANGE ||
 		    rd_raft_cc_decode(e->data, e->len, &type, &node) != 0 ||
 		    e->len == RD_RAFT_CC_HEADER ||
 		    rd_members_cc_ctx_decode(e->data + RD_RAFT_CC_HEADER,
-		                             e->len - RD_RAFT_CC_HEADER, &inc, addr) != 0)
+		                             e->len - RD_RAFT_CC_HEADER, &inc, addr,
+		                             &joining) != 0)
 			continue;
-		if (type == RD_CC_REMOVE && node == n->cfg.node_id)
+		if (type == RD_CC_REMOVE && node == n->cfg.node_id &&
+		    (inc == 0 || inc == rd_storage_incarnation(n->st)))
 			say_removed(n, "its removal applied");
 		else if (type != RD_CC_REMOVE && addr[0] != 0)
 			add_member(n, node, addr);
@@ -1068,13 +1331,14 @@ void rd_membership_replicas_appended(struct rd_group *g, const struct rd_entry *
 		uint8_t type;
 		uint64_t node, inc;
 		char addr[256];
+		bool joining;
 		if (e[i].type != RD_ENTRY_CONF_CHANGE ||
 		    rd_raft_cc_decode(e[i].data, e[i].len, &type, &node) != 0 ||
 		    e[i].len == RD_RAFT_CC_HEADER ||
 		    (type != RD_CC_ADD_VOTER && type != RD_CC_ADD_LEARNER) ||
 		    rd_members_cc_ctx_decode(e[i].data + RD_RAFT_CC_HEADER,
-		                             e[i].len - RD_RAFT_CC_HEADER, &inc,
-		                             addr) != 0)
+		                             e[i].len - RD_RAFT_CC_HEADER, &inc, addr,
+		                             &joining) != 0)
 			continue;
 		replica_set(g, node, inc);
 	}

@@ -338,12 +338,18 @@ int rd_node_open_groups(struct rd_node *n, char *msg)
 	uint64_t voters[RD_NODE_MAX_MEMBERS];
 	int rv;
 
+	/* A directory that joined as a new replica founds nothing: its groups
+	 * start without a configuration (membership.c rejoin). */
+	bool found = !n->members.joined;
+
 	for (unsigned i = 0; i < n->topo.n_members; i++)
 		voters[i] = n->topo.members[i].id;
-	rv = rd_group_open(n, 0, voters,
-	                   n->topo.n_members < RD_RAFT_MAX_MEMBERS ? n->topo.n_members
-	                                                           : RD_RAFT_MAX_MEMBERS,
-	                   msg);
+	rv =
+	    rd_group_open(n, 0, voters,
+	                  !found                                    ? 0
+	                  : n->topo.n_members < RD_RAFT_MAX_MEMBERS ? n->topo.n_members
+	                                                            : RD_RAFT_MAX_MEMBERS,
+	                  msg);
 	if (rv != 0)
 		return rv;
 	tick_add(n, n->groups[0]);
@@ -352,7 +358,7 @@ int rd_node_open_groups(struct rd_node *n, char *msg)
 		    rd_routing_placement(&n->topo.routing, g);
 		if (!rd_routing_has_replica(&n->topo.routing, g, n->cfg.node_id))
 			continue;
-		rv = rd_group_open(n, g, p->replicas, p->n_replicas, msg);
+		rv = rd_group_open(n, g, p->replicas, found ? p->n_replicas : 0, msg);
 		if (rv != 0)
 			return rv;
 		tick_add(n, n->groups[g]);

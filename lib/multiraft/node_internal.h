@@ -258,13 +258,18 @@ struct rd_member_cache {
 
 /* A membership request in progress (raftctl members add / remove /
  * promote, from a local client or handed over by a peer), membership.c. */
-#define RD_MEMBER_OPS 8
+#define RD_MEMBER_OPS 32
 struct rd_member_op {
 	bool used;
 	uint8_t kind; /* enum rd_members_kind (cluster/members.h) */
 	uint8_t phase;
 	bool learner;
-	bool transfer_logged;
+	bool joining; /* add: a learner to promote once caught up */
+	bool replace; /* part of replacing a replica (membership.c) */
+	bool quiet;   /* refusals are expected (retried): not logged */
+	uint32_t hops;
+	uint64_t group;       /* 0 = metadata group */
+	uint64_t incarnation; /* add: the replica's; 0 = the registered one */
 	uint64_t node;
 	char addr[256];
 	uint64_t deadline_ns;
@@ -305,7 +310,15 @@ struct rd_membership {
 	 * is a founding replica of no group, so it steps only messages
 	 * addressed to its own incarnation. */
 	bool joined;
-	uint64_t misaddressed;     /* messages for another replica, dropped */
+	bool rejoin;           /* told its id is another incarnation's: join */
+	uint64_t rejoin_have;  /* ... that one */
+	uint64_t misaddressed; /* messages for another replica, dropped */
+	/* Group-0 leader: nodes whose live incarnation (their probes) differs
+	 * from the registered one, to be replaced by a new replica. */
+	struct rd_replace {
+		uint64_t node, incarnation;
+	} replace[8];
+	unsigned n_replace;
 	bool removed;              /* group 0 removed this node: it exits 0 */
 	uint64_t removed_probe_ns; /* last probe for a removal this node missed */
 };
@@ -676,6 +689,7 @@ bool rd_membership_accept(struct rd_node *n, uint64_t peer, uint64_t incarnation
 
 /* Answer a peer's MemberProbe (the registration the table holds for it). */
 void rd_membership_serve_probe(struct rd_node *n, uint64_t peer,
+                               const struct Raftd__PeerRequest *req,
                                struct rd_transport_responder *r);
 
 /* The incarnation the member table registers for `id` (0 when none), as of

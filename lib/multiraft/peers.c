@@ -240,7 +240,7 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_BACKUP_FETCH)
 		rd_backup_fetch_serve(n, peer, req, r);
 	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_MEMBER_PROBE)
-		rd_membership_serve_probe(n, peer, r);
+		rd_membership_serve_probe(n, peer, req, r);
 	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_MEMBERS_CHANGE)
 		rd_membership_serve_change(n, peer, req, r);
 	else

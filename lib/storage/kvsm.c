@@ -216,8 +216,10 @@ void rd_storage_batch_kv_write(struct rd_storage_batch *b, uint64_t group,
                                size_t len)
 {
 	size_t klen = RD_KV_KEY_PREFIX + key_len;
-	uint8_t *k = rd__arena_alloc(b, klen);
+	uint8_t *k;
 
+	rd__batch_begin(b);
+	k = rd__arena_alloc(b, klen);
 	rd_be64_put(k, group);
 	memcpy(k + RD_KV_KEY_PREFIX, key, key_len);
 	write_kv(b, rd_fnv1a64(k, klen), k, klen, val, len, val == NULL);

@@ -328,8 +328,9 @@ int rd_storage_batch_kv_get(struct rd_storage_batch *b, uint64_t group,
 /* Put (val != NULL) or delete (val == NULL) `key` of `group`'s state
  * machine in this batch, outside any command: raftd's own records that a
  * conf-change entry sets (cluster/members.h), followed by
- * rd_storage_batch_set_applied for that entry. Later reads through the
- * batch see it. */
+ * rd_storage_batch_set_applied for that entry (a batch holding nothing
+ * else counts as empty: rd_storage_commit writes nothing). Later reads
+ * through the batch see it. */
 void rd_storage_batch_kv_write(struct rd_storage_batch *b, uint64_t group,
                                const uint8_t *key, size_t key_len, const uint8_t *val,
                                size_t len);

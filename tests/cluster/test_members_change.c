@@ -118,6 +118,21 @@ static unsigned meta_leader(unsigned node)
 	return l;
 }
 
+/* Lines of node i's log holding `needle`. */
+static unsigned count_log(unsigned i, const char *needle)
+{
+	char buf[1 << 16];
+	FILE *f = fopen(C.nodes[i - 1].log, "r");
+	unsigned k = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(buf, sizeof buf, f) != NULL)
+		k += strstr(buf, needle) != NULL;
+	fclose(f);
+	return k;
+}
+
 /* Wait for node i to exit by itself; its wait status, or -1. */
 static int wait_exit(unsigned i, unsigned secs)
 {
@@ -236,6 +251,15 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	cr_assert(rd_h_log_has(&C, lead, "was removed from the cluster"),
 	          "no line saying so (logs in %s)", C.dir);
 
+	/* Started again, it learns its removal again (from its own table, or
+	 * its peers') and exits 0. */
+	rd_h_start(&C, lead);
+	st = wait_exit(lead, WAIT_S);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "removed node %u restarted: status %d (logs in %s)", lead, st, C.dir);
+	cr_assert_eq(count_log(lead, "was removed from the cluster"), 2, "(logs in %s)",
+	             C.dir);
+
 	unsigned a = lead == 1 ? 2 : 1, b = 6 - lead - a;
 	cr_assert(wait_member(a, lead, "removed", true), "(logs in %s)", C.dir);
 	put(a, "after", "removal");
@@ -256,6 +280,130 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	cr_assert_neq(rv, 0);
 	cr_assert(strstr(out, "data group") != NULL && strstr(out, "no quorum") != NULL,
 	          "%s", out);
+	if (getenv("RD_KEEP_TMP") != NULL)
+		printf("logs in %s\n", C.dir);
+}
+
+/* Does the comma-separated id list `ids` hold `id`? */
+static bool ids_have(const char *ids, unsigned id)
+{
+	const char *p = ids;
+	while (*p != 0) {
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		if (end == p)
+			return false;
+		if (v == id)
+			return true;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return false;
+}
+
+/* `raftctl groups` on `node` lists `want` groups, each with a leader and
+ * `node` among its voters (as node's own configuration says). */
+static bool all_groups_voter(unsigned node, unsigned want)
+{
+	char out[16384], *line, *save = NULL;
+	unsigned rows = 0, voter = 0;
+
+	if (rd_h_ctl(&C, node, out, sizeof out, "groups", (char *)NULL) != 0)
+		return false;
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned g, leader, term, commit, applied;
+		char role[16], voters[64];
+		if (sscanf(line, "%u %15s %u %u %u %u %63s", &g, role, &leader, &term,
+		           &commit, &applied, voters) != 7)
+			continue;
+		rows++;
+		voter += leader != 0 && ids_have(voters, node);
+	}
+	return rows == want && voter == want;
+}
+
+/* Kill node 3, wipe its data directory, start it again: it learns from its
+ * peers that the cluster registers another incarnation of its id, says in
+ * one line that it rejoins as a new replica, and the group-0 leader
+ * replaces its old replica in every group by a new one (learner, caught up
+ * from the log or a snapshot, promoted). It ends a voter of every group
+ * again; every acknowledged write is readable through it; with node 1
+ * stopped, nodes 2 and 3 still serve (node 3 votes with its new state); no
+ * group ever had two leaders in one term as the nodes report them. */
+Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
+     .timeout = 300)
+{
+	/* A killed node's old connection stays up at its peers until the idle
+	 * timeout and wins the tie-break against the restarted node's dials:
+	 * a short timeout, and a longer bound on asking before founding
+	 * (idle timeout + 10 election timeouts), let its probes through. */
+	struct rd_h_opts o = {.data_groups = 4,
+	                      .extra_conf = "[transport]\nidle_timeout_ms = 3000\n"
+	                                    "[raft]\nelection_ticks = 100\n"};
+	char out[8192], key[32], cmd[512];
+	bool ok = false;
+
+	memset(seen, 0, sizeof seen);
+	rd_h_cluster_init(&C, 3, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
+	for (int i = 0; i < 30; i++) {
+		snprintf(key, sizeof key, "a%d", i);
+		put(1 + (unsigned)(i % 3), key, "before");
+	}
+	check_leaders();
+
+	int st = rd_h_stop(&C, 3, SIGKILL);
+	cr_assert(WIFSIGNALED(st));
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "b%d", i);
+		put(1 + (unsigned)(i % 2), key, "while-down");
+	}
+	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
+	cr_assert_eq(system(cmd), 0);
+	rd_h_start(&C, 3);
+	for (int t = 0; t < 120 * 10 && !ok; t++) {
+		ok = rd_h_log_has(&C, 3, "rejoining as a new replica");
+		if (!ok)
+			usleep(100 * 1000);
+	}
+	cr_assert(ok, "the wiped node did not say it rejoins (logs in %s)", C.dir);
+	ok = false;
+	for (int t = 0; t < 120 * 10 && !ok; t++) {
+		check_leaders();
+		ok = all_groups_voter(3, 5);
+		if (!ok)
+			usleep(100 * 1000);
+	}
+	cr_assert(ok, "node 3 is not a voter of every group again (logs in %s)", C.dir);
+	cr_assert(rd_h_log_has(&C, 3, "rejoined: the cluster registers"), "(logs in %s)",
+	          C.dir);
+	cr_assert(wait_member(1, 3, "voter", true), "(logs in %s)", C.dir);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node 3 not ready (logs in %s)", C.dir);
+	for (int i = 0; i < 30; i++) {
+		snprintf(key, sizeof key, "a%d", i);
+		expect_get(3, key, "before");
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "b%d", i);
+		expect_get(3, key, "while-down");
+	}
+	check_leaders();
+
+	/* Node 3's new replicas count: with node 1 down, 2 and 3 are a
+	 * majority of every group and keep serving. */
+	st = rd_h_stop(&C, 1, SIGTERM);
+	cr_assert(WIFEXITED(st));
+	put(2, "c0", "after");
+	expect_get(3, "c0", "after");
+	expect_get(3, "a7", "before");
+	check_leaders();
+	rd_h_start(&C, 1);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "(logs in %s)", C.dir);
+	expect_get(1, "c0", "after");
+	check_leaders();
+	(void)out;
 	if (getenv("RD_KEEP_TMP") != NULL)
 		printf("logs in %s\n", C.dir);
 }

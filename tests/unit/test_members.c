@@ -51,17 +51,24 @@ Test(members, conf_change_contexts_round_trip)
 	uint8_t buf[RD_MEMBERS_CC_CTX_MAX];
 	uint64_t inc;
 	char addr[256];
-	size_t n = rd_members_cc_ctx_encode(0xabcdef, "10.0.0.4:7001", buf);
+	bool joining;
+	size_t n = rd_members_cc_ctx_encode(0xabcdef, "10.0.0.4:7001", false, buf);
 
-	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr), 0);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr, &joining), 0);
 	cr_assert_eq(inc, 0xabcdef);
 	cr_assert_str_eq(addr, "10.0.0.4:7001");
-	cr_assert_eq(rd_members_cc_ctx_decode(buf, n - 1, &inc, addr), RD_ECORRUPT);
-	cr_assert_eq(rd_members_cc_ctx_decode(buf, 0, &inc, addr), 0, "no context");
+	cr_assert_not(joining);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n - 1, &inc, addr, &joining),
+	             RD_ECORRUPT);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, 0, &inc, addr, &joining), 0,
+	             "no context");
 	cr_assert_eq(inc, 0);
 	cr_assert_str_eq(addr, "");
-	buf[0] = 2;
-	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr), RD_ECORRUPT);
+	n = rd_members_cc_ctx_encode(5, "h:1", true, buf);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr, &joining), 0);
+	cr_assert(joining);
+	buf[0] = 3;
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr, &joining), RD_ECORRUPT);
 }
 
 Test(members, a_conf_change_sets_the_record_it_names)
@@ -70,18 +77,22 @@ Test(members, a_conf_change_sets_the_record_it_names)
 	                        out;
 
 	snprintf(cur.addr, sizeof cur.addr, "127.0.0.1:9");
-	rd_members_after_cc(RD_CC_ADD_LEARNER, NULL, 0, "127.0.0.1:5", &out);
+	rd_members_after_cc(RD_CC_ADD_LEARNER, NULL, 0, "127.0.0.1:5", false, &out);
 	cr_assert_eq(out.state, RD_MEMBER_LEARNER);
 	cr_assert_eq(out.incarnation, 0);
+	cr_assert(out.added);
+	rd_members_after_cc(RD_CC_ADD_LEARNER, &cur, 99, "127.0.0.1:5", true, &out);
+	cr_assert_eq(out.state, RD_MEMBER_JOINING, "a replacement joins");
+	cr_assert_eq(out.incarnation, 99);
 	cr_assert_str_eq(out.addr, "127.0.0.1:5");
-	rd_members_after_cc(RD_CC_PROMOTE_LEARNER, &cur, 0, "", &out);
+	rd_members_after_cc(RD_CC_PROMOTE_LEARNER, &cur, 0, "", false, &out);
 	cr_assert_eq(out.state, RD_MEMBER_VOTER);
 	cr_assert_eq(out.incarnation, 77, "promotion keeps the registration");
 	cr_assert_str_eq(out.addr, "127.0.0.1:9");
-	rd_members_after_cc(RD_CC_REMOVE, &cur, 0, "", &out);
+	rd_members_after_cc(RD_CC_REMOVE, &cur, 0, "", false, &out);
 	cr_assert_eq(out.state, RD_MEMBER_REMOVED);
 	cr_assert_eq(out.incarnation, 77, "a removed incarnation is remembered");
-	rd_members_after_cc(RD_CC_ADD_VOTER, &out, 0, "127.0.0.1:6", &out);
+	rd_members_after_cc(RD_CC_ADD_VOTER, &out, 0, "127.0.0.1:6", false, &out);
 	cr_assert_eq(out.state, RD_MEMBER_VOTER, "an id can be added again");
 	cr_assert_eq(out.incarnation, 0);
 }
@@ -106,6 +117,7 @@ static int check(struct view *vw, struct rd_conf_state *cs, uint8_t kind, uint64
                  bool learner, char *msg)
 {
 	struct rd_members_view v = {.conf = cs,
+	                            .max_voters = RD_MEMBERS_MAX_VOTERS,
 	                            .self = 1,
 	                            .last_index = 5000,
 	                            .promote_max_lag = 100,
@@ -260,6 +272,71 @@ Test(members, first_registration_wins_and_survives_a_restart)
 	cr_assert_eq(registered(st), 0xaaaa, "the table is loaded at restart");
 	cr_assert_eq(rd_storage_group_info(st, RD_STORAGE_META_GROUP, &info), 0);
 	cr_assert_eq(info.applied, 2, "applied with the same batch");
+	rd_storage_close(st);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Commit entry `index` of group 0 (a conf change: no command) whose apply
+ * writes `val` (NULL: deletes) under "k" outside any command, checking the
+ * batch shows the write before the commit. */
+static void apply_raw(struct rd_storage *st, uint64_t index, const char *val)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	struct rd_entry e = {.term = 1, .index = index, .type = RD_ENTRY_CONF_CHANGE};
+	struct rd_hard_state hs = {.term = 1, .commit = index};
+	const uint8_t *v;
+	char msg[RD_ERRMSG_SIZE];
+	size_t vl;
+
+	cr_assert_eq(rd_storage_batch_append(b, 0, &e, 1, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 0, &hs, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_kv_write(b, 0, (const uint8_t *)"k", 1, (const uint8_t *)val,
+	                          val != NULL ? strlen(val) : 0);
+	if (val != NULL) {
+		cr_assert_eq(
+		    rd_storage_batch_kv_get(b, 0, (const uint8_t *)"k", 1, &v, &vl), 0);
+		cr_assert_eq(vl, strlen(val));
+		cr_assert_eq(memcmp(v, val, vl), 0);
+	} else {
+		cr_assert_eq(
+		    rd_storage_batch_kv_get(b, 0, (const uint8_t *)"k", 1, &v, &vl),
+		    RD_ENOTFOUND);
+	}
+	cr_assert_eq(rd_storage_batch_kv_get(b, 1, (const uint8_t *)"k", 1, &v, &vl),
+	             RD_ENOTFOUND, "groups do not share keys");
+	cr_assert_eq(rd_storage_batch_set_applied(b, 0, index, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_free(b);
+}
+
+/* The writes a conf-change entry makes outside any command (a member
+ * record, a replica key, multiraft/applier.c): seen through the batch
+ * before the commit, as a later entry's CAS in the same batch sees them,
+ * durable with the entry's applied index, and a delete hides the key. */
+Test(members, batch_writes_are_read_through_the_batch)
+{
+	char dir[] = "/tmp/rd-members-XXXXXX", msg[RD_ERRMSG_SIZE], cmd[64];
+	struct rd_storage_options o;
+	struct rd_storage *st;
+	uint8_t *dv;
+	size_t vl;
+
+	cr_assert_not_null(mkdtemp(dir));
+	rd_storage_options_init(&o);
+	o.create_if_missing = true;
+	o.cluster_id = "raftd-test";
+	cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "%s", msg);
+	apply_raw(st, 1, "v1");
+	cr_assert_eq(rd_storage_kv_get(st, 0, (const uint8_t *)"k", 1, &dv, &vl, msg), 0,
+	             "%s", msg);
+	cr_assert_eq(vl, 2);
+	cr_assert_eq(memcmp(dv, "v1", 2), 0);
+	free(dv);
+	apply_raw(st, 2, NULL);
+	cr_assert_eq(rd_storage_kv_get(st, 0, (const uint8_t *)"k", 1, &dv, &vl, msg),
+	             RD_ENOTFOUND);
 	rd_storage_close(st);
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
