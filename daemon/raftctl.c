@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl/request.h"
 #include "raftctl.h"
 #include "raftd.pb-c.h"
 #include "util/err.h"
@@ -325,7 +326,7 @@ static int node_id(const char *s, uint64_t *id)
 	return 0;
 }
 
-/* members add ID ADDR [--learner] / members remove ID. */
+/* members add ID ADDR [--learner] / members remove ID / members promote ID. */
 static int build_member(const struct cmd *c, struct rc_request *rq, int argc, char **argv)
 {
 	bool add = c->op == RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD;
@@ -341,6 +342,8 @@ static int build_member(const struct cmd *c, struct rc_request *rq, int argc, ch
 		rq->op.members_add.node_id = id;
 		rq->op.members_add.address = argv[1];
 		rq->op.members_add.learner = learner;
+	} else if (c->op == RAFTD__CLIENT_REQUEST__OP_MEMBERS_PROMOTE) {
+		rq->op.members_promote.node_id = id;
 	} else {
 		rq->op.members_remove.node_id = id;
 	}
@@ -497,6 +500,8 @@ static const struct cmd commands[] = {
          build_member, RC_OUT_INDEX)},
     {CMD("members remove", "ID", "remove a node from the cluster", MEMBERS_REMOVE,
          build_member, RC_OUT_INDEX)},
+    {CMD("members promote", "ID", "make a caught-up learner of group 0 a voter",
+         MEMBERS_PROMOTE, build_member, RC_OUT_INDEX)},
     {CMD("transfer-leader", "GROUP NODE", "move a group's leadership to NODE",
          TRANSFER_LEADER, build_transfer, RC_OUT_OK)},
     {CMD("send", "(--vshard V | --key KEY) DATA",
@@ -523,15 +528,6 @@ static const struct cmd commands[] = {
     {.name = NULL},
 };
 
-static bool is_write(Raftd__ClientRequest__OpCase op)
-{
-	return op == RAFTD__CLIENT_REQUEST__OP_PUT ||
-	       op == RAFTD__CLIENT_REQUEST__OP_DELETE ||
-	       op == RAFTD__CLIENT_REQUEST__OP_CAS ||
-	       op == RAFTD__CLIENT_REQUEST__OP_PROPOSE ||
-	       op == RAFTD__CLIENT_REQUEST__OP_META_PUT;
-}
-
 /* A random non-zero client id: a new session per invocation. */
 static uint64_t random_client_id(void)
 {
@@ -556,7 +552,7 @@ static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **ar
 	rv = c->build(c, &rq, argc, argv);
 	if (rv != 0)
 		return rv;
-	if (is_write(c->op)) {
+	if (rd_ctl_request_is_write(c->op)) {
 		rq.req.client_id = o->client_id;
 		rq.req.sequence = o->sequence;
 	}

@@ -45,6 +45,7 @@ struct rc_request {
 		Raftd__MembersRequest members;
 		Raftd__MembersAddRequest members_add;
 		Raftd__MembersRemoveRequest members_remove;
+		Raftd__MembersPromoteRequest members_promote;
 		Raftd__TransferLeaderRequest transfer;
 		Raftd__ReadyRequest ready;
 		Raftd__ShutdownRequest shutdown;

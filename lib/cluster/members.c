@@ -3,8 +3,11 @@
  */
 #include "cluster/members.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "raft/raft.h"
 #include "util/err.h"
 
 size_t rd_members_key(const char *cluster, uint64_t id, uint8_t *out)
@@ -46,13 +49,14 @@ int rd_members_decode(const uint8_t *buf, size_t len, struct rd_member_record *r
 
 	memset(r, 0, sizeof *r);
 	if (len < 11 || buf[0] != 1 || buf[1] < RD_MEMBER_JOINING ||
-	    buf[1] > RD_MEMBER_LEAVING)
+	    buf[1] > RD_MEMBER_REMOVED)
 		return RD_ECORRUPT;
 	r->state = buf[1];
 	for (int i = 0; i < 8; i++)
 		r->incarnation = r->incarnation << 8 | buf[2 + i];
 	al = buf[10];
-	if (len != 11 + al || r->incarnation == 0)
+	/* Incarnation 0: added, not registered yet (members.h). */
+	if (len != 11 + al)
 		return RD_ECORRUPT;
 	memcpy(r->addr, buf + 11, al);
 	r->addr[al] = 0;
@@ -70,7 +74,199 @@ const char *rd_members_state_name(uint8_t state)
 		return "learner";
 	case RD_MEMBER_LEAVING:
 		return "leaving";
+	case RD_MEMBER_REMOVED:
+		return "removed";
 	default:
 		return "unknown";
+	}
+}
+
+size_t rd_members_cc_ctx_encode(uint64_t incarnation, const char *addr, uint8_t *out)
+{
+	size_t al = strnlen(addr, 255), n = 0;
+
+	out[n++] = 1;
+	for (int i = 7; i >= 0; i--)
+		out[n++] = (uint8_t)(incarnation >> (8 * i));
+	out[n++] = (uint8_t)al;
+	memcpy(out + n, addr, al);
+	return n + al;
+}
+
+int rd_members_cc_ctx_decode(const uint8_t *buf, size_t len, uint64_t *incarnation,
+                             char *addr)
+{
+	size_t al;
+
+	*incarnation = 0;
+	addr[0] = 0;
+	if (len == 0)
+		return 0;
+	if (len < 10 || buf[0] != 1)
+		return RD_ECORRUPT;
+	for (int i = 0; i < 8; i++)
+		*incarnation = *incarnation << 8 | buf[1 + i];
+	al = buf[9];
+	if (len != 10 + al)
+		return RD_ECORRUPT;
+	memcpy(addr, buf + 10, al);
+	addr[al] = 0;
+	return 0;
+}
+
+void rd_members_after_cc(uint8_t cc_type, const struct rd_member_record *cur,
+                         uint64_t incarnation, const char *addr,
+                         struct rd_member_record *out)
+{
+	memset(out, 0, sizeof *out);
+	if (cur != NULL)
+		*out = *cur;
+	switch (cc_type) {
+	case RD_CC_ADD_VOTER:
+	case RD_CC_ADD_LEARNER:
+		out->state =
+		    cc_type == RD_CC_ADD_VOTER ? RD_MEMBER_VOTER : RD_MEMBER_LEARNER;
+		out->incarnation = incarnation;
+		snprintf(out->addr, sizeof out->addr, "%s", addr);
+		break;
+	case RD_CC_PROMOTE_LEARNER:
+		out->state = RD_MEMBER_VOTER;
+		break;
+	default:
+		out->state = RD_MEMBER_REMOVED;
+		break;
+	}
+	if (out->addr[0] == 0)
+		snprintf(out->addr, sizeof out->addr, "%s", addr);
+}
+
+static bool in(const uint64_t *ids, uint32_t n, uint64_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Reachable voters of `voters` (the leader counts itself). */
+static uint32_t live_count(const struct rd_members_view *v, const uint64_t *voters,
+                           uint32_t n)
+{
+	uint32_t live = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (voters[i] == v->self || v->live(v->arg, voters[i]))
+			live++;
+	return live;
+}
+
+int rd_members_check(uint8_t kind, uint64_t node, bool learner,
+                     const struct rd_members_view *v, char *msg)
+{
+	const struct rd_conf_state *cs = v->conf;
+	bool voter = in(cs->voters, cs->n_voters, node);
+	bool learns = in(cs->learners, cs->n_learners, node);
+	uint64_t next[RD_RAFT_MAX_MEMBERS];
+	uint32_t nn = 0, live;
+
+	if (node == 0)
+		return rd_errorf(msg, RD_EINVAL, "node id 0 is not a node");
+	switch (kind) {
+	case RD_MEMBERS_ADD:
+		if (voter || learns)
+			return rd_errorf(
+			    msg, RD_EINVAL,
+			    "node %llu is already a %s of group 0: ids are unique",
+			    (unsigned long long)node, voter ? "voter" : "learner");
+		if (cs->n_voters + cs->n_learners >= RD_RAFT_MAX_MEMBERS)
+			return rd_errorf(msg, RD_EINVAL,
+			                 "group 0 has %u members, the most it can hold",
+			                 cs->n_voters + cs->n_learners);
+		if (learner)
+			return 0;
+		if (cs->n_voters >= RD_MEMBERS_MAX_VOTERS)
+			return rd_errorf(
+			    msg, RD_EINVAL,
+			    "group 0 keeps up to %u voters and has %u: add node "
+			    "%llu with --learner",
+			    RD_MEMBERS_MAX_VOTERS, cs->n_voters,
+			    (unsigned long long)node);
+		memcpy(next, cs->voters, cs->n_voters * sizeof *next);
+		nn = cs->n_voters;
+		next[nn++] = node;
+		live = live_count(v, next, nn);
+		if (live < nn / 2 + 1)
+			return rd_errorf(
+			    msg, RD_EINVAL,
+			    "adding voter %llu would leave group 0 with %u "
+			    "reachable voters of %u, no majority: add it with "
+			    "--learner",
+			    (unsigned long long)node, live, nn);
+		return 0;
+	case RD_MEMBERS_PROMOTE: {
+		uint64_t m, lag;
+		if (voter)
+			return rd_errorf(msg, RD_EINVAL, "node %llu is already a voter",
+			                 (unsigned long long)node);
+		if (!learns)
+			return rd_errorf(msg, RD_EINVAL,
+			                 "node %llu is not a learner of group 0",
+			                 (unsigned long long)node);
+		if (cs->n_voters >= RD_MEMBERS_MAX_VOTERS)
+			return rd_errorf(msg, RD_EINVAL,
+			                 "group 0 keeps up to %u voters and has %u",
+			                 RD_MEMBERS_MAX_VOTERS, cs->n_voters);
+		m = v->match(v->arg, node);
+		lag = v->last_index > m ? v->last_index - m : 0;
+		if (m == 0)
+			return rd_errorf(
+			    msg, RD_EINVAL,
+			    "learner %llu has acknowledged no entry of group 0 "
+			    "yet: not promoted",
+			    (unsigned long long)node);
+		if (lag > v->promote_max_lag)
+			return rd_errorf(msg, RD_EINVAL,
+			                 "learner %llu is %" PRIu64 " entries behind the "
+			                 "leader (match %" PRIu64 ", last %" PRIu64
+			                 "; [cluster] promote_max_lag = %" PRIu64
+			                 "): not promoted",
+			                 (unsigned long long)node, lag, m, v->last_index,
+			                 v->promote_max_lag);
+		memcpy(next, cs->voters, cs->n_voters * sizeof *next);
+		nn = cs->n_voters;
+		next[nn++] = node;
+		live = live_count(v, next, nn);
+		if (live < nn / 2 + 1)
+			return rd_errorf(
+			    msg, RD_EINVAL,
+			    "promoting learner %llu would leave group 0 with %u "
+			    "reachable voters of %u, no majority",
+			    (unsigned long long)node, live, nn);
+		return 0;
+	}
+	case RD_MEMBERS_REMOVE:
+		if (learns)
+			return 0;
+		if (!voter)
+			return rd_errorf(msg, RD_EINVAL,
+			                 "node %llu is not a member of group 0",
+			                 (unsigned long long)node);
+		if (cs->n_voters == 1)
+			return rd_errorf(
+			    msg, RD_EINVAL,
+			    "node %llu is the last voter of group 0: a group "
+			    "needs one",
+			    (unsigned long long)node);
+		for (uint32_t i = 0; i < cs->n_voters; i++)
+			if (cs->voters[i] != node)
+				next[nn++] = cs->voters[i];
+		live = live_count(v, next, nn);
+		if (live < nn / 2 + 1)
+			return rd_errorf(msg, RD_EINVAL,
+			                 "removing node %llu would leave group 0 with %u "
+			                 "reachable voters of %u, no quorum",
+			                 (unsigned long long)node, live, nn);
+		return 0;
+	default:
+		return rd_errorf(msg, RD_EINVAL, "unknown membership request %u", kind);
 	}
 }

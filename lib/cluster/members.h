@@ -16,6 +16,21 @@
  * Value (bytes, integers big-endian):
  *   u8 format (1) | u8 state (enum rd_member_state) | u64 incarnation |
  *   u8 address length | address ("host:port", at most 255 bytes)
+ * Incarnation 0: a member added by `raftctl members add` that has not
+ * registered yet; its first registration replaces the record with one
+ * holding its incarnation (a CAS expecting the record read), and from then
+ * on no other incarnation can.
+ *
+ * Membership changes of group 0 (`raftctl members add / remove /
+ * promote`, multiraft/membership.c) are conf-change entries (thesis §4.1,
+ * one server at a time) whose context, after the core's header, is
+ *   u8 format (1) | u64 incarnation | u8 address length | address
+ * and the metadata applier writes the member's record in the same batch as
+ * the entry's applied index (rd_members_after_cc), so the member table and
+ * group 0's configuration change together, deterministically on every
+ * replica. A removed member keeps its record in state "removed", with its
+ * incarnation: it cannot register again by itself, and a node that finds
+ * itself removed exits.
  *
  * A node registers itself once group 0 has a leader, with a CAS whose
  * expected value is "absent" (storage/kv.h): the first registration of a
@@ -45,6 +60,7 @@ enum rd_member_state {
 	RD_MEMBER_VOTER = 2,
 	RD_MEMBER_LEARNER = 3,
 	RD_MEMBER_LEAVING = 4,
+	RD_MEMBER_REMOVED = 5,
 };
 
 /* One registration. `addr` is NUL-terminated. */
@@ -72,5 +88,68 @@ int rd_members_decode(const uint8_t *buf, size_t len, struct rd_member_record *r
 
 /* The name of a state ("joining", "voter", ...; "unknown" otherwise). */
 const char *rd_members_state_name(uint8_t state);
+
+/* Longest conf-change context: format, incarnation, a 255-byte address. */
+#define RD_MEMBERS_CC_CTX_MAX (1u + 8u + 1u + 255u)
+
+/* Encode the context of a group-0 conf change into `out` (at least
+ * RD_MEMBERS_CC_CTX_MAX bytes); returns its length. */
+size_t rd_members_cc_ctx_encode(uint64_t incarnation, const char *addr, uint8_t *out);
+
+/* Decode a context rd_members_cc_ctx_encode wrote; an empty one (a conf
+ * change without context) gives incarnation 0 and an empty address. 0 or
+ * RD_ECORRUPT. `addr` holds 256 bytes. */
+int rd_members_cc_ctx_decode(const uint8_t *buf, size_t len, uint64_t *incarnation,
+                             char *addr);
+
+/* The record a conf change of `cc_type` (enum rd_cc_type, raft/raft.h)
+ * leaves for its node, given the current record (`cur`, NULL when absent)
+ * and the change's context. Adding writes a new record (state voter or
+ * learner, the context's incarnation and address); promoting keeps the
+ * incarnation and address and sets "voter"; removing keeps them and sets
+ * "removed". Pure: every replica computes the same record. */
+void rd_members_after_cc(uint8_t cc_type, const struct rd_member_record *cur,
+                         uint64_t incarnation, const char *addr,
+                         struct rd_member_record *out);
+
+/* A membership request (raftctl members add / remove / promote). */
+enum rd_members_kind {
+	RD_MEMBERS_ADD = 1,
+	RD_MEMBERS_REMOVE = 2,
+	RD_MEMBERS_PROMOTE = 3,
+};
+
+/* Group 0 keeps up to this many voters; further members are learners. */
+#define RD_MEMBERS_MAX_VOTERS 5
+
+struct rd_conf_state;
+
+/* What the group-0 leader knows when it checks a request. */
+struct rd_members_view {
+	const struct rd_conf_state *conf; /* group 0's latest configuration */
+	uint64_t self;                    /* the leader */
+	uint64_t last_index;              /* its last log index */
+	uint64_t promote_max_lag;         /* [cluster] promote_max_lag */
+	/* The leader's match index for `id`; is `id` reachable now (the
+	 * leader itself always is)? */
+	uint64_t (*match)(void *arg, uint64_t id);
+	bool (*live)(void *arg, uint64_t id);
+	void *arg;
+};
+
+/* Check a request against group 0 before anything is proposed: 0, or an
+ * RD_E* code (RD_EINVAL for a request that can never apply as asked) with
+ * a message saying why. Refused: node id 0; adding a member of group 0;
+ * adding a voter beyond RD_MEMBERS_MAX_VOTERS; removing or promoting a
+ * node that is not a member (not a learner); removing the last voter;
+ * removing a voter when the voters left, counting only the reachable ones,
+ * are not a majority of the new configuration (the group would have no
+ * quorum); adding a voter whose new configuration has no reachable
+ * majority; promoting a learner that acknowledged nothing yet (match 0),
+ * whose match index is more than promote_max_lag entries behind
+ * last_index, or whose promotion leaves no reachable majority. The address of an add is
+ * checked by the caller (it resolves names). */
+int rd_members_check(uint8_t kind, uint64_t node, bool learner,
+                     const struct rd_members_view *v, char *msg);
 
 #endif

@@ -3,9 +3,12 @@
  */
 #include "multiraft/applier.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "cluster/members.h"
 #include "raft/raft.h"
+#include "storage/kv.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -32,22 +35,67 @@ const struct rd_applier_ops rd_applier_kv_ops = {
     .read = kv_read,
 };
 
-/* Membership entries of group 0 are recorded in the log (the core tracks
- * the configuration); the applier makes them visible in the node's log. */
+/* A conf change of group 0 with a context (raftctl members add / remove /
+ * promote; the founding entries have none) writes its node's member record
+ * (cluster/members.h) in the same batch as the entry's applied index: the
+ * member table follows group 0's configuration entry by entry, on every
+ * replica alike (the record depends only on the entry and the table). */
+static int meta_conf_change(struct rd_storage *st, struct rd_storage_batch *b,
+                            uint64_t group, const struct rd_entry *e,
+                            struct rd_kv_result *res, char *msg)
+{
+	uint8_t type, key[RD_MEMBERS_KEY_MAX], val[RD_MEMBERS_VALUE_MAX], *cmdbuf;
+	struct rd_member_record cur, next;
+	struct rd_kv_cmd cmd = {.op = RD_KV_PUT};
+	const uint8_t *cv;
+	size_t kl, cl, size, len;
+	uint64_t node, inc;
+	char addr[256];
+	bool have;
+	int rv;
+
+	memset(res, 0, sizeof *res);
+	if (rd_raft_cc_decode(e->data, e->len, &type, &node) != 0 ||
+	    e->len == RD_RAFT_CC_HEADER ||
+	    rd_members_cc_ctx_decode(e->data + RD_RAFT_CC_HEADER,
+	                             e->len - RD_RAFT_CC_HEADER, &inc, addr) != 0)
+		return rd_storage_batch_set_applied(b, group, e->index, msg);
+	kl = rd_members_key(rd_storage_cluster_id(st), node, key);
+	have = rd_storage_batch_kv_get(b, group, key, kl, &cv, &cl) == 0 &&
+	       rd_members_decode(cv, cl, &cur) == 0;
+	rd_members_after_cc(type, have ? &cur : NULL, inc, addr, &next);
+	cmd.key = key;
+	cmd.key_len = (uint32_t)kl;
+	cmd.value = val;
+	cmd.value_len = (uint32_t)rd_members_encode(&next, val);
+	size = rd_kv_encoded_size(&cmd);
+	cmdbuf = malloc(size);
+	if (cmdbuf == NULL)
+		return rd_errorf(msg, RD_ENOMEM, "out of memory");
+	rv = rd_kv_encode(&cmd, cmdbuf, size, &len);
+	if (rv == 0)
+		rv = rd_storage_batch_apply_kv(b, group, e->index, cmdbuf, len, res, msg);
+	free(cmdbuf);
+	memset(res, 0, sizeof *res);
+	return rv;
+}
+
+/* Membership entries of group 0: the core tracks the configuration; the
+ * applier keeps the member table in step and makes them visible in the
+ * node's log. */
 static int meta_apply(void *ud, struct rd_storage_batch *b, uint64_t group,
                       const struct rd_entry *e, struct rd_kv_result *res, char *msg)
 {
 	if (e->type == RD_ENTRY_CONF_CHANGE) {
 		uint8_t type;
 		uint64_t node;
-		memset(res, 0, sizeof *res);
 		if (rd_raft_cc_decode(e->data, e->len, &type, &node) == 0)
 			rd_log_info(
 			    "membership change applied group=%llu index=%llu type=%u "
 			    "node=%llu",
 			    (unsigned long long)group, (unsigned long long)e->index,
 			    (unsigned)type, (unsigned long long)node);
-		return rd_storage_batch_set_applied(b, group, e->index, msg);
+		return meta_conf_change(ud, b, group, e, res, msg);
 	}
 	return kv_apply(ud, b, group, e, res, msg);
 }

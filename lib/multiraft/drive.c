@@ -420,6 +420,8 @@ void rd_drive_iteration(struct rd_node *n)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
 		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 		rd_drive_resolve_applied(n->st, &n->resubmit, g);
+		if (g->id == RD_STORAGE_META_GROUP)
+			rd_membership_applied(n, g);
 		serve_reads(n, g);
 		requeue_failed_reads(n, g);
 		mark(&tr, RD_PHASE_ANSWER, g->id, &t);
@@ -428,7 +430,12 @@ void rd_drive_iteration(struct rd_node *n)
 		for (size_t k = 0; k < u->n_snap_sends && n_snap < RD_RAFT_MAX_MEMBERS;
 		     k++)
 			snap_to[n_snap++] = u->snap_sends[k].to;
+		bool qc = u->quiesce_changed, q = u->quiesced;
+		uint8_t cause = u->wake_cause;
+		bool became_leader =
+		    u->role_changed && rd_raft_role(g->raft) == RD_RAFT_LEADER;
 		rd_raft_advance(g->raft, u);
+		rd_liveness_after_update(n, g, qc, q, cause, became_leader);
 		for (size_t k = 0; k < n_snap; k++)
 			rd_snapshots_send(n, g, snap_to[k]);
 		/* Not only on role_changed: a follower learns a new leader

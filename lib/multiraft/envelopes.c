@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cluster/envelope.h"
+#include "ctl/request.h"
 #include "ctl/socket.h"
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
@@ -275,8 +276,6 @@ static void send_answer(struct rd_ctl_conn *conn, uint64_t request_id,
 {
 	Raftd__ClientResponse resp = RAFTD__CLIENT_RESPONSE__INIT;
 	Raftd__EnvelopeResult er = RAFTD__ENVELOPE_RESULT__INIT;
-	uint8_t *buf;
-	size_t len;
 
 	resp.request_id = request_id;
 	resp.error = (Raftd__ErrorCode)res->code;
@@ -291,14 +290,7 @@ static void send_answer(struct rd_ctl_conn *conn, uint64_t request_id,
 		resp.result_case = RAFTD__CLIENT_RESPONSE__RESULT_ENVELOPE;
 		resp.envelope = &er;
 	}
-	len = raftd__client_response__get_packed_size(&resp);
-	if ((buf = malloc(len ? len : 1)) == NULL) {
-		rd_ctl_release(conn);
-		return;
-	}
-	raftd__client_response__pack(&resp, buf);
-	rd_ctl_reply(conn, buf, len);
-	free(buf);
+	rd_ctl_reply_response(conn, &resp);
 }
 
 static void send_done(void *arg, const struct rd_envelope_result *res)
@@ -404,14 +396,7 @@ void rd_node_envelope_handle(struct rd_node *n, struct rd_ctl_conn *conn,
 	return;
 reply:
 	resp.request_id = req->request_id;
-	len = raftd__client_response__get_packed_size(&resp);
-	if ((buf = malloc(len ? len : 1)) == NULL) {
-		rd_ctl_release(conn);
-		return;
-	}
-	raftd__client_response__pack(&resp, buf);
-	rd_ctl_reply(conn, buf, len);
-	free(buf);
+	rd_ctl_reply_response(conn, &resp);
 }
 
 void rd_node_envelope_reply(struct rd_node *n, struct rd_ctl_conn *conn,

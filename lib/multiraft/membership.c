@@ -38,8 +38,11 @@
 #include "raftd.pb-c.h"
 #include "storage/kv.h"
 #include "transport/transport.h"
+#include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
+
+static void say_removed(struct rd_node *n, const char *how);
 
 /* Read node `id`'s registration from the durable state machine of group 0.
  * 0 and *r, RD_ENOTFOUND, or another RD_E* code. */
@@ -179,13 +182,17 @@ void rd_membership_serve_probe(struct rd_node *n, uint64_t peer,
 {
 	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 	Raftd__MemberProbeResponse pr = RAFTD__MEMBER_PROBE_RESPONSE__INIT;
+	struct rd_member_record rec;
 	uint64_t have = 0;
+	int rv;
 
-	if (rd_membership_registered(n, peer, &have) != 0) {
+	if (rd_membership_registered(n, peer, &have) != 0 ||
+	    ((rv = read_record(n, peer, &rec)) != 0 && rv != RD_ENOTFOUND)) {
 		resp.error = RAFTD__ERROR_CODE__INTERNAL;
 		resp.error_message = (char *)"member table unreadable";
 	} else {
 		pr.registered = have;
+		pr.state = rv == 0 ? rec.state : 0;
 		pr.cluster = (char *)rd_storage_cluster_id(n->st);
 		resp.body_case = RAFTD__PEER_RESPONSE__BODY_MEMBER_PROBE;
 		resp.member_probe = &pr;
@@ -208,6 +215,12 @@ static void on_probe(void *arg, int err, const Raftd__PeerResponse *resp,
 	    strcmp(resp->member_probe->cluster, rd_storage_cluster_id(n->st)) != 0)
 		return;
 	have = resp->member_probe->registered;
+	if (resp->member_probe->state == RD_MEMBER_REMOVED &&
+	    (have == 0 || have == rd_storage_incarnation(n->st))) {
+		if (!n->members.asking)
+			say_removed(n, "as a peer's member table says");
+		return;
+	}
 	if (have != 0 && have != rd_storage_incarnation(n->st))
 		say_foreign(n, have, "as a peer reports");
 	else if (have == 0)
@@ -332,18 +345,48 @@ static const char *own_addr(const struct rd_node *n)
 	return n->cfg.listen.text;
 }
 
+/* A node removed from group 0 may never see its removal commit: the
+ * leader stops replicating to it once the change is in its log (thesis
+ * §4.2.2). Its own table says so when it applied it; otherwise, while its
+ * group 0 hears no leader, it asks its peers (the probe answers carry its
+ * member state). */
+static void check_removed(struct rd_node *n, struct rd_group *g0)
+{
+	struct rd_member_record own;
+	uint64_t mine = rd_storage_incarnation(n->st);
+
+	if (read_record(n, n->cfg.node_id, &own) == 0 && own.state == RD_MEMBER_REMOVED &&
+	    (own.incarnation == 0 || own.incarnation == mine)) {
+		say_removed(n, "its member table says so");
+		return;
+	}
+	if (g0 != NULL && n->members.registered && rd_raft_leader(g0->raft) == 0)
+		probe_peers(n);
+}
+
 void rd_membership_tick(struct rd_node *n)
 {
 	struct rd_membership *m = &n->members;
 	struct rd_group *g0 = rd_node_group(n, RD_STORAGE_META_GROUP);
 	uint64_t mine = rd_storage_incarnation(n->st), have;
-	uint8_t key[RD_MEMBERS_KEY_MAX], val[RD_MEMBERS_VALUE_MAX];
+	uint8_t key[RD_MEMBERS_KEY_MAX], val[RD_MEMBERS_VALUE_MAX],
+	    old[RD_MEMBERS_VALUE_MAX];
 	struct rd_member_record r = {.state = RD_MEMBER_VOTER, .incarnation = mine};
 	struct rd_kv_cmd cmd = {.op = RD_KV_CAS};
 	struct rd_waiter *w;
 	size_t size, len;
+	int rv;
 
-	if (m->registered || m->foreign || n->stopping)
+	if (n->stopping)
+		return;
+	if (m->removed) {
+		rd_node_shutdown(n);
+		return;
+	}
+	if (m->foreign || m->asking)
+		return;
+	check_removed(n, g0);
+	if (m->registered || m->removed)
 		return;
 	if (rd_membership_registered(n, n->cfg.node_id, &have) != 0)
 		return;
@@ -358,11 +401,25 @@ void rd_membership_tick(struct rd_node *n)
 	probe_peers(n);
 	if (m->in_flight || g0 == NULL || rd_raft_leader(g0->raft) == 0)
 		return;
-	snprintf(r.addr, sizeof r.addr, "%s", own_addr(n));
 	cmd.key = key;
 	cmd.key_len =
 	    (uint32_t)rd_members_key(rd_storage_cluster_id(n->st), n->cfg.node_id, key);
-	cmd.has_expected = false; /* only if absent: the first one wins */
+	rv = read_record(n, n->cfg.node_id, &r);
+	if (rv == 0) {
+		/* Added by `raftctl members add` (incarnation 0): the record
+		 * becomes this incarnation's, if it is still the one read. */
+		cmd.has_expected = true;
+		cmd.expected = old;
+		cmd.expected_len = (uint32_t)rd_members_encode(&r, old);
+		r.incarnation = mine;
+	} else if (rv == RD_ENOTFOUND) {
+		r = (struct rd_member_record){.state = RD_MEMBER_VOTER,
+		                              .incarnation = mine};
+		snprintf(r.addr, sizeof r.addr, "%s", own_addr(n));
+		cmd.has_expected = false; /* only if absent: the first one wins */
+	} else {
+		return;
+	}
 	cmd.value = val;
 	cmd.value_len = (uint32_t)rd_members_encode(&r, val);
 	size = rd_kv_encoded_size(&cmd);
@@ -381,4 +438,558 @@ void rd_membership_tick(struct rd_node *n)
 	w->op = RD_OP_WRITE;
 	m->in_flight = true;
 	rd_node_submit(n, w);
+}
+
+/* ---- membership changes: raftctl members add / remove / promote ---------- */
+
+/*
+ * A request is checked and proposed only by the node leading group 0 (the
+ * conf change needs its log, thesis §4.1); any other node hands it over
+ * (PeerRequest members_change) and relays the answer. One change at a time:
+ * the core refuses a second one while the first is uncommitted (RD_EBUSY),
+ * and the request waits for its turn until its deadline. The member record
+ * changes with the conf change entry (applier.c), so nothing is proposed
+ * but that one entry.
+ *
+ * Answers: OK once the entry applied on this node with the term it was
+ * proposed in; INVALID (nothing changed) when rd_members_check or the
+ * address refuses it; TIMEOUT when the deadline passed after proposing
+ * (outcome unknown: `raftctl members` shows it); NOT_LEADER when another
+ * leader's entry replaced it (not applied).
+ *
+ * A leader asked to remove itself first hands leadership to the voter with
+ * the longest log that is reachable (thesis §3.10), then hands the request
+ * to it like any follower would: the removal commits under a leader that
+ * stays in the group. (The core would also step down after committing its
+ * own removal, §4.2.2, but leaderless until an election timeout.)
+ */
+
+enum { OP_WAIT = 0, OP_FORWARDED = 1, OP_PROPOSED = 2 };
+
+static uint8_t op_kind(const Raftd__ClientRequest *req)
+{
+	switch (req->op_case) {
+	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD:
+		return RD_MEMBERS_ADD;
+	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_REMOVE:
+		return RD_MEMBERS_REMOVE;
+	default:
+		return RD_MEMBERS_PROMOTE;
+	}
+}
+
+static const char *kind_name(uint8_t kind)
+{
+	return kind == RD_MEMBERS_ADD      ? "add"
+	       : kind == RD_MEMBERS_REMOVE ? "remove"
+	                                   : "promote";
+}
+
+static struct rd_member_op *op_new(struct rd_node *n)
+{
+	for (unsigned i = 0; i < RD_MEMBER_OPS; i++)
+		if (!n->members.ops[i].used) {
+			struct rd_member_op *op = &n->members.ops[i];
+			memset(op, 0, sizeof *op);
+			op->used = true;
+			op->n = n;
+			return op;
+		}
+	return NULL;
+}
+
+static void op_finish(struct rd_member_op *op, int code, const char *message,
+                      uint64_t index)
+{
+	if (code == RAFTD__ERROR_CODE__OK)
+		rd_log_notice("membership change done: %s node=%llu index=%llu",
+		              kind_name(op->kind), (unsigned long long)op->node,
+		              (unsigned long long)index);
+	else
+		rd_log_info("membership change %s node=%llu not done: %s",
+		            kind_name(op->kind), (unsigned long long)op->node,
+		            message != NULL ? message : "");
+	if (op->responder != NULL) {
+		Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
+		Raftd__MembersChangeResponse mc = RAFTD__MEMBERS_CHANGE_RESPONSE__INIT;
+		mc.code = (Raftd__ErrorCode)code;
+		mc.message = (char *)(message != NULL ? message : "");
+		mc.index = index;
+		resp.body_case = RAFTD__PEER_RESPONSE__BODY_MEMBERS_CHANGE;
+		resp.members_change = &mc;
+		rd_transport_respond(op->responder, &resp);
+	} else if (op->reply != NULL) {
+		struct rd_result r = {.code = code,
+		                      .message = message,
+		                      .group = RD_STORAGE_META_GROUP,
+		                      .index = index};
+		op->reply(op->reply_ud, op->request_id, &r);
+	}
+	op->used = false;
+}
+
+static bool reachable(const struct rd_node *n, uint64_t id)
+{
+	uint64_t rtt;
+	return rd_peers_connected(n, id, &rtt);
+}
+
+struct view_ctx {
+	struct rd_node *n;
+	struct rd_group *g0;
+};
+
+static uint64_t match_of(void *arg, uint64_t id)
+{
+	struct view_ctx *c = arg;
+	return rd_raft_match(c->g0->raft, id);
+}
+
+static bool live_of(void *arg, uint64_t id)
+{
+	struct view_ctx *c = arg;
+	return reachable(c->n, id);
+}
+
+/* Removing `node` (not from group 0: it keeps its data-group replicas until
+ * they are moved, which this version does not do) must leave every data
+ * group it holds a replica of with a reachable majority of its replicas. */
+static int check_data_groups(struct rd_node *n, uint64_t node, char *msg)
+{
+	const struct rd_routing *rt = &n->topo.routing;
+
+	for (uint32_t g = 1; g <= rt->n_groups; g++) {
+		const struct rd_group_placement *p = rd_routing_placement(rt, g);
+		uint32_t live = 0;
+		if (p == NULL || !rd_routing_has_replica(rt, g, node))
+			continue;
+		for (uint32_t i = 0; i < p->n_replicas; i++)
+			if (p->replicas[i] != node && (p->replicas[i] == n->cfg.node_id ||
+			                               reachable(n, p->replicas[i])))
+				live++;
+		if (live < p->n_replicas / 2 + 1)
+			return rd_errorf(
+			    msg, RD_EINVAL,
+			    "removing node %llu would leave data group %u with "
+			    "%u reachable replicas of %u, no quorum",
+			    (unsigned long long)node, g, live, p->n_replicas);
+	}
+	return 0;
+}
+
+/* Leader: hand leadership of group 0 to the reachable voter with the
+ * longest log (thesis §3.10), before removing this node. */
+static int hand_over(struct rd_node *n, struct rd_group *g0, char *msg)
+{
+	const struct rd_conf_state *cs = rd_raft_conf(g0->raft);
+	uint64_t best = 0, best_match = 0;
+
+	if (rd_raft_transferee(g0->raft) != 0)
+		return 0;
+	for (uint32_t i = 0; i < cs->n_voters; i++) {
+		uint64_t id = cs->voters[i], m = rd_raft_match(g0->raft, id);
+		if (id == n->cfg.node_id || !reachable(n, id) ||
+		    rd_health_peer_slow(n, id))
+			continue;
+		if (best == 0 || m > best_match)
+			best = id, best_match = m;
+	}
+	if (best == 0)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "no other reachable voter of group 0 to hand its "
+		                 "leadership to before removing node %llu",
+		                 (unsigned long long)n->cfg.node_id);
+	if (rd_raft_transfer_leader(g0->raft, best) == 0) {
+		rd_log_notice("group 0 leadership handed to node %llu before removing "
+		              "this node",
+		              (unsigned long long)best);
+		rd_node_touch(n, g0);
+		rd_node_wake(n);
+	}
+	return 0;
+}
+
+static void on_forwarded(void *arg, int err, const Raftd__PeerResponse *resp,
+                         const char *errmsg)
+{
+	struct rd_member_op *op = arg;
+	char msg[RD_ERRMSG_SIZE];
+
+	if (!op->used || op->phase != OP_FORWARDED)
+		return;
+	if (err != 0 || resp == NULL || resp->error != RAFTD__ERROR_CODE__OK ||
+	    resp->body_case != RAFTD__PEER_RESPONSE__BODY_MEMBERS_CHANGE) {
+		snprintf(msg, sizeof msg,
+		         "the group-0 leader did not answer (%s): outcome unknown, see "
+		         "raftctl members",
+		         err != 0 ? (errmsg != NULL ? errmsg : rd_strerror(err))
+		         : resp != NULL && resp->error_message != NULL
+		             ? resp->error_message
+		             : "bad answer");
+		op_finish(op, RAFTD__ERROR_CODE__UNAVAILABLE, msg, 0);
+		return;
+	}
+	/* It no longer leads (and proposed nothing): try the new leader. */
+	if (resp->members_change->code == RAFTD__ERROR_CODE__NOT_LEADER &&
+	    resp->members_change->index == 0) {
+		op->phase = OP_WAIT;
+		return;
+	}
+	op_finish(op, resp->members_change->code, resp->members_change->message,
+	          resp->members_change->index);
+}
+
+static void op_forward(struct rd_node *n, struct rd_member_op *op, uint64_t leader,
+                       uint64_t now)
+{
+	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
+	Raftd__MembersChangeRequest mc = RAFTD__MEMBERS_CHANGE_REQUEST__INIT;
+	struct rd_transport *t = rd_peers_transport(n);
+	char msg[RD_ERRMSG_SIZE];
+	unsigned ms = (unsigned)((op->deadline_ns - now) / 1000000ull);
+
+	if (t == NULL)
+		return;
+	mc.kind = op->kind;
+	mc.node_id = op->node;
+	mc.address = op->addr;
+	mc.learner = op->learner;
+	req.body_case = RAFTD__PEER_REQUEST__BODY_MEMBERS_CHANGE;
+	req.members_change = &mc;
+	op->phase = OP_FORWARDED;
+	if (rd_transport_call(t, leader, &req, ms > 0 ? ms : 1, on_forwarded, op, msg) !=
+	    0)
+		op->phase = OP_WAIT; /* retried at the next tick */
+}
+
+/* The leader's part: check, then propose the conf change. */
+static void op_propose(struct rd_node *n, struct rd_member_op *op, struct rd_group *g0)
+{
+	struct view_ctx vc = {n, g0};
+	struct rd_members_view v = {
+	    .conf = rd_raft_conf(g0->raft),
+	    .self = n->cfg.node_id,
+	    .last_index = rd_raft_last_index(g0->raft),
+	    .promote_max_lag = n->cfg.promote_max_lag,
+	    .match = match_of,
+	    .live = live_of,
+	    .arg = &vc,
+	};
+	uint8_t ctx[RD_MEMBERS_CC_CTX_MAX], cc;
+	struct rd_member_record cur = {0};
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_addr addr;
+	size_t len;
+	int rv;
+
+	if (op->kind == RD_MEMBERS_ADD && rd_addr_parse(&addr, op->addr, msg) != 0) {
+		op_finish(op, RAFTD__ERROR_CODE__INVALID, msg, 0);
+		return;
+	}
+	rv = rd_members_check(op->kind, op->node, op->learner, &v, msg);
+	if (rv == 0 && op->kind == RD_MEMBERS_REMOVE)
+		rv = check_data_groups(n, op->node, msg);
+	if (rv != 0) {
+		op_finish(op, rd_err_to_wire(rv), msg, 0);
+		return;
+	}
+	if (op->kind == RD_MEMBERS_REMOVE && op->node == n->cfg.node_id) {
+		if (hand_over(n, g0, msg) != 0)
+			op_finish(op, RAFTD__ERROR_CODE__INVALID, msg, 0);
+		return; /* proposed by the next leader */
+	}
+	/* Promote and remove keep the registration the table holds. */
+	if (op->kind != RD_MEMBERS_ADD && read_record(n, op->node, &cur) == 0)
+		snprintf(op->addr, sizeof op->addr, "%s", cur.addr);
+	cc = op->kind == RD_MEMBERS_ADD
+	         ? (op->learner ? RD_CC_ADD_LEARNER : RD_CC_ADD_VOTER)
+	     : op->kind == RD_MEMBERS_REMOVE ? RD_CC_REMOVE
+	                                     : RD_CC_PROMOTE_LEARNER;
+	len = rd_members_cc_ctx_encode(cur.incarnation, op->addr, ctx);
+	rv = rd_raft_propose_conf_change(g0->raft, cc, op->node, ctx, (uint32_t)len,
+	                                 &op->index);
+	if (rv == RD_EBUSY)
+		return; /* another change is uncommitted, or a transfer runs */
+	if (rv != 0) {
+		op_finish(op, rd_err_to_wire(rv),
+		          rv == RD_ENOTLEADER ? "no longer the group-0 leader"
+		                              : "the change does not apply to group 0",
+		          0);
+		return;
+	}
+	op->term = rd_raft_term(g0->raft);
+	op->phase = OP_PROPOSED;
+	rd_log_notice("membership change proposed: %s node=%llu%s%s index=%llu",
+	              kind_name(op->kind), (unsigned long long)op->node,
+	              op->kind == RD_MEMBERS_ADD ? " addr=" : "",
+	              op->kind == RD_MEMBERS_ADD ? op->addr : "",
+	              (unsigned long long)op->index);
+	rd_node_touch(n, g0);
+	rd_node_wake(n);
+}
+
+static void op_step(struct rd_node *n, struct rd_member_op *op, uint64_t now)
+{
+	struct rd_group *g0 = rd_node_group(n, RD_STORAGE_META_GROUP);
+	uint64_t leader;
+
+	if (op->phase == OP_FORWARDED)
+		return; /* on_forwarded answers, by the call's deadline */
+	if (op->phase == OP_PROPOSED && g0 != NULL &&
+	    rd_raft_applied_index(g0->raft) >= op->index) {
+		if (rd_raft_term_at(g0->raft, op->index) == op->term ||
+		    rd_raft_term_at(g0->raft, op->index) == 0)
+			op_finish(op, RAFTD__ERROR_CODE__OK, NULL, op->index);
+		else
+			op_finish(op, RAFTD__ERROR_CODE__NOT_LEADER,
+			          "replaced by a new leader's entry: not applied", 0);
+		return;
+	}
+	if (now >= op->deadline_ns) {
+		op_finish(op, RAFTD__ERROR_CODE__TIMEOUT,
+		          op->phase == OP_PROPOSED
+		              ? "not applied within the deadline: outcome unknown, see "
+		                "raftctl members"
+		              : "group 0 had no leader that took the change within the "
+		                "deadline: not applied",
+		          0);
+		return;
+	}
+	if (op->phase == OP_PROPOSED || g0 == NULL || n->in_pass)
+		return;
+	leader = rd_raft_leader(g0->raft);
+	if (leader == 0)
+		return;
+	if (leader == n->cfg.node_id)
+		op_propose(n, op, g0);
+	else if (op->responder != NULL)
+		op_finish(op, RAFTD__ERROR_CODE__NOT_LEADER,
+		          "this node does not lead group 0", 0);
+	else
+		op_forward(n, op, leader, now);
+}
+
+void rd_membership_ops_tick(struct rd_node *n)
+{
+	uint64_t now = rd_clock_now_ns();
+	for (unsigned i = 0; i < RD_MEMBER_OPS; i++)
+		if (n->members.ops[i].used)
+			op_step(n, &n->members.ops[i], now);
+}
+
+static struct rd_member_op *op_start(struct rd_node *n, uint8_t kind, uint64_t node,
+                                     const char *addr, bool learner, uint32_t deadline_ms,
+                                     char *msg)
+{
+	struct rd_member_op *op;
+	uint32_t ms = deadline_ms ? deadline_ms : n->cfg.request_timeout_ms;
+
+	if (n->stopping) {
+		rd_errorf(msg, RD_ESHUTDOWN, "node is shutting down");
+		return NULL;
+	}
+	if (kind < RD_MEMBERS_ADD || kind > RD_MEMBERS_PROMOTE) {
+		rd_errorf(msg, RD_EINVAL, "unknown membership change %u", kind);
+		return NULL;
+	}
+	if (addr != NULL && strlen(addr) > 255) {
+		rd_errorf(msg, RD_EINVAL, "address longer than 255 bytes");
+		return NULL;
+	}
+	op = op_new(n);
+	if (op == NULL) {
+		rd_errorf(msg, RD_EBUSY, "%u membership changes already in progress",
+		          RD_MEMBER_OPS);
+		return NULL;
+	}
+	op->kind = kind;
+	op->node = node;
+	op->learner = learner;
+	snprintf(op->addr, sizeof op->addr, "%s", addr != NULL ? addr : "");
+	op->deadline_ns = rd_clock_now_ns() + (uint64_t)ms * 1000000ull;
+	return op;
+}
+
+void rd_membership_request(struct rd_node *n, rd_reply_fn reply, void *ud,
+                           const Raftd__ClientRequest *req)
+{
+	uint8_t kind = op_kind(req);
+	uint64_t node = kind == RD_MEMBERS_ADD      ? req->members_add->node_id
+	                : kind == RD_MEMBERS_REMOVE ? req->members_remove->node_id
+	                                            : req->members_promote->node_id;
+	const char *addr = kind == RD_MEMBERS_ADD ? req->members_add->address : NULL;
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_member_op *op;
+
+	op = op_start(n, kind, node, addr,
+	              kind == RD_MEMBERS_ADD && req->members_add->learner,
+	              req->deadline_ms, msg);
+	if (op == NULL) {
+		struct rd_result r = {.code = RAFTD__ERROR_CODE__BUSY, .message = msg};
+		if (n->stopping)
+			r.code = RAFTD__ERROR_CODE__SHUTTING_DOWN;
+		else if (strstr(msg, "in progress") == NULL)
+			r.code = RAFTD__ERROR_CODE__INVALID;
+		reply(ud, req->request_id, &r);
+		return;
+	}
+	rd_log_notice("membership change requested: %s node=%llu", kind_name(kind),
+	              (unsigned long long)node);
+	op->reply = reply;
+	op->reply_ud = ud;
+	op->request_id = req->request_id;
+	op_step(n, op, rd_clock_now_ns());
+}
+
+void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
+                                const Raftd__PeerRequest *req,
+                                struct rd_transport_responder *r)
+{
+	const Raftd__MembersChangeRequest *mc = req->members_change;
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_member_op *op;
+
+	(void)peer;
+	op = op_start(n, (uint8_t)mc->kind, mc->node_id, mc->address, mc->learner,
+	              req->deadline_ms, msg);
+	if (op == NULL) {
+		Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
+		Raftd__MembersChangeResponse res = RAFTD__MEMBERS_CHANGE_RESPONSE__INIT;
+		res.code = n->stopping ? RAFTD__ERROR_CODE__SHUTTING_DOWN
+		                       : RAFTD__ERROR_CODE__BUSY;
+		res.message = msg;
+		resp.body_case = RAFTD__PEER_RESPONSE__BODY_MEMBERS_CHANGE;
+		resp.members_change = &res;
+		rd_transport_respond(r, &resp);
+		return;
+	}
+	op->responder = r;
+	op_step(n, op, rd_clock_now_ns());
+}
+
+void rd_membership_shutdown(struct rd_node *n)
+{
+	for (unsigned i = 0; i < RD_MEMBER_OPS; i++) {
+		struct rd_member_op *op = &n->members.ops[i];
+		if (!op->used || op->phase == OP_FORWARDED)
+			continue;
+		op_finish(op, RAFTD__ERROR_CODE__SHUTTING_DOWN,
+		          op->phase == OP_PROPOSED ? "node shutting down: outcome unknown"
+		                                   : "node shutting down: not applied",
+		          0);
+	}
+}
+
+/* ---- following group 0's conf changes ------------------------------------ */
+
+static void add_member(struct rd_node *n, uint64_t id, const char *addr)
+{
+	struct rd_topology *t = &n->topo;
+	struct rd_member *m = NULL;
+	char msg[RD_ERRMSG_SIZE];
+
+	for (unsigned i = 0; i < t->n_members; i++)
+		if (t->members[i].id == id)
+			m = &t->members[i];
+	if (m != NULL && strcmp(m->addr.text, addr) == 0)
+		return;
+	if (m == NULL && t->n_members == RD_TOPOLOGY_MAX_MEMBERS) {
+		rd_log_err("member %llu not added to the topology: %u members at most",
+		           (unsigned long long)id, RD_TOPOLOGY_MAX_MEMBERS);
+		return;
+	}
+	struct rd_member nm = {.id = id};
+	if (rd_addr_parse(&nm.addr, addr, msg) != 0) {
+		rd_log_err("member %llu: address refused: %s", (unsigned long long)id,
+		           msg);
+		return;
+	}
+	if (m == NULL)
+		m = &t->members[t->n_members++];
+	*m = nm;
+	if (rd_peers_add(n, m, msg) != 0)
+		rd_log_err("member %llu: transport peer not added: %s",
+		           (unsigned long long)id, msg);
+	else
+		rd_log_info("member joined the topology node=%llu addr=%s",
+		            (unsigned long long)id, addr);
+}
+
+static void say_removed(struct rd_node *n, const char *how)
+{
+	if (n->members.removed)
+		return;
+	n->members.removed = true;
+	n->exit_code = 0;
+	rd_log_notice("this node (%llu) was removed from the cluster (%s): stopping "
+	              "every group and exiting 0",
+	              (unsigned long long)n->cfg.node_id, how);
+	sd_notify(0, "STATUS=removed from the cluster");
+}
+
+void rd_membership_applied(struct rd_node *n, struct rd_group *g0)
+{
+	const struct rd_raft_update *u = &g0->u;
+
+	for (size_t i = 0; i < u->n_committed; i++) {
+		const struct rd_entry *e = &u->committed[i];
+		uint8_t type;
+		uint64_t node, inc;
+		char addr[256];
+		if (e->type != RD_ENTRY_CONF_CHANGE ||
+		    rd_raft_cc_decode(e->data, e->len, &type, &node) != 0 ||
+		    e->len == RD_RAFT_CC_HEADER ||
+		    rd_members_cc_ctx_decode(e->data + RD_RAFT_CC_HEADER,
+		                             e->len - RD_RAFT_CC_HEADER, &inc, addr) != 0)
+			continue;
+		if (type == RD_CC_REMOVE && node == n->cfg.node_id)
+			say_removed(n, "its removal applied");
+		else if (type != RD_CC_REMOVE && addr[0] != 0)
+			add_member(n, node, addr);
+	}
+}
+
+#define LOAD_DONE (RD_ERR_COUNT + 1) /* not an RD_E* code */
+
+struct load_ctx {
+	struct rd_node *n;
+	size_t prefix_len;
+	uint8_t prefix[RD_MEMBERS_KEY_MAX];
+};
+
+static int load_one(void *arg, const uint8_t *key, size_t key_len, const uint8_t *val,
+                    size_t val_len)
+{
+	struct load_ctx *c = arg;
+	struct rd_member_record r;
+	uint64_t id = 0;
+
+	if (key_len < c->prefix_len || memcmp(key, c->prefix, c->prefix_len) != 0)
+		/* Keys are in order: past the table, stop. */
+		return memcmp(key, c->prefix,
+		              key_len < c->prefix_len ? key_len : c->prefix_len) > 0
+		           ? LOAD_DONE
+		           : 0;
+	if (key_len != c->prefix_len + 8 || rd_members_decode(val, val_len, &r) != 0)
+		return 0;
+	for (size_t i = c->prefix_len; i < key_len; i++)
+		id = id << 8 | key[i];
+	if (r.state != RD_MEMBER_REMOVED && r.addr[0] != 0 && id != c->n->cfg.node_id)
+		add_member(c->n, id, r.addr);
+	return 0;
+}
+
+void rd_membership_load(struct rd_node *n)
+{
+	struct load_ctx c = {.n = n};
+	char msg[RD_ERRMSG_SIZE];
+
+	if (rd_node_group(n, RD_STORAGE_META_GROUP) == NULL)
+		return;
+	/* The key of id 0 without its id: the cluster's prefix. */
+	c.prefix_len = rd_members_key(rd_storage_cluster_id(n->st), 0, c.prefix) - 8;
+	int rv = rd_storage_kv_scan(n->st, RD_STORAGE_META_GROUP, load_one, &c, msg);
+
+	if (rv != 0 && rv != LOAD_DONE)
+		rd_log_err("member table not read: %s", msg);
 }

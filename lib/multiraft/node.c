@@ -55,10 +55,10 @@ void rd_node_touch(struct rd_node *n, struct rd_group *g)
 void rd_node_check_dirty(const struct rd_node *n)
 {
 	assert(!n->in_pass);
-	for (size_t i = 0; i < n->n_ticking; i++) {
-		const struct rd_group *g = n->ticking[i];
+	for (size_t i = 0; i < n->n_slots; i++) {
+		const struct rd_group *g = n->groups[i];
 		(void)g;
-		assert(g->dirty || !rd_raft_has_update(g->raft));
+		assert(g == NULL || g->dirty || !rd_raft_has_update(g->raft));
 	}
 }
 
@@ -68,9 +68,28 @@ void rd_node_check_dirty(const struct rd_node *n)
  * which the first tick schedules. */
 static void tick_add(struct rd_node *n, struct rd_group *g)
 {
-	assert(n->n_ticking < n->n_slots);
-	n->ticking[n->n_ticking++] = g;
+	rd_node_set_ticking(n, g, true);
 	mark_dirty(n, g);
+}
+
+void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on)
+{
+	if (on == g->ticking)
+		return;
+	if (!on && (g->props.head != NULL || g->reads.head != NULL))
+		return; /* on_tick takes it off once its requests are answered */
+	if (on) {
+		assert(n->n_ticking < n->n_slots);
+		g->tick_pos = n->n_ticking;
+		n->ticking[n->n_ticking++] = g;
+	} else {
+		/* The last one takes its place: the order of ticks within one
+		 * tick does not matter (each core has its own timers). */
+		struct rd_group *last = n->ticking[--n->n_ticking];
+		n->ticking[g->tick_pos] = last;
+		last->tick_pos = g->tick_pos;
+	}
+	g->ticking = on;
 }
 
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id)
@@ -218,13 +237,23 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		rd_node_check_dirty(n);
 		rd_membership_tick(n);
 	}
-	for (size_t i = 0; i < n->n_ticking; i++) {
+	for (size_t i = 0; i < n->n_ticking;) {
 		struct rd_group *g = n->ticking[i];
 		rd_raft_tick(g->raft);
 		rd_node_touch(n, g);
 		rd_waitq_expire(&g->props, t0);
 		rd_waitq_expire(&g->reads, t0);
+		/* A quiesced group stays here while requests wait on it (their
+		 * deadlines are checked here); then it leaves, and the last
+		 * group takes slot i. */
+		if (rd_raft_quiesced(g->raft) && g->props.head == NULL &&
+		    g->reads.head == NULL)
+			rd_node_set_ticking(n, g, false);
+		else
+			i++;
 	}
+	rd_liveness_tick(n, t0);
+	rd_membership_ops_tick(n);
 	rd_forward_expire(&n->fwd, t0);
 	rd_waitq_expire(&n->ready_waiters, t0);
 	rd_forward_retry(&n->fwd);
@@ -326,6 +355,8 @@ int rd_node_open_groups(struct rd_node *n, char *msg)
 			return rv;
 		tick_add(n, n->groups[g]);
 	}
+	/* Members added through group 0 since the cluster was founded. */
+	rd_membership_load(n);
 	return 0;
 }
 
@@ -354,6 +385,7 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	                     rd_metrics_latency_buckets_n);
 	n->seed = (uint64_t)time(NULL) ^ (cfg->node_id << 32) ^ (uint64_t)getpid();
 	rd_topology_init(&n->topo, cfg);
+	rd_liveness_init(n);
 	sd_notify(0, "STATUS=bootstrapping");
 
 	event_base_priority_init(base, N_PRIOS);
@@ -492,6 +524,7 @@ void rd_node_shutdown(struct rd_node *n)
 	if (n->stopping)
 		return;
 	n->stopping = true;
+	rd_membership_shutdown(n);
 	rd_forward_shutdown(&n->fwd);
 	rd_envelope_shutdown(&n->env);
 	rd_log_notice("shutting down node=%llu", (unsigned long long)n->cfg.node_id);

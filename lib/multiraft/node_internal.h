@@ -11,6 +11,7 @@
  *   snapshots.c snapshot streaming, both sides
  *   health.c    gray failures: slow-disk evacuation, progress-tied liveness
  *   canary.c    the linearizability self-check per data group
+ *   liveness.c  idle groups off the ticking list; node liveness
  *   envelopes.c envelope handlers and deliveries (cluster/envelope.h)
  *   backup.c    raftctl backup save: every group streamed to a client
  *   backup_fetch.c  the BackupFetch peer RPC: a group pulled by a saving node
@@ -113,7 +114,9 @@ struct rd_group {
 	uint64_t forwarded;           /* forwarded to the leader from here */
 	struct rd_kv_result *results; /* apply results of the current update */
 	size_t results_cap;
-	bool dirty; /* on the node's dirty list (rd_node_touch) */
+	bool dirty;      /* on the node's dirty list (rd_node_touch) */
+	bool ticking;    /* on the node's ticking list (quiesced groups are not) */
+	size_t tick_pos; /* its index there */
 };
 
 /* The phases of one loop iteration (drive.c), for the slow-iteration log. */
@@ -214,12 +217,53 @@ struct rd_snap_in {
 	struct rd_message msg;
 };
 
+/* Node liveness (liveness.c). */
+struct rd_live_peer {
+	uint64_t id;
+	uint64_t heard_ns; /* last batch from it */
+	uint64_t boot;     /* its boot id (RaftBatch.boot), 0 = not known */
+	bool live;
+};
+
+struct rd_liveness {
+	uint64_t boot; /* this process's boot id */
+	uint64_t timeout_ns, interval_ns;
+	uint64_t last_hb_ns;
+	struct rd_live_peer peers[RD_NODE_MAX_MEMBERS];
+	unsigned n_peers;
+	uint64_t down_events;              /* peers that stopped being live */
+	uint64_t quiesces;                 /* groups quiesced here */
+	uint64_t wakeups[RD_WAKE_MAX + 1]; /* by enum rd_raft_wake */
+};
+
 /* A peer's registration as last read (membership.c). */
 struct rd_member_cache {
 	uint64_t id;
 	uint64_t at_applied;  /* group 0's durable applied index when read */
 	uint64_t incarnation; /* 0 = not registered */
 	bool valid;
+};
+
+/* A membership request in progress (raftctl members add / remove /
+ * promote, from a local client or handed over by a peer), membership.c. */
+#define RD_MEMBER_OPS 8
+struct rd_member_op {
+	bool used;
+	uint8_t kind; /* enum rd_members_kind (cluster/members.h) */
+	uint8_t phase;
+	bool learner;
+	bool transfer_logged;
+	uint64_t node;
+	char addr[256];
+	uint64_t deadline_ns;
+	uint64_t index, term; /* PROPOSED: the conf change entry */
+	/* The answer goes to a local client (reply) or to the peer that
+	 * handed the request over (responder). */
+	rd_reply_fn reply;
+	void *reply_ud;
+	uint64_t request_id;
+	struct rd_transport_responder *responder;
+	struct rd_node *n;
 };
 
 struct rd_membership {
@@ -244,6 +288,9 @@ struct rd_membership {
 	} probe_ctx[RD_NODE_MAX_MEMBERS];
 	uint64_t refused_incarnation; /* batches from an unregistered incarnation */
 	uint64_t refused_cluster;     /* batches from another cluster */
+	struct rd_member_op ops[RD_MEMBER_OPS];
+	bool removed;              /* group 0 removed this node: it exits 0 */
+	uint64_t removed_probe_ns; /* last probe for a removal this node missed */
 };
 
 struct rd_node {
@@ -272,7 +319,7 @@ struct rd_node {
 	struct rd_group **dirty;
 	size_t n_dirty;
 	/* Groups whose core is ticked (node.c on_tick), so that a tick visits
-	 * no empty slot: every hosted group, as no group stops ticking. */
+	 * no empty slot and no quiesced group (liveness.c). */
 	struct rd_group **ticking;
 	size_t n_ticking;
 
@@ -302,6 +349,7 @@ struct rd_node {
 	struct rd_canary canary;
 	struct rd_subs *subs;         /* commit streams (subscribe.h) */
 	struct rd_membership members; /* the member table's view (membership.c) */
+	struct rd_liveness live;      /* node liveness, idle groups (liveness.c) */
 };
 
 /* ---- node.c ---- */
@@ -322,6 +370,9 @@ void rd_node_touch(struct rd_node *n, struct rd_group *g);
 /* Assert that every hosted group whose core has an update is on the dirty
  * list (the rule of rd_node_touch). Outside a loop iteration only. */
 void rd_node_check_dirty(const struct rd_node *n);
+
+/* Put g on the ticking list (on) or take it off (quiesced); idempotent. */
+void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on);
 
 /* The hosted group `id`, or NULL when it is not hosted here. */
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id);
@@ -401,6 +452,31 @@ bool rd_health_peer_slow(const struct rd_node *n, uint64_t peer);
 /* Log the phase (and group) that made the last iteration slow. */
 void rd_health_note_iteration(struct rd_node *n, uint64_t limit_ns);
 
+/* ---- liveness.c ---- */
+
+/* Draw this process's boot id; timeouts from the config. At start. */
+void rd_liveness_init(struct rd_node *n);
+
+/* A batch from `peer` carrying boot id `boot` (0: none) arrived. A new boot
+ * id (a restart) tells every group that `peer` is down (rd_raft_peer_down).
+ * Not from inside the drive pass. */
+void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot);
+
+/* Is `peer` live (heard from within an election timeout)? True for a node
+ * never heard from until it is, so that nothing wakes for a stranger. */
+bool rd_liveness_live(struct rd_node *n, uint64_t peer);
+
+/* Once per tick: peers silent for an election timeout stop being live (and
+ * every group hears it); the node heartbeats once per interval. */
+void rd_liveness_tick(struct rd_node *n, uint64_t now_ns);
+
+/* After group g's update was advanced (drive.c): follow its quiescence
+ * (`changed`, `quiesced`, wake `cause` from the update) on the ticking list
+ * and in the counters, and give it the peers not live when it quiesced as
+ * a follower or `became_leader`. */
+void rd_liveness_after_update(struct rd_node *n, struct rd_group *g, bool changed,
+                              bool quiesced, uint8_t cause, bool became_leader);
+
 /* ---- canary.c ---- */
 
 /* Set up the canary (nothing runs while [health] canary_interval_ms is 0).
@@ -412,6 +488,13 @@ void rd_canary_tick(struct rd_node *n, uint64_t now_ns);
 
 /* Free the canary state. Its requests must have been answered. */
 void rd_canary_free(struct rd_node *n);
+
+/* Find a canary key of node `node` that data group `group` owns under
+ * `rt`: writes it into key[cap] and its length into *len_out (0 when none
+ * was found). Returns how many candidate keys it tried, 0 when it knew at
+ * once that no key can exist (the group owns no vShard). */
+unsigned rd_canary_find_key(const struct rd_routing *rt, uint64_t node, uint64_t group,
+                            uint8_t *key, size_t cap, size_t *len_out);
 
 /* ---- waiter.c ---- */
 
@@ -582,6 +665,34 @@ void rd_membership_serve_probe(struct rd_node *n, uint64_t peer,
  * group 0's durable applied index. 0 or an RD_E* storage error. */
 int rd_membership_registered(struct rd_node *n, uint64_t id, uint64_t *incarnation);
 
+/* A local client's raftctl members add / remove / promote: checked and
+ * proposed by the group-0 leader (handed to it over PeerRequest
+ * members_change when this node does not lead), answered once the conf
+ * change applied here or was refused. */
+void rd_membership_request(struct rd_node *n, rd_reply_fn reply, void *ud,
+                           const struct Raftd__ClientRequest *req);
+
+/* Every tick: move the membership requests in progress on (propose,
+ * hand over, answer, expire). */
+void rd_membership_ops_tick(struct rd_node *n);
+
+/* At shutdown: answer the membership requests in progress. */
+void rd_membership_shutdown(struct rd_node *n);
+
+/* A peer's PeerRequest members_change (this node should lead group 0). */
+void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
+                                const struct Raftd__PeerRequest *req,
+                                struct rd_transport_responder *r);
+
+/* drive.c, in the per-group pass after group 0's entries applied: follow
+ * its conf changes (members join the topology and the transport; this
+ * node's removal makes it exit 0 at the next tick). Submits nothing. */
+void rd_membership_applied(struct rd_node *n, struct rd_group *g0);
+
+/* node.c, once the groups are open: the members the member table lists
+ * beyond the config's peers join the topology (and the transport). */
+void rd_membership_load(struct rd_node *n);
+
 /* ---- peers.c ---- */
 
 /* Create the transport, attach it to the forwarder and register every
@@ -591,6 +702,11 @@ int rd_peers_start(struct rd_node *n, char *msg);
 /* Free the transport (calls in flight are answered with RD_ESHUTDOWN);
  * idempotent. */
 void rd_peers_stop(struct rd_node *n);
+
+/* A member added while running (a group-0 conf change, membership.c): its
+ * transport peer and outgoing batch. No-op before rd_peers_start and for
+ * this node; an address change updates the peer. */
+int rd_peers_add(struct rd_node *n, const struct rd_member *m, char *msg);
 
 /* rd_peers_stop, then free the batches and the snapshot receive state. */
 void rd_peers_free(struct rd_node *n);
@@ -631,8 +747,13 @@ struct rd_peer_figures {
 	bool connected;
 	uint64_t msgs_out, msgs_in, frames_out, bytes_out, bytes_in, rtt_us, lost,
 	    reconnects;
+	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
 };
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
+
+/* Node heartbeats (liveness.c): an empty batch, carrying the boot id, to
+ * every peer that got no batch within `interval_ns` before `now_ns`. */
+void rd_peers_node_heartbeats(struct rd_node *n, uint64_t now_ns, uint64_t interval_ns);
 
 /* Raft messages dropped because their group is not hosted here. */
 uint64_t rd_peers_unknown_group(const struct rd_node *n);

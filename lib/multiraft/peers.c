@@ -1,7 +1,7 @@
 /*
  * The node's side of the transport: Raft messages out (one RaftBatch frame
  * per peer per iteration, heartbeats in coalesced form), Raft messages in,
- * peer requests handed to cluster/forward.c. Snapshots travel through
+ * peer requests handed to cluster/forward_serve.c. Snapshots travel through
  * snapshots.c.
  *
  * Happy path (out): drive.c queues core messages with rd_peers_queue, which
@@ -20,6 +20,7 @@
 #include "raftd.pb-c.h"
 #include "transport/transport.h"
 #include "transport/wire.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -28,6 +29,9 @@ struct peer_out {
 	struct rd_wire_batch b; /* this iteration's messages, encoded */
 	uint64_t msgs;          /* messages queued, ever */
 	uint64_t dropped;
+	uint64_t sent_ns;         /* last batch handed to the transport */
+	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
+	struct rd_wire_batch hb;  /* the empty batch of a node heartbeat */
 };
 
 struct rd_peers {
@@ -79,10 +83,13 @@ void rd_peers_flush(struct rd_node *n)
 	struct rd_peers *p = n->peers;
 	char msg[RD_ERRMSG_SIZE];
 	struct rd_wire_ident ident = {.incarnation = rd_storage_incarnation(n->st),
-	                              .cluster = rd_storage_cluster_id(n->st)};
+	                              .cluster = rd_storage_cluster_id(n->st),
+	                              .boot = n->live.boot};
+	uint64_t now;
 
 	if (!p->pending)
 		return;
+	now = rd_clock_now_ns();
 	for (unsigned i = 0; i < p->n_out; i++) {
 		struct peer_out *o = &p->out[i];
 		const uint8_t *frame;
@@ -92,6 +99,7 @@ void rd_peers_flush(struct rd_node *n)
 			continue;
 		frame = rd_wire_batch_seal_ident(&o->b, n->cfg.node_id, o->id,
 		                                 rd_health_batch_flags(n), &ident, &len);
+		o->sent_ns = now; /* it is this interval's node heartbeat too */
 		if (rd_transport_send_encoded(p->t, o->id, frame, len, o->b.msgs, msg) !=
 		    0) {
 			o->dropped++;
@@ -101,6 +109,36 @@ void rd_peers_flush(struct rd_node *n)
 		rd_wire_batch_reset(&o->b);
 	}
 	p->pending = false;
+}
+
+void rd_peers_node_heartbeats(struct rd_node *n, uint64_t now, uint64_t interval_ns)
+{
+	struct rd_peers *p = n->peers;
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_wire_ident ident = {.incarnation = rd_storage_incarnation(n->st),
+	                              .cluster = rd_storage_cluster_id(n->st),
+	                              .boot = n->live.boot};
+
+	if (p == NULL || p->t == NULL)
+		return;
+	for (unsigned i = 0; i < p->n_out; i++) {
+		struct peer_out *o = &p->out[i];
+		const uint8_t *frame;
+		size_t len;
+
+		/* A batch within the interval was this interval's heartbeat. */
+		if (now - o->sent_ns < interval_ns)
+			continue;
+		frame = rd_wire_batch_seal_ident(&o->hb, n->cfg.node_id, o->id,
+		                                 rd_health_batch_flags(n), &ident, &len);
+		o->sent_ns = now;
+		if (frame == NULL ||
+		    rd_transport_send_encoded(p->t, o->id, frame, len, 0, msg) != 0) {
+			o->dropped++;
+			continue;
+		}
+		o->node_heartbeats++;
+	}
 }
 
 /* ---- incoming Raft traffic ------------------------------------------------- */
@@ -158,6 +196,7 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	                          b->cluster.len))
 		return;
 	rd_health_peer_flags(n, peer, b->flags);
+	rd_liveness_heard(n, peer, b->boot);
 	for (size_t i = 0; i < b->n_messages; i++) {
 		const Raftd__RaftMessage *rm = b->messages[i];
 		struct rd_entry stack[64];
@@ -181,7 +220,7 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	}
 }
 
-/* ---- requests from peers (cluster/forward.c serves them) ---------------- */
+/* ---- requests from peers (cluster/forward_serve.c serves them) ---------------- */
 
 static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
                        struct rd_transport_responder *r)
@@ -193,6 +232,8 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 		rd_backup_fetch_serve(n, peer, req, r);
 	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_MEMBER_PROBE)
 		rd_membership_serve_probe(n, peer, r);
+	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_MEMBERS_CHANGE)
+		rd_membership_serve_change(n, peer, req, r);
 	else
 		rd_forward_on_request(&n->fwd, peer, req, r);
 }
@@ -251,8 +292,27 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		if (rv != 0)
 			return rv;
 		p->out[p->n_out].id = m->id;
+		rd_wire_batch_init(&p->out[p->n_out].hb);
 		rd_wire_batch_init(&p->out[p->n_out++].b);
 	}
+	return 0;
+}
+
+int rd_peers_add(struct rd_node *n, const struct rd_member *m, char *msg)
+{
+	struct rd_peers *p = n->peers;
+	int rv;
+
+	if (p == NULL || p->t == NULL || m->id == n->cfg.node_id)
+		return 0;
+	rv = rd_transport_peer_add(p->t, m->id, (const struct sockaddr *)&m->addr.sa,
+	                           m->addr.salen, msg);
+	if (rv != 0 || peer_out(p, m->id) != NULL)
+		return rv;
+	if (p->n_out == RD_NODE_MAX_MEMBERS)
+		return rd_errorf(msg, RD_EINVAL, "too many peers");
+	p->out[p->n_out].id = m->id;
+	rd_wire_batch_init(&p->out[p->n_out++].b);
 	return 0;
 }
 
@@ -274,8 +334,10 @@ void rd_peers_free(struct rd_node *n)
 		return;
 	rd_peers_stop(n);
 	rd_snapshots_free(n);
-	for (unsigned i = 0; i < p->n_out; i++)
+	for (unsigned i = 0; i < p->n_out; i++) {
 		rd_wire_batch_free(&p->out[i].b);
+		rd_wire_batch_free(&p->out[i].hb);
+	}
 	rd_wire_scratch_free(&p->scratch);
 	free(p);
 	n->peers = NULL;
@@ -329,6 +391,7 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 	f->rtt_us = st.rtt_us;
 	f->lost = st.lost_packets;
 	f->reconnects = st.reconnects;
+	f->node_heartbeats = o != NULL ? o->node_heartbeats : 0;
 }
 
 uint64_t rd_peers_nonmember(const struct rd_node *n)

@@ -64,19 +64,6 @@ static void reply_code(struct rd_ctl_conn *conn, uint64_t id, int code,
 	reply_client(conn, id, &r);
 }
 
-static void reply_msg(struct rd_ctl_conn *conn, Raftd__ClientResponse *resp)
-{
-	size_t len = raftd__client_response__get_packed_size(resp);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (buf == NULL) {
-		rd_ctl_release(conn);
-		return;
-	}
-	raftd__client_response__pack(resp, buf);
-	rd_ctl_reply(conn, buf, len);
-	free(buf);
-}
-
 static uint64_t deadline(const struct rd_node *n, const Raftd__ClientRequest *req)
 {
 	uint32_t ms = req->deadline_ms ? req->deadline_ms : n->cfg.request_timeout_ms;
@@ -296,15 +283,6 @@ static void transfer_request(struct rd_node *n, struct rd_ctl_conn *conn,
 	reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
 }
 
-static bool is_write(Raftd__ClientRequest__OpCase op)
-{
-	return op == RAFTD__CLIENT_REQUEST__OP_PUT ||
-	       op == RAFTD__CLIENT_REQUEST__OP_DELETE ||
-	       op == RAFTD__CLIENT_REQUEST__OP_CAS ||
-	       op == RAFTD__CLIENT_REQUEST__OP_PROPOSE ||
-	       op == RAFTD__CLIENT_REQUEST__OP_META_PUT;
-}
-
 void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
                           size_t len)
 {
@@ -324,13 +302,13 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 	resp.request_id = req->request_id;
 	switch (req->op_case) {
 	case RAFTD__CLIENT_REQUEST__OP_STATUS:
-		rd_requests_status(n, &resp, reply_msg, conn);
+		rd_requests_status(n, &resp, rd_ctl_reply_response, conn);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_GROUPS:
-		rd_requests_groups(n, &resp, reply_msg, conn);
+		rd_requests_groups(n, &resp, rd_ctl_reply_response, conn);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS:
-		rd_requests_members(n, &resp, reply_msg, conn);
+		rd_requests_members(n, &resp, rd_ctl_reply_response, conn);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_READY:
 		ready_request(n, conn, req);
@@ -350,9 +328,11 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_ADD:
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_REMOVE:
-		reply_code(
-		    conn, req->request_id, RAFTD__ERROR_CODE__UNAVAILABLE,
-		    "membership changes are not supported by this version of raftd");
+	case RAFTD__CLIENT_REQUEST__OP_MEMBERS_PROMOTE:
+		rd_log_notice("membership change requested by client pid=%d uid=%u",
+		              (int)rd_ctl_conn_pid(conn),
+		              (unsigned)rd_ctl_conn_uid(conn));
+		rd_membership_request(n, reply_client, conn, req);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_CREDIT:
 		rd_subs_credit(n, conn, req);
@@ -385,7 +365,8 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_READY,
 			           "node has not caught up with the metadata group yet");
 		else {
-			if (is_write(req->op_case) && rd_ctl_conn_first_write(conn))
+			if (rd_ctl_request_is_write(req->op_case) &&
+			    rd_ctl_conn_first_write(conn))
 				rd_log_info("ctl: writes from client pid=%d uid=%u",
 				            (int)rd_ctl_conn_pid(conn),
 				            (unsigned)rd_ctl_conn_uid(conn));

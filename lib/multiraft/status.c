@@ -147,6 +147,24 @@ out:
 	free(vshards);
 }
 
+/* A member's role in group 0 as this node's configuration has it. */
+static Raftd__MemberRole member_role(const struct rd_node *n, uint64_t id)
+{
+	const struct rd_group *g0 = rd_node_group(n, RD_STORAGE_META_GROUP);
+	const struct rd_conf_state *cs;
+
+	if (g0 == NULL)
+		return RAFTD__MEMBER_ROLE__MEMBER_VOTER;
+	cs = rd_raft_conf(g0->raft);
+	for (uint32_t i = 0; i < cs->n_voters; i++)
+		if (cs->voters[i] == id)
+			return RAFTD__MEMBER_ROLE__MEMBER_VOTER;
+	for (uint32_t i = 0; i < cs->n_learners; i++)
+		if (cs->learners[i] == id)
+			return RAFTD__MEMBER_ROLE__MEMBER_LEARNER;
+	return RAFTD__MEMBER_ROLE__MEMBER_REMOVED;
+}
+
 void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
                          rd_send_resp_fn send, struct rd_ctl_conn *conn)
 {
@@ -157,7 +175,7 @@ void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
 		raftd__member_row__init(&rows[i]);
 		rows[i].id = n->topo.members[i].id;
 		rows[i].address = n->topo.members[i].addr.text;
-		rows[i].role = RAFTD__MEMBER_ROLE__MEMBER_VOTER;
+		rows[i].role = member_role(n, rows[i].id);
 		rows[i].self = n->topo.members[i].id == n->cfg.node_id;
 		if (rd_membership_registered(n, rows[i].id, &rows[i].incarnation) != 0)
 			rows[i].incarnation = 0;

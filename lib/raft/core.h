@@ -115,6 +115,9 @@ struct rd__pr {
 	uint32_t infl_count;
 	uint64_t infl_total;
 	int vote; /* 0 none, 1 granted, -1 rejected (campaigns) */
+	/* The runtime says its node is not live (rd_raft_peer_down) and
+	 * nothing came from it since: quiescence does not wait for it. */
+	bool down;
 };
 
 struct rd__qmsg {
@@ -192,6 +195,12 @@ struct rd_raft {
 	bool transfer_campaign;
 	bool no_campaign; /* the caller forbade campaigns (rd_raft_set_campaign) */
 
+	/* quiescence (raft.h) */
+	bool quiesce_on;      /* cfg.quiesce */
+	bool quiesced;        /* ticks are no-ops */
+	bool quiesce_changed; /* since the last update */
+	uint8_t wake_cause;   /* enum rd_raft_wake of the last wake, for the update */
+
 	/* ReadIndex */
 	uint64_t read_seq;
 	RD__VEC(struct rd__read) reads_pending; /* leader: awaiting quorum */
@@ -264,6 +273,13 @@ bool rd__promotable(const struct rd_raft *r);
  * configuration's voters (§5.2, thesis §4.1). At least 1. */
 uint32_t rd__quorum(const struct rd_raft *r);
 
+/* Wake a quiesced group (no-op otherwise): ticks count again, from an
+ * election and heartbeat timer at 0; a leader starts a fresh check-quorum
+ * round (thesis §6.2: only members heard from after the wake count). */
+void rd__wake(struct rd_raft *r, uint8_t cause);
+/* Leader: has it nothing to do, so that it may quiesce (raft.h)? */
+bool rd__can_quiesce(const struct rd_raft *r);
+
 /* --- update.c --- */
 
 /* Queue `m` for the next update, stamped with the group, this node as
@@ -306,7 +322,7 @@ void rd__bcast_append(struct rd_raft *r);
 /* Leader only: a heartbeat to every other member, carrying a commit index
  * no higher than what that member is known to hold, and `ctx` (the
  * ReadIndex round, thesis §6.4; 0: none). */
-void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx);
+void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx, bool quiesce);
 /* Leader only: advance commit to the highest index durable on a quorum
  * (this node counts with its persisted prefix, never more: §10.2.1), if that
  * entry is of the current term (§5.4.2). Returns true when commit moved;

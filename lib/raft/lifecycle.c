@@ -58,6 +58,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	r->max_msg_bytes = cfg->max_msg_bytes;
 	r->pre_vote = cfg->pre_vote;
 	r->check_quorum = cfg->check_quorum;
+	r->quiesce_on = cfg->quiesce;
 	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
 	r->term = cfg->hard_state.term;
 	r->vote = cfg->hard_state.vote;

@@ -188,6 +188,7 @@ int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t nod
 	struct rd_conf_state next = r->conf;
 	if (node == 0 || rd_raft_conf_apply(&next, cc_type, node) != 0)
 		return RD_EINVAL;
+	rd__wake(r, RD_WAKE_CONF_CHANGE);
 	rd_raft_cc_encode(buf, cc_type, node);
 	if (len > 0)
 		memcpy(buf + RD_RAFT_CC_HEADER, ctx, len);
@@ -217,6 +218,7 @@ int rd_raft_transfer_leader(struct rd_raft *r, uint64_t to)
 	struct rd__pr *pr = rd__pr(r, to);
 	if (pr == NULL || !rd__is_voter(r, to))
 		return RD_EINVAL;
+	rd__wake(r, RD_WAKE_TRANSFER);
 	r->transferee = to;
 	/* The transfer is abandoned after an election timeout (raft.c). */
 	r->election_elapsed = 0;

@@ -61,6 +61,7 @@ void rd__pr_reset(struct rd_raft *r, struct rd__pr *pr)
 	pr->recent_active = false;
 	pr->read_ack = 0;
 	pr->resume_tick = 0;
+	pr->down = false;
 	infl_reset(pr);
 }
 
@@ -174,7 +175,7 @@ void rd__bcast_append(struct rd_raft *r)
 	}
 }
 
-void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx)
+void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx, bool quiesce)
 {
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		struct rd__pr *pr = &r->prs[i];
@@ -187,6 +188,7 @@ void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx)
 		    .to = pr->id,
 		    .commit = pr->match < r->commit ? pr->match : r->commit,
 		    .context = ctx,
+		    .quiesce = quiesce,
 		};
 		rd__send(r, &m, 0);
 	}
@@ -285,6 +287,7 @@ int rd_raft_propose(struct rd_raft *r, uint8_t type, const void *data, uint32_t 
 		return RD_EINVAL;
 	if (len > r->max_msg_bytes)
 		return RD_ETOOBIG;
+	rd__wake(r, RD_WAKE_PROPOSAL);
 	int rc = rd__append_local(r, type, data, len, index_out);
 	if (rc == 0)
 		r->bcast_pending = true; /* sent batched at the next hand-out */

@@ -199,6 +199,18 @@ int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64
 	return 0;
 }
 
+int rd_storage_batch_kv_get(struct rd_storage_batch *b, uint64_t group,
+                            const uint8_t *key, size_t key_len, const uint8_t **val,
+                            size_t *len)
+{
+	size_t klen = RD_KV_KEY_PREFIX + key_len;
+	uint8_t *k = rd__arena_alloc(b, klen);
+
+	rd_be64_put(k, group);
+	memcpy(k + RD_KV_KEY_PREFIX, key, key_len);
+	return current(b, rd_fnv1a64(k, klen), k, klen, val, len) ? 0 : RD_ENOTFOUND;
+}
+
 int rd_storage_kv_get(struct rd_storage *st, uint64_t group, const uint8_t *key,
                       size_t key_len, uint8_t **val, size_t *len, char *msg)
 {

@@ -311,6 +311,15 @@ int rd_storage_batch_apply_kv(struct rd_storage_batch *b, uint64_t group, uint64
                               const uint8_t *data, size_t len, struct rd_kv_result *res,
                               char *msg);
 
+/* The value of `key` in `group`'s state machine as this batch leaves it so
+ * far: the batch's own writes first, then the durable state (what a CAS
+ * applied now would compare). 0 with *val (in the batch's arena, valid
+ * until the batch is reset) and *len, or RD_ENOTFOUND. Aborts if reading
+ * fails, like applying. */
+int rd_storage_batch_kv_get(struct rd_storage_batch *b, uint64_t group,
+                            const uint8_t *key, size_t key_len, const uint8_t **val,
+                            size_t *len);
+
 /* Set applied = index without a state-machine change (no-op and
  * conf-change entries, raw proposals). Same preconditions as apply_kv. */
 int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,

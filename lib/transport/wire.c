@@ -178,7 +178,8 @@ int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
 	size_t size;
 
 	if ((m->type == RD_MSG_HEARTBEAT || m->type == RD_MSG_HEARTBEAT_RESP) &&
-	    !m->reject && m->n_entries == 0 && m->index == 0 && m->log_term == 0)
+	    !m->reject && !m->quiesce && m->n_entries == 0 && m->index == 0 &&
+	    m->log_term == 0)
 		return rd_wire_batch_add_heartbeat(b, m);
 	rm.type = (Raftd__RaftMessageType)m->type;
 	rm.group = m->group;
@@ -192,6 +193,7 @@ int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
 	rm.reject_hint = m->reject_hint;
 	rm.conflict_term = m->conflict_term;
 	rm.context = m->context;
+	rm.quiesce = m->quiesce;
 	if (scratch_reserve(s, m->n_entries) != 0)
 		return RD_ENOMEM;
 	for (uint32_t i = 0; i < m->n_entries; i++) {
@@ -235,6 +237,15 @@ const uint8_t *rd_wire_batch_seal_ident(struct rd_wire_batch *b, uint64_t from,
 	uint8_t head[RD_WIRE_BATCH_HEAD], ft[RD_WIRE_BATCH_HEAD - 11];
 	size_t hl = 0, fl = 0, body;
 
+	if (b->buf == NULL) {
+		/* Nothing was ever added: room for the head alone. */
+		if (reserve(b, RD_WIRE_BATCH_HEAD) != 0) {
+			*len = 0;
+			return NULL;
+		}
+		b->len = RD_WIRE_BATCH_HEAD;
+	}
+
 	/* PeerFrame{ batch: RaftBatch{ from, to, [flags,] [incarnation,]
 	 * [cluster,] <added> } } */
 	ft[fl++] = key(RD_WIRE_BATCH_FROM, RD_WIRE_TYPE_VARINT);
@@ -255,6 +266,10 @@ const uint8_t *rd_wire_batch_seal_ident(struct rd_wire_batch *b, uint64_t from,
 		fl += put_varint(ft + fl, cl);
 		memcpy(ft + fl, id->cluster, cl);
 		fl += cl;
+	}
+	if (id != NULL && id->boot != 0) {
+		ft[fl++] = key(RD_WIRE_BATCH_BOOT, RD_WIRE_TYPE_VARINT);
+		fl += put_varint(ft + fl, id->boot);
 	}
 	body = fl + b->len - RD_WIRE_BATCH_HEAD;
 	head[hl++] = key(RD_WIRE_FRAME_BATCH, RD_WIRE_TYPE_LEN);
@@ -358,6 +373,7 @@ int rd_wire_msg_from_proto(const Raftd__RaftMessage *rm, struct rd_message *m,
 	m->reject_hint = rm->reject_hint;
 	m->conflict_term = rm->conflict_term;
 	m->context = rm->context;
+	m->quiesce = rm->quiesce;
 	if (rm->type == RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT)
 		rd_wire_meta_from_proto(&m->snapshot, rm->snapshot);
 	m->n_entries = (uint32_t)rm->n_entries;

@@ -51,6 +51,9 @@ struct rd_config {
 	struct rd_addr join;
 	unsigned data_groups;
 	unsigned replication_factor;
+	/* A learner of group 0 is promoted only when its match index is
+	 * within this many entries of the leader's last index. */
+	uint64_t promote_max_lag;
 
 	/* [raft] */
 	unsigned tick_ms;

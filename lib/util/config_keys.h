@@ -21,6 +21,7 @@ enum rd_config_key {
 	X(cluster, join)                                                                 \
 	X(cluster, data_groups)                                                          \
 	X(cluster, replication_factor)                                                   \
+	X(cluster, promote_max_lag)                                                      \
 	X(raft, tick_ms)                                                                 \
 	X(raft, election_ticks)                                                          \
 	X(raft, heartbeat_ticks)                                                         \

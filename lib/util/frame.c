@@ -36,7 +36,7 @@ int rd_frame_peek(struct evbuffer *in, size_t max, uint32_t *len)
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+int rd_frame_write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -77,8 +77,8 @@ int rd_frame_write_fd(int fd, const uint8_t *buf, size_t len)
 	if (len > UINT32_MAX)
 		return RD_ETOOBIG;
 	rd_frame_header(hdr, (uint32_t)len);
-	rv = write_all(fd, hdr, sizeof hdr);
-	return rv != 0 ? rv : write_all(fd, buf, len);
+	rv = rd_frame_write_all(fd, hdr, sizeof hdr);
+	return rv != 0 ? rv : rd_frame_write_all(fd, buf, len);
 }
 
 int rd_frame_read_fd(int fd, size_t max, uint8_t **out, size_t *len)

@@ -116,9 +116,10 @@ void rc_fmt_msg(char *buf, size_t n, const struct rd_message *m)
 		break;
 	case RD_MSG_HEARTBEAT:
 	case RD_MSG_HEARTBEAT_RESP:
-		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu",
+		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu%s",
 		              (unsigned long long)m->commit,
-		              (unsigned long long)m->context);
+		              (unsigned long long)m->context,
+		              m->quiesce ? " quiesce" : "");
 		break;
 	case RD_MSG_SNAPSHOT:
 		k += snprintf(buf + k, n - (size_t)k, " snap=%llu/%llu",

@@ -125,6 +125,7 @@ void rc_start(struct rc_cluster *c, uint64_t id)
 		return;
 	}
 	nd->up = true;
+	c->epoch[id]++;
 	nd->n_asked = 0; /* a new instance has asked for nothing yet */
 	nd->sm_hash = nd->disk.snap_sm;
 	nd->sm_index = nd->disk.snap.index;
@@ -156,6 +157,41 @@ void rc_crash(struct rc_cluster *c, uint64_t id)
 			c->net[keep++] = c->net[i];
 	}
 	c->n_net = keep;
+}
+
+/* --- node liveness (cluster.h) ----------------------------------------------------- */
+
+void rc_liveness(struct rc_cluster *c)
+{
+	if (!c->liveness)
+		return;
+	for (uint64_t x = 1; x <= RC_MAX; x++) {
+		struct rc_node *nx = &c->nodes[x];
+		if (!nx->up)
+			continue;
+		for (uint64_t y = 1; y <= RC_MAX; y++) {
+			if (y == x || !c->nodes[y].exists)
+				continue;
+			bool down = false;
+			if (c->nodes[y].up && !c->cut[y][x]) {
+				c->heard[x][y] = c->now;
+				/* A new process there leads nothing it led. */
+				down = c->seen_epoch[x][y] != 0 &&
+				       c->seen_epoch[x][y] != c->epoch[y];
+				c->seen_epoch[x][y] = c->epoch[y];
+			} else {
+				down = c->now - c->heard[x][y] >= c->base.election_ticks;
+			}
+			if (down && rd_raft_peer_down(nx->r, y)) {
+				c->st_peer_down_wakes++;
+				if (c->verbose)
+					rc_print(c, "t=%llu %llu: peer %llu down, woke\n",
+					         (unsigned long long)c->now,
+					         (unsigned long long)x,
+					         (unsigned long long)y);
+			}
+		}
+	}
 }
 
 /* --- network --------------------------------------------------------------------- */
@@ -363,6 +399,11 @@ static void print_update(struct rc_cluster *c, struct rc_node *nd,
 		         (unsigned long long)rd_raft_commit(nd->r),
 		         (unsigned long long)rd_raft_last_index(nd->r),
 		         (unsigned long long)rd_raft_persisted_index(nd->r));
+	c->st_quiesces += u->quiesce_changed && u->quiesced;
+	if (c->out && c->verbose && u->quiesce_changed)
+		rc_print(c, "t=%llu n%llu %s\n", (unsigned long long)c->now,
+		         (unsigned long long)nd->id,
+		         u->quiesced ? "quiesced" : rd_raft_wake_name(u->wake_cause));
 }
 
 /* The write: snapshot, entries, hard state, then tell the core. */

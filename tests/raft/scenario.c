@@ -6,6 +6,7 @@
  *
  *   config key=value...      election= heartbeat= inflight= inflightbytes=
  *                            msgbytes= prevote=0|1 checkquorum=0|1
+ *                            quiesce=0|1 (with node liveness, cluster.h)
  *   add ID... [voters=A,B]   new nodes (voters default to the listed ids;
  *                            "voters=" for a blank joiner)
  *   campaign ID | tick ID [N] | tick-all [N]
@@ -65,12 +66,13 @@ static void print_status(struct rc_cluster *c, uint64_t id)
 	rc_print(
 	    c,
 	    "%llu: %s term=%llu vote=%llu lead=%llu commit=%llu applied=%llu last=%llu "
-	    "conf=%s\n",
+	    "conf=%s%s\n",
 	    (unsigned long long)id, rd_raft_role_name(rd_raft_role(r)),
 	    (unsigned long long)rd_raft_term(r), (unsigned long long)rd_raft_vote(r),
 	    (unsigned long long)rd_raft_leader(r), (unsigned long long)rd_raft_commit(r),
 	    (unsigned long long)rd_raft_applied_index(r),
-	    (unsigned long long)rd_raft_last_index(r), conf);
+	    (unsigned long long)rd_raft_last_index(r), conf,
+	    rd_raft_quiesced(r) ? " quiesced" : "");
 }
 
 static const char *entry_type(uint8_t t)
@@ -194,6 +196,8 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 				c->base.pre_vote = v != 0;
 			else if (!strcmp(tok[i], "checkquorum"))
 				c->base.check_quorum = v != 0;
+			else if (!strcmp(tok[i], "quiesce"))
+				c->base.quiesce = c->liveness = v != 0;
 			else
 				goto bad;
 		}
@@ -233,6 +237,7 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 			for (uint64_t id = 1; id <= RC_MAX; id++)
 				if (node_r(c, id))
 					rd_raft_tick(c->nodes[id].r);
+			rc_liveness(c);
 		}
 	} else if (!strcmp(cmd, "run")) {
 		bool v = c->verbose;
@@ -242,6 +247,7 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 			for (uint64_t id = 1; id <= RC_MAX; id++)
 				if (node_r(c, id))
 					rd_raft_tick(c->nodes[id].r);
+			rc_liveness(c);
 			rc_stabilize(c);
 		}
 		c->verbose = v;

@@ -226,6 +226,18 @@ void tenv_mesh(struct tenv *e)
 				tnode_add_peer(e, a, b);
 }
 
+void tenv_up(struct tenv *e, bool tls, unsigned n)
+{
+	struct rd_transport_config cfg;
+
+	tenv_init(e, tls);
+	for (uint64_t i = 1; i <= n; i++) {
+		tnode_config(e, i, !tls, &cfg);
+		tnode_start(e, i, &cfg);
+	}
+	tenv_mesh(e);
+}
+
 /* Pack `b` as a PeerFrame payload and queue it for `peer`. */
 int tsend_batch(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *b,
                 char *msg)

@@ -55,6 +55,10 @@ void tenv_fini(struct tenv *e);
 /* Run a raftd-certs command line in the env's directory ("node 3 --expired"). */
 void tenv_certs(struct tenv *e, const char *args);
 
+/* tenv_init(e, tls), then nodes 1..n started with tnode_config's
+ * configuration (mutual TLS when `tls`, else insecure) and meshed. */
+void tenv_up(struct tenv *e, bool tls, unsigned n);
+
 /* A config for node `id`: mutual with DIR/node<id>.pem unless `insecure`. */
 void tnode_config(struct tenv *e, uint64_t id, bool insecure,
                   struct rd_transport_config *cfg);

@@ -77,7 +77,6 @@ static bool snaps_2(struct tenv *e, void *arg)
 Test(hostile, snapshot_chunk_message_checked)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
 	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
 	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
@@ -92,12 +91,7 @@ Test(hostile, snapshot_chunk_message_checked)
 	    {2, 1, 2, 5}, /* message for another group */
 	};
 
-	tenv_init(&e, false);
-	for (uint64_t i = 1; i <= 3; i++) {
-		tnode_config(&e, i, true, &cfg);
-		tnode_start(&e, i, &cfg);
-	}
-	tenv_mesh(&e);
+	tenv_up(&e, false, 3);
 	meta.index = 10;
 	meta.term = 2;
 	m.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT;
@@ -160,15 +154,9 @@ static void ping(struct tenv *e, uint64_t from, uint64_t to)
 Test(hostile, rpc_stream_frame_cap)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	const uint8_t raw[] = {0x04, 0x00, 0x00, 0x00, 0x22, 0x00};
 
-	tenv_init(&e, false);
-	for (uint64_t i = 1; i <= 2; i++) {
-		tnode_config(&e, i, true, &cfg);
-		tnode_start(&e, i, &cfg);
-	}
-	tenv_mesh(&e);
+	tenv_up(&e, false, 2);
 	ping(&e, 1, 2);
 	cr_assert(trun(&e, replied, NULL, 20000));
 	cr_assert_eq(rd_transport_test_call_raw(e.n[1].t, 2, raw, sizeof raw, 10000,
@@ -349,14 +337,8 @@ static bool two_up(struct tenv *e, void *arg)
 Test(hostile, no_session_tickets)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 
-	tenv_init(&e, true);
-	for (uint64_t i = 1; i <= 2; i++) {
-		tnode_config(&e, i, false, &cfg);
-		tnode_start(&e, i, &cfg);
-	}
-	tenv_mesh(&e);
+	tenv_up(&e, true, 2);
 	cr_assert_eq(tsend(&e, 1, 2, 1, 1, 8), 0);
 	cr_assert(trun(&e, two_up, NULL, 20000));
 	trun_for(&e, 300); /* tickets come after the handshake */

@@ -52,15 +52,9 @@ static void expect_refused(struct tenv *e, const struct rd_transport_config *bad
 Test(tls, same_ca_accepted)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	uint64_t want = 5;
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, true, 2);
 	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
 	cr_assert(trun(&e, node1_got, &want, 10000));
 	cr_expect(tstats(&e, 1, 2).connected);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cluster/members.h"
+#include "raft/raft.h"
 #include "storage/kv.h"
 #include "storage/storage.h"
 #include "util/err.h"
@@ -35,9 +36,133 @@ Test(members, records_round_trip_and_malformed_ones_are_refused)
 	cr_assert_eq(rd_members_decode(buf, n + 1, &back), RD_ECORRUPT, "trailing");
 	buf[1] = 9;
 	cr_assert_eq(rd_members_decode(buf, n, &back), RD_ECORRUPT, "state");
+	/* Incarnation 0: added by members add, not registered yet. */
 	r.incarnation = 0;
+	r.state = RD_MEMBER_REMOVED;
 	n = rd_members_encode(&r, buf);
-	cr_assert_eq(rd_members_decode(buf, n, &back), RD_ECORRUPT, "incarnation 0");
+	cr_assert_eq(rd_members_decode(buf, n, &back), 0, "incarnation 0");
+	cr_assert_eq(back.incarnation, 0);
+	cr_assert_eq(back.state, RD_MEMBER_REMOVED);
+	cr_assert_str_eq(rd_members_state_name(back.state), "removed");
+}
+
+Test(members, conf_change_contexts_round_trip)
+{
+	uint8_t buf[RD_MEMBERS_CC_CTX_MAX];
+	uint64_t inc;
+	char addr[256];
+	size_t n = rd_members_cc_ctx_encode(0xabcdef, "10.0.0.4:7001", buf);
+
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr), 0);
+	cr_assert_eq(inc, 0xabcdef);
+	cr_assert_str_eq(addr, "10.0.0.4:7001");
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n - 1, &inc, addr), RD_ECORRUPT);
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, 0, &inc, addr), 0, "no context");
+	cr_assert_eq(inc, 0);
+	cr_assert_str_eq(addr, "");
+	buf[0] = 2;
+	cr_assert_eq(rd_members_cc_ctx_decode(buf, n, &inc, addr), RD_ECORRUPT);
+}
+
+Test(members, a_conf_change_sets_the_record_it_names)
+{
+	struct rd_member_record cur = {.state = RD_MEMBER_LEARNER, .incarnation = 77},
+	                        out;
+
+	snprintf(cur.addr, sizeof cur.addr, "127.0.0.1:9");
+	rd_members_after_cc(RD_CC_ADD_LEARNER, NULL, 0, "127.0.0.1:5", &out);
+	cr_assert_eq(out.state, RD_MEMBER_LEARNER);
+	cr_assert_eq(out.incarnation, 0);
+	cr_assert_str_eq(out.addr, "127.0.0.1:5");
+	rd_members_after_cc(RD_CC_PROMOTE_LEARNER, &cur, 0, "", &out);
+	cr_assert_eq(out.state, RD_MEMBER_VOTER);
+	cr_assert_eq(out.incarnation, 77, "promotion keeps the registration");
+	cr_assert_str_eq(out.addr, "127.0.0.1:9");
+	rd_members_after_cc(RD_CC_REMOVE, &cur, 0, "", &out);
+	cr_assert_eq(out.state, RD_MEMBER_REMOVED);
+	cr_assert_eq(out.incarnation, 77, "a removed incarnation is remembered");
+	rd_members_after_cc(RD_CC_ADD_VOTER, &out, 0, "127.0.0.1:6", &out);
+	cr_assert_eq(out.state, RD_MEMBER_VOTER, "an id can be added again");
+	cr_assert_eq(out.incarnation, 0);
+}
+
+/* rd_members_check: a leader (1) of voters {1,2,3} and learner 4. */
+struct view {
+	uint64_t match[8];
+	bool live[8];
+};
+
+static uint64_t v_match(void *arg, uint64_t id)
+{
+	return ((struct view *)arg)->match[id];
+}
+
+static bool v_live(void *arg, uint64_t id)
+{
+	return ((struct view *)arg)->live[id];
+}
+
+static int check(struct view *vw, struct rd_conf_state *cs, uint8_t kind, uint64_t node,
+                 bool learner, char *msg)
+{
+	struct rd_members_view v = {.conf = cs,
+	                            .self = 1,
+	                            .last_index = 5000,
+	                            .promote_max_lag = 100,
+	                            .match = v_match,
+	                            .live = v_live,
+	                            .arg = vw};
+	return rd_members_check(kind, node, learner, &v, msg);
+}
+
+Test(members, bad_membership_requests_are_refused_with_why)
+{
+	struct rd_conf_state cs = {
+	    .n_voters = 3, .voters = {1, 2, 3}, .n_learners = 1, .learners = {4}};
+	struct view vw = {.match = {0, 5000, 5000, 5000, 4000},
+	                  .live = {false, true, true, true, true, true}};
+	char msg[RD_ERRMSG_SIZE];
+
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_ADD, 2, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "already a voter") != NULL, "%s", msg);
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_ADD, 4, true, msg), RD_EINVAL);
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_ADD, 0, true, msg), RD_EINVAL);
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_ADD, 5, false, msg), 0);
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_ADD, 5, true, msg), 0);
+
+	/* Far behind: 1000 entries, the bound is 100. */
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_PROMOTE, 4, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "1000 entries behind") != NULL, "%s", msg);
+	vw.match[4] = 4900;
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_PROMOTE, 4, false, msg), 0);
+	vw.match[4] = 0;
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_PROMOTE, 4, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "acknowledged no entry") != NULL, "%s", msg);
+	vw.match[4] = 4900;
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_PROMOTE, 2, false, msg), RD_EINVAL);
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_PROMOTE, 6, false, msg), RD_EINVAL);
+
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_REMOVE, 6, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "not a member") != NULL, "%s", msg);
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_REMOVE, 4, false, msg), 0, "a learner");
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_REMOVE, 3, false, msg), 0);
+	/* 2 is down: removing 3 leaves {1, 2} with one reachable voter. */
+	vw.live[2] = false;
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_REMOVE, 3, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "no quorum") != NULL, "%s", msg);
+	/* ... and adding a voter that is down too leaves no majority. */
+	vw.live[5] = false;
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_ADD, 5, false, msg), RD_EINVAL);
+
+	struct rd_conf_state one = {.n_voters = 1, .voters = {1}};
+	cr_assert_eq(check(&vw, &one, RD_MEMBERS_REMOVE, 1, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "last voter") != NULL, "%s", msg);
+
+	struct rd_conf_state five = {.n_voters = 5, .voters = {1, 2, 3, 4, 5}};
+	memset(vw.live, true, sizeof vw.live);
+	cr_assert_eq(check(&vw, &five, RD_MEMBERS_ADD, 6, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "up to 5 voters") != NULL, "%s", msg);
+	cr_assert_eq(check(&vw, &five, RD_MEMBERS_ADD, 6, true, msg), 0);
 }
 
 Test(members, keys_are_reserved_and_name_the_cluster)

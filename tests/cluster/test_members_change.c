@@ -1,0 +1,261 @@
+/*
+ * Membership changes of group 0 with real processes (raftctl members add /
+ * remove / promote, multiraft/membership.c): bad requests are refused with
+ * why and change nothing; a learner is added through a follower (handed to
+ * the group-0 leader), refused promotion while far behind, removed; a
+ * removal that would leave a group without a quorum is refused; the
+ * group-0 leader asked to remove itself hands its leadership over first,
+ * and the removed node exits 0 with one line; every acknowledged write is
+ * still readable; no group has two leaders in one term.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define WAIT_S 30
+
+static struct rd_h_cluster C;
+
+static void teardown(void)
+{
+	rd_h_cluster_free(&C);
+}
+
+/* Leaders seen per (group, term) across every sample of every node. */
+#define MAX_G 8
+#define MAX_T 512
+static unsigned seen[MAX_G][MAX_T];
+
+static void check_leaders(void)
+{
+	for (unsigned i = 1; i <= C.n; i++) {
+		char out[16384], *line, *save = NULL;
+		if (C.nodes[i - 1].pid == 0 ||
+		    rd_h_ctl(&C, i, out, sizeof out, "groups", (char *)NULL) != 0)
+			continue;
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
+			unsigned g, leader, term;
+			char role[16];
+			if (sscanf(line, "%u %15s %u %u", &g, role, &leader, &term) !=
+			        4 ||
+			    leader == 0 || g >= MAX_G || term >= MAX_T)
+				continue;
+			if (strcmp(role, "leader") == 0)
+				leader = i;
+			cr_assert(seen[g][term] == 0 || seen[g][term] == leader,
+			          "group %u term %u: leaders %u and %u (logs in %s)", g,
+			          term, seen[g][term], leader, C.dir);
+			seen[g][term] = leader;
+		}
+	}
+}
+
+static void put(unsigned node, const char *k, const char *v)
+{
+	char out[4096];
+	int rv =
+	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "put", k, v, (char *)NULL);
+	cr_assert_eq(rv, 0, "put %s on node %u: exit %d (logs in %s)", k, node, rv,
+	             C.dir);
+}
+
+static void expect_get(unsigned node, const char *k, const char *want)
+{
+	char out[4096], expect[4096];
+	int rv =
+	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "get", k, (char *)NULL);
+	cr_assert_eq(rv, 0, "get %s on node %u: exit %d", k, node, rv);
+	snprintf(expect, sizeof expect, "%s\n", want);
+	cr_assert_str_eq(out, expect, "node %u key %s", node, k);
+}
+
+/* `raftctl --json members ...` on `node`: exit code, output in out. */
+#define MEMBERS(node, out, ...)                                                          \
+	rd_h_ctl(&C, node, out, sizeof out, "--json", "--timeout", "20000", "members",   \
+	         __VA_ARGS__, (char *)NULL)
+
+/* Wait until `raftctl members` on `node` has a row for `id` holding `what`
+ * (or, with want false, until no row for `id` holds it). */
+static bool wait_member(unsigned node, unsigned id, const char *what, bool want)
+{
+	for (int t = 0; t < WAIT_S * 10; t++) {
+		char out[8192], *line, *save = NULL;
+		bool found = false;
+		if (rd_h_ctl(&C, node, out, sizeof out, "members", (char *)NULL) == 0)
+			for (line = strtok_r(out, "\n", &save); line != NULL;
+			     line = strtok_r(NULL, "\n", &save)) {
+				unsigned rid;
+				if (sscanf(line, "%u", &rid) == 1 && rid == id &&
+				    strstr(line, what) != NULL)
+					found = true;
+			}
+		if (found == want)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+/* The node `raftctl status` on `node` names as group 0's leader. */
+static unsigned meta_leader(unsigned node)
+{
+	char out[8192];
+	const char *p;
+	unsigned l = 0;
+
+	if (rd_h_ctl(&C, node, out, sizeof out, "status", (char *)NULL) != 0 ||
+	    (p = strstr(out, "metadata leader")) == NULL)
+		return 0;
+	sscanf(p + strlen("metadata leader"), " %u", &l);
+	return l;
+}
+
+/* Wait for node i to exit by itself; its wait status, or -1. */
+static int wait_exit(unsigned i, unsigned secs)
+{
+	struct rd_h_node *nd = &C.nodes[i - 1];
+	int status;
+
+	for (unsigned t = 0; t < secs * 10; t++) {
+		pid_t r = waitpid(nd->pid, &status, WNOHANG);
+		if (r == nd->pid) {
+			nd->pid = 0;
+			return status;
+		}
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+static bool all_registered(unsigned node)
+{
+	for (int t = 0; t < WAIT_S * 10; t++) {
+		char out[8192];
+		if (rd_h_ctl(&C, node, out, sizeof out, "members", (char *)NULL) == 0 &&
+		    strstr(out, "0000000000000000") == NULL)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout = 300)
+{
+	struct rd_h_opts o = {.data_groups = 4};
+	char out[8192], key[32], addr[64];
+	int rv, st;
+
+	rd_h_cluster_init(&C, 3, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
+	for (int i = 0; i < 12; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		put(1 + (unsigned)(i % 3), key, "v");
+	}
+	check_leaders();
+
+	/* Bad input: refused with why, and nothing changes. */
+	rv = MEMBERS(2, out, "add", "3", "127.0.0.1:1");
+	cr_assert_neq(rv, 0, "%s (logs in %s)", out, C.dir);
+	cr_assert(strstr(out, "already a voter") != NULL, "%s", out);
+	rv = MEMBERS(2, out, "add", "4", "no-port-here");
+	cr_assert_neq(rv, 0);
+	cr_assert(strstr(out, "INVALID") != NULL && strstr(out, "port") != NULL, "%s",
+	          out);
+	rv = MEMBERS(3, out, "promote", "2");
+	cr_assert_neq(rv, 0);
+	cr_assert(strstr(out, "already a voter") != NULL, "%s", out);
+	rv = MEMBERS(3, out, "remove", "9");
+	cr_assert_neq(rv, 0);
+	cr_assert(strstr(out, "not a member") != NULL, "%s", out);
+	cr_assert(wait_member(1, 4, "4", false), "a refused add changed the members");
+
+	/* A learner that never starts: added through a follower, shown on
+	 * every node, refused promotion (it holds none of the log), removed. */
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", rd_h_free_port(true));
+	unsigned lead = meta_leader(1), other = lead == 2 ? 3 : 2;
+	cr_assert_neq(lead, 0, "no group-0 leader (logs in %s)", C.dir);
+	rv = MEMBERS(other, out, "add", "4", addr, "--learner");
+	cr_assert_eq(rv, 0, "add learner through node %u: %s (logs in %s)", other, out,
+	             C.dir);
+	for (unsigned i = 1; i <= 3; i++)
+		cr_assert(wait_member(i, 4, "learner", true),
+		          "node %u does not show learner 4 (logs in %s)", i, C.dir);
+	rv = MEMBERS(other, out, "promote", "4");
+	cr_assert_neq(rv, 0);
+	cr_assert(strstr(out, "not promoted") != NULL, "%s", out);
+	cr_assert(wait_member(1, 4, "learner", true), "a refused promotion changed it");
+	rv = MEMBERS(lead, out, "remove", "4");
+	cr_assert_eq(rv, 0, "remove learner 4: %s (logs in %s)", out, C.dir);
+	cr_assert(wait_member(1, 4, "removed", true), "4 not removed (logs in %s)",
+	          C.dir);
+
+	/* With node 2 down, removing node 3 would leave group 0 with {1, 2}
+	 * and one of them reachable: refused. */
+	st = rd_h_stop(&C, 2, SIGTERM);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	rv = MEMBERS(1, out, "remove", "3");
+	cr_assert_neq(rv, 0);
+	cr_assert(strstr(out, "no quorum") != NULL, "%s (logs in %s)", out, C.dir);
+	rd_h_start(&C, 2);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node 2 not ready again (logs in %s)",
+	          C.dir);
+	check_leaders();
+
+	/* The group-0 leader is asked (on itself) to remove itself: it hands
+	 * its leadership over first, the next leader removes it, and it
+	 * exits 0 with one line. */
+	lead = meta_leader(1);
+	cr_assert_neq(lead, 0);
+	for (int t = 0; t < 100; t++) {
+		rv = MEMBERS(lead, out, "remove",
+		             (lead == 1   ? "1"
+		              : lead == 2 ? "2"
+		                          : "3"));
+		if (rv == 0 || strstr(out, "no quorum") == NULL)
+			break;
+		usleep(200 * 1000); /* node 2's connections are still coming up */
+	}
+	cr_assert_eq(rv, 0, "leader %u removing itself: %s (logs in %s)", lead, out,
+	             C.dir);
+	cr_assert(rd_h_log_has(&C, lead, "leadership handed to node"),
+	          "node %u did not hand group 0 over first (logs in %s)", lead, C.dir);
+	st = wait_exit(lead, WAIT_S);
+	cr_assert(st != -1, "removed node %u did not exit (logs in %s)", lead, C.dir);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "removed node %u: status %d",
+	          lead, st);
+	cr_assert(rd_h_log_has(&C, lead, "was removed from the cluster"),
+	          "no line saying so (logs in %s)", C.dir);
+
+	unsigned a = lead == 1 ? 2 : 1, b = 6 - lead - a;
+	cr_assert(wait_member(a, lead, "removed", true), "(logs in %s)", C.dir);
+	put(a, "after", "removal");
+	for (int i = 0; i < 12; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		expect_get(a, key, "v");
+		expect_get(b, key, "v");
+	}
+	expect_get(b, "after", "removal");
+	check_leaders();
+
+	/* The data groups still hold a replica on the removed node (this
+	 * version moves none): removing one more node would leave them with
+	 * one reachable replica of three. Refused. */
+	char id[8];
+	snprintf(id, sizeof id, "%u", b);
+	rv = MEMBERS(a, out, "remove", id);
+	cr_assert_neq(rv, 0);
+	cr_assert(strstr(out, "data group") != NULL && strstr(out, "no quorum") != NULL,
+	          "%s", out);
+	if (getenv("RD_KEEP_TMP") != NULL)
+		printf("logs in %s\n", C.dir);
+}
