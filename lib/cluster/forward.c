@@ -18,6 +18,7 @@
 #include "transport/wire.h"
 #include "util/err.h"
 #include "util/fatal.h"
+#include "util/list.h"
 #include "util/log.h"
 
 /* The context of one RPC; outlives its forwards when detached. */
@@ -65,12 +66,7 @@ static void inflight_link(struct rd_forwarder *f, struct rd_forward *fw)
 
 static void inflight_unlink(struct rd_forwarder *f, struct rd_forward *fw)
 {
-	if (fw->fl_prev != NULL)
-		fw->fl_prev->fl_next = fw->fl_next;
-	else
-		f->inflight = fw->fl_next;
-	if (fw->fl_next != NULL)
-		fw->fl_next->fl_prev = fw->fl_prev;
+	RD_LIST_UNLINK(f->inflight, fw, fl_prev, fl_next);
 	fw->fl_prev = fw->fl_next = NULL;
 }
 
@@ -167,12 +163,7 @@ static void send_to(struct rd_forwarder *f, struct rd_forward *fw, uint64_t to)
 
 	fw->target = to;
 	fw->call = NULL;
-	fw->next = NULL;
-	if (o->tail != NULL)
-		o->tail->next = fw;
-	else
-		o->head = fw;
-	o->tail = fw;
+	RD_QUEUE_PUSH(o->head, o->tail, fw, next);
 	o->n++;
 	if (f->ops->wake != NULL)
 		f->ops->wake(f->ud);

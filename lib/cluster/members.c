@@ -24,6 +24,21 @@ size_t rd_members_key(const char *cluster, uint64_t id, uint8_t *out)
 	return n;
 }
 
+size_t rd_members_replica_key(const char *cluster, uint64_t id, uint8_t *out)
+{
+	size_t cl = strnlen(cluster, 64), n = 0;
+
+	memcpy(out, RD_MEMBERS_PREFIX, RD_MEMBERS_PREFIX_LEN);
+	n += RD_MEMBERS_PREFIX_LEN;
+	memcpy(out + n, cluster, cl);
+	n += cl;
+	memcpy(out + n, "/r/", 3);
+	n += 3;
+	for (int i = 7; i >= 0; i--)
+		out[n++] = (uint8_t)(id >> (8 * i));
+	return n;
+}
+
 bool rd_members_reserved(const uint8_t *key, size_t len)
 {
 	return len >= RD_MEMBERS_PREFIX_LEN &&

@@ -89,6 +89,27 @@ int rd_members_decode(const uint8_t *buf, size_t len, struct rd_member_record *r
 /* The name of a state ("joining", "voter", ...; "unknown" otherwise). */
 const char *rd_members_state_name(uint8_t state);
 
+/*
+ * Replica identity (thesis §4, §3.8). A member of a group is a replica:
+ * a node id and the incarnation of the data directory that holds it. The
+ * group's own log says which: a conf change with a context (add voter or
+ * learner) names the incarnation, and every group's applier keeps it in
+ * the group's state machine under the replica key
+ *   "\0raftd/member/" | cluster id | "/r/" | u64 node id big-endian
+ * with the value u64 incarnation big-endian (absent, or 0: a founding
+ * replica, created by the group's bootstrap entries). Being state of the
+ * group, it ships with the group's snapshots. Every Raft message is
+ * addressed to a replica (RaftMessage.to_incarnation, 0 = the founding
+ * replica), as the sender's configuration of that group has it, and a node
+ * steps only messages addressed to itself: see multiraft/membership.c
+ * rd_membership_addressed for the rules and why they are safe.
+ */
+#define RD_MEMBERS_REPLICA_KEY_MAX (RD_MEMBERS_PREFIX_LEN + 64u + 3u + 8u)
+
+/* Write the replica key of node `id` into `out` (at least
+ * RD_MEMBERS_REPLICA_KEY_MAX bytes); returns its length. */
+size_t rd_members_replica_key(const char *cluster, uint64_t id, uint8_t *out);
+
 /* Longest conf-change context: format, incarnation, a 255-byte address. */
 #define RD_MEMBERS_CC_CTX_MAX (1u + 8u + 1u + 255u)
 

@@ -12,6 +12,9 @@
 #include "util/err.h"
 #include "util/log.h"
 
+static int conf_change(struct rd_storage *st, struct rd_storage_batch *b, uint64_t group,
+                       const struct rd_entry *e, struct rd_kv_result *res, char *msg);
+
 static int kv_apply(void *ud, struct rd_storage_batch *b, uint64_t group,
                     const struct rd_entry *e, struct rd_kv_result *res, char *msg)
 {
@@ -20,6 +23,8 @@ static int kv_apply(void *ud, struct rd_storage_batch *b, uint64_t group,
 	if (e->type == RD_ENTRY_NORMAL && e->len > 0)
 		return rd_storage_batch_apply_kv(b, group, e->index, e->data, e->len, res,
 		                                 msg);
+	if (e->type == RD_ENTRY_CONF_CHANGE)
+		return conf_change(ud, b, group, e, res, msg);
 	return rd_storage_batch_set_applied(b, group, e->index, msg);
 }
 
@@ -35,24 +40,24 @@ const struct rd_applier_ops rd_applier_kv_ops = {
     .read = kv_read,
 };
 
-/* A conf change of group 0 with a context (raftctl members add / remove /
- * promote; the founding entries have none) writes its node's member record
- * (cluster/members.h) in the same batch as the entry's applied index: the
- * member table follows group 0's configuration entry by entry, on every
- * replica alike (the record depends only on the entry and the table). */
-static int meta_conf_change(struct rd_storage *st, struct rd_storage_batch *b,
-                            uint64_t group, const struct rd_entry *e,
-                            struct rd_kv_result *res, char *msg)
+/* A conf change with a context (raftctl members add / remove / promote, a
+ * replica replaced; the founding entries have none) sets, in the same batch
+ * as the entry's applied index, the replica identity of its node in the
+ * group's own state machine (cluster/members.h: added, the context's
+ * incarnation; removed, none) and, in group 0, its member record: the
+ * member table and the replica identities follow the configuration entry
+ * by entry, on every replica alike (they depend only on the entry and the
+ * state before it). */
+static int conf_change(struct rd_storage *st, struct rd_storage_batch *b, uint64_t group,
+                       const struct rd_entry *e, struct rd_kv_result *res, char *msg)
 {
-	uint8_t type, key[RD_MEMBERS_KEY_MAX], val[RD_MEMBERS_VALUE_MAX], *cmdbuf;
+	uint8_t type, key[RD_MEMBERS_REPLICA_KEY_MAX], val[RD_MEMBERS_VALUE_MAX];
 	struct rd_member_record cur, next;
-	struct rd_kv_cmd cmd = {.op = RD_KV_PUT};
 	const uint8_t *cv;
-	size_t kl, cl, size, len;
+	size_t kl, cl;
 	uint64_t node, inc;
 	char addr[256];
 	bool have;
-	int rv;
 
 	memset(res, 0, sizeof *res);
 	if (rd_raft_cc_decode(e->data, e->len, &type, &node) != 0 ||
@@ -60,24 +65,23 @@ static int meta_conf_change(struct rd_storage *st, struct rd_storage_batch *b,
 	    rd_members_cc_ctx_decode(e->data + RD_RAFT_CC_HEADER,
 	                             e->len - RD_RAFT_CC_HEADER, &inc, addr) != 0)
 		return rd_storage_batch_set_applied(b, group, e->index, msg);
-	kl = rd_members_key(rd_storage_cluster_id(st), node, key);
-	have = rd_storage_batch_kv_get(b, group, key, kl, &cv, &cl) == 0 &&
-	       rd_members_decode(cv, cl, &cur) == 0;
-	rd_members_after_cc(type, have ? &cur : NULL, inc, addr, &next);
-	cmd.key = key;
-	cmd.key_len = (uint32_t)kl;
-	cmd.value = val;
-	cmd.value_len = (uint32_t)rd_members_encode(&next, val);
-	size = rd_kv_encoded_size(&cmd);
-	cmdbuf = malloc(size);
-	if (cmdbuf == NULL)
-		return rd_errorf(msg, RD_ENOMEM, "out of memory");
-	rv = rd_kv_encode(&cmd, cmdbuf, size, &len);
-	if (rv == 0)
-		rv = rd_storage_batch_apply_kv(b, group, e->index, cmdbuf, len, res, msg);
-	free(cmdbuf);
-	memset(res, 0, sizeof *res);
-	return rv;
+	kl = rd_members_replica_key(rd_storage_cluster_id(st), node, key);
+	if (type == RD_CC_ADD_VOTER || type == RD_CC_ADD_LEARNER) {
+		for (int i = 0; i < 8; i++)
+			val[i] = (uint8_t)(inc >> (8 * (7 - i)));
+		rd_storage_batch_kv_write(b, group, key, kl, val, 8);
+	} else if (type == RD_CC_REMOVE) {
+		rd_storage_batch_kv_write(b, group, key, kl, NULL, 0);
+	}
+	if (group == 0) {
+		kl = rd_members_key(rd_storage_cluster_id(st), node, key);
+		have = rd_storage_batch_kv_get(b, group, key, kl, &cv, &cl) == 0 &&
+		       rd_members_decode(cv, cl, &cur) == 0;
+		rd_members_after_cc(type, have ? &cur : NULL, inc, addr, &next);
+		rd_storage_batch_kv_write(b, group, key, kl, val,
+		                          rd_members_encode(&next, val));
+	}
+	return rd_storage_batch_set_applied(b, group, e->index, msg);
 }
 
 /* Membership entries of group 0: the core tracks the configuration; the
@@ -95,7 +99,7 @@ static int meta_apply(void *ud, struct rd_storage_batch *b, uint64_t group,
 			    "node=%llu",
 			    (unsigned long long)group, (unsigned long long)e->index,
 			    (unsigned)type, (unsigned long long)node);
-		return meta_conf_change(ud, b, group, e, res, msg);
+		return conf_change(ud, b, group, e, res, msg);
 	}
 	return kv_apply(ud, b, group, e, res, msg);
 }

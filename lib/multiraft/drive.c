@@ -7,8 +7,10 @@
  *      iteration's write (a leader's appends and heartbeats, thesis
  *      §10.2.1) plus the messages that waited for the previous iteration's
  *      write, which is durable by now;
- *   3. write everything (entries, hard states, membership, applied entries
- *      with their applied index) in one RocksDB batch with one fsync;
+ *   3. write everything: entries, hard states and membership in one
+ *      RocksDB batch with one fsync, then applied entries with their
+ *      applied index without the WAL (storage.h rd_storage_commit: they
+ *      are rebuilt from the committed log after a crash);
  *   4. tell the cores what is durable, queue the messages that had to wait
  *      for it (votes, append acknowledgements), answer the clients whose
  *      entries applied and serve the reads whose read index is applied.
@@ -63,6 +65,7 @@ static void persist(struct rd_node *n, struct rd_group *g)
 	    rd_storage_batch_append(n->batch, g->id, u->entries, u->n_entries, msg) != 0)
 		rd_fatal("fatal: append refused group=%llu: %s",
 		         (unsigned long long)g->id, msg);
+	rd_membership_replicas_appended(g, u->entries, u->n_entries);
 	if (u->hard_state_changed &&
 	    rd_storage_batch_set_hard_state(n->batch, g->id, &u->hard_state, msg) != 0)
 		rd_fatal("fatal: hard state refused group=%llu: %s",
@@ -304,7 +307,8 @@ static void resubmit_after_pass(struct rd_node *n)
 }
 
 /* Once a group has applied `snapshot_entries` entries past its compaction
- * point, drop the log up to half that distance behind the applied index:
+ * point, drop the log up to half that distance behind the applied index (and
+ * never past the applied index on disk):
  * the state machine in RocksDB is the snapshot, and a follower that falls
  * further behind than the kept tail receives it (snapshots.c).
  *
@@ -328,6 +332,16 @@ static void compact(struct rd_node *n, struct rd_group *g)
 	if (applied < first || applied - first + 1 < n->cfg.snapshot_entries)
 		return;
 	uint64_t upto = applied - keep;
+	/* Only entries whose apply is on disk: the others rebuild the state
+	 * machine after a crash (storage.h rd_storage_commit). Until a flush
+	 * moves the durable applied index, the log keeps them. */
+	uint64_t durable = rd_storage_durable_applied(n->st, g->id);
+	if (upto > durable) {
+		rd_storage_flush_soon(n->st);
+		upto = durable;
+	}
+	if (upto < first)
+		return;
 	struct rd_snapshot_meta point;
 	if (rd_raft_compact(g->raft, upto, &point) != 0)
 		return;
@@ -420,6 +434,10 @@ void rd_drive_iteration(struct rd_node *n)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
 		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 		rd_drive_resolve_applied(n->st, &n->resubmit, g);
+		/* The installed state holds the replica identities (and the
+		 * update's entries are durable now). */
+		if (u->has_snapshot)
+			rd_membership_replicas_load(n, g);
 		if (g->id == RD_STORAGE_META_GROUP)
 			rd_membership_applied(n, g);
 		serve_reads(n, g);

@@ -29,6 +29,7 @@
 #include "storage/kv.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/list.h"
 #include "util/log.h"
 
 struct rd_env_handler {
@@ -213,12 +214,7 @@ static void handler_closed(void *arg, struct rd_ctl_conn *conn)
 			              "handler connection closed before answering: "
 			              "outcome unknown");
 	}
-	if (h->prev != NULL)
-		h->prev->next = h->next;
-	else
-		reg->handlers = h->next;
-	if (h->next != NULL)
-		h->next->prev = h->prev;
+	RD_LIST_UNLINK(reg->handlers, h, prev, next);
 	reg->fig.handlers--;
 	rd_log_info("envelope handler gone pid=%d", (int)rd_ctl_conn_pid(h->conn));
 	rd_ctl_release(h->conn); /* the HandleRequest's reference */

@@ -136,6 +136,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	g->fresh = fresh;
 	g->applier = id == 0 ? &n->meta_applier : &n->data_applier;
 	n->groups[id] = g;
+	rd_membership_replicas_load(n, g);
 	rd_log_info(
 	    "group opened group=%llu term=%llu commit=%llu applied=%llu last=%llu "
 	    "voters=%u%s",

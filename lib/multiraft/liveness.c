@@ -97,11 +97,12 @@ void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot)
 	}
 }
 
-bool rd_liveness_live(struct rd_node *n, uint64_t peer)
+bool rd_liveness_live(const struct rd_node *n, uint64_t peer)
 {
-	struct rd_live_peer *p = find(n, peer);
-
-	return p == NULL || p->live;
+	for (unsigned i = 0; i < n->live.n_peers; i++)
+		if (n->live.peers[i].id == peer)
+			return n->live.peers[i].live;
+	return false;
 }
 
 void rd_liveness_tick(struct rd_node *n, uint64_t now)

@@ -117,6 +117,13 @@ struct rd_group {
 	bool dirty;      /* on the node's dirty list (rd_node_touch) */
 	bool ticking;    /* on the node's ticking list (quiesced groups are not) */
 	size_t tick_pos; /* its index there */
+	/* Replica identities (cluster/members.h; membership.c): the
+	 * incarnation of each node this group's log added with one, latest
+	 * add wins; a member not listed is a founding replica (0). */
+	struct rd_replica_inc {
+		uint64_t id, incarnation;
+	} replicas[2 * RD_RAFT_MAX_MEMBERS];
+	unsigned n_replicas;
 };
 
 /* The phases of one loop iteration (drive.c), for the slow-iteration log. */
@@ -289,6 +296,11 @@ struct rd_membership {
 	uint64_t refused_incarnation; /* batches from an unregistered incarnation */
 	uint64_t refused_cluster;     /* batches from another cluster */
 	struct rd_member_op ops[RD_MEMBER_OPS];
+	/* This data directory joined as a new replica (catalog "joined"): it
+	 * is a founding replica of no group, so it steps only messages
+	 * addressed to its own incarnation. */
+	bool joined;
+	uint64_t misaddressed;     /* messages for another replica, dropped */
 	bool removed;              /* group 0 removed this node: it exits 0 */
 	uint64_t removed_probe_ns; /* last probe for a removal this node missed */
 };
@@ -462,9 +474,9 @@ void rd_liveness_init(struct rd_node *n);
  * Not from inside the drive pass. */
 void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot);
 
-/* Is `peer` live (heard from within an election timeout)? True for a node
- * never heard from until it is, so that nothing wakes for a stranger. */
-bool rd_liveness_live(struct rd_node *n, uint64_t peer);
+/* Is `peer` live (a batch from it within an election timeout)? False for
+ * a node never heard from. */
+bool rd_liveness_live(const struct rd_node *n, uint64_t peer);
 
 /* Once per tick: peers silent for an election timeout stop being live (and
  * every group hears it); the node heartbeats once per interval. */
@@ -688,6 +700,22 @@ void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
  * its conf changes (members join the topology and the transport; this
  * node's removal makes it exit 0 at the next tick). Submits nothing. */
 void rd_membership_applied(struct rd_node *n, struct rd_group *g0);
+
+/* Replica identities of group g: rebuild them from its state machine and
+ * the log after its applied index (at open, after a snapshot install) /
+ * follow the conf changes among entries being appended / the incarnation
+ * of `id`'s replica in g (0: a founding replica). */
+void rd_membership_replicas_load(struct rd_node *n, struct rd_group *g);
+void rd_membership_replicas_appended(struct rd_group *g, const struct rd_entry *e,
+                                     size_t n_entries);
+uint64_t rd_membership_replica_inc(const struct rd_group *g, uint64_t id);
+
+/* Should a message of `group` from `from` (whose batch carries
+ * `from_incarnation`), addressed to `to_incarnation`, be stepped here?
+ * False, counted (members.misaddressed), when it is for another replica of
+ * this node or comes from a replica g's configuration does not list. */
+bool rd_membership_addressed(struct rd_node *n, uint64_t group, uint64_t from,
+                             uint64_t from_incarnation, uint64_t to_incarnation);
 
 /* node.c, once the groups are open: the members the member table lists
  * beyond the config's peers join the topology (and the transport). */

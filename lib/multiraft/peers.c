@@ -66,8 +66,13 @@ void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 		return;
 	}
 	/* Heartbeats and their responses travel in the compact form: one
-	 * CoalescedHeartbeat per group inside the peer's single batch. */
-	if (rd_wire_batch_add_msg(&o->b, &p->scratch, m) != 0)
+	 * CoalescedHeartbeat per group inside the peer's single batch (to
+	 * founding replicas; a replica added later is addressed by its
+	 * incarnation, membership.c). */
+	struct rd_group *g = rd_node_group(n, m->group);
+	if (rd_wire_batch_add_msg_to(&o->b, &p->scratch, m,
+	                             g != NULL ? rd_membership_replica_inc(g, m->to)
+	                                       : 0) != 0)
 		return;
 	o->msgs++;
 	p->pending = true;
@@ -200,7 +205,9 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	for (size_t i = 0; i < b->n_messages; i++) {
 		const Raftd__RaftMessage *rm = b->messages[i];
 		struct rd_entry stack[64];
-		if (rm->to != n->cfg.node_id)
+		if (rm->to != n->cfg.node_id ||
+		    !rd_membership_addressed(n, rm->group, peer, b->incarnation,
+		                             rm->to_incarnation))
 			continue;
 		if (rd_wire_msg_from_proto(rm, &m, stack, 64) != 0)
 			continue;
@@ -211,12 +218,14 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	for (size_t i = 0; i < b->n_heartbeats; i++) {
 		rd_wire_heartbeat_from_proto(b->heartbeats[i], false, peer,
 		                             n->cfg.node_id, &m);
-		rd_peers_step(n, &m);
+		if (rd_membership_addressed(n, m.group, peer, b->incarnation, 0))
+			rd_peers_step(n, &m);
 	}
 	for (size_t i = 0; i < b->n_heartbeat_resps; i++) {
 		rd_wire_heartbeat_from_proto(b->heartbeat_resps[i], true, peer,
 		                             n->cfg.node_id, &m);
-		rd_peers_step(n, &m);
+		if (rd_membership_addressed(n, m.group, peer, b->incarnation, 0))
+			rd_peers_step(n, &m);
 	}
 }
 

@@ -76,6 +76,7 @@ void rd_snapshots_send(struct rd_node *n, struct rd_group *g, uint64_t to)
 			rm.group = g->id;
 			rm.from = n->cfg.node_id;
 			rm.to = to;
+			rm.to_incarnation = rd_membership_replica_inc(g, to);
 			rm.term = rd_raft_term(g->raft);
 			rm.snapshot = &sm;
 			c.message = &rm;
@@ -205,7 +206,11 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 	p->offered = offered;
 	p->has_msg = false;
 	if (c->message != NULL) {
-		if (rd_wire_msg_from_proto(c->message, &m, NULL, 0) != 0) {
+		/* For another replica of this node (membership.c): not
+		 * installed, so nothing is acknowledged for it. */
+		if (!rd_membership_addressed(n, c->group, peer, 0,
+		                             c->message->to_incarnation) ||
+		    rd_wire_msg_from_proto(c->message, &m, NULL, 0) != 0) {
 			slot_clear(p);
 			return;
 		}

@@ -355,6 +355,12 @@ void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m);
 /* Reset `pr` to probe from the end of the leader's log, nothing matched,
  * nothing in flight (on election and when a member is added). */
 void rd__pr_reset(struct rd_raft *r, struct rd__pr *pr);
+/* The in-flight window of `pr` (max_inflight slots): allocated on demand
+ * when a leader starts pipelining to it (false on ENOMEM: it stays in
+ * probe, one append at a time); released when the leader quiesces or steps
+ * down, so that only a working leader holds windows. */
+bool rd__pr_window(struct rd_raft *r, struct rd__pr *pr);
+void rd__pr_window_free(struct rd__pr *pr);
 /* Leader: append one entry of the current term to the local log (a conf
  * change also becomes the latest configuration, thesis §4.1) and set
  * *index_out (may be NULL) to its index. Returns 0 or RD_ENOMEM. The entry

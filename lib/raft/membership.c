@@ -121,9 +121,10 @@ void rd__sync_progress(struct rd_raft *r)
 		memset(pr, 0, sizeof(*pr));
 		pr->id = id;
 		pr->learner = learner;
-		/* Allocated only on membership changes, never per entry. */
-		pr->infl_idx = calloc((size_t)r->max_inflight * 2, sizeof(uint64_t));
-		pr->infl_bytes = pr->infl_idx ? pr->infl_idx + r->max_inflight : NULL;
+		/* The in-flight window is allocated when a leader starts
+		 * pipelining to it (rd__pr_window), never per entry. */
+		pr->infl_idx = NULL;
+		pr->infl_bytes = NULL;
 		r->n_prs++;
 		rd__pr_reset(r, pr);
 		if (r->role == RD_RAFT_LEADER)

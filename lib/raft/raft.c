@@ -101,6 +101,10 @@ static void reset(struct rd_raft *r, uint64_t term)
 
 void rd__become_follower(struct rd_raft *r, uint64_t term, uint64_t lead)
 {
+	/* Only a leader pipelines: a follower keeps no in-flight window. */
+	if (r->role == RD_RAFT_LEADER)
+		for (uint32_t i = 0; i < r->n_prs; i++)
+			rd__pr_window_free(&r->prs[i]);
 	reset(r, term);
 	r->role = RD_RAFT_FOLLOWER;
 	r->lead = lead;
@@ -125,6 +129,16 @@ void rd__become_leader(struct rd_raft *r)
 }
 
 /* --- quiescence (raft.h) ------------------------------------------------------------ */
+
+/* Reads this node forwarded to a leader and has no answer for: their
+ * expiry (rd__reads_tick) needs ticks, so the group must not quiesce. */
+static bool reads_sent_live(const struct rd_raft *r)
+{
+	for (size_t i = r->reads_sent_head; i < r->reads_sent.n; i++)
+		if (r->reads_sent.v[i].ctx != 0)
+			return true;
+	return false;
+}
 
 void rd__wake(struct rd_raft *r, uint8_t cause)
 {
@@ -151,9 +165,11 @@ bool rd__can_quiesce(const struct rd_raft *r)
 	uint64_t last = rd__log_last(&r->log);
 	uint32_t active = 0;
 
+	/* reads_sent: a read forwarded while it was a follower (to a leader
+	 * that may be gone) fails only once it expires. */
 	if (r->role != RD_RAFT_LEADER || r->transferee != 0 || r->reads_pending.n > 0 ||
-	    r->bcast_pending || r->snap_sends.n > 0 || r->commit != last ||
-	    r->persisted != last)
+	    reads_sent_live(r) || r->bcast_pending || r->snap_sends.n > 0 ||
+	    r->commit != last || r->persisted != last)
 		return false;
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		const struct rd__pr *pr = &r->prs[i];
@@ -277,6 +293,9 @@ void rd_raft_tick(struct rd_raft *r)
 		if (q) {
 			r->quiesced = true;
 			r->quiesce_changed = true;
+			/* Idle: nothing is in flight, the windows can go. */
+			for (uint32_t i = 0; i < r->n_prs; i++)
+				rd__pr_window_free(&r->prs[i]);
 		}
 	}
 }
@@ -355,10 +374,7 @@ static void step_leader(struct rd_raft *r, const struct rd_message *m)
  * waits for an answer (its expiry needs ticks); wake on any other. */
 static void follower_quiesce(struct rd_raft *r, const struct rd_message *m)
 {
-	bool reads = false;
-	for (size_t i = r->reads_sent_head; i < r->reads_sent.n && !reads; i++)
-		reads = r->reads_sent.v[i].ctx != 0;
-	if (!m->quiesce || !r->quiesce_on || reads) {
+	if (!m->quiesce || !r->quiesce_on || reads_sent_live(r)) {
 		rd__wake(r, RD_WAKE_MESSAGE);
 		return;
 	}
@@ -463,12 +479,23 @@ int rd_raft_step(struct rd_raft *r, const struct rd_message *m)
 		if ((m->entries[i].len > 0 && m->entries[i].data == NULL) ||
 		    m->entries[i].type > RD_ENTRY_CONF_CHANGE)
 			return RD_EPROTO;
-	/* A (pre-)vote request of a later term wakes a quiesced group, even
-	 * one refused below by the lease: a leader must heartbeat a candidate
-	 * that lost it, and a follower must resume its election timer, which
-	 * ends the lease in an election timeout if its leader is gone. */
-	if ((m->type == RD_MSG_VOTE || m->type == RD_MSG_PRE_VOTE) && m->term > r->term)
-		rd__wake(r, RD_WAKE_MESSAGE);
+	/* A (pre-)vote request of a later term wakes a quiesced leader, even
+	 * one refused below by the lease: it must heartbeat a candidate that
+	 * lost it. A quiesced follower wakes only when the candidate is its
+	 * own leader, which thereby says it leads no more: the lease (thesis
+	 * §4.2.3) is over. From anyone else the request is refused under the
+	 * lease while the runtime says the leader's node is live; waking would
+	 * let the follower's timer run while the quiesced leader is silent,
+	 * and it would end the lease of a leader that is alive. */
+	if ((m->type == RD_MSG_VOTE || m->type == RD_MSG_PRE_VOTE) && m->term > r->term &&
+	    r->quiesced) {
+		if (r->role == RD_RAFT_LEADER) {
+			rd__wake(r, RD_WAKE_MESSAGE);
+		} else if (m->from == r->lead) {
+			rd__wake(r, RD_WAKE_MESSAGE);
+			r->election_elapsed = r->election_ticks;
+		}
+	}
 	bool drop;
 	step_term(r, m, &drop);
 	if (drop)

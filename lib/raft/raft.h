@@ -256,9 +256,10 @@ struct rd_raft_update {
  * answers a quiesced leader expects (heartbeat and append responses, which
  * wake it only when they show it has work, e.g. a follower that lost its
  * log) and a follower's quiesce heartbeat; a vote or pre-vote request of a
- * later term (even one refused by the leader lease: the candidate cannot
- * hear the leader, and the leader must heartbeat it); a change of term or
- * role; and rd_raft_peer_down. Once woken it is a plain Raft group until
+ * later term (a leader, even for one refused by its lease: the candidate
+ * cannot hear it and it must heartbeat the candidate; a follower, only from
+ * its own leader, which no longer leads then); a change of term or role;
+ * and rd_raft_peer_down. Once woken it is a plain Raft group until
  * it quiesces again.
  *
  * Liveness comes from the caller: a follower of a quiesced group campaigns

@@ -8,6 +8,8 @@
  * The leader's own log counts toward commit only up to `persisted` (thesis
  * §10.2.1); so does every node's commit index: commit <= persisted always.
  */
+#include <stdlib.h>
+
 #include "raft/core.h"
 #include "util/err.h"
 
@@ -80,9 +82,26 @@ static void become_probe(struct rd_raft *r, struct rd__pr *pr)
 	(void)r;
 }
 
-static void become_replicate(struct rd__pr *pr)
+bool rd__pr_window(struct rd_raft *r, struct rd__pr *pr)
 {
-	if (pr->infl_idx == NULL) {
+	if (pr->infl_idx != NULL)
+		return true;
+	pr->infl_idx = calloc((size_t)r->max_inflight * 2, sizeof(uint64_t));
+	pr->infl_bytes = pr->infl_idx ? pr->infl_idx + r->max_inflight : NULL;
+	return pr->infl_idx != NULL;
+}
+
+void rd__pr_window_free(struct rd__pr *pr)
+{
+	free(pr->infl_idx);
+	pr->infl_idx = NULL;
+	pr->infl_bytes = NULL;
+	infl_reset(pr);
+}
+
+static void become_replicate(struct rd_raft *r, struct rd__pr *pr)
+{
+	if (!rd__pr_window(r, pr)) {
 		/* No window memory: keep probing one append at a time. */
 		pr->state = RD_PROGRESS_PROBE;
 		pr->next = pr->match + 1;
@@ -118,6 +137,9 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 {
 	if (pr->id == r->id || r->role != RD_RAFT_LEADER)
 		return false;
+	/* Its window went when the leader quiesced: back before use. */
+	if (pr->state == RD_PROGRESS_REPLICATE && !rd__pr_window(r, pr))
+		become_probe(r, pr);
 	if ((pr->state == RD_PROGRESS_PROBE && pr->probe_sent) ||
 	    (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr)) ||
 	    pr->state == RD_PROGRESS_SNAPSHOT)
@@ -472,12 +494,12 @@ void rd__handle_append_resp(struct rd_raft *r, const struct rd_message *m)
 		goto send_more;
 	switch (pr->state) {
 	case RD_PROGRESS_PROBE:
-		become_replicate(pr);
+		become_replicate(r, pr);
 		break;
 	case RD_PROGRESS_SNAPSHOT:
 		if (pr->match >= pr->pending_snapshot) {
 			become_probe(r, pr);
-			become_replicate(pr);
+			become_replicate(r, pr);
 		}
 		break;
 	case RD_PROGRESS_REPLICATE:

@@ -85,6 +85,12 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	g->start_conf = m->conf;
 	g->start_conf_legacy = false;
 	g->applied = m->index;
+	/* This synced write holds the state machine at m->index, so it is on
+	 * disk. A read of the persisted tier may still return an older flushed
+	 * applied index (below m->index: a snapshot installs only past what
+	 * the group applied), which rd_storage_durable_applied never lets
+	 * lower it. */
+	g->durable = m->index;
 	g->has_snap = true;
 	g->snap = *m;
 	g->first = m->index + 1;
@@ -187,6 +193,10 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		g->id = group;
 		g->first = 1;
 		g->cache = c;
+		/* The dropped group's applied record may be in SST files until a
+		 * flush writes the deletion: never trust the persisted tier for
+		 * this group again in this process (rd_storage_durable_applied). */
+		g->durable_fenced = true;
 	}
 	return 0;
 }

@@ -67,6 +67,14 @@ struct rd_sgroup {
 	struct rd_hard_state hs;
 	struct rd_conf_state conf;
 	uint64_t applied;
+	/* Applied index known to be on disk (rd_storage_durable_applied), when
+	 * it was last read from RocksDB's persisted tier, and whether such
+	 * reads are to be ignored: after a group drop, the persisted tier may
+	 * still hold the dropped group's applied record until the next flush,
+	 * and nothing tells when that flush happened. */
+	uint64_t durable;
+	uint64_t durable_ns;
+	bool durable_fenced;
 	bool has_snap;
 	struct rd_snapshot_meta snap;
 	/* Membership as of first - 1 (the log start record); empty for a
@@ -94,7 +102,9 @@ struct rd_storage {
 	rocksdb_cache_t *block_cache;
 	rocksdb_column_family_handle_t *cf[RD_CF_COUNT];
 	rocksdb_readoptions_t *ro;
-	rocksdb_writeoptions_t *wo;
+	rocksdb_readoptions_t *ro_disk;   /* persisted tier: SST files only */
+	rocksdb_writeoptions_t *wo;       /* sync=true: W1 */
+	rocksdb_writeoptions_t *wo_nowal; /* disableWAL: W2 (rd_storage_commit) */
 	char *dir;
 	char cluster_id[RD_STORAGE_CLUSTER_ID_MAX + 1];
 	uint64_t incarnation;
@@ -109,7 +119,14 @@ struct rd_storage {
 	const struct rd_storage_batch *filling;
 	struct rd_storage_stats stats;
 	struct rd__sync_track *track; /* synced writes in flight (stall.c) */
+	uint64_t flush_ns;            /* last rd_storage_flush_soon that wrote */
+	uint8_t *flush_poke;          /* RD_FLUSH_POKE_BYTES of zeros, or NULL */
 };
+
+/* The "default" family's write buffer, and the value rd_storage_flush_soon
+ * writes there to fill it (storage.c). */
+#define RD_DEFAULT_CF_BUFFER (1u << 20)
+#define RD_FLUSH_POKE_BYTES  (RD_DEFAULT_CF_BUFFER + (64u << 10))
 
 /* ---- the batch (batch.c, kvsm.c) ---- */
 
@@ -172,7 +189,8 @@ struct rd_arena_block {
 
 struct rd_storage_batch {
 	struct rd_storage *st;
-	rocksdb_writebatch_t *wb;
+	rocksdb_writebatch_t *wb;  /* W1: synced (log, Raft state, catalog) */
+	rocksdb_writebatch_t *wb2; /* W2: no WAL (what applies changed) */
 	bool committed;
 	uint64_t epoch;
 	struct rd_pend *pend;

@@ -118,14 +118,14 @@ static void write_kv(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
 {
 	rocksdb_column_family_handle_t *cf = b->st->cf[RD_CF_KV];
 	if (del) {
-		rocksdb_writebatch_delete_cf(b->wb, cf, (const char *)key, klen);
+		rocksdb_writebatch_delete_cf(b->wb2, cf, (const char *)key, klen);
 		overlay_set(b, h, key, klen, NULL, 0);
 		return;
 	}
 	uint8_t *copy = rd__arena_alloc(b, vlen ? vlen : 1);
 	if (vlen > 0)
 		memcpy(copy, val, vlen);
-	rocksdb_writebatch_put_cf(b->wb, cf, (const char *)key, klen, (const char *)copy,
+	rocksdb_writebatch_put_cf(b->wb2, cf, (const char *)key, klen, (const char *)copy,
 	                          vlen);
 	overlay_set(b, h, key, klen, copy, vlen);
 }
@@ -209,6 +209,18 @@ int rd_storage_batch_kv_get(struct rd_storage_batch *b, uint64_t group,
 	rd_be64_put(k, group);
 	memcpy(k + RD_KV_KEY_PREFIX, key, key_len);
 	return current(b, rd_fnv1a64(k, klen), k, klen, val, len) ? 0 : RD_ENOTFOUND;
+}
+
+void rd_storage_batch_kv_write(struct rd_storage_batch *b, uint64_t group,
+                               const uint8_t *key, size_t key_len, const uint8_t *val,
+                               size_t len)
+{
+	size_t klen = RD_KV_KEY_PREFIX + key_len;
+	uint8_t *k = rd__arena_alloc(b, klen);
+
+	rd_be64_put(k, group);
+	memcpy(k + RD_KV_KEY_PREFIX, key, key_len);
+	write_kv(b, rd_fnv1a64(k, klen), k, klen, val, len, val == NULL);
 }
 
 int rd_storage_kv_get(struct rd_storage *st, uint64_t group, const uint8_t *key,

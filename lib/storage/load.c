@@ -207,11 +207,15 @@ int rd__load(struct rd_storage *st, char *msg)
 	if ((rv = rd__session_load(st, msg)) != 0)
 		return rv;
 	for (size_t i = 0; i < st->nslots; i++) {
-		if (st->slots[i] == NULL)
+		struct rd_sgroup *g = st->slots[i];
+		if (g == NULL)
 			continue;
-		if ((rv = check_group(st->slots[i], msg)) != 0)
+		if ((rv = check_group(g, msg)) != 0)
 			return rv;
-		resolve_legacy_start(st->slots[i]);
+		resolve_legacy_start(g);
+		/* What an open finds is on disk (RocksDB flushes the memtables
+		 * it rebuilt from the WAL), the applied index included. */
+		g->durable = g->applied;
 	}
 	return 0;
 }

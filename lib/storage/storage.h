@@ -64,6 +64,11 @@ struct rd_storage_options {
 	 * must use the same values. */
 	uint64_t session_max;
 	uint64_t session_expiry;
+	/* RocksDB write_buffer_size of every column family; 0 picks RocksDB's
+	 * default (64 MiB). A full memtable flushes every family (atomic
+	 * flush), which is what moves the durable applied index
+	 * (rd_storage_durable_applied); tests set it small to flush often. */
+	size_t memtable_bytes;
 };
 
 #define RD_STORAGE_SESSION_MAX_DEFAULT    10000u
@@ -320,6 +325,15 @@ int rd_storage_batch_kv_get(struct rd_storage_batch *b, uint64_t group,
                             const uint8_t *key, size_t key_len, const uint8_t **val,
                             size_t *len);
 
+/* Put (val != NULL) or delete (val == NULL) `key` of `group`'s state
+ * machine in this batch, outside any command: raftd's own records that a
+ * conf-change entry sets (cluster/members.h), followed by
+ * rd_storage_batch_set_applied for that entry. Later reads through the
+ * batch see it. */
+void rd_storage_batch_kv_write(struct rd_storage_batch *b, uint64_t group,
+                               const uint8_t *key, size_t key_len, const uint8_t *val,
+                               size_t len);
+
 /* Set applied = index without a state-machine change (no-op and
  * conf-change entries, raw proposals). Same preconditions as apply_kv. */
 int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
@@ -332,9 +346,11 @@ int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
  * known, and so does `conf`, the membership as of `index` (the core's
  * compaction point, rd_raft_compact), which becomes start_conf: the conf
  * changes among the deleted entries are gone from the log but not from
- * the membership a restart rebuilds. `index` must be ≤ the applied index
- * and ≤ last; compacting to the last index leaves an empty log. Compacting
- * at or below the current compaction point is a no-op.
+ * the membership a restart rebuilds. `index` must be ≤ the durable applied
+ * index (rd_storage_durable_applied: the state machine up to it survives a
+ * crash, so the entries are no longer needed to rebuild it; RD_EINVAL
+ * otherwise) and ≤ last; compacting to the last index leaves an empty log.
+ * Compacting at or below the current compaction point is a no-op.
  */
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
                              const struct rd_conf_state *conf, char *msg);
@@ -344,14 +360,49 @@ int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
                                  const uint8_t *data, size_t len, char *msg);
 
 /*
- * Write the whole batch with one RocksDB write with sync=true (one fsync for
- * every group in it), then update the in-memory state and caches. When it
- * returns, everything in the batch is durable; only then may the caller
- * send messages or replies that depend on it. An empty batch writes nothing
- * and does not sync. A failed write aborts the process after logging the
- * RocksDB error.
+ * Write the batch in two RocksDB writes, then update the in-memory state and
+ * caches (README.md, "Writing each command once"):
+ *   W1, sync=true (one fsync for every group in it): log entries, deletions
+ *       of log entries (truncation, compaction), hard states, conf states,
+ *       log starts, catalog records;
+ *   W2, without the WAL: what applying entries changed (KV state, client
+ *       sessions, journal, applied indexes). W2 follows W1, so it only ever
+ *       holds the apply of entries whose commit W1 (or an earlier one) made
+ *       durable. It reaches the disk when RocksDB flushes its memtables, all
+ *       column families at once (atomic flush); a crash before that loses it,
+ *       and the open replays (applied, commit] from the log.
+ * When it returns, the log and the Raft state in the batch are durable; only
+ * then may the caller send messages or replies that depend on them. A reply
+ * that depends on an apply depends on the committed log it comes from, which
+ * is durable: the apply is recomputed identically after a crash. An empty
+ * batch writes nothing and does not sync. A failed write aborts the process
+ * after logging the RocksDB error.
  */
 void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b);
+
+/*
+ * The highest applied index of `group` whose state-machine effects are on
+ * disk: in SST files (read from RocksDB's persisted tier, skipping the
+ * memtables) or written by a synced write (a snapshot install). A crash
+ * never leaves the group's applied index below it, so log entries up to it
+ * may be compacted. Re-read from RocksDB at most every
+ * RD_STORAGE_DURABLE_CHECK_NS per group; between reads the value held is
+ * returned (never above the truth). Aborts on a RocksDB read error.
+ */
+uint64_t rd_storage_durable_applied(struct rd_storage *st, uint64_t group);
+
+#define RD_STORAGE_DURABLE_CHECK_NS (50u * 1000u * 1000u)
+
+/*
+ * Have RocksDB flush every column family soon (one atomic flush, in the
+ * background), so that rd_storage_durable_applied moves up without waiting
+ * for a memtable to fill: for a caller whose compaction waits for it. At
+ * most once every RD_STORAGE_FLUSH_INTERVAL_NS; calls in between do
+ * nothing. Aborts on a RocksDB write error.
+ */
+void rd_storage_flush_soon(struct rd_storage *st);
+
+#define RD_STORAGE_FLUSH_INTERVAL_NS (2000ull * 1000u * 1000u)
 
 /* ---- state machine reads --------------------------------------------------- */
 
@@ -392,8 +443,9 @@ struct rd_storage_stats {
 	/* counts per bucket (non-cumulative); [RD_STORAGE_SYNC_BUCKETS] is +Inf */
 	uint64_t sync_buckets[RD_STORAGE_SYNC_BUCKETS + 1];
 	uint64_t entries_written;
-	uint64_t bytes_written; /* RocksDB batch bytes */
-	uint64_t cache_hits;    /* rd_storage_entries served from the cache */
+	uint64_t bytes_written;       /* RocksDB batch bytes of the synced writes (W1) */
+	uint64_t state_bytes_written; /* of the writes without the WAL (W2) */
+	uint64_t cache_hits;          /* rd_storage_entries served from the cache */
 	uint64_t cache_misses;
 };
 

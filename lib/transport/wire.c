@@ -16,21 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/pbbudget.h"
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out,
                    size_t *outlen, char *msg)
@@ -44,7 +32,7 @@ int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out,
 	buf = malloc(RD_WIRE_HEADER + n);
 	if (buf == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "frame of %zu bytes", n);
-	put_be32(buf, (uint32_t)n);
+	rd_be32_put(buf, (uint32_t)n);
 	raftd__peer_frame__pack(frame, buf + RD_WIRE_HEADER);
 	*out = buf;
 	*outlen = RD_WIRE_HEADER + n;
@@ -173,14 +161,21 @@ static int scratch_reserve(struct rd_wire_scratch *s, size_t n)
 int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
                           const struct rd_message *m)
 {
+	return rd_wire_batch_add_msg_to(b, s, m, 0);
+}
+
+int rd_wire_batch_add_msg_to(struct rd_wire_batch *b, struct rd_wire_scratch *s,
+                             const struct rd_message *m, uint64_t to_incarnation)
+{
 	Raftd__RaftMessage rm = RAFTD__RAFT_MESSAGE__INIT;
 	Raftd__SnapshotMeta sm;
 	size_t size;
 
 	if ((m->type == RD_MSG_HEARTBEAT || m->type == RD_MSG_HEARTBEAT_RESP) &&
 	    !m->reject && !m->quiesce && m->n_entries == 0 && m->index == 0 &&
-	    m->log_term == 0)
+	    m->log_term == 0 && to_incarnation == 0)
 		return rd_wire_batch_add_heartbeat(b, m);
+	rm.to_incarnation = to_incarnation;
 	rm.type = (Raftd__RaftMessageType)m->type;
 	rm.group = m->group;
 	rm.from = m->from;
@@ -569,7 +564,7 @@ int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t le
 			len -= take;
 			if (r->hdr_have < RD_WIRE_HEADER)
 				break;
-			r->need = get_be32(r->hdr);
+			r->need = rd_be32_get(r->hdr);
 			if (r->need > r->max) {
 				/* Checked before allocating: a hostile length costs
 				 * nothing. */

@@ -108,6 +108,13 @@ void rd_wire_batch_init(struct rd_wire_batch *b);
 int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
                           const struct rd_message *m);
 
+/* The same, addressed to the replica of m->to with incarnation
+ * `to_incarnation` (RaftMessage.to_incarnation; 0 = the founding replica,
+ * which is what rd_wire_batch_add_msg and coalesced heartbeats address).
+ * A nonzero one is never coalesced. */
+int rd_wire_batch_add_msg_to(struct rd_wire_batch *b, struct rd_wire_scratch *s,
+                             const struct rd_message *m, uint64_t to_incarnation);
+
 /* Append heartbeat (or heartbeat response) `m` as a CoalescedHeartbeat;
  * only group, term, commit and context travel. Precondition: m->type is
  * RD_MSG_HEARTBEAT or RD_MSG_HEARTBEAT_RESP. 0 or RD_ENOMEM. */

@@ -26,17 +26,25 @@ void rc_violation(struct rc_cluster *c, const char *fmt, ...)
 	rc_print(c, "VIOLATION: %s\n", c->violation);
 }
 
+/* Make the zero-filled array *v of *n elements of `elem` bytes long enough
+ * for index `i`: `first` elements at first, doubling; new ones are 0. */
+static void grow_zeroed(void **v, size_t *n, uint64_t i, size_t first, size_t elem)
+{
+	size_t m = *n ? *n : first;
+
+	if (i < *n)
+		return;
+	while (m <= i)
+		m *= 2;
+	*v = realloc(*v, m * elem);
+	memset((char *)*v + *n * elem, 0, (m - *n) * elem);
+	*n = m;
+}
+
 void rc_note_read(struct rc_cluster *c, uint64_t ctx)
 {
-	if (ctx >= c->n_read_floor) {
-		size_t n = c->n_read_floor ? c->n_read_floor : 256;
-		while (n <= ctx)
-			n *= 2;
-		c->read_floor = realloc(c->read_floor, n * sizeof(*c->read_floor));
-		memset(c->read_floor + c->n_read_floor, 0,
-		       (n - c->n_read_floor) * sizeof(*c->read_floor));
-		c->n_read_floor = n;
-	}
+	grow_zeroed((void **)&c->read_floor, &c->n_read_floor, ctx, 256,
+	            sizeof(*c->read_floor));
 	c->read_floor[ctx] = c->max_commit;
 }
 
@@ -184,15 +192,8 @@ void rc_check(struct rc_cluster *c)
 		if (rd_raft_role(r) != RD_RAFT_LEADER)
 			continue;
 		/* Election safety: at most one leader per term. */
-		if (term >= c->n_leader_of) {
-			size_t n = c->n_leader_of ? c->n_leader_of : 64;
-			while (n <= term)
-				n *= 2;
-			c->leader_of = realloc(c->leader_of, n * sizeof(*c->leader_of));
-			memset(c->leader_of + c->n_leader_of, 0,
-			       (n - c->n_leader_of) * sizeof(*c->leader_of));
-			c->n_leader_of = n;
-		}
+		grow_zeroed((void **)&c->leader_of, &c->n_leader_of, term, 64,
+		            sizeof(*c->leader_of));
 		uint64_t last = rd_raft_last_index(r);
 		if (c->leader_of[term] == 0) {
 			c->leader_of[term] = id;

@@ -42,6 +42,17 @@ static uint64_t num(const char *s)
 	return strtoull(s, NULL, 10);
 }
 
+/* Whether a command's node list tok[1..n) names node `id`; no list names
+ * every node. */
+static bool selected(char **tok, int n, uint64_t id)
+{
+	bool sel = n == 1;
+
+	for (int i = 1; i < n; i++)
+		sel |= num(tok[i]) == id;
+	return sel;
+}
+
 static void print_status(struct rc_cluster *c, uint64_t id)
 {
 	struct rc_node *nd = &c->nodes[id];
@@ -252,13 +263,9 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		}
 		c->verbose = v;
 	} else if (!strcmp(cmd, "process")) {
-		for (uint64_t id = 1; id <= RC_MAX; id++) {
-			bool sel = n == 1;
-			for (int i = 1; i < n; i++)
-				sel |= num(tok[i]) == id;
-			if (sel)
+		for (uint64_t id = 1; id <= RC_MAX; id++)
+			if (selected(tok, n, id))
 				rc_process(c, id);
-		}
 	} else if (!strcmp(cmd, "deliver")) {
 		bool v = c->verbose;
 		c->verbose = true;
@@ -360,13 +367,9 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		rd_raft_report_snapshot(r, n > 2 ? num(tok[2]) : 0,
 		                        n > 3 && !strcmp(tok[3], "ok"));
 	} else if (!strcmp(cmd, "status")) {
-		for (uint64_t id = 1; id <= RC_MAX; id++) {
-			bool sel = n == 1;
-			for (int i = 1; i < n; i++)
-				sel |= num(tok[i]) == id;
-			if (sel)
+		for (uint64_t id = 1; id <= RC_MAX; id++)
+			if (selected(tok, n, id))
 				print_status(c, id);
-		}
 	} else if (!strcmp(cmd, "log")) {
 		print_log(c, a);
 	} else if (!strcmp(cmd, "applied")) {

@@ -24,6 +24,10 @@ void th_rmtree(const char *path);
 /* Open `dir` (creating), cluster id "test"; asserts success. */
 struct rd_storage *th_open(const char *dir);
 /* Close and open again (asserts success). */
+/* th_tmpdir into `dir`, then th_open on it. */
+struct rd_storage *th_tmp_open(char *dir, size_t cap);
+/* rd_storage_close(st), then th_rmtree(dir). */
+void th_close_rm(struct rd_storage *st, const char *dir);
 struct rd_storage *th_reopen(struct rd_storage *st, const char *dir);
 /* Try to open an existing directory; returns the code, message in msg. */
 int th_try_open(const char *dir, char *msg);
@@ -59,6 +63,11 @@ void th_raw_put(struct th_raw *r, int cf, const void *k, size_t klen, const void
 void th_raw_delete(struct th_raw *r, int cf, const void *k, size_t klen);
 /* malloc'd value or NULL */
 char *th_raw_get(struct th_raw *r, int cf, const void *k, size_t klen, size_t *vlen);
+/* XOR `mask` into the byte `from_end` bytes before the end of the value
+ * under key k in column family `cf`, and write it back (asserts the key
+ * is there and its value that long). */
+void th_raw_flip(struct th_raw *r, int cf, const void *k, size_t klen, size_t from_end,
+                 uint8_t mask);
 /* Flush memtables into SST files. */
 void th_raw_flush(struct th_raw *r);
 

@@ -18,16 +18,14 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dir, sizeof dir);
-	st = th_open(dir);
+	st = th_tmp_open(dir, sizeof dir);
 	b = rd_storage_batch_new(st);
 }
 
 static void teardown(void)
 {
 	rd_storage_batch_free(b);
-	rd_storage_close(st);
-	th_rmtree(dir);
+	th_close_rm(st, dir);
 }
 
 static void reopen(void)
@@ -375,11 +373,9 @@ Test(batch, catalog_blobs_incarnation_and_cluster_id)
 Test(batch, a_new_directory_gets_a_new_incarnation)
 {
 	char d2[256];
-	th_tmpdir(d2, sizeof d2);
-	struct rd_storage *s2 = th_open(d2);
+	struct rd_storage *s2 = th_tmp_open(d2, sizeof d2);
 	cr_assert_neq(rd_storage_incarnation(s2), rd_storage_incarnation(st));
-	rd_storage_close(s2);
-	th_rmtree(d2);
+	th_close_rm(s2, d2);
 }
 
 /* A database written before incarnations existed (no "incarnation" catalog
@@ -453,8 +449,7 @@ Test(batch, joining_node_learns_its_cluster_id_later)
 	o.create_if_missing = false;
 	o.cluster_id = "c1";
 	cr_assert_eq(rd_storage_open(d2, &o, &s2, msg), 0, "%s", msg);
-	rd_storage_close(s2);
-	th_rmtree(d2);
+	th_close_rm(s2, d2);
 }
 
 Test(batch, dropping_a_group_removes_log_state_and_keys)

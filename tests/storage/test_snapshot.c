@@ -19,18 +19,14 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dira, sizeof dira);
-	th_tmpdir(dirb, sizeof dirb);
-	a = th_open(dira);
-	bst = th_open(dirb);
+	a = th_tmp_open(dira, sizeof dira);
+	bst = th_tmp_open(dirb, sizeof dirb);
 }
 
 static void teardown(void)
 {
-	rd_storage_close(a);
-	rd_storage_close(bst);
-	th_rmtree(dira);
-	th_rmtree(dirb);
+	th_close_rm(a, dira);
+	th_close_rm(bst, dirb);
 }
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
@@ -332,6 +328,8 @@ Test(snapshot, install_waits_for_a_batch_that_holds_work_for_the_group)
 	produce(a, 7, 1024, &s);
 	th_put_keys(bst, 7, "old", 20, 10, 1);
 	th_put_keys(bst, 3, "keep", 5, 10, 1);
+	/* A close flushes what was applied: compaction may then reach it. */
+	bst = th_reopen(bst, dirb);
 
 	struct rd_storage_batch *b = rd_storage_batch_new(bst);
 	cr_assert_eq(rd_storage_batch_compact(b, 7, 10, &no_conf, msg), 0, "%s", msg);
@@ -492,6 +490,7 @@ Test(snapshot, compaction_after_an_install_records_the_membership_of_the_new_sta
 	cr_assert(same_conf(&gi.start_conf, &three), "an install starts the log there");
 
 	th_put_keys(bst, 5, "z", 10, 1, 3); /* 601..610, applied */
+	bst = th_reopen(bst, dirb); /* a close flushes: the apply is on disk */
 	b = rd_storage_batch_new(bst);
 	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &two, msg), 0);
 	cr_assert_eq(rd_storage_batch_compact(b, 5, 605, &two, msg), 0, "%s", msg);
@@ -534,6 +533,7 @@ Test(snapshot, a_log_start_record_without_membership_still_opens)
 	th_put_keys(a, 6, "k", 20, 10, 2);
 	produce(a, 5, 4096, &s);
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg); /* group 5 of bst: at 20 */
+	a = th_reopen(a, dira); /* a close flushes: the apply is on disk */
 	b = rd_storage_batch_new(a);
 	cr_assert_eq(rd_storage_batch_set_conf_state(b, 6, &four, msg), 0);
 	cr_assert_eq(rd_storage_batch_compact(b, 6, 10, &four, msg), 0, "%s", msg);

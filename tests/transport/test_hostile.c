@@ -482,8 +482,7 @@ Test(hostile, reload_checks_new_certificate)
 	tenv_init(&e, true);
 	mesh_up(&e);
 	tnode_config(&e, 1, false, &cfg);
-	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/node2.pem", e.dir);
-	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/node2.key", e.dir);
+	tcfg_cert(&e, &cfg, "node2");
 	cr_expect_eq(rd_transport_reload(e.n[1].t, &cfg, msg), RD_ETLS);
 	cr_expect_not_null(strstr(msg, "names node 2"), "%s", msg);
 	tnode_config(&e, 1, true, &cfg);
@@ -502,19 +501,14 @@ Test(hostile, reload_to_new_ca_closes_unverified_peers)
 {
 	struct tenv e;
 	struct rd_transport_config cfg;
-	char msg[RD_ERRMSG_SIZE] = "", cmd[1024];
+	char msg[RD_ERRMSG_SIZE] = "";
 
 	tenv_init(&e, true);
 	mesh_up(&e);
-	snprintf(cmd, sizeof cmd,
-	         "%s/conf/raftd-certs ca %s/other >/dev/null && %s/conf/raftd-certs node "
-	         "%s/other 1 >/dev/null",
-	         getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir);
-	cr_assert_eq(system(cmd), 0);
+	tenv_other_ca(&e, "other", 1);
 	tnode_config(&e, 1, false, &cfg);
 	snprintf(cfg.tls_ca, sizeof cfg.tls_ca, "%s/other/ca.pem", e.dir);
-	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/other/node1.pem", e.dir);
-	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/other/node1.key", e.dir);
+	tcfg_cert(&e, &cfg, "other/node1");
 	cr_assert_eq(rd_transport_reload(e.n[1].t, &cfg, msg), 0, "%s", msg);
 	cr_expect(trun(&e, cert_closed_at_1, NULL, 20000));
 	trun_for(&e, 200);

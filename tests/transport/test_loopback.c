@@ -197,27 +197,37 @@ Test(loopback, request_deadline)
 	tenv_fini(&e);
 }
 
+/* Two mutual endpoints, node 2's configuration left in *cfg2 with its
+ * bound address, so that it can start again on the same address; `n`
+ * messages from node 1 have reached it. */
+static void pair_for_restart(struct tenv *e, struct rd_transport_config *cfg2, uint64_t n)
+{
+	struct rd_transport_config cfg;
+	uint64_t want[2] = {2, n};
+
+	tenv_init(e, true);
+	tnode_config(e, 1, false, &cfg);
+	tnode_start(e, 1, &cfg);
+	tnode_config(e, 2, false, cfg2);
+	tnode_start(e, 2, cfg2);
+	tenv_mesh(e);
+	cr_assert_eq(tsend(e, 1, 2, 1, (unsigned)n, 8), 0);
+	cr_assert(trun(e, got_n, want, 10000));
+	memcpy(&cfg2->listen, &e->n[2].addr, e->n[2].addrlen);
+	cfg2->listen_len = e->n[2].addrlen;
+}
+
 /* A peer restarted on the same address is dialed again and traffic resumes;
  * the reconnect is counted. */
 Test(loopback, restart_reconnects)
 {
 	struct tenv e;
 	struct rd_transport_config cfg2;
-	struct rd_transport_config cfg;
 	uint64_t want[2] = {2, 10};
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg2);
-	tnode_start(&e, 2, &cfg2);
-	tenv_mesh(&e);
-	cr_assert_eq(tsend(&e, 1, 2, 1, 10, 8), 0);
-	cr_assert(trun(&e, got_n, want, 10000));
+	pair_for_restart(&e, &cfg2, 10);
 	tnode_stop(&e, 2);
 	/* Same address, fresh process state. */
-	memcpy(&cfg2.listen, &e.n[2].addr, e.n[2].addrlen);
-	cfg2.listen_len = e.n[2].addrlen;
 	trun_for(&e, 100);
 	tnode_start(&e, 2, &cfg2);
 	e.n[2].msgs = 0;
@@ -272,22 +282,13 @@ Test(loopback, simultaneous_dial)
 Test(loopback, crash_restart_recovers)
 {
 	struct tenv e;
-	struct rd_transport_config cfg, cfg2;
+	struct rd_transport_config cfg2;
 	uint64_t want[2] = {2, 5};
 	uint64_t base1;
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg2);
-	tnode_start(&e, 2, &cfg2);
-	tenv_mesh(&e);
-	cr_assert_eq(tsend(&e, 1, 2, 1, 5, 8), 0);
-	cr_assert(trun(&e, got_n, want, 10000));
+	pair_for_restart(&e, &cfg2, 5);
 	rd_transport_test_abandon(e.n[2].t);
 	e.n[2].t = NULL;
-	memcpy(&cfg2.listen, &e.n[2].addr, e.n[2].addrlen);
-	cfg2.listen_len = e.n[2].addrlen;
 	tnode_start(&e, 2, &cfg2);
 	tnode_add_peer(&e, 2, 1);
 	e.n[2].msgs = 0;
