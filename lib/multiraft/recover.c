@@ -16,7 +16,9 @@
  *      voter (promote itself if it was a learner, remove every other
  *      voter and learner), in a term above any this node has seen, and
  *      the commit index is set to the last of them: committed by fiat,
- *      which is what makes this unsafe (no quorum stored them).
+ *      which is what makes this unsafe (no quorum stored them). Group 0's
+ *      carry the member table's context (cluster/members.h), so the
+ *      removed nodes' records say "removed" once they apply.
  *
  * Why this node alone and not "the survivors": each survivor would rewrite
  * its own log, with its own commit index, and append its own entries at
@@ -42,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/members.h"
 #include "multiraft/node.h"
 #include "raft/raft.h"
 #include "storage/storage.h"
@@ -50,6 +53,10 @@
 #include "util/log.h"
 
 #define ULL(x) ((unsigned long long)(x))
+
+/* A conf-change entry's payload: the core's header, then (group 0) the
+ * member table's context (cluster/members.h). */
+#define CC_MAX (RD_RAFT_CC_HEADER + RD_MEMBERS_CC_CTX_MAX)
 
 /* What the scan of one group's log found. */
 struct scan {
@@ -100,11 +107,37 @@ static bool has(const uint64_t *v, uint32_t n, uint64_t id)
 	return false;
 }
 
+/* Encode the change of `node` into cc; for group 0 with the context that
+ * makes the metadata applier update the node's member record as a `raftctl
+ * members` change would (its registered incarnation and address kept, state
+ * "removed" or "voter"); without one when the table has no record to keep
+ * (the record then stays as it is). Returns the payload length. */
+static uint32_t encode_cc(struct rd_storage *st, uint64_t gid, uint8_t type,
+                          uint64_t node, uint8_t *cc)
+{
+	uint8_t key[RD_MEMBERS_KEY_MAX], *val = NULL;
+	struct rd_member_record rec;
+	size_t kl, vl = 0;
+	uint32_t len = RD_RAFT_CC_HEADER;
+	char msg[RD_ERRMSG_SIZE];
+
+	rd_raft_cc_encode(cc, type, node);
+	if (gid != 0)
+		return len;
+	kl = rd_members_key(rd_storage_cluster_id(st), node, key);
+	if (rd_storage_kv_get(st, 0, key, kl, &val, &vl, msg) == 0 &&
+	    rd_members_decode(val, vl, &rec) == 0)
+		len += (uint32_t)rd_members_cc_ctx_encode(rec.incarnation, rec.addr,
+		                                          cc + RD_RAFT_CC_HEADER);
+	free(val);
+	return len;
+}
+
 /* Fill ents/cc with the changes that leave `self` the only voter of `cs`,
  * from index `next` in `term`. Returns how many. */
-static size_t one_member(const struct rd_conf_state *cs, uint64_t self, uint64_t next,
-                         uint64_t term, struct rd_entry *ents,
-                         uint8_t (*cc)[RD_RAFT_CC_HEADER])
+static size_t one_member(struct rd_storage *st, uint64_t gid,
+                         const struct rd_conf_state *cs, uint64_t self, uint64_t next,
+                         uint64_t term, struct rd_entry *ents, uint8_t (*cc)[CC_MAX])
 {
 	struct rd_conf_state c = *cs;
 	size_t n = 0;
@@ -117,13 +150,14 @@ static size_t one_member(const struct rd_conf_state *cs, uint64_t self, uint64_t
 	for (uint32_t i = 0; i < c.n_learners; i++)
 		if (c.learners[i] != self)
 			others[k++] = c.learners[i];
+	uint32_t len[2 * RD_RAFT_MAX_MEMBERS];
 	if (has(c.learners, c.n_learners, self)) {
-		rd_raft_cc_encode(cc[n], RD_CC_PROMOTE_LEARNER, self);
+		len[n] = encode_cc(st, gid, RD_CC_PROMOTE_LEARNER, self, cc[n]);
 		(void)rd_raft_conf_apply(&c, RD_CC_PROMOTE_LEARNER, self);
 		n++;
 	}
 	for (uint32_t i = 0; i < k; i++) {
-		rd_raft_cc_encode(cc[n], RD_CC_REMOVE, others[i]);
+		len[n] = encode_cc(st, gid, RD_CC_REMOVE, others[i], cc[n]);
 		(void)rd_raft_conf_apply(&c, RD_CC_REMOVE, others[i]);
 		n++;
 	}
@@ -131,7 +165,7 @@ static size_t one_member(const struct rd_conf_state *cs, uint64_t self, uint64_t
 		ents[i] = (struct rd_entry){.term = term,
 		                            .index = next + i,
 		                            .type = RD_ENTRY_CONF_CHANGE,
-		                            .len = RD_RAFT_CC_HEADER,
+		                            .len = len[i],
 		                            .data = cc[i]};
 	return n;
 }
@@ -143,7 +177,7 @@ static int rewrite_group(struct rd_storage *st, struct rd_storage_batch *b, uint
 	struct rd_storage_group_info info;
 	struct scan s = {0};
 	struct rd_entry ents[2 * RD_RAFT_MAX_MEMBERS];
-	uint8_t cc[2 * RD_RAFT_MAX_MEMBERS][RD_RAFT_CC_HEADER];
+	uint8_t cc[2 * RD_RAFT_MAX_MEMBERS][CC_MAX];
 	char voters[512], learners[512];
 	int rv;
 
@@ -179,7 +213,7 @@ static int rewrite_group(struct rd_storage *st, struct rd_storage_batch *b, uint
 		            ULL(s.dropped_conf));
 	uint64_t term = info.hs.term > info.last_term ? info.hs.term : info.last_term;
 	term++;
-	size_t n = one_member(&s.conf, self, s.commit + 1, term, ents, cc);
+	size_t n = one_member(st, gid, &s.conf, self, s.commit + 1, term, ents, cc);
 	if (n == 0 && s.dropped == 0) {
 		rd_log_notice("force-new-cluster: group=%llu already has this node as "
 		              "its only member: unchanged",

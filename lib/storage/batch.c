@@ -445,10 +445,12 @@ static void encode_states(struct rd_storage_batch *b)
 		if (p->flags & RD_P_HS)
 			put_state(b->wb, b, id, RD_STATE_HARD, v,
 			          rd__enc_hard(v, id, &p->hs));
+		/* The applied index goes with what the apply changed (W2),
+		 * and so does the membership as of it (schema.h): a kill that
+		 * loses those applies loses it with them. */
 		if (p->flags & RD_P_CONF)
-			put_state(b->wb, b, id, RD_STATE_CONF, v,
+			put_state(b->wb2, b, id, RD_STATE_CONF, v,
 			          rd__enc_conf(v, id, &p->cs));
-		/* The applied index goes with what the apply changed (W2). */
 		if (p->flags & RD_P_APPLIED)
 			put_state(b->wb2, b, id, RD_STATE_APPLIED, v,
 			          rd__enc_u64(v, id, RD_STATE_APPLIED, p->applied));

@@ -364,10 +364,11 @@ int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
  * Write the batch in two RocksDB writes, then update the in-memory state and
  * caches (README.md, "Writing each command once"):
  *   W1, sync=true (one fsync for every group in it): log entries, deletions
- *       of log entries (truncation, compaction), hard states, conf states,
- *       log starts, catalog records;
+ *       of log entries (truncation, compaction), hard states, log starts,
+ *       catalog records;
  *   W2, without the WAL: what applying entries changed (KV state, client
- *       sessions, journal, applied indexes). W2 follows W1, so it only ever
+ *       sessions, journal, applied indexes, and conf states: the membership
+ *       as of the applied index). W2 follows W1, so it only ever
  *       holds the apply of entries whose commit W1 (or an earlier one) made
  *       durable. It reaches the disk when RocksDB flushes its memtables, all
  *       column families at once (atomic flush); a crash before that loses it,

@@ -46,6 +46,20 @@ static void expect(unsigned node, const char *key, const char *value)
 	cr_assert_str_eq(out, value, "key %s", key);
 }
 
+/* Lines of `raftctl members` on node 1 that contain `word`. */
+static unsigned members_with(const char *word)
+{
+	char out[4096], *line, *save = NULL;
+	unsigned k = 0;
+
+	if (rd_h_ctl(&C, 1, out, sizeof out, "members", (char *)NULL) != 0)
+		return 0;
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		k += strstr(line, word) != NULL;
+	return k;
+}
+
 /* Start node 1 alone, with or without the option, and wait until ready. */
 static void start_survivor(bool force)
 {
@@ -61,6 +75,10 @@ Test(recover, a_survivor_forced_into_a_new_cluster_keeps_what_it_acknowledged,
 	char key[32], val[32], out[512];
 
 	rd_h_cluster_up(&C, 3, 4, WAIT_S);
+	/* Every node's incarnation registered (no all-zero one listed). */
+	for (int i = 0; i < WAIT_S * 10 && members_with("0000000000000000") > 0; i++)
+		usleep(100 * 1000);
+	cr_assert_eq(members_with("0000000000000000"), 0);
 	for (int i = 0; i < KEYS; i++) {
 		snprintf(key, sizeof key, "k%d", i);
 		snprintf(val, sizeof val, "v%d", i);
@@ -92,6 +110,8 @@ Test(recover, a_survivor_forced_into_a_new_cluster_keeps_what_it_acknowledged,
 	}
 	put(1, "after", "recovery");
 	expect(1, "after", "recovery");
+	/* Group 0's removals updated the member table: 2 and 3 "removed". */
+	cr_assert_eq(members_with("removed"), 2, "members of node 1 after recovery");
 
 	/* Later starts need no option; the option again changes nothing. */
 	rd_h_stop(&C, 1, SIGTERM);
