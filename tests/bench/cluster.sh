@@ -108,7 +108,7 @@ bench_cluster_conf() {
 }
 
 bench_metric() {
-	curl -sf "http://127.0.0.1:${A[$1]}/metrics" | awk -v n="$2" '$1 == n {print $2; exit}'
+	curl -sf "http://127.0.0.1:${A[$1]}/metrics" | awk -v n="$2" '$1 == n {v = $2} END {print v}'
 }
 
 bench_start() {
