@@ -128,7 +128,7 @@ static uint32_t encode_cc(struct rd_storage *st, uint64_t gid, uint8_t type,
 	if (rd_storage_kv_get(st, 0, key, kl, &val, &vl, msg) == 0 &&
 	    rd_members_decode(val, vl, &rec) == 0)
 		len += (uint32_t)rd_members_cc_ctx_encode(rec.incarnation, rec.addr,
-		                                          cc + RD_RAFT_CC_HEADER);
+		                                          false, cc + RD_RAFT_CC_HEADER);
 	free(val);
 	return len;
 }
