@@ -186,7 +186,8 @@ struct rd_canary_slot {
 struct rd_canary {
 	struct rd_canary_slot *slots; /* [n_slots], by group id */
 	uint64_t next_seq;
-	bool stale_hook; /* test-only: read answers are taken one older */
+	uint64_t last_write_ns; /* last write started, any group */
+	bool stale_hook;        /* test-only: read answers are taken one older */
 	uint64_t writes, checks, violations;
 };
 
