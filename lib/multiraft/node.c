@@ -307,6 +307,7 @@ static int open_storage(struct rd_node *n, char *msg)
 	o.create_if_missing = true;
 	o.session_max = n->cfg.session_max;
 	o.session_expiry = n->cfg.session_expiry;
+	o.flush_interval_ns = (uint64_t)n->cfg.flush_interval_ms * 1000000u;
 	rv = rd_storage_open(n->cfg.data_dir, &o, &n->st, msg);
 	if (rv == 0)
 		rv = rd_restore_check_cluster_id(n->st, cid, msg);

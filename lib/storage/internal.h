@@ -120,6 +120,7 @@ struct rd_storage {
 	struct rd_storage_stats stats;
 	struct rd__sync_track *track; /* synced writes in flight (stall.c) */
 	uint64_t flush_ns;            /* last rd_storage_flush_soon that wrote */
+	uint64_t flush_interval_ns;   /* least time between two of them */
 	uint8_t *flush_poke;          /* RD_FLUSH_POKE_BYTES of zeros, or NULL */
 };
 

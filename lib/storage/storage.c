@@ -347,6 +347,8 @@ int rd_storage_open(const char *dir, const struct rd_storage_options *o,
 	    o->session_max ? o->session_max : RD_STORAGE_SESSION_MAX_DEFAULT;
 	st->session_expiry =
 	    o->session_expiry ? o->session_expiry : RD_STORAGE_SESSION_EXPIRY_DEFAULT;
+	st->flush_interval_ns =
+	    o->flush_interval_ns ? o->flush_interval_ns : RD_STORAGE_FLUSH_INTERVAL_NS;
 	st->cache_bytes = o->cache_bytes_per_group ? o->cache_bytes_per_group
 	                                           : RD_STORAGE_CACHE_DEFAULT;
 	st->block_cache = rocksdb_cache_create_lru(
@@ -561,7 +563,7 @@ void rd_storage_flush_soon(struct rd_storage *st)
 	uint64_t now = rd_clock_now_ns();
 	char *err = NULL;
 
-	if (st->flush_ns != 0 && now - st->flush_ns < RD_STORAGE_FLUSH_INTERVAL_NS)
+	if (st->flush_ns != 0 && now - st->flush_ns < st->flush_interval_ns)
 		return;
 	st->flush_ns = now;
 	if (st->flush_poke == NULL)

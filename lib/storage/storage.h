@@ -69,6 +69,9 @@ struct rd_storage_options {
 	 * flush), which is what moves the durable applied index
 	 * (rd_storage_durable_applied); tests set it small to flush often. */
 	size_t memtable_bytes;
+	/* Least nanoseconds between two flushes rd_storage_flush_soon asks
+	 * for; 0 picks RD_STORAGE_FLUSH_INTERVAL_NS. */
+	uint64_t flush_interval_ns;
 };
 
 #define RD_STORAGE_SESSION_MAX_DEFAULT    10000u
@@ -399,8 +402,8 @@ uint64_t rd_storage_durable_applied(struct rd_storage *st, uint64_t group);
  * Have RocksDB flush every column family soon (one atomic flush, in the
  * background), so that rd_storage_durable_applied moves up without waiting
  * for a memtable to fill: for a caller whose compaction waits for it. At
- * most once every RD_STORAGE_FLUSH_INTERVAL_NS; calls in between do
- * nothing. Aborts on a RocksDB write error.
+ * most once every flush_interval_ns (rd_storage_options); calls in between
+ * do nothing. Aborts on a RocksDB write error.
  */
 void rd_storage_flush_soon(struct rd_storage *st);
 

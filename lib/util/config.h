@@ -62,6 +62,9 @@ struct rd_config {
 	unsigned max_inflight_msgs;
 	uint64_t max_msg_bytes;
 	uint64_t snapshot_entries;
+	/* the shortest time between the storage flushes a compaction asks for
+	 * (storage.h rd_storage_flush_soon) */
+	unsigned flush_interval_ms;
 	/* [sessions]: client sessions kept per group, and applied entries of
 	 * a group after which an unseen session expires (storage.h) */
 	uint64_t session_max;

@@ -231,6 +231,11 @@ int rd_config_set(struct rd_config_parse *p, int k, const char *v)
 		if (!parse_u64(v, 1, UINT64_MAX, &c->snapshot_entries))
 			return rd_config_fail(p, k, "'%s' is not a positive integer", v);
 		return 1;
+	case K_raft_flush_interval_ms:
+		if (!parse_uint(v, 10, 600000, &c->flush_interval_ms))
+			return rd_config_fail(p, k, "'%s' is not a number in 10..600000",
+			                      v);
+		return 1;
 	case K_sessions_max_per_group:
 		if (!parse_u64(v, 1, UINT64_MAX, &c->session_max))
 			return rd_config_fail(p, k, "'%s' is not a positive integer", v);

@@ -133,6 +133,23 @@ Test(config, sessions_section)
 	             "x.conf:10: [sessions] expiry_entries:");
 }
 
+/* [raft] flush_interval_ms: the pacing of the flushes a waiting compaction
+ * asks for (storage.h rd_storage_flush_soon). */
+Test(config, flush_interval_ms)
+{
+	struct rd_config c;
+	char msg[RD_ERRMSG_SIZE] = "";
+	cr_assert_eq(rd_config_load_string(&c, "n2.conf", good, msg), 0, "%s", msg);
+	cr_assert_eq(c.flush_interval_ms, 2000);
+	cr_assert_eq(rd_config_load_string(&c, "f.conf",
+	                                   BASE PEERS "[raft]\nflush_interval_ms = 10\n",
+	                                   msg),
+	             0, "%s", msg);
+	cr_assert_eq(c.flush_interval_ms, 10);
+	expect_error(BASE PEERS "[raft]\nflush_interval_ms = 9\n",
+	             "x.conf:10: [raft] flush_interval_ms: '9'");
+}
+
 /* A socket every local user may write to lets any of them change the
  * cluster: refused unless the operator says so in a second key. */
 Test(config, world_accessible_socket_needs_explicit_key)
