@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl/request.h"
 #include "raftctl.h"
 #include "raftd.pb-c.h"
 #include "util/err.h"
@@ -527,15 +528,6 @@ static const struct cmd commands[] = {
     {.name = NULL},
 };
 
-static bool is_write(Raftd__ClientRequest__OpCase op)
-{
-	return op == RAFTD__CLIENT_REQUEST__OP_PUT ||
-	       op == RAFTD__CLIENT_REQUEST__OP_DELETE ||
-	       op == RAFTD__CLIENT_REQUEST__OP_CAS ||
-	       op == RAFTD__CLIENT_REQUEST__OP_PROPOSE ||
-	       op == RAFTD__CLIENT_REQUEST__OP_META_PUT;
-}
-
 /* A random non-zero client id: a new session per invocation. */
 static uint64_t random_client_id(void)
 {
@@ -560,7 +552,7 @@ static int run(const struct rc_opts *o, const struct cmd *c, int argc, char **ar
 	rv = c->build(c, &rq, argc, argv);
 	if (rv != 0)
 		return rv;
-	if (is_write(c->op)) {
+	if (rd_ctl_request_is_write(c->op)) {
 		rq.req.client_id = o->client_id;
 		rq.req.sequence = o->sequence;
 	}

@@ -43,20 +43,6 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int fsync_dir_of(const char *file)
 {
 	char buf[4096];
@@ -128,7 +114,7 @@ static int receive(const struct rc_opts *o, int sock, int fd, uint32_t *groups,
 			return rv;
 		}
 		const Raftd__BackupPart *p = r->backup_part;
-		if (write_all(fd, p->data.data, p->data.len) != 0) {
+		if (rd_frame_write_all(fd, p->data.data, p->data.len) != 0) {
 			raftd__client_response__free_unpacked(r, NULL);
 			return failed("write %s: %s", tmp_path, strerror(errno));
 		}

@@ -5,6 +5,7 @@
  */
 #include <event2/event.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,10 @@ static void usage(FILE *out)
 	        "       raftd --config FILE --restore BACKUP\n"
 	        "                                  found a new cluster from BACKUP\n"
 	        "                                  (empty data directory), then run\n"
+	        "       raftd --config FILE --force-new-cluster\n"
+	        "                                  UNSAFE: make this node the only\n"
+	        "                                  member of every group it holds\n"
+	        "                                  (lost quorum), then run\n"
 	        "       raftd --check-config FILE  validate FILE and exit\n"
 	        "       raftd --version\n");
 }
@@ -91,9 +96,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	const char *restore = NULL;
+	bool force_new = false;
 	if (argc == 5 && strcmp(argv[1], "--config") == 0 &&
 	    strcmp(argv[3], "--restore") == 0) {
 		restore = argv[4];
+		argc = 3;
+	} else if (argc == 4 && strcmp(argv[1], "--config") == 0 &&
+	           strcmp(argv[3], "--force-new-cluster") == 0) {
+		force_new = true;
 		argc = 3;
 	}
 	if (argc != 3 || (strcmp(argv[1], "--config") != 0 &&
@@ -119,6 +129,11 @@ int main(int argc, char **argv)
 		rd_log_err("cannot restore: %s", msg);
 		free(cfg);
 		return rv == RD_ECONFIG ? RAFTD_EXIT_CONFIG : 1;
+	}
+	if (force_new && (rv = rd_node_force_new_cluster(cfg, msg)) != 0) {
+		rd_log_err("cannot force a new cluster: %s", msg);
+		free(cfg);
+		return 1;
 	}
 	d.config_path = argv[2];
 	d.base = event_base_new();

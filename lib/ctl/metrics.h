@@ -51,6 +51,14 @@ enum rd_metric_type {
 	  "Errors met by the tick loop, by kind.")                                       \
 	X(TICK_LOOP_PENDING_GROUPS, "raft_tick_loop_pending_groups", GAUGE, "",          \
 	  "Groups with ready state waiting for the next iteration.")                     \
+	X(GROUPS_ACTIVE, "raft_groups_active", GAUGE, "",                                \
+	  "Hosted groups that tick (not quiesced).")                                     \
+	X(GROUPS_QUIESCED, "raft_groups_quiesced", GAUGE, "",                            \
+	  "Hosted groups that are quiesced: no tick, no heartbeat of their own.")        \
+	X(GROUP_QUIESCES, "raft_group_quiesces_total", COUNTER, "",                      \
+	  "Times a hosted group quiesced.")                                              \
+	X(GROUP_WAKEUPS, "raft_group_wakeups_total", COUNTER, "cause",                   \
+	  "Times a quiesced group woke, by cause.")                                      \
 	X(NODE_READY, "raft_node_ready", GAUGE, "",                                      \
 	  "1 when this node serves requests (metadata leader known, caught up).")        \
 	X(NODE_UPTIME, "raft_node_uptime_seconds", GAUGE, "",                            \
@@ -79,6 +87,10 @@ enum rd_metric_type {
 	  "Raft messages received from the peer.")                                       \
 	X(PEER_FRAMES_SENT, "raft_peer_frames_sent_total", COUNTER, "peer",              \
 	  "Frames of every kind sent to the peer.")                                      \
+	X(PEER_NODE_HEARTBEATS, "raft_peer_node_heartbeats_sent_total", COUNTER, "peer", \
+	  "Empty batches sent to the peer as node heartbeats (liveness).")               \
+	X(PEER_LIVE, "raft_peer_live", GAUGE, "peer",                                    \
+	  "1 while a batch from the peer arrived within an election timeout.")           \
 	X(PEER_BYTES_SENT, "raft_peer_bytes_sent_total", COUNTER, "peer",                \
 	  "Frame bytes sent to the peer.")                                               \
 	X(PEER_BYTES_RECEIVED, "raft_peer_bytes_received_total", COUNTER, "peer",        \
@@ -91,6 +103,10 @@ enum rd_metric_type {
 	  "Connections to the peer established again after a loss.")                     \
 	X(STORAGE_SYNC_DURATION, "raft_storage_sync_duration_seconds", HISTOGRAM, "",    \
 	  "Duration of synced RocksDB write batches (one per loop iteration).")          \
+	X(STORAGE_SYNCED_BYTES, "raft_storage_synced_bytes_total", COUNTER, "",          \
+	  "Bytes of synced write batches: log entries and Raft state (the WAL).")        \
+	X(STORAGE_APPLIED_BYTES, "raft_storage_applied_bytes_total", COUNTER, "",        \
+	  "Bytes of write batches without the WAL: what applying entries changed.")      \
 	X(DISK_SLOW, "raftd_disk_slow", GAUGE, "",                                       \
 	  "1 while this node judges its disk slow and keeps no leadership.")             \
 	X(DISK_EVACUATIONS, "raftd_disk_evacuations_total", COUNTER, "",                 \

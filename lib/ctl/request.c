@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "ctl/socket.h"
 #include "util/err.h"
 #include "util/pbbudget.h"
 
@@ -45,4 +46,27 @@ uint8_t *rd_ctl_error_response(uint64_t request_id, Raftd__ErrorCode code,
 	if (buf != NULL)
 		raftd__client_response__pack(&resp, buf);
 	return buf;
+}
+
+void rd_ctl_reply_response(struct rd_ctl_conn *conn, Raftd__ClientResponse *resp)
+{
+	size_t len = raftd__client_response__get_packed_size(resp);
+	uint8_t *buf = malloc(len ? len : 1);
+
+	if (buf == NULL) {
+		rd_ctl_release(conn);
+		return;
+	}
+	raftd__client_response__pack(resp, buf);
+	rd_ctl_reply(conn, buf, len);
+	free(buf);
+}
+
+bool rd_ctl_request_is_write(Raftd__ClientRequest__OpCase op)
+{
+	return op == RAFTD__CLIENT_REQUEST__OP_PUT ||
+	       op == RAFTD__CLIENT_REQUEST__OP_DELETE ||
+	       op == RAFTD__CLIENT_REQUEST__OP_CAS ||
+	       op == RAFTD__CLIENT_REQUEST__OP_PROPOSE ||
+	       op == RAFTD__CLIENT_REQUEST__OP_META_PUT;
 }

@@ -10,6 +10,7 @@
 #ifndef RD_CTL_REQUEST_H
 #define RD_CTL_REQUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,17 @@ void rd_ctl_request_free(Raftd__ClientRequest *req);
  * malloc'd buffer (caller frees). Returns NULL when out of memory. */
 uint8_t *rd_ctl_error_response(uint64_t request_id, Raftd__ErrorCode code,
                                const char *text, size_t *len);
+
+struct rd_ctl_conn;
+
+/* Pack `resp` and answer the request `conn` holds with it (rd_ctl_reply,
+ * which ends the request); when out of memory, end it unanswered
+ * (rd_ctl_release). `resp` stays the caller's. */
+void rd_ctl_reply_response(struct rd_ctl_conn *conn, Raftd__ClientResponse *resp);
+
+/* Whether a request of kind `op` writes (is proposed to a group's log):
+ * the kinds a client session (client_id, sequence) makes exactly-once,
+ * Raft thesis §6.3. */
+bool rd_ctl_request_is_write(Raftd__ClientRequest__OpCase op);
 
 #endif

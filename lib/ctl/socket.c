@@ -20,6 +20,7 @@
 #include "ctl/request.h"
 #include "util/err.h"
 #include "util/frame.h"
+#include "util/list.h"
 #include "util/log.h"
 
 struct rd_ctl_conn {
@@ -87,12 +88,7 @@ static void conn_close(struct rd_ctl_conn *c)
 		c->partial = NULL;
 	}
 	if (s != NULL) {
-		if (c->prev != NULL)
-			c->prev->next = c->next;
-		else
-			s->conns = c->next;
-		if (c->next != NULL)
-			c->next->prev = c->prev;
+		RD_LIST_UNLINK(s->conns, c, prev, next);
 		s->stats.open--;
 	}
 	c->server = NULL;

@@ -185,6 +185,13 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 		case RD_METRIC_PEER_FRAMES_SENT:
 			rd_metrics_counter(out, name, l, f.frames_out);
 			break;
+		case RD_METRIC_PEER_NODE_HEARTBEATS:
+			rd_metrics_counter(out, name, l, f.node_heartbeats);
+			break;
+		case RD_METRIC_PEER_LIVE:
+			rd_metrics_gauge_u64(out, name, l,
+			                     rd_liveness_live(n, n->topo.members[i].id));
+			break;
 		case RD_METRIC_PEER_BYTES_SENT:
 			rd_metrics_counter(out, name, l, f.bytes_out);
 			break;
@@ -335,6 +342,22 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_PENDING_GROUPS);
 	rd_metrics_gauge_u64(out, "raft_tick_loop_pending_groups", RD_METRICS_L0,
 	                     n->loop.pending_groups);
+	size_t hosted = 0;
+	for (size_t i = 0; i < n->n_slots; i++)
+		hosted += n->groups[i] != NULL;
+	rd_metrics_family(out, RD_METRIC_GROUPS_ACTIVE);
+	rd_metrics_gauge_u64(out, "raft_groups_active", RD_METRICS_L0, n->n_ticking);
+	rd_metrics_family(out, RD_METRIC_GROUPS_QUIESCED);
+	rd_metrics_gauge_u64(out, "raft_groups_quiesced", RD_METRICS_L0,
+	                     hosted - n->n_ticking);
+	rd_metrics_family(out, RD_METRIC_GROUP_QUIESCES);
+	rd_metrics_counter(out, "raft_group_quiesces_total", RD_METRICS_L0,
+	                   n->live.quiesces);
+	rd_metrics_family(out, RD_METRIC_GROUP_WAKEUPS);
+	for (uint8_t c = 1; c <= RD_WAKE_MAX; c++)
+		rd_metrics_counter(out, "raft_group_wakeups_total",
+		                   RD_METRICS_L1("cause", rd_raft_wake_name(c)),
+		                   n->live.wakeups[c]);
 	rd_metrics_family(out, RD_METRIC_NODE_READY);
 	rd_metrics_gauge_u64(out, "raft_node_ready", RD_METRICS_L0, n->ready);
 	rd_metrics_family(out, RD_METRIC_NODE_UPTIME);
@@ -354,6 +377,12 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_family(out, RD_METRIC_STORAGE_SYNC_DURATION);
 	rd_metrics_histogram(out, "raft_storage_sync_duration_seconds", RD_METRICS_L0,
 	                     &sync);
+	rd_metrics_family(out, RD_METRIC_STORAGE_SYNCED_BYTES);
+	rd_metrics_counter(out, "raft_storage_synced_bytes_total", RD_METRICS_L0,
+	                   ss.bytes_written);
+	rd_metrics_family(out, RD_METRIC_STORAGE_APPLIED_BYTES);
+	rd_metrics_counter(out, "raft_storage_applied_bytes_total", RD_METRICS_L0,
+	                   ss.state_bytes_written);
 	rd_metrics_family(out, RD_METRIC_DISK_SLOW);
 	rd_metrics_gauge_u64(out, "raftd_disk_slow", RD_METRICS_L0, n->health.slow);
 	rd_metrics_family(out, RD_METRIC_DISK_EVACUATIONS);

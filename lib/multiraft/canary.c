@@ -67,20 +67,36 @@ void rd_canary_free(struct rd_node *n)
 	n->canary.slots = NULL;
 }
 
+unsigned rd_canary_find_key(const struct rd_routing *rt, uint64_t node, uint64_t group,
+                            uint8_t *key, size_t cap, size_t *len_out)
+{
+	unsigned tried = 0;
+
+	*len_out = 0;
+	/* With more data groups than vShards some groups own none, and no
+	 * key maps to them: trying all 65,536 candidates on every round cost
+	 * each such group a few milliseconds of loop time. */
+	if (rd_routing_vshard_count(rt, (uint32_t)group) == 0)
+		return 0;
+	for (unsigned i = 0; i < 1u << 16; i++) {
+		int len = snprintf((char *)key, cap,
+		                   "\xffraftd-canary/node-%" PRIu64 "/%u", node, i);
+		tried++;
+		if (len > 0 && (size_t)len < cap &&
+		    rd_routing_group_of(rt, rd_kv_vshard(key, (size_t)len)) == group) {
+			*len_out = (size_t)len;
+			break;
+		}
+	}
+	return tried;
+}
+
 /* A key of this node that group `group` owns under the current routing. */
 static bool find_key(struct rd_node *n, struct rd_canary_slot *s)
 {
-	for (unsigned i = 0; i < 1u << 16; i++) {
-		int len =
-		    snprintf((char *)s->key, sizeof s->key,
-		             "\xffraftd-canary/node-%" PRIu64 "/%u", n->cfg.node_id, i);
-		if (rd_routing_group_of(&n->topo.routing,
-		                        rd_kv_vshard(s->key, (size_t)len)) == s->group) {
-			s->key_len = (size_t)len;
-			return true;
-		}
-	}
-	return false;
+	(void)rd_canary_find_key(&n->topo.routing, n->cfg.node_id, s->group, s->key,
+	                         sizeof s->key, &s->key_len);
+	return s->key_len != 0;
 }
 
 static bool owns_key(const struct rd_node *n, const struct rd_canary_slot *s)
@@ -229,7 +245,15 @@ void rd_canary_tick(struct rd_node *n, uint64_t now)
 			start_read(n, s, now);
 			continue;
 		}
-		if (s->busy != IDLE || now < s->next_ns)
+		/* A quiesced group is not probed: its log and state machine
+		 * cannot change while it stays quiesced (any write or read
+		 * wakes it, raft/raft.h), so a lost write or a stale read
+		 * can only show once it is awake, and the probe, kept due,
+		 * runs on the first tick after it wakes. Probing it would
+		 * wake every idle group each interval, the cost quiescence
+		 * removes. */
+		if (s->busy != IDLE || now < s->next_ns ||
+		    rd_raft_quiesced(n->groups[id]->raft))
 			continue;
 		s->next_ns = now + interval;
 		start_write(n, s, now);

@@ -7,8 +7,10 @@
  *      iteration's write (a leader's appends and heartbeats, thesis
  *      §10.2.1) plus the messages that waited for the previous iteration's
  *      write, which is durable by now;
- *   3. write everything (entries, hard states, membership, applied entries
- *      with their applied index) in one RocksDB batch with one fsync;
+ *   3. write everything: entries, hard states and membership in one
+ *      RocksDB batch with one fsync, then applied entries with their
+ *      applied index without the WAL (storage.h rd_storage_commit: they
+ *      are rebuilt from the committed log after a crash);
  *   4. tell the cores what is durable, queue the messages that had to wait
  *      for it (votes, append acknowledgements), answer the clients whose
  *      entries applied and serve the reads whose read index is applied.
@@ -53,7 +55,10 @@ static void ensure_results(struct rd_group *g, size_t n)
 static void persist(struct rd_node *n, struct rd_group *g)
 {
 	const struct rd_raft_update *u = &g->u;
-	const struct rd_conf_state *conf = rd_raft_conf(g->raft);
+	/* The membership as of the entries this batch applies (thesis §5.1),
+	 * beside the applied index: a snapshot of the state machine ships it,
+	 * and the latest appended one may still be truncated (thesis §4.1). */
+	const struct rd_conf_state *conf = rd_raft_conf_applied(g->raft);
 	char msg[RD_ERRMSG_SIZE];
 
 	if (u->n_entries > 0 &&
@@ -302,9 +307,14 @@ static void resubmit_after_pass(struct rd_node *n)
 }
 
 /* Once a group has applied `snapshot_entries` entries past its compaction
- * point, drop the log up to half that distance behind the applied index:
+ * point, drop the log up to half that distance behind the applied index (and
+ * never past the applied index on disk):
  * the state machine in RocksDB is the snapshot, and a follower that falls
  * further behind than the kept tail receives it (snapshots.c).
+ *
+ * A group whose compaction waits for a flush is called again each tick
+ * with no update (g->compact_wait): an idle one has no next update to
+ * retry from. Returns true when the batch got a compaction to write.
  *
  * Called for a group with an update, before the update is taken (the
  * update's entries live in the core's log) and so into the batch this
@@ -316,23 +326,46 @@ static void resubmit_after_pass(struct rd_node *n)
  * back or, with the batch's view of the old log, refused the next hard
  * state ("commit beyond the last index"). The previous iteration's apply
  * results, which point into the batch, were handed out by then. */
-static void compact(struct rd_node *n, struct rd_group *g)
+static bool compact(struct rd_node *n, struct rd_group *g)
 {
 	uint64_t applied = rd_raft_applied_index(g->raft);
 	uint64_t first = rd_raft_first_index(g->raft);
 	uint64_t keep = n->cfg.snapshot_entries / 2;
 	char msg[RD_ERRMSG_SIZE];
 
+	bool waited = g->compact_wait;
+	g->compact_wait = false;
 	if (applied < first || applied - first + 1 < n->cfg.snapshot_entries)
-		return;
+		return false;
 	uint64_t upto = applied - keep;
-	if (rd_raft_compact(g->raft, upto, NULL) != 0)
-		return;
-	if (rd_storage_batch_compact(n->batch, g->id, upto, msg) != 0)
+	/* Only entries whose apply is on disk: the others rebuild the state
+	 * machine after a crash (storage.h rd_storage_commit). Until a flush
+	 * moves the durable applied index, the log keeps them. */
+	uint64_t durable = rd_storage_durable_applied(n->st, g->id);
+	g->compact_wait = upto > durable;
+	if (g->compact_wait) {
+		if (!waited)
+			rd_log_debug("log compaction waits for a flush group=%llu "
+			             "upto=%llu durable=%llu",
+			             (unsigned long long)g->id, (unsigned long long)upto,
+			             (unsigned long long)durable);
+		rd_storage_flush_soon(n->st);
+		rd_node_set_ticking(n, g, true);
+		upto = durable;
+	}
+	if (upto < first)
+		return false;
+	struct rd_snapshot_meta point;
+	if (rd_raft_compact(g->raft, upto, &point) != 0)
+		return false;
+	/* The membership as of `upto` goes with the log start: the conf
+	 * changes compacted away still count at a restart (thesis §4.1). */
+	if (rd_storage_batch_compact(n->batch, g->id, upto, &point.conf, msg) != 0)
 		rd_fatal("fatal: compaction refused group=%llu: %s",
 		         (unsigned long long)g->id, msg);
 	rd_log_debug("log compacted group=%llu upto=%llu", (unsigned long long)g->id,
 	             (unsigned long long)upto);
+	return true;
 }
 
 /* Charge the time since *t to `phase` (and to group `g` when it is the
@@ -361,6 +394,7 @@ void rd_drive_iteration(struct rd_node *n)
 	uint64_t t0 = rd_clock_now_ns(), t = t0;
 	struct rd_iter_trace tr = {0};
 	size_t n_active = 0;
+	bool compacted = false;
 
 	/* The dirty list empties here; groups touched from now on (in the
 	 * pass below, or by input before the next iteration) fill it again.
@@ -375,10 +409,13 @@ void rd_drive_iteration(struct rd_node *n)
 			compact(n, g);
 			rd_raft_get_update(g->raft, &g->u);
 			n->active[n_active++] = g;
+		} else if (g->compact_wait && compact(n, g)) {
+			compacted = true;
 		}
 	}
 	n->n_dirty = 0;
-	if (n_active == 0 && !rd_peers_pending(n) && !rd_snapshots_pending(n))
+	if (n_active == 0 && !compacted && !rd_peers_pending(n) &&
+	    !rd_snapshots_pending(n))
 		return;
 	mark(&tr, RD_PHASE_COLLECT, 0, &t);
 
@@ -429,7 +466,12 @@ void rd_drive_iteration(struct rd_node *n)
 		for (size_t k = 0; k < u->n_snap_sends && n_snap < RD_RAFT_MAX_MEMBERS;
 		     k++)
 			snap_to[n_snap++] = u->snap_sends[k].to;
+		bool qc = u->quiesce_changed, q = u->quiesced;
+		uint8_t cause = u->wake_cause;
+		bool became_leader =
+		    u->role_changed && rd_raft_role(g->raft) == RD_RAFT_LEADER;
 		rd_raft_advance(g->raft, u);
+		rd_liveness_after_update(n, g, qc, q, cause, became_leader);
 		for (size_t k = 0; k < n_snap; k++)
 			rd_snapshots_send(n, g, snap_to[k]);
 		/* Not only on role_changed: a follower learns a new leader

@@ -22,12 +22,14 @@
 #include <string.h>
 
 #include "cluster/envelope.h"
+#include "ctl/request.h"
 #include "ctl/socket.h"
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
 #include "storage/kv.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/list.h"
 #include "util/log.h"
 
 struct rd_env_handler {
@@ -212,12 +214,7 @@ static void handler_closed(void *arg, struct rd_ctl_conn *conn)
 			              "handler connection closed before answering: "
 			              "outcome unknown");
 	}
-	if (h->prev != NULL)
-		h->prev->next = h->next;
-	else
-		reg->handlers = h->next;
-	if (h->next != NULL)
-		h->next->prev = h->prev;
+	RD_LIST_UNLINK(reg->handlers, h, prev, next);
 	reg->fig.handlers--;
 	rd_log_info("envelope handler gone pid=%d", (int)rd_ctl_conn_pid(h->conn));
 	rd_ctl_release(h->conn); /* the HandleRequest's reference */
@@ -275,8 +272,6 @@ static void send_answer(struct rd_ctl_conn *conn, uint64_t request_id,
 {
 	Raftd__ClientResponse resp = RAFTD__CLIENT_RESPONSE__INIT;
 	Raftd__EnvelopeResult er = RAFTD__ENVELOPE_RESULT__INIT;
-	uint8_t *buf;
-	size_t len;
 
 	resp.request_id = request_id;
 	resp.error = (Raftd__ErrorCode)res->code;
@@ -291,14 +286,7 @@ static void send_answer(struct rd_ctl_conn *conn, uint64_t request_id,
 		resp.result_case = RAFTD__CLIENT_RESPONSE__RESULT_ENVELOPE;
 		resp.envelope = &er;
 	}
-	len = raftd__client_response__get_packed_size(&resp);
-	if ((buf = malloc(len ? len : 1)) == NULL) {
-		rd_ctl_release(conn);
-		return;
-	}
-	raftd__client_response__pack(&resp, buf);
-	rd_ctl_reply(conn, buf, len);
-	free(buf);
+	rd_ctl_reply_response(conn, &resp);
 }
 
 static void send_done(void *arg, const struct rd_envelope_result *res)
@@ -404,14 +392,7 @@ void rd_node_envelope_handle(struct rd_node *n, struct rd_ctl_conn *conn,
 	return;
 reply:
 	resp.request_id = req->request_id;
-	len = raftd__client_response__get_packed_size(&resp);
-	if ((buf = malloc(len ? len : 1)) == NULL) {
-		rd_ctl_release(conn);
-		return;
-	}
-	raftd__client_response__pack(&resp, buf);
-	rd_ctl_reply(conn, buf, len);
-	free(buf);
+	rd_ctl_reply_response(conn, &resp);
 }
 
 void rd_node_envelope_reply(struct rd_node *n, struct rd_ctl_conn *conn,

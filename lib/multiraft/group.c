@@ -81,6 +81,8 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	rc.max_msg_bytes = n->cfg.max_msg_bytes;
 	rc.pre_vote = true;
 	rc.check_quorum = true;
+	/* Idle groups stop ticking; node liveness wakes them (liveness.c). */
+	rc.quiesce = true;
 	rc.seed = n->seed ^ (id * 0x9e3779b97f4a7c15ull);
 	if (fresh || info.conf.n_voters == 0) {
 		if (n_voters > RD_RAFT_MAX_MEMBERS) {
@@ -104,7 +106,12 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 		if (info.has_snapshot || info.first_index > 1) {
 			rc.snapshot.index = info.first_index - 1;
 			rc.snapshot.term = info.compact_term;
-			rc.snapshot.conf = info.has_snapshot ? info.snap.conf : rc.conf;
+			/* The membership at the compaction point, to which
+			 * the log's conf changes apply (thesis §4.1); not the
+			 * last snapshot's, which later compaction passed, nor
+			 * the applied one, which the log's changes after the
+			 * compaction point already include. */
+			rc.snapshot.conf = info.start_conf;
 		}
 		if (info.last_index >= info.first_index) {
 			rv = rd_storage_log_scan(n->st, id, info.first_index, collect, &l,

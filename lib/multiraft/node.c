@@ -33,10 +33,11 @@ void rd_node_wake(struct rd_node *n)
 	}
 }
 
-/* Put g on the dirty list if its core has an update; true if it has. */
+/* Put g on the dirty list if its core has an update or its compaction
+ * waits for a flush (drive.c compact); true if so. */
 static bool mark_dirty(struct rd_node *n, struct rd_group *g)
 {
-	if (!rd_raft_has_update(g->raft))
+	if (!rd_raft_has_update(g->raft) && !g->compact_wait)
 		return false;
 	if (!g->dirty) {
 		assert(n->n_dirty < n->n_slots);
@@ -55,10 +56,10 @@ void rd_node_touch(struct rd_node *n, struct rd_group *g)
 void rd_node_check_dirty(const struct rd_node *n)
 {
 	assert(!n->in_pass);
-	for (size_t i = 0; i < n->n_ticking; i++) {
-		const struct rd_group *g = n->ticking[i];
+	for (size_t i = 0; i < n->n_slots; i++) {
+		const struct rd_group *g = n->groups[i];
 		(void)g;
-		assert(g->dirty || !rd_raft_has_update(g->raft));
+		assert(g == NULL || g->dirty || !rd_raft_has_update(g->raft));
 	}
 }
 
@@ -68,9 +69,29 @@ void rd_node_check_dirty(const struct rd_node *n)
  * which the first tick schedules. */
 static void tick_add(struct rd_node *n, struct rd_group *g)
 {
-	assert(n->n_ticking < n->n_slots);
-	n->ticking[n->n_ticking++] = g;
+	rd_node_set_ticking(n, g, true);
 	mark_dirty(n, g);
+}
+
+void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on)
+{
+	if (on == g->ticking)
+		return;
+	if (!on && (g->props.head != NULL || g->reads.head != NULL || g->compact_wait))
+		return; /* on_tick takes it off once its requests are answered
+		         * and its compaction is through */
+	if (on) {
+		assert(n->n_ticking < n->n_slots);
+		g->tick_pos = n->n_ticking;
+		n->ticking[n->n_ticking++] = g;
+	} else {
+		/* The last one takes its place: the order of ticks within one
+		 * tick does not matter (each core has its own timers). */
+		struct rd_group *last = n->ticking[--n->n_ticking];
+		n->ticking[g->tick_pos] = last;
+		last->tick_pos = g->tick_pos;
+	}
+	g->ticking = on;
 }
 
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id)
@@ -218,13 +239,22 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		rd_node_check_dirty(n);
 		rd_membership_tick(n);
 	}
-	for (size_t i = 0; i < n->n_ticking; i++) {
+	for (size_t i = 0; i < n->n_ticking;) {
 		struct rd_group *g = n->ticking[i];
 		rd_raft_tick(g->raft);
 		rd_node_touch(n, g);
 		rd_waitq_expire(&g->props, t0);
 		rd_waitq_expire(&g->reads, t0);
+		/* A quiesced group stays here while requests wait on it (their
+		 * deadlines are checked here) or its compaction waits for a
+		 * flush; then it leaves, and the last group takes slot i. */
+		if (rd_raft_quiesced(g->raft) && g->props.head == NULL &&
+		    g->reads.head == NULL && !g->compact_wait)
+			rd_node_set_ticking(n, g, false);
+		else
+			i++;
 	}
+	rd_liveness_tick(n, t0);
 	rd_membership_ops_tick(n);
 	rd_forward_expire(&n->fwd, t0);
 	rd_waitq_expire(&n->ready_waiters, t0);
@@ -363,6 +393,7 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	                     rd_metrics_latency_buckets_n);
 	n->seed = (uint64_t)time(NULL) ^ (cfg->node_id << 32) ^ (uint64_t)getpid();
 	rd_topology_init(&n->topo, cfg);
+	rd_liveness_init(n);
 	sd_notify(0, "STATUS=bootstrapping");
 
 	event_base_priority_init(base, N_PRIOS);

@@ -42,6 +42,16 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
  * groups. Returns 0 or an RD_E* code with a message. */
 int rd_node_restore(const struct rd_config *cfg, const char *backup, char *msg);
 
+/* raftd --force-new-cluster (recover.c): UNSAFE, for a group of nodes that
+ * lost its quorum for good. Rewrites every group in cfg's data directory so
+ * that this node is its only member: the entries after the commit index
+ * this node knows are discarded, and conf changes removing every other
+ * member are appended and committed without a quorum; every step is logged
+ * at crit level. Call before rd_node_start, which then starts the node as
+ * usual. Refuses (writing nothing) a missing data directory or one that
+ * fails its open checks. Returns 0 or an RD_E* code with a message. */
+int rd_node_force_new_cluster(const struct rd_config *cfg, char *msg);
+
 /* Begin a graceful shutdown: stop accepting clients, finish the current
  * iteration, flush storage, close peer connections, remove the socket,
  * notify systemd, then leave the event loop. Idempotent. */

@@ -11,6 +11,7 @@
  *   snapshots.c snapshot streaming, both sides
  *   health.c    gray failures: slow-disk evacuation, progress-tied liveness
  *   canary.c    the linearizability self-check per data group
+ *   liveness.c  idle groups off the ticking list; node liveness
  *   envelopes.c envelope handlers and deliveries (cluster/envelope.h)
  *   backup.c    raftctl backup save: every group streamed to a client
  *   backup_fetch.c  the BackupFetch peer RPC: a group pulled by a saving node
@@ -113,7 +114,13 @@ struct rd_group {
 	uint64_t forwarded;           /* forwarded to the leader from here */
 	struct rd_kv_result *results; /* apply results of the current update */
 	size_t results_cap;
-	bool dirty; /* on the node's dirty list (rd_node_touch) */
+	bool dirty;      /* on the node's dirty list (rd_node_touch) */
+	bool ticking;    /* on the node's ticking list (quiesced groups are not) */
+	size_t tick_pos; /* its index there */
+	/* A compaction waits for the apply to reach the disk (drive.c
+	 * compact): the group stays on the ticking list, quiesced or not, and
+	 * is visited each tick until the flush lets the compaction through. */
+	bool compact_wait;
 	/* Replica identities (cluster/members.h; membership.c): the
 	 * incarnation of each node this group's log added with one, latest
 	 * add wins; a member not listed is a founding replica (0). */
@@ -221,6 +228,26 @@ struct rd_snap_in {
 	struct rd_message msg;
 };
 
+/* Node liveness (liveness.c). */
+struct rd_live_peer {
+	uint64_t id;
+	uint32_t silent_ticks; /* ticks since its last batch */
+	uint64_t boot;         /* its boot id (RaftBatch.boot), 0 = not known */
+	bool live;
+};
+
+struct rd_liveness {
+	uint64_t boot;          /* this process's boot id */
+	uint32_t timeout_ticks; /* [raft] election_ticks */
+	uint64_t interval_ns;
+	uint64_t last_hb_ns;
+	struct rd_live_peer peers[RD_NODE_MAX_MEMBERS];
+	unsigned n_peers;
+	uint64_t down_events;              /* peers that stopped being live */
+	uint64_t quiesces;                 /* groups quiesced here */
+	uint64_t wakeups[RD_WAKE_MAX + 1]; /* by enum rd_raft_wake */
+};
+
 /* A peer's registration as last read (membership.c). */
 struct rd_member_cache {
 	uint64_t id;
@@ -322,7 +349,7 @@ struct rd_node {
 	struct rd_group **dirty;
 	size_t n_dirty;
 	/* Groups whose core is ticked (node.c on_tick), so that a tick visits
-	 * no empty slot: every hosted group, as no group stops ticking. */
+	 * no empty slot and no quiesced group (liveness.c). */
 	struct rd_group **ticking;
 	size_t n_ticking;
 
@@ -352,6 +379,7 @@ struct rd_node {
 	struct rd_canary canary;
 	struct rd_subs *subs;         /* commit streams (subscribe.h) */
 	struct rd_membership members; /* the member table's view (membership.c) */
+	struct rd_liveness live;      /* node liveness, idle groups (liveness.c) */
 };
 
 /* ---- node.c ---- */
@@ -372,6 +400,9 @@ void rd_node_touch(struct rd_node *n, struct rd_group *g);
 /* Assert that every hosted group whose core has an update is on the dirty
  * list (the rule of rd_node_touch). Outside a loop iteration only. */
 void rd_node_check_dirty(const struct rd_node *n);
+
+/* Put g on the ticking list (on) or take it off (quiesced); idempotent. */
+void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on);
 
 /* The hosted group `id`, or NULL when it is not hosted here. */
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id);
@@ -451,6 +482,31 @@ bool rd_health_peer_slow(const struct rd_node *n, uint64_t peer);
 /* Log the phase (and group) that made the last iteration slow. */
 void rd_health_note_iteration(struct rd_node *n, uint64_t limit_ns);
 
+/* ---- liveness.c ---- */
+
+/* Draw this process's boot id; timeouts from the config. At start. */
+void rd_liveness_init(struct rd_node *n);
+
+/* A batch from `peer` carrying boot id `boot` (0: none) arrived. A new boot
+ * id (a restart) tells every group that `peer` is down (rd_raft_peer_down).
+ * Not from inside the drive pass. */
+void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot);
+
+/* Is `peer` live (a batch from it within an election timeout)? False for
+ * a node never heard from. */
+bool rd_liveness_live(const struct rd_node *n, uint64_t peer);
+
+/* Once per tick: peers silent for an election timeout stop being live (and
+ * every group hears it); the node heartbeats once per interval. */
+void rd_liveness_tick(struct rd_node *n, uint64_t now_ns);
+
+/* After group g's update was advanced (drive.c): follow its quiescence
+ * (`changed`, `quiesced`, wake `cause` from the update) on the ticking list
+ * and in the counters, and give it the peers not live when it quiesced as
+ * a follower or `became_leader`. */
+void rd_liveness_after_update(struct rd_node *n, struct rd_group *g, bool changed,
+                              bool quiesced, uint8_t cause, bool became_leader);
+
 /* ---- canary.c ---- */
 
 /* Set up the canary (nothing runs while [health] canary_interval_ms is 0).
@@ -462,6 +518,13 @@ void rd_canary_tick(struct rd_node *n, uint64_t now_ns);
 
 /* Free the canary state. Its requests must have been answered. */
 void rd_canary_free(struct rd_node *n);
+
+/* Find a canary key of node `node` that data group `group` owns under
+ * `rt`: writes it into key[cap] and its length into *len_out (0 when none
+ * was found). Returns how many candidate keys it tried, 0 when it knew at
+ * once that no key can exist (the group owns no vShard). */
+unsigned rd_canary_find_key(const struct rd_routing *rt, uint64_t node, uint64_t group,
+                            uint8_t *key, size_t cap, size_t *len_out);
 
 /* ---- waiter.c ---- */
 
@@ -731,8 +794,13 @@ struct rd_peer_figures {
 	bool connected;
 	uint64_t msgs_out, msgs_in, frames_out, bytes_out, bytes_in, rtt_us, lost,
 	    reconnects;
+	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
 };
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
+
+/* Node heartbeats (liveness.c): an empty batch, carrying the boot id, to
+ * every peer that got no batch within `interval_ns` before `now_ns`. */
+void rd_peers_node_heartbeats(struct rd_node *n, uint64_t now_ns, uint64_t interval_ns);
 
 /* Raft messages dropped because their group is not hosted here. */
 uint64_t rd_peers_unknown_group(const struct rd_node *n);

@@ -1,7 +1,7 @@
 /*
  * The node's side of the transport: Raft messages out (one RaftBatch frame
  * per peer per iteration, heartbeats in coalesced form), Raft messages in,
- * peer requests handed to cluster/forward.c. Snapshots travel through
+ * peer requests handed to cluster/forward_serve.c. Snapshots travel through
  * snapshots.c.
  *
  * Happy path (out): drive.c queues core messages with rd_peers_queue, which
@@ -20,6 +20,7 @@
 #include "raftd.pb-c.h"
 #include "transport/transport.h"
 #include "transport/wire.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -28,6 +29,9 @@ struct peer_out {
 	struct rd_wire_batch b; /* this iteration's messages, encoded */
 	uint64_t msgs;          /* messages queued, ever */
 	uint64_t dropped;
+	uint64_t sent_ns;         /* last batch handed to the transport */
+	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
+	struct rd_wire_batch hb;  /* the empty batch of a node heartbeat */
 };
 
 struct rd_peers {
@@ -84,10 +88,13 @@ void rd_peers_flush(struct rd_node *n)
 	struct rd_peers *p = n->peers;
 	char msg[RD_ERRMSG_SIZE];
 	struct rd_wire_ident ident = {.incarnation = rd_storage_incarnation(n->st),
-	                              .cluster = rd_storage_cluster_id(n->st)};
+	                              .cluster = rd_storage_cluster_id(n->st),
+	                              .boot = n->live.boot};
+	uint64_t now;
 
 	if (!p->pending)
 		return;
+	now = rd_clock_now_ns();
 	for (unsigned i = 0; i < p->n_out; i++) {
 		struct peer_out *o = &p->out[i];
 		const uint8_t *frame;
@@ -97,6 +104,7 @@ void rd_peers_flush(struct rd_node *n)
 			continue;
 		frame = rd_wire_batch_seal_ident(&o->b, n->cfg.node_id, o->id,
 		                                 rd_health_batch_flags(n), &ident, &len);
+		o->sent_ns = now; /* it is this interval's node heartbeat too */
 		if (rd_transport_send_encoded(p->t, o->id, frame, len, o->b.msgs, msg) !=
 		    0) {
 			o->dropped++;
@@ -106,6 +114,36 @@ void rd_peers_flush(struct rd_node *n)
 		rd_wire_batch_reset(&o->b);
 	}
 	p->pending = false;
+}
+
+void rd_peers_node_heartbeats(struct rd_node *n, uint64_t now, uint64_t interval_ns)
+{
+	struct rd_peers *p = n->peers;
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_wire_ident ident = {.incarnation = rd_storage_incarnation(n->st),
+	                              .cluster = rd_storage_cluster_id(n->st),
+	                              .boot = n->live.boot};
+
+	if (p == NULL || p->t == NULL)
+		return;
+	for (unsigned i = 0; i < p->n_out; i++) {
+		struct peer_out *o = &p->out[i];
+		const uint8_t *frame;
+		size_t len;
+
+		/* A batch within the interval was this interval's heartbeat. */
+		if (now - o->sent_ns < interval_ns)
+			continue;
+		frame = rd_wire_batch_seal_ident(&o->hb, n->cfg.node_id, o->id,
+		                                 rd_health_batch_flags(n), &ident, &len);
+		o->sent_ns = now;
+		if (frame == NULL ||
+		    rd_transport_send_encoded(p->t, o->id, frame, len, 0, msg) != 0) {
+			o->dropped++;
+			continue;
+		}
+		o->node_heartbeats++;
+	}
 }
 
 /* ---- incoming Raft traffic ------------------------------------------------- */
@@ -163,6 +201,7 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	                          b->cluster.len))
 		return;
 	rd_health_peer_flags(n, peer, b->flags);
+	rd_liveness_heard(n, peer, b->boot);
 	for (size_t i = 0; i < b->n_messages; i++) {
 		const Raftd__RaftMessage *rm = b->messages[i];
 		struct rd_entry stack[64];
@@ -190,7 +229,7 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 	}
 }
 
-/* ---- requests from peers (cluster/forward.c serves them) ---------------- */
+/* ---- requests from peers (cluster/forward_serve.c serves them) ---------------- */
 
 static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
                        struct rd_transport_responder *r)
@@ -262,6 +301,7 @@ int rd_peers_start(struct rd_node *n, char *msg)
 		if (rv != 0)
 			return rv;
 		p->out[p->n_out].id = m->id;
+		rd_wire_batch_init(&p->out[p->n_out].hb);
 		rd_wire_batch_init(&p->out[p->n_out++].b);
 	}
 	return 0;
@@ -303,8 +343,10 @@ void rd_peers_free(struct rd_node *n)
 		return;
 	rd_peers_stop(n);
 	rd_snapshots_free(n);
-	for (unsigned i = 0; i < p->n_out; i++)
+	for (unsigned i = 0; i < p->n_out; i++) {
 		rd_wire_batch_free(&p->out[i].b);
+		rd_wire_batch_free(&p->out[i].hb);
+	}
 	rd_wire_scratch_free(&p->scratch);
 	free(p);
 	n->peers = NULL;
@@ -358,6 +400,7 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 	f->rtt_us = st.rtt_us;
 	f->lost = st.lost_packets;
 	f->reconnects = st.reconnects;
+	f->node_heartbeats = o != NULL ? o->node_heartbeats : 0;
 }
 
 uint64_t rd_peers_nonmember(const struct rd_node *n)

@@ -64,19 +64,6 @@ static void reply_code(struct rd_ctl_conn *conn, uint64_t id, int code,
 	reply_client(conn, id, &r);
 }
 
-static void reply_msg(struct rd_ctl_conn *conn, Raftd__ClientResponse *resp)
-{
-	size_t len = raftd__client_response__get_packed_size(resp);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (buf == NULL) {
-		rd_ctl_release(conn);
-		return;
-	}
-	raftd__client_response__pack(resp, buf);
-	rd_ctl_reply(conn, buf, len);
-	free(buf);
-}
-
 static uint64_t deadline(const struct rd_node *n, const Raftd__ClientRequest *req)
 {
 	uint32_t ms = req->deadline_ms ? req->deadline_ms : n->cfg.request_timeout_ms;
@@ -157,6 +144,23 @@ static uint64_t group_of_key(const struct rd_node *n, const ProtobufCBinaryData 
 	return rd_routing_group_of(&n->topo.routing, rd_kv_vshard(key->data, key->len));
 }
 
+/* submit_write of the key-value command `op` on `key` (and `value`, NULL
+ * for none), with what *cmd already holds (a CAS's expectation). */
+static void submit_kv(struct rd_node *n, struct rd_ctl_conn *conn,
+                      const Raftd__ClientRequest *req, uint64_t group,
+                      struct rd_kv_cmd *cmd, uint8_t op, const ProtobufCBinaryData *key,
+                      const ProtobufCBinaryData *value)
+{
+	cmd->op = op;
+	cmd->key = key->data;
+	cmd->key_len = (uint32_t)key->len;
+	if (value != NULL) {
+		cmd->value = value->data;
+		cmd->value_len = (uint32_t)value->len;
+	}
+	submit_write(n, conn, req, group, cmd);
+}
+
 /* Every group's state machine keeps its replicas' incarnations under the
  * reserved prefix (cluster/members.h): clients write no key there. */
 static bool refuse_reserved(struct rd_ctl_conn *conn, const Raftd__ClientRequest *req,
@@ -184,29 +188,19 @@ static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
 		return;
 	switch (req->op_case) {
 	case RAFTD__CLIENT_REQUEST__OP_PUT:
-		cmd.op = RD_KV_PUT;
-		cmd.key = req->put->key.data;
-		cmd.key_len = (uint32_t)req->put->key.len;
-		cmd.value = req->put->value.data;
-		cmd.value_len = (uint32_t)req->put->value.len;
-		submit_write(n, conn, req, group_of_key(n, &req->put->key), &cmd);
+		submit_kv(n, conn, req, group_of_key(n, &req->put->key), &cmd, RD_KV_PUT,
+		          &req->put->key, &req->put->value);
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_DELETE:
-		cmd.op = RD_KV_DELETE;
-		cmd.key = req->delete_->key.data;
-		cmd.key_len = (uint32_t)req->delete_->key.len;
-		submit_write(n, conn, req, group_of_key(n, &req->delete_->key), &cmd);
+		submit_kv(n, conn, req, group_of_key(n, &req->delete_->key), &cmd,
+		          RD_KV_DELETE, &req->delete_->key, NULL);
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_CAS:
-		cmd.op = RD_KV_CAS;
-		cmd.key = req->cas->key.data;
-		cmd.key_len = (uint32_t)req->cas->key.len;
-		cmd.value = req->cas->value.data;
-		cmd.value_len = (uint32_t)req->cas->value.len;
 		cmd.has_expected = !req->cas->expected_absent;
 		cmd.expected = req->cas->expected.data;
 		cmd.expected_len = (uint32_t)req->cas->expected.len;
-		submit_write(n, conn, req, group_of_key(n, &req->cas->key), &cmd);
+		submit_kv(n, conn, req, group_of_key(n, &req->cas->key), &cmd, RD_KV_CAS,
+		          &req->cas->key, &req->cas->value);
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_PROPOSE:
 		if (req->propose->vshard >= RD_VSHARDS) {
@@ -230,12 +224,8 @@ static void data_request(struct rd_node *n, struct rd_ctl_conn *conn,
 			    "hold the member table and are written by raftd only");
 			return;
 		}
-		cmd.op = RD_KV_PUT;
-		cmd.key = req->meta_put->key.data;
-		cmd.key_len = (uint32_t)req->meta_put->key.len;
-		cmd.value = req->meta_put->value.data;
-		cmd.value_len = (uint32_t)req->meta_put->value.len;
-		submit_write(n, conn, req, 0, &cmd);
+		submit_kv(n, conn, req, 0, &cmd, RD_KV_PUT, &req->meta_put->key,
+		          &req->meta_put->value);
 		return;
 	case RAFTD__CLIENT_REQUEST__OP_SEND:
 		rd_node_envelope_send(n, conn, req, deadline(n, req));
@@ -316,13 +306,19 @@ static void transfer_request(struct rd_node *n, struct rd_ctl_conn *conn,
 	reply_code(conn, req->request_id, RAFTD__ERROR_CODE__OK, NULL);
 }
 
-static bool is_write(Raftd__ClientRequest__OpCase op)
+/* A request that needs a ready node: answer SHUTTING_DOWN or NOT_READY
+ * and return true when this node cannot serve it now. */
+static bool refused_unready(struct rd_node *n, struct rd_ctl_conn *conn, uint64_t id)
 {
-	return op == RAFTD__CLIENT_REQUEST__OP_PUT ||
-	       op == RAFTD__CLIENT_REQUEST__OP_DELETE ||
-	       op == RAFTD__CLIENT_REQUEST__OP_CAS ||
-	       op == RAFTD__CLIENT_REQUEST__OP_PROPOSE ||
-	       op == RAFTD__CLIENT_REQUEST__OP_META_PUT;
+	if (n->stopping)
+		reply_code(conn, id, RAFTD__ERROR_CODE__SHUTTING_DOWN,
+		           "node is shutting down");
+	else if (!n->ready)
+		reply_code(conn, id, RAFTD__ERROR_CODE__NOT_READY,
+		           "node has not caught up with the metadata group yet");
+	else
+		return false;
+	return true;
 }
 
 void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *frame,
@@ -344,13 +340,13 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 	resp.request_id = req->request_id;
 	switch (req->op_case) {
 	case RAFTD__CLIENT_REQUEST__OP_STATUS:
-		rd_requests_status(n, &resp, reply_msg, conn);
+		rd_requests_status(n, &resp, rd_ctl_reply_response, conn);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_GROUPS:
-		rd_requests_groups(n, &resp, reply_msg, conn);
+		rd_requests_groups(n, &resp, rd_ctl_reply_response, conn);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_MEMBERS:
-		rd_requests_members(n, &resp, reply_msg, conn);
+		rd_requests_members(n, &resp, rd_ctl_reply_response, conn);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_READY:
 		ready_request(n, conn, req);
@@ -380,14 +376,7 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		rd_subs_credit(n, conn, req);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_SUBSCRIBE:
-		if (n->stopping)
-			reply_code(conn, req->request_id,
-			           RAFTD__ERROR_CODE__SHUTTING_DOWN,
-			           "node is shutting down");
-		else if (!n->ready)
-			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_READY,
-			           "node has not caught up with the metadata group yet");
-		else
+		if (!refused_unready(n, conn, req->request_id))
 			rd_subs_subscribe(n, conn, req);
 		break;
 	case RAFTD__CLIENT_REQUEST__OP_DELIVERY_REPLY:
@@ -399,20 +388,14 @@ void rd_requests_on_frame(void *ud, struct rd_ctl_conn *conn, const uint8_t *fra
 		           "no operation set");
 		break;
 	default:
-		if (n->stopping)
-			reply_code(conn, req->request_id,
-			           RAFTD__ERROR_CODE__SHUTTING_DOWN,
-			           "node is shutting down");
-		else if (!n->ready)
-			reply_code(conn, req->request_id, RAFTD__ERROR_CODE__NOT_READY,
-			           "node has not caught up with the metadata group yet");
-		else {
-			if (is_write(req->op_case) && rd_ctl_conn_first_write(conn))
-				rd_log_info("ctl: writes from client pid=%d uid=%u",
-				            (int)rd_ctl_conn_pid(conn),
-				            (unsigned)rd_ctl_conn_uid(conn));
-			data_request(n, conn, req);
-		}
+		if (refused_unready(n, conn, req->request_id))
+			break;
+		if (rd_ctl_request_is_write(req->op_case) &&
+		    rd_ctl_conn_first_write(conn))
+			rd_log_info("ctl: writes from client pid=%d uid=%u",
+			            (int)rd_ctl_conn_pid(conn),
+			            (unsigned)rd_ctl_conn_uid(conn));
+		data_request(n, conn, req);
 		break;
 	}
 	rd_ctl_request_free(req);

@@ -4,9 +4,10 @@
  * (storage/journal.h).
  *
  * The driver calls rd_subs_journal for every entry it applies, in the
- * iteration's batch (so the journal holds exactly what applied, durable
- * with it), and rd_subs_applied after the batch is synced; subscribers are
- * then sent what became durable. Delivery always reads the journal from
+ * iteration's batch (so the journal holds exactly what applied, and a crash
+ * that loses an apply loses its record too, until the replay of the
+ * committed log writes both again), and rd_subs_applied after the batch is
+ * written; subscribers are then sent what applied. Delivery always reads the journal from
  * each subscription's cursor, so a subscription never sees a gap or a
  * duplicate, whichever node leads: it follows the local apply.
  */

@@ -22,6 +22,7 @@
 #include "raftd.pb-c.h"
 #include "transport/wire.h"
 #include "util/err.h"
+#include "util/list.h"
 #include "util/log.h"
 
 struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, void *ud,
@@ -48,12 +49,7 @@ void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res)
 
 void rd_waitq_push(struct rd_waitq *q, struct rd_waiter *w)
 {
-	w->next = NULL;
-	if (q->tail != NULL)
-		q->tail->next = w;
-	else
-		q->head = w;
-	q->tail = w;
+	RD_QUEUE_PUSH(q->head, q->tail, w, next);
 }
 
 void rd_waitq_insert(struct rd_waitq *q, struct rd_waiter *w)

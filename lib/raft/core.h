@@ -115,6 +115,9 @@ struct rd__pr {
 	uint32_t infl_count;
 	uint64_t infl_total;
 	int vote; /* 0 none, 1 granted, -1 rejected (campaigns) */
+	/* The runtime says its node is not live (rd_raft_peer_down) and
+	 * nothing came from it since: quiescence does not wait for it. */
+	bool down;
 };
 
 struct rd__qmsg {
@@ -175,7 +178,11 @@ struct rd_raft {
 	struct rd_conf_state snap_conf; /* at the compaction point */
 	struct rd_conf_state prev_conf; /* before the latest conf entry */
 	uint64_t conf_index;            /* entry that produced conf (0 = snapshot) */
-	uint64_t pending_conf_index;    /* leader: no new change until committed */
+	/* As of `applying` (thesis §5.1: a snapshot of the state machine
+	 * carries the configuration as of its last included index, which
+	 * is not the latest appended one while a change is uncommitted). */
+	struct rd_conf_state applied_conf;
+	uint64_t pending_conf_index; /* leader: no new change until committed */
 	struct rd__pr prs[RD_RAFT_MAX_MEMBERS * 2];
 	uint32_t n_prs;
 
@@ -187,6 +194,12 @@ struct rd_raft {
 	uint64_t transferee;
 	bool transfer_campaign;
 	bool no_campaign; /* the caller forbade campaigns (rd_raft_set_campaign) */
+
+	/* quiescence (raft.h) */
+	bool quiesce_on;      /* cfg.quiesce */
+	bool quiesced;        /* ticks are no-ops */
+	bool quiesce_changed; /* since the last update */
+	uint8_t wake_cause;   /* enum rd_raft_wake of the last wake, for the update */
 
 	/* ReadIndex */
 	uint64_t read_seq;
@@ -260,6 +273,13 @@ bool rd__promotable(const struct rd_raft *r);
  * configuration's voters (§5.2, thesis §4.1). At least 1. */
 uint32_t rd__quorum(const struct rd_raft *r);
 
+/* Wake a quiesced group (no-op otherwise): ticks count again, from an
+ * election and heartbeat timer at 0; a leader starts a fresh check-quorum
+ * round (thesis §6.2: only members heard from after the wake count). */
+void rd__wake(struct rd_raft *r, uint8_t cause);
+/* Leader: has it nothing to do, so that it may quiesce (raft.h)? */
+bool rd__can_quiesce(const struct rd_raft *r);
+
 /* --- update.c --- */
 
 /* Queue `m` for the next update, stamped with the group, this node as
@@ -302,7 +322,7 @@ void rd__bcast_append(struct rd_raft *r);
 /* Leader only: a heartbeat to every other member, carrying a commit index
  * no higher than what that member is known to hold, and `ctx` (the
  * ReadIndex round, thesis §6.4; 0: none). */
-void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx);
+void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx, bool quiesce);
 /* Leader only: advance commit to the highest index durable on a quorum
  * (this node counts with its persisted prefix, never more: §10.2.1), if that
  * entry is of the current term (§5.4.2). Returns true when commit moved;
@@ -335,6 +355,12 @@ void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m);
 /* Reset `pr` to probe from the end of the leader's log, nothing matched,
  * nothing in flight (on election and when a member is added). */
 void rd__pr_reset(struct rd_raft *r, struct rd__pr *pr);
+/* The in-flight window of `pr` (max_inflight slots): allocated on demand
+ * when a leader starts pipelining to it (false on ENOMEM: it stays in
+ * probe, one append at a time); released when the leader quiesces or steps
+ * down, so that only a working leader holds windows. */
+bool rd__pr_window(struct rd_raft *r, struct rd__pr *pr);
+void rd__pr_window_free(struct rd__pr *pr);
 /* Leader: append one entry of the current term to the local log (a conf
  * change also becomes the latest configuration, thesis §4.1) and set
  * *index_out (may be NULL) to its index. Returns 0 or RD_ENOMEM. The entry
@@ -354,6 +380,9 @@ void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e);
  * in the log, after a truncation removed some (thesis §4.1: a server falls
  * back to the previous configuration then). */
 void rd__conf_recompute(struct rd_raft *r);
+/* Advance r->applied_conf over the conf-change entries among `n`
+ * committed entries `e` just handed out for applying. */
+void rd__conf_applying(struct rd_raft *r, const struct rd_entry *e, size_t n);
 /* Make r->prs hold exactly the members of r->conf: add progress for new
  * members (reset to probe), drop removed ones, update learner flags. */
 void rd__sync_progress(struct rd_raft *r);

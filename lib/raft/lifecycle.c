@@ -58,6 +58,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	r->max_msg_bytes = cfg->max_msg_bytes;
 	r->pre_vote = cfg->pre_vote;
 	r->check_quorum = cfg->check_quorum;
+	r->quiesce_on = cfg->quiesce;
 	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
 	r->term = cfg->hard_state.term;
 	r->vote = cfg->hard_state.vote;
@@ -130,6 +131,12 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	if (r->applied > r->commit)
 		r->applied = r->commit;
 	r->applying = r->applied;
+	/* The configuration the state machine holds: the compaction point's
+	 * plus the changes applied after it (thesis §5.1). */
+	r->applied_conf = r->snap_conf;
+	if (r->applying > r->log.snap_index)
+		rd__conf_applying(r, rd__log_at(&r->log, r->log.snap_index + 1),
+		                  (size_t)(r->applying - r->log.snap_index));
 	r->prev_hs = cfg->hard_state; /* what is durable: a bootstrap differs */
 	r->role = RD_RAFT_FOLLOWER;
 	rd__reset_timeout(r);
@@ -228,6 +235,10 @@ uint64_t rd_raft_match(const struct rd_raft *r, uint64_t id)
 const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r)
 {
 	return &r->conf;
+}
+const struct rd_conf_state *rd_raft_conf_applied(const struct rd_raft *r)
+{
+	return &r->applied_conf;
 }
 
 const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r)

@@ -62,14 +62,9 @@ static uint8_t *alloc_payload(struct rd__log *l, uint32_t len, uint64_t index)
 {
 	struct rd__chunk *c = l->n_chunks ? &l->chunks[l->n_chunks - 1] : NULL;
 	if (c == NULL || c->cap - c->used < len) {
-		if (l->n_chunks == l->cap_chunks) {
-			size_t nc = l->cap_chunks ? l->cap_chunks * 2 : 8;
-			struct rd__chunk *p = realloc(l->chunks, nc * sizeof(*p));
-			if (p == NULL)
-				return NULL;
-			l->chunks = p;
-			l->cap_chunks = nc;
-		}
+		if (!rd__vec_grow((void **)&l->chunks, &l->cap_chunks, l->n_chunks,
+		                  sizeof(*l->chunks)))
+			return NULL;
 		struct rd__chunk nw = {0};
 		if (l->n_spare > 0 && l->spare[l->n_spare - 1].cap >= len) {
 			nw = l->spare[--l->n_spare];
@@ -100,13 +95,9 @@ int rd__log_append(struct rd__log *l, uint64_t term, uint8_t type, const void *d
 		if (l->head > 0 && l->head >= l->n) {
 			memmove(l->ents, l->ents + l->head, l->n * sizeof(*l->ents));
 			l->head = 0;
-		} else {
-			size_t nc = l->cap ? l->cap * 2 : 64;
-			struct rd_entry *p = realloc(l->ents, nc * sizeof(*p));
-			if (p == NULL)
-				return RD_ENOMEM;
-			l->ents = p;
-			l->cap = nc;
+		} else if (!rd__vec_grow((void **)&l->ents, &l->cap, l->head + l->n,
+		                         sizeof(*l->ents))) {
+			return RD_ENOMEM;
 		}
 	}
 	uint64_t index = rd__log_last(l) + 1;

@@ -121,9 +121,10 @@ void rd__sync_progress(struct rd_raft *r)
 		memset(pr, 0, sizeof(*pr));
 		pr->id = id;
 		pr->learner = learner;
-		/* Allocated only on membership changes, never per entry. */
-		pr->infl_idx = calloc((size_t)r->max_inflight * 2, sizeof(uint64_t));
-		pr->infl_bytes = pr->infl_idx ? pr->infl_idx + r->max_inflight : NULL;
+		/* The in-flight window is allocated when a leader starts
+		 * pipelining to it (rd__pr_window), never per entry. */
+		pr->infl_idx = NULL;
+		pr->infl_bytes = NULL;
 		r->n_prs++;
 		rd__pr_reset(r, pr);
 		if (r->role == RD_RAFT_LEADER)
@@ -137,6 +138,13 @@ void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
 	apply_entry(&r->conf, e);
 	r->conf_index = e->index;
 	rd__sync_progress(r);
+}
+
+void rd__conf_applying(struct rd_raft *r, const struct rd_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (e[i].type == RD_ENTRY_CONF_CHANGE)
+			apply_entry(&r->applied_conf, &e[i]);
 }
 
 void rd__conf_recompute(struct rd_raft *r)
@@ -181,6 +189,7 @@ int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t nod
 	struct rd_conf_state next = r->conf;
 	if (node == 0 || rd_raft_conf_apply(&next, cc_type, node) != 0)
 		return RD_EINVAL;
+	rd__wake(r, RD_WAKE_CONF_CHANGE);
 	rd_raft_cc_encode(buf, cc_type, node);
 	if (len > 0)
 		memcpy(buf + RD_RAFT_CC_HEADER, ctx, len);
@@ -210,6 +219,7 @@ int rd_raft_transfer_leader(struct rd_raft *r, uint64_t to)
 	struct rd__pr *pr = rd__pr(r, to);
 	if (pr == NULL || !rd__is_voter(r, to))
 		return RD_EINVAL;
+	rd__wake(r, RD_WAKE_TRANSFER);
 	r->transferee = to;
 	/* The transfer is abandoned after an election timeout (raft.c). */
 	r->election_elapsed = 0;

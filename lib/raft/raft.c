@@ -86,6 +86,7 @@ static void reset(struct rd_raft *r, uint64_t term)
 		r->term = term;
 		r->vote = 0;
 	}
+	rd__wake(r, RD_WAKE_ELECTION); /* a quiesced group ticks again */
 	r->lead = 0;
 	r->election_elapsed = 0;
 	r->heartbeat_elapsed = 0;
@@ -100,6 +101,10 @@ static void reset(struct rd_raft *r, uint64_t term)
 
 void rd__become_follower(struct rd_raft *r, uint64_t term, uint64_t lead)
 {
+	/* Only a leader pipelines: a follower keeps no in-flight window. */
+	if (r->role == RD_RAFT_LEADER)
+		for (uint32_t i = 0; i < r->n_prs; i++)
+			rd__pr_window_free(&r->prs[i]);
 	reset(r, term);
 	r->role = RD_RAFT_FOLLOWER;
 	r->lead = lead;
@@ -123,6 +128,126 @@ void rd__become_leader(struct rd_raft *r)
 		rd__bcast_append(r);
 }
 
+/* --- quiescence (raft.h) ------------------------------------------------------------ */
+
+/* Reads this node forwarded to a leader and has no answer for: their
+ * expiry (rd__reads_tick) needs ticks, so the group must not quiesce. */
+static bool reads_sent_live(const struct rd_raft *r)
+{
+	for (size_t i = r->reads_sent_head; i < r->reads_sent.n; i++)
+		if (r->reads_sent.v[i].ctx != 0)
+			return true;
+	return false;
+}
+
+void rd__wake(struct rd_raft *r, uint8_t cause)
+{
+	if (!r->quiesced)
+		return;
+	r->quiesced = false;
+	r->quiesce_changed = true;
+	if (r->wake_cause == RD_WAKE_NONE)
+		r->wake_cause = cause;
+	r->election_elapsed = 0;
+	r->heartbeat_elapsed = 0;
+	if (r->role != RD_RAFT_LEADER)
+		return;
+	/* Check-quorum (thesis §6.2) counts, in the round that starts now,
+	 * only members heard from after the wake: what it heard before it
+	 * quiesced may be long past. */
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		if (r->prs[i].id != r->id)
+			r->prs[i].recent_active = false;
+}
+
+/* Quiescing: the log's recycled payload buffers (up to four chunks of up
+ * to 1 MiB each after a burst of writes) go back to the allocator, so an
+ * idle group holds only the chunks its entries live in. */
+static void quiesce_trim(struct rd_raft *r)
+{
+	for (size_t i = 0; i < r->log.n_spare; i++)
+		free(r->log.spare[i].buf);
+	r->log.n_spare = 0;
+}
+
+bool rd__can_quiesce(const struct rd_raft *r)
+{
+	uint64_t last = rd__log_last(&r->log);
+	uint32_t active = 0;
+
+	/* reads_sent: a read forwarded while it was a follower (to a leader
+	 * that may be gone) fails only once it expires. */
+	if (r->role != RD_RAFT_LEADER || r->transferee != 0 || r->reads_pending.n > 0 ||
+	    reads_sent_live(r) || r->bcast_pending || r->snap_sends.n > 0 ||
+	    r->commit != last || r->persisted != last)
+		return false;
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		const struct rd__pr *pr = &r->prs[i];
+		if (pr->id == r->id) {
+			active += !pr->learner;
+			continue;
+		}
+		/* A member whose node is down gets the entries when it is
+		 * back: its first message wakes the group (rd_raft_step). */
+		if (pr->down)
+			continue;
+		/* Everything acknowledged, nothing in flight: no timer is needed
+		 * to resend or to resume it. */
+		if (pr->match != last || pr->state != RD_PROGRESS_REPLICATE ||
+		    pr->infl_count > 0)
+			return false;
+		if (!pr->learner && pr->recent_active && rd__is_voter(r, pr->id))
+			active++;
+	}
+	/* A quorum answered in this check-quorum round (thesis §6.2). */
+	return active >= rd__quorum(r);
+}
+
+bool rd_raft_quiesced(const struct rd_raft *r)
+{
+	return r->quiesced;
+}
+
+bool rd_raft_peer_down(struct rd_raft *r, uint64_t node)
+{
+	assert(!r->in_update);
+	if (node == r->id)
+		return false;
+	if (r->role == RD_RAFT_LEADER) {
+		struct rd__pr *pr = rd__pr(r, node);
+		if (pr == NULL || pr->down)
+			return false;
+		pr->down = true;
+		if (!r->quiesced)
+			return false;
+		rd__wake(r, RD_WAKE_PEER_DOWN);
+		return true;
+	}
+	if (!r->quiesced || r->lead != node)
+		return false;
+	rd__wake(r, RD_WAKE_PEER_DOWN);
+	/* The leader lease (thesis §4.2.3) is over: nothing came from the
+	 * leader's node for an election timeout. The follower grants votes
+	 * now and campaigns once its randomized timeout runs out. */
+	r->election_elapsed = r->election_ticks;
+	return true;
+}
+
+const char *rd_raft_wake_name(uint8_t cause)
+{
+	static const char *const names[] = {
+	    [RD_WAKE_NONE] = "none",
+	    [RD_WAKE_PROPOSAL] = "proposal",
+	    [RD_WAKE_CONF_CHANGE] = "conf_change",
+	    [RD_WAKE_READ] = "read",
+	    [RD_WAKE_TRANSFER] = "transfer",
+	    [RD_WAKE_MESSAGE] = "message",
+	    [RD_WAKE_PEER_DOWN] = "peer_down",
+	    [RD_WAKE_ELECTION] = "election",
+	};
+	return cause <= RD_WAKE_MAX ? names[cause] : "?";
+}
+
 /* --- ticks ------------------------------------------------------------------------ */
 
 static bool quorum_active(struct rd_raft *r)
@@ -144,6 +269,8 @@ void rd_raft_tick(struct rd_raft *r)
 {
 	assert(!r->in_update);
 	r->ticks++;
+	if (r->quiesced)
+		return; /* timers stand still (raft.h, "Quiescence") */
 	r->election_elapsed++;
 	rd__reads_tick(r);
 	if (r->role != RD_RAFT_LEADER) {
@@ -169,7 +296,21 @@ void rd_raft_tick(struct rd_raft *r)
 	}
 	if (r->heartbeat_elapsed >= r->heartbeat_ticks) {
 		r->heartbeat_elapsed = 0;
-		rd__bcast_heartbeat(r, r->reads_pending.n ? r->read_seq : 0);
+		/* Nothing to do: the last heartbeat tells the followers to stop
+		 * their election timers, and this one stops ticking. */
+		bool q = r->quiesce_on && r->conf.n_voters > 1 && rd__can_quiesce(r);
+		rd__bcast_heartbeat(r, r->reads_pending.n ? r->read_seq : 0, q);
+		if (q) {
+			r->quiesced = true;
+			r->quiesce_changed = true;
+			/* Idle: the windows with nothing in flight can go. A
+			 * member that is down may have appends in flight:
+			 * forgetting them would send it more on every wake. */
+			for (uint32_t i = 0; i < r->n_prs; i++)
+				if (r->prs[i].infl_count == 0)
+					rd__pr_window_free(&r->prs[i]);
+			quiesce_trim(r);
+		}
 	}
 }
 
@@ -242,6 +383,22 @@ static void step_leader(struct rd_raft *r, const struct rd_message *m)
 	}
 }
 
+/* A follower's answer to its leader's heartbeat: stop the election timer
+ * on a quiesce heartbeat (raft.h, "Quiescence"), unless a read it forwarded
+ * waits for an answer (its expiry needs ticks); wake on any other. */
+static void follower_quiesce(struct rd_raft *r, const struct rd_message *m)
+{
+	if (!m->quiesce || !r->quiesce_on || reads_sent_live(r)) {
+		rd__wake(r, RD_WAKE_MESSAGE);
+		return;
+	}
+	if (!r->quiesced) {
+		r->quiesced = true;
+		r->quiesce_changed = true;
+		quiesce_trim(r);
+	}
+}
+
 static void step_candidate(struct rd_raft *r, const struct rd_message *m)
 {
 	switch (m->type) {
@@ -252,10 +409,12 @@ static void step_candidate(struct rd_raft *r, const struct rd_message *m)
 		rd__become_follower(r, m->term, m->from);
 		if (m->type == RD_MSG_APPEND)
 			rd__handle_append(r, m);
-		else if (m->type == RD_MSG_HEARTBEAT)
-			rd__handle_heartbeat(r, m);
-		else
+		else if (m->type == RD_MSG_SNAPSHOT)
 			rd__handle_snapshot(r, m);
+		else {
+			rd__handle_heartbeat(r, m);
+			follower_quiesce(r, m);
+		}
 		break;
 	case RD_MSG_VOTE_RESP:
 	case RD_MSG_PRE_VOTE_RESP:
@@ -278,6 +437,7 @@ static void step_follower(struct rd_raft *r, const struct rd_message *m)
 		r->election_elapsed = 0;
 		r->lead = m->from;
 		rd__handle_heartbeat(r, m);
+		follower_quiesce(r, m);
 		break;
 	case RD_MSG_SNAPSHOT:
 		r->election_elapsed = 0;
@@ -295,6 +455,31 @@ static void step_follower(struct rd_raft *r, const struct rd_message *m)
 	}
 }
 
+/* Does a message of the current term wake a quiesced group (raft.h)? The
+ * answers a quiesced leader expects leave it asleep unless they show work
+ * (checked after the step); a follower's leader heartbeat is decided by
+ * follower_quiesce. */
+static void step_wake(struct rd_raft *r, const struct rd_message *m)
+{
+	if (!r->quiesced)
+		return;
+	switch (m->type) {
+	case RD_MSG_HEARTBEAT_RESP:
+	case RD_MSG_APPEND_RESP:
+	case RD_MSG_READ_INDEX_RESP:
+	case RD_MSG_VOTE_RESP:
+	case RD_MSG_PRE_VOTE_RESP:
+		return;
+	case RD_MSG_HEARTBEAT:
+		if (r->role == RD_RAFT_FOLLOWER)
+			return;
+		break;
+	default:
+		break;
+	}
+	rd__wake(r, RD_WAKE_MESSAGE);
+}
+
 int rd_raft_step(struct rd_raft *r, const struct rd_message *m)
 {
 	assert(!r->in_update);
@@ -309,18 +494,42 @@ int rd_raft_step(struct rd_raft *r, const struct rd_message *m)
 		if ((m->entries[i].len > 0 && m->entries[i].data == NULL) ||
 		    m->entries[i].type > RD_ENTRY_CONF_CHANGE)
 			return RD_EPROTO;
+	/* A (pre-)vote request of a later term wakes a quiesced leader, even
+	 * one refused below by the lease: it must heartbeat a candidate that
+	 * lost it. A quiesced follower wakes only when the candidate is its
+	 * own leader, which thereby says it leads no more: the lease (thesis
+	 * §4.2.3) is over. From anyone else the request is refused under the
+	 * lease while the runtime says the leader's node is live; waking would
+	 * let the follower's timer run while the quiesced leader is silent,
+	 * and it would end the lease of a leader that is alive. */
+	if ((m->type == RD_MSG_VOTE || m->type == RD_MSG_PRE_VOTE) && m->term > r->term &&
+	    r->quiesced) {
+		if (r->role == RD_RAFT_LEADER) {
+			rd__wake(r, RD_WAKE_MESSAGE);
+		} else if (m->from == r->lead) {
+			rd__wake(r, RD_WAKE_MESSAGE);
+			r->election_elapsed = r->election_ticks;
+		}
+	}
 	bool drop;
 	step_term(r, m, &drop);
 	if (drop)
 		return 0;
+	step_wake(r, m);
 	if (m->type == RD_MSG_VOTE || m->type == RD_MSG_PRE_VOTE) {
 		rd__handle_vote(r, m);
 		return 0;
 	}
 	switch (r->role) {
-	case RD_RAFT_LEADER:
+	case RD_RAFT_LEADER: {
+		struct rd__pr *from = rd__pr(r, m->from);
+		if (from != NULL)
+			from->down = false; /* it is back: quiesce waits for it again */
 		step_leader(r, m);
+		if (r->quiesced && !rd__can_quiesce(r))
+			rd__wake(r, RD_WAKE_MESSAGE);
 		break;
+	}
 	case RD_RAFT_CANDIDATE:
 	case RD_RAFT_PRE_CANDIDATE:
 		step_candidate(r, m);

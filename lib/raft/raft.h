@@ -103,6 +103,7 @@ struct rd_message {
 	uint64_t reject_hint;   /* APPEND_RESP reject: follower's last index */
 	uint64_t conflict_term; /* APPEND_RESP reject: term at reject_hint (0 = none) */
 	uint64_t context;       /* heartbeat round / read ctx / transfer mark */
+	bool quiesce;           /* HEARTBEAT: the leader stops ticking (see below) */
 	struct rd_entry *entries;
 	uint32_t n_entries;
 	struct rd_snapshot_meta snapshot; /* SNAPSHOT only */
@@ -167,6 +168,9 @@ struct rd_raft_config {
 	uint64_t max_msg_bytes;
 	bool pre_vote;
 	bool check_quorum;
+	/* Quiescence (rd_raft_quiesced): an idle group stops ticking. Off,
+	 * the group ticks forever as in plain Raft. */
+	bool quiesce;
 	uint64_t seed; /* randomized election timeout */
 	/* Restored durable state (all zero for a brand-new group). */
 	struct rd_hard_state hard_state;
@@ -228,7 +232,97 @@ struct rd_raft_update {
 	const struct rd_snap_send *snap_sends;
 	size_t n_snap_sends;
 	bool role_changed; /* informational: role or leader changed */
+	/* Quiescence: the group quiesced or woke since the last update
+	 * (quiesce_changed); `quiesced` is its state now, `wake_cause` (enum
+	 * rd_raft_wake) why it woke, 0 when it did not. */
+	bool quiesce_changed;
+	bool quiesced;
+	uint8_t wake_cause;
 };
+
+/*
+ * Quiescence (as CockroachDB's quiesced ranges and TiKV's hibernate
+ * regions). A leader with nothing to do (every entry committed and durable
+ * here, the log of every member not reported down (rd_raft_peer_down)
+ * matched with nothing in flight, no pending read, transfer or snapshot, no
+ * read of its own forwarded elsewhere unanswered, and a quorum heard from
+ * in this check-quorum round)
+ * sends, at a heartbeat time, one last heartbeat flagged `quiesce` and then
+ * ignores its ticks; a follower that takes such a heartbeat from its leader
+ * (with no forwarded read outstanding) ignores its ticks too: its election
+ * timer stands still. A quiesced group's ticks are no-ops, so the caller
+ * need not tick it at all.
+ *
+ * It wakes (resumes ticking, timers restarted) on: a proposal, conf
+ * change, read or transfer on this node; any message other than the
+ * answers a quiesced leader expects (heartbeat and append responses, which
+ * wake it only when they show it has work, e.g. a follower that lost its
+ * log) and a follower's quiesce heartbeat; a vote or pre-vote request of a
+ * later term (a leader, even for one refused by its lease: the candidate
+ * cannot hear it and it must heartbeat the candidate; a follower, only from
+ * its own leader, which no longer leads then); a change of term or role;
+ * and rd_raft_peer_down. Once woken it is a plain Raft group until
+ * it quiesces again.
+ *
+ * Liveness comes from the caller: a follower of a quiesced group campaigns
+ * only after rd_raft_peer_down(leader), which the runtime calls when the
+ * leader's node stopped being live (no node heartbeat for an election
+ * timeout, or a new process there). Why Raft's rules still hold:
+ *  - Safety is untouched: quiescence only stops timers; every message is
+ *    handled as in Raft, and a term or role change wakes.
+ *  - ReadIndex (thesis §6.4) never relies on a lease here: every read is
+ *    confirmed by a heartbeat round answered by a quorum in the current
+ *    term, and a read wakes the leader, so a deposed quiesced leader gets
+ *    no quorum (the others answer with their higher term, and it steps
+ *    down) and serves nothing.
+ *  - Check-quorum (§6.2) stops with the timers, but a leader quiesces only
+ *    in a round where a quorum answered, anything that needs it to lead
+ *    wakes it, and waking starts a fresh round: it counts only members heard
+ *    from after the wake, so a leader cut off while quiesced steps down
+ *    within an election timeout of its next request.
+ *  - The vote-refusing lease (§4.2.3) and pre-vote (§9.6): a quiesced
+ *    follower refuses (pre-)votes, as its election timer stands still,
+ *    while the runtime says the leader's node is live; that is the lease
+ *    extended by node liveness instead of by heartbeats. When the leader's
+ *    node is down, rd_raft_peer_down ends the lease at once (no message
+ *    came from it for an election timeout, which is what the lease asks)
+ *    and the follower campaigns, pre-vote first, as after any timeout; so
+ *    does a (pre-)vote request from the leader itself, which says that it
+ *    leads no more. A candidate cut off from a live leader wakes only that
+ *    leader (pre-vote requests reach it), which heartbeats it back: the
+ *    other followers' timers stay still, so they never grant it a vote
+ *    against a leader that is alive
+ *    (tests/raft/scenarios/43_quiesce_one_cut_link.txt).
+ */
+enum rd_raft_wake {
+	RD_WAKE_NONE = 0,
+	RD_WAKE_PROPOSAL = 1,    /* rd_raft_propose */
+	RD_WAKE_CONF_CHANGE = 2, /* rd_raft_propose_conf_change */
+	RD_WAKE_READ = 3,        /* rd_raft_read_index */
+	RD_WAKE_TRANSFER = 4,    /* rd_raft_transfer_leader */
+	RD_WAKE_MESSAGE = 5,     /* a message stepped */
+	RD_WAKE_PEER_DOWN = 6,   /* rd_raft_peer_down */
+	RD_WAKE_ELECTION = 7,    /* a term or role change, a campaign */
+};
+#define RD_WAKE_MAX 7
+
+/* Static name of a wake cause ("proposal", ...; "?" when unknown). */
+const char *rd_raft_wake_name(uint8_t cause);
+
+/* Is the group quiesced now (its ticks are no-ops)? */
+bool rd_raft_quiesced(const struct rd_raft *r);
+
+/* The runtime's word that node `node` is not live: it sent no node
+ * heartbeat for an election timeout, or it restarted (a new process does
+ * not remember leading). A quiesced follower whose leader is `node` wakes
+ * with its leader lease over, so it grants votes and campaigns after its
+ * randomized timeout. A leader notes that `node` is down, so that it may
+ * quiesce without `node`'s acknowledgement (it catches up when it is
+ * back: its first message wakes the group), and wakes if it was quiesced
+ * (a fresh check-quorum round). A leader forgets the note on any message
+ * from `node` and when it is elected: call again for the nodes still not
+ * live when a group becomes leader. Returns true when the group woke. */
+bool rd_raft_peer_down(struct rd_raft *r, uint64_t node);
 
 /* Create a group from `cfg` (which need not outlive the call; entries and
  * their data are copied). On success stores the group in *out and returns
@@ -369,7 +463,16 @@ uint64_t rd_raft_transferee(const struct rd_raft *r); /* 0 = none */
 /* Leader: the highest index known replicated on `id` (its own last index
  * for itself); 0 for a stranger or when not leading. */
 uint64_t rd_raft_match(const struct rd_raft *r, uint64_t id);
+/* The latest configuration in the log, committed or not: the one this node
+ * uses (thesis §4.1). */
 const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r);
+/* The configuration as of the last entry handed out for applying (or of an
+ * installed snapshot): what the state machine holds once the current
+ * update's committed entries are applied. It is what a snapshot of the
+ * state machine at that index must carry (thesis §5.1) and what the
+ * caller persists beside its applied index; the latest appended one may
+ * still be undone by a truncation (thesis §4.1). */
+const struct rd_conf_state *rd_raft_conf_applied(const struct rd_raft *r);
 const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r);
 /* Term of the entry at `index`; 0 when compacted away or beyond the log. */
 uint64_t rd_raft_term_at(const struct rd_raft *r, uint64_t index);

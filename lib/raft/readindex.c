@@ -175,7 +175,7 @@ void rd__handle_read_index(struct rd_raft *r, uint64_t from, uint64_t ctx)
 	if (!RD__VEC_PUSH(r->reads_pending, rd))
 		return;
 	if (r->conf.n_voters > 1)
-		rd__bcast_heartbeat(r, rd.seq);
+		rd__bcast_heartbeat(r, rd.seq, false);
 	rd__reads_advance(r);
 }
 
@@ -184,6 +184,8 @@ int rd_raft_read_index(struct rd_raft *r, uint64_t ctx)
 	assert(!r->in_update);
 	if (ctx == 0)
 		return RD_EINVAL; /* 0 marks an answered slot in reads_sent */
+	if (r->role == RD_RAFT_LEADER || r->lead != 0)
+		rd__wake(r, RD_WAKE_READ); /* the answer or its expiry needs ticks */
 	if (r->role == RD_RAFT_LEADER) {
 		rd__handle_read_index(r, r->id, ctx);
 		return 0;

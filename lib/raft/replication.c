@@ -8,6 +8,8 @@
  * The leader's own log counts toward commit only up to `persisted` (thesis
  * §10.2.1); so does every node's commit index: commit <= persisted always.
  */
+#include <stdlib.h>
+
 #include "raft/core.h"
 #include "util/err.h"
 
@@ -61,6 +63,7 @@ void rd__pr_reset(struct rd_raft *r, struct rd__pr *pr)
 	pr->recent_active = false;
 	pr->read_ack = 0;
 	pr->resume_tick = 0;
+	pr->down = false;
 	infl_reset(pr);
 }
 
@@ -79,9 +82,26 @@ static void become_probe(struct rd_raft *r, struct rd__pr *pr)
 	(void)r;
 }
 
-static void become_replicate(struct rd__pr *pr)
+bool rd__pr_window(struct rd_raft *r, struct rd__pr *pr)
 {
-	if (pr->infl_idx == NULL) {
+	if (pr->infl_idx != NULL)
+		return true;
+	pr->infl_idx = calloc((size_t)r->max_inflight * 2, sizeof(uint64_t));
+	pr->infl_bytes = pr->infl_idx ? pr->infl_idx + r->max_inflight : NULL;
+	return pr->infl_idx != NULL;
+}
+
+void rd__pr_window_free(struct rd__pr *pr)
+{
+	free(pr->infl_idx);
+	pr->infl_idx = NULL;
+	pr->infl_bytes = NULL;
+	infl_reset(pr);
+}
+
+static void become_replicate(struct rd_raft *r, struct rd__pr *pr)
+{
+	if (!rd__pr_window(r, pr)) {
 		/* No window memory: keep probing one append at a time. */
 		pr->state = RD_PROGRESS_PROBE;
 		pr->next = pr->match + 1;
@@ -117,6 +137,9 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 {
 	if (pr->id == r->id || r->role != RD_RAFT_LEADER)
 		return false;
+	/* Its window went when the leader quiesced: back before use. */
+	if (pr->state == RD_PROGRESS_REPLICATE && !rd__pr_window(r, pr))
+		become_probe(r, pr);
 	if ((pr->state == RD_PROGRESS_PROBE && pr->probe_sent) ||
 	    (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr)) ||
 	    pr->state == RD_PROGRESS_SNAPSHOT)
@@ -174,7 +197,7 @@ void rd__bcast_append(struct rd_raft *r)
 	}
 }
 
-void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx)
+void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx, bool quiesce)
 {
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		struct rd__pr *pr = &r->prs[i];
@@ -187,6 +210,7 @@ void rd__bcast_heartbeat(struct rd_raft *r, uint64_t ctx)
 		    .to = pr->id,
 		    .commit = pr->match < r->commit ? pr->match : r->commit,
 		    .context = ctx,
+		    .quiesce = quiesce,
 		};
 		rd__send(r, &m, 0);
 	}
@@ -285,6 +309,7 @@ int rd_raft_propose(struct rd_raft *r, uint8_t type, const void *data, uint32_t 
 		return RD_EINVAL;
 	if (len > r->max_msg_bytes)
 		return RD_ETOOBIG;
+	rd__wake(r, RD_WAKE_PROPOSAL);
 	int rc = rd__append_local(r, type, data, len, index_out);
 	if (rc == 0)
 		r->bcast_pending = true; /* sent batched at the next hand-out */
@@ -400,6 +425,7 @@ void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m)
 		r->commit_hint = s->index;
 		set_commit(r, s->index);
 		r->applying = s->index;
+		r->applied_conf = s->conf;
 		rd__conf_recompute(r);
 		r->has_pending_snapshot = true;
 		r->pending_snapshot = *s;
@@ -468,12 +494,12 @@ void rd__handle_append_resp(struct rd_raft *r, const struct rd_message *m)
 		goto send_more;
 	switch (pr->state) {
 	case RD_PROGRESS_PROBE:
-		become_replicate(pr);
+		become_replicate(r, pr);
 		break;
 	case RD_PROGRESS_SNAPSHOT:
 		if (pr->match >= pr->pending_snapshot) {
 			become_probe(r, pr);
-			become_replicate(pr);
+			become_replicate(r, pr);
 		}
 		break;
 	case RD_PROGRESS_REPLICATE:

@@ -37,8 +37,30 @@ bool rd_raft_has_update(const struct rd_raft *r)
 	       r->has_pending_snapshot || r->handed < rd__log_last(&r->log) ||
 	       r->applying < r->commit || r->prev_hs.term != r->term ||
 	       r->prev_hs.vote != r->vote || r->prev_hs.commit != r->commit ||
-	       read_ready(r, r->commit) || r->reads_failed.n > 0 || r->role_changed;
+	       read_ready(r, r->commit) || r->reads_failed.n > 0 || r->role_changed ||
+	       r->quiesce_changed;
 }
+
+/* Move the elements of vector `in` into vector `out` of the same element
+ * type (dropping what `out` held): `in` is left empty with `out`'s old
+ * storage, so that an update points at `out` while new elements queue in
+ * `in` until the next update. */
+static void vec_take(void **out, size_t *out_n, size_t *out_cap, void **in, size_t *in_n,
+                     size_t *in_cap)
+{
+	void *v = *out;
+	size_t cap = *out_cap;
+
+	*out = *in;
+	*out_n = *in_n;
+	*out_cap = *in_cap;
+	*in = v;
+	*in_cap = cap;
+	*in_n = 0;
+}
+#define VEC_TAKE(out, in)                                                                \
+	vec_take((void **)&(out).v, &(out).n, &(out).cap, (void **)&(in).v, &(in).n,     \
+	         &(in).cap)
 
 static bool may_go_early(uint8_t type)
 {
@@ -107,6 +129,7 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 		u->committed = rd__log_at(&r->log, r->applying + 1);
 		u->n_committed = (size_t)(r->commit - r->applying);
 		r->applying = r->commit;
+		rd__conf_applying(r, u->committed, u->n_committed);
 	}
 
 	/* Reads are served after this update's entries are applied. */
@@ -122,32 +145,22 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 	u->reads = r->reads_out.v;
 	u->n_reads = r->reads_out.n;
 
-	/* Swap the failed reads out (as the snapshot requests below). */
-	uint64_t *fv = r->reads_failed_out.v;
-	size_t fcap = r->reads_failed_out.cap;
-	r->reads_failed_out.v = r->reads_failed.v;
-	r->reads_failed_out.n = r->reads_failed.n;
-	r->reads_failed_out.cap = r->reads_failed.cap;
-	r->reads_failed.v = fv;
-	r->reads_failed.cap = fcap;
-	r->reads_failed.n = 0;
+	/* Swap the failed reads and the snapshot requests out so that new
+	 * ones can queue. */
+	VEC_TAKE(r->reads_failed_out, r->reads_failed);
 	u->reads_failed = r->reads_failed_out.v;
 	u->n_reads_failed = r->reads_failed_out.n;
-
-	/* Swap the snapshot requests out so that new ones can queue. */
-	struct rd_snap_send *sv = r->snap_out.v;
-	size_t scap = r->snap_out.cap;
-	r->snap_out.v = r->snap_sends.v;
-	r->snap_out.n = r->snap_sends.n;
-	r->snap_out.cap = r->snap_sends.cap;
-	r->snap_sends.v = sv;
-	r->snap_sends.cap = scap;
-	r->snap_sends.n = 0;
+	VEC_TAKE(r->snap_out, r->snap_sends);
 	u->snap_sends = r->snap_out.v;
 	u->n_snap_sends = r->snap_out.n;
 
 	u->role_changed = r->role_changed;
 	r->role_changed = false;
+	u->quiesce_changed = r->quiesce_changed;
+	u->quiesced = r->quiesced;
+	u->wake_cause = r->wake_cause;
+	r->quiesce_changed = false;
+	r->wake_cause = RD_WAKE_NONE;
 	r->in_update = true;
 }
 

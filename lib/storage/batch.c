@@ -50,6 +50,7 @@ struct rd_storage_batch *rd_storage_batch_new(struct rd_storage *st)
 		return NULL;
 	b->st = st;
 	b->wb = rocksdb_writebatch_create();
+	b->wb2 = rocksdb_writebatch_create();
 	/* RocksDB's per-thread perf counters (on by default) cost a
 	 * thread-local lookup per memtable comparison, over a tenth of the
 	 * commit's CPU; nothing reads them. The setting is per thread: the
@@ -66,6 +67,7 @@ void rd_storage_batch_free(struct rd_storage_batch *b)
 	if (b->st->filling == b)
 		b->st->filling = NULL;
 	rocksdb_writebatch_destroy(b->wb);
+	rocksdb_writebatch_destroy(b->wb2);
 	for (size_t i = 0; i < b->nblocks; i++)
 		free(b->blocks[i].p);
 	free(b->blocks);
@@ -79,6 +81,7 @@ void rd_storage_batch_free(struct rd_storage_batch *b)
 void rd_storage_batch_reset(struct rd_storage_batch *b)
 {
 	rocksdb_writebatch_clear(b->wb);
+	rocksdb_writebatch_clear(b->wb2);
 	b->npend = 0;
 	b->nents = 0;
 	for (size_t i = 0; i < b->nblocks; i++)
@@ -118,7 +121,8 @@ bool rd_storage_batch_empty(const struct rd_storage_batch *b)
 	for (size_t i = 0; i < b->npend; i++)
 		if (b->pend[i].flags != 0)
 			return false;
-	return rocksdb_writebatch_count(b->wb) == 0;
+	return rocksdb_writebatch_count(b->wb) == 0 &&
+	       rocksdb_writebatch_count(b->wb2) == 0;
 }
 
 struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
@@ -142,6 +146,7 @@ struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
 	p->min_written = UINT64_MAX;
 	p->hs = g->hs;
 	p->cs = g->conf;
+	p->start_conf = g->start_conf;
 	p->applied = g->applied;
 	p->n_sessions = g->sessions.count;
 	p->sop_head = p->sop_tail = p->sop_cursor = 0;
@@ -369,7 +374,7 @@ static int pend_term(struct rd_storage_batch *b, struct rd_pend *p, uint64_t ind
 }
 
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-                             char *msg)
+                             const struct rd_conf_state *conf, char *msg)
 {
 	uint64_t term;
 	int rv;
@@ -378,15 +383,24 @@ int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_
 	struct rd_pend *p = rd__pend_get(b, group);
 	if (index < p->first)
 		return 0;
-	if (index > p->applied)
-		return rd_errorf(
-		    msg, RD_EINVAL,
-		    "group %llu index %llu: cannot compact beyond applied %llu",
-		    ULL(group), ULL(index), ULL(p->applied));
+	/* Entries above the durable applied index may still be needed to
+	 * rebuild the state machine after a crash (rd_storage_commit: what
+	 * applying changed reaches the disk at the next flush). */
+	if (index > p->g->durable)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu index %llu: cannot compact beyond the "
+		                 "applied index on disk %llu (applied %llu)",
+		                 ULL(group), ULL(index), ULL(p->g->durable),
+		                 ULL(p->applied));
 	if (index > p->last)
 		return rd_errorf(msg, RD_EINVAL,
 		                 "group %llu index %llu: cannot compact beyond last %llu",
 		                 ULL(group), ULL(index), ULL(p->last));
+	if (conf->n_voters > RD_RAFT_MAX_MEMBERS ||
+	    conf->n_learners > RD_RAFT_MAX_MEMBERS)
+		return rd_errorf(msg, RD_EINVAL,
+		                 "group %llu: conf state with too many members",
+		                 ULL(group));
 	if ((rv = pend_term(b, p, index, &term, msg)) != 0)
 		return rv;
 	/* The log holds exactly [first, last]: one point deletion per
@@ -394,6 +408,7 @@ int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_
 	delete_log(b, group, p->first, index);
 	p->first = index + 1;
 	p->compact_term = term;
+	p->start_conf = *conf;
 	p->flags |= RD_P_COMPACT;
 	return 0;
 }
@@ -411,13 +426,13 @@ int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
 	return 0;
 }
 
-static void put_state(struct rd_storage_batch *b, uint64_t group, uint8_t kind,
-                      const uint8_t *v, size_t vlen)
+static void put_state(rocksdb_writebatch_t *wb, struct rd_storage_batch *b,
+                      uint64_t group, uint8_t kind, const uint8_t *v, size_t vlen)
 {
 	uint8_t k[RD_STATE_KEY_LEN];
 	rd_state_key(k, group, kind);
-	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_STATE], (const char *)k,
-	                          sizeof k, (const char *)v, vlen);
+	rocksdb_writebatch_put_cf(wb, b->st->cf[RD_CF_STATE], (const char *)k, sizeof k,
+	                          (const char *)v, vlen);
 }
 
 static void encode_states(struct rd_storage_batch *b)
@@ -428,15 +443,21 @@ static void encode_states(struct rd_storage_batch *b)
 		struct rd_pend *p = &b->pend[i];
 		uint64_t id = p->g->id;
 		if (p->flags & RD_P_HS)
-			put_state(b, id, RD_STATE_HARD, v, rd__enc_hard(v, id, &p->hs));
+			put_state(b->wb, b, id, RD_STATE_HARD, v,
+			          rd__enc_hard(v, id, &p->hs));
+		/* The applied index goes with what the apply changed (W2),
+		 * and so does the membership as of it (schema.h): a kill that
+		 * loses those applies loses it with them. */
 		if (p->flags & RD_P_CONF)
-			put_state(b, id, RD_STATE_CONF, v, rd__enc_conf(v, id, &p->cs));
+			put_state(b->wb2, b, id, RD_STATE_CONF, v,
+			          rd__enc_conf(v, id, &p->cs));
 		if (p->flags & RD_P_APPLIED)
-			put_state(b, id, RD_STATE_APPLIED, v,
+			put_state(b->wb2, b, id, RD_STATE_APPLIED, v,
 			          rd__enc_u64(v, id, RD_STATE_APPLIED, p->applied));
 		if (p->flags & RD_P_COMPACT)
-			put_state(b, id, RD_STATE_LOGSTART, v,
-			          rd__enc_logstart(v, id, p->first - 1, p->compact_term));
+			put_state(b->wb, b, id, RD_STATE_LOGSTART, v,
+			          rd__enc_logstart(v, id, p->first - 1, p->compact_term,
+			                           &p->start_conf));
 	}
 }
 
@@ -465,14 +486,29 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 		return;
 	}
 	encode_states(b);
-	rocksdb_writebatch_data(b->wb, &wlen);
-	uint64_t t0 = rd__sync_begin(st);
-	rocksdb_write(st->db, st->wo, b->wb, &err);
-	if (err != NULL)
-		rd_fatal(RD_STORAGE_FATAL_FMT, "group commit (synced write)", err);
-	rd__record_sync(st, rd_clock_now_ns() - t0);
+	/* W1 first: the apply in W2 is of entries whose commit is durable
+	 * (in this W1 or an earlier one), so whatever prefix of the write
+	 * sequence a flush puts on disk never holds an apply whose commit
+	 * could be lost (README.md, "Writing each command once"). */
+	if (rocksdb_writebatch_count(b->wb) > 0) {
+		rocksdb_writebatch_data(b->wb, &wlen);
+		uint64_t t0 = rd__sync_begin(st);
+		rocksdb_write(st->db, st->wo, b->wb, &err);
+		if (err != NULL)
+			rd_fatal(RD_STORAGE_FATAL_FMT, "group commit (synced write)",
+			         err);
+		rd__record_sync(st, rd_clock_now_ns() - t0);
+		st->stats.bytes_written += wlen;
+	}
 	st->stats.entries_written += b->nents;
-	st->stats.bytes_written += wlen;
+	if (rocksdb_writebatch_count(b->wb2) > 0) {
+		rocksdb_writebatch_data(b->wb2, &wlen);
+		rocksdb_write(st->db, st->wo_nowal, b->wb2, &err);
+		if (err != NULL)
+			rd_fatal(RD_STORAGE_FATAL_FMT, "apply (write without the WAL)",
+			         err);
+		st->stats.state_bytes_written += wlen;
+	}
 
 	/* Durable now: publish the new state, then feed the caches. */
 	for (size_t i = 0; i < b->npend; i++) {
@@ -483,6 +519,10 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 		g->present = true;
 		g->hs = p->hs;
 		g->conf = p->cs;
+		if (p->flags & RD_P_COMPACT) {
+			g->start_conf = p->start_conf;
+			g->start_conf_legacy = false;
+		}
 		g->applied = p->applied;
 		g->first = p->first;
 		g->last = p->last;

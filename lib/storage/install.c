@@ -33,7 +33,6 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	struct rd_sgroup *g = rd__group_get(st, group);
 	uint8_t v[RD_STATE_VAL_MAX];
 	uint64_t t = 0;
-	char *err = NULL;
 
 	/* The batch being filled was built on the state this install
 	 * replaces; committing it afterwards would publish that state back
@@ -66,23 +65,27 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	put_state(st, wb, group, RD_STATE_APPLIED, v,
 	          rd__enc_u64(v, group, RD_STATE_APPLIED, m->index));
 	put_state(st, wb, group, RD_STATE_LOGSTART, v,
-	          rd__enc_logstart(v, group, m->index, m->term));
+	          rd__enc_logstart(v, group, m->index, m->term, &m->conf));
 	put_state(st, wb, group, RD_STATE_SNAPSHOT, v, rd__enc_snap(v, group, m));
 	/* The entries the snapshot covers were never applied here one by one:
 	 * the journal restarts after it (journal.h). */
 	rd__journal_restart(st, wb, group, m->index + 1);
 
-	uint64_t t0 = rd__sync_begin(st);
-	rocksdb_write(st->db, st->wo, wb, &err);
-	if (err != NULL)
-		rd_fatal(RD_STORAGE_FATAL_FMT, "snapshot install (synced write)", err);
-	rd__record_sync(st, rd_clock_now_ns() - t0);
+	rd__synced_write(st, wb, "snapshot install (synced write)");
 
 	rd__batch_forget(g);
 	g->present = true;
 	g->hs = hs;
 	g->conf = m->conf;
+	g->start_conf = m->conf;
+	g->start_conf_legacy = false;
 	g->applied = m->index;
+	/* This synced write holds the state machine at m->index, so it is on
+	 * disk. A read of the persisted tier may still return an older flushed
+	 * applied index (below m->index: a snapshot installs only past what
+	 * the group applied), which rd_storage_durable_applied never lets
+	 * lower it. */
+	g->durable = m->index;
 	g->has_snap = true;
 	g->snap = *m;
 	g->first = m->index + 1;
@@ -145,7 +148,6 @@ int rd_snapshot_writer_finish(struct rd_snapshot_writer *w, struct rd_snapshot_m
 int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 {
 	uint8_t lo[RD_KV_KEY_PREFIX], hi[RD_KV_KEY_PREFIX];
-	char *err = NULL;
 
 	if (group == UINT64_MAX)
 		return rd_errorf(msg, RD_EINVAL, "group id out of range");
@@ -169,11 +171,7 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		rocksdb_writebatch_delete_range_cf(wb, st->cf[cfs[i]], (const char *)lo,
 		                                   sizeof lo, (const char *)hi,
 		                                   sizeof hi);
-	uint64_t t0 = rd__sync_begin(st);
-	rocksdb_write(st->db, st->wo, wb, &err);
-	if (err != NULL)
-		rd_fatal(RD_STORAGE_FATAL_FMT, "drop group (synced write)", err);
-	rd__record_sync(st, rd_clock_now_ns() - t0);
+	rd__synced_write(st, wb, "drop group (synced write)");
 	rocksdb_writebatch_destroy(wb);
 
 	struct rd_sgroup *g = rd__group_find(st, group);
@@ -185,6 +183,10 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 		g->id = group;
 		g->first = 1;
 		g->cache = c;
+		/* The dropped group's applied record may be in SST files until a
+		 * flush writes the deletion: never trust the persisted tier for
+		 * this group again in this process (rd_storage_durable_applied). */
+		g->durable_fenced = true;
 	}
 	return 0;
 }

@@ -67,8 +67,21 @@ struct rd_sgroup {
 	struct rd_hard_state hs;
 	struct rd_conf_state conf;
 	uint64_t applied;
+	/* Applied index known to be on disk (rd_storage_durable_applied), when
+	 * it was last read from RocksDB's persisted tier, and whether such
+	 * reads are to be ignored: after a group drop, the persisted tier may
+	 * still hold the dropped group's applied record until the next flush,
+	 * and nothing tells when that flush happened. */
+	uint64_t durable;
+	uint64_t durable_ns;
+	bool durable_fenced;
 	bool has_snap;
 	struct rd_snapshot_meta snap;
+	/* Membership as of first - 1 (the log start record); empty for a
+	 * log that starts at 1. start_conf_legacy: the record has no
+	 * membership (written by an older raftd), resolved at open (load.c). */
+	struct rd_conf_state start_conf;
+	bool start_conf_legacy;
 	uint64_t first; /* first index held by the log */
 	uint64_t last;  /* last index (first - 1 when empty) */
 	uint64_t last_term;
@@ -89,7 +102,9 @@ struct rd_storage {
 	rocksdb_cache_t *block_cache;
 	rocksdb_column_family_handle_t *cf[RD_CF_COUNT];
 	rocksdb_readoptions_t *ro;
-	rocksdb_writeoptions_t *wo;
+	rocksdb_readoptions_t *ro_disk;   /* persisted tier: SST files only */
+	rocksdb_writeoptions_t *wo;       /* sync=true: W1 */
+	rocksdb_writeoptions_t *wo_nowal; /* disableWAL: W2 (rd_storage_commit) */
 	char *dir;
 	char cluster_id[RD_STORAGE_CLUSTER_ID_MAX + 1];
 	uint64_t incarnation;
@@ -104,7 +119,14 @@ struct rd_storage {
 	const struct rd_storage_batch *filling;
 	struct rd_storage_stats stats;
 	struct rd__sync_track *track; /* synced writes in flight (stall.c) */
+	uint64_t flush_ns;            /* last rd_storage_flush_soon that wrote */
+	uint8_t *flush_poke;          /* RD_FLUSH_POKE_BYTES of zeros, or NULL */
 };
+
+/* The "default" family's write buffer, and the value rd_storage_flush_soon
+ * writes there to fill it (storage.c). */
+#define RD_DEFAULT_CF_BUFFER (1u << 20)
+#define RD_FLUSH_POKE_BYTES  (RD_DEFAULT_CF_BUFFER + (64u << 10))
 
 /* ---- the batch (batch.c, kvsm.c) ---- */
 
@@ -118,6 +140,7 @@ struct rd_pend {
 	uint64_t min_written; /* lowest index appended in this batch, or UINT64_MAX */
 	struct rd_hard_state hs;
 	struct rd_conf_state cs;
+	struct rd_conf_state start_conf; /* as of first - 1 */
 	uint64_t applied;
 	/* sessions as the batch leaves them (session.c) */
 	size_t n_sessions;
@@ -166,7 +189,8 @@ struct rd_arena_block {
 
 struct rd_storage_batch {
 	struct rd_storage *st;
-	rocksdb_writebatch_t *wb;
+	rocksdb_writebatch_t *wb;  /* W1: synced (log, Raft state, catalog) */
+	rocksdb_writebatch_t *wb2; /* W2: no WAL (what applies changed) */
 	bool committed;
 	uint64_t epoch;
 	struct rd_pend *pend;
@@ -277,6 +301,11 @@ void rd__sync_track_close(struct rd_storage *st);
 /* Call right before a synced write: marks it outstanding (and applies the
  * test-only fault hook) and returns its start time for rd__record_sync. */
 uint64_t rd__sync_begin(struct rd_storage *st);
+/* Write `wb` to st with sync (st->wo), bracketed by rd__sync_begin and
+ * rd__record_sync; a failed write aborts the process (nothing may be
+ * acknowledged on a write that did not reach the disk), `what` naming it
+ * ("drop group (synced write)"). `wb` stays the caller's. */
+void rd__synced_write(struct rd_storage *st, rocksdb_writebatch_t *wb, const char *what);
 /* Called by rd__record_sync: the write of `ns` nanoseconds returned. */
 void rd__sync_end(struct rd_storage *st, uint64_t ns);
 
@@ -317,7 +346,8 @@ size_t rd__enc_conf(uint8_t *v, uint64_t group, const struct rd_conf_state *cs);
 /* A one-number state record of `kind` (e.g. applied index). */
 size_t rd__enc_u64(uint8_t *v, uint64_t group, uint8_t kind, uint64_t x);
 /* The log start: (index, term) of the entry before the first one kept. */
-size_t rd__enc_logstart(uint8_t *v, uint64_t group, uint64_t index, uint64_t term);
+size_t rd__enc_logstart(uint8_t *v, uint64_t group, uint64_t index, uint64_t term,
+                        const struct rd_conf_state *cs);
 /* The metadata of the latest snapshot. */
 size_t rd__enc_snap(uint8_t *v, uint64_t group, const struct rd_snapshot_meta *m);
 /* Decode a state record of `kind` for `group` into the matching field of g.

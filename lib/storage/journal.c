@@ -43,7 +43,7 @@ int rd_storage_batch_journal_put(struct rd_storage_batch *b,
 	if (r->len > 0)
 		memcpy(v + RD_JOURNAL_VAL_HDR, r->data, r->len);
 	rd_be32_put(v, rec_crc(key, v, vlen));
-	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_JOURNAL], (const char *)key,
+	rocksdb_writebatch_put_cf(b->wb2, b->st->cf[RD_CF_JOURNAL], (const char *)key,
 	                          sizeof key, (const char *)v, vlen);
 	return 0;
 }
@@ -72,10 +72,10 @@ int rd_storage_batch_journal_trim(struct rd_storage_batch *b, uint64_t group,
 	rd_log_key(lo, group, 1);
 	rd_log_key(hi, group, start);
 	if (start > 1)
-		rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[RD_CF_JOURNAL],
+		rocksdb_writebatch_delete_range_cf(b->wb2, b->st->cf[RD_CF_JOURNAL],
 		                                   (const char *)lo, sizeof lo,
 		                                   (const char *)hi, sizeof hi);
-	put_start(b->st, b->wb, group, start);
+	put_start(b->st, b->wb2, group, start);
 	return 0;
 }
 

@@ -2,9 +2,12 @@
  * The per-group journal of applied commands, for subscribers (commit
  * streams, proto/raftd.proto "Commit streams"). Every applied entry that
  * carries a command is written into the journal in the same batch as its
- * apply, so what a subscriber reads from it is exactly what applied and is
- * durable; the runtime trims it from the oldest entry to the retention it
- * was configured with. The layout, byte by byte, is schema.h's "journal".
+ * apply, so what a subscriber reads from it is exactly what applied; like
+ * the apply it is written without the WAL (storage.h rd_storage_commit): a
+ * crash may lose the newest records with the applies, and replaying the
+ * committed log writes the same records again. The runtime trims it from
+ * the oldest entry to the retention it was configured with. The layout,
+ * byte by byte, is schema.h's "journal".
  *
  * The journal is not state-machine state: a snapshot does not carry it. A
  * snapshot install drops the group's journal and restarts it after the

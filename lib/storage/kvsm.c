@@ -118,14 +118,14 @@ static void write_kv(struct rd_storage_batch *b, uint64_t h, const uint8_t *key,
 {
 	rocksdb_column_family_handle_t *cf = b->st->cf[RD_CF_KV];
 	if (del) {
-		rocksdb_writebatch_delete_cf(b->wb, cf, (const char *)key, klen);
+		rocksdb_writebatch_delete_cf(b->wb2, cf, (const char *)key, klen);
 		overlay_set(b, h, key, klen, NULL, 0);
 		return;
 	}
 	uint8_t *copy = rd__arena_alloc(b, vlen ? vlen : 1);
 	if (vlen > 0)
 		memcpy(copy, val, vlen);
-	rocksdb_writebatch_put_cf(b->wb, cf, (const char *)key, klen, (const char *)copy,
+	rocksdb_writebatch_put_cf(b->wb2, cf, (const char *)key, klen, (const char *)copy,
 	                          vlen);
 	overlay_set(b, h, key, klen, copy, vlen);
 }

@@ -21,6 +21,7 @@
 
 #include "storage/internal.h"
 #include "util/err.h"
+#include "util/log.h"
 
 static int iter_error(rocksdb_iterator_t *it, char *msg, const char *where)
 {
@@ -175,6 +176,26 @@ static int check_group(const struct rd_sgroup *g, char *msg)
 	return 0;
 }
 
+/* A log start record written before it carried the membership as of the
+ * compaction point: an installed snapshot at that point has it; otherwise
+ * the conf state record is the best there is (raftd wrote the latest
+ * appended membership there then, which is the one at the compaction
+ * point unless a change was still in the log). */
+static void resolve_legacy_start(struct rd_sgroup *g)
+{
+	if (!g->start_conf_legacy)
+		return;
+	g->start_conf_legacy = false;
+	if (g->has_snap && g->snap.index + 1 == g->first) {
+		g->start_conf = g->snap.conf;
+		return;
+	}
+	g->start_conf = g->conf;
+	rd_log_warn("group %llu: log start record without membership (older "
+	            "format): taking the stored membership as the one at index %llu",
+	            (unsigned long long)g->id, (unsigned long long)g->first - 1);
+}
+
 int rd__load(struct rd_storage *st, char *msg)
 {
 	int rv;
@@ -185,8 +206,16 @@ int rd__load(struct rd_storage *st, char *msg)
 		return rv;
 	if ((rv = rd__session_load(st, msg)) != 0)
 		return rv;
-	for (size_t i = 0; i < st->nslots; i++)
-		if (st->slots[i] != NULL && (rv = check_group(st->slots[i], msg)) != 0)
+	for (size_t i = 0; i < st->nslots; i++) {
+		struct rd_sgroup *g = st->slots[i];
+		if (g == NULL)
+			continue;
+		if ((rv = check_group(g, msg)) != 0)
 			return rv;
+		resolve_legacy_start(g);
+		/* What an open finds is on disk (RocksDB flushes the memtables
+		 * it rebuilt from the WAL), the applied index included. */
+		g->durable = g->applied;
+	}
 	return 0;
 }

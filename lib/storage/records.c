@@ -86,11 +86,12 @@ size_t rd__enc_u64(uint8_t *v, uint64_t group, uint8_t kind, uint64_t x)
 	return seal(v, group, kind, 8);
 }
 
-size_t rd__enc_logstart(uint8_t *v, uint64_t group, uint64_t index, uint64_t term)
+size_t rd__enc_logstart(uint8_t *v, uint64_t group, uint64_t index, uint64_t term,
+                        const struct rd_conf_state *cs)
 {
 	rd_be64_put(v + 4, index);
 	rd_be64_put(v + 12, term);
-	return seal(v, group, RD_STATE_LOGSTART, 16);
+	return seal(v, group, RD_STATE_LOGSTART, 16 + rd__conf_put(v + 20, cs));
 }
 
 size_t rd__enc_snap(uint8_t *v, uint64_t group, const struct rd_snapshot_meta *m)
@@ -135,10 +136,16 @@ int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t le
 		g->applied = rd_be64_get(v);
 		return 0;
 	case RD_STATE_LOGSTART:
-		if (len != 16)
+		if (len < 16)
 			goto bad;
 		g->first = rd_be64_get(v) + 1;
 		g->compact_term = rd_be64_get(v + 8);
+		g->start_conf_legacy = len == 16;
+		memset(&g->start_conf, 0, sizeof g->start_conf);
+		if (len > 16 &&
+		    (rd__conf_get(v + 16, len - 16, &g->start_conf, &used) != 0 ||
+		     used != len - 16))
+			goto bad;
 		return 0;
 	case RD_STATE_SNAPSHOT:
 		if (len < 16)

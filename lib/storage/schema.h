@@ -17,11 +17,19 @@
  *            value       crc u32 | body, crc over key then body:
  *              kind 1 hard state    term u64 | vote u64 | commit u64
  *              kind 2 conf state    n_voters u32 | n_learners u32 |
- *                                   voters u64 x n | learners u64 x n
+ *                                   voters u64 x n | learners u64 x n:
+ *                                   the membership as of the applied index
+ *                                   (written with it), which a snapshot
+ *                                   of the state machine carries
  *              kind 3 applied       index u64
- *              kind 4 log start     index u64 | term u64: entries up to
- *                                   `index` were compacted (or replaced by a
- *                                   snapshot); `term` is that entry's term
+ *              kind 4 log start     index u64 | term u64 | conf state body:
+ *                                   entries up to `index` were compacted
+ *                                   (or replaced by a snapshot); `term` is
+ *                                   that entry's term, the conf state the
+ *                                   membership as of it, to which the conf
+ *                                   changes still in the log apply (Raft
+ *                                   thesis §4.1). Written before the conf
+ *                                   body existed: 16 bytes, no membership
  *              kind 5 snapshot      index u64 | term u64 | conf state body
  *
  * "kv"       the key-value state machine of every group.
@@ -75,6 +83,7 @@
 #include <stdint.h>
 
 #include "raft/types.h"
+#include "util/bytes.h"
 
 #define RD_SCHEMA_FORMAT 1u
 
@@ -110,35 +119,6 @@ enum { RD_SESSION_OK = 0, RD_SESSION_CAS_FAILED = 1 };
 #define RD_STATE_VAL_MAX (4u + 16u + 8u + 16u * RD_RAFT_MAX_MEMBERS)
 
 extern const char *const rd_schema_cf_names[RD_CF_COUNT];
-
-static inline void rd_be64_put(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static inline uint64_t rd_be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static inline void rd_be32_put(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static inline uint32_t rd_be32_get(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static inline void rd_log_key(uint8_t k[RD_LOG_KEY_LEN], uint64_t group, uint64_t index)
 {

@@ -27,6 +27,7 @@
 #include "storage/internal.h"
 #include "util/err.h"
 #include "util/fatal.h"
+#include "util/list.h"
 #include "util/log.h"
 
 static uint64_t mix(uint64_t group, uint64_t client)
@@ -76,13 +77,8 @@ static struct rd_session *dur_find(const struct rd_sgroup *g, uint64_t client)
 
 static void list_unlink(struct rd_sessions *t, struct rd_session *s)
 {
-	if (s->older != NULL)
-		s->older->newer = s->newer;
-	else
-		t->oldest = s->newer;
-	if (s->newer != NULL)
-		s->newer->older = s->older;
-	else
+	RD_LIST_UNLINK(t->oldest, s, older, newer);
+	if (s->newer == NULL)
 		t->newest = s->older;
 	s->older = s->newer = NULL;
 }
@@ -90,12 +86,7 @@ static void list_unlink(struct rd_sessions *t, struct rd_session *s)
 static void list_append(struct rd_sessions *t, struct rd_session *s)
 {
 	s->older = t->newest;
-	s->newer = NULL;
-	if (t->newest != NULL)
-		t->newest->newer = s;
-	else
-		t->oldest = s;
-	t->newest = s;
+	RD_QUEUE_PUSH(t->oldest, t->newest, s, newer);
 }
 
 static void rehash(struct rd_sessions *t, size_t n)
@@ -351,7 +342,7 @@ static void remove_session(struct rd_storage_batch *b, struct rd_pend *p, uint64
 	struct rd_sop *op = sop_push(b, p, client);
 	op->deleted = true;
 	session_key(k, p->g->id, client);
-	rocksdb_writebatch_delete_cf(b->wb, b->st->cf[RD_CF_SESSION], (const char *)k,
+	rocksdb_writebatch_delete_cf(b->wb2, b->st->cf[RD_CF_SESSION], (const char *)k,
 	                             sizeof k);
 	p->n_sessions--;
 }
@@ -441,7 +432,7 @@ void rd__session_record(struct rd_storage_batch *b, struct rd_pend *p, uint64_t 
 	if (vlen > 0)
 		memcpy(v + RD_SESSION_VAL_HDR, res->current, vlen);
 	session_key(k, p->g->id, client);
-	rocksdb_writebatch_put_cf(b->wb, b->st->cf[RD_CF_SESSION], (const char *)k,
+	rocksdb_writebatch_put_cf(b->wb2, b->st->cf[RD_CF_SESSION], (const char *)k,
 	                          sizeof k, (const char *)v, RD_SESSION_VAL_HDR + vlen);
 	struct rd_sop *op = sop_push(b, p, client);
 	op->seq = seq;

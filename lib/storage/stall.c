@@ -3,7 +3,8 @@
  * outstanding, and the guard that ends the process when one never returns.
  *
  * Every synced write (batch.c, install.c) goes through rd__sync_begin
- * before the RocksDB call and rd__record_sync after it. Begin stores the
+ * before the RocksDB call and rd__record_sync after it (rd__synced_write
+ * does both around the write). Begin stores the
  * start time in an atomic "outstanding since" word that other threads may
  * read; record clears it and keeps the duration in a small ring that the
  * node's health check reads (rd_storage_sync_recent).
@@ -33,6 +34,7 @@
 #include "storage/internal.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/fatal.h"
 #include "util/log.h"
 
 #define RING      256u
@@ -141,6 +143,17 @@ uint64_t rd__sync_begin(struct rd_storage *st)
 	if (t->fault_path != NULL)
 		apply_fault(t->fault_path);
 	return t0;
+}
+
+void rd__synced_write(struct rd_storage *st, rocksdb_writebatch_t *wb, const char *what)
+{
+	char *err = NULL;
+	uint64_t t0 = rd__sync_begin(st);
+
+	rocksdb_write(st->db, st->wo, wb, &err);
+	if (err != NULL)
+		rd_fatal(RD_STORAGE_FATAL_FMT, what, err);
+	rd__record_sync(st, rd_clock_now_ns() - t0);
 }
 
 void rd__sync_end(struct rd_storage *st, uint64_t ns)

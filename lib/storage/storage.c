@@ -69,9 +69,17 @@ static rocksdb_options_t *with_hint(rocksdb_options_t *c, size_t prefix)
  * - use_fsync off: WAL syncs are fdatasync(2), which is what durability of
  *   an appended file needs; RocksDB syncs the directory itself when it
  *   creates files.
- * - manual_wal_flush off and sync=true on every write: each commit is
- *   durable when rocksdb_write returns; one write per loop iteration makes
- *   that one fdatasync for every group (group commit).
+ * - manual_wal_flush off and sync=true on every write of the log and the
+ *   Raft state (W1): it is durable when rocksdb_write returns; one write
+ *   per loop iteration makes that one fdatasync for every group (group
+ *   commit). What applying changed (W2) is written without the WAL right
+ *   after (rd_storage_commit, README.md "Writing each command once").
+ * - atomic_flush on: W2 is on disk only once a flush put it into SST files,
+ *   and a flush that RocksDB starts itself (a full memtable, the WAL cap)
+ *   then writes every column family as of one point of the write sequence,
+ *   so the state machine, sessions, journal and applied indexes on disk
+ *   always belong together. (A manual rocksdb_flush_cf flushes one family
+ *   only, even with atomic_flush: raftd never calls it.)
  * - Reads verify block checksums (on by default; set explicitly).
  * - max_total_wal_size RD_STORAGE_WAL_MAX: the WAL is one file sequence for
  *   all families, and a file stays alive until every family with data in it
@@ -83,7 +91,7 @@ static rocksdb_options_t *with_hint(rocksdb_options_t *c, size_t prefix)
  *   (with_hint): one batch writes every group's next entry. Not the state
  *   family: its records are few, and a group drop range-deletes them.
  */
-static void set_options(struct rd_storage *st, bool create)
+static void set_options(struct rd_storage *st, bool create, size_t memtable_bytes)
 {
 	rocksdb_options_t *o = rocksdb_options_create();
 
@@ -98,6 +106,9 @@ static void set_options(struct rd_storage *st, bool create)
 	rocksdb_options_set_keep_log_file_num(o, 4);
 	rocksdb_options_set_info_log_level(o, 2 /* WARN */);
 	rocksdb_options_set_max_open_files(o, 512);
+	rocksdb_options_set_atomic_flush(o, 1);
+	if (memtable_bytes != 0)
+		rocksdb_options_set_write_buffer_size(o, memtable_bytes);
 	st->opts = o;
 
 	rocksdb_options_set_max_total_wal_size(o, RD_STORAGE_WAL_MAX);
@@ -115,12 +126,21 @@ static void set_options(struct rd_storage *st, bool create)
 		 * dropping a group range-deletes its state records. */
 		if (i == RD_CF_LOG)
 			c = with_hint(c, 8 /* group id */);
+		/* The unused default family has a small buffer, which
+		 * rd_storage_flush_soon fills to have RocksDB flush. */
+		if (i == RD_CF_DEFAULT)
+			rocksdb_options_set_write_buffer_size(c, RD_DEFAULT_CF_BUFFER);
 		st->cf_opts[i] = c;
 	}
 	st->ro = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_verify_checksums(st->ro, 1);
+	st->ro_disk = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_verify_checksums(st->ro_disk, 1);
+	rocksdb_readoptions_set_read_tier(st->ro_disk, 2 /* kPersistedTier */);
 	st->wo = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(st->wo, 1);
+	st->wo_nowal = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_disable_WAL(st->wo_nowal, 1);
 }
 
 static void free_handle(struct rd_storage *st)
@@ -141,10 +161,15 @@ static void free_handle(struct rd_storage *st)
 		rocksdb_cache_destroy(st->block_cache);
 	if (st->ro != NULL)
 		rocksdb_readoptions_destroy(st->ro);
+	if (st->ro_disk != NULL)
+		rocksdb_readoptions_destroy(st->ro_disk);
 	if (st->wo != NULL)
 		rocksdb_writeoptions_destroy(st->wo);
+	if (st->wo_nowal != NULL)
+		rocksdb_writeoptions_destroy(st->wo_nowal);
 	rd__groups_free(st);
 	rd__sync_track_close(st);
+	free(st->flush_poke);
 	free(st->dir);
 	free(st);
 }
@@ -330,7 +355,7 @@ int rd_storage_open(const char *dir, const struct rd_storage_options *o,
 		free_handle(st);
 		return rv;
 	}
-	set_options(st, !exists);
+	set_options(st, !exists, o->memtable_bytes);
 
 	st->db = rocksdb_open_column_families(
 	    st->opts, dir, RD_CF_COUNT, (const char *const *)rd_schema_cf_names,
@@ -470,6 +495,7 @@ int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
 	info->applied = g->applied;
 	info->has_snapshot = g->has_snap;
 	info->snap = g->snap;
+	info->start_conf = g->start_conf;
 	info->first_index = g->first;
 	info->last_index = g->last;
 	info->last_term = g->last_term;
@@ -487,6 +513,66 @@ uint64_t rd_storage_last_index(const struct rd_storage *st, uint64_t group)
 {
 	const struct rd_sgroup *g = rd__group_find(st, group);
 	return g ? g->last : 0;
+}
+
+uint64_t rd_storage_durable_applied(struct rd_storage *st, uint64_t group)
+{
+	struct rd_sgroup *g = rd__group_find(st, group);
+	uint8_t k[RD_STATE_KEY_LEN];
+	char *err = NULL, msg[RD_ERRMSG_SIZE];
+	size_t vlen = 0;
+
+	if (g == NULL)
+		return 0;
+	uint64_t now = rd_clock_now_ns();
+	if (g->durable_fenced || g->durable >= g->applied ||
+	    (g->durable_ns != 0 && now - g->durable_ns < RD_STORAGE_DURABLE_CHECK_NS))
+		return g->durable;
+	g->durable_ns = now;
+	rd_state_key(k, group, RD_STATE_APPLIED);
+	char *v = rocksdb_get_cf(st->db, st->ro_disk, st->cf[RD_CF_STATE],
+	                         (const char *)k, sizeof k, &vlen, &err);
+	if (err != NULL)
+		rd_fatal(RD_STORAGE_FATAL_FMT, "read the applied index on disk", err);
+	if (v == NULL)
+		return g->durable;
+	/* Decode into a scratch group: the record's CRC covers the key. */
+	struct rd_sgroup tmp = {.id = group};
+	int rv = rd__dec_state(&tmp, RD_STATE_APPLIED, (const uint8_t *)v, vlen, msg);
+	free(v);
+	if (rv != 0)
+		rd_fatal("fatal: storage: applied index on disk: %s", msg);
+	/* Flushed state only grows, and never passes what was applied. */
+	if (tmp.applied > g->durable && tmp.applied <= g->applied)
+		g->durable = tmp.applied;
+	return g->durable;
+}
+
+/* The C API flushes one family at a time only (rocksdb_flush_cf), which
+ * would put one family's memtable on disk without the others'. A family
+ * whose memtable is full is flushed by RocksDB itself, and then with
+ * atomic_flush every family at once: so fill the unused default family's
+ * small buffer with one value (without the WAL) and write once more, which
+ * is when RocksDB sees the full memtable and schedules the flush. The value
+ * is overwritten each time and never read. */
+void rd_storage_flush_soon(struct rd_storage *st)
+{
+	static const char key[] = "flush";
+	uint64_t now = rd_clock_now_ns();
+	char *err = NULL;
+
+	if (st->flush_ns != 0 && now - st->flush_ns < RD_STORAGE_FLUSH_INTERVAL_NS)
+		return;
+	st->flush_ns = now;
+	if (st->flush_poke == NULL)
+		st->flush_poke = rd_xcalloc(1, RD_FLUSH_POKE_BYTES);
+	rocksdb_put_cf(st->db, st->wo_nowal, st->cf[RD_CF_DEFAULT], key, sizeof key - 1,
+	               (const char *)st->flush_poke, RD_FLUSH_POKE_BYTES, &err);
+	if (err == NULL)
+		rocksdb_put_cf(st->db, st->wo_nowal, st->cf[RD_CF_DEFAULT], key,
+		               sizeof key - 1, "", 0, &err);
+	if (err != NULL)
+		rd_fatal(RD_STORAGE_FATAL_FMT, "request a flush", err);
 }
 
 void rd_storage_get_stats(const struct rd_storage *st, struct rd_storage_stats *out)

@@ -64,6 +64,11 @@ struct rd_storage_options {
 	 * must use the same values. */
 	uint64_t session_max;
 	uint64_t session_expiry;
+	/* RocksDB write_buffer_size of every column family; 0 picks RocksDB's
+	 * default (64 MiB). A full memtable flushes every family (atomic
+	 * flush), which is what moves the durable applied index
+	 * (rd_storage_durable_applied); tests set it small to flush often. */
+	size_t memtable_bytes;
 };
 
 #define RD_STORAGE_SESSION_MAX_DEFAULT    10000u
@@ -134,11 +139,18 @@ int rd_storage_catalog_put(struct rd_storage *st, const char *name, const uint8_
 
 struct rd_storage_group_info {
 	uint64_t group;
-	struct rd_hard_state hs;   /* zero when never written */
-	struct rd_conf_state conf; /* zero members when never written */
-	uint64_t applied;          /* last entry applied to the state machine */
-	bool has_snapshot;         /* a snapshot was installed or recorded */
-	struct rd_snapshot_meta snap;
+	struct rd_hard_state hs; /* zero when never written */
+	/* The membership as of `applied` (zero members when never written):
+	 * what a snapshot of the state machine carries (thesis §5.1). */
+	struct rd_conf_state conf;
+	uint64_t applied;             /* last entry applied to the state machine */
+	bool has_snapshot;            /* a snapshot was installed */
+	struct rd_snapshot_meta snap; /* the last one installed */
+	/* The membership as of first_index - 1, the compaction point: the
+	 * base to which the conf changes still in the log apply, in order,
+	 * to give the latest configuration (thesis §4.1). Empty for a log
+	 * that starts at 1. */
+	struct rd_conf_state start_conf;
 	/* The log holds [first_index, last_index]; it is empty when
 	 * first_index == last_index + 1. Entries up to first_index - 1 were
 	 * compacted away; that entry's term is compact_term. */
@@ -256,7 +268,11 @@ int rd_storage_batch_truncate(struct rd_storage_batch *b, uint64_t group, uint64
 int rd_storage_batch_set_hard_state(struct rd_storage_batch *b, uint64_t group,
                                     const struct rd_hard_state *hs, char *msg);
 
-/* Set the group's conf state (membership). */
+/* Set the group's conf state: the membership as of the applied index, set
+ * in the batch that applies the entries that changed it (a snapshot of the
+ * state machine at that index carries it, snapshot.h). Not the latest
+ * appended configuration: that one is in the log, and may yet be cut off
+ * with the uncommitted entry that made it (thesis §4.1). */
 int rd_storage_batch_set_conf_state(struct rd_storage_batch *b, uint64_t group,
                                     const struct rd_conf_state *cs, char *msg);
 
@@ -328,25 +344,67 @@ int rd_storage_batch_set_applied(struct rd_storage_batch *b, uint64_t group,
  * Compact the log of `group` up to and including `index` (Raft §7): the
  * entries [first_index, index] are deleted (one point deletion each; see
  * rd__log_delete in internal.h) and first_index becomes index + 1; term(index) stays
- * known. `index` must be ≤ the applied index and ≤ last; compacting to the last index
- * leaves an empty log. Compacting at or below the current compaction point is a no-op.
+ * known, and so does `conf`, the membership as of `index` (the core's
+ * compaction point, rd_raft_compact), which becomes start_conf: the conf
+ * changes among the deleted entries are gone from the log but not from
+ * the membership a restart rebuilds. `index` must be ≤ the durable applied
+ * index (rd_storage_durable_applied: the state machine up to it survives a
+ * crash, so the entries are no longer needed to rebuild it; RD_EINVAL
+ * otherwise) and ≤ last; compacting to the last index leaves an empty log.
+ * Compacting at or below the current compaction point is a no-op.
  */
 int rd_storage_batch_compact(struct rd_storage_batch *b, uint64_t group, uint64_t index,
-                             char *msg);
+                             const struct rd_conf_state *conf, char *msg);
 
 /* Put a catalog blob in the batch (see rd_storage_catalog_put). */
 int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
                                  const uint8_t *data, size_t len, char *msg);
 
 /*
- * Write the whole batch with one RocksDB write with sync=true (one fsync for
- * every group in it), then update the in-memory state and caches. When it
- * returns, everything in the batch is durable; only then may the caller
- * send messages or replies that depend on it. An empty batch writes nothing
- * and does not sync. A failed write aborts the process after logging the
- * RocksDB error.
+ * Write the batch in two RocksDB writes, then update the in-memory state and
+ * caches (README.md, "Writing each command once"):
+ *   W1, sync=true (one fsync for every group in it): log entries, deletions
+ *       of log entries (truncation, compaction), hard states, log starts,
+ *       catalog records;
+ *   W2, without the WAL: what applying entries changed (KV state, client
+ *       sessions, journal, applied indexes, and conf states: the membership
+ *       as of the applied index). W2 follows W1, so it only ever
+ *       holds the apply of entries whose commit W1 (or an earlier one) made
+ *       durable. It reaches the disk when RocksDB flushes its memtables, all
+ *       column families at once (atomic flush); a crash before that loses it,
+ *       and the open replays (applied, commit] from the log.
+ * When it returns, the log and the Raft state in the batch are durable; only
+ * then may the caller send messages or replies that depend on them. A reply
+ * that depends on an apply depends on the committed log it comes from, which
+ * is durable: the apply is recomputed identically after a crash. An empty
+ * batch writes nothing and does not sync. A failed write aborts the process
+ * after logging the RocksDB error.
  */
 void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b);
+
+/*
+ * The highest applied index of `group` whose state-machine effects are on
+ * disk: in SST files (read from RocksDB's persisted tier, skipping the
+ * memtables) or written by a synced write (a snapshot install). A crash
+ * never leaves the group's applied index below it, so log entries up to it
+ * may be compacted. Re-read from RocksDB at most every
+ * RD_STORAGE_DURABLE_CHECK_NS per group; between reads the value held is
+ * returned (never above the truth). Aborts on a RocksDB read error.
+ */
+uint64_t rd_storage_durable_applied(struct rd_storage *st, uint64_t group);
+
+#define RD_STORAGE_DURABLE_CHECK_NS (50u * 1000u * 1000u)
+
+/*
+ * Have RocksDB flush every column family soon (one atomic flush, in the
+ * background), so that rd_storage_durable_applied moves up without waiting
+ * for a memtable to fill: for a caller whose compaction waits for it. At
+ * most once every RD_STORAGE_FLUSH_INTERVAL_NS; calls in between do
+ * nothing. Aborts on a RocksDB write error.
+ */
+void rd_storage_flush_soon(struct rd_storage *st);
+
+#define RD_STORAGE_FLUSH_INTERVAL_NS (2000ull * 1000u * 1000u)
 
 /* ---- state machine reads --------------------------------------------------- */
 
@@ -387,8 +445,9 @@ struct rd_storage_stats {
 	/* counts per bucket (non-cumulative); [RD_STORAGE_SYNC_BUCKETS] is +Inf */
 	uint64_t sync_buckets[RD_STORAGE_SYNC_BUCKETS + 1];
 	uint64_t entries_written;
-	uint64_t bytes_written; /* RocksDB batch bytes */
-	uint64_t cache_hits;    /* rd_storage_entries served from the cache */
+	uint64_t bytes_written;       /* RocksDB batch bytes of the synced writes (W1) */
+	uint64_t state_bytes_written; /* of the writes without the WAL (W2) */
+	uint64_t cache_hits;          /* rd_storage_entries served from the cache */
 	uint64_t cache_misses;
 };
 

@@ -31,6 +31,7 @@
 
 #include "transport/internal.h"
 #include "util/err.h"
+#include "util/list.h"
 #include "util/log.h"
 
 static struct rd_conn *conn_of(void *user_data)
@@ -538,12 +539,7 @@ void rd_conn_free(struct rd_conn *c)
 	}
 	if (c->ssl)
 		wolfSSL_free(c->ssl);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		t->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	RD_LIST_UNLINK(t->conns, c, prev, next);
 	t->st.conns--;
 	free(c);
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "transport/internal.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -318,10 +319,7 @@ int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
 		return rd_errorf(msg, RD_ENOMEM, "frame of %zu bytes", len);
 	b->next = NULL;
 	b->len = RD_WIRE_HEADER + len;
-	b->data[0] = (uint8_t)(len >> 24);
-	b->data[1] = (uint8_t)(len >> 16);
-	b->data[2] = (uint8_t)(len >> 8);
-	b->data[3] = (uint8_t)len;
+	rd_be32_put(b->data, (uint32_t)len);
 	if (len > 0)
 		memcpy(b->data + RD_WIRE_HEADER, payload, len);
 	rv = enqueue(t, peer, b, false, msg);

@@ -19,22 +19,14 @@
 
 #include "transport/internal.h"
 #include "util/err.h"
+#include "util/list.h"
 #include "util/log.h"
 
 static void unlink_waiting(struct rd_call *call)
 {
 	struct rd_peer *p = call->peer;
-	struct rd_call **pp = &p->calls_head;
 
-	p->calls_tail = NULL;
-	while (*pp) {
-		if (*pp == call)
-			*pp = call->next;
-		else {
-			p->calls_tail = *pp;
-			pp = &(*pp)->next;
-		}
-	}
+	RD_QUEUE_REMOVE(struct rd_call, p->calls_head, p->calls_tail, call, next);
 	call->peer = NULL;
 }
 

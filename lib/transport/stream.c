@@ -16,7 +16,9 @@
 #include <string.h>
 
 #include "transport/internal.h"
+#include "util/bytes.h"
 #include "util/err.h"
+#include "util/list.h"
 #include "util/log.h"
 
 static const char *kind_name(enum rd_stream_kind k)
@@ -53,10 +55,7 @@ struct rd_sbuf *rd_sbuf_frame(const Raftd__PeerFrame *f, size_t max, char *msg, 
 	}
 	b->next = NULL;
 	b->len = RD_WIRE_HEADER + n;
-	b->data[0] = (uint8_t)(n >> 24);
-	b->data[1] = (uint8_t)(n >> 16);
-	b->data[2] = (uint8_t)(n >> 8);
-	b->data[3] = (uint8_t)n;
+	rd_be32_put(b->data, (uint32_t)n);
 	raftd__peer_frame__pack(f, b->data + RD_WIRE_HEADER);
 	*rv = 0;
 	return b;
@@ -64,12 +63,7 @@ struct rd_sbuf *rd_sbuf_frame(const Raftd__PeerFrame *f, size_t max, char *msg, 
 
 void rd_squeue_push(struct rd_squeue *q, struct rd_sbuf *b)
 {
-	b->next = NULL;
-	if (q->tail)
-		q->tail->next = b;
-	else
-		q->head = b;
-	q->tail = b;
+	RD_QUEUE_PUSH(q->head, q->tail, b, next);
 	if (q->cur == NULL) {
 		q->cur = b;
 		q->cur_off = 0;
@@ -209,24 +203,9 @@ void rd_stream_free(struct rd_stream *s, int err)
 {
 	struct rd_conn *c = s->conn;
 
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		c->streams = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	if (s->in_wlist) {
-		struct rd_stream **pp = &c->whead;
-		c->wtail = NULL;
-		while (*pp) {
-			if (*pp == s)
-				*pp = s->wnext;
-			else {
-				c->wtail = *pp;
-				pp = &(*pp)->wnext;
-			}
-		}
-	}
+	RD_LIST_UNLINK(c->streams, s, prev, next);
+	if (s->in_wlist)
+		RD_QUEUE_REMOVE(struct rd_stream, c->whead, c->wtail, s, wnext);
 	if (c->raft_out == s)
 		c->raft_out = NULL;
 	if (c->snap_out == s)
@@ -259,12 +238,7 @@ void rd_stream_want_write(struct rd_stream *s)
 
 	if (!s->in_wlist) {
 		s->in_wlist = true;
-		s->wnext = NULL;
-		if (c->wtail)
-			c->wtail->wnext = s;
-		else
-			c->whead = s;
-		c->wtail = s;
+		RD_QUEUE_PUSH(c->whead, c->wtail, s, wnext);
 	}
 	rd_t_mark_dirty(c);
 }

@@ -16,21 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/pbbudget.h"
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out,
                    size_t *outlen, char *msg)
@@ -44,7 +32,7 @@ int rd_wire_encode(const Raftd__PeerFrame *frame, size_t max, uint8_t **out,
 	buf = malloc(RD_WIRE_HEADER + n);
 	if (buf == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "frame of %zu bytes", n);
-	put_be32(buf, (uint32_t)n);
+	rd_be32_put(buf, (uint32_t)n);
 	raftd__peer_frame__pack(frame, buf + RD_WIRE_HEADER);
 	*out = buf;
 	*outlen = RD_WIRE_HEADER + n;
@@ -184,8 +172,8 @@ int rd_wire_batch_add_msg_to(struct rd_wire_batch *b, struct rd_wire_scratch *s,
 	size_t size;
 
 	if ((m->type == RD_MSG_HEARTBEAT || m->type == RD_MSG_HEARTBEAT_RESP) &&
-	    !m->reject && m->n_entries == 0 && m->index == 0 && m->log_term == 0 &&
-	    to_incarnation == 0)
+	    !m->reject && !m->quiesce && m->n_entries == 0 && m->index == 0 &&
+	    m->log_term == 0 && to_incarnation == 0)
 		return rd_wire_batch_add_heartbeat(b, m);
 	rm.to_incarnation = to_incarnation;
 	rm.type = (Raftd__RaftMessageType)m->type;
@@ -200,6 +188,7 @@ int rd_wire_batch_add_msg_to(struct rd_wire_batch *b, struct rd_wire_scratch *s,
 	rm.reject_hint = m->reject_hint;
 	rm.conflict_term = m->conflict_term;
 	rm.context = m->context;
+	rm.quiesce = m->quiesce;
 	if (scratch_reserve(s, m->n_entries) != 0)
 		return RD_ENOMEM;
 	for (uint32_t i = 0; i < m->n_entries; i++) {
@@ -243,6 +232,15 @@ const uint8_t *rd_wire_batch_seal_ident(struct rd_wire_batch *b, uint64_t from,
 	uint8_t head[RD_WIRE_BATCH_HEAD], ft[RD_WIRE_BATCH_HEAD - 11];
 	size_t hl = 0, fl = 0, body;
 
+	if (b->buf == NULL) {
+		/* Nothing was ever added: room for the head alone. */
+		if (reserve(b, RD_WIRE_BATCH_HEAD) != 0) {
+			*len = 0;
+			return NULL;
+		}
+		b->len = RD_WIRE_BATCH_HEAD;
+	}
+
 	/* PeerFrame{ batch: RaftBatch{ from, to, [flags,] [incarnation,]
 	 * [cluster,] <added> } } */
 	ft[fl++] = key(RD_WIRE_BATCH_FROM, RD_WIRE_TYPE_VARINT);
@@ -263,6 +261,10 @@ const uint8_t *rd_wire_batch_seal_ident(struct rd_wire_batch *b, uint64_t from,
 		fl += put_varint(ft + fl, cl);
 		memcpy(ft + fl, id->cluster, cl);
 		fl += cl;
+	}
+	if (id != NULL && id->boot != 0) {
+		ft[fl++] = key(RD_WIRE_BATCH_BOOT, RD_WIRE_TYPE_VARINT);
+		fl += put_varint(ft + fl, id->boot);
 	}
 	body = fl + b->len - RD_WIRE_BATCH_HEAD;
 	head[hl++] = key(RD_WIRE_FRAME_BATCH, RD_WIRE_TYPE_LEN);
@@ -366,6 +368,7 @@ int rd_wire_msg_from_proto(const Raftd__RaftMessage *rm, struct rd_message *m,
 	m->reject_hint = rm->reject_hint;
 	m->conflict_term = rm->conflict_term;
 	m->context = rm->context;
+	m->quiesce = rm->quiesce;
 	if (rm->type == RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT)
 		rd_wire_meta_from_proto(&m->snapshot, rm->snapshot);
 	m->n_entries = (uint32_t)rm->n_entries;
@@ -561,7 +564,7 @@ int rd_wire_reader_feed(struct rd_wire_reader *r, const uint8_t *data, size_t le
 			len -= take;
 			if (r->hdr_have < RD_WIRE_HEADER)
 				break;
-			r->need = get_be32(r->hdr);
+			r->need = rd_be32_get(r->hdr);
 			if (r->need > r->max) {
 				/* Checked before allocating: a hostile length costs
 				 * nothing. */

@@ -46,6 +46,7 @@
 #define RD_WIRE_BATCH_FLAGS           6  /* RaftBatch.flags */
 #define RD_WIRE_BATCH_INCARNATION     7  /* RaftBatch.incarnation */
 #define RD_WIRE_BATCH_CLUSTER         8  /* RaftBatch.cluster */
+#define RD_WIRE_BATCH_BOOT            9  /* RaftBatch.boot */
 #define RD_WIRE_BATCH_CLUSTER_MAX     64 /* bytes of RaftBatch.cluster sealed */
 #define RD_WIRE_BATCH_F_DISK_SLOW     1u /* the sender's disk is slow */
 #define RD_WIRE_TYPE_VARINT           0
@@ -53,8 +54,8 @@
 
 /* Room kept at the front of a batch buffer for the frame's head
  * (PeerFrame.batch key and length, RaftBatch.from and .to, .flags when
- * set, .incarnation and .cluster: at most 1 + 10 + 2 * 11 + 6 + 11 + 2 +
- * RD_WIRE_BATCH_CLUSTER_MAX bytes), so that the sealed frame is handed to
+ * set, .incarnation, .cluster and .boot: at most 1 + 10 + 2 * 11 + 6 + 11 +
+ * 2 + RD_WIRE_BATCH_CLUSTER_MAX + 11 bytes), so that the sealed frame is handed to
  * the transport from the batch buffer itself, without another copy. */
 #define RD_WIRE_BATCH_HEAD 128
 
@@ -135,11 +136,13 @@ const uint8_t *rd_wire_batch_seal_flags(struct rd_wire_batch *b, uint64_t from,
 /* The sender's identity a batch carries (RaftBatch.incarnation, .cluster). */
 struct rd_wire_ident {
 	uint64_t incarnation; /* 0 writes no field */
+	uint64_t boot;        /* RaftBatch.boot; 0 writes no field */
 	const char *cluster;  /* NULL or "" writes no field; at most
 	                       * RD_WIRE_BATCH_CLUSTER_MAX bytes are sealed */
 };
 
-/* The same with the sender's identity (`id` may be NULL: none). */
+/* The same with the sender's identity (`id` may be NULL: none). An empty
+ * batch may be sealed too (a node heartbeat: the head alone). */
 const uint8_t *rd_wire_batch_seal_ident(struct rd_wire_batch *b, uint64_t from,
                                         uint64_t to, uint32_t flags,
                                         const struct rd_wire_ident *id, size_t *len);

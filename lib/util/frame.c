@@ -5,19 +5,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "util/bytes.h"
 #include "util/err.h"
 
 void rd_frame_header(uint8_t hdr[RD_FRAME_HEADER], uint32_t len)
 {
-	hdr[0] = (uint8_t)(len >> 24);
-	hdr[1] = (uint8_t)(len >> 16);
-	hdr[2] = (uint8_t)(len >> 8);
-	hdr[3] = (uint8_t)len;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	rd_be32_put(hdr, len);
 }
 
 int rd_frame_peek(struct evbuffer *in, size_t max, uint32_t *len)
@@ -27,7 +20,7 @@ int rd_frame_peek(struct evbuffer *in, size_t max, uint32_t *len)
 
 	if (evbuffer_copyout(in, hdr, sizeof hdr) < (ssize_t)sizeof hdr)
 		return RD_EAGAIN;
-	n = get_be32(hdr);
+	n = rd_be32_get(hdr);
 	if (n > max)
 		return RD_ETOOBIG;
 	if (evbuffer_get_length(in) < RD_FRAME_HEADER + (size_t)n)
@@ -36,7 +29,7 @@ int rd_frame_peek(struct evbuffer *in, size_t max, uint32_t *len)
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+int rd_frame_write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -77,8 +70,8 @@ int rd_frame_write_fd(int fd, const uint8_t *buf, size_t len)
 	if (len > UINT32_MAX)
 		return RD_ETOOBIG;
 	rd_frame_header(hdr, (uint32_t)len);
-	rv = write_all(fd, hdr, sizeof hdr);
-	return rv != 0 ? rv : write_all(fd, buf, len);
+	rv = rd_frame_write_all(fd, hdr, sizeof hdr);
+	return rv != 0 ? rv : rd_frame_write_all(fd, buf, len);
 }
 
 int rd_frame_read_fd(int fd, size_t max, uint8_t **out, size_t *len)
@@ -91,7 +84,7 @@ int rd_frame_read_fd(int fd, size_t max, uint8_t **out, size_t *len)
 	rv = read_all(fd, hdr, sizeof hdr);
 	if (rv != 0)
 		return rv;
-	n = get_be32(hdr);
+	n = rd_be32_get(hdr);
 	if (n > max)
 		return RD_ETOOBIG;
 	buf = malloc(n ? n : 1);

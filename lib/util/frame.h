@@ -28,4 +28,8 @@ int rd_frame_peek(struct evbuffer *in, size_t max, uint32_t *len);
 int rd_frame_write_fd(int fd, const uint8_t *buf, size_t len);
 int rd_frame_read_fd(int fd, size_t max, uint8_t **out, size_t *len);
 
+/* Write all `n` bytes of `p` to the blocking descriptor `fd`, again after
+ * EINTR and after a short write: 0, or RD_EIO (errno describes it). */
+int rd_frame_write_all(int fd, const uint8_t *p, size_t n);
+
 #endif

@@ -8,13 +8,16 @@
 #                            when BENCH_KEEP is set)
 #   bench_port [tcp]         a free loopback UDP (or TCP) port
 #   bench_certs N            a CA and N node certificates in DIR/certs
-#   bench_conf NAME ID PORT PEERS GROUPS RF LEVEL
+#   bench_conf NAME ID PORT PEERS GROUPS RF LEVEL [ADMIN]
 #                            DIR/NAME.conf: node ID listening on PORT, mutual
 #                            TLS with DIR/certs/nodeID.*, data in DIR/NAME,
-#                            socket DIR/NAME.sock, admin off
+#                            socket DIR/NAME.sock, admin HTTP on ADMIN
+#                            (host:port; default off)
 #   bench_cluster_conf GROUPS LEVEL
 #                            certificates and DIR/node1..3.conf of a 3-node
-#                            cluster (P[1..3] its ports, PEERS its peer list)
+#                            cluster (P[1..3] its ports, PEERS its peer list,
+#                            A[1..3] its admin HTTP ports on 127.0.0.1)
+#   bench_metric N NAME      the value of sample NAME in node N's /metrics
 #   bench_start NAME [ARG]   raftd --config DIR/NAME.conf ARG... in the
 #                            background, stderr to DIR/NAME.log; its pid is
 #                            appended to PIDS
@@ -83,7 +86,7 @@ socket = $DIR/$1.sock
 # every client its own connection: up to 500 over 3 nodes (default 64)
 max_connections = 1024
 [admin]
-listen = off
+listen = ${8:-off}
 [log]
 level = $7
 CONF
@@ -93,9 +96,19 @@ bench_cluster_conf() {
 	local i
 	bench_certs 3
 	P=()
-	for i in 1 2 3; do P[$i]=$(bench_port); done
+	A=()
+	for i in 1 2 3; do
+		P[$i]=$(bench_port)
+		A[$i]=$(bench_port tcp)
+	done
 	PEERS="1@127.0.0.1:${P[1]}, 2@127.0.0.1:${P[2]}, 3@127.0.0.1:${P[3]}"
-	for i in 1 2 3; do bench_conf "node$i" "$i" "${P[$i]}" "$PEERS" "$1" 3 "$2"; done
+	for i in 1 2 3; do
+		bench_conf "node$i" "$i" "${P[$i]}" "$PEERS" "$1" 3 "$2" "127.0.0.1:${A[$i]}"
+	done
+}
+
+bench_metric() {
+	curl -sf "http://127.0.0.1:${A[$1]}/metrics" | awk -v n="$2" '$1 == n {v = $2} END {print v}'
 }
 
 bench_start() {

@@ -4,7 +4,11 @@
 # 1 and 500), prints the RESULT lines and writes them to build/bench/e2e.csv.
 # Each RESULT line also carries the CPU time the three nodes spent per
 # acknowledged write (user + system from /proc/PID/stat, before and after the
-# run, summed over the nodes) and each node's resident set size after it.
+# run, summed over the nodes), each node's resident set size after it, and
+# node 1's storage bytes per acknowledged write (every node holds every
+# group): wal_bytes_per_write, what its synced writes put in the WAL (log
+# entries, Raft state), and applied_bytes_per_write, what it wrote without
+# the WAL (what applying changed; README of lib/storage).
 #
 # usage: e2e.sh BUILD_DIR [SECONDS [CLIENTS...]]
 set -euo pipefail
@@ -42,11 +46,17 @@ node_rss() {
 HZ=$(getconf CLK_TCK)
 for c in "${CLIENTS[@]}"; do
 	t0=$(node_ticks)
+	w0=$(bench_metric 1 raft_storage_synced_bytes_total)
+	a0=$(bench_metric 1 raft_storage_applied_bytes_total)
 	"$B/bench/e2e_load" "$c" "$SECS" "$DIR/node1.sock" "$DIR/node2.sock" "$DIR/node3.sock" >"$DIR/run"
 	t1=$(node_ticks)
+	w1=$(bench_metric 1 raft_storage_synced_bytes_total)
+	a1=$(bench_metric 1 raft_storage_applied_bytes_total)
 	writes=$(sed -n 's/^RESULT .* writes=\([0-9]*\).*/\1/p' "$DIR/run")
 	cpu=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v w="$writes" \
 		'BEGIN{printf "%.1f", (w > 0 ? d / hz * 1e6 / w : 0)}')
-	sed "s/^\(RESULT .*\)$/\1 cpu_us_per_write=$cpu$(node_rss)/" "$DIR/run"
+	per() { awk -v d="$(($2 - $1))" -v w="$writes" 'BEGIN{printf "%.0f", (w > 0 ? d / w : 0)}'; }
+	bytes=" wal_bytes_per_write=$(per "$w0" "$w1") applied_bytes_per_write=$(per "$a0" "$a1")"
+	sed "s/^\(RESULT .*\)$/\1 cpu_us_per_write=$cpu$bytes$(node_rss)/" "$DIR/run"
 done | tee "$DIR/out"
 grep '^RESULT' "$DIR/out" | sed 's/^RESULT e2e //; s/ /,/g' >"$B/bench/e2e.csv"

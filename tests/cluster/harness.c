@@ -158,6 +158,9 @@ void rd_h_start(struct rd_h_cluster *c, unsigned i)
 		if (nd->restore[0] != '\0')
 			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
 			      "--restore", nd->restore, (char *)NULL);
+		else if (nd->force_new)
+			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
+			      "--force-new-cluster", (char *)NULL);
 		else
 			execl(rd_h_build_path("raftd"), "raftd", "--config", nd->conf,
 			      (char *)NULL);
@@ -230,6 +233,53 @@ int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out,
 			return rv;
 		usleep(100 * 1000);
 	}
+}
+
+void rd_h_put(struct rd_h_cluster *c, unsigned i, unsigned secs, const char *key,
+              const char *value)
+{
+	char out[4096];
+	int rv =
+	    rd_h_ctl_retry(c, i, secs, out, sizeof out, "put", key, value, (char *)NULL);
+
+	cr_assert_eq(rv, 0, "put %s on node %u: exit %d (logs in %s)", key, i, rv,
+	             c->dir);
+}
+
+/* "<prefix><k>", valid until the next call. */
+static const char *nth_key(const char *prefix, int k)
+{
+	static char key[64];
+
+	snprintf(key, sizeof key, "%s%d", prefix, k);
+	return key;
+}
+
+void rd_h_put_keys(struct rd_h_cluster *c, unsigned nodes, unsigned secs,
+                   const char *prefix, int n, const char *value)
+{
+	for (int k = 0; k < n; k++)
+		rd_h_put(c, 1 + (unsigned)k % nodes, secs, nth_key(prefix, k), value);
+}
+
+void rd_h_expect_get(struct rd_h_cluster *c, unsigned i, unsigned secs, const char *key,
+                     const char *want)
+{
+	char out[4096], expect[4096];
+	int rv = rd_h_ctl_retry(c, i, secs, out, sizeof out, "get", key, (char *)NULL);
+
+	cr_assert_eq(rv, 0, "get %s on node %u: exit %d (logs in %s)", key, i, rv,
+	             c->dir);
+	snprintf(expect, sizeof expect, "%s\n", want);
+	cr_assert_str_eq(out, expect, "node %u key %s", i, key);
+}
+
+void rd_h_expect_keys(struct rd_h_cluster *c, unsigned nodes, unsigned secs,
+                      const char *prefix, int n, const char *want)
+{
+	for (int k = 0; k < n; k++)
+		rd_h_expect_get(c, 1 + (unsigned)k % nodes, secs, nth_key(prefix, k),
+		                want);
 }
 
 bool rd_h_wait_ready(struct rd_h_cluster *c, unsigned secs)

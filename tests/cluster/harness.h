@@ -23,6 +23,7 @@ struct rd_h_node {
 	char sock[256];
 	char log[256];
 	char restore[256]; /* non-empty: rd_h_start passes --restore FILE */
+	bool force_new;    /* rd_h_start passes --force-new-cluster */
 };
 
 struct rd_h_cluster {
@@ -64,6 +65,23 @@ int rd_h_ctl(struct rd_h_cluster *c, unsigned i, char *out, size_t size, ...);
  * e.g. no leader yet) for at most `secs`. */
 int rd_h_ctl_retry(struct rd_h_cluster *c, unsigned i, unsigned secs, char *out,
                    size_t size, ...);
+
+/* `raftctl put key value` through node i, retried as rd_h_ctl_retry does
+ * for at most `secs`; fails the test unless it succeeds. */
+void rd_h_put(struct rd_h_cluster *c, unsigned i, unsigned secs, const char *key,
+              const char *value);
+/* rd_h_put of keys `prefix`0 .. `prefix`(n - 1), each set to `value`, the
+ * i-th through node 1 + i % nodes. */
+void rd_h_put_keys(struct rd_h_cluster *c, unsigned nodes, unsigned secs,
+                   const char *prefix, int n, const char *value);
+/* `raftctl get key` through node i, retried as rd_h_ctl_retry does for at
+ * most `secs`; fails the test unless it succeeds with `want`. */
+void rd_h_expect_get(struct rd_h_cluster *c, unsigned i, unsigned secs, const char *key,
+                     const char *want);
+/* rd_h_expect_get of keys `prefix`0 .. `prefix`(n - 1), each to hold
+ * `want`, the i-th through node 1 + i % nodes. */
+void rd_h_expect_keys(struct rd_h_cluster *c, unsigned nodes, unsigned secs,
+                      const char *prefix, int n, const char *want);
 
 /* Run `raftd` with arbitrary arguments, capture stderr into `err`. */
 int rd_h_raftd(char *err, size_t size, const char *arg1, const char *arg2);

@@ -85,16 +85,47 @@ static int sh(char *out, size_t size, const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void expect_get(struct rd_h_cluster *c, unsigned node, const char *key,
-                       const char *want)
+/* Make `dir` and `file` (`name` in it), C := a cluster of three with
+ * options o, ready, holding "k<i>" = "v<i>" for every i < KEYS, the i-th
+ * written through node 1 + i % nodes. */
+static void up_with_keys(const struct rd_h_opts *o, unsigned nodes, char *file,
+                         size_t size, const char *name)
 {
-	char out[4096], expect[4096];
-	int rv =
-	    rd_h_ctl_retry(c, node, WAIT_S, out, sizeof out, "get", key, (char *)NULL);
-	cr_assert_eq(rv, 0, "get %s on node %u: exit %d (logs in %s)", key, node, rv,
-	             c->dir);
-	snprintf(expect, sizeof expect, "%s\n", want);
-	cr_assert_str_eq(out, expect, "node %u key %s", node, key);
+	char key[32], val[32];
+
+	snprintf(dir, sizeof dir, "/tmp/rd-backup-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(file, size, "%s/%s", dir, name);
+	rd_h_cluster_init(&C, 3, o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	for (int i = 0; i < KEYS; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(val, sizeof val, "v%d", i);
+		rd_h_put(&C, 1 + (unsigned)i % nodes, WAIT_S, key, val);
+	}
+}
+
+/* A raw client on node i's socket that asks for a backup (request `id`)
+ * and reads nothing yet; returns the connection. */
+static int ask_backup(unsigned i, uint64_t id)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
+	Raftd__BackupRequest b = RAFTD__BACKUP_REQUEST__INIT;
+	uint8_t buf[64];
+	size_t len;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	cr_assert_lt(strlen(C.nodes[i - 1].sock), sizeof sun.sun_path);
+	memcpy(sun.sun_path, C.nodes[i - 1].sock, strlen(C.nodes[i - 1].sock) + 1);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	req.request_id = id;
+	req.op_case = RAFTD__CLIENT_REQUEST__OP_BACKUP;
+	req.backup = &b;
+	len = raftd__client_request__pack(&req, buf);
+	cr_assert_eq(rd_frame_write_fd(fd, buf, len), 0);
+	return fd;
 }
 
 /* D := a new cluster of three founded from backup `file`, ready; every key
@@ -112,7 +143,7 @@ static void restore_three(const struct rd_h_opts *o, const char *file)
 	for (int i = 0; i < KEYS; i++) {
 		snprintf(key, sizeof key, "k%d", i);
 		snprintf(val, sizeof val, "v%d", i);
-		expect_get(&D, 1 + (unsigned)(i % 3), key, val);
+		rd_h_expect_get(&D, 1 + (unsigned)(i % 3), WAIT_S, key, val);
 	}
 }
 
@@ -120,21 +151,9 @@ Test(backup, save_under_writes_then_restore_into_a_new_cluster, .fini = teardown
      .timeout = 300)
 {
 	struct rd_h_opts o = {.data_groups = 4};
-	char out[16384], key[32], val[32], file[128];
+	char out[16384], file[128];
 
-	snprintf(dir, sizeof dir, "/tmp/rd-backup-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(file, sizeof file, "%s/cluster.rdbk", dir);
-	rd_h_cluster_init(&C, 3, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	for (int i = 0; i < KEYS; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		snprintf(val, sizeof val, "v%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1 + (unsigned)(i % 3), WAIT_S, out,
-		                            sizeof out, "put", key, val, (char *)NULL),
-		             0);
-	}
+	up_with_keys(&o, 3, file, sizeof file, "cluster.rdbk");
 	cr_assert_eq(rd_h_ctl_retry(&C, 2, WAIT_S, out, sizeof out, "meta", "put",
 	                            "owner", "ops", (char *)NULL),
 	             0);
@@ -171,7 +190,7 @@ Test(backup, save_under_writes_then_restore_into_a_new_cluster, .fini = teardown
 	                            "restore", (char *)NULL),
 	             0);
 	for (unsigned i = 1; i <= 3; i++)
-		expect_get(&D, i, "after", "restore");
+		rd_h_expect_get(&D, i, WAIT_S, "after", "restore");
 	/* Under a new cluster id. */
 	cr_assert_eq(
 	    sh(out, sizeof out, "grep -h 'restored from backup' %s/*.log", D.dir), 0,
@@ -191,7 +210,7 @@ Test(backup, save_under_writes_then_restore_into_a_new_cluster, .fini = teardown
 	rd_h_start(&D, 1);
 	cr_assert(rd_h_wait_ready(&D, WAIT_S), "restarted node not ready (logs in %s)",
 	          D.dir);
-	expect_get(&D, 1, "after", "restore");
+	rd_h_expect_get(&D, 1, WAIT_S, "after", "restore");
 }
 
 /* Damaged files: refused by inspect and by restore, naming the record. */
@@ -199,7 +218,7 @@ Test(backup, truncated_and_bit_flipped_backups_are_refused, .fini = teardown,
      .timeout = 300)
 {
 	struct rd_h_opts o = {.data_groups = 2};
-	char out[16384], file[128], bad[160], key[32];
+	char out[16384], file[128], bad[160];
 	struct stat st;
 
 	snprintf(dir, sizeof dir, "/tmp/rd-backup-XXXXXX");
@@ -208,12 +227,7 @@ Test(backup, truncated_and_bit_flipped_backups_are_refused, .fini = teardown,
 	rd_h_cluster_init(&C, 1, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
-	for (int i = 0; i < 20; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
-		                            "some value", (char *)NULL),
-		             0);
-	}
+	rd_h_put_keys(&C, 1, WAIT_S, "k", 20, "some value");
 	cr_assert_eq(
 	    rd_h_ctl(&C, 1, out, sizeof out, "backup", "save", file, (char *)NULL), 0,
 	    "%s", out);
@@ -311,21 +325,9 @@ Test(backup, groups_not_hosted_here_are_fetched_from_a_replica, .fini = teardown
      .timeout = 300)
 {
 	struct rd_h_opts o = {.data_groups = 3, .replication = 1};
-	char out[16384], key[32], val[32], file[128];
+	char out[16384], file[128];
 
-	snprintf(dir, sizeof dir, "/tmp/rd-backup-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(file, sizeof file, "%s/rf1.rdbk", dir);
-	rd_h_cluster_init(&C, 3, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	for (int i = 0; i < KEYS; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		snprintf(val, sizeof val, "v%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
-		                            val, (char *)NULL),
-		             0);
-	}
+	up_with_keys(&o, 1, file, sizeof file, "rf1.rdbk");
 	/* Node 1 hosts one data group of three. */
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "groups", (char *)NULL), 0);
 	unsigned rows = 0;
@@ -353,41 +355,24 @@ Test(backup, a_client_that_stops_reading_holds_the_save_back, .fini = teardown,
 	struct rd_h_opts o = {.data_groups = 1,
 	                      .extra_conf =
 	                          "[control]\noutput_high_water_bytes = 1048576\n"};
-	char out[16384], key[32], terms[2][16384];
+	char out[16384], terms[2][16384];
 	static char value[100 * 1024 + 1];
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
 	rd_h_cluster_init(&C, 3, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
 	memset(value, 'x', sizeof value - 1);
-	for (int i = 0; i < 160; i++) { /* 16 MB in group 1 */
-		snprintf(key, sizeof key, "big%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
-		                            value, (char *)NULL),
-		             0);
-	}
+	rd_h_put_keys(&C, 1, WAIT_S, "big", 160, value); /* 16 MB in group 1 */
 	cr_assert_eq(rd_h_ctl(&C, 2, terms[0], sizeof terms[0], "groups", (char *)NULL),
 	             0);
 
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	cr_assert_lt(strlen(C.nodes[1].sock), sizeof sun.sun_path);
-	memcpy(sun.sun_path, C.nodes[1].sock, strlen(C.nodes[1].sock) + 1);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
-	Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-	Raftd__BackupRequest b = RAFTD__BACKUP_REQUEST__INIT;
-	uint8_t buf[64];
-	req.request_id = 7;
-	req.op_case = RAFTD__CLIENT_REQUEST__OP_BACKUP;
-	req.backup = &b;
-	size_t len = raftd__client_request__pack(&req, buf);
-	cr_assert_eq(rd_frame_write_fd(fd, buf, len), 0);
+	int fd = ask_backup(2, 7);
 	sleep(3);
 	/* The node is not stalled: writes and reads are served. */
 	cr_assert_eq(rd_h_ctl_retry(&C, 2, WAIT_S, out, sizeof out, "put", "during",
 	                            "save", (char *)NULL),
 	             0);
-	expect_get(&C, 2, "during", "save");
+	rd_h_expect_get(&C, 2, WAIT_S, "during", "save");
 	/* What waits for the client is bounded by the high-water mark, one
 	 * record and the kernel's socket buffer, far below the state. */
 	int queued = 0;
@@ -439,9 +424,8 @@ Test(backup, a_client_that_goes_away_ends_the_save, .fini = teardown, .timeout =
 	struct rd_h_opts o = {.data_groups = 1,
 	                      .extra_conf =
 	                          "[control]\noutput_high_water_bytes = 1048576\n"};
-	char out[16384], key[32];
+	char out[16384];
 	static char value[100 * 1024 + 1];
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
 	snprintf(dir, sizeof dir, "/tmp/rd-backup-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
@@ -449,26 +433,12 @@ Test(backup, a_client_that_goes_away_ends_the_save, .fini = teardown, .timeout =
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
 	memset(value, 'x', sizeof value - 1);
-	for (int i = 0; i < 60; i++) { /* 6 MB: more than the output may hold */
-		snprintf(key, sizeof key, "big%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
-		                            value, (char *)NULL),
-		             0);
-	}
+	rd_h_put_keys(&C, 1, WAIT_S, "big", 60,
+	              value); /* 6 MB: more than the output may hold */
 	for (int round = 0; round < 3; round++) {
-		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		cr_assert_lt(strlen(C.nodes[0].sock), sizeof sun.sun_path);
-		memcpy(sun.sun_path, C.nodes[0].sock, strlen(C.nodes[0].sock) + 1);
-		cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
-		Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-		Raftd__BackupRequest b = RAFTD__BACKUP_REQUEST__INIT;
-		uint8_t buf[64], *in;
-		size_t len, inlen;
-		req.request_id = 1;
-		req.op_case = RAFTD__CLIENT_REQUEST__OP_BACKUP;
-		req.backup = &b;
-		len = raftd__client_request__pack(&req, buf);
-		cr_assert_eq(rd_frame_write_fd(fd, buf, len), 0);
+		int fd = ask_backup(1, 1);
+		uint8_t *in;
+		size_t inlen;
 		cr_assert_eq(rd_frame_read_fd(fd, 8u << 20, &in, &inlen), 0);
 		free(in);
 		usleep(500 * 1000);

@@ -200,6 +200,25 @@ static void stop_handler(pid_t h, const char *vs)
 	cr_assert_fail("handler still registered: %s", out);
 }
 
+/* `raftctl --json [--timeout MS] send --vshard vs x` through `node` until
+ * the answer is other than NO_HANDLER (a handler just started has been
+ * registered), for at most WAIT_S; the last answer is left in out. */
+static void send_handled(unsigned node, const char *vs, const char *timeout_ms, char *out,
+                         size_t size)
+{
+	for (int tries = 0; tries < WAIT_S * 10; tries++) {
+		if (timeout_ms != NULL)
+			rd_h_ctl(&C, node, out, size, "--json", "--timeout", timeout_ms,
+			         "send", "--vshard", vs, "x", (char *)NULL);
+		else
+			rd_h_ctl(&C, node, out, size, "--json", "send", "--vshard", vs,
+			         "x", (char *)NULL);
+		if (strstr(out, "NO_HANDLER") == NULL)
+			return;
+		usleep(100 * 1000);
+	}
+}
+
 Test(envelopes, no_handler_oversize_app_error_and_handler_exit_are_errors,
      .fini = teardown, .timeout = 180)
 {
@@ -231,26 +250,14 @@ Test(envelopes, no_handler_oversize_app_error_and_handler_exit_are_errors,
 
 	/* A command that fails: APP_ERROR with its stderr. */
 	h = start_handler(l, "cat >/dev/null; echo 'no such thing' >&2; exit 3");
-	for (int tries = 0; tries < WAIT_S * 10; tries++) {
-		rd_h_ctl(&C, 1, out, sizeof out, "--json", "send", "--vshard", vs, "x",
-		         (char *)NULL);
-		if (strstr(out, "NO_HANDLER") == NULL)
-			break;
-		usleep(100 * 1000);
-	}
+	send_handled(1, vs, NULL, out, sizeof out);
 	cr_assert(strstr(out, "\"error\":\"APP_ERROR\"") != NULL, "%s", out);
 	cr_assert(strstr(out, "no such thing") != NULL, "%s", out);
 	stop_handler(h, vs);
 
 	/* A reply over the payload cap: delivered, answered APP_ERROR. */
 	h = start_handler(l, "cat >/dev/null; head -c 150 /dev/zero | tr '\\0' r");
-	for (int tries = 0; tries < WAIT_S * 10; tries++) {
-		rd_h_ctl(&C, 2, out, sizeof out, "--json", "send", "--vshard", vs, "x",
-		         (char *)NULL);
-		if (strstr(out, "NO_HANDLER") == NULL)
-			break;
-		usleep(100 * 1000);
-	}
+	send_handled(2, vs, NULL, out, sizeof out);
 	cr_assert(strstr(out, "\"error\":\"APP_ERROR\"") != NULL, "%s", out);
 	cr_assert(strstr(out, "max_payload_bytes") != NULL, "%s", out);
 	stop_handler(h, vs);
@@ -303,12 +310,6 @@ Test(envelopes, no_handler_oversize_app_error_and_handler_exit_are_errors,
 
 	/* A handler that never answers: TIMEOUT at the deadline. */
 	h = start_handler(l, "sleep 60");
-	for (int tries = 0; tries < WAIT_S * 10; tries++) {
-		rd_h_ctl(&C, 3, out, sizeof out, "--json", "--timeout", "1500", "send",
-		         "--vshard", vs, "x", (char *)NULL);
-		if (strstr(out, "NO_HANDLER") == NULL)
-			break;
-		usleep(100 * 1000);
-	}
+	send_handled(3, vs, "1500", out, sizeof out);
 	cr_assert(strstr(out, "\"error\":\"TIMEOUT\"") != NULL, "%s", out);
 }

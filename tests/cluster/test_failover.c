@@ -105,6 +105,16 @@ Test(failover, a_retried_session_write_applies_once_also_through_another_node,
 	cr_expect_str_eq(out, "3");
 }
 
+/* Stop the single node with SIGTERM (it exits 0), start it again and wait
+ * until it says it is ready. */
+static void restart_single(char *out, size_t size)
+{
+	cr_assert_eq(rd_h_stop(&C, 1, SIGTERM), 0);
+	rd_h_start(&C, 1);
+	cr_assert_eq(rd_h_ctl(&C, 1, out, size, "ready", "--wait", "30", (char *)NULL),
+	             0);
+}
+
 /* A write queued while its group has no leader goes once one is known,
  * also when this node becomes the leader itself: a single node restarted
  * with many groups is ready (group 0 led) before every data group has
@@ -116,11 +126,7 @@ Test(failover, a_write_waiting_for_a_leader_goes_when_this_node_leads, .fini = t
 
 	rd_h_cluster_up(&C, 1, 16, WAIT_S);
 	for (int round = 0; round < 2; round++) {
-		cr_assert_eq(rd_h_stop(&C, 1, SIGTERM), 0);
-		rd_h_start(&C, 1);
-		cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "ready", "--wait", "30",
-		                      (char *)NULL),
-		             0);
+		restart_single(out, sizeof out);
 		for (int i = 0; i < 32; i++) {
 			snprintf(key, sizeof key, "r%dk%d", round, i);
 			int rv = rd_h_ctl(&C, 1, out, sizeof out, "--timeout", "8000",
@@ -143,18 +149,9 @@ Test(failover, reads_waiting_for_leaders_are_resubmitted_after_the_pass, .fini =
 	char out[4096], key[32];
 
 	rd_h_cluster_up(&C, 1, 16, WAIT_S);
-	for (int i = 0; i < 32; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
-		                            "v", (char *)NULL),
-		             0);
-	}
+	rd_h_put_keys(&C, 1, WAIT_S, "k", 32, "v");
 	for (int round = 0; round < 3; round++) {
-		cr_assert_eq(rd_h_stop(&C, 1, SIGTERM), 0);
-		rd_h_start(&C, 1);
-		cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "ready", "--wait", "30",
-		                      (char *)NULL),
-		             0);
+		restart_single(out, sizeof out);
 		for (int i = 0; i < 32; i++) {
 			snprintf(key, sizeof key, "k%d", i);
 			int rv = rd_h_ctl(&C, 1, out, sizeof out, "--timeout", "8000",
@@ -192,12 +189,7 @@ Test(failover, reads_through_an_election_of_many_groups_do_not_abort_a_survivor,
 	char out[4096], key[32];
 
 	rd_h_cluster_up(&C, 3, 16, WAIT_S);
-	for (int i = 0; i < 48; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		cr_assert_eq(rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", key,
-		                            "v", (char *)NULL),
-		             0);
-	}
+	rd_h_put_keys(&C, 1, WAIT_S, "k", 48, "v");
 	for (int round = 0; round < 3; round++) {
 		unsigned victim = busiest_leader(1, 16);
 		cr_assert_neq(victim, 0);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/http.h"
 #include "harness.h"
 
 #define WAIT_S 30
@@ -53,29 +54,11 @@ static bool wait_log(unsigned node, const char *needle)
 static unsigned long long metric(unsigned node, const char *name)
 {
 	static char out[1 << 20];
-	const char *req =
-	    "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port =
-	                             htons((uint16_t)C.nodes[node - 1].admin_port),
-	                         .sin_addr.s_addr = htonl(0x7f000001)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	unsigned long long v = 0;
-	size_t got = 0;
-	ssize_t r;
 	const char *p;
 
-	cr_assert_geq(fd, 0);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(fd);
+	if (rd_t_http_get(C.nodes[node - 1].admin_port, "/metrics", out, sizeof out) < 0)
 		return 0;
-	}
-	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	while (got + 1 < sizeof out &&
-	       (r = read(fd, out + got, sizeof out - 1 - got)) > 0)
-		got += (size_t)r;
-	out[got] = '\0';
-	close(fd);
 	p = strstr(out, name);
 	if (p != NULL)
 		sscanf(p + strlen(name), " %llu", &v);
@@ -114,23 +97,25 @@ static void check_leaders(void)
 	}
 }
 
-static void put(unsigned node, const char *k, const char *v)
+/* Start all three and wait until node 1 applied every registration:
+ * `raftctl members` shows an incarnation for each member (all zeros would
+ * mean none). */
+static void start_registered(const struct rd_h_opts *o)
 {
-	char out[4096];
-	int rv =
-	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "put", k, v, (char *)NULL);
-	cr_assert_eq(rv, 0, "put %s on node %u: exit %d (logs in %s)", k, node, rv,
-	             C.dir);
-}
+	char mem[4096];
+	bool all = false;
 
-static void expect_get(unsigned node, const char *k, const char *want)
-{
-	char out[4096], expect[4096];
-	int rv =
-	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "get", k, (char *)NULL);
-	cr_assert_eq(rv, 0, "get %s on node %u: exit %d", k, node, rv);
-	snprintf(expect, sizeof expect, "%s\n", want);
-	cr_assert_str_eq(out, expect, "node %u key %s", node, k);
+	rd_h_cluster_init(&C, 3, o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	for (int i = 0; i < WAIT_S * 10 && !all; i++) {
+		cr_assert_eq(rd_h_ctl(&C, 1, mem, sizeof mem, "members", (char *)NULL),
+		             0);
+		all = strstr(mem, "0000000000000000") == NULL;
+		if (!all)
+			usleep(100 * 1000);
+	}
+	cr_assert(all, "members without a registered incarnation:\n%s", mem);
 }
 
 /* Kill node 3, wipe its data directory, start it again: it comes back with
@@ -152,9 +137,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	                      .extra_conf = "[transport]\nidle_timeout_ms = 5000\n"};
 	char key[32], cmd[512];
 
-	rd_h_cluster_init(&C, 3, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	start_registered(&o);
 	/* Founders that all start empty ask first, then found: group 0 is
 	 * created once on each. */
 	for (unsigned i = 1; i <= 3; i++) {
@@ -167,22 +150,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 		cr_assert(wait_log(i, "incarnation registered"),
 		          "node %u did not register its incarnation (logs in %s)", i,
 		          C.dir);
-	/* Every registration is applied on node 1: `raftctl members` shows an
-	 * incarnation for each member (all zeros would mean none). */
-	char mem[4096];
-	bool all = false;
-	for (int i = 0; i < WAIT_S * 10 && !all; i++) {
-		cr_assert_eq(rd_h_ctl(&C, 1, mem, sizeof mem, "members", (char *)NULL),
-		             0);
-		all = strstr(mem, "0000000000000000") == NULL;
-		if (!all)
-			usleep(100 * 1000);
-	}
-	cr_assert(all, "members without a registered incarnation:\n%s", mem);
-	for (int i = 0; i < 20; i++) {
-		snprintf(key, sizeof key, "a%d", i);
-		put(1 + (unsigned)(i % 3), key, "before");
-	}
+	rd_h_put_keys(&C, 3, WAIT_S, "a", 20, "before");
 	check_leaders();
 
 	int st = rd_h_stop(&C, 3, SIGKILL);
@@ -210,37 +178,18 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	             "the wiped node opened no empty group (logs in %s)", C.dir);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		put(1 + (unsigned)(i % 2), key, "after");
+		rd_h_put(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "after");
 		check_leaders();
 	}
 	cr_assert(rd_h_wait_ready(&C, 120), "the rejoined node is not ready (logs in %s)",
 	          C.dir);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		expect_get(1 + (unsigned)(i % 2), key, "before");
+		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "before");
 		snprintf(key, sizeof key, "b%d", i);
-		expect_get(1 + (unsigned)(i % 2), key, "after");
+		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "after");
 	}
 	check_leaders();
-}
-
-/* Start all three and wait until node 1 applied every registration. */
-static void start_registered(const struct rd_h_opts *o)
-{
-	char mem[4096];
-	bool all = false;
-
-	rd_h_cluster_init(&C, 3, o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	for (int i = 0; i < WAIT_S * 10 && !all; i++) {
-		cr_assert_eq(rd_h_ctl(&C, 1, mem, sizeof mem, "members", (char *)NULL),
-		             0);
-		all = strstr(mem, "0000000000000000") == NULL;
-		if (!all)
-			usleep(100 * 1000);
-	}
-	cr_assert(all, "members without a registered incarnation:\n%s", mem);
 }
 
 /* What asking first does not cover: node 3 is wiped and starts while no
@@ -259,10 +208,7 @@ Test(membership, a_wiped_node_that_founds_alone_is_refused, .fini = teardown,
 	int st;
 
 	start_registered(&o);
-	for (int i = 0; i < 10; i++) {
-		snprintf(key, sizeof key, "a%d", i);
-		put(1 + (unsigned)(i % 3), key, "before");
-	}
+	rd_h_put_keys(&C, 3, WAIT_S, "a", 10, "before");
 	st = rd_h_stop(&C, 3, SIGKILL);
 	cr_assert(WIFSIGNALED(st));
 	for (unsigned i = 1; i <= 2; i++)
@@ -287,9 +233,9 @@ Test(membership, a_wiped_node_that_founds_alone_is_refused, .fini = teardown,
 	cr_assert(counted, "no peer counted a refused batch of the wiped node");
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		expect_get(1 + (unsigned)(i % 2), key, "before");
+		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "before");
 		snprintf(key, sizeof key, "b%d", i);
-		put(1 + (unsigned)(i % 2), key, "after");
+		rd_h_put(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "after");
 		check_leaders();
 	}
 	cr_assert_neq(rd_h_ctl(&C, 3, out, sizeof out, "ready", (char *)NULL), 0,

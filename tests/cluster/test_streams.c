@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/http.h"
 #include "harness.h"
 #include "raftd.pb-c.h"
 #include "util/clock.h"
@@ -545,26 +546,14 @@ Test(streams, compacted_below_the_retention_with_the_oldest_index, .fini = teard
 /* GET /metrics from the node's admin port, look up one sample. */
 static double metric(unsigned node, const char *name)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port =
-	                             htons((uint16_t)C.nodes[node - 1].admin_port),
-	                         .sin_addr.s_addr = htonl(0x7f000001)};
 	static char out[1 << 20];
-	size_t got = 0;
-	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	while (got + 1 < sizeof out &&
-	       (n = read(fd, out + got, sizeof out - 1 - got)) > 0)
-		got += (size_t)n;
-	out[got] = '\0';
-	close(fd);
 	char key[128];
+	const char *p;
+
+	cr_assert_geq(
+	    rd_t_http_get(C.nodes[node - 1].admin_port, "/metrics", out, sizeof out), 0);
 	snprintf(key, sizeof key, "\n%s ", name);
-	const char *p = strstr(out, key);
+	p = strstr(out, key);
 	return p != NULL ? strtod(p + strlen(key), NULL) : -1;
 }
 

@@ -151,10 +151,18 @@ class Worker(threading.Thread):
             cur = o["result"]
         return outcomes.FAIL
 
-    def append(self):
+    def key_or_read(self, p_read):
+        """A random key to update, or None after reading it instead (with
+        probability p_read)."""
         key = self.rng.choice(self.keys)
-        if self.rng.random() < 0.25:
+        if self.rng.random() < p_read:
             self.op("get", key)
+            return None
+        return key
+
+    def append(self):
+        key = self.key_or_read(0.25)
+        if key is None:
             return
         elem = self.uniq()
         out = self.read_modify(
@@ -164,9 +172,8 @@ class Worker(threading.Thread):
                                       "outcome": out})
 
     def counter(self):
-        key = self.rng.choice(self.keys)
-        if self.rng.random() < 0.2:
-            self.op("get", key)
+        key = self.key_or_read(0.2)
+        if key is None:
             return
         tag = self.uniq()
 

@@ -26,17 +26,25 @@ void rc_violation(struct rc_cluster *c, const char *fmt, ...)
 	rc_print(c, "VIOLATION: %s\n", c->violation);
 }
 
+/* Make the zero-filled array *v of *n elements of `elem` bytes long enough
+ * for index `i`: `first` elements at first, doubling; new ones are 0. */
+static void grow_zeroed(void **v, size_t *n, uint64_t i, size_t first, size_t elem)
+{
+	size_t m = *n ? *n : first;
+
+	if (i < *n)
+		return;
+	while (m <= i)
+		m *= 2;
+	*v = realloc(*v, m * elem);
+	memset((char *)*v + *n * elem, 0, (m - *n) * elem);
+	*n = m;
+}
+
 void rc_note_read(struct rc_cluster *c, uint64_t ctx)
 {
-	if (ctx >= c->n_read_floor) {
-		size_t n = c->n_read_floor ? c->n_read_floor : 256;
-		while (n <= ctx)
-			n *= 2;
-		c->read_floor = realloc(c->read_floor, n * sizeof(*c->read_floor));
-		memset(c->read_floor + c->n_read_floor, 0,
-		       (n - c->n_read_floor) * sizeof(*c->read_floor));
-		c->n_read_floor = n;
-	}
+	grow_zeroed((void **)&c->read_floor, &c->n_read_floor, ctx, 256,
+	            sizeof(*c->read_floor));
 	c->read_floor[ctx] = c->max_commit;
 }
 
@@ -50,9 +58,11 @@ void rc__grow_idx(struct rc_cluster *c, uint64_t index)
 	c->lm = realloc(c->lm, n * sizeof(*c->lm));
 	c->sm_at = realloc(c->sm_at, n * sizeof(*c->sm_at));
 	c->commit_term = realloc(c->commit_term, n * sizeof(*c->commit_term));
+	c->conf_at = realloc(c->conf_at, n * sizeof(*c->conf_at));
 	memset(c->lm + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->lm));
 	memset(c->sm_at + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->sm_at));
 	memset(c->commit_term + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->commit_term));
+	memset(c->conf_at + c->n_idx, 0, (n - c->n_idx) * sizeof(*c->conf_at));
 	c->n_idx = n;
 }
 
@@ -114,9 +124,10 @@ void rc_fmt_msg(char *buf, size_t n, const struct rd_message *m)
 		break;
 	case RD_MSG_HEARTBEAT:
 	case RD_MSG_HEARTBEAT_RESP:
-		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu",
+		k += snprintf(buf + k, n - (size_t)k, " commit=%llu ctx=%llu%s",
 		              (unsigned long long)m->commit,
-		              (unsigned long long)m->context);
+		              (unsigned long long)m->context,
+		              m->quiesce ? " quiesce" : "");
 		break;
 	case RD_MSG_SNAPSHOT:
 		k += snprintf(buf + k, n - (size_t)k, " snap=%llu/%llu",
@@ -181,15 +192,8 @@ void rc_check(struct rc_cluster *c)
 		if (rd_raft_role(r) != RD_RAFT_LEADER)
 			continue;
 		/* Election safety: at most one leader per term. */
-		if (term >= c->n_leader_of) {
-			size_t n = c->n_leader_of ? c->n_leader_of : 64;
-			while (n <= term)
-				n *= 2;
-			c->leader_of = realloc(c->leader_of, n * sizeof(*c->leader_of));
-			memset(c->leader_of + c->n_leader_of, 0,
-			       (n - c->n_leader_of) * sizeof(*c->leader_of));
-			c->n_leader_of = n;
-		}
+		grow_zeroed((void **)&c->leader_of, &c->n_leader_of, term, 64,
+		            sizeof(*c->leader_of));
 		uint64_t last = rd_raft_last_index(r);
 		if (c->leader_of[term] == 0) {
 			c->leader_of[term] = id;

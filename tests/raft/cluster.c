@@ -83,6 +83,7 @@ void rc_free(struct rc_cluster *c)
 	free(c->lm);
 	free(c->sm_at);
 	free(c->commit_term);
+	free(c->conf_at);
 	free(c->read_floor);
 }
 
@@ -124,9 +125,11 @@ void rc_start(struct rc_cluster *c, uint64_t id)
 		return;
 	}
 	nd->up = true;
+	c->epoch[id]++;
 	nd->n_asked = 0; /* a new instance has asked for nothing yet */
 	nd->sm_hash = nd->disk.snap_sm;
 	nd->sm_index = nd->disk.snap.index;
+	nd->sm_conf = nd->disk.snap.conf;
 	nd->lead_term = 0;
 }
 
@@ -154,6 +157,41 @@ void rc_crash(struct rc_cluster *c, uint64_t id)
 			c->net[keep++] = c->net[i];
 	}
 	c->n_net = keep;
+}
+
+/* --- node liveness (cluster.h) ----------------------------------------------------- */
+
+void rc_liveness(struct rc_cluster *c)
+{
+	if (!c->liveness)
+		return;
+	for (uint64_t x = 1; x <= RC_MAX; x++) {
+		struct rc_node *nx = &c->nodes[x];
+		if (!nx->up)
+			continue;
+		for (uint64_t y = 1; y <= RC_MAX; y++) {
+			if (y == x || !c->nodes[y].exists)
+				continue;
+			bool down = false;
+			if (c->nodes[y].up && !c->cut[y][x]) {
+				c->heard[x][y] = c->now;
+				/* A new process there leads nothing it led. */
+				down = c->seen_epoch[x][y] != 0 &&
+				       c->seen_epoch[x][y] != c->epoch[y];
+				c->seen_epoch[x][y] = c->epoch[y];
+			} else {
+				down = c->now - c->heard[x][y] >= c->base.election_ticks;
+			}
+			if (down && rd_raft_peer_down(nx->r, y)) {
+				c->st_peer_down_wakes++;
+				if (c->verbose)
+					rc_print(c, "t=%llu %llu: peer %llu down, woke\n",
+					         (unsigned long long)c->now,
+					         (unsigned long long)x,
+					         (unsigned long long)y);
+			}
+		}
+	}
 }
 
 /* --- network --------------------------------------------------------------------- */
@@ -280,6 +318,30 @@ static void disk_append(struct rc_cluster *c, struct rc_disk *d, const struct rd
 	rc__note_prefix(c, e->index, e->term, x->ph);
 }
 
+static uint64_t conf_hash(const struct rd_conf_state *cs)
+{
+	uint64_t h = mix(mix(7, cs->n_voters), cs->n_learners);
+	for (uint32_t i = 0; i < cs->n_voters; i++)
+		h = mix(h, cs->voters[i]);
+	for (uint32_t i = 0; i < cs->n_learners; i++)
+		h = mix(h, cs->learners[i]);
+	return h | 1; /* 0 = unknown */
+}
+
+/* Membership is state too (thesis §5.1): at an index, every node's and
+ * every snapshot's is the one the committed log defines. */
+static void note_conf(struct rc_cluster *c, struct rc_node *nd, uint64_t index,
+                      const struct rd_conf_state *cs, const char *what)
+{
+	uint64_t h = conf_hash(cs);
+	rc__grow_idx(c, index);
+	if (c->conf_at[index] == 0)
+		c->conf_at[index] = h;
+	else if (c->conf_at[index] != h)
+		rc_violation(c, "membership at index %llu differs (%s of node %llu)",
+		             (unsigned long long)index, what, (unsigned long long)nd->id);
+}
+
 static void apply_entry(struct rc_cluster *c, struct rc_node *nd,
                         const struct rd_entry *e)
 {
@@ -291,6 +353,13 @@ static void apply_entry(struct rc_cluster *c, struct rc_node *nd,
 	}
 	nd->sm_hash = mix(nd->sm_hash, entry_hash(e));
 	nd->sm_index = e->index;
+	if (e->type == RD_ENTRY_CONF_CHANGE) {
+		uint8_t t;
+		uint64_t id;
+		if (rd_raft_cc_decode(e->data, e->len, &t, &id) == 0)
+			(void)rd_raft_conf_apply(&nd->sm_conf, t, id);
+	}
+	note_conf(c, nd, e->index, &nd->sm_conf, "applied entries");
 	rc__grow_idx(c, e->index);
 	/* State machine safety: every node applies the same entry at an index. */
 	if (c->sm_at[e->index] == 0)
@@ -330,6 +399,11 @@ static void print_update(struct rc_cluster *c, struct rc_node *nd,
 		         (unsigned long long)rd_raft_commit(nd->r),
 		         (unsigned long long)rd_raft_last_index(nd->r),
 		         (unsigned long long)rd_raft_persisted_index(nd->r));
+	c->st_quiesces += u->quiesce_changed && u->quiesced;
+	if (c->out && c->verbose && u->quiesce_changed)
+		rc_print(c, "t=%llu n%llu %s\n", (unsigned long long)c->now,
+		         (unsigned long long)nd->id,
+		         u->quiesced ? "quiesced" : rd_raft_wake_name(u->wake_cause));
 }
 
 /* The write: snapshot, entries, hard state, then tell the core. */
@@ -410,9 +484,18 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 			             (unsigned long long)u->snapshot.index);
 		nd->sm_hash = nd->rx_snap_sm;
 		nd->sm_index = u->snapshot.index;
+		nd->sm_conf = u->snapshot.conf;
+		note_conf(c, nd, u->snapshot.index, &u->snapshot.conf,
+		          "installed snapshot");
 	}
 	for (size_t i = 0; i < u->n_committed; i++)
 		apply_entry(c, nd, &u->committed[i]);
+	if (conf_hash(rd_raft_conf_applied(nd->r)) != conf_hash(&nd->sm_conf))
+		rc_violation(c,
+		             "node %llu: the core's applied configuration is not the "
+		             "one of its applied entries at %llu",
+		             (unsigned long long)nd->id,
+		             (unsigned long long)nd->sm_index);
 	for (size_t i = 0; i < u->n_reads; i++) {
 		const struct rd_read_state *rs = &u->reads[i];
 		c->st_reads++;
@@ -458,7 +541,20 @@ static void apply_and_advance(struct rc_cluster *c, struct rc_node *nd,
 		                       .to = s->to,
 		                       .term = s->term,
 		                       .snapshot = d->snap};
-		net_push(c, &m, d->snap_sm, d->snap_ph, 0);
+		uint64_t sm = d->snap_sm, ph = d->snap_ph;
+		if (c->ship_applied && nd->sm_index > d->snap.index &&
+		    nd->sm_index <= d->snap.index + d->n) {
+			/* The state at the applied index, which this update's
+			 * entries reached; the log holds them (applied <=
+			 * commit <= persisted). */
+			m.snapshot.index = nd->sm_index;
+			m.snapshot.term = rd_raft_term_at(nd->r, nd->sm_index);
+			m.snapshot.conf = *rd_raft_conf_applied(nd->r);
+			sm = nd->sm_hash;
+			ph = disk_ph_at(d, nd->sm_index);
+			c->st_applied_snapshots++;
+		}
+		net_push(c, &m, sm, ph, 0);
 	}
 	size_t nss = u->n_snap_sends < RC_MAX * 2 ? u->n_snap_sends : RC_MAX * 2;
 	uint64_t tos[RC_MAX * 2];

@@ -42,6 +42,9 @@ struct rc_node {
 	struct rc_disk disk;
 	struct rd_conf_state boot_conf;
 	uint64_t sm_hash, sm_index;
+	/* The membership the state machine holds at sm_index, replayed by
+	 * the harness from the conf changes it applies (and snapshots). */
+	struct rd_conf_state sm_conf;
 	uint64_t rx_snap_sm, rx_snap_ph; /* last snapshot data received */
 	/* An asynchronous write in progress (rc_process_early .. rc_finish):
 	 * the update was advanced, its writes are pending, and its
@@ -86,12 +89,17 @@ struct rc_cluster {
 	uint32_t p_drop, p_dup; /* per mille */
 	uint32_t max_delay;     /* ticks */
 	bool auto_snapshot_reports;
+	/* Leaders ship the state machine at their applied index with the
+	 * core's applied configuration, as the node runtime does, instead
+	 * of the snapshot at the compaction point. */
+	bool ship_applied;
 	/* safety tables */
 	uint64_t *leader_of; /* by term */
 	size_t n_leader_of;
 	struct rc_lm (*lm)[4]; /* by index: up to 4 (term, prefix hash) */
 	uint64_t *sm_at;       /* by index: state machine hash, 0 = unknown */
 	uint64_t *commit_term; /* by index: term of the committed entry */
+	uint64_t *conf_at;     /* by index: membership hash as of it, 0 = unknown */
 	size_t n_idx;
 	uint64_t max_commit;
 	uint64_t *read_floor; /* by read ctx: max_commit when the read began */
@@ -101,9 +109,21 @@ struct rc_cluster {
 	FILE *out;    /* scenario transcript; NULL = quiet */
 	bool verbose; /* print delivered messages */
 	uint64_t applied_total;
+	/* Node liveness, as the runtime gives it to quiesced groups
+	 * (rd_raft_peer_down): node X takes node Y for live while Y is up and
+	 * its node heartbeats reach X (not cut Y -> X); after an election
+	 * timeout without them, or once Y restarted, X calls
+	 * rd_raft_peer_down(Y) on its group, on every tick while Y stays not
+	 * live. Only with `liveness` (config quiesce=1). */
+	bool liveness;
+	uint64_t heard[RC_MAX + 1][RC_MAX + 1]; /* [x][y]: tick x last heard y */
+	uint64_t epoch[RC_MAX + 1];             /* starts of node y */
+	uint64_t seen_epoch[RC_MAX + 1][RC_MAX + 1];
+	uint64_t st_quiesces, st_peer_down_wakes;
 	/* coverage counters (reported by the simulation) */
 	uint64_t st_elections, st_snap_installs, st_reads, st_crashes, st_lost_updates;
 	uint64_t st_conf_changes, st_transfers, st_compactions;
+	uint64_t st_conf_interrupted, st_applied_snapshots;
 };
 
 void rc_init(struct rc_cluster *c, uint64_t seed);
@@ -135,6 +155,8 @@ void rc_send_snapshot(struct rc_cluster *c, uint64_t from, uint64_t to);
 /* Take a snapshot at the applied index and compact the log there. */
 void rc_compact(struct rc_cluster *c, uint64_t id, uint64_t index);
 void rc_check(struct rc_cluster *c);
+/* Once per tick, after the nodes ticked: node liveness (see `liveness`). */
+void rc_liveness(struct rc_cluster *c);
 /* checker.c internals used by cluster.c */
 void rc__grow_idx(struct rc_cluster *c, uint64_t index);
 void rc__note_prefix(struct rc_cluster *c, uint64_t index, uint64_t term, uint64_t ph);
@@ -156,8 +178,10 @@ int rc_scenario_run(const char *script, FILE *out, char *err, size_t errlen);
 /* Randomized simulation of one seed; returns violations (0 = pass). `why`
  * gets the first violation; `stats` (RC_SIM_NSTATS counters, may be NULL)
  * accumulates coverage figures: applied, elections, snapshot installs,
- * reads, crashes, lost updates, conf changes, transfers, compactions. */
-#define RC_SIM_NSTATS 9
+ * reads, crashes, lost updates, conf changes, transfers, compactions,
+ * quiesces, wake-ups by rd_raft_peer_down, conf changes interrupted by a
+ * leader crash, snapshots shipped at the applied index. */
+#define RC_SIM_NSTATS 13
 uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
                     uint64_t *stats);
 

@@ -6,6 +6,7 @@
  *
  *   config key=value...      election= heartbeat= inflight= inflightbytes=
  *                            msgbytes= prevote=0|1 checkquorum=0|1
+ *                            quiesce=0|1 (with node liveness, cluster.h)
  *   add ID... [voters=A,B]   new nodes (voters default to the listed ids;
  *                            "voters=" for a blank joiner)
  *   campaign ID | tick ID [N] | tick-all [N]
@@ -41,6 +42,17 @@ static uint64_t num(const char *s)
 	return strtoull(s, NULL, 10);
 }
 
+/* Whether a command's node list tok[1..n) names node `id`; no list names
+ * every node. */
+static bool selected(char **tok, int n, uint64_t id)
+{
+	bool sel = n == 1;
+
+	for (int i = 1; i < n; i++)
+		sel |= num(tok[i]) == id;
+	return sel;
+}
+
 static void print_status(struct rc_cluster *c, uint64_t id)
 {
 	struct rc_node *nd = &c->nodes[id];
@@ -65,12 +77,13 @@ static void print_status(struct rc_cluster *c, uint64_t id)
 	rc_print(
 	    c,
 	    "%llu: %s term=%llu vote=%llu lead=%llu commit=%llu applied=%llu last=%llu "
-	    "conf=%s\n",
+	    "conf=%s%s\n",
 	    (unsigned long long)id, rd_raft_role_name(rd_raft_role(r)),
 	    (unsigned long long)rd_raft_term(r), (unsigned long long)rd_raft_vote(r),
 	    (unsigned long long)rd_raft_leader(r), (unsigned long long)rd_raft_commit(r),
 	    (unsigned long long)rd_raft_applied_index(r),
-	    (unsigned long long)rd_raft_last_index(r), conf);
+	    (unsigned long long)rd_raft_last_index(r), conf,
+	    rd_raft_quiesced(r) ? " quiesced" : "");
 }
 
 static const char *entry_type(uint8_t t)
@@ -194,6 +207,8 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 				c->base.pre_vote = v != 0;
 			else if (!strcmp(tok[i], "checkquorum"))
 				c->base.check_quorum = v != 0;
+			else if (!strcmp(tok[i], "quiesce"))
+				c->base.quiesce = c->liveness = v != 0;
 			else
 				goto bad;
 		}
@@ -233,6 +248,7 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 			for (uint64_t id = 1; id <= RC_MAX; id++)
 				if (node_r(c, id))
 					rd_raft_tick(c->nodes[id].r);
+			rc_liveness(c);
 		}
 	} else if (!strcmp(cmd, "run")) {
 		bool v = c->verbose;
@@ -242,17 +258,14 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 			for (uint64_t id = 1; id <= RC_MAX; id++)
 				if (node_r(c, id))
 					rd_raft_tick(c->nodes[id].r);
+			rc_liveness(c);
 			rc_stabilize(c);
 		}
 		c->verbose = v;
 	} else if (!strcmp(cmd, "process")) {
-		for (uint64_t id = 1; id <= RC_MAX; id++) {
-			bool sel = n == 1;
-			for (int i = 1; i < n; i++)
-				sel |= num(tok[i]) == id;
-			if (sel)
+		for (uint64_t id = 1; id <= RC_MAX; id++)
+			if (selected(tok, n, id))
 				rc_process(c, id);
-		}
 	} else if (!strcmp(cmd, "deliver")) {
 		bool v = c->verbose;
 		c->verbose = true;
@@ -354,13 +367,9 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		rd_raft_report_snapshot(r, n > 2 ? num(tok[2]) : 0,
 		                        n > 3 && !strcmp(tok[3], "ok"));
 	} else if (!strcmp(cmd, "status")) {
-		for (uint64_t id = 1; id <= RC_MAX; id++) {
-			bool sel = n == 1;
-			for (int i = 1; i < n; i++)
-				sel |= num(tok[i]) == id;
-			if (sel)
+		for (uint64_t id = 1; id <= RC_MAX; id++)
+			if (selected(tok, n, id))
 				print_status(c, id);
-		}
 	} else if (!strcmp(cmd, "log")) {
 		print_log(c, a);
 	} else if (!strcmp(cmd, "applied")) {

@@ -7,7 +7,8 @@
  * leadership transfers and compactions. The safety properties are checked
  * after every processing step (checker.c). Then the network heals and every
  * node restarts: a leader must be elected and a proposal must commit within
- * a bound of simulated time (liveness).
+ * a bound of simulated time (liveness). Half of the seeds run with
+ * quiescence and the node liveness model of cluster.h (rd_raft_peer_down).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,10 @@ static void leader_actions(struct sim *s, uint64_t lead)
 		if (!c->nodes[spare].retired && !is_voter && !is_learner) {
 			t = RD_CC_ADD_LEARNER;
 			node = spare;
+		} else if (is_learner && chance(c, 200)) {
+			/* a learner removed before its promotion */
+			t = RD_CC_REMOVE;
+			node = spare;
 		} else if (is_learner) {
 			t = RD_CC_PROMOTE_LEARNER;
 			node = spare;
@@ -131,6 +136,17 @@ static void leader_actions(struct sim *s, uint64_t lead)
 			s->rm_node = node;
 			s->rm_index = idx;
 			s->rm_term = rd_raft_term(r);
+		}
+		if (rc == 0 && chance(c, 250)) {
+			/* The change interrupted by a leader crash: before its
+			 * entry left, or after the appends that may go before
+			 * the write (thesis §10.2.1) but before the write. The
+			 * others elect a leader whose log decides whether the
+			 * change survives (thesis §4.1). */
+			if (chance(c, 500))
+				(void)rc_process_early(c, lead);
+			rc_crash(c, lead);
+			c->st_conf_interrupted++;
 		}
 	}
 }
@@ -166,6 +182,7 @@ static void chaos_tick(struct sim *s)
 	for (uint64_t id = 1; id <= nn; id++)
 		if (c->nodes[id].up)
 			rd_raft_tick(c->nodes[id].r);
+	rc_liveness(c);
 	uint64_t lead = rc_leader(c);
 	if (lead)
 		leader_actions(s, lead);
@@ -189,8 +206,19 @@ static void chaos_tick(struct sim *s)
 			rc_note_read(c, ++s->props);
 			rc_read(c, id, s->props);
 		}
-		if (chance(c, 15))
-			rc_compact(c, id, 0);
+		if (chance(c, 15)) {
+			/* At the applied index, or behind it keeping a tail
+			 * as the runtime does: a restart then rebuilds the
+			 * configuration from the compaction point's plus the
+			 * conf changes after it (thesis §4.1). */
+			uint64_t at = 0;
+			if (c->nodes[id].up && chance(c, 500)) {
+				uint64_t a = rd_raft_applied_index(c->nodes[id].r);
+				uint64_t back = pick(c, 8);
+				at = a > back ? a - back : 0;
+			}
+			rc_compact(c, id, at);
+		}
 	}
 	step_all(s);
 	retire_removed(s);
@@ -202,6 +230,7 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
 	struct sim *s = calloc(1, sizeof(*s));
 	struct rc_cluster *c = &s->c;
 	rc_init(c, seed);
+	c->ship_applied = true;
 	s->verbose = verbose;
 	if (verbose) {
 		c->out = stderr;
@@ -210,6 +239,10 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
 	s->n = (seed & 1) ? 5 : 3;
 	c->base.pre_vote = chance(c, 500);
 	c->base.check_quorum = chance(c, 500);
+	/* Quiescence with node liveness on every other pair of seeds (drawn
+	 * from the seed, not the generator, so that the other seeds replay as
+	 * before). */
+	c->base.quiesce = c->liveness = (seed >> 1) & 1;
 	c->base.election_ticks = 10;
 	c->base.heartbeat_ticks = 1 + (uint32_t)pick(c, 3);
 	c->base.max_inflight_msgs = 1 + (uint32_t)pick(c, 8);
@@ -245,6 +278,7 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
 		for (uint64_t id = 1; id <= s->n + 1; id++)
 			if (c->nodes[id].up)
 				rd_raft_tick(c->nodes[id].r);
+		rc_liveness(c);
 		step_all(s);
 		retire_removed(s);
 		uint64_t lead = rc_leader(c);
@@ -276,6 +310,10 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
 		stats[6] += c->st_conf_changes;
 		stats[7] += c->st_transfers;
 		stats[8] += c->st_compactions;
+		stats[9] += c->st_quiesces;
+		stats[10] += c->st_peer_down_wakes;
+		stats[11] += c->st_conf_interrupted;
+		stats[12] += c->st_applied_snapshots;
 	}
 	if (v && why)
 		snprintf(why, whylen, "%s", c->violation);

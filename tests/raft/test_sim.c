@@ -42,35 +42,18 @@ static void run_slice(int slice)
 	             (unsigned long long)hi);
 }
 
-Test(sim, seeds_slice_0, .timeout = 600)
-{
-	run_slice(0);
-}
-Test(sim, seeds_slice_1, .timeout = 600)
-{
-	run_slice(1);
-}
-Test(sim, seeds_slice_2, .timeout = 600)
-{
-	run_slice(2);
-}
-Test(sim, seeds_slice_3, .timeout = 600)
-{
-	run_slice(3);
-}
-Test(sim, seeds_slice_4, .timeout = 600)
-{
-	run_slice(4);
-}
-Test(sim, seeds_slice_5, .timeout = 600)
-{
-	run_slice(5);
-}
-Test(sim, seeds_slice_6, .timeout = 600)
-{
-	run_slice(6);
-}
-Test(sim, seeds_slice_7, .timeout = 600)
-{
-	run_slice(7);
-}
+/* One test per slice of the seeds, so that --jobs runs them side by side. */
+#define SLICE_TEST(k)                                                                    \
+	Test(sim, seeds_slice_##k, .timeout = 600)                                       \
+	{                                                                                \
+		run_slice(k);                                                            \
+	}
+
+SLICE_TEST(0)
+SLICE_TEST(1)
+SLICE_TEST(2)
+SLICE_TEST(3)
+SLICE_TEST(4)
+SLICE_TEST(5)
+SLICE_TEST(6)
+SLICE_TEST(7)

@@ -46,6 +46,32 @@ struct rd_storage *th_open(const char *dir)
 	return st;
 }
 
+void th_set_conf(struct rd_storage *s, uint64_t group, const struct rd_conf_state *cs,
+                 uint64_t compact_to)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(s);
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	cr_assert_eq(rd_storage_batch_set_conf_state(b, group, cs, msg), 0, "%s", msg);
+	if (compact_to > 0)
+		cr_assert_eq(rd_storage_batch_compact(b, group, compact_to, cs, msg), 0,
+		             "%s", msg);
+	rd_storage_commit(s, b);
+	rd_storage_batch_free(b);
+}
+
+struct rd_storage *th_tmp_open(char *dir, size_t cap)
+{
+	th_tmpdir(dir, cap);
+	return th_open(dir);
+}
+
+void th_close_rm(struct rd_storage *st, const char *dir)
+{
+	rd_storage_close(st);
+	th_rmtree(dir);
+}
+
 struct rd_storage *th_reopen(struct rd_storage *st, const char *dir)
 {
 	rd_storage_close(st);
@@ -159,6 +185,19 @@ char *th_raw_get(struct th_raw *r, int cf, const void *k, size_t klen, size_t *v
 	rocksdb_readoptions_destroy(ro);
 	cr_assert_null(err, "raw get: %s", err);
 	return v;
+}
+
+void th_raw_flip(struct th_raw *r, int cf, const void *k, size_t klen, size_t from_end,
+                 uint8_t mask)
+{
+	size_t vlen;
+	char *v = th_raw_get(r, cf, k, klen, &vlen);
+
+	cr_assert_not_null(v);
+	cr_assert_geq(vlen, from_end);
+	v[vlen - from_end] ^= (char)mask;
+	th_raw_put(r, cf, k, klen, v, vlen);
+	free(v);
 }
 
 void th_raw_flush(struct th_raw *r)

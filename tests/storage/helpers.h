@@ -12,6 +12,10 @@
 #include "raft/types.h"
 #include "storage/storage.h"
 
+/* An empty membership, for compactions whose membership a test does not
+ * look at (rd_storage_batch_compact). */
+static const struct rd_conf_state no_conf;
+
 /* Create a fresh directory under $TMPDIR (or /tmp); its path goes to out. */
 void th_tmpdir(char *out, size_t cap);
 /* rm -rf */
@@ -20,6 +24,15 @@ void th_rmtree(const char *path);
 /* Open `dir` (creating), cluster id "test"; asserts success. */
 struct rd_storage *th_open(const char *dir);
 /* Close and open again (asserts success). */
+/* In one committed batch: set `group`'s membership to cs and, when
+ * compact_to > 0, compact its log up to compact_to with cs as the
+ * membership there (asserts success). */
+void th_set_conf(struct rd_storage *s, uint64_t group, const struct rd_conf_state *cs,
+                 uint64_t compact_to);
+/* th_tmpdir into `dir`, then th_open on it. */
+struct rd_storage *th_tmp_open(char *dir, size_t cap);
+/* rd_storage_close(st), then th_rmtree(dir). */
+void th_close_rm(struct rd_storage *st, const char *dir);
 struct rd_storage *th_reopen(struct rd_storage *st, const char *dir);
 /* Try to open an existing directory; returns the code, message in msg. */
 int th_try_open(const char *dir, char *msg);
@@ -55,6 +68,11 @@ void th_raw_put(struct th_raw *r, int cf, const void *k, size_t klen, const void
 void th_raw_delete(struct th_raw *r, int cf, const void *k, size_t klen);
 /* malloc'd value or NULL */
 char *th_raw_get(struct th_raw *r, int cf, const void *k, size_t klen, size_t *vlen);
+/* XOR `mask` into the byte `from_end` bytes before the end of the value
+ * under key k in column family `cf`, and write it back (asserts the key
+ * is there and its value that long). */
+void th_raw_flip(struct th_raw *r, int cf, const void *k, size_t klen, size_t from_end,
+                 uint8_t mask);
 /* Flush memtables into SST files. */
 void th_raw_flush(struct th_raw *r);
 

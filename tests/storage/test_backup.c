@@ -19,20 +19,16 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dira, sizeof dira);
-	th_tmpdir(dirb, sizeof dirb);
-	a = th_open(dira);
-	bst = th_open(dirb);
+	a = th_tmp_open(dira, sizeof dira);
+	bst = th_tmp_open(dirb, sizeof dirb);
 	snprintf(file, sizeof file, "%s/b.rdbk", dira);
 	snprintf(bad, sizeof bad, "%s/bad.rdbk", dira);
 }
 
 static void teardown(void)
 {
-	rd_storage_close(a);
-	rd_storage_close(bst);
-	th_rmtree(dira);
-	th_rmtree(dirb);
+	th_close_rm(a, dira);
+	th_close_rm(bst, dirb);
 }
 
 TestSuite(backup, .init = setup, .fini = teardown);

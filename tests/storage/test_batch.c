@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "storage/kv.h"
@@ -18,16 +20,14 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dir, sizeof dir);
-	st = th_open(dir);
+	st = th_tmp_open(dir, sizeof dir);
 	b = rd_storage_batch_new(st);
 }
 
 static void teardown(void)
 {
 	rd_storage_batch_free(b);
-	rd_storage_close(st);
-	th_rmtree(dir);
+	th_close_rm(st, dir);
 }
 
 static void reopen(void)
@@ -375,11 +375,9 @@ Test(batch, catalog_blobs_incarnation_and_cluster_id)
 Test(batch, a_new_directory_gets_a_new_incarnation)
 {
 	char d2[256];
-	th_tmpdir(d2, sizeof d2);
-	struct rd_storage *s2 = th_open(d2);
+	struct rd_storage *s2 = th_tmp_open(d2, sizeof d2);
 	cr_assert_neq(rd_storage_incarnation(s2), rd_storage_incarnation(st));
-	rd_storage_close(s2);
-	th_rmtree(d2);
+	th_close_rm(s2, d2);
 }
 
 /* A database written before incarnations existed (no "incarnation" catalog
@@ -453,8 +451,7 @@ Test(batch, joining_node_learns_its_cluster_id_later)
 	o.create_if_missing = false;
 	o.cluster_id = "c1";
 	cr_assert_eq(rd_storage_open(d2, &o, &s2, msg), 0, "%s", msg);
-	rd_storage_close(s2);
-	th_rmtree(d2);
+	th_close_rm(s2, d2);
 }
 
 Test(batch, dropping_a_group_removes_log_state_and_keys)
@@ -521,4 +518,59 @@ Test(batch, long_keys_round_trip)
 	key[0] = 'x';
 	cr_assert_eq(rd_storage_kv_get(st, 1, key, sizeof key, &v, &vlen, msg),
 	             RD_ENOTFOUND);
+}
+
+/* The conf state record is the membership as of the applied index
+ * (storage.h), written with it: a kill that loses the last applies (they
+ * are written without the WAL, rd_storage_commit) loses that membership
+ * with them, and the pair stays consistent: applied 3 with {1,2,3}, or
+ * applied 4 with {1,2}, never applied 3 with {1,2}. */
+Test(batch, a_kill_keeps_the_conf_state_with_the_applied_index)
+{
+	struct rd_conf_state three = {.n_voters = 3, .voters = {1, 2, 3}};
+	struct rd_conf_state two = {.n_voters = 2, .voters = {1, 2}};
+	struct rd_hard_state hs = {.term = 1, .commit = 3};
+	struct rd_storage_group_info gi;
+
+	th_append(st, 4, 1, 3, 1);
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 4, &hs, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_set_applied(b, 4, 3, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_set_conf_state(b, 4, &three, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	/* A close flushes: applied 3 and {1,2,3} on disk. */
+	rd_storage_batch_free(b);
+	rd_storage_close(st);
+
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* Entry 4 (the removal of 3) committed and applied, then
+		 * the process dies before any flush. */
+		st = th_open(dir);
+		b = rd_storage_batch_new(st);
+		th_append(st, 4, 4, 1, 1);
+		hs.commit = 4;
+		if (rd_storage_batch_set_hard_state(b, 4, &hs, msg) != 0 ||
+		    rd_storage_batch_set_applied(b, 4, 4, msg) != 0 ||
+		    rd_storage_batch_set_conf_state(b, 4, &two, msg) != 0)
+			_exit(2);
+		rd_storage_commit(st, b);
+		_exit(0);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	st = th_open(dir);
+	b = rd_storage_batch_new(st);
+	cr_assert_eq(rd_storage_group_info(st, 4, &gi), 0);
+	cr_assert_eq(gi.hs.commit, 4, "the synced part survives");
+	if (gi.applied == 3)
+		cr_assert_eq(gi.conf.n_voters, 3,
+		             "applied 3 goes with {1,2,3}, got %u voters",
+		             gi.conf.n_voters);
+	else
+		cr_assert(gi.applied == 4 && gi.conf.n_voters == 2,
+		          "applied %llu, %u voters", (unsigned long long)gi.applied,
+		          gi.conf.n_voters);
 }

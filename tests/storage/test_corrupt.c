@@ -47,6 +47,13 @@ static void populate(void)
 	cr_assert_eq(th_try_open(dir, msg), 0, "%s", msg);
 }
 
+/* populate, then open the directory raw to damage it. */
+static void populate_raw(struct th_raw *r)
+{
+	populate();
+	th_raw_open(r, dir);
+}
+
 static void expect_refusal(const char *a, const char *b)
 {
 	int rv = th_try_open(dir, msg);
@@ -61,15 +68,9 @@ Test(corrupt, flipped_byte_in_a_log_entry)
 {
 	struct th_raw r;
 	uint8_t k[RD_LOG_KEY_LEN];
-	size_t vlen;
-	populate();
-	th_raw_open(&r, dir);
+	populate_raw(&r);
 	rd_log_key(k, 2, 7);
-	char *v = th_raw_get(&r, 1, k, sizeof k, &vlen);
-	cr_assert_not_null(v);
-	v[vlen - 3] ^= 0x10;
-	th_raw_put(&r, 1, k, sizeof k, v, vlen);
-	free(v);
+	th_raw_flip(&r, 1, k, sizeof k, 3, 0x10);
 	th_raw_close(&r);
 	expect_refusal("group 2 index 7", "checksum");
 }
@@ -78,15 +79,9 @@ Test(corrupt, flipped_byte_in_the_hard_state)
 {
 	struct th_raw r;
 	uint8_t k[RD_STATE_KEY_LEN];
-	size_t vlen;
-	populate();
-	th_raw_open(&r, dir);
+	populate_raw(&r);
 	rd_state_key(k, 3, RD_STATE_HARD);
-	char *v = th_raw_get(&r, 2, k, sizeof k, &vlen);
-	cr_assert_not_null(v);
-	v[vlen - 1] ^= 0x01;
-	th_raw_put(&r, 2, k, sizeof k, v, vlen);
-	free(v);
+	th_raw_flip(&r, 2, k, sizeof k, 1, 0x01);
 	th_raw_close(&r);
 	expect_refusal("group 3", "hard state");
 }
@@ -95,8 +90,7 @@ Test(corrupt, entry_removed_from_the_middle)
 {
 	struct th_raw r;
 	uint8_t k[RD_LOG_KEY_LEN];
-	populate();
-	th_raw_open(&r, dir);
+	populate_raw(&r);
 	rd_log_key(k, 1, 12);
 	th_raw_delete(&r, 1, k, sizeof k);
 	th_raw_close(&r);
@@ -108,8 +102,7 @@ Test(corrupt, committed_tail_missing)
 {
 	struct th_raw r;
 	uint8_t k[RD_LOG_KEY_LEN];
-	populate();
-	th_raw_open(&r, dir);
+	populate_raw(&r);
 	for (uint64_t i = 14; i <= 20; i++) {
 		rd_log_key(k, 3, i);
 		th_raw_delete(&r, 1, k, sizeof k);
@@ -141,8 +134,7 @@ Test(corrupt, applied_beyond_commit)
 {
 	struct th_raw r;
 	uint8_t k[RD_STATE_KEY_LEN], v[RD_STATE_VAL_MAX];
-	populate();
-	th_raw_open(&r, dir);
+	populate_raw(&r);
 	rd_state_key(k, 1, RD_STATE_APPLIED);
 	size_t vlen = rd__enc_u64(v, 1, RD_STATE_APPLIED, 17);
 	th_raw_put(&r, 2, k, sizeof k, v, vlen);
@@ -156,8 +148,7 @@ Test(corrupt, entry_moved_to_another_index)
 	struct th_raw r;
 	uint8_t k[RD_LOG_KEY_LEN];
 	size_t vlen;
-	populate();
-	th_raw_open(&r, dir);
+	populate_raw(&r);
 	rd_log_key(k, 1, 4);
 	char *v = th_raw_get(&r, 1, k, sizeof k, &vlen);
 	rd_log_key(k, 1, 5);
@@ -204,8 +195,7 @@ static int flip_files(const char *suffix, long off_from_middle)
 Test(corrupt, flipped_byte_in_a_table_file)
 {
 	struct th_raw r;
-	populate();
-	th_raw_open(&r, dir);
+	populate_raw(&r);
 	th_raw_flush(&r);
 	th_raw_close(&r);
 	cr_assert_gt(flip_files(".sst", 0), 0);

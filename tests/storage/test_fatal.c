@@ -61,6 +61,5 @@ Test(fatal, failed_synced_write_logs_and_aborts)
 	 * entry 1 is intact. */
 	struct rd_storage *st = th_open(dir);
 	cr_assert_eq(rd_storage_last_index(st, 1), 1);
-	rd_storage_close(st);
-	th_rmtree(dir);
+	th_close_rm(st, dir);
 }

@@ -2,8 +2,10 @@
  * with a byte limit, term lookups, compaction, and the cache agreeing with
  * RocksDB. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "storage/storage.h"
@@ -16,16 +18,14 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dir, sizeof dir);
-	st = th_open(dir);
+	st = th_tmp_open(dir, sizeof dir);
 	memset(&eb, 0, sizeof eb);
 }
 
 static void teardown(void)
 {
 	rd_entry_buf_free(&eb);
-	rd_storage_close(st);
-	th_rmtree(dir);
+	th_close_rm(st, dir);
 }
 
 TestSuite(log, .init = setup, .fini = teardown);
@@ -191,6 +191,15 @@ Test(log, byte_limit_stops_before_the_entry_that_passes_it_but_returns_one)
 	cr_assert_eq(eb.n, 10);
 }
 
+static void compact(uint64_t group, uint64_t index, int want)
+{
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	cr_assert_eq(rd_storage_batch_compact(b, group, index, &no_conf, msg), want, "%s",
+	             msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_free(b);
+}
+
 static void commit_applied(uint64_t group, uint64_t upto, uint64_t term)
 {
 	struct rd_storage_batch *b = rd_storage_batch_new(st);
@@ -199,14 +208,12 @@ static void commit_applied(uint64_t group, uint64_t upto, uint64_t term)
 	cr_assert_eq(rd_storage_batch_set_applied(b, group, upto, msg), 0, "%s", msg);
 	rd_storage_commit(st, b);
 	rd_storage_batch_free(b);
-}
-
-static void compact(uint64_t group, uint64_t index, int want)
-{
-	struct rd_storage_batch *b = rd_storage_batch_new(st);
-	cr_assert_eq(rd_storage_batch_compact(b, group, index, msg), want, "%s", msg);
-	rd_storage_commit(st, b);
-	rd_storage_batch_free(b);
+	/* The apply reaches the disk with a flush (a close flushes): only
+	 * then may the log be compacted up to it. */
+	cr_assert_lt(rd_storage_durable_applied(st, group), upto);
+	compact(group, upto, RD_EINVAL);
+	st = th_reopen(st, dir);
+	cr_assert_eq(rd_storage_durable_applied(st, group), upto);
 }
 
 /* Raft §7: compaction drops a prefix; the term of the last compacted entry
@@ -258,12 +265,13 @@ Test(log, compaction_to_the_last_index_leaves_an_empty_log_that_continues)
 
 Test(log, entries_across_a_compaction_point_and_an_append_below_it)
 {
-	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	struct rd_storage_batch *b;
 	struct rd_entry e[1];
 	uint8_t data[32];
 	th_append(st, 2, 1, 10, 1);
 	commit_applied(2, 8, 1);
 	compact(2, 6, 0);
+	b = rd_storage_batch_new(st);
 	cr_assert_eq(rd_storage_entries(st, 2, 6, 9, 0, &eb, msg), RD_ECOMPACTED);
 	cr_assert_eq(rd_storage_entries(st, 2, 7, 11, 0, &eb, msg), 0);
 	cr_assert_eq(eb.n, 4);
@@ -369,28 +377,100 @@ Test(log, overwrite_within_one_batch_agrees_in_cache_and_rocksdb)
 	expect_range(6, 1, 5, terms);
 }
 
-/* Append, commit, apply and compact in one batch: the compaction point's
- * term comes from the entries of the same batch. */
-Test(log, compaction_of_entries_appended_in_the_same_batch)
+/* Append, commit and apply in one batch: compacting the entries in the same
+ * batch is refused, since their apply is not on disk yet (storage.h
+ * rd_storage_commit: it reaches the disk with a flush); after one (a close
+ * flushes), compaction in a batch that also appends keeps the term at the
+ * point. */
+Test(log, compaction_of_entries_appended_in_the_same_batch_waits_for_the_disk)
 {
 	struct rd_storage_batch *b = rd_storage_batch_new(st);
-	struct rd_entry e[5];
-	uint8_t data[5 * 32];
+	struct rd_entry e[5], more[1];
+	uint8_t data[5 * 32], mdata[32];
 	struct rd_hard_state hs = {.term = 3, .commit = 5};
-	uint64_t t, terms[6] = {0, 0, 0, 0, 3, 3};
+	uint64_t t, terms[7] = {0, 0, 0, 0, 3, 3, 3};
 	th_entries(e, data, 5, 2, 1, 3, 32);
 	cr_assert_eq(rd_storage_batch_append(b, 2, e, 5, msg), 0, "%s", msg);
 	cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, &hs, msg), 0, "%s", msg);
 	cr_assert_eq(rd_storage_batch_set_applied(b, 2, 5, msg), 0, "%s", msg);
-	cr_assert_eq(rd_storage_batch_compact(b, 2, 3, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, 2, 3, &no_conf, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "applied index on disk") != NULL, "%s", msg);
 	rd_storage_commit(st, b);
 	rd_storage_batch_free(b); /* before the close (storage.h) */
+	st = th_reopen(st, dir);
+	b = rd_storage_batch_new(st);
+	th_entries(more, mdata, 1, 2, 6, 3, 32);
+	cr_assert_eq(rd_storage_batch_append(b, 2, more, 1, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, 2, 3, &no_conf, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_free(b);
 	for (int pass = 0; pass < 2; pass++) {
 		cr_assert_eq(rd_storage_first_index(st, 2), 4);
 		cr_assert_eq(rd_storage_term(st, 2, 3, &t, msg), 0);
 		cr_assert_eq(t, 3);
-		expect_range(2, 4, 6, terms);
+		expect_range(2, 4, 7, terms);
 		cr_assert_eq(rd_storage_entries(st, 2, 3, 6, 0, &eb, msg), RD_ECOMPACTED);
 		st = th_reopen(st, dir);
 	}
+}
+
+/* The apply reaches the disk when RocksDB flushes on its own (a full
+ * memtable): rd_storage_durable_applied then moves up to an index that was
+ * applied, never past the applied index, and compaction may follow it. */
+Test(log, durable_applied_follows_the_flushes_rocksdb_starts)
+{
+	struct rd_storage_options o;
+	struct rd_storage_group_info gi;
+	uint64_t durable = 0;
+	char prefix[16];
+
+	rd_storage_close(st);
+	rd_storage_options_init(&o);
+	o.create_if_missing = true;
+	o.memtable_bytes = 64u << 10;
+	cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "%s", msg);
+	/* 1 KiB values: a 64 KiB memtable fills within a few batches. */
+	for (int round = 0; round < 400 && durable == 0; round++) {
+		snprintf(prefix, sizeof prefix, "r%03d-", round);
+		th_put_keys(st, 3, prefix, 8, 1024, 1);
+		if (round % 20 == 19)
+			usleep(60 * 1000); /* past RD_STORAGE_DURABLE_CHECK_NS */
+		durable = rd_storage_durable_applied(st, 3);
+	}
+	rd_storage_group_info(st, 3, &gi);
+	cr_assert_gt(durable, 0, "no flush moved the applied index on disk");
+	cr_assert_leq(durable, gi.applied);
+	compact(3, durable, 0);
+	cr_assert_eq(rd_storage_first_index(st, 3), durable + 1);
+	if (durable < gi.applied)
+		compact(3, gi.applied, RD_EINVAL);
+	/* Reopened (the close flushes), the state is whole. */
+	st = th_reopen(st, dir);
+	rd_storage_group_info(st, 3, &gi);
+	cr_assert_eq(gi.applied, gi.hs.commit);
+	cr_assert_eq(rd_storage_durable_applied(st, 3), gi.applied);
+}
+
+/* rd_storage_flush_soon has RocksDB flush every family, so a few applies
+ * reach the disk without filling a memtable; a second call right after
+ * does nothing (it is paced). */
+Test(log, flush_soon_puts_the_apply_on_disk)
+{
+	th_append(st, 5, 1, 6, 1);
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+	struct rd_hard_state hs = {.term = 1, .commit = 6};
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 5, &hs, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_set_applied(b, 5, 6, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_free(b);
+	cr_assert_eq(rd_storage_durable_applied(st, 5), 0);
+	rd_storage_flush_soon(st);
+	uint64_t durable = 0;
+	for (int i = 0; i < 100 && durable < 6; i++) {
+		usleep(60 * 1000); /* past RD_STORAGE_DURABLE_CHECK_NS */
+		durable = rd_storage_durable_applied(st, 5);
+	}
+	cr_assert_eq(durable, 6, "the flush did not reach the disk");
+	compact(5, 6, 0);
+	cr_assert_eq(rd_storage_first_index(st, 5), 7);
 }

@@ -55,8 +55,7 @@ static void option(const char *dir, const char *section, const char *key, char *
 Test(options, insert_hint_per_group_on_the_log_only)
 {
 	char dir[512], v[256];
-	th_tmpdir(dir, sizeof dir);
-	struct rd_storage *st = th_open(dir);
+	struct rd_storage *st = th_tmp_open(dir, sizeof dir);
 
 	option(dir, "[CFOptions \"log\"]", "memtable_insert_with_hint_prefix_extractor",
 	       v, sizeof v);
@@ -74,19 +73,32 @@ Test(options, insert_hint_per_group_on_the_log_only)
 	 * options: the choices made before it are still in force. */
 	option(dir, "[CFOptions \"log\"]", "compression", v, sizeof v);
 	cr_expect_str_eq(v, "kNoCompression");
-	rd_storage_close(st);
-	th_rmtree(dir);
+	th_close_rm(st, dir);
 }
 
 Test(options, wal_capped)
 {
 	char dir[512], v[256], want[32];
-	th_tmpdir(dir, sizeof dir);
-	struct rd_storage *st = th_open(dir);
+	struct rd_storage *st = th_tmp_open(dir, sizeof dir);
 
 	option(dir, "[DBOptions]", "max_total_wal_size", v, sizeof v);
 	snprintf(want, sizeof want, "%u", RD_STORAGE_WAL_MAX);
 	cr_expect_str_eq(v, want);
+	th_close_rm(st, dir);
+}
+
+/* What applying changes is written without the WAL (storage.h
+ * rd_storage_commit): it is consistent on disk only because every flush
+ * writes all column families at one point (README.md, "Writing each command
+ * once"). */
+Test(options, atomic_flush_across_the_column_families)
+{
+	char dir[512], v[256];
+	th_tmpdir(dir, sizeof dir);
+	struct rd_storage *st = th_open(dir);
+
+	option(dir, "[DBOptions]", "atomic_flush", v, sizeof v);
+	cr_expect_str_eq(v, "true");
 	rd_storage_close(st);
 	th_rmtree(dir);
 }

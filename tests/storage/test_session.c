@@ -42,10 +42,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	rd_storage_close(a);
-	rd_storage_close(bst);
-	th_rmtree(dira);
-	th_rmtree(dirb);
+	th_close_rm(a, dira);
+	th_close_rm(bst, dirb);
 }
 
 TestSuite(session, .init = setup, .fini = teardown);

@@ -8,6 +8,7 @@
 #include "helpers.h"
 #include "storage/journal.h"
 #include "storage/kv.h"
+#include "storage/schema.h"
 #include "storage/snapshot.h"
 #include "storage/storage.h"
 #include "util/err.h"
@@ -18,18 +19,14 @@ static char msg[RD_ERRMSG_SIZE];
 
 static void setup(void)
 {
-	th_tmpdir(dira, sizeof dira);
-	th_tmpdir(dirb, sizeof dirb);
-	a = th_open(dira);
-	bst = th_open(dirb);
+	a = th_tmp_open(dira, sizeof dira);
+	bst = th_tmp_open(dirb, sizeof dirb);
 }
 
 static void teardown(void)
 {
-	rd_storage_close(a);
-	rd_storage_close(bst);
-	th_rmtree(dira);
-	th_rmtree(dirb);
+	th_close_rm(a, dira);
+	th_close_rm(bst, dirb);
 }
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
@@ -102,6 +99,14 @@ static int collect(void *arg, const uint8_t *k, size_t klen, const uint8_t *v,
 	return 0;
 }
 
+/* The keys of `group` of s, collected into l afresh; returns how many. */
+static int rescan(struct rd_storage *s, uint64_t group, struct kvlist *l)
+{
+	l->n = 0;
+	rd_storage_kv_scan(s, group, collect, l, msg);
+	return l->n;
+}
+
 static void same_kv(struct rd_storage *x, struct rd_storage *y, uint64_t group)
 {
 	static struct kvlist lx, ly;
@@ -120,10 +125,7 @@ Test(snapshot, stream_installs_into_an_empty_node_and_survives_reopen)
 	static struct stream s;
 	struct rd_snapshot_meta m;
 	struct rd_conf_state cs = {.n_voters = 3, .voters = {1, 2, 3}};
-	struct rd_storage_batch *b = rd_storage_batch_new(a);
-	cr_assert_eq(rd_storage_batch_set_conf_state(b, 5, &cs, msg), 0);
-	rd_storage_commit(a, b);
-	rd_storage_batch_free(b);
+	th_set_conf(a, 5, &cs, 0);
 	th_put_keys(a, 5, "k", 600, 100, 2);
 	th_put_keys(a, 6, "other", 10, 10, 1);
 	produce(a, 5, 2048, &s);
@@ -232,15 +234,31 @@ Test(snapshot, install_replaces_keys_and_a_broken_stream_changes_nothing)
 
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
 	bst = th_reopen(bst, dirb);
-	l->n = 0;
-	rd_storage_kv_scan(bst, 2, collect, l, msg);
-	cr_assert_eq(l->n, 50);
+	cr_assert_eq(rescan(bst, 2, l), 50);
 	cr_assert_str_eq(l->keys[0], "new00000");
-	l->n = 0;
-	rd_storage_kv_scan(bst, 3, collect, l, msg);
-	cr_assert_eq(l->n, 5);
+	cr_assert_eq(rescan(bst, 3, l), 5);
 	free(l);
 	stream_free(&s);
+}
+
+/* `group` of a: 6 entries of `term`, its snapshot streamed into *s; of
+ * bst: 10 entries of term 1, only 2 committed and applied. Install the
+ * snapshot on bst: its log starts at 7 and ends at `want_last`, also
+ * after a reopen. */
+static void install_over_ten(uint64_t group, uint64_t term, uint64_t want_last,
+                             struct stream *s)
+{
+	struct rd_snapshot_meta m;
+
+	th_put_keys(a, group, "k", 6, 5, term);
+	produce(a, group, 1024, s);
+	th_put_keys(bst, group, "x", 2, 5, 1);
+	th_append(bst, group, 3, 8, 1);
+	cr_assert_eq(install(bst, s, &m), 0, "%s", msg);
+	cr_assert_eq(rd_storage_first_index(bst, group), 7);
+	cr_assert_eq(rd_storage_last_index(bst, group), want_last);
+	bst = th_reopen(bst, dirb);
+	cr_assert_eq(rd_storage_last_index(bst, group), want_last);
 }
 
 /* Raft §7: an existing entry with the snapshot's index and term keeps the
@@ -249,28 +267,12 @@ Test(snapshot, log_suffix_kept_only_when_index_and_term_match)
 {
 	static struct stream s;
 	struct rd_snapshot_meta m;
-	th_put_keys(a, 4, "k", 6, 5, 1);
-	produce(a, 4, 1024, &s);
-	/* bst: 10 entries of term 1, only 2 committed and applied */
-	th_put_keys(bst, 4, "x", 2, 5, 1);
-	th_append(bst, 4, 3, 8, 1);
-	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
-	cr_assert_eq(rd_storage_first_index(bst, 4), 7);
-	cr_assert_eq(rd_storage_last_index(bst, 4), 10);
-	bst = th_reopen(bst, dirb);
-	cr_assert_eq(rd_storage_last_index(bst, 4), 10);
-	stream_free(&s);
 
+	/* group 4: the node's entry 6 has the snapshot's term (1) */
+	install_over_ten(4, 1, 10, &s);
+	stream_free(&s);
 	/* group 8: the node's entry 6 has term 1, the snapshot's term 2 */
-	th_put_keys(a, 8, "k", 6, 5, 2);
-	produce(a, 8, 1024, &s);
-	th_put_keys(bst, 8, "x", 2, 5, 1);
-	th_append(bst, 8, 3, 8, 1);
-	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
-	cr_assert_eq(rd_storage_first_index(bst, 8), 7);
-	cr_assert_eq(rd_storage_last_index(bst, 8), 6);
-	bst = th_reopen(bst, dirb);
-	cr_assert_eq(rd_storage_last_index(bst, 8), 6);
+	install_over_ten(8, 2, 6, &s);
 	uint64_t t;
 	cr_assert_eq(rd_storage_term(bst, 8, 6, &t, msg), 0);
 	cr_assert_eq(t, 2);
@@ -331,9 +333,11 @@ Test(snapshot, install_waits_for_a_batch_that_holds_work_for_the_group)
 	produce(a, 7, 1024, &s);
 	th_put_keys(bst, 7, "old", 20, 10, 1);
 	th_put_keys(bst, 3, "keep", 5, 10, 1);
+	/* A close flushes what was applied: compaction may then reach it. */
+	bst = th_reopen(bst, dirb);
 
 	struct rd_storage_batch *b = rd_storage_batch_new(bst);
-	cr_assert_eq(rd_storage_batch_compact(b, 7, 10, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, 7, 10, &no_conf, msg), 0, "%s", msg);
 	cr_assert_eq(rd_snapshot_writer_open(bst, &w, msg), 0);
 	for (size_t i = 0; i < s.n; i++)
 		cr_assert_eq(rd_snapshot_writer_add(w, s.chunk[i], s.len[i], msg), 0);
@@ -372,13 +376,9 @@ Test(snapshot, install_waits_for_a_batch_that_holds_work_for_the_group)
 	cr_assert_eq(gi.applied, 51);
 	cr_assert_eq(gi.first_index, 51);
 	cr_assert_eq(gi.last_index, 51);
-	l->n = 0;
-	rd_storage_kv_scan(bst, 7, collect, l, msg);
-	cr_assert_eq(l->n, 51);
+	cr_assert_eq(rescan(bst, 7, l), 51);
 	cr_assert_str_eq(l->keys[0], "new00000");
-	l->n = 0;
-	rd_storage_kv_scan(bst, 3, collect, l, msg);
-	cr_assert_eq(l->n, 5);
+	cr_assert_eq(rescan(bst, 3, l), 5);
 	cr_assert_eq(rd_storage_drop_group(bst, 3, msg), 0, "%s", msg);
 	free(l);
 	stream_free(&s);
@@ -430,7 +430,7 @@ Test(snapshot, batch_calls_after_an_install_see_the_installed_log)
 	th_put_keys(bst, 7, "old", 20, 10, 1);
 
 	struct rd_storage_batch *b = rd_storage_batch_new(bst);
-	cr_assert_eq(rd_storage_batch_compact(b, 7, 0, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_compact(b, 7, 0, &no_conf, msg), 0, "%s", msg);
 	cr_assert(rd_storage_batch_empty(b));
 	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
 	cr_assert_eq(m.index, 50);
@@ -457,5 +457,100 @@ Test(snapshot, batch_calls_after_an_install_see_the_installed_log)
 	rd_storage_commit(bst, b);
 	rd_storage_batch_free(b);
 	cr_assert_eq(rd_storage_last_index(bst, 7), 1);
+	stream_free(&s);
+}
+
+static bool same_conf(const struct rd_conf_state *x, const struct rd_conf_state *y)
+{
+	return x->n_voters == y->n_voters && x->n_learners == y->n_learners &&
+	       memcmp(x->voters, y->voters, x->n_voters * sizeof *x->voters) == 0 &&
+	       memcmp(x->learners, y->learners, x->n_learners * sizeof *x->learners) == 0;
+}
+
+/* Thesis §4.1: a restart rebuilds the latest configuration from the one at
+ * the compaction point plus the conf changes still in the log. After an
+ * install at 600 (members {1,2,3}) and a membership change applied at 603
+ * (to {1,2}), compacting to 605 moves the log start past the change: the
+ * start's membership must be {1,2}, not the installed snapshot's, or the
+ * change would be lost at the next start. */
+Test(snapshot, compaction_after_an_install_records_the_membership_of_the_new_start)
+{
+	static struct stream s, s2;
+	struct rd_snapshot_meta m;
+	struct rd_conf_state three = {.n_voters = 3, .voters = {1, 2, 3}};
+	struct rd_conf_state two = {.n_voters = 2, .voters = {1, 2}};
+	struct rd_storage_group_info gi;
+	th_set_conf(a, 5, &three, 0);
+	th_put_keys(a, 5, "k", 600, 10, 2);
+	produce(a, 5, 4096, &s);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg);
+	cr_assert_eq(rd_storage_group_info(bst, 5, &gi), 0);
+	cr_assert(same_conf(&gi.start_conf, &three), "an install starts the log there");
+
+	th_put_keys(bst, 5, "z", 10, 1, 3); /* 601..610, applied */
+	bst = th_reopen(bst, dirb);         /* a close flushes: the apply is on disk */
+	th_set_conf(bst, 5, &two, 605);
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(rd_storage_group_info(bst, 5, &gi), 0);
+		cr_assert_eq(gi.first_index, 606);
+		cr_assert(gi.has_snapshot);
+		cr_assert_eq(gi.snap.index, 600, "the install is still the last one");
+		cr_assert(
+		    same_conf(&gi.start_conf, &two),
+		    "pass %d: the membership at the log start is {1,2}, got %u voters",
+		    pass, gi.start_conf.n_voters);
+		cr_assert(same_conf(&gi.conf, &two));
+		bst = th_reopen(bst, dirb);
+	}
+	/* And a snapshot of it ships the applied membership. */
+	produce(bst, 5, 4096, &s2);
+	cr_assert_eq(s2.meta.index, 610);
+	cr_assert(same_conf(&s2.meta.conf, &two));
+	stream_free(&s);
+	stream_free(&s2);
+}
+
+/* A log start record from before it carried the membership (16 bytes):
+ * taken from an install at that index, else from the conf state record. */
+Test(snapshot, a_log_start_record_without_membership_still_opens)
+{
+	static struct stream s;
+	struct rd_snapshot_meta m;
+	struct rd_conf_state three = {.n_voters = 3, .voters = {1, 2, 3}};
+	struct rd_conf_state four = {.n_voters = 4, .voters = {1, 2, 3, 4}};
+	struct rd_storage_group_info gi;
+	th_set_conf(a, 5, &three, 0);
+	th_put_keys(a, 5, "k", 20, 10, 2);
+	th_put_keys(a, 6, "k", 20, 10, 2);
+	produce(a, 5, 4096, &s);
+	cr_assert_eq(install(bst, &s, &m), 0, "%s", msg); /* group 5 of bst: at 20 */
+	a = th_reopen(a, dira); /* a close flushes: the apply is on disk */
+	th_set_conf(a, 6, &four, 10);
+	rd_storage_close(a);
+	rd_storage_close(bst);
+	a = bst = NULL;
+
+	/* Rewrite both log start records in the old 16-byte form. */
+	const char *dirs[2] = {dira, dirb};
+	const uint64_t grp[2] = {6, 5}, idx[2] = {10, 20};
+	for (int i = 0; i < 2; i++) {
+		struct th_raw raw;
+		uint8_t k[RD_STATE_KEY_LEN], v[20];
+		th_raw_open(&raw, dirs[i]);
+		rd_state_key(k, grp[i], RD_STATE_LOGSTART);
+		rd_be64_put(v + 4, idx[i]);
+		rd_be64_put(v + 12, 2);
+		rd_be32_put(v, rd_crc32c(rd_crc32c(0, k, sizeof k), v + 4, 16));
+		th_raw_put(&raw, RD_CF_STATE, k, sizeof k, v, sizeof v);
+		th_raw_close(&raw);
+	}
+	a = th_open(dira);
+	bst = th_open(dirb);
+	cr_assert_eq(rd_storage_group_info(a, 6, &gi), 0);
+	cr_assert_eq(gi.first_index, 11);
+	cr_assert(same_conf(&gi.start_conf, &four), "from the conf state record");
+	cr_assert_eq(rd_storage_group_info(bst, 5, &gi), 0);
+	cr_assert_eq(gi.first_index, 21);
+	cr_assert(same_conf(&gi.start_conf, &three), "from the install at that index");
 	stream_free(&s);
 }

@@ -18,8 +18,7 @@ Test(stall, each_synced_write_is_seen_once_and_none_stays_outstanding)
 	uint64_t cursor = 0, ns[300];
 	struct rd_storage *st;
 
-	th_tmpdir(dir, sizeof dir);
-	st = th_open(dir);
+	st = th_tmp_open(dir, sizeof dir);
 	cr_assert_eq(rd_storage_sync_outstanding_since(st), 0);
 	(void)rd_storage_sync_recent(st, &cursor, ns, 300);
 	for (uint64_t i = 1; i <= 3; i++)
@@ -34,8 +33,7 @@ Test(stall, each_synced_write_is_seen_once_and_none_stays_outstanding)
 	th_append(st, 1, 304, 1, 1);
 	th_append(st, 1, 305, 1, 1);
 	cr_assert_eq(rd_storage_sync_recent(st, &cursor, ns, 1), 1);
-	rd_storage_close(st);
-	th_rmtree(dir);
+	th_close_rm(st, dir);
 }
 
 static struct rd_storage *hooked;

@@ -226,6 +226,53 @@ void tenv_mesh(struct tenv *e)
 				tnode_add_peer(e, a, b);
 }
 
+void tenv_start(struct tenv *e, bool tls, unsigned n)
+{
+	struct rd_transport_config cfg;
+
+	for (uint64_t i = 1; i <= n; i++) {
+		tnode_config(e, i, !tls, &cfg);
+		tnode_start(e, i, &cfg);
+	}
+	tenv_mesh(e);
+}
+
+void tenv_up(struct tenv *e, bool tls, unsigned n)
+{
+	tenv_init(e, tls);
+	tenv_start(e, tls, n);
+}
+
+static bool connected_1_2(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return tstats(e, 1, 2).connected;
+}
+
+void tconnect_1_2(struct tenv *e)
+{
+	cr_assert_eq(tsend(e, 1, 2, 1, 1, 8), 0);
+	cr_assert(trun(e, connected_1_2, NULL, 20000));
+}
+
+void tenv_other_ca(struct tenv *e, const char *sub, uint64_t id)
+{
+	const char *src = getenv("RD_SRC") ? getenv("RD_SRC") : ".";
+	char cmd[2048];
+
+	snprintf(cmd, sizeof cmd,
+	         "%s/conf/raftd-certs ca %s/%s >/dev/null && "
+	         "%s/conf/raftd-certs node %s/%s %llu >/dev/null",
+	         src, e->dir, sub, src, e->dir, sub, (unsigned long long)id);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+void tcfg_cert(const struct tenv *e, struct rd_transport_config *cfg, const char *name)
+{
+	snprintf(cfg->tls_cert, sizeof cfg->tls_cert, "%s/%s.pem", e->dir, name);
+	snprintf(cfg->tls_key, sizeof cfg->tls_key, "%s/%s.key", e->dir, name);
+}
+
 /* Pack `b` as a PeerFrame payload and queue it for `peer`. */
 int tsend_batch(struct rd_transport *t, uint64_t peer, const Raftd__RaftBatch *b,
                 char *msg)

@@ -55,6 +55,21 @@ void tenv_fini(struct tenv *e);
 /* Run a raftd-certs command line in the env's directory ("node 3 --expired"). */
 void tenv_certs(struct tenv *e, const char *args);
 
+/* Start nodes 1..n with tnode_config's configuration (mutual TLS when
+ * `tls`, else insecure) and mesh them. */
+void tenv_start(struct tenv *e, bool tls, unsigned n);
+/* tenv_init(e, tls), then tenv_start(e, tls, n). */
+void tenv_up(struct tenv *e, bool tls, unsigned n);
+/* Send one message from node 1 to node 2 and wait until node 1 has the
+ * connection up (fails the test after 20 s). */
+void tconnect_1_2(struct tenv *e);
+/* Make a second CA in DIR/<sub> and a certificate it signs for node `id`
+ * (DIR/<sub>/node<id>.pem and .key). */
+void tenv_other_ca(struct tenv *e, const char *sub, uint64_t id);
+/* Point cfg's certificate and key at DIR/<name>.pem and DIR/<name>.key
+ * ("node3", "exp2", "other/node2"). */
+void tcfg_cert(const struct tenv *e, struct rd_transport_config *cfg, const char *name);
+
 /* A config for node `id`: mutual with DIR/node<id>.pem unless `insecure`. */
 void tnode_config(struct tenv *e, uint64_t id, bool insecure,
                   struct rd_transport_config *cfg);

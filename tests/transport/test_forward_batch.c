@@ -104,16 +104,10 @@ static struct side s1, s2; /* node 1 asks, node 2 leads */
 
 static void start(void)
 {
-	struct rd_transport_config cfg;
 
 	memset(&s1, 0, sizeof s1);
 	memset(&s2, 0, sizeof s2);
-	tenv_init(&e, true);
-	for (uint64_t id = 1; id <= 2; id++) {
-		tnode_config(&e, id, false, &cfg);
-		tnode_start(&e, id, &cfg);
-	}
-	tenv_mesh(&e);
+	tenv_up(&e, true, 2);
 	rd_forward_init(&s1.f, &ops, &s1, 1, &s1.topo, 5000);
 	rd_forward_init(&s2.f, &ops, &s2, 2, &s2.topo, 5000);
 	rd_forward_attach(&s1.f, e.n[1].t);

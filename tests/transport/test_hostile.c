@@ -77,7 +77,6 @@ static bool snaps_2(struct tenv *e, void *arg)
 Test(hostile, snapshot_chunk_message_checked)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
 	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
 	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
@@ -92,12 +91,7 @@ Test(hostile, snapshot_chunk_message_checked)
 	    {2, 1, 2, 5}, /* message for another group */
 	};
 
-	tenv_init(&e, false);
-	for (uint64_t i = 1; i <= 3; i++) {
-		tnode_config(&e, i, true, &cfg);
-		tnode_start(&e, i, &cfg);
-	}
-	tenv_mesh(&e);
+	tenv_up(&e, false, 3);
 	meta.index = 10;
 	meta.term = 2;
 	m.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT;
@@ -160,15 +154,9 @@ static void ping(struct tenv *e, uint64_t from, uint64_t to)
 Test(hostile, rpc_stream_frame_cap)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	const uint8_t raw[] = {0x04, 0x00, 0x00, 0x00, 0x22, 0x00};
 
-	tenv_init(&e, false);
-	for (uint64_t i = 1; i <= 2; i++) {
-		tnode_config(&e, i, true, &cfg);
-		tnode_start(&e, i, &cfg);
-	}
-	tenv_mesh(&e);
+	tenv_up(&e, false, 2);
 	ping(&e, 1, 2);
 	cr_assert(trun(&e, replied, NULL, 20000));
 	cr_assert_eq(rd_transport_test_call_raw(e.n[1].t, 2, raw, sizeof raw, 10000,
@@ -349,14 +337,8 @@ static bool two_up(struct tenv *e, void *arg)
 Test(hostile, no_session_tickets)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 
-	tenv_init(&e, true);
-	for (uint64_t i = 1; i <= 2; i++) {
-		tnode_config(&e, i, false, &cfg);
-		tnode_start(&e, i, &cfg);
-	}
-	tenv_mesh(&e);
+	tenv_up(&e, true, 2);
 	cr_assert_eq(tsend(&e, 1, 2, 1, 1, 8), 0);
 	cr_assert(trun(&e, two_up, NULL, 20000));
 	trun_for(&e, 300); /* tickets come after the handshake */
@@ -463,28 +445,17 @@ static bool node2_got_at_least(struct tenv *e, void *arg)
 	return e->n[2].msgs >= *(uint64_t *)arg;
 }
 
-static bool connected_1_2(struct tenv *e, void *arg)
-{
-	(void)arg;
-	return tstats(e, 1, 2).connected;
-}
-
 static bool cert_closed_at_1(struct tenv *e, void *arg)
 {
 	(void)arg;
 	return tstats_all(e, 1).cert_closed >= 1;
 }
 
+/* Nodes 1 and 2 with mutual TLS, connected. */
 static void mesh_up(struct tenv *e)
 {
-	for (uint64_t i = 1; i <= 2; i++) {
-		struct rd_transport_config cfg;
-		tnode_config(e, i, false, &cfg);
-		tnode_start(e, i, &cfg);
-	}
-	tenv_mesh(e);
-	cr_assert_eq(tsend(e, 1, 2, 1, 1, 8), 0);
-	cr_assert(trun(e, connected_1_2, NULL, 20000));
+	tenv_start(e, true, 2);
+	tconnect_1_2(e);
 }
 
 /* SIGHUP: a new certificate is checked before it replaces the working one
@@ -500,8 +471,7 @@ Test(hostile, reload_checks_new_certificate)
 	tenv_init(&e, true);
 	mesh_up(&e);
 	tnode_config(&e, 1, false, &cfg);
-	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/node2.pem", e.dir);
-	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/node2.key", e.dir);
+	tcfg_cert(&e, &cfg, "node2");
 	cr_expect_eq(rd_transport_reload(e.n[1].t, &cfg, msg), RD_ETLS);
 	cr_expect_not_null(strstr(msg, "names node 2"), "%s", msg);
 	tnode_config(&e, 1, true, &cfg);
@@ -520,19 +490,14 @@ Test(hostile, reload_to_new_ca_closes_unverified_peers)
 {
 	struct tenv e;
 	struct rd_transport_config cfg;
-	char msg[RD_ERRMSG_SIZE] = "", cmd[1024];
+	char msg[RD_ERRMSG_SIZE] = "";
 
 	tenv_init(&e, true);
 	mesh_up(&e);
-	snprintf(cmd, sizeof cmd,
-	         "%s/conf/raftd-certs ca %s/other >/dev/null && %s/conf/raftd-certs node "
-	         "%s/other 1 >/dev/null",
-	         getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir);
-	cr_assert_eq(system(cmd), 0);
+	tenv_other_ca(&e, "other", 1);
 	tnode_config(&e, 1, false, &cfg);
 	snprintf(cfg.tls_ca, sizeof cfg.tls_ca, "%s/other/ca.pem", e.dir);
-	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/other/node1.pem", e.dir);
-	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/other/node1.key", e.dir);
+	tcfg_cert(&e, &cfg, "other/node1");
 	cr_assert_eq(rd_transport_reload(e.n[1].t, &cfg, msg), 0, "%s", msg);
 	cr_expect(trun(&e, cert_closed_at_1, NULL, 20000));
 	trun_for(&e, 200);

@@ -17,15 +17,9 @@ static bool got_msgs(struct tenv *e, void *arg)
 Test(loopback, batches_in_order_mutual)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	uint64_t want = 50;
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, true, 2);
 	e.n[2].next_index[1] = 1;
 	for (unsigned i = 0; i < 10; i++)
 		cr_assert_eq(tsend(&e, 1, 2, 1 + 5 * i, 5, 100), 0);
@@ -51,15 +45,9 @@ static bool got_n(struct tenv *e, void *arg)
 Test(loopback, ten_thousand_messages)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	uint64_t want[2] = {2, 10000};
 
-	tenv_init(&e, false);
-	tnode_config(&e, 1, true, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, true, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, false, 2);
 	e.n[2].next_index[1] = 1;
 	for (unsigned i = 0; i < 100; i++)
 		cr_assert_eq(tsend(&e, 1, 2, 1 + 100 * i, 100, 64), 0);
@@ -101,16 +89,10 @@ static bool settled(struct tenv *e, void *arg)
 Test(loopback, three_endpoints_mesh)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	uint64_t want = 2 * 200;
 	struct rd_transport_stats st;
 
-	tenv_init(&e, true);
-	for (uint64_t i = 1; i <= 3; i++) {
-		tnode_config(&e, i, false, &cfg);
-		tnode_start(&e, i, &cfg);
-	}
-	tenv_mesh(&e);
+	tenv_up(&e, true, 3);
 	for (uint64_t a = 1; a <= 3; a++)
 		for (uint64_t b = 1; b <= 3; b++)
 			if (a != b)
@@ -167,18 +149,12 @@ static bool replied(struct tenv *e, void *arg)
 Test(loopback, request_response)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
 	Raftd__Ping ping = RAFTD__PING__INIT;
 	struct reply r = {0};
 	char msg[RD_ERRMSG_SIZE];
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, true, 2);
 	ping.topology_version = 41;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
 	req.ping = &ping;
@@ -197,19 +173,13 @@ Test(loopback, request_response)
 Test(loopback, request_deadline)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
 	Raftd__Ping ping = RAFTD__PING__INIT;
 	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 	struct reply r = {0};
 	char msg[RD_ERRMSG_SIZE];
 
-	tenv_init(&e, false);
-	tnode_config(&e, 1, true, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, true, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, false, 2);
 	e.n[2].hold_requests = true;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
 	req.ping = &ping;
@@ -227,27 +197,37 @@ Test(loopback, request_deadline)
 	tenv_fini(&e);
 }
 
+/* Two mutual endpoints, node 2's configuration left in *cfg2 with its
+ * bound address, so that it can start again on the same address; `n`
+ * messages from node 1 have reached it. */
+static void pair_for_restart(struct tenv *e, struct rd_transport_config *cfg2, uint64_t n)
+{
+	struct rd_transport_config cfg;
+	uint64_t want[2] = {2, n};
+
+	tenv_init(e, true);
+	tnode_config(e, 1, false, &cfg);
+	tnode_start(e, 1, &cfg);
+	tnode_config(e, 2, false, cfg2);
+	tnode_start(e, 2, cfg2);
+	tenv_mesh(e);
+	cr_assert_eq(tsend(e, 1, 2, 1, (unsigned)n, 8), 0);
+	cr_assert(trun(e, got_n, want, 10000));
+	memcpy(&cfg2->listen, &e->n[2].addr, e->n[2].addrlen);
+	cfg2->listen_len = e->n[2].addrlen;
+}
+
 /* A peer restarted on the same address is dialed again and traffic resumes;
  * the reconnect is counted. */
 Test(loopback, restart_reconnects)
 {
 	struct tenv e;
 	struct rd_transport_config cfg2;
-	struct rd_transport_config cfg;
 	uint64_t want[2] = {2, 10};
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg2);
-	tnode_start(&e, 2, &cfg2);
-	tenv_mesh(&e);
-	cr_assert_eq(tsend(&e, 1, 2, 1, 10, 8), 0);
-	cr_assert(trun(&e, got_n, want, 10000));
+	pair_for_restart(&e, &cfg2, 10);
 	tnode_stop(&e, 2);
 	/* Same address, fresh process state. */
-	memcpy(&cfg2.listen, &e.n[2].addr, e.n[2].addrlen);
-	cfg2.listen_len = e.n[2].addrlen;
 	trun_for(&e, 100);
 	tnode_start(&e, 2, &cfg2);
 	e.n[2].msgs = 0;
@@ -277,15 +257,9 @@ static bool one_each(struct tenv *e, void *arg)
 Test(loopback, simultaneous_dial)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	struct rd_transport_stats a;
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, true, 2);
 	tsend(&e, 1, 2, 1, 5, 8);
 	tsend(&e, 2, 1, 1, 5, 8);
 	trun_for(&e, 300);
@@ -308,22 +282,13 @@ Test(loopback, simultaneous_dial)
 Test(loopback, crash_restart_recovers)
 {
 	struct tenv e;
-	struct rd_transport_config cfg, cfg2;
+	struct rd_transport_config cfg2;
 	uint64_t want[2] = {2, 5};
 	uint64_t base1;
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg2);
-	tnode_start(&e, 2, &cfg2);
-	tenv_mesh(&e);
-	cr_assert_eq(tsend(&e, 1, 2, 1, 5, 8), 0);
-	cr_assert(trun(&e, got_n, want, 10000));
+	pair_for_restart(&e, &cfg2, 5);
 	rd_transport_test_abandon(e.n[2].t);
 	e.n[2].t = NULL;
-	memcpy(&cfg2.listen, &e.n[2].addr, e.n[2].addrlen);
-	cfg2.listen_len = e.n[2].addrlen;
 	tnode_start(&e, 2, &cfg2);
 	tnode_add_peer(&e, 2, 1);
 	e.n[2].msgs = 0;
@@ -350,7 +315,6 @@ static bool snap_and_msgs(struct tenv *e, void *arg)
 Test(loopback, snapshot_stream)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
 	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
 	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
@@ -358,12 +322,7 @@ Test(loopback, snapshot_stream)
 	static uint8_t big[RD_TRANSPORT_SNAPSHOT_CHUNK];
 	char msg[RD_ERRMSG_SIZE];
 
-	tenv_init(&e, false);
-	tnode_config(&e, 1, true, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, true, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, false, 2);
 	meta.index = 10;
 	meta.term = 2;
 	ch.group = 4;
@@ -401,41 +360,34 @@ static bool node1_down(struct tenv *e, void *arg)
 	return e->n[1].downs >= 1;
 }
 
+/* Two insecure endpoints with a 300 ms idle timeout and `keepalive_ms`,
+ * connected by a first batch. */
+static void idle_pair(struct tenv *e, unsigned keepalive_ms)
+{
+	struct rd_transport_config cfg;
+
+	tenv_init(e, false);
+	for (uint64_t i = 1; i <= 2; i++) {
+		tnode_config(e, i, true, &cfg);
+		cfg.keepalive_ms = keepalive_ms;
+		cfg.idle_timeout_ms = 300;
+		tnode_start(e, i, &cfg);
+	}
+	tenv_mesh(e);
+	tconnect_1_2(e);
+}
+
 /* Without keep-alive a silent connection ends at the idle timeout (RFC 9000
  * §10.1); with keep-alive shorter than it, the connection stays up. */
 Test(loopback, idle_timeout_and_keepalive)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
-	uint64_t want[2] = {2, 1};
 
-	tenv_init(&e, false);
-	tnode_config(&e, 1, true, &cfg);
-	cfg.keepalive_ms = 0;
-	cfg.idle_timeout_ms = 300;
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, true, &cfg);
-	cfg.keepalive_ms = 0;
-	cfg.idle_timeout_ms = 300;
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
-	cr_assert_eq(tsend(&e, 1, 2, 1, 1, 8), 0);
-	cr_assert(trun(&e, got_n, want, 10000));
+	idle_pair(&e, 0);
 	cr_expect(trun(&e, node1_down, NULL, 5000), "idle connection closed");
 	tenv_fini(&e);
 
-	tenv_init(&e, false);
-	tnode_config(&e, 1, true, &cfg);
-	cfg.keepalive_ms = 50;
-	cfg.idle_timeout_ms = 300;
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, true, &cfg);
-	cfg.keepalive_ms = 50;
-	cfg.idle_timeout_ms = 300;
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
-	cr_assert_eq(tsend(&e, 1, 2, 1, 1, 8), 0);
-	cr_assert(trun(&e, got_n, want, 10000));
+	idle_pair(&e, 50);
 	trun_for(&e, 1200);
 	cr_expect_eq(e.n[1].downs, 0, "keep-alive kept the connection");
 	cr_expect(tstats(&e, 1, 2).connected);
@@ -448,14 +400,8 @@ Test(loopback, idle_timeout_and_keepalive)
 Test(loopback, peer_removed_from_callback)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 
-	tenv_init(&e, false);
-	tnode_config(&e, 1, true, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, true, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, false, 2);
 	e.n[2].remove_on_batch = true;
 	for (unsigned i = 0; i < 5; i++)
 		cr_assert_eq(tsend(&e, 1, 2, 1 + i, 1, 8), 0);

@@ -328,6 +328,19 @@ static Raftd__PeerFrame *sample_frame(Raftd__PeerFrame *f, Raftd__RaftBatch *b,
 	return f;
 }
 
+/* sample_frame as encoded by rd_wire_encode into a buffer the caller frees. */
+static uint8_t *sample_encoded(size_t *n)
+{
+	Raftd__PeerFrame f;
+	Raftd__RaftBatch b;
+	Raftd__RaftMessage m, *mp;
+	uint8_t *buf;
+
+	cr_assert_eq(rd_wire_encode(sample_frame(&f, &b, &m, &mp), 1024, &buf, n, NULL),
+	             0);
+	return buf;
+}
+
 static int count_cb(void *arg, const uint8_t *p, size_t n)
 {
 	Raftd__PeerFrame *f;
@@ -341,16 +354,11 @@ static int count_cb(void *arg, const uint8_t *p, size_t n)
 /* Frames survive being split anywhere: byte by byte gives the same frames. */
 Test(proto, frames_reassemble_from_any_split)
 {
-	Raftd__PeerFrame f;
-	Raftd__RaftBatch b;
-	Raftd__RaftMessage m, *mp;
 	struct rd_wire_reader r;
-	uint8_t *buf;
 	size_t n;
+	uint8_t *buf = sample_encoded(&n);
 	int frames = 0;
 
-	cr_assert_eq(rd_wire_encode(sample_frame(&f, &b, &m, &mp), 1024, &buf, &n, NULL),
-	             0);
 	rd_wire_reader_init(&r, 1024);
 	for (int rep = 0; rep < 3; rep++)
 		for (size_t i = 0; i < n; i++)
@@ -365,16 +373,12 @@ Test(proto, frames_reassemble_from_any_split)
 /* A payload cut anywhere inside its batch does not decode. */
 Test(proto, truncated_frames_refused)
 {
-	Raftd__PeerFrame f, *out;
-	Raftd__RaftBatch b;
-	Raftd__RaftMessage m, *mp;
+	Raftd__PeerFrame *out;
 	struct rd_wire_reader r;
-	uint8_t *buf;
 	size_t n;
+	uint8_t *buf = sample_encoded(&n);
 	int frames = 0;
 
-	cr_assert_eq(rd_wire_encode(sample_frame(&f, &b, &m, &mp), 1024, &buf, &n, NULL),
-	             0);
 	/* Payload = tag, length, batch: any cut after the length is short. */
 	for (size_t k = RD_WIRE_HEADER + 2; k < n; k++)
 		cr_expect_eq(

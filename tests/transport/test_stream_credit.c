@@ -26,17 +26,11 @@ static bool all_done(struct tenv *e, void *arg)
 Test(stream_credit, calls_beyond_the_initial_stream_limit_complete)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
 	Raftd__Ping ping = RAFTD__PING__INIT;
 	char msg[RD_ERRMSG_SIZE];
 
-	tenv_init(&e, false);
-	tnode_config(&e, 1, true, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, true, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, false, 2);
 	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
 	req.ping = &ping;
 	for (int round = 0; round < 10; round++) {

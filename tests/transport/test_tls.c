@@ -52,15 +52,9 @@ static void expect_refused(struct tenv *e, const struct rd_transport_config *bad
 Test(tls, same_ca_accepted)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	uint64_t want = 5;
 
-	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_up(&e, true, 2);
 	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
 	cr_assert(trun(&e, node1_got, &want, 10000));
 	cr_expect(tstats(&e, 1, 2).connected);
@@ -72,17 +66,12 @@ Test(tls, other_ca_refused)
 {
 	struct tenv e;
 	struct rd_transport_config bad;
-	char cmd[1024];
 
 	tenv_init(&e, true);
-	snprintf(cmd, sizeof cmd,
-	         "%s/conf/raftd-certs ca %s/other && %s/conf/raftd-certs node %s/other 2",
-	         getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir);
-	cr_assert_eq(system(cmd), 0);
+	tenv_other_ca(&e, "other", 2);
 	tnode_config(&e, 2, false, &bad);
 	snprintf(bad.tls_ca, sizeof bad.tls_ca, "%s/other/ca.pem", e.dir);
-	snprintf(bad.tls_cert, sizeof bad.tls_cert, "%s/other/node2.pem", e.dir);
-	snprintf(bad.tls_key, sizeof bad.tls_key, "%s/other/node2.key", e.dir);
+	tcfg_cert(&e, &bad, "other/node2");
 	expect_refused(&e, &bad);
 }
 
@@ -95,8 +84,7 @@ Test(tls, wrong_node_id_refused)
 
 	tenv_init(&e, true);
 	tnode_config(&e, 2, false, &bad);
-	snprintf(bad.tls_cert, sizeof bad.tls_cert, "%s/node3.pem", e.dir);
-	snprintf(bad.tls_key, sizeof bad.tls_key, "%s/node3.key", e.dir);
+	tcfg_cert(&e, &bad, "node3");
 	expect_refused(&e, &bad);
 }
 
@@ -112,8 +100,7 @@ Test(tls, server_with_wrong_node_id_refused)
 	tnode_config(&e, 1, false, &cfg);
 	tnode_start(&e, 1, &cfg);
 	tnode_config(&e, 2, false, &cfg);
-	snprintf(cfg.tls_cert, sizeof cfg.tls_cert, "%s/node3.pem", e.dir);
-	snprintf(cfg.tls_key, sizeof cfg.tls_key, "%s/node3.key", e.dir);
+	tcfg_cert(&e, &cfg, "node3");
 	tnode_start(&e, 2, &cfg);
 	tnode_add_peer(&e, 1, 2);
 	cr_assert_eq(tsend(&e, 1, 2, 1, 5, 8), 0);
@@ -133,8 +120,7 @@ Test(tls, expired_certificate_refused)
 	tenv_init(&e, true);
 	tenv_certs(&e, "node 2 --expired --name exp2");
 	tnode_config(&e, 2, false, &bad);
-	snprintf(bad.tls_cert, sizeof bad.tls_cert, "%s/exp2.pem", e.dir);
-	snprintf(bad.tls_key, sizeof bad.tls_key, "%s/exp2.key", e.dir);
+	tcfg_cert(&e, &bad, "exp2");
 	expect_refused(&e, &bad);
 }
 
@@ -164,16 +150,11 @@ Test(tls, wrong_alpn_refused)
 Test(tls, cn_only_certificate_accepted)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	uint64_t want = 5;
 
 	tenv_init(&e, true);
 	tenv_certs(&e, "node 2 --cn-only");
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tenv_mesh(&e);
+	tenv_start(&e, true, 2);
 	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
 	cr_expect(trun(&e, node1_got, &want, 10000));
 	tenv_fini(&e);
@@ -200,28 +181,19 @@ Test(tls, reload)
 Test(tls, reload_applies_to_new_connections)
 {
 	struct tenv e;
-	struct rd_transport_config cfg;
 	char cmd[4096], msg[RD_ERRMSG_SIZE];
 	uint64_t want;
 
 	tenv_init(&e, true);
-	tnode_config(&e, 1, false, &cfg);
-	tnode_start(&e, 1, &cfg);
-	tnode_config(&e, 2, false, &cfg);
-	tnode_start(&e, 2, &cfg);
-	tnode_config(&e, 3, false, &cfg);
-	tnode_start(&e, 3, &cfg);
-	tenv_mesh(&e);
+	tenv_start(&e, true, 3);
 	want = 5;
 	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
 	cr_assert(trun(&e, node1_got, &want, 10000));
 	/* A certificate from another CA, in place of node 1's: refused before
 	 * it replaces the working one (every peer would refuse it). */
-	snprintf(
-	    cmd, sizeof cmd,
-	    "%s/conf/raftd-certs ca %s/other2 >/dev/null && %s/conf/raftd-certs node "
-	    "%s/other2 1 >/dev/null && cp %s/other2/node1.pem %s/other2/node1.key %s/",
-	    getenv("RD_SRC"), e.dir, getenv("RD_SRC"), e.dir, e.dir, e.dir, e.dir);
+	tenv_other_ca(&e, "other2", 1);
+	snprintf(cmd, sizeof cmd, "cp %s/other2/node1.pem %s/other2/node1.key %s/", e.dir,
+	         e.dir, e.dir);
 	cr_assert_eq(system(cmd), 0);
 	cr_expect_eq(rd_transport_reload_tls(e.n[1].t, msg), RD_ETLS);
 	cr_expect_not_null(strstr(msg, "does not verify"), "%s", msg);

@@ -261,3 +261,55 @@ Test(wire_batch, incarnation_and_cluster_are_sealed)
 	rd_wire_batch_free(&b);
 	rd_wire_scratch_free(&s);
 }
+
+/* A node heartbeat (multiraft/liveness.c) is an empty batch carrying the
+ * boot id (RaftBatch.boot, 9), sealed even from a batch that never held a
+ * message, next to the largest identity; and a quiesce heartbeat
+ * (RaftMessage.quiesce, 15) is not coalesced, since CoalescedHeartbeat has
+ * no room for the flag that stops the follower's election timer. */
+Test(wire_batch, node_heartbeat_and_quiesce_flag_round_trip)
+{
+	struct rd_wire_batch b;
+	struct rd_wire_scratch s = {0};
+	char longid[200];
+	struct rd_wire_ident id = {.incarnation = UINT64_MAX, .boot = UINT64_MAX};
+	struct rd_message hb = {.type = RD_MSG_HEARTBEAT,
+	                        .group = 7,
+	                        .from = 1,
+	                        .to = 2,
+	                        .term = 3,
+	                        .commit = 9,
+	                        .quiesce = true},
+	                  out;
+	size_t len;
+	const uint8_t *p;
+	Raftd__PeerFrame *f;
+
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = 0;
+	id.cluster = longid;
+	rd_wire_batch_init(&b);
+	p = rd_wire_batch_seal_ident(&b, UINT64_MAX, UINT64_MAX, UINT32_MAX, &id, &len);
+	cr_assert_not_null(p);
+	f = raftd__peer_frame__unpack(NULL, len, p);
+	cr_assert_not_null(f);
+	cr_assert_eq(f->batch->boot, UINT64_MAX);
+	cr_assert_eq(f->batch->incarnation, UINT64_MAX);
+	cr_assert_eq(f->batch->cluster.len, RD_WIRE_BATCH_CLUSTER_MAX);
+	cr_assert_eq(f->batch->n_messages + f->batch->n_heartbeats, 0);
+	raftd__peer_frame__free_unpacked(f, NULL);
+
+	cr_assert_eq(rd_wire_batch_add_msg(&b, &s, &hb), 0);
+	p = rd_wire_batch_seal(&b, 1, 2, &len);
+	f = raftd__peer_frame__unpack(NULL, len, p);
+	cr_assert_not_null(f);
+	cr_assert_eq(f->batch->boot, 0);
+	cr_assert_eq(f->batch->n_heartbeats, 0, "a quiesce heartbeat was coalesced");
+	cr_assert_eq(f->batch->n_messages, 1);
+	cr_assert_eq(rd_wire_msg_from_proto(f->batch->messages[0], &out, NULL, 0), 0);
+	cr_assert(same_header(&hb, &out));
+	cr_assert(out.quiesce, "the quiesce flag was lost");
+	raftd__peer_frame__free_unpacked(f, NULL);
+	rd_wire_batch_free(&b);
+	rd_wire_scratch_free(&s);
+}

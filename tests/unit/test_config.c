@@ -22,11 +22,19 @@ static const char *good = "[node]\n"
                           "[log]\n"
                           "level = debug\n";
 
+/* Load `text` as file `name` into c; fails the test unless it is
+ * accepted. */
+static void load_ok(struct rd_config *c, const char *name, const char *text)
+{
+	char msg[RD_ERRMSG_SIZE] = "";
+
+	cr_assert_eq(rd_config_load_string(c, name, text, msg), 0, "%s", msg);
+}
+
 Test(config, good_file_loads_with_defaults)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
-	cr_assert_eq(rd_config_load_string(&c, "n2.conf", good, msg), 0, "%s", msg);
+	load_ok(&c, "n2.conf", good);
 	cr_assert_eq(c.node_id, 2);
 	cr_assert_str_eq(c.data_dir, "/tmp/raftd-test");
 	cr_assert_str_eq(c.listen.text, "127.0.0.1:7002");
@@ -109,7 +117,7 @@ Test(config, sessions_section)
 {
 	struct rd_config c;
 	char msg[RD_ERRMSG_SIZE] = "";
-	cr_assert_eq(rd_config_load_string(&c, "n2.conf", good, msg), 0, "%s", msg);
+	load_ok(&c, "n2.conf", good);
 	cr_assert_eq(c.session_max, 10000);
 	cr_assert_eq(c.session_expiry, 100000);
 	cr_assert_eq(rd_config_load_string(
@@ -130,34 +138,28 @@ Test(config, sessions_section)
 Test(config, world_accessible_socket_needs_explicit_key)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
 
 	expect_error(BASE PEERS "[control]\nsocket_mode = 0666\n",
 	             "x.conf:10: [control] socket_mode: mode 0666 lets every local user");
 	expect_error(BASE PEERS "[control]\nsocket_mode = 0662\n",
 	             "[control] socket_mode");
-	cr_assert_eq(rd_config_load_string(&c, "x.conf",
-	                                   BASE PEERS "[control]\nsocket_mode = 0666\n"
-	                                              "allow_world_access = yes\n",
-	                                   msg),
-	             0, "%s", msg);
+	load_ok(&c, "x.conf",
+	        BASE PEERS "[control]\nsocket_mode = 0666\n"
+	                   "allow_world_access = yes\n");
 	cr_assert_eq(c.socket_mode, 0666);
 }
 
 Test(config, hostile_client_limits)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
 
-	cr_assert_eq(rd_config_load_string(&c, "x.conf",
-	                                   BASE PEERS "[control]\nmax_connections = 3\n"
-	                                              "max_requests_in_flight = 2\n"
-	                                              "output_high_water_bytes = 64KiB\n"
-	                                              "partial_frame_timeout_ms = 50\n"
-	                                              "[admin]\nmax_connections = 4\n"
-	                                              "request_timeout_ms = 70\n",
-	                                   msg),
-	             0, "%s", msg);
+	load_ok(&c, "x.conf",
+	        BASE PEERS "[control]\nmax_connections = 3\n"
+	                   "max_requests_in_flight = 2\n"
+	                   "output_high_water_bytes = 64KiB\n"
+	                   "partial_frame_timeout_ms = 50\n"
+	                   "[admin]\nmax_connections = 4\n"
+	                   "request_timeout_ms = 70\n");
 	cr_assert_eq(c.ctl_max_conns, 3);
 	cr_assert_eq(c.ctl_max_inflight, 2);
 	cr_assert_eq(c.ctl_high_water, 64u << 10);
@@ -175,7 +177,6 @@ Test(config, hostile_client_limits)
 Test(config, insecure_mode_off_loopback_needs_explicit_key)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
 	const char *remote = "[node]\nid = 1\ndata_dir = /d\n[cluster]\n"
 	                     "listen = 0.0.0.0:7001\npeers = 1@127.0.0.1:7001\n"
 	                     "[tls]\nmode = insecure\n";
@@ -183,7 +184,7 @@ Test(config, insecure_mode_off_loopback_needs_explicit_key)
 
 	expect_error(remote, "x.conf:8: [tls] mode: insecure mode on the non-loopback");
 	snprintf(text, sizeof text, "%sallow_insecure_remote = yes\n", remote);
-	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), 0, "%s", msg);
+	load_ok(&c, "x.conf", text);
 	cr_assert(c.tls_insecure_remote);
 }
 
@@ -193,19 +194,16 @@ Test(config, insecure_mode_off_loopback_needs_explicit_key)
 Test(config, health_section)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
-	cr_assert_eq(rd_config_load_string(&c, "n2.conf", good, msg), 0, "%s", msg);
+	load_ok(&c, "n2.conf", good);
 	cr_assert_eq(c.disk_slow_ms, 100);
 	cr_assert_eq(c.disk_slow_window_ms, 5000);
 	cr_assert_eq(c.disk_recover_ms, 30000);
 	cr_assert_eq(c.disk_stall_ms, 60000);
 	cr_assert_eq(c.canary_interval_ms, 10000);
-	cr_assert_eq(rd_config_load_string(&c, "h.conf",
-	                                   BASE PEERS "[health]\ndisk_slow_ms = 0\n"
-	                                              "disk_stall_ms = 0\n"
-	                                              "canary_interval_ms = 0\n",
-	                                   msg),
-	             0, "%s", msg);
+	load_ok(&c, "h.conf",
+	        BASE PEERS "[health]\ndisk_slow_ms = 0\n"
+	                   "disk_stall_ms = 0\n"
+	                   "canary_interval_ms = 0\n");
 	cr_assert_eq(c.disk_slow_ms, 0);
 	cr_assert_eq(c.disk_stall_ms, 0);
 	cr_assert_eq(c.canary_interval_ms, 0);
@@ -228,9 +226,8 @@ Test(config, health_section)
 static void expect_envelopes(const char *text)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
 
-	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), 0, "%s", msg);
+	load_ok(&c, "x.conf", text);
 	cr_assert_eq(c.env_max_payload, 64u << 10);
 	cr_assert_eq(c.env_max_inflight, 10);
 	cr_assert_eq(c.env_max_inflight_conn, 2);
@@ -239,9 +236,8 @@ static void expect_envelopes(const char *text)
 Test(config, envelopes_section)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
 
-	cr_assert_eq(rd_config_load_string(&c, "x.conf", BASE PEERS, msg), 0, "%s", msg);
+	load_ok(&c, "x.conf", BASE PEERS);
 	cr_assert_eq(c.env_max_payload, 256u << 10);
 	cr_assert_eq(c.env_max_inflight, 4096);
 	cr_assert_eq(c.env_max_inflight_conn, 16);
@@ -259,10 +255,7 @@ Test(config, envelopes_section)
 	             "x.conf:12: [envelopes] max_payload_bytes: must not be larger than "
 	             "[raft] max_msg_bytes");
 	/* Not set: the default follows a smaller [raft] max_msg_bytes. */
-	cr_assert_eq(rd_config_load_string(&c, "x.conf",
-	                                   BASE PEERS "[raft]\nmax_msg_bytes = 100000\n",
-	                                   msg),
-	             0, "%s", msg);
+	load_ok(&c, "x.conf", BASE PEERS "[raft]\nmax_msg_bytes = 100000\n");
 	cr_assert_eq(c.env_max_payload, 100000);
 }
 
@@ -271,11 +264,10 @@ Test(config, envelopes_section)
 Test(config, admin_after_envelopes_keeps_envelope_keys)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
 	const char *text = BASE PEERS ENVELOPES "[admin]\nlisten = 127.0.0.1:9109\n";
 
 	expect_envelopes(text);
-	cr_assert_eq(rd_config_load_string(&c, "x.conf", text, msg), 0, "%s", msg);
+	load_ok(&c, "x.conf", text);
 	cr_assert(c.admin_enabled);
 	cr_assert_str_eq(c.admin_listen.text, "127.0.0.1:9109");
 }
