@@ -162,3 +162,14 @@ void rd_group_free(struct rd_group *g)
 	free(g->results);
 	free(g);
 }
+
+enum rd_conf_role rd_group_conf_role(const struct rd_conf_state *cs, uint64_t id)
+{
+	for (uint32_t i = 0; i < cs->n_voters; i++)
+		if (cs->voters[i] == id)
+			return RD_CONF_ROLE_VOTER;
+	for (uint32_t i = 0; i < cs->n_learners; i++)
+		if (cs->learners[i] == id)
+			return RD_CONF_ROLE_LEARNER;
+	return RD_CONF_ROLE_NONE;
+}

@@ -438,6 +438,11 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
  * resolved. */
 void rd_group_free(struct rd_group *g);
 
+/* Where node `id` stands in the membership `cs` (a group's configuration,
+ * thesis §4.1): one of its voters, one of its learners, or neither. */
+enum rd_conf_role { RD_CONF_ROLE_NONE, RD_CONF_ROLE_VOTER, RD_CONF_ROLE_LEARNER };
+enum rd_conf_role rd_group_conf_role(const struct rd_conf_state *cs, uint64_t id);
+
 /* ---- drive.c ---- */
 
 /* One loop iteration: collect, send, persist, apply (the ordering rule,

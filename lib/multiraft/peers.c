@@ -161,13 +161,7 @@ static bool from_member(const struct rd_group *g, uint64_t from)
 
 	if (cs->n_voters == 0 && cs->n_learners == 0)
 		return true;
-	for (uint32_t i = 0; i < cs->n_voters; i++)
-		if (cs->voters[i] == from)
-			return true;
-	for (uint32_t i = 0; i < cs->n_learners; i++)
-		if (cs->learners[i] == from)
-			return true;
-	return false;
+	return rd_group_conf_role(cs, from) != RD_CONF_ROLE_NONE;
 }
 
 void rd_peers_step(struct rd_node *n, const struct rd_message *m)

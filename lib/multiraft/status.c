@@ -47,10 +47,9 @@ uint64_t rd_node_state_hash(struct rd_node *n)
 static Raftd__GroupRole role_of(const struct rd_group *g)
 {
 	const struct rd_conf_state *cs = rd_raft_conf(g->raft);
-	uint64_t self = rd_raft_id(g->raft);
-	for (uint32_t i = 0; i < cs->n_learners; i++)
-		if (cs->learners[i] == self)
-			return RAFTD__GROUP_ROLE__ROLE_LEARNER;
+
+	if (rd_group_conf_role(cs, rd_raft_id(g->raft)) == RD_CONF_ROLE_LEARNER)
+		return RAFTD__GROUP_ROLE__ROLE_LEARNER;
 	return (Raftd__GroupRole)rd_raft_role(g->raft);
 }
 
@@ -151,18 +150,17 @@ out:
 static Raftd__MemberRole member_role(const struct rd_node *n, uint64_t id)
 {
 	const struct rd_group *g0 = rd_node_group(n, RD_STORAGE_META_GROUP);
-	const struct rd_conf_state *cs;
 
 	if (g0 == NULL)
 		return RAFTD__MEMBER_ROLE__MEMBER_VOTER;
-	cs = rd_raft_conf(g0->raft);
-	for (uint32_t i = 0; i < cs->n_voters; i++)
-		if (cs->voters[i] == id)
-			return RAFTD__MEMBER_ROLE__MEMBER_VOTER;
-	for (uint32_t i = 0; i < cs->n_learners; i++)
-		if (cs->learners[i] == id)
-			return RAFTD__MEMBER_ROLE__MEMBER_LEARNER;
-	return RAFTD__MEMBER_ROLE__MEMBER_REMOVED;
+	switch (rd_group_conf_role(rd_raft_conf(g0->raft), id)) {
+	case RD_CONF_ROLE_VOTER:
+		return RAFTD__MEMBER_ROLE__MEMBER_VOTER;
+	case RD_CONF_ROLE_LEARNER:
+		return RAFTD__MEMBER_ROLE__MEMBER_LEARNER;
+	default:
+		return RAFTD__MEMBER_ROLE__MEMBER_REMOVED;
+	}
 }
 
 void rd_requests_members(struct rd_node *n, struct Raftd__ClientResponse *resp,
