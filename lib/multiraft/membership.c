@@ -971,7 +971,9 @@ void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
 		Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 		Raftd__MembersChangeResponse res = RAFTD__MEMBERS_CHANGE_RESPONSE__INIT;
 		res.code = n->stopping ? RAFTD__ERROR_CODE__SHUTTING_DOWN
-		                       : RAFTD__ERROR_CODE__BUSY;
+		           : strstr(msg, "in progress") != NULL
+		               ? RAFTD__ERROR_CODE__BUSY
+		               : RAFTD__ERROR_CODE__INVALID;
 		res.message = msg;
 		resp.body_case = RAFTD__PEER_RESPONSE__BODY_MEMBERS_CHANGE;
 		resp.members_change = &res;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -678,4 +679,104 @@ Test(hostile, admin_connection_cap, .fini = teardown, .timeout = 240)
 	close(idle[0]);
 	close(idle[1]);
 	put_get(1, "k", "v");
+}
+
+struct change_reply {
+	unsigned got;
+	int code;
+	char message[256];
+};
+
+static void change_reply(void *arg, int err, const Raftd__PeerResponse *resp,
+                         const char *errmsg)
+{
+	struct change_reply *c = arg;
+
+	(void)errmsg;
+	c->got++;
+	c->code = -1;
+	if (err == 0 && resp != NULL &&
+	    resp->body_case == RAFTD__PEER_RESPONSE__BODY_MEMBERS_CHANGE) {
+		c->code = resp->members_change->code;
+		snprintf(c->message, sizeof c->message, "%s",
+		         resp->members_change->message);
+	}
+}
+
+/* A member (node 3's certificate and incarnation, node 3 stopped) sends
+ * node 1 a TIMEOUT_NOW with a far term, addressed to another replica of
+ * node 1 (RaftMessage.to_incarnation): dropped and counted
+ * (misaddressed_replica_message), the term does not move. Its membership
+ * requests of an unknown kind or for a group that does not exist are
+ * refused with why (INVALID, NOT_FOUND), and the cluster serves. */
+Test(hostile, misaddressed_messages_and_bad_membership_requests_refused, .fini = teardown,
+     .timeout = 240)
+{
+	Raftd__RaftBatch b = RAFTD__RAFT_BATCH__INIT;
+	Raftd__RaftMessage m = RAFTD__RAFT_MESSAGE__INIT, *ms[1] = {&m};
+	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
+	Raftd__MembersChangeRequest mc = RAFTD__MEMBERS_CHANGE_REQUEST__INIT;
+	struct change_reply cr1 = {0}, cr2 = {0};
+	unsigned long long t0, inc3 = 0;
+	char msg[RD_ERRMSG_SIZE], line[512];
+	struct evil e;
+	FILE *f;
+
+	start(NULL);
+	put_get(1, "before", "1");
+	cr_assert(WIFEXITED(rd_h_stop(&C, 3, SIGTERM)));
+	f = fopen(C.nodes[2].log, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof line, f) != NULL && inc3 == 0) {
+		const char *p = strstr(line, "incarnation=");
+		if (strstr(line, "storage created") != NULL && p != NULL)
+			sscanf(p + 12, "%llx", &inc3);
+	}
+	fclose(f);
+	cr_assert_neq(inc3, 0, "node 3's incarnation (logs in %s)", C.dir);
+	t0 = term0(1);
+
+	evil_start(&e, 3);
+	b.from = 3;
+	b.to = 1;
+	b.incarnation = inc3;
+	m.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_TIMEOUT_NOW;
+	m.group = 0;
+	m.from = 3;
+	m.to = 1;
+	m.term = t0 + 1000;
+	m.to_incarnation = 0x1234; /* not node 1's */
+	b.n_messages = 1;
+	b.messages = ms;
+	cr_assert_eq(send_raw_batch(e.t, 1, &b, msg), 0, "%s", msg);
+	evil_run(&e, 500);
+
+	mc.kind = 9;
+	mc.node_id = 3;
+	req.body_case = RAFTD__PEER_REQUEST__BODY_MEMBERS_CHANGE;
+	req.members_change = &mc;
+	cr_assert_eq(rd_transport_call(e.t, 1, &req, 5000, change_reply, &cr1, msg), 0,
+	             "%s", msg);
+	for (unsigned i = 0; i < 100 && cr1.got == 0; i++)
+		evil_run(&e, 100);
+	mc.kind = 2;
+	mc.group = 999;
+	cr_assert_eq(rd_transport_call(e.t, 1, &req, 5000, change_reply, &cr2, msg), 0,
+	             "%s", msg);
+	for (unsigned i = 0; i < 100 && cr2.got == 0; i++)
+		evil_run(&e, 100);
+	evil_free(&e);
+
+	cr_expect_eq(cr1.code, RAFTD__ERROR_CODE__INVALID, "kind 9: %d %s", cr1.code,
+	             cr1.message);
+	cr_expect(strstr(cr1.message, "unknown membership change") != NULL, "%s",
+	          cr1.message);
+	cr_expect_eq(cr2.code, RAFTD__ERROR_CODE__NOT_FOUND, "group 999: %d %s", cr2.code,
+	             cr2.message);
+	cr_expect_geq(
+	    metric(1,
+	           "raft_tick_loop_errors_total{kind=\"misaddressed_replica_message\"}"),
+	    1);
+	cr_expect_lt(term0(1), t0 + 1000, "the misaddressed term was not adopted");
+	put_get(1, "after", "2");
 }
