@@ -106,7 +106,7 @@ const char *rd_members_state_name(uint8_t state);
  * group, it ships with the group's snapshots. Every Raft message is
  * addressed to a replica (RaftMessage.to_incarnation, 0 = the founding
  * replica), as the sender's configuration of that group has it, and a node
- * steps only messages addressed to itself: see multiraft/membership.c
+ * steps only messages addressed to itself: see multiraft/replicas.c
  * rd_membership_addressed for the rules and why they are safe.
  */
 #define RD_MEMBERS_REPLICA_KEY_MAX (RD_MEMBERS_PREFIX_LEN + 64u + 3u + 8u)

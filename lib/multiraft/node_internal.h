@@ -28,6 +28,7 @@
 
 #include "cluster/envelope.h"
 #include "cluster/forward.h"
+#include "cluster/members.h"
 #include "cluster/topology.h"
 #include "multiraft/applier.h"
 #include "multiraft/node.h"
@@ -121,7 +122,7 @@ struct rd_group {
 	 * compact): the group stays on the ticking list, quiesced or not, and
 	 * is visited each tick until the flush lets the compaction through. */
 	bool compact_wait;
-	/* Replica identities (cluster/members.h; membership.c): the
+	/* Replica identities (cluster/members.h; replicas.c): the
 	 * incarnation of each node this group's log added with one, latest
 	 * add wins; a member not listed is a founding replica (0). */
 	struct rd_replica_inc {
@@ -258,7 +259,7 @@ struct rd_member_cache {
 };
 
 /* A membership request in progress (raftctl members add / remove /
- * promote, from a local client or handed over by a peer), membership.c. */
+ * promote, from a local client or handed over by a peer), member_ops.c. */
 #define RD_MEMBER_OPS 32
 struct rd_member_op {
 	bool used;
@@ -266,7 +267,7 @@ struct rd_member_op {
 	uint8_t phase;
 	bool learner;
 	bool joining; /* add: a learner to promote once caught up */
-	bool replace; /* part of replacing a replica (membership.c) */
+	bool replace; /* part of replacing a replica (member_ops.c) */
 	bool quiet;   /* refusals are expected (retried): not logged */
 	uint32_t hops;
 	uint64_t group;       /* 0 = metadata group */
@@ -666,6 +667,22 @@ void rd_node_envelope_reply(struct rd_node *n, struct rd_ctl_conn *conn,
 const struct rd_env_figures *rd_node_envelope_figures(const struct rd_node *n);
 
 /* ---- membership.c ---- */
+
+/* Read node `id`'s registration from the durable state machine of group 0.
+ * 0 and *r, RD_ENOTFOUND, or another RD_E* code. */
+int rd_membership_read_record(struct rd_node *n, uint64_t id, struct rd_member_record *r);
+
+/* ---- member_ops.c: raftctl members add / remove / promote, replacing a
+ * wiped node's replicas ---- */
+
+/* Group-0 leader: a probe showed node `peer` running `incarnation`, not the
+ * registered one: start replacing its replicas (member_ops.c). */
+void rd_membership_note_replacement(struct rd_node *n, uint64_t peer,
+                                    uint64_t incarnation);
+
+/* Group-0 leader: carry the replacements on from what the groups' logs say
+ * (one change at a time per group). Called every second. */
+void rd_membership_reconcile(struct rd_node *n);
 
 /* Propose this node's registration in the member table once group 0 has a
  * leader and the table has none for it (cluster/members.h); log once when

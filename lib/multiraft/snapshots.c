@@ -206,7 +206,7 @@ void rd_snapshots_on_frame(void *arg, uint64_t peer, const Raftd__PeerFrame *f)
 	p->offered = offered;
 	p->has_msg = false;
 	if (c->message != NULL) {
-		/* For another replica of this node (membership.c): not
+		/* For another replica of this node (replicas.c): not
 		 * installed, so nothing is acknowledged for it. */
 		if (!rd_membership_addressed(n, c->group, peer, 0,
 		                             c->message->to_incarnation) ||
