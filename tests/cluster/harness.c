@@ -353,3 +353,31 @@ bool rd_h_log_has(const struct rd_h_cluster *c, unsigned i, const char *needle)
 	fclose(f);
 	return found;
 }
+
+void rd_h_check_leaders(struct rd_h_cluster *c)
+{
+	enum { MAX_G = 8, MAX_T = 512 };
+	static unsigned seen[MAX_G][MAX_T];
+
+	for (unsigned i = 1; i <= c->n; i++) {
+		char out[16384], *line, *save = NULL;
+		if (c->nodes[i - 1].pid == 0 ||
+		    rd_h_ctl(c, i, out, sizeof out, "groups", (char *)NULL) != 0)
+			continue;
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
+			unsigned g, leader, term;
+			char role[16];
+			if (sscanf(line, "%u %15s %u %u", &g, role, &leader, &term) !=
+			        4 ||
+			    leader == 0 || g >= MAX_G || term >= MAX_T)
+				continue;
+			if (strcmp(role, "leader") == 0)
+				leader = i;
+			cr_assert(seen[g][term] == 0 || seen[g][term] == leader,
+			          "group %u term %u: leaders %u and %u (logs in %s)", g,
+			          term, seen[g][term], leader, c->dir);
+			seen[g][term] = leader;
+		}
+	}
+}

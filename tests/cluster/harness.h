@@ -93,6 +93,10 @@ int rd_h_free_port(bool udp);
 const char *rd_h_build_path(const char *name);
 /* Whether node i's (1-based) log file has a line containing `needle`. */
 bool rd_h_log_has(const struct rd_h_cluster *c, unsigned i, const char *needle);
+/* Sample `raftctl groups` on every running node and fail the test when a
+ * (group, term) shows a second leader: every sample of the test process
+ * is remembered (groups below 8, terms below 512; others are skipped). */
+void rd_h_check_leaders(struct rd_h_cluster *c);
 const char *rd_h_src_path(const char *name);
 
 #endif

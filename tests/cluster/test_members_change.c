@@ -28,36 +28,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-/* Leaders seen per (group, term) across every sample of every node. */
-#define MAX_G 8
-#define MAX_T 512
-static unsigned seen[MAX_G][MAX_T];
-
-static void check_leaders(void)
-{
-	for (unsigned i = 1; i <= C.n; i++) {
-		char out[16384], *line, *save = NULL;
-		if (C.nodes[i - 1].pid == 0 ||
-		    rd_h_ctl(&C, i, out, sizeof out, "groups", (char *)NULL) != 0)
-			continue;
-		for (line = strtok_r(out, "\n", &save); line != NULL;
-		     line = strtok_r(NULL, "\n", &save)) {
-			unsigned g, leader, term;
-			char role[16];
-			if (sscanf(line, "%u %15s %u %u", &g, role, &leader, &term) !=
-			        4 ||
-			    leader == 0 || g >= MAX_G || term >= MAX_T)
-				continue;
-			if (strcmp(role, "leader") == 0)
-				leader = i;
-			cr_assert(seen[g][term] == 0 || seen[g][term] == leader,
-			          "group %u term %u: leaders %u and %u (logs in %s)", g,
-			          term, seen[g][term], leader, C.dir);
-			seen[g][term] = leader;
-		}
-	}
-}
-
 static void put(unsigned node, const char *k, const char *v)
 {
 	char out[4096];
@@ -176,7 +146,7 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 		snprintf(key, sizeof key, "k%d", i);
 		put(1 + (unsigned)(i % 3), key, "v");
 	}
-	check_leaders();
+	rd_h_check_leaders(&C);
 
 	/* Bad input: refused with why, and nothing changes. */
 	rv = MEMBERS(2, out, "add", "3", "127.0.0.1:1");
@@ -224,7 +194,7 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	rd_h_start(&C, 2);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node 2 not ready again (logs in %s)",
 	          C.dir);
-	check_leaders();
+	rd_h_check_leaders(&C);
 
 	/* The group-0 leader is asked (on itself) to remove itself: it hands
 	 * its leadership over first, the next leader removes it, and it
@@ -269,7 +239,7 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 		expect_get(b, key, "v");
 	}
 	expect_get(b, "after", "removal");
-	check_leaders();
+	rd_h_check_leaders(&C);
 
 	/* The data groups still hold a replica on the removed node (this
 	 * version moves none): removing one more node would leave them with
@@ -343,7 +313,6 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	char out[8192], key[32], cmd[512];
 	bool ok = false;
 
-	memset(seen, 0, sizeof seen);
 	rd_h_cluster_init(&C, 3, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
@@ -352,7 +321,7 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 		snprintf(key, sizeof key, "a%d", i);
 		put(1 + (unsigned)(i % 3), key, "before");
 	}
-	check_leaders();
+	rd_h_check_leaders(&C);
 
 	int st = rd_h_stop(&C, 3, SIGKILL);
 	cr_assert(WIFSIGNALED(st));
@@ -371,7 +340,7 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	cr_assert(ok, "the wiped node did not say it rejoins (logs in %s)", C.dir);
 	ok = false;
 	for (int t = 0; t < 120 * 10 && !ok; t++) {
-		check_leaders();
+		rd_h_check_leaders(&C);
 		ok = all_groups_voter(3, 5);
 		if (!ok)
 			usleep(100 * 1000);
@@ -389,7 +358,7 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 		snprintf(key, sizeof key, "b%d", i);
 		expect_get(3, key, "while-down");
 	}
-	check_leaders();
+	rd_h_check_leaders(&C);
 
 	/* Node 3's new replicas count: with node 1 down, 2 and 3 are a
 	 * majority of every group and keep serving. */
@@ -398,11 +367,11 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	put(2, "c0", "after");
 	expect_get(3, "c0", "after");
 	expect_get(3, "a7", "before");
-	check_leaders();
+	rd_h_check_leaders(&C);
 	rd_h_start(&C, 1);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "(logs in %s)", C.dir);
 	expect_get(1, "c0", "after");
-	check_leaders();
+	rd_h_check_leaders(&C);
 	(void)out;
 	if (getenv("RD_KEEP_TMP") != NULL)
 		printf("logs in %s\n", C.dir);

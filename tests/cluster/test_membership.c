@@ -65,38 +65,6 @@ static unsigned long long metric(unsigned node, const char *name)
 	return v;
 }
 
-/* Leaders seen per (group, term) across every sample of every node. */
-#define MAX_G 8
-#define MAX_T 256
-static unsigned seen[MAX_G][MAX_T];
-
-/* Sample `raftctl groups` on every running node; fail on a second leader
- * for a term that already had one. */
-static void check_leaders(void)
-{
-	for (unsigned i = 1; i <= C.n; i++) {
-		char out[16384], *line, *save = NULL;
-		if (C.nodes[i - 1].pid == 0 ||
-		    rd_h_ctl(&C, i, out, sizeof out, "groups", (char *)NULL) != 0)
-			continue;
-		for (line = strtok_r(out, "\n", &save); line != NULL;
-		     line = strtok_r(NULL, "\n", &save)) {
-			unsigned g, leader, term;
-			char role[16];
-			if (sscanf(line, "%u %15s %u %u", &g, role, &leader, &term) !=
-			        4 ||
-			    leader == 0 || g >= MAX_G || term >= MAX_T)
-				continue;
-			if (strcmp(role, "leader") == 0)
-				leader = i;
-			cr_assert(seen[g][term] == 0 || seen[g][term] == leader,
-			          "group %u term %u: leaders %u and %u (logs in %s)", g,
-			          term, seen[g][term], leader, C.dir);
-			seen[g][term] = leader;
-		}
-	}
-}
-
 /* Start all three and wait until node 1 applied every registration:
  * `raftctl members` shows an incarnation for each member (all zeros would
  * mean none). */
@@ -151,7 +119,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 		          "node %u did not register its incarnation (logs in %s)", i,
 		          C.dir);
 	rd_h_put_keys(&C, 3, WAIT_S, "a", 20, "before");
-	check_leaders();
+	rd_h_check_leaders(&C);
 
 	int st = rd_h_stop(&C, 3, SIGKILL);
 	cr_assert(WIFSIGNALED(st));
@@ -179,7 +147,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "b%d", i);
 		rd_h_put(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "after");
-		check_leaders();
+		rd_h_check_leaders(&C);
 	}
 	cr_assert(rd_h_wait_ready(&C, 120), "the rejoined node is not ready (logs in %s)",
 	          C.dir);
@@ -189,7 +157,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 		snprintf(key, sizeof key, "b%d", i);
 		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "after");
 	}
-	check_leaders();
+	rd_h_check_leaders(&C);
 }
 
 /* What asking first does not cover: node 3 is wiped and starts while no
@@ -236,7 +204,7 @@ Test(membership, a_wiped_node_that_founds_alone_is_refused, .fini = teardown,
 		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "before");
 		snprintf(key, sizeof key, "b%d", i);
 		rd_h_put(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "after");
-		check_leaders();
+		rd_h_check_leaders(&C);
 	}
 	cr_assert_neq(rd_h_ctl(&C, 3, out, sizeof out, "ready", (char *)NULL), 0,
 	              "the wiped node must not serve as a member");
