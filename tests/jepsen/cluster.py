@@ -16,6 +16,8 @@ blocks, atexit and the SIGINT/SIGTERM handlers of jepsen.py).
 """
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,6 +63,41 @@ class Node:
         self.proc = None
         self.paused = False
         self.deaths = []  # (time, description) of exits nobody asked for
+        self.wiped = 0  # times the nemesis deleted its data directory
+
+
+_LEADER_RE = re.compile(r"leader (elected|changed) group=(\d+) term=(\d+) "
+                        r"(?:node|leader)=(\d+)")
+
+
+def leader_claims(logs):
+    """{(group, term): {leader: [nodes whose log names it]}} from the
+    "leader elected group=G term=T node=N" (N's own win) and "leader changed
+    group=G term=T leader=L" (a follower's view) lines of {node: log path}.
+    Raft allows at most one leader per term (Election Safety, Raft paper
+    5.2, thesis 3.4), so any (group, term) with two leaders is a bug; a wiped
+    node that voted twice in one term would show as one."""
+    out = {}
+    for i, path in logs.items():
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        for m in _LEADER_RE.finditer(text):
+            g, t, who = int(m.group(2)), int(m.group(3)), int(m.group(4))
+            if who == 0:
+                continue
+            out.setdefault((g, t), {}).setdefault(who, []).append(i)
+    return out
+
+
+def two_leaders(claims):
+    """[text] for each (group, term) that had more than one leader."""
+    return ["group %d term %d had %d leaders: %s" % (
+        g, t, len(ls), "; ".join("n%d (per %s)" % (l, ", ".join(
+            "n%d" % x for x in sorted(set(by)))) for l, by in sorted(ls.items())))
+        for (g, t), ls in sorted(claims.items()) if len(ls) > 1]
 
 
 class Cluster:
@@ -177,6 +214,34 @@ class Cluster:
         if nd.proc is not None and nd.paused:
             os.kill(nd.proc.pid, signal.SIGCONT)
             nd.paused = False
+
+    @_locked
+    def wipe(self, i):
+        """Delete node i's data directory (it must be stopped): a lost disk."""
+        nd = self.node(i)
+        assert nd.proc is None
+        shutil.rmtree(nd.data)
+        nd.wiped += 1
+
+    def wait_node_ready(self, i, secs):
+        """True once node i answers ready, False after `secs`."""
+        end = time.monotonic() + secs
+        c = Client(self.node(i).sock, timeout=2)
+        try:
+            while time.monotonic() < end:
+                if not self.running(i):
+                    return False
+                if c.call("ready", deadline_ms=1000)["error"] == "OK":
+                    return True
+                time.sleep(0.2)
+            return False
+        finally:
+            c.close()
+
+    def leader_claims(self):
+        """{(group, term): {leader: [node whose log says so]}} from every
+        node's "leader elected"/"leader changed" log lines."""
+        return leader_claims({nd.id: nd.log for nd in self.nodes})
 
     def set_slow(self, i, ms):
         with open(self.node(i).slow, "w") as f:

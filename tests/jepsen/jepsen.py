@@ -18,7 +18,9 @@ JEPSEN_NODES, JEPSEN_WORKLOAD). One run:
      nodes have applied the same entries;
   6. checks: linearizability per key (tests/jepsen/checker.py), the list
      and counter checks, no node exited on its own, every node answered
-     (4) and converged (5), and every node stops with status 0 on SIGTERM.
+     (4) and converged (5), no group had two leaders in one term (the
+     nodes' "leader elected"/"leader changed" log lines), and every node
+     stops with status 0 on SIGTERM.
 A run prints its seed, schedule, operations by outcome and verdict; a
 failing run keeps its history, schedule, report and node logs under
 OUT/run-<seed>/ (OUT: --out, default build/jepsen). The seed fixes the
@@ -299,6 +301,9 @@ def run_one(args, seed, idx):
                                            "Sanitizer", "<0>", "<1>", "<2>",
                                            "<3>"]) or
                     last_lines(nd.log, 3))))
+    # Election Safety, from every node's log (also across a wiped node's
+    # incarnations: its log file outlives its data directory).
+    problems += clustermod.two_leaders(c.leader_claims())
     for i, st in sorted(stopped.items()):
         if st != 0:
             problems.append("n%d: SIGTERM ended it with %s" % (i, st))
