@@ -8,35 +8,36 @@
 #include <string.h>
 
 #include "raft/raft.h"
+#include "util/bytes.h"
 #include "util/err.h"
+
+/* The prefix and the cluster id (cut at 64 bytes) every member-table key
+ * starts with; returns its length. */
+static size_t key_head(const char *cluster, uint8_t *out)
+{
+	size_t cl = strnlen(cluster, 64);
+
+	memcpy(out, RD_MEMBERS_PREFIX, RD_MEMBERS_PREFIX_LEN);
+	memcpy(out + RD_MEMBERS_PREFIX_LEN, cluster, cl);
+	return RD_MEMBERS_PREFIX_LEN + cl;
+}
 
 size_t rd_members_key(const char *cluster, uint64_t id, uint8_t *out)
 {
-	size_t cl = strnlen(cluster, 64), n = 0;
+	size_t n = key_head(cluster, out);
 
-	memcpy(out, RD_MEMBERS_PREFIX, RD_MEMBERS_PREFIX_LEN);
-	n += RD_MEMBERS_PREFIX_LEN;
-	memcpy(out + n, cluster, cl);
-	n += cl;
 	out[n++] = '/';
-	for (int i = 7; i >= 0; i--)
-		out[n++] = (uint8_t)(id >> (8 * i));
-	return n;
+	rd_be64_put(out + n, id);
+	return n + 8;
 }
 
 size_t rd_members_replica_key(const char *cluster, uint64_t id, uint8_t *out)
 {
-	size_t cl = strnlen(cluster, 64), n = 0;
+	size_t n = key_head(cluster, out);
 
-	memcpy(out, RD_MEMBERS_PREFIX, RD_MEMBERS_PREFIX_LEN);
-	n += RD_MEMBERS_PREFIX_LEN;
-	memcpy(out + n, cluster, cl);
-	n += cl;
 	memcpy(out + n, "/r/", 3);
-	n += 3;
-	for (int i = 7; i >= 0; i--)
-		out[n++] = (uint8_t)(id >> (8 * i));
-	return n;
+	rd_be64_put(out + n + 3, id);
+	return n + 3 + 8;
 }
 
 bool rd_members_reserved(const uint8_t *key, size_t len)
@@ -51,8 +52,8 @@ size_t rd_members_encode(const struct rd_member_record *r, uint8_t *out)
 
 	out[n++] = r->added ? 2 : 1;
 	out[n++] = r->state;
-	for (int i = 7; i >= 0; i--)
-		out[n++] = (uint8_t)(r->incarnation >> (8 * i));
+	rd_be64_put(out + n, r->incarnation);
+	n += 8;
 	out[n++] = (uint8_t)al;
 	memcpy(out + n, r->addr, al);
 	return n + al;
@@ -68,8 +69,7 @@ int rd_members_decode(const uint8_t *buf, size_t len, struct rd_member_record *r
 		return RD_ECORRUPT;
 	r->added = buf[0] == 2;
 	r->state = buf[1];
-	for (int i = 0; i < 8; i++)
-		r->incarnation = r->incarnation << 8 | buf[2 + i];
+	r->incarnation = rd_be64_get(buf + 2);
 	al = buf[10];
 	/* Incarnation 0: added, not registered yet (members.h). */
 	if (len != 11 + al)
@@ -103,8 +103,8 @@ size_t rd_members_cc_ctx_encode(uint64_t incarnation, const char *addr, bool joi
 	size_t al = strnlen(addr, 255), n = 0;
 
 	out[n++] = joining ? 2 : 1;
-	for (int i = 7; i >= 0; i--)
-		out[n++] = (uint8_t)(incarnation >> (8 * i));
+	rd_be64_put(out + n, incarnation);
+	n += 8;
 	out[n++] = (uint8_t)al;
 	memcpy(out + n, addr, al);
 	return n + al;
@@ -123,8 +123,7 @@ int rd_members_cc_ctx_decode(const uint8_t *buf, size_t len, uint64_t *incarnati
 	if (len < 10 || (buf[0] != 1 && buf[0] != 2))
 		return RD_ECORRUPT;
 	*joining = buf[0] == 2;
-	for (int i = 0; i < 8; i++)
-		*incarnation = *incarnation << 8 | buf[1 + i];
+	*incarnation = rd_be64_get(buf + 1);
 	al = buf[9];
 	if (len != 10 + al)
 		return RD_ECORRUPT;

@@ -9,6 +9,7 @@
 #include "cluster/members.h"
 #include "raft/raft.h"
 #include "storage/kv.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -68,8 +69,7 @@ static int conf_change(struct rd_storage *st, struct rd_storage_batch *b, uint64
 		return rd_storage_batch_set_applied(b, group, e->index, msg);
 	kl = rd_members_replica_key(rd_storage_cluster_id(st), node, key);
 	if (type == RD_CC_ADD_VOTER || type == RD_CC_ADD_LEARNER) {
-		for (int i = 0; i < 8; i++)
-			val[i] = (uint8_t)(inc >> (8 * (7 - i)));
+		rd_be64_put(val, inc);
 		rd_storage_batch_kv_write(b, group, key, kl, val, 8);
 	} else if (type == RD_CC_REMOVE) {
 		rd_storage_batch_kv_write(b, group, key, kl, NULL, 0);

@@ -39,6 +39,7 @@
 #include "storage/kv.h"
 #include "transport/transport.h"
 #include "transport/wire.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -619,8 +620,7 @@ static int load_one(void *arg, const uint8_t *key, size_t key_len, const uint8_t
 		           : 0;
 	if (key_len != c->prefix_len + 8 || rd_members_decode(val, val_len, &r) != 0)
 		return 0;
-	for (size_t i = c->prefix_len; i < key_len; i++)
-		id = id << 8 | key[i];
+	id = rd_be64_get(key + c->prefix_len);
 	if (r.state != RD_MEMBER_REMOVED && r.addr[0] != 0 && id != c->n->cfg.node_id)
 		add_member(c->n, id, r.addr);
 	return 0;

@@ -16,6 +16,7 @@
 #include "storage/kv.h"
 #include "transport/transport.h"
 #include "transport/wire.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -58,14 +59,6 @@
  * snapshots, cluster/members.h), so its address and its configuration
  * always agree. Answers count only for the replica that was asked (R3).
  */
-
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static void replica_set(struct rd_group *g, uint64_t id, uint64_t inc)
 {
@@ -127,7 +120,7 @@ void rd_membership_replicas_load(struct rd_node *n, struct rd_group *g)
 		if (rd_storage_kv_get(n->st, g->id, key, kl, &val, &vl, msg) != 0)
 			continue;
 		if (vl == 8)
-			replica_set(g, id, be64(val));
+			replica_set(g, id, rd_be64_get(val));
 		free(val);
 	}
 	/* Configurations take effect when appended (thesis §4.1): the log
