@@ -71,7 +71,8 @@ struct rd_config {
 	uint64_t session_expiry;
 
 	/* [streams]: the journal kept per group for subscribers (entries and
-	 * bytes; 0 = no journal) and flow control of subscriptions */
+	 * bytes; 0 = no bound on that measure, subscribe.c trim) and flow
+	 * control of subscriptions */
 	uint64_t journal_entries;   /* retention_entries */
 	uint64_t journal_bytes;     /* retention_bytes */
 	unsigned stream_max_credit; /* max_credit */
