@@ -81,15 +81,22 @@ static void usage(FILE *out)
 	    DEFAULT_SOCKET);
 }
 
+void rc_vcomplain(const char *command, const char *after, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "raftctl: %s%s", command != NULL ? command : "",
+	        command != NULL ? ": " : "");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "%s\n", after);
+}
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "raftctl: ");
+
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc_vcomplain(NULL, "\n(see 'raftctl --help')", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n(see 'raftctl --help')\n");
 	return EXIT_USAGE;
 }
 
