@@ -80,9 +80,8 @@ static void jfields(struct rd_json *j, const ProtobufCMessage *m, const char *na
 
 static const char *code_name(Raftd__ErrorCode c)
 {
-	const ProtobufCEnumValue *v =
-	    protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, (int)c);
-	return v != NULL ? v->name : "UNKNOWN";
+	const char *name = rd_wire_code_name((int)c);
+	return name != NULL ? name : "UNKNOWN";
 }
 
 int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r)
