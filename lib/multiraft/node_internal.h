@@ -818,6 +818,11 @@ struct rd_peer_figures {
 	uint64_t msgs_out, msgs_in, frames_out, bytes_out, bytes_in, rtt_us, lost,
 	    reconnects;
 	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
+	uint64_t batches_dropped; /* batches the transport refused (queue full) */
+	uint64_t batch_splits;    /* batches sent early, at max_frame_bytes */
+	uint64_t oversized;       /* messages alone over max_frame_bytes, dropped */
+	uint64_t restarts;        /* new processes of the peer seen connecting */
+	uint64_t stale_dropped;   /* frames queued for its previous process, dropped */
 };
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 
