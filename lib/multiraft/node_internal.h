@@ -751,6 +751,12 @@ void rd_membership_replicas_load(struct rd_node *n, struct rd_group *g);
 void rd_membership_replicas_appended(struct rd_group *g, const struct rd_entry *e,
                                      size_t n_entries);
 uint64_t rd_membership_replica_inc(const struct rd_group *g, uint64_t id);
+/* The incarnation a message of g to `to` is addressed to
+ * (RaftMessage.to_incarnation): rd_membership_replica_inc, except while g's
+ * configuration is empty (a replica waiting for its first append or
+ * snapshot), when it answers the data directory the member table
+ * registers for `to`. 0 (a founding replica) when g is NULL. */
+uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint64_t to);
 
 /* Should a message of `group` from `from` (whose batch carries
  * `from_incarnation`), addressed to `to_incarnation`, be stepped here?

@@ -99,7 +99,7 @@ void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 	 * founding replicas; a replica added later is addressed by its
 	 * incarnation, membership.c). */
 	struct rd_group *g = rd_node_group(n, m->group);
-	uint64_t inc = g != NULL ? rd_membership_replica_inc(g, m->to) : 0;
+	uint64_t inc = rd_membership_address(n, g, m->to);
 	rv = rd_wire_batch_add_msg_within(&o->b, &p->scratch, m, inc, cap);
 	if (rv == RD_EAGAIN) {
 		/* The batch is full: it leaves now, and this message starts the
