@@ -208,6 +208,21 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 		case RD_METRIC_PEER_RECONNECTS:
 			rd_metrics_counter(out, name, l, f.reconnects);
 			break;
+		case RD_METRIC_PEER_RESTARTS:
+			rd_metrics_counter(out, name, l, f.restarts);
+			break;
+		case RD_METRIC_PEER_STALE_DROPPED:
+			rd_metrics_counter(out, name, l, f.stale_dropped);
+			break;
+		case RD_METRIC_PEER_BATCHES_DROPPED:
+			rd_metrics_counter(out, name, l, f.batches_dropped);
+			break;
+		case RD_METRIC_PEER_BATCH_SPLITS:
+			rd_metrics_counter(out, name, l, f.batch_splits);
+			break;
+		case RD_METRIC_PEER_OVERSIZED:
+			rd_metrics_counter(out, name, l, f.oversized);
+			break;
 		default:
 			break;
 		}
@@ -365,7 +380,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	for (int id = RD_METRIC_GROUP_TERM; id <= RD_METRIC_GROUP_FORWARDED_PROPOSALS;
 	     id++)
 		per_group(out, n, (enum rd_metric_id)id);
-	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_RECONNECTS; id++)
+	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_OVERSIZED; id++)
 		per_peer(out, n, (enum rd_metric_id)id);
 
 	rd_storage_get_stats(n->st, &ss);

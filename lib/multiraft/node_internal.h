@@ -761,6 +761,12 @@ void rd_membership_replicas_load(struct rd_node *n, struct rd_group *g);
 void rd_membership_replicas_appended(struct rd_group *g, const struct rd_entry *e,
                                      size_t n_entries);
 uint64_t rd_membership_replica_inc(const struct rd_group *g, uint64_t id);
+/* The incarnation a message of g to `to` is addressed to
+ * (RaftMessage.to_incarnation): rd_membership_replica_inc, except while g's
+ * configuration is empty (a replica waiting for its first append or
+ * snapshot), when it answers the data directory the member table
+ * registers for `to`. 0 (a founding replica) when g is NULL. */
+uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint64_t to);
 
 /* Should a message of `group` from `from` (whose batch carries
  * `from_incarnation`), addressed to `to_incarnation`, be stepped here?
@@ -828,6 +834,11 @@ struct rd_peer_figures {
 	uint64_t msgs_out, msgs_in, frames_out, bytes_out, bytes_in, rtt_us, lost,
 	    reconnects;
 	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
+	uint64_t batches_dropped; /* batches the transport refused (queue full) */
+	uint64_t batch_splits;    /* batches sent early, at max_frame_bytes */
+	uint64_t oversized;       /* messages alone over max_frame_bytes, dropped */
+	uint64_t restarts;        /* new processes of the peer seen connecting */
+	uint64_t stale_dropped;   /* frames queued for its previous process, dropped */
 };
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 

@@ -83,11 +83,10 @@ static void start_registered(const struct rd_h_opts *o)
 Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardown,
      .timeout = 240)
 {
-	/* A killed node's old connection stays up at its peers until the idle
-	 * timeout and wins the tie-break against the restarted node's dials:
-	 * a short timeout lets the restarted node reach them sooner. */
-	struct rd_h_opts o = {.data_groups = 4,
-	                      .extra_conf = "[transport]\nidle_timeout_ms = 5000\n"};
+	/* The default idle timeout: the restarted node's dials replace its
+	 * peers' connections to the killed process at once
+	 * (lib/transport/peer.c). */
+	struct rd_h_opts o = {.data_groups = 4};
 	char key[32], cmd[512];
 
 	start_registered(&o);
