@@ -381,7 +381,7 @@ Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
 	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		put(1 + (unsigned)(i % 3), key, "before");
+		rd_h_put(&C, 1 + (unsigned)(i % 3), WAIT_S, key, "before");
 	}
 	replace(3, 3);
 	/* Node 3's new replicas lead both data groups. */
@@ -401,16 +401,16 @@ Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
 	}
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		put(1 + (unsigned)(i % 3), key, "between");
+		rd_h_put(&C, 1 + (unsigned)(i % 3), WAIT_S, key, "between");
 	}
 	replace(2, 3);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		expect_get(2, key, "before");
+		rd_h_expect_get(&C, 2, WAIT_S, key, "before");
 	}
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		expect_get(2, key, "between");
+		rd_h_expect_get(&C, 2, WAIT_S, key, "between");
 	}
 	rd_h_check_leaders(&C);
 }
