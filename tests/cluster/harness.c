@@ -430,11 +430,11 @@ bool rd_h_wait_registered(struct rd_h_cluster *c, unsigned i, unsigned secs)
 	return false;
 }
 
-unsigned long long rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
-                               bool must_answer)
+double rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
+                   bool must_answer)
 {
 	static char out[1 << 20];
-	unsigned long long v = 0;
+	double v = 0;
 	size_t len = strlen(name);
 	int code = rd_t_http_get(c->nodes[i - 1].admin_port, "/metrics", out, sizeof out);
 
@@ -444,7 +444,7 @@ unsigned long long rd_h_metric(const struct rd_h_cluster *c, unsigned i, const c
 		return 0;
 	for (const char *p = strstr(out, name); p != NULL; p = strstr(p + 1, name))
 		if ((p == out || p[-1] == '\n') && p[len] == ' ') {
-			sscanf(p + len, " %llu", &v);
+			sscanf(p + len, " %lf", &v);
 			break;
 		}
 	return v;

@@ -116,8 +116,8 @@ bool rd_h_wait_registered(struct rd_h_cluster *c, unsigned i, unsigned secs);
  * on node i's admin port; 0 when the page has no such line. With
  * `must_answer`, the test fails unless the node answers 200; without, a
  * node that does not answer gives 0. */
-unsigned long long rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
-                               bool must_answer);
+double rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
+                   bool must_answer);
 /* Sample `raftctl groups` on every running node and fail the test when a
  * (group, term) shows a second leader: every sample of the test process
  * is remembered (groups below 8, terms below 512; others are skipped). */

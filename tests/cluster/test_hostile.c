@@ -363,7 +363,7 @@ Test(hostile, initial_flood_stays_bounded, .fini = teardown, .timeout = 300)
 	evil_free(&e);
 	after = rss_kb(C.nodes[0].pid);
 	cr_log_info(
-	    "Initial flood: RSS %ld -> %ld kB, %llu Initials dropped", before, after,
+	    "Initial flood: RSS %ld -> %ld kB, %.0f Initials dropped", before, after,
 	    rd_h_metric(&C, 1,
 	                "raft_tick_loop_errors_total{kind=\"quic_initial_dropped\"}",
 	                true));

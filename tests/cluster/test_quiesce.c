@@ -63,7 +63,7 @@ static void expect(unsigned node, int k, const char *val)
 Test(quiesce, idle_groups_quiesce_and_a_dead_nodes_groups_elect_again, .fini = teardown,
      .timeout = 240)
 {
-	unsigned long long woke = 0;
+	double woke = 0;
 
 	rd_h_cluster_up(&C, 3, GROUPS, 60);
 	for (unsigned i = 1; i <= 3; i++)
