@@ -33,28 +33,6 @@ static void teardown(void)
 	rd_h_ctl(&C, node, out, sizeof out, "--json", "--timeout", "20000", "members",   \
 	         __VA_ARGS__, (char *)NULL)
 
-/* Wait until `raftctl members` on `node` has a row for `id` holding `what`
- * (or, with want false, until no row for `id` holds it). */
-static bool wait_member(unsigned node, unsigned id, const char *what, bool want)
-{
-	for (int t = 0; t < WAIT_S * 10; t++) {
-		char out[8192], *line, *save = NULL;
-		bool found = false;
-		if (rd_h_ctl(&C, node, out, sizeof out, "members", (char *)NULL) == 0)
-			for (line = strtok_r(out, "\n", &save); line != NULL;
-			     line = strtok_r(NULL, "\n", &save)) {
-				unsigned rid;
-				if (sscanf(line, "%u", &rid) == 1 && rid == id &&
-				    strstr(line, what) != NULL)
-					found = true;
-			}
-		if (found == want)
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
 /* The node `raftctl status` on `node` names as group 0's leader. */
 static unsigned meta_leader(unsigned node)
 {
@@ -69,18 +47,6 @@ static unsigned meta_leader(unsigned node)
 	return l;
 }
 
-static bool all_registered(unsigned node)
-{
-	for (int t = 0; t < WAIT_S * 10; t++) {
-		char out[8192];
-		if (rd_h_ctl(&C, node, out, sizeof out, "members", (char *)NULL) == 0 &&
-		    strstr(out, "0000000000000000") == NULL)
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
 /* Three nodes up and ready, every registration applied, then keys
  * `prefix`0 .. `prefix`(n - 1) written through every node in turn. */
 static void up(const struct rd_h_opts *o, const char *prefix, int n, const char *value)
@@ -88,7 +54,8 @@ static void up(const struct rd_h_opts *o, const char *prefix, int n, const char 
 	rd_h_cluster_init(&C, 3, o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
+	cr_assert(rd_h_wait_registered(&C, 1, WAIT_S),
+	          "registrations not applied (logs in %s)", C.dir);
 	rd_h_put_keys(&C, 3, WAIT_S, prefix, n, value);
 	rd_h_check_leaders(&C);
 }
@@ -115,7 +82,8 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	rv = MEMBERS(3, out, "remove", "9");
 	cr_assert_neq(rv, 0);
 	cr_assert(strstr(out, "not a member") != NULL, "%s", out);
-	cr_assert(wait_member(1, 4, "4", false), "a refused add changed the members");
+	cr_assert(rd_h_wait_member(&C, 1, 4, "4", false, WAIT_S),
+	          "a refused add changed the members");
 
 	/* A learner that never starts: added through a follower, shown on
 	 * every node, refused promotion (it holds none of the log), removed. */
@@ -126,16 +94,17 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	cr_assert_eq(rv, 0, "add learner through node %u: %s (logs in %s)", other, out,
 	             C.dir);
 	for (unsigned i = 1; i <= 3; i++)
-		cr_assert(wait_member(i, 4, "learner", true),
+		cr_assert(rd_h_wait_member(&C, i, 4, "learner", true, WAIT_S),
 		          "node %u does not show learner 4 (logs in %s)", i, C.dir);
 	rv = MEMBERS(other, out, "promote", "4");
 	cr_assert_neq(rv, 0);
 	cr_assert(strstr(out, "not promoted") != NULL, "%s", out);
-	cr_assert(wait_member(1, 4, "learner", true), "a refused promotion changed it");
+	cr_assert(rd_h_wait_member(&C, 1, 4, "learner", true, WAIT_S),
+	          "a refused promotion changed it");
 	rv = MEMBERS(lead, out, "remove", "4");
 	cr_assert_eq(rv, 0, "remove learner 4: %s (logs in %s)", out, C.dir);
-	cr_assert(wait_member(1, 4, "removed", true), "4 not removed (logs in %s)",
-	          C.dir);
+	cr_assert(rd_h_wait_member(&C, 1, 4, "removed", true, WAIT_S),
+	          "4 not removed (logs in %s)", C.dir);
 
 	/* With node 2 down, removing node 3 would leave group 0 with {1, 2}
 	 * and one of them reachable: refused. */
@@ -184,7 +153,8 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	             "(logs in %s)", C.dir);
 
 	unsigned a = lead == 1 ? 2 : 1, b = 6 - lead - a;
-	cr_assert(wait_member(a, lead, "removed", true), "(logs in %s)", C.dir);
+	cr_assert(rd_h_wait_member(&C, a, lead, "removed", true, WAIT_S), "(logs in %s)",
+	          C.dir);
 	rd_h_put(&C, a, WAIT_S, "after", "removal");
 	for (int i = 0; i < 12; i++) {
 		snprintf(key, sizeof key, "k%d", i);
@@ -292,7 +262,8 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	cr_assert(ok, "node 3 is not a voter of every group again (logs in %s)", C.dir);
 	cr_assert(rd_h_log_has(&C, 3, "rejoined: the cluster registers"), "(logs in %s)",
 	          C.dir);
-	cr_assert(wait_member(1, 3, "voter", true), "(logs in %s)", C.dir);
+	cr_assert(rd_h_wait_member(&C, 1, 3, "voter", true, WAIT_S), "(logs in %s)",
+	          C.dir);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node 3 not ready (logs in %s)", C.dir);
 	for (int i = 0; i < 30; i++) {
 		snprintf(key, sizeof key, "a%d", i);
