@@ -390,6 +390,10 @@ int rd_config_set(struct rd_config_parse *p, int k, const char *v)
 			return rd_config_fail(p, k, "'%s' is not a number in 0..1000000",
 			                      v);
 		return 1;
+	case K_storage_async_write:
+		if (!parse_bool(v, &c->async_write))
+			return rd_config_fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
+		return 1;
 	case K_transport_count_lost_packets:
 		if (!parse_bool(v, &c->count_lost_packets))
 			return rd_config_fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
