@@ -533,6 +533,24 @@ static void after_write(struct rd_node *n, struct rd_iter_trace *tr, uint64_t *t
 	rd_node_check_ready(n);
 }
 
+/* A write on the writer thread does not make the loop slow (it steps
+ * input meanwhile), so the slow-iteration line (health.c) never names it:
+ * one taking longer than 5 tick intervals, what /livez tolerates for an
+ * iteration, has its own line, at most once a second. */
+static void note_slow_write(struct rd_node *n)
+{
+	uint64_t now = rd_clock_now_ns(), d = now - n->write_start_ns;
+	uint64_t limit = 5ull * n->cfg.tick_ms * 1000000ull;
+
+	if (rd_storage_commit_fd(n->st) < 0 || d < limit ||
+	    now - n->last_slow_write_ns < 1000000000ull)
+		return;
+	n->last_slow_write_ns = now;
+	rd_log_warn("slow storage write duration_ms=%.1f limit_ms=%u phase=write "
+	            "groups=%zu (the loop stepped input meanwhile)",
+	            (double)d / 1e6, 5 * n->cfg.tick_ms, n->n_written);
+}
+
 void rd_drive_finish_write(struct rd_node *n)
 {
 	struct rd_iter_trace tr = {0};
@@ -541,6 +559,7 @@ void rd_drive_finish_write(struct rd_node *n)
 	if (!n->writing)
 		return;
 	rd_storage_commit_finish(n->st, n->batch);
+	note_slow_write(n);
 	mark(&tr, RD_PHASE_WRITE, 0, &t);
 	after_write(n, &tr, &t);
 }
@@ -558,6 +577,7 @@ void rd_drive_iteration(struct rd_node *n)
 		if (!rd_storage_commit_done(n->st))
 			return; /* the writer's doorbell wakes the loop */
 		rd_storage_commit_finish(n->st, n->batch);
+		note_slow_write(n);
 		mark(&tr, RD_PHASE_WRITE, 0, &t);
 		after_write(n, &tr, &t);
 	}
@@ -599,6 +619,7 @@ void rd_drive_iteration(struct rd_node *n)
 		persist(n, n->active[i]);
 		mark(&tr, RD_PHASE_APPLY, n->active[i]->id, &t);
 	}
+	n->write_start_ns = rd_clock_now_ns();
 	bool started = rd_storage_commit_start(n->st, n->batch);
 	mark(&tr, RD_PHASE_WRITE, 0, &t);
 

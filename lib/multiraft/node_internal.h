@@ -391,6 +391,8 @@ struct rd_node {
 	 * groups are n->active[0..n_written)); step 4 waits for it. */
 	bool writing;
 	size_t n_written;
+	uint64_t write_start_ns;     /* when the writer got it */
+	uint64_t last_slow_write_ns; /* the last "slow storage write" line */
 	struct event *written_ev; /* the storage writer's doorbell (node.c) */
 	bool ready;
 	bool ready_target_set;
