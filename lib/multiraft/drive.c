@@ -18,6 +18,17 @@
  * Messages queued in step 4 leave in step 2 of the next iteration, which is
  * scheduled at once; so a peer gets at most one frame per iteration.
  *
+ * Between steps 3 and 4 each core is advanced on a copy of its update
+ * (keep_update; raft.h, "Asynchronous writes": the core counts its own log
+ * toward commit only once rd_raft_persisted says so, so advancing early
+ * releases nothing). With [storage] async_write the write runs on
+ * storage's writer thread (storage/README.md, "The writer thread") and the
+ * loop steps input meanwhile; step 4 (after_write) runs when the writer's
+ * doorbell wakes the next iteration, before that iteration collects. A
+ * forwarded write is answered, a subscriber starts and readiness is judged
+ * against g->applied, which moves in step 4: the core's applied index may
+ * be ahead of what the state machine shows while a write is in flight.
+ *
  * Step 1 visits only the groups on the node's dirty list (rd_node_touch:
  * everything that may give a core an update puts its group there), in
  * group-id order, so an iteration costs what the groups with work cost,
@@ -645,6 +656,9 @@ void rd_drive_iteration(struct rd_node *n)
 		keep_update(g);
 		rd_raft_advance(g->raft, u);
 		rd_liveness_after_update(n, g, qc, q, cause, became_leader);
+		/* Advanced, the core may have more (a read now covered): on the
+		 * dirty list for the iteration after the write (node.h rule). */
+		rd_node_touch(n, g);
 		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 	}
 	n->in_pass = false;
