@@ -503,7 +503,8 @@ static void after_write(struct rd_node *n, struct rd_iter_trace *tr, uint64_t *t
 		const struct rd_raft_update *u = &g->u;
 
 		if (u->n_entries > 0)
-			rd_raft_persisted(g->raft, u->entries[0].index, u->entries[0].term);
+			rd_raft_persisted(g->raft, u->entries[0].index,
+			                  u->entries[0].term);
 		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
 			rd_peers_queue(n, &u->msgs_after_persist[k]);
 		mark(tr, RD_PHASE_APPLY, g->id, t);

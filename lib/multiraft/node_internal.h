@@ -393,7 +393,7 @@ struct rd_node {
 	size_t n_written;
 	uint64_t write_start_ns;     /* when the writer got it */
 	uint64_t last_slow_write_ns; /* the last "slow storage write" line */
-	struct event *written_ev; /* the storage writer's doorbell (node.c) */
+	struct event *written_ev;    /* the storage writer's doorbell (node.c) */
 	bool ready;
 	bool ready_target_set;
 	uint64_t ready_target; /* group 0 commit seen when its leader became known */

@@ -85,7 +85,8 @@ int rd_storage_writer_start(struct rd_storage *st, char *msg)
 	w->st = st;
 	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->efd < 0) {
-		rv = rd_errorf(msg, RD_EIO, "storage writer: eventfd: %s", strerror(errno));
+		rv = rd_errorf(msg, RD_EIO, "storage writer: eventfd: %s",
+		               strerror(errno));
 		goto err_after_alloc;
 	}
 	pthread_mutex_init(&w->mu, NULL);
@@ -196,7 +197,8 @@ void rd_storage_commit_finish(struct rd_storage *st, struct rd_storage_batch *b)
 	if (st->inflight == NULL)
 		return;
 	if (st->inflight != b)
-		rd_fatal("fatal: storage commit finished with another batch than started");
+		rd_fatal(
+		    "fatal: storage commit finished with another batch than started");
 	rd__writer_idle(st); /* the writer's unlock orders its writes before ours */
 	st->inflight = NULL;
 	rd__commit_publish(st, b);

@@ -191,15 +191,17 @@ Test(async_write, a_leader_with_a_held_disk_answers_after_its_write, .fini = tea
 	set_fault(leader, "block");
 	pid_t client = put_async(leader, "x");
 	for (int i = 0; i < 4; i++) {
-		cr_assert_eq(rd_h_ctl(&C, leader, out, sizeof out, "status", (char *)NULL),
-		             0, "the leader's loop stopped turning while its write was "
-		                "held");
+		cr_assert_eq(
+		    rd_h_ctl(&C, leader, out, sizeof out, "status", (char *)NULL), 0,
+		    "the leader's loop stopped turning while its write was "
+		    "held");
 		int rv = exited_within(client, 1);
 		if (rv != -1) {
 			set_fault(leader, "");
-			cr_assert_fail("the leader answered (exit %d) while its own write "
-			               "was held",
-			               rv);
+			cr_assert_fail(
+			    "the leader answered (exit %d) while its own write "
+			    "was held",
+			    rv);
 		}
 	}
 	set_fault(leader, "");

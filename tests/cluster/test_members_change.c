@@ -349,7 +349,8 @@ Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
 	rd_h_cluster_init(&C, 3, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	cr_assert(rd_h_wait_registered(&C, 1, WAIT_S), "registrations not applied (logs in %s)", C.dir);
+	cr_assert(rd_h_wait_registered(&C, 1, WAIT_S),
+	          "registrations not applied (logs in %s)", C.dir);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "a%d", i);
 		rd_h_put(&C, 1 + (unsigned)(i % 3), WAIT_S, key, "before");
