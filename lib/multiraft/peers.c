@@ -114,6 +114,9 @@ void rd_peers_flush(struct rd_node *n)
 		rd_wire_batch_reset(&o->b);
 	}
 	p->pending = false;
+	/* Out now, not once the iteration returns to the loop: a leader's
+	 * appends are to travel while its own write syncs (drive.c step 2). */
+	rd_transport_flush(p->t);
 }
 
 void rd_peers_node_heartbeats(struct rd_node *n, uint64_t now, uint64_t interval_ns)
