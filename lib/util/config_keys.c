@@ -162,9 +162,11 @@ static int set_peers(struct rd_config_parse *p, const char *v)
 
 static bool parse_bool(const char *v, bool *out)
 {
-	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "on") == 0 ||
+	    strcmp(v, "1") == 0)
 		*out = true;
-	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 ||
+	         strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
 		*out = false;
 	else
 		return false;
@@ -235,6 +237,10 @@ int rd_config_set(struct rd_config_parse *p, int k, const char *v)
 		if (!parse_uint(v, 10, 600000, &c->flush_interval_ms))
 			return rd_config_fail(p, k, "'%s' is not a number in 10..600000",
 			                      v);
+		return 1;
+	case K_raft_quiesce:
+		if (!parse_bool(v, &c->quiesce))
+			return rd_config_fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
 		return 1;
 	case K_sessions_max_per_group:
 		if (!parse_u64(v, 1, UINT64_MAX, &c->session_max))
