@@ -11,7 +11,9 @@
  *     gets an empty one (rd_peers_node_heartbeats);
  *   - a peer is live while a batch from it arrived within an election
  *     timeout, counted in ticks as Raft's timers are (election_ticks, the
- *     shortest election timeout): a loop that stalls does not tick, so a
+ *     shortest election timeout; a firing of the tick timer counts the
+ *     ticks of the period it was armed with, heartbeat_ticks when every
+ *     group is quiesced, node.c): a loop that stalls does not tick, so a
  *     stall here never makes the peers look silent;
  *   - when a peer stops being live, or a batch carries a new boot id (a new
  *     process: it leads nothing it led), every hosted group with that peer
@@ -106,14 +108,19 @@ bool rd_liveness_live(const struct rd_node *n, uint64_t peer)
 	return false;
 }
 
-void rd_liveness_tick(struct rd_node *n, uint64_t now)
+void rd_liveness_tick(struct rd_node *n, uint64_t now, uint32_t ticks)
 {
 	struct rd_liveness *lv = &n->live;
+	/* Half a firing early is on time: the timer fires a little late or
+	 * early each time, and waiting for the next one would skip a beat. */
+	uint64_t slack = (uint64_t)ticks * n->cfg.tick_ms * 1000000ull / 2;
+	uint64_t due = lv->interval_ns > slack ? lv->interval_ns - slack : 0;
 
 	for (unsigned i = 0; i < lv->n_peers; i++) {
 		struct rd_live_peer *p = &lv->peers[i];
-		if (p->silent_ticks < UINT32_MAX)
-			p->silent_ticks++;
+		p->silent_ticks = p->silent_ticks < UINT32_MAX - ticks
+		                      ? p->silent_ticks + ticks
+		                      : UINT32_MAX;
 		if (!p->live || p->silent_ticks < lv->timeout_ticks)
 			continue;
 		p->live = false;
@@ -124,9 +131,9 @@ void rd_liveness_tick(struct rd_node *n, uint64_t now)
 		    (unsigned long long)p->id, p->silent_ticks);
 		peer_down(n, p->id);
 	}
-	if (now - lv->last_hb_ns >= lv->interval_ns) {
+	if (now - lv->last_hb_ns >= due) {
 		lv->last_hb_ns = now;
-		rd_peers_node_heartbeats(n, now, lv->interval_ns);
+		rd_peers_node_heartbeats(n, now, due);
 	}
 }
 

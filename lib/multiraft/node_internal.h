@@ -201,6 +201,12 @@ struct rd_loop_stats {
 	uint64_t last_tick_ns;
 	uint64_t max_tick_ns;
 	uint64_t last_tick_done_ns;
+	uint64_t last_tick_start_ns;
+	uint64_t last_second_ns; /* the once-a-second chores (node.c on_tick) */
+	/* The tick timer's period now: [raft] tick_ms while a group ticks
+	 * (or the node starts), the heartbeat interval while every group is
+	 * quiesced (node.c rd_node_tick_arm). */
+	uint64_t tick_period_ms;
 	uint64_t pending_groups; /* groups with work in the last iteration */
 	uint64_t proposals;
 	uint64_t forwarded;
@@ -403,8 +409,16 @@ void rd_node_touch(struct rd_node *n, struct rd_group *g);
  * list (the rule of rd_node_touch). Outside a loop iteration only. */
 void rd_node_check_dirty(const struct rd_node *n);
 
-/* Put g on the ticking list (on) or take it off (quiesced); idempotent. */
+/* Put g on the ticking list (on) or take it off (quiesced); idempotent.
+ * Putting one on arms the tick at [raft] tick_ms (rd_node_tick_arm). */
 void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on);
+
+/* Arm the tick timer at [raft] tick_ms when anything needs ticks at that
+ * pace (a ticking group, asking peers before founding, the bootstrap
+ * campaigns), else at the heartbeat interval, which liveness, WATCHDOG=1
+ * and the node's periodic chores need (raftd(8), "Idle groups"); a no-op
+ * when the period is already that one or the node is stopping. */
+void rd_node_tick_arm(struct rd_node *n);
 
 /* The hosted group `id`, or NULL when it is not hosted here. */
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id);
@@ -503,9 +517,10 @@ void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot);
  * a node never heard from. */
 bool rd_liveness_live(const struct rd_node *n, uint64_t peer);
 
-/* Once per tick: peers silent for an election timeout stop being live (and
- * every group hears it); the node heartbeats once per interval. */
-void rd_liveness_tick(struct rd_node *n, uint64_t now_ns);
+/* Once per tick, `ticks` ([raft] tick_ms) since the last one: peers
+ * silent for an election timeout stop being live (and every group hears
+ * it); the node heartbeats once per interval. */
+void rd_liveness_tick(struct rd_node *n, uint64_t now_ns, uint32_t ticks);
 
 /* After group g's update was advanced (drive.c): follow its quiescence
  * (`changed`, `quiesced`, wake `cause` from the update) on the ticking list
