@@ -224,11 +224,11 @@ static void hand_to_hints(struct rd_node *n)
 
 /*
  * The tick timer fires every [raft] tick_ms while a group ticks, and once
- * per heartbeat interval ([raft] heartbeat_ticks ticks) while every group
- * is quiesced: what is left then is the node's own work (liveness and its
- * heartbeats, deadlines of requests and forwards, health, the canary,
- * WATCHDOG=1, the once-a-second chores), none of which needs a finer
- * pace, so an idle node wakes heartbeat_ticks times less often. Whatever
+ * per node heartbeat interval (rd_liveness_interval_ms, a third of an
+ * election timeout) while every group is quiesced: what is left then is
+ * the node's own work (liveness and its heartbeats, deadlines of requests
+ * and forwards, health, the canary, WATCHDOG=1, the once-a-second
+ * chores), none of which needs a finer pace. Whatever
  * puts a group back on the ticking list (a proposal, read, conf change,
  * message or liveness change that wakes it: liveness.c) re-arms it at
  * tick_ms. No Raft timer depends on the pace: a quiesced core's timers
@@ -242,11 +242,9 @@ static bool tick_fine(const struct rd_node *n)
 
 void rd_node_tick_arm(struct rd_node *n)
 {
-	uint64_t ms = n->cfg.tick_ms;
+	uint64_t ms = tick_fine(n) ? n->cfg.tick_ms : rd_liveness_interval_ms(&n->cfg);
 	struct timeval tv;
 
-	if (!tick_fine(n))
-		ms *= n->cfg.heartbeat_ticks;
 	if (n->tick_ev == NULL || n->stopping || ms == n->loop.tick_period_ms)
 		return;
 	n->loop.tick_period_ms = ms;
@@ -259,11 +257,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
 	uint64_t t0 = rd_clock_now_ns();
-	/* Ticks this firing stands for: the period it was armed with. */
-	uint32_t ticks = (uint32_t)(n->loop.tick_period_ms / n->cfg.tick_ms);
 
 	(void)fd, (void)what;
-	n->loop.last_tick_start_ns = t0;
 	if (n->members.asking)
 		rd_membership_ask_tick(n);
 	if (!n->bootstrapped && !n->members.asking && t0 >= n->members.founded_ns) {
@@ -292,7 +287,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		else
 			i++;
 	}
-	rd_liveness_tick(n, t0, ticks > 0 ? ticks : 1);
+	/* This firing stands for at most the period it was armed with. */
+	rd_liveness_tick(n, t0, n->loop.tick_period_ms * 1000000ull);
 	rd_membership_ops_tick(n);
 	rd_forward_expire(&n->fwd, t0);
 	rd_waitq_expire(&n->ready_waiters, t0);
