@@ -51,6 +51,9 @@ enum rd_metric_type {
 	  "Errors met by the tick loop, by kind.")                                       \
 	X(TICK_LOOP_PENDING_GROUPS, "raft_tick_loop_pending_groups", GAUGE, "",          \
 	  "Groups with ready state waiting for the next iteration.")                     \
+	X(TICK_PERIOD, "raft_tick_period_seconds", GAUGE, "",                            \
+	  "Period of the tick timer: tick_ms while a group ticks, else the node "        \
+	  "heartbeat interval.")                                                         \
 	X(GROUPS_ACTIVE, "raft_groups_active", GAUGE, "",                                \
 	  "Hosted groups that tick (not quiesced).")                                     \
 	X(GROUPS_QUIESCED, "raft_groups_quiesced", GAUGE, "",                            \

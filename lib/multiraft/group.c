@@ -82,7 +82,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	rc.pre_vote = true;
 	rc.check_quorum = true;
 	/* Idle groups stop ticking; node liveness wakes them (liveness.c). */
-	rc.quiesce = true;
+	rc.quiesce = n->cfg.quiesce;
 	rc.seed = n->seed ^ (id * 0x9e3779b97f4a7c15ull);
 	if (fresh || info.conf.n_voters == 0) {
 		if (n_voters > RD_RAFT_MAX_MEMBERS) {

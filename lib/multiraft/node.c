@@ -84,6 +84,7 @@ void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on)
 		assert(n->n_ticking < n->n_slots);
 		g->tick_pos = n->n_ticking;
 		n->ticking[n->n_ticking++] = g;
+		rd_node_tick_arm(n);
 	} else {
 		/* The last one takes its place: the order of ticks within one
 		 * tick does not matter (each core has its own timers). */
@@ -232,6 +233,37 @@ static void hand_to_hints(struct rd_node *n)
 	}
 }
 
+/*
+ * The tick timer fires every [raft] tick_ms while a group ticks, and once
+ * per node heartbeat interval (rd_liveness_interval_ms, a third of an
+ * election timeout) while every group is quiesced: what is left then is
+ * the node's own work (liveness and its heartbeats, deadlines of requests
+ * and forwards, health, the canary, WATCHDOG=1, the once-a-second
+ * chores), none of which needs a finer pace. Whatever
+ * puts a group back on the ticking list (a proposal, read, conf change,
+ * message or liveness change that wakes it: liveness.c) re-arms it at
+ * tick_ms. No Raft timer depends on the pace: a quiesced core's timers
+ * stand still (raft/raft.h, "Quiescence"), and an active group ticks at
+ * tick_ms from its first tick on.
+ */
+static bool tick_fine(const struct rd_node *n)
+{
+	return n->n_ticking > 0 || n->members.asking || !n->bootstrapped;
+}
+
+void rd_node_tick_arm(struct rd_node *n)
+{
+	uint64_t ms = tick_fine(n) ? n->cfg.tick_ms : rd_liveness_interval_ms(&n->cfg);
+	struct timeval tv;
+
+	if (n->tick_ev == NULL || n->stopping || ms == n->loop.tick_period_ms)
+		return;
+	n->loop.tick_period_ms = ms;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	event_add(n->tick_ev, &tv); /* re-added: the next firing is ms from now */
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
@@ -244,7 +276,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		n->bootstrapped = true;
 		campaign_hinted(n);
 	}
-	if (n->loop.ticks % (1000 / n->cfg.tick_ms + 1) == 0) {
+	if (n->loop.last_second_ns == 0 || t0 - n->loop.last_second_ns >= 1000000000ull) {
+		n->loop.last_second_ns = t0;
 		rd_peers_keepalive(n);
 		hand_to_hints(n);
 		rd_node_check_dirty(n);
@@ -265,7 +298,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		else
 			i++;
 	}
-	rd_liveness_tick(n, t0);
+	/* This firing stands for at most the period it was armed with. */
+	rd_liveness_tick(n, t0, n->loop.tick_period_ms * 1000000ull);
 	rd_membership_ops_tick(n);
 	rd_forward_expire(&n->fwd, t0);
 	rd_waitq_expire(&n->ready_waiters, t0);
@@ -277,6 +311,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	 * turned within the period and no write is stuck. */
 	if (rd_health_alive(n, t0, n->watchdog.interval_ns * 4))
 		rd_watchdog_kick(&n->watchdog, t0);
+	rd_node_tick_arm(n);
 	n->loop.ticks++;
 	n->loop.last_tick_done_ns = rd_clock_now_ns();
 	n->loop.last_tick_ns = n->loop.last_tick_done_ns - t0;
@@ -384,7 +419,6 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
                   struct rd_node **out, char *msg)
 {
 	struct rd_node *n;
-	struct timeval tv;
 	int rv;
 
 	if (cfg->has_join)
@@ -443,9 +477,7 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 		event_priority_set(n->written_ev, PRIO_INPUT);
 		event_add(n->written_ev, NULL);
 	}
-	tv.tv_sec = cfg->tick_ms / 1000;
-	tv.tv_usec = (cfg->tick_ms % 1000) * 1000;
-	event_add(n->tick_ev, &tv);
+	rd_node_tick_arm(n);
 	rd_watchdog_init(&n->watchdog);
 	rv = rd_storage_stall_guard(n->st, cfg->disk_stall_ms, msg);
 	if (rv == 0)

@@ -222,6 +222,11 @@ struct rd_loop_stats {
 	uint64_t last_tick_ns;
 	uint64_t max_tick_ns;
 	uint64_t last_tick_done_ns;
+	uint64_t last_second_ns; /* the once-a-second chores (node.c on_tick) */
+	/* The tick timer's period now: [raft] tick_ms while a group ticks
+	 * (or the node starts), the node heartbeat interval while every group is
+	 * quiesced (node.c rd_node_tick_arm). */
+	uint64_t tick_period_ms;
 	uint64_t pending_groups; /* groups with work in the last iteration */
 	uint64_t proposals;
 	uint64_t forwarded;
@@ -254,16 +259,18 @@ struct rd_snap_in {
 /* Node liveness (liveness.c). */
 struct rd_live_peer {
 	uint64_t id;
-	uint32_t silent_ticks; /* ticks since its last batch */
-	uint64_t boot;         /* its boot id (RaftBatch.boot), 0 = not known */
+	uint64_t silent_ns; /* loop time since its last batch (liveness.c) */
+	uint64_t heard_ns;  /* when its last batch arrived */
+	uint64_t boot;      /* its boot id (RaftBatch.boot), 0 = not known */
 	bool live;
 };
 
 struct rd_liveness {
-	uint64_t boot;          /* this process's boot id */
-	uint32_t timeout_ticks; /* [raft] election_ticks */
-	uint64_t interval_ns;
+	uint64_t boot;        /* this process's boot id */
+	uint64_t timeout_ns;  /* [raft] election_ticks ticks */
+	uint64_t interval_ns; /* node heartbeats (rd_liveness_init) */
 	uint64_t last_hb_ns;
+	uint64_t last_tick_ns; /* the last rd_liveness_tick */
 	struct rd_live_peer peers[RD_NODE_MAX_MEMBERS];
 	unsigned n_peers;
 	uint64_t down_events;              /* peers that stopped being live */
@@ -431,8 +438,16 @@ void rd_node_touch(struct rd_node *n, struct rd_group *g);
  * list (the rule of rd_node_touch). Outside a loop iteration only. */
 void rd_node_check_dirty(const struct rd_node *n);
 
-/* Put g on the ticking list (on) or take it off (quiesced); idempotent. */
+/* Put g on the ticking list (on) or take it off (quiesced); idempotent.
+ * Putting one on arms the tick at [raft] tick_ms (rd_node_tick_arm). */
 void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on);
+
+/* Arm the tick timer at [raft] tick_ms when anything needs ticks at that
+ * pace (a ticking group, asking peers before founding, the bootstrap
+ * campaigns), else at the node heartbeat interval, which liveness, WATCHDOG=1
+ * and the node's periodic chores need (raftd(8), "Idle groups"); a no-op
+ * when the period is already that one or the node is stopping. */
+void rd_node_tick_arm(struct rd_node *n);
 
 /* The hosted group `id`, or NULL when it is not hosted here. */
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id);
@@ -530,6 +545,11 @@ void rd_health_note_iteration(struct rd_node *n, uint64_t limit_ns);
 /* Draw this process's boot id; timeouts from the config. At start. */
 void rd_liveness_init(struct rd_node *n);
 
+/* The node heartbeat interval of `cfg` in ms: a third of the shortest
+ * election timeout, never shorter than the Raft heartbeat interval; also
+ * the tick timer's period while every group is quiesced (node.c). */
+uint64_t rd_liveness_interval_ms(const struct rd_config *cfg);
+
 /* A batch from `peer` carrying boot id `boot` (0: none) arrived. A new boot
  * id (a restart) tells every group that `peer` is down (rd_raft_peer_down).
  * Not from inside the drive pass. */
@@ -539,9 +559,10 @@ void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot);
  * a node never heard from. */
 bool rd_liveness_live(const struct rd_node *n, uint64_t peer);
 
-/* Once per tick: peers silent for an election timeout stop being live (and
- * every group hears it); the node heartbeats once per interval. */
-void rd_liveness_tick(struct rd_node *n, uint64_t now_ns);
+/* Once per tick, which stands for at most `period_ns` of silence: peers
+ * silent for an election timeout stop being live (and every group hears
+ * it); the node heartbeats once per interval. */
+void rd_liveness_tick(struct rd_node *n, uint64_t now_ns, uint64_t period_ns);
 
 /* After group g's update was advanced (drive.c): follow its quiescence
  * (`changed`, `quiesced`, wake `cause` from the update) on the ticking list

@@ -147,6 +147,9 @@ void rd_peers_flush(struct rd_node *n)
 		if (!rd_wire_batch_empty(&p->out[i].b))
 			send_batch(n, &p->out[i], now);
 	p->pending = false;
+	/* Out now, not once the iteration returns to the loop: a leader's
+	 * appends are to travel while its own write syncs (drive.c step 2). */
+	rd_transport_flush(p->t);
 }
 
 void rd_peers_node_heartbeats(struct rd_node *n, uint64_t now, uint64_t interval_ns)

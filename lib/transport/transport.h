@@ -187,6 +187,12 @@ int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
                               const uint8_t *payload, size_t len, uint64_t n_msgs,
                               char *msg);
 
+/* Write what is queued to every peer now, instead of from the event that
+ * queueing activated (which runs only once the current callback returns):
+ * the node loop calls it between sending a leader's appends and its
+ * synced write, so that they overlap (Raft thesis §10.2.1). */
+void rd_transport_flush(struct rd_transport *t);
+
 /* Queue a frame holding a snapshot_chunk or snapshot_ack on the snapshot
  * stream. Same return values; RD_EINVAL for any other kind. */
 int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,

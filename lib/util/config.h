@@ -65,6 +65,9 @@ struct rd_config {
 	/* the shortest time between the storage flushes a compaction asks for
 	 * (storage.h rd_storage_flush_soon) */
 	unsigned flush_interval_ms;
+	/* idle groups quiesce (raft/raft.h, "Quiescence"); no: every group
+	 * ticks and heartbeats forever, as in plain Raft */
+	bool quiesce;
 
 	/* [storage] */
 	/* The group commit is written by a writer thread while the loop
