@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include "multiraft/node_internal.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/sort.h"
@@ -38,6 +39,34 @@ static int collect(void *arg, const struct rd_entry *e)
 		memcpy(l->ents[l->n].data, e->data, e->len);
 	}
 	l->n++;
+	return 0;
+}
+
+/* The cores' log source: entries below a core's in-memory tail, from the
+ * storage's entry cache or RocksDB. A failure is logged (at most once a
+ * second) and counted; the core sends nothing for it and tries again. */
+static int source_entries(void *ud, uint64_t group, uint64_t lo, uint64_t hi,
+                          uint64_t max_bytes, const struct rd_entry **ents, size_t *n)
+{
+	struct rd_node *nd = ud;
+	char msg[RD_ERRMSG_SIZE];
+
+	nd->log_reads++;
+	int rv = rd_storage_entries(nd->st, group, lo, hi, max_bytes, &nd->log_buf, msg);
+	if (rv != 0) {
+		uint64_t now = rd_clock_now_ns();
+		nd->log_read_errors++;
+		if (now - nd->log_error_logged_ns >= 1000000000u) {
+			nd->log_error_logged_ns = now;
+			rd_log_warn("log read failed group=%llu from=%llu: %s "
+			            "(errors so far: %llu)",
+			            (unsigned long long)group, (unsigned long long)lo,
+			            msg, (unsigned long long)nd->log_read_errors);
+		}
+		return rv;
+	}
+	*ents = nd->log_buf.ents;
+	*n = nd->log_buf.n;
 	return 0;
 }
 
@@ -84,6 +113,11 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	/* Idle groups stop ticking; node liveness wakes them (liveness.c). */
 	rc.quiesce = true;
 	rc.seed = n->seed ^ (id * 0x9e3779b97f4a7c15ull);
+	/* A bounded tail of the log in memory, none while quiesced. */
+	n->log_source.entries = source_entries;
+	n->log_source.ud = n;
+	rc.log_source = &n->log_source;
+	rc.log_mem_bytes = n->cfg.log_cache_bytes;
 	if (fresh || info.conf.n_voters == 0) {
 		if (n_voters > RD_RAFT_MAX_MEMBERS) {
 			rv = rd_errorf(msg, RD_EINVAL, "group %llu: too many voters",

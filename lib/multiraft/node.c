@@ -582,6 +582,7 @@ void rd_node_free(struct rd_node *n)
 	rd_forward_free(&n->fwd);
 	rd_topology_free(&n->topo);
 	rd_storage_batch_free(n->batch);
+	rd_entry_buf_free(&n->log_buf);
 	rd_storage_close(n->st);
 	free(n);
 }

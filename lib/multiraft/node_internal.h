@@ -382,6 +382,13 @@ struct rd_node {
 	struct rd_subs *subs;         /* commit streams (subscribe.h) */
 	struct rd_membership members; /* the member table's view (membership.c) */
 	struct rd_liveness live;      /* node liveness, idle groups (liveness.c) */
+	/* The cores' log source (raft.h, "The in-memory tail"): entries
+	 * below a core's in-memory tail, read from storage (group.c). */
+	struct rd_raft_log_source log_source;
+	struct rd_entry_buf log_buf; /* the last read, until the next */
+	uint64_t log_reads;
+	uint64_t log_read_errors;
+	uint64_t log_error_logged_ns;
 };
 
 /* ---- node.c ---- */

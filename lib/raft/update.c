@@ -6,6 +6,7 @@
  * split by whether they may leave before the update's writes are durable
  * (thesis §10.2.1; see raft.h).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "raft/core.h"
@@ -21,6 +22,19 @@ void rd__send(struct rd_raft *r, const struct rd_message *m, uint64_t ent_lo)
 	q.m.entries = NULL;
 	/* A message that cannot be queued is lost, which Raft tolerates. */
 	(void)RD__VEC_PUSH(r->msgq, q);
+}
+
+void rd__send_owned(struct rd_raft *r, const struct rd_message *m, struct rd_entry *owned)
+{
+	struct rd__qmsg q = {.m = *m, .gen = r->log.gen, .owned = owned};
+	q.m.group = r->group;
+	q.m.from = r->id;
+	if (q.m.term == 0)
+		q.m.term = r->term;
+	q.m.entries = NULL;
+	q.ent_lo = owned[0].index;
+	if (!RD__VEC_PUSH(r->msgq, q))
+		free(owned); /* lost, which Raft tolerates */
 }
 
 static bool read_ready(const struct rd_raft *r, uint64_t upto)
@@ -107,10 +121,16 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 	r->out_late.n = 0;
 	for (size_t i = 0; i < r->msgq.n; i++) {
 		struct rd__qmsg *q = &r->msgq.v[i];
-		if (q->m.n_entries > 0) {
+		if (q->owned != NULL) {
+			/* Read from the log source: freed at advance. */
+			if (!RD__VEC_PUSH(r->owned_out, q->owned)) {
+				free(q->owned);
+				continue;
+			}
+			q->m.entries = q->owned;
+		} else if (q->m.n_entries > 0) {
 			uint64_t hi = q->ent_lo + q->m.n_entries - 1;
-			if (q->gen != r->log.gen || q->ent_lo < rd__log_first(&r->log) ||
-			    hi > last)
+			if (q->gen != r->log.gen || q->ent_lo < r->log.lo || hi > last)
 				continue; /* its entries are gone: drop, like a loss */
 			q->m.entries = rd__log_at(&r->log, q->ent_lo);
 		}
@@ -187,4 +207,10 @@ void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u)
 	r->reads_out.n = 0;
 	r->reads_failed_out.n = 0;
 	r->snap_out.n = 0;
+	for (size_t i = 0; i < r->owned_out.n; i++)
+		free(r->owned_out.v[i]);
+	r->owned_out.n = 0;
+	/* What was applied and is durable may leave memory; all of it when
+	 * quiesced (raft.h, "The in-memory tail"). */
+	rd__tail_trim(r, r->quiesced);
 }

@@ -121,6 +121,7 @@ void rd_config_defaults(struct rd_config *c)
 	c->max_msg_bytes = 1u << 20;
 	c->snapshot_entries = 10000;
 	c->flush_interval_ms = 2000;
+	c->log_cache_bytes = 64u << 10;
 	c->session_max = 10000;
 	c->session_expiry = 100000;
 	c->journal_entries = 100000;

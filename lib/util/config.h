@@ -65,6 +65,10 @@ struct rd_config {
 	/* the shortest time between the storage flushes a compaction asks for
 	 * (storage.h rd_storage_flush_soon) */
 	unsigned flush_interval_ms;
+	/* bytes of a working group's newest log entries its Raft core keeps in
+	 * memory (raft.h, "The in-memory tail"); 0: no bound while working.
+	 * A quiesced group keeps none. */
+	uint64_t log_cache_bytes;
 	/* [sessions]: client sessions kept per group, and applied entries of
 	 * a group after which an unseen session expires (storage.h) */
 	uint64_t session_max;

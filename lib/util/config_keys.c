@@ -236,6 +236,10 @@ int rd_config_set(struct rd_config_parse *p, int k, const char *v)
 			return rd_config_fail(p, k, "'%s' is not a number in 10..600000",
 			                      v);
 		return 1;
+	case K_raft_log_cache_bytes:
+		if (!parse_u64(v, 0, 1ull << 30, &c->log_cache_bytes))
+			return rd_config_fail(p, k, "'%s' is not a size in 0..1GiB", v);
+		return 1;
 	case K_sessions_max_per_group:
 		if (!parse_u64(v, 1, UINT64_MAX, &c->session_max))
 			return rd_config_fail(p, k, "'%s' is not a positive integer", v);

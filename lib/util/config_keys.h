@@ -29,6 +29,7 @@ enum rd_config_key {
 	X(raft, max_msg_bytes)                                                           \
 	X(raft, snapshot_entries)                                                        \
 	X(raft, flush_interval_ms)                                                       \
+	X(raft, log_cache_bytes)                                                         \
 	X(sessions, max_per_group)                                                       \
 	X(sessions, expiry_entries)                                                      \
 	X(streams, retention_entries)                                                    \
