@@ -472,6 +472,10 @@ void rd_drive_iteration(struct rd_node *n)
 		    u->role_changed && rd_raft_role(g->raft) == RD_RAFT_LEADER;
 		rd_raft_advance(g->raft, u);
 		rd_liveness_after_update(n, g, qc, q, cause, became_leader);
+		/* A quiesced group holds no log in memory: the core dropped
+		 * its tail in advance, storage drops its cached entries. */
+		if (qc && q)
+			rd_storage_cache_drop(n->st, g->id);
 		for (size_t k = 0; k < n_snap; k++)
 			rd_snapshots_send(n, g, snap_to[k]);
 		/* Not only on role_changed: a follower learns a new leader

@@ -1,7 +1,9 @@
 /*
  * Hosting one Raft group on this node: restore it from storage (hard state,
  * membership, compaction point, log) or create it at bootstrap with its
- * initial voters.
+ * initial voters; and the cores' log source, through which a core reads
+ * back the entries below its in-memory tail (lib/raft/raft.h, "The
+ * in-memory tail").
  */
 #include <stdlib.h>
 #include <string.h>

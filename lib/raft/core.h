@@ -2,7 +2,8 @@
  * Internal state of the Raft core, shared by the files of lib/raft. Not part
  * of the public API (raft/raft.h is).
  *
- *   log.c          in-memory log and payload arena
+ *   log.c          in-memory log, term runs and payload arena
+ *   tail.c         the bounded in-memory tail: eviction, reads from the source
  *   lifecycle.c    create (restore or bootstrap), free, accessors
  *   raft.c         tick, step dispatch, term rules, role changes
  *   election.c     pre-vote, vote, campaigns (§5.2, thesis §9.6)
