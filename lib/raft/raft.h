@@ -158,7 +158,11 @@ enum rd_cc_type {
  * The in-memory tail. Every entry since the compaction point is in the
  * log, but a group given a log source keeps only the newest in memory: up
  * to log_mem_bytes of them (payloads plus sizeof(struct rd_entry) each)
- * while it works, and none while it is quiesced. Older entries are read
+ * while it works, and none while it is quiesced. A leader keeps up to four
+ * times that when its pipelining (replicate-state) followers have not yet
+ * acknowledged the entries, as TiKV's entry cache waits for its
+ * followers, so that a healthy follower is fed from memory. Older entries
+ * are read
  * back through the source, as etcd-raft's Storage interface serves them:
  * a lagging follower's appends are built from it (one read per append, up
  * to max_msg_bytes), so a follower behind the tail but not behind the

@@ -19,6 +19,10 @@
 #include "raft/core.h"
 #include "util/err.h"
 
+/* How far past log_mem_bytes a leader's tail may grow with entries that
+ * pipelining followers have not acknowledged yet. */
+#define RD__TAIL_LEADER_FACTOR 4
+
 void rd__tail_trim(struct rd_raft *r, bool all)
 {
 	struct rd__log *l = &r->log;
@@ -42,9 +46,24 @@ void rd__tail_trim(struct rd_raft *r, bool all)
 	if (all) {
 		if (limit > upto)
 			upto = limit;
-	} else if (r->log_mem_bytes > 0) {
+	} else if (r->log_mem_bytes > 0 && l->bytes > r->log_mem_bytes) {
+		/* A leader keeps what its pipelining followers have still to
+		 * acknowledge, so that a healthy follower is fed from memory,
+		 * up to RD__TAIL_LEADER_FACTOR times the bound; a follower
+		 * that probes or lags further reads from the source. */
+		uint64_t soft = limit, cap = r->log_mem_bytes;
+		for (uint32_t i = 0; r->role == RD_RAFT_LEADER && i < r->n_prs; i++) {
+			const struct rd__pr *pr = &r->prs[i];
+			if (pr->id == r->id || pr->down ||
+			    pr->state != RD_PROGRESS_REPLICATE)
+				continue;
+			cap = r->log_mem_bytes * RD__TAIL_LEADER_FACTOR;
+			if (pr->match < soft)
+				soft = pr->match;
+		}
 		uint64_t bytes = l->bytes;
-		while (upto < limit && bytes > r->log_mem_bytes) {
+		while (upto < limit && bytes > r->log_mem_bytes &&
+		       (upto < soft || bytes > cap)) {
 			const struct rd_entry *e = rd__log_at(l, upto + 1);
 			bytes -= e->len + sizeof(*e);
 			upto++;
