@@ -274,7 +274,8 @@ struct rd_raft {
 };
 
 /* Grow the vector (*v, *cap) holding `n` elements of `elem` bytes so that
- * it can take one more: no-op while n < *cap, else doubles (16 at first).
+ * it can take one more: no-op while n < *cap, else doubles (16 at first,
+ * 4 for elements of 128 bytes or more).
  * Returns false on ENOMEM, leaving the vector as it was. */
 bool rd__vec_grow(void **v, size_t *cap, size_t n, size_t elem);
 #define RD__VEC_PUSH(vec, val)                                                           \

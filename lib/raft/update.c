@@ -194,6 +194,38 @@ void rd_raft_applied(struct rd_raft *r, uint64_t index)
 	assert(r->applied <= r->commit);
 }
 
+/* Free vector `vec` if it holds nothing. */
+#define VEC_RELEASE(vec)                                                                 \
+	do {                                                                             \
+		if ((vec).n == 0) {                                                      \
+			free((vec).v);                                                   \
+			(vec).v = NULL;                                                  \
+			(vec).cap = 0;                                                   \
+		}                                                                        \
+	} while (0)
+
+/* A quiesced group gives back its empty message and read buffers (a
+ * message is some 400 bytes, and each vector starts at 16): an idle
+ * group holds none, a group that wakes allocates them again. */
+static void release_idle(struct rd_raft *r)
+{
+	VEC_RELEASE(r->msgq);
+	VEC_RELEASE(r->out_early);
+	VEC_RELEASE(r->out_late);
+	VEC_RELEASE(r->owned_out);
+	VEC_RELEASE(r->snap_sends);
+	VEC_RELEASE(r->snap_out);
+	VEC_RELEASE(r->reads_pending);
+	VEC_RELEASE(r->reads_ready);
+	VEC_RELEASE(r->reads_out);
+	VEC_RELEASE(r->reads_failed);
+	VEC_RELEASE(r->reads_failed_out);
+	if (r->reads_sent.n == 0) {
+		VEC_RELEASE(r->reads_sent);
+		r->reads_sent_head = 0;
+	}
+}
+
 void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u)
 {
 	assert(r->in_update);
@@ -213,4 +245,6 @@ void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u)
 	/* What was applied and is durable may leave memory; all of it when
 	 * quiesced (raft.h, "The in-memory tail"). */
 	rd__tail_trim(r, r->quiesced);
+	if (r->quiesced)
+		release_idle(r);
 }
