@@ -474,8 +474,10 @@ void rd_drive_iteration(struct rd_node *n)
 		rd_liveness_after_update(n, g, qc, q, cause, became_leader);
 		/* A quiesced group holds no log in memory: the core dropped
 		 * its tail in advance, storage drops its cached entries. */
-		if (qc && q)
+		if (qc && q) {
 			rd_storage_cache_drop(n->st, g->id);
+			n->mem_trim_due = true;
+		}
 		for (size_t k = 0; k < n_snap; k++)
 			rd_snapshots_send(n, g, snap_to[k]);
 		/* Not only on role_changed: a follower learns a new leader

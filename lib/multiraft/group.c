@@ -6,6 +6,9 @@
  * in-memory tail").
  */
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/random.h>
 
@@ -188,6 +191,16 @@ err_after_load:
 err_after_alloc:
 	free(g);
 	return rv;
+}
+
+void rd_group_trim_memory(struct rd_node *n)
+{
+	if (!n->mem_trim_due)
+		return;
+	n->mem_trim_due = false;
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
 }
 
 void rd_group_free(struct rd_group *g)

@@ -238,6 +238,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		hand_to_hints(n);
 		rd_node_check_dirty(n);
 		rd_membership_tick(n);
+		rd_group_trim_memory(n);
 	}
 	for (size_t i = 0; i < n->n_ticking;) {
 		struct rd_group *g = n->ticking[i];

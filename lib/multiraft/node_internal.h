@@ -389,6 +389,7 @@ struct rd_node {
 	uint64_t log_reads;
 	uint64_t log_read_errors;
 	uint64_t log_error_logged_ns;
+	bool mem_trim_due; /* groups quiesced since the last trim (group.c) */
 };
 
 /* ---- node.c ---- */
@@ -445,6 +446,12 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 /* Free a group and its core (NULL is fine). Its waiters must have been
  * resolved. */
 void rd_group_free(struct rd_group *g);
+/* Called once a second: if groups quiesced since the last call, give the
+ * allocator's free pages back to the system (malloc_trim). Quiesced groups
+ * free their log tails and message buffers, but freed memory inside the
+ * heap stays resident until trimmed, so an idle node's RSS would not
+ * show it. */
+void rd_group_trim_memory(struct rd_node *n);
 
 /* Where node `id` stands in the membership `cs` (a group's configuration,
  * thesis §4.1): one of its voters, one of its learners, or neither. */
