@@ -228,7 +228,11 @@ struct rd_raft {
 	 * is not the latest appended one while a change is uncommitted). */
 	struct rd_conf_state applied_conf;
 	uint64_t pending_conf_index; /* leader: no new change until committed */
-	struct rd__pr prs[RD_RAFT_MAX_MEMBERS * 2];
+	/* One per member of conf, self included (rd__sync_progress), in a
+	 * buffer sized to the membership: most groups have three members,
+	 * and an idle node hosts thousands of groups. */
+	struct rd__pr *prs;
+	uint32_t cap_prs;
 	uint32_t n_prs;
 
 	/* timers */

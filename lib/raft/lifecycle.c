@@ -151,6 +151,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 err_after_log:
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		free(r->prs[i].infl_idx);
+	free(r->prs);
 	rd__log_free(&r->log);
 	free(r);
 	return rc;
@@ -163,6 +164,7 @@ void rd_raft_free(struct rd_raft *r)
 	rd__log_free(&r->log);
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		free(r->prs[i].infl_idx);
+	free(r->prs);
 	free(r->reads_pending.v);
 	free(r->reads_ready.v);
 	free(r->reads_out.v);

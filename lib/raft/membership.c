@@ -117,6 +117,18 @@ void rd__sync_progress(struct rd_raft *r)
 		uint64_t id = learner ? cs->learners[k - cs->n_voters] : cs->voters[k];
 		if (rd__pr(r, id) != NULL)
 			continue;
+		if (r->n_prs == r->cap_prs) {
+			/* Moves the entries: pointers to them are stale now, as
+			 * after any change of the membership (core.h rd__pr). */
+			uint32_t cap = r->cap_prs + 4;
+			struct rd__pr *p = realloc(r->prs, cap * sizeof(*p));
+			if (p == NULL)
+				continue; /* ENOMEM: no progress, so none of its
+				           * answers counts (safe; retried at the
+				           * next change) */
+			r->prs = p;
+			r->cap_prs = cap;
+		}
 		struct rd__pr *pr = &r->prs[r->n_prs];
 		memset(pr, 0, sizeof(*pr));
 		pr->id = id;
