@@ -476,7 +476,7 @@ void rd_drive_iteration(struct rd_node *n)
 		 * its tail in advance, storage drops its cached entries. */
 		if (qc && q) {
 			rd_storage_cache_drop(n->st, g->id);
-			n->mem_trim_due = true;
+			n->mem_quiesced++;
 		}
 		for (size_t k = 0; k < n_snap; k++)
 			rd_snapshots_send(n, g, snap_to[k]);

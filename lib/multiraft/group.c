@@ -195,12 +195,22 @@ err_after_alloc:
 
 void rd_group_trim_memory(struct rd_node *n)
 {
-	if (!n->mem_trim_due)
+	uint64_t now = rd_clock_now_ns();
+	uint64_t many = n->n_slots / 8 > 64 ? n->n_slots / 8 : 64;
+
+	/* Once the wave has passed: none quiesced in the last second. */
+	bool settled = n->mem_quiesced == n->mem_quiesced_seen;
+	n->mem_quiesced_seen = n->mem_quiesced;
+	if (n->mem_quiesced < many || !settled || now - n->mem_trim_ns < 30000000000u)
 		return;
-	n->mem_trim_due = false;
 #ifdef __GLIBC__
 	(void)malloc_trim(0);
 #endif
+	rd_log_debug("memory trimmed groups_quiesced=%llu ms=%.1f",
+	             (unsigned long long)n->mem_quiesced,
+	             (double)(rd_clock_now_ns() - now) / 1e6);
+	n->mem_quiesced = n->mem_quiesced_seen = 0;
+	n->mem_trim_ns = rd_clock_now_ns();
 }
 
 void rd_group_free(struct rd_group *g)
