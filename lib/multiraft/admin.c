@@ -12,6 +12,7 @@
 #include "ctl/socket.h"
 #include "multiraft/node_internal.h"
 #include "transport/transport.h"
+#include "transport/wire.h"
 #include "util/err.h"
 
 static bool ready(void *ud, const char **reason)
@@ -207,6 +208,21 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 		case RD_METRIC_PEER_RECONNECTS:
 			rd_metrics_counter(out, name, l, f.reconnects);
 			break;
+		case RD_METRIC_PEER_RESTARTS:
+			rd_metrics_counter(out, name, l, f.restarts);
+			break;
+		case RD_METRIC_PEER_STALE_DROPPED:
+			rd_metrics_counter(out, name, l, f.stale_dropped);
+			break;
+		case RD_METRIC_PEER_BATCHES_DROPPED:
+			rd_metrics_counter(out, name, l, f.batches_dropped);
+			break;
+		case RD_METRIC_PEER_BATCH_SPLITS:
+			rd_metrics_counter(out, name, l, f.batch_splits);
+			break;
+		case RD_METRIC_PEER_OVERSIZED:
+			rd_metrics_counter(out, name, l, f.oversized);
+			break;
 		default:
 			break;
 		}
@@ -225,12 +241,10 @@ static void envelope_metrics(struct evbuffer *out, const struct rd_node *n)
 	                   ef->delivered);
 	rd_metrics_family(out, RD_METRIC_ENVELOPES_FAILED);
 	for (int code = 1; code < RD_ENVELOPE_CODES; code++) {
-		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-		    &raftd__error_code__descriptor, code);
-		if (v != NULL)
+		const char *name = rd_wire_code_name(code);
+		if (name != NULL)
 			rd_metrics_counter(out, "raft_envelopes_failed_total",
-			                   RD_METRICS_L1("code", v->name),
-			                   es->failed[code]);
+			                   RD_METRICS_L1("code", name), es->failed[code]);
 	}
 	rd_metrics_family(out, RD_METRIC_ENVELOPE_HANDLERS);
 	rd_metrics_gauge_u64(out, "raft_envelope_handler_connections", RD_METRICS_L0,
@@ -382,7 +396,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	for (int id = RD_METRIC_GROUP_TERM; id <= RD_METRIC_GROUP_FORWARDED_PROPOSALS;
 	     id++)
 		per_group(out, n, (enum rd_metric_id)id);
-	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_RECONNECTS; id++)
+	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_OVERSIZED; id++)
 		per_peer(out, n, (enum rd_metric_id)id);
 
 	rd_storage_get_stats(n->st, &ss);

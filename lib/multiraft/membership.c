@@ -284,12 +284,15 @@ static void probe_peers(struct rd_node *n)
 }
 
 /* The bound on asking before founding: [transport] idle_timeout_ms plus
- * ten election timeouts (33 s with the defaults). A peer still holds its
- * connection to this node's previous process until the idle timeout and
- * prefers it to this process's dials, so a probe of a node restarted right
- * after a wipe may only get through after it; the election timeouts leave
- * room for one probe round after that. A peer that does not answer within
- * the bound is taken as one that knows nothing. */
+ * ten election timeouts (33 s with the defaults). A peer replaces its
+ * connection to this node's previous process as soon as this process's
+ * dial proves another boot id (lib/transport/peer.c), so probes normally
+ * get through at once; the idle timeout stays in the bound for a peer
+ * that cannot tell (a build from before boot ids in connection ids keeps
+ * the old connection until it times out and prefers it to our dials), and
+ * the election timeouts leave room for one probe round after that. A peer
+ * that does not answer within the bound is taken as one that knows
+ * nothing. */
 static uint64_t ask_bound_ms(const struct rd_node *n)
 {
 	return (uint64_t)n->cfg.idle_timeout_ms +
@@ -448,7 +451,6 @@ void rd_membership_tick(struct rd_node *n)
 	struct rd_member_record r = {.state = RD_MEMBER_VOTER, .incarnation = mine};
 	struct rd_kv_cmd cmd = {.op = RD_KV_CAS};
 	struct rd_waiter *w;
-	size_t size, len;
 	int rv;
 
 	if (n->stopping)
@@ -507,20 +509,12 @@ void rd_membership_tick(struct rd_node *n)
 	}
 	cmd.value = val;
 	cmd.value_len = (uint32_t)rd_members_encode(&r, val);
-	size = rd_kv_encoded_size(&cmd);
-	w = rd_waiter_new(RD_WAIT_FORWARD, on_registered, n, 0,
-	                  rd_clock_now_ns() +
-	                      (uint64_t)n->cfg.request_timeout_ms * 1000000ull);
-	if (w == NULL || (w->data = malloc(size)) == NULL ||
-	    rd_kv_encode(&cmd, w->data, size, &len) != 0) {
-		if (w != NULL)
-			free(w->data);
-		free(w);
+	w = rd_waiter_new_write(on_registered, n, 0,
+	                        rd_clock_now_ns() +
+	                            (uint64_t)n->cfg.request_timeout_ms * 1000000ull,
+	                        RD_STORAGE_META_GROUP, &cmd, &rv);
+	if (w == NULL)
 		return;
-	}
-	w->len = len;
-	w->group = RD_STORAGE_META_GROUP;
-	w->op = RD_OP_WRITE;
 	m->in_flight = true;
 	rd_node_submit(n, w);
 }

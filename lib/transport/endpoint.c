@@ -364,6 +364,8 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 		t->cfg.max_partial_bytes = t->cfg.max_frame_bytes +
 		                           t->cfg.max_snapshot_frame_bytes +
 		                           2 * t->cfg.max_rpc_frame_bytes;
+	while (t->cfg.boot == 0)
+		rd_t_rand((uint8_t *)&t->cfg.boot, sizeof t->cfg.boot);
 	if (cbs)
 		t->cbs = *cbs;
 	t->fd = -1;

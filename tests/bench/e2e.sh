@@ -12,6 +12,10 @@
 # 1's Raft cores read entries below their in-memory tail back from storage
 # (log_source_reads, raft_log_source_reads_total; lib/raft/raft.h).
 #
+# BENCH_NODES=1 runs a single-node cluster instead (cluster.sh), and
+# BENCH_EXTRA_CONF appends config lines to every node's file, e.g.
+# BENCH_EXTRA_CONF='[storage]; async_write = no'.
+#
 # usage: e2e.sh BUILD_DIR [SECONDS [CLIENTS...]]
 set -euo pipefail
 B=${1:?build dir}
@@ -51,7 +55,7 @@ for c in "${CLIENTS[@]}"; do
 	w0=$(bench_metric 1 raft_storage_synced_bytes_total)
 	a0=$(bench_metric 1 raft_storage_applied_bytes_total)
 	r0=$(bench_metric 1 raft_log_source_reads_total)
-	"$B/bench/e2e_load" "$c" "$SECS" "$DIR/node1.sock" "$DIR/node2.sock" "$DIR/node3.sock" >"$DIR/run"
+	"$B/bench/e2e_load" "$c" "$SECS" "${SOCKS[@]}" >"$DIR/run"
 	t1=$(node_ticks)
 	w1=$(bench_metric 1 raft_storage_synced_bytes_total)
 	a1=$(bench_metric 1 raft_storage_applied_bytes_total)
