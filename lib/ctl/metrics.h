@@ -62,6 +62,12 @@ enum rd_metric_type {
 	  "Times a hosted group quiesced.")                                              \
 	X(GROUP_WAKEUPS, "raft_group_wakeups_total", COUNTER, "cause",                   \
 	  "Times a quiesced group woke, by cause.")                                      \
+	X(LOG_MEMORY_BYTES, "raft_log_memory_bytes", GAUGE, "",                          \
+	  "Log entries the hosted groups' Raft cores hold in memory, in bytes.")         \
+	X(LOG_SOURCE_READS, "raft_log_source_reads_total", COUNTER, "",                  \
+	  "Reads of log entries below a core's in-memory tail from storage.")            \
+	X(LOG_SOURCE_ERRORS, "raft_log_source_errors_total", COUNTER, "",                \
+	  "Such reads that failed (nothing was sent for them).")                         \
 	X(NODE_READY, "raft_node_ready", GAUGE, "",                                      \
 	  "1 when this node serves requests (metadata leader known, caught up).")        \
 	X(NODE_UPTIME, "raft_node_uptime_seconds", GAUGE, "",                            \

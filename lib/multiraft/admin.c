@@ -375,6 +375,22 @@ static int metrics(void *ud, struct evbuffer *out)
 		rd_metrics_counter(out, "raft_group_wakeups_total",
 		                   RD_METRICS_L1("cause", rd_raft_wake_name(c)),
 		                   n->live.wakeups[c]);
+	uint64_t log_bytes = 0;
+	for (size_t i = 0; i < n->n_slots; i++) {
+		struct rd_raft_log_stats ls;
+		if (n->groups[i] == NULL)
+			continue;
+		rd_raft_log_stats(n->groups[i]->raft, &ls);
+		log_bytes += ls.mem_bytes;
+	}
+	rd_metrics_family(out, RD_METRIC_LOG_MEMORY_BYTES);
+	rd_metrics_gauge_u64(out, "raft_log_memory_bytes", RD_METRICS_L0, log_bytes);
+	rd_metrics_family(out, RD_METRIC_LOG_SOURCE_READS);
+	rd_metrics_counter(out, "raft_log_source_reads_total", RD_METRICS_L0,
+	                   n->log_reads);
+	rd_metrics_family(out, RD_METRIC_LOG_SOURCE_ERRORS);
+	rd_metrics_counter(out, "raft_log_source_errors_total", RD_METRICS_L0,
+	                   n->log_read_errors);
 	rd_metrics_family(out, RD_METRIC_NODE_READY);
 	rd_metrics_gauge_u64(out, "raft_node_ready", RD_METRICS_L0, n->ready);
 	rd_metrics_family(out, RD_METRIC_NODE_UPTIME);

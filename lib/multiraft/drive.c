@@ -657,6 +657,12 @@ void rd_drive_iteration(struct rd_node *n)
 		keep_update(g);
 		rd_raft_advance(g->raft, u);
 		rd_liveness_after_update(n, g, qc, q, cause, became_leader);
+		/* A quiesced group holds no log in memory: the core dropped
+		 * its tail in advance, storage drops its cached entries. */
+		if (qc && q) {
+			rd_storage_cache_drop(n->st, g->id);
+			n->mem_quiesced++;
+		}
 		/* Advanced, the core may have more (a read now covered): on the
 		 * dirty list for the iteration after the write (node.h rule). */
 		rd_node_touch(n, g);

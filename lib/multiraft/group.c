@@ -1,13 +1,19 @@
 /*
  * Hosting one Raft group on this node: restore it from storage (hard state,
  * membership, compaction point, log) or create it at bootstrap with its
- * initial voters.
+ * initial voters; and the cores' log source, through which a core reads
+ * back the entries below its in-memory tail (lib/raft/raft.h, "The
+ * in-memory tail").
  */
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/random.h>
 
 #include "multiraft/node_internal.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/sort.h"
@@ -38,6 +44,34 @@ static int collect(void *arg, const struct rd_entry *e)
 		memcpy(l->ents[l->n].data, e->data, e->len);
 	}
 	l->n++;
+	return 0;
+}
+
+/* The cores' log source: entries below a core's in-memory tail, from the
+ * storage's entry cache or RocksDB. A failure is logged (at most once a
+ * second) and counted; the core sends nothing for it and tries again. */
+static int source_entries(void *ud, uint64_t group, uint64_t lo, uint64_t hi,
+                          uint64_t max_bytes, const struct rd_entry **ents, size_t *n)
+{
+	struct rd_node *nd = ud;
+	char msg[RD_ERRMSG_SIZE];
+
+	nd->log_reads++;
+	int rv = rd_storage_entries(nd->st, group, lo, hi, max_bytes, &nd->log_buf, msg);
+	if (rv != 0) {
+		uint64_t now = rd_clock_now_ns();
+		nd->log_read_errors++;
+		if (now - nd->log_error_logged_ns >= 1000000000u) {
+			nd->log_error_logged_ns = now;
+			rd_log_warn("log read failed group=%llu from=%llu: %s "
+			            "(errors so far: %llu)",
+			            (unsigned long long)group, (unsigned long long)lo,
+			            msg, (unsigned long long)nd->log_read_errors);
+		}
+		return rv;
+	}
+	*ents = nd->log_buf.ents;
+	*n = nd->log_buf.n;
 	return 0;
 }
 
@@ -84,6 +118,11 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	/* Idle groups stop ticking; node liveness wakes them (liveness.c). */
 	rc.quiesce = n->cfg.quiesce;
 	rc.seed = n->seed ^ (id * 0x9e3779b97f4a7c15ull);
+	/* A bounded tail of the log in memory, none while quiesced. */
+	n->log_source.entries = source_entries;
+	n->log_source.ud = n;
+	rc.log_source = &n->log_source;
+	rc.log_mem_bytes = n->cfg.log_cache_bytes;
 	if (fresh || info.conf.n_voters == 0) {
 		if (n_voters > RD_RAFT_MAX_MEMBERS) {
 			rv = rd_errorf(msg, RD_EINVAL, "group %llu: too many voters",
@@ -153,6 +192,26 @@ err_after_load:
 err_after_alloc:
 	free(g);
 	return rv;
+}
+
+void rd_group_trim_memory(struct rd_node *n)
+{
+	uint64_t now = rd_clock_now_ns();
+	uint64_t many = n->n_slots / 8 > 64 ? n->n_slots / 8 : 64;
+
+	/* Once the wave has passed: none quiesced in the last second. */
+	bool settled = n->mem_quiesced == n->mem_quiesced_seen;
+	n->mem_quiesced_seen = n->mem_quiesced;
+	if (n->mem_quiesced < many || !settled || now - n->mem_trim_ns < 30000000000u)
+		return;
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
+	rd_log_debug("memory trimmed groups_quiesced=%llu ms=%.1f",
+	             (unsigned long long)n->mem_quiesced,
+	             (double)(rd_clock_now_ns() - now) / 1e6);
+	n->mem_quiesced = n->mem_quiesced_seen = 0;
+	n->mem_trim_ns = rd_clock_now_ns();
 }
 
 void rd_group_free(struct rd_group *g)

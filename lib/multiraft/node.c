@@ -282,6 +282,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		hand_to_hints(n);
 		rd_node_check_dirty(n);
 		rd_membership_tick(n);
+		rd_group_trim_memory(n);
 	}
 	for (size_t i = 0; i < n->n_ticking;) {
 		struct rd_group *g = n->ticking[i];
@@ -645,6 +646,7 @@ void rd_node_free(struct rd_node *n)
 	rd_forward_free(&n->fwd);
 	rd_topology_free(&n->topo);
 	rd_storage_batch_free(n->batch);
+	rd_entry_buf_free(&n->log_buf);
 	rd_storage_close(n->st);
 	free(n);
 }

@@ -417,6 +417,16 @@ struct rd_node {
 	struct rd_subs *subs;         /* commit streams (subscribe.h) */
 	struct rd_membership members; /* the member table's view (membership.c) */
 	struct rd_liveness live;      /* node liveness, idle groups (liveness.c) */
+	/* The cores' log source (raft.h, "The in-memory tail"): entries
+	 * below a core's in-memory tail, read from storage (group.c). */
+	struct rd_raft_log_source log_source;
+	struct rd_entry_buf log_buf; /* the last read, until the next */
+	uint64_t log_reads;
+	uint64_t log_read_errors;
+	uint64_t log_error_logged_ns;
+	uint64_t mem_quiesced;      /* groups quiesced since the last trim (group.c) */
+	uint64_t mem_quiesced_seen; /* the count a second ago */
+	uint64_t mem_trim_ns;       /* when it ran */
 };
 
 /* ---- node.c ---- */
@@ -481,6 +491,16 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 /* Free a group and its core (NULL is fine). Its waiters must have been
  * resolved. */
 void rd_group_free(struct rd_group *g);
+/* Called once a second: when many groups quiesced since the last trim
+ * (an eighth of those hosted, at least 64), give the allocator's free
+ * pages back to the system (malloc_trim), once none quiesced in the last
+ * second, and at most once every 30 s.
+ * Quiesced groups free their log tails and message buffers, but freed
+ * memory inside the heap stays resident until trimmed, so an idle node's
+ * RSS would not show it. A trim walks the heap (tens of ms for a large
+ * one) while the loop waits, hence only after mass quiescence, such as
+ * the groups of a node going idle after its start or a burst. */
+void rd_group_trim_memory(struct rd_node *n);
 
 /* Where node `id` stands in the membership `cs` (a group's configuration,
  * thesis §4.1): one of its voters, one of its learners, or neither. */

@@ -2,7 +2,8 @@
  * Internal state of the Raft core, shared by the files of lib/raft. Not part
  * of the public API (raft/raft.h is).
  *
- *   log.c          in-memory log and payload arena
+ *   log.c          in-memory log, term runs and payload arena
+ *   tail.c         the bounded in-memory tail: eviction, reads from the source
  *   lifecycle.c    create (restore or bootstrap), free, accessors
  *   raft.c         tick, step dispatch, term rules, role changes
  *   election.c     pre-vote, vote, campaigns (§5.2, thesis §9.6)
@@ -27,15 +28,32 @@ struct rd__chunk {
 	uint64_t last_index; /* highest index whose payload lives here */
 };
 
-/* Entries snap_index+1 .. snap_index+n in ents[head .. head+n). Payloads in a
- * FIFO of chunks that are recycled, so steady state allocates nothing. */
+/* Entries whose term is `term`, from index `start` on (until the next run):
+ * the terms of the whole log in a few pairs, one per term change. */
+struct rd__term_run {
+	uint64_t start;
+	uint64_t term;
+};
+
+/* The log holds entries snap_index+1 .. last. The newest of them, lo .. last,
+ * are in memory: ents[head .. head+n). The older ones, snap_index+1 .. lo-1,
+ * were evicted (rd__log_evict): they are durable and applied, and only the
+ * caller's storage holds their payloads (tail.c reads them back); their
+ * terms stay here, in `runs`, which cover every index of the log, so the
+ * Log Matching checks (§5.3) never need storage. Payloads in a FIFO of
+ * chunks that are recycled, so steady state allocates nothing. */
 struct rd__log {
 	uint64_t snap_index;
 	uint64_t snap_term;
+	uint64_t lo; /* first index in memory (last + 1 when none) */
 	struct rd_entry *ents;
 	size_t head;
 	size_t n;
 	size_t cap;
+	uint64_t bytes; /* in memory: payloads plus sizeof(struct rd_entry) each */
+	struct rd__term_run *runs; /* ascending starts; runs[0].start <= lo */
+	size_t n_runs;
+	size_t cap_runs;
 	struct rd__chunk *chunks; /* FIFO, chunks[0] oldest */
 	size_t n_chunks;
 	size_t cap_chunks;
@@ -54,39 +72,48 @@ void rd__log_init(struct rd__log *l, uint64_t snap_index, uint64_t snap_term);
 void rd__log_free(struct rd__log *l);
 static inline uint64_t rd__log_last(const struct rd__log *l)
 {
-	return l->snap_index + l->n;
+	return l->lo - 1 + l->n;
 }
 static inline uint64_t rd__log_first(const struct rd__log *l)
 {
 	return l->snap_index + 1;
 }
+/* The entry at `i`, which must be in memory (lo <= i <= last, asserted). */
 static inline struct rd_entry *rd__log_at(const struct rd__log *l, uint64_t i)
 {
-	assert(i > l->snap_index && i <= rd__log_last(l));
-	return &l->ents[l->head + (size_t)(i - l->snap_index - 1)];
+	assert(i >= l->lo && i <= rd__log_last(l));
+	return &l->ents[l->head + (size_t)(i - l->lo)];
 }
-/* The term of entry `i`: snap_term when i is the compaction point, 0 when
- * i is before it or past the last entry (so a 0 never matches a real term,
- * which starts at 1). Any i is allowed. */
+/* The term of entry `i`, in memory or evicted: snap_term when i is the
+ * compaction point, 0 when i is before it or past the last entry (so a 0
+ * never matches a real term, which starts at 1). Any i is allowed. */
 uint64_t rd__log_term(const struct rd__log *l, uint64_t i);
 /* Append an entry (term, type, len bytes of data copied into the log's
  * arena) at index last + 1. Precondition (asserted): `term` is not below
  * the last entry's term (§5.3, terms in a log never decrease). `data` may be
  * NULL when len is 0. Returns 0 or RD_ENOMEM, in which case `l` is
- * unchanged. Pointers from rd__log_at stay valid until truncate, compact or
- * reset drops the entry. */
+ * unchanged. Pointers from rd__log_at stay valid until truncate, compact,
+ * evict or reset drops the entry. */
 int rd__log_append(struct rd__log *l, uint64_t term, uint8_t type, const void *data,
                    uint32_t len);
 /* Remove entries from `from` on (a conflicting suffix, §5.3) and bump the
  * log generation so queued messages that refer to them are dropped.
- * Precondition (asserted): from > snap_index, since committed entries that
- * were compacted are never truncated; from past the last entry is a no-op. */
+ * Precondition (asserted): from >= lo, since only committed entries are
+ * evicted or compacted and those are never truncated (§5.4); from past the
+ * last entry is a no-op. */
 void rd__log_truncate(struct rd__log *l, uint64_t from);
 /* Remove entries up to and including `to` (§7 log compaction); their term
  * becomes snap_term. to <= snap_index is a no-op; otherwise `to` must not
  * pass the last entry (asserted). Payload chunks wholly before `to` are
  * recycled. */
 void rd__log_compact(struct rd__log *l, uint64_t to);
+/* Drop entries up to and including `to` from memory only: they stay in
+ * the log (their terms too), read back from the caller's storage. No-op
+ * for to < lo; `to` must not pass the last entry (asserted). */
+void rd__log_evict(struct rd__log *l, uint64_t to);
+/* Give the recycled chunks back to the allocator and, when no entry is in
+ * memory, the entry array and every chunk too (an idle group, raft.h). */
+void rd__log_release(struct rd__log *l);
 /* Drop every entry: the log restarts after (index, term), as after
  * installing a snapshot (§7). Bumps the generation like truncate. */
 void rd__log_reset(struct rd__log *l, uint64_t index, uint64_t term);
@@ -124,6 +151,16 @@ struct rd__qmsg {
 	struct rd_message m;
 	uint64_t gen;    /* log generation the entries refer to */
 	uint64_t ent_lo; /* first entry index, when n_entries > 0 */
+	/* Entries read from the log source (tail.c): one malloc'd block of
+	 * m.n_entries entries and their payloads, owned by the message;
+	 * NULL for entries that are in memory. */
+	struct rd_entry *owned;
+};
+
+/* The configuration after an evicted membership change (tail.c). */
+struct rd__conf_rec {
+	uint64_t index;
+	struct rd_conf_state conf;
 };
 
 struct rd__read {
@@ -159,6 +196,10 @@ struct rd_raft {
 	bool pre_vote;
 	bool check_quorum;
 	uint64_t rng;
+	const struct rd_raft_log_source *src; /* the in-memory tail (raft.h) */
+	uint64_t log_mem_bytes;
+	uint64_t src_reads;
+	uint64_t src_errors;
 
 	/* persistent and volatile state (figure 2) */
 	uint64_t term;
@@ -176,6 +217,10 @@ struct rd_raft {
 	/* membership (thesis §4.1: latest appended configuration) */
 	struct rd_conf_state conf;
 	struct rd_conf_state snap_conf; /* at the compaction point */
+	/* After each membership change evicted from memory, oldest first
+	 * (tail.c): with snap_conf, the configuration at any index below the
+	 * in-memory tail (thesis §4.1). */
+	RD__VEC(struct rd__conf_rec) evicted_confs;
 	struct rd_conf_state prev_conf; /* before the latest conf entry */
 	uint64_t conf_index;            /* entry that produced conf (0 = snapshot) */
 	/* As of `applying` (thesis §5.1: a snapshot of the state machine
@@ -183,7 +228,11 @@ struct rd_raft {
 	 * is not the latest appended one while a change is uncommitted). */
 	struct rd_conf_state applied_conf;
 	uint64_t pending_conf_index; /* leader: no new change until committed */
-	struct rd__pr prs[RD_RAFT_MAX_MEMBERS * 2];
+	/* One per member of conf, self included (rd__sync_progress), in a
+	 * buffer sized to the membership: most groups have three members,
+	 * and an idle node hosts thousands of groups. */
+	struct rd__pr *prs;
+	uint32_t cap_prs;
 	uint32_t n_prs;
 
 	/* timers */
@@ -215,6 +264,7 @@ struct rd_raft {
 
 	/* outputs */
 	RD__VEC(struct rd__qmsg) msgq;
+	RD__VEC(struct rd_entry *) owned_out; /* handed out, freed at advance */
 	RD__VEC(struct rd_message) out_early;
 	RD__VEC(struct rd_message) out_late;
 	RD__VEC(struct rd_snap_send) snap_sends;
@@ -228,7 +278,8 @@ struct rd_raft {
 };
 
 /* Grow the vector (*v, *cap) holding `n` elements of `elem` bytes so that
- * it can take one more: no-op while n < *cap, else doubles (16 at first).
+ * it can take one more: no-op while n < *cap, else doubles (16 at first,
+ * 4 for elements of 128 bytes or more).
  * Returns false on ENOMEM, leaving the vector as it was. */
 bool rd__vec_grow(void **v, size_t *cap, size_t n, size_t elem);
 #define RD__VEC_PUSH(vec, val)                                                           \
@@ -289,6 +340,36 @@ bool rd__can_quiesce(const struct rd_raft *r);
  * log was truncated in between (generation check). m->entries is ignored.
  * A message that cannot be queued (ENOMEM) is lost, which Raft tolerates. */
 void rd__send(struct rd_raft *r, const struct rd_message *m, uint64_t ent_lo);
+/* Queue append `m` whose m->n_entries entries are `owned` (read from the
+ * log source, tail.c): ownership of the block passes to the queue, which
+ * frees it once the update that hands the message out is advanced. */
+void rd__send_owned(struct rd_raft *r, const struct rd_message *m,
+                    struct rd_entry *owned);
+
+/* --- tail.c --- */
+
+/* Leave in memory only what the bound allows (raft.h, "The in-memory
+ * tail"), or, with `all`, nothing the log source can serve: evict the
+ * oldest entries that are durable, applied and referenced by no queued
+ * message, recording the configurations of evicted membership changes.
+ * No-op without a source. Not between get_update and advance. */
+void rd__tail_trim(struct rd_raft *r, bool all);
+/* Read the entries of an append to follower `from` index `lo` (< the
+ * in-memory tail) from the log source: up to max_msg_bytes as rd__send_append
+ * counts them (at least one), checked against the log's terms. On success
+ * stores a block for rd__send_owned in *owned, the count in *n and the
+ * counted bytes in *bytes; false (counted) when the source failed or gave
+ * entries that do not match the log, or on ENOMEM. */
+bool rd__tail_read(struct rd_raft *r, uint64_t lo, struct rd_entry **owned, uint32_t *n,
+                   uint64_t *bytes);
+/* The configuration as of the last evicted membership change, and the one
+ * before it (snap_conf when there is none), and that change's index (0:
+ * none): where rd__conf_recompute starts its scan of the memory tail. */
+void rd__tail_confs(const struct rd_raft *r, struct rd_conf_state *conf,
+                    struct rd_conf_state *prev, uint64_t *index);
+/* The configuration at `index` (snap_index <= index < lo) from the
+ * evicted changes; drops the records at or below it (a compaction). */
+struct rd_conf_state rd__tail_conf_compact(struct rd_raft *r, uint64_t index);
 
 /* --- election.c --- */
 
@@ -376,6 +457,9 @@ int rd__append_local(struct rd_raft *r, uint8_t type, const void *data, uint32_t
  * not (thesis §4.1), the previous one is kept for rd__promotable, and
  * progress entries follow. `e` must be the last entry of the log. */
 void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e);
+/* Apply the membership change in entry `e` to `cs` (thesis §4.1); a change
+ * that does not apply is skipped, identically on every node. */
+void rd__conf_apply_entry(struct rd_conf_state *cs, const struct rd_entry *e);
 /* Rebuild the configuration from the snapshot's and the conf entries still
  * in the log, after a truncation removed some (thesis §4.1: a server falls
  * back to the previous configuration then). */

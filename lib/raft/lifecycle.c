@@ -58,6 +58,8 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	r->max_msg_bytes = cfg->max_msg_bytes;
 	r->pre_vote = cfg->pre_vote;
 	r->check_quorum = cfg->check_quorum;
+	r->src = cfg->log_source;
+	r->log_mem_bytes = cfg->log_mem_bytes;
 	r->quiesce_on = cfg->quiesce;
 	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
 	r->term = cfg->hard_state.term;
@@ -140,12 +142,16 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	r->prev_hs = cfg->hard_state; /* what is durable: a bootstrap differs */
 	r->role = RD_RAFT_FOLLOWER;
 	rd__reset_timeout(r);
+	/* What the caller restored is durable; once applied it may leave
+	 * memory like any entry (raft.h, "The in-memory tail"). */
+	rd__tail_trim(r, false);
 	*out = r;
 	return 0;
 
 err_after_log:
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		free(r->prs[i].infl_idx);
+	free(r->prs);
 	rd__log_free(&r->log);
 	free(r);
 	return rc;
@@ -158,13 +164,20 @@ void rd_raft_free(struct rd_raft *r)
 	rd__log_free(&r->log);
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		free(r->prs[i].infl_idx);
+	free(r->prs);
 	free(r->reads_pending.v);
 	free(r->reads_ready.v);
 	free(r->reads_out.v);
 	free(r->reads_sent.v);
 	free(r->reads_failed.v);
 	free(r->reads_failed_out.v);
+	for (size_t i = 0; i < r->msgq.n; i++)
+		free(r->msgq.v[i].owned);
 	free(r->msgq.v);
+	for (size_t i = 0; i < r->owned_out.n; i++)
+		free(r->owned_out.v[i]);
+	free(r->owned_out.v);
+	free(r->evicted_confs.v);
 	free(r->out_early.v);
 	free(r->out_late.v);
 	free(r->snap_sends.v);

@@ -86,7 +86,7 @@ int rd_raft_conf_apply(struct rd_conf_state *cs, uint8_t cc_type, uint64_t node)
 	}
 }
 
-static void apply_entry(struct rd_conf_state *cs, const struct rd_entry *e)
+void rd__conf_apply_entry(struct rd_conf_state *cs, const struct rd_entry *e)
 {
 	uint8_t t;
 	uint64_t node;
@@ -117,6 +117,18 @@ void rd__sync_progress(struct rd_raft *r)
 		uint64_t id = learner ? cs->learners[k - cs->n_voters] : cs->voters[k];
 		if (rd__pr(r, id) != NULL)
 			continue;
+		if (r->n_prs == r->cap_prs) {
+			/* Moves the entries: pointers to them are stale now, as
+			 * after any change of the membership (core.h rd__pr). */
+			uint32_t cap = r->cap_prs + 4;
+			struct rd__pr *p = realloc(r->prs, cap * sizeof(*p));
+			if (p == NULL)
+				continue; /* ENOMEM: no progress, so none of its
+				           * answers counts (safe; retried at the
+				           * next change) */
+			r->prs = p;
+			r->cap_prs = cap;
+		}
 		struct rd__pr *pr = &r->prs[r->n_prs];
 		memset(pr, 0, sizeof(*pr));
 		pr->id = id;
@@ -135,7 +147,7 @@ void rd__sync_progress(struct rd_raft *r)
 void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
 {
 	r->prev_conf = r->conf;
-	apply_entry(&r->conf, e);
+	rd__conf_apply_entry(&r->conf, e);
 	r->conf_index = e->index;
 	rd__sync_progress(r);
 }
@@ -144,19 +156,19 @@ void rd__conf_applying(struct rd_raft *r, const struct rd_entry *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (e[i].type == RD_ENTRY_CONF_CHANGE)
-			apply_entry(&r->applied_conf, &e[i]);
+			rd__conf_apply_entry(&r->applied_conf, &e[i]);
 }
 
 void rd__conf_recompute(struct rd_raft *r)
 {
-	r->conf = r->snap_conf;
-	r->prev_conf = r->snap_conf;
-	r->conf_index = 0;
-	for (uint64_t i = rd__log_first(&r->log); i <= rd__log_last(&r->log); i++) {
+	/* Entries below the in-memory tail are committed (tail.c): the
+	 * configurations they made are kept, and the scan starts there. */
+	rd__tail_confs(r, &r->conf, &r->prev_conf, &r->conf_index);
+	for (uint64_t i = r->log.lo; i <= rd__log_last(&r->log); i++) {
 		const struct rd_entry *e = rd__log_at(&r->log, i);
 		if (e->type == RD_ENTRY_CONF_CHANGE) {
 			r->prev_conf = r->conf;
-			apply_entry(&r->conf, e);
+			rd__conf_apply_entry(&r->conf, e);
 			r->conf_index = i;
 		}
 	}
@@ -250,11 +262,11 @@ int rd_raft_compact(struct rd_raft *r, uint64_t index, struct rd_snapshot_meta *
 	if (index > r->applied)
 		return RD_EINVAL;
 	if (index > r->log.snap_index) {
-		struct rd_conf_state cs = r->snap_conf;
-		for (uint64_t i = rd__log_first(&r->log); i <= index; i++) {
+		struct rd_conf_state cs = rd__tail_conf_compact(r, index);
+		for (uint64_t i = r->log.lo; i <= index; i++) {
 			const struct rd_entry *e = rd__log_at(&r->log, i);
 			if (e->type == RD_ENTRY_CONF_CHANGE)
-				apply_entry(&cs, e);
+				rd__conf_apply_entry(&cs, e);
 		}
 		r->snap_conf = cs;
 		rd__log_compact(&r->log, index);

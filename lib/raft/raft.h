@@ -154,6 +154,65 @@ enum rd_cc_type {
 /* Per-entry cost counted against max_msg_bytes (index, term, type). */
 #define RD_RAFT_ENTRY_OVERHEAD 24
 
+/*
+ * The in-memory tail. Every entry since the compaction point is in the
+ * log, but a group given a log source keeps only the newest in memory: up
+ * to log_mem_bytes of them (payloads plus sizeof(struct rd_entry) each)
+ * while it works, and none while it is quiesced. A leader keeps up to four
+ * times that when its pipelining (replicate-state) followers have not yet
+ * acknowledged the entries, as TiKV's entry cache waits for its
+ * followers, so that a healthy follower is fed from memory. Older entries
+ * are read
+ * back through the source, as etcd-raft's Storage interface serves them:
+ * a lagging follower's appends are built from it (one read per append, up
+ * to max_msg_bytes), so a follower behind the tail but not behind the
+ * compaction point catches up from the log, not by snapshot (§7 is for
+ * entries that are gone).
+ *
+ * What never leaves memory: an entry not yet durable here (not covered by
+ * rd_raft_persisted: it is to be written, and the source would not have
+ * it) or not yet applied (rd_raft_applied: the update hands committed
+ * entries out from memory, and the runtime applies each update's entries
+ * before advancing, so what waits for the applier is at most what arrived
+ * since the last update, or what a restart found unapplied). A restart's
+ * replay therefore needs no source read: rd_raft_new gets those entries
+ * from the caller and keeps them until they are applied, then evicts.
+ *
+ * Terms never leave: the core keeps the term of every index of the log
+ * as runs (one pair per term change), so the AppendEntries consistency
+ * check and conflict hints (§5.3), the leader's backtracking and the
+ * up-to-date check of §5.4.1 (last entry only) never read storage, and
+ * there is no term(i) call to fail. The configurations of evicted
+ * membership changes are kept too (one per change), so a truncation or a
+ * compaction still finds the configuration at any index (thesis §4.1).
+ *
+ * entries(ud, group, lo, hi, max_bytes, &ents, &n): the entries [lo, hi)
+ * of `group`'s durable log (lo < hi, none compacted by this core),
+ * stopping before the entry that would take the payload bytes past
+ * max_bytes, but at least one. Returns 0 with n >= 1 entries in *ents,
+ * valid until the next call on the source (the core copies them), or an
+ * RD_E* code. The core checks every entry's index and term against its
+ * own: an entry that differs is refused like a read error. On an error
+ * the core sends that follower nothing (it invents no entries), counts it
+ * (rd_raft_log_stats) and tries again at the follower's next heartbeat
+ * answer. Called from inside the core's calls (step, tick, propose,
+ * persisted, ...), on the group's thread.
+ */
+struct rd_raft_log_source {
+	int (*entries)(void *ud, uint64_t group, uint64_t lo, uint64_t hi,
+	               uint64_t max_bytes, const struct rd_entry **ents, size_t *n);
+	void *ud;
+};
+
+/* What the in-memory tail holds and how often it was read past. */
+struct rd_raft_log_stats {
+	uint64_t mem_first;     /* first index in memory (last + 1: none) */
+	uint64_t mem_entries;   /* entries in memory */
+	uint64_t mem_bytes;     /* their payloads + sizeof(struct rd_entry) each */
+	uint64_t source_reads;  /* calls of source->entries */
+	uint64_t source_errors; /* failed or refused reads */
+};
+
 struct rd_raft_config {
 	uint64_t group;
 	uint64_t id;              /* this node, nonzero */
@@ -172,6 +231,12 @@ struct rd_raft_config {
 	 * the group ticks forever as in plain Raft. */
 	bool quiesce;
 	uint64_t seed; /* randomized election timeout */
+	/* The in-memory tail (above): NULL keeps every entry in memory; with
+	 * a source, log_mem_bytes bounds a working group's tail (0: no
+	 * bound while it works) and a quiesced group holds none. The source
+	 * must outlive the group. */
+	const struct rd_raft_log_source *log_source;
+	uint64_t log_mem_bytes;
 	/* Restored durable state (all zero for a brand-new group). */
 	struct rd_hard_state hard_state;
 	/* Bootstrap membership, used only by a brand-new founding node (no
@@ -190,6 +255,9 @@ struct rd_raft_config {
 };
 
 struct rd_raft;
+
+/* What the in-memory tail of `r` holds now, and its source reads. */
+void rd_raft_log_stats(const struct rd_raft *r, struct rd_raft_log_stats *out);
 
 /* A ready read: the read with `ctx` may be served once the local state
  * machine has applied `index` (it has, when it is handed out). */

@@ -153,7 +153,14 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 	uint64_t prev = pr->next - 1;
 	uint32_t n = 0;
 	uint64_t bytes = 0;
-	while (pr->next + n <= last) {
+	struct rd_entry *owned = NULL;
+	if (pr->next < r->log.lo) {
+		/* Behind the in-memory tail: from the log source (tail.c). A
+		 * failed read sends nothing; its next heartbeat answer retries. */
+		if (!rd__tail_read(r, pr->next, &owned, &n, &bytes))
+			return false;
+	}
+	while (owned == NULL && pr->next + n <= last) {
 		uint64_t len =
 		    rd__log_at(&r->log, pr->next + n)->len + RD_RAFT_ENTRY_OVERHEAD;
 		if (n > 0 && bytes + len > r->max_msg_bytes)
@@ -171,7 +178,10 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 	    .commit = r->commit,
 	    .n_entries = n,
 	};
-	rd__send(r, &m, pr->next);
+	if (owned != NULL)
+		rd__send_owned(r, &m, owned);
+	else
+		rd__send(r, &m, pr->next);
 	if (pr->state == RD_PROGRESS_REPLICATE) {
 		if (n > 0) {
 			/* Pipelining: assume success, move on (etcd's optimistic
@@ -421,6 +431,10 @@ void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m)
 			r->persisted = s->index;
 			r->handed = s->index;
 		}
+		/* Every evicted entry was applied, so is at or below commit
+		 * and below s->index: their configurations are the snapshot's
+		 * history now (tail.c). */
+		r->evicted_confs.n = 0;
 		r->snap_conf = s->conf;
 		r->commit_hint = s->index;
 		set_commit(r, s->index);

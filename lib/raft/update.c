@@ -6,6 +6,7 @@
  * split by whether they may leave before the update's writes are durable
  * (thesis §10.2.1; see raft.h).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "raft/core.h"
@@ -21,6 +22,19 @@ void rd__send(struct rd_raft *r, const struct rd_message *m, uint64_t ent_lo)
 	q.m.entries = NULL;
 	/* A message that cannot be queued is lost, which Raft tolerates. */
 	(void)RD__VEC_PUSH(r->msgq, q);
+}
+
+void rd__send_owned(struct rd_raft *r, const struct rd_message *m, struct rd_entry *owned)
+{
+	struct rd__qmsg q = {.m = *m, .gen = r->log.gen, .owned = owned};
+	q.m.group = r->group;
+	q.m.from = r->id;
+	if (q.m.term == 0)
+		q.m.term = r->term;
+	q.m.entries = NULL;
+	q.ent_lo = owned[0].index;
+	if (!RD__VEC_PUSH(r->msgq, q))
+		free(owned); /* lost, which Raft tolerates */
 }
 
 static bool read_ready(const struct rd_raft *r, uint64_t upto)
@@ -107,10 +121,16 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 	r->out_late.n = 0;
 	for (size_t i = 0; i < r->msgq.n; i++) {
 		struct rd__qmsg *q = &r->msgq.v[i];
-		if (q->m.n_entries > 0) {
+		if (q->owned != NULL) {
+			/* Read from the log source: freed at advance. */
+			if (!RD__VEC_PUSH(r->owned_out, q->owned)) {
+				free(q->owned);
+				continue;
+			}
+			q->m.entries = q->owned;
+		} else if (q->m.n_entries > 0) {
 			uint64_t hi = q->ent_lo + q->m.n_entries - 1;
-			if (q->gen != r->log.gen || q->ent_lo < rd__log_first(&r->log) ||
-			    hi > last)
+			if (q->gen != r->log.gen || q->ent_lo < r->log.lo || hi > last)
 				continue; /* its entries are gone: drop, like a loss */
 			q->m.entries = rd__log_at(&r->log, q->ent_lo);
 		}
@@ -174,6 +194,38 @@ void rd_raft_applied(struct rd_raft *r, uint64_t index)
 	assert(r->applied <= r->commit);
 }
 
+/* Free vector `vec` if it holds nothing. */
+#define VEC_RELEASE(vec)                                                                 \
+	do {                                                                             \
+		if ((vec).n == 0) {                                                      \
+			free((vec).v);                                                   \
+			(vec).v = NULL;                                                  \
+			(vec).cap = 0;                                                   \
+		}                                                                        \
+	} while (0)
+
+/* A quiesced group gives back its empty message and read buffers (a
+ * message is some 400 bytes, and each vector starts at 16): an idle
+ * group holds none, a group that wakes allocates them again. */
+static void release_idle(struct rd_raft *r)
+{
+	VEC_RELEASE(r->msgq);
+	VEC_RELEASE(r->out_early);
+	VEC_RELEASE(r->out_late);
+	VEC_RELEASE(r->owned_out);
+	VEC_RELEASE(r->snap_sends);
+	VEC_RELEASE(r->snap_out);
+	VEC_RELEASE(r->reads_pending);
+	VEC_RELEASE(r->reads_ready);
+	VEC_RELEASE(r->reads_out);
+	VEC_RELEASE(r->reads_failed);
+	VEC_RELEASE(r->reads_failed_out);
+	if (r->reads_sent.n == 0) {
+		VEC_RELEASE(r->reads_sent);
+		r->reads_sent_head = 0;
+	}
+}
+
 void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u)
 {
 	assert(r->in_update);
@@ -187,4 +239,12 @@ void rd_raft_advance(struct rd_raft *r, const struct rd_raft_update *u)
 	r->reads_out.n = 0;
 	r->reads_failed_out.n = 0;
 	r->snap_out.n = 0;
+	for (size_t i = 0; i < r->owned_out.n; i++)
+		free(r->owned_out.v[i]);
+	r->owned_out.n = 0;
+	/* What was applied and is durable may leave memory; all of it when
+	 * quiesced (raft.h, "The in-memory tail"). */
+	rd__tail_trim(r, r->quiesced);
+	if (r->quiesced)
+		release_idle(r);
 }

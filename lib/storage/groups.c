@@ -139,6 +139,21 @@ void rd__cache_drop_upto(struct rd_sgroup *g, uint64_t index)
 		pop_front(c);
 }
 
+void rd_storage_cache_drop(struct rd_storage *st, uint64_t group)
+{
+	struct rd_sgroup *g = rd__group_find(st, group);
+	if (g == NULL)
+		return;
+	rd__cache_clear(g);
+	free(g->cache.ring);
+	free(g->cache.spare);
+	g->cache.ring = NULL;
+	g->cache.cap = 0;
+	g->cache.spare = NULL;
+	g->cache.spare_cap = 0;
+	g->cache.bytes = 0;
+}
+
 const struct rd_centry *rd__cache_get(const struct rd_sgroup *g, uint64_t index)
 {
 	const struct rd_cache *c = &g->cache;

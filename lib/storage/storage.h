@@ -213,6 +213,12 @@ void rd_entry_buf_free(struct rd_entry_buf *b);
 int rd_storage_entries(struct rd_storage *st, uint64_t group, uint64_t lo, uint64_t hi,
                        uint64_t max_bytes, struct rd_entry_buf *out, char *msg);
 
+/* Empty the entry cache of `group` and free its buffers (a quiesced group:
+ * it holds no log in memory, lib/raft/raft.h "The in-memory tail"). Reads
+ * of its entries go to RocksDB until new entries are cached at the next
+ * commit. Call from the thread that commits batches. Unknown group: no-op. */
+void rd_storage_cache_drop(struct rd_storage *st, uint64_t group);
+
 /* Term of entry `index`: 0 for index 0, compact_term for first_index - 1.
  * RD_ECOMPACTED below that, RD_EUNAVAILABLE beyond last_index. */
 int rd_storage_term(struct rd_storage *st, uint64_t group, uint64_t index, uint64_t *term,

@@ -68,6 +68,10 @@ struct rd_config {
 	/* idle groups quiesce (raft/raft.h, "Quiescence"); no: every group
 	 * ticks and heartbeats forever, as in plain Raft */
 	bool quiesce;
+	/* bytes of a working group's newest log entries its Raft core keeps in
+	 * memory (raft.h, "The in-memory tail"); 0: no bound while working.
+	 * A quiesced group keeps none. */
+	uint64_t log_cache_bytes;
 
 	/* [storage] */
 	/* The group commit is written by a writer thread while the loop

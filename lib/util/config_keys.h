@@ -54,6 +54,7 @@
 	X(raft, snapshot_entries, NUM(snapshot_entries, 1, UINT64_MAX, N), "10000") \
 	X(raft, flush_interval_ms, NUM(flush_interval_ms, 10, 600000, MS), "2000") \
 	X(raft, quiesce, FLAG(quiesce), "yes") \
+	X(raft, log_cache_bytes, NUM(log_cache_bytes, 0, 1ull << 30, BYTES), "64KiB") \
 	X(storage, async_write, FLAG(async_write), "yes") \
 	X(sessions, max_per_group, NUM(session_max, 1, UINT64_MAX, N), "10000") \
 	X(sessions, expiry_entries, NUM(session_expiry, 1, UINT64_MAX, N), "100000") \

@@ -45,14 +45,15 @@ int main(int argc, char **argv)
 	printf("coverage: applied=%llu elections=%llu snapshot_installs=%llu reads=%llu "
 	       "crashes=%llu lost_updates=%llu conf_changes=%llu transfers=%llu "
 	       "compactions=%llu quiesces=%llu peer_down_wakes=%llu "
-	       "conf_changes_interrupted=%llu snapshots_at_applied=%llu\n",
+	       "conf_changes_interrupted=%llu snapshots_at_applied=%llu "
+	       "log_source_reads=%llu\n",
 	       (unsigned long long)st[0], (unsigned long long)st[1],
 	       (unsigned long long)st[2], (unsigned long long)st[3],
 	       (unsigned long long)st[4], (unsigned long long)st[5],
 	       (unsigned long long)st[6], (unsigned long long)st[7],
 	       (unsigned long long)st[8], (unsigned long long)st[9],
 	       (unsigned long long)st[10], (unsigned long long)st[11],
-	       (unsigned long long)st[12]);
+	       (unsigned long long)st[12], (unsigned long long)st[13]);
 	printf("duration: %ld s\n", (long)(time(NULL) - t0));
 	printf("simulation: %llu seeds, %llu violations\n", (unsigned long long)seeds,
 	       (unsigned long long)bad);

@@ -104,6 +104,7 @@ Test(conf, template_loads_and_shows_the_defaults)
 	cr_assert_eq(c.max_msg_bytes, d.max_msg_bytes);
 	cr_assert_eq(c.snapshot_entries, d.snapshot_entries);
 	cr_assert_eq(c.flush_interval_ms, d.flush_interval_ms);
+	cr_assert_eq(c.log_cache_bytes, d.log_cache_bytes);
 	cr_assert_eq(c.max_frame_bytes, d.max_frame_bytes);
 	cr_assert_eq(c.idle_timeout_ms, d.idle_timeout_ms);
 	cr_assert_eq(c.keepalive_ms, d.keepalive_ms);

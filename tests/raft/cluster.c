@@ -74,6 +74,7 @@ void rc_free(struct rc_cluster *c)
 		rd_raft_free(nd->r);
 		free(nd->pend_ents);
 		free(nd->asked);
+		free(nd->src_buf);
 		disk_free(&nd->disk);
 	}
 	for (size_t i = 0; i < c->n_net; i++)
@@ -99,6 +100,41 @@ void rc_add(struct rc_cluster *c, uint64_t id, const uint64_t *voters, uint32_t 
 	rc_start(c, id);
 }
 
+/* The log source of a node: entries [lo, hi) from its disk, the payload
+ * bytes bounded by max_bytes (at least one), as lib/storage serves them. */
+static int src_entries(void *ud, uint64_t group, uint64_t lo, uint64_t hi,
+                       uint64_t max_bytes, const struct rd_entry **ents, size_t *n)
+{
+	struct rc_node *nd = ud;
+	const struct rc_disk *d = &nd->disk;
+	uint64_t bytes = 0;
+	size_t k = 0;
+
+	(void)group;
+	if (nd->src_fail)
+		return RD_EIO;
+	if (lo <= d->snap.index || lo >= hi || hi - 1 > d->snap.index + d->n)
+		return RD_EUNAVAILABLE;
+	for (uint64_t i = lo; i < hi; i++) {
+		const struct rd_entry *e = &d->ents[i - d->snap.index - 1].e;
+		if (k > 0 && bytes + e->len > max_bytes)
+			break;
+		if (k == nd->src_cap) {
+			nd->src_cap = nd->src_cap ? nd->src_cap * 2 : 16;
+			nd->src_buf =
+			    realloc(nd->src_buf, nd->src_cap * sizeof(*nd->src_buf));
+		}
+		nd->src_buf[k++] = *e;
+		bytes += e->len;
+	}
+	if (nd->src_bad_term)
+		nd->src_buf[0].term++;
+	nd->src_reads++;
+	*ents = nd->src_buf;
+	*n = k;
+	return 0;
+}
+
 void rc_start(struct rc_cluster *c, uint64_t id)
 {
 	struct rc_node *nd = &c->nodes[id];
@@ -116,6 +152,11 @@ void rc_start(struct rc_cluster *c, uint64_t id)
 		ents[i] = nd->disk.ents[i].e;
 	cfg.entries = ents;
 	cfg.n_entries = nd->disk.n;
+	if (c->log_source) {
+		nd->src.entries = src_entries;
+		nd->src.ud = nd;
+		cfg.log_source = &nd->src;
+	}
 	char msg[RD_ERRMSG_SIZE] = "";
 	int rc = rd_raft_new(&cfg, &nd->r, msg);
 	free(ents);

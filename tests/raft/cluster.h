@@ -65,6 +65,14 @@ struct rc_node {
 	/* what the node applied / read since the last report (scenarios) */
 	char applied_txt[4096];
 	char reads_txt[1024];
+	/* The core's log source (rc_cluster.log_source): entries from
+	 * `disk`, into a scratch array; src_fail makes every read fail,
+	 * src_bad_term makes the first entry returned carry a wrong term. */
+	struct rd_raft_log_source src;
+	struct rd_entry *src_buf;
+	size_t src_cap;
+	bool src_fail, src_bad_term;
+	uint64_t src_reads; /* reads served, over every instance */
 };
 
 struct rc_env {
@@ -93,6 +101,10 @@ struct rc_cluster {
 	 * core's applied configuration, as the node runtime does, instead
 	 * of the snapshot at the compaction point. */
 	bool ship_applied;
+	/* Cores get a log source reading their node's disk, and keep
+	 * base.log_mem_bytes of their log in memory (raft.h, "The in-memory
+	 * tail"). */
+	bool log_source;
 	/* safety tables */
 	uint64_t *leader_of; /* by term */
 	size_t n_leader_of;
@@ -180,8 +192,8 @@ int rc_scenario_run(const char *script, FILE *out, char *err, size_t errlen);
  * accumulates coverage figures: applied, elections, snapshot installs,
  * reads, crashes, lost updates, conf changes, transfers, compactions,
  * quiesces, wake-ups by rd_raft_peer_down, conf changes interrupted by a
- * leader crash, snapshots shipped at the applied index. */
-#define RC_SIM_NSTATS 13
+ * leader crash, snapshots shipped at the applied index, log source reads. */
+#define RC_SIM_NSTATS 14
 uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
                     uint64_t *stats);
 

@@ -209,7 +209,11 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 				c->base.check_quorum = v != 0;
 			else if (!strcmp(tok[i], "quiesce"))
 				c->base.quiesce = c->liveness = v != 0;
-			else
+			else if (!strcmp(tok[i], "logbytes")) {
+				/* a log source and an in-memory tail bound */
+				c->log_source = true;
+				c->base.log_mem_bytes = v;
+			} else
 				goto bad;
 		}
 	} else if (!strcmp(cmd, "add")) {
@@ -386,6 +390,31 @@ static int run_cmd(struct rc_cluster *c, char **tok, int n, char *err, size_t er
 		c->nodes[a].reads_txt[0] = 0;
 	} else if (!strcmp(cmd, "progress")) {
 		print_progress(c, a);
+	} else if (!strcmp(cmd, "tail")) {
+		/* tail ID: what node ID's core holds of its log in memory */
+		if (node_r(c, a) == NULL)
+			goto bad;
+		struct rd_raft_log_stats ls;
+		rd_raft_log_stats(node_r(c, a), &ls);
+		rc_print(c,
+		         "tail %llu: memory %llu..%llu (%llu entries, %llu bytes) "
+		         "source reads=%llu errors=%llu\n",
+		         (unsigned long long)a, (unsigned long long)ls.mem_first,
+		         (unsigned long long)rd_raft_last_index(node_r(c, a)),
+		         (unsigned long long)ls.mem_entries,
+		         (unsigned long long)ls.mem_bytes,
+		         (unsigned long long)ls.source_reads,
+		         (unsigned long long)ls.source_errors);
+	} else if (!strcmp(cmd, "source-fail") || !strcmp(cmd, "source-bad-term")) {
+		/* source-fail ID on|off: node ID's log reads fail (or return
+		 * an entry with a wrong term) */
+		if (a == 0 || a > RC_MAX || n < 3)
+			goto bad;
+		bool on = !strcmp(tok[2], "on");
+		if (!strcmp(cmd, "source-fail"))
+			c->nodes[a].src_fail = on;
+		else
+			c->nodes[a].src_bad_term = on;
 	} else {
 		goto bad;
 	}

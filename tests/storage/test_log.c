@@ -305,6 +305,30 @@ Test(log, small_cache_evicts_and_reads_fall_back_to_rocksdb)
 	cr_assert_eq(s0.cache_misses, s1.cache_misses + 1);
 }
 
+/* An idle group's cache is dropped (rd_storage_cache_drop): the same
+ * entries come from RocksDB, and new commits are cached again. */
+Test(log, a_dropped_cache_reads_from_rocksdb_and_refills)
+{
+	uint64_t terms[31];
+	for (int i = 0; i <= 30; i++)
+		terms[i] = 1;
+	th_append(st, 4, 1, 20, 1);
+	struct rd_storage_stats s0, s1;
+	rd_storage_get_stats(st, &s0);
+	expect_range(4, 11, 21, terms);
+	rd_storage_get_stats(st, &s1);
+	cr_assert_eq(s1.cache_hits, s0.cache_hits + 1);
+	rd_storage_cache_drop(st, 4);
+	rd_storage_cache_drop(st, 99); /* unknown: no-op */
+	expect_range(4, 11, 21, terms);
+	rd_storage_get_stats(st, &s0);
+	cr_assert_eq(s0.cache_misses, s1.cache_misses + 1, "read from RocksDB");
+	th_append(st, 4, 21, 10, 1);
+	expect_range(4, 21, 31, terms);
+	rd_storage_get_stats(st, &s1);
+	cr_assert_eq(s1.cache_hits, s0.cache_hits + 1, "cached again");
+}
+
 static int count_cb(void *arg, const struct rd_entry *e)
 {
 	uint64_t *n = arg;
