@@ -135,6 +135,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	load_free(&l);
 	g->fresh = fresh;
 	g->applier = id == 0 ? &n->meta_applier : &n->data_applier;
+	g->applied = rd_raft_applied_index(g->raft);
 	n->groups[id] = g;
 	rd_membership_replicas_load(n, g);
 	rd_log_info(
@@ -160,6 +161,11 @@ void rd_group_free(struct rd_group *g)
 		return;
 	rd_raft_free(g->raft);
 	free(g->results);
+	free(g->w.committed);
+	free(g->w.reads);
+	free(g->w.reads_failed);
+	free(g->w.snap_sends);
+	free(g->w.msgs);
 	free(g);
 }
 

@@ -117,6 +117,17 @@ static void note_slow(struct rd_node *n, const char *what, uint64_t ns)
 	            (unsigned long long)n->loop.pending_groups);
 }
 
+/* The storage writer wrote the batch in flight: finish it in the drain
+ * pass (drive.c), which runs after the inputs already waiting. */
+static void on_written(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_node *n = arg;
+
+	(void)fd, (void)what;
+	rd_storage_commit_doorbell_clear(n->st);
+	rd_node_wake(n);
+}
+
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
@@ -151,7 +162,7 @@ void rd_node_check_ready(struct rd_node *n)
 		n->ready_target = rd_raft_commit(g0->raft);
 		n->ready_target_set = true;
 	}
-	if (rd_raft_applied_index(g0->raft) < n->ready_target)
+	if (g0->applied < n->ready_target)
 		return;
 	n->ready = true;
 	size_t hosted = 0;
@@ -421,6 +432,17 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	event_priority_set(n->drain_ev, PRIO_DRAIN);
 	n->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, n);
 	event_priority_set(n->tick_ev, PRIO_INPUT);
+	if (cfg->async_write) {
+		/* The batch is written by storage's writer thread while the
+		 * loop steps input; its doorbell calls the drain back. */
+		rv = rd_storage_writer_start(n->st, msg);
+		if (rv != 0)
+			goto err_after_events;
+		n->written_ev = event_new(base, rd_storage_commit_fd(n->st),
+		                          EV_READ | EV_PERSIST, on_written, n);
+		event_priority_set(n->written_ev, PRIO_INPUT);
+		event_add(n->written_ev, NULL);
+	}
 	tv.tv_sec = cfg->tick_ms / 1000;
 	tv.tv_usec = (cfg->tick_ms % 1000) * 1000;
 	event_add(n->tick_ev, &tv);
@@ -469,6 +491,8 @@ err_after_envelopes:
 	rd_node_envelopes_free(n);
 err_after_events:
 	rd_canary_free(n);
+	if (n->written_ev != NULL)
+		event_free(n->written_ev);
 	event_free(n->tick_ev);
 	event_free(n->drain_ev);
 err_after_groups:
@@ -513,7 +537,9 @@ static void on_finish(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd, (void)what;
 	/* Flush: whatever the cores produced is persisted and sent. */
+	rd_drive_finish_write(n);
 	rd_drive_iteration(n);
+	rd_drive_finish_write(n);
 	/* Close peers first: forwards still in flight are answered by it. */
 	rd_peers_stop(n);
 	fail_everything(n, &r);
@@ -561,6 +587,9 @@ void rd_node_free(struct rd_node *n)
 {
 	if (n == NULL)
 		return;
+	/* A batch still in flight is written and its groups' copies freed
+	 * (what it answers goes nowhere once the servers are gone). */
+	rd_drive_finish_write(n);
 	rd_node_admin_stop(n);
 	rd_backup_fail_all(n, "node is shutting down");
 	rd_ctl_server_free(n->ctl);
@@ -572,6 +601,8 @@ void rd_node_free(struct rd_node *n)
 		event_free(n->finish_ev);
 	event_free(n->tick_ev);
 	event_free(n->drain_ev);
+	if (n->written_ev != NULL)
+		event_free(n->written_ev);
 	for (size_t i = 0; i < n->n_slots; i++)
 		rd_group_free(n->groups[i]);
 	rd_canary_free(n);

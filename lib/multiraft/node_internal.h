@@ -115,6 +115,27 @@ struct rd_group {
 	uint64_t forwarded;           /* forwarded to the leader from here */
 	struct rd_kv_result *results; /* apply results of the current update */
 	size_t results_cap;
+	/* Once the core is advanced past it (drive.c, before the write is
+	 * durable), `u` is a copy whose arrays live here: what step 4 reads
+	 * once the write returns. Entries keep index, term and type (no data)
+	 * and only the last one is kept; messages are deep copies. */
+	struct rd_written {
+		struct rd_entry last;
+		struct rd_entry *committed;
+		size_t committed_cap;
+		struct rd_read_state *reads;
+		size_t reads_cap;
+		uint64_t *reads_failed;
+		size_t reads_failed_cap;
+		struct rd_snap_send *snap_sends;
+		size_t snap_sends_cap;
+		struct rd_message *msgs;
+		size_t msgs_cap;
+	} w;
+	/* Last entry applied here whose apply a read can see (its batch was
+	 * written; drive.c), which the core's applied index may be ahead of
+	 * while that write is in flight. */
+	uint64_t applied;
 	bool dirty;      /* on the node's dirty list (rd_node_touch) */
 	bool ticking;    /* on the node's ticking list (quiesced groups are not) */
 	size_t tick_pos; /* its index there */
@@ -366,6 +387,13 @@ struct rd_node {
 	bool wake_pending;
 	bool retry_forwards; /* a leader changed in this iteration's pass */
 	bool in_pass;        /* drive.c step 4 runs: no request may enter a core */
+	/* drive.c: the batch of the last iteration is being written (its
+	 * groups are n->active[0..n_written)); step 4 waits for it. */
+	bool writing;
+	size_t n_written;
+	uint64_t write_start_ns;     /* when the writer got it */
+	uint64_t last_slow_write_ns; /* the last "slow storage write" line */
+	struct event *written_ev;    /* the storage writer's doorbell (node.c) */
 	bool ready;
 	bool ready_target_set;
 	uint64_t ready_target; /* group 0 commit seen when its leader became known */
@@ -448,8 +476,15 @@ enum rd_conf_role rd_group_conf_role(const struct rd_conf_state *cs, uint64_t id
 
 /* One loop iteration: collect, send, persist, apply (the ordering rule,
  * lib/README.md). Does nothing when no group has an update and no batch
- * is pending. */
+ * is pending. With [storage] async_write the iteration returns while its
+ * batch is written and the next call finishes it first (or returns at
+ * once while the write is still in flight: the writer's doorbell calls
+ * again). */
 void rd_drive_iteration(struct rd_node *n);
+
+/* Finish the batch in flight, waiting for its write if needed (shutdown,
+ * tests). No-op when none is. */
+void rd_drive_finish_write(struct rd_node *n);
 
 /* Answer the proposals of g whose entries are in g->u.committed (results
  * in g->results) or covered by g->u's snapshot, and the forwarded writes
@@ -460,7 +495,8 @@ void rd_drive_iteration(struct rd_node *n);
  * for an index a snapshot install covered OK when `st`'s session table
  * records the write's (client, sequence) as applied, else "outcome
  * unknown" (UNAVAILABLE). `st` may be NULL (no session lookups).
- * Precondition: g->u is the current update, not yet advanced. */
+ * Precondition: g->u is the current update or its copy (struct
+ * rd_written), and g->applied what was applied before it. */
 void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_waitq *again,
                               struct rd_group *g);
 
@@ -540,6 +576,16 @@ unsigned rd_canary_find_key(const struct rd_routing *rt, uint64_t node, uint64_t
  * group, op and data (malloc'd; the waiter frees it). */
 struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, void *ud,
                                 uint64_t request_id, uint64_t deadline_ns);
+
+struct rd_kv_cmd;
+
+/* A waiter (RD_WAIT_FORWARD) for a write of `cmd` to `group`: the command
+ * encoded as its data, with its client session. NULL with *err RD_ENOMEM,
+ * or with rd_kv_encode's error when `cmd` does not encode (a key or value
+ * out of bounds); then nothing is left allocated. */
+struct rd_waiter *rd_waiter_new_write(rd_reply_fn reply, void *ud, uint64_t request_id,
+                                      uint64_t deadline_ns, uint64_t group,
+                                      const struct rd_kv_cmd *cmd, int *err);
 
 /* Answer `w` with `res` and free it. Precondition: `w` is in no queue. */
 void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res);

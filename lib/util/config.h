@@ -65,6 +65,12 @@ struct rd_config {
 	/* the shortest time between the storage flushes a compaction asks for
 	 * (storage.h rd_storage_flush_soon) */
 	unsigned flush_interval_ms;
+
+	/* [storage] */
+	/* The group commit is written by a writer thread while the loop
+	 * steps input (storage.h rd_storage_commit_start); no: on the loop's
+	 * thread, which waits for the fsync. */
+	bool async_write;
 	/* [sessions]: client sessions kept per group, and applied entries of
 	 * a group after which an unseen session expires (storage.h) */
 	uint64_t session_max;
@@ -128,7 +134,8 @@ struct rd_config {
 	enum rd_log_level log_level;
 };
 
-/* Fill `c` with the defaults of every optional key. */
+/* Fill `c` with the defaults of every optional key (the last column of the
+ * key table, util/config_keys.h). */
 void rd_config_defaults(struct rd_config *c);
 
 /* Load and validate `path` into `c`. Returns 0, or RD_ECONFIG / RD_EIO with a

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "raftd.pb-c.h"
+#include "transport/wire.h"
 #include "util/frame.h"
 #include "util/clock.h"
 
@@ -183,17 +184,19 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 	double elapsed = (double)(now_ns() - t0) / 1e9;
 	qsort(lat, n_lat, sizeof *lat, cmp);
-	printf("setup: 3 raftd nodes on loopback, mutual TLS, fsync on; %u closed-loop "
+	const char *nodes = getenv("BENCH_NODES");
+	const char *extra = getenv("BENCH_EXTRA_CONF");
+	printf("setup: %s raftd nodes on loopback, mutual TLS, fsync on; %u closed-loop "
 	       "clients "
 	       "over %d sockets; put of %d-byte keys and %d-byte values for %u s; %llu "
-	       "errors\n",
-	       clients, argc - 3, KEY_LEN, VALUE_LEN, secs, (unsigned long long)errors);
+	       "errors%s%s\n",
+	       nodes != NULL && nodes[0] != '\0' ? nodes : "3", clients, argc - 3,
+	       KEY_LEN, VALUE_LEN, secs, (unsigned long long)errors,
+	       extra != NULL && extra[0] != '\0' ? "; extra config: " : "",
+	       extra != NULL ? extra : "");
 	for (int k = 0; k < 16; k++)
 		if (errors_by_code[k] != 0)
-			printf("errors: %s %llu\n",
-			       protobuf_c_enum_descriptor_get_value(
-			           &raftd__error_code__descriptor, k)
-			           ->name,
+			printf("errors: %s %llu\n", rd_wire_code_name(k),
 			       (unsigned long long)errors_by_code[k]);
 	printf("RESULT e2e clients=%u writes=%zu writes_per_s=%.0f p50_ms=%.3f "
 	       "p99_ms=%.3f p999_ms=%.3f\n",

@@ -93,6 +93,31 @@ int rd_h_free_port(bool udp);
 const char *rd_h_build_path(const char *name);
 /* Whether node i's (1-based) log file has a line containing `needle`. */
 bool rd_h_log_has(const struct rd_h_cluster *c, unsigned i, const char *needle);
+/* How many lines of node i's log file contain `needle` and, unless it is
+ * NULL, `also`. */
+unsigned rd_h_log_count(const struct rd_h_cluster *c, unsigned i, const char *needle,
+                        const char *also);
+/* Wait at most `secs` for node i's process to end by itself (it is not
+ * signalled); its wait status (node i is then marked stopped), or -1 while
+ * it still runs. */
+int rd_h_wait_exit(struct rd_h_cluster *c, unsigned i, unsigned secs);
+/* Wait at most `secs` until node i's log has a line containing `needle`. */
+bool rd_h_wait_log(const struct rd_h_cluster *c, unsigned i, const char *needle,
+                   unsigned secs);
+/* Wait at most `secs` until `raftctl members` on node i has a row for
+ * member `id` that holds `what` (with want false: until no row for `id`
+ * holds it). */
+bool rd_h_wait_member(struct rd_h_cluster *c, unsigned i, unsigned id, const char *what,
+                      bool want, unsigned secs);
+/* Wait at most `secs` until `raftctl members` on node i shows a registered
+ * incarnation for every member (none is all zeros). */
+bool rd_h_wait_registered(struct rd_h_cluster *c, unsigned i, unsigned secs);
+/* The value of sample `name` (labels included, as /metrics writes the line)
+ * on node i's admin port; 0 when the page has no such line. With
+ * `must_answer`, the test fails unless the node answers 200; without, a
+ * node that does not answer gives 0. */
+double rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
+                   bool must_answer);
 /* Sample `raftctl groups` on every running node and fail the test when a
  * (group, term) shows a second leader: every sample of the test process
  * is remembered (groups below 8, terms below 512; others are skipped). */

@@ -28,51 +28,10 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-static void put(unsigned node, const char *k, const char *v)
-{
-	char out[4096];
-	int rv =
-	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "put", k, v, (char *)NULL);
-	cr_assert_eq(rv, 0, "put %s on node %u: exit %d (logs in %s)", k, node, rv,
-	             C.dir);
-}
-
-static void expect_get(unsigned node, const char *k, const char *want)
-{
-	char out[4096], expect[4096];
-	int rv =
-	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "get", k, (char *)NULL);
-	cr_assert_eq(rv, 0, "get %s on node %u: exit %d", k, node, rv);
-	snprintf(expect, sizeof expect, "%s\n", want);
-	cr_assert_str_eq(out, expect, "node %u key %s", node, k);
-}
-
 /* `raftctl --json members ...` on `node`: exit code, output in out. */
 #define MEMBERS(node, out, ...)                                                          \
 	rd_h_ctl(&C, node, out, sizeof out, "--json", "--timeout", "20000", "members",   \
 	         __VA_ARGS__, (char *)NULL)
-
-/* Wait until `raftctl members` on `node` has a row for `id` holding `what`
- * (or, with want false, until no row for `id` holds it). */
-static bool wait_member(unsigned node, unsigned id, const char *what, bool want)
-{
-	for (int t = 0; t < WAIT_S * 10; t++) {
-		char out[8192], *line, *save = NULL;
-		bool found = false;
-		if (rd_h_ctl(&C, node, out, sizeof out, "members", (char *)NULL) == 0)
-			for (line = strtok_r(out, "\n", &save); line != NULL;
-			     line = strtok_r(NULL, "\n", &save)) {
-				unsigned rid;
-				if (sscanf(line, "%u", &rid) == 1 && rid == id &&
-				    strstr(line, what) != NULL)
-					found = true;
-			}
-		if (found == want)
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
 
 /* The node `raftctl status` on `node` names as group 0's leader. */
 static unsigned meta_leader(unsigned node)
@@ -88,48 +47,17 @@ static unsigned meta_leader(unsigned node)
 	return l;
 }
 
-/* Lines of node i's log holding `needle`. */
-static unsigned count_log(unsigned i, const char *needle)
+/* Three nodes up and ready, every registration applied, then keys
+ * `prefix`0 .. `prefix`(n - 1) written through every node in turn. */
+static void up(const struct rd_h_opts *o, const char *prefix, int n, const char *value)
 {
-	char buf[1 << 16];
-	FILE *f = fopen(C.nodes[i - 1].log, "r");
-	unsigned k = 0;
-
-	if (f == NULL)
-		return 0;
-	while (fgets(buf, sizeof buf, f) != NULL)
-		k += strstr(buf, needle) != NULL;
-	fclose(f);
-	return k;
-}
-
-/* Wait for node i to exit by itself; its wait status, or -1. */
-static int wait_exit(unsigned i, unsigned secs)
-{
-	struct rd_h_node *nd = &C.nodes[i - 1];
-	int status;
-
-	for (unsigned t = 0; t < secs * 10; t++) {
-		pid_t r = waitpid(nd->pid, &status, WNOHANG);
-		if (r == nd->pid) {
-			nd->pid = 0;
-			return status;
-		}
-		usleep(100 * 1000);
-	}
-	return -1;
-}
-
-static bool all_registered(unsigned node)
-{
-	for (int t = 0; t < WAIT_S * 10; t++) {
-		char out[8192];
-		if (rd_h_ctl(&C, node, out, sizeof out, "members", (char *)NULL) == 0 &&
-		    strstr(out, "0000000000000000") == NULL)
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
+	rd_h_cluster_init(&C, 3, o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	cr_assert(rd_h_wait_registered(&C, 1, WAIT_S),
+	          "registrations not applied (logs in %s)", C.dir);
+	rd_h_put_keys(&C, 3, WAIT_S, prefix, n, value);
+	rd_h_check_leaders(&C);
 }
 
 Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout = 300)
@@ -138,15 +66,7 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	char out[8192], key[32], addr[64];
 	int rv, st;
 
-	rd_h_cluster_init(&C, 3, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
-	for (int i = 0; i < 12; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		put(1 + (unsigned)(i % 3), key, "v");
-	}
-	rd_h_check_leaders(&C);
+	up(&o, "k", 12, "v");
 
 	/* Bad input: refused with why, and nothing changes. */
 	rv = MEMBERS(2, out, "add", "3", "127.0.0.1:1");
@@ -162,7 +82,8 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	rv = MEMBERS(3, out, "remove", "9");
 	cr_assert_neq(rv, 0);
 	cr_assert(strstr(out, "not a member") != NULL, "%s", out);
-	cr_assert(wait_member(1, 4, "4", false), "a refused add changed the members");
+	cr_assert(rd_h_wait_member(&C, 1, 4, "4", false, WAIT_S),
+	          "a refused add changed the members");
 
 	/* A learner that never starts: added through a follower, shown on
 	 * every node, refused promotion (it holds none of the log), removed. */
@@ -173,16 +94,17 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	cr_assert_eq(rv, 0, "add learner through node %u: %s (logs in %s)", other, out,
 	             C.dir);
 	for (unsigned i = 1; i <= 3; i++)
-		cr_assert(wait_member(i, 4, "learner", true),
+		cr_assert(rd_h_wait_member(&C, i, 4, "learner", true, WAIT_S),
 		          "node %u does not show learner 4 (logs in %s)", i, C.dir);
 	rv = MEMBERS(other, out, "promote", "4");
 	cr_assert_neq(rv, 0);
 	cr_assert(strstr(out, "not promoted") != NULL, "%s", out);
-	cr_assert(wait_member(1, 4, "learner", true), "a refused promotion changed it");
+	cr_assert(rd_h_wait_member(&C, 1, 4, "learner", true, WAIT_S),
+	          "a refused promotion changed it");
 	rv = MEMBERS(lead, out, "remove", "4");
 	cr_assert_eq(rv, 0, "remove learner 4: %s (logs in %s)", out, C.dir);
-	cr_assert(wait_member(1, 4, "removed", true), "4 not removed (logs in %s)",
-	          C.dir);
+	cr_assert(rd_h_wait_member(&C, 1, 4, "removed", true, WAIT_S),
+	          "4 not removed (logs in %s)", C.dir);
 
 	/* With node 2 down, removing node 3 would leave group 0 with {1, 2}
 	 * and one of them reachable: refused. */
@@ -214,7 +136,7 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	             C.dir);
 	cr_assert(rd_h_log_has(&C, lead, "leadership handed to node"),
 	          "node %u did not hand group 0 over first (logs in %s)", lead, C.dir);
-	st = wait_exit(lead, WAIT_S);
+	st = rd_h_wait_exit(&C, lead, WAIT_S);
 	cr_assert(st != -1, "removed node %u did not exit (logs in %s)", lead, C.dir);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "removed node %u: status %d",
 	          lead, st);
@@ -224,21 +146,22 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	/* Started again, it learns its removal again (from its own table, or
 	 * its peers') and exits 0. */
 	rd_h_start(&C, lead);
-	st = wait_exit(lead, WAIT_S);
+	st = rd_h_wait_exit(&C, lead, WAIT_S);
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	          "removed node %u restarted: status %d (logs in %s)", lead, st, C.dir);
-	cr_assert_eq(count_log(lead, "was removed from the cluster"), 2, "(logs in %s)",
-	             C.dir);
+	cr_assert_eq(rd_h_log_count(&C, lead, "was removed from the cluster", NULL), 2,
+	             "(logs in %s)", C.dir);
 
 	unsigned a = lead == 1 ? 2 : 1, b = 6 - lead - a;
-	cr_assert(wait_member(a, lead, "removed", true), "(logs in %s)", C.dir);
-	put(a, "after", "removal");
+	cr_assert(rd_h_wait_member(&C, a, lead, "removed", true, WAIT_S), "(logs in %s)",
+	          C.dir);
+	rd_h_put(&C, a, WAIT_S, "after", "removal");
 	for (int i = 0; i < 12; i++) {
 		snprintf(key, sizeof key, "k%d", i);
-		expect_get(a, key, "v");
-		expect_get(b, key, "v");
+		rd_h_expect_get(&C, a, WAIT_S, key, "v");
+		rd_h_expect_get(&C, b, WAIT_S, key, "v");
 	}
-	expect_get(b, "after", "removal");
+	rd_h_expect_get(&C, b, WAIT_S, "after", "removal");
 	rd_h_check_leaders(&C);
 
 	/* The data groups still hold a replica on the removed node (this
@@ -312,21 +235,13 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	char out[8192], key[32], cmd[512];
 	bool ok = false;
 
-	rd_h_cluster_init(&C, 3, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
-	for (int i = 0; i < 30; i++) {
-		snprintf(key, sizeof key, "a%d", i);
-		put(1 + (unsigned)(i % 3), key, "before");
-	}
-	rd_h_check_leaders(&C);
+	up(&o, "a", 30, "before");
 
 	int st = rd_h_stop(&C, 3, SIGKILL);
 	cr_assert(WIFSIGNALED(st));
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		put(1 + (unsigned)(i % 2), key, "while-down");
+		rd_h_put(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "while-down");
 	}
 	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
 	cr_assert_eq(system(cmd), 0);
@@ -347,15 +262,16 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	cr_assert(ok, "node 3 is not a voter of every group again (logs in %s)", C.dir);
 	cr_assert(rd_h_log_has(&C, 3, "rejoined: the cluster registers"), "(logs in %s)",
 	          C.dir);
-	cr_assert(wait_member(1, 3, "voter", true), "(logs in %s)", C.dir);
+	cr_assert(rd_h_wait_member(&C, 1, 3, "voter", true, WAIT_S), "(logs in %s)",
+	          C.dir);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node 3 not ready (logs in %s)", C.dir);
 	for (int i = 0; i < 30; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		expect_get(3, key, "before");
+		rd_h_expect_get(&C, 3, WAIT_S, key, "before");
 	}
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		expect_get(3, key, "while-down");
+		rd_h_expect_get(&C, 3, WAIT_S, key, "while-down");
 	}
 	rd_h_check_leaders(&C);
 
@@ -363,13 +279,13 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	 * majority of every group and keep serving. */
 	st = rd_h_stop(&C, 1, SIGTERM);
 	cr_assert(WIFEXITED(st));
-	put(2, "c0", "after");
-	expect_get(3, "c0", "after");
-	expect_get(3, "a7", "before");
+	rd_h_put(&C, 2, WAIT_S, "c0", "after");
+	rd_h_expect_get(&C, 3, WAIT_S, "c0", "after");
+	rd_h_expect_get(&C, 3, WAIT_S, "a7", "before");
 	rd_h_check_leaders(&C);
 	rd_h_start(&C, 1);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "(logs in %s)", C.dir);
-	expect_get(1, "c0", "after");
+	rd_h_expect_get(&C, 1, WAIT_S, "c0", "after");
 	rd_h_check_leaders(&C);
 	(void)out;
 	if (getenv("RD_KEEP_TMP") != NULL)
@@ -434,10 +350,11 @@ Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
 	rd_h_cluster_init(&C, 3, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
+	cr_assert(rd_h_wait_registered(&C, 1, WAIT_S),
+	          "registrations not applied (logs in %s)", C.dir);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		put(1 + (unsigned)(i % 3), key, "before");
+		rd_h_put(&C, 1 + (unsigned)(i % 3), WAIT_S, key, "before");
 	}
 	replace(3, 3);
 	/* Node 3's new replicas lead every group, group 0 included (so that
@@ -459,16 +376,16 @@ Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
 	}
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		put(1 + (unsigned)(i % 3), key, "between");
+		rd_h_put(&C, 1 + (unsigned)(i % 3), WAIT_S, key, "between");
 	}
 	replace(2, 3);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		expect_get(2, key, "before");
+		rd_h_expect_get(&C, 2, WAIT_S, key, "before");
 	}
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		expect_get(2, key, "between");
+		rd_h_expect_get(&C, 2, WAIT_S, key, "between");
 	}
 	rd_h_check_leaders(&C);
 }

@@ -26,45 +26,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-/* Lines of node's log that hold both needles. */
-static unsigned log_count(unsigned node, const char *a, const char *b)
-{
-	char buf[1 << 16];
-	FILE *f = fopen(C.nodes[node - 1].log, "r");
-	unsigned k = 0;
-
-	if (f == NULL)
-		return 0;
-	while (fgets(buf, sizeof buf, f) != NULL)
-		k += strstr(buf, a) != NULL && strstr(buf, b) != NULL;
-	fclose(f);
-	return k;
-}
-
-static bool wait_log(unsigned node, const char *needle)
-{
-	for (int i = 0; i < WAIT_S * 10; i++) {
-		if (rd_h_log_has(&C, node, needle))
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
-static unsigned long long metric(unsigned node, const char *name)
-{
-	static char out[1 << 20];
-	unsigned long long v = 0;
-	const char *p;
-
-	if (rd_t_http_get(C.nodes[node - 1].admin_port, "/metrics", out, sizeof out) < 0)
-		return 0;
-	p = strstr(out, name);
-	if (p != NULL)
-		sscanf(p + strlen(name), " %llu", &v);
-	return v;
-}
-
 /* Start all three and wait until node 1 applied every registration:
  * `raftctl members` shows an incarnation for each member (all zeros would
  * mean none). */
@@ -110,11 +71,11 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	for (unsigned i = 1; i <= 3; i++) {
 		cr_assert(rd_h_log_has(&C, i, "no founding state: asking"),
 		          "node %u founded without asking (logs in %s)", i, C.dir);
-		cr_assert_eq(log_count(i, "group opened group=0 ", "new=1"), 1,
+		cr_assert_eq(rd_h_log_count(&C, i, "group opened group=0 ", "new=1"), 1,
 		             "node %u (logs in %s)", i, C.dir);
 	}
 	for (unsigned i = 1; i <= 3; i++)
-		cr_assert(wait_log(i, "incarnation registered"),
+		cr_assert(rd_h_wait_log(&C, i, "incarnation registered", WAIT_S),
 		          "node %u did not register its incarnation (logs in %s)", i,
 		          C.dir);
 	rd_h_put_keys(&C, 3, WAIT_S, "a", 20, "before");
@@ -125,7 +86,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
 	cr_assert_eq(system(cmd), 0);
 	rd_h_start(&C, 3);
-	if (!wait_log(3, "rejoining as a new replica") &&
+	if (!rd_h_wait_log(&C, 3, "rejoining as a new replica", WAIT_S) &&
 	    getenv("RD_TEST_KEEP") != NULL) {
 		snprintf(cmd, sizeof cmd, "cp -r %s %s", C.dir, getenv("RD_TEST_KEEP"));
 		cr_assert_eq(system(cmd), 0);
@@ -137,11 +98,13 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	 * wipe has no configuration (the founding ones are its first
 	 * start's); it takes part only as the new replicas the group-0 leader
 	 * adds (test_members_change.c follows it to the end). */
-	cr_assert_eq(log_count(3, "no founding state: asking", ""), 2, "logs in %s",
-	             C.dir);
-	cr_assert_eq(log_count(3, "group opened", "voters=3 new=1"), 1 + o.data_groups,
+	cr_assert_eq(rd_h_log_count(&C, 3, "no founding state: asking", ""), 2,
+	             "logs in %s", C.dir);
+	cr_assert_eq(rd_h_log_count(&C, 3, "group opened", "voters=3 new=1"),
+	             1 + o.data_groups,
 	             "the wiped node created founding state (logs in %s)", C.dir);
-	cr_assert_eq(log_count(3, "group opened", "voters=0 new=1"), 1 + o.data_groups,
+	cr_assert_eq(rd_h_log_count(&C, 3, "group opened", "voters=0 new=1"),
+	             1 + o.data_groups,
 	             "the wiped node opened no empty group (logs in %s)", C.dir);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "b%d", i);
@@ -150,12 +113,8 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	}
 	cr_assert(rd_h_wait_ready(&C, 120), "the rejoined node is not ready (logs in %s)",
 	          C.dir);
-	for (int i = 0; i < 20; i++) {
-		snprintf(key, sizeof key, "a%d", i);
-		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "before");
-		snprintf(key, sizeof key, "b%d", i);
-		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "after");
-	}
+	rd_h_expect_keys(&C, 2, WAIT_S, "a", 20, "before");
+	rd_h_expect_keys(&C, 2, WAIT_S, "b", 20, "after");
 	rd_h_check_leaders(&C);
 }
 
@@ -183,17 +142,19 @@ Test(membership, a_wiped_node_that_founds_alone_is_refused, .fini = teardown,
 	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
 	cr_assert_eq(system(cmd), 0);
 	rd_h_start(&C, 3);
-	cr_assert(wait_log(3, "peers did not answer within"),
+	cr_assert(rd_h_wait_log(&C, 3, "peers did not answer within", WAIT_S),
 	          "the wiped node did not found alone (logs in %s)", C.dir);
-	cr_assert_eq(log_count(3, "group opened group=0 ", "new=1"), 2, "logs in %s",
-	             C.dir);
+	cr_assert_eq(rd_h_log_count(&C, 3, "group opened group=0 ", "new=1"), 2,
+	             "logs in %s", C.dir);
 	rd_h_start(&C, 1);
 	rd_h_start(&C, 2);
-	cr_assert(wait_log(3, "this node's data was lost"),
+	cr_assert(rd_h_wait_log(&C, 3, "this node's data was lost", WAIT_S),
 	          "the wiped node did not say it lost its data (logs in %s)", C.dir);
 	bool counted = false;
 	for (int i = 0; i < WAIT_S * 10 && !counted; i++) {
-		counted = metric(1, refused) + metric(2, refused) > 0;
+		counted = rd_h_metric(&C, 1, refused, false) +
+		              rd_h_metric(&C, 2, refused, false) >
+		          0;
 		if (!counted)
 			usleep(100 * 1000);
 	}

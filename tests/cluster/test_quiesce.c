@@ -26,32 +26,13 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-/* The value of metric line `name` (with its labels) on node i, 0 when
- * absent. */
-static unsigned long long metric(unsigned i, const char *name)
-{
-	static char out[1 << 18];
-	unsigned long long v = 0;
-	const char *p;
-	size_t len = strlen(name);
-
-	cr_assert_eq(
-	    rd_t_http_get(C.nodes[i - 1].admin_port, "/metrics", out, sizeof out), 200);
-	for (p = strstr(out, name); p != NULL; p = strstr(p + 1, name))
-		if ((p == out || p[-1] == '\n') && p[len] == ' ') {
-			sscanf(p + len, " %llu", &v);
-			break;
-		}
-	return v;
-}
-
 /* Wait until every group node i hosts (GROUPS data groups and group 0)
  * is quiesced; false after WAIT_S seconds. */
 static bool all_quiesced(unsigned i)
 {
 	for (int t = 0; t < WAIT_S * 10; t++) {
-		if (metric(i, "raft_groups_quiesced") == GROUPS + 1 &&
-		    metric(i, "raft_groups_active") == 0)
+		if (rd_h_metric(&C, i, "raft_groups_quiesced", true) == GROUPS + 1 &&
+		    rd_h_metric(&C, i, "raft_groups_active", true) == 0)
 			return true;
 		usleep(100 * 1000);
 	}
@@ -82,25 +63,28 @@ static void expect(unsigned node, int k, const char *val)
 Test(quiesce, idle_groups_quiesce_and_a_dead_nodes_groups_elect_again, .fini = teardown,
      .timeout = 240)
 {
-	unsigned long long woke = 0;
+	double woke = 0;
 
 	rd_h_cluster_up(&C, 3, GROUPS, 60);
 	for (unsigned i = 1; i <= 3; i++)
 		cr_assert(all_quiesced(i), "node %u: groups did not quiesce (logs in %s)",
 		          i, C.dir);
 	/* Quiesced groups send nothing; the nodes still heartbeat each other. */
-	cr_assert_gt(metric(1, "raft_peer_node_heartbeats_sent_total{peer=\"2\"}"), 0);
-	cr_assert_eq(metric(1, "raft_peer_live{peer=\"2\"}"), 1);
+	cr_assert_gt(
+	    rd_h_metric(&C, 1, "raft_peer_node_heartbeats_sent_total{peer=\"2\"}", true),
+	    0);
+	cr_assert_eq(rd_h_metric(&C, 1, "raft_peer_live{peer=\"2\"}", true), 1);
 
 	/* Writes wake the groups; linearizable reads see them. */
 	for (int k = 0; k < KEYS; k++)
 		put(2, k, "one");
 	for (int k = 0; k < KEYS; k++)
 		expect(3, k, "one");
-	cr_assert_gt(metric(1, "raft_group_wakeups_total{cause=\"proposal\"}") +
-	                 metric(2, "raft_group_wakeups_total{cause=\"proposal\"}") +
-	                 metric(3, "raft_group_wakeups_total{cause=\"proposal\"}"),
-	             0);
+	cr_assert_gt(
+	    rd_h_metric(&C, 1, "raft_group_wakeups_total{cause=\"proposal\"}", true) +
+	        rd_h_metric(&C, 2, "raft_group_wakeups_total{cause=\"proposal\"}", true) +
+	        rd_h_metric(&C, 3, "raft_group_wakeups_total{cause=\"proposal\"}", true),
+	    0);
 	for (unsigned i = 1; i <= 3; i++)
 		cr_assert(all_quiesced(i), "node %u: groups did not quiesce again", i);
 
@@ -112,10 +96,11 @@ Test(quiesce, idle_groups_quiesce_and_a_dead_nodes_groups_elect_again, .fini = t
 	for (int k = 0; k < KEYS; k++)
 		expect(3, k, "two");
 	for (unsigned i = 2; i <= 3; i++)
-		woke += metric(i, "raft_group_wakeups_total{cause=\"peer_down\"}");
+		woke += rd_h_metric(
+		    &C, i, "raft_group_wakeups_total{cause=\"peer_down\"}", true);
 	cr_assert_gt(woke, 0, "no group woke because node 1 stopped being live");
 	cr_assert(rd_h_log_has(&C, 2, "peer not live peer=1"), "logs in %s", C.dir);
-	cr_assert_eq(metric(2, "raft_peer_live{peer=\"1\"}"), 0);
+	cr_assert_eq(rd_h_metric(&C, 2, "raft_peer_live{peer=\"1\"}", true), 0);
 
 	/* Back with a new process: it catches up and reads the new values. */
 	rd_h_start(&C, 1);
