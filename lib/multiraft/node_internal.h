@@ -842,8 +842,11 @@ uint64_t rd_membership_replica_inc(const struct rd_group *g, uint64_t id);
  * (RaftMessage.to_incarnation): rd_membership_replica_inc, except while g's
  * configuration is empty (a replica waiting for its first append or
  * snapshot), when it answers the data directory the member table
- * registers for `to`. 0 (a founding replica) when g is NULL. */
-uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint64_t to);
+ * registers for `to`, or, with no registration known, `heard` (the
+ * incarnation of the last batch accepted from `to`). 0 (a founding
+ * replica) when g is NULL. */
+uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint64_t to,
+                               uint64_t heard);
 
 /* Should a message of `group` from `from` (whose batch carries
  * `from_incarnation`), addressed to `to_incarnation`, be stepped here?

@@ -34,6 +34,7 @@ struct peer_out {
 	uint64_t splits;          /* batches sent early: the next message would
 	                           * have taken them past max_frame_bytes */
 	uint64_t oversized;       /* messages dropped: alone over max_frame_bytes */
+	uint64_t heard_inc;       /* incarnation of the last batch accepted from it */
 	uint64_t sent_ns;         /* last batch handed to the transport */
 	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
 	struct rd_wire_batch hb;  /* the empty batch of a node heartbeat */
@@ -99,7 +100,7 @@ void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 	 * founding replicas; a replica added later is addressed by its
 	 * incarnation, membership.c). */
 	struct rd_group *g = rd_node_group(n, m->group);
-	uint64_t inc = rd_membership_address(n, g, m->to);
+	uint64_t inc = rd_membership_address(n, g, m->to, o->heard_inc);
 	rv = rd_wire_batch_add_msg_within(&o->b, &p->scratch, m, inc, cap);
 	if (rv == RD_EAGAIN) {
 		/* The batch is full: it leaves now, and this message starts the
@@ -232,6 +233,9 @@ static void on_batch(void *arg, uint64_t peer, const Raftd__RaftBatch *b)
 		return;
 	rd_health_peer_flags(n, peer, b->flags);
 	rd_liveness_heard(n, peer, b->boot);
+	struct peer_out *o = peer_out(n->peers, peer);
+	if (o != NULL)
+		o->heard_inc = b->incarnation;
 	for (size_t i = 0; i < b->n_messages; i++) {
 		const Raftd__RaftMessage *rm = b->messages[i];
 		struct rd_entry stack[64];

@@ -79,7 +79,8 @@ uint64_t rd_membership_replica_inc(const struct rd_group *g, uint64_t id)
 	return 0;
 }
 
-uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint64_t to)
+uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint64_t to,
+                               uint64_t heard)
 {
 	const struct rd_conf_state *cs;
 	uint64_t inc;
@@ -96,12 +97,20 @@ uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint
 	 * takes every sender then). What it sends answers the request it
 	 * stepped, so it goes to the data directory that asked: the one the
 	 * member table registers for `to`, the only one whose batches
-	 * rd_membership_accept lets through. Addressed as a founding replica
-	 * (0), the answer was dropped by a leader that had itself joined as a
-	 * new replica (R2): its learner then acknowledged nothing, was never
-	 * promoted, and the group stayed one replica short. */
-	if (rd_membership_registered(n, to, &inc) != 0)
-		return 0;
+	 * rd_membership_accept lets through; while this node's member table
+	 * is empty too (group 0 catching up as well), the one whose batch
+	 * from `to` arrived last (`heard`), which that check let through.
+	 * Addressed as a founding replica (0), the answer was dropped by a
+	 * leader that had itself joined as a new replica (R2): its learner
+	 * acknowledged nothing, was never promoted, and the group stayed one
+	 * replica short. A directory other than the asker's gets it only if
+	 * `to` was replaced between the request and the answer; it then
+	 * counts for nothing: an answer counts for the term it names, and the
+	 * new replica led or campaigned in no term of its predecessor's
+	 * (Election Safety, thesis §3.6, holds between replicas as between
+	 * servers). */
+	if (rd_membership_registered(n, to, &inc) != 0 || inc == 0)
+		inc = heard;
 	return inc;
 }
 

@@ -333,11 +333,12 @@ static void replace(unsigned i, unsigned groups)
 }
 
 /* Two disks replaced one after the other: node 3 rejoins as a new
- * replica and then leads the data groups; node 2 is wiped next. Its new
- * replicas start with an empty configuration and must answer node 3's
- * replicas (new ones, not the founding ones) to be caught up and promoted
- * (multiraft/replicas.c, rd_membership_address): node 2 ends a voter of
- * every group, and every acknowledged write is readable through it. */
+ * replica and then leads every group; node 2 is wiped next. Its new
+ * replicas start with an empty configuration (and an empty member table)
+ * and must answer node 3's replicas (new ones, not the founding ones) to
+ * be caught up and promoted (multiraft/replicas.c, rd_membership_address):
+ * node 2 ends a voter of every group, and every acknowledged write is
+ * readable through it. */
 Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
      .fini = teardown, .timeout = 400)
 {
@@ -356,8 +357,10 @@ Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
 		rd_h_put(&C, 1 + (unsigned)(i % 3), WAIT_S, key, "before");
 	}
 	replace(3, 3);
-	/* Node 3's new replicas lead both data groups. */
-	for (unsigned grp = 1; grp <= 2; grp++) {
+	/* Node 3's new replicas lead every group, group 0 included (so that
+	 * node 2's new replicas learn neither the member table nor any
+	 * group's members from a founding replica). */
+	for (unsigned grp = 0; grp <= 2; grp++) {
 		snprintf(g, sizeof g, "%u", grp);
 		ok = false;
 		for (int t = 0; t < WAIT_S * 10 && !ok; t++) {

@@ -240,8 +240,9 @@ class Cluster:
 
     def wait_replicated(self, i, secs):
         """True once node i, back from a wipe, is a voter of every group
-        it hosts, each with a leader, min(3, n) voters and no learner, as
-        node i sees them (raftctl groups); False after `secs`. Until then
+        it hosts, each with a leader, at least min(3, n) voters (group 0
+        may keep more) and no learner, as node i sees them (raftctl
+        groups); False after `secs`. Until then
         some group has only two live copies of its log: wiping another node
         before it would take a majority of that group's replicas, which no
         Raft implementation survives."""
@@ -255,7 +256,7 @@ class Cluster:
                 r = c.call("groups", deadline_ms=1000)
                 rows = r.get("groups", []) if r["error"] == "OK" else []
                 if rows and all(g["leader"] and i in g["voters"] and
-                                len(g["voters"]) == rf and not g["learners"]
+                                len(g["voters"]) >= rf and not g["learners"]
                                 for g in rows):
                     return True
                 time.sleep(0.2)
