@@ -127,6 +127,8 @@ static bool retarget(struct ctx *c, const struct rd_placement_group *g, size_t g
 
 	if (add != 0 && g->n_target - (drop != 0) >= RD_ROUTING_MAX_REPLICAS)
 		return false;
+	if (add == 0 && g->n_target <= 1)
+		return false; /* a target names one node at least */
 	a = emit(c, RD_PLACE_RETARGET, g, gi, add);
 	if (a == NULL)
 		return false;

@@ -456,8 +456,13 @@ void rd_drive_iteration(struct rd_node *n)
 		 * update's entries are durable now). */
 		if (u->has_snapshot)
 			rd_membership_replicas_load(n, g);
-		if (g->id == RD_STORAGE_META_GROUP)
+		if (g->id == RD_STORAGE_META_GROUP) {
 			rd_membership_applied(n, g);
+			/* Targets may have changed (placement_drive.c reads
+			 * them once the pass is over). */
+			if (u->n_committed > 0)
+				n->place.reload = true;
+		}
 		serve_reads(n, g);
 		requeue_failed_reads(n, g);
 		mark(&tr, RD_PHASE_ANSWER, g->id, &t);

@@ -114,6 +114,7 @@ void rd_config_defaults(struct rd_config *c)
 	c->data_groups = 16;
 	c->replication_factor = 3;
 	c->promote_max_lag = 1000;
+	c->max_moves = 4;
 	c->tick_ms = 10;
 	c->election_ticks = 30;
 	c->heartbeat_ticks = 3;

@@ -202,6 +202,10 @@ int rd_config_set(struct rd_config_parse *p, int k, const char *v)
 		if (!parse_u64(v, 0, UINT64_MAX, &c->promote_max_lag))
 			return rd_config_fail(p, k, "'%s' is not a number of entries", v);
 		return 1;
+	case K_cluster_max_moves:
+		if (!parse_uint(v, 1, 64, &c->max_moves))
+			return rd_config_fail(p, k, "'%s' is not a number in 1..64", v);
+		return 1;
 	case K_raft_tick_ms:
 		if (!parse_uint(v, 1, 1000, &c->tick_ms))
 			return rd_config_fail(

@@ -22,6 +22,7 @@ enum rd_config_key {
 	X(cluster, data_groups)                                                          \
 	X(cluster, replication_factor)                                                   \
 	X(cluster, promote_max_lag)                                                      \
+	X(cluster, max_moves)                                                            \
 	X(raft, tick_ms)                                                                 \
 	X(raft, election_ticks)                                                          \
 	X(raft, heartbeat_ticks)                                                         \
