@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl/client.h"
 #include "ctl/request.h"
 #include "raftctl.h"
 #include "raftd.pb-c.h"
@@ -81,15 +82,22 @@ static void usage(FILE *out)
 	    DEFAULT_SOCKET);
 }
 
+void rc_vcomplain(const char *command, const char *after, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "raftctl: %s%s", command != NULL ? command : "",
+	        command != NULL ? ": " : "");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "%s\n", after);
+}
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "raftctl: ");
+
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc_vcomplain(NULL, "\n(see 'raftctl --help')", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n(see 'raftctl --help')\n");
 	return EXIT_USAGE;
 }
 
@@ -132,8 +140,8 @@ static int call(const struct rc_opts *o, Raftd__ClientRequest *req, unsigned ret
                 Raftd__ClientResponse **resp)
 {
 	uint64_t until = rd_clock_now_ms() + retry_ms;
-	uint8_t *buf, *in;
-	size_t len, inlen;
+	uint8_t *in;
+	size_t inlen;
 	int fd, rv;
 
 	while ((fd = rc_dial(o->socket)) < 0) {
@@ -144,15 +152,11 @@ static int call(const struct rc_opts *o, Raftd__ClientRequest *req, unsigned ret
 	req->request_id = 1;
 	if (req->deadline_ms == 0)
 		req->deadline_ms = o->timeout_ms;
-	len = raftd__client_request__get_packed_size(req);
-	buf = malloc(len ? len : 1);
-	if (buf == NULL) {
+	rv = rd_ctl_send_request(fd, req);
+	if (rv == RD_ENOMEM) {
 		close(fd);
 		return EXIT_FAILED;
 	}
-	raftd__client_request__pack(req, buf);
-	rv = rd_frame_write_fd(fd, buf, len);
-	free(buf);
 	if (rv != 0) {
 		close(fd);
 		return rc_unreachable(o->socket, strerror(errno));

@@ -7,6 +7,7 @@
 #ifndef RD_DAEMON_RAFTCTL_H
 #define RD_DAEMON_RAFTCTL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -105,6 +106,11 @@ int rc_dial(const char *path);
 /* "no raftd at ...": the message for a daemon that cannot be reached;
  * returns RC_EXIT_UNREACHABLE. */
 int rc_unreachable(const char *path, const char *what);
+
+/* "raftctl: COMMAND: <fmt, ap>AFTER" and a newline on stderr (no
+ * "COMMAND: " when `command` is NULL). */
+void rc_vcomplain(const char *command, const char *after, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* raftctl backup save FILE / backup inspect FILE (daemon/raftctl_backup.c):
  * the whole command, given the arguments after its name; returns the exit

@@ -60,11 +60,9 @@ static int failed(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "raftctl: backup: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc_vcomplain("backup", " (no file written)", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (no file written)\n");
 	if (tmp_path[0] != '\0')
 		unlink(tmp_path);
 	tmp_path[0] = '\0';

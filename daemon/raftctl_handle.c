@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl/client.h"
 #include "raftctl.h"
 #include "raftd.pb-c.h"
 #include "util/clock.h"
@@ -64,20 +65,6 @@ static void buf_add(struct buf *b, const uint8_t *d, size_t n, size_t limit)
 	}
 	memcpy(b->p + b->len, d, n);
 	b->len += n;
-}
-
-static int send_request(int fd, Raftd__ClientRequest *req)
-{
-	size_t len = raftd__client_request__get_packed_size(req);
-	uint8_t *buf = malloc(len ? len : 1);
-	int rv;
-
-	if (buf == NULL)
-		return RD_ENOMEM;
-	raftd__client_request__pack(req, buf);
-	rv = rd_frame_write_fd(fd, buf, len);
-	free(buf);
-	return rv;
 }
 
 /* Run argv with `d`'s payload on stdin; fill *out (stdout) and *err
@@ -228,7 +215,7 @@ static int serve(int fd, char **argv, const Raftd__Delivery *d)
 	req.request_id = d->delivery_id;
 	req.op_case = RAFTD__CLIENT_REQUEST__OP_DELIVERY_REPLY;
 	req.delivery_reply = &dr;
-	rv = send_request(fd, &req);
+	rv = rd_ctl_send_request(fd, &req);
 	free(out.p);
 	free(err.p);
 	return rv;
@@ -273,7 +260,7 @@ int rc_handle(const struct rc_opts *o, int argc, char **argv)
 	req.request_id = 1;
 	req.op_case = RAFTD__CLIENT_REQUEST__OP_HANDLE;
 	req.handle = &hr;
-	if (send_request(fd, &req) != 0) {
+	if (rd_ctl_send_request(fd, &req) != 0) {
 		fprintf(stderr, "raftctl: cannot write to %s\n", o->socket);
 		close(fd);
 		return RC_EXIT_UNREACHABLE;

@@ -11,6 +11,7 @@
 #include "raftctl.h"
 #include "transport/wire.h"
 #include "storage/backup.h"
+#include "util/fatal.h"
 #include "util/json.h"
 
 /* Print the finished document `j` and a newline, then free it. */
@@ -39,11 +40,48 @@ static void jbool(struct rd_json *j, const char *key, int v)
 	rd_json_bool(j, v);
 }
 
+/*
+ * "name": value for each of the space-separated `names` of message `m`'s
+ * fields, in that order (NULL: every field, in the order of the .proto),
+ * for the uint64, bool and string fields that --json prints as they are.
+ * A name the message lacks or a field of another type is a bug of the
+ * caller: it aborts.
+ */
+static void jfields(struct rd_json *j, const ProtobufCMessage *m, const char *names)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	char name[64];
+
+	for (unsigned i = 0; names != NULL ? *names != '\0' : i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const void *v;
+
+		if (names != NULL) {
+			size_t n = strcspn(names, " ");
+			snprintf(name, sizeof name, "%.*s", (int)n, names);
+			names += n + strspn(names + n, " ");
+			f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+			if (f == NULL)
+				rd_fatal("raftctl: %s has no field %s", d->name, name);
+		}
+		v = (const char *)m + f->offset;
+		rd_json_key(j, f->name);
+		if (f->type == PROTOBUF_C_TYPE_UINT64)
+			rd_json_u64(j, *(const uint64_t *)v);
+		else if (f->type == PROTOBUF_C_TYPE_BOOL)
+			rd_json_bool(j, *(const protobuf_c_boolean *)v);
+		else if (f->type == PROTOBUF_C_TYPE_STRING)
+			rd_json_str(j, *(const char *const *)v);
+		else
+			rd_fatal("raftctl: %s.%s is not printed as it is", d->name,
+			         f->name);
+	}
+}
+
 static const char *code_name(Raftd__ErrorCode c)
 {
-	const ProtobufCEnumValue *v =
-	    protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, (int)c);
-	return v != NULL ? v->name : "UNKNOWN";
+	const char *name = rd_wire_code_name((int)c);
+	return name != NULL ? name : "UNKNOWN";
 }
 
 int rc_print_failed(const struct rc_opts *o, const Raftd__ClientResponse *r)
@@ -250,11 +288,7 @@ static void groups_json(struct rd_json *j, const Raftd__ClientResponse *r)
 		rd_json_obj_begin(j);
 		ju64(j, "group", row->group);
 		jstr(j, "role", role_name(row->role));
-		ju64(j, "leader", row->leader);
-		ju64(j, "term", row->term);
-		ju64(j, "commit", row->commit);
-		ju64(j, "applied", row->applied);
-		ju64(j, "last_index", row->last_index);
+		jfields(j, &row->base, "leader term commit applied last_index");
 		json_ids(j, "voters", row->voters, row->n_voters);
 		json_ids(j, "learners", row->learners, row->n_learners);
 		ju64(j, "vshards", row->n_vshards);
@@ -296,8 +330,7 @@ static void members_json(struct rd_json *j, const Raftd__ClientResponse *r)
 	rd_json_arr_begin(j);
 	for (size_t i = 0; i < m->n_members; i++) {
 		rd_json_obj_begin(j);
-		ju64(j, "id", m->members[i]->id);
-		jstr(j, "address", m->members[i]->address);
+		jfields(j, &m->members[i]->base, "id address");
 		jstr(j, "role", member_role(m->members[i]->role));
 		jbool(j, "self", m->members[i]->self);
 		{
@@ -345,35 +378,23 @@ static void status_json(struct rd_json *j, const Raftd__ClientResponse *r)
 	size_t n_members = s->topology != NULL ? s->topology->n_members : 0;
 
 	rd_json_obj_begin(j);
-	ju64(j, "node_id", s->node_id);
-	jstr(j, "version", s->version);
-	jbool(j, "ready", s->ready);
-	ju64(j, "meta_leader", s->meta_leader);
-	ju64(j, "uptime_ms", s->uptime_ms);
-	ju64(j, "state_machine_hash", s->state_machine_hash);
+	jfields(j, &s->base,
+	        "node_id version ready meta_leader uptime_ms state_machine_hash");
 	ju64(j, "topology_version", s->topology != NULL ? s->topology->version : 0);
-	jbool(j, "disk_slow", s->disk_slow);
-	ju64(j, "disk_evacuations", s->disk_evacuations);
-	ju64(j, "canary_checks", s->canary_checks);
-	ju64(j, "canary_violations", s->canary_violations);
+	jfields(j, &s->base,
+	        "disk_slow disk_evacuations canary_checks canary_violations");
 	rd_json_key(j, "members");
 	rd_json_arr_begin(j);
 	for (size_t i = 0; i < n_members; i++) {
 		rd_json_obj_begin(j);
-		ju64(j, "id", s->topology->members[i]->id);
-		jstr(j, "address", s->topology->members[i]->address);
+		jfields(j, &s->topology->members[i]->base, "id address");
 		rd_json_obj_end(j);
 	}
 	rd_json_arr_end(j);
 	if (l != NULL) {
 		rd_json_key(j, "loop");
 		rd_json_obj_begin(j);
-		ju64(j, "iterations", l->iterations);
-		ju64(j, "ticks", l->ticks);
-		ju64(j, "last_iteration_us", l->last_iteration_us);
-		ju64(j, "max_iteration_us", l->max_iteration_us);
-		ju64(j, "last_tick_us", l->last_tick_us);
-		ju64(j, "max_tick_us", l->max_tick_us);
+		jfields(j, &l->base, NULL);
 		rd_json_obj_end(j);
 	}
 	rd_json_obj_end(j);

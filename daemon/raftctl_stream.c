@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctl/client.h"
 #include "raftctl.h"
 #include "util/frame.h"
 #include "util/json.h"
@@ -125,20 +126,6 @@ static void print_entry(const struct rc_opts *o, const Raftd__StreamEntry *e, bo
 	fflush(stdout);
 }
 
-static int send_req(int fd, Raftd__ClientRequest *req)
-{
-	size_t len = raftd__client_request__get_packed_size(req);
-	uint8_t *buf = malloc(len ? len : 1);
-	int rv;
-
-	if (buf == NULL)
-		return -1;
-	raftd__client_request__pack(req, buf);
-	rv = rd_frame_write_fd(fd, buf, len);
-	free(buf);
-	return rv;
-}
-
 /* Read one frame, waking up for signals. 0, 1 on a signal, -1 closed. */
 static int read_frame(int fd, uint8_t **in, size_t *inlen)
 {
@@ -186,7 +173,7 @@ int rc_stream(const struct rc_opts *o, int fd, Raftd__SubscribeRequest *sub,
 	req.request_id = 1;
 	req.op_case = RAFTD__CLIENT_REQUEST__OP_SUBSCRIBE;
 	req.subscribe = sub;
-	if (send_req(fd, &req) != 0) {
+	if (rd_ctl_send_request(fd, &req) != 0) {
 		fprintf(stderr, "raftctl: the subscription could not be sent: %s\n",
 		        strerror(errno));
 		return RC_EXIT_UNREACHABLE;
@@ -226,15 +213,9 @@ int rc_stream(const struct rc_opts *o, int fd, Raftd__SubscribeRequest *sub,
 			break;
 		}
 		if (++used >= RC_STREAM_CREDIT / 2) {
-			Raftd__ClientRequest cr = RAFTD__CLIENT_REQUEST__INIT;
-			Raftd__CreditRequest c = RAFTD__CREDIT_REQUEST__INIT;
-			c.subscription = 1;
-			c.credit = (uint32_t)used;
-			cr.request_id = 2;
-			cr.op_case = RAFTD__CLIENT_REQUEST__OP_CREDIT;
-			cr.credit = &c;
+			int sent = rd_ctl_send_credit(fd, 2, 1, (uint32_t)used);
 			used = 0;
-			if (send_req(fd, &cr) != 0)
+			if (sent != 0)
 				break;
 		}
 	}

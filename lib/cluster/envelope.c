@@ -43,13 +43,12 @@ void rd_envelope_init(struct rd_envelopes *e, const struct rd_envelope_ops *ops,
                       uint64_t self, const struct rd_topology *topo, size_t max_payload,
                       unsigned max_inflight)
 {
-	memset(e, 0, sizeof *e);
-	e->ops = ops;
-	e->ud = ud;
-	e->self = self;
-	e->topo = topo;
-	e->max_payload = max_payload;
-	e->max_inflight = max_inflight;
+	*e = (struct rd_envelopes){.ops = ops,
+	                           .ud = ud,
+	                           .self = self,
+	                           .topo = topo,
+	                           .max_payload = max_payload,
+	                           .max_inflight = max_inflight};
 }
 
 void rd_envelope_attach(struct rd_envelopes *e, struct rd_transport *t)

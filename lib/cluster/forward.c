@@ -33,14 +33,13 @@ void rd_forward_init(struct rd_forwarder *f, const struct rd_forward_ops *ops, v
                      uint64_t self, const struct rd_topology *topo,
                      unsigned default_timeout_ms)
 {
-	memset(f, 0, sizeof *f);
-	f->ops = ops;
-	f->ud = ud;
-	f->self = self;
-	f->topo = topo;
-	f->default_timeout_ms = default_timeout_ms;
+	*f = (struct rd_forwarder){.ops = ops,
+	                           .ud = ud,
+	                           .self = self,
+	                           .topo = topo,
+	                           .default_timeout_ms = default_timeout_ms,
+	                           .max_batch_bytes = 1u << 20};
 	f->wait_link = &f->wait_head;
-	f->max_batch_bytes = 1u << 20;
 }
 
 void rd_forward_attach(struct rd_forwarder *f, struct rd_transport *t)

@@ -177,14 +177,24 @@ static bool in(const uint64_t *ids, uint32_t n, uint64_t id)
 	return false;
 }
 
-/* Reachable voters of `voters` (the leader counts itself). */
-static uint32_t live_count(const struct rd_members_view *v, const uint64_t *voters,
-                           uint32_t n)
+/* How many of the voters group 0 would have with `added` made a voter and
+ * `removed` removed (0: neither) are reachable, the leader counting itself;
+ * *n gets how many voters that is. */
+static uint32_t live_after(const struct rd_members_view *v, uint64_t added,
+                           uint64_t removed, uint32_t *n)
 {
+	const struct rd_conf_state *cs = v->conf;
 	uint32_t live = 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (voters[i] == v->self || v->live(v->arg, voters[i]))
+
+	*n = 0;
+	for (uint32_t i = 0; i <= cs->n_voters; i++) {
+		uint64_t id = i < cs->n_voters ? cs->voters[i] : added;
+		if (id == 0 || id == removed)
+			continue;
+		(*n)++;
+		if (id == v->self || v->live(v->arg, id))
 			live++;
+	}
 	return live;
 }
 
@@ -194,8 +204,7 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 	const struct rd_conf_state *cs = v->conf;
 	bool voter = in(cs->voters, cs->n_voters, node);
 	bool learns = in(cs->learners, cs->n_learners, node);
-	uint64_t next[RD_RAFT_MAX_MEMBERS];
-	uint32_t nn = 0, live;
+	uint32_t nn, live;
 
 	if (node == 0)
 		return rd_errorf(msg, RD_EINVAL, "node id 0 is not a node");
@@ -218,10 +227,7 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 			    "group 0 keeps up to %u voters and has %u: add node "
 			    "%llu with --learner",
 			    v->max_voters, cs->n_voters, (unsigned long long)node);
-		memcpy(next, cs->voters, cs->n_voters * sizeof *next);
-		nn = cs->n_voters;
-		next[nn++] = node;
-		live = live_count(v, next, nn);
+		live = live_after(v, node, 0, &nn);
 		if (live < nn / 2 + 1)
 			return rd_errorf(
 			    msg, RD_EINVAL,
@@ -259,10 +265,7 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 			                 "): not promoted",
 			                 (unsigned long long)node, lag, m, v->last_index,
 			                 v->promote_max_lag);
-		memcpy(next, cs->voters, cs->n_voters * sizeof *next);
-		nn = cs->n_voters;
-		next[nn++] = node;
-		live = live_count(v, next, nn);
+		live = live_after(v, node, 0, &nn);
 		if (live < nn / 2 + 1)
 			return rd_errorf(
 			    msg, RD_EINVAL,
@@ -284,10 +287,7 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 			    "node %llu is the last voter of group 0: a group "
 			    "needs one",
 			    (unsigned long long)node);
-		for (uint32_t i = 0; i < cs->n_voters; i++)
-			if (cs->voters[i] != node)
-				next[nn++] = cs->voters[i];
-		live = live_count(v, next, nn);
+		live = live_after(v, 0, node, &nn);
 		if (live < nn / 2 + 1)
 			return rd_errorf(msg, RD_EINVAL,
 			                 "removing node %llu would leave group 0 with %u "

@@ -12,6 +12,7 @@
 #include "ctl/socket.h"
 #include "multiraft/node_internal.h"
 #include "transport/transport.h"
+#include "transport/wire.h"
 #include "util/err.h"
 
 static bool ready(void *ud, const char **reason)
@@ -271,12 +272,10 @@ static void envelope_metrics(struct evbuffer *out, const struct rd_node *n)
 	                   ef->delivered);
 	rd_metrics_family(out, RD_METRIC_ENVELOPES_FAILED);
 	for (int code = 1; code < RD_ENVELOPE_CODES; code++) {
-		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-		    &raftd__error_code__descriptor, code);
-		if (v != NULL)
+		const char *name = rd_wire_code_name(code);
+		if (name != NULL)
 			rd_metrics_counter(out, "raft_envelopes_failed_total",
-			                   RD_METRICS_L1("code", v->name),
-			                   es->failed[code]);
+			                   RD_METRICS_L1("code", name), es->failed[code]);
 	}
 	rd_metrics_family(out, RD_METRIC_ENVELOPE_HANDLERS);
 	rd_metrics_gauge_u64(out, "raft_envelope_handler_connections", RD_METRICS_L0,

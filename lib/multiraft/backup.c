@@ -75,9 +75,8 @@ static void schedule(struct rd_backup_save *s)
 
 static const char *code_name(int code)
 {
-	const ProtobufCEnumValue *ev =
-	    protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, code);
-	return ev != NULL ? ev->name : "error";
+	const char *name = rd_wire_code_name(code);
+	return name != NULL ? name : "error";
 }
 
 static void start_fetch(struct rd_backup_save *s);

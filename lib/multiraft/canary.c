@@ -177,8 +177,8 @@ static void start_write(struct rd_node *n, struct rd_canary_slot *s, uint64_t no
 	char val[24];
 	struct rd_kv_cmd cmd = {.op = RD_KV_PUT};
 	uint64_t seq = ++n->canary.next_seq;
-	size_t size, len;
 	struct rd_waiter *w;
+	int err;
 
 	if (!owns_key(n, s) && !find_key(n, s))
 		return;
@@ -187,18 +187,9 @@ static void start_write(struct rd_node *n, struct rd_canary_slot *s, uint64_t no
 	cmd.key_len = (uint32_t)s->key_len;
 	cmd.value = (const uint8_t *)val;
 	cmd.value_len = (uint32_t)vlen;
-	size = rd_kv_encoded_size(&cmd);
-	w = rd_waiter_new(RD_WAIT_FORWARD, on_write, s, seq, deadline(n, now));
-	if (w == NULL || (w->data = malloc(size)) == NULL ||
-	    rd_kv_encode(&cmd, w->data, size, &len) != 0) {
-		if (w != NULL)
-			free(w->data);
-		free(w);
+	w = rd_waiter_new_write(on_write, s, seq, deadline(n, now), s->group, &cmd, &err);
+	if (w == NULL)
 		return;
-	}
-	w->len = len;
-	w->group = s->group;
-	w->op = RD_OP_WRITE;
 	s->seq = seq;
 	s->busy = IN_FLIGHT;
 	rd_node_submit(n, w);

@@ -453,7 +453,6 @@ void rd_membership_tick(struct rd_node *n)
 	struct rd_member_record r = {.state = RD_MEMBER_VOTER, .incarnation = mine};
 	struct rd_kv_cmd cmd = {.op = RD_KV_CAS};
 	struct rd_waiter *w;
-	size_t size, len;
 	int rv;
 
 	if (n->stopping)
@@ -512,20 +511,12 @@ void rd_membership_tick(struct rd_node *n)
 	}
 	cmd.value = val;
 	cmd.value_len = (uint32_t)rd_members_encode(&r, val);
-	size = rd_kv_encoded_size(&cmd);
-	w = rd_waiter_new(RD_WAIT_FORWARD, on_registered, n, 0,
-	                  rd_clock_now_ns() +
-	                      (uint64_t)n->cfg.request_timeout_ms * 1000000ull);
-	if (w == NULL || (w->data = malloc(size)) == NULL ||
-	    rd_kv_encode(&cmd, w->data, size, &len) != 0) {
-		if (w != NULL)
-			free(w->data);
-		free(w);
+	w = rd_waiter_new_write(on_registered, n, 0,
+	                        rd_clock_now_ns() +
+	                            (uint64_t)n->cfg.request_timeout_ms * 1000000ull,
+	                        RD_STORAGE_META_GROUP, &cmd, &rv);
+	if (w == NULL)
 		return;
-	}
-	w->len = len;
-	w->group = RD_STORAGE_META_GROUP;
-	w->op = RD_OP_WRITE;
 	m->in_flight = true;
 	rd_node_submit(n, w);
 }

@@ -579,6 +579,16 @@ unsigned rd_canary_find_key(const struct rd_routing *rt, uint64_t node, uint64_t
 struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, void *ud,
                                 uint64_t request_id, uint64_t deadline_ns);
 
+struct rd_kv_cmd;
+
+/* A waiter (RD_WAIT_FORWARD) for a write of `cmd` to `group`: the command
+ * encoded as its data, with its client session. NULL with *err RD_ENOMEM,
+ * or with rd_kv_encode's error when `cmd` does not encode (a key or value
+ * out of bounds); then nothing is left allocated. */
+struct rd_waiter *rd_waiter_new_write(rd_reply_fn reply, void *ud, uint64_t request_id,
+                                      uint64_t deadline_ns, uint64_t group,
+                                      const struct rd_kv_cmd *cmd, int *err);
+
 /* Answer `w` with `res` and free it. Precondition: `w` is in no queue. */
 void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res);
 

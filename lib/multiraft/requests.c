@@ -79,8 +79,8 @@ static void submit_write(struct rd_node *n, struct rd_ctl_conn *conn,
                          const Raftd__ClientRequest *req, uint64_t group,
                          struct rd_kv_cmd *cmd)
 {
-	size_t size, len;
 	struct rd_waiter *w;
+	int err;
 
 	if (req->client_id != 0 && req->sequence == 0) {
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
@@ -89,27 +89,18 @@ static void submit_write(struct rd_node *n, struct rd_ctl_conn *conn,
 	}
 	cmd->client_id = req->client_id;
 	cmd->sequence = req->client_id != 0 ? req->sequence : 0;
-	size = rd_kv_encoded_size(cmd);
-	w = rd_waiter_new(RD_WAIT_FORWARD, reply_client, conn, req->request_id,
-	                  deadline(n, req));
-	if (w == NULL || (w->data = malloc(size)) == NULL) {
-		free(w);
+	w = rd_waiter_new_write(reply_client, conn, req->request_id, deadline(n, req),
+	                        group, cmd, &err);
+	if (w == NULL && err == RD_ENOMEM) {
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INTERNAL,
 		           "out of memory");
 		return;
 	}
-	if (rd_kv_encode(cmd, w->data, size, &len) != 0) {
-		free(w->data);
-		free(w);
+	if (w == NULL) {
 		reply_code(conn, req->request_id, RAFTD__ERROR_CODE__INVALID,
 		           "key must be 1..4096 bytes and value at most 1 MiB");
 		return;
 	}
-	w->client_id = cmd->client_id;
-	w->sequence = cmd->sequence;
-	w->len = len;
-	w->group = group;
-	w->op = RD_OP_WRITE;
 	rd_node_submit(n, w);
 }
 

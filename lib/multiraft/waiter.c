@@ -20,6 +20,7 @@
 
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
+#include "storage/kv.h"
 #include "transport/wire.h"
 #include "util/err.h"
 #include "util/list.h"
@@ -37,6 +38,33 @@ struct rd_waiter *rd_waiter_new(enum rd_waiter_kind kind, rd_reply_fn reply, voi
 	w->request_id = request_id;
 	w->deadline_ns = deadline_ns;
 	return w;
+}
+
+struct rd_waiter *rd_waiter_new_write(rd_reply_fn reply, void *ud, uint64_t request_id,
+                                      uint64_t deadline_ns, uint64_t group,
+                                      const struct rd_kv_cmd *cmd, int *err)
+{
+	size_t size = rd_kv_encoded_size(cmd);
+	struct rd_waiter *w =
+	    rd_waiter_new(RD_WAIT_FORWARD, reply, ud, request_id, deadline_ns);
+
+	*err = RD_ENOMEM;
+	if (w == NULL || (w->data = malloc(size)) == NULL)
+		goto err_after_waiter;
+	*err = rd_kv_encode(cmd, w->data, size, &w->len);
+	if (*err != 0)
+		goto err_after_data;
+	w->client_id = cmd->client_id;
+	w->sequence = cmd->sequence;
+	w->group = group;
+	w->op = RD_OP_WRITE;
+	return w;
+
+err_after_data:
+	free(w->data);
+err_after_waiter:
+	free(w);
+	return NULL;
 }
 
 void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res)

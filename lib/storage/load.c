@@ -23,42 +23,63 @@
 #include "util/err.h"
 #include "util/log.h"
 
-static int iter_error(rocksdb_iterator_t *it, char *msg, const char *where)
-{
-	char *err = NULL;
-	rocksdb_iter_get_error(it, &err);
-	if (err == NULL)
-		return 0;
-	return rd__rocks_err(err, msg, where);
-}
+/* Checks one record of a scan: its key and value (borrowed from the
+ * iterator); writes into `where` what an iterator error after it is to
+ * name. Returns 0 or an error in `msg`, which ends the scan. */
+typedef int (*scan_fn)(struct rd_storage *st, void *arg, const uint8_t *k, size_t klen,
+                       const uint8_t *v, size_t vlen, char *where, size_t wsize,
+                       char *msg);
 
-static int load_state(struct rd_storage *st, char *msg)
+/* Walk every record of column family `cf` once, in key order, with `fn`;
+ * the iterator's own error (a checksum RocksDB caught) names the last
+ * record `fn` accepted, or "`what` scan" before the first. */
+static int scan(struct rd_storage *st, const rocksdb_readoptions_t *ro, int cf,
+                const char *what, scan_fn fn, void *arg, char *msg)
 {
-	rocksdb_iterator_t *it =
-	    rocksdb_create_iterator_cf(st->db, st->ro, st->cf[RD_CF_STATE]);
-	char where[96] = "state scan";
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
+	char where[96], *err = NULL;
 	int rv = 0;
 
-	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+	snprintf(where, sizeof where, "%s scan", what);
+	for (rocksdb_iter_seek_to_first(it); rv == 0 && rocksdb_iter_valid(it);
 	     rocksdb_iter_next(it)) {
 		size_t klen, vlen;
 		const uint8_t *k, *v;
 		rd__iter_kv(it, &k, &klen, &v, &vlen);
-		if (klen != RD_STATE_KEY_LEN) {
-			rv = rd_errorf(msg, RD_ECORRUPT,
-			               "state record with a %zu-byte key", klen);
-			goto out;
-		}
-		struct rd_sgroup *g = rd__group_get(st, rd_be64_get(k));
-		g->present = true;
-		if ((rv = rd__dec_state(g, k[8], v, vlen, msg)) != 0)
-			goto out;
-		snprintf(where, sizeof where, "state scan after group %llu",
-		         (unsigned long long)g->id);
+		rv = fn(st, arg, k, klen, v, vlen, where, sizeof where, msg);
 	}
-	rv = iter_error(it, msg, where);
-out:
+	if (rv == 0) {
+		rocksdb_iter_get_error(it, &err);
+		if (err != NULL)
+			rv = rd__rocks_err(err, msg, where);
+	}
 	rocksdb_iter_destroy(it);
+	return rv;
+}
+
+static int state_record(struct rd_storage *st, void *arg, const uint8_t *k, size_t klen,
+                        const uint8_t *v, size_t vlen, char *where, size_t wsize,
+                        char *msg)
+{
+	struct rd_sgroup *g;
+	int rv;
+
+	(void)arg;
+	if (klen != RD_STATE_KEY_LEN)
+		return rd_errorf(msg, RD_ECORRUPT, "state record with a %zu-byte key",
+		                 klen);
+	g = rd__group_get(st, rd_be64_get(k));
+	g->present = true;
+	if ((rv = rd__dec_state(g, k[8], v, vlen, msg)) != 0)
+		return rv;
+	snprintf(where, wsize, "state scan after group %llu", (unsigned long long)g->id);
+	return 0;
+}
+
+static int load_state(struct rd_storage *st, char *msg)
+{
+	int rv = scan(st, st->ro, RD_CF_STATE, "state", state_record, NULL, msg);
+
 	if (rv != 0)
 		return rv;
 	for (size_t i = 0; i < st->nslots; i++) {
@@ -71,82 +92,71 @@ out:
 	return 0;
 }
 
+/* One log record: it must extend its group's log by one entry (arg: the
+ * group of the previous record). */
+static int log_record(struct rd_storage *st, void *arg, const uint8_t *k, size_t klen,
+                      const uint8_t *v, size_t vlen, char *where, size_t wsize, char *msg)
+{
+	struct rd_sgroup **gp = arg, *g = *gp;
+	uint64_t term;
+	uint8_t type;
+	const uint8_t *data;
+	uint32_t dlen;
+	int rv;
+
+	if (klen != RD_LOG_KEY_LEN)
+		return rd_errorf(msg, RD_ECORRUPT, "log record with a %zu-byte key",
+		                 klen);
+	uint64_t gid = rd_be64_get(k), index = rd_be64_get(k + 8);
+	if (g == NULL || g->id != gid) {
+		g = *gp = rd__group_get(st, gid);
+		if (!g->present) {
+			g->present = true;
+			g->last = g->first - 1;
+			g->last_term = g->compact_term;
+		}
+	}
+	if (index < g->first)
+		return rd_errorf(msg, RD_ECORRUPT,
+		                 "group %llu index %llu: entry below the log start %llu",
+		                 (unsigned long long)gid, (unsigned long long)index,
+		                 (unsigned long long)g->first);
+	if (index != g->last + 1)
+		return rd_errorf(
+		    msg, RD_ECORRUPT,
+		    "group %llu index %llu: gap in the log, entries %llu..%llu "
+		    "are missing",
+		    (unsigned long long)gid, (unsigned long long)g->last + 1,
+		    (unsigned long long)g->last + 1, (unsigned long long)index - 1);
+	if ((rv = rd__dec_entry(gid, index, v, vlen, &term, &type, &data, &dlen, msg)) !=
+	    0)
+		return rv;
+	if (term < g->last_term)
+		return rd_errorf(
+		    msg, RD_ECORRUPT,
+		    "group %llu index %llu: term %llu is below the term %llu "
+		    "before it",
+		    (unsigned long long)gid, (unsigned long long)index,
+		    (unsigned long long)term, (unsigned long long)g->last_term);
+	g->last = index;
+	g->last_term = term;
+	snprintf(where, wsize, "log scan after group %llu index %llu",
+	         (unsigned long long)gid, (unsigned long long)index);
+	return 0;
+}
+
 static int load_log(struct rd_storage *st, char *msg)
 {
 	/* One pass over every group, checksums verified, without filling
 	 * the block cache with the whole log. */
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	struct rd_sgroup *g = NULL;
+	int rv;
+
 	rocksdb_readoptions_set_total_order_seek(ro, 1);
 	rocksdb_readoptions_set_verify_checksums(ro, 1);
 	rocksdb_readoptions_set_fill_cache(ro, 0);
-	rocksdb_iterator_t *it =
-	    rocksdb_create_iterator_cf(st->db, ro, st->cf[RD_CF_LOG]);
-	struct rd_sgroup *g = NULL;
-	char where[96] = "log scan";
-	int rv = 0;
-
-	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
-	     rocksdb_iter_next(it)) {
-		size_t klen, vlen;
-		const uint8_t *k, *v;
-		rd__iter_kv(it, &k, &klen, &v, &vlen);
-		uint64_t term;
-		uint8_t type;
-		const uint8_t *data;
-		uint32_t dlen;
-
-		if (klen != RD_LOG_KEY_LEN) {
-			rv = rd_errorf(msg, RD_ECORRUPT, "log record with a %zu-byte key",
-			               klen);
-			goto out;
-		}
-		uint64_t gid = rd_be64_get(k), index = rd_be64_get(k + 8);
-		if (g == NULL || g->id != gid) {
-			g = rd__group_get(st, gid);
-			if (!g->present) {
-				g->present = true;
-				g->last = g->first - 1;
-				g->last_term = g->compact_term;
-			}
-		}
-		if (index < g->first) {
-			rv = rd_errorf(
-			    msg, RD_ECORRUPT,
-			    "group %llu index %llu: entry below the log start %llu",
-			    (unsigned long long)gid, (unsigned long long)index,
-			    (unsigned long long)g->first);
-			goto out;
-		}
-		if (index != g->last + 1) {
-			rv = rd_errorf(
-			    msg, RD_ECORRUPT,
-			    "group %llu index %llu: gap in the log, entries %llu..%llu "
-			    "are missing",
-			    (unsigned long long)gid, (unsigned long long)g->last + 1,
-			    (unsigned long long)g->last + 1,
-			    (unsigned long long)index - 1);
-			goto out;
-		}
-		if ((rv = rd__dec_entry(gid, index, v, vlen, &term, &type, &data, &dlen,
-		                        msg)) != 0)
-			goto out;
-		if (term < g->last_term) {
-			rv = rd_errorf(
-			    msg, RD_ECORRUPT,
-			    "group %llu index %llu: term %llu is below the term %llu "
-			    "before it",
-			    (unsigned long long)gid, (unsigned long long)index,
-			    (unsigned long long)term, (unsigned long long)g->last_term);
-			goto out;
-		}
-		g->last = index;
-		g->last_term = term;
-		snprintf(where, sizeof where, "log scan after group %llu index %llu",
-		         (unsigned long long)gid, (unsigned long long)index);
-	}
-	rv = iter_error(it, msg, where);
-out:
-	rocksdb_iter_destroy(it);
+	rv = scan(st, ro, RD_CF_LOG, "log", log_record, &g, msg);
 	rocksdb_readoptions_destroy(ro);
 	return rv;
 }

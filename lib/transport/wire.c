@@ -316,6 +316,13 @@ const char *rd_wire_outcome_name(enum rd_outcome o)
 	}
 }
 
+const char *rd_wire_code_name(int code)
+{
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value(&raftd__error_code__descriptor, code);
+	return v != NULL ? v->name : NULL;
+}
+
 /* ---- conversions ------------------------------------------------------------ */
 
 /* Copy at most RD_RAFT_MAX_MEMBERS of the `n` ids at `src`; the count. */

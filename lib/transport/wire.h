@@ -201,6 +201,10 @@ enum rd_outcome rd_wire_outcome(int code);
 /* "not applied" / "outcome unknown" / "ok". */
 const char *rd_wire_outcome_name(enum rd_outcome o);
 
+/* ErrorCode `code`'s name as proto/raftd.proto spells it ("NO_LEADER"), or
+ * NULL for a code outside the enum (a newer peer's). */
+const char *rd_wire_code_name(int code);
+
 /* ---- conversions between the core's types and the generated ones --------- */
 
 /* Fill `out` from `sm` (zeroed when `sm` is NULL); member lists longer than

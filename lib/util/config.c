@@ -17,6 +17,7 @@
 
 #include "util/config_keys.h"
 #include "util/err.h"
+#include "util/fatal.h"
 
 static char *reader(char *buf, int size, void *stream)
 {
@@ -108,54 +109,19 @@ static int handler(void *user, const char *section, const char *name, const char
 	return rd_config_set(p, k, v);
 }
 
+/* Every default is the text of its KEYS row, parsed as a file's value would
+ * be; one that does not parse is a bug of the table (tests/unit/
+ * test_config.c loads them all). */
 void rd_config_defaults(struct rd_config *c)
 {
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_config_parse p = {.c = c, .name = "default", .msg = msg};
+
 	memset(c, 0, sizeof *c);
-	c->data_groups = 16;
-	c->replication_factor = 3;
-	c->promote_max_lag = 1000;
-	c->max_moves = 4;
-	c->tick_ms = 10;
-	c->election_ticks = 30;
-	c->heartbeat_ticks = 3;
-	c->max_inflight_msgs = 256;
-	c->max_msg_bytes = 1u << 20;
-	c->snapshot_entries = 10000;
-	c->flush_interval_ms = 2000;
-	c->session_max = 10000;
-	c->session_expiry = 100000;
-	c->journal_entries = 100000;
-	c->journal_bytes = 64u << 20;
-	c->stream_max_credit = 4096;
-	c->stream_stall_ms = 10000;
-	c->max_frame_bytes = 64u << 20;
-	c->idle_timeout_ms = 30000;
-	c->keepalive_ms = 1000;
-	c->handshake_timeout_ms = 5000;
-	c->max_half_open = 256;
-	c->max_half_open_per_source = 8;
-	c->retry_threshold = 16;
-	c->tls_mode = RD_TLS_MUTUAL;
-	snprintf(c->socket_path, sizeof c->socket_path, "/run/raftd/raftd.sock");
-	c->socket_mode = 0660;
-	c->request_timeout_ms = 5000;
-	c->ctl_max_conns = 64;
-	c->ctl_max_inflight = 64;
-	c->ctl_high_water = 4u << 20;
-	c->ctl_partial_timeout_ms = 10000;
-	c->disk_slow_ms = 100;
-	c->disk_slow_window_ms = 5000;
-	c->disk_recover_ms = 30000;
-	c->disk_stall_ms = 60000;
-	c->canary_interval_ms = 10000;
-	c->env_max_payload = 256u << 10;
-	c->env_max_inflight = 4096;
-	c->env_max_inflight_conn = 16;
-	c->admin_enabled = true;
-	c->admin_max_conns = 16;
-	c->admin_timeout_ms = 5000;
-	rd_addr_parse(&c->admin_listen, "127.0.0.1:9101", NULL);
-	c->log_level = RD_LOG_INFO;
+	for (int k = 0; k < K_COUNT; k++)
+		if (rd_config_keys[k].def != NULL &&
+		    !rd_config_set(&p, k, rd_config_keys[k].def))
+			rd_fatal("%s", msg);
 }
 
 static int require(struct rd_config_parse *p, int k)

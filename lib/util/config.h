@@ -130,7 +130,8 @@ struct rd_config {
 	enum rd_log_level log_level;
 };
 
-/* Fill `c` with the defaults of every optional key. */
+/* Fill `c` with the defaults of every optional key (the last column of the
+ * key table, util/config_keys.h). */
 void rd_config_defaults(struct rd_config *c);
 
 /* Load and validate `path` into `c`. Returns 0, or RD_ECONFIG / RD_EIO with a

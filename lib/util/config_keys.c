@@ -1,7 +1,9 @@
 /*
- * The config file's key table and one value parser per key: range checks,
- * addresses, paths, the peer list. Each error names the key; config.c adds
- * file and line (rd_config_fail) and checks what spans several keys.
+ * The config file's key table (KEYS, config_keys.h) and the parsers of its
+ * kinds of value: numbers in bounds, flags, paths, addresses, and the few
+ * keys with a parser of their own (the peer list, enums, the octal mode).
+ * Each error names the key; config.c adds file and line (rd_config_fail)
+ * and checks what spans several keys.
  */
 #include "util/config_keys.h"
 
@@ -12,12 +14,6 @@
 #include <string.h>
 
 #include "util/err.h"
-
-const struct rd_config_key_name rd_config_keys[K_COUNT] = {
-#define X(s, k) [K_##s##_##k] = {#s, #k},
-    KEYS(X)
-#undef X
-};
 
 static bool parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -40,15 +36,6 @@ static bool parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
 	if (*end != '\0' || x < min || x > max)
 		return false;
 	*out = x;
-	return true;
-}
-
-static bool parse_uint(const char *v, unsigned min, unsigned max, unsigned *out)
-{
-	uint64_t x;
-	if (!parse_u64(v, min, max, &x))
-		return false;
-	*out = (unsigned)x;
 	return true;
 }
 
@@ -118,11 +105,10 @@ static int set_path(struct rd_config_parse *p, int k, char *dst, size_t size,
 }
 
 /* "1@127.0.0.1:7001, 2@127.0.0.1:7002" */
-static int set_peers(struct rd_config_parse *p, const char *v)
+static int set_peers(struct rd_config_parse *p, int k, const char *v)
 {
 	struct rd_config *c = p->c;
 	char buf[4096], *save = NULL, *tok;
-	const int k = K_cluster_peers;
 
 	if (strlen(v) >= sizeof buf)
 		return rd_config_fail(p, k, "%s", "value too long");
@@ -171,289 +157,141 @@ static bool parse_bool(const char *v, bool *out)
 	return true;
 }
 
+static int set_join(struct rd_config_parse *p, int k, const char *v)
+{
+	p->c->has_join = true;
+	return set_addr(p, k, &p->c->join, v);
+}
+
+static int set_tls_mode(struct rd_config_parse *p, int k, const char *v)
+{
+	if (strcmp(v, "mutual") == 0)
+		p->c->tls_mode = RD_TLS_MUTUAL;
+	else if (strcmp(v, "insecure") == 0)
+		p->c->tls_mode = RD_TLS_INSECURE;
+	else
+		return rd_config_fail(p, k, "'%s' is neither 'mutual' nor 'insecure'", v);
+	return 1;
+}
+
+static int set_socket_mode(struct rd_config_parse *p, int k, const char *v)
+{
+	char *end;
+	unsigned long long u;
+
+	errno = 0;
+	u = strtoull(v, &end, 8);
+	if (*v == '\0' || *end != '\0' || errno != 0 || u > 0777)
+		return rd_config_fail(p, k, "'%s' is not an octal mode such as 0660", v);
+	p->c->socket_mode = (mode_t)u;
+	return 1;
+}
+
+/* "off", or the address to listen on. */
+static int set_admin_listen(struct rd_config_parse *p, int k, const char *v)
+{
+	p->c->admin_enabled = strcmp(v, "off") != 0;
+	if (!p->c->admin_enabled)
+		return 1;
+	return set_addr(p, k, &p->c->admin_listen, v);
+}
+
+static int set_log_level(struct rd_config_parse *p, int k, const char *v)
+{
+	if (!rd_log_parse_level(v, &p->c->log_level))
+		return rd_config_fail(
+		    p, k, "'%s' is not one of error, warning, notice, info, debug", v);
+	return 1;
+}
+
+/* The third column of KEYS, as designated initializers. */
+#define FIELD(f)                                                                         \
+	.offset = offsetof(struct rd_config, f),                                         \
+	.size = sizeof(((struct rd_config *)0)->f)
+#define NUM(f, lo, hi, u)                                                                \
+	.kind = RD_CONFIG_NUM, FIELD(f), .min = (lo), .max = (hi),                       \
+	.unit = RD_CONFIG_UNIT_##u
+#define NUM_OFF(f, hi, u, what) NUM(f, 0, hi, u), .zero_turns_off = (what)
+#define FLAG(f)                 .kind = RD_CONFIG_FLAG, FIELD(f)
+#define PATH(f)                 .kind = RD_CONFIG_PATH, FIELD(f)
+#define ADDR(f)                 .kind = RD_CONFIG_ADDR, FIELD(f)
+#define CUSTOM(fn)              .kind = RD_CONFIG_CUSTOM, .set = (fn)
+
+const struct rd_config_key_spec rd_config_keys[K_COUNT] = {
+#define X(s, k, how, d) [K_##s##_##k] = {.section = #s, .key = #k, how, .def = (d)},
+    KEYS(X)
+#undef X
+};
+
+/* `x` as the file would best write it: with a binary suffix when it is a
+ * byte count that has one. */
+static void format_bound(char *buf, size_t size, uint64_t x, enum rd_config_unit unit)
+{
+	static const char *const suffix[] = {"GiB", "MiB", "KiB"};
+
+	for (unsigned i = 0; unit == RD_CONFIG_UNIT_BYTES && x != 0 && i < 3; i++) {
+		unsigned shift = 30 - 10 * i;
+		if ((x & ((1ull << shift) - 1)) == 0) {
+			snprintf(buf, size, "%llu%s", (unsigned long long)(x >> shift),
+			         suffix[i]);
+			return;
+		}
+	}
+	snprintf(buf, size, "%llu", (unsigned long long)x);
+}
+
+/* Refuse `v` for number key `k`, saying what the key takes: "'v' is not a
+ * number of milliseconds in 1..1000", "'v' is not a positive integer". */
+static int fail_number(struct rd_config_parse *p, int k, const char *v)
+{
+	static const char *const noun[] = {
+	    [RD_CONFIG_UNIT_N] = "a number",
+	    [RD_CONFIG_UNIT_MS] = "a number of milliseconds",
+	    [RD_CONFIG_UNIT_BYTES] = "a number of bytes",
+	    [RD_CONFIG_UNIT_ENTRIES] = "a number of entries",
+	};
+	const struct rd_config_key_spec *key = &rd_config_keys[k];
+	char lo[32], hi[32], range[80] = "", off[80] = "";
+
+	if (key->max == UINT64_MAX && key->min == 1 && key->unit == RD_CONFIG_UNIT_N)
+		return rd_config_fail(p, k, "'%s' is not a positive integer", v);
+	if (key->max != UINT64_MAX) {
+		format_bound(lo, sizeof lo, key->min, key->unit);
+		format_bound(hi, sizeof hi, key->max, key->unit);
+		snprintf(range, sizeof range, " in %s..%s", lo, hi);
+	}
+	if (key->zero_turns_off != NULL)
+		snprintf(off, sizeof off, " (0 turns %s off)", key->zero_turns_off);
+	return rd_config_fail(p, k, "'%s' is not %s%s%s", v, noun[key->unit], range, off);
+}
+
 int rd_config_set(struct rd_config_parse *p, int k, const char *v)
 {
-	struct rd_config *c = p->c;
+	const struct rd_config_key_spec *key = &rd_config_keys[k];
+	char *field = (char *)p->c + key->offset;
 	uint64_t u;
 
-	switch ((enum rd_config_key)k) {
-	case K_node_id:
-		if (!parse_u64(v, 1, UINT64_MAX, &c->node_id))
-			return rd_config_fail(p, k, "'%s' is not a positive integer", v);
-		return 1;
-	case K_node_data_dir:
-		return set_path(p, k, c->data_dir, sizeof c->data_dir, v);
-	case K_cluster_listen:
-		return set_addr(p, k, &c->listen, v);
-	case K_cluster_peers:
-		return set_peers(p, v);
-	case K_cluster_join:
-		c->has_join = true;
-		return set_addr(p, k, &c->join, v);
-	case K_cluster_data_groups:
-		if (!parse_uint(v, 1, 4096, &c->data_groups))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..4096", v);
-		return 1;
-	case K_cluster_replication_factor:
-		if (!parse_uint(v, 1, 7, &c->replication_factor))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..7", v);
-		return 1;
-	case K_cluster_promote_max_lag:
-		if (!parse_u64(v, 0, UINT64_MAX, &c->promote_max_lag))
-			return rd_config_fail(p, k, "'%s' is not a number of entries", v);
-		return 1;
-	case K_cluster_max_moves:
-		if (!parse_uint(v, 1, 64, &c->max_moves))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..64", v);
-		return 1;
-	case K_raft_tick_ms:
-		if (!parse_uint(v, 1, 1000, &c->tick_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 1..1000", v);
-		return 1;
-	case K_raft_election_ticks:
-		if (!parse_uint(v, 2, 100000, &c->election_ticks))
-			return rd_config_fail(p, k, "'%s' is not a number in 2..100000",
-			                      v);
-		return 1;
-	case K_raft_heartbeat_ticks:
-		if (!parse_uint(v, 1, 100000, &c->heartbeat_ticks))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..100000",
-			                      v);
-		return 1;
-	case K_raft_max_inflight_msgs:
-		if (!parse_uint(v, 1, 65536, &c->max_inflight_msgs))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..65536",
-			                      v);
-		return 1;
-	case K_raft_max_msg_bytes:
-		if (!parse_u64(v, 1024, 1ull << 30, &c->max_msg_bytes))
-			return rd_config_fail(p, k, "'%s' is not a size in 1KiB..1GiB",
-			                      v);
-		return 1;
-	case K_raft_snapshot_entries:
-		if (!parse_u64(v, 1, UINT64_MAX, &c->snapshot_entries))
-			return rd_config_fail(p, k, "'%s' is not a positive integer", v);
-		return 1;
-	case K_raft_flush_interval_ms:
-		if (!parse_uint(v, 10, 600000, &c->flush_interval_ms))
-			return rd_config_fail(p, k, "'%s' is not a number in 10..600000",
-			                      v);
-		return 1;
-	case K_sessions_max_per_group:
-		if (!parse_u64(v, 1, UINT64_MAX, &c->session_max))
-			return rd_config_fail(p, k, "'%s' is not a positive integer", v);
-		return 1;
-	case K_sessions_expiry_entries:
-		if (!parse_u64(v, 1, UINT64_MAX, &c->session_expiry))
-			return rd_config_fail(p, k, "'%s' is not a positive integer", v);
-		return 1;
-	case K_streams_retention_entries:
-		if (!parse_u64(v, 0, UINT64_MAX, &c->journal_entries))
-			return rd_config_fail(p, k, "'%s' is not a number of entries", v);
-		return 1;
-	case K_streams_retention_bytes:
-		if (!parse_u64(v, 0, UINT64_MAX, &c->journal_bytes))
-			return rd_config_fail(p, k, "'%s' is not a number of bytes", v);
-		return 1;
-	case K_streams_max_credit:
-		if (!parse_uint(v, 1, 1000000, &c->stream_max_credit))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..1000000",
-			                      v);
-		return 1;
-	case K_streams_stall_timeout_ms:
-		if (!parse_uint(v, 10, 3600000, &c->stream_stall_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 10..3600000",
-			    v);
-		return 1;
-	case K_transport_max_frame_bytes:
-		if (!parse_u64(v, 4096, 1ull << 30, &c->max_frame_bytes))
-			return rd_config_fail(p, k, "'%s' is not a size in 4KiB..1GiB",
-			                      v);
-		return 1;
-	case K_transport_idle_timeout_ms:
-		if (!parse_uint(v, 100, 3600000, &c->idle_timeout_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 100..3600000",
-			    v);
-		return 1;
-	case K_transport_keepalive_ms:
-		if (!parse_uint(v, 10, 3600000, &c->keepalive_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 10..3600000",
-			    v);
-		return 1;
-	case K_transport_handshake_timeout_ms:
-		if (!parse_uint(v, 100, 600000, &c->handshake_timeout_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 100..600000",
-			    v);
-		return 1;
-	case K_tls_mode:
-		if (strcmp(v, "mutual") == 0)
-			c->tls_mode = RD_TLS_MUTUAL;
-		else if (strcmp(v, "insecure") == 0)
-			c->tls_mode = RD_TLS_INSECURE;
-		else
-			return rd_config_fail(
-			    p, k, "'%s' is neither 'mutual' nor 'insecure'", v);
-		return 1;
-	case K_tls_ca:
-		return set_path(p, k, c->tls_ca, sizeof c->tls_ca, v);
-	case K_tls_cert:
-		return set_path(p, k, c->tls_cert, sizeof c->tls_cert, v);
-	case K_tls_key:
-		return set_path(p, k, c->tls_key, sizeof c->tls_key, v);
-	case K_tls_allow_insecure_remote:
-		if (!parse_bool(v, &c->tls_insecure_remote))
-			return rd_config_fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
-		return 1;
-	case K_control_socket:
-		return set_path(p, k, c->socket_path, sizeof c->socket_path, v);
-	case K_control_socket_mode: {
-		char *end;
-		errno = 0;
-		u = strtoull(v, &end, 8);
-		if (*v == '\0' || *end != '\0' || errno != 0 || u > 0777)
-			return rd_config_fail(
-			    p, k, "'%s' is not an octal mode such as 0660", v);
-		c->socket_mode = (mode_t)u;
-		return 1;
-	}
-	case K_control_request_timeout_ms:
-		if (!parse_uint(v, 1, 3600000, &c->request_timeout_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 1..3600000",
-			    v);
-		return 1;
-	case K_control_allow_world_access:
-		if (!parse_bool(v, &c->socket_world))
-			return rd_config_fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
-		return 1;
-	case K_control_max_connections:
-		if (!parse_uint(v, 1, 65536, &c->ctl_max_conns))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..65536",
-			                      v);
-		return 1;
-	case K_control_max_requests_in_flight:
-		if (!parse_uint(v, 1, 65536, &c->ctl_max_inflight))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..65536",
-			                      v);
-		return 1;
-	case K_control_output_high_water_bytes:
-		if (!parse_u64(v, 4096, 1ull << 30, &c->ctl_high_water))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of bytes in 4096..2^30", v);
-		return 1;
-	case K_control_partial_frame_timeout_ms:
-		if (!parse_uint(v, 1, 3600000, &c->ctl_partial_timeout_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 1..3600000",
-			    v);
-		return 1;
-	case K_envelopes_max_payload_bytes:
-		if (!parse_u64(v, 1, RD_CONFIG_ENV_PAYLOAD_MAX, &c->env_max_payload))
-			return rd_config_fail(p, k,
-			                      "'%s' is not a number of bytes in 1..%u", v,
-			                      RD_CONFIG_ENV_PAYLOAD_MAX);
-		return 1;
-	case K_envelopes_max_in_flight:
-		if (!parse_uint(v, 1, 1000000, &c->env_max_inflight))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..1000000",
-			                      v);
-		return 1;
-	case K_envelopes_max_in_flight_per_connection:
-		if (!parse_uint(v, 1, 65536, &c->env_max_inflight_conn))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..65536",
-			                      v);
-		return 1;
-	case K_admin_max_connections:
-		if (!parse_uint(v, 1, 65536, &c->admin_max_conns))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..65536",
-			                      v);
-		return 1;
-	case K_admin_request_timeout_ms:
-		if (!parse_uint(v, 1, 3600000, &c->admin_timeout_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 1..3600000",
-			    v);
-		return 1;
-	case K_transport_max_half_open:
-		if (!parse_uint(v, 1, 1000000, &c->max_half_open))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..1000000",
-			                      v);
-		return 1;
-	case K_transport_max_half_open_per_source:
-		if (!parse_uint(v, 1, 1000000, &c->max_half_open_per_source))
-			return rd_config_fail(p, k, "'%s' is not a number in 1..1000000",
-			                      v);
-		return 1;
-	case K_transport_retry_threshold:
-		if (!parse_uint(v, 0, 1000000, &c->retry_threshold))
-			return rd_config_fail(p, k, "'%s' is not a number in 0..1000000",
-			                      v);
-		return 1;
-	case K_transport_count_lost_packets:
-		if (!parse_bool(v, &c->count_lost_packets))
-			return rd_config_fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
-		return 1;
-	case K_transport_max_partial_bytes:
-		if (!parse_u64(v, 1u << 20, 1ull << 34, &c->max_partial_bytes))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of bytes in 2^20..2^34", v);
-		return 1;
-	case K_health_disk_slow_ms:
-		if (!parse_uint(v, 0, 3600000, &c->disk_slow_ms))
-			return rd_config_fail(
-			    p, k,
-			    "'%s' is not a number of milliseconds in 0..3600000 "
-			    "(0 turns evacuation off)",
-			    v);
-		return 1;
-	case K_health_disk_slow_window_ms:
-		if (!parse_uint(v, 100, 3600000, &c->disk_slow_window_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 100..3600000",
-			    v);
-		return 1;
-	case K_health_disk_recover_ms:
-		if (!parse_uint(v, 100, 3600000, &c->disk_recover_ms))
-			return rd_config_fail(
-			    p, k, "'%s' is not a number of milliseconds in 100..3600000",
-			    v);
-		return 1;
-	case K_health_disk_stall_ms:
-		if (!parse_uint(v, 0, 3600000, &c->disk_stall_ms))
-			return rd_config_fail(
-			    p, k,
-			    "'%s' is not a number of milliseconds in 0..3600000 "
-			    "(0 turns the guard off)",
-			    v);
-		return 1;
-	case K_health_canary_interval_ms:
-		if (!parse_uint(v, 0, 3600000, &c->canary_interval_ms))
-			return rd_config_fail(
-			    p, k,
-			    "'%s' is not a number of milliseconds in 0..3600000 "
-			    "(0 turns the canary off)",
-			    v);
-		return 1;
-	case K_admin_listen:
-		if (strcmp(v, "off") == 0) {
-			c->admin_enabled = false;
-			return 1;
+	switch (key->kind) {
+	case RD_CONFIG_NUM:
+		if (!parse_u64(v, key->min, key->max, &u))
+			return fail_number(p, k, v);
+		if (key->size == sizeof(unsigned)) {
+			unsigned x = (unsigned)u;
+			memcpy(field, &x, sizeof x);
+		} else {
+			memcpy(field, &u, sizeof u);
 		}
-		c->admin_enabled = true;
-		return set_addr(p, k, &c->admin_listen, v);
-	case K_log_level:
-		if (!rd_log_parse_level(v, &c->log_level))
-			return rd_config_fail(
-			    p, k,
-			    "'%s' is not one of error, warning, notice, info, debug", v);
 		return 1;
-	case K_COUNT:
-		break;
+	case RD_CONFIG_FLAG:
+		if (!parse_bool(v, (bool *)(void *)field))
+			return rd_config_fail(p, k, "'%s' is neither 'yes' nor 'no'", v);
+		return 1;
+	case RD_CONFIG_PATH:
+		return set_path(p, k, field, key->size, v);
+	case RD_CONFIG_ADDR:
+		return set_addr(p, k, (struct rd_addr *)(void *)field, v);
+	case RD_CONFIG_CUSTOM:
+		return key->set(p, k, v);
 	}
 	return 0;
 }

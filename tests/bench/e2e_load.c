@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "raftd.pb-c.h"
+#include "transport/wire.h"
 #include "util/frame.h"
 #include "util/clock.h"
 
@@ -190,10 +191,7 @@ int main(int argc, char **argv)
 	       clients, argc - 3, KEY_LEN, VALUE_LEN, secs, (unsigned long long)errors);
 	for (int k = 0; k < 16; k++)
 		if (errors_by_code[k] != 0)
-			printf("errors: %s %llu\n",
-			       protobuf_c_enum_descriptor_get_value(
-			           &raftd__error_code__descriptor, k)
-			           ->name,
+			printf("errors: %s %llu\n", rd_wire_code_name(k),
 			       (unsigned long long)errors_by_code[k]);
 	printf("RESULT e2e clients=%u writes=%zu writes_per_s=%.0f p50_ms=%.3f "
 	       "p99_ms=%.3f p999_ms=%.3f\n",

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "raftd.pb-c.h"
+#include "transport/wire.h"
 #include "util/clock.h"
 #include "util/frame.h"
 
@@ -464,10 +465,7 @@ int main(int argc, char **argv)
 	printf("acknowledged writes: %llu; retried errors:", (unsigned long long)acked);
 	for (int k = 0; k < 16; k++)
 		if (errors_by_code[k] != 0)
-			printf(" %s=%llu",
-			       protobuf_c_enum_descriptor_get_value(
-			           &raftd__error_code__descriptor, k)
-			           ->name,
+			printf(" %s=%llu", rd_wire_code_name(k),
 			       (unsigned long long)errors_by_code[k]);
 	printf("\n");
 	for (int i = 0; i < NODES; i++)

@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl/client.h"
 #include "raftd.pb-c.h"
 #include "util/clock.h"
 #include "util/frame.h"
@@ -43,11 +44,7 @@ static int dial(const char *path)
 
 static void send_req(int fd, Raftd__ClientRequest *req)
 {
-	uint8_t buf[512];
-	size_t len = raftd__client_request__get_packed_size(req);
-
-	raftd__client_request__pack(req, buf);
-	if (rd_frame_write_fd(fd, buf, len) != 0) {
+	if (rd_ctl_send_request(fd, req) != 0) {
 		fprintf(stderr, "tail_bench: write failed\n");
 		exit(1);
 	}
@@ -154,14 +151,10 @@ int main(int argc, char **argv)
 			}
 			raftd__client_response__free_unpacked(r, NULL);
 			if (++used == 2048) {
-				Raftd__ClientRequest cr = RAFTD__CLIENT_REQUEST__INIT;
-				Raftd__CreditRequest c = RAFTD__CREDIT_REQUEST__INIT;
-				c.subscription = 1;
-				c.credit = 2048;
-				cr.request_id = 2;
-				cr.op_case = RAFTD__CLIENT_REQUEST__OP_CREDIT;
-				cr.credit = &c;
-				send_req(s, &cr);
+				if (rd_ctl_send_credit(s, 2, 1, 2048) != 0) {
+					fprintf(stderr, "tail_bench: write failed\n");
+					return 1;
+				}
 				used = 0;
 			}
 		}

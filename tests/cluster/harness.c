@@ -342,16 +342,38 @@ void rd_h_cluster_free(struct rd_h_cluster *c)
 
 bool rd_h_log_has(const struct rd_h_cluster *c, unsigned i, const char *needle)
 {
+	return rd_h_log_count(c, i, needle, NULL) > 0;
+}
+
+unsigned rd_h_log_count(const struct rd_h_cluster *c, unsigned i, const char *needle,
+                        const char *also)
+{
 	char buf[1 << 16];
 	FILE *f = fopen(c->nodes[i - 1].log, "r");
-	bool found = false;
+	unsigned k = 0;
 
 	if (f == NULL)
-		return false;
-	while (!found && fgets(buf, sizeof buf, f) != NULL)
-		found = strstr(buf, needle) != NULL;
+		return 0;
+	while (fgets(buf, sizeof buf, f) != NULL)
+		k += strstr(buf, needle) != NULL &&
+		     (also == NULL || strstr(buf, also) != NULL);
 	fclose(f);
-	return found;
+	return k;
+}
+
+int rd_h_wait_exit(struct rd_h_cluster *c, unsigned i, unsigned secs)
+{
+	struct rd_h_node *nd = &c->nodes[i - 1];
+	int status;
+
+	for (unsigned t = 0; t < secs * 10; t++) {
+		if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
+			nd->pid = 0;
+			return status;
+		}
+		usleep(100 * 1000);
+	}
+	return -1;
 }
 
 void rd_h_check_leaders(struct rd_h_cluster *c)

@@ -93,6 +93,14 @@ int rd_h_free_port(bool udp);
 const char *rd_h_build_path(const char *name);
 /* Whether node i's (1-based) log file has a line containing `needle`. */
 bool rd_h_log_has(const struct rd_h_cluster *c, unsigned i, const char *needle);
+/* How many lines of node i's log file contain `needle` and, unless it is
+ * NULL, `also`. */
+unsigned rd_h_log_count(const struct rd_h_cluster *c, unsigned i, const char *needle,
+                        const char *also);
+/* Wait at most `secs` for node i's process to end by itself (it is not
+ * signalled); its wait status (node i is then marked stopped), or -1 while
+ * it still runs. */
+int rd_h_wait_exit(struct rd_h_cluster *c, unsigned i, unsigned secs);
 /* Sample `raftctl groups` on every running node and fail the test when a
  * (group, term) shows a second leader: every sample of the test process
  * is remembered (groups below 8, terms below 512; others are skipped). */

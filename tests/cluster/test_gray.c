@@ -230,24 +230,6 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 	             0);
 }
 
-/* Wait for node i's process to end by itself, at most `secs`; its wait
- * status, or -1 when it is still running. */
-static int wait_exit(unsigned i, unsigned secs)
-{
-	struct rd_h_node *nd = &C.nodes[i - 1];
-	int status;
-
-	for (unsigned k = 0; k < secs * 10; k++) {
-		pid_t p = waitpid(nd->pid, &status, WNOHANG);
-		if (p == nd->pid) {
-			nd->pid = 0;
-			return status;
-		}
-		usleep(100 * 1000);
-	}
-	return -1;
-}
-
 /* A put on node i from a child process, not waited for (the node may
  * never answer). */
 static pid_t put_async(unsigned i, const char *key)
@@ -292,14 +274,14 @@ Test(gray, a_stuck_fsync_aborts_the_process_after_the_limit, .fini = teardown,
 	/* A slow write below the limit is fine. */
 	set_fault(1, "delay 500");
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "b", "2", (char *)NULL), 0);
-	cr_assert_eq(wait_exit(1, 3), -1, "the node ended after a slow write");
+	cr_assert_eq(rd_h_wait_exit(&C, 1, 3), -1, "the node ended after a slow write");
 	/* That iteration took 10 tick intervals: the log says where. */
 	cr_assert(rd_h_log_has(&C, 1, "slow loop iteration"), "no slow-iteration line");
 	cr_assert(rd_h_log_has(&C, 1, "phase=write"), "the slow phase is not named");
 
 	set_fault(1, "block");
 	pid_t client = put_async(1, "c");
-	int st = wait_exit(1, WAIT_S);
+	int st = rd_h_wait_exit(&C, 1, WAIT_S);
 	reap(client);
 	cr_assert_neq(st, -1, "the node is still running with a stuck fsync");
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,

@@ -28,25 +28,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-static void put(unsigned node, const char *k, const char *v)
-{
-	char out[4096];
-	int rv =
-	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "put", k, v, (char *)NULL);
-	cr_assert_eq(rv, 0, "put %s on node %u: exit %d (logs in %s)", k, node, rv,
-	             C.dir);
-}
-
-static void expect_get(unsigned node, const char *k, const char *want)
-{
-	char out[4096], expect[4096];
-	int rv =
-	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "get", k, (char *)NULL);
-	cr_assert_eq(rv, 0, "get %s on node %u: exit %d", k, node, rv);
-	snprintf(expect, sizeof expect, "%s\n", want);
-	cr_assert_str_eq(out, expect, "node %u key %s", node, k);
-}
-
 /* `raftctl --json members ...` on `node`: exit code, output in out. */
 #define MEMBERS(node, out, ...)                                                          \
 	rd_h_ctl(&C, node, out, sizeof out, "--json", "--timeout", "20000", "members",   \
@@ -88,38 +69,6 @@ static unsigned meta_leader(unsigned node)
 	return l;
 }
 
-/* Lines of node i's log holding `needle`. */
-static unsigned count_log(unsigned i, const char *needle)
-{
-	char buf[1 << 16];
-	FILE *f = fopen(C.nodes[i - 1].log, "r");
-	unsigned k = 0;
-
-	if (f == NULL)
-		return 0;
-	while (fgets(buf, sizeof buf, f) != NULL)
-		k += strstr(buf, needle) != NULL;
-	fclose(f);
-	return k;
-}
-
-/* Wait for node i to exit by itself; its wait status, or -1. */
-static int wait_exit(unsigned i, unsigned secs)
-{
-	struct rd_h_node *nd = &C.nodes[i - 1];
-	int status;
-
-	for (unsigned t = 0; t < secs * 10; t++) {
-		pid_t r = waitpid(nd->pid, &status, WNOHANG);
-		if (r == nd->pid) {
-			nd->pid = 0;
-			return status;
-		}
-		usleep(100 * 1000);
-	}
-	return -1;
-}
-
 static bool all_registered(unsigned node)
 {
 	for (int t = 0; t < WAIT_S * 10; t++) {
@@ -132,6 +81,18 @@ static bool all_registered(unsigned node)
 	return false;
 }
 
+/* Three nodes up and ready, every registration applied, then keys
+ * `prefix`0 .. `prefix`(n - 1) written through every node in turn. */
+static void up(const struct rd_h_opts *o, const char *prefix, int n, const char *value)
+{
+	rd_h_cluster_init(&C, 3, o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
+	rd_h_put_keys(&C, 3, WAIT_S, prefix, n, value);
+	rd_h_check_leaders(&C);
+}
+
 Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout = 300)
 {
 	/* Two replicas per data group: a removed node's replicas can move to
@@ -140,15 +101,7 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	char out[8192], key[32], addr[64];
 	int rv, st;
 
-	rd_h_cluster_init(&C, 3, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
-	for (int i = 0; i < 12; i++) {
-		snprintf(key, sizeof key, "k%d", i);
-		put(1 + (unsigned)(i % 3), key, "v");
-	}
-	rd_h_check_leaders(&C);
+	up(&o, "k", 12, "v");
 
 	/* Bad input: refused with why, and nothing changes. */
 	rv = MEMBERS(2, out, "add", "3", "127.0.0.1:1");
@@ -216,7 +169,7 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	cr_assert_eq(rv, 0, "leader %u removing itself: %s (logs in %s)", lead, out,
 	             C.dir);
 	cr_assert(rd_h_log_has(&C, lead, "marked leaving"), "(logs in %s)", C.dir);
-	st = wait_exit(lead, 4 * WAIT_S);
+	st = rd_h_wait_exit(&C, lead, 4 * WAIT_S);
 	cr_assert(rd_h_log_has(&C, lead, "leadership handed to node"),
 	          "node %u did not hand group 0 over first (logs in %s)", lead, C.dir);
 	cr_assert(st != -1, "removed node %u did not exit (logs in %s)", lead, C.dir);
@@ -228,21 +181,21 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	/* Started again, it learns its removal again (from its own table, or
 	 * its peers') and exits 0. */
 	rd_h_start(&C, lead);
-	st = wait_exit(lead, WAIT_S);
+	st = rd_h_wait_exit(&C, lead, WAIT_S);
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	          "removed node %u restarted: status %d (logs in %s)", lead, st, C.dir);
-	cr_assert_eq(count_log(lead, "was removed from the cluster"), 2, "(logs in %s)",
-	             C.dir);
+	cr_assert_eq(rd_h_log_count(&C, lead, "was removed from the cluster", NULL), 2,
+	             "(logs in %s)", C.dir);
 
 	unsigned a = lead == 1 ? 2 : 1, b = 6 - lead - a;
 	cr_assert(wait_member(a, lead, "removed", true), "(logs in %s)", C.dir);
-	put(a, "after", "removal");
+	rd_h_put(&C, a, WAIT_S, "after", "removal");
 	for (int i = 0; i < 12; i++) {
 		snprintf(key, sizeof key, "k%d", i);
-		expect_get(a, key, "v");
-		expect_get(b, key, "v");
+		rd_h_expect_get(&C, a, WAIT_S, key, "v");
+		rd_h_expect_get(&C, b, WAIT_S, key, "v");
 	}
-	expect_get(b, "after", "removal");
+	rd_h_expect_get(&C, b, WAIT_S, "after", "removal");
 	rd_h_check_leaders(&C);
 
 	/* Two nodes left, two replicas per group: no node could take the
@@ -316,21 +269,13 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	char out[8192], key[32], cmd[512];
 	bool ok = false;
 
-	rd_h_cluster_init(&C, 3, &o);
-	rd_h_start_all(&C);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
-	for (int i = 0; i < 30; i++) {
-		snprintf(key, sizeof key, "a%d", i);
-		put(1 + (unsigned)(i % 3), key, "before");
-	}
-	rd_h_check_leaders(&C);
+	up(&o, "a", 30, "before");
 
 	int st = rd_h_stop(&C, 3, SIGKILL);
 	cr_assert(WIFSIGNALED(st));
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		put(1 + (unsigned)(i % 2), key, "while-down");
+		rd_h_put(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "while-down");
 	}
 	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
 	cr_assert_eq(system(cmd), 0);
@@ -355,11 +300,11 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node 3 not ready (logs in %s)", C.dir);
 	for (int i = 0; i < 30; i++) {
 		snprintf(key, sizeof key, "a%d", i);
-		expect_get(3, key, "before");
+		rd_h_expect_get(&C, 3, WAIT_S, key, "before");
 	}
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof key, "b%d", i);
-		expect_get(3, key, "while-down");
+		rd_h_expect_get(&C, 3, WAIT_S, key, "while-down");
 	}
 	rd_h_check_leaders(&C);
 
@@ -367,13 +312,13 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	 * majority of every group and keep serving. */
 	st = rd_h_stop(&C, 1, SIGTERM);
 	cr_assert(WIFEXITED(st));
-	put(2, "c0", "after");
-	expect_get(3, "c0", "after");
-	expect_get(3, "a7", "before");
+	rd_h_put(&C, 2, WAIT_S, "c0", "after");
+	rd_h_expect_get(&C, 3, WAIT_S, "c0", "after");
+	rd_h_expect_get(&C, 3, WAIT_S, "a7", "before");
 	rd_h_check_leaders(&C);
 	rd_h_start(&C, 1);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "(logs in %s)", C.dir);
-	expect_get(1, "c0", "after");
+	rd_h_expect_get(&C, 1, WAIT_S, "c0", "after");
 	rd_h_check_leaders(&C);
 	(void)out;
 	if (getenv("RD_KEEP_TMP") != NULL)

@@ -26,21 +26,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-/* Lines of node's log that hold both needles. */
-static unsigned log_count(unsigned node, const char *a, const char *b)
-{
-	char buf[1 << 16];
-	FILE *f = fopen(C.nodes[node - 1].log, "r");
-	unsigned k = 0;
-
-	if (f == NULL)
-		return 0;
-	while (fgets(buf, sizeof buf, f) != NULL)
-		k += strstr(buf, a) != NULL && strstr(buf, b) != NULL;
-	fclose(f);
-	return k;
-}
-
 static bool wait_log(unsigned node, const char *needle)
 {
 	for (int i = 0; i < WAIT_S * 10; i++) {
@@ -111,7 +96,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	for (unsigned i = 1; i <= 3; i++) {
 		cr_assert(rd_h_log_has(&C, i, "no founding state: asking"),
 		          "node %u founded without asking (logs in %s)", i, C.dir);
-		cr_assert_eq(log_count(i, "group opened group=0 ", "new=1"), 1,
+		cr_assert_eq(rd_h_log_count(&C, i, "group opened group=0 ", "new=1"), 1,
 		             "node %u (logs in %s)", i, C.dir);
 	}
 	for (unsigned i = 1; i <= 3; i++)
@@ -138,11 +123,13 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	 * wipe has no configuration (the founding ones are its first
 	 * start's); it takes part only as the new replicas the group-0 leader
 	 * adds (test_members_change.c follows it to the end). */
-	cr_assert_eq(log_count(3, "no founding state: asking", ""), 2, "logs in %s",
-	             C.dir);
-	cr_assert_eq(log_count(3, "group opened", "voters=3 new=1"), 1 + o.data_groups,
+	cr_assert_eq(rd_h_log_count(&C, 3, "no founding state: asking", ""), 2,
+	             "logs in %s", C.dir);
+	cr_assert_eq(rd_h_log_count(&C, 3, "group opened", "voters=3 new=1"),
+	             1 + o.data_groups,
 	             "the wiped node created founding state (logs in %s)", C.dir);
-	cr_assert_eq(log_count(3, "group opened", "voters=0 new=1"), 1 + o.data_groups,
+	cr_assert_eq(rd_h_log_count(&C, 3, "group opened", "voters=0 new=1"),
+	             1 + o.data_groups,
 	             "the wiped node opened no empty group (logs in %s)", C.dir);
 	for (int i = 0; i < 20; i++) {
 		snprintf(key, sizeof key, "b%d", i);
@@ -151,12 +138,8 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	}
 	cr_assert(rd_h_wait_ready(&C, 120), "the rejoined node is not ready (logs in %s)",
 	          C.dir);
-	for (int i = 0; i < 20; i++) {
-		snprintf(key, sizeof key, "a%d", i);
-		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "before");
-		snprintf(key, sizeof key, "b%d", i);
-		rd_h_expect_get(&C, 1 + (unsigned)(i % 2), WAIT_S, key, "after");
-	}
+	rd_h_expect_keys(&C, 2, WAIT_S, "a", 20, "before");
+	rd_h_expect_keys(&C, 2, WAIT_S, "b", 20, "after");
 	rd_h_check_leaders(&C);
 }
 
@@ -186,8 +169,8 @@ Test(membership, a_wiped_node_that_founds_alone_is_refused, .fini = teardown,
 	rd_h_start(&C, 3);
 	cr_assert(wait_log(3, "peers did not answer within"),
 	          "the wiped node did not found alone (logs in %s)", C.dir);
-	cr_assert_eq(log_count(3, "group opened group=0 ", "new=1"), 2, "logs in %s",
-	             C.dir);
+	cr_assert_eq(rd_h_log_count(&C, 3, "group opened group=0 ", "new=1"), 2,
+	             "logs in %s", C.dir);
 	rd_h_start(&C, 1);
 	rd_h_start(&C, 2);
 	cr_assert(wait_log(3, "this node's data was lost"),

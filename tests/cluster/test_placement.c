@@ -32,23 +32,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-/* Wait for node i to exit by itself; its wait status, or -1. */
-static int wait_exit(unsigned i, unsigned secs)
-{
-	struct rd_h_node *nd = &C.nodes[i - 1];
-	int status;
-
-	for (unsigned t = 0; t < secs * 10; t++) {
-		pid_t r = waitpid(nd->pid, &status, WNOHANG);
-		if (r == nd->pid) {
-			nd->pid = 0;
-			return status;
-		}
-		usleep(100 * 1000);
-	}
-	return -1;
-}
-
 static bool all_registered(unsigned node)
 {
 	for (int t = 0; t < WAIT_S * 10; t++) {
@@ -159,7 +142,7 @@ Test(placement, a_decommissioned_node_s_replicas_move_and_it_exits_0, .fini = te
 	rv = rd_h_ctl(&C, 1, out, sizeof out, "--json", "--timeout", "20000", "members",
 	              "remove", "4", (char *)NULL);
 	cr_assert_eq(rv, 0, "members remove 4: %s (logs in %s)", out, C.dir);
-	st = wait_exit(4, 240);
+	st = rd_h_wait_exit(&C, 4, 240);
 	cr_assert(st != -1, "node 4 did not exit (logs in %s)", C.dir);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "node 4: status %d", st);
 	cr_assert(rd_h_log_has(&C, 4, "was removed from the cluster"),

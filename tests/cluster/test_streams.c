@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/http.h"
+#include "ctl/client.h"
 #include "harness.h"
 #include "raftd.pb-c.h"
 #include "util/clock.h"
@@ -42,16 +43,6 @@ static int dial(const char *path)
 		return -1;
 	}
 	return fd;
-}
-
-static int send_req(int fd, Raftd__ClientRequest *req)
-{
-	size_t len = raftd__client_request__get_packed_size(req);
-	uint8_t *buf = malloc(len + 1);
-	raftd__client_request__pack(req, buf);
-	int rv = rd_frame_write_fd(fd, buf, len);
-	free(buf);
-	return rv;
 }
 
 /* One response, or NULL on close / after `ms` without one. */
@@ -86,7 +77,7 @@ static void sub_open(struct sub *s, unsigned node, Raftd__SubscribeRequest *r)
 	req.request_id = 7;
 	req.op_case = RAFTD__CLIENT_REQUEST__OP_SUBSCRIBE;
 	req.subscribe = r;
-	cr_assert_eq(send_req(s->fd, &req), 0);
+	cr_assert_eq(rd_ctl_send_request(s->fd, &req), 0);
 }
 
 /* The next frame of the subscription (granting credit as it goes). */
@@ -95,14 +86,7 @@ static Raftd__ClientResponse *sub_next(struct sub *s, int ms)
 	Raftd__ClientResponse *r = recv_resp(s->fd, ms);
 
 	if (r != NULL && r->entry != NULL && ++s->used == 64) {
-		Raftd__ClientRequest req = RAFTD__CLIENT_REQUEST__INIT;
-		Raftd__CreditRequest c = RAFTD__CREDIT_REQUEST__INIT;
-		c.subscription = 7;
-		c.credit = 64;
-		req.request_id = 8;
-		req.op_case = RAFTD__CLIENT_REQUEST__OP_CREDIT;
-		req.credit = &c;
-		send_req(s->fd, &req);
+		rd_ctl_send_credit(s->fd, 8, 7, 64);
 		s->used = 0;
 	}
 	return r;
@@ -138,7 +122,7 @@ static unsigned propose_n(unsigned node, const char *tag, unsigned n, size_t pad
 			req.request_id = ++sent;
 			req.op_case = RAFTD__CLIENT_REQUEST__OP_PROPOSE;
 			req.propose = &p;
-			cr_assert_eq(send_req(fd, &req), 0);
+			cr_assert_eq(rd_ctl_send_request(fd, &req), 0);
 		}
 		Raftd__ClientResponse *r = recv_resp(fd, 30000);
 		cr_assert_not_null(r, "no answer to a proposal");
@@ -189,7 +173,7 @@ static void writer(unsigned node, unsigned n, const char *acked)
 			req.request_id = k + 1;
 			req.op_case = RAFTD__CLIENT_REQUEST__OP_PROPOSE;
 			req.propose = &p;
-			if (send_req(fd, &req) != 0)
+			if (rd_ctl_send_request(fd, &req) != 0)
 				break;
 		}
 		unsigned got = 0, okc = 0;

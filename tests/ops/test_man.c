@@ -1,7 +1,7 @@
 /* Manual pages: raftd(8), raftctl(1) and raftd.conf(5) render with
  * `man --warnings -l` (and with every groff warning enabled) without a
  * single warning; raftd.conf(5) documents every key the parser accepts, in
- * its section; raftd(8) lists every metric of the catalog. */
+ * its section, with its default; raftd(8) lists every metric of the catalog. */
 #include <criterion/criterion.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctl/metrics.h"
+#include "util/config_keys.h"
 #include "sh.h"
 
 static const char *const pages[] = {
@@ -81,49 +82,82 @@ Test(man, pages_have_the_usual_sections)
 	}
 }
 
-/* Calls `fn(section, key)` for every key of the KEYS table in
- * lib/util/config_keys.h, the single list of what the parser accepts. */
-static unsigned each_config_key(void (*fn)(const char *, const char *, void *), void *arg)
+/* The entry of [sec] key in raftd.conf(5) `text`, from its ".BI key" line to
+ * the next entry or section (NUL-terminated copy in `out`), or NULL. */
+static char *man_entry(const char *text, const char *sec, const char *key, char *out,
+                       size_t size)
 {
-	char *src = ops_read_file(ops_src("lib/util/config_keys.h"));
-	unsigned n = 0;
-
-	cr_assert_not_null(src);
-	for (char *line = strtok(src, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-		char sec[64], key[64];
-		if (sscanf(line, " X(%63[a-z_], %63[a-z_])", sec, key) == 2) {
-			fn(sec, key, arg);
-			n++;
-		}
-	}
-	free(src);
-	return n;
-}
-
-static void key_in_man(const char *sec, const char *key, void *arg)
-{
-	const char *text = arg;
 	char head[96], entry[96];
-	const char *start, *end;
+	const char *start, *end, *at, *next;
 
 	snprintf(head, sizeof head, ".SH \"[%s] SECTION\"", sec);
 	start = strstr(text, head);
 	cr_assert_not_null(start, "raftd.conf(5) has no section for [%s]", sec);
 	end = strstr(start + 1, "\n.SH ");
 	snprintf(entry, sizeof entry, "\n.BI %s \" = \"", key);
-	const char *at = strstr(start, entry);
-	cr_assert(at != NULL && (end == NULL || at < end),
-	          "raftd.conf(5) does not document [%s] %s in its section", sec, key);
+	at = strstr(start, entry);
+	if (at == NULL || (end != NULL && at > end))
+		return NULL;
+	next = strstr(at + 1, "\n.TP");
+	if (next == NULL || (end != NULL && end < next))
+		next = end != NULL ? end : at + strlen(at);
+	snprintf(out, size, "%.*s", (int)(next - at), at);
+	return out;
 }
 
-/* Every key the parser accepts has an entry in its section of
- * raftd.conf(5). */
-Test(man, config_page_documents_every_key)
+/* True when man entry `e` gives `def` as the default: "Default: DEF" (or
+ * "Default:\n.IR DEF") followed by a blank, a stop or a parenthesis, or
+ * ".B DEF\n(the default)". */
+static bool states_default(const char *e, const char *def)
+{
+	size_t n = strlen(def);
+	char the[128];
+
+	for (const char *p = strstr(e, "Default:"); p != NULL;
+	     p = strstr(p + 1, "Default:")) {
+		const char *v = p + strlen("Default:");
+		if (strncmp(v, "\n.IR ", 5) == 0 || strncmp(v, "\n.B ", 4) == 0)
+			v = strchr(v + 1, ' ');
+		v += strspn(v, " ");
+		if (strncmp(v, def, n) == 0 && strchr(" .(\n", v[n]) != NULL)
+			return true;
+	}
+	snprintf(the, sizeof the, "\n.B %s\n(the default)", def);
+	return strstr(e, the) != NULL;
+}
+
+/* Every key the parser accepts (the KEYS table, util/config_keys.h) has an
+ * entry in its section of raftd.conf(5), and the entry of every key with a
+ * default states the table's. */
+Test(man, config_page_documents_every_key_and_its_default)
 {
 	char *text = ops_read_file(ops_src("conf/man/raftd.conf.5"));
+	char e[8192];
+
 	cr_assert_not_null(text);
-	cr_assert_geq(each_config_key(key_in_man, text), 20);
+	cr_assert_geq(K_COUNT, 20);
+	for (int k = 0; k < K_COUNT; k++) {
+		const struct rd_config_key_spec *key = &rd_config_keys[k];
+		cr_assert_not_null(
+		    man_entry(text, key->section, key->key, e, sizeof e),
+		    "raftd.conf(5) does not document [%s] %s in its section",
+		    key->section, key->key);
+		cr_assert(key->def == NULL || states_default(e, key->def),
+		          "raftd.conf(5) does not give [%s] %s's default %s:\n%s",
+		          key->section, key->key, key->def, e);
+	}
 	free(text);
+}
+
+/* The check is live: an entry stating another default is caught. */
+Test(man, a_wrong_default_in_the_page_is_caught)
+{
+	const char *e = ".BI tick_ms \" = \" N\nTick.\nDefault: 100.\n";
+
+	cr_assert(states_default(e, "100"));
+	cr_assert(!states_default(e, "10"));
+	cr_assert(states_default(".BI mode\n.B mutual\n(the default): both", "mutual"));
+	cr_assert(states_default("Default:\n.IR /run/x.sock .\n", "/run/x.sock"));
 }
 
 /* Every metric of RD_METRICS_CATALOG is described in raftd(8). */

@@ -162,6 +162,17 @@ Test(wire_errors, every_code_maps_to_a_wire_code)
 	cr_expect_eq(rd_err_to_wire(-1), RAFTD__ERROR_CODE__INTERNAL);
 }
 
+/* The names raftctl, the metrics and the benchmarks print for ErrorCodes
+ * are the .proto's; a code outside the enum has none. */
+Test(wire_errors, codes_are_named_as_the_proto_spells_them)
+{
+	cr_expect_str_eq(rd_wire_code_name(RAFTD__ERROR_CODE__OK), "OK");
+	cr_expect_str_eq(rd_wire_code_name(RAFTD__ERROR_CODE__NO_LEADER), "NO_LEADER");
+	cr_expect_str_eq(rd_wire_code_name(RAFTD__ERROR_CODE__APP_ERROR), "APP_ERROR");
+	cr_expect_null(rd_wire_code_name(-1));
+	cr_expect_null(rd_wire_code_name(1 << 20));
+}
+
 /* A message without entries needs no conversion space: it encodes on a
  * scratch that has never grown. */
 Test(wire_batch, a_message_without_entries_on_fresh_scratch)

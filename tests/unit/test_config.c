@@ -1,10 +1,12 @@
 /* Config parsing: a good file loads with its values and defaults; every kind
  * of mistake is an error that names file, line and key. */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util/config.h"
+#include "util/config_keys.h"
 #include "util/err.h"
 
 static const char *good = "[node]\n"
@@ -287,4 +289,95 @@ Test(config, admin_after_envelopes_keeps_envelope_keys)
 	load_ok(&c, "x.conf", text);
 	cr_assert(c.admin_enabled);
 	cr_assert_str_eq(c.admin_listen.text, "127.0.0.1:9109");
+}
+
+/* The key table (util/config_keys.h): a number goes into a field of its
+ * width, a path into an array, every row is parsed by something, and
+ * every default is a value the key accepts (rd_config_defaults parses
+ * them; an unparseable one aborts). */
+Test(config, key_table_rows_are_well_formed)
+{
+	struct rd_config c;
+
+	for (int k = 0; k < K_COUNT; k++) {
+		const struct rd_config_key_spec *key = &rd_config_keys[k];
+		cr_assert(key->section != NULL && key->key != NULL, "row %d", k);
+		switch (key->kind) {
+		case RD_CONFIG_NUM:
+			cr_assert(key->size == sizeof(unsigned) || key->size == 8,
+			          "[%s] %s", key->section, key->key);
+			cr_assert(key->size == 8 || key->max <= UINT_MAX, "[%s] %s",
+			          key->section, key->key);
+			cr_assert_leq(key->min, key->max, "[%s] %s", key->section,
+			              key->key);
+			break;
+		case RD_CONFIG_FLAG:
+			cr_assert_eq(key->size, sizeof(bool), "[%s] %s", key->section,
+			             key->key);
+			break;
+		case RD_CONFIG_PATH:
+			cr_assert_gt(key->size, 1, "[%s] %s", key->section, key->key);
+			break;
+		case RD_CONFIG_ADDR:
+			cr_assert_eq(key->size, sizeof(struct rd_addr), "[%s] %s",
+			             key->section, key->key);
+			break;
+		case RD_CONFIG_CUSTOM:
+			cr_assert_not_null(key->set, "[%s] %s", key->section, key->key);
+			break;
+		}
+		for (int j = 0; j < k; j++)
+			cr_assert(strcmp(key->section, rd_config_keys[j].section) != 0 ||
+			              strcmp(key->key, rd_config_keys[j].key) != 0,
+			          "[%s] %s twice", key->section, key->key);
+	}
+	rd_config_defaults(&c);
+	cr_assert_eq(c.socket_mode, 0660);
+	cr_assert_eq(c.tls_mode, RD_TLS_MUTUAL);
+	cr_assert_eq(c.log_level, RD_LOG_INFO);
+	cr_assert(c.admin_enabled);
+	cr_assert_str_eq(c.admin_listen.text, "127.0.0.1:9101");
+	cr_assert_str_eq(c.socket_path, "/run/raftd/raftd.sock");
+	cr_assert_eq(c.max_partial_bytes, 0);
+	cr_assert_eq(c.env_max_payload, 256u << 10);
+	cr_assert(!c.has_join);
+}
+
+/* A refused number says what the key takes, its bounds written as the
+ * file would write them, from the same table row that checks them. */
+Test(config, refused_numbers_name_their_bounds)
+{
+	expect_error(BASE PEERS "[raft]\ntick_ms = 0\n",
+	             "x.conf:10: [raft] tick_ms: '0' is not a number of milliseconds in "
+	             "1..1000");
+	expect_error(
+	    BASE PEERS "[raft]\nmax_msg_bytes = 1023\n",
+	    "[raft] max_msg_bytes: '1023' is not a number of bytes in 1KiB..1GiB");
+	expect_error(BASE PEERS "[transport]\nmax_partial_bytes = 17GiB\n",
+	             "'17GiB' is not a number of bytes in 1MiB..16GiB");
+	expect_error(BASE PEERS "[cluster]\ndata_groups = 4097\n",
+	             "[cluster] data_groups: '4097' is not a number in 1..4096");
+	expect_error(BASE PEERS "[streams]\nretention_entries = -1\n",
+	             "[streams] retention_entries: '-1' is not a number of entries");
+	expect_error(BASE PEERS "[health]\ndisk_stall_ms = 3600001\n",
+	             "'3600001' is not a number of milliseconds in 0..3600000 (0 turns "
+	             "the guard off)");
+	expect_error(
+	    BASE PEERS "[transport]\ncount_lost_packets = maybe\n",
+	    "x.conf:10: [transport] count_lost_packets: 'maybe' is neither 'yes' "
+	    "nor 'no'");
+}
+
+/* A value too large for an unsigned field is refused, not truncated. */
+Test(config, numbers_do_not_wrap_into_narrow_fields)
+{
+	struct rd_config c;
+
+	expect_error(BASE PEERS "[transport]\nretry_threshold = 4294967296\n",
+	             "x.conf:10: [transport] retry_threshold: '4294967296'");
+	load_ok(&c, "x.conf", BASE PEERS "[transport]\nretry_threshold = 1000000\n");
+	cr_assert_eq(c.retry_threshold, 1000000);
+	load_ok(&c, "x.conf",
+	        BASE PEERS "[raft]\nsnapshot_entries = 18446744073709551615\n");
+	cr_assert_eq(c.snapshot_entries, UINT64_MAX);
 }

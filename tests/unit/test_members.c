@@ -177,6 +177,27 @@ Test(members, bad_membership_requests_are_refused_with_why)
 	cr_assert_eq(check(&vw, &five, RD_MEMBERS_ADD, 6, true, msg), 0);
 }
 
+/* Promoting a learner changes the majority (thesis §4.1): with voters
+ * {1, 2, 3} and learner 4, the new majority of four is three reachable
+ * voters, the learner counted. */
+Test(members, a_promotion_that_leaves_no_reachable_majority_is_refused)
+{
+	struct rd_conf_state cs = {
+	    .n_voters = 3, .voters = {1, 2, 3}, .n_learners = 1, .learners = {4}};
+	struct view vw = {.match = {0, 5000, 5000, 5000, 4950},
+	                  .live = {false, true, true, false, true}};
+	char msg[RD_ERRMSG_SIZE];
+
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_PROMOTE, 4, false, msg), 0, "%s", msg);
+	vw.live[4] = false;
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_PROMOTE, 4, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "2 reachable voters of 4, no majority") != NULL, "%s", msg);
+	vw.live[4] = true;
+	vw.live[2] = false;
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_PROMOTE, 4, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "2 reachable voters of 4") != NULL, "%s", msg);
+}
+
 Test(members, keys_are_reserved_and_name_the_cluster)
 {
 	uint8_t a[RD_MEMBERS_KEY_MAX], b[RD_MEMBERS_KEY_MAX];
@@ -244,20 +265,37 @@ static uint64_t registered(struct rd_storage *st)
 	return r.incarnation;
 }
 
-Test(members, first_registration_wins_and_survives_a_restart)
+/* Open the storage in `dir`, creating it, as cluster "raftd-test". */
+static struct rd_storage *open_store(const char *dir)
 {
-	char dir[] = "/tmp/rd-members-XXXXXX", cmd[64];
 	struct rd_storage_options o;
 	struct rd_storage *st;
-	struct rd_storage_group_info info;
 	char msg[RD_ERRMSG_SIZE];
-	int status;
 
-	cr_assert_not_null(mkdtemp(dir));
 	rd_storage_options_init(&o);
 	o.create_if_missing = true;
 	o.cluster_id = "raftd-test";
 	cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "%s", msg);
+	return st;
+}
+
+static void remove_dir(const char *dir)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(members, first_registration_wins_and_survives_a_restart)
+{
+	char dir[] = "/tmp/rd-members-XXXXXX";
+	struct rd_storage *st;
+	struct rd_storage_group_info info;
+	int status;
+
+	cr_assert_not_null(mkdtemp(dir));
+	st = open_store(dir);
 	cr_assert_eq(registered(st), 0);
 	cr_assert_eq(apply_register(st, 1, 0xaaaa, &status), 0);
 	cr_assert_eq(status, 0);
@@ -268,13 +306,12 @@ Test(members, first_registration_wins_and_survives_a_restart)
 	cr_assert_eq(registered(st), 0xaaaa);
 	rd_storage_close(st);
 
-	cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "%s", msg);
+	st = open_store(dir);
 	cr_assert_eq(registered(st), 0xaaaa, "the table is loaded at restart");
 	cr_assert_eq(rd_storage_group_info(st, RD_STORAGE_META_GROUP, &info), 0);
 	cr_assert_eq(info.applied, 2, "applied with the same batch");
 	rd_storage_close(st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	remove_dir(dir);
 }
 
 /* Commit entry `index` of group 0 (a conf change: no command) whose apply
@@ -317,17 +354,13 @@ static void apply_raw(struct rd_storage *st, uint64_t index, const char *val)
  * durable with the entry's applied index, and a delete hides the key. */
 Test(members, batch_writes_are_read_through_the_batch)
 {
-	char dir[] = "/tmp/rd-members-XXXXXX", msg[RD_ERRMSG_SIZE], cmd[64];
-	struct rd_storage_options o;
+	char dir[] = "/tmp/rd-members-XXXXXX", msg[RD_ERRMSG_SIZE];
 	struct rd_storage *st;
 	uint8_t *dv;
 	size_t vl;
 
 	cr_assert_not_null(mkdtemp(dir));
-	rd_storage_options_init(&o);
-	o.create_if_missing = true;
-	o.cluster_id = "raftd-test";
-	cr_assert_eq(rd_storage_open(dir, &o, &st, msg), 0, "%s", msg);
+	st = open_store(dir);
 	apply_raw(st, 1, "v1");
 	cr_assert_eq(rd_storage_kv_get(st, 0, (const uint8_t *)"k", 1, &dv, &vl, msg), 0,
 	             "%s", msg);
@@ -338,6 +371,5 @@ Test(members, batch_writes_are_read_through_the_batch)
 	cr_assert_eq(rd_storage_kv_get(st, 0, (const uint8_t *)"k", 1, &dv, &vl, msg),
 	             RD_ENOTFOUND);
 	rd_storage_close(st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	remove_dir(dir);
 }
