@@ -51,6 +51,13 @@ static bool usable(const struct rd_placement_in *in, uint64_t id)
 	return nd != NULL && nd->live && !nd->leaving;
 }
 
+/* May `id` be handed a leadership: usable and not slow. */
+static bool may_lead(const struct rd_placement_in *in, uint64_t id)
+{
+	const struct rd_placement_node *nd = node_of(in, id);
+	return usable(in, id) && !nd->slow;
+}
+
 static bool live(const struct rd_placement_in *in, uint64_t id)
 {
 	const struct rd_placement_node *nd = node_of(in, id);
@@ -200,7 +207,7 @@ static void step_toward(struct ctx *c, const struct rd_placement_group *g, size_
 		 * voter first (thesis §3.10). */
 		for (uint32_t j = 0; j < g->n_voters; j++) {
 			uint64_t w = g->voters[j];
-			if (w == v || !in_target(g, w) || !usable(in, w) ||
+			if (w == v || !in_target(g, w) || !may_lead(in, w) ||
 			    g->voter_lag[j] != 0)
 				continue;
 			if (best == 0 || g->voter_lag[j] < best_lag) {
@@ -351,7 +358,7 @@ static bool transfer_one(struct ctx *c, const struct rd_placement_group *groups,
 	for (uint32_t want = 0; want + 1 < c->leads[hi]; want++)
 		for (size_t lo = 0; lo < in->n_nodes; lo++) {
 			uint64_t to = in->nodes[lo].id;
-			if (c->leads[lo] != want || !usable(in, to))
+			if (c->leads[lo] != want || !may_lead(in, to))
 				continue;
 			for (size_t gi = 0; gi < in->n_groups; gi++) {
 				const struct rd_placement_group *g = &groups[gi];

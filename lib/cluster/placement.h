@@ -42,6 +42,8 @@ struct rd_placement_node {
 	uint64_t id;
 	bool live;    /* reachable from the group-0 leader now (it is, itself) */
 	bool leaving; /* decommissioned: its replicas move away, it takes none */
+	bool slow;    /* reports a slow disk: takes no leadership (it may hold
+	               * replicas) */
 };
 
 /* Replicas of one group's configuration, as its leader reports them. */

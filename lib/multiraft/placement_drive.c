@@ -527,6 +527,7 @@ static size_t gather_nodes(struct rd_node *n, struct rd_group *g0,
 		    .id = id,
 		    .live = id == n->cfg.node_id || rd_peers_connected(n, id, &rtt),
 		    .leaving = recs[k].state == RD_MEMBER_LEAVING,
+		    .slow = rd_health_peer_slow(n, id),
 		};
 		if (++k == RD_TOPOLOGY_MAX_MEMBERS)
 			break;
@@ -556,6 +557,11 @@ void rd_placement_tick(struct rd_node *n)
 	    n->in_pass || p->reports == NULL || rt->n_groups == 0)
 		return;
 	p->leading = true;
+	/* A wiped node being replaced is out of group 0 for a moment (old
+	 * replica removed, new one not added yet, member_ops.c): its replicas
+	 * would look like a departed member's. Nothing moves meanwhile. */
+	if (n->members.n_replace > 0)
+		return;
 	n_nodes = gather_nodes(n, g0, nodes, recs);
 	groups = calloc(rt->n_groups, sizeof *groups);
 	if (groups == NULL)

@@ -422,6 +422,10 @@ Test(placement, leaders_balance_never_to_a_lagging_voter)
 	cr_assert_eq(a[0].kind, RD_PLACE_TRANSFER);
 	cr_assert_eq(a[0].group, 2);
 	cr_assert_eq(a[0].node, 2);
+	/* A node that reports a slow disk is handed no leadership. */
+	m.nodes[1].slow = true;
+	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0, "slow");
+	m.nodes[1].slow = false;
 	m.in.max_transfers = 0;
 	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0, "bounded");
 }
