@@ -138,8 +138,8 @@ enum rd_metric_type {
 	  "Data groups whose configuration differs from their target placement "         \
 	  "(group-0 leader; 0 elsewhere).")                                              \
 	X(PLACEMENT_MOVES, "raft_placement_moves_total", COUNTER, "result",              \
-	  "Replica moves this node's placement driver started, finished (source "        \
-	  "removed) or abandoned (target gone).")                                        \
+	  "Replica moves this node's placement driver started, finished (the "           \
+	  "configuration its target again) or abandoned (target gone).")                 \
 	X(PLACEMENT_TRANSFERS, "raft_placement_leader_transfers_total", COUNTER, "",     \
 	  "Leadership transfers the placement driver asked for (balancing, sources).")   \
 	X(NODE_REPLICAS, "raft_node_replicas", GAUGE, "node",                            \

@@ -350,6 +350,7 @@ struct rd_placement_drive {
 	bool reload; /* group 0 applied entries: re-read the targets */
 	struct rd_place_report *reports; /* [n_slots], by group id */
 	bool *writing;                   /* [n_slots]: a retarget proposed */
+	bool *moving; /* [n_slots]: its configuration was not its target */
 	struct rd_place_call calls[RD_TOPOLOGY_MAX_MEMBERS];
 	bool leading; /* this node drove the last round */
 	uint32_t moves_in_flight, stuck;

@@ -47,7 +47,8 @@ int rd_placement_init(struct rd_node *n, char *msg)
 
 	p->reports = calloc(n->n_slots, sizeof *p->reports);
 	p->writing = calloc(n->n_slots, sizeof *p->writing);
-	if (p->reports == NULL || p->writing == NULL)
+	p->moving = calloc(n->n_slots, sizeof *p->moving);
+	if (p->reports == NULL || p->writing == NULL || p->moving == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
 	return 0;
 }
@@ -56,8 +57,10 @@ void rd_placement_free(struct rd_node *n)
 {
 	free(n->place.reports);
 	free(n->place.writing);
+	free(n->place.moving);
 	n->place.reports = NULL;
 	n->place.writing = NULL;
+	n->place.moving = NULL;
 }
 
 /* ---- following group 0's targets (every node) ------------------------------ */
@@ -496,6 +499,22 @@ static bool replace_stale(struct rd_node *n, const struct rd_place_report *r,
 	return false;
 }
 
+/* Is g's configuration its target: every target node a voter, nothing
+ * else? */
+static bool at_target(const struct rd_placement_group *g)
+{
+	if (g->n_learners != 0 || g->n_voters != g->n_target)
+		return false;
+	for (uint32_t i = 0; i < g->n_target; i++) {
+		bool voter = false;
+		for (uint32_t k = 0; k < g->n_voters; k++)
+			voter |= g->voters[k] == g->target[i];
+		if (!voter)
+			return false;
+	}
+	return true;
+}
+
 static bool in_conf_of(const struct rd_placement_group *g, uint64_t id)
 {
 	for (uint32_t i = 0; i < g->n_voters; i++)
@@ -582,6 +601,13 @@ void rd_placement_tick(struct rd_node *n)
 		pg->id = g;
 		pg->n_target = tp->n_replicas;
 		memcpy(pg->target, tp->replicas, tp->n_replicas * sizeof *tp->replicas);
+		/* A move is done when the configuration is the target again. */
+		if (pg->known) {
+			bool settled = at_target(pg);
+			if (p->moving[g] && settled)
+				p->moves_done++;
+			p->moving[g] = !settled;
+		}
 	}
 	for (uint32_t g = 0; g < rt->n_groups; g++)
 		if (groups[g].known &&
@@ -639,9 +665,6 @@ void rd_placement_tick(struct rd_node *n)
 			                       0, pg->leader);
 			break;
 		case RD_PLACE_REMOVE:
-			for (k = 0; k < pg->n_voters; k++)
-				if (pg->voters[k] == a->node)
-					p->moves_done++;
 			rd_membership_place_op(n, RD_MEMBERS_REMOVE, a->group, a->node, 0,
 			                       pg->leader);
 			break;

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../common/http.h"
 #include "harness.h"
 
 #define WAIT_S 30
@@ -112,6 +113,24 @@ static struct view look(unsigned node, unsigned gone)
 	return v;
 }
 
+/* The value of the sample `series` (name and labels, as exposed) in node
+ * i's /metrics; -1 when absent. */
+static double metric(unsigned i, const char *series)
+{
+	static char text[1 << 20];
+	size_t n = strlen(series);
+
+	if (rd_t_http_get(C.nodes[i - 1].admin_port, "/metrics", text, sizeof text) < 0)
+		return -1;
+	for (char *line = text; line != NULL && *line != 0;) {
+		char *end = strchr(line, '\n');
+		if (strncmp(line, series, n) == 0 && line[n] == ' ')
+			return strtod(line + n + 1, NULL);
+		line = end != NULL ? end + 1 : NULL;
+	}
+	return -1;
+}
+
 static bool balanced(const struct view *v, const unsigned *nodes, unsigned n)
 {
 	unsigned lo = ~0u, hi = 0;
@@ -171,6 +190,19 @@ Test(placement, a_decommissioned_node_s_replicas_move_and_it_exits_0, .fini = te
 	          v.leaders[2], v.leaders[3], C.dir);
 	rd_h_expect_keys(&C, 3, WAIT_S, "k", KEYS, "v");
 	rd_h_check_leaders(&C);
+
+	/* The metrics say the same: node 4 held 12 of the 48 replicas. */
+	double started = 0;
+	for (unsigned i = 1; i <= 3; i++) {
+		cr_assert_eq(metric(i, "raft_node_replicas{node=\"4\"}"), 0, "node %u",
+		             i);
+		cr_assert_eq(metric(i, "raft_node_replicas{node=\"1\"}"), GROUPS,
+		             "node %u", i);
+		cr_assert_eq(metric(i, "raft_placement_moves_in_flight"), 0, "node %u",
+		             i);
+		started += metric(i, "raft_placement_moves_total{result=\"started\"}");
+	}
+	cr_assert_geq(started, 12, "moves started: %.0f", started);
 
 	/* Three nodes left, three replicas each: a decommission no node can
 	 * take is refused, and nothing changes. */
