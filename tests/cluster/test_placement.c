@@ -217,3 +217,96 @@ Test(placement, a_decommissioned_node_s_replicas_move_and_it_exits_0, .fini = te
 	if (getenv("RD_KEEP_TMP") != NULL)
 		printf("logs in %s\n", C.dir);
 }
+
+/* The node `raftctl status` on `node` names as group 0's leader (0: none). */
+static unsigned meta_leader(unsigned node)
+{
+	char out[8192];
+	const char *p;
+	unsigned l = 0;
+
+	if (rd_h_ctl(&C, node, out, sizeof out, "status", (char *)NULL) != 0 ||
+	    (p = strstr(out, "metadata leader")) == NULL)
+		return 0;
+	sscanf(p + strlen("metadata leader"), " %u", &l);
+	return l;
+}
+
+/* `raftctl groups` on `node`: `want` data groups, each with a leader and
+ * `node` among its voters and no learner. */
+static bool voter_of_all(unsigned node, unsigned want)
+{
+	char out[16384], *line, *save = NULL;
+	unsigned rows = 0, good = 0;
+
+	if (rd_h_ctl(&C, node, out, sizeof out, "groups", (char *)NULL) != 0)
+		return false;
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned g, leader, term, commit, applied, vs[8], nv;
+		char role[16], voters[64], learners[64];
+		bool in = false;
+		if (sscanf(line, "%u %15s %u %u %u %u %63s %63s", &g, role, &leader,
+		           &term, &commit, &applied, voters, learners) != 8 ||
+		    g == 0)
+			continue;
+		rows++;
+		nv = parse_ids(voters, vs);
+		for (unsigned i = 0; i < nv; i++)
+			in |= vs[i] == node;
+		good += in && leader != 0 && strcmp(learners, "-") == 0;
+	}
+	return rows == want && good == want;
+}
+
+/* A wiped node is replaced by a new replica in every data group it holds,
+ * also in the groups the group-0 leader does not host (with 4 nodes and 3
+ * replicas, 4 of the 16): the placement driver learns of their stale
+ * replica from their leaders' reports and has them removed and the new
+ * incarnation added (lib/README.md "Replacing a wiped node"). */
+Test(placement, a_wiped_node_is_replaced_in_groups_the_group0_leader_does_not_host,
+     .fini = teardown, .timeout = 420)
+{
+	struct rd_h_opts o = {.data_groups = GROUPS,
+	                      .replication = 3,
+	                      .extra_conf = "[transport]\nidle_timeout_ms = 3000\n"
+	                                    "[raft]\nelection_ticks = 100\n"};
+	char cmd[512];
+	unsigned lead, x;
+	bool ok = false;
+	int st;
+
+	rd_h_cluster_init(&C, 4, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
+	rd_h_put_keys(&C, 4, WAIT_S, "k", KEYS, "v");
+	lead = meta_leader(1);
+	cr_assert_neq(lead, 0, "(logs in %s)", C.dir);
+	x = lead == 4 ? 3 : 4;
+
+	st = rd_h_stop(&C, x, SIGKILL);
+	cr_assert(WIFSIGNALED(st));
+	snprintf(cmd, sizeof cmd, "rm -rf %s/data%u", C.dir, x);
+	cr_assert_eq(system(cmd), 0);
+	rd_h_start(&C, x);
+	for (int t = 0; t < 240 * 10 && !ok; t++) {
+		ok = voter_of_all(x, 12);
+		if (!ok)
+			usleep(100 * 1000);
+	}
+	cr_assert(ok, "node %u is not a voter of its 12 groups again (logs in %s)", x,
+	          C.dir);
+	cr_assert(rd_h_log_has(&C, x, "rejoined: the cluster registers"), "(logs in %s)",
+	          C.dir);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node %u not ready (logs in %s)", x,
+	          C.dir);
+	for (int i = 0; i < KEYS; i += 7) {
+		char key[32];
+		snprintf(key, sizeof key, "k%d", i);
+		rd_h_expect_get(&C, x, WAIT_S, key, "v");
+	}
+	rd_h_check_leaders(&C);
+	if (getenv("RD_KEEP_TMP") != NULL)
+		printf("logs in %s\n", C.dir);
+}
