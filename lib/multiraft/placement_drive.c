@@ -130,6 +130,7 @@ void rd_placement_reload(struct rd_node *n)
 void rd_placement_host(struct rd_node *n)
 {
 	const struct rd_routing *rt = &n->topo.routing;
+	const uint64_t none[1] = {0}; /* no voters (rd_group_open copies none) */
 	char msg[RD_ERRMSG_SIZE];
 
 	if (n->members.asking || n->stopping || n->in_pass)
@@ -140,7 +141,7 @@ void rd_placement_host(struct rd_node *n)
 			continue;
 		/* No founding voters: the group's leader adds this node as a
 		 * learner and it learns the configuration from the log. */
-		if (rd_group_open(n, g, NULL, 0, msg) != 0) {
+		if (rd_group_open(n, g, none, 0, msg) != 0) {
 			rd_log_err("placement: group %u not opened: %s", g, msg);
 			continue;
 		}
