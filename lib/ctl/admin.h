@@ -58,7 +58,7 @@ struct rd_admin_ops {
 typedef uint64_t (*rd_admin_clock_fn)(void *clock_ud);
 
 struct rd_admin_opts {
-	uint64_t tick_interval_ns; /* the node's tick_ms in ns; > 0 */
+	uint64_t tick_interval_ns; /* the longest period of the node's tick; > 0 */
 	rd_admin_clock_fn clock;   /* NULL: CLOCK_MONOTONIC */
 	void *clock_ud;
 	unsigned max_conns;  /* open connections; 0: RD_ADMIN_MAX_CONNS */

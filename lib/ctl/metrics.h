@@ -51,6 +51,9 @@ enum rd_metric_type {
 	  "Errors met by the tick loop, by kind.")                                       \
 	X(TICK_LOOP_PENDING_GROUPS, "raft_tick_loop_pending_groups", GAUGE, "",          \
 	  "Groups with ready state waiting for the next iteration.")                     \
+	X(TICK_PERIOD, "raft_tick_period_seconds", GAUGE, "",                            \
+	  "Period of the tick timer: tick_ms while a group ticks, else the node "        \
+	  "heartbeat interval.")                                                         \
 	X(GROUPS_ACTIVE, "raft_groups_active", GAUGE, "",                                \
 	  "Hosted groups that tick (not quiesced).")                                     \
 	X(GROUPS_QUIESCED, "raft_groups_quiesced", GAUGE, "",                            \
@@ -101,6 +104,16 @@ enum rd_metric_type {
 	  "QUIC packets to the peer declared lost.")                                     \
 	X(PEER_RECONNECTS, "raft_peer_reconnects_total", COUNTER, "peer",                \
 	  "Connections to the peer established again after a loss.")                     \
+	X(PEER_RESTARTS, "raft_peer_restarts_total", COUNTER, "peer",                    \
+	  "Connections from a new process of the peer (another boot id).")               \
+	X(PEER_STALE_DROPPED, "raft_peer_stale_frames_dropped_total", COUNTER, "peer",   \
+	  "Frames queued for a previous process of the peer, dropped.")                  \
+	X(PEER_BATCHES_DROPPED, "raft_peer_batches_dropped_total", COUNTER, "peer",      \
+	  "Raft batches to the peer the transport refused (queue full, no peer).")       \
+	X(PEER_BATCH_SPLITS, "raft_peer_batch_splits_total", COUNTER, "peer",            \
+	  "Raft batches sent early because the next message passed max_frame_bytes.")    \
+	X(PEER_OVERSIZED, "raft_peer_oversized_messages_dropped_total", COUNTER, "peer", \
+	  "Raft messages to the peer dropped: alone over max_frame_bytes.")              \
 	X(STORAGE_SYNC_DURATION, "raft_storage_sync_duration_seconds", HISTOGRAM, "",    \
 	  "Duration of synced RocksDB write batches (one per loop iteration).")          \
 	X(STORAGE_SYNCED_BYTES, "raft_storage_synced_bytes_total", COUNTER, "",          \

@@ -208,6 +208,21 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 		case RD_METRIC_PEER_RECONNECTS:
 			rd_metrics_counter(out, name, l, f.reconnects);
 			break;
+		case RD_METRIC_PEER_RESTARTS:
+			rd_metrics_counter(out, name, l, f.restarts);
+			break;
+		case RD_METRIC_PEER_STALE_DROPPED:
+			rd_metrics_counter(out, name, l, f.stale_dropped);
+			break;
+		case RD_METRIC_PEER_BATCHES_DROPPED:
+			rd_metrics_counter(out, name, l, f.batches_dropped);
+			break;
+		case RD_METRIC_PEER_BATCH_SPLITS:
+			rd_metrics_counter(out, name, l, f.batch_splits);
+			break;
+		case RD_METRIC_PEER_OVERSIZED:
+			rd_metrics_counter(out, name, l, f.oversized);
+			break;
 		default:
 			break;
 		}
@@ -343,7 +358,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	uint64_t now = rd_clock_now_ns();
 	bool up = n->loop.last_tick_done_ns != 0 &&
 	          now - n->loop.last_tick_done_ns <
-	              (uint64_t)RD_ADMIN_LIVEZ_TICKS * n->cfg.tick_ms * 1000000ull;
+	              (uint64_t)RD_ADMIN_LIVEZ_TICKS * n->live.interval_ns;
 	struct rd_transport_stats ts = transport_stats(n);
 	const struct rd_ctl_stats *cs =
 	    n->ctl != NULL ? rd_ctl_server_stats(n->ctl) : NULL;
@@ -390,6 +405,9 @@ static int metrics(void *ud, struct evbuffer *out)
 	size_t hosted = 0;
 	for (size_t i = 0; i < n->n_slots; i++)
 		hosted += n->groups[i] != NULL;
+	rd_metrics_family(out, RD_METRIC_TICK_PERIOD);
+	rd_metrics_gauge(out, "raft_tick_period_seconds", RD_METRICS_L0,
+	                 (double)n->loop.tick_period_ms / 1e3);
 	rd_metrics_family(out, RD_METRIC_GROUPS_ACTIVE);
 	rd_metrics_gauge_u64(out, "raft_groups_active", RD_METRICS_L0, n->n_ticking);
 	rd_metrics_family(out, RD_METRIC_GROUPS_QUIESCED);
@@ -411,7 +429,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	for (int id = RD_METRIC_GROUP_TERM; id <= RD_METRIC_GROUP_FORWARDED_PROPOSALS;
 	     id++)
 		per_group(out, n, (enum rd_metric_id)id);
-	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_RECONNECTS; id++)
+	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_OVERSIZED; id++)
 		per_peer(out, n, (enum rd_metric_id)id);
 
 	rd_storage_get_stats(n->st, &ss);
@@ -459,8 +477,8 @@ static const struct rd_admin_ops ops = {
 
 int rd_node_admin_start(struct rd_node *n, char *msg)
 {
-	struct rd_admin_opts o = {.tick_interval_ns =
-	                              (uint64_t)n->cfg.tick_ms * 1000000ull,
+	/* The tick timer's longest period (node.c): every group quiesced. */
+	struct rd_admin_opts o = {.tick_interval_ns = n->live.interval_ns,
 	                          .max_conns = n->cfg.admin_max_conns,
 	                          .timeout_ms = n->cfg.admin_timeout_ms};
 	int rv;

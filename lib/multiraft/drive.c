@@ -18,6 +18,17 @@
  * Messages queued in step 4 leave in step 2 of the next iteration, which is
  * scheduled at once; so a peer gets at most one frame per iteration.
  *
+ * Between steps 3 and 4 each core is advanced on a copy of its update
+ * (keep_update; raft.h, "Asynchronous writes": the core counts its own log
+ * toward commit only once rd_raft_persisted says so, so advancing early
+ * releases nothing). With [storage] async_write the write runs on
+ * storage's writer thread (storage/README.md, "The writer thread") and the
+ * loop steps input meanwhile; step 4 (after_write) runs when the writer's
+ * doorbell wakes the next iteration, before that iteration collects. A
+ * forwarded write is answered, a subscriber starts and readiness is judged
+ * against g->applied, which moves in step 4: the core's applied index may
+ * be ahead of what the state machine shows while a write is in flight.
+ *
  * Step 1 visits only the groups on the node's dirty list (rd_node_touch:
  * everything that may give a core an update puts its group there), in
  * group-id order, so an iteration costs what the groups with work cost,
@@ -204,7 +215,7 @@ void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_waitq *agai
 		}
 	}
 	/* Forwarded writes that applied remotely wait for the local apply. */
-	applied = rd_raft_applied_index(g->raft);
+	applied = g->applied;
 	if (u->n_committed > 0)
 		applied = u->committed[u->n_committed - 1].index;
 	if (u->has_snapshot && u->snapshot.index > applied)
@@ -389,12 +400,199 @@ static int by_id(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Make room for n elements of `size` bytes in *p (capacity *cap). */
+static void grow(void *pp, size_t *cap, size_t n, size_t size)
+{
+	void **p = pp;
+	size_t c = *cap ? *cap : 16;
+
+	if (*cap >= n)
+		return;
+	while (c < n)
+		c *= 2;
+	*p = rd_xrealloc(*p, c * size);
+	*cap = c;
+}
+
+/* A malloc'd copy of m's entries with their data in the same block. */
+static struct rd_entry *copy_entries(const struct rd_entry *e, uint32_t n)
+{
+	size_t bytes = n * sizeof *e;
+	for (uint32_t i = 0; i < n; i++)
+		bytes += e[i].len;
+	struct rd_entry *c = rd_xrealloc(NULL, bytes);
+	uint8_t *d = (uint8_t *)(c + n);
+	for (uint32_t i = 0; i < n; i++) {
+		c[i] = e[i];
+		if (e[i].len > 0)
+			memcpy(d, e[i].data, e[i].len);
+		c[i].data = e[i].len > 0 ? d : NULL;
+		d += e[i].len;
+	}
+	return c;
+}
+
+/* Copy what step 4 needs out of g->u, which points into the core, into
+ * g->w, and point g->u at the copies, so that the core can be advanced
+ * (and step input) while the update's write is in flight: raft.h,
+ * "Asynchronous writes" (the core counts its own log toward commit only
+ * up to what rd_raft_persisted says, and holds nothing else back). */
+static void keep_update(struct rd_group *g)
+{
+	struct rd_raft_update *u = &g->u;
+	struct rd_written *w = &g->w;
+
+	if (u->n_entries > 0) {
+		w->last = u->entries[u->n_entries - 1];
+		w->last.data = NULL;
+		w->last.len = 0;
+		u->entries = &w->last;
+		u->n_entries = 1;
+	}
+	grow(&w->committed, &w->committed_cap, u->n_committed, sizeof *w->committed);
+	for (size_t i = 0; i < u->n_committed; i++) {
+		w->committed[i] = u->committed[i];
+		w->committed[i].data = NULL;
+		w->committed[i].len = 0;
+	}
+	u->committed = w->committed;
+	grow(&w->reads, &w->reads_cap, u->n_reads, sizeof *w->reads);
+	if (u->n_reads > 0)
+		memcpy(w->reads, u->reads, u->n_reads * sizeof *w->reads);
+	u->reads = w->reads;
+	grow(&w->reads_failed, &w->reads_failed_cap, u->n_reads_failed,
+	     sizeof *w->reads_failed);
+	if (u->n_reads_failed > 0)
+		memcpy(w->reads_failed, u->reads_failed,
+		       u->n_reads_failed * sizeof *w->reads_failed);
+	u->reads_failed = w->reads_failed;
+	grow(&w->snap_sends, &w->snap_sends_cap, u->n_snap_sends, sizeof *w->snap_sends);
+	if (u->n_snap_sends > 0)
+		memcpy(w->snap_sends, u->snap_sends,
+		       u->n_snap_sends * sizeof *w->snap_sends);
+	u->snap_sends = w->snap_sends;
+	/* Entries in a message that waits (a new leader's first appends,
+	 * after its term changed) are copied with their data. */
+	grow(&w->msgs, &w->msgs_cap, u->n_msgs_after_persist, sizeof *w->msgs);
+	for (size_t i = 0; i < u->n_msgs_after_persist; i++) {
+		const struct rd_message *m = &u->msgs_after_persist[i];
+		w->msgs[i] = *m;
+		w->msgs[i].entries =
+		    m->n_entries > 0 ? copy_entries(m->entries, m->n_entries) : NULL;
+	}
+	u->msgs_after_persist = w->msgs;
+	u->msgs = NULL; /* sent in step 2 */
+	u->n_msgs = 0;
+}
+
+/* The copied update of g is done with. */
+static void drop_update(struct rd_group *g)
+{
+	for (size_t i = 0; i < g->u.n_msgs_after_persist; i++)
+		free(g->w.msgs[i].entries);
+	memset(&g->u, 0, sizeof g->u);
+}
+
+/* Step 4 for the groups of the batch just written (their cores were
+ * advanced in rd_drive_iteration): everything that depends on the write. */
+static void after_write(struct rd_node *n, struct rd_iter_trace *tr, uint64_t *t)
+{
+	n->in_pass = true;
+	for (size_t i = 0; i < n->n_written; i++) {
+		struct rd_group *g = n->active[i];
+		const struct rd_raft_update *u = &g->u;
+
+		if (u->n_entries > 0)
+			rd_raft_persisted(g->raft, u->entries[0].index,
+			                  u->entries[0].term);
+		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
+			rd_peers_queue(n, &u->msgs_after_persist[k]);
+		mark(tr, RD_PHASE_APPLY, g->id, t);
+		rd_drive_resolve_applied(n->st, &n->resubmit, g);
+		if (u->n_committed > 0)
+			g->applied = u->committed[u->n_committed - 1].index;
+		if (u->has_snapshot && u->snapshot.index > g->applied)
+			g->applied = u->snapshot.index;
+		/* The installed state holds the replica identities (and the
+		 * update's entries are durable now). */
+		if (u->has_snapshot)
+			rd_membership_replicas_load(n, g);
+		serve_reads(n, g);
+		requeue_failed_reads(n, g);
+		mark(tr, RD_PHASE_ANSWER, g->id, t);
+		for (size_t k = 0; k < u->n_snap_sends; k++)
+			rd_snapshots_send(n, g, u->snap_sends[k].to);
+		/* Not only on role_changed: a follower learns a new leader
+		 * from its first append or heartbeat without changing role. */
+		note_role(n, g);
+		drop_update(g);
+		rd_node_touch(n, g);
+		mark(tr, RD_PHASE_APPLY, g->id, t);
+	}
+	n->in_pass = false;
+	n->writing = false;
+	n->n_written = 0;
+	/* Every group is advanced: requests may enter the cores again, and
+	 * the batch is written, so a snapshot install that found work for its
+	 * group in it can finish now (storage/snapshot.h). */
+	resubmit_after_pass(n);
+	/* Subscribers get what this batch made durable (subscribe.h). */
+	rd_subs_applied(n);
+	rd_snapshots_retry(n);
+	mark(tr, RD_PHASE_APPLY, 0, t);
+	if (rd_peers_pending(n))
+		rd_node_wake(n);
+	rd_node_check_ready(n);
+}
+
+/* A write on the writer thread does not make the loop slow (it steps
+ * input meanwhile), so the slow-iteration line (health.c) never names it:
+ * one taking longer than 5 tick intervals, what /livez tolerates for an
+ * iteration, has its own line, at most once a second. */
+static void note_slow_write(struct rd_node *n)
+{
+	uint64_t now = rd_clock_now_ns(), d = now - n->write_start_ns;
+	uint64_t limit = 5ull * n->cfg.tick_ms * 1000000ull;
+
+	if (rd_storage_commit_fd(n->st) < 0 || d < limit ||
+	    now - n->last_slow_write_ns < 1000000000ull)
+		return;
+	n->last_slow_write_ns = now;
+	rd_log_warn("slow storage write duration_ms=%.1f limit_ms=%u phase=write "
+	            "groups=%zu (the loop stepped input meanwhile)",
+	            (double)d / 1e6, 5 * n->cfg.tick_ms, n->n_written);
+}
+
+void rd_drive_finish_write(struct rd_node *n)
+{
+	struct rd_iter_trace tr = {0};
+	uint64_t t = rd_clock_now_ns();
+
+	if (!n->writing)
+		return;
+	rd_storage_commit_finish(n->st, n->batch);
+	note_slow_write(n);
+	mark(&tr, RD_PHASE_WRITE, 0, &t);
+	after_write(n, &tr, &t);
+}
+
 void rd_drive_iteration(struct rd_node *n)
 {
 	uint64_t t0 = rd_clock_now_ns(), t = t0;
 	struct rd_iter_trace tr = {0};
 	size_t n_active = 0;
 	bool compacted = false;
+
+	/* The previous iteration's write first: until it is durable nothing
+	 * that depends on it leaves, and its batch cannot take more. */
+	if (n->writing) {
+		if (!rd_storage_commit_done(n->st))
+			return; /* the writer's doorbell wakes the loop */
+		rd_storage_commit_finish(n->st, n->batch);
+		note_slow_write(n);
+		mark(&tr, RD_PHASE_WRITE, 0, &t);
+		after_write(n, &tr, &t);
+	}
 
 	/* The dirty list empties here; groups touched from now on (in the
 	 * pass below, or by input before the next iteration) fill it again.
@@ -433,70 +631,51 @@ void rd_drive_iteration(struct rd_node *n)
 		persist(n, n->active[i]);
 		mark(&tr, RD_PHASE_APPLY, n->active[i]->id, &t);
 	}
-	rd_storage_commit(n->st, n->batch);
+	n->write_start_ns = rd_clock_now_ns();
+	bool started = rd_storage_commit_start(n->st, n->batch);
 	mark(&tr, RD_PHASE_WRITE, 0, &t);
 
-	/* Step 4 is the per-group pass: a group between get_update and
-	 * advance takes no proposal or read (raft.h), so nothing in it
-	 * submits a request (rd_node_submit asserts it); what it hands back
-	 * waits for resubmit_after_pass. */
+	/* The cores go on before the write is durable (raft.h,
+	 * "Asynchronous writes"): each update is copied (keep_update) and
+	 * advanced, so that input can be stepped while the write runs. A
+	 * group between get_update and advance takes no proposal or read
+	 * (raft.h), so nothing here submits a request (rd_node_submit asserts
+	 * it). What waits for the write is in after_write. */
 	n->in_pass = true;
 	for (size_t i = 0; i < n_active; i++) {
 		struct rd_group *g = n->active[i];
 		const struct rd_raft_update *u = &g->u;
 
-		if (u->n_entries > 0)
-			rd_raft_persisted(g->raft, u->entries[u->n_entries - 1].index,
-			                  u->entries[u->n_entries - 1].term);
-		for (size_t k = 0; k < u->n_msgs_after_persist; k++)
-			rd_peers_queue(n, &u->msgs_after_persist[k]);
-		mark(&tr, RD_PHASE_APPLY, g->id, &t);
-		rd_drive_resolve_applied(n->st, &n->resubmit, g);
-		/* The installed state holds the replica identities (and the
-		 * update's entries are durable now). */
-		if (u->has_snapshot)
-			rd_membership_replicas_load(n, g);
+		/* Group 0's applied conf changes reach the topology and the
+		 * transport peers (they need the entries' data); targets may
+		 * have changed (placement_drive.c reads them once the pass is
+		 * over). */
 		if (g->id == RD_STORAGE_META_GROUP) {
 			rd_membership_applied(n, g);
-			/* Targets may have changed (placement_drive.c reads
-			 * them once the pass is over). */
 			if (u->n_committed > 0)
 				n->place.reload = true;
 		}
-		serve_reads(n, g);
-		requeue_failed_reads(n, g);
-		mark(&tr, RD_PHASE_ANSWER, g->id, &t);
-		uint64_t snap_to[RD_RAFT_MAX_MEMBERS];
-		size_t n_snap = 0;
-		for (size_t k = 0; k < u->n_snap_sends && n_snap < RD_RAFT_MAX_MEMBERS;
-		     k++)
-			snap_to[n_snap++] = u->snap_sends[k].to;
 		bool qc = u->quiesce_changed, q = u->quiesced;
 		uint8_t cause = u->wake_cause;
 		bool became_leader =
 		    u->role_changed && rd_raft_role(g->raft) == RD_RAFT_LEADER;
+		keep_update(g);
 		rd_raft_advance(g->raft, u);
 		rd_liveness_after_update(n, g, qc, q, cause, became_leader);
-		for (size_t k = 0; k < n_snap; k++)
-			rd_snapshots_send(n, g, snap_to[k]);
-		/* Not only on role_changed: a follower learns a new leader
-		 * from its first append or heartbeat without changing role. */
-		note_role(n, g);
+		/* Advanced, the core may have more (a read now covered): on the
+		 * dirty list for the iteration after the write (node.h rule). */
 		rd_node_touch(n, g);
 		mark(&tr, RD_PHASE_APPLY, g->id, &t);
 	}
 	n->in_pass = false;
-	/* Every group is advanced: requests may enter the cores again, and
-	 * the batch is empty, so a snapshot install that found work for its
-	 * group in it can finish now (storage/snapshot.h). */
-	resubmit_after_pass(n);
-	/* Subscribers get what this batch made durable (subscribe.h). */
-	rd_subs_applied(n);
-	rd_snapshots_retry(n);
-	mark(&tr, RD_PHASE_APPLY, 0, &t);
-	if (rd_peers_pending(n))
-		rd_node_wake(n);
-	rd_node_check_ready(n);
+	n->writing = true;
+	n->n_written = n_active;
+	/* Without the writer thread the write has returned already. */
+	if (!started || rd_storage_commit_fd(n->st) < 0) {
+		rd_storage_commit_finish(n->st, n->batch);
+		mark(&tr, RD_PHASE_WRITE, 0, &t);
+		after_write(n, &tr, &t);
+	}
 
 	n->loop.iterations++;
 	n->loop.pending_groups = n_active;

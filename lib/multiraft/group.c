@@ -82,7 +82,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	rc.pre_vote = true;
 	rc.check_quorum = true;
 	/* Idle groups stop ticking; node liveness wakes them (liveness.c). */
-	rc.quiesce = true;
+	rc.quiesce = n->cfg.quiesce;
 	rc.seed = n->seed ^ (id * 0x9e3779b97f4a7c15ull);
 	if (fresh || info.conf.n_voters == 0) {
 		if (n_voters > RD_RAFT_MAX_MEMBERS) {
@@ -135,6 +135,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	load_free(&l);
 	g->fresh = fresh;
 	g->applier = id == 0 ? &n->meta_applier : &n->data_applier;
+	g->applied = rd_raft_applied_index(g->raft);
 	n->groups[id] = g;
 	rd_membership_replicas_load(n, g);
 	rd_log_info(
@@ -160,6 +161,11 @@ void rd_group_free(struct rd_group *g)
 		return;
 	rd_raft_free(g->raft);
 	free(g->results);
+	free(g->w.committed);
+	free(g->w.reads);
+	free(g->w.reads_failed);
+	free(g->w.snap_sends);
+	free(g->w.msgs);
 	free(g);
 }
 

@@ -7,12 +7,19 @@
  * of groups:
  *
  *   - every batch to a peer carries this process's boot id (RaftBatch.boot,
- *     random per start); a peer that got no batch for a heartbeat interval
- *     gets an empty one (rd_peers_node_heartbeats);
+ *     random per start); a peer that got no batch for a node heartbeat
+ *     interval gets an empty one (rd_peers_node_heartbeats). The interval
+ *     is a third of the shortest election timeout (and never shorter than
+ *     the Raft heartbeat interval): three beats per timeout, so one lost
+ *     or late beat never makes a peer look silent, at a third of what a
+ *     beat per Raft heartbeat costs an idle node (packets, their ACKs and
+ *     the wake-ups they cause are nearly all of it);
  *   - a peer is live while a batch from it arrived within an election
- *     timeout, counted in ticks as Raft's timers are (election_ticks, the
- *     shortest election timeout): a loop that stalls does not tick, so a
- *     stall here never makes the peers look silent;
+ *     timeout (election_ticks ticks, the shortest election timeout),
+ *     measured in loop time as Raft's timers are: each tick adds the time
+ *     since the previous one, but never more than the period the tick
+ *     timer was armed with (node.c), so a loop that stalls does not count
+ *     the stall, and peers never look silent because of it;
  *   - when a peer stops being live, or a batch carries a new boot id (a new
  *     process: it leads nothing it led), every hosted group with that peer
  *     as a member is told (rd_raft_peer_down): quiesced followers of its
@@ -58,9 +65,18 @@ void rd_liveness_init(struct rd_node *n)
 	s = (s ^ (s >> 27)) * 0x94d049bb133111ebull;
 	s ^= s >> 31;
 	n->live.boot = s != 0 ? s : 1;
-	n->live.timeout_ticks = n->cfg.election_ticks;
-	n->live.interval_ns =
-	    (uint64_t)n->cfg.heartbeat_ticks * n->cfg.tick_ms * 1000000ull;
+	n->live.timeout_ns =
+	    (uint64_t)n->cfg.election_ticks * n->cfg.tick_ms * 1000000ull;
+	n->live.interval_ns = rd_liveness_interval_ms(&n->cfg) * 1000000ull;
+}
+
+uint64_t rd_liveness_interval_ms(const struct rd_config *cfg)
+{
+	uint64_t ticks = cfg->election_ticks / 3;
+
+	if (ticks < cfg->heartbeat_ticks)
+		ticks = cfg->heartbeat_ticks;
+	return ticks * cfg->tick_ms;
 }
 
 /* Tell every hosted group that node `id` is not live. */
@@ -81,7 +97,8 @@ void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot)
 
 	if (p == NULL)
 		return;
-	p->silent_ticks = 0;
+	p->silent_ns = 0;
+	p->heard_ns = rd_clock_now_ns();
 	if (boot != 0 && p->boot != 0 && boot != p->boot) {
 		rd_log_info("peer restarted peer=%llu: its quiesced groups wake",
 		            (unsigned long long)peer);
@@ -106,27 +123,34 @@ bool rd_liveness_live(const struct rd_node *n, uint64_t peer)
 	return false;
 }
 
-void rd_liveness_tick(struct rd_node *n, uint64_t now)
+void rd_liveness_tick(struct rd_node *n, uint64_t now, uint64_t period_ns)
 {
 	struct rd_liveness *lv = &n->live;
+	/* Half a period early is on time: the timer fires a little late or
+	 * early each time, and waiting for the next one would skip a beat. */
+	uint64_t due =
+	    lv->interval_ns > period_ns / 2 ? lv->interval_ns - period_ns / 2 : 0;
 
 	for (unsigned i = 0; i < lv->n_peers; i++) {
 		struct rd_live_peer *p = &lv->peers[i];
-		if (p->silent_ticks < UINT32_MAX)
-			p->silent_ticks++;
-		if (!p->live || p->silent_ticks < lv->timeout_ticks)
+		uint64_t from =
+		    p->heard_ns > lv->last_tick_ns ? p->heard_ns : lv->last_tick_ns;
+		uint64_t d = now > from ? now - from : 0;
+		p->silent_ns += d < period_ns ? d : period_ns;
+		if (!p->live || p->silent_ns < lv->timeout_ns)
 			continue;
 		p->live = false;
 		lv->down_events++;
-		rd_log_info(
-		    "peer not live peer=%llu silent_ticks=%u: its quiesced groups "
-		    "wake",
-		    (unsigned long long)p->id, p->silent_ticks);
+		rd_log_info("peer not live peer=%llu silent_ms=%llu: its quiesced groups "
+		            "wake",
+		            (unsigned long long)p->id,
+		            (unsigned long long)(p->silent_ns / 1000000u));
 		peer_down(n, p->id);
 	}
-	if (now - lv->last_hb_ns >= lv->interval_ns) {
+	lv->last_tick_ns = now;
+	if (now - lv->last_hb_ns >= due) {
 		lv->last_hb_ns = now;
-		rd_peers_node_heartbeats(n, now, lv->interval_ns);
+		rd_peers_node_heartbeats(n, now, due);
 	}
 }
 

@@ -375,8 +375,7 @@ static void op_step(struct rd_node *n, struct rd_member_op *op, uint64_t now)
 
 	if (op->phase == OP_FORWARDED || op->phase == OP_MARKING)
 		return; /* on_forwarded / on_marked answer, by the deadline */
-	if (op->phase == OP_PROPOSED && g != NULL &&
-	    rd_raft_applied_index(g->raft) >= op->index) {
+	if (op->phase == OP_PROPOSED && g != NULL && g->applied >= op->index) {
 		if (rd_raft_term_at(g->raft, op->index) == op->term ||
 		    rd_raft_term_at(g->raft, op->index) == 0)
 			op_finish(op, RAFTD__ERROR_CODE__OK, NULL, op->index);

@@ -284,12 +284,15 @@ static void probe_peers(struct rd_node *n)
 }
 
 /* The bound on asking before founding: [transport] idle_timeout_ms plus
- * ten election timeouts (33 s with the defaults). A peer still holds its
- * connection to this node's previous process until the idle timeout and
- * prefers it to this process's dials, so a probe of a node restarted right
- * after a wipe may only get through after it; the election timeouts leave
- * room for one probe round after that. A peer that does not answer within
- * the bound is taken as one that knows nothing. */
+ * ten election timeouts (33 s with the defaults). A peer replaces its
+ * connection to this node's previous process as soon as this process's
+ * dial proves another boot id (lib/transport/peer.c), so probes normally
+ * get through at once; the idle timeout stays in the bound for a peer
+ * that cannot tell (a build from before boot ids in connection ids keeps
+ * the old connection until it times out and prefers it to our dials), and
+ * the election timeouts leave room for one probe round after that. A peer
+ * that does not answer within the bound is taken as one that knows
+ * nothing. */
 static uint64_t ask_bound_ms(const struct rd_node *n)
 {
 	return (uint64_t)n->cfg.idle_timeout_ms +

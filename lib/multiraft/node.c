@@ -84,6 +84,7 @@ void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on)
 		assert(n->n_ticking < n->n_slots);
 		g->tick_pos = n->n_ticking;
 		n->ticking[n->n_ticking++] = g;
+		rd_node_tick_arm(n);
 	} else {
 		/* The last one takes its place: the order of ticks within one
 		 * tick does not matter (each core has its own timers). */
@@ -115,6 +116,17 @@ static void note_slow(struct rd_node *n, const char *what, uint64_t ns)
 	rd_log_warn("slow %s duration_ms=%.1f limit_ms=%u pending_groups=%llu", what,
 	            (double)ns / 1e6, 5 * n->cfg.tick_ms,
 	            (unsigned long long)n->loop.pending_groups);
+}
+
+/* The storage writer wrote the batch in flight: finish it in the drain
+ * pass (drive.c), which runs after the inputs already waiting. */
+static void on_written(evutil_socket_t fd, short what, void *arg)
+{
+	struct rd_node *n = arg;
+
+	(void)fd, (void)what;
+	rd_storage_commit_doorbell_clear(n->st);
+	rd_node_wake(n);
 }
 
 static void on_drain(evutil_socket_t fd, short what, void *arg)
@@ -151,7 +163,7 @@ void rd_node_check_ready(struct rd_node *n)
 		n->ready_target = rd_raft_commit(g0->raft);
 		n->ready_target_set = true;
 	}
-	if (rd_raft_applied_index(g0->raft) < n->ready_target)
+	if (g0->applied < n->ready_target)
 		return;
 	n->ready = true;
 	size_t hosted = 0;
@@ -221,6 +233,37 @@ static void hand_to_hints(struct rd_node *n)
 	}
 }
 
+/*
+ * The tick timer fires every [raft] tick_ms while a group ticks, and once
+ * per node heartbeat interval (rd_liveness_interval_ms, a third of an
+ * election timeout) while every group is quiesced: what is left then is
+ * the node's own work (liveness and its heartbeats, deadlines of requests
+ * and forwards, health, the canary, WATCHDOG=1, the once-a-second
+ * chores), none of which needs a finer pace. Whatever
+ * puts a group back on the ticking list (a proposal, read, conf change,
+ * message or liveness change that wakes it: liveness.c) re-arms it at
+ * tick_ms. No Raft timer depends on the pace: a quiesced core's timers
+ * stand still (raft/raft.h, "Quiescence"), and an active group ticks at
+ * tick_ms from its first tick on.
+ */
+static bool tick_fine(const struct rd_node *n)
+{
+	return n->n_ticking > 0 || n->members.asking || !n->bootstrapped;
+}
+
+void rd_node_tick_arm(struct rd_node *n)
+{
+	uint64_t ms = tick_fine(n) ? n->cfg.tick_ms : rd_liveness_interval_ms(&n->cfg);
+	struct timeval tv;
+
+	if (n->tick_ev == NULL || n->stopping || ms == n->loop.tick_period_ms)
+		return;
+	n->loop.tick_period_ms = ms;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	event_add(n->tick_ev, &tv); /* re-added: the next firing is ms from now */
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct rd_node *n = arg;
@@ -233,7 +276,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		n->bootstrapped = true;
 		campaign_hinted(n);
 	}
-	if (n->loop.ticks % (1000 / n->cfg.tick_ms + 1) == 0) {
+	if (n->loop.last_second_ns == 0 || t0 - n->loop.last_second_ns >= 1000000000ull) {
+		n->loop.last_second_ns = t0;
 		rd_peers_keepalive(n);
 		hand_to_hints(n);
 		rd_node_check_dirty(n);
@@ -258,7 +302,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		else
 			i++;
 	}
-	rd_liveness_tick(n, t0);
+	/* This firing stands for at most the period it was armed with. */
+	rd_liveness_tick(n, t0, n->loop.tick_period_ms * 1000000ull);
 	rd_membership_ops_tick(n);
 	rd_forward_expire(&n->fwd, t0);
 	rd_waitq_expire(&n->ready_waiters, t0);
@@ -270,6 +315,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	 * turned within the period and no write is stuck. */
 	if (rd_health_alive(n, t0, n->watchdog.interval_ns * 4))
 		rd_watchdog_kick(&n->watchdog, t0);
+	rd_node_tick_arm(n);
 	n->loop.ticks++;
 	n->loop.last_tick_done_ns = rd_clock_now_ns();
 	n->loop.last_tick_ns = n->loop.last_tick_done_ns - t0;
@@ -393,7 +439,6 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
                   struct rd_node **out, char *msg)
 {
 	struct rd_node *n;
-	struct timeval tv;
 	int rv;
 
 	if (cfg->has_join)
@@ -443,9 +488,18 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	event_priority_set(n->drain_ev, PRIO_DRAIN);
 	n->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, n);
 	event_priority_set(n->tick_ev, PRIO_INPUT);
-	tv.tv_sec = cfg->tick_ms / 1000;
-	tv.tv_usec = (cfg->tick_ms % 1000) * 1000;
-	event_add(n->tick_ev, &tv);
+	if (cfg->async_write) {
+		/* The batch is written by storage's writer thread while the
+		 * loop steps input; its doorbell calls the drain back. */
+		rv = rd_storage_writer_start(n->st, msg);
+		if (rv != 0)
+			goto err_after_events;
+		n->written_ev = event_new(base, rd_storage_commit_fd(n->st),
+		                          EV_READ | EV_PERSIST, on_written, n);
+		event_priority_set(n->written_ev, PRIO_INPUT);
+		event_add(n->written_ev, NULL);
+	}
+	rd_node_tick_arm(n);
 	rd_watchdog_init(&n->watchdog);
 	rv = rd_storage_stall_guard(n->st, cfg->disk_stall_ms, msg);
 	if (rv == 0)
@@ -491,6 +545,8 @@ err_after_envelopes:
 	rd_node_envelopes_free(n);
 err_after_events:
 	rd_canary_free(n);
+	if (n->written_ev != NULL)
+		event_free(n->written_ev);
 	event_free(n->tick_ev);
 	event_free(n->drain_ev);
 err_after_groups:
@@ -536,7 +592,9 @@ static void on_finish(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd, (void)what;
 	/* Flush: whatever the cores produced is persisted and sent. */
+	rd_drive_finish_write(n);
 	rd_drive_iteration(n);
+	rd_drive_finish_write(n);
 	/* Close peers first: forwards still in flight are answered by it. */
 	rd_peers_stop(n);
 	fail_everything(n, &r);
@@ -584,6 +642,9 @@ void rd_node_free(struct rd_node *n)
 {
 	if (n == NULL)
 		return;
+	/* A batch still in flight is written and its groups' copies freed
+	 * (what it answers goes nowhere once the servers are gone). */
+	rd_drive_finish_write(n);
 	rd_node_admin_stop(n);
 	rd_backup_fail_all(n, "node is shutting down");
 	rd_ctl_server_free(n->ctl);
@@ -595,6 +656,8 @@ void rd_node_free(struct rd_node *n)
 		event_free(n->finish_ev);
 	event_free(n->tick_ev);
 	event_free(n->drain_ev);
+	if (n->written_ev != NULL)
+		event_free(n->written_ev);
 	for (size_t i = 0; i < n->n_slots; i++)
 		rd_group_free(n->groups[i]);
 	rd_canary_free(n);

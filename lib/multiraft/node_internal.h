@@ -116,6 +116,27 @@ struct rd_group {
 	uint64_t forwarded;           /* forwarded to the leader from here */
 	struct rd_kv_result *results; /* apply results of the current update */
 	size_t results_cap;
+	/* Once the core is advanced past it (drive.c, before the write is
+	 * durable), `u` is a copy whose arrays live here: what step 4 reads
+	 * once the write returns. Entries keep index, term and type (no data)
+	 * and only the last one is kept; messages are deep copies. */
+	struct rd_written {
+		struct rd_entry last;
+		struct rd_entry *committed;
+		size_t committed_cap;
+		struct rd_read_state *reads;
+		size_t reads_cap;
+		uint64_t *reads_failed;
+		size_t reads_failed_cap;
+		struct rd_snap_send *snap_sends;
+		size_t snap_sends_cap;
+		struct rd_message *msgs;
+		size_t msgs_cap;
+	} w;
+	/* Last entry applied here whose apply a read can see (its batch was
+	 * written; drive.c), which the core's applied index may be ahead of
+	 * while that write is in flight. */
+	uint64_t applied;
 	bool dirty;      /* on the node's dirty list (rd_node_touch) */
 	bool ticking;    /* on the node's ticking list (quiesced groups are not) */
 	size_t tick_pos; /* its index there */
@@ -202,6 +223,11 @@ struct rd_loop_stats {
 	uint64_t last_tick_ns;
 	uint64_t max_tick_ns;
 	uint64_t last_tick_done_ns;
+	uint64_t last_second_ns; /* the once-a-second chores (node.c on_tick) */
+	/* The tick timer's period now: [raft] tick_ms while a group ticks
+	 * (or the node starts), the node heartbeat interval while every group is
+	 * quiesced (node.c rd_node_tick_arm). */
+	uint64_t tick_period_ms;
 	uint64_t pending_groups; /* groups with work in the last iteration */
 	uint64_t proposals;
 	uint64_t forwarded;
@@ -234,16 +260,18 @@ struct rd_snap_in {
 /* Node liveness (liveness.c). */
 struct rd_live_peer {
 	uint64_t id;
-	uint32_t silent_ticks; /* ticks since its last batch */
-	uint64_t boot;         /* its boot id (RaftBatch.boot), 0 = not known */
+	uint64_t silent_ns; /* loop time since its last batch (liveness.c) */
+	uint64_t heard_ns;  /* when its last batch arrived */
+	uint64_t boot;      /* its boot id (RaftBatch.boot), 0 = not known */
 	bool live;
 };
 
 struct rd_liveness {
-	uint64_t boot;          /* this process's boot id */
-	uint32_t timeout_ticks; /* [raft] election_ticks */
-	uint64_t interval_ns;
+	uint64_t boot;        /* this process's boot id */
+	uint64_t timeout_ns;  /* [raft] election_ticks ticks */
+	uint64_t interval_ns; /* node heartbeats (rd_liveness_init) */
 	uint64_t last_hb_ns;
+	uint64_t last_tick_ns; /* the last rd_liveness_tick */
 	struct rd_live_peer peers[RD_NODE_MAX_MEMBERS];
 	unsigned n_peers;
 	uint64_t down_events;              /* peers that stopped being live */
@@ -404,6 +432,13 @@ struct rd_node {
 	bool wake_pending;
 	bool retry_forwards; /* a leader changed in this iteration's pass */
 	bool in_pass;        /* drive.c step 4 runs: no request may enter a core */
+	/* drive.c: the batch of the last iteration is being written (its
+	 * groups are n->active[0..n_written)); step 4 waits for it. */
+	bool writing;
+	size_t n_written;
+	uint64_t write_start_ns;     /* when the writer got it */
+	uint64_t last_slow_write_ns; /* the last "slow storage write" line */
+	struct event *written_ev;    /* the storage writer's doorbell (node.c) */
 	bool ready;
 	bool ready_target_set;
 	uint64_t ready_target; /* group 0 commit seen when its leader became known */
@@ -442,8 +477,16 @@ void rd_node_touch(struct rd_node *n, struct rd_group *g);
  * list (the rule of rd_node_touch). Outside a loop iteration only. */
 void rd_node_check_dirty(const struct rd_node *n);
 
-/* Put g on the ticking list (on) or take it off (quiesced); idempotent. */
+/* Put g on the ticking list (on) or take it off (quiesced); idempotent.
+ * Putting one on arms the tick at [raft] tick_ms (rd_node_tick_arm). */
 void rd_node_set_ticking(struct rd_node *n, struct rd_group *g, bool on);
+
+/* Arm the tick timer at [raft] tick_ms when anything needs ticks at that
+ * pace (a ticking group, asking peers before founding, the bootstrap
+ * campaigns), else at the node heartbeat interval, which liveness, WATCHDOG=1
+ * and the node's periodic chores need (raftd(8), "Idle groups"); a no-op
+ * when the period is already that one or the node is stopping. */
+void rd_node_tick_arm(struct rd_node *n);
 
 /* The hosted group `id`, or NULL when it is not hosted here. */
 struct rd_group *rd_node_group(const struct rd_node *n, uint64_t id);
@@ -487,8 +530,15 @@ enum rd_conf_role rd_group_conf_role(const struct rd_conf_state *cs, uint64_t id
 
 /* One loop iteration: collect, send, persist, apply (the ordering rule,
  * lib/README.md). Does nothing when no group has an update and no batch
- * is pending. */
+ * is pending. With [storage] async_write the iteration returns while its
+ * batch is written and the next call finishes it first (or returns at
+ * once while the write is still in flight: the writer's doorbell calls
+ * again). */
 void rd_drive_iteration(struct rd_node *n);
+
+/* Finish the batch in flight, waiting for its write if needed (shutdown,
+ * tests). No-op when none is. */
+void rd_drive_finish_write(struct rd_node *n);
 
 /* Answer the proposals of g whose entries are in g->u.committed (results
  * in g->results) or covered by g->u's snapshot, and the forwarded writes
@@ -499,7 +549,8 @@ void rd_drive_iteration(struct rd_node *n);
  * for an index a snapshot install covered OK when `st`'s session table
  * records the write's (client, sequence) as applied, else "outcome
  * unknown" (UNAVAILABLE). `st` may be NULL (no session lookups).
- * Precondition: g->u is the current update, not yet advanced. */
+ * Precondition: g->u is the current update or its copy (struct
+ * rd_written), and g->applied what was applied before it. */
 void rd_drive_resolve_applied(const struct rd_storage *st, struct rd_waitq *again,
                               struct rd_group *g);
 
@@ -533,6 +584,11 @@ void rd_health_note_iteration(struct rd_node *n, uint64_t limit_ns);
 /* Draw this process's boot id; timeouts from the config. At start. */
 void rd_liveness_init(struct rd_node *n);
 
+/* The node heartbeat interval of `cfg` in ms: a third of the shortest
+ * election timeout, never shorter than the Raft heartbeat interval; also
+ * the tick timer's period while every group is quiesced (node.c). */
+uint64_t rd_liveness_interval_ms(const struct rd_config *cfg);
+
 /* A batch from `peer` carrying boot id `boot` (0: none) arrived. A new boot
  * id (a restart) tells every group that `peer` is down (rd_raft_peer_down).
  * Not from inside the drive pass. */
@@ -542,9 +598,10 @@ void rd_liveness_heard(struct rd_node *n, uint64_t peer, uint64_t boot);
  * a node never heard from. */
 bool rd_liveness_live(const struct rd_node *n, uint64_t peer);
 
-/* Once per tick: peers silent for an election timeout stop being live (and
- * every group hears it); the node heartbeats once per interval. */
-void rd_liveness_tick(struct rd_node *n, uint64_t now_ns);
+/* Once per tick, which stands for at most `period_ns` of silence: peers
+ * silent for an election timeout stop being live (and every group hears
+ * it); the node heartbeats once per interval. */
+void rd_liveness_tick(struct rd_node *n, uint64_t now_ns, uint64_t period_ns);
 
 /* After group g's update was advanced (drive.c): follow its quiescence
  * (`changed`, `quiesced`, wake `cause` from the update) on the ticking list
@@ -841,6 +898,12 @@ void rd_membership_replicas_load(struct rd_node *n, struct rd_group *g);
 void rd_membership_replicas_appended(struct rd_group *g, const struct rd_entry *e,
                                      size_t n_entries);
 uint64_t rd_membership_replica_inc(const struct rd_group *g, uint64_t id);
+/* The incarnation a message of g to `to` is addressed to
+ * (RaftMessage.to_incarnation): rd_membership_replica_inc, except while g's
+ * configuration is empty (a replica waiting for its first append or
+ * snapshot), when it answers the data directory the member table
+ * registers for `to`. 0 (a founding replica) when g is NULL. */
+uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint64_t to);
 
 /* Should a message of `group` from `from` (whose batch carries
  * `from_incarnation`), addressed to `to_incarnation`, be stepped here?
@@ -908,6 +971,11 @@ struct rd_peer_figures {
 	uint64_t msgs_out, msgs_in, frames_out, bytes_out, bytes_in, rtt_us, lost,
 	    reconnects;
 	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
+	uint64_t batches_dropped; /* batches the transport refused (queue full) */
+	uint64_t batch_splits;    /* batches sent early, at max_frame_bytes */
+	uint64_t oversized;       /* messages alone over max_frame_bytes, dropped */
+	uint64_t restarts;        /* new processes of the peer seen connecting */
+	uint64_t stale_dropped;   /* frames queued for its previous process, dropped */
 };
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 

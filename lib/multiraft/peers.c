@@ -9,7 +9,9 @@
  * may be reused); rd_peers_flush hands each non-empty batch to the
  * transport as one frame.
  * Failure modes: a frame the transport refuses (queue full, peer gone) is
- * dropped and counted; Raft retransmits. A forward whose connection dies
+ * dropped and counted; Raft retransmits. A batch that would pass
+ * [transport] max_frame_bytes leaves as several frames; a message that
+ * alone would pass it is dropped and counted. A forward whose connection dies
  * answers UNAVAILABLE; one that meets NOT_LEADER follows the hint for at
  * most RD_NODE_FORWARD_HOPS hops.
  */
@@ -26,9 +28,12 @@
 
 struct peer_out {
 	uint64_t id;
-	struct rd_wire_batch b; /* this iteration's messages, encoded */
-	uint64_t msgs;          /* messages queued, ever */
-	uint64_t dropped;
+	struct rd_wire_batch b;   /* this iteration's messages, encoded */
+	uint64_t msgs;            /* messages queued, ever */
+	uint64_t dropped;         /* batches the transport refused */
+	uint64_t splits;          /* batches sent early: the next message would
+	                           * have taken them past max_frame_bytes */
+	uint64_t oversized;       /* messages dropped: alone over max_frame_bytes */
 	uint64_t sent_ns;         /* last batch handed to the transport */
 	uint64_t node_heartbeats; /* empty batches sent as node heartbeats */
 	struct rd_wire_batch hb;  /* the empty batch of a node heartbeat */
@@ -55,10 +60,34 @@ static struct peer_out *peer_out(const struct rd_peers *p, uint64_t id)
 
 /* ---- outgoing Raft traffic ------------------------------------------------- */
 
+/* Seal o's batch, hand it to the transport as one frame and reset it. */
+static void send_batch(struct rd_node *n, struct peer_out *o, uint64_t now)
+{
+	struct rd_peers *p = n->peers;
+	char msg[RD_ERRMSG_SIZE];
+	struct rd_wire_ident ident = {.incarnation = rd_storage_incarnation(n->st),
+	                              .cluster = rd_storage_cluster_id(n->st),
+	                              .boot = n->live.boot};
+	const uint8_t *frame;
+	size_t len;
+
+	frame = rd_wire_batch_seal_ident(&o->b, n->cfg.node_id, o->id,
+	                                 rd_health_batch_flags(n), &ident, &len);
+	o->sent_ns = now; /* it is this interval's node heartbeat too */
+	if (rd_transport_send_encoded(p->t, o->id, frame, len, o->b.msgs, msg) != 0) {
+		o->dropped++;
+		rd_log_debug("raft batch dropped peer=%llu: %s",
+		             (unsigned long long)o->id, msg);
+	}
+	rd_wire_batch_reset(&o->b);
+}
+
 void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 {
 	struct rd_peers *p = n->peers;
 	struct peer_out *o = peer_out(p, m->to);
+	size_t cap = rd_transport_max_frame_bytes(p->t);
+	int rv;
 
 	if (o == NULL) {
 		rd_log_debug("raft message to unknown node to=%llu group=%llu",
@@ -70,9 +99,32 @@ void rd_peers_queue(struct rd_node *n, const struct rd_message *m)
 	 * founding replicas; a replica added later is addressed by its
 	 * incarnation, membership.c). */
 	struct rd_group *g = rd_node_group(n, m->group);
-	if (rd_wire_batch_add_msg_to(&o->b, &p->scratch, m,
-	                             g != NULL ? rd_membership_replica_inc(g, m->to)
-	                                       : 0) != 0)
+	uint64_t inc = rd_membership_address(n, g, m->to);
+	rv = rd_wire_batch_add_msg_within(&o->b, &p->scratch, m, inc, cap);
+	if (rv == RD_EAGAIN) {
+		/* The batch is full: it leaves now, and this message starts the
+		 * next one, so that one frame over the transport's limit never
+		 * takes every group's messages with it. Sending now keeps the
+		 * ordering rule (drive.c): a message is queued only once it may
+		 * leave, before this iteration's write (thesis §10.2.1) or after
+		 * the write it waited for is durable. */
+		send_batch(n, o, rd_clock_now_ns());
+		o->splits++;
+		rv = rd_wire_batch_add_msg_within(&o->b, &p->scratch, m, inc, cap);
+	}
+	if (rv == RD_ETOOBIG) {
+		/* Alone over the limit: only this message is lost, and the core
+		 * sends it again (thesis §3.5); [raft] max_msg_bytes below
+		 * [transport] max_frame_bytes avoids it. */
+		o->oversized++;
+		rd_log_warn(
+		    "raft message over [transport] max_frame_bytes dropped peer=%llu "
+		    "group=%llu type=%u entries=%u",
+		    (unsigned long long)m->to, (unsigned long long)m->group,
+		    (unsigned)m->type, (unsigned)m->n_entries);
+		return;
+	}
+	if (rv != 0)
 		return;
 	o->msgs++;
 	p->pending = true;
@@ -86,34 +138,18 @@ bool rd_peers_pending(const struct rd_node *n)
 void rd_peers_flush(struct rd_node *n)
 {
 	struct rd_peers *p = n->peers;
-	char msg[RD_ERRMSG_SIZE];
-	struct rd_wire_ident ident = {.incarnation = rd_storage_incarnation(n->st),
-	                              .cluster = rd_storage_cluster_id(n->st),
-	                              .boot = n->live.boot};
 	uint64_t now;
 
 	if (!p->pending)
 		return;
 	now = rd_clock_now_ns();
-	for (unsigned i = 0; i < p->n_out; i++) {
-		struct peer_out *o = &p->out[i];
-		const uint8_t *frame;
-		size_t len;
-
-		if (rd_wire_batch_empty(&o->b))
-			continue;
-		frame = rd_wire_batch_seal_ident(&o->b, n->cfg.node_id, o->id,
-		                                 rd_health_batch_flags(n), &ident, &len);
-		o->sent_ns = now; /* it is this interval's node heartbeat too */
-		if (rd_transport_send_encoded(p->t, o->id, frame, len, o->b.msgs, msg) !=
-		    0) {
-			o->dropped++;
-			rd_log_debug("raft batch dropped peer=%llu: %s",
-			             (unsigned long long)o->id, msg);
-		}
-		rd_wire_batch_reset(&o->b);
-	}
+	for (unsigned i = 0; i < p->n_out; i++)
+		if (!rd_wire_batch_empty(&p->out[i].b))
+			send_batch(n, &p->out[i], now);
 	p->pending = false;
+	/* Out now, not once the iteration returns to the loop: a leader's
+	 * appends are to travel while its own write syncs (drive.c step 2). */
+	rd_transport_flush(p->t);
 }
 
 void rd_peers_node_heartbeats(struct rd_node *n, uint64_t now, uint64_t interval_ns)
@@ -280,6 +316,10 @@ int rd_peers_start(struct rd_node *n, char *msg)
 	p->n = n;
 	n->peers = p;
 	rd_transport_config_init(&tc, &n->cfg);
+	/* One boot id per process, in the batches (liveness.c) and in the
+	 * connection ids (a peer replaces its connection to our previous
+	 * process by this one's at once: lib/transport/peer.c). */
+	tc.boot = n->live.boot;
 	rv = rd_transport_new(&p->t, n->base, &tc, &cbs, msg);
 	if (rv != 0) {
 		rd_errprefix(msg, "transport: ");
@@ -397,6 +437,11 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 	f->lost = st.lost_packets;
 	f->reconnects = st.reconnects;
 	f->node_heartbeats = o != NULL ? o->node_heartbeats : 0;
+	f->batches_dropped = o != NULL ? o->dropped : 0;
+	f->batch_splits = o != NULL ? o->splits : 0;
+	f->oversized = o != NULL ? o->oversized : 0;
+	f->restarts = st.restarts;
+	f->stale_dropped = st.stale_dropped;
 }
 
 uint64_t rd_peers_nonmember(const struct rd_node *n)

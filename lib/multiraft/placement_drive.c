@@ -569,8 +569,9 @@ void rd_placement_tick(struct rd_node *n)
 	struct rd_placement_stats st;
 	uint64_t now = rd_clock_now_ns();
 
-	if (p->reload)
-		rd_placement_reload(n);
+	/* Every second as well as after group 0 applied: the applied state
+	 * may reach storage after the pass that flagged it. */
+	rd_placement_reload(n);
 	rd_placement_host(n);
 	p->leading = false;
 	if (g0 == NULL || rd_raft_role(g0->raft) != RD_RAFT_LEADER || n->stopping ||

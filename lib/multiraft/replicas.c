@@ -79,6 +79,32 @@ uint64_t rd_membership_replica_inc(const struct rd_group *g, uint64_t id)
 	return 0;
 }
 
+uint64_t rd_membership_address(struct rd_node *n, const struct rd_group *g, uint64_t to)
+{
+	const struct rd_conf_state *cs;
+	uint64_t inc;
+
+	if (g == NULL)
+		return 0;
+	if ((inc = rd_membership_replica_inc(g, to)) != 0)
+		return inc;
+	cs = rd_raft_conf(g->raft);
+	if (cs->n_voters != 0 || cs->n_learners != 0)
+		return 0; /* the configuration lists `to`'s founding replica */
+	/* An empty configuration: a replica created to catch up, before the
+	 * leader's log or snapshot told it the members (peers.c from_member
+	 * takes every sender then). What it sends answers the request it
+	 * stepped, so it goes to the data directory that asked: the one the
+	 * member table registers for `to`, the only one whose batches
+	 * rd_membership_accept lets through. Addressed as a founding replica
+	 * (0), the answer was dropped by a leader that had itself joined as a
+	 * new replica (R2): its learner then acknowledged nothing, was never
+	 * promoted, and the group stayed one replica short. */
+	if (rd_membership_registered(n, to, &inc) != 0)
+		return 0;
+	return inc;
+}
+
 void rd_membership_replicas_appended(struct rd_group *g, const struct rd_entry *e,
                                      size_t n_entries)
 {

@@ -374,7 +374,7 @@ static uint64_t start_of(struct rd_sub *sub, struct rd_group *g)
 		return j->start;
 	if (sub->from != 0)
 		return sub->from;
-	return rd_raft_applied_index(g->raft) + 1;
+	return g->applied + 1;
 }
 
 /* Send `sub` what its credit allows. Returns false when it ended. */
@@ -393,6 +393,11 @@ static bool pump_group(struct rd_sub *sub, uint64_t gid, uint64_t *cur, bool *mo
 		        "group not hosted on this node", gid, 0);
 		return false;
 	}
+	/* While a batch is written its journal records are not readable
+	 * yet, though the journal's bounds count them: the pump after the
+	 * write (rd_subs_applied) sends them. */
+	if (n->writing)
+		return true;
 	if (*cur == 0)
 		*cur = start_of(sub, g);
 	struct rd_journal_info *j = jinfo(s, gid);

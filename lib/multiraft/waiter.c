@@ -320,7 +320,7 @@ static void forward_done(void *ud, struct rd_forward *fw, const struct rd_result
 	struct rd_group *g = rd_node_group(n, w->group);
 
 	if (res->code == RAFTD__ERROR_CODE__OK && w->op == RD_OP_WRITE && g != NULL &&
-	    rd_raft_applied_index(g->raft) < res->index) {
+	    g->applied < res->index) {
 		w->kind = RD_WAIT_APPLIED;
 		w->index = res->index;
 		w->remote = *res;

@@ -64,6 +64,8 @@ void rd_storage_batch_free(struct rd_storage_batch *b)
 {
 	if (b == NULL)
 		return;
+	if (b->st->inflight == b)
+		rd_storage_commit_finish(b->st, b); /* its write first */
 	if (b->st->filling == b)
 		b->st->filling = NULL;
 	rocksdb_writebatch_destroy(b->wb);
@@ -110,6 +112,10 @@ void rd__batch_forget(struct rd_sgroup *g)
 
 void rd__batch_begin(struct rd_storage_batch *b)
 {
+	/* The writer thread reads the batch until rd_storage_commit_finish
+	 * (writer.c): a mutation before that is a driver bug. */
+	if (b->st->inflight == b)
+		rd_fatal("fatal: storage batch changed while its write is in flight");
 	if (b->committed)
 		rd_storage_batch_reset(b);
 }
@@ -435,7 +441,7 @@ static void put_state(rocksdb_writebatch_t *wb, struct rd_storage_batch *b,
 	                          (const char *)v, vlen);
 }
 
-static void encode_states(struct rd_storage_batch *b)
+void rd__encode_states(struct rd_storage_batch *b)
 {
 	uint8_t v[RD_STATE_VAL_MAX];
 
@@ -476,16 +482,17 @@ void rd__record_sync(struct rd_storage *st, uint64_t ns)
 	s->sync_ns_last = ns;
 }
 
-void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
+/* The two writes of a filled batch whose states are encoded
+ * (rd__encode_states); on the writer thread (writer.c) or the caller's.
+ * Touches only b's RocksDB write batches and its write figures, the
+ * database and the "outstanding since" word (stall.c). */
+void rd__commit_write(struct rd_storage *st, struct rd_storage_batch *b)
 {
 	char *err = NULL;
 	size_t wlen = 0;
 
-	if (rd_storage_batch_empty(b)) {
-		b->committed = true;
-		return;
-	}
-	encode_states(b);
+	b->w1_bytes = b->w2_bytes = 0;
+	b->w1_synced = false;
 	/* W1 first: the apply in W2 is of entries whose commit is durable
 	 * (in this W1 or an earlier one), so whatever prefix of the write
 	 * sequence a flush puts on disk never holds an apply whose commit
@@ -497,18 +504,31 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 		if (err != NULL)
 			rd_fatal(RD_STORAGE_FATAL_FMT, "group commit (synced write)",
 			         err);
-		rd__record_sync(st, rd_clock_now_ns() - t0);
-		st->stats.bytes_written += wlen;
+		b->sync_ns = rd_clock_now_ns() - t0;
+		rd__sync_clear(st);
+		b->w1_synced = true;
+		b->w1_bytes = wlen;
 	}
-	st->stats.entries_written += b->nents;
 	if (rocksdb_writebatch_count(b->wb2) > 0) {
 		rocksdb_writebatch_data(b->wb2, &wlen);
 		rocksdb_write(st->db, st->wo_nowal, b->wb2, &err);
 		if (err != NULL)
 			rd_fatal(RD_STORAGE_FATAL_FMT, "apply (write without the WAL)",
 			         err);
-		st->stats.state_bytes_written += wlen;
+		b->w2_bytes = wlen;
 	}
+}
+
+/* After rd__commit_write returned, on the loop's thread: the figures, the
+ * new durable state, then the caches. */
+void rd__commit_publish(struct rd_storage *st, struct rd_storage_batch *b)
+{
+	if (b->w1_synced) {
+		rd__record_sync(st, b->sync_ns);
+		st->stats.bytes_written += b->w1_bytes;
+	}
+	st->stats.entries_written += b->nents;
+	st->stats.state_bytes_written += b->w2_bytes;
 
 	/* Durable now: publish the new state, then feed the caches. */
 	for (size_t i = 0; i < b->npend; i++) {
@@ -542,4 +562,10 @@ void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
 		rd__cache_drop_from(p->g, p->last + 1);
 	}
 	b->committed = true;
+}
+
+void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b)
+{
+	if (rd_storage_commit_start(st, b))
+		rd_storage_commit_finish(st, b);
 }

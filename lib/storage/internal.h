@@ -122,6 +122,10 @@ struct rd_storage {
 	uint64_t flush_ns;            /* last rd_storage_flush_soon that wrote */
 	uint64_t flush_interval_ns;   /* least time between two of them */
 	uint8_t *flush_poke;          /* RD_FLUSH_POKE_BYTES of zeros, or NULL */
+	struct rd__writer *writer;    /* the writer thread (writer.c), or NULL */
+	/* Started by rd_storage_commit_start and not finished yet: the
+	 * writer thread may be reading it. */
+	struct rd_storage_batch *inflight;
 };
 
 /* The "default" family's write buffer, and the value rd_storage_flush_soon
@@ -208,6 +212,11 @@ struct rd_storage_batch {
 	size_t nsops, capsops;
 	uint32_t *sslots; /* (group, client) -> latest op: index + 1, 0 = free */
 	size_t nsslots;
+	/* Figures of its last write (rd__commit_write), published on the
+	 * loop's thread (rd__commit_publish). */
+	bool w1_synced;
+	uint64_t sync_ns;
+	size_t w1_bytes, w2_bytes;
 };
 
 /* Drop group's journal and record `start` as its start (journal.c). */
@@ -291,6 +300,22 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
                          const struct rd_snapshot_meta *m, const uint64_t *sess,
                          size_t nsess, char *msg);
 
+/* The batch's state records into its write batches (batch.c), before its
+ * write starts. */
+void rd__encode_states(struct rd_storage_batch *b);
+/* The batch's two writes, W1 synced then W2 without the WAL (batch.c); on
+ * the writer thread or the caller's. Aborts when one fails. */
+void rd__commit_write(struct rd_storage *st, struct rd_storage_batch *b);
+/* After rd__commit_write, on the loop's thread: figures, durable state,
+ * caches (batch.c). */
+void rd__commit_publish(struct rd_storage *st, struct rd_storage_batch *b);
+/* Writer thread (writer.c): wait until it holds no batch (before another
+ * synced write, so that one synced write at a time is outstanding), and
+ * stop it (at close, after the batch in hand is written). No-ops without
+ * a writer. */
+void rd__writer_idle(struct rd_storage *st);
+void rd__writer_stop(struct rd_storage *st);
+
 /* Count one synced write of `ns` nanoseconds (batch.c). */
 void rd__record_sync(struct rd_storage *st, uint64_t ns);
 
@@ -307,6 +332,9 @@ uint64_t rd__sync_begin(struct rd_storage *st);
  * acknowledged on a write that did not reach the disk), `what` naming it
  * ("drop group (synced write)"). `wb` stays the caller's. */
 void rd__synced_write(struct rd_storage *st, rocksdb_writebatch_t *wb, const char *what);
+/* The synced write marked by rd__sync_begin returned (any thread); its
+ * duration is recorded later with rd__record_sync. */
+void rd__sync_clear(struct rd_storage *st);
 /* Called by rd__record_sync: the write of `ns` nanoseconds returned. */
 void rd__sync_end(struct rd_storage *st, uint64_t ns);
 

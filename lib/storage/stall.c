@@ -148,12 +148,20 @@ uint64_t rd__sync_begin(struct rd_storage *st)
 void rd__synced_write(struct rd_storage *st, rocksdb_writebatch_t *wb, const char *what)
 {
 	char *err = NULL;
-	uint64_t t0 = rd__sync_begin(st);
+	uint64_t t0;
+
+	rd__writer_idle(st); /* one synced write outstanding at a time */
+	t0 = rd__sync_begin(st);
 
 	rocksdb_write(st->db, st->wo, wb, &err);
 	if (err != NULL)
 		rd_fatal(RD_STORAGE_FATAL_FMT, what, err);
 	rd__record_sync(st, rd_clock_now_ns() - t0);
+}
+
+void rd__sync_clear(struct rd_storage *st)
+{
+	atomic_store_explicit(&st->track->since_ns, 0, memory_order_release);
 }
 
 void rd__sync_end(struct rd_storage *st, uint64_t ns)

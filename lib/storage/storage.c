@@ -145,6 +145,7 @@ static void set_options(struct rd_storage *st, bool create, size_t memtable_byte
 
 static void free_handle(struct rd_storage *st)
 {
+	rd__writer_stop(st);
 	for (int i = 0; i < RD_CF_COUNT; i++)
 		if (st->cf[i] != NULL)
 			rocksdb_column_family_handle_destroy(st->cf[i]);
@@ -201,6 +202,7 @@ static int cat_put(struct rd_storage *st, const char *name, const uint8_t *data,
                    size_t len, char *msg)
 {
 	char *err = NULL;
+	rd__writer_idle(st); /* one synced write outstanding at a time */
 	rocksdb_put_cf(st->db, st->wo, st->cf[RD_CF_CATALOG], name, strlen(name),
 	               (const char *)data, len, &err);
 	if (err != NULL)

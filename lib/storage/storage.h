@@ -4,8 +4,11 @@
  * (durability rules under "Failure policy" below). The byte-by-byte key schema is in
  * lib/storage/schema.h.
  *
- * Threading: a storage handle is used from the node's event-loop thread only;
- * nothing here locks. At most one rd_storage_batch is being filled at a time.
+ * Threading: a storage handle is used from the node's event-loop thread only.
+ * At most one rd_storage_batch is being filled at a time. The one exception
+ * is the writer thread (rd_storage_writer_start): it makes a started batch's
+ * two writes while the loop goes on; everything it publishes is published
+ * on the loop's thread by rd_storage_commit_finish.
  *
  * Reads (log, Raft state, KV) see what the last rd_storage_commit made
  * durable, never what a batch still holds.
@@ -384,6 +387,45 @@ int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
  * after logging the RocksDB error.
  */
 void rd_storage_commit(struct rd_storage *st, struct rd_storage_batch *b);
+
+/*
+ * The same commit in two halves, so that the loop can step input while the
+ * fsync runs (etcd's asynchronous storage writes, TiKV's store I/O thread):
+ *
+ *   rd_storage_commit_start   encodes the batch and starts W1 then W2: on the
+ *                             writer thread when one runs
+ *                             (rd_storage_writer_start), else on this thread
+ *                             before it returns. Returns false for an empty
+ *                             batch (nothing written, nothing to finish).
+ *   rd_storage_commit_done    true once the started writes returned (the
+ *                             doorbell rd_storage_commit_fd was rung).
+ *   rd_storage_commit_finish  waits for them if needed, then publishes the
+ *                             durable state and feeds the caches, as
+ *                             rd_storage_commit does after its writes.
+ *
+ * Between start and finish the batch must not change (a mutation aborts)
+ * and nothing the batch holds is visible to reads or durable as far as the
+ * caller may assume: messages and replies that depend on it wait for
+ * finish. Other synced writes (catalog, snapshot install, group drop) wait
+ * for the writer first; an install or drop for a group the batch holds
+ * work for is refused (RD_EAGAIN) until finish, as while filling. One
+ * batch at a time: start is fatal while another batch is in flight.
+ */
+bool rd_storage_commit_start(struct rd_storage *st, struct rd_storage_batch *b);
+bool rd_storage_commit_done(struct rd_storage *st);
+void rd_storage_commit_finish(struct rd_storage *st, struct rd_storage_batch *b);
+/* A batch is started and not finished. */
+bool rd_storage_commit_busy(const struct rd_storage *st);
+
+/* Start the writer thread of `st` (once; a no-op when running). It is
+ * stopped by rd_storage_close, after the batch in hand is written.
+ * RD_EIO/RD_ENOMEM when the thread or its eventfd cannot be made. */
+int rd_storage_writer_start(struct rd_storage *st, char *msg);
+/* The writer's doorbell: an eventfd that turns readable once per batch
+ * written, for the caller's event loop; -1 without a writer. Read it (or
+ * call rd_storage_commit_doorbell_clear) before waiting on it again. */
+int rd_storage_commit_fd(const struct rd_storage *st);
+void rd_storage_commit_doorbell_clear(struct rd_storage *st);
 
 /*
  * The highest applied index of `group` whose state-machine effects are on

@@ -9,11 +9,16 @@
  * them, and with an unkeyed hash a sender could aim every lookup at one
  * chain. Each connection also lists its own entries, so that freeing it
  * touches only its chains, not the whole table.
+ *
+ * The first connection id of each connection we open carries this
+ * process's boot id (rd_t_initial_scid), so that a peer can tell a new
+ * process of ours from the one it still holds a connection to (peer.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "transport/internal.h"
+#include "util/bytes.h"
 #include "util/err.h"
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -147,4 +152,16 @@ void rd_t_cid_del_conn(struct rd_transport *t, struct rd_conn *c)
 		unchain(t, e);
 		free(e);
 	}
+}
+
+void rd_t_initial_scid(const struct rd_transport *t, ngtcp2_cid *cid)
+{
+	cid->datalen = RD_T_SCID_LEN;
+	rd_be64_put(cid->data, t->cfg.boot);
+	rd_t_rand(cid->data + 8, RD_T_SCID_LEN - 8);
+}
+
+uint64_t rd_t_cid_boot(const ngtcp2_cid *cid)
+{
+	return cid->datalen == RD_T_SCID_LEN ? rd_be64_get(cid->data) : 0;
 }

@@ -124,6 +124,15 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 		}
 		c->peer = p;
 	}
+	/* The peer's boot id: its initial source connection id, which ngtcp2
+	 * checked against the authenticated transport parameters (RFC 9000
+	 * §7.3), so it comes from the holder of the certificate just
+	 * verified. */
+	{
+		const ngtcp2_transport_params *rp =
+		    ngtcp2_conn_get_remote_transport_params(c->qc);
+		c->peer_boot = rp != NULL ? rd_t_cid_boot(&rp->initial_scid) : 0;
+	}
 	c->established = true;
 	if (t->cfg.keepalive_ms)
 		ngtcp2_conn_set_keep_alive_timeout(
@@ -397,8 +406,7 @@ struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p)
 	c->tp.expect_id = p->id;
 	dcid.datalen = 18;
 	rd_t_rand(dcid.data, dcid.datalen);
-	scid.datalen = RD_T_SCID_LEN;
-	rd_t_rand(scid.data, scid.datalen);
+	rd_t_initial_scid(t, &scid);
 	settings_for(t, &settings, &dcid, true);
 	params_for(t, &params);
 	path = rd_conn_path(c);
@@ -435,8 +443,7 @@ struct rd_conn *rd_conn_accept(struct rd_transport *t, const ngtcp2_pkt_hd *hd,
 	if (c == NULL)
 		return NULL;
 	cbs.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
-	scid.datalen = RD_T_SCID_LEN;
-	rd_t_rand(scid.data, scid.datalen);
+	rd_t_initial_scid(t, &scid);
 	settings_for(t, &settings, odcid ? odcid : &hd->dcid, false);
 	params_for(t, &params);
 	params.original_dcid = odcid ? *odcid : hd->dcid;

@@ -134,21 +134,39 @@ void rd_t_mark_dirty(struct rd_conn *c)
 		event_active(t->flush_ev, 0, 0);
 }
 
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
+/* Write every dirty connection; free the dead ones only when `free_dead`
+ * (the flush event), else they stay on the list for it: freeing fails the
+ * calls on their streams, whose callbacks must not run inside the caller
+ * of rd_transport_flush. */
+static void flush(struct rd_transport *t, bool free_dead)
 {
-	struct rd_transport *t = arg;
 	struct rd_conn *list = t->dirty, *c;
 
-	(void)fd, (void)what;
 	t->dirty = NULL;
 	while ((c = list) != NULL) {
 		list = c->dnext;
+		if (c->dead && !free_dead) {
+			c->dnext = t->dirty; /* still dirty; flush_ev is active */
+			t->dirty = c;
+			continue;
+		}
 		c->dirty = false;
 		if (c->dead)
 			rd_conn_free(c);
 		else
 			rd_conn_write(c);
 	}
+}
+
+void rd_transport_flush(struct rd_transport *t)
+{
+	flush(t, false);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	flush(arg, true);
 }
 
 static void write_cb(evutil_socket_t fd, short what, void *arg)
@@ -364,6 +382,8 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 		t->cfg.max_partial_bytes = t->cfg.max_frame_bytes +
 		                           t->cfg.max_snapshot_frame_bytes +
 		                           2 * t->cfg.max_rpc_frame_bytes;
+	while (t->cfg.boot == 0)
+		rd_t_rand((uint8_t *)&t->cfg.boot, sizeof t->cfg.boot);
 	if (cbs)
 		t->cbs = *cbs;
 	t->fd = -1;

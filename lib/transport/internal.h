@@ -141,6 +141,9 @@ struct rd_conn {
 	uint64_t held;          /* bytes of partial frames held by its streams */
 	struct event *cert_ev;  /* fires when the peer certificate expires */
 	int64_t cert_not_after; /* its notAfter (Unix time), -1 unknown */
+	uint64_t peer_boot;     /* the peer process's boot id, from its initial
+	                         * source connection id (rd_t_cid_boot); valid
+	                         * once established */
 };
 
 struct rd_peer {
@@ -153,6 +156,8 @@ struct rd_peer {
 	struct rd_conn *dialing;                 /* our outbound attempt */
 	struct rd_squeue pend_raft, pend_snap;   /* frames waiting for a connection */
 	struct rd_call *calls_head, *calls_tail; /* calls waiting for a stream */
+	uint64_t boot;     /* boot id of the peer process behind the last
+	                    * connection that came up; 0: none came up yet */
 	unsigned failures; /* consecutive failed dials, for backoff */
 	struct event *redial;
 	bool redial_armed;
@@ -190,7 +195,7 @@ struct rd_transport {
 	struct event_base *base;
 	unsigned test_drop_every; /* rd_transport_test_drop; 0 = none */
 	uint64_t test_sends;
-	struct rd_transport_config cfg;
+	struct rd_transport_config cfg; /* cfg.boot is never 0 */
 	struct rd_transport_callbacks cbs;
 	struct rd_tls *tls;
 	int fd;
@@ -227,6 +232,16 @@ struct rd_transport {
  * stateless-reset tokens); falls back to rand() only before the kernel pool
  * is seeded at boot. Never fails. */
 void rd_t_rand(uint8_t *p, size_t n);
+/* The initial source connection id of a connection we open, either role:
+ * RD_T_SCID_LEN bytes, the first 8 this process's boot id (t->cfg.boot,
+ * big-endian), the rest random. The peer reads the boot id back with
+ * rd_t_cid_boot from the initial_source_connection_id transport parameter,
+ * which the handshake authenticates (RFC 9000 §7.3). Connection ids issued
+ * later (NEW_CONNECTION_ID) are wholly random. */
+void rd_t_initial_scid(const struct rd_transport *t, ngtcp2_cid *cid);
+/* The boot id an initial connection id carries; 0 when `cid` is not
+ * RD_T_SCID_LEN bytes long. */
+uint64_t rd_t_cid_boot(const ngtcp2_cid *cid);
 /* Map connection id `cid` to `c` (RFC 9000 §5.1: every id we issued routes
  * incoming packets to its connection). Returns 0 or RD_ENOMEM. The id must
  * not be mapped yet. */

@@ -3,14 +3,38 @@
  * frames waiting for a connection, redial with backoff, counters, and the
  * public send functions.
  *
- * One connection per pair of nodes: when a second connection to the
- * same peer completes its handshake, both ends apply the same rule, so they
- * agree without talking: keep the connection dialed by the lower node id;
- * between two dialed by the same node keep the newer (that node abandoned
- * the older one, e.g. because it restarted). The loser is closed with
- * APP_DUPLICATE. A restarted higher-id node whose dial loses against a stale
- * connection gets in once that connection dies: its next packet meets a
- * stateless reset from the restarted node (endpoint.c).
+ * One connection per pair of nodes. Each process draws a boot id at start
+ * and carries it in the first connection id of every connection it opens
+ * (cidmap.c, rd_t_initial_scid); the peer reads it from the authenticated
+ * transport parameters at the end of the handshake (conn.c). When a
+ * connection completes its handshake while another to the same peer is in
+ * use:
+ *
+ *   - another boot id than the one behind the connection in use: the peer
+ *     restarted, and the connection in use leads to a process that is
+ *     gone. The new connection replaces it at once (APP_DUPLICATE, counted
+ *     in stale_replaced), and every frame queued for the old process is
+ *     dropped and counted (stale_dropped) instead of being replayed to the
+ *     new one: appends and heartbeats built for the old process's state
+ *     would cost the new one work and could confuse a node that lost its
+ *     data; Raft retransmits what still matters (thesis §3.5). Without the
+ *     boot id, a restarted higher-id node's dials lost the tie-break below
+ *     to the dead connection until the idle timeout (a stateless reset
+ *     kills it sooner only when the restarted node kept its reset secret).
+ *   - the same boot id (a simultaneous dial between the same two
+ *     processes): both ends apply the same rule, so they agree without
+ *     talking: keep the connection dialed by the lower node id; between two
+ *     dialed by the same node keep the newer (that node abandoned the
+ *     older one). The loser is closed with APP_DUPLICATE.
+ *
+ * Who can displace a connection: only a connection whose handshake proved
+ * the same node id (mutual TLS: a certificate for that id, signed by the
+ * cluster CA, and its key), since each peer entry is keyed by the proven
+ * id; a stranger's connection (another id, a non-member) has its own entry
+ * and is never compared with a member's. The boot id is authenticated with
+ * the rest of the transport parameters (RFC 9000 §7.3), so an on-path
+ * attacker cannot change it either. In insecure mode nothing is proven and
+ * anyone may claim any id, this rule included, as the mode says.
  *
  * Redial: a dial starts when something waits for a peer that has no
  * connection; after a failed dial the next one waits
@@ -88,6 +112,15 @@ static void redial_cb(evutil_socket_t fd, short what, void *arg)
 	dial(p->t, p);
 }
 
+/* Drop every frame of `q`; returns how many there were. */
+static uint64_t drop_queued(struct rd_squeue *q)
+{
+	uint64_t n = q->frames_unsent;
+
+	rd_squeue_clear(q);
+	return n;
+}
+
 static void open_out_streams(struct rd_conn *c)
 {
 	int64_t id;
@@ -105,11 +138,30 @@ void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c)
 	struct rd_conn *other = p->conn;
 	const char *cipher;
 
+	bool restarted = p->boot != 0 && c->peer_boot != p->boot;
+
 	if (!c->tp.client)
 		c->dialer = p->id;
 	if (p->dialing == c)
 		p->dialing = NULL;
-	if (other != NULL && other != c && !other->dead) {
+	if (restarted) {
+		rd_log_info("transport: peer restarted peer=%llu addr=%s boot=%016llx "
+		            "previous=%016llx",
+		            (unsigned long long)p->id, c->addr_text,
+		            (unsigned long long)c->peer_boot,
+		            (unsigned long long)p->boot);
+		p->st.restarts++;
+		if (other != NULL && other != c && !other->dead) {
+			t->st.stale_replaced++;
+			p->conn = c; /* closing `other` must not report the peer down */
+			rd_conn_close(other, RD_TRANSPORT_APP_DUPLICATE,
+			              "stale connection: the peer restarted");
+		}
+		/* What waited for the old process (its unsent frames were just
+		 * moved here by rd_peer_conn_down) never reaches the new one. */
+		p->st.stale_dropped +=
+		    drop_queued(&p->pend_raft) + drop_queued(&p->pend_snap);
+	} else if (other != NULL && other != c && !other->dead) {
 		bool keep_new = c->dialer == other->dialer || c->dialer < other->dialer;
 		t->st.duplicates_closed++;
 		if (!keep_new) {
@@ -122,6 +174,7 @@ void rd_peer_conn_up(struct rd_transport *t, struct rd_conn *c)
 		              "second connection to the peer (tie-break)");
 	}
 	p->conn = c;
+	p->boot = c->peer_boot;
 	c->up_at = rd_clock_now_ns();
 	/* Our own dial still in its handshake can only lose a later tie-break
 	 * against this working connection and take its streams down with it.
@@ -341,6 +394,11 @@ int rd_transport_send_snapshot(struct rd_transport *t, uint64_t peer,
 	if (b == NULL)
 		return rv;
 	return enqueue(t, peer, b, true, msg);
+}
+
+size_t rd_transport_max_frame_bytes(const struct rd_transport *t)
+{
+	return t->cfg.max_frame_bytes;
 }
 
 int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,

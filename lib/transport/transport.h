@@ -109,6 +109,10 @@ struct rd_transport_config {
 	                                    * (RFC 9000 §8.1.2) */
 	char alpn[32];                     /* RD_TRANSPORT_ALPN; tests change it */
 	bool tls_omit_client_cert;         /* tests only: dial without a certificate */
+	uint64_t boot;                     /* this process's boot id, carried in the
+	                                    * first connection id of each
+	                                    * connection (peer.c); 0: drawn at
+	                                    * random by rd_transport_new */
 	bool count_lost_packets;           /* per-packet loss count from ngtcp2's qlog
 	                                    * events on dialed connections (off by
 	                                    * default; costs some throughput) */
@@ -172,13 +176,22 @@ int rd_transport_peer_remove(struct rd_transport *t, uint64_t id);
 /* Queue an already encoded PeerFrame payload (no length header) holding a
  * batch of `n_msgs` Raft messages and heartbeats (rd_wire_batch_seal
  * builds one), for `peer`; the bytes are copied. Frames to one peer are
- * delivered in order while a connection lives; frames still queued when a
- * connection is lost are dropped and counted (Raft retransmits). Returns
+ * delivered in order while a connection lives. When a connection is lost,
+ * frames not yet started wait for the next connection to the same process
+ * of the peer; frames queued for a process that is gone (another boot id
+ * came up, peer.c) are dropped and counted (stale_dropped): Raft
+ * retransmits what still matters. Returns
  * 0, RD_ENOTFOUND (unregistered peer), RD_ETOOBIG (over max_frame_bytes),
  * RD_EAGAIN (more than max_queue_bytes unsent: dropped). */
 int rd_transport_send_encoded(struct rd_transport *t, uint64_t peer,
                               const uint8_t *payload, size_t len, uint64_t n_msgs,
                               char *msg);
+
+/* Write what is queued to every peer now, instead of from the event that
+ * queueing activated (which runs only once the current callback returns):
+ * the node loop calls it between sending a leader's appends and its
+ * synced write, so that they overlap (Raft thesis §10.2.1). */
+void rd_transport_flush(struct rd_transport *t);
 
 /* Queue a frame holding a snapshot_chunk or snapshot_ack on the snapshot
  * stream. Same return values; RD_EINVAL for any other kind. */
@@ -227,12 +240,20 @@ struct rd_transport_peer_stats {
 	uint64_t connects;     /* connections established */
 	uint64_t reconnects;   /* ... after the first */
 	uint64_t handshake_failures; /* outbound dials that did not complete */
-	uint64_t malformed;    /* frames rejected (too big, undecodable, wrong type) */
-	uint64_t foreign_from; /* messages dropped: `from` not the authenticated peer */
-	uint64_t dropped;      /* frames dropped unsent (queue full, connection lost) */
-	uint64_t queued_bytes; /* unsent bytes queued for the peer now */
-	char cipher[48];       /* negotiated TLS cipher suite, "" when down */
+	uint64_t malformed;     /* frames rejected (too big, undecodable, wrong type) */
+	uint64_t foreign_from;  /* messages dropped: `from` not the authenticated peer */
+	uint64_t dropped;       /* frames dropped unsent (queue full, connection lost) */
+	uint64_t stale_dropped; /* frames queued for a previous process of the
+	                         * peer, dropped when a new one connected */
+	uint64_t restarts;      /* connections that came up from a new process of
+	                         * the peer (another boot id than the last one) */
+	uint64_t queued_bytes;  /* unsent bytes queued for the peer now */
+	char cipher[48];        /* negotiated TLS cipher suite, "" when down */
 };
+
+/* The largest frame payload rd_transport_send_encoded takes (the
+ * configuration's max_frame_bytes). */
+size_t rd_transport_max_frame_bytes(const struct rd_transport *t);
 
 /* Returns 0 or RD_ENOTFOUND. */
 int rd_transport_peer_stats(const struct rd_transport *t, uint64_t peer,
@@ -255,6 +276,8 @@ struct rd_transport_stats {
 	uint64_t retries_sent;      /* Retry packets sent */
 	uint64_t initials_dropped;  /* Initials refused: caps, bad token */
 	uint64_t duplicates_closed; /* connections closed by the tie-break */
+	uint64_t stale_replaced;    /* connections to a previous process of a
+	                             * peer, closed when its new one connected */
 	uint64_t malformed;         /* frames rejected, all peers */
 	uint64_t packets_in, packets_out;
 	uint64_t stateless_resets; /* sent */

@@ -213,6 +213,28 @@ int rd_wire_batch_add_msg_to(struct rd_wire_batch *b, struct rd_wire_scratch *s,
 	return 0;
 }
 
+int rd_wire_batch_add_msg_within(struct rd_wire_batch *b, struct rd_wire_scratch *s,
+                                 const struct rd_message *m, uint64_t to_incarnation,
+                                 size_t cap)
+{
+	size_t len = b->len;
+	uint64_t msgs = b->msgs;
+	int rv = rd_wire_batch_add_msg_to(b, s, m, to_incarnation);
+
+	if (rv != 0) {
+		b->len = len;
+		b->msgs = msgs;
+		return rv;
+	}
+	/* A sealed payload takes at most b->len bytes: the head written into
+	 * the reserved room is never longer than the room. */
+	if (b->len <= cap)
+		return 0;
+	b->len = len;
+	b->msgs = msgs;
+	return rd_wire_batch_empty(b) ? RD_ETOOBIG : RD_EAGAIN;
+}
+
 const uint8_t *rd_wire_batch_seal(struct rd_wire_batch *b, uint64_t from, uint64_t to,
                                   size_t *len)
 {

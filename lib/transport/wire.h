@@ -115,6 +115,16 @@ int rd_wire_batch_add_msg(struct rd_wire_batch *b, struct rd_wire_scratch *s,
 int rd_wire_batch_add_msg_to(struct rd_wire_batch *b, struct rd_wire_scratch *s,
                              const struct rd_message *m, uint64_t to_incarnation);
 
+/* rd_wire_batch_add_msg_to, keeping the sealed payload within `cap` bytes
+ * (a frame limit such as [transport] max_frame_bytes): returns 0 (added),
+ * RD_EAGAIN when `m` would take the batch past `cap` (nothing added: seal
+ * and send what `b` holds, reset it and add `m` again), RD_ETOOBIG when `m`
+ * alone does not fit in an empty batch of `cap` bytes (nothing added), or
+ * RD_ENOMEM (nothing added). */
+int rd_wire_batch_add_msg_within(struct rd_wire_batch *b, struct rd_wire_scratch *s,
+                                 const struct rd_message *m, uint64_t to_incarnation,
+                                 size_t cap);
+
 /* Append heartbeat (or heartbeat response) `m` as a CoalescedHeartbeat;
  * only group, term, commit and context travel. Precondition: m->type is
  * RD_MSG_HEARTBEAT or RD_MSG_HEARTBEAT_RESP. 0 or RD_ENOMEM. */

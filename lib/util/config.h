@@ -67,6 +67,15 @@ struct rd_config {
 	/* the shortest time between the storage flushes a compaction asks for
 	 * (storage.h rd_storage_flush_soon) */
 	unsigned flush_interval_ms;
+	/* idle groups quiesce (raft/raft.h, "Quiescence"); no: every group
+	 * ticks and heartbeats forever, as in plain Raft */
+	bool quiesce;
+
+	/* [storage] */
+	/* The group commit is written by a writer thread while the loop
+	 * steps input (storage.h rd_storage_commit_start); no: on the loop's
+	 * thread, which waits for the fsync. */
+	bool async_write;
 	/* [sessions]: client sessions kept per group, and applied entries of
 	 * a group after which an unseen session expires (storage.h) */
 	uint64_t session_max;

@@ -148,9 +148,11 @@ static int set_peers(struct rd_config_parse *p, int k, const char *v)
 
 static bool parse_bool(const char *v, bool *out)
 {
-	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "on") == 0 ||
+	    strcmp(v, "1") == 0)
 		*out = true;
-	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+	else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 ||
+	         strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
 		*out = false;
 	else
 		return false;

@@ -54,6 +54,8 @@
 	X(raft, max_msg_bytes, NUM(max_msg_bytes, 1024, 1ull << 30, BYTES), "1MiB") \
 	X(raft, snapshot_entries, NUM(snapshot_entries, 1, UINT64_MAX, N), "10000") \
 	X(raft, flush_interval_ms, NUM(flush_interval_ms, 10, 600000, MS), "2000") \
+	X(raft, quiesce, FLAG(quiesce), "yes") \
+	X(storage, async_write, FLAG(async_write), "yes") \
 	X(sessions, max_per_group, NUM(session_max, 1, UINT64_MAX, N), "10000") \
 	X(sessions, expiry_entries, NUM(session_expiry, 1, UINT64_MAX, N), "100000") \
 	X(streams, retention_entries, NUM(journal_entries, 0, UINT64_MAX, ENTRIES), "100000") \

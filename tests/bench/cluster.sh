@@ -14,9 +14,14 @@
 #                            socket DIR/NAME.sock, admin HTTP on ADMIN
 #                            (host:port; default off)
 #   bench_cluster_conf GROUPS LEVEL
-#                            certificates and DIR/node1..3.conf of a 3-node
-#                            cluster (P[1..3] its ports, PEERS its peer list,
-#                            A[1..3] its admin HTTP ports on 127.0.0.1)
+#                            certificates and DIR/node1..N.conf of an N-node
+#                            cluster, N = $BENCH_NODES (default 3; 1 gives a
+#                            single-node cluster) (P[1..N] its ports, PEERS
+#                            its peer list, A[1..N] its admin HTTP ports on
+#                            127.0.0.1, SOCKS its client sockets); each
+#                            config ends with $BENCH_EXTRA_CONF's lines
+#                            (e.g. "[storage] async_write = no"; the
+#                            separator "; " starts a new line)
 #   bench_metric N NAME      the value of sample NAME in node N's /metrics
 #   bench_start NAME [ARG]   raftd --config DIR/NAME.conf ARG... in the
 #                            background, stderr to DIR/NAME.log; its pid is
@@ -90,20 +95,29 @@ listen = ${8:-off}
 [log]
 level = $7
 CONF
+	if [ -n "${BENCH_EXTRA_CONF:-}" ]; then
+		printf '%s\n' "${BENCH_EXTRA_CONF//; /$'\n'}" >>"$DIR/$1.conf"
+	fi
 }
 
+BENCH_NODES=${BENCH_NODES:-3}
+export BENCH_NODES
+
 bench_cluster_conf() {
-	local i
-	bench_certs 3
+	local i rf=$((BENCH_NODES < 3 ? BENCH_NODES : 3))
+	bench_certs "$BENCH_NODES"
 	P=()
 	A=()
-	for i in 1 2 3; do
+	SOCKS=()
+	PEERS=""
+	for i in $(seq 1 "$BENCH_NODES"); do
 		P[$i]=$(bench_port)
 		A[$i]=$(bench_port tcp)
+		PEERS+="${PEERS:+, }$i@127.0.0.1:${P[$i]}"
+		SOCKS+=("$DIR/node$i.sock")
 	done
-	PEERS="1@127.0.0.1:${P[1]}, 2@127.0.0.1:${P[2]}, 3@127.0.0.1:${P[3]}"
-	for i in 1 2 3; do
-		bench_conf "node$i" "$i" "${P[$i]}" "$PEERS" "$1" 3 "$2" "127.0.0.1:${A[$i]}"
+	for i in $(seq 1 "$BENCH_NODES"); do
+		bench_conf "node$i" "$i" "${P[$i]}" "$PEERS" "$1" "$rf" "$2" "127.0.0.1:${A[$i]}"
 	done
 }
 
@@ -125,8 +139,8 @@ bench_ready() {
 bench_cluster_start() {
 	local i
 	bench_cluster_conf "$1" "$2"
-	for i in 1 2 3; do bench_start "node$i"; done
-	for i in 1 2 3; do bench_ready "node$i"; done
+	for i in $(seq 1 "$BENCH_NODES"); do bench_start "node$i"; done
+	for i in $(seq 1 "$BENCH_NODES"); do bench_ready "node$i"; done
 }
 
 bench_data_fs() {

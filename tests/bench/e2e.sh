@@ -10,6 +10,10 @@
 # entries, Raft state), and applied_bytes_per_write, what it wrote without
 # the WAL (what applying changed; README of lib/storage).
 #
+# BENCH_NODES=1 runs a single-node cluster instead (cluster.sh), and
+# BENCH_EXTRA_CONF appends config lines to every node's file, e.g.
+# BENCH_EXTRA_CONF='[storage]; async_write = no'.
+#
 # usage: e2e.sh BUILD_DIR [SECONDS [CLIENTS...]]
 set -euo pipefail
 B=${1:?build dir}
@@ -48,7 +52,7 @@ for c in "${CLIENTS[@]}"; do
 	t0=$(node_ticks)
 	w0=$(bench_metric 1 raft_storage_synced_bytes_total)
 	a0=$(bench_metric 1 raft_storage_applied_bytes_total)
-	"$B/bench/e2e_load" "$c" "$SECS" "$DIR/node1.sock" "$DIR/node2.sock" "$DIR/node3.sock" >"$DIR/run"
+	"$B/bench/e2e_load" "$c" "$SECS" "${SOCKS[@]}" >"$DIR/run"
 	t1=$(node_ticks)
 	w1=$(bench_metric 1 raft_storage_synced_bytes_total)
 	a1=$(bench_metric 1 raft_storage_applied_bytes_total)

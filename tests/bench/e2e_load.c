@@ -184,11 +184,16 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 	double elapsed = (double)(now_ns() - t0) / 1e9;
 	qsort(lat, n_lat, sizeof *lat, cmp);
-	printf("setup: 3 raftd nodes on loopback, mutual TLS, fsync on; %u closed-loop "
+	const char *nodes = getenv("BENCH_NODES");
+	const char *extra = getenv("BENCH_EXTRA_CONF");
+	printf("setup: %s raftd nodes on loopback, mutual TLS, fsync on; %u closed-loop "
 	       "clients "
 	       "over %d sockets; put of %d-byte keys and %d-byte values for %u s; %llu "
-	       "errors\n",
-	       clients, argc - 3, KEY_LEN, VALUE_LEN, secs, (unsigned long long)errors);
+	       "errors%s%s\n",
+	       nodes != NULL && nodes[0] != '\0' ? nodes : "3", clients, argc - 3,
+	       KEY_LEN, VALUE_LEN, secs, (unsigned long long)errors,
+	       extra != NULL && extra[0] != '\0' ? "; extra config: " : "",
+	       extra != NULL ? extra : "");
 	for (int k = 0; k < 16; k++)
 		if (errors_by_code[k] != 0)
 			printf("errors: %s %llu\n", rd_wire_code_name(k),

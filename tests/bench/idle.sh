@@ -13,7 +13,8 @@
 #   - per peer per second, from each node's /metrics: frames sent
 #     (raft_peer_frames_sent_total) and Raft messages sent
 #     (raft_peer_messages_sent_total: heartbeats and their answers when idle);
-# then the latency of the first write to 100 idle groups
+# then the latency of the first write to 100 idle groups and of a second
+# write right after each, to the woken group, for reference
 # (tests/bench/idle_first_write.c). RESULT lines go to build/bench/idle.csv.
 #
 # usage: idle.sh BUILD_DIR GROUPS SECS
@@ -112,7 +113,10 @@ for i in 1 2 3; do
 	msgs=$(awk -v a="$msgs" -v b="$ms" 'BEGIN {print a + b / 3}')
 done
 "$B/bench/idle_first_write" "$DIR/node1.sock" 100 $((1024 / 100)) | tee "$DIR/fw"
-read -r p50 p99 < <(sed -n 's/.*p50_ms=\([^ ]*\) p99_ms=\([^ ]*\).*/\1 \2/p' "$DIR/fw")
-printf 'RESULT idle groups=%s seconds=%s cpu_us_per_replica_s=%.1f rss_kib_per_replica=%.1f frames_per_peer_s=%.1f msgs_per_peer_s=%.1f first_write_p50_ms=%s first_write_p99_ms=%s\n' \
-	"$GROUPS_N" "$SECS" "$cpu" "$rss" "$frames" "$msgs" "$p50" "$p99" | tee "$DIR/out"
+# p50 and p99 of the RESULT line of $1 (first-write or second-write).
+pcts() { sed -n "s/^RESULT $1 .*p50_ms=\\([^ ]*\\) p99_ms=\\([^ ]*\\).*/\\1 \\2/p" "$DIR/fw"; }
+read -r p50 p99 < <(pcts first-write)
+read -r s50 s99 < <(pcts second-write)
+printf 'RESULT idle groups=%s seconds=%s cpu_us_per_replica_s=%.1f rss_kib_per_replica=%.1f frames_per_peer_s=%.1f msgs_per_peer_s=%.1f first_write_p50_ms=%s first_write_p99_ms=%s second_write_p50_ms=%s second_write_p99_ms=%s\n' \
+	"$GROUPS_N" "$SECS" "$cpu" "$rss" "$frames" "$msgs" "$p50" "$p99" "$s50" "$s99" | tee "$DIR/out"
 sed 's/^RESULT idle //; s/ /,/g' "$DIR/out" >>"$B/bench/idle.csv"

@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "common/http.h"
 #include "util/clock.h"
 
 #include <criterion/criterion.h>
@@ -374,6 +375,79 @@ int rd_h_wait_exit(struct rd_h_cluster *c, unsigned i, unsigned secs)
 		usleep(100 * 1000);
 	}
 	return -1;
+}
+
+bool rd_h_wait_log(const struct rd_h_cluster *c, unsigned i, const char *needle,
+                   unsigned secs)
+{
+	for (unsigned t = 0; t < secs * 10; t++) {
+		if (rd_h_log_has(c, i, needle))
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+/* Whether `raftctl members` output `out` has a row for `id` holding `what`. */
+static bool member_row_has(char *out, unsigned id, const char *what)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned rid;
+		if (sscanf(line, "%u", &rid) == 1 && rid == id &&
+		    strstr(line, what) != NULL)
+			return true;
+	}
+	return false;
+}
+
+bool rd_h_wait_member(struct rd_h_cluster *c, unsigned i, unsigned id, const char *what,
+                      bool want, unsigned secs)
+{
+	for (unsigned t = 0; t < secs * 10; t++) {
+		char out[8192];
+		bool found =
+		    rd_h_ctl(c, i, out, sizeof out, "members", (char *)NULL) == 0 &&
+		    member_row_has(out, id, what);
+		if (found == want)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+bool rd_h_wait_registered(struct rd_h_cluster *c, unsigned i, unsigned secs)
+{
+	for (unsigned t = 0; t < secs * 10; t++) {
+		char out[8192];
+		if (rd_h_ctl(c, i, out, sizeof out, "members", (char *)NULL) == 0 &&
+		    strstr(out, "0000000000000000") == NULL)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+double rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
+                   bool must_answer)
+{
+	static char out[1 << 20];
+	double v = 0;
+	size_t len = strlen(name);
+	int code = rd_t_http_get(c->nodes[i - 1].admin_port, "/metrics", out, sizeof out);
+
+	if (must_answer)
+		cr_assert_eq(code, 200, "node %u: GET /metrics answered %d", i, code);
+	else if (code != 200)
+		return 0;
+	for (const char *p = strstr(out, name); p != NULL; p = strstr(p + 1, name))
+		if ((p == out || p[-1] == '\n') && p[len] == ' ') {
+			sscanf(p + len, " %lf", &v);
+			break;
+		}
+	return v;
 }
 
 void rd_h_check_leaders(struct rd_h_cluster *c)

@@ -101,6 +101,23 @@ unsigned rd_h_log_count(const struct rd_h_cluster *c, unsigned i, const char *ne
  * signalled); its wait status (node i is then marked stopped), or -1 while
  * it still runs. */
 int rd_h_wait_exit(struct rd_h_cluster *c, unsigned i, unsigned secs);
+/* Wait at most `secs` until node i's log has a line containing `needle`. */
+bool rd_h_wait_log(const struct rd_h_cluster *c, unsigned i, const char *needle,
+                   unsigned secs);
+/* Wait at most `secs` until `raftctl members` on node i has a row for
+ * member `id` that holds `what` (with want false: until no row for `id`
+ * holds it). */
+bool rd_h_wait_member(struct rd_h_cluster *c, unsigned i, unsigned id, const char *what,
+                      bool want, unsigned secs);
+/* Wait at most `secs` until `raftctl members` on node i shows a registered
+ * incarnation for every member (none is all zeros). */
+bool rd_h_wait_registered(struct rd_h_cluster *c, unsigned i, unsigned secs);
+/* The value of sample `name` (labels included, as /metrics writes the line)
+ * on node i's admin port; 0 when the page has no such line. With
+ * `must_answer`, the test fails unless the node answers 200; without, a
+ * node that does not answer gives 0. */
+double rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
+                   bool must_answer);
 /* Sample `raftctl groups` on every running node and fail the test when a
  * (group, term) shows a second leader: every sample of the test process
  * is remembered (groups below 8, terms below 512; others are skipped). */

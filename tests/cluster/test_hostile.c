@@ -121,21 +121,6 @@ static int tcp_connect(int port)
 	return fd;
 }
 
-static unsigned long long metric(unsigned node, const char *name)
-{
-	static char out[1 << 20];
-	const char *p;
-	unsigned long long v = 0;
-
-	cr_assert_eq(
-	    rd_t_http_get(C.nodes[node - 1].admin_port, "/metrics", out, sizeof out),
-	    200);
-	p = strstr(out, name);
-	if (p != NULL)
-		sscanf(p + strlen(name), " %llu", &v);
-	return v;
-}
-
 /* ---- the evil peer ----------------------------------------------------------- */
 
 struct evil {
@@ -280,7 +265,9 @@ Test(hostile, nonmember_certificate_refused, .fini = teardown, .timeout = 240)
 		evil_run(&e, 100);
 	cr_expect_geq(e.downs, 1, "node 1 closed the connection");
 	evil_free(&e);
-	cr_expect_geq(metric(1, "raft_tick_loop_errors_total{kind=\"peer_not_member\"}"),
+	cr_expect_geq(rd_h_metric(&C, 1,
+	                          "raft_tick_loop_errors_total{kind=\"peer_not_member\"}",
+	                          true),
 	              1);
 	cr_expect_lt(term0(1), t0 + 1000, "the hostile term was not adopted");
 	put_get(1, "after", "2");
@@ -327,7 +314,10 @@ Test(hostile, stalled_streams_stay_bounded, .fini = teardown, .timeout = 300)
 	cr_expect_geq(e.errors, 1000, "the 64 MiB announcements were refused");
 	cr_expect_lt(after - before, RSS_BOUND_KB, "RSS grew by %ld kB", after - before);
 	cr_expect_gt(
-	    metric(1, "raft_tick_loop_errors_total{kind=\"malformed_peer_frame\"}"), 0);
+	    rd_h_metric(&C, 1,
+	                "raft_tick_loop_errors_total{kind=\"malformed_peer_frame\"}",
+	                true),
+	    0);
 	put_get(1, "during", "d");
 	evil_free(&e);
 	cr_expect_lt(term0(1), t0 + 1000);
@@ -373,8 +363,10 @@ Test(hostile, initial_flood_stays_bounded, .fini = teardown, .timeout = 300)
 	evil_free(&e);
 	after = rss_kb(C.nodes[0].pid);
 	cr_log_info(
-	    "Initial flood: RSS %ld -> %ld kB, %llu Initials dropped", before, after,
-	    metric(1, "raft_tick_loop_errors_total{kind=\"quic_initial_dropped\"}"));
+	    "Initial flood: RSS %ld -> %ld kB, %.0f Initials dropped", before, after,
+	    rd_h_metric(&C, 1,
+	                "raft_tick_loop_errors_total{kind=\"quic_initial_dropped\"}",
+	                true));
 	cr_expect_lt(after - before, RSS_BOUND_KB, "RSS grew by %ld kB", after - before);
 	put_get(1, "after", "a");
 	put_get(2, "after2", "b");
@@ -774,8 +766,10 @@ Test(hostile, misaddressed_messages_and_bad_membership_requests_refused, .fini =
 	cr_expect_eq(cr2.code, RAFTD__ERROR_CODE__NOT_FOUND, "group 999: %d %s", cr2.code,
 	             cr2.message);
 	cr_expect_geq(
-	    metric(1,
-	           "raft_tick_loop_errors_total{kind=\"misaddressed_replica_message\"}"),
+	    rd_h_metric(
+	        &C, 1,
+	        "raft_tick_loop_errors_total{kind=\"misaddressed_replica_message\"}",
+	        true),
 	    1);
 	cr_expect_lt(term0(1), t0 + 1000, "the misaddressed term was not adopted");
 	put_get(1, "after", "2");

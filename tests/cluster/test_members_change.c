@@ -33,28 +33,6 @@ static void teardown(void)
 	rd_h_ctl(&C, node, out, sizeof out, "--json", "--timeout", "20000", "members",   \
 	         __VA_ARGS__, (char *)NULL)
 
-/* Wait until `raftctl members` on `node` has a row for `id` holding `what`
- * (or, with want false, until no row for `id` holds it). */
-static bool wait_member(unsigned node, unsigned id, const char *what, bool want)
-{
-	for (int t = 0; t < WAIT_S * 10; t++) {
-		char out[8192], *line, *save = NULL;
-		bool found = false;
-		if (rd_h_ctl(&C, node, out, sizeof out, "members", (char *)NULL) == 0)
-			for (line = strtok_r(out, "\n", &save); line != NULL;
-			     line = strtok_r(NULL, "\n", &save)) {
-				unsigned rid;
-				if (sscanf(line, "%u", &rid) == 1 && rid == id &&
-				    strstr(line, what) != NULL)
-					found = true;
-			}
-		if (found == want)
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
 /* The node `raftctl status` on `node` names as group 0's leader. */
 static unsigned meta_leader(unsigned node)
 {
@@ -69,18 +47,6 @@ static unsigned meta_leader(unsigned node)
 	return l;
 }
 
-static bool all_registered(unsigned node)
-{
-	for (int t = 0; t < WAIT_S * 10; t++) {
-		char out[8192];
-		if (rd_h_ctl(&C, node, out, sizeof out, "members", (char *)NULL) == 0 &&
-		    strstr(out, "0000000000000000") == NULL)
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
 /* Three nodes up and ready, every registration applied, then keys
  * `prefix`0 .. `prefix`(n - 1) written through every node in turn. */
 static void up(const struct rd_h_opts *o, const char *prefix, int n, const char *value)
@@ -88,7 +54,8 @@ static void up(const struct rd_h_opts *o, const char *prefix, int n, const char 
 	rd_h_cluster_init(&C, 3, o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
-	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
+	cr_assert(rd_h_wait_registered(&C, 1, WAIT_S),
+	          "registrations not applied (logs in %s)", C.dir);
 	rd_h_put_keys(&C, 3, WAIT_S, prefix, n, value);
 	rd_h_check_leaders(&C);
 }
@@ -117,7 +84,8 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	rv = MEMBERS(3, out, "remove", "9");
 	cr_assert_neq(rv, 0);
 	cr_assert(strstr(out, "not a member") != NULL, "%s", out);
-	cr_assert(wait_member(1, 4, "4", false), "a refused add changed the members");
+	cr_assert(rd_h_wait_member(&C, 1, 4, "4", false, WAIT_S),
+	          "a refused add changed the members");
 
 	/* A learner that never starts: added through a follower, shown on
 	 * every node, refused promotion (it holds none of the log), removed. */
@@ -128,16 +96,17 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	cr_assert_eq(rv, 0, "add learner through node %u: %s (logs in %s)", other, out,
 	             C.dir);
 	for (unsigned i = 1; i <= 3; i++)
-		cr_assert(wait_member(i, 4, "learner", true),
+		cr_assert(rd_h_wait_member(&C, i, 4, "learner", true, WAIT_S),
 		          "node %u does not show learner 4 (logs in %s)", i, C.dir);
 	rv = MEMBERS(other, out, "promote", "4");
 	cr_assert_neq(rv, 0);
 	cr_assert(strstr(out, "not promoted") != NULL, "%s", out);
-	cr_assert(wait_member(1, 4, "learner", true), "a refused promotion changed it");
+	cr_assert(rd_h_wait_member(&C, 1, 4, "learner", true, WAIT_S),
+	          "a refused promotion changed it");
 	rv = MEMBERS(lead, out, "remove", "4");
 	cr_assert_eq(rv, 0, "remove learner 4: %s (logs in %s)", out, C.dir);
-	cr_assert(wait_member(1, 4, "removed", true), "4 not removed (logs in %s)",
-	          C.dir);
+	cr_assert(rd_h_wait_member(&C, 1, 4, "removed", true, WAIT_S),
+	          "4 not removed (logs in %s)", C.dir);
 
 	/* With node 2 down, removing node 3 would leave group 0 with {1, 2}
 	 * and one of them reachable: refused. */
@@ -188,7 +157,8 @@ Test(members_change, add_promote_remove_and_refusals, .fini = teardown, .timeout
 	             "(logs in %s)", C.dir);
 
 	unsigned a = lead == 1 ? 2 : 1, b = 6 - lead - a;
-	cr_assert(wait_member(a, lead, "removed", true), "(logs in %s)", C.dir);
+	cr_assert(rd_h_wait_member(&C, a, lead, "removed", true, WAIT_S), "(logs in %s)",
+	          C.dir);
 	rd_h_put(&C, a, WAIT_S, "after", "removal");
 	for (int i = 0; i < 12; i++) {
 		snprintf(key, sizeof key, "k%d", i);
@@ -259,13 +229,12 @@ static bool all_groups_voter(unsigned node, unsigned want)
 Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
      .timeout = 300)
 {
-	/* A killed node's old connection stays up at its peers until the idle
-	 * timeout and wins the tie-break against the restarted node's dials:
-	 * a short timeout, and a longer bound on asking before founding
-	 * (idle timeout + 10 election timeouts), let its probes through. */
+	/* The restarted node's dials replace its peers' connections to the
+	 * killed process at once (lib/transport/peer.c, boot ids), so its
+	 * probes get through with the default idle timeout; the longer
+	 * election timeout gives the rejoin room on a loaded machine. */
 	struct rd_h_opts o = {.data_groups = 4,
-	                      .extra_conf = "[transport]\nidle_timeout_ms = 3000\n"
-	                                    "[raft]\nelection_ticks = 100\n"};
+	                      .extra_conf = "[raft]\nelection_ticks = 100\n"};
 	char out[8192], key[32], cmd[512];
 	bool ok = false;
 
@@ -296,7 +265,8 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	cr_assert(ok, "node 3 is not a voter of every group again (logs in %s)", C.dir);
 	cr_assert(rd_h_log_has(&C, 3, "rejoined: the cluster registers"), "(logs in %s)",
 	          C.dir);
-	cr_assert(wait_member(1, 3, "voter", true), "(logs in %s)", C.dir);
+	cr_assert(rd_h_wait_member(&C, 1, 3, "voter", true, WAIT_S), "(logs in %s)",
+	          C.dir);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node 3 not ready (logs in %s)", C.dir);
 	for (int i = 0; i < 30; i++) {
 		snprintf(key, sizeof key, "a%d", i);
@@ -323,4 +293,99 @@ Test(members_change, a_wiped_node_rejoins_as_a_new_replica, .fini = teardown,
 	(void)out;
 	if (getenv("RD_KEEP_TMP") != NULL)
 		printf("logs in %s\n", C.dir);
+}
+
+/* The leader of `group` as `node`'s `raftctl groups` shows it (0: none). */
+static unsigned leader_of(unsigned node, unsigned group)
+{
+	char out[16384], *line, *save = NULL;
+	unsigned found = 0;
+
+	if (rd_h_ctl(&C, node, out, sizeof out, "groups", (char *)NULL) != 0)
+		return 0;
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned g, leader;
+		char role[16];
+		if (sscanf(line, "%u %15s %u", &g, role, &leader) == 3 && g == group)
+			found = leader;
+	}
+	return found;
+}
+
+/* Kill, wipe and restart node `i`; wait until it is a voter of each of the
+ * `groups` groups again. */
+static void replace(unsigned i, unsigned groups)
+{
+	char cmd[512];
+	bool ok = false;
+	int st = rd_h_stop(&C, i, SIGKILL);
+
+	cr_assert(WIFSIGNALED(st));
+	snprintf(cmd, sizeof cmd, "rm -rf %s/data%u", C.dir, i);
+	cr_assert_eq(system(cmd), 0);
+	rd_h_start(&C, i);
+	for (int t = 0; t < 120 * 10 && !ok; t++) {
+		rd_h_check_leaders(&C);
+		ok = all_groups_voter(i, groups);
+		if (!ok)
+			usleep(100 * 1000);
+	}
+	cr_assert(ok, "node %u is not a voter of every group again (logs in %s)", i,
+	          C.dir);
+}
+
+/* Two disks replaced one after the other: node 3 rejoins as a new
+ * replica and then leads the data groups; node 2 is wiped next. Its new
+ * replicas start with an empty configuration and must answer node 3's
+ * replicas (new ones, not the founding ones) to be caught up and promoted
+ * (multiraft/replicas.c, rd_membership_address): node 2 ends a voter of
+ * every group, and every acknowledged write is readable through it. */
+Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
+     .fini = teardown, .timeout = 400)
+{
+	struct rd_h_opts o = {.data_groups = 2,
+	                      .extra_conf = "[raft]\nelection_ticks = 100\n"};
+	char out[4096], key[32], g[8];
+	bool ok = false;
+
+	rd_h_cluster_init(&C, 3, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	cr_assert(rd_h_wait_registered(&C, 1, WAIT_S),
+	          "registrations not applied (logs in %s)", C.dir);
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof key, "a%d", i);
+		rd_h_put(&C, 1 + (unsigned)(i % 3), WAIT_S, key, "before");
+	}
+	replace(3, 3);
+	/* Node 3's new replicas lead both data groups. */
+	for (unsigned grp = 1; grp <= 2; grp++) {
+		snprintf(g, sizeof g, "%u", grp);
+		ok = false;
+		for (int t = 0; t < WAIT_S * 10 && !ok; t++) {
+			unsigned l = leader_of(1, grp);
+			ok = l == 3;
+			if (!ok && l != 0)
+				rd_h_ctl(&C, l, out, sizeof out, "transfer-leader", g,
+				         "3", (char *)NULL);
+			if (!ok)
+				usleep(100 * 1000);
+		}
+		cr_assert(ok, "node 3 does not lead group %u (logs in %s)", grp, C.dir);
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "b%d", i);
+		rd_h_put(&C, 1 + (unsigned)(i % 3), WAIT_S, key, "between");
+	}
+	replace(2, 3);
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof key, "a%d", i);
+		rd_h_expect_get(&C, 2, WAIT_S, key, "before");
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "b%d", i);
+		rd_h_expect_get(&C, 2, WAIT_S, key, "between");
+	}
+	rd_h_check_leaders(&C);
 }

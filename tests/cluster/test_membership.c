@@ -26,30 +26,6 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-static bool wait_log(unsigned node, const char *needle)
-{
-	for (int i = 0; i < WAIT_S * 10; i++) {
-		if (rd_h_log_has(&C, node, needle))
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
-static unsigned long long metric(unsigned node, const char *name)
-{
-	static char out[1 << 20];
-	unsigned long long v = 0;
-	const char *p;
-
-	if (rd_t_http_get(C.nodes[node - 1].admin_port, "/metrics", out, sizeof out) < 0)
-		return 0;
-	p = strstr(out, name);
-	if (p != NULL)
-		sscanf(p + strlen(name), " %llu", &v);
-	return v;
-}
-
 /* Start all three and wait until node 1 applied every registration:
  * `raftctl members` shows an incarnation for each member (all zeros would
  * mean none). */
@@ -83,11 +59,10 @@ static void start_registered(const struct rd_h_opts *o)
 Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardown,
      .timeout = 240)
 {
-	/* A killed node's old connection stays up at its peers until the idle
-	 * timeout and wins the tie-break against the restarted node's dials:
-	 * a short timeout lets the restarted node reach them sooner. */
-	struct rd_h_opts o = {.data_groups = 4,
-	                      .extra_conf = "[transport]\nidle_timeout_ms = 5000\n"};
+	/* The default idle timeout: the restarted node's dials replace its
+	 * peers' connections to the killed process at once
+	 * (lib/transport/peer.c). */
+	struct rd_h_opts o = {.data_groups = 4};
 	char key[32], cmd[512];
 
 	start_registered(&o);
@@ -100,7 +75,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 		             "node %u (logs in %s)", i, C.dir);
 	}
 	for (unsigned i = 1; i <= 3; i++)
-		cr_assert(wait_log(i, "incarnation registered"),
+		cr_assert(rd_h_wait_log(&C, i, "incarnation registered", WAIT_S),
 		          "node %u did not register its incarnation (logs in %s)", i,
 		          C.dir);
 	rd_h_put_keys(&C, 3, WAIT_S, "a", 20, "before");
@@ -111,7 +86,7 @@ Test(membership, a_wiped_node_does_not_vote_with_forgotten_state, .fini = teardo
 	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
 	cr_assert_eq(system(cmd), 0);
 	rd_h_start(&C, 3);
-	if (!wait_log(3, "rejoining as a new replica") &&
+	if (!rd_h_wait_log(&C, 3, "rejoining as a new replica", WAIT_S) &&
 	    getenv("RD_TEST_KEEP") != NULL) {
 		snprintf(cmd, sizeof cmd, "cp -r %s %s", C.dir, getenv("RD_TEST_KEEP"));
 		cr_assert_eq(system(cmd), 0);
@@ -167,17 +142,19 @@ Test(membership, a_wiped_node_that_founds_alone_is_refused, .fini = teardown,
 	snprintf(cmd, sizeof cmd, "rm -rf %s/data3", C.dir);
 	cr_assert_eq(system(cmd), 0);
 	rd_h_start(&C, 3);
-	cr_assert(wait_log(3, "peers did not answer within"),
+	cr_assert(rd_h_wait_log(&C, 3, "peers did not answer within", WAIT_S),
 	          "the wiped node did not found alone (logs in %s)", C.dir);
 	cr_assert_eq(rd_h_log_count(&C, 3, "group opened group=0 ", "new=1"), 2,
 	             "logs in %s", C.dir);
 	rd_h_start(&C, 1);
 	rd_h_start(&C, 2);
-	cr_assert(wait_log(3, "this node's data was lost"),
+	cr_assert(rd_h_wait_log(&C, 3, "this node's data was lost", WAIT_S),
 	          "the wiped node did not say it lost its data (logs in %s)", C.dir);
 	bool counted = false;
 	for (int i = 0; i < WAIT_S * 10 && !counted; i++) {
-		counted = metric(1, refused) + metric(2, refused) > 0;
+		counted = rd_h_metric(&C, 1, refused, false) +
+		              rd_h_metric(&C, 2, refused, false) >
+		          0;
 		if (!counted)
 			usleep(100 * 1000);
 	}

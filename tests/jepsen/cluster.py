@@ -238,6 +238,31 @@ class Cluster:
         finally:
             c.close()
 
+    def wait_replicated(self, i, secs):
+        """True once node i, back from a wipe, is a voter of every group
+        it hosts, each with a leader, min(3, n) voters and no learner, as
+        node i sees them (raftctl groups); False after `secs`. Until then
+        some group has only two live copies of its log: wiping another node
+        before it would take a majority of that group's replicas, which no
+        Raft implementation survives."""
+        rf = min(3, self.n)
+        end = time.monotonic() + secs
+        c = Client(self.node(i).sock, timeout=2)
+        try:
+            while time.monotonic() < end:
+                if not self.running(i):
+                    return False
+                r = c.call("groups", deadline_ms=1000)
+                rows = r.get("groups", []) if r["error"] == "OK" else []
+                if rows and all(g["leader"] and i in g["voters"] and
+                                len(g["voters"]) == rf and not g["learners"]
+                                for g in rows):
+                    return True
+                time.sleep(0.2)
+            return False
+        finally:
+            c.close()
+
     def leader_claims(self):
         """{(group, term): {leader: [node whose log says so]}} from every
         node's "leader elected"/"leader changed" log lines."""

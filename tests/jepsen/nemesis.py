@@ -25,7 +25,11 @@ Kinds:
                         restart it with the same config: it must rejoin as
                         a new replica (learner, snapshot, voter) while the
                         clients write through the others; the fault ends
-                        when it answers ready, and a node not ready within
+                        when it answers ready and is a voter of every group
+                        it hosts again (as an operator waits before
+                        replacing another disk: until then a group keeps
+                        only two live replicas, and a second wipe would
+                        take its majority), and a node not back within
                         REPLACE_READY_S fails the run (family membership)
 
 The membership family holds only replace: raftd cannot yet start a node
@@ -115,6 +119,7 @@ class Nemesis:
         self.dropped = 0  # datagrams dropped by partitions
         self.slowed = 0  # syncs delayed by the slow-disk shim
         self.played = []  # [start s, end s or None, kind, what]
+        self.restarted = {}  # node: when replace restarted it (monotonic)
 
     def _pick(self, choice):
         return int(choice * self.c.n) + 1
@@ -187,6 +192,7 @@ class Nemesis:
             c.kill(i)
             c.wipe(i)
             c.start(i)
+            self.restarted[i] = time.monotonic()
             self.undo.append(("ready", i))
             return "replace n%d: SIGKILL, data directory wiped, restarted" % i
         raise ValueError(kind)
@@ -203,11 +209,25 @@ class Nemesis:
             elif what == "net":
                 self.dropped += self.c.heal_net()
             elif what == "ready":
-                if not self.c.wait_node_ready(i, REPLACE_READY_S):
+                t0 = self.restarted.get(i, time.monotonic())
+                if not self.c.wait_node_ready(
+                        i, max(1.0, REPLACE_READY_S - (time.monotonic() - t0))):
                     raise RuntimeError(
                         "replaced node n%d (data directory wiped) was not "
                         "ready %ds after its restart: it did not rejoin as a "
                         "new replica (see its log)" % (i, REPLACE_READY_S))
+                t1 = time.monotonic()
+                if not self.c.wait_replicated(
+                        i, max(1.0, REPLACE_READY_S - (t1 - t0))):
+                    raise RuntimeError(
+                        "replaced node n%d (data directory wiped) was not a "
+                        "voter of every group %ds after its restart (see "
+                        "its log and raftctl groups)" % (i, REPLACE_READY_S))
+                # Both are checked from the fault's end on: a figure no
+                # larger than the fault's duration says "by then".
+                self.log("%6s %-22s n%d ready %.1fs after its restart, a "
+                         "voter of every group %.1fs after it" % (
+                             "", "replaced", i, t1 - t0, time.monotonic() - t0))
             elif what == "fast":
                 self.c.set_slow(i, 0)
                 self.slowed = sum(self.c.slowed(j) for j in

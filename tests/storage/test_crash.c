@@ -27,6 +27,13 @@
  * memtables are small, so RocksDB flushes (all families at once) while the
  * child runs and kills land with applies both on disk and only in memory.
  *
+ * Every other child writes its batches on the storage writer thread
+ * (rd_storage_writer_start, [storage] async_write): it starts each commit,
+ * reads the state machine and the durable applied index while the write
+ * is in flight, waits for the writer's doorbell and only then reports the
+ * batch done, so kills land while the writer holds a batch, and the same
+ * checks hold.
+ *
  * The child also compacts applied prefixes now and then, up to what
  * rd_storage_durable_applied allows. The next child continues from the
  * reopened directory, so recovery of a recovered directory is exercised
@@ -200,6 +207,31 @@ static void put_rec(int fd, uint32_t kind, uint64_t g, uint64_t from, uint64_t t
 }
 
 /* The child: continue the groups found in `dir` until killed. */
+/* Commit b: on the writer thread when `st` has one, reading meanwhile as
+ * the loop does (a KV read, the durable applied index), then waiting for
+ * the doorbell before the caller reports the batch durable. */
+static void commit(struct rd_storage *st, struct rd_storage_batch *b)
+{
+	int efd = rd_storage_commit_fd(st);
+	uint8_t *val;
+	size_t vl;
+	char msg[RD_ERRMSG_SIZE];
+
+	if (!rd_storage_commit_start(st, b))
+		return;
+	if (efd >= 0) {
+		struct pollfd p = {.fd = efd, .events = POLLIN};
+		const uint8_t key[] = "k0";
+		if (rd_storage_kv_get(st, 0, key, 2, &val, &vl, msg) == 0)
+			free(val);
+		(void)rd_storage_durable_applied(st, rnd() % NGROUPS);
+		while (!rd_storage_commit_done(st))
+			(void)poll(&p, 1, 100);
+		rd_storage_commit_doorbell_clear(st);
+	}
+	rd_storage_commit_finish(st, b);
+}
+
 static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 {
 	struct rd_storage *st;
@@ -219,6 +251,10 @@ static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 	o.memtable_bytes = 64u << 10; /* RocksDB's smallest: flushes often */
 	if (rd_storage_open(dir, &o, &st, msg) != 0) {
 		fprintf(stderr, "child open: %s\n", msg);
+		_exit(3);
+	}
+	if ((seed >> 1) % 2 == 0 && rd_storage_writer_start(st, msg) != 0) {
+		fprintf(stderr, "child writer: %s\n", msg);
 		_exit(3);
 	}
 	for (int g = 0; g < NGROUPS; g++) {
@@ -241,7 +277,7 @@ static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 	for (uint64_t g = 0; g < NGROUPS; g++)
 		for (uint64_t i = applied[g] + 1; i <= gm[g].commit; i++)
 			apply_checked(b, g, i, gm[g].terms[i]);
-	rd_storage_commit(st, b);
+	commit(st, b);
 	put_rec(fd, R_READY, 0, 0, 0, 0, 0);
 	for (uint64_t seq = 1;; seq++) {
 		uint64_t mask = rnd() % (1u << NGROUPS);
@@ -302,7 +338,7 @@ static _Noreturn void child(const char *dir, int fd, uint64_t seed)
 		if (rnd() % 16 == 0)
 			rd_storage_flush_soon(st);
 		put_rec(fd, R_INTENT, seq, 0, 0, 0, 0);
-		rd_storage_commit(st, b);
+		commit(st, b);
 		put_rec(fd, R_DONE, seq, 0, 0, 0, 0);
 	}
 }

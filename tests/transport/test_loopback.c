@@ -412,3 +412,33 @@ Test(loopback, peer_removed_from_callback)
 	    RD_ENOTFOUND);
 	tenv_fini(&e);
 }
+
+static bool got_two(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return e->n[2].msgs >= 2;
+}
+
+/* rd_transport_flush writes what is queued at once, inside the caller:
+ * the node loop sends a leader's appends with it before its synced write
+ * (multiraft/peers.c), where queueing alone would leave them until the
+ * loop runs again, after the write. */
+Test(loopback, flush_writes_queued_frames_before_the_loop_runs)
+{
+	struct tenv e;
+	struct rd_transport_stats before, queued, flushed;
+
+	tenv_up(&e, true, 2);
+	e.n[2].next_index[1] = 1;
+	tconnect_1_2(&e);
+	rd_transport_stats(e.n[1].t, &before);
+	cr_assert_eq(tsend(&e, 1, 2, 2, 1, 100), 0);
+	rd_transport_stats(e.n[1].t, &queued);
+	cr_expect_eq(queued.packets_out, before.packets_out, "queueing wrote packets");
+	rd_transport_flush(e.n[1].t);
+	rd_transport_stats(e.n[1].t, &flushed);
+	cr_assert_gt(flushed.packets_out, queued.packets_out, "nothing written");
+	cr_assert(trun(&e, got_two, NULL, 10000), "got %llu messages",
+	          (unsigned long long)e.n[2].msgs);
+	tenv_fini(&e);
+}

@@ -324,3 +324,65 @@ Test(wire_batch, node_heartbeat_and_quiesce_flag_round_trip)
 	rd_wire_batch_free(&b);
 	rd_wire_scratch_free(&s);
 }
+
+/* A batch filled up to a frame limit: the message that would take it past
+ * the limit is refused with RD_EAGAIN and leaves the batch as it was (so
+ * the caller sends what it holds and starts a new one), the sealed frame,
+ * with the largest head, stays within the limit and decodes with every
+ * message added; a message alone over the limit is RD_ETOOBIG, also
+ * without a trace in the batch. */
+Test(wire_batch, a_batch_stays_within_the_frame_limit)
+{
+	struct rd_wire_batch b;
+	struct rd_wire_scratch s = {0};
+	static uint8_t data[3000];
+	struct rd_entry ent = {.term = 1,
+	                       .index = 1,
+	                       .type = RD_ENTRY_NORMAL,
+	                       .data = data,
+	                       .len = sizeof data};
+	struct rd_message app = {.type = RD_MSG_APPEND,
+	                         .from = 1,
+	                         .to = 2,
+	                         .term = 1,
+	                         .entries = &ent,
+	                         .n_entries = 1};
+	struct rd_message hb = {.type = RD_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+	struct rd_wire_ident id = {.incarnation = ~0ull,
+	                           .boot = ~0ull,
+	                           .cluster = "0123456789abcdef0123456789abcdef"};
+	const size_t cap = 8192;
+	uint64_t added = 0;
+	size_t len;
+	int rv;
+
+	rd_wire_batch_init(&b);
+	for (;;) {
+		app.group = added + 1;
+		rv = rd_wire_batch_add_msg_within(&b, &s, &app, 0, cap);
+		if (rv != 0)
+			break;
+		added++;
+		hb.group = added;
+		cr_assert_eq(rd_wire_batch_add_msg_within(&b, &s, &hb, 0, cap), 0);
+	}
+	cr_assert_eq(rv, RD_EAGAIN);
+	cr_assert_eq(added, 2, "two appends of 3000 bytes fit in 8192, not three");
+	const uint8_t *p = rd_wire_batch_seal_ident(&b, ~0ull, ~0ull, ~0u, &id, &len);
+	cr_assert_leq(len, cap);
+	Raftd__PeerFrame *f = raftd__peer_frame__unpack(NULL, len, p);
+	cr_assert_not_null(f);
+	cr_expect_eq(f->batch->n_messages, 2);
+	cr_expect_eq(f->batch->n_heartbeats, 2);
+	cr_expect_eq(f->batch->messages[1]->group, 2);
+	raftd__peer_frame__free_unpacked(f, NULL);
+
+	rd_wire_batch_reset(&b);
+	cr_expect_eq(rd_wire_batch_add_msg_within(&b, &s, &app, 0, cap), 0);
+	rd_wire_batch_reset(&b);
+	cr_expect_eq(rd_wire_batch_add_msg_within(&b, &s, &app, 0, 2048), RD_ETOOBIG);
+	cr_expect(rd_wire_batch_empty(&b));
+	cr_expect_eq(b.msgs, 0);
+	rd_wire_batch_free(&b);
+	rd_wire_scratch_free(&s);
+}

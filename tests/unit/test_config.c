@@ -152,6 +152,19 @@ Test(config, flush_interval_ms)
 	             "x.conf:10: [raft] flush_interval_ms: '9'");
 }
 
+Test(config, quiesce)
+{
+	struct rd_config c;
+	load_ok(&c, "n2.conf", good);
+	cr_assert(c.quiesce);
+	load_ok(&c, "q.conf", BASE PEERS "[raft]\nquiesce = off\n");
+	cr_assert_not(c.quiesce);
+	load_ok(&c, "q.conf", BASE PEERS "[raft]\nquiesce = on\n");
+	cr_assert(c.quiesce);
+	expect_error(BASE PEERS "[raft]\nquiesce = sometimes\n",
+	             "x.conf:10: [raft] quiesce: 'sometimes'");
+}
+
 /* A socket every local user may write to lets any of them change the
  * cluster: refused unless the operator says so in a second key. */
 Test(config, world_accessible_socket_needs_explicit_key)
