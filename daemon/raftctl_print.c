@@ -292,6 +292,7 @@ static void groups_json(struct rd_json *j, const Raftd__ClientResponse *r)
 		json_ids(j, "voters", row->voters, row->n_voters);
 		json_ids(j, "learners", row->learners, row->n_learners);
 		ju64(j, "vshards", row->n_vshards);
+		json_ids(j, "placement", row->placement, row->n_placement);
 		rd_json_obj_end(j);
 	}
 	rd_json_arr_end(j);
@@ -300,19 +301,23 @@ static void groups_json(struct rd_json *j, const Raftd__ClientResponse *r)
 static void groups_table(const Raftd__ClientResponse *r)
 {
 	const Raftd__GroupsResult *g = r->groups;
-	char voters[256], learners[256];
+	char voters[256], learners[256], placement[256];
 
-	printf("%-6s %-13s %-7s %-6s %-8s %-8s %-12s %-8s %s\n", "GROUP", "ROLE",
-	       "LEADER", "TERM", "COMMIT", "APPLIED", "VOTERS", "LEARNERS", "VSHARDS");
+	printf("%-6s %-13s %-7s %-6s %-8s %-8s %-12s %-8s %-7s %s\n", "GROUP", "ROLE",
+	       "LEADER", "TERM", "COMMIT", "APPLIED", "VOTERS", "LEARNERS", "VSHARDS",
+	       "PLACEMENT");
 	for (size_t i = 0; i < g->n_groups; i++) {
 		const Raftd__GroupRow *row = g->groups[i];
 		ids(voters, sizeof voters, row->voters, row->n_voters);
 		ids(learners, sizeof learners, row->learners, row->n_learners);
+		ids(placement, sizeof placement, row->placement, row->n_placement);
 		printf("%-6" PRIu64 " %-13s %-7" PRIu64 " %-6" PRIu64 " %-8" PRIu64
-		       " %-8" PRIu64 " %-12s %-8s %zu\n",
+		       " %-8" PRIu64 " %-12s %-8s %-7zu %s\n",
 		       row->group, role_name(row->role), row->leader, row->term,
-		       row->commit, row->applied, voters, learners, row->n_vshards);
+		       row->commit, row->applied, voters, learners, row->n_vshards,
+		       placement);
 	}
+	printf("topology version %" PRIu64 "\n", g->topology_version);
 }
 
 static void members_json(struct rd_json *j, const Raftd__ClientResponse *r)

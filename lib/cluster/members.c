@@ -40,6 +40,15 @@ size_t rd_members_replica_key(const char *cluster, uint64_t id, uint8_t *out)
 	return n + 3 + 8;
 }
 
+size_t rd_members_placement_key(const char *cluster, uint64_t group, uint8_t *out)
+{
+	size_t n = key_head(cluster, out);
+
+	memcpy(out + n, "/p/", 3);
+	rd_be64_put(out + n + 3, group);
+	return n + 3 + 8;
+}
+
 bool rd_members_reserved(const uint8_t *key, size_t len)
 {
 	return len >= RD_MEMBERS_PREFIX_LEN &&

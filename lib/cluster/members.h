@@ -115,6 +115,21 @@ const char *rd_members_state_name(uint8_t state);
  * RD_MEMBERS_REPLICA_KEY_MAX bytes); returns its length. */
 size_t rd_members_replica_key(const char *cluster, uint64_t id, uint8_t *out);
 
+/*
+ * Target placement of a data group (cluster/placement.h), state of group
+ * 0 under the key
+ *   "\0raftd/member/" | cluster id | "/p/" | u64 group id big-endian
+ * with the value rd_placement_encode writes. Absent: the bootstrap
+ * placement (cluster/topology.h). Written by the group-0 leader's
+ * placement driver only, as a CAS on the value it read.
+ */
+#define RD_MEMBERS_PLACEMENT_KEY_MAX (RD_MEMBERS_PREFIX_LEN + 64u + 3u + 8u)
+
+/* Write the placement key of data group `group` into `out` (at least
+ * RD_MEMBERS_PLACEMENT_KEY_MAX bytes); returns its length. With group 0,
+ * the length minus 8 is the prefix every placement key starts with. */
+size_t rd_members_placement_key(const char *cluster, uint64_t group, uint8_t *out);
+
 /* Longest conf-change context: format, incarnation, a 255-byte address. */
 #define RD_MEMBERS_CC_CTX_MAX (1u + 8u + 1u + 255u)
 

@@ -33,6 +33,10 @@ struct rd_storage;
 struct rd_group_placement {
 	uint32_t n_replicas;
 	uint64_t replicas[RD_ROUTING_MAX_REPLICAS]; /* replicas[0] is the leader hint */
+	/* Changes of this group's target through group 0 (cluster/members.h
+	 * placement key); 0: the bootstrap placement, the one its founding
+	 * replicas were created with. Not in the catalog's encoding. */
+	uint64_t version;
 };
 
 struct rd_routing {

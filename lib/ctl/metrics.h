@@ -153,6 +153,19 @@ enum rd_metric_type {
 	  "Envelopes sent through this node that did not end OK, by error code.")        \
 	X(ENVELOPE_HANDLERS, "raft_envelope_handler_connections", GAUGE, "",             \
 	  "Envelope handler connections registered on this node.")                       \
+	X(PLACEMENT_MOVES_IN_FLIGHT, "raft_placement_moves_in_flight", GAUGE, "",        \
+	  "Data groups whose configuration differs from their target placement "         \
+	  "(group-0 leader; 0 elsewhere).")                                              \
+	X(PLACEMENT_MOVES, "raft_placement_moves_total", COUNTER, "result",              \
+	  "Replica moves this node's placement driver started, finished (the "           \
+	  "configuration its target again) or abandoned (target gone).")                 \
+	X(PLACEMENT_TRANSFERS, "raft_placement_leader_transfers_total", COUNTER, "",     \
+	  "Leadership transfers the placement driver asked for (balancing, sources).")   \
+	X(NODE_REPLICAS, "raft_node_replicas", GAUGE, "node",                            \
+	  "Data-group replicas the target placement puts on each member.")               \
+	X(NODE_LEADERS, "raft_node_leaders", GAUGE, "node",                              \
+	  "Data groups each member leads, as the group-0 leader's driver last saw "      \
+	  "them (elsewhere: of the groups this node hosts).")                            \
 	X(ENVELOPE_DELIVERY_DURATION, "raft_envelope_delivery_duration_seconds",         \
 	  HISTOGRAM, "", "Time from delivery to a local handler to its answer.")         \
 	X(FORWARD_BATCHES, "raft_forward_batches_sent_total", COUNTER, "",               \

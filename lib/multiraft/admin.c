@@ -229,6 +229,52 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 	}
 }
 
+static void placement_metrics(struct evbuffer *out, const struct rd_node *n)
+{
+	const struct rd_placement_drive *p = &n->place;
+	const struct rd_routing *rt = &n->topo.routing;
+	char ids[24];
+
+	rd_metrics_family(out, RD_METRIC_PLACEMENT_MOVES_IN_FLIGHT);
+	rd_metrics_gauge_u64(out, "raft_placement_moves_in_flight", RD_METRICS_L0,
+	                     p->leading ? p->moves_in_flight : 0);
+	rd_metrics_family(out, RD_METRIC_PLACEMENT_MOVES);
+	rd_metrics_counter(out, "raft_placement_moves_total",
+	                   RD_METRICS_L1("result", "started"), p->moves_started);
+	rd_metrics_counter(out, "raft_placement_moves_total",
+	                   RD_METRICS_L1("result", "done"), p->moves_done);
+	rd_metrics_counter(out, "raft_placement_moves_total",
+	                   RD_METRICS_L1("result", "abandoned"), p->moves_abandoned);
+	rd_metrics_family(out, RD_METRIC_PLACEMENT_TRANSFERS);
+	rd_metrics_counter(out, "raft_placement_leader_transfers_total", RD_METRICS_L0,
+	                   p->transfers);
+	rd_metrics_family(out, RD_METRIC_NODE_REPLICAS);
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
+		uint64_t id = n->topo.members[i].id, k = 0;
+		for (uint32_t g = 1; g <= rt->n_groups; g++)
+			k += (uint64_t)rd_routing_has_replica(rt, g, id);
+		rd_metrics_gauge_u64(out, "raft_node_replicas",
+		                     RD_METRICS_L1("node", rd_metrics_u64_str(ids, id)),
+		                     k);
+	}
+	rd_metrics_family(out, RD_METRIC_NODE_LEADERS);
+	for (unsigned i = 0; i < n->topo.n_members; i++) {
+		uint64_t id = n->topo.members[i].id, k = 0;
+		bool seen = false;
+		for (unsigned j = 0; p->leading && j < p->n_nodes; j++)
+			if (p->node_ids[j] == id) {
+				k = p->node_leaders[j];
+				seen = true;
+			}
+		for (size_t g = 1; !seen && g < n->n_slots; g++)
+			k += n->groups[g] != NULL &&
+			     rd_raft_leader(n->groups[g]->raft) == id;
+		rd_metrics_gauge_u64(out, "raft_node_leaders",
+		                     RD_METRICS_L1("node", rd_metrics_u64_str(ids, id)),
+		                     k);
+	}
+}
+
 static void envelope_metrics(struct evbuffer *out, const struct rd_node *n)
 {
 	const struct rd_envelope_stats *es = &n->env.stats;
@@ -433,6 +479,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	stream_metrics(out, n);
 	envelope_metrics(out, n);
 	forward_metrics(out, n);
+	placement_metrics(out, n);
 	return 0;
 }
 

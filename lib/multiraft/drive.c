@@ -647,9 +647,14 @@ void rd_drive_iteration(struct rd_node *n)
 		const struct rd_raft_update *u = &g->u;
 
 		/* Group 0's applied conf changes reach the topology and the
-		 * transport peers (they need the entries' data). */
-		if (g->id == RD_STORAGE_META_GROUP)
+		 * transport peers (they need the entries' data); targets may
+		 * have changed (placement_drive.c reads them once the pass is
+		 * over). */
+		if (g->id == RD_STORAGE_META_GROUP) {
 			rd_membership_applied(n, g);
+			if (u->n_committed > 0)
+				n->place.reload = true;
+		}
 		bool qc = u->quiesce_changed, q = u->quiesced;
 		uint8_t cause = u->wake_cause;
 		bool became_leader =

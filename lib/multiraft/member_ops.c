@@ -44,7 +44,9 @@
  * own removal, §4.2.2, but leaderless until an election timeout.)
  */
 
-enum { OP_WAIT = 0, OP_FORWARDED = 1, OP_PROPOSED = 2 };
+/* OP_MARKING: a decommission's "leaving" record is proposed
+ * (placement_drive.c rd_placement_decommission). */
+enum { OP_WAIT = 0, OP_FORWARDED = 1, OP_PROPOSED = 2, OP_MARKING = 3 };
 
 /* A peer's request is handed on at most this many times (a leader that
  * changed while it travelled). */
@@ -90,11 +92,11 @@ static void op_finish(struct rd_member_op *op, int code, const char *message,
 		    "membership change done: %s node=%llu group=%llu index=%llu",
 		    kind_name(op->kind), (unsigned long long)op->node,
 		    (unsigned long long)op->group, (unsigned long long)index);
-	else if (!op->quiet)
-		rd_log_info("membership change %s node=%llu group=%llu not done: %s",
-		            kind_name(op->kind), (unsigned long long)op->node,
-		            (unsigned long long)op->group,
-		            message != NULL ? message : "");
+	else
+		rd_log(op->quiet ? RD_LOG_DEBUG : RD_LOG_INFO,
+		       "membership change %s node=%llu group=%llu not done: %s",
+		       kind_name(op->kind), (unsigned long long)op->node,
+		       (unsigned long long)op->group, message != NULL ? message : "");
 	if (op->responder != NULL) {
 		Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 		Raftd__MembersChangeResponse mc = RAFTD__MEMBERS_CHANGE_RESPONSE__INIT;
@@ -252,6 +254,24 @@ static void op_forward(struct rd_node *n, struct rd_member_op *op, uint64_t lead
 		op->phase = OP_WAIT; /* retried at the next tick */
 }
 
+static void on_marked(void *ud, uint64_t request_id, const struct rd_result *res)
+{
+	struct rd_member_op *op = ud;
+	char msg[RD_ERRMSG_SIZE];
+
+	if (!op->used || op->phase != OP_MARKING || op->deadline_ns != request_id)
+		return;
+	if (res->code != RAFTD__ERROR_CODE__OK) {
+		op_finish(op, res->code, res->message, 0);
+		return;
+	}
+	snprintf(msg, sizeof msg,
+	         "node %llu is leaving: its data replicas move to other nodes, then "
+	         "it is removed from group 0 and exits",
+	         (unsigned long long)op->node);
+	op_finish(op, RAFTD__ERROR_CODE__OK, msg, res->index);
+}
+
 /* The leader's part: check, then propose the conf change. */
 static void op_propose(struct rd_node *n, struct rd_member_op *op, struct rd_group *g)
 {
@@ -281,9 +301,24 @@ static void op_propose(struct rd_node *n, struct rd_member_op *op, struct rd_gro
 		return;
 	}
 	rv = rd_members_check(op->kind, op->node, op->learner, &v, msg);
+	/* Removing a node that holds data replicas is a decommission: they
+	 * move first (the placement driver removes it from group 0 last). */
 	if (rv == 0 && op->kind == RD_MEMBERS_REMOVE && g->id == RD_STORAGE_META_GROUP &&
-	    !op->replace)
+	    !op->replace) {
+		int code = 0;
+		switch (rd_placement_decommission(n, op->node, on_marked, op,
+		                                  op->deadline_ns, &code, msg)) {
+		case 1:
+			op_finish(op, code, msg, 0);
+			return;
+		case 2:
+			op->phase = OP_MARKING;
+			return;
+		default:
+			break;
+		}
 		rv = check_data_groups(n, op->node, msg);
+	}
 	if (rv != 0) {
 		op_finish(op, rd_err_to_wire(rv), msg, 0);
 		return;
@@ -338,8 +373,8 @@ static void op_step(struct rd_node *n, struct rd_member_op *op, uint64_t now)
 	struct rd_group *g = rd_node_group(n, op->group);
 	uint64_t leader;
 
-	if (op->phase == OP_FORWARDED)
-		return; /* on_forwarded answers, by the call's deadline */
+	if (op->phase == OP_FORWARDED || op->phase == OP_MARKING)
+		return; /* on_forwarded / on_marked answer, by the deadline */
 	if (op->phase == OP_PROPOSED && g != NULL && g->applied >= op->index) {
 		if (rd_raft_term_at(g->raft, op->index) == op->term ||
 		    rd_raft_term_at(g->raft, op->index) == 0)
@@ -361,12 +396,21 @@ static void op_step(struct rd_node *n, struct rd_member_op *op, uint64_t now)
 	}
 	if (op->phase == OP_PROPOSED || n->in_pass)
 		return;
+	if (g == NULL && op->via != 0 && op->via != n->cfg.node_id &&
+	    op->hops < OP_MAX_HOPS) {
+		op_forward(n, op, op->via, now);
+		return;
+	}
 	if (g == NULL) {
 		op_finish(op, RAFTD__ERROR_CODE__NOT_FOUND,
 		          "group not hosted on this node", 0);
 		return;
 	}
 	leader = rd_raft_leader(g->raft);
+	/* A replica that knows no leader yet (a move's target, hosted empty)
+	 * hands it to the leader the placement driver heard from. */
+	if (leader == 0 && op->via != 0 && op->via != n->cfg.node_id)
+		leader = op->via;
 	if (leader == 0)
 		return;
 	if (leader == n->cfg.node_id)
@@ -536,7 +580,7 @@ static bool op_busy(const struct rd_node *n, uint64_t group, uint64_t node)
 }
 
 static void flow_op(struct rd_node *n, uint8_t kind, uint64_t group, uint64_t node,
-                    uint64_t incarnation, const char *addr)
+                    uint64_t incarnation, const char *addr, uint64_t via)
 {
 	char msg[RD_ERRMSG_SIZE];
 	struct rd_member_op *op;
@@ -550,8 +594,19 @@ static void flow_op(struct rd_node *n, uint8_t kind, uint64_t group, uint64_t no
 	op->incarnation = incarnation;
 	op->joining = kind == RD_MEMBERS_ADD;
 	op->replace = true;
-	op->quiet = kind == RD_MEMBERS_PROMOTE;
+	op->quiet = kind == RD_MEMBERS_PROMOTE || via != 0;
+	op->via = via;
 	op_step(n, op, rd_clock_now_ns());
+}
+
+void rd_membership_place_op(struct rd_node *n, uint8_t kind, uint64_t group,
+                            uint64_t node, uint64_t incarnation, uint64_t via)
+{
+	struct rd_member_record rec;
+
+	if (rd_membership_read_record(n, node, &rec) != 0)
+		rec.addr[0] = 0;
+	flow_op(n, kind, group, node, incarnation, rec.addr, via);
 }
 
 static int member_role_in(const struct rd_conf_state *cs, uint64_t id)
@@ -574,11 +629,11 @@ static void reconcile_group(struct rd_node *n, struct rd_group *g, uint64_t id,
 	bool right = role != 0 && rd_membership_replica_inc(g, id) == rec->incarnation;
 
 	if (role != 0 && !right)
-		flow_op(n, RD_MEMBERS_REMOVE, g->id, id, 0, rec->addr);
+		flow_op(n, RD_MEMBERS_REMOVE, g->id, id, 0, rec->addr, 0);
 	else if (role == 0)
-		flow_op(n, RD_MEMBERS_ADD, g->id, id, rec->incarnation, rec->addr);
+		flow_op(n, RD_MEMBERS_ADD, g->id, id, rec->incarnation, rec->addr, 0);
 	else if (role == 1)
-		flow_op(n, RD_MEMBERS_PROMOTE, g->id, id, 0, rec->addr);
+		flow_op(n, RD_MEMBERS_PROMOTE, g->id, id, 0, rec->addr, 0);
 }
 
 void rd_membership_reconcile(struct rd_node *n)
@@ -599,9 +654,10 @@ void rd_membership_reconcile(struct rd_node *n)
 			continue;
 		}
 		if (member_role_in(rd_raft_conf(g0->raft), r->node) != 0)
-			flow_op(n, RD_MEMBERS_REMOVE, 0, r->node, 0, rec.addr);
+			flow_op(n, RD_MEMBERS_REMOVE, 0, r->node, 0, rec.addr, 0);
 		else
-			flow_op(n, RD_MEMBERS_ADD, 0, r->node, r->incarnation, rec.addr);
+			flow_op(n, RD_MEMBERS_ADD, 0, r->node, r->incarnation, rec.addr,
+			        0);
 		i++;
 	}
 	/* 2, 3. every registered new replica, in every group it belongs to. */
@@ -613,7 +669,7 @@ void rd_membership_reconcile(struct rd_node *n)
 		if (rec.state == RD_MEMBER_JOINING &&
 		    member_role_in(rd_raft_conf(g0->raft), id) == 1 &&
 		    rd_raft_conf(g0->raft)->n_voters < RD_MEMBERS_MAX_VOTERS)
-			flow_op(n, RD_MEMBERS_PROMOTE, 0, id, 0, rec.addr);
+			flow_op(n, RD_MEMBERS_PROMOTE, 0, id, 0, rec.addr, 0);
 		if (rec.state != RD_MEMBER_JOINING && rec.state != RD_MEMBER_VOTER)
 			continue;
 		for (uint32_t gi = 1; gi <= rt->n_groups; gi++) {

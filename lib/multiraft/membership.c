@@ -428,7 +428,7 @@ static const char *own_addr(const struct rd_node *n)
  * member state). */
 static void check_removed(struct rd_node *n, struct rd_group *g0)
 {
-	struct rd_member_record own;
+	struct rd_member_record own = {0};
 	uint64_t mine = rd_storage_incarnation(n->st);
 
 	if (rd_membership_read_record(n, n->cfg.node_id, &own) == 0 &&
@@ -437,7 +437,12 @@ static void check_removed(struct rd_node *n, struct rd_group *g0)
 		say_removed(n, "its member table says so");
 		return;
 	}
-	if (g0 != NULL && n->members.registered && rd_raft_leader(g0->raft) == 0)
+	/* A leaving node (a decommission, placement_drive.c) is removed
+	 * while its group 0 may still follow a leader that no longer
+	 * replicates to it: it asks too. */
+	if (g0 != NULL && n->members.registered &&
+	    (rd_raft_leader(g0->raft) == 0 ||
+	     (own.state == RD_MEMBER_LEAVING && own.incarnation == mine)))
 		probe_peers(n);
 }
 

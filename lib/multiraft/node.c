@@ -283,6 +283,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		rd_node_check_dirty(n);
 		rd_membership_tick(n);
 		rd_group_trim_memory(n);
+		rd_placement_tick(n);
+	} else if (n->place.reload) {
+		rd_placement_reload(n);
+		rd_placement_host(n);
 	}
 	for (size_t i = 0; i < n->n_ticking;) {
 		struct rd_group *g = n->ticking[i];
@@ -401,12 +405,28 @@ int rd_node_open_groups(struct rd_node *n, char *msg)
 	if (rv != 0)
 		return rv;
 	tick_add(n, n->groups[0]);
+	/* The targets group 0 holds (placement_drive.c), over the bootstrap
+	 * table of the catalog. */
+	rd_placement_reload(n);
 	for (uint32_t g = 1; g <= n->topo.routing.n_groups; g++) {
 		const struct rd_group_placement *p =
 		    rd_routing_placement(&n->topo.routing, g);
-		if (!rd_routing_has_replica(&n->topo.routing, g, n->cfg.node_id))
+		struct rd_storage_group_info info;
+		if (!rd_routing_has_replica(&n->topo.routing, g, n->cfg.node_id) &&
+		    (rd_storage_group_info(n->st, g, &info) != 0 ||
+		     rd_group_conf_role(&info.conf, n->cfg.node_id) == RD_CONF_ROLE_NONE))
 			continue;
-		rv = rd_group_open(n, g, p->replicas, found ? p->n_replicas : 0, msg);
+		/* Founding voters only for a group of the bootstrap placement
+		 * this node founds; a target of a later placement (or a source
+		 * not removed yet) opens with what its storage holds, or
+		 * empty, and learns its configuration from the leader. */
+		rv = rd_group_open(
+		    n, g, p->replicas,
+		    found && p->version == 0 &&
+		            rd_routing_has_replica(&n->topo.routing, g, n->cfg.node_id)
+		        ? p->n_replicas
+		        : 0,
+		    msg);
 		if (rv != 0)
 			return rv;
 		tick_add(n, n->groups[g]);
@@ -454,6 +474,8 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	if (rv != 0)
 		goto err_after_storage;
 	rv = alloc_slots(n, msg);
+	if (rv == 0)
+		rv = rd_placement_init(n, msg);
 	/* A data directory without group 0 would found the cluster: ask the
 	 * peers first (membership.c); the groups open from the tick. */
 	if (rv == 0 && !rd_membership_ask_first(n))
@@ -536,6 +558,7 @@ err_after_groups:
 	free(n->active);
 	free(n->dirty);
 	free(n->ticking);
+	rd_placement_free(n);
 	rd_topology_free(&n->topo);
 err_after_storage:
 	rd_storage_batch_free(n->batch);
@@ -643,6 +666,7 @@ void rd_node_free(struct rd_node *n)
 	free(n->active);
 	free(n->dirty);
 	free(n->ticking);
+	rd_placement_free(n);
 	rd_forward_free(&n->fwd);
 	rd_topology_free(&n->topo);
 	rd_storage_batch_free(n->batch);

@@ -29,6 +29,7 @@
 #include "cluster/envelope.h"
 #include "cluster/forward.h"
 #include "cluster/members.h"
+#include "cluster/placement.h"
 #include "cluster/topology.h"
 #include "multiraft/applier.h"
 #include "multiraft/node.h"
@@ -311,6 +312,9 @@ struct rd_member_op {
 	uint64_t request_id;
 	struct rd_transport_responder *responder;
 	struct rd_node *n;
+	/* A data group this node does not host: the node to hand the
+	 * request to (its leader, as the placement driver last heard). */
+	uint64_t via;
 };
 
 struct rd_membership {
@@ -351,6 +355,40 @@ struct rd_membership {
 	unsigned n_replace;
 	bool removed;              /* group 0 removed this node: it exits 0 */
 	uint64_t removed_probe_ns; /* last probe for a removal this node missed */
+};
+
+/* The placement driver's view of one data group (placement_drive.c). */
+struct rd_place_report {
+	struct rd_placement_group g; /* g.known: a report was received */
+	uint64_t at_ns;              /* when */
+	uint64_t term;               /* the reporting leader's term */
+	uint64_t voter_inc[RD_PLACEMENT_MAX_CONF];
+	uint64_t learner_inc[RD_PLACEMENT_MAX_CONF];
+};
+
+struct rd_place_call {
+	struct rd_node *n;
+	uint64_t peer;
+	bool in_flight;
+};
+
+/* Placement: every node follows group 0's target placements (hosting the
+ * groups it is a target of); the group-0 leader drives moves. */
+struct rd_placement_drive {
+	bool reload; /* group 0 applied entries: re-read the targets */
+	struct rd_place_report *reports; /* [n_slots], by group id */
+	bool *writing;                   /* [n_slots]: a retarget proposed */
+	bool *moving; /* [n_slots]: its configuration was not its target */
+	struct rd_place_call calls[RD_TOPOLOGY_MAX_MEMBERS];
+	bool leading; /* this node drove the last round */
+	uint32_t moves_in_flight, stuck;
+	uint64_t moves_started, moves_done, moves_abandoned, transfers;
+	/* Last round, for metrics: per node id, target replicas and leaders. */
+	unsigned n_nodes;
+	uint64_t node_ids[RD_TOPOLOGY_MAX_MEMBERS];
+	uint32_t node_replicas[RD_TOPOLOGY_MAX_MEMBERS];
+	uint32_t node_leaders[RD_TOPOLOGY_MAX_MEMBERS];
+	uint64_t decommission_logged; /* leaving node whose removal was asked */
 };
 
 struct rd_node {
@@ -414,9 +452,10 @@ struct rd_node {
 	struct rd_loop_stats loop;
 	struct rd_health health;
 	struct rd_canary canary;
-	struct rd_subs *subs;         /* commit streams (subscribe.h) */
-	struct rd_membership members; /* the member table's view (membership.c) */
-	struct rd_liveness live;      /* node liveness, idle groups (liveness.c) */
+	struct rd_subs *subs;            /* commit streams (subscribe.h) */
+	struct rd_membership members;    /* the member table's view (membership.c) */
+	struct rd_placement_drive place; /* placement_drive.c */
+	struct rd_liveness live;         /* node liveness, idle groups (liveness.c) */
 	/* The cores' log source (raft.h, "The in-memory tail"): entries
 	 * below a core's in-memory tail, read from storage (group.c). */
 	struct rd_raft_log_source log_source;
@@ -819,6 +858,47 @@ void rd_membership_ops_tick(struct rd_node *n);
 
 /* At shutdown: answer the membership requests in progress. */
 void rd_membership_shutdown(struct rd_node *n);
+
+/* ---- placement (placement_drive.c) ---- */
+
+/* Allocate the driver's per-group state (n_slots set). 0 or RD_ENOMEM. */
+int rd_placement_init(struct rd_node *n, char *msg);
+void rd_placement_free(struct rd_node *n);
+
+/* Read every data group's target placement from group 0's applied state
+ * into n->topo.routing (and the topology version). */
+void rd_placement_reload(struct rd_node *n);
+
+/* Open, empty, the data groups this node is a target of and does not host
+ * (it is then added as a learner by the group's leader). Outside a loop
+ * iteration only. */
+void rd_placement_host(struct rd_node *n);
+
+/* Every second: on the group-0 leader, one round of the driver
+ * (cluster/placement.h): gather reports, decide, act. */
+void rd_placement_tick(struct rd_node *n);
+
+/* A peer's PeerRequest placement (the group-0 leader asking). */
+void rd_placement_serve(struct rd_node *n, uint64_t peer,
+                        const struct Raftd__PeerRequest *req,
+                        struct rd_transport_responder *r);
+
+/* Group-0 leader: `raftctl members remove ID`. 0: the node holds no
+ * replica in any target, the plain removal goes on. 1: answered now
+ * (*code, msg: refused because no node can take one of its replicas, or it
+ * is already leaving). 2: its record's change to "leaving" is proposed;
+ * cb(ud, request_id, result) answers once applied (or not). The placement
+ * driver then moves its replicas and finally removes it from group 0. */
+int rd_placement_decommission(struct rd_node *n, uint64_t node, rd_reply_fn cb, void *ud,
+                              uint64_t request_id, int *code, char *msg);
+
+/* Start a membership op for the placement driver (member_ops.c): `kind`
+ * of `node` in `group`, handed to `via` (the group's leader) when this
+ * node does not host the group. Refusals are retried by the next round,
+ * so they are not logged. A no-op while one for the same group and node
+ * runs. */
+void rd_membership_place_op(struct rd_node *n, uint8_t kind, uint64_t group,
+                            uint64_t node, uint64_t incarnation, uint64_t via);
 
 /* A peer's PeerRequest members_change (this node should lead group 0). */
 void rd_membership_serve_change(struct rd_node *n, uint64_t peer,

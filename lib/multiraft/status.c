@@ -129,6 +129,12 @@ void rd_requests_groups(struct rd_node *n, struct Raftd__ClientResponse *resp,
 		row->voters = (uint64_t *)cs->voters;
 		row->n_learners = cs->n_learners;
 		row->learners = (uint64_t *)cs->learners;
+		if (id > 0) {
+			const struct rd_group_placement *p =
+			    rd_routing_placement(&n->topo.routing, (uint32_t)id);
+			row->n_placement = p->n_replicas;
+			row->placement = (uint64_t *)p->replicas;
+		}
 		row->vshards = &vshards[k * RD_VSHARDS];
 		for (uint32_t v = 0; id > 0 && v < RD_VSHARDS; v++)
 			if (n->topo.routing.vshard[v] == id)
@@ -137,6 +143,7 @@ void rd_requests_groups(struct rd_node *n, struct Raftd__ClientResponse *resp,
 	}
 	res.n_groups = k;
 	res.groups = rowp;
+	res.topology_version = n->topo.routing.version;
 	resp->result_case = RAFTD__CLIENT_RESPONSE__RESULT_GROUPS;
 	resp->groups = &res;
 out:

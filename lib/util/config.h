@@ -54,6 +54,8 @@ struct rd_config {
 	/* A learner of group 0 is promoted only when its match index is
 	 * within this many entries of the leader's last index. */
 	uint64_t promote_max_lag;
+	/* Replica moves the placement driver keeps in flight at most. */
+	unsigned max_moves;
 
 	/* [raft] */
 	unsigned tick_ms;

@@ -46,6 +46,7 @@
 	X(cluster, data_groups, NUM(data_groups, 1, 4096, N), "16") \
 	X(cluster, replication_factor, NUM(replication_factor, 1, 7, N), "3") \
 	X(cluster, promote_max_lag, NUM(promote_max_lag, 0, UINT64_MAX, ENTRIES), "1000") \
+	X(cluster, max_moves, NUM(max_moves, 1, 64, N), "4") \
 	X(raft, tick_ms, NUM(tick_ms, 1, 1000, MS), "10") \
 	X(raft, election_ticks, NUM(election_ticks, 2, 100000, N), "30") \
 	X(raft, heartbeat_ticks, NUM(heartbeat_ticks, 1, 100000, N), "3") \
