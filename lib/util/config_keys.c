@@ -160,6 +160,38 @@ static int set_peers(struct rd_config_parse *p, const char *v)
 	return 1;
 }
 
+/* "127.0.0.1:7001, 127.0.0.1:7002" */
+static int set_join(struct rd_config_parse *p, const char *v)
+{
+	struct rd_config *c = p->c;
+	char buf[4096], *save = NULL, *tok;
+	const int k = K_cluster_join;
+
+	if (strlen(v) >= sizeof buf)
+		return rd_config_fail(p, k, "%s", "value too long");
+	strcpy(buf, v);
+	c->n_join = 0;
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+
+		while (isspace((unsigned char)*tok))
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (c->n_join == RD_CONFIG_MAX_JOIN)
+			return rd_config_fail(p, k, "more than %d addresses",
+			                      RD_CONFIG_MAX_JOIN);
+		if (!set_addr(p, k, &c->join[c->n_join], tok))
+			return 0;
+		c->n_join++;
+	}
+	if (c->n_join == 0)
+		return rd_config_fail(p, k, "%s", "no address listed");
+	return 1;
+}
+
 static bool parse_bool(const char *v, bool *out)
 {
 	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
@@ -189,7 +221,7 @@ int rd_config_set(struct rd_config_parse *p, int k, const char *v)
 		return set_peers(p, v);
 	case K_cluster_join:
 		c->has_join = true;
-		return set_addr(p, k, &c->join, v);
+		return set_join(p, v);
 	case K_cluster_data_groups:
 		if (!parse_uint(v, 1, 4096, &c->data_groups))
 			return rd_config_fail(p, k, "'%s' is not a number in 1..4096", v);
