@@ -33,9 +33,9 @@
  * Failure modes: no member answers (down, unreachable, not yet started):
  * retried with backoff (100 ms doubling to 5 s), one log line per outcome;
  * refused (INVALID: an id held by a live incarnation, a bad address, an
- * id that is not the certificate's): logged and the node exits 1, nothing
- * changed; TIMEOUT after the proposal (outcome unknown): the retry is
- * answered OK if the change applied, else proposed again.
+ * id that is not the certificate's): logged and the node exits with the
+ * config error status (RD_ECONFIG), nothing changed; TIMEOUT after the proposal (outcome
+ * unknown): the retry is answered OK if the change applied, else proposed again.
  */
 #include <event2/event.h>
 #include <inttypes.h>
@@ -236,6 +236,7 @@ struct joiner {
 	unsigned n_targets, n_hints;
 	unsigned in_flight;
 	unsigned backoff_ms;
+	uint64_t next_ask_ns; /* monotonic: when idle addresses are asked again */
 	bool done, stop;
 	int err;
 	char msg[RD_ERRMSG_SIZE];
@@ -385,13 +386,15 @@ static void on_answer(void *arg, int err, const Raftd__PeerResponse *resp,
 				rd_log_warn("join: leader %s not dialed: %s",
 				            jr->leader_address, msg);
 			j->backoff_ms = 0; /* ask it at once */
+			j->next_ask_ns = 0;
 		} else {
 			say(tg, false, "not the group-0 leader, which it does not know");
 		}
 		return;
 	case RAFTD__ERROR_CODE__INVALID:
-		/* Nothing changed, and asking again changes nothing. */
-		j->err = RD_EINVAL;
+		/* Nothing changed, and asking again changes nothing: a
+		 * config error (systemd does not restart it in a loop). */
+		j->err = RD_ECONFIG;
 		snprintf(j->msg, sizeof j->msg,
 		         "the cluster refused to add node %llu (answered by node %llu "
 		         "at %s): %s",
@@ -448,19 +451,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	if (j->done || j->stop)
 		return;
-	if (j->in_flight == 0) {
+	/* Every address without a call in flight is asked again once the
+	 * backoff passed (at once after a NOT_LEADER hint): an address that
+	 * does not answer holds up only its own call. */
+	if (rd_clock_now_ns() >= j->next_ask_ns) {
 		ask_all(j);
 		j->backoff_ms =
 		    j->backoff_ms == 0 ? JOIN_BACKOFF_MIN_MS : j->backoff_ms * 2;
 		if (j->backoff_ms > JOIN_BACKOFF_MAX_MS)
 			j->backoff_ms = JOIN_BACKOFF_MAX_MS;
+		j->next_ask_ns = rd_clock_now_ns() + j->backoff_ms * 1000000ull;
 	}
 	tv.tv_sec = 0;
-	tv.tv_usec = 50 * 1000;
-	if (j->in_flight == 0 && j->backoff_ms > 50) {
-		tv.tv_sec = (time_t)(j->backoff_ms / 1000);
-		tv.tv_usec = (suseconds_t)(j->backoff_ms % 1000) * 1000;
-	}
+	tv.tv_usec = 20 * 1000;
 	evtimer_add(j->timer, &tv);
 }
 

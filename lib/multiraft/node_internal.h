@@ -765,7 +765,7 @@ void rd_join_respond(struct rd_node *n, struct rd_transport_responder *r, uint64
 /* rd_node_start on a node configured with [cluster] join, storage open, no
  * group opened: unless the catalog already holds a routing table (a joined
  * node restarting), ask the join addresses until the group-0 leader added
- * this node (retried with backoff; RD_EINVAL when refused, RD_ESHUTDOWN
+ * this node (retried with backoff; RD_ECONFIG when refused, RD_ESHUTDOWN
  * on SIGTERM or SIGINT) and record the answer in the catalog. Then load
  * the members it listed into n->topo. 0 or an RD_E* code with a message. */
 int rd_join_run(struct rd_node *n, char *msg);
