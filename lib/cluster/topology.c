@@ -179,6 +179,12 @@ void rd_topology_init(struct rd_topology *t, const struct rd_config *cfg)
 	}
 	t->n_members = cfg->n_peers < RD_TOPOLOGY_MAX_MEMBERS ? cfg->n_peers
 	                                                      : RD_TOPOLOGY_MAX_MEMBERS;
+	/* [cluster] join: this node alone, until the cluster says more. */
+	if (cfg->n_peers == 0 && cfg->has_join) {
+		t->members[0].id = cfg->node_id;
+		t->members[0].addr = cfg->listen;
+		t->n_members = 1;
+	}
 }
 
 void rd_topology_cluster_id(const struct rd_topology *t, char *out, size_t size)

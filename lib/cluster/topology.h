@@ -100,7 +100,8 @@ struct rd_topology {
 };
 
 /* Fill t's members from the config's [cluster] peers (the first
- * RD_TOPOLOGY_MAX_MEMBERS of them); the routing table is left empty. */
+ * RD_TOPOLOGY_MAX_MEMBERS of them), or with this node alone when the config
+ * has [cluster] join instead; the routing table is left empty. */
 void rd_topology_init(struct rd_topology *t, const struct rd_config *cfg);
 
 /* The cluster id of a bootstrapped cluster: "raftd-" and the FNV-1a 64

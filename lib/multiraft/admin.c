@@ -374,6 +374,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	    {"misaddressed_replica_message", n->members.misaddressed},
 	    {"malformed_peer_frame", rd_peers_malformed(n)},
 	    {"peer_not_member", ts.nonmember_refused},
+	    {"nonmember_refused", ts.stranger_refused},
 	    {"peer_certificate_closed", ts.cert_closed},
 	    {"quic_initial_dropped", ts.initials_dropped},
 	    {"client_busy", cs != NULL ? cs->busy : 0},

@@ -97,7 +97,9 @@ static void op_finish(struct rd_member_op *op, int code, const char *message,
 		       "membership change %s node=%llu group=%llu not done: %s",
 		       kind_name(op->kind), (unsigned long long)op->node,
 		       (unsigned long long)op->group, message != NULL ? message : "");
-	if (op->responder != NULL) {
+	if (op->responder != NULL && op->join) {
+		rd_join_respond(op->n, op->responder, op->node, code, message);
+	} else if (op->responder != NULL) {
 		Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 		Raftd__MembersChangeResponse mc = RAFTD__MEMBERS_CHANGE_RESPONSE__INIT;
 		mc.code = (Raftd__ErrorCode)code;
@@ -525,6 +527,33 @@ void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
 	op->hops = mc->hops;
 	op->responder = r;
 	op_step(n, op, rd_clock_now_ns());
+}
+
+static bool op_busy(const struct rd_node *n, uint64_t group, uint64_t node);
+
+int rd_membership_start_join(struct rd_node *n, uint64_t node, const char *addr,
+                             uint64_t incarnation, uint32_t deadline_ms,
+                             struct rd_transport_responder *r, char *msg)
+{
+	struct rd_member_op *op;
+
+	if (op_busy(n, RD_STORAGE_META_GROUP, node))
+		return rd_errorf(msg, RD_EBUSY,
+		                 "a membership change of node %llu is in "
+		                 "progress",
+		                 (unsigned long long)node);
+	op = op_start(n, RD_MEMBERS_ADD, node, addr, true, deadline_ms, msg);
+	if (op == NULL)
+		return n->stopping                          ? RD_ESHUTDOWN
+		       : strstr(msg, "in progress") != NULL ? RD_EBUSY
+		                                            : RD_EINVAL;
+	op->group = RD_STORAGE_META_GROUP;
+	op->incarnation = incarnation;
+	op->joining = true;
+	op->join = true;
+	op->responder = r;
+	op_step(n, op, rd_clock_now_ns());
+	return 0;
 }
 
 /* ---- replacing a replica (the group-0 leader) ---------------------------- */

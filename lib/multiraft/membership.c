@@ -310,7 +310,9 @@ bool rd_membership_ask_first(struct rd_node *n)
 		n->members.joined = true;
 	free(j);
 
-	if (n->topo.n_members < 2 ||
+	/* A directory that joined founds nothing (its groups open without a
+	 * configuration): there is nothing to ask before opening them. */
+	if (n->members.joined || n->topo.n_members < 2 ||
 	    rd_storage_group_info(n->st, RD_STORAGE_META_GROUP, &info) != RD_ENOTFOUND)
 		return false;
 	n->members.asking = true;
@@ -425,7 +427,11 @@ static const char *own_addr(const struct rd_node *n)
  * leader stops replicating to it once the change is in its log (thesis
  * §4.2.2). Its own table says so when it applied it; otherwise, while its
  * group 0 hears no leader, it asks its peers (the probe answers carry its
- * member state). */
+ * member state), and also every RD_REMOVED_PROBE_MS while it does: a
+ * quiesced group 0 whose leader's node stays live never loses its leader
+ * (liveness.c), so a removed follower would otherwise wait forever. */
+#define RD_REMOVED_PROBE_MS 5000
+
 static void check_removed(struct rd_node *n, struct rd_group *g0)
 {
 	struct rd_member_record own = {0};
@@ -439,10 +445,13 @@ static void check_removed(struct rd_node *n, struct rd_group *g0)
 	}
 	/* A leaving node (a decommission, placement_drive.c) is removed
 	 * while its group 0 may still follow a leader that no longer
-	 * replicates to it: it asks too. */
+	 * replicates to it: it asks too; so does any node every
+	 * RD_REMOVED_PROBE_MS (above). */
 	if (g0 != NULL && n->members.registered &&
 	    (rd_raft_leader(g0->raft) == 0 ||
-	     (own.state == RD_MEMBER_LEAVING && own.incarnation == mine)))
+	     (own.state == RD_MEMBER_LEAVING && own.incarnation == mine) ||
+	     rd_clock_now_ns() - n->members.last_probe_ns >=
+	         RD_REMOVED_PROBE_MS * 1000000ull))
 		probe_peers(n);
 }
 

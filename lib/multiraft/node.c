@@ -360,7 +360,8 @@ static int open_storage(struct rd_node *n, char *msg)
 	o.session_expiry = n->cfg.session_expiry;
 	o.flush_interval_ns = (uint64_t)n->cfg.flush_interval_ms * 1000000u;
 	rv = rd_storage_open(n->cfg.data_dir, &o, &n->st, msg);
-	if (rv == 0)
+	/* A joining node learns its cluster id from the cluster (join.c). */
+	if (rv == 0 && !n->cfg.has_join)
 		rv = rd_restore_check_cluster_id(n->st, cid, msg);
 	if (rv != 0) {
 		rd_errprefix(msg, "data directory %s: ", n->cfg.data_dir);
@@ -442,12 +443,6 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 	struct rd_node *n;
 	int rv;
 
-	if (cfg->has_join)
-		return rd_errorf(
-		    msg, RD_ECONFIG,
-		    "%s: [cluster] join: joining a running cluster is not supported "
-		    "by this version; list every node in [cluster] peers",
-		    cfg->path);
 	n = calloc(1, sizeof *n);
 	if (n == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
@@ -469,6 +464,9 @@ int rd_node_start(const struct rd_config *cfg, struct event_base *base,
 		goto err_after_alloc;
 	n->data_applier = (struct rd_applier){&rd_applier_kv_ops, n->st};
 	n->meta_applier = (struct rd_applier){&rd_applier_meta_ops, n->st};
+	/* [cluster] join: added by the cluster before anything is opened. */
+	if (n->cfg.has_join && (rv = rd_join_run(n, msg)) != 0)
+		goto err_after_storage;
 	rv = rd_topology_load(&n->topo, n->st, n->cfg.data_groups,
 	                      n->cfg.replication_factor, msg);
 	if (rv != 0)

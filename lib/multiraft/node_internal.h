@@ -298,6 +298,7 @@ struct rd_member_op {
 	bool joining; /* add: a learner to promote once caught up */
 	bool replace; /* part of replacing a replica (member_ops.c) */
 	bool quiet;   /* refusals are expected (retried): not logged */
+	bool join;    /* a JoinRequest: answered with a JoinResponse (join.c) */
 	uint32_t hops;
 	uint64_t group;       /* 0 = metadata group */
 	uint64_t incarnation; /* add: the replica's; 0 = the registered one */
@@ -904,6 +905,37 @@ void rd_membership_place_op(struct rd_node *n, uint8_t kind, uint64_t group,
 void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
                                 const struct Raftd__PeerRequest *req,
                                 struct rd_transport_responder *r);
+
+/* The group-0 leader's part of a JoinRequest that join.c checked: add
+ * `node` (at `addr`, incarnation `incarnation`) to group 0 as a joining
+ * learner, as `raftctl members add --learner` does, and answer `r` with
+ * rd_join_respond once the entry applied or was refused. 0 (ownership of
+ * `r` taken), or RD_EBUSY (a change of that node is in progress, or too
+ * many), RD_ESHUTDOWN, RD_EINVAL with a message (r not taken). */
+int rd_membership_start_join(struct rd_node *n, uint64_t node, const char *addr,
+                             uint64_t incarnation, uint32_t deadline_ms,
+                             struct rd_transport_responder *r, char *msg);
+
+/* ---- join.c ---- */
+
+/* A peer's JoinRequest (lib/multiraft/join.c): checked, and proposed when
+ * this node leads group 0; otherwise answered NOT_LEADER with the leader's
+ * address, or NO_LEADER. */
+void rd_join_serve(struct rd_node *n, uint64_t peer, const struct Raftd__PeerRequest *req,
+                   struct rd_transport_responder *r);
+
+/* Answer a JoinRequest (and free r): on OK with the topology, the cluster
+ * id and the routing table; NOT_LEADER with the leader's id and address. */
+void rd_join_respond(struct rd_node *n, struct rd_transport_responder *r, uint64_t node,
+                     int code, const char *message);
+
+/* rd_node_start on a node configured with [cluster] join, storage open, no
+ * group opened: unless the catalog already holds a routing table (a joined
+ * node restarting), ask the join addresses until the group-0 leader added
+ * this node (retried with backoff; RD_ECONFIG when refused, RD_ESHUTDOWN
+ * on SIGTERM or SIGINT) and record the answer in the catalog. Then load
+ * the members it listed into n->topo. 0 or an RD_E* code with a message. */
+int rd_join_run(struct rd_node *n, char *msg);
 
 /* drive.c, in the per-group pass after group 0's entries applied: follow
  * its conf changes (members join the topology and the transport; this

@@ -279,6 +279,8 @@ static void on_request(void *arg, uint64_t peer, const Raftd__PeerRequest *req,
 		rd_membership_serve_change(n, peer, req, r);
 	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_PLACEMENT)
 		rd_placement_serve(n, peer, req, r);
+	else if (req->body_case == RAFTD__PEER_REQUEST__BODY_JOIN)
+		rd_join_serve(n, peer, req, r);
 	else
 		rd_forward_on_request(&n->fwd, peer, req, r);
 }

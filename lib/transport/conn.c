@@ -106,10 +106,18 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 		p = rd_peer_find(t, c->tp.auth_id);
 		if ((p == NULL || !p->registered) && t->cbs.is_member != NULL &&
 		    !t->cbs.is_member(t->cbs.arg, c->tp.auth_id)) {
-			/* Closed by rd_conn_read once ngtcp2 returns: closing
+			/* A node asking to join: admitted as a stranger, which
+			 * may only send join requests and member probes
+			 * (rd_conn_stranger), as long as fewer than
+			 * RD_TRANSPORT_MAX_STRANGERS are held. Beyond that,
+			 * closed by rd_conn_read once ngtcp2 returns: closing
 			 * from inside this callback is not allowed. */
-			c->refused = true;
-			return 0;
+			if (t->strangers >= RD_TRANSPORT_MAX_STRANGERS) {
+				c->refused = true;
+				return 0;
+			}
+			c->stranger = true;
+			t->strangers++;
 		}
 		if (p == NULL) {
 			p = calloc(1, sizeof *p);
@@ -123,6 +131,8 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *ud)
 			t->peers = p;
 		}
 		c->peer = p;
+	} else if (c->peer->any) {
+		c->peer->proven = c->tp.auth_id;
 	}
 	/* The peer's boot id: its initial source connection id, which ngtcp2
 	 * checked against the authenticated transport parameters (RFC 9000
@@ -404,6 +414,7 @@ struct rd_conn *rd_conn_dial(struct rd_transport *t, struct rd_peer *p)
 	c->dialer = t->cfg.node_id;
 	c->tp.client = true;
 	c->tp.expect_id = p->id;
+	c->tp.any = p->any;
 	dcid.datalen = 18;
 	rd_t_rand(dcid.data, dcid.datalen);
 	rd_t_initial_scid(t, &scid);
@@ -521,12 +532,32 @@ void rd_conn_watch_cert(struct rd_conn *c)
 	evtimer_add(c->cert_ev, &tv);
 }
 
+bool rd_conn_stranger(struct rd_conn *c)
+{
+	struct rd_transport *t = c->t;
+
+	if (!c->stranger)
+		return false;
+	/* Added since the handshake (its join applied here): a member now. */
+	if ((c->peer != NULL && c->peer->registered) ||
+	    (t->cbs.is_member != NULL && t->cbs.is_member(t->cbs.arg, c->tp.auth_id))) {
+		c->stranger = false;
+		t->strangers--;
+		return false;
+	}
+	return true;
+}
+
 void rd_conn_free(struct rd_conn *c)
 {
 	struct rd_transport *t = c->t;
 
 	while (c->streams)
 		rd_stream_free(c->streams, t->freeing ? RD_ESHUTDOWN : RD_ECLOSED);
+	if (c->stranger) {
+		c->stranger = false;
+		t->strangers--;
+	}
 	if (c->half_open) {
 		c->half_open = false;
 		t->half_open--;

@@ -470,6 +470,7 @@ void rd_transport_stats(const struct rd_transport *t, struct rd_transport_stats 
 	*out = t->st;
 	out->established = 0;
 	out->half_open = t->half_open;
+	out->strangers = t->strangers;
 	out->partial_bytes = 0;
 	for (const struct rd_conn *c = t->conns; c; c = c->next) {
 		if (c->established && !c->dead)

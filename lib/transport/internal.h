@@ -113,6 +113,8 @@ struct rd_conn {
 	uint64_t dialer;      /* node id of the side that dialed */
 	bool established;     /* handshake done and identity checked */
 	bool refused;         /* identity is not a member: to be closed */
+	bool stranger;        /* server side: an authenticated non-member that may
+	                       * only ask to join (counted in t->strangers) */
 	bool dead;            /* closed: freed at the end of the flush */
 	bool ccerr_set;       /* ccerr holds our reason to close */
 	bool silent;          /* close without sending CONNECTION_CLOSE */
@@ -150,6 +152,9 @@ struct rd_peer {
 	struct rd_transport *t;
 	uint64_t id;
 	bool registered; /* added by the caller (else: an inbound stranger) */
+	bool any;        /* dialed by address: the server may prove any node id
+	                  * (rd_transport_peer_add_any); `proven` is the one it did */
+	uint64_t proven;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	struct rd_conn *conn;                    /* established connection in use */
@@ -208,6 +213,7 @@ struct rd_transport {
 	uint8_t cid_key[16];      /* SipHash key of the map, random */
 	uint8_t token_secret[32]; /* Retry tokens, random */
 	unsigned half_open;       /* server connections in their handshake */
+	unsigned strangers;       /* connections with `stranger` set */
 	uint8_t reset_secret[32];
 	struct rd_transport_stats st;
 	bool blocked; /* socket said EAGAIN: wait for writability */
@@ -311,6 +317,11 @@ ngtcp2_path rd_conn_path(struct rd_conn *c);
 void rd_conn_watch_cert(struct rd_conn *c);
 /* Free a dead connection (after the peer was told). */
 void rd_conn_free(struct rd_conn *c);
+/* Is `c` a stranger's connection (server side: an authenticated node that
+ * is not a member, which may only send join requests and member probes)?
+ * Asks is_member again, so a stranger whose join applied becomes a member's
+ * connection. */
+bool rd_conn_stranger(struct rd_conn *c);
 
 /* stream.c */
 /* A stream object for ngtcp2 stream `id` of `c`, linked into c's list and

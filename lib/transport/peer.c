@@ -305,6 +305,27 @@ int rd_transport_peer_add(struct rd_transport *t, uint64_t id, const struct sock
 	return 0;
 }
 
+int rd_transport_peer_add_any(struct rd_transport *t, uint64_t handle,
+                              const struct sockaddr *sa, socklen_t salen, char *msg)
+{
+	struct rd_peer *p;
+	int rv;
+
+	if (handle < RD_TRANSPORT_ANY_BASE)
+		return rd_errorf(msg, RD_EINVAL, "handle %llu may be a node id",
+		                 (unsigned long long)handle);
+	rv = rd_transport_peer_add(t, handle, sa, salen, msg);
+	if (rv == 0 && (p = rd_peer_find(t, handle)) != NULL)
+		p->any = true;
+	return rv;
+}
+
+uint64_t rd_transport_peer_proven(const struct rd_transport *t, uint64_t handle)
+{
+	const struct rd_peer *p = rd_peer_find(t, handle);
+	return p != NULL && p->any ? p->proven : 0;
+}
+
 int rd_transport_peer_remove(struct rd_transport *t, uint64_t id)
 {
 	struct rd_peer **pp = &t->peers, *p;

@@ -198,6 +198,24 @@ void rd_rpc_deliver_request(struct rd_stream *s, Raftd__PeerFrame *f)
 	r->stream = s;
 	s->resp = r;
 	c->peer->st.calls_in++;
+	/* A stranger may only ask to join, and probe the member table. */
+	if (f->request->body_case != RAFTD__PEER_REQUEST__BODY_JOIN &&
+	    f->request->body_case != RAFTD__PEER_REQUEST__BODY_MEMBER_PROBE &&
+	    rd_conn_stranger(c)) {
+		Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
+		t->st.stranger_refused++;
+		if (rd_t_log_ok(t))
+			rd_log_warn("transport: request from a non-member refused "
+			            "peer=%llu addr=%s kind=%d",
+			            (unsigned long long)c->peer->id, c->addr_text,
+			            (int)f->request->body_case);
+		resp.error = RAFTD__ERROR_CODE__INVALID;
+		resp.error_message = "not a member of the cluster: only a join request "
+		                     "is served";
+		rd_transport_respond(r, &resp);
+		rd_wire_free(f);
+		return;
+	}
 	if (t->cbs.on_request != NULL) {
 		t->cbs.on_request(t->cbs.arg, c->peer->id, f->request, r);
 	} else {

@@ -349,6 +349,19 @@ static int on_frame(void *arg, const uint8_t *payload, size_t len)
 		                                                      : RD_ECLOSED;
 	p->st.frames_in++;
 	p->st.bytes_in += RD_WIRE_HEADER + len;
+	/* A stranger (a node asking to join) speaks no Raft: its batches and
+	 * snapshot frames are dropped and counted. */
+	if ((s->kind == RD_S_RAFT_IN || s->kind == RD_S_SNAP_IN) && rd_conn_stranger(c)) {
+		t->st.stranger_refused++;
+		if (rd_t_log_ok(t))
+			rd_log_warn(
+			    "transport: %s frame from a non-member refused peer=%llu "
+			    "addr=%s",
+			    s->kind == RD_S_RAFT_IN ? "Raft" : "snapshot",
+			    (unsigned long long)p->id, c->addr_text);
+		rd_wire_free(f);
+		return 0;
+	}
 	switch (s->kind) {
 	case RD_S_RAFT_IN:
 		if (f->kind_case != RAFTD__PEER_FRAME__KIND_BATCH)

@@ -26,6 +26,8 @@ struct rd_tls_peer {
 	bool client;
 	uint64_t expect_id; /* client: the node dialed; server: the id claimed in SNI */
 	uint64_t auth_id;   /* id proven by the certificate (insecure: claimed) */
+	bool any;           /* client: the server may be any node the CA signed
+	                     * (a join address, rd_transport_peer_add_any) */
 	char reason[160];   /* why this side refused the handshake, "" if it did not */
 };
 

@@ -57,6 +57,11 @@ struct rd_transport_responder;
 
 #define RD_TRANSPORT_ALPN "raftd/1"
 
+/* Connections held at once from nodes that the CA signed but that are not
+ * members (is_member false): each may only send join requests and member
+ * probes; more are closed at the handshake (APP_REMOVED). */
+#define RD_TRANSPORT_MAX_STRANGERS 8
+
 /* Largest snapshot data carried by one chunk (the sender cuts snapshots
  * into chunks of this size; the receiver accepts a chunk frame of this
  * plus RD_TRANSPORT_FRAME_HEADROOM). */
@@ -168,6 +173,20 @@ void rd_transport_local_addr(const struct rd_transport *t, struct sockaddr_stora
 int rd_transport_peer_add(struct rd_transport *t, uint64_t id, const struct sockaddr *sa,
                           socklen_t salen, char *msg);
 
+/* Register peer `handle` at `sa` as an address to dial whose node id is
+ * not known yet (a [cluster] join address): the server may prove any id
+ * the CA signed but this node's own. `handle` is a local name for it that
+ * is no node's id (RD_TRANSPORT_ANY_BASE and up); calls to it work as to
+ * any peer; it is forgotten with rd_transport_peer_remove. Returns 0,
+ * RD_EINVAL. */
+#define RD_TRANSPORT_ANY_BASE (UINT64_C(1) << 62)
+int rd_transport_peer_add_any(struct rd_transport *t, uint64_t handle,
+                              const struct sockaddr *sa, socklen_t salen, char *msg);
+
+/* The node id that the server registered with rd_transport_peer_add_any
+ * proved in its last handshake, or 0 before any. */
+uint64_t rd_transport_peer_proven(const struct rd_transport *t, uint64_t handle);
+
 /* Forget peer `id`: its connection is closed (APP_REMOVED), queued frames
  * dropped, calls not yet sent fail with RD_ENOTFOUND, calls in flight with
  * RD_ECLOSED. May be called from the callbacks. RD_ENOTFOUND if unknown. */
@@ -268,7 +287,12 @@ struct rd_transport_stats {
 	uint64_t ngtcp2_blocks_reclaimed; /* blocks ngtcp2 still held at a
 	                                   * connection's deletion (mem.c) */
 	uint64_t tls_rejected;      /* handshakes refused (alert sent or received) */
-	uint64_t nonmember_refused; /* authenticated, but not a member: closed */
+	uint64_t nonmember_refused; /* authenticated, but not a member, beyond
+	                             * RD_TRANSPORT_MAX_STRANGERS: closed */
+	uint64_t strangers;         /* non-members' connections held now */
+	uint64_t stranger_refused;  /* a non-member's Raft or snapshot frames and
+	                             * requests other than join or member probe:
+	                             * dropped or answered INVALID */
 	uint64_t partial_bytes;     /* bytes of incomplete frames held now */
 	uint64_t cert_closed;       /* closed: peer certificate expired or no
 	                             * longer verifies */

@@ -162,8 +162,13 @@ static int validate(struct rd_config_parse *p)
 	if (!require(p, K_node_id) || !require(p, K_node_data_dir) ||
 	    !require(p, K_cluster_listen))
 		return 0;
-	if (p->lines[K_cluster_peers] == 0 && !c->has_join)
-		return require(p, K_cluster_peers);
+	if (p->lines[K_cluster_peers] == 0 && !c->has_join) {
+		p->err = rd_errorf(p->msg, RD_ECONFIG,
+		                   "%s: [cluster] peers: required key is missing (or "
+		                   "[cluster] join, to join a running cluster)",
+		                   p->name);
+		return 0;
+	}
 	if (p->lines[K_cluster_peers] != 0 && c->has_join) {
 		p->err = rd_errorf(p->msg, RD_ECONFIG,
 		                   "%s:%d: [cluster] join: 'peers' (line %d) and 'join' "

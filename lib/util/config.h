@@ -17,6 +17,7 @@
 #include "util/log.h"
 
 #define RD_CONFIG_MAX_PEERS 64
+#define RD_CONFIG_MAX_JOIN  16
 #define RD_CONFIG_ADDR_LEN  128
 /* [envelopes] max_payload_bytes at most: an envelope and its reply travel in
  * one client-socket frame (1 MiB) with room for the other fields. */
@@ -47,8 +48,12 @@ struct rd_config {
 	struct rd_addr listen;
 	struct rd_config_peer peers[RD_CONFIG_MAX_PEERS];
 	unsigned n_peers;
+	/* [cluster] join: addresses of members of a running cluster that this
+	 * node, with an empty data directory, asks to add it (instead of
+	 * peers). */
 	bool has_join;
-	struct rd_addr join;
+	struct rd_addr join[RD_CONFIG_MAX_JOIN];
+	unsigned n_join;
 	unsigned data_groups;
 	unsigned replication_factor;
 	/* A learner of group 0 is promoted only when its match index is

@@ -159,10 +159,37 @@ static bool parse_bool(const char *v, bool *out)
 	return true;
 }
 
+/* "127.0.0.1:7001, 127.0.0.1:7002": members of a running cluster to ask
+ * (instead of peers; validate() refuses both). */
 static int set_join(struct rd_config_parse *p, int k, const char *v)
 {
-	p->c->has_join = true;
-	return set_addr(p, k, &p->c->join, v);
+	struct rd_config *c = p->c;
+	char buf[4096], *save = NULL, *tok;
+
+	c->has_join = true;
+	if (strlen(v) >= sizeof buf)
+		return rd_config_fail(p, k, "%s", "value too long");
+	strcpy(buf, v);
+	c->n_join = 0;
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+
+		while (isspace((unsigned char)*tok))
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (c->n_join == RD_CONFIG_MAX_JOIN)
+			return rd_config_fail(p, k, "more than %d addresses",
+			                      RD_CONFIG_MAX_JOIN);
+		if (!set_addr(p, k, &c->join[c->n_join], tok))
+			return 0;
+		c->n_join++;
+	}
+	if (c->n_join == 0)
+		return rd_config_fail(p, k, "%s", "no address listed");
+	return 1;
 }
 
 static int set_tls_mode(struct rd_config_parse *p, int k, const char *v)

@@ -114,31 +114,40 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 		snprintf(nd->sock, sizeof nd->sock, "%s/node%u.sock", dir, i);
 		snprintf(nd->log, sizeof nd->log, "%s/node%u.log", dir, i);
 	}
+	unsigned founders =
+	    o != NULL && o->founders != 0 && o->founders < n ? o->founders : n;
 	for (unsigned i = 1; i <= n; i++) {
 		struct rd_h_node *nd = &c->nodes[i - 1];
 		FILE *f = fopen(nd->conf, "w");
 		size_t l = 0;
+		bool join = i > founders;
 		peers[0] = '\0';
-		for (unsigned k = 0; k < n; k++) {
-			unsigned id =
-			    o != NULL && o->rotate_peers ? (i - 1 + k) % n + 1 : k + 1;
-			l += (size_t)snprintf(peers + l, sizeof peers - l,
-			                      "%s%u@127.0.0.1:%d", k > 0 ? ", " : "", id,
-			                      c->nodes[id - 1].quic_port);
+		for (unsigned k = 0; k < founders; k++) {
+			unsigned id = o != NULL && o->rotate_peers
+			                  ? (i - 1 + k) % founders + 1
+			                  : k + 1;
+			if (join)
+				l += (size_t)snprintf(peers + l, sizeof peers - l,
+				                      "%s127.0.0.1:%d", k > 0 ? ", " : "",
+				                      c->nodes[id - 1].quic_port);
+			else
+				l += (size_t)snprintf(
+				    peers + l, sizeof peers - l, "%s%u@127.0.0.1:%d",
+				    k > 0 ? ", " : "", id, c->nodes[id - 1].quic_port);
 		}
 		cr_assert_not_null(f);
 		fprintf(f,
 		        "[node]\nid = %u\ndata_dir = %s/data%u\n"
-		        "[cluster]\nlisten = 127.0.0.1:%d\npeers = %s\ndata_groups = %u\n"
+		        "[cluster]\nlisten = 127.0.0.1:%d\n%s = %s\ndata_groups = %u\n"
 		        "replication_factor = %u\n"
 		        "[tls]\nmode = mutual\nca = %s/certs/ca.pem\n"
 		        "cert = %s/certs/node%u.pem\nkey = %s/certs/node%u.key\n"
 		        "[control]\nsocket = %s\nsocket_mode = 0600\n"
 		        "[admin]\nlisten = 127.0.0.1:%d\n"
 		        "[log]\nlevel = %s\n%s",
-		        i, c->dir, i, nd->quic_port, peers, groups,
-		        o != NULL && o->replication ? o->replication : 3u, c->dir, c->dir,
-		        i, c->dir, i, nd->sock, nd->admin_port, level,
+		        i, c->dir, i, nd->quic_port, join ? "join" : "peers", peers,
+		        groups, o != NULL && o->replication ? o->replication : 3u, c->dir,
+		        c->dir, i, c->dir, i, nd->sock, nd->admin_port, level,
 		        o != NULL && o->extra_conf ? o->extra_conf : "");
 		fclose(f);
 	}

@@ -38,6 +38,9 @@ struct rd_h_opts {
 	const char *extra_conf; /* appended to every node's config */
 	const char *log_level;  /* default "info"; env RD_TEST_LOG_LEVEL overrides */
 	bool rotate_peers;      /* node i lists the peers starting at node i */
+	/* Nodes 1..founders list each other in [cluster] peers; the others
+	 * have [cluster] join = the founders' addresses. 0: every node founds. */
+	unsigned founders;
 };
 
 /* Write configs and certificates for `n` nodes (does not start them). */

@@ -243,15 +243,49 @@ static void evil_send_takeover(struct evil *e, uint64_t from, unsigned long long
 	cr_assert_eq(send_raw_batch(e->t, 1, &b, msg), 0, "%s", msg);
 }
 
+struct call_result {
+	int got, err, code;
+	char message[256];
+};
+
+static void call_reply(void *arg, int err, const Raftd__PeerResponse *resp,
+                       const char *errmsg)
+{
+	struct call_result *r = arg;
+
+	(void)errmsg;
+	r->got = 1;
+	r->err = err;
+	if (err == 0) {
+		r->code = resp->error;
+		snprintf(r->message, sizeof r->message, "%s",
+		         resp->error_message != NULL ? resp->error_message : "");
+		if (resp->error == 0 &&
+		    resp->body_case == RAFTD__PEER_RESPONSE__BODY_JOIN)
+			r->code = resp->join->error;
+	}
+}
+
 /* A node whose certificate the cluster CA signed but that is not a member
- * (a decommissioned node, a certificate issued early) completes the TLS
- * handshake and is then refused with "peer removed": nothing it sends is
- * stepped, the refusal is counted in /metrics, and the cluster serves. */
+ * (a decommissioned node, a certificate issued early, a node about to
+ * join) gets a stranger's connection: it may only ask to join (and probe
+ * the member table). Its Raft batch (a far term, a TIMEOUT_NOW) is dropped
+ * and a proposal it sends is answered INVALID, both counted in /metrics
+ * (nonmember_refused); nothing it sent is stepped or applied; a join
+ * request is served (here refused: it names another node than its
+ * certificate); the cluster serves. Beyond RD_TRANSPORT_MAX_STRANGERS such
+ * connections, one more is closed at the handshake ("peer removed",
+ * counted as peer_not_member). */
 Test(hostile, nonmember_certificate_refused, .fini = teardown, .timeout = 240)
 {
 	struct evil e;
-	char cmd[1024];
+	char cmd[1024], msg[RD_ERRMSG_SIZE];
 	unsigned long long t0;
+	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
+	Raftd__MetadataProposeRequest mp = RAFTD__METADATA_PROPOSE_REQUEST__INIT;
+	Raftd__JoinRequest jq = RAFTD__JOIN_REQUEST__INIT;
+	struct call_result prop = {0}, join = {0};
+	uint8_t data[] = "evil";
 
 	start(NULL);
 	put_get(1, "before", "1");
@@ -261,15 +295,56 @@ Test(hostile, nonmember_certificate_refused, .fini = teardown, .timeout = 240)
 	cr_assert_eq(system(cmd), 0);
 	evil_start(&e, 9);
 	evil_send_takeover(&e, 9, t0 + 1000);
-	for (unsigned i = 0; i < 200 && e.downs == 0; i++)
+	mp.data.data = data;
+	mp.data.len = sizeof data;
+	req.body_case = RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE;
+	req.metadata_propose = &mp;
+	cr_assert_eq(rd_transport_call(e.t, 1, &req, 5000, call_reply, &prop, msg), 0,
+	             "%s", msg);
+	for (unsigned i = 0; i < 100 && prop.got == 0; i++)
 		evil_run(&e, 100);
-	cr_expect_geq(e.downs, 1, "node 1 closed the connection");
+	jq.node_id = 8; /* not its certificate's id */
+	jq.address = "127.0.0.1:1";
+	jq.incarnation = 1;
+	req.body_case = RAFTD__PEER_REQUEST__BODY_JOIN;
+	req.join = &jq;
+	cr_assert_eq(rd_transport_call(e.t, 1, &req, 5000, call_reply, &join, msg), 0,
+	             "%s", msg);
+	for (unsigned i = 0; i < 100 && join.got == 0; i++)
+		evil_run(&e, 100);
 	evil_free(&e);
+	cr_expect_eq(prop.err, 0, "the proposal got no answer");
+	cr_expect_eq(prop.code, RAFTD__ERROR_CODE__INVALID, "proposal: %d %s", prop.code,
+	             prop.message);
+	cr_expect(strstr(prop.message, "not a member") != NULL, "%s", prop.message);
+	cr_expect_eq(join.err, 0, "the join request got no answer");
+	cr_expect_eq(join.code, RAFTD__ERROR_CODE__INVALID, "join: %d", join.code);
+	cr_expect_geq(
+	    rd_h_metric(&C, 1, "raft_tick_loop_errors_total{kind=\"nonmember_refused\"}",
+	                true),
+	    2);
+	cr_expect_lt(term0(1), t0 + 1000, "the hostile term was not adopted");
+
+	/* More strangers than the bound (each its own id: one connection per
+	 * node id): the one past it is closed. */
+	struct evil many[RD_TRANSPORT_MAX_STRANGERS + 1];
+	for (unsigned k = 0; k <= RD_TRANSPORT_MAX_STRANGERS; k++) {
+		snprintf(cmd, sizeof cmd, "%s node %s/certs %u >/dev/null 2>&1",
+		         rd_h_src_path("conf/raftd-certs"), C.dir, 20 + k);
+		cr_assert_eq(system(cmd), 0);
+		evil_start(&many[k], 20 + k);
+		evil_send_takeover(&many[k], 20 + k, t0 + 1000);
+		evil_run(&many[k], 300);
+	}
+	for (unsigned i = 0; i < 50; i++)
+		for (unsigned k = 0; k <= RD_TRANSPORT_MAX_STRANGERS; k++)
+			evil_run(&many[k], 20);
+	for (unsigned k = 0; k <= RD_TRANSPORT_MAX_STRANGERS; k++)
+		evil_free(&many[k]);
 	cr_expect_geq(rd_h_metric(&C, 1,
 	                          "raft_tick_loop_errors_total{kind=\"peer_not_member\"}",
 	                          true),
 	              1);
-	cr_expect_lt(term0(1), t0 + 1000, "the hostile term was not adopted");
 	put_get(1, "after", "2");
 	put_get(2, "before", "1");
 }

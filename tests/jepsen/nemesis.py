@@ -32,9 +32,8 @@ Kinds:
                         take its majority), and a node not back within
                         REPLACE_READY_S fails the run (family membership)
 
-The membership family holds only replace: raftd cannot yet start a node
-that `raftctl members add` registered ([cluster] join is not supported),
-so a removed node has no supported way back and add/remove is not played.
+The membership family holds only replace: joining a node with [cluster]
+join and removing it (tests/cluster/test_join.c) is not played here yet.
 "mixed" plays every kind, replace included.
 
 JEPSEN_NEMESIS names a family (none, kill, pause, partition, slowdisk,

@@ -394,3 +394,26 @@ Test(config, numbers_do_not_wrap_into_narrow_fields)
 	        BASE PEERS "[raft]\nsnapshot_entries = 18446744073709551615\n");
 	cr_assert_eq(c.snapshot_entries, UINT64_MAX);
 }
+
+/* [cluster] join: a list of addresses instead of peers; both, or neither,
+ * is an error that names the file, the line and the key. */
+Test(config, join_is_an_address_list_instead_of_peers)
+{
+	struct rd_config c;
+
+	load_ok(&c, "j.conf",
+	        BASE "join = 127.0.0.1:7001, 127.0.0.1:7002 ,127.0.0.1:7003\n"
+	             "[tls]\nmode = insecure\n");
+	cr_assert(c.has_join);
+	cr_assert_eq(c.n_join, 3);
+	cr_assert_eq(c.n_peers, 0);
+	cr_assert_str_eq(c.join[1].text, "127.0.0.1:7002");
+	cr_assert_str_eq(c.join[2].text, "127.0.0.1:7003");
+	expect_error(BASE PEERS "[cluster]\njoin = 127.0.0.1:7001\n",
+	             "x.conf:10: [cluster] join: 'peers' (line 6) and 'join' exclude "
+	             "each other");
+	expect_error(BASE "join = 127.0.0.1:99999\n", "x.conf:6: [cluster] join:");
+	expect_error(BASE "join = ,\n", "x.conf:6: [cluster] join: no address listed");
+	expect_error(BASE "[tls]\nmode = insecure\n",
+	             "[cluster] peers: required key is missing (or [cluster] join");
+}
