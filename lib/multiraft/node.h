@@ -14,7 +14,9 @@
  *     4. tells the cores what is durable, queues the messages that waited
  *        for it, applies committed entries and answers the clients waiting
  *        on them.
- *   A persistent timer ticks every group every tick_ms.
+ *   A timer ticks the groups on the ticking list every tick_ms; when every
+ *   group is quiesced it fires once per node heartbeat interval instead
+ *   (node.c rd_node_tick_arm).
  *
  * drive.c is the only place where this ordering lives (lib/README.md).
  */
