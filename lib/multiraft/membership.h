@@ -87,7 +87,7 @@ struct rd_membership {
 	 * incarnation holds this node's id, or ask_deadline_ns passed. */
 	bool asking;
 	uint64_t ask_deadline_ns;
-	uint64_t founded_ns;             /* bootstrap campaigns not before (node.c) */
+	uint64_t founded_ns;                 /* bootstrap campaigns not before (node.c) */
 	bool clear[RD_TOPOLOGY_MAX_MEMBERS]; /* by topo.members index: answered 0 */
 	struct rd_member_probe_ctx {
 		struct rd_node *n;
@@ -214,7 +214,8 @@ void rd_membership_ops_tick(struct rd_node *n);
 /* At shutdown: answer the membership requests in progress. */
 void rd_membership_shutdown(struct rd_node *n);
 
-/* ---- placement (placement_drive.c) ---- */
+/* ---- placement (placement_host.c: every node; placement_drive.c: the
+ * group-0 leader's driver) ---- */
 
 /* Allocate the driver's per-group state (n_slots set). 0 or RD_ENOMEM. */
 int rd_placement_init(struct rd_node *n, char *msg);
@@ -237,6 +238,15 @@ void rd_placement_tick(struct rd_node *n);
 void rd_placement_serve(struct rd_node *n, uint64_t peer,
                         const struct Raftd__PeerRequest *req,
                         struct rd_transport_responder *r);
+
+/* Fill *r with group g's report (configuration, lags, replica
+ * incarnations, busy) as its leader on this node sees it; g is led here. */
+void rd_placement_report_local(const struct rd_node *n, const struct rd_group *g,
+                               struct rd_place_report *r);
+
+/* Hand leadership of g, led here, to `to` when `to` is a voter holding the
+ * whole log and not reporting a slow disk (thesis §3.10); else nothing. */
+void rd_placement_transfer_local(struct rd_node *n, struct rd_group *g, uint64_t to);
 
 /* Group-0 leader: `raftctl members remove ID`. 0: the node holds no
  * replica in any target, the plain removal goes on. 1: answered now
