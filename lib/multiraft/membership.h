@@ -1,9 +1,8 @@
 /*
  * Membership in the runtime (membership.c, member_ops.c, replicas.c,
- * placement_drive.c, join.c): registration, members add / remove /
- * promote, replica identity, placement, joining.
- * Part of the runtime's internal state (node_internal.h); not a public
- * interface.
+ * replace.c, placement_host.c, placement_drive.c, join.c): registration, members add /
+ * remove / promote, replica identity, placement, joining. Part of the runtime's internal
+ * state (node_internal.h); not a public interface.
  */
 #ifndef RD_MULTIRAFT_MEMBERSHIP_H
 #define RD_MULTIRAFT_MEMBERSHIP_H
@@ -51,7 +50,7 @@ struct rd_member_op {
 	uint8_t phase;
 	bool learner;
 	bool joining; /* add: a learner to promote once caught up */
-	bool replace; /* part of replacing a replica (member_ops.c) */
+	bool replace; /* part of replacing a replica (replace.c) */
 	bool quiet;   /* refusals are expected (retried): not logged */
 	bool join;    /* a JoinRequest: answered with a JoinResponse (join.c) */
 	uint32_t hops;
@@ -153,17 +152,26 @@ struct rd_placement_drive {
  * 0 and *r, RD_ENOTFOUND, or another RD_E* code. */
 int rd_membership_read_record(struct rd_node *n, uint64_t id, struct rd_member_record *r);
 
-/* ---- member_ops.c: raftctl members add / remove / promote, replacing a
- * wiped node's replicas ---- */
+/* ---- replace.c: replacing a wiped node's replicas ---- */
 
 /* Group-0 leader: a probe showed node `peer` running `incarnation`, not the
- * registered one: start replacing its replicas (member_ops.c). */
+ * registered one: start replacing its replicas. */
 void rd_membership_note_replacement(struct rd_node *n, uint64_t peer,
                                     uint64_t incarnation);
 
 /* Group-0 leader: carry the replacements on from what the groups' logs say
  * (one change at a time per group). Called every second. */
 void rd_membership_reconcile(struct rd_node *n);
+
+/* ---- member_ops.c: raftctl members add / remove / promote ---- */
+
+/* Start a membership op of `kind` for `node` (its address `addr`,
+ * `incarnation` for an add) in `group`, handed to `via` when nonzero; as
+ * part of a replacement or placement flow (retried by the next round, so
+ * refusals of promotions and handed-over ops are logged at debug). A
+ * no-op while one for the same group and node runs. */
+void rd_membership_flow_op(struct rd_node *n, uint8_t kind, uint64_t group, uint64_t node,
+                           uint64_t incarnation, const char *addr, uint64_t via);
 
 /* Propose this node's registration in the member table once group 0 has a
  * leader and the table has none for it (cluster/members.h); log once when

@@ -16,7 +16,8 @@
  *   backup.c    raftctl backup save: every group streamed to a client
  *   backup_fetch.c  the BackupFetch peer RPC: a group pulled by a saving node
  *   restore.c   raftd --restore: a new cluster's data from a backup file
- *   member_ops.c, membership.c, replicas.c, placement_drive.c, join.c
+ *   member_ops.c, membership.c, replicas.c, replace.c, placement_host.c,
+ *   placement_drive.c, join.c
  *               membership, placement and joining
  * Declarations by concern, included here: waiter.h (waiters and their
  * queues), health.h (loop figures, gray failures, canary), peers.h (peers,
