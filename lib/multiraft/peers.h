@@ -8,27 +8,10 @@
 #define RD_MULTIRAFT_PEERS_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
-#include "cluster/envelope.h"
-#include "cluster/forward.h"
-#include "cluster/members.h"
 #include "cluster/topology.h"
-#include "multiraft/applier.h"
-#include "multiraft/node.h"
 #include "raft/raft.h"
-#include "storage/storage.h"
-#include "ctl/metrics.h"
-#include "util/clock.h"
-#include "util/config.h"
-
-struct event;
-struct rd_ctl_conn;
-struct rd_group;
-struct rd_node;
-struct rd_snapshot_writer;
-struct rd_transport_responder;
 
 #include "multiraft/waiter.h"
 

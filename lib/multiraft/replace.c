@@ -76,7 +76,8 @@ static void reconcile_group(struct rd_node *n, struct rd_group *g, uint64_t id,
 	if (role != 0 && !right)
 		rd_membership_flow_op(n, RD_MEMBERS_REMOVE, g->id, id, 0, rec->addr, 0);
 	else if (role == 0)
-		rd_membership_flow_op(n, RD_MEMBERS_ADD, g->id, id, rec->incarnation, rec->addr, 0);
+		rd_membership_flow_op(n, RD_MEMBERS_ADD, g->id, id, rec->incarnation,
+		                      rec->addr, 0);
 	else if (role == 1)
 		rd_membership_flow_op(n, RD_MEMBERS_PROMOTE, g->id, id, 0, rec->addr, 0);
 }
@@ -99,10 +100,11 @@ void rd_membership_reconcile(struct rd_node *n)
 			continue;
 		}
 		if (member_role_in(rd_raft_conf(g0->raft), r->node) != 0)
-			rd_membership_flow_op(n, RD_MEMBERS_REMOVE, 0, r->node, 0, rec.addr, 0);
+			rd_membership_flow_op(n, RD_MEMBERS_REMOVE, 0, r->node, 0,
+			                      rec.addr, 0);
 		else
-			rd_membership_flow_op(n, RD_MEMBERS_ADD, 0, r->node, r->incarnation, rec.addr,
-			        0);
+			rd_membership_flow_op(n, RD_MEMBERS_ADD, 0, r->node,
+			                      r->incarnation, rec.addr, 0);
 		i++;
 	}
 	/* 2, 3. every registered new replica, in every group it belongs to. */
@@ -114,7 +116,8 @@ void rd_membership_reconcile(struct rd_node *n)
 		if (rec.state == RD_MEMBER_JOINING &&
 		    member_role_in(rd_raft_conf(g0->raft), id) == 1 &&
 		    rd_raft_conf(g0->raft)->n_voters < RD_MEMBERS_MAX_VOTERS)
-			rd_membership_flow_op(n, RD_MEMBERS_PROMOTE, 0, id, 0, rec.addr, 0);
+			rd_membership_flow_op(n, RD_MEMBERS_PROMOTE, 0, id, 0, rec.addr,
+			                      0);
 		if (rec.state != RD_MEMBER_JOINING && rec.state != RD_MEMBER_VOTER)
 			continue;
 		for (uint32_t gi = 1; gi <= rt->n_groups; gi++) {
