@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -485,4 +486,55 @@ void rd_h_check_leaders(struct rd_h_cluster *c)
 			seen[g][term] = leader;
 		}
 	}
+}
+
+unsigned rd_h_leader_of(struct rd_h_cluster *c, unsigned asker, unsigned group)
+{
+	char out[16384], *line, *save = NULL;
+	unsigned g, leader;
+	char role[16];
+
+	if (rd_h_ctl(c, asker, out, sizeof out, "groups", (char *)NULL) != 0)
+		return 0;
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		if (sscanf(line, "%u %15s %u", &g, role, &leader) == 3 && g == group)
+			return leader;
+	return 0;
+}
+
+void rd_h_fault_path(const struct rd_h_cluster *c, unsigned node, char *out, size_t size)
+{
+	snprintf(out, size, "%s/fault%u", c->dir, node);
+}
+
+void rd_h_set_fault(const struct rd_h_cluster *c, unsigned node, const char *what)
+{
+	char path[256], tmp[300];
+	FILE *f;
+
+	rd_h_fault_path(c, node, path, sizeof path);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	f = fopen(tmp, "w");
+	cr_assert_not_null(f);
+	fputs(what, f);
+	fclose(f);
+	cr_assert_eq(rename(tmp, path), 0);
+}
+
+int rd_h_notify_bind(const struct rd_h_cluster *c, const char *watchdog_usec)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	cr_assert_lt(strlen(c->dir) + 8, sizeof sa.sun_path);
+	memcpy(sa.sun_path, c->dir, strlen(c->dir));
+	memcpy(sa.sun_path + strlen(c->dir), "/notify", 8);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "%s",
+	             strerror(errno));
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	setenv("WATCHDOG_USEC", watchdog_usec, 1);
+	return fd;
 }

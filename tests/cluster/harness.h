@@ -115,6 +115,18 @@ bool rd_h_wait_member(struct rd_h_cluster *c, unsigned i, unsigned id, const cha
 /* Wait at most `secs` until `raftctl members` on node i shows a registered
  * incarnation for every member (none is all zeros). */
 bool rd_h_wait_registered(struct rd_h_cluster *c, unsigned i, unsigned secs);
+/* The leader of `group` as node `asker` sees it (`raftctl groups`), 0 when
+ * it knows none or does not answer. */
+unsigned rd_h_leader_of(struct rd_h_cluster *c, unsigned asker, unsigned group);
+/* Node `node`'s fault-hook file (the path its config's fault hook names)
+ * and setting what its synced writes do ("" = nothing), atomically. */
+void rd_h_fault_path(const struct rd_h_cluster *c, unsigned node, char *out, size_t size);
+void rd_h_set_fault(const struct rd_h_cluster *c, unsigned node, const char *what);
+/* Bind a datagram socket at <dir>/notify and point NOTIFY_SOCKET and
+ * WATCHDOG_USEC (`watchdog_usec`) at it for the next node started; the
+ * caller reads sd_notify messages from the returned fd and unsets both
+ * variables once its node is started. */
+int rd_h_notify_bind(const struct rd_h_cluster *c, const char *watchdog_usec);
 /* The value of sample `name` (labels included, as /metrics writes the line)
  * on node i's admin port; 0 when the page has no such line. With
  * `must_answer`, the test fails unless the node answers 200; without, a

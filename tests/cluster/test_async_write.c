@@ -28,31 +28,11 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-static void fault_path(unsigned node, char *out, size_t size)
-{
-	snprintf(out, size, "%s/fault%u", C.dir, node);
-}
-
-/* Set what node `node`'s synced writes do ("" = nothing), atomically. */
-static void set_fault(unsigned node, const char *what)
-{
-	char path[256], tmp[300];
-	FILE *f;
-
-	fault_path(node, path, sizeof path);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	f = fopen(tmp, "w");
-	cr_assert_not_null(f);
-	fputs(what, f);
-	fclose(f);
-	cr_assert_eq(rename(tmp, path), 0);
-}
-
 static void start_hooked(unsigned i)
 {
 	char path[256];
 
-	fault_path(i, path, sizeof path);
+	rd_h_fault_path(&C, i, path, sizeof path);
 	setenv("RAFTD_TEST_FSYNC_FAULT", path, 1);
 	rd_h_start(&C, i);
 	unsetenv("RAFTD_TEST_FSYNC_FAULT");
@@ -117,7 +97,7 @@ Test(async_write, a_write_is_answered_only_after_its_batch_is_durable, .fini = t
 	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "a", "1", (char *)NULL),
 	    0);
 
-	set_fault(1, "block");
+	rd_h_set_fault(&C, 1, "block");
 	pid_t client = put_async(1, "held");
 	/* Several status requests over two seconds: each needs a turn of the
 	 * loop, and the put stays unanswered through all of them. */
@@ -127,13 +107,13 @@ Test(async_write, a_write_is_answered_only_after_its_batch_is_durable, .fini = t
 		             out);
 		int rv = exited_within(client, 1);
 		if (rv != -1) {
-			set_fault(1, "");
+			rd_h_set_fault(&C, 1, "");
 			cr_assert_fail("the put was answered (exit %d) while its write "
 			               "was still held",
 			               rv);
 		}
 	}
-	set_fault(1, "");
+	rd_h_set_fault(&C, 1, "");
 	int rv = exited_within(client, WAIT_S);
 	if (rv == -1)
 		reap(client);
@@ -188,7 +168,7 @@ Test(async_write, a_leader_with_a_held_disk_answers_after_its_write, .fini = tea
 	}
 	cr_assert_neq(leader, 0, "no leader of group 1 (logs in %s)", C.dir);
 
-	set_fault(leader, "block");
+	rd_h_set_fault(&C, leader, "block");
 	pid_t client = put_async(leader, "x");
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(
@@ -197,14 +177,14 @@ Test(async_write, a_leader_with_a_held_disk_answers_after_its_write, .fini = tea
 		    "held");
 		int rv = exited_within(client, 1);
 		if (rv != -1) {
-			set_fault(leader, "");
+			rd_h_set_fault(&C, leader, "");
 			cr_assert_fail(
 			    "the leader answered (exit %d) while its own write "
 			    "was held",
 			    rv);
 		}
 	}
-	set_fault(leader, "");
+	rd_h_set_fault(&C, leader, "");
 	int rv = exited_within(client, WAIT_S);
 	if (rv == -1)
 		reap(client);

@@ -61,32 +61,16 @@ static pid_t start_handler(unsigned i, const char *script)
 	return pid;
 }
 
-/* The leader of `group` as node `asker` sees it (raftctl groups). */
-static unsigned leader_of(unsigned asker, unsigned group)
-{
-	char out[16384], *line, *save = NULL;
-	unsigned g, leader;
-	char role[16];
-
-	if (rd_h_ctl(&C, asker, out, sizeof out, "groups", (char *)NULL) != 0)
-		return 0;
-	for (line = strtok_r(out, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save))
-		if (sscanf(line, "%u %15s %u", &g, role, &leader) == 3 && g == group)
-			return leader;
-	return 0;
-}
-
 /* Wait until every node sees the same leader for every group. */
 static bool leaders_agree(void)
 {
 	for (int tries = 0; tries < WAIT_S * 10; tries++) {
 		bool ok = true;
 		for (unsigned g = 0; g <= GROUPS && ok; g++) {
-			unsigned l = leader_of(1, g);
+			unsigned l = rd_h_leader_of(&C, 1, g);
 			ok = l != 0;
 			for (unsigned i = 2; i <= C.n && ok; i++)
-				ok = leader_of(i, g) == l;
+				ok = rd_h_leader_of(&C, i, g) == l;
 		}
 		if (ok)
 			return true;
@@ -142,7 +126,7 @@ Test(envelopes, answered_by_the_node_leading_the_vshard_group_and_follow_a_trans
 	for (unsigned from = 1; from <= 3; from++) {
 		for (unsigned g = 1; g <= GROUPS; g++) {
 			send_ok(from, vshard_of(g), "hello", out, sizeof out);
-			l = leader_of(from, g);
+			l = rd_h_leader_of(&C, from, g);
 			snprintf(want, sizeof want,
 			         "node=%u vshard=%u from=%u got=hello\n", l, vshard_of(g),
 			         from);
@@ -156,7 +140,7 @@ Test(envelopes, answered_by_the_node_leading_the_vshard_group_and_follow_a_trans
 	cr_assert(strstr(out, "\"ok\":true") != NULL, "%s", out);
 
 	/* Leadership moves (Raft thesis §3.10): the new leader's node answers. */
-	l = leader_of(1, 1);
+	l = rd_h_leader_of(&C, 1, 1);
 	target = l % 3 + 1;
 	snprintf(gs, sizeof gs, "%u", 1);
 	snprintf(ts, sizeof ts, "%u", target);
@@ -166,7 +150,7 @@ Test(envelopes, answered_by_the_node_leading_the_vshard_group_and_follow_a_trans
 	for (int tries = 0; tries < WAIT_S * 10; tries++) {
 		bool moved = true;
 		for (unsigned i = 1; i <= 3; i++)
-			moved &= leader_of(i, 1) == target;
+			moved &= rd_h_leader_of(&C, i, 1) == target;
 		if (moved)
 			break;
 		usleep(100 * 1000);
@@ -174,7 +158,7 @@ Test(envelopes, answered_by_the_node_leading_the_vshard_group_and_follow_a_trans
 	for (unsigned from = 1; from <= 3; from++) {
 		send_ok(from, vshard_of(1), "again", out, sizeof out);
 		snprintf(want, sizeof want, "node=%u vshard=%u from=%u got=again\n",
-		         leader_of(from, 1), vshard_of(1), from);
+		         rd_h_leader_of(&C, from, 1), vshard_of(1), from);
 		cr_assert_str_eq(out, want, "after the transfer, from node %u", from);
 		cr_assert(strstr(out, "node=") != NULL);
 	}
@@ -230,7 +214,7 @@ Test(envelopes, no_handler_oversize_app_error_and_handler_exit_are_errors,
 	start(3, "[envelopes]\nmax_payload_bytes = 100\n");
 	cr_assert(leaders_agree(), "leaders never agreed (logs in %s)", C.dir);
 	snprintf(vs, sizeof vs, "%u", vshard_of(2));
-	l = leader_of(1, 2);
+	l = rd_h_leader_of(&C, 1, 2);
 
 	/* No handler anywhere: NO_HANDLER, not delivered. */
 	for (unsigned from = 1; from <= 3; from++) {

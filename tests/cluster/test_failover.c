@@ -34,26 +34,10 @@ static void get(unsigned node, const char *key, char *out, size_t size)
 		out[len - 1] = '\0';
 }
 
-/* The leader of `group` as `asker` sees it (`raftctl groups`), 0 if none. */
-static unsigned leader_of(unsigned asker, unsigned group)
-{
-	char out[16384], *line, *save = NULL;
-	if (rd_h_ctl(&C, asker, out, sizeof out, "groups", (char *)NULL) != 0)
-		return 0;
-	for (line = strtok_r(out, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		unsigned g, leader;
-		char role[16];
-		if (sscanf(line, "%u %15s %u", &g, role, &leader) == 3 && g == group)
-			return leader;
-	}
-	return 0;
-}
-
 static unsigned wait_leader(unsigned asker, unsigned group)
 {
 	for (int i = 0; i < WAIT_S * 10; i++) {
-		unsigned l = leader_of(asker, group);
+		unsigned l = rd_h_leader_of(&C, asker, group);
 		if (l != 0)
 			return l;
 		usleep(100 * 1000);
@@ -173,7 +157,7 @@ static unsigned busiest_leader(unsigned asker, unsigned groups)
 {
 	unsigned count[RD_H_MAX_NODES + 1] = {0}, best = 0;
 	for (unsigned g = 0; g <= groups; g++) {
-		unsigned l = leader_of(asker, g);
+		unsigned l = rd_h_leader_of(&C, asker, g);
 		if (l >= 1 && l <= RD_H_MAX_NODES)
 			count[l]++;
 	}

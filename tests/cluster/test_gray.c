@@ -39,32 +39,12 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void fault_path(unsigned node, char *out, size_t size)
-{
-	snprintf(out, size, "%s/fault%u", C.dir, node);
-}
-
-/* Set what node `node`'s synced writes do ("" = nothing). */
-static void set_fault(unsigned node, const char *what)
-{
-	char path[256], tmp[300];
-	FILE *f;
-
-	fault_path(node, path, sizeof path);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	f = fopen(tmp, "w");
-	cr_assert_not_null(f);
-	fputs(what, f);
-	fclose(f);
-	cr_assert_eq(rename(tmp, path), 0);
-}
-
 /* Start node `i` with the fault hook armed (and `env2`=`val2` if given). */
 static void start_hooked(unsigned i, const char *env2, const char *val2)
 {
 	char path[256];
 
-	fault_path(i, path, sizeof path);
+	rd_h_fault_path(&C, i, path, sizeof path);
 	setenv("RAFTD_TEST_FSYNC_FAULT", path, 1);
 	if (env2 != NULL)
 		setenv(env2, val2, 1);
@@ -167,7 +147,7 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 	if (bench)
 		sleep(12);
 	snprintf(what, sizeof what, "delay %u", delay_ms);
-	set_fault(1, what);
+	rd_h_set_fault(&C, 1, what);
 	double t0 = now_s(), t_gone = 0;
 	int led_at_fault = led;
 	double t_slow = 0;
@@ -272,7 +252,7 @@ Test(gray, a_stuck_fsync_aborts_the_process_after_the_limit, .fini = teardown,
 	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "a", "1", (char *)NULL),
 	    0);
 	/* A slow write below the limit is fine. */
-	set_fault(1, "delay 500");
+	rd_h_set_fault(&C, 1, "delay 500");
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "b", "2", (char *)NULL), 0);
 	cr_assert_eq(rd_h_wait_exit(&C, 1, 3), -1, "the node ended after a slow write");
 	/* That write took 10 tick intervals: the log says so, as a slow
@@ -283,7 +263,7 @@ Test(gray, a_stuck_fsync_aborts_the_process_after_the_limit, .fini = teardown,
 	          "no slow-iteration or slow-write line");
 	cr_assert(rd_h_log_has(&C, 1, "phase=write"), "the slow phase is not named");
 
-	set_fault(1, "block");
+	rd_h_set_fault(&C, 1, "block");
 	pid_t client = put_async(1, "c");
 	int st = rd_h_wait_exit(&C, 1, WAIT_S);
 	reap(client);
@@ -333,27 +313,18 @@ Test(gray, the_watchdog_stops_while_the_loop_is_stuck, .fini = teardown, .timeou
 	struct rd_h_opts o = {.data_groups = 2,
 	                      .extra_conf = "[health]\ndisk_stall_ms = 0\n"
 	                                    "canary_interval_ms = 0\n"};
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char out[4096];
 	int fd;
 
 	rd_h_cluster_init(&C, 1, &o);
-	cr_assert_lt(strlen(C.dir) + 8, sizeof sa.sun_path);
-	memcpy(sa.sun_path, C.dir, strlen(C.dir));
-	memcpy(sa.sun_path + strlen(C.dir), "/notify", 8);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "%s",
-	             strerror(errno));
-	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
-	setenv("WATCHDOG_USEC", "400000", 1);
+	fd = rd_h_notify_bind(&C, "400000");
 	start_hooked(1, NULL, NULL);
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("WATCHDOG_USEC");
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node not ready (logs in %s)", C.dir);
 	cr_assert(keepalive_within(fd, 10000), "no WATCHDOG=1 from a healthy node");
 
-	set_fault(1, "block");
+	rd_h_set_fault(&C, 1, "block");
 	pid_t client = put_async(1, "stuck");
 	/* Once the write blocks, keep-alives stop: a silence of 5 periods
 	 * must come (it cannot while the loop turns every 10 ms). */
@@ -362,7 +333,7 @@ Test(gray, the_watchdog_stops_while_the_loop_is_stuck, .fini = teardown, .timeou
 		silent = !keepalive_within(fd, 2000);
 	cr_assert(silent, "WATCHDOG=1 kept coming while the loop was stuck");
 
-	set_fault(1, "");
+	rd_h_set_fault(&C, 1, "");
 	cr_assert(keepalive_within(fd, 30000), "WATCHDOG=1 did not resume");
 	reap(client);
 	cr_assert_eq(

@@ -173,20 +173,11 @@ Test(quiesce, an_idle_node_ticks_slowly_and_still_answers_watches_and_notifies,
 {
 	struct rd_h_opts o = {.data_groups = GROUPS,
 	                      .extra_conf = "[health]\ncanary_interval_ms = 0\n"};
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char out[4096], body[256];
+	char out[4096], body[256], path[300];
 	int fd;
 
 	rd_h_cluster_init(&C, 3, &o);
-	cr_assert_lt(strlen(C.dir) + 8, sizeof sa.sun_path);
-	memcpy(sa.sun_path, C.dir, strlen(C.dir));
-	memcpy(sa.sun_path + strlen(C.dir), "/notify", 8);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "%s",
-	             strerror(errno));
-	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
-	setenv("WATCHDOG_USEC", "400000", 1);
+	fd = rd_h_notify_bind(&C, "400000");
 	rd_h_start(&C, 1);
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("WATCHDOG_USEC");
@@ -221,7 +212,8 @@ Test(quiesce, an_idle_node_ticks_slowly_and_still_answers_watches_and_notifies,
 	/* Nobody reads the datagrams from now on: the socket goes, so that
 	 * sd_notify(3) is refused instead of waiting for room. */
 	close(fd);
-	unlink(sa.sun_path);
+	snprintf(path, sizeof path, "%s/notify", C.dir);
+	unlink(path);
 
 	/* The quiesced groups node 3 led elect again: every key can be
 	 * written through the survivors. */
