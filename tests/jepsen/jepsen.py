@@ -195,9 +195,25 @@ def converge(c, keys, secs):
         if not out:
             return []
         if time.monotonic() > end:
-            return ["replicas did not converge in %ds:\n  %s" % (
-                secs, "\n  ".join(out))]
+            return ["replicas did not converge in %ds:\n  %s\n  %s" % (
+                secs, "\n  ".join(out), "\n  ".join(groups_table(c)))]
         time.sleep(0.5)
+
+
+def groups_table(c):
+    """Every node's raftctl groups rows, one line each, for a report."""
+    out = ["groups as each node sees them (role, term, leader, commit, "
+           "applied, last index, voters, learners):"]
+    for i, rows in sorted(c.group_views().items()):
+        if rows is None:
+            out.append("  n%d: no answer" % i)
+        for r in rows or []:
+            out.append("  n%d g%d %s term %d leader %d commit %d applied %d "
+                       "last %d voters %s learners %s" % (
+                           i, r["group"], r["role"], r["term"], r["leader"],
+                           r["commit"], r["applied"], r["last_index"],
+                           r["voters"], r["learners"]))
+    return out
 
 
 def run_one(args, seed, idx):
