@@ -16,11 +16,13 @@ JEPSEN_NODES, JEPSEN_WORKLOAD). One run:
   4. every node reads every key linearizably (the reads join the history);
   5. every node's state-machine hash (raftctl status) must agree once the
      nodes have applied the same entries;
-  6. checks: linearizability per key (tests/jepsen/checker.py), the list
-     and counter checks, no node exited on its own, every node answered
-     (4) and converged (5), no group had two leaders in one term (the
+  6. checks: linearizability per key (tests/jepsen/checker.py), every
+     node answered (4: a key it could not read is "unavailable at the
+     end", its own verdict, never taken for lost data), the list and
+     counter checks on the final values read, no node exited on its own,
+     the replicas converged (5), no group had two leaders in one term (the
      nodes' "leader elected"/"leader changed" log lines), and every node
-     stops with status 0 on SIGTERM.
+     stops with status 0 on SIGTERM (tests/jepsen/README.md).
 A run prints its seed, schedule, operations by outcome and verdict; a
 failing run keeps its history, schedule, report and node logs under
 OUT/run-<seed>/ (OUT: --out, default build/jepsen). The seed fixes the
