@@ -131,7 +131,7 @@ static int responses(void)
 	Raftd__GroupsResult gr;
 	Raftd__GroupRow g0, g1, *gp[2] = {&g0, &g1};
 	uint64_t routing[4] = {1, 2, 1, 2}, voters0[3] = {1, 2, 3}, voters1[2] = {2, 3};
-	uint64_t learners1[1] = {1};
+	uint64_t learners1[1] = {1}, placement1[3] = {1, 2, 3};
 	uint32_t vshards1[3] = {0, 511, 1023};
 
 	/* 1: get answered with a value. */
@@ -228,6 +228,8 @@ static int responses(void)
 	g1.n_vshards = 3;
 	g1.vshards = vshards1;
 	g1.last_index = 100001;
+	g1.n_placement = 3;
+	g1.placement = placement1;
 	gr.n_groups = 2;
 	gr.groups = gp;
 	r.result_case = RAFTD__CLIENT_RESPONSE__RESULT_GROUPS;
