@@ -522,6 +522,44 @@ void rd_h_set_fault(const struct rd_h_cluster *c, unsigned node, const char *wha
 	cr_assert_eq(rename(tmp, path), 0);
 }
 
+void rd_h_start_hooked(struct rd_h_cluster *c, unsigned i, const char *env2,
+                       const char *val2)
+{
+	char path[256];
+
+	rd_h_fault_path(c, i, path, sizeof path);
+	setenv("RAFTD_TEST_FSYNC_FAULT", path, 1);
+	if (env2 != NULL)
+		setenv(env2, val2, 1);
+	rd_h_start(c, i);
+	unsetenv("RAFTD_TEST_FSYNC_FAULT");
+	if (env2 != NULL)
+		unsetenv(env2);
+}
+
+pid_t rd_h_put_async(struct rd_h_cluster *c, unsigned i, const char *timeout_ms,
+                     const char *key)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char out[256];
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 2);
+		_exit(rd_h_ctl(c, i, out, sizeof out, "--timeout", timeout_ms, "put", key,
+		               "v", (char *)NULL));
+	}
+	return pid;
+}
+
+void rd_h_reap(pid_t pid)
+{
+	int st;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
 int rd_h_notify_bind(const struct rd_h_cluster *c, const char *watchdog_usec)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
