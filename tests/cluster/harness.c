@@ -537,6 +537,18 @@ void rd_h_start_hooked(struct rd_h_cluster *c, unsigned i, const char *env2,
 		unsetenv(env2);
 }
 
+void rd_h_hooked_node_up(struct rd_h_cluster *c, const struct rd_h_opts *o, unsigned secs)
+{
+	char out[256];
+
+	rd_h_cluster_init(c, 1, o);
+	rd_h_start_hooked(c, 1, NULL, NULL);
+	cr_assert(rd_h_wait_ready(c, secs), "node not ready (logs in %s)", c->dir);
+	cr_assert_eq(
+	    rd_h_ctl_retry(c, 1, secs, out, sizeof out, "put", "a", "1", (char *)NULL),
+	    0);
+}
+
 pid_t rd_h_put_async(struct rd_h_cluster *c, unsigned i, const char *timeout_ms,
                      const char *key)
 {

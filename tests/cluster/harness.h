@@ -127,6 +127,11 @@ void rd_h_set_fault(const struct rd_h_cluster *c, unsigned node, const char *wha
  * both variables are unset again once it is started. */
 void rd_h_start_hooked(struct rd_h_cluster *c, unsigned i, const char *env2,
                        const char *val2);
+/* A cluster of one node (rd_h_cluster_init with `o`) started with the fault
+ * hook, ready within `secs`, and its first write (a=1) answered: the test
+ * fails otherwise. */
+void rd_h_hooked_node_up(struct rd_h_cluster *c, const struct rd_h_opts *o,
+                         unsigned secs);
 /* `raftctl --timeout TIMEOUT_MS put KEY v` on node i from a child process
  * (stderr to /dev/null), not waited for: the caller reaps the child
  * (waitpid, or rd_h_reap). */

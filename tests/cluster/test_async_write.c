@@ -89,12 +89,7 @@ Test(async_write, a_write_is_answered_only_after_its_batch_is_durable, .fini = t
 	struct rd_h_opts o = {.data_groups = 2, .extra_conf = HELD_CONF};
 	char out[4096];
 
-	rd_h_cluster_init(&C, 1, &o);
-	rd_h_start_hooked(&C, 1, NULL, NULL);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node not ready (logs in %s)", C.dir);
-	cr_assert_eq(
-	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "a", "1", (char *)NULL),
-	    0);
+	rd_h_hooked_node_up(&C, &o, WAIT_S);
 
 	put_answered_only_after_release(1, "held");
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "get", "held", (char *)NULL), 0);

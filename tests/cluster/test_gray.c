@@ -205,12 +205,7 @@ Test(gray, a_stuck_fsync_aborts_the_process_after_the_limit, .fini = teardown,
 	                                    "canary_interval_ms = 0\n"};
 	char out[4096];
 
-	rd_h_cluster_init(&C, 1, &o);
-	rd_h_start_hooked(&C, 1, NULL, NULL);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node not ready (logs in %s)", C.dir);
-	cr_assert_eq(
-	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "a", "1", (char *)NULL),
-	    0);
+	rd_h_hooked_node_up(&C, &o, WAIT_S);
 	/* A slow write below the limit is fine. */
 	rd_h_set_fault(&C, 1, "delay 500");
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "b", "2", (char *)NULL), 0);
