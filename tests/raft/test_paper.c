@@ -13,8 +13,8 @@
 
 /* --- helpers ------------------------------------------------------------------ */
 
-static struct rd_raft *node(uint64_t id, uint32_t n_voters, bool pre_vote,
-                            bool check_quorum)
+/* The configuration of member `id` of group 7 the tests start from. */
+static struct rd_raft_config config(uint64_t id)
 {
 	struct rd_raft_config cfg = {
 	    .group = 7,
@@ -23,17 +23,30 @@ static struct rd_raft *node(uint64_t id, uint32_t n_voters, bool pre_vote,
 	    .heartbeat_ticks = 1,
 	    .max_inflight_msgs = 4,
 	    .max_msg_bytes = 1 << 16,
-	    .pre_vote = pre_vote,
-	    .check_quorum = check_quorum,
 	    .seed = 42,
 	};
+	return cfg;
+}
+
+/* A core made from `cfg`, which must be valid. */
+static struct rd_raft *make(const struct rd_raft_config *cfg)
+{
+	struct rd_raft *r = NULL;
+	char msg[RD_ERRMSG_SIZE];
+	cr_assert_eq(rd_raft_new(cfg, &r, msg), 0, "%s", msg);
+	return r;
+}
+
+static struct rd_raft *node(uint64_t id, uint32_t n_voters, bool pre_vote,
+                            bool check_quorum)
+{
+	struct rd_raft_config cfg = config(id);
+	cfg.pre_vote = pre_vote;
+	cfg.check_quorum = check_quorum;
 	cfg.conf.n_voters = n_voters;
 	for (uint32_t i = 0; i < n_voters; i++)
 		cfg.conf.voters[i] = i + 1;
-	struct rd_raft *r = NULL;
-	char msg[RD_ERRMSG_SIZE];
-	cr_assert_eq(rd_raft_new(&cfg, &r, msg), 0, "%s", msg);
-	return r;
+	return make(&cfg);
 }
 
 /* What the last drain() collected. Each test runs in its own process. */
@@ -62,10 +75,16 @@ static size_t drain(struct rd_raft *r)
 	return n;
 }
 
+/* Step `m` into `r`. */
+static int step(struct rd_raft *r, struct rd_message m)
+{
+	return rd_raft_step(r, &m);
+}
+
 /* Step `m` into `r` and drain (as drain()). */
 static size_t deliver(struct rd_raft *r, struct rd_message m)
 {
-	rd_raft_step(r, &m);
+	step(r, m);
 	return drain(r);
 }
 
@@ -102,6 +121,14 @@ static struct rd_message vote_req(uint64_t from, uint64_t to, uint64_t term,
 	v.index = index;
 	v.log_term = log_term;
 	return v;
+}
+
+/* A vote from `from` for node 1 in `term` (refused when `reject`). */
+static struct rd_message vote_resp(uint64_t from, uint64_t term, bool reject)
+{
+	struct rd_message g = msg(RD_MSG_VOTE_RESP, from, 1, term);
+	g.reject = reject;
+	return g;
 }
 
 /* An AppendEntries of entries e[0..n) after (prev, prev_term). */
@@ -147,6 +174,13 @@ static void cluster(struct rc_cluster *c, uint32_t n)
 	rc_add_voters(c, n);
 }
 
+/* A cluster of voters 1..n that elected node 1. */
+static void led(struct rc_cluster *c, uint32_t n)
+{
+	cluster(c, n);
+	elect(c, 1);
+}
+
 static void done(struct rc_cluster *c)
 {
 	cr_assert_eq(c->violations, 0, "%s", c->violation);
@@ -158,8 +192,7 @@ static void done(struct rc_cluster *c)
 Test(paper, s5_1_higher_term_makes_any_server_a_follower)
 {
 	struct rc_cluster c;
-	cluster(&c, 3);
-	elect(&c, 1);
+	led(&c, 3);
 	struct rd_message m = msg(RD_MSG_APPEND_RESP, 2, 1, 9);
 	m.group = rd_raft_group(c.nodes[1].r);
 	cr_assert_eq(rd_raft_step(c.nodes[1].r, &m), 0);
@@ -220,11 +253,9 @@ Test(paper, s5_2_timeouts_are_randomized_per_node)
 Test(paper, s5_2_majority_of_votes_wins)
 {
 	struct rd_raft *r = candidate(1, 5);
-	struct rd_message g = msg(RD_MSG_VOTE_RESP, 2, 1, 2);
-	rd_raft_step(r, &g);
+	step(r, vote_resp(2, 2, false));
 	cr_assert_eq(rd_raft_role(r), RD_RAFT_CANDIDATE, "2 of 5 is not a majority");
-	g.from = 3;
-	rd_raft_step(r, &g);
+	step(r, vote_resp(3, 2, false));
 	cr_assert_eq(rd_raft_role(r), RD_RAFT_LEADER);
 	rd_raft_free(r);
 }
@@ -232,11 +263,8 @@ Test(paper, s5_2_majority_of_votes_wins)
 Test(paper, s5_2_candidate_loses_on_majority_of_rejections)
 {
 	struct rd_raft *r = candidate(1, 3);
-	struct rd_message g = msg(RD_MSG_VOTE_RESP, 2, 1, 2);
-	g.reject = true;
-	rd_raft_step(r, &g);
-	g.from = 3;
-	rd_raft_step(r, &g);
+	step(r, vote_resp(2, 2, true));
+	step(r, vote_resp(3, 2, true));
 	cr_assert_eq(rd_raft_role(r), RD_RAFT_FOLLOWER);
 	rd_raft_free(r);
 }
@@ -244,8 +272,7 @@ Test(paper, s5_2_candidate_loses_on_majority_of_rejections)
 Test(paper, s5_2_candidate_yields_to_leader_of_same_term)
 {
 	struct rd_raft *r = candidate(1, 3);
-	struct rd_message hb = msg(RD_MSG_HEARTBEAT, 2, 1, 2);
-	rd_raft_step(r, &hb);
+	step(r, msg(RD_MSG_HEARTBEAT, 2, 1, 2));
 	cr_assert_eq(rd_raft_role(r), RD_RAFT_FOLLOWER);
 	cr_assert_eq(rd_raft_leader(r), 2);
 	rd_raft_free(r);
@@ -286,8 +313,7 @@ Test(paper, s5_2_one_vote_per_term)
 Test(paper, s5_2_leader_heartbeats_every_interval)
 {
 	struct rc_cluster c;
-	cluster(&c, 3);
-	elect(&c, 1);
+	led(&c, 3);
 	struct rd_raft *r = c.nodes[1].r;
 	rd_raft_tick(r);
 	struct rd_raft_update u;
@@ -330,8 +356,7 @@ static size_t appends_to(const struct rd_message *m, size_t n, uint64_t to)
 Test(paper, s5_3_duplicated_heartbeat_responses_resend_a_probe_once)
 {
 	struct rd_raft *r = candidate(1, 3);
-	struct rd_message v = msg(RD_MSG_VOTE_RESP, 2, 1, rd_raft_term(r));
-	rd_raft_step(r, &v);
+	step(r, msg(RD_MSG_VOTE_RESP, 2, 1, rd_raft_term(r)));
 	cr_assert_eq(rd_raft_role(r), RD_RAFT_LEADER);
 	size_t n = drain(r);
 	cr_assert_eq(appends_to(out, n, 3), 1, "the first probe to the silent follower");
@@ -381,8 +406,7 @@ Test(paper, s5_3_follower_commit_is_min_of_leader_commit_and_last_new)
 Test(paper, s5_3_leader_commits_on_majority_and_followers_apply_in_order)
 {
 	struct rc_cluster c;
-	cluster(&c, 5);
-	elect(&c, 1);
+	led(&c, 5);
 	rc_crash(&c, 4);
 	rc_crash(&c, 5);
 	uint64_t idx;
@@ -423,8 +447,7 @@ Test(paper, s5_4_2_no_commit_of_old_term_entry_by_counting)
 	for (int i = 0; i < 30 && rd_raft_role(r) != RD_RAFT_CANDIDATE; i++)
 		rd_raft_tick(r);
 	drain(r);
-	struct rd_message g = msg(RD_MSG_VOTE_RESP, 3, 1, rd_raft_term(r));
-	rd_raft_step(r, &g);
+	step(r, msg(RD_MSG_VOTE_RESP, 3, 1, rd_raft_term(r)));
 	cr_assert_eq(rd_raft_role(r), RD_RAFT_LEADER);
 	drain(r);
 	/* Node 3 acknowledges entry 4 only: a majority holds it, but it is of
@@ -470,8 +493,7 @@ Test(paper, s7_snapshot_replaces_log_and_membership)
 Test(paper, s7_compaction_only_up_to_applied)
 {
 	struct rc_cluster c;
-	cluster(&c, 3);
-	elect(&c, 1);
+	led(&c, 3);
 	struct rd_raft *r = c.nodes[1].r;
 	struct rd_snapshot_meta meta;
 	cr_assert_eq(rd_raft_compact(r, rd_raft_applied_index(r) + 1, &meta), RD_EINVAL);
@@ -495,8 +517,7 @@ Test(paper, t9_6_pre_vote_does_not_raise_the_term)
 	size_t n = drain(r);
 	cr_assert_eq(count(out, n, RD_MSG_PRE_VOTE), 2);
 	cr_assert_eq(out[0].term, 2, "pre-vote asks about the term it would use");
-	struct rd_message g = msg(RD_MSG_PRE_VOTE_RESP, 2, 1, 2);
-	rd_raft_step(r, &g);
+	step(r, msg(RD_MSG_PRE_VOTE_RESP, 2, 1, 2));
 	cr_assert_eq(rd_raft_role(r), RD_RAFT_CANDIDATE);
 	cr_assert_eq(rd_raft_term(r), 2, "the real election follows a won pre-vote");
 	rd_raft_free(r);
@@ -557,8 +578,7 @@ Test(paper, t3_10_a_node_forbidden_to_campaign_ignores_timeouts_and_timeout_now)
 	rd_raft_free(r);
 
 	struct rc_cluster c;
-	cluster(&c, 3);
-	elect(&c, 1);
+	led(&c, 3);
 	rd_raft_set_campaign(c.nodes[3].r, false);
 	cr_assert_eq(rd_raft_transfer_leader(c.nodes[1].r, 3), 0);
 	rc_stabilize(&c);
@@ -576,8 +596,7 @@ Test(paper, t3_10_a_node_forbidden_to_campaign_ignores_timeouts_and_timeout_now)
 Test(paper, t3_10_transfer_refuses_proposals_and_completes)
 {
 	struct rc_cluster c;
-	cluster(&c, 3);
-	elect(&c, 1);
+	led(&c, 3);
 	cr_assert_eq(rd_raft_transfer_leader(c.nodes[1].r, 3), 0);
 	cr_assert_eq(rd_raft_propose(c.nodes[1].r, RD_ENTRY_NORMAL, "x", 1, NULL),
 	             RD_EBUSY);
@@ -620,8 +639,7 @@ Test(paper, t6_4_read_index_waits_for_quorum_and_apply)
 Test(paper, t10_2_1_leader_counts_itself_only_when_durable)
 {
 	struct rc_cluster c;
-	cluster(&c, 3);
-	elect(&c, 1);
+	led(&c, 3);
 	uint64_t idx;
 	rd_raft_propose(c.nodes[1].r, RD_ENTRY_NORMAL, "x", 1, &idx);
 	cr_assert(rc_process_early(&c, 1), "write pending, appends sent");
@@ -637,8 +655,7 @@ Test(paper, t10_2_1_leader_counts_itself_only_when_durable)
 Test(paper, t10_2_1_acks_and_votes_wait_for_durability)
 {
 	struct rd_raft *r = started(2, 3, false, false);
-	struct rd_message v = vote_req(1, 2, 2, 3, 1);
-	rd_raft_step(r, &v);
+	step(r, vote_req(1, 2, 2, 3, 1));
 	struct rd_raft_update u;
 	rd_raft_get_update(r, &u);
 	cr_assert(u.hard_state_changed);
@@ -647,8 +664,7 @@ Test(paper, t10_2_1_acks_and_votes_wait_for_durability)
 	cr_assert_eq(u.n_msgs_after_persist, 1);
 	rd_raft_advance(r, &u);
 	struct rd_entry e = {.term = 2, .index = 4};
-	struct rd_message a = append_req(1, 2, 2, 3, 1, 0, &e, 1);
-	rd_raft_step(r, &a);
+	step(r, append_req(1, 2, 2, 3, 1, 0, &e, 1));
 	rd_raft_get_update(r, &u);
 	cr_assert_eq(u.n_entries, 1);
 	cr_assert_eq(u.n_msgs, 0, "an append ack is never sent before the write");
@@ -660,8 +676,7 @@ Test(paper, t10_2_1_acks_and_votes_wait_for_durability)
 Test(paper, t4_1_configuration_takes_effect_when_appended)
 {
 	struct rc_cluster c;
-	cluster(&c, 3);
-	elect(&c, 1);
+	led(&c, 3);
 	uint64_t idx;
 	cr_assert_eq(
 	    rd_raft_propose_conf_change(c.nodes[1].r, RD_CC_ADD_VOTER, 4, NULL, 0, &idx),
@@ -755,8 +770,7 @@ Test(api, bad_config_is_refused_with_a_message)
 Test(api, log_payloads_survive_compaction_and_truncation)
 {
 	struct rc_cluster c;
-	cluster(&c, 3);
-	elect(&c, 1);
+	led(&c, 3);
 	char buf[5000];
 	for (int i = 0; i < 3000; i++) {
 		uint32_t len = (uint32_t)(i * 7919) % sizeof(buf);
@@ -800,19 +814,14 @@ Test(api, snapshot_acceptable_predicts_install)
 Test(api, restart_adopts_a_log_term_above_the_hard_state)
 {
 	/* A crash after a snapshot install but before the hard state write. */
-	struct rd_raft_config cfg = {.group = 7,
-	                             .id = 2,
-	                             .election_ticks = 10,
-	                             .heartbeat_ticks = 1,
-	                             .max_inflight_msgs = 4,
-	                             .max_msg_bytes = 1024};
+	struct rd_raft_config cfg = config(2);
+	cfg.max_msg_bytes = 1024;
+	cfg.seed = 0;
 	cfg.hard_state = (struct rd_hard_state){.term = 2, .vote = 3, .commit = 4};
 	cfg.snapshot.index = 20;
 	cfg.snapshot.term = 5;
 	set_voters(&cfg.snapshot.conf, (const uint64_t[]){1, 2, 3}, 3);
-	struct rd_raft *r = NULL;
-	char m[RD_ERRMSG_SIZE];
-	cr_assert_eq(rd_raft_new(&cfg, &r, m), 0, "%s", m);
+	struct rd_raft *r = make(&cfg);
 	cr_assert_eq(rd_raft_term(r), 5);
 	cr_assert_eq(rd_raft_vote(r), 0, "the old term's vote does not carry over");
 	cr_assert_eq(rd_raft_commit(r), 20);
