@@ -371,3 +371,15 @@ struct rd_transport_peer_stats tstats(struct tenv *e, uint64_t at, uint64_t peer
 	rd_transport_peer_stats(e->n[at].t, peer, &st);
 	return st;
 }
+
+bool tgot(struct tenv *e, void *arg)
+{
+	const uint64_t *w = arg;
+	return e->n[w[0]].msgs >= w[1];
+}
+
+bool tdowns(struct tenv *e, void *arg)
+{
+	const uint64_t *w = arg;
+	return e->n[w[0]].downs >= w[1];
+}

@@ -94,6 +94,10 @@ int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n
 
 /* Run the loop until pred(arg) or `ms` milliseconds; returns pred(arg). */
 bool trun(struct tenv *e, bool (*pred)(struct tenv *, void *), void *arg, unsigned ms);
+/* trun conditions on what a node counted; `arg` is a const uint64_t[2]
+ * {node, count}: the node's `msgs` (tgot) or `downs` (tdowns) reached count. */
+bool tgot(struct tenv *e, void *arg);
+bool tdowns(struct tenv *e, void *arg);
 /* Run the loop for `ms` milliseconds. */
 void trun_for(struct tenv *e, unsigned ms);
 
