@@ -53,6 +53,13 @@ static void elect(struct rc_cluster *c, uint64_t id)
 	cr_assert_eq(rd_raft_role(c->nodes[id].r), RD_RAFT_LEADER);
 }
 
+/* Three nodes without quiescence; node 1 elected. */
+static void led(struct rc_cluster *c)
+{
+	cluster(c, 3, false);
+	elect(c, 1);
+}
+
 static void propose(struct rc_cluster *c, uint64_t id, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -68,8 +75,7 @@ static void propose(struct rc_cluster *c, uint64_t id, int n)
  * entries it misses. Returns the last index node 3 holds. */
 static uint64_t lagging(struct rc_cluster *c, int n)
 {
-	cluster(c, 3, false);
-	elect(c, 1);
+	led(c);
 	rc_crash(c, 3);
 	propose(c, 1, n);
 	return rd_raft_last_index(c->nodes[1].r) - (uint64_t)n;
@@ -102,8 +108,7 @@ static struct rd_raft_log_stats stats(struct rc_cluster *c, uint64_t id)
 Test(tail, the_tail_stays_within_its_bound_and_the_log_keeps_every_entry)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
+	led(&c);
 	propose(&c, 1, 40);
 	for (uint64_t id = 1; id <= 3; id++) {
 		struct rd_raft *r = c.nodes[id].r;
@@ -136,8 +141,7 @@ Test(tail, s5_3_a_follower_behind_the_tail_catches_up_from_the_log_not_by_snapsh
 Test(tail, s5_3_terms_below_the_tail_are_the_logs)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
+	led(&c);
 	propose(&c, 1, 10);
 	rc_crash(&c, 3); /* misses terms 3 and 4 */
 	elect(&c, 2);    /* term 3 */
@@ -258,8 +262,7 @@ Test(tail, a_quiesced_group_holds_no_entry_in_memory)
 Test(tail, a_restart_keeps_unapplied_entries_in_memory_until_applied)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
+	led(&c);
 	propose(&c, 1, 40);
 	rc_crash(&c, 2);
 	rc_start(&c, 2); /* the harness's state machine restarts empty */
