@@ -225,13 +225,20 @@ class Cluster:
 
     def wait_node_ready(self, i, secs):
         """True once node i answers ready, False after `secs`."""
+        def ready(c):
+            return c.call("ready", deadline_ms=1000)["error"] == "OK"
+        return self._poll(i, secs, ready)
+
+    def _poll(self, i, secs, ok):
+        """True once ok(client of node i) holds, polled every 0.2 s while
+        node i runs; False after `secs` or once it stops."""
         end = time.monotonic() + secs
         c = Client(self.node(i).sock, timeout=2)
         try:
             while time.monotonic() < end:
                 if not self.running(i):
                     return False
-                if c.call("ready", deadline_ms=1000)["error"] == "OK":
+                if ok(c):
                     return True
                 time.sleep(0.2)
             return False
@@ -247,22 +254,14 @@ class Cluster:
         before it would take a majority of that group's replicas, which no
         Raft implementation survives."""
         rf = min(3, self.n)
-        end = time.monotonic() + secs
-        c = Client(self.node(i).sock, timeout=2)
-        try:
-            while time.monotonic() < end:
-                if not self.running(i):
-                    return False
-                r = c.call("groups", deadline_ms=1000)
-                rows = r.get("groups", []) if r["error"] == "OK" else []
-                if rows and all(g["leader"] and i in g["voters"] and
-                                len(g["voters"]) >= rf and not g["learners"]
-                                for g in rows):
-                    return True
-                time.sleep(0.2)
-            return False
-        finally:
-            c.close()
+
+        def replicated(c):
+            r = c.call("groups", deadline_ms=1000)
+            rows = r.get("groups", []) if r["error"] == "OK" else []
+            return bool(rows) and all(g["leader"] and i in g["voters"] and
+                                      len(g["voters"]) >= rf and
+                                      not g["learners"] for g in rows)
+        return self._poll(i, secs, replicated)
 
     def leader_claims(self):
         """{(group, term): {leader: [node whose log says so]}} from every
