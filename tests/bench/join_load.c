@@ -6,26 +6,13 @@
  *
  * usage: join_load SOCKET COUNT
  */
-#include <stdio.h>
-#include <stdlib.h>
-
 #include "put_loader.h"
-#include "util/clock.h"
 
 #define VALUE_LEN 100
 #define WINDOW    32
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: join_load SOCKET COUNT\n");
-		return 2;
-	}
-	uint64_t total = strtoull(argv[2], NULL, 10);
-	uint64_t t0 = rd_clock_now_ns();
-	if (rd_bench_put_load("join_load", argv[1], "jk", total, VALUE_LEN, WINDOW) != 0)
-		return 1;
-	printf("loaded %llu keys in %.1f s\n", (unsigned long long)total,
-	       (double)(rd_clock_now_ns() - t0) / 1e9);
-	return 0;
+	return rd_bench_put_load_main(argc, argv, "join_load", false, "jk", VALUE_LEN,
+	                              WINDOW);
 }

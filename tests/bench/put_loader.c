@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "raftd.pb-c.h"
+#include "util/clock.h"
 #include "util/frame.h"
 
 /* Put number `i`; `value` (value_len bytes) and `buf` are the caller's. */
@@ -90,4 +91,25 @@ out:
 	free(buf);
 	free(value);
 	return rc;
+}
+
+int rd_bench_put_load_main(int argc, char **argv, const char *prog, bool by_mb,
+                           const char *prefix, size_t value_len, unsigned window)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s SOCKET %s\n", prog, by_mb ? "MB" : "COUNT");
+		return 2;
+	}
+	uint64_t n = strtoull(argv[2], NULL, 10);
+	uint64_t total = by_mb ? n * 1024 * 1024 / value_len : n;
+	uint64_t t0 = rd_clock_now_ns();
+	if (rd_bench_put_load(prog, argv[1], prefix, total, value_len, window) != 0)
+		return 1;
+	double s = (double)(rd_clock_now_ns() - t0) / 1e9;
+	if (by_mb)
+		printf("loaded %llu bytes in %.1f s\n",
+		       (unsigned long long)(total * value_len), s);
+	else
+		printf("loaded %llu keys in %.1f s\n", (unsigned long long)total, s);
+	return 0;
 }

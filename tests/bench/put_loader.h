@@ -6,6 +6,7 @@
 #ifndef RD_TESTS_BENCH_PUT_LOADER_H
 #define RD_TESTS_BENCH_PUT_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,5 +17,12 @@
  * name) why not: no connection, a lost connection or a failed put. */
 int rd_bench_put_load(const char *prog, const char *sock, const char *prefix,
                       uint64_t total, size_t value_len, unsigned window);
+
+/* A loader's main: `prog SOCKET MB` (`by_mb`: as many puts as make MB
+ * megabytes of values) or `prog SOCKET COUNT` (COUNT puts), through
+ * rd_bench_put_load; prints "loaded <bytes> bytes in <s> s" or "loaded
+ * <count> keys in <s> s". Returns the exit status: 2 on bad usage. */
+int rd_bench_put_load_main(int argc, char **argv, const char *prog, bool by_mb,
+                           const char *prefix, size_t value_len, unsigned window);
 
 #endif
