@@ -383,3 +383,25 @@ bool tdowns(struct tenv *e, void *arg)
 	const uint64_t *w = arg;
 	return e->n[w[0]].downs >= w[1];
 }
+
+void tsnap_init(struct tsnap *s, uint32_t group, uint64_t from, uint64_t to,
+                uint64_t index, uint64_t term)
+{
+	*s = (struct tsnap){.f = RAFTD__PEER_FRAME__INIT,
+	                    .ch = RAFTD__SNAPSHOT_CHUNK__INIT,
+	                    .meta = RAFTD__SNAPSHOT_META__INIT};
+	s->meta.index = index;
+	s->meta.term = term;
+	s->ch.group = group;
+	s->ch.from = from;
+	s->ch.to = to;
+	s->ch.meta = &s->meta;
+	s->f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
+	s->f.snapshot_chunk = &s->ch;
+}
+
+bool tsnaps(struct tenv *e, void *arg)
+{
+	const uint64_t *w = arg;
+	return e->n[w[0]].snapshots >= w[1];
+}

@@ -59,12 +59,6 @@ Test(hostile, nonmember_refused_after_handshake)
 	tenv_fini(&e);
 }
 
-static bool snaps_2(struct tenv *e, void *arg)
-{
-	(void)arg;
-	return e->n[2].snapshots >= 1;
-}
-
 /* The Raft message a snapshot chunk carries is stepped after the install:
  * its `from` must be the authenticated peer, its `to` this node, its group
  * the chunk's; the chunk itself must be for this node. Frames on one
@@ -73,9 +67,7 @@ static bool snaps_2(struct tenv *e, void *arg)
 Test(hostile, snapshot_chunk_message_checked)
 {
 	struct tenv e;
-	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
-	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
+	struct tsnap s;
 	Raftd__RaftMessage m = RAFTD__RAFT_MESSAGE__INIT;
 	char msg[RD_ERRMSG_SIZE];
 	struct {
@@ -88,32 +80,26 @@ Test(hostile, snapshot_chunk_message_checked)
 	};
 
 	tenv_up(&e, false, 3);
-	meta.index = 10;
-	meta.term = 2;
+	tsnap_init(&s, 4, 1, 0, 10, 2);
 	m.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT;
 	m.term = 2;
-	m.snapshot = &meta;
-	ch.group = 4;
-	ch.from = 1;
-	ch.meta = &meta;
-	ch.last = true;
-	ch.message = &m;
-	f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
-	f.snapshot_chunk = &ch;
+	m.snapshot = &s.meta;
+	s.ch.last = true;
+	s.ch.message = &m;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		ch.to = bad[i].ch_to;
+		s.ch.to = bad[i].ch_to;
 		m.from = bad[i].m_from;
 		m.to = bad[i].m_to;
 		m.group = bad[i].m_group;
-		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s",
+		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &s.f, msg), 0, "%s",
 		             msg);
 	}
-	ch.to = 2;
+	s.ch.to = 2;
 	m.from = 1;
 	m.to = 2;
 	m.group = 4;
-	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s", msg);
-	cr_assert(trun(&e, snaps_2, NULL, 20000));
+	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &s.f, msg), 0, "%s", msg);
+	cr_assert(trun(&e, tsnaps, (uint64_t[]){2, 1}, 20000));
 	cr_expect_eq(e.n[2].snapshots, 1, "only the well-formed chunk is delivered");
 	cr_expect_eq(tstats(&e, 2, 1).foreign_from, 4);
 	tenv_fini(&e);

@@ -303,35 +303,26 @@ static bool snap_and_msgs(struct tenv *e, void *arg)
 Test(loopback, snapshot_stream)
 {
 	struct tenv e;
-	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
-	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
+	struct tsnap s;
 	Raftd__SnapshotAck ack = RAFTD__SNAPSHOT_ACK__INIT;
 	static uint8_t big[RD_TRANSPORT_SNAPSHOT_CHUNK];
 	char msg[RD_ERRMSG_SIZE];
 
 	tenv_up(&e, false, 2);
-	meta.index = 10;
-	meta.term = 2;
-	ch.group = 4;
-	ch.from = 1;
-	ch.to = 2;
-	ch.meta = &meta;
-	ch.data.data = big;
-	ch.data.len = sizeof big;
-	f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
-	f.snapshot_chunk = &ch;
+	tsnap_init(&s, 4, 1, 2, 10, 2);
+	s.ch.data.data = big;
+	s.ch.data.len = sizeof big;
 	for (int i = 0; i < 2; i++) {
-		ch.offset = (uint64_t)i * sizeof big;
-		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s",
+		s.ch.offset = (uint64_t)i * sizeof big;
+		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &s.f, msg), 0, "%s",
 		             msg);
 	}
 	ack.from = 1;
 	ack.to = 2;
 	ack.group = 4;
-	f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_ACK;
-	f.snapshot_ack = &ack;
-	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s", msg);
+	s.f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_ACK;
+	s.f.snapshot_ack = &ack;
+	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &s.f, msg), 0, "%s", msg);
 	e.n[2].next_index[1] = 1;
 	cr_assert_eq(tsend(&e, 1, 2, 1, 5, 8), 0);
 	cr_expect_eq(rd_transport_send_snapshot(
