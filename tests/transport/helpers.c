@@ -405,3 +405,10 @@ bool tsnaps(struct tenv *e, void *arg)
 	const uint64_t *w = arg;
 	return e->n[w[0]].snapshots >= w[1];
 }
+
+void tping_init(struct tping *p)
+{
+	*p = (struct tping){.req = RAFTD__PEER_REQUEST__INIT, .ping = RAFTD__PING__INIT};
+	p->req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
+	p->req.ping = &p->ping;
+}

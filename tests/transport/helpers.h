@@ -108,6 +108,13 @@ struct tsnap {
 };
 void tsnap_init(struct tsnap *s, uint32_t group, uint64_t from, uint64_t to,
                 uint64_t index, uint64_t term);
+/* A Ping request and its body (the request points into the struct: do not
+ * move it). */
+struct tping {
+	Raftd__PeerRequest req;
+	Raftd__Ping ping;
+};
+void tping_init(struct tping *p);
 /* trun condition: node arg[0] received at least arg[1] snapshot frames
  * (`arg` a const uint64_t[2], as for tgot). */
 bool tsnaps(struct tenv *e, void *arg);

@@ -119,13 +119,11 @@ static bool replied(struct tenv *e, void *arg)
 
 static void ping(struct tenv *e, uint64_t from, uint64_t to)
 {
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping p = RAFTD__PING__INIT;
+	struct tping p;
 	char msg[RD_ERRMSG_SIZE];
 
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &p;
-	cr_assert_eq(rd_transport_call(e->n[from].t, to, &req, 10000, treply_count,
+	tping_init(&p);
+	cr_assert_eq(rd_transport_call(e->n[from].t, to, &p.req, 10000, treply_count,
 	                               &e->n[from], msg),
 	             0, "%s", msg);
 }

@@ -137,16 +137,14 @@ static bool replied(struct tenv *e, void *arg)
 Test(loopback, request_response)
 {
 	struct tenv e;
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping ping = RAFTD__PING__INIT;
+	struct tping p;
 	struct reply r = {0};
 	char msg[RD_ERRMSG_SIZE];
 
 	tenv_up(&e, true, 2);
-	ping.topology_version = 41;
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &ping;
-	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 5000, on_reply, &r, msg), 0,
+	tping_init(&p);
+	p.ping.topology_version = 41;
+	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &p.req, 5000, on_reply, &r, msg), 0,
 	             "%s", msg);
 	cr_expect_eq(r.calls, 0, "never called back from inside rd_transport_call");
 	cr_assert(trun(&e, replied, &r, 10000));
@@ -161,17 +159,15 @@ Test(loopback, request_response)
 Test(loopback, request_deadline)
 {
 	struct tenv e;
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping ping = RAFTD__PING__INIT;
+	struct tping p;
 	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 	struct reply r = {0};
 	char msg[RD_ERRMSG_SIZE];
 
 	tenv_up(&e, false, 2);
 	e.n[2].hold_requests = true;
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &ping;
-	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 300, on_reply, &r, msg), 0);
+	tping_init(&p);
+	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &p.req, 300, on_reply, &r, msg), 0);
 	cr_assert(trun(&e, replied, &r, 10000));
 	cr_expect_eq(r.err, RD_ETIMEDOUT);
 	trun_for(&e, 100);

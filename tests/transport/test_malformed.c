@@ -69,17 +69,15 @@ Test(malformed, wrong_kind_on_raft_stream_closes_connection)
 {
 	struct tenv e;
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping ping = RAFTD__PING__INIT;
+	struct tping p;
 	uint8_t buf[64];
 	size_t n;
 
 	setup(&e);
-	req.from = 1;
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &ping;
+	tping_init(&p);
+	p.req.from = 1;
 	f.kind_case = RAFTD__PEER_FRAME__KIND_REQUEST;
-	f.request = &req;
+	f.request = &p.req;
 	n = raftd__peer_frame__pack(&f, buf);
 	cr_assert_eq(rd_transport_send_encoded(e.n[1].t, 2, buf, n, 0, NULL), 0);
 	expect_conn_closed(&e);
