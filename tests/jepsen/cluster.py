@@ -289,13 +289,20 @@ class Cluster:
 
     def wait_node_ready(self, i, secs):
         """True once node i answers ready, False after `secs`."""
+        def ready(c):
+            return c.call("ready", deadline_ms=1000)["error"] == "OK"
+        return self._poll(i, secs, ready)
+
+    def _poll(self, i, secs, ok):
+        """True once ok(client of node i) holds, polled every 0.2 s while
+        node i runs; False after `secs` or once it stops."""
         end = time.monotonic() + secs
         c = Client(self.node(i).sock, timeout=2)
         try:
             while time.monotonic() < end:
                 if not self.running(i):
                     return False
-                if c.call("ready", deadline_ms=1000)["error"] == "OK":
+                if ok(c):
                     return True
                 time.sleep(0.2)
             return False
