@@ -50,6 +50,7 @@
 #include "multiraft/node_internal.h"
 #include "raftd.pb-c.h"
 #include "transport/transport.h"
+#include "transport/wire.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -203,9 +204,8 @@ void rd_join_serve(struct rd_node *n, uint64_t peer, const Raftd__PeerRequest *r
 	                              req->deadline_ms, r, msg);
 	if (rv != 0)
 		refuse(n, r, peer,
-		       rv == RD_EBUSY       ? RAFTD__ERROR_CODE__BUSY
-		       : rv == RD_ESHUTDOWN ? RAFTD__ERROR_CODE__SHUTTING_DOWN
-		                            : RAFTD__ERROR_CODE__INVALID,
+		       rv == RD_EBUSY || rv == RD_ESHUTDOWN ? rd_err_to_wire(rv)
+		                                            : RAFTD__ERROR_CODE__INVALID,
 		       msg);
 	else
 		rd_log_notice(

@@ -432,29 +432,31 @@ void rd_membership_ops_tick(struct rd_node *n)
 			op_step(n, &n->members.ops[i], now);
 }
 
+/* A new op, or NULL with *err (RD_ESHUTDOWN, RD_EINVAL, RD_EBUSY) and msg. */
 static struct rd_member_op *op_start(struct rd_node *n, uint8_t kind, uint64_t node,
                                      const char *addr, bool learner, uint32_t deadline_ms,
-                                     char *msg)
+                                     int *err, char *msg)
 {
 	struct rd_member_op *op;
 	uint32_t ms = deadline_ms ? deadline_ms : n->cfg.request_timeout_ms;
 
 	if (n->stopping) {
-		rd_errorf(msg, RD_ESHUTDOWN, "node is shutting down");
+		*err = rd_errorf(msg, RD_ESHUTDOWN, "node is shutting down");
 		return NULL;
 	}
 	if (kind < RD_MEMBERS_ADD || kind > RD_MEMBERS_PROMOTE) {
-		rd_errorf(msg, RD_EINVAL, "unknown membership change %u", kind);
+		*err = rd_errorf(msg, RD_EINVAL, "unknown membership change %u", kind);
 		return NULL;
 	}
 	if (addr != NULL && strlen(addr) > 255) {
-		rd_errorf(msg, RD_EINVAL, "address longer than 255 bytes");
+		*err = rd_errorf(msg, RD_EINVAL, "address longer than 255 bytes");
 		return NULL;
 	}
 	op = op_new(n);
 	if (op == NULL) {
-		rd_errorf(msg, RD_EBUSY, "%u membership changes already in progress",
-		          RD_MEMBER_OPS);
+		*err =
+		    rd_errorf(msg, RD_EBUSY, "%u membership changes already in progress",
+		              RD_MEMBER_OPS);
 		return NULL;
 	}
 	op->kind = kind;
@@ -475,16 +477,13 @@ void rd_membership_request(struct rd_node *n, rd_reply_fn reply, void *ud,
 	const char *addr = kind == RD_MEMBERS_ADD ? req->members_add->address : NULL;
 	char msg[RD_ERRMSG_SIZE];
 	struct rd_member_op *op;
+	int err;
 
 	op = op_start(n, kind, node, addr,
 	              kind == RD_MEMBERS_ADD && req->members_add->learner,
-	              req->deadline_ms, msg);
+	              req->deadline_ms, &err, msg);
 	if (op == NULL) {
-		struct rd_result r = {.code = RAFTD__ERROR_CODE__BUSY, .message = msg};
-		if (n->stopping)
-			r.code = RAFTD__ERROR_CODE__SHUTTING_DOWN;
-		else if (strstr(msg, "in progress") == NULL)
-			r.code = RAFTD__ERROR_CODE__INVALID;
+		struct rd_result r = {.code = rd_err_to_wire(err), .message = msg};
 		reply(ud, req->request_id, &r);
 		return;
 	}
@@ -503,17 +502,15 @@ void rd_membership_serve_change(struct rd_node *n, uint64_t peer,
 	const Raftd__MembersChangeRequest *mc = req->members_change;
 	char msg[RD_ERRMSG_SIZE];
 	struct rd_member_op *op;
+	int err;
 
 	(void)peer;
 	op = op_start(n, (uint8_t)mc->kind, mc->node_id, mc->address, mc->learner,
-	              req->deadline_ms, msg);
+	              req->deadline_ms, &err, msg);
 	if (op == NULL) {
 		Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 		Raftd__MembersChangeResponse res = RAFTD__MEMBERS_CHANGE_RESPONSE__INIT;
-		res.code = n->stopping ? RAFTD__ERROR_CODE__SHUTTING_DOWN
-		           : strstr(msg, "in progress") != NULL
-		               ? RAFTD__ERROR_CODE__BUSY
-		               : RAFTD__ERROR_CODE__INVALID;
+		res.code = rd_err_to_wire(err);
 		res.message = msg;
 		resp.body_case = RAFTD__PEER_RESPONSE__BODY_MEMBERS_CHANGE;
 		resp.members_change = &res;
@@ -536,17 +533,16 @@ int rd_membership_start_join(struct rd_node *n, uint64_t node, const char *addr,
                              struct rd_transport_responder *r, char *msg)
 {
 	struct rd_member_op *op;
+	int err;
 
 	if (op_busy(n, RD_STORAGE_META_GROUP, node))
 		return rd_errorf(msg, RD_EBUSY,
 		                 "a membership change of node %llu is in "
 		                 "progress",
 		                 (unsigned long long)node);
-	op = op_start(n, RD_MEMBERS_ADD, node, addr, true, deadline_ms, msg);
+	op = op_start(n, RD_MEMBERS_ADD, node, addr, true, deadline_ms, &err, msg);
 	if (op == NULL)
-		return n->stopping                          ? RD_ESHUTDOWN
-		       : strstr(msg, "in progress") != NULL ? RD_EBUSY
-		                                            : RD_EINVAL;
+		return err;
 	op->group = RD_STORAGE_META_GROUP;
 	op->incarnation = incarnation;
 	op->joining = true;
@@ -573,7 +569,9 @@ void rd_membership_flow_op(struct rd_node *n, uint8_t kind, uint64_t group, uint
 
 	if (op_busy(n, group, node))
 		return;
-	op = op_start(n, kind, node, addr, kind == RD_MEMBERS_ADD, 0, msg);
+	int err;
+
+	op = op_start(n, kind, node, addr, kind == RD_MEMBERS_ADD, 0, &err, msg);
 	if (op == NULL)
 		return;
 	op->group = group;
