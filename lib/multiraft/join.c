@@ -203,10 +203,7 @@ void rd_join_serve(struct rd_node *n, uint64_t peer, const Raftd__PeerRequest *r
 	rv = rd_membership_start_join(n, peer, addr.text, jq->incarnation,
 	                              req->deadline_ms, r, msg);
 	if (rv != 0)
-		refuse(n, r, peer,
-		       rv == RD_EBUSY || rv == RD_ESHUTDOWN ? rd_err_to_wire(rv)
-		                                            : RAFTD__ERROR_CODE__INVALID,
-		       msg);
+		refuse(n, r, peer, rd_err_to_wire(rv), msg);
 	else
 		rd_log_notice(
 		    "join requested by node %llu addr=%s incarnation=%016" PRIx64,
