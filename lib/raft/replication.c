@@ -137,8 +137,13 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 {
 	if (pr->id == r->id || r->role != RD_RAFT_LEADER)
 		return false;
-	/* Its window went when the leader quiesced: back before use. */
-	if (pr->state == RD_PROGRESS_REPLICATE && !rd__pr_window(r, pr))
+	/* Its window went when the leader quiesced: back before use, which
+	 * is only when there are entries to send. An answer that arrives
+	 * after the leader quiesced (to its last commit update, or a
+	 * duplicate) leaves the group asleep and must not bring it back: an
+	 * idle group holds no window. */
+	if (pr->state == RD_PROGRESS_REPLICATE && pr->infl_idx == NULL &&
+	    pr->next <= rd__log_last(&r->log) && !rd__pr_window(r, pr))
 		become_probe(r, pr);
 	if ((pr->state == RD_PROGRESS_PROBE && pr->probe_sent) ||
 	    (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr)) ||

@@ -248,6 +248,48 @@ Test(tail, a_quiesced_group_holds_no_entry_in_memory)
 	done(&c);
 }
 
+/* A quiesced leader frees its followers' in-flight windows (raft.c); an
+ * answer that reaches it afterwards (here a duplicate of the last
+ * acknowledgement, which the network may deliver, §5.3) leaves the group
+ * asleep and must not allocate the window again: an idle group holds
+ * none, and only a leader with entries to send does. */
+Test(tail, a_late_answer_to_a_quiesced_leader_brings_back_no_window)
+{
+	struct rc_cluster c;
+	cluster(&c, 3, true);
+	elect(&c, 1);
+	propose(&c, 1, 5);
+	struct rd_raft *l = c.nodes[1].r;
+	struct rd_progress p;
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert(p.window, "a working leader pipelines to 2");
+	run(&c, 40);
+	cr_assert(rd_raft_quiesced(l));
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert_not(p.window);
+	struct rd_message ack = {.type = RD_MSG_APPEND_RESP,
+	                         .group = rd_raft_group(l),
+	                         .from = 2,
+	                         .to = 1,
+	                         .term = rd_raft_term(l),
+	                         .index = rd_raft_last_index(l)};
+	cr_assert_eq(rd_raft_step(l, &ack), 0);
+	cr_assert(rd_raft_quiesced(l), "nothing to do: it stays asleep");
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert_not(p.window, "no window for a follower that has everything");
+	cr_assert_eq(p.state, RD_PROGRESS_REPLICATE);
+	rc_stabilize(&c);
+	/* Work brings the window back, and the entries reach 2. */
+	uint64_t last = rd_raft_last_index(l);
+	cr_assert_eq(rd_raft_propose(l, RD_ENTRY_NORMAL, "after", 5, NULL), 0);
+	rc_stabilize(&c);
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert(p.window, "pipelining again");
+	run(&c, 5);
+	cr_assert_eq(rd_raft_applied_index(c.nodes[2].r), last + 1);
+	done(&c);
+}
+
 Test(tail, a_restart_keeps_unapplied_entries_in_memory_until_applied)
 {
 	struct rc_cluster c;
