@@ -526,6 +526,8 @@ static void after_write(struct rd_node *n, struct rd_iter_trace *tr, uint64_t *t
 		 * from its first append or heartbeat without changing role. */
 		note_role(n, g);
 		drop_update(g);
+		if (rd_raft_quiesced(g->raft))
+			rd_group_release_idle(g);
 		rd_node_touch(n, g);
 		mark(tr, RD_PHASE_APPLY, g->id, t);
 	}

@@ -250,6 +250,12 @@ void rd_storage_batch_free(struct rd_storage_batch *b);
  * first mutation after rd_storage_commit resets implicitly. */
 void rd_storage_batch_reset(struct rd_storage_batch *b);
 
+/* Give back the buffers a batch keeps from one write to the next, which
+ * are sized to the largest batch so far (the start's holds every group):
+ * for an idle node, after its groups quiesced. No-op while the batch's
+ * write is in flight or it holds work. */
+void rd_storage_batch_trim(struct rd_storage_batch *b);
+
 /* True when the batch holds no work. */
 bool rd_storage_batch_empty(const struct rd_storage_batch *b);
 
