@@ -354,6 +354,7 @@ static int metrics(void *ud, struct evbuffer *out)
 {
 	struct rd_node *n = ud;
 	struct rd_storage_stats ss;
+	struct rd_storage_mem sm;
 	struct rd_metric_hist sync;
 	uint64_t now = rd_clock_now_ns();
 	bool up = n->loop.last_tick_done_ns != 0 &&
@@ -463,6 +464,16 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_family(out, RD_METRIC_STORAGE_APPLIED_BYTES);
 	rd_metrics_counter(out, "raft_storage_applied_bytes_total", RD_METRICS_L0,
 	                   ss.state_bytes_written);
+	rd_storage_get_mem(n->st, &sm);
+	rd_metrics_family(out, RD_METRIC_STORAGE_MEMTABLE_BYTES);
+	rd_metrics_gauge_u64(out, "raft_storage_memtable_bytes", RD_METRICS_L0,
+	                     sm.memtables);
+	rd_metrics_family(out, RD_METRIC_STORAGE_BLOCK_CACHE_BYTES);
+	rd_metrics_gauge_u64(out, "raft_storage_block_cache_bytes", RD_METRICS_L0,
+	                     sm.block_cache);
+	rd_metrics_family(out, RD_METRIC_STORAGE_TABLE_READERS_BYTES);
+	rd_metrics_gauge_u64(out, "raft_storage_table_readers_bytes", RD_METRICS_L0,
+	                     sm.table_readers);
 	rd_metrics_family(out, RD_METRIC_DISK_SLOW);
 	rd_metrics_gauge_u64(out, "raftd_disk_slow", RD_METRICS_L0, n->health.slow);
 	rd_metrics_family(out, RD_METRIC_DISK_EVACUATIONS);

@@ -511,6 +511,17 @@ struct rd_storage_stats {
 /* Snapshot of the counters. */
 void rd_storage_get_stats(const struct rd_storage *st, struct rd_storage_stats *out);
 
+/* RocksDB's memory, as RocksDB counts it: the memtables of every column
+ * family (active and immutable ones not yet flushed), the block cache's
+ * usage, and the table readers' (index and filter blocks held outside the
+ * cache). What a node's RSS holds beyond these is raftd's own. */
+struct rd_storage_mem {
+	uint64_t memtables;
+	uint64_t block_cache;
+	uint64_t table_readers;
+};
+void rd_storage_get_mem(struct rd_storage *st, struct rd_storage_mem *out);
+
 /* ---- synced writes in flight (stall.c) ---------------------------------------- */
 
 /* Start time (rd_clock_now_ns) of the synced write in progress, 0 when

@@ -124,6 +124,25 @@ Test(batch, trim_keeps_pending_work_and_the_batch_works_after_it)
 	}
 }
 
+/* rd_storage_get_mem reports RocksDB's own count of its memory: the
+ * memtables grow with what was written and is not flushed yet. */
+Test(batch, memory_figures_count_the_memtables_written)
+{
+	struct rd_storage_mem m0, m1;
+	struct rd_entry e[4];
+	uint8_t data[4 * 512];
+	rd_storage_get_mem(st, &m0);
+	for (uint64_t g = 0; g < 64; g++) {
+		th_entries(e, data, 4, g, 1, 1, 512);
+		cr_assert_eq(rd_storage_batch_append(b, g, e, 4, msg), 0, "%s", msg);
+	}
+	rd_storage_commit(st, b);
+	rd_storage_get_mem(st, &m1);
+	cr_assert_geq(m1.memtables, m0.memtables + 64 * 4 * 512,
+	              "memtables %llu then %llu", (unsigned long long)m0.memtables,
+	              (unsigned long long)m1.memtables);
+}
+
 /* Nothing of a batch is visible before commit. */
 Test(batch, reads_see_only_committed_state)
 {
