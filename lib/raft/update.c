@@ -218,11 +218,10 @@ void rd_raft_applied(struct rd_raft *r, uint64_t index)
 	} while (0)
 
 /* A quiesced group gives back its empty message and read buffers (a
- * message is some 400 bytes, and each vector starts at 16): an idle
- * group holds none, a group that wakes allocates them again. The
- * configurations after evicted membership changes (tail.c; 272 bytes
- * each, most groups have one or two, the vector starts at 4) stay, in a
- * buffer of their size. */
+ * message is some 400 bytes): an idle group holds none, a group that
+ * wakes allocates them again (rd__vec_grow). The configurations after
+ * evicted membership changes (tail.c; 272 bytes each, a founding group
+ * has one per founding voter) stay, in a buffer of their size. */
 static void release_idle(struct rd_raft *r)
 {
 	VEC_FIT(r->evicted_confs);
