@@ -114,10 +114,10 @@ counter() {
 	curl -sf "http://127.0.0.1:${A[$1]}/metrics" |
 		awk -v m="$2" '$1 ~ "^"m"\\{" {s += $2} END {printf "%.0f\n", s}'
 }
-# Gauge $2 of node $1's /metrics (no labels).
+# Gauge $2 of node $1's /metrics (no labels; 0 when the build has none).
 gauge() {
 	curl -sf "http://127.0.0.1:${A[$1]}/metrics" |
-		awk -v m="$2" '$1 == m {printf "%.0f\n", $2}'
+		awk -v m="$2" '$1 == m {v = $2} END {printf "%.0f\n", v + 0}'
 }
 declare -A T0 F0 M0
 for i in 1 2 3; do
