@@ -465,15 +465,22 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_counter(out, "raft_storage_applied_bytes_total", RD_METRICS_L0,
 	                   ss.state_bytes_written);
 	rd_storage_get_mem(n->st, &sm);
-	rd_metrics_family(out, RD_METRIC_STORAGE_MEMTABLE_BYTES);
-	rd_metrics_gauge_u64(out, "raft_storage_memtable_bytes", RD_METRICS_L0,
-	                     sm.memtables);
-	rd_metrics_family(out, RD_METRIC_STORAGE_BLOCK_CACHE_BYTES);
-	rd_metrics_gauge_u64(out, "raft_storage_block_cache_bytes", RD_METRICS_L0,
-	                     sm.block_cache);
-	rd_metrics_family(out, RD_METRIC_STORAGE_TABLE_READERS_BYTES);
-	rd_metrics_gauge_u64(out, "raft_storage_table_readers_bytes", RD_METRICS_L0,
-	                     sm.table_readers);
+	const struct {
+		enum rd_metric_id id;
+		const char *name;
+		uint64_t v;
+	} mem[] = {
+	    {RD_METRIC_STORAGE_MEMTABLE_BYTES, "raft_storage_memtable_bytes",
+	     sm.memtables},
+	    {RD_METRIC_STORAGE_BLOCK_CACHE_BYTES, "raft_storage_block_cache_bytes",
+	     sm.block_cache},
+	    {RD_METRIC_STORAGE_TABLE_READERS_BYTES, "raft_storage_table_readers_bytes",
+	     sm.table_readers},
+	};
+	for (size_t i = 0; i < sizeof mem / sizeof mem[0]; i++) {
+		rd_metrics_family(out, mem[i].id);
+		rd_metrics_gauge_u64(out, mem[i].name, RD_METRICS_L0, mem[i].v);
+	}
 	rd_metrics_family(out, RD_METRIC_DISK_SLOW);
 	rd_metrics_gauge_u64(out, "raftd_disk_slow", RD_METRICS_L0, n->health.slow);
 	rd_metrics_family(out, RD_METRIC_DISK_EVACUATIONS);
