@@ -126,6 +126,12 @@ enum rd_metric_type {
 	  "Bytes of synced write batches: log entries and Raft state (the WAL).")        \
 	X(STORAGE_APPLIED_BYTES, "raft_storage_applied_bytes_total", COUNTER, "",        \
 	  "Bytes of write batches without the WAL: what applying entries changed.")      \
+	X(STORAGE_MEMTABLE_BYTES, "raft_storage_memtable_bytes", GAUGE, "",              \
+	  "RocksDB memtables of every column family, in bytes (not yet flushed).")       \
+	X(STORAGE_BLOCK_CACHE_BYTES, "raft_storage_block_cache_bytes", GAUGE, "",        \
+	  "RocksDB block cache in use, in bytes.")                                       \
+	X(STORAGE_TABLE_READERS_BYTES, "raft_storage_table_readers_bytes", GAUGE, "",    \
+	  "RocksDB table readers (index and filter blocks outside the cache), bytes.")   \
 	X(DISK_SLOW, "raftd_disk_slow", GAUGE, "",                                       \
 	  "1 while this node judges its disk slow and keeps no leadership.")             \
 	X(DISK_EVACUATIONS, "raftd_disk_evacuations_total", COUNTER, "",                 \

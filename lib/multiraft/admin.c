@@ -335,6 +335,7 @@ static int metrics(void *ud, struct evbuffer *out)
 {
 	struct rd_node *n = ud;
 	struct rd_storage_stats ss;
+	struct rd_storage_mem sm;
 	struct rd_metric_hist sync;
 	uint64_t now = rd_clock_now_ns();
 	bool up = n->loop.last_tick_done_ns != 0 &&
@@ -417,6 +418,11 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_single_u64(out, RD_METRIC_STORAGE_SYNCED_BYTES, ss.bytes_written);
 	rd_metrics_single_u64(out, RD_METRIC_STORAGE_APPLIED_BYTES,
 	                      ss.state_bytes_written);
+	rd_storage_get_mem(n->st, &sm);
+	rd_metrics_single_u64(out, RD_METRIC_STORAGE_MEMTABLE_BYTES, sm.memtables);
+	rd_metrics_single_u64(out, RD_METRIC_STORAGE_BLOCK_CACHE_BYTES, sm.block_cache);
+	rd_metrics_single_u64(out, RD_METRIC_STORAGE_TABLE_READERS_BYTES,
+	                      sm.table_readers);
 	rd_metrics_single_u64(out, RD_METRIC_DISK_SLOW, n->health.slow);
 	rd_metrics_single_u64(out, RD_METRIC_DISK_EVACUATIONS, n->health.evacuations);
 	rd_metrics_single_u64(out, RD_METRIC_DISK_TRANSFERS, n->health.transfers);

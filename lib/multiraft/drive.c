@@ -55,7 +55,7 @@ static void ensure_results(struct rd_group *g, size_t n)
 {
 	if (g->results_cap >= n)
 		return;
-	size_t cap = g->results_cap ? g->results_cap : 64;
+	size_t cap = g->results_cap ? g->results_cap : n;
 	while (cap < n)
 		cap *= 2;
 	g->results = rd_xrealloc(g->results, cap * sizeof *g->results);
@@ -400,11 +400,14 @@ static int by_id(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Make room for n elements of `size` bytes in *p (capacity *cap). */
+/* Make room for n elements of `size` bytes in *p (capacity *cap): at
+ * first just n, as a group that quiesces frees them (group.c
+ * rd_group_release_idle) and most updates of a waking one are small;
+ * doubling then, so a working group stops allocating. */
 static void grow(void *pp, size_t *cap, size_t n, size_t size)
 {
 	void **p = pp;
-	size_t c = *cap ? *cap : 16;
+	size_t c = *cap ? *cap : n;
 
 	if (*cap >= n)
 		return;
@@ -526,6 +529,8 @@ static void after_write(struct rd_node *n, struct rd_iter_trace *tr, uint64_t *t
 		 * from its first append or heartbeat without changing role. */
 		note_role(n, g);
 		drop_update(g);
+		if (rd_raft_quiesced(g->raft))
+			rd_group_release_idle(g);
 		rd_node_touch(n, g);
 		mark(tr, RD_PHASE_APPLY, g->id, t);
 	}

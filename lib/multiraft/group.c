@@ -204,6 +204,10 @@ void rd_group_trim_memory(struct rd_node *n)
 	n->mem_quiesced_seen = n->mem_quiesced;
 	if (n->mem_quiesced < many || !settled || now - n->mem_trim_ns < 30000000000u)
 		return;
+	/* The batch's buffers are sized to the largest batch (the start's
+	 * held every group); its write in flight keeps them for now. */
+	if (!n->writing)
+		rd_storage_batch_trim(n->batch);
 #ifdef __GLIBC__
 	(void)malloc_trim(0);
 #endif
@@ -212,6 +216,21 @@ void rd_group_trim_memory(struct rd_node *n)
 	             (double)(rd_clock_now_ns() - now) / 1e6);
 	n->mem_quiesced = n->mem_quiesced_seen = 0;
 	n->mem_trim_ns = rd_clock_now_ns();
+}
+
+void rd_group_release_idle(struct rd_group *g)
+{
+	struct rd_written *w = &g->w;
+
+	free(w->committed);
+	free(w->reads);
+	free(w->reads_failed);
+	free(w->snap_sends);
+	free(w->msgs);
+	free(g->results);
+	*w = (struct rd_written){0};
+	g->results = NULL;
+	g->results_cap = 0;
 }
 
 void rd_group_free(struct rd_group *g)

@@ -265,10 +265,18 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 /* Free a group and its core (NULL is fine). Its waiters must have been
  * resolved. */
 void rd_group_free(struct rd_group *g);
+/* A quiesced group's update copies (drive.c keep_update) and apply
+ * results go back to the allocator once its last update is done with:
+ * some 8 KiB a group, as the message copies start at 16 of some 400
+ * bytes. An idle group holds none; one that wakes allocates them again.
+ * Precondition: g->u holds no copied update (drive.c drop_update). */
+void rd_group_release_idle(struct rd_group *g);
 /* Called once a second: when many groups quiesced since the last trim
  * (an eighth of those hosted, at least 64), give the allocator's free
  * pages back to the system (malloc_trim), once none quiesced in the last
  * second, and at most once every 30 s.
+ * Before it, the storage batch gives back its buffers, which the start's
+ * batch (every group) sized (rd_storage_batch_trim).
  * Quiesced groups free their log tails and message buffers, but freed
  * memory inside the heap stays resident until trimmed, so an idle node's
  * RSS would not show it. A trim walks the heap (tens of ms for a large

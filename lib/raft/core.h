@@ -133,11 +133,14 @@ struct rd__pr {
 	/* first tick at which a heartbeat response may resume sending to a
 	 * paused follower again (rd__handle_heartbeat_resp) */
 	uint64_t resume_tick;
-	/* in-flight window: ring of (last index, bytes), allocated when the
-	 * member is added (NULL if that failed: the follower then stays in
+	/* in-flight window: ring of (last index, bytes) of infl_cap slots,
+	 * allocated when a leader starts pipelining to the member
+	 * (rd__pr_window) with a few slots and doubled as appends fill it, up
+	 * to max_inflight (NULL if that failed: the follower then stays in
 	 * probe, one append at a time) */
 	uint64_t *infl_idx;
 	uint64_t *infl_bytes;
+	uint32_t infl_cap;
 	uint32_t infl_start;
 	uint32_t infl_count;
 	uint64_t infl_total;

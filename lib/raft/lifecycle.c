@@ -284,6 +284,7 @@ bool rd_raft_progress(const struct rd_raft *r, uint64_t id, struct rd_progress *
 		out->recent_active = pr->recent_active;
 		out->inflight = pr->infl_count;
 		out->inflight_bytes = pr->infl_total;
+		out->window = pr->infl_idx != NULL;
 		return true;
 	}
 	return false;

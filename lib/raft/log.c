@@ -18,9 +18,11 @@
 #include "raft/core.h"
 #include "util/err.h"
 
-/* Chunks start small (a group that sees little traffic stays small) and
- * double up to CHUNK_MAX as the group writes more. */
-#define CHUNK_MIN ((size_t)4 << 10)
+/* Chunks start small (a group that sees little traffic stays small, and
+ * one that quiesces frees them: what a node's thousands of groups leave
+ * behind in the heap is the smaller for it) and double up to CHUNK_MAX as
+ * the group writes more. */
+#define CHUNK_MIN ((size_t)1 << 10)
 #define CHUNK_MAX ((size_t)1 << 20)
 
 void rd__log_init(struct rd__log *l, uint64_t snap_index, uint64_t snap_term)

@@ -147,6 +147,7 @@ void rd__sync_progress(struct rd_raft *r)
 		 * pipelining to it (rd__pr_window), never per entry. */
 		pr->infl_idx = NULL;
 		pr->infl_bytes = NULL;
+		pr->infl_cap = 0;
 		r->n_prs++;
 		rd__pr_reset(r, pr);
 		if (r->role == RD_RAFT_LEADER)

@@ -29,8 +29,9 @@ bool rd__vec_grow(void **v, size_t *cap, size_t n, size_t elem)
 {
 	if (n < *cap)
 		return true;
-	/* Messages are some 400 bytes: a group's few per update fit in 4. */
-	size_t nc = *cap ? *cap * 2 : elem >= 128 ? 4 : 16;
+	/* Messages are some 400 bytes: a group's one or two per update fit
+	 * in 2, and a quiesced group frees them (update.c release_idle). */
+	size_t nc = *cap ? *cap * 2 : elem >= 128 ? 2 : 16;
 	void *p = realloc(*v, nc * elem);
 	if (p == NULL)
 		return false;

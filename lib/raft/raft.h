@@ -132,6 +132,7 @@ struct rd_progress {
 	bool recent_active; /* heard from since the last check-quorum round */
 	uint32_t inflight;  /* append messages in flight */
 	uint64_t inflight_bytes;
+	bool window; /* holds its in-flight window's memory (a working leader) */
 };
 
 /* Membership change kinds (thesis §4.1, one server at a time); values mirror

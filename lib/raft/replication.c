@@ -15,35 +15,73 @@
 
 /* --- in-flight window ------------------------------------------------------------ */
 
-static bool infl_full(const struct rd_raft *r, const struct rd__pr *pr)
+/* First slots of a window: a group that sees little traffic never needs
+ * more, and thousands of groups each with max_inflight slots per follower
+ * (4 KiB at the default 256) would cost an idle node, which frees them on
+ * quiescence, a heap of holes. */
+#define INFL_FIRST 8u
+
+/* Double the ring of `pr` (in order from slot 0), at most to max_inflight
+ * slots. False on ENOMEM (the ring is as it was). */
+static bool infl_grow(const struct rd_raft *r, struct rd__pr *pr)
 {
-	return pr->infl_count >= r->max_inflight ||
-	       (r->max_inflight_bytes > 0 && pr->infl_total >= r->max_inflight_bytes);
+	uint32_t cap =
+	    pr->infl_cap * 2 < r->max_inflight ? pr->infl_cap * 2 : r->max_inflight;
+	uint64_t *p = calloc((size_t)cap * 2, sizeof(uint64_t));
+
+	if (p == NULL)
+		return false;
+	for (uint32_t i = 0; i < pr->infl_count; i++) {
+		uint32_t s = (pr->infl_start + i) % pr->infl_cap;
+		p[i] = pr->infl_idx[s];
+		p[cap + i] = pr->infl_bytes[s];
+	}
+	free(pr->infl_idx);
+	pr->infl_idx = p;
+	pr->infl_bytes = p + cap;
+	pr->infl_cap = cap;
+	pr->infl_start = 0;
+	return true;
 }
 
-static void infl_add(struct rd_raft *r, struct rd__pr *pr, uint64_t index, uint64_t bytes)
+/* Full: max_inflight appends or max_inflight_bytes in flight, or the ring
+ * is at its capacity and cannot grow (ENOMEM: as full, so the heartbeat
+ * answer's resumption frees a slot, rd__handle_heartbeat_resp). */
+static bool infl_full(const struct rd_raft *r, struct rd__pr *pr)
 {
-	assert(pr->infl_count < r->max_inflight);
-	uint32_t slot = (pr->infl_start + pr->infl_count) % r->max_inflight;
+	if (pr->infl_count >= r->max_inflight ||
+	    (r->max_inflight_bytes > 0 && pr->infl_total >= r->max_inflight_bytes))
+		return true;
+	/* No window (a quiesced leader's): nothing in flight, and an append
+	 * with entries allocates it first (rd__send_append). */
+	if (pr->infl_idx == NULL)
+		return false;
+	return pr->infl_count == pr->infl_cap && !infl_grow(r, pr);
+}
+
+static void infl_add(struct rd__pr *pr, uint64_t index, uint64_t bytes)
+{
+	assert(pr->infl_count < pr->infl_cap);
+	uint32_t slot = (pr->infl_start + pr->infl_count) % pr->infl_cap;
 	pr->infl_idx[slot] = index;
 	pr->infl_bytes[slot] = bytes;
 	pr->infl_count++;
 	pr->infl_total += bytes;
 }
 
-static void infl_free_first(struct rd_raft *r, struct rd__pr *pr)
+static void infl_free_first(struct rd__pr *pr)
 {
 	if (pr->infl_count == 0)
 		return;
 	pr->infl_total -= pr->infl_bytes[pr->infl_start];
-	pr->infl_start = (pr->infl_start + 1) % r->max_inflight;
+	pr->infl_start = (pr->infl_start + 1) % pr->infl_cap;
 	pr->infl_count--;
 }
 
-static void infl_free_le(struct rd_raft *r, struct rd__pr *pr, uint64_t index)
+static void infl_free_le(struct rd__pr *pr, uint64_t index)
 {
 	while (pr->infl_count > 0 && pr->infl_idx[pr->infl_start] <= index)
-		infl_free_first(r, pr);
+		infl_free_first(pr);
 }
 
 static void infl_reset(struct rd__pr *pr)
@@ -86,8 +124,11 @@ bool rd__pr_window(struct rd_raft *r, struct rd__pr *pr)
 {
 	if (pr->infl_idx != NULL)
 		return true;
-	pr->infl_idx = calloc((size_t)r->max_inflight * 2, sizeof(uint64_t));
-	pr->infl_bytes = pr->infl_idx ? pr->infl_idx + r->max_inflight : NULL;
+	uint32_t cap = r->max_inflight < INFL_FIRST ? r->max_inflight : INFL_FIRST;
+	pr->infl_idx = calloc((size_t)cap * 2, sizeof(uint64_t));
+	pr->infl_bytes = pr->infl_idx ? pr->infl_idx + cap : NULL;
+	pr->infl_cap = pr->infl_idx ? cap : 0;
+	infl_reset(pr);
 	return pr->infl_idx != NULL;
 }
 
@@ -96,6 +137,7 @@ void rd__pr_window_free(struct rd__pr *pr)
 	free(pr->infl_idx);
 	pr->infl_idx = NULL;
 	pr->infl_bytes = NULL;
+	pr->infl_cap = 0;
 	infl_reset(pr);
 }
 
@@ -137,8 +179,13 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 {
 	if (pr->id == r->id || r->role != RD_RAFT_LEADER)
 		return false;
-	/* Its window went when the leader quiesced: back before use. */
-	if (pr->state == RD_PROGRESS_REPLICATE && !rd__pr_window(r, pr))
+	/* Its window went when the leader quiesced: back before use, which
+	 * is only when there are entries to send. An answer that arrives
+	 * after the leader quiesced (to its last commit update, or a
+	 * duplicate) leaves the group asleep and must not bring it back: an
+	 * idle group holds no window. */
+	if (pr->state == RD_PROGRESS_REPLICATE && pr->infl_idx == NULL &&
+	    pr->next <= rd__log_last(&r->log) && !rd__pr_window(r, pr))
 		become_probe(r, pr);
 	if ((pr->state == RD_PROGRESS_PROBE && pr->probe_sent) ||
 	    (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr)) ||
@@ -187,7 +234,7 @@ bool rd__send_append(struct rd_raft *r, struct rd__pr *pr, bool send_if_empty)
 			/* Pipelining: assume success, move on (etcd's optimistic
 			 * next); a reject brings the follower back to probe. */
 			pr->next += n;
-			infl_add(r, pr, pr->next - 1, bytes);
+			infl_add(pr, pr->next - 1, bytes);
 		}
 	} else {
 		pr->probe_sent = true;
@@ -517,7 +564,7 @@ void rd__handle_append_resp(struct rd_raft *r, const struct rd_message *m)
 		}
 		break;
 	case RD_PROGRESS_REPLICATE:
-		infl_free_le(r, pr, m->index);
+		infl_free_le(pr, m->index);
 		break;
 	}
 	if (rd__maybe_commit(r))
@@ -556,7 +603,7 @@ void rd__handle_heartbeat_resp(struct rd_raft *r, const struct rd_message *m)
 		pr->probe_sent = false;
 		/* A lost append must not stall a full window forever. */
 		if (pr->state == RD_PROGRESS_REPLICATE && infl_full(r, pr))
-			infl_free_first(r, pr);
+			infl_free_first(pr);
 		if (pr->match < rd__log_last(&r->log) || pr->state == RD_PROGRESS_PROBE)
 			rd__send_append(r, pr, true);
 	}

@@ -209,11 +209,27 @@ void rd_raft_applied(struct rd_raft *r, uint64_t index)
 		}                                                                        \
 	} while (0)
 
+/* Shrink vector `vec` to what it holds (it keeps its buffer if the
+ * allocator cannot). */
+#define VEC_FIT(vec)                                                                     \
+	do {                                                                             \
+		if ((vec).n > 0 && (vec).n < (vec).cap) {                                \
+			void *p_ = realloc((vec).v, (vec).n * sizeof(*(vec).v));         \
+			if (p_ != NULL) {                                                \
+				(vec).v = p_;                                            \
+				(vec).cap = (vec).n;                                     \
+			}                                                                \
+		}                                                                        \
+	} while (0)
+
 /* A quiesced group gives back its empty message and read buffers (a
- * message is some 400 bytes, and each vector starts at 16): an idle
- * group holds none, a group that wakes allocates them again. */
+ * message is some 400 bytes): an idle group holds none, a group that
+ * wakes allocates them again (rd__vec_grow). The configurations after
+ * evicted membership changes (tail.c; 272 bytes each, a founding group
+ * has one per founding voter) stay, in a buffer of their size. */
 static void release_idle(struct rd_raft *r)
 {
+	VEC_FIT(r->evicted_confs);
 	VEC_RELEASE(r->msgq);
 	VEC_RELEASE(r->out_early);
 	VEC_RELEASE(r->out_late);

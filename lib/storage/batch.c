@@ -96,6 +96,30 @@ void rd_storage_batch_reset(struct rd_storage_batch *b)
 	b->st->filling = b;
 }
 
+void rd_storage_batch_trim(struct rd_storage_batch *b)
+{
+	if (b->st->inflight == b || !rd_storage_batch_empty(b))
+		return;
+	/* Sized to the largest batch: the start's held every group. */
+	free(b->pend);
+	b->pend = NULL;
+	b->cappend = 0;
+	free(b->ents);
+	b->ents = NULL;
+	b->capents = 0;
+	for (size_t i = 0; i < b->nblocks; i++)
+		free(b->blocks[i].p);
+	free(b->blocks);
+	b->blocks = NULL;
+	b->nblocks = 0;
+	/* A cleared RocksDB batch keeps its buffer: a new one has none. */
+	rocksdb_writebatch_destroy(b->wb);
+	rocksdb_writebatch_destroy(b->wb2);
+	b->wb = rocksdb_writebatch_create();
+	b->wb2 = rocksdb_writebatch_create();
+	rd_storage_batch_reset(b);
+}
+
 bool rd__batch_holds(const struct rd_storage *st, const struct rd_sgroup *g)
 {
 	const struct rd_storage_batch *b = st->filling;

@@ -579,6 +579,21 @@ void rd_storage_flush_soon(struct rd_storage *st)
 		rd_fatal(RD_STORAGE_FATAL_FMT, "request a flush", err);
 }
 
+void rd_storage_get_mem(struct rd_storage *st, struct rd_storage_mem *out)
+{
+	*out = (struct rd_storage_mem){0};
+	for (int i = 0; i < RD_CF_COUNT; i++) {
+		uint64_t v;
+		if (rocksdb_property_int_cf(st->db, st->cf[i],
+		                            "rocksdb.cur-size-all-mem-tables", &v) == 0)
+			out->memtables += v;
+		if (rocksdb_property_int_cf(
+		        st->db, st->cf[i], "rocksdb.estimate-table-readers-mem", &v) == 0)
+			out->table_readers += v;
+	}
+	out->block_cache = rocksdb_cache_get_usage(st->block_cache);
+}
+
 void rd_storage_get_stats(const struct rd_storage *st, struct rd_storage_stats *out)
 {
 	*out = st->stats;

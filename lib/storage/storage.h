@@ -250,6 +250,12 @@ void rd_storage_batch_free(struct rd_storage_batch *b);
  * first mutation after rd_storage_commit resets implicitly. */
 void rd_storage_batch_reset(struct rd_storage_batch *b);
 
+/* Give back the buffers a batch keeps from one write to the next, which
+ * are sized to the largest batch so far (the start's holds every group):
+ * for an idle node, after its groups quiesced. No-op while the batch's
+ * write is in flight or it holds work. */
+void rd_storage_batch_trim(struct rd_storage_batch *b);
+
 /* True when the batch holds no work. */
 bool rd_storage_batch_empty(const struct rd_storage_batch *b);
 
@@ -504,6 +510,17 @@ struct rd_storage_stats {
 
 /* Snapshot of the counters. */
 void rd_storage_get_stats(const struct rd_storage *st, struct rd_storage_stats *out);
+
+/* RocksDB's memory, as RocksDB counts it: the memtables of every column
+ * family (active and immutable ones not yet flushed), the block cache's
+ * usage, and the table readers' (index and filter blocks held outside the
+ * cache). What a node's RSS holds beyond these is raftd's own. */
+struct rd_storage_mem {
+	uint64_t memtables;
+	uint64_t block_cache;
+	uint64_t table_readers;
+};
+void rd_storage_get_mem(struct rd_storage *st, struct rd_storage_mem *out);
 
 /* ---- synced writes in flight (stall.c) ---------------------------------------- */
 

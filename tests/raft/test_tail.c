@@ -259,6 +259,105 @@ Test(tail, a_quiesced_group_holds_no_entry_in_memory)
 	done(&c);
 }
 
+/* A quiesced leader frees its followers' in-flight windows (raft.c); an
+ * answer that reaches it afterwards (here a duplicate of the last
+ * acknowledgement, which the network may deliver, §5.3) leaves the group
+ * asleep and must not allocate the window again: an idle group holds
+ * none, and only a leader with entries to send does. */
+Test(tail, a_late_answer_to_a_quiesced_leader_brings_back_no_window)
+{
+	struct rc_cluster c;
+	cluster(&c, 3, true);
+	elect(&c, 1);
+	propose(&c, 1, 5);
+	struct rd_raft *l = c.nodes[1].r;
+	struct rd_progress p;
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert(p.window, "a working leader pipelines to 2");
+	run(&c, 40);
+	cr_assert(rd_raft_quiesced(l));
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert_not(p.window);
+	struct rd_message ack = {.type = RD_MSG_APPEND_RESP,
+	                         .group = rd_raft_group(l),
+	                         .from = 2,
+	                         .to = 1,
+	                         .term = rd_raft_term(l),
+	                         .index = rd_raft_last_index(l)};
+	cr_assert_eq(rd_raft_step(l, &ack), 0);
+	cr_assert(rd_raft_quiesced(l), "nothing to do: it stays asleep");
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert_not(p.window, "no window for a follower that has everything");
+	cr_assert_eq(p.state, RD_PROGRESS_REPLICATE);
+	rc_stabilize(&c);
+	/* Work brings the window back, and the entries reach 2. */
+	uint64_t last = rd_raft_last_index(l);
+	cr_assert_eq(rd_raft_propose(l, RD_ENTRY_NORMAL, "after", 5, NULL), 0);
+	rc_stabilize(&c);
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert(p.window, "pipelining again");
+	run(&c, 5);
+	cr_assert_eq(rd_raft_applied_index(c.nodes[2].r), last + 1);
+	done(&c);
+}
+
+/* The in-flight window starts with a few slots and doubles as appends
+ * fill it (replication.c), up to max_inflight: every append sent stays
+ * counted in order through the growth, and the acknowledgements free them
+ * all (an out-of-order ring would stop freeing early). */
+Test(tail, the_window_grows_to_max_inflight_and_keeps_every_append_in_order)
+{
+	struct rc_cluster c;
+	rc_init(&c, 1);
+	c.base.max_inflight_msgs = 40;
+	uint64_t v[3] = {1, 2, 3};
+	for (uint64_t id = 1; id <= 3; id++)
+		rc_add(&c, id, v, 3);
+	elect(&c, 1);
+	propose(&c, 1, 1); /* 2 and 3 replicate: pipelining */
+	struct rd_raft *l = c.nodes[1].r;
+	/* Six answered first: the ring's oldest slot is not its first one
+	 * when it grows. */
+	for (int i = 0; i < 6; i++) {
+		cr_assert_eq(rd_raft_propose(l, RD_ENTRY_NORMAL, "entry", 5, NULL), 0);
+		rc_process(&c, 1);
+	}
+	rc_stabilize(&c);
+	for (int i = 0; i < 30; i++) {
+		cr_assert_eq(rd_raft_propose(l, RD_ENTRY_NORMAL, "entry", 5, NULL), 0);
+		rc_process(&c, 1); /* one append each, none delivered yet */
+	}
+	struct rd_progress p;
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert_eq(p.state, RD_PROGRESS_REPLICATE);
+	cr_assert_eq(p.inflight, 30, "inflight %u", p.inflight);
+	/* 2 takes the 30 appends; only its answer to the first of them
+	 * reaches 1, which frees exactly the oldest append. */
+	uint64_t first = rd_raft_last_index(l) - 29;
+	rc_deliver(&c, 2);
+	rc_process(&c, 2);
+	size_t keep = 0;
+	for (size_t i = 0; i < c.n_net; i++) {
+		const struct rd_message *m = &c.net[i].m;
+		if (m->from == 2 && m->type == RD_MSG_APPEND_RESP && m->index != first)
+			free(c.net[i].m.entries);
+		else
+			c.net[keep++] = c.net[i];
+	}
+	c.n_net = keep;
+	rc_deliver(&c, 1);
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert_eq(p.match, first);
+	cr_assert_eq(p.inflight, 29, "inflight %u after the first answer", p.inflight);
+	/* The rest arrives by the heartbeats' resumption. */
+	run(&c, 10);
+	cr_assert(rd_raft_progress(l, 2, &p));
+	cr_assert_eq(p.inflight, 0, "inflight %u after the answers", p.inflight);
+	cr_assert_eq(p.match, rd_raft_last_index(l));
+	cr_assert_eq(rd_raft_commit(l), rd_raft_last_index(l));
+	done(&c);
+}
+
 Test(tail, a_restart_keeps_unapplied_entries_in_memory_until_applied)
 {
 	struct rc_cluster c;

@@ -88,6 +88,61 @@ Test(batch, one_sync_per_commit_for_many_groups_and_none_when_empty)
 	cr_assert_eq(gi.last_term, 1);
 }
 
+/* rd_storage_batch_trim gives back the buffers sized to the largest batch
+ * (an idle node's, after its groups quiesced): it leaves a batch that holds
+ * work alone, and a trimmed batch takes the next iteration's work as a new
+ * one would. */
+Test(batch, trim_keeps_pending_work_and_the_batch_works_after_it)
+{
+	struct rd_entry e[2];
+	uint8_t data[64];
+	for (uint64_t g = 0; g < 300; g++) {
+		th_entries(e, data, 2, g, 1, 1, 32);
+		cr_assert_eq(rd_storage_batch_append(b, g, e, 2, msg), 0, "%s", msg);
+	}
+	rd_storage_batch_trim(b); /* holds work: nothing goes */
+	rd_storage_commit(st, b);
+	struct rd_storage_group_info gi;
+	cr_assert_eq(rd_storage_group_info(st, 299, &gi), 0);
+	cr_assert_eq(gi.last_index, 2, "the pending work was written");
+	rd_storage_batch_trim(b);
+	cr_assert(rd_storage_batch_empty(b));
+	for (uint64_t g = 0; g < 300; g++) {
+		th_entries(e, data, 1, g, 3, 1, 32);
+		cr_assert_eq(rd_storage_batch_append(b, g, e, 1, msg), 0, "%s", msg);
+		struct rd_hard_state hs = {.term = 1, .vote = 1, .commit = 3};
+		cr_assert_eq(rd_storage_batch_set_hard_state(b, g, &hs, msg), 0, "%s",
+		             msg);
+	}
+	rd_storage_commit(st, b);
+	rd_storage_batch_trim(b);
+	reopen();
+	for (uint64_t g = 0; g < 300; g += 37) {
+		cr_assert_eq(rd_storage_group_info(st, g, &gi), 0);
+		cr_assert_eq(gi.last_index, 3);
+		cr_assert_eq(gi.hs.commit, 3);
+	}
+}
+
+/* rd_storage_get_mem reports RocksDB's own count of its memory: the
+ * memtables grow with what was written and is not flushed yet. */
+Test(batch, memory_figures_count_the_memtables_written)
+{
+	struct rd_storage_mem m0, m1;
+	struct rd_entry e[4];
+	uint8_t data[4 * 512];
+	rd_storage_get_mem(st, &m0);
+	for (uint64_t g = 0; g < 64; g++) {
+		th_entries(e, data, 4, g, 1, 1, 512);
+		cr_assert_eq(rd_storage_batch_append(b, g, e, 4, msg), 0, "%s", msg);
+	}
+	rd_storage_commit(st, b);
+	rd_storage_get_mem(st, &m1);
+	cr_assert_geq(m1.memtables, m0.memtables + 64 * 4 * 512,
+	              "memtables %llu then %llu", (unsigned long long)m0.memtables,
+	              (unsigned long long)m1.memtables);
+}
+
 /* Nothing of a batch is visible before commit. */
 Test(batch, reads_see_only_committed_state)
 {
