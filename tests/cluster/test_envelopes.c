@@ -139,22 +139,30 @@ Test(envelopes, answered_by_the_node_leading_the_vshard_group_and_follow_a_trans
 	             0);
 	cr_assert(strstr(out, "\"ok\":true") != NULL, "%s", out);
 
-	/* Leadership moves (Raft thesis §3.10): the new leader's node answers. */
-	l = rd_h_leader_of(&C, 1, 1);
-	target = l % 3 + 1;
-	snprintf(gs, sizeof gs, "%u", 1);
-	snprintf(ts, sizeof ts, "%u", target);
-	cr_assert_eq(rd_h_ctl_retry(&C, l, WAIT_S, out, sizeof out, "transfer-leader", gs,
-	                            ts, (char *)NULL),
-	             0);
-	for (int tries = 0; tries < WAIT_S * 10; tries++) {
-		bool moved = true;
-		for (unsigned i = 1; i <= 3; i++)
-			moved &= rd_h_leader_of(&C, i, 1) == target;
-		if (moved)
-			break;
-		usleep(100 * 1000);
+	/* Leadership moves (Raft thesis §3.10): the new leader's node answers.
+	 * The placement driver balances leaders meanwhile, so the transfer is
+	 * asked of whoever leads group 1 now, and the answers are checked
+	 * against the leader each node sees when it sends. */
+	bool moved = false;
+	for (int tries = 0; tries < WAIT_S * 10 && !moved; tries++) {
+		l = rd_h_leader_of(&C, 1, 1);
+		target = l % 3 + 1;
+		snprintf(gs, sizeof gs, "%u", 1);
+		snprintf(ts, sizeof ts, "%u", target);
+		if (l == 0 || rd_h_ctl(&C, l, out, sizeof out, "transfer-leader", gs, ts,
+		                       (char *)NULL) != 0) {
+			usleep(100 * 1000);
+			continue;
+		}
+		for (int t = 0; t < 50 && !moved; t++) {
+			moved = true;
+			for (unsigned i = 1; i <= 3; i++)
+				moved &= rd_h_leader_of(&C, i, 1) == target;
+			if (!moved)
+				usleep(100 * 1000);
+		}
 	}
+	cr_assert(moved, "group 1's leadership never moved as asked (logs in %s)", C.dir);
 	for (unsigned from = 1; from <= 3; from++) {
 		send_ok(from, vshard_of(1), "again", out, sizeof out);
 		snprintf(want, sizeof want, "node=%u vshard=%u from=%u got=again\n",
@@ -162,8 +170,6 @@ Test(envelopes, answered_by_the_node_leading_the_vshard_group_and_follow_a_trans
 		cr_assert_str_eq(out, want, "after the transfer, from node %u", from);
 		cr_assert(strstr(out, "node=") != NULL);
 	}
-	snprintf(want, sizeof want, "node=%u ", target);
-	cr_assert(strncmp(out, want, strlen(want)) == 0, "%s", out);
 }
 
 /* Kill handler `h` and wait until node 1 no longer finds a handler for
