@@ -126,6 +126,8 @@ enum rd_metric_type {
 	  "Bytes of synced write batches: log entries and Raft state (the WAL).")        \
 	X(STORAGE_APPLIED_BYTES, "raft_storage_applied_bytes_total", COUNTER, "",        \
 	  "Bytes of write batches without the WAL: what applying entries changed.")      \
+	X(STORAGE_COMMIT_ONLY, "raft_storage_commit_only_writes_total", COUNTER, "",     \
+	  "WAL writes without a sync: every Raft state change in them moved commit.")    \
 	X(DISK_SLOW, "raftd_disk_slow", GAUGE, "",                                       \
 	  "1 while this node judges its disk slow and keeps no leadership.")             \
 	X(DISK_EVACUATIONS, "raftd_disk_evacuations_total", COUNTER, "",                 \

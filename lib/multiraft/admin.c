@@ -463,6 +463,9 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_family(out, RD_METRIC_STORAGE_APPLIED_BYTES);
 	rd_metrics_counter(out, "raft_storage_applied_bytes_total", RD_METRICS_L0,
 	                   ss.state_bytes_written);
+	rd_metrics_family(out, RD_METRIC_STORAGE_COMMIT_ONLY);
+	rd_metrics_counter(out, "raft_storage_commit_only_writes_total", RD_METRICS_L0,
+	                   ss.commit_only_writes);
 	rd_metrics_family(out, RD_METRIC_DISK_SLOW);
 	rd_metrics_gauge_u64(out, "raftd_disk_slow", RD_METRICS_L0, n->health.slow);
 	rd_metrics_family(out, RD_METRIC_DISK_EVACUATIONS);

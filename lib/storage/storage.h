@@ -496,7 +496,11 @@ struct rd_storage_stats {
 	/* counts per bucket (non-cumulative); [RD_STORAGE_SYNC_BUCKETS] is +Inf */
 	uint64_t sync_buckets[RD_STORAGE_SYNC_BUCKETS + 1];
 	uint64_t entries_written;
-	uint64_t bytes_written;       /* RocksDB batch bytes of the synced writes (W1) */
+	uint64_t bytes_written; /* RocksDB batch bytes of the synced writes (W1) */
+	/* W1s written without a sync: every Raft state change in them was a
+	 * commit advance (batch.c, rd__commit_write); their bytes are in
+	 * bytes_written too, and the next synced W1 makes them durable. */
+	uint64_t commit_only_writes;
 	uint64_t state_bytes_written; /* of the writes without the WAL (W2) */
 	uint64_t cache_hits;          /* rd_storage_entries served from the cache */
 	uint64_t cache_misses;
