@@ -587,6 +587,19 @@ static uint64_t commit_only_writes(void)
  * through the WAL without a sync; anything else in W1 (entries, a term or
  * vote, a group's first hard state, a catalog record) syncs the whole
  * write as before. The commit written without a sync is read back. */
+/* Set the hard states given (group 1, group 2; NULL: none) and commit. */
+static void commit_states(const struct rd_hard_state *hs1,
+                          const struct rd_hard_state *hs2)
+{
+	if (hs1 != NULL)
+		cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, hs1, msg), 0, "%s",
+		             msg);
+	if (hs2 != NULL)
+		cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, hs2, msg), 0, "%s",
+		             msg);
+	rd_storage_commit(st, b);
+}
+
 Test(batch, commit_only_hard_states_skip_the_sync)
 {
 	struct rd_hard_state hs1 = {.term = 2, .vote = 1, .commit = 0};
@@ -594,30 +607,23 @@ Test(batch, commit_only_hard_states_skip_the_sync)
 	th_append(st, 1, 1, 4, 2);
 	th_append(st, 2, 1, 4, 2);
 	uint64_t s0 = syncs();
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs1, msg), 0, "%s", msg);
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, &hs2, msg), 0, "%s", msg);
-	rd_storage_commit(st, b);
+	commit_states(&hs1, &hs2);
 	cr_assert_eq(syncs(), s0 + 1, "a group's first hard state is synced");
 	cr_assert_eq(commit_only_writes(), 0);
 
 	hs1.commit = 2;
 	hs2.commit = 3;
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs1, msg), 0, "%s", msg);
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, &hs2, msg), 0, "%s", msg);
-	rd_storage_commit(st, b);
+	commit_states(&hs1, &hs2);
 	cr_assert_eq(syncs(), s0 + 1, "commit advances alone are not synced");
 	cr_assert_eq(commit_only_writes(), 1);
 
 	/* A commit advance beside a new term, entries or a catalog record. */
 	hs1.commit = 3;
 	hs2 = (struct rd_hard_state){.term = 3, .vote = 0, .commit = 3};
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs1, msg), 0, "%s", msg);
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, &hs2, msg), 0, "%s", msg);
-	rd_storage_commit(st, b);
+	commit_states(&hs1, &hs2);
 	cr_assert_eq(syncs(), s0 + 2, "a term change is synced");
 	hs2.vote = 1;
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, &hs2, msg), 0, "%s", msg);
-	rd_storage_commit(st, b);
+	commit_states(NULL, &hs2);
 	cr_assert_eq(syncs(), s0 + 3, "a vote is synced");
 	struct rd_entry e[1];
 	uint8_t data[32];
@@ -636,8 +642,7 @@ Test(batch, commit_only_hard_states_skip_the_sync)
 	cr_assert_eq(commit_only_writes(), 1);
 
 	hs2.commit = 4;
-	cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, &hs2, msg), 0, "%s", msg);
-	rd_storage_commit(st, b);
+	commit_states(NULL, &hs2);
 	cr_assert_eq(syncs(), s0 + 5);
 	cr_assert_eq(commit_only_writes(), 2);
 
