@@ -130,6 +130,9 @@ int rd_placement_can_drain(const struct rd_placement_in *in, uint64_t node, char
  * RD_PLACEMENT_VALUE_MAX bytes at most. */
 #define RD_PLACEMENT_VALUE_MAX (1u + 8u + 1u + 8u * RD_ROUTING_MAX_REPLICAS)
 
+/* Write the value of target `nodes[0..n)` at `version` into `out` (room for
+ * RD_PLACEMENT_VALUE_MAX bytes; nodes past RD_ROUTING_MAX_REPLICAS are cut)
+ * and return its length. */
 size_t rd_placement_encode(uint64_t version, const uint64_t *nodes, uint32_t n,
                            uint8_t *out);
 

@@ -313,3 +313,28 @@ void rd_metrics_histogram(struct evbuffer *out, const char *name,
 	sample(out, name, "_sum", &l, NULL, 0, rd_metrics_fmt_double(num, h->sum));
 	sample(out, name, "_count", &l, NULL, h->count, NULL);
 }
+
+void rd_metrics_single_u64(struct evbuffer *out, enum rd_metric_id id, uint64_t value)
+{
+	const struct rd_metric_desc *d = rd_metrics_desc(id);
+	assert(d->type != RD_METRIC_HISTOGRAM);
+	rd_metrics_family(out, id);
+	rd_metrics_counter(out, d->name, RD_METRICS_L0, value);
+}
+
+void rd_metrics_single(struct evbuffer *out, enum rd_metric_id id, double value)
+{
+	const struct rd_metric_desc *d = rd_metrics_desc(id);
+	assert(d->type == RD_METRIC_GAUGE);
+	rd_metrics_family(out, id);
+	rd_metrics_gauge(out, d->name, RD_METRICS_L0, value);
+}
+
+void rd_metrics_single_hist(struct evbuffer *out, enum rd_metric_id id,
+                            const struct rd_metric_hist *h)
+{
+	const struct rd_metric_desc *d = rd_metrics_desc(id);
+	assert(d->type == RD_METRIC_HISTOGRAM);
+	rd_metrics_family(out, id);
+	rd_metrics_histogram(out, d->name, RD_METRICS_L0, h);
+}

@@ -223,6 +223,16 @@ void rd_metrics_family(struct evbuffer *out, enum rd_metric_id id);
 void rd_metrics_header(struct evbuffer *out, const char *name, enum rd_metric_type type,
                        const char *help);
 
+/* One unlabelled metric of the catalog: the family header of `id`, then its
+ * one sample under the catalog's name. `id` is a COUNTER or GAUGE for the
+ * first two (rd_metrics_single: a gauge's fractional value), a HISTOGRAM for
+ * the third (asserted). */
+void rd_metrics_single_u64(struct evbuffer *out, enum rd_metric_id id, uint64_t value);
+void rd_metrics_single(struct evbuffer *out, enum rd_metric_id id, double value);
+struct rd_metric_hist;
+void rd_metrics_single_hist(struct evbuffer *out, enum rd_metric_id id,
+                            const struct rd_metric_hist *h);
+
 /* One sample line "name{labels} value". Use after the family header. */
 void rd_metrics_counter(struct evbuffer *out, const char *name, struct rd_metric_labels l,
                         uint64_t value);

@@ -25,6 +25,7 @@
 int rd_ctl_request_decode(const uint8_t *buf, size_t len, Raftd__ClientRequest **out,
                           char *msg);
 
+/* Free a request rd_ctl_request_decode returned (NULL is a no-op). */
 void rd_ctl_request_free(Raftd__ClientRequest *req);
 
 /* Encode a response holding only `request_id`, `code` and `text` into a

@@ -235,9 +235,8 @@ static void placement_metrics(struct evbuffer *out, const struct rd_node *n)
 	const struct rd_routing *rt = &n->topo.routing;
 	char ids[24];
 
-	rd_metrics_family(out, RD_METRIC_PLACEMENT_MOVES_IN_FLIGHT);
-	rd_metrics_gauge_u64(out, "raft_placement_moves_in_flight", RD_METRICS_L0,
-	                     p->leading ? p->moves_in_flight : 0);
+	rd_metrics_single_u64(out, RD_METRIC_PLACEMENT_MOVES_IN_FLIGHT,
+	                      p->leading ? p->moves_in_flight : 0);
 	rd_metrics_family(out, RD_METRIC_PLACEMENT_MOVES);
 	rd_metrics_counter(out, "raft_placement_moves_total",
 	                   RD_METRICS_L1("result", "started"), p->moves_started);
@@ -245,9 +244,7 @@ static void placement_metrics(struct evbuffer *out, const struct rd_node *n)
 	                   RD_METRICS_L1("result", "done"), p->moves_done);
 	rd_metrics_counter(out, "raft_placement_moves_total",
 	                   RD_METRICS_L1("result", "abandoned"), p->moves_abandoned);
-	rd_metrics_family(out, RD_METRIC_PLACEMENT_TRANSFERS);
-	rd_metrics_counter(out, "raft_placement_leader_transfers_total", RD_METRICS_L0,
-	                   p->transfers);
+	rd_metrics_single_u64(out, RD_METRIC_PLACEMENT_TRANSFERS, p->transfers);
 	rd_metrics_family(out, RD_METRIC_NODE_REPLICAS);
 	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		uint64_t id = n->topo.members[i].id, k = 0;
@@ -280,11 +277,8 @@ static void envelope_metrics(struct evbuffer *out, const struct rd_node *n)
 	const struct rd_envelope_stats *es = &n->env.stats;
 	const struct rd_env_figures *ef = rd_node_envelope_figures(n);
 
-	rd_metrics_family(out, RD_METRIC_ENVELOPES_SENT);
-	rd_metrics_counter(out, "raft_envelopes_sent_total", RD_METRICS_L0, es->sent);
-	rd_metrics_family(out, RD_METRIC_ENVELOPES_DELIVERED);
-	rd_metrics_counter(out, "raft_envelopes_delivered_total", RD_METRICS_L0,
-	                   ef->delivered);
+	rd_metrics_single_u64(out, RD_METRIC_ENVELOPES_SENT, es->sent);
+	rd_metrics_single_u64(out, RD_METRIC_ENVELOPES_DELIVERED, ef->delivered);
 	rd_metrics_family(out, RD_METRIC_ENVELOPES_FAILED);
 	for (int code = 1; code < RD_ENVELOPE_CODES; code++) {
 		const char *name = rd_wire_code_name(code);
@@ -292,27 +286,18 @@ static void envelope_metrics(struct evbuffer *out, const struct rd_node *n)
 			rd_metrics_counter(out, "raft_envelopes_failed_total",
 			                   RD_METRICS_L1("code", name), es->failed[code]);
 	}
-	rd_metrics_family(out, RD_METRIC_ENVELOPE_HANDLERS);
-	rd_metrics_gauge_u64(out, "raft_envelope_handler_connections", RD_METRICS_L0,
-	                     ef->handlers);
-	rd_metrics_family(out, RD_METRIC_ENVELOPE_DELIVERY_DURATION);
-	rd_metrics_histogram(out, "raft_envelope_delivery_duration_seconds",
-	                     RD_METRICS_L0, &ef->latency);
+	rd_metrics_single_u64(out, RD_METRIC_ENVELOPE_HANDLERS, ef->handlers);
+	rd_metrics_single_hist(out, RD_METRIC_ENVELOPE_DELIVERY_DURATION, &ef->latency);
 }
 
 static void forward_metrics(struct evbuffer *out, const struct rd_node *n)
 {
 	const struct rd_forward_stats *fs = &n->fwd.stats;
 
-	rd_metrics_family(out, RD_METRIC_FORWARD_BATCHES);
-	rd_metrics_counter(out, "raft_forward_batches_sent_total", RD_METRICS_L0,
-	                   fs->batches_sent);
-	rd_metrics_family(out, RD_METRIC_FORWARD_BATCHED);
-	rd_metrics_counter(out, "raft_forward_batched_requests_total", RD_METRICS_L0,
-	                   fs->batched_items);
-	rd_metrics_family(out, RD_METRIC_FORWARD_BATCHES_REJECTED);
-	rd_metrics_counter(out, "raft_forward_batches_rejected_total", RD_METRICS_L0,
-	                   fs->batches_rejected);
+	rd_metrics_single_u64(out, RD_METRIC_FORWARD_BATCHES, fs->batches_sent);
+	rd_metrics_single_u64(out, RD_METRIC_FORWARD_BATCHED, fs->batched_items);
+	rd_metrics_single_u64(out, RD_METRIC_FORWARD_BATCHES_REJECTED,
+	                      fs->batches_rejected);
 }
 
 static struct rd_transport_stats transport_stats(const struct rd_node *n)
@@ -334,12 +319,8 @@ static void stream_metrics(struct evbuffer *out, struct rd_node *n)
 	for (int k = 0; k < RD_SUB_KINDS; k++)
 		rd_metrics_gauge_u64(out, "raft_stream_subscriptions",
 		                     RD_METRICS_L1("kind", kinds[k]), s.open[k]);
-	rd_metrics_family(out, RD_METRIC_STREAM_DELIVERED);
-	rd_metrics_counter(out, "raft_stream_entries_delivered_total", RD_METRICS_L0,
-	                   s.delivered);
-	rd_metrics_family(out, RD_METRIC_STREAM_CUT_OFF);
-	rd_metrics_counter(out, "raft_stream_subscribers_cut_off_total", RD_METRICS_L0,
-	                   s.cut_off);
+	rd_metrics_single_u64(out, RD_METRIC_STREAM_DELIVERED, s.delivered);
+	rd_metrics_single_u64(out, RD_METRIC_STREAM_CUT_OFF, s.cut_off);
 	rd_metrics_family(out, RD_METRIC_STREAM_JOURNAL_BYTES);
 	for (size_t gid = 0; gid < n->n_slots; gid++) {
 		if (n->groups[gid] == NULL)
@@ -382,41 +363,26 @@ static int metrics(void *ud, struct evbuffer *out)
 	    {"client_slow_frame", cs != NULL ? cs->timeouts : 0},
 	};
 
-	rd_metrics_family(out, RD_METRIC_TICK_LOOP_ITERATIONS);
-	rd_metrics_counter(out, "raft_tick_loop_iterations_total", RD_METRICS_L0,
-	                   n->loop.iterations);
-	rd_metrics_family(out, RD_METRIC_TICK_LOOP_LAST_DURATION);
-	rd_metrics_gauge(out, "raft_tick_loop_last_iteration_duration_seconds",
-	                 RD_METRICS_L0, (double)n->loop.last_iter_ns / 1e9);
-	rd_metrics_family(out, RD_METRIC_TICK_LOOP_DURATION);
-	rd_metrics_histogram(out, "raft_tick_loop_iteration_duration_seconds",
-	                     RD_METRICS_L0, &n->loop.iter_hist);
-	rd_metrics_family(out, RD_METRIC_TICK_DURATION);
-	rd_metrics_histogram(out, "raft_tick_duration_seconds", RD_METRICS_L0,
-	                     &n->loop.tick_hist);
-	rd_metrics_family(out, RD_METRIC_TICK_LOOP_UP);
-	rd_metrics_gauge_u64(out, "raft_tick_loop_up", RD_METRICS_L0, up);
+	rd_metrics_single_u64(out, RD_METRIC_TICK_LOOP_ITERATIONS, n->loop.iterations);
+	rd_metrics_single(out, RD_METRIC_TICK_LOOP_LAST_DURATION,
+	                  (double)n->loop.last_iter_ns / 1e9);
+	rd_metrics_single_hist(out, RD_METRIC_TICK_LOOP_DURATION, &n->loop.iter_hist);
+	rd_metrics_single_hist(out, RD_METRIC_TICK_DURATION, &n->loop.tick_hist);
+	rd_metrics_single_u64(out, RD_METRIC_TICK_LOOP_UP, up);
 	rd_metrics_family(out, RD_METRIC_TICK_LOOP_ERRORS);
 	for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
 		rd_metrics_counter(out, "raft_tick_loop_errors_total",
 		                   RD_METRICS_L1("kind", errors[i].kind), errors[i].v);
-	rd_metrics_family(out, RD_METRIC_TICK_LOOP_PENDING_GROUPS);
-	rd_metrics_gauge_u64(out, "raft_tick_loop_pending_groups", RD_METRICS_L0,
-	                     n->loop.pending_groups);
+	rd_metrics_single_u64(out, RD_METRIC_TICK_LOOP_PENDING_GROUPS,
+	                      n->loop.pending_groups);
 	size_t hosted = 0;
 	for (size_t i = 0; i < n->n_slots; i++)
 		hosted += n->groups[i] != NULL;
-	rd_metrics_family(out, RD_METRIC_TICK_PERIOD);
-	rd_metrics_gauge(out, "raft_tick_period_seconds", RD_METRICS_L0,
-	                 (double)n->loop.tick_period_ms / 1e3);
-	rd_metrics_family(out, RD_METRIC_GROUPS_ACTIVE);
-	rd_metrics_gauge_u64(out, "raft_groups_active", RD_METRICS_L0, n->n_ticking);
-	rd_metrics_family(out, RD_METRIC_GROUPS_QUIESCED);
-	rd_metrics_gauge_u64(out, "raft_groups_quiesced", RD_METRICS_L0,
-	                     hosted - n->n_ticking);
-	rd_metrics_family(out, RD_METRIC_GROUP_QUIESCES);
-	rd_metrics_counter(out, "raft_group_quiesces_total", RD_METRICS_L0,
-	                   n->live.quiesces);
+	rd_metrics_single(out, RD_METRIC_TICK_PERIOD,
+	                  (double)n->loop.tick_period_ms / 1e3);
+	rd_metrics_single_u64(out, RD_METRIC_GROUPS_ACTIVE, n->n_ticking);
+	rd_metrics_single_u64(out, RD_METRIC_GROUPS_QUIESCED, hosted - n->n_ticking);
+	rd_metrics_single_u64(out, RD_METRIC_GROUP_QUIESCES, n->live.quiesces);
 	rd_metrics_family(out, RD_METRIC_GROUP_WAKEUPS);
 	for (uint8_t c = 1; c <= RD_WAKE_MAX; c++)
 		rd_metrics_counter(out, "raft_group_wakeups_total",
@@ -430,19 +396,12 @@ static int metrics(void *ud, struct evbuffer *out)
 		rd_raft_log_stats(n->groups[i]->raft, &ls);
 		log_bytes += ls.mem_bytes;
 	}
-	rd_metrics_family(out, RD_METRIC_LOG_MEMORY_BYTES);
-	rd_metrics_gauge_u64(out, "raft_log_memory_bytes", RD_METRICS_L0, log_bytes);
-	rd_metrics_family(out, RD_METRIC_LOG_SOURCE_READS);
-	rd_metrics_counter(out, "raft_log_source_reads_total", RD_METRICS_L0,
-	                   n->log_reads);
-	rd_metrics_family(out, RD_METRIC_LOG_SOURCE_ERRORS);
-	rd_metrics_counter(out, "raft_log_source_errors_total", RD_METRICS_L0,
-	                   n->log_read_errors);
-	rd_metrics_family(out, RD_METRIC_NODE_READY);
-	rd_metrics_gauge_u64(out, "raft_node_ready", RD_METRICS_L0, n->ready);
-	rd_metrics_family(out, RD_METRIC_NODE_UPTIME);
-	rd_metrics_gauge(out, "raft_node_uptime_seconds", RD_METRICS_L0,
-	                 (double)(now - n->started_ns) / 1e9);
+	rd_metrics_single_u64(out, RD_METRIC_LOG_MEMORY_BYTES, log_bytes);
+	rd_metrics_single_u64(out, RD_METRIC_LOG_SOURCE_READS, n->log_reads);
+	rd_metrics_single_u64(out, RD_METRIC_LOG_SOURCE_ERRORS, n->log_read_errors);
+	rd_metrics_single_u64(out, RD_METRIC_NODE_READY, n->ready);
+	rd_metrics_single(out, RD_METRIC_NODE_UPTIME,
+	                  (double)(now - n->started_ns) / 1e9);
 	for (int id = RD_METRIC_GROUP_TERM; id <= RD_METRIC_GROUP_FORWARDED_PROPOSALS;
 	     id++)
 		per_group(out, n, (enum rd_metric_id)id);
@@ -454,32 +413,16 @@ static int metrics(void *ud, struct evbuffer *out)
 	memcpy(sync.counts, ss.sync_buckets, sizeof ss.sync_buckets);
 	sync.count = ss.syncs;
 	sync.sum = (double)ss.sync_ns_total / 1e9;
-	rd_metrics_family(out, RD_METRIC_STORAGE_SYNC_DURATION);
-	rd_metrics_histogram(out, "raft_storage_sync_duration_seconds", RD_METRICS_L0,
-	                     &sync);
-	rd_metrics_family(out, RD_METRIC_STORAGE_SYNCED_BYTES);
-	rd_metrics_counter(out, "raft_storage_synced_bytes_total", RD_METRICS_L0,
-	                   ss.bytes_written);
-	rd_metrics_family(out, RD_METRIC_STORAGE_APPLIED_BYTES);
-	rd_metrics_counter(out, "raft_storage_applied_bytes_total", RD_METRICS_L0,
-	                   ss.state_bytes_written);
-	rd_metrics_family(out, RD_METRIC_STORAGE_COMMIT_ONLY);
-	rd_metrics_counter(out, "raft_storage_commit_only_writes_total", RD_METRICS_L0,
-	                   ss.commit_only_writes);
-	rd_metrics_family(out, RD_METRIC_DISK_SLOW);
-	rd_metrics_gauge_u64(out, "raftd_disk_slow", RD_METRICS_L0, n->health.slow);
-	rd_metrics_family(out, RD_METRIC_DISK_EVACUATIONS);
-	rd_metrics_counter(out, "raftd_disk_evacuations_total", RD_METRICS_L0,
-	                   n->health.evacuations);
-	rd_metrics_family(out, RD_METRIC_DISK_TRANSFERS);
-	rd_metrics_counter(out, "raftd_disk_evacuation_transfers_total", RD_METRICS_L0,
-	                   n->health.transfers);
-	rd_metrics_family(out, RD_METRIC_CANARY_CHECKS);
-	rd_metrics_counter(out, "raftd_canary_checks_total", RD_METRICS_L0,
-	                   n->canary.checks);
-	rd_metrics_family(out, RD_METRIC_CANARY_VIOLATIONS);
-	rd_metrics_counter(out, "raftd_canary_violations_total", RD_METRICS_L0,
-	                   n->canary.violations);
+	rd_metrics_single_hist(out, RD_METRIC_STORAGE_SYNC_DURATION, &sync);
+	rd_metrics_single_u64(out, RD_METRIC_STORAGE_SYNCED_BYTES, ss.bytes_written);
+	rd_metrics_single_u64(out, RD_METRIC_STORAGE_APPLIED_BYTES,
+	                      ss.state_bytes_written);
+	rd_metrics_single_u64(out, RD_METRIC_STORAGE_COMMIT_ONLY, ss.commit_only_writes);
+	rd_metrics_single_u64(out, RD_METRIC_DISK_SLOW, n->health.slow);
+	rd_metrics_single_u64(out, RD_METRIC_DISK_EVACUATIONS, n->health.evacuations);
+	rd_metrics_single_u64(out, RD_METRIC_DISK_TRANSFERS, n->health.transfers);
+	rd_metrics_single_u64(out, RD_METRIC_CANARY_CHECKS, n->canary.checks);
+	rd_metrics_single_u64(out, RD_METRIC_CANARY_VIOLATIONS, n->canary.violations);
 	stream_metrics(out, n);
 	envelope_metrics(out, n);
 	forward_metrics(out, n);

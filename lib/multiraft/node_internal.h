@@ -396,6 +396,7 @@ void rd_node_envelope_handle(struct rd_node *n, struct rd_ctl_conn *conn,
 void rd_node_envelope_reply(struct rd_node *n, struct rd_ctl_conn *conn,
                             const struct Raftd__ClientRequest *req);
 
+/* The node's envelope figures, owned by it and valid until it is freed. */
 const struct rd_env_figures *rd_node_envelope_figures(const struct rd_node *n);
 
 #endif

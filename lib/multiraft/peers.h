@@ -149,6 +149,7 @@ struct rd_peer_figures {
 	uint64_t restarts;        /* new processes of the peer seen connecting */
 	uint64_t stale_dropped;   /* frames queued for its previous process, dropped */
 };
+/* Fill *f with peer `id`'s figures (all zero when it is no peer). */
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);
 
 /* Node heartbeats (liveness.c): an empty batch, carrying the boot id, to

@@ -202,6 +202,30 @@ void rd_waiter_track(struct rd_group *g, struct rd_waiter *w, uint64_t index,
 	rd_waitq_insert(&g->props, w);
 }
 
+/*
+ * The group whose replica on this node serves requests for group `id`, or
+ * NULL when this node holds none that may: then the request goes to the
+ * leader as for a group this node never held. A replica moved away (group
+ * 0's placement no longer lists this node for the group, placement_drive.c)
+ * keeps its state on this node, but a removed server hears no more of its
+ * group (thesis §4.2.2: the leader replicates only to the configuration),
+ * so its view stops where the removal found it: the leader it followed,
+ * maybe gone since; an applied index the leader's commit has left behind,
+ * so a read it served (ReadIndex, §6.4) or a write answered elsewhere and
+ * waiting to be applied here would wait for entries that never come. A
+ * replica that leads still serves: a removed leader steps down by itself
+ * once its removal commits (§4.2.2).
+ */
+static struct rd_group *serving_group(const struct rd_node *n, uint64_t id)
+{
+	struct rd_group *g = rd_node_group(n, id);
+
+	if (g == NULL || id == 0 || rd_raft_role(g->raft) == RD_RAFT_LEADER ||
+	    rd_routing_has_replica(&n->topo.routing, (uint32_t)id, n->cfg.node_id))
+		return g;
+	return NULL;
+}
+
 /* Start a local proposal on group g, whose leader this node is. */
 static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *w)
 {
@@ -260,7 +284,7 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 static uint64_t forward_target(void *ud, uint64_t group)
 {
 	const struct rd_node *n = ud;
-	const struct rd_group *g = rd_node_group(n, group);
+	const struct rd_group *g = serving_group(n, group);
 	const struct rd_group_placement *p;
 	uint64_t to;
 
@@ -297,7 +321,7 @@ static void try_forward(struct rd_node *n, struct rd_waiter *w)
 
 void rd_node_submit(struct rd_node *n, struct rd_waiter *w)
 {
-	struct rd_group *g = rd_node_group(n, w->group);
+	struct rd_group *g = serving_group(n, w->group);
 
 	/* Never from inside drive.c's per-group pass (see there). */
 	assert(!n->in_pass);
@@ -338,7 +362,7 @@ static void forward_done(void *ud, struct rd_forward *fw, const struct rd_result
 {
 	struct rd_node *n = ud;
 	struct rd_waiter *w = waiter_of(fw);
-	struct rd_group *g = rd_node_group(n, w->group);
+	struct rd_group *g = serving_group(n, w->group);
 
 	if (res->code == RAFTD__ERROR_CODE__OK && w->op == RD_OP_WRITE && g != NULL &&
 	    g->applied < res->index) {
@@ -347,8 +371,10 @@ static void forward_done(void *ud, struct rd_forward *fw, const struct rd_result
 		w->remote = *res;
 		w->remote.message = NULL;
 		/* Answered once this node has applied it too (read-your-writes
-		 * on the node the client asked). */
+		 * on the node the client asked). Its deadline is checked on
+		 * ticks (node.c): a quiesced group ticks while it waits. */
 		rd_waitq_insert(&g->props, w);
+		rd_node_set_ticking(n, g, true);
 		return;
 	}
 	rd_waiter_finish(w, res);

@@ -48,6 +48,16 @@ static void remove_at(uint64_t *v, uint32_t *n, int i)
 	(*n)--;
 }
 
+bool rd_raft_conf_has_voter(const struct rd_conf_state *cs, uint64_t id)
+{
+	return find(cs->voters, cs->n_voters, id) >= 0;
+}
+
+bool rd_raft_conf_has_learner(const struct rd_conf_state *cs, uint64_t id)
+{
+	return find(cs->learners, cs->n_learners, id) >= 0;
+}
+
 int rd_raft_conf_apply(struct rd_conf_state *cs, uint8_t cc_type, uint64_t node)
 {
 	int v = find(cs->voters, cs->n_voters, node);

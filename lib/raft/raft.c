@@ -49,18 +49,7 @@ struct rd__pr *rd__pr(struct rd_raft *r, uint64_t id)
 
 bool rd__is_voter(const struct rd_raft *r, uint64_t id)
 {
-	for (uint32_t i = 0; i < r->conf.n_voters; i++)
-		if (r->conf.voters[i] == id)
-			return true;
-	return false;
-}
-
-static bool in_conf(const struct rd_conf_state *cs, uint64_t id)
-{
-	for (uint32_t i = 0; i < cs->n_voters; i++)
-		if (cs->voters[i] == id)
-			return true;
-	return false;
+	return rd_raft_conf_has_voter(&r->conf, id);
 }
 
 bool rd__promotable(const struct rd_raft *r)
@@ -68,8 +57,9 @@ bool rd__promotable(const struct rd_raft *r)
 	/* Thesis §4.2.2: a server removed by a configuration that is not yet
 	 * committed keeps starting elections, as it may still be needed to
 	 * commit that very change (its own vote does not count then). */
-	return in_conf(&r->conf, r->id) ||
-	       (r->conf_index > r->commit && in_conf(&r->prev_conf, r->id));
+	return rd_raft_conf_has_voter(&r->conf, r->id) ||
+	       (r->conf_index > r->commit &&
+	        rd_raft_conf_has_voter(&r->prev_conf, r->id));
 }
 
 uint32_t rd__quorum(const struct rd_raft *r)

@@ -434,6 +434,11 @@ int rd_raft_cc_decode(const uint8_t *data, uint32_t len, uint8_t *cc_type,
  * track membership). RD_EINVAL when it does not apply. */
 int rd_raft_conf_apply(struct rd_conf_state *cs, uint8_t cc_type, uint64_t node);
 
+/* Whether `id` is a voter (has_voter) or a learner (has_learner) of `cs`.
+ * Pure, like rd_raft_conf_apply. */
+bool rd_raft_conf_has_voter(const struct rd_conf_state *cs, uint64_t id);
+bool rd_raft_conf_has_learner(const struct rd_conf_state *cs, uint64_t id);
+
 /* Request a linearizable read (thesis §6.4). When it is safe, a read state
  * {ctx, index} appears in an update, handed out only once applied >= index.
  * Followers forward to the leader. RD_ENOLEADER when no leader is known,

@@ -12,26 +12,31 @@
 #include "raft/core.h"
 #include "util/err.h"
 
-void rd__send(struct rd_raft *r, const struct rd_message *m, uint64_t ent_lo)
+/* `m` as the queue holds it: stamped with this core's group, id and (unless
+ * the caller set one) term, its entries to be resolved when handed out. */
+static struct rd__qmsg queued(const struct rd_raft *r, const struct rd_message *m)
 {
-	struct rd__qmsg q = {.m = *m, .gen = r->log.gen, .ent_lo = ent_lo};
+	struct rd__qmsg q = {.m = *m, .gen = r->log.gen};
 	q.m.group = r->group;
 	q.m.from = r->id;
 	if (q.m.term == 0)
 		q.m.term = r->term;
 	q.m.entries = NULL;
+	return q;
+}
+
+void rd__send(struct rd_raft *r, const struct rd_message *m, uint64_t ent_lo)
+{
+	struct rd__qmsg q = queued(r, m);
+	q.ent_lo = ent_lo;
 	/* A message that cannot be queued is lost, which Raft tolerates. */
 	(void)RD__VEC_PUSH(r->msgq, q);
 }
 
 void rd__send_owned(struct rd_raft *r, const struct rd_message *m, struct rd_entry *owned)
 {
-	struct rd__qmsg q = {.m = *m, .gen = r->log.gen, .owned = owned};
-	q.m.group = r->group;
-	q.m.from = r->id;
-	if (q.m.term == 0)
-		q.m.term = r->term;
-	q.m.entries = NULL;
+	struct rd__qmsg q = queued(r, m);
+	q.owned = owned;
 	q.ent_lo = owned[0].index;
 	if (!RD__VEC_PUSH(r->msgq, q))
 		free(owned); /* lost, which Raft tolerates */

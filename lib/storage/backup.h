@@ -122,6 +122,8 @@ typedef int (*rd_backup_chunk_fn)(void *arg, uint64_t group, const uint8_t *chun
 int rd_backup_read(const char *path, rd_backup_chunk_fn cb, void *arg,
                    struct rd_backup_manifest *m, char *msg);
 
+/* Free what rd_backup_read put in *m and leave it empty; *m itself stays the
+ * caller's. */
 void rd_backup_manifest_free(struct rd_backup_manifest *m);
 
 #endif

@@ -95,6 +95,7 @@ struct rd_t_mem {
 	struct rd_t_blk head;
 	size_t live; /* blocks allocated and not freed */
 };
+/* Make *m an empty allocator whose m->mem ngtcp2 may use from now on. */
 void rd_t_mem_init(struct rd_t_mem *m);
 /* Free every block still listed; returns how many there were. Call only
  * once nothing (ngtcp2_conn_del done) refers to them. */

@@ -10,7 +10,7 @@
  * stream data is merged for retransmission) and later cut below that count
  * (partly acknowledged, split) goes back to the connection's object pool
  * instead of to free(); the pool forgets it when the connection goes. Fixed
- * upstream (ngtcp2 issue #1244); the bytes are lost once per connection
+ * in later ngtcp2 releases; here the bytes are lost once per connection
  * that had such a chain, so connections that lose packets (partitions)
  * leaked a few kilobytes each and LeakSanitizer failed the daemon's exit.
  *

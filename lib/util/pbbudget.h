@@ -20,6 +20,8 @@ struct rd_pb_budget {
 	bool spent; /* an allocation was refused */
 };
 
+/* Make *b an allocator that hands out `budget` bytes in all; *b must stay
+ * where it is while anything unpacks through b->a. */
 void rd_pb_budget_init(struct rd_pb_budget *b, size_t budget);
 
 #endif

@@ -3,12 +3,12 @@
 # setup with its figures; none is part of `make test`.
 
 # bench_prog(name, extra link flags): $(B)/bench/<name> from
-# tests/bench/<name>.c and libraftd.
+# tests/bench/<name>.c and libraftd (and objects added as prerequisites).
 define bench_prog
 $(B)/bench/$(1): $(B)/tests/bench/$(1).o $(LIBRAFTD)
 	@mkdir -p $$(dir $$@)
 	$$(call msg,LD,$$@)
-	$$(Q)$$(CC) $$(LDFLAGS_ALL) $(2) $$(filter %.o %.a,$$^) $$(LDLIBS_ALL) -o $$@
+	$$(Q)$$(CC) $$(LDFLAGS_ALL) $(2) $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS_ALL) -o $$@
 endef
 
 $(eval $(call bench_prog,core_bench,-Wl$(comma)--wrap=malloc -Wl$(comma)--wrap=calloc -Wl$(comma)--wrap=realloc))
@@ -19,6 +19,8 @@ $(eval $(call bench_prog,e2e_load,))
 $(eval $(call bench_prog,failover_bench,))
 $(eval $(call bench_prog,backup_load,))
 $(eval $(call bench_prog,idle_first_write,))
+# The state loaders share the put loader (tests/bench/put_loader.c).
+$(B)/bench/backup_load $(B)/bench/join_load: $(B)/tests/bench/put_loader.o
 
 .PHONY: bench-core bench-storage bench-transport bench-metrics bench-e2e bench-failover bench-vs-etcd bench-backup
 

@@ -522,6 +522,56 @@ void rd_h_set_fault(const struct rd_h_cluster *c, unsigned node, const char *wha
 	cr_assert_eq(rename(tmp, path), 0);
 }
 
+void rd_h_start_hooked(struct rd_h_cluster *c, unsigned i, const char *env2,
+                       const char *val2)
+{
+	char path[256];
+
+	rd_h_fault_path(c, i, path, sizeof path);
+	setenv("RAFTD_TEST_FSYNC_FAULT", path, 1);
+	if (env2 != NULL)
+		setenv(env2, val2, 1);
+	rd_h_start(c, i);
+	unsetenv("RAFTD_TEST_FSYNC_FAULT");
+	if (env2 != NULL)
+		unsetenv(env2);
+}
+
+void rd_h_hooked_node_up(struct rd_h_cluster *c, const struct rd_h_opts *o, unsigned secs)
+{
+	char out[256];
+
+	rd_h_cluster_init(c, 1, o);
+	rd_h_start_hooked(c, 1, NULL, NULL);
+	cr_assert(rd_h_wait_ready(c, secs), "node not ready (logs in %s)", c->dir);
+	cr_assert_eq(
+	    rd_h_ctl_retry(c, 1, secs, out, sizeof out, "put", "a", "1", (char *)NULL),
+	    0);
+}
+
+pid_t rd_h_put_async(struct rd_h_cluster *c, unsigned i, const char *timeout_ms,
+                     const char *key)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char out[256];
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 2);
+		_exit(rd_h_ctl(c, i, out, sizeof out, "--timeout", timeout_ms, "put", key,
+		               "v", (char *)NULL));
+	}
+	return pid;
+}
+
+void rd_h_reap(pid_t pid)
+{
+	int st;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
 int rd_h_notify_bind(const struct rd_h_cluster *c, const char *watchdog_usec)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

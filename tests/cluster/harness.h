@@ -122,6 +122,23 @@ unsigned rd_h_leader_of(struct rd_h_cluster *c, unsigned asker, unsigned group);
  * and setting what its synced writes do ("" = nothing), atomically. */
 void rd_h_fault_path(const struct rd_h_cluster *c, unsigned node, char *out, size_t size);
 void rd_h_set_fault(const struct rd_h_cluster *c, unsigned node, const char *what);
+/* Start node `i` with $RAFTD_TEST_FSYNC_FAULT naming its fault-hook file
+ * (lib/storage/stall.c), and `env2`=`val2` too when `env2` is not NULL;
+ * both variables are unset again once it is started. */
+void rd_h_start_hooked(struct rd_h_cluster *c, unsigned i, const char *env2,
+                       const char *val2);
+/* A cluster of one node (rd_h_cluster_init with `o`) started with the fault
+ * hook, ready within `secs`, and its first write (a=1) answered: the test
+ * fails otherwise. */
+void rd_h_hooked_node_up(struct rd_h_cluster *c, const struct rd_h_opts *o,
+                         unsigned secs);
+/* `raftctl --timeout TIMEOUT_MS put KEY v` on node i from a child process
+ * (stderr to /dev/null), not waited for: the caller reaps the child
+ * (waitpid, or rd_h_reap). */
+pid_t rd_h_put_async(struct rd_h_cluster *c, unsigned i, const char *timeout_ms,
+                     const char *key);
+/* Kill child `pid` with SIGKILL and wait for it. */
+void rd_h_reap(pid_t pid);
 /* Bind a datagram socket at <dir>/notify and point NOTIFY_SOCKET and
  * WATCHDOG_USEC (`watchdog_usec`) at it for the next node started; the
  * caller reads sd_notify messages from the returned fd and unsets both

@@ -9,7 +9,6 @@
  * "block" to every synced write until it says something else. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,30 +27,11 @@ static void teardown(void)
 	rd_h_cluster_free(&C);
 }
 
-static void start_hooked(unsigned i)
-{
-	char path[256];
-
-	rd_h_fault_path(&C, i, path, sizeof path);
-	setenv("RAFTD_TEST_FSYNC_FAULT", path, 1);
-	rd_h_start(&C, i);
-	unsetenv("RAFTD_TEST_FSYNC_FAULT");
-}
-
-/* `raftctl put KEY v` on node i from a child process, not waited for. */
-static pid_t put_async(unsigned i, const char *key)
-{
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		char out[256];
-		int fd = open("/dev/null", O_WRONLY);
-		dup2(fd, 2);
-		_exit(rd_h_ctl(&C, i, out, sizeof out, "--timeout", "60000", "put", key,
-		               "v", (char *)NULL));
-	}
-	return pid;
-}
+/* The writer thread on, and no health rule that would act on a held disk
+ * (no stall abort, no slow-disk step-down, no canary). */
+#define HELD_CONF                                                                        \
+	"[storage]\nasync_write = yes\n"                                                 \
+	"[health]\ndisk_stall_ms = 0\ndisk_slow_ms = 600000\ncanary_interval_ms = 0\n"
 
 /* The child's exit status once it ends within `secs`, -1 if it did not. */
 static int exited_within(pid_t pid, unsigned secs)
@@ -67,12 +47,35 @@ static int exited_within(pid_t pid, unsigned secs)
 	return -1;
 }
 
-static void reap(pid_t pid)
+/* Hold node `node`'s disk and put `key` on it from a child: through four
+ * turns of the loop (each a `status` it answers) the put stays unanswered;
+ * once the disk is released it is answered. */
+static void put_answered_only_after_release(unsigned node, const char *key)
 {
-	int st;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	char out[4096];
+
+	rd_h_set_fault(&C, node, "block");
+	pid_t client = rd_h_put_async(&C, node, "60000", key);
+	/* Several status requests over two seconds: each needs a turn of the
+	 * loop, and the put stays unanswered through all of them. */
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(rd_h_ctl(&C, node, out, sizeof out, "status", (char *)NULL),
+		             0, "node %u's loop stopped turning while its write was held",
+		             node);
+		int rv = exited_within(client, 1);
+		if (rv != -1) {
+			rd_h_set_fault(&C, node, "");
+			cr_assert_fail("node %u answered the put (exit %d) while its own "
+			               "write was held",
+			               node, rv);
+		}
+	}
+	rd_h_set_fault(&C, node, "");
+	int rv = exited_within(client, WAIT_S);
+	if (rv == -1)
+		rd_h_reap(client);
+	cr_assert_eq(rv, 0, "put %s not answered once node %u's write returned", key,
+	             node);
 }
 
 /* A single node: the entry commits only once its own write is durable, and
@@ -83,60 +86,14 @@ static void reap(pid_t pid)
 Test(async_write, a_write_is_answered_only_after_its_batch_is_durable, .fini = teardown,
      .timeout = 180)
 {
-	struct rd_h_opts o = {.data_groups = 2,
-	                      .extra_conf = "[storage]\nasync_write = yes\n"
-	                                    "[health]\ndisk_stall_ms = 0\n"
-	                                    "disk_slow_ms = 600000\n"
-	                                    "canary_interval_ms = 0\n"};
+	struct rd_h_opts o = {.data_groups = 2, .extra_conf = HELD_CONF};
 	char out[4096];
 
-	rd_h_cluster_init(&C, 1, &o);
-	start_hooked(1);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node not ready (logs in %s)", C.dir);
-	cr_assert_eq(
-	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "a", "1", (char *)NULL),
-	    0);
+	rd_h_hooked_node_up(&C, &o, WAIT_S);
 
-	rd_h_set_fault(&C, 1, "block");
-	pid_t client = put_async(1, "held");
-	/* Several status requests over two seconds: each needs a turn of the
-	 * loop, and the put stays unanswered through all of them. */
-	for (int i = 0; i < 4; i++) {
-		cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "status", (char *)NULL), 0,
-		             "the loop stopped turning while the write was held: %s",
-		             out);
-		int rv = exited_within(client, 1);
-		if (rv != -1) {
-			rd_h_set_fault(&C, 1, "");
-			cr_assert_fail("the put was answered (exit %d) while its write "
-			               "was still held",
-			               rv);
-		}
-	}
-	rd_h_set_fault(&C, 1, "");
-	int rv = exited_within(client, WAIT_S);
-	if (rv == -1)
-		reap(client);
-	cr_assert_eq(rv, 0, "the put was not answered once its write returned");
+	put_answered_only_after_release(1, "held");
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "get", "held", (char *)NULL), 0);
 	cr_assert_str_eq(out, "v\n");
-}
-
-/* The leader of group `group` as node 1 sees it, 0 when none. */
-static unsigned leader_of(unsigned group)
-{
-	char out[16384], *line, *save = NULL;
-
-	if (rd_h_ctl(&C, 1, out, sizeof out, "groups", (char *)NULL) != 0)
-		return 0;
-	for (line = strtok_r(out, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		unsigned g, l, t;
-		char role[16];
-		if (sscanf(line, "%u %15s %u %u", &g, role, &l, &t) == 4 && g == group)
-			return l;
-	}
-	return 0;
 }
 
 /* Three nodes, only the data group leader's disk held: the followers'
@@ -146,49 +103,25 @@ static unsigned leader_of(unsigned group)
 Test(async_write, a_leader_with_a_held_disk_answers_after_its_write, .fini = teardown,
      .timeout = 240)
 {
-	struct rd_h_opts o = {.data_groups = 1,
-	                      .extra_conf = "[storage]\nasync_write = yes\n"
-	                                    "[health]\ndisk_stall_ms = 0\n"
-	                                    "disk_slow_ms = 600000\n"
-	                                    "canary_interval_ms = 0\n"};
+	struct rd_h_opts o = {.data_groups = 1, .extra_conf = HELD_CONF};
 	char out[4096];
 	unsigned leader = 0;
 
 	rd_h_cluster_init(&C, 3, &o);
 	for (unsigned i = 1; i <= 3; i++)
-		start_hooked(i);
+		rd_h_start_hooked(&C, i, NULL, NULL);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "nodes not ready (logs in %s)", C.dir);
 	cr_assert_eq(
 	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "a", "1", (char *)NULL),
 	    0);
 	for (int i = 0; i < WAIT_S * 10 && leader == 0; i++) {
-		leader = leader_of(1);
+		leader = rd_h_leader_of(&C, 1, 1);
 		if (leader == 0)
 			usleep(100 * 1000);
 	}
 	cr_assert_neq(leader, 0, "no leader of group 1 (logs in %s)", C.dir);
 
-	rd_h_set_fault(&C, leader, "block");
-	pid_t client = put_async(leader, "x");
-	for (int i = 0; i < 4; i++) {
-		cr_assert_eq(
-		    rd_h_ctl(&C, leader, out, sizeof out, "status", (char *)NULL), 0,
-		    "the leader's loop stopped turning while its write was "
-		    "held");
-		int rv = exited_within(client, 1);
-		if (rv != -1) {
-			rd_h_set_fault(&C, leader, "");
-			cr_assert_fail(
-			    "the leader answered (exit %d) while its own write "
-			    "was held",
-			    rv);
-		}
-	}
-	rd_h_set_fault(&C, leader, "");
-	int rv = exited_within(client, WAIT_S);
-	if (rv == -1)
-		reap(client);
-	cr_assert_eq(rv, 0, "put x not answered once the leader's write returned");
+	put_answered_only_after_release(leader, "x");
 	for (unsigned i = 1; i <= 3; i++) {
 		cr_assert_eq(rd_h_ctl_retry(&C, i, WAIT_S, out, sizeof out, "get", "x",
 		                            (char *)NULL),

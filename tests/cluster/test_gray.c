@@ -9,7 +9,6 @@
  * "delay MS" or "block" to every synced write. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,21 +36,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Start node `i` with the fault hook armed (and `env2`=`val2` if given). */
-static void start_hooked(unsigned i, const char *env2, const char *val2)
-{
-	char path[256];
-
-	rd_h_fault_path(&C, i, path, sizeof path);
-	setenv("RAFTD_TEST_FSYNC_FAULT", path, 1);
-	if (env2 != NULL)
-		setenv(env2, val2, 1);
-	rd_h_start(&C, i);
-	unsetenv("RAFTD_TEST_FSYNC_FAULT");
-	if (env2 != NULL)
-		unsetenv(env2);
 }
 
 /* How many groups node `asker` sees led by `leader`, and how many have no
@@ -129,7 +113,7 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 	int led = 0;
 
 	rd_h_cluster_init(&C, 3, &o);
-	start_hooked(1, NULL, NULL);
+	rd_h_start_hooked(&C, 1, NULL, NULL);
 	rd_h_start(&C, 2);
 	rd_h_start(&C, 3);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
@@ -210,30 +194,6 @@ Test(gray, slow_disk_moves_leadership_away_and_none_comes_back, .fini = teardown
 	             0);
 }
 
-/* A put on node i from a child process, not waited for (the node may
- * never answer). */
-static pid_t put_async(unsigned i, const char *key)
-{
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		char out[256];
-		int fd = open("/dev/null", O_WRONLY);
-		dup2(fd, 2);
-		_exit(rd_h_ctl(&C, i, out, sizeof out, "--timeout", "2000", "put", key,
-		               "v", (char *)NULL));
-	}
-	return pid;
-}
-
-static void reap(pid_t pid)
-{
-	int st;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-}
-
 /* A synced write outstanding past [health] disk_stall_ms aborts the
  * process with one crit line, so that peers elect and the supervisor
  * restarts it instead of a node hanging forever. */
@@ -245,12 +205,7 @@ Test(gray, a_stuck_fsync_aborts_the_process_after_the_limit, .fini = teardown,
 	                                    "canary_interval_ms = 0\n"};
 	char out[4096];
 
-	rd_h_cluster_init(&C, 1, &o);
-	start_hooked(1, NULL, NULL);
-	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node not ready (logs in %s)", C.dir);
-	cr_assert_eq(
-	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "put", "a", "1", (char *)NULL),
-	    0);
+	rd_h_hooked_node_up(&C, &o, WAIT_S);
 	/* A slow write below the limit is fine. */
 	rd_h_set_fault(&C, 1, "delay 500");
 	cr_assert_eq(rd_h_ctl(&C, 1, out, sizeof out, "put", "b", "2", (char *)NULL), 0);
@@ -264,9 +219,9 @@ Test(gray, a_stuck_fsync_aborts_the_process_after_the_limit, .fini = teardown,
 	cr_assert(rd_h_log_has(&C, 1, "phase=write"), "the slow phase is not named");
 
 	rd_h_set_fault(&C, 1, "block");
-	pid_t client = put_async(1, "c");
+	pid_t client = rd_h_put_async(&C, 1, "2000", "c");
 	int st = rd_h_wait_exit(&C, 1, WAIT_S);
-	reap(client);
+	rd_h_reap(client);
 	cr_assert_neq(st, -1, "the node is still running with a stuck fsync");
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
 	          "expected SIGABRT, wait status %#x", st);
@@ -318,14 +273,14 @@ Test(gray, the_watchdog_stops_while_the_loop_is_stuck, .fini = teardown, .timeou
 
 	rd_h_cluster_init(&C, 1, &o);
 	fd = rd_h_notify_bind(&C, "400000");
-	start_hooked(1, NULL, NULL);
+	rd_h_start_hooked(&C, 1, NULL, NULL);
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("WATCHDOG_USEC");
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node not ready (logs in %s)", C.dir);
 	cr_assert(keepalive_within(fd, 10000), "no WATCHDOG=1 from a healthy node");
 
 	rd_h_set_fault(&C, 1, "block");
-	pid_t client = put_async(1, "stuck");
+	pid_t client = rd_h_put_async(&C, 1, "2000", "stuck");
 	/* Once the write blocks, keep-alives stop: a silence of 5 periods
 	 * must come (it cannot while the loop turns every 10 ms). */
 	bool silent = false;
@@ -335,7 +290,7 @@ Test(gray, the_watchdog_stops_while_the_loop_is_stuck, .fini = teardown, .timeou
 
 	rd_h_set_fault(&C, 1, "");
 	cr_assert(keepalive_within(fd, 30000), "WATCHDOG=1 did not resume");
-	reap(client);
+	rd_h_reap(client);
 	cr_assert_eq(
 	    rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "get", "stuck", (char *)NULL),
 	    0);
@@ -352,7 +307,7 @@ Test(gray, the_canary_counts_a_stale_read, .fini = teardown, .timeout = 180)
 	unsigned long long v = 0;
 
 	rd_h_cluster_init(&C, 1, &o);
-	start_hooked(1, "RAFTD_TEST_CANARY_STALE_READ", "1");
+	rd_h_start_hooked(&C, 1, "RAFTD_TEST_CANARY_STALE_READ", "1");
 	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node not ready (logs in %s)", C.dir);
 	for (int i = 0; i < WAIT_S * 10 && v == 0; i++) {
 		v = status_u64(1, "canary_violations");

@@ -248,6 +248,18 @@ struct call_result {
 	char message[256];
 };
 
+/* Call node 1 with `req` from the evil endpoint and run it until `cb` marks
+ * the reply in `*got` (a field of `res`), ten seconds at the most. */
+static void evil_call(struct evil *e, const Raftd__PeerRequest *req,
+                      rd_transport_reply_cb cb, void *res, const int *got)
+{
+	char msg[RD_ERRMSG_SIZE];
+
+	cr_assert_eq(rd_transport_call(e->t, 1, req, 5000, cb, res, msg), 0, "%s", msg);
+	for (unsigned i = 0; i < 100 && *got == 0; i++)
+		evil_run(e, 100);
+}
+
 static void call_reply(void *arg, int err, const Raftd__PeerResponse *resp,
                        const char *errmsg)
 {
@@ -279,7 +291,7 @@ static void call_reply(void *arg, int err, const Raftd__PeerResponse *resp,
 Test(hostile, nonmember_certificate_refused, .fini = teardown, .timeout = 240)
 {
 	struct evil e;
-	char cmd[1024], msg[RD_ERRMSG_SIZE];
+	char cmd[1024];
 	unsigned long long t0;
 	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
 	Raftd__MetadataProposeRequest mp = RAFTD__METADATA_PROPOSE_REQUEST__INIT;
@@ -299,19 +311,13 @@ Test(hostile, nonmember_certificate_refused, .fini = teardown, .timeout = 240)
 	mp.data.len = sizeof data;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_METADATA_PROPOSE;
 	req.metadata_propose = &mp;
-	cr_assert_eq(rd_transport_call(e.t, 1, &req, 5000, call_reply, &prop, msg), 0,
-	             "%s", msg);
-	for (unsigned i = 0; i < 100 && prop.got == 0; i++)
-		evil_run(&e, 100);
+	evil_call(&e, &req, call_reply, &prop, &prop.got);
 	jq.node_id = 8; /* not its certificate's id */
 	jq.address = "127.0.0.1:1";
 	jq.incarnation = 1;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_JOIN;
 	req.join = &jq;
-	cr_assert_eq(rd_transport_call(e.t, 1, &req, 5000, call_reply, &join, msg), 0,
-	             "%s", msg);
-	for (unsigned i = 0; i < 100 && join.got == 0; i++)
-		evil_run(&e, 100);
+	evil_call(&e, &req, call_reply, &join, &join.got);
 	evil_free(&e);
 	cr_expect_eq(prop.err, 0, "the proposal got no answer");
 	cr_expect_eq(prop.code, RAFTD__ERROR_CODE__INVALID, "proposal: %d %s", prop.code,
@@ -749,7 +755,7 @@ Test(hostile, admin_connection_cap, .fini = teardown, .timeout = 240)
 }
 
 struct change_reply {
-	unsigned got;
+	int got;
 	int code;
 	char message[256];
 };
@@ -822,16 +828,10 @@ Test(hostile, misaddressed_messages_and_bad_membership_requests_refused, .fini =
 	mc.node_id = 3;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_MEMBERS_CHANGE;
 	req.members_change = &mc;
-	cr_assert_eq(rd_transport_call(e.t, 1, &req, 5000, change_reply, &cr1, msg), 0,
-	             "%s", msg);
-	for (unsigned i = 0; i < 100 && cr1.got == 0; i++)
-		evil_run(&e, 100);
+	evil_call(&e, &req, change_reply, &cr1, &cr1.got);
 	mc.kind = 2;
 	mc.group = 999;
-	cr_assert_eq(rd_transport_call(e.t, 1, &req, 5000, change_reply, &cr2, msg), 0,
-	             "%s", msg);
-	for (unsigned i = 0; i < 100 && cr2.got == 0; i++)
-		evil_run(&e, 100);
+	evil_call(&e, &req, change_reply, &cr2, &cr2.got);
 	evil_free(&e);
 
 	cr_expect_eq(cr1.code, RAFTD__ERROR_CODE__INVALID, "kind 9: %d %s", cr1.code,

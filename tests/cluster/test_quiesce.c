@@ -47,25 +47,26 @@ static bool all_quiesced(unsigned i)
 	return false;
 }
 
-static void put(unsigned node, int k, const char *val)
+/* Key q-k. */
+static const char *qkey(int k)
 {
-	char key[32], out[256];
+	static char key[32];
 	snprintf(key, sizeof key, "q-%d", k);
-	int rv = rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "put", key, val,
-	                        (char *)NULL);
-	cr_assert_eq(rv, 0, "put %s through node %u: exit %d (logs in %s)", key, node, rv,
-	             C.dir);
+	return key;
 }
 
-static void expect(unsigned node, int k, const char *val)
+/* Keys q-0 .. q-(n - 1) set to `val` through node `node`. */
+static void put_n(unsigned node, int n, const char *val)
 {
-	char key[32], out[256];
-	snprintf(key, sizeof key, "q-%d", k);
-	int rv =
-	    rd_h_ctl_retry(&C, node, WAIT_S, out, sizeof out, "get", key, (char *)NULL);
-	cr_assert_eq(rv, 0, "get %s on node %u: exit %d", key, node, rv);
-	cr_assert_eq(strncmp(out, val, strlen(val)), 0, "get %s on node %u: %s", key,
-	             node, out);
+	for (int k = 0; k < n; k++)
+		rd_h_put(&C, node, WAIT_S, qkey(k), val);
+}
+
+/* Keys q-0 .. q-(n - 1) read through node `node` as `val`. */
+static void expect_n(unsigned node, int n, const char *val)
+{
+	for (int k = 0; k < n; k++)
+		rd_h_expect_get(&C, node, WAIT_S, qkey(k), val);
 }
 
 Test(quiesce, idle_groups_quiesce_and_a_dead_nodes_groups_elect_again, .fini = teardown,
@@ -84,10 +85,8 @@ Test(quiesce, idle_groups_quiesce_and_a_dead_nodes_groups_elect_again, .fini = t
 	cr_assert_eq(rd_h_metric(&C, 1, "raft_peer_live{peer=\"2\"}", true), 1);
 
 	/* Writes wake the groups; linearizable reads see them. */
-	for (int k = 0; k < KEYS; k++)
-		put(2, k, "one");
-	for (int k = 0; k < KEYS; k++)
-		expect(3, k, "one");
+	put_n(2, KEYS, "one");
+	expect_n(3, KEYS, "one");
 	cr_assert_gt(
 	    rd_h_metric(&C, 1, "raft_group_wakeups_total{cause=\"proposal\"}", true) +
 	        rd_h_metric(&C, 2, "raft_group_wakeups_total{cause=\"proposal\"}", true) +
@@ -99,10 +98,8 @@ Test(quiesce, idle_groups_quiesce_and_a_dead_nodes_groups_elect_again, .fini = t
 	/* Node 1 leads some groups (bootstrap hints spread leadership) and
 	 * dies while they are quiesced: their followers must elect. */
 	rd_h_stop(&C, 1, SIGKILL);
-	for (int k = 0; k < KEYS; k++)
-		put(2, k, "two");
-	for (int k = 0; k < KEYS; k++)
-		expect(3, k, "two");
+	put_n(2, KEYS, "two");
+	expect_n(3, KEYS, "two");
 	for (unsigned i = 2; i <= 3; i++)
 		woke += rd_h_metric(
 		    &C, i, "raft_group_wakeups_total{cause=\"peer_down\"}", true);
@@ -113,8 +110,7 @@ Test(quiesce, idle_groups_quiesce_and_a_dead_nodes_groups_elect_again, .fini = t
 	/* Back with a new process: it catches up and reads the new values. */
 	rd_h_start(&C, 1);
 	cr_assert(rd_h_wait_ready(&C, WAIT_S));
-	for (int k = 0; k < KEYS; k++)
-		expect(1, k, "two");
+	expect_n(1, KEYS, "two");
 }
 
 /* Wait until node i's groups are all quiesced and its tick timer fires
@@ -217,10 +213,8 @@ Test(quiesce, an_idle_node_ticks_slowly_and_still_answers_watches_and_notifies,
 
 	/* The quiesced groups node 3 led elect again: every key can be
 	 * written through the survivors. */
-	for (int k = 0; k < KEYS; k++)
-		put(1, k, "idle");
-	for (int k = 0; k < KEYS; k++)
-		expect(2, k, "idle");
+	put_n(1, KEYS, "idle");
+	expect_n(2, KEYS, "idle");
 	cr_assert_gt(
 	    rd_h_metric(&C, 1, "raft_group_wakeups_total{cause=\"peer_down\"}", true) +
 	        rd_h_metric(&C, 2, "raft_group_wakeups_total{cause=\"peer_down\"}", true),
@@ -240,8 +234,8 @@ Test(quiesce, with_quiesce_off_groups_keep_ticking, .fini = teardown, .timeout =
 	rd_h_cluster_init(&C, 3, &o);
 	rd_h_start_all(&C);
 	cr_assert(rd_h_wait_ready(&C, 60), "cluster not ready (logs in %s)", C.dir);
-	put(1, 0, "on");
-	expect(2, 0, "on");
+	put_n(1, 1, "on");
+	expect_n(2, 1, "on");
 	sleep(2);
 	for (unsigned i = 1; i <= 3; i++) {
 		cr_assert_eq(rd_h_metric(&C, i, "raft_groups_quiesced", true), 0,

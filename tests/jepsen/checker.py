@@ -248,13 +248,80 @@ def parse_list(v):
     return [] if v is None or v == "" else v.split(" ")
 
 
+# The final reads (jepsen.py, after healing) are in the history too: gets
+# whose proc is FINAL + "n<node>", retried until one answers OK or the time
+# runs out. A key with no OK final read on any node has no known final value:
+# its group was unavailable at the end. That is its own verdict
+# (check_final), never read as an empty list or a zero counter: nothing
+# says the acknowledged writes are gone, only that nobody could read them.
+FINAL = "final-"
+UNAVAILABLE = "unavailable at the end"
+
+
+def final_state(ops):
+    """(final, failed) from the history's final reads: final maps a key to
+    the value of its latest OK final read (None: the key is absent); failed
+    maps a key to {node: last answer} for the nodes whose final reads of it
+    all failed. A key in neither had no final read."""
+    final, last_t1, answered, failed = {}, {}, set(), {}
+    for op in ops:
+        if op["f"] != "get" or not str(op.get("proc", "")).startswith(FINAL):
+            continue
+        key, node = op["key"], op.get("node")
+        if op["outcome"] == "ok":
+            answered.add((key, node))
+            if op["t1"] >= last_t1.get(key, -1):
+                final[key], last_t1[key] = op.get("result"), op["t1"]
+        else:
+            what = op.get("error", "")
+            if op.get("message"):
+                what += " " + op["message"]
+            failed.setdefault(key, {})[node] = what
+    for key in list(failed):
+        for node in [nd for nd in failed[key] if (key, nd) in answered]:
+            del failed[key][node]
+        if not failed[key]:
+            del failed[key]
+    return final, failed
+
+
+def check_final(keys, final, failed, group_of=None):
+    """Unavailability at the end, one problem per key: no node could read
+    it ("final read of K failed"), or some node could not ("... failed on
+    n2"). `group_of`: key -> its data group, named when known."""
+    problems = []
+    for key in sorted(set(keys) | set(failed)):
+        bad = failed.get(key, {})
+        if key in final and not bad:
+            continue
+        grp = ""
+        if group_of and group_of.get(key) is not None:
+            grp = " (group %d)" % group_of[key]
+        why = "; ".join("n%s %s" % (nd, bad[nd].strip())
+                        for nd in sorted(bad, key=str)) or "no final read"
+        if key not in final:
+            problems.append("%s: final read of %s failed%s: %s" % (
+                UNAVAILABLE, key, grp, why))
+        else:
+            problems.append("%s: final read of %s failed on %s%s (other "
+                            "nodes read it): %s" % (
+                                UNAVAILABLE, key, ", ".join(
+                                    "n%s" % nd for nd in sorted(bad, key=str)),
+                                grp, why))
+    return problems
+
+
 def check_lists(ops, appends, final):
     """List-append checks (as Jepsen's list-append, for cas-built lists).
     `appends`: {"key", "elem", "outcome"} records; `final`: key -> the
-    value read after healing. Finds duplicated elements in any observed
-    list, observed lists that are not a prefix of the final one (reordered
-    or lost), acknowledged appends missing from the final list (lost) and
-    elements whose append definitely failed (phantom)."""
+    value read after healing (final_state: a key missing had no OK final
+    read). Finds duplicated elements in any observed list, observed lists
+    that are not a prefix of the final one (reordered or lost),
+    acknowledged appends missing from the final list (lost) and elements
+    whose append definitely failed (phantom). A key without a final value
+    is checked against the longest list seen instead (every two lists seen
+    must be prefixes of one another); loss and phantoms cannot be told for
+    it (check_final reports it)."""
     problems = []
     observed = {}
     for op in ops:
@@ -263,45 +330,56 @@ def check_lists(ops, appends, final):
                 op.get("error") == "CAS_FAILED"):
             observed.setdefault(op["key"], []).append((op, op["result"]))
     for key in sorted(set(list(observed) + list(final))):
-        fin = parse_list(final.get(key))
-        if len(set(fin)) != len(fin):
-            problems.append("list %s: duplicated element in the final list %r"
-                            % (key, final.get(key)))
-        for op, v in observed.get(key, []):
+        seen = observed.get(key, [])
+        if key in final:
+            ref, what = parse_list(final[key]), "the final %r" % (final[key],)
+            if len(set(ref)) != len(ref):
+                problems.append("list %s: duplicated element in the final "
+                                "list %r" % (key, final[key]))
+        else:
+            longest = max((parse_list(v) for _, v in seen), key=len)
+            ref = longest
+            what = "the longest seen %r (no final read)" % " ".join(longest)
+        for op, v in seen:
             lst = parse_list(v)
             if len(set(lst)) != len(lst):
                 problems.append("list %s: duplicated element seen: %s" %
                                 (key, fmt_op(op)))
-            elif lst != fin[:len(lst)]:
-                problems.append("list %s: seen list is not a prefix of the "
-                                "final %r: %s" % (key, final.get(key),
-                                                  fmt_op(op)))
+            elif lst != ref[:len(lst)]:
+                problems.append("list %s: seen list is not a prefix of %s: "
+                                "%s" % (key, what, fmt_op(op)))
     for a in appends:
-        fin = parse_list(final.get(a["key"]))
+        if a["key"] not in final:
+            continue
+        fin = parse_list(final[a["key"]])
         if a["outcome"] == "ok" and a["elem"] not in fin:
             problems.append("list %s: acknowledged append %s lost (final %r)"
-                            % (a["key"], a["elem"], final.get(a["key"])))
+                            % (a["key"], a["elem"], final[a["key"]]))
         if a["outcome"] == "fail" and a["elem"] in fin:
             problems.append("list %s: failed append %s present (final %r)"
-                            % (a["key"], a["elem"], final.get(a["key"])))
+                            % (a["key"], a["elem"], final[a["key"]]))
     return problems
 
 
 def counter_value(v):
-    """A counter value: "<count> <tag>" (None: 0)."""
+    """A counter value: "<count> <tag>" (None, an absent key: 0)."""
     return 0 if v is None else int(v.split(" ")[0])
 
 
 def check_counters(incrs, final):
     """Counter checks: the final value of each counter is at least the
-    acknowledged increments and at most those plus the unknown ones."""
+    acknowledged increments and at most those plus the unknown ones. A
+    key missing from `final` had no OK final read: its value is unknown,
+    not 0, and it is left to check_final."""
     problems, per = [], {}
     for r in incrs:
         c = per.setdefault(r["key"], {"ok": 0, "unknown": 0, "fail": 0})
         c[r["outcome"]] += 1
     for key in sorted(set(per) | set(final)):
+        if key not in final:
+            continue
         c = per.get(key, {"ok": 0, "unknown": 0, "fail": 0})
-        v = counter_value(final.get(key))
+        v = counter_value(final[key])
         if v < c["ok"]:
             problems.append("counter %s: final %d < %d acknowledged increments"
                             " (lost)" % (key, v, c["ok"]))
@@ -310,3 +388,40 @@ def check_counters(incrs, final):
                             "unknown increments (duplicated)"
                             % (key, v, c["ok"], c["unknown"]))
     return problems
+
+
+def check_workloads(ops, appends, incrs, keys, group_of=None):
+    """The checks after the per-key linearizability search, from the
+    history alone (final reads included): unavailability at the end
+    (check_final), then the list and counter checks on the keys that were
+    read. `keys`: every key the run used. Returns [problems]; those about
+    unavailability begin with UNAVAILABLE."""
+    final, failed = final_state(ops)
+    problems = check_final(keys, final, failed, group_of)
+    lists = [k for k in keys if k.startswith("list-")]
+    ctrs = [k for k in keys if k.startswith("ctr-")]
+    if lists:
+        problems += check_lists(
+            [o for o in ops if o["key"].startswith("list-")], appends,
+            {k: v for k, v in final.items() if k.startswith("list-")})
+    if ctrs:
+        problems += check_counters(
+            incrs, {k: v for k, v in final.items() if k.startswith("ctr-")})
+    return problems
+
+
+def verdict(problems):
+    """PASS, or FAIL with the number of problems. A run whose only problems
+    are unavailability at the end (check_final) says so, and that the
+    checks found no lost, duplicated or reordered write in what could be
+    read: such a run shows a group that stayed down, not one that lost
+    data."""
+    if not problems:
+        return "PASS"
+    unav = [p for p in problems if p.startswith(UNAVAILABLE)]
+    if len(unav) == len(problems):
+        return ("FAIL (%s: %d final read%s failed; no lost, duplicated or "
+                "reordered write in what was read)" % (
+                    UNAVAILABLE, len(unav), "" if len(unav) == 1 else "s"))
+    return "FAIL (%d problems%s)" % (len(problems), "; %d %s" % (
+        len(unav), UNAVAILABLE) if unav else "")

@@ -100,10 +100,74 @@ def two_leaders(claims):
         for (g, t), ls in sorted(claims.items()) if len(ls) > 1]
 
 
+def replication_gaps(views, rf, ngroups, floor=None):
+    """What keeps the cluster from being fully replicated, as [text] ([]
+    once it is), from {node: its raftctl groups rows, or None when it did
+    not answer}. Fully replicated: every node answers; there are `ngroups`
+    groups; each has a leader whose own row says so, no learner, at least
+    `rf` voters and, for a data group, the voters its placement names;
+    every voter hosts the group and its own row lists it as a voter; and
+    with `floor` ({group: index}), every voter has applied at least
+    floor[group]. Until then some group keeps fewer than rf full copies of
+    its log, and destroying another node's disk could leave a minority of
+    them: the nemesis wipes a second disk only once this is [] again
+    (tests/jepsen/README.md)."""
+    out = []
+    by_group = {}
+    for i, rows in sorted(views.items()):
+        if rows is None:
+            out.append("n%d answers no groups" % i)
+            continue
+        for r in rows:
+            by_group.setdefault(r["group"], {})[i] = r
+    if out:
+        return out
+    if len(by_group) != ngroups:
+        out.append("%d groups known, %d expected" % (len(by_group), ngroups))
+    for g, rows in sorted(by_group.items()):
+        led = [r for i, r in rows.items() if r["leader"] == i]
+        if not led:
+            out.append("group %d: no leader" % g)
+            continue
+        lr = max(led, key=lambda r: r["term"])  # a deposed one lags a term
+        voters = sorted(lr["voters"])
+        if lr["learners"]:
+            out.append("group %d: learners %s" % (g, sorted(lr["learners"])))
+        if len(voters) < rf:
+            out.append("group %d: voters %s, fewer than %d" % (g, voters, rf))
+        if lr.get("placement") and sorted(lr["placement"]) != voters:
+            out.append("group %d: voters %s, placement %s" % (
+                g, voters, sorted(lr["placement"])))
+        for v in voters:
+            if v not in rows:
+                out.append("group %d: voter n%d does not host it" % (g, v))
+            elif v not in rows[v]["voters"]:
+                # The leader's configuration names the id, but the replica
+                # there (a wiped node's new one, empty or a learner) is not
+                # that voter yet: ids carry no incarnation in these rows.
+                out.append("group %d: n%d's replica is not a voter yet" % (
+                    g, v))
+            elif floor and rows[v]["applied"] < floor.get(g, 0):
+                out.append("group %d: n%d applied %d of %d" % (
+                    g, v, rows[v]["applied"], floor[g]))
+    return out
+
+
+def leader_commits(views):
+    """{group: its leader's commit index} from the same views."""
+    out = {}
+    for i, rows in views.items():
+        for r in rows or []:
+            if r["leader"] == i:
+                out[r["group"]] = r["commit"]
+    return out
+
+
 class Cluster:
     def __init__(self, n, build, src, workdir, tag, data_groups=4,
                  log_level="info", extra_conf=""):
         self.n, self.build, self.src, self.dir = n, build, src, workdir
+        self.data_groups = data_groups
         self.table = "raftd_jepsen_%d_%s" % (os.getpid(), tag)
         self.nft_ready = False
         # Held by whoever starts, stops, signals or reaps a process, so that
@@ -225,44 +289,60 @@ class Cluster:
 
     def wait_node_ready(self, i, secs):
         """True once node i answers ready, False after `secs`."""
+        def ready(c):
+            return c.call("ready", deadline_ms=1000)["error"] == "OK"
+        return self._poll(i, secs, ready)
+
+    def _poll(self, i, secs, ok):
+        """True once ok(client of node i) holds, polled every 0.2 s while
+        node i runs; False after `secs` or once it stops."""
         end = time.monotonic() + secs
         c = Client(self.node(i).sock, timeout=2)
         try:
             while time.monotonic() < end:
                 if not self.running(i):
                     return False
-                if c.call("ready", deadline_ms=1000)["error"] == "OK":
+                if ok(c):
                     return True
                 time.sleep(0.2)
             return False
         finally:
             c.close()
 
-    def wait_replicated(self, i, secs):
-        """True once node i, back from a wipe, is a voter of every group
-        it hosts, each with a leader, at least min(3, n) voters (group 0
-        may keep more) and no learner, as node i sees them (raftctl
-        groups); False after `secs`. Until then
-        some group has only two live copies of its log: wiping another node
-        before it would take a majority of that group's replicas, which no
-        Raft implementation survives."""
+    def group_views(self):
+        """{node: its raftctl groups rows, or None} from every node."""
+        out = {}
+        for nd in self.nodes:
+            rows = None
+            if self.running(nd.id) and not nd.paused:
+                c = Client(nd.sock, timeout=2)
+                r = c.call("groups", deadline_ms=1000)
+                c.close()
+                if r["error"] == "OK" and "groups" in r:
+                    rows = r["groups"]
+            out[nd.id] = rows
+        return out
+
+    def wait_replicated(self, secs):
+        """[] once the whole cluster is fully replicated (replication_gaps
+        from every node's view, then again with every voter's applied
+        index at least what its group's leader had committed when the
+        configurations were first complete); the gaps left after `secs`
+        otherwise."""
         rf = min(3, self.n)
         end = time.monotonic() + secs
-        c = Client(self.node(i).sock, timeout=2)
-        try:
-            while time.monotonic() < end:
-                if not self.running(i):
-                    return False
-                r = c.call("groups", deadline_ms=1000)
-                rows = r.get("groups", []) if r["error"] == "OK" else []
-                if rows and all(g["leader"] and i in g["voters"] and
-                                len(g["voters"]) >= rf and not g["learners"]
-                                for g in rows):
-                    return True
-                time.sleep(0.2)
-            return False
-        finally:
-            c.close()
+        floor = None
+        while True:
+            views = self.group_views()
+            gaps = replication_gaps(views, rf, self.data_groups + 1, floor)
+            if not gaps:
+                if floor is not None:
+                    return []
+                floor = leader_commits(views)
+                continue
+            if time.monotonic() > end:
+                return gaps
+            time.sleep(0.2)
 
     def leader_claims(self):
         """{(group, term): {leader: [node whose log says so]}} from every

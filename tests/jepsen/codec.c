@@ -119,54 +119,75 @@ static ProtobufCBinaryData bin(const char *s)
 	return b;
 }
 
+/* A response to request `id` with no result. */
+static Raftd__ClientResponse response(uint64_t id)
+{
+	Raftd__ClientResponse r = RAFTD__CLIENT_RESPONSE__INIT;
+	r.request_id = id;
+	return r;
+}
+
+/* Response `r` with a value result (found, holding `value`, unless NULL),
+ * packed and printed. */
+static void emit_value(Raftd__ClientResponse *r, const char *value)
+{
+	Raftd__ValueResult v = RAFTD__VALUE_RESULT__INIT;
+	if (value != NULL) {
+		v.found = 1;
+		v.value = bin(value);
+	}
+	r->result_case = RAFTD__CLIENT_RESPONSE__RESULT_VALUE;
+	r->value = &v;
+	emit(r);
+}
+
+/* A groups row's Raft figures. */
+static void group_row(Raftd__GroupRow *g, uint32_t group, Raftd__GroupRole role,
+                      uint64_t leader, uint64_t term, uint64_t commit, uint64_t applied,
+                      uint64_t last_index)
+{
+	raftd__group_row__init(g);
+	g->group = group;
+	g->role = role;
+	g->leader = leader;
+	g->term = term;
+	g->commit = commit;
+	g->applied = applied;
+	g->last_index = last_index;
+}
+
 static int responses(void)
 {
 	Raftd__ClientResponse r;
-	Raftd__ValueResult v;
-	Raftd__IndexResult ix;
-	Raftd__StatusResult st;
-	Raftd__Topology topo;
-	Raftd__Member m1, *mp[1] = {&m1};
-	Raftd__LoopStats loop;
-	Raftd__GroupsResult gr;
+	Raftd__IndexResult ix = RAFTD__INDEX_RESULT__INIT;
+	Raftd__StatusResult st = RAFTD__STATUS_RESULT__INIT;
+	Raftd__Topology topo = RAFTD__TOPOLOGY__INIT;
+	Raftd__Member m1 = RAFTD__MEMBER__INIT, *mp[1] = {&m1};
+	Raftd__LoopStats loop = RAFTD__LOOP_STATS__INIT;
+	Raftd__GroupsResult gr = RAFTD__GROUPS_RESULT__INIT;
 	Raftd__GroupRow g0, g1, *gp[2] = {&g0, &g1};
 	uint64_t routing[4] = {1, 2, 1, 2}, voters0[3] = {1, 2, 3}, voters1[2] = {2, 3};
-	uint64_t learners1[1] = {1};
+	uint64_t learners1[1] = {1}, placement1[3] = {1, 2, 3};
 	uint32_t vshards1[3] = {0, 511, 1023};
 
 	/* 1: get answered with a value. */
-	raftd__client_response__init(&r);
-	raftd__value_result__init(&v);
-	r.request_id = 7;
-	v.found = 1;
-	v.value = bin("abc");
-	r.result_case = RAFTD__CLIENT_RESPONSE__RESULT_VALUE;
-	r.value = &v;
-	emit(&r);
+	r = response(7);
+	emit_value(&r, "abc");
 
 	/* 2: CAS_FAILED with the current value. */
-	raftd__client_response__init(&r);
-	raftd__value_result__init(&v);
-	r.request_id = 8;
+	r = response(8);
 	r.error = RAFTD__ERROR_CODE__CAS_FAILED;
 	r.error_message = "value differs";
-	v.found = 1;
-	v.value = bin("cur");
-	r.result_case = RAFTD__CLIENT_RESPONSE__RESULT_VALUE;
-	r.value = &v;
-	emit(&r);
+	emit_value(&r, "cur");
 
 	/* 3: NOT_LEADER with a hint, no result. */
-	raftd__client_response__init(&r);
-	r.request_id = 9;
+	r = response(9);
 	r.error = RAFTD__ERROR_CODE__NOT_LEADER;
 	r.leader_hint = 3;
 	emit(&r);
 
 	/* 4: a write's index. */
-	raftd__client_response__init(&r);
-	raftd__index_result__init(&ix);
-	r.request_id = 10;
+	r = response(10);
 	ix.group = 5;
 	ix.index = 1234567890123ull;
 	r.result_case = RAFTD__CLIENT_RESPONSE__RESULT_INDEX;
@@ -174,12 +195,7 @@ static int responses(void)
 	emit(&r);
 
 	/* 5: status, with fields the suite skips (topology, loop). */
-	raftd__client_response__init(&r);
-	raftd__status_result__init(&st);
-	raftd__topology__init(&topo);
-	raftd__member__init(&m1);
-	raftd__loop_stats__init(&loop);
-	r.request_id = 11;
+	r = response(11);
 	st.node_id = 2;
 	st.ready = 1;
 	st.meta_leader = 3;
@@ -201,33 +217,20 @@ static int responses(void)
 	emit(&r);
 
 	/* 6: groups. */
-	raftd__client_response__init(&r);
-	raftd__groups_result__init(&gr);
-	raftd__group_row__init(&g0);
-	raftd__group_row__init(&g1);
-	r.request_id = 12;
-	g0.group = 0;
-	g0.role = RAFTD__GROUP_ROLE__ROLE_LEADER;
-	g0.leader = 2;
-	g0.term = 7;
-	g0.commit = 40;
-	g0.applied = 39;
+	r = response(12);
+	group_row(&g0, 0, RAFTD__GROUP_ROLE__ROLE_LEADER, 2, 7, 40, 39, 41);
 	g0.n_voters = 3;
 	g0.voters = voters0;
-	g0.last_index = 41;
-	g1.group = 1;
-	g1.role = RAFTD__GROUP_ROLE__ROLE_FOLLOWER;
-	g1.leader = 3;
-	g1.term = 300;
-	g1.commit = 100000;
-	g1.applied = 100000;
+	group_row(&g1, 1, RAFTD__GROUP_ROLE__ROLE_FOLLOWER, 3, 300, 100000, 100000,
+	          100001);
 	g1.n_voters = 2;
 	g1.voters = voters1;
 	g1.n_learners = 1;
 	g1.learners = learners1;
 	g1.n_vshards = 3;
 	g1.vshards = vshards1;
-	g1.last_index = 100001;
+	g1.n_placement = 3;
+	g1.placement = placement1;
 	gr.n_groups = 2;
 	gr.groups = gp;
 	r.result_case = RAFTD__CLIENT_RESPONSE__RESULT_GROUPS;
@@ -235,12 +238,8 @@ static int responses(void)
 	emit(&r);
 
 	/* 7: an absent key, a large request id. */
-	raftd__client_response__init(&r);
-	raftd__value_result__init(&v);
-	r.request_id = (1ull << 63) + 5;
-	r.result_case = RAFTD__CLIENT_RESPONSE__RESULT_VALUE;
-	r.value = &v;
-	emit(&r);
+	r = response((1ull << 63) + 5);
+	emit_value(&r, NULL);
 	return 0;
 }
 

@@ -28,7 +28,7 @@ jepsen-tools: $(DAEMONS) $(JEPSEN_SHIM) $(JEPSEN_CODEC)
 	@bash .ci/pkgs.sh nftables
 
 test-jepsen-checker: $(JEPSEN_CODEC) $(JEPSEN_SHIM)
-	cd tests/jepsen && $(JEPSEN_PY) -B -m unittest test_checker test_codec test_slowfs test_leaders
+	cd tests/jepsen && $(JEPSEN_PY) -B -m unittest test_checker test_codec test_slowfs test_leaders test_nemesis
 
 JEPSEN_TEST_RUNS ?= 2
 JEPSEN_TEST_SECONDS ?= 30

@@ -16,11 +16,13 @@ JEPSEN_NODES, JEPSEN_WORKLOAD). One run:
   4. every node reads every key linearizably (the reads join the history);
   5. every node's state-machine hash (raftctl status) must agree once the
      nodes have applied the same entries;
-  6. checks: linearizability per key (tests/jepsen/checker.py), the list
-     and counter checks, no node exited on its own, every node answered
-     (4) and converged (5), no group had two leaders in one term (the
+  6. checks: linearizability per key (tests/jepsen/checker.py), every
+     node answered (4: a key it could not read is "unavailable at the
+     end", its own verdict, never taken for lost data), the list and
+     counter checks on the final values read, no node exited on its own,
+     the replicas converged (5), no group had two leaders in one term (the
      nodes' "leader elected"/"leader changed" log lines), and every node
-     stops with status 0 on SIGTERM.
+     stops with status 0 on SIGTERM (tests/jepsen/README.md).
 A run prints its seed, schedule, operations by outcome and verdict; a
 failing run keeps its history, schedule, report and node logs under
 OUT/run-<seed>/ (OUT: --out, default build/jepsen). The seed fixes the
@@ -71,27 +73,33 @@ def last_lines(path, n=12, match=None):
 
 def final_reads(c, hist, keys, secs):
     """Step 4: each node reads each key; a failed read is retried until
-    `secs` pass. Returns (final values by key from node 1's view of the
-    last answer, [problems])."""
-    problems, final = [], {}
+    `secs` pass (per node). Every read goes into the history under the proc
+    checker.FINAL + "n<node>", where the checker finds the final values
+    and the keys nobody could read (checker.final_state)."""
     for nd in c.nodes:
         cl = c.client(nd.id, timeout=4.0, deadline_ms=2500)
+        proc = "%sn%d" % (checker.FINAL, nd.id)
         end = time.monotonic() + secs
         for key in keys:
             while True:
-                o = workloads.invoke(hist, cl, "final-n%d" % nd.id, nd.id,
-                                     "get", key)
-                if o["outcome"] == outcomes.OK:
-                    final[key] = o["result"]
-                    break
-                if time.monotonic() > end:
-                    problems.append("n%d could not read %s after healing: %s "
-                                    "%s" % (nd.id, key, o["error"],
-                                            o.get("message", "")))
+                o = workloads.invoke(hist, cl, proc, nd.id, "get", key)
+                if o["outcome"] == outcomes.OK or time.monotonic() > end:
                     break
                 time.sleep(0.2)
         cl.close()
-    return final, problems
+
+
+def key_groups(c, keys):
+    """{key: data group} as the first node that answers routes it ({} when
+    none does): names the group of a key nobody could read."""
+    for nd in c.nodes:
+        cl = c.client(nd.id, timeout=3.0)
+        gr = cl.call("groups")
+        cl.close()
+        if "groups" in gr:
+            route = {v: g["group"] for g in gr["groups"] for v in g["vshards"]}
+            return {k: route.get(vshard(k)) for k in keys}
+    return {}
 
 
 def vshard(key):
@@ -189,9 +197,25 @@ def converge(c, keys, secs):
         if not out:
             return []
         if time.monotonic() > end:
-            return ["replicas did not converge in %ds:\n  %s" % (
-                secs, "\n  ".join(out))]
+            return ["replicas did not converge in %ds:\n  %s\n  %s" % (
+                secs, "\n  ".join(out), "\n  ".join(groups_table(c)))]
         time.sleep(0.5)
+
+
+def groups_table(c):
+    """Every node's raftctl groups rows, one line each, for a report."""
+    out = ["groups as each node sees them (role, term, leader, commit, "
+           "applied, last index, voters, learners):"]
+    for i, rows in sorted(c.group_views().items()):
+        if rows is None:
+            out.append("  n%d: no answer" % i)
+        for r in rows or []:
+            out.append("  n%d g%d %s term %d leader %d commit %d applied %d "
+                       "last %d voters %s learners %s" % (
+                           i, r["group"], r["role"], r["term"], r["leader"],
+                           r["commit"], r["applied"], r["last_index"],
+                           r["voters"], r["learners"]))
+    return out
 
 
 def run_one(args, seed, idx):
@@ -226,7 +250,8 @@ def run_one(args, seed, idx):
     problems = []
     hist = None
     nem = None
-    final = {}
+    group_of = {}
+    allkeys = []
     try:
         c.net_init()
         c.start_all()
@@ -276,8 +301,8 @@ def run_one(args, seed, idx):
                             args.ready_timeout)
         # 4, 5
         allkeys = [k for w in wl for k in keys[w]]
-        final, p = final_reads(c, hist, allkeys, args.ready_timeout)
-        problems += p
+        final_reads(c, hist, allkeys, args.ready_timeout)
+        group_of = key_groups(c, allkeys)
         problems += converge(c, allkeys, args.ready_timeout)
         c.reap(hist.now())
     except _Abort:
@@ -318,15 +343,8 @@ def run_one(args, seed, idx):
         bad = [r for r in results if not r.ok]
         for r in bad:
             problems.append(r.report())
-        if "append" in wl:
-            problems += checker.check_lists(
-                [o for o in hist.ops if o["key"].startswith("list-")],
-                hist.appends, {k: v for k, v in final.items()
-                               if k.startswith("list-")})
-        if "counter" in wl:
-            problems += checker.check_counters(
-                hist.incrs, {k: v for k, v in final.items()
-                             if k.startswith("ctr-")})
+        problems += checker.check_workloads(hist.ops, hist.appends,
+                                            hist.incrs, allkeys, group_of)
         if counts["ok"] == 0:
             problems.append("no operation succeeded")
         report.append("checked %d keys in %.1fs" % (len(results),
@@ -346,9 +364,7 @@ def run_one(args, seed, idx):
                                          sorted(by_f.items())))
     for r in report:
         say("  " + r)
-    verdict = "PASS" if not problems else "FAIL"
-    say("  verdict: %s%s" % (verdict, "" if not problems else
-                              " (%d problems)" % len(problems)))
+    say("  verdict: %s" % checker.verdict(problems))
     for p in problems:
         say("    " + p.replace("\n", "\n    "))
     if problems or args.keep:

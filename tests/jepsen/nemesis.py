@@ -3,7 +3,8 @@
 A schedule is a list of (start s, kind, duration s, choice) drawn from the
 run's seed before the run starts, so a seed names the same faults in the
 same order (the targets that depend on who leads are resolved when the
-fault starts, and printed). One fault at a time; each is undone when its
+fault starts, and printed). One fault at a time (a fault due while another
+is still healing starts after it); each is undone when its
 duration ends (killed nodes restarted, paused ones continued, the network
 healed, the disk made fast again), and heal() undoes whatever is left.
 
@@ -24,13 +25,23 @@ Kinds:
   replace               SIGKILL a random node, wipe its data directory and
                         restart it with the same config: it must rejoin as
                         a new replica (learner, snapshot, voter) while the
-                        clients write through the others; the fault ends
-                        when it answers ready and is a voter of every group
-                        it hosts again (as an operator waits before
-                        replacing another disk: until then a group keeps
-                        only two live replicas, and a second wipe would
-                        take its majority), and a node not back within
-                        REPLACE_READY_S fails the run (family membership)
+                        clients write through the others. The fault ends
+                        only when the node answers ready and the whole
+                        cluster is fully replicated again
+                        (cluster.replication_gaps from every node's view:
+                        every group led, no learner, its full voter set,
+                        each voter caught up to what its leader had
+                        committed), as an operator waits before replacing
+                        another disk; a cluster not back within
+                        REPLACE_READY_S fails the run and ends the schedule
+                        (family membership)
+
+Disks: replace is the only fault that loses a disk (kill and kill-leader
+keep the data directory, slowdisk still syncs). Faults never overlap, and
+a wipe while an earlier wiped node is not confirmed rebuilt is refused
+(Nemesis.unreplicated), so no group ever has more than one replica's disk
+lost at a time: a majority of every group's replicas keeps every committed
+entry. tests/jepsen/README.md says what each fault guarantees.
 
 The membership family holds only replace: joining a node with [cluster]
 join and removing it (tests/cluster/test_join.c) is not played here yet.
@@ -120,6 +131,7 @@ class Nemesis:
         self.slowed = 0  # syncs delayed by the slow-disk shim
         self.played = []  # [start s, end s or None, kind, what]
         self.restarted = {}  # node: when replace restarted it (monotonic)
+        self.unreplicated = set()  # wiped nodes not yet confirmed rebuilt
 
     def _pick(self, choice):
         return int(choice * self.c.n) + 1
@@ -189,7 +201,16 @@ class Nemesis:
             return "slow disk n%d: %d ms per fsync" % (i, ms)
         if kind == "replace":
             i = self._pick(choice)
+            if self.unreplicated:
+                # heal() confirms every wipe before the next fault starts, and
+                # a failed confirmation ends the schedule: a second disk is
+                # never lost while a group still rebuilds the first.
+                raise RuntimeError(
+                    "refusing to wipe n%d: wiped %s not yet replicated again"
+                    % (i, ", ".join("n%d" % j for j in
+                                    sorted(self.unreplicated))))
             c.kill(i)
+            self.unreplicated.add(i)
             c.wipe(i)
             c.start(i)
             self.restarted[i] = time.monotonic()
@@ -217,16 +238,19 @@ class Nemesis:
                         "ready %ds after its restart: it did not rejoin as a "
                         "new replica (see its log)" % (i, REPLACE_READY_S))
                 t1 = time.monotonic()
-                if not self.c.wait_replicated(
-                        i, max(1.0, REPLACE_READY_S - (t1 - t0))):
+                gaps = self.c.wait_replicated(
+                    max(1.0, REPLACE_READY_S - (t1 - t0)))
+                if gaps:
                     raise RuntimeError(
-                        "replaced node n%d (data directory wiped) was not a "
-                        "voter of every group %ds after its restart (see "
-                        "its log and raftctl groups)" % (i, REPLACE_READY_S))
+                        "replaced node n%d (data directory wiped): the "
+                        "cluster was not fully replicated again %ds after "
+                        "its restart: %s" % (i, REPLACE_READY_S,
+                                             "; ".join(gaps)))
+                self.unreplicated.discard(i)
                 # Both are checked from the fault's end on: a figure no
                 # larger than the fault's duration says "by then".
-                self.log("%6s %-22s n%d ready %.1fs after its restart, a "
-                         "voter of every group %.1fs after it" % (
+                self.log("%6s %-22s n%d ready %.1fs after its restart, "
+                         "every group fully replicated %.1fs after it" % (
                              "", "replaced", i, t1 - t0, time.monotonic() - t0))
             elif what == "fast":
                 self.c.set_slow(i, 0)

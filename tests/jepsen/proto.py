@@ -174,6 +174,7 @@ def decode_response(buf):
                          "leader": _one(g, 3), "term": _one(g, 4),
                          "commit": _one(g, 5), "applied": _one(g, 6),
                          "voters": _packed(g, 7), "learners": _packed(g, 8),
-                         "vshards": _packed(g, 9), "last_index": _one(g, 10)})
+                         "vshards": _packed(g, 9), "last_index": _one(g, 10),
+                         "placement": _packed(g, 11)})
         r["groups"] = rows
     return r

@@ -238,5 +238,132 @@ class Caught(unittest.TestCase):
         self.assertIn("duplicated", dup[0])
 
 
+def fin(key, node, t, result=None, error="OK"):
+    """A final read (jepsen.py's step 4) of `key` on `node` at time t."""
+    op = {"f": "get", "key": key, "proc": checker.FINAL + "n%d" % node,
+          "node": node, "t0": t, "t1": t + 1, "error": error,
+          "outcome": "ok" if error == "OK" else "unknown"}
+    if error == "OK":
+        op["result"] = result
+    else:
+        op["t1"] = None
+        op["message"] = "no leader of group 2"
+    return op
+
+
+class FinalReads(unittest.TestCase):
+    """A group that lost its majority has no leader after healing, so the
+    final reads of its keys fail. That is unavailability, its own verdict,
+    and never "lost increments (final 0)" or "not a prefix of the final
+    None": nothing says the acknowledged writes are gone."""
+
+    INCRS = [{"key": "ctr-0", "outcome": "ok"}] * 3
+
+    def counter_ops(self):
+        ops = []
+        for n in range(3):  # three acknowledged increments, by cas
+            ops.append({"f": "cas", "key": "ctr-0", "t0": 10 * n,
+                        "t1": 10 * n + 5, "outcome": "ok", "error": "OK",
+                        "absent": n == 0, "expected":
+                        None if n == 0 else "%d t%d" % (n, n),
+                        "value": "%d t%d" % (n + 1, n + 1)})
+        return ops
+
+    def test_failed_final_read_is_unavailability_not_loss(self):
+        ops = self.counter_ops() + [
+            fin("ctr-0", nd, 100 + nd, error="NO_LEADER") for nd in (1, 2, 3)]
+        probs = checker.check_workloads(ops, [], self.INCRS, ["ctr-0"],
+                                        {"ctr-0": 2})
+        print("\n".join(probs))
+        self.assertEqual(len(probs), 1, probs)
+        self.assertTrue(probs[0].startswith(
+            "unavailable at the end: final read of ctr-0 failed (group 2)"),
+            probs[0])
+        self.assertIn("n1 NO_LEADER", probs[0])
+        self.assertNotIn("lost", probs[0])
+        # The counter check alone: a key with no final value is not a 0.
+        self.assertEqual(checker.check_counters(self.INCRS, {}), [])
+
+    def test_absent_key_is_still_loss(self):
+        """A final read that answered "absent" is a value (0), not a
+        failure: the three acknowledged increments are lost."""
+        ops = self.counter_ops() + [fin("ctr-0", nd, 100 + nd)
+                                    for nd in (1, 2, 3)]
+        probs = checker.check_workloads(ops, [], self.INCRS, ["ctr-0"])
+        self.assertEqual(len(probs), 1, probs)
+        self.assertIn("final 0 < 3 acknowledged increments (lost)", probs[0])
+
+    def test_read_after_retries_passes(self):
+        ops = self.counter_ops() + [
+            fin("ctr-0", 1, 100, error="NO_LEADER"),
+            fin("ctr-0", 1, 110, "3 t3"), fin("ctr-0", 2, 120, "3 t3"),
+            fin("ctr-0", 3, 130, error="TIMEOUT"),
+            fin("ctr-0", 3, 140, "3 t3")]
+        self.assertEqual(checker.check_workloads(
+            ops, [], self.INCRS, ["ctr-0"]), [])
+        final, failed = checker.final_state(ops)
+        self.assertEqual(final, {"ctr-0": "3 t3"})
+        self.assertEqual(failed, {})
+
+    def test_one_node_cannot_read(self):
+        """Another node read the key: its value is checked, and the node
+        that could not is named."""
+        ops = self.counter_ops() + [
+            fin("ctr-0", 1, 100, "3 t3"), fin("ctr-0", 2, 110, "2 t2"),
+            fin("ctr-0", 3, 120, error="TIMEOUT")]
+        probs = checker.check_workloads(ops, [], self.INCRS, ["ctr-0"])
+        print("\n".join(probs))
+        self.assertEqual(len(probs), 2, probs)
+        self.assertTrue(probs[0].startswith(
+            "unavailable at the end: final read of ctr-0 failed on n3"))
+        # The latest final read (n2's) is the final value: one lost.
+        self.assertIn("final 2 < 3 acknowledged increments (lost)", probs[1])
+
+    def test_unread_list_is_not_reordered(self):
+        ops = [
+            {"f": "get", "key": "list-0", "t0": 0, "t1": 1, "outcome": "ok",
+             "error": "OK", "result": "a"},
+            {"f": "get", "key": "list-0", "t0": 2, "t1": 3, "outcome": "ok",
+             "error": "OK", "result": "a b"},
+        ] + [fin("list-0", nd, 10 + nd, error="UNAVAILABLE") for nd in (1, 2)]
+        appends = [{"key": "list-0", "elem": e, "outcome": "ok"}
+                   for e in "abc"]
+        probs = checker.check_workloads(ops, appends, [], ["list-0"])
+        print("\n".join(probs))
+        self.assertEqual(len(probs), 1, probs)
+        self.assertTrue(probs[0].startswith(
+            "unavailable at the end: final read of list-0 failed"))
+        self.assertEqual(checker.check_lists(ops, appends, {}), [])
+
+    def test_unread_list_seen_reordered_is_caught(self):
+        """Without a final value the lists seen are still checked against
+        one another (each a prefix of the longest)."""
+        ops = [
+            {"f": "get", "key": "list-0", "t0": 0, "t1": 1, "outcome": "ok",
+             "error": "OK", "result": "b"},
+            {"f": "get", "key": "list-0", "t0": 2, "t1": 3, "outcome": "ok",
+             "error": "OK", "result": "a b"},
+        ]
+        probs = checker.check_lists(ops, [], {})
+        self.assertEqual(len(probs), 1, probs)
+        self.assertIn("not a prefix of the longest seen 'a b'", probs[0])
+
+    def test_key_without_any_final_read(self):
+        probs = checker.check_final(["reg-0"], {}, {})
+        self.assertEqual(probs, ["unavailable at the end: final read of "
+                                 "reg-0 failed: no final read"])
+
+    def test_verdict(self):
+        self.assertEqual(checker.verdict([]), "PASS")
+        unav = checker.check_final(["ctr-0", "list-1"], {}, {})
+        self.assertEqual(checker.verdict(unav), "FAIL (unavailable at the "
+                         "end: 2 final reads failed; no lost, duplicated or "
+                         "reordered write in what was read)")
+        lost = checker.check_counters(self.INCRS, {"ctr-0": None})
+        self.assertEqual(checker.verdict(lost), "FAIL (1 problems)")
+        self.assertEqual(checker.verdict(lost + unav),
+                         "FAIL (3 problems; 2 unavailable at the end)")
+
+
 if __name__ == "__main__":
     unittest.main()

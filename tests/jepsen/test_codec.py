@@ -77,6 +77,7 @@ class Responses(unittest.TestCase):
         self.assertEqual((g1["group"], g1["role"], g1["leader"], g1["term"],
                           g1["voters"], g1["learners"], g1["vshards"]),
                          (1, "follower", 3, 300, [2, 3], [1], [0, 511, 1023]))
+        self.assertEqual((g0["placement"], g1["placement"]), ([], [1, 2, 3]))
         self.assertEqual(got[6]["request_id"], (1 << 63) + 5)
         self.assertEqual(got[6]["value"], {"found": False, "value": b""})
 

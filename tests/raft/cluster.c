@@ -100,6 +100,15 @@ void rc_add(struct rc_cluster *c, uint64_t id, const uint64_t *voters, uint32_t 
 	rc_start(c, id);
 }
 
+void rc_add_voters(struct rc_cluster *c, uint32_t n)
+{
+	uint64_t v[RC_MAX];
+	for (uint32_t i = 0; i < n; i++)
+		v[i] = i + 1;
+	for (uint32_t i = 0; i < n; i++)
+		rc_add(c, v[i], v, n);
+}
+
 /* The log source of a node: entries [lo, hi) from its disk, the payload
  * bytes bounded by max_bytes (at least one), as lib/storage serves them. */
 static int src_entries(void *ud, uint64_t group, uint64_t lo, uint64_t hi,

@@ -142,6 +142,9 @@ void rc_init(struct rc_cluster *c, uint64_t seed);
 void rc_free(struct rc_cluster *c);
 /* A node whose bootstrap conf is `voters` (n may be 0: a blank joiner). */
 void rc_add(struct rc_cluster *c, uint64_t id, const uint64_t *voters, uint32_t n);
+/* Nodes 1..n (n <= RC_MAX), each booting with voters 1..n, added and
+ * started in id order with the cluster's `base` parameters as they are now. */
+void rc_add_voters(struct rc_cluster *c, uint32_t n);
 void rc_start(struct rc_cluster *c, uint64_t id);
 void rc_crash(struct rc_cluster *c, uint64_t id);
 /* Drain every update of `id` (persist synchronously). True if any. */

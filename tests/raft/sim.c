@@ -257,11 +257,7 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
 	c->p_drop = (uint32_t)pick(c, 100);
 	c->p_dup = (uint32_t)pick(c, 50);
 	c->max_delay = (uint32_t)pick(c, 4);
-	uint64_t voters[RC_MAX];
-	for (uint64_t i = 0; i < s->n; i++)
-		voters[i] = i + 1;
-	for (uint64_t id = 1; id <= s->n; id++)
-		rc_add(c, id, voters, (uint32_t)s->n);
+	rc_add_voters(c, (uint32_t)s->n);
 	rc_add(c, s->n + 1, NULL, 0);
 
 	for (int t = 0; t < CHAOS_TICKS && c->violations == 0; t++)

@@ -24,11 +24,7 @@ static void cluster(struct rc_cluster *c, uint32_t n, bool quiesce)
 	c->log_source = true;
 	c->base.log_mem_bytes = BOUND;
 	c->base.quiesce = c->liveness = quiesce;
-	uint64_t v[RC_MAX];
-	for (uint32_t i = 0; i < n; i++)
-		v[i] = i + 1;
-	for (uint32_t i = 0; i < n; i++)
-		rc_add(c, v[i], v, n);
+	rc_add_voters(c, n);
 }
 
 static void done(struct rc_cluster *c)
@@ -57,6 +53,13 @@ static void elect(struct rc_cluster *c, uint64_t id)
 	cr_assert_eq(rd_raft_role(c->nodes[id].r), RD_RAFT_LEADER);
 }
 
+/* Three nodes without quiescence; node 1 elected. */
+static void led(struct rc_cluster *c)
+{
+	cluster(c, 3, false);
+	elect(c, 1);
+}
+
 static void propose(struct rc_cluster *c, uint64_t id, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -66,6 +69,33 @@ static void propose(struct rc_cluster *c, uint64_t id, int n)
 		    rd_raft_propose(c->nodes[id].r, RD_ENTRY_NORMAL, d, 20, NULL), 0);
 		rc_stabilize(c);
 	}
+}
+
+/* Three nodes, node 1 leading; node 3 goes down and node 1 appends `n`
+ * entries it misses. Returns the last index node 3 holds. */
+static uint64_t lagging(struct rc_cluster *c, int n)
+{
+	led(c);
+	rc_crash(c, 3);
+	propose(c, 1, n);
+	return rd_raft_last_index(c->nodes[1].r) - (uint64_t)n;
+}
+
+/* 30 ticks, after which node 3 holds node 1's whole log. */
+static void catch_up(struct rc_cluster *c)
+{
+	run(c, 30);
+	cr_assert_eq(rd_raft_last_index(c->nodes[3].r),
+	             rd_raft_last_index(c->nodes[1].r));
+}
+
+/* Three quiesced nodes (config quiesce=1) after a few entries of node 1's. */
+static void quiesced(struct rc_cluster *c)
+{
+	cluster(c, 3, true);
+	elect(c, 1);
+	propose(c, 1, 5);
+	run(c, 40);
 }
 
 static struct rd_raft_log_stats stats(struct rc_cluster *c, uint64_t id)
@@ -78,8 +108,7 @@ static struct rd_raft_log_stats stats(struct rc_cluster *c, uint64_t id)
 Test(tail, the_tail_stays_within_its_bound_and_the_log_keeps_every_entry)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
+	led(&c);
 	propose(&c, 1, 40);
 	for (uint64_t id = 1; id <= 3; id++) {
 		struct rd_raft *r = c.nodes[id].r;
@@ -96,17 +125,12 @@ Test(tail, the_tail_stays_within_its_bound_and_the_log_keeps_every_entry)
 Test(tail, s5_3_a_follower_behind_the_tail_catches_up_from_the_log_not_by_snapshot)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
-	rc_crash(&c, 3);
-	uint64_t behind = rd_raft_last_index(c.nodes[1].r);
-	propose(&c, 1, 40);
+	uint64_t behind = lagging(&c, 40);
 	struct rd_raft *l = c.nodes[1].r;
 	cr_assert_gt(stats(&c, 1).mem_first, behind + 1,
 	             "what node 3 lacks is below the leader's tail");
 	rc_start(&c, 3);
-	run(&c, 30);
-	cr_assert_eq(rd_raft_last_index(c.nodes[3].r), rd_raft_last_index(l));
+	catch_up(&c);
 	cr_assert_eq(rd_raft_applied_index(c.nodes[3].r), rd_raft_commit(l));
 	cr_assert_eq(c.st_snap_installs, 0, "caught up from the log");
 	cr_assert_gt(stats(&c, 1).source_reads, 0);
@@ -117,8 +141,7 @@ Test(tail, s5_3_a_follower_behind_the_tail_catches_up_from_the_log_not_by_snapsh
 Test(tail, s5_3_terms_below_the_tail_are_the_logs)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
+	led(&c);
 	propose(&c, 1, 10);
 	rc_crash(&c, 3); /* misses terms 3 and 4 */
 	elect(&c, 2);    /* term 3 */
@@ -138,8 +161,7 @@ Test(tail, s5_3_terms_below_the_tail_are_the_logs)
 	/* The leader's appends to node 3 start below its tail, at a previous
 	 * entry of term 2 whose term it knows without reading (§5.3). */
 	rc_start(&c, 3);
-	run(&c, 30);
-	cr_assert_eq(rd_raft_last_index(c.nodes[3].r), rd_raft_last_index(c.nodes[1].r));
+	catch_up(&c);
 	cr_assert_eq(c.st_snap_installs, 0);
 	done(&c);
 }
@@ -147,10 +169,7 @@ Test(tail, s5_3_terms_below_the_tail_are_the_logs)
 Test(tail, s5_3_an_evicted_last_entry_still_answers_the_consistency_check)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, true);
-	elect(&c, 1);
-	propose(&c, 1, 5);
-	run(&c, 40);
+	quiesced(&c);
 	struct rd_raft *f = c.nodes[3].r;
 	uint64_t last = rd_raft_last_index(f);
 	cr_assert_eq(stats(&c, 3).mem_entries, 0, "quiesced: nothing in memory");
@@ -180,24 +199,30 @@ Test(tail, s5_3_an_evicted_last_entry_still_answers_the_consistency_check)
 	done(&c);
 }
 
+/* Node 3, `had` entries behind, restarts while node 1's log source
+ * misbehaves (`*fault` set): in 30 ticks no entry reaches it and node 1
+ * counts source errors; the fault cleared, it catches up. Returns the
+ * errors counted while the fault lasted. */
+static uint64_t catch_up_after_fault(struct rc_cluster *c, uint64_t had, bool *fault)
+{
+	*fault = true;
+	rc_start(c, 3);
+	run(c, 30);
+	cr_assert_leq(rd_raft_last_index(c->nodes[3].r), had,
+	              "no entry reached node 3 without a good read");
+	uint64_t errors = stats(c, 1).source_errors;
+	cr_assert_gt(errors, 0);
+	*fault = false;
+	catch_up(c);
+	return errors;
+}
+
 Test(tail, a_failed_log_read_sends_nothing_and_is_retried)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
-	rc_crash(&c, 3);
-	propose(&c, 1, 40);
-	uint64_t had = rd_raft_last_index(c.nodes[1].r) - 40;
-	c.nodes[1].src_fail = true;
-	rc_start(&c, 3);
-	run(&c, 30);
-	cr_assert_leq(rd_raft_last_index(c.nodes[3].r), had,
-	              "no entry reached node 3 without a read");
-	uint64_t errors = stats(&c, 1).source_errors;
+	uint64_t had = lagging(&c, 40);
+	uint64_t errors = catch_up_after_fault(&c, had, &c.nodes[1].src_fail);
 	cr_assert_gt(errors, 1, "counted, and tried again");
-	c.nodes[1].src_fail = false;
-	run(&c, 30);
-	cr_assert_eq(rd_raft_last_index(c.nodes[3].r), rd_raft_last_index(c.nodes[1].r));
 	cr_assert_eq(stats(&c, 1).source_errors, errors);
 	cr_assert_eq(c.st_snap_installs, 0);
 	done(&c);
@@ -206,30 +231,16 @@ Test(tail, a_failed_log_read_sends_nothing_and_is_retried)
 Test(tail, s5_3_entries_the_log_does_not_hold_are_refused)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
-	rc_crash(&c, 3);
-	propose(&c, 1, 40);
-	uint64_t had = rd_raft_last_index(c.nodes[1].r) - 40;
+	uint64_t had = lagging(&c, 40);
 	/* The source answers with an entry whose term is not the log's. */
-	c.nodes[1].src_bad_term = true;
-	rc_start(&c, 3);
-	run(&c, 30);
-	cr_assert_leq(rd_raft_last_index(c.nodes[3].r), had);
-	cr_assert_gt(stats(&c, 1).source_errors, 0);
-	c.nodes[1].src_bad_term = false;
-	run(&c, 30);
-	cr_assert_eq(rd_raft_last_index(c.nodes[3].r), rd_raft_last_index(c.nodes[1].r));
+	catch_up_after_fault(&c, had, &c.nodes[1].src_bad_term);
 	done(&c); /* log matching held at every step (checker.c) */
 }
 
 Test(tail, a_quiesced_group_holds_no_entry_in_memory)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, true);
-	elect(&c, 1);
-	propose(&c, 1, 5);
-	run(&c, 40);
+	quiesced(&c);
 	for (uint64_t id = 1; id <= 3; id++) {
 		struct rd_raft_log_stats s = stats(&c, id);
 		cr_assert(rd_raft_quiesced(c.nodes[id].r), "node %llu quiesced",
@@ -251,8 +262,7 @@ Test(tail, a_quiesced_group_holds_no_entry_in_memory)
 Test(tail, a_restart_keeps_unapplied_entries_in_memory_until_applied)
 {
 	struct rc_cluster c;
-	cluster(&c, 3, false);
-	elect(&c, 1);
+	led(&c);
 	propose(&c, 1, 40);
 	rc_crash(&c, 2);
 	rc_start(&c, 2); /* the harness's state machine restarts empty */

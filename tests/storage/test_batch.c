@@ -197,6 +197,14 @@ static void log_commands(uint64_t group, uint8_t cmds[][256], size_t *lens, size
 	rd_storage_commit(st, b);
 }
 
+/* PUT k0=v0 into cmds[0] and PUT k1=v1 into cmds[1]. */
+static void two_puts(uint8_t cmds[][256], size_t *lens, const char *k0, const char *v0,
+                     const char *k1, const char *v1)
+{
+	lens[0] = enc(cmds[0], RD_KV_PUT, k0, v0, NULL);
+	lens[1] = enc(cmds[1], RD_KV_PUT, k1, v1, NULL);
+}
+
 static void expect_value(uint64_t group, const char *k, const char *want)
 {
 	uint8_t *v = NULL;
@@ -289,8 +297,7 @@ Test(batch, apply_refuses_reapply_and_uncommitted_entries)
 	uint8_t cmds[2][256];
 	size_t lens[2];
 	struct rd_kv_result r;
-	lens[0] = enc(cmds[0], RD_KV_PUT, "k", "1", NULL);
-	lens[1] = enc(cmds[1], RD_KV_PUT, "k", "2", NULL);
+	two_puts(cmds, lens, "k", "1", "k", "2");
 	log_commands(1, cmds, lens, 1);
 	cr_assert_eq(rd_storage_batch_apply_kv(b, 1, 1, cmds[0], lens[0], &r, msg), 0);
 	rd_storage_commit(st, b);
@@ -459,8 +466,7 @@ Test(batch, dropping_a_group_removes_log_state_and_keys)
 	uint8_t cmds[2][256];
 	size_t lens[2];
 	struct rd_kv_result r;
-	lens[0] = enc(cmds[0], RD_KV_PUT, "a", "1", NULL);
-	lens[1] = enc(cmds[1], RD_KV_PUT, "b", "2", NULL);
+	two_puts(cmds, lens, "a", "1", "b", "2");
 	log_commands(3, cmds, lens, 2);
 	log_commands(4, cmds, lens, 2);
 	for (uint64_t g = 3; g <= 4; g++)

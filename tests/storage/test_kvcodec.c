@@ -14,6 +14,17 @@ static const uint8_t *B(const char *s)
 	return (const uint8_t *)s;
 }
 
+/* A PUT of `k` = `v` (both borrowed). */
+static struct rd_kv_cmd kv_put(const char *k, const char *v)
+{
+	struct rd_kv_cmd c = {.op = RD_KV_PUT,
+	                      .key = B(k),
+	                      .key_len = (uint32_t)strlen(k),
+	                      .value = B(v),
+	                      .value_len = (uint32_t)strlen(v)};
+	return c;
+}
+
 static void roundtrip(const struct rd_kv_cmd *c)
 {
 	uint8_t buf[256];
@@ -51,11 +62,7 @@ static void roundtrip(const struct rd_kv_cmd *c)
 
 Test(kvcodec, every_op_round_trips)
 {
-	struct rd_kv_cmd put = {.op = RD_KV_PUT,
-	                        .key = B("k"),
-	                        .key_len = 1,
-	                        .value = B("value"),
-	                        .value_len = 5};
+	struct rd_kv_cmd put = kv_put("k", "value");
 	struct rd_kv_cmd del = {.op = RD_KV_DELETE, .key = B("key2"), .key_len = 4};
 	struct rd_kv_cmd cas = {.op = RD_KV_CAS,
 	                        .key = B("k"),
@@ -85,11 +92,7 @@ Test(kvcodec, every_op_round_trips)
 
 Test(kvcodec, encoding_is_byte_exact)
 {
-	struct rd_kv_cmd put = {.op = RD_KV_PUT,
-	                        .key = B("ab"),
-	                        .key_len = 2,
-	                        .value = B("xyz"),
-	                        .value_len = 3};
+	struct rd_kv_cmd put = kv_put("ab", "xyz");
 	uint8_t buf[16];
 	size_t len;
 	cr_assert_eq(rd_kv_encode(&put, buf, sizeof buf, &len), 0);
@@ -132,11 +135,7 @@ Test(kvcodec, encoder_checks_limits_and_capacity)
 	uint8_t buf[8];
 	size_t len;
 	struct rd_kv_cmd empty = {.op = RD_KV_PUT, .key = B(""), .key_len = 0};
-	struct rd_kv_cmd put = {.op = RD_KV_PUT,
-	                        .key = B("k"),
-	                        .key_len = 1,
-	                        .value = B("0123456789"),
-	                        .value_len = 10};
+	struct rd_kv_cmd put = kv_put("k", "0123456789");
 	struct rd_kv_cmd bad = {.op = 77, .key = B("k"), .key_len = 1};
 	cr_assert_eq(rd_kv_encode(&empty, buf, sizeof buf, &len), RD_EINVAL);
 	cr_assert_eq(rd_kv_encode(&bad, buf, sizeof buf, &len), RD_EINVAL);

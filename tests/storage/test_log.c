@@ -137,22 +137,29 @@ Test(log, long_suffix_truncation_survives_reopen)
 	free(terms);
 }
 
+/* rd_storage_batch_append of n (at most 2) entries [first, first+n) of
+ * `term`, 32 bytes each, to group 1 in `b` (data is copied). */
+static int append_run(struct rd_storage_batch *b, size_t n, uint64_t first, uint64_t term)
+{
+	struct rd_entry e[2];
+	uint8_t data[64];
+
+	th_entries(e, data, n, 1, first, term, 32);
+	return rd_storage_batch_append(b, 1, e, n, msg);
+}
+
 /* Raft §5.4: committed entries never change; the storage refuses. */
 Test(log, truncation_below_commit_is_refused)
 {
 	struct rd_storage_batch *b = rd_storage_batch_new(st);
-	struct rd_entry e[2];
-	uint8_t data[64];
 	struct rd_hard_state hs = {.term = 1, .vote = 0, .commit = 4};
 
 	th_append(st, 1, 1, 5, 1);
 	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs, msg), 0, "%s", msg);
 	rd_storage_commit(st, b);
-	th_entries(e, data, 2, 1, 4, 2, 32);
-	cr_assert_eq(rd_storage_batch_append(b, 1, e, 2, msg), RD_EINVAL);
+	cr_assert_eq(append_run(b, 2, 4, 2), RD_EINVAL);
 	cr_assert(strstr(msg, "commit") != NULL, "%s", msg);
-	th_entries(e, data, 2, 1, 5, 2, 32);
-	cr_assert_eq(rd_storage_batch_append(b, 1, e, 2, msg), 0, "%s", msg);
+	cr_assert_eq(append_run(b, 2, 5, 2), 0, "%s", msg);
 	rd_storage_commit(st, b);
 	cr_assert_eq(rd_storage_last_index(st, 1), 6);
 	rd_storage_batch_free(b);
@@ -165,10 +172,8 @@ Test(log, appends_that_leave_a_gap_or_go_back_in_term_are_refused)
 	uint8_t data[64];
 
 	th_append(st, 1, 1, 3, 2);
-	th_entries(e, data, 1, 1, 5, 2, 32);
-	cr_assert_eq(rd_storage_batch_append(b, 1, e, 1, msg), RD_EINVAL);
-	th_entries(e, data, 1, 1, 4, 1, 32);
-	cr_assert_eq(rd_storage_batch_append(b, 1, e, 1, msg), RD_EINVAL);
+	cr_assert_eq(append_run(b, 1, 5, 2), RD_EINVAL);
+	cr_assert_eq(append_run(b, 1, 4, 1), RD_EINVAL);
 	th_entries(e, data, 2, 1, 4, 2, 32);
 	e[1].index = 6;
 	cr_assert_eq(rd_storage_batch_append(b, 1, e, 2, msg), RD_EINVAL);

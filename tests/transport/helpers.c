@@ -371,3 +371,44 @@ struct rd_transport_peer_stats tstats(struct tenv *e, uint64_t at, uint64_t peer
 	rd_transport_peer_stats(e->n[at].t, peer, &st);
 	return st;
 }
+
+bool tgot(struct tenv *e, void *arg)
+{
+	const uint64_t *w = arg;
+	return e->n[w[0]].msgs >= w[1];
+}
+
+bool tdowns(struct tenv *e, void *arg)
+{
+	const uint64_t *w = arg;
+	return e->n[w[0]].downs >= w[1];
+}
+
+void tsnap_init(struct tsnap *s, uint32_t group, uint64_t from, uint64_t to,
+                uint64_t index, uint64_t term)
+{
+	*s = (struct tsnap){.f = RAFTD__PEER_FRAME__INIT,
+	                    .ch = RAFTD__SNAPSHOT_CHUNK__INIT,
+	                    .meta = RAFTD__SNAPSHOT_META__INIT};
+	s->meta.index = index;
+	s->meta.term = term;
+	s->ch.group = group;
+	s->ch.from = from;
+	s->ch.to = to;
+	s->ch.meta = &s->meta;
+	s->f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
+	s->f.snapshot_chunk = &s->ch;
+}
+
+bool tsnaps(struct tenv *e, void *arg)
+{
+	const uint64_t *w = arg;
+	return e->n[w[0]].snapshots >= w[1];
+}
+
+void tping_init(struct tping *p)
+{
+	*p = (struct tping){.req = RAFTD__PEER_REQUEST__INIT, .ping = RAFTD__PING__INIT};
+	p->req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
+	p->req.ping = &p->ping;
+}

@@ -94,6 +94,30 @@ int tsend(struct tenv *e, uint64_t from, uint64_t to, uint64_t first, unsigned n
 
 /* Run the loop until pred(arg) or `ms` milliseconds; returns pred(arg). */
 bool trun(struct tenv *e, bool (*pred)(struct tenv *, void *), void *arg, unsigned ms);
+/* trun conditions on what a node counted; `arg` is a const uint64_t[2]
+ * {node, count}: the node's `msgs` (tgot) or `downs` (tdowns) reached count. */
+bool tgot(struct tenv *e, void *arg);
+bool tdowns(struct tenv *e, void *arg);
+/* A SnapshotChunk frame and its parts: chunk of `group` from node `from` to
+ * node `to`, of the snapshot at (index, term), no data; the caller adds what
+ * its test needs. The frame points into the struct: do not move it. */
+struct tsnap {
+	Raftd__PeerFrame f;
+	Raftd__SnapshotChunk ch;
+	Raftd__SnapshotMeta meta;
+};
+void tsnap_init(struct tsnap *s, uint32_t group, uint64_t from, uint64_t to,
+                uint64_t index, uint64_t term);
+/* A Ping request and its body (the request points into the struct: do not
+ * move it). */
+struct tping {
+	Raftd__PeerRequest req;
+	Raftd__Ping ping;
+};
+void tping_init(struct tping *p);
+/* trun condition: node arg[0] received at least arg[1] snapshot frames
+ * (`arg` a const uint64_t[2], as for tgot). */
+bool tsnaps(struct tenv *e, void *arg);
 /* Run the loop for `ms` milliseconds. */
 void trun_for(struct tenv *e, unsigned ms);
 

@@ -21,11 +21,6 @@
 #include "transport/tls.h"
 #include "transport/wire.h"
 
-static bool got_msgs(struct tenv *e, void *arg)
-{
-	return e->n[1].msgs >= *(uint64_t *)arg;
-}
-
 static bool stranger_refused(struct tenv *e, void *arg)
 {
 	(void)arg;
@@ -59,15 +54,9 @@ Test(hostile, nonmember_refused_after_handshake)
 	cr_expect_eq(tstats_all(&e, 1).strangers, 1, "held as a stranger's connection");
 	cr_expect_eq(tstats_all(&e, 1).nonmember_refused, 0, "within the bound");
 	cr_assert_eq(tsend(&e, 2, 1, 1, 3, 8), 0);
-	cr_expect(trun(&e, got_msgs, &want, 20000), "node 1 serves node 2");
+	cr_expect(trun(&e, tgot, (uint64_t[]){1, want}, 20000), "node 1 serves node 2");
 	cr_expect_eq(e.n[1].msgs, 3);
 	tenv_fini(&e);
-}
-
-static bool snaps_2(struct tenv *e, void *arg)
-{
-	(void)arg;
-	return e->n[2].snapshots >= 1;
 }
 
 /* The Raft message a snapshot chunk carries is stepped after the install:
@@ -78,9 +67,7 @@ static bool snaps_2(struct tenv *e, void *arg)
 Test(hostile, snapshot_chunk_message_checked)
 {
 	struct tenv e;
-	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
-	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
+	struct tsnap s;
 	Raftd__RaftMessage m = RAFTD__RAFT_MESSAGE__INIT;
 	char msg[RD_ERRMSG_SIZE];
 	struct {
@@ -93,32 +80,26 @@ Test(hostile, snapshot_chunk_message_checked)
 	};
 
 	tenv_up(&e, false, 3);
-	meta.index = 10;
-	meta.term = 2;
+	tsnap_init(&s, 4, 1, 0, 10, 2);
 	m.type = RAFTD__RAFT_MESSAGE_TYPE__RAFT_MSG_SNAPSHOT;
 	m.term = 2;
-	m.snapshot = &meta;
-	ch.group = 4;
-	ch.from = 1;
-	ch.meta = &meta;
-	ch.last = true;
-	ch.message = &m;
-	f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
-	f.snapshot_chunk = &ch;
+	m.snapshot = &s.meta;
+	s.ch.last = true;
+	s.ch.message = &m;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		ch.to = bad[i].ch_to;
+		s.ch.to = bad[i].ch_to;
 		m.from = bad[i].m_from;
 		m.to = bad[i].m_to;
 		m.group = bad[i].m_group;
-		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s",
+		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &s.f, msg), 0, "%s",
 		             msg);
 	}
-	ch.to = 2;
+	s.ch.to = 2;
 	m.from = 1;
 	m.to = 2;
 	m.group = 4;
-	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s", msg);
-	cr_assert(trun(&e, snaps_2, NULL, 20000));
+	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &s.f, msg), 0, "%s", msg);
+	cr_assert(trun(&e, tsnaps, (uint64_t[]){2, 1}, 20000));
 	cr_expect_eq(e.n[2].snapshots, 1, "only the well-formed chunk is delivered");
 	cr_expect_eq(tstats(&e, 2, 1).foreign_from, 4);
 	tenv_fini(&e);
@@ -138,13 +119,11 @@ static bool replied(struct tenv *e, void *arg)
 
 static void ping(struct tenv *e, uint64_t from, uint64_t to)
 {
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping p = RAFTD__PING__INIT;
+	struct tping p;
 	char msg[RD_ERRMSG_SIZE];
 
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &p;
-	cr_assert_eq(rd_transport_call(e->n[from].t, to, &req, 10000, treply_count,
+	tping_init(&p);
+	cr_assert_eq(rd_transport_call(e->n[from].t, to, &p.req, 10000, treply_count,
 	                               &e->n[from], msg),
 	             0, "%s", msg);
 }
@@ -259,12 +238,6 @@ static void flood(struct tenv *e, uint64_t at, unsigned count)
 	close(fd);
 }
 
-static bool one_connected(struct tenv *e, void *arg)
-{
-	(void)arg;
-	return e->n[1].msgs >= 1;
-}
-
 /* Junk Initials from one host: at most max_half_open_per_source of them get
  * a connection, the rest are dropped without state (counted); once those
  * time out, a real node from the same host gets in. */
@@ -292,7 +265,7 @@ Test(hostile, initial_flood_capped_per_source)
 	e.n[1].next_index[2] = 1;
 	for (unsigned i = 0; i < 40 && e.n[1].msgs == 0; i++) {
 		tsend(&e, 2, 1, 1, 1, 8);
-		trun(&e, one_connected, NULL, 500);
+		trun(&e, tgot, (uint64_t[]){1, 1}, 500);
 	}
 	cr_expect_geq(e.n[1].msgs, 1, "node 2 got in after the flood timed out");
 	tenv_fini(&e);
@@ -322,7 +295,8 @@ Test(hostile, retry_above_threshold)
 	cr_expect_geq(st.retries_sent, 100);
 	e.n[1].next_index[2] = 1;
 	cr_assert_eq(tsend(&e, 2, 1, 1, 3, 8), 0);
-	cr_expect(trun(&e, got_msgs, &want, 20000), "node 2 connects through a Retry");
+	cr_expect(trun(&e, tgot, (uint64_t[]){1, want}, 20000),
+	          "node 2 connects through a Retry");
 	tenv_fini(&e);
 }
 
@@ -349,6 +323,20 @@ Test(hostile, no_session_tickets)
 	tenv_fini(&e);
 }
 
+/* The 32 bytes of node `id`'s stateless-reset secret file. */
+static void read_secret(const struct tenv *e, uint64_t id, uint8_t out[32])
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/reset-secret-%llu", e->dir,
+	         (unsigned long long)id);
+	f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fread(out, 1, 32, f), 32);
+	fclose(f);
+}
+
 /* The stateless-reset secret is random and kept in the data directory: two
  * nodes never share it (whoever knows it can reset our connections), one
  * node keeps it across restarts (RFC 9000 §10.3.2). */
@@ -357,33 +345,19 @@ Test(hostile, reset_secret_random_and_kept)
 	struct tenv e;
 	struct rd_transport_config cfg;
 	uint8_t a[32], b[32], a2[32];
-	char path[512];
-	FILE *f;
 
 	tenv_init(&e, false);
 	for (uint64_t i = 1; i <= 2; i++) {
 		tnode_config(&e, i, true, &cfg);
 		tnode_start(&e, i, &cfg);
 	}
-	snprintf(path, sizeof path, "%s/reset-secret-1", e.dir);
-	f = fopen(path, "rb");
-	cr_assert_not_null(f);
-	cr_assert_eq(fread(a, 1, sizeof a, f), sizeof a);
-	fclose(f);
-	snprintf(path, sizeof path, "%s/reset-secret-2", e.dir);
-	f = fopen(path, "rb");
-	cr_assert_not_null(f);
-	cr_assert_eq(fread(b, 1, sizeof b, f), sizeof b);
-	fclose(f);
+	read_secret(&e, 1, a);
+	read_secret(&e, 2, b);
 	cr_expect_neq(memcmp(a, b, sizeof a), 0, "two nodes share a reset secret");
 	tnode_stop(&e, 1);
 	tnode_config(&e, 1, true, &cfg);
 	tnode_start(&e, 1, &cfg);
-	snprintf(path, sizeof path, "%s/reset-secret-1", e.dir);
-	f = fopen(path, "rb");
-	cr_assert_not_null(f);
-	cr_assert_eq(fread(a2, 1, sizeof a2, f), sizeof a2);
-	fclose(f);
+	read_secret(&e, 1, a2);
 	cr_expect_eq(memcmp(a, a2, sizeof a), 0, "the secret changed across a restart");
 	tenv_fini(&e);
 }
@@ -441,11 +415,6 @@ Test(hostile, node_name_parsing)
 	cr_expect_eq(rd_tls_parse_node_name("raftd-node-18446744073709551616", 31), 0);
 }
 
-static bool node2_got_at_least(struct tenv *e, void *arg)
-{
-	return e->n[2].msgs >= *(uint64_t *)arg;
-}
-
 static bool cert_closed_at_1(struct tenv *e, void *arg)
 {
 	(void)arg;
@@ -481,7 +450,7 @@ Test(hostile, reload_checks_new_certificate)
 	e.n[2].next_index[1] = 2;
 	want = e.n[2].msgs + 1;
 	cr_assert_eq(tsend(&e, 1, 2, 2, 1, 8), 0);
-	cr_expect(trun(&e, node2_got_at_least, &want, 20000), "still connected");
+	cr_expect(trun(&e, tgot, (uint64_t[]){2, want}, 20000), "still connected");
 	tenv_fini(&e);
 }
 

@@ -6,12 +6,6 @@
 
 #include "helpers.h"
 
-static bool got_msgs(struct tenv *e, void *arg)
-{
-	uint64_t *want = arg;
-	return e->n[2].msgs >= want[0];
-}
-
 /* Batches from one peer arrive in the order they were sent, over one
  * mutually authenticated connection. */
 Test(loopback, batches_in_order_mutual)
@@ -23,7 +17,7 @@ Test(loopback, batches_in_order_mutual)
 	e.n[2].next_index[1] = 1;
 	for (unsigned i = 0; i < 10; i++)
 		cr_assert_eq(tsend(&e, 1, 2, 1 + 5 * i, 5, 100), 0);
-	cr_assert(trun(&e, got_msgs, &want, 10000), "got %llu messages",
+	cr_assert(trun(&e, tgot, (uint64_t[]){2, want}, 10000), "got %llu messages",
 	          (unsigned long long)e.n[2].msgs);
 	cr_expect_not(e.n[2].out_of_order);
 	cr_expect_eq(e.n[2].batches, 10);
@@ -33,12 +27,6 @@ Test(loopback, batches_in_order_mutual)
 	cr_expect_eq(st.raft_msgs_out, 50);
 	cr_expect_neq(st.cipher[0], '\0');
 	tenv_fini(&e);
-}
-
-static bool got_n(struct tenv *e, void *arg)
-{
-	const uint64_t *w = arg; /* {node, count} */
-	return e->n[w[0]].msgs >= w[1];
 }
 
 /* 10,000 messages in 100 batches reach the peer, none lost, in order. */
@@ -51,7 +39,7 @@ Test(loopback, ten_thousand_messages)
 	e.n[2].next_index[1] = 1;
 	for (unsigned i = 0; i < 100; i++)
 		cr_assert_eq(tsend(&e, 1, 2, 1 + 100 * i, 100, 64), 0);
-	cr_assert(trun(&e, got_n, want, 30000), "got %llu",
+	cr_assert(trun(&e, tgot, want, 30000), "got %llu",
 	          (unsigned long long)e.n[2].msgs);
 	cr_expect_eq(e.n[2].msgs, 10000);
 	cr_expect_not(e.n[2].out_of_order);
@@ -149,16 +137,14 @@ static bool replied(struct tenv *e, void *arg)
 Test(loopback, request_response)
 {
 	struct tenv e;
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping ping = RAFTD__PING__INIT;
+	struct tping p;
 	struct reply r = {0};
 	char msg[RD_ERRMSG_SIZE];
 
 	tenv_up(&e, true, 2);
-	ping.topology_version = 41;
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &ping;
-	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 5000, on_reply, &r, msg), 0,
+	tping_init(&p);
+	p.ping.topology_version = 41;
+	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &p.req, 5000, on_reply, &r, msg), 0,
 	             "%s", msg);
 	cr_expect_eq(r.calls, 0, "never called back from inside rd_transport_call");
 	cr_assert(trun(&e, replied, &r, 10000));
@@ -173,17 +159,15 @@ Test(loopback, request_response)
 Test(loopback, request_deadline)
 {
 	struct tenv e;
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping ping = RAFTD__PING__INIT;
+	struct tping p;
 	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 	struct reply r = {0};
 	char msg[RD_ERRMSG_SIZE];
 
 	tenv_up(&e, false, 2);
 	e.n[2].hold_requests = true;
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &ping;
-	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 300, on_reply, &r, msg), 0);
+	tping_init(&p);
+	cr_assert_eq(rd_transport_call(e.n[1].t, 2, &p.req, 300, on_reply, &r, msg), 0);
 	cr_assert(trun(&e, replied, &r, 10000));
 	cr_expect_eq(r.err, RD_ETIMEDOUT);
 	trun_for(&e, 100);
@@ -212,7 +196,7 @@ static void pair_for_restart(struct tenv *e, struct rd_transport_config *cfg2, u
 	tnode_start(e, 2, cfg2);
 	tenv_mesh(e);
 	cr_assert_eq(tsend(e, 1, 2, 1, (unsigned)n, 8), 0);
-	cr_assert(trun(e, got_n, want, 10000));
+	cr_assert(trun(e, tgot, want, 10000));
 	memcpy(&cfg2->listen, &e->n[2].addr, e->n[2].addrlen);
 	cfg2->listen_len = e->n[2].addrlen;
 }
@@ -234,7 +218,7 @@ Test(loopback, restart_reconnects)
 	tnode_add_peer(&e, 2, 1);
 	for (unsigned i = 0; i < 20 && e.n[2].msgs < 10; i++) {
 		tsend(&e, 1, 2, 100 + 10 * i, 10, 8);
-		trun(&e, got_n, want, 500);
+		trun(&e, tgot, want, 500);
 	}
 	cr_assert_geq(e.n[2].msgs, 10);
 	cr_expect_geq(tstats(&e, 1, 2).reconnects, 1);
@@ -297,7 +281,7 @@ Test(loopback, crash_restart_recovers)
 	     i++) {
 		tsend(&e, 1, 2, 100 + 10 * i, 5, 8);
 		tsend(&e, 2, 1, 100 + 10 * i, 5, 8);
-		trun(&e, got_n, want, 250);
+		trun(&e, tgot, want, 250);
 	}
 	cr_expect_geq(e.n[2].msgs, 5, "node 1 -> restarted node 2");
 	cr_expect_geq(e.n[1].msgs, base1 + 5, "restarted node 2 -> node 1");
@@ -315,35 +299,26 @@ static bool snap_and_msgs(struct tenv *e, void *arg)
 Test(loopback, snapshot_stream)
 {
 	struct tenv e;
-	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-	Raftd__SnapshotChunk ch = RAFTD__SNAPSHOT_CHUNK__INIT;
-	Raftd__SnapshotMeta meta = RAFTD__SNAPSHOT_META__INIT;
+	struct tsnap s;
 	Raftd__SnapshotAck ack = RAFTD__SNAPSHOT_ACK__INIT;
 	static uint8_t big[RD_TRANSPORT_SNAPSHOT_CHUNK];
 	char msg[RD_ERRMSG_SIZE];
 
 	tenv_up(&e, false, 2);
-	meta.index = 10;
-	meta.term = 2;
-	ch.group = 4;
-	ch.from = 1;
-	ch.to = 2;
-	ch.meta = &meta;
-	ch.data.data = big;
-	ch.data.len = sizeof big;
-	f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_CHUNK;
-	f.snapshot_chunk = &ch;
+	tsnap_init(&s, 4, 1, 2, 10, 2);
+	s.ch.data.data = big;
+	s.ch.data.len = sizeof big;
 	for (int i = 0; i < 2; i++) {
-		ch.offset = (uint64_t)i * sizeof big;
-		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s",
+		s.ch.offset = (uint64_t)i * sizeof big;
+		cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &s.f, msg), 0, "%s",
 		             msg);
 	}
 	ack.from = 1;
 	ack.to = 2;
 	ack.group = 4;
-	f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_ACK;
-	f.snapshot_ack = &ack;
-	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &f, msg), 0, "%s", msg);
+	s.f.kind_case = RAFTD__PEER_FRAME__KIND_SNAPSHOT_ACK;
+	s.f.snapshot_ack = &ack;
+	cr_assert_eq(rd_transport_send_snapshot(e.n[1].t, 2, &s.f, msg), 0, "%s", msg);
 	e.n[2].next_index[1] = 1;
 	cr_assert_eq(tsend(&e, 1, 2, 1, 5, 8), 0);
 	cr_expect_eq(rd_transport_send_snapshot(
@@ -352,12 +327,6 @@ Test(loopback, snapshot_stream)
 	cr_assert(trun(&e, snap_and_msgs, NULL, 20000));
 	cr_expect_not(e.n[2].out_of_order);
 	tenv_fini(&e);
-}
-
-static bool node1_down(struct tenv *e, void *arg)
-{
-	(void)arg;
-	return e->n[1].downs >= 1;
 }
 
 /* Two insecure endpoints with a 300 ms idle timeout and `keepalive_ms`,
@@ -384,7 +353,7 @@ Test(loopback, idle_timeout_and_keepalive)
 	struct tenv e;
 
 	idle_pair(&e, 0);
-	cr_expect(trun(&e, node1_down, NULL, 5000), "idle connection closed");
+	cr_expect(trun(&e, tdowns, (uint64_t[]){1, 1}, 5000), "idle connection closed");
 	tenv_fini(&e);
 
 	idle_pair(&e, 50);
@@ -405,18 +374,13 @@ Test(loopback, peer_removed_from_callback)
 	e.n[2].remove_on_batch = true;
 	for (unsigned i = 0; i < 5; i++)
 		cr_assert_eq(tsend(&e, 1, 2, 1 + i, 1, 8), 0);
-	cr_expect(trun(&e, node1_down, NULL, 10000), "sender saw the connection close");
+	cr_expect(trun(&e, tdowns, (uint64_t[]){1, 1}, 10000),
+	          "sender saw the connection close");
 	cr_expect_eq(e.n[2].batches, 1, "nothing delivered after the removal");
 	cr_expect_eq(
 	    rd_transport_peer_stats(e.n[2].t, 1, &(struct rd_transport_peer_stats){0}),
 	    RD_ENOTFOUND);
 	tenv_fini(&e);
-}
-
-static bool got_two(struct tenv *e, void *arg)
-{
-	(void)arg;
-	return e->n[2].msgs >= 2;
 }
 
 /* rd_transport_flush writes what is queued at once, inside the caller:
@@ -438,7 +402,7 @@ Test(loopback, flush_writes_queued_frames_before_the_loop_runs)
 	rd_transport_flush(e.n[1].t);
 	rd_transport_stats(e.n[1].t, &flushed);
 	cr_assert_gt(flushed.packets_out, queued.packets_out, "nothing written");
-	cr_assert(trun(&e, got_two, NULL, 10000), "got %llu messages",
+	cr_assert(trun(&e, tgot, (uint64_t[]){2, 2}, 10000), "got %llu messages",
 	          (unsigned long long)e.n[2].msgs);
 	tenv_fini(&e);
 }

@@ -9,17 +9,6 @@
 
 #include "helpers.h"
 
-static bool node2_got(struct tenv *e, void *arg)
-{
-	return e->n[2].msgs >= *(uint64_t *)arg;
-}
-
-static bool node1_down(struct tenv *e, void *arg)
-{
-	(void)arg;
-	return e->n[1].downs >= 1;
-}
-
 static void setup(struct tenv *e)
 {
 	struct rd_transport_config cfg;
@@ -32,7 +21,7 @@ static void setup(struct tenv *e)
 	}
 	tenv_mesh(e);
 	cr_assert_eq(tsend(e, 1, 2, 1, 1, 8), 0);
-	cr_assert(trun(e, node2_got, &want, 10000));
+	cr_assert(trun(e, tgot, (uint64_t[]){2, want}, 10000));
 }
 
 /* After node 1 broke its Raft stream: counted at node 2, connection closed,
@@ -41,15 +30,15 @@ static void expect_conn_closed(struct tenv *e)
 {
 	uint64_t want;
 
-	cr_assert(trun(e, node1_down, NULL, 10000), "connection closed");
+	cr_assert(trun(e, tdowns, (uint64_t[]){1, 1}, 10000), "connection closed");
 	cr_expect_geq(tstats(e, 2, 1).malformed, 1);
 	want = e->n[2].msgs + 5;
 	cr_assert_eq(tsend(e, 3, 2, 1, 5, 8), 0);
-	cr_expect(trun(e, node2_got, &want, 10000), "node 2 serves node 3");
+	cr_expect(trun(e, tgot, (uint64_t[]){2, want}, 10000), "node 2 serves node 3");
 	want = e->n[2].msgs + 5;
 	for (unsigned i = 0; i < 20 && e->n[2].msgs < want; i++) {
 		tsend(e, 1, 2, 100, 5, 8);
-		trun(e, node2_got, &want, 300);
+		trun(e, tgot, (uint64_t[]){2, want}, 300);
 	}
 	cr_expect_geq(e->n[2].msgs, want, "node 1 reconnected");
 	tenv_fini(e);
@@ -80,17 +69,15 @@ Test(malformed, wrong_kind_on_raft_stream_closes_connection)
 {
 	struct tenv e;
 	Raftd__PeerFrame f = RAFTD__PEER_FRAME__INIT;
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping ping = RAFTD__PING__INIT;
+	struct tping p;
 	uint8_t buf[64];
 	size_t n;
 
 	setup(&e);
-	req.from = 1;
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &ping;
+	tping_init(&p);
+	p.req.from = 1;
 	f.kind_case = RAFTD__PEER_FRAME__KIND_REQUEST;
-	f.request = &req;
+	f.request = &p.req;
 	n = raftd__peer_frame__pack(&f, buf);
 	cr_assert_eq(rd_transport_send_encoded(e.n[1].t, 2, buf, n, 0, NULL), 0);
 	expect_conn_closed(&e);
@@ -110,7 +97,7 @@ Test(malformed, garbage_on_snapshot_stream_closes_only_the_stream)
 	cr_expect_geq(tstats(&e, 2, 1).malformed, 1);
 	want = e.n[2].msgs + 5;
 	cr_assert_eq(tsend(&e, 1, 2, 2, 5, 8), 0);
-	cr_expect(trun(&e, node2_got, &want, 10000));
+	cr_expect(trun(&e, tgot, (uint64_t[]){2, want}, 10000));
 	cr_expect_eq(e.n[1].downs, 0, "connection kept");
 	cr_expect_eq(tstats(&e, 1, 2).connects, 1);
 	tenv_fini(&e);
@@ -138,7 +125,7 @@ Test(malformed, foreign_from_dropped)
 		b.messages = &mp;
 		cr_assert_eq(tsend_batch(e.n[1].t, 2, &b, NULL), 0);
 	}
-	cr_assert(trun(&e, node2_got, &want, 10000));
+	cr_assert(trun(&e, tgot, (uint64_t[]){2, want}, 10000));
 	trun_for(&e, 100);
 	cr_expect_eq(e.n[2].msgs, want);
 	cr_expect_eq(tstats(&e, 2, 1).foreign_from, 1);

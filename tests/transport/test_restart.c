@@ -15,12 +15,6 @@
  * idle timeout while a test runs. */
 #define IDLE_MS 600000
 
-static bool got_n(struct tenv *e, void *arg)
-{
-	const uint64_t *w = arg; /* {node, count} */
-	return e->n[w[0]].msgs >= w[1];
-}
-
 /* Node w[0] is connected to a new process of node w[1]. */
 static bool reconnected(struct tenv *e, void *arg)
 {
@@ -49,7 +43,7 @@ static void pair(struct tenv *e, struct rd_transport_config *cfg2)
 	tnode_start(e, 2, cfg2);
 	tenv_mesh(e);
 	cr_assert_eq(tsend(e, 1, 2, 1, 5, 8), 0);
-	cr_assert(trun(e, got_n, want, 10000));
+	cr_assert(trun(e, tgot, want, 10000));
 	memcpy(&cfg2->listen, &e->n[2].addr, e->n[2].addrlen);
 	cfg2->listen_len = e->n[2].addrlen;
 }
@@ -88,7 +82,7 @@ Test(restart, a_restarted_peer_replaces_the_stale_connection, .timeout = 120)
 	e.n[2].next_index[1] = 1000;
 	e.n[2].out_of_order = false;
 	cr_assert_eq(tsend(&e, 1, 2, 1000, 3, 8), 0);
-	cr_assert(trun(&e, got_n, want, 20000), "node 1 -> restarted node 2");
+	cr_assert(trun(&e, tgot, want, 20000), "node 1 -> restarted node 2");
 	cr_expect(!e.n[2].out_of_order);
 	tenv_fini(&e);
 }
@@ -123,7 +117,7 @@ Test(restart, frames_queued_for_the_old_process_are_not_replayed, .timeout = 120
 	}
 	cr_assert(reconnected(&e, up), "no connection to the restarted node");
 	cr_assert_eq(tsend(&e, 1, 2, 100000, 10, 8), 0);
-	cr_assert(trun(&e, got_n, want, 20000),
+	cr_assert(trun(&e, tgot, want, 20000),
 	          "node 1 -> restarted node 2: %llu messages",
 	          (unsigned long long)e.n[2].msgs);
 	trun_for(&e, 300);
@@ -148,8 +142,8 @@ Test(restart, a_simultaneous_dial_is_not_a_restart, .timeout = 120)
 	tenv_up(&e, true, 2);
 	tsend(&e, 1, 2, 1, 5, 8);
 	tsend(&e, 2, 1, 1, 5, 8);
-	trun(&e, got_n, w2, 5000);
-	trun(&e, got_n, w1, 5000);
+	trun(&e, tgot, w2, 5000);
+	trun(&e, tgot, w1, 5000);
 	trun_for(&e, 300);
 	cr_expect_eq(tstats(&e, 1, 2).restarts, 0);
 	cr_expect_eq(tstats(&e, 2, 1).restarts, 0);

@@ -26,18 +26,16 @@ static bool all_done(struct tenv *e, void *arg)
 Test(stream_credit, calls_beyond_the_initial_stream_limit_complete)
 {
 	struct tenv e;
-	Raftd__PeerRequest req = RAFTD__PEER_REQUEST__INIT;
-	Raftd__Ping ping = RAFTD__PING__INIT;
+	struct tping p;
 	char msg[RD_ERRMSG_SIZE];
 
 	tenv_up(&e, false, 2);
-	req.body_case = RAFTD__PEER_REQUEST__BODY_PING;
-	req.ping = &ping;
+	tping_init(&p);
 	for (int round = 0; round < 10; round++) {
 		struct many r = {0};
 		for (int i = 0; i < 250; i++)
-			cr_assert_eq(rd_transport_call(e.n[1].t, 2, &req, 20000, on_reply,
-			                               &r, msg),
+			cr_assert_eq(rd_transport_call(e.n[1].t, 2, &p.req, 20000,
+			                               on_reply, &r, msg),
 			             0, "%s", msg);
 		cr_assert(trun(&e, all_done, &r, 30000), "round %d: %u of 250 answered",
 		          round, r.done);

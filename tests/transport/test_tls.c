@@ -14,11 +14,6 @@
 
 #include "helpers.h"
 
-static bool node1_got(struct tenv *e, void *arg)
-{
-	return e->n[1].msgs >= *(uint64_t *)arg;
-}
-
 /* Node 2 (configured by the caller) must not get through to node 1; then
  * node 3 must. */
 static void expect_refused(struct tenv *e, const struct rd_transport_config *bad)
@@ -43,9 +38,21 @@ static void expect_refused(struct tenv *e, const struct rd_transport_config *bad
 	cr_expect_not(tstats(e, 2, 1).connected);
 	/* The endpoint still serves a good peer. */
 	cr_assert_eq(tsend(e, 3, 1, 1, 5, 8), 0);
-	cr_expect(trun(e, node1_got, &want, 10000), "good peer served after a refusal");
+	cr_expect(trun(e, tgot, (uint64_t[]){1, want}, 10000),
+	          "good peer served after a refusal");
 	cr_expect(tstats(e, 1, 3).connected);
 	tenv_fini(e);
+}
+
+/* The refusal tests' endpoints: certificates made and node 2's configuration
+ * in BAD, for the test to spoil before expect_refused (which frees T). */
+static struct tenv T;
+static struct rd_transport_config BAD;
+
+static void bad_node2(void)
+{
+	tenv_init(&T, true);
+	tnode_config(&T, 2, false, &BAD);
 }
 
 /* Same CA, right names: accepted in both directions. */
@@ -56,36 +63,26 @@ Test(tls, same_ca_accepted)
 
 	tenv_up(&e, true, 2);
 	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
-	cr_assert(trun(&e, node1_got, &want, 10000));
+	cr_assert(trun(&e, tgot, (uint64_t[]){1, want}, 10000));
 	cr_expect(tstats(&e, 1, 2).connected);
 	cr_expect(tstats(&e, 2, 1).connected);
 	tenv_fini(&e);
 }
 
-Test(tls, other_ca_refused)
+Test(tls, other_ca_refused, .init = bad_node2)
 {
-	struct tenv e;
-	struct rd_transport_config bad;
-
-	tenv_init(&e, true);
-	tenv_other_ca(&e, "other", 2);
-	tnode_config(&e, 2, false, &bad);
-	snprintf(bad.tls_ca, sizeof bad.tls_ca, "%s/other/ca.pem", e.dir);
-	tcfg_cert(&e, &bad, "other/node2");
-	expect_refused(&e, &bad);
+	tenv_other_ca(&T, "other", 2);
+	snprintf(BAD.tls_ca, sizeof BAD.tls_ca, "%s/other/ca.pem", T.dir);
+	tcfg_cert(&T, &BAD, "other/node2");
+	expect_refused(&T, &BAD);
 }
 
 /* Node 2 presents node 3's (valid) certificate: its claim (2) and its
  * certificate (3) disagree. */
-Test(tls, wrong_node_id_refused)
+Test(tls, wrong_node_id_refused, .init = bad_node2)
 {
-	struct tenv e;
-	struct rd_transport_config bad;
-
-	tenv_init(&e, true);
-	tnode_config(&e, 2, false, &bad);
-	tcfg_cert(&e, &bad, "node3");
-	expect_refused(&e, &bad);
+	tcfg_cert(&T, &BAD, "node3");
+	expect_refused(&T, &BAD);
 }
 
 /* The dialing side checks the server too: node 1 dials "node 2" whose
@@ -112,38 +109,23 @@ Test(tls, server_with_wrong_node_id_refused)
 	tenv_fini(&e);
 }
 
-Test(tls, expired_certificate_refused)
+Test(tls, expired_certificate_refused, .init = bad_node2)
 {
-	struct tenv e;
-	struct rd_transport_config bad;
-
-	tenv_init(&e, true);
-	tenv_certs(&e, "node 2 --expired --name exp2");
-	tnode_config(&e, 2, false, &bad);
-	tcfg_cert(&e, &bad, "exp2");
-	expect_refused(&e, &bad);
+	tenv_certs(&T, "node 2 --expired --name exp2");
+	tcfg_cert(&T, &BAD, "exp2");
+	expect_refused(&T, &BAD);
 }
 
-Test(tls, no_client_certificate_refused)
+Test(tls, no_client_certificate_refused, .init = bad_node2)
 {
-	struct tenv e;
-	struct rd_transport_config bad;
-
-	tenv_init(&e, true);
-	tnode_config(&e, 2, false, &bad);
-	bad.tls_omit_client_cert = true;
-	expect_refused(&e, &bad);
+	BAD.tls_omit_client_cert = true;
+	expect_refused(&T, &BAD);
 }
 
-Test(tls, wrong_alpn_refused)
+Test(tls, wrong_alpn_refused, .init = bad_node2)
 {
-	struct tenv e;
-	struct rd_transport_config bad;
-
-	tenv_init(&e, true);
-	tnode_config(&e, 2, false, &bad);
-	snprintf(bad.alpn, sizeof bad.alpn, "raftd/2");
-	expect_refused(&e, &bad);
+	snprintf(BAD.alpn, sizeof BAD.alpn, "raftd/2");
+	expect_refused(&T, &BAD);
 }
 
 /* Identity comes from the CN when the certificate has no SAN. */
@@ -156,7 +138,7 @@ Test(tls, cn_only_certificate_accepted)
 	tenv_certs(&e, "node 2 --cn-only");
 	tenv_start(&e, true, 2);
 	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
-	cr_expect(trun(&e, node1_got, &want, 10000));
+	cr_expect(trun(&e, tgot, (uint64_t[]){1, want}, 10000));
 	tenv_fini(&e);
 }
 
@@ -188,7 +170,7 @@ Test(tls, reload_applies_to_new_connections)
 	tenv_start(&e, true, 3);
 	want = 5;
 	cr_assert_eq(tsend(&e, 2, 1, 1, 5, 8), 0);
-	cr_assert(trun(&e, node1_got, &want, 10000));
+	cr_assert(trun(&e, tgot, (uint64_t[]){1, want}, 10000));
 	/* A certificate from another CA, in place of node 1's: refused before
 	 * it replaces the working one (every peer would refuse it). */
 	tenv_other_ca(&e, "other2", 1);
@@ -204,10 +186,11 @@ Test(tls, reload_applies_to_new_connections)
 	cr_assert_eq(rd_transport_reload_tls(e.n[1].t, msg), 0, "%s", msg);
 	want = 10;
 	cr_assert_eq(tsend(&e, 2, 1, 6, 5, 8), 0);
-	cr_expect(trun(&e, node1_got, &want, 10000), "established connection unaffected");
+	cr_expect(trun(&e, tgot, (uint64_t[]){1, want}, 10000),
+	          "established connection unaffected");
 	want = 15;
 	cr_assert_eq(tsend(&e, 3, 1, 1, 5, 8), 0);
-	cr_expect(trun(&e, node1_got, &want, 10000),
+	cr_expect(trun(&e, tgot, (uint64_t[]){1, want}, 10000),
 	          "new connection with the new certificate");
 	cr_expect(tstats(&e, 3, 1).connected);
 	tenv_fini(&e);

@@ -118,15 +118,11 @@ Test(config, missing_file)
 Test(config, sessions_section)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
 	load_ok(&c, "n2.conf", good);
 	cr_assert_eq(c.session_max, 10000);
 	cr_assert_eq(c.session_expiry, 100000);
-	cr_assert_eq(rd_config_load_string(
-	                 &c, "s.conf",
-	                 BASE PEERS "[sessions]\nmax_per_group = 5\nexpiry_entries = 7\n",
-	                 msg),
-	             0, "%s", msg);
+	load_ok(&c, "s.conf",
+	        BASE PEERS "[sessions]\nmax_per_group = 5\nexpiry_entries = 7\n");
 	cr_assert_eq(c.session_max, 5);
 	cr_assert_eq(c.session_expiry, 7);
 	expect_error(BASE PEERS "[sessions]\nmax_per_group = 0\n",
@@ -140,13 +136,9 @@ Test(config, sessions_section)
 Test(config, flush_interval_ms)
 {
 	struct rd_config c;
-	char msg[RD_ERRMSG_SIZE] = "";
-	cr_assert_eq(rd_config_load_string(&c, "n2.conf", good, msg), 0, "%s", msg);
+	load_ok(&c, "n2.conf", good);
 	cr_assert_eq(c.flush_interval_ms, 2000);
-	cr_assert_eq(rd_config_load_string(&c, "f.conf",
-	                                   BASE PEERS "[raft]\nflush_interval_ms = 10\n",
-	                                   msg),
-	             0, "%s", msg);
+	load_ok(&c, "f.conf", BASE PEERS "[raft]\nflush_interval_ms = 10\n");
 	cr_assert_eq(c.flush_interval_ms, 10);
 	expect_error(BASE PEERS "[raft]\nflush_interval_ms = 9\n",
 	             "x.conf:10: [raft] flush_interval_ms: '9'");

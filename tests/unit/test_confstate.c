@@ -131,22 +131,6 @@ static bool applied(void)
 	return rd_raft_applied_index(g1()->raft) >= want_applied;
 }
 
-static bool has_voter(const struct rd_conf_state *cs, uint64_t id)
-{
-	for (uint32_t i = 0; i < cs->n_voters; i++)
-		if (cs->voters[i] == id)
-			return true;
-	return false;
-}
-
-static bool has_learner(const struct rd_conf_state *cs, uint64_t id)
-{
-	for (uint32_t i = 0; i < cs->n_learners; i++)
-		if (cs->learners[i] == id)
-			return true;
-	return false;
-}
-
 /* Propose on group 1's core as its leader would, and let the loop run. */
 static uint64_t propose_cc(uint8_t type, uint64_t id)
 {
@@ -221,13 +205,15 @@ Test(confstate, a_snapshot_ships_the_applied_configuration_not_a_pending_change)
 	struct rd_snapshot_meta meta;
 
 	(void)pending_change();
-	cr_assert(has_voter(rd_raft_conf(g1()->raft), 3), "thesis §4.1: in use at once");
+	cr_assert(rd_raft_conf_has_voter(rd_raft_conf(g1()->raft), 3),
+	          "thesis §4.1: in use at once");
 	cr_assert_eq(rd_snapshot_reader_open(node->st, 1, &r, &meta, msg), 0, "%s", msg);
 	rd_snapshot_reader_close(r);
 	cr_assert_eq(meta.index, rd_raft_applied_index(g1()->raft));
-	cr_assert(has_voter(&meta.conf, 1));
-	cr_assert(has_learner(&meta.conf, 2), "the applied learner is in it");
-	cr_assert(!has_voter(&meta.conf, 3),
+	cr_assert(rd_raft_conf_has_voter(&meta.conf, 1));
+	cr_assert(rd_raft_conf_has_learner(&meta.conf, 2),
+	          "the applied learner is in it");
+	cr_assert(!rd_raft_conf_has_voter(&meta.conf, 3),
 	          "the uncommitted voter 3 is not part of the state at index %llu",
 	          (unsigned long long)meta.index);
 	cr_assert_eq(meta.conf.n_voters, 1);
@@ -244,7 +230,8 @@ Test(confstate, a_restart_after_compaction_across_changes_rebuilds_the_configura
 	cr_assert_eq(rd_raft_first_index(g1()->raft), first);
 	cr_assert_eq(rd_raft_last_index(g1()->raft), idx);
 	const struct rd_conf_state *cs = rd_raft_conf(g1()->raft);
-	cr_assert(has_voter(cs, 1) && has_voter(cs, 3) && has_learner(cs, 2),
+	cr_assert(rd_raft_conf_has_voter(cs, 1) && rd_raft_conf_has_voter(cs, 3) &&
+	              rd_raft_conf_has_learner(cs, 2),
 	          "the latest configuration in the log (thesis §4.1)");
 	cr_assert_eq(cs->n_voters, 2);
 	cr_assert_eq(cs->n_learners, 1);
@@ -253,8 +240,8 @@ Test(confstate, a_restart_after_compaction_across_changes_rebuilds_the_configura
 	 * truncation must fall back to a membership without it). */
 	const struct rd_snapshot_meta *sm = rd_raft_snapshot(g1()->raft);
 	cr_assert_eq(sm->index, first - 1);
-	cr_assert(has_learner(&sm->conf, 2));
-	cr_assert(!has_voter(&sm->conf, 3),
+	cr_assert(rd_raft_conf_has_learner(&sm->conf, 2));
+	cr_assert(!rd_raft_conf_has_voter(&sm->conf, 3),
 	          "voter 3 is not in the configuration at the compaction point %llu",
 	          (unsigned long long)sm->index);
 	cr_assert_eq(sm->conf.n_voters, 1);

@@ -22,6 +22,7 @@ struct model {
 	struct rd_placement_group g[MAXG];
 	size_t n_groups;
 	struct rd_placement_in in;
+	struct rd_placement_action a[8]; /* what decides() got */
 };
 
 static void set_list(uint64_t *v, uint32_t *n, const uint64_t *ids, uint32_t k)
@@ -187,148 +188,148 @@ static void check_settled(const struct model *m, uint32_t rf)
 	}
 }
 
+/* The placement decides exactly one action now, of `kind`, into m->a[0]. */
+static void decides(struct model *m, uint8_t kind)
+{
+	cr_assert_eq(rd_placement_decide(&m->in, m->a, 8, NULL), 1);
+	cr_assert_eq(m->a[0].kind, kind);
+}
+
+/* The placement decides nothing now. */
+static void decides_nothing(struct model *m)
+{
+	cr_assert_eq(rd_placement_decide(&m->in, m->a, 8, NULL), 0);
+}
+
+/* A model of `n_nodes` nodes and one settled group of three (model_init)
+ * whose target becomes target[0..3). */
+static struct rd_placement_group *one_group(struct model *m, size_t n_nodes,
+                                            const uint64_t *target)
+{
+	model_init(m, n_nodes, 1, 3);
+	set_list(m->g[0].target, &m->g[0].n_target, target, 3);
+	return &m->g[0];
+}
+
 Test(placement, a_balanced_cluster_needs_nothing)
 {
 	struct model m;
-	struct rd_placement_action a[8];
 
 	model_init(&m, 3, 6, 3);
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0);
+	decides_nothing(&m);
 }
 
 Test(placement, a_move_adds_a_learner_then_promotes_then_removes_the_source)
 {
 	struct model m;
-	struct rd_placement_action a[8];
 	struct rd_placement_group *g;
 
-	model_init(&m, 4, 1, 3); /* group 1 on 1, 2, 3; node 4 empty */
-	g = &m.g[0];
 	uint64_t t[3] = {2, 3, 4};
-	set_list(g->target, &g->n_target, t, 3);
+	g = one_group(&m, 4, t); /* group 1 on 1, 2, 3; node 4 empty */
 	/* 1. the target is not in the configuration: add it as a learner. */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_ADD_LEARNER);
-	cr_assert_eq(a[0].node, 4);
-	apply(&m, &a[0]);
+	decides(&m, RD_PLACE_ADD_LEARNER);
+	cr_assert_eq(m.a[0].node, 4);
+	apply(&m, &m.a[0]);
 	/* 2. a lagging learner is not promoted (thesis §4.2.1). */
 	g->learner_lag[0] = 11;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0);
+	decides_nothing(&m);
 	g->learner_lag[0] = UINT64_MAX; /* nothing acknowledged */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0);
+	decides_nothing(&m);
 	g->learner_lag[0] = 10;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_PROMOTE);
-	cr_assert_eq(a[0].node, 4);
-	apply(&m, &a[0]);
+	decides(&m, RD_PLACE_PROMOTE);
+	cr_assert_eq(m.a[0].node, 4);
+	apply(&m, &m.a[0]);
 	/* 3. the source leads: leadership goes to a caught-up target voter
 	 * first, never to a lagging one. */
 	g->voter_lag[1] = 5; /* node 2 lags */
 	g->voter_lag[2] = 0; /* node 3 */
 	g->voter_lag[3] = 0; /* node 4 */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_TRANSFER);
-	cr_assert_eq(a[0].from, 1);
-	cr_assert(a[0].node == 3 || a[0].node == 4);
-	apply(&m, &a[0]);
+	decides(&m, RD_PLACE_TRANSFER);
+	cr_assert_eq(m.a[0].from, 1);
+	cr_assert(m.a[0].node == 3 || m.a[0].node == 4);
+	apply(&m, &m.a[0]);
 	/* 4. then the source is removed. */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_REMOVE);
-	cr_assert_eq(a[0].node, 1);
-	apply(&m, &a[0]);
+	decides(&m, RD_PLACE_REMOVE);
+	cr_assert_eq(m.a[0].node, 1);
+	apply(&m, &m.a[0]);
 	check_settled(&m, 3);
 }
 
 Test(placement, a_busy_or_unreported_group_is_left_alone)
 {
 	struct model m;
-	struct rd_placement_action a[8];
 	uint64_t t[3] = {2, 3, 4};
 
-	model_init(&m, 4, 1, 3);
-	set_list(m.g[0].target, &m.g[0].n_target, t, 3);
+	one_group(&m, 4, t);
 	m.g[0].busy = true;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0);
+	decides_nothing(&m);
 	m.g[0].busy = false;
 	m.g[0].known = false;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0);
+	decides_nothing(&m);
 }
 
 Test(placement, a_source_is_not_removed_without_a_live_majority_left)
 {
 	struct model m;
-	struct rd_placement_action a[8];
 	struct rd_placement_group *g;
 
-	model_init(&m, 4, 1, 3);
-	g = &m.g[0];
 	/* Voters 1 (leader), 2, 3, 4, target 1, 2, 4: node 3 goes. */
 	uint64_t v[4] = {1, 2, 3, 4}, t[3] = {1, 2, 4};
+	g = one_group(&m, 4, t);
 	set_list(g->voters, &g->n_voters, v, 4);
-	set_list(g->target, &g->n_target, t, 3);
 	m.nodes[1].live = false; /* 2 */
 	m.nodes[3].live = false; /* 4 */
 	/* Removing 3 leaves {1, 2, 4} with only node 1 live: refused. */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0);
+	decides_nothing(&m);
 	m.nodes[3].live = true;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_REMOVE);
-	cr_assert_eq(a[0].node, 3);
+	decides(&m, RD_PLACE_REMOVE);
+	cr_assert_eq(m.a[0].node, 3);
 }
 
 Test(placement, a_learner_is_not_promoted_without_a_live_majority)
 {
 	struct model m;
-	struct rd_placement_action a[8];
 	struct rd_placement_group *g;
 
-	model_init(&m, 4, 1, 3);
-	g = &m.g[0];
 	uint64_t t[3] = {1, 2, 4};
-	set_list(g->target, &g->n_target, t, 3);
+	g = one_group(&m, 4, t);
 	uint64_t v[2] = {1, 2};
 	set_list(g->voters, &g->n_voters, v, 2);
 	g->learners[0] = 4;
 	g->n_learners = 1;
 	m.nodes[1].live = false; /* voters {1, 2} with 2 down */
 	/* {1, 2, 4}: 1 and 4 are live, a majority of 3: promoted. */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_PROMOTE);
+	decides(&m, RD_PLACE_PROMOTE);
 	/* With three voters, two of them down, adding a fourth has no majority. */
 	uint64_t v3[3] = {1, 2, 3};
 	uint64_t t4[4] = {1, 2, 3, 4};
 	set_list(g->voters, &g->n_voters, v3, 3);
 	set_list(g->target, &g->n_target, t4, 4);
 	m.nodes[2].live = false;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0);
+	decides_nothing(&m);
 }
 
 Test(placement, a_move_whose_target_died_is_abandoned)
 {
 	struct model m;
-	struct rd_placement_action a[8];
 	struct rd_placement_group *g;
 
-	model_init(&m, 5, 1, 3);
-	g = &m.g[0];
-	m.nodes[0].leaving = true; /* node 1 drains */
 	uint64_t t[3] = {2, 3, 4};
-	set_list(g->target, &g->n_target, t, 3);
+	g = one_group(&m, 5, t);
+	m.nodes[0].leaving = true; /* node 1 drains */
 	g->learners[0] = 4;
 	g->learner_lag[0] = 1000;
 	g->n_learners = 1;
 	m.nodes[3].live = false; /* the target, node 4, dies */
 	/* The target is taken back... */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_RETARGET);
-	cr_assert_eq(a[0].n_target, 2);
-	cr_assert(!has(a[0].target, a[0].n_target, 4));
-	apply(&m, &a[0]);
+	decides(&m, RD_PLACE_RETARGET);
+	cr_assert_eq(m.a[0].n_target, 2);
+	cr_assert(!has(m.a[0].target, m.a[0].n_target, 4));
+	apply(&m, &m.a[0]);
 	/* ...its learner removed, and another node chosen: node 5. */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_REMOVE);
-	cr_assert_eq(a[0].node, 4);
-	apply(&m, &a[0]);
+	decides(&m, RD_PLACE_REMOVE);
+	cr_assert_eq(m.a[0].node, 4);
+	apply(&m, &m.a[0]);
 	run(&m, 20);
 	cr_assert(has(g->voters, g->n_voters, 5));
 	cr_assert(!has(g->voters, g->n_voters, 1));
@@ -408,7 +409,6 @@ Test(placement, an_empty_node_gets_its_share_of_replicas)
 Test(placement, leaders_balance_never_to_a_lagging_voter)
 {
 	struct model m;
-	struct rd_placement_action a[8];
 
 	model_init(&m, 3, 3, 3);
 	for (size_t gi = 0; gi < 3; gi++)
@@ -416,18 +416,17 @@ Test(placement, leaders_balance_never_to_a_lagging_voter)
 	for (size_t gi = 0; gi < 3; gi++)
 		for (uint32_t i = 0; i < 3; i++)
 			m.g[gi].voter_lag[i] = m.g[gi].voters[i] == 1 ? 0 : 7;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0);
+	decides_nothing(&m);
 	m.g[1].voter_lag[0] = 0; /* group 2's voters are 2, 3, 1: node 2 caught up */
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
-	cr_assert_eq(a[0].kind, RD_PLACE_TRANSFER);
-	cr_assert_eq(a[0].group, 2);
-	cr_assert_eq(a[0].node, 2);
+	decides(&m, RD_PLACE_TRANSFER);
+	cr_assert_eq(m.a[0].group, 2);
+	cr_assert_eq(m.a[0].node, 2);
 	/* A node that reports a slow disk is handed no leadership. */
 	m.nodes[1].slow = true;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0, "slow");
+	cr_assert_eq(rd_placement_decide(&m.in, m.a, 8, NULL), 0, "slow");
 	m.nodes[1].slow = false;
 	m.in.max_transfers = 0;
-	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 0, "bounded");
+	cr_assert_eq(rd_placement_decide(&m.in, m.a, 8, NULL), 0, "bounded");
 }
 
 Test(placement, a_decommission_no_node_can_take_is_refused)
