@@ -132,6 +132,8 @@ enum rd_metric_type {
 	  "RocksDB block cache in use, in bytes.")                                       \
 	X(STORAGE_TABLE_READERS_BYTES, "raft_storage_table_readers_bytes", GAUGE, "",    \
 	  "RocksDB table readers (index and filter blocks outside the cache), bytes.")   \
+	X(STORAGE_COMMIT_ONLY, "raft_storage_commit_only_writes_total", COUNTER, "",     \
+	  "WAL writes without a sync: every Raft state change in them moved commit.")    \
 	X(DISK_SLOW, "raftd_disk_slow", GAUGE, "",                                       \
 	  "1 while this node judges its disk slow and keeps no leadership.")             \
 	X(DISK_EVACUATIONS, "raftd_disk_evacuations_total", COUNTER, "",                 \

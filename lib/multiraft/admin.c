@@ -423,6 +423,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	rd_metrics_single_u64(out, RD_METRIC_STORAGE_BLOCK_CACHE_BYTES, sm.block_cache);
 	rd_metrics_single_u64(out, RD_METRIC_STORAGE_TABLE_READERS_BYTES,
 	                      sm.table_readers);
+	rd_metrics_single_u64(out, RD_METRIC_STORAGE_COMMIT_ONLY, ss.commit_only_writes);
 	rd_metrics_single_u64(out, RD_METRIC_DISK_SLOW, n->health.slow);
 	rd_metrics_single_u64(out, RD_METRIC_DISK_EVACUATIONS, n->health.evacuations);
 	rd_metrics_single_u64(out, RD_METRIC_DISK_TRANSFERS, n->health.transfers);

@@ -8,7 +8,10 @@
  *      §10.2.1) plus the messages that waited for the previous iteration's
  *      write, which is durable by now;
  *   3. write everything: entries, hard states and membership in one
- *      RocksDB batch with one fsync, then applied entries with their
+ *      RocksDB batch with one fsync (none when it only moves commit
+ *      indexes: a commit index is volatile in Raft, paper Fig. 2, and
+ *      storage/README.md "Commit advances without a sync" says why an
+ *      answer may follow such a write), then applied entries with their
  *      applied index without the WAL (storage.h rd_storage_commit: they
  *      are rebuilt from the committed log after a crash);
  *   4. tell the cores what is durable, queue the messages that had to wait

@@ -75,14 +75,24 @@ void rd_waiter_finish(struct rd_waiter *w, const struct rd_result *res)
 	free(w);
 }
 
+/* Keep q->soonest_ns a lower bound of the deadlines with w about to join. */
+static void note_deadline(struct rd_waitq *q, const struct rd_waiter *w)
+{
+	if (q->head == NULL || w->deadline_ns < q->soonest_ns)
+		q->soonest_ns = w->deadline_ns;
+}
+
 void rd_waitq_push(struct rd_waitq *q, struct rd_waiter *w)
 {
+	note_deadline(q, w);
 	RD_QUEUE_PUSH(q->head, q->tail, w, next);
 }
 
 void rd_waitq_insert(struct rd_waitq *q, struct rd_waiter *w)
 {
 	struct rd_waiter *prev = NULL, *cur = q->head;
+
+	note_deadline(q, w);
 
 	/* Almost always at the tail: walk only when the tail is past w. */
 	if (q->tail != NULL && q->tail->index > w->index) {
@@ -116,6 +126,13 @@ static void unlink_after(struct rd_waitq *q, struct rd_waiter *prev, struct rd_w
 void rd_waitq_expire(struct rd_waitq *q, uint64_t now_ns)
 {
 	struct rd_waiter *prev = NULL, *w = q->head;
+	uint64_t soonest = UINT64_MAX;
+
+	if (w == NULL || now_ns < q->soonest_ns)
+		return;
+	/* A waiter pushed while this scan runs (from a finish) lowers it
+	 * again; the scan's own minimum is taken in at the end. */
+	q->soonest_ns = UINT64_MAX;
 	while (w != NULL) {
 		struct rd_waiter *next = w->next;
 		if (w->deadline_ns <= now_ns) {
@@ -127,10 +144,14 @@ void rd_waitq_expire(struct rd_waitq *q, uint64_t now_ns)
 			unlink_after(q, prev, w);
 			rd_waiter_finish(w, &r);
 		} else {
+			if (w->deadline_ns < soonest)
+				soonest = w->deadline_ns;
 			prev = w;
 		}
 		w = next;
 	}
+	if (soonest < q->soonest_ns)
+		q->soonest_ns = soonest;
 }
 
 void rd_waitq_fail_all(struct rd_waitq *q, const struct rd_result *res)

@@ -469,12 +469,20 @@ void rd__encode_states(struct rd_storage_batch *b)
 {
 	uint8_t v[RD_STATE_VAL_MAX];
 
+	b->n_commit_only = 0;
 	for (size_t i = 0; i < b->npend; i++) {
 		struct rd_pend *p = &b->pend[i];
 		uint64_t id = p->g->id;
-		if (p->flags & RD_P_HS)
+		if (p->flags & RD_P_HS) {
 			put_state(b->wb, b, id, RD_STATE_HARD, v,
 			          rd__enc_hard(v, id, &p->hs));
+			/* Term and vote as last written (and synced: a change
+			 * of either is never written lazily): this record
+			 * only moves commit (rd__commit_write). */
+			if (p->g->present && p->hs.term == p->g->hs.term &&
+			    p->hs.vote == p->g->hs.vote)
+				b->n_commit_only++;
+		}
 		/* The applied index goes with what the apply changed (W2),
 		 * and so does the membership as of it (schema.h): a kill that
 		 * loses those applies loses it with them. */
@@ -517,11 +525,30 @@ void rd__commit_write(struct rd_storage *st, struct rd_storage_batch *b)
 
 	b->w1_bytes = b->w2_bytes = 0;
 	b->w1_synced = false;
-	/* W1 first: the apply in W2 is of entries whose commit is durable
-	 * (in this W1 or an earlier one), so whatever prefix of the write
-	 * sequence a flush puts on disk never holds an apply whose commit
-	 * could be lost (README.md, "Writing each command once"). */
-	if (rocksdb_writebatch_count(b->wb) > 0) {
+	b->w1_lazy = false;
+	/* W1 first: the apply in W2 is of entries whose commit is on disk
+	 * or in the WAL (in this W1 or an earlier one), so whatever prefix
+	 * of the write sequence a flush puts on disk never holds an apply
+	 * whose commit could be lost (README.md, "Writing each command
+	 * once").
+	 *
+	 * A W1 whose every record is a hard state that only moves commit
+	 * goes through the WAL without a sync (README.md, "Commit advances
+	 * without a sync"): the commit index is volatile state in Raft
+	 * (paper Fig. 2, thesis §3.8: only currentTerm, votedFor and log[]
+	 * must be on stable storage before answering), entries, truncations,
+	 * compactions, term, vote and catalog records all count against
+	 * n_commit_only and so are synced as before. */
+	size_t n1 = (size_t)rocksdb_writebatch_count(b->wb);
+	if (n1 > 0 && n1 == b->n_commit_only) {
+		rocksdb_writebatch_data(b->wb, &wlen);
+		rocksdb_write(st->db, st->wo_lazy, b->wb, &err);
+		if (err != NULL)
+			rd_fatal(RD_STORAGE_FATAL_FMT,
+			         "group commit (commit advances, WAL without sync)", err);
+		b->w1_lazy = true;
+		b->w1_bytes = wlen;
+	} else if (n1 > 0) {
 		rocksdb_writebatch_data(b->wb, &wlen);
 		uint64_t t0 = rd__sync_begin(st);
 		rocksdb_write(st->db, st->wo, b->wb, &err);
@@ -547,10 +574,11 @@ void rd__commit_write(struct rd_storage *st, struct rd_storage_batch *b)
  * new durable state, then the caches. */
 void rd__commit_publish(struct rd_storage *st, struct rd_storage_batch *b)
 {
-	if (b->w1_synced) {
+	if (b->w1_synced)
 		rd__record_sync(st, b->sync_ns);
-		st->stats.bytes_written += b->w1_bytes;
-	}
+	if (b->w1_lazy)
+		st->stats.commit_only_writes++;
+	st->stats.bytes_written += b->w1_bytes;
 	st->stats.entries_written += b->nents;
 	st->stats.state_bytes_written += b->w2_bytes;
 

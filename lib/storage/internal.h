@@ -104,6 +104,7 @@ struct rd_storage {
 	rocksdb_readoptions_t *ro;
 	rocksdb_readoptions_t *ro_disk;   /* persisted tier: SST files only */
 	rocksdb_writeoptions_t *wo;       /* sync=true: W1 */
+	rocksdb_writeoptions_t *wo_lazy;  /* WAL, no sync: a commit-only W1 */
 	rocksdb_writeoptions_t *wo_nowal; /* disableWAL: W2 (rd_storage_commit) */
 	char *dir;
 	char cluster_id[RD_STORAGE_CLUSTER_ID_MAX + 1];
@@ -215,6 +216,8 @@ struct rd_storage_batch {
 	/* Figures of its last write (rd__commit_write), published on the
 	 * loop's thread (rd__commit_publish). */
 	bool w1_synced;
+	bool w1_lazy;         /* W1 held only commit advances: written without a sync */
+	size_t n_commit_only; /* W1's hard-state records that only move commit */
 	uint64_t sync_ns;
 	size_t w1_bytes, w2_bytes;
 };

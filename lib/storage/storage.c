@@ -139,6 +139,7 @@ static void set_options(struct rd_storage *st, bool create, size_t memtable_byte
 	rocksdb_readoptions_set_read_tier(st->ro_disk, 2 /* kPersistedTier */);
 	st->wo = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(st->wo, 1);
+	st->wo_lazy = rocksdb_writeoptions_create();
 	st->wo_nowal = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_disable_WAL(st->wo_nowal, 1);
 }
@@ -166,6 +167,8 @@ static void free_handle(struct rd_storage *st)
 		rocksdb_readoptions_destroy(st->ro_disk);
 	if (st->wo != NULL)
 		rocksdb_writeoptions_destroy(st->wo);
+	if (st->wo_lazy != NULL)
+		rocksdb_writeoptions_destroy(st->wo_lazy);
 	if (st->wo_nowal != NULL)
 		rocksdb_writeoptions_destroy(st->wo_nowal);
 	rd__groups_free(st);

@@ -383,7 +383,9 @@ int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
  * caches (README.md, "Writing each command once"):
  *   W1, sync=true (one fsync for every group in it): log entries, deletions
  *       of log entries (truncation, compaction), hard states, log starts,
- *       catalog records;
+ *       catalog records; a W1 that holds only hard states moving commit
+ *       (term and vote as before) goes through the WAL without a sync
+ *       (README.md, "Commit advances without a sync");
  *   W2, without the WAL: what applying entries changed (KV state, client
  *       sessions, journal, applied indexes, and conf states: the membership
  *       as of the applied index). W2 follows W1, so it only ever
@@ -391,7 +393,8 @@ int rd_storage_batch_catalog_put(struct rd_storage_batch *b, const char *name,
  *       durable. It reaches the disk when RocksDB flushes its memtables, all
  *       column families at once (atomic flush); a crash before that loses it,
  *       and the open replays (applied, commit] from the log.
- * When it returns, the log and the Raft state in the batch are durable; only
+ * When it returns, the log and the Raft state in the batch are durable (a
+ * commit index at least reaches the WAL file, which a kill keeps); only
  * then may the caller send messages or replies that depend on them. A reply
  * that depends on an apply depends on the committed log it comes from, which
  * is durable: the apply is recomputed identically after a crash. An empty
@@ -496,13 +499,18 @@ bool rd_storage_session_seq(const struct rd_storage *st, uint64_t group, uint64_
 extern const double rd_storage_sync_bucket_le[RD_STORAGE_SYNC_BUCKETS];
 
 struct rd_storage_stats {
-	uint64_t syncs;         /* synced writes done (one per non-empty commit) */
+	uint64_t syncs;         /* synced writes done (one per commit with W1 records,
+	                         * bar commit-only ones) */
 	uint64_t sync_ns_total; /* sum of their durations */
 	uint64_t sync_ns_last;
 	/* counts per bucket (non-cumulative); [RD_STORAGE_SYNC_BUCKETS] is +Inf */
 	uint64_t sync_buckets[RD_STORAGE_SYNC_BUCKETS + 1];
 	uint64_t entries_written;
-	uint64_t bytes_written;       /* RocksDB batch bytes of the synced writes (W1) */
+	uint64_t bytes_written; /* RocksDB batch bytes of the synced writes (W1) */
+	/* W1s written without a sync: every Raft state change in them was a
+	 * commit advance (batch.c, rd__commit_write); their bytes are in
+	 * bytes_written too, and the next synced W1 makes them durable. */
+	uint64_t commit_only_writes;
 	uint64_t state_bytes_written; /* of the writes without the WAL (W2) */
 	uint64_t cache_hits;          /* rd_storage_entries served from the cache */
 	uint64_t cache_misses;

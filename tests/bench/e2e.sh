@@ -10,7 +10,10 @@
 # entries, Raft state), and applied_bytes_per_write, what it wrote without
 # the WAL (what applying changed; README of lib/storage), and how often node
 # 1's Raft cores read entries below their in-memory tail back from storage
-# (log_source_reads, raft_log_source_reads_total; lib/raft/raft.h).
+# (log_source_reads, raft_log_source_reads_total; lib/raft/raft.h), and
+# node 1's synced writes and WAL writes without a sync (commit advances
+# alone, lib/storage/README.md) per 1,000 acknowledged writes
+# (syncs_per_kwrite, commit_only_per_kwrite).
 #
 # BENCH_NODES=1 runs a single-node cluster instead (cluster.sh), and
 # BENCH_EXTRA_CONF appends config lines to every node's file, e.g.
@@ -55,17 +58,23 @@ for c in "${CLIENTS[@]}"; do
 	w0=$(bench_metric 1 raft_storage_synced_bytes_total)
 	a0=$(bench_metric 1 raft_storage_applied_bytes_total)
 	r0=$(bench_metric 1 raft_log_source_reads_total)
+	s0=$(bench_metric 1 raft_storage_sync_duration_seconds_count)
+	c0=$(bench_metric 1 raft_storage_commit_only_writes_total)
 	"$B/bench/e2e_load" "$c" "$SECS" "${SOCKS[@]}" >"$DIR/run"
 	t1=$(node_ticks)
 	w1=$(bench_metric 1 raft_storage_synced_bytes_total)
 	a1=$(bench_metric 1 raft_storage_applied_bytes_total)
 	r1=$(bench_metric 1 raft_log_source_reads_total)
+	s1=$(bench_metric 1 raft_storage_sync_duration_seconds_count)
+	c1=$(bench_metric 1 raft_storage_commit_only_writes_total)
 	writes=$(sed -n 's/^RESULT .* writes=\([0-9]*\).*/\1/p' "$DIR/run")
 	cpu=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v w="$writes" \
 		'BEGIN{printf "%.1f", (w > 0 ? d / hz * 1e6 / w : 0)}')
 	per() { awk -v d="$(($2 - $1))" -v w="$writes" 'BEGIN{printf "%.0f", (w > 0 ? d / w : 0)}'; }
 	bytes=" wal_bytes_per_write=$(per "$w0" "$w1") applied_bytes_per_write=$(per "$a0" "$a1")"
 	bytes+=" log_source_reads=$((${r1:-0} - ${r0:-0}))"
+	kper() { awk -v d="$((${2:-0} - ${1:-0}))" -v w="$writes" 'BEGIN{printf "%.0f", (w > 0 ? d * 1000 / w : 0)}'; }
+	bytes+=" syncs_per_kwrite=$(kper "$s0" "$s1") commit_only_per_kwrite=$(kper "$c0" "$c1")"
 	sed "s/^\(RESULT .*\)$/\1 cpu_us_per_write=$cpu$bytes$(node_rss)/" "$DIR/run"
 done | tee "$DIR/out"
 grep '^RESULT' "$DIR/out" | sed 's/^RESULT e2e //; s/ /,/g' >"$B/bench/e2e.csv"

@@ -635,3 +635,84 @@ Test(batch, a_kill_keeps_the_conf_state_with_the_applied_index)
 		          "applied %llu, %u voters", (unsigned long long)gi.applied,
 		          gi.conf.n_voters);
 }
+
+static uint64_t commit_only_writes(void)
+{
+	struct rd_storage_stats s;
+	rd_storage_get_stats(st, &s);
+	return s.commit_only_writes;
+}
+
+/* A commit index need not be on stable storage (Raft paper Fig. 2, thesis
+ * §3.8): a batch whose only Raft state changes are commit advances goes
+ * through the WAL without a sync; anything else in W1 (entries, a term or
+ * vote, a group's first hard state, a catalog record) syncs the whole
+ * write as before. The commit written without a sync is read back. */
+/* Set the hard states given (group 1, group 2; NULL: none) and commit. */
+static void commit_states(const struct rd_hard_state *hs1,
+                          const struct rd_hard_state *hs2)
+{
+	if (hs1 != NULL)
+		cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, hs1, msg), 0, "%s",
+		             msg);
+	if (hs2 != NULL)
+		cr_assert_eq(rd_storage_batch_set_hard_state(b, 2, hs2, msg), 0, "%s",
+		             msg);
+	rd_storage_commit(st, b);
+}
+
+Test(batch, commit_only_hard_states_skip_the_sync)
+{
+	struct rd_hard_state hs1 = {.term = 2, .vote = 1, .commit = 0};
+	struct rd_hard_state hs2 = {.term = 2, .vote = 3, .commit = 0};
+	th_append(st, 1, 1, 4, 2);
+	th_append(st, 2, 1, 4, 2);
+	uint64_t s0 = syncs();
+	commit_states(&hs1, &hs2);
+	cr_assert_eq(syncs(), s0 + 1, "a group's first hard state is synced");
+	cr_assert_eq(commit_only_writes(), 0);
+
+	hs1.commit = 2;
+	hs2.commit = 3;
+	commit_states(&hs1, &hs2);
+	cr_assert_eq(syncs(), s0 + 1, "commit advances alone are not synced");
+	cr_assert_eq(commit_only_writes(), 1);
+
+	/* A commit advance beside a new term, entries or a catalog record. */
+	hs1.commit = 3;
+	hs2 = (struct rd_hard_state){.term = 3, .vote = 0, .commit = 3};
+	commit_states(&hs1, &hs2);
+	cr_assert_eq(syncs(), s0 + 2, "a term change is synced");
+	hs2.vote = 1;
+	commit_states(NULL, &hs2);
+	cr_assert_eq(syncs(), s0 + 3, "a vote is synced");
+	struct rd_entry e[1];
+	uint8_t data[32];
+	th_entries(e, data, 1, 1, 5, 2, 32);
+	cr_assert_eq(rd_storage_batch_append(b, 1, e, 1, msg), 0, "%s", msg);
+	hs1.commit = 4;
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs1, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	cr_assert_eq(syncs(), s0 + 4, "entries are synced");
+	hs1.commit = 5;
+	cr_assert_eq(rd_storage_batch_set_hard_state(b, 1, &hs1, msg), 0, "%s", msg);
+	cr_assert_eq(rd_storage_batch_catalog_put(b, "x", (const uint8_t *)"y", 1, msg),
+	             0, "%s", msg);
+	rd_storage_commit(st, b);
+	cr_assert_eq(syncs(), s0 + 5, "a catalog record is synced");
+	cr_assert_eq(commit_only_writes(), 1);
+
+	hs2.commit = 4;
+	commit_states(NULL, &hs2);
+	cr_assert_eq(syncs(), s0 + 5);
+	cr_assert_eq(commit_only_writes(), 2);
+
+	reopen();
+	struct rd_storage_group_info gi;
+	cr_assert_eq(rd_storage_group_info(st, 1, &gi), 0);
+	cr_assert_eq(gi.hs.commit, 5);
+	cr_assert_eq(rd_storage_group_info(st, 2, &gi), 0);
+	cr_assert_eq(gi.hs.term, 3);
+	cr_assert_eq(gi.hs.vote, 1);
+	cr_assert_eq(gi.hs.commit, 4);
+}

@@ -245,3 +245,57 @@ Test(waiters, a_snapshot_covered_session_write_is_answered_from_the_session_tabl
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	cr_expect_eq(system(cmd), 0);
 }
+
+/* Deadlines (waiter.c rd_waitq_expire): a waiter ends with TIMEOUT once
+ * its deadline passed, however the queue learned it: pushed in any order
+ * of deadlines, inserted by index, or pushed after a scan that found
+ * nothing due (the scan is skipped while the earliest deadline is ahead). */
+/* A write waiter (request `id`, due at `deadline`) appended to q. */
+static void push_due(struct rd_waitq *q, uint64_t id, uint64_t deadline)
+{
+	struct rd_waiter *w = rd_waiter_new(RD_WAIT_PROPOSE, record, NULL, id, deadline);
+	cr_assert_not_null(w);
+	rd_waitq_push(q, w);
+}
+
+Test(waiters, each_waiter_times_out_at_its_own_deadline)
+{
+	struct rd_waitq q = {0};
+	static const uint64_t dl[] = {500, 300, 900, 300};
+	for (size_t i = 0; i < 4; i++) {
+		struct rd_waiter *w =
+		    rd_waiter_new(RD_WAIT_PROPOSE, record, NULL, i + 1, dl[i]);
+		cr_assert_not_null(w);
+		w->index = 10 + i;
+		if (i == 2)
+			rd_waitq_insert(&q, w);
+		else
+			rd_waitq_push(&q, w);
+	}
+	rd_waitq_expire(&q, 299);
+	cr_expect_eq(n_answers, 0);
+	rd_waitq_expire(&q, 300);
+	cr_expect_eq(n_answers, 2, "both waiters due at 300 end");
+	cr_expect_eq(code_of(2), RAFTD__ERROR_CODE__TIMEOUT);
+	cr_expect_eq(code_of(4), RAFTD__ERROR_CODE__TIMEOUT);
+	/* Pushed after the scan, due before what the queue still holds. */
+	push_due(&q, 5, 400);
+	rd_waitq_expire(&q, 399);
+	cr_expect_eq(n_answers, 2);
+	rd_waitq_expire(&q, 400);
+	cr_expect_eq(n_answers, 3);
+	cr_expect_eq(code_of(5), RAFTD__ERROR_CODE__TIMEOUT);
+	rd_waitq_expire(&q, 899);
+	cr_expect_eq(n_answers, 4);
+	cr_expect_eq(code_of(1), RAFTD__ERROR_CODE__TIMEOUT);
+	rd_waitq_expire(&q, 900);
+	cr_expect_eq(n_answers, 5);
+	cr_expect_null(q.head);
+	cr_expect_null(q.tail);
+	/* Emptied: the next push starts the bound afresh. */
+	push_due(&q, 6, 2000);
+	rd_waitq_expire(&q, 1999);
+	cr_expect_eq(n_answers, 5);
+	rd_waitq_expire(&q, 2000);
+	cr_expect_eq(n_answers, 6);
+}
