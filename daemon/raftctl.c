@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@
 #define EXIT_UNREACHABLE RC_EXIT_UNREACHABLE
 #define DEFAULT_SOCKET   "/run/raftd/raftd.sock"
 #define MAX_RESPONSE     (64u << 20)
+#define REPLY_GRACE_MS   5000u /* past the deadline, before giving up */
 
 /* One command: how it is typed and described, how its request is built
  * from the arguments after the command name, and how the answer is printed.
@@ -161,8 +163,24 @@ static int call(const struct rc_opts *o, Raftd__ClientRequest *req, unsigned ret
 		close(fd);
 		return rc_unreachable(o->socket, strerror(errno));
 	}
+	/* The node answers every request by its deadline (TIMEOUT at the
+	 * latest); a node that does not (stopped by a debugger, stuck in a
+	 * dying disk) must not keep the caller waiting forever. */
+	uint64_t wait_ms = (uint64_t)req->deadline_ms + REPLY_GRACE_MS;
+	struct timeval tv = {.tv_sec = (time_t)(wait_ms / 1000),
+	                     .tv_usec = (suseconds_t)(wait_ms % 1000) * 1000};
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	rv = rd_frame_read_fd(fd, MAX_RESPONSE, &in, &inlen);
+	int read_errno = errno;
 	close(fd);
+	if (rv == RD_EIO && (read_errno == EAGAIN || read_errno == EWOULDBLOCK)) {
+		fprintf(
+		    stderr,
+		    "raftctl: no answer from %s within %llu ms (the request's deadline "
+		    "and %u ms more): outcome unknown\n",
+		    o->socket, (unsigned long long)wait_ms, REPLY_GRACE_MS);
+		return RC_EXIT_UNKNOWN;
+	}
 	if (rv != 0)
 		return rc_unreachable(o->socket, rv == RD_ECLOSED
 		                                     ? "connection closed before a reply"

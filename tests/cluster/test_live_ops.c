@@ -227,3 +227,34 @@ Test(live_ops, make_run_script_starts_serves_and_stops, .timeout = 180)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+/* A node that never answers (here stopped with SIGSTOP: its socket still
+ * takes the connection and the request) does not keep raftctl waiting past
+ * the request's deadline and a grace: it exits 4, outcome unknown. */
+Test(live_ops, raftctl_gives_up_on_a_node_that_never_answers, .fini = teardown,
+     .timeout = 120)
+{
+	struct rd_h_opts o = {.data_groups = 1};
+	char cmd[1024], err[512], line[512] = "";
+	int st;
+
+	rd_h_cluster_init(&C, 1, &o);
+	rd_h_start(&C, 1);
+	cr_assert(rd_h_wait_ready(&C, 30), "node not ready (logs in %s)", C.dir);
+	snprintf(err, sizeof err, "%s/raftctl.err", C.dir);
+	cr_assert_eq(kill(C.nodes[0].pid, SIGSTOP), 0);
+	snprintf(cmd, sizeof cmd, "%s -s %s --timeout 200 put k v 2>%s",
+	         rd_h_build_path("raftctl"), C.nodes[0].sock, err);
+	st = system(cmd);
+	cr_assert_eq(kill(C.nodes[0].pid, SIGCONT), 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 4, "raftctl status %d", st);
+	FILE *f = fopen(err, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(line, sizeof line, f));
+	fclose(f);
+	cr_assert(strstr(line, "no answer from") != NULL &&
+	              strstr(line, "outcome unknown") != NULL,
+	          "%s", line);
+	/* Running again, it answers as before. */
+	rd_h_put(&C, 1, 30, "k", "v2");
+}
