@@ -232,6 +232,30 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 	rd_node_wake(n);
 }
 
+/* The replica of `group` this node serves requests from: a hosted one
+ * that leads, or that the group's target placement names (group 0: any).
+ * A source a move removed keeps its replica open (lib/README.md
+ * "Placement") but hears nothing of the group any more: its leader is one
+ * of a past term, or none at all while it campaigns in vain (the members
+ * ignore a server that is not in their configuration, thesis §4.2.3), and
+ * its state machine stops. Served from it, a read failed for good ("no
+ * leader", until the client gave up) and a forwarded write was answered
+ * only once this node applied it, which it never did. Such a replica is
+ * passed over: the request goes to the group's leader as for a group not
+ * hosted here. A replica the target names but the configuration does not
+ * list yet (a move's learner to be) is served from as before: it learns
+ * the leader from its first append. */
+static struct rd_group *serving_group(const struct rd_node *n, uint64_t group)
+{
+	struct rd_group *g = rd_node_group(n, group);
+
+	if (g == NULL || group == RD_STORAGE_META_GROUP ||
+	    rd_raft_role(g->raft) == RD_RAFT_LEADER ||
+	    rd_routing_has_replica(&n->topo.routing, (uint32_t)group, n->cfg.node_id))
+		return g;
+	return NULL;
+}
+
 /* Whom to forward to: the group's leader as this node sees it (this node
  * itself when it leads: a waiting request is then resubmitted and served
  * here), or, for a group not hosted here, the last leader an answer named,
@@ -239,7 +263,7 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 static uint64_t forward_target(void *ud, uint64_t group)
 {
 	const struct rd_node *n = ud;
-	const struct rd_group *g = rd_node_group(n, group);
+	const struct rd_group *g = serving_group(n, group);
 	const struct rd_group_placement *p;
 	uint64_t to;
 
@@ -276,7 +300,7 @@ static void try_forward(struct rd_node *n, struct rd_waiter *w)
 
 void rd_node_submit(struct rd_node *n, struct rd_waiter *w)
 {
-	struct rd_group *g = rd_node_group(n, w->group);
+	struct rd_group *g = serving_group(n, w->group);
 
 	/* Never from inside drive.c's per-group pass (see there). */
 	assert(!n->in_pass);
@@ -317,7 +341,7 @@ static void forward_done(void *ud, struct rd_forward *fw, const struct rd_result
 {
 	struct rd_node *n = ud;
 	struct rd_waiter *w = waiter_of(fw);
-	struct rd_group *g = rd_node_group(n, w->group);
+	struct rd_group *g = serving_group(n, w->group);
 
 	if (res->code == RAFTD__ERROR_CODE__OK && w->op == RD_OP_WRITE && g != NULL &&
 	    g->applied < res->index) {
