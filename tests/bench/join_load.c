@@ -1,15 +1,12 @@
 /*
  * Key loader for `make bench-join`: writes keys "jk00000000" ... (COUNT of
  * them, 100-byte values) into a raftd through its socket, WINDOW puts in
- * flight on one connection. A put refused for a passing reason (no leader
- * or another one, a leadership transfer, busy: the cluster balances its
- * leaders meanwhile) is sent again, up to RETRIES times. Prints "loaded
- * <count> keys in <s> s". Exits 1 on any other failed put.
+ * flight on one connection. Prints "loaded <count> keys in <s> s". Exits 1
+ * on any failed put.
  *
  * usage: join_load SOCKET COUNT
  */
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +20,6 @@
 
 #define VALUE_LEN 100
 #define WINDOW    32
-#define RETRIES   100
 
 static int send_put(int fd, uint64_t i)
 {
@@ -46,17 +42,10 @@ static int send_put(int fd, uint64_t i)
 	return rd_frame_write_fd(fd, buf, raftd__client_request__pack(&req, buf));
 }
 
-static bool retryable(Raftd__ErrorCode e)
-{
-	return e == RAFTD__ERROR_CODE__NOT_LEADER || e == RAFTD__ERROR_CODE__NO_LEADER ||
-	       e == RAFTD__ERROR_CODE__UNAVAILABLE || e == RAFTD__ERROR_CODE__BUSY ||
-	       e == RAFTD__ERROR_CODE__NOT_READY;
-}
-
 int main(int argc, char **argv)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	uint64_t total, sent = 0, done = 0, t0, retries = 0;
+	uint64_t total, sent = 0, done = 0, t0;
 	int fd;
 
 	if (argc != 3) {
@@ -87,18 +76,6 @@ int main(int argc, char **argv)
 		}
 		r = raftd__client_response__unpack(NULL, inlen, in);
 		free(in);
-		if (r != NULL && retryable(r->error) && retries < RETRIES * total &&
-		    r->request_id >= 1 && r->request_id <= sent) {
-			uint64_t i = r->request_id - 1;
-			raftd__client_response__free_unpacked(r, NULL);
-			retries++;
-			usleep(10 * 1000);
-			if (send_put(fd, i) != 0) {
-				fprintf(stderr, "join_load: send failed\n");
-				return 1;
-			}
-			continue;
-		}
 		if (r == NULL || r->error != RAFTD__ERROR_CODE__OK) {
 			fprintf(stderr, "join_load: put failed: %s\n",
 			        r != NULL ? r->error_message : "undecodable reply");
