@@ -181,6 +181,30 @@ void rd_waiter_track(struct rd_group *g, struct rd_waiter *w, uint64_t index,
 	rd_waitq_insert(&g->props, w);
 }
 
+/*
+ * The group whose replica on this node serves requests for group `id`, or
+ * NULL when this node holds none that may: then the request goes to the
+ * leader as for a group this node never held. A replica moved away (group
+ * 0's placement no longer lists this node for the group, placement_drive.c)
+ * keeps its state on this node, but a removed server hears no more of its
+ * group (thesis §4.2.2: the leader replicates only to the configuration),
+ * so its view stops where the removal found it: the leader it followed,
+ * maybe gone since; an applied index the leader's commit has left behind,
+ * so a read it served (ReadIndex, §6.4) or a write answered elsewhere and
+ * waiting to be applied here would wait for entries that never come. A
+ * replica that leads still serves: a removed leader steps down by itself
+ * once its removal commits (§4.2.2).
+ */
+static struct rd_group *serving_group(const struct rd_node *n, uint64_t id)
+{
+	struct rd_group *g = rd_node_group(n, id);
+
+	if (g == NULL || id == 0 || rd_raft_role(g->raft) == RD_RAFT_LEADER ||
+	    rd_routing_has_replica(&n->topo.routing, (uint32_t)id, n->cfg.node_id))
+		return g;
+	return NULL;
+}
+
 /* Start a local proposal on group g, whose leader this node is. */
 static void propose_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *w)
 {
@@ -230,30 +254,6 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 	rd_waitq_push(&g->reads, w);
 	rd_node_touch(n, g);
 	rd_node_wake(n);
-}
-
-/* The replica of `group` this node serves requests from: a hosted one
- * that leads, or that the group's target placement names (group 0: any).
- * A source a move removed keeps its replica open (lib/README.md
- * "Placement") but hears nothing of the group any more: its leader is one
- * of a past term, or none at all while it campaigns in vain (the members
- * ignore a server that is not in their configuration, thesis §4.2.3), and
- * its state machine stops. Served from it, a read failed for good ("no
- * leader", until the client gave up) and a forwarded write was answered
- * only once this node applied it, which it never did. Such a replica is
- * passed over: the request goes to the group's leader as for a group not
- * hosted here. A replica the target names but the configuration does not
- * list yet (a move's learner to be) is served from as before: it learns
- * the leader from its first append. */
-static struct rd_group *serving_group(const struct rd_node *n, uint64_t group)
-{
-	struct rd_group *g = rd_node_group(n, group);
-
-	if (g == NULL || group == RD_STORAGE_META_GROUP ||
-	    rd_raft_role(g->raft) == RD_RAFT_LEADER ||
-	    rd_routing_has_replica(&n->topo.routing, (uint32_t)group, n->cfg.node_id))
-		return g;
-	return NULL;
 }
 
 /* Whom to forward to: the group's leader as this node sees it (this node
