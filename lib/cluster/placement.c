@@ -158,13 +158,22 @@ static void step_toward(struct ctx *c, const struct rd_placement_group *g, size_
 	const struct rd_placement_in *in = c->in;
 	bool all_voters = true;
 
-	/* A target node not yet a voter that is gone: abandon the move. */
+	/* A target node not yet a voter that is gone: abandon the move, the
+	 * source back in the target in its place (still a voter: it goes only
+	 * once every target node is one). Dropped alone, the target would
+	 * shrink below the replication factor and the source be removed next
+	 * as a voter the target does not name: a group left with one replica
+	 * fewer for as long as no other node could take it. */
 	for (uint32_t i = 0; i < g->n_target; i++) {
-		uint64_t t = g->target[i];
-		if (!is_voter(g, t) && !usable(in, t)) {
-			retarget(c, g, gi, t, 0);
-			return;
-		}
+		uint64_t t = g->target[i], back = 0;
+		if (is_voter(g, t) || usable(in, t))
+			continue;
+		for (uint32_t k = 0; k < g->n_voters && back == 0; k++)
+			if (!in_target(g, g->voters[k]))
+				back = g->voters[k];
+		if (retarget(c, g, gi, t, back))
+			c->out[c->n - 1].abandon = true;
+		return;
 	}
 	/* A learner the target does not name (an abandoned move). */
 	for (uint32_t i = 0; i < g->n_learners; i++)

@@ -26,7 +26,8 @@
  * source goes only after the target is a voter), every change keeps a
  * live majority of the new configuration, and a target never names a
  * node twice. A move whose target node is not live before its promotion
- * is abandoned: RETARGET back without it, then REMOVE its learner.
+ * is abandoned: RETARGET back (the source, still a voter, in its place),
+ * then REMOVE its learner; the group keeps replication_factor replicas.
  */
 #ifndef RD_CLUSTER_PLACEMENT_H
 #define RD_CLUSTER_PLACEMENT_H
@@ -94,6 +95,8 @@ struct rd_placement_action {
 	uint64_t node;
 	uint64_t from; /* TRANSFER: the current leader; RETARGET: the node
 	                * moved off (0 when none) */
+	bool abandon;  /* RETARGET: a move given up, `from` its dead target,
+	                * `node` the source put back (0 when none) */
 	uint32_t n_target;
 	uint64_t target[RD_ROUTING_MAX_REPLICAS];
 };

@@ -215,15 +215,24 @@ static void write_target(struct rd_node *n, const struct rd_placement_action *a)
 	if (propose_cas(n, key, kl, old, ol, rv == 0, val, vl, on_written, n, a->group) ==
 	    0) {
 		n->place.writing[a->group] = true;
-		rd_log_notice(
-		    "placement: group %u target version %llu: %s node %llu%s%s", a->group,
-		    (unsigned long long)(version + 1), a->node != 0 ? "move to" : "drop",
-		    (unsigned long long)(a->node != 0 ? a->node : a->from),
-		    a->node != 0 && a->from != 0 ? " from node " : "",
-		    a->node != 0 && a->from != 0
-		        ? (snprintf(msg, sizeof msg, "%llu", (unsigned long long)a->from),
-		           msg)
-		        : "");
+		if (a->abandon && a->node != 0)
+			rd_log_notice("placement: group %u target version %llu: move to "
+			              "node %llu abandoned (not live), node %llu kept",
+			              a->group, (unsigned long long)(version + 1),
+			              (unsigned long long)a->from,
+			              (unsigned long long)a->node);
+		else
+			rd_log_notice(
+			    "placement: group %u target version %llu: %s node %llu%s%s",
+			    a->group, (unsigned long long)(version + 1),
+			    a->node != 0 ? "move to" : "drop",
+			    (unsigned long long)(a->node != 0 ? a->node : a->from),
+			    a->node != 0 && a->from != 0 ? " from node " : "",
+			    a->node != 0 && a->from != 0
+			        ? (snprintf(msg, sizeof msg, "%llu",
+			                    (unsigned long long)a->from),
+			           msg)
+			        : "");
 	}
 	free(old);
 }
@@ -415,7 +424,9 @@ void rd_placement_tick(struct rd_node *n)
 		    (unsigned long long)a->from, (unsigned long long)pg->leader);
 		switch (a->kind) {
 		case RD_PLACE_RETARGET:
-			if (a->node != 0)
+			if (a->abandon)
+				p->moves_abandoned++;
+			else if (a->node != 0)
 				p->moves_started++;
 			else if (!reported(&p->reports[a->group], a->from) ||
 			         pg->n_learners != 0)

@@ -22,10 +22,12 @@
  *   1. group 0: removes the old replica, then adds the new one as a
  *      joining learner with its incarnation: that entry is the new
  *      registration (member record: added, joining);
- *   2. every data group whose placement holds the node: removes the
- *      replica its configuration has (a founding one, or another
- *      incarnation), adds the registered incarnation's as a joining
- *      learner; it catches up from the leader's log or a snapshot;
+ *   2. every data group whose placement holds the node and that this
+ *      node leads (the others are the placement driver's, from their
+ *      leaders' reports): removes the replica its configuration has (a
+ *      founding one, or another incarnation), adds the registered
+ *      incarnation's as a joining learner; it catches up from the
+ *      leader's log or a snapshot;
  *   3. promotes each such learner once within promote_max_lag (refusals
  *      are retried), group 0's while it has fewer than 5 voters.
  * Nothing of it is kept but the groups' own state: a new group-0 leader
@@ -65,7 +67,19 @@ static int member_role_in(const struct rd_conf_state *cs, uint64_t id)
 	return 0;
 }
 
-/* One data group g for member `id`, registered as rec (added). */
+/* One data group g for member `id`, registered as rec (added), decided
+ * from g's configuration here only while this node leads g: a leader's
+ * log holds every committed configuration of g (Leader Completeness,
+ * thesis §3.6.3, and a configuration takes effect on append, §4.1), a
+ * follower's may be stale for good. A source a move removed keeps its
+ * replica open (lib/README.md "Placement") but hears no more of g's
+ * entries, so its configuration lacks the move's target: an ADD asked
+ * from it is refused by g's leader ("already a learner"), round after
+ * round, and while it is in flight the placement driver's PROMOTE of
+ * that learner is dropped as a second change of the same (group, node)
+ * (member_ops.c op_busy): the move never finished. The groups this node
+ * does not lead are the driver's, from their leaders' reports
+ * (placement_drive.c: replace_stale, then the ordinary steps). */
 static void reconcile_group(struct rd_node *n, struct rd_group *g, uint64_t id,
                             const struct rd_member_record *rec)
 {
@@ -73,6 +87,8 @@ static void reconcile_group(struct rd_node *n, struct rd_group *g, uint64_t id,
 	int role = member_role_in(cs, id);
 	bool right = role != 0 && rd_membership_replica_inc(g, id) == rec->incarnation;
 
+	if (rd_raft_role(g->raft) != RD_RAFT_LEADER)
+		return;
 	if (role != 0 && !right)
 		rd_membership_flow_op(n, RD_MEMBERS_REMOVE, g->id, id, 0, rec->addr, 0);
 	else if (role == 0)

@@ -279,23 +279,28 @@ static void read_local(struct rd_node *n, struct rd_group *g, struct rd_waiter *
 
 /* Whom to forward to: the group's leader as this node sees it (this node
  * itself when it leads: a waiting request is then resubmitted and served
- * here), or, for a group not hosted here, the last leader an answer named,
- * else its placement's leadership hint. */
+ * here), or, for a group not served here, the last leader an answer named,
+ * else the first connected node of its target placement (its leadership
+ * hint; the first named may be down: a request sent to it waited for its
+ * deadline, while any replica answers with the leader it knows). */
 static uint64_t forward_target(void *ud, uint64_t group)
 {
 	const struct rd_node *n = ud;
 	const struct rd_group *g = serving_group(n, group);
 	const struct rd_group_placement *p;
-	uint64_t to;
+	uint64_t to, rtt;
 
 	if (g != NULL)
 		return rd_raft_leader(g->raft);
 	to = rd_forward_hint(&n->fwd, group);
-	if (to == 0) {
-		p = rd_routing_placement(&n->topo.routing, (uint32_t)group);
-		to = p != NULL ? p->replicas[0] : 0;
-	}
-	return to;
+	p = rd_routing_placement(&n->topo.routing, (uint32_t)group);
+	if (to != 0 || p == NULL || p->n_replicas == 0)
+		return to;
+	for (uint32_t i = 0; i < p->n_replicas; i++)
+		if (p->replicas[i] != n->cfg.node_id &&
+		    rd_peers_connected(n, p->replicas[i], &rtt))
+			return p->replicas[i];
+	return p->replicas[0];
 }
 
 static void try_forward(struct rd_node *n, struct rd_waiter *w)

@@ -95,7 +95,7 @@ $(eval $(call bench_prog,join_load,))
 # make bench-join: data groups and keys loaded before the joins.
 JOIN_GROUPS ?= 16
 JOIN_KEYS ?= 10000
-HELP_bench-join := 3 nodes, JOIN_GROUPS data groups, JOIN_KEYS keys: seconds until a 5th node joined with [cluster] join is a learner, ready, a voter
+HELP_bench-join := 3 nodes, JOIN_GROUPS data groups, JOIN_KEYS keys: seconds until a 5th node joined with [cluster] join is a learner, ready, a voter, holding its share of data replicas
 bench-join: $(DAEMONS) $(B)/bench/join_load
 	$(call msg,RUN,$@)
 	$(Q)bash tests/bench/join.sh $(abspath $(B)) $(JOIN_GROUPS) $(JOIN_KEYS)

@@ -460,32 +460,48 @@ double rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
 	return v;
 }
 
-void rd_h_check_leaders(struct rd_h_cluster *c)
+/* Call fn with every row of `raftctl groups` of every running node that
+ * answers. */
+static void each_group_row(struct rd_h_cluster *c,
+                           void (*fn)(struct rd_h_cluster *c, unsigned node,
+                                      const char *line, void *arg),
+                           void *arg)
 {
-	enum { MAX_G = 8, MAX_T = 512 };
-	static unsigned seen[MAX_G][MAX_T];
-
 	for (unsigned i = 1; i <= c->n; i++) {
 		char out[16384], *line, *save = NULL;
 		if (c->nodes[i - 1].pid == 0 ||
 		    rd_h_ctl(c, i, out, sizeof out, "groups", (char *)NULL) != 0)
 			continue;
 		for (line = strtok_r(out, "\n", &save); line != NULL;
-		     line = strtok_r(NULL, "\n", &save)) {
-			unsigned g, leader, term;
-			char role[16];
-			if (sscanf(line, "%u %15s %u %u", &g, role, &leader, &term) !=
-			        4 ||
-			    leader == 0 || g >= MAX_G || term >= MAX_T)
-				continue;
-			if (strcmp(role, "leader") == 0)
-				leader = i;
-			cr_assert(seen[g][term] == 0 || seen[g][term] == leader,
-			          "group %u term %u: leaders %u and %u (logs in %s)", g,
-			          term, seen[g][term], leader, c->dir);
-			seen[g][term] = leader;
-		}
+		     line = strtok_r(NULL, "\n", &save))
+			fn(c, i, line, arg);
 	}
+}
+
+enum { CHECK_G = 8, CHECK_T = 512 };
+
+static void check_row(struct rd_h_cluster *c, unsigned i, const char *line, void *arg)
+{
+	unsigned(*seen)[CHECK_T] = arg;
+	unsigned g, leader, term;
+	char role[16];
+
+	if (sscanf(line, "%u %15s %u %u", &g, role, &leader, &term) != 4 || leader == 0 ||
+	    g >= CHECK_G || term >= CHECK_T)
+		return;
+	if (strcmp(role, "leader") == 0)
+		leader = i;
+	cr_assert(seen[g][term] == 0 || seen[g][term] == leader,
+	          "group %u term %u: leaders %u and %u (logs in %s)", g, term,
+	          seen[g][term], leader, c->dir);
+	seen[g][term] = leader;
+}
+
+void rd_h_check_leaders(struct rd_h_cluster *c)
+{
+	static unsigned seen[CHECK_G][CHECK_T];
+
+	each_group_row(c, check_row, seen);
 }
 
 unsigned rd_h_leader_of(struct rd_h_cluster *c, unsigned asker, unsigned group)
@@ -501,6 +517,83 @@ unsigned rd_h_leader_of(struct rd_h_cluster *c, unsigned asker, unsigned group)
 		if (sscanf(line, "%u %15s %u", &g, role, &leader) == 3 && g == group)
 			return leader;
 	return 0;
+}
+
+unsigned rd_h_parse_ids(const char *s, unsigned *v, unsigned max)
+{
+	unsigned k = 0;
+
+	while (*s != 0 && *s != '-' && k < max) {
+		char *end;
+		v[k++] = (unsigned)strtoul(s, &end, 10);
+		if (end == s)
+			break;
+		s = *end == ',' ? end + 1 : end;
+	}
+	return k;
+}
+
+#define SETTLED_G 64
+
+struct settled {
+	unsigned groups, rf, max_id, *held;
+	bool good[SETTLED_G + 1];
+};
+
+static void settled_row(struct rd_h_cluster *c, unsigned i, const char *line, void *arg)
+{
+	struct settled *st = arg;
+	unsigned g, leader, term, commit, applied, vsh, vs[8], ps[8], nv, np;
+	char role[16], voters[64], learners[64], placement[64];
+	bool ok;
+
+	(void)c;
+	(void)i;
+	if (sscanf(line, "%u %15s %u %u %u %u %63s %63s %u %63s", &g, role, &leader,
+	           &term, &commit, &applied, voters, learners, &vsh, placement) != 10 ||
+	    g == 0 || g > st->groups || strcmp(role, "leader") != 0 || st->good[g])
+		return;
+	nv = rd_h_parse_ids(voters, vs, 8);
+	np = rd_h_parse_ids(placement, ps, 8);
+	ok = nv == st->rf && np == st->rf && strcmp(learners, "-") == 0;
+	for (unsigned a = 0; a < nv && ok; a++) {
+		bool in_p = false;
+		for (unsigned b = 0; b < np; b++)
+			in_p |= ps[b] == vs[a];
+		ok = in_p && vs[a] >= 1 && vs[a] <= st->max_id;
+	}
+	if (!ok)
+		return;
+	st->good[g] = true;
+	for (unsigned a = 0; st->held != NULL && a < nv; a++)
+		st->held[vs[a]]++;
+}
+
+bool rd_h_data_settled(struct rd_h_cluster *c, unsigned groups, unsigned rf,
+                       unsigned max_id, unsigned *held)
+{
+	struct settled st = {.groups = groups, .rf = rf, .max_id = max_id, .held = held};
+
+	if (groups > SETTLED_G || max_id > RD_H_MAX_NODES)
+		return false;
+	if (held != NULL)
+		memset(held, 0, (RD_H_MAX_NODES + 1) * sizeof *held);
+	each_group_row(c, settled_row, &st);
+	for (unsigned g = 1; g <= groups; g++)
+		if (!st.good[g])
+			return false;
+	return true;
+}
+
+bool rd_h_wait_data_settled(struct rd_h_cluster *c, unsigned groups, unsigned rf,
+                            unsigned max_id, unsigned *held, unsigned secs)
+{
+	for (unsigned t = 0; t < secs * 5; t++) {
+		if (rd_h_data_settled(c, groups, rf, max_id, held))
+			return true;
+		usleep(200 * 1000);
+	}
+	return false;
 }
 
 void rd_h_fault_path(const struct rd_h_cluster *c, unsigned node, char *out, size_t size)

@@ -118,6 +118,19 @@ bool rd_h_wait_registered(struct rd_h_cluster *c, unsigned i, unsigned secs);
 /* The leader of `group` as node `asker` sees it (`raftctl groups`), 0 when
  * it knows none or does not answer. */
 unsigned rd_h_leader_of(struct rd_h_cluster *c, unsigned asker, unsigned group);
+/* A comma-separated id list as `raftctl groups` prints it ("-": none)
+ * into v, at most `max` ids; returns how many. */
+unsigned rd_h_parse_ids(const char *s, unsigned *v, unsigned max);
+/* Sample `raftctl groups` on every running node: whether every data group
+ * 1..groups has a leader whose row shows `rf` voters, no learner, its
+ * voters its target placement, each voter an id in 1..max_id. `held`
+ * (NULL, or RD_H_MAX_NODES + 1 entries, by node id) gets how many groups
+ * each node is a voter of, as those leaders say. */
+bool rd_h_data_settled(struct rd_h_cluster *c, unsigned groups, unsigned rf,
+                       unsigned max_id, unsigned *held);
+/* rd_h_data_settled until it holds, at most `secs`. */
+bool rd_h_wait_data_settled(struct rd_h_cluster *c, unsigned groups, unsigned rf,
+                            unsigned max_id, unsigned *held, unsigned secs);
 /* Node `node`'s fault-hook file (the path its config's fault hook names)
  * and setting what its synced writes do ("" = nothing), atomically. */
 void rd_h_fault_path(const struct rd_h_cluster *c, unsigned node, char *out, size_t size);

@@ -392,3 +392,82 @@ Test(members_change, a_node_wiped_after_another_rejoins_through_its_leaders,
 	}
 	rd_h_check_leaders(&C);
 }
+
+/* A replaced disk in a 5-node cluster (4 data groups, 3 replicas each: a
+ * node holds 2 or 3): node x, holding data replicas and not leading group
+ * 0, is killed, its directory wiped, and it starts again. It rejoins as a
+ * new replica (lib/README.md "Replacing a wiped node"): group 0's and each
+ * data group's old replica of it removed, a new one added as a learner,
+ * caught up, promoted. Every data group ends with 3 voters, its target
+ * placement, and node x a voter of as many groups as its target names
+ * (from its new, empty directory); every acknowledged write, those made
+ * while it was down included, reads back through it; no group had two
+ * leaders in one term. */
+Test(members_change, a_wiped_node_of_five_rejoins_and_every_group_is_whole_again,
+     .fini = teardown, .timeout = 420)
+{
+	struct rd_h_opts o = {.data_groups = 4,
+	                      .replication = 3,
+	                      .extra_conf = "[raft]\nelection_ticks = 100\n"};
+	unsigned held[RD_H_MAX_NODES + 1], x = 0, lead;
+	char key[32], cmd[512], series[64];
+	bool ok = false;
+	int st;
+
+	rd_h_cluster_init(&C, 5, &o);
+	rd_h_start_all(&C);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	cr_assert(rd_h_wait_registered(&C, 1, WAIT_S),
+	          "registrations not applied (logs in %s)", C.dir);
+	rd_h_put_keys(&C, 5, WAIT_S, "a", 40, "before");
+	cr_assert(rd_h_wait_data_settled(&C, 4, 3, 5, held, WAIT_S), "(logs in %s)",
+	          C.dir);
+	lead = meta_leader(1);
+	for (unsigned i = 5; i >= 1 && x == 0; i--)
+		if (i != lead && held[i] > 0)
+			x = i;
+	cr_assert_neq(x, 0, "(logs in %s)", C.dir);
+
+	st = rd_h_stop(&C, x, SIGKILL);
+	cr_assert(WIFSIGNALED(st));
+	for (int i = 0; i < 10; i++) {
+		unsigned via = 1 + (unsigned)i % 5;
+		snprintf(key, sizeof key, "b%d", i);
+		rd_h_put(&C, via == x ? (via % 5) + 1 : via, WAIT_S, key, "while-down");
+	}
+	snprintf(cmd, sizeof cmd, "rm -rf %s/data%u", C.dir, x);
+	cr_assert_eq(system(cmd), 0);
+	rd_h_start(&C, x);
+	cr_assert(rd_h_wait_log(&C, x, "rejoining as a new replica", 120),
+	          "node %u did not say it rejoins (logs in %s)", x, C.dir);
+	cr_assert(rd_h_wait_log(&C, x, "rejoined: the cluster registers", 120),
+	          "(logs in %s)", C.dir);
+	/* Whole again: every group 3 voters and its target, node x a voter of
+	 * as many as its target names, in its own groups too. */
+	snprintf(series, sizeof series, "raft_node_replicas{node=\"%u\"}", x);
+	for (int t = 0; t < 240 * 5 && !ok; t++) {
+		rd_h_check_leaders(&C);
+		ok = rd_h_data_settled(&C, 4, 3, 5, held) && held[x] > 0 &&
+		     held[x] == (unsigned)rd_h_metric(&C, lead, series, false) &&
+		     all_groups_voter(x, 1 + held[x]);
+		if (!ok)
+			usleep(200 * 1000);
+	}
+	cr_assert(ok, "node %u's groups are not whole again (logs in %s)", x, C.dir);
+	cr_assert(rd_h_wait_member(&C, 1, x, "voter", true, WAIT_S), "(logs in %s)",
+	          C.dir);
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "node %u not ready (logs in %s)", x,
+	          C.dir);
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof key, "a%d", i);
+		rd_h_expect_get(&C, x, WAIT_S, key, "before");
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof key, "b%d", i);
+		rd_h_expect_get(&C, x, WAIT_S, key, "while-down");
+	}
+	rd_h_expect_keys(&C, 5, WAIT_S, "b", 10, "while-down");
+	rd_h_check_leaders(&C);
+	if (getenv("RD_KEEP_TMP") != NULL)
+		printf("logs in %s\n", C.dir);
+}

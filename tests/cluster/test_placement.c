@@ -45,20 +45,6 @@ static bool all_registered(unsigned node)
 	return false;
 }
 
-/* Parse a comma-separated id list into v (at most 8); returns how many. */
-static unsigned parse_ids(const char *s, unsigned *v)
-{
-	unsigned k = 0;
-	while (*s != 0 && *s != '-' && k < 8) {
-		char *end;
-		v[k++] = (unsigned)strtoul(s, &end, 10);
-		if (end == s)
-			break;
-		s = *end == ',' ? end + 1 : end;
-	}
-	return k;
-}
-
 struct view {
 	unsigned rows;
 	unsigned leaders[RD_H_MAX_NODES + 1]; /* data groups led, by node id */
@@ -87,8 +73,8 @@ static struct view look(unsigned node, unsigned gone)
 		    g == 0)
 			continue;
 		v.rows++;
-		nv = parse_ids(voters, vs);
-		np = parse_ids(placement, ps);
+		nv = rd_h_parse_ids(voters, vs, 8);
+		np = rd_h_parse_ids(placement, ps, 8);
 		bool lead_in = false;
 		if (nv != 3 || np != 3 || strcmp(learners, "-") != 0)
 			v.ok = false;
@@ -251,7 +237,7 @@ static bool voter_of_all(unsigned node, unsigned want)
 		    g == 0)
 			continue;
 		rows++;
-		nv = parse_ids(voters, vs);
+		nv = rd_h_parse_ids(voters, vs, 8);
 		for (unsigned i = 0; i < nv; i++)
 			in |= vs[i] == node;
 		good += in && leader != 0 && strcmp(learners, "-") == 0;
@@ -306,6 +292,126 @@ Test(placement, a_wiped_node_is_replaced_in_groups_the_group0_leader_does_not_ho
 		snprintf(key, sizeof key, "k%d", i);
 		rd_h_expect_get(&C, x, WAIT_S, key, "v");
 	}
+	rd_h_check_leaders(&C);
+	if (getenv("RD_KEEP_TMP") != NULL)
+		printf("logs in %s\n", C.dir);
+}
+
+/* Does the leader of some data group, as nodes 1..3 show it, list `id` as
+ * a learner? */
+static bool learner_somewhere(unsigned id)
+{
+	for (unsigned i = 1; i <= 3; i++) {
+		char out[16384], *line, *save = NULL;
+		if (rd_h_ctl(&C, i, out, sizeof out, "groups", (char *)NULL) != 0)
+			continue;
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
+			unsigned g, leader, term, commit, applied, ls[8], nl;
+			char role[16], voters[64], learners[64];
+			if (sscanf(line, "%u %15s %u %u %u %u %63s %63s", &g, role,
+			           &leader, &term, &commit, &applied, voters,
+			           learners) != 8 ||
+			    g == 0 || strcmp(role, "leader") != 0)
+				continue;
+			nl = rd_h_parse_ids(learners, ls, 8);
+			for (unsigned k = 0; k < nl; k++)
+				if (ls[k] == id)
+					return true;
+		}
+	}
+	return false;
+}
+
+/* A move's target dies in the middle of the move: node 3 is decommissioned
+ * while node 4's disk holds every synced write (the storage layer's
+ * test-only fault hook, lib/storage/stall.c), so the learner a move adds
+ * on node 4 acknowledges nothing and is not promoted (thesis §4.2.1); node
+ * 4 is then SIGKILLed. The move is abandoned (placement.h: a target not
+ * live before its promotion: RETARGET back, learner removed), every group
+ * keeps 3 voters and a leader, every acknowledged write stays readable.
+ * Node 4 restarted with its disk back: the move is retried and finishes,
+ * node 3 holds nothing and exits 0. No group has two leaders in a term. */
+Test(placement, a_move_whose_target_dies_before_promotion_is_abandoned_then_retried,
+     .fini = teardown, .timeout = 420)
+{
+	struct rd_h_opts o = {.data_groups = 4,
+	                      .replication = 3,
+	                      .extra_conf = "[transport]\nidle_timeout_ms = 3000\n"
+	                                    "[health]\ndisk_stall_ms = 0\n"
+	                                    "disk_slow_ms = 0\n"
+	                                    "canary_interval_ms = 0\n"};
+	unsigned held[RD_H_MAX_NODES + 1];
+	char out[8192], path[256];
+	bool seen = false;
+	double abandoned = 0;
+	int rv, st;
+
+	rd_h_cluster_init(&C, 4, &o);
+	for (unsigned i = 1; i <= 3; i++)
+		rd_h_start(&C, i);
+	rd_h_fault_path(&C, 4, path, sizeof path);
+	setenv("RAFTD_TEST_FSYNC_FAULT", path, 1);
+	rd_h_start(&C, 4);
+	unsetenv("RAFTD_TEST_FSYNC_FAULT");
+	cr_assert(rd_h_wait_ready(&C, WAIT_S), "cluster not ready (logs in %s)", C.dir);
+	cr_assert(all_registered(1), "registrations not applied (logs in %s)", C.dir);
+	rd_h_put_keys(&C, 4, WAIT_S, "k", KEYS, "v");
+	cr_assert(rd_h_wait_data_settled(&C, 4, 3, 4, held, WAIT_S), "(logs in %s)",
+	          C.dir);
+
+	/* Node 4's disk holds; node 3 leaves: at least one of its groups can
+	 * only move to node 4 (4 nodes, 3 replicas each). */
+	rd_h_set_fault(&C, 4, "block");
+	rv = rd_h_ctl(&C, 1, out, sizeof out, "--json", "--timeout", "20000", "members",
+	              "remove", "3", (char *)NULL);
+	cr_assert_eq(rv, 0, "members remove 3: %s (logs in %s)", out, C.dir);
+	for (int t = 0; t < 120 * 5 && !seen; t++) {
+		seen = learner_somewhere(4);
+		if (!seen)
+			usleep(200 * 1000);
+	}
+	cr_assert(seen, "no learner added on node 4 (logs in %s)", C.dir);
+	rd_h_check_leaders(&C);
+	st = rd_h_stop(&C, 4, SIGKILL);
+	cr_assert(WIFSIGNALED(st));
+
+	/* Abandoned: no learner left, every group 3 voters, a leader, its
+	 * target; node 3 still holds what nobody can take. */
+	for (int t = 0; t < 120 * 5 && abandoned < 1; t++) {
+		abandoned = 0;
+		for (unsigned i = 1; i <= 3; i++)
+			abandoned += rd_h_metric(
+			    &C, i, "raft_placement_moves_total{result=\"abandoned\"}",
+			    false);
+		if (abandoned < 1)
+			usleep(200 * 1000);
+	}
+	cr_assert_geq(abandoned, 1, "no move abandoned (logs in %s)", C.dir);
+	cr_assert(rd_h_wait_data_settled(&C, 4, 3, 4, held, 120),
+	          "groups not settled after the abandoned move (logs in %s)", C.dir);
+	cr_assert(!learner_somewhere(4), "(logs in %s)", C.dir);
+	cr_assert_geq(held[3], 1, "node 3 gave away a replica nobody took");
+	cr_assert_eq(rd_h_wait_exit(&C, 3, 1), -1, "node 3 left holding replicas");
+	rd_h_expect_keys(&C, 3, WAIT_S, "k", KEYS, "v");
+	rd_h_check_leaders(&C);
+
+	/* Node 4 back with its disk: the move is retried and node 3 goes. */
+	rd_h_set_fault(&C, 4, "");
+	rd_h_start(&C, 4);
+	st = rd_h_wait_exit(&C, 3, 240);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "node 3: status %d (logs in %s)", st, C.dir);
+	cr_assert(rd_h_wait_data_settled(&C, 4, 3, 4, held, 120),
+	          "groups not settled after the retry (logs in %s)", C.dir);
+	cr_assert_eq(held[3], 0);
+	/* Through node 4 (its replicas caught up), and nodes 1 and 2. */
+	for (int k = 0; k < KEYS; k += 5) {
+		char key[32];
+		snprintf(key, sizeof key, "k%d", k);
+		rd_h_expect_get(&C, 4, WAIT_S, key, "v");
+	}
+	rd_h_expect_keys(&C, 2, WAIT_S, "k", KEYS, "v");
 	rd_h_check_leaders(&C);
 	if (getenv("RD_KEEP_TMP") != NULL)
 		printf("logs in %s\n", C.dir);

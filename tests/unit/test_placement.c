@@ -321,10 +321,12 @@ Test(placement, a_move_whose_target_died_is_abandoned)
 	g->learner_lag[0] = 1000;
 	g->n_learners = 1;
 	m.nodes[3].live = false; /* the target, node 4, dies */
-	/* The target is taken back... */
+	/* The target is taken back, the source in its place... */
 	decides(&m, RD_PLACE_RETARGET);
-	cr_assert_eq(m.a[0].n_target, 2);
+	cr_assert(m.a[0].abandon);
+	cr_assert_eq(m.a[0].n_target, 3);
 	cr_assert(!has(m.a[0].target, m.a[0].n_target, 4));
+	cr_assert(has(m.a[0].target, m.a[0].n_target, 1));
 	apply(&m, &m.a[0]);
 	/* ...its learner removed, and another node chosen: node 5. */
 	decides(&m, RD_PLACE_REMOVE);
@@ -333,6 +335,50 @@ Test(placement, a_move_whose_target_died_is_abandoned)
 	run(&m, 20);
 	cr_assert(has(g->voters, g->n_voters, 5));
 	cr_assert(!has(g->voters, g->n_voters, 1));
+	check_settled(&m, 3);
+}
+
+/* The same with no other node to take the replica (4 nodes, 3 replicas,
+ * node 3 leaving, node 4 the move's dead target): the group keeps its 3
+ * voters, node 3's included, and nothing is removed until node 4 is back;
+ * then the move runs again and finishes. */
+Test(placement, an_abandoned_move_keeps_the_replication_factor)
+{
+	struct model m;
+	struct rd_placement_action a[8];
+	struct rd_placement_group *g;
+	size_t n;
+
+	model_init(&m, 4, 1, 3);
+	g = &m.g[0];
+	m.nodes[2].leaving = true;
+	uint64_t t[3] = {1, 2, 4};
+	set_list(g->target, &g->n_target, t, 3);
+	g->learners[0] = 4;
+	g->learner_lag[0] = UINT64_MAX;
+	g->n_learners = 1;
+	m.nodes[3].live = false;
+	cr_assert_eq(rd_placement_decide(&m.in, a, 8, NULL), 1);
+	cr_assert_eq(a[0].kind, RD_PLACE_RETARGET);
+	cr_assert(a[0].abandon);
+	cr_assert_eq(a[0].node, 3);
+	cr_assert_eq(a[0].from, 4);
+	apply(&m, &a[0]);
+	for (int r = 0; r < 10; r++) {
+		n = rd_placement_decide(&m.in, a, 8, NULL);
+		for (size_t i = 0; i < n; i++) {
+			cr_assert(a[i].kind != RD_PLACE_REMOVE || a[i].node == 4,
+			          "removes node %llu", (unsigned long long)a[i].node);
+			apply(&m, &a[i]);
+		}
+	}
+	cr_assert_eq(g->n_voters, 3);
+	cr_assert(has(g->voters, g->n_voters, 3));
+	cr_assert_eq(g->n_learners, 0);
+	m.nodes[3].live = true;
+	run(&m, 20);
+	cr_assert(has(g->voters, g->n_voters, 4));
+	cr_assert(!has(g->voters, g->n_voters, 3));
 	check_settled(&m, 3);
 }
 
