@@ -8,10 +8,9 @@
  *      §10.2.1) plus the messages that waited for the previous iteration's
  *      write, which is durable by now;
  *   3. write everything: entries, hard states and membership in one
- *      RocksDB batch with one fsync (none when it only moves commit
- *      indexes: a commit index is volatile in Raft, paper Fig. 2, and
- *      storage/README.md "Commit advances without a sync" says why an
- *      answer may follow such a write), then applied entries with their
+ *      RocksDB batch with one fsync (none for commit indexes alone: they
+ *      are volatile, paper Fig. 2; storage/README.md "Commit advances
+ *      without a sync"), then applied entries with their
  *      applied index without the WAL (storage.h rd_storage_commit: they
  *      are rebuilt from the committed log after a crash);
  *   4. tell the cores what is durable, queue the messages that had to wait
@@ -403,9 +402,8 @@ static int by_id(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Make room for n elements of `size` bytes in *p (capacity *cap): at
- * first just n, as a group that quiesces frees them (group.c
- * rd_group_release_idle) and most updates of a waking one are small;
+/* Make room for n elements of `size` bytes in *p (capacity *cap): just n
+ * at first (a quiescing group frees them, group.c rd_group_release_idle),
  * doubling then, so a working group stops allocating. */
 static void grow(void *pp, size_t *cap, size_t n, size_t size)
 {
