@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -101,6 +102,7 @@ void rd_h_cluster_init(struct rd_h_cluster *c, unsigned n, const struct rd_h_opt
 	c->n = n;
 	snprintf(c->dir, sizeof c->dir, "/tmp/rd-cluster-XXXXXX");
 	cr_assert_not_null(mkdtemp(c->dir));
+	c->runner_keeps = rd_h_runner_keeps(c->dir);
 	snprintf(cmd, sizeof cmd, "%s all %s/certs %u >/dev/null 2>&1",
 	         rd_h_src_path("conf/raftd-certs"), c->dir, n);
 	cr_assert_eq(system(cmd), 0, "conf/raftd-certs failed");
@@ -164,6 +166,9 @@ void rd_h_start(struct rd_h_cluster *c, unsigned i)
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		int e = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		/* A test that times out or crashes never reaches its cleanup:
+		 * its nodes die with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(e, 2);
 		dup2(e, 1);
 		if (nd->restore[0] != '\0')
@@ -344,7 +349,7 @@ void rd_h_cluster_free(struct rd_h_cluster *c)
 	char cmd[256];
 	for (unsigned i = 1; i <= c->n; i++)
 		rd_h_stop(c, i, SIGKILL);
-	if (getenv("RD_KEEP_TMP") == NULL && c->dir[0] != '\0') {
+	if (getenv("RD_KEEP_TMP") == NULL && !c->runner_keeps && c->dir[0] != '\0') {
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", c->dir);
@@ -478,7 +483,7 @@ static void each_group_row(struct rd_h_cluster *c,
 	}
 }
 
-enum { CHECK_G = 8, CHECK_T = 512 };
+enum { CHECK_G = 64, CHECK_T = 512 };
 
 static void check_row(struct rd_h_cluster *c, unsigned i, const char *line, void *arg)
 {

@@ -30,6 +30,7 @@ struct rd_h_cluster {
 	char dir[128];
 	unsigned n;
 	struct rd_h_node nodes[RD_H_MAX_NODES];
+	bool runner_keeps; /* the runner removes dir (failure_logs.c) */
 };
 
 struct rd_h_opts {
@@ -55,6 +56,10 @@ int rd_h_stop(struct rd_h_cluster *c, unsigned i, int sig);
 bool rd_h_wait_ready(struct rd_h_cluster *c, unsigned secs);
 /* Kill everything and remove the directory. */
 void rd_h_cluster_free(struct rd_h_cluster *c);
+/* Register `dir` with the test runner, which prints its nodes' logs if the
+ * test fails and removes it afterwards (failure_logs.c). False: no runner
+ * took it, the caller removes it. */
+bool rd_h_runner_keeps(const char *dir);
 /* rd_h_cluster_init with `groups` data groups and the other options at
  * their defaults, rd_h_start_all, then fail the test unless every node is
  * ready within `secs` (the message names the directory with the logs). */
@@ -165,7 +170,7 @@ double rd_h_metric(const struct rd_h_cluster *c, unsigned i, const char *name,
                    bool must_answer);
 /* Sample `raftctl groups` on every running node and fail the test when a
  * (group, term) shows a second leader: every sample of the test process
- * is remembered (groups below 8, terms below 512; others are skipped). */
+ * is remembered (groups below 64, terms below 512; others are skipped). */
 void rd_h_check_leaders(struct rd_h_cluster *c);
 const char *rd_h_src_path(const char *name);
 
