@@ -213,8 +213,9 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 		if (voter || learns)
 			return rd_errorf(
 			    msg, RD_EINVAL,
-			    "node %llu is already a %s of group 0: ids are unique",
-			    (unsigned long long)node, voter ? "voter" : "learner");
+			    "node %llu is already a %s of group %llu: ids are unique",
+			    (unsigned long long)node, voter ? "voter" : "learner",
+			    (unsigned long long)v->group);
 		if (cs->n_voters + cs->n_learners >= RD_RAFT_MAX_MEMBERS)
 			return rd_errorf(msg, RD_EINVAL,
 			                 "the group has %u members, the most it can hold",
@@ -224,17 +225,19 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 		if (cs->n_voters >= v->max_voters)
 			return rd_errorf(
 			    msg, RD_EINVAL,
-			    "group 0 keeps up to %u voters and has %u: add node "
+			    "group %llu keeps up to %u voters and has %u: add node "
 			    "%llu with --learner",
-			    v->max_voters, cs->n_voters, (unsigned long long)node);
+			    (unsigned long long)v->group, v->max_voters, cs->n_voters,
+			    (unsigned long long)node);
 		live = live_after(v, node, 0, &nn);
 		if (live < nn / 2 + 1)
 			return rd_errorf(
 			    msg, RD_EINVAL,
-			    "adding voter %llu would leave group 0 with %u "
+			    "adding voter %llu would leave group %llu with %u "
 			    "reachable voters of %u, no majority: add it with "
 			    "--learner",
-			    (unsigned long long)node, live, nn);
+			    (unsigned long long)node, (unsigned long long)v->group, live,
+			    nn);
 		return 0;
 	case RD_MEMBERS_PROMOTE: {
 		uint64_t m, lag;
@@ -242,21 +245,21 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 			return rd_errorf(msg, RD_EINVAL, "node %llu is already a voter",
 			                 (unsigned long long)node);
 		if (!learns)
-			return rd_errorf(msg, RD_EINVAL,
-			                 "node %llu is not a learner of group 0",
-			                 (unsigned long long)node);
+			return rd_errorf(
+			    msg, RD_EINVAL, "node %llu is not a learner of group %llu",
+			    (unsigned long long)node, (unsigned long long)v->group);
 		if (cs->n_voters >= v->max_voters)
-			return rd_errorf(msg, RD_EINVAL,
-			                 "group 0 keeps up to %u voters and has %u",
-			                 v->max_voters, cs->n_voters);
+			return rd_errorf(
+			    msg, RD_EINVAL, "group %llu keeps up to %u voters and has %u",
+			    (unsigned long long)v->group, v->max_voters, cs->n_voters);
 		m = v->match(v->arg, node);
 		lag = v->last_index > m ? v->last_index - m : 0;
 		if (m == 0)
 			return rd_errorf(
 			    msg, RD_EINVAL,
-			    "learner %llu has acknowledged no entry of group 0 "
+			    "learner %llu has acknowledged no entry of group %llu "
 			    "yet: not promoted",
-			    (unsigned long long)node);
+			    (unsigned long long)node, (unsigned long long)v->group);
 		if (lag > v->promote_max_lag)
 			return rd_errorf(msg, RD_EINVAL,
 			                 "learner %llu is %" PRIu64 " entries behind the "
@@ -269,30 +272,33 @@ int rd_members_check(uint8_t kind, uint64_t node, bool learner,
 		if (live < nn / 2 + 1)
 			return rd_errorf(
 			    msg, RD_EINVAL,
-			    "promoting learner %llu would leave group 0 with %u "
+			    "promoting learner %llu would leave group %llu with %u "
 			    "reachable voters of %u, no majority",
-			    (unsigned long long)node, live, nn);
+			    (unsigned long long)node, (unsigned long long)v->group, live,
+			    nn);
 		return 0;
 	}
 	case RD_MEMBERS_REMOVE:
 		if (learns)
 			return 0;
 		if (!voter)
-			return rd_errorf(msg, RD_EINVAL,
-			                 "node %llu is not a member of group 0",
-			                 (unsigned long long)node);
+			return rd_errorf(
+			    msg, RD_EINVAL, "node %llu is not a member of group %llu",
+			    (unsigned long long)node, (unsigned long long)v->group);
 		if (cs->n_voters == 1)
 			return rd_errorf(
 			    msg, RD_EINVAL,
-			    "node %llu is the last voter of group 0: a group "
+			    "node %llu is the last voter of group %llu: a group "
 			    "needs one",
-			    (unsigned long long)node);
+			    (unsigned long long)node, (unsigned long long)v->group);
 		live = live_after(v, 0, node, &nn);
 		if (live < nn / 2 + 1)
-			return rd_errorf(msg, RD_EINVAL,
-			                 "removing node %llu would leave group 0 with %u "
-			                 "reachable voters of %u, no quorum",
-			                 (unsigned long long)node, live, nn);
+			return rd_errorf(
+			    msg, RD_EINVAL,
+			    "removing node %llu would leave group %llu with %u "
+			    "reachable voters of %u, no quorum",
+			    (unsigned long long)node, (unsigned long long)v->group, live,
+			    nn);
 		return 0;
 	default:
 		return rd_errorf(msg, RD_EINVAL, "unknown membership request %u", kind);

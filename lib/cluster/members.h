@@ -170,6 +170,7 @@ struct rd_conf_state;
 /* What the group-0 leader knows when it checks a request. */
 struct rd_members_view {
 	const struct rd_conf_state *conf; /* the group's latest configuration */
+	uint64_t group;                   /* its id, for the messages */
 	uint32_t max_voters;              /* RD_MEMBERS_MAX_VOTERS for group 0 */
 	uint64_t self;                    /* the leader */
 	uint64_t last_index;              /* its last log index */
@@ -181,9 +182,10 @@ struct rd_members_view {
 	void *arg;
 };
 
-/* Check a request against group 0 before anything is proposed: 0, or an
- * RD_E* code (RD_EINVAL for a request that can never apply as asked) with
- * a message saying why. Refused: node id 0; adding a member of group 0;
+/* Check a request against group v->group (group 0 or a data group) before
+ * anything is proposed: 0, or an RD_E* code (RD_EINVAL for a request that
+ * can never apply as asked) with a message that names the group and says
+ * why. Refused: node id 0; adding a member of the group;
  * adding a voter beyond RD_MEMBERS_MAX_VOTERS; removing or promoting a
  * node that is not a member (not a learner); removing the last voter;
  * removing a voter when the voters left, counting only the reachable ones,

@@ -280,6 +280,7 @@ static void op_propose(struct rd_node *n, struct rd_member_op *op, struct rd_gro
 	struct view_ctx vc = {n, g};
 	struct rd_members_view v = {
 	    .conf = rd_raft_conf(g->raft),
+	    .group = g->id,
 	    .max_voters = g->id == RD_STORAGE_META_GROUP ? RD_MEMBERS_MAX_VOTERS
 	                                                 : RD_RAFT_MAX_MEMBERS,
 	    .self = n->cfg.node_id,

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RUN_ENV "RD_H_RUN_DIR"
+#define RUN_ENV    "RD_H_RUN_DIR"
 #define TAIL_LINES 60
 
 static char run_dir[64];
@@ -117,8 +117,8 @@ ReportHook(PRE_ALL)(struct criterion_test_set *set)
 
 ReportHook(POST_TEST)(struct criterion_test_stats *st)
 {
-	settle(st->test, st->test_status != CR_STATUS_PASSED || st->crashed ||
-	                     st->timed_out);
+	settle(st->test,
+	       st->test_status != CR_STATUS_PASSED || st->crashed || st->timed_out);
 }
 
 /* A crashed or timed-out worker may never report POST_TEST. */

@@ -101,6 +101,7 @@ Test(members, a_conf_change_sets_the_record_it_names)
 struct view {
 	uint64_t match[8];
 	bool live[8];
+	uint64_t group;
 };
 
 static uint64_t v_match(void *arg, uint64_t id)
@@ -117,6 +118,7 @@ static int check(struct view *vw, struct rd_conf_state *cs, uint8_t kind, uint64
                  bool learner, char *msg)
 {
 	struct rd_members_view v = {.conf = cs,
+	                            .group = vw->group,
 	                            .max_voters = RD_MEMBERS_MAX_VOTERS,
 	                            .self = 1,
 	                            .last_index = 5000,
@@ -162,6 +164,12 @@ Test(members, bad_membership_requests_are_refused_with_why)
 	vw.live[2] = false;
 	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_REMOVE, 3, false, msg), RD_EINVAL);
 	cr_assert(strstr(msg, "no quorum") != NULL, "%s", msg);
+	/* The message names the group it checked (a data group's too). */
+	cr_assert(strstr(msg, "group 0 ") != NULL, "%s", msg);
+	vw.group = 7;
+	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_REMOVE, 3, false, msg), RD_EINVAL);
+	cr_assert(strstr(msg, "leave group 7 ") != NULL, "%s", msg);
+	vw.group = 0;
 	/* ... and adding a voter that is down too leaves no majority. */
 	vw.live[5] = false;
 	cr_assert_eq(check(&vw, &cs, RD_MEMBERS_ADD, 5, false, msg), RD_EINVAL);
