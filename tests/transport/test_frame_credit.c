@@ -1,0 +1,96 @@
+/*
+ * Flow-control credit and frames near the size limit (lib/transport/conn.c,
+ * params_for). Credit goes back to the sender only as whole frames are
+ * consumed, and ngtcp2 advertises new credit (MAX_STREAM_DATA, MAX_DATA)
+ * only once more than half a window is waiting to be advertised. With a
+ * window of one largest frame, small frames consumed but not yet
+ * advertised plus one frame near the limit no longer fit: the receiver
+ * waits for the rest of that frame, the sender for credit, and the stream
+ * (every later frame to that peer, heartbeats too) stalls for good while
+ * the connection stays up. Each test sends such a sequence and requires
+ * every message to arrive, in order.
+ */
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+#define FRAME_MAX (64u << 10)
+
+/* Small frames of about 10 KiB in all: under half a window, so no credit
+ * is advertised for them, then one frame of nearly FRAME_MAX bytes, then
+ * small frames again (heartbeats behind it). */
+static void send_sequence(struct tenv *e, uint64_t *next)
+{
+	for (int i = 0; i < 10; i++, (*next)++)
+		cr_assert_eq(tsend(e, 1, 2, *next, 1, 1000), 0);
+	cr_assert_eq(tsend(e, 1, 2, (*next)++, 1, FRAME_MAX - 512), 0);
+	for (int i = 0; i < 5; i++, (*next)++)
+		cr_assert_eq(tsend(e, 1, 2, *next, 1, 0), 0);
+}
+
+static void start_pair(struct tenv *e, uint64_t max_frame)
+{
+	struct rd_transport_config cfg;
+
+	tenv_init(e, false);
+	for (uint64_t id = 1; id <= 2; id++) {
+		tnode_config(e, id, true, &cfg);
+		cfg.max_frame_bytes = max_frame;
+		tnode_start(e, id, &cfg);
+	}
+	tenv_mesh(e);
+	e->n[2].next_index[1] = 1;
+}
+
+/* Run until node 2 got every message up to next - 1. */
+static void expect_all(struct tenv *e, uint64_t next, int round)
+{
+	uint64_t want[2] = {2, next - 1};
+
+	/* The bound only stops a broken test. */
+	cr_assert(trun(e, tgot, want, 30000), "round %d: %llu of %llu messages arrived",
+	          round, (unsigned long long)e->n[2].msgs, (unsigned long long)want[1]);
+}
+
+/* The Raft stream's window: the connection's is far larger here (frames
+ * of every kind are capped at FRAME_MAX), so only the stream's credit can
+ * run out. */
+Test(frame_credit, large_frame_after_unadvertised_stream_credit_arrives)
+{
+	struct tenv e;
+	uint64_t next = 1;
+
+	start_pair(&e, FRAME_MAX);
+	for (int round = 0; round < 3; round++) {
+		send_sequence(&e, &next);
+		expect_all(&e, next, round);
+	}
+	cr_expect_not(e.n[2].out_of_order);
+	tenv_fini(&e);
+}
+
+/* The connection's window with the default max_partial_bytes: Raft frames
+ * of 8 MiB next to the usual snapshot and request caps (3 and 2 MiB), as
+ * the daemon's defaults are (64 MiB next to the same). Frames consumed
+ * and not yet advertised (just under half the window: 74 of 100 KiB) and
+ * a frame near the cap behind them exceeded a window of one frame of each
+ * kind and a second request. */
+Test(frame_credit, large_frame_after_unadvertised_connection_credit_arrives,
+     .timeout = 120)
+{
+	struct tenv e;
+	const size_t frame = 8u << 20;
+	uint64_t next = 1;
+
+	start_pair(&e, frame);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 74; i++, next++)
+			cr_assert_eq(tsend(&e, 1, 2, next, 1, 100u << 10), 0);
+		cr_assert_eq(tsend(&e, 1, 2, next++, 1, frame - 4096), 0);
+		for (int i = 0; i < 5; i++, next++)
+			cr_assert_eq(tsend(&e, 1, 2, next, 1, 0), 0);
+		expect_all(&e, next, round);
+	}
+	cr_expect_not(e.n[2].out_of_order);
+	tenv_fini(&e);
+}
