@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+#include "transport/wire.h"
 
 #define FRAME_MAX (64u << 10)
 
@@ -92,5 +93,51 @@ Test(frame_credit, large_frame_after_unadvertised_connection_credit_arrives,
 		expect_all(&e, next, round);
 	}
 	cr_expect_not(e.n[2].out_of_order);
+	tenv_fini(&e);
+}
+
+static bool replied_or_failed(struct tenv *e, void *arg)
+{
+	return e->n[1].replies + e->n[1].reply_errors >= *(uint64_t *)arg;
+}
+
+static bool nothing_held(struct tenv *e, void *arg)
+{
+	(void)arg;
+	return tstats_all(e, 2).partial_bytes == 0;
+}
+
+/* A request stream reset inside a frame (the caller's deadline passed
+ * while the request was on its way) gives the bytes held of that frame
+ * back to the connection's window: ngtcp2 returns credit only for bytes
+ * it did not pass on. Without that, 20 such requests of 30 KB, one after
+ * the other, used up the 512 KiB window, and nothing more arrived. */
+Test(frame_credit, reset_request_streams_give_their_credit_back, .timeout = 120)
+{
+	struct tenv e;
+	const size_t announced = 60000, sent = 30000;
+	uint8_t *raw = calloc(1, RD_WIRE_HEADER + sent);
+	uint64_t next = 1;
+
+	cr_assert_not_null(raw);
+	raw[1] = (uint8_t)(announced >> 16);
+	raw[2] = (uint8_t)(announced >> 8);
+	raw[3] = (uint8_t)announced;
+	start_pair(&e, FRAME_MAX);
+	for (uint64_t i = 1; i <= 20; i++) {
+		cr_assert_eq(rd_transport_test_call_raw(e.n[1].t, 2, raw,
+		                                        RD_WIRE_HEADER + sent, 100,
+		                                        treply_count, &e.n[1]),
+		             0);
+		cr_assert(trun(&e, replied_or_failed, &i, 20000));
+		cr_assert(trun(&e, nothing_held, NULL, 20000),
+		          "call %llu: %llu bytes held", (unsigned long long)i,
+		          (unsigned long long)tstats_all(&e, 2).partial_bytes);
+	}
+	cr_expect_eq(e.n[1].reply_errors, 20, "every call passed its deadline");
+	cr_assert_eq(tsend(&e, 1, 2, next++, 1, 100), 0);
+	expect_all(&e, next, 0);
+	cr_expect(tstats(&e, 1, 2).connected);
+	free(raw);
 	tenv_fini(&e);
 }
