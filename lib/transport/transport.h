@@ -273,6 +273,9 @@ struct rd_transport_peer_stats {
 	uint64_t restarts;      /* connections that came up from a new process of
 	                         * the peer (another boot id than the last one) */
 	uint64_t queued_bytes;  /* unsent bytes queued for the peer now */
+	uint64_t credit_waits;  /* times a stream to the peer had bytes to send
+	                         * and no flow-control credit from it (its
+	                         * window full of frames it has not consumed) */
 	char cipher[48];        /* negotiated TLS cipher suite, "" when down */
 };
 
