@@ -120,6 +120,10 @@ enum rd_metric_type {
 	  "Raft batches sent early because the next message passed max_frame_bytes.")    \
 	X(PEER_OVERSIZED, "raft_peer_oversized_messages_dropped_total", COUNTER, "peer", \
 	  "Raft messages to the peer dropped: alone over max_frame_bytes.")              \
+	X(PEER_QUEUED_BYTES, "raft_peer_queued_bytes", GAUGE, "peer",                    \
+	  "Bytes queued for the peer and not yet handed to QUIC.")                       \
+	X(PEER_CREDIT_WAITS, "raft_peer_credit_waits_total", COUNTER, "peer",            \
+	  "Times a stream to the peer had bytes to send and no flow-control credit.")    \
 	X(STORAGE_SYNC_DURATION, "raft_storage_sync_duration_seconds", HISTOGRAM, "",    \
 	  "Duration of synced RocksDB write batches (one per loop iteration).")          \
 	X(STORAGE_SYNCED_BYTES, "raft_storage_synced_bytes_total", COUNTER, "",          \

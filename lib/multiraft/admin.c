@@ -223,6 +223,12 @@ static void per_peer(struct evbuffer *out, struct rd_node *n, enum rd_metric_id 
 		case RD_METRIC_PEER_OVERSIZED:
 			rd_metrics_counter(out, name, l, f.oversized);
 			break;
+		case RD_METRIC_PEER_QUEUED_BYTES:
+			rd_metrics_gauge_u64(out, name, l, f.queued_bytes);
+			break;
+		case RD_METRIC_PEER_CREDIT_WAITS:
+			rd_metrics_counter(out, name, l, f.credit_waits);
+			break;
 		default:
 			break;
 		}
@@ -406,7 +412,7 @@ static int metrics(void *ud, struct evbuffer *out)
 	for (int id = RD_METRIC_GROUP_TERM; id <= RD_METRIC_GROUP_FORWARDED_PROPOSALS;
 	     id++)
 		per_group(out, n, (enum rd_metric_id)id);
-	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_OVERSIZED; id++)
+	for (int id = RD_METRIC_PEER_CONNECTED; id <= RD_METRIC_PEER_CREDIT_WAITS; id++)
 		per_peer(out, n, (enum rd_metric_id)id);
 
 	rd_storage_get_stats(n->st, &ss);

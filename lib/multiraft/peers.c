@@ -448,6 +448,8 @@ void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figur
 	f->oversized = o != NULL ? o->oversized : 0;
 	f->restarts = st.restarts;
 	f->stale_dropped = st.stale_dropped;
+	f->queued_bytes = st.queued_bytes;
+	f->credit_waits = st.credit_waits;
 }
 
 uint64_t rd_peers_nonmember(const struct rd_node *n)

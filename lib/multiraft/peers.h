@@ -148,6 +148,8 @@ struct rd_peer_figures {
 	uint64_t oversized;       /* messages alone over max_frame_bytes, dropped */
 	uint64_t restarts;        /* new processes of the peer seen connecting */
 	uint64_t stale_dropped;   /* frames queued for its previous process, dropped */
+	uint64_t queued_bytes;    /* queued for it, not yet handed to QUIC */
+	uint64_t credit_waits;    /* a stream to it had bytes and no credit */
 };
 /* Fill *f with peer `id`'s figures (all zero when it is no peer). */
 void rd_peers_figures(const struct rd_node *n, uint64_t id, struct rd_peer_figures *f);

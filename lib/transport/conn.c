@@ -165,7 +165,8 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t id,
 	/* Credit goes back only for bytes of frames that were handed on (or
 	 * discarded): bytes of a partial frame stay counted against the
 	 * stream and connection windows (RFC 9000 §4.1), so that the windows,
-	 * not the sender, bound what a peer can make us hold. */
+	 * not the sender, bound what a peer can make us hold (their sizes:
+	 * stream_window). */
 	if (rv >= 0 && consumed > 0) {
 		ngtcp2_conn_extend_max_stream_offset(qc, id, consumed);
 		ngtcp2_conn_extend_max_offset(qc, consumed);
@@ -306,6 +307,35 @@ static const ngtcp2_callbacks callbacks_template = {
     .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
 };
 
+/*
+ * Flow-control windows (RFC 9000 §4). Credit comes back only as frames are
+ * consumed (recv_stream_data_cb), so the connection's window,
+ * max_partial_bytes, is what a peer can make us hold. ngtcp2 advertises
+ * credit given back (MAX_STREAM_DATA, MAX_DATA) only once more than half
+ * a window waits to be advertised (conn_should_send_max_stream_data in
+ * ngtcp2_conn.c), so up to half a window may be consumed and not yet
+ * usable by the sender. A window of one largest frame then stalls for
+ * good: small frames consumed but not advertised, plus a frame near the
+ * cap behind them, exceed it; the receiver waits for the rest of that
+ * frame and the sender for credit, and every later frame on the stream
+ * (heartbeats, node liveness) waits behind it while the connection stays
+ * up.
+ *
+ * Hence windows of twice what is held: a stream holds less than one frame
+ * of its cap while that frame is incomplete, so with a window of twice
+ * the cap, at most half of it unadvertised, the next byte of the frame
+ * always has credit (bytes received already need none when resent). A
+ * stream's window adds no memory: the connection's bounds them all. For
+ * the connection the same holds when max_partial_bytes is at least twice
+ * what is incomplete at once: its default is twice one frame of each kind
+ * and a second request (rd_transport_new), and the config asks for twice
+ * a Raft frame at least (util/config.c).
+ */
+static uint64_t stream_window(size_t frame_cap)
+{
+	return 2 * ((uint64_t)frame_cap + RD_WIRE_HEADER);
+}
+
 static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
                          const ngtcp2_cid *odcid, bool client)
 {
@@ -316,7 +346,7 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
 	/* No window auto-tuning past the initial windows (params_for): they
 	 * are the memory bound. */
 	s->max_window = t->cfg.max_partial_bytes;
-	s->max_stream_window = t->cfg.max_frame_bytes + RD_WIRE_HEADER;
+	s->max_stream_window = stream_window(t->cfg.max_frame_bytes);
 	/* Raft traffic flows both ways (appends one way, acknowledgements
 	 * the other), so most ACKs ride on packets we send anyway: an ACK of
 	 * its own after every second packet costs a datagram each way at
@@ -335,15 +365,11 @@ static void settings_for(struct rd_transport *t, ngtcp2_settings *s,
 static void params_for(struct rd_transport *t, ngtcp2_transport_params *p)
 {
 	ngtcp2_transport_params_default(p);
-	/* Credit comes back only as frames are consumed (recv_stream_data_cb),
-	 * so these windows are what a peer can make us hold: the connection's
-	 * is the partial-frame budget, a stream's fits its largest frame. */
 	p->initial_max_data = t->cfg.max_partial_bytes;
-	p->initial_max_stream_data_bidi_local =
-	    t->cfg.max_rpc_frame_bytes + RD_WIRE_HEADER;
+	p->initial_max_stream_data_bidi_local = stream_window(t->cfg.max_rpc_frame_bytes);
 	p->initial_max_stream_data_bidi_remote =
-	    t->cfg.max_rpc_frame_bytes + RD_WIRE_HEADER;
-	p->initial_max_stream_data_uni = t->cfg.max_frame_bytes + RD_WIRE_HEADER;
+	    stream_window(t->cfg.max_rpc_frame_bytes);
+	p->initial_max_stream_data_uni = stream_window(t->cfg.max_frame_bytes);
 	p->initial_max_streams_bidi = 1024;
 	p->initial_max_streams_uni = 3; /* Raft, snapshot, and one to refuse */
 	p->max_idle_timeout =

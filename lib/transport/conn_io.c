@@ -259,6 +259,8 @@ void rd_conn_write(struct rd_conn *c)
 		if (n < 0) {
 			if (n == NGTCP2_ERR_WRITE_MORE)
 				continue;
+			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED && c->peer != NULL)
+				c->peer->st.credit_waits++;
 			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
 			    n == NGTCP2_ERR_STREAM_SHUT_WR ||
 			    n == NGTCP2_ERR_STREAM_NOT_FOUND) {

@@ -376,12 +376,13 @@ int rd_transport_new(struct rd_transport **out, struct event_base *base,
 	if (t->cfg.max_snapshot_frame_bytes == 0 ||
 	    t->cfg.max_snapshot_frame_bytes > cfg->max_frame_bytes)
 		t->cfg.max_snapshot_frame_bytes = cfg->max_frame_bytes;
-	/* Room for one frame of each stream kind at its largest, in flight at
-	 * once (two requests: one each way). */
+	/* Twice the room for one frame of each stream kind at its largest, in
+	 * flight at once (two requests: one each way): credit consumed and not
+	 * yet advertised takes up to half the window (conn.c, stream_window). */
 	if (t->cfg.max_partial_bytes == 0)
-		t->cfg.max_partial_bytes = t->cfg.max_frame_bytes +
-		                           t->cfg.max_snapshot_frame_bytes +
-		                           2 * t->cfg.max_rpc_frame_bytes;
+		t->cfg.max_partial_bytes =
+		    2 * (t->cfg.max_frame_bytes + t->cfg.max_snapshot_frame_bytes +
+		         2 * t->cfg.max_rpc_frame_bytes);
 	while (t->cfg.boot == 0)
 		rd_t_rand((uint8_t *)&t->cfg.boot, sizeof t->cfg.boot);
 	if (cbs)

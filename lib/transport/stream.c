@@ -225,7 +225,14 @@ void rd_stream_free(struct rd_stream *s, int err)
 		c->peer->st.dropped += rd_squeue_clear(&s->out);
 	else
 		rd_squeue_clear(&s->out);
-	c->held -= rd_wire_reader_held(&s->in);
+	/* Bytes of a frame the stream ended inside (reset by the peer, say)
+	 * were passed to us, so ngtcp2 gives no credit back for them (it does
+	 * for bytes it never passed on): they go back to the connection's
+	 * window here, or each such stream would shrink it for good. */
+	size_t held = rd_wire_reader_held(&s->in);
+	c->held -= held;
+	if (held > 0 && c->qc != NULL && !c->dead)
+		ngtcp2_conn_extend_max_offset(c->qc, held);
 	rd_wire_reader_close(&s->in);
 	if (c->qc)
 		ngtcp2_conn_set_stream_user_data(c->qc, s->id, NULL);

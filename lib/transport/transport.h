@@ -34,6 +34,10 @@
  * headroom; requests: max_rpc_frame_bytes), buffers growing only as bytes
  * arrive, and all of them within the connection's flow-control window
  * (max_partial_bytes), since credit is returned only as frames are consumed.
+ * A stream's window is twice its cap (conn.c, stream_window), and
+ * max_partial_bytes should be at least twice what is incomplete at once:
+ * up to half a window may be consumed and not yet advertised, and a frame
+ * that does not fit in the rest stalls its stream for good.
  * Decoding one frame allocates at most RD_WIRE_DECODE_BUDGET of its length.
  *
  * Threading: everything runs on the libevent base's thread. Callbacks must
@@ -99,7 +103,9 @@ struct rd_transport_config {
 	uint64_t max_rpc_frame_bytes;      /* largest request or response accepted */
 	uint64_t max_snapshot_frame_bytes; /* largest snapshot frame accepted */
 	uint64_t max_partial_bytes;        /* per connection: bytes of frames not yet
-	                                    * complete; also its flow-control window */
+	                                    * complete; also its flow-control window
+	                                    * (0: twice one frame of each kind and a
+	                                    * second request) */
 	unsigned idle_timeout_ms;          /* QUIC max_idle_timeout */
 	unsigned keepalive_ms;             /* PING after this much silence (0: never) */
 	unsigned handshake_timeout_ms;     /* give up on a handshake after this */
@@ -267,6 +273,9 @@ struct rd_transport_peer_stats {
 	uint64_t restarts;      /* connections that came up from a new process of
 	                         * the peer (another boot id than the last one) */
 	uint64_t queued_bytes;  /* unsent bytes queued for the peer now */
+	uint64_t credit_waits;  /* times a stream to the peer had bytes to send
+	                         * and no flow-control credit from it (its
+	                         * window full of frames it has not consumed) */
 	char cipher[48];        /* negotiated TLS cipher suite, "" when down */
 };
 

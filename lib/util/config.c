@@ -200,10 +200,15 @@ static int validate(struct rd_config_parse *p)
 		    "insecure mode on the non-loopback address %s; set [tls] "
 		    "allow_insecure_remote = yes to mean it",
 		    c->listen.text);
-	/* A frame must fit in the window that holds it until it is whole. */
-	if (c->max_partial_bytes != 0 && c->max_partial_bytes < c->max_frame_bytes + 4)
-		return rd_config_fail(p, K_transport_max_partial_bytes, "%s",
-		                      "must be larger than [transport] max_frame_bytes");
+	/* A frame must fit in the window that holds it until it is whole,
+	 * behind up to half a window of credit consumed and not yet
+	 * advertised (lib/transport/conn.c, stream_window): twice a frame. */
+	if (c->max_partial_bytes != 0 &&
+	    c->max_partial_bytes < 2 * (c->max_frame_bytes + 4))
+		return rd_config_fail(
+		    p, K_transport_max_partial_bytes, "%s",
+		    "must be at least twice [transport] max_frame_bytes "
+		    "and 8 bytes");
 	/* An envelope travels between nodes in one RPC frame, whose cap
 	 * comes from [raft] max_msg_bytes. */
 	if (c->env_max_payload > c->max_msg_bytes &&

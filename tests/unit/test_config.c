@@ -193,7 +193,16 @@ Test(config, hostile_client_limits)
 	expect_error(BASE PEERS "[control]\nmax_connections = 0\n",
 	             "x.conf:10: [control] max_connections");
 	expect_error(BASE PEERS "[transport]\nmax_partial_bytes = 2MiB\n",
-	             "x.conf:10: [transport] max_partial_bytes: must be larger");
+	             "x.conf:10: [transport] max_partial_bytes: must be at least twice");
+	/* Once a frame but not twice: a frame near the cap could stall
+	 * behind credit not yet advertised (lib/transport/conn.c). */
+	expect_error(BASE PEERS "[transport]\nmax_frame_bytes = 1MiB\n"
+	                        "max_partial_bytes = 2MiB\n",
+	             "[transport] max_partial_bytes: must be at least twice");
+	load_ok(&c, "x.conf",
+	        BASE PEERS "[transport]\nmax_frame_bytes = 1MiB\n"
+	                   "max_partial_bytes = 2097160\n");
+	cr_assert_eq(c.max_partial_bytes, 2 * ((1u << 20) + 4));
 }
 
 /* Insecure mode verifies no one: on an address others can reach it needs a
