@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "storage/internal.h"
 #include "storage/storage.h"
 
 /* The value of `key` in section `section` of the newest OPTIONS file of
@@ -73,6 +74,30 @@ Test(options, insert_hint_per_group_on_the_log_only)
 	 * options: the choices made before it are still in force. */
 	option(dir, "[CFOptions \"log\"]", "compression", v, sizeof v);
 	cr_expect_str_eq(v, "kNoCompression");
+	th_close_rm(st, dir);
+}
+
+/* Log values go to blob files, with garbage collection; the state machine's
+ * families keep theirs in the SST files (storage.c). */
+Test(options, log_values_in_blob_files)
+{
+	char dir[512], v[256], want[32];
+	struct rd_storage *st = th_tmp_open(dir, sizeof dir);
+
+	option(dir, "[CFOptions \"log\"]", "enable_blob_files", v, sizeof v);
+	cr_expect_str_eq(v, "true");
+	option(dir, "[CFOptions \"log\"]", "min_blob_size", v, sizeof v);
+	snprintf(want, sizeof want, "%u", RD_LOG_BLOB_MIN);
+	cr_expect_str_eq(v, want);
+	option(dir, "[CFOptions \"log\"]", "enable_blob_garbage_collection", v, sizeof v);
+	cr_expect_str_eq(v, "true");
+	option(dir, "[CFOptions \"log\"]", "blob_garbage_collection_force_threshold", v,
+	       sizeof v);
+	cr_expect_str_eq(v, "0.500000");
+	option(dir, "[CFOptions \"kv\"]", "enable_blob_files", v, sizeof v);
+	cr_expect_str_eq(v, "false");
+	option(dir, "[CFOptions \"journal\"]", "enable_blob_files", v, sizeof v);
+	cr_expect_str_eq(v, "false");
 	th_close_rm(st, dir);
 }
 
