@@ -81,23 +81,23 @@ Test(options, insert_hint_per_group_on_the_log_only)
  * families keep theirs in the SST files (storage.c). */
 Test(options, log_values_in_blob_files)
 {
-	char dir[512], v[256], want[32];
+	char dir[512], v[256], min[32];
 	struct rd_storage *st = th_tmp_open(dir, sizeof dir);
-
-	option(dir, "[CFOptions \"log\"]", "enable_blob_files", v, sizeof v);
-	cr_expect_str_eq(v, "true");
-	option(dir, "[CFOptions \"log\"]", "min_blob_size", v, sizeof v);
-	snprintf(want, sizeof want, "%u", RD_LOG_BLOB_MIN);
-	cr_expect_str_eq(v, want);
-	option(dir, "[CFOptions \"log\"]", "enable_blob_garbage_collection", v, sizeof v);
-	cr_expect_str_eq(v, "true");
-	option(dir, "[CFOptions \"log\"]", "blob_garbage_collection_force_threshold", v,
-	       sizeof v);
-	cr_expect_str_eq(v, "0.500000");
-	option(dir, "[CFOptions \"kv\"]", "enable_blob_files", v, sizeof v);
-	cr_expect_str_eq(v, "false");
-	option(dir, "[CFOptions \"journal\"]", "enable_blob_files", v, sizeof v);
-	cr_expect_str_eq(v, "false");
+	snprintf(min, sizeof min, "%u", RD_LOG_BLOB_MIN);
+	const char *const want[][3] = {
+	    {"log", "enable_blob_files", "true"},
+	    {"log", "min_blob_size", min},
+	    {"log", "enable_blob_garbage_collection", "true"},
+	    {"log", "blob_garbage_collection_force_threshold", "0.500000"},
+	    {"kv", "enable_blob_files", "false"},
+	    {"journal", "enable_blob_files", "false"},
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		char section[64];
+		snprintf(section, sizeof section, "[CFOptions \"%s\"]", want[i][0]);
+		option(dir, section, want[i][1], v, sizeof v);
+		cr_expect_str_eq(v, want[i][2], "%s %s", want[i][0], want[i][1]);
+	}
 	th_close_rm(st, dir);
 }
 
