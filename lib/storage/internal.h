@@ -133,6 +133,8 @@ struct rd_storage {
  * writes there to fill it (storage.c). */
 #define RD_DEFAULT_CF_BUFFER (1u << 20)
 #define RD_FLUSH_POKE_BYTES  (RD_DEFAULT_CF_BUFFER + (64u << 10))
+/* Log records from this size on go to blob files at a flush (storage.c). */
+#define RD_LOG_BLOB_MIN 1024u
 
 /* ---- the batch (batch.c, kvsm.c) ---- */
 

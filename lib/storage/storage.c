@@ -90,6 +90,8 @@ static rocksdb_options_t *with_hint(rocksdb_options_t *c, size_t prefix)
  * - The log family inserts into the memtable with a hint per group
  *   (with_hint): one batch writes every group's next entry. Not the state
  *   family: its records are few, and a group drop range-deletes them.
+ * - The log family keeps values of RD_LOG_BLOB_MIN bytes and more in blob
+ *   files (flushes write them there; SST files hold the references).
  */
 static void set_options(struct rd_storage *st, bool create, size_t memtable_bytes)
 {
@@ -126,6 +128,21 @@ static void set_options(struct rd_storage *st, bool create, size_t memtable_byte
 		 * dropping a group range-deletes its state records. */
 		if (i == RD_CF_LOG)
 			c = with_hint(c, 8 /* group id */);
+		/* A flush writes the log's values to a blob file and only
+		 * keys and references to its SST, so compactions move
+		 * references; entries die in log order, so a blob file goes
+		 * whole once compaction dropped its keys. A quiet group's
+		 * tail would pin its files: garbage collection moves the live
+		 * values of the oldest quarter of the files, and once half of
+		 * those are garbage RocksDB compacts what refers to them even
+		 * when no new file overlaps it (README.md, "Memtables,
+		 * flushes and compactions"). */
+		if (i == RD_CF_LOG) {
+			rocksdb_options_set_enable_blob_files(c, 1);
+			rocksdb_options_set_min_blob_size(c, RD_LOG_BLOB_MIN);
+			rocksdb_options_set_enable_blob_gc(c, 1);
+			rocksdb_options_set_blob_gc_force_threshold(c, 0.5);
+		}
 		/* The unused default family has a small buffer, which
 		 * rd_storage_flush_soon fills to have RocksDB flush. */
 		if (i == RD_CF_DEFAULT)

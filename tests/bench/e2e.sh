@@ -13,7 +13,9 @@
 # (log_source_reads, raft_log_source_reads_total; lib/raft/raft.h), and
 # node 1's synced writes and WAL writes without a sync (commit advances
 # alone, lib/storage/README.md) per 1,000 acknowledged writes
-# (syncs_per_kwrite, commit_only_per_kwrite).
+# (syncs_per_kwrite, commit_only_per_kwrite), and the minor page faults
+# of the three nodes per acknowledged write (minflt_per_write: first
+# touches of fresh memory, mostly RocksDB's memtable arenas).
 #
 # BENCH_NODES=1 runs a single-node cluster instead (cluster.sh), and
 # BENCH_EXTRA_CONF appends config lines to every node's file, e.g.
@@ -44,6 +46,18 @@ node_ticks() {
 	done
 	echo "$t"
 }
+# Minor page faults (field 10 of /proc/PID/stat) summed over the nodes:
+# first touches of fresh memory (memtable arenas, buffers), each one a
+# kernel entry and a zeroed page.
+node_minflt() {
+	local t=0 p rest
+	for p in "${PIDS[@]}"; do
+		rest=$(sed 's/^.*) //' "/proc/$p/stat")
+		set -- $rest
+		t=$((t + ${8}))
+	done
+	echo "$t"
+}
 node_rss() {
 	local p i=1 out=""
 	for p in "${PIDS[@]}"; do
@@ -55,6 +69,7 @@ node_rss() {
 HZ=$(getconf CLK_TCK)
 for c in "${CLIENTS[@]}"; do
 	t0=$(node_ticks)
+	f0=$(node_minflt)
 	w0=$(bench_metric 1 raft_storage_synced_bytes_total)
 	a0=$(bench_metric 1 raft_storage_applied_bytes_total)
 	r0=$(bench_metric 1 raft_log_source_reads_total)
@@ -62,6 +77,7 @@ for c in "${CLIENTS[@]}"; do
 	c0=$(bench_metric 1 raft_storage_commit_only_writes_total)
 	"$B/bench/e2e_load" "$c" "$SECS" "${SOCKS[@]}" >"$DIR/run"
 	t1=$(node_ticks)
+	f1=$(node_minflt)
 	w1=$(bench_metric 1 raft_storage_synced_bytes_total)
 	a1=$(bench_metric 1 raft_storage_applied_bytes_total)
 	r1=$(bench_metric 1 raft_log_source_reads_total)
@@ -75,6 +91,7 @@ for c in "${CLIENTS[@]}"; do
 	bytes+=" log_source_reads=$((${r1:-0} - ${r0:-0}))"
 	kper() { awk -v d="$((${2:-0} - ${1:-0}))" -v w="$writes" 'BEGIN{printf "%.0f", (w > 0 ? d * 1000 / w : 0)}'; }
 	bytes+=" syncs_per_kwrite=$(kper "$s0" "$s1") commit_only_per_kwrite=$(kper "$c0" "$c1")"
+	bytes+=" minflt_per_write=$(awk -v d="$((f1 - f0))" -v w="$writes" 'BEGIN{printf "%.2f", (w > 0 ? d / w : 0)}')"
 	sed "s/^\(RESULT .*\)$/\1 cpu_us_per_write=$cpu$bytes$(node_rss)/" "$DIR/run"
 done | tee "$DIR/out"
 grep '^RESULT' "$DIR/out" | sed 's/^RESULT e2e //; s/ /,/g' >"$B/bench/e2e.csv"

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "storage/internal.h"
 #include "storage/kv.h"
 #include "storage/storage.h"
 #include "util/clock.h"
@@ -64,8 +65,11 @@
 #define KILLS   60
 #define NKEYS   7
 #define CLIENT  7 /* the session of every command */
-#define VLEN    512
-#define CMDMAX  (VLEN + 64)
+/* Commands longer than RD_LOG_BLOB_MIN: their log records go to blob files
+ * at a flush (storage.c), so the kills land on that path too. */
+#define VLEN   1024
+#define CMDMAX (VLEN + 64)
+_Static_assert(VLEN >= RD_LOG_BLOB_MIN, "the crash test covers blob files");
 
 enum { R_READY = 1, R_OP, R_COMPACT, R_INTENT, R_DONE, R_DURABLE };
 

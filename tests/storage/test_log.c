@@ -2,12 +2,14 @@
  * with a byte limit, term lookups, compaction, and the cache agreeing with
  * RocksDB. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "storage/internal.h"
 #include "storage/storage.h"
 #include "util/err.h"
 
@@ -502,4 +504,61 @@ Test(log, flush_soon_puts_the_apply_on_disk)
 	cr_assert_eq(durable, 6, "the flush did not reach the disk");
 	compact(5, 6, 0);
 	cr_assert_eq(rd_storage_first_index(st, 5), 7);
+}
+
+/* How many files of the data directory end in `suffix`. */
+static int files_ending(const char *d, const char *suffix)
+{
+	DIR *dp = opendir(d);
+	struct dirent *de;
+	size_t sl = strlen(suffix);
+	int n = 0;
+
+	cr_assert_not_null(dp);
+	while ((de = readdir(dp)) != NULL) {
+		size_t l = strlen(de->d_name);
+		n += l > sl && strcmp(de->d_name + l - sl, suffix) == 0;
+	}
+	closedir(dp);
+	return n;
+}
+
+/* Entries of RD_LOG_BLOB_MIN bytes and more are in blob files once flushed
+ * (storage.c), the small ones in the SST files: both read back whole after
+ * a reopen (whose load checks every record's checksum) and a compaction. */
+Test(log, entries_in_blob_files_read_back_after_a_flush_and_a_compaction)
+{
+	enum { N = 24, BIG = 1024, SMALL = 32 };
+	struct rd_entry ents[N];
+	static uint8_t data[N * BIG];
+	struct rd_storage_batch *b = rd_storage_batch_new(st);
+
+	for (size_t i = 0; i < N; i++) {
+		uint32_t len = i % 3 == 2 ? SMALL : BIG;
+		th_entries(&ents[i], data + i * BIG, 1, 5, 1 + i, 1, len);
+	}
+	cr_assert_eq(rd_storage_batch_append(b, 5, ents, N, msg), 0, "%s", msg);
+	rd_storage_commit(st, b);
+	rd_storage_batch_free(b);
+	cr_assert_eq(files_ending(dir, ".blob"), 0, "no flush yet");
+	commit_applied(5, N, 1); /* reopens: the close flushed */
+	cr_assert_geq(files_ending(dir, ".blob"), 1, "the flush wrote no blob file");
+	compact(5, N / 2, 0);
+	for (int pass = 0; pass < 2; pass++) {
+		uint8_t want[BIG];
+		cr_assert_eq(rd_storage_first_index(st, 5), N / 2 + 1);
+		cr_assert_eq(rd_storage_entries(st, 5, N / 2 + 1, N + 1, 0, &eb, msg), 0,
+		             "%s", msg);
+		cr_assert_eq(eb.n, N / 2);
+		for (size_t i = 0; i < eb.n; i++) {
+			struct rd_entry *e = &eb.ents[i];
+			uint32_t len = (e->index - 1) % 3 == 2 ? SMALL : BIG;
+			cr_assert_eq(e->len, len, "index %llu",
+			             (unsigned long long)e->index);
+			th_fill(want, len, 5, e->index, 1);
+			cr_assert_eq(memcmp(e->data, want, len), 0, "bytes of index %llu",
+			             (unsigned long long)e->index);
+		}
+		st = th_reopen(st, dir);
+	}
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "storage/internal.h"
 #include "storage/storage.h"
 
 /* The value of `key` in section `section` of the newest OPTIONS file of
@@ -73,6 +74,30 @@ Test(options, insert_hint_per_group_on_the_log_only)
 	 * options: the choices made before it are still in force. */
 	option(dir, "[CFOptions \"log\"]", "compression", v, sizeof v);
 	cr_expect_str_eq(v, "kNoCompression");
+	th_close_rm(st, dir);
+}
+
+/* Log values go to blob files, with garbage collection; the state machine's
+ * families keep theirs in the SST files (storage.c). */
+Test(options, log_values_in_blob_files)
+{
+	char dir[512], v[256], min[32];
+	struct rd_storage *st = th_tmp_open(dir, sizeof dir);
+	snprintf(min, sizeof min, "%u", RD_LOG_BLOB_MIN);
+	const char *const want[][3] = {
+	    {"log", "enable_blob_files", "true"},
+	    {"log", "min_blob_size", min},
+	    {"log", "enable_blob_garbage_collection", "true"},
+	    {"log", "blob_garbage_collection_force_threshold", "0.500000"},
+	    {"kv", "enable_blob_files", "false"},
+	    {"journal", "enable_blob_files", "false"},
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		char section[64];
+		snprintf(section, sizeof section, "[CFOptions \"%s\"]", want[i][0]);
+		option(dir, section, want[i][1], v, sizeof v);
+		cr_expect_str_eq(v, want[i][2], "%s %s", want[i][0], want[i][1]);
+	}
 	th_close_rm(st, dir);
 }
 
