@@ -42,6 +42,7 @@
 #include "multiraft/applier.h"
 #include "multiraft/node.h"
 #include "multiraft/subscribe.h"
+#include "raft/conf.h"
 #include "raft/raft.h"
 #include "storage/storage.h"
 #include "ctl/metrics.h"
@@ -78,7 +79,9 @@ struct rd_group {
 	struct rd_raft *raft;
 	const struct rd_applier *applier;
 	struct rd_raft_update u;
-	struct rd_conf_state conf_persisted;
+	/* Shared (raft/conf.h), like the core's, so the loop compares
+	 * pointers to see a change. */
+	const struct rd_conf_state *conf_persisted;
 	uint64_t last_leader;
 	bool fresh;            /* created by this start (bootstrap) */
 	bool hint_handed;      /* bootstrap leadership hint honoured (node.c) */

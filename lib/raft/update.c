@@ -118,7 +118,10 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 	}
 	if (r->has_pending_snapshot) {
 		u->has_snapshot = true;
-		u->snapshot = r->pending_snapshot;
+		u->snapshot.index = r->pending_snap_index;
+		u->snapshot.term = r->pending_snap_term;
+		u->snapshot.conf = *r->pending_snap_conf;
+		rd_conf_assign(&r->pending_snap_conf, &rd_conf_none);
 		r->has_pending_snapshot = false;
 	}
 

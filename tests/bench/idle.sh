@@ -26,14 +26,20 @@
 # write right after each, to the woken group, for reference
 # (tests/bench/idle_first_write.c). RESULT lines go to build/bench/idle.csv.
 #
-# usage: idle.sh BUILD_DIR GROUPS SECS
+# BENCH_TMPDIR (default /tmp) is where the nodes' directories (data,
+# sockets, certificates) are made: BENCH_TMPDIR=/dev/shm puts them on a
+# tmpfs, whose fsync returns at once, so the first-write latency is given
+# apart from the disk's fsync. The setup line names the device and its
+# file system type.
+#
+# usage: [BENCH_TMPDIR=DIR] idle.sh BUILD_DIR GROUPS SECS
 set -euo pipefail
 B=${1:?build dir}
 GROUPS_N=${2:-1024}
 SECS=${3:-30}
 SETTLE=5
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-DIR=$(mktemp -d /tmp/rd-bench-idle-XXXXXX)
+DIR=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/rd-bench-idle-XXXXXX")
 PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -101,7 +107,7 @@ start_cluster node "$GROUPS_N"
 mkdir -p "$B/bench"
 REPLICAS=$((GROUPS_N + 1))
 HZ=$(getconf CLK_TCK)
-echo "bench-idle: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), 3 nodes, $GROUPS_N data groups x 3 replicas (+ group 0), canary off, ready + ${SETTLE}s, then ${SECS}s idle; CPU from /proc/PID/stat at ${HZ} ticks/s; load average $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores)"
+echo "bench-idle: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}') ($(stat -f -c %T "$DIR") under ${BENCH_TMPDIR:-/tmp}), 3 nodes, $GROUPS_N data groups x 3 replicas (+ group 0), canary off, ready + ${SETTLE}s, then ${SECS}s idle; CPU from /proc/PID/stat at ${HZ} ticks/s; load average $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores)"
 
 ticks() { # utime + stime of pid $1 (fields 14, 15; counted after the ")")
 	local rest
