@@ -241,6 +241,7 @@ void rd_group_free(struct rd_group *g)
 		return;
 	rd_raft_free(g->raft);
 	rd_conf_release(g->conf_persisted);
+	free(g->replicas);
 	free(g->results);
 	free(g->w.committed);
 	free(g->w.reads);

@@ -39,15 +39,18 @@ bool rd_conf_equal(const struct rd_conf_state *a, const struct rd_conf_state *b)
 {
 	return a->n_voters == b->n_voters && a->n_learners == b->n_learners &&
 	       memcmp(a->voters, b->voters, a->n_voters * sizeof(a->voters[0])) == 0 &&
-	       memcmp(a->learners, b->learners, a->n_learners * sizeof(a->learners[0])) == 0;
+	       memcmp(a->learners, b->learners, a->n_learners * sizeof(a->learners[0])) ==
+	           0;
 }
 
 static uint64_t hash_of(const struct rd_conf_state *cs)
 {
-	uint64_t h = rd_fnv1a64_update(RD_FNV1A64_INIT, &cs->n_voters, sizeof(cs->n_voters));
+	uint64_t h =
+	    rd_fnv1a64_update(RD_FNV1A64_INIT, &cs->n_voters, sizeof(cs->n_voters));
 	h = rd_fnv1a64_update(h, &cs->n_learners, sizeof(cs->n_learners));
 	h = rd_fnv1a64_update(h, cs->voters, cs->n_voters * sizeof(cs->voters[0]));
-	return rd_fnv1a64_update(h, cs->learners, cs->n_learners * sizeof(cs->learners[0]));
+	return rd_fnv1a64_update(h, cs->learners,
+	                         cs->n_learners * sizeof(cs->learners[0]));
 }
 
 /* Double the table once it holds two entries per bucket (under mu). */
@@ -88,7 +91,8 @@ const struct rd_conf_state *rd_conf_share(const struct rd_conf_state *cs)
 		s->cs.n_voters = cs->n_voters;
 		s->cs.n_learners = cs->n_learners;
 		memcpy(s->cs.voters, cs->voters, cs->n_voters * sizeof(cs->voters[0]));
-		memcpy(s->cs.learners, cs->learners, cs->n_learners * sizeof(cs->learners[0]));
+		memcpy(s->cs.learners, cs->learners,
+		       cs->n_learners * sizeof(cs->learners[0]));
 		s->hash = h;
 		s->next = buckets[k];
 		buckets[k] = s;

@@ -5,6 +5,7 @@
  * leader that steps down once its own removal commits (thesis §4.2.2),
  * leadership transfer (thesis §3.10) and log compaction (§7).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,8 +130,11 @@ void rd__sync_progress(struct rd_raft *r)
 			continue;
 		if (r->n_prs == r->cap_prs) {
 			/* Moves the entries: pointers to them are stale now, as
-			 * after any change of the membership (core.h rd__pr). */
-			uint32_t cap = r->cap_prs + 4;
+			 * after any change of the membership (core.h rd__pr).
+			 * Sized to the configuration: every progress left is a
+			 * member's, and this one is missing, so it is more. */
+			uint32_t cap = cs->n_voters + cs->n_learners;
+			assert(cap > r->n_prs);
 			struct rd__pr *p = realloc(r->prs, cap * sizeof(*p));
 			if (p == NULL)
 				continue; /* ENOMEM: no progress, so none of its
