@@ -17,8 +17,7 @@ static void release_confs(struct rd_raft *r)
 	rd_conf_release(r->applied_conf);
 	rd_conf_release(r->snap_conf);
 	rd_conf_release(r->pending_snap_conf);
-	for (size_t i = 0; i < r->evicted_confs.n; i++)
-		rd_conf_release(r->evicted_confs.v[i].conf);
+	rd__tail_confs_clear(r);
 	free(r->evicted_confs.v);
 }
 

@@ -160,6 +160,9 @@ for i in 1 2 3; do
 	msgs=$(awk -v a="$msgs" -v b="$ms" 'BEGIN {print a + b / 3}')
 done
 echo "bench-idle: baseline of 1 data group: rss ${RSS1} KiB per node (mean of 3)"
+# The first writes' tail is the host's as much as ours when other
+# processes share the cores: their load is printed beside it.
+echo "bench-idle: load average before the first writes $(cut -d' ' -f1-3 /proc/loadavg)"
 "$B/bench/idle_first_write" "$DIR/node1.sock" 100 $((1024 / 100)) | tee "$DIR/fw"
 # p50 and p99 of the RESULT line of $1 (first-write or second-write).
 pcts() { sed -n "s/^RESULT $1 .*p50_ms=\\([^ ]*\\) p99_ms=\\([^ ]*\\).*/\\1 \\2/p" "$DIR/fw"; }
