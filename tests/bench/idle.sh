@@ -19,6 +19,8 @@
 #   - RocksDB's share, from each node's /metrics: its memtables, block
 #     cache and table readers (raft_storage_*_bytes), and RssFile (the
 #     mapped code of raftd and its libraries) beside RssAnon;
+#   - the groups woken during the window, by cause
+#     (raft_group_wakeups_total; an idle cluster has none);
 #   - per peer per second, from each node's /metrics: frames sent
 #     (raft_peer_frames_sent_total) and Raft messages sent
 #     (raft_peer_messages_sent_total: heartbeats and their answers when idle);
@@ -125,8 +127,15 @@ gauge() {
 	curl -sf "http://127.0.0.1:${A[$1]}/metrics" |
 		awk -v m="$2" '$1 == m {v = $2} END {printf "%.0f\n", v + 0}'
 }
-declare -A T0 F0 M0
+# Node $1's wake-ups by cause (raft_group_wakeups_total), one
+# "cause count" line each.
+wakeups() {
+	curl -sf "http://127.0.0.1:${A[$1]}/metrics" |
+		sed -n 's/^raft_group_wakeups_total{cause="\([a-z_]*\)"} \([0-9]*\)$/\1 \2/p'
+}
+declare -A T0 F0 M0 W0
 for i in 1 2 3; do
+	W0[$i]=$(wakeups "$i")
 	T0[$i]=$(ticks "${PIDS[$((i - 1))]}")
 	F0[$i]=$(counter "$i" raft_peer_frames_sent_total)
 	M0[$i]=$(counter "$i" raft_peer_messages_sent_total)
@@ -152,7 +161,10 @@ for i in 1 2 3; do
 	bc=$(($(gauge "$i" raft_storage_block_cache_bytes) / 1024))
 	tr=$(($(gauge "$i" raft_storage_table_readers_bytes) / 1024))
 	sl=$(awk -v r="$r" -v b="$RSS1" -v g="$GROUPS_N" 'BEGIN {printf "%.1f", (g > 1 ? (r - b) / (g - 1) : 0)}')
-	echo "node$i: cpu_us_per_replica_s=$c rss_kib_per_replica=$k rss_slope_kib_per_replica=$sl frames_per_peer_s=$fr msgs_per_peer_s=$ms (rss ${r} KiB: anon ${anon}, file ${file}; rocksdb memtables ${mt} KiB, block cache ${bc} KiB, table readers ${tr} KiB; ${t} ticks)"
+	# Groups woken in the window, by cause (an idle cluster has none).
+	wk=$( (echo "${W0[$i]}" | sed 's/ / -/'; wakeups "$i") |
+		awk 'NF == 2 {s[$1] += $2} END {for (c in s) if (s[c]) printf "%s%s=%d", n++ ? "," : "", c, s[c]; if (!n) printf "none"}')
+	echo "node$i: cpu_us_per_replica_s=$c rss_kib_per_replica=$k rss_slope_kib_per_replica=$sl frames_per_peer_s=$fr msgs_per_peer_s=$ms (rss ${r} KiB: anon ${anon}, file ${file}; rocksdb memtables ${mt} KiB, block cache ${bc} KiB, table readers ${tr} KiB; ${t} ticks; wake-ups in the window: $wk)"
 	slope=$(awk -v a="$slope" -v b="$sl" 'BEGIN {print a + b / 3}')
 	cpu=$(awk -v a="$cpu" -v b="$c" 'BEGIN {print a + b / 3}')
 	rss=$(awk -v a="$rss" -v b="$k" 'BEGIN {print a + b / 3}')
