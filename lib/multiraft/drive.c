@@ -83,11 +83,11 @@ static void persist(struct rd_node *n, struct rd_group *g)
 	    rd_storage_batch_set_hard_state(n->batch, g->id, &u->hard_state, msg) != 0)
 		rd_fatal("fatal: hard state refused group=%llu: %s",
 		         (unsigned long long)g->id, msg);
-	if (memcmp(conf, &g->conf_persisted, sizeof *conf) != 0) {
+	if (conf != g->conf_persisted) { /* both shared (raft/conf.h) */
 		if (rd_storage_batch_set_conf_state(n->batch, g->id, conf, msg) != 0)
 			rd_fatal("fatal: conf state refused group=%llu: %s",
 			         (unsigned long long)g->id, msg);
-		g->conf_persisted = *conf;
+		rd_conf_assign(&g->conf_persisted, conf);
 	}
 	ensure_results(g, u->n_committed);
 	for (size_t i = 0; i < u->n_committed; i++) {

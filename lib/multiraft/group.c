@@ -99,6 +99,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	if (g == NULL)
 		return rd_errorf(msg, RD_ENOMEM, "out of memory");
 	g->id = id;
+	g->conf_persisted = &rd_conf_none;
 	/* Read contexts never repeat across starts (a random base below 2^63,
 	 * so the increasing ctx that waiter.c matches by never wraps). */
 	if (getrandom(&g->next_ctx, sizeof g->next_ctx, 0) != sizeof g->next_ctx)
@@ -137,7 +138,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 		rd_sort_u64(rc.conf.voters, rc.conf.n_voters);
 	} else {
 		rc.conf = info.conf;
-		g->conf_persisted = info.conf;
+		rd_conf_assign(&g->conf_persisted, &info.conf);
 	}
 	if (!fresh) {
 		rc.hard_state = info.hs;
@@ -190,6 +191,7 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 err_after_load:
 	load_free(&l);
 err_after_alloc:
+	rd_conf_release(g->conf_persisted);
 	free(g);
 	return rv;
 }
@@ -238,6 +240,8 @@ void rd_group_free(struct rd_group *g)
 	if (g == NULL)
 		return;
 	rd_raft_free(g->raft);
+	rd_conf_release(g->conf_persisted);
+	free(g->replicas);
 	free(g->results);
 	free(g->w.committed);
 	free(g->w.reads);

@@ -42,6 +42,7 @@
 #include "multiraft/applier.h"
 #include "multiraft/node.h"
 #include "multiraft/subscribe.h"
+#include "raft/conf.h"
 #include "raft/raft.h"
 #include "storage/storage.h"
 #include "ctl/metrics.h"
@@ -73,12 +74,16 @@ struct rd_transport_responder;
 #include "multiraft/peers.h"
 #include "multiraft/membership.h"
 
+#define RD_GROUP_MAX_REPLICAS (2 * RD_RAFT_MAX_MEMBERS)
+
 struct rd_group {
 	uint64_t id;
 	struct rd_raft *raft;
 	const struct rd_applier *applier;
 	struct rd_raft_update u;
-	struct rd_conf_state conf_persisted;
+	/* Shared (raft/conf.h), like the core's, so the loop compares
+	 * pointers to see a change. */
+	const struct rd_conf_state *conf_persisted;
 	uint64_t last_leader;
 	bool fresh;            /* created by this start (bootstrap) */
 	bool hint_handed;      /* bootstrap leadership hint honoured (node.c) */
@@ -119,11 +124,13 @@ struct rd_group {
 	bool compact_wait;
 	/* Replica identities (cluster/members.h; replicas.c): the
 	 * incarnation of each node this group's log added with one, latest
-	 * add wins; a member not listed is a founding replica (0). */
+	 * add wins; a member not listed is a founding replica (0). On the
+	 * heap, at most RD_GROUP_MAX_REPLICAS: a group whose members all
+	 * founded it (most) lists none and allocates nothing. */
 	struct rd_replica_inc {
 		uint64_t id, incarnation;
-	} replicas[2 * RD_RAFT_MAX_MEMBERS];
-	unsigned n_replicas;
+	} * replicas;
+	unsigned n_replicas, cap_replicas;
 };
 
 struct rd_node {

@@ -18,6 +18,7 @@
 #include "transport/wire.h"
 #include "util/bytes.h"
 #include "util/err.h"
+#include "util/fatal.h"
 #include "util/log.h"
 
 /* ---- replica identity ------------------------------------------------------ */
@@ -67,8 +68,14 @@ static void replica_set(struct rd_group *g, uint64_t id, uint64_t inc)
 			g->replicas[i].incarnation = inc;
 			return;
 		}
-	if (g->n_replicas < sizeof g->replicas / sizeof g->replicas[0])
-		g->replicas[g->n_replicas++] = (struct rd_replica_inc){id, inc};
+	if (g->n_replicas == RD_GROUP_MAX_REPLICAS)
+		return;
+	if (g->n_replicas == g->cap_replicas) {
+		g->cap_replicas += 4;
+		g->replicas =
+		    rd_xrealloc(g->replicas, g->cap_replicas * sizeof *g->replicas);
+	}
+	g->replicas[g->n_replicas++] = (struct rd_replica_inc){id, inc};
 }
 
 uint64_t rd_membership_replica_inc(const struct rd_group *g, uint64_t id)

@@ -17,6 +17,7 @@
 
 #include <assert.h>
 
+#include "raft/conf.h"
 #include "raft/raft.h"
 
 /* --- log.c ------------------------------------------------------------------ */
@@ -160,10 +161,11 @@ struct rd__qmsg {
 	struct rd_entry *owned;
 };
 
-/* The configuration after an evicted membership change (tail.c). */
+/* The configuration after an evicted membership change (tail.c), shared
+ * (raft/conf.h). */
 struct rd__conf_rec {
 	uint64_t index;
-	struct rd_conf_state conf;
+	const struct rd_conf_state *conf;
 };
 
 struct rd__read {
@@ -217,19 +219,21 @@ struct rd_raft {
 	uint64_t handed;   /* last entry handed out to persist */
 	struct rd__log log;
 
-	/* membership (thesis §4.1: latest appended configuration) */
-	struct rd_conf_state conf;
-	struct rd_conf_state snap_conf; /* at the compaction point */
+	/* membership (thesis §4.1: latest appended configuration). Each is
+	 * a shared configuration (raft/conf.h), never NULL, changed only with
+	 * rd_conf_assign: a node's groups nearly all hold the same one. */
+	const struct rd_conf_state *conf;
+	const struct rd_conf_state *snap_conf; /* at the compaction point */
 	/* After each membership change evicted from memory, oldest first
 	 * (tail.c): with snap_conf, the configuration at any index below the
 	 * in-memory tail (thesis §4.1). */
 	RD__VEC(struct rd__conf_rec) evicted_confs;
-	struct rd_conf_state prev_conf; /* before the latest conf entry */
-	uint64_t conf_index;            /* entry that produced conf (0 = snapshot) */
+	const struct rd_conf_state *prev_conf; /* before the latest conf entry */
+	uint64_t conf_index; /* entry that produced conf (0 = snapshot) */
 	/* As of `applying` (thesis §5.1: a snapshot of the state machine
 	 * carries the configuration as of its last included index, which
 	 * is not the latest appended one while a change is uncommitted). */
-	struct rd_conf_state applied_conf;
+	const struct rd_conf_state *applied_conf;
 	uint64_t pending_conf_index; /* leader: no new change until committed */
 	/* One per member of conf, self included (rd__sync_progress), in a
 	 * buffer sized to the membership: most groups have three members,
@@ -272,8 +276,12 @@ struct rd_raft {
 	RD__VEC(struct rd_message) out_late;
 	RD__VEC(struct rd_snap_send) snap_sends;
 	RD__VEC(struct rd_snap_send) snap_out;
+	/* An installed snapshot's meta, handed out in the next update; its
+	 * configuration shared (rd_conf_none while none is pending). */
 	bool has_pending_snapshot;
-	struct rd_snapshot_meta pending_snapshot;
+	uint64_t pending_snap_index;
+	uint64_t pending_snap_term;
+	const struct rd_conf_state *pending_snap_conf;
 	struct rd_hard_state prev_hs;
 	bool role_changed;
 	bool in_update;
@@ -373,6 +381,9 @@ void rd__tail_confs(const struct rd_raft *r, struct rd_conf_state *conf,
 /* The configuration at `index` (snap_index <= index < lo) from the
  * evicted changes; drops the records at or below it (a compaction). */
 struct rd_conf_state rd__tail_conf_compact(struct rd_raft *r, uint64_t index);
+/* Forget every evicted change's configuration (a snapshot replaced the
+ * log: they are its history now). */
+void rd__tail_confs_clear(struct rd_raft *r);
 
 /* --- election.c --- */
 

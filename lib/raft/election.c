@@ -71,8 +71,8 @@ void rd__campaign(struct rd_raft *r, bool pre, bool transfer)
 	}
 	r->transfer_campaign = transfer;
 	uint64_t last = rd__log_last(&r->log);
-	for (uint32_t i = 0; i < r->conf.n_voters; i++) {
-		uint64_t id = r->conf.voters[i];
+	for (uint32_t i = 0; i < r->conf->n_voters; i++) {
+		uint64_t id = r->conf->voters[i];
 		if (id == r->id)
 			continue;
 		struct rd_message m = {

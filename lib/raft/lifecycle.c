@@ -9,6 +9,18 @@
 #include "raft/core.h"
 #include "util/err.h"
 
+/* Release every shared configuration `r` holds (raft/conf.h). */
+static void release_confs(struct rd_raft *r)
+{
+	rd_conf_release(r->conf);
+	rd_conf_release(r->prev_conf);
+	rd_conf_release(r->applied_conf);
+	rd_conf_release(r->snap_conf);
+	rd_conf_release(r->pending_snap_conf);
+	rd__tail_confs_clear(r);
+	free(r->evicted_confs.v);
+}
+
 static int check_conf(const struct rd_conf_state *cs, char *msg)
 {
 	if (cs->n_voters > RD_RAFT_MAX_MEMBERS || cs->n_learners > RD_RAFT_MAX_MEMBERS)
@@ -58,6 +70,11 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	r->max_msg_bytes = cfg->max_msg_bytes;
 	r->pre_vote = cfg->pre_vote;
 	r->check_quorum = cfg->check_quorum;
+	r->conf = &rd_conf_none;
+	r->prev_conf = &rd_conf_none;
+	r->applied_conf = &rd_conf_none;
+	r->snap_conf = &rd_conf_none;
+	r->pending_snap_conf = &rd_conf_none;
 	r->src = cfg->log_source;
 	r->log_mem_bytes = cfg->log_mem_bytes;
 	r->quiesce_on = cfg->quiesce;
@@ -92,7 +109,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 			goto err_after_log;
 		}
 	}
-	r->snap_conf = cfg->snapshot.conf;
+	rd_conf_assign(&r->snap_conf, &cfg->snapshot.conf);
 	bool bootstrap = cfg->snapshot.index == 0 && cfg->n_entries == 0 &&
 	                 cfg->hard_state.term == 0 && cfg->conf.n_voters > 0;
 	if (bootstrap) {
@@ -101,7 +118,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 		 * a server added later learns it by replication. Every founding
 		 * node produces the same entries from the same voter list. */
 		r->term = 1;
-		memset(&r->snap_conf, 0, sizeof(r->snap_conf));
+		rd_conf_assign(&r->snap_conf, &rd_conf_none);
 		for (uint32_t i = 0; i < cfg->conf.n_voters; i++) {
 			uint8_t cc[RD_RAFT_CC_HEADER];
 			rd_raft_cc_encode(cc, RD_CC_ADD_VOTER, cfg->conf.voters[i]);
@@ -135,7 +152,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	r->applying = r->applied;
 	/* The configuration the state machine holds: the compaction point's
 	 * plus the changes applied after it (thesis §5.1). */
-	r->applied_conf = r->snap_conf;
+	rd_conf_assign(&r->applied_conf, r->snap_conf);
 	if (r->applying > r->log.snap_index)
 		rd__conf_applying(r, rd__log_at(&r->log, r->log.snap_index + 1),
 		                  (size_t)(r->applying - r->log.snap_index));
@@ -149,6 +166,7 @@ int rd_raft_new(const struct rd_raft_config *cfg, struct rd_raft **out, char *ms
 	return 0;
 
 err_after_log:
+	release_confs(r);
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		free(r->prs[i].infl_idx);
 	free(r->prs);
@@ -177,7 +195,7 @@ void rd_raft_free(struct rd_raft *r)
 	for (size_t i = 0; i < r->owned_out.n; i++)
 		free(r->owned_out.v[i]);
 	free(r->owned_out.v);
-	free(r->evicted_confs.v);
+	release_confs(r);
 	free(r->out_early.v);
 	free(r->out_late.v);
 	free(r->snap_sends.v);
@@ -247,11 +265,11 @@ uint64_t rd_raft_match(const struct rd_raft *r, uint64_t id)
 }
 const struct rd_conf_state *rd_raft_conf(const struct rd_raft *r)
 {
-	return &r->conf;
+	return r->conf;
 }
 const struct rd_conf_state *rd_raft_conf_applied(const struct rd_raft *r)
 {
-	return &r->applied_conf;
+	return r->applied_conf;
 }
 
 const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r)
@@ -259,7 +277,7 @@ const struct rd_snapshot_meta *rd_raft_snapshot(const struct rd_raft *r)
 	static _Thread_local struct rd_snapshot_meta meta;
 	meta.index = r->log.snap_index;
 	meta.term = r->log.snap_term;
-	meta.conf = r->snap_conf;
+	meta.conf = *r->snap_conf;
 	return &meta;
 }
 

@@ -5,6 +5,7 @@
  * leader that steps down once its own removal commits (thesis §4.2.2),
  * leadership transfer (thesis §3.10) and log compaction (§7).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,7 +108,7 @@ void rd__conf_apply_entry(struct rd_conf_state *cs, const struct rd_entry *e)
 
 void rd__sync_progress(struct rd_raft *r)
 {
-	const struct rd_conf_state *cs = &r->conf;
+	const struct rd_conf_state *cs = r->conf;
 	for (uint32_t i = 0; i < r->n_prs;) {
 		struct rd__pr *pr = &r->prs[i];
 		bool voter = find(cs->voters, cs->n_voters, pr->id) >= 0;
@@ -129,8 +130,11 @@ void rd__sync_progress(struct rd_raft *r)
 			continue;
 		if (r->n_prs == r->cap_prs) {
 			/* Moves the entries: pointers to them are stale now, as
-			 * after any change of the membership (core.h rd__pr). */
-			uint32_t cap = r->cap_prs + 4;
+			 * after any change of the membership (core.h rd__pr).
+			 * Sized to the configuration: every progress left is a
+			 * member's, and this one is missing, so it is more. */
+			uint32_t cap = cs->n_voters + cs->n_learners;
+			assert(cap > r->n_prs);
 			struct rd__pr *p = realloc(r->prs, cap * sizeof(*p));
 			if (p == NULL)
 				continue; /* ENOMEM: no progress, so none of its
@@ -157,32 +161,41 @@ void rd__sync_progress(struct rd_raft *r)
 
 void rd__conf_entry_appended(struct rd_raft *r, const struct rd_entry *e)
 {
-	r->prev_conf = r->conf;
-	rd__conf_apply_entry(&r->conf, e);
+	struct rd_conf_state next = *r->conf;
+	rd__conf_apply_entry(&next, e);
+	rd_conf_assign(&r->prev_conf, r->conf);
+	rd_conf_assign(&r->conf, &next);
 	r->conf_index = e->index;
 	rd__sync_progress(r);
 }
 
 void rd__conf_applying(struct rd_raft *r, const struct rd_entry *e, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (e[i].type == RD_ENTRY_CONF_CHANGE)
-			rd__conf_apply_entry(&r->applied_conf, &e[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].type != RD_ENTRY_CONF_CHANGE)
+			continue;
+		struct rd_conf_state next = *r->applied_conf;
+		rd__conf_apply_entry(&next, &e[i]);
+		rd_conf_assign(&r->applied_conf, &next);
+	}
 }
 
 void rd__conf_recompute(struct rd_raft *r)
 {
 	/* Entries below the in-memory tail are committed (tail.c): the
 	 * configurations they made are kept, and the scan starts there. */
-	rd__tail_confs(r, &r->conf, &r->prev_conf, &r->conf_index);
+	struct rd_conf_state conf, prev;
+	rd__tail_confs(r, &conf, &prev, &r->conf_index);
 	for (uint64_t i = r->log.lo; i <= rd__log_last(&r->log); i++) {
 		const struct rd_entry *e = rd__log_at(&r->log, i);
 		if (e->type == RD_ENTRY_CONF_CHANGE) {
-			r->prev_conf = r->conf;
-			rd__conf_apply_entry(&r->conf, e);
+			prev = conf;
+			rd__conf_apply_entry(&conf, e);
 			r->conf_index = i;
 		}
 	}
+	rd_conf_assign(&r->conf, &conf);
+	rd_conf_assign(&r->prev_conf, &prev);
 	rd__sync_progress(r);
 }
 
@@ -209,7 +222,7 @@ int rd_raft_propose_conf_change(struct rd_raft *r, uint8_t cc_type, uint64_t nod
 		return RD_EBUSY;
 	if (len > sizeof(buf) - RD_RAFT_CC_HEADER)
 		return RD_ETOOBIG;
-	struct rd_conf_state next = r->conf;
+	struct rd_conf_state next = *r->conf;
 	if (node == 0 || rd_raft_conf_apply(&next, cc_type, node) != 0)
 		return RD_EINVAL;
 	rd__wake(r, RD_WAKE_CONF_CHANGE);
@@ -279,13 +292,13 @@ int rd_raft_compact(struct rd_raft *r, uint64_t index, struct rd_snapshot_meta *
 			if (e->type == RD_ENTRY_CONF_CHANGE)
 				rd__conf_apply_entry(&cs, e);
 		}
-		r->snap_conf = cs;
+		rd_conf_assign(&r->snap_conf, &cs);
 		rd__log_compact(&r->log, index);
 	}
 	if (meta_out != NULL) {
 		meta_out->index = r->log.snap_index;
 		meta_out->term = r->log.snap_term;
-		meta_out->conf = r->snap_conf;
+		meta_out->conf = *r->snap_conf;
 	}
 	return 0;
 }

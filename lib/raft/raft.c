@@ -50,7 +50,7 @@ struct rd__pr *rd__pr(struct rd_raft *r, uint64_t id)
 
 bool rd__is_voter(const struct rd_raft *r, uint64_t id)
 {
-	return rd_raft_conf_has_voter(&r->conf, id);
+	return rd_raft_conf_has_voter(r->conf, id);
 }
 
 bool rd__promotable(const struct rd_raft *r)
@@ -58,14 +58,13 @@ bool rd__promotable(const struct rd_raft *r)
 	/* Thesis §4.2.2: a server removed by a configuration that is not yet
 	 * committed keeps starting elections, as it may still be needed to
 	 * commit that very change (its own vote does not count then). */
-	return rd_raft_conf_has_voter(&r->conf, r->id) ||
-	       (r->conf_index > r->commit &&
-	        rd_raft_conf_has_voter(&r->prev_conf, r->id));
+	return rd_raft_conf_has_voter(r->conf, r->id) ||
+	       (r->conf_index > r->commit && rd_raft_conf_has_voter(r->prev_conf, r->id));
 }
 
 uint32_t rd__quorum(const struct rd_raft *r)
 {
-	return r->conf.n_voters / 2 + 1;
+	return r->conf->n_voters / 2 + 1;
 }
 
 /* --- role changes -------------------------------------------------------------- */
@@ -290,7 +289,7 @@ void rd_raft_tick(struct rd_raft *r)
 		r->heartbeat_elapsed = 0;
 		/* Nothing to do: the last heartbeat tells the followers to stop
 		 * their election timers, and this one stops ticking. */
-		bool q = r->quiesce_on && r->conf.n_voters > 1 && rd__can_quiesce(r);
+		bool q = r->quiesce_on && r->conf->n_voters > 1 && rd__can_quiesce(r);
 		rd__bcast_heartbeat(r, r->reads_pending.n ? r->read_seq : 0, q);
 		if (q) {
 			r->quiesced = true;

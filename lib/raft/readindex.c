@@ -124,8 +124,8 @@ void rd__reads_advance(struct rd_raft *r)
 		if (rd->index == 0)
 			break;
 		uint32_t acks = 0;
-		for (uint32_t i = 0; i < r->conf.n_voters; i++) {
-			uint64_t id = r->conf.voters[i];
+		for (uint32_t i = 0; i < r->conf->n_voters; i++) {
+			uint64_t id = r->conf->voters[i];
 			const struct rd__pr *pr = rd__pr(r, id);
 			if (id == r->id || (pr != NULL && pr->read_ack >= rd->seq))
 				acks++;
@@ -174,7 +174,7 @@ void rd__handle_read_index(struct rd_raft *r, uint64_t from, uint64_t ctx)
 	};
 	if (!RD__VEC_PUSH(r->reads_pending, rd))
 		return;
-	if (r->conf.n_voters > 1)
+	if (r->conf->n_voters > 1)
 		rd__bcast_heartbeat(r, rd.seq, false);
 	rd__reads_advance(r);
 }

@@ -165,7 +165,7 @@ static void send_snapshot(struct rd_raft *r, struct rd__pr *pr)
 	    .term = r->term,
 	    .meta = {.index = r->log.snap_index,
 	             .term = r->log.snap_term,
-	             .conf = r->snap_conf},
+	             .conf = *r->snap_conf},
 	};
 	if (!RD__VEC_PUSH(r->snap_sends, s))
 		return;
@@ -302,8 +302,8 @@ bool rd__maybe_commit(struct rd_raft *r)
 {
 	uint64_t m[RD_RAFT_MAX_MEMBERS];
 	uint32_t n = 0;
-	for (uint32_t i = 0; i < r->conf.n_voters; i++) {
-		uint64_t id = r->conf.voters[i];
+	for (uint32_t i = 0; i < r->conf->n_voters; i++) {
+		uint64_t id = r->conf->voters[i];
 		if (id == r->id) {
 			m[n++] = r->persisted;
 		} else {
@@ -481,15 +481,17 @@ void rd__handle_snapshot(struct rd_raft *r, const struct rd_message *m)
 		/* Every evicted entry was applied, so is at or below commit
 		 * and below s->index: their configurations are the snapshot's
 		 * history now (tail.c). */
-		r->evicted_confs.n = 0;
-		r->snap_conf = s->conf;
+		rd__tail_confs_clear(r);
+		rd_conf_assign(&r->snap_conf, &s->conf);
 		r->commit_hint = s->index;
 		set_commit(r, s->index);
 		r->applying = s->index;
-		r->applied_conf = s->conf;
+		rd_conf_assign(&r->applied_conf, &s->conf);
 		rd__conf_recompute(r);
 		r->has_pending_snapshot = true;
-		r->pending_snapshot = *s;
+		r->pending_snap_index = s->index;
+		r->pending_snap_term = s->term;
+		rd_conf_assign(&r->pending_snap_conf, &s->conf);
 		out.index = s->index;
 	}
 	rd__send(r, &out, 0);

@@ -73,12 +73,14 @@ void rd__tail_trim(struct rd_raft *r, bool all)
 		const struct rd_entry *e = rd__log_at(l, i);
 		if (e->type != RD_ENTRY_CONF_CHANGE)
 			continue;
-		struct rd__conf_rec rec = {.index = i};
-		rec.conf = r->evicted_confs.n > 0
-		               ? r->evicted_confs.v[r->evicted_confs.n - 1].conf
-		               : r->snap_conf;
-		rd__conf_apply_entry(&rec.conf, e);
+		struct rd_conf_state cs =
+		    r->evicted_confs.n > 0
+		        ? *r->evicted_confs.v[r->evicted_confs.n - 1].conf
+		        : *r->snap_conf;
+		rd__conf_apply_entry(&cs, e);
+		struct rd__conf_rec rec = {.index = i, .conf = rd_conf_share(&cs)};
 		if (!RD__VEC_PUSH(r->evicted_confs, rec)) {
+			rd_conf_release(rec.conf);
 			upto = i - 1; /* ENOMEM: this change stays in memory */
 			break;
 		}
@@ -93,24 +95,33 @@ void rd__tail_confs(const struct rd_raft *r, struct rd_conf_state *conf,
 {
 	size_t n = r->evicted_confs.n;
 
-	*conf = n > 0 ? r->evicted_confs.v[n - 1].conf : r->snap_conf;
-	*prev = n > 1 ? r->evicted_confs.v[n - 2].conf : r->snap_conf;
+	*conf = n > 0 ? *r->evicted_confs.v[n - 1].conf : *r->snap_conf;
+	*prev = n > 1 ? *r->evicted_confs.v[n - 2].conf : *r->snap_conf;
 	*index = n > 0 ? r->evicted_confs.v[n - 1].index : 0;
 }
 
 struct rd_conf_state rd__tail_conf_compact(struct rd_raft *r, uint64_t index)
 {
-	struct rd_conf_state cs = r->snap_conf;
+	struct rd_conf_state cs = *r->snap_conf;
 	size_t k = 0;
 
-	while (k < r->evicted_confs.n && r->evicted_confs.v[k].index <= index)
-		cs = r->evicted_confs.v[k++].conf;
+	while (k < r->evicted_confs.n && r->evicted_confs.v[k].index <= index) {
+		cs = *r->evicted_confs.v[k].conf;
+		rd_conf_release(r->evicted_confs.v[k++].conf);
+	}
 	if (k > 0) {
 		memmove(r->evicted_confs.v, r->evicted_confs.v + k,
 		        (r->evicted_confs.n - k) * sizeof(*r->evicted_confs.v));
 		r->evicted_confs.n -= k;
 	}
 	return cs;
+}
+
+void rd__tail_confs_clear(struct rd_raft *r)
+{
+	for (size_t i = 0; i < r->evicted_confs.n; i++)
+		rd_conf_release(r->evicted_confs.v[i].conf);
+	r->evicted_confs.n = 0;
 }
 
 bool rd__tail_read(struct rd_raft *r, uint64_t lo, struct rd_entry **owned, uint32_t *n,

@@ -118,7 +118,10 @@ void rd_raft_get_update(struct rd_raft *r, struct rd_raft_update *u)
 	}
 	if (r->has_pending_snapshot) {
 		u->has_snapshot = true;
-		u->snapshot = r->pending_snapshot;
+		u->snapshot.index = r->pending_snap_index;
+		u->snapshot.term = r->pending_snap_term;
+		u->snapshot.conf = *r->pending_snap_conf;
+		rd_conf_assign(&r->pending_snap_conf, &rd_conf_none);
 		r->has_pending_snapshot = false;
 	}
 
@@ -224,9 +227,10 @@ void rd_raft_applied(struct rd_raft *r, uint64_t index)
 
 /* A quiesced group gives back its empty message and read buffers (a
  * message is some 400 bytes): an idle group holds none, a group that
- * wakes allocates them again (rd__vec_grow). The configurations after
- * evicted membership changes (tail.c; 272 bytes each, a founding group
- * has one per founding voter) stay, in a buffer of their size. */
+ * wakes allocates them again (rd__vec_grow). The records of evicted
+ * membership changes (tail.c; an index and a shared configuration each,
+ * raft/conf.h; a founding group has one per founding voter) stay, in a
+ * buffer of their size. */
 static void release_idle(struct rd_raft *r)
 {
 	VEC_FIT(r->evicted_confs);

@@ -175,8 +175,8 @@ struct rd_pend *rd__pend_get(struct rd_storage_batch *b, uint64_t group)
 	p->compact_term = g->compact_term;
 	p->min_written = UINT64_MAX;
 	p->hs = g->hs;
-	p->cs = g->conf;
-	p->start_conf = g->start_conf;
+	p->cs = *g->conf;
+	p->start_conf = *g->start_conf;
 	p->applied = g->applied;
 	p->n_sessions = g->sessions.count;
 	p->sop_head = p->sop_tail = p->sop_cursor = 0;
@@ -590,9 +590,10 @@ void rd__commit_publish(struct rd_storage *st, struct rd_storage_batch *b)
 			continue;
 		g->present = true;
 		g->hs = p->hs;
-		g->conf = p->cs;
+		if (!rd_conf_equal(g->conf, &p->cs))
+			rd_conf_assign(&g->conf, &p->cs);
 		if (p->flags & RD_P_COMPACT) {
-			g->start_conf = p->start_conf;
+			rd_conf_assign(&g->start_conf, &p->start_conf);
 			g->start_conf_legacy = false;
 		}
 		g->applied = p->applied;

@@ -57,12 +57,20 @@ struct rd_sgroup *rd__group_get(struct rd_storage *st, uint64_t id)
 		st->nslots = n;
 	}
 	g = rd_xcalloc(1, sizeof *g);
+	rd__group_release_confs(g);
 	g->id = id;
 	g->first = 1;
 	g->last = 0;
 	insert(st->slots, st->nslots, g);
 	st->ngroups++;
 	return g;
+}
+
+void rd__group_release_confs(struct rd_sgroup *g)
+{
+	rd_conf_assign(&g->conf, &rd_conf_none);
+	rd_conf_assign(&g->start_conf, &rd_conf_none);
+	rd_conf_assign(&g->snap_conf, &rd_conf_none);
 }
 
 void rd__groups_free(struct rd_storage *st)
@@ -74,6 +82,7 @@ void rd__groups_free(struct rd_storage *st)
 		rd__sessions_clear(st->slots[i]);
 		free(st->slots[i]->cache.ring);
 		free(st->slots[i]->cache.spare);
+		rd__group_release_confs(st->slots[i]);
 		free(st->slots[i]);
 	}
 	free(st->slots);

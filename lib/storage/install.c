@@ -76,8 +76,8 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	rd__batch_forget(g);
 	g->present = true;
 	g->hs = hs;
-	g->conf = m->conf;
-	g->start_conf = m->conf;
+	rd_conf_assign(&g->conf, &m->conf);
+	rd_conf_assign(&g->start_conf, &m->conf);
 	g->start_conf_legacy = false;
 	g->applied = m->index;
 	/* This synced write holds the state machine at m->index, so it is on
@@ -87,7 +87,9 @@ int rd__snapshot_install(struct rd_storage *st, rocksdb_writebatch_t *wb, uint64
 	 * lower it. */
 	g->durable = m->index;
 	g->has_snap = true;
-	g->snap = *m;
+	g->snap_index = m->index;
+	g->snap_term = m->term;
+	rd_conf_assign(&g->snap_conf, &m->conf);
 	g->first = m->index + 1;
 	g->compact_term = m->term;
 	/* The session table is part of the state machine: the snapshot's. */
@@ -178,8 +180,10 @@ int rd_storage_drop_group(struct rd_storage *st, uint64_t group, char *msg)
 	if (g != NULL) {
 		rd__cache_clear(g);
 		rd__sessions_clear(g);
+		rd__group_release_confs(g);
 		struct rd_cache c = g->cache;
 		memset(g, 0, sizeof *g); /* also unlinks a batch's view (batch_epoch 0) */
+		rd__group_release_confs(g); /* rd_conf_none, not NULL */
 		g->id = group;
 		g->first = 1;
 		g->cache = c;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raft/conf.h"
 #include "storage/schema.h"
 #include "storage/storage.h"
 #include "util/clock.h"
@@ -60,12 +61,15 @@ struct rd_sessions {
 	struct rd_session *oldest, *newest;
 };
 
-/* What is durable for one group. */
+/* What is durable for one group. Its configurations are shared
+ * (raft/conf.h: a node's groups nearly all have the same membership),
+ * never NULL (rd_conf_none for none), changed with rd_conf_assign and
+ * released by rd__group_release_confs. */
 struct rd_sgroup {
 	uint64_t id;
 	bool present; /* has any record on disk */
 	struct rd_hard_state hs;
-	struct rd_conf_state conf;
+	const struct rd_conf_state *conf;
 	uint64_t applied;
 	/* Applied index known to be on disk (rd_storage_durable_applied), when
 	 * it was last read from RocksDB's persisted tier, and whether such
@@ -76,11 +80,12 @@ struct rd_sgroup {
 	uint64_t durable_ns;
 	bool durable_fenced;
 	bool has_snap;
-	struct rd_snapshot_meta snap;
+	uint64_t snap_index, snap_term; /* the last installed snapshot's */
+	const struct rd_conf_state *snap_conf;
 	/* Membership as of first - 1 (the log start record); empty for a
 	 * log that starts at 1. start_conf_legacy: the record has no
 	 * membership (written by an older raftd), resolved at open (load.c). */
-	struct rd_conf_state start_conf;
+	const struct rd_conf_state *start_conf;
 	bool start_conf_legacy;
 	uint64_t first; /* first index held by the log */
 	uint64_t last;  /* last index (first - 1 when empty) */
@@ -348,6 +353,9 @@ void rd__sync_end(struct rd_storage *st, uint64_t ns);
 struct rd_sgroup *rd__group_find(const struct rd_storage *st, uint64_t id);
 /* Find or create (empty: first 1, last 0). Aborts on out-of-memory. */
 struct rd_sgroup *rd__group_get(struct rd_storage *st, uint64_t id);
+/* Drop the references g's configurations hold and set them to
+ * rd_conf_none (a group freed, dropped or created). */
+void rd__group_release_confs(struct rd_sgroup *g);
 /* Free every group and its entry cache (at close); the table is empty
  * afterwards. */
 void rd__groups_free(struct rd_storage *st);

@@ -196,11 +196,11 @@ static void resolve_legacy_start(struct rd_sgroup *g)
 	if (!g->start_conf_legacy)
 		return;
 	g->start_conf_legacy = false;
-	if (g->has_snap && g->snap.index + 1 == g->first) {
-		g->start_conf = g->snap.conf;
+	if (g->has_snap && g->snap_index + 1 == g->first) {
+		rd_conf_assign(&g->start_conf, g->snap_conf);
 		return;
 	}
-	g->start_conf = g->conf;
+	rd_conf_assign(&g->start_conf, g->conf);
 	rd_log_warn("group %llu: log start record without membership (older "
 	            "format): taking the stored membership as the one at index %llu",
 	            (unsigned long long)g->id, (unsigned long long)g->first - 1);

@@ -108,6 +108,7 @@ int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t le
 	const char *name = kind >= RD_STATE_HARD && kind <= RD_STATE_SNAPSHOT
 	                       ? kind_names[kind]
 	                       : "unknown record";
+	struct rd_conf_state cs;
 	size_t used = 0;
 
 	if (len < 4)
@@ -127,8 +128,9 @@ int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t le
 		g->hs.commit = rd_be64_get(v + 16);
 		return 0;
 	case RD_STATE_CONF:
-		if (rd__conf_get(v, len, &g->conf, &used) != 0 || used != len)
+		if (rd__conf_get(v, len, &cs, &used) != 0 || used != len)
 			goto bad;
+		rd_conf_assign(&g->conf, &cs);
 		return 0;
 	case RD_STATE_APPLIED:
 		if (len != 8)
@@ -141,20 +143,20 @@ int rd__dec_state(struct rd_sgroup *g, uint8_t kind, const uint8_t *v, size_t le
 		g->first = rd_be64_get(v) + 1;
 		g->compact_term = rd_be64_get(v + 8);
 		g->start_conf_legacy = len == 16;
-		memset(&g->start_conf, 0, sizeof g->start_conf);
+		memset(&cs, 0, sizeof cs);
 		if (len > 16 &&
-		    (rd__conf_get(v + 16, len - 16, &g->start_conf, &used) != 0 ||
-		     used != len - 16))
+		    (rd__conf_get(v + 16, len - 16, &cs, &used) != 0 || used != len - 16))
 			goto bad;
+		rd_conf_assign(&g->start_conf, &cs);
 		return 0;
 	case RD_STATE_SNAPSHOT:
 		if (len < 16)
 			goto bad;
-		g->snap.index = rd_be64_get(v);
-		g->snap.term = rd_be64_get(v + 8);
-		if (rd__conf_get(v + 16, len - 16, &g->snap.conf, &used) != 0 ||
-		    used != len - 16)
+		g->snap_index = rd_be64_get(v);
+		g->snap_term = rd_be64_get(v + 8);
+		if (rd__conf_get(v + 16, len - 16, &cs, &used) != 0 || used != len - 16)
 			goto bad;
+		rd_conf_assign(&g->snap_conf, &cs);
 		g->has_snap = true;
 		return 0;
 	default:

@@ -64,25 +64,24 @@ static int read_state(struct rd_storage *st, rocksdb_readoptions_t *ro,
 	return rv;
 }
 
-static int snap_meta(struct rd_snapshot_reader *r, char *msg)
+static int snap_meta_of(struct rd_snapshot_reader *r, struct rd_sgroup *g, char *msg)
 {
-	struct rd_sgroup g = {.id = r->group, .first = 1};
 	uint8_t k[RD_LOG_KEY_LEN];
 	char *err = NULL;
 	size_t vlen;
 	int rv;
 
-	if ((rv = read_state(r->st, r->ro, &g, RD_STATE_APPLIED, msg)) != 0 ||
-	    (rv = read_state(r->st, r->ro, &g, RD_STATE_CONF, msg)) != 0 ||
-	    (rv = read_state(r->st, r->ro, &g, RD_STATE_LOGSTART, msg)) != 0)
+	if ((rv = read_state(r->st, r->ro, g, RD_STATE_APPLIED, msg)) != 0 ||
+	    (rv = read_state(r->st, r->ro, g, RD_STATE_CONF, msg)) != 0 ||
+	    (rv = read_state(r->st, r->ro, g, RD_STATE_LOGSTART, msg)) != 0)
 		return rv;
-	r->meta.index = g.applied;
-	r->meta.conf = g.conf;
-	if (g.applied == 0 || g.applied + 1 == g.first) {
-		r->meta.term = g.applied == 0 ? 0 : g.compact_term;
+	r->meta.index = g->applied;
+	r->meta.conf = *g->conf;
+	if (g->applied == 0 || g->applied + 1 == g->first) {
+		r->meta.term = g->applied == 0 ? 0 : g->compact_term;
 		return 0;
 	}
-	rd_log_key(k, r->group, g.applied);
+	rd_log_key(k, r->group, g->applied);
 	char *v = rocksdb_get_cf(r->st->db, r->ro, r->st->cf[RD_CF_LOG], (const char *)k,
 	                         sizeof k, &vlen, &err);
 	if (err != NULL)
@@ -91,13 +90,24 @@ static int snap_meta(struct rd_snapshot_reader *r, char *msg)
 		return rd_errorf(
 		    msg, RD_ECORRUPT,
 		    "group %llu index %llu: applied entry missing from the log",
-		    ULL(r->group), ULL(g.applied));
+		    ULL(r->group), ULL(g->applied));
 	uint8_t type;
 	const uint8_t *data;
 	uint32_t dlen;
-	rv = rd__dec_entry(r->group, g.applied, (const uint8_t *)v, vlen, &r->meta.term,
+	rv = rd__dec_entry(r->group, g->applied, (const uint8_t *)v, vlen, &r->meta.term,
 	                   &type, &data, &dlen, msg);
 	rocksdb_free(v);
+	return rv;
+}
+
+/* The applied index, its term and the membership, read into a scratch
+ * group whose shared configurations (raft/conf.h) are released after. */
+static int snap_meta(struct rd_snapshot_reader *r, char *msg)
+{
+	struct rd_sgroup g = {.id = r->group, .first = 1};
+	rd__group_release_confs(&g);
+	int rv = snap_meta_of(r, &g, msg);
+	rd__group_release_confs(&g);
 	return rv;
 }
 

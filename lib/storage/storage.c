@@ -515,11 +515,13 @@ int rd_storage_group_info(const struct rd_storage *st, uint64_t group,
 	if (g == NULL || !g->present)
 		return RD_ENOTFOUND;
 	info->hs = g->hs;
-	info->conf = g->conf;
+	info->conf = *g->conf;
 	info->applied = g->applied;
 	info->has_snapshot = g->has_snap;
-	info->snap = g->snap;
-	info->start_conf = g->start_conf;
+	info->snap.index = g->snap_index;
+	info->snap.term = g->snap_term;
+	info->snap.conf = *g->snap_conf;
+	info->start_conf = *g->start_conf;
 	info->first_index = g->first;
 	info->last_index = g->last;
 	info->last_term = g->last_term;

@@ -19,6 +19,8 @@
 #   - RocksDB's share, from each node's /metrics: its memtables, block
 #     cache and table readers (raft_storage_*_bytes), and RssFile (the
 #     mapped code of raftd and its libraries) beside RssAnon;
+#   - the groups woken during the window, by cause
+#     (raft_group_wakeups_total; an idle cluster has none);
 #   - per peer per second, from each node's /metrics: frames sent
 #     (raft_peer_frames_sent_total) and Raft messages sent
 #     (raft_peer_messages_sent_total: heartbeats and their answers when idle);
@@ -26,14 +28,20 @@
 # write right after each, to the woken group, for reference
 # (tests/bench/idle_first_write.c). RESULT lines go to build/bench/idle.csv.
 #
-# usage: idle.sh BUILD_DIR GROUPS SECS
+# BENCH_TMPDIR (default /tmp) is where the nodes' directories (data,
+# sockets, certificates) are made: BENCH_TMPDIR=/dev/shm puts them on a
+# tmpfs, whose fsync returns at once, so the first-write latency is given
+# apart from the disk's fsync. The setup line names the device and its
+# file system type.
+#
+# usage: [BENCH_TMPDIR=DIR] idle.sh BUILD_DIR GROUPS SECS
 set -euo pipefail
 B=${1:?build dir}
 GROUPS_N=${2:-1024}
 SECS=${3:-30}
 SETTLE=5
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-DIR=$(mktemp -d /tmp/rd-bench-idle-XXXXXX)
+DIR=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/rd-bench-idle-XXXXXX")
 PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -101,7 +109,7 @@ start_cluster node "$GROUPS_N"
 mkdir -p "$B/bench"
 REPLICAS=$((GROUPS_N + 1))
 HZ=$(getconf CLK_TCK)
-echo "bench-idle: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}'), 3 nodes, $GROUPS_N data groups x 3 replicas (+ group 0), canary off, ready + ${SETTLE}s, then ${SECS}s idle; CPU from /proc/PID/stat at ${HZ} ticks/s; load average $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores)"
+echo "bench-idle: $(nproc) cores, data on $(df -h "$DIR" | awk 'NR==2{print $1}') ($(stat -f -c %T "$DIR") under ${BENCH_TMPDIR:-/tmp}), 3 nodes, $GROUPS_N data groups x 3 replicas (+ group 0), canary off, ready + ${SETTLE}s, then ${SECS}s idle; CPU from /proc/PID/stat at ${HZ} ticks/s; load average $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores)"
 
 ticks() { # utime + stime of pid $1 (fields 14, 15; counted after the ")")
 	local rest
@@ -119,8 +127,15 @@ gauge() {
 	curl -sf "http://127.0.0.1:${A[$1]}/metrics" |
 		awk -v m="$2" '$1 == m {v = $2} END {printf "%.0f\n", v + 0}'
 }
-declare -A T0 F0 M0
+# Node $1's wake-ups by cause (raft_group_wakeups_total), one
+# "cause count" line each.
+wakeups() {
+	curl -sf "http://127.0.0.1:${A[$1]}/metrics" |
+		sed -n 's/^raft_group_wakeups_total{cause="\([a-z_]*\)"} \([0-9]*\)$/\1 \2/p'
+}
+declare -A T0 F0 M0 W0
 for i in 1 2 3; do
+	W0[$i]=$(wakeups "$i")
 	T0[$i]=$(ticks "${PIDS[$((i - 1))]}")
 	F0[$i]=$(counter "$i" raft_peer_frames_sent_total)
 	M0[$i]=$(counter "$i" raft_peer_messages_sent_total)
@@ -146,7 +161,10 @@ for i in 1 2 3; do
 	bc=$(($(gauge "$i" raft_storage_block_cache_bytes) / 1024))
 	tr=$(($(gauge "$i" raft_storage_table_readers_bytes) / 1024))
 	sl=$(awk -v r="$r" -v b="$RSS1" -v g="$GROUPS_N" 'BEGIN {printf "%.1f", (g > 1 ? (r - b) / (g - 1) : 0)}')
-	echo "node$i: cpu_us_per_replica_s=$c rss_kib_per_replica=$k rss_slope_kib_per_replica=$sl frames_per_peer_s=$fr msgs_per_peer_s=$ms (rss ${r} KiB: anon ${anon}, file ${file}; rocksdb memtables ${mt} KiB, block cache ${bc} KiB, table readers ${tr} KiB; ${t} ticks)"
+	# Groups woken in the window, by cause (an idle cluster has none).
+	wk=$( (echo "${W0[$i]}" | sed 's/ / -/'; wakeups "$i") |
+		awk 'NF == 2 {s[$1] += $2} END {for (c in s) if (s[c]) printf "%s%s=%d", n++ ? "," : "", c, s[c]; if (!n) printf "none"}')
+	echo "node$i: cpu_us_per_replica_s=$c rss_kib_per_replica=$k rss_slope_kib_per_replica=$sl frames_per_peer_s=$fr msgs_per_peer_s=$ms (rss ${r} KiB: anon ${anon}, file ${file}; rocksdb memtables ${mt} KiB, block cache ${bc} KiB, table readers ${tr} KiB; ${t} ticks; wake-ups in the window: $wk)"
 	slope=$(awk -v a="$slope" -v b="$sl" 'BEGIN {print a + b / 3}')
 	cpu=$(awk -v a="$cpu" -v b="$c" 'BEGIN {print a + b / 3}')
 	rss=$(awk -v a="$rss" -v b="$k" 'BEGIN {print a + b / 3}')
@@ -154,6 +172,9 @@ for i in 1 2 3; do
 	msgs=$(awk -v a="$msgs" -v b="$ms" 'BEGIN {print a + b / 3}')
 done
 echo "bench-idle: baseline of 1 data group: rss ${RSS1} KiB per node (mean of 3)"
+# The first writes' tail is the host's as much as ours when other
+# processes share the cores: their load is printed beside it.
+echo "bench-idle: load average before the first writes $(cut -d' ' -f1-3 /proc/loadavg)"
 "$B/bench/idle_first_write" "$DIR/node1.sock" 100 $((1024 / 100)) | tee "$DIR/fw"
 # p50 and p99 of the RESULT line of $1 (first-write or second-write).
 pcts() { sed -n "s/^RESULT $1 .*p50_ms=\\([^ ]*\\) p99_ms=\\([^ ]*\\).*/\\1 \\2/p" "$DIR/fw"; }

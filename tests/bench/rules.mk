@@ -83,7 +83,7 @@ bench-backup: $(DAEMONS) $(B)/bench/backup_load
 BENCH_TARGETS += bench-backup
 
 .PHONY: bench-idle
-HELP_bench-idle := 3 nodes x GROUPS data groups idle IDLE_SECONDS: CPU and RSS per replica, frames per peer/s, first write p50/p99
+HELP_bench-idle := 3 nodes x GROUPS data groups idle IDLE_SECONDS: CPU and RSS per replica, frames per peer/s, first write p50/p99 (BENCH_TMPDIR=/dev/shm: data on a tmpfs)
 bench-idle: $(DAEMONS) $(B)/bench/idle_first_write
 	$(call msg,RUN,$@)
 	$(Q)bash tests/bench/idle.sh $(abspath $(B)) $(GROUPS) $(IDLE_SECONDS)

@@ -20,7 +20,8 @@ sim: $(B)/tests/raft-sim
 TOOL_TARGETS += sim
 
 # libFuzzer: the core and the harness, compiled with coverage.
-RAFT_CORE_SRC := $(sort $(wildcard lib/raft/*.c)) lib/util/err.c
+RAFT_CORE_SRC := $(sort $(wildcard lib/raft/*.c)) lib/util/err.c lib/util/fatal.c lib/util/hash.c \
+	lib/util/log.c
 HELP_fuzz-raft := the Raft core under random message schedules (tests/fuzz/raft_fuzz.c)
 $(B)/fuzz/raft-fuzz: tests/fuzz/raft_fuzz.c $(RAFT_HARNESS_SRC) $(RAFT_CORE_SRC) \
 		tests/raft/cluster.h lib/raft/raft.h lib/raft/core.h

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "raft/conf.h"
 #include "util/err.h"
 
 #define CHAOS_TICKS          1000
@@ -227,6 +228,9 @@ static void chaos_tick(struct sim *s)
 uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
                     uint64_t *stats)
 {
+	/* Every core's configurations are shared (raft/conf.h): once the
+	 * cores are freed, none of this run's may be left. */
+	size_t shared = rd_conf_shared_count();
 	struct sim *s = calloc(1, sizeof(*s));
 	struct rc_cluster *c = &s->c;
 	rc_init(c, seed);
@@ -330,5 +334,12 @@ uint64_t rc_sim_run(uint64_t seed, bool verbose, char *why, size_t whylen,
 		    (unsigned long long)v);
 	rc_free(c);
 	free(s);
+	if (rd_conf_shared_count() != shared) {
+		if (why && v == 0)
+			snprintf(why, whylen,
+			         "%zu shared configurations left after the run",
+			         rd_conf_shared_count() - shared);
+		v++;
+	}
 	return v;
 }
