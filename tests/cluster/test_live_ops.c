@@ -182,6 +182,10 @@ Test(live_ops, make_run_script_starts_serves_and_stops, .timeout = 180)
 		setenv("RD_RUN_ADMIN_PORT", env_port, 1);
 		setenv("RD_RUN_DIR", dir, 1);
 		setenv("RD_RUN_FRESH", "1", 1);
+		/* A shell cannot trap a signal ignored when it started (POSIX
+		 * trap), and a test run as a background job inherits SIGINT
+		 * ignored: the script would never hear the Ctrl-C below. */
+		signal(SIGINT, SIG_DFL);
 		snprintf(cmd, sizeof cmd, "%s/run.log", dir);
 		freopen(cmd, "w", stdout);
 		freopen(cmd, "a", stderr);
