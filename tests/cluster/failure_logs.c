@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define RUN_ENV    "RD_H_RUN_DIR"
-#define TAIL_LINES 60
+#define TAIL_LINES 120
 
 static char run_dir[64];
 

@@ -27,6 +27,12 @@
 #include "harness.h"
 
 #define WAIT_S 60
+/* A decommission is several moves in series (learner, catch-up by
+ * snapshot, promotion, and a leadership hand-over when the leaving node
+ * leads), each paced by placement passes: under ASan with two suites at
+ * once it took over a minute (CI's output showed the moves still in
+ * progress, not stuck). A bound on "never", not a duration. */
+#define DECOMMISSION_WAIT_S 240
 
 static struct rd_h_cluster C;
 
@@ -98,23 +104,6 @@ static bool wait_log(unsigned node, const char *needle)
 		usleep(100 * 1000);
 	}
 	return false;
-}
-
-/* Wait for node i to exit by itself; its wait status, or -1. */
-static int wait_exit(unsigned i, unsigned secs)
-{
-	struct rd_h_node *nd = &C.nodes[i - 1];
-	int status;
-
-	for (unsigned t = 0; t < secs * 10; t++) {
-		pid_t r = waitpid(nd->pid, &status, WNOHANG);
-		if (r == nd->pid) {
-			nd->pid = 0;
-			return status;
-		}
-		usleep(100 * 1000);
-	}
-	return -1;
 }
 
 /* A writer: a child process putting w0, w1, ... through the founders until
@@ -246,7 +235,7 @@ Test(join, grow_three_to_five_and_shrink_back, .fini = teardown, .timeout = 600)
 		int rv = rd_h_ctl_retry(&C, 1, WAIT_S, out, sizeof out, "--timeout",
 		                        "20000", "members", "remove", ids, (char *)NULL);
 		cr_assert_eq(rv, 0, "remove %u: %s (logs in %s)", id, out, C.dir);
-		st = wait_exit(id, WAIT_S);
+		st = rd_h_wait_exit(&C, id, DECOMMISSION_WAIT_S);
 		cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 		          "removed node %u: status %d (logs in %s)", id, st, C.dir);
 		cr_assert(rd_h_log_has(&C, id, "was removed from the cluster"),
@@ -386,7 +375,7 @@ Test(join, refused_joins_change_nothing, .fini = teardown, .timeout = 300)
 	snprintf(cmd, sizeof cmd, "sed -i 's#node4\\.#node3.#' %s", C.nodes[3].conf);
 	cr_assert_eq(system(cmd), 0);
 	rd_h_start(&C, 4);
-	st = wait_exit(4, WAIT_S);
+	st = rd_h_wait_exit(&C, 4, WAIT_S);
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 78,
 	          "duplicate join: status %d, not the config error's (logs in %s)", st,
 	          C.dir);
