@@ -209,6 +209,24 @@ static int validate(struct rd_config_parse *p)
 		    p, K_transport_max_partial_bytes, "%s",
 		    "must be at least twice [transport] max_frame_bytes "
 		    "and 8 bytes");
+	/* A Raft append carries up to max_msg_bytes of entries (or one entry
+	 * of at most that size), each counted with RD_RAFT_ENTRY_OVERHEAD, and
+	 * protobuf spends at most half as much again on an entry's fields; a
+	 * message that alone passes max_frame_bytes is dropped, and the core
+	 * would send it again forever (lib/multiraft/peers.c): the follower
+	 * never catches up. Twice max_msg_bytes covers both. The key named is
+	 * the one the file set, the frame's when it set both. */
+	if (c->max_frame_bytes < 2 * c->max_msg_bytes) {
+		if (p->lines[K_transport_max_frame_bytes] != 0 ||
+		    p->lines[K_raft_max_msg_bytes] == 0)
+			return rd_config_fail(
+			    p, K_transport_max_frame_bytes, "%s",
+			    "must be at least twice [raft] max_msg_bytes, so that "
+			    "a Raft append fits in one frame");
+		return rd_config_fail(p, K_raft_max_msg_bytes, "%s",
+		                      "must be at most half [transport] max_frame_bytes, "
+		                      "so that a Raft append fits in one frame");
+	}
 	/* An envelope travels between nodes in one RPC frame, whose cap
 	 * comes from [raft] max_msg_bytes. */
 	if (c->env_max_payload > c->max_msg_bytes &&

@@ -200,9 +200,29 @@ Test(config, hostile_client_limits)
 	                        "max_partial_bytes = 2MiB\n",
 	             "[transport] max_partial_bytes: must be at least twice");
 	load_ok(&c, "x.conf",
-	        BASE PEERS "[transport]\nmax_frame_bytes = 1MiB\n"
-	                   "max_partial_bytes = 2097160\n");
-	cr_assert_eq(c.max_partial_bytes, 2 * ((1u << 20) + 4));
+	        BASE PEERS "[transport]\nmax_frame_bytes = 2MiB\n"
+	                   "max_partial_bytes = 4194312\n");
+	cr_assert_eq(c.max_partial_bytes, 2 * ((2u << 20) + 4));
+}
+
+/* A Raft append of max_msg_bytes that no frame can carry is dropped each
+ * time it is sent: the follower would never catch up. The error names the
+ * key the file set. */
+Test(config, frames_must_carry_a_whole_raft_append)
+{
+	struct rd_config c;
+
+	expect_error(BASE PEERS "[transport]\nmax_frame_bytes = 1MiB\n",
+	             "x.conf:10: [transport] max_frame_bytes: must be at least "
+	             "twice [raft] max_msg_bytes");
+	expect_error(BASE PEERS "[raft]\nmax_msg_bytes = 40MiB\n",
+	             "x.conf:10: [raft] max_msg_bytes: must be at most half "
+	             "[transport] max_frame_bytes");
+	load_ok(&c, "x.conf",
+	        BASE PEERS "[raft]\nmax_msg_bytes = 2KiB\n"
+	                   "[transport]\nmax_frame_bytes = 4KiB\n");
+	cr_assert_eq(c.max_frame_bytes, 4096);
+	cr_assert_eq(c.max_msg_bytes, 2048);
 }
 
 /* Insecure mode verifies no one: on an address others can reach it needs a
