@@ -82,6 +82,28 @@ static void load_free(struct load *l)
 	free(l->ents);
 }
 
+void rd_group_raft_config(const struct rd_config *cfg, uint64_t group,
+                          struct rd_raft_config *rc)
+{
+	memset(rc, 0, sizeof *rc);
+	rc->group = group;
+	rc->id = cfg->node_id;
+	rc->election_ticks = cfg->election_ticks;
+	rc->heartbeat_ticks = cfg->heartbeat_ticks;
+	rc->max_inflight_msgs = cfg->max_inflight_msgs;
+	/* A returning follower gets at most this much at once per group, not
+	 * max_inflight_msgs whole appends (256 MiB at the defaults) in one
+	 * frame ahead of every heartbeat to its node. */
+	rc->max_inflight_bytes = cfg->max_inflight_bytes;
+	rc->max_msg_bytes = cfg->max_msg_bytes;
+	rc->pre_vote = true;
+	rc->check_quorum = true;
+	/* Idle groups stop ticking; node liveness wakes them (liveness.c). */
+	rc->quiesce = cfg->quiesce;
+	/* A bounded tail of the log in memory, none while quiesced. */
+	rc->log_mem_bytes = cfg->log_cache_bytes;
+}
+
 int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t n_voters,
                   char *msg)
 {
@@ -107,23 +129,12 @@ int rd_group_open(struct rd_node *n, uint64_t id, const uint64_t *voters, size_t
 	g->next_ctx = (g->next_ctx >> 2) | (1ull << 62);
 
 	fresh = rd_storage_group_info(n->st, id, &info) == RD_ENOTFOUND;
-	memset(&rc, 0, sizeof rc);
-	rc.group = id;
-	rc.id = n->cfg.node_id;
-	rc.election_ticks = n->cfg.election_ticks;
-	rc.heartbeat_ticks = n->cfg.heartbeat_ticks;
-	rc.max_inflight_msgs = n->cfg.max_inflight_msgs;
-	rc.max_msg_bytes = n->cfg.max_msg_bytes;
-	rc.pre_vote = true;
-	rc.check_quorum = true;
-	/* Idle groups stop ticking; node liveness wakes them (liveness.c). */
-	rc.quiesce = n->cfg.quiesce;
+	rd_group_raft_config(&n->cfg, id, &rc);
 	rc.seed = n->seed ^ (id * 0x9e3779b97f4a7c15ull);
 	/* A bounded tail of the log in memory, none while quiesced. */
 	n->log_source.entries = source_entries;
 	n->log_source.ud = n;
 	rc.log_source = &n->log_source;
-	rc.log_mem_bytes = n->cfg.log_cache_bytes;
 	if (fresh || info.conf.n_voters == 0) {
 		if (n_voters > RD_RAFT_MAX_MEMBERS) {
 			rv = rd_errorf(msg, RD_EINVAL, "group %llu: too many voters",

@@ -262,6 +262,14 @@ void rd_node_admin_stop(struct rd_node *n);
 
 /* ---- group.c ---- */
 
+/* The core's configuration of group `group` from the node's config: the
+ * fields every replica of this node shares (timers, windows, limits,
+ * pre-vote, check-quorum, quiescence, the in-memory tail). The caller adds
+ * the seed, the log source and what storage holds (membership, hard
+ * state, entries). Precondition: `cfg` passed rd_config validation. */
+void rd_group_raft_config(const struct rd_config *cfg, uint64_t group,
+                          struct rd_raft_config *rc);
+
 /* Host group `id`: restore it from storage, or create it with `voters`
  * (n_voters <= RD_RAFT_MAX_MEMBERS) when storage has no state for it.
  * Precondition: storage is open and n->groups has a slot for `id`. Returns

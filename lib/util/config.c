@@ -227,6 +227,19 @@ static int validate(struct rd_config_parse *p)
 		                      "must be at most half [transport] max_frame_bytes, "
 		                      "so that a Raft append fits in one frame");
 	}
+	/* One append always fits in the window (lib/raft/replication.c sends
+	 * one whenever nothing is in flight); a bound below one append would
+	 * read as more than it is. */
+	if (c->max_inflight_bytes != 0 && c->max_inflight_bytes < c->max_msg_bytes)
+		return rd_config_fail(
+		    p,
+		    p->lines[K_raft_max_inflight_bytes] != 0 ||
+		            p->lines[K_raft_max_msg_bytes] == 0
+		        ? K_raft_max_inflight_bytes
+		        : K_raft_max_msg_bytes,
+		    "%s",
+		    "[raft] max_inflight_bytes must be 0 or at least [raft] "
+		    "max_msg_bytes");
 	/* An envelope travels between nodes in one RPC frame, whose cap
 	 * comes from [raft] max_msg_bytes. */
 	if (c->env_max_payload > c->max_msg_bytes &&

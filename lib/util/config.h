@@ -67,6 +67,9 @@ struct rd_config {
 	unsigned election_ticks;
 	unsigned heartbeat_ticks;
 	unsigned max_inflight_msgs;
+	/* bytes of appends in flight to one follower of a group, counted as
+	 * max_msg_bytes counts them; 0: no bound */
+	uint64_t max_inflight_bytes;
 	uint64_t max_msg_bytes;
 	uint64_t snapshot_entries;
 	/* the shortest time between the storage flushes a compaction asks for

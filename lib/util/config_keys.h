@@ -51,6 +51,7 @@
 	X(raft, election_ticks, NUM(election_ticks, 2, 100000, N), "30") \
 	X(raft, heartbeat_ticks, NUM(heartbeat_ticks, 1, 100000, N), "3") \
 	X(raft, max_inflight_msgs, NUM(max_inflight_msgs, 1, 65536, N), "256") \
+	X(raft, max_inflight_bytes, NUM_OFF(max_inflight_bytes, 1ull << 34, BYTES, "the byte bound"), "16MiB") \
 	X(raft, max_msg_bytes, NUM(max_msg_bytes, 1024, 1ull << 30, BYTES), "1MiB") \
 	X(raft, snapshot_entries, NUM(snapshot_entries, 1, UINT64_MAX, N), "10000") \
 	X(raft, flush_interval_ms, NUM(flush_interval_ms, 10, 600000, MS), "2000") \

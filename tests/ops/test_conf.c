@@ -101,6 +101,7 @@ Test(conf, template_loads_and_shows_the_defaults)
 	cr_assert_eq(c.election_ticks, d.election_ticks);
 	cr_assert_eq(c.heartbeat_ticks, d.heartbeat_ticks);
 	cr_assert_eq(c.max_inflight_msgs, d.max_inflight_msgs);
+	cr_assert_eq(c.max_inflight_bytes, d.max_inflight_bytes);
 	cr_assert_eq(c.max_msg_bytes, d.max_msg_bytes);
 	cr_assert_eq(c.snapshot_entries, d.snapshot_entries);
 	cr_assert_eq(c.flush_interval_ms, d.flush_interval_ms);

@@ -225,6 +225,28 @@ Test(config, frames_must_carry_a_whole_raft_append)
 	cr_assert_eq(c.max_msg_bytes, 2048);
 }
 
+/* The in-flight byte window holds at least one append, or is off (0). The
+ * error names the key the file set. */
+Test(config, inflight_bytes_hold_at_least_one_append)
+{
+	struct rd_config c;
+
+	load_ok(&c, "x.conf", BASE PEERS);
+	cr_assert_eq(c.max_inflight_bytes, 16u << 20);
+	load_ok(&c, "x.conf", BASE PEERS "[raft]\nmax_inflight_bytes = 0\n");
+	cr_assert_eq(c.max_inflight_bytes, 0);
+	load_ok(&c, "x.conf", BASE PEERS "[raft]\nmax_inflight_bytes = 1MiB\n");
+	cr_assert_eq(c.max_inflight_bytes, 1u << 20);
+	expect_error(BASE PEERS "[raft]\nmax_inflight_bytes = 512KiB\n",
+	             "x.conf:10: [raft] max_inflight_bytes: [raft] "
+	             "max_inflight_bytes must be 0 or at least [raft] max_msg_bytes");
+	expect_error(BASE PEERS "[raft]\nmax_msg_bytes = 32MiB\n",
+	             "x.conf:10: [raft] max_msg_bytes: [raft] max_inflight_bytes "
+	             "must be 0 or at least");
+	expect_error(BASE PEERS "[raft]\nmax_inflight_bytes = 17GiB\n",
+	             "x.conf:10: [raft] max_inflight_bytes: '17GiB' is not");
+}
+
 /* Insecure mode verifies no one: on an address others can reach it needs a
  * second, explicit key. */
 Test(config, insecure_mode_off_loopback_needs_explicit_key)
