@@ -173,6 +173,8 @@ enum rd_metric_type {
 	  "configuration its target again) or abandoned (target gone).")                 \
 	X(PLACEMENT_TRANSFERS, "raft_placement_leader_transfers_total", COUNTER, "",     \
 	  "Leadership transfers the placement driver asked for (balancing, sources).")   \
+	X(PLACEMENT_CLOSED, "raft_placement_replicas_closed_total", COUNTER, "",         \
+	  "Replicas moved away from this node and closed (their data stays on disk).")   \
 	X(NODE_REPLICAS, "raft_node_replicas", GAUGE, "node",                            \
 	  "Data-group replicas the target placement puts on each member.")               \
 	X(NODE_LEADERS, "raft_node_leaders", GAUGE, "node",                              \

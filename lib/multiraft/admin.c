@@ -251,6 +251,7 @@ static void placement_metrics(struct evbuffer *out, const struct rd_node *n)
 	rd_metrics_counter(out, "raft_placement_moves_total",
 	                   RD_METRICS_L1("result", "abandoned"), p->moves_abandoned);
 	rd_metrics_single_u64(out, RD_METRIC_PLACEMENT_TRANSFERS, p->transfers);
+	rd_metrics_single_u64(out, RD_METRIC_PLACEMENT_CLOSED, p->closed);
 	rd_metrics_family(out, RD_METRIC_NODE_REPLICAS);
 	for (unsigned i = 0; i < n->topo.n_members; i++) {
 		uint64_t id = n->topo.members[i].id, k = 0;

@@ -106,10 +106,17 @@ struct rd_place_report {
 	uint64_t learner_inc[RD_PLACEMENT_MAX_CONF];
 };
 
+#define RD_PLACE_UNPLACED_MAX 64
+
 struct rd_place_call {
 	struct rd_node *n;
 	uint64_t peer;
 	bool in_flight;
+	/* The callee's last answer: groups it hosts that their target does
+	 * not name (PlacementResponse.unplaced), for the next round's close
+	 * list. */
+	uint32_t n_unplaced;
+	uint64_t unplaced[RD_PLACE_UNPLACED_MAX];
 };
 
 /* Placement: every node follows group 0's target placements (hosting the
@@ -123,6 +130,7 @@ struct rd_placement_drive {
 	bool leading; /* this node drove the last round */
 	uint32_t moves_in_flight, stuck;
 	uint64_t moves_started, moves_done, moves_abandoned, transfers;
+	uint64_t closed; /* replicas moved away from this node and closed */
 	/* Last round, for metrics: per node id, target replicas and leaders. */
 	unsigned n_nodes;
 	uint64_t node_ids[RD_TOPOLOGY_MAX_MEMBERS];
@@ -218,10 +226,20 @@ void rd_placement_free(struct rd_node *n);
  * into n->topo.routing (and the topology version). */
 void rd_placement_reload(struct rd_node *n);
 
-/* Open, empty, the data groups this node is a target of and does not host
- * (it is then added as a learner by the group's leader). Outside a loop
- * iteration only. */
+/* Open the data groups this node is a target of and does not host, from
+ * what storage holds of them or empty (the group's leader then adds this
+ * node as a learner), and close the replicas moved away from this node
+ * (placement_host.c, closable). Outside a loop iteration only. */
 void rd_placement_host(struct rd_node *n);
+
+/* The group-0 leader reports that group `id` removed this node: close
+ * its replica here if it is hosted, not leading, and its target does not
+ * name this node (placement_host.c, closable). */
+void rd_placement_close_asked(struct rd_node *n, uint64_t id);
+
+/* Up to `max` data groups hosted here, not led here, whose target does not
+ * name this node, into `out`; returns how many. */
+size_t rd_placement_unplaced(const struct rd_node *n, uint64_t *out, size_t max);
 
 /* Every second: on the group-0 leader, one round of the driver
  * (cluster/placement.h): gather reports, decide, act. */

@@ -122,6 +122,11 @@ struct rd_group {
 	 * compact): the group stays on the ticking list, quiesced or not, and
 	 * is visited each tick until the flush lets the compaction through. */
 	bool compact_wait;
+	/* The group-0 leader says this replica's group removed it (its
+	 * leader's report names this node in no role, with no change
+	 * pending) and the target does not name this node: placement_host.c
+	 * closes it. */
+	bool close_asked;
 	/* Replica identities (cluster/members.h; replicas.c): the
 	 * incarnation of each node this group's log added with one, latest
 	 * add wins; a member not listed is a founding replica (0). On the

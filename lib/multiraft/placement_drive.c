@@ -80,6 +80,11 @@ static void on_report(void *arg, int err, const Raftd__PeerResponse *resp,
 	    n->place.reports == NULL)
 		return;
 	pr = resp->placement;
+	c->n_unplaced = 0;
+	for (size_t i = 0; i < pr->n_unplaced && c->n_unplaced < RD_PLACE_UNPLACED_MAX;
+	     i++)
+		if (pr->unplaced[i] != 0 && pr->unplaced[i] < n->n_slots)
+			c->unplaced[c->n_unplaced++] = pr->unplaced[i];
 	for (size_t i = 0; i < pr->n_groups; i++) {
 		const Raftd__PlacementGroupReport *o = pr->groups[i];
 		struct rd_place_report *r;
@@ -116,6 +121,27 @@ static void on_report(void *arg, int err, const Raftd__PeerResponse *resp,
 	}
 }
 
+/* Whether group `g` removed `node`, as its leader last reported it: a
+ * fresh report with no change pending (its configuration is the applied
+ * one, so committed) names `node` in no role, and the target does not name
+ * it either (a move onto it would list it in the target first). */
+static bool removed_from(const struct rd_node *n, uint32_t g, uint64_t node, uint64_t now)
+{
+	const struct rd_place_report *r = &n->place.reports[g];
+
+	if (g == 0 || g > n->topo.routing.n_groups || !r->g.known || r->g.busy ||
+	    r->at_ns + REPORT_FRESH_NS <= now ||
+	    rd_routing_has_replica(&n->topo.routing, g, node))
+		return false;
+	for (uint32_t i = 0; i < r->g.n_voters; i++)
+		if (r->g.voters[i] == node)
+			return false;
+	for (uint32_t i = 0; i < r->g.n_learners; i++)
+		if (r->g.learners[i] == node)
+			return false;
+	return true;
+}
+
 static void ask(struct rd_node *n, struct rd_place_call *c, const uint64_t (*tr)[2],
                 size_t n_tr)
 {
@@ -137,6 +163,13 @@ static void ask(struct rd_node *n, struct rd_place_call *c, const uint64_t (*tr)
 	}
 	pr.n_transfers = k;
 	pr.transfers = tp;
+	/* Its replicas the target moved away whose group removed it. */
+	uint64_t close[RD_PLACE_UNPLACED_MAX], now = rd_clock_now_ns();
+	for (uint32_t i = 0; i < c->n_unplaced; i++)
+		if (removed_from(n, (uint32_t)c->unplaced[i], c->peer, now))
+			close[pr.n_close++] = c->unplaced[i];
+	pr.close = close;
+	c->n_unplaced = 0;
 	req.body_case = RAFTD__PEER_REQUEST__BODY_PLACEMENT;
 	req.placement = &pr;
 	c->n = n;
@@ -498,6 +531,12 @@ void rd_placement_tick(struct rd_node *n)
 		}
 	}
 	free(groups);
+	/* This node's own replicas moved away, as others' are (ask). */
+	uint64_t mine[RD_PLACE_UNPLACED_MAX];
+	size_t n_mine = rd_placement_unplaced(n, mine, RD_PLACE_UNPLACED_MAX);
+	for (size_t i = 0; i < n_mine; i++)
+		if (removed_from(n, (uint32_t)mine[i], n->cfg.node_id, now))
+			rd_placement_close_asked(n, mine[i]);
 	/* Ask every other live member for its reports (and transfers). */
 	for (size_t i = 0; i < n_nodes; i++) {
 		struct rd_place_call *c = &p->calls[i];
@@ -507,6 +546,7 @@ void rd_placement_tick(struct rd_node *n)
 			if (c->in_flight)
 				continue; /* the slot's previous peer: wait for it */
 			c->peer = nodes[i].id;
+			c->n_unplaced = 0; /* another node's list */
 		}
 		ask(n, c, (const uint64_t(*)[2])tr[i], n_tr[i]);
 	}

@@ -1,7 +1,7 @@
 /*
  * Placement on every node: following group 0's target placements
  * (rd_placement_reload, rd_placement_host: open the groups this node is a
- * target of) and answering the group-0 leader's PeerRequest placement with
+ * target of, close the replicas moved away from it) and answering the group-0 leader's PeerRequest placement with
  * a report of each data group this node leads, handing leadership over
  * when the request asks (rd_placement_serve). The driver that asks is in
  * placement_drive.c.
@@ -85,6 +85,96 @@ void rd_placement_reload(struct rd_node *n)
 		            (unsigned long long)n->topo.routing.version);
 }
 
+/*
+ * A replica that placement moved away: group 0's target no longer names
+ * this node, and the group removed it. It serves nothing (waiter.c
+ * serving_group forwards) and counts in no quorum, but it would tick, hold
+ * its core in memory and, when it never heard of its removal (the leader
+ * stops replicating to a server its new configuration leaves out, thesis
+ * §4.1, §4.2.2), campaign in vain until the node restarts, and again after.
+ * It knows of the removal from its own applied configuration, durable
+ * here, or from the group-0 leader (`close_asked`), which saw the group's
+ * leader report a settled configuration without this node
+ * (placement_drive.c).
+ *
+ * Closing it leaves what a crash would: nothing of the group in memory,
+ * its storage whole (term and vote, log, state machine, journal). So a move
+ * back opens it from there (rd_placement_host below), with the term and
+ * the vote it had: a replica never votes twice in a term (thesis §3.8), and
+ * its log and applied state are those it acknowledged. A restart opens a
+ * replica whose stored configuration lists this node, and the driver's
+ * next round closes it again. Closing drops nothing that was not durable:
+ * only a group with no update pending, no write in flight (!n->writing), no
+ * request waiting and no snapshot arriving is closed.
+ */
+static bool closable(const struct rd_node *n, struct rd_group *g)
+{
+	uint64_t self = n->cfg.node_id;
+
+	if (g->id == 0)
+		return false;
+	if (rd_routing_has_replica(&n->topo.routing, (uint32_t)g->id, self)) {
+		g->close_asked = false; /* moved back before it closed */
+		return false;
+	}
+	if (rd_raft_role(g->raft) == RD_RAFT_LEADER)
+		return false;
+	if (!g->close_asked &&
+	    (rd_group_conf_role(g->conf_persisted, self) != RD_CONF_ROLE_NONE ||
+	     rd_group_conf_role(rd_raft_conf(g->raft), self) != RD_CONF_ROLE_NONE))
+		return false;
+	if (g->dirty || rd_raft_has_update(g->raft) || g->compact_wait ||
+	    g->props.head != NULL || g->reads.head != NULL)
+		return false;
+	for (unsigned i = 0; i < RD_SNAP_IN_SLOTS; i++)
+		if (n->snap_in[i].sw != NULL && n->snap_in[i].sw_group == g->id)
+			return false;
+	return true;
+}
+
+static void close_moved(struct rd_node *n)
+{
+	for (size_t id = 1; id < n->n_slots; id++) {
+		struct rd_group *g = n->groups[id];
+		if (g == NULL || !closable(n, g))
+			continue;
+		rd_log_notice("placement: group %zu moved away from this node: replica "
+		              "closed term=%llu applied=%llu removal=%s (its data stays "
+		              "on disk)",
+		              id, (unsigned long long)rd_raft_term(g->raft),
+		              (unsigned long long)g->applied,
+		              g->close_asked ? "reported" : "applied");
+		rd_node_set_ticking(n, g, false);
+		n->groups[id] = NULL;
+		rd_group_free(g);
+		n->place.closed++;
+	}
+}
+
+void rd_placement_close_asked(struct rd_node *n, uint64_t id)
+{
+	struct rd_group *g = rd_node_group(n, id);
+
+	if (g != NULL && id != RD_STORAGE_META_GROUP &&
+	    rd_raft_role(g->raft) != RD_RAFT_LEADER &&
+	    !rd_routing_has_replica(&n->topo.routing, (uint32_t)id, n->cfg.node_id))
+		g->close_asked = true;
+}
+
+size_t rd_placement_unplaced(const struct rd_node *n, uint64_t *out, size_t max)
+{
+	size_t k = 0;
+
+	for (size_t id = 1; id < n->n_slots && k < max; id++) {
+		const struct rd_group *g = n->groups[id];
+		if (g != NULL && rd_raft_role(g->raft) != RD_RAFT_LEADER &&
+		    !rd_routing_has_replica(&n->topo.routing, (uint32_t)id,
+		                            n->cfg.node_id))
+			out[k++] = id;
+	}
+	return k;
+}
+
 void rd_placement_host(struct rd_node *n)
 {
 	const struct rd_routing *rt = &n->topo.routing;
@@ -93,6 +183,8 @@ void rd_placement_host(struct rd_node *n)
 
 	if (n->members.asking || n->stopping || n->in_pass)
 		return;
+	if (!n->writing)
+		close_moved(n);
 	for (uint32_t g = 1; g <= rt->n_groups; g++) {
 		if (n->groups[g] != NULL ||
 		    !rd_routing_has_replica(rt, g, n->cfg.node_id))
@@ -190,10 +282,11 @@ void rd_placement_serve(struct rd_node *n, uint64_t peer,
 	Raftd__PeerResponse resp = RAFTD__PEER_RESPONSE__INIT;
 	Raftd__PlacementResponse out = RAFTD__PLACEMENT_RESPONSE__INIT;
 	Raftd__PlacementGroupReport *reps = NULL, **ptrs = NULL;
-	uint64_t *nums = NULL;
+	uint64_t *nums = NULL, unplaced[RD_PLACE_UNPLACED_MAX];
 	size_t k = 0;
 
-	if (g0 == NULL || rd_raft_leader(g0->raft) != peer || pr->n_transfers > 4096) {
+	if (g0 == NULL || rd_raft_leader(g0->raft) != peer || pr->n_transfers > 4096 ||
+	    pr->n_close > 4096) {
 		resp.error = RAFTD__ERROR_CODE__INVALID;
 		resp.error_message =
 		    "placement asked by a node that does not lead group 0";
@@ -205,6 +298,8 @@ void rd_placement_serve(struct rd_node *n, uint64_t peer,
 		if (g != NULL && g->id != RD_STORAGE_META_GROUP && !n->in_pass)
 			rd_placement_transfer_local(n, g, pr->transfers[i]->to);
 	}
+	for (size_t i = 0; i < pr->n_close; i++)
+		rd_placement_close_asked(n, pr->close[i]);
 	reps = calloc(n->n_slots, sizeof *reps);
 	ptrs = calloc(n->n_slots, sizeof *ptrs);
 	nums = calloc(n->n_slots * 6 * RD_PLACEMENT_MAX_CONF, sizeof *nums);
@@ -245,6 +340,8 @@ void rd_placement_serve(struct rd_node *n, uint64_t peer,
 out:
 	out.n_groups = k;
 	out.groups = ptrs;
+	out.unplaced = unplaced;
+	out.n_unplaced = rd_placement_unplaced(n, unplaced, RD_PLACE_UNPLACED_MAX);
 	resp.body_case = RAFTD__PEER_RESPONSE__BODY_PLACEMENT;
 	resp.placement = &out;
 	rd_transport_respond(r, &resp);
