@@ -1,10 +1,10 @@
 /*
  * Placement on every node: following group 0's target placements
  * (rd_placement_reload, rd_placement_host: open the groups this node is a
- * target of, close the replicas moved away from it) and answering the group-0 leader's PeerRequest placement with
- * a report of each data group this node leads, handing leadership over
- * when the request asks (rd_placement_serve). The driver that asks is in
- * placement_drive.c.
+ * target of, close the replicas moved away from it) and answering the
+ * group-0 leader's PeerRequest placement with a report of each data group
+ * this node leads, handing leadership over when the request asks
+ * (rd_placement_serve). The driver that asks is in placement_drive.c.
  */
 #include <inttypes.h>
 #include <stdio.h>

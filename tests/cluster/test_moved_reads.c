@@ -119,9 +119,10 @@ Test(moved_reads, a_moved_away_replica_closes_and_reopens_when_moved_back,
 	for (int t = 0; t < WAIT_S * 2 && !closed; t++) {
 		closed = true;
 		for (unsigned i = 1; i <= 3 && closed; i++)
-			closed = hosted(i) == 1 + GROUPS - 1 &&
-			         rd_h_metric(&C, i, "raft_placement_replicas_closed_total",
-			                     false) == 1;
+			closed =
+			    hosted(i) == 1 + GROUPS - 1 &&
+			    rd_h_metric(&C, i, "raft_placement_replicas_closed_total",
+			                false) == 1;
 		if (!closed)
 			usleep(500 * 1000);
 	}
@@ -134,8 +135,9 @@ Test(moved_reads, a_moved_away_replica_closes_and_reopens_when_moved_back,
 	          rd_h_metric(&C, 3, "raft_placement_replicas_closed_total", false),
 	          C.dir);
 	for (unsigned i = 1; i <= 3; i++)
-		cr_assert(rd_h_log_has(&C, i, "moved away from this node: replica closed"),
-		          "node %u (logs in %s)", i, C.dir);
+		cr_assert(
+		    rd_h_log_has(&C, i, "moved away from this node: replica closed"),
+		    "node %u (logs in %s)", i, C.dir);
 
 	/* Written while the replicas are closed: the reopened ones must
 	 * catch up past them. */

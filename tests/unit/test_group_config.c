@@ -11,8 +11,8 @@
 #include "util/config.h"
 #include "util/err.h"
 
-#define CONF                                                                   \
-	"[node]\nid = 2\ndata_dir = /d\n[cluster]\nlisten = 127.0.0.1:1\n"     \
+#define CONF                                                                             \
+	"[node]\nid = 2\ndata_dir = /d\n[cluster]\nlisten = 127.0.0.1:1\n"               \
 	"peers = 2@127.0.0.1:1\n[tls]\nmode = insecure\n"
 
 static void load(struct rd_config *c, const char *text)
