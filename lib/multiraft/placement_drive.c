@@ -121,6 +121,18 @@ static void on_report(void *arg, int err, const Raftd__PeerResponse *resp,
 	}
 }
 
+/* Is `id` in the configuration `r` reports? */
+static bool reported(const struct rd_place_report *r, uint64_t id)
+{
+	for (uint32_t i = 0; i < r->g.n_voters; i++)
+		if (r->g.voters[i] == id)
+			return true;
+	for (uint32_t i = 0; i < r->g.n_learners; i++)
+		if (r->g.learners[i] == id)
+			return true;
+	return false;
+}
+
 /* Whether group `g` removed `node`, as its leader last reported it: a
  * fresh report with no change pending (its configuration is the applied
  * one, so committed) names `node` in no role, and the target does not name
@@ -133,13 +145,7 @@ static bool removed_from(const struct rd_node *n, uint32_t g, uint64_t node, uin
 	    r->at_ns + REPORT_FRESH_NS <= now ||
 	    rd_routing_has_replica(&n->topo.routing, g, node))
 		return false;
-	for (uint32_t i = 0; i < r->g.n_voters; i++)
-		if (r->g.voters[i] == node)
-			return false;
-	for (uint32_t i = 0; i < r->g.n_learners; i++)
-		if (r->g.learners[i] == node)
-			return false;
-	return true;
+	return !reported(r, node);
 }
 
 static void ask(struct rd_node *n, struct rd_place_call *c, const uint64_t (*tr)[2],
@@ -268,18 +274,6 @@ static void write_target(struct rd_node *n, const struct rd_placement_action *a)
 			        : "");
 	}
 	free(old);
-}
-
-/* Is `id` in the configuration `r` reports? */
-static bool reported(const struct rd_place_report *r, uint64_t id)
-{
-	for (uint32_t i = 0; i < r->g.n_voters; i++)
-		if (r->g.voters[i] == id)
-			return true;
-	for (uint32_t i = 0; i < r->g.n_learners; i++)
-		if (r->g.learners[i] == id)
-			return true;
-	return false;
 }
 
 /* A replica a group's configuration lists under another incarnation than
