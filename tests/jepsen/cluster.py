@@ -64,6 +64,7 @@ class Node:
         self.paused = False
         self.deaths = []  # (time, description) of exits nobody asked for
         self.wiped = 0  # times the nemesis deleted its data directory
+        self.leaving = False  # removed by the nemesis: its exit 0 is asked for
 
 
 _LEADER_RE = re.compile(r"leader (elected|changed) group=(\d+) term=(\d+) "
@@ -239,6 +240,8 @@ class Cluster:
         """Notice nodes that exited by themselves (an abort, an assertion):
         record them, so the verdict names them."""
         for nd in self.nodes:
+            if nd.leaving:
+                continue  # the nemesis reaps it (wait_removed)
             if nd.proc is not None and nd.proc.poll() is not None:
                 rc = nd.proc.returncode
                 nd.deaths.append((t, "exited %s" % (
@@ -286,6 +289,50 @@ class Cluster:
         assert nd.proc is None
         shutil.rmtree(nd.data)
         nd.wiped += 1
+
+    def remove(self, i, via):
+        """`raftctl members remove i` through node `via`: a decommission
+        (node i's data replicas move to the others, then it leaves group 0
+        and exits 0). The raftctl exit status and its output."""
+        self.node(i).leaving = True
+        r = subprocess.run(
+            [os.path.join(self.build, "raftctl"), "-s", self.node(via).sock,
+             "--timeout", "20000", "members", "remove", str(i)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=40)
+        return r.returncode, r.stdout.decode(errors="replace").strip()
+
+    def wait_removed(self, i, secs):
+        """The exit status of removed node i once it exits by itself
+        (None after `secs`: it is then killed, and the fault fails)."""
+        nd = self.node(i)
+        try:
+            rc = nd.proc.wait(timeout=secs)
+        except subprocess.TimeoutExpired:
+            rc = None
+        with self.lock:
+            if rc is None:
+                nd.proc.kill()
+                nd.proc.wait()
+            with open(nd.log, "ab") as log:
+                log.write(b"=== jepsen: node %d removed, exit %s\n" %
+                          (i, str(rc).encode()))
+            nd.proc = None
+            nd.paused = False
+            nd.leaving = False
+        return rc
+
+    def rejoin_config(self, i):
+        """Node i's config joins the running cluster through the others'
+        addresses ([cluster] join) instead of founding it (peers)."""
+        nd = self.node(i)
+        addrs = ", ".join("127.0.0.1:%d" % o.port for o in self.nodes
+                          if o.id != i)
+        with open(nd.conf) as f:
+            lines = f.read().split("\n")
+        lines = ["join = %s" % addrs if ln.startswith(("peers = ", "join = "))
+                 else ln for ln in lines]
+        with open(nd.conf, "w") as f:
+            f.write("\n".join(lines))
 
     def wait_node_ready(self, i, secs):
         """True once node i answers ready, False after `secs`."""

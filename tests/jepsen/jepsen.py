@@ -219,7 +219,11 @@ def groups_table(c):
 
 
 def run_one(args, seed, idx):
-    kinds = nemesismod.parse(args.nemesis)
+    asked = nemesismod.parse(args.nemesis)
+    kinds = nemesismod.for_nodes(asked, args.nodes)
+    if kinds != asked:
+        print("  nemesis: %s left out: needs more than %d nodes" % (
+            ", ".join(k for k in asked if k not in kinds), args.nodes))
     sched = nemesismod.schedule(seed, args.seconds, kinds)
     wl = list(workloads.WORKLOADS) if args.workload == "all" else [args.workload]
     workdir = tempfile.mkdtemp(prefix="rd-jepsen-")

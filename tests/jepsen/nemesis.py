@@ -35,6 +35,16 @@ Kinds:
                         another disk; a cluster not back within
                         REPLACE_READY_S fails the run and ends the schedule
                         (family membership)
+  decommission          4 nodes or more (runs have 3 or 5): `raftctl members remove` a random
+                        node through another; the placement driver moves its
+                        replicas to the others, it leaves group 0 and must
+                        exit 0 by itself. Then its data directory is wiped
+                        and it joins again with [cluster] join, gets its
+                        share of replicas back (the sources close theirs),
+                        and the fault ends, as replace's, once it is ready
+                        and the cluster fully replicated with it a voter of
+                        some data group (family membership; left out below
+                        4 nodes)
 
 Disks: replace is the only fault that loses a disk (kill and kill-leader
 keep the data directory, slowdisk still syncs). Faults never overlap, and
@@ -43,9 +53,10 @@ a wipe while an earlier wiped node is not confirmed rebuilt is refused
 lost at a time: a majority of every group's replicas keeps every committed
 entry. tests/jepsen/README.md says what each fault guarantees.
 
-The membership family holds only replace: joining a node with [cluster]
-join and removing it (tests/cluster/test_join.c) is not played here yet.
-"mixed" plays every kind, replace included.
+The membership family holds replace and decommission (removing a node,
+then joining it again with [cluster] join). "mixed" plays every kind,
+both included. decommission needs a node the others can take the
+replicas of: below 4 nodes it is left out of every schedule (NEEDS_NODES).
 
 JEPSEN_NEMESIS names a family (none, kill, pause, partition, slowdisk,
 membership, mixed) or a comma-separated list of families and kinds.
@@ -57,6 +68,7 @@ import time
 from client import Client
 
 REPLACE_READY_S = 90  # bound on a replaced node's way back to ready
+DECOMMISSION_S = 120  # bound on a removed node's exit once its replicas moved
 
 FAMILIES = {
     "none": [],
@@ -65,12 +77,22 @@ FAMILIES = {
     "partition": ["partition-one", "partition-leader0", "partition-leader-data",
                   "partition-majority", "partition-oneway"],
     "slowdisk": ["slowdisk"],
-    "membership": ["replace"],
+    "membership": ["replace", "decommission"],
 }
 FAMILIES["mixed"] = (FAMILIES["kill"] + FAMILIES["pause"] +
                      FAMILIES["partition"] + FAMILIES["slowdisk"] +
                      FAMILIES["membership"])
 KINDS = sorted(set(k for v in FAMILIES.values() for k in v))
+
+
+# Kinds that need at least this many nodes; schedules for fewer leave them
+# out, so a 3-node run draws the same schedule as before they existed.
+NEEDS_NODES = {"decommission": 4}
+
+
+def for_nodes(kinds, n):
+    """`kinds` without those that `n` nodes cannot play."""
+    return [k for k in kinds if NEEDS_NODES.get(k, 0) <= n]
 
 
 def parse(spec):
@@ -216,7 +238,63 @@ class Nemesis:
             self.restarted[i] = time.monotonic()
             self.undo.append(("ready", i))
             return "replace n%d: SIGKILL, data directory wiped, restarted" % i
+        if kind == "decommission":
+            i = self._pick(choice)
+            if self.unreplicated:
+                raise RuntimeError(
+                    "refusing to decommission n%d: wiped %s not yet "
+                    "replicated again" % (i, ", ".join(
+                        "n%d" % j for j in sorted(self.unreplicated))))
+            others = [j for j in range(1, n + 1) if j != i and c.running(j)]
+            via = others[int(self.rng.random() * len(others))]
+            rc, out = c.remove(i, via)
+            if rc != 0:
+                c.node(i).leaving = False
+                raise RuntimeError("members remove %d: exit %d: %s" %
+                                   (i, rc, out))
+            self.unreplicated.add(i)
+            self.undo.append(("rejoin", i))
+            return "decommission n%d (members remove through n%d)" % (i, via)
         raise ValueError(kind)
+
+    def _rejoin(self, i):
+        """The second half of decommission: node i's exit, its wipe, its
+        join, and the cluster whole again with it."""
+        t0 = time.monotonic()
+        rc = self.c.wait_removed(i, DECOMMISSION_S)
+        if rc != 0:
+            raise RuntimeError(
+                "decommissioned node n%d did not exit 0 within %ds of its "
+                "removal (exit %s): its replicas did not all move, or it did "
+                "not see itself removed (see its log)" % (i, DECOMMISSION_S, rc))
+        t1 = time.monotonic()
+        self.c.wipe(i)
+        self.c.rejoin_config(i)
+        self.c.start(i)
+        t2 = time.monotonic()
+        if not self.c.wait_node_ready(i, REPLACE_READY_S):
+            raise RuntimeError(
+                "decommissioned node n%d did not join again: not ready %ds "
+                "after its restart with [cluster] join" % (i, REPLACE_READY_S))
+        end = time.monotonic() + REPLACE_READY_S
+        while True:
+            gaps = self.c.wait_replicated(max(1.0, end - time.monotonic()))
+            views = {} if gaps else self.c.group_views()
+            mine = [r for r in (views.get(i) or [])
+                    if r["group"] != 0 and i in r["voters"]]
+            if not gaps and mine:
+                break
+            if time.monotonic() > end:
+                raise RuntimeError(
+                    "decommissioned node n%d joined again but did not get "
+                    "its share within %ds: %s" % (
+                        i, REPLACE_READY_S,
+                        "; ".join(gaps) or "no data-group voter replica"))
+            time.sleep(0.5)
+        self.unreplicated.discard(i)
+        self.log("%6s %-22s n%d exited %.1fs after its removal, joined again "
+                 "and every group fully replicated %.1fs after its restart" %
+                 ("", "decommissioned", i, t1 - t0, time.monotonic() - t2))
 
     def heal(self):
         """Undo every fault still in effect (in reverse order)."""
@@ -252,6 +330,8 @@ class Nemesis:
                 self.log("%6s %-22s n%d ready %.1fs after its restart, "
                          "every group fully replicated %.1fs after it" % (
                              "", "replaced", i, t1 - t0, time.monotonic() - t0))
+            elif what == "rejoin":
+                self._rejoin(i)
             elif what == "fast":
                 self.c.set_slow(i, 0)
                 self.slowed = sum(self.c.slowed(j) for j in

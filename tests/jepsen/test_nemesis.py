@@ -163,5 +163,79 @@ class NoOverlappingWipes(unittest.TestCase):
         self.assertEqual([x for x in c.calls if x[0] == "wipe"], [("wipe", 1)])
 
 
+class FakeCluster4(FakeCluster):
+    """Four nodes, with what the decommission fault calls as well."""
+    n = 4
+
+    def __init__(self, gaps=(), exit_rc=0):
+        super().__init__(gaps)
+        self.exit_rc = exit_rc
+
+    def running(self, i):
+        return True
+
+    def node(self, i):
+        class N:
+            leaving = False
+        return N()
+
+    def remove(self, i, via):
+        self.calls.append(("remove", i, via))
+        return 0, "ok"
+
+    def wait_removed(self, i, secs):
+        self.calls.append(("exited", i))
+        return self.exit_rc
+
+    def rejoin_config(self, i):
+        self.calls.append(("join-config", i))
+
+    def group_views(self):
+        return {i: [row(0, 1, [1, 2, 3]), row(1, 1, [1, 2, i])]
+                for i in range(1, 5)}
+
+
+class Decommission(unittest.TestCase):
+    Stop = NoOverlappingWipes.Stop
+
+    def test_left_out_below_four_nodes(self):
+        """A 3-node run draws the schedule it drew before decommission
+        existed: same kinds, same seed, same faults."""
+        kinds = nemesis.parse("membership")
+        self.assertEqual(nemesis.for_nodes(kinds, 3), ["replace"])
+        self.assertEqual(nemesis.for_nodes(kinds, 4),
+                         ["replace", "decommission"])
+        self.assertEqual(
+            nemesis.schedule(7, 30, nemesis.for_nodes(kinds, 3)),
+            nemesis.schedule(7, 30, ["replace"]))
+        self.assertNotIn("decommission", [
+            k for _, k, _, _ in nemesis.schedule(
+                7, 30, nemesis.for_nodes(nemesis.parse("mixed"), 3))])
+
+    def test_removes_then_wipes_and_joins_again(self):
+        c = FakeCluster4()
+        nem = nemesis.Nemesis(c, 1, lambda text: None)
+        nem.run([(0, "decommission", 0, 0.1)], 0, self.Stop())
+        self.assertIsNone(nem.error)
+        kinds = [x[0] for x in c.calls]
+        self.assertEqual(kinds[:6], ["remove", "exited", "wipe", "join-config",
+                                     "start", "ready"])
+        self.assertEqual(c.calls[0][1], 1)
+        self.assertNotEqual(c.calls[0][2], 1)  # asked through another node
+        self.assertIn("replicated", kinds[6:])
+        self.assertEqual(nem.unreplicated, set())
+
+    def test_a_removed_node_that_does_not_exit_fails_the_fault(self):
+        """No wipe, and no wipe after it: the node may still hold the only
+        replicas of something."""
+        c = FakeCluster4(exit_rc=None)
+        nem = nemesis.Nemesis(c, 1, lambda text: None)
+        nem.run([(0, "decommission", 0, 0.1), (0, "replace", 0, 0.6)], 0,
+                self.Stop())
+        self.assertIn("did not exit 0", nem.error)
+        self.assertEqual([x for x in c.calls if x[0] == "wipe"], [])
+        self.assertEqual(nem.unreplicated, {1})
+
+
 if __name__ == "__main__":
     unittest.main()
