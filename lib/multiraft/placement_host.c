@@ -151,13 +151,20 @@ static void close_moved(struct rd_node *n)
 	}
 }
 
+/* A data group hosted here, not led here, that its target does not name
+ * this node for: a replica moved away, or being moved. */
+static bool unplaced(const struct rd_node *n, const struct rd_group *g)
+{
+	return g != NULL && g->id != RD_STORAGE_META_GROUP &&
+	       rd_raft_role(g->raft) != RD_RAFT_LEADER &&
+	       !rd_routing_has_replica(&n->topo.routing, (uint32_t)g->id, n->cfg.node_id);
+}
+
 void rd_placement_close_asked(struct rd_node *n, uint64_t id)
 {
 	struct rd_group *g = rd_node_group(n, id);
 
-	if (g != NULL && id != RD_STORAGE_META_GROUP &&
-	    rd_raft_role(g->raft) != RD_RAFT_LEADER &&
-	    !rd_routing_has_replica(&n->topo.routing, (uint32_t)id, n->cfg.node_id))
+	if (unplaced(n, g))
 		g->close_asked = true;
 }
 
@@ -165,13 +172,9 @@ size_t rd_placement_unplaced(const struct rd_node *n, uint64_t *out, size_t max)
 {
 	size_t k = 0;
 
-	for (size_t id = 1; id < n->n_slots && k < max; id++) {
-		const struct rd_group *g = n->groups[id];
-		if (g != NULL && rd_raft_role(g->raft) != RD_RAFT_LEADER &&
-		    !rd_routing_has_replica(&n->topo.routing, (uint32_t)id,
-		                            n->cfg.node_id))
+	for (size_t id = 1; id < n->n_slots && k < max; id++)
+		if (unplaced(n, n->groups[id]))
 			out[k++] = id;
-	}
 	return k;
 }
 
